@@ -1,0 +1,109 @@
+# Nova — one non-recursive Makefile. Objects go to $(BUILD) (default build/).
+# Every directory listed in LIB_DIRS contributes its *.c to libnova.a, except
+# files named *_main.c, which are program entry points.
+
+BUILD   ?= build
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+
+PKGS := libpq libcurl jansson libssh2 yaml-0.1 uuid libmicrohttpd libcrypto
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wvla
+OPT  ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -I. -I$(BUILD)/gen
+CFLAGS   += -std=c17 $(OPT) $(WARN) -MMD -MP
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"'
+
+LIB_DIRS := core adapters adapters/fake pools deployments inventory auth gateway
+LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+LIB      := $(BUILD)/libnova.a
+
+CLI_SRCS := $(filter-out %_main.c,$(wildcard cli/*.c))
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+
+BINS := $(BUILD)/novad $(BUILD)/novactl
+
+TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
+TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS := $(wildcard tests/*/test_*.c)
+TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
+
+SQL_FILES := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
+HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
+             inventory/*.h auth/*.h gateway/*.h cli/*.h)
+
+.PHONY: all deps test asan run install check-headers clean tests
+all: $(BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+# Migrations are compiled into novad, so an installed binary never depends on
+# where the source tree was.
+$(BUILD)/tools/embed_sql: tools/embed_sql.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O1 -Wall -Wextra -Werror $< -o $@
+$(BUILD)/gen/migrations.c: $(BUILD)/tools/embed_sql $(SQL_FILES)
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed_sql $(SQL_FILES) > $@.tmp && mv $@.tmp $@
+$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/novad: $(BUILD)/gateway/novad_main.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/novactl: $(BUILD)/cli/novactl_main.o $(CLI_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(CLI_OBJS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $< $(TEST_SUPPORT_OBJS) $(CLI_OBJS) $(LIB) \
+	  $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
+
+tests: $(BINS) $(TEST_BINS)
+
+# `make deps` installs missing Debian packages; quiet and fast when present.
+deps:
+	@sh tools/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@BUILD=$(BUILD) sh tests/run.sh
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all' \
+	  LDFLAGS='-fsanitize=address,undefined' tests
+	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/run.sh
+
+check-headers:
+	@mkdir -p $(BUILD)/check-headers
+	@for h in $(HEADERS); do \
+	  echo "#include \"$$h\"" > $(BUILD)/check-headers/t.c; \
+	  $(CC) $(CPPFLAGS) $(PKG_CFLAGS) -std=c17 $(WARN) -fsyntax-only $(BUILD)/check-headers/t.c || exit 1; \
+	done; echo "headers ok"
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nova/etc
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 etc/novad.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,171 @@
+/* The provider adapter contract: the only way the engine reaches compute.
+ *
+ * Each provider is one `static const struct adapter_ops` (designated
+ * initializers, never mutated), registered explicitly by
+ * adapters_register_builtin() before any thread starts; the registry is
+ * read-only after that. A pool's adapter instance is created from the pool's
+ * config; provider instances embed `struct adapter` as their first member and
+ * downcast only through a checked helper.
+ *
+ * Core code calls only the adapter_*() wrappers below, never ad->ops->x
+ * (PostgreSQL's rule for table AMs): the wrappers answer NOVA_ENOTSUP for an
+ * optional op a provider leaves NULL, and keep the error conventions in one
+ * place.
+ *
+ * Errors: NOVA_EINVAL (bad config/request, names the field), NOVA_EAGAIN
+ * (transient: the worker retries with backoff), NOVA_EFAILED (permanent: the
+ * node fails with the provider's message), NOVA_ENOTFOUND (status of a
+ * resource the provider does not have). */
+#ifndef NOVA_ADAPTERS_ADAPTER_H
+#define NOVA_ADAPTERS_ADAPTER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/err.h"
+
+#define ADAPTER_ID_LEN 37        /* uuid text + NUL */
+#define ADAPTER_NAME_MAX 64
+#define ADAPTER_HANDLE_MAX 256
+
+/* Capability bits. */
+enum {
+	/* Nodes are created on demand and deleted when no longer needed
+	 * (Kubernetes pods). Without it the provider's nodes are static and
+	 * found by discovery (LPU racks, SSH hosts). */
+	ADAPTER_CAP_EPHEMERAL = 1u << 0,
+};
+
+struct adapter_ops;
+
+struct adapter {
+	const struct adapter_ops *ops;
+	char pool_id[ADAPTER_ID_LEN];
+};
+
+/* Accelerator capacity of one type, or one discoverable static node. */
+struct adapter_capacity {
+	char accelerator_type[ADAPTER_NAME_MAX];
+	unsigned long long memory_mib;   /* per accelerator */
+	unsigned total;
+	unsigned free;
+};
+
+struct adapter_static_node {
+	char handle[ADAPTER_HANDLE_MAX]; /* provider's stable name for it */
+	char accelerator_type[ADAPTER_NAME_MAX];
+	unsigned accelerator_count;
+	unsigned long long memory_mib;
+	json_t *labels;                  /* owned; object */
+	bool reachable;
+	char reason[256];                /* why not reachable */
+};
+
+struct adapter_resources {
+	struct adapter_capacity *capacity;
+	size_t n_capacity;
+	struct adapter_static_node *nodes; /* static providers only */
+	size_t n_nodes;
+};
+
+struct adapter_provision_request {
+	const char *node_id;        /* Nova's id, written to the database first */
+	const char *node_name;
+	const char *node_token;     /* secret: the sidecar's credential */
+	const char *gateway_url;
+	const char *handle;         /* static providers: which node to claim */
+	const char *accelerator_type;
+	unsigned accelerator_count;
+	const json_t *labels;       /* may be NULL */
+};
+
+enum adapter_node_state {
+	ADAPTER_NODE_PENDING = 0,
+	ADAPTER_NODE_RUNNING,
+	ADAPTER_NODE_FAILED,
+	ADAPTER_NODE_GONE,
+};
+
+struct adapter_node_info {
+	char node_id[ADAPTER_ID_LEN];     /* the Nova id the resource carries */
+	char handle[ADAPTER_HANDLE_MAX];
+	char endpoint[ADAPTER_HANDLE_MAX];  /* "" until known */
+	enum adapter_node_state state;
+	char message[256];                  /* provider's words on the state */
+};
+
+struct adapter_node_ref {
+	const char *node_id;
+	const char *handle;   /* may be NULL when the provision answer was lost */
+};
+
+struct adapter_node_list {
+	struct adapter_node_info *items;
+	size_t n;
+};
+
+struct adapter_ops {
+	const char *name;
+	unsigned caps;
+	/* Required. No side effects; names the bad field (relative to the
+	 * pool's config object: "allocation", "hosts[2].port"). */
+	int (*validate)(const json_t *config, struct nova_err *err);
+	/* Required. config was validated. */
+	int (*create)(struct adapter **out, const char *pool_id, const json_t *config,
+		      struct nova_err *err);
+	void (*destroy)(struct adapter *ad);
+	/* Required. Idempotent on req->node_id: a retry after a crash or a lost
+	 * answer finds the same resource, never a twin. */
+	int (*provision_node)(struct adapter_node_info *out, struct adapter *ad,
+			      const struct adapter_provision_request *req, struct nova_err *err);
+	/* Required. Idempotent: a resource already gone is success. */
+	int (*deprovision_node)(struct adapter *ad, const struct adapter_node_ref *node,
+				struct nova_err *err);
+	/* Required. */
+	int (*node_status)(struct adapter_node_info *out, struct adapter *ad,
+			   const struct adapter_node_ref *node, struct nova_err *err);
+	/* Optional. */
+	int (*discover_resources)(struct adapter_resources *out, struct adapter *ad,
+				  struct nova_err *err);
+	/* Optional: every resource the provider holds for the pool. */
+	int (*list_nodes)(struct adapter_node_list *out, struct adapter *ad, struct nova_err *err);
+};
+
+/* --- registry --------------------------------------------------------- */
+
+#define ADAPTER_REGISTRY_MAX 16
+
+/* Refuses a NULL required op (NOVA_EINVAL naming it) and a duplicate name
+ * (NOVA_EEXISTS). Call only before threads start. */
+int adapter_register(const struct adapter_ops *ops, struct nova_err *err);
+const struct adapter_ops *adapter_find(const char *name);
+/* Names of registered providers, comma separated, for error messages. */
+void adapter_names(char *buf, size_t len);
+/* Register the providers compiled in; the fake only when include_fake. */
+int adapters_register_builtin(bool include_fake, struct nova_err *err);
+/* Tests only: forget every registration. */
+void adapter_registry_reset(void);
+
+/* --- wrappers (the only entry points core code uses) -------------------- */
+
+int adapter_validate(const struct adapter_ops *ops, const json_t *config, struct nova_err *err);
+int adapter_create(struct adapter **out, const struct adapter_ops *ops, const char *pool_id,
+		   const json_t *config, struct nova_err *err);
+void adapter_destroy(struct adapter *ad);
+bool adapter_is_ephemeral(const struct adapter *ad);
+int adapter_discover_resources(struct adapter_resources *out, struct adapter *ad,
+			       struct nova_err *err);
+int adapter_provision_node(struct adapter_node_info *out, struct adapter *ad,
+			   const struct adapter_provision_request *req, struct nova_err *err);
+int adapter_deprovision_node(struct adapter *ad, const struct adapter_node_ref *node,
+			     struct nova_err *err);
+int adapter_node_status(struct adapter_node_info *out, struct adapter *ad,
+			const struct adapter_node_ref *node, struct nova_err *err);
+int adapter_list_nodes(struct adapter_node_list *out, struct adapter *ad, struct nova_err *err);
+
+const char *adapter_node_state_name(enum adapter_node_state s);
+void adapter_resources_finish(struct adapter_resources *res);
+void adapter_node_list_finish(struct adapter_node_list *list);
+
+#endif

@@ -1,0 +1,217 @@
+#include "core/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/ydoc.h"
+
+void cfg_default_state_dir(char *buf, size_t len)
+{
+	const char *env = getenv("NOVA_STATE_DIR");
+	const char *xdg = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+	} else if (geteuid() == 0) {
+		snprintf(buf, len, "/var/lib/nova");
+	} else if (xdg && *xdg) {
+		snprintf(buf, len, "%s/nova", xdg);
+	} else {
+		if (!home || !*home) {
+			struct passwd *pw = getpwuid(geteuid());
+			home = pw ? pw->pw_dir : "/tmp";
+		}
+		snprintf(buf, len, "%s/.local/state/nova", home);
+	}
+}
+
+void cfg_defaults(struct cfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->listen, sizeof(c->listen), "%s", CFG_DEFAULT_LISTEN);
+	cfg_default_state_dir(c->state_dir, sizeof(c->state_dir));
+	c->log_level = NOVA_LOG_INFO;
+	c->http_threads = 4;
+	c->max_body_bytes = 1024 * 1024;
+	c->db_pool_size = 8;
+	c->enable_fake_provider = false;
+}
+
+static int cfg_copy(char *dst, size_t cap, const char *src, const char *field,
+		    struct nova_err *err)
+{
+	if (strlen(src) >= cap)
+		return nova_err_set(err, NOVA_EINVAL, field, "%s is longer than %zu bytes", field,
+				    cap - 1);
+	memcpy(dst, src, strlen(src) + 1);
+	return 0;
+}
+
+static int cfg_yaml_string(char *dst, size_t cap, struct ydoc *d, yaml_node_t *n,
+			   const char *field, struct nova_err *err)
+{
+	const char *s;
+	int rc = ydoc_get_string(&s, d, n, field, err);
+	if (rc)
+		return rc;
+	if (strlen(s) >= cap)
+		return ydoc_err(d, n, err, NOVA_EINVAL, field, "%s: longer than %zu bytes", field,
+				cap - 1);
+	memcpy(dst, s, strlen(s) + 1);
+	return 0;
+}
+
+static int cfg_yaml_http(struct cfg *c, struct ydoc *d, yaml_node_t *map, struct nova_err *err)
+{
+	static const char *const keys[] = {"threads", "max_body_bytes", NULL};
+	long long v;
+	int rc = ydoc_map_check_keys(d, map, "http", keys, err);
+	yaml_node_t *n;
+	if (rc)
+		return rc;
+	if ((n = ydoc_map_get(d, map, "threads"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "http.threads", 1, 256, err)))
+			return rc;
+		c->http_threads = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, map, "max_body_bytes"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "http.max_body_bytes", 1024, 64LL << 20, err)))
+			return rc;
+		c->max_body_bytes = (size_t)v;
+	}
+	return 0;
+}
+
+static int cfg_yaml_providers(struct cfg *c, struct ydoc *d, yaml_node_t *map,
+			      struct nova_err *err)
+{
+	static const char *const keys[] = {"fake", NULL};
+	yaml_node_t *n;
+	int rc = ydoc_map_check_keys(d, map, "providers", keys, err);
+	if (rc)
+		return rc;
+	if ((n = ydoc_map_get(d, map, "fake")))
+		return ydoc_get_bool(&c->enable_fake_provider, d, n, "providers.fake", err);
+	return 0;
+}
+
+int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
+{
+	static const char *const keys[] = {"listen", "database_url", "admin_token", "state_dir",
+					   "log_level", "database_pool_size", "http", "providers",
+					   NULL};
+	struct ydoc *d;
+	yaml_node_t *root, *n;
+	long long v;
+	int rc = ydoc_load_file(&d, path, err);
+	if (rc)
+		return rc;
+	root = ydoc_root(d);
+	if (!root)
+		goto out; /* an empty file changes nothing */
+	if ((rc = ydoc_map_check_keys(d, root, "", keys, err)))
+		goto out;
+	if ((n = ydoc_map_get(d, root, "listen")) &&
+	    (rc = cfg_yaml_string(c->listen, sizeof(c->listen), d, n, "listen", err)))
+		goto out;
+	if ((n = ydoc_map_get(d, root, "database_url")) &&
+	    (rc = cfg_yaml_string(c->database_url, sizeof(c->database_url), d, n, "database_url", err)))
+		goto out;
+	if ((n = ydoc_map_get(d, root, "admin_token")) &&
+	    (rc = cfg_yaml_string(c->admin_token, sizeof(c->admin_token), d, n, "admin_token", err)))
+		goto out;
+	if ((n = ydoc_map_get(d, root, "state_dir")) &&
+	    (rc = cfg_yaml_string(c->state_dir, sizeof(c->state_dir), d, n, "state_dir", err)))
+		goto out;
+	if ((n = ydoc_map_get(d, root, "log_level"))) {
+		const char *s = ydoc_scalar(n);
+		if (!s || nova_log_level_parse(&c->log_level, s) != 0) {
+			rc = ydoc_err(d, n, err, NOVA_EINVAL, "log_level",
+				      "log_level: expected one of debug, info, warn, error");
+			goto out;
+		}
+	}
+	if ((n = ydoc_map_get(d, root, "database_pool_size"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "database_pool_size", 1, 256, err)))
+			goto out;
+		c->db_pool_size = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "http")) && (rc = cfg_yaml_http(c, d, n, err)))
+		goto out;
+	if ((n = ydoc_map_get(d, root, "providers")) && (rc = cfg_yaml_providers(c, d, n, err)))
+		goto out;
+out:
+	ydoc_destroy(d);
+	return rc;
+}
+
+static int cfg_env_uint(unsigned *out, const char *name, unsigned min, unsigned max,
+			struct nova_err *err)
+{
+	const char *s = getenv(name);
+	char *end;
+	unsigned long v;
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || !*s || *end || v < min || v > max)
+		return nova_err_set(err, NOVA_EINVAL, name, "%s: expected an integer from %u to %u",
+				    name, min, max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int cfg_env_bool(bool *out, const char *name, struct nova_err *err)
+{
+	const char *s = getenv(name);
+	if (!s)
+		return 0;
+	if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes"))
+		*out = true;
+	else if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") || !*s)
+		*out = false;
+	else
+		return nova_err_set(err, NOVA_EINVAL, name, "%s: expected 1/0 or true/false", name);
+	return 0;
+}
+
+int cfg_apply_env(struct cfg *c, struct nova_err *err)
+{
+	const struct {
+		const char *name;
+		char *dst;
+		size_t cap;
+	} strs[] = {
+		{"NOVA_LISTEN", c->listen, sizeof(c->listen)},
+		{"NOVA_DATABASE_URL", c->database_url, sizeof(c->database_url)},
+		{"NOVA_ADMIN_TOKEN", c->admin_token, sizeof(c->admin_token)},
+		{"NOVA_STATE_DIR", c->state_dir, sizeof(c->state_dir)},
+	};
+	unsigned body = 0;
+	int rc;
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		const char *s = getenv(strs[i].name);
+		if (s && (rc = cfg_copy(strs[i].dst, strs[i].cap, s, strs[i].name, err)))
+			return rc;
+	}
+	const char *lvl = getenv("NOVA_LOG_LEVEL");
+	if (lvl && nova_log_level_parse(&c->log_level, lvl) != 0)
+		return nova_err_set(err, NOVA_EINVAL, "NOVA_LOG_LEVEL",
+				    "NOVA_LOG_LEVEL: expected one of debug, info, warn, error");
+	if ((rc = cfg_env_uint(&c->http_threads, "NOVA_HTTP_THREADS", 1, 256, err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->db_pool_size, "NOVA_DB_POOL_SIZE", 1, 256, err)))
+		return rc;
+	if (getenv("NOVA_MAX_BODY_BYTES")) {
+		if ((rc = cfg_env_uint(&body, "NOVA_MAX_BODY_BYTES", 1024, 64u << 20, err)))
+			return rc;
+		c->max_body_bytes = body;
+	}
+	return cfg_env_bool(&c->enable_fake_provider, "NOVA_ENABLE_FAKE_PROVIDER", err);
+}

@@ -1,0 +1,42 @@
+/* novad's configuration: defaults, then a YAML file (etc/novad.yaml), then
+ * environment overrides (NOVA_*). A bad file is refused with
+ * file:line:column, the key and what was expected. */
+#ifndef NOVA_CORE_CONFIG_H
+#define NOVA_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+#define CFG_DEFAULT_LISTEN "127.0.0.1:8420"
+#define CFG_DEFAULT_SERVER "http://127.0.0.1:8420"
+#define CFG_ADMIN_TOKEN_FILE "admin_token"
+
+struct cfg {
+	char listen[256];            /* listen:            NOVA_LISTEN          */
+	char database_url[2048];     /* database_url:      NOVA_DATABASE_URL    */
+	char admin_token[256];       /* admin_token:       NOVA_ADMIN_TOKEN     */
+	char state_dir[1024];        /* state_dir:         NOVA_STATE_DIR       */
+	enum nova_log_level log_level; /* log_level:       NOVA_LOG_LEVEL       */
+	unsigned http_threads;       /* http.threads:      NOVA_HTTP_THREADS    */
+	size_t max_body_bytes;       /* http.max_body_bytes: NOVA_MAX_BODY_BYTES */
+	unsigned db_pool_size;       /* database_pool_size: NOVA_DB_POOL_SIZE   */
+	bool enable_fake_provider;   /* providers.fake:    NOVA_ENABLE_FAKE_PROVIDER */
+};
+
+void cfg_defaults(struct cfg *c);
+/* Merge a YAML file over c. Unknown keys, wrong types and out-of-range
+ * values are errors: err->field is the dotted key, err->message begins with
+ * "path:line:column:". */
+int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err);
+/* Merge NOVA_* environment variables over c. */
+int cfg_apply_env(struct cfg *c, struct nova_err *err);
+
+/* The default state directory: $NOVA_STATE_DIR, else /var/lib/nova for
+ * root, else $XDG_STATE_HOME/nova, else ~/.local/state/nova. novactl uses
+ * the same rule to find a local novad's generated admin token. */
+void cfg_default_state_dir(char *buf, size_t len);
+
+#endif

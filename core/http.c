@@ -1,0 +1,622 @@
+#include "core/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define HTTP_MAX_ROUTES 128
+#define HTTP_MAX_SEGMENTS 16
+#define HTTP_DRAIN_TIMEOUT_MS 10000
+
+struct http_route {
+	char method[8];
+	char *pattern;
+	char *segs[HTTP_MAX_SEGMENTS]; /* point into a private copy */
+	char *copy;
+	size_t n_segs;
+	size_t n_literals;
+	http_handler_fn fn;
+	void *ctx;
+};
+
+struct http_server {
+	struct http_server_config cfg;
+	char listen[256];
+	struct MHD_Daemon *daemon;
+	int listen_fd;
+	uint16_t port;
+	struct http_route routes[HTTP_MAX_ROUTES];
+	size_t n_routes;
+	bool started, stopped;
+	atomic_int in_flight;
+};
+
+/* Per request: lives from MHD's first call to its completion callback. */
+struct http_conn_ctx {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	struct timespec start;
+	char *body;
+	size_t body_len, body_cap;
+	bool too_big;
+	bool answered;
+	const struct http_route *route;
+	char *param_names[HTTP_MAX_PARAMS];
+	char *param_values[HTTP_MAX_PARAMS];
+	size_t n_params;
+	char *path_copy;
+};
+
+/* --- request accessors -------------------------------------------------- */
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+	const struct http_conn_ctx *c = req->priv;
+	return MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_query(const struct http_request *req, const char *name)
+{
+	const struct http_conn_ctx *c = req->priv;
+	return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_request_param(const struct http_request *req, const char *name)
+{
+	const struct http_conn_ctx *c = req->priv;
+	for (size_t i = 0; i < c->n_params; i++)
+		if (strcmp(c->param_names[i], name) == 0)
+			return c->param_values[i];
+	return NULL;
+}
+
+/* --- responses ------------------------------------------------------------ */
+
+static void http_response_set_body(struct http_response *res, char *body, size_t len,
+				   const char *content_type)
+{
+	free(res->body);
+	free(res->content_type);
+	res->body = body;
+	res->body_len = body ? len : 0;
+	res->content_type = content_type ? strdup(content_type) : NULL;
+}
+
+void http_response_json(struct http_response *res, int status, json_t *body_stolen)
+{
+	char *text = body_stolen ? json_dumps(body_stolen, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	json_decref(body_stolen);
+	res->status = status;
+	if (!text) {
+		http_response_set_body(res, NULL, 0, NULL);
+		if (body_stolen) {
+			res->status = 500;
+			text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":\"\"}}");
+		}
+		if (!text)
+			return;
+	}
+	size_t n = strlen(text);
+	char *with_nl = realloc(text, n + 2);
+	if (with_nl) {
+		with_nl[n] = '\n';
+		with_nl[n + 1] = '\0';
+		text = with_nl;
+		n++;
+	}
+	http_response_set_body(res, text, n, "application/json");
+}
+
+void http_response_text(struct http_response *res, int status, const char *content_type,
+			const char *text)
+{
+	char *copy = strdup(text ? text : "");
+	res->status = status;
+	http_response_set_body(res, copy, copy ? strlen(copy) : 0,
+			       content_type ? content_type : "text/plain; charset=utf-8");
+}
+
+void http_response_error(struct http_response *res, const struct nova_err *err)
+{
+	json_t *e = json_pack("{s:s, s:s, s:s}", "code", nova_code_name(err->code), "message",
+			      err->message[0] ? err->message : nova_code_name(err->code), "field",
+			      err->field);
+	if (e && err->hint[0])
+		json_object_set_new(e, "hint", json_string(err->hint));
+	http_response_json(res, nova_code_http_status(err->code), json_pack("{s:o}", "error", e));
+}
+
+void http_response_errorf(struct http_response *res, int code, const char *field,
+			  const char *fmt, ...)
+{
+	struct nova_err err;
+	va_list ap;
+	va_start(ap, fmt);
+	nova_err_vset(&err, code, field, fmt, ap);
+	va_end(ap);
+	http_response_error(res, &err);
+}
+
+void http_response_header_add(struct http_response *res, const char *name, const char *value)
+{
+	if (res->n_headers == HTTP_MAX_RESPONSE_HEADERS)
+		return;
+	struct http_response_header *h = &res->headers[res->n_headers];
+	h->name = strdup(name);
+	h->value = strdup(value);
+	if (h->name && h->value) {
+		res->n_headers++;
+	} else {
+		free(h->name);
+		free(h->value);
+	}
+}
+
+static void http_response_finish(struct http_response *res)
+{
+	free(res->body);
+	free(res->content_type);
+	for (size_t i = 0; i < res->n_headers; i++) {
+		free(res->headers[i].name);
+		free(res->headers[i].value);
+	}
+	memset(res, 0, sizeof(*res));
+}
+
+/* --- routing --------------------------------------------------------------- */
+
+/* Split a path into segments in place; "" segments (from "//" or a trailing
+ * slash) are dropped. Returns the count, or -1 if there are too many. */
+static int http_split(char *path, char **segs, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL;
+	for (char *s = strtok_r(path, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
+		if (n == max)
+			return -1;
+		segs[n++] = s;
+	}
+	return (int)n;
+}
+
+int http_server_route_add(struct http_server *srv, const char *method, const char *pattern,
+			  http_handler_fn fn, void *ctx, struct nova_err *err)
+{
+	struct http_route *r;
+	int n;
+	if (srv->started)
+		return nova_err_set(err, NOVA_ECONFLICT, "", "routes must be added before start");
+	if (srv->n_routes == HTTP_MAX_ROUTES)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "too many routes");
+	if (!method || strlen(method) >= sizeof(r->method) || !pattern || pattern[0] != '/')
+		return nova_err_set(err, NOVA_EINVAL, "pattern", "bad route %s %s",
+				    method ? method : "?", pattern ? pattern : "?");
+	r = &srv->routes[srv->n_routes];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	r->pattern = strdup(pattern);
+	r->copy = strdup(pattern);
+	if (!r->pattern || !r->copy) {
+		free(r->pattern);
+		free(r->copy);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	n = http_split(r->copy, r->segs, HTTP_MAX_SEGMENTS);
+	if (n < 0) {
+		free(r->pattern);
+		free(r->copy);
+		return nova_err_set(err, NOVA_EINVAL, "pattern", "route %s has too many segments",
+				    pattern);
+	}
+	r->n_segs = (size_t)n;
+	for (size_t i = 0; i < r->n_segs; i++)
+		r->n_literals += r->segs[i][0] != '{';
+	r->fn = fn;
+	r->ctx = ctx;
+	srv->n_routes++;
+	return 0;
+}
+
+static bool http_route_matches(const struct http_route *r, char **segs, size_t n)
+{
+	if (r->n_segs != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (r->segs[i][0] != '{' && strcmp(r->segs[i], segs[i]) != 0)
+			return false;
+	return true;
+}
+
+/* The best route for the path and method: the most literal segments win.
+ * *path_known says whether some route matched the path at all (for 405). */
+static const struct http_route *http_route_find(struct http_server *srv, const char *method,
+						char **segs, size_t n, bool *path_known, char *allow,
+						size_t allow_len)
+{
+	const struct http_route *best = NULL;
+	size_t best_literals = 0, allow_n = 0;
+	bool head = strcmp(method, "HEAD") == 0;
+	*path_known = false;
+	allow[0] = '\0';
+	/* The most specific pattern decides which methods the path has. */
+	size_t most = 0;
+	bool any = false;
+	for (size_t i = 0; i < srv->n_routes; i++) {
+		if (http_route_matches(&srv->routes[i], segs, n)) {
+			if (!any || srv->routes[i].n_literals > most)
+				most = srv->routes[i].n_literals;
+			any = true;
+		}
+	}
+	for (size_t i = 0; i < srv->n_routes; i++) {
+		const struct http_route *r = &srv->routes[i];
+		if (!http_route_matches(r, segs, n) || r->n_literals != most)
+			continue;
+		*path_known = true;
+		if (allow_n < allow_len)
+			allow_n += (size_t)snprintf(allow + allow_n, allow_len - allow_n, "%s%s",
+						    allow_n ? ", " : "", r->method);
+		if ((strcmp(r->method, method) == 0 || (head && strcmp(r->method, "GET") == 0)) &&
+		    (!best || r->n_literals > best_literals)) {
+			best = r;
+			best_literals = r->n_literals;
+		}
+	}
+	return best;
+}
+
+/* --- the MHD side ------------------------------------------------------ */
+
+static void http_remote(struct MHD_Connection *conn, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	buf[0] = '\0';
+	if (!ci || !ci->client_addr)
+		return;
+	if (ci->client_addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr,
+			  buf, (socklen_t)len);
+	else if (ci->client_addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr, buf,
+			  (socklen_t)len);
+}
+
+static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, const char *path,
+				 struct http_response *res)
+{
+	struct MHD_Response *mr;
+	enum MHD_Result ok;
+	struct timespec now;
+	char status[8], ms[32], bytes[24], remote[64];
+	if (res->status == 0)
+		res->status = 200;
+	mr = MHD_create_response_from_buffer(res->body_len, res->body, MHD_RESPMEM_MUST_FREE);
+	if (!mr) {
+		http_response_finish(res);
+		return MHD_NO;
+	}
+	res->body = NULL; /* owned by MHD now */
+	if (res->content_type && res->body_len)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
+	for (size_t i = 0; i < res->n_headers; i++)
+		MHD_add_response_header(mr, res->headers[i].name, res->headers[i].value);
+	ok = MHD_queue_response(c->conn, (unsigned)res->status, mr);
+	MHD_destroy_response(mr);
+	c->answered = true;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double elapsed = (double)(now.tv_sec - c->start.tv_sec) * 1e3 +
+			 (double)(now.tv_nsec - c->start.tv_nsec) / 1e6;
+	snprintf(status, sizeof(status), "%d", res->status);
+	snprintf(ms, sizeof(ms), "%.3f", elapsed);
+	snprintf(bytes, sizeof(bytes), "%zu", res->body_len);
+	http_remote(c->conn, remote, sizeof(remote));
+	/* Never headers, query strings or bodies: they carry credentials. */
+	nova_log_kv(NOVA_LOG_INFO, "http", "request", "method", method, "path", path, "status", status,
+		    "duration_ms", ms, "bytes", bytes, "remote", remote, NULL);
+	http_response_finish(res);
+	return ok;
+}
+
+static enum MHD_Result http_dispatch(struct http_conn_ctx *c, const char *method, const char *url)
+{
+	struct http_server *srv = c->srv;
+	struct http_response res = {0};
+	char *segs[HTTP_MAX_SEGMENTS], allow[128];
+	bool path_known;
+	int n;
+	if (c->too_big) {
+		http_response_errorf(&res, NOVA_ETOOBIG, "", "request body exceeds %zu bytes",
+				     srv->cfg.max_body);
+		http_response_header_add(&res, "Connection", "close");
+		return http_send(c, method, url, &res);
+	}
+	c->path_copy = strdup(url);
+	if (!c->path_copy)
+		return MHD_NO;
+	n = http_split(c->path_copy, segs, HTTP_MAX_SEGMENTS);
+	const struct http_route *r =
+		n < 0 ? NULL : http_route_find(srv, method, segs, (size_t)n, &path_known, allow, sizeof(allow));
+	if (!r) {
+		if (n >= 0 && path_known) {
+			http_response_errorf(&res, NOVA_ENOMETHOD, "", "method %s is not allowed on %s",
+					     method, url);
+			http_response_header_add(&res, "Allow", allow);
+		} else {
+			http_response_errorf(&res, NOVA_ENOTFOUND, "", "no route for %s", url);
+		}
+		return http_send(c, method, url, &res);
+	}
+	for (size_t i = 0; i < r->n_segs && c->n_params < HTTP_MAX_PARAMS; i++) {
+		if (r->segs[i][0] != '{')
+			continue;
+		c->param_names[c->n_params] = strndup(r->segs[i] + 1, strlen(r->segs[i]) - 2);
+		c->param_values[c->n_params] = segs[i];
+		if (!c->param_names[c->n_params])
+			return MHD_NO;
+		c->n_params++;
+	}
+	struct http_request req = {
+		.method = method, .path = url, .body = c->body, .body_len = c->body_len,
+		.route = r->pattern, .priv = c,
+	};
+	res.status = 200;
+	r->fn(&req, &res, r->ctx);
+	return http_send(c, method, url, &res);
+}
+
+static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
+				   const char *method, const char *version, const char *upload_data,
+				   size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct http_conn_ctx *c = *con_cls;
+	(void)version;
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return MHD_NO;
+		c->srv = srv;
+		c->conn = conn;
+		clock_gettime(CLOCK_MONOTONIC, &c->start);
+		atomic_fetch_add(&srv->in_flight, 1);
+		*con_cls = c;
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body) {
+			/* Answer before reading the body: MHD then closes the
+			 * connection instead of taking the upload. */
+			c->too_big = true;
+			return http_dispatch(c, method, url);
+		}
+		return MHD_YES;
+	}
+	if (c->answered) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (c->too_big || c->body_len + n > srv->cfg.max_body) {
+			/* Chunked past the cap: keep nothing, answer at the end. */
+			c->too_big = true;
+			free(c->body);
+			c->body = NULL;
+			c->body_len = c->body_cap = 0;
+			return MHD_YES;
+		}
+		if (c->body_len + n + 1 > c->body_cap) {
+			size_t cap = c->body_cap ? c->body_cap : 4096;
+			while (cap < c->body_len + n + 1)
+				cap *= 2;
+			char *b = realloc(c->body, cap);
+			if (!b)
+				return MHD_NO;
+			c->body = b;
+			c->body_cap = cap;
+		}
+		memcpy(c->body + c->body_len, upload_data, n);
+		c->body_len += n;
+		c->body[c->body_len] = '\0';
+		return MHD_YES;
+	}
+	return http_dispatch(c, method, url);
+}
+
+static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			   enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *srv = cls;
+	struct http_conn_ctx *c = *con_cls;
+	(void)conn, (void)toe;
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n_params; i++)
+		free(c->param_names[i]);
+	free(c->path_copy);
+	free(c->body);
+	free(c);
+	*con_cls = NULL;
+	atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	nova_log(NOVA_LOG_WARN, "http", "%s", msg);
+}
+
+/* --- lifecycle -------------------------------------------------------------- */
+
+/* "HOST:PORT", "[V6]:PORT". */
+static int http_parse_listen(struct sockaddr_storage *ss, socklen_t *len, const char *listen,
+			     struct nova_err *err)
+{
+	char host[256];
+	const char *port;
+	struct addrinfo hints = {0}, *ai = NULL;
+	if (!listen || !*listen)
+		goto bad;
+	if (listen[0] == '[') {
+		const char *end = strchr(listen, ']');
+		if (!end || end[1] != ':')
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(end - listen - 1), listen + 1);
+		port = end + 2;
+	} else {
+		const char *colon = strrchr(listen, ':');
+		if (!colon || strchr(listen, ':') != colon)
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+		port = colon + 1;
+	}
+	char *end;
+	long p = strtol(port, &end, 10);
+	if (!*port || *end || p < 0 || p > 65535 || !*host)
+		goto bad;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai) {
+		return nova_err_set(err, NOVA_EINVAL, "listen", "listen address %s: unknown host %s",
+				    listen, host);
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+bad:
+	nova_err_set(err, NOVA_EINVAL, "listen", "listen address \"%s\" is not HOST:PORT",
+		     listen ? listen : "");
+	nova_err_set_hint(err, "for example 127.0.0.1:8420 or [::1]:8420");
+	return NOVA_EINVAL;
+}
+
+int http_server_create(struct http_server **out, const struct http_server_config *cfg,
+		       struct nova_err *err)
+{
+	struct http_server *srv;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int rc;
+	*out = NULL;
+	if ((rc = http_parse_listen(&ss, &len, cfg->listen, err)))
+		return rc;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	srv->cfg = *cfg;
+	snprintf(srv->listen, sizeof(srv->listen), "%s", cfg->listen);
+	srv->cfg.listen = srv->listen;
+	if (!srv->cfg.threads)
+		srv->cfg.threads = 4;
+	if (!srv->cfg.max_body)
+		srv->cfg.max_body = 1024 * 1024;
+	if (!srv->cfg.connection_timeout_s)
+		srv->cfg.connection_timeout_s = 60;
+	srv->listen_fd = -1;
+	atomic_init(&srv->in_flight, 0);
+	*out = srv;
+	return 0;
+}
+
+int http_server_start(struct http_server *srv, struct nova_err *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1, fd, rc;
+	if (srv->started)
+		return nova_err_set(err, NOVA_ECONFLICT, "", "server already started");
+	if ((rc = http_parse_listen(&ss, &len, srv->listen, err)))
+		return rc;
+	/* Bind ourselves so a failure says why (MHD would only say "failed"). */
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return nova_err_set(err, NOVA_EUNAVAIL, "listen", "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
+		rc = nova_err_set(err, NOVA_EUNAVAIL, "listen", "cannot listen on %s: %s", srv->listen,
+				  strerror(errno));
+		close(fd);
+		return rc;
+	}
+	len = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &len);
+	srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						   : ((struct sockaddr_in *)&ss)->sin_port);
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	srv->daemon = MHD_start_daemon(
+		flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_LISTEN_SOCKET, fd,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.threads,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.connection_timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+		MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv, MHD_OPTION_END);
+	if (!srv->daemon) {
+		close(fd);
+		return nova_err_set(err, NOVA_EUNAVAIL, "listen", "cannot start the http server on %s",
+				    srv->listen);
+	}
+	srv->listen_fd = fd;
+	srv->started = true;
+	return 0;
+}
+
+uint16_t http_server_port(const struct http_server *srv)
+{
+	return srv ? srv->port : 0;
+}
+
+void http_server_stop(struct http_server *srv)
+{
+	if (!srv || !srv->started || srv->stopped)
+		return;
+	srv->stopped = true;
+	/* Stop accepting, let requests in progress finish, then stop. */
+	MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
+	for (int waited = 0; atomic_load(&srv->in_flight) > 0 && waited < HTTP_DRAIN_TIMEOUT_MS;
+	     waited += 10) {
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	MHD_stop_daemon(srv->daemon);
+	srv->daemon = NULL;
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd);
+	else
+		close(srv->listen_fd);
+	srv->listen_fd = -1;
+}
+
+void http_server_destroy(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	http_server_stop(srv);
+	for (size_t i = 0; i < srv->n_routes; i++) {
+		free(srv->routes[i].pattern);
+		free(srv->routes[i].copy);
+	}
+	free(srv);
+}

@@ -1,0 +1,88 @@
+/* HTTP server wrapper over libmicrohttpd.
+ *
+ * The gateway registers routes (method + path pattern with {name} segments)
+ * and gets a parsed request and a response to fill; it never sees MHD types.
+ * The server runs MHD's internal thread pool over epoll, caps request bodies
+ * (413 with the standard error body), answers 404/405 for unknown paths and
+ * methods, writes one access-log line per request (never headers or bodies:
+ * they carry tokens), and stops gracefully: http_server_stop() quiesces the
+ * listener and waits for in-flight handlers. */
+#ifndef NOVA_CORE_HTTP_H
+#define NOVA_CORE_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define HTTP_MAX_PARAMS 8
+#define HTTP_MAX_RESPONSE_HEADERS 8
+
+struct http_server;
+
+struct http_request {
+	const char *method;      /* "GET", "POST", ... */
+	const char *path;        /* without the query string */
+	const char *body;        /* NUL-terminated copy; NULL when empty */
+	size_t body_len;
+	const char *route;       /* the matched pattern, e.g. "/v1/pools/{id}" */
+	void *priv;              /* server internals; do not touch */
+};
+
+struct http_response_header {
+	char *name;
+	char *value;
+};
+
+struct http_response {
+	int status;                 /* default 200 */
+	char *content_type;         /* default "application/json" */
+	char *body;                 /* malloc'd, owned by the response */
+	size_t body_len;
+	struct http_response_header headers[HTTP_MAX_RESPONSE_HEADERS];
+	size_t n_headers;
+};
+
+typedef void (*http_handler_fn)(struct http_request *req, struct http_response *res, void *ctx);
+
+struct http_server_config {
+	const char *listen;        /* "HOST:PORT"; port 0 picks a free port */
+	unsigned threads;          /* thread pool size; 0 means 4 */
+	size_t max_body;           /* bytes; 0 means 1 MiB */
+	unsigned connection_timeout_s; /* idle keep-alive timeout; 0 means 60 */
+};
+
+/* Request accessors. The returned strings are borrowed for the duration of
+ * the handler. Header names are matched case-insensitively. */
+const char *http_request_header(const struct http_request *req, const char *name);
+const char *http_request_query(const struct http_request *req, const char *name);
+const char *http_request_param(const struct http_request *req, const char *name);
+
+/* Response builders; each replaces any body set before. */
+void http_response_json(struct http_response *res, int status, json_t *body_stolen);
+void http_response_text(struct http_response *res, int status, const char *content_type,
+			const char *text);
+/* {"error":{"code":"not_found","message":"...","field":"..."}} with the
+ * status nova_code_http_status(err->code); a hint is added as "hint". */
+void http_response_error(struct http_response *res, const struct nova_err *err);
+/* Shortcut for a fresh error. */
+void http_response_errorf(struct http_response *res, int code, const char *field,
+			  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void http_response_header_add(struct http_response *res, const char *name, const char *value);
+
+int http_server_create(struct http_server **out, const struct http_server_config *cfg,
+		       struct nova_err *err);
+/* Routes must all be added before http_server_start. A pattern is a path
+ * whose segments are literals or {name}; literal segments win over params. */
+int http_server_route_add(struct http_server *srv, const char *method, const char *pattern,
+			  http_handler_fn fn, void *ctx, struct nova_err *err);
+int http_server_start(struct http_server *srv, struct nova_err *err);
+/* The bound port (useful after listening on port 0). */
+uint16_t http_server_port(const struct http_server *srv);
+/* Stop accepting, finish in-flight requests, join the threads. Idempotent. */
+void http_server_stop(struct http_server *srv);
+void http_server_destroy(struct http_server *srv);
+
+#endif

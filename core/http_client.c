@@ -1,0 +1,161 @@
+#include "core/http_client.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <strings.h>
+
+int http_client_global_init(struct nova_err *err)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "curl_global_init failed");
+	return 0;
+}
+
+void http_client_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+struct http_buf {
+	char *data;
+	size_t len, cap;
+	bool oom;
+};
+
+static size_t http_client_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct http_buf *b = userdata;
+	size_t n = size * nmemb;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *d = realloc(b->data, cap);
+		if (!d) {
+			b->oom = true;
+			return 0;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+static char *http_client_header_value(const char *line, size_t n, const char *name)
+{
+	size_t nl = strlen(name);
+	if (n <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+		return NULL;
+	const char *v = line + nl + 1;
+	const char *end = line + n;
+	while (v < end && isspace((unsigned char)*v))
+		v++;
+	while (end > v && isspace((unsigned char)end[-1]))
+		end--;
+	return strndup(v, (size_t)(end - v));
+}
+
+static size_t http_client_header(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct http_client_response *res = userdata;
+	size_t n = size * nitems;
+	char *v;
+	if ((v = http_client_header_value(buf, n, "Content-Type"))) {
+		free(res->content_type);
+		res->content_type = v;
+	} else if ((v = http_client_header_value(buf, n, "ETag"))) {
+		free(res->etag);
+		res->etag = v;
+	}
+	return n;
+}
+
+int http_client_do(struct http_client_response *out, const struct http_client_request *req,
+		   struct nova_err *err)
+{
+	CURL *curl;
+	struct curl_slist *headers = NULL;
+	struct http_buf body = {0};
+	char errbuf[CURL_ERROR_SIZE] = "", auth[1100], ctype[160];
+	CURLcode cc;
+	int rc = 0;
+	memset(out, 0, sizeof(*out));
+	if (!(curl = curl_easy_init()))
+		return nova_err_set(err, NOVA_EINTERNAL, "", "curl_easy_init failed");
+	curl_easy_setopt(curl, CURLOPT_URL, req->url);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method ? req->method : "GET");
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 30000L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_client_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, http_client_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, out);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (req->method && strcmp(req->method, "HEAD") == 0)
+		curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+	if (req->bearer_token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", req->bearer_token);
+		headers = curl_slist_append(headers, auth);
+	}
+	if (req->body) {
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req->body);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+			 req->content_type ? req->content_type : "application/json");
+		headers = curl_slist_append(headers, ctype);
+	}
+	for (const char *const *h = req->headers; h && *h; h++)
+		headers = curl_slist_append(headers, *h);
+	/* No "Expect: 100-continue" round trip on larger bodies. */
+	headers = curl_slist_append(headers, "Expect:");
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	if (req->ca_file)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, req->ca_file);
+	if (req->client_cert_file)
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, req->client_cert_file);
+	if (req->client_key_file)
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, req->client_key_file);
+	if (req->insecure_skip_verify) {
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	cc = curl_easy_perform(curl);
+	if (cc != CURLE_OK) {
+		/* curl's text names the host and the reason, never the query. */
+		rc = nova_err_set(err, body.oom ? NOVA_EINTERNAL : NOVA_EUNAVAIL, "", "%s",
+				  errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		free(body.data);
+		free(out->content_type);
+		free(out->etag);
+		memset(out, 0, sizeof(*out));
+	} else {
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
+		out->body = body.data ? body.data : strdup("");
+		out->body_len = body.len;
+		if (!out->body)
+			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	explicit_bzero(auth, sizeof(auth));
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(curl);
+	return rc;
+}
+
+void http_client_response_finish(struct http_client_response *res)
+{
+	if (!res)
+		return;
+	free(res->body);
+	free(res->content_type);
+	free(res->etag);
+	memset(res, 0, sizeof(*res));
+}

@@ -1,0 +1,14 @@
+/* Identifiers: UUIDs (libuuid) for every Nova object. */
+#ifndef NOVA_CORE_IDS_H
+#define NOVA_CORE_IDS_H
+
+#include <stdbool.h>
+
+#define IDS_UUID_LEN 37 /* 36 characters + NUL */
+
+/* A new random (version 4) UUID, lower case. */
+void ids_uuid_generate(char out[IDS_UUID_LEN]);
+/* True for the canonical 8-4-4-4-12 hexadecimal form. */
+bool ids_is_uuid(const char *s);
+
+#endif

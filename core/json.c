@@ -1,0 +1,144 @@
+#include "core/json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int json_parse_object(json_t **out, const char *buf, size_t len, struct nova_err *err)
+{
+	json_error_t jerr;
+	json_t *v;
+	*out = NULL;
+	if (!buf || len == 0)
+		return nova_err_set(err, NOVA_EINVAL, "", "request body is empty; a JSON object is required");
+	v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!v)
+		return nova_err_set(err, NOVA_EINVAL, "", "malformed JSON at line %d column %d: %s",
+				    jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(v)) {
+		json_decref(v);
+		return nova_err_set(err, NOVA_EINVAL, "", "request body must be a JSON object");
+	}
+	*out = v;
+	return 0;
+}
+
+static const char *json_kind_name(enum json_kind k)
+{
+	switch (k) {
+	case JSON_KIND_STRING: return "a string";
+	case JSON_KIND_INT: return "an integer";
+	case JSON_KIND_BOOL: return "a boolean";
+	case JSON_KIND_OBJECT: return "an object";
+	case JSON_KIND_ARRAY: return "an array";
+	case JSON_KIND_NUMBER: return "a number";
+	case JSON_KIND_ANY: return "a value";
+	}
+	return "a value";
+}
+
+static void json_path(char *buf, size_t n, const char *path, const char *name)
+{
+	if (path && *path)
+		snprintf(buf, n, "%s.%s", path, name);
+	else
+		snprintf(buf, n, "%s", name);
+}
+
+static int json_decode_one(const struct json_field *f, json_t *v, const char *fp,
+			   struct nova_err *err)
+{
+	switch (f->kind) {
+	case JSON_KIND_STRING: {
+		size_t max = f->max_len ? f->max_len : 1024;
+		if (!json_is_string(v))
+			break;
+		if (json_string_length(v) == 0 && !f->allow_empty)
+			return nova_err_set(err, NOVA_EINVAL, fp, "%s must not be empty", fp);
+		if (json_string_length(v) > max)
+			return nova_err_set(err, NOVA_EINVAL, fp, "%s is longer than %zu bytes", fp, max);
+		*(const char **)f->out = json_string_value(v);
+		return 0;
+	}
+	case JSON_KIND_INT:
+		if (!json_is_integer(v))
+			break;
+		if (f->min < f->max &&
+		    (json_integer_value(v) < f->min || json_integer_value(v) > f->max))
+			return nova_err_set(err, NOVA_EINVAL, fp, "%s must be between %lld and %lld", fp,
+					    f->min, f->max);
+		*(long long *)f->out = json_integer_value(v);
+		return 0;
+	case JSON_KIND_BOOL:
+		if (!json_is_boolean(v))
+			break;
+		*(bool *)f->out = json_is_true(v);
+		return 0;
+	case JSON_KIND_OBJECT:
+		if (!json_is_object(v))
+			break;
+		*(json_t **)f->out = v;
+		return 0;
+	case JSON_KIND_ARRAY:
+		if (!json_is_array(v))
+			break;
+		*(json_t **)f->out = v;
+		return 0;
+	case JSON_KIND_NUMBER:
+		if (!json_is_number(v))
+			break;
+		*(double *)f->out = json_number_value(v);
+		return 0;
+	case JSON_KIND_ANY:
+		if (json_is_null(v))
+			break;
+		*(json_t **)f->out = v;
+		return 0;
+	}
+	return nova_err_set(err, NOVA_EINVAL, fp, "%s must be %s", fp, json_kind_name(f->kind));
+}
+
+int json_decode_object(const json_t *obj, const struct json_field *fields, size_t n_fields,
+		       const char *path, struct nova_err *err)
+{
+	char fp[NOVA_ERR_FIELD_MAX];
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(obj)) {
+		const char *p = path && *path ? path : "body";
+		return nova_err_set(err, NOVA_EINVAL, path ? path : "", "%s must be an object", p);
+	}
+	json_object_foreach((json_t *)obj, key, v) {
+		size_t i;
+		for (i = 0; i < n_fields; i++)
+			if (strcmp(fields[i].name, key) == 0)
+				break;
+		if (i == n_fields) {
+			json_path(fp, sizeof(fp), path, key);
+			return nova_err_set(err, NOVA_EINVAL, fp, "unknown field %s", fp);
+		}
+	}
+	for (size_t i = 0; i < n_fields; i++) {
+		const struct json_field *f = &fields[i];
+		json_path(fp, sizeof(fp), path, f->name);
+		if (f->present)
+			*f->present = false;
+		v = json_object_get(obj, f->name);
+		if (!v) {
+			if (f->required)
+				return nova_err_set(err, NOVA_EINVAL, fp, "%s is required", fp);
+			continue;
+		}
+		int rc = json_decode_one(f, v, fp, err);
+		if (rc)
+			return rc;
+		if (f->present)
+			*f->present = true;
+	}
+	return 0;
+}
+
+char *json_dump_compact(const json_t *v)
+{
+	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}

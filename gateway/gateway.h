@@ -1,0 +1,34 @@
+/* The HTTP orchestration gateway: the routes of novad's API.
+ *
+ * Thin by design: each handler decodes the request, calls one module
+ * (pools, auth, ...) and renders its answer. Authentication is declared per
+ * route in one table, and the same table generates /openapi.json, so the
+ * document describes exactly the routes that exist. */
+#ifndef NOVA_GATEWAY_GATEWAY_H
+#define NOVA_GATEWAY_GATEWAY_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "auth/auth.h"
+#include "core/db.h"
+#include "core/err.h"
+#include "core/http.h"
+
+struct gw;
+
+struct gw_deps {
+	struct db_pool *db;
+	struct auth *auth;
+	const struct db_migration *migrations; /* for /readyz */
+	size_t n_migrations;
+};
+
+int gw_create(struct gw **out, const struct gw_deps *deps, struct nova_err *err);
+void gw_destroy(struct gw *gw);
+/* Add every route to srv (before http_server_start). */
+int gw_routes_register(struct gw *gw, struct http_server *srv, struct nova_err *err);
+/* The OpenAPI 3 document for the routes (new reference). */
+json_t *gw_openapi(void);
+
+#endif

@@ -1,0 +1,66 @@
+/* Gateway internals shared by its route files. Not for other folders. */
+#ifndef NOVA_GATEWAY_GW_INT_H
+#define NOVA_GATEWAY_GW_INT_H
+
+#include "auth/auth.h"
+#include "core/http.h"
+#include "core/json.h"
+#include "gateway/gateway.h"
+
+struct gw {
+	struct gw_deps deps;
+	struct gw_binding *bindings;
+	size_t n_bindings;
+};
+
+enum gw_auth {
+	GW_AUTH_NONE = 0, /* public: probes, OpenAPI */
+	GW_AUTH_ANY,      /* admin token or API key */
+	GW_AUTH_ADMIN,    /* admin token only */
+};
+
+typedef void (*gw_handler_fn)(struct gw *gw, const struct auth_principal *who,
+			      struct http_request *req, struct http_response *res);
+
+struct gw_route {
+	const char *method;
+	const char *pattern;
+	gw_handler_fn fn;
+	enum gw_auth auth;
+	const char *summary;
+	const char *request_schema;  /* components/schemas name, or NULL */
+	const char *response_schema; /* NULL: no body */
+	int ok_status;
+	const char *tag;
+};
+
+struct gw_binding {
+	struct gw *gw;
+	const struct gw_route *route;
+};
+
+/* Parse the body as a JSON object or answer 400 and return NULL. */
+json_t *gw_body_json(struct http_request *req, struct http_response *res);
+
+/* Route handlers, by file. */
+void gw_health(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_ready(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_openapi_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+
+void gw_pool_create(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_pool_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_pool_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_pool_update(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_pool_delete(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+
+void gw_apikey_create(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_apikey_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_apikey_revoke(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+
+/* The route table (gateway.c). */
+extern const struct gw_route gw_routes[];
+extern const size_t gw_routes_count;
+/* Schemas for the OpenAPI document (openapi.c). */
+extern const char gw_openapi_schemas[];
+
+#endif

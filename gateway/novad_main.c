@@ -1,0 +1,243 @@
+/* novad: the Nova daemon. Gateway, engine and workers in one process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "adapters/adapter.h"
+#include "auth/auth.h"
+#include "core/config.h"
+#include "core/db.h"
+#include "core/http.h"
+#include "core/http_client.h"
+#include "core/log.h"
+#include "core/pg_embedded.h"
+#include "gateway/gateway.h"
+
+static void novad_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: novad [-c CONFIG.yaml] [--listen HOST:PORT] [--state-dir DIR]\n"
+		"\n"
+		"  -c, --config FILE    configuration file (see etc/novad.yaml)\n"
+		"      --listen ADDR    gateway address, overrides config and NOVA_LISTEN\n"
+		"      --state-dir DIR  state directory, overrides config and NOVA_STATE_DIR\n"
+		"      --version        print the version and exit\n"
+		"  -h, --help           this help\n"
+		"\n"
+		"Without a database URL (database_url, NOVA_DATABASE_URL) novad runs a private\n"
+		"PostgreSQL under STATE_DIR/postgres. Without an admin token it generates one\n"
+		"into STATE_DIR/admin_token.\n");
+}
+
+struct novad_args {
+	const char *config;
+	const char *listen;
+	const char *state_dir;
+};
+
+/* 0 to go on, 1 to exit 0 (help/version), -1 usage error. */
+static int novad_parse_args(struct novad_args *a, int argc, char **argv)
+{
+	enum { OPT_LISTEN = 1000, OPT_STATE_DIR, OPT_VERSION };
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"version", no_argument, NULL, OPT_VERSION},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	memset(a, 0, sizeof(*a));
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': a->config = optarg; break;
+		case OPT_LISTEN: a->listen = optarg; break;
+		case OPT_STATE_DIR: a->state_dir = optarg; break;
+		case OPT_VERSION: printf("novad %s\n", NOVA_VERSION); return 1;
+		case 'h': novad_usage(stdout); return 1;
+		case ':':
+			fprintf(stderr, "novad: option %s needs a value\n", argv[optind - 1]);
+			return -1;
+		default:
+			fprintf(stderr, "novad: unknown option %s\n", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "novad: unexpected argument %s\n", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+static int novad_config(struct cfg *cfg, const struct novad_args *a, struct nova_err *err)
+{
+	int rc;
+	cfg_defaults(cfg);
+	if (a->config && (rc = cfg_load_file(cfg, a->config, err)))
+		return rc;
+	if ((rc = cfg_apply_env(cfg, err)))
+		return rc;
+	if (a->listen)
+		snprintf(cfg->listen, sizeof(cfg->listen), "%s", a->listen);
+	if (a->state_dir)
+		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", a->state_dir);
+	return 0;
+}
+
+/* Publish the gateway URL for novactl and scripts: write then rename, so a
+ * reader never sees half a line. */
+static int novad_write_url(const char *state_dir, const char *listen, unsigned port,
+			   struct nova_err *err)
+{
+	char host[256], path[1100], tmp[1110];
+	const char *colon = strrchr(listen, ':');
+	size_t hlen = colon ? (size_t)(colon - listen) : 0;
+	FILE *f;
+	snprintf(host, sizeof(host), "%.*s", (int)hlen, listen);
+	if (!*host || !strcmp(host, "0.0.0.0"))
+		snprintf(host, sizeof(host), "127.0.0.1");
+	else if (!strcmp(host, "[::]"))
+		snprintf(host, sizeof(host), "[::1]");
+	snprintf(path, sizeof(path), "%s/novad.url", state_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!(f = fopen(tmp, "w")))
+		return nova_err_set(err, NOVA_EUNAVAIL, "state_dir", "cannot write %s: %s", tmp,
+				    strerror(errno));
+	fprintf(f, "http://%s:%u\n", host, port);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return nova_err_set(err, NOVA_EUNAVAIL, "state_dir", "cannot write %s: %s", path,
+				    strerror(errno));
+	return 0;
+}
+
+static void novad_fail(const char *what, const struct nova_err *err)
+{
+	nova_log_kv(NOVA_LOG_ERROR, "novad", what, "error", err->message, "field",
+		    err->field[0] ? err->field : NULL, "hint", err->hint[0] ? err->hint : NULL, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct novad_args args;
+	struct cfg cfg;
+	struct nova_err err;
+	struct pg_embedded *pg = NULL;
+	struct db_pool *db = NULL;
+	struct auth *auth = NULL;
+	struct gw *gw = NULL;
+	struct http_server *srv = NULL;
+	char admin_token[256], url_path[1100];
+	const char *conninfo;
+	sigset_t sigs;
+	int sig = 0, rc, status = 1;
+
+	rc = novad_parse_args(&args, argc, argv);
+	if (rc)
+		return rc > 0 ? 0 : 2;
+	nova_err_clear(&err);
+	if (novad_config(&cfg, &args, &err)) {
+		fprintf(stderr, "novad: %s\n", err.message);
+		return 2;
+	}
+	nova_log_set_level(cfg.log_level);
+
+	/* Signals are taken synchronously by this thread; every thread started
+	 * below inherits the mask. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (http_client_global_init(&err)) {
+		novad_fail("http client init failed", &err);
+		return 1;
+	}
+	bool generated = false;
+	if (cfg.admin_token[0]) {
+		snprintf(admin_token, sizeof(admin_token), "%s", cfg.admin_token);
+		if (mkdir(cfg.state_dir, 0700) != 0 && errno != EEXIST) {
+			nova_err_set(&err, NOVA_EUNAVAIL, "state_dir", "cannot create %s: %s",
+				     cfg.state_dir, strerror(errno));
+			novad_fail("state directory unusable", &err);
+			goto out;
+		}
+	} else if (auth_admin_token_load_or_create(admin_token, sizeof(admin_token), &generated,
+						   cfg.state_dir, &err)) {
+		novad_fail("admin token unavailable", &err);
+		goto out;
+	}
+	if (!cfg.admin_token[0])
+		nova_log_kv(NOVA_LOG_INFO, "novad",
+			    generated ? "generated an admin token" : "using the admin token file",
+			    "path", cfg.state_dir, "file", CFG_ADMIN_TOKEN_FILE, NULL);
+
+	if (cfg.database_url[0]) {
+		conninfo = cfg.database_url;
+	} else {
+		char dir[1100];
+		snprintf(dir, sizeof(dir), "%s/postgres", cfg.state_dir);
+		if (pg_embedded_start(&pg, dir, &err)) {
+			novad_fail("embedded database failed to start", &err);
+			goto out;
+		}
+		conninfo = pg_embedded_conninfo(pg);
+		nova_log_kv(NOVA_LOG_INFO, "novad", "embedded database running", "dir", dir, NULL);
+	}
+	if (db_pool_create(&db, conninfo, cfg.db_pool_size, 0, &err) ||
+	    db_migrate(db, db_migrations_builtin, db_migrations_builtin_count, &err)) {
+		novad_fail("database unusable", &err);
+		goto out;
+	}
+	if (auth_create(&auth, db, admin_token, &err) ||
+	    adapters_register_builtin(cfg.enable_fake_provider, &err)) {
+		novad_fail("start-up failed", &err);
+		goto out;
+	}
+	explicit_bzero(admin_token, sizeof(admin_token));
+
+	struct gw_deps deps = {db, auth, db_migrations_builtin, db_migrations_builtin_count};
+	struct http_server_config hcfg = {cfg.listen, cfg.http_threads, cfg.max_body_bytes, 0};
+	if (gw_create(&gw, &deps, &err) || http_server_create(&srv, &hcfg, &err) ||
+	    gw_routes_register(gw, srv, &err) || http_server_start(srv, &err)) {
+		novad_fail("gateway failed to start", &err);
+		goto out;
+	}
+	if (novad_write_url(cfg.state_dir, cfg.listen, http_server_port(srv), &err)) {
+		novad_fail("cannot publish the gateway url", &err);
+		goto out;
+	}
+	char port[16];
+	snprintf(port, sizeof(port), "%u", http_server_port(srv));
+	nova_log_kv(NOVA_LOG_INFO, "novad", "novad ready", "listen", cfg.listen, "port", port,
+		    "version", NOVA_VERSION, NULL);
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	nova_log(NOVA_LOG_INFO, "novad", "received %s, shutting down", strsignal(sig));
+	status = 0;
+out:
+	snprintf(url_path, sizeof(url_path), "%s/novad.url", cfg.state_dir);
+	if (srv)
+		unlink(url_path);
+	http_server_stop(srv);
+	http_server_destroy(srv);
+	gw_destroy(gw);
+	auth_destroy(auth);
+	db_pool_destroy(db);
+	pg_embedded_stop(pg);
+	http_client_global_cleanup();
+	explicit_bzero(admin_token, sizeof(admin_token));
+	return status;
+}

@@ -1,0 +1,135 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/gw_int.h"
+
+const char gw_openapi_schemas[] =
+	"{"
+	"\"Error\": {\"type\": \"object\", \"required\": [\"error\"], \"properties\": {\"error\": {"
+	"  \"type\": \"object\", \"required\": [\"code\", \"message\", \"field\"], \"properties\": {"
+	"    \"code\": {\"type\": \"string\", \"example\": \"not_found\"},"
+	"    \"message\": {\"type\": \"string\"}, \"field\": {\"type\": \"string\"},"
+	"    \"hint\": {\"type\": \"string\"}}}}},"
+	"\"Health\": {\"type\": \"object\", \"properties\": {\"status\": {\"type\": \"string\"},"
+	"  \"version\": {\"type\": \"string\"}}},"
+	"\"Quotas\": {\"type\": \"object\", \"additionalProperties\": false, \"properties\": {"
+	"  \"max_nodes\": {\"type\": \"integer\", \"minimum\": 0, \"nullable\": true,"
+	"    \"description\": \"null: unlimited\"},"
+	"  \"max_accelerators\": {\"type\": \"integer\", \"minimum\": 0, \"nullable\": true},"
+	"  \"accelerator_types\": {\"type\": \"array\", \"items\": {\"type\": \"string\"},"
+	"    \"description\": \"empty: any type\"}}},"
+	"\"PoolCreate\": {\"type\": \"object\", \"additionalProperties\": false,"
+	"  \"required\": [\"name\", \"provider\"], \"properties\": {"
+	"  \"name\": {\"type\": \"string\", \"pattern\": \"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$\"},"
+	"  \"provider\": {\"type\": \"string\", \"example\": \"lpu\"},"
+	"  \"config\": {\"type\": \"object\", \"description\": \"provider-specific, validated by the provider\"},"
+	"  \"labels\": {\"type\": \"object\", \"additionalProperties\": {\"type\": \"string\"}},"
+	"  \"quotas\": {\"$ref\": \"#/components/schemas/Quotas\"}}},"
+	"\"PoolUpdate\": {\"type\": \"object\", \"additionalProperties\": false,"
+	"  \"required\": [\"quotas\"], \"properties\": {"
+	"  \"quotas\": {\"$ref\": \"#/components/schemas/Quotas\"}}},"
+	"\"Pool\": {\"type\": \"object\", \"properties\": {"
+	"  \"id\": {\"type\": \"string\", \"format\": \"uuid\"}, \"name\": {\"type\": \"string\"},"
+	"  \"provider\": {\"type\": \"string\"}, \"config\": {\"type\": \"object\"},"
+	"  \"labels\": {\"type\": \"object\"}, \"quotas\": {\"$ref\": \"#/components/schemas/Quotas\"},"
+	"  \"state\": {\"type\": \"string\", \"enum\": [\"active\", \"deleting\"]},"
+	"  \"node_count\": {\"type\": \"integer\"},"
+	"  \"created_at\": {\"type\": \"string\", \"format\": \"date-time\"},"
+	"  \"updated_at\": {\"type\": \"string\", \"format\": \"date-time\"}}},"
+	"\"PoolList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Pool\"}},"
+	"\"ApiKeyCreate\": {\"type\": \"object\", \"additionalProperties\": false,"
+	"  \"required\": [\"name\"], \"properties\": {\"name\": {\"type\": \"string\", \"maxLength\": 64}}},"
+	"\"ApiKey\": {\"type\": \"object\", \"properties\": {"
+	"  \"id\": {\"type\": \"string\", \"format\": \"uuid\"}, \"name\": {\"type\": \"string\"},"
+	"  \"prefix\": {\"type\": \"string\"},"
+	"  \"created_at\": {\"type\": \"string\", \"format\": \"date-time\"},"
+	"  \"last_used_at\": {\"type\": \"string\", \"format\": \"date-time\", \"nullable\": true},"
+	"  \"revoked_at\": {\"type\": \"string\", \"format\": \"date-time\", \"nullable\": true}}},"
+	"\"ApiKeyCreated\": {\"allOf\": [{\"$ref\": \"#/components/schemas/ApiKey\"}, {\"type\": \"object\","
+	"  \"properties\": {\"key\": {\"type\": \"string\", \"description\": \"shown once\"}}}]},"
+	"\"ApiKeyList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/ApiKey\"}}"
+	"}";
+
+static json_t *gw_schema_ref(const char *name)
+{
+	char ref[128];
+	snprintf(ref, sizeof(ref), "#/components/schemas/%s", name);
+	return json_pack("{s:s}", "$ref", ref);
+}
+
+static json_t *gw_json_content(const char *schema)
+{
+	return json_pack("{s:{s:o}}", "application/json", "schema", gw_schema_ref(schema));
+}
+
+static json_t *gw_path_params(const char *pattern)
+{
+	json_t *params = json_array();
+	for (const char *p = strchr(pattern, '{'); p; p = strchr(p + 1, '{')) {
+		const char *end = strchr(p, '}');
+		if (!end)
+			break;
+		json_t *name = json_stringn(p + 1, (size_t)(end - p - 1));
+		json_array_append_new(params, json_pack("{s:o, s:s, s:b, s:{s:s}}", "name", name, "in",
+							"path", "required", 1, "schema", "type",
+							"string"));
+	}
+	return params;
+}
+
+static json_t *gw_operation(const struct gw_route *r)
+{
+	char status[8], op_id[128];
+	json_t *responses = json_object();
+	json_t *op;
+	snprintf(status, sizeof(status), "%d", r->ok_status);
+	snprintf(op_id, sizeof(op_id), "%s", r->summary);
+	if (r->response_schema)
+		json_object_set_new(responses, status,
+				    json_pack("{s:s, s:o}", "description", "success", "content",
+					      gw_json_content(r->response_schema)));
+	else
+		json_object_set_new(responses, status, json_pack("{s:s}", "description", "success"));
+	json_object_set_new(responses, "default",
+			    json_pack("{s:s, s:o}", "description", "error", "content",
+				      gw_json_content("Error")));
+	op = json_pack("{s:s, s:[s], s:o, s:o}", "summary", r->summary, "tags", r->tag, "parameters",
+		       gw_path_params(r->pattern), "responses", responses);
+	if (r->request_schema)
+		json_object_set_new(op, "requestBody",
+				    json_pack("{s:b, s:o}", "required", 1, "content",
+					      gw_json_content(r->request_schema)));
+	if (r->auth == GW_AUTH_NONE)
+		json_object_set_new(op, "security", json_array());
+	if (r->auth == GW_AUTH_ADMIN)
+		json_object_set_new(op, "description", json_string("admin token only"));
+	return op;
+}
+
+json_t *gw_openapi(void)
+{
+	json_t *paths = json_object();
+	json_t *schemas = json_loads(gw_openapi_schemas, 0, NULL);
+	for (size_t i = 0; i < gw_routes_count; i++) {
+		const struct gw_route *r = &gw_routes[i];
+		char method[16];
+		json_t *item = json_object_get(paths, r->pattern);
+		size_t j;
+		if (!item) {
+			item = json_object();
+			json_object_set_new(paths, r->pattern, item);
+		}
+		for (j = 0; r->method[j] && j + 1 < sizeof(method); j++)
+			method[j] = (char)(r->method[j] | 0x20);
+		method[j] = '\0';
+		json_object_set_new(item, method, gw_operation(r));
+	}
+	return json_pack("{s:s, s:{s:s, s:s, s:s}, s:o, s:{s:o, s:{s:{s:s, s:s}}}, s:[{s:[]}]}",
+			 "openapi", "3.0.3", "info", "title", "Nova orchestration API", "version",
+			 NOVA_VERSION, "description",
+			 "Provisioning engine for LLM-inference compute. Errors are "
+			 "{\"error\": {\"code\", \"message\", \"field\"}}.",
+			 "paths", paths, "components", "schemas", schemas ? schemas : json_object(),
+			 "securitySchemes", "bearer", "type", "http", "scheme", "bearer", "security",
+			 "bearer");
+}

@@ -1,0 +1,681 @@
+#include "pools/pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ids.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/secret.h"
+
+#define POOL_COLS                                                                        \
+	"p.id, p.name, p.provider, p.config::text, p.labels::text, "                     \
+	"coalesce(p.max_nodes, -1), coalesce(p.max_accelerators, -1), "                 \
+	"to_json(p.accelerator_types)::text, p.state, "                                  \
+	"(SELECT count(*) FROM nodes n WHERE n.pool_id = p.id AND n.state <> 'terminated'), " \
+	DB_TS("p.created_at") ", " DB_TS("p.updated_at")
+
+/* --- validation ------------------------------------------------------- */
+
+static int pool_name_check(const char *name, struct nova_err *err)
+{
+	size_t n = strlen(name);
+	bool ok = n >= 1 && n <= 63 && name[0] != '-' && name[n - 1] != '-';
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		     name[i] == '-';
+	if (!ok) {
+		nova_err_set(err, NOVA_EINVAL, "name",
+			     "pool name must be 1 to 63 lower-case letters, digits or '-', "
+			     "starting and ending with a letter or digit");
+		nova_err_set_hint(err, "for example \"gpu-a100\"");
+		return NOVA_EINVAL;
+	}
+	return 0;
+}
+
+static int pool_labels_check(const json_t *labels, const char *field, struct nova_err *err)
+{
+	const char *k;
+	json_t *v;
+	if (!json_is_object(labels))
+		return nova_err_set(err, NOVA_EINVAL, field, "%s must be an object of strings", field);
+	if (json_object_size(labels) > 64)
+		return nova_err_set(err, NOVA_EINVAL, field, "%s has more than 64 entries", field);
+	json_object_foreach((json_t *)labels, k, v) {
+		char f[NOVA_ERR_FIELD_MAX];
+		snprintf(f, sizeof(f), "%s.%s", field, k);
+		if (!*k || strlen(k) > 63)
+			return nova_err_set(err, NOVA_EINVAL, field,
+					    "%s keys must be 1 to 63 characters", field);
+		if (!json_is_string(v) || json_string_length(v) > 256)
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be a string of at most 256 bytes",
+					    f);
+	}
+	return 0;
+}
+
+/* A quota is an integer >= 0 or null (unlimited). */
+static int pool_quota_value(long long *out, const json_t *v, const char *field,
+			    struct nova_err *err)
+{
+	if (json_is_null(v)) {
+		*out = -1;
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000)
+		return nova_err_set(err, NOVA_EINVAL, field,
+				    "%s must be an integer from 0 to 1000000, or null for unlimited",
+				    field);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int pool_types_check(const json_t *types, struct nova_err *err)
+{
+	size_t i;
+	json_t *v;
+	if (!json_is_array(types) || json_array_size(types) > 32)
+		return nova_err_set(err, NOVA_EINVAL, "quotas.accelerator_types",
+				    "quotas.accelerator_types must be an array of at most 32 strings");
+	json_array_foreach(types, i, v) {
+		if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 63)
+			return nova_err_set(err, NOVA_EINVAL, "quotas.accelerator_types",
+					    "quotas.accelerator_types[%zu] must be a string of 1 to 63 bytes",
+					    i);
+	}
+	return 0;
+}
+
+static int pool_quotas_decode(struct pool_quota_patch *out, const json_t *q, struct nova_err *err)
+{
+	json_t *mn = NULL, *ma = NULL, *types = NULL;
+	const struct json_field fields[] = {
+		{.name = "max_nodes", .kind = JSON_KIND_ANY, .out = &mn,
+		 .present = &out->has_max_nodes},
+		{.name = "max_accelerators", .kind = JSON_KIND_ANY, .out = &ma,
+		 .present = &out->has_max_accelerators},
+		{.name = "accelerator_types", .kind = JSON_KIND_ANY, .out = &types,
+		 .present = &out->has_accelerator_types},
+	};
+	int rc;
+	/* JSON_KIND_ANY refuses null, but null is how a quota is lifted. */
+	json_t *copy = json_deep_copy(q);
+	const char *k;
+	json_t *v;
+	void *tmp;
+	if (!json_is_object(q))
+		return nova_err_set(err, NOVA_EINVAL, "quotas", "quotas must be an object");
+	if (!copy)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	json_object_foreach_safe(copy, tmp, k, v) {
+		if (json_is_null(v))
+			json_object_set_new(copy, k, json_integer(-1));
+	}
+	rc = json_decode_object(copy, fields, 3, "quotas", err);
+	out->quotas.max_nodes = out->quotas.max_accelerators = -1;
+	out->quotas.accelerator_types = NULL;
+	if (!rc && out->has_max_nodes)
+		rc = pool_quota_value(&out->quotas.max_nodes, json_object_get(q, "max_nodes"),
+				      "quotas.max_nodes", err);
+	if (!rc && out->has_max_accelerators)
+		rc = pool_quota_value(&out->quotas.max_accelerators,
+				      json_object_get(q, "max_accelerators"),
+				      "quotas.max_accelerators", err);
+	if (!rc && out->has_accelerator_types) {
+		out->quotas.accelerator_types = json_object_get(q, "accelerator_types");
+		rc = pool_types_check(out->quotas.accelerator_types, err);
+	}
+	json_decref(copy);
+	return rc;
+}
+
+int pool_spec_from_json(struct pool_spec *out, const json_t *body, struct nova_err *err)
+{
+	json_t *config = NULL, *labels = NULL, *quotas = NULL;
+	const struct json_field fields[] = {
+		{.name = "name", .kind = JSON_KIND_STRING, .required = true, .out = &out->name,
+		 .max_len = 63},
+		{.name = "provider", .kind = JSON_KIND_STRING, .required = true,
+		 .out = &out->provider, .max_len = 32},
+		{.name = "config", .kind = JSON_KIND_OBJECT, .out = &config},
+		{.name = "labels", .kind = JSON_KIND_OBJECT, .out = &labels},
+		{.name = "quotas", .kind = JSON_KIND_OBJECT, .out = &quotas},
+	};
+	struct pool_quota_patch qp = {0};
+	int rc;
+	memset(out, 0, sizeof(*out));
+	out->quotas.max_nodes = out->quotas.max_accelerators = -1;
+	if ((rc = json_decode_object(body, fields, 5, "", err)))
+		return rc;
+	if ((rc = pool_name_check(out->name, err)))
+		return rc;
+	if (labels && (rc = pool_labels_check(labels, "labels", err)))
+		return rc;
+	if (quotas) {
+		if ((rc = pool_quotas_decode(&qp, quotas, err)))
+			return rc;
+		out->quotas = qp.quotas;
+	}
+	out->config = config;
+	out->labels = labels;
+	return 0;
+}
+
+int pool_quota_patch_from_json(struct pool_quota_patch *out, const json_t *body,
+			       struct nova_err *err)
+{
+	json_t *quotas = NULL;
+	const struct json_field fields[] = {
+		{.name = "quotas", .kind = JSON_KIND_OBJECT, .required = true, .out = &quotas},
+	};
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = json_decode_object(body, fields, 1, "", err)))
+		return rc;
+	return pool_quotas_decode(out, quotas, err);
+}
+
+/* --- rows --------------------------------------------------------------- */
+
+static json_t *pool_json_col(PGresult *res, int row, int col, json_t *fallback)
+{
+	json_t *v = json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
+	if (!v)
+		return fallback;
+	json_decref(fallback);
+	return v;
+}
+
+static struct pool *pool_from_row(PGresult *res, int row)
+{
+	struct pool *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	snprintf(p->id, sizeof(p->id), "%s", PQgetvalue(res, row, 0));
+	snprintf(p->name, sizeof(p->name), "%s", PQgetvalue(res, row, 1));
+	snprintf(p->provider, sizeof(p->provider), "%s", PQgetvalue(res, row, 2));
+	p->config = pool_json_col(res, row, 3, json_object());
+	p->labels = pool_json_col(res, row, 4, json_object());
+	p->quotas.max_nodes = strtoll(PQgetvalue(res, row, 5), NULL, 10);
+	p->quotas.max_accelerators = strtoll(PQgetvalue(res, row, 6), NULL, 10);
+	p->quotas.accelerator_types = pool_json_col(res, row, 7, json_array());
+	snprintf(p->state, sizeof(p->state), "%s", PQgetvalue(res, row, 8));
+	p->node_count = strtoll(PQgetvalue(res, row, 9), NULL, 10);
+	snprintf(p->created_at, sizeof(p->created_at), "%s", PQgetvalue(res, row, 10));
+	snprintf(p->updated_at, sizeof(p->updated_at), "%s", PQgetvalue(res, row, 11));
+	if (!p->config || !p->labels || !p->quotas.accelerator_types) {
+		pool_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void pool_free(struct pool *p)
+{
+	if (!p)
+		return;
+	json_decref(p->config);
+	json_decref(p->labels);
+	json_decref(p->quotas.accelerator_types);
+	free(p);
+}
+
+void pool_list_free(struct pool **pools, size_t n)
+{
+	for (size_t i = 0; pools && i < n; i++)
+		pool_free(pools[i]);
+	free(pools);
+}
+
+static json_t *pool_quota_json(long long v)
+{
+	return v < 0 ? json_null() : json_integer(v);
+}
+
+json_t *pool_to_json(const struct pool *p)
+{
+	return json_pack("{s:s, s:s, s:s, s:O, s:O, s:{s:o, s:o, s:O}, s:s, s:I, s:s, s:s}",
+			 "id", p->id, "name", p->name, "provider", p->provider, "config", p->config,
+			 "labels", p->labels, "quotas", "max_nodes",
+			 pool_quota_json(p->quotas.max_nodes), "max_accelerators",
+			 pool_quota_json(p->quotas.max_accelerators), "accelerator_types",
+			 p->quotas.accelerator_types, "state", p->state, "node_count",
+			 (json_int_t)p->node_count, "created_at", p->created_at, "updated_at",
+			 p->updated_at);
+}
+
+static int pool_one_from_result(struct pool **out, PGresult *res, struct nova_err *err)
+{
+	*out = pool_from_row(res, 0);
+	if (!*out)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	return 0;
+}
+
+static void pool_quota_param(char *buf, size_t len, const char **param, long long v)
+{
+	if (v < 0) {
+		*param = NULL;
+	} else {
+		snprintf(buf, len, "%lld", v);
+		*param = buf;
+	}
+}
+
+/* --- operations --------------------------------------------------------- */
+
+int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *spec,
+		struct nova_err *err)
+{
+	const struct adapter_ops *ops;
+	char *config = NULL, *labels = NULL, *types = NULL, mn[24], ma[24];
+	const char *params[7];
+	json_t *empty = json_object(), *no_types = json_array();
+	struct db_conn *c = NULL;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = pool_name_check(spec->name, err)))
+		goto done;
+	if (!(ops = adapter_find(spec->provider))) {
+		char names[256];
+		adapter_names(names, sizeof(names));
+		rc = nova_err_set(err, NOVA_EINVAL, "provider", "unknown provider \"%s\"", spec->provider);
+		nova_err_set_hint(err, "registered providers: %s", *names ? names : "none");
+		goto done;
+	}
+	if ((rc = adapter_validate(ops, spec->config ? spec->config : empty, err)))
+		goto done;
+	if (spec->labels && (rc = pool_labels_check(spec->labels, "labels", err)))
+		goto done;
+	if (spec->quotas.accelerator_types && (rc = pool_types_check(spec->quotas.accelerator_types, err)))
+		goto done;
+	config = json_dump_compact(spec->config ? spec->config : empty);
+	labels = json_dump_compact(spec->labels ? spec->labels : empty);
+	types = json_dump_compact(spec->quotas.accelerator_types ? spec->quotas.accelerator_types
+								 : no_types);
+	if (!config || !labels || !types) {
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		goto done;
+	}
+	params[0] = spec->name;
+	params[1] = spec->provider;
+	params[2] = config;
+	params[3] = labels;
+	pool_quota_param(mn, sizeof(mn), &params[4], spec->quotas.max_nodes);
+	pool_quota_param(ma, sizeof(ma), &params[5], spec->quotas.max_accelerators);
+	params[6] = types;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		goto done;
+	rc = db_exec_one(&res, c,
+			 "WITH p AS (INSERT INTO pools (name, provider, config, labels, max_nodes, "
+			 "max_accelerators, accelerator_types) VALUES ($1, $2, $3::jsonb, $4::jsonb, "
+			 "$5::integer, $6::integer, ARRAY(SELECT jsonb_array_elements_text($7::jsonb))) "
+			 "RETURNING *) SELECT " POOL_COLS " FROM p",
+			 7, params, err);
+	if (rc == NOVA_EEXISTS) {
+		nova_err_set(err, NOVA_EEXISTS, "name", "a pool named \"%s\" already exists", spec->name);
+		goto done;
+	}
+	if (rc == 0 && (rc = pool_one_from_result(out, res, err)) == 0)
+		nova_log_kv(NOVA_LOG_INFO, "pools", "pool created", "pool", spec->name, "provider",
+			    spec->provider, "id", (*out)->id, NULL);
+done:
+	PQclear(res);
+	if (c)
+		db_conn_release(db, c);
+	free(config);
+	free(labels);
+	free(types);
+	json_decref(empty);
+	json_decref(no_types);
+	return rc;
+}
+
+/* A reference is looked up as an id when it has a uuid's shape, then as a
+ * name: a valid pool name can itself look like a uuid. */
+static int pool_fetch(struct pool **out, struct db_conn *c, const char *ref, bool for_update,
+		      struct nova_err *err)
+{
+	const char *params[1] = {ref};
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if (ids_is_uuid(ref))
+		rc = db_exec(&res, c,
+			     for_update ? "SELECT " POOL_COLS " FROM pools p WHERE p.id = $1::uuid FOR UPDATE"
+					: "SELECT " POOL_COLS " FROM pools p WHERE p.id = $1::uuid",
+			     1, params, err);
+	else
+		rc = db_exec(&res, c,
+			     for_update ? "SELECT " POOL_COLS " FROM pools p WHERE p.name = $1 FOR UPDATE"
+					: "SELECT " POOL_COLS " FROM pools p WHERE p.name = $1",
+			     1, params, err);
+	if (rc == 0 && PQntuples(res) == 0 && ids_is_uuid(ref)) {
+		PQclear(res);
+		res = NULL;
+		rc = db_exec(&res, c,
+			     for_update ? "SELECT " POOL_COLS " FROM pools p WHERE p.name = $1 FOR UPDATE"
+					: "SELECT " POOL_COLS " FROM pools p WHERE p.name = $1",
+			     1, params, err);
+	}
+	if (rc == 0 && PQntuples(res) == 0)
+		rc = nova_err_set(err, NOVA_ENOTFOUND, "pool", "no pool named or with id \"%s\"", ref);
+	if (rc == 0)
+		rc = pool_one_from_result(out, res, err);
+	PQclear(res);
+	return rc;
+}
+
+int pool_get(struct pool **out, struct db_pool *db, const char *ref, struct nova_err *err)
+{
+	struct db_conn *c;
+	int rc;
+	*out = NULL;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = pool_fetch(out, c, ref, false, err);
+	db_conn_release(db, c);
+	return rc;
+}
+
+int pool_list(struct pool ***out, size_t *n_out, struct db_pool *db, struct nova_err *err)
+{
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	*n_out = 0;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec(&res, c, "SELECT " POOL_COLS " FROM pools p ORDER BY p.name", 0, NULL, err);
+	if (rc == 0 && PQntuples(res) > 0) {
+		size_t n = (size_t)PQntuples(res);
+		struct pool **v = calloc(n, sizeof(*v));
+		for (size_t i = 0; v && i < n; i++) {
+			if (!(v[i] = pool_from_row(res, (int)i))) {
+				pool_list_free(v, i);
+				v = NULL;
+			}
+		}
+		if (!v)
+			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		*out = v;
+		*n_out = v ? n : 0;
+	}
+	PQclear(res);
+	db_conn_release(db, c);
+	return rc;
+}
+
+struct pool_update_ctx {
+	const char *ref;
+	const struct pool_quota_patch *patch;
+	struct pool *result;
+};
+
+static int pool_update_tx(struct db_conn *c, void *arg, struct nova_err *err)
+{
+	struct pool_update_ctx *ctx = arg;
+	const struct pool_quota_patch *patch = ctx->patch;
+	struct pool *cur = NULL;
+	char mn[24], ma[24], *types = NULL;
+	const char *params[7];
+	PGresult *res = NULL;
+	int rc;
+	if ((rc = pool_fetch(&cur, c, ctx->ref, true, err)))
+		return rc;
+	if (strcmp(cur->state, "active") != 0) {
+		rc = nova_err_set(err, NOVA_ECONFLICT, "pool", "pool %s is being deleted", cur->name);
+		goto done;
+	}
+	types = json_dump_compact(patch->quotas.accelerator_types ? patch->quotas.accelerator_types
+								  : cur->quotas.accelerator_types);
+	params[0] = cur->id;
+	params[1] = patch->has_max_nodes ? "1" : "0";
+	pool_quota_param(mn, sizeof(mn), &params[2], patch->quotas.max_nodes);
+	params[3] = patch->has_max_accelerators ? "1" : "0";
+	pool_quota_param(ma, sizeof(ma), &params[4], patch->quotas.max_accelerators);
+	params[5] = patch->has_accelerator_types ? "1" : "0";
+	params[6] = types;
+	rc = db_exec(NULL, c,
+		     "UPDATE pools SET "
+		     "max_nodes = CASE WHEN $2 = '1' THEN $3::integer ELSE max_nodes END, "
+		     "max_accelerators = CASE WHEN $4 = '1' THEN $5::integer ELSE max_accelerators END, "
+		     "accelerator_types = CASE WHEN $6 = '1' "
+		     "THEN ARRAY(SELECT jsonb_array_elements_text($7::jsonb)) ELSE accelerator_types END, "
+		     "updated_at = now() WHERE id = $1::uuid",
+		     7, params, err);
+	if (rc == 0) {
+		char id[POOL_ID_LEN];
+		snprintf(id, sizeof(id), "%s", cur->id);
+		rc = pool_fetch(&ctx->result, c, id, false, err);
+	}
+done:
+	free(types);
+	PQclear(res);
+	pool_free(cur);
+	return rc;
+}
+
+int pool_update_quotas(struct pool **out, struct db_pool *db, const char *ref,
+		       const struct pool_quota_patch *patch, struct nova_err *err)
+{
+	struct pool_update_ctx ctx = {ref, patch, NULL};
+	int rc = db_tx_run(db, pool_update_tx, &ctx, err);
+	*out = rc ? NULL : ctx.result;
+	if (rc)
+		pool_free(ctx.result);
+	return rc;
+}
+
+/* --- delete ------------------------------------------------------------- */
+
+struct pool_delete_ctx {
+	const char *ref;
+	bool force;
+	struct pool *pool;     /* out: the pool, now marked deleting */
+	long long live;        /* out: live nodes */
+};
+
+/* Phase 1, in one transaction: check and record the intent. */
+static int pool_delete_mark_tx(struct db_conn *c, void *arg, struct nova_err *err)
+{
+	struct pool_delete_ctx *ctx = arg;
+	const char *params[1];
+	PGresult *res = NULL;
+	int rc;
+	if ((rc = pool_fetch(&ctx->pool, c, ctx->ref, true, err)))
+		return rc;
+	params[0] = ctx->pool->id;
+	if ((rc = db_exec_one(&res, c, "SELECT count(*) FROM deployments WHERE pool_id = $1::uuid",
+			      1, params, err)))
+		return rc;
+	long long deps = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	if (deps > 0) {
+		nova_err_set(err, NOVA_ECONFLICT, "pool", "pool %s is used by %lld deployment%s",
+			     ctx->pool->name, deps, deps == 1 ? "" : "s");
+		nova_err_set_hint(err, "delete its deployments first");
+		return NOVA_ECONFLICT;
+	}
+	ctx->live = ctx->pool->node_count;
+	if (ctx->live > 0 && !ctx->force) {
+		nova_err_set(err, NOVA_ECONFLICT, "pool", "pool %s has %lld node%s", ctx->pool->name,
+			     ctx->live, ctx->live == 1 ? "" : "s");
+		nova_err_set_hint(err, "drain its nodes first, or delete with force to drain and "
+				       "deprovision them");
+		return NOVA_ECONFLICT;
+	}
+	return db_exec(NULL, c, "UPDATE pools SET state = 'deleting', updated_at = now() "
+				"WHERE id = $1::uuid", 1, params, err);
+}
+
+/* Walk one node down the state machine to terminated, deprovisioning it. */
+static int pool_node_retire(struct db_pool *db, struct adapter *ad, const char *node_id,
+			    const char *state, const char *handle, struct nova_err *err)
+{
+	static const char *const reason = "pool deleted with force";
+	struct adapter_node_ref ref = {node_id, handle && *handle ? handle : NULL};
+	int rc;
+	if (!strcmp(state, "ready") || !strcmp(state, "unhealthy")) {
+		if ((rc = pool_node_transition(db, node_id, "draining", reason, err)))
+			return rc;
+		state = "draining";
+	}
+	if (strcmp(state, "terminating") != 0 &&
+	    (rc = pool_node_transition(db, node_id, "terminating", reason, err)))
+		return rc;
+	if ((rc = adapter_deprovision_node(ad, &ref, err)))
+		return rc;
+	return pool_node_transition(db, node_id, "terminated", reason, err);
+}
+
+int pool_delete(struct db_pool *db, const char *ref, bool force, struct nova_err *err)
+{
+	struct pool_delete_ctx ctx = {ref, force, NULL, 0};
+	struct adapter *ad = NULL;
+	struct db_conn *c = NULL;
+	PGresult *res = NULL;
+	const char *params[1];
+	int rc = db_tx_run(db, pool_delete_mark_tx, &ctx, err);
+	if (rc)
+		goto done;
+	params[0] = ctx.pool->id;
+	if (ctx.live > 0) {
+		const struct adapter_ops *ops = adapter_find(ctx.pool->provider);
+		if (!ops) {
+			rc = nova_err_set(err, NOVA_EUNAVAIL, "provider",
+					  "provider %s is not available in this novad; its nodes "
+					  "cannot be deprovisioned", ctx.pool->provider);
+			goto done;
+		}
+		if ((rc = adapter_create(&ad, ops, ctx.pool->id, ctx.pool->config, err)))
+			goto done;
+		if ((rc = db_conn_acquire(&c, db, err)))
+			goto done;
+		rc = db_exec(&res, c,
+			     "SELECT id, state, coalesce(handle, '') FROM nodes "
+			     "WHERE pool_id = $1::uuid AND state <> 'terminated' ORDER BY created_at",
+			     1, params, err);
+		db_conn_release(db, c);
+		c = NULL;
+		for (int i = 0; rc == 0 && i < PQntuples(res); i++)
+			rc = pool_node_retire(db, ad, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+					      PQgetvalue(res, i, 2), err);
+		if (rc) {
+			nova_log_kv(NOVA_LOG_WARN, "pools", "forced pool delete incomplete", "pool",
+				    ctx.pool->name, "error", err ? err->message : "", NULL);
+			goto done;
+		}
+	}
+	if ((rc = db_conn_acquire(&c, db, err)))
+		goto done;
+	rc = db_exec(NULL, c, "DELETE FROM pools WHERE id = $1::uuid AND state = 'deleting'", 1,
+		     params, err);
+	if (rc == 0)
+		nova_log_kv(NOVA_LOG_INFO, "pools", "pool deleted", "pool", ctx.pool->name, "id",
+			    ctx.pool->id, "forced", force ? "true" : "false", NULL);
+done:
+	PQclear(res);
+	if (c)
+		db_conn_release(db, c);
+	adapter_destroy(ad);
+	pool_free(ctx.pool);
+	return rc;
+}
+
+/* --- nodes -------------------------------------------------------------- */
+
+int pool_node_add(char id_out[POOL_ID_LEN], char *token_out, size_t token_len,
+		  struct db_pool *db, const char *pool_id, const struct pool_node_spec *spec,
+		  struct nova_err *err)
+{
+	char token[128], hash[SECRET_HEX_SHA256_LEN], count[16], mem[24], *labels = NULL;
+	const char *params[9];
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	json_t *empty = json_object();
+	id_out[0] = '\0';
+	ids_uuid_generate(id_out);
+	if ((rc = secret_token_generate(token, sizeof(token), "nova-node-", err)))
+		goto done;
+	secret_sha256_hex(hash, token, strlen(token));
+	labels = json_dump_compact(spec->labels ? spec->labels : empty);
+	snprintf(count, sizeof(count), "%u", spec->accelerator_count);
+	snprintf(mem, sizeof(mem), "%llu", spec->accelerator_memory_mib);
+	params[0] = id_out;
+	params[1] = pool_id;
+	params[2] = spec->name;
+	params[3] = spec->handle;
+	params[4] = spec->accelerator_type;
+	params[5] = count;
+	params[6] = mem;
+	params[7] = labels;
+	params[8] = hash;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		goto done;
+	rc = db_exec(&res, c,
+		     "INSERT INTO nodes (id, pool_id, name, handle, accelerator_type, accelerator_count, "
+		     "accelerator_memory_mib, labels, token_hash, state_reason) "
+		     "SELECT $1::uuid, $2::uuid, $3, $4, $5, $6::integer, $7::bigint, $8::jsonb, $9, "
+		     "'created' FROM pools WHERE id = $2::uuid AND state = 'active' RETURNING id",
+		     9, params, err);
+	db_conn_release(db, c);
+	if (rc == 0 && PQntuples(res) == 0)
+		rc = nova_err_set(err, NOVA_ECONFLICT, "pool",
+				  "pool %s does not exist or is being deleted", pool_id);
+done:
+	PQclear(res);
+	free(labels);
+	json_decref(empty);
+	if (rc == 0 && token_out)
+		snprintf(token_out, token_len, "%s", token);
+	return rc;
+}
+
+int pool_node_transition(struct db_pool *db, const char *node_id, const char *to,
+			 const char *reason, struct nova_err *err)
+{
+	const char *params[3] = {node_id, to, reason};
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	if (!reason || !*reason)
+		return nova_err_set(err, NOVA_EINVAL, "reason", "a state change needs a reason");
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec_one(&res, c,
+			 "UPDATE nodes SET state = $2, state_reason = $3, "
+			 "token_hash = CASE WHEN $2 = 'terminated' THEN NULL ELSE token_hash END "
+			 "WHERE id = $1::uuid RETURNING state",
+			 3, params, err);
+	if (rc == NOVA_ENOTFOUND)
+		nova_err_set(err, NOVA_ENOTFOUND, "node", "no node with id %s", node_id);
+	PQclear(res);
+	db_conn_release(db, c);
+	return rc;
+}
+
+int pool_node_count_live(long long *out, struct db_pool *db, const char *pool_id,
+			 struct nova_err *err)
+{
+	const char *params[1] = {pool_id};
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = 0;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec_one(&res, c,
+			 "SELECT count(*) FROM nodes WHERE pool_id = $1::uuid AND state <> 'terminated'",
+			 1, params, err);
+	if (rc == 0)
+		*out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	db_conn_release(db, c);
+	return rc;
+}

@@ -1,0 +1,109 @@
+/* Pools: named, configured instances of a provider, with quotas and a
+ * lifecycle, and the nodes they hold.
+ *
+ * A pool's config is validated through its provider's adapter at creation
+ * (a bad config is refused then, naming the field under "config."). A pool
+ * with live nodes is not deleted unless forced; a forced delete marks the pool
+ * `deleting` first (so nothing new lands on it), drains and deprovisions each
+ * node through the adapter, then removes the pool. A crash midway leaves the
+ * pool `deleting`, and repeating the delete finishes the job. */
+#ifndef NOVA_POOLS_POOL_H
+#define NOVA_POOLS_POOL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "adapters/adapter.h"
+#include "core/db.h"
+#include "core/err.h"
+
+#define POOL_ID_LEN 37
+#define POOL_NAME_MAX 64
+
+/* A quota of -1 means unlimited. */
+struct pool_quotas {
+	long long max_nodes;
+	long long max_accelerators;
+	json_t *accelerator_types; /* array of strings; empty: any */
+};
+
+struct pool {
+	char id[POOL_ID_LEN];
+	char name[POOL_NAME_MAX];
+	char provider[33];
+	json_t *config;            /* object */
+	json_t *labels;            /* object of strings */
+	struct pool_quotas quotas;
+	char state[16];            /* "active" | "deleting" */
+	long long node_count;      /* nodes not yet terminated */
+	char created_at[40];
+	char updated_at[40];
+};
+
+/* What a create request carries. The json_t members are borrowed. */
+struct pool_spec {
+	const char *name;
+	const char *provider;
+	const json_t *config;      /* NULL: {} */
+	const json_t *labels;      /* NULL: {} */
+	struct pool_quotas quotas;
+};
+
+/* A quota change: each field applies only when its has_ flag is set. */
+struct pool_quota_patch {
+	bool has_max_nodes, has_max_accelerators, has_accelerator_types;
+	struct pool_quotas quotas;
+};
+
+/* Decode a create request body strictly (names, types, unknown fields). */
+int pool_spec_from_json(struct pool_spec *out, const json_t *body, struct nova_err *err);
+int pool_quota_patch_from_json(struct pool_quota_patch *out, const json_t *body,
+			       struct nova_err *err);
+
+/* NOVA_EINVAL (bad name, unknown provider, config refused by the adapter),
+ * NOVA_EEXISTS (name taken). */
+int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *spec,
+		struct nova_err *err);
+/* by_ref: a pool id (uuid) or a name. */
+int pool_get(struct pool **out, struct db_pool *db, const char *ref, struct nova_err *err);
+int pool_list(struct pool ***out, size_t *n_out, struct db_pool *db, struct nova_err *err);
+int pool_update_quotas(struct pool **out, struct db_pool *db, const char *ref,
+		       const struct pool_quota_patch *patch, struct nova_err *err);
+/* NOVA_ECONFLICT when the pool has live nodes and !force. */
+int pool_delete(struct db_pool *db, const char *ref, bool force, struct nova_err *err);
+
+void pool_free(struct pool *p);
+void pool_list_free(struct pool **pools, size_t n);
+/* New JSON object in the API's shape. */
+json_t *pool_to_json(const struct pool *p);
+
+/* --- nodes ------------------------------------------------------------ */
+
+#define POOL_NODE_STATES "provisioning, ready, unhealthy, draining, terminating, terminated, failed"
+
+struct pool_node_spec {
+	const char *name;
+	const char *handle;           /* provider's name, may be NULL */
+	const char *accelerator_type; /* may be NULL */
+	unsigned accelerator_count;
+	unsigned long long accelerator_memory_mib;
+	const json_t *labels;         /* may be NULL */
+};
+
+/* Write a node row in state `provisioning` (the intent, before any provider
+ * call), with a fresh node token whose hash is stored. token_out (may be
+ * NULL) receives the token; id_out the node id. */
+int pool_node_add(char id_out[POOL_ID_LEN], char *token_out, size_t token_len,
+		  struct db_pool *db, const char *pool_id, const struct pool_node_spec *spec,
+		  struct nova_err *err);
+/* Move a node to state `to` with a reason. The database refuses transitions
+ * the state machine does not allow (NOVA_EINVAL); entering `terminated`
+ * revokes the node token. */
+int pool_node_transition(struct db_pool *db, const char *node_id, const char *to,
+			 const char *reason, struct nova_err *err);
+/* Count of nodes of the pool that are not terminated. */
+int pool_node_count_live(long long *out, struct db_pool *db, const char *pool_id,
+			 struct nova_err *err);
+
+#endif

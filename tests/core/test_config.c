@@ -1,0 +1,164 @@
+/* Configuration: YAML file, positioned errors, environment overrides. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/ydoc.h"
+
+static char path[64];
+
+static const char *write_yaml(const char *text)
+{
+	snprintf(path, sizeof(path), "/tmp/nova-cfg-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	unsetenv("NOVA_LISTEN");
+	unsetenv("NOVA_HTTP_THREADS");
+	unsetenv("NOVA_STATE_DIR");
+	return 0;
+}
+
+static void test_config_file_sets_values(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("listen: 0.0.0.0:9000\n"
+						      "log_level: debug\n"
+						      "http:\n  threads: 16\n  max_body_bytes: 4096\n"
+						      "providers:\n  fake: true\n"),
+				       &err), 0);
+	assert_string_equal(c.listen, "0.0.0.0:9000");
+	assert_int_equal(c.log_level, NOVA_LOG_DEBUG);
+	assert_int_equal(c.http_threads, 16);
+	assert_int_equal(c.max_body_bytes, 4096);
+	assert_true(c.enable_fake_provider);
+}
+
+static void test_config_unknown_key_has_file_line_column(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	char want[128];
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("listen: x:1\nhttp:\n  thread: 4\n"), &err),
+			 NOVA_EINVAL);
+	snprintf(want, sizeof(want), "%s:3:3:", path);
+	assert_memory_equal(err.message, want, strlen(want));
+	assert_string_equal(err.field, "http.thread");
+	assert_non_null(strstr(err.message, "threads")); /* says what was expected */
+}
+
+static void test_config_wrong_type_and_range_are_positioned(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	char want[128];
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("http:\n  threads: many\n"), &err), NOVA_EINVAL);
+	snprintf(want, sizeof(want), "%s:2:12:", path);
+	assert_memory_equal(err.message, want, strlen(want));
+	assert_string_equal(err.field, "http.threads");
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("database_pool_size: 0\n"), &err), NOVA_EINVAL);
+	assert_non_null(strstr(err.message, "from 1 to 256"));
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("log_level: loud\n"), &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "log_level");
+}
+
+static void test_config_malformed_yaml_is_positioned(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("listen: [1, 2\n"), &err), NOVA_EINVAL);
+	assert_memory_equal(err.message, path, strlen(path));
+	assert_int_equal(cfg_load_file(&c, write_yaml("listen: a\nlisten: b\n"), &err), NOVA_EINVAL);
+	assert_non_null(strstr(err.message, "duplicate"));
+	assert_int_equal(cfg_load_file(&c, "/nonexistent/novad.yaml", &err), NOVA_ENOTFOUND);
+}
+
+static void test_config_environment_overrides_file(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("listen: 127.0.0.1:1\n"), &err), 0);
+	setenv("NOVA_LISTEN", "127.0.0.1:2", 1);
+	setenv("NOVA_HTTP_THREADS", "3", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), 0);
+	assert_string_equal(c.listen, "127.0.0.1:2");
+	assert_int_equal(c.http_threads, 3);
+	setenv("NOVA_HTTP_THREADS", "zero", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "NOVA_HTTP_THREADS");
+}
+
+static void test_config_default_state_dir_follows_env(void **state)
+{
+	char buf[256];
+	(void)state;
+	setenv("NOVA_STATE_DIR", "/srv/nova", 1);
+	cfg_default_state_dir(buf, sizeof(buf));
+	assert_string_equal(buf, "/srv/nova");
+	unsetenv("NOVA_STATE_DIR");
+	cfg_default_state_dir(buf, sizeof(buf));
+	if (geteuid() == 0)
+		assert_string_equal(buf, "/var/lib/nova");
+	else
+		assert_non_null(strstr(buf, "nova"));
+}
+
+static void test_ydoc_to_json_keeps_types(void **state)
+{
+	struct ydoc *d;
+	struct nova_err err;
+	json_t *j;
+	const char *y = "a: 1\nb: true\nc: \"1\"\nd: [x, 2.5]\ne: ~\n";
+	(void)state;
+	assert_int_equal(ydoc_load_string(&d, "t.yaml", y, strlen(y), &err), 0);
+	assert_int_equal(ydoc_to_json(&j, d, ydoc_root(d), &err), 0);
+	assert_true(json_is_integer(json_object_get(j, "a")));
+	assert_true(json_is_true(json_object_get(j, "b")));
+	assert_true(json_is_string(json_object_get(j, "c")));
+	assert_true(json_is_real(json_array_get(json_object_get(j, "d"), 1)));
+	assert_true(json_is_null(json_object_get(j, "e")));
+	json_decref(j);
+	ydoc_destroy(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_config_file_sets_values, teardown),
+		cmocka_unit_test_teardown(test_config_unknown_key_has_file_line_column, teardown),
+		cmocka_unit_test_teardown(test_config_wrong_type_and_range_are_positioned, teardown),
+		cmocka_unit_test_teardown(test_config_malformed_yaml_is_positioned, teardown),
+		cmocka_unit_test_teardown(test_config_environment_overrides_file, teardown),
+		cmocka_unit_test_teardown(test_config_default_state_dir_follows_env, teardown),
+		cmocka_unit_test(test_ydoc_to_json_keeps_types),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,170 @@
+/* Strict JSON decoding: wrong types, missing and unknown fields are errors
+ * that name the field. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/json.h"
+
+struct sample {
+	const char *name;
+	long long replicas;
+	bool replicas_set;
+	bool enabled;
+	json_t *labels;
+};
+
+static int decode(struct sample *s, const char *text, struct nova_err *err)
+{
+	json_t *obj;
+	int rc = json_parse_object(&obj, text, strlen(text), err);
+	if (rc)
+		return rc;
+	const struct json_field fields[] = {
+		{.name = "name", .kind = JSON_KIND_STRING, .required = true, .out = &s->name, .max_len = 8},
+		{.name = "replicas", .kind = JSON_KIND_INT, .out = &s->replicas, .present = &s->replicas_set,
+		 .min = 0, .max = 100},
+		{.name = "enabled", .kind = JSON_KIND_BOOL, .out = &s->enabled},
+		{.name = "labels", .kind = JSON_KIND_OBJECT, .out = &s->labels},
+	};
+	memset(s, 0, sizeof(*s));
+	rc = json_decode_object(obj, fields, 4, "spec", err);
+	json_decref(obj);
+	return rc;
+}
+
+static void test_json_valid_body_decodes_every_field(void **state)
+{
+	struct sample s;
+	struct nova_err err;
+	json_t *obj;
+	(void)state;
+	const char *text = "{\"name\":\"a\",\"replicas\":3,\"enabled\":true,\"labels\":{}}";
+	assert_int_equal(json_parse_object(&obj, text, strlen(text), &err), 0);
+	const struct json_field fields[] = {
+		{.name = "name", .kind = JSON_KIND_STRING, .required = true, .out = &s.name},
+		{.name = "replicas", .kind = JSON_KIND_INT, .out = &s.replicas, .present = &s.replicas_set},
+		{.name = "enabled", .kind = JSON_KIND_BOOL, .out = &s.enabled},
+		{.name = "labels", .kind = JSON_KIND_OBJECT, .out = &s.labels},
+	};
+	assert_int_equal(json_decode_object(obj, fields, 4, "", &err), 0);
+	assert_string_equal(s.name, "a");
+	assert_int_equal(s.replicas, 3);
+	assert_true(s.replicas_set);
+	assert_true(s.enabled);
+	assert_true(json_is_object(s.labels));
+	json_decref(obj);
+}
+
+static void test_json_missing_required_field_is_named(void **state)
+{
+	struct sample s;
+	struct nova_err err;
+	(void)state;
+	assert_int_equal(decode(&s, "{\"replicas\":1}", &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "spec.name");
+	assert_non_null(strstr(err.message, "required"));
+}
+
+static void test_json_wrong_type_is_named(void **state)
+{
+	struct sample s;
+	struct nova_err err;
+	(void)state;
+	assert_int_equal(decode(&s, "{\"name\":\"a\",\"replicas\":\"3\"}", &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "spec.replicas");
+	assert_non_null(strstr(err.message, "integer"));
+	assert_int_equal(decode(&s, "{\"name\":5}", &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "spec.name");
+	assert_int_equal(decode(&s, "{\"name\":\"a\",\"enabled\":1}", &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "spec.enabled");
+}
+
+static void test_json_unknown_field_is_refused(void **state)
+{
+	struct sample s;
+	struct nova_err err;
+	(void)state;
+	assert_int_equal(decode(&s, "{\"name\":\"a\",\"replica\":3}", &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "spec.replica");
+	assert_non_null(strstr(err.message, "unknown field"));
+}
+
+static void test_json_range_and_length_are_checked(void **state)
+{
+	struct sample s;
+	struct nova_err err;
+	(void)state;
+	assert_int_equal(decode(&s, "{\"name\":\"a\",\"replicas\":101}", &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "spec.replicas");
+	assert_int_equal(decode(&s, "{\"name\":\"a\",\"replicas\":-1}", &err), NOVA_EINVAL);
+	assert_int_equal(decode(&s, "{\"name\":\"toolongname\"}", &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "spec.name");
+	assert_int_equal(decode(&s, "{\"name\":\"\"}", &err), NOVA_EINVAL);
+	assert_non_null(strstr(err.message, "empty"));
+}
+
+static void test_json_malformed_and_non_object_bodies_are_refused(void **state)
+{
+	struct nova_err err;
+	json_t *obj;
+	(void)state;
+	assert_int_equal(json_parse_object(&obj, "{\"name\":", 8, &err), NOVA_EINVAL);
+	assert_null(obj);
+	assert_non_null(strstr(err.message, "malformed JSON"));
+	assert_int_equal(json_parse_object(&obj, "[1,2]", 5, &err), NOVA_EINVAL);
+	assert_non_null(strstr(err.message, "object"));
+	assert_int_equal(json_parse_object(&obj, "", 0, &err), NOVA_EINVAL);
+	assert_int_equal(json_parse_object(&obj, "{\"a\":1,\"a\":2}", 13, &err), NOVA_EINVAL);
+	/* A NUL byte inside a string is refused by the parser. */
+	assert_int_equal(json_parse_object(&obj, "{\"a\":\"x\\u0000y\"}", 16, &err), NOVA_EINVAL);
+}
+
+static void test_err_codes_map_to_distinct_http_and_exit_statuses(void **state)
+{
+	(void)state;
+	assert_int_equal(nova_code_http_status(NOVA_EINVAL), 400);
+	assert_int_equal(nova_code_http_status(NOVA_EUNAUTH), 401);
+	assert_int_equal(nova_code_http_status(NOVA_EFORBIDDEN), 403);
+	assert_int_equal(nova_code_http_status(NOVA_ENOTFOUND), 404);
+	assert_int_equal(nova_code_http_status(NOVA_EEXISTS), 409);
+	assert_int_equal(nova_code_http_status(NOVA_ETOOBIG), 413);
+	assert_int_equal(nova_code_http_status(NOVA_EUNAVAIL), 503);
+	assert_int_equal(nova_code_exit_status(NOVA_EINVAL), 2);
+	assert_int_equal(nova_code_exit_status(NOVA_ENOTFOUND), 3);
+	assert_int_equal(nova_code_exit_status(NOVA_EEXISTS), 4);
+	assert_int_equal(nova_code_exit_status(NOVA_EUNAUTH), 5);
+	assert_int_equal(nova_code_exit_status(NOVA_EUNAVAIL), 6);
+	assert_int_equal(nova_code_from_name(nova_code_name(NOVA_ECONFLICT)), NOVA_ECONFLICT);
+	assert_int_equal(nova_code_from_name("no_such_code"), NOVA_EINTERNAL);
+}
+
+static void test_err_prefix_field_builds_a_path(void **state)
+{
+	struct nova_err err;
+	(void)state;
+	nova_err_set(&err, NOVA_EINVAL, "allocation", "bad");
+	nova_err_prefix_field(&err, "config");
+	assert_string_equal(err.field, "config.allocation");
+	nova_err_set(&err, NOVA_EINVAL, "", "bad");
+	nova_err_prefix_field(&err, "config");
+	assert_string_equal(err.field, "config");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_json_valid_body_decodes_every_field),
+		cmocka_unit_test(test_json_missing_required_field_is_named),
+		cmocka_unit_test(test_json_wrong_type_is_named),
+		cmocka_unit_test(test_json_unknown_field_is_refused),
+		cmocka_unit_test(test_json_range_and_length_are_checked),
+		cmocka_unit_test(test_json_malformed_and_non_object_bodies_are_refused),
+		cmocka_unit_test(test_err_codes_map_to_distinct_http_and_exit_statuses),
+		cmocka_unit_test(test_err_prefix_field_builds_a_path),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,101 @@
+#include "tests/support/testenv.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "adapters/adapter.h"
+#include "adapters/fake/fake.h"
+#include "core/http_client.h"
+#include "core/log.h"
+#include "tests/support/testdb.h"
+
+int testenv_db_open(struct testenv *env)
+{
+	struct nova_err err;
+	memset(env, 0, sizeof(*env));
+	if (testdb_create(env->conninfo, sizeof(env->conninfo)) != 0)
+		return -1;
+	if (db_pool_create(&env->db, env->conninfo, 8, 0, &err) ||
+	    db_migrate(env->db, db_migrations_builtin, db_migrations_builtin_count, &err)) {
+		fprintf(stderr, "testenv: %s\n", err.message);
+		return -1;
+	}
+	return 0;
+}
+
+int testenv_gateway_start(struct testenv *env, size_t max_body)
+{
+	struct nova_err err;
+	if (testenv_db_open(env))
+		return -1;
+	adapter_registry_reset();
+	fake_reset();
+	if (adapters_register_builtin(true, &err) ||
+	    auth_create(&env->auth, env->db, TESTENV_ADMIN_TOKEN, &err) ||
+	    http_client_global_init(&err))
+		goto fail;
+	struct gw_deps deps = {env->db, env->auth, db_migrations_builtin, db_migrations_builtin_count};
+	struct http_server_config cfg = {"127.0.0.1:0", 4, max_body, 0};
+	if (gw_create(&env->gw, &deps, &err) || http_server_create(&env->srv, &cfg, &err) ||
+	    gw_routes_register(env->gw, env->srv, &err) || http_server_start(env->srv, &err))
+		goto fail;
+	snprintf(env->url, sizeof(env->url), "http://127.0.0.1:%u", http_server_port(env->srv));
+	return 0;
+fail:
+	fprintf(stderr, "testenv: %s\n", err.message);
+	return -1;
+}
+
+void testenv_close(struct testenv *env)
+{
+	http_server_stop(env->srv);
+	http_server_destroy(env->srv);
+	gw_destroy(env->gw);
+	auth_destroy(env->auth);
+	db_pool_destroy(env->db);
+	memset(env, 0, sizeof(*env));
+}
+
+long testenv_http_raw(json_t **body_out, struct testenv *env, const char *method,
+		      const char *path, const char *token, const char *body, size_t len,
+		      const char *const *headers)
+{
+	char url[512];
+	struct http_client_response res = {0};
+	struct nova_err err;
+	snprintf(url, sizeof(url), "%s%s", env->url, path);
+	struct http_client_request req = {
+		.method = method, .url = url, .bearer_token = token, .body = body,
+		.body_len = len, .headers = headers, .timeout_ms = 10000,
+	};
+	if (body_out)
+		*body_out = NULL;
+	if (http_client_do(&res, &req, &err)) {
+		fprintf(stderr, "testenv: %s %s: %s\n", method, path, err.message);
+		return -1;
+	}
+	if (body_out && res.body_len)
+		*body_out = json_loadb(res.body, res.body_len, JSON_DECODE_ANY, NULL);
+	long status = res.status;
+	http_client_response_finish(&res);
+	return status;
+}
+
+long testenv_http(json_t **body_out, struct testenv *env, const char *method, const char *path,
+		  const char *token, const char *body)
+{
+	return testenv_http_raw(body_out, env, method, path, token, body, body ? strlen(body) : 0,
+				NULL);
+}
+
+const char *testenv_error_code(const json_t *body)
+{
+	const char *s = json_string_value(json_object_get(json_object_get(body, "error"), "code"));
+	return s ? s : "";
+}
+
+const char *testenv_error_field(const json_t *body)
+{
+	const char *s = json_string_value(json_object_get(json_object_get(body, "error"), "field"));
+	return s ? s : "";
+}
