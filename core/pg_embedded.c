@@ -69,18 +69,19 @@ static int pg_run(const struct pg_embedded *pg, const char *const *argv, const c
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (pw) {
+			if (setgid(pw->pw_gid) != 0 || initgroups("postgres", pw->pw_gid) != 0 ||
+			    setuid(pw->pw_uid) != 0)
+				_exit(126);
+		}
+		/* Opened as the server's user, so pg_ctl -l can append to it. */
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		int devnull = open("/dev/null", O_RDONLY);
 		if (devnull >= 0)
 			dup2(devnull, 0);
 		if (fd >= 0) {
 			dup2(fd, 1);
 			dup2(fd, 2);
-		}
-		if (pw) {
-			if (setgid(pw->pw_gid) != 0 || initgroups("postgres", pw->pw_gid) != 0 ||
-			    setuid(pw->pw_uid) != 0)
-				_exit(126);
 		}
 		if (chdir(pg->dir) != 0)
 			_exit(126);

@@ -1,0 +1,355 @@
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/http_client.h"
+#include "core/ydoc.h"
+
+/* --- arguments ------------------------------------------------------------- */
+
+void cli_args_init(struct cli_args *a, int argc, char **argv)
+{
+	memset(a, 0, sizeof(*a));
+	a->n = argc > 64 ? 64 : argc;
+	a->v = argv;
+}
+
+static const char *cli_arg_find(struct cli_args *a, const char *flag, bool need_value)
+{
+	size_t fl = strlen(flag);
+	for (int i = 0; i < a->n; i++) {
+		if (a->used[i] || strncmp(a->v[i], flag, fl) != 0)
+			continue;
+		if (a->v[i][fl] == '=' && need_value) {
+			a->used[i] = true;
+			return a->v[i] + fl + 1;
+		}
+		if (a->v[i][fl] != '\0')
+			continue;
+		a->used[i] = true;
+		if (!need_value)
+			return a->v[i];
+		if (i + 1 >= a->n) {
+			a->bad = true;
+			snprintf(a->bad_msg, sizeof(a->bad_msg), "%s needs a value", flag);
+			return NULL;
+		}
+		a->used[i + 1] = true;
+		return a->v[i + 1];
+	}
+	return NULL;
+}
+
+const char *cli_arg_value(struct cli_args *a, const char *flag)
+{
+	return cli_arg_find(a, flag, true);
+}
+
+const char *cli_arg_value_next(struct cli_args *a, const char *flag)
+{
+	return cli_arg_find(a, flag, true);
+}
+
+bool cli_arg_flag(struct cli_args *a, const char *flag)
+{
+	return cli_arg_find(a, flag, false) != NULL;
+}
+
+const char *cli_arg_positional(struct cli_args *a, int idx)
+{
+	int seen = 0;
+	/* Commands take their flags (and flag values) first, so what is left
+	 * unused and not dash-led is positional. */
+	for (int i = 0; i < a->n; i++) {
+		if (a->used[i] || (a->v[i][0] == '-' && a->v[i][1] != '\0'))
+			continue;
+		if (seen++ == idx) {
+			a->used[i] = true;
+			return a->v[i];
+		}
+	}
+	return NULL;
+}
+
+bool cli_args_wants_help(const struct cli_args *a)
+{
+	for (int i = 0; i < a->n; i++)
+		if (!strcmp(a->v[i], "--help") || !strcmp(a->v[i], "-h"))
+			return true;
+	return false;
+}
+
+int cli_usage_error(struct cli_ctx *ctx, const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("novactl: ", ctx->errout);
+	va_start(ap, fmt);
+	vfprintf(ctx->errout, fmt, ap);
+	va_end(ap);
+	fprintf(ctx->errout, "\nusage: %s\n", usage);
+	return CLI_EXIT_USAGE;
+}
+
+int cli_args_finish(struct cli_args *a, struct cli_ctx *ctx, const char *usage)
+{
+	if (a->bad)
+		return cli_usage_error(ctx, usage, "%s", a->bad_msg);
+	for (int i = 0; i < a->n; i++) {
+		if (a->used[i])
+			continue;
+		if (a->v[i][0] == '-' && a->v[i][1] != '\0')
+			return cli_usage_error(ctx, usage, "unknown flag %s", a->v[i]);
+		return cli_usage_error(ctx, usage, "unexpected argument %s", a->v[i]);
+	}
+	return 0;
+}
+
+/* --- configuration ---------------------------------------------------------- */
+
+void cli_config_path(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+	if (xdg && *xdg)
+		snprintf(buf, len, "%s/nova/config.yaml", xdg);
+	else
+		snprintf(buf, len, "%s/.config/nova/config.yaml", home ? home : "");
+}
+
+static bool cli_read_first_line(char *buf, size_t len, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	bool ok = false;
+	if (!f)
+		return false;
+	if (fgets(buf, (int)len, f)) {
+		buf[strcspn(buf, "\r\n")] = '\0';
+		ok = buf[0] != '\0';
+	}
+	fclose(f);
+	return ok;
+}
+
+static int cli_config_file(char *server, size_t slen, char *token, size_t tlen,
+			   struct nova_err *err)
+{
+	static const char *const keys[] = {"server", "token", NULL};
+	char path[1024];
+	struct ydoc *d;
+	yaml_node_t *root, *n;
+	const char *s;
+	int rc;
+	cli_config_path(path, sizeof(path));
+	rc = ydoc_load_file(&d, path, err);
+	if (rc == NOVA_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	root = ydoc_root(d);
+	if (root && (rc = ydoc_map_check_keys(d, root, "", keys, err)) == 0) {
+		if ((n = ydoc_map_get(d, root, "server")) &&
+		    (rc = ydoc_get_string(&s, d, n, "server", err)) == 0)
+			snprintf(server, slen, "%s", s);
+		if (!rc && (n = ydoc_map_get(d, root, "token")) &&
+		    (rc = ydoc_get_string(&s, d, n, "token", err)) == 0)
+			snprintf(token, tlen, "%s", s);
+	}
+	ydoc_destroy(d);
+	return rc;
+}
+
+int cli_config_resolve(struct cli_ctx *ctx, const char *flag_server, const char *flag_token,
+		       struct nova_err *err)
+{
+	char file_server[1024] = "", file_token[512] = "", state[1024], path[1100];
+	const char *env_server = getenv("NOVA_SERVER"), *env_token = getenv("NOVA_TOKEN");
+	int rc = cli_config_file(file_server, sizeof(file_server), file_token, sizeof(file_token), err);
+	if (rc)
+		return rc;
+	cfg_default_state_dir(state, sizeof(state));
+	if (flag_server)
+		snprintf(ctx->server, sizeof(ctx->server), "%s", flag_server);
+	else if (env_server && *env_server)
+		snprintf(ctx->server, sizeof(ctx->server), "%s", env_server);
+	else if (file_server[0])
+		snprintf(ctx->server, sizeof(ctx->server), "%s", file_server);
+	else if (snprintf(path, sizeof(path), "%s/novad.url", state) > 0 &&
+		 cli_read_first_line(ctx->server, sizeof(ctx->server), path))
+		;
+	else
+		snprintf(ctx->server, sizeof(ctx->server), "%s", CFG_DEFAULT_SERVER);
+	size_t sl = strlen(ctx->server);
+	while (sl > 0 && ctx->server[sl - 1] == '/')
+		ctx->server[--sl] = '\0';
+
+	if (flag_token)
+		snprintf(ctx->token, sizeof(ctx->token), "%s", flag_token);
+	else if (env_token && *env_token)
+		snprintf(ctx->token, sizeof(ctx->token), "%s", env_token);
+	else if (file_token[0])
+		snprintf(ctx->token, sizeof(ctx->token), "%s", file_token);
+	else if (snprintf(path, sizeof(path), "%s/%s", state, CFG_ADMIN_TOKEN_FILE) > 0 &&
+		 cli_read_first_line(ctx->token, sizeof(ctx->token), path))
+		;
+	else
+		ctx->token[0] = '\0';
+	explicit_bzero(file_token, sizeof(file_token));
+	return 0;
+}
+
+/* --- requests ---------------------------------------------------------------- */
+
+void cli_path_escape(char *buf, size_t len, const char *segment)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)segment; *p && o + 4 < len; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+			buf[o++] = (char)*p;
+		} else {
+			buf[o++] = '%';
+			buf[o++] = hex[*p >> 4];
+			buf[o++] = hex[*p & 15];
+		}
+	}
+	buf[o] = '\0';
+}
+
+int cli_request(json_t **out, struct cli_ctx *ctx, const char *method, const char *path,
+		const json_t *body)
+{
+	char url[2048];
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct http_client_response res;
+	struct nova_err err;
+	int rc;
+	if (out)
+		*out = NULL;
+	snprintf(url, sizeof(url), "%s%s", ctx->server, path);
+	struct http_client_request req = {
+		.method = method, .url = url, .bearer_token = ctx->token[0] ? ctx->token : NULL,
+		.body = text, .body_len = text ? strlen(text) : 0, .timeout_ms = 60000,
+	};
+	rc = http_client_do(&res, &req, &err);
+	free(text);
+	if (rc) {
+		fprintf(ctx->errout, "novactl: cannot reach novad at %s: %s\n", ctx->server, err.message);
+		fprintf(ctx->errout, "hint: is novad running? set --server or NOVA_SERVER\n");
+		return nova_code_exit_status(rc);
+	}
+	json_t *j = res.body_len ? json_loadb(res.body, res.body_len, JSON_DECODE_ANY, NULL) : NULL;
+	if (res.status >= 200 && res.status < 300) {
+		http_client_response_finish(&res);
+		if (out)
+			*out = j;
+		else
+			json_decref(j);
+		return 0;
+	}
+	json_t *e = json_object_get(j, "error");
+	const char *code = json_string_value(json_object_get(e, "code"));
+	const char *msg = json_string_value(json_object_get(e, "message"));
+	const char *field = json_string_value(json_object_get(e, "field"));
+	const char *hint = json_string_value(json_object_get(e, "hint"));
+	int ncode = code ? nova_code_from_name(code) : nova_code_from_http_status((int)res.status);
+	if (ncode == NOVA_OK)
+		ncode = NOVA_EINTERNAL;
+	fprintf(ctx->errout, "novactl: %s", msg ? msg : "request failed");
+	if (field && *field)
+		fprintf(ctx->errout, " (field: %s)", field);
+	if (!msg)
+		fprintf(ctx->errout, " (HTTP %ld)", res.status);
+	fputc('\n', ctx->errout);
+	if (hint && *hint)
+		fprintf(ctx->errout, "hint: %s\n", hint);
+	if (ncode == NOVA_EUNAUTH && !ctx->token[0])
+		fprintf(ctx->errout, "hint: no token found; set --token or NOVA_TOKEN\n");
+	json_decref(j);
+	http_client_response_finish(&res);
+	return nova_code_exit_status(ncode);
+}
+
+/* --- output ---------------------------------------------------------------------- */
+
+void cli_table_print(FILE *f, const char *const *headers, size_t ncols, const char *const *cells,
+		     size_t nrows)
+{
+	size_t width[16] = {0};
+	if (ncols > 16)
+		ncols = 16;
+	for (size_t c = 0; c < ncols; c++)
+		width[c] = strlen(headers[c]);
+	for (size_t r = 0; r < nrows; r++)
+		for (size_t c = 0; c < ncols; c++) {
+			const char *s = cells[r * ncols + c];
+			size_t l = s && *s ? strlen(s) : 1;
+			if (l > width[c])
+				width[c] = l;
+		}
+	for (size_t c = 0; c < ncols; c++) {
+		if (c + 1 < ncols)
+			fprintf(f, "%-*s  ", (int)width[c], headers[c]);
+		else
+			fprintf(f, "%s\n", headers[c]);
+	}
+	for (size_t r = 0; r < nrows; r++)
+		for (size_t c = 0; c < ncols; c++) {
+			const char *s = cells[r * ncols + c];
+			if (!s || !*s)
+				s = "-";
+			if (c + 1 < ncols)
+				fprintf(f, "%-*s  ", (int)width[c], s);
+			else
+				fprintf(f, "%s\n", s);
+		}
+}
+
+void cli_json_print(FILE *f, const json_t *v)
+{
+	char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+	if (text) {
+		fputs(text, f);
+		fputc('\n', f);
+		free(text);
+	}
+}
+
+const char *cli_cell(char *buf, size_t len, const json_t *v)
+{
+	if (json_is_string(v))
+		snprintf(buf, len, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		snprintf(buf, len, "%g", json_real_value(v));
+	else if (json_is_boolean(v))
+		snprintf(buf, len, "%s", json_is_true(v) ? "true" : "false");
+	else if (json_is_object(v) || json_is_array(v)) {
+		char *t = json_dumps(v, JSON_COMPACT);
+		snprintf(buf, len, "%s", t ? t : "");
+		free(t);
+	} else
+		buf[0] = '\0';
+	return buf;
+}
+
+int cli_load_json_or_yaml(json_t **out, const char *path, struct nova_err *err)
+{
+	struct ydoc *d;
+	int rc;
+	*out = NULL;
+	/* YAML 1.1 reads JSON documents too, with positions for errors. */
+	if ((rc = ydoc_load_file(&d, path, err)))
+		return rc;
+	if (!ydoc_root(d))
+		rc = nova_err_set(err, NOVA_EINVAL, "", "%s is empty", path);
+	else
+		rc = ydoc_to_json(out, d, ydoc_root(d), err);
+	ydoc_destroy(d);
+	return rc;
+}

@@ -1,0 +1,83 @@
+/* novactl internals: argument handling, configuration, requests, output.
+ * Commands live in cmd_*.c and register in the table in novactl_main.c. */
+#ifndef NOVA_CLI_CLI_H
+#define NOVA_CLI_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "core/err.h"
+
+#define CLI_EXIT_USAGE 2
+
+struct cli_ctx {
+	char server[1024];
+	char token[512];
+	bool json;           /* -o json */
+	FILE *out, *errout;  /* stdout/stderr; tests redirect */
+};
+
+/* A command's arguments after "GROUP VERB": positionals and --flags, each
+ * consumed once; anything left over is a usage error. */
+struct cli_args {
+	int n;
+	char **v;
+	bool used[64];
+	bool bad;            /* a flag lacked its value */
+	char bad_msg[160];
+};
+
+void cli_args_init(struct cli_args *a, int argc, char **argv);
+/* "--name VALUE" or "--name=VALUE"; NULL when absent. Marks it used. */
+const char *cli_arg_value(struct cli_args *a, const char *flag);
+/* The next unused occurrence of a repeatable flag, NULL when none left. */
+const char *cli_arg_value_next(struct cli_args *a, const char *flag);
+bool cli_arg_flag(struct cli_args *a, const char *flag);
+/* The i-th positional (not a flag and not a flag's value). Marks it used. */
+const char *cli_arg_positional(struct cli_args *a, int i);
+/* 0, or CLI_EXIT_USAGE after printing what was left over. */
+int cli_args_finish(struct cli_args *a, struct cli_ctx *ctx, const char *usage);
+bool cli_args_wants_help(const struct cli_args *a);
+
+/* Resolve server and token: flags > NOVA_SERVER/NOVA_TOKEN > the config file
+ * ($XDG_CONFIG_HOME or ~/.config)/nova/config.yaml > a local novad's state
+ * directory (novad.url, admin_token) > the default server. */
+int cli_config_resolve(struct cli_ctx *ctx, const char *flag_server, const char *flag_token,
+		       struct nova_err *err);
+void cli_config_path(char *buf, size_t len);
+
+/* Send a request; *out gets the parsed JSON answer on success (2xx), or NULL
+ * for an empty body. On an error status or transport failure, prints the
+ * error and returns the exit status; 0 on success. */
+int cli_request(json_t **out, struct cli_ctx *ctx, const char *method, const char *path,
+		const json_t *body);
+/* Percent-encode one path segment into buf. */
+void cli_path_escape(char *buf, size_t len, const char *segment);
+
+/* Usage error: "novactl: MESSAGE" and the usage line; returns 2. */
+int cli_usage_error(struct cli_ctx *ctx, const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* --- output --------------------------------------------------------------- */
+
+/* Print rows as an aligned table with a header row. cells[r * ncols + c]; a
+ * NULL or empty cell prints "-". */
+void cli_table_print(FILE *f, const char *const *headers, size_t ncols, const char *const *cells,
+		     size_t nrows);
+/* Pretty JSON (2-space indent) and a newline. */
+void cli_json_print(FILE *f, const json_t *v);
+/* Text of a JSON scalar for a table cell into buf: strings as is, numbers,
+ * booleans; null or absent -> "" (printed as "-"). */
+const char *cli_cell(char *buf, size_t len, const json_t *v);
+
+/* Load a JSON or YAML file as JSON. */
+int cli_load_json_or_yaml(json_t **out, const char *path, struct nova_err *err);
+
+/* Commands: each returns an exit status. */
+int cli_cmd_version(struct cli_ctx *ctx, struct cli_args *a);
+int cli_cmd_pool(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+int cli_cmd_apikey(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+
+#endif

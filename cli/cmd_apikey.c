@@ -1,0 +1,106 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define APIKEY_USAGE                                                                          \
+	"novactl apikey create|list|revoke ...\n"                                            \
+	"  novactl apikey create NAME\n"                                                      \
+	"  novactl apikey list\n"                                                             \
+	"  novactl apikey revoke ID"
+
+static int apikey_create(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *name = cli_arg_positional(a, 0);
+	json_t *body, *res = NULL;
+	int rc = cli_args_finish(a, ctx, "novactl apikey create NAME");
+	if (rc)
+		return rc;
+	if (!name)
+		return cli_usage_error(ctx, "novactl apikey create NAME", "NAME is required");
+	body = json_pack("{s:s}", "name", name);
+	if ((rc = cli_request(&res, ctx, "POST", "/v1/apikeys", body)) == 0) {
+		if (ctx->json) {
+			cli_json_print(ctx->out, res);
+		} else {
+			/* The key alone on stdout, so KEY=$(novactl apikey create ci) works. */
+			fprintf(ctx->out, "%s\n", json_string_value(json_object_get(res, "key")));
+			fprintf(ctx->errout, "api key %s (%s) created; it is shown once: store it now\n",
+				json_string_value(json_object_get(res, "name")),
+				json_string_value(json_object_get(res, "id")));
+		}
+	}
+	json_decref(res);
+	json_decref(body);
+	return rc;
+}
+
+static int apikey_list(struct cli_ctx *ctx, struct cli_args *a)
+{
+	static const char *const headers[] = {"ID", "NAME", "PREFIX", "CREATED", "LAST-USED", "REVOKED"};
+	static const char *const keys[] = {"id", "name", "prefix", "created_at", "last_used_at", "revoked_at"};
+	json_t *res = NULL, *k;
+	size_t i;
+	int rc = cli_args_finish(a, ctx, "novactl apikey list");
+	if (rc || (rc = cli_request(&res, ctx, "GET", "/v1/apikeys", NULL)))
+		return rc;
+	if (ctx->json) {
+		cli_json_print(ctx->out, res);
+		json_decref(res);
+		return 0;
+	}
+	size_t n = json_array_size(res);
+	char(*buf)[128] = calloc(n * 6 + 1, sizeof(*buf));
+	const char **cells = calloc(n * 6 + 1, sizeof(*cells));
+	json_array_foreach(res, i, k)
+		for (size_t c = 0; c < 6; c++)
+			cells[i * 6 + c] = cli_cell(buf[i * 6 + c], 128, json_object_get(k, keys[c]));
+	cli_table_print(ctx->out, headers, 6, cells, n);
+	free(cells);
+	free(buf);
+	json_decref(res);
+	return 0;
+}
+
+static int apikey_revoke(struct cli_ctx *ctx, struct cli_args *a)
+{
+	char path[600], esc[512];
+	const char *id = cli_arg_positional(a, 0);
+	int rc = cli_args_finish(a, ctx, "novactl apikey revoke ID");
+	if (rc)
+		return rc;
+	if (!id)
+		return cli_usage_error(ctx, "novactl apikey revoke ID", "ID is required");
+	cli_path_escape(esc, sizeof(esc), id);
+	snprintf(path, sizeof(path), "/v1/apikeys/%s", esc);
+	if ((rc = cli_request(NULL, ctx, "DELETE", path, NULL)) == 0 && !ctx->json)
+		fprintf(ctx->out, "api key %s revoked\n", id);
+	return rc;
+}
+
+int cli_cmd_apikey(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
+{
+	static const struct {
+		const char *verb;
+		int (*fn)(struct cli_ctx *, struct cli_args *);
+		const char *usage;
+	} verbs[] = {
+		{"create", apikey_create, "novactl apikey create NAME"},
+		{"list", apikey_list, "novactl apikey list"},
+		{"revoke", apikey_revoke, "novactl apikey revoke ID"},
+	};
+	if (!verb || !strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
+		fprintf(verb ? ctx->out : ctx->errout, "usage: %s\n", APIKEY_USAGE);
+		return verb ? 0 : CLI_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(verbs[i].verb, verb) != 0)
+			continue;
+		if (cli_args_wants_help(a)) {
+			fprintf(ctx->out, "usage: %s\n", verbs[i].usage);
+			return 0;
+		}
+		return verbs[i].fn(ctx, a);
+	}
+	return cli_usage_error(ctx, APIKEY_USAGE, "unknown command \"apikey %s\"", verb);
+}

@@ -1,0 +1,289 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+#define POOL_CREATE_USAGE                                                                     \
+	"novactl pool create NAME --provider P [--config JSON | --config-file FILE] "         \
+	"[--max-nodes N] [--max-accelerators N] [--accelerator-types T1,T2] [--label k=v ...]"
+#define POOL_UPDATE_USAGE                                                                     \
+	"novactl pool update NAME|ID [--max-nodes N|none] [--max-accelerators N|none] "       \
+	"[--accelerator-types T1,T2]"
+#define POOL_USAGE                                                                            \
+	"novactl pool create|list|get|update|delete ...\n"                                   \
+	"  " POOL_CREATE_USAGE "\n"                                                           \
+	"  novactl pool list\n"                                                               \
+	"  novactl pool get NAME|ID\n"                                                        \
+	"  " POOL_UPDATE_USAGE "\n"                                                           \
+	"  novactl pool delete NAME|ID [--force]"
+
+/* "N" -> integer, "none" -> null (unlimited). */
+static int pool_quota_arg(json_t *quotas, const char *key, const char *val, struct cli_ctx *ctx,
+			  const char *usage, const char *flag)
+{
+	char *end;
+	long long v;
+	if (!val)
+		return 0;
+	if (strcmp(val, "none") == 0) {
+		json_object_set_new(quotas, key, json_null());
+		return 0;
+	}
+	errno = 0;
+	v = strtoll(val, &end, 10);
+	if (errno || !*val || *end || v < 0)
+		return cli_usage_error(ctx, usage, "%s must be a non-negative integer or none, not \"%s\"",
+				       flag, val);
+	json_object_set_new(quotas, key, json_integer(v));
+	return 0;
+}
+
+static json_t *pool_types_arg(const char *val)
+{
+	json_t *arr = json_array();
+	char *copy = strdup(val), *save = NULL;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		json_array_append_new(arr, json_string(t));
+	free(copy);
+	return arr;
+}
+
+/* Quota flags shared by create and update. */
+static int pool_quota_flags(json_t *quotas, struct cli_args *a, struct cli_ctx *ctx,
+			    const char *usage)
+{
+	int rc;
+	if ((rc = pool_quota_arg(quotas, "max_nodes", cli_arg_value(a, "--max-nodes"), ctx, usage,
+				 "--max-nodes")) ||
+	    (rc = pool_quota_arg(quotas, "max_accelerators", cli_arg_value(a, "--max-accelerators"),
+				 ctx, usage, "--max-accelerators")))
+		return rc;
+	const char *types = cli_arg_value(a, "--accelerator-types");
+	if (types)
+		json_object_set_new(quotas, "accelerator_types", pool_types_arg(types));
+	return 0;
+}
+
+static void pool_print(struct cli_ctx *ctx, const json_t *p)
+{
+	char b[9][256];
+	json_t *q = json_object_get(p, "quotas");
+	if (ctx->json) {
+		cli_json_print(ctx->out, p);
+		return;
+	}
+	fprintf(ctx->out,
+		"id:                %s\nname:              %s\nprovider:          %s\n"
+		"state:             %s\nnodes:             %s\nmax nodes:         %s\n"
+		"max accelerators:  %s\naccelerator types: %s\nlabels:            %s\n",
+		cli_cell(b[0], 256, json_object_get(p, "id")),
+		cli_cell(b[1], 256, json_object_get(p, "name")),
+		cli_cell(b[2], 256, json_object_get(p, "provider")),
+		cli_cell(b[3], 256, json_object_get(p, "state")),
+		cli_cell(b[4], 256, json_object_get(p, "node_count")),
+		*cli_cell(b[5], 256, json_object_get(q, "max_nodes")) ? b[5] : "unlimited",
+		*cli_cell(b[6], 256, json_object_get(q, "max_accelerators")) ? b[6] : "unlimited",
+		json_array_size(json_object_get(q, "accelerator_types"))
+			? cli_cell(b[7], 256, json_object_get(q, "accelerator_types")) : "any",
+		cli_cell(b[8], 256, json_object_get(p, "labels")));
+	char *cfg = json_dumps(json_object_get(p, "config"), JSON_COMPACT);
+	fprintf(ctx->out, "config:            %s\n", cfg ? cfg : "{}");
+	free(cfg);
+	fprintf(ctx->out, "created:           %s\nupdated:           %s\n",
+		cli_cell(b[0], 256, json_object_get(p, "created_at")),
+		cli_cell(b[1], 256, json_object_get(p, "updated_at")));
+}
+
+static int pool_create(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *provider = cli_arg_value(a, "--provider");
+	const char *config = cli_arg_value(a, "--config");
+	const char *config_file = cli_arg_value(a, "--config-file");
+	json_t *body = json_object(), *quotas = json_object(), *labels = json_object(), *cfg = NULL;
+	json_t *res = NULL;
+	const char *label;
+	int rc = 0;
+	while (!rc && (label = cli_arg_value_next(a, "--label"))) {
+		const char *eq = strchr(label, '=');
+		if (!eq || eq == label)
+			rc = cli_usage_error(ctx, POOL_CREATE_USAGE, "--label must be key=value, not \"%s\"",
+					     label);
+		else
+			json_object_setn_new(labels, label, (size_t)(eq - label), json_string(eq + 1));
+	}
+	if (rc || (rc = pool_quota_flags(quotas, a, ctx, POOL_CREATE_USAGE)))
+		goto out;
+	const char *name = cli_arg_positional(a, 0);
+	if ((rc = cli_args_finish(a, ctx, POOL_CREATE_USAGE)))
+		goto out;
+	if (!name || !provider) {
+		rc = cli_usage_error(ctx, POOL_CREATE_USAGE, "%s is required", !name ? "NAME" : "--provider");
+		goto out;
+	}
+	if (config && config_file) {
+		rc = cli_usage_error(ctx, POOL_CREATE_USAGE, "give --config or --config-file, not both");
+		goto out;
+	}
+	if (config) {
+		json_error_t jerr;
+		cfg = json_loads(config, 0, &jerr);
+		if (!json_is_object(cfg)) {
+			rc = cli_usage_error(ctx, POOL_CREATE_USAGE, "--config must be a JSON object: %s",
+					     cfg ? "not an object" : jerr.text);
+			goto out;
+		}
+	} else if (config_file) {
+		struct nova_err err;
+		if (cli_load_json_or_yaml(&cfg, config_file, &err)) {
+			fprintf(ctx->errout, "novactl: %s\n", err.message);
+			rc = CLI_EXIT_USAGE;
+			goto out;
+		}
+	}
+	json_object_set_new(body, "name", json_string(name));
+	json_object_set_new(body, "provider", json_string(provider));
+	json_object_set_new(body, "config", cfg ? cfg : json_object());
+	cfg = NULL;
+	if (json_object_size(quotas))
+		json_object_set(body, "quotas", quotas);
+	if (json_object_size(labels))
+		json_object_set(body, "labels", labels);
+	if ((rc = cli_request(&res, ctx, "POST", "/v1/pools", body)) == 0)
+		pool_print(ctx, res);
+out:
+	json_decref(res);
+	json_decref(cfg);
+	json_decref(body);
+	json_decref(quotas);
+	json_decref(labels);
+	return rc;
+}
+
+static int pool_list(struct cli_ctx *ctx, struct cli_args *a)
+{
+	json_t *res = NULL, *p;
+	size_t i;
+	int rc;
+	if ((rc = cli_args_finish(a, ctx, "novactl pool list")))
+		return rc;
+	if ((rc = cli_request(&res, ctx, "GET", "/v1/pools", NULL)))
+		return rc;
+	if (ctx->json) {
+		cli_json_print(ctx->out, res);
+		json_decref(res);
+		return 0;
+	}
+	static const char *const headers[] = {"NAME", "PROVIDER", "STATE", "NODES", "MAX-NODES", "CREATED"};
+	size_t n = json_array_size(res);
+	char(*buf)[128] = calloc(n * 6 + 1, sizeof(*buf));
+	const char **cells = calloc(n * 6 + 1, sizeof(*cells));
+	json_array_foreach(res, i, p) {
+		json_t *mn = json_object_get(json_object_get(p, "quotas"), "max_nodes");
+		cells[i * 6 + 0] = cli_cell(buf[i * 6 + 0], 128, json_object_get(p, "name"));
+		cells[i * 6 + 1] = cli_cell(buf[i * 6 + 1], 128, json_object_get(p, "provider"));
+		cells[i * 6 + 2] = cli_cell(buf[i * 6 + 2], 128, json_object_get(p, "state"));
+		cells[i * 6 + 3] = cli_cell(buf[i * 6 + 3], 128, json_object_get(p, "node_count"));
+		cells[i * 6 + 4] = json_is_null(mn) ? "unlimited" : cli_cell(buf[i * 6 + 4], 128, mn);
+		cells[i * 6 + 5] = cli_cell(buf[i * 6 + 5], 128, json_object_get(p, "created_at"));
+	}
+	cli_table_print(ctx->out, headers, 6, cells, n);
+	free(cells);
+	free(buf);
+	json_decref(res);
+	return 0;
+}
+
+static int pool_ref_path(char *path, size_t len, struct cli_ctx *ctx, struct cli_args *a,
+			 const char *usage, const char **ref_out)
+{
+	char esc[512];
+	const char *ref = cli_arg_positional(a, 0);
+	int rc = cli_args_finish(a, ctx, usage);
+	if (ref_out)
+		*ref_out = ref;
+	if (rc)
+		return rc;
+	if (!ref)
+		return cli_usage_error(ctx, usage, "NAME or ID is required");
+	cli_path_escape(esc, sizeof(esc), ref);
+	snprintf(path, len, "/v1/pools/%s", esc);
+	return 0;
+}
+
+static int pool_get(struct cli_ctx *ctx, struct cli_args *a)
+{
+	char path[600];
+	json_t *res = NULL;
+	int rc = pool_ref_path(path, sizeof(path), ctx, a, "novactl pool get NAME|ID", NULL);
+	if (!rc && (rc = cli_request(&res, ctx, "GET", path, NULL)) == 0)
+		pool_print(ctx, res);
+	json_decref(res);
+	return rc;
+}
+
+static int pool_update(struct cli_ctx *ctx, struct cli_args *a)
+{
+	char path[600];
+	json_t *quotas = json_object(), *res = NULL, *body;
+	int rc = pool_quota_flags(quotas, a, ctx, POOL_UPDATE_USAGE);
+	if (!rc)
+		rc = pool_ref_path(path, sizeof(path), ctx, a, POOL_UPDATE_USAGE, NULL);
+	if (!rc && json_object_size(quotas) == 0)
+		rc = cli_usage_error(ctx, POOL_UPDATE_USAGE, "nothing to update");
+	if (rc) {
+		json_decref(quotas);
+		return rc;
+	}
+	body = json_pack("{s:o}", "quotas", quotas);
+	if ((rc = cli_request(&res, ctx, "PATCH", path, body)) == 0)
+		pool_print(ctx, res);
+	json_decref(res);
+	json_decref(body);
+	return rc;
+}
+
+static int pool_delete(struct cli_ctx *ctx, struct cli_args *a)
+{
+	char path[640];
+	bool force = cli_arg_flag(a, "--force");
+	const char *ref = NULL;
+	int rc = pool_ref_path(path, sizeof(path) - 16, ctx, a, "novactl pool delete NAME|ID [--force]",
+			       &ref);
+	if (rc)
+		return rc;
+	if (force)
+		strcat(path, "?force=true");
+	if ((rc = cli_request(NULL, ctx, "DELETE", path, NULL)) == 0 && !ctx->json)
+		fprintf(ctx->out, "pool %s deleted\n", ref);
+	return rc;
+}
+
+int cli_cmd_pool(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
+{
+	static const struct {
+		const char *verb;
+		int (*fn)(struct cli_ctx *, struct cli_args *);
+		const char *usage;
+	} verbs[] = {
+		{"create", pool_create, POOL_CREATE_USAGE},
+		{"list", pool_list, "novactl pool list"},
+		{"get", pool_get, "novactl pool get NAME|ID"},
+		{"update", pool_update, POOL_UPDATE_USAGE},
+		{"delete", pool_delete, "novactl pool delete NAME|ID [--force]"},
+	};
+	if (!verb || !strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
+		fprintf(verb ? ctx->out : ctx->errout, "usage: %s\n", POOL_USAGE);
+		return verb ? 0 : CLI_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(verbs[i].verb, verb) != 0)
+			continue;
+		if (cli_args_wants_help(a)) {
+			fprintf(ctx->out, "usage: %s\n", verbs[i].usage);
+			return 0;
+		}
+		return verbs[i].fn(ctx, a);
+	}
+	return cli_usage_error(ctx, POOL_USAGE, "unknown command \"pool %s\"", verb);
+}

@@ -1,0 +1,121 @@
+/* novactl: the command line over novad's gateway API. */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/http_client.h"
+
+static const char novactl_usage[] =
+	"usage: novactl [--server URL] [--token TOKEN] [-o table|json] COMMAND ...\n"
+	"\n"
+	"commands:\n"
+	"  pool create|list|get|update|delete   compute pools\n"
+	"  apikey create|list|revoke            API keys (admin token only)\n"
+	"  version                              client and server versions\n"
+	"\n"
+	"Server and token come from the flags, NOVA_SERVER and NOVA_TOKEN,\n"
+	"~/.config/nova/config.yaml (server:, token:), or a local novad's state\n"
+	"directory. 'novactl COMMAND --help' for more.\n"
+	"\n"
+	"exit status: 0 ok, 2 usage or invalid, 3 not found, 4 conflict,\n"
+	"5 authentication, 6 server unavailable\n";
+
+struct novactl_globals {
+	const char *server, *token, *output;
+};
+
+/* Take the global flags out of argv wherever they stand; the rest keeps its
+ * order. Returns the new argc, or -1 (usage error printed). */
+static int novactl_globals_take(struct novactl_globals *g, int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} flags[] = {
+		{"--server", offsetof(struct novactl_globals, server)},
+		{"--token", offsetof(struct novactl_globals, token)},
+		{"--output", offsetof(struct novactl_globals, output)},
+		{"-o", offsetof(struct novactl_globals, output)},
+	};
+	int out = 0;
+	for (int i = 0; i < argc; i++) {
+		size_t f;
+		const char *val = NULL;
+		for (f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
+			size_t l = strlen(flags[f].name);
+			if (strcmp(argv[i], flags[f].name) == 0) {
+				if (i + 1 >= argc) {
+					fprintf(stderr, "novactl: %s needs a value\n", flags[f].name);
+					return -1;
+				}
+				val = argv[++i];
+				break;
+			}
+			if (strncmp(argv[i], flags[f].name, l) == 0 && argv[i][l] == '=') {
+				val = argv[i] + l + 1;
+				break;
+			}
+		}
+		if (f < sizeof(flags) / sizeof(flags[0]))
+			*(const char **)((char *)g + flags[f].off) = val;
+		else
+			argv[out++] = argv[i];
+	}
+	return out;
+}
+
+int main(int argc, char **argv)
+{
+	struct novactl_globals g = {0};
+	struct cli_ctx ctx = {.out = stdout, .errout = stderr};
+	struct cli_args a;
+	struct nova_err err;
+	int n, rc;
+	signal(SIGPIPE, SIG_IGN);
+	n = novactl_globals_take(&g, argc - 1, argv + 1);
+	if (n < 0) {
+		fputs(novactl_usage, stderr);
+		return CLI_EXIT_USAGE;
+	}
+	char **words = argv + 1;
+	if (n == 0) {
+		fputs(novactl_usage, stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (!strcmp(words[0], "--help") || !strcmp(words[0], "-h") || !strcmp(words[0], "help")) {
+		fputs(novactl_usage, stdout);
+		return 0;
+	}
+	if (g.output && strcmp(g.output, "json") != 0 && strcmp(g.output, "table") != 0) {
+		fprintf(stderr, "novactl: -o must be table or json, not \"%s\"\n", g.output);
+		return CLI_EXIT_USAGE;
+	}
+	ctx.json = g.output && strcmp(g.output, "json") == 0;
+	if (cli_config_resolve(&ctx, g.server, g.token, &err)) {
+		fprintf(stderr, "novactl: %s\n", err.message);
+		return CLI_EXIT_USAGE;
+	}
+	if (http_client_global_init(&err)) {
+		fprintf(stderr, "novactl: %s\n", err.message);
+		return 1;
+	}
+	if (!strcmp(words[0], "version")) {
+		cli_args_init(&a, n - 1, words + 1);
+		rc = cli_args_wants_help(&a) ? (fputs("usage: novactl version\n", stdout), 0)
+					     : cli_cmd_version(&ctx, &a);
+	} else if (!strcmp(words[0], "pool") || !strcmp(words[0], "apikey")) {
+		const char *verb = n > 1 ? words[1] : NULL;
+		cli_args_init(&a, n > 2 ? n - 2 : 0, words + 2);
+		rc = words[0][0] == 'p' ? cli_cmd_pool(&ctx, verb, &a) : cli_cmd_apikey(&ctx, verb, &a);
+	} else {
+		fprintf(stderr, "novactl: unknown command \"%s\"\n", words[0]);
+		fputs(novactl_usage, stderr);
+		rc = CLI_EXIT_USAGE;
+	}
+	explicit_bzero(ctx.token, sizeof(ctx.token));
+	http_client_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,92 @@
+#!/bin/sh
+# novactl end to end against a real novad and PostgreSQL: every command,
+# exit codes, output formats, credentials from each source.
+set -u
+. tests/support/lib.sh
+unset NOVA_SERVER NOVA_TOKEN
+export HOME="$T_WORK/home" XDG_CONFIG_HOME=
+mkdir -p "$HOME"
+nova_start || { t_fail "novad starts" "see log"; exit 0; }
+C="$B/novactl"
+
+t_expect_exit 0 "version reaches the server" "$C" version
+t_expect_out "novad   0" "version prints the server's version"
+
+t_expect_exit 0 "pool create with the local admin token" \
+	"$C" pool create gpu-a --provider fake --config '{"nodes":2}' --max-nodes 3 \
+	--accelerator-types A100-80G,H100 --label zone=eu-1 --label "note=x'); DROP TABLE pools; --"
+t_expect_out "gpu-a" "create prints the pool"
+t_expect_exit 0 "pool list" "$C" pool list
+t_expect_out "^NAME  *PROVIDER  *STATE  *NODES  *MAX-NODES  *CREATED" "list has a header row"
+t_expect_out "^gpu-a  *fake  *active  *0  *3 " "list shows the pool"
+t_expect_exit 0 "pool list -o json" "$C" pool list -o json
+t_expect_out '"name": "gpu-a"' "json output is the API's"
+id=$(sed -n 's/.*"id": "\([0-9a-f-]*\)".*/\1/p' "$T_WORK/out" | head -1)
+t_expect_exit 0 "pool get by id" "$C" -o json pool get "$id"
+t_expect_out "DROP TABLE pools" "label with SQL metacharacters stored verbatim"
+t_expect_exit 0 "pool get by name" "$C" pool get gpu-a
+t_expect_out "accelerator types: \[\"A100-80G\",\"H100\"\]" "get shows quotas"
+
+t_expect_exit 4 "duplicate pool name exits 4" "$C" pool create gpu-a --provider fake
+t_expect_out "already exists" "duplicate names the problem"
+t_expect_exit 3 "unknown pool exits 3" "$C" pool get nope
+t_expect_exit 2 "bad pool name exits 2" "$C" pool create "Bad Name" --provider fake
+t_expect_out "field: name" "bad name names the field"
+t_expect_exit 2 "provider refusing the config exits 2" \
+	"$C" pool create p2 --provider fake --config '{"fail_validate":"allocation"}'
+t_expect_out "field: config.allocation" "config error names config.FIELD"
+t_expect_exit 2 "unknown provider exits 2" "$C" pool create p2 --provider nosuch
+t_expect_out "hint: registered providers: fake" "unknown provider hints the known ones"
+printf 'mode: static\nnodes: 2\n' >"$T_WORK/cfg.yaml"
+t_expect_exit 0 "pool create --config-file YAML" "$C" pool create p3 --provider fake --config-file "$T_WORK/cfg.yaml"
+printf 'mode: [static\n' >"$T_WORK/bad.yaml"
+t_expect_exit 2 "bad config file exits 2" "$C" pool create p4 --provider fake --config-file "$T_WORK/bad.yaml"
+t_expect_out "bad.yaml:" "bad config file error names the file"
+
+t_expect_exit 0 "pool update quotas" "$C" pool update gpu-a --max-nodes none --max-accelerators 16
+t_expect_out "max nodes:         unlimited" "update lifts max nodes"
+t_expect_exit 2 "pool update with nothing exits 2" "$C" pool update gpu-a
+t_expect_exit 2 "pool update bad number exits 2" "$C" pool update gpu-a --max-nodes lots
+
+t_expect_exit 0 "apikey create" "$C" apikey create ci
+key=$(cat "$T_WORK/out")
+case "$key" in sk-nova-*) t_pass "apikey create prints only the key" ;;
+*) t_fail "apikey create prints only the key" "$key" ;; esac
+t_expect_exit 0 "api key lists pools" env NOVA_TOKEN="$key" "$C" pool list
+t_expect_exit 5 "api key cannot list api keys (403)" env NOVA_TOKEN="$key" "$C" apikey list
+t_expect_out "admin token" "403 says why"
+t_expect_exit 0 "apikey list" "$C" apikey list
+t_expect_out "^ID  *NAME  *PREFIX" "apikey list table"
+if grep -q -- "$key" "$T_WORK/out"; then t_fail "apikey list never shows the key" "found"
+else t_pass "apikey list never shows the key"; fi
+kid=$("$C" -o json apikey list | sed -n 's/.*"id": "\([0-9a-f-]*\)".*/\1/p' | head -1)
+t_expect_exit 0 "apikey revoke" "$C" apikey revoke "$kid"
+t_expect_exit 5 "revoked key is refused (401)" env NOVA_TOKEN="$key" "$C" pool list
+t_expect_exit 3 "revoke unknown id exits 3" "$C" apikey revoke 00000000-0000-0000-0000-000000000000
+
+t_expect_exit 5 "wrong token exits 5" "$C" --token nope pool list
+t_expect_exit 6 "server down exits 6" "$C" --server http://127.0.0.1:1 pool list
+t_expect_out "cannot reach novad" "server down says so"
+t_expect_exit 2 "unknown flag exits 2" "$C" pool list --bogus
+t_expect_exit 2 "unknown command exits 2" "$C" frobnicate
+t_expect_exit 2 "missing argument exits 2" "$C" pool get
+t_expect_exit 2 "bad -o exits 2" "$C" -o yaml pool list
+t_expect_exit 0 "--help on a subcommand" "$C" pool create --help
+t_expect_out "usage: novactl pool create NAME" "subcommand help shows usage"
+t_expect_exit 0 "--help at the top" "$C" --help
+
+# The config file supplies server and token when no flag or env does.
+mkdir -p "$HOME/.config/nova"
+printf 'server: %s\ntoken: %s\n' "$NOVA_URL" "nope-token" >"$HOME/.config/nova/config.yaml"
+t_expect_exit 5 "config file token is used" env NOVA_STATE_DIR=/nonexistent "$C" pool list
+t_expect_exit 0 "env token beats the config file" env NOVA_STATE_DIR=/nonexistent \
+	NOVA_TOKEN="$(cat "$NOVA_STATE_DIR/admin_token")" "$C" pool list
+printf 'sever: x\n' >"$HOME/.config/nova/config.yaml"
+t_expect_exit 2 "config file with an unknown key exits 2" "$C" pool list
+t_expect_out "config.yaml:1:1: sever: unknown key" "config file error is positioned"
+rm "$HOME/.config/nova/config.yaml"
+
+t_expect_exit 0 "pool delete" "$C" pool delete p3
+t_expect_out "pool p3 deleted" "delete confirms"
+t_expect_exit 3 "deleted pool is gone" "$C" pool get p3
+exit 0

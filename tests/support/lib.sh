@@ -1,0 +1,53 @@
+# Sourced by shell tests: result lines for tests/run.sh, and a real novad on
+# a fresh database of the run's cluster.
+B=${NOVA_BUILD:?run through tests/run.sh}
+T_WORK=$(mktemp -d /tmp/nova-shtest.XXXXXX)
+chmod 0755 "$T_WORK"
+T_PID=
+
+t_pass() { echo "PASS: $1"; }
+t_fail() { echo "FAIL: $1: $2"; }
+
+# t_expect_exit CODE NAME CMD...: run CMD, compare its exit status.
+t_expect_exit() {
+	want=$1; name=$2; shift 2
+	"$@" >"$T_WORK/out" 2>"$T_WORK/err"; got=$?
+	if [ "$got" -eq "$want" ]; then t_pass "$name"
+	else t_fail "$name" "exit $got, want $want: $(head -c 300 "$T_WORK/err")"; fi
+}
+
+# t_expect_out PATTERN NAME: the last command's stdout+stderr matched.
+t_expect_out() {
+	if grep -q -- "$1" "$T_WORK/out" "$T_WORK/err"; then t_pass "$2"
+	else t_fail "$2" "no \"$1\" in: $(head -c 300 "$T_WORK/out" "$T_WORK/err")"; fi
+}
+
+nova_start() {
+	db=t_sh_$$_$(date +%s%N | tail -c 6)
+	psql -h "$NOVA_TEST_PGHOST" -U nova -d postgres -qc "CREATE DATABASE $db" >/dev/null || return 1
+	export NOVA_STATE_DIR="$T_WORK/state"
+	mkdir -p "$NOVA_STATE_DIR"
+	NOVA_LISTEN=127.0.0.1:0 NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$db user=nova" \
+		NOVA_ENABLE_FAKE_PROVIDER=1 "$B/novad" >"$T_WORK/novad.log" 2>&1 &
+	T_PID=$!
+	i=0
+	while [ ! -s "$NOVA_STATE_DIR/novad.url" ]; do
+		kill -0 "$T_PID" 2>/dev/null || { cat "$T_WORK/novad.log" >&2; return 1; }
+		i=$((i + 1)); [ $i -gt 200 ] && return 1
+		sleep 0.1
+	done
+	NOVA_URL=$(cat "$NOVA_STATE_DIR/novad.url")
+}
+
+nova_stop() {
+	[ -n "$T_PID" ] || return 0
+	kill -TERM "$T_PID" 2>/dev/null
+	wait "$T_PID" 2>/dev/null
+	T_PID=
+}
+
+t_cleanup() {
+	nova_stop
+	rm -rf "$T_WORK"
+}
+trap t_cleanup EXIT
