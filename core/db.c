@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,12 +90,25 @@ void db_pool_destroy(struct db_pool *pool)
 static int db_conn_ready(struct db_pool *pool, struct db_conn *c, struct nova_err *err)
 {
 	char line[256];
-	if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
-		return 0;
+	if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK) {
+		/* An idle connection has nothing to read (Nova never LISTENs)
+		 * unless the server said goodbye: a restart sends a FATAL and
+		 * closes. Reconnect now rather than fail the caller's first
+		 * statement. */
+		struct pollfd pfd = {PQsocket(c->pg), POLLIN, 0};
+		if (poll(&pfd, 1, 0) <= 0)
+			return 0;
+		c->broken = true;
+	}
 	if (c->pg) {
 		PQreset(c->pg);
 	} else {
-		c->pg = PQconnectdb(pool->conninfo);
+		/* A default connect timeout, so a dead host cannot hang a worker;
+		 * the conninfo's own connect_timeout, if any, wins (it is
+		 * expanded after). */
+		const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+		const char *const vals[] = {"10", "novad", pool->conninfo, NULL};
+		c->pg = PQconnectdbParams(keys, vals, 1);
 		if (c->pg)
 			PQsetNoticeProcessor(c->pg, db_notice_ignore, NULL);
 	}
