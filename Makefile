@@ -6,6 +6,12 @@ BUILD   ?= build
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
+# `make V=1` shows the full commands.
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 
 PKGS := libpq libcurl jansson libssh2 yaml-0.1 uuid libmicrohttpd libcrypto
 
@@ -45,31 +51,35 @@ all: $(BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+	@[ "$(V)" = 1 ] || echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
 # Migrations are compiled into novad, so an installed binary never depends on
 # where the source tree was.
 $(BUILD)/tools/embed_sql: tools/embed_sql.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c17 -O1 -Wall -Wextra -Werror $< -o $@
+	$(Q)$(CC) -std=c17 -O1 -Wall -Wextra -Werror $< -o $@
 $(BUILD)/gen/migrations.c: $(BUILD)/tools/embed_sql $(SQL_FILES)
 	@mkdir -p $(dir $@)
-	$(BUILD)/tools/embed_sql $(SQL_FILES) > $@.tmp && mv $@.tmp $@
+	$(Q)$(BUILD)/tools/embed_sql $(SQL_FILES) > $@.tmp && mv $@.tmp $@
 $(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/novad: $(BUILD)/gateway/novad_main.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@[ "$(V)" = 1 ] || echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/novactl: $(BUILD)/cli/novactl_main.o $(CLI_OBJS) $(LIB)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	@[ "$(V)" = 1 ] || echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(CLI_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $< $(TEST_SUPPORT_OBJS) $(CLI_OBJS) $(LIB) \
+	@[ "$(V)" = 1 ] || echo "  TEST    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $< $(TEST_SUPPORT_OBJS) $(CLI_OBJS) $(LIB) \
 	  $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
 
 tests: $(BINS) $(TEST_BINS)
