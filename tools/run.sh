@@ -19,14 +19,18 @@ export NOVA_STATE_DIR="$state"
 export NOVA_ENABLE_FAKE_PROVIDER=${NOVA_ENABLE_FAKE_PROVIDER:-1}
 
 rm -f "$state/novad.url"
-"$NOVAD" -c "$CONFIG" &
+mkdir -p "$state"
+log="$state/novad.log"
+echo "make run: starting novad (log: $log)"
+"$NOVAD" -c "$CONFIG" >>"$log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit 0' INT TERM
 
 i=0
 while [ ! -s "$state/novad.url" ]; do
 	if ! kill -0 $pid 2>/dev/null; then
-		echo "make run: novad exited; see the log above" >&2
+		echo "make run: novad exited:" >&2
+		tail -n 5 "$log" >&2
 		exit 1
 	fi
 	i=$((i + 1))
@@ -45,6 +49,7 @@ cat <<EOT
   Nova is running.
     gateway:      $url   (OpenAPI: $url/openapi.json)
     state:        $state  (database, admin token)
+    log:          $log
     admin token:  $state/admin_token  (novactl finds it by itself)
 
   Try:

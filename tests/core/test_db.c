@@ -354,23 +354,48 @@ static void test_builtin_schema_applies(void **state)
 
 /* --- embedded server: reuse and reconnect --------------------------------- */
 
+/* What the embedded test started, so its teardown can stop it even when an
+ * assertion ended the test early: a failed test must not leave a server. */
+static struct {
+	char dir[64];
+	struct pg_embedded *pg;
+	struct db_pool *pool;
+} emb;
+
+static int embedded_teardown(void **state)
+{
+	char cmd[128];
+	(void)state;
+	db_pool_destroy(emb.pool);
+	pg_embedded_stop(emb.pg);
+	if (emb.dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", emb.dir);
+		if (system(cmd) != 0)
+			return -1;
+	}
+	memset(&emb, 0, sizeof(emb));
+	return 0;
+}
+
 static void test_embedded_restart_and_pool_reconnects(void **state)
 {
-	char dir[] = "/tmp/nova-pgemb-XXXXXX", sub[128], cmd[300];
-	struct pg_embedded *pg, *pg2;
-	struct db_pool *p;
+	char sub[128];
 	struct nova_err err;
 	(void)state;
-	assert_non_null(mkdtemp(dir));
+	snprintf(emb.dir, sizeof(emb.dir), "/tmp/nova-pgemb-XXXXXX");
+	assert_non_null(mkdtemp(emb.dir));
+	char *dir = emb.dir;
 	chmod(dir, 0755);
 	snprintf(sub, sizeof(sub), "%s/pg", dir);
-	if (pg_embedded_start(&pg, sub, &err))
+	if (pg_embedded_start(&emb.pg, sub, &err))
 		fail_msg("start: %s", err.message);
-	assert_int_equal(db_pool_create(&p, pg_embedded_conninfo(pg), 2, 0, &err), 0);
+	assert_int_equal(db_pool_create(&emb.pool, pg_embedded_conninfo(emb.pg), 2, 0, &err), 0);
+	struct db_pool *p = emb.pool;
 	exec_ok(p, "CREATE TABLE kept (a int)");
 	/* Stop the server under the open pool, start it again. */
-	pg_embedded_stop(pg);
-	if (pg_embedded_start(&pg2, sub, &err))
+	pg_embedded_stop(emb.pg);
+	emb.pg = NULL;
+	if (pg_embedded_start(&emb.pg, sub, &err))
 		fail_msg("restart: %s", err.message);
 	/* The pooled connection died with the old server: acquiring it finds
 	 * that out and reconnects, so the very first statement works. */
@@ -380,10 +405,6 @@ static void test_embedded_restart_and_pool_reconnects(void **state)
 		fail_msg("first statement after restart: %s", err.message);
 	db_conn_release(p, c);
 	assert_int_equal(count_rows(p, "SELECT count(*) FROM kept"), 0);
-	db_pool_destroy(p);
-	pg_embedded_stop(pg2);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
 }
 
 static void test_embedded_refuses_a_dir_with_spaces(void **state)
@@ -412,7 +433,7 @@ int main(void)
 		cmocka_unit_test(test_migrations_refuse_a_newer_database_and_bad_names),
 		cmocka_unit_test(test_migrations_concurrent_starts_apply_each_once),
 		cmocka_unit_test(test_builtin_schema_applies),
-		cmocka_unit_test(test_embedded_restart_and_pool_reconnects),
+		cmocka_unit_test_teardown(test_embedded_restart_and_pool_reconnects, embedded_teardown),
 		cmocka_unit_test(test_embedded_refuses_a_dir_with_spaces),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
