@@ -353,3 +353,23 @@ int cli_load_json_or_yaml(json_t **out, const char *path, struct nova_err *err)
 	ydoc_destroy(d);
 	return rc;
 }
+
+int cli_verb_dispatch(struct cli_ctx *ctx, const char *group, const char *group_usage,
+		      const struct cli_verb *verbs, size_t n_verbs, const char *verb,
+		      struct cli_args *a)
+{
+	if (!verb || !strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
+		fprintf(verb ? ctx->out : ctx->errout, "usage: %s\n", group_usage);
+		return verb ? 0 : CLI_EXIT_USAGE;
+	}
+	for (size_t i = 0; i < n_verbs; i++) {
+		if (strcmp(verbs[i].verb, verb) != 0)
+			continue;
+		if (cli_args_wants_help(a)) {
+			fprintf(ctx->out, "usage: %s\n", verbs[i].usage);
+			return 0;
+		}
+		return verbs[i].fn(ctx, a);
+	}
+	return cli_usage_error(ctx, group_usage, "unknown command \"%s %s\"", group, verb);
+}

@@ -75,9 +75,23 @@ const char *cli_cell(char *buf, size_t len, const json_t *v);
 /* Load a JSON or YAML file as JSON. */
 int cli_load_json_or_yaml(json_t **out, const char *path, struct nova_err *err);
 
+/* A group's verbs ("pool create", "pool list", ...). */
+struct cli_verb {
+	const char *verb;
+	int (*fn)(struct cli_ctx *ctx, struct cli_args *a);
+	const char *usage;
+};
+
+/* Run the verb of a group, or print help: the group's usage for no verb or
+ * "--help", the verb's usage for "VERB --help". */
+int cli_verb_dispatch(struct cli_ctx *ctx, const char *group, const char *group_usage,
+		      const struct cli_verb *verbs, size_t n_verbs, const char *verb,
+		      struct cli_args *a);
+
 /* Commands: each returns an exit status. */
 int cli_cmd_version(struct cli_ctx *ctx, struct cli_args *a);
 int cli_cmd_pool(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 int cli_cmd_apikey(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+int cli_cmd_model(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 
 #endif

@@ -80,27 +80,10 @@ static int apikey_revoke(struct cli_ctx *ctx, struct cli_args *a)
 
 int cli_cmd_apikey(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 {
-	static const struct {
-		const char *verb;
-		int (*fn)(struct cli_ctx *, struct cli_args *);
-		const char *usage;
-	} verbs[] = {
+	static const struct cli_verb verbs[] = {
 		{"create", apikey_create, "novactl apikey create NAME"},
 		{"list", apikey_list, "novactl apikey list"},
 		{"revoke", apikey_revoke, "novactl apikey revoke ID"},
 	};
-	if (!verb || !strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
-		fprintf(verb ? ctx->out : ctx->errout, "usage: %s\n", APIKEY_USAGE);
-		return verb ? 0 : CLI_EXIT_USAGE;
-	}
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-		if (strcmp(verbs[i].verb, verb) != 0)
-			continue;
-		if (cli_args_wants_help(a)) {
-			fprintf(ctx->out, "usage: %s\n", verbs[i].usage);
-			return 0;
-		}
-		return verbs[i].fn(ctx, a);
-	}
-	return cli_usage_error(ctx, APIKEY_USAGE, "unknown command \"apikey %s\"", verb);
+	return cli_verb_dispatch(ctx, "apikey", APIKEY_USAGE, verbs, sizeof(verbs) / sizeof(verbs[0]), verb, a);
 }

@@ -261,29 +261,12 @@ static int pool_delete(struct cli_ctx *ctx, struct cli_args *a)
 
 int cli_cmd_pool(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 {
-	static const struct {
-		const char *verb;
-		int (*fn)(struct cli_ctx *, struct cli_args *);
-		const char *usage;
-	} verbs[] = {
+	static const struct cli_verb verbs[] = {
 		{"create", pool_create, POOL_CREATE_USAGE},
 		{"list", pool_list, "novactl pool list"},
 		{"get", pool_get, "novactl pool get NAME|ID"},
 		{"update", pool_update, POOL_UPDATE_USAGE},
 		{"delete", pool_delete, "novactl pool delete NAME|ID [--force]"},
 	};
-	if (!verb || !strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
-		fprintf(verb ? ctx->out : ctx->errout, "usage: %s\n", POOL_USAGE);
-		return verb ? 0 : CLI_EXIT_USAGE;
-	}
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
-		if (strcmp(verbs[i].verb, verb) != 0)
-			continue;
-		if (cli_args_wants_help(a)) {
-			fprintf(ctx->out, "usage: %s\n", verbs[i].usage);
-			return 0;
-		}
-		return verbs[i].fn(ctx, a);
-	}
-	return cli_usage_error(ctx, POOL_USAGE, "unknown command \"pool %s\"", verb);
+	return cli_verb_dispatch(ctx, "pool", POOL_USAGE, verbs, sizeof(verbs) / sizeof(verbs[0]), verb, a);
 }

@@ -13,6 +13,7 @@ static const char novactl_usage[] =
 	"\n"
 	"commands:\n"
 	"  pool create|list|get|update|delete   compute pools\n"
+	"  model register|list|get|delete       the model registry\n"
 	"  apikey create|list|revoke            API keys (admin token only)\n"
 	"  version                              client and server versions\n"
 	"\n"
@@ -22,6 +23,15 @@ static const char novactl_usage[] =
 	"\n"
 	"exit status: 0 ok, 2 usage or invalid, 3 not found, 4 conflict,\n"
 	"5 authentication, 6 server unavailable\n";
+
+static const struct {
+	const char *name;
+	int (*fn)(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+} novactl_groups[] = {
+	{"pool", cli_cmd_pool},
+	{"model", cli_cmd_model},
+	{"apikey", cli_cmd_apikey},
+};
 
 struct novactl_globals {
 	const char *server, *token, *output;
@@ -106,14 +116,20 @@ int main(int argc, char **argv)
 		cli_args_init(&a, n - 1, words + 1);
 		rc = cli_args_wants_help(&a) ? (fputs("usage: novactl version\n", stdout), 0)
 					     : cli_cmd_version(&ctx, &a);
-	} else if (!strcmp(words[0], "pool") || !strcmp(words[0], "apikey")) {
-		const char *verb = n > 1 ? words[1] : NULL;
-		cli_args_init(&a, n > 2 ? n - 2 : 0, words + 2);
-		rc = words[0][0] == 'p' ? cli_cmd_pool(&ctx, verb, &a) : cli_cmd_apikey(&ctx, verb, &a);
 	} else {
-		fprintf(stderr, "novactl: unknown command \"%s\"\n", words[0]);
-		fputs(novactl_usage, stderr);
-		rc = CLI_EXIT_USAGE;
+		size_t i;
+		for (i = 0; i < sizeof(novactl_groups) / sizeof(novactl_groups[0]); i++)
+			if (!strcmp(words[0], novactl_groups[i].name))
+				break;
+		if (i < sizeof(novactl_groups) / sizeof(novactl_groups[0])) {
+			const char *verb = n > 1 ? words[1] : NULL;
+			cli_args_init(&a, n > 2 ? n - 2 : 0, words + 2);
+			rc = novactl_groups[i].fn(&ctx, verb, &a);
+		} else {
+			fprintf(stderr, "novactl: unknown command \"%s\"\n", words[0]);
+			fputs(novactl_usage, stderr);
+			rc = CLI_EXIT_USAGE;
+		}
 	}
 	explicit_bzero(ctx.token, sizeof(ctx.token));
 	http_client_global_cleanup();

@@ -24,6 +24,16 @@ const struct gw_route gw_routes[] = {
 	 "Delete a pool; refused while it has nodes unless ?force=true (drains them first)", NULL,
 	 NULL, 204, "pools"},
 
+	{"POST", "/v1/models", gw_model_register, GW_AUTH_ANY,
+	 "Register a model (name, version, engine, kind and stages)", "ModelSpec", "Model", 201,
+	 "models"},
+	{"GET", "/v1/models", gw_model_list, GW_AUTH_ANY, "List models", NULL, "ModelList", 200,
+	 "models"},
+	{"GET", "/v1/models/{model}", gw_model_get, GW_AUTH_ANY,
+	 "Get a model by id, NAME:VERSION, or NAME (newest version)", NULL, "Model", 200, "models"},
+	{"DELETE", "/v1/models/{model}", gw_model_delete, GW_AUTH_ANY,
+	 "Delete a model; refused while a deployment uses it", NULL, NULL, 204, "models"},
+
 	{"POST", "/v1/apikeys", gw_apikey_create, GW_AUTH_ADMIN,
 	 "Create an API key (the key is shown once)", "ApiKeyCreate", "ApiKeyCreated", 201,
 	 "apikeys"},

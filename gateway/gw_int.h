@@ -57,6 +57,11 @@ void gw_apikey_create(struct gw *, const struct auth_principal *, struct http_re
 void gw_apikey_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 void gw_apikey_revoke(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 
+void gw_model_register(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_model_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_model_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_model_delete(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+
 /* The route table (gateway.c). */
 extern const struct gw_route gw_routes[];
 extern const size_t gw_routes_count;

@@ -86,6 +86,21 @@ t_expect_exit 2 "config file with an unknown key exits 2" "$C" pool list
 t_expect_out "config.yaml:1:1: sever: unknown key" "config file error is positioned"
 rm "$HOME/.config/nova/config.yaml"
 
+for f in single spec_decode vision lora_static lora_dynamic; do
+	t_expect_exit 0 "model register etc/models/$f.yaml" "$C" model register -f "etc/models/$f.yaml"
+done
+t_expect_exit 0 "model list" "$C" model list
+t_expect_out "^llava-next-13b  *1  *vision  *2 " "model list shows kind and stages"
+t_expect_exit 0 "model get NAME:VERSION" "$C" model get llama-3-70b-spec:1
+t_expect_out "stage:    target: 4 x A100-80G" "model get shows the stages"
+t_expect_exit 4 "registering a model twice exits 4" "$C" model register -f etc/models/single.yaml
+printf 'name: broken\nkind: vision\nengine: {image: x}\nstages: [{name: encoder, accelerators: 1}]\n' >"$T_WORK/m.yaml"
+t_expect_exit 2 "a vision model with one stage exits 2" "$C" model register -f "$T_WORK/m.yaml"
+t_expect_out "field: stages" "model error names the field"
+t_expect_exit 2 "model register without -f exits 2" "$C" model register
+t_expect_exit 0 "model delete" "$C" model delete qwen2-7b-multi-lora
+t_expect_exit 3 "deleted model is gone" "$C" model get qwen2-7b-multi-lora
+
 t_expect_exit 0 "pool delete" "$C" pool delete p3
 t_expect_out "pool p3 deleted" "delete confirms"
 t_expect_exit 3 "deleted pool is gone" "$C" pool get p3

@@ -304,7 +304,8 @@ static void test_openapi_describes_every_route(void **state)
 		{"/healthz", "get"}, {"/readyz", "get"}, {"/v1/pools", "post"}, {"/v1/pools", "get"},
 		{"/v1/pools/{pool}", "get"}, {"/v1/pools/{pool}", "patch"},
 		{"/v1/pools/{pool}", "delete"}, {"/v1/apikeys", "post"}, {"/v1/apikeys", "get"},
-		{"/v1/apikeys/{id}", "delete"},
+		{"/v1/apikeys/{id}", "delete"}, {"/v1/models", "post"}, {"/v1/models", "get"},
+		{"/v1/models/{model}", "get"}, {"/v1/models/{model}", "delete"},
 	};
 	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
 		if (!json_object_get(json_object_get(paths, expect[i][0]), expect[i][1]))

@@ -1,0 +1,68 @@
+/* The model registry: what can be deployed.
+ *
+ * A model is a name and version, an engine (a container image and/or a serve
+ * command template), and its kind with its stages. Each stage states the
+ * accelerators one replica needs for it:
+ *   single        one stage
+ *   spec_decode   two stages, "draft" and "target"
+ *   vision        two stages, "encoder" and "llm"
+ *   lora_static   one stage, plus a fixed list of adapters
+ *   lora_dynamic  one stage, adapters loaded on demand up to max_adapters
+ * Multi-stage models are placed as a gang: every stage gets capacity or the
+ * replica gets none.
+ *
+ * Spec (JSON, and the same keys in YAML model files under etc/models/):
+ *   {"name": "llama-3-8b", "version": "1", "kind": "single",
+ *    "engine": {"image": "...", "command": ["vllm", "serve", "{model}"],
+ *               "env": {"K": "V"}, "health_path": "/health"},
+ *    "stages": [{"name": "main", "accelerator_type": "A100-80G",
+ *                "accelerators": 1, "memory_mib": 40960}],
+ *    "adapters": ["sql-lora"], "max_adapters": 4} */
+#ifndef NOVA_MODELS_MODEL_H
+#define NOVA_MODELS_MODEL_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "core/db.h"
+#include "core/err.h"
+
+#define MODEL_ID_LEN 37
+#define MODEL_MAX_STAGES 4
+
+struct model_stage {
+	char name[32];
+	char accelerator_type[64]; /* "" means any */
+	unsigned accelerators;     /* per replica, for this stage */
+	unsigned long long memory_mib; /* per accelerator, 0 means any */
+};
+
+struct model {
+	char id[MODEL_ID_LEN];
+	char name[129];
+	char version[65];
+	char kind[16];
+	struct model_stage stages[MODEL_MAX_STAGES];
+	size_t n_stages;
+	json_t *spec;              /* the whole registered spec (owned) */
+	char created_at[40];
+};
+
+/* Validate a spec strictly (NOVA_EINVAL naming the field). On success, out
+ * (if not NULL) is filled from it; out->spec is a new reference. */
+int model_spec_parse(struct model *out, const json_t *spec, struct nova_err *err);
+
+/* NOVA_EEXISTS when (name, version) is taken. */
+int model_register(struct model **out, struct db_pool *db, const json_t *spec,
+		   struct nova_err *err);
+/* ref: an id, "name:version", or "name" (the newest version). */
+int model_get(struct model **out, struct db_pool *db, const char *ref, struct nova_err *err);
+int model_list(struct model ***out, size_t *n_out, struct db_pool *db, struct nova_err *err);
+/* NOVA_ECONFLICT while a deployment uses it. */
+int model_delete(struct db_pool *db, const char *ref, struct nova_err *err);
+
+void model_free(struct model *m);
+void model_list_free(struct model **models, size_t n);
+json_t *model_to_json(const struct model *m);
+
+#endif
