@@ -1,0 +1,176 @@
+/* Placement: binpack vs spread, gangs all or nothing, filters, reasons. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "deployments/placement.h"
+
+static void node(struct placement_node *n, const char *id, const char *type, unsigned total,
+		 unsigned free)
+{
+	memset(n, 0, sizeof(*n));
+	n->id = id;
+	n->accelerator_type = type;
+	n->memory_mib = 81920;
+	n->total = total;
+	n->free = free;
+	n->schedulable = true;
+}
+
+static const struct placement_stage one_a100 = {"main", "A100-80G", 1, 0};
+
+static void test_binpack_fills_the_fullest_node_first(void **state)
+{
+	struct placement_node n[3];
+	struct placement_result r;
+	struct nova_err err;
+	struct placement_request req = {&one_a100, 1, PLACEMENT_BINPACK, NULL, 0};
+	(void)state;
+	node(&n[0], "a", "A100-80G", 8, 8);
+	node(&n[1], "b", "A100-80G", 8, 2);
+	node(&n[2], "c", "A100-80G", 8, 5);
+	assert_int_equal(placement_place(&r, n, 3, &req, &err), 0);
+	assert_int_equal(r.node[0], 1);
+	assert_int_equal(placement_place(&r, n, 3, &req, &err), 0);
+	assert_int_equal(r.node[0], 1);
+	assert_int_equal(n[1].free, 0);
+	assert_int_equal(placement_place(&r, n, 3, &req, &err), 0);
+	assert_int_equal(r.node[0], 2); /* b is full now */
+}
+
+static void test_spread_uses_the_emptiest_node(void **state)
+{
+	struct placement_node n[3];
+	struct placement_result r;
+	struct nova_err err;
+	struct placement_request req = {&one_a100, 1, PLACEMENT_SPREAD, NULL, 0};
+	(void)state;
+	node(&n[0], "a", "A100-80G", 4, 4);
+	node(&n[1], "b", "A100-80G", 4, 4);
+	node(&n[2], "c", "A100-80G", 4, 4);
+	size_t seen[3] = {0};
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(placement_place(&r, n, 3, &req, &err), 0);
+		seen[r.node[0]]++;
+	}
+	assert_int_equal(seen[0], 2);
+	assert_int_equal(seen[1], 2);
+	assert_int_equal(seen[2], 2);
+}
+
+static void test_gang_is_all_or_nothing(void **state)
+{
+	struct placement_node n[2];
+	struct placement_result r;
+	struct nova_err err;
+	const struct placement_stage stages[] = {{"draft", "A100-80G", 1, 0},
+						 {"target", "A100-80G", 4, 0}};
+	struct placement_request req = {stages, 2, PLACEMENT_BINPACK, NULL, 0};
+	(void)state;
+	node(&n[0], "a", "A100-80G", 8, 1);
+	node(&n[1], "b", "A100-80G", 8, 3);
+	/* draft fits (on a), target does not: nothing may stay taken. */
+	assert_int_equal(placement_place(&r, n, 2, &req, &err), NOVA_EAGAIN);
+	assert_int_equal(n[0].free, 1);
+	assert_int_equal(n[1].free, 3);
+	assert_non_null(strstr(err.message, "stage target needs 4 x A100-80G"));
+	assert_non_null(strstr(err.message, "most free on a matching node is 3"));
+	n[1].free = 5;
+	assert_int_equal(placement_place(&r, n, 2, &req, &err), 0);
+	assert_int_equal(r.node[0], 0);
+	assert_int_equal(r.node[1], 1);
+	assert_int_equal(n[0].free, 0);
+	assert_int_equal(n[1].free, 1);
+}
+
+static void test_gang_stages_may_share_a_node(void **state)
+{
+	struct placement_node n[1];
+	struct placement_result r;
+	struct nova_err err;
+	const struct placement_stage stages[] = {{"encoder", "", 1, 0}, {"llm", "", 2, 0}};
+	struct placement_request req = {stages, 2, PLACEMENT_BINPACK, NULL, 0};
+	(void)state;
+	node(&n[0], "a", "L4", 4, 3);
+	assert_int_equal(placement_place(&r, n, 1, &req, &err), 0);
+	assert_int_equal(n[0].free, 0);
+	assert_int_equal(placement_place(&r, n, 1, &req, &err), NOVA_EAGAIN);
+	assert_int_equal(n[0].free, 0);
+}
+
+static void test_filters_type_memory_labels_and_schedulable(void **state)
+{
+	struct placement_node n[4];
+	struct placement_result r;
+	struct nova_err err;
+	const struct placement_label sel[] = {{"zone", "eu-1"}};
+	const struct placement_stage big = {"main", "A100-80G", 1, 81920};
+	struct placement_request req = {&big, 1, PLACEMENT_BINPACK, sel, 1};
+	(void)state;
+	node(&n[0], "wrong-type", "H100", 8, 8);
+	n[0].labels[0] = (struct placement_label){"zone", "eu-1"};
+	n[0].n_labels = 1;
+	node(&n[1], "small-mem", "A100-80G", 8, 8);
+	n[1].memory_mib = 40960;
+	n[1].labels[0] = (struct placement_label){"zone", "eu-1"};
+	n[1].n_labels = 1;
+	node(&n[2], "cordoned", "A100-80G", 8, 8);
+	n[2].schedulable = false;
+	n[2].labels[0] = (struct placement_label){"zone", "eu-1"};
+	n[2].n_labels = 1;
+	node(&n[3], "other-zone", "A100-80G", 8, 8);
+	n[3].labels[0] = (struct placement_label){"zone", "us-1"};
+	n[3].n_labels = 1;
+	assert_int_equal(placement_place(&r, n, 4, &req, &err), NOVA_EAGAIN);
+	assert_non_null(strstr(err.message, "pool has 0 free"));
+	n[3].labels[0].value = "eu-1";
+	assert_int_equal(placement_place(&r, n, 4, &req, &err), 0);
+	assert_int_equal(r.node[0], 3);
+}
+
+static void test_feasibility_ignores_use_but_not_size(void **state)
+{
+	struct placement_node n[2];
+	struct nova_err err;
+	const struct placement_stage four = {"main", "A100-80G", 4, 0};
+	const struct placement_stage nine = {"main", "A100-80G", 9, 0};
+	struct placement_request req4 = {&four, 1, PLACEMENT_BINPACK, NULL, 0};
+	struct placement_request req9 = {&nine, 1, PLACEMENT_BINPACK, NULL, 0};
+	(void)state;
+	node(&n[0], "a", "A100-80G", 8, 0);
+	node(&n[1], "b", "A100-80G", 2, 2);
+	assert_int_equal(placement_check_feasible(n, 2, &req4, &err), 0);
+	assert_int_equal(placement_check_feasible(n, 2, &req9, &err), NOVA_EINVAL);
+	assert_non_null(strstr(err.message, "can never fit"));
+	assert_non_null(strstr(err.message, "largest matching node has 8"));
+}
+
+static void test_policy_names_round_trip(void **state)
+{
+	bool ok;
+	(void)state;
+	assert_int_equal(placement_policy_parse("spread", &ok), PLACEMENT_SPREAD);
+	assert_true(ok);
+	assert_int_equal(placement_policy_parse(NULL, &ok), PLACEMENT_BINPACK);
+	assert_true(ok);
+	placement_policy_parse("random", &ok);
+	assert_false(ok);
+	assert_string_equal(placement_policy_name(PLACEMENT_SPREAD), "spread");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_binpack_fills_the_fullest_node_first),
+		cmocka_unit_test(test_spread_uses_the_emptiest_node),
+		cmocka_unit_test(test_gang_is_all_or_nothing),
+		cmocka_unit_test(test_gang_stages_may_share_a_node),
+		cmocka_unit_test(test_filters_type_memory_labels_and_schedulable),
+		cmocka_unit_test(test_feasibility_ignores_use_but_not_size),
+		cmocka_unit_test(test_policy_names_round_trip),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
