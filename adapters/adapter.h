@@ -50,6 +50,7 @@ struct adapter_capacity {
 	unsigned long long memory_mib;   /* per accelerator */
 	unsigned total;
 	unsigned free;
+	unsigned max_per_node;           /* the most one node offers */
 };
 
 struct adapter_static_node {

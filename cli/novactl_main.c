@@ -14,6 +14,8 @@ static const char novactl_usage[] =
 	"commands:\n"
 	"  pool create|list|get|update|delete   compute pools\n"
 	"  model register|list|get|delete       the model registry\n"
+	"  deploy MODEL --pool POOL ...         deploy a model on a pool\n"
+	"  deployment list|get|scale|stop|start|delete\n"
 	"  apikey create|list|revoke            API keys (admin token only)\n"
 	"  version                              client and server versions\n"
 	"\n"
@@ -30,6 +32,8 @@ static const struct {
 } novactl_groups[] = {
 	{"pool", cli_cmd_pool},
 	{"model", cli_cmd_model},
+	{"deploy", cli_cmd_deploy},
+	{"deployment", cli_cmd_deployment},
 	{"apikey", cli_cmd_apikey},
 };
 

@@ -97,17 +97,20 @@ static void http_response_set_body(struct http_response *res, char *body, size_t
 
 void http_response_json(struct http_response *res, int status, json_t *body_stolen)
 {
+	/* A NULL body means building it failed (out of memory, or a json_pack
+	 * format that does not match its arguments): say so, never 200 empty. */
 	char *text = body_stolen ? json_dumps(body_stolen, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	json_decref(body_stolen);
 	res->status = status;
 	if (!text) {
-		http_response_set_body(res, NULL, 0, NULL);
-		if (body_stolen) {
-			res->status = 500;
-			text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\",\"field\":\"\"}}");
-		}
-		if (!text)
+		res->status = 500;
+		nova_log(NOVA_LOG_ERROR, "http", "response body for status %d could not be built", status);
+		text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"response could not be "
+			      "built\",\"field\":\"\"}}");
+		if (!text) {
+			http_response_set_body(res, NULL, 0, NULL);
 			return;
+		}
 	}
 	size_t n = strlen(text);
 	char *with_nl = realloc(text, n + 2);

@@ -10,5 +10,8 @@
 void ids_uuid_generate(char out[IDS_UUID_LEN]);
 /* True for the canonical 8-4-4-4-12 hexadecimal form. */
 bool ids_is_uuid(const char *s);
+/* True for a DNS label: 1 to 63 of [a-z0-9-], not starting or ending with
+ * '-'. Pools and deployments are named so (they become Kubernetes names). */
+bool ids_is_dns_label(const char *s);
 
 #endif

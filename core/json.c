@@ -142,3 +142,24 @@ char *json_dump_compact(const json_t *v)
 {
 	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
+
+int json_check_labels(const json_t *labels, const char *field, struct nova_err *err)
+{
+	const char *k;
+	json_t *v;
+	if (!json_is_object(labels))
+		return nova_err_set(err, NOVA_EINVAL, field, "%s must be an object of strings", field);
+	if (json_object_size(labels) > 64)
+		return nova_err_set(err, NOVA_EINVAL, field, "%s has more than 64 entries", field);
+	json_object_foreach((json_t *)labels, k, v) {
+		char f[NOVA_ERR_FIELD_MAX];
+		snprintf(f, sizeof(f), "%s.%s", field, k);
+		if (!*k || strlen(k) > 63)
+			return nova_err_set(err, NOVA_EINVAL, field,
+					    "%s keys must be 1 to 63 characters", field);
+		if (!json_is_string(v) || json_string_length(v) > 256)
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be a string of at most 256 bytes",
+					    f);
+	}
+	return 0;
+}

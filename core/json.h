@@ -46,6 +46,10 @@ int json_parse_object(json_t **out, const char *buf, size_t len, struct nova_err
 int json_decode_object(const json_t *obj, const struct json_field *fields, size_t n_fields,
 		       const char *path, struct nova_err *err);
 
+/* Labels: an object of at most 64 string values (keys 1..63 bytes, values
+ * at most 256), as pools, nodes and selectors use. */
+int json_check_labels(const json_t *labels, const char *field, struct nova_err *err);
+
 /* Serialize compactly; caller frees with free(). NULL on allocation failure. */
 char *json_dump_compact(const json_t *v);
 

@@ -62,6 +62,14 @@ void gw_model_list(struct gw *, const struct auth_principal *, struct http_reque
 void gw_model_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 void gw_model_delete(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 
+void gw_deployment_create(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_deployment_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_deployment_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_deployment_scale(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_deployment_stop(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_deployment_start(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_deployment_delete(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+
 /* The route table (gateway.c). */
 extern const struct gw_route gw_routes[];
 extern const size_t gw_routes_count;

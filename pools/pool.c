@@ -20,38 +20,12 @@
 
 static int pool_name_check(const char *name, struct nova_err *err)
 {
-	size_t n = strlen(name);
-	bool ok = n >= 1 && n <= 63 && name[0] != '-' && name[n - 1] != '-';
-	for (size_t i = 0; ok && i < n; i++)
-		ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
-		     name[i] == '-';
-	if (!ok) {
+	if (!ids_is_dns_label(name)) {
 		nova_err_set(err, NOVA_EINVAL, "name",
 			     "pool name must be 1 to 63 lower-case letters, digits or '-', "
 			     "starting and ending with a letter or digit");
 		nova_err_set_hint(err, "for example \"gpu-a100\"");
 		return NOVA_EINVAL;
-	}
-	return 0;
-}
-
-static int pool_labels_check(const json_t *labels, const char *field, struct nova_err *err)
-{
-	const char *k;
-	json_t *v;
-	if (!json_is_object(labels))
-		return nova_err_set(err, NOVA_EINVAL, field, "%s must be an object of strings", field);
-	if (json_object_size(labels) > 64)
-		return nova_err_set(err, NOVA_EINVAL, field, "%s has more than 64 entries", field);
-	json_object_foreach((json_t *)labels, k, v) {
-		char f[NOVA_ERR_FIELD_MAX];
-		snprintf(f, sizeof(f), "%s.%s", field, k);
-		if (!*k || strlen(k) > 63)
-			return nova_err_set(err, NOVA_EINVAL, field,
-					    "%s keys must be 1 to 63 characters", field);
-		if (!json_is_string(v) || json_string_length(v) > 256)
-			return nova_err_set(err, NOVA_EINVAL, f, "%s must be a string of at most 256 bytes",
-					    f);
 	}
 	return 0;
 }
@@ -151,7 +125,7 @@ int pool_spec_from_json(struct pool_spec *out, const json_t *body, struct nova_e
 		return rc;
 	if ((rc = pool_name_check(out->name, err)))
 		return rc;
-	if (labels && (rc = pool_labels_check(labels, "labels", err)))
+	if (labels && (rc = json_check_labels(labels, "labels", err)))
 		return rc;
 	if (quotas) {
 		if ((rc = pool_quotas_decode(&qp, quotas, err)))
@@ -288,7 +262,7 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 	}
 	if ((rc = adapter_validate(ops, spec->config ? spec->config : empty, err)))
 		goto done;
-	if (spec->labels && (rc = pool_labels_check(spec->labels, "labels", err)))
+	if (spec->labels && (rc = json_check_labels(spec->labels, "labels", err)))
 		goto done;
 	if (spec->quotas.accelerator_types && (rc = pool_types_check(spec->quotas.accelerator_types, err)))
 		goto done;

@@ -390,6 +390,7 @@ static int fake_discover(struct adapter_resources *out, struct adapter *ad, stru
 	snprintf(out->capacity[0].accelerator_type, ADAPTER_NAME_MAX, "%s", fa->accelerator_type);
 	out->capacity[0].memory_mib = fa->memory_mib;
 	out->capacity[0].total = fa->nodes * fa->per_node;
+	out->capacity[0].max_per_node = fa->per_node;
 	out->capacity[0].free = used >= fa->nodes ? 0 : (unsigned)(fa->nodes - used) * fa->per_node;
 	if (fa->ephemeral)
 		return 0;

@@ -98,6 +98,23 @@ printf 'name: broken\nkind: vision\nengine: {image: x}\nstages: [{name: encoder,
 t_expect_exit 2 "a vision model with one stage exits 2" "$C" model register -f "$T_WORK/m.yaml"
 t_expect_out "field: stages" "model error names the field"
 t_expect_exit 2 "model register without -f exits 2" "$C" model register
+t_expect_exit 0 "deploy a model" "$C" deploy mistral-7b-lora --pool gpu-a --replicas 2 --label zone=eu-1
+t_expect_out "state:     pending (created)" "deploy prints the pending deployment"
+t_expect_exit 0 "deployment list" "$C" deployment list
+t_expect_out "^mistral-7b-lora-gpu-a  *mistral-7b-lora:1  *gpu-a  *0/2  *pending" "deployment list row"
+t_expect_exit 0 "deployment scale" "$C" deployment scale mistral-7b-lora-gpu-a --replicas 3
+t_expect_out "replicas:  0 ready of 3" "scale shows the new count"
+t_expect_exit 2 "deploy without --pool exits 2" "$C" deploy mistral-7b-lora
+t_expect_exit 3 "deploy an unknown model exits 3" "$C" deploy nope --pool gpu-a
+t_expect_exit 2 "deploy what can never fit exits 2" "$C" deploy llama-3-70b-spec --pool p3
+t_expect_out "can never fit" "never-fit says why"
+t_expect_exit 4 "deleting a running deployment exits 4" "$C" deployment delete mistral-7b-lora-gpu-a
+t_expect_exit 0 "deployment stop" "$C" deployment stop mistral-7b-lora-gpu-a
+t_expect_out "state:     stopped" "stop with no replicas completes"
+t_expect_exit 0 "deployment start" "$C" deployment start mistral-7b-lora-gpu-a
+t_expect_exit 0 "deployment stop again" "$C" deployment stop mistral-7b-lora-gpu-a
+t_expect_exit 0 "deployment delete" "$C" deployment delete mistral-7b-lora-gpu-a
+t_expect_exit 3 "deleted deployment is gone" "$C" deployment get mistral-7b-lora-gpu-a
 t_expect_exit 0 "model delete" "$C" model delete qwen2-7b-multi-lora
 t_expect_exit 3 "deleted model is gone" "$C" model get qwen2-7b-multi-lora
 

@@ -186,8 +186,8 @@ static void test_model_delete_refused_while_deployed(void **state)
 				      "{\"name\":\"p\",\"provider\":\"fake\"}"), 201);
 	const char *params[2] = {model_id, json_string_value(json_object_get(b, "id"))};
 	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
-	assert_int_equal(db_exec(NULL, c, "INSERT INTO deployments (model_id, pool_id, replicas) "
-					  "VALUES ($1::uuid, $2::uuid, 1)", 2, params, &err), 0);
+	assert_int_equal(db_exec(NULL, c, "INSERT INTO deployments (name, model_id, pool_id, replicas) "
+					  "VALUES ('d1', $1::uuid, $2::uuid, 1)", 2, params, &err), 0);
 	db_conn_release(env->db, c);
 	json_decref(b);
 	assert_int_equal(testenv_http(&b, env, "DELETE", "/v1/models/llama:1", ADMIN, NULL), 409);

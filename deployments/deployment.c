@@ -1,0 +1,507 @@
+#include "deployments/deployment.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapters/adapter.h"
+#include "core/ids.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "deployments/placement.h"
+#include "models/model.h"
+#include "pools/pool.h"
+
+int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
+			      struct nova_err *err)
+{
+	json_t *labels = NULL;
+	const struct json_field fields[] = {
+		{.name = "name", .kind = JSON_KIND_STRING, .out = &out->name, .max_len = 63},
+		{.name = "model", .kind = JSON_KIND_STRING, .required = true, .out = &out->model,
+		 .max_len = 200},
+		{.name = "pool", .kind = JSON_KIND_STRING, .required = true, .out = &out->pool,
+		 .max_len = 63},
+		{.name = "replicas", .kind = JSON_KIND_INT, .out = &out->replicas, .min = 0,
+		 .max = DEPLOYMENT_MAX_REPLICAS},
+		{.name = "placement", .kind = JSON_KIND_STRING, .out = &out->placement, .max_len = 16},
+		{.name = "labels", .kind = JSON_KIND_OBJECT, .out = &labels},
+	};
+	bool ok;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	out->replicas = 1;
+	if ((rc = json_decode_object(body, fields, 6, "", err)))
+		return rc;
+	if (out->name && !ids_is_dns_label(out->name))
+		return nova_err_set(err, NOVA_EINVAL, "name",
+				    "deployment name must be 1 to 63 lower-case letters, digits or '-'");
+	placement_policy_parse(out->placement, &ok);
+	if (!ok)
+		return nova_err_set(err, NOVA_EINVAL, "placement", "placement must be binpack or spread");
+	if (labels && (rc = json_check_labels(labels, "labels", err)))
+		return rc;
+	out->labels = labels;
+	return 0;
+}
+
+/* --- reading ---------------------------------------------------------------- */
+
+#define DEP_COLS                                                                            \
+	"d.id, d.name, d.replicas, d.placement, d.constraints::text, d.state, d.state_reason, " \
+	"d.generation, m.id, m.name, m.version, m.kind, p.id, p.name, " DB_TS("d.created_at")   \
+	", " DB_TS("d.updated_at") ", "                                                         \
+	"(SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id AND r.state = 'ready') " \
+	"FROM deployments d JOIN models m ON m.id = d.model_id JOIN pools p ON p.id = d.pool_id "
+
+static json_t *dep_row_json(PGresult *res, int row)
+{
+	json_t *constraints = json_loads(PQgetvalue(res, row, 4), 0, NULL);
+	json_t *labels = json_object_get(constraints, "labels");
+	json_t *j = json_pack(
+		"{s:s, s:s, s:I, s:s, s:O, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, "
+		"s:s, s:s, s:I}",
+		"id", PQgetvalue(res, row, 0), "name", PQgetvalue(res, row, 1), "replicas",
+		(json_int_t)atoll(PQgetvalue(res, row, 2)), "placement", PQgetvalue(res, row, 3),
+		"labels", labels ? labels : json_object(), "state", PQgetvalue(res, row, 5),
+		"state_reason", PQgetvalue(res, row, 6), "generation",
+		(json_int_t)atoll(PQgetvalue(res, row, 7)), "model", "id", PQgetvalue(res, row, 8),
+		"name", PQgetvalue(res, row, 9), "version", PQgetvalue(res, row, 10), "kind",
+		PQgetvalue(res, row, 11), "pool", "id", PQgetvalue(res, row, 12), "name",
+		PQgetvalue(res, row, 13), "created_at", PQgetvalue(res, row, 14), "updated_at",
+		PQgetvalue(res, row, 15), "ready_replicas",
+		(json_int_t)atoll(PQgetvalue(res, row, 16)));
+	json_decref(constraints);
+	return j;
+}
+
+/* Attach replicas and the recent events to a deployment's JSON. */
+static int dep_details(json_t *d, struct db_conn *c, struct nova_err *err)
+{
+	const char *params[1] = {json_string_value(json_object_get(d, "id"))};
+	PGresult *res = NULL;
+	json_t *arr;
+	int rc = db_exec(&res, c,
+			 "SELECT r.id, r.ordinal, r.state, r.state_reason, coalesce(r.endpoint, ''), "
+			 "coalesce((SELECT json_agg(json_build_object('stage', rp.stage, 'node', n.name, "
+			 "'node_id', n.id, 'accelerators', rp.accelerators) ORDER BY rp.stage) "
+			 "FROM replica_placements rp JOIN nodes n ON n.id = rp.node_id "
+			 "WHERE rp.replica_id = r.id), '[]')::text "
+			 "FROM replicas r WHERE r.deployment_id = $1::uuid ORDER BY r.ordinal",
+			 1, params, err);
+	if (rc)
+		return rc;
+	arr = json_array();
+	for (int i = 0; i < PQntuples(res); i++) {
+		json_t *placements = json_loads(PQgetvalue(res, i, 5), 0, NULL);
+		json_array_append_new(
+			arr, json_pack("{s:s, s:I, s:s, s:s, s:o, s:o}", "id", PQgetvalue(res, i, 0),
+				       "ordinal", (json_int_t)atoll(PQgetvalue(res, i, 1)), "state",
+				       PQgetvalue(res, i, 2), "reason", PQgetvalue(res, i, 3), "endpoint",
+				       *PQgetvalue(res, i, 4) ? json_string(PQgetvalue(res, i, 4))
+							      : json_null(),
+				       "placements", placements ? placements : json_array()));
+	}
+	PQclear(res);
+	json_object_set_new(d, "replica_list", arr);
+	rc = db_exec(&res, c,
+		     "SELECT coalesce(from_state, ''), to_state, reason, " DB_TS("at") " FROM "
+		     "(SELECT * FROM deployment_events WHERE deployment_id = $1::uuid "
+		     "ORDER BY id DESC LIMIT 20) e ORDER BY id",
+		     1, params, err);
+	if (rc)
+		return rc;
+	arr = json_array();
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(arr, json_pack("{s:o, s:s, s:s, s:s}", "from",
+						     *PQgetvalue(res, i, 0) ? json_string(PQgetvalue(res, i, 0))
+									    : json_null(),
+						     "to", PQgetvalue(res, i, 1), "reason",
+						     PQgetvalue(res, i, 2), "at", PQgetvalue(res, i, 3)));
+	PQclear(res);
+	json_object_set_new(d, "events", arr);
+	return 0;
+}
+
+static int dep_fetch(json_t **out, struct db_conn *c, const char *ref, bool details,
+		     struct nova_err *err)
+{
+	const char *params[1] = {ref};
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	rc = db_exec(&res, c,
+		     ids_is_uuid(ref) ? "SELECT " DEP_COLS "WHERE d.id = $1::uuid"
+				      : "SELECT " DEP_COLS "WHERE d.name = $1",
+		     1, params, err);
+	if (rc == 0 && PQntuples(res) == 0)
+		rc = nova_err_set(err, NOVA_ENOTFOUND, "deployment", "no deployment named or with id \"%s\"",
+				  ref);
+	if (rc == 0 && !(*out = dep_row_json(res, 0)))
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	PQclear(res);
+	if (rc == 0 && details && (rc = dep_details(*out, c, err))) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int deployment_get(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err)
+{
+	struct db_conn *c;
+	int rc;
+	*out = NULL;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = dep_fetch(out, c, ref, true, err);
+	db_conn_release(db, c);
+	return rc;
+}
+
+int deployment_list(json_t **out, struct db_pool *db, struct nova_err *err)
+{
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec(&res, c, "SELECT " DEP_COLS "ORDER BY d.name", 0, NULL, err);
+	db_conn_release(db, c);
+	if (rc)
+		return rc;
+	*out = json_array();
+	for (int i = 0; *out && i < PQntuples(res); i++)
+		json_array_append_new(*out, dep_row_json(res, i));
+	PQclear(res);
+	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}
+
+/* --- feasibility ---------------------------------------------------------------- */
+
+/* What the pool could ever offer, as placement nodes: the provider's static
+ * nodes, or for ephemeral providers one node per accelerator type of the
+ * largest size it creates. */
+static int dep_feasible(const struct model *m, const struct pool *p, const json_t *labels,
+			enum placement_policy policy, struct nova_err *err)
+{
+	struct placement_stage stages[PLACEMENT_MAX_STAGES];
+	struct placement_label sel[PLACEMENT_MAX_LABELS];
+	size_t n_sel = 0, per_replica = 0;
+	const char *k;
+	json_t *v;
+	for (size_t i = 0; i < m->n_stages; i++) {
+		const struct model_stage *s = &m->stages[i];
+		stages[i] = (struct placement_stage){s->name, s->accelerator_type, s->accelerators,
+						     s->memory_mib};
+		per_replica += s->accelerators;
+		if (s->accelerator_type[0] && json_array_size(p->quotas.accelerator_types) > 0) {
+			bool allowed = false;
+			size_t j;
+			json_array_foreach(p->quotas.accelerator_types, j, v)
+				allowed |= strcmp(json_string_value(v), s->accelerator_type) == 0;
+			if (!allowed)
+				return nova_err_set(err, NOVA_EINVAL, "model",
+						    "can never fit: pool %s does not allow %s accelerators",
+						    p->name, s->accelerator_type);
+		}
+	}
+	if (p->quotas.max_accelerators >= 0 && (long long)per_replica > p->quotas.max_accelerators)
+		return nova_err_set(err, NOVA_EINVAL, "model",
+				    "can never fit: one replica needs %zu accelerators, pool %s allows %lld",
+				    per_replica, p->name, p->quotas.max_accelerators);
+	json_object_foreach((json_t *)labels, k, v) {
+		if (n_sel < PLACEMENT_MAX_LABELS)
+			sel[n_sel++] = (struct placement_label){k, json_string_value(v)};
+	}
+
+	const struct adapter_ops *ops = adapter_find(p->provider);
+	struct adapter *ad = NULL;
+	struct adapter_resources res;
+	struct nova_err derr;
+	if (!ops || adapter_create(&ad, ops, p->id, p->config, &derr) ||
+	    adapter_discover_resources(&res, ad, &derr)) {
+		/* Capacity unknown (provider down, no discovery): admit it; the
+		 * worker keeps it pending with the reason if it does not fit. */
+		nova_log_kv(NOVA_LOG_INFO, "deployments", "capacity unknown at deploy", "pool", p->name,
+			    NULL);
+		adapter_destroy(ad);
+		return 0;
+	}
+	size_t n = res.n_nodes ? res.n_nodes : res.n_capacity;
+	struct placement_node *nodes = calloc(n ? n : 1, sizeof(*nodes));
+	int rc = 0;
+	if (!nodes) {
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct placement_node *pn = &nodes[i];
+		if (res.n_nodes) {
+			const struct adapter_static_node *sn = &res.nodes[i];
+			pn->accelerator_type = sn->accelerator_type;
+			pn->memory_mib = sn->memory_mib;
+			pn->total = sn->accelerator_count;
+			json_object_foreach(sn->labels, k, v) {
+				if (pn->n_labels < PLACEMENT_MAX_LABELS && json_is_string(v))
+					pn->labels[pn->n_labels++] =
+						(struct placement_label){k, json_string_value(v)};
+			}
+		} else {
+			/* Ephemeral nodes carry the labels Nova gives them. */
+			pn->accelerator_type = res.capacity[i].accelerator_type;
+			pn->memory_mib = res.capacity[i].memory_mib;
+			pn->total = res.capacity[i].max_per_node;
+			for (size_t j = 0; j < n_sel; j++)
+				pn->labels[pn->n_labels++] = sel[j];
+		}
+	}
+	struct placement_request req = {stages, m->n_stages, policy, sel, n_sel};
+	rc = placement_check_feasible(nodes, n, &req, err);
+	free(nodes);
+out:
+	adapter_resources_finish(&res);
+	adapter_destroy(ad);
+	return rc;
+}
+
+/* --- writing ------------------------------------------------------------------- */
+
+static int dep_enqueue(struct db_conn *c, const char *id, struct nova_err *err)
+{
+	const char *params[1] = {id};
+	return db_exec(NULL, c,
+		       "INSERT INTO work_items (kind, subject_id) VALUES ('deployment', $1::uuid) "
+		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' "
+		       "DO UPDATE SET run_after = least(work_items.run_after, now()), updated_at = now()",
+		       1, params, err);
+}
+
+/* "<model>-<pool>", lower-cased, as a DNS label. */
+static void dep_default_name(char *out, size_t len, const char *model, const char *pool)
+{
+	char raw[256];
+	size_t o = 0;
+	snprintf(raw, sizeof(raw), "%s-%s", model, pool);
+	for (size_t i = 0; raw[i] && o + 1 < len && o < 63; i++) {
+		char ch = (char)tolower((unsigned char)raw[i]);
+		if (!isalnum((unsigned char)ch))
+			ch = '-';
+		if (ch == '-' && (o == 0 || out[o - 1] == '-'))
+			continue;
+		out[o++] = ch;
+	}
+	while (o > 0 && out[o - 1] == '-')
+		o--;
+	out[o] = '\0';
+}
+
+int deployment_create(json_t **out, struct db_pool *db, const struct deployment_spec *spec,
+		      struct nova_err *err)
+{
+	struct model *m = NULL;
+	struct pool *p = NULL;
+	struct db_conn *c = NULL;
+	PGresult *res = NULL;
+	char name[64], replicas[16], *constraints = NULL;
+	bool ok;
+	enum placement_policy policy = placement_policy_parse(spec->placement, &ok);
+	int rc;
+	*out = NULL;
+	if ((rc = model_get(&m, db, spec->model, err)) || (rc = pool_get(&p, db, spec->pool, err)))
+		goto out;
+	if (strcmp(p->state, "active") != 0) {
+		rc = nova_err_set(err, NOVA_ECONFLICT, "pool", "pool %s is being deleted", p->name);
+		goto out;
+	}
+	if ((rc = dep_feasible(m, p, spec->labels, policy, err)))
+		goto out;
+	if (spec->name)
+		snprintf(name, sizeof(name), "%s", spec->name);
+	else
+		dep_default_name(name, sizeof(name), m->name, p->name);
+	snprintf(replicas, sizeof(replicas), "%lld", spec->replicas);
+	json_t *cons = json_pack("{s:O}", "labels", spec->labels ? spec->labels : json_object());
+	constraints = json_dump_compact(cons);
+	json_decref(cons);
+	const char *params[6] = {name, m->id, p->id, replicas, placement_policy_name(policy),
+				 constraints};
+	if ((rc = db_conn_acquire(&c, db, err)) || (rc = db_tx_begin(c, err)))
+		goto out;
+	rc = db_exec_one(&res, c,
+			 "INSERT INTO deployments (name, model_id, pool_id, replicas, placement, "
+			 "constraints, state_reason) VALUES ($1, $2::uuid, $3::uuid, $4::integer, $5, "
+			 "$6::jsonb, 'created') RETURNING id::text",
+			 6, params, err);
+	if (rc == NOVA_EEXISTS) {
+		nova_err_set(err, NOVA_EEXISTS, "name", "a deployment named %s already exists", name);
+		nova_err_set_hint(err, "choose another with \"name\"");
+	}
+	if (rc == 0)
+		rc = dep_enqueue(c, PQgetvalue(res, 0, 0), err);
+	if (rc == 0)
+		rc = db_tx_commit(c, err);
+	else
+		db_tx_rollback(c);
+	if (rc == 0) {
+		nova_log_kv(NOVA_LOG_INFO, "deployments", "deployment created", "deployment", name,
+			    "model", m->name, "pool", p->name, "replicas", replicas, NULL);
+		rc = dep_fetch(out, c, PQgetvalue(res, 0, 0), true, err);
+	}
+out:
+	PQclear(res);
+	if (c)
+		db_conn_release(db, c);
+	free(constraints);
+	model_free(m);
+	pool_free(p);
+	return rc;
+}
+
+/* One state-changing operation on a locked deployment row. */
+enum dep_op { DEP_SCALE, DEP_STOP, DEP_START };
+
+struct dep_change {
+	const char *ref;
+	enum dep_op op;
+	long long replicas;
+	char id[37];
+};
+
+static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
+{
+	struct dep_change *ch = arg;
+	const char *params[2];
+	PGresult *res = NULL;
+	json_t *d;
+	int rc;
+	/* Lock the row first, then read the state the decision rests on. */
+	params[0] = ch->ref;
+	if ((rc = db_exec(NULL, c,
+			  ids_is_uuid(ch->ref) ? "SELECT 1 FROM deployments WHERE id = $1::uuid FOR UPDATE"
+					       : "SELECT 1 FROM deployments WHERE name = $1 FOR UPDATE",
+			  1, params, err)))
+		return rc;
+	if ((rc = dep_fetch(&d, c, ch->ref, false, err)))
+		return rc;
+	snprintf(ch->id, sizeof(ch->id), "%s", json_string_value(json_object_get(d, "id")));
+	char state[16], name[64];
+	snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(d, "state")));
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(d, "name")));
+	json_decref(d);
+	params[0] = ch->id;
+	switch (ch->op) {
+	case DEP_SCALE: {
+		char n[16];
+		snprintf(n, sizeof(n), "%lld", ch->replicas);
+		params[1] = n;
+		rc = db_exec(NULL, c,
+			     "UPDATE deployments SET replicas = $2::integer, generation = generation + 1, "
+			     "updated_at = now() WHERE id = $1::uuid",
+			     2, params, err);
+		break;
+	}
+	case DEP_STOP:
+		if (!strcmp(state, "stopping") || !strcmp(state, "stopped"))
+			return nova_err_set(err, NOVA_ECONFLICT, "deployment", "deployment %s is already %s",
+					    name, state);
+		rc = db_exec(NULL, c,
+			     "UPDATE deployments SET state = 'stopping', state_reason = 'stop requested', "
+			     "generation = generation + 1 WHERE id = $1::uuid",
+			     1, params, err);
+		if (rc)
+			return rc;
+		/* With no replica left to stop, stopping is already done. */
+		if ((rc = db_exec_one(&res, c,
+				      "SELECT count(*) FROM replicas WHERE deployment_id = $1::uuid "
+				      "AND state <> 'stopped'", 1, params, err)))
+			return rc;
+		bool idle = atoll(PQgetvalue(res, 0, 0)) == 0;
+		PQclear(res);
+		if (idle)
+			rc = db_exec(NULL, c,
+				     "UPDATE deployments SET state = 'stopped', state_reason = "
+				     "'no replicas running' WHERE id = $1::uuid",
+				     1, params, err);
+		break;
+	case DEP_START:
+		if (strcmp(state, "stopped") != 0)
+			return nova_err_set(err, NOVA_ECONFLICT, "deployment",
+					    "deployment %s is %s; only a stopped deployment starts", name,
+					    state);
+		rc = db_exec(NULL, c,
+			     "UPDATE deployments SET state = 'pending', state_reason = 'start requested', "
+			     "generation = generation + 1 WHERE id = $1::uuid",
+			     1, params, err);
+		break;
+	}
+	return rc ? rc : dep_enqueue(c, ch->id, err);
+}
+
+static int dep_change(json_t **out, struct db_pool *db, struct dep_change *ch, struct nova_err *err)
+{
+	int rc = db_tx_run(db, dep_change_tx, ch, err);
+	*out = NULL;
+	return rc ? rc : deployment_get(out, db, ch->id, err);
+}
+
+int deployment_scale(json_t **out, struct db_pool *db, const char *ref, long long replicas,
+		     struct nova_err *err)
+{
+	struct dep_change ch = {ref, DEP_SCALE, replicas, ""};
+	*out = NULL;
+	if (replicas < 0 || replicas > DEPLOYMENT_MAX_REPLICAS)
+		return nova_err_set(err, NOVA_EINVAL, "replicas", "replicas must be between 0 and %d",
+				    DEPLOYMENT_MAX_REPLICAS);
+	return dep_change(out, db, &ch, err);
+}
+
+int deployment_stop(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err)
+{
+	struct dep_change ch = {ref, DEP_STOP, 0, ""};
+	return dep_change(out, db, &ch, err);
+}
+
+int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err)
+{
+	struct dep_change ch = {ref, DEP_START, 0, ""};
+	return dep_change(out, db, &ch, err);
+}
+
+struct dep_delete {
+	const char *ref;
+};
+
+static int dep_delete_tx(struct db_conn *c, void *arg, struct nova_err *err)
+{
+	struct dep_delete *dd = arg;
+	PGresult *res = NULL;
+	json_t *d = NULL;
+	int rc = dep_fetch(&d, c, dd->ref, false, err);
+	if (rc)
+		return rc;
+	const char *params[1] = {json_string_value(json_object_get(d, "id"))};
+	rc = db_exec(&res, c,
+		     "DELETE FROM deployments WHERE id = $1::uuid AND state = 'stopped' RETURNING id",
+		     1, params, err);
+	if (rc == 0 && PQntuples(res) == 0) {
+		rc = nova_err_set(err, NOVA_ECONFLICT, "deployment", "deployment %s is %s",
+				  json_string_value(json_object_get(d, "name")),
+				  json_string_value(json_object_get(d, "state")));
+		nova_err_set_hint(err, "stop it first; only a stopped deployment is deleted");
+	}
+	if (rc == 0)
+		rc = db_exec(NULL, c, "DELETE FROM work_items WHERE kind = 'deployment' AND "
+				      "subject_id = $1::uuid", 1, params, err);
+	PQclear(res);
+	json_decref(d);
+	return rc;
+}
+
+int deployment_delete(struct db_pool *db, const char *ref, struct nova_err *err)
+{
+	struct dep_delete dd = {ref};
+	return db_tx_run(db, dep_delete_tx, &dd, err);
+}

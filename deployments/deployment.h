@@ -1,0 +1,54 @@
+/* Deployments: a registered model on a pool, with a replica count and a
+ * placement policy.
+ *
+ * States (enforced and recorded with reasons by the database):
+ *   pending -> deploying -> running <-> degraded -> stopping -> stopped,
+ *   plus failed; stopped -> pending starts it again.
+ * Every change that needs work (create, scale, stop, start) writes the
+ * intent and enqueues one work item for the deployment in the same
+ * transaction; the deployment worker (deployments/worker.h, next increment)
+ * drives replicas towards it.
+ *
+ * A deployment that can never fit its pool (a stage larger than any node
+ * the provider can offer, an accelerator type the pool's quota forbids) is
+ * refused at creation with the reason. */
+#ifndef NOVA_DEPLOYMENTS_DEPLOYMENT_H
+#define NOVA_DEPLOYMENTS_DEPLOYMENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/db.h"
+#include "core/err.h"
+
+#define DEPLOYMENT_MAX_REPLICAS 1000
+
+struct deployment_spec {
+	const char *name;      /* NULL: "<model>-<pool>" */
+	const char *model;     /* id, NAME:VERSION or NAME */
+	const char *pool;      /* id or name */
+	long long replicas;
+	const char *placement; /* "binpack" (default) | "spread" */
+	const json_t *labels;  /* node selector, object of strings; may be NULL */
+};
+
+int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
+			      struct nova_err *err);
+
+/* The API's JSON for a deployment, with its replicas and recent events.
+ * NOVA_EINVAL for bad input or a model that can never fit, NOVA_ENOTFOUND
+ * for an unknown model or pool, NOVA_EEXISTS for a taken name. */
+int deployment_create(json_t **out, struct db_pool *db, const struct deployment_spec *spec,
+		      struct nova_err *err);
+int deployment_get(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
+int deployment_list(json_t **out, struct db_pool *db, struct nova_err *err);
+int deployment_scale(json_t **out, struct db_pool *db, const char *ref, long long replicas,
+		     struct nova_err *err);
+/* NOVA_ECONFLICT when the state does not allow it. */
+int deployment_stop(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
+int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
+/* Only a stopped deployment is deleted. */
+int deployment_delete(struct db_pool *db, const char *ref, struct nova_err *err);
+
+#endif

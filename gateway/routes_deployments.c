@@ -1,0 +1,109 @@
+#include "deployments/deployment.h"
+#include "gateway/gw_int.h"
+
+static void gw_dep_answer(struct http_response *res, int status, int rc, json_t *d,
+			  const struct nova_err *err)
+{
+	if (rc)
+		http_response_error(res, err);
+	else
+		http_response_json(res, status, d);
+}
+
+void gw_deployment_create(struct gw *gw, const struct auth_principal *who,
+			  struct http_request *req, struct http_response *res)
+{
+	struct deployment_spec spec;
+	struct nova_err err;
+	json_t *body = gw_body_json(req, res), *d = NULL;
+	(void)who;
+	if (!body)
+		return;
+	nova_err_clear(&err);
+	int rc = deployment_spec_from_json(&spec, body, &err);
+	if (!rc)
+		rc = deployment_create(&d, gw->deps.db, &spec, &err);
+	gw_dep_answer(res, 201, rc, d, &err);
+	json_decref(body);
+}
+
+void gw_deployment_list(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+			struct http_response *res)
+{
+	struct nova_err err;
+	json_t *list = NULL;
+	(void)who, (void)req;
+	nova_err_clear(&err);
+	int rc = deployment_list(&list, gw->deps.db, &err);
+	gw_dep_answer(res, 200, rc, list, &err);
+}
+
+void gw_deployment_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+		       struct http_response *res)
+{
+	struct nova_err err;
+	json_t *d = NULL;
+	(void)who;
+	nova_err_clear(&err);
+	/* Called before the answer is built: argument order is unspecified. */
+	int rc = deployment_get(&d, gw->deps.db, http_request_param(req, "deployment"), &err);
+	gw_dep_answer(res, 200, rc, d, &err);
+}
+
+void gw_deployment_scale(struct gw *gw, const struct auth_principal *who,
+			 struct http_request *req, struct http_response *res)
+{
+	long long replicas = 0;
+	const struct json_field fields[] = {
+		{.name = "replicas", .kind = JSON_KIND_INT, .required = true, .out = &replicas,
+		 .min = 0, .max = DEPLOYMENT_MAX_REPLICAS},
+	};
+	struct nova_err err;
+	json_t *body = gw_body_json(req, res), *d = NULL;
+	(void)who;
+	if (!body)
+		return;
+	nova_err_clear(&err);
+	int rc = json_decode_object(body, fields, 1, "", &err);
+	if (!rc)
+		rc = deployment_scale(&d, gw->deps.db, http_request_param(req, "deployment"), replicas,
+				      &err);
+	gw_dep_answer(res, 200, rc, d, &err);
+	json_decref(body);
+}
+
+void gw_deployment_stop(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+			struct http_response *res)
+{
+	struct nova_err err;
+	json_t *d = NULL;
+	(void)who;
+	nova_err_clear(&err);
+	/* Called before the answer is built: argument order is unspecified. */
+	int rc = deployment_stop(&d, gw->deps.db, http_request_param(req, "deployment"), &err);
+	gw_dep_answer(res, 200, rc, d, &err);
+}
+
+void gw_deployment_start(struct gw *gw, const struct auth_principal *who,
+			 struct http_request *req, struct http_response *res)
+{
+	struct nova_err err;
+	json_t *d = NULL;
+	(void)who;
+	nova_err_clear(&err);
+	/* Called before the answer is built: argument order is unspecified. */
+	int rc = deployment_start(&d, gw->deps.db, http_request_param(req, "deployment"), &err);
+	gw_dep_answer(res, 200, rc, d, &err);
+}
+
+void gw_deployment_delete(struct gw *gw, const struct auth_principal *who,
+			  struct http_request *req, struct http_response *res)
+{
+	struct nova_err err;
+	(void)who;
+	nova_err_clear(&err);
+	if (deployment_delete(gw->deps.db, http_request_param(req, "deployment"), &err))
+		http_response_error(res, &err);
+	else
+		res->status = 204;
+}
