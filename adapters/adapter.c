@@ -105,7 +105,7 @@ void adapter_destroy(struct adapter *ad)
 
 bool adapter_is_ephemeral(const struct adapter *ad)
 {
-	return (ad->ops->caps & ADAPTER_CAP_EPHEMERAL) != 0;
+	return ad->ephemeral;
 }
 
 int adapter_discover_resources(struct adapter_resources *out, struct adapter *ad,

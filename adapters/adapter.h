@@ -29,19 +29,17 @@
 #define ADAPTER_NAME_MAX 64
 #define ADAPTER_HANDLE_MAX 256
 
-/* Capability bits. */
-enum {
-	/* Nodes are created on demand and deleted when no longer needed
-	 * (Kubernetes pods). Without it the provider's nodes are static and
-	 * found by discovery (LPU racks, SSH hosts). */
-	ADAPTER_CAP_EPHEMERAL = 1u << 0,
-};
-
 struct adapter_ops;
 
 struct adapter {
 	const struct adapter_ops *ops;
 	char pool_id[ADAPTER_ID_LEN];
+	/* Set by the provider's create: nodes are created on demand and deleted
+	 * when no longer needed (Kubernetes pods). When false the pool's nodes
+	 * are static and found by discovery (LPU racks, SSH hosts). It is per
+	 * instance, not per provider, because a provider may offer both (the
+	 * fake does, by config). */
+	bool ephemeral;
 };
 
 /* Accelerator capacity of one type, or one discoverable static node. */
@@ -108,7 +106,6 @@ struct adapter_node_list {
 
 struct adapter_ops {
 	const char *name;
-	unsigned caps;
 	/* Required. No side effects; names the bad field (relative to the
 	 * pool's config object: "allocation", "hosts[2].port"). */
 	int (*validate)(const json_t *config, struct nova_err *err);

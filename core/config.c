@@ -40,6 +40,7 @@ void cfg_defaults(struct cfg *c)
 	c->max_body_bytes = 1024 * 1024;
 	c->db_pool_size = 8;
 	c->enable_fake_provider = false;
+	c->workers = 2;
 }
 
 static int cfg_copy(char *dst, size_t cap, const char *src, const char *field,
@@ -104,7 +105,7 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 {
 	static const char *const keys[] = {"listen", "database_url", "admin_token", "state_dir",
 					   "log_level", "database_pool_size", "http", "providers",
-					   NULL};
+					   "workers", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -140,6 +141,11 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		if ((rc = ydoc_get_long(&v, d, n, "database_pool_size", 1, 256, err)))
 			goto out;
 		c->db_pool_size = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "workers"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "workers", 0, 16, err)))
+			goto out;
+		c->workers = (unsigned)v;
 	}
 	if ((n = ydoc_map_get(d, root, "http")) && (rc = cfg_yaml_http(c, d, n, err)))
 		goto out;
@@ -207,6 +213,8 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 	if ((rc = cfg_env_uint(&c->http_threads, "NOVA_HTTP_THREADS", 1, 256, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->db_pool_size, "NOVA_DB_POOL_SIZE", 1, 256, err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->workers, "NOVA_WORKERS", 0, 16, err)))
 		return rc;
 	if (getenv("NOVA_MAX_BODY_BYTES")) {
 		if ((rc = cfg_env_uint(&body, "NOVA_MAX_BODY_BYTES", 1024, 64u << 20, err)))

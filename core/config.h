@@ -24,6 +24,7 @@ struct cfg {
 	size_t max_body_bytes;       /* http.max_body_bytes: NOVA_MAX_BODY_BYTES */
 	unsigned db_pool_size;       /* database_pool_size: NOVA_DB_POOL_SIZE   */
 	bool enable_fake_provider;   /* providers.fake:    NOVA_ENABLE_FAKE_PROVIDER */
+	unsigned workers;            /* workers:           NOVA_WORKERS (0: none) */
 };
 
 void cfg_defaults(struct cfg *c);

@@ -19,6 +19,7 @@
 #include "core/http_client.h"
 #include "core/log.h"
 #include "core/pg_embedded.h"
+#include "deployments/worker.h"
 #include "gateway/gateway.h"
 
 static void novad_usage(FILE *f)
@@ -137,6 +138,7 @@ int main(int argc, char **argv)
 	struct auth *auth = NULL;
 	struct gw *gw = NULL;
 	struct http_server *srv = NULL;
+	struct worker *worker = NULL;
 	char admin_token[256], url_path[1100];
 	const char *conninfo;
 	sigset_t sigs;
@@ -218,6 +220,23 @@ int main(int argc, char **argv)
 		novad_fail("cannot publish the gateway url", &err);
 		goto out;
 	}
+	if (cfg.workers > 0) {
+		struct worker_config wcfg;
+		worker_config_defaults(&wcfg);
+		wcfg.threads = cfg.workers;
+		FILE *uf;
+		char upath[1100];
+		snprintf(upath, sizeof(upath), "%s/novad.url", cfg.state_dir);
+		if ((uf = fopen(upath, "r"))) {
+			if (fgets(wcfg.gateway_url, sizeof(wcfg.gateway_url), uf))
+				wcfg.gateway_url[strcspn(wcfg.gateway_url, "\n")] = '\0';
+			fclose(uf);
+		}
+		if (worker_start(&worker, db, &wcfg, &err)) {
+			novad_fail("deployment worker failed to start", &err);
+			goto out;
+		}
+	}
 	char port[16];
 	snprintf(port, sizeof(port), "%u", http_server_port(srv));
 	nova_log_kv(NOVA_LOG_INFO, "novad", "novad ready", "listen", cfg.listen, "port", port,
@@ -232,6 +251,7 @@ out:
 	if (srv)
 		unlink(url_path);
 	http_server_stop(srv);
+	worker_stop(worker);
 	http_server_destroy(srv);
 	gw_destroy(gw);
 	auth_destroy(auth);

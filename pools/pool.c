@@ -653,3 +653,74 @@ int pool_node_count_live(long long *out, struct db_pool *db, const char *pool_id
 	db_conn_release(db, c);
 	return rc;
 }
+
+int pool_nodes_list(struct pool_node **out, size_t *n_out, struct db_pool *db,
+		    const char *pool_id, struct nova_err *err)
+{
+	const char *params[1] = {pool_id};
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	*n_out = 0;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec(&res, c,
+		     "SELECT id, name, coalesce(handle, ''), state, cordoned, "
+		     "coalesce(accelerator_type, ''), accelerator_count, accelerator_memory_mib, "
+		     "labels::text, coalesce(endpoint, '') FROM nodes "
+		     "WHERE pool_id = $1::uuid AND state <> 'terminated' ORDER BY created_at, id",
+		     1, params, err);
+	db_conn_release(db, c);
+	if (rc)
+		return rc;
+	size_t n = (size_t)PQntuples(res);
+	struct pool_node *v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		PQclear(res);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		int r = (int)i;
+		snprintf(v[i].id, sizeof(v[i].id), "%s", PQgetvalue(res, r, 0));
+		snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(res, r, 1));
+		snprintf(v[i].handle, sizeof(v[i].handle), "%s", PQgetvalue(res, r, 2));
+		snprintf(v[i].state, sizeof(v[i].state), "%s", PQgetvalue(res, r, 3));
+		v[i].cordoned = strcmp(PQgetvalue(res, r, 4), "t") == 0;
+		snprintf(v[i].accelerator_type, sizeof(v[i].accelerator_type), "%s", PQgetvalue(res, r, 5));
+		v[i].accelerator_count = (unsigned)strtoul(PQgetvalue(res, r, 6), NULL, 10);
+		v[i].accelerator_memory_mib = strtoull(PQgetvalue(res, r, 7), NULL, 10);
+		v[i].labels = json_loads(PQgetvalue(res, r, 8), 0, NULL);
+		if (!v[i].labels)
+			v[i].labels = json_object();
+		snprintf(v[i].endpoint, sizeof(v[i].endpoint), "%s", PQgetvalue(res, r, 9));
+	}
+	PQclear(res);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+void pool_nodes_free(struct pool_node *nodes, size_t n)
+{
+	for (size_t i = 0; nodes && i < n; i++)
+		json_decref(nodes[i].labels);
+	free(nodes);
+}
+
+int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,
+				const char *endpoint, struct nova_err *err)
+{
+	const char *params[3] = {node_id, handle && *handle ? handle : NULL,
+				 endpoint && *endpoint ? endpoint : NULL};
+	struct db_conn *c;
+	int rc;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec(NULL, c,
+		     "UPDATE nodes SET handle = coalesce($2, handle), endpoint = coalesce($3, endpoint), "
+		     "updated_at = now() WHERE id = $1::uuid",
+		     3, params, err);
+	db_conn_release(db, c);
+	return rc;
+}

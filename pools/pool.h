@@ -102,6 +102,28 @@ int pool_node_add(char id_out[POOL_ID_LEN], char *token_out, size_t token_len,
  * revokes the node token. */
 int pool_node_transition(struct db_pool *db, const char *node_id, const char *to,
 			 const char *reason, struct nova_err *err);
+/* A node as the engine sees it. */
+struct pool_node {
+	char id[POOL_ID_LEN];
+	char name[254];
+	char handle[256];          /* "" until the provider named it */
+	char state[16];
+	bool cordoned;
+	char accelerator_type[64];
+	unsigned accelerator_count;
+	unsigned long long accelerator_memory_mib;
+	json_t *labels;            /* owned */
+	char endpoint[256];
+};
+
+/* Nodes of a pool that are not terminated, oldest first. */
+int pool_nodes_list(struct pool_node **out, size_t *n_out, struct db_pool *db,
+		    const char *pool_id, struct nova_err *err);
+void pool_nodes_free(struct pool_node *nodes, size_t n);
+/* Record what the provider said about a node it created or claimed. */
+int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,
+				const char *endpoint, struct nova_err *err);
+
 /* Count of nodes of the pool that are not terminated. */
 int pool_node_count_live(long long *out, struct db_pool *db, const char *pool_id,
 			 struct nova_err *err);

@@ -93,8 +93,11 @@ static void fake_sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+/* Apply a consumed fault; call without fake_lock held (slow ones sleep). */
 static int fake_fault_err(const struct fake_fault_slot *f, enum fake_op op, struct nova_err *err)
 {
+	if (f->fault == FAKE_FAULT_SLOW)
+		fake_sleep_ms(f->delay_ms);
 	if (f->fault == FAKE_FAULT_TRANSIENT)
 		return nova_err_set(err, NOVA_EAGAIN, "", "fake %s: injected transient failure",
 				    fake_op_names[op]);
@@ -215,6 +218,7 @@ static int fake_create(struct adapter **out, const char *pool_id, const json_t *
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	fa->base.ops = &fake_adapter_ops;
 	fa->ephemeral = !mode || strcmp(mode, "ephemeral") == 0;
+	fa->base.ephemeral = fa->ephemeral;
 	fa->nodes = (v = json_object_get(config, "nodes")) ? (unsigned)json_integer_value(v) : 4;
 	fa->per_node = (v = json_object_get(config, "accelerators_per_node"))
 			       ? (unsigned)json_integer_value(v) : 1;
@@ -292,8 +296,6 @@ static int fake_provision(struct adapter_node_info *out, struct adapter *ad,
 	p = fake_pool_get(ad->pool_id, true);
 	f = fake_enter(p, FAKE_OP_PROVISION);
 	pthread_mutex_unlock(&fake_lock);
-	if (f.fault == FAKE_FAULT_SLOW)
-		fake_sleep_ms(f.delay_ms);
 	if ((rc = fake_fault_err(&f, FAKE_OP_PROVISION, err)))
 		return rc;
 	pthread_mutex_lock(&fake_lock);
@@ -326,8 +328,6 @@ static int fake_deprovision(struct adapter *ad, const struct adapter_node_ref *n
 	p = fake_pool_get(ad->pool_id, true);
 	f = fake_enter(p, FAKE_OP_DEPROVISION);
 	pthread_mutex_unlock(&fake_lock);
-	if (f.fault == FAKE_FAULT_SLOW)
-		fake_sleep_ms(f.delay_ms);
 	if ((rc = fake_fault_err(&f, FAKE_OP_DEPROVISION, err)))
 		return rc;
 	pthread_mutex_lock(&fake_lock);
@@ -354,12 +354,14 @@ static int fake_status(struct adapter_node_info *out, struct adapter *ad,
 	pthread_mutex_lock(&fake_lock);
 	p = fake_pool_get(ad->pool_id, true);
 	f = fake_enter(p, FAKE_OP_STATUS);
+	pthread_mutex_unlock(&fake_lock);
+	if ((rc = fake_fault_err(&f, FAKE_OP_STATUS, err)))
+		return rc;
+	pthread_mutex_lock(&fake_lock);
 	r = fake_res_find(p, node->node_id);
 	if (r)
 		fake_info_from(out, r);
 	pthread_mutex_unlock(&fake_lock);
-	if ((rc = fake_fault_err(&f, FAKE_OP_STATUS, err)))
-		return rc;
 	if (!r) {
 		snprintf(out->node_id, sizeof(out->node_id), "%s", node->node_id);
 		out->state = ADAPTER_NODE_GONE;
@@ -420,7 +422,11 @@ static int fake_list(struct adapter_node_list *out, struct adapter *ad, struct n
 	pthread_mutex_lock(&fake_lock);
 	p = fake_pool_get(ad->pool_id, true);
 	f = fake_enter(p, FAKE_OP_LIST);
-	if (!(rc = fake_fault_err(&f, FAKE_OP_LIST, err)) && p->n_res) {
+	pthread_mutex_unlock(&fake_lock);
+	if ((rc = fake_fault_err(&f, FAKE_OP_LIST, err)))
+		return rc;
+	pthread_mutex_lock(&fake_lock);
+	if (p->n_res) {
 		out->items = calloc(p->n_res, sizeof(*out->items));
 		if (!out->items)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
@@ -435,7 +441,6 @@ static int fake_list(struct adapter_node_list *out, struct adapter *ad, struct n
 
 const struct adapter_ops fake_adapter_ops = {
 	.name = "fake",
-	.caps = ADAPTER_CAP_EPHEMERAL,
 	.validate = fake_validate,
 	.create = fake_create,
 	.destroy = fake_destroy,

@@ -101,7 +101,17 @@ t_expect_exit 2 "model register without -f exits 2" "$C" model register
 t_expect_exit 0 "deploy a model" "$C" deploy mistral-7b-lora --pool gpu-a --replicas 2 --label zone=eu-1
 t_expect_out "state:     pending (created)" "deploy prints the pending deployment"
 t_expect_exit 0 "deployment list" "$C" deployment list
-t_expect_out "^mistral-7b-lora-gpu-a  *mistral-7b-lora:1  *gpu-a  *0/2  *pending" "deployment list row"
+t_expect_out "^mistral-7b-lora-gpu-a  *mistral-7b-lora:1  *gpu-a  *0/2 " "deployment list row"
+# novad's worker places the replicas on nodes it provisions.
+i=0
+while [ $i -lt 100 ]; do
+	"$C" deployment get mistral-7b-lora-gpu-a >"$T_WORK/out" 2>&1
+	grep -q "^replica 1: placed" "$T_WORK/out" && break
+	i=$((i + 1)); sleep 0.1
+done
+t_expect_out "^replica 0: placed" "the worker places the first replica"
+t_expect_out "^replica 1: placed" "the worker places the second replica"
+t_expect_out "state:     deploying (0 of 2 replicas ready)" "deployment waits for its replicas to report ready"
 t_expect_exit 0 "deployment scale" "$C" deployment scale mistral-7b-lora-gpu-a --replicas 3
 t_expect_out "replicas:  0 ready of 3" "scale shows the new count"
 t_expect_exit 2 "deploy without --pool exits 2" "$C" deploy mistral-7b-lora
@@ -109,10 +119,22 @@ t_expect_exit 3 "deploy an unknown model exits 3" "$C" deploy nope --pool gpu-a
 t_expect_exit 2 "deploy what can never fit exits 2" "$C" deploy llama-3-70b-spec --pool p3
 t_expect_out "can never fit" "never-fit says why"
 t_expect_exit 4 "deleting a running deployment exits 4" "$C" deployment delete mistral-7b-lora-gpu-a
+wait_state() { # wait_state NAME STATE: the worker gets there within 10 s
+	i=0
+	while [ $i -lt 100 ]; do
+		"$C" deployment get "$1" >"$T_WORK/out" 2>&1
+		grep -q "^state:     $2 " "$T_WORK/out" && return 0
+		i=$((i + 1)); sleep 0.1
+	done
+	return 1
+}
 t_expect_exit 0 "deployment stop" "$C" deployment stop mistral-7b-lora-gpu-a
-t_expect_out "state:     stopped" "stop with no replicas completes"
+t_expect_out "state:     stopping" "stop asks the worker to stop the replicas"
+wait_state mistral-7b-lora-gpu-a stopped
+t_expect_out "state:     stopped (all replicas stopped)" "the worker stops every replica"
 t_expect_exit 0 "deployment start" "$C" deployment start mistral-7b-lora-gpu-a
 t_expect_exit 0 "deployment stop again" "$C" deployment stop mistral-7b-lora-gpu-a
+wait_state mistral-7b-lora-gpu-a stopped
 t_expect_exit 0 "deployment delete" "$C" deployment delete mistral-7b-lora-gpu-a
 t_expect_exit 3 "deleted deployment is gone" "$C" deployment get mistral-7b-lora-gpu-a
 t_expect_exit 0 "model delete" "$C" model delete qwen2-7b-multi-lora

@@ -1,0 +1,776 @@
+#include "deployments/worker.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapters/adapter.h"
+#include "core/log.h"
+#include "deployments/placement.h"
+#include "models/model.h"
+#include "pools/pool.h"
+
+void worker_config_defaults(struct worker_config *cfg)
+{
+	char host[64] = "novad";
+	memset(cfg, 0, sizeof(*cfg));
+	gethostname(host, sizeof(host) - 1);
+	snprintf(cfg->owner, sizeof(cfg->owner), "%s:%ld", host, (long)getpid());
+	cfg->lease_ms = 30000;
+	cfg->poll_ms = 500;
+	cfg->base_backoff_ms = 500;
+	cfg->max_backoff_ms = 30000;
+	cfg->wait_ms = 2000;
+	cfg->threads = 2;
+}
+
+struct wk_item {
+	long long id;
+	char kind[33];
+	char subject[37];
+	long long fence;
+	int attempts, max_attempts;
+	char fence_s[24], id_s[24];
+};
+
+/* Everything one pass needs to know about its deployment. */
+struct wk_dep {
+	char id[37], state[16], pool_id[37], provider[33], placement[16];
+	long long replicas, generation, max_nodes, max_accelerators;
+	json_t *labels, *pool_config;
+	struct model model;
+	bool have_model;
+};
+
+struct wk_ctx {
+	struct db_pool *db;
+	const struct worker_config *cfg;
+	struct wk_item item;
+	struct wk_dep dep;
+	struct adapter *ad;
+	char reason[512];    /* why replicas are still pending */
+	bool lease_lost;     /* another worker owns the item now */
+};
+
+/* --- the lease ---------------------------------------------------------------- */
+
+static int wk_claim(bool *got, struct wk_item *it, struct db_conn *c,
+		    const struct worker_config *cfg, struct nova_err *err)
+{
+	char lease[16];
+	const char *params[2] = {cfg->owner, lease};
+	PGresult *res = NULL;
+	int rc;
+	*got = false;
+	snprintf(lease, sizeof(lease), "%u", cfg->lease_ms);
+	rc = db_exec(&res, c,
+		     "UPDATE work_items SET lock_owner = $1, "
+		     "lock_expires_at = now() + $2::integer * interval '1 millisecond', "
+		     "fence = fence + 1, attempts = attempts + 1, updated_at = now() "
+		     "WHERE id = (SELECT id FROM work_items WHERE state = 'queued' "
+		     "AND run_after <= now() AND attempts < max_attempts "
+		     "AND (lock_expires_at IS NULL OR lock_expires_at < now()) "
+		     "ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		     "RETURNING id, kind, subject_id, fence, attempts, max_attempts",
+		     2, params, err);
+	if (rc == 0 && PQntuples(res) == 1) {
+		it->id = atoll(PQgetvalue(res, 0, 0));
+		snprintf(it->kind, sizeof(it->kind), "%s", PQgetvalue(res, 0, 1));
+		snprintf(it->subject, sizeof(it->subject), "%s", PQgetvalue(res, 0, 2));
+		it->fence = atoll(PQgetvalue(res, 0, 3));
+		it->attempts = atoi(PQgetvalue(res, 0, 4));
+		it->max_attempts = atoi(PQgetvalue(res, 0, 5));
+		snprintf(it->id_s, sizeof(it->id_s), "%lld", it->id);
+		snprintf(it->fence_s, sizeof(it->fence_s), "%lld", it->fence);
+		*got = true;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Inside a transaction: prove the lease is still ours and extend it. Every
+ * write of a pass goes after this in the same transaction (fencing). */
+static int wk_fence(struct wk_ctx *x, struct db_conn *c, struct nova_err *err)
+{
+	char lease[16];
+	const char *params[4] = {x->item.id_s, x->cfg->owner, x->item.fence_s, lease};
+	PGresult *res = NULL;
+	snprintf(lease, sizeof(lease), "%u", x->cfg->lease_ms);
+	int rc = db_exec(&res, c,
+			 "UPDATE work_items SET lock_expires_at = now() + $4::integer * interval '1 millisecond' "
+			 "WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint "
+			 "AND lock_expires_at > now() RETURNING id",
+			 4, params, err);
+	if (rc == 0 && PQntuples(res) == 0) {
+		x->lease_lost = true;
+		rc = nova_err_set(err, NOVA_ECONFLICT, "", "lease on work item %s lost", x->item.id_s);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Run sql (with params) after the fence check, in one transaction. */
+static int wk_write(struct wk_ctx *x, const char *sql, int n, const char *const *params,
+		    struct nova_err *err)
+{
+	struct db_conn *c;
+	int rc;
+	if ((rc = db_conn_acquire(&c, x->db, err)))
+		return rc;
+	if ((rc = db_tx_begin(c, err)) == 0) {
+		rc = wk_fence(x, c, err);
+		if (rc == 0)
+			rc = db_exec(NULL, c, sql, n, params, err);
+		if (rc == 0)
+			rc = db_tx_commit(c, err);
+		else
+			db_tx_rollback(c);
+	}
+	db_conn_release(x->db, c);
+	return rc;
+}
+
+static unsigned wk_backoff_ms(const struct worker_config *cfg, int attempts)
+{
+	unsigned long long ms = cfg->base_backoff_ms;
+	unsigned r = 0;
+	for (int i = 1; i < attempts && ms < cfg->max_backoff_ms; i++)
+		ms *= 2;
+	if (ms > cfg->max_backoff_ms)
+		ms = cfg->max_backoff_ms;
+	/* Full jitter on the upper half: spreads retries of a fleet apart. */
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (unsigned)time(NULL);
+	return (unsigned)(ms / 2 + (ms / 2 ? r % (ms / 2 + 1) : 0));
+}
+
+enum wk_outcome { WK_DONE, WK_RETRY, WK_WAIT, WK_FAIL };
+
+static int wk_finish(struct wk_ctx *x, enum wk_outcome how, const char *msg, struct nova_err *err)
+{
+	char delay[16];
+	const char *params[5] = {x->item.id_s, x->cfg->owner, x->item.fence_s, msg, delay};
+	switch (how) {
+	case WK_DONE:
+	case WK_FAIL:
+		return wk_write(x,
+				how == WK_DONE
+					? "UPDATE work_items SET state = 'done', lock_owner = NULL, "
+					  "lock_expires_at = NULL, last_error = nullif($4, ''), updated_at = now() "
+					  "WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint"
+					: "UPDATE work_items SET state = 'failed', lock_owner = NULL, "
+					  "lock_expires_at = NULL, last_error = $4, updated_at = now() "
+					  "WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint",
+				4, params, err);
+	case WK_WAIT: /* not an attempt: nothing failed, capacity is missing */
+		snprintf(delay, sizeof(delay), "%u", x->cfg->wait_ms);
+		return wk_write(x,
+				"UPDATE work_items SET lock_owner = NULL, lock_expires_at = NULL, "
+				"attempts = greatest(attempts - 1, 0), last_error = $4, updated_at = now(), "
+				"run_after = now() + $5::integer * interval '1 millisecond' "
+				"WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint",
+				5, params, err);
+	case WK_RETRY:
+	default:
+		snprintf(delay, sizeof(delay), "%u", wk_backoff_ms(x->cfg, x->item.attempts));
+		return wk_write(x,
+				"UPDATE work_items SET lock_owner = NULL, lock_expires_at = NULL, "
+				"last_error = $4, updated_at = now(), "
+				"run_after = now() + $5::integer * interval '1 millisecond' "
+				"WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint",
+				5, params, err);
+	}
+}
+
+/* --- loading ------------------------------------------------------------------- */
+
+static void wk_dep_finish(struct wk_dep *d)
+{
+	json_decref(d->labels);
+	json_decref(d->pool_config);
+	if (d->have_model)
+		json_decref(d->model.spec);
+	memset(d, 0, sizeof(*d));
+}
+
+static int wk_dep_load(struct wk_ctx *x, struct nova_err *err)
+{
+	const char *params[1] = {x->item.subject};
+	struct wk_dep *d = &x->dep;
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	if ((rc = db_conn_acquire(&c, x->db, err)))
+		return rc;
+	rc = db_exec_one(&res, c,
+			 "SELECT d.id, d.state, d.replicas, d.placement, "
+			 "coalesce(d.constraints->'labels', '{}')::text, d.generation, d.pool_id, "
+			 "p.provider, p.config::text, coalesce(p.max_nodes, -1), "
+			 "coalesce(p.max_accelerators, -1), m.spec::text "
+			 "FROM deployments d JOIN pools p ON p.id = d.pool_id "
+			 "JOIN models m ON m.id = d.model_id WHERE d.id = $1::uuid",
+			 1, params, err);
+	db_conn_release(x->db, c);
+	if (rc)
+		return rc;
+	snprintf(d->id, sizeof(d->id), "%s", PQgetvalue(res, 0, 0));
+	snprintf(d->state, sizeof(d->state), "%s", PQgetvalue(res, 0, 1));
+	d->replicas = atoll(PQgetvalue(res, 0, 2));
+	snprintf(d->placement, sizeof(d->placement), "%s", PQgetvalue(res, 0, 3));
+	d->labels = json_loads(PQgetvalue(res, 0, 4), 0, NULL);
+	d->generation = atoll(PQgetvalue(res, 0, 5));
+	snprintf(d->pool_id, sizeof(d->pool_id), "%s", PQgetvalue(res, 0, 6));
+	snprintf(d->provider, sizeof(d->provider), "%s", PQgetvalue(res, 0, 7));
+	d->pool_config = json_loads(PQgetvalue(res, 0, 8), 0, NULL);
+	d->max_nodes = atoll(PQgetvalue(res, 0, 9));
+	d->max_accelerators = atoll(PQgetvalue(res, 0, 10));
+	json_t *spec = json_loads(PQgetvalue(res, 0, 11), 0, NULL);
+	PQclear(res);
+	rc = spec ? model_spec_parse(&d->model, spec, err)
+		  : nova_err_set(err, NOVA_EINTERNAL, "", "stored model spec unreadable");
+	json_decref(spec);
+	d->have_model = rc == 0;
+	if (!rc && (!d->labels || !d->pool_config))
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "stored deployment unreadable");
+	return rc;
+}
+
+/* --- nodes ---------------------------------------------------------------------- */
+
+/* Provision (or re-provision, after a crash) one node whose row exists. */
+static int wk_node_provision(struct wk_ctx *x, const struct pool_node *n, struct nova_err *err)
+{
+	struct adapter_node_info info;
+	struct adapter_provision_request req = {
+		.node_id = n->id, .node_name = n->name, .gateway_url = x->cfg->gateway_url,
+		.handle = n->handle[0] ? n->handle : NULL, .accelerator_type = n->accelerator_type,
+		.accelerator_count = n->accelerator_count, .labels = n->labels,
+	};
+	int rc = adapter_provision_node(&info, x->ad, &req, err);
+	if (rc == NOVA_EFAILED) {
+		struct nova_err e2;
+		pool_node_transition(x->db, n->id, "failed", err->message, &e2);
+		return rc;
+	}
+	if (rc)
+		return rc;
+	if ((rc = pool_node_set_provider_info(x->db, n->id, info.handle, info.endpoint, err)))
+		return rc;
+	nova_log_kv(NOVA_LOG_INFO, "worker", "node provisioned", "node", n->name, "id", n->id,
+		    "handle", info.handle, NULL);
+	return pool_node_transition(x->db, n->id, "ready", "provisioned", err);
+}
+
+/* Static providers: every discovered node gets a row and is claimed. Nodes
+ * of any provider left in provisioning (a crash between the row and the
+ * adapter's answer) are provisioned again: the adapter finds the same
+ * resource by the node id. */
+static int wk_nodes_sync(struct wk_ctx *x, struct nova_err *err)
+{
+	struct pool_node *nodes = NULL;
+	size_t n = 0;
+	int rc;
+	if (!adapter_is_ephemeral(x->ad)) {
+		struct adapter_resources res;
+		if ((rc = adapter_discover_resources(&res, x->ad, err)))
+			return rc;
+		if ((rc = pool_nodes_list(&nodes, &n, x->db, x->dep.pool_id, err))) {
+			adapter_resources_finish(&res);
+			return rc;
+		}
+		for (size_t i = 0; rc == 0 && i < res.n_nodes; i++) {
+			const struct adapter_static_node *sn = &res.nodes[i];
+			bool known = false;
+			char id[POOL_ID_LEN];
+			for (size_t j = 0; j < n && !known; j++)
+				known = strcmp(nodes[j].handle, sn->handle) == 0 ||
+					strcmp(nodes[j].name, sn->handle) == 0;
+			if (known || !sn->reachable)
+				continue;
+			struct pool_node_spec spec = {sn->handle, sn->handle, sn->accelerator_type,
+						      sn->accelerator_count, sn->memory_mib, sn->labels};
+			rc = pool_node_add(id, NULL, 0, x->db, x->dep.pool_id, &spec, err);
+			if (rc == NOVA_EEXISTS) /* another worker added it meanwhile */
+				rc = 0;
+		}
+		adapter_resources_finish(&res);
+		pool_nodes_free(nodes, n);
+		nodes = NULL;
+		if (rc)
+			return rc;
+	}
+	if ((rc = pool_nodes_list(&nodes, &n, x->db, x->dep.pool_id, err)))
+		return rc;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (strcmp(nodes[i].state, "provisioning") == 0)
+			rc = wk_node_provision(x, &nodes[i], err);
+	pool_nodes_free(nodes, n);
+	return rc;
+}
+
+/* Ephemeral providers: a new node sized as the provider makes them, for the
+ * stage that did not fit, if the pool's quotas allow one more. */
+static int wk_node_create(bool *created, struct wk_ctx *x, const struct model_stage *stage,
+			  size_t live_nodes, unsigned long long live_accels, struct nova_err *err)
+{
+	struct adapter_resources res;
+	const struct adapter_capacity *cap = NULL;
+	char id[POOL_ID_LEN], name[64];
+	int rc;
+	*created = false;
+	if (x->dep.max_nodes >= 0 && (long long)live_nodes >= x->dep.max_nodes) {
+		snprintf(x->reason, sizeof(x->reason), "no capacity: pool is at its quota of %lld nodes",
+			 x->dep.max_nodes);
+		return 0;
+	}
+	if ((rc = adapter_discover_resources(&res, x->ad, err)))
+		return rc;
+	for (size_t i = 0; i < res.n_capacity && !cap; i++)
+		if ((!stage->accelerator_type[0] ||
+		     strcmp(res.capacity[i].accelerator_type, stage->accelerator_type) == 0) &&
+		    res.capacity[i].max_per_node >= stage->accelerators &&
+		    res.capacity[i].memory_mib >= stage->memory_mib)
+			cap = &res.capacity[i];
+	if (!cap) {
+		snprintf(x->reason, sizeof(x->reason),
+			 "no capacity: the provider offers no node for %u x %s", stage->accelerators,
+			 stage->accelerator_type[0] ? stage->accelerator_type : "accelerator");
+	} else if (x->dep.max_accelerators >= 0 &&
+		   (long long)(live_accels + cap->max_per_node) > x->dep.max_accelerators) {
+		snprintf(x->reason, sizeof(x->reason),
+			 "no capacity: a new node of %u accelerators would pass the pool's quota of %lld",
+			 cap->max_per_node, x->dep.max_accelerators);
+	} else {
+		/* The row (and its id) first: a retry provisions this node again
+		 * rather than a second one. */
+		snprintf(name, sizeof(name), "n-%.8s", x->dep.id);
+		char suffix[16];
+		unsigned r = 0;
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (unsigned)clock();
+		snprintf(suffix, sizeof(suffix), "-%06x", r & 0xffffff);
+		strncat(name, suffix, sizeof(name) - strlen(name) - 1);
+		struct pool_node_spec spec = {name, NULL, cap->accelerator_type, cap->max_per_node,
+					      cap->memory_mib, x->dep.labels};
+		if ((rc = pool_node_add(id, NULL, 0, x->db, x->dep.pool_id, &spec, err)) == 0) {
+			struct pool_node pn = {0};
+			snprintf(pn.id, sizeof(pn.id), "%s", id);
+			snprintf(pn.name, sizeof(pn.name), "%s", name);
+			snprintf(pn.accelerator_type, sizeof(pn.accelerator_type), "%s", cap->accelerator_type);
+			pn.accelerator_count = cap->max_per_node;
+			pn.labels = x->dep.labels;
+			if ((rc = wk_node_provision(x, &pn, err)) == 0)
+				*created = true;
+		}
+	}
+	adapter_resources_finish(&res);
+	return rc;
+}
+
+/* --- replicas ---------------------------------------------------------------------- */
+
+struct wk_view {
+	struct pool_node *nodes;
+	size_t n;
+	struct placement_node *pn;
+	size_t live_nodes;
+	unsigned long long live_accels;
+};
+
+static void wk_view_free(struct wk_view *v)
+{
+	pool_nodes_free(v->nodes, v->n);
+	free(v->pn);
+	memset(v, 0, sizeof(*v));
+}
+
+/* Ready nodes of the pool with what is still free on each. */
+static int wk_view_load(struct wk_view *v, struct wk_ctx *x, struct nova_err *err)
+{
+	const char *params[1] = {x->dep.pool_id};
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	memset(v, 0, sizeof(*v));
+	if ((rc = pool_nodes_list(&v->nodes, &v->n, x->db, x->dep.pool_id, err)))
+		return rc;
+	v->pn = calloc(v->n ? v->n : 1, sizeof(*v->pn));
+	if (!v->pn)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if ((rc = db_conn_acquire(&c, x->db, err)))
+		return rc;
+	rc = db_exec(&res, c,
+		     "SELECT rp.node_id, sum(rp.accelerators) FROM replica_placements rp "
+		     "JOIN nodes n ON n.id = rp.node_id WHERE n.pool_id = $1::uuid GROUP BY rp.node_id",
+		     1, params, err);
+	db_conn_release(x->db, c);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < v->n; i++) {
+		struct pool_node *n = &v->nodes[i];
+		struct placement_node *p = &v->pn[i];
+		const char *k;
+		json_t *val;
+		unsigned used = 0;
+		for (int r = 0; r < PQntuples(res); r++)
+			if (strcmp(PQgetvalue(res, r, 0), n->id) == 0)
+				used = (unsigned)atoi(PQgetvalue(res, r, 1));
+		p->id = n->id;
+		p->accelerator_type = n->accelerator_type;
+		p->memory_mib = n->accelerator_memory_mib;
+		p->total = n->accelerator_count;
+		p->free = used >= n->accelerator_count ? 0 : n->accelerator_count - used;
+		p->schedulable = strcmp(n->state, "ready") == 0 && !n->cordoned;
+		json_object_foreach(n->labels, k, val) {
+			if (p->n_labels < PLACEMENT_MAX_LABELS && json_is_string(val))
+				p->labels[p->n_labels++] = (struct placement_label){k, json_string_value(val)};
+		}
+		if (strcmp(n->state, "failed") != 0) {
+			v->live_nodes++;
+			v->live_accels += n->accelerator_count;
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_id,
+			    struct nova_err *err)
+{
+	struct placement_stage stages[PLACEMENT_MAX_STAGES];
+	struct placement_label sel[PLACEMENT_MAX_LABELS];
+	struct placement_result r;
+	struct wk_view v;
+	size_t n_sel = 0;
+	const char *k;
+	json_t *val;
+	bool ok;
+	int rc;
+	*placed = false;
+	for (size_t i = 0; i < x->dep.model.n_stages; i++) {
+		const struct model_stage *s = &x->dep.model.stages[i];
+		stages[i] = (struct placement_stage){s->name, s->accelerator_type, s->accelerators,
+						     s->memory_mib};
+	}
+	json_object_foreach(x->dep.labels, k, val) {
+		if (n_sel < PLACEMENT_MAX_LABELS)
+			sel[n_sel++] = (struct placement_label){k, json_string_value(val)};
+	}
+	struct placement_request req = {stages, x->dep.model.n_stages,
+					placement_policy_parse(x->dep.placement, &ok), sel, n_sel};
+	for (int round = 0; round < 1 + PLACEMENT_MAX_STAGES; round++) {
+		struct nova_err perr;
+		if ((rc = wk_view_load(&v, x, err))) {
+			wk_view_free(&v);
+			return rc;
+		}
+		rc = placement_place(&r, v.pn, v.n, &req, &perr);
+		if (rc == 0) {
+			/* Write the gang in one fenced transaction. */
+			char sql[1024], acc[PLACEMENT_MAX_STAGES][16], stage[PLACEMENT_MAX_STAGES][8];
+			const char *params[1 + 3 * PLACEMENT_MAX_STAGES];
+			size_t np = 0, off;
+			params[np++] = replica_id;
+			off = (size_t)snprintf(sql, sizeof(sql),
+					       "WITH p AS (INSERT INTO replica_placements "
+					       "(replica_id, stage, node_id, accelerators) VALUES ");
+			for (size_t s = 0; s < req.n_stages; s++) {
+				snprintf(stage[s], sizeof(stage[s]), "%zu", s);
+				snprintf(acc[s], sizeof(acc[s]), "%u", stages[s].accelerators);
+				off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+							"%s($1::uuid, $%zu::integer, $%zu::uuid, $%zu::integer)",
+							s ? ", " : "", np + 1, np + 2, np + 3);
+				params[np++] = stage[s];
+				params[np++] = v.nodes[r.node[s]].id;
+				params[np++] = acc[s];
+			}
+			snprintf(sql + off, sizeof(sql) - off,
+				 " RETURNING 1) UPDATE replicas SET state = 'placed', "
+				 "state_reason = 'placed', updated_at = now() WHERE id = $1::uuid "
+				 "AND state = 'pending' AND (SELECT count(*) FROM p) > 0");
+			rc = wk_write(x, sql, (int)np, params, err);
+			if (rc == 0) {
+				*placed = true;
+				nova_log_kv(NOVA_LOG_INFO, "worker", "replica placed", "deployment",
+					    x->dep.id, "replica", replica_id, "node",
+					    v.nodes[r.node[0]].name, NULL);
+			}
+			wk_view_free(&v);
+			return rc;
+		}
+		snprintf(x->reason, sizeof(x->reason), "%s", perr.message);
+		if (!adapter_is_ephemeral(x->ad)) {
+			wk_view_free(&v);
+			return 0;
+		}
+		/* Find the first stage with no room anywhere and make a node for it. */
+		const struct model_stage *need = &x->dep.model.stages[0];
+		for (size_t s = 0; s < x->dep.model.n_stages; s++) {
+			struct placement_result one;
+			struct placement_request rq = {&stages[s], 1, req.policy, sel, n_sel};
+			if (placement_place(&one, v.pn, v.n, &rq, &perr) != 0) {
+				need = &x->dep.model.stages[s];
+				break;
+			}
+		}
+		bool created;
+		rc = wk_node_create(&created, x, need, v.live_nodes, v.live_accels, err);
+		wk_view_free(&v);
+		if (rc || !created)
+			return rc;
+	}
+	return 0;
+}
+
+/* --- one pass over a deployment ---------------------------------------------------- */
+
+static int wk_set_state(struct wk_ctx *x, const char *state, const char *reason,
+			struct nova_err *err)
+{
+	const char *params[3] = {x->dep.id, state, reason};
+	return wk_write(x,
+			"UPDATE deployments SET state = $2, state_reason = $3, updated_at = now() "
+			"WHERE id = $1::uuid AND (state <> $2 OR state_reason <> $3)",
+			3, params, err);
+}
+
+static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err *err)
+{
+	struct db_conn *c;
+	PGresult *res = NULL;
+	char want[16];
+	int rc;
+	*how = WK_DONE;
+	if ((rc = wk_dep_load(x, err)))
+		return rc == NOVA_ENOTFOUND ? 0 : rc; /* deleted meanwhile: nothing to do */
+	if (!strcmp(x->dep.state, "stopped") || !strcmp(x->dep.state, "failed"))
+		return 0;
+	long long desired = strcmp(x->dep.state, "stopping") == 0 ? 0 : x->dep.replicas;
+	snprintf(want, sizeof(want), "%lld", desired);
+	const char *params[2] = {x->dep.id, want};
+
+	/* 1 and 2: remove what is beyond the wanted count, write what is missing. */
+	if ((rc = wk_write(x, "DELETE FROM replicas WHERE deployment_id = $1::uuid "
+			      "AND ordinal >= $2::integer", 2, params, err)) ||
+	    (rc = wk_write(x, "INSERT INTO replicas (deployment_id, ordinal, state_reason) "
+			      "SELECT $1::uuid, g, 'created' FROM generate_series(0, $2::integer - 1) g "
+			      "ON CONFLICT (deployment_id, ordinal) DO NOTHING", 2, params, err)))
+		return rc;
+
+	if (desired > 0) {
+		const struct adapter_ops *ops = adapter_find(x->dep.provider);
+		if (!ops)
+			return nova_err_set(err, NOVA_EAGAIN, "provider",
+					    "provider %s is not available in this novad", x->dep.provider);
+		if ((rc = adapter_create(&x->ad, ops, x->dep.pool_id, x->dep.pool_config, err)))
+			return rc;
+		/* 3 and 4. */
+		if ((rc = wk_nodes_sync(x, err)))
+			return rc;
+		if ((rc = db_conn_acquire(&c, x->db, err)))
+			return rc;
+		rc = db_exec(&res, c, "SELECT id FROM replicas WHERE deployment_id = $1::uuid "
+				      "AND state = 'pending' ORDER BY ordinal", 1, params, err);
+		db_conn_release(x->db, c);
+		if (rc)
+			return rc;
+		for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+			bool placed;
+			rc = wk_replica_place(&placed, x, PQgetvalue(res, i, 0), err);
+			if (rc == 0 && !placed)
+				break; /* the next ones will not fit either */
+		}
+		PQclear(res);
+		if (rc)
+			return rc;
+	}
+
+	/* 5. */
+	if ((rc = db_conn_acquire(&c, x->db, err)))
+		return rc;
+	rc = db_exec_one(&res, c,
+			 "SELECT count(*) FILTER (WHERE state = 'pending'), "
+			 "count(*) FILTER (WHERE state = 'ready'), count(*) "
+			 "FROM replicas WHERE deployment_id = $1::uuid", 1, params, err);
+	db_conn_release(x->db, c);
+	if (rc)
+		return rc;
+	long long pending = atoll(PQgetvalue(res, 0, 0)), ready = atoll(PQgetvalue(res, 0, 1));
+	long long total = atoll(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	char reason[700];
+	if (desired == 0 && total == 0 && !strcmp(x->dep.state, "stopping"))
+		return wk_set_state(x, "stopped", "all replicas stopped", err);
+	if (desired == 0)
+		return wk_set_state(x, ready == 0 && !strcmp(x->dep.state, "pending") ? "pending"
+									   : x->dep.state,
+				    "scaled to 0 replicas", err);
+	if (pending == desired) {
+		*how = WK_WAIT;
+		return wk_set_state(x, "pending", x->reason[0] ? x->reason : "waiting for capacity", err);
+	}
+	if (pending > 0) {
+		*how = WK_WAIT;
+		snprintf(reason, sizeof(reason), "%lld of %lld replicas placed; %s", desired - pending,
+			 desired, x->reason);
+	} else if (ready == desired) {
+		return wk_set_state(x, "running", "all replicas ready", err);
+	} else {
+		snprintf(reason, sizeof(reason), "%lld of %lld replicas ready", ready, desired);
+	}
+	return wk_set_state(x, ready > 0 && !strcmp(x->dep.state, "running") ? "degraded" : "deploying",
+			    reason, err);
+}
+
+static int wk_process(struct wk_ctx *x, struct nova_err *err)
+{
+	enum wk_outcome how = WK_DONE;
+	struct nova_err werr;
+	int rc;
+	nova_err_clear(&werr);
+	if (strcmp(x->item.kind, "deployment") == 0)
+		rc = wk_deployment(&how, x, &werr);
+	else
+		rc = nova_err_set(&werr, NOVA_EINVAL, "kind", "unknown work item kind %s", x->item.kind);
+	adapter_destroy(x->ad);
+	x->ad = NULL;
+	if (x->lease_lost) {
+		/* Someone else holds the item now: leave it to them. */
+		nova_log_kv(NOVA_LOG_WARN, "worker", "lease lost", "item", x->item.id_s, NULL);
+		wk_dep_finish(&x->dep);
+		return 0;
+	}
+	if (rc == NOVA_EAGAIN || rc == NOVA_EUNAVAIL)
+		how = x->item.attempts >= x->item.max_attempts ? WK_FAIL : WK_RETRY;
+	else if (rc)
+		how = WK_FAIL;
+	if (rc)
+		nova_log_kv(NOVA_LOG_WARN, "worker", how == WK_FAIL ? "work item failed" : "work item retried",
+			    "item", x->item.id_s, "subject", x->item.subject, "error", werr.message, NULL);
+	if (how == WK_FAIL && x->dep.id[0]) {
+		/* The deployment says why; a stop or start later resumes it. */
+		const char *params[2] = {x->dep.id, werr.message};
+		struct nova_err e2;
+		wk_write(x, "UPDATE deployments SET state = 'failed', state_reason = $2 "
+			    "WHERE id = $1::uuid AND state NOT IN ('stopped', 'failed')",
+			 2, params, &e2);
+	}
+	rc = wk_finish(x, how, rc ? werr.message : (how == WK_WAIT ? x->reason : ""), err);
+	/* Work asked for while this pass ran (a scale, a stop) gets a new item. */
+	if (rc == 0 && how == WK_DONE && x->dep.id[0]) {
+		char gen[24];
+		snprintf(gen, sizeof(gen), "%lld", x->dep.generation);
+		const char *params[2] = {x->dep.id, gen};
+		struct db_conn *c;
+		if (db_conn_acquire(&c, x->db, err) == 0) {
+			db_exec(NULL, c,
+				"INSERT INTO work_items (kind, subject_id) SELECT 'deployment', id "
+				"FROM deployments WHERE id = $1::uuid AND generation <> $2::bigint "
+				"ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING",
+				2, params, err);
+			db_conn_release(x->db, c);
+		}
+	}
+	wk_dep_finish(&x->dep);
+	return x->lease_lost ? 0 : rc;
+}
+
+int worker_run_once(bool *did_work, struct db_pool *db, const struct worker_config *cfg,
+		    struct nova_err *err)
+{
+	struct wk_ctx x = {.db = db, .cfg = cfg};
+	struct db_conn *c;
+	int rc;
+	*did_work = false;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = wk_claim(did_work, &x.item, c, cfg, err);
+	db_conn_release(db, c);
+	if (rc || !*did_work)
+		return rc;
+	return wk_process(&x, err);
+}
+
+/* --- threads -------------------------------------------------------------------------- */
+
+#define WORKER_MAX_THREADS 16
+
+struct worker_thread {
+	struct worker *w;
+	struct worker_config cfg; /* its own owner name */
+	pthread_t tid;
+};
+
+struct worker {
+	struct db_pool *db;
+	struct worker_thread threads[WORKER_MAX_THREADS];
+	unsigned n;
+	atomic_bool stop;
+};
+
+static void wk_sleep_ms(struct worker *w, unsigned ms)
+{
+	/* Short steps, so a stop is noticed quickly. */
+	for (unsigned done = 0; done < ms && !atomic_load(&w->stop); done += 50) {
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void *wk_thread(void *arg)
+{
+	struct worker_thread *t = arg;
+	while (!atomic_load(&t->w->stop)) {
+		struct nova_err err;
+		bool did = false;
+		nova_err_clear(&err);
+		if (worker_run_once(&did, t->w->db, &t->cfg, &err) != 0)
+			nova_log_kv(NOVA_LOG_WARN, "worker", "worker pass failed", "error", err.message,
+				    NULL);
+		if (!did)
+			wk_sleep_ms(t->w, t->cfg.poll_ms);
+	}
+	return NULL;
+}
+
+int worker_start(struct worker **out, struct db_pool *db, const struct worker_config *cfg,
+		 struct nova_err *err)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	*out = NULL;
+	if (!w)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	w->db = db;
+	atomic_init(&w->stop, false);
+	unsigned n = cfg->threads ? cfg->threads : 1;
+	if (n > WORKER_MAX_THREADS)
+		n = WORKER_MAX_THREADS;
+	for (unsigned i = 0; i < n; i++) {
+		struct worker_thread *t = &w->threads[i];
+		t->w = w;
+		t->cfg = *cfg;
+		snprintf(t->cfg.owner, sizeof(t->cfg.owner), "%.80s:%u", cfg->owner, i);
+		if (pthread_create(&t->tid, NULL, wk_thread, t) != 0) {
+			worker_stop(w);
+			return nova_err_set(err, NOVA_EINTERNAL, "", "cannot start worker thread");
+		}
+		w->n++;
+	}
+	*out = w;
+	return 0;
+}
+
+void worker_stop(struct worker *w)
+{
+	if (!w)
+		return;
+	atomic_store(&w->stop, true);
+	for (unsigned i = 0; i < w->n; i++)
+		pthread_join(w->threads[i].tid, NULL);
+	free(w);
+}

@@ -1,0 +1,59 @@
+/* The deployment worker: drives each deployment's replicas towards what was
+ * asked, one work item at a time.
+ *
+ * Work items live in the database. A worker claims one with FOR UPDATE SKIP
+ * LOCKED, holding a lease (owner + expiry) and a fencing token that grows on
+ * every claim; every write it makes re-checks and renews the lease in the
+ * same transaction, so a worker whose lease expired (it stalled, another took
+ * the item over) cannot commit anything. A worker that dies loses nothing:
+ * its item is claimed again when the lease expires.
+ *
+ * One pass over a deployment:
+ *   1. replicas beyond the wanted count (or all, when stopping) are removed;
+ *   2. missing replica rows are written (pending);
+ *   3. static providers: discovered nodes get a node row, then are claimed
+ *      through the adapter; nodes left in `provisioning` by a crash are
+ *      provisioned again (idempotent on the node id written first);
+ *   4. pending replicas are placed (binpack or spread, gangs all or
+ *      nothing); on an ephemeral provider, within the pool's quotas, a node
+ *      is provisioned when nothing fits (row first, then the adapter call);
+ *   5. the deployment's state and reason are updated.
+ * Transient adapter errors requeue the item with exponential backoff and
+ * jitter, up to max_attempts; permanent ones fail the node with the
+ * provider's message. "No capacity" is not a failure: the item waits and
+ * tries again, and the deployment stays pending with the reason. */
+#ifndef NOVA_DEPLOYMENTS_WORKER_H
+#define NOVA_DEPLOYMENTS_WORKER_H
+
+#include <stdbool.h>
+
+#include "core/db.h"
+#include "core/err.h"
+
+struct worker_config {
+	char owner[96];          /* unique per worker: "host:pid:n" */
+	unsigned lease_ms;       /* default 30000 */
+	unsigned poll_ms;        /* idle sleep between claims, default 500 */
+	unsigned base_backoff_ms;/* default 500 */
+	unsigned max_backoff_ms; /* default 30000 */
+	unsigned wait_ms;        /* retry delay while there is no capacity, default 2000 */
+	unsigned threads;        /* worker threads in novad, default 2 */
+	char gateway_url[256];   /* given to sidecars of provisioned nodes */
+};
+
+void worker_config_defaults(struct worker_config *cfg);
+
+/* Claim and process at most one runnable item. *did_work says whether one
+ * was found. Errors of the item itself are handled (requeued, failed) and
+ * are not returned; only database trouble is. */
+int worker_run_once(bool *did_work, struct db_pool *db, const struct worker_config *cfg,
+		    struct nova_err *err);
+
+struct worker;
+/* Start cfg->threads threads that loop over worker_run_once. */
+int worker_start(struct worker **out, struct db_pool *db, const struct worker_config *cfg,
+		 struct nova_err *err);
+/* Stop and join; an item in progress is finished first. Accepts NULL. */
+void worker_stop(struct worker *w);
+
+#endif
