@@ -472,7 +472,7 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 		rc = placement_place(&r, v.pn, v.n, &req, &perr);
 		if (rc == 0) {
 			/* Write the gang in one fenced transaction. */
-			char sql[1024], acc[PLACEMENT_MAX_STAGES][16], stage[PLACEMENT_MAX_STAGES][8];
+			char sql[1024], acc[PLACEMENT_MAX_STAGES][16], stage[PLACEMENT_MAX_STAGES][24];
 			const char *params[1 + 3 * PLACEMENT_MAX_STAGES];
 			size_t np = 0, off;
 			params[np++] = replica_id;

@@ -19,6 +19,7 @@
 #include "core/http_client.h"
 #include "core/log.h"
 #include "core/pg_embedded.h"
+#include "deployments/reconciler.h"
 #include "deployments/worker.h"
 #include "gateway/gateway.h"
 
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
 	struct gw *gw = NULL;
 	struct http_server *srv = NULL;
 	struct worker *worker = NULL;
+	struct reconciler *reconciler = NULL;
 	char admin_token[256], url_path[1100];
 	const char *conninfo;
 	sigset_t sigs;
@@ -237,6 +239,13 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* Every novad competes for the reconciler lock; one holds it. */
+	struct reconciler_config rcfg;
+	reconciler_config_defaults(&rcfg);
+	if (reconciler_start(&reconciler, db, &rcfg, &err)) {
+		novad_fail("reconciler failed to start", &err);
+		goto out;
+	}
 	char port[16];
 	snprintf(port, sizeof(port), "%u", http_server_port(srv));
 	nova_log_kv(NOVA_LOG_INFO, "novad", "novad ready", "listen", cfg.listen, "port", port,
@@ -251,6 +260,7 @@ out:
 	if (srv)
 		unlink(url_path);
 	http_server_stop(srv);
+	reconciler_stop(reconciler);
 	worker_stop(worker);
 	http_server_destroy(srv);
 	gw_destroy(gw);

@@ -1,0 +1,275 @@
+#include "deployments/reconciler.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "adapters/adapter.h"
+#include "core/log.h"
+#include "pools/pool.h"
+
+void reconciler_config_defaults(struct reconciler_config *cfg)
+{
+	cfg->interval_ms = 5000;
+	cfg->idle_node_grace_s = 60;
+}
+
+static int rc_exec(struct db_pool *db, const char *sql, int n, const char *const *params,
+		   PGresult **out, struct nova_err *err)
+{
+	struct db_conn *c;
+	int rc = db_conn_acquire(&c, db, err);
+	if (rc)
+		return rc;
+	rc = db_exec(out, c, sql, n, params, err);
+	db_conn_release(db, c);
+	return rc;
+}
+
+/* Drain, terminate and deprovision one node, whatever live state it is in. */
+static int rc_node_retire(struct db_pool *db, struct adapter *ad, const struct pool_node *n,
+			  const char *reason, struct nova_err *err)
+{
+	struct adapter_node_ref ref = {n->id, n->handle[0] ? n->handle : NULL};
+	int rc = 0;
+	if (!strcmp(n->state, "ready") || !strcmp(n->state, "unhealthy"))
+		rc = pool_node_transition(db, n->id, "draining", reason, err);
+	if (!rc && strcmp(n->state, "terminating") != 0)
+		rc = pool_node_transition(db, n->id, "terminating", reason, err);
+	if (!rc)
+		rc = adapter_deprovision_node(ad, &ref, err);
+	if (!rc)
+		rc = pool_node_transition(db, n->id, "terminated", reason, err);
+	if (!rc)
+		nova_log_kv(NOVA_LOG_INFO, "reconciler", "node deprovisioned", "node", n->name,
+			    "reason", reason, NULL);
+	return rc;
+}
+
+/* Replicas on a failed node lose their placements and wait to be placed
+ * again; their deployment gets work. */
+static int rc_replace_on_failed(struct db_pool *db, const struct pool_node *n,
+				struct nova_err *err)
+{
+	const char *params[1] = {n->id};
+	return rc_exec(db,
+		       "WITH moved AS (UPDATE replicas SET state = 'pending', "
+		       "state_reason = 'node failed, replacing', updated_at = now() "
+		       "WHERE id IN (SELECT replica_id FROM replica_placements WHERE node_id = $1::uuid) "
+		       "RETURNING id, deployment_id), "
+		       "gone AS (DELETE FROM replica_placements WHERE replica_id IN (SELECT id FROM moved)) "
+		       "INSERT INTO work_items (kind, subject_id) "
+		       "SELECT DISTINCT 'deployment', deployment_id FROM moved "
+		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING",
+		       1, params, NULL, err);
+}
+
+static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, const struct pool *p,
+		   struct nova_err *err)
+{
+	const struct adapter_ops *ops = adapter_find(p->provider);
+	struct adapter *ad = NULL;
+	struct pool_node *nodes = NULL;
+	struct adapter_node_list list = {0};
+	size_t n = 0;
+	int rc;
+	if (!ops)
+		return 0; /* not this novad's provider; one that has it will */
+	if ((rc = adapter_create(&ad, ops, p->id, p->config, err)) ||
+	    (rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
+		goto out;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct pool_node *nd = &nodes[i];
+		if (!strcmp(nd->state, "failed")) {
+			rc = rc_replace_on_failed(db, nd, err);
+			if (!rc && adapter_is_ephemeral(ad))
+				rc = rc_node_retire(db, ad, nd, "failed node removed", err);
+		}
+	}
+	if (rc)
+		goto out;
+	if (adapter_is_ephemeral(ad)) {
+		char grace[16];
+		const char *params[2] = {p->id, grace};
+		PGresult *res = NULL;
+		snprintf(grace, sizeof(grace), "%u", cfg->idle_node_grace_s);
+		rc = rc_exec(db,
+			     "SELECT n.id FROM nodes n WHERE n.pool_id = $1::uuid AND n.state = 'ready' "
+			     "AND n.updated_at < now() - $2::integer * interval '1 second' "
+			     "AND NOT EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.node_id = n.id)",
+			     2, params, &res, err);
+		for (int r = 0; rc == 0 && r < PQntuples(res); r++)
+			for (size_t i = 0; rc == 0 && i < n; i++)
+				if (!strcmp(nodes[i].id, PQgetvalue(res, r, 0)))
+					rc = rc_node_retire(db, ad, &nodes[i], "idle node removed", err);
+		PQclear(res);
+		if (rc)
+			goto out;
+	}
+	/* Orphans: resources with no live node row. Read the rows after the
+	 * provider's list, so a node created in between is not taken for one. */
+	rc = adapter_list_nodes(&list, ad, err);
+	if (rc == NOVA_ENOTSUP) {
+		rc = 0;
+		goto out;
+	}
+	pool_nodes_free(nodes, n);
+	nodes = NULL;
+	if (rc || (rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
+		goto out;
+	for (size_t i = 0; i < list.n && rc == 0; i++) {
+		bool known = false;
+		for (size_t j = 0; j < n && !known; j++)
+			known = strcmp(nodes[j].id, list.items[i].node_id) == 0;
+		if (known || !list.items[i].node_id[0])
+			continue;
+		struct adapter_node_ref ref = {list.items[i].node_id, list.items[i].handle};
+		rc = adapter_deprovision_node(ad, &ref, err);
+		if (!rc)
+			nova_log_kv(NOVA_LOG_INFO, "reconciler", "orphan resource deprovisioned", "pool",
+				    p->name, "node_id", list.items[i].node_id, "handle",
+				    list.items[i].handle, NULL);
+	}
+out:
+	adapter_node_list_finish(&list);
+	pool_nodes_free(nodes, n);
+	adapter_destroy(ad);
+	return rc;
+}
+
+int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg, struct nova_err *err)
+{
+	struct pool **pools = NULL;
+	size_t n = 0;
+	int rc, first = 0;
+	if ((rc = pool_list(&pools, &n, db, err)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		struct nova_err perr;
+		if (strcmp(pools[i]->state, "active") != 0)
+			continue;
+		/* One pool's provider being down must not stop the others. */
+		if (rc_pool(db, cfg, pools[i], &perr) != 0) {
+			nova_log_kv(NOVA_LOG_WARN, "reconciler", "pool pass incomplete", "pool",
+				    pools[i]->name, "error", perr.message, NULL);
+			if (!first && err)
+				*err = perr;
+			first = 1;
+		}
+	}
+	pool_list_free(pools, n);
+	if ((rc = rc_exec(db,
+			  "UPDATE work_items SET state = 'failed', lock_owner = NULL, lock_expires_at = NULL, "
+			  "last_error = coalesce(last_error, 'worker died on the last attempt') "
+			  "WHERE state = 'queued' AND attempts >= max_attempts "
+			  "AND (lock_expires_at IS NULL OR lock_expires_at < now())",
+			  0, NULL, NULL, err)))
+		return rc;
+	/* Finished items are history; keep an hour of it. */
+	if ((rc = rc_exec(db,
+			  "DELETE FROM work_items WHERE state = 'done' "
+			  "AND updated_at < now() - interval '1 hour'",
+			  0, NULL, NULL, err)))
+		return rc;
+	/* Work for every deployment whose replicas are not what it asks for. */
+	return rc_exec(db,
+		       "INSERT INTO work_items (kind, subject_id) "
+		       "SELECT 'deployment', d.id FROM deployments d "
+		       "WHERE d.state NOT IN ('stopped', 'failed') AND (d.state = 'stopping' "
+		       "OR EXISTS (SELECT 1 FROM replicas r WHERE r.deployment_id = d.id "
+		       "AND r.state = 'pending') "
+		       "OR d.replicas <> (SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id)) "
+		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING",
+		       0, NULL, NULL, err);
+}
+
+/* --- the singleton thread ------------------------------------------------------------- */
+
+struct reconciler {
+	struct db_pool *db;
+	struct reconciler_config cfg;
+	struct db_conn *lock_conn; /* holds the advisory lock while leader */
+	pthread_t tid;
+	atomic_bool stop, leader;
+};
+
+static void *rc_thread(void *arg)
+{
+	struct reconciler *r = arg;
+	while (!atomic_load(&r->stop)) {
+		struct nova_err err;
+		nova_err_clear(&err);
+		if (!atomic_load(&r->leader)) {
+			bool got = false;
+			if (!r->lock_conn && db_conn_acquire(&r->lock_conn, r->db, &err) != 0)
+				r->lock_conn = NULL;
+			if (r->lock_conn &&
+			    db_advisory_try_lock(&got, r->lock_conn, RECONCILER_LOCK_KEY, &err) == 0 && got) {
+				atomic_store(&r->leader, true);
+				nova_log(NOVA_LOG_INFO, "reconciler", "this novad now runs the reconciler");
+			} else if (r->lock_conn) {
+				db_conn_release(r->db, r->lock_conn);
+				r->lock_conn = NULL;
+			}
+		} else {
+			/* Still ours? A lost session (database restart) lost the lock. */
+			PGresult *res = NULL;
+			if (db_exec(&res, r->lock_conn, "SELECT 1", 0, NULL, &err) != 0) {
+				atomic_store(&r->leader, false);
+				db_conn_release(r->db, r->lock_conn);
+				r->lock_conn = NULL;
+				nova_log(NOVA_LOG_WARN, "reconciler", "lost the reconciler lock: %s", err.message);
+			}
+			PQclear(res);
+		}
+		if (atomic_load(&r->leader) && reconciler_pass(r->db, &r->cfg, &err) != 0)
+			nova_log_kv(NOVA_LOG_WARN, "reconciler", "pass failed", "error", err.message, NULL);
+		for (unsigned w = 0; w < r->cfg.interval_ms && !atomic_load(&r->stop); w += 50) {
+			struct timespec ts = {0, 50 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+int reconciler_start(struct reconciler **out, struct db_pool *db,
+		     const struct reconciler_config *cfg, struct nova_err *err)
+{
+	struct reconciler *r = calloc(1, sizeof(*r));
+	*out = NULL;
+	if (!r)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	r->db = db;
+	r->cfg = *cfg;
+	atomic_init(&r->stop, false);
+	atomic_init(&r->leader, false);
+	if (pthread_create(&r->tid, NULL, rc_thread, r) != 0) {
+		free(r);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the reconciler thread");
+	}
+	*out = r;
+	return 0;
+}
+
+bool reconciler_is_leader(const struct reconciler *r)
+{
+	return r && atomic_load(&r->leader);
+}
+
+void reconciler_stop(struct reconciler *r)
+{
+	struct nova_err err;
+	if (!r)
+		return;
+	atomic_store(&r->stop, true);
+	pthread_join(r->tid, NULL);
+	if (r->lock_conn) {
+		if (atomic_load(&r->leader))
+			db_advisory_unlock(r->lock_conn, RECONCILER_LOCK_KEY, &err);
+		db_conn_release(r->db, r->lock_conn);
+	}
+	free(r);
+}

@@ -1,0 +1,45 @@
+/* The reconciler: compares what is asked with what exists, and repairs the
+ * drift. One novad at a time runs it: the holder of a PostgreSQL advisory
+ * lock, held on a session of its own, so when that novad dies its session
+ * ends, the lock is free, and another novad takes over on its next try.
+ *
+ * One pass:
+ *   - replicas on failed nodes go back to pending (the worker places them
+ *     again elsewhere); failed nodes of ephemeral pools are deprovisioned;
+ *   - ephemeral nodes idle (ready, nothing placed) for longer than the grace
+ *     period are drained and deprovisioned;
+ *   - provider resources that carry a Nova node id with no live node row
+ *     (orphans: a crash between create and commit, a deleted pool's
+ *     leftovers) are deprovisioned, found through list_nodes;
+ *   - work items stuck at their last attempt with an expired lease fail;
+ *   - every deployment not yet where it should be gets a work item. */
+#ifndef NOVA_DEPLOYMENTS_RECONCILER_H
+#define NOVA_DEPLOYMENTS_RECONCILER_H
+
+#include <stdbool.h>
+
+#include "core/db.h"
+#include "core/err.h"
+
+/* Advisory lock key of the singleton ('NOVARECO' as ASCII). */
+#define RECONCILER_LOCK_KEY 0x4E4F56415245434FLL
+
+struct reconciler_config {
+	unsigned interval_ms;        /* between passes, default 5000 */
+	unsigned idle_node_grace_s;  /* default 60 */
+};
+
+void reconciler_config_defaults(struct reconciler_config *cfg);
+
+/* One pass, whoever calls it (tests; the thread below holds the lock). */
+int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg,
+		    struct nova_err *err);
+
+struct reconciler;
+int reconciler_start(struct reconciler **out, struct db_pool *db,
+		     const struct reconciler_config *cfg, struct nova_err *err);
+bool reconciler_is_leader(const struct reconciler *r);
+/* Stop, join, and release the lock. Accepts NULL. */
+void reconciler_stop(struct reconciler *r);
+
+#endif

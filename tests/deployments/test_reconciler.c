@@ -1,0 +1,214 @@
+/* The reconciler: orphans deprovisioned, replicas on failed nodes replaced,
+ * idle ephemeral nodes removed, one leader at a time with takeover. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "adapters/fake/fake.h"
+#include "deployments/reconciler.h"
+#include "deployments/worker.h"
+#include "pools/pool.h"
+#include "tests/support/testenv.h"
+
+#define ADMIN TESTENV_ADMIN_TOKEN
+
+static struct worker_config wcfg;
+static struct reconciler_config rcfg;
+static char pool_id[64];
+
+static int setup(void **state)
+{
+	struct testenv *env = calloc(1, sizeof(*env));
+	json_t *b;
+	if (!env || testenv_gateway_start(env, 0) != 0)
+		return -1;
+	worker_config_defaults(&wcfg);
+	wcfg.base_backoff_ms = 10;
+	wcfg.wait_ms = 20;
+	reconciler_config_defaults(&rcfg);
+	rcfg.idle_node_grace_s = 0;
+	rcfg.interval_ms = 100;
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/models", ADMIN,
+				      "{\"name\":\"one\",\"kind\":\"single\",\"engine\":{\"image\":\"x\"},"
+				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
+	assert_int_equal(testenv_http(&b, env, "POST", "/v1/pools", ADMIN,
+				      "{\"name\":\"eph\",\"provider\":\"fake\",\"config\":{\"nodes\":8}}"), 201);
+	snprintf(pool_id, sizeof(pool_id), "%s", json_string_value(json_object_get(b, "id")));
+	json_decref(b);
+	*state = env;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	testenv_close(*state);
+	free(*state);
+	return 0;
+}
+
+static void drain(struct testenv *env)
+{
+	struct nova_err err;
+	int idle = 0;
+	for (int i = 0; i < 400 && idle < 10; i++) {
+		bool did;
+		if (worker_run_once(&did, env->db, &wcfg, &err))
+			fail_msg("worker: %s", err.message);
+		idle = did ? 0 : idle + 1;
+		if (!did) {
+			struct timespec ts = {0, 10 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+static long long q(struct testenv *env, const char *sql)
+{
+	struct db_conn *c;
+	struct nova_err err;
+	PGresult *res;
+	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
+	if (db_exec_one(&res, c, sql, 0, NULL, &err))
+		fail_msg("%s: %s", sql, err.message);
+	long long n = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	db_conn_release(env->db, c);
+	return n;
+}
+
+static void pass(struct testenv *env)
+{
+	struct nova_err err;
+	if (reconciler_pass(env->db, &rcfg, &err))
+		fail_msg("reconciler: %s", err.message);
+}
+
+static void test_orphan_resource_is_deprovisioned(void **state)
+{
+	struct testenv *env = *state;
+	struct nova_err err;
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
+	drain(env);
+	assert_int_equal(fake_resource_count(pool_id), 1);
+	/* A resource created by a novad that crashed before its commit. */
+	assert_int_equal(fake_resource_plant(pool_id, "0badc0de-0000-4000-8000-000000000001", &err), 0);
+	assert_int_equal(fake_resource_count(pool_id), 2);
+	pass(env);
+	assert_int_equal(fake_resource_count(pool_id), 1);
+	assert_int_equal(fake_resource_count_for(pool_id, "0badc0de-0000-4000-8000-000000000001"), 0);
+	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+}
+
+static void test_replicas_on_a_failed_node_are_replaced(void **state)
+{
+	struct testenv *env = *state;
+	struct db_conn *c;
+	struct nova_err err;
+	PGresult *res;
+	char failed[64];
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
+	drain(env);
+	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
+	assert_int_equal(db_exec_one(&res, c, "SELECT id FROM nodes", 0, NULL, &err), 0);
+	snprintf(failed, sizeof(failed), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	db_conn_release(env->db, c);
+	assert_int_equal(pool_node_transition(env->db, failed, "failed", "heartbeats stopped", &err), 0);
+	pass(env);
+	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'pending'"), 1);
+	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'terminated'"), 1);
+	assert_int_equal(fake_resource_count(pool_id), 0);
+	drain(env);
+	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
+	assert_int_equal(fake_resource_count(pool_id), 1);
+}
+
+static void test_idle_ephemeral_nodes_are_removed(void **state)
+{
+	struct testenv *env = *state;
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\",\"replicas\":2}"), 201);
+	drain(env);
+	assert_int_equal(fake_resource_count(pool_id), 2);
+	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/d", ADMIN,
+				      "{\"replicas\":1}"), 200);
+	drain(env);
+	pass(env);
+	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
+	assert_int_equal(fake_resource_count(pool_id), 1);
+	/* The node still in use stays. */
+	assert_int_equal(q(env, "SELECT count(*) FROM replica_placements rp JOIN nodes n "
+				"ON n.id = rp.node_id WHERE n.state = 'ready'"), 1);
+}
+
+static void test_stuck_item_fails_and_drift_gets_work(void **state)
+{
+	struct testenv *env = *state;
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
+	drain(env);
+	/* Someone removed a replica row behind the worker's back: drift. */
+	struct db_conn *c;
+	struct nova_err err;
+	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
+	assert_int_equal(db_exec(NULL, c, "DELETE FROM replicas", 0, NULL, &err), 0);
+	/* And an item whose worker died on its last attempt. */
+	assert_int_equal(db_exec(NULL, c,
+				 "INSERT INTO work_items (kind, subject_id, attempts, max_attempts, "
+				 "lock_owner, lock_expires_at) VALUES ('deployment', gen_random_uuid(), 8, 8, "
+				 "'dead', now() - interval '1 minute')", 0, NULL, &err), 0);
+	db_conn_release(env->db, c);
+	pass(env);
+	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'failed'"), 1);
+	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 1);
+	drain(env);
+	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+}
+
+static void test_one_leader_and_takeover(void **state)
+{
+	struct testenv *env = *state;
+	struct db_pool *other;
+	struct reconciler *a, *b;
+	struct nova_err err;
+	assert_int_equal(db_pool_create(&other, env->conninfo, 2, 0, &err), 0);
+	assert_int_equal(reconciler_start(&a, env->db, &rcfg, &err), 0);
+	for (int i = 0; i < 100 && !reconciler_is_leader(a); i++) {
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	assert_true(reconciler_is_leader(a));
+	assert_int_equal(reconciler_start(&b, other, &rcfg, &err), 0);
+	struct timespec wait = {0, 400 * 1000000L};
+	nanosleep(&wait, NULL);
+	assert_false(reconciler_is_leader(b));
+	reconciler_stop(a); /* the holder goes away */
+	for (int i = 0; i < 100 && !reconciler_is_leader(b); i++) {
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	assert_true(reconciler_is_leader(b));
+	reconciler_stop(b);
+	db_pool_destroy(other);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_orphan_resource_is_deprovisioned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replicas_on_a_failed_node_are_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_ephemeral_nodes_are_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stuck_item_fails_and_drift_gets_work, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_leader_and_takeover, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
