@@ -41,6 +41,7 @@ void cfg_defaults(struct cfg *c)
 	c->db_pool_size = 8;
 	c->enable_fake_provider = false;
 	c->workers = 2;
+	c->worker_lease_ms = 30000;
 }
 
 static int cfg_copy(char *dst, size_t cap, const char *src, const char *field,
@@ -105,7 +106,7 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 {
 	static const char *const keys[] = {"listen", "database_url", "admin_token", "state_dir",
 					   "log_level", "database_pool_size", "http", "providers",
-					   "workers", NULL};
+					   "workers", "worker_lease_ms", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -146,6 +147,11 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		if ((rc = ydoc_get_long(&v, d, n, "workers", 0, 16, err)))
 			goto out;
 		c->workers = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "worker_lease_ms"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "worker_lease_ms", 1000, 600000, err)))
+			goto out;
+		c->worker_lease_ms = (unsigned)v;
 	}
 	if ((n = ydoc_map_get(d, root, "http")) && (rc = cfg_yaml_http(c, d, n, err)))
 		goto out;
@@ -215,6 +221,8 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 	if ((rc = cfg_env_uint(&c->db_pool_size, "NOVA_DB_POOL_SIZE", 1, 256, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->workers, "NOVA_WORKERS", 0, 16, err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->worker_lease_ms, "NOVA_WORKER_LEASE_MS", 1000, 600000, err)))
 		return rc;
 	if (getenv("NOVA_MAX_BODY_BYTES")) {
 		if ((rc = cfg_env_uint(&body, "NOVA_MAX_BODY_BYTES", 1024, 64u << 20, err)))

@@ -25,6 +25,7 @@ struct cfg {
 	unsigned db_pool_size;       /* database_pool_size: NOVA_DB_POOL_SIZE   */
 	bool enable_fake_provider;   /* providers.fake:    NOVA_ENABLE_FAKE_PROVIDER */
 	unsigned workers;            /* workers:           NOVA_WORKERS (0: none) */
+	unsigned worker_lease_ms;    /* worker_lease_ms:   NOVA_WORKER_LEASE_MS */
 };
 
 void cfg_defaults(struct cfg *c);

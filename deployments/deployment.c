@@ -60,11 +60,11 @@ static json_t *dep_row_json(PGresult *res, int row)
 	json_t *constraints = json_loads(PQgetvalue(res, row, 4), 0, NULL);
 	json_t *labels = json_object_get(constraints, "labels");
 	json_t *j = json_pack(
-		"{s:s, s:s, s:I, s:s, s:O, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, "
+		"{s:s, s:s, s:I, s:s, s:o, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, "
 		"s:s, s:s, s:I}",
 		"id", PQgetvalue(res, row, 0), "name", PQgetvalue(res, row, 1), "replicas",
 		(json_int_t)atoll(PQgetvalue(res, row, 2)), "placement", PQgetvalue(res, row, 3),
-		"labels", labels ? labels : json_object(), "state", PQgetvalue(res, row, 5),
+		"labels", labels ? json_incref(labels) : json_object(), "state", PQgetvalue(res, row, 5),
 		"state_reason", PQgetvalue(res, row, 6), "generation",
 		(json_int_t)atoll(PQgetvalue(res, row, 7)), "model", "id", PQgetvalue(res, row, 8),
 		"name", PQgetvalue(res, row, 9), "version", PQgetvalue(res, row, 10), "kind",
@@ -323,7 +323,8 @@ int deployment_create(json_t **out, struct db_pool *db, const struct deployment_
 	else
 		dep_default_name(name, sizeof(name), m->name, p->name);
 	snprintf(replicas, sizeof(replicas), "%lld", spec->replicas);
-	json_t *cons = json_pack("{s:O}", "labels", spec->labels ? spec->labels : json_object());
+	json_t *cons = spec->labels ? json_pack("{s:O}", "labels", spec->labels)
+				    : json_pack("{s:{}}", "labels");
 	constraints = json_dump_compact(cons);
 	json_decref(cons);
 	const char *params[6] = {name, m->id, p->id, replicas, placement_policy_name(policy),

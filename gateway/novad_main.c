@@ -226,6 +226,7 @@ int main(int argc, char **argv)
 		struct worker_config wcfg;
 		worker_config_defaults(&wcfg);
 		wcfg.threads = cfg.workers;
+		wcfg.lease_ms = cfg.worker_lease_ms;
 		FILE *uf;
 		char upath[1100];
 		snprintf(upath, sizeof(upath), "%s/novad.url", cfg.state_dir);

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #define FAKE_MAX_POOLS 64
 #define FAKE_MAX_RESOURCES 4096
@@ -30,6 +33,8 @@ struct fake_pool {
 	struct fake_resource *res;
 	size_t n_res;
 	unsigned long long next_handle;
+	char state_file[512]; /* "" : resources live in this process only */
+	int state_fd;         /* open and flock()ed between begin and end */
 };
 
 /* Process-wide, like the provider it stands in for. */
@@ -65,6 +70,66 @@ static struct fake_pool *fake_pool_get(const char *pool_id, bool create)
 	memset(p, 0, sizeof(*p));
 	snprintf(p->pool_id, sizeof(p->pool_id), "%s", pool_id);
 	return p;
+}
+
+/* With a state file, the resources live in it, as a real provider's live
+ * outside novad: they survive a novad killed with -9, and several novad
+ * processes see the same ones. Each access loads them under an exclusive
+ * flock() and writes them back when changed. Caller holds fake_lock. */
+static void fake_store_begin(struct fake_pool *p)
+{
+	char buf[1 << 16];
+	ssize_t n;
+	p->state_fd = -1;
+	if (!p->state_file[0])
+		return;
+	p->state_fd = open(p->state_file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (p->state_fd < 0 || flock(p->state_fd, LOCK_EX) != 0)
+		return;
+	n = pread(p->state_fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	json_t *j = json_loads(buf, 0, NULL), *arr = json_object_get(j, "resources"), *v;
+	size_t i;
+	free(p->res);
+	p->res = NULL;
+	p->n_res = 0;
+	p->next_handle = (unsigned long long)json_integer_value(json_object_get(j, "next_handle"));
+	p->res = calloc(json_array_size(arr) + 1, sizeof(*p->res));
+	json_array_foreach(arr, i, v) {
+		if (!p->res)
+			break;
+		struct fake_resource *r = &p->res[p->n_res++];
+		snprintf(r->node_id, sizeof(r->node_id), "%s", json_string_value(json_object_get(v, "node_id")));
+		snprintf(r->handle, sizeof(r->handle), "%s", json_string_value(json_object_get(v, "handle")));
+		r->state = (enum adapter_node_state)json_integer_value(json_object_get(v, "state"));
+	}
+	json_decref(j);
+}
+
+static void fake_store_end(struct fake_pool *p, bool dirty)
+{
+	if (p->state_fd < 0)
+		return;
+	if (dirty) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < p->n_res; i++)
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:i}", "node_id", p->res[i].node_id,
+							     "handle", p->res[i].handle, "state",
+							     (int)p->res[i].state));
+		json_t *j = json_pack("{s:I, s:o}", "next_handle", (json_int_t)p->next_handle,
+				      "resources", arr);
+		char *text = json_dumps(j, JSON_COMPACT);
+		if (text && ftruncate(p->state_fd, 0) == 0 &&
+		    pwrite(p->state_fd, text, strlen(text), 0) < 0)
+			text[0] = '\0'; /* a test provider: a failed write shows in the test */
+		free(text);
+		json_decref(j);
+	}
+	flock(p->state_fd, LOCK_UN);
+	close(p->state_fd);
+	p->state_fd = -1;
 }
 
 static const char *const fake_op_names[FAKE_OP_COUNT] = {
@@ -138,7 +203,7 @@ static int fake_validate(const json_t *config, struct nova_err *err)
 {
 	static const char *const keys[] = {"mode", "nodes", "accelerator_type",
 					   "accelerators_per_node", "memory_mib", "fail_validate",
-					   "faults", NULL};
+					   "faults", "state_file", NULL};
 	const char *key;
 	json_t *v;
 	pthread_mutex_lock(&fake_lock);
@@ -176,6 +241,9 @@ static int fake_validate(const json_t *config, struct nova_err *err)
 	     json_string_length(v) >= ADAPTER_NAME_MAX))
 		return nova_err_set(err, NOVA_EINVAL, "accelerator_type",
 				    "accelerator_type must be a non-empty string");
+	if ((v = json_object_get(config, "state_file")) &&
+	    (!json_is_string(v) || json_string_value(v)[0] != '/' || json_string_length(v) >= 512))
+		return nova_err_set(err, NOVA_EINVAL, "state_file", "state_file must be an absolute path");
 	if ((v = json_object_get(config, "faults")))
 		return fake_validate_faults(v, err);
 	return 0;
@@ -228,8 +296,11 @@ static int fake_create(struct adapter **out, const char *pool_id, const json_t *
 	pthread_mutex_lock(&fake_lock);
 	p = fake_pool_get(pool_id, true);
 	if (p) {
+		const char *sf = json_string_value(json_object_get(config, "state_file"));
 		fake_enter(p, FAKE_OP_CREATE);
 		fake_arm_from_config(p, config);
+		if (sf)
+			snprintf(p->state_file, sizeof(p->state_file), "%s", sf);
 	}
 	pthread_mutex_unlock(&fake_lock);
 	if (!p) {
@@ -296,9 +367,16 @@ static int fake_provision(struct adapter_node_info *out, struct adapter *ad,
 	p = fake_pool_get(ad->pool_id, true);
 	f = fake_enter(p, FAKE_OP_PROVISION);
 	pthread_mutex_unlock(&fake_lock);
-	if ((rc = fake_fault_err(&f, FAKE_OP_PROVISION, err)))
+	/* A slow provision is slow after the resource exists, as a real one is
+	 * while its machine boots: the window a crash test needs. */
+	struct fake_fault_slot before = f;
+	if (before.fault == FAKE_FAULT_SLOW)
+		before.fault = FAKE_FAULT_NONE;
+	if ((rc = fake_fault_err(&before, FAKE_OP_PROVISION, err)))
 		return rc;
 	pthread_mutex_lock(&fake_lock);
+	fake_store_begin(p);
+	size_t before_n = p->n_res;
 	r = fake_res_find(p, req->node_id); /* idempotent on the node id */
 	if (!r) {
 		size_t live = 0;
@@ -312,7 +390,10 @@ static int fake_provision(struct adapter_node_info *out, struct adapter *ad,
 	}
 	if (r)
 		fake_info_from(out, r);
+	fake_store_end(p, p->n_res != before_n);
 	pthread_mutex_unlock(&fake_lock);
+	if (!rc && f.fault == FAKE_FAULT_SLOW)
+		fake_sleep_ms(f.delay_ms);
 	if (!rc && f.fault == FAKE_FAULT_LOST_ANSWER)
 		return nova_err_set(err, NOVA_EAGAIN, "", "fake provision: answer lost in transit");
 	return rc;
@@ -331,6 +412,8 @@ static int fake_deprovision(struct adapter *ad, const struct adapter_node_ref *n
 	if ((rc = fake_fault_err(&f, FAKE_OP_DEPROVISION, err)))
 		return rc;
 	pthread_mutex_lock(&fake_lock);
+	fake_store_begin(p);
+	size_t before_n = p->n_res;
 	/* Remove every resource with the id: twins go too. Gone is success. */
 	for (size_t i = 0; i < p->n_res;) {
 		if (strcmp(p->res[i].node_id, node->node_id) == 0)
@@ -338,6 +421,7 @@ static int fake_deprovision(struct adapter *ad, const struct adapter_node_ref *n
 		else
 			i++;
 	}
+	fake_store_end(p, p->n_res != before_n);
 	pthread_mutex_unlock(&fake_lock);
 	if (f.fault == FAKE_FAULT_LOST_ANSWER)
 		return nova_err_set(err, NOVA_EAGAIN, "", "fake deprovision: answer lost in transit");
@@ -358,9 +442,11 @@ static int fake_status(struct adapter_node_info *out, struct adapter *ad,
 	if ((rc = fake_fault_err(&f, FAKE_OP_STATUS, err)))
 		return rc;
 	pthread_mutex_lock(&fake_lock);
+	fake_store_begin(p);
 	r = fake_res_find(p, node->node_id);
 	if (r)
 		fake_info_from(out, r);
+	fake_store_end(p, false);
 	pthread_mutex_unlock(&fake_lock);
 	if (!r) {
 		snprintf(out->node_id, sizeof(out->node_id), "%s", node->node_id);
@@ -380,8 +466,10 @@ static int fake_discover(struct adapter_resources *out, struct adapter *ad, stru
 	pthread_mutex_lock(&fake_lock);
 	p = fake_pool_get(ad->pool_id, true);
 	f = fake_enter(p, FAKE_OP_DISCOVER);
+	fake_store_begin(p);
 	for (size_t i = 0; i < p->n_res; i++)
 		used += p->res[i].state != ADAPTER_NODE_GONE;
+	fake_store_end(p, false);
 	pthread_mutex_unlock(&fake_lock);
 	if ((rc = fake_fault_err(&f, FAKE_OP_DISCOVER, err)))
 		return rc;
@@ -426,6 +514,7 @@ static int fake_list(struct adapter_node_list *out, struct adapter *ad, struct n
 	if ((rc = fake_fault_err(&f, FAKE_OP_LIST, err)))
 		return rc;
 	pthread_mutex_lock(&fake_lock);
+	fake_store_begin(p);
 	if (p->n_res) {
 		out->items = calloc(p->n_res, sizeof(*out->items));
 		if (!out->items)
@@ -435,6 +524,7 @@ static int fake_list(struct adapter_node_list *out, struct adapter *ad, struct n
 		if (out->items)
 			out->n = p->n_res;
 	}
+	fake_store_end(p, false);
 	pthread_mutex_unlock(&fake_lock);
 	return rc;
 }

@@ -22,13 +22,19 @@ t_expect_out() {
 	else t_fail "$2" "no \"$1\" in: $(head -c 300 "$T_WORK/out" "$T_WORK/err")"; fi
 }
 
+# nova_start: a novad on a fresh database; called again (after nova_stop or
+# a kill), it restarts on the same database and state directory.
+T_DB=
 nova_start() {
-	db=t_sh_$$_$(date +%s%N | tail -c 6)
-	psql -h "$NOVA_TEST_PGHOST" -U nova -d postgres -qc "CREATE DATABASE $db" >/dev/null || return 1
+	if [ -z "$T_DB" ]; then
+		T_DB=t_sh_$$_$(date +%s%N | tail -c 6)
+		psql -h "$NOVA_TEST_PGHOST" -U nova -d postgres -qc "CREATE DATABASE $T_DB" >/dev/null || return 1
+	fi
 	export NOVA_STATE_DIR="$T_WORK/state"
 	mkdir -p "$NOVA_STATE_DIR"
-	NOVA_LISTEN=127.0.0.1:0 NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$db user=nova" \
-		NOVA_ENABLE_FAKE_PROVIDER=1 "$B/novad" >"$T_WORK/novad.log" 2>&1 &
+	rm -f "$NOVA_STATE_DIR/novad.url"
+	NOVA_LISTEN=127.0.0.1:0 NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$T_DB user=nova" \
+		NOVA_ENABLE_FAKE_PROVIDER=1 "$B/novad" >>"$T_WORK/novad.log" 2>&1 &
 	T_PID=$!
 	i=0
 	while [ ! -s "$NOVA_STATE_DIR/novad.url" ]; do
@@ -37,6 +43,21 @@ nova_start() {
 		sleep 0.1
 	done
 	NOVA_URL=$(cat "$NOVA_STATE_DIR/novad.url")
+}
+
+# t_sql QUERY: one value from the test database.
+t_sql() {
+	psql -h "$NOVA_TEST_PGHOST" -U nova -d "$T_DB" -tAc "$1"
+}
+
+# t_wait_sql QUERY WANT [SECONDS]: poll (10 s by default) until QUERY answers WANT.
+t_wait_sql() {
+	i=0
+	while [ $i -lt $((${3:-10} * 10)) ]; do
+		[ "$(t_sql "$1")" = "$2" ] && return 0
+		i=$((i + 1)); sleep 0.1
+	done
+	return 1
 }
 
 nova_stop() {
