@@ -126,7 +126,9 @@ struct adapter_ops {
 	/* Optional. */
 	int (*discover_resources)(struct adapter_resources *out, struct adapter *ad,
 				  struct nova_err *err);
-	/* Optional: every resource the provider holds for the pool. */
+	/* Optional: every resource the provider holds for the pool, each with
+	 * the Nova node id it carries and the same handle provision_node gave
+	 * (the reconciler treats a second handle for one node id as a twin). */
 	int (*list_nodes)(struct adapter_node_list *out, struct adapter *ad, struct nova_err *err);
 };
 

@@ -15,6 +15,7 @@ void reconciler_config_defaults(struct reconciler_config *cfg)
 {
 	cfg->interval_ms = 5000;
 	cfg->idle_node_grace_s = 60;
+	cfg->provision_timeout_s = 600;
 }
 
 static int rc_exec(struct db_pool *db, const char *sql, int n, const char *const *params,
@@ -81,6 +82,13 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 	if ((rc = adapter_create(&ad, ops, p->id, p->config, err)) ||
 	    (rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
 		goto out;
+	if ((rc = pool_nodes_fail_stuck(db, p->id, cfg->provision_timeout_s,
+					"provisioning timed out", err)))
+		goto out;
+	pool_nodes_free(nodes, n);
+	nodes = NULL;
+	if ((rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
+		goto out;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct pool_node *nd = &nodes[i];
 		if (!strcmp(nd->state, "failed")) {
@@ -121,16 +129,24 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 	if (rc || (rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
 		goto out;
 	for (size_t i = 0; i < list.n && rc == 0; i++) {
-		bool known = false;
-		for (size_t j = 0; j < n && !known; j++)
-			known = strcmp(nodes[j].id, list.items[i].node_id) == 0;
-		if (known || !list.items[i].node_id[0])
+		const struct pool_node *owner = NULL;
+		for (size_t j = 0; j < n && !owner; j++)
+			if (strcmp(nodes[j].id, list.items[i].node_id) == 0)
+				owner = &nodes[j];
+		/* An orphan has no live row; a twin is a second resource for a
+		 * row that records another handle. */
+		bool orphan = !owner;
+		bool twin = owner && owner->handle[0] && list.items[i].handle[0] &&
+			    strcmp(owner->handle, list.items[i].handle) != 0;
+		if (!list.items[i].node_id[0] || (!orphan && !twin))
 			continue;
-		struct adapter_node_ref ref = {list.items[i].node_id, list.items[i].handle};
+		struct adapter_node_ref ref = {list.items[i].node_id,
+					       list.items[i].handle[0] ? list.items[i].handle : NULL};
 		rc = adapter_deprovision_node(ad, &ref, err);
 		if (!rc)
-			nova_log_kv(NOVA_LOG_INFO, "reconciler", "orphan resource deprovisioned", "pool",
-				    p->name, "node_id", list.items[i].node_id, "handle",
+			nova_log_kv(NOVA_LOG_INFO, "reconciler",
+				    orphan ? "orphan resource deprovisioned" : "twin resource deprovisioned",
+				    "pool", p->name, "node_id", list.items[i].node_id, "handle",
 				    list.items[i].handle, NULL);
 	}
 out:

@@ -8,9 +8,11 @@
  *     again elsewhere); failed nodes of ephemeral pools are deprovisioned;
  *   - ephemeral nodes idle (ready, nothing placed) for longer than the grace
  *     period are drained and deprovisioned;
+ *   - nodes stuck provisioning past the timeout fail, with that reason;
  *   - provider resources that carry a Nova node id with no live node row
  *     (orphans: a crash between create and commit, a deleted pool's
- *     leftovers) are deprovisioned, found through list_nodes;
+ *     leftovers) are deprovisioned, found through list_nodes, and so are
+ *     twins (a second resource for a node whose row records another handle);
  *   - work items stuck at their last attempt with an expired lease fail;
  *   - every deployment not yet where it should be gets a work item. */
 #ifndef NOVA_DEPLOYMENTS_RECONCILER_H
@@ -27,6 +29,7 @@
 struct reconciler_config {
 	unsigned interval_ms;        /* between passes, default 5000 */
 	unsigned idle_node_grace_s;  /* default 60 */
+	unsigned provision_timeout_s;/* a node provisioning longer fails, default 600 */
 };
 
 void reconciler_config_defaults(struct reconciler_config *cfg);

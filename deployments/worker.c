@@ -659,6 +659,9 @@ static int wk_process(struct wk_ctx *x, struct nova_err *err)
 		wk_write(x, "UPDATE deployments SET state = 'failed', state_reason = $2 "
 			    "WHERE id = $1::uuid AND state NOT IN ('stopped', 'failed')",
 			 2, params, &e2);
+		wk_write(x, "UPDATE replicas SET state = 'failed', state_reason = $2, updated_at = now() "
+			    "WHERE deployment_id = $1::uuid AND state = 'pending'",
+			 2, params, &e2);
 	}
 	rc = wk_finish(x, how, rc ? werr.message : (how == WK_WAIT ? x->reason : ""), err);
 	/* Work asked for while this pass ran (a scale, a stop) gets a new item. */

@@ -724,3 +724,21 @@ int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const c
 	db_conn_release(db, c);
 	return rc;
 }
+
+int pool_nodes_fail_stuck(struct db_pool *db, const char *pool_id, unsigned seconds,
+			  const char *reason, struct nova_err *err)
+{
+	char secs[16];
+	const char *params[3] = {pool_id, secs, reason};
+	struct db_conn *c;
+	int rc;
+	snprintf(secs, sizeof(secs), "%u", seconds);
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec(NULL, c,
+		     "UPDATE nodes SET state = 'failed', state_reason = $3 WHERE pool_id = $1::uuid "
+		     "AND state = 'provisioning' AND updated_at < now() - $2::integer * interval '1 second'",
+		     3, params, err);
+	db_conn_release(db, c);
+	return rc;
+}

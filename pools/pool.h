@@ -124,6 +124,11 @@ void pool_nodes_free(struct pool_node *nodes, size_t n);
 int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,
 				const char *endpoint, struct nova_err *err);
 
+/* Nodes of the pool in `provisioning` for longer than seconds go to
+ * `failed` with the reason. */
+int pool_nodes_fail_stuck(struct db_pool *db, const char *pool_id, unsigned seconds,
+			  const char *reason, struct nova_err *err);
+
 /* Count of nodes of the pool that are not terminated. */
 int pool_node_count_live(long long *out, struct db_pool *db, const char *pool_id,
 			 struct nova_err *err);

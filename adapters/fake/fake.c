@@ -414,9 +414,11 @@ static int fake_deprovision(struct adapter *ad, const struct adapter_node_ref *n
 	pthread_mutex_lock(&fake_lock);
 	fake_store_begin(p);
 	size_t before_n = p->n_res;
-	/* Remove every resource with the id: twins go too. Gone is success. */
+	/* With a handle, that one resource; without (the provision answer was
+	 * lost), every resource with the id. Gone is success. */
 	for (size_t i = 0; i < p->n_res;) {
-		if (strcmp(p->res[i].node_id, node->node_id) == 0)
+		if (strcmp(p->res[i].node_id, node->node_id) == 0 &&
+		    (!node->handle || strcmp(p->res[i].handle, node->handle) == 0))
 			p->res[i] = p->res[--p->n_res];
 		else
 			i++;
@@ -595,6 +597,8 @@ int fake_resource_plant(const char *pool_id, const char *node_id, struct nova_er
 	int rc = 0;
 	pthread_mutex_lock(&fake_lock);
 	struct fake_pool *p = fake_pool_get(pool_id, true);
+	/* Planted resources get a handle of their own, so a plant for a node
+	 * that already has a resource makes a twin. */
 	if (!p || !fake_res_add(p, node_id, NULL))
 		rc = nova_err_set(err, NOVA_EINTERNAL, "", "fake provider: cannot plant resource");
 	pthread_mutex_unlock(&fake_lock);

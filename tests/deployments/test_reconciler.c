@@ -106,6 +106,59 @@ static void test_orphan_resource_is_deprovisioned(void **state)
 	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
 }
 
+static void test_twin_resource_is_deprovisioned_and_the_real_one_kept(void **state)
+{
+	struct testenv *env = *state;
+	struct db_conn *c;
+	struct nova_err err;
+	PGresult *res;
+	char node[64], handle[256];
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
+	drain(env);
+	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
+	assert_int_equal(db_exec_one(&res, c, "SELECT id, handle FROM nodes", 0, NULL, &err), 0);
+	snprintf(node, sizeof(node), "%s", PQgetvalue(res, 0, 0));
+	snprintf(handle, sizeof(handle), "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	db_conn_release(env->db, c);
+	/* A second resource carrying the same node id: a twin. */
+	assert_int_equal(fake_resource_plant(pool_id, node, &err), 0);
+	assert_int_equal(fake_resource_count_for(pool_id, node), 2);
+	pass(env);
+	assert_int_equal(fake_resource_count_for(pool_id, node), 1);
+	struct adapter_node_info info;
+	struct adapter *ad;
+	json_t *cfg = json_object();
+	assert_int_equal(adapter_create(&ad, &fake_adapter_ops, pool_id, cfg, &err), 0);
+	struct adapter_node_ref ref = {node, handle};
+	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), 0);
+	assert_string_equal(info.handle, handle); /* the recorded one survived */
+	adapter_destroy(ad);
+	json_decref(cfg);
+}
+
+static void test_node_stuck_provisioning_times_out(void **state)
+{
+	struct testenv *env = *state;
+	struct nova_err err;
+	char id[POOL_ID_LEN];
+	struct pool_node_spec spec = {.name = "stuck"};
+	assert_int_equal(pool_node_add(id, NULL, 0, env->db, pool_id, &spec, &err), 0);
+	struct reconciler_config quick = rcfg;
+	quick.provision_timeout_s = 0;
+	struct timespec ts = {0, 20 * 1000000L};
+	nanosleep(&ts, NULL);
+	if (reconciler_pass(env->db, &quick, &err))
+		fail_msg("%s", err.message);
+	assert_int_equal(q(env, "SELECT count(*) FROM node_events WHERE to_state = 'failed' "
+				"AND reason = 'provisioning timed out'"), 1);
+	/* A failed ephemeral node is then removed. */
+	if (reconciler_pass(env->db, &quick, &err))
+		fail_msg("%s", err.message);
+	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'terminated'"), 1);
+}
+
 static void test_replicas_on_a_failed_node_are_replaced(void **state)
 {
 	struct testenv *env = *state;
@@ -205,6 +258,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_orphan_resource_is_deprovisioned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_twin_resource_is_deprovisioned_and_the_real_one_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_node_stuck_provisioning_times_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replicas_on_a_failed_node_are_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_ephemeral_nodes_are_removed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stuck_item_fails_and_drift_gets_work, setup, teardown),

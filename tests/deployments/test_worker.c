@@ -242,6 +242,8 @@ static void test_permanent_error_fails_node_and_deployment_with_message(void **s
 	assert_non_null(strstr(str(d, "state_reason"), "injected permanent failure"));
 	json_decref(d);
 	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'failed'"), 1);
+	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'failed' AND "
+				"state_reason LIKE '%injected permanent failure%'"), 1);
 }
 
 static void test_transient_errors_are_bounded(void **state)
