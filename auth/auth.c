@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/ids.h"
 #include "core/log.h"
 
@@ -102,35 +103,13 @@ int auth_authenticate(struct auth_principal *out, struct auth *a, const char *au
 	return nova_err_set(err, NOVA_EUNAUTH, "", "invalid credential");
 }
 
-static int auth_mkdir_p(const char *dir, struct nova_err *err)
-{
-	char tmp[1024];
-	size_t len = strlen(dir);
-	if (len == 0 || len >= sizeof(tmp))
-		return nova_err_set(err, NOVA_EINVAL, "state_dir", "state directory path is invalid");
-	memcpy(tmp, dir, len + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return nova_err_set(err, NOVA_EUNAVAIL, "state_dir", "cannot create %s: %s", tmp,
-					    strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-		return nova_err_set(err, NOVA_EUNAVAIL, "state_dir", "cannot create %s: %s", tmp,
-				    strerror(errno));
-	return 0;
-}
-
 int auth_admin_token_load_or_create(char *out, size_t out_len, bool *generated,
 				    const char *state_dir, struct nova_err *err)
 {
 	char path[1100];
 	int fd, rc;
 	*generated = false;
-	if ((rc = auth_mkdir_p(state_dir, err)))
+	if ((rc = files_mkdir_p(state_dir, 0700, "state_dir", err)))
 		return rc;
 	snprintf(path, sizeof(path), "%s/admin_token", state_dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

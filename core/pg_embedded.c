@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/log.h"
 
 struct pg_embedded {
@@ -94,25 +95,6 @@ static int pg_run(const struct pg_embedded *pg, const char *const *argv, const c
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static int pg_mkdirs(const char *dir, struct nova_err *err)
-{
-	char tmp[512];
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return nova_err_set(err, NOVA_EUNAVAIL, "state_dir", "cannot create %s: %s", tmp,
-					    strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-		return nova_err_set(err, NOVA_EUNAVAIL, "state_dir", "cannot create %s: %s", tmp,
-				    strerror(errno));
-	return 0;
-}
-
 static int pg_create_database(struct pg_embedded *pg, struct nova_err *err)
 {
 	char admin[700];
@@ -162,7 +144,7 @@ int pg_embedded_start(struct pg_embedded **out, const char *dir, struct nova_err
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	snprintf(pg->dir, sizeof(pg->dir), "%s", dir);
 	if ((rc = pg_embedded_bindir(pg->bindir, sizeof(pg->bindir), err)) ||
-	    (rc = pg_mkdirs(dir, err)))
+	    (rc = files_mkdir_p(dir, 0700, "state_dir", err)))
 		goto fail;
 	if (geteuid() == 0) {
 		struct passwd *pw = getpwnam("postgres");

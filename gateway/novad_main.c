@@ -15,6 +15,7 @@
 #include "auth/auth.h"
 #include "core/config.h"
 #include "core/db.h"
+#include "core/files.h"
 #include "core/http.h"
 #include "core/http_client.h"
 #include "core/log.h"
@@ -171,9 +172,7 @@ int main(int argc, char **argv)
 	bool generated = false;
 	if (cfg.admin_token[0]) {
 		snprintf(admin_token, sizeof(admin_token), "%s", cfg.admin_token);
-		if (mkdir(cfg.state_dir, 0700) != 0 && errno != EEXIST) {
-			nova_err_set(&err, NOVA_EUNAVAIL, "state_dir", "cannot create %s: %s",
-				     cfg.state_dir, strerror(errno));
+		if (files_mkdir_p(cfg.state_dir, 0700, "state_dir", &err)) {
 			novad_fail("state directory unusable", &err);
 			goto out;
 		}

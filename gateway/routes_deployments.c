@@ -10,6 +10,17 @@ static void gw_dep_answer(struct http_response *res, int status, int rc, json_t 
 		http_response_json(res, status, d);
 }
 
+/* get, stop, start: one call on the deployment the path names. */
+static void gw_dep_by_ref(struct gw *gw, struct http_request *req, struct http_response *res,
+			  int (*op)(json_t **, struct db_pool *, const char *, struct nova_err *))
+{
+	struct nova_err err;
+	json_t *d = NULL;
+	nova_err_clear(&err);
+	int rc = op(&d, gw->deps.db, http_request_param(req, "deployment"), &err);
+	gw_dep_answer(res, 200, rc, d, &err);
+}
+
 void gw_deployment_create(struct gw *gw, const struct auth_principal *who,
 			  struct http_request *req, struct http_response *res)
 {
@@ -41,13 +52,8 @@ void gw_deployment_list(struct gw *gw, const struct auth_principal *who, struct 
 void gw_deployment_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,
 		       struct http_response *res)
 {
-	struct nova_err err;
-	json_t *d = NULL;
 	(void)who;
-	nova_err_clear(&err);
-	/* Called before the answer is built: argument order is unspecified. */
-	int rc = deployment_get(&d, gw->deps.db, http_request_param(req, "deployment"), &err);
-	gw_dep_answer(res, 200, rc, d, &err);
+	gw_dep_by_ref(gw, req, res, deployment_get);
 }
 
 void gw_deployment_scale(struct gw *gw, const struct auth_principal *who,
@@ -73,27 +79,17 @@ void gw_deployment_scale(struct gw *gw, const struct auth_principal *who,
 }
 
 void gw_deployment_stop(struct gw *gw, const struct auth_principal *who, struct http_request *req,
-			struct http_response *res)
+		       struct http_response *res)
 {
-	struct nova_err err;
-	json_t *d = NULL;
 	(void)who;
-	nova_err_clear(&err);
-	/* Called before the answer is built: argument order is unspecified. */
-	int rc = deployment_stop(&d, gw->deps.db, http_request_param(req, "deployment"), &err);
-	gw_dep_answer(res, 200, rc, d, &err);
+	gw_dep_by_ref(gw, req, res, deployment_stop);
 }
 
-void gw_deployment_start(struct gw *gw, const struct auth_principal *who,
-			 struct http_request *req, struct http_response *res)
+void gw_deployment_start(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+		       struct http_response *res)
 {
-	struct nova_err err;
-	json_t *d = NULL;
 	(void)who;
-	nova_err_clear(&err);
-	/* Called before the answer is built: argument order is unspecified. */
-	int rc = deployment_start(&d, gw->deps.db, http_request_param(req, "deployment"), &err);
-	gw_dep_answer(res, 200, rc, d, &err);
+	gw_dep_by_ref(gw, req, res, deployment_start);
 }
 
 void gw_deployment_delete(struct gw *gw, const struct auth_principal *who,

@@ -15,9 +15,9 @@
 
 static int setup(void **state)
 {
-	struct testenv *env = calloc(1, sizeof(*env));
-	if (!env || testenv_gateway_start(env, 0) != 0)
+	if (testenv_setup(state) != 0)
 		return -1;
+	struct testenv *env = *state;
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/pools", ADMIN,
 				      "{\"name\":\"gpus\",\"provider\":\"fake\",\"config\":{"
 				      "\"accelerator_type\":\"A100-80G\",\"accelerators_per_node\":2},"
@@ -39,27 +39,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	testenv_close(*state);
-	free(*state);
-	return 0;
-}
-
-static long long work_items(struct testenv *env)
-{
-	struct db_conn *c;
-	struct nova_err err;
-	PGresult *res;
-	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
-	assert_int_equal(db_exec_one(&res, c, "SELECT count(*) FROM work_items WHERE state = 'queued'",
-				     0, NULL, &err), 0);
-	long long n = atoll(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	db_conn_release(env->db, c);
-	return n;
-}
-
 static void test_deploy_creates_a_pending_deployment_with_work(void **state)
 {
 	struct testenv *env = *state;
@@ -77,7 +56,7 @@ static void test_deploy_creates_a_pending_deployment_with_work(void **state)
 	assert_string_equal(json_string_value(json_object_get(ev, "to")), "pending");
 	assert_string_equal(json_string_value(json_object_get(ev, "reason")), "created");
 	json_decref(b);
-	assert_int_equal(work_items(env), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 1);
 	assert_int_equal(testenv_http(&b, env, "GET", "/v1/deployments", ADMIN, NULL), 200);
 	assert_int_equal(json_array_size(b), 1);
 	json_decref(b);
@@ -105,7 +84,7 @@ static void test_deploy_refuses_what_can_never_fit(void **state)
 	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(b, "error"), "message")),
 			       "does not allow H100"));
 	json_decref(b);
-	assert_int_equal(work_items(env), 0);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
 	assert_int_equal(testenv_http(&b, env, "GET", "/v1/deployments", ADMIN, NULL), 200);
 	assert_int_equal(json_array_size(b), 0);
 	json_decref(b);
@@ -139,7 +118,7 @@ static void test_deploy_bad_input(void **state)
 				 cases[i].status, cases[i].field);
 		json_decref(b);
 	}
-	assert_int_equal(work_items(env), 0);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
 }
 
 static const char *state_of(struct testenv *env, const char *path, json_t **keep)
@@ -162,7 +141,7 @@ static void test_deployment_scale_stop_start_delete(void **state)
 	assert_int_equal(testenv_http(&b, env, "PATCH", "/v1/deployments/web", ADMIN,
 				      "{\"replicas\":-2}"), 400);
 	json_decref(b);
-	assert_int_equal(work_items(env), 1); /* one open item per deployment */
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 1); /* one open item per deployment */
 
 	assert_int_equal(testenv_http(&b, env, "DELETE", "/v1/deployments/web", ADMIN, NULL), 409);
 	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(b, "error"), "hint")),
@@ -191,7 +170,7 @@ static void test_deployment_scale_stop_start_delete(void **state)
 	json_decref(b);
 	assert_int_equal(testenv_http(NULL, env, "DELETE", "/v1/deployments/web", ADMIN, NULL), 204);
 	assert_int_equal(testenv_http(NULL, env, "GET", "/v1/deployments/web", ADMIN, NULL), 404);
-	assert_int_equal(work_items(env), 0);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
 	/* The model is free to delete again. */
 	assert_int_equal(testenv_http(NULL, env, "DELETE", "/v1/models/small", ADMIN, NULL), 204);
 }
@@ -211,11 +190,11 @@ static void test_pool_with_deployment_is_not_deleted(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_deploy_creates_a_pending_deployment_with_work, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deploy_refuses_what_can_never_fit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deploy_bad_input, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deployment_scale_stop_start_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_with_deployment_is_not_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deploy_creates_a_pending_deployment_with_work, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_deploy_refuses_what_can_never_fit, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_deploy_bad_input, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_deployment_scale_stop_start_delete, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_with_deployment_is_not_deleted, setup, testenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

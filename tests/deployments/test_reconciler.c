@@ -24,10 +24,10 @@ static char pool_id[64];
 
 static int setup(void **state)
 {
-	struct testenv *env = calloc(1, sizeof(*env));
 	json_t *b;
-	if (!env || testenv_gateway_start(env, 0) != 0)
+	if (testenv_setup(state) != 0)
 		return -1;
+	struct testenv *env = *state;
 	worker_config_defaults(&wcfg);
 	wcfg.base_backoff_ms = 10;
 	wcfg.wait_ms = 20;
@@ -45,43 +45,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	testenv_close(*state);
-	free(*state);
-	return 0;
-}
-
-static void drain(struct testenv *env)
-{
-	struct nova_err err;
-	int idle = 0;
-	for (int i = 0; i < 400 && idle < 10; i++) {
-		bool did;
-		if (worker_run_once(&did, env->db, &wcfg, &err))
-			fail_msg("worker: %s", err.message);
-		idle = did ? 0 : idle + 1;
-		if (!did) {
-			struct timespec ts = {0, 10 * 1000000L};
-			nanosleep(&ts, NULL);
-		}
-	}
-}
-
-static long long q(struct testenv *env, const char *sql)
-{
-	struct db_conn *c;
-	struct nova_err err;
-	PGresult *res;
-	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
-	if (db_exec_one(&res, c, sql, 0, NULL, &err))
-		fail_msg("%s: %s", sql, err.message);
-	long long n = atoll(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	db_conn_release(env->db, c);
-	return n;
-}
-
 static void pass(struct testenv *env)
 {
 	struct nova_err err;
@@ -95,7 +58,7 @@ static void test_orphan_resource_is_deprovisioned(void **state)
 	struct nova_err err;
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
-	drain(env);
+	testenv_worker_drain(env, &wcfg);
 	assert_int_equal(fake_resource_count(pool_id), 1);
 	/* A resource created by a novad that crashed before its commit. */
 	assert_int_equal(fake_resource_plant(pool_id, "0badc0de-0000-4000-8000-000000000001", &err), 0);
@@ -103,7 +66,7 @@ static void test_orphan_resource_is_deprovisioned(void **state)
 	pass(env);
 	assert_int_equal(fake_resource_count(pool_id), 1);
 	assert_int_equal(fake_resource_count_for(pool_id, "0badc0de-0000-4000-8000-000000000001"), 0);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
 }
 
 static void test_twin_resource_is_deprovisioned_and_the_real_one_kept(void **state)
@@ -115,7 +78,7 @@ static void test_twin_resource_is_deprovisioned_and_the_real_one_kept(void **sta
 	char node[64], handle[256];
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
-	drain(env);
+	testenv_worker_drain(env, &wcfg);
 	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
 	assert_int_equal(db_exec_one(&res, c, "SELECT id, handle FROM nodes", 0, NULL, &err), 0);
 	snprintf(node, sizeof(node), "%s", PQgetvalue(res, 0, 0));
@@ -151,12 +114,12 @@ static void test_node_stuck_provisioning_times_out(void **state)
 	nanosleep(&ts, NULL);
 	if (reconciler_pass(env->db, &quick, &err))
 		fail_msg("%s", err.message);
-	assert_int_equal(q(env, "SELECT count(*) FROM node_events WHERE to_state = 'failed' "
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM node_events WHERE to_state = 'failed' "
 				"AND reason = 'provisioning timed out'"), 1);
 	/* A failed ephemeral node is then removed. */
 	if (reconciler_pass(env->db, &quick, &err))
 		fail_msg("%s", err.message);
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'terminated'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'terminated'"), 1);
 }
 
 static void test_replicas_on_a_failed_node_are_replaced(void **state)
@@ -168,7 +131,7 @@ static void test_replicas_on_a_failed_node_are_replaced(void **state)
 	char failed[64];
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
-	drain(env);
+	testenv_worker_drain(env, &wcfg);
 	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
 	assert_int_equal(db_exec_one(&res, c, "SELECT id FROM nodes", 0, NULL, &err), 0);
 	snprintf(failed, sizeof(failed), "%s", PQgetvalue(res, 0, 0));
@@ -176,12 +139,12 @@ static void test_replicas_on_a_failed_node_are_replaced(void **state)
 	db_conn_release(env->db, c);
 	assert_int_equal(pool_node_transition(env->db, failed, "failed", "heartbeats stopped", &err), 0);
 	pass(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'pending'"), 1);
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'terminated'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'pending'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'terminated'"), 1);
 	assert_int_equal(fake_resource_count(pool_id), 0);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
 	assert_int_equal(fake_resource_count(pool_id), 1);
 }
 
@@ -190,16 +153,16 @@ static void test_idle_ephemeral_nodes_are_removed(void **state)
 	struct testenv *env = *state;
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\",\"replicas\":2}"), 201);
-	drain(env);
+	testenv_worker_drain(env, &wcfg);
 	assert_int_equal(fake_resource_count(pool_id), 2);
 	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/d", ADMIN,
 				      "{\"replicas\":1}"), 200);
-	drain(env);
+	testenv_worker_drain(env, &wcfg);
 	pass(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
 	assert_int_equal(fake_resource_count(pool_id), 1);
 	/* The node still in use stays. */
-	assert_int_equal(q(env, "SELECT count(*) FROM replica_placements rp JOIN nodes n "
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replica_placements rp JOIN nodes n "
 				"ON n.id = rp.node_id WHERE n.state = 'ready'"), 1);
 }
 
@@ -208,7 +171,7 @@ static void test_stuck_item_fails_and_drift_gets_work(void **state)
 	struct testenv *env = *state;
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
-	drain(env);
+	testenv_worker_drain(env, &wcfg);
 	/* Someone removed a replica row behind the worker's back: drift. */
 	struct db_conn *c;
 	struct nova_err err;
@@ -221,10 +184,10 @@ static void test_stuck_item_fails_and_drift_gets_work(void **state)
 				 "'dead', now() - interval '1 minute')", 0, NULL, &err), 0);
 	db_conn_release(env->db, c);
 	pass(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'failed'"), 1);
-	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 1);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'failed'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 1);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
 }
 
 static void test_one_leader_and_takeover(void **state)
@@ -257,13 +220,13 @@ static void test_one_leader_and_takeover(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_orphan_resource_is_deprovisioned, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_twin_resource_is_deprovisioned_and_the_real_one_kept, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_node_stuck_provisioning_times_out, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_replicas_on_a_failed_node_are_replaced, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_idle_ephemeral_nodes_are_removed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stuck_item_fails_and_drift_gets_work, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_one_leader_and_takeover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orphan_resource_is_deprovisioned, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_twin_resource_is_deprovisioned_and_the_real_one_kept, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_node_stuck_provisioning_times_out, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_replicas_on_a_failed_node_are_replaced, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_idle_ephemeral_nodes_are_removed, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_stuck_item_fails_and_drift_gets_work, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_one_leader_and_takeover, setup, testenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

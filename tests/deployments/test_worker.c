@@ -22,9 +22,9 @@ static struct worker_config cfg;
 
 static int setup(void **state)
 {
-	struct testenv *env = calloc(1, sizeof(*env));
-	if (!env || testenv_gateway_start(env, 0) != 0)
+	if (testenv_setup(state) != 0)
 		return -1;
+	struct testenv *env = *state;
 	worker_config_defaults(&cfg);
 	snprintf(cfg.owner, sizeof(cfg.owner), "test-a");
 	cfg.base_backoff_ms = 10;
@@ -42,46 +42,7 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	testenv_close(*state);
-	free(*state);
-	return 0;
-}
-
 /* Run the worker until nothing is runnable for a while (bounded). */
-static void drain(struct testenv *env)
-{
-	struct nova_err err;
-	int idle = 0;
-	for (int i = 0; i < 400 && idle < 10; i++) {
-		bool did;
-		if (worker_run_once(&did, env->db, &cfg, &err))
-			fail_msg("worker: %s", err.message);
-		if (did) {
-			idle = 0;
-		} else {
-			idle++;
-			struct timespec ts = {0, 10 * 1000000L};
-			nanosleep(&ts, NULL);
-		}
-	}
-}
-
-static long long q(struct testenv *env, const char *sql)
-{
-	struct db_conn *c;
-	struct nova_err err;
-	PGresult *res;
-	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
-	if (db_exec_one(&res, c, sql, 0, NULL, &err))
-		fail_msg("%s: %s", sql, err.message);
-	long long n = atoll(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	db_conn_release(env->db, c);
-	return n;
-}
-
 static char pool_id[64];
 
 static void make_pool(struct testenv *env, const char *body)
@@ -113,31 +74,31 @@ static void test_ephemeral_pool_gets_nodes_and_binpacked_replicas(void **state)
 		       "\"nodes\":8}}");
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"eph\",\"replicas\":3,\"name\":\"d\"}"), 201);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 3);
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 3);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
 	assert_int_equal(fake_resource_count(pool_id), 2);
 	json_t *d = get_dep(env, "d");
 	assert_string_equal(str(d, "state"), "deploying");
 	assert_string_equal(str(d, "state_reason"), "0 of 3 replicas ready");
 	json_decref(d);
-	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
 	/* Scale down: replicas go, the nodes stay for reuse. */
 	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/d", ADMIN,
 				      "{\"replicas\":1}"), 200);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas"), 1);
-	assert_int_equal(q(env, "SELECT count(*) FROM replica_placements"), 1);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replica_placements"), 1);
 	/* Stop: every replica goes and the deployment is stopped. */
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments/d/stop", ADMIN, NULL), 200);
 	d = get_dep(env, "d");
 	assert_string_equal(str(d, "state"), "stopping");
 	json_decref(d);
-	drain(env);
+	testenv_worker_drain(env, &cfg);
 	d = get_dep(env, "d");
 	assert_string_equal(str(d, "state"), "stopped");
 	json_decref(d);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas"), 0);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas"), 0);
 }
 
 static void test_static_pool_nodes_are_discovered_claimed_and_filled(void **state)
@@ -147,20 +108,20 @@ static void test_static_pool_nodes_are_discovered_claimed_and_filled(void **stat
 		       "\"nodes\":2,\"accelerators_per_node\":2}}");
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"racks\",\"replicas\":5,\"name\":\"s\"}"), 201);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
 	assert_int_equal(fake_resource_count(pool_id), 2);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 4);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 4);
 	json_t *d = get_dep(env, "s");
 	assert_string_equal(str(d, "state"), "deploying");
 	assert_non_null(strstr(str(d, "state_reason"), "4 of 5 replicas placed; no capacity"));
 	json_decref(d);
 	/* It keeps waiting, without failing, until capacity appears. */
-	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'queued' AND attempts < 2"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued' AND attempts < 2"), 1);
 	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/s", ADMIN,
 				      "{\"replicas\":4}"), 200);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
 }
 
 static void test_gang_places_every_stage_or_none(void **state)
@@ -170,12 +131,12 @@ static void test_gang_places_every_stage_or_none(void **state)
 		       "\"nodes\":2,\"accelerators_per_node\":2}}");
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"gang\",\"pool\":\"g\",\"replicas\":2,\"name\":\"gd\"}"), 201);
-	drain(env);
+	testenv_worker_drain(env, &cfg);
 	/* 4 accelerators: the first gang takes 3 (draft 1 + target 2); the
 	 * second has room for its draft but not its target, so takes nothing. */
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
-	assert_int_equal(q(env, "SELECT count(*) FROM replica_placements"), 2);
-	assert_int_equal(q(env, "SELECT coalesce(sum(accelerators), 0) FROM replica_placements"), 3);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replica_placements"), 2);
+	assert_int_equal(testenv_query_int(env, "SELECT coalesce(sum(accelerators), 0) FROM replica_placements"), 3);
 	json_t *d = get_dep(env, "gd");
 	assert_non_null(strstr(str(d, "state_reason"), "stage target needs 2"));
 	json_decref(d);
@@ -188,17 +149,17 @@ static void test_quota_keeps_deployment_pending_with_reason(void **state)
 		       "\"quotas\":{\"max_nodes\":1}}");
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"small\",\"replicas\":2,\"name\":\"q\"}"), 201);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes"), 1);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
 	json_t *d = get_dep(env, "q");
 	assert_non_null(strstr(str(d, "state_reason"), "quota of 1 nodes"));
 	json_decref(d);
 	/* Raising the quota lets it proceed. */
 	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/pools/small", ADMIN,
 				      "{\"quotas\":{\"max_nodes\":2}}"), 200);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 2);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 2);
 }
 
 static void test_transient_and_lost_answers_make_no_twins(void **state)
@@ -209,22 +170,22 @@ static void test_transient_and_lost_answers_make_no_twins(void **state)
 	fake_inject(pool_id, FAKE_OP_PROVISION, FAKE_FAULT_LOST_ANSWER, 1, 0);
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"flaky\",\"replicas\":2,\"name\":\"f\"}"), 201);
-	drain(env);
+	testenv_worker_drain(env, &cfg);
 	/* The answer was lost once: the retry found the same resource. */
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
 	assert_int_equal(fake_resource_count(pool_id), 2);
 	assert_true(fake_calls(pool_id, FAKE_OP_PROVISION) >= 3);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 2);
-	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE last_error LIKE '%lost in transit%'"
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 2);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE last_error LIKE '%lost in transit%'"
 				" OR state = 'done'"), 1);
 
 	fake_inject(pool_id, FAKE_OP_PROVISION, FAKE_FAULT_TRANSIENT, 2, 0);
 	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/f", ADMIN,
 				      "{\"replicas\":3}"), 200);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 3);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 3);
 	assert_int_equal(fake_resource_count(pool_id), 3);
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes"), 3);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes"), 3);
 }
 
 static void test_permanent_error_fails_node_and_deployment_with_message(void **state)
@@ -234,15 +195,15 @@ static void test_permanent_error_fails_node_and_deployment_with_message(void **s
 	fake_inject(pool_id, FAKE_OP_PROVISION, FAKE_FAULT_PERMANENT, 1, 0);
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"broken\",\"name\":\"b\"}"), 201);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes WHERE state = 'failed' AND "
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'failed' AND "
 				"state_reason LIKE '%injected permanent failure%'"), 1);
 	json_t *d = get_dep(env, "b");
 	assert_string_equal(str(d, "state"), "failed");
 	assert_non_null(strstr(str(d, "state_reason"), "injected permanent failure"));
 	json_decref(d);
-	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'failed'"), 1);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'failed' AND "
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'failed'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'failed' AND "
 				"state_reason LIKE '%injected permanent failure%'"), 1);
 }
 
@@ -253,14 +214,14 @@ static void test_transient_errors_are_bounded(void **state)
 	fake_inject(pool_id, FAKE_OP_PROVISION, FAKE_FAULT_TRANSIENT, 1000, 0);
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"down\",\"name\":\"t\"}"), 201);
-	drain(env);
-	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'failed' AND attempts = 8"), 1);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'failed' AND attempts = 8"), 1);
 	assert_int_equal(fake_calls(pool_id, FAKE_OP_PROVISION), 8);
 	json_t *d = get_dep(env, "t");
 	assert_string_equal(str(d, "state"), "failed");
 	json_decref(d);
 	/* The node row written first is there, provisioning, never twinned. */
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes"), 1);
 	assert_int_equal(fake_resource_count(pool_id), 0);
 }
 
@@ -298,28 +259,28 @@ static void test_fencing_a_stalled_worker_commits_nothing(void **state)
 	struct timespec ts = {0, 400 * 1000000L};
 	nanosleep(&ts, NULL); /* the stalled worker's lease has expired by now */
 	snprintf(cfg.owner, sizeof(cfg.owner), "rescuer");
-	drain(env);
+	testenv_worker_drain(env, &cfg);
 	pthread_join(th, NULL);
 	assert_int_equal(a.rc, 0);
-	assert_int_equal(q(env, "SELECT count(*) FROM replicas"), 2);
-	assert_int_equal(q(env, "SELECT count(*) FROM replica_placements"), 2);
-	assert_int_equal(q(env, "SELECT count(*) FROM nodes"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas"), 2);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replica_placements"), 2);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes"), 1);
 	assert_int_equal(fake_resource_count(pool_id), 1);
-	assert_int_equal(q(env, "SELECT count(*) FROM work_items WHERE state = 'done'"), 1);
-	assert_int_equal(q(env, "SELECT fence FROM work_items"), 2);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'done'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT fence FROM work_items"), 2);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ephemeral_pool_gets_nodes_and_binpacked_replicas, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_static_pool_nodes_are_discovered_claimed_and_filled, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_gang_places_every_stage_or_none, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_quota_keeps_deployment_pending_with_reason, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_transient_and_lost_answers_make_no_twins, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_permanent_error_fails_node_and_deployment_with_message, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_transient_errors_are_bounded, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fencing_a_stalled_worker_commits_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ephemeral_pool_gets_nodes_and_binpacked_replicas, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_static_pool_nodes_are_discovered_claimed_and_filled, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_gang_places_every_stage_or_none, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_quota_keeps_deployment_pending_with_reason, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_transient_and_lost_answers_make_no_twins, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_permanent_error_fails_node_and_deployment_with_message, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_transient_errors_are_bounded, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_fencing_a_stalled_worker_commits_nothing, setup, testenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,22 +17,6 @@
 
 #define ADMIN TESTENV_ADMIN_TOKEN
 
-static int setup(void **state)
-{
-	struct testenv *env = calloc(1, sizeof(*env));
-	if (!env || testenv_gateway_start(env, 0) != 0)
-		return -1;
-	*state = env;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	testenv_close(*state);
-	free(*state);
-	return 0;
-}
-
 /* Create a key; returns the secret (caller frees) and writes its id. */
 static char *make_key(struct testenv *env, const char *name, char id[64])
 {
@@ -192,11 +176,11 @@ static void test_admin_token_file_is_created_0600_and_reused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_every_v1_route_needs_auth, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_api_key_works_for_pools_but_not_for_key_management, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_api_key_is_listed_without_secret_and_stored_hashed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_revoked_key_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_api_key_bad_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_v1_route_needs_auth, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_api_key_works_for_pools_but_not_for_key_management, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_api_key_is_listed_without_secret_and_stored_hashed, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_revoked_key_is_refused, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_api_key_bad_input, testenv_setup, testenv_teardown),
 		cmocka_unit_test(test_admin_token_file_is_created_0600_and_reused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,22 +15,6 @@
 
 #define ADMIN TESTENV_ADMIN_TOKEN
 
-static int setup(void **state)
-{
-	struct testenv *env = calloc(1, sizeof(*env));
-	if (!env || testenv_gateway_start(env, 64 * 1024) != 0)
-		return -1;
-	*state = env;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	testenv_close(*state);
-	free(*state);
-	return 0;
-}
-
 static long pool_count(struct testenv *env)
 {
 	json_t *body;
@@ -338,19 +322,19 @@ static void test_health_and_ready(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_pool_create_returns_201_with_the_pool, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_get_by_name_and_id_and_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_duplicate_name_is_409, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_unknown_is_404, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_bad_input_names_the_field_and_writes_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_sql_metacharacters_are_stored_verbatim, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_oversized_body_is_413_and_writes_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_update_quotas, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_delete_refused_with_nodes_unless_forced, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_forced_delete_interrupted_by_provider_can_be_repeated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_route_and_method_are_json_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_openapi_describes_every_route, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_health_and_ready, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_create_returns_201_with_the_pool, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_get_by_name_and_id_and_list, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_duplicate_name_is_409, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_unknown_is_404, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_bad_input_names_the_field_and_writes_nothing, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_sql_metacharacters_are_stored_verbatim, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_oversized_body_is_413_and_writes_nothing, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_update_quotas, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_delete_refused_with_nodes_unless_forced, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_pool_forced_delete_interrupted_by_provider_can_be_repeated, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_route_and_method_are_json_errors, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_openapi_describes_every_route, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_health_and_ready, testenv_setup, testenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

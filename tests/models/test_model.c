@@ -119,22 +119,6 @@ static void test_model_example_files_parse(void **state)
 	}
 }
 
-static int setup(void **state)
-{
-	struct testenv *env = calloc(1, sizeof(*env));
-	if (!env || testenv_gateway_start(env, 0) != 0)
-		return -1;
-	*state = env;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	testenv_close(*state);
-	free(*state);
-	return 0;
-}
-
 #define ADMIN TESTENV_ADMIN_TOKEN
 #define SPEC(v) "{\"name\":\"llama\",\"version\":\"" v "\",\"kind\":\"single\"," ENGINE "," ONE "}"
 
@@ -203,8 +187,8 @@ int main(void)
 		cmocka_unit_test(test_model_valid_specs_of_every_kind),
 		cmocka_unit_test(test_model_invalid_specs_name_the_field),
 		cmocka_unit_test(test_model_example_files_parse),
-		cmocka_unit_test_setup_teardown(test_model_registry_over_http, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_model_delete_refused_while_deployed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_model_registry_over_http, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_model_delete_refused_while_deployed, testenv_setup, testenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,14 @@
 #include "tests/support/testenv.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "deployments/worker.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -98,4 +107,58 @@ const char *testenv_error_field(const json_t *body)
 {
 	const char *s = json_string_value(json_object_get(json_object_get(body, "error"), "field"));
 	return s ? s : "";
+}
+
+int testenv_setup(void **state)
+{
+	struct testenv *env = calloc(1, sizeof(*env));
+	if (!env || testenv_gateway_start(env, 64 * 1024) != 0) {
+		free(env);
+		return -1;
+	}
+	*state = env;
+	return 0;
+}
+
+int testenv_teardown(void **state)
+{
+	testenv_close(*state);
+	free(*state);
+	return 0;
+}
+
+long long testenv_query_int(struct testenv *env, const char *sql)
+{
+	struct db_conn *c;
+	struct nova_err err;
+	PGresult *res;
+	long long n;
+	if (db_conn_acquire(&c, env->db, &err))
+		fail_msg("%s", err.message);
+	if (db_exec_one(&res, c, sql, 0, NULL, &err)) {
+		db_conn_release(env->db, c);
+		fail_msg("%s: %s", sql, err.message);
+	}
+	n = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	db_conn_release(env->db, c);
+	return n;
+}
+
+void testenv_worker_drain(struct testenv *env, const struct worker_config *cfg)
+{
+	struct nova_err err;
+	int idle = 0;
+	for (int i = 0; i < 400 && idle < 10; i++) {
+		bool did;
+		if (worker_run_once(&did, env->db, cfg, &err))
+			fail_msg("worker: %s", err.message);
+		if (did) {
+			idle = 0;
+		} else {
+			struct timespec ts = {0, 10 * 1000000L};
+			idle++;
+			nanosleep(&ts, NULL);
+		}
+	}
 }

@@ -37,6 +37,20 @@ long testenv_http_raw(json_t **body_out, struct testenv *env, const char *method
 		      const char *path, const char *token, const char *body, size_t len,
 		      const char *const *headers);
 
+/* cmocka fixtures: *state becomes a started testenv (gateway, fake provider,
+ * body cap 64 KiB), closed and freed by the teardown. */
+int testenv_setup(void **state);
+int testenv_teardown(void **state);
+
+/* The first column of the one row sql returns, as an integer; a failing
+ * query fails the test. */
+long long testenv_query_int(struct testenv *env, const char *sql);
+
+struct worker_config;
+/* Run the deployment worker in this thread until nothing has been runnable
+ * for ten polls of 10 ms (bounded at 400 rounds). */
+void testenv_worker_drain(struct testenv *env, const struct worker_config *cfg);
+
 /* Error code string of an error body ("" when none). */
 const char *testenv_error_code(const json_t *body);
 const char *testenv_error_field(const json_t *body);
