@@ -27,7 +27,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread -lm
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"'
 
-LIB_DIRS := core adapters adapters/fake pools models deployments inventory auth gateway
+LIB_DIRS := core adapters adapters/fake pools models deployments inventory auth gateway sidecar
 LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 LIB      := $(BUILD)/libnova.a
@@ -35,7 +35,7 @@ LIB      := $(BUILD)/libnova.a
 CLI_SRCS := $(filter-out %_main.c,$(wildcard cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
-BINS := $(BUILD)/novad $(BUILD)/novactl
+BINS := $(BUILD)/novad $(BUILD)/novactl $(BUILD)/nova-mock-engine
 
 TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(BUILD)/%.o)
@@ -44,7 +44,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 
 SQL_FILES := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
-             inventory/*.h auth/*.h gateway/*.h cli/*.h models/*.h)
+             inventory/*.h auth/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h)
 
 .PHONY: all deps test asan run install check-headers clean tests
 all: $(BINS)
@@ -70,6 +70,9 @@ $(LIB): $(LIB_OBJS)
 	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/novad: $(BUILD)/gateway/novad_main.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/nova-mock-engine: $(BUILD)/sidecar/mock_engine_main.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/novactl: $(BUILD)/cli/novactl_main.o $(CLI_OBJS) $(LIB)

@@ -168,8 +168,20 @@ void http_response_header_add(struct http_response *res, const char *name, const
 	}
 }
 
+void http_response_stream(struct http_response *res, int status, const char *content_type,
+			  http_stream_fn fn, void *ctx, void (*ctx_free)(void *ctx))
+{
+	http_response_set_body(res, NULL, 0, content_type ? content_type : "text/event-stream");
+	res->status = status;
+	res->stream = fn;
+	res->stream_ctx = ctx;
+	res->stream_ctx_free = ctx_free;
+}
+
 static void http_response_finish(struct http_response *res)
 {
+	if (res->stream && res->stream_ctx_free)
+		res->stream_ctx_free(res->stream_ctx);
 	free(res->body);
 	free(res->content_type);
 	for (size_t i = 0; i < res->n_headers; i++) {
@@ -299,6 +311,33 @@ static void http_remote(struct MHD_Connection *conn, char *buf, size_t len)
 			  (socklen_t)len);
 }
 
+struct http_stream {
+	http_stream_fn fn;
+	void *ctx;
+	void (*ctx_free)(void *ctx);
+};
+
+static ssize_t http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct http_stream *st = cls;
+	long n;
+	(void)pos;
+	n = st->fn(st->ctx, buf, max);
+	if (n == HTTP_STREAM_END)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return (ssize_t)n;
+}
+
+static void http_stream_free(void *cls)
+{
+	struct http_stream *st = cls;
+	if (st->ctx_free)
+		st->ctx_free(st->ctx);
+	free(st);
+}
+
 static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, const char *path,
 				 struct http_response *res)
 {
@@ -308,13 +347,30 @@ static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, co
 	char status[8], ms[32], bytes[24], remote[64];
 	if (res->status == 0)
 		res->status = 200;
-	mr = MHD_create_response_from_buffer(res->body_len, res->body, MHD_RESPMEM_MUST_FREE);
+	if (res->stream) {
+		struct http_stream *st = malloc(sizeof(*st));
+		if (st) {
+			st->fn = res->stream;
+			st->ctx = res->stream_ctx;
+			st->ctx_free = res->stream_ctx_free;
+		}
+		mr = st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, http_stream_read,
+							     st, http_stream_free)
+			: NULL;
+		if (!mr)
+			free(st);
+		else
+			res->stream = NULL; /* st owns the context now */
+	} else {
+		mr = MHD_create_response_from_buffer(res->body_len, res->body, MHD_RESPMEM_MUST_FREE);
+		if (mr)
+			res->body = NULL; /* owned by MHD now */
+	}
 	if (!mr) {
 		http_response_finish(res);
 		return MHD_NO;
 	}
-	res->body = NULL; /* owned by MHD now */
-	if (res->content_type && res->body_len)
+	if (res->content_type && (res->body_len || !res->body))
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
 	for (size_t i = 0; i < res->n_headers; i++)
 		MHD_add_response_header(mr, res->headers[i].name, res->headers[i].value);
@@ -566,16 +622,26 @@ int http_server_start(struct http_server *srv, struct nova_err *err)
 	getsockname(fd, (struct sockaddr *)&ss, &len);
 	srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						   : ((struct sockaddr_in *)&ss)->sin_port);
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	flags |= srv->cfg.thread_per_connection
+			 ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
+			 : MHD_USE_EPOLL_INTERNAL_THREAD;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	srv->daemon = MHD_start_daemon(
-		flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_LISTEN_SOCKET, fd,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)srv->cfg.threads,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)srv->cfg.connection_timeout_s,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-		MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
-		MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv, MHD_OPTION_END);
+	/* The logger first, so MHD's own messages all go through it; the pool
+	 * size only when there is a pool (MHD warns about a zero). */
+	struct MHD_OptionItem opts[] = {
+		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, srv},
+		{MHD_OPTION_LISTEN_SOCKET, fd, NULL},
+		{MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->cfg.connection_timeout_s, NULL},
+		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(64 * 1024), NULL},
+		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, srv},
+		{srv->cfg.thread_per_connection ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE,
+		 (intptr_t)srv->cfg.threads, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_ARRAY, opts,
+				       MHD_OPTION_END);
 	if (!srv->daemon) {
 		close(fd);
 		return nova_err_set(err, NOVA_EUNAVAIL, "listen", "cannot start the http server on %s",

@@ -36,11 +36,24 @@ struct http_response_header {
 	char *value;
 };
 
+/* A streamed body: called again and again from the connection's thread to
+ * write up to max bytes into buf; returns the count written, or
+ * HTTP_STREAM_END when the body is complete, HTTP_STREAM_ERROR to cut the
+ * connection. It may block (sleep between tokens, say) only on a server
+ * created with thread_per_connection: on the shared thread pool a blocked
+ * reader stalls every connection of its thread. */
+#define HTTP_STREAM_END (-1L)
+#define HTTP_STREAM_ERROR (-2L)
+typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
+
 struct http_response {
 	int status;                 /* default 200 */
 	char *content_type;         /* default "application/json" */
 	char *body;                 /* malloc'd, owned by the response */
 	size_t body_len;
+	http_stream_fn stream;      /* set by http_response_stream */
+	void *stream_ctx;
+	void (*stream_ctx_free)(void *ctx);
 	struct http_response_header headers[HTTP_MAX_RESPONSE_HEADERS];
 	size_t n_headers;
 };
@@ -52,6 +65,9 @@ struct http_server_config {
 	unsigned threads;          /* thread pool size; 0 means 4 */
 	size_t max_body;           /* bytes; 0 means 1 MiB */
 	unsigned connection_timeout_s; /* idle keep-alive timeout; 0 means 60 */
+	bool thread_per_connection;    /* a thread per connection instead of the
+					* epoll pool: for servers whose streams
+					* block (nova-mock-engine), not novad */
 };
 
 /* Request accessors. The returned strings are borrowed for the duration of
@@ -71,6 +87,10 @@ void http_response_error(struct http_response *res, const struct nova_err *err);
 void http_response_errorf(struct http_response *res, int code, const char *field,
 			  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void http_response_header_add(struct http_response *res, const char *name, const char *value);
+/* Answer with a streamed body of unknown length (chunked). ctx_free (may be
+ * NULL) is called once the response is done with ctx, sent or not. */
+void http_response_stream(struct http_response *res, int status, const char *content_type,
+			  http_stream_fn fn, void *ctx, void (*ctx_free)(void *ctx));
 
 int http_server_create(struct http_server **out, const struct http_server_config *cfg,
 		       struct nova_err *err);

@@ -211,7 +211,8 @@ int main(int argc, char **argv)
 	explicit_bzero(admin_token, sizeof(admin_token));
 
 	struct gw_deps deps = {db, auth, db_migrations_builtin, db_migrations_builtin_count};
-	struct http_server_config hcfg = {cfg.listen, cfg.http_threads, cfg.max_body_bytes, 0};
+	struct http_server_config hcfg = {.listen = cfg.listen, .threads = cfg.http_threads,
+					  .max_body = cfg.max_body_bytes};
 	if (gw_create(&gw, &deps, &err) || http_server_create(&srv, &hcfg, &err) ||
 	    gw_routes_register(gw, srv, &err) || http_server_start(srv, &err)) {
 		novad_fail("gateway failed to start", &err);

@@ -62,7 +62,7 @@ static struct http_server *start(size_t max_body)
 {
 	struct http_server *srv;
 	struct nova_err err;
-	struct http_server_config cfg = {"127.0.0.1:0", 4, max_body, 0};
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 4, .max_body = max_body};
 	assert_int_equal(http_server_create(&srv, &cfg, &err), 0);
 	assert_int_equal(http_server_route_add(srv, "GET", "/v1/things/{id}", h_echo, NULL, &err), 0);
 	assert_int_equal(http_server_route_add(srv, "POST", "/v1/things/{id}", h_echo, NULL, &err), 0);
@@ -285,14 +285,14 @@ static void test_bad_listen_and_busy_port(void **state)
 	static const char *const bad[] = {"nonsense", "127.0.0.1", "1.2.3.4:99999", ":80", ""};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct http_server_config cfg = {bad[i], 1, 0, 0};
+		struct http_server_config cfg = {.listen = bad[i], .threads = 1};
 		assert_int_equal(http_server_create(&srv, &cfg, &err), NOVA_EINVAL);
 		assert_string_equal(err.field, "listen");
 	}
 	srv = start(0);
 	char addr[32];
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", http_server_port(srv));
-	struct http_server_config cfg = {addr, 1, 0, 0};
+	struct http_server_config cfg = {.listen = addr, .threads = 1};
 	assert_int_equal(http_server_create(&other, &cfg, &err), 0);
 	assert_int_equal(http_server_start(other, &err), NOVA_EUNAVAIL);
 	assert_non_null(strstr(err.message, "in use"));

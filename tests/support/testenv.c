@@ -44,7 +44,7 @@ int testenv_gateway_start(struct testenv *env, size_t max_body)
 	    http_client_global_init(&err))
 		goto fail;
 	struct gw_deps deps = {env->db, env->auth, db_migrations_builtin, db_migrations_builtin_count};
-	struct http_server_config cfg = {"127.0.0.1:0", 4, max_body, 0};
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 4, .max_body = max_body};
 	if (gw_create(&env->gw, &deps, &err) || http_server_create(&env->srv, &cfg, &err) ||
 	    gw_routes_register(env->gw, env->srv, &err) || http_server_start(env->srv, &err))
 		goto fail;

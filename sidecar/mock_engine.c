@@ -1,0 +1,538 @@
+#include "sidecar/mock_engine.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/http.h"
+#include "core/json.h"
+
+const char mock_engine_usage[] =
+	"usage: nova-mock-engine [--listen HOST:PORT | --port N] [--model NAME] [--kind KIND]\n"
+	"                        [--tokens-per-second N] [--latency-ms N] [--max-tokens N]\n"
+	"                        [--crash-after N] [--fail-health] [--lora NAME ...]\n"
+	"                        [--max-loras N] [--port-file PATH]\n";
+
+void mock_engine_config_defaults(struct mock_engine_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:0");
+	snprintf(cfg->model, sizeof(cfg->model), "mock-model");
+	snprintf(cfg->kind, sizeof(cfg->kind), "single");
+	cfg->tokens_per_second = 50;
+	cfg->latency_ms = 20;
+	cfg->max_tokens = 16;
+}
+
+static int me_uint(unsigned *out, const char *flag, const char *s, unsigned min, unsigned max,
+		   struct nova_err *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || !*s || *end || v < min || v > max)
+		return nova_err_set(err, NOVA_EINVAL, flag, "%s must be an integer from %u to %u", flag,
+				    min, max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **argv,
+			     struct nova_err *err)
+{
+	enum { O_LISTEN = 1000, O_PORT, O_MODEL, O_KIND, O_TPS, O_LAT, O_MAXTOK, O_CRASH, O_FAILH,
+	       O_LORA, O_MAXLORA };
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"port", required_argument, NULL, O_PORT},
+		{"model", required_argument, NULL, O_MODEL},
+		{"kind", required_argument, NULL, O_KIND},
+		{"tokens-per-second", required_argument, NULL, O_TPS},
+		{"latency-ms", required_argument, NULL, O_LAT},
+		{"max-tokens", required_argument, NULL, O_MAXTOK},
+		{"crash-after", required_argument, NULL, O_CRASH},
+		{"fail-health", no_argument, NULL, O_FAILH},
+		{"lora", required_argument, NULL, O_LORA},
+		{"max-loras", required_argument, NULL, O_MAXLORA},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	unsigned port;
+	int c, rc = 0;
+	optind = 1;
+	opterr = 0;
+	while (rc == 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_LISTEN: snprintf(cfg->listen, sizeof(cfg->listen), "%s", optarg); break;
+		case O_PORT:
+			if ((rc = me_uint(&port, "--port", optarg, 0, 65535, err)) == 0)
+				snprintf(cfg->listen, sizeof(cfg->listen), "127.0.0.1:%u", port);
+			break;
+		case O_MODEL: snprintf(cfg->model, sizeof(cfg->model), "%s", optarg); break;
+		case O_KIND: snprintf(cfg->kind, sizeof(cfg->kind), "%s", optarg); break;
+		case O_TPS: rc = me_uint(&cfg->tokens_per_second, "--tokens-per-second", optarg, 1, 100000, err); break;
+		case O_LAT: rc = me_uint(&cfg->latency_ms, "--latency-ms", optarg, 0, 600000, err); break;
+		case O_MAXTOK: rc = me_uint(&cfg->max_tokens, "--max-tokens", optarg, 1, 100000, err); break;
+		case O_CRASH: rc = me_uint(&cfg->crash_after, "--crash-after", optarg, 0, 1000000000, err); break;
+		case O_FAILH: cfg->fail_health = true; break;
+		case O_LORA:
+			if (cfg->n_loras == MOCK_MAX_LORAS)
+				rc = nova_err_set(err, NOVA_EINVAL, "--lora", "at most %d adapters", MOCK_MAX_LORAS);
+			else
+				snprintf(cfg->loras[cfg->n_loras++], sizeof(cfg->loras[0]), "%s", optarg);
+			break;
+		case O_MAXLORA: rc = me_uint(&cfg->max_loras, "--max-loras", optarg, 0, MOCK_MAX_LORAS, err); break;
+		case 'h': return 1;
+		case ':': rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "%s needs a value", argv[optind - 1]); break;
+		default: rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "unknown option %s", argv[optind - 1]); break;
+		}
+	}
+	if (rc == 0 && optind < argc)
+		rc = nova_err_set(err, NOVA_EINVAL, argv[optind], "unexpected argument %s", argv[optind]);
+	return rc;
+}
+
+struct mock_engine {
+	struct mock_engine_config cfg;
+	struct http_server *srv;
+	pthread_mutex_t lock;         /* loras, health */
+	char dyn[MOCK_MAX_LORAS][64]; /* dynamically loaded adapters */
+	unsigned n_dyn;
+	bool healthy;
+	atomic_uint in_flight;
+	atomic_ullong completions, tokens_out;
+	atomic_ullong ttft_us_last;
+	atomic_ullong token_gap_us_last;
+};
+
+/* OpenAI-style error body. */
+static void me_error(struct http_response *res, int status, const char *type, const char *msg)
+{
+	http_response_json(res, status, json_pack("{s:{s:s, s:s, s:n, s:i}}", "error", "message", msg,
+						  "type", type, "param", "code", status));
+}
+
+static bool me_model_known(struct mock_engine *e, const char *model)
+{
+	bool ok = strcmp(model, e->cfg.model) == 0;
+	for (unsigned i = 0; !ok && i < e->cfg.n_loras; i++)
+		ok = strcmp(model, e->cfg.loras[i]) == 0;
+	pthread_mutex_lock(&e->lock);
+	for (unsigned i = 0; !ok && i < e->n_dyn; i++)
+		ok = strcmp(model, e->dyn[i]) == 0;
+	pthread_mutex_unlock(&e->lock);
+	return ok;
+}
+
+static uint64_t me_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void me_sleep_us(uint64_t us)
+{
+	struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static const char *const me_words[] = {"the", "model", "answers", "with", "mock", "tokens",
+				       "at", "a", "steady", "pace", "for", "tests", "and",
+				       "demos", "of", "nova"};
+#define ME_N_WORDS (sizeof(me_words) / sizeof(me_words[0]))
+
+/* --- a completion, streamed or not ------------------------------------------ */
+
+struct me_gen {
+	struct mock_engine *e;
+	char model[128];
+	char id[48];
+	bool chat, stream;
+	unsigned total, done;
+	bool sent_done;
+	uint64_t start_us;
+	char pending[1024];
+	size_t pending_len, pending_off;
+};
+
+static void me_gen_free(void *arg)
+{
+	struct me_gen *g = arg;
+	atomic_fetch_sub(&g->e->in_flight, 1);
+	free(g);
+}
+
+/* The wait before token i: first-token latency, then the token rate. */
+static void me_gen_pace(struct me_gen *g)
+{
+	struct mock_engine *e = g->e;
+	if (g->done == 0) {
+		me_sleep_us((uint64_t)e->cfg.latency_ms * 1000u);
+		atomic_store(&e->ttft_us_last, me_now_us() - g->start_us);
+	} else {
+		uint64_t gap = 1000000u / e->cfg.tokens_per_second;
+		me_sleep_us(gap);
+		atomic_store(&e->token_gap_us_last, gap);
+	}
+}
+
+static long me_gen_read(void *arg, char *buf, size_t max)
+{
+	struct me_gen *g = arg;
+	if (g->pending_off == g->pending_len) {
+		json_t *chunk;
+		g->pending_off = g->pending_len = 0;
+		if (g->done < g->total) {
+			me_gen_pace(g);
+			const char *w = me_words[g->done % ME_N_WORDS];
+			char text[64];
+			snprintf(text, sizeof(text), "%s%s", g->done ? " " : "", w);
+			bool last = ++g->done == g->total;
+			atomic_fetch_add(&g->e->tokens_out, 1);
+			if (g->chat)
+				chunk = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s}, s:o}]}", "id", g->id,
+						  "object", "chat.completion.chunk", "created",
+						  (json_int_t)time(NULL), "model", g->model, "choices",
+						  "index", 0, "delta", "content", text, "finish_reason",
+						  last ? json_string("length") : json_null());
+			else
+				chunk = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:s, s:o}]}", "id", g->id,
+						  "object", "text_completion", "created",
+						  (json_int_t)time(NULL), "model", g->model, "choices",
+						  "index", 0, "text", text, "finish_reason",
+						  last ? json_string("length") : json_null());
+			char *s = chunk ? json_dumps(chunk, JSON_COMPACT) : NULL;
+			json_decref(chunk);
+			if (!s)
+				return HTTP_STREAM_ERROR;
+			g->pending_len = (size_t)snprintf(g->pending, sizeof(g->pending), "data: %s\n\n", s);
+			free(s);
+		} else if (!g->sent_done) {
+			g->sent_done = true;
+			g->pending_len = (size_t)snprintf(g->pending, sizeof(g->pending), "data: [DONE]\n\n");
+		} else {
+			return HTTP_STREAM_END;
+		}
+	}
+	size_t n = g->pending_len - g->pending_off;
+	if (n > max)
+		n = max;
+	memcpy(buf, g->pending + g->pending_off, n);
+	g->pending_off += n;
+	return (long)n;
+}
+
+/* Validate messages; a vision model takes image parts, others refuse them. */
+static int me_messages_check(struct mock_engine *e, const json_t *messages, const char **why)
+{
+	size_t i, j;
+	json_t *m, *part;
+	if (!json_is_array(messages) || json_array_size(messages) == 0) {
+		*why = "messages must be a non-empty array";
+		return -1;
+	}
+	json_array_foreach(messages, i, m) {
+		json_t *content = json_object_get(m, "content");
+		if (!json_is_string(json_object_get(m, "role"))) {
+			*why = "each message needs a role";
+			return -1;
+		}
+		if (json_is_string(content))
+			continue;
+		if (!json_is_array(content)) {
+			*why = "content must be a string or an array of parts";
+			return -1;
+		}
+		json_array_foreach(content, j, part) {
+			const char *type = json_string_value(json_object_get(part, "type"));
+			if (type && strcmp(type, "text") == 0 && json_is_string(json_object_get(part, "text")))
+				continue;
+			if (type && strcmp(type, "image_url") == 0) {
+				if (strcmp(e->cfg.kind, "vision") != 0) {
+					*why = "this model does not accept images";
+					return -1;
+				}
+				if (!json_is_string(json_object_get(json_object_get(part, "image_url"), "url"))) {
+					*why = "image_url.url must be a string";
+					return -1;
+				}
+				continue;
+			}
+			*why = "content parts are {type: text} or {type: image_url}";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void me_complete(struct http_request *req, struct http_response *res, struct mock_engine *e,
+			bool chat)
+{
+	json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, NULL);
+	const char *model = json_string_value(json_object_get(body, "model"));
+	json_t *mt = json_object_get(body, "max_tokens");
+	const char *why = NULL;
+	if (!json_is_object(body) || !model) {
+		me_error(res, 400, "invalid_request_error", "a JSON body with \"model\" is required");
+		goto out;
+	}
+	if (!me_model_known(e, model)) {
+		me_error(res, 404, "not_found_error", "the model does not exist on this server");
+		goto out;
+	}
+	if (chat ? me_messages_check(e, json_object_get(body, "messages"), &why) != 0
+		 : !json_is_string(json_object_get(body, "prompt"))) {
+		me_error(res, 400, "invalid_request_error", why ? why : "prompt must be a string");
+		goto out;
+	}
+	if (mt && (!json_is_integer(mt) || json_integer_value(mt) < 1 || json_integer_value(mt) > 100000)) {
+		me_error(res, 400, "invalid_request_error", "max_tokens must be a positive integer");
+		goto out;
+	}
+	unsigned long long n = atomic_fetch_add(&e->completions, 1) + 1;
+	if (e->cfg.crash_after && n > e->cfg.crash_after) {
+		/* A crash as a real engine has one: no answer, the process gone. */
+		fprintf(stderr, "nova-mock-engine: crashing after %u completions as asked\n",
+			e->cfg.crash_after);
+		_exit(3);
+	}
+	struct me_gen *g = calloc(1, sizeof(*g));
+	if (!g) {
+		me_error(res, 500, "server_error", "out of memory");
+		goto out;
+	}
+	atomic_fetch_add(&e->in_flight, 1);
+	g->e = e;
+	g->chat = chat;
+	g->stream = json_is_true(json_object_get(body, "stream"));
+	g->total = mt ? (unsigned)json_integer_value(mt) : e->cfg.max_tokens;
+	g->start_us = me_now_us();
+	snprintf(g->model, sizeof(g->model), "%s", model);
+	snprintf(g->id, sizeof(g->id), "%s-%llu", chat ? "chatcmpl" : "cmpl", n);
+	if (g->stream) {
+		http_response_stream(res, 200, "text/event-stream", me_gen_read, g, me_gen_free);
+		goto out;
+	}
+	/* Not streamed: the same pacing, then one answer. */
+	char text[8192] = "";
+	size_t off = 0;
+	while (g->done < g->total) {
+		me_gen_pace(g);
+		if (off + 16 < sizeof(text))
+			off += (size_t)snprintf(text + off, sizeof(text) - off, "%s%s", g->done ? " " : "",
+						me_words[g->done % ME_N_WORDS]);
+		g->done++;
+		atomic_fetch_add(&e->tokens_out, 1);
+	}
+	json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s}, s:s}", "index", 0, "message", "role",
+					  "assistant", "content", text, "finish_reason", "length")
+			      : json_pack("{s:i, s:s, s:s}", "index", 0, "text", text, "finish_reason",
+					  "length");
+	http_response_json(res, 200,
+			   json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}}", "id", g->id,
+				     "object", chat ? "chat.completion" : "text_completion", "created",
+				     (json_int_t)time(NULL), "model", model, "choices", choice, "usage",
+				     "prompt_tokens", 1, "completion_tokens", (int)g->total,
+				     "total_tokens", (int)g->total + 1));
+	me_gen_free(g);
+out:
+	json_decref(body);
+}
+
+static void me_chat(struct http_request *req, struct http_response *res, void *ctx)
+{
+	me_complete(req, res, ctx, true);
+}
+
+static void me_text(struct http_request *req, struct http_response *res, void *ctx)
+{
+	me_complete(req, res, ctx, false);
+}
+
+static void me_models(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct mock_engine *e = ctx;
+	json_t *data = json_array();
+	(void)req;
+	json_array_append_new(data, json_pack("{s:s, s:s, s:s}", "id", e->cfg.model, "object", "model",
+					      "owned_by", "nova-mock-engine"));
+	for (unsigned i = 0; i < e->cfg.n_loras; i++)
+		json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:s}", "id", e->cfg.loras[i],
+						      "object", "model", "owned_by", "nova-mock-engine",
+						      "parent", e->cfg.model));
+	pthread_mutex_lock(&e->lock);
+	for (unsigned i = 0; i < e->n_dyn; i++)
+		json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:s}", "id", e->dyn[i], "object",
+						      "model", "owned_by", "nova-mock-engine", "parent",
+						      e->cfg.model));
+	pthread_mutex_unlock(&e->lock);
+	http_response_json(res, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+static void me_health(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct mock_engine *e = ctx;
+	(void)req;
+	pthread_mutex_lock(&e->lock);
+	bool ok = e->healthy;
+	pthread_mutex_unlock(&e->lock);
+	http_response_json(res, ok ? 200 : 503, json_pack("{s:s}", "status", ok ? "ok" : "unhealthy"));
+}
+
+static void me_admin_health(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct mock_engine *e = ctx;
+	json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, NULL);
+	json_t *h = json_object_get(body, "healthy");
+	if (!json_is_boolean(h)) {
+		me_error(res, 400, "invalid_request_error", "body is {\"healthy\": true|false}");
+	} else {
+		pthread_mutex_lock(&e->lock);
+		e->healthy = json_is_true(h);
+		pthread_mutex_unlock(&e->lock);
+		http_response_json(res, 200, json_pack("{s:b}", "healthy", json_is_true(h)));
+	}
+	json_decref(body);
+}
+
+static void me_metrics(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct mock_engine *e = ctx;
+	char text[2048];
+	(void)req;
+	unsigned long long gap = atomic_load(&e->token_gap_us_last);
+	snprintf(text, sizeof(text),
+		 "# HELP nova_engine_queue_depth Requests in progress.\n"
+		 "# TYPE nova_engine_queue_depth gauge\n"
+		 "nova_engine_queue_depth %u\n"
+		 "# HELP nova_engine_tokens_per_second Generation rate of the last tokens.\n"
+		 "# TYPE nova_engine_tokens_per_second gauge\n"
+		 "nova_engine_tokens_per_second %.3f\n"
+		 "# HELP nova_engine_time_to_first_token_seconds Time to first token of the last request.\n"
+		 "# TYPE nova_engine_time_to_first_token_seconds gauge\n"
+		 "nova_engine_time_to_first_token_seconds %.6f\n"
+		 "# HELP nova_engine_requests_total Completion requests received.\n"
+		 "# TYPE nova_engine_requests_total counter\n"
+		 "nova_engine_requests_total %llu\n"
+		 "# HELP nova_engine_tokens_total Tokens generated.\n"
+		 "# TYPE nova_engine_tokens_total counter\n"
+		 "nova_engine_tokens_total %llu\n",
+		 atomic_load(&e->in_flight),
+		 gap ? 1e6 / (double)gap : (double)e->cfg.tokens_per_second,
+		 (double)atomic_load(&e->ttft_us_last) / 1e6,
+		 atomic_load(&e->completions), atomic_load(&e->tokens_out));
+	http_response_text(res, 200, "text/plain; version=0.0.4; charset=utf-8", text);
+}
+
+static void me_lora_load(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct mock_engine *e = ctx;
+	json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, NULL);
+	const char *name = json_string_value(json_object_get(body, "lora_name"));
+	if (!name || !*name || strlen(name) >= sizeof(e->dyn[0])) {
+		me_error(res, 400, "invalid_request_error", "lora_name is required");
+	} else if (e->cfg.max_loras == 0) {
+		me_error(res, 400, "invalid_request_error", "dynamic LoRA loading is not enabled");
+	} else if (me_model_known(e, name)) {
+		me_error(res, 400, "invalid_request_error", "the adapter is already loaded");
+	} else {
+		pthread_mutex_lock(&e->lock);
+		bool full = e->n_dyn >= e->cfg.max_loras;
+		if (!full)
+			snprintf(e->dyn[e->n_dyn++], sizeof(e->dyn[0]), "%s", name);
+		pthread_mutex_unlock(&e->lock);
+		if (full)
+			me_error(res, 400, "invalid_request_error", "the maximum number of adapters is loaded");
+		else
+			http_response_text(res, 200, "text/plain", "Success");
+	}
+	json_decref(body);
+}
+
+static void me_lora_unload(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct mock_engine *e = ctx;
+	json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, NULL);
+	const char *name = json_string_value(json_object_get(body, "lora_name"));
+	bool found = false;
+	pthread_mutex_lock(&e->lock);
+	for (unsigned i = 0; name && i < e->n_dyn && !found; i++) {
+		if (strcmp(e->dyn[i], name) == 0) {
+			memmove(e->dyn[i], e->dyn[i + 1], (e->n_dyn - i - 1) * sizeof(e->dyn[0]));
+			e->n_dyn--;
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (found)
+		http_response_text(res, 200, "text/plain", "Success");
+	else
+		me_error(res, 404, "not_found_error", "no such dynamically loaded adapter");
+	json_decref(body);
+}
+
+int mock_engine_start(struct mock_engine **out, const struct mock_engine_config *cfg,
+		      struct nova_err *err)
+{
+	static const struct {
+		const char *method, *path;
+		http_handler_fn fn;
+	} routes[] = {
+		{"POST", "/v1/chat/completions", me_chat},
+		{"POST", "/v1/completions", me_text},
+		{"GET", "/v1/models", me_models},
+		{"GET", "/health", me_health},
+		{"GET", "/metrics", me_metrics},
+		{"POST", "/admin/health", me_admin_health},
+		{"POST", "/v1/load_lora_adapter", me_lora_load},
+		{"POST", "/v1/unload_lora_adapter", me_lora_unload},
+	};
+	struct mock_engine *e = calloc(1, sizeof(*e));
+	int rc;
+	*out = NULL;
+	if (!e)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	e->cfg = *cfg;
+	e->healthy = !cfg->fail_health;
+	pthread_mutex_init(&e->lock, NULL);
+	/* A thread per connection: a stream sleeps between tokens. */
+	struct http_server_config hcfg = {.listen = cfg->listen, .max_body = 4u << 20,
+					  .thread_per_connection = true};
+	if ((rc = http_server_create(&e->srv, &hcfg, err)))
+		goto fail;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if ((rc = http_server_route_add(e->srv, routes[i].method, routes[i].path, routes[i].fn, e,
+						err)))
+			goto fail;
+	if ((rc = http_server_start(e->srv, err)))
+		goto fail;
+	*out = e;
+	return 0;
+fail:
+	http_server_destroy(e->srv);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+	return rc;
+}
+
+uint16_t mock_engine_port(const struct mock_engine *e)
+{
+	return http_server_port(e->srv);
+}
+
+void mock_engine_stop(struct mock_engine *e)
+{
+	if (!e)
+		return;
+	http_server_destroy(e->srv);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}

@@ -1,0 +1,48 @@
+/* nova-mock-engine: a small OpenAI-compatible inference engine simulator,
+ * the "mock agent" demos and tests run where no real model server can.
+ *
+ * Serves /v1/models, /v1/chat/completions and /v1/completions (plain JSON or
+ * Server-Sent Events with stream: true), /health, /metrics (Prometheus text:
+ * queue depth, tokens per second, time to first token), and vLLM's dynamic
+ * LoRA endpoints /v1/load_lora_adapter and /v1/unload_lora_adapter. Tokens
+ * come at a configured rate after a configured first-token latency. Faults
+ * on demand: exit after N completions (a crash the sidecar must notice),
+ * a failing /health (also switchable at run time, POST /admin/health). */
+#ifndef NOVA_SIDECAR_MOCK_ENGINE_H
+#define NOVA_SIDECAR_MOCK_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define MOCK_MAX_LORAS 64
+
+struct mock_engine_config {
+	char listen[128];           /* default 127.0.0.1:0 */
+	char model[128];            /* served model id, default "mock-model" */
+	char kind[16];              /* model kind; "vision" accepts image parts */
+	unsigned tokens_per_second; /* default 50 */
+	unsigned latency_ms;        /* time to first token, default 20 */
+	unsigned max_tokens;        /* default when a request sets none: 16 */
+	unsigned crash_after;       /* exit(3) after this many completions; 0 never */
+	bool fail_health;
+	char loras[MOCK_MAX_LORAS][64]; /* static adapters */
+	unsigned n_loras;
+	unsigned max_loras;         /* dynamic adapters allowed at once; 0: none */
+};
+
+void mock_engine_config_defaults(struct mock_engine_config *cfg);
+/* Parse the command line (see mock_engine_usage) into cfg. Returns 0, 1 for
+ * --help (usage printed), or NOVA_EINVAL with err naming the flag. */
+int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **argv,
+			     struct nova_err *err);
+extern const char mock_engine_usage[];
+
+struct mock_engine;
+int mock_engine_start(struct mock_engine **out, const struct mock_engine_config *cfg,
+		      struct nova_err *err);
+uint16_t mock_engine_port(const struct mock_engine *e);
+void mock_engine_stop(struct mock_engine *e);
+
+#endif

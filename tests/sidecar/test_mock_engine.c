@@ -1,0 +1,280 @@
+/* nova-mock-engine over real HTTP: the OpenAI-compatible surface, SSE
+ * streaming, pacing, LoRA adapters, vision parts, health and metrics. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "core/http_client.h"
+#include "sidecar/mock_engine.h"
+
+static struct mock_engine *eng;
+
+static int start_with(void **state, const char *kind, bool fail_health)
+{
+	struct mock_engine_config cfg;
+	struct nova_err err;
+	(void)state;
+	mock_engine_config_defaults(&cfg);
+	snprintf(cfg.model, sizeof(cfg.model), "base");
+	snprintf(cfg.kind, sizeof(cfg.kind), "%s", kind);
+	snprintf(cfg.loras[0], sizeof(cfg.loras[0]), "sql");
+	cfg.n_loras = 1;
+	cfg.max_loras = 1;
+	cfg.tokens_per_second = 100;
+	cfg.latency_ms = 50;
+	cfg.fail_health = fail_health;
+	return mock_engine_start(&eng, &cfg, &err);
+}
+
+static int setup(void **state)
+{
+	return start_with(state, "single", false);
+}
+
+static int setup_vision(void **state)
+{
+	return start_with(state, "vision", false);
+}
+
+static int setup_sick(void **state)
+{
+	return start_with(state, "single", true);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	mock_engine_stop(eng);
+	eng = NULL;
+	return 0;
+}
+
+/* A request; returns the status and the raw body (caller frees). */
+static long call(char **body, const char *method, const char *path, const char *payload)
+{
+	char url[128];
+	struct http_client_response res;
+	struct nova_err err;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", mock_engine_port(eng), path);
+	struct http_client_request req = {.method = method, .url = url, .body = payload,
+					  .body_len = payload ? strlen(payload) : 0};
+	if (http_client_do(&res, &req, &err))
+		return -1;
+	*body = res.body;
+	res.body = NULL;
+	long st = res.status;
+	http_client_response_finish(&res);
+	return st;
+}
+
+static json_t *call_json(long *status, const char *method, const char *path, const char *payload)
+{
+	char *body = NULL;
+	*status = call(&body, method, path, payload);
+	json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+	free(body);
+	return j;
+}
+
+static void test_models_lists_base_and_adapters(void **state)
+{
+	long st;
+	(void)state;
+	json_t *j = call_json(&st, "GET", "/v1/models", NULL);
+	assert_int_equal(st, 200);
+	json_t *data = json_object_get(j, "data");
+	assert_int_equal(json_array_size(data), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(data, 0), "id")), "base");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(data, 1), "id")), "sql");
+	json_decref(j);
+}
+
+static void test_chat_completion_returns_tokens_at_the_configured_pace(void **state)
+{
+	long st;
+	struct timespec t0, t1;
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	json_t *j = call_json(&st, "POST", "/v1/chat/completions",
+			      "{\"model\":\"base\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+			      "\"max_tokens\":6}");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(st, 200);
+	assert_string_equal(json_string_value(json_object_get(j, "object")), "chat.completion");
+	json_t *msg = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message");
+	assert_string_equal(json_string_value(json_object_get(msg, "role")), "assistant");
+	assert_string_equal(json_string_value(json_object_get(msg, "content")),
+			    "the model answers with mock tokens");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"),
+							    "completion_tokens")), 6);
+	json_decref(j);
+	/* 50 ms to the first token, then 5 gaps of 10 ms: at least 100 ms. */
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	assert_true(ms >= 95);
+}
+
+static void test_streamed_completion_is_sse_ending_with_done(void **state)
+{
+	char *body = NULL;
+	(void)state;
+	assert_int_equal(call(&body, "POST", "/v1/completions",
+			      "{\"model\":\"sql\",\"prompt\":\"x\",\"max_tokens\":3,\"stream\":true}"), 200);
+	int events = 0;
+	for (char *p = strstr(body, "data: "); p; p = strstr(p + 1, "data: "))
+		events++;
+	assert_int_equal(events, 4);
+	assert_non_null(strstr(body, "\"object\":\"text_completion\""));
+	assert_non_null(strstr(body, "\"finish_reason\":\"length\""));
+	assert_non_null(strstr(body, "data: [DONE]\n\n"));
+	free(body);
+	assert_int_equal(call(&body, "POST", "/v1/chat/completions",
+			      "{\"model\":\"base\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+			      "\"stream\":true,\"max_tokens\":2}"), 200);
+	assert_non_null(strstr(body, "\"object\":\"chat.completion.chunk\""));
+	assert_non_null(strstr(body, "\"delta\":{\"content\":\"the\"}"));
+	free(body);
+}
+
+static void test_bad_requests_get_openai_errors(void **state)
+{
+	long st;
+	(void)state;
+	json_t *j = call_json(&st, "POST", "/v1/chat/completions",
+			      "{\"model\":\"nope\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+	assert_int_equal(st, 404);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "type")),
+			    "not_found_error");
+	json_decref(j);
+	j = call_json(&st, "POST", "/v1/chat/completions", "{\"model\":\"base\",\"messages\":[]}");
+	assert_int_equal(st, 400);
+	json_decref(j);
+	j = call_json(&st, "POST", "/v1/completions", "not json");
+	assert_int_equal(st, 400);
+	json_decref(j);
+	j = call_json(&st, "POST", "/v1/completions", "{\"model\":\"base\",\"prompt\":\"x\",\"max_tokens\":0}");
+	assert_int_equal(st, 400);
+	json_decref(j);
+	/* Images only for vision models. */
+	j = call_json(&st, "POST", "/v1/chat/completions",
+		      "{\"model\":\"base\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+		      "\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AA==\"}}]}]}");
+	assert_int_equal(st, 400);
+	json_decref(j);
+}
+
+static void test_vision_model_accepts_image_parts(void **state)
+{
+	long st;
+	(void)state;
+	json_t *j = call_json(&st, "POST", "/v1/chat/completions",
+			      "{\"model\":\"base\",\"max_tokens\":1,\"messages\":[{\"role\":\"user\",\"content\":"
+			      "[{\"type\":\"text\",\"text\":\"what is this\"},{\"type\":\"image_url\","
+			      "\"image_url\":{\"url\":\"data:image/png;base64,AA==\"}}]}]}");
+	assert_int_equal(st, 200);
+	json_decref(j);
+}
+
+static void test_dynamic_lora_load_and_unload(void **state)
+{
+	char *body = NULL;
+	long st;
+	(void)state;
+	assert_int_equal(call(&body, "POST", "/v1/load_lora_adapter",
+			      "{\"lora_name\":\"support\",\"lora_path\":\"/x\"}"), 200);
+	free(body);
+	json_t *j = call_json(&st, "POST", "/v1/completions",
+			      "{\"model\":\"support\",\"prompt\":\"x\",\"max_tokens\":1}");
+	assert_int_equal(st, 200);
+	json_decref(j);
+	/* At most one dynamic adapter. */
+	assert_int_equal(call(&body, "POST", "/v1/load_lora_adapter", "{\"lora_name\":\"more\"}"), 400);
+	free(body);
+	assert_int_equal(call(&body, "POST", "/v1/unload_lora_adapter", "{\"lora_name\":\"support\"}"), 200);
+	free(body);
+	j = call_json(&st, "POST", "/v1/completions", "{\"model\":\"support\",\"prompt\":\"x\"}");
+	assert_int_equal(st, 404);
+	json_decref(j);
+	assert_int_equal(call(&body, "POST", "/v1/unload_lora_adapter", "{\"lora_name\":\"support\"}"), 404);
+	free(body);
+}
+
+static void test_health_switches_and_metrics_count(void **state)
+{
+	char *body = NULL;
+	(void)state;
+	assert_int_equal(call(&body, "GET", "/health", NULL), 200);
+	free(body);
+	assert_int_equal(call(&body, "POST", "/admin/health", "{\"healthy\":false}"), 200);
+	free(body);
+	assert_int_equal(call(&body, "GET", "/health", NULL), 503);
+	free(body);
+	assert_int_equal(call(&body, "POST", "/admin/health", "{\"healthy\":\"no\"}"), 400);
+	free(body);
+	assert_int_equal(call(&body, "POST", "/v1/completions",
+			      "{\"model\":\"base\",\"prompt\":\"x\",\"max_tokens\":2}"), 200);
+	free(body);
+	assert_int_equal(call(&body, "GET", "/metrics", NULL), 200);
+	assert_non_null(strstr(body, "\nnova_engine_queue_depth 0\n"));
+	assert_non_null(strstr(body, "\nnova_engine_requests_total 1\n"));
+	assert_non_null(strstr(body, "\nnova_engine_tokens_total 2\n"));
+	assert_non_null(strstr(body, "# TYPE nova_engine_time_to_first_token_seconds gauge"));
+	double ttft = -1;
+	char *p = strstr(body, "\nnova_engine_time_to_first_token_seconds ");
+	assert_non_null(p);
+	sscanf(p + strlen("\nnova_engine_time_to_first_token_seconds "), "%lf", &ttft);
+	assert_true(ttft >= 0.045 && ttft < 5);
+	free(body);
+}
+
+static void test_fail_health_flag(void **state)
+{
+	char *body = NULL;
+	(void)state;
+	assert_int_equal(call(&body, "GET", "/health", NULL), 503);
+	free(body);
+}
+
+static void test_command_line_parsing(void **state)
+{
+	struct mock_engine_config cfg;
+	struct nova_err err;
+	char *ok[] = {"x", "--port", "0", "--model", "m", "--lora", "a", "--lora", "b", "--crash-after", "3", NULL};
+	char *bad[] = {"x", "--tokens-per-second", "0", NULL};
+	char *unknown[] = {"x", "--turbo", NULL};
+	(void)state;
+	mock_engine_config_defaults(&cfg);
+	assert_int_equal(mock_engine_config_parse(&cfg, 11, ok, &err), 0);
+	assert_int_equal(cfg.n_loras, 2);
+	assert_int_equal(cfg.crash_after, 3);
+	assert_string_equal(cfg.listen, "127.0.0.1:0");
+	assert_int_equal(mock_engine_config_parse(&cfg, 3, bad, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "--tokens-per-second");
+	assert_int_equal(mock_engine_config_parse(&cfg, 2, unknown, &err), NOVA_EINVAL);
+}
+
+int main(void)
+{
+	struct nova_err err;
+	http_client_global_init(&err);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_models_lists_base_and_adapters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chat_completion_returns_tokens_at_the_configured_pace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_streamed_completion_is_sse_ending_with_done, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_requests_get_openai_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vision_model_accepts_image_parts, setup_vision, teardown),
+		cmocka_unit_test_setup_teardown(test_dynamic_lora_load_and_unload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_health_switches_and_metrics_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_health_flag, setup_sick, teardown),
+		cmocka_unit_test(test_command_line_parsing),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	http_client_global_cleanup();
+	return rc;
+}
