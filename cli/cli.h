@@ -96,5 +96,6 @@ int cli_cmd_model(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 /* "novactl deploy MODEL ...": the model stands where a verb would. */
 int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a);
 int cli_cmd_deployment(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+int cli_cmd_node(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 
 #endif

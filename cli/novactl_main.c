@@ -16,6 +16,7 @@ static const char novactl_usage[] =
 	"  model register|list|get|delete       the model registry\n"
 	"  deploy MODEL --pool POOL ...         deploy a model on a pool\n"
 	"  deployment list|get|scale|stop|start|delete\n"
+	"  node list|get|cordon|uncordon|drain      the nodes of the pools\n"
 	"  apikey create|list|revoke            API keys (admin token only)\n"
 	"  version                              client and server versions\n"
 	"\n"
@@ -34,6 +35,7 @@ static const struct {
 	{"model", cli_cmd_model},
 	{"deploy", cli_cmd_deploy},
 	{"deployment", cli_cmd_deployment},
+	{"node", cli_cmd_node},
 	{"apikey", cli_cmd_apikey},
 };
 

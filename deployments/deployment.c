@@ -506,3 +506,34 @@ int deployment_delete(struct db_pool *db, const char *ref, struct nova_err *err)
 	struct dep_delete dd = {ref};
 	return db_tx_run(db, dep_delete_tx, &dd, err);
 }
+
+int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *node_id,
+				struct nova_err *err)
+{
+	const char *params[1] = {node_id};
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec(&res, c,
+		     "SELECT d.name, r.id, r.ordinal, r.state, rp.stage, rp.accelerators "
+		     "FROM replica_placements rp JOIN replicas r ON r.id = rp.replica_id "
+		     "JOIN deployments d ON d.id = r.deployment_id WHERE rp.node_id = $1::uuid "
+		     "ORDER BY d.name, r.ordinal, rp.stage",
+		     1, params, err);
+	db_conn_release(db, c);
+	if (rc)
+		return rc;
+	*out = json_array();
+	for (int i = 0; *out && i < PQntuples(res); i++)
+		json_array_append_new(*out, json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "deployment",
+						      PQgetvalue(res, i, 0), "replica", PQgetvalue(res, i, 1),
+						      "ordinal", (json_int_t)atoll(PQgetvalue(res, i, 2)),
+						      "state", PQgetvalue(res, i, 3), "stage",
+						      (json_int_t)atoll(PQgetvalue(res, i, 4)), "accelerators",
+						      (json_int_t)atoll(PQgetvalue(res, i, 5))));
+	PQclear(res);
+	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}

@@ -48,6 +48,10 @@ int deployment_scale(json_t **out, struct db_pool *db, const char *ref, long lon
 /* NOVA_ECONFLICT when the state does not allow it. */
 int deployment_stop(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
 int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
+/* Replicas placed on a node: [{deployment, replica, ordinal, state, stage,
+ * accelerators}], for the node view. */
+int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *node_id,
+				struct nova_err *err);
 /* Only a stopped deployment is deleted. */
 int deployment_delete(struct db_pool *db, const char *ref, struct nova_err *err);
 

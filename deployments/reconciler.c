@@ -50,22 +50,22 @@ static int rc_node_retire(struct db_pool *db, struct adapter *ad, const struct p
 	return rc;
 }
 
-/* Replicas on a failed node lose their placements and wait to be placed
- * again; their deployment gets work. */
-static int rc_replace_on_failed(struct db_pool *db, const struct pool_node *n,
-				struct nova_err *err)
+/* Replicas on a failed or draining node lose their placements and wait to
+ * be placed again; their deployment gets work. */
+static int rc_replicas_move(struct db_pool *db, const struct pool_node *n, const char *reason,
+			    struct nova_err *err)
 {
-	const char *params[1] = {n->id};
+	const char *params[2] = {n->id, reason};
 	return rc_exec(db,
 		       "WITH moved AS (UPDATE replicas SET state = 'pending', "
-		       "state_reason = 'node failed, replacing', updated_at = now() "
+		       "state_reason = $2, updated_at = now() "
 		       "WHERE id IN (SELECT replica_id FROM replica_placements WHERE node_id = $1::uuid) "
 		       "RETURNING id, deployment_id), "
 		       "gone AS (DELETE FROM replica_placements WHERE replica_id IN (SELECT id FROM moved)) "
 		       "INSERT INTO work_items (kind, subject_id) "
 		       "SELECT DISTINCT 'deployment', deployment_id FROM moved "
 		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING",
-		       1, params, NULL, err);
+		       2, params, NULL, err);
 }
 
 static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, const struct pool *p,
@@ -92,9 +92,15 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct pool_node *nd = &nodes[i];
 		if (!strcmp(nd->state, "failed")) {
-			rc = rc_replace_on_failed(db, nd, err);
+			rc = rc_replicas_move(db, nd, "node failed, replacing", err);
 			if (!rc && adapter_is_ephemeral(ad))
 				rc = rc_node_retire(db, ad, nd, "failed node removed", err);
+		} else if (!strcmp(nd->state, "draining")) {
+			/* Drained: replicas move; an ephemeral node then goes away,
+			 * a static one waits, cordoned, for the operator. */
+			rc = rc_replicas_move(db, nd, "node draining, replacing", err);
+			if (!rc && adapter_is_ephemeral(ad))
+				rc = rc_node_retire(db, ad, nd, "drained node removed", err);
 		}
 	}
 	if (rc)

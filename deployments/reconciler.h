@@ -4,8 +4,9 @@
  * ends, the lock is free, and another novad takes over on its next try.
  *
  * One pass:
- *   - replicas on failed nodes go back to pending (the worker places them
- *     again elsewhere); failed nodes of ephemeral pools are deprovisioned;
+ *   - replicas on failed or draining nodes go back to pending (the worker
+ *     places them again elsewhere); such nodes of ephemeral pools are
+ *     deprovisioned;
  *   - ephemeral nodes idle (ready, nothing placed) for longer than the grace
  *     period are drained and deprovisioned;
  *   - nodes stuck provisioning past the timeout fail, with that reason;

@@ -24,6 +24,17 @@ const struct gw_route gw_routes[] = {
 	 "Delete a pool; refused while it has nodes unless ?force=true (drains them first)", NULL,
 	 NULL, 204, "pools"},
 
+	{"GET", "/v1/nodes", gw_node_list, GW_AUTH_ANY, "List live nodes (?pool=NAME for one pool)",
+	 NULL, "NodeList", 200, "nodes"},
+	{"GET", "/v1/nodes/{node}", gw_node_get, GW_AUTH_ANY,
+	 "Get a node with its replicas and recent state changes", NULL, "Node", 200, "nodes"},
+	{"POST", "/v1/nodes/{node}/cordon", gw_node_cordon, GW_AUTH_ANY,
+	 "Cordon a node: no new replicas on it", NULL, "Node", 200, "nodes"},
+	{"POST", "/v1/nodes/{node}/uncordon", gw_node_uncordon, GW_AUTH_ANY,
+	 "Uncordon a node (ends a drain)", NULL, "Node", 200, "nodes"},
+	{"POST", "/v1/nodes/{node}/drain", gw_node_drain, GW_AUTH_ANY,
+	 "Drain a node: cordon it and move its replicas elsewhere", NULL, "Node", 200, "nodes"},
+
 	{"POST", "/v1/models", gw_model_register, GW_AUTH_ANY,
 	 "Register a model (name, version, engine, kind and stages)", "ModelSpec", "Model", 201,
 	 "models"},

@@ -70,6 +70,12 @@ void gw_deployment_stop(struct gw *, const struct auth_principal *, struct http_
 void gw_deployment_start(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 void gw_deployment_delete(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 
+void gw_node_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_node_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_node_cordon(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_node_uncordon(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_node_drain(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+
 /* The route table (gateway.c). */
 extern const struct gw_route gw_routes[];
 extern const size_t gw_routes_count;

@@ -90,6 +90,17 @@ const char gw_openapi_schemas[] =
 	"  \"state_reason\": {\"type\": \"string\"}, \"generation\": {\"type\": \"integer\"},"
 	"  \"replica_list\": {\"type\": \"array\"}, \"events\": {\"type\": \"array\"}}},"
 	"\"DeploymentList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Deployment\"}},"
+	"\"Node\": {\"type\": \"object\", \"properties\": {"
+	"  \"id\": {\"type\": \"string\"}, \"name\": {\"type\": \"string\"},"
+	"  \"pool\": {\"type\": \"object\"}, \"handle\": {\"type\": \"string\", \"nullable\": true},"
+	"  \"state\": {\"type\": \"string\", \"enum\": [\"provisioning\", \"ready\", \"unhealthy\","
+	"    \"draining\", \"terminating\", \"terminated\", \"failed\"]},"
+	"  \"state_reason\": {\"type\": \"string\"}, \"cordoned\": {\"type\": \"boolean\"},"
+	"  \"accelerators\": {\"type\": \"object\"}, \"labels\": {\"type\": \"object\"},"
+	"  \"endpoint\": {\"type\": \"string\", \"nullable\": true},"
+	"  \"last_heartbeat_at\": {\"type\": \"string\", \"nullable\": true},"
+	"  \"replicas\": {\"type\": \"array\"}, \"events\": {\"type\": \"array\"}}},"
+	"\"NodeList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Node\"}},"
 	"\"ApiKeyList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/ApiKey\"}}"
 	"}";
 

@@ -742,3 +742,175 @@ int pool_nodes_fail_stuck(struct db_pool *db, const char *pool_id, unsigned seco
 	db_conn_release(db, c);
 	return rc;
 }
+
+/* --- nodes in the API ------------------------------------------------------- */
+
+#define NODE_JSON_COLS                                                                        \
+	"n.id, n.name, p.id, p.name, coalesce(n.handle, ''), n.state, n.state_reason, "      \
+	"n.cordoned, coalesce(n.accelerator_type, ''), n.accelerator_count, "                 \
+	"n.accelerator_memory_mib, n.labels::text, coalesce(n.endpoint, ''), "                \
+	DB_TS("n.last_heartbeat_at") ", " DB_TS("n.created_at") " "                            \
+	"FROM nodes n JOIN pools p ON p.id = n.pool_id "
+
+static json_t *pool_str_or_null(const char *s)
+{
+	return *s ? json_string(s) : json_null();
+}
+
+static json_t *pool_node_row_json(PGresult *res, int r)
+{
+	json_t *labels = json_loads(PQgetvalue(res, r, 11), 0, NULL);
+	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:o, s:s, s:s, s:b, s:{s:o, s:I, s:I}, s:o, "
+			 "s:o, s:o, s:s}",
+			 "id", PQgetvalue(res, r, 0), "name", PQgetvalue(res, r, 1), "pool", "id",
+			 PQgetvalue(res, r, 2), "name", PQgetvalue(res, r, 3), "handle",
+			 pool_str_or_null(PQgetvalue(res, r, 4)), "state", PQgetvalue(res, r, 5),
+			 "state_reason", PQgetvalue(res, r, 6), "cordoned",
+			 strcmp(PQgetvalue(res, r, 7), "t") == 0, "accelerators", "type",
+			 pool_str_or_null(PQgetvalue(res, r, 8)), "count",
+			 (json_int_t)atoll(PQgetvalue(res, r, 9)), "memory_mib",
+			 (json_int_t)atoll(PQgetvalue(res, r, 10)), "labels",
+			 labels ? labels : json_object(), "endpoint",
+			 pool_str_or_null(PQgetvalue(res, r, 12)), "last_heartbeat_at",
+			 pool_str_or_null(PQgetvalue(res, r, 13)), "created_at",
+			 PQgetvalue(res, r, 14));
+}
+
+int pool_nodes_json(json_t **out, struct db_pool *db, const char *pool_ref, struct nova_err *err)
+{
+	struct pool *p = NULL;
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if (pool_ref && (rc = pool_get(&p, db, pool_ref, err)))
+		return rc;
+	const char *params[1] = {p ? p->id : NULL};
+	if ((rc = db_conn_acquire(&c, db, err)) == 0) {
+		rc = db_exec(&res, c,
+			     "SELECT " NODE_JSON_COLS "WHERE n.state <> 'terminated' "
+			     "AND ($1::uuid IS NULL OR n.pool_id = $1::uuid) ORDER BY p.name, n.name",
+			     1, params, err);
+		db_conn_release(db, c);
+	}
+	pool_free(p);
+	if (rc)
+		return rc;
+	*out = json_array();
+	for (int r = 0; *out && r < PQntuples(res); r++)
+		json_array_append_new(*out, pool_node_row_json(res, r));
+	PQclear(res);
+	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}
+
+/* Resolve a node reference (id, or a name unique among live nodes). */
+static int pool_node_resolve(char id[POOL_ID_LEN], struct db_conn *c, const char *ref,
+			     struct nova_err *err)
+{
+	const char *params[1] = {ref};
+	PGresult *res = NULL;
+	int rc = db_exec(&res, c,
+			 ids_is_uuid(ref) ? "SELECT id FROM nodes WHERE id = $1::uuid"
+					  : "SELECT id FROM nodes WHERE name = $1 AND state <> 'terminated'",
+			 1, params, err);
+	if (rc == 0 && PQntuples(res) == 0)
+		rc = nova_err_set(err, NOVA_ENOTFOUND, "node", "no node named or with id \"%s\"", ref);
+	else if (rc == 0 && PQntuples(res) > 1)
+		rc = nova_err_set(err, NOVA_ECONFLICT, "node",
+				  "%d nodes are named \"%s\"; use the node id", PQntuples(res), ref);
+	if (rc == 0)
+		snprintf(id, POOL_ID_LEN, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return rc;
+}
+
+int pool_node_json(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err)
+{
+	char id[POOL_ID_LEN];
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	if ((rc = pool_node_resolve(id, c, ref, err)))
+		goto out;
+	const char *params[1] = {id};
+	if ((rc = db_exec_one(&res, c, "SELECT " NODE_JSON_COLS "WHERE n.id = $1::uuid", 1, params,
+			      err)))
+		goto out;
+	*out = pool_node_row_json(res, 0);
+	PQclear(res);
+	res = NULL;
+	rc = db_exec(&res, c,
+		     "SELECT coalesce(from_state, ''), to_state, reason, " DB_TS("at") " FROM "
+		     "(SELECT * FROM node_events WHERE node_id = $1::uuid ORDER BY id DESC LIMIT 20) e "
+		     "ORDER BY id", 1, params, err);
+	if (rc == 0 && *out) {
+		json_t *events = json_array();
+		for (int r = 0; r < PQntuples(res); r++)
+			json_array_append_new(events, json_pack("{s:o, s:s, s:s, s:s}", "from",
+								pool_str_or_null(PQgetvalue(res, r, 0)),
+								"to", PQgetvalue(res, r, 1), "reason",
+								PQgetvalue(res, r, 2), "at",
+								PQgetvalue(res, r, 3)));
+		json_object_set_new(*out, "events", events);
+	}
+out:
+	PQclear(res);
+	db_conn_release(db, c);
+	if (rc || !*out) {
+		json_decref(*out);
+		*out = NULL;
+		if (!rc)
+			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	return rc;
+}
+
+int pool_node_cordon(json_t **out, struct db_pool *db, const char *ref, bool cordoned,
+		     struct nova_err *err)
+{
+	char id[POOL_ID_LEN];
+	struct db_conn *c;
+	int rc;
+	*out = NULL;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	if ((rc = pool_node_resolve(id, c, ref, err)) == 0) {
+		const char *params[2] = {id, cordoned ? "true" : "false"};
+		/* Uncordoning a drained node also ends the drain. */
+		rc = db_exec(NULL, c,
+			     "UPDATE nodes SET cordoned = $2::boolean, updated_at = now(), "
+			     "state = CASE WHEN NOT $2::boolean AND state = 'draining' THEN 'ready' ELSE state END, "
+			     "state_reason = CASE WHEN NOT $2::boolean AND state = 'draining' "
+			     "THEN 'uncordoned by operator' ELSE state_reason END WHERE id = $1::uuid",
+			     2, params, err);
+	}
+	db_conn_release(db, c);
+	return rc ? rc : pool_node_json(out, db, id, err);
+}
+
+int pool_node_drain(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err)
+{
+	char id[POOL_ID_LEN];
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	if ((rc = pool_node_resolve(id, c, ref, err)) == 0) {
+		const char *params[1] = {id};
+		rc = db_exec(&res, c,
+			     "UPDATE nodes SET state = 'draining', state_reason = 'drained by operator', "
+			     "cordoned = true WHERE id = $1::uuid AND state IN ('ready', 'unhealthy') "
+			     "RETURNING id", 1, params, err);
+		if (rc == 0 && PQntuples(res) == 0)
+			rc = nova_err_set(err, NOVA_ECONFLICT, "node",
+					  "only a ready or unhealthy node can be drained");
+		PQclear(res);
+	}
+	db_conn_release(db, c);
+	return rc ? rc : pool_node_json(out, db, id, err);
+}

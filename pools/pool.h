@@ -129,6 +129,19 @@ int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const c
 int pool_nodes_fail_stuck(struct db_pool *db, const char *pool_id, unsigned seconds,
 			  const char *reason, struct nova_err *err);
 
+/* The API's JSON for nodes: every live node (of one pool when pool_ref is
+ * not NULL), or one node by id or name (a name shared by nodes of two pools
+ * is NOVA_ECONFLICT: use the id) with its recent state changes. */
+int pool_nodes_json(json_t **out, struct db_pool *db, const char *pool_ref, struct nova_err *err);
+int pool_node_json(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
+/* Cordon (no new replicas) or uncordon a node; uncordoning a draining node
+ * returns it to ready. */
+int pool_node_cordon(json_t **out, struct db_pool *db, const char *ref, bool cordoned,
+		     struct nova_err *err);
+/* Drain: cordon, and move the node to `draining`; the reconciler moves its
+ * replicas elsewhere. NOVA_ECONFLICT unless the node is ready or unhealthy. */
+int pool_node_drain(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
+
 /* Count of nodes of the pool that are not terminated. */
 int pool_node_count_live(long long *out, struct db_pool *db, const char *pool_id,
 			 struct nova_err *err);

@@ -112,6 +112,16 @@ done
 t_expect_out "^replica 0: placed" "the worker places the first replica"
 t_expect_out "^replica 1: placed" "the worker places the second replica"
 t_expect_out "state:     deploying (0 of 2 replicas ready)" "deployment waits for its replicas to report ready"
+t_expect_exit 0 "node list" "$C" node list --pool gpu-a
+t_expect_out "^n-[0-9a-f-]*  *gpu-a  *ready  *false  *1 x FAKE-GPU" "node list shows the provisioned nodes"
+node=$(sed -n 's/^\(n-[0-9a-f-]*\) .*/\1/p' "$T_WORK/out" | head -1)
+t_expect_exit 0 "node get" "$C" node get "$node"
+t_expect_out "^replica:        mistral-7b-lora-gpu-a #" "node get shows its replica"
+t_expect_out "provisioning -> ready: provisioned" "node get shows its history"
+t_expect_exit 0 "node cordon" "$C" node cordon "$node"
+t_expect_out "cordoned:       true" "cordon shows"
+t_expect_exit 0 "node uncordon" "$C" node uncordon "$node"
+t_expect_exit 3 "node get unknown exits 3" "$C" node get nope
 t_expect_exit 0 "deployment scale" "$C" deployment scale mistral-7b-lora-gpu-a --replicas 3
 t_expect_out "replicas:  0 ready of 3" "scale shows the new count"
 t_expect_exit 2 "deploy without --pool exits 2" "$C" deploy mistral-7b-lora

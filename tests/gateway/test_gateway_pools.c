@@ -290,6 +290,12 @@ static void test_openapi_describes_every_route(void **state)
 		{"/v1/pools/{pool}", "delete"}, {"/v1/apikeys", "post"}, {"/v1/apikeys", "get"},
 		{"/v1/apikeys/{id}", "delete"}, {"/v1/models", "post"}, {"/v1/models", "get"},
 		{"/v1/models/{model}", "get"}, {"/v1/models/{model}", "delete"},
+		{"/v1/deployments", "post"}, {"/v1/deployments", "get"},
+		{"/v1/deployments/{deployment}", "get"}, {"/v1/deployments/{deployment}", "patch"},
+		{"/v1/deployments/{deployment}", "delete"}, {"/v1/deployments/{deployment}/stop", "post"},
+		{"/v1/deployments/{deployment}/start", "post"}, {"/v1/nodes", "get"},
+		{"/v1/nodes/{node}", "get"}, {"/v1/nodes/{node}/cordon", "post"},
+		{"/v1/nodes/{node}/uncordon", "post"}, {"/v1/nodes/{node}/drain", "post"},
 	};
 	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
 		if (!json_object_get(json_object_get(paths, expect[i][0]), expect[i][1]))

@@ -1,0 +1,75 @@
+#include "deployments/deployment.h"
+#include "gateway/gw_int.h"
+#include "pools/pool.h"
+
+static void gw_node_answer(struct http_response *res, int rc, json_t *j, const struct nova_err *err)
+{
+	if (rc)
+		http_response_error(res, err);
+	else
+		http_response_json(res, 200, j);
+}
+
+void gw_node_list(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+		  struct http_response *res)
+{
+	struct nova_err err;
+	json_t *list = NULL;
+	(void)who;
+	nova_err_clear(&err);
+	int rc = pool_nodes_json(&list, gw->deps.db, http_request_query(req, "pool"), &err);
+	gw_node_answer(res, rc, list, &err);
+}
+
+void gw_node_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+		 struct http_response *res)
+{
+	struct nova_err err;
+	json_t *node = NULL, *replicas = NULL;
+	(void)who;
+	nova_err_clear(&err);
+	int rc = pool_node_json(&node, gw->deps.db, http_request_param(req, "node"), &err);
+	if (!rc)
+		rc = deployment_replicas_on_node(&replicas, gw->deps.db,
+						 json_string_value(json_object_get(node, "id")), &err);
+	if (!rc)
+		json_object_set_new(node, "replicas", replicas);
+	else
+		json_decref(node);
+	gw_node_answer(res, rc, rc ? NULL : node, &err);
+}
+
+static void gw_node_cordon_set(struct gw *gw, struct http_request *req, struct http_response *res,
+			       bool cordoned)
+{
+	struct nova_err err;
+	json_t *node = NULL;
+	nova_err_clear(&err);
+	int rc = pool_node_cordon(&node, gw->deps.db, http_request_param(req, "node"), cordoned, &err);
+	gw_node_answer(res, rc, node, &err);
+}
+
+void gw_node_cordon(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+		    struct http_response *res)
+{
+	(void)who;
+	gw_node_cordon_set(gw, req, res, true);
+}
+
+void gw_node_uncordon(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+		      struct http_response *res)
+{
+	(void)who;
+	gw_node_cordon_set(gw, req, res, false);
+}
+
+void gw_node_drain(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+		   struct http_response *res)
+{
+	struct nova_err err;
+	json_t *node = NULL;
+	(void)who;
+	nova_err_clear(&err);
+	int rc = pool_node_drain(&node, gw->deps.db, http_request_param(req, "node"), &err);
+	gw_node_answer(res, rc, node, &err);
+}
