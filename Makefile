@@ -87,6 +87,9 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(CLI_OBJS) $(LIB)
 
 tests: $(BINS) $(TEST_BINS)
 
+# Keep the test support objects: they are intermediates of a pattern rule.
+.SECONDARY: $(TEST_SUPPORT_OBJS)
+
 # `make deps` installs missing Debian packages; quiet and fast when present.
 deps:
 	@sh tools/deps.sh
