@@ -115,9 +115,10 @@ check-headers:
 	done; echo "headers ok"
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nova/etc
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nova/etc/models
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 etc/novad.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/
+	install -m 0644 etc/models/*.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/models/
 
 clean:
 	rm -rf $(BUILD) build-asan
