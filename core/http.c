@@ -58,7 +58,52 @@ struct http_conn_ctx {
 	char *param_values[HTTP_MAX_PARAMS];
 	size_t n_params;
 	char *path_copy;
+	size_t discarded;            /* body bytes dropped past the cap */
+	struct http_owned *owned;    /* decoded query values handed out */
 };
+
+/* A string handed to a handler that lives until the request completes. */
+struct http_owned {
+	struct http_owned *next;
+	char s[];
+};
+
+/* Decode %xx in place. A malformed escape stays as it is; so does %00, which
+ * would cut a C string short: the return value says one was seen. */
+static bool http_pct_decode(char *s)
+{
+	static const char hex[] = "0123456789abcdef0123456789ABCDEF";
+	bool nul = false;
+	char *w = s;
+	for (const char *r = s; *r; r++) {
+		const char *hi = r[0] == '%' && r[1] ? strchr(hex, r[1]) : NULL;
+		const char *lo = hi && r[2] ? strchr(hex, r[2]) : NULL;
+		if (!hi || !lo) {
+			*w++ = *r;
+			continue;
+		}
+		char c = (char)(((hi - hex) % 16) * 16 + (lo - hex) % 16);
+		if (c == '\0') {
+			nul = true;
+			*w++ = *r;
+			continue;
+		}
+		*w++ = c;
+		r += 2;
+	}
+	*w = '\0';
+	return !nul;
+}
+
+/* MHD is told not to unescape anything (MHD_OPTION_UNESCAPE_CALLBACK): it
+ * would decode the whole path before routing, turning "a%2Fb" into two
+ * segments, and model names ("meta-llama/Llama-3") travel as one encoded
+ * segment. Segments are decoded after the split, query values on lookup. */
+static size_t http_unescape_none(void *cls, struct MHD_Connection *conn, char *s)
+{
+	(void)cls, (void)conn;
+	return strlen(s);
+}
 
 /* --- request accessors -------------------------------------------------- */
 
@@ -70,8 +115,20 @@ const char *http_request_header(const struct http_request *req, const char *name
 
 const char *http_request_query(const struct http_request *req, const char *name)
 {
-	const struct http_conn_ctx *c = req->priv;
-	return MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
+	struct http_conn_ctx *c = req->priv;
+	/* '+' is already a space (MHD does that before its unescape hook). */
+	const char *raw = MHD_lookup_connection_value(c->conn, MHD_GET_ARGUMENT_KIND, name);
+	if (!raw)
+		return NULL;
+	size_t n = strlen(raw);
+	struct http_owned *o = malloc(sizeof(*o) + n + 1);
+	if (!o)
+		return NULL;
+	memcpy(o->s, raw, n + 1);
+	http_pct_decode(o->s);
+	o->next = c->owned;
+	c->owned = o;
+	return o->s;
 }
 
 const char *http_request_param(const struct http_request *req, const char *name)
@@ -132,13 +189,66 @@ void http_response_text(struct http_response *res, int status, const char *conte
 			       content_type ? content_type : "text/plain; charset=utf-8");
 }
 
+static size_t http_utf8_len(const unsigned char *p)
+{
+	uint32_t cp;
+	size_t n;
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xE0) == 0xC0)
+		n = 2, cp = p[0] & 0x1Fu;
+	else if ((p[0] & 0xF0) == 0xE0)
+		n = 3, cp = p[0] & 0x0Fu;
+	else if ((p[0] & 0xF8) == 0xF0)
+		n = 4, cp = p[0] & 0x07u;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80) /* also stops at the NUL */
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3Fu);
+	}
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0; /* overlong, surrogate or out of range: jansson refuses these too */
+	return n;
+}
+
+/* Copy s with every byte that is not part of valid UTF-8 replaced by '?':
+ * jansson refuses invalid UTF-8, and an error text may carry bytes from a
+ * request path or a provider's output. Without this the whole error body
+ * fails to build and a 404 or 502 turns into a 500. */
+static void http_utf8_sanitize(char *out, size_t out_len, const char *s)
+{
+	size_t o = 0;
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p && o + 1 < out_len) {
+		size_t n = http_utf8_len(p);
+		if (n == 0) {
+			out[o++] = '?';
+			p++;
+			continue;
+		}
+		if (o + n >= out_len)
+			break;
+		memcpy(out + o, p, n);
+		o += n;
+		p += n;
+	}
+	out[o] = '\0';
+}
+
 void http_response_error(struct http_response *res, const struct nova_err *err)
 {
+	char message[NOVA_ERR_MESSAGE_MAX], field[NOVA_ERR_FIELD_MAX], hint[NOVA_ERR_HINT_MAX];
+	http_utf8_sanitize(message, sizeof(message),
+			   err->message[0] ? err->message : nova_code_name(err->code));
+	http_utf8_sanitize(field, sizeof(field), err->field);
+	http_utf8_sanitize(hint, sizeof(hint), err->hint);
 	json_t *e = json_pack("{s:s, s:s, s:s}", "code", nova_code_name(err->code), "message",
-			      err->message[0] ? err->message : nova_code_name(err->code), "field",
-			      err->field);
-	if (e && err->hint[0])
-		json_object_set_new(e, "hint", json_string(err->hint));
+			      message, "field", field);
+	if (e && hint[0])
+		json_object_set_new(e, "hint", json_string(hint));
 	http_response_json(res, nova_code_http_status(err->code), json_pack("{s:o}", "error", e));
 }
 
@@ -409,6 +519,13 @@ static enum MHD_Result http_dispatch(struct http_conn_ctx *c, const char *method
 	if (!c->path_copy)
 		return MHD_NO;
 	n = http_split(c->path_copy, segs, HTTP_MAX_SEGMENTS);
+	for (int i = 0; i < n; i++) {
+		if (!http_pct_decode(segs[i])) {
+			http_response_errorf(&res, NOVA_EINVAL, "path",
+					     "a path segment must not contain %%00");
+			return http_send(c, method, url, &res);
+		}
+	}
 	const struct http_route *r =
 		n < 0 ? NULL : http_route_find(srv, method, segs, (size_t)n, &path_known, allow, sizeof(allow));
 	if (!r) {
@@ -473,12 +590,18 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
 		if (c->too_big || c->body_len + n > srv->cfg.max_body) {
-			/* Chunked past the cap: keep nothing, answer at the end. */
+			/* Chunked past the cap: keep nothing, answer at the end
+			 * (MHD 0.9.75 refuses MHD_queue_response while a body is
+			 * still arriving). Reading on costs bandwidth, not memory;
+			 * it is bounded all the same: past another max_body the
+			 * connection is cut, and that client sees a reset, not
+			 * the 413. */
+			c->discarded += c->too_big ? n : c->body_len + n - srv->cfg.max_body;
 			c->too_big = true;
 			free(c->body);
 			c->body = NULL;
 			c->body_len = c->body_cap = 0;
-			return MHD_YES;
+			return c->discarded > srv->cfg.max_body ? MHD_NO : MHD_YES;
 		}
 		if (c->body_len + n + 1 > c->body_cap) {
 			size_t cap = c->body_cap ? c->body_cap : 4096;
@@ -508,6 +631,11 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 		return;
 	for (size_t i = 0; i < c->n_params; i++)
 		free(c->param_names[i]);
+	while (c->owned) {
+		struct http_owned *next = c->owned->next;
+		free(c->owned);
+		c->owned = next;
+	}
 	free(c->path_copy);
 	free(c->body);
 	free(c);
@@ -636,6 +764,7 @@ int http_server_start(struct http_server *srv, struct nova_err *err)
 		{MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->cfg.connection_timeout_s, NULL},
 		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)(64 * 1024), NULL},
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, srv},
+		{MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)http_unescape_none, NULL},
 		{srv->cfg.thread_per_connection ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE,
 		 (intptr_t)srv->cfg.threads, NULL},
 		{MHD_OPTION_END, 0, NULL},

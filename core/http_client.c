@@ -83,7 +83,8 @@ int http_client_do(struct http_client_response *out, const struct http_client_re
 	CURL *curl;
 	struct curl_slist *headers = NULL;
 	struct http_buf body = {0};
-	char errbuf[CURL_ERROR_SIZE] = "", auth[1100], ctype[160];
+	char errbuf[CURL_ERROR_SIZE] = "", ctype[160];
+	char *auth = NULL;
 	CURLcode cc;
 	int rc = 0;
 	memset(out, 0, sizeof(*out));
@@ -103,7 +104,13 @@ int http_client_do(struct http_client_response *out, const struct http_client_re
 	if (req->method && strcmp(req->method, "HEAD") == 0)
 		curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
 	if (req->bearer_token) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", req->bearer_token);
+		/* Sized to the token: Kubernetes service-account JWTs run past 1 KiB,
+		 * and a truncated token is a 401 nobody can explain. */
+		if (asprintf(&auth, "Authorization: Bearer %s", req->bearer_token) < 0) {
+			auth = NULL;
+			curl_easy_cleanup(curl);
+			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		}
 		headers = curl_slist_append(headers, auth);
 	}
 	if (req->body) {
@@ -115,8 +122,11 @@ int http_client_do(struct http_client_response *out, const struct http_client_re
 	}
 	for (const char *const *h = req->headers; h && *h; h++)
 		headers = curl_slist_append(headers, *h);
-	/* No "Expect: 100-continue" round trip on larger bodies. */
-	headers = curl_slist_append(headers, "Expect:");
+	/* curl's own "Expect: 100-continue" stays on: curl 7.88 sends it only
+	 * for bodies over 1 MiB, the server's default cap, so an upload over
+	 * the cap is refused with a 413 before it is sent. Turned off, the body
+	 * goes out at once, the server answers 413 and closes, and the unread
+	 * upload turns into a reset that may reach curl before the 413 does. */
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 	if (req->ca_file)
 		curl_easy_setopt(curl, CURLOPT_CAINFO, req->ca_file);
@@ -144,7 +154,13 @@ int http_client_do(struct http_client_response *out, const struct http_client_re
 		if (!out->body)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
-	explicit_bzero(auth, sizeof(auth));
+	if (auth) {
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+		/* curl_slist_append kept its own copy of the token. */
+		for (struct curl_slist *h = headers; h; h = h->next)
+			explicit_bzero(h->data, strlen(h->data));
+	}
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
 	return rc;
