@@ -42,6 +42,8 @@ void cfg_defaults(struct cfg *c)
 	c->enable_fake_provider = false;
 	c->workers = 2;
 	c->worker_lease_ms = 30000;
+	c->heartbeat_interval_ms = 2000;
+	c->node_failed_after_ms = 30000;
 }
 
 static int cfg_copy(char *dst, size_t cap, const char *src, const char *field,
@@ -106,7 +108,8 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 {
 	static const char *const keys[] = {"listen", "database_url", "admin_token", "state_dir",
 					   "log_level", "database_pool_size", "http", "providers",
-					   "workers", "worker_lease_ms", NULL};
+					   "workers", "worker_lease_ms", "heartbeat_interval_ms",
+					   "node_failed_after_ms", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -152,6 +155,16 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		if ((rc = ydoc_get_long(&v, d, n, "worker_lease_ms", 1000, 600000, err)))
 			goto out;
 		c->worker_lease_ms = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "heartbeat_interval_ms"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "heartbeat_interval_ms", 100, 600000, err)))
+			goto out;
+		c->heartbeat_interval_ms = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "node_failed_after_ms"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "node_failed_after_ms", 1000, 86400000, err)))
+			goto out;
+		c->node_failed_after_ms = (unsigned)v;
 	}
 	if ((n = ydoc_map_get(d, root, "http")) && (rc = cfg_yaml_http(c, d, n, err)))
 		goto out;
@@ -223,6 +236,12 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 	if ((rc = cfg_env_uint(&c->workers, "NOVA_WORKERS", 0, 16, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->worker_lease_ms, "NOVA_WORKER_LEASE_MS", 1000, 600000, err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->heartbeat_interval_ms, "NOVA_HEARTBEAT_INTERVAL_MS", 100, 600000,
+			       err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->node_failed_after_ms, "NOVA_NODE_FAILED_AFTER_MS", 1000, 86400000,
+			       err)))
 		return rc;
 	if (getenv("NOVA_MAX_BODY_BYTES")) {
 		if ((rc = cfg_env_uint(&body, "NOVA_MAX_BODY_BYTES", 1024, 64u << 20, err)))

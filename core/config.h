@@ -26,6 +26,8 @@ struct cfg {
 	bool enable_fake_provider;   /* providers.fake:    NOVA_ENABLE_FAKE_PROVIDER */
 	unsigned workers;            /* workers:           NOVA_WORKERS (0: none) */
 	unsigned worker_lease_ms;    /* worker_lease_ms:   NOVA_WORKER_LEASE_MS */
+	unsigned heartbeat_interval_ms; /* heartbeat_interval_ms: NOVA_HEARTBEAT_INTERVAL_MS */
+	unsigned node_failed_after_ms;  /* node_failed_after_ms: NOVA_NODE_FAILED_AFTER_MS */
 };
 
 void cfg_defaults(struct cfg *c);

@@ -537,3 +537,39 @@ int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *no
 	PQclear(res);
 	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 }
+
+int deployment_replicas_report(struct db_pool *db, const char *node_id, const json_t *reports,
+			       struct nova_err *err)
+{
+	char *text;
+	struct db_conn *c;
+	int rc;
+	if (!json_is_array(reports) || json_array_size(reports) == 0)
+		return 0;
+	if (!(text = json_dump_compact(reports)))
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	const char *params[2] = {node_id, text};
+	if ((rc = db_conn_acquire(&c, db, err)) == 0) {
+		rc = db_exec(NULL, c,
+			     "WITH v AS (SELECT * FROM jsonb_to_recordset($2::jsonb) "
+			     "AS x(replica_id uuid, state text, endpoint text)), "
+			     "changed AS (UPDATE replicas r SET "
+			     "state = CASE v.state WHEN 'ready' THEN 'ready' WHEN 'failed' THEN 'failed' "
+			     "ELSE 'starting' END, "
+			     "state_reason = 'reported by the node', endpoint = v.endpoint, updated_at = now() "
+			     "FROM v WHERE r.id = v.replica_id AND r.state IN ('placed', 'starting', 'ready') "
+			     "AND EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.replica_id = r.id "
+			     "AND rp.node_id = $1::uuid) "
+			     "AND (r.state IS DISTINCT FROM CASE v.state WHEN 'ready' THEN 'ready' "
+			     "WHEN 'failed' THEN 'failed' ELSE 'starting' END "
+			     "OR r.endpoint IS DISTINCT FROM v.endpoint) "
+			     "RETURNING r.deployment_id) "
+			     "INSERT INTO work_items (kind, subject_id) SELECT DISTINCT 'deployment', "
+			     "deployment_id FROM changed "
+			     "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING",
+			     2, params, err);
+		db_conn_release(db, c);
+	}
+	free(text);
+	return rc;
+}

@@ -52,6 +52,12 @@ int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct n
  * accelerators}], for the node view. */
 int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *node_id,
 				struct nova_err *err);
+/* Replica states as a node's sidecar reports them (a JSON array of
+ * {"replica_id", "state": "starting|ready|failed", "endpoint"}). Only
+ * replicas placed on that node change; a deployment whose replicas changed
+ * readiness gets a work item, so its state follows (running, degraded). */
+int deployment_replicas_report(struct db_pool *db, const char *node_id, const json_t *reports,
+			       struct nova_err *err);
 /* Only a stopped deployment is deleted. */
 int deployment_delete(struct db_pool *db, const char *ref, struct nova_err *err);
 

@@ -246,12 +246,20 @@ static int wk_dep_load(struct wk_ctx *x, struct nova_err *err)
 static int wk_node_provision(struct wk_ctx *x, const struct pool_node *n, struct nova_err *err)
 {
 	struct adapter_node_info info;
+	char token[128];
+	/* A fresh token for every provision call: only its hash is stored, so
+	 * a retry after a crash cannot reuse the one a dead worker held. */
+	int rc = pool_node_token_issue(token, sizeof(token), x->db, n->id, err);
+	if (rc)
+		return rc;
 	struct adapter_provision_request req = {
-		.node_id = n->id, .node_name = n->name, .gateway_url = x->cfg->gateway_url,
+		.node_id = n->id, .node_name = n->name, .node_token = token,
+		.gateway_url = x->cfg->gateway_url,
 		.handle = n->handle[0] ? n->handle : NULL, .accelerator_type = n->accelerator_type,
 		.accelerator_count = n->accelerator_count, .labels = n->labels,
 	};
-	int rc = adapter_provision_node(&info, x->ad, &req, err);
+	rc = adapter_provision_node(&info, x->ad, &req, err);
+	explicit_bzero(token, sizeof(token));
 	if (rc == NOVA_EFAILED) {
 		struct nova_err e2;
 		pool_node_transition(x->db, n->id, "failed", err->message, &e2);

@@ -28,6 +28,8 @@ const struct gw_route gw_routes[] = {
 	 NULL, "NodeList", 200, "nodes"},
 	{"GET", "/v1/nodes/{node}", gw_node_get, GW_AUTH_ANY,
 	 "Get a node with its replicas and recent state changes", NULL, "Node", 200, "nodes"},
+	{"POST", "/v1/nodes/{node}/heartbeat", gw_heartbeat, GW_AUTH_NODE,
+	 "A node's heartbeat (its node token only)", "Heartbeat", "HeartbeatAnswer", 200, "nodes"},
 	{"POST", "/v1/nodes/{node}/cordon", gw_node_cordon, GW_AUTH_ANY,
 	 "Cordon a node: no new replicas on it", NULL, "Node", 200, "nodes"},
 	{"POST", "/v1/nodes/{node}/uncordon", gw_node_uncordon, GW_AUTH_ANY,
@@ -107,7 +109,7 @@ static void gw_dispatch(struct http_request *req, struct http_response *res, voi
 	struct auth_principal who = {0};
 	struct nova_err err;
 	nova_err_clear(&err);
-	if (b->route->auth != GW_AUTH_NONE) {
+	if (b->route->auth != GW_AUTH_NONE && b->route->auth != GW_AUTH_NODE) {
 		int rc = auth_authenticate(&who, b->gw->deps.auth,
 					   http_request_header(req, "Authorization"),
 					   http_request_header(req, "X-API-Key"), &err);

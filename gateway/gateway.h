@@ -17,9 +17,12 @@
 
 struct gw;
 
+struct inventory;
+
 struct gw_deps {
 	struct db_pool *db;
 	struct auth *auth;
+	struct inventory *inventory;
 	const struct db_migration *migrations; /* for /readyz */
 	size_t n_migrations;
 };

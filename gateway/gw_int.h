@@ -17,6 +17,7 @@ enum gw_auth {
 	GW_AUTH_NONE = 0, /* public: probes, OpenAPI */
 	GW_AUTH_ANY,      /* admin token or API key */
 	GW_AUTH_ADMIN,    /* admin token only */
+	GW_AUTH_NODE,     /* a node token; the handler checks whose */
 };
 
 typedef void (*gw_handler_fn)(struct gw *gw, const struct auth_principal *who,
@@ -75,6 +76,8 @@ void gw_node_get(struct gw *, const struct auth_principal *, struct http_request
 void gw_node_cordon(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 void gw_node_uncordon(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 void gw_node_drain(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+
+void gw_heartbeat(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 
 /* The route table (gateway.c). */
 extern const struct gw_route gw_routes[];

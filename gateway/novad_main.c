@@ -23,6 +23,7 @@
 #include "deployments/reconciler.h"
 #include "deployments/worker.h"
 #include "gateway/gateway.h"
+#include "inventory/inventory.h"
 
 static void novad_usage(FILE *f)
 {
@@ -124,6 +125,11 @@ static int novad_write_url(const char *state_dir, const char *listen, unsigned p
 	return 0;
 }
 
+static bool novad_is_leader(void *ctx)
+{
+	return reconciler_is_leader(ctx);
+}
+
 static void novad_fail(const char *what, const struct nova_err *err)
 {
 	nova_log_kv(NOVA_LOG_ERROR, "novad", what, "error", err->message, "field",
@@ -142,6 +148,7 @@ int main(int argc, char **argv)
 	struct http_server *srv = NULL;
 	struct worker *worker = NULL;
 	struct reconciler *reconciler = NULL;
+	struct inventory *inventory = NULL;
 	char admin_token[256], url_path[1100];
 	const char *conninfo;
 	sigset_t sigs;
@@ -210,7 +217,15 @@ int main(int argc, char **argv)
 	}
 	explicit_bzero(admin_token, sizeof(admin_token));
 
-	struct gw_deps deps = {db, auth, db_migrations_builtin, db_migrations_builtin_count};
+	struct inventory_config icfg;
+	inventory_config_defaults(&icfg);
+	icfg.interval_ms = cfg.heartbeat_interval_ms;
+	icfg.failed_after_ms = cfg.node_failed_after_ms;
+	if (inventory_create(&inventory, db, &icfg, &err)) {
+		novad_fail("inventory failed to start", &err);
+		goto out;
+	}
+	struct gw_deps deps = {db, auth, inventory, db_migrations_builtin, db_migrations_builtin_count};
 	struct http_server_config hcfg = {.listen = cfg.listen, .threads = cfg.http_threads,
 					  .max_body = cfg.max_body_bytes};
 	if (gw_create(&gw, &deps, &err) || http_server_create(&srv, &hcfg, &err) ||
@@ -247,6 +262,12 @@ int main(int argc, char **argv)
 		novad_fail("reconciler failed to start", &err);
 		goto out;
 	}
+	/* Heartbeats are flushed by every novad; health is swept by the one
+	 * that holds the reconciler's lock. */
+	if (inventory_start(inventory, novad_is_leader, reconciler, &err)) {
+		novad_fail("inventory failed to start", &err);
+		goto out;
+	}
 	char port[16];
 	snprintf(port, sizeof(port), "%u", http_server_port(srv));
 	nova_log_kv(NOVA_LOG_INFO, "novad", "novad ready", "listen", cfg.listen, "port", port,
@@ -261,10 +282,12 @@ out:
 	if (srv)
 		unlink(url_path);
 	http_server_stop(srv);
+	inventory_stop(inventory);
 	reconciler_stop(reconciler);
 	worker_stop(worker);
 	http_server_destroy(srv);
 	gw_destroy(gw);
+	inventory_destroy(inventory);
 	auth_destroy(auth);
 	db_pool_destroy(db);
 	pg_embedded_stop(pg);

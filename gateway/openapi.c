@@ -101,6 +101,18 @@ const char gw_openapi_schemas[] =
 	"  \"last_heartbeat_at\": {\"type\": \"string\", \"nullable\": true},"
 	"  \"replicas\": {\"type\": \"array\"}, \"events\": {\"type\": \"array\"}}},"
 	"\"NodeList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Node\"}},"
+	"\"Heartbeat\": {\"type\": \"object\", \"additionalProperties\": false,"
+	"  \"required\": [\"seq\"], \"properties\": {"
+	"  \"seq\": {\"type\": \"integer\", \"description\": \"increasing; from the wall clock\"},"
+	"  \"capacity\": {\"type\": \"object\"}, \"assignment_generation\": {\"type\": \"integer\"},"
+	"  \"replicas\": {\"type\": \"array\", \"items\": {\"type\": \"object\","
+	"    \"required\": [\"replica_id\", \"state\"], \"properties\": {"
+	"    \"replica_id\": {\"type\": \"string\", \"format\": \"uuid\"},"
+	"    \"state\": {\"type\": \"string\", \"enum\": [\"starting\", \"ready\", \"failed\"]},"
+	"    \"endpoint\": {\"type\": \"string\"}, \"load\": {\"type\": \"object\"}}}}}},"
+	"\"HeartbeatAnswer\": {\"type\": \"object\", \"properties\": {"
+	"  \"accepted\": {\"type\": \"boolean\"}, \"reason\": {\"type\": \"string\"},"
+	"  \"interval_ms\": {\"type\": \"integer\"}}},"
 	"\"ApiKeyList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/ApiKey\"}}"
 	"}";
 

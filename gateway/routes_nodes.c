@@ -1,4 +1,8 @@
+#include <string.h>
+#include <strings.h>
+
 #include "deployments/deployment.h"
+#include "inventory/inventory.h"
 #include "gateway/gw_int.h"
 #include "pools/pool.h"
 
@@ -72,4 +76,25 @@ void gw_node_drain(struct gw *gw, const struct auth_principal *who, struct http_
 	nova_err_clear(&err);
 	int rc = pool_node_drain(&node, gw->deps.db, http_request_param(req, "node"), &err);
 	gw_node_answer(res, rc, node, &err);
+}
+
+void gw_heartbeat(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+		  struct http_response *res)
+{
+	const char *auth = http_request_header(req, "Authorization");
+	struct nova_err err;
+	json_t *body, *answer = NULL;
+	(void)who;
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+		http_response_header_add(res, "WWW-Authenticate", "Bearer realm=\"nova-node\"");
+		http_response_errorf(res, NOVA_EUNAUTH, "", "a node token is required");
+		return;
+	}
+	if (!(body = gw_body_json(req, res)))
+		return;
+	nova_err_clear(&err);
+	int rc = inventory_heartbeat(&answer, gw->deps.inventory, http_request_param(req, "node"),
+				     auth + 7, body, &err);
+	json_decref(body);
+	gw_node_answer(res, rc, answer, &err);
 }

@@ -914,3 +914,30 @@ int pool_node_drain(json_t **out, struct db_pool *db, const char *ref, struct no
 	db_conn_release(db, c);
 	return rc ? rc : pool_node_json(out, db, id, err);
 }
+
+int pool_node_token_issue(char *token_out, size_t token_len, struct db_pool *db,
+			  const char *node_id, struct nova_err *err)
+{
+	char token[128], hash[SECRET_HEX_SHA256_LEN];
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	if ((rc = secret_token_generate(token, sizeof(token), "nova-node-", err)))
+		return rc;
+	secret_sha256_hex(hash, token, strlen(token));
+	const char *params[2] = {node_id, hash};
+	if ((rc = db_conn_acquire(&c, db, err)) == 0) {
+		rc = db_exec_one(&res, c,
+				 "UPDATE nodes SET token_hash = $2, updated_at = now() WHERE id = $1::uuid "
+				 "AND state <> 'terminated' RETURNING id",
+				 2, params, err);
+		db_conn_release(db, c);
+		PQclear(res);
+	}
+	if (rc == NOVA_ENOTFOUND)
+		nova_err_set(err, NOVA_ENOTFOUND, "node", "no live node with id %s", node_id);
+	if (rc == 0)
+		snprintf(token_out, token_len, "%s", token);
+	explicit_bzero(token, sizeof(token));
+	return rc;
+}

@@ -97,6 +97,11 @@ struct pool_node_spec {
 int pool_node_add(char id_out[POOL_ID_LEN], char *token_out, size_t token_len,
 		  struct db_pool *db, const char *pool_id, const struct pool_node_spec *spec,
 		  struct nova_err *err);
+/* Issue the node a new token (its hash replaces the old one, which stops
+ * working). Called before each provision call: the token is shown only
+ * then, to the adapter that hands it to the sidecar. */
+int pool_node_token_issue(char *token_out, size_t token_len, struct db_pool *db,
+			  const char *node_id, struct nova_err *err);
 /* Move a node to state `to` with a reason. The database refuses transitions
  * the state machine does not allow (NOVA_EINVAL); entering `terminated`
  * revokes the node token. */

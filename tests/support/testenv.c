@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "deployments/worker.h"
+#include "inventory/inventory.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -43,7 +44,14 @@ int testenv_gateway_start(struct testenv *env, size_t max_body)
 	    auth_create(&env->auth, env->db, TESTENV_ADMIN_TOKEN, &err) ||
 	    http_client_global_init(&err))
 		goto fail;
-	struct gw_deps deps = {env->db, env->auth, db_migrations_builtin, db_migrations_builtin_count};
+	struct inventory_config icfg;
+	inventory_config_defaults(&icfg);
+	icfg.interval_ms = 200;
+	icfg.failed_after_ms = 1000;
+	if (inventory_create(&env->inventory, env->db, &icfg, &err))
+		goto fail;
+	struct gw_deps deps = {env->db, env->auth, env->inventory, db_migrations_builtin,
+			       db_migrations_builtin_count};
 	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 4, .max_body = max_body};
 	if (gw_create(&env->gw, &deps, &err) || http_server_create(&env->srv, &cfg, &err) ||
 	    gw_routes_register(env->gw, env->srv, &err) || http_server_start(env->srv, &err))
@@ -60,6 +68,7 @@ void testenv_close(struct testenv *env)
 	http_server_stop(env->srv);
 	http_server_destroy(env->srv);
 	gw_destroy(env->gw);
+	inventory_destroy(env->inventory);
 	auth_destroy(env->auth);
 	db_pool_destroy(env->db);
 	memset(env, 0, sizeof(*env));

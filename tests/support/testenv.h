@@ -18,6 +18,7 @@ struct testenv {
 	struct db_pool *db;
 	struct auth *auth;
 	struct gw *gw;
+	struct inventory *inventory;
 	struct http_server *srv;
 	char url[64];
 };

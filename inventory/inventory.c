@@ -1,0 +1,463 @@
+#include "inventory/inventory.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/ids.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/secret.h"
+#include "deployments/deployment.h"
+
+/* How long a cached token hash is trusted before it is read again (so a
+ * revoked token stops working within this time even on a busy node). */
+#define INV_TOKEN_TTL_MS 10000
+
+struct inv_node {
+	char id[IDS_UUID_LEN];          /* "" : free slot */
+	char token_hash[SECRET_HEX_SHA256_LEN];
+	char state[16];
+	long long token_checked_ms;
+	long long last_seq;
+	long long seen_unix_ms;         /* wall clock of the last accepted heartbeat */
+	bool dirty;
+	json_t *capacity;               /* last reported, owned */
+	json_t *replicas;               /* last reported, owned */
+	bool replicas_dirty;
+};
+
+struct inventory {
+	struct db_pool *db;
+	struct inventory_config cfg;
+	pthread_mutex_t lock;
+	struct inv_node *slots;
+	size_t cap, used;
+	pthread_t flusher, sweeper;
+	bool started, sweeping;
+	bool (*is_leader)(void *ctx);
+	void *leader_ctx;
+	atomic_bool stop;
+};
+
+void inventory_config_defaults(struct inventory_config *cfg)
+{
+	cfg->interval_ms = 2000;
+	cfg->missed_intervals = 3;
+	cfg->failed_after_ms = 30000;
+	cfg->flush_ms = 500;
+}
+
+static long long inv_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long inv_unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int inventory_create(struct inventory **out, struct db_pool *db,
+		     const struct inventory_config *cfg, struct nova_err *err)
+{
+	struct inventory *inv = calloc(1, sizeof(*inv));
+	*out = NULL;
+	if (!inv || !(inv->slots = calloc(1024, sizeof(*inv->slots)))) {
+		free(inv);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	inv->cap = 1024;
+	inv->db = db;
+	inv->cfg = *cfg;
+	pthread_mutex_init(&inv->lock, NULL);
+	atomic_init(&inv->stop, false);
+	*out = inv;
+	return 0;
+}
+
+/* --- the table (open addressing on the id's hash; caller holds lock) ------------ */
+
+static size_t inv_hash(const char *id)
+{
+	size_t h = 1469598103934665603ull;
+	for (const char *p = id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+static struct inv_node *inv_find(struct inventory *inv, const char *id, bool create)
+{
+	if (create && (inv->used + 1) * 4 > inv->cap * 3) {
+		/* Grow: rehash into twice the slots. */
+		size_t ncap = inv->cap * 2;
+		struct inv_node *n = calloc(ncap, sizeof(*n));
+		if (!n)
+			return NULL;
+		for (size_t i = 0; i < inv->cap; i++) {
+			if (!inv->slots[i].id[0])
+				continue;
+			size_t j = inv_hash(inv->slots[i].id) & (ncap - 1);
+			while (n[j].id[0])
+				j = (j + 1) & (ncap - 1);
+			n[j] = inv->slots[i];
+		}
+		free(inv->slots);
+		inv->slots = n;
+		inv->cap = ncap;
+	}
+	size_t i = inv_hash(id) & (inv->cap - 1);
+	while (inv->slots[i].id[0]) {
+		if (strcmp(inv->slots[i].id, id) == 0)
+			return &inv->slots[i];
+		i = (i + 1) & (inv->cap - 1);
+	}
+	if (!create)
+		return NULL;
+	memset(&inv->slots[i], 0, sizeof(inv->slots[i]));
+	snprintf(inv->slots[i].id, sizeof(inv->slots[i].id), "%s", id);
+	inv->slots[i].last_seq = -1;
+	inv->used++;
+	return &inv->slots[i];
+}
+
+/* --- authentication -------------------------------------------------------- */
+
+/* Load the node's token hash and state from the database into e. */
+static int inv_node_load(struct inventory *inv, struct inv_node *e, struct nova_err *err)
+{
+	const char *params[1] = {e->id};
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	if ((rc = db_conn_acquire(&c, inv->db, err)))
+		return rc;
+	rc = db_exec_one(&res, c,
+			 "SELECT coalesce(token_hash, ''), state, coalesce(last_seq, -1) FROM nodes "
+			 "WHERE id = $1::uuid", 1, params, err);
+	db_conn_release(inv->db, c);
+	if (rc == NOVA_ENOTFOUND)
+		return nova_err_set(err, NOVA_ENOTFOUND, "node", "no node with id %s", e->id);
+	if (rc)
+		return rc;
+	snprintf(e->token_hash, sizeof(e->token_hash), "%s", PQgetvalue(res, 0, 0));
+	snprintf(e->state, sizeof(e->state), "%s", PQgetvalue(res, 0, 1));
+	long long db_seq = atoll(PQgetvalue(res, 0, 2));
+	if (db_seq > e->last_seq) /* another novad may have taken heartbeats */
+		e->last_seq = db_seq;
+	e->token_checked_ms = inv_mono_ms();
+	PQclear(res);
+	return 0;
+}
+
+/* A token that is not this node's: another node's (403) or nobody's (401). */
+static int inv_token_refused(struct inventory *inv, const char *token, struct nova_err *err)
+{
+	char hash[SECRET_HEX_SHA256_LEN];
+	const char *params[1] = {hash};
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	secret_sha256_hex(hash, token, strlen(token));
+	if ((rc = db_conn_acquire(&c, inv->db, err)))
+		return rc;
+	rc = db_exec(&res, c, "SELECT 1 FROM nodes WHERE token_hash = $1", 1, params, err);
+	db_conn_release(inv->db, c);
+	if (rc == 0)
+		rc = PQntuples(res) > 0
+			     ? nova_err_set(err, NOVA_EFORBIDDEN, "", "this token belongs to another node")
+			     : nova_err_set(err, NOVA_EUNAUTH, "", "invalid or revoked node token");
+	PQclear(res);
+	return rc;
+}
+
+/* --- heartbeats ---------------------------------------------------------------- */
+
+static int inv_body_check(long long *seq, json_t **capacity, json_t **replicas, const json_t *body,
+			  struct nova_err *err)
+{
+	const struct json_field fields[] = {
+		{.name = "seq", .kind = JSON_KIND_INT, .required = true, .out = seq, .min = 0,
+		 .max = 9000000000000000000LL},
+		{.name = "capacity", .kind = JSON_KIND_OBJECT, .out = capacity},
+		{.name = "replicas", .kind = JSON_KIND_ARRAY, .out = replicas},
+		{.name = "assignment_generation", .kind = JSON_KIND_INT, .out = &(long long){0}},
+	};
+	size_t i;
+	json_t *r;
+	int rc = json_decode_object(body, fields, 4, "", err);
+	if (rc)
+		return rc;
+	if (*replicas && json_array_size(*replicas) > 256)
+		return nova_err_set(err, NOVA_EINVAL, "replicas", "at most 256 replicas per node");
+	json_array_foreach(*replicas, i, r) {
+		char path[32];
+		const char *id = NULL, *state = NULL, *endpoint = NULL;
+		json_t *load = NULL;
+		const struct json_field rf[] = {
+			{.name = "replica_id", .kind = JSON_KIND_STRING, .required = true, .out = &id,
+			 .max_len = 36},
+			{.name = "state", .kind = JSON_KIND_STRING, .required = true, .out = &state,
+			 .max_len = 16},
+			{.name = "endpoint", .kind = JSON_KIND_STRING, .out = &endpoint, .max_len = 512},
+			{.name = "load", .kind = JSON_KIND_OBJECT, .out = &load},
+		};
+		snprintf(path, sizeof(path), "replicas[%zu]", i);
+		if ((rc = json_decode_object(r, rf, 4, path, err)))
+			return rc;
+		if (!ids_is_uuid(id)) {
+			char f[NOVA_ERR_FIELD_MAX];
+			snprintf(f, sizeof(f), "%s.replica_id", path);
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be a uuid", f);
+		}
+		if (strcmp(state, "starting") && strcmp(state, "ready") && strcmp(state, "failed")) {
+			char f[NOVA_ERR_FIELD_MAX];
+			snprintf(f, sizeof(f), "%s.state", path);
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be starting, ready or failed", f);
+		}
+	}
+	return 0;
+}
+
+static json_t *inv_answer(struct inventory *inv, bool accepted, const char *reason)
+{
+	json_t *a = json_pack("{s:b, s:I}", "accepted", accepted, "interval_ms",
+			      (json_int_t)inv->cfg.interval_ms);
+	if (a && reason)
+		json_object_set_new(a, "reason", json_string(reason));
+	return a;
+}
+
+int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node_id,
+			const char *token, const json_t *body, struct nova_err *err)
+{
+	long long seq = 0;
+	json_t *capacity = NULL, *replicas = NULL;
+	struct inv_node *e;
+	char reason[128];
+	int rc;
+	*answer = NULL;
+	if (!ids_is_uuid(node_id))
+		return nova_err_set(err, NOVA_ENOTFOUND, "node", "no node with id %s", node_id);
+	if (!token || !*token)
+		return nova_err_set(err, NOVA_EUNAUTH, "", "a node token is required");
+	if ((rc = inv_body_check(&seq, &capacity, &replicas, body, err)))
+		return rc;
+
+	pthread_mutex_lock(&inv->lock);
+	e = inv_find(inv, node_id, true);
+	if (!e) {
+		pthread_mutex_unlock(&inv->lock);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	/* The database read happens under the lock only for a node not seen
+	 * recently: once per node per TTL, not per heartbeat. */
+	if (!e->token_hash[0] || inv_mono_ms() - e->token_checked_ms > INV_TOKEN_TTL_MS) {
+		if ((rc = inv_node_load(inv, e, err))) {
+			pthread_mutex_unlock(&inv->lock);
+			return rc;
+		}
+	}
+	if (!e->token_hash[0] || !secret_matches_hash(token, e->token_hash)) {
+		pthread_mutex_unlock(&inv->lock);
+		return inv_token_refused(inv, token, err);
+	}
+	if (!strcmp(e->state, "failed") || !strcmp(e->state, "terminating") ||
+	    !strcmp(e->state, "terminated")) {
+		snprintf(reason, sizeof(reason), "node is %s", e->state);
+		pthread_mutex_unlock(&inv->lock);
+		*answer = inv_answer(inv, false, reason);
+		return 0;
+	}
+	if (seq <= e->last_seq) {
+		snprintf(reason, sizeof(reason), "stale sequence number %lld (last seen %lld)", seq,
+			 e->last_seq);
+		pthread_mutex_unlock(&inv->lock);
+		*answer = inv_answer(inv, false, reason);
+		return 0;
+	}
+	e->last_seq = seq;
+	e->seen_unix_ms = inv_unix_ms();
+	e->dirty = true;
+	if (capacity) {
+		json_decref(e->capacity);
+		e->capacity = json_incref((json_t *)capacity);
+	}
+	if (replicas) {
+		json_decref(e->replicas);
+		e->replicas = json_incref((json_t *)replicas);
+		e->replicas_dirty = true;
+	}
+	pthread_mutex_unlock(&inv->lock);
+	*answer = inv_answer(inv, true, NULL);
+	return *answer ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}
+
+/* --- the flusher ------------------------------------------------------------------- */
+
+int inventory_flush(struct inventory *inv, struct nova_err *err)
+{
+	json_t *batch = json_array(), *reports = json_object();
+	int rc = 0;
+	pthread_mutex_lock(&inv->lock);
+	for (size_t i = 0; i < inv->cap; i++) {
+		struct inv_node *e = &inv->slots[i];
+		if (!e->id[0] || !e->dirty)
+			continue;
+		json_array_append_new(batch, json_pack("{s:s, s:I, s:I, s:O?}", "id", e->id, "seq",
+						       (json_int_t)e->last_seq, "at_ms",
+						       (json_int_t)e->seen_unix_ms, "cap", e->capacity));
+		if (e->replicas_dirty && e->replicas)
+			json_object_set(reports, e->id, e->replicas);
+		e->dirty = e->replicas_dirty = false;
+	}
+	pthread_mutex_unlock(&inv->lock);
+	if (json_array_size(batch) > 0) {
+		char *text = json_dump_compact(batch);
+		const char *params[1] = {text};
+		struct db_conn *c;
+		if (!text)
+			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		else if ((rc = db_conn_acquire(&c, inv->db, err)) == 0) {
+			/* One statement for the whole batch; a heartbeat flushed by
+			 * another novad with a higher sequence number wins. */
+			/* An unhealthy node that speaks again is ready again (the
+			 * trigger records it); a failed one stays failed. */
+			rc = db_exec(NULL, c,
+				     "UPDATE nodes n SET last_seq = v.seq, capacity = coalesce(v.cap, n.capacity), "
+				     "last_heartbeat_at = to_timestamp(v.at_ms / 1000.0), "
+				     "state = CASE WHEN n.state = 'unhealthy' THEN 'ready' ELSE n.state END, "
+				     "state_reason = CASE WHEN n.state = 'unhealthy' THEN 'heartbeat resumed' "
+				     "ELSE n.state_reason END "
+				     "FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, seq bigint, at_ms bigint, cap jsonb) "
+				     "WHERE n.id = v.id AND (n.last_seq IS NULL OR n.last_seq < v.seq)",
+				     1, params, err);
+			db_conn_release(inv->db, c);
+		}
+		free(text);
+	}
+	const char *node;
+	json_t *reps;
+	json_object_foreach(reports, node, reps) {
+		if (rc)
+			break;
+		rc = deployment_replicas_report(inv->db, node, reps, err);
+	}
+	json_decref(batch);
+	json_decref(reports);
+	return rc;
+}
+
+int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, struct nova_err *err)
+{
+	char silent[24], dead[24];
+	const char *params[2] = {silent, dead};
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	snprintf(silent, sizeof(silent), "%u", cfg->interval_ms * cfg->missed_intervals);
+	snprintf(dead, sizeof(dead), "%u", cfg->failed_after_ms);
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec(&res, c,
+		     "UPDATE nodes SET state = CASE WHEN last_heartbeat_at < now() - $2::integer * "
+		     "interval '1 millisecond' THEN 'failed' ELSE 'unhealthy' END, "
+		     "state_reason = CASE WHEN last_heartbeat_at < now() - $2::integer * "
+		     "interval '1 millisecond' THEN 'no heartbeat for ' || $2 || ' ms' "
+		     "ELSE 'no heartbeat for ' || $1 || ' ms' END "
+		     "WHERE last_heartbeat_at IS NOT NULL AND "
+		     "((state = 'ready' AND last_heartbeat_at < now() - $1::integer * interval '1 millisecond') "
+		     "OR (state = 'unhealthy' AND last_heartbeat_at < now() - $2::integer * interval '1 millisecond')) "
+		     "RETURNING id, state",
+		     2, params, err);
+	db_conn_release(db, c);
+	for (int i = 0; rc == 0 && i < PQntuples(res); i++)
+		nova_log_kv(NOVA_LOG_WARN, "inventory", "node silent", "node", PQgetvalue(res, i, 0),
+			    "state", PQgetvalue(res, i, 1), NULL);
+	PQclear(res);
+	return rc;
+}
+
+static void *inv_flusher(void *arg)
+{
+	struct inventory *inv = arg;
+	while (!atomic_load(&inv->stop)) {
+		struct nova_err err;
+		for (unsigned w = 0; w < inv->cfg.flush_ms && !atomic_load(&inv->stop); w += 10) {
+			struct timespec ts = {0, 10 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+		if (inventory_flush(inv, &err))
+			nova_log_kv(NOVA_LOG_WARN, "inventory", "flush failed", "error", err.message, NULL);
+	}
+	return NULL;
+}
+
+static void *inv_sweeper(void *arg)
+{
+	struct inventory *inv = arg;
+	unsigned step = inv->cfg.interval_ms / 4 ? inv->cfg.interval_ms / 4 : 1;
+	while (!atomic_load(&inv->stop)) {
+		struct nova_err err;
+		for (unsigned w = 0; w < step && !atomic_load(&inv->stop); w += 10) {
+			struct timespec ts = {0, 10 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+		if (inv->is_leader(inv->leader_ctx) && inventory_sweep(inv->db, &inv->cfg, &err))
+			nova_log_kv(NOVA_LOG_WARN, "inventory", "health sweep failed", "error",
+				    err.message, NULL);
+	}
+	return NULL;
+}
+
+int inventory_start(struct inventory *inv, bool (*is_leader)(void *ctx), void *leader_ctx,
+		    struct nova_err *err)
+{
+	if (pthread_create(&inv->flusher, NULL, inv_flusher, inv) != 0)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the inventory flusher");
+	inv->started = true;
+	if (is_leader) {
+		inv->is_leader = is_leader;
+		inv->leader_ctx = leader_ctx;
+		if (pthread_create(&inv->sweeper, NULL, inv_sweeper, inv) != 0) {
+			inventory_stop(inv);
+			return nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the health sweeper");
+		}
+		inv->sweeping = true;
+	}
+	return 0;
+}
+
+void inventory_stop(struct inventory *inv)
+{
+	if (!inv || !inv->started)
+		return;
+	atomic_store(&inv->stop, true);
+	pthread_join(inv->flusher, NULL);
+	if (inv->sweeping)
+		pthread_join(inv->sweeper, NULL);
+	inv->started = inv->sweeping = false;
+}
+
+void inventory_destroy(struct inventory *inv)
+{
+	struct nova_err err;
+	if (!inv)
+		return;
+	inventory_stop(inv);
+	inventory_flush(inv, &err);
+	for (size_t i = 0; i < inv->cap; i++) {
+		json_decref(inv->slots[i].capacity);
+		json_decref(inv->slots[i].replicas);
+	}
+	free(inv->slots);
+	pthread_mutex_destroy(&inv->lock);
+	free(inv);
+}

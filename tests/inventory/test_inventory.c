@@ -1,0 +1,264 @@
+/* Heartbeats over HTTP: node tokens (own, another node's, revoked), soft
+ * state flushed in batches, stale sequence numbers, bad bodies, the health
+ * sweep, and replica readiness making a deployment running. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "deployments/worker.h"
+#include "inventory/inventory.h"
+#include "pools/pool.h"
+#include "tests/support/testenv.h"
+
+#define ADMIN TESTENV_ADMIN_TOKEN
+
+struct fx {
+	struct testenv env;
+	char pool_id[64];
+	char node_a[POOL_ID_LEN], node_b[POOL_ID_LEN];
+	char token_a[128], token_b[128];
+};
+
+static struct inventory_config icfg = {200, 3, 1000, 500};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct nova_err err;
+	json_t *b;
+	if (!f || testenv_gateway_start(&f->env, 64 * 1024) != 0)
+		return -1;
+	assert_int_equal(testenv_http(&b, &f->env, "POST", "/v1/pools", ADMIN,
+				      "{\"name\":\"p\",\"provider\":\"fake\"}"), 201);
+	snprintf(f->pool_id, sizeof(f->pool_id), "%s", json_string_value(json_object_get(b, "id")));
+	json_decref(b);
+	struct pool_node_spec sa = {.name = "a"}, sb = {.name = "b"};
+	assert_int_equal(pool_node_add(f->node_a, f->token_a, sizeof(f->token_a), f->env.db, f->pool_id, &sa, &err), 0);
+	assert_int_equal(pool_node_add(f->node_b, f->token_b, sizeof(f->token_b), f->env.db, f->pool_id, &sb, &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, f->node_a, "ready", "provisioned", &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, f->node_b, "ready", "provisioned", &err), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	testenv_close(&f->env);
+	free(f);
+	return 0;
+}
+
+static long beat(json_t **out, struct fx *f, const char *node, const char *token, const char *body)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/v1/nodes/%s/heartbeat", node);
+	return testenv_http(out, &f->env, "POST", path, token, body);
+}
+
+static void flush(struct fx *f)
+{
+	struct nova_err err;
+	if (inventory_flush(f->env.inventory, &err))
+		fail_msg("flush: %s", err.message);
+}
+
+static long long q(struct fx *f, const char *sql)
+{
+	return testenv_query_int(&f->env, sql);
+}
+
+static void test_heartbeat_is_applied_and_flushed(void **state)
+{
+	struct fx *f = *state;
+	json_t *b;
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":10,\"capacity\":{\"gpus\":8}}"), 200);
+	assert_true(json_is_true(json_object_get(b, "accepted")));
+	assert_int_equal(json_integer_value(json_object_get(b, "interval_ms")), 200); /* testenv's interval */
+	json_decref(b);
+	/* Soft state: nothing written until the flush. */
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE last_heartbeat_at IS NOT NULL"), 0);
+	flush(f);
+	assert_int_equal(q(f, "SELECT last_seq FROM nodes WHERE name = 'a'"), 10);
+	assert_int_equal(q(f, "SELECT (capacity->>'gpus')::int FROM nodes WHERE name = 'a'"), 8);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE last_heartbeat_at > now() - interval '1 minute'"), 1);
+}
+
+static void test_tokens_own_other_unknown_missing(void **state)
+{
+	struct fx *f = *state;
+	json_t *b;
+	assert_int_equal(beat(&b, f, f->node_a, f->token_b, "{\"seq\":1}"), 403);
+	assert_string_equal(testenv_error_code(b), "forbidden");
+	json_decref(b);
+	assert_int_equal(beat(&b, f, f->node_a, "nova-node-nope", "{\"seq\":1}"), 401);
+	json_decref(b);
+	assert_int_equal(beat(&b, f, f->node_a, NULL, "{\"seq\":1}"), 401);
+	json_decref(b);
+	assert_int_equal(beat(&b, f, f->node_a, ADMIN, "{\"seq\":1}"), 401); /* not a node token */
+	json_decref(b);
+	assert_int_equal(beat(&b, f, "00000000-0000-4000-8000-000000000000", f->token_a, "{\"seq\":1}"), 404);
+	json_decref(b);
+	assert_int_equal(beat(&b, f, "not-a-node", f->token_a, "{\"seq\":1}"), 404);
+	json_decref(b);
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+}
+
+static void test_stale_sequence_is_ignored(void **state)
+{
+	struct fx *f = *state;
+	json_t *b;
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":100}"), 200);
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":99}"), 200);
+	assert_false(json_is_true(json_object_get(b, "accepted")));
+	assert_non_null(strstr(json_string_value(json_object_get(b, "reason")), "stale sequence number 99"));
+	json_decref(b);
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":100}"), 200);
+	assert_false(json_is_true(json_object_get(b, "accepted")));
+	json_decref(b);
+	flush(f);
+	assert_int_equal(q(f, "SELECT last_seq FROM nodes WHERE name = 'a'"), 100);
+}
+
+static void test_bad_bodies_name_the_field(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		const char *body;
+		const char *field;
+	} cases[] = {
+		{"{}", "seq"},
+		{"{\"seq\":\"1\"}", "seq"},
+		{"{\"seq\":-1}", "seq"},
+		{"{\"seq\":1,\"extra\":true}", "extra"},
+		{"{\"seq\":1,\"replicas\":{}}", "replicas"},
+		{"{\"seq\":1,\"replicas\":[{\"state\":\"ready\"}]}", "replicas[0].replica_id"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"x\",\"state\":\"ready\"}]}", "replicas[0].replica_id"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"up\"}]}",
+		 "replicas[0].state"},
+		{"{\"seq\":", ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *b;
+		long st = beat(&b, f, f->node_a, f->token_a, cases[i].body);
+		if (st != 400 || strcmp(testenv_error_field(b), cases[i].field) != 0)
+			fail_msg("case %zu: %ld \"%s\"", i, st, testenv_error_field(b));
+		json_decref(b);
+	}
+	char *big = malloc(128 * 1024);
+	memset(big, ' ', 128 * 1024 - 1);
+	big[0] = '{';
+	big[128 * 1024 - 1] = '\0';
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, big), 413);
+	free(big);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE last_seq IS NOT NULL"), 0);
+}
+
+static void test_sweep_unhealthy_back_and_failed_stays_failed(void **state)
+{
+	struct fx *f = *state;
+	struct nova_err err;
+	struct db_conn *c;
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+	flush(f);
+	/* A node that never heartbeated is not swept (node b). */
+	assert_int_equal(db_conn_acquire(&c, f->env.db, &err), 0);
+	assert_int_equal(db_exec(NULL, c, "UPDATE nodes SET last_heartbeat_at = now() - interval '700 ms' "
+					  "WHERE name = 'a'", 0, NULL, &err), 0);
+	db_conn_release(f->env.db, c);
+	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'unhealthy'"), 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'b' AND state = 'ready'"), 1);
+	/* It speaks again: ready with the next flush. */
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":2}"), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'ready'"), 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM node_events WHERE reason = 'heartbeat resumed'"), 1);
+	/* Silent past the failure threshold: failed; a late heartbeat does not
+	 * bring it back. */
+	assert_int_equal(db_conn_acquire(&c, f->env.db, &err), 0);
+	assert_int_equal(db_exec(NULL, c, "UPDATE nodes SET last_heartbeat_at = now() - interval '2 s' "
+					  "WHERE name = 'a'", 0, NULL, &err), 0);
+	db_conn_release(f->env.db, c);
+	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
+	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'failed'"), 1);
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":3}"), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'failed'"), 1);
+}
+
+static void test_revoked_token_is_refused(void **state)
+{
+	struct fx *f = *state;
+	struct nova_err err;
+	json_t *b;
+	char fresh[128];
+	assert_int_equal(pool_node_token_issue(fresh, sizeof(fresh), f->env.db, f->node_b, &err), 0);
+	/* The old token stops working once the cache is refreshed; the inventory
+	 * has not seen node b yet, so it reads the new hash now. */
+	assert_int_equal(beat(&b, f, f->node_b, f->token_b, "{\"seq\":1}"), 401);
+	json_decref(b);
+	assert_int_equal(beat(NULL, f, f->node_b, fresh, "{\"seq\":1}"), 200);
+}
+
+static void test_ready_replicas_make_the_deployment_running(void **state)
+{
+	struct fx *f = *state;
+	struct worker_config wcfg;
+	struct nova_err err;
+	json_t *b;
+	char body[512], node[64], replica[64], token[128];
+	worker_config_defaults(&wcfg);
+	wcfg.wait_ms = 20;
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
+				      "{\"name\":\"m\",\"kind\":\"single\",\"engine\":{\"image\":\"x\"},"
+				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(&f->env, &wcfg);
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
+	snprintf(replica, sizeof(replica), "%s", json_string_value(json_object_get(r, "id")));
+	snprintf(node, sizeof(node), "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
+	json_decref(b);
+	/* The sidecar's token, as the adapter would have handed it over. */
+	assert_int_equal(pool_node_token_issue(token, sizeof(token), f->env.db, node, &err), 0);
+	snprintf(body, sizeof(body),
+		 "{\"seq\":5,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"ready\","
+		 "\"endpoint\":\"http://127.0.0.1:9000\",\"load\":{\"queue_depth\":0}}]}", replica);
+	assert_int_equal(beat(NULL, f, node, token, body), 200);
+	/* Another node cannot report a replica that is not on it. */
+	snprintf(body, sizeof(body), "{\"seq\":5,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"failed\"}]}",
+		 replica);
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, body), 200);
+	flush(f);
+	testenv_worker_drain(&f->env, &wcfg);
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	assert_string_equal(json_string_value(json_object_get(b, "state")), "running");
+	assert_int_equal(json_integer_value(json_object_get(b, "ready_replicas")), 1);
+	r = json_array_get(json_object_get(b, "replica_list"), 0);
+	assert_string_equal(json_string_value(json_object_get(r, "endpoint")), "http://127.0.0.1:9000");
+	json_decref(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_heartbeat_is_applied_and_flushed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tokens_own_other_unknown_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_sequence_is_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_bodies_name_the_field, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_unhealthy_back_and_failed_stays_failed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_revoked_token_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ready_replicas_make_the_deployment_running, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
