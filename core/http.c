@@ -42,6 +42,11 @@ struct http_server {
 	size_t n_routes;
 	bool started, stopped;
 	atomic_int in_flight;
+	/* Streams suspended on HTTP_STREAM_WAIT; resumed under the same lock,
+	 * so a stream is never resumed before it was suspended. */
+	pthread_mutex_t wait_lock;
+	struct http_stream *waiting;
+	atomic_bool stopping;
 };
 
 /* Per request: lives from MHD's first call to its completion callback. */
@@ -425,19 +430,56 @@ struct http_stream {
 	http_stream_fn fn;
 	void *ctx;
 	void (*ctx_free)(void *ctx);
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	struct http_stream *next_waiting;
+	bool is_waiting;
 };
 
 static ssize_t http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct http_stream *st = cls;
+	struct http_server *srv = st->srv;
 	long n;
 	(void)pos;
+	if (atomic_load(&srv->stopping))
+		return MHD_CONTENT_READER_END_OF_STREAM;
 	n = st->fn(st->ctx, buf, max);
+	if (n == HTTP_STREAM_WAIT) {
+		/* MHD allows suspending from a content reader; returning 0 after
+		 * it does not spin: the connection leaves the event loop. */
+		pthread_mutex_lock(&srv->wait_lock);
+		if (atomic_load(&srv->stopping)) {
+			pthread_mutex_unlock(&srv->wait_lock);
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+		MHD_suspend_connection(st->conn);
+		st->is_waiting = true;
+		st->next_waiting = srv->waiting;
+		srv->waiting = st;
+		pthread_mutex_unlock(&srv->wait_lock);
+		return 0;
+	}
 	if (n == HTTP_STREAM_END)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (n < 0)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	return (ssize_t)n;
+}
+
+void http_server_streams_wake(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	pthread_mutex_lock(&srv->wait_lock);
+	for (struct http_stream *st = srv->waiting, *next; st; st = next) {
+		next = st->next_waiting;
+		st->is_waiting = false;
+		st->next_waiting = NULL;
+		MHD_resume_connection(st->conn);
+	}
+	srv->waiting = NULL;
+	pthread_mutex_unlock(&srv->wait_lock);
 }
 
 static void http_stream_free(void *cls)
@@ -460,6 +502,9 @@ static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, co
 	if (res->stream) {
 		struct http_stream *st = malloc(sizeof(*st));
 		if (st) {
+			memset(st, 0, sizeof(*st));
+			st->srv = c->srv;
+			st->conn = c->conn;
 			st->fn = res->stream;
 			st->ctx = res->stream_ctx;
 			st->ctx_free = res->stream_ctx_free;
@@ -722,6 +767,8 @@ int http_server_create(struct http_server **out, const struct http_server_config
 		srv->cfg.connection_timeout_s = 60;
 	srv->listen_fd = -1;
 	atomic_init(&srv->in_flight, 0);
+	atomic_init(&srv->stopping, false);
+	pthread_mutex_init(&srv->wait_lock, NULL);
 	*out = srv;
 	return 0;
 }
@@ -750,7 +797,7 @@ int http_server_start(struct http_server *srv, struct nova_err *err)
 	getsockname(fd, (struct sockaddr *)&ss, &len);
 	srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						   : ((struct sockaddr_in *)&ss)->sin_port);
-	unsigned flags = MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	unsigned flags = MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 	flags |= srv->cfg.thread_per_connection
 			 ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
 			 : MHD_USE_EPOLL_INTERNAL_THREAD;
@@ -793,6 +840,10 @@ void http_server_stop(struct http_server *srv)
 	srv->stopped = true;
 	/* Stop accepting, let requests in progress finish, then stop. */
 	MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
+	/* Streams never end on their own: tell them, and wake the waiting
+	 * ones (MHD must not be stopped with suspended connections). */
+	atomic_store(&srv->stopping, true);
+	http_server_streams_wake(srv);
 	for (int waited = 0; atomic_load(&srv->in_flight) > 0 && waited < HTTP_DRAIN_TIMEOUT_MS;
 	     waited += 10) {
 		struct timespec ts = {0, 10 * 1000000L};
@@ -816,5 +867,6 @@ void http_server_destroy(struct http_server *srv)
 		free(srv->routes[i].pattern);
 		free(srv->routes[i].copy);
 	}
+	pthread_mutex_destroy(&srv->wait_lock);
 	free(srv);
 }

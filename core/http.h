@@ -44,6 +44,10 @@ struct http_response_header {
  * reader stalls every connection of its thread. */
 #define HTTP_STREAM_END (-1L)
 #define HTTP_STREAM_ERROR (-2L)
+/* Nothing to send now: the connection is suspended (it costs no thread and
+ * no polling) until http_server_streams_wake(), which calls fn again. For
+ * event streams (Server-Sent Events) on the shared thread pool. */
+#define HTTP_STREAM_WAIT (-3L)
 typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
 
 struct http_response {
@@ -99,6 +103,10 @@ int http_server_create(struct http_server **out, const struct http_server_config
 int http_server_route_add(struct http_server *srv, const char *method, const char *pattern,
 			  http_handler_fn fn, void *ctx, struct nova_err *err);
 int http_server_start(struct http_server *srv, struct nova_err *err);
+/* Resume every stream waiting (HTTP_STREAM_WAIT), so each calls its fn
+ * again: on news, and now and then so a stream can send a keep-alive. Safe
+ * from any thread. */
+void http_server_streams_wake(struct http_server *srv);
 /* The bound port (useful after listening on port 0). */
 uint16_t http_server_port(const struct http_server *srv);
 /* Stop accepting, finish in-flight requests, join the threads. Idempotent. */

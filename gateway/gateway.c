@@ -37,6 +37,13 @@ const struct gw_route gw_routes[] = {
 	{"POST", "/v1/nodes/{node}/drain", gw_node_drain, GW_AUTH_ANY,
 	 "Drain a node: cordon it and move its replicas elsewhere", NULL, "Node", 200, "nodes"},
 
+	{"GET", "/v1/routes", gw_routes_get, GW_AUTH_ANY,
+	 "The routing table: model (and adapter) -> ready endpoints with load; ETag and "
+	 "If-None-Match; ?model=NAME for one", NULL, "Routes", 200, "routes"},
+	{"GET", "/v1/routes/watch", gw_routes_watch, GW_AUTH_ANY,
+	 "Server-Sent Events: a snapshot, then each change, each with an id; Last-Event-ID "
+	 "resumes", NULL, NULL, 200, "routes"},
+
 	{"POST", "/v1/models", gw_model_register, GW_AUTH_ANY,
 	 "Register a model (name, version, engine, kind and stages)", "ModelSpec", "Model", 201,
 	 "models"},

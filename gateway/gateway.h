@@ -18,11 +18,13 @@
 struct gw;
 
 struct inventory;
+struct inventory_routes;
 
 struct gw_deps {
 	struct db_pool *db;
 	struct auth *auth;
 	struct inventory *inventory;
+	struct inventory_routes *routes;
 	const struct db_migration *migrations; /* for /readyz */
 	size_t n_migrations;
 };

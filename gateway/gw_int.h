@@ -79,6 +79,9 @@ void gw_node_drain(struct gw *, const struct auth_principal *, struct http_reque
 
 void gw_heartbeat(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 
+void gw_routes_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_routes_watch(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+
 /* The route table (gateway.c). */
 extern const struct gw_route gw_routes[];
 extern const size_t gw_routes_count;

@@ -24,6 +24,7 @@
 #include "deployments/worker.h"
 #include "gateway/gateway.h"
 #include "inventory/inventory.h"
+#include "inventory/routes.h"
 
 static void novad_usage(FILE *f)
 {
@@ -130,6 +131,12 @@ static bool novad_is_leader(void *ctx)
 	return reconciler_is_leader(ctx);
 }
 
+/* The routing table changed (or a keep-alive is due): wake the watchers. */
+static void novad_routes_changed(void *srv)
+{
+	http_server_streams_wake(srv);
+}
+
 static void novad_fail(const char *what, const struct nova_err *err)
 {
 	nova_log_kv(NOVA_LOG_ERROR, "novad", what, "error", err->message, "field",
@@ -149,6 +156,7 @@ int main(int argc, char **argv)
 	struct worker *worker = NULL;
 	struct reconciler *reconciler = NULL;
 	struct inventory *inventory = NULL;
+	struct inventory_routes *routes = NULL;
 	char admin_token[256], url_path[1100];
 	const char *conninfo;
 	sigset_t sigs;
@@ -225,7 +233,12 @@ int main(int argc, char **argv)
 		novad_fail("inventory failed to start", &err);
 		goto out;
 	}
-	struct gw_deps deps = {db, auth, inventory, db_migrations_builtin, db_migrations_builtin_count};
+	if (inventory_routes_create(&routes, db, inventory, &err)) {
+		novad_fail("routing table failed to start", &err);
+		goto out;
+	}
+	struct gw_deps deps = {db, auth, inventory, routes, db_migrations_builtin,
+			       db_migrations_builtin_count};
 	struct http_server_config hcfg = {.listen = cfg.listen, .threads = cfg.http_threads,
 					  .max_body = cfg.max_body_bytes};
 	if (gw_create(&gw, &deps, &err) || http_server_create(&srv, &hcfg, &err) ||
@@ -264,7 +277,8 @@ int main(int argc, char **argv)
 	}
 	/* Heartbeats are flushed by every novad; health is swept by the one
 	 * that holds the reconciler's lock. */
-	if (inventory_start(inventory, novad_is_leader, reconciler, &err)) {
+	if (inventory_start(inventory, novad_is_leader, reconciler, &err) ||
+	    inventory_routes_start(routes, 250, 15000, novad_routes_changed, srv, &err)) {
 		novad_fail("inventory failed to start", &err);
 		goto out;
 	}
@@ -281,12 +295,14 @@ out:
 	snprintf(url_path, sizeof(url_path), "%s/novad.url", cfg.state_dir);
 	if (srv)
 		unlink(url_path);
+	inventory_routes_stop(routes);
 	http_server_stop(srv);
 	inventory_stop(inventory);
 	reconciler_stop(reconciler);
 	worker_stop(worker);
 	http_server_destroy(srv);
 	gw_destroy(gw);
+	inventory_routes_destroy(routes);
 	inventory_destroy(inventory);
 	auth_destroy(auth);
 	db_pool_destroy(db);

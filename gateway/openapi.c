@@ -113,6 +113,14 @@ const char gw_openapi_schemas[] =
 	"\"HeartbeatAnswer\": {\"type\": \"object\", \"properties\": {"
 	"  \"accepted\": {\"type\": \"boolean\"}, \"reason\": {\"type\": \"string\"},"
 	"  \"interval_ms\": {\"type\": \"integer\"}}},"
+	"\"Routes\": {\"type\": \"object\", \"properties\": {"
+	"  \"version\": {\"type\": \"integer\"}, \"routes\": {\"type\": \"array\", \"items\": {"
+	"    \"type\": \"object\", \"properties\": {\"model\": {\"type\": \"string\"},"
+	"    \"version\": {\"type\": \"string\"}, \"adapter\": {\"type\": \"string\", \"nullable\": true},"
+	"    \"endpoints\": {\"type\": \"array\", \"items\": {\"type\": \"object\", \"properties\": {"
+	"      \"url\": {\"type\": \"string\"}, \"replica\": {\"type\": \"string\"},"
+	"      \"deployment\": {\"type\": \"string\"}, \"node\": {\"type\": \"string\"},"
+	"      \"load\": {\"type\": \"object\", \"nullable\": true}}}}}}}}},"
 	"\"ApiKeyList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/ApiKey\"}}"
 	"}";
 

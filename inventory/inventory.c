@@ -461,3 +461,23 @@ void inventory_destroy(struct inventory *inv)
 	pthread_mutex_destroy(&inv->lock);
 	free(inv);
 }
+
+json_t *inventory_loads(struct inventory *inv)
+{
+	json_t *out = json_object();
+	pthread_mutex_lock(&inv->lock);
+	for (size_t i = 0; out && i < inv->cap; i++) {
+		size_t j;
+		json_t *r;
+		if (!inv->slots[i].id[0])
+			continue;
+		json_array_foreach(inv->slots[i].replicas, j, r) {
+			json_t *load = json_object_get(r, "load");
+			const char *id = json_string_value(json_object_get(r, "replica_id"));
+			if (id && load)
+				json_object_set_new(out, id, json_deep_copy(load));
+		}
+	}
+	pthread_mutex_unlock(&inv->lock);
+	return out;
+}

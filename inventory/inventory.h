@@ -53,6 +53,10 @@ int inventory_flush(struct inventory *inv, struct nova_err *err);
 /* One health sweep (the reconciler's holder calls it). */
 int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, struct nova_err *err);
 
+/* The load each replica's node last reported through this novad, as an
+ * object replica id -> load (a new reference). */
+json_t *inventory_loads(struct inventory *inv);
+
 /* Start and stop the background threads: the flusher, and the health
  * sweeper, which sweeps (every interval_ms / 4) only while is_leader(ctx)
  * says this novad holds the singleton duties (pass NULL for no sweeper). */

@@ -9,6 +9,7 @@
 
 #include "deployments/worker.h"
 #include "inventory/inventory.h"
+#include "inventory/routes.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -50,7 +51,9 @@ int testenv_gateway_start(struct testenv *env, size_t max_body)
 	icfg.failed_after_ms = 1000;
 	if (inventory_create(&env->inventory, env->db, &icfg, &err))
 		goto fail;
-	struct gw_deps deps = {env->db, env->auth, env->inventory, db_migrations_builtin,
+	if (inventory_routes_create(&env->routes, env->db, env->inventory, &err))
+		goto fail;
+	struct gw_deps deps = {env->db, env->auth, env->inventory, env->routes, db_migrations_builtin,
 			       db_migrations_builtin_count};
 	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 4, .max_body = max_body};
 	if (gw_create(&env->gw, &deps, &err) || http_server_create(&env->srv, &cfg, &err) ||
@@ -68,6 +71,7 @@ void testenv_close(struct testenv *env)
 	http_server_stop(env->srv);
 	http_server_destroy(env->srv);
 	gw_destroy(env->gw);
+	inventory_routes_destroy(env->routes);
 	inventory_destroy(env->inventory);
 	auth_destroy(env->auth);
 	db_pool_destroy(env->db);

@@ -19,6 +19,7 @@ struct testenv {
 	struct auth *auth;
 	struct gw *gw;
 	struct inventory *inventory;
+	struct inventory_routes *routes;
 	struct http_server *srv;
 	char url[64];
 };

@@ -1,0 +1,100 @@
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/gw_int.h"
+#include "inventory/routes.h"
+
+void gw_routes_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+		   struct http_response *res)
+{
+	char etag[INVENTORY_ROUTES_ETAG_LEN], *text = NULL;
+	struct nova_err err;
+	const char *inm = http_request_header(req, "If-None-Match");
+	(void)who;
+	nova_err_clear(&err);
+	if (inventory_routes_get(&text, etag, gw->deps.routes, http_request_query(req, "model"), &err)) {
+		http_response_error(res, &err);
+		return;
+	}
+	http_response_header_add(res, "ETag", etag);
+	http_response_header_add(res, "Cache-Control", "no-cache");
+	if (inm && strcmp(inm, etag) == 0) {
+		res->status = 304;
+		free(text);
+		return;
+	}
+	http_response_text(res, 200, "application/json", text);
+	free(text);
+}
+
+/* One watcher: the version it has seen, what is left to send of the
+ * current event, and when it last sent anything (for keep-alives). */
+struct gw_watch {
+	struct inventory_routes *routes;
+	long long seen;
+	char *pending;
+	size_t off, len;
+	time_t last_write;
+};
+
+#define GW_WATCH_KEEPALIVE_S 15
+
+static long gw_watch_read(void *arg, char *buf, size_t max)
+{
+	struct gw_watch *w = arg;
+	if (w->off == w->len) {
+		long long next;
+		free(w->pending);
+		w->pending = inventory_routes_next_event(w->routes, w->seen, &next);
+		w->off = 0;
+		w->len = w->pending ? strlen(w->pending) : 0;
+		if (w->pending) {
+			w->seen = next;
+		} else if (time(NULL) - w->last_write >= GW_WATCH_KEEPALIVE_S) {
+			/* A comment line: keeps proxies from timing the stream out,
+			 * and a write to a client that left ends the stream. */
+			w->pending = strdup(": keep-alive\n\n");
+			w->len = w->pending ? strlen(w->pending) : 0;
+		}
+		if (!w->len)
+			return HTTP_STREAM_WAIT;
+	}
+	size_t n = w->len - w->off;
+	if (n > max)
+		n = max;
+	memcpy(buf, w->pending + w->off, n);
+	w->off += n;
+	w->last_write = time(NULL);
+	return (long)n;
+}
+
+static void gw_watch_free(void *arg)
+{
+	struct gw_watch *w = arg;
+	free(w->pending);
+	free(w);
+}
+
+void gw_routes_watch(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+		     struct http_response *res)
+{
+	const char *last = http_request_header(req, "Last-Event-ID");
+	struct gw_watch *w = calloc(1, sizeof(*w));
+	(void)who;
+	if (!w) {
+		http_response_errorf(res, NOVA_EINTERNAL, "", "out of memory");
+		return;
+	}
+	w->routes = gw->deps.routes;
+	w->seen = -1; /* a snapshot first */
+	if (last && *last) {
+		char *end;
+		long long v = strtoll(last, &end, 10);
+		if (!*end && v >= 0)
+			w->seen = v;
+	}
+	w->last_write = time(NULL);
+	http_response_stream(res, 200, "text/event-stream", gw_watch_read, w, gw_watch_free);
+	http_response_header_add(res, "Cache-Control", "no-cache");
+}

@@ -1,0 +1,299 @@
+#include "inventory/routes.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json.h"
+#include "core/secret.h"
+
+struct routes_event {
+	long long version;
+	char *data; /* {"version": V, "changes": {key: route or null}} */
+};
+
+struct inventory_routes {
+	struct db_pool *db;
+	struct inventory *inv;
+	pthread_mutex_t lock;
+	long long version;
+	json_t *table;      /* key -> route object (without load) */
+	struct routes_event ring[INVENTORY_ROUTES_HISTORY];
+	size_t ring_next;
+	pthread_t thread;
+	bool running;
+	atomic_bool stop;
+	unsigned refresh_ms, keepalive_ms;
+	void (*on_change)(void *ctx);
+	void *ctx;
+};
+
+int inventory_routes_create(struct inventory_routes **out, struct db_pool *db,
+			    struct inventory *inv, struct nova_err *err)
+{
+	struct inventory_routes *r = calloc(1, sizeof(*r));
+	*out = NULL;
+	if (!r || !(r->table = json_object())) {
+		free(r);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	r->db = db;
+	r->inv = inv;
+	pthread_mutex_init(&r->lock, NULL);
+	*out = r;
+	return 0;
+}
+
+void inventory_routes_destroy(struct inventory_routes *r)
+{
+	if (!r)
+		return;
+	inventory_routes_stop(r);
+	for (size_t i = 0; i < INVENTORY_ROUTES_HISTORY; i++)
+		free(r->ring[i].data);
+	json_decref(r->table);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+/* The table as the database has it now: key (model, or model/adapter) ->
+ * {"model", "version", "adapter", "endpoints": [{"url", "replica",
+ * "deployment", "node"}]}, endpoints sorted so equal tables compare equal. */
+static int routes_build(json_t **out, struct inventory_routes *r, struct nova_err *err)
+{
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = db_conn_acquire(&c, r->db, err)))
+		return rc;
+	rc = db_exec(&res, c,
+		     "SELECT m.name, m.version, coalesce(m.spec->'adapters', '[]')::text, d.name, "
+		     "r.id, r.endpoint, (SELECT n.name FROM replica_placements rp JOIN nodes n "
+		     "ON n.id = rp.node_id WHERE rp.replica_id = r.id ORDER BY rp.stage DESC LIMIT 1) "
+		     "FROM replicas r JOIN deployments d ON d.id = r.deployment_id "
+		     "JOIN models m ON m.id = d.model_id "
+		     "WHERE r.state = 'ready' AND r.endpoint IS NOT NULL "
+		     "AND d.state NOT IN ('stopping', 'stopped') "
+		     "AND EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.replica_id = r.id) "
+		     "AND NOT EXISTS (SELECT 1 FROM replica_placements rp JOIN nodes n ON n.id = rp.node_id "
+		     "WHERE rp.replica_id = r.id AND n.state <> 'ready') "
+		     "ORDER BY m.name, r.endpoint, r.id",
+		     0, NULL, err);
+	db_conn_release(r->db, c);
+	if (rc)
+		return rc;
+	json_t *t = json_object();
+	for (int i = 0; t && i < PQntuples(res); i++) {
+		json_t *adapters = json_loads(PQgetvalue(res, i, 2), 0, NULL), *a;
+		size_t ai;
+		json_t *ep = json_pack("{s:s, s:s, s:s, s:s?}", "url", PQgetvalue(res, i, 5), "replica",
+				       PQgetvalue(res, i, 4), "deployment", PQgetvalue(res, i, 3), "node",
+				       PQgetvalue(res, i, 6));
+		/* The model itself, and each static LoRA adapter it serves. */
+		for (ssize_t k = -1; k < (ssize_t)json_array_size(adapters); k++) {
+			char key[300];
+			const char *adapter = NULL;
+			if (k >= 0) {
+				a = json_array_get(adapters, (size_t)k);
+				adapter = json_string_value(a);
+				snprintf(key, sizeof(key), "%s/%s", PQgetvalue(res, i, 0), adapter);
+			} else {
+				snprintf(key, sizeof(key), "%s", PQgetvalue(res, i, 0));
+			}
+			json_t *route = json_object_get(t, key);
+			if (!route) {
+				route = json_pack("{s:s, s:s, s:o, s:[]}", "model", PQgetvalue(res, i, 0),
+						  "version", PQgetvalue(res, i, 1), "adapter",
+						  adapter ? json_string(adapter) : json_null(), "endpoints");
+				json_object_set_new(t, key, route);
+			}
+			json_array_append(json_object_get(route, "endpoints"), ep);
+		}
+		(void)ai;
+		json_decref(ep);
+		json_decref(adapters);
+	}
+	PQclear(res);
+	if (!t)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	*out = t;
+	return 0;
+}
+
+int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct nova_err *err)
+{
+	json_t *fresh, *changes = json_object();
+	const char *key;
+	json_t *v;
+	int rc;
+	if (changed)
+		*changed = false;
+	if ((rc = routes_build(&fresh, r, err))) {
+		json_decref(changes);
+		return rc;
+	}
+	pthread_mutex_lock(&r->lock);
+	json_object_foreach(fresh, key, v) {
+		if (!json_equal(v, json_object_get(r->table, key)))
+			json_object_set(changes, key, v);
+	}
+	json_object_foreach(r->table, key, v) {
+		if (!json_object_get(fresh, key))
+			json_object_set_new(changes, key, json_null());
+	}
+	if (json_object_size(changes) > 0) {
+		struct routes_event *ev = &r->ring[r->ring_next % INVENTORY_ROUTES_HISTORY];
+		r->version++;
+		free(ev->data);
+		ev->version = r->version;
+		json_t *data = json_pack("{s:I, s:O}", "version", (json_int_t)r->version, "changes", changes);
+		ev->data = data ? json_dump_compact(data) : NULL;
+		json_decref(data);
+		r->ring_next++;
+		json_decref(r->table);
+		r->table = fresh;
+		fresh = NULL;
+		if (changed)
+			*changed = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	json_decref(fresh);
+	json_decref(changes);
+	return 0;
+}
+
+long long inventory_routes_version(struct inventory_routes *r)
+{
+	pthread_mutex_lock(&r->lock);
+	long long v = r->version;
+	pthread_mutex_unlock(&r->lock);
+	return v;
+}
+
+/* The routes as the API shows them: a list, with load hints. Caller holds
+ * the lock. */
+static json_t *routes_render(struct inventory_routes *r, const char *model, json_t *loads)
+{
+	json_t *list = json_array();
+	const char *key;
+	json_t *route;
+	json_object_foreach(r->table, key, route) {
+		const char *adapter = json_string_value(json_object_get(route, "adapter"));
+		if (model && strcmp(json_string_value(json_object_get(route, "model")), model) != 0 &&
+		    !(adapter && strcmp(adapter, model) == 0) && strcmp(key, model) != 0)
+			continue;
+		json_t *copy = json_deep_copy(route);
+		size_t i;
+		json_t *ep;
+		json_array_foreach(json_object_get(copy, "endpoints"), i, ep) {
+			json_t *load = json_object_get(loads, json_string_value(json_object_get(ep, "replica")));
+			json_object_set(ep, "load", load ? load : json_null());
+		}
+		json_array_append_new(list, copy);
+	}
+	return list;
+}
+
+int inventory_routes_get(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
+			 struct inventory_routes *r, const char *model, struct nova_err *err)
+{
+	json_t *loads = r->inv ? inventory_loads(r->inv) : json_object();
+	char hash[SECRET_HEX_SHA256_LEN];
+	*text = NULL;
+	pthread_mutex_lock(&r->lock);
+	json_t *list = routes_render(r, model, loads);
+	json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)r->version, "routes", list);
+	pthread_mutex_unlock(&r->lock);
+	json_decref(loads);
+	if (model && json_array_size(json_object_get(body, "routes")) == 0) {
+		json_decref(body);
+		return nova_err_set(err, NOVA_ENOTFOUND, "model", "no routes for model \"%s\"", model);
+	}
+	*text = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(body);
+	if (!*text)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	secret_sha256_hex(hash, *text, strlen(*text));
+	snprintf(etag, INVENTORY_ROUTES_ETAG_LEN, "\"%.32s\"", hash);
+	return 0;
+}
+
+char *inventory_routes_next_event(struct inventory_routes *r, long long seen, long long *next_seen)
+{
+	char *out = NULL;
+	pthread_mutex_lock(&r->lock);
+	*next_seen = seen;
+	long long oldest = r->ring_next > INVENTORY_ROUTES_HISTORY
+				   ? r->version - INVENTORY_ROUTES_HISTORY + 1 : 1;
+	if (seen < 0 || seen > r->version || (seen < oldest - 1 && r->version > 0)) {
+		/* New, or from before what the ring remembers: a snapshot. */
+		json_t *empty = json_object();
+		json_t *list = routes_render(r, NULL, empty);
+		json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)r->version, "routes", list);
+		char *data = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		if (data && asprintf(&out, "id: %lld\nevent: snapshot\ndata: %s\n\n", r->version, data) < 0)
+			out = NULL;
+		free(data);
+		json_decref(body);
+		json_decref(empty);
+		*next_seen = r->version;
+	} else if (seen < r->version) {
+		const struct routes_event *ev =
+			&r->ring[(size_t)(seen) % INVENTORY_ROUTES_HISTORY]; /* version seen+1 */
+		if (ev->version == seen + 1 && ev->data &&
+		    asprintf(&out, "id: %lld\nevent: update\ndata: %s\n\n", ev->version, ev->data) < 0)
+			out = NULL;
+		*next_seen = seen + 1;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return out;
+}
+
+static void *routes_thread(void *arg)
+{
+	struct inventory_routes *r = arg;
+	unsigned since_tick = 0;
+	while (!atomic_load(&r->stop)) {
+		struct nova_err err;
+		bool changed = false;
+		for (unsigned w = 0; w < r->refresh_ms && !atomic_load(&r->stop); w += 10) {
+			struct timespec ts = {0, 10 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+		since_tick += r->refresh_ms;
+		if (inventory_routes_refresh(&changed, r, &err) != 0)
+			continue; /* the database is away: keep serving the last table */
+		if (changed || since_tick >= r->keepalive_ms) {
+			since_tick = 0;
+			r->on_change(r->ctx);
+		}
+	}
+	return NULL;
+}
+
+int inventory_routes_start(struct inventory_routes *r, unsigned refresh_ms, unsigned keepalive_ms,
+			   void (*on_change)(void *ctx), void *ctx, struct nova_err *err)
+{
+	r->refresh_ms = refresh_ms ? refresh_ms : 250;
+	r->keepalive_ms = keepalive_ms ? keepalive_ms : 15000;
+	r->on_change = on_change;
+	r->ctx = ctx;
+	atomic_init(&r->stop, false);
+	if (pthread_create(&r->thread, NULL, routes_thread, r) != 0)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the routes thread");
+	r->running = true;
+	return 0;
+}
+
+void inventory_routes_stop(struct inventory_routes *r)
+{
+	if (!r || !r->running)
+		return;
+	atomic_store(&r->stop, true);
+	pthread_join(r->thread, NULL);
+	r->running = false;
+}

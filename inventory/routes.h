@@ -1,0 +1,57 @@
+/* The routing table: model (and LoRA adapter) -> healthy, ready replica
+ * endpoints with load hints, for inference gateways.
+ *
+ * A snapshot is rebuilt from the database (a replica is routable when it is
+ * ready, has an endpoint, its deployment is not stopping, and every node of
+ * its gang is ready) whenever a refresh finds it changed; it carries a
+ * version, its JSON text and an ETag (a hash of the text, so every novad
+ * gives the same ETag for the same table). Changes are kept as events (the
+ * models whose endpoints changed, with their new routes) in a ring of the
+ * last INVENTORY_ROUTES_HISTORY versions, for watchers that reconnect with
+ * Last-Event-ID; an older one gets a fresh snapshot. */
+#ifndef NOVA_INVENTORY_ROUTES_H
+#define NOVA_INVENTORY_ROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/db.h"
+#include "core/err.h"
+#include "inventory/inventory.h"
+
+#define INVENTORY_ROUTES_HISTORY 256
+#define INVENTORY_ROUTES_ETAG_LEN 40
+
+struct inventory_routes;
+
+/* inv (may be NULL) supplies load hints. */
+int inventory_routes_create(struct inventory_routes **out, struct db_pool *db,
+			    struct inventory *inv, struct nova_err *err);
+void inventory_routes_destroy(struct inventory_routes *r);
+
+/* Rebuild from the database; *changed (may be NULL) says whether the
+ * endpoints changed (a new version and event). */
+int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct nova_err *err);
+
+/* The table, or one model's (or adapter's) routes when model is not NULL:
+ * JSON text (caller frees) and its ETag. An unknown model is NOVA_ENOTFOUND. */
+int inventory_routes_get(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
+			 struct inventory_routes *r, const char *model, struct nova_err *err);
+
+long long inventory_routes_version(struct inventory_routes *r);
+
+/* For a watcher that has seen version `seen`: the next event as SSE text
+ * ("id: V\\nevent: update\\ndata: {...}\\n\\n"), or a snapshot event when
+ * `seen` is -1 or too old; NULL when there is nothing newer. *next_seen
+ * receives the version the text brings the watcher to. */
+char *inventory_routes_next_event(struct inventory_routes *r, long long seen,
+				  long long *next_seen);
+
+/* A background thread: refresh every refresh_ms, and call on_change(ctx)
+ * when the table changed, and every keepalive_ms in any case (watch streams
+ * use it to send keep-alives and notice clients that left). */
+int inventory_routes_start(struct inventory_routes *r, unsigned refresh_ms, unsigned keepalive_ms,
+			   void (*on_change)(void *ctx), void *ctx, struct nova_err *err);
+void inventory_routes_stop(struct inventory_routes *r);
+
+#endif

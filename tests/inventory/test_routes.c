@@ -1,0 +1,218 @@
+/* The routing table over HTTP: ready replicas appear with their endpoint and
+ * load, ETag and If-None-Match, ?model=; the watch stream sends a snapshot,
+ * then the change when a node goes silent, and resumes from Last-Event-ID. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/http_client.h"
+#include "deployments/worker.h"
+#include "inventory/inventory.h"
+#include "inventory/routes.h"
+#include "pools/pool.h"
+#include "tests/support/testenv.h"
+
+#define ADMIN TESTENV_ADMIN_TOKEN
+
+static char node_id[64], token[128];
+static int open_watch = -1;
+
+static void refresh(struct testenv *env)
+{
+	struct nova_err err;
+	if (inventory_routes_refresh(NULL, env->routes, &err))
+		fail_msg("%s", err.message);
+	http_server_streams_wake(env->srv);
+}
+
+/* A deployment of "m" (static LoRA "sql") with one replica reported ready. */
+static int setup(void **state)
+{
+	struct worker_config wcfg;
+	struct nova_err err;
+	json_t *b;
+	char body[512], replica[64];
+	if (testenv_setup(state) != 0)
+		return -1;
+	struct testenv *env = *state;
+	worker_config_defaults(&wcfg);
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/pools", ADMIN,
+				      "{\"name\":\"p\",\"provider\":\"fake\"}"), 201);
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/models", ADMIN,
+				      "{\"name\":\"m\",\"kind\":\"lora_static\",\"engine\":{\"image\":\"x\"},"
+				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}],\"adapters\":[\"sql\"]}"), 201);
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
+	snprintf(replica, sizeof(replica), "%s", json_string_value(json_object_get(r, "id")));
+	snprintf(node_id, sizeof(node_id), "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
+	json_decref(b);
+	assert_int_equal(pool_node_token_issue(token, sizeof(token), env->db, node_id, &err), 0);
+	snprintf(body, sizeof(body),
+		 "{\"seq\":1,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"ready\","
+		 "\"endpoint\":\"http://127.0.0.1:9001\",\"load\":{\"queue_depth\":3}}]}", replica);
+	char path[128];
+	snprintf(path, sizeof(path), "/v1/nodes/%s/heartbeat", node_id);
+	assert_int_equal(testenv_http(NULL, env, "POST", path, token, body), 200);
+	assert_int_equal(inventory_flush(env->inventory, &err), 0);
+	refresh(env);
+	return 0;
+}
+
+static void test_routes_list_ready_endpoints_with_load(void **state)
+{
+	struct testenv *env = *state;
+	json_t *b;
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes", ADMIN, NULL), 200);
+	json_t *routes = json_object_get(b, "routes");
+	assert_int_equal(json_array_size(routes), 2); /* the model and its adapter */
+	json_t *m = json_array_get(routes, 0), *ep = json_array_get(json_object_get(m, "endpoints"), 0);
+	assert_string_equal(json_string_value(json_object_get(m, "model")), "m");
+	assert_string_equal(json_string_value(json_object_get(ep, "url")), "http://127.0.0.1:9001");
+	assert_string_equal(json_string_value(json_object_get(ep, "deployment")), "d");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(ep, "load"), "queue_depth")), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(routes, 1), "adapter")), "sql");
+	json_decref(b);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes?model=sql", ADMIN, NULL), 200);
+	assert_int_equal(json_array_size(json_object_get(b, "routes")), 1);
+	json_decref(b);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes?model=nope", ADMIN, NULL), 404);
+	json_decref(b);
+	assert_int_equal(testenv_http(NULL, env, "GET", "/v1/routes", NULL, NULL), 401);
+}
+
+static void test_etag_and_if_none_match(void **state)
+{
+	struct testenv *env = *state;
+	char url[128], inm[128];
+	struct http_client_response res;
+	struct nova_err err;
+	snprintf(url, sizeof(url), "%s/v1/routes", env->url);
+	struct http_client_request req = {.method = "GET", .url = url, .bearer_token = ADMIN};
+	assert_int_equal(http_client_do(&res, &req, &err), 0);
+	assert_int_equal(res.status, 200);
+	assert_non_null(res.etag);
+	snprintf(inm, sizeof(inm), "If-None-Match: %s", res.etag);
+	http_client_response_finish(&res);
+	const char *const hdr[] = {inm, NULL};
+	req.headers = hdr;
+	assert_int_equal(http_client_do(&res, &req, &err), 0);
+	assert_int_equal(res.status, 304);
+	assert_int_equal(res.body_len, 0);
+	http_client_response_finish(&res);
+	/* The table changes: the old ETag no longer matches. */
+	assert_int_equal(pool_node_transition(env->db, node_id, "unhealthy", "test", &err), 0);
+	refresh(env);
+	assert_int_equal(http_client_do(&res, &req, &err), 0);
+	assert_int_equal(res.status, 200);
+	assert_non_null(strstr(res.body, "\"routes\":[]"));
+	http_client_response_finish(&res);
+}
+
+/* Read from the stream until needle arrives (or 5 s pass). */
+static bool wait_for(int fd, char *buf, size_t cap, size_t *len, const char *needle)
+{
+	for (int i = 0; i < 50; i++) {
+		buf[*len] = '\0';
+		if (strstr(buf, needle))
+			return true;
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 100) > 0) {
+			ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+			if (n <= 0)
+				return false;
+			*len += (size_t)n;
+		}
+	}
+	buf[*len] = '\0';
+	return strstr(buf, needle) != NULL;
+}
+
+static int watch_open(struct testenv *env, const char *last_id)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_server_port(env->srv))};
+	char req[512];
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	int n = snprintf(req, sizeof(req),
+			 "GET /v1/routes/watch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n%s%s%s\r\n",
+			 ADMIN, last_id ? "Last-Event-ID: " : "", last_id ? last_id : "",
+			 last_id ? "\r\n" : "");
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	return fd;
+}
+
+static void test_watch_snapshot_then_change_then_resume(void **state)
+{
+	struct testenv *env = *state;
+	struct nova_err err;
+	char buf[16384];
+	size_t len = 0;
+	int fd = watch_open(env, NULL);
+	assert_true(wait_for(fd, buf, sizeof(buf), &len, "event: snapshot"));
+	assert_non_null(strstr(buf, "text/event-stream"));
+	assert_true(wait_for(fd, buf, sizeof(buf), &len, "http://127.0.0.1:9001"));
+	/* The node goes silent: the watcher hears the model leave. */
+	long long before = inventory_routes_version(env->routes);
+	assert_int_equal(pool_node_transition(env->db, node_id, "unhealthy", "no heartbeat", &err), 0);
+	refresh(env);
+	assert_true(wait_for(fd, buf, sizeof(buf), &len, "event: update"));
+	assert_true(wait_for(fd, buf, sizeof(buf), &len, "\"m\":null"));
+	close(fd);
+	/* A watcher that saw the version before it gets just the update. */
+	char id[32];
+	snprintf(id, sizeof(id), "%lld", before);
+	len = 0;
+	fd = watch_open(env, id);
+	assert_true(wait_for(fd, buf, sizeof(buf), &len, "event: update"));
+	assert_null(strstr(buf, "event: snapshot"));
+	close(fd);
+	/* An unknown id gets a fresh snapshot. */
+	len = 0;
+	fd = watch_open(env, "999999");
+	assert_true(wait_for(fd, buf, sizeof(buf), &len, "event: snapshot"));
+	/* Left open: stopping the server must end it, not hang on it. */
+	open_watch = fd;
+}
+
+static int teardown_watch(void **state)
+{
+	int rc = testenv_teardown(state); /* http_server_stop ends the open stream */
+	if (open_watch >= 0) {
+		char b[4096];
+		ssize_t n;
+		while ((n = read(open_watch, b, sizeof(b))) > 0)
+			;
+		close(open_watch);
+		open_watch = -1;
+		if (n < 0)
+			return -1;
+	}
+	return rc;
+}
+
+int main(void)
+{
+	struct nova_err err;
+	http_client_global_init(&err);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_routes_list_ready_endpoints_with_load, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_etag_and_if_none_match, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_watch_snapshot_then_change_then_resume, setup, teardown_watch),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
