@@ -97,5 +97,7 @@ int cli_cmd_model(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a);
 int cli_cmd_deployment(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 int cli_cmd_node(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+/* "novactl routes [--model M] [--watch]": no verb; verb is NULL. */
+int cli_cmd_routes(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 
 #endif

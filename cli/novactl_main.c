@@ -1,5 +1,6 @@
 /* novactl: the command line over novad's gateway API. */
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@ static const char novactl_usage[] =
 	"  deploy MODEL --pool POOL ...         deploy a model on a pool\n"
 	"  deployment list|get|scale|stop|start|delete\n"
 	"  node list|get|cordon|uncordon|drain      the nodes of the pools\n"
+	"  routes [--model NAME] [--watch]      the routing table\n"
 	"  apikey create|list|revoke            API keys (admin token only)\n"
 	"  version                              client and server versions\n"
 	"\n"
@@ -30,13 +32,15 @@ static const char novactl_usage[] =
 static const struct {
 	const char *name;
 	int (*fn)(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+	bool no_verb; /* the words after the name are all arguments */
 } novactl_groups[] = {
-	{"pool", cli_cmd_pool},
-	{"model", cli_cmd_model},
-	{"deploy", cli_cmd_deploy},
-	{"deployment", cli_cmd_deployment},
-	{"node", cli_cmd_node},
-	{"apikey", cli_cmd_apikey},
+	{"pool", cli_cmd_pool, false},
+	{"model", cli_cmd_model, false},
+	{"deploy", cli_cmd_deploy, false},
+	{"deployment", cli_cmd_deployment, false},
+	{"node", cli_cmd_node, false},
+	{"routes", cli_cmd_routes, true},
+	{"apikey", cli_cmd_apikey, false},
 };
 
 struct novactl_globals {
@@ -128,9 +132,14 @@ int main(int argc, char **argv)
 			if (!strcmp(words[0], novactl_groups[i].name))
 				break;
 		if (i < sizeof(novactl_groups) / sizeof(novactl_groups[0])) {
-			const char *verb = n > 1 ? words[1] : NULL;
-			cli_args_init(&a, n > 2 ? n - 2 : 0, words + 2);
-			rc = novactl_groups[i].fn(&ctx, verb, &a);
+			if (novactl_groups[i].no_verb) {
+				cli_args_init(&a, n - 1, words + 1);
+				rc = novactl_groups[i].fn(&ctx, NULL, &a);
+			} else {
+				const char *verb = n > 1 ? words[1] : NULL;
+				cli_args_init(&a, n > 2 ? n - 2 : 0, words + 2);
+				rc = novactl_groups[i].fn(&ctx, verb, &a);
+			}
 		} else {
 			fprintf(stderr, "novactl: unknown command \"%s\"\n", words[0]);
 			fputs(novactl_usage, stderr);

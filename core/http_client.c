@@ -175,3 +175,65 @@ void http_client_response_finish(struct http_client_response *res)
 	free(res->etag);
 	memset(res, 0, sizeof(*res));
 }
+
+struct http_stream_sink {
+	int (*on_data)(void *ctx, const char *data, size_t len);
+	void *ctx;
+	bool stopped;
+};
+
+static size_t http_client_stream_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct http_stream_sink *s = userdata;
+	size_t n = size * nmemb;
+	if (s->on_data(s->ctx, ptr, n) != 0) {
+		s->stopped = true;
+		return 0; /* curl stops with a write error, which is ours */
+	}
+	return n;
+}
+
+int http_client_stream(long *status, const struct http_client_request *req,
+		       int (*on_data)(void *ctx, const char *data, size_t len), void *ctx,
+		       struct nova_err *err)
+{
+	CURL *curl = curl_easy_init();
+	struct curl_slist *headers = NULL;
+	struct http_stream_sink sink = {on_data, ctx, false};
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char *auth = NULL;
+	int rc = 0;
+	*status = 0;
+	if (!curl)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "curl_easy_init failed");
+	if (req->bearer_token && asprintf(&auth, "Authorization: Bearer %s", req->bearer_token) >= 0)
+		headers = curl_slist_append(headers, auth);
+	for (const char *const *h = req->headers; h && *h; h++)
+		headers = curl_slist_append(headers, *h);
+	curl_easy_setopt(curl, CURLOPT_URL, req->url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_client_stream_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+	if (req->ca_file)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, req->ca_file);
+	CURLcode cc = curl_easy_perform(curl);
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
+	if (cc != CURLE_OK && !sink.stopped)
+		rc = nova_err_set(err, NOVA_EUNAVAIL, "", "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
+	if (auth) {
+		explicit_bzero(auth, strlen(auth));
+		free(auth);
+		for (struct curl_slist *h = headers; h; h = h->next)
+			explicit_bzero(h->data, strlen(h->data));
+	}
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(curl);
+	return rc;
+}

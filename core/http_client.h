@@ -39,6 +39,15 @@ int http_client_do(struct http_client_response *out, const struct http_client_re
 		   struct nova_err *err);
 void http_client_response_finish(struct http_client_response *res);
 
+/* Stream a response body (an event stream) to on_data as it arrives; a
+ * non-zero return from on_data stops it. With timeout_ms 0 there is no
+ * overall timeout, but a server silent for 60 s is taken as gone (event
+ * streams send keep-alives). *status gets the HTTP status; an error status
+ * still streams its body (the error JSON). */
+int http_client_stream(long *status, const struct http_client_request *req,
+		       int (*on_data)(void *ctx, const char *data, size_t len), void *ctx,
+		       struct nova_err *err);
+
 /* Call once from main before threads start (curl_global_init). */
 int http_client_global_init(struct nova_err *err);
 void http_client_global_cleanup(void);

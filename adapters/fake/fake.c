@@ -17,6 +17,8 @@ struct fake_resource {
 	char node_id[ADAPTER_ID_LEN];
 	char handle[ADAPTER_HANDLE_MAX];
 	enum adapter_node_state state;
+	char token[128]; /* the node token it was given, as a real provider keeps
+			  * it for the sidecar (a pod's Secret, a host's config) */
 };
 
 struct fake_fault_slot {
@@ -103,6 +105,8 @@ static void fake_store_begin(struct fake_pool *p)
 		struct fake_resource *r = &p->res[p->n_res++];
 		snprintf(r->node_id, sizeof(r->node_id), "%s", json_string_value(json_object_get(v, "node_id")));
 		snprintf(r->handle, sizeof(r->handle), "%s", json_string_value(json_object_get(v, "handle")));
+		const char *tok = json_string_value(json_object_get(v, "token"));
+		snprintf(r->token, sizeof(r->token), "%s", tok ? tok : "");
 		r->state = (enum adapter_node_state)json_integer_value(json_object_get(v, "state"));
 	}
 	json_decref(j);
@@ -115,9 +119,10 @@ static void fake_store_end(struct fake_pool *p, bool dirty)
 	if (dirty) {
 		json_t *arr = json_array();
 		for (size_t i = 0; i < p->n_res; i++)
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:i}", "node_id", p->res[i].node_id,
-							     "handle", p->res[i].handle, "state",
-							     (int)p->res[i].state));
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:s}", "node_id",
+							     p->res[i].node_id, "handle", p->res[i].handle,
+							     "state", (int)p->res[i].state, "token",
+							     p->res[i].token));
 		json_t *j = json_pack("{s:I, s:o}", "next_handle", (json_int_t)p->next_handle,
 				      "resources", arr);
 		char *text = json_dumps(j, JSON_COMPACT);
@@ -388,9 +393,15 @@ static int fake_provision(struct adapter_node_info *out, struct adapter *ad,
 		else if (!(r = fake_res_add(p, req->node_id, fa->ephemeral ? NULL : req->handle)))
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "fake provider: out of memory");
 	}
+	bool token_changed = false;
+	if (r && req->node_token && strcmp(r->token, req->node_token) != 0) {
+		/* A retried provision brings a fresh token: the resource takes it. */
+		snprintf(r->token, sizeof(r->token), "%s", req->node_token);
+		token_changed = true;
+	}
 	if (r)
 		fake_info_from(out, r);
-	fake_store_end(p, p->n_res != before_n);
+	fake_store_end(p, p->n_res != before_n || token_changed);
 	pthread_mutex_unlock(&fake_lock);
 	if (!rc && f.fault == FAKE_FAULT_SLOW)
 		fake_sleep_ms(f.delay_ms);

@@ -1,0 +1,171 @@
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/http_client.h"
+
+#define ROUTES_USAGE "novactl routes [--model NAME] [--watch]"
+
+static void routes_print(struct cli_ctx *ctx, const json_t *body)
+{
+	static const char *const headers[] = {"MODEL", "ADAPTER", "VERSION", "ENDPOINT", "NODE", "QUEUE"};
+	json_t *routes = json_object_get(body, "routes"), *r, *ep;
+	size_t i, j, rows = 0;
+	json_array_foreach(routes, i, r)
+		rows += json_array_size(json_object_get(r, "endpoints"));
+	char(*buf)[256] = calloc(rows * 6 + 1, sizeof(*buf));
+	const char **cells = calloc(rows * 6 + 1, sizeof(*cells));
+	size_t row = 0;
+	json_array_foreach(routes, i, r) {
+		json_array_foreach(json_object_get(r, "endpoints"), j, ep) {
+			const char **c = &cells[row * 6];
+			char(*b)[256] = &buf[row * 6];
+			c[0] = cli_cell(b[0], 256, json_object_get(r, "model"));
+			c[1] = cli_cell(b[1], 256, json_object_get(r, "adapter"));
+			c[2] = cli_cell(b[2], 256, json_object_get(r, "version"));
+			c[3] = cli_cell(b[3], 256, json_object_get(ep, "url"));
+			c[4] = cli_cell(b[4], 256, json_object_get(ep, "node"));
+			c[5] = cli_cell(b[5], 256, json_object_get(json_object_get(ep, "load"), "queue_depth"));
+			row++;
+		}
+	}
+	cli_table_print(ctx->out, headers, 6, cells, rows);
+	free(cells);
+	free(buf);
+}
+
+/* Server-Sent Events, parsed line by line across chunks. */
+struct routes_watch {
+	struct cli_ctx *ctx;
+	char line[65536];
+	size_t len;
+	char event[32];
+	char id[32];
+	char *data;
+};
+
+static void routes_event(struct routes_watch *w)
+{
+	json_t *d = w->data ? json_loads(w->data, 0, NULL) : NULL;
+	if (w->ctx->json) {
+		fprintf(w->ctx->out, "{\"id\":%s,\"event\":\"%s\",\"data\":%s}\n", w->id[0] ? w->id : "null",
+			w->event, w->data ? w->data : "null");
+	} else if (!strcmp(w->event, "snapshot")) {
+		fprintf(w->ctx->out, "snapshot (version %s)\n", w->id);
+		routes_print(w->ctx, d);
+	} else if (!strcmp(w->event, "update")) {
+		const char *key;
+		json_t *route;
+		json_object_foreach(json_object_get(d, "changes"), key, route) {
+			size_t n = json_array_size(json_object_get(route, "endpoints"));
+			fprintf(w->ctx->out, "update %s: %s -> %zu endpoint%s\n", w->id, key, n,
+				n == 1 ? "" : "s");
+		}
+	}
+	fflush(w->ctx->out);
+	json_decref(d);
+	free(w->data);
+	w->data = NULL;
+	w->event[0] = '\0';
+}
+
+static void routes_line(struct routes_watch *w, const char *line)
+{
+	if (!*line) {
+		if (w->event[0] || w->data)
+			routes_event(w);
+		return;
+	}
+	if (line[0] == ':')
+		return; /* a keep-alive comment */
+	if (!strncmp(line, "event: ", 7))
+		snprintf(w->event, sizeof(w->event), "%s", line + 7);
+	else if (!strncmp(line, "id: ", 4))
+		snprintf(w->id, sizeof(w->id), "%s", line + 4);
+	else if (!strncmp(line, "data: ", 6)) {
+		free(w->data);
+		w->data = strdup(line + 6);
+	}
+}
+
+static int routes_on_data(void *arg, const char *data, size_t len)
+{
+	struct routes_watch *w = arg;
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n') {
+			w->line[w->len] = '\0';
+			routes_line(w, w->line);
+			w->len = 0;
+		} else if (w->len + 1 < sizeof(w->line)) {
+			w->line[w->len++] = data[i];
+		}
+	}
+	return 0;
+}
+
+/* Watch until interrupted; reconnect (with the last event id, so nothing is
+ * missed) when the server goes away. */
+static int routes_watch(struct cli_ctx *ctx)
+{
+	struct routes_watch w = {.ctx = ctx};
+	char url[1100], last[64];
+	snprintf(url, sizeof(url), "%s/v1/routes/watch", ctx->server);
+	for (unsigned backoff = 1;; backoff = backoff < 16 ? backoff * 2 : 16) {
+		const char *const hdr[] = {last, NULL};
+		snprintf(last, sizeof(last), "Last-Event-ID: %s", w.id);
+		struct http_client_request req = {.method = "GET", .url = url,
+						  .bearer_token = ctx->token[0] ? ctx->token : NULL,
+						  .headers = w.id[0] ? hdr : NULL};
+		struct nova_err err;
+		long status = 0;
+		w.len = 0;
+		int rc = http_client_stream(&status, &req, routes_on_data, &w, &err);
+		if (status == 401 || status == 403) {
+			fprintf(ctx->errout, "novactl: not allowed to watch routes (HTTP %ld)\n", status);
+			free(w.data);
+			return 5;
+		}
+		if (status == 200)
+			backoff = 1;
+		fprintf(ctx->errout, "novactl: watch interrupted (%s); reconnecting in %u s\n",
+			rc ? err.message : "stream ended", backoff);
+		sleep(backoff);
+	}
+}
+
+int cli_cmd_routes(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
+{
+	const char *model = cli_arg_value(a, "--model");
+	bool watch = cli_arg_flag(a, "--watch");
+	char path[600], esc[512];
+	json_t *res = NULL;
+	int rc;
+	(void)verb;
+	if (cli_args_wants_help(a)) {
+		fprintf(ctx->out, "usage: %s\n", ROUTES_USAGE);
+		return 0;
+	}
+	if ((rc = cli_args_finish(a, ctx, ROUTES_USAGE)))
+		return rc;
+	if (watch) {
+		if (model)
+			return cli_usage_error(ctx, ROUTES_USAGE, "--watch shows every model; drop --model");
+		return routes_watch(ctx);
+	}
+	if (model) {
+		cli_path_escape(esc, sizeof(esc), model);
+		snprintf(path, sizeof(path), "/v1/routes?model=%s", esc);
+	} else {
+		snprintf(path, sizeof(path), "/v1/routes");
+	}
+	if ((rc = cli_request(&res, ctx, "GET", path, NULL)))
+		return rc;
+	if (ctx->json)
+		cli_json_print(ctx->out, res);
+	else
+		routes_print(ctx, res);
+	json_decref(res);
+	return 0;
+}
