@@ -54,7 +54,11 @@ cat <<EOT
 
   Try:
     $NOVACTL pool list
-    $NOVACTL pool get demo
+    $NOVACTL model register -f $top/etc/models/single.yaml
+    $NOVACTL deploy llama-3-8b-instruct --pool demo --replicas 2
+    $NOVACTL deployment get llama-3-8b-instruct-demo
+    $NOVACTL node list
+    $NOVACTL routes --watch
     $NOVACTL apikey create my-ci
     curl -s $url/healthz
 
