@@ -41,7 +41,7 @@ url=$(cat "$state/novad.url")
 
 # A demo pool, created once.
 "$NOVACTL" pool get demo >/dev/null 2>&1 ||
-	"$NOVACTL" pool create demo --provider fake --config '{"mode":"static","nodes":2}' \
+	"$NOVACTL" pool create demo --provider fake --config '{"mode":"static","nodes":2,"accelerator_type":"A100-80G","accelerators_per_node":2}' \
 		--max-nodes 4 >/dev/null
 
 cat <<EOT
