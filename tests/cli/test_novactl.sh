@@ -106,7 +106,7 @@ t_expect_out "^mistral-7b-lora-gpu-a  *mistral-7b-lora:1  *gpu-a  *0/2 " "deploy
 i=0
 while [ $i -lt 100 ]; do
 	"$C" deployment get mistral-7b-lora-gpu-a >"$T_WORK/out" 2>&1
-	grep -q "^replica 1: placed" "$T_WORK/out" && break
+	grep -q "^replica 1: placed" "$T_WORK/out" && grep -q "^state:     deploying" "$T_WORK/out" && break
 	i=$((i + 1)); sleep 0.1
 done
 t_expect_out "^replica 0: placed" "the worker places the first replica"
