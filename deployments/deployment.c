@@ -573,3 +573,71 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, const js
 	free(text);
 	return rc;
 }
+
+int deployment_assignment_digests(json_t **out, struct db_pool *db, struct nova_err *err)
+{
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec(&res, c,
+		     "SELECT rp.node_id, md5(string_agg(r.id::text || ':' || rp.stage || ':' || "
+		     "d.generation, ',' ORDER BY r.id, rp.stage)) "
+		     "FROM replica_placements rp JOIN replicas r ON r.id = rp.replica_id "
+		     "JOIN deployments d ON d.id = r.deployment_id "
+		     "WHERE d.state NOT IN ('stopping', 'stopped') GROUP BY rp.node_id",
+		     0, NULL, err);
+	db_conn_release(db, c);
+	if (rc)
+		return rc;
+	*out = json_object();
+	for (int i = 0; *out && i < PQntuples(res); i++)
+		json_object_set_new(*out, PQgetvalue(res, i, 0), json_string(PQgetvalue(res, i, 1)));
+	PQclear(res);
+	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}
+
+int deployment_node_assignments(json_t **out, struct db_pool *db, const char *node_id,
+				struct nova_err *err)
+{
+	const char *params[1] = {node_id};
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = db_exec(&res, c,
+		     "SELECT r.id, d.name, m.name, m.version, m.kind, rp.stage, "
+		     "m.spec->'stages'->rp.stage->>'name', rp.accelerators, m.spec::text "
+		     "FROM replica_placements rp JOIN replicas r ON r.id = rp.replica_id "
+		     "JOIN deployments d ON d.id = r.deployment_id JOIN models m ON m.id = d.model_id "
+		     "WHERE rp.node_id = $1::uuid AND d.state NOT IN ('stopping', 'stopped') "
+		     "ORDER BY r.id, rp.stage",
+		     1, params, err);
+	db_conn_release(db, c);
+	if (rc)
+		return rc;
+	*out = json_array();
+	for (int i = 0; *out && i < PQntuples(res); i++) {
+		json_t *spec = json_loads(PQgetvalue(res, i, 8), 0, NULL);
+		json_t *a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:O}", "replica_id",
+				      PQgetvalue(res, i, 0), "deployment", PQgetvalue(res, i, 1), "model",
+				      PQgetvalue(res, i, 2), "version", PQgetvalue(res, i, 3), "kind",
+				      PQgetvalue(res, i, 4), "stage", (json_int_t)atoll(PQgetvalue(res, i, 5)),
+				      "stage_name", PQgetvalue(res, i, 6), "accelerators",
+				      (json_int_t)atoll(PQgetvalue(res, i, 7)), "engine",
+				      json_object_get(spec, "engine"));
+		if (a && json_object_get(spec, "adapters"))
+			json_object_set(a, "adapters", json_object_get(spec, "adapters"));
+		if (a && json_object_get(spec, "max_adapters"))
+			json_object_set(a, "max_adapters", json_object_get(spec, "max_adapters"));
+		json_decref(spec);
+		if (a)
+			json_array_append_new(*out, a);
+	}
+	PQclear(res);
+	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}

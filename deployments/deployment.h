@@ -58,6 +58,15 @@ int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *no
  * readiness gets a work item, so its state follows (running, degraded). */
 int deployment_replicas_report(struct db_pool *db, const char *node_id, const json_t *reports,
 			       struct nova_err *err);
+/* What each node should run: an object node id -> digest of its replicas
+ * (ids and their deployments' generations), for every node with any. A
+ * node whose sidecar holds another digest is sent its assignments. */
+int deployment_assignment_digests(json_t **out, struct db_pool *db, struct nova_err *err);
+/* A node's assignments: [{"replica_id", "deployment", "model", "version",
+ * "kind", "stage", "stage_name", "accelerators", "engine", "adapters"?,
+ * "max_adapters"?}], replicas not stopping, ordered by replica. */
+int deployment_node_assignments(json_t **out, struct db_pool *db, const char *node_id,
+				struct nova_err *err);
 /* Only a stopped deployment is deleted. */
 int deployment_delete(struct db_pool *db, const char *ref, struct nova_err *err);
 

@@ -36,6 +36,7 @@ struct inventory {
 	pthread_mutex_t lock;
 	struct inv_node *slots;
 	size_t cap, used;
+	json_t *digests;                /* node id -> assignment digest */
 	pthread_t flusher, sweeper;
 	bool started, sweeping;
 	bool (*is_leader)(void *ctx);
@@ -180,15 +181,16 @@ static int inv_token_refused(struct inventory *inv, const char *token, struct no
 
 /* --- heartbeats ---------------------------------------------------------------- */
 
-static int inv_body_check(long long *seq, json_t **capacity, json_t **replicas, const json_t *body,
-			  struct nova_err *err)
+static int inv_body_check(long long *seq, json_t **capacity, json_t **replicas,
+			  const char **generation, const json_t *body, struct nova_err *err)
 {
 	const struct json_field fields[] = {
 		{.name = "seq", .kind = JSON_KIND_INT, .required = true, .out = seq, .min = 0,
 		 .max = 9000000000000000000LL},
 		{.name = "capacity", .kind = JSON_KIND_OBJECT, .out = capacity},
 		{.name = "replicas", .kind = JSON_KIND_ARRAY, .out = replicas},
-		{.name = "assignment_generation", .kind = JSON_KIND_INT, .out = &(long long){0}},
+		{.name = "assignment_generation", .kind = JSON_KIND_STRING, .out = generation,
+		 .max_len = 64, .allow_empty = true},
 	};
 	size_t i;
 	json_t *r;
@@ -240,15 +242,16 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 {
 	long long seq = 0;
 	json_t *capacity = NULL, *replicas = NULL;
+	const char *generation = NULL;
 	struct inv_node *e;
-	char reason[128];
+	char reason[128], digest[64];
 	int rc;
 	*answer = NULL;
 	if (!ids_is_uuid(node_id))
 		return nova_err_set(err, NOVA_ENOTFOUND, "node", "no node with id %s", node_id);
 	if (!token || !*token)
 		return nova_err_set(err, NOVA_EUNAUTH, "", "a node token is required");
-	if ((rc = inv_body_check(&seq, &capacity, &replicas, body, err)))
+	if ((rc = inv_body_check(&seq, &capacity, &replicas, &generation, body, err)))
 		return rc;
 
 	pthread_mutex_lock(&inv->lock);
@@ -295,9 +298,24 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 		e->replicas = json_incref((json_t *)replicas);
 		e->replicas_dirty = true;
 	}
+	const char *d = json_string_value(json_object_get(inv->digests, node_id));
+	snprintf(digest, sizeof(digest), "%s", d ? d : "none");
 	pthread_mutex_unlock(&inv->lock);
 	*answer = inv_answer(inv, true, NULL);
-	return *answer ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if (!*answer)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	json_object_set_new(*answer, "assignment_generation", json_string(digest));
+	/* What to run, only when the sidecar's view is not the current one. */
+	if (!generation || strcmp(generation, digest) != 0) {
+		json_t *assignments;
+		if ((rc = deployment_node_assignments(&assignments, inv->db, node_id, err))) {
+			json_decref(*answer);
+			*answer = NULL;
+			return rc;
+		}
+		json_object_set_new(*answer, "assignments", assignments);
+	}
+	return 0;
 }
 
 /* --- the flusher ------------------------------------------------------------------- */
@@ -352,6 +370,14 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	}
 	json_decref(batch);
 	json_decref(reports);
+	/* Refresh what every node should run: one query for the whole fleet. */
+	json_t *digests;
+	if (rc == 0 && (rc = deployment_assignment_digests(&digests, inv->db, err)) == 0) {
+		pthread_mutex_lock(&inv->lock);
+		json_decref(inv->digests);
+		inv->digests = digests;
+		pthread_mutex_unlock(&inv->lock);
+	}
 	return rc;
 }
 
@@ -458,6 +484,7 @@ void inventory_destroy(struct inventory *inv)
 		json_decref(inv->slots[i].replicas);
 	}
 	free(inv->slots);
+	json_decref(inv->digests);
 	pthread_mutex_destroy(&inv->lock);
 	free(inv);
 }

@@ -249,6 +249,53 @@ static void test_ready_replicas_make_the_deployment_running(void **state)
 	json_decref(b);
 }
 
+static void test_assignments_come_when_the_generation_differs(void **state)
+{
+	struct fx *f = *state;
+	struct worker_config wcfg;
+	struct nova_err err;
+	json_t *b, *ans;
+	char node[64], token[128], body[256], gen[64];
+	worker_config_defaults(&wcfg);
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
+				      "{\"name\":\"m\",\"kind\":\"single\",\"engine\":{\"command\":[\"serve\",\"--port\",\"{port}\"]},"
+				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(&f->env, &wcfg);
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
+	snprintf(node, sizeof(node), "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
+	json_decref(b);
+	assert_int_equal(pool_node_token_issue(token, sizeof(token), f->env.db, node, &err), 0);
+	flush(f); /* the digests are refreshed with the flush */
+	assert_int_equal(beat(&ans, f, node, token, "{\"seq\":1}"), 200);
+	json_t *as = json_object_get(ans, "assignments");
+	assert_int_equal(json_array_size(as), 1);
+	json_t *a0 = json_array_get(as, 0);
+	assert_string_equal(json_string_value(json_object_get(a0, "model")), "m");
+	assert_string_equal(json_string_value(json_object_get(a0, "stage_name")), "main");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(a0, "engine"), "command"), 0)),
+			    "serve");
+	snprintf(gen, sizeof(gen), "%s", json_string_value(json_object_get(ans, "assignment_generation")));
+	json_decref(ans);
+	/* Up to date: no assignments in the answer. */
+	snprintf(body, sizeof(body), "{\"seq\":2,\"assignment_generation\":\"%s\"}", gen);
+	assert_int_equal(beat(&ans, f, node, token, body), 200);
+	assert_null(json_object_get(ans, "assignments"));
+	json_decref(ans);
+	/* The deployment stops: the node's generation moves to "none". */
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments/d/stop", ADMIN, NULL), 200);
+	flush(f);
+	snprintf(body, sizeof(body), "{\"seq\":3,\"assignment_generation\":\"%s\"}", gen);
+	assert_int_equal(beat(&ans, f, node, token, body), 200);
+	assert_string_equal(json_string_value(json_object_get(ans, "assignment_generation")), "none");
+	assert_int_equal(json_array_size(json_object_get(ans, "assignments")), 0);
+	assert_non_null(json_object_get(ans, "assignments"));
+	json_decref(ans);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +306,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sweep_unhealthy_back_and_failed_stays_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_token_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_replicas_make_the_deployment_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_assignments_come_when_the_generation_differs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
