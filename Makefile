@@ -35,7 +35,7 @@ LIB      := $(BUILD)/libnova.a
 CLI_SRCS := $(filter-out %_main.c,$(wildcard cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
-BINS := $(BUILD)/novad $(BUILD)/novactl $(BUILD)/nova-mock-engine
+BINS := $(BUILD)/novad $(BUILD)/novactl $(BUILD)/nova-mock-engine $(BUILD)/nova-sidecar
 
 TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(BUILD)/%.o)
@@ -70,6 +70,9 @@ $(LIB): $(LIB_OBJS)
 	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/novad: $(BUILD)/gateway/novad_main.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/nova-sidecar: $(BUILD)/sidecar/sidecar_main.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/nova-mock-engine: $(BUILD)/sidecar/mock_engine_main.o $(LIB)

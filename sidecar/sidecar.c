@@ -1,0 +1,545 @@
+#include "sidecar/sidecar.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/http_client.h"
+#include "core/log.h"
+#include "core/ydoc.h"
+
+const char sidecar_usage[] =
+	"usage: nova-sidecar --gateway URL --node-id ID --token TOKEN [--mock-engine PATH]\n"
+	"                    [--advertise-host HOST] [--config FILE]\n"
+	"  (or NOVA_GATEWAY_URL, NOVA_NODE_ID, NOVA_NODE_TOKEN)\n";
+
+#define SC_MAX_CHILDREN 64
+#define SC_STOP_GRACE_MS 5000
+#define SC_MAX_BACKOFF_MS 30000
+
+void sidecar_config_defaults(struct sidecar_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->advertise_host, sizeof(cfg->advertise_host), "127.0.0.1");
+	cfg->interval_ms = 2000;
+}
+
+static void sc_env(char *dst, size_t len, const char *name)
+{
+	const char *v = getenv(name);
+	if (v && *v)
+		snprintf(dst, len, "%s", v);
+}
+
+static int sc_config_file(struct sidecar_config *cfg, const char *path, struct nova_err *err)
+{
+	static const char *const keys[] = {"gateway_url", "node_id", "token", NULL};
+	struct stat st;
+	struct ydoc *d;
+	const char *s;
+	yaml_node_t *n;
+	int rc;
+	if (stat(path, &st) == 0 && (st.st_mode & 0077))
+		return nova_err_set(err, NOVA_EINVAL, "--config",
+				    "%s holds a token and must not be readable by others (chmod 600)", path);
+	if ((rc = ydoc_load_file(&d, path, err)))
+		return rc;
+	if ((rc = ydoc_map_check_keys(d, ydoc_root(d), "", keys, err)) == 0) {
+		if ((n = ydoc_map_get(d, ydoc_root(d), "gateway_url")) &&
+		    (rc = ydoc_get_string(&s, d, n, "gateway_url", err)) == 0)
+			snprintf(cfg->gateway_url, sizeof(cfg->gateway_url), "%s", s);
+		if (!rc && (n = ydoc_map_get(d, ydoc_root(d), "node_id")) &&
+		    (rc = ydoc_get_string(&s, d, n, "node_id", err)) == 0)
+			snprintf(cfg->node_id, sizeof(cfg->node_id), "%s", s);
+		if (!rc && (n = ydoc_map_get(d, ydoc_root(d), "token")) &&
+		    (rc = ydoc_get_string(&s, d, n, "token", err)) == 0)
+			snprintf(cfg->token, sizeof(cfg->token), "%s", s);
+	}
+	ydoc_destroy(d);
+	return rc;
+}
+
+int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, struct nova_err *err)
+{
+	enum { O_GW = 1000, O_NODE, O_TOKEN, O_MOCK, O_HOST, O_CONFIG };
+	static const struct option opts[] = {
+		{"gateway", required_argument, NULL, O_GW},
+		{"node-id", required_argument, NULL, O_NODE},
+		{"token", required_argument, NULL, O_TOKEN},
+		{"mock-engine", required_argument, NULL, O_MOCK},
+		{"advertise-host", required_argument, NULL, O_HOST},
+		{"config", required_argument, NULL, O_CONFIG},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, rc = 0;
+	sc_env(cfg->gateway_url, sizeof(cfg->gateway_url), "NOVA_GATEWAY_URL");
+	sc_env(cfg->node_id, sizeof(cfg->node_id), "NOVA_NODE_ID");
+	sc_env(cfg->token, sizeof(cfg->token), "NOVA_NODE_TOKEN");
+	optind = 1;
+	opterr = 0;
+	while (rc == 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case O_GW: snprintf(cfg->gateway_url, sizeof(cfg->gateway_url), "%s", optarg); break;
+		case O_NODE: snprintf(cfg->node_id, sizeof(cfg->node_id), "%s", optarg); break;
+		case O_TOKEN: snprintf(cfg->token, sizeof(cfg->token), "%s", optarg); break;
+		case O_MOCK: snprintf(cfg->mock_engine, sizeof(cfg->mock_engine), "%s", optarg); break;
+		case O_HOST: snprintf(cfg->advertise_host, sizeof(cfg->advertise_host), "%s", optarg); break;
+		case O_CONFIG: rc = sc_config_file(cfg, optarg, err); break;
+		case 'h': return 1;
+		case ':': rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "%s needs a value", argv[optind - 1]); break;
+		default: rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "unknown option %s", argv[optind - 1]); break;
+		}
+	}
+	if (rc)
+		return rc;
+	if (!cfg->gateway_url[0])
+		return nova_err_set(err, NOVA_EINVAL, "--gateway", "the gateway URL is required");
+	if (!cfg->node_id[0])
+		return nova_err_set(err, NOVA_EINVAL, "--node-id", "the node id is required");
+	if (!cfg->token[0])
+		return nova_err_set(err, NOVA_EINVAL, "--token", "the node token is required");
+	return 0;
+}
+
+/* --- model server processes ------------------------------------------------------ */
+
+struct sc_child {
+	bool used;
+	char replica[64];
+	long long stage;
+	bool reports;            /* the replica's serving stage: reported */
+	json_t *assignment;      /* owned */
+	pid_t pid;               /* 0: not running */
+	unsigned port;
+	char state[16];          /* starting | ready | failed */
+	char reason[256];
+	unsigned restarts;
+	long long next_start_ms, stop_deadline_ms, last_probe_ms;
+	bool stopping;
+	json_t *load;
+};
+
+struct sc {
+	const struct sidecar_config *cfg;
+	struct sc_child kids[SC_MAX_CHILDREN];
+	char generation[80];
+	unsigned interval_ms;
+	long long next_beat_ms, seq_base;
+	unsigned beat_failures;
+};
+
+static long long sc_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned sc_free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	unsigned port = 0;
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* "{port}" etc. replaced in one argument. */
+static char *sc_subst(const char *in, const struct sc_child *k)
+{
+	char port[16], out[2048];
+	size_t o = 0;
+	snprintf(port, sizeof(port), "%u", k->port);
+	const char *model = json_string_value(json_object_get(k->assignment, "model"));
+	for (const char *p = in; *p && o + 1 < sizeof(out);) {
+		const char *val = NULL;
+		size_t skip = 0;
+		if (!strncmp(p, "{port}", 6))
+			val = port, skip = 6;
+		else if (!strncmp(p, "{model}", 7))
+			val = model ? model : "", skip = 7;
+		else if (!strncmp(p, "{replica}", 9))
+			val = k->replica, skip = 9;
+		if (val) {
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s", val);
+			p += skip;
+		} else {
+			out[o++] = *p++;
+		}
+	}
+	out[o < sizeof(out) ? o : sizeof(out) - 1] = '\0';
+	return strdup(out);
+}
+
+static void sc_child_start(struct sc *s, struct sc_child *k)
+{
+	json_t *engine = json_object_get(k->assignment, "engine");
+	json_t *cmd = json_object_get(engine, "command"), *args = json_object_get(engine, "args");
+	char *argv[160] = {0};
+	size_t n = 0, i;
+	json_t *v;
+	k->port = sc_free_port();
+	if (s->cfg->mock_engine[0]) {
+		const char *kind = json_string_value(json_object_get(k->assignment, "kind"));
+		char port[16], maxl[16];
+		snprintf(port, sizeof(port), "%u", k->port);
+		argv[n++] = strdup(s->cfg->mock_engine);
+		argv[n++] = strdup("--port");
+		argv[n++] = strdup(port);
+		argv[n++] = strdup("--model");
+		argv[n++] = strdup(json_string_value(json_object_get(k->assignment, "model")));
+		argv[n++] = strdup("--kind");
+		argv[n++] = strdup(kind && !strcmp(kind, "vision") ? "vision" : "single");
+		json_array_foreach(json_object_get(k->assignment, "adapters"), i, v) {
+			if (n + 3 < 150) {
+				argv[n++] = strdup("--lora");
+				argv[n++] = strdup(json_string_value(v));
+			}
+		}
+		if (json_object_get(k->assignment, "max_adapters")) {
+			snprintf(maxl, sizeof(maxl), "%lld",
+				 (long long)json_integer_value(json_object_get(k->assignment, "max_adapters")));
+			argv[n++] = strdup("--max-loras");
+			argv[n++] = strdup(maxl);
+		}
+	} else if (json_array_size(cmd) > 0) {
+		json_array_foreach(cmd, i, v)
+			if (n < 150)
+				argv[n++] = sc_subst(json_string_value(v), k);
+		json_array_foreach(args, i, v)
+			if (n < 150)
+				argv[n++] = sc_subst(json_string_value(v), k);
+	} else {
+		snprintf(k->state, sizeof(k->state), "failed");
+		snprintf(k->reason, sizeof(k->reason),
+			 "the model has no serve command (an image alone needs a container runtime)");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* The server dies with the sidecar: no orphan engines. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		char port[16], acc[16];
+		snprintf(port, sizeof(port), "%u", k->port);
+		snprintf(acc, sizeof(acc), "%lld",
+			 (long long)json_integer_value(json_object_get(k->assignment, "accelerators")));
+		setenv("PORT", port, 1);
+		setenv("NOVA_REPLICA_ID", k->replica, 1);
+		setenv("NOVA_ACCELERATORS", acc, 1);
+		const char *key;
+		json_object_foreach(json_object_get(engine, "env"), key, v)
+			setenv(key, json_string_value(v), 1);
+		int devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1); /* the engine's port line is not ours to read */
+		}
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	for (size_t j = 0; j < n; j++)
+		free(argv[j]);
+	if (pid < 0) {
+		snprintf(k->state, sizeof(k->state), "failed");
+		snprintf(k->reason, sizeof(k->reason), "fork: %s", strerror(errno));
+		return;
+	}
+	k->pid = pid;
+	snprintf(k->state, sizeof(k->state), "starting");
+	nova_log_kv(NOVA_LOG_INFO, "sidecar", "model server started", "replica", k->replica,
+		    "model", json_string_value(json_object_get(k->assignment, "model")), NULL);
+}
+
+static void sc_child_clear(struct sc_child *k)
+{
+	json_decref(k->assignment);
+	json_decref(k->load);
+	memset(k, 0, sizeof(*k));
+}
+
+/* Reap what exited; schedule restarts with backoff. */
+static void sc_reap(struct sc *s)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < SC_MAX_CHILDREN; i++) {
+			struct sc_child *k = &s->kids[i];
+			if (!k->used || k->pid != pid)
+				continue;
+			k->pid = 0;
+			if (k->stopping) {
+				sc_child_clear(k);
+				break;
+			}
+			k->restarts++;
+			unsigned delay = 1000u << (k->restarts < 5 ? k->restarts - 1 : 5);
+			if (delay > SC_MAX_BACKOFF_MS)
+				delay = SC_MAX_BACKOFF_MS;
+			k->next_start_ms = sc_now_ms() + delay;
+			snprintf(k->state, sizeof(k->state), "starting");
+			snprintf(k->reason, sizeof(k->reason), "exited with %s %d; restart %u",
+				 WIFEXITED(status) ? "status" : "signal",
+				 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), k->restarts);
+			nova_log_kv(NOVA_LOG_WARN, "sidecar", "model server died", "replica", k->replica,
+				    "reason", k->reason, NULL);
+		}
+	}
+}
+
+static double sc_metric(const char *text, const char *name)
+{
+	char pat[128];
+	snprintf(pat, sizeof(pat), "\n%s ", name);
+	const char *p = strstr(text, pat);
+	return p ? strtod(p + strlen(pat), NULL) : -1;
+}
+
+/* Health first; once ready, the load from /metrics. */
+static void sc_probe(struct sc *s, struct sc_child *k)
+{
+	char url[256];
+	struct http_client_response res;
+	struct nova_err err;
+	const char *hp = json_string_value(json_object_get(json_object_get(k->assignment, "engine"),
+							   "health_path"));
+	(void)s;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", k->port, hp && !s->cfg->mock_engine[0] ? hp : "/health");
+	struct http_client_request req = {.method = "GET", .url = url, .timeout_ms = 1000};
+	bool healthy = http_client_do(&res, &req, &err) == 0 && res.status == 200;
+	if (healthy || res.body)
+		http_client_response_finish(&res);
+	snprintf(k->state, sizeof(k->state), "%s", healthy ? "ready" : "starting");
+	if (!healthy)
+		return;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", k->port);
+	req.url = url;
+	if (http_client_do(&res, &req, &err) == 0 && res.status == 200 && res.body) {
+		double q = sc_metric(res.body, "nova_engine_queue_depth");
+		double tps = sc_metric(res.body, "nova_engine_tokens_per_second");
+		double ttft = sc_metric(res.body, "nova_engine_time_to_first_token_seconds");
+		if (q < 0)
+			q = sc_metric(res.body, "vllm:num_requests_waiting");
+		json_decref(k->load);
+		k->load = json_pack("{s:f, s:f, s:f, s:i}", "queue_depth", q < 0 ? 0 : q,
+				    "tokens_per_second", tps < 0 ? 0 : tps, "ttft_ms",
+				    ttft < 0 ? 0 : ttft * 1000, "restarts", (int)k->restarts);
+	}
+	http_client_response_finish(&res);
+}
+
+/* Match the children to the assignments. */
+static void sc_assign(struct sc *s, json_t *assignments)
+{
+	size_t i;
+	json_t *a;
+	/* Stop what is no longer assigned. */
+	for (int j = 0; j < SC_MAX_CHILDREN; j++) {
+		struct sc_child *k = &s->kids[j];
+		bool keep = false;
+		if (!k->used || k->stopping)
+			continue;
+		json_array_foreach(assignments, i, a)
+			keep |= !strcmp(json_string_value(json_object_get(a, "replica_id")), k->replica) &&
+				json_integer_value(json_object_get(a, "stage")) == k->stage;
+		if (keep)
+			continue;
+		if (k->pid > 0) {
+			kill(k->pid, SIGTERM);
+			k->stopping = true;
+			k->stop_deadline_ms = sc_now_ms() + SC_STOP_GRACE_MS;
+		} else {
+			sc_child_clear(k);
+		}
+	}
+	/* Start what is new. The serving stage is the replica's last one here. */
+	json_array_foreach(assignments, i, a) {
+		const char *rid = json_string_value(json_object_get(a, "replica_id"));
+		long long stage = json_integer_value(json_object_get(a, "stage"));
+		bool have = false;
+		int free_slot = -1;
+		for (int j = 0; j < SC_MAX_CHILDREN; j++) {
+			struct sc_child *k = &s->kids[j];
+			if (k->used && !k->stopping && !strcmp(k->replica, rid) && k->stage == stage)
+				have = true;
+			if (!k->used && free_slot < 0)
+				free_slot = j;
+		}
+		if (have || free_slot < 0)
+			continue;
+		struct sc_child *k = &s->kids[free_slot];
+		k->used = true;
+		snprintf(k->replica, sizeof(k->replica), "%s", rid);
+		k->stage = stage;
+		k->assignment = json_incref(a);
+		k->reports = true;
+		json_t *b;
+		size_t x;
+		json_array_foreach(assignments, x, b)
+			if (!strcmp(json_string_value(json_object_get(b, "replica_id")), rid) &&
+			    json_integer_value(json_object_get(b, "stage")) > stage)
+				k->reports = false;
+		snprintf(k->state, sizeof(k->state), "starting");
+		k->next_start_ms = 0;
+	}
+}
+
+static void sc_heartbeat(struct sc *s)
+{
+	char url[700];
+	struct http_client_response res;
+	struct nova_err err;
+	json_t *replicas = json_array();
+	for (int j = 0; j < SC_MAX_CHILDREN; j++) {
+		struct sc_child *k = &s->kids[j];
+		char endpoint[256];
+		if (!k->used || k->stopping || !k->reports)
+			continue;
+		snprintf(endpoint, sizeof(endpoint), "http://%s:%u", s->cfg->advertise_host, k->port);
+		json_t *r = json_pack("{s:s, s:s, s:s}", "replica_id", k->replica, "state", k->state,
+				      "endpoint", endpoint);
+		if (r && k->load)
+			json_object_set(r, "load", k->load);
+		if (r)
+			json_array_append_new(replicas, r);
+	}
+	/* Numbered from the wall clock: a restarted sidecar keeps going up. */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long long seq = ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000) * 1000 + (s->seq_base++ % 1000);
+	/* The node's capacity, as the machine reports it. */
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN), pages = sysconf(_SC_PHYS_PAGES);
+	long page = sysconf(_SC_PAGESIZE);
+	json_t *capacity = json_pack("{s:i, s:I}", "cpus", (int)(cpus > 0 ? cpus : 0), "memory_mib",
+				     (json_int_t)(pages > 0 && page > 0 ? (long long)pages * page / 1048576 : 0));
+	json_t *body = json_pack("{s:I, s:s, s:o, s:o}", "seq", (json_int_t)seq, "assignment_generation",
+				 s->generation, "replicas", replicas, "capacity", capacity);
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	snprintf(url, sizeof(url), "%s/v1/nodes/%s/heartbeat", s->cfg->gateway_url, s->cfg->node_id);
+	struct http_client_request req = {.method = "POST", .url = url, .bearer_token = s->cfg->token,
+					  .body = text, .body_len = text ? strlen(text) : 0,
+					  .timeout_ms = 5000};
+	int rc = http_client_do(&res, &req, &err);
+	free(text);
+	if (rc || res.status != 200) {
+		/* Away or refusing: keep serving, retry with backoff. */
+		s->beat_failures++;
+		unsigned delay = s->interval_ms << (s->beat_failures < 4 ? s->beat_failures : 4);
+		if (delay > SC_MAX_BACKOFF_MS)
+			delay = SC_MAX_BACKOFF_MS;
+		s->next_beat_ms = sc_now_ms() + delay;
+		nova_log_kv(NOVA_LOG_WARN, "sidecar", "heartbeat failed", "error",
+			    rc ? err.message : (res.body ? res.body : "refused"), NULL);
+		if (!rc)
+			http_client_response_finish(&res);
+		return;
+	}
+	s->beat_failures = 0;
+	json_t *ans = json_loads(res.body, 0, NULL);
+	http_client_response_finish(&res);
+	json_int_t iv = json_integer_value(json_object_get(ans, "interval_ms"));
+	if (iv >= 100 && iv <= 600000)
+		s->interval_ms = (unsigned)iv;
+	s->next_beat_ms = sc_now_ms() + s->interval_ms;
+	json_t *assignments = json_object_get(ans, "assignments");
+	const char *gen = json_string_value(json_object_get(ans, "assignment_generation"));
+	if (json_is_array(assignments)) {
+		sc_assign(s, assignments);
+		snprintf(s->generation, sizeof(s->generation), "%s", gen ? gen : "");
+	}
+	json_decref(ans);
+}
+
+static void sc_stop_all(struct sc *s)
+{
+	long long deadline = sc_now_ms() + SC_STOP_GRACE_MS;
+	for (int j = 0; j < SC_MAX_CHILDREN; j++)
+		if (s->kids[j].used && s->kids[j].pid > 0)
+			kill(s->kids[j].pid, SIGTERM);
+	for (;;) {
+		bool alive = false;
+		for (int j = 0; j < SC_MAX_CHILDREN; j++) {
+			struct sc_child *k = &s->kids[j];
+			if (!k->used || k->pid <= 0)
+				continue;
+			if (waitpid(k->pid, NULL, WNOHANG) == k->pid)
+				k->pid = 0;
+			else
+				alive = true;
+		}
+		if (!alive)
+			break;
+		if (sc_now_ms() > deadline) {
+			for (int j = 0; j < SC_MAX_CHILDREN; j++)
+				if (s->kids[j].used && s->kids[j].pid > 0) {
+					kill(s->kids[j].pid, SIGKILL);
+					waitpid(s->kids[j].pid, NULL, 0);
+					s->kids[j].pid = 0;
+				}
+			break;
+		}
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	for (int j = 0; j < SC_MAX_CHILDREN; j++)
+		if (s->kids[j].used)
+			sc_child_clear(&s->kids[j]);
+}
+
+int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, struct nova_err *err)
+{
+	static struct sc s; /* large; one per process */
+	(void)err;
+	memset(&s, 0, sizeof(s));
+	s.cfg = cfg;
+	s.interval_ms = cfg->interval_ms;
+	snprintf(s.generation, sizeof(s.generation), "%s", "");
+	nova_log_kv(NOVA_LOG_INFO, "sidecar", "sidecar running", "node", cfg->node_id, "gateway",
+		    cfg->gateway_url, NULL);
+	while (!*stop) {
+		long long now = sc_now_ms();
+		sc_reap(&s);
+		for (int j = 0; j < SC_MAX_CHILDREN; j++) {
+			struct sc_child *k = &s.kids[j];
+			if (!k->used)
+				continue;
+			if (k->stopping && k->pid > 0 && now > k->stop_deadline_ms)
+				kill(k->pid, SIGKILL);
+			if (!k->stopping && k->pid == 0 && strcmp(k->state, "failed") != 0 &&
+			    now >= k->next_start_ms)
+				sc_child_start(&s, k);
+			if (!k->stopping && k->pid > 0 && now - k->last_probe_ms >= 500) {
+				k->last_probe_ms = now;
+				sc_probe(&s, k);
+			}
+		}
+		if (now >= s.next_beat_ms)
+			sc_heartbeat(&s);
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	nova_log(NOVA_LOG_INFO, "sidecar", "stopping model servers");
+	sc_stop_all(&s);
+	return 0;
+}

@@ -1,0 +1,45 @@
+/* nova-sidecar: the node agent, one per node.
+ *
+ * It heartbeats to the gateway every interval (the gateway's answer sets
+ * it), numbering heartbeats from the wall clock so a restarted sidecar keeps
+ * counting up. It reports each replica it runs (state, endpoint, load read
+ * from the model server's /metrics) and the assignment generation it holds;
+ * when the answer brings other assignments it starts, stops or restarts
+ * model server processes to match: the model's serve command (with {port},
+ * {model} and {replica} filled in, its environment, and the accelerators it
+ * may use in NOVA_ACCELERATORS), or nova-mock-engine in mock-agent mode. A
+ * server is reported ready only once its health endpoint answers 200; one
+ * that dies is restarted with backoff and its restarts are reported. While
+ * the gateway is away the servers keep running and heartbeats retry with
+ * backoff. SIGTERM stops every server (SIGTERM, then SIGKILL after 5 s), and
+ * servers die with the sidecar if it is killed (PR_SET_PDEATHSIG). */
+#ifndef NOVA_SIDECAR_SIDECAR_H
+#define NOVA_SIDECAR_SIDECAR_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include "core/err.h"
+
+struct sidecar_config {
+	char gateway_url[512];    /* --gateway, NOVA_GATEWAY_URL */
+	char node_id[64];         /* --node-id, NOVA_NODE_ID */
+	char token[256];          /* --token, NOVA_NODE_TOKEN (never logged) */
+	char mock_engine[512];    /* --mock-engine PATH: run every model on it */
+	char advertise_host[128]; /* host in the endpoints reported, default 127.0.0.1 */
+	unsigned interval_ms;     /* until the gateway says otherwise, default 2000 */
+};
+
+void sidecar_config_defaults(struct sidecar_config *cfg);
+/* Flags over the environment; --config FILE reads gateway_url, node_id and
+ * token from a YAML file (it must not be readable by others). Returns 0, 1
+ * for --help, or NOVA_EINVAL naming the flag. */
+int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, struct nova_err *err);
+extern const char sidecar_usage[];
+
+/* Run until *stop becomes non-zero (a signal handler sets it), then stop
+ * the servers. */
+int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop,
+		struct nova_err *err);
+
+#endif
