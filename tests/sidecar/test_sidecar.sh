@@ -44,6 +44,25 @@ if [ -n "$new" ] && [ "$new" != "$url" ]; then t_pass "a killed engine is restar
 else t_fail "engine restart" "url=$url new=$new"; fi
 "$C" -o json routes | grep -q '"restarts": 1' && t_pass "the restart is reported" || t_fail "restart reported" "$("$C" -o json routes)"
 
+# The gateway goes away for a while: the engine keeps serving, and the
+# sidecar reports again when the gateway is back (on the same address).
+export T_LISTEN=${NOVA_URL#http://}
+nova_stop
+sleep 2
+url=$new
+out=$(curl -s "$url/health")
+case "$out" in *'"ok"'*) t_pass "the engine keeps serving while the gateway is away" ;;
+*) t_fail "engine serves while the gateway is away" "$out" ;; esac
+back=$(t_sql "SELECT now()")
+nova_start || { t_fail "novad restarts" "see log"; exit 0; }
+if t_wait_sql "SELECT count(*) FROM nodes WHERE last_heartbeat_at > '$back'" 1 20; then
+	t_pass "the sidecar reports again when the gateway returns"
+else
+	t_fail "sidecar reports again" "$(t_sql "SELECT state || ' ' || last_heartbeat_at FROM nodes")"
+fi
+i=0; while [ -z "$(routed)" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+[ -n "$(routed)" ] && t_pass "and its replica is routed" || t_fail "routed after the gateway returns" "none"
+
 # SIGKILL the sidecar: its engine dies with it, and its replica leaves the
 # routes within 3 intervals (1.5 s) plus a margin.
 kill -9 $SC_PID; wait $SC_PID 2>/dev/null
