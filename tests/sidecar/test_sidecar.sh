@@ -64,7 +64,10 @@ i=0; while [ -z "$(routed)" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; don
 [ -n "$(routed)" ] && t_pass "and its replica is routed" || t_fail "routed after the gateway returns" "none"
 
 # SIGKILL the sidecar: its engine dies with it, and its replica leaves the
-# routes within 3 intervals (1.5 s) plus a margin.
+# routes within 3 intervals (1.5 s) plus a margin; a watcher hears of it.
+"$C" routes --watch >"$T_WORK/watch" 2>&1 &
+WATCH=$!
+i=0; while ! grep -q "^snapshot" "$T_WORK/watch" && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
 kill -9 $SC_PID; wait $SC_PID 2>/dev/null
 t0=$(date +%s%N)
 i=0; while [ -n "$(routed)" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.05; done
@@ -73,6 +76,9 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 	t_fail "killed sidecar leaves routes" "after ${ms} ms"
 sleep 0.3
 [ "$(engines)" -eq 0 ] && t_pass "its engine died with it" || t_fail "engine died with the sidecar" "$(engines) left"
+grep -q "mistral-7b-lora -> 0 endpoints" "$T_WORK/watch" && t_pass "the watch stream reports it" ||
+	t_fail "watch reports the loss" "$(cat "$T_WORK/watch")"
+kill $WATCH 2>/dev/null; wait $WATCH 2>/dev/null
 
 start_sidecar
 i=0; while [ -z "$(routed)" ] && [ $i -lt 150 ]; do i=$((i + 1)); sleep 0.1; done
