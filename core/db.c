@@ -246,6 +246,20 @@ int db_exec(PGresult **out, struct db_conn *conn, const char *sql, int n_params,
 	return 0;
 }
 
+int db_pool_exec(PGresult **out, struct db_pool *pool, const char *sql, int n_params,
+		 const char *const *params, struct nova_err *err)
+{
+	struct db_conn *c;
+	int rc;
+	if (out)
+		*out = NULL;
+	if ((rc = db_conn_acquire(&c, pool, err)))
+		return rc;
+	rc = db_exec(out, c, sql, n_params, params, err);
+	db_conn_release(pool, c);
+	return rc;
+}
+
 int db_exec_one(PGresult **out, struct db_conn *conn, const char *sql, int n_params,
 		const char *const *params, struct nova_err *err)
 {

@@ -48,6 +48,10 @@ PGconn *db_conn_pg(struct db_conn *conn);
 int db_exec(PGresult **out, struct db_conn *conn, const char *sql, int n_params,
 	    const char *const *params, struct nova_err *err);
 
+/* One statement on a pooled connection: acquire, db_exec, release. */
+int db_pool_exec(PGresult **out, struct db_pool *pool, const char *sql, int n_params,
+		 const char *const *params, struct nova_err *err);
+
 /* Convenience: run and require exactly one row; 0 rows is NOVA_ENOTFOUND. */
 int db_exec_one(PGresult **out, struct db_conn *conn, const char *sql, int n_params,
 		const char *const *params, struct nova_err *err);

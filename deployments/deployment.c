@@ -511,19 +511,15 @@ int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *no
 				struct nova_err *err)
 {
 	const char *params[1] = {node_id};
-	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
 	*out = NULL;
-	if ((rc = db_conn_acquire(&c, db, err)))
-		return rc;
-	rc = db_exec(&res, c,
+	rc = db_pool_exec(&res, db,
 		     "SELECT d.name, r.id, r.ordinal, r.state, rp.stage, rp.accelerators "
 		     "FROM replica_placements rp JOIN replicas r ON r.id = rp.replica_id "
 		     "JOIN deployments d ON d.id = r.deployment_id WHERE rp.node_id = $1::uuid "
 		     "ORDER BY d.name, r.ordinal, rp.stage",
 		     1, params, err);
-	db_conn_release(db, c);
 	if (rc)
 		return rc;
 	*out = json_array();
@@ -576,20 +572,16 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, const js
 
 int deployment_assignment_digests(json_t **out, struct db_pool *db, struct nova_err *err)
 {
-	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
 	*out = NULL;
-	if ((rc = db_conn_acquire(&c, db, err)))
-		return rc;
-	rc = db_exec(&res, c,
+	rc = db_pool_exec(&res, db,
 		     "SELECT rp.node_id, md5(string_agg(r.id::text || ':' || rp.stage || ':' || "
 		     "d.generation, ',' ORDER BY r.id, rp.stage)) "
 		     "FROM replica_placements rp JOIN replicas r ON r.id = rp.replica_id "
 		     "JOIN deployments d ON d.id = r.deployment_id "
 		     "WHERE d.state NOT IN ('stopping', 'stopped') GROUP BY rp.node_id",
 		     0, NULL, err);
-	db_conn_release(db, c);
 	if (rc)
 		return rc;
 	*out = json_object();
@@ -603,13 +595,10 @@ int deployment_node_assignments(json_t **out, struct db_pool *db, const char *no
 				struct nova_err *err)
 {
 	const char *params[1] = {node_id};
-	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
 	*out = NULL;
-	if ((rc = db_conn_acquire(&c, db, err)))
-		return rc;
-	rc = db_exec(&res, c,
+	rc = db_pool_exec(&res, db,
 		     "SELECT r.id, d.name, m.name, m.version, m.kind, rp.stage, "
 		     "m.spec->'stages'->rp.stage->>'name', rp.accelerators, m.spec::text "
 		     "FROM replica_placements rp JOIN replicas r ON r.id = rp.replica_id "
@@ -617,7 +606,6 @@ int deployment_node_assignments(json_t **out, struct db_pool *db, const char *no
 		     "WHERE rp.node_id = $1::uuid AND d.state NOT IN ('stopping', 'stopped') "
 		     "ORDER BY r.id, rp.stage",
 		     1, params, err);
-	db_conn_release(db, c);
 	if (rc)
 		return rc;
 	*out = json_array();

@@ -18,18 +18,6 @@ void reconciler_config_defaults(struct reconciler_config *cfg)
 	cfg->provision_timeout_s = 600;
 }
 
-static int rc_exec(struct db_pool *db, const char *sql, int n, const char *const *params,
-		   PGresult **out, struct nova_err *err)
-{
-	struct db_conn *c;
-	int rc = db_conn_acquire(&c, db, err);
-	if (rc)
-		return rc;
-	rc = db_exec(out, c, sql, n, params, err);
-	db_conn_release(db, c);
-	return rc;
-}
-
 /* Drain, terminate and deprovision one node, whatever live state it is in. */
 static int rc_node_retire(struct db_pool *db, struct adapter *ad, const struct pool_node *n,
 			  const char *reason, struct nova_err *err)
@@ -56,7 +44,7 @@ static int rc_replicas_move(struct db_pool *db, const struct pool_node *n, const
 			    struct nova_err *err)
 {
 	const char *params[2] = {n->id, reason};
-	return rc_exec(db,
+	return db_pool_exec(NULL, db,
 		       "WITH moved AS (UPDATE replicas SET state = 'pending', "
 		       "state_reason = $2, updated_at = now() "
 		       "WHERE id IN (SELECT replica_id FROM replica_placements WHERE node_id = $1::uuid) "
@@ -64,8 +52,7 @@ static int rc_replicas_move(struct db_pool *db, const struct pool_node *n, const
 		       "gone AS (DELETE FROM replica_placements WHERE replica_id IN (SELECT id FROM moved)) "
 		       "INSERT INTO work_items (kind, subject_id) "
 		       "SELECT DISTINCT 'deployment', deployment_id FROM moved "
-		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING",
-		       2, params, NULL, err);
+		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING", 2, params, err);
 }
 
 static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, const struct pool *p,
@@ -110,11 +97,10 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 		const char *params[2] = {p->id, grace};
 		PGresult *res = NULL;
 		snprintf(grace, sizeof(grace), "%u", cfg->idle_node_grace_s);
-		rc = rc_exec(db,
+		rc = db_pool_exec(&res, db,
 			     "SELECT n.id FROM nodes n WHERE n.pool_id = $1::uuid AND n.state = 'ready' "
 			     "AND n.updated_at < now() - $2::integer * interval '1 second' "
-			     "AND NOT EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.node_id = n.id)",
-			     2, params, &res, err);
+			     "AND NOT EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.node_id = n.id)", 2, params, err);
 		for (int r = 0; rc == 0 && r < PQntuples(res); r++)
 			for (size_t i = 0; rc == 0 && i < n; i++)
 				if (!strcmp(nodes[i].id, PQgetvalue(res, r, 0)))
@@ -183,29 +169,26 @@ int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg, str
 		}
 	}
 	pool_list_free(pools, n);
-	if ((rc = rc_exec(db,
+	if ((rc = db_pool_exec(NULL, db,
 			  "UPDATE work_items SET state = 'failed', lock_owner = NULL, lock_expires_at = NULL, "
 			  "last_error = coalesce(last_error, 'worker died on the last attempt') "
 			  "WHERE state = 'queued' AND attempts >= max_attempts "
-			  "AND (lock_expires_at IS NULL OR lock_expires_at < now())",
-			  0, NULL, NULL, err)))
+			  "AND (lock_expires_at IS NULL OR lock_expires_at < now())", 0, NULL, err)))
 		return rc;
 	/* Finished items are history; keep an hour of it. */
-	if ((rc = rc_exec(db,
+	if ((rc = db_pool_exec(NULL, db,
 			  "DELETE FROM work_items WHERE state = 'done' "
-			  "AND updated_at < now() - interval '1 hour'",
-			  0, NULL, NULL, err)))
+			  "AND updated_at < now() - interval '1 hour'", 0, NULL, err)))
 		return rc;
 	/* Work for every deployment whose replicas are not what it asks for. */
-	return rc_exec(db,
+	return db_pool_exec(NULL, db,
 		       "INSERT INTO work_items (kind, subject_id) "
 		       "SELECT 'deployment', d.id FROM deployments d "
 		       "WHERE d.state NOT IN ('stopped', 'failed') AND (d.state = 'stopping' "
 		       "OR EXISTS (SELECT 1 FROM replicas r WHERE r.deployment_id = d.id "
 		       "AND r.state = 'pending') "
 		       "OR d.replicas <> (SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id)) "
-		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING",
-		       0, NULL, NULL, err);
+		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING", 0, NULL, err);
 }
 
 /* --- the singleton thread ------------------------------------------------------------- */

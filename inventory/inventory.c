@@ -385,14 +385,11 @@ int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, stru
 {
 	char silent[24], dead[24];
 	const char *params[2] = {silent, dead};
-	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
 	snprintf(silent, sizeof(silent), "%u", cfg->interval_ms * cfg->missed_intervals);
 	snprintf(dead, sizeof(dead), "%u", cfg->failed_after_ms);
-	if ((rc = db_conn_acquire(&c, db, err)))
-		return rc;
-	rc = db_exec(&res, c,
+	rc = db_pool_exec(&res, db,
 		     "UPDATE nodes SET state = CASE WHEN last_heartbeat_at < now() - $2::integer * "
 		     "interval '1 millisecond' THEN 'failed' ELSE 'unhealthy' END, "
 		     "state_reason = CASE WHEN last_heartbeat_at < now() - $2::integer * "
@@ -403,7 +400,6 @@ int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, stru
 		     "OR (state = 'unhealthy' AND last_heartbeat_at < now() - $2::integer * interval '1 millisecond')) "
 		     "RETURNING id, state",
 		     2, params, err);
-	db_conn_release(db, c);
 	for (int i = 0; rc == 0 && i < PQntuples(res); i++)
 		nova_log_kv(NOVA_LOG_WARN, "inventory", "node silent", "node", PQgetvalue(res, i, 0),
 			    "state", PQgetvalue(res, i, 1), NULL);
