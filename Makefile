@@ -27,7 +27,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread -lm
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"'
 
-LIB_DIRS := core adapters adapters/fake pools models deployments inventory auth gateway sidecar
+LIB_DIRS := core adapters adapters/fake adapters/lpu pools models deployments inventory auth gateway sidecar
 LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 LIB      := $(BUILD)/libnova.a
@@ -46,7 +46,7 @@ SQL_FILES := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
              inventory/*.h auth/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h)
 
-.PHONY: all deps test asan run install check-headers clean tests
+.PHONY: all deps test asan run install check-headers clean tests fuzz
 all: $(BINS)
 
 $(BUILD)/%.o: %.c
@@ -109,6 +109,17 @@ asan: deps
 run: deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/run.sh
+
+# libFuzzer on the allocation parser (clang from Debian's clang package).
+FUZZ_SECONDS ?= 30
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	clang -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags jansson) fuzz/fuzz_allocation.c adapters/lpu/allocation.c adapters/lpu/topology.c core/ydoc.c core/err.c \
+	  $(shell pkg-config --libs jansson yaml-0.1) \
+	  -o $(BUILD)/fuzz/fuzz_allocation
+	@mkdir -p $(BUILD)/fuzz/corpus && cp -n fuzz/corpus/allocation/* $(BUILD)/fuzz/corpus/
+	$(BUILD)/fuzz/fuzz_allocation -max_total_time=$(FUZZ_SECONDS) -max_len=64 $(BUILD)/fuzz/corpus
 
 check-headers:
 	@mkdir -p $(BUILD)/check-headers
