@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "adapters/fake/fake.h"
+#include "adapters/lpu/lpu.h"
 
 static const struct adapter_ops *registry[ADAPTER_REGISTRY_MAX];
 static size_t registry_len;
@@ -61,10 +62,11 @@ void adapter_names(char *buf, size_t len)
 
 int adapters_register_builtin(bool include_fake, struct nova_err *err)
 {
-	/* The lpu, kubernetes and ssh adapters register here as they land. */
-	if (include_fake)
-		return adapter_register(&fake_adapter_ops, err);
-	return 0;
+	/* The kubernetes and ssh adapters register here as they land. */
+	int rc = adapter_register(&lpu_adapter_ops, err);
+	if (rc == 0 && include_fake)
+		rc = adapter_register(&fake_adapter_ops, err);
+	return rc;
 }
 
 void adapter_registry_reset(void)

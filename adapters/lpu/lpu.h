@@ -16,7 +16,12 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "adapters/adapter.h"
 #include "core/err.h"
+
+/* The provider: pool config {"topology": "/abs/datacenter.yaml",
+ * "allocation": "c1r1:c2r2", "mock_agents": false, "agent": "/abs/nova-sidecar"}. */
+extern const struct adapter_ops lpu_adapter_ops;
 
 #define LPU_MAX_GROUPS 4
 #define LPU_MAX_RACKS_PER_GROUP 64

@@ -1,0 +1,387 @@
+/* The lpu adapter: local accelerator racks (Groq Nova style). Nodes are the
+ * allocated racks' nodes from the datacenter topology; provisioning a node
+ * spawns its agent, a detached local nova-sidecar, recorded by a pidfile
+ * named by the Nova node id, so a retry or a restarted novad finds it again
+ * instead of starting a twin. */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapters/adapter.h"
+#include "adapters/lpu/lpu.h"
+#include "core/config.h"
+#include "core/files.h"
+#include "core/secret.h"
+
+struct lpu_adapter {
+	struct adapter base; /* first member */
+	struct lpu_topology *topo;
+	struct lpu_allocation alloc;
+	bool mock_agents;
+	char agent[PATH_MAX];
+	char mock_engine[PATH_MAX];
+	char run_dir[PATH_MAX];
+};
+
+static struct lpu_adapter *lpu_from(struct adapter *ad)
+{
+	assert(ad && ad->ops == &lpu_adapter_ops);
+	return (struct lpu_adapter *)ad;
+}
+
+/* A program installed beside the running novad (build/ or PREFIX/bin). */
+static void lpu_sibling(char *out, size_t len, const char *name)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0) {
+		snprintf(out, len, "%s", name);
+		return;
+	}
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	if (snprintf(out, len, "%s/%s", self, name) >= (int)len)
+		snprintf(out, len, "%s", name); /* too long a path: let PATH find it */
+}
+
+static int lpu_validate(const json_t *config, struct nova_err *err)
+{
+	static const char *const keys[] = {"topology", "allocation", "mock_agents", "agent", NULL};
+	const char *key;
+	json_t *v;
+	struct lpu_topology *t;
+	struct lpu_allocation a;
+	int rc;
+	json_object_foreach((json_t *)config, key, v) {
+		size_t i;
+		for (i = 0; keys[i] && strcmp(keys[i], key); i++)
+			;
+		if (!keys[i])
+			return nova_err_set(err, NOVA_EINVAL, key,
+					    "unknown key %s (expected topology, allocation, mock_agents, agent)",
+					    key);
+	}
+	const char *topo = json_string_value(json_object_get(config, "topology"));
+	const char *alloc = json_string_value(json_object_get(config, "allocation"));
+	if (!topo || topo[0] != '/')
+		return nova_err_set(err, NOVA_EINVAL, "topology",
+				    "topology must be the absolute path of a datacenter file");
+	if (!alloc)
+		return nova_err_set(err, NOVA_EINVAL, "allocation",
+				    "allocation is required, e.g. \"c1r1\" or \"c1r1:c2r2\"");
+	if ((v = json_object_get(config, "mock_agents")) && !json_is_boolean(v))
+		return nova_err_set(err, NOVA_EINVAL, "mock_agents", "mock_agents must be true or false");
+	if ((v = json_object_get(config, "agent")) && (!json_is_string(v) || json_string_value(v)[0] != '/'))
+		return nova_err_set(err, NOVA_EINVAL, "agent", "agent must be an absolute path");
+	if ((rc = lpu_topology_load(&t, topo, err))) {
+		err->field[0] = '\0';
+		snprintf(err->field, sizeof(err->field), "topology");
+		return rc;
+	}
+	rc = lpu_allocation_parse(&a, alloc, t, 0, err);
+	lpu_topology_free(t);
+	return rc;
+}
+
+static int lpu_create(struct adapter **out, const char *pool_id, const json_t *config,
+		      struct nova_err *err)
+{
+	struct lpu_adapter *la = calloc(1, sizeof(*la));
+	char state[PATH_MAX];
+	int rc;
+	*out = NULL;
+	if (!la)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	la->base.ops = &lpu_adapter_ops;
+	la->base.ephemeral = false;
+	if ((rc = lpu_topology_load(&la->topo, json_string_value(json_object_get(config, "topology")), err)) ||
+	    (rc = lpu_allocation_parse(&la->alloc, json_string_value(json_object_get(config, "allocation")),
+				       la->topo, 0, err)))
+		goto fail;
+	la->mock_agents = json_is_true(json_object_get(config, "mock_agents"));
+	if (json_object_get(config, "agent"))
+		snprintf(la->agent, sizeof(la->agent), "%s", json_string_value(json_object_get(config, "agent")));
+	else
+		lpu_sibling(la->agent, sizeof(la->agent), "nova-sidecar");
+	lpu_sibling(la->mock_engine, sizeof(la->mock_engine), "nova-mock-engine");
+	cfg_default_state_dir(state, sizeof(state));
+	snprintf(la->run_dir, sizeof(la->run_dir), "%.3000s/lpu/%s", state, pool_id);
+	if ((rc = files_mkdir_p(la->run_dir, 0700, "state_dir", err)))
+		goto fail;
+	*out = &la->base;
+	return 0;
+fail:
+	lpu_topology_free(la->topo);
+	free(la);
+	return rc;
+}
+
+static void lpu_destroy(struct adapter *ad)
+{
+	struct lpu_adapter *la = lpu_from(ad);
+	lpu_topology_free(la->topo);
+	free(la);
+}
+
+/* The agent recorded for a node, if it is alive. */
+static pid_t lpu_agent_pid(struct lpu_adapter *la, const char *node_id)
+{
+	char path[PATH_MAX + 64];
+	FILE *f;
+	long pid = 0;
+	snprintf(path, sizeof(path), "%s/%s.pid", la->run_dir, node_id);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	if (pid <= 0 || kill((pid_t)pid, 0) != 0)
+		return 0;
+	/* A recycled pid is not our agent: its command line names the node. */
+	char cmdpath[64], cmd[4096];
+	snprintf(cmdpath, sizeof(cmdpath), "/proc/%ld/cmdline", pid);
+	int fd = open(cmdpath, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, cmd, sizeof(cmd) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return 0;
+	for (ssize_t i = 0; i < n; i++)
+		if (!cmd[i])
+			cmd[i] = ' ';
+	cmd[n] = '\0';
+	return strstr(cmd, node_id) ? (pid_t)pid : 0;
+}
+
+static void lpu_agent_stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 100 && kill(pid, 0) == 0; i++) {
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	if (kill(pid, 0) == 0)
+		kill(pid, SIGKILL);
+}
+
+static const struct lpu_node *lpu_node_find(struct lpu_adapter *la, const char *name)
+{
+	for (size_t g = 0; g < la->alloc.n_groups; g++)
+		for (size_t k = 0; k < la->alloc.groups[g].n; k++) {
+			const struct lpu_rack *r = lpu_topology_rack(la->topo, la->alloc.groups[g].racks[k].cluster,
+								     la->alloc.groups[g].racks[k].rack);
+			for (size_t i = 0; r && i < r->n_nodes; i++)
+				if (!strcmp(r->nodes[i].name, name))
+					return &r->nodes[i];
+		}
+	return NULL;
+}
+
+static int lpu_provision(struct adapter_node_info *out, struct adapter *ad,
+			 const struct adapter_provision_request *req, struct nova_err *err)
+{
+	struct lpu_adapter *la = lpu_from(ad);
+	char pidpath[PATH_MAX + 64], tokpath[PATH_MAX + 64], logpath[PATH_MAX + 64];
+	char hash[SECRET_HEX_SHA256_LEN] = "", old[SECRET_HEX_SHA256_LEN] = "";
+	if (!req->handle || !lpu_node_find(la, req->handle))
+		return nova_err_set(err, NOVA_EFAILED, "handle", "node %s is not in this pool's racks",
+				    req->handle ? req->handle : "(none)");
+	if (!req->node_token || !req->gateway_url || !*req->gateway_url)
+		return nova_err_set(err, NOVA_EFAILED, "", "an agent needs the gateway url and a node token");
+	snprintf(pidpath, sizeof(pidpath), "%s/%s.pid", la->run_dir, req->node_id);
+	snprintf(tokpath, sizeof(tokpath), "%s/%s.token", la->run_dir, req->node_id);
+	snprintf(logpath, sizeof(logpath), "%s/%s.log", la->run_dir, req->node_id);
+	secret_sha256_hex(hash, req->node_token, strlen(req->node_token));
+	FILE *f = fopen(tokpath, "r");
+	if (f) {
+		if (!fgets(old, sizeof(old), f))
+			old[0] = '\0';
+		fclose(f);
+	}
+	pid_t pid = lpu_agent_pid(la, req->node_id);
+	if (pid > 0 && strcmp(old, hash) != 0) {
+		/* Alive with another token (a retried provision issues a new
+		 * one): replace it, so there is still one agent. */
+		lpu_agent_stop(pid);
+		pid = 0;
+	}
+	if (pid <= 0) {
+		/* Double fork: the agent is init's child, detached (it outlives
+		 * novad and never becomes our zombie). The token goes in the
+		 * environment, not the command line other users can read. */
+		pid_t mid = fork();
+		if (mid < 0)
+			return nova_err_set(err, NOVA_EAGAIN, "", "fork: %s", strerror(errno));
+		if (mid == 0) {
+			setsid();
+			pid_t agent = fork();
+			if (agent != 0) {
+				FILE *pf = fopen(pidpath, "w");
+				if (pf) {
+					fprintf(pf, "%ld\n", (long)agent);
+					fclose(pf);
+				}
+				_exit(agent > 0 ? 0 : 1);
+			}
+			sigset_t none;
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
+			int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+			int nul = open("/dev/null", O_RDONLY);
+			if (nul >= 0)
+				dup2(nul, 0);
+			if (fd >= 0) {
+				dup2(fd, 1);
+				dup2(fd, 2);
+			}
+			setenv("NOVA_NODE_TOKEN", req->node_token, 1);
+			if (la->mock_agents)
+				execl(la->agent, la->agent, "--gateway", req->gateway_url, "--node-id",
+				      req->node_id, "--mock-engine", la->mock_engine, (char *)NULL);
+			else
+				execl(la->agent, la->agent, "--gateway", req->gateway_url, "--node-id",
+				      req->node_id, (char *)NULL);
+			_exit(127);
+		}
+		int status;
+		while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			return nova_err_set(err, NOVA_EAGAIN, "", "could not start the agent");
+		if ((f = fopen(tokpath, "w"))) {
+			fchmod(fileno(f), 0600);
+			fputs(hash, f);
+			fclose(f);
+		}
+		/* Confirm it runs (an exec failure shows within moments). */
+		struct timespec ts = {0, 200 * 1000000L};
+		nanosleep(&ts, NULL);
+		if (lpu_agent_pid(la, req->node_id) <= 0)
+			return nova_err_set(err, NOVA_EAGAIN, "", "the agent exited at once; see %s", logpath);
+	}
+	snprintf(out->node_id, sizeof(out->node_id), "%s", req->node_id);
+	snprintf(out->handle, sizeof(out->handle), "%s", req->handle);
+	out->state = ADAPTER_NODE_RUNNING;
+	snprintf(out->message, sizeof(out->message), "agent running");
+	return 0;
+}
+
+static int lpu_deprovision(struct adapter *ad, const struct adapter_node_ref *node,
+			   struct nova_err *err)
+{
+	struct lpu_adapter *la = lpu_from(ad);
+	char path[PATH_MAX + 64];
+	(void)err;
+	pid_t pid = lpu_agent_pid(la, node->node_id);
+	if (pid > 0)
+		lpu_agent_stop(pid);
+	snprintf(path, sizeof(path), "%s/%s.pid", la->run_dir, node->node_id);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s.token", la->run_dir, node->node_id);
+	unlink(path);
+	return 0;
+}
+
+static int lpu_status(struct adapter_node_info *out, struct adapter *ad,
+		      const struct adapter_node_ref *node, struct nova_err *err)
+{
+	struct lpu_adapter *la = lpu_from(ad);
+	(void)err;
+	snprintf(out->node_id, sizeof(out->node_id), "%s", node->node_id);
+	out->state = lpu_agent_pid(la, node->node_id) > 0 ? ADAPTER_NODE_RUNNING : ADAPTER_NODE_GONE;
+	snprintf(out->message, sizeof(out->message), "%s",
+		 out->state == ADAPTER_NODE_RUNNING ? "agent running" : "no agent");
+	return 0;
+}
+
+static int lpu_discover(struct adapter_resources *out, struct adapter *ad, struct nova_err *err)
+{
+	struct lpu_adapter *la = lpu_from(ad);
+	size_t n = 0;
+	for (size_t g = 0; g < la->alloc.n_groups; g++)
+		for (size_t k = 0; k < la->alloc.groups[g].n; k++) {
+			const struct lpu_rack *r = lpu_topology_rack(la->topo, la->alloc.groups[g].racks[k].cluster,
+								     la->alloc.groups[g].racks[k].rack);
+			n += r ? r->n_nodes : 0;
+		}
+	out->nodes = calloc(n ? n : 1, sizeof(*out->nodes));
+	if (!out->nodes)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	for (size_t g = 0; g < la->alloc.n_groups; g++)
+		for (size_t k = 0; k < la->alloc.groups[g].n; k++) {
+			const struct lpu_rack *r = lpu_topology_rack(la->topo, la->alloc.groups[g].racks[k].cluster,
+								     la->alloc.groups[g].racks[k].rack);
+			for (size_t i = 0; r && i < r->n_nodes; i++) {
+				struct adapter_static_node *sn = &out->nodes[out->n_nodes++];
+				char grp[16];
+				snprintf(sn->handle, sizeof(sn->handle), "%s", r->nodes[i].name);
+				snprintf(sn->accelerator_type, sizeof(sn->accelerator_type), "%s",
+					 r->nodes[i].accelerator_type);
+				sn->accelerator_count = r->nodes[i].chips;
+				sn->memory_mib = r->nodes[i].memory_mib;
+				sn->labels = json_deep_copy(r->labels);
+				json_object_update(sn->labels, r->nodes[i].labels);
+				json_object_set_new(sn->labels, "rack", json_string(r->name));
+				snprintf(grp, sizeof(grp), "%zu", g);
+				json_object_set_new(sn->labels, "stage_group", json_string(grp));
+				sn->reachable = true;
+			}
+		}
+	return 0;
+}
+
+static int lpu_list(struct adapter_node_list *out, struct adapter *ad, struct nova_err *err)
+{
+	struct lpu_adapter *la = lpu_from(ad);
+	DIR *d = opendir(la->run_dir);
+	struct dirent *e;
+	size_t cap = 0;
+	(void)err;
+	while (d && (e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		char id[ADAPTER_ID_LEN];
+		if (len != 36 + 4 || strcmp(e->d_name + 36, ".pid") != 0)
+			continue;
+		snprintf(id, sizeof(id), "%.36s", e->d_name);
+		if (lpu_agent_pid(la, id) <= 0)
+			continue;
+		if (out->n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct adapter_node_info *v = realloc(out->items, cap * sizeof(*v));
+			if (!v)
+				break;
+			out->items = v;
+		}
+		memset(&out->items[out->n], 0, sizeof(out->items[0]));
+		snprintf(out->items[out->n].node_id, ADAPTER_ID_LEN, "%s", id);
+		out->items[out->n].state = ADAPTER_NODE_RUNNING;
+		out->n++;
+	}
+	if (d)
+		closedir(d);
+	return 0;
+}
+
+const struct adapter_ops lpu_adapter_ops = {
+	.name = "lpu",
+	.validate = lpu_validate,
+	.create = lpu_create,
+	.destroy = lpu_destroy,
+	.provision_node = lpu_provision,
+	.deprovision_node = lpu_deprovision,
+	.node_status = lpu_status,
+	.discover_resources = lpu_discover,
+	.list_nodes = lpu_list,
+};

@@ -1,0 +1,53 @@
+#!/bin/sh
+# The lpu adapter with real processes: an lpu pool on etc/datacenter.yaml
+# with mock agents; a deployment's nodes get detached nova-sidecar agents
+# running nova-mock-engine; routes appear and serve a completion; a restarted
+# novad finds the agents again (no twins); a forced pool delete stops them.
+set -u
+. tests/support/lib.sh
+export NOVA_HEARTBEAT_INTERVAL_MS=500
+agents() { pgrep -f "$B/nova-sidecar --gateway" | wc -l; }
+trap 'pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; t_cleanup' EXIT
+nova_start || { t_fail "novad starts" "see log"; exit 0; }
+C="$B/novactl"
+cat >"$T_WORK/model.yaml" <<EOM
+name: demo
+kind: single
+engine: {command: [nova-mock-engine, --port, "{port}"]}
+stages: [{name: main, accelerator_type: LPU, accelerators: 8}]
+EOM
+t_expect_exit 0 "lpu pool create" "$C" pool create racks --provider lpu \
+	--config "{\"topology\":\"$PWD/etc/datacenter.yaml\",\"allocation\":\"c1r1\",\"mock_agents\":true}"
+t_expect_exit 2 "an unknown rack is refused" "$C" pool create bad --provider lpu \
+	--config "{\"topology\":\"$PWD/etc/datacenter.yaml\",\"allocation\":\"c1r9\"}"
+t_expect_out "at 1: rack c1r9 is not in the datacenter topology" "naming the rack and position"
+t_expect_exit 2 "a malformed allocation is refused" "$C" pool create bad --provider lpu \
+	--config "{\"topology\":\"$PWD/etc/datacenter.yaml\",\"allocation\":\"c1r1,\"}"
+t_expect_out "field: config.allocation" "naming the field"
+"$C" model register -f "$T_WORK/model.yaml" >/dev/null
+t_expect_exit 0 "deploy on the racks" "$C" deploy demo --pool racks --replicas 2 --name demo
+if t_wait_sql "SELECT state FROM deployments" running 30; then t_pass "both replicas run on agents"
+else t_fail "replicas run" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
+[ "$(agents)" -eq 2 ] && t_pass "one agent per node" || t_fail "one agent per node" "$(agents)"
+url=$("$C" -o json routes | sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p' | head -1)
+out=$(curl -s "$url/v1/chat/completions" -d '{"model":"demo","messages":[{"role":"user","content":"hi"}],"max_tokens":2}')
+case "$out" in *'"content":"the model"'*) t_pass "a completion through the routed endpoint" ;;
+*) t_fail "completion" "$url: $out" ;; esac
+
+# novad restarts: the agents live on, and are found again, not twinned.
+nova_stop
+[ "$(agents)" -eq 2 ] && t_pass "agents outlive novad" || t_fail "agents outlive novad" "$(agents)"
+nova_start || { t_fail "novad restarts" "see log"; exit 0; }
+"$C" deployment scale demo --replicas 2 >/dev/null  # gives the worker a pass
+sleep 3
+[ "$(agents)" -eq 2 ] && t_pass "no twin agents after the restart" || t_fail "no twins" "$(agents)"
+[ "$(t_sql "SELECT state FROM deployments")" = running ] && t_pass "still running" ||
+	t_fail "still running" "$(t_sql "SELECT state FROM deployments")"
+
+"$C" deployment stop demo >/dev/null
+t_wait_sql "SELECT state FROM deployments" stopped 15 >/dev/null
+"$C" deployment delete demo >/dev/null
+t_expect_exit 0 "forced pool delete" "$C" pool delete racks --force
+i=0; while [ "$(agents)" -gt 0 ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+[ "$(agents)" -eq 0 ] && t_pass "deprovisioning stops the agents" || t_fail "agents stopped" "$(agents) left"
+exit 0
