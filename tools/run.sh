@@ -15,14 +15,13 @@ if [ -z "$state" ]; then
 	else state=${XDG_STATE_HOME:-$HOME/.local/state}/nova; fi
 fi
 export NOVA_STATE_DIR="$state"
-# The demo pool uses the fake provider; real providers need real machines.
-export NOVA_ENABLE_FAKE_PROVIDER=${NOVA_ENABLE_FAKE_PROVIDER:-1}
 
 rm -f "$state/novad.url"
 mkdir -p "$state"
 log="$state/novad.log"
 echo "make run: starting novad (log: $log)"
-"$NOVAD" -c "$CONFIG" >>"$log" 2>&1 &
+# Its own session: a Ctrl-C reaches this script, which stops the demo first.
+setsid "$NOVAD" -c "$CONFIG" >>"$log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit 0' INT TERM
 
@@ -39,10 +38,42 @@ while [ ! -s "$state/novad.url" ]; do
 done
 url=$(cat "$state/novad.url")
 
-# A demo pool, created once.
+# The demo: an lpu pool on the local racks of etc/datacenter.yaml with mock
+# agents (nova-sidecar running nova-mock-engine), and a model deployed on it.
 "$NOVACTL" pool get demo >/dev/null 2>&1 ||
-	"$NOVACTL" pool create demo --provider fake --config '{"mode":"static","nodes":2,"accelerator_type":"A100-80G","accelerators_per_node":2}' \
-		--max-nodes 4 >/dev/null
+	"$NOVACTL" pool create demo --provider lpu \
+		--config "{\"topology\":\"$top/etc/datacenter.yaml\",\"allocation\":\"c1r1\",\"mock_agents\":true}" >/dev/null
+"$NOVACTL" model get demo >/dev/null 2>&1 ||
+	"$NOVACTL" model register -f "$top/etc/models/lpu_demo.yaml" >/dev/null
+"$NOVACTL" deployment get demo >/dev/null 2>&1 ||
+	"$NOVACTL" deploy demo --pool demo --name demo >/dev/null
+"$NOVACTL" deployment start demo >/dev/null 2>&1
+
+# Ctrl-C stops what this started: the deployment, the agents (a forced pool
+# delete deprovisions them), then novad and its database.
+stop_all() {
+	trap '' INT TERM
+	echo
+	echo "make run: stopping the demo"
+	"$NOVACTL" deployment stop demo >/dev/null 2>&1
+	i=0
+	while [ $i -lt 100 ] && ! "$NOVACTL" deployment get demo 2>/dev/null | grep -q "^state:     stopped"; do
+		i=$((i + 1)); sleep 0.1
+	done
+	"$NOVACTL" deployment delete demo >/dev/null 2>&1
+	"$NOVACTL" pool delete demo --force >/dev/null 2>&1
+	kill -TERM $pid 2>/dev/null
+	wait $pid
+	exit 0
+}
+trap stop_all INT TERM
+
+endpoint=
+i=0
+while [ -z "$endpoint" ] && [ $i -lt 300 ]; do
+	endpoint=$("$NOVACTL" -o json routes --model demo 2>/dev/null | sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p' | head -1)
+	i=$((i + 1)); sleep 0.1
+done
 
 cat <<EOT
 
@@ -52,18 +83,23 @@ cat <<EOT
     log:          $log
     admin token:  $state/admin_token  (novactl finds it by itself)
 
+  The routing table:
+EOT
+"$NOVACTL" routes | sed 's/^/    /'
+cat <<EOT
+
+  Send a chat completion to the routed endpoint:
+    curl -s $endpoint/v1/chat/completions -H 'Content-Type: application/json' \\
+      -d '{"model":"demo","messages":[{"role":"user","content":"Hello"}],"max_tokens":8}'
+
   Try:
-    $NOVACTL pool list
-    $NOVACTL model register -f $top/etc/models/single.yaml
-    $NOVACTL deploy llama-3-8b-instruct --pool demo --replicas 2
-    $NOVACTL deployment get llama-3-8b-instruct-demo
+    $NOVACTL deployment get demo
+    $NOVACTL deployment scale demo --replicas 2
     $NOVACTL node list
     $NOVACTL routes --watch
     $NOVACTL apikey create my-ci
-    curl -s $url/healthz
 
-  Ctrl-C stops novad and its database.
+  Ctrl-C stops the demo, novad and its database.
 
 EOT
-"$NOVACTL" pool list
 wait $pid
