@@ -22,6 +22,7 @@
 #include "core/pg_embedded.h"
 #include "deployments/reconciler.h"
 #include "deployments/worker.h"
+#include "gateway/conductor.h"
 #include "gateway/gateway.h"
 #include "inventory/inventory.h"
 #include "inventory/routes.h"
@@ -32,6 +33,9 @@ static void novad_usage(FILE *f)
 		"usage: novad [-c CONFIG.yaml] [--listen HOST:PORT] [--state-dir DIR]\n"
 		"\n"
 		"  -c, --config FILE    configuration file (see etc/novad.yaml)\n"
+		"  -d FILE -m FILE --allocation ALLOC [--instance-model-name NAME] [--mock-agents]\n"
+		"                       the Nova conductor: an lpu pool on those racks of the\n"
+		"                       datacenter, the model of that config deployed on it\n"
 		"      --listen ADDR    gateway address, overrides config and NOVA_LISTEN\n"
 		"      --state-dir DIR  state directory, overrides config and NOVA_STATE_DIR\n"
 		"      --version        print the version and exit\n"
@@ -46,14 +50,20 @@ struct novad_args {
 	const char *config;
 	const char *listen;
 	const char *state_dir;
+	struct gw_conductor_args conductor;
 };
 
 /* 0 to go on, 1 to exit 0 (help/version), -1 usage error. */
 static int novad_parse_args(struct novad_args *a, int argc, char **argv)
 {
-	enum { OPT_LISTEN = 1000, OPT_STATE_DIR, OPT_VERSION };
+	enum { OPT_LISTEN = 1000, OPT_STATE_DIR, OPT_VERSION, OPT_ALLOC, OPT_NAME, OPT_MOCK };
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
+		{"datacenter", required_argument, NULL, 'd'},
+		{"model-config", required_argument, NULL, 'm'},
+		{"allocation", required_argument, NULL, OPT_ALLOC},
+		{"instance-model-name", required_argument, NULL, OPT_NAME},
+		{"mock-agents", no_argument, NULL, OPT_MOCK},
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"version", no_argument, NULL, OPT_VERSION},
@@ -63,9 +73,14 @@ static int novad_parse_args(struct novad_args *a, int argc, char **argv)
 	int c;
 	memset(a, 0, sizeof(*a));
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:d:m:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': a->config = optarg; break;
+		case 'd': a->conductor.datacenter = optarg; break;
+		case 'm': a->conductor.model_config = optarg; break;
+		case OPT_ALLOC: a->conductor.allocation = optarg; break;
+		case OPT_NAME: a->conductor.instance_model_name = optarg; break;
+		case OPT_MOCK: a->conductor.mock_agents = true; break;
 		case OPT_LISTEN: a->listen = optarg; break;
 		case OPT_STATE_DIR: a->state_dir = optarg; break;
 		case OPT_VERSION: printf("novad %s\n", NOVA_VERSION); return 1;
@@ -80,6 +95,14 @@ static int novad_parse_args(struct novad_args *a, int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "novad: unexpected argument %s\n", argv[optind]);
+		return -1;
+	}
+	const struct gw_conductor_args *cd = &a->conductor;
+	bool any = cd->datacenter || cd->model_config || cd->allocation || cd->instance_model_name ||
+		   cd->mock_agents;
+	if (any && !(cd->datacenter && cd->model_config && cd->allocation)) {
+		fprintf(stderr, "novad: the conductor flags go together: -d DATACENTER -m MODEL "
+				"--allocation ALLOC [--instance-model-name NAME] [--mock-agents]\n");
 		return -1;
 	}
 	return 0;
@@ -280,6 +303,13 @@ int main(int argc, char **argv)
 	if (inventory_start(inventory, novad_is_leader, reconciler, &err) ||
 	    inventory_routes_start(routes, 250, 15000, novad_routes_changed, srv, &err)) {
 		novad_fail("inventory failed to start", &err);
+		goto out;
+	}
+	if (args.conductor.datacenter && gw_conductor_apply(db, &args.conductor, &err)) {
+		novad_fail("conductor flags refused", &err);
+		fprintf(stderr, "novad: %s%s%s%s\n", err.message, err.field[0] ? " (field: " : "",
+			err.field, err.field[0] ? ")" : "");
+		status = 2;
 		goto out;
 	}
 	char port[16];

@@ -34,7 +34,7 @@ nova_start() {
 	mkdir -p "$NOVA_STATE_DIR"
 	rm -f "$NOVA_STATE_DIR/novad.url"
 	NOVA_LISTEN=${T_LISTEN:-127.0.0.1:0} NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$T_DB user=nova" \
-		NOVA_ENABLE_FAKE_PROVIDER=1 "$B/novad" >>"$T_WORK/novad.log" 2>&1 &
+		NOVA_ENABLE_FAKE_PROVIDER=1 "$B/novad" "$@" >>"$T_WORK/novad.log" 2>&1 &
 	T_PID=$!
 	i=0
 	while [ ! -s "$NOVA_STATE_DIR/novad.url" ]; do
