@@ -92,6 +92,32 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 	}
 	if (rc)
 		goto out;
+	if (!adapter_is_ephemeral(ad) && cfg->gateway_url[0]) {
+		for (size_t i = 0; i < n; i++) {
+			struct pool_node *nd = &nodes[i];
+			struct adapter_node_info info;
+			struct adapter_node_ref ref = {nd->id, nd->handle[0] ? nd->handle : NULL};
+			struct nova_err serr;
+			char token[128];
+			if ((strcmp(nd->state, "ready") && strcmp(nd->state, "unhealthy")) ||
+			    adapter_node_status(&info, ad, &ref, &serr) != 0 ||
+			    info.state != ADAPTER_NODE_GONE ||
+			    pool_node_token_issue(token, sizeof(token), db, nd->id, &serr) != 0)
+				continue;
+			struct adapter_provision_request req = {
+				.node_id = nd->id, .node_name = nd->name, .node_token = token,
+				.gateway_url = cfg->gateway_url, .handle = ref.handle,
+				.accelerator_type = nd->accelerator_type,
+				.accelerator_count = nd->accelerator_count, .labels = nd->labels,
+			};
+			int prc = adapter_provision_node(&info, ad, &req, &serr);
+			explicit_bzero(token, sizeof(token));
+			nova_log_kv(prc ? NOVA_LOG_WARN : NOVA_LOG_INFO, "reconciler",
+				    prc ? "node resource gone; provisioning it again failed"
+					: "node resource was gone; provisioned again",
+				    "node", nd->name, "error", prc ? serr.message : NULL, NULL);
+		}
+	}
 	if (adapter_is_ephemeral(ad)) {
 		char grace[16];
 		const char *params[2] = {p->id, grace};

@@ -10,6 +10,8 @@
  *   - ephemeral nodes idle (ready, nothing placed) for longer than the grace
  *     period are drained and deprovisioned;
  *   - nodes stuck provisioning past the timeout fail, with that reason;
+ *   - a static node whose provider resource is gone (an lpu agent that
+ *     died) is provisioned again, with a fresh token;
  *   - provider resources that carry a Nova node id with no live node row
  *     (orphans: a crash between create and commit, a deleted pool's
  *     leftovers) are deprovisioned, found through list_nodes, and so are
@@ -31,6 +33,7 @@ struct reconciler_config {
 	unsigned interval_ms;        /* between passes, default 5000 */
 	unsigned idle_node_grace_s;  /* default 60 */
 	unsigned provision_timeout_s;/* a node provisioning longer fails, default 600 */
+	char gateway_url[256];       /* for re-provisioning static nodes' agents */
 };
 
 void reconciler_config_defaults(struct reconciler_config *cfg);

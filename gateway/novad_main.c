@@ -125,8 +125,8 @@ static int novad_config(struct cfg *cfg, const struct novad_args *a, struct nova
 
 /* Publish the gateway URL for novactl and scripts: write then rename, so a
  * reader never sees half a line. */
-static int novad_write_url(const char *state_dir, const char *listen, unsigned port,
-			   struct nova_err *err)
+static int novad_write_url(char *url_out, size_t url_len, const char *state_dir,
+			   const char *listen, unsigned port, struct nova_err *err)
 {
 	char host[256], path[1100], tmp[1110];
 	const char *colon = strrchr(listen, ':');
@@ -142,7 +142,12 @@ static int novad_write_url(const char *state_dir, const char *listen, unsigned p
 	if (!(f = fopen(tmp, "w")))
 		return nova_err_set(err, NOVA_EUNAVAIL, "state_dir", "cannot write %s: %s", tmp,
 				    strerror(errno));
-	fprintf(f, "http://%s:%u\n", host, port);
+	if (snprintf(url_out, url_len, "http://%s:%u", host, port) >= (int)url_len) {
+		fclose(f);
+		unlink(tmp);
+		return nova_err_set(err, NOVA_EINVAL, "listen", "listen host is too long");
+	}
+	fprintf(f, "%s\n", url_out);
 	if (fclose(f) != 0 || rename(tmp, path) != 0)
 		return nova_err_set(err, NOVA_EUNAVAIL, "state_dir", "cannot write %s: %s", path,
 				    strerror(errno));
@@ -269,7 +274,9 @@ int main(int argc, char **argv)
 		novad_fail("gateway failed to start", &err);
 		goto out;
 	}
-	if (novad_write_url(cfg.state_dir, cfg.listen, http_server_port(srv), &err)) {
+	char gateway_url[256];
+	if (novad_write_url(gateway_url, sizeof(gateway_url), cfg.state_dir, cfg.listen,
+			    http_server_port(srv), &err)) {
 		novad_fail("cannot publish the gateway url", &err);
 		goto out;
 	}
@@ -278,14 +285,7 @@ int main(int argc, char **argv)
 		worker_config_defaults(&wcfg);
 		wcfg.threads = cfg.workers;
 		wcfg.lease_ms = cfg.worker_lease_ms;
-		FILE *uf;
-		char upath[1100];
-		snprintf(upath, sizeof(upath), "%s/novad.url", cfg.state_dir);
-		if ((uf = fopen(upath, "r"))) {
-			if (fgets(wcfg.gateway_url, sizeof(wcfg.gateway_url), uf))
-				wcfg.gateway_url[strcspn(wcfg.gateway_url, "\n")] = '\0';
-			fclose(uf);
-		}
+		snprintf(wcfg.gateway_url, sizeof(wcfg.gateway_url), "%s", gateway_url);
 		if (worker_start(&worker, db, &wcfg, &err)) {
 			novad_fail("deployment worker failed to start", &err);
 			goto out;
@@ -294,6 +294,7 @@ int main(int argc, char **argv)
 	/* Every novad competes for the reconciler lock; one holds it. */
 	struct reconciler_config rcfg;
 	reconciler_config_defaults(&rcfg);
+	snprintf(rcfg.gateway_url, sizeof(rcfg.gateway_url), "%s", gateway_url);
 	if (reconciler_start(&reconciler, db, &rcfg, &err)) {
 		novad_fail("reconciler failed to start", &err);
 		goto out;

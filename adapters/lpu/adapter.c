@@ -325,7 +325,7 @@ static int lpu_discover(struct adapter_resources *out, struct adapter *ad, struc
 								     la->alloc.groups[g].racks[k].rack);
 			for (size_t i = 0; r && i < r->n_nodes; i++) {
 				struct adapter_static_node *sn = &out->nodes[out->n_nodes++];
-				char grp[16];
+				char grp[24];
 				snprintf(sn->handle, sizeof(sn->handle), "%s", r->nodes[i].name);
 				snprintf(sn->accelerator_type, sizeof(sn->accelerator_type), "%s",
 					 r->nodes[i].accelerator_type);

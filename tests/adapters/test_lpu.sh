@@ -34,6 +34,17 @@ out=$(curl -s "$url/v1/chat/completions" -d '{"model":"demo","messages":[{"role"
 case "$out" in *'"content":"the model"'*) t_pass "a completion through the routed endpoint" ;;
 *) t_fail "completion" "$url: $out" ;; esac
 
+# An agent dies: the reconciler provisions its node again (within its 5 s
+# period) and the replica comes back.
+victim=$(pgrep -f "$B/nova-sidecar --gateway" | head -1)
+kill -9 "$victim"
+sleep 0.5
+[ "$(agents)" -eq 1 ] && t_pass "one agent killed" || t_fail "one agent killed" "$(agents)"
+i=0; while [ "$(agents)" -lt 2 ] && [ $i -lt 150 ]; do i=$((i + 1)); sleep 0.1; done
+[ "$(agents)" -eq 2 ] && t_pass "the dead agent is started again" || t_fail "agent restarted" "$(agents)"
+if t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'ready'" 2 20; then t_pass "its replica is ready again"
+else t_fail "replica ready again" "$(t_sql "SELECT string_agg(state, ',') FROM replicas")"; fi
+
 # novad restarts: the agents live on, and are found again, not twinned.
 nova_stop
 [ "$(agents)" -eq 2 ] && t_pass "agents outlive novad" || t_fail "agents outlive novad" "$(agents)"
