@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -14,8 +15,16 @@
 void cli_args_init(struct cli_args *a, int argc, char **argv)
 {
 	memset(a, 0, sizeof(*a));
-	a->n = argc > 64 ? 64 : argc;
+	a->n = argc;
 	a->v = argv;
+	/* Dropping the words past the limit would run a different command
+	 * than the one typed; refuse it instead. */
+	if (argc > CLI_ARGS_MAX) {
+		a->n = CLI_ARGS_MAX;
+		a->bad = true;
+		snprintf(a->bad_msg, sizeof(a->bad_msg), "too many arguments (at most %d)",
+			 CLI_ARGS_MAX);
+	}
 }
 
 static const char *cli_arg_find(struct cli_args *a, const char *flag, bool need_value)
@@ -34,8 +43,9 @@ static const char *cli_arg_find(struct cli_args *a, const char *flag, bool need_
 		if (!need_value)
 			return a->v[i];
 		if (i + 1 >= a->n) {
+			if (!a->bad)
+				snprintf(a->bad_msg, sizeof(a->bad_msg), "%s needs a value", flag);
 			a->bad = true;
-			snprintf(a->bad_msg, sizeof(a->bad_msg), "%s needs a value", flag);
 			return NULL;
 		}
 		a->used[i + 1] = true;
@@ -94,6 +104,18 @@ int cli_usage_error(struct cli_ctx *ctx, const char *usage, const char *fmt, ...
 	return CLI_EXIT_USAGE;
 }
 
+/* Was the flag named by arg ("--x" or "--x=v") consumed elsewhere? Then a
+ * leftover one is a repeat of a single-valued flag, not an unknown one. */
+static bool cli_arg_seen(const struct cli_args *a, int skip, const char *arg)
+{
+	size_t l = strcspn(arg, "=");
+	for (int i = 0; i < a->n; i++)
+		if (i != skip && a->used[i] && strncmp(a->v[i], arg, l) == 0 &&
+		    (a->v[i][l] == '\0' || a->v[i][l] == '='))
+			return true;
+	return false;
+}
+
 int cli_args_finish(struct cli_args *a, struct cli_ctx *ctx, const char *usage)
 {
 	if (a->bad)
@@ -101,8 +123,12 @@ int cli_args_finish(struct cli_args *a, struct cli_ctx *ctx, const char *usage)
 	for (int i = 0; i < a->n; i++) {
 		if (a->used[i])
 			continue;
-		if (a->v[i][0] == '-' && a->v[i][1] != '\0')
+		if (a->v[i][0] == '-' && a->v[i][1] != '\0') {
+			if (cli_arg_seen(a, i, a->v[i]))
+				return cli_usage_error(ctx, usage, "%.*s given more than once",
+						       (int)strcspn(a->v[i], "="), a->v[i]);
 			return cli_usage_error(ctx, usage, "unknown flag %s", a->v[i]);
+		}
 		return cli_usage_error(ctx, usage, "unexpected argument %s", a->v[i]);
 	}
 	return 0;
@@ -120,18 +146,26 @@ void cli_config_path(char *buf, size_t len)
 		snprintf(buf, len, "%s/.config/nova/config.yaml", home ? home : "");
 }
 
+/* The first line of a small file, without surrounding white space; false
+ * when unreadable or blank (buf is then ""). */
 static bool cli_read_first_line(char *buf, size_t len, const char *path)
 {
 	FILE *f = fopen(path, "r");
-	bool ok = false;
+	size_t start = 0, end;
+	buf[0] = '\0';
 	if (!f)
 		return false;
-	if (fgets(buf, (int)len, f)) {
-		buf[strcspn(buf, "\r\n")] = '\0';
-		ok = buf[0] != '\0';
-	}
+	if (!fgets(buf, (int)len, f))
+		buf[0] = '\0';
 	fclose(f);
-	return ok;
+	end = strcspn(buf, "\r\n");
+	while (end > 0 && (buf[end - 1] == ' ' || buf[end - 1] == '\t'))
+		end--;
+	while (start < end && (buf[start] == ' ' || buf[start] == '\t'))
+		start++;
+	memmove(buf, buf + start, end - start);
+	buf[end - start] = '\0';
+	return buf[0] != '\0';
 }
 
 static int cli_config_file(char *server, size_t slen, char *token, size_t tlen,
@@ -203,13 +237,20 @@ int cli_config_resolve(struct cli_ctx *ctx, const char *flag_server, const char 
 
 /* --- requests ---------------------------------------------------------------- */
 
-void cli_path_escape(char *buf, size_t len, const char *segment)
+int cli_path_escape(char *buf, size_t len, const char *segment)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)segment; *p && o + 4 < len; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+	assert(len > 0);
+	for (const unsigned char *p = (const unsigned char *)segment; *p; p++) {
+		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
+			     *p == '~';
+		if (o + (plain ? 1 : 3) >= len) {
+			buf[0] = '\0';
+			return -1;
+		}
+		if (plain) {
 			buf[o++] = (char)*p;
 		} else {
 			buf[o++] = '%';
@@ -218,6 +259,7 @@ void cli_path_escape(char *buf, size_t len, const char *segment)
 		}
 	}
 	buf[o] = '\0';
+	return 0;
 }
 
 int cli_request(json_t **out, struct cli_ctx *ctx, const char *method, const char *path,
@@ -243,6 +285,14 @@ int cli_request(json_t **out, struct cli_ctx *ctx, const char *method, const cha
 		return nova_code_exit_status(rc);
 	}
 	json_t *j = res.body_len ? json_loadb(res.body, res.body_len, JSON_DECODE_ANY, NULL) : NULL;
+	if (res.status >= 200 && res.status < 300 && res.body_len && !j) {
+		/* Not novad, or a proxy's page: say so rather than print blanks. */
+		fprintf(ctx->errout, "novactl: %s answered %s with HTTP %ld and a body that is not JSON\n",
+			ctx->server, path, res.status);
+		fprintf(ctx->errout, "hint: is %s a novad gateway?\n", ctx->server);
+		http_client_response_finish(&res);
+		return 1;
+	}
 	if (res.status >= 200 && res.status < 300) {
 		http_client_response_finish(&res);
 		if (out)
@@ -358,9 +408,11 @@ int cli_verb_dispatch(struct cli_ctx *ctx, const char *group, const char *group_
 		      const struct cli_verb *verbs, size_t n_verbs, const char *verb,
 		      struct cli_args *a)
 {
-	if (!verb || !strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
-		fprintf(verb ? ctx->out : ctx->errout, "usage: %s\n", group_usage);
-		return verb ? 0 : CLI_EXIT_USAGE;
+	if (!verb)
+		return cli_usage_error(ctx, group_usage, "%s needs a command", group);
+	if (!strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {
+		fprintf(ctx->out, "usage: %s\n", group_usage);
+		return 0;
 	}
 	for (size_t i = 0; i < n_verbs; i++) {
 		if (strcmp(verbs[i].verb, verb) != 0)

@@ -21,11 +21,13 @@ struct cli_ctx {
 
 /* A command's arguments after "GROUP VERB": positionals and --flags, each
  * consumed once; anything left over is a usage error. */
+#define CLI_ARGS_MAX 256
+
 struct cli_args {
 	int n;
 	char **v;
-	bool used[64];
-	bool bad;            /* a flag lacked its value */
+	bool used[CLI_ARGS_MAX];
+	bool bad;            /* a flag lacked its value, or too many words */
 	char bad_msg[160];
 };
 
@@ -53,8 +55,10 @@ void cli_config_path(char *buf, size_t len);
  * error and returns the exit status; 0 on success. */
 int cli_request(json_t **out, struct cli_ctx *ctx, const char *method, const char *path,
 		const json_t *body);
-/* Percent-encode one path segment into buf. */
-void cli_path_escape(char *buf, size_t len, const char *segment);
+/* Percent-encode one path segment (or query value) into buf. -1 when it does
+ * not fit: a truncated name could address another object, so callers refuse
+ * it rather than send it. */
+int cli_path_escape(char *buf, size_t len, const char *segment);
 
 /* Usage error: "novactl: MESSAGE" and the usage line; returns 2. */
 int cli_usage_error(struct cli_ctx *ctx, const char *usage, const char *fmt, ...)

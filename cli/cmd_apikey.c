@@ -71,7 +71,8 @@ static int apikey_revoke(struct cli_ctx *ctx, struct cli_args *a)
 		return rc;
 	if (!id)
 		return cli_usage_error(ctx, "novactl apikey revoke ID", "ID is required");
-	cli_path_escape(esc, sizeof(esc), id);
+	if (cli_path_escape(esc, sizeof(esc), id))
+		return cli_usage_error(ctx, "novactl apikey revoke ID", "ID is too long");
 	snprintf(path, sizeof(path), "/v1/apikeys/%s", esc);
 	if ((rc = cli_request(NULL, ctx, "DELETE", path, NULL)) == 0 && !ctx->json)
 		fprintf(ctx->out, "api key %s revoked\n", id);

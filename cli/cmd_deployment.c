@@ -118,7 +118,8 @@ static int dep_ref(char *path, size_t len, struct cli_ctx *ctx, struct cli_args 
 		return rc;
 	if (!ref)
 		return cli_usage_error(ctx, usage, "NAME or ID is required");
-	cli_path_escape(esc, sizeof(esc), ref);
+	if (cli_path_escape(esc, sizeof(esc), ref))
+		return cli_usage_error(ctx, usage, "NAME or ID is too long");
 	snprintf(path, len, "/v1/deployments/%s%s", esc, suffix);
 	return 0;
 }

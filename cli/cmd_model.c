@@ -100,7 +100,8 @@ static int model_ref(char *path, size_t len, struct cli_ctx *ctx, struct cli_arg
 		return rc;
 	if (!*ref)
 		return cli_usage_error(ctx, usage, "NAME or ID is required");
-	cli_path_escape(esc, sizeof(esc), *ref);
+	if (cli_path_escape(esc, sizeof(esc), *ref))
+		return cli_usage_error(ctx, usage, "NAME or ID is too long");
 	snprintf(path, len, "/v1/models/%s", esc);
 	return 0;
 }

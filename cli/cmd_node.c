@@ -61,7 +61,8 @@ static int node_list(struct cli_ctx *ctx, struct cli_args *a)
 	if (rc)
 		return rc;
 	if (pool) {
-		cli_path_escape(esc, sizeof(esc), pool);
+		if (cli_path_escape(esc, sizeof(esc), pool))
+			return cli_usage_error(ctx, "novactl node list [--pool POOL]", "--pool is too long");
 		snprintf(path, sizeof(path), "/v1/nodes?pool=%s", esc);
 	} else {
 		snprintf(path, sizeof(path), "/v1/nodes");
@@ -108,7 +109,8 @@ static int node_simple(struct cli_ctx *ctx, struct cli_args *a, const char *usag
 		return rc;
 	if (!ref)
 		return cli_usage_error(ctx, usage, "NODE is required");
-	cli_path_escape(esc, sizeof(esc), ref);
+	if (cli_path_escape(esc, sizeof(esc), ref))
+		return cli_usage_error(ctx, usage, "NODE is too long");
 	snprintf(path, sizeof(path), "/v1/nodes/%s%s", esc, suffix);
 	if ((rc = cli_request(&res, ctx, method, path, NULL)) == 0)
 		node_print(ctx, res);

@@ -206,7 +206,8 @@ static int pool_ref_path(char *path, size_t len, struct cli_ctx *ctx, struct cli
 		return rc;
 	if (!ref)
 		return cli_usage_error(ctx, usage, "NAME or ID is required");
-	cli_path_escape(esc, sizeof(esc), ref);
+	if (cli_path_escape(esc, sizeof(esc), ref))
+		return cli_usage_error(ctx, usage, "NAME or ID is too long");
 	snprintf(path, len, "/v1/pools/%s", esc);
 	return 0;
 }

@@ -155,7 +155,8 @@ int cli_cmd_routes(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 		return routes_watch(ctx);
 	}
 	if (model) {
-		cli_path_escape(esc, sizeof(esc), model);
+		if (cli_path_escape(esc, sizeof(esc), model))
+			return cli_usage_error(ctx, ROUTES_USAGE, "--model is too long");
 		snprintf(path, sizeof(path), "/v1/routes?model=%s", esc);
 	} else {
 		snprintf(path, sizeof(path), "/v1/routes");

@@ -9,8 +9,13 @@
 #include "cli/cli.h"
 #include "core/http_client.h"
 
+#define NOVACTL_USAGE_LINE "usage: novactl [--server URL] [--token TOKEN] [-o table|json] COMMAND ...\n"
+/* After a usage error: the one line and where the rest is, so the message
+ * itself is not scrolled away by the full help. */
+static const char novactl_usage_hint[] = NOVACTL_USAGE_LINE "run 'novactl --help' for the commands\n";
+
 static const char novactl_usage[] =
-	"usage: novactl [--server URL] [--token TOKEN] [-o table|json] COMMAND ...\n"
+	NOVACTL_USAGE_LINE
 	"\n"
 	"commands:\n"
 	"  pool create|list|get|update|delete   compute pools\n"
@@ -87,6 +92,14 @@ static int novactl_globals_take(struct novactl_globals *g, int argc, char **argv
 	return out;
 }
 
+static bool novactl_wants_help(int n, char **words)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(words[i], "--help") || !strcmp(words[i], "-h"))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	struct novactl_globals g = {0};
@@ -95,14 +108,16 @@ int main(int argc, char **argv)
 	struct nova_err err;
 	int n, rc;
 	signal(SIGPIPE, SIG_IGN);
+	nova_err_clear(&err);
 	n = novactl_globals_take(&g, argc - 1, argv + 1);
 	if (n < 0) {
-		fputs(novactl_usage, stderr);
+		fputs(novactl_usage_hint, stderr);
 		return CLI_EXIT_USAGE;
 	}
 	char **words = argv + 1;
 	if (n == 0) {
-		fputs(novactl_usage, stderr);
+		fputs("novactl: no command given\n", stderr);
+		fputs(novactl_usage_hint, stderr);
 		return CLI_EXIT_USAGE;
 	}
 	if (!strcmp(words[0], "--help") || !strcmp(words[0], "-h") || !strcmp(words[0], "help")) {
@@ -111,11 +126,15 @@ int main(int argc, char **argv)
 	}
 	if (g.output && strcmp(g.output, "json") != 0 && strcmp(g.output, "table") != 0) {
 		fprintf(stderr, "novactl: -o must be table or json, not \"%s\"\n", g.output);
+		fputs(novactl_usage_hint, stderr);
 		return CLI_EXIT_USAGE;
 	}
 	ctx.json = g.output && strcmp(g.output, "json") == 0;
-	if (cli_config_resolve(&ctx, g.server, g.token, &err)) {
+	/* Help needs no server: a broken config file must not hide it. */
+	if (cli_config_resolve(&ctx, g.server, g.token, &err) && !novactl_wants_help(n, words)) {
 		fprintf(stderr, "novactl: %s\n", err.message);
+		if (err.hint[0])
+			fprintf(stderr, "hint: %s\n", err.hint);
 		return CLI_EXIT_USAGE;
 	}
 	if (http_client_global_init(&err)) {
@@ -141,8 +160,11 @@ int main(int argc, char **argv)
 				rc = novactl_groups[i].fn(&ctx, verb, &a);
 			}
 		} else {
-			fprintf(stderr, "novactl: unknown command \"%s\"\n", words[0]);
-			fputs(novactl_usage, stderr);
+			if (words[0][0] == '-')
+				fprintf(stderr, "novactl: unknown flag %s\n", words[0]);
+			else
+				fprintf(stderr, "novactl: unknown command \"%s\"\n", words[0]);
+			fputs(novactl_usage_hint, stderr);
 			rc = CLI_EXIT_USAGE;
 		}
 	}

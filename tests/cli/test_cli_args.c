@@ -171,10 +171,10 @@ static void test_config_precedence(void **state)
 	snprintf(p, sizeof(p), "%s/state/novad.url", dir);
 	write_file(p, "http://127.0.0.1:9999\n");
 	snprintf(p, sizeof(p), "%s/state/admin_token", dir);
-	write_file(p, "state-token\n");
+	write_file(p, "  state-token \n");
 	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://127.0.0.1:9999");
-	assert_string_equal(ctx.token, "state-token");
+	assert_string_equal(ctx.token, "state-token"); /* trimmed */
 	/* The config file beats the state directory. */
 	snprintf(p, sizeof(p), "%s/nova/config.yaml", dir);
 	write_file(p, "server: http://file:1/\ntoken: file-token\n");
@@ -204,6 +204,212 @@ static void test_config_file_errors_are_positioned(void **state)
 	assert_non_null(strstr(err.message, "config.yaml:2:1: tokn: unknown key"));
 }
 
+static void test_json_print_is_pretty_with_two_spaces(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	json_t *v = json_pack("{s:s, s:n, s:[i]}", "name", "gpu-a", "max_nodes", "types", 1);
+	FILE *f = open_memstream(&buf, &len);
+	(void)state;
+	cli_json_print(f, v);
+	fclose(f);
+	assert_string_equal(buf, "{\n  \"name\": \"gpu-a\",\n  \"max_nodes\": null,\n  \"types\": [\n    1\n  ]\n}\n");
+	free(buf);
+	json_decref(v);
+}
+
+/* A JSON null from the server becomes "-" in a table, as an absent key does. */
+static void test_table_shows_json_null_as_dash(void **state)
+{
+	static const char *const headers[] = {"ID", "LAST-USED", "REVOKED"};
+	char b[3][64];
+	json_t *k = json_pack("{s:s, s:n}", "id", "k1", "last_used_at");
+	(void)state;
+	const char *cells[] = {cli_cell(b[0], 64, json_object_get(k, "id")),
+			       cli_cell(b[1], 64, json_object_get(k, "last_used_at")),
+			       cli_cell(b[2], 64, json_object_get(k, "revoked_at"))};
+	char *out = capture_table(headers, 3, cells, 1);
+	assert_string_equal(out, "ID  LAST-USED  REVOKED\n"
+				 "k1  -          -\n");
+	free(out);
+	json_decref(k);
+}
+
+/* Run a command group with argv after "GROUP VERB"; its stderr into *err
+ * (caller frees), its stdout into *out when out is not NULL. */
+static int run_group(char **out, char **err,
+		     int (*fn)(struct cli_ctx *, const char *, struct cli_args *), const char *verb,
+		     int argc, char **argv)
+{
+	size_t elen = 0, olen = 0;
+	struct cli_args a;
+	struct cli_ctx ctx = {.server = "http://127.0.0.1:1"};
+	char *obuf = NULL;
+	int rc;
+	*err = NULL;
+	ctx.errout = open_memstream(err, &elen);
+	ctx.out = open_memstream(&obuf, &olen);
+	cli_args_init(&a, argc, argv);
+	rc = fn(&ctx, verb, &a);
+	fclose(ctx.errout);
+	fclose(ctx.out);
+	if (out)
+		*out = obuf;
+	else
+		free(obuf);
+	return rc;
+}
+
+static void test_usage_errors_exit_2_with_message_and_usage(void **state)
+{
+	static const struct {
+		const char *verb;
+		int argc;
+		char *argv[4];
+		const char *want;
+	} cases[] = {
+		{"create", 1, {"gpu-a"}, "novactl: --provider is required"},
+		{"create", 2, {"--provider", "fake"}, "novactl: NAME is required"},
+		{"create", 4, {"x", "--provider", "a", "--provider=b"}, "novactl: --provider given more than once"},
+		{"create", 4, {"x", "--provider", "fake", "--label"}, "novactl: --label needs a value"},
+		{"create", 4, {"x", "--provider", "fake", "--label=novalue"}, "--label must be key=value"},
+		{"create", 4, {"x", "--provider", "fake", "--config=[1]"}, "--config must be a JSON object"},
+		{"create", 4, {"x", "--provider", "fake", "--max-nodes=-1"}, "--max-nodes must be a non-negative integer or none"},
+		{"create", 4, {"x", "--provider", "fake", "--bogus"}, "novactl: unknown flag --bogus"},
+		{"get", 0, {NULL}, "novactl: NAME or ID is required"},
+		{"get", 2, {"a", "b"}, "novactl: unexpected argument b"},
+		{"update", 1, {"a"}, "novactl: nothing to update"},
+		{"update", 3, {"a", "--max-nodes", "lots"}, "--max-nodes must be a non-negative integer or none, not \"lots\""},
+		{"frob", 0, {NULL}, "novactl: unknown command \"pool frob\""},
+		{NULL, 0, {NULL}, "novactl: pool needs a command"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *err;
+		int rc = run_group(NULL, &err, cli_cmd_pool, cases[i].verb, cases[i].argc,
+				   (char **)cases[i].argv);
+		if (rc != CLI_EXIT_USAGE || !strstr(err, cases[i].want) || !strstr(err, "\nusage: novactl pool"))
+			fail_msg("case %zu (%s): exit %d, stderr: %s", i, cases[i].want, rc, err);
+		free(err);
+	}
+}
+
+static void test_help_on_group_and_verb_goes_to_stdout(void **state)
+{
+	char *out, *err;
+	char *help[] = {"--help"};
+	char *verb_help[] = {"gpu-a", "-h"};
+	(void)state;
+	assert_int_equal(run_group(&out, &err, cli_cmd_pool, "--help", 0, help), 0);
+	assert_non_null(strstr(out, "usage: novactl pool create|list|get|update|delete"));
+	assert_string_equal(err, "");
+	free(out);
+	free(err);
+	assert_int_equal(run_group(&out, &err, cli_cmd_apikey, "revoke", 2, verb_help), 0);
+	assert_string_equal(out, "usage: novactl apikey revoke ID\n");
+	assert_string_equal(err, "");
+	free(out);
+	free(err);
+}
+
+static void test_too_many_arguments_are_refused_not_dropped(void **state)
+{
+	char *argv[CLI_ARGS_MAX + 2];
+	char *err;
+	(void)state;
+	argv[0] = "x";
+	for (int i = 1; i < CLI_ARGS_MAX + 2; i++)
+		argv[i] = i % 2 ? "--label" : "k=v";
+	argv[CLI_ARGS_MAX + 1] = "--provider";
+	assert_int_equal(run_group(NULL, &err, cli_cmd_pool, "create", CLI_ARGS_MAX + 2, argv),
+			 CLI_EXIT_USAGE);
+	assert_non_null(strstr(err, "too many arguments"));
+	free(err);
+}
+
+static void test_path_escape_refuses_what_does_not_fit(void **state)
+{
+	char buf[8], *err;
+	char longname[400];
+	char *argv[] = {longname};
+	(void)state;
+	assert_int_equal(cli_path_escape(buf, sizeof(buf), "abcdefg"), 0);
+	assert_string_equal(buf, "abcdefg");
+	assert_int_equal(cli_path_escape(buf, sizeof(buf), "abcdefgh"), -1);
+	assert_string_equal(buf, "");
+	assert_int_equal(cli_path_escape(buf, sizeof(buf), "abcd/"), 0);
+	assert_string_equal(buf, "abcd%2F");
+	assert_int_equal(cli_path_escape(buf, sizeof(buf), "abcde/"), -1);
+	memset(longname, '/', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(run_group(NULL, &err, cli_cmd_pool, "get", 1, argv), CLI_EXIT_USAGE);
+	assert_non_null(strstr(err, "too long"));
+	free(err);
+}
+
+static void test_config_file_yaml_becomes_json(void **state)
+{
+	char p[256];
+	json_t *v;
+	struct nova_err err;
+	(void)state;
+	snprintf(p, sizeof(p), "%s/pool.yaml", dir);
+	write_file(p, "# a fake pool\n"
+		      "mode: static\n"
+		      "nodes: 2\n"
+		      "memory_mib: -5\n"
+		      "trust: true\n"
+		      "off: false\n"
+		      "zip: \"10\"\n"
+		      "version: 1.5.2\n"
+		      "racks:\n"
+		      "  - c1r1\n"
+		      "  - {name: c1r2, chips: 8}\n"
+		      "empty: {}\n");
+	assert_int_equal(cli_load_json_or_yaml(&v, p, &err), 0);
+	char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(text, "{\"empty\":{},\"memory_mib\":-5,\"mode\":\"static\",\"nodes\":2,"
+				  "\"off\":false,\"racks\":[\"c1r1\",{\"chips\":8,\"name\":\"c1r2\"}],"
+				  "\"trust\":true,\"version\":\"1.5.2\",\"zip\":\"10\"}");
+	free(text);
+	json_decref(v);
+}
+
+static void test_config_file_json_is_read_as_is(void **state)
+{
+	char p[256];
+	json_t *v;
+	struct nova_err err;
+	(void)state;
+	snprintf(p, sizeof(p), "%s/pool.json", dir);
+	write_file(p, "{\"nodes\": 3, \"labels\": {\"a\": \"x'; DROP TABLE pools; --\"}, \"l\": [true, null]}\n");
+	assert_int_equal(cli_load_json_or_yaml(&v, p, &err), 0);
+	char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(text, "{\"l\":[true,null],\"labels\":{\"a\":\"x'; DROP TABLE pools; --\"},\"nodes\":3}");
+	free(text);
+	json_decref(v);
+}
+
+static void test_config_file_errors_name_the_file_and_position(void **state)
+{
+	char p[256];
+	json_t *v = NULL;
+	struct nova_err err;
+	(void)state;
+	snprintf(p, sizeof(p), "%s/bad.yaml", dir);
+	write_file(p, "mode: static\nracks: [c1r1\n");
+	assert_int_equal(cli_load_json_or_yaml(&v, p, &err), NOVA_EINVAL);
+	assert_null(v);
+	assert_non_null(strstr(err.message, "bad.yaml:"));
+	snprintf(p, sizeof(p), "%s/empty.yaml", dir);
+	write_file(p, "");
+	assert_int_equal(cli_load_json_or_yaml(&v, p, &err), NOVA_EINVAL);
+	assert_non_null(strstr(err.message, "empty.yaml is empty"));
+	snprintf(p, sizeof(p), "%s/missing.yaml", dir);
+	assert_int_not_equal(cli_load_json_or_yaml(&v, p, &err), 0);
+	assert_null(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +418,15 @@ int main(void)
 		cmocka_unit_test(test_args_flags_positionals_and_leftovers),
 		cmocka_unit_test(test_args_flag_without_value_is_usage_error),
 		cmocka_unit_test(test_path_escape),
+		cmocka_unit_test(test_json_print_is_pretty_with_two_spaces),
+		cmocka_unit_test(test_table_shows_json_null_as_dash),
+		cmocka_unit_test(test_usage_errors_exit_2_with_message_and_usage),
+		cmocka_unit_test(test_help_on_group_and_verb_goes_to_stdout),
+		cmocka_unit_test(test_too_many_arguments_are_refused_not_dropped),
+		cmocka_unit_test(test_path_escape_refuses_what_does_not_fit),
+		cmocka_unit_test_setup_teardown(test_config_file_yaml_becomes_json, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_config_file_json_is_read_as_is, env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_config_file_errors_name_the_file_and_position, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_config_precedence, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_config_file_errors_are_positioned, env_setup, env_teardown),
 	};

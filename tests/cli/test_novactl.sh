@@ -9,8 +9,21 @@ mkdir -p "$HOME"
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
 C="$B/novactl"
 
+# novactl finds the server (novad.url) and the admin token novad generated
+# in its state directory by itself: neither NOVA_SERVER nor NOVA_TOKEN is set.
+if [ "$(stat -c %a "$NOVA_STATE_DIR/admin_token" 2>/dev/null)" = 600 ]; then
+	t_pass "novad wrote its admin token with mode 0600"
+else
+	t_fail "novad wrote its admin token with mode 0600" "$(ls -l "$NOVA_STATE_DIR" 2>&1)"
+fi
 t_expect_exit 0 "version reaches the server" "$C" version
+t_expect_out "^novactl [0-9]" "version prints the client's version"
 t_expect_out "novad   0" "version prints the server's version"
+t_expect_exit 0 "version -o json" "$C" version -o json
+t_expect_out '"server_version": "[0-9]' "version -o json has the server's version"
+t_expect_exit 6 "version with the server down exits 6" "$C" --server http://127.0.0.1:1 version
+t_expect_out "^novactl [0-9]" "version prints the client's version when the server is down"
+t_expect_out "cannot reach novad at http://127.0.0.1:1" "version says the server is unreachable"
 
 t_expect_exit 0 "pool create with the local admin token" \
 	"$C" pool create gpu-a --provider fake --config '{"nodes":2}' --max-nodes 3 \
@@ -21,15 +34,32 @@ t_expect_out "^NAME  *PROVIDER  *STATE  *NODES  *MAX-NODES  *CREATED" "list has 
 t_expect_out "^gpu-a  *fake  *active  *0  *3 " "list shows the pool"
 t_expect_exit 0 "pool list -o json" "$C" pool list -o json
 t_expect_out '"name": "gpu-a"' "json output is the API's"
+t_expect_out '^  {' "json output is indented by two spaces"
+if command -v python3 >/dev/null 2>&1; then
+	if python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); assert [x["name"] for x in p] == ["gpu-a"], p; assert p[0]["quotas"]["max_nodes"] == 3' "$T_WORK/out" 2>"$T_WORK/py"; then
+		t_pass "pool list -o json parses as the API's array"
+	else
+		t_fail "pool list -o json parses as the API's array" "$(cat "$T_WORK/py")"
+	fi
+fi
 id=$(sed -n 's/.*"id": "\([0-9a-f-]*\)".*/\1/p' "$T_WORK/out" | head -1)
 t_expect_exit 0 "pool get by id" "$C" -o json pool get "$id"
-t_expect_out "DROP TABLE pools" "label with SQL metacharacters stored verbatim"
+t_expect_out "\"note\": \"x'); DROP TABLE pools; --\"" "label with SQL metacharacters stored verbatim"
 t_expect_exit 0 "pool get by name" "$C" pool get gpu-a
 t_expect_out "accelerator types: \[\"A100-80G\",\"H100\"\]" "get shows quotas"
 
 t_expect_exit 4 "duplicate pool name exits 4" "$C" pool create gpu-a --provider fake
 t_expect_out "already exists" "duplicate names the problem"
 t_expect_exit 3 "unknown pool exits 3" "$C" pool get nope
+t_expect_out "novactl: " "unknown pool says what is wrong"
+t_expect_exit 3 "a pool reference cannot climb out of /v1/pools" "$C" pool get ../apikeys
+t_expect_exit 2 "SQL metacharacters in a pool name are refused" \
+	"$C" pool create "x'; DROP TABLE pools; --" --provider fake
+t_expect_out "pool name must be 1 to 63 lower-case letters, digits or '-'" "refused name says what names may be"
+t_expect_out "field: name" "refused name names the field"
+t_expect_exit 2 "a 64-character pool name is refused" \
+	"$C" pool create "$(printf 'a%.0s' $(seq 64))" --provider fake
+t_expect_exit 0 "pools survive the metacharacters" "$C" pool get gpu-a
 t_expect_exit 2 "bad pool name exits 2" "$C" pool create "Bad Name" --provider fake
 t_expect_out "field: name" "bad name names the field"
 t_expect_exit 2 "provider refusing the config exits 2" \
@@ -45,6 +75,11 @@ t_expect_out "bad.yaml:" "bad config file error names the file"
 
 t_expect_exit 0 "pool update quotas" "$C" pool update gpu-a --max-nodes none --max-accelerators 16
 t_expect_out "max nodes:         unlimited" "update lifts max nodes"
+t_expect_out "max accelerators:  16" "update sets max accelerators"
+t_expect_exit 0 "pool update accelerator types" "$C" pool update gpu-a --accelerator-types A100-80G,H100,FAKE-GPU
+t_expect_out 'accelerator types: \["A100-80G","H100","FAKE-GPU"\]' "update sets accelerator types"
+t_expect_exit 0 "pool update back to a limit by id" "$C" pool update "$id" --max-nodes 8
+t_expect_out "max nodes:         8" "update by id sets max nodes"
 t_expect_exit 2 "pool update with nothing exits 2" "$C" pool update gpu-a
 t_expect_exit 2 "pool update bad number exits 2" "$C" pool update gpu-a --max-nodes lots
 
@@ -64,10 +99,18 @@ t_expect_exit 0 "apikey revoke" "$C" apikey revoke "$kid"
 t_expect_exit 5 "revoked key is refused (401)" env NOVA_TOKEN="$key" "$C" pool list
 t_expect_exit 3 "revoke unknown id exits 3" "$C" apikey revoke 00000000-0000-0000-0000-000000000000
 
-t_expect_exit 5 "wrong token exits 5" "$C" --token nope pool list
+t_expect_exit 5 "wrong token exits 5" "$C" --token nope-sekrit-42 pool list
+if grep -q "sekrit" "$T_WORK/out" "$T_WORK/err"; then t_fail "the token is never printed" "found in output"
+else t_pass "the token is never printed"; fi
 t_expect_exit 6 "server down exits 6" "$C" --server http://127.0.0.1:1 pool list
 t_expect_out "cannot reach novad" "server down says so"
+t_expect_exit 6 "global flags after the command words" "$C" pool list --server http://127.0.0.1:1
 t_expect_exit 2 "unknown flag exits 2" "$C" pool list --bogus
+t_expect_out "novactl: unknown flag --bogus" "unknown flag is named"
+t_expect_out "^usage: novactl pool list" "unknown flag shows the usage"
+t_expect_exit 2 "a group without a command exits 2" "$C" pool
+t_expect_out "novactl: pool needs a command" "a group without a command says so"
+t_expect_exit 2 "no command exits 2" "$C"
 t_expect_exit 2 "unknown command exits 2" "$C" frobnicate
 t_expect_exit 2 "missing argument exits 2" "$C" pool get
 t_expect_exit 2 "bad -o exits 2" "$C" -o yaml pool list
@@ -100,6 +143,8 @@ t_expect_out "field: stages" "model error names the field"
 t_expect_exit 2 "model register without -f exits 2" "$C" model register
 t_expect_exit 0 "deploy a model" "$C" deploy mistral-7b-lora --pool gpu-a --replicas 2 --label zone=eu-1
 t_expect_out "state:     pending (created)" "deploy prints the pending deployment"
+t_expect_exit 4 "deleting a pool with a deployment exits 4" "$C" pool delete gpu-a
+t_expect_out "hint: delete its deployments first" "pool delete with a deployment hints"
 t_expect_exit 0 "deployment list" "$C" deployment list
 t_expect_out "^mistral-7b-lora-gpu-a  *mistral-7b-lora:1  *gpu-a  *0/2 " "deployment list row"
 # novad's worker places the replicas on nodes it provisions.
@@ -153,4 +198,15 @@ t_expect_exit 3 "deleted model is gone" "$C" model get qwen2-7b-multi-lora
 t_expect_exit 0 "pool delete" "$C" pool delete p3
 t_expect_out "pool p3 deleted" "delete confirms"
 t_expect_exit 3 "deleted pool is gone" "$C" pool get p3
+# gpu-a keeps its idle nodes for a grace period after its deployment went.
+t_expect_exit 4 "deleting a pool with nodes exits 4" "$C" pool delete gpu-a
+t_expect_out "novactl: pool gpu-a has [0-9]* node" "pool delete with nodes says so"
+t_expect_out "hint: drain its nodes first" "pool delete with nodes hints at --force"
+t_expect_exit 0 "pool delete --force" "$C" pool delete gpu-a --force
+t_expect_out "pool gpu-a deleted" "forced delete confirms"
+t_expect_exit 3 "force-deleted pool is gone by name" "$C" pool get gpu-a
+t_expect_exit 3 "force-deleted pool is gone by id" "$C" pool get "$id"
+t_expect_exit 0 "pool list after the deletes" "$C" pool list
+if grep -q "gpu-a\|^p3 " "$T_WORK/out"; then t_fail "deleted pools leave the list" "$(cat "$T_WORK/out")"
+else t_pass "deleted pools leave the list"; fi
 exit 0
