@@ -75,10 +75,10 @@ const char *cli_arg_positional(struct cli_args *a, int idx)
 	/* Commands take their flags (and flag values) first, so what is left
 	 * unused and not dash-led is positional. */
 	for (int i = 0; i < a->n; i++) {
-		if (a->used[i] || (a->v[i][0] == '-' && a->v[i][1] != '\0'))
+		if ((a->used[i] && !a->positional[i]) || (a->v[i][0] == '-' && a->v[i][1] != '\0'))
 			continue;
 		if (seen++ == idx) {
-			a->used[i] = true;
+			a->used[i] = a->positional[i] = true;
 			return a->v[i];
 		}
 	}

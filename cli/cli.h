@@ -27,6 +27,7 @@ struct cli_args {
 	int n;
 	char **v;
 	bool used[CLI_ARGS_MAX];
+	bool positional[CLI_ARGS_MAX]; /* used, as a positional (keeps indexes stable) */
 	bool bad;            /* a flag lacked its value, or too many words */
 	char bad_msg[160];
 };

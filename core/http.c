@@ -840,6 +840,12 @@ void http_server_stop(struct http_server *srv)
 	srv->stopped = true;
 	/* Stop accepting, let requests in progress finish, then stop. */
 	MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
+	/* Close the listener now: while draining, a new client must be refused
+	 * (a proxy retries elsewhere), not accepted by the kernel and then reset. */
+	if (lfd != MHD_INVALID_SOCKET) {
+		close(lfd);
+		srv->listen_fd = -1;
+	}
 	/* Streams never end on their own: tell them, and wake the waiting
 	 * ones (MHD must not be stopped with suspended connections). */
 	atomic_store(&srv->stopping, true);
@@ -851,9 +857,7 @@ void http_server_stop(struct http_server *srv)
 	}
 	MHD_stop_daemon(srv->daemon);
 	srv->daemon = NULL;
-	if (lfd != MHD_INVALID_SOCKET)
-		close(lfd);
-	else
+	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	srv->listen_fd = -1;
 }

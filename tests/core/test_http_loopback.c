@@ -1,0 +1,874 @@
+/* The HTTP server wrapper (core/http.c) driven by the HTTP client wrapper
+ * (core/http_client.c) over real loopback HTTP, one behaviour per test:
+ * routing and the request accessors, 404/405/413 and their JSON bodies, the
+ * body cap (Content-Length and chunked) and a body exactly at the cap,
+ * extra response headers, concurrency, graceful stop with a request in
+ * flight, listen-address errors, transport errors and the access log.
+ * tests/core/test_http_server.c proves several of these in fewer, broader
+ * tests, and tests/core/test_http.c the edge cases (encoded '/', HEAD, 204,
+ * non-UTF-8 text, large uploads from curl, IPv6); this file is the
+ * one-behaviour-per-test contract, so a failure names the behaviour.
+ *
+ * Where curl keeps too little of the answer (the Allow header) or will not
+ * send what we need (a chunked body, headers without their body) the test
+ * talks to the server over a plain socket. Every test stops and destroys its
+ * server so the file is leak-free under `make asan`. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/http.h"
+#include "core/http_client.h"
+#include "core/log.h"
+
+#define CAP 4096 /* max_body of every server here */
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static atomic_int calls;        /* every handler that runs counts itself */
+
+/* Echo what the accessors see, as JSON. */
+static void h_echo(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls, 1);
+	json_t *o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "route", req->route,
+			      "handler", "echo", "id", http_request_param(req, "id"), "name",
+			      http_request_param(req, "name"), "version",
+			      http_request_param(req, "version"), "nope",
+			      http_request_param(req, "nope"), "method", req->method);
+	http_response_json(res, 200, o);
+}
+
+static void h_special(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls, 1);
+	http_response_json(res, 200, json_pack("{s:s, s:s}", "route", req->route, "handler",
+					       "special"));
+}
+
+static void h_query(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls, 1);
+	http_response_json(res, 200, json_pack("{s:s?, s:s?, s:s?}", "q",
+					       http_request_query(req, "q"), "limit",
+					       http_request_query(req, "limit"), "absent",
+					       http_request_query(req, "absent")));
+}
+
+static void h_header(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls, 1);
+	http_response_json(res, 200, json_pack("{s:s?, s:s?, s:s?, s:s?}", "lower",
+					       http_request_header(req, "x-nova-probe"), "upper",
+					       http_request_header(req, "X-NOVA-PROBE"), "mixed",
+					       http_request_header(req, "X-Nova-Probe"), "absent",
+					       http_request_header(req, "X-Not-Sent")));
+}
+
+/* The last body a handler saw, byte for byte. */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static char seen_body[2 * CAP];
+static size_t seen_len;
+static bool seen_nul_terminated, seen_null;
+
+static void h_upload(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls, 1);
+	pthread_mutex_lock(&seen_lock);
+	seen_len = req->body_len;
+	seen_null = req->body == NULL;
+	if (req->body && req->body_len <= sizeof(seen_body)) {
+		memcpy(seen_body, req->body, req->body_len);
+		seen_nul_terminated = req->body[req->body_len] == '\0';
+	}
+	pthread_mutex_unlock(&seen_lock);
+	http_response_json(res, 200, json_pack("{s:I}", "len", (json_int_t)req->body_len));
+}
+
+static void h_fail_hint(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct nova_err err;
+	(void)req, (void)ctx;
+	atomic_fetch_add(&calls, 1);
+	nova_err_set(&err, NOVA_EINVAL, "spec.replicas", "replicas must be at least %d", 1);
+	nova_err_set_hint(&err, "set spec.replicas to 1 or more");
+	http_response_error(res, &err);
+}
+
+static void h_fail_plain(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)req, (void)ctx;
+	atomic_fetch_add(&calls, 1);
+	http_response_errorf(res, NOVA_EEXISTS, "name", "pool %s exists", "gpu-a");
+}
+
+static void h_extra_headers(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)req, (void)ctx;
+	atomic_fetch_add(&calls, 1);
+	http_response_json(res, 201, json_pack("{s:b}", "ok", 1));
+	http_response_header_add(res, "X-Nova-Request-Id", "req-123");
+	http_response_header_add(res, "Cache-Control", "no-store");
+	http_response_header_add(res, "Location", "/v1/pools/gpu-a");
+}
+
+static atomic_int slow_started, slow_done;
+
+static void h_slow(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct timespec ts = {0, 300 * 1000000L};
+	(void)req, (void)ctx;
+	atomic_fetch_add(&calls, 1);
+	atomic_store(&slow_started, 1);
+	nanosleep(&ts, NULL);
+	atomic_store(&slow_done, 1);
+	http_response_json(res, 200, json_pack("{s:b}", "slept", 1));
+}
+
+/* ---- server -------------------------------------------------------------- */
+
+static struct http_server *start(void)
+{
+	/* The literal /v1/pools/special is added after the {id} routes, so
+	 * its win cannot come from registration order. */
+	static const struct {
+		const char *method, *pattern;
+		http_handler_fn fn;
+	} routes[] = {
+		{"GET", "/v1/pools/{id}", h_echo},
+		{"DELETE", "/v1/pools/{id}", h_echo},
+		{"GET", "/v1/pools/special", h_special},
+		{"GET", "/v1/models/{name}/versions/{version}", h_echo},
+		{"GET", "/v1/query", h_query},
+		{"GET", "/v1/header", h_header},
+		{"POST", "/v1/upload", h_upload},
+		{"POST", "/v1/fail-hint", h_fail_hint},
+		{"POST", "/v1/fail-plain", h_fail_plain},
+		{"POST", "/v1/extra", h_extra_headers},
+		{"GET", "/slow", h_slow},
+	};
+	struct http_server *srv;
+	struct nova_err err;
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 4, .max_body = CAP};
+	assert_int_equal(http_server_create(&srv, &cfg, &err), 0);
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		assert_int_equal(http_server_route_add(srv, routes[i].method, routes[i].pattern,
+						       routes[i].fn, NULL, &err), 0);
+	assert_int_equal(http_server_start(srv, &err), 0);
+	assert_true(http_server_port(srv) > 0);
+	atomic_store(&calls, 0);
+	return srv;
+}
+
+/* ---- client helpers ------------------------------------------------------ */
+
+struct call {
+	const char *method;
+	const char *path;
+	const char *body;
+	size_t body_len;
+	const char *content_type;
+	const char *const *headers;
+	const char *token;
+};
+
+#define CALL(...) (&(struct call){__VA_ARGS__})
+
+/* One request through http_client_do. Returns the HTTP status, or the
+ * (negative) error code; *body gets the parsed JSON answer or NULL. */
+static long call_json(json_t **body, struct http_server *srv, const struct call *c)
+{
+	char url[512];
+	struct nova_err err;
+	struct http_client_response res;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", http_server_port(srv), c->path);
+	struct http_client_request req = {
+		.method = c->method ? c->method : "GET", .url = url, .body = c->body,
+		.body_len = c->body_len, .content_type = c->content_type, .headers = c->headers,
+		.bearer_token = c->token, .timeout_ms = 10000,
+	};
+	if (body)
+		*body = NULL;
+	int rc = http_client_do(&res, &req, &err);
+	if (rc)
+		return rc;
+	if (body)
+		*body = json_loadb(res.body, res.body_len, 0, NULL);
+	long st = res.status;
+	http_client_response_finish(&res);
+	return st;
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static const json_t *jerr(const json_t *body)
+{
+	return json_object_get(body, "error");
+}
+
+/* Write a raw request (len bytes) and read everything the server sends
+ * until it closes, with a 10 s guard so a hang fails instead of stalling
+ * the run. The answer is NUL-terminated; the caller frees it. */
+static char *raw_n(struct http_server *srv, const char *request, size_t len)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_server_port(srv))};
+	struct timeval tv = {10, 0};
+	size_t cap = 65536, n = 0;
+	char *buf = calloc(1, cap);
+	ssize_t got;
+	assert_true(fd >= 0);
+	assert_non_null(buf);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	for (size_t off = 0; off < len;) {
+		ssize_t w = send(fd, request + off, len - off, MSG_NOSIGNAL);
+		if (w <= 0)
+			break; /* the server may hang up early (413); read what it said */
+		off += (size_t)w;
+	}
+	while (n + 1 < cap && (got = recv(fd, buf + n, cap - 1 - n, 0)) > 0)
+		n += (size_t)got;
+	close(fd);
+	return buf;
+}
+
+static char *raw(struct http_server *srv, const char *request)
+{
+	return raw_n(srv, request, strlen(request));
+}
+
+/* The value of a response header in a raw answer (case-insensitive name),
+ * copied into buf; NULL when absent. */
+static const char *raw_header(char *buf, size_t len, const char *answer, const char *name)
+{
+	const char *end = strstr(answer, "\r\n\r\n");
+	size_t nl = strlen(name);
+	for (const char *p = strstr(answer, "\r\n"); p && (!end || p < end); p = strstr(p + 2, "\r\n")) {
+		if (strncasecmp(p + 2, name, nl) == 0 && p[2 + nl] == ':') {
+			const char *v = p + 2 + nl + 1;
+			while (*v == ' ')
+				v++;
+			snprintf(buf, len, "%.*s", (int)strcspn(v, "\r\n"), v);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+/* The JSON body of a raw, non-chunked answer; NULL if there is none. */
+static json_t *raw_body_json(const char *answer)
+{
+	const char *body = strstr(answer, "\r\n\r\n");
+	return body ? json_loads(body + 4, 0, NULL) : NULL;
+}
+
+/* ---- routing and accessors ----------------------------------------------- */
+
+static void test_route_params_are_extracted_by_name(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/models/llama-3/versions/7")), 200);
+	assert_string_equal(jstr(b, "route"), "/v1/models/{name}/versions/{version}");
+	assert_string_equal(jstr(b, "name"), "llama-3");
+	assert_string_equal(jstr(b, "version"), "7");
+	assert_null(jstr(b, "id"));   /* not a param of this route */
+	assert_null(jstr(b, "nope")); /* never a param anywhere */
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_route_param_percent_encoded_segment_is_decoded(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/pools/gpu%20pool%2Fa")), 200);
+	assert_string_equal(jstr(b, "route"), "/v1/pools/{id}");
+	assert_string_equal(jstr(b, "id"), "gpu pool/a");
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_literal_segment_wins_over_param(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/pools/special")), 200);
+	assert_string_equal(jstr(b, "handler"), "special");
+	assert_string_equal(jstr(b, "route"), "/v1/pools/special");
+	json_decref(b);
+	/* Any other value still goes to the param route. */
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/pools/specials")), 200);
+	assert_string_equal(jstr(b, "handler"), "echo");
+	assert_string_equal(jstr(b, "id"), "specials");
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_query_accessor_returns_decoded_values_and_null_when_absent(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/query?q=gpu%20a%26b&limit=10")), 200);
+	assert_string_equal(jstr(b, "q"), "gpu a&b");
+	assert_string_equal(jstr(b, "limit"), "10");
+	assert_null(jstr(b, "absent"));
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_header_accessor_is_case_insensitive(void **state)
+{
+	struct http_server *srv = start();
+	const char *const hdrs[] = {"x-NoVa-pRoBe: probe-value", NULL};
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/header", .headers = hdrs)), 200);
+	assert_string_equal(jstr(b, "lower"), "probe-value");
+	assert_string_equal(jstr(b, "upper"), "probe-value");
+	assert_string_equal(jstr(b, "mixed"), "probe-value");
+	assert_null(jstr(b, "absent"));
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+/* ---- 404 and 405 --------------------------------------------------------- */
+
+static void test_unknown_path_is_404_with_json_not_found_body(void **state)
+{
+	struct http_server *srv = start();
+	char url[128];
+	struct http_client_response res;
+	struct nova_err err;
+	(void)state;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/nowhere/at/all", http_server_port(srv));
+	struct http_client_request req = {.method = "GET", .url = url, .timeout_ms = 10000};
+	assert_int_equal(http_client_do(&res, &req, &err), 0);
+	assert_int_equal(res.status, 404);
+	assert_non_null(res.content_type);
+	assert_string_equal(res.content_type, "application/json");
+	json_t *b = json_loadb(res.body, res.body_len, 0, NULL);
+	assert_non_null(b);
+	assert_string_equal(jstr(jerr(b), "code"), "not_found");
+	assert_non_null(jstr(jerr(b), "message"));
+	assert_string_equal(jstr(jerr(b), "field"), "");
+	json_decref(b);
+	http_client_response_finish(&res);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+static void test_wrong_method_is_405_with_allow_listing_the_route_methods(void **state)
+{
+	struct http_server *srv = start();
+	char allow[128];
+	(void)state;
+	char *ans = raw(srv, "PUT /v1/pools/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+			     "Content-Length: 0\r\n\r\n");
+	assert_memory_equal(ans, "HTTP/1.1 405 ", 13);
+	assert_non_null(raw_header(allow, sizeof(allow), ans, "Allow"));
+	assert_string_equal(allow, "GET, DELETE");
+	json_t *b = raw_body_json(ans);
+	assert_non_null(b);
+	assert_string_equal(jstr(jerr(b), "code"), "method_not_allowed");
+	json_decref(b);
+	free(ans);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+/* ---- the body cap -------------------------------------------------------- */
+
+static void test_body_over_cap_with_content_length_is_413_and_handler_never_runs(void **state)
+{
+	struct http_server *srv = start();
+	char big[2 * CAP];
+	json_t *b;
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/upload",
+						 .body = big, .body_len = sizeof(big))),
+			 413);
+	assert_non_null(b);
+	assert_string_equal(jstr(jerr(b), "code"), "too_large");
+	json_decref(b);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+/* The 413 is decided from Content-Length alone: it comes back although the
+ * body is never sent. */
+static void test_content_length_over_cap_is_answered_before_the_body(void **state)
+{
+	struct http_server *srv = start();
+	(void)state;
+	char *ans = raw(srv, "POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+			     "Content-Type: application/json\r\n\r\n");
+	assert_memory_equal(ans, "HTTP/1.1 413 ", 13);
+	json_t *b = raw_body_json(ans);
+	assert_non_null(b);
+	assert_string_equal(jstr(jerr(b), "code"), "too_large");
+	json_decref(b);
+	free(ans);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+static void test_chunked_body_over_cap_is_413_and_handler_never_runs(void **state)
+{
+	struct http_server *srv = start();
+	char req[3 * CAP];
+	int off;
+	(void)state;
+	/* CAP + 512 bytes in three chunks: over the cap, under twice the cap
+	 * (past that the server hangs up rather than answer). */
+	off = snprintf(req, sizeof(req), "POST /v1/upload HTTP/1.1\r\nHost: x\r\n"
+					 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+	for (int i = 0; i < 3; i++) {
+		size_t n = i < 2 ? CAP / 2 : 512;
+		off += snprintf(req + off, sizeof(req) - (size_t)off, "%zx\r\n", n);
+		memset(req + off, 'c', n);
+		off += (int)n;
+		off += snprintf(req + off, sizeof(req) - (size_t)off, "\r\n");
+	}
+	off += snprintf(req + off, sizeof(req) - (size_t)off, "0\r\n\r\n");
+	char *ans = raw_n(srv, req, (size_t)off);
+	assert_memory_equal(ans, "HTTP/1.1 413 ", 13);
+	assert_non_null(strstr(ans, "\"too_large\""));
+	free(ans);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+static void test_body_exactly_at_cap_arrives_byte_exact(void **state)
+{
+	struct http_server *srv = start();
+	char body[CAP];
+	json_t *b;
+	(void)state;
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = (char)('a' + i % 26);
+	body[CAP / 2] = '\0';          /* a NUL in the middle */
+	body[CAP / 2 + 1] = (char)0xff;
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/upload",
+						 .body = body, .body_len = sizeof(body),
+						 .content_type = "application/octet-stream")),
+			 200);
+	assert_int_equal(json_integer_value(json_object_get(b, "len")), CAP);
+	json_decref(b);
+	pthread_mutex_lock(&seen_lock);
+	assert_false(seen_null);
+	assert_int_equal(seen_len, CAP);
+	assert_memory_equal(seen_body, body, CAP);
+	assert_true(seen_nul_terminated); /* the copy is NUL-terminated past body_len */
+	pthread_mutex_unlock(&seen_lock);
+	assert_int_equal(atomic_load(&calls), 1);
+	http_server_destroy(srv);
+}
+
+/* ---- error bodies and response headers ----------------------------------- */
+
+static void test_error_body_includes_field_and_hint_when_set(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/fail-hint",
+						 .body = "{}", .body_len = 2)),
+			 400);
+	assert_string_equal(jstr(jerr(b), "code"), "invalid");
+	assert_string_equal(jstr(jerr(b), "message"), "replicas must be at least 1");
+	assert_string_equal(jstr(jerr(b), "field"), "spec.replicas");
+	assert_string_equal(jstr(jerr(b), "hint"), "set spec.replicas to 1 or more");
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_error_body_has_field_but_no_hint_key_when_hint_unset(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/fail-plain",
+						 .body = "{}", .body_len = 2)),
+			 409);
+	assert_string_equal(jstr(jerr(b), "code"), "already_exists");
+	assert_string_equal(jstr(jerr(b), "message"), "pool gpu-a exists");
+	assert_string_equal(jstr(jerr(b), "field"), "name");
+	assert_null(json_object_get(jerr(b), "hint"));
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_extra_response_headers_are_sent(void **state)
+{
+	struct http_server *srv = start();
+	char v[128];
+	(void)state;
+	char *ans = raw(srv, "POST /v1/extra HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+			     "Content-Length: 0\r\n\r\n");
+	assert_memory_equal(ans, "HTTP/1.1 201 ", 13);
+	assert_non_null(raw_header(v, sizeof(v), ans, "X-Nova-Request-Id"));
+	assert_string_equal(v, "req-123");
+	assert_non_null(raw_header(v, sizeof(v), ans, "Cache-Control"));
+	assert_string_equal(v, "no-store");
+	assert_non_null(raw_header(v, sizeof(v), ans, "Location"));
+	assert_string_equal(v, "/v1/pools/gpu-a");
+	assert_non_null(raw_header(v, sizeof(v), ans, "Content-Type"));
+	assert_string_equal(v, "application/json");
+	free(ans);
+	http_server_destroy(srv);
+}
+
+/* ---- concurrency and stop ------------------------------------------------ */
+
+struct hammer {
+	struct http_server *srv;
+	int ok;
+};
+
+static void *hammer_thread(void *arg)
+{
+	struct hammer *h = arg;
+	char path[64];
+	for (int i = 0; i < 50; i++) {
+		json_t *b;
+		snprintf(path, sizeof(path), "/v1/pools/p%d", i);
+		if (call_json(&b, h->srv, CALL(.path = path)) == 200 && jstr(b, "id") &&
+		    strcmp(jstr(b, "id"), path + strlen("/v1/pools/")) == 0)
+			h->ok++;
+		json_decref(b);
+	}
+	return NULL;
+}
+
+static void test_concurrent_requests_are_all_served(void **state)
+{
+	struct http_server *srv = start();
+	pthread_t th[8];
+	struct hammer h[8];
+	(void)state;
+	for (int i = 0; i < 8; i++) {
+		h[i] = (struct hammer){srv, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, hammer_thread, &h[i]), 0);
+	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(h[i].ok, 50);
+	assert_int_equal(atomic_load(&calls), 400);
+	http_server_destroy(srv);
+}
+
+struct slow_call {
+	struct http_server *srv;
+	long status;
+};
+
+static void *slow_client(void *arg)
+{
+	struct slow_call *s = arg;
+	s->status = call_json(NULL, s->srv, CALL(.path = "/slow"));
+	return NULL;
+}
+
+struct stopper {
+	struct http_server *srv;
+	int done_when_stop_returned;
+	double seconds;
+};
+
+static void *stop_thread(void *arg)
+{
+	struct stopper *s = arg;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	http_server_stop(s->srv);
+	s->done_when_stop_returned = atomic_load(&slow_done);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	s->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return NULL;
+}
+
+static void wait_for(atomic_int *flag)
+{
+	struct timespec ts = {0, 5 * 1000000L};
+	for (int i = 0; i < 1000 && !atomic_load(flag); i++)
+		nanosleep(&ts, NULL);
+	assert_true(atomic_load(flag));
+}
+
+static void test_stop_waits_for_the_request_in_flight(void **state)
+{
+	struct http_server *srv = start();
+	struct slow_call c = {srv, 0};
+	struct stopper s = {srv, 0, 0};
+	pthread_t client, stopper;
+	(void)state;
+	atomic_store(&slow_started, 0);
+	atomic_store(&slow_done, 0);
+	assert_int_equal(pthread_create(&client, NULL, slow_client, &c), 0);
+	wait_for(&slow_started); /* the handler is asleep now */
+	assert_int_equal(pthread_create(&stopper, NULL, stop_thread, &s), 0);
+	pthread_join(stopper, NULL);
+	pthread_join(client, NULL);
+	assert_int_equal(c.status, 200);
+	assert_int_equal(s.done_when_stop_returned, 1); /* stop returned after the handler */
+	assert_true(s.seconds >= 0.15);
+	http_server_destroy(srv);
+}
+
+/* KNOWN BUG (disabled): http_server_stop() quiesces MHD but keeps the
+ * listening socket open until the drain is over (core/http.c,
+ * http_server_stop: close(lfd) comes after the wait loop and
+ * MHD_stop_daemon). The kernel goes on completing handshakes into the
+ * backlog, so a client that connects while a slow request drains is
+ * accepted, never served, and reset when stop finally closes the socket —
+ * instead of being refused at once (which a proxy can safely retry
+ * elsewhere). Re-enable by setting HTTP_STOP_REFUSES_DURING_DRAIN to 1 once
+ * stop closes the returned listen socket right after MHD_quiesce_daemon. */
+#define HTTP_STOP_REFUSES_DURING_DRAIN 1
+
+static void test_stop_refuses_new_connections_while_draining(void **state)
+{
+	struct http_server *srv = start();
+	struct slow_call c = {srv, 0};
+	struct stopper s = {srv, 0, 0};
+	pthread_t client, stopper;
+	struct timespec ts = {0, 50 * 1000000L};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_server_port(srv))};
+	(void)state;
+	if (!HTTP_STOP_REFUSES_DURING_DRAIN) {
+		http_server_destroy(srv);
+		skip();
+	}
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	atomic_store(&slow_started, 0);
+	atomic_store(&slow_done, 0);
+	assert_int_equal(pthread_create(&client, NULL, slow_client, &c), 0);
+	wait_for(&slow_started);
+	assert_int_equal(pthread_create(&stopper, NULL, stop_thread, &s), 0);
+	nanosleep(&ts, NULL); /* stop is draining: the slow handler still sleeps */
+	assert_int_equal(atomic_load(&slow_done), 0);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+	int e = errno;
+	close(fd);
+	pthread_join(stopper, NULL);
+	pthread_join(client, NULL);
+	http_server_destroy(srv);
+	assert_int_equal(c.status, 200);
+	assert_int_equal(rc, -1);
+	assert_int_equal(e, ECONNREFUSED);
+}
+
+/* ---- listening and transport errors -------------------------------------- */
+
+static void test_bad_listen_strings_are_einval_on_field_listen(void **state)
+{
+	static const char *const bad[] = {"nonsense", "127.0.0.1", "1.2.3.4:99999"};
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct http_server *srv = (struct http_server *)&srv; /* not NULL */
+		struct nova_err err = {0};
+		struct http_server_config cfg = {.listen = bad[i], .threads = 1};
+		int rc = http_server_create(&srv, &cfg, &err);
+		if (rc != NOVA_EINVAL || strcmp(err.field, "listen") != 0 || srv != NULL)
+			fail_msg("listen \"%s\": rc %d, field \"%s\", out %p", bad[i], rc, err.field,
+				 (void *)srv);
+		assert_non_null(strstr(err.message, bad[i]));
+	}
+}
+
+static void test_port_in_use_is_eunavail_from_start(void **state)
+{
+	struct http_server *srv;
+	struct nova_err err = {0};
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	char listen_on[64];
+	(void)state;
+	int holder = socket(AF_INET, SOCK_STREAM, 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(bind(holder, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(holder, 4), 0);
+	assert_int_equal(getsockname(holder, (struct sockaddr *)&a, &alen), 0);
+	snprintf(listen_on, sizeof(listen_on), "127.0.0.1:%u", ntohs(a.sin_port));
+	struct http_server_config cfg = {.listen = listen_on, .threads = 1};
+	assert_int_equal(http_server_create(&srv, &cfg, &err), 0); /* parsing only */
+	assert_int_equal(http_server_start(srv, &err), NOVA_EUNAVAIL);
+	assert_string_equal(err.field, "listen");
+	assert_non_null(strstr(err.message, listen_on));
+	http_server_destroy(srv);
+	close(holder);
+}
+
+static void test_client_to_closed_port_is_eunavail(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	char url[128];
+	struct http_client_response res;
+	struct nova_err err = {0};
+	(void)state;
+	/* Bound but not listening: nobody else can take the port, and a
+	 * connect to it is refused. */
+	int holder = socket(AF_INET, SOCK_STREAM, 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(bind(holder, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(holder, (struct sockaddr *)&a, &alen), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/pools", ntohs(a.sin_port));
+	struct http_client_request req = {.method = "GET", .url = url, .timeout_ms = 5000};
+	assert_int_equal(http_client_do(&res, &req, &err), NOVA_EUNAVAIL);
+	assert_int_equal(err.code, NOVA_EUNAVAIL);
+	assert_true(err.message[0] != '\0');
+	assert_null(res.body); /* nothing to finish on failure */
+	close(holder);
+}
+
+static void test_route_add_after_start_is_econflict(void **state)
+{
+	struct http_server *srv = start();
+	struct nova_err err = {0};
+	json_t *b;
+	(void)state;
+	assert_int_equal(http_server_route_add(srv, "GET", "/v1/late", h_echo, NULL, &err),
+			 NOVA_ECONFLICT);
+	assert_int_equal(err.code, NOVA_ECONFLICT);
+	/* And the route was not half-added. */
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/late")), 404);
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+/* ---- the access log ------------------------------------------------------ */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[32768];
+static size_t log_len;
+
+static void log_sink(void *ctx, enum nova_log_level level, const char *line)
+{
+	size_t n = strlen(line);
+	(void)ctx, (void)level;
+	pthread_mutex_lock(&log_lock);
+	if (log_len + n + 2 < sizeof(log_text)) {
+		memcpy(log_text + log_len, line, n);
+		log_len += n;
+		log_text[log_len++] = '\n';
+		log_text[log_len] = '\0';
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+static void test_access_log_has_one_line_per_request_without_token_or_query(void **state)
+{
+	static const struct {
+		const char *method, *path, *logged_path, *status;
+	} reqs[] = {
+		{"GET", "/v1/pools/7?q=querysecret", "/v1/pools/7", "200"},
+		{"GET", "/v1/missing?q=querysecret", "/v1/missing", "404"},
+		{"PUT", "/v1/pools/7?q=querysecret", "/v1/pools/7", "405"},
+	};
+	const char *token = "sk-nova-TOKENSECRET0123456789";
+	json_t *lines[8];
+	size_t n_lines = 0;
+	(void)state;
+	log_len = 0;
+	log_text[0] = '\0';
+	nova_log_set_sink(log_sink, NULL);
+	struct http_server *srv = start();
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+		assert_int_equal(call_json(NULL, srv, CALL(.method = reqs[i].method, .path = reqs[i].path,
+							   .token = token)),
+				 atol(reqs[i].status));
+	http_server_destroy(srv); /* no request is left to log */
+	nova_log_set_sink(NULL, NULL);
+
+	assert_null(strstr(log_text, "TOKENSECRET"));
+	assert_null(strstr(log_text, "Bearer"));
+	assert_null(strstr(log_text, "querysecret"));
+	assert_null(strstr(log_text, "?q="));
+	char *save = NULL;
+	for (char *l = strtok_r(log_text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		json_t *j = json_loads(l, 0, NULL);
+		assert_non_null(j); /* every line is JSON */
+		if (jstr(j, "msg") && strcmp(jstr(j, "msg"), "request") == 0) {
+			assert_true(n_lines < 8);
+			lines[n_lines++] = j;
+		} else {
+			json_decref(j);
+		}
+	}
+	assert_int_equal(n_lines, 3);
+	for (size_t i = 0; i < n_lines; i++) {
+		assert_string_equal(jstr(lines[i], "component"), "http");
+		assert_string_equal(jstr(lines[i], "method"), reqs[i].method);
+		assert_string_equal(jstr(lines[i], "path"), reqs[i].logged_path);
+		assert_string_equal(jstr(lines[i], "status"), reqs[i].status);
+		json_decref(lines[i]);
+	}
+}
+
+int main(void)
+{
+	struct nova_err err;
+	if (http_client_global_init(&err) != 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_route_params_are_extracted_by_name),
+		cmocka_unit_test(test_route_param_percent_encoded_segment_is_decoded),
+		cmocka_unit_test(test_literal_segment_wins_over_param),
+		cmocka_unit_test(test_query_accessor_returns_decoded_values_and_null_when_absent),
+		cmocka_unit_test(test_header_accessor_is_case_insensitive),
+		cmocka_unit_test(test_unknown_path_is_404_with_json_not_found_body),
+		cmocka_unit_test(test_wrong_method_is_405_with_allow_listing_the_route_methods),
+		cmocka_unit_test(test_body_over_cap_with_content_length_is_413_and_handler_never_runs),
+		cmocka_unit_test(test_content_length_over_cap_is_answered_before_the_body),
+		cmocka_unit_test(test_chunked_body_over_cap_is_413_and_handler_never_runs),
+		cmocka_unit_test(test_body_exactly_at_cap_arrives_byte_exact),
+		cmocka_unit_test(test_error_body_includes_field_and_hint_when_set),
+		cmocka_unit_test(test_error_body_has_field_but_no_hint_key_when_hint_unset),
+		cmocka_unit_test(test_extra_response_headers_are_sent),
+		cmocka_unit_test(test_concurrent_requests_are_all_served),
+		cmocka_unit_test(test_stop_waits_for_the_request_in_flight),
+		cmocka_unit_test(test_stop_refuses_new_connections_while_draining),
+		cmocka_unit_test(test_bad_listen_strings_are_einval_on_field_listen),
+		cmocka_unit_test(test_port_in_use_is_eunavail_from_start),
+		cmocka_unit_test(test_client_to_closed_port_is_eunavail),
+		cmocka_unit_test(test_route_add_after_start_is_econflict),
+		cmocka_unit_test(test_access_log_has_one_line_per_request_without_token_or_query),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	http_client_global_cleanup();
+	return rc;
+}
