@@ -152,6 +152,26 @@ int adapter_list_nodes(struct adapter_node_list *out, struct adapter *ad, struct
 	return ad->ops->list_nodes(out, ad, err);
 }
 
+int adapter_claims(json_t **out, const struct adapter_ops *ops, const json_t *config,
+		   struct nova_err *err)
+{
+	int rc;
+	*out = NULL;
+	if (!ops->claims) {
+		*out = json_array();
+		return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	if ((rc = ops->claims(out, config, err)))
+		return rc;
+	if (!json_is_array(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return nova_err_set(err, NOVA_EINTERNAL, "", "provider %s gave no claim list",
+				    ops->name);
+	}
+	return 0;
+}
+
 const char *adapter_node_state_name(enum adapter_node_state s)
 {
 	switch (s) {

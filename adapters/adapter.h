@@ -130,6 +130,12 @@ struct adapter_ops {
 	 * the Nova node id it carries and the same handle provision_node gave
 	 * (the reconciler treats a second handle for one node id as a twin). */
 	int (*list_nodes)(struct adapter_node_list *out, struct adapter *ad, struct nova_err *err);
+	/* Optional. No side effects; config was validated. The physical
+	 * resources this config takes for the pool alone (lpu: the racks it
+	 * allocates), as a new array of strings, each described in words the
+	 * operator knows ("rack c1r1"). The pools module records them: a
+	 * second pool naming one of them is refused, naming the holder. */
+	int (*claims)(json_t **out, const json_t *config, struct nova_err *err);
 };
 
 /* --- registry --------------------------------------------------------- */
@@ -163,6 +169,9 @@ int adapter_deprovision_node(struct adapter *ad, const struct adapter_node_ref *
 int adapter_node_status(struct adapter_node_info *out, struct adapter *ad,
 			const struct adapter_node_ref *node, struct nova_err *err);
 int adapter_list_nodes(struct adapter_node_list *out, struct adapter *ad, struct nova_err *err);
+/* *out: a new array (empty when the provider claims nothing exclusively). */
+int adapter_claims(json_t **out, const struct adapter_ops *ops, const json_t *config,
+		   struct nova_err *err);
 
 const char *adapter_node_state_name(enum adapter_node_state s);
 void adapter_resources_finish(struct adapter_resources *res);

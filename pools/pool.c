@@ -240,13 +240,47 @@ static void pool_quota_param(char *buf, size_t len, const char **param, long lon
 
 /* --- operations --------------------------------------------------------- */
 
+/* Record the resources the new pool p holds alone (inside the creating
+ * transaction). Rows are inserted with ON CONFLICT DO NOTHING: a resource
+ * another pool holds (committed, or being created now: the insert waits for
+ * that transaction) comes back missing, and the holder is named. */
+static int pool_claims_take(struct db_conn *c, const struct pool *p, const char *claims,
+			    struct nova_err *err)
+{
+	const char *params[3] = {p->provider, claims, p->id};
+	PGresult *res = NULL;
+	int rc;
+	rc = db_exec(&res, c,
+		     "WITH want AS (SELECT DISTINCT r FROM jsonb_array_elements_text($2::jsonb) AS w(r)), "
+		     "ins AS (INSERT INTO pool_claims (provider, resource, pool_id) "
+		     "SELECT $1, r, $3::uuid FROM want ON CONFLICT DO NOTHING RETURNING resource) "
+		     "SELECT w.r, h.name FROM want w LEFT JOIN pool_claims c "
+		     "ON c.provider = $1 AND c.resource = w.r LEFT JOIN pools h ON h.id = c.pool_id "
+		     "WHERE w.r NOT IN (SELECT resource FROM ins) ORDER BY w.r LIMIT 1",
+		     3, params, err);
+	if (rc)
+		return rc;
+	if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 1)) {
+		rc = nova_err_set(err, NOVA_ECONFLICT, "config", "%s is already claimed by pool \"%s\"",
+				  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		nova_err_set_hint(err, "a resource belongs to one pool at a time: choose others, or "
+				       "delete pool %s first", PQgetvalue(res, 0, 1));
+	} else if (PQntuples(res) > 0) {
+		/* Claimed by a pool committed after this statement began. */
+		rc = nova_err_set(err, NOVA_ECONFLICT, "config",
+				  "%s was just claimed by another pool", PQgetvalue(res, 0, 0));
+	}
+	PQclear(res);
+	return rc;
+}
+
 int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *spec,
 		struct nova_err *err)
 {
 	const struct adapter_ops *ops;
-	char *config = NULL, *labels = NULL, *types = NULL, mn[24], ma[24];
+	char *config = NULL, *labels = NULL, *types = NULL, *claims_text = NULL, mn[24], ma[24];
 	const char *params[7];
-	json_t *empty = json_object(), *no_types = json_array();
+	json_t *empty = json_object(), *no_types = json_array(), *claims = NULL;
 	struct db_conn *c = NULL;
 	PGresult *res = NULL;
 	int rc;
@@ -281,7 +315,13 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 	pool_quota_param(mn, sizeof(mn), &params[4], spec->quotas.max_nodes);
 	pool_quota_param(ma, sizeof(ma), &params[5], spec->quotas.max_accelerators);
 	params[6] = types;
-	if ((rc = db_conn_acquire(&c, db, err)))
+	if ((rc = adapter_claims(&claims, ops, spec->config ? spec->config : empty, err)) ||
+	    !(claims_text = json_dump_compact(claims))) {
+		if (!rc)
+			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		goto done;
+	}
+	if ((rc = db_conn_acquire(&c, db, err)) || (rc = db_tx_begin(c, err)))
 		goto done;
 	rc = db_exec_one(&res, c,
 			 "WITH p AS (INSERT INTO pools (name, provider, config, labels, max_nodes, "
@@ -293,13 +333,27 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 		nova_err_set(err, NOVA_EEXISTS, "name", "a pool named \"%s\" already exists", spec->name);
 		goto done;
 	}
-	if (rc == 0 && (rc = pool_one_from_result(out, res, err)) == 0)
+	if (rc == 0)
+		rc = pool_one_from_result(out, res, err);
+	if (rc == 0 && json_array_size(claims) > 0)
+		rc = pool_claims_take(c, *out, claims_text, err);
+	if (rc == 0)
+		rc = db_tx_commit(c, err);
+	if (rc == 0)
 		nova_log_kv(NOVA_LOG_INFO, "pools", "pool created", "pool", spec->name, "provider",
 			    spec->provider, "id", (*out)->id, NULL);
 done:
+	if (rc) {
+		pool_free(*out);
+		*out = NULL;
+	}
 	PQclear(res);
-	if (c)
+	if (c) {
+		db_tx_rollback(c);
 		db_conn_release(db, c);
+	}
+	json_decref(claims);
+	free(claims_text);
 	free(config);
 	free(labels);
 	free(types);

@@ -95,6 +95,31 @@ static int lpu_validate(const json_t *config, struct nova_err *err)
 	return rc;
 }
 
+/* Racks are the unit two pools must not share: "rack c1r1". */
+static int lpu_claims(json_t **out, const json_t *config, struct nova_err *err)
+{
+	struct lpu_allocation a;
+	int rc;
+	*out = NULL;
+	if ((rc = lpu_allocation_parse(&a, json_string_value(json_object_get(config, "allocation")),
+				       NULL, 0, err)))
+		return rc;
+	if (!(*out = json_array()))
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	for (size_t g = 0; g < a.n_groups; g++)
+		for (size_t k = 0; k < a.groups[g].n; k++) {
+			char name[48];
+			snprintf(name, sizeof(name), "rack c%ur%u", a.groups[g].racks[k].cluster,
+				 a.groups[g].racks[k].rack);
+			if (json_array_append_new(*out, json_string(name))) {
+				json_decref(*out);
+				*out = NULL;
+				return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+			}
+		}
+	return 0;
+}
+
 static int lpu_create(struct adapter **out, const char *pool_id, const json_t *config,
 		      struct nova_err *err)
 {
@@ -384,4 +409,5 @@ const struct adapter_ops lpu_adapter_ops = {
 	.node_status = lpu_status,
 	.discover_resources = lpu_discover,
 	.list_nodes = lpu_list,
+	.claims = lpu_claims,
 };

@@ -12,7 +12,9 @@ nova_start -d etc/datacenter.yaml -m etc/models/lpu_demo.yaml --allocation c1r2 
 if t_wait_sql "SELECT state FROM deployments" running 30; then t_pass "the model runs on the allocated racks"
 else t_fail "model runs" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
 t_expect_exit 0 "pool lpu-c1r2 exists" "$C" pool get lpu-c1r2
-t_expect_exit 0 "routes for the instance name" "$C" routes --model conductor-demo
+# The routing table follows the database on its own period: wait for it.
+if t_wait_cmd 10 "$C" routes --model conductor-demo; then t_pass "routes for the instance name"
+else t_fail "routes for the instance name" "$(cat "$T_WORK/err")"; fi
 t_expect_out "c1r2n1" "served from the allocated rack's node"
 nova_stop
 nova_start -d etc/datacenter.yaml -m etc/models/lpu_demo.yaml --allocation c1r2 \
@@ -20,6 +22,11 @@ nova_start -d etc/datacenter.yaml -m etc/models/lpu_demo.yaml --allocation c1r2 
 t_pass "a second start with the same flags reuses pool, model and deployment"
 [ "$(t_sql "SELECT count(*) FROM deployments")" = 1 ] && t_pass "one deployment" || t_fail "one deployment" "$(t_sql "SELECT count(*) FROM deployments")"
 nova_stop
+t_expect_exit 2 "racks held by another pool are refused" env NOVA_LISTEN=127.0.0.1:0 \
+	NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$T_DB user=nova" "$B/novad" \
+	-d etc/datacenter.yaml -m etc/models/lpu_demo.yaml --allocation c1r1,c1r2 \
+	--instance-model-name other --mock-agents
+t_expect_out 'rack c1r2 is already claimed by pool "lpu-c1r2"' "naming the rack and its holder"
 t_expect_exit 2 "a spec-decode model on one rack group is refused" env NOVA_LISTEN=127.0.0.1:0 \
 	NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$T_DB user=nova" "$B/novad" \
 	-d etc/datacenter.yaml -m etc/models/spec_decode.yaml --allocation c2r1

@@ -60,6 +60,18 @@ t_wait_sql() {
 	return 1
 }
 
+# t_wait_cmd SECONDS CMD...: poll until CMD exits 0 (its output is kept in
+# $T_WORK/out and err, as t_expect_exit does); 1 when it never did.
+t_wait_cmd() {
+	n=$(($1 * 10)); shift
+	i=0
+	while [ $i -lt $n ]; do
+		"$@" >"$T_WORK/out" 2>"$T_WORK/err" && return 0
+		i=$((i + 1)); sleep 0.1
+	done
+	return 1
+}
+
 nova_stop() {
 	[ -n "$T_PID" ] || return 0
 	kill -TERM "$T_PID" 2>/dev/null
