@@ -13,6 +13,11 @@
  * replicas); spread on the one with the most (fault isolation). Ties go to
  * the lower index, so results are deterministic.
  *
+ * Stage groups: when a replica has several stages, a node labelled
+ * stage_group=N (the lpu adapter labels each allocated rack's nodes with the
+ * index of its `:`-separated group) hosts only stage N, so each stage lands
+ * on its own group of racks. Nodes without the label take any stage.
+ *
  * Not thread-safe: the caller owns the node array for the duration. */
 #ifndef NOVA_DEPLOYMENTS_PLACEMENT_H
 #define NOVA_DEPLOYMENTS_PLACEMENT_H
@@ -24,6 +29,7 @@
 
 #define PLACEMENT_MAX_STAGES 4
 #define PLACEMENT_MAX_LABELS 16
+#define PLACEMENT_STAGE_GROUP_LABEL "stage_group"
 
 enum placement_policy {
 	PLACEMENT_BINPACK = 0,

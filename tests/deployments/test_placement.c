@@ -101,6 +101,62 @@ static void test_gang_stages_may_share_a_node(void **state)
 	assert_int_equal(n[0].free, 0);
 }
 
+static void group(struct placement_node *n, const char *g)
+{
+	n->labels[n->n_labels++] = (struct placement_label){PLACEMENT_STAGE_GROUP_LABEL, g};
+}
+
+static void test_stages_land_on_their_own_stage_group(void **state)
+{
+	struct placement_node n[3];
+	struct placement_result r;
+	struct nova_err err;
+	const struct placement_stage stages[] = {{"draft", "LPU", 2, 0}, {"target", "LPU", 8, 0}};
+	struct placement_request req = {stages, 2, PLACEMENT_BINPACK, NULL, 0};
+	(void)state;
+	/* Binpack alone would put the draft on the fuller group-1 node. */
+	node(&n[0], "g0", "LPU", 8, 8);
+	node(&n[1], "g1a", "LPU", 8, 3);
+	node(&n[2], "g1b", "LPU", 8, 8);
+	group(&n[0], "0");
+	group(&n[1], "1");
+	group(&n[2], "1");
+	assert_int_equal(placement_place(&r, n, 3, &req, &err), 0);
+	assert_int_equal(r.node[0], 0);
+	assert_int_equal(r.node[1], 2);
+	assert_int_equal(n[0].free, 6);
+	assert_int_equal(n[1].free, 3);
+	assert_int_equal(n[2].free, 0);
+	/* The target's group is full now; group 0 still has room, but the
+	 * gang takes nothing. */
+	assert_int_equal(placement_place(&r, n, 3, &req, &err), NOVA_EAGAIN);
+	assert_non_null(strstr(err.message, "stage target needs 8 x LPU on one node in stage group 1"));
+	assert_int_equal(n[0].free, 6);
+	/* Feasibility looks at each group's sizes too. */
+	const struct placement_stage big_draft[] = {{"draft", "LPU", 2, 0}, {"target", "LPU", 2, 0}};
+	struct placement_request ok = {big_draft, 2, PLACEMENT_BINPACK, NULL, 0};
+	assert_int_equal(placement_check_feasible(n, 3, &ok, &err), 0);
+	n[0].total = 1;
+	assert_int_equal(placement_check_feasible(n, 3, &ok, &err), NOVA_EINVAL);
+	assert_non_null(strstr(err.message, "stage draft needs 2 x LPU on one node in stage group 0"));
+}
+
+static void test_one_stage_replicas_ignore_stage_groups(void **state)
+{
+	struct placement_node n[2];
+	struct placement_result r;
+	struct nova_err err;
+	const struct placement_stage main_stage = {"main", "LPU", 4, 0};
+	struct placement_request req = {&main_stage, 1, PLACEMENT_BINPACK, NULL, 0};
+	(void)state;
+	node(&n[0], "g0", "LPU", 8, 2);
+	node(&n[1], "g1", "LPU", 8, 8);
+	group(&n[0], "0");
+	group(&n[1], "1");
+	assert_int_equal(placement_place(&r, n, 2, &req, &err), 0);
+	assert_int_equal(r.node[0], 1);
+}
+
 static void test_filters_type_memory_labels_and_schedulable(void **state)
 {
 	struct placement_node n[4];
@@ -168,6 +224,8 @@ int main(void)
 		cmocka_unit_test(test_spread_uses_the_emptiest_node),
 		cmocka_unit_test(test_gang_is_all_or_nothing),
 		cmocka_unit_test(test_gang_stages_may_share_a_node),
+		cmocka_unit_test(test_stages_land_on_their_own_stage_group),
+		cmocka_unit_test(test_one_stage_replicas_ignore_stage_groups),
 		cmocka_unit_test(test_filters_type_memory_labels_and_schedulable),
 		cmocka_unit_test(test_feasibility_ignores_use_but_not_size),
 		cmocka_unit_test(test_policy_names_round_trip),
