@@ -546,19 +546,40 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, const js
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	const char *params[2] = {node_id, text};
 	if ((rc = db_conn_acquire(&c, db, err)) == 0) {
+		/* Reports land on the reporting node's placements (a report
+		 * without a stage: every stage there); the replica is then
+		 * recomputed from all its stages, the new values laid over the
+		 * stored ones (one statement: CTEs see the same snapshot). */
 		rc = db_exec(NULL, c,
-			     "WITH v AS (SELECT * FROM jsonb_to_recordset($2::jsonb) "
-			     "AS x(replica_id uuid, state text, endpoint text)), "
-			     "changed AS (UPDATE replicas r SET "
-			     "state = CASE v.state WHEN 'ready' THEN 'ready' WHEN 'failed' THEN 'failed' "
-			     "ELSE 'starting' END, "
-			     "state_reason = 'reported by the node', endpoint = v.endpoint, updated_at = now() "
-			     "FROM v WHERE r.id = v.replica_id AND r.state IN ('placed', 'starting', 'ready') "
-			     "AND EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.replica_id = r.id "
-			     "AND rp.node_id = $1::uuid) "
-			     "AND (r.state IS DISTINCT FROM CASE v.state WHEN 'ready' THEN 'ready' "
-			     "WHEN 'failed' THEN 'failed' ELSE 'starting' END "
-			     "OR r.endpoint IS DISTINCT FROM v.endpoint) "
+			     "WITH v AS (SELECT replica_id, stage, CASE state WHEN 'ready' THEN 'ready' "
+			     "WHEN 'failed' THEN 'failed' ELSE 'starting' END AS state, endpoint "
+			     "FROM jsonb_to_recordset($2::jsonb) "
+			     "AS x(replica_id uuid, stage integer, state text, endpoint text)), "
+			     "mine AS (SELECT DISTINCT ON (rp.replica_id, rp.stage) rp.replica_id, rp.stage, "
+			     "v.state, v.endpoint FROM replica_placements rp JOIN v "
+			     "ON v.replica_id = rp.replica_id AND (v.stage IS NULL OR v.stage = rp.stage) "
+			     "WHERE rp.node_id = $1::uuid ORDER BY rp.replica_id, rp.stage, v.stage NULLS LAST), "
+			     "pl AS (UPDATE replica_placements rp SET state = m.state, endpoint = m.endpoint "
+			     "FROM mine m WHERE rp.replica_id = m.replica_id AND rp.stage = m.stage "
+			     "AND rp.node_id = $1::uuid AND (rp.state IS DISTINCT FROM m.state "
+			     "OR rp.endpoint IS DISTINCT FROM m.endpoint) RETURNING 1), "
+			     "agg AS (SELECT rp.replica_id, CASE "
+			     "WHEN bool_or(coalesce(m.state, rp.state) = 'failed') THEN 'failed' "
+			     "WHEN bool_and(coalesce(m.state, rp.state) = 'ready') THEN 'ready' "
+			     "ELSE 'starting' END AS state, "
+			     "(array_agg(CASE WHEN m.replica_id IS NULL THEN rp.endpoint ELSE m.endpoint END "
+			     "ORDER BY rp.stage DESC))[1] AS endpoint, count(*) AS stages "
+			     "FROM replica_placements rp LEFT JOIN mine m ON m.replica_id = rp.replica_id "
+			     "AND m.stage = rp.stage AND rp.node_id = $1::uuid "
+			     "WHERE rp.replica_id IN (SELECT replica_id FROM mine) GROUP BY rp.replica_id), "
+			     "changed AS (UPDATE replicas r SET state = a.state, "
+			     "state_reason = CASE WHEN a.stages = 1 THEN 'reported by the node' "
+			     "WHEN a.state = 'ready' THEN 'every stage reported ready' "
+			     "WHEN a.state = 'failed' THEN 'a stage reported failed' "
+			     "ELSE 'waiting for every stage to be ready' END, "
+			     "endpoint = a.endpoint, updated_at = now() "
+			     "FROM agg a WHERE r.id = a.replica_id AND r.state IN ('placed', 'starting', 'ready') "
+			     "AND (r.state IS DISTINCT FROM a.state OR r.endpoint IS DISTINCT FROM a.endpoint) "
 			     "RETURNING r.deployment_id) "
 			     "INSERT INTO work_items (kind, subject_id) SELECT DISTINCT 'deployment', "
 			     "deployment_id FROM changed "
@@ -600,7 +621,8 @@ int deployment_node_assignments(json_t **out, struct db_pool *db, const char *no
 	*out = NULL;
 	rc = db_pool_exec(&res, db,
 		     "SELECT r.id, d.name, m.name, m.version, m.kind, rp.stage, "
-		     "m.spec->'stages'->rp.stage->>'name', rp.accelerators, m.spec::text "
+		     "m.spec->'stages'->rp.stage->>'name', rp.accelerators, m.spec::text, "
+		     "jsonb_array_length(m.spec->'stages') "
 		     "FROM replica_placements rp JOIN replicas r ON r.id = rp.replica_id "
 		     "JOIN deployments d ON d.id = r.deployment_id JOIN models m ON m.id = d.model_id "
 		     "WHERE rp.node_id = $1::uuid AND d.state NOT IN ('stopping', 'stopped') "
@@ -611,11 +633,11 @@ int deployment_node_assignments(json_t **out, struct db_pool *db, const char *no
 	*out = json_array();
 	for (int i = 0; *out && i < PQntuples(res); i++) {
 		json_t *spec = json_loads(PQgetvalue(res, i, 8), 0, NULL);
-		json_t *a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:O}", "replica_id",
+		json_t *a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:O}", "replica_id",
 				      PQgetvalue(res, i, 0), "deployment", PQgetvalue(res, i, 1), "model",
 				      PQgetvalue(res, i, 2), "version", PQgetvalue(res, i, 3), "kind",
 				      PQgetvalue(res, i, 4), "stage", (json_int_t)atoll(PQgetvalue(res, i, 5)),
-				      "stage_name", PQgetvalue(res, i, 6), "accelerators",
+				      "stages", (json_int_t)atoll(PQgetvalue(res, i, 9)), "stage_name", PQgetvalue(res, i, 6), "accelerators",
 				      (json_int_t)atoll(PQgetvalue(res, i, 7)), "engine",
 				      json_object_get(spec, "engine"));
 		if (a && json_object_get(spec, "adapters"))

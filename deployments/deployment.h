@@ -53,9 +53,12 @@ int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct n
 int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *node_id,
 				struct nova_err *err);
 /* Replica states as a node's sidecar reports them (a JSON array of
- * {"replica_id", "state": "starting|ready|failed", "endpoint"}). Only
- * replicas placed on that node change; a deployment whose replicas changed
- * readiness gets a work item, so its state follows (running, degraded). */
+ * {"replica_id", "stage"?, "state": "starting|ready|failed", "endpoint"}),
+ * one report per stage it runs (no stage: every stage of that replica on
+ * the node). Only placements on that node change. A replica is then ready
+ * when every stage is, failed when any stage is, starting otherwise; its
+ * endpoint is its last (serving) stage's. A deployment whose replicas
+ * changed gets a work item, so its state follows (running, degraded). */
 int deployment_replicas_report(struct db_pool *db, const char *node_id, const json_t *reports,
 			       struct nova_err *err);
 /* What each node should run: an object node id -> digest of its replicas
@@ -63,7 +66,8 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, const js
  * node whose sidecar holds another digest is sent its assignments. */
 int deployment_assignment_digests(json_t **out, struct db_pool *db, struct nova_err *err);
 /* A node's assignments: [{"replica_id", "deployment", "model", "version",
- * "kind", "stage", "stage_name", "accelerators", "engine", "adapters"?,
+ * "kind", "stage", "stages" (the model's count: the last serves),
+ * "stage_name", "accelerators", "engine", "adapters"?,
  * "max_adapters"?}], replicas not stopping, ordered by replica. */
 int deployment_node_assignments(json_t **out, struct db_pool *db, const char *node_id,
 				struct nova_err *err);

@@ -203,6 +203,7 @@ static int inv_body_check(long long *seq, json_t **capacity, json_t **replicas,
 		char path[32];
 		const char *id = NULL, *state = NULL, *endpoint = NULL;
 		json_t *load = NULL;
+		long long stage = -1;
 		const struct json_field rf[] = {
 			{.name = "replica_id", .kind = JSON_KIND_STRING, .required = true, .out = &id,
 			 .max_len = 36},
@@ -210,9 +211,10 @@ static int inv_body_check(long long *seq, json_t **capacity, json_t **replicas,
 			 .max_len = 16},
 			{.name = "endpoint", .kind = JSON_KIND_STRING, .out = &endpoint, .max_len = 512},
 			{.name = "load", .kind = JSON_KIND_OBJECT, .out = &load},
+			{.name = "stage", .kind = JSON_KIND_INT, .out = &stage, .min = 0, .max = 15},
 		};
 		snprintf(path, sizeof(path), "replicas[%zu]", i);
-		if ((rc = json_decode_object(r, rf, 4, path, err)))
+		if ((rc = json_decode_object(r, rf, 5, path, err)))
 			return rc;
 		if (!ids_is_uuid(id)) {
 			char f[NOVA_ERR_FIELD_MAX];

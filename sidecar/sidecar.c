@@ -119,7 +119,7 @@ struct sc_child {
 	bool used;
 	char replica[64];
 	long long stage;
-	bool reports;            /* the replica's serving stage: reported */
+	bool serving;            /* the replica's last stage: its endpoint is routed */
 	json_t *assignment;      /* owned */
 	pid_t pid;               /* 0: not running */
 	unsigned port;
@@ -392,13 +392,20 @@ static void sc_assign(struct sc *s, json_t *assignments)
 		snprintf(k->replica, sizeof(k->replica), "%s", rid);
 		k->stage = stage;
 		k->assignment = json_incref(a);
-		k->reports = true;
-		json_t *b;
-		size_t x;
-		json_array_foreach(assignments, x, b)
-			if (!strcmp(json_string_value(json_object_get(b, "replica_id")), rid) &&
-			    json_integer_value(json_object_get(b, "stage")) > stage)
-				k->reports = false;
+		/* The model's stage count says which stage serves; a gateway
+		 * that does not send it: the last stage this node runs. */
+		json_int_t stages = json_integer_value(json_object_get(a, "stages"));
+		k->serving = true;
+		if (stages > 0) {
+			k->serving = stage == stages - 1;
+		} else {
+			json_t *b;
+			size_t x;
+			json_array_foreach(assignments, x, b)
+				if (!strcmp(json_string_value(json_object_get(b, "replica_id")), rid) &&
+				    json_integer_value(json_object_get(b, "stage")) > stage)
+					k->serving = false;
+		}
 		snprintf(k->state, sizeof(k->state), "starting");
 		k->next_start_ms = 0;
 	}
@@ -413,12 +420,14 @@ static void sc_heartbeat(struct sc *s)
 	for (int j = 0; j < SC_MAX_CHILDREN; j++) {
 		struct sc_child *k = &s->kids[j];
 		char endpoint[256];
-		if (!k->used || k->stopping || !k->reports)
+		if (!k->used || k->stopping)
 			continue;
+		/* Every stage reports its state; the replica is routable when all
+		 * are ready, at the serving stage's endpoint, with its load. */
 		snprintf(endpoint, sizeof(endpoint), "http://%s:%u", s->cfg->advertise_host, k->port);
-		json_t *r = json_pack("{s:s, s:s, s:s}", "replica_id", k->replica, "state", k->state,
-				      "endpoint", endpoint);
-		if (r && k->load)
+		json_t *r = json_pack("{s:s, s:I, s:s, s:s}", "replica_id", k->replica, "stage",
+				      (json_int_t)k->stage, "state", k->state, "endpoint", endpoint);
+		if (r && k->load && k->serving)
 			json_object_set(r, "load", k->load);
 		if (r)
 			json_array_append_new(replicas, r);

@@ -249,6 +249,91 @@ static void test_ready_replicas_make_the_deployment_running(void **state)
 	json_decref(b);
 }
 
+/* A two-stage replica on two stage groups: each stage reports on its own;
+ * the replica is ready only when both are, at the serving stage's
+ * endpoint, and a failed stage fails it. */
+static void test_multi_stage_replica_is_ready_when_every_stage_is(void **state)
+{
+	struct fx *f = *state;
+	struct worker_config wcfg;
+	struct nova_err err;
+	json_t *b;
+	char body[512], draft[POOL_ID_LEN], target[POOL_ID_LEN], tok_d[128], tok_t[128];
+	char replica[64];
+	json_t *g0 = json_pack("{s:s}", "stage_group", "0"), *g1 = json_pack("{s:s}", "stage_group", "1");
+	struct pool_node_spec sd = {.name = "draft-node", .accelerator_type = "LPU",
+				    .accelerator_count = 2, .accelerator_memory_mib = 230, .labels = g0};
+	struct pool_node_spec st = {.name = "target-node", .accelerator_type = "LPU",
+				    .accelerator_count = 8, .accelerator_memory_mib = 230, .labels = g1};
+	worker_config_defaults(&wcfg);
+	wcfg.wait_ms = 20;
+	assert_int_equal(pool_node_add(draft, tok_d, sizeof(tok_d), f->env.db, f->pool_id, &sd, &err), 0);
+	assert_int_equal(pool_node_add(target, tok_t, sizeof(tok_t), f->env.db, f->pool_id, &st, &err), 0);
+	json_decref(g0);
+	json_decref(g1);
+	assert_int_equal(pool_node_transition(f->env.db, draft, "ready", "provisioned", &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, target, "ready", "provisioned", &err), 0);
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
+				      "{\"name\":\"sd\",\"kind\":\"spec_decode\",\"engine\":{\"image\":\"x\"},"
+				      "\"stages\":[{\"name\":\"draft\",\"accelerators\":1},"
+				      "{\"name\":\"target\",\"accelerators\":1}]}"),
+			 201);
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"sd\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(&f->env, &wcfg);
+	/* Binpack alone would stack both stages on the draft node (it has the
+	 * fewest free); the stage groups split them. */
+	assert_int_equal(q(f, "SELECT count(*) FROM replica_placements rp JOIN nodes n ON n.id = rp.node_id "
+			      "WHERE (rp.stage = 0 AND n.name = 'draft-node') "
+			      "OR (rp.stage = 1 AND n.name = 'target-node')"),
+			 2);
+	snprintf(replica, sizeof(replica), "%s", "");
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	snprintf(replica, sizeof(replica), "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(b, "replica_list"), 0), "id")));
+	json_decref(b);
+	/* The serving stage is up, the draft is not: not routable yet. */
+	snprintf(body, sizeof(body),
+		 "{\"seq\":5,\"replicas\":[{\"replica_id\":\"%s\",\"stage\":1,\"state\":\"ready\","
+		 "\"endpoint\":\"http://10.0.0.2:9000\"}]}", replica);
+	assert_int_equal(beat(NULL, f, target, tok_t, body), 200);
+	snprintf(body, sizeof(body),
+		 "{\"seq\":5,\"replicas\":[{\"replica_id\":\"%s\",\"stage\":0,\"state\":\"starting\","
+		 "\"endpoint\":\"http://10.0.0.1:9000\"}]}", replica);
+	assert_int_equal(beat(NULL, f, draft, tok_d, body), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE state = 'starting' "
+			      "AND state_reason = 'waiting for every stage to be ready'"), 1);
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/routes", ADMIN, NULL), 200);
+	assert_null(json_object_get(b, "sd"));
+	json_decref(b);
+	/* A report for a stage the node does not hold changes nothing. */
+	snprintf(body, sizeof(body),
+		 "{\"seq\":6,\"replicas\":[{\"replica_id\":\"%s\",\"stage\":1,\"state\":\"failed\"}]}",
+		 replica);
+	assert_int_equal(beat(NULL, f, draft, tok_d, body), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM replica_placements WHERE state = 'failed'"), 0);
+	/* Both stages ready: ready, at the target's endpoint. */
+	snprintf(body, sizeof(body),
+		 "{\"seq\":7,\"replicas\":[{\"replica_id\":\"%s\",\"stage\":0,\"state\":\"ready\","
+		 "\"endpoint\":\"http://10.0.0.1:9000\"}]}", replica);
+	assert_int_equal(beat(NULL, f, draft, tok_d, body), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE state = 'ready' "
+			      "AND endpoint = 'http://10.0.0.2:9000'"), 1);
+	testenv_worker_drain(&f->env, &wcfg);
+	assert_int_equal(q(f, "SELECT count(*) FROM deployments WHERE state = 'running'"), 1);
+	/* The draft fails: so does the replica. */
+	snprintf(body, sizeof(body),
+		 "{\"seq\":8,\"replicas\":[{\"replica_id\":\"%s\",\"stage\":0,\"state\":\"failed\"}]}",
+		 replica);
+	assert_int_equal(beat(NULL, f, draft, tok_d, body), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE state = 'failed' "
+			      "AND state_reason = 'a stage reported failed'"), 1);
+}
+
 static void test_assignments_come_when_the_generation_differs(void **state)
 {
 	struct fx *f = *state;
@@ -276,6 +361,7 @@ static void test_assignments_come_when_the_generation_differs(void **state)
 	json_t *a0 = json_array_get(as, 0);
 	assert_string_equal(json_string_value(json_object_get(a0, "model")), "m");
 	assert_string_equal(json_string_value(json_object_get(a0, "stage_name")), "main");
+	assert_int_equal(json_integer_value(json_object_get(a0, "stages")), 1);
 	assert_string_equal(json_string_value(json_array_get(json_object_get(json_object_get(a0, "engine"), "command"), 0)),
 			    "serve");
 	snprintf(gen, sizeof(gen), "%s", json_string_value(json_object_get(ans, "assignment_generation")));
@@ -306,6 +392,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sweep_unhealthy_back_and_failed_stays_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_token_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_replicas_make_the_deployment_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_multi_stage_replica_is_ready_when_every_stage_is, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assignments_come_when_the_generation_differs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
