@@ -214,6 +214,89 @@ static const struct lpu_node *lpu_node_find(struct lpu_adapter *la, const char *
 	return NULL;
 }
 
+/* Start a node's agent, detached: a double fork makes it init's child (it
+ * outlives novad and never becomes our zombie). The token goes in the
+ * environment, not the command line other users can read. A close-on-exec
+ * pipe tells when the agent has exec'd (EOF) or why exec failed (errno), so
+ * its pid is recorded only once its command line names the node: before
+ * that, lpu_agent_pid would not recognise it and a retry would start a
+ * twin. The pidfile is written whole (rename). */
+static int lpu_agent_spawn(struct lpu_adapter *la, const struct adapter_provision_request *req,
+			   const char *pidpath, const char *logpath, struct nova_err *err)
+{
+	char tmp[PATH_MAX + 80];
+	int pfd[2], status, exec_errno = 0;
+	pid_t agent = 0;
+	if (pipe2(pfd, O_CLOEXEC) != 0)
+		return nova_err_set(err, NOVA_EAGAIN, "", "pipe: %s", strerror(errno));
+	pid_t mid = fork();
+	if (mid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return nova_err_set(err, NOVA_EAGAIN, "", "fork: %s", strerror(errno));
+	}
+	if (mid == 0) {
+		setsid();
+		pid_t a = fork();
+		if (a != 0) {
+			ssize_t w = write(pfd[1], &a, sizeof(a));
+			_exit(a > 0 && w == (ssize_t)sizeof(a) ? 0 : 1);
+		}
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		int nul = open("/dev/null", O_RDONLY);
+		if (nul >= 0)
+			dup2(nul, 0);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		setenv("NOVA_NODE_TOKEN", req->node_token, 1);
+		if (la->mock_agents)
+			execl(la->agent, la->agent, "--gateway", req->gateway_url, "--node-id",
+			      req->node_id, "--mock-engine", la->mock_engine, (char *)NULL);
+		else
+			execl(la->agent, la->agent, "--gateway", req->gateway_url, "--node-id",
+			      req->node_id, (char *)NULL);
+		int e = errno;
+		if (write(pfd[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
+		;
+	ssize_t n;
+	while ((n = read(pfd[0], &agent, sizeof(agent))) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(agent) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		close(pfd[0]);
+		return nova_err_set(err, NOVA_EAGAIN, "", "could not start the agent");
+	}
+	/* Blocks until the agent's end of the pipe closes: at exec. */
+	while ((n = read(pfd[0], &exec_errno, sizeof(exec_errno))) < 0 && errno == EINTR)
+		;
+	close(pfd[0]);
+	if (n > 0)
+		return nova_err_set(err, NOVA_EFAILED, "", "cannot run the agent %s: %s", la->agent,
+				    strerror(exec_errno));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", pidpath);
+	FILE *pf = fopen(tmp, "w");
+	bool ok = pf && fprintf(pf, "%ld\n", (long)agent) > 0;
+	if (pf && fclose(pf) != 0)
+		ok = false;
+	if (!ok || rename(tmp, pidpath) != 0) {
+		/* Unrecorded, it would be an orphan: stop it. */
+		kill(agent, SIGKILL);
+		unlink(tmp);
+		return nova_err_set(err, NOVA_EAGAIN, "", "cannot record the agent in %s: %s", pidpath,
+				    strerror(errno));
+	}
+	return 0;
+}
+
 static int lpu_provision(struct adapter_node_info *out, struct adapter *ad,
 			 const struct adapter_provision_request *req, struct nova_err *err)
 {
@@ -243,55 +326,17 @@ static int lpu_provision(struct adapter_node_info *out, struct adapter *ad,
 		pid = 0;
 	}
 	if (pid <= 0) {
-		/* Double fork: the agent is init's child, detached (it outlives
-		 * novad and never becomes our zombie). The token goes in the
-		 * environment, not the command line other users can read. */
-		pid_t mid = fork();
-		if (mid < 0)
-			return nova_err_set(err, NOVA_EAGAIN, "", "fork: %s", strerror(errno));
-		if (mid == 0) {
-			setsid();
-			pid_t agent = fork();
-			if (agent != 0) {
-				FILE *pf = fopen(pidpath, "w");
-				if (pf) {
-					fprintf(pf, "%ld\n", (long)agent);
-					fclose(pf);
-				}
-				_exit(agent > 0 ? 0 : 1);
-			}
-			sigset_t none;
-			sigemptyset(&none);
-			sigprocmask(SIG_SETMASK, &none, NULL);
-			int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-			int nul = open("/dev/null", O_RDONLY);
-			if (nul >= 0)
-				dup2(nul, 0);
-			if (fd >= 0) {
-				dup2(fd, 1);
-				dup2(fd, 2);
-			}
-			setenv("NOVA_NODE_TOKEN", req->node_token, 1);
-			if (la->mock_agents)
-				execl(la->agent, la->agent, "--gateway", req->gateway_url, "--node-id",
-				      req->node_id, "--mock-engine", la->mock_engine, (char *)NULL);
-			else
-				execl(la->agent, la->agent, "--gateway", req->gateway_url, "--node-id",
-				      req->node_id, (char *)NULL);
-			_exit(127);
-		}
-		int status;
-		while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			return nova_err_set(err, NOVA_EAGAIN, "", "could not start the agent");
+		int rc = lpu_agent_spawn(la, req, pidpath, logpath, err);
+		if (rc)
+			return rc;
 		if ((f = fopen(tokpath, "w"))) {
 			fchmod(fileno(f), 0600);
 			fputs(hash, f);
 			fclose(f);
 		}
-		/* Confirm it runs (an exec failure shows within moments). */
-		struct timespec ts = {0, 200 * 1000000L};
+		/* It did exec; an agent refusing its arguments exits within
+		 * moments. */
+		struct timespec ts = {0, 100 * 1000000L};
 		nanosleep(&ts, NULL);
 		if (lpu_agent_pid(la, req->node_id) <= 0)
 			return nova_err_set(err, NOVA_EAGAIN, "", "the agent exited at once; see %s", logpath);
