@@ -242,8 +242,8 @@ static int wk_dep_load(struct wk_ctx *x, struct nova_err *err)
 
 /* --- nodes ---------------------------------------------------------------------- */
 
-/* Provision (or re-provision, after a crash) one node whose row exists. */
-static int wk_node_provision(struct wk_ctx *x, const struct pool_node *n, struct nova_err *err)
+static int wk_node_provision_leased(struct wk_ctx *x, const struct pool_node *n,
+				    struct nova_err *err)
 {
 	struct adapter_node_info info;
 	char token[128];
@@ -272,6 +272,20 @@ static int wk_node_provision(struct wk_ctx *x, const struct pool_node *n, struct
 	nova_log_kv(NOVA_LOG_INFO, "worker", "node provisioned", "node", n->name, "id", n->id,
 		    "handle", info.handle, NULL);
 	return pool_node_transition(x->db, n->id, "ready", "provisioned", err);
+}
+
+/* Provision (or re-provision, after a crash) one node whose row exists,
+ * unless another worker holds its lease (it is doing the same right now). */
+static int wk_node_provision(struct wk_ctx *x, const struct pool_node *n, struct nova_err *err)
+{
+	struct nova_err ignored;
+	bool got;
+	int rc = pool_node_lease_take(&got, x->db, n->id, "provisioning", x->cfg->lease_ms, err);
+	if (rc || !got)
+		return rc;
+	rc = wk_node_provision_leased(x, n, err);
+	pool_node_lease_release(x->db, n->id, &ignored);
+	return rc;
 }
 
 /* Static providers: every discovered node gets a row and is claimed. Nodes

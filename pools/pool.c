@@ -762,6 +762,33 @@ void pool_nodes_free(struct pool_node *nodes, size_t n)
 	free(nodes);
 }
 
+int pool_node_lease_take(bool *got, struct db_pool *db, const char *node_id, const char *state,
+			 unsigned lease_ms, struct nova_err *err)
+{
+	char ms[16];
+	const char *params[3] = {node_id, state, ms};
+	PGresult *res = NULL;
+	int rc;
+	*got = false;
+	snprintf(ms, sizeof(ms), "%u", lease_ms);
+	rc = db_pool_exec(&res, db,
+			  "UPDATE nodes SET provision_lease_until = now() + $3::integer * interval '1 ms' "
+			  "WHERE id = $1::uuid AND state = $2 AND (provision_lease_until IS NULL "
+			  "OR provision_lease_until < now()) RETURNING 1",
+			  3, params, err);
+	if (rc == 0)
+		*got = PQntuples(res) == 1;
+	PQclear(res);
+	return rc;
+}
+
+int pool_node_lease_release(struct db_pool *db, const char *node_id, struct nova_err *err)
+{
+	const char *params[1] = {node_id};
+	return db_pool_exec(NULL, db, "UPDATE nodes SET provision_lease_until = NULL WHERE id = $1::uuid",
+			    1, params, err);
+}
+
 int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,
 				const char *endpoint, struct nova_err *err)
 {

@@ -125,6 +125,14 @@ struct pool_node {
 int pool_nodes_list(struct pool_node **out, size_t *n_out, struct db_pool *db,
 		    const char *pool_id, struct nova_err *err);
 void pool_nodes_free(struct pool_node *nodes, size_t n);
+/* Take the right to call the provider for a node in state `state`, for
+ * lease_ms: *got is false when the node is in another state or another
+ * caller holds an unexpired lease (it is provisioning the node now, and a
+ * second call would race it: two agents, a token each). */
+int pool_node_lease_take(bool *got, struct db_pool *db, const char *node_id, const char *state,
+			 unsigned lease_ms, struct nova_err *err);
+/* Give the lease back (after the call, whatever its outcome). */
+int pool_node_lease_release(struct db_pool *db, const char *node_id, struct nova_err *err);
 /* Record what the provider said about a node it created or claimed. */
 int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,
 				const char *endpoint, struct nova_err *err);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "adapters/adapter.h"
@@ -143,6 +144,33 @@ static void test_node_token_hash_matches_issued_token(void **state)
 	PQclear(res);
 }
 
+/* One provisioner at a time per node: the lease is exclusive until given
+ * back or expired, and only for the state asked for. */
+static void test_provision_lease_is_exclusive_and_expires(void **state)
+{
+	struct fixture *f = *state;
+	char id[POOL_ID_LEN];
+	struct nova_err err;
+	bool got;
+	struct pool_node_spec spec = {.name = "leased"};
+	assert_int_equal(pool_node_add(id, NULL, 0, f->env.db, f->pool_id, &spec, &err), 0);
+	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, "provisioning", 60000, &err), 0);
+	assert_true(got);
+	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, "provisioning", 60000, &err), 0);
+	assert_false(got);
+	assert_int_equal(pool_node_lease_release(f->env.db, id, &err), 0);
+	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, "provisioning", 1, &err), 0);
+	assert_true(got);
+	/* A 1 ms lease is over by the next statement's now(). */
+	struct timespec ts = {0, 20 * 1000000L};
+	nanosleep(&ts, NULL);
+	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, "provisioning", 60000, &err), 0);
+	assert_true(got);
+	assert_int_equal(pool_node_lease_release(f->env.db, id, &err), 0);
+	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, "ready", 60000, &err), 0);
+	assert_false(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -150,6 +178,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_node_forbidden_transitions_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_node_names_are_unique_within_a_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_node_token_hash_matches_issued_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_provision_lease_is_exclusive_and_expires, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
