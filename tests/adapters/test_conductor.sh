@@ -22,6 +22,16 @@ nova_start -d etc/datacenter.yaml -m etc/models/lpu_demo.yaml --allocation c1r2 
 t_pass "a second start with the same flags reuses pool, model and deployment"
 [ "$(t_sql "SELECT count(*) FROM deployments")" = 1 ] && t_pass "one deployment" || t_fail "one deployment" "$(t_sql "SELECT count(*) FROM deployments")"
 nova_stop
+# A multi-stage model from the examples: a stage group of racks per stage.
+nova_start -d etc/datacenter.yaml -m etc/models/lpu/spec_decode.yaml --allocation c2r1:c2r2 \
+	--mock-agents || { t_fail "novad starts with a spec-decode model" "$(tail -3 "$T_WORK/novad.log")"; exit 0; }
+if t_wait_sql "SELECT state FROM deployments WHERE name = 'lpu-spec-decode'" running 30; then
+	t_pass "a spec-decode model runs on two stage groups"
+else t_fail "spec-decode runs" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
+if t_wait_cmd 10 "$C" routes --model lpu-spec-decode; then t_pass "and is routed"
+else t_fail "spec-decode routed" "$(cat "$T_WORK/err")"; fi
+t_expect_out "c2r2n1" "at the target stage's node (second group)"
+nova_stop
 t_expect_exit 2 "racks held by another pool are refused" env NOVA_LISTEN=127.0.0.1:0 \
 	NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$T_DB user=nova" "$B/novad" \
 	-d etc/datacenter.yaml -m etc/models/lpu_demo.yaml --allocation c1r1,c1r2 \
