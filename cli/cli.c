@@ -359,6 +359,68 @@ void cli_table_print(FILE *f, const char *const *headers, size_t ncols, const ch
 		}
 }
 
+int cli_table_init(struct cli_table *t, const char *const *headers, size_t ncols, size_t nrows)
+{
+	t->headers = headers;
+	t->ncols = ncols;
+	t->nrows = nrows;
+	t->cells = calloc(nrows * ncols + 1, sizeof(*t->cells));
+	t->ptrs = calloc(nrows * ncols + 1, sizeof(*t->ptrs));
+	if (!t->cells || !t->ptrs) {
+		free(t->cells);
+		free(t->ptrs);
+		return -1;
+	}
+	for (size_t i = 0; i < nrows * ncols; i++)
+		t->ptrs[i] = t->cells[i];
+	return 0;
+}
+
+void cli_table_json(struct cli_table *t, size_t row, size_t col, const json_t *v)
+{
+	cli_cell(t->cells[row * t->ncols + col], CLI_CELL_MAX, v);
+}
+
+void cli_table_fmt(struct cli_table *t, size_t row, size_t col, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t->cells[row * t->ncols + col], CLI_CELL_MAX, fmt, ap);
+	va_end(ap);
+}
+
+void cli_table_finish(struct cli_table *t, FILE *f)
+{
+	cli_table_print(f, t->headers, t->ncols, t->ptrs, t->nrows);
+	free(t->cells);
+	free(t->ptrs);
+	t->cells = NULL;
+	t->ptrs = NULL;
+}
+
+int cli_list(struct cli_ctx *ctx, const char *path, const char *const *headers, size_t ncols,
+	     cli_row_fn row)
+{
+	struct cli_table t;
+	json_t *res = NULL, *item;
+	size_t i;
+	int rc = cli_request(&res, ctx, "GET", path, NULL);
+	if (rc)
+		return rc;
+	if (ctx->json) {
+		cli_json_print(ctx->out, res);
+	} else if (cli_table_init(&t, headers, ncols, json_array_size(res)) != 0) {
+		fprintf(ctx->errout, "novactl: out of memory\n");
+		rc = 1;
+	} else {
+		json_array_foreach(res, i, item)
+			row(&t, i, item);
+		cli_table_finish(&t, ctx->out);
+	}
+	json_decref(res);
+	return rc;
+}
+
 void cli_json_print(FILE *f, const json_t *v)
 {
 	char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);

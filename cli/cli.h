@@ -71,6 +71,31 @@ int cli_usage_error(struct cli_ctx *ctx, const char *usage, const char *fmt, ...
  * NULL or empty cell prints "-". */
 void cli_table_print(FILE *f, const char *const *headers, size_t ncols, const char *const *cells,
 		     size_t nrows);
+/* A table being filled, row by row: nrows x ncols cells of CLI_CELL_MAX
+ * bytes each (longer text is cut). */
+#define CLI_CELL_MAX 256
+struct cli_table {
+	const char *const *headers;
+	size_t ncols, nrows;
+	char (*cells)[CLI_CELL_MAX];
+	const char **ptrs; /* cells, as cli_table_print takes them */
+};
+/* 0, or -1 when out of memory. */
+int cli_table_init(struct cli_table *t, const char *const *headers, size_t ncols, size_t nrows);
+/* A cell: a JSON scalar's text (as cli_cell), or formatted text. */
+void cli_table_json(struct cli_table *t, size_t row, size_t col, const json_t *v);
+void cli_table_fmt(struct cli_table *t, size_t row, size_t col, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Print it as cli_table_print does, and free it. */
+void cli_table_finish(struct cli_table *t, FILE *f);
+
+/* The list commands: GET path; with -o json print the answer as it came,
+ * else a table of one row per element of the answer's array, each filled by
+ * row(). Returns the exit status. */
+typedef void (*cli_row_fn)(struct cli_table *t, size_t row, const json_t *item);
+int cli_list(struct cli_ctx *ctx, const char *path, const char *const *headers, size_t ncols,
+	     cli_row_fn row);
+
 /* Pretty JSON (2-space indent) and a newline. */
 void cli_json_print(FILE *f, const json_t *v);
 /* Text of a JSON scalar for a table cell into buf: strings as is, numbers,

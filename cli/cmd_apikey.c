@@ -35,31 +35,18 @@ static int apikey_create(struct cli_ctx *ctx, struct cli_args *a)
 	return rc;
 }
 
+static void apikey_row(struct cli_table *t, size_t row, const json_t *k)
+{
+	static const char *const keys[] = {"id", "name", "prefix", "created_at", "last_used_at", "revoked_at"};
+	for (size_t c = 0; c < 6; c++)
+		cli_table_json(t, row, c, json_object_get(k, keys[c]));
+}
+
 static int apikey_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const headers[] = {"ID", "NAME", "PREFIX", "CREATED", "LAST-USED", "REVOKED"};
-	static const char *const keys[] = {"id", "name", "prefix", "created_at", "last_used_at", "revoked_at"};
-	json_t *res = NULL, *k;
-	size_t i;
 	int rc = cli_args_finish(a, ctx, "novactl apikey list");
-	if (rc || (rc = cli_request(&res, ctx, "GET", "/v1/apikeys", NULL)))
-		return rc;
-	if (ctx->json) {
-		cli_json_print(ctx->out, res);
-		json_decref(res);
-		return 0;
-	}
-	size_t n = json_array_size(res);
-	char(*buf)[128] = calloc(n * 6 + 1, sizeof(*buf));
-	const char **cells = calloc(n * 6 + 1, sizeof(*cells));
-	json_array_foreach(res, i, k)
-		for (size_t c = 0; c < 6; c++)
-			cells[i * 6 + c] = cli_cell(buf[i * 6 + c], 128, json_object_get(k, keys[c]));
-	cli_table_print(ctx->out, headers, 6, cells, n);
-	free(cells);
-	free(buf);
-	json_decref(res);
-	return 0;
+	return rc ? rc : cli_list(ctx, "/v1/apikeys", headers, 6, apikey_row);
 }
 
 static int apikey_revoke(struct cli_ctx *ctx, struct cli_args *a)

@@ -124,42 +124,25 @@ static int dep_ref(char *path, size_t len, struct cli_ctx *ctx, struct cli_args 
 	return 0;
 }
 
+static void dep_row(struct cli_table *t, size_t row, const json_t *d)
+{
+	const json_t *m = json_object_get(d, "model");
+	cli_table_json(t, row, 0, json_object_get(d, "name"));
+	cli_table_fmt(t, row, 1, "%s:%s", json_string_value(json_object_get(m, "name")),
+		      json_string_value(json_object_get(m, "version")));
+	cli_table_json(t, row, 2, json_object_get(json_object_get(d, "pool"), "name"));
+	cli_table_fmt(t, row, 3, "%lld/%lld",
+		      (long long)json_integer_value(json_object_get(d, "ready_replicas")),
+		      (long long)json_integer_value(json_object_get(d, "replicas")));
+	cli_table_json(t, row, 4, json_object_get(d, "state"));
+	cli_table_json(t, row, 5, json_object_get(d, "state_reason"));
+}
+
 static int dep_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const headers[] = {"NAME", "MODEL", "POOL", "READY", "STATE", "REASON"};
-	json_t *res = NULL, *d;
-	size_t i;
 	int rc = cli_args_finish(a, ctx, "novactl deployment list");
-	if (rc || (rc = cli_request(&res, ctx, "GET", "/v1/deployments", NULL)))
-		return rc;
-	if (ctx->json) {
-		cli_json_print(ctx->out, res);
-		json_decref(res);
-		return 0;
-	}
-	size_t n = json_array_size(res);
-	char(*buf)[256] = calloc(n * 6 + 1, sizeof(*buf));
-	const char **cells = calloc(n * 6 + 1, sizeof(*cells));
-	json_array_foreach(res, i, d) {
-		json_t *m = json_object_get(d, "model");
-		cells[i * 6 + 0] = cli_cell(buf[i * 6 + 0], 256, json_object_get(d, "name"));
-		snprintf(buf[i * 6 + 1], 256, "%s:%s", json_string_value(json_object_get(m, "name")),
-			 json_string_value(json_object_get(m, "version")));
-		cells[i * 6 + 1] = buf[i * 6 + 1];
-		cells[i * 6 + 2] = cli_cell(buf[i * 6 + 2], 256,
-					    json_object_get(json_object_get(d, "pool"), "name"));
-		snprintf(buf[i * 6 + 3], 256, "%lld/%lld",
-			 (long long)json_integer_value(json_object_get(d, "ready_replicas")),
-			 (long long)json_integer_value(json_object_get(d, "replicas")));
-		cells[i * 6 + 3] = buf[i * 6 + 3];
-		cells[i * 6 + 4] = cli_cell(buf[i * 6 + 4], 256, json_object_get(d, "state"));
-		cells[i * 6 + 5] = cli_cell(buf[i * 6 + 5], 256, json_object_get(d, "state_reason"));
-	}
-	cli_table_print(ctx->out, headers, 6, cells, n);
-	free(cells);
-	free(buf);
-	json_decref(res);
-	return 0;
+	return rc ? rc : cli_list(ctx, "/v1/deployments", headers, 6, dep_row);
 }
 
 /* get, stop, start: a reference, one request, print the deployment. */

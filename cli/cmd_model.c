@@ -59,35 +59,20 @@ static int model_register(struct cli_ctx *ctx, struct cli_args *a)
 	return rc;
 }
 
+static void model_row(struct cli_table *t, size_t row, const json_t *m)
+{
+	cli_table_json(t, row, 0, json_object_get(m, "name"));
+	cli_table_json(t, row, 1, json_object_get(m, "version"));
+	cli_table_json(t, row, 2, json_object_get(m, "kind"));
+	cli_table_fmt(t, row, 3, "%zu", json_array_size(json_object_get(m, "stages")));
+	cli_table_json(t, row, 4, json_object_get(m, "created_at"));
+}
+
 static int model_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const headers[] = {"NAME", "VERSION", "KIND", "STAGES", "CREATED"};
-	json_t *res = NULL, *m;
-	size_t i;
 	int rc = cli_args_finish(a, ctx, "novactl model list");
-	if (rc || (rc = cli_request(&res, ctx, "GET", "/v1/models", NULL)))
-		return rc;
-	if (ctx->json) {
-		cli_json_print(ctx->out, res);
-		json_decref(res);
-		return 0;
-	}
-	size_t n = json_array_size(res);
-	char(*buf)[128] = calloc(n * 5 + 1, sizeof(*buf));
-	const char **cells = calloc(n * 5 + 1, sizeof(*cells));
-	json_array_foreach(res, i, m) {
-		cells[i * 5 + 0] = cli_cell(buf[i * 5 + 0], 128, json_object_get(m, "name"));
-		cells[i * 5 + 1] = cli_cell(buf[i * 5 + 1], 128, json_object_get(m, "version"));
-		cells[i * 5 + 2] = cli_cell(buf[i * 5 + 2], 128, json_object_get(m, "kind"));
-		snprintf(buf[i * 5 + 3], 128, "%zu", json_array_size(json_object_get(m, "stages")));
-		cells[i * 5 + 3] = buf[i * 5 + 3];
-		cells[i * 5 + 4] = cli_cell(buf[i * 5 + 4], 128, json_object_get(m, "created_at"));
-	}
-	cli_table_print(ctx->out, headers, 5, cells, n);
-	free(cells);
-	free(buf);
-	json_decref(res);
-	return 0;
+	return rc ? rc : cli_list(ctx, "/v1/models", headers, 5, model_row);
 }
 
 static int model_ref(char *path, size_t len, struct cli_ctx *ctx, struct cli_args *a,

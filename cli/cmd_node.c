@@ -49,14 +49,25 @@ static void node_print(struct cli_ctx *ctx, const json_t *n)
 			cli_cell(b[3], 256, json_object_get(e, "reason")));
 }
 
+static void node_row(struct cli_table *t, size_t row, const json_t *n)
+{
+	const json_t *acc = json_object_get(n, "accelerators");
+	const char *type = json_string_value(json_object_get(acc, "type"));
+	cli_table_json(t, row, 0, json_object_get(n, "name"));
+	cli_table_json(t, row, 1, json_object_get(json_object_get(n, "pool"), "name"));
+	cli_table_json(t, row, 2, json_object_get(n, "state"));
+	cli_table_json(t, row, 3, json_object_get(n, "cordoned"));
+	cli_table_fmt(t, row, 4, "%lld x %s", (long long)json_integer_value(json_object_get(acc, "count")),
+		      type ? type : "any");
+	cli_table_json(t, row, 5, json_object_get(n, "last_heartbeat_at"));
+}
+
 static int node_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const headers[] = {"NAME", "POOL", "STATE", "CORDONED", "ACCELERATORS",
 					      "LAST-HEARTBEAT"};
 	const char *pool = cli_arg_value(a, "--pool");
 	char path[600], esc[512];
-	json_t *res = NULL, *n;
-	size_t i;
 	int rc = cli_args_finish(a, ctx, "novactl node list [--pool POOL]");
 	if (rc)
 		return rc;
@@ -67,34 +78,7 @@ static int node_list(struct cli_ctx *ctx, struct cli_args *a)
 	} else {
 		snprintf(path, sizeof(path), "/v1/nodes");
 	}
-	if ((rc = cli_request(&res, ctx, "GET", path, NULL)))
-		return rc;
-	if (ctx->json) {
-		cli_json_print(ctx->out, res);
-		json_decref(res);
-		return 0;
-	}
-	size_t cnt = json_array_size(res);
-	char(*buf)[256] = calloc(cnt * 6 + 1, sizeof(*buf));
-	const char **cells = calloc(cnt * 6 + 1, sizeof(*cells));
-	json_array_foreach(res, i, n) {
-		json_t *acc = json_object_get(n, "accelerators");
-		cells[i * 6 + 0] = cli_cell(buf[i * 6 + 0], 256, json_object_get(n, "name"));
-		cells[i * 6 + 1] = cli_cell(buf[i * 6 + 1], 256, json_object_get(json_object_get(n, "pool"), "name"));
-		cells[i * 6 + 2] = cli_cell(buf[i * 6 + 2], 256, json_object_get(n, "state"));
-		cells[i * 6 + 3] = cli_cell(buf[i * 6 + 3], 256, json_object_get(n, "cordoned"));
-		snprintf(buf[i * 6 + 4], 256, "%lld x %s",
-			 (long long)json_integer_value(json_object_get(acc, "count")),
-			 json_string_value(json_object_get(acc, "type")) ?
-				 json_string_value(json_object_get(acc, "type")) : "any");
-		cells[i * 6 + 4] = buf[i * 6 + 4];
-		cells[i * 6 + 5] = cli_cell(buf[i * 6 + 5], 256, json_object_get(n, "last_heartbeat_at"));
-	}
-	cli_table_print(ctx->out, headers, 6, cells, cnt);
-	free(cells);
-	free(buf);
-	json_decref(res);
-	return 0;
+	return cli_list(ctx, path, headers, 6, node_row);
 }
 
 /* get, cordon, uncordon, drain: a node reference, one request. */

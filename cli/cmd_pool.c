@@ -160,38 +160,25 @@ out:
 	return rc;
 }
 
+static void pool_row(struct cli_table *t, size_t row, const json_t *p)
+{
+	const json_t *mn = json_object_get(json_object_get(p, "quotas"), "max_nodes");
+	cli_table_json(t, row, 0, json_object_get(p, "name"));
+	cli_table_json(t, row, 1, json_object_get(p, "provider"));
+	cli_table_json(t, row, 2, json_object_get(p, "state"));
+	cli_table_json(t, row, 3, json_object_get(p, "node_count"));
+	if (json_is_null(mn))
+		cli_table_fmt(t, row, 4, "unlimited");
+	else
+		cli_table_json(t, row, 4, mn);
+	cli_table_json(t, row, 5, json_object_get(p, "created_at"));
+}
+
 static int pool_list(struct cli_ctx *ctx, struct cli_args *a)
 {
-	json_t *res = NULL, *p;
-	size_t i;
-	int rc;
-	if ((rc = cli_args_finish(a, ctx, "novactl pool list")))
-		return rc;
-	if ((rc = cli_request(&res, ctx, "GET", "/v1/pools", NULL)))
-		return rc;
-	if (ctx->json) {
-		cli_json_print(ctx->out, res);
-		json_decref(res);
-		return 0;
-	}
 	static const char *const headers[] = {"NAME", "PROVIDER", "STATE", "NODES", "MAX-NODES", "CREATED"};
-	size_t n = json_array_size(res);
-	char(*buf)[128] = calloc(n * 6 + 1, sizeof(*buf));
-	const char **cells = calloc(n * 6 + 1, sizeof(*cells));
-	json_array_foreach(res, i, p) {
-		json_t *mn = json_object_get(json_object_get(p, "quotas"), "max_nodes");
-		cells[i * 6 + 0] = cli_cell(buf[i * 6 + 0], 128, json_object_get(p, "name"));
-		cells[i * 6 + 1] = cli_cell(buf[i * 6 + 1], 128, json_object_get(p, "provider"));
-		cells[i * 6 + 2] = cli_cell(buf[i * 6 + 2], 128, json_object_get(p, "state"));
-		cells[i * 6 + 3] = cli_cell(buf[i * 6 + 3], 128, json_object_get(p, "node_count"));
-		cells[i * 6 + 4] = json_is_null(mn) ? "unlimited" : cli_cell(buf[i * 6 + 4], 128, mn);
-		cells[i * 6 + 5] = cli_cell(buf[i * 6 + 5], 128, json_object_get(p, "created_at"));
-	}
-	cli_table_print(ctx->out, headers, 6, cells, n);
-	free(cells);
-	free(buf);
-	json_decref(res);
-	return 0;
+	int rc = cli_args_finish(a, ctx, "novactl pool list");
+	return rc ? rc : cli_list(ctx, "/v1/pools", headers, 6, pool_row);
 }
 
 static int pool_ref_path(char *path, size_t len, struct cli_ctx *ctx, struct cli_args *a,

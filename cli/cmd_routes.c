@@ -11,29 +11,27 @@
 static void routes_print(struct cli_ctx *ctx, const json_t *body)
 {
 	static const char *const headers[] = {"MODEL", "ADAPTER", "VERSION", "ENDPOINT", "NODE", "QUEUE"};
-	json_t *routes = json_object_get(body, "routes"), *r, *ep;
-	size_t i, j, rows = 0;
+	const json_t *routes = json_object_get(body, "routes"), *r, *ep;
+	struct cli_table t;
+	size_t i, j, rows = 0, row = 0;
 	json_array_foreach(routes, i, r)
 		rows += json_array_size(json_object_get(r, "endpoints"));
-	char(*buf)[256] = calloc(rows * 6 + 1, sizeof(*buf));
-	const char **cells = calloc(rows * 6 + 1, sizeof(*cells));
-	size_t row = 0;
+	if (cli_table_init(&t, headers, 6, rows) != 0) {
+		fprintf(ctx->errout, "novactl: out of memory\n");
+		return;
+	}
 	json_array_foreach(routes, i, r) {
 		json_array_foreach(json_object_get(r, "endpoints"), j, ep) {
-			const char **c = &cells[row * 6];
-			char(*b)[256] = &buf[row * 6];
-			c[0] = cli_cell(b[0], 256, json_object_get(r, "model"));
-			c[1] = cli_cell(b[1], 256, json_object_get(r, "adapter"));
-			c[2] = cli_cell(b[2], 256, json_object_get(r, "version"));
-			c[3] = cli_cell(b[3], 256, json_object_get(ep, "url"));
-			c[4] = cli_cell(b[4], 256, json_object_get(ep, "node"));
-			c[5] = cli_cell(b[5], 256, json_object_get(json_object_get(ep, "load"), "queue_depth"));
+			cli_table_json(&t, row, 0, json_object_get(r, "model"));
+			cli_table_json(&t, row, 1, json_object_get(r, "adapter"));
+			cli_table_json(&t, row, 2, json_object_get(r, "version"));
+			cli_table_json(&t, row, 3, json_object_get(ep, "url"));
+			cli_table_json(&t, row, 4, json_object_get(ep, "node"));
+			cli_table_json(&t, row, 5, json_object_get(json_object_get(ep, "load"), "queue_depth"));
 			row++;
 		}
 	}
-	cli_table_print(ctx->out, headers, 6, cells, rows);
-	free(cells);
-	free(buf);
+	cli_table_finish(&t, ctx->out);
 }
 
 /* Server-Sent Events, parsed line by line across chunks. */
