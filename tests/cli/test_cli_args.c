@@ -37,6 +37,33 @@ static void test_table_aligns_columns_and_marks_empty_cells(void **state)
 	free(out);
 }
 
+static void test_table_builder_fills_cells_and_cuts_long_text(void **state)
+{
+	static const char *const headers[] = {"NAME", "READY"};
+	struct cli_table t;
+	char long_name[400], *buf = NULL;
+	size_t len = 0;
+	json_t *name = json_string("pool-a");
+	(void)state;
+	memset(long_name, 'x', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	assert_int_equal(cli_table_init(&t, headers, 2, 2), 0);
+	cli_table_json(&t, 0, 0, name);
+	cli_table_fmt(&t, 0, 1, "%d/%d", 1, 3);
+	cli_table_fmt(&t, 1, 0, "%s", long_name);
+	/* Row 1, column 1 left unset: printed as "-". */
+	assert_int_equal(strlen(t.cells[2]), CLI_CELL_MAX - 1);
+	FILE *f = open_memstream(&buf, &len);
+	cli_table_finish(&t, f);
+	fclose(f);
+	assert_null(t.cells);
+	assert_non_null(strstr(buf, "pool-a"));
+	assert_non_null(strstr(buf, "1/3\n"));
+	assert_non_null(strstr(buf, "  -\n"));
+	free(buf);
+	json_decref(name);
+}
+
 static void test_cell_renders_each_json_type(void **state)
 {
 	char buf[64];
@@ -414,6 +441,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table_aligns_columns_and_marks_empty_cells),
+		cmocka_unit_test(test_table_builder_fills_cells_and_cuts_long_text),
 		cmocka_unit_test(test_cell_renders_each_json_type),
 		cmocka_unit_test(test_args_flags_positionals_and_leftovers),
 		cmocka_unit_test(test_args_flag_without_value_is_usage_error),
