@@ -25,6 +25,7 @@
 #include "core/http.h"
 #include "core/http_client.h"
 #include "core/log.h"
+#include "tests/support/rawhttp.h"
 
 /* ---- handlers ---------------------------------------------------------- */
 
@@ -177,23 +178,11 @@ static const char *err_code(const json_t *body)
 	return jstr(json_object_get(body, "error"), "code");
 }
 
-/* A raw request over a socket, to see exact headers and bodies; returns
- * everything the server sent (caller frees). */
 static char *raw(struct http_server *srv, const char *request)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_server_port(srv))};
-	char *buf = calloc(1, 16384);
-	size_t n = 0;
-	ssize_t got;
-	assert_non_null(buf);
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_true(write(fd, request, strlen(request)) == (ssize_t)strlen(request));
-	while ((got = read(fd, buf + n, 16383 - n)) > 0)
-		n += (size_t)got;
-	close(fd);
-	return buf;
+	char *answer = rawhttp_exchange(http_server_port(srv), request, strlen(request));
+	assert_non_null(answer);
+	return answer;
 }
 
 /* ---- routing and request accessors -------------------------------------- */

@@ -35,6 +35,7 @@
 #include "core/http.h"
 #include "core/http_client.h"
 #include "core/log.h"
+#include "tests/support/rawhttp.h"
 
 #define CAP 4096 /* max_body of every server here */
 
@@ -229,32 +230,11 @@ static const json_t *jerr(const json_t *body)
 	return json_object_get(body, "error");
 }
 
-/* Write a raw request (len bytes) and read everything the server sends
- * until it closes, with a 10 s guard so a hang fails instead of stalling
- * the run. The answer is NUL-terminated; the caller frees it. */
 static char *raw_n(struct http_server *srv, const char *request, size_t len)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_server_port(srv))};
-	struct timeval tv = {10, 0};
-	size_t cap = 65536, n = 0;
-	char *buf = calloc(1, cap);
-	ssize_t got;
-	assert_true(fd >= 0);
-	assert_non_null(buf);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	for (size_t off = 0; off < len;) {
-		ssize_t w = send(fd, request + off, len - off, MSG_NOSIGNAL);
-		if (w <= 0)
-			break; /* the server may hang up early (413); read what it said */
-		off += (size_t)w;
-	}
-	while (n + 1 < cap && (got = recv(fd, buf + n, cap - 1 - n, 0)) > 0)
-		n += (size_t)got;
-	close(fd);
-	return buf;
+	char *answer = rawhttp_exchange(http_server_port(srv), request, len);
+	assert_non_null(answer);
+	return answer;
 }
 
 static char *raw(struct http_server *srv, const char *request)
@@ -262,23 +242,6 @@ static char *raw(struct http_server *srv, const char *request)
 	return raw_n(srv, request, strlen(request));
 }
 
-/* The value of a response header in a raw answer (case-insensitive name),
- * copied into buf; NULL when absent. */
-static const char *raw_header(char *buf, size_t len, const char *answer, const char *name)
-{
-	const char *end = strstr(answer, "\r\n\r\n");
-	size_t nl = strlen(name);
-	for (const char *p = strstr(answer, "\r\n"); p && (!end || p < end); p = strstr(p + 2, "\r\n")) {
-		if (strncasecmp(p + 2, name, nl) == 0 && p[2 + nl] == ':') {
-			const char *v = p + 2 + nl + 1;
-			while (*v == ' ')
-				v++;
-			snprintf(buf, len, "%.*s", (int)strcspn(v, "\r\n"), v);
-			return buf;
-		}
-	}
-	return NULL;
-}
 
 /* The JSON body of a raw, non-chunked answer; NULL if there is none. */
 static json_t *raw_body_json(const char *answer)
@@ -395,7 +358,7 @@ static void test_wrong_method_is_405_with_allow_listing_the_route_methods(void *
 	char *ans = raw(srv, "PUT /v1/pools/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
 			     "Content-Length: 0\r\n\r\n");
 	assert_memory_equal(ans, "HTTP/1.1 405 ", 13);
-	assert_non_null(raw_header(allow, sizeof(allow), ans, "Allow"));
+	assert_non_null(rawhttp_header(allow, sizeof(allow), ans, "Allow"));
 	assert_string_equal(allow, "GET, DELETE");
 	json_t *b = raw_body_json(ans);
 	assert_non_null(b);
@@ -537,13 +500,13 @@ static void test_extra_response_headers_are_sent(void **state)
 	char *ans = raw(srv, "POST /v1/extra HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
 			     "Content-Length: 0\r\n\r\n");
 	assert_memory_equal(ans, "HTTP/1.1 201 ", 13);
-	assert_non_null(raw_header(v, sizeof(v), ans, "X-Nova-Request-Id"));
+	assert_non_null(rawhttp_header(v, sizeof(v), ans, "X-Nova-Request-Id"));
 	assert_string_equal(v, "req-123");
-	assert_non_null(raw_header(v, sizeof(v), ans, "Cache-Control"));
+	assert_non_null(rawhttp_header(v, sizeof(v), ans, "Cache-Control"));
 	assert_string_equal(v, "no-store");
-	assert_non_null(raw_header(v, sizeof(v), ans, "Location"));
+	assert_non_null(rawhttp_header(v, sizeof(v), ans, "Location"));
 	assert_string_equal(v, "/v1/pools/gpu-a");
-	assert_non_null(raw_header(v, sizeof(v), ans, "Content-Type"));
+	assert_non_null(rawhttp_header(v, sizeof(v), ans, "Content-Type"));
 	assert_string_equal(v, "application/json");
 	free(ans);
 	http_server_destroy(srv);

@@ -19,6 +19,7 @@
 #include "core/http.h"
 #include "core/http_client.h"
 #include "core/log.h"
+#include "tests/support/rawhttp.h"
 
 static atomic_int calls;
 
@@ -94,23 +95,11 @@ static long get(json_t **body, struct http_server *srv, const char *method, cons
 	return st;
 }
 
-/* A raw request over a socket, for what curl will not send; returns what
- * the server answered (caller frees). */
 static char *raw(struct http_server *srv, const char *request)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_server_port(srv))};
-	char *buf = calloc(1, 8192);
-	size_t n = 0;
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_true(write(fd, request, strlen(request)) > 0);
-	shutdown(fd, SHUT_WR);
-	ssize_t got;
-	while ((got = read(fd, buf + n, 8191 - n)) > 0)
-		n += (size_t)got;
-	close(fd);
-	return buf;
+	char *answer = rawhttp_exchange(http_server_port(srv), request, strlen(request));
+	assert_non_null(answer);
+	return answer;
 }
 
 static void test_route_params_query_and_headers(void **state)
