@@ -19,8 +19,8 @@ token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$prov")
 case "$token" in nova-node-*) t_pass "the provider holds the node's token" ;;
 *) t_fail "the provider holds the node's token" "$token" ;; esac
 
-beat() { # beat SEQ STATE
-	curl -s -o "$T_WORK/beat" -w '%{http_code}' -H "Authorization: Bearer $token" \
+beat() { # beat SEQ STATE [OUT]: the answer goes to OUT ($T_WORK/beat)
+	curl -s -o "${3:-$T_WORK/beat}" -w '%{http_code}' -H "Authorization: Bearer $token" \
 		"$NOVA_URL/v1/nodes/$node/heartbeat" \
 		-d "{\"seq\":$1,\"replicas\":[{\"replica_id\":\"$replica\",\"state\":\"$2\",\"endpoint\":\"http://127.0.0.1:7001\",\"load\":{\"queue_depth\":2}}]}"
 }
@@ -33,7 +33,7 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer nova-nod
 	"$NOVA_URL/v1/nodes/$node/heartbeat" -d '{"seq":1001}')
 [ "$code" = 401 ] && t_pass "a wrong token is refused" || t_fail "a wrong token is refused" "$code"
 # Keep heartbeating, as a sidecar does, while the routes are looked at.
-( seq=1001; while :; do seq=$((seq + 1)); beat $seq ready >/dev/null; sleep 0.1; done ) &
+( seq=1001; while :; do seq=$((seq + 1)); beat $seq ready /dev/null >/dev/null; sleep 0.1; done ) &
 beater=$!
 if t_wait_sql "SELECT state FROM deployments" running; then t_pass "the deployment is running"
 else t_fail "the deployment is running" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
@@ -53,11 +53,13 @@ i=0; while ! grep -q "mistral-7b-lora -> 0 endpoints" "$T_WORK/watch" && [ $i -l
 grep -q "^snapshot" "$T_WORK/watch" && t_pass "routes --watch starts with a snapshot" || t_fail "watch snapshot" "$(cat "$T_WORK/watch")"
 grep -q "mistral-7b-lora -> 1 endpoint" "$T_WORK/watch" && t_pass "routes --watch saw the replica arrive" || t_fail "watch arrive" "$(cat "$T_WORK/watch")"
 grep -q "mistral-7b-lora -> 0 endpoints" "$T_WORK/watch" && t_pass "routes --watch saw it leave" || t_fail "watch leave" "$(cat "$T_WORK/watch")"
-# It speaks again: back.
-beat 2000000 ready >/dev/null
+# It speaks again, and keeps speaking (one beat alone would make it ready
+# only until the next sweep, 3 intervals later): back.
+( seq=2000000; while :; do seq=$((seq + 1)); beat $seq ready /dev/null >/dev/null; sleep 0.1; done ) &
+beater=$!
 if t_wait_sql "SELECT state FROM nodes" ready; then t_pass "the node comes back when it heartbeats"
 else t_fail "the node comes back" "$(t_sql "SELECT state FROM nodes")"; fi
 code=$(beat 1500000 ready)
 grep -q '"accepted":false' "$T_WORK/beat" && t_pass "a late heartbeat is ignored" || t_fail "late heartbeat" "$(cat "$T_WORK/beat")"
-kill $watch 2>/dev/null; wait $watch 2>/dev/null
+kill $watch $beater 2>/dev/null; wait $watch $beater 2>/dev/null
 exit 0
