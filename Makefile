@@ -27,7 +27,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread -lm
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"'
 
-LIB_DIRS := core adapters adapters/fake adapters/lpu pools models deployments inventory auth gateway sidecar
+LIB_DIRS := core adapters adapters/fake adapters/lpu adapters/kubernetes pools models deployments inventory auth gateway sidecar
 LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 LIB      := $(BUILD)/libnova.a

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "adapters/fake/fake.h"
+#include "adapters/kubernetes/kube.h"
 #include "adapters/lpu/lpu.h"
 
 static const struct adapter_ops *registry[ADAPTER_REGISTRY_MAX];
@@ -62,11 +63,20 @@ void adapter_names(char *buf, size_t len)
 
 int adapters_register_builtin(bool include_fake, struct nova_err *err)
 {
-	/* The kubernetes and ssh adapters register here as they land. */
+	/* The ssh adapter registers here when it lands. */
 	int rc = adapter_register(&lpu_adapter_ops, err);
+	if (rc == 0)
+		rc = adapter_register(&kube_adapter_ops, err);
 	if (rc == 0 && include_fake)
 		rc = adapter_register(&fake_adapter_ops, err);
 	return rc;
+}
+
+void adapters_shutdown(void)
+{
+	for (size_t i = 0; i < registry_len; i++)
+		if (registry[i]->shutdown)
+			registry[i]->shutdown();
 }
 
 void adapter_registry_reset(void)

@@ -136,6 +136,10 @@ struct adapter_ops {
 	 * operator knows ("rack c1r1"). The pools module records them: a
 	 * second pool naming one of them is refused, naming the holder. */
 	int (*claims)(json_t **out, const json_t *config, struct nova_err *err);
+	/* Optional: stop what the provider runs in the background (the
+	 * kubernetes pod informers). Called by adapters_shutdown() once no
+	 * instance is in use any more. */
+	void (*shutdown)(void);
 };
 
 /* --- registry --------------------------------------------------------- */
@@ -150,6 +154,8 @@ const struct adapter_ops *adapter_find(const char *name);
 void adapter_names(char *buf, size_t len);
 /* Register the providers compiled in; the fake only when include_fake. */
 int adapters_register_builtin(bool include_fake, struct nova_err *err);
+/* Stop every registered provider's background work (before exit). */
+void adapters_shutdown(void);
 /* Tests only: forget every registration. */
 void adapter_registry_reset(void);
 

@@ -77,6 +77,38 @@ static size_t http_client_header(char *buf, size_t size, size_t nitems, void *us
 	return n;
 }
 
+/* TLS options of a request: CA, client certificate and key, from files or
+ * from memory (curl copies a blob), and verification off only on request. */
+static void http_client_tls(CURL *curl, const struct http_client_request *req)
+{
+	if (req->ca_file) {
+		curl_easy_setopt(curl, CURLOPT_CAINFO, req->ca_file);
+	} else if (req->ca_pem) {
+		struct curl_blob b = {(void *)req->ca_pem, strlen(req->ca_pem), CURL_BLOB_COPY};
+		curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &b);
+	}
+	if (req->client_cert_file) {
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, req->client_cert_file);
+	} else if (req->client_cert_pem) {
+		struct curl_blob b = {(void *)req->client_cert_pem, strlen(req->client_cert_pem),
+				      CURL_BLOB_COPY};
+		curl_easy_setopt(curl, CURLOPT_SSLCERT_BLOB, &b);
+		curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
+	}
+	if (req->client_key_file) {
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, req->client_key_file);
+	} else if (req->client_key_pem) {
+		struct curl_blob b = {(void *)req->client_key_pem, strlen(req->client_key_pem),
+				      CURL_BLOB_COPY};
+		curl_easy_setopt(curl, CURLOPT_SSLKEY_BLOB, &b);
+		curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (req->insecure_skip_verify) {
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+}
+
 int http_client_do(struct http_client_response *out, const struct http_client_request *req,
 		   struct nova_err *err)
 {
@@ -128,16 +160,7 @@ int http_client_do(struct http_client_response *out, const struct http_client_re
 	 * goes out at once, the server answers 413 and closes, and the unread
 	 * upload turns into a reset that may reach curl before the 413 does. */
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	if (req->ca_file)
-		curl_easy_setopt(curl, CURLOPT_CAINFO, req->ca_file);
-	if (req->client_cert_file)
-		curl_easy_setopt(curl, CURLOPT_SSLCERT, req->client_cert_file);
-	if (req->client_key_file)
-		curl_easy_setopt(curl, CURLOPT_SSLKEY, req->client_key_file);
-	if (req->insecure_skip_verify) {
-		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
+	http_client_tls(curl, req);
 	cc = curl_easy_perform(curl);
 	if (cc != CURLE_OK) {
 		/* curl's text names the host and the reason, never the query. */
@@ -180,7 +203,21 @@ struct http_stream_sink {
 	int (*on_data)(void *ctx, const char *data, size_t len);
 	void *ctx;
 	bool stopped;
+	const _Atomic int *cancel;
 };
+
+/* Called by curl about once a second even when nothing arrives. */
+static int http_client_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+				curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct http_stream_sink *s = userdata;
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	if (s->cancel && *s->cancel) {
+		s->stopped = true;
+		return 1;
+	}
+	return 0;
+}
 
 static size_t http_client_stream_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -199,7 +236,7 @@ int http_client_stream(long *status, const struct http_client_request *req,
 {
 	CURL *curl = curl_easy_init();
 	struct curl_slist *headers = NULL;
-	struct http_stream_sink sink = {on_data, ctx, false};
+	struct http_stream_sink sink = {on_data, ctx, false, NULL};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *auth = NULL;
 	int rc = 0;
@@ -221,8 +258,13 @@ int http_client_stream(long *status, const struct http_client_request *req,
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_client_stream_write);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
-	if (req->ca_file)
-		curl_easy_setopt(curl, CURLOPT_CAINFO, req->ca_file);
+	http_client_tls(curl, req);
+	if (req->cancel) {
+		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, http_client_progress);
+		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &sink);
+		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+		sink.cancel = req->cancel;
+	}
 	CURLcode cc = curl_easy_perform(curl);
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
 	if (cc != CURLE_OK && !sink.stopped)

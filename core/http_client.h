@@ -20,11 +20,20 @@ struct http_client_request {
 	size_t body_len;
 	const char *const *headers; /* optional, NULL-terminated "Name: value" */
 	long timeout_ms;           /* 0 means 30000 */
-	/* TLS (adapters): all optional. */
+	/* TLS (adapters): all optional. A PEM text (kubeconfig's inline
+	 * *-data fields, decoded) is used from memory, never written to disk;
+	 * the file form wins when both are given. */
 	const char *ca_file;
+	const char *ca_pem;
 	const char *client_cert_file;
+	const char *client_cert_pem;
 	const char *client_key_file;
+	const char *client_key_pem;
 	int insecure_skip_verify;
+	/* http_client_stream only, optional: when *cancel becomes non-zero
+	 * the stream ends (within about a second, even while the server is
+	 * silent) and the call returns 0, as when on_data stops it. */
+	const _Atomic int *cancel;
 };
 
 struct http_client_response {

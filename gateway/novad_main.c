@@ -331,6 +331,7 @@ out:
 	inventory_stop(inventory);
 	reconciler_stop(reconciler);
 	worker_stop(worker);
+	adapters_shutdown(); /* no adapter is in use any more */
 	http_server_destroy(srv);
 	gw_destroy(gw);
 	inventory_routes_destroy(routes);
