@@ -55,6 +55,38 @@ static int rc_replicas_move(struct db_pool *db, const struct pool_node *n, const
 		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING", 2, params, err);
 }
 
+/* Ephemeral nodes as their provider sees them: a resource that failed (a
+ * pod Failed) or vanished fails its node, with the provider's words (its
+ * replicas then move, and the node is removed); one still pending says why
+ * on the node ("pod pending: Unschedulable: 0/2 nodes are available...").
+ * Each node's own trouble is logged and does not stop the others. */
+static void rc_nodes_watch(struct db_pool *db, struct adapter *ad, struct pool_node *nodes,
+			   size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct pool_node *nd = &nodes[i];
+		struct adapter_node_ref ref = {nd->id, nd->handle[0] ? nd->handle : NULL};
+		struct adapter_node_info info;
+		struct nova_err e;
+		char reason[300];
+		if (strcmp(nd->state, "ready") && strcmp(nd->state, "unhealthy"))
+			continue;
+		if (adapter_node_status(&info, ad, &ref, &e) != 0)
+			continue;
+		if (info.state == ADAPTER_NODE_FAILED || info.state == ADAPTER_NODE_GONE) {
+			snprintf(reason, sizeof(reason), "%s%s",
+				 info.state == ADAPTER_NODE_GONE ? "resource gone: " : "", info.message);
+			if (pool_node_transition(db, nd->id, "failed", reason, &e) == 0) {
+				snprintf(nd->state, sizeof(nd->state), "failed");
+				nova_log_kv(NOVA_LOG_WARN, "reconciler", "node failed", "node", nd->name,
+					    "reason", reason, NULL);
+			}
+		} else if (info.state == ADAPTER_NODE_PENDING && info.message[0]) {
+			pool_node_note(db, nd->id, info.message, &e);
+		}
+	}
+}
+
 static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, const struct pool *p,
 		   struct nova_err *err)
 {
@@ -76,6 +108,8 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 	nodes = NULL;
 	if ((rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
 		goto out;
+	if (adapter_is_ephemeral(ad))
+		rc_nodes_watch(db, ad, nodes, n);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct pool_node *nd = &nodes[i];
 		if (!strcmp(nd->state, "failed")) {

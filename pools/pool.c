@@ -789,6 +789,16 @@ int pool_node_lease_release(struct db_pool *db, const char *node_id, struct nova
 			    1, params, err);
 }
 
+int pool_node_note(struct db_pool *db, const char *node_id, const char *reason,
+		   struct nova_err *err)
+{
+	const char *params[2] = {node_id, reason};
+	return db_pool_exec(NULL, db,
+			    "UPDATE nodes SET state_reason = $2 WHERE id = $1::uuid "
+			    "AND state_reason IS DISTINCT FROM $2",
+			    2, params, err);
+}
+
 int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,
 				const char *endpoint, struct nova_err *err)
 {

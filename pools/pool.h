@@ -133,6 +133,10 @@ int pool_node_lease_take(bool *got, struct db_pool *db, const char *node_id, con
 			 unsigned lease_ms, struct nova_err *err);
 /* Give the lease back (after the call, whatever its outcome). */
 int pool_node_lease_release(struct db_pool *db, const char *node_id, struct nova_err *err);
+/* Say why a node is as it is without changing its state (the provider's
+ * words on a resource still pending); a no-op when it already says so. */
+int pool_node_note(struct db_pool *db, const char *node_id, const char *reason,
+		   struct nova_err *err);
 /* Record what the provider said about a node it created or claimed. */
 int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,
 				const char *endpoint, struct nova_err *err);

@@ -148,6 +148,39 @@ static void test_replicas_on_a_failed_node_are_replaced(void **state)
 	assert_int_equal(fake_resource_count(pool_id), 1);
 }
 
+/* The provider says a node's resource failed (a pod Failed): the node
+ * fails with the provider's words, its replica moves and a new node takes
+ * it. */
+static void test_a_resource_the_provider_reports_failed_fails_its_node(void **state)
+{
+	struct testenv *env = *state;
+	struct db_conn *c;
+	struct nova_err err;
+	PGresult *res;
+	char node[64];
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
+	assert_int_equal(db_exec_one(&res, c, "SELECT id FROM nodes", 0, NULL, &err), 0);
+	snprintf(node, sizeof(node), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	db_conn_release(env->db, c);
+	/* Running: nothing happens. */
+	pass(env);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
+	assert_int_equal(fake_resource_set_state(pool_id, node, ADAPTER_NODE_FAILED, &err), 0);
+	pass(env);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM node_events WHERE to_state = 'failed' "
+				"AND reason LIKE '%failed%'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'pending'"), 1);
+	pass(env); /* the failed node is retired */
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'terminated'"), 1);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
+}
+
 static void test_idle_ephemeral_nodes_are_removed(void **state)
 {
 	struct testenv *env = *state;
@@ -224,6 +257,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_twin_resource_is_deprovisioned_and_the_real_one_kept, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_node_stuck_provisioning_times_out, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_replicas_on_a_failed_node_are_replaced, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_resource_the_provider_reports_failed_fails_its_node,
+						setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_ephemeral_nodes_are_removed, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_stuck_item_fails_and_drift_gets_work, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_one_leader_and_takeover, setup, testenv_teardown),
