@@ -44,6 +44,7 @@ void cfg_defaults(struct cfg *c)
 	c->worker_lease_ms = 30000;
 	c->heartbeat_interval_ms = 2000;
 	c->node_failed_after_ms = 30000;
+	c->idle_node_grace_s = 60;
 }
 
 static int cfg_copy(char *dst, size_t cap, const char *src, const char *field,
@@ -109,7 +110,7 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 	static const char *const keys[] = {"listen", "database_url", "admin_token", "state_dir",
 					   "log_level", "database_pool_size", "http", "providers",
 					   "workers", "worker_lease_ms", "heartbeat_interval_ms",
-					   "node_failed_after_ms", NULL};
+					   "node_failed_after_ms", "idle_node_grace_s", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -160,6 +161,11 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		if ((rc = ydoc_get_long(&v, d, n, "heartbeat_interval_ms", 100, 600000, err)))
 			goto out;
 		c->heartbeat_interval_ms = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "idle_node_grace_s"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "idle_node_grace_s", 0, 86400, err)))
+			goto out;
+		c->idle_node_grace_s = (unsigned)v;
 	}
 	if ((n = ydoc_map_get(d, root, "node_failed_after_ms"))) {
 		if ((rc = ydoc_get_long(&v, d, n, "node_failed_after_ms", 1000, 86400000, err)))
@@ -239,6 +245,8 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 		return rc;
 	if ((rc = cfg_env_uint(&c->heartbeat_interval_ms, "NOVA_HEARTBEAT_INTERVAL_MS", 100, 600000,
 			       err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->idle_node_grace_s, "NOVA_IDLE_NODE_GRACE_S", 0, 86400, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->node_failed_after_ms, "NOVA_NODE_FAILED_AFTER_MS", 1000, 86400000,
 			       err)))

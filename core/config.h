@@ -28,6 +28,8 @@ struct cfg {
 	unsigned worker_lease_ms;    /* worker_lease_ms:   NOVA_WORKER_LEASE_MS */
 	unsigned heartbeat_interval_ms; /* heartbeat_interval_ms: NOVA_HEARTBEAT_INTERVAL_MS */
 	unsigned node_failed_after_ms;  /* node_failed_after_ms: NOVA_NODE_FAILED_AFTER_MS */
+	unsigned idle_node_grace_s;     /* idle_node_grace_s: NOVA_IDLE_NODE_GRACE_S (60): an
+					 * on-demand node with no replica this long is removed */
 };
 
 void cfg_defaults(struct cfg *c);

@@ -294,6 +294,7 @@ int main(int argc, char **argv)
 	/* Every novad competes for the reconciler lock; one holds it. */
 	struct reconciler_config rcfg;
 	reconciler_config_defaults(&rcfg);
+	rcfg.idle_node_grace_s = cfg.idle_node_grace_s;
 	snprintf(rcfg.gateway_url, sizeof(rcfg.gateway_url), "%s", gateway_url);
 	if (reconciler_start(&reconciler, db, &rcfg, &err)) {
 		novad_fail("reconciler failed to start", &err);
