@@ -52,6 +52,19 @@ static void pass(struct testenv *env)
 		fail_msg("reconciler: %s", err.message);
 }
 
+/* The id of the pool's one node. */
+static void the_node_id(char *buf, size_t len, struct testenv *env)
+{
+	struct db_conn *c;
+	struct nova_err err;
+	PGresult *res;
+	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
+	assert_int_equal(db_exec_one(&res, c, "SELECT id FROM nodes", 0, NULL, &err), 0);
+	snprintf(buf, len, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	db_conn_release(env->db, c);
+}
+
 static void test_orphan_resource_is_deprovisioned(void **state)
 {
 	struct testenv *env = *state;
@@ -125,18 +138,12 @@ static void test_node_stuck_provisioning_times_out(void **state)
 static void test_replicas_on_a_failed_node_are_replaced(void **state)
 {
 	struct testenv *env = *state;
-	struct db_conn *c;
 	struct nova_err err;
-	PGresult *res;
 	char failed[64];
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
 	testenv_worker_drain(env, &wcfg);
-	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
-	assert_int_equal(db_exec_one(&res, c, "SELECT id FROM nodes", 0, NULL, &err), 0);
-	snprintf(failed, sizeof(failed), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	db_conn_release(env->db, c);
+	the_node_id(failed, sizeof(failed), env);
 	assert_int_equal(pool_node_transition(env->db, failed, "failed", "heartbeats stopped", &err), 0);
 	pass(env);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'pending'"), 1);
@@ -154,18 +161,12 @@ static void test_replicas_on_a_failed_node_are_replaced(void **state)
 static void test_a_resource_the_provider_reports_failed_fails_its_node(void **state)
 {
 	struct testenv *env = *state;
-	struct db_conn *c;
 	struct nova_err err;
-	PGresult *res;
 	char node[64];
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
 	testenv_worker_drain(env, &wcfg);
-	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
-	assert_int_equal(db_exec_one(&res, c, "SELECT id FROM nodes", 0, NULL, &err), 0);
-	snprintf(node, sizeof(node), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	db_conn_release(env->db, c);
+	the_node_id(node, sizeof(node), env);
 	/* Running: nothing happens. */
 	pass(env);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
