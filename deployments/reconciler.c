@@ -157,10 +157,21 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 		const char *params[2] = {p->id, grace};
 		PGresult *res = NULL;
 		snprintf(grace, sizeof(grace), "%u", cfg->idle_node_grace_s);
-		rc = db_pool_exec(&res, db,
-			     "SELECT n.id FROM nodes n WHERE n.pool_id = $1::uuid AND n.state = 'ready' "
-			     "AND n.updated_at < now() - $2::integer * interval '1 second' "
-			     "AND NOT EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.node_id = n.id)", 2, params, err);
+		/* Idle since when: set when a ready node has nothing placed, cleared
+		 * when it has again (heartbeats keep updated_at fresh, so it cannot
+		 * serve). A node idle past the grace is removed. */
+		rc = db_pool_exec(NULL, db,
+			     "UPDATE nodes n SET idle_since = CASE WHEN b.busy THEN NULL ELSE now() END "
+			     "FROM (SELECT x.id, EXISTS (SELECT 1 FROM replica_placements rp "
+			     "WHERE rp.node_id = x.id) AS busy FROM nodes x WHERE x.pool_id = $1::uuid "
+			     "AND x.state = 'ready') b WHERE n.id = b.id AND b.busy = (n.idle_since IS NOT NULL)",
+			     1, params, err);
+		if (rc == 0)
+			rc = db_pool_exec(&res, db,
+				     "SELECT n.id FROM nodes n WHERE n.pool_id = $1::uuid AND n.state = 'ready' "
+				     "AND n.idle_since <= now() - $2::integer * interval '1 second' "
+				     "AND NOT EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.node_id = n.id)",
+				     2, params, err);
 		for (int r = 0; rc == 0 && r < PQntuples(res); r++)
 			for (size_t i = 0; rc == 0 && i < n; i++)
 				if (!strcmp(nodes[i].id, PQgetvalue(res, r, 0)))

@@ -200,6 +200,36 @@ static void test_idle_ephemeral_nodes_are_removed(void **state)
 				"ON n.id = rp.node_id WHERE n.state = 'ready'"), 1);
 }
 
+/* Heartbeats keep touching an idle node's row: it is still removed once
+ * it has had nothing placed for the grace period. */
+static void test_an_idle_node_that_heartbeats_is_still_removed(void **state)
+{
+	struct testenv *env = *state;
+	struct db_conn *c;
+	struct nova_err err;
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\",\"replicas\":2}"), 201);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/d", ADMIN,
+				      "{\"replicas\":1}"), 200);
+	testenv_worker_drain(env, &wcfg);
+	rcfg.idle_node_grace_s = 1;
+	pass(env);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE idle_since IS NOT NULL"), 1);
+	for (int i = 0; i < 3; i++) {
+		struct timespec ts = {0, 400 * 1000000L};
+		nanosleep(&ts, NULL);
+		assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
+		assert_int_equal(db_exec(NULL, c, "UPDATE nodes SET last_heartbeat_at = now()", 0, NULL, &err), 0);
+		db_conn_release(env->db, c);
+	}
+	pass(env);
+	rcfg.idle_node_grace_s = 0;
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
+	assert_int_equal(fake_resource_count(pool_id), 1);
+}
+
 static void test_stuck_item_fails_and_drift_gets_work(void **state)
 {
 	struct testenv *env = *state;
@@ -261,6 +291,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_a_resource_the_provider_reports_failed_fails_its_node,
 						setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_ephemeral_nodes_are_removed, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_an_idle_node_that_heartbeats_is_still_removed, setup,
+						testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_stuck_item_fails_and_drift_gets_work, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_one_leader_and_takeover, setup, testenv_teardown),
 	};
