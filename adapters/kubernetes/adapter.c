@@ -282,6 +282,8 @@ static int ka_config_load(struct kube_config **out, const json_t *config, struct
 		rc = kube_config_load(out, path, context, err);
 	if (rc && !err->field[0])
 		snprintf(err->field, sizeof(err->field), "kubeconfig");
+	if (rc == NOVA_ENOTFOUND) /* a missing file is bad config, not a missing object */
+		rc = err->code = NOVA_EINVAL;
 	return rc;
 }
 
