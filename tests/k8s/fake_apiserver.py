@@ -169,6 +169,16 @@ def quantity_int(q):
     return int(float(m.group(1)) * mult)
 
 
+def canonical_quantity(q):
+    """Quantities come back as strings, as the real server serializes them
+    (2 -> "2", 0.5 -> "500m")."""
+    if isinstance(q, bool) or not isinstance(q, (int, float)):
+        return q if isinstance(q, str) else str(q)
+    if float(q).is_integer():
+        return str(int(q))
+    return "%dm" % round(q * 1000)
+
+
 # ---------------------------------------------------------------- selectors
 
 def split_top(s):
@@ -553,6 +563,7 @@ class Store:
                 # Extended resources: limits imply equal requests.
                 for k, v in (res.get("limits") or {}).items():
                     res.setdefault("requests", {}).setdefault(k, v)
+            self._canon_pod(obj)
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         elif resource == "services":
             spec = obj.setdefault("spec", {})
@@ -574,6 +585,15 @@ class Store:
             obj["status"] = {"phase": "Active"}
             obj["metadata"].setdefault("labels", {})[
                 "kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+
+    @staticmethod
+    def _canon_pod(obj):
+        spec = obj.get("spec") or {}
+        for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            res = c.get("resources") or {}
+            for part in ("requests", "limits"):
+                if isinstance(res.get(part), dict):
+                    res[part] = {k: canonical_quantity(v) for k, v in res[part].items()}
 
     @staticmethod
     def _secret_normalize(obj):
@@ -671,6 +691,8 @@ class Store:
             new["status"] = copy.deepcopy(cur.get("status", {}))
         if resource == "secrets":
             self._secret_normalize(new)
+        if resource == "pods":
+            self._canon_pod(new)
         if new.get("spec") != cur.get("spec"):
             md["generation"] = cur["metadata"]["generation"] + 1
         for k in list(md.keys()):

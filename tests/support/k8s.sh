@@ -153,14 +153,21 @@ k8s_pod_status() {
 # and unpacked with dpkg -x under the build directory, once. $K8S_KUBECTL
 # overrides. Prints the path; 1 with a message when there is none.
 k8s_kubectl_path() {
-	if [ -n "${K8S_KUBECTL:-}" ]; then echo "$K8S_KUBECTL"; return 0; fi
+	if [ -n "${K8S_KUBECTL:-}" ]; then
+		[ -x "$K8S_KUBECTL" ] && { echo "$K8S_KUBECTL"; return 0; }
+		echo "kubectl: K8S_KUBECTL=$K8S_KUBECTL is not an executable" >&2; return 1
+	fi
 	if dpkg-query -W -f='${Status}' kubernetes-client 2>/dev/null | grep -q "ok installed"; then
 		echo /usr/bin/kubectl; return 0
 	fi
 	d="$B/kubernetes-client"
 	if [ ! -x "$d/usr/bin/kubectl" ]; then
 		rm -rf "$d.tmp"; mkdir -p "$d.tmp"
-		if ! (cd "$d.tmp" && apt-get download kubernetes-client >download.log 2>&1 &&
+		# A fresh machine may have no package lists yet: update them once
+		# (as tools/deps.sh would) when root, and try again.
+		if ! (cd "$d.tmp" && { apt-get download kubernetes-client >download.log 2>&1 ||
+		      { [ "$(id -u)" -eq 0 ] && apt-get update -qq >>download.log 2>&1 &&
+		        apt-get download kubernetes-client >>download.log 2>&1; }; } &&
 		      dpkg -x kubernetes-client_*.deb root); then
 			echo "kubectl: Debian's kubernetes-client is neither installed nor downloadable" \
 				"(apt-get download kubernetes-client: $(tail -1 "$d.tmp/download.log" 2>/dev/null));" \
