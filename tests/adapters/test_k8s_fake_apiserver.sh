@@ -214,6 +214,34 @@ c=$(code /api/v1/namespaces/default/pods/w1 -X PATCH -H 'Content-Type: applicati
 [ "$c" = 200 ] && [ "$(jget 'sorted(d["metadata"]["labels"].items())')" = "[('app', 'wire'), ('nova.io/node', 'n1')]" ] &&
 	t_pass "merge patch sets and removes labels" || t_fail "merge patch" "$c $(cat "$T_WORK/body")"
 
+# A watch with a field selector: the pod enters it (ADDED) when it runs and
+# leaves it (DELETED) when it fails, as the real watch cache reports.
+code /api/v1/namespaces/default/pods >/dev/null
+rvs=$(jget 'd["metadata"]["resourceVersion"]')
+k8s_curl "/api/v1/namespaces/default/pods?watch=1&resourceVersion=$rvs&timeoutSeconds=3&fieldSelector=status.phase%3DRunning" \
+	-N >"$T_WORK/watch-phase" 2>&1 &
+wpid=$!
+post /api/v1/namespaces/default/pods "$(pod_json w2)" >/dev/null
+sleep 0.6
+k8s_pod_status default w2 Failed Error "exit 1"
+wait "$wpid"
+python3 - "$T_WORK/watch-phase" >"$T_WORK/out" 2>&1 <<'EOF2'
+import json, sys
+ev = [(e["type"], e["object"]["metadata"]["name"], e["object"]["status"]["phase"])
+      for e in map(json.loads, filter(str.strip, open(sys.argv[1])))]
+assert ev == [("ADDED", "w2", "Running"), ("DELETED", "w2", "Failed")], ev
+EOF2
+rc=$?
+[ $rc -eq 0 ] && t_pass "a field-selector watch: ADDED on entering, DELETED on leaving" ||
+	t_fail "field-selector watch" "$(cat "$T_WORK/out")"
+code /api/v1/namespaces/default/pods/w2 >/dev/null
+rvw=$(jget 'd["metadata"]["resourceVersion"]')
+c=$(code /api/v1/namespaces/default/pods/w2 -X PATCH -H 'Content-Type: application/strategic-merge-patch+json' \
+	-d '{"metadata":{"labels":{"app":"wire"}}}')
+[ "$c" = 200 ] && [ "$(jget 'd["metadata"]["resourceVersion"]')" = "$rvw" ] &&
+	t_pass "a no-op patch keeps the resourceVersion" || t_fail "no-op patch" "$c $rvw $(cat "$T_WORK/body")"
+code /api/v1/namespaces/default/pods/w2 -X DELETE >/dev/null
+
 # Nothing fits 16 GPUs: Pending, with the scheduler's message.
 post /api/v1/namespaces/default/pods "$(pod_json big 16)" >/dev/null
 sleep 0.6

@@ -426,10 +426,10 @@ class Store:
         self.rv += 1
         return str(self.rv)
 
-    def _emit(self, resource, etype, obj):
+    def _emit(self, resource, etype, obj, prev=None):
         self.history.append((int(obj["metadata"]["resourceVersion"]), resource,
                              obj["metadata"].get("namespace", ""), etype,
-                             copy.deepcopy(obj)))
+                             copy.deepcopy(obj), prev))
         while len(self.history) > self.history_max:
             self.history_floor = self.history.popleft()[0]
         self.lock.notify_all()
@@ -480,9 +480,10 @@ class Store:
         return obj
 
     def _update(self, resource, ns, obj):
+        prev = self.objects.get((resource, ns, obj["metadata"]["name"]))
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self.objects[(resource, ns, obj["metadata"]["name"])] = obj
-        self._emit(resource, "MODIFIED", obj)
+        self._emit(resource, "MODIFIED", obj, copy.deepcopy(prev))
         return obj
 
     def _delete(self, resource, ns, name):
@@ -633,7 +634,7 @@ class Store:
                 self._qos(obj)
             out = self._insert(resource, ns, obj)
             if resource == "pods" and self.auto_run:
-                threading.Timer(0.2, self._auto_schedule, (ns, name, obj["metadata"]["uid"])).start()
+                self._later(0.2, self._auto_schedule, ns, name, obj["metadata"]["uid"])
             return copy.deepcopy(out)
 
     def get(self, resource, ns, name):
@@ -698,7 +699,8 @@ class Store:
         for k in list(md.keys()):
             if md[k] is None:
                 del md[k]
-        if new == cur:
+        md["resourceVersion"] = cur["metadata"]["resourceVersion"]
+        if new == cur:  # a no-op write changes nothing, not even the version
             return copy.deepcopy(cur)
         return copy.deepcopy(self._update(resource, ns, new))
 
@@ -865,6 +867,12 @@ class Store:
                 self._run(pod)
             self._update("pods", ns, pod)
 
+    @staticmethod
+    def _later(delay, fn, *args):
+        t = threading.Timer(delay, fn, args)
+        t.daemon = True
+        t.start()
+
     def _retry_pending(self):
         if not self.auto_run:
             return
@@ -873,8 +881,7 @@ class Store:
                     and not pod["spec"].get("nodeName") and any(
                         c.get("reason") == "Unschedulable"
                         for c in pod["status"].get("conditions") or []):
-                threading.Timer(0.05, self._auto_schedule,
-                                (ns, name, pod["metadata"]["uid"])).start()
+                self._later(0.05, self._auto_schedule, ns, name, pod["metadata"]["uid"])
 
     def pod_status(self, ns, name, want):
         with self.lock:
@@ -952,12 +959,21 @@ class Store:
                         410, "Expired", "too old resource version: %d (%d)"
                         % (last, self.history_floor + 1))))
                 else:
-                    for rv, r, n, etype, obj in self.history:
+                    for rv, r, n, etype, obj, prev in self.history:
                         if rv <= last or r != resource or (ns is not None and n != ns):
                             continue
-                        if labels_match(lsel, obj["metadata"].get("labels")) \
-                                and fields_match(fsel, obj):
-                            batch.append((etype, copy.deepcopy(obj)))
+                        now = labels_match(lsel, obj["metadata"].get("labels")) \
+                            and fields_match(fsel, obj)
+                        was = prev is not None and labels_match(
+                            lsel, prev["metadata"].get("labels")) and fields_match(fsel, prev)
+                        # As the watch cache does: an object that starts
+                        # matching the selectors is ADDED, one that stops
+                        # matching is DELETED.
+                        if etype == "MODIFIED" and now != was:
+                            etype = "ADDED" if now else "DELETED"
+                        elif not now:
+                            continue
+                        batch.append((etype, copy.deepcopy(obj)))
                     if self.history:
                         last = max(last, self.history[-1][0])
                 if not batch:
@@ -1131,6 +1147,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(st["code"], st)
 
     def read_body(self):
+        return self.body
+
+    def _read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             data = b""
             while True:
@@ -1198,6 +1217,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self):
         self.who = None
+        # The body is read first, whatever the answer: an error answered
+        # before reading it would leave it in a kept-alive connection,
+        # where it would be parsed as the next request.
+        try:
+            self.body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            return self.send_status(status_obj(400, "BadRequest", "unreadable request body"))
         url = urllib.parse.urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
