@@ -102,6 +102,28 @@ prove() {
 		-o 'custom-columns=NAME:.metadata.name,GPUS:.spec.containers[*].resources.requests.nvidia\.com/gpu,POOL:.metadata.labels.nova\.io/pool'
 	t_expect_out "^$p *2 *p1" "$L: custom columns show name, GPUs and pool label"
 
+	t_expect_exit 0 "$L: describe pod" k describe pod "$p"
+	t_expect_out "^Node: *gpu-1/127.0.0.1" "$L: describe shows the node"
+	t_expect_out "nvidia.com/gpu: *2" "$L: describe shows the GPU limit"
+	t_expect_exit 0 "$L: label" k label pod "$p" nova.io/node=n-1
+	t_expect_exit 0 "$L: patch --type=merge" k patch pod "$p" --type=merge -p '{"metadata":{"annotations":{"a":"1"}}}'
+	t_expect_exit 0 "$L: patch --type=json" k patch pod "$p" --type=json \
+		-p '[{"op":"add","path":"/metadata/labels/j","value":"2"}]'
+	out=$(k get pod "$p" -o jsonpath='{.metadata.labels.nova\.io/node} {.metadata.annotations.a} {.metadata.labels.j}')
+	[ "$out" = "n-1 1 2" ] && t_pass "$L: label and both patches took" || t_fail "$L: label and patches" "$out"
+	t_expect_exit 0 "$L: create secret generic" k create secret generic "tok-$L" --from-literal=token=abc
+	out=$(k get secret "tok-$L" -o jsonpath='{.data.token}')
+	[ "$out" = YWJj ] && t_pass "$L: the secret's data is base64" || t_fail "$L: secret data" "$out"
+	t_expect_exit 0 "$L: expose pod" k expose pod "$p" --port 8000 --name "svc-$L"
+	t_expect_exit 0 "$L: get svc" k get svc "svc-$L"
+	t_expect_out "ClusterIP .*8000/TCP" "$L: the service has a cluster IP and its port"
+	t_expect_exit 0 "$L: delete svc and secret" k delete "svc/svc-$L" "secret/tok-$L"
+	t_expect_exit 0 "$L: api-resources" k api-resources
+	t_expect_out "^pods  *po  *v1  *true  *Pod" "$L: api-resources lists pods"
+	k8s_curl "/_fake/pods/default/$p/status" -o /dev/null -X POST -d '{"phase":"Running","log":"model loaded\n"}'
+	t_expect_exit 0 "$L: logs" k logs "$p"
+	t_expect_out "model loaded" "$L: logs shows the pod's log"
+
 	t_expect_exit 0 "$L: client-certificate kubeconfig works" \
 		"$kc" --kubeconfig "$K8S_KUBECONFIG_CERT" get pods -n default
 	t_expect_out "$p" "$L: and sees the pod"

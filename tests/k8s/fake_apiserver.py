@@ -16,12 +16,17 @@ printing (meta.k8s.io/v1 Table) when the client asks for it, bearer tokens and
 client certificates. Not modelled: graceful deletion (a pod is removed at
 once), admission beyond a pod-count quota, pagination (limit is ignored and
 the whole list returned, which clients accept since no continue token is
-set), server-side apply (415), subresources other than pods/status.
+set), server-side apply (415), subresources other than status and pods/log
+(no exec, attach, port-forward, eviction, binding), API groups other than
+the core one (/apis advertises none; /apis/apps/v1 answers an empty list),
+events (the list is always empty), the OpenAPI schema (/openapi/v2 is an
+empty document; /openapi/v3 is 404, after which kubectl falls back).
 
 Test switches (authenticated like the API, except healthz):
   GET  /_fake/healthz                      readiness
   POST /_fake/pods/{ns}/{name}/status      {"phase","reason","message",
-                                            "containerWaitingReason"}
+                                            "containerWaitingReason", "log"}
+                                           ("log" is appended to what pods/log shows)
   POST /_fake/quota                        {"pods": N} (null or -1 clears)
   POST /_fake/compact                      forget the event history, so any
                                            earlier resourceVersion is Expired
@@ -415,6 +420,7 @@ class Store:
         self.quota_pods = None
         self.faults = []             # [code, count, match]
         self.counts = collections.Counter()
+        self.logs = {}               # (namespace, pod) -> text for pods/log
         with self.lock:
             for ns in ("default", "kube-system"):
                 self._ensure_namespace(ns)
@@ -488,6 +494,8 @@ class Store:
 
     def _delete(self, resource, ns, name):
         obj = self.objects.pop((resource, ns, name))
+        if resource == "pods":
+            self.logs.pop((ns, name), None)
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._emit(resource, "DELETED", obj)
         return obj
@@ -935,10 +943,28 @@ class Store:
                         st[k] = want[k]
                     elif k in want and not want[k]:
                         st.pop(k, None)
+            if want.get("log"):
+                self.logs[(ns, name)] = self.logs.get((ns, name), "") + want["log"]
             out = self._update("pods", ns, pod)
             if phase in ("Failed", "Succeeded"):
                 self._retry_pending()
             return copy.deepcopy(out)
+
+    def pod_log(self, ns, name):
+        """What `kubectl logs` shows: the text the switch gave ("log"), or
+        the real server's refusal while the container has not started."""
+        with self.lock:
+            pod = self.objects.get(("pods", ns, name))
+            if pod is None:
+                raise not_found("pods", name)
+            if pod["status"].get("phase") == "Pending":
+                c = pod["spec"]["containers"][0]["name"]
+                why = "ContainerCreating"
+                for cs in pod["status"].get("containerStatuses") or []:
+                    why = cs.get("state", {}).get("waiting", {}).get("reason") or why
+                raise ApiError(400, "BadRequest", 'container "%s" in pod "%s" is waiting to '
+                               'start: %s' % (c, name, why))
+            return self.logs.get((ns, name), "")
 
     # -- watch
     def watch_events(self, resource, ns, lsel, fsel, since, deadline, alive):
@@ -1089,6 +1115,9 @@ def api_resource_list():
         if r == "services":
             e["categories"] = ["all"]
         res.append(e)
+        if r == "pods":
+            res.append({"name": "pods/log", "singularName": "", "namespaced": True,
+                        "kind": "Pod", "verbs": ["get"]})
         if r in ("pods", "services", "namespaces", "nodes"):
             res.append({"name": r + "/status", "singularName": "", "namespaced": namespaced,
                         "kind": kind, "verbs": ["get", "patch", "update"]})
@@ -1099,9 +1128,10 @@ DISCOVERY = {
     "/api": lambda: {"kind": "APIVersions", "versions": ["v1"],
                      "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0",
                                                      "serverAddress": "127.0.0.1"}]},
-    "/apis": lambda: {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{
-        "name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-        "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}]},
+    # No group is advertised: kubectl takes an advertised group version with
+    # no resources for a failed discovery ("received empty response for:
+    # apps/v1"). /apis/apps/v1 still answers, for clients that ask directly.
+    "/apis": lambda: {"kind": "APIGroupList", "apiVersion": "v1", "groups": []},
     "/api/v1": api_resource_list,
     "/apis/apps": lambda: {"kind": "APIGroup", "apiVersion": "v1", "name": "apps",
                            "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
@@ -1295,8 +1325,9 @@ class Handler(BaseHTTPRequestHandler):
                            {})
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if len(rest) > 3 or (sub is not None and (sub != "status" or resource in
-                                                  ("secrets", "events"))):
+        if len(rest) > 3 or (sub is not None and not (
+                (sub == "status" and resource not in ("secrets", "events"))
+                or (sub == "log" and resource == "pods"))):
             raise ApiError(404, "NotFound", "the server could not find the requested resource",
                            {})
         store = self.server.store
@@ -1328,6 +1359,17 @@ class Handler(BaseHTTPRequestHandler):
         if namespaced and ns is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource",
                            {})
+        if sub == "log":
+            if verb != "GET":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this "
+                               "method on the requested resource")
+            body = store.pod_log(key_ns, name).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return self.log_line(200)
         if verb in ("GET", "HEAD"):
             return self.send_obj(200, resource, store.get(resource, key_ns, name), q)
         if verb == "PUT":
