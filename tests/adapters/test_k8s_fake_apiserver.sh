@@ -296,8 +296,27 @@ c=$(code "/api/v1/namespaces/default/pods?watch=true&resourceVersion=$rv1&timeou
 grep -q '"type": "DELETED"' "$T_WORK/body" && t_pass "the deletion is a DELETED event" ||
 	t_fail "DELETED event" "$(cat "$T_WORK/body")"
 
-# Compaction: a watch from before it gets the ERROR event with 410 Expired.
+# Pagination: limit and continue walk the whole list; kubectl follows it.
+for n in pg-a pg-b pg-c; do post /api/v1/namespaces/default/pods "$(pod_json $n 0)" >/dev/null; done
+c=$(code "/api/v1/namespaces/default/pods?limit=2&labelSelector=app%3Dwire")
+names=$(jget '" ".join(i["metadata"]["name"] for i in d["items"])')
+cont=$(jget 'd["metadata"]["continue"]')
+left=$(jget 'd["metadata"]["remainingItemCount"]')
+c2=$(code "/api/v1/namespaces/default/pods?limit=2&labelSelector=app%3Dwire&continue=$cont")
+names="$names $(jget '" ".join(i["metadata"]["name"] for i in d["items"])')"
+[ "$c$c2" = 200200 ] && [ "$names" = "big pg-a pg-b pg-c" ] && [ "$left" = 2 ] &&
+	[ "$(jget 'd["metadata"].get("continue", "none")')" = none ] &&
+	t_pass "limit and continue page through a list" || t_fail "pagination" "$c $c2 [$names] $left"
+out=$("$KDEB" --kubeconfig "$K8S_KUBECONFIG_TOKEN" get pods -l app=wire --chunk-size=1 -o name 2>&1 | tr '\n' ' ')
+[ "$out" = "pod/big pod/pg-a pod/pg-b pod/pg-c " ] && t_pass "kubectl get --chunk-size=1 follows continue" ||
+	t_fail "kubectl chunked list" "$out"
+
+# Compaction: a watch from before it gets the ERROR event with 410 Expired,
+# and so does a continue token from before it.
 post /_fake/compact '' >/dev/null
+c=$(code "/api/v1/namespaces/default/pods?limit=2&labelSelector=app%3Dwire&continue=$cont")
+[ "$c" = 410 ] && [ "$(jget 'd["reason"]')" = Expired ] && t_pass "a continue token from before compaction: 410 Expired" ||
+	t_fail "continue 410" "$c $(cat "$T_WORK/body")"
 c=$(code "/api/v1/namespaces/default/pods?watch=1&resourceVersion=$rv1&timeoutSeconds=2")
 python3 - "$T_WORK/body" >"$T_WORK/out" 2>&1 <<'EOF'
 import json, sys

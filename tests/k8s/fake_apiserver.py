@@ -14,11 +14,11 @@ newline-delimited events (chunked) resuming from a resourceVersion out of a
 bounded event history, merge and strategic merge patches, server-side
 printing (meta.k8s.io/v1 Table) when the client asks for it, bearer tokens and
 client certificates. Not modelled: graceful deletion (a pod is removed at
-once), admission beyond a pod-count quota, pagination (limit is ignored and
-the whole list returned, which clients accept since no continue token is
-set), server-side apply (415), subresources other than status and pods/log
-(no exec, attach, port-forward, eviction, binding), API groups other than
-the core one (/apis advertises none; /apis/apps/v1 answers an empty list),
+once), admission beyond a pod-count quota, consistent pagination (limit and
+continue page a list, but later pages show the current state rather than a
+snapshot), server-side apply (415), subresources other than status and
+pods/log (no exec, attach, port-forward, eviction, binding), API groups other
+than the core one (/apis advertises none; /apis/apps/v1 answers an empty list),
 events (the list is always empty), the OpenAPI schema (/openapi/v2 is an
 empty document; /openapi/v3 is 404, after which kubectl falls back).
 
@@ -44,6 +44,7 @@ import json
 import os
 import random
 import re
+import select
 import ssl
 import sys
 import threading
@@ -1341,7 +1342,8 @@ class Handler(BaseHTTPRequestHandler):
                 if q.get("watch") in ("1", "true"):
                     return self.watch(resource, ns if namespaced else None, lsel, fsel, q)
                 items, rv = store.list(resource, ns if namespaced else None, lsel, fsel)
-                return self.send_list(resource, items, rv, q)
+                items, meta = self.paginate(items, rv, q)
+                return self.send_list(resource, items, meta, q)
             if verb == "POST":
                 if namespaced and ns is None:
                     raise ApiError(405, "MethodNotAllowed",
@@ -1396,16 +1398,54 @@ class Handler(BaseHTTPRequestHandler):
                 "resourceVersion", ""), q.get("includeObject")))
         return self.send_json(code, obj)
 
-    def send_list(self, resource, items, rv, q):
+    def paginate(self, items, rv, q):
+        """limit and continue, as the real server pages a list. The token
+        holds the first page's resourceVersion and the last key served;
+        unlike the real server, later pages show the current state after
+        that key, not a snapshot (clients cannot rely on either)."""
+        meta = {"resourceVersion": rv}
+        cont = q.get("continue")
+        if cont:
+            try:
+                tok = json.loads(base64.urlsafe_b64decode(cont + "=" * (-len(cont) % 4)))
+                start, trv = list(tok["start"]), int(tok["rv"])
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(400, "BadRequest", "continue key is not valid: %s" % cont)
+            if trv < self.server.store.history_floor:
+                raise ApiError(410, "Expired",
+                               "The provided continue parameter is too old to display a "
+                               "consistent list result. You can start a new list without the "
+                               "continue parameter.")
+            items = [o for o in items if [o["metadata"].get("namespace", ""),
+                                         o["metadata"]["name"]] > start]
+            meta["resourceVersion"] = str(trv)
+        try:
+            limit = int(q.get("limit") or 0)
+        except ValueError:
+            limit = 0
+        if 0 < limit < len(items):
+            meta["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
+            last = items[-1]["metadata"]
+            meta["continue"] = base64.urlsafe_b64encode(json.dumps(
+                {"rv": meta["resourceVersion"],
+                 "start": [last.get("namespace", ""), last["name"]]}).encode()).decode().rstrip("=")
+        return items, meta
+
+    def send_list(self, resource, items, meta, q):
+        if not isinstance(meta, dict):
+            meta = {"resourceVersion": meta}
         if wants_table(self.headers.get("Accept")):
-            return self.send_json(200, as_table(resource, items, rv, q.get("includeObject")))
+            t = as_table(resource, items, meta["resourceVersion"], q.get("includeObject"))
+            t["metadata"] = meta
+            return self.send_json(200, t)
         # Real list responses carry no kind/apiVersion on their items.
         for o in items:
             o.pop("kind", None)
             o.pop("apiVersion", None)
         return self.send_json(200, {"kind": RESOURCES[resource][0] + "List",
                                     "apiVersion": "v1",
-                                    "metadata": {"resourceVersion": rv}, "items": items})
+                                    "metadata": meta, "items": items})
 
     def watch(self, resource, ns, lsel, fsel, q):
         rv = q.get("resourceVersion")
@@ -1432,6 +1472,14 @@ class Handler(BaseHTTPRequestHandler):
         gone = [False]
 
         def alive():
+            # A watching client sends nothing: a readable socket means it
+            # hung up, and the watch ends now rather than at the next event.
+            if not gone[0]:
+                try:
+                    if select.select([self.connection], [], [], 0)[0]:
+                        gone[0] = True
+                except (OSError, ValueError):
+                    gone[0] = True
             return not gone[0] and not self.server.stopping
 
         def chunk(data):
