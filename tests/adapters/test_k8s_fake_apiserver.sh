@@ -236,6 +236,15 @@ c=$(code /api/v1/namespaces/default/pods/w1 -X PATCH -H 'Content-Type: applicati
 [ "$c" = 200 ] && [ "$(jget 'sorted(d["metadata"]["labels"].items())')" = "[('app', 'wire'), ('nova.io/node', 'n1')]" ] &&
 	t_pass "merge patch sets and removes labels" || t_fail "merge patch" "$c $(cat "$T_WORK/body")"
 
+c=$(code /api/v1/namespaces/default/pods/w1 -X PATCH -H 'Content-Type: application/strategic-merge-patch+json' \
+	-d '{"spec":{"restartPolicy":"Never"}}')
+[ "$c" = 422 ] && grep -q 'spec: Forbidden: pod updates may not change fields' "$T_WORK/body" &&
+	t_pass "a pod's spec is immutable but for images: 422 Forbidden" || t_fail "pod spec immutable" "$c $(cat "$T_WORK/body")"
+c=$(code /api/v1/namespaces/default/pods/w1 -X PATCH -H 'Content-Type: application/strategic-merge-patch+json' \
+	-d '{"spec":{"containers":[{"name":"m","image":"img:2"}]}}')
+[ "$c" = 200 ] && [ "$(jget 'd["spec"]["containers"][0]["image"], d["metadata"]["generation"]')" = "('img:2', 2)" ] &&
+	t_pass "an image update is allowed and bumps metadata.generation" || t_fail "image update" "$c $(cat "$T_WORK/body")"
+
 # A watch with a field selector: the pod enters it (ADDED) when it runs and
 # leaves it (DELETED) when it fails, as the real watch cache reports.
 code /api/v1/namespaces/default/pods >/dev/null

@@ -506,12 +506,12 @@ class Store:
         kind = RESOURCES[resource][0]
         if not isinstance(obj, dict):
             raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
-        if obj.get("kind") not in (None, kind):
+        if obj.get("apiVersion") not in (None, "v1"):
             raise ApiError(400, "BadRequest", "the API version in the data (%s) does not match "
-                           "the expected API version (v1)" % obj.get("apiVersion")
-                           if obj.get("apiVersion") not in (None, "v1") else
-                           "%s in version \"v1\" cannot be handled as a %s: no kind \"%s\" "
-                           "is registered for version \"v1\"" % (kind, kind, obj.get("kind")))
+                           "the expected API version (v1)" % obj.get("apiVersion"))
+        if obj.get("kind") not in (None, kind):
+            raise ApiError(400, "BadRequest", "the kind in the data (%s) does not match the "
+                           "expected kind (%s)" % (obj.get("kind"), kind))
         md = obj.get("metadata")
         if not isinstance(md, dict):
             md = obj["metadata"] = {}
@@ -554,25 +554,35 @@ class Store:
                                   "FieldValueRequired")
         return name
 
+    @staticmethod
+    def _pod_spec_defaults(obj):
+        """The defaults the real server fills in a pod's spec, on create and
+        on every update (so a client's PUT of a bare spec compares equal)."""
+        spec = obj.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("schedulerName", "default-scheduler")
+        spec.setdefault("terminationGracePeriodSeconds", 30)
+        spec.setdefault("serviceAccountName", "default")
+        for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            if not isinstance(c, dict):
+                continue
+            img = str(c.get("image", ""))
+            c.setdefault("imagePullPolicy", "Always" if img.endswith(":latest") or
+                         ":" not in img.rsplit("/", 1)[-1] else "IfNotPresent")
+            c.setdefault("terminationMessagePath", "/dev/termination-log")
+            c.setdefault("terminationMessagePolicy", "File")
+            c.setdefault("resources", {})
+            res = c["resources"]
+            # Extended resources: limits imply equal requests.
+            for k, v in (res.get("limits") or {}).items():
+                res.setdefault("requests", {}).setdefault(k, v)
+
     def _defaults(self, resource, obj):
         if resource == "pods":
-            spec = obj.setdefault("spec", {})
-            spec.setdefault("restartPolicy", "Always")
-            spec.setdefault("dnsPolicy", "ClusterFirst")
-            spec.setdefault("schedulerName", "default-scheduler")
-            spec.setdefault("terminationGracePeriodSeconds", 30)
-            spec.setdefault("serviceAccountName", "default")
-            for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-                img = c.get("image", "")
-                c.setdefault("imagePullPolicy", "Always" if img.endswith(":latest") or
-                             ":" not in img.rsplit("/", 1)[-1] else "IfNotPresent")
-                c.setdefault("terminationMessagePath", "/dev/termination-log")
-                c.setdefault("terminationMessagePolicy", "File")
-                c.setdefault("resources", {})
-                res = c["resources"]
-                # Extended resources: limits imply equal requests.
-                for k, v in (res.get("limits") or {}).items():
-                    res.setdefault("requests", {}).setdefault(k, v)
+            self._pod_spec_defaults(obj)
             self._canon_pod(obj)
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         elif resource == "services":
@@ -595,6 +605,18 @@ class Store:
             obj["status"] = {"phase": "Active"}
             obj["metadata"].setdefault("labels", {})[
                 "kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+
+    @staticmethod
+    def _pod_spec_key(spec):
+        """A pod's spec without what an update may change (images, the
+        deadline, tolerations): any other difference is refused."""
+        spec = copy.deepcopy(spec or {})
+        for f in ("activeDeadlineSeconds", "tolerations"):
+            spec.pop(f, None)
+        for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+            if isinstance(c, dict):
+                c.pop("image", None)
+        return spec
 
     @staticmethod
     def _canon_pod(obj):
@@ -701,8 +723,20 @@ class Store:
             new["status"] = copy.deepcopy(cur.get("status", {}))
         if resource == "secrets":
             self._secret_normalize(new)
-        if resource == "pods":
+        if resource == "pods" and subresource != "status":
+            self._pod_spec_defaults(new)
             self._canon_pod(new)
+            if self._pod_spec_key(new.get("spec")) != self._pod_spec_key(cur.get("spec")):
+                why = ("pod updates may not change fields other than `spec.containers[*].image`,"
+                       "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+                       "`spec.tolerations` (only additions to existing tolerations),"
+                       "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it "
+                       "was previously negative)")
+                raise ApiError(422, "Invalid", 'Pod "%s" is invalid: spec: Forbidden: %s'
+                               % (name, why),
+                               {"name": name, "kind": "Pod", "causes": [{
+                                   "reason": "FieldValueForbidden",
+                                   "message": "Forbidden: " + why, "field": "spec"}]})
         if new.get("spec") != cur.get("spec"):
             md["generation"] = cur["metadata"]["generation"] + 1
         for k in list(md.keys()):
@@ -726,9 +760,9 @@ class Store:
             if cur is None:
                 raise not_found(resource, name)
             if ctype == "application/merge-patch+json":
-                new = merge_patch(cur, patch)
+                new = merge_patch(copy.deepcopy(cur), patch)
             elif ctype == "application/strategic-merge-patch+json":
-                new = strategic_merge(cur, patch)
+                new = strategic_merge(copy.deepcopy(cur), patch)
             elif ctype == "application/json-patch+json":
                 new = json_patch(cur, patch)
             else:
