@@ -175,6 +175,81 @@ def quantity_int(q):
     return int(float(m.group(1)) * mult)
 
 
+QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)"
+                      r"(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][-+]?[0-9]+)?$")
+
+
+def check_types(resource, obj):
+    """What the real server's decoder refuses with 400 before any
+    validation: a field of the wrong JSON type, a malformed quantity. Only
+    the fields this fake reads are checked."""
+    kind = RESOURCES[resource][0]
+
+    def bad(path, want, got):
+        raise ApiError(400, "BadRequest", '%s in version "v1" cannot be handled as a %s: '
+                       'json: cannot unmarshal %s into Go struct field %s of type %s'
+                       % (kind, kind, type(got).__name__, path, want))
+
+    def is_(v, t, path, want):
+        if v is not None and not isinstance(v, t):
+            bad(path, want, v)
+        return v if v is not None else t()
+
+    def strmap(v, path):
+        for k, x in is_(v, dict, path, "map[string]string").items():
+            if not isinstance(x, str):
+                bad(path, "string", x)
+
+    if not isinstance(obj, dict):
+        raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
+    md = is_(obj.get("metadata"), dict, "metadata", "v1.ObjectMeta")
+    for f in ("name", "namespace", "generateName", "resourceVersion", "uid"):
+        is_(md.get(f), str, "ObjectMeta.metadata." + f, "string")
+    strmap(md.get("annotations"), "ObjectMeta.metadata.annotations")
+    labels = is_(md.get("labels"), dict, "ObjectMeta.metadata.labels", "map[string]string")
+    for k, x in labels.items():
+        if not isinstance(x, str):
+            bad("ObjectMeta.metadata.labels", "string", x)
+    spec = is_(obj.get("spec"), dict, "spec", "v1.%sSpec" % kind)
+    is_(obj.get("status"), dict, "status", "v1.%sStatus" % kind)
+    if resource == "pods":
+        strmap(spec.get("nodeSelector"), "PodSpec.spec.nodeSelector")
+        is_(spec.get("tolerations"), list, "PodSpec.spec.tolerations", "[]v1.Toleration")
+        is_(spec.get("volumes"), list, "PodSpec.spec.volumes", "[]v1.Volume")
+        is_(spec.get("nodeName"), str, "PodSpec.spec.nodeName", "string")
+        for f in ("containers", "initContainers"):
+            for c in is_(spec.get(f), list, "PodSpec.spec." + f, "[]v1.Container"):
+                if not isinstance(c, dict):
+                    bad("PodSpec.spec." + f, "v1.Container", c)
+                for g in ("name", "image"):
+                    is_(c.get(g), str, "Container.spec.%s.%s" % (f, g), "string")
+                res = is_(c.get("resources"), dict, "Container.spec.%s.resources" % f,
+                          "v1.ResourceRequirements")
+                for part in ("requests", "limits"):
+                    for k, q in is_(res.get(part), dict, "ResourceRequirements.spec.%s."
+                                    "resources.%s" % (f, part), "v1.ResourceList").items():
+                        if isinstance(q, bool) or not isinstance(q, (str, int, float)) or \
+                                (isinstance(q, str) and not QUANTITY.match(q)):
+                            raise ApiError(400, "BadRequest", '%s in version "v1" cannot be '
+                                           'handled as a %s: quantities must match the regular '
+                                           'expression \'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?'
+                                           '[0-9]*)$\'' % (kind, kind))
+    elif resource == "services":
+        for pt in is_(spec.get("ports"), list, "ServiceSpec.spec.ports", "[]v1.ServicePort"):
+            if not isinstance(pt, dict):
+                bad("ServiceSpec.spec.ports", "v1.ServicePort", pt)
+        strmap(spec.get("selector"), "ServiceSpec.spec.selector")
+    elif resource == "secrets":
+        strmap(obj.get("data"), "Secret.data")
+        strmap(obj.get("stringData"), "Secret.stringData")
+        for k, v in (obj.get("data") or {}).items():
+            try:
+                base64.b64decode(v, validate=True)
+            except ValueError:
+                raise ApiError(400, "BadRequest", 'Secret in version "v1" cannot be handled as '
+                               'a Secret: illegal base64 data at input byte 0')
+
+
 def canonical_quantity(q):
     """Quantities come back as strings, as the real server serializes them
     (2 -> "2", 0.5 -> "500m")."""
@@ -639,6 +714,7 @@ class Store:
     def create(self, resource, ns, obj):
         with self.lock:
             kind = RESOURCES[resource][0]
+            check_types(resource, obj)
             name = self._validate_new(resource, ns, obj)
             obj["apiVersion"] = "v1"
             obj["kind"] = kind
@@ -695,7 +771,8 @@ class Store:
         change, bump generation on a spec change, keep status unless this
         is the status subresource."""
         kind = RESOURCES[resource][0]
-        if not isinstance(new, dict) or not isinstance(new.get("metadata"), dict):
+        check_types(resource, new)
+        if not isinstance(new.get("metadata"), dict):
             raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
         md = new["metadata"]
         if md.get("name", name) != name:
@@ -759,13 +836,18 @@ class Store:
             cur = self.objects.get((resource, ns, name))
             if cur is None:
                 raise not_found(resource, name)
-            if ctype == "application/merge-patch+json":
-                new = merge_patch(copy.deepcopy(cur), patch)
-            elif ctype == "application/strategic-merge-patch+json":
-                new = strategic_merge(copy.deepcopy(cur), patch)
-            elif ctype == "application/json-patch+json":
-                new = json_patch(cur, patch)
-            else:
+            try:
+                if ctype == "application/merge-patch+json":
+                    new = merge_patch(copy.deepcopy(cur), patch)
+                elif ctype == "application/strategic-merge-patch+json":
+                    new = strategic_merge(copy.deepcopy(cur), patch)
+                elif ctype == "application/json-patch+json":
+                    new = json_patch(cur, patch)
+                else:
+                    new = None
+            except (AttributeError, TypeError, ValueError, KeyError, IndexError) as e:
+                raise ApiError(400, "BadRequest", "the patch could not be applied: %s" % e)
+            if new is None:
                 raise ApiError(415, "UnsupportedMediaType",
                                "the body of the request was in an unknown format - accepted "
                                "media types include: application/json-patch+json, "
@@ -775,7 +857,12 @@ class Store:
             # patch carries one (as the real server does).
             rv = (patch.get("metadata") or {}).get("resourceVersion") \
                 if isinstance(patch, dict) else None
-            new.setdefault("metadata", {})["resourceVersion"] = rv
+            if not isinstance(new, dict):
+                raise ApiError(400, "BadRequest", "the body of the request was in an unknown "
+                               "format")
+            if not isinstance(new.get("metadata"), dict):
+                new["metadata"] = {}
+            new["metadata"]["resourceVersion"] = rv
             return self._replace(resource, ns, name, cur, new, subresource)
 
     def delete(self, resource, ns, name, precond=None):
@@ -927,6 +1014,9 @@ class Store:
                 self._later(0.05, self._auto_schedule, ns, name, pod["metadata"]["uid"])
 
     def pod_status(self, ns, name, want):
+        if not isinstance(want, dict) or not all(
+                isinstance(v, str) for v in want.values()):
+            raise ApiError(400, "BadRequest", "the switch takes an object of strings")
         with self.lock:
             cur = self.objects.get(("pods", ns, name))
             if cur is None:
@@ -1540,8 +1630,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, store.pod_status(parts[2], parts[3], body))
         if self.command == "POST" and path == "/_fake/quota":
             body = self.read_json()
-            n = body.get("pods")
-            store.quota_pods = None if n is None or int(n) < 0 else int(n)
+            n = body.get("pods") if isinstance(body, dict) else "?"
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int)):
+                raise ApiError(400, "BadRequest", 'the quota switch takes {"pods": N or null}')
+            store.quota_pods = None if n is None or n < 0 else n
             return self.send_json(200, {"pods": store.quota_pods})
         if self.command == "POST" and path == "/_fake/compact":
             self.read_body()
@@ -1549,8 +1641,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"resourceVersion": str(store.rv)})
         if self.command == "POST" and path == "/_fake/fail":
             body = self.read_json()
-            store.add_fault(int(body.get("code", 503)), int(body.get("count", 1)),
-                            body.get("match", ""))
+            try:
+                store.add_fault(int(body.get("code", 503)), int(body.get("count", 1)),
+                                str(body.get("match", "")))
+            except (AttributeError, TypeError, ValueError):
+                raise ApiError(400, "BadRequest", 'the fail switch takes {"code": N, '
+                               '"count": N, "match": "..."}')
             return self.send_json(200, {"ok": True})
         if self.command == "GET" and path == "/_fake/requests":
             return self.send_json(200, dict(store.counts))
