@@ -219,6 +219,13 @@ c=$(post /api/v1/namespaces/default/pods '{"apiVersion":"v1","kind":"Pod","metad
 [ "$c" = 422 ] && grep -q 'metadata.name: Required value: name or generateName is required' "$T_WORK/body" &&
 	t_pass "a missing name: 422 Required value" || t_fail "422 missing name" "$c $(cat "$T_WORK/body")"
 
+c=$(post /api/v1/namespaces/default/pods '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"t1","labels":{"n":1}},"spec":{"containers":[{"name":"m","image":"i"}]}}')
+[ "$c" = 400 ] && [ "$(jget 'd["reason"]')" = BadRequest ] &&
+	t_pass "a field of the wrong JSON type: 400 BadRequest" || t_fail "400 type" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/pods "$(pod_json t2 lots)")
+[ "$c" = 400 ] && grep -q 'quantities must match' "$T_WORK/body" &&
+	t_pass "a malformed quantity: 400 BadRequest" || t_fail "400 quantity" "$c $(cat "$T_WORK/body")"
+
 code /api/v1/namespaces/default/pods/w1 >/dev/null
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["metadata"]["resourceVersion"]="1"; d["metadata"]["labels"]["x"]="y"; print(json.dumps(d))' \
 	"$T_WORK/body" >"$T_WORK/stale.json"
