@@ -179,6 +179,17 @@ pod_json() { # NAME [GPUS]
 	printf '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"%s","labels":{"app":"wire"}},"spec":{"containers":[{"name":"m","image":"img:1","resources":{"limits":{"nvidia.com/gpu":"%s"}}}]}}' "$1" "${2:-1}"
 }
 post() { code "$1" -X POST -H 'Content-Type: application/json' -d "$2"; }
+# wait_pod NAME PYEXPR: poll (5 s) until PYEXPR on the pod d is True; the
+# pod stays in $T_WORK/body.
+wait_pod() {
+	i=0
+	while [ $i -lt 50 ]; do
+		code "/api/v1/namespaces/default/pods/$1" >/dev/null
+		[ "$(jget "$2" 2>/dev/null)" = True ] && return 0
+		i=$((i + 1)); sleep 0.1
+	done
+	return 1
+}
 
 c=$(code /api/v1/namespaces/default/pods)
 rv0=$(jget 'd["metadata"]["resourceVersion"]')
@@ -256,11 +267,11 @@ c=$(code /api/v1/namespaces/default/pods/w1 -X PATCH -H 'Content-Type: applicati
 # leaves it (DELETED) when it fails, as the real watch cache reports.
 code /api/v1/namespaces/default/pods >/dev/null
 rvs=$(jget 'd["metadata"]["resourceVersion"]')
-k8s_curl "/api/v1/namespaces/default/pods?watch=1&resourceVersion=$rvs&timeoutSeconds=3&fieldSelector=status.phase%3DRunning" \
+k8s_curl "/api/v1/namespaces/default/pods?watch=1&resourceVersion=$rvs&timeoutSeconds=4&fieldSelector=status.phase%3DRunning" \
 	-N >"$T_WORK/watch-phase" 2>&1 &
 wpid=$!
 post /api/v1/namespaces/default/pods "$(pod_json w2)" >/dev/null
-sleep 0.6
+wait_pod w2 'd["status"]["phase"] == "Running"'
 k8s_pod_status default w2 Failed Error "exit 1"
 wait "$wpid"
 python3 - "$T_WORK/watch-phase" >"$T_WORK/out" 2>&1 <<'EOF2'
@@ -282,8 +293,7 @@ code /api/v1/namespaces/default/pods/w2 -X DELETE >/dev/null
 
 # Nothing fits 16 GPUs: Pending, with the scheduler's message.
 post /api/v1/namespaces/default/pods "$(pod_json big 16)" >/dev/null
-sleep 0.6
-code /api/v1/namespaces/default/pods/big >/dev/null
+wait_pod big 'any(c["type"] == "PodScheduled" for c in d["status"].get("conditions", []))'
 [ "$(jget '[(c["reason"], c["message"]) for c in d["status"]["conditions"] if c["type"] == "PodScheduled"][0]')" = \
 	"('Unschedulable', '0/2 nodes are available: 2 Insufficient nvidia.com/gpu.')" ] &&
 	[ "$(jget 'd["status"]["phase"]')" = Pending ] &&
