@@ -1,0 +1,159 @@
+#!/bin/sh
+# The kubernetes adapter end to end, against the fake API server (proven
+# faithful by kubectl in test_k8s_fake_apiserver.sh), with a kubelet
+# stand-in that runs each Running pod's sidecar as a local process: pods
+# created with the right requests and labels, sidecars heartbeat, routes
+# appear and answer, scale down deletes pods, a failed pod is replaced, an
+# unschedulable pod says why on its node, an orphan pod is deleted, and a
+# novad killed between creating a pod and recording it leaves no twin.
+set -u
+. tests/support/lib.sh
+. tests/support/k8s.sh
+# A node silent for 20 s fails; a failed pod is seen sooner, by the
+# reconciler (every 5 s), which must be the one to fail its node.
+export NOVA_HEARTBEAT_INTERVAL_MS=300 NOVA_NODE_FAILED_AFTER_MS=20000 NOVA_IDLE_NODE_GRACE_S=1
+C="$B/novactl"
+KUBELET_PID=
+cleanup_k8s() {
+	[ -n "$KUBELET_PID" ] && kill "$KUBELET_PID" 2>/dev/null && wait "$KUBELET_PID" 2>/dev/null
+	pkill -f "$B/nova-sidecar --gateway" 2>/dev/null
+	k8s_stop
+	t_cleanup
+}
+trap cleanup_k8s EXIT
+k8s_start --nodes "gpu-1=2,gpu-2=2" --auto-run || { t_fail "fake API server starts" "see $T_WORK"; exit 0; }
+KUBECTL=$(k8s_kubectl_path) || { t_fail "kubectl" "Debian's kubernetes-client is not available"; exit 0; }
+K="$KUBECTL --kubeconfig $K8S_KUBECONFIG_TOKEN -n nova"
+nova_start || { t_fail "novad starts" "see log"; exit 0; }
+
+# Bad configs are refused at pool creation, naming the field.
+t_expect_exit 2 "a kubeconfig that does not exist is refused" "$C" pool create bad --provider kubernetes \
+	--config '{"kubeconfig":"/nonexistent/kubeconfig"}'
+t_expect_out "config.kubeconfig" "naming the field"
+t_expect_exit 2 "a bad namespace is refused" "$C" pool create bad --provider kubernetes \
+	--config "{\"kubeconfig\":\"$K8S_KUBECONFIG_TOKEN\",\"namespace\":\"Not_A_Label\"}"
+t_expect_out "config.namespace" "naming the field"
+
+cfg="{\"kubeconfig\":\"$K8S_KUBECONFIG_TOKEN\",\"namespace\":\"nova\",\"accelerators_per_pod\":1,"
+cfg="$cfg\"accelerator_type\":\"A100-80G\",\"labels\":{\"team\":\"inference\"}}"
+t_expect_exit 0 "a kubernetes pool" "$C" pool create gpus --provider kubernetes --config "$cfg"
+pool_id=$(t_sql "SELECT id FROM pools WHERE name = 'gpus'")
+
+mkdir -p "$T_WORK/kubelet"
+python3 tests/k8s/kubelet.py --server "$K8S_URL" --token "$K8S_TOKEN" --cacert "$K8S_CA" \
+	--namespace nova --sidecar "$B/nova-sidecar" --mock-engine "$B/nova-mock-engine" \
+	--log-dir "$T_WORK/kubelet" >"$T_WORK/kubelet.log" 2>&1 &
+KUBELET_PID=$!
+
+cat >"$T_WORK/model.yaml" <<EOM
+name: k8s-model
+kind: single
+engine: {image: "vllm/vllm-openai:v0.6.3", command: [vllm, serve, x, --port, "{port}"]}
+stages: [{name: main, accelerator_type: A100-80G, accelerators: 1}]
+EOM
+"$C" model register -f "$T_WORK/model.yaml" >/dev/null
+t_expect_exit 0 "deploy two replicas" "$C" deploy k8s-model --pool gpus --replicas 2 --name web
+if t_wait_sql "SELECT state FROM deployments" running 40; then t_pass "pods run and their sidecars report ready"
+else t_fail "running" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
+
+# kubectl sees the pods Nova made, with their labels and GPU requests.
+t_expect_exit 0 "kubectl get pods" $K get pods -l "nova.dev/pool-id=$pool_id" -L nova.dev/node-id
+[ "$(grep -c '^nova-' "$T_WORK/out")" -eq 2 ] && t_pass "two pods named nova-<node id>" ||
+	t_fail "two pods" "$(cat "$T_WORK/out")"
+t_expect_exit 0 "their GPU requests" $K get pods -l "nova.dev/pool-id=$pool_id" \
+	-o 'jsonpath={range .items[*]}{.spec.containers[0].resources.requests.nvidia\.com/gpu}{" "}{.metadata.labels.team}{"\n"}{end}'
+[ "$(grep -c '^1 inference$' "$T_WORK/out")" -eq 2 ] && t_pass "each pod requests 1 nvidia.com/gpu and carries the pool's labels" ||
+	t_fail "requests" "$(cat "$T_WORK/out")"
+t_expect_exit 0 "the token is in a secret" $K get pods -l "nova.dev/pool-id=$pool_id" -o json
+if grep -q "nova-node-" "$T_WORK/out"; then t_fail "no token in the pod spec" "found"
+else t_pass "no token in the pod spec"; fi
+grep -q '"secretKeyRef"' "$T_WORK/out" && t_pass "the token comes from a secretKeyRef" || t_fail "secretKeyRef" "none"
+t_expect_exit 0 "secrets and headless services exist" $K get secrets,services -l "nova.dev/pool-id=$pool_id"
+[ "$(grep -c 'nova-' "$T_WORK/out")" -eq 4 ] && t_pass "a secret and a service per pod" || t_fail "secrets and services" "$(cat "$T_WORK/out")"
+
+# Routes and a request through a routed endpoint.
+if t_wait_cmd 15 "$C" -o json routes --model k8s-model; then
+	url=$(sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p' "$T_WORK/out" | head -1)
+	out=$(curl -s -m 5 "$url/v1/chat/completions" -d '{"model":"k8s-model","messages":[{"role":"user","content":"hi"}],"max_tokens":2}')
+	case "$out" in *'"content":"the model"'*) t_pass "a completion through the routed endpoint" ;;
+	*) t_fail "completion" "$url: $out" ;; esac
+else t_fail "routes" "$(cat "$T_WORK/err")"; fi
+
+# A pod fails: its node fails with the Kubernetes words, and a new pod
+# takes the replica.
+victim=$($K get pods -l "nova.dev/pool-id=$pool_id" -o 'jsonpath={.items[0].metadata.name}')
+k8s_pod_status nova "$victim" Failed OOMKilled "container model was OOM killed"
+if t_wait_sql "SELECT count(*) FROM node_events WHERE to_state = 'failed' AND reason LIKE '%OOMKilled%'" 1 20; then
+	t_pass "a failed pod fails its node with the Kubernetes reason"
+else t_fail "failed pod" "$(t_sql "SELECT string_agg(to_state || ':' || reason, '; ') FROM node_events")"; fi
+i=0; while [ $i -lt 300 ]; do
+	$K get pods -l "nova.dev/pool-id=$pool_id" -o name >"$T_WORK/pods" 2>/dev/null
+	! grep -q "$victim" "$T_WORK/pods" && [ "$(wc -l <"$T_WORK/pods")" -eq 2 ] && break
+	i=$((i + 1)); sleep 0.1; done
+! grep -q "$victim" "$T_WORK/pods" && [ "$(wc -l <"$T_WORK/pods")" -eq 2 ] &&
+	t_pass "the failed pod is deleted and another takes its replica" || t_fail "replacement" "$(cat "$T_WORK/pods")"
+if t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'ready'" 2 30; then t_pass "both replicas ready again"
+else t_fail "ready again" "$(t_sql "SELECT string_agg(state, ',') FROM replicas")"; fi
+
+# Scale down: the idle pod goes.
+t_expect_exit 0 "scale down to 1" "$C" deployment scale web --replicas 1
+i=0; while [ "$($K get pods -l "nova.dev/pool-id=$pool_id" -o name 2>/dev/null | wc -l)" -ne 1 ] && [ $i -lt 200 ]; do
+	i=$((i + 1)); sleep 0.1; done
+[ "$($K get pods -l "nova.dev/pool-id=$pool_id" -o name | wc -l)" -eq 1 ] && t_pass "scale down deletes a pod" ||
+	t_fail "scale down" "$($K get pods 2>&1)"
+
+# More than the cluster holds: a pod stays Pending, and its node says why.
+t_expect_exit 0 "scale up past the cluster" "$C" deployment scale web --replicas 6
+if t_wait_sql "SELECT count(*) FROM nodes WHERE state_reason LIKE '%Unschedulable%'" 1 20 ||
+	[ "$(t_sql "SELECT count(*) > 0 FROM nodes WHERE state_reason LIKE '%Unschedulable%'")" = t ]; then
+	t_pass "an unschedulable pod's reason is on its node"
+else t_fail "unschedulable" "$(t_sql "SELECT string_agg(name || ':' || state || ':' || state_reason, '; ') FROM nodes")"; fi
+t_expect_exit 0 "scale back to 1" "$C" deployment scale web --replicas 1
+
+# An orphan: a pod with this pool's label and a node id Nova never made.
+cat >"$T_WORK/orphan.yaml" <<EOM
+apiVersion: v1
+kind: Pod
+metadata:
+  name: nova-00000000-0000-4000-8000-00000000beef
+  labels: {app.kubernetes.io/managed-by: nova, nova.dev/pool-id: "$pool_id", nova.dev/node-id: 00000000-0000-4000-8000-00000000beef}
+spec:
+  containers: [{name: model, image: busybox}]
+EOM
+t_expect_exit 0 "an orphan pod applied with kubectl" $K apply -f "$T_WORK/orphan.yaml"
+i=0; while $K get pod nova-00000000-0000-4000-8000-00000000beef >/dev/null 2>&1 && [ $i -lt 150 ]; do
+	i=$((i + 1)); sleep 0.1; done
+if $K get pod nova-00000000-0000-4000-8000-00000000beef >/dev/null 2>&1; then t_fail "orphan deleted" "still there"
+else t_pass "the reconciler deletes the orphan pod"; fi
+
+# novad dies right after creating a pod, before recording it: after the
+# restart the same pod (named by the node id) is taken, never a twin.
+t_expect_exit 0 "scale to 2" "$C" deployment scale web --replicas 2
+i=0; while [ "$($K get pods -l "nova.dev/pool-id=$pool_id" -o name 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 300 ]; do
+	i=$((i + 1)); sleep 0.02; done
+kill -9 "$T_PID"; wait "$T_PID" 2>/dev/null; T_PID=
+export T_LISTEN=${NOVA_URL#http://} # the pods' sidecars know novad at its address
+nova_start || { t_fail "novad restarts" "see log"; exit 0; }
+if t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'ready'" 2 40; then t_pass "after the restart both replicas are ready"
+else t_fail "ready after restart" "$(t_sql "SELECT string_agg(state || ':' || state_reason, '; ') FROM replicas")"; fi
+live=$(t_sql "SELECT count(*) FROM nodes WHERE state NOT IN ('terminated', 'failed')")
+pods=$($K get pods -l "nova.dev/pool-id=$pool_id" -o name | wc -l)
+[ "$pods" -eq "$live" ] && t_pass "one pod per live node ($pods), no twin" || t_fail "no twin" "$pods pods, $live live nodes"
+
+# A namespace quota: the API server's refusal reaches the deployment with
+# its reason and message.
+curl -s --cacert "$K8S_CA" -H "Authorization: Bearer $K8S_TOKEN" "$K8S_URL/_fake/quota" -d '{"pods": 0}' >/dev/null
+t_expect_exit 0 "scale past the quota" "$C" deployment scale web --replicas 10
+if t_wait_sql "SELECT count(*) FROM deployments WHERE state_reason LIKE '%exceeded quota%'" 1 30 ||
+	t_wait_sql "SELECT count(*) FROM node_events WHERE reason LIKE '%exceeded quota%'" 1 5; then
+	t_pass "quota exceeded is reported with the Kubernetes message"
+else t_fail "quota" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
+
+# Deleting the pool removes every pod, secret and service.
+"$C" deployment stop web >/dev/null
+t_wait_sql "SELECT state FROM deployments" stopped 20 >/dev/null
+"$C" deployment delete web >/dev/null
+t_expect_exit 0 "forced pool delete" "$C" pool delete gpus --force
+t_expect_exit 0 "nothing of the pool left" $K get pods,secrets,services -l "nova.dev/pool-id=$pool_id" -o name
+[ ! -s "$T_WORK/out" ] && t_pass "no pod, secret or service left" || t_fail "left over" "$(cat "$T_WORK/out")"
+exit 0
