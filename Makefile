@@ -36,6 +36,9 @@ CLI_SRCS := $(filter-out %_main.c,$(wildcard cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 BINS := $(BUILD)/novad $(BUILD)/novactl $(BUILD)/nova-mock-engine $(BUILD)/nova-sidecar
+# Benchmark programs (bench/): built with everything, so they keep compiling;
+# not part of libnova. `make bench` builds a release tree and runs them.
+BENCH_BINS := $(BUILD)/bench/loadgen $(BUILD)/bench/bench_placement
 
 TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(BUILD)/%.o)
@@ -47,7 +50,7 @@ HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deploymen
              inventory/*.h auth/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h)
 
 .PHONY: all deps test asan run install check-headers clean tests fuzz
-all: $(BINS)
+all: $(BINS) $(BENCH_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -79,6 +82,14 @@ $(BUILD)/nova-mock-engine: $(BUILD)/sidecar/mock_engine_main.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/novactl: $(BUILD)/cli/novactl_main.o $(CLI_OBJS) $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The load generator needs nothing but libc: it is a client, not Nova.
+$(BUILD)/bench/loadgen: $(BUILD)/bench/loadgen.o
+	@[ "$(V)" = 1 ] || echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ -lpthread -o $@
+$(BUILD)/bench/bench_placement: $(BUILD)/bench/bench_placement.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
