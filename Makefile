@@ -49,7 +49,7 @@ SQL_FILES := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
              inventory/*.h auth/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h)
 
-.PHONY: all deps test asan run install check-headers clean tests fuzz
+.PHONY: all deps test asan run install check-headers clean tests fuzz bench
 all: $(BINS) $(BENCH_BINS)
 
 $(BUILD)/%.o: %.c
@@ -120,6 +120,14 @@ asan: deps
 run: deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/run.sh
+
+# Benchmarks (docs/PERFORMANCE.md): a release build of its own (no -g, no
+# sanitizers, asserts off) in $(BUILD)/bench, then every benchmark in one run;
+# the table is printed and written to $(BUILD)/bench/results.json. Not a test:
+# a missed target does not fail it.
+bench: deps
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/bench OPT='-O2 -DNDEBUG' all
+	@BENCH_BUILD=$(BUILD)/bench sh bench/run.sh
 
 # libFuzzer on the allocation parser (clang from Debian's clang package).
 FUZZ_SECONDS ?= 30
