@@ -8,6 +8,15 @@
  * Requests take the simulated nodes in turn, so 10,000 nodes can heartbeat
  * over 256 connections, as they would through a few proxies.
  *
+ * With --rate the load is paced instead: each connection sends on a
+ * schedule (rate / connections per second, staggered), as a fleet of
+ * sidecars heartbeating every interval does, and a request's latency is
+ * counted from when it was due, not from when it went out, so a server that
+ * falls behind shows it in p99 rather than hiding it by slowing the
+ * generator down (coordinated omission). A closed loop measures the most a
+ * server can take; a paced run measures the latency at the load a fleet
+ * really offers.
+ *
  * Latencies go into a log-linear histogram (64 sub-buckets per power of two,
  * under 1.6% error), so p99 over millions of requests costs no sorting and
  * no memory per sample. The result is one JSON object.
@@ -169,6 +178,7 @@ struct lg_config {
 	size_t n_nodes;
 	const char *label;
 	const char *output;
+	double rate;   /* requests/s over all connections; 0: closed loop */
 	char host[80]; /* the Host header's value */
 };
 
@@ -200,6 +210,8 @@ struct lg_conn {
 	unsigned long long body_left;
 	int status;
 	int64_t started_ns;
+	int64_t due_ns; /* paced: when the next request is due */
+	bool waiting;   /* paced: idle until due_ns */
 	bool resent; /* this request was already resent once after a keep-alive close */
 };
 
@@ -215,7 +227,7 @@ struct lg_thread {
 	pthread_t tid;
 	int ep;
 	struct lg_conn *conns;
-	size_t n_conns, down;
+	size_t n_conns, down, waiting;
 	struct lg_stats st;
 	char scratch[LG_READ_CHUNK];
 };
@@ -347,9 +359,29 @@ static void lg_start(struct lg_thread *th, struct lg_conn *c)
 		fprintf(stderr, "loadgen: a request does not fit in %d bytes\n", LG_REQ_MAX);
 		exit(2);
 	}
-	c->started_ns = lg_now_ns();
+	if (lg_cfg.rate > 0) {
+		c->started_ns = c->due_ns;
+		c->due_ns += (int64_t)((double)lg_cfg.connections * 1e9 / lg_cfg.rate);
+	} else {
+		c->started_ns = lg_now_ns();
+	}
 	c->resent = false;
 	lg_send(th, c);
+}
+
+/* The next request now, or, when paced and not yet due, once it is. */
+static void lg_next(struct lg_thread *th, struct lg_conn *c, int64_t now)
+{
+	if (lg_cfg.rate > 0 && now < c->due_ns) {
+		if (!c->waiting)
+			th->waiting++;
+		c->waiting = true;
+		return;
+	}
+	if (c->waiting)
+		th->waiting--;
+	c->waiting = false;
+	lg_start(th, c);
 }
 
 static void lg_connect(struct lg_thread *th, struct lg_conn *c)
@@ -432,7 +464,7 @@ static void lg_complete(struct lg_thread *th, struct lg_conn *c)
 		return;
 	}
 	if (now < lg_end_ns)
-		lg_start(th, c);
+		lg_next(th, c, now);
 }
 
 static void lg_on_readable(struct lg_thread *th, struct lg_conn *c)
@@ -443,6 +475,12 @@ static void lg_on_readable(struct lg_thread *th, struct lg_conn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
+		if (n <= 0 && c->waiting) {
+			/* Closed while idle between paced requests: connect again. */
+			th->st.reconnects++;
+			lg_close(th, c, 0);
+			return;
+		}
 		if (n <= 0) {
 			/* A keep-alive connection the server closed before any of
 			 * the answer came: resend once on a new connection. */
@@ -521,8 +559,20 @@ static void lg_on_event(struct lg_thread *th, struct lg_conn *c, uint32_t events
 			lg_send(th, c);
 			return;
 		}
+		if (lg_cfg.rate > 0 && lg_now_ns() < c->due_ns) {
+			/* Connected before the first request is due (or again while
+			 * idle): wait for the schedule, listening for a close. */
+			lg_arm(th, c, EPOLLIN, EPOLL_CTL_MOD);
+			c->state = LG_READING;
+			c->hdr_len = 0;
+			c->in_body = false;
+			if (!c->waiting)
+				th->waiting++;
+			c->waiting = true;
+			return;
+		}
 		c->state = LG_WRITING;
-		lg_start(th, c);
+		lg_next(th, c, lg_now_ns());
 		return;
 	}
 	if (c->state == LG_WRITING) {
@@ -538,6 +588,28 @@ static void lg_on_event(struct lg_thread *th, struct lg_conn *c, uint32_t events
 		lg_on_readable(th, c);
 }
 
+/* Wait for events until the earliest paced request is due (nanosecond
+ * precision with epoll_pwait2: a millisecond timer would add up to 1 ms to
+ * every latency measured from the schedule). */
+static int lg_wait(struct lg_thread *th, struct epoll_event *evs, int max, int64_t now)
+{
+	int64_t until = lg_end_ns;
+	if (th->down && now + 5000000 < until)
+		until = now + 5000000;
+	if (th->waiting)
+		for (size_t i = 0; i < th->n_conns; i++)
+			if (th->conns[i].waiting && th->conns[i].due_ns < until)
+				until = th->conns[i].due_ns;
+	if (until > now + 100000000)
+		until = now + 100000000;
+	int64_t d = until > now ? until - now : 0;
+	struct timespec ts = {(time_t)(d / 1000000000), (long)(d % 1000000000)};
+	int n = epoll_pwait2(th->ep, evs, max, &ts, NULL);
+	if (n < 0 && errno == ENOSYS)
+		n = epoll_wait(th->ep, evs, max, (int)((d + 999999) / 1000000));
+	return n;
+}
+
 static void *lg_thread_main(void *arg)
 {
 	struct lg_thread *th = arg;
@@ -548,15 +620,21 @@ static void *lg_thread_main(void *arg)
 		int64_t now = lg_now_ns();
 		if (now >= lg_end_ns)
 			break;
-		int64_t left_ms = (lg_end_ns - now) / 1000000 + 1;
-		int timeout = th->down ? 5 : (int)(left_ms < 100 ? left_ms : 100);
-		int n = epoll_wait(th->ep, evs, 256, timeout);
+		int n = lg_wait(th, evs, 256, now);
 		if (n < 0 && errno != EINTR) {
 			fprintf(stderr, "loadgen: epoll_wait: %s\n", strerror(errno));
 			exit(2);
 		}
 		for (int i = 0; i < n; i++)
 			lg_on_event(th, evs[i].data.ptr, evs[i].events);
+		if (th->waiting) {
+			now = lg_now_ns();
+			for (size_t i = 0; i < th->n_conns && now < lg_end_ns; i++) {
+				struct lg_conn *c = &th->conns[i];
+				if (c->waiting && c->fd >= 0 && c->state == LG_READING && c->due_ns <= now)
+					lg_next(th, c, now);
+			}
+		}
 		if (th->down) {
 			now = lg_now_ns();
 			for (size_t i = 0; i < th->n_conns && now < lg_end_ns; i++)
@@ -648,13 +726,14 @@ static void lg_report(FILE *f, const struct lg_stats *st, double seconds)
 	lg_json_string(f, lg_cfg.label ? lg_cfg.label : "");
 	fprintf(f, ", \"method\": ");
 	lg_json_string(f, lg_cfg.method);
-	fprintf(f, ", \"connections\": %u, \"threads\": %u, \"nodes\": %zu, \"seconds\": %.3f, "
+	fprintf(f, ", \"connections\": %u, \"threads\": %u, \"nodes\": %zu, \"rate\": %.1f, \"seconds\": %.3f, "
 		   "\"requests\": %llu, \"rps\": %.1f, \"p50_ms\": %.3f, \"p90_ms\": %.3f, "
 		   "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"errors\": %llu, \"connect_errors\": %llu, "
 		   "\"transport_errors\": %llu, \"parse_errors\": %llu, \"reconnects\": %llu, "
 		   "\"bytes_read\": %llu, \"status\": {",
 		lg_cfg.connections, lg_cfg.threads,
-		lg_cfg.n_nodes ? lg_cfg.n_nodes : (size_t)lg_cfg.connections, seconds, st->requests,
+		lg_cfg.n_nodes ? lg_cfg.n_nodes : (size_t)lg_cfg.connections, lg_cfg.rate, seconds,
+		st->requests,
 		seconds > 0 ? (double)st->requests / seconds : 0.0, lg_percentile(st, 0.50) / 1000.0,
 		lg_percentile(st, 0.90) / 1000.0, lg_percentile(st, 0.99) / 1000.0,
 		(double)st->max_us / 1000.0, st->errors, st->connect_errors, st->transport_errors,
@@ -677,6 +756,8 @@ static void lg_usage(FILE *f)
 		"  -t, --threads N       event-loop threads (default 1)\n"
 		"  -d, --duration S      measured seconds (default 10)\n"
 		"  -w, --warmup S        seconds before measuring (default 0)\n"
+		"  -r, --rate R          pace R requests/s over all connections, latency\n"
+		"                        counted from when each was due (default: closed loop)\n"
 		"  -m, --method M        request method (default GET)\n"
 		"  -p, --path P          path template (default /)\n"
 		"  -b, --body B          body template (sent as application/json)\n"
@@ -723,6 +804,7 @@ int main(int argc, char **argv)
 		{"header", required_argument, NULL, 'H'},  {"nodes-file", required_argument, NULL, 'n'},
 		{"nodes", required_argument, NULL, 'N'},   {"label", required_argument, NULL, 'l'},
 		{"output", required_argument, NULL, 'o'},  {"help", no_argument, NULL, 'h'},
+		{"rate", required_argument, NULL, 'r'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *target = NULL, *nodes_file = NULL, *path = "/";
@@ -732,13 +814,14 @@ int main(int argc, char **argv)
 	lg_cfg.threads = 1;
 	lg_cfg.duration_s = 10;
 	lg_cfg.method = "GET";
-	while ((opt = getopt_long(argc, argv, "T:c:t:d:w:m:p:b:H:n:N:l:o:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "T:c:t:d:w:r:m:p:b:H:n:N:l:o:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'T': target = optarg; break;
 		case 'c': lg_cfg.connections = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 't': lg_cfg.threads = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'd': lg_cfg.duration_s = strtod(optarg, NULL); break;
 		case 'w': lg_cfg.warmup_s = strtod(optarg, NULL); break;
+		case 'r': lg_cfg.rate = strtod(optarg, NULL); break;
 		case 'm': lg_cfg.method = optarg; break;
 		case 'p': path = optarg; break;
 		case 'b':
@@ -771,7 +854,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (lg_cfg.connections == 0 || lg_cfg.threads == 0 || lg_cfg.threads > lg_cfg.connections ||
-	    !(lg_cfg.duration_s > 0) || lg_cfg.warmup_s < 0) {
+	    !(lg_cfg.duration_s > 0) || lg_cfg.warmup_s < 0 || lg_cfg.rate < 0) {
 		fprintf(stderr, "loadgen: need connections >= threads >= 1 and a positive duration\n");
 		return 2;
 	}
@@ -815,8 +898,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "loadgen: out of memory\n");
 		return 2;
 	}
-	for (unsigned i = 0; i < lg_cfg.connections; i++)
+	for (unsigned i = 0; i < lg_cfg.connections; i++) {
 		conns[i].fd = -1;
+		/* Paced: the connections' first requests spread over one period. */
+		if (lg_cfg.rate > 0)
+			conns[i].due_ns = lg_t0_ns + (int64_t)((double)i * 1e9 / lg_cfg.rate);
+	}
 	for (unsigned t = 0; t < lg_cfg.threads; t++) {
 		size_t from = (size_t)lg_cfg.connections * t / lg_cfg.threads;
 		size_t to = (size_t)lg_cfg.connections * (t + 1) / lg_cfg.threads;

@@ -11,7 +11,7 @@
 #   BENCH_WARMUP      seconds before measuring (default 2)
 #   BENCH_ROUTE_MODELS, BENCH_ROUTE_REPLICAS   route table size (1000 x 10)
 #   BENCH_ROUTE_CONNS connections for route reads (default 32)
-#   BENCH_HB_NODES    simulated nodes for heartbeats, a list (default 10000)
+#   BENCH_HB_NODES    simulated nodes for heartbeats, a list (default "10000 100000")
 #   BENCH_HB_CONNS    connections for heartbeats (default 256)
 #   BENCH_ONLY        run only benchmarks whose name contains this word
 set -u
@@ -24,8 +24,9 @@ WARM=${BENCH_WARMUP:-2}
 ROUTE_MODELS=${BENCH_ROUTE_MODELS:-1000}
 ROUTE_REPLICAS=${BENCH_ROUTE_REPLICAS:-10}
 ROUTE_CONNS=${BENCH_ROUTE_CONNS:-32}
-HB_NODES=${BENCH_HB_NODES:-10000}
+HB_NODES=${BENCH_HB_NODES:-10000 100000}
 HB_CONNS=${BENCH_HB_CONNS:-256}
+HB_INTERVAL_MS=2000 # novad's default heartbeat interval (NOVA_HEARTBEAT_INTERVAL_MS)
 ONLY=${BENCH_ONLY:-}
 LG="$B/bench/loadgen"
 OUT="$B/results"
@@ -171,44 +172,58 @@ if want routes; then
 fi
 
 # --- heartbeat ingest -------------------------------------------------------------------
+# Two runs per fleet size, on novad and on nginx alike: a closed loop (every
+# connection sends again as soon as it has its answer) gives the most each
+# can take, for the throughput ratio; a paced run at the fleet's real rate
+# (N nodes every interval, 2 s) gives the p99 a fleet of that size would see.
 if want heartbeat; then
 	for N in $HB_NODES; do
 		echo "bench: heartbeat ingest ($N nodes over $HB_CONNS connections)"
+		rate=$((N * 1000 / HB_INTERVAL_MS))
 		body='{"seq":{seq},"assignment_generation":"none","capacity":{"accelerator_type":"A100-80G","accelerators":8}}'
+		hb() { # hb PORT LABEL [loadgen options]
+			port=$1 label=$2; shift 2
+			"$LG" -T "127.0.0.1:$port" -c "$HB_CONNS" -d "$SECS" -w "$WARM" -n "$W/hb.nodes" \
+				-m POST -p '/v1/nodes/{id}/heartbeat' -H 'Authorization: Bearer {token}' \
+				-b "$body" -l "$label" -o "$OUT/heartbeat-$N-$label.json" "$@"
+		}
 		if nova_bench_start "bench_hb_$N" &&
 		   psql_db "$NOVA_DB" -v nodes="$N" -F ' ' -f bench/fixture_heartbeats.sql \
 			-o "$W/hb.nodes" >/dev/null; then
 			t0=$(psql_db "$NOVA_DB" -c "SELECT now()")
-			"$LG" -T "127.0.0.1:$NOVA_PORT" -c "$HB_CONNS" -d "$SECS" -w "$WARM" -n "$W/hb.nodes" \
-				-m POST -p '/v1/nodes/{id}/heartbeat' -H 'Authorization: Bearer {token}' \
-				-b "$body" -l "novad-heartbeat-$N" -o "$OUT/heartbeat-$N-novad.json"
+			hb "$NOVA_PORT" novad
+			hb "$NOVA_PORT" novad-paced -r "$rate"
 			# One flush period (500 ms) and some: every node must have advanced.
 			sleep 2
 			adv=$(psql_db "$NOVA_DB" -c \
 				"SELECT count(*) FROM nodes WHERE last_heartbeat_at >= '$t0'::timestamptz")
+			nova_bench_stop
 			c= cp99=
 			if [ $NGINX = 1 ]; then
-				"$LG" -T "127.0.0.1:$NGINX_BENCH_PORT" -c "$HB_CONNS" -d "$SECS" -w "$WARM" \
-					-n "$W/hb.nodes" -m POST -p '/v1/nodes/{id}/heartbeat' \
-					-H 'Authorization: Bearer {token}' -b "$body" \
-					-l "nginx-204-$N" -o "$OUT/heartbeat-$N-nginx.json"
+				hb "$NGINX_BENCH_PORT" nginx
+				hb "$NGINX_BENCH_PORT" nginx-paced -r "$rate"
 				c=$(jnum "$OUT/heartbeat-$N-nginx.json" rps)
-				cp99=$(jnum "$OUT/heartbeat-$N-nginx.json" p99_ms)
+				cp99=$(jnum "$OUT/heartbeat-$N-nginx-paced.json" p99_ms)
 			fi
 			f="$OUT/heartbeat-$N-novad.json"
 			v=$(jnum "$f" rps); r=$(ratio "$v" "$c")
-			row heartbeat "$N nodes, req/s" "$v" "/s" "$c" "$r" ">= 0.5 x nginx" "$(verdict ge "$r" 0.5)"
-			p=$(jnum "$f" p99_ms)
-			row heartbeat "$N nodes, p99" "$p" "ms" "$cp99" "" "< 5 ms" "$(verdict lt "$p" 5)"
-			e=$(jnum "$f" errors)
-			row heartbeat "$N nodes, errors" "$e" "" "" "" "0" "$(verdict [ "$e" = 0 ])"
+			row heartbeat "$N nodes, closed loop, req/s" "$v" "/s" "$c" "$r" ">= 0.5 x nginx" \
+				"$(verdict ge "$r" 0.5)"
+			row heartbeat "$N nodes, closed loop, p99" "$(jnum "$f" p99_ms)" "ms" \
+				"$(jnum "$OUT/heartbeat-$N-nginx.json" p99_ms 2>/dev/null)" "" "" ""
+			fp="$OUT/heartbeat-$N-novad-paced.json"
+			p=$(jnum "$fp" p99_ms)
+			row heartbeat "$N nodes, paced $rate/s, p99" "$p" "ms" "$cp99" "" "< 5 ms" "$(verdict lt "$p" 5)"
+			e=$(awk -v a="$(jnum "$f" errors)" -v b="$(jnum "$fp" errors)" \
+				'BEGIN { if (a == "" || b == "") print ""; else print a + b }')
+			row heartbeat "$N nodes, errors (both runs)" "$e" "" "" "" "0" "$(verdict [ "$e" = 0 ])"
 			row heartbeat "$N nodes, last_heartbeat_at advanced" "$adv" "nodes" "" "" "$N" \
 				"$(verdict [ "$adv" = "$N" ])"
 			rm -f "$W/hb.nodes"
 		else
 			broken=1; row heartbeat "$N nodes" "" "" "" "" "" "broken: see $OUT"
+			nova_bench_stop
 		fi
-		nova_bench_stop
 	done
 fi
 
