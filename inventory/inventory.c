@@ -52,6 +52,7 @@ struct inventory {
 	bool (*is_leader)(void *ctx);
 	void *leader_ctx;
 	atomic_bool stop;
+	atomic_ullong loads_gen;        /* +1 for every heartbeat with replica reports */
 };
 
 void inventory_config_defaults(struct inventory_config *cfg)
@@ -90,6 +91,7 @@ int inventory_create(struct inventory **out, struct db_pool *db,
 	inv->cfg = *cfg;
 	pthread_mutex_init(&inv->lock, NULL);
 	atomic_init(&inv->stop, false);
+	atomic_init(&inv->loads_gen, 0);
 	*out = inv;
 	return 0;
 }
@@ -388,6 +390,7 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 		json_decref(e->replicas);
 		e->replicas = json_incref((json_t *)replicas);
 		e->replicas_dirty = true;
+		atomic_fetch_add(&inv->loads_gen, 1);
 	}
 	const char *d = json_string_value(json_object_get(inv->digests, node_id));
 	snprintf(digest, sizeof(digest), "%s", d ? d : "none");
@@ -581,6 +584,11 @@ void inventory_destroy(struct inventory *inv)
 	json_decref(inv->digests);
 	pthread_mutex_destroy(&inv->lock);
 	free(inv);
+}
+
+unsigned long long inventory_loads_generation(struct inventory *inv)
+{
+	return atomic_load(&inv->loads_gen);
 }
 
 json_t *inventory_loads(struct inventory *inv)
