@@ -36,6 +36,9 @@ CLI_SRCS := $(filter-out %_main.c,$(wildcard cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
 BINS := $(BUILD)/novad $(BUILD)/novactl $(BUILD)/nova-mock-engine $(BUILD)/nova-sidecar
+# Benchmark programs (bench/): built with everything, so they keep compiling;
+# not part of libnova. `make bench` builds a release tree and runs them.
+BENCH_BINS := $(BUILD)/bench/loadgen $(BUILD)/bench/bench_placement
 
 TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(BUILD)/%.o)
@@ -46,8 +49,8 @@ SQL_FILES := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
              inventory/*.h auth/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h)
 
-.PHONY: all deps test asan run install check-headers clean tests fuzz
-all: $(BINS)
+.PHONY: all deps test asan run install check-headers clean tests fuzz bench
+all: $(BINS) $(BENCH_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -82,6 +85,14 @@ $(BUILD)/novactl: $(BUILD)/cli/novactl_main.o $(CLI_OBJS) $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# The load generator needs nothing but libc: it is a client, not Nova.
+$(BUILD)/bench/loadgen: $(BUILD)/bench/loadgen.o
+	@[ "$(V)" = 1 ] || echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ -lpthread -o $@
+$(BUILD)/bench/bench_placement: $(BUILD)/bench/bench_placement.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(CLI_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 1 ] || echo "  TEST    $@"
@@ -109,6 +120,14 @@ asan: deps
 run: deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/run.sh
+
+# Benchmarks (docs/PERFORMANCE.md): a release build of its own (no -g, no
+# sanitizers, asserts off) in $(BUILD)/bench, then every benchmark in one run;
+# the table is printed and written to $(BUILD)/bench/results.json. Not a test:
+# a missed target does not fail it.
+bench: deps
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/bench OPT='-O2 -DNDEBUG' all
+	@BENCH_BUILD=$(BUILD)/bench sh bench/run.sh
 
 # libFuzzer on the allocation parser (clang from Debian's clang package).
 FUZZ_SECONDS ?= 30

@@ -11,9 +11,17 @@ void gw_routes_get(struct gw *gw, const struct auth_principal *who, struct http_
 	char etag[INVENTORY_ROUTES_ETAG_LEN], *text = NULL;
 	struct nova_err err;
 	const char *inm = http_request_header(req, "If-None-Match");
+	const char *model = http_request_query(req, "model");
 	(void)who;
 	nova_err_clear(&err);
-	if (inventory_routes_get(&text, etag, gw->deps.routes, http_request_query(req, "model"), &err)) {
+	/* The usual poll of an unchanged table: 304 without rendering it. */
+	if (inm && !model && inventory_routes_etag(etag, gw->deps.routes) && strcmp(inm, etag) == 0) {
+		http_response_header_add(res, "ETag", etag);
+		http_response_header_add(res, "Cache-Control", "no-cache");
+		res->status = 304;
+		return;
+	}
+	if (inventory_routes_get(&text, etag, gw->deps.routes, model, &err)) {
 		http_response_error(res, &err);
 		return;
 	}

@@ -14,8 +14,18 @@
 #include "deployments/deployment.h"
 
 /* How long a cached token hash is trusted before it is read again (so a
- * revoked token stops working within this time even on a busy node). */
+ * revoked token stops working within this time even on a busy node). The
+ * flusher re-reads every known node's hash and state in one query twice per
+ * TTL, so on a healthy database no heartbeat waits for a read of its own;
+ * only a node seen for the first time (or after the database was away) is
+ * read on the request's path, and that read holds no lock.
+ *
+ * Rejected: a read per node when its TTL runs out, under the table lock
+ * (what this replaced). The nodes first seen together expire together, and
+ * 10,000 serial reads under the one lock stalled every heartbeat for over a
+ * second every 10 s (docs/PERFORMANCE.md has the numbers). */
 #define INV_TOKEN_TTL_MS 10000
+#define INV_TOKEN_REFRESH_MS (INV_TOKEN_TTL_MS / 2)
 
 struct inv_node {
 	char id[IDS_UUID_LEN];          /* "" : free slot */
@@ -42,6 +52,7 @@ struct inventory {
 	bool (*is_leader)(void *ctx);
 	void *leader_ctx;
 	atomic_bool stop;
+	atomic_ullong loads_gen;        /* +1 for every heartbeat with replica reports */
 };
 
 void inventory_config_defaults(struct inventory_config *cfg)
@@ -80,6 +91,7 @@ int inventory_create(struct inventory **out, struct db_pool *db,
 	inv->cfg = *cfg;
 	pthread_mutex_init(&inv->lock, NULL);
 	atomic_init(&inv->stop, false);
+	atomic_init(&inv->loads_gen, 0);
 	*out = inv;
 	return 0;
 }
@@ -131,10 +143,28 @@ static struct inv_node *inv_find(struct inventory *inv, const char *id, bool cre
 
 /* --- authentication -------------------------------------------------------- */
 
-/* Load the node's token hash and state from the database into e. */
-static int inv_node_load(struct inventory *inv, struct inv_node *e, struct nova_err *err)
+/* What the database says of a node: its token hash, state, last sequence. */
+struct inv_node_row {
+	char token_hash[SECRET_HEX_SHA256_LEN];
+	char state[16];
+	long long last_seq;
+};
+
+/* Copy a database row into the cached entry (caller holds the lock). */
+static void inv_node_apply(struct inv_node *e, const struct inv_node_row *row, long long now_ms)
 {
-	const char *params[1] = {e->id};
+	snprintf(e->token_hash, sizeof(e->token_hash), "%s", row->token_hash);
+	snprintf(e->state, sizeof(e->state), "%s", row->state);
+	if (row->last_seq > e->last_seq) /* another novad may have taken heartbeats */
+		e->last_seq = row->last_seq;
+	e->token_checked_ms = now_ms;
+}
+
+/* Read one node's row (without the table lock). */
+static int inv_node_read(struct inv_node_row *row, struct inventory *inv, const char *id,
+			 struct nova_err *err)
+{
+	const char *params[1] = {id};
 	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
@@ -145,15 +175,69 @@ static int inv_node_load(struct inventory *inv, struct inv_node *e, struct nova_
 			 "WHERE id = $1::uuid", 1, params, err);
 	db_conn_release(inv->db, c);
 	if (rc == NOVA_ENOTFOUND)
-		return nova_err_set(err, NOVA_ENOTFOUND, "node", "no node with id %s", e->id);
+		return nova_err_set(err, NOVA_ENOTFOUND, "node", "no node with id %s", id);
 	if (rc)
 		return rc;
-	snprintf(e->token_hash, sizeof(e->token_hash), "%s", PQgetvalue(res, 0, 0));
-	snprintf(e->state, sizeof(e->state), "%s", PQgetvalue(res, 0, 1));
-	long long db_seq = atoll(PQgetvalue(res, 0, 2));
-	if (db_seq > e->last_seq) /* another novad may have taken heartbeats */
-		e->last_seq = db_seq;
-	e->token_checked_ms = inv_mono_ms();
+	snprintf(row->token_hash, sizeof(row->token_hash), "%s", PQgetvalue(res, 0, 0));
+	snprintf(row->state, sizeof(row->state), "%s", PQgetvalue(res, 0, 1));
+	row->last_seq = atoll(PQgetvalue(res, 0, 2));
+	PQclear(res);
+	return 0;
+}
+
+/* Re-read the hash and state of every node this novad knows, in one query
+ * (the flusher calls it every INV_TOKEN_REFRESH_MS). A node whose row is
+ * gone loses its cached hash, so its next heartbeat reads it and is refused. */
+static int inv_tokens_refresh(struct inventory *inv, struct nova_err *err)
+{
+	json_t *ids = json_array();
+	PGresult *res = NULL;
+	int rc;
+	long long started = inv_mono_ms();
+	if (!ids)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	pthread_mutex_lock(&inv->lock);
+	for (size_t i = 0; i < inv->cap; i++)
+		if (inv->slots[i].id[0] && inv->slots[i].token_hash[0])
+			json_array_append_new(ids, json_string(inv->slots[i].id));
+	pthread_mutex_unlock(&inv->lock);
+	if (json_array_size(ids) == 0) {
+		json_decref(ids);
+		return 0;
+	}
+	char *text = json_dump_compact(ids);
+	json_decref(ids);
+	if (!text)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	const char *params[1] = {text};
+	rc = db_pool_exec(&res, inv->db,
+			  "SELECT n.id::text, coalesce(n.token_hash, ''), n.state, coalesce(n.last_seq, -1) "
+			  "FROM nodes n JOIN jsonb_array_elements_text($1::jsonb) AS k(id) "
+			  "ON n.id = k.id::uuid",
+			  1, params, err);
+	free(text);
+	if (rc)
+		return rc;
+	long long now = inv_mono_ms();
+	pthread_mutex_lock(&inv->lock);
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct inv_node *e = inv_find(inv, PQgetvalue(res, i, 0), false);
+		struct inv_node_row row;
+		if (!e)
+			continue;
+		snprintf(row.token_hash, sizeof(row.token_hash), "%s", PQgetvalue(res, i, 1));
+		snprintf(row.state, sizeof(row.state), "%s", PQgetvalue(res, i, 2));
+		row.last_seq = atoll(PQgetvalue(res, i, 3));
+		inv_node_apply(e, &row, now);
+	}
+	/* Asked for and not answered: the node is gone. An entry read on a
+	 * request's path meanwhile (checked after we started) is left alone. */
+	for (size_t i = 0; i < inv->cap; i++) {
+		struct inv_node *e = &inv->slots[i];
+		if (e->id[0] && e->token_hash[0] && e->token_checked_ms < started)
+			e->token_hash[0] = '\0';
+	}
+	pthread_mutex_unlock(&inv->lock);
 	PQclear(res);
 	return 0;
 }
@@ -262,13 +346,22 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 		pthread_mutex_unlock(&inv->lock);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
-	/* The database read happens under the lock only for a node not seen
-	 * recently: once per node per TTL, not per heartbeat. */
+	/* A node not seen before, or not refreshed within the TTL (the
+	 * database was away): read it without the lock, so the other nodes'
+	 * heartbeats go on meanwhile, then find the entry again (the table may
+	 * have grown and moved). Two requests of one node may both read; the
+	 * second write is the same. */
 	if (!e->token_hash[0] || inv_mono_ms() - e->token_checked_ms > INV_TOKEN_TTL_MS) {
-		if ((rc = inv_node_load(inv, e, err))) {
-			pthread_mutex_unlock(&inv->lock);
+		struct inv_node_row row;
+		pthread_mutex_unlock(&inv->lock);
+		if ((rc = inv_node_read(&row, inv, node_id, err)))
 			return rc;
+		pthread_mutex_lock(&inv->lock);
+		if (!(e = inv_find(inv, node_id, true))) {
+			pthread_mutex_unlock(&inv->lock);
+			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		}
+		inv_node_apply(e, &row, inv_mono_ms());
 	}
 	if (!e->token_hash[0] || !secret_matches_hash(token, e->token_hash)) {
 		pthread_mutex_unlock(&inv->lock);
@@ -299,6 +392,7 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 		json_decref(e->replicas);
 		e->replicas = json_incref((json_t *)replicas);
 		e->replicas_dirty = true;
+		atomic_fetch_add(&inv->loads_gen, 1);
 	}
 	const char *d = json_string_value(json_object_get(inv->digests, node_id));
 	snprintf(digest, sizeof(digest), "%s", d ? d : "none");
@@ -412,6 +506,7 @@ int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, stru
 static void *inv_flusher(void *arg)
 {
 	struct inventory *inv = arg;
+	long long refreshed = inv_mono_ms();
 	while (!atomic_load(&inv->stop)) {
 		struct nova_err err;
 		for (unsigned w = 0; w < inv->cfg.flush_ms && !atomic_load(&inv->stop); w += 10) {
@@ -420,6 +515,12 @@ static void *inv_flusher(void *arg)
 		}
 		if (inventory_flush(inv, &err))
 			nova_log_kv(NOVA_LOG_WARN, "inventory", "flush failed", "error", err.message, NULL);
+		if (inv_mono_ms() - refreshed >= INV_TOKEN_REFRESH_MS) {
+			refreshed = inv_mono_ms();
+			if (inv_tokens_refresh(inv, &err))
+				nova_log_kv(NOVA_LOG_WARN, "inventory", "node token refresh failed", "error",
+					    err.message, NULL);
+		}
 	}
 	return NULL;
 }
@@ -485,6 +586,11 @@ void inventory_destroy(struct inventory *inv)
 	json_decref(inv->digests);
 	pthread_mutex_destroy(&inv->lock);
 	free(inv);
+}
+
+unsigned long long inventory_loads_generation(struct inventory *inv)
+{
+	return atomic_load(&inv->loads_gen);
 }
 
 json_t *inventory_loads(struct inventory *inv)

@@ -59,6 +59,10 @@ int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, stru
 /* The load each replica's node last reported through this novad, as an
  * object replica id -> load (a new reference). */
 json_t *inventory_loads(struct inventory *inv);
+/* A number that changes whenever a heartbeat brings replica reports (and so
+ * possibly new load hints): readers that render loads can tell, without
+ * reading them, that what they rendered is still current. */
+unsigned long long inventory_loads_generation(struct inventory *inv);
 
 /* Start and stop the background threads: the flusher, and the health
  * sweeper, which sweeps (every interval_ms / 4) only while is_leader(ctx)

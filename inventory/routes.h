@@ -34,9 +34,17 @@ void inventory_routes_destroy(struct inventory_routes *r);
 int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct nova_err *err);
 
 /* The table, or one model's (or adapter's) routes when model is not NULL:
- * JSON text (caller frees) and its ETag. An unknown model is NOVA_ENOTFOUND. */
+ * JSON text (caller frees) and its ETag. An unknown model is NOVA_ENOTFOUND.
+ * The whole table is rendered once and kept until its version or the load
+ * hints change; while heartbeats keep changing the hints, the kept copy
+ * serves reads for up to 250 ms (the table's own refresh period). */
 int inventory_routes_get(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 			 struct inventory_routes *r, const char *model, struct nova_err *err);
+
+/* The whole table's current ETag without rendering it, when a rendered copy
+ * is current; false when only inventory_routes_get can tell. For answering
+ * If-None-Match with 304 at the cost of a string compare. */
+bool inventory_routes_etag(char etag[INVENTORY_ROUTES_ETAG_LEN], struct inventory_routes *r);
 
 long long inventory_routes_version(struct inventory_routes *r);
 

@@ -24,7 +24,7 @@
 
 #define ADMIN TESTENV_ADMIN_TOKEN
 
-static char node_id[64], token[128];
+static char node_id[64], token[128], replica_id[64];
 static int open_watch = -1;
 
 static void refresh(struct testenv *env)
@@ -57,6 +57,7 @@ static int setup(void **state)
 	assert_int_equal(testenv_http(&b, env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
 	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
 	snprintf(replica, sizeof(replica), "%s", json_string_value(json_object_get(r, "id")));
+	snprintf(replica_id, sizeof(replica_id), "%s", replica);
 	snprintf(node_id, sizeof(node_id), "%s",
 		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
 	json_decref(b);
@@ -120,6 +121,28 @@ static void test_etag_and_if_none_match(void **state)
 	assert_int_equal(res.status, 200);
 	assert_non_null(strstr(res.body, "\"routes\":[]"));
 	http_client_response_finish(&res);
+}
+
+/* The rendered table is kept while nothing changes (reads are copies); new
+ * load hints still reach it within the refresh period (250 ms). */
+static void test_new_load_hints_reach_a_kept_table(void **state)
+{
+	struct testenv *env = *state;
+	char body[512], path[128];
+	json_t *b;
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes", ADMIN, NULL), 200);
+	json_decref(b);
+	snprintf(body, sizeof(body),
+		 "{\"seq\":2,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"ready\","
+		 "\"endpoint\":\"http://127.0.0.1:9001\",\"load\":{\"queue_depth\":7}}]}", replica_id);
+	snprintf(path, sizeof(path), "/v1/nodes/%s/heartbeat", node_id);
+	assert_int_equal(testenv_http(NULL, env, "POST", path, token, body), 200);
+	usleep(300 * 1000);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes", ADMIN, NULL), 200);
+	json_t *ep = json_array_get(json_object_get(json_array_get(json_object_get(b, "routes"), 0),
+						    "endpoints"), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(ep, "load"), "queue_depth")), 7);
+	json_decref(b);
 }
 
 /* Read from the stream until needle arrives (or 5 s pass). */
@@ -212,6 +235,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_routes_list_ready_endpoints_with_load, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_etag_and_if_none_match, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_new_load_hints_reach_a_kept_table, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_watch_snapshot_then_change_then_resume, setup, teardown_watch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
