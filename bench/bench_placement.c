@@ -8,7 +8,10 @@
  * tenth one carries a zone selector; binpack and spread alternate. The
  * demand (about 120,000 accelerators) fits the fleet (160,000), so every
  * call succeeds and the figure is the cost of a successful placement on a
- * fleet that fills up as the run goes. Prints one JSON object. */
+ * fleet that fills up as the run goes. The fleet is indexed once
+ * (placement_index_place, as the worker places a deployment's pending
+ * replicas); --linear uses placement_place alone, for comparison. Prints one
+ * JSON object. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +31,16 @@ int main(int argc, char **argv)
 {
 	static const char *zones[] = {"z0", "z1", "z2", "z3"};
 	size_t n_nodes = 10000, n_replicas = 100000;
+	int linear = 0;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--linear") == 0)
+			linear = 1;
+		else if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc)
 			n_nodes = strtoul(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "--replicas") == 0 && i + 1 < argc)
 			n_replicas = strtoul(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr, "usage: bench_placement [--nodes N] [--replicas N]\n");
+			fprintf(stderr, "usage: bench_placement [--nodes N] [--replicas N] [--linear]\n");
 			return 2;
 		}
 	}
@@ -69,7 +75,13 @@ int main(int argc, char **argv)
 
 	size_t placed = 0, refused = 0, stages = 0;
 	char first_refusal[NOVA_ERR_MESSAGE_MAX] = "";
+	struct placement_index *ix = NULL;
+	struct nova_err ierr;
 	double t0 = bp_now();
+	if (!linear && placement_index_create(&ix, nodes, n_nodes, &ierr) != 0) {
+		fprintf(stderr, "bench_placement: %s\n", ierr.message);
+		return 2;
+	}
 	for (size_t r = 0; r < n_replicas; r++) {
 		struct placement_request req = {.policy = r % 2 ? PLACEMENT_SPREAD : PLACEMENT_BINPACK};
 		struct placement_result res;
@@ -92,7 +104,8 @@ int main(int argc, char **argv)
 			req.selector = selector;
 			req.n_selector = 1;
 		}
-		if (placement_place(&res, nodes, n_nodes, &req, &err) == 0) {
+		if ((linear ? placement_place(&res, nodes, n_nodes, &req, &err)
+			    : placement_index_place(&res, ix, &req, &err)) == 0) {
 			placed++;
 			stages += req.n_stages;
 		} else {
@@ -102,13 +115,14 @@ int main(int argc, char **argv)
 		}
 	}
 	double secs = bp_now() - t0;
+	placement_index_destroy(ix);
 	unsigned long long used = 0;
 	for (size_t i = 0; i < n_nodes; i++)
 		used += nodes[i].total - nodes[i].free;
-	printf("{\"nodes\": %zu, \"replicas\": %zu, \"placed\": %zu, \"refused\": %zu, "
+	printf("{\"method\": \"%s\", \"nodes\": %zu, \"replicas\": %zu, \"placed\": %zu, \"refused\": %zu, "
 	       "\"stages\": %zu, \"accelerators_used\": %llu, \"seconds\": %.3f, "
 	       "\"placements_per_s\": %.1f",
-	       n_nodes, n_replicas, placed, refused, stages, used, secs,
+	       linear ? "linear" : "index", n_nodes, n_replicas, placed, refused, stages, used, secs,
 	       secs > 0 ? (double)placed / secs : 0.0);
 	if (refused) {
 		printf(", \"first_refusal\": \"");

@@ -78,6 +78,23 @@ struct placement_result {
 int placement_place(struct placement_result *out, struct placement_node *nodes, size_t n_nodes,
 		    const struct placement_request *req, struct nova_err *err);
 
+/* A fleet indexed for many placements in a row (the worker placing a
+ * deployment's pending replicas; the benchmark): nodes grouped by
+ * accelerator type, and within a group kept in one bitset per free count,
+ * so binpack and spread look at the fullest or emptiest fitting nodes first
+ * instead of every node. It makes exactly the choices placement_place makes
+ * (same node, same tie to the lower index, same reasons when nothing fits),
+ * and keeps itself current as it takes accelerators. While it lives, the
+ * nodes' free counts change only through it. Rejected: a heap per type
+ * (selectors and memory filters would need a walk in order anyway). */
+struct placement_index;
+
+int placement_index_create(struct placement_index **out, struct placement_node *nodes,
+			   size_t n_nodes, struct nova_err *err);
+void placement_index_destroy(struct placement_index *ix);
+int placement_index_place(struct placement_result *out, struct placement_index *ix,
+			  const struct placement_request *req, struct nova_err *err);
+
 /* Whether the request could ever fit these nodes if they were empty (total
  * capacity, ignoring what is in use and schedulability): a deployment that
  * can never fit is refused at once instead of waiting forever. */

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -204,6 +205,82 @@ static void test_feasibility_ignores_use_but_not_size(void **state)
 	assert_non_null(strstr(err.message, "largest matching node has 8"));
 }
 
+/* The index makes exactly the linear pass's choices: two copies of a
+ * random fleet (types, memory, labels, stage groups, cordoned nodes) take
+ * the same random stream of requests, one through placement_place and one
+ * through the index, and must agree on every node and every refusal. */
+static void test_index_chooses_as_the_linear_pass_does(void **state)
+{
+	enum { N = 300, ROUNDS = 6000 };
+	static const char *types[] = {"A100-80G", "H100-80G", "L4"};
+	static const char *zones[] = {"z0", "z1", "z2"};
+	static const char *groups[] = {"0", "1"};
+	static char ids[N][16];
+	struct placement_node a[N], b[N];
+	struct placement_index *ix;
+	struct nova_err ea, eb;
+	unsigned seed = 12345;
+	(void)state;
+	for (size_t i = 0; i < N; i++) {
+		seed = seed * 1103515245u + 12345u;
+		snprintf(ids[i], sizeof(ids[i]), "n%zu", i);
+		node(&a[i], ids[i], (seed >> 8) % 7 == 0 ? NULL : types[(seed >> 4) % 3],
+		     1 + (seed >> 12) % 8, 0);
+		a[i].free = a[i].total - (unsigned)((seed >> 16) % (a[i].total + 1));
+		a[i].memory_mib = (seed >> 20) % 2 ? 81920 : 40960;
+		a[i].schedulable = (seed >> 24) % 11 != 0;
+		a[i].labels[a[i].n_labels++] = (struct placement_label){"zone", zones[(seed >> 3) % 3]};
+		if ((seed >> 5) % 4 == 0)
+			a[i].labels[a[i].n_labels++] =
+				(struct placement_label){PLACEMENT_STAGE_GROUP_LABEL, groups[(seed >> 7) % 2]};
+		b[i] = a[i];
+	}
+	assert_int_equal(placement_index_create(&ix, b, N, &ea), 0);
+	size_t placed = 0, refused = 0;
+	for (int r = 0; r < ROUNDS; r++) {
+		struct placement_stage st[2];
+		struct placement_label sel = {"zone", zones[r % 3]};
+		struct placement_result ra, rb;
+		seed = seed * 1103515245u + 12345u;
+		size_t n_st = (seed >> 9) % 5 == 0 ? 2 : 1;
+		for (size_t k = 0; k < n_st; k++)
+			st[k] = (struct placement_stage){k ? "target" : "main",
+							 (seed >> (10 + k)) % 3 == 0 ? NULL : types[(seed >> (13 + k)) % 3],
+							 1 + (unsigned)((seed >> (16 + k)) % 4),
+							 (seed >> 20) % 3 == 0 ? 81920 : 0};
+		struct placement_request req = {st, n_st, (seed >> 22) % 2 ? PLACEMENT_SPREAD : PLACEMENT_BINPACK,
+						(seed >> 25) % 3 == 0 ? &sel : NULL, (seed >> 25) % 3 == 0 ? 1 : 0};
+		int rca = placement_place(&ra, a, N, &req, &ea);
+		int rcb = placement_index_place(&rb, ix, &req, &eb);
+		assert_int_equal(rca, rcb);
+		if (rca == 0) {
+			for (size_t k = 0; k < n_st; k++)
+				assert_int_equal(ra.node[k], rb.node[k]);
+			placed++;
+		} else {
+			assert_string_equal(ea.message, eb.message);
+			refused++;
+		}
+		/* Now and then capacity comes back (a replica removed), on both. */
+		if (r % 7 == 0) {
+			size_t i = (seed >> 4) % N;
+			if (a[i].free < a[i].total) {
+				a[i].free++;
+				placement_index_destroy(ix);
+				for (size_t j = 0; j < N; j++)
+					b[j].free = a[j].free;
+				assert_int_equal(placement_index_create(&ix, b, N, &ea), 0);
+			}
+		}
+		for (size_t i = 0; i < N; i++)
+			assert_int_equal(a[i].free, b[i].free);
+	}
+	/* Both outcomes were exercised. */
+	assert_true(placed > 500);
+	assert_true(refused > 100);
+	placement_index_destroy(ix);
+}
+
 static void test_policy_names_round_trip(void **state)
 {
 	bool ok;
@@ -228,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_one_stage_replicas_ignore_stage_groups),
 		cmocka_unit_test(test_filters_type_memory_labels_and_schedulable),
 		cmocka_unit_test(test_feasibility_ignores_use_but_not_size),
+		cmocka_unit_test(test_index_chooses_as_the_linear_pass_does),
 		cmocka_unit_test(test_policy_names_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
