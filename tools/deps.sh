@@ -4,7 +4,7 @@
 set -eu
 PKGS="gcc make pkg-config libc6-dev libpq-dev libcurl4-openssl-dev libjansson-dev libssh2-1-dev
 libyaml-dev uuid-dev libmicrohttpd-dev libssl-dev libcmocka-dev postgresql postgresql-client
-util-linux procps curl"
+util-linux procps curl openssh-server openssh-client iproute2"
 
 missing=""
 for p in $PKGS; do
@@ -26,6 +26,8 @@ export DEBIAN_FRONTEND=noninteractive
 log=$(mktemp)
 # postgresql's package starts a system cluster on port 5432; Nova never uses
 # it (it runs private clusters on unix sockets), so it is left as installed.
+# openssh-server is there for the ssh adapter's tests, which run their own
+# sshd processes in network namespaces; a system sshd it may start is not used.
 if $SUDO apt-get update -qq >"$log" 2>&1 &&
    $SUDO apt-get install -y -qq --no-install-recommends $missing >>"$log" 2>&1; then
 	rm -f "$log"
