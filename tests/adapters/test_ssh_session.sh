@@ -1,9 +1,9 @@
 #!/bin/sh
 # ssh_session (adapters/ssh/ssh_session.h) against real sshd hosts: two
 # network-namespace hosts from tests/support/sshhosts.sh, driven by the
-# cmocka program build/tests/adapters/driver_ssh_session; each of its tests
-# becomes a PASS/FAIL line here. Needs root: without it the hosts cannot be
-# made, and that is a failure, not a skip.
+# cmocka program build/tests/adapters/driver_ssh_session (t_cmocka: each
+# of its tests becomes a PASS/FAIL line here). Needs root: without it the
+# hosts cannot be made, and that is a failure, not a skip.
 set -u
 . tests/support/lib.sh
 . tests/support/sshhosts.sh
@@ -33,17 +33,5 @@ NOVA_SSH_HOST1=$(ssh_host_addr 1) NOVA_SSH_HOST2=$(ssh_host_addr 2) \
 NOVA_SSH_KEY=$SSH_CLIENT_KEY NOVA_SSH_ECDSA_KEY=$T_WORK/ecdsa NOVA_SSH_WRONG_KEY=$T_WORK/wrong \
 NOVA_SSH_RSA_KEY=$T_WORK/rsa NOVA_SSH_KNOWN_HOSTS=$SSH_KNOWN_HOSTS NOVA_SSH_UNUSED=$SSH_UNUSED_ADDR \
 NOVA_SSH_INSTALL1=$(ssh_host_dir 1)/install NOVA_SSH_WORK=$T_WORK/scratch \
-	"$B/tests/adapters/driver_ssh_session" >"$T_WORK/driver.log" 2>&1
-rc=$?
-cat "$T_WORK/driver.log"
-ran=0
-for name in $(sed -n 's/^\[ RUN      \] //p' "$T_WORK/driver.log"); do
-	ran=$((ran + 1))
-	if grep -qx "\[       OK \] $name" "$T_WORK/driver.log"; then t_pass "$name"
-	else t_fail "$name" "see the driver output above"; fi
-done
-[ "$ran" -gt 0 ] || t_fail "driver_ssh_session" "ran no test (exit $rc)"
-if [ "$rc" -ne 0 ] && ! grep -q '^\[  FAILED  \]' "$T_WORK/driver.log"; then
-	t_fail "driver_ssh_session" "exit $rc without a failed test (a crash?)"
-fi
+	t_cmocka "$B/tests/adapters/driver_ssh_session"
 exit 0
