@@ -497,31 +497,47 @@ static int ssh_key_file_type(char *type, size_t type_len, bool *encrypted, const
 	return rc;
 }
 
-static int ssh_auth_file(struct ssh_session *s, const struct ssh_target *t, long long deadline,
-			 unsigned timeout_ms, struct nova_err *err)
+/* code for an RSA or DSA key: EFAILED at connect time (the session's
+ * contract), EINVAL when checking a config. */
+static int ssh_key_usable(const char *label, const char *path, int code, struct nova_err *err)
 {
-	char type[64];
+	char type[64], prefix[320] = "";
 	bool encrypted;
-	int rc = ssh_key_file_type(type, sizeof(type), &encrypted, t->key_path, err);
+	int rc = ssh_key_file_type(type, sizeof(type), &encrypted, path, err);
 	if (rc)
 		return rc;
+	if (label)
+		snprintf(prefix, sizeof(prefix), "host %s: ", label);
 	if (strcmp(type, "ssh-rsa") == 0) {
-		nova_err_set(err, NOVA_EFAILED, "key", "host %s: private key %s is RSA: %s", s->label,
-			     t->key_path, SSH_RSA_REASON);
+		nova_err_set(err, code, "key", "%sprivate key %s is RSA: %s", prefix, path,
+			     SSH_RSA_REASON);
 		nova_err_set_hint(err, "ssh-keygen -t ed25519 makes one");
-		return NOVA_EFAILED;
+		return code;
 	}
 	if (strcmp(type, "ssh-dss") == 0)
-		return nova_err_set(err, NOVA_EFAILED, "key",
-				    "host %s: private key %s is DSA, which OpenSSH refuses; use an ed25519 or ECDSA key",
-				    s->label, t->key_path);
+		return nova_err_set(err, code, "key",
+				    "%sprivate key %s is DSA, which OpenSSH refuses; use an ed25519 or ECDSA key",
+				    prefix, path);
 	if (encrypted) {
 		nova_err_set(err, NOVA_EINVAL, "key",
-			     "private key %s is encrypted, and no passphrase can be configured",
-			     t->key_path);
+			     "private key %s is encrypted, and no passphrase can be configured", path);
 		nova_err_set_hint(err, "load it into ssh-agent and leave the key unset");
 		return NOVA_EINVAL;
 	}
+	return 0;
+}
+
+int ssh_key_check(const char *path, struct nova_err *err)
+{
+	return ssh_key_usable(NULL, path, NOVA_EINVAL, err);
+}
+
+static int ssh_auth_file(struct ssh_session *s, const struct ssh_target *t, long long deadline,
+			 unsigned timeout_ms, struct nova_err *err)
+{
+	int rc = ssh_key_usable(s->label, t->key_path, NOVA_EFAILED, err);
+	if (rc)
+		return rc;
 	SSH_RETRY(rc, s, deadline,
 		  libssh2_userauth_publickey_fromfile_ex(s->sess, t->user, (unsigned)strlen(t->user),
 							 NULL, t->key_path, NULL));

@@ -105,6 +105,13 @@ int ssh_session_upload_file(struct ssh_session *s, const char *remote_path,
 			    const char *local_path, unsigned mode, unsigned timeout_ms,
 			    struct nova_err *err);
 
+/* Whether a private key file is one this client can authenticate with: 0
+ * for an unencrypted ed25519 or ECDSA key (or a PKCS#8 key, which libssh2
+ * judges at use), NOVA_EINVAL (field "key") naming the file and the reason
+ * otherwise: unreadable, not a key, encrypted, RSA (the SHA-1 reason), DSA.
+ * Reads the file; never puts its contents anywhere. */
+int ssh_key_check(const char *path, struct nova_err *err);
+
 /* s as one single-quoted shell word ('it'\''s'). NOVA_EINVAL if it does not
  * fit in out. */
 int ssh_shell_quote(char *out, size_t len, const char *s, struct nova_err *err);
