@@ -976,13 +976,15 @@ int ssh_session_upload(struct ssh_session *s, const char *remote_path, const voi
 		goto out;
 	}
 	SSH_RETRY(rc, s, deadline, libssh2_sftp_close_handle(h));
-	h = NULL; /* freed by libssh2 whatever the answer */
+	if (rc != LIBSSH2_ERROR_EAGAIN)
+		h = NULL; /* freed by libssh2 whatever the answer, but "again" */
 	if (rc) {
 		rc = ssh_sftp_err(s, sftp, rc, "close", tmp, timeout_ms, err);
 		goto out;
 	}
 	SSH_RETRY(rc, s, deadline, libssh2_sftp_shutdown(sftp));
-	sftp = NULL;
+	if (rc != LIBSSH2_ERROR_EAGAIN)
+		sftp = NULL;
 	if (rc) {
 		rc = ssh_lib_err(s, rc, "closing sftp", timeout_ms, err);
 		goto out;
@@ -1002,22 +1004,26 @@ int ssh_session_upload(struct ssh_session *s, const char *remote_path, const voi
 	created = false;
 out:
 	ssh_exec_result_finish(&res);
-	if (!s->broken) {
-		long long grace = ssh_now_ms() + SSH_GRACE_MS;
-		int crc = 0;
-		if (h)
-			SSH_RETRY(crc, s, grace, libssh2_sftp_close_handle(h));
-		if (created && sftp)
-			SSH_RETRY(crc, s, grace, libssh2_sftp_unlink_ex(sftp, tmp, (unsigned)strlen(tmp)));
-		if (sftp)
-			SSH_RETRY(crc, s, grace, libssh2_sftp_shutdown(sftp));
-		if (created && !sftp && !s->broken) {
-			struct nova_err ignored;
-			snprintf(cmd, sizeof(cmd), "rm -f -- %s", qtmp);
-			(void)ssh_session_exec(&res, s, cmd, SSH_GRACE_MS, 4096, &ignored);
-			ssh_exec_result_finish(&res);
-		}
-		(void)crc;
+	/* The SFTP handle and channel are libssh2 objects of their own, which
+	 * session_free does not reclaim: they are closed even on a broken
+	 * session. Its socket is shut first, so those calls fail at once (and
+	 * free) instead of waiting on a peer that is gone or stuck. */
+	if (s->broken)
+		shutdown(s->fd, SHUT_RDWR);
+	long long grace = ssh_now_ms() + SSH_GRACE_MS;
+	int crc = 0;
+	if (h)
+		SSH_RETRY(crc, s, grace, libssh2_sftp_close_handle(h));
+	if (created && sftp && !s->broken)
+		SSH_RETRY(crc, s, grace, libssh2_sftp_unlink_ex(sftp, tmp, (unsigned)strlen(tmp)));
+	if (sftp)
+		SSH_RETRY(crc, s, grace, libssh2_sftp_shutdown(sftp));
+	(void)crc;
+	if (created && !sftp && !s->broken) {
+		struct nova_err ignored;
+		snprintf(cmd, sizeof(cmd), "rm -f -- %s", qtmp);
+		(void)ssh_session_exec(&res, s, cmd, SSH_GRACE_MS, 4096, &ignored);
+		ssh_exec_result_finish(&res);
 	}
 	return rc;
 }

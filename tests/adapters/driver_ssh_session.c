@@ -9,7 +9,10 @@
  *   NOVA_SSH_UNUSED                 an address where nothing answers
  *   NOVA_SSH_INSTALL1               host 1's install dir (the hosts share
  *                                   this machine's filesystem)
- *   NOVA_SSH_WORK                   a scratch directory */
+ *   NOVA_SSH_WORK                   a scratch directory
+ *   NOVA_SSH_SMALL1                 a 1 MiB tmpfs on host 1 (only its
+ *                                   sessions see it)
+ *   NOVA_SSH_KILL1                  a script that kills host 1's sessions */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <pthread.h>
 
 #include "adapters/ssh/ssh_session.h"
 
@@ -400,6 +405,91 @@ static void test_upload_into_a_missing_directory_names_the_path(void **state)
 	ssh_session_close(s);
 }
 
+static void test_upload_on_a_full_disk_fails_and_keeps_the_old_file(void **state)
+{
+	struct ssh_target t = target("NOVA_SSH_HOST1");
+	struct ssh_session *s = open_ok(&t);
+	struct ssh_exec_result r;
+	struct nova_err err = {0};
+	char remote[512], cmd[1200];
+	size_t big = 2u << 20;
+	char *data = calloc(1, big);
+	(void)state;
+	snprintf(remote, sizeof(remote), "%s/agent", env("NOVA_SSH_SMALL1"));
+	assert_int_equal(ssh_session_upload(s, remote, "old\n", 4, 0644, 5000, &err), 0);
+	assert_int_equal(ssh_session_upload(s, remote, data, big, 0644, 20000, &err), NOVA_EFAILED);
+	free(data);
+	if (!strstr(err.message, "failure (a full disk, among others)"))
+		fail_msg("got %s", err.message);
+	/* The old file is whole, the temporary one is gone, the session serves. */
+	assert_true(ssh_session_usable(s));
+	snprintf(cmd, sizeof(cmd), "cat '%s'; ls -A '%s'", remote, env("NOVA_SSH_SMALL1"));
+	assert_int_equal(ssh_session_exec(&r, s, cmd, 5000, 0, &err), 0);
+	assert_string_equal(r.out, "old\nagent\n");
+	ssh_exec_result_finish(&r);
+	ssh_session_close(s);
+}
+
+struct killer {
+	const char *dir;
+	bool fired;
+};
+
+/* Kill host 1's sessions as soon as an upload's temporary file exists. */
+static void *kill_mid_upload(void *arg)
+{
+	struct killer *k = arg;
+	for (int i = 0; i < 20000 && !k->fired; i++) {
+		DIR *d = opendir(k->dir);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			if (strstr(e->d_name, ".nova-tmp-")) {
+				k->fired = system(env("NOVA_SSH_KILL1")) == 0;
+				break;
+			}
+		if (d)
+			closedir(d);
+		usleep(500);
+	}
+	return NULL;
+}
+
+static void test_a_connection_lost_mid_upload_is_transient_and_keeps_the_old_file(void **state)
+{
+	struct ssh_target t = target("NOVA_SSH_HOST1");
+	struct ssh_session *s = open_ok(&t);
+	struct nova_err err = {0};
+	struct killer k = {.dir = env("NOVA_SSH_INSTALL1")};
+	char remote[512];
+	size_t big = 64u << 20;
+	char *data = calloc(1, big);
+	pthread_t th;
+	(void)state;
+	snprintf(remote, sizeof(remote), "%s/victim", k.dir);
+	assert_int_equal(ssh_session_upload(s, remote, "old\n", 4, 0644, 5000, &err), 0);
+	assert_int_equal(pthread_create(&th, NULL, kill_mid_upload, &k), 0);
+	int rc = ssh_session_upload(s, remote, data, big, 0644, 30000, &err);
+	pthread_join(th, NULL);
+	free(data);
+	assert_true(k.fired);
+	if (rc != NOVA_EAGAIN || !strstr(err.message, "connection lost"))
+		fail_msg("want a lost connection, got %d %s", rc, err.message);
+	assert_false(ssh_session_usable(s));
+	assert_string_equal(slurp(remote), "old\n");
+	long long t0 = now_ms();
+	ssh_session_close(s);
+	assert_true(now_ms() - t0 < 1500);
+	/* The temporary file could not be removed over a dead connection; it
+	 * carries the .nova-tmp- mark for whoever cleans up next. */
+	DIR *d = opendir(k.dir);
+	struct dirent *e;
+	int tmps = 0;
+	while ((e = readdir(d)))
+		tmps += strstr(e->d_name, "victim.nova-tmp-") != NULL;
+	closedir(d);
+	assert_int_equal(tmps, 1);
+}
+
 static void test_shell_quote(void **state)
 {
 	char out[32];
@@ -436,6 +526,8 @@ int main(void)
 		cmocka_unit_test(test_a_closed_port_is_refused_at_once),
 		cmocka_unit_test(test_upload_writes_atomically_with_its_mode),
 		cmocka_unit_test(test_upload_into_a_missing_directory_names_the_path),
+		cmocka_unit_test(test_upload_on_a_full_disk_fails_and_keeps_the_old_file),
+		cmocka_unit_test(test_a_connection_lost_mid_upload_is_transient_and_keeps_the_old_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

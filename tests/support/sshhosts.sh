@@ -8,6 +8,11 @@
 #                                   log, install/, bin/)
 #   ssh_host_rekey I                a new host key, sshd restarted
 #   ssh_host_stop I / ssh_host_start I
+#   ssh_host_tmpfs I SUBDIR SIZE    a small tmpfs (a disk to fill) at host I's
+#                                   dir/SUBDIR, seen only by host I's sessions
+#   ssh_host_kill_script I FILE     FILE: a script that kill -9s host I's
+#                                   session processes (connections drop, the
+#                                   listener stays)
 #   ssh_hosts_teardown              called on exit by the trap set here
 #
 # Each host is a network namespace joined by a veth pair to a bridge in the
@@ -41,7 +46,7 @@ SSH_REG=/run/nova-sshhosts
 ssh_hosts_prereq() {
 	local c
 	[ "$(id -u)" -eq 0 ] || { echo "ssh hosts need root (ip netns, sshd)"; return 1; }
-	for c in ip sshd ssh-keygen unshare hostname; do
+	for c in ip sshd ssh-keygen unshare nsenter hostname; do
 		command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] ||
 			{ echo "ssh hosts need $c (make deps installs openssh-server, iproute2)"; return 1; }
 	done
@@ -111,6 +116,21 @@ ssh_host_stop() {
 	rm -f "$d/sshd.pid"
 }
 
+# A script (written to $2) that kills host $1's sshd session processes,
+# for a test program to run at the moment it chooses.
+ssh_host_kill_script() {
+	cat >"$2" <<-EOF
+	#!/bin/sh
+	for p in \$(ip netns pids $(ssh_host_ns "$1")); do
+		case "\$(tr '\\0' ' ' <"/proc/\$p/cmdline" 2>/dev/null)" in
+		*"[listener]"*) ;;
+		"sshd: "*) kill -9 "\$p" 2>/dev/null ;;
+		esac
+	done
+	EOF
+	chmod 0755 "$2"
+}
+
 ssh_host_rekey() {
 	local d
 	d=$(ssh_host_dir "$1")
@@ -118,6 +138,19 @@ ssh_host_rekey() {
 	rm -f "$d/host_ed25519" "$d/host_ed25519.pub"
 	ssh-keygen -q -t ed25519 -N '' -C "nova-host$1" -f "$d/host_ed25519" || return 1
 	ssh_host_start "$1"
+}
+
+# ssh_host_tmpfs I SUBDIR SIZE: a tmpfs of SIZE (e.g. 1m) at host I's
+# SUBDIR, a full disk on demand. It is mounted in the mount namespace of host
+# I's sshd (ip netns exec gave it its own, and this machine's mounts do not
+# propagate into it), so only sessions on host I see it, and it goes away
+# with that sshd.
+ssh_host_tmpfs() {
+	local p
+	p="$(ssh_host_dir "$1")/$2"
+	mkdir -p "$p" &&
+		nsenter -t "$(cat "$(ssh_host_dir "$1")/sshd.pid")" -m \
+			mount -t tmpfs -o "size=$3,mode=0755" nova-ssh-test "$p"
 }
 
 # The known_hosts line of host $1's current key.
