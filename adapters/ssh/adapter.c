@@ -1,16 +1,17 @@
-/* The ssh adapter (contract in ssh.h): config validation and discovery.
- * Provisioning (upload the sidecar, start it detached, markers named by the
- * node id) is the next increment; until then the side-effecting ops answer
- * NOVA_ENOTSUP, so a deployment on an ssh pool fails its nodes with that
- * message instead of pretending. */
+/* The ssh adapter (contract in ssh.h): config validation, discovery, and
+ * nova-sidecar installed and run on the hosts. */
 #include <assert.h>
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "adapters/adapter.h"
+#include "core/log.h"
+#include "core/secret.h"
 #include "adapters/ssh/ssh.h"
 #include "adapters/ssh/ssh_session.h"
 
@@ -36,6 +37,7 @@ struct ssh_adapter {
 	char known_hosts[PATH_MAX];
 	enum ssh_host_key_policy policy;
 	char install_dir[512];
+	char agent[PATH_MAX];        /* local nova-sidecar to install */
 	unsigned connect_timeout_ms;
 	unsigned command_timeout_ms;
 };
@@ -203,15 +205,32 @@ static int ssh_host_load(struct ssh_host_cfg *h, const json_t *v, size_t i, stru
 	return 0;
 }
 
+/* A program installed beside the running novad (build/ or PREFIX/bin). */
+static void ssh_sibling(char *out, size_t len, const char *name)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+	if (n <= 0) {
+		snprintf(out, len, "%s", name);
+		return;
+	}
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')))
+		*slash = '\0';
+	if (snprintf(out, len, "%s/%s", self, name) >= (int)len)
+		snprintf(out, len, "%s", name);
+}
+
 /* Fill a from config; on failure a holds nothing. */
 static int ssh_config_load(struct ssh_adapter *a, const json_t *config, struct nova_err *err)
 {
 	static const char *const keys[] = {"hosts", "known_hosts", "host_key_policy", "install_dir",
-					   "connect_timeout_ms", "command_timeout_ms", NULL};
+					   "agent", "connect_timeout_ms", "command_timeout_ms", NULL};
 	const json_t *hosts = json_object_get(config, "hosts"), *v;
 	int rc;
 	if ((rc = ssh_unknown_keys(config, keys, "",
-				   "hosts, known_hosts, host_key_policy, install_dir, "
+				   "hosts, known_hosts, host_key_policy, install_dir, agent, "
 				   "connect_timeout_ms, command_timeout_ms", err)))
 		return rc;
 	if (!json_is_array(hosts) || json_array_size(hosts) == 0)
@@ -240,6 +259,14 @@ static int ssh_config_load(struct ssh_adapter *a, const json_t *config, struct n
 			return nova_err_set(err, NOVA_EINVAL, "install_dir",
 					    "install_dir must be an absolute path other than /, without ..");
 		snprintf(a->install_dir, sizeof(a->install_dir), "%s", d);
+	}
+	if ((v = json_object_get(config, "agent"))) {
+		if (!ssh_path_ok(json_string_value(v), sizeof(a->agent)))
+			return nova_err_set(err, NOVA_EINVAL, "agent",
+					    "agent must be the absolute path of the nova-sidecar to install");
+		snprintf(a->agent, sizeof(a->agent), "%s", json_string_value(v));
+	} else {
+		ssh_sibling(a->agent, sizeof(a->agent), "nova-sidecar");
 	}
 	if ((rc = ssh_timeout(&a->connect_timeout_ms, config, "connect_timeout_ms", 10000, err)) ||
 	    (rc = ssh_timeout(&a->command_timeout_ms, config, "command_timeout_ms", 30000, err)))
@@ -472,32 +499,327 @@ out:
 	return rc;
 }
 
-/* --- not yet: provisioning -------------------------------------------- */
+/* --- provisioning ------------------------------------------------------ */
+
+/* On each host, under install_dir:
+ *   bin/nova-sidecar            uploaded atomically, replaced when its sha256
+ *                               differs from the local agent's
+ *   nodes/<node id>/            the marker: one directory per Nova node
+ *     token (0600)              the node token; only its file is read, so it
+ *                               is on no command line
+ *     token.sha256, pid, log
+ * The sidecar is started with setsid and its stdio on files, so it outlives
+ * the SSH session; a retry finds it by its pid file and command line (the
+ * node id is in it), keeps it when the token is the same, replaces it when
+ * the token was rotated. */
+
+static const struct ssh_host_cfg *ssh_host_by_handle(const struct ssh_adapter *a,
+						     const char *handle)
+{
+	char h[ADAPTER_HANDLE_MAX];
+	for (size_t i = 0; handle && i < a->n_hosts; i++) {
+		snprintf(h, sizeof(h), "%s:%u", a->hosts[i].address, a->hosts[i].port);
+		if (strcmp(h, handle) == 0)
+			return &a->hosts[i];
+	}
+	return NULL;
+}
+
+static bool ssh_node_id_ok(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+	if (n != 36)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f') || id[i] == '-'))
+			return false;
+	return true;
+}
+
+static int ssh_open_host(struct ssh_session **s, const struct ssh_adapter *a,
+			 const struct ssh_host_cfg *h, struct nova_err *err)
+{
+	struct ssh_target t = {
+		.address = h->address,
+		.port = h->port,
+		.user = h->user,
+		.key_path = h->key[0] ? h->key : NULL,
+		.known_hosts = a->known_hosts,
+		.policy = a->policy,
+		.connect_timeout_ms = a->connect_timeout_ms,
+	};
+	return ssh_session_open(s, &t, err);
+}
+
+/* Run a script that must exit 0; its stdout (first line) into out. */
+static int ssh_run(char *out, size_t out_len, struct ssh_session *s, const struct ssh_adapter *a,
+		   const char *script, const char *what, struct nova_err *err)
+{
+	struct ssh_exec_result r;
+	int rc = ssh_session_exec(&r, s, script, a->command_timeout_ms, 64 * 1024, err);
+	if (rc == 0 && r.exit_status != 0)
+		rc = nova_err_set(err, NOVA_EFAILED, "", "host %s: %s failed (status %d): %.200s",
+				  ssh_session_label(s), what, r.exit_status, r.err);
+	if (rc == 0 && out)
+		snprintf(out, out_len, "%.*s", (int)strcspn(r.out, "\n"), r.out);
+	ssh_exec_result_finish(&r);
+	return rc;
+}
+
+static int ssh_read_local(char **data, size_t *len, const char *path, struct nova_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	long size;
+	*data = NULL;
+	if (!f)
+		return nova_err_set(err, NOVA_EFAILED, "agent", "agent %s: %s", path, strerror(errno));
+	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+	    !(*data = malloc((size_t)size + 1)) || fread(*data, 1, (size_t)size, f) != (size_t)size) {
+		fclose(f);
+		free(*data);
+		*data = NULL;
+		return nova_err_set(err, NOVA_EFAILED, "agent", "cannot read agent %s", path);
+	}
+	fclose(f);
+	*len = (size_t)size;
+	return 0;
+}
+
+/* bin/nova-sidecar on the host, uploaded when it differs from ours. */
+static int ssh_install_agent(struct ssh_session *s, const struct ssh_adapter *a,
+			     const char *qinstall, struct nova_err *err)
+{
+	char want[SECRET_HEX_SHA256_LEN], have[128], script[16384], bin[600];
+	char *data;
+	size_t len = 0;
+	int rc;
+	if ((rc = ssh_read_local(&data, &len, a->agent, err)))
+		return rc;
+	secret_sha256_hex(want, data, len);
+	if (snprintf(script, sizeof(script),
+		     "mkdir -p %s/bin %s/nodes && chmod 0700 %s/nodes && "
+		     "{ sha256sum %s/bin/nova-sidecar 2>/dev/null || echo none; }",
+		     qinstall, qinstall, qinstall, qinstall) >= (int)sizeof(script)) {
+		rc = nova_err_set(err, NOVA_EINVAL, "install_dir", "install_dir is too long");
+		goto out;
+	}
+	if ((rc = ssh_run(have, sizeof(have), s, a, script, "preparing the install dir", err)))
+		goto out;
+	if (strncmp(have, want, 64) != 0) {
+		snprintf(bin, sizeof(bin), "%s/bin/nova-sidecar", a->install_dir);
+		rc = ssh_session_upload(s, bin, data, len, 0755, a->command_timeout_ms, err);
+	}
+out:
+	free(data);
+	return rc;
+}
+
+static void ssh_node_paths(char *qdir, size_t len, const struct ssh_adapter *a, const char *node_id)
+{
+	char dir[700];
+	snprintf(dir, sizeof(dir), "%s/nodes/%s", a->install_dir, node_id);
+	if (ssh_shell_quote(qdir, len, dir, NULL))
+		qdir[0] = '\0';
+}
+
+/* Shell text: sets alive=1 and pid when the node's sidecar runs. */
+#define SSH_ALIVE_SNIPPET                                                                   \
+	"alive=0; pid=$(cat \"$d/pid\" 2>/dev/null); "                                     \
+	"if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null && "                            \
+	"tr '\\0' ' ' <\"/proc/$pid/cmdline\" 2>/dev/null | grep -q -- \"--node-id $id\"; " \
+	"then alive=1; fi; "
 
 static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 			 const struct adapter_provision_request *req, struct nova_err *err)
 {
-	(void)out;
-	(void)ssh_from(ad);
-	return nova_err_set(err, NOVA_ENOTSUP, "", "provisioning on ssh hosts is not implemented yet (node %s)",
-			    req->node_id);
+	struct ssh_adapter *a = ssh_from(ad);
+	const struct ssh_host_cfg *h = ssh_host_by_handle(a, req->handle);
+	struct ssh_session *s = NULL;
+	char qinstall[2100], qdir[2900], qurl[2100], qaddr[1100], tokpath[800];
+	char hash[SECRET_HEX_SHA256_LEN];
+	char script[16384], answer[256];
+	int rc;
+	if (!h)
+		return nova_err_set(err, NOVA_EFAILED, "handle", "%s is not a host of this pool",
+				    req->handle ? req->handle : "(no handle)");
+	if (!ssh_node_id_ok(req->node_id))
+		return nova_err_set(err, NOVA_EINVAL, "node_id", "node id %s is not a uuid", req->node_id);
+	if (!req->node_token || !*req->node_token || !req->gateway_url || !*req->gateway_url)
+		return nova_err_set(err, NOVA_EFAILED, "", "a sidecar needs the gateway url and a node token");
+	if ((rc = ssh_shell_quote(qinstall, sizeof(qinstall), a->install_dir, err)) ||
+	    (rc = ssh_shell_quote(qurl, sizeof(qurl), req->gateway_url, err)) ||
+	    (rc = ssh_shell_quote(qaddr, sizeof(qaddr), h->address, err)))
+		return rc;
+	ssh_node_paths(qdir, sizeof(qdir), a, req->node_id);
+	secret_sha256_hex(hash, req->node_token, strlen(req->node_token));
+	if ((rc = ssh_open_host(&s, a, h, err)))
+		return rc;
+	if ((rc = ssh_install_agent(s, a, qinstall, err)))
+		goto out;
+	snprintf(script, sizeof(script), "mkdir -p %s && chmod 0700 %s", qdir, qdir);
+	if ((rc = ssh_run(NULL, 0, s, a, script, "making the node directory", err)))
+		goto out;
+	/* The token travels by SFTP into a 0600 file, never on a command line. */
+	snprintf(tokpath, sizeof(tokpath), "%s/nodes/%s/token.new", a->install_dir, req->node_id);
+	if ((rc = ssh_session_upload(s, tokpath, req->node_token, strlen(req->node_token), 0600,
+				     a->command_timeout_ms, err)))
+		goto out;
+	snprintf(script, sizeof(script),
+		 "d=%s; id=%s; " SSH_ALIVE_SNIPPET
+		 "if [ $alive = 1 ] && [ \"$(cat \"$d/token.sha256\" 2>/dev/null)\" = %s ]; then "
+		 "rm -f \"$d/token.new\"; echo \"kept $pid\"; exit 0; fi; "
+		 "if [ $alive = 1 ]; then kill \"$pid\"; i=0; "
+		 "while kill -0 \"$pid\" 2>/dev/null && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.1; done; "
+		 "kill -9 \"$pid\" 2>/dev/null; fi; "
+		 "mv -f \"$d/token.new\" \"$d/token\" && echo %s >\"$d/token.sha256\" || exit 1; "
+		 "NOVA_NODE_TOKEN=$(cat \"$d/token\") setsid %s/bin/nova-sidecar --gateway %s --node-id \"$id\" "
+		 "--advertise-host %s "
+		 "</dev/null >>\"$d/log\" 2>&1 & pid=$!; echo \"$pid\" >\"$d/pid\"; sleep 0.3; "
+		 "if kill -0 \"$pid\" 2>/dev/null; then echo \"started $pid\"; "
+		 "else echo \"the sidecar exited at once: $(tail -n 3 \"$d/log\")\" >&2; exit 1; fi",
+		 qdir, req->node_id, hash, hash, qinstall, qurl, qaddr);
+	if ((rc = ssh_run(answer, sizeof(answer), s, a, script, "starting the sidecar", err)))
+		goto out;
+	snprintf(out->node_id, sizeof(out->node_id), "%s", req->node_id);
+	snprintf(out->handle, sizeof(out->handle), "%s", req->handle);
+	out->state = ADAPTER_NODE_RUNNING;
+	snprintf(out->message, sizeof(out->message), "sidecar %.200s", answer);
+out:
+	ssh_session_close(s);
+	return rc;
 }
 
 static int ssh_deprovision(struct adapter *ad, const struct adapter_node_ref *node,
 			   struct nova_err *err)
 {
-	(void)ssh_from(ad);
-	return nova_err_set(err, NOVA_ENOTSUP, "",
-			    "deprovisioning on ssh hosts is not implemented yet (node %s)", node->node_id);
+	struct ssh_adapter *a = ssh_from(ad);
+	const struct ssh_host_cfg *h = ssh_host_by_handle(a, node->handle);
+	struct ssh_session *s = NULL;
+	char qdir[2900], script[16384];
+	int rc;
+	if (!ssh_node_id_ok(node->node_id))
+		return nova_err_set(err, NOVA_EINVAL, "node_id", "node id %s is not a uuid", node->node_id);
+	if (!h) {
+		/* No handle (a lost provision answer) or a host no longer in
+		 * the pool: nothing of ours can be reached by it. */
+		nova_log(NOVA_LOG_WARN, "ssh", "deprovision of node %s: no host for handle %s",
+			 node->node_id, node->handle ? node->handle : "(none)");
+		return 0;
+	}
+	ssh_node_paths(qdir, sizeof(qdir), a, node->node_id);
+	if ((rc = ssh_open_host(&s, a, h, err)))
+		return rc; /* unreachable: the caller retries, nothing is forgotten */
+	/* The sidecar's engines die with it (PR_SET_PDEATHSIG). */
+	snprintf(script, sizeof(script),
+		 "d=%s; id=%s; [ -d \"$d\" ] || exit 0; " SSH_ALIVE_SNIPPET
+		 "if [ $alive = 1 ]; then kill \"$pid\"; i=0; "
+		 "while kill -0 \"$pid\" 2>/dev/null && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.1; done; "
+		 "kill -9 \"$pid\" 2>/dev/null; fi; rm -rf -- \"$d\"",
+		 qdir, node->node_id);
+	rc = ssh_run(NULL, 0, s, a, script, "stopping the sidecar", err);
+	ssh_session_close(s);
+	return rc;
 }
 
 static int ssh_status(struct adapter_node_info *out, struct adapter *ad,
 		      const struct adapter_node_ref *node, struct nova_err *err)
 {
-	(void)out;
-	(void)ssh_from(ad);
-	return nova_err_set(err, NOVA_ENOTSUP, "", "node status on ssh hosts is not implemented yet (node %s)",
-			    node->node_id);
+	struct ssh_adapter *a = ssh_from(ad);
+	const struct ssh_host_cfg *h = ssh_host_by_handle(a, node->handle);
+	struct ssh_session *s = NULL;
+	char qdir[2900], script[16384], answer[64];
+	int rc;
+	if (!ssh_node_id_ok(node->node_id))
+		return nova_err_set(err, NOVA_EINVAL, "node_id", "node id %s is not a uuid", node->node_id);
+	snprintf(out->node_id, sizeof(out->node_id), "%s", node->node_id);
+	if (!h) {
+		out->state = ADAPTER_NODE_GONE;
+		snprintf(out->message, sizeof(out->message), "no host %s in the pool",
+			 node->handle ? node->handle : "(none)");
+		return 0;
+	}
+	snprintf(out->handle, sizeof(out->handle), "%s", node->handle);
+	ssh_node_paths(qdir, sizeof(qdir), a, node->node_id);
+	if ((rc = ssh_open_host(&s, a, h, err)))
+		return rc;
+	snprintf(script, sizeof(script),
+		 "d=%s; id=%s; [ -d \"$d\" ] || { echo gone; exit 0; }; " SSH_ALIVE_SNIPPET
+		 "if [ $alive = 1 ]; then echo \"running $pid\"; else echo dead; fi", qdir, node->node_id);
+	rc = ssh_run(answer, sizeof(answer), s, a, script, "reading the sidecar's state", err);
+	ssh_session_close(s);
+	if (rc)
+		return rc;
+	if (strncmp(answer, "running", 7) == 0) {
+		out->state = ADAPTER_NODE_RUNNING;
+		snprintf(out->message, sizeof(out->message), "sidecar %.200s", answer);
+	} else if (strcmp(answer, "gone") == 0) {
+		out->state = ADAPTER_NODE_GONE;
+		snprintf(out->message, sizeof(out->message), "no sidecar installed");
+	} else {
+		out->state = ADAPTER_NODE_FAILED;
+		snprintf(out->message, sizeof(out->message), "the sidecar is not running");
+	}
+	return 0;
+}
+
+/* Every node directory on every reachable host. An unreachable host is
+ * logged and skipped: its nodes are found on a later pass, and failing the
+ * whole list would hide every other host's orphans meanwhile. */
+static int ssh_list(struct adapter_node_list *out, struct adapter *ad, struct nova_err *err)
+{
+	struct ssh_adapter *a = ssh_from(ad);
+	char qinstall[2100], script[16384];
+	size_t cap = 0;
+	int rc;
+	if ((rc = ssh_shell_quote(qinstall, sizeof(qinstall), a->install_dir, err)))
+		return rc;
+	snprintf(script, sizeof(script),
+		 "for d in %s/nodes/*-*-*-*-*; do [ -d \"$d\" ] || continue; id=${d##*/}; "
+		 SSH_ALIVE_SNIPPET "echo \"$id $alive\"; done",
+		 qinstall);
+	for (size_t i = 0; i < a->n_hosts; i++) {
+		const struct ssh_host_cfg *h = &a->hosts[i];
+		struct ssh_session *s = NULL;
+		struct ssh_exec_result r;
+		struct nova_err e = {0};
+		if (ssh_open_host(&s, a, h, &e) ||
+		    ssh_session_exec(&r, s, script, a->command_timeout_ms, 1 << 20, &e)) {
+			nova_log(NOVA_LOG_WARN, "ssh", "listing nodes: %s", e.message);
+			if (s)
+				ssh_exec_result_finish(&r);
+			ssh_session_close(s);
+			continue;
+		}
+		for (char *line = r.out; line && *line;) {
+			char *nl = strchr(line, '\n');
+			char id[64];
+			int alive;
+			if (nl)
+				*nl = '\0';
+			if (sscanf(line, "%63s %d", id, &alive) == 2 && ssh_node_id_ok(id)) {
+				if (out->n == cap) {
+					size_t ncap = cap ? cap * 2 : 16;
+					struct adapter_node_info *v = realloc(out->items, ncap * sizeof(*v));
+					if (!v) {
+						ssh_exec_result_finish(&r);
+						ssh_session_close(s);
+						return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+					}
+					out->items = v;
+					cap = ncap;
+				}
+				struct adapter_node_info *it = &out->items[out->n++];
+				memset(it, 0, sizeof(*it));
+				snprintf(it->node_id, sizeof(it->node_id), "%.36s", id);
+				snprintf(it->handle, sizeof(it->handle), "%s:%u", h->address, h->port);
+				it->state = alive ? ADAPTER_NODE_RUNNING : ADAPTER_NODE_FAILED;
+			}
+			line = nl ? nl + 1 : NULL;
+		}
+		ssh_exec_result_finish(&r);
+		ssh_session_close(s);
+	}
+	return 0;
 }
 
 const struct adapter_ops ssh_adapter_ops = {
@@ -509,4 +831,5 @@ const struct adapter_ops ssh_adapter_ops = {
 	.deprovision_node = ssh_deprovision,
 	.node_status = ssh_status,
 	.discover_resources = ssh_discover,
+	.list_nodes = ssh_list,
 };

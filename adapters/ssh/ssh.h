@@ -14,6 +14,8 @@
  *   known_hosts       absolute path (required)
  *   host_key_policy   "strict" (default) or "accept-new"
  *   install_dir       absolute path on the hosts, default /opt/nova
+ *   agent             absolute local path of the nova-sidecar to install,
+ *                     default the one beside the running novad
  *   connect_timeout_ms, command_timeout_ms   100..3600000, defaults 10000
  *                     and 30000
  *
@@ -22,8 +24,22 @@
  * name and, when nvidia-smi is on the PATH, its GPUs. Each host is one
  * static node, handle "address:port"; a host that cannot be reached, or
  * whose answer cannot be read, is still listed, unreachable, with the
- * reason. Provisioning is not implemented yet: provision, deprovision and
- * status answer NOVA_ENOTSUP. */
+ * reason.
+ *
+ * Provisioning a node (handle "address:port") installs nova-sidecar under
+ * install_dir/bin (uploaded atomically, only when its sha256 differs), puts
+ * the node token in install_dir/nodes/<node id>/token (0600, by SFTP: it is
+ * on no command line), and starts the sidecar detached (setsid, stdio on
+ * files) so it outlives the session, advertising the host's address for its
+ * engines' endpoints (the gateway URL must be reachable from the hosts).
+ * Hosts need a POSIX sh, coreutils (sha256sum) and setsid (util-linux). The node directory is the marker: a
+ * retry finds the running sidecar by its pid file and command line and keeps
+ * it (or replaces it when the token was rotated), never starting a twin;
+ * list_nodes reads the markers on every reachable host (an unreachable one
+ * is logged and skipped); deprovisioning stops the sidecar and removes the
+ * node directory, and answers NOVA_EAGAIN while the host is unreachable.
+ * Not yet: --mock-engine agents, a bounded pool of reused connections,
+ * proxy-jump hosts, slices of a host's GPUs. */
 #ifndef NOVA_ADAPTERS_SSH_SSH_H
 #define NOVA_ADAPTERS_SSH_SSH_H
 

@@ -23,7 +23,8 @@
 # (unshare --uts). The client key SSH_CLIENT_KEY (ed25519) is authorized on
 # every host for user root; SSH_KNOWN_HOSTS lists every host's key as
 # "[addr]:22". SSH_UNUSED_ADDR is an address on the bridge's subnet where
-# nothing answers.
+# nothing answers. On every host, SSH_INSTALL_DIR (one path) is that host's
+# own ssh_host_dir I/install (bind-mounted in its sshd's mount namespace).
 #
 # S is chosen per run: the bridge "novasshS" is created with `ip link add`,
 # which fails when another run holds S, so concurrent runs never share a
@@ -42,6 +43,8 @@ SSH_RUN=
 SSH_N=0
 SSH_SUBNET=
 SSH_REG=/run/nova-sshhosts
+# Where every host sees its own install dir (host I: ssh_host_dir I/install).
+SSH_INSTALL_DIR=$SSH_REG/install
 
 ssh_hosts_prereq() {
 	local c
@@ -101,6 +104,10 @@ ssh_host_start() {
 		fi
 		sleep 0.05
 	done
+	# Every host has its own install dir at the same path, as real hosts
+	# would: a bind mount in its sshd's mount namespace.
+	nsenter -t "$(cat "$d/sshd.pid")" -m mount --bind "$d/install" "$SSH_INSTALL_DIR" || {
+		echo "host $1: cannot bind its install dir"; return 1; }
 	return 0
 }
 
@@ -219,7 +226,7 @@ ssh_hosts_setup() {
 	n=$1; gpus=${2:-}
 	ssh_hosts_prereq || return 1
 	ip netns list >/dev/null 2>&1 || { echo "ip netns is unavailable here"; return 1; }
-	mkdir -p /run/sshd "$SSH_REG" && chmod 0755 /run/sshd || return 1
+	mkdir -p /run/sshd "$SSH_REG" "$SSH_INSTALL_DIR" && chmod 0755 /run/sshd || return 1
 	ssh_hosts_reap_stale
 	s=$(( ($$ % 200) + 20 )); tries=0
 	while ! ip link add "novassh$s" type bridge 2>/dev/null; do
@@ -249,7 +256,7 @@ ssh_hosts_setup() {
 		ssh_host_known_line "$i" >>"$SSH_KNOWN_HOSTS"
 		i=$((i + 1))
 	done
-	export SSH_CLIENT_KEY SSH_AUTH_KEYS SSH_KNOWN_HOSTS SSH_UNUSED_ADDR SSH_RUN SSH_SUBNET
+	export SSH_CLIENT_KEY SSH_AUTH_KEYS SSH_KNOWN_HOSTS SSH_UNUSED_ADDR SSH_RUN SSH_SUBNET SSH_INSTALL_DIR
 	return 0
 }
 
