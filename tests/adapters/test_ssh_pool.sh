@@ -1,0 +1,66 @@
+#!/bin/sh
+# An ssh pool end to end, through novad and novactl: two namespace hosts
+# with fake GPUs (tests/support/sshhosts.sh); novad listens on the hosts'
+# bridge so their sidecars reach it. A bad config is refused naming the
+# field; a deployment's nodes get nova-sidecar installed and started on the
+# hosts over SSH, its replicas run nova-mock-engine there and become routes;
+# a forced pool delete stops the sidecars and leaves the hosts clean. Needs
+# root: without it the hosts cannot be made, and that is a failure.
+set -u
+. tests/support/lib.sh
+. tests/support/sshhosts.sh
+export NOVA_HEARTBEAT_INTERVAL_MS=500
+ssh_hosts_setup 2 "1 2" >"$T_WORK/setup.log" 2>&1 || { t_fail "ssh test hosts" "$(cat "$T_WORK/setup.log")"; exit 0; }
+H1=$(ssh_host_addr 1); H2=$(ssh_host_addr 2)
+T_LISTEN="10.77.$SSH_SUBNET.1:0"
+nova_start || { t_fail "novad starts" "$(tail -3 "$T_WORK/novad.log")"; exit 0; }
+C="$B/novactl"
+# Sidecars on host I, counted in its network namespace.
+sidecars() {
+	for p in $(ip netns pids "$(ssh_host_ns "$1")"); do
+		{ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q '^[^ ]*nova-sidecar ' && echo "$p"
+	done | wc -l
+}
+
+t_expect_exit 2 "a bad port is refused" "$C" pool create bad --provider ssh \
+	--config '{"hosts":[{"address":"a","user":"u","port":70000}],"known_hosts":"/x"}'
+t_expect_out "field: config.hosts\[0\].port" "naming the field"
+cfg="{\"hosts\":[{\"address\":\"$H1\",\"user\":\"root\",\"key\":\"$SSH_CLIENT_KEY\",\"labels\":{\"rack\":\"r1\"}},
+ {\"address\":\"$H2\",\"user\":\"root\",\"key\":\"$SSH_CLIENT_KEY\"}],
+ \"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",\"agent\":\"$B/nova-sidecar\",
+ \"connect_timeout_ms\":2000}"
+t_expect_exit 0 "ssh pool create" "$C" pool create fleet --provider ssh --config "$cfg"
+
+cat >"$T_WORK/model.yaml" <<EOM
+name: demo
+kind: single
+engine: {command: [$B/nova-mock-engine, --port, "{port}"]}
+stages: [{name: main, accelerator_type: A100-80G, accelerators: 1}]
+EOM
+"$C" model register -f "$T_WORK/model.yaml" >/dev/null
+t_expect_exit 0 "deploy on the fleet" "$C" deploy demo --pool fleet --replicas 2 --name demo
+if t_wait_sql "SELECT state FROM deployments" running 40; then t_pass "both replicas run on the ssh hosts"
+else t_fail "replicas run" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments"; tail -5 "$T_WORK/novad.log")"; fi
+n1=$(sidecars 1); n2=$(sidecars 2)
+[ $((n1 + n2)) -ge 1 ] && [ "$n1" -le 1 ] && [ "$n2" -le 1 ] && t_pass "one sidecar per used host" ||
+	t_fail "one sidecar per used host" "host 1: $n1, host 2: $n2"
+"$C" -o json routes >"$T_WORK/out" 2>"$T_WORK/err"
+t_expect_out "http://10.77.$SSH_SUBNET" "routes name the hosts' addresses"
+
+node_dirs() {
+	find "$(ssh_host_dir 1)/install/nodes" "$(ssh_host_dir 2)/install/nodes" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
+}
+nodes=$(t_sql "SELECT count(*) FROM nodes WHERE state = 'ready'")
+[ "$(node_dirs)" -eq "$nodes" ] && [ "$nodes" -ge 1 ] && t_pass "a marker directory per node on the hosts" ||
+	t_fail "markers" "$(node_dirs) directories for $nodes ready nodes"
+
+"$C" deployment stop demo >/dev/null
+t_wait_sql "SELECT state FROM deployments" stopped 15 >/dev/null
+"$C" deployment delete demo >/dev/null
+t_expect_exit 0 "forced pool delete" "$C" pool delete fleet --force
+i=0; while [ $(($(sidecars 1) + $(sidecars 2))) -gt 0 ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+[ $(($(sidecars 1) + $(sidecars 2))) -eq 0 ] && t_pass "deprovisioning stops the sidecars" ||
+	t_fail "sidecars stopped" "$(sidecars 1) + $(sidecars 2) left"
+left=$(node_dirs)
+[ "$left" -eq 0 ] && t_pass "no node directory left on the hosts" || t_fail "hosts clean" "$left node dirs left"
+exit 0
