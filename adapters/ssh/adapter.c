@@ -756,7 +756,10 @@ static int ssh_status(struct adapter_node_info *out, struct adapter *ad,
 		out->state = ADAPTER_NODE_GONE;
 		snprintf(out->message, sizeof(out->message), "no sidecar installed");
 	} else {
-		out->state = ADAPTER_NODE_FAILED;
+		/* Gone, not failed: the host is fine and provisioning again
+		 * (which the reconciler does for a static node whose resource is
+		 * gone) starts a new sidecar over the same marker. */
+		out->state = ADAPTER_NODE_GONE;
 		snprintf(out->message, sizeof(out->message), "the sidecar is not running");
 	}
 	return 0;

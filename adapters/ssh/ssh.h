@@ -35,6 +35,8 @@
  * Hosts need a POSIX sh, coreutils (sha256sum) and setsid (util-linux). The node directory is the marker: a
  * retry finds the running sidecar by its pid file and command line and keeps
  * it (or replaces it when the token was rotated), never starting a twin;
+ * node_status says gone when the sidecar died on a reachable host (the
+ * reconciler then provisions it again) and when the marker is missing;
  * list_nodes reads the markers on every reachable host (an unreachable one
  * is logged and skipped); deprovisioning stops the sidecar and removes the
  * node directory, and answers NOVA_EAGAIN while the host is unreachable.

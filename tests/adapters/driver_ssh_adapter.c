@@ -223,7 +223,8 @@ static void test_provision_status_list_deprovision(void **state)
 	assert_int_equal(list.items[0].state, ADAPTER_NODE_RUNNING);
 	adapter_node_list_finish(&list);
 
-	/* Killed: failed (its marker stays, so it can be cleaned up). */
+	/* Killed: gone (so the reconciler provisions it again); its marker
+	 * stays, and list_nodes reports it failed. */
 	snprintf(path, sizeof(path), "%s/nodes/%s/pid", env("NOVA_SSH_INSTALL1"), id);
 	f = fopen(path, "re");
 	assert_non_null(f);
@@ -234,7 +235,12 @@ static void test_provision_status_list_deprovision(void **state)
 	assert_int_equal(kill((pid_t)pid2, SIGKILL), 0);
 	usleep(200 * 1000);
 	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), 0);
-	assert_int_equal(info.state, ADAPTER_NODE_FAILED);
+	assert_int_equal(info.state, ADAPTER_NODE_GONE);
+	assert_string_equal(info.message, "the sidecar is not running");
+	assert_int_equal(adapter_list_nodes(&list, ad, &err), 0);
+	assert_int_equal(list.n, 1);
+	assert_int_equal(list.items[0].state, ADAPTER_NODE_FAILED);
+	adapter_node_list_finish(&list);
 
 	/* Deprovision removes everything, twice is fine, then it is gone. */
 	assert_int_equal(adapter_provision_node(&info, ad, &req, &err), 0);

@@ -47,6 +47,19 @@ n1=$(sidecars 1); n2=$(sidecars 2)
 "$C" -o json routes >"$T_WORK/out" 2>"$T_WORK/err"
 t_expect_out "http://10.77.$SSH_SUBNET" "routes name the hosts' addresses"
 
+# A sidecar killed: the reconciler (every 5 s) finds its node's resource
+# gone and starts it again over SSH; the replica comes back.
+victim_host=1; [ "$(sidecars 1)" -eq 0 ] && victim_host=2
+victim=$(cat "$(ssh_host_dir $victim_host)"/install/nodes/*/pid | head -1)
+kill -9 "$victim"
+i=0; while [ "$(sidecars $victim_host)" -lt 1 ] && [ $i -lt 200 ]; do i=$((i + 1)); sleep 0.1; done
+[ "$(sidecars $victim_host)" -eq 1 ] && t_pass "a killed sidecar is started again" ||
+	t_fail "sidecar restarted" "$(sidecars $victim_host) on host $victim_host"
+if t_wait_sql "SELECT count(*) FROM nodes WHERE state <> 'ready'" 0 30; then t_pass "its node is ready again"
+else t_fail "node ready again" "$(t_sql "SELECT string_agg(state, ',') FROM nodes")"; fi
+if t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'ready'" 2 30; then t_pass "both replicas are ready"
+else t_fail "replicas ready" "$(t_sql "SELECT string_agg(state, ',') FROM replicas")"; fi
+
 node_dirs() {
 	find "$(ssh_host_dir 1)/install/nodes" "$(ssh_host_dir 2)/install/nodes" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l
 }
