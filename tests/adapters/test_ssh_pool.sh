@@ -39,12 +39,15 @@ stages: [{name: main, accelerator_type: A100-80G, accelerators: 1}]
 EOM
 "$C" model register -f "$T_WORK/model.yaml" >/dev/null
 t_expect_exit 0 "deploy on the fleet" "$C" deploy demo --pool fleet --replicas 2 --name demo
-if t_wait_sql "SELECT state FROM deployments" running 40; then t_pass "both replicas run on the ssh hosts"
+if t_wait_sql "SELECT state FROM deployments" running 90; then t_pass "both replicas run on the ssh hosts"
 else t_fail "replicas run" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments"; tail -5 "$T_WORK/novad.log")"; fi
 n1=$(sidecars 1); n2=$(sidecars 2)
 [ $((n1 + n2)) -ge 1 ] && [ "$n1" -le 1 ] && [ "$n2" -le 1 ] && t_pass "one sidecar per used host" ||
 	t_fail "one sidecar per used host" "host 1: $n1, host 2: $n2"
-"$C" -o json routes >"$T_WORK/out" 2>"$T_WORK/err"
+# The routing table is rebuilt every 250 ms: poll, don't race it.
+i=0
+while "$C" -o json routes >"$T_WORK/out" 2>"$T_WORK/err" &&
+	! grep -q "http://10.77.$SSH_SUBNET" "$T_WORK/out" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 t_expect_out "http://10.77.$SSH_SUBNET" "routes name the hosts' addresses"
 
 # A sidecar killed: the reconciler (every 5 s) finds its node's resource
