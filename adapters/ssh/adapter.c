@@ -38,6 +38,8 @@ struct ssh_adapter {
 	enum ssh_host_key_policy policy;
 	char install_dir[512];
 	char agent[PATH_MAX];        /* local nova-sidecar to install */
+	bool mock_agents;            /* sidecars run nova-mock-engine */
+	char mock_engine[PATH_MAX];  /* local nova-mock-engine: the agent's sibling */
 	unsigned connect_timeout_ms;
 	unsigned command_timeout_ms;
 };
@@ -226,11 +228,12 @@ static void ssh_sibling(char *out, size_t len, const char *name)
 static int ssh_config_load(struct ssh_adapter *a, const json_t *config, struct nova_err *err)
 {
 	static const char *const keys[] = {"hosts", "known_hosts", "host_key_policy", "install_dir",
-					   "agent", "connect_timeout_ms", "command_timeout_ms", NULL};
+					   "agent", "mock_agents", "connect_timeout_ms", "command_timeout_ms",
+					   NULL};
 	const json_t *hosts = json_object_get(config, "hosts"), *v;
 	int rc;
 	if ((rc = ssh_unknown_keys(config, keys, "",
-				   "hosts, known_hosts, host_key_policy, install_dir, agent, "
+				   "hosts, known_hosts, host_key_policy, install_dir, agent, mock_agents, "
 				   "connect_timeout_ms, command_timeout_ms", err)))
 		return rc;
 	if (!json_is_array(hosts) || json_array_size(hosts) == 0)
@@ -267,6 +270,15 @@ static int ssh_config_load(struct ssh_adapter *a, const json_t *config, struct n
 		snprintf(a->agent, sizeof(a->agent), "%s", json_string_value(v));
 	} else {
 		ssh_sibling(a->agent, sizeof(a->agent), "nova-sidecar");
+	}
+	if ((v = json_object_get(config, "mock_agents")) && !json_is_boolean(v))
+		return nova_err_set(err, NOVA_EINVAL, "mock_agents", "mock_agents must be true or false");
+	a->mock_agents = json_is_true(v);
+	{
+		/* The mock engine that came with the agent. */
+		const char *slash = strrchr(a->agent, '/');
+		snprintf(a->mock_engine, sizeof(a->mock_engine), "%.*snova-mock-engine",
+			 slash ? (int)(slash - a->agent + 1) : 0, a->agent);
 	}
 	if ((rc = ssh_timeout(&a->connect_timeout_ms, config, "connect_timeout_ms", 10000, err)) ||
 	    (rc = ssh_timeout(&a->command_timeout_ms, config, "command_timeout_ms", 30000, err)))
@@ -585,28 +597,30 @@ static int ssh_read_local(char **data, size_t *len, const char *path, struct nov
 	return 0;
 }
 
-/* bin/nova-sidecar on the host, uploaded when it differs from ours. */
-static int ssh_install_agent(struct ssh_session *s, const struct ssh_adapter *a,
-			     const char *qinstall, struct nova_err *err)
+/* install_dir/bin/<name> on the host, uploaded when it differs from the
+ * local file. */
+static int ssh_install_program(struct ssh_session *s, const struct ssh_adapter *a,
+			       const char *qinstall, const char *local, const char *name,
+			       struct nova_err *err)
 {
 	char want[SECRET_HEX_SHA256_LEN], have[128], script[16384], bin[600];
 	char *data;
 	size_t len = 0;
 	int rc;
-	if ((rc = ssh_read_local(&data, &len, a->agent, err)))
+	if ((rc = ssh_read_local(&data, &len, local, err)))
 		return rc;
 	secret_sha256_hex(want, data, len);
 	if (snprintf(script, sizeof(script),
 		     "mkdir -p %s/bin %s/nodes && chmod 0700 %s/nodes && "
-		     "{ sha256sum %s/bin/nova-sidecar 2>/dev/null || echo none; }",
-		     qinstall, qinstall, qinstall, qinstall) >= (int)sizeof(script)) {
+		     "{ sha256sum %s/bin/%s 2>/dev/null || echo none; }",
+		     qinstall, qinstall, qinstall, qinstall, name) >= (int)sizeof(script)) {
 		rc = nova_err_set(err, NOVA_EINVAL, "install_dir", "install_dir is too long");
 		goto out;
 	}
 	if ((rc = ssh_run(have, sizeof(have), s, a, script, "preparing the install dir", err)))
 		goto out;
 	if (strncmp(have, want, 64) != 0) {
-		snprintf(bin, sizeof(bin), "%s/bin/nova-sidecar", a->install_dir);
+		snprintf(bin, sizeof(bin), "%s/bin/%s", a->install_dir, name);
 		rc = ssh_session_upload(s, bin, data, len, 0755, a->command_timeout_ms, err);
 	}
 out:
@@ -636,7 +650,7 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 	const struct ssh_host_cfg *h = ssh_host_by_handle(a, req->handle);
 	struct ssh_session *s = NULL;
 	char qinstall[2100], qdir[2900], qurl[2100], qaddr[1100], tokpath[800];
-	char hash[SECRET_HEX_SHA256_LEN];
+	char hash[SECRET_HEX_SHA256_LEN], mock[2200] = "";
 	char script[16384], answer[256];
 	int rc;
 	if (!h)
@@ -652,9 +666,13 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 		return rc;
 	ssh_node_paths(qdir, sizeof(qdir), a, req->node_id);
 	secret_sha256_hex(hash, req->node_token, strlen(req->node_token));
+	if (a->mock_agents)
+		snprintf(mock, sizeof(mock), "--mock-engine %s/bin/nova-mock-engine", qinstall);
 	if ((rc = ssh_open_host(&s, a, h, err)))
 		return rc;
-	if ((rc = ssh_install_agent(s, a, qinstall, err)))
+	if ((rc = ssh_install_program(s, a, qinstall, a->agent, "nova-sidecar", err)) ||
+	    (a->mock_agents &&
+	     (rc = ssh_install_program(s, a, qinstall, a->mock_engine, "nova-mock-engine", err))))
 		goto out;
 	snprintf(script, sizeof(script), "mkdir -p %s && chmod 0700 %s", qdir, qdir);
 	if ((rc = ssh_run(NULL, 0, s, a, script, "making the node directory", err)))
@@ -673,11 +691,11 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 		 "kill -9 \"$pid\" 2>/dev/null; fi; "
 		 "mv -f \"$d/token.new\" \"$d/token\" && echo %s >\"$d/token.sha256\" || exit 1; "
 		 "NOVA_NODE_TOKEN=$(cat \"$d/token\") setsid %s/bin/nova-sidecar --gateway %s --node-id \"$id\" "
-		 "--advertise-host %s "
+		 "--advertise-host %s %s "
 		 "</dev/null >>\"$d/log\" 2>&1 & pid=$!; echo \"$pid\" >\"$d/pid\"; sleep 0.3; "
 		 "if kill -0 \"$pid\" 2>/dev/null; then echo \"started $pid\"; "
 		 "else echo \"the sidecar exited at once: $(tail -n 3 \"$d/log\")\" >&2; exit 1; fi",
-		 qdir, req->node_id, hash, hash, qinstall, qurl, qaddr);
+		 qdir, req->node_id, hash, hash, qinstall, qurl, qaddr, mock);
 	if ((rc = ssh_run(answer, sizeof(answer), s, a, script, "starting the sidecar", err)))
 		goto out;
 	snprintf(out->node_id, sizeof(out->node_id), "%s", req->node_id);

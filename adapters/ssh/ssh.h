@@ -16,6 +16,8 @@
  *   install_dir       absolute path on the hosts, default /opt/nova
  *   agent             absolute local path of the nova-sidecar to install,
  *                     default the one beside the running novad
+ *   mock_agents       true: sidecars run nova-mock-engine (installed from
+ *                     beside the agent) instead of the models' engines
  *   connect_timeout_ms, command_timeout_ms   100..3600000, defaults 10000
  *                     and 30000
  *
@@ -40,7 +42,7 @@
  * list_nodes reads the markers on every reachable host (an unreachable one
  * is logged and skipped); deprovisioning stops the sidecar and removes the
  * node directory, and answers NOVA_EAGAIN while the host is unreachable.
- * Not yet: --mock-engine agents, a bounded pool of reused connections,
+ * Not yet: a bounded pool of reused connections,
  * proxy-jump hosts, slices of a host's GPUs. */
 #ifndef NOVA_ADAPTERS_SSH_SSH_H
 #define NOVA_ADAPTERS_SSH_SSH_H

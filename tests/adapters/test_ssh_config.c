@@ -112,6 +112,8 @@ static void test_bad_configs_name_the_field(void **state)
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"install_dir\": \"opt\"", "install_dir", "absolute"},
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"agent\": \"nova-sidecar\"", "agent",
 		 "absolute path of the nova-sidecar"},
+		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"mock_agents\": \"yes\"", "mock_agents",
+		 "true or false"},
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"connect_timeout_ms\": 5", "connect_timeout_ms",
 		 "from 100 to 3600000"},
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"command_timeout_ms\": true", "command_timeout_ms",

@@ -2,8 +2,9 @@
 # An ssh pool end to end, through novad and novactl: two namespace hosts
 # with fake GPUs (tests/support/sshhosts.sh); novad listens on the hosts'
 # bridge so their sidecars reach it. A bad config is refused naming the
-# field; a deployment's nodes get nova-sidecar installed and started on the
-# hosts over SSH, its replicas run nova-mock-engine there and become routes;
+# field; a deployment's nodes get nova-sidecar and nova-mock-engine (mock
+# agents) installed and started on the hosts over SSH, its replicas run
+# there and become routes; a killed sidecar is started again;
 # a forced pool delete stops the sidecars and leaves the hosts clean. Needs
 # root: without it the hosts cannot be made, and that is a failure.
 set -u
@@ -28,13 +29,13 @@ t_expect_out "field: config.hosts\[0\].port" "naming the field"
 cfg="{\"hosts\":[{\"address\":\"$H1\",\"user\":\"root\",\"key\":\"$SSH_CLIENT_KEY\",\"labels\":{\"rack\":\"r1\"}},
  {\"address\":\"$H2\",\"user\":\"root\",\"key\":\"$SSH_CLIENT_KEY\"}],
  \"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",\"agent\":\"$B/nova-sidecar\",
- \"connect_timeout_ms\":2000}"
+ \"mock_agents\":true,\"connect_timeout_ms\":2000}"
 t_expect_exit 0 "ssh pool create" "$C" pool create fleet --provider ssh --config "$cfg"
 
 cat >"$T_WORK/model.yaml" <<EOM
 name: demo
 kind: single
-engine: {command: [$B/nova-mock-engine, --port, "{port}"]}
+engine: {command: [nova-mock-engine, --port, "{port}"]}
 stages: [{name: main, accelerator_type: A100-80G, accelerators: 1}]
 EOM
 "$C" model register -f "$T_WORK/model.yaml" >/dev/null
@@ -44,6 +45,13 @@ else t_fail "replicas run" "$(t_sql "SELECT state || ': ' || state_reason FROM d
 n1=$(sidecars 1); n2=$(sidecars 2)
 [ $((n1 + n2)) -ge 1 ] && [ "$n1" -le 1 ] && [ "$n2" -le 1 ] && t_pass "one sidecar per used host" ||
 	t_fail "one sidecar per used host" "host 1: $n1, host 2: $n2"
+# Mock agents: the engines run from the host's install dir, uploaded there.
+engines=0
+for p in $(ip netns pids "$(ssh_host_ns 1)") $(ip netns pids "$(ssh_host_ns 2)"); do
+	{ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q "^$SSH_INSTALL_DIR/bin/nova-mock-engine " && engines=$((engines + 1))
+done
+[ "$engines" -eq 2 ] && t_pass "the engines run from the hosts' install dirs" ||
+	t_fail "engines on the hosts" "$engines running from $SSH_INSTALL_DIR/bin"
 # The routing table is rebuilt every 250 ms: poll, don't race it.
 i=0
 while "$C" -o json routes >"$T_WORK/out" 2>"$T_WORK/err" &&

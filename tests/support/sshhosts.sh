@@ -32,6 +32,9 @@
 # the next setup removes the namespaces and bridge of any record whose owner
 # is dead.
 #
+# Each sshd is a background job of the shell that sourced this file: a bare
+# `wait` in a test waits for them too, so wait for pids.
+#
 # Functions use `local` (dash and bash have it): callers' variables, such
 # as a loop's i, are left alone.
 #
