@@ -26,11 +26,17 @@ sidecars() {
 t_expect_exit 2 "a bad port is refused" "$C" pool create bad --provider ssh \
 	--config '{"hosts":[{"address":"a","user":"u","port":70000}],"known_hosts":"/x"}'
 t_expect_out "field: config.hosts\[0\].port" "naming the field"
-cfg="{\"hosts\":[{\"address\":\"$H1\",\"user\":\"root\",\"key\":\"$SSH_CLIENT_KEY\",\"labels\":{\"rack\":\"r1\"}},
- {\"address\":\"$H2\",\"user\":\"root\",\"key\":\"$SSH_CLIENT_KEY\"}],
- \"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",\"agent\":\"$B/nova-sidecar\",
+cat >"$T_WORK/hosts.yaml" <<EOH
+- {address: "$H1", user: root, key: "$SSH_CLIENT_KEY", labels: {rack: r1}}
+- {address: "$H2", user: root, key: "$SSH_CLIENT_KEY"}
+EOH
+cfg="{\"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",\"agent\":\"$B/nova-sidecar\",
  \"mock_agents\":true,\"connect_timeout_ms\":2000}"
-t_expect_exit 0 "ssh pool create" "$C" pool create fleet --provider ssh --config "$cfg"
+t_expect_exit 2 "hosts twice are refused" "$C" pool create twice --provider ssh --hosts "$T_WORK/hosts.yaml" \
+	--config '{"hosts":[]}'
+t_expect_out "in --hosts or in the config, not both" "saying so"
+t_expect_exit 0 "ssh pool create --hosts hosts.yaml" "$C" pool create fleet --provider ssh \
+	--hosts "$T_WORK/hosts.yaml" --config "$cfg"
 
 cat >"$T_WORK/model.yaml" <<EOM
 name: demo
