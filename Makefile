@@ -27,7 +27,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread -lm
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"'
 
-LIB_DIRS := core adapters adapters/fake adapters/lpu adapters/kubernetes pools models deployments inventory auth gateway sidecar
+LIB_DIRS := core adapters adapters/fake adapters/lpu adapters/kubernetes adapters/ssh pools models deployments inventory auth gateway sidecar
 LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 LIB      := $(BUILD)/libnova.a
@@ -44,6 +44,10 @@ TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/*/test_*.c)
 TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
+# Test programs a shell test drives (tests/run.sh runs only test_*): they
+# need what the shell test sets up first (real sshd hosts, say).
+TEST_DRIVER_SRCS := $(wildcard tests/*/driver_*.c)
+TEST_DRIVERS := $(TEST_DRIVER_SRCS:%.c=$(BUILD)/%)
 
 SQL_FILES := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
@@ -99,7 +103,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(CLI_OBJS) $(LIB)
 	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) $< $(TEST_SUPPORT_OBJS) $(CLI_OBJS) $(LIB) \
 	  $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
 
-tests: $(BINS) $(TEST_BINS)
+tests: $(BINS) $(TEST_BINS) $(TEST_DRIVERS)
 
 # Keep the test support objects: they are intermediates of a pattern rule.
 .SECONDARY: $(TEST_SUPPORT_OBJS)

@@ -8,6 +8,7 @@
 #include "adapters/fake/fake.h"
 #include "adapters/kubernetes/kube.h"
 #include "adapters/lpu/lpu.h"
+#include "adapters/ssh/ssh.h"
 
 static const struct adapter_ops *registry[ADAPTER_REGISTRY_MAX];
 static size_t registry_len;
@@ -63,10 +64,11 @@ void adapter_names(char *buf, size_t len)
 
 int adapters_register_builtin(bool include_fake, struct nova_err *err)
 {
-	/* The ssh adapter registers here when it lands. */
 	int rc = adapter_register(&lpu_adapter_ops, err);
 	if (rc == 0)
 		rc = adapter_register(&kube_adapter_ops, err);
+	if (rc == 0)
+		rc = adapter_register(&ssh_adapter_ops, err);
 	if (rc == 0 && include_fake)
 		rc = adapter_register(&fake_adapter_ops, err);
 	return rc;

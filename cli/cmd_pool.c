@@ -6,7 +6,8 @@
 
 #define POOL_CREATE_USAGE                                                                     \
 	"novactl pool create NAME --provider P [--config JSON | --config-file FILE] "         \
-	"[--max-nodes N] [--max-accelerators N] [--accelerator-types T1,T2] [--label k=v ...]"
+	"[--hosts FILE] [--max-nodes N] [--max-accelerators N] [--accelerator-types T1,T2] "  \
+	"[--label k=v ...]"
 #define POOL_UPDATE_USAGE                                                                     \
 	"novactl pool update NAME|ID [--max-nodes N|none] [--max-accelerators N|none] "       \
 	"[--accelerator-types T1,T2]"
@@ -100,6 +101,9 @@ static int pool_create(struct cli_ctx *ctx, struct cli_args *a)
 	const char *provider = cli_arg_value(a, "--provider");
 	const char *config = cli_arg_value(a, "--config");
 	const char *config_file = cli_arg_value(a, "--config-file");
+	/* ssh pools: the fleet in a file of its own (YAML or JSON: a list of
+	 * hosts, or an object with a hosts list), merged into the config. */
+	const char *hosts_file = cli_arg_value(a, "--hosts");
 	json_t *body = json_object(), *quotas = json_object(), *labels = json_object(), *cfg = NULL;
 	json_t *res = NULL;
 	const char *label;
@@ -140,6 +144,36 @@ static int pool_create(struct cli_ctx *ctx, struct cli_args *a)
 			rc = CLI_EXIT_USAGE;
 			goto out;
 		}
+	}
+	if (hosts_file) {
+		struct nova_err err;
+		json_t *hosts = NULL;
+		if (cli_load_json_or_yaml(&hosts, hosts_file, &err)) {
+			fprintf(ctx->errout, "novactl: %s\n", err.message);
+			rc = CLI_EXIT_USAGE;
+			goto out;
+		}
+		if (json_is_object(hosts) && json_is_array(json_object_get(hosts, "hosts"))) {
+			json_t *list = json_incref(json_object_get(hosts, "hosts"));
+			json_decref(hosts);
+			hosts = list;
+		}
+		if (!json_is_array(hosts)) {
+			json_decref(hosts);
+			rc = cli_usage_error(ctx, POOL_CREATE_USAGE,
+					     "--hosts %s must hold a list of hosts (or {hosts: [...]})",
+					     hosts_file);
+			goto out;
+		}
+		if (!cfg)
+			cfg = json_object();
+		if (json_object_get(cfg, "hosts")) {
+			json_decref(hosts);
+			rc = cli_usage_error(ctx, POOL_CREATE_USAGE,
+					     "give the hosts in --hosts or in the config, not both");
+			goto out;
+		}
+		json_object_set_new(cfg, "hosts", hosts);
 	}
 	json_object_set_new(body, "name", json_string(name));
 	json_object_set_new(body, "provider", json_string(provider));

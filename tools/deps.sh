@@ -4,7 +4,7 @@
 set -eu
 PKGS="gcc make pkg-config libc6-dev libpq-dev libcurl4-openssl-dev libjansson-dev libssh2-1-dev
 libyaml-dev uuid-dev libmicrohttpd-dev libssl-dev libcmocka-dev postgresql postgresql-client
-util-linux procps curl python3 openssl"
+util-linux procps curl python3 openssl openssh-server openssh-client iproute2"
 # Debian's kubectl drives the fake Kubernetes API server in the tests. When
 # another package already owns /usr/bin/kubectl (Google's "kubectl"), the two
 # clash, so it is left out and tests/support/k8s.sh unpacks it privately
@@ -32,6 +32,8 @@ export DEBIAN_FRONTEND=noninteractive
 log=$(mktemp)
 # postgresql's package starts a system cluster on port 5432; Nova never uses
 # it (it runs private clusters on unix sockets), so it is left as installed.
+# openssh-server is there for the ssh adapter's tests, which run their own
+# sshd processes in network namespaces; a system sshd it may start is not used.
 if $SUDO apt-get update -qq >"$log" 2>&1 &&
    { [ -z "$missing" ] || $SUDO apt-get install -y -qq --no-install-recommends $missing >>"$log" 2>&1; }; then
 	if [ -n "$opt_missing" ] &&

@@ -47,6 +47,8 @@ static void test_builtin_registers_fake_only_when_asked(void **state)
 	(void)state;
 	assert_int_equal(adapters_register_builtin(false, &err), 0);
 	assert_null(adapter_find("fake"));
+	assert_non_null(adapter_find("lpu"));
+	assert_non_null(adapter_find("ssh"));
 	adapter_registry_reset();
 	assert_int_equal(adapters_register_builtin(true, &err), 0);
 	assert_non_null(adapter_find("fake"));

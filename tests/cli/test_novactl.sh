@@ -66,7 +66,7 @@ t_expect_exit 2 "provider refusing the config exits 2" \
 	"$C" pool create p2 --provider fake --config '{"fail_validate":"allocation"}'
 t_expect_out "field: config.allocation" "config error names config.FIELD"
 t_expect_exit 2 "unknown provider exits 2" "$C" pool create p2 --provider nosuch
-t_expect_out "hint: registered providers: lpu, kubernetes, fake" "unknown provider hints the known ones"
+t_expect_out "hint: registered providers: lpu, kubernetes, ssh, fake" "unknown provider hints the known ones"
 printf 'mode: static\nnodes: 2\n' >"$T_WORK/cfg.yaml"
 t_expect_exit 0 "pool create --config-file YAML" "$C" pool create p3 --provider fake --config-file "$T_WORK/cfg.yaml"
 printf 'mode: [static\n' >"$T_WORK/bad.yaml"

@@ -22,6 +22,26 @@ t_expect_out() {
 	else t_fail "$2" "no \"$1\" in: $(head -c 300 "$T_WORK/out" "$T_WORK/err")"; fi
 }
 
+# t_cmocka PROGRAM [ARGS...]: run a cmocka program (a tests/*/driver_* that
+# needs this script's setup) and turn each of its tests into a PASS/FAIL
+# line; a crash or a run with no test counted is a FAIL too.
+t_cmocka() {
+	local log rc ran name
+	log="$T_WORK/cmocka.$$.log"
+	"$@" >"$log" 2>&1; rc=$?
+	cat "$log"
+	ran=0
+	for name in $(sed -n 's/^\[ RUN      \] //p' "$log"); do
+		ran=$((ran + 1))
+		if grep -qx "\[       OK \] $name" "$log"; then t_pass "$name"
+		else t_fail "$name" "see the output above"; fi
+	done
+	[ "$ran" -gt 0 ] || t_fail "${1##*/}" "ran no test (exit $rc)"
+	if [ "$rc" -ne 0 ] && ! grep -q '^\[  FAILED  \]' "$log"; then
+		t_fail "${1##*/}" "exit $rc without a failed test (a crash?)"
+	fi
+}
+
 # nova_start: a novad on a fresh database; called again (after nova_stop or
 # a kill), it restarts on the same database and state directory.
 T_DB=

@@ -1,0 +1,288 @@
+/* The ssh adapter's discovery against real sshd hosts; driven by
+ * tests/adapters/test_ssh_discover.sh, which makes four hosts (1 and 3 with a
+ * fake nvidia-smi reporting two A100s; host 4's key is not in known_hosts)
+ * and passes:
+ *   NOVA_SSH_HOST1..4, NOVA_SSH_UNUSED, NOVA_SSH_KEY, NOVA_SSH_KNOWN_HOSTS,
+ *   NOVA_SSH_INSTALL_DIR (the install dir's path on every host),
+ *   NOVA_SSH_INSTALL1 (host 1's install dir, seen from here),
+ *   NOVA_SSH_AGENT (the nova-sidecar to install) */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "adapters/adapter.h"
+#include "adapters/ssh/ssh.h"
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		fail_msg("%s is not set: run tests/adapters/test_ssh_discover.sh", name);
+	return v;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Hosts 1-4 and the unused address, in that order. */
+static struct adapter *pool(const char *policy)
+{
+	struct nova_err err = {0};
+	struct adapter *ad = NULL;
+	json_t *c = json_pack(
+		"{s:s, s:s, s:s, s:s, s:i, s:i, s:[{s:s,s:s,s:s,s:{s:s}}, {s:s,s:s,s:s}, {s:s,s:s,s:s,s:s},"
+		" {s:s,s:s,s:s}, {s:s,s:s,s:s}]}",
+		"known_hosts", env("NOVA_SSH_KNOWN_HOSTS"), "host_key_policy", policy,
+		"install_dir", env("NOVA_SSH_INSTALL_DIR"), "agent", env("NOVA_SSH_AGENT"),
+		"connect_timeout_ms", 800, "command_timeout_ms", 5000, "hosts",
+		"address", env("NOVA_SSH_HOST1"), "user", "root", "key", env("NOVA_SSH_KEY"), "labels", "rack", "r1",
+		"address", env("NOVA_SSH_HOST2"), "user", "root", "key", env("NOVA_SSH_KEY"),
+		"address", env("NOVA_SSH_HOST3"), "user", "root", "key", env("NOVA_SSH_KEY"),
+		"accelerator_type", "A100-SXM",
+		"address", env("NOVA_SSH_HOST4"), "user", "root", "key", env("NOVA_SSH_KEY"),
+		"address", env("NOVA_SSH_UNUSED"), "user", "root", "key", env("NOVA_SSH_KEY"));
+	assert_non_null(c);
+	if (adapter_create(&ad, &ssh_adapter_ops, "00000000-0000-0000-0000-000000000007", c, &err))
+		fail_msg("create: %s: %s", err.field, err.message);
+	json_decref(c);
+	return ad;
+}
+
+static const char *label(const struct adapter_static_node *n, const char *key)
+{
+	const char *v = json_string_value(json_object_get(n->labels, key));
+	return v ? v : "";
+}
+
+static void test_discovery_reports_every_host(void **state)
+{
+	struct adapter *ad = pool("strict");
+	struct adapter_resources res;
+	struct nova_err err = {0};
+	char handle[64];
+	(void)state;
+	long long t0 = now_ms();
+	assert_int_equal(adapter_discover_resources(&res, ad, &err), 0);
+	long long took = now_ms() - t0;
+	assert_int_equal(res.n_nodes, 5);
+
+	const struct adapter_static_node *n = &res.nodes[0];
+	snprintf(handle, sizeof(handle), "%s:22", env("NOVA_SSH_HOST1"));
+	assert_string_equal(n->handle, handle);
+	if (!n->reachable)
+		fail_msg("host 1: %s", n->reason);
+	assert_string_equal(n->accelerator_type, "A100-80G");
+	assert_int_equal(n->accelerator_count, 2);
+	assert_int_equal(n->memory_mib, 81920);
+	assert_string_equal(label(n, "rack"), "r1");
+	assert_string_equal(label(n, "hostname"), "nova-host1");
+	assert_string_equal(label(n, "gpu_name"), "NVIDIA A100-SXM4-80GB");
+	assert_string_equal(label(n, "host"), env("NOVA_SSH_HOST1"));
+	assert_true(atoi(label(n, "cpus")) > 0);
+	assert_true(atoll(label(n, "memory_mib")) > 0);
+	assert_true(strlen(label(n, "os")) > 0);
+
+	n = &res.nodes[1]; /* no nvidia-smi: CPU only */
+	assert_true(n->reachable);
+	assert_int_equal(n->accelerator_count, 0);
+	assert_string_equal(n->accelerator_type, "");
+	assert_string_equal(label(n, "hostname"), "nova-host2");
+
+	n = &res.nodes[2]; /* the config names the type */
+	assert_true(n->reachable);
+	assert_string_equal(n->accelerator_type, "A100-SXM");
+	assert_int_equal(n->accelerator_count, 2);
+
+	n = &res.nodes[3]; /* strict, and its key is unknown: listed, with the reason */
+	assert_false(n->reachable);
+	assert_non_null(strstr(n->reason, "host key is unknown"));
+	assert_string_equal(n->accelerator_type, "");
+
+	n = &res.nodes[4]; /* nothing answers */
+	assert_false(n->reachable);
+	if (!strstr(n->reason, "connect timed out after 800 ms") && !strstr(n->reason, "No route to host"))
+		fail_msg("unreachable reason: %s", n->reason);
+
+	/* Capacity of the reachable GPUs, by type. */
+	assert_int_equal(res.n_capacity, 2);
+	assert_string_equal(res.capacity[0].accelerator_type, "A100-80G");
+	assert_int_equal(res.capacity[0].total, 2);
+	assert_int_equal(res.capacity[0].max_per_node, 2);
+	assert_string_equal(res.capacity[1].accelerator_type, "A100-SXM");
+	/* Hosts are probed in parallel: one connect timeout, not one per host. */
+	assert_true(took < 3500);
+	adapter_resources_finish(&res);
+	adapter_destroy(ad);
+}
+
+static void test_accept_new_makes_the_unknown_host_reachable(void **state)
+{
+	struct adapter *ad = pool("accept-new");
+	struct adapter_resources res;
+	struct nova_err err = {0};
+	(void)state;
+	assert_int_equal(adapter_discover_resources(&res, ad, &err), 0);
+	if (!res.nodes[3].reachable)
+		fail_msg("host 4: %s", res.nodes[3].reason);
+	assert_string_equal(label(&res.nodes[3], "hostname"), "nova-host4");
+	assert_false(res.nodes[4].reachable);
+	adapter_resources_finish(&res);
+	adapter_destroy(ad);
+	/* Recorded: strict now accepts it too. */
+	ad = pool("strict");
+	assert_int_equal(adapter_discover_resources(&res, ad, &err), 0);
+	assert_true(res.nodes[3].reachable);
+	adapter_resources_finish(&res);
+	adapter_destroy(ad);
+}
+
+static int sidecars_of(const char *node_id)
+{
+	char cmd[256], buf[32] = "";
+	snprintf(cmd, sizeof(cmd), "pgrep -f -- '[n]ova-sidecar --gateway .* --node-id %s' | wc -l", node_id);
+	FILE *p = popen(cmd, "r");
+	if (!p || !fgets(buf, sizeof(buf), p))
+		fail_msg("pgrep failed");
+	pclose(p);
+	return atoi(buf);
+}
+
+static void test_provision_status_list_deprovision(void **state)
+{
+	static const char id[] = "00000000-0000-4000-8000-0000000000aa";
+	struct adapter *ad = pool("strict");
+	struct adapter_node_info info;
+	struct adapter_node_list list = {0};
+	struct nova_err err = {0};
+	char handle[64], path[600], buf[512];
+	struct adapter_node_ref ref = {.node_id = id, .handle = handle};
+	struct adapter_provision_request req = {.node_id = id, .handle = handle,
+						.node_token = "tok-secret-1",
+						.gateway_url = "http://127.0.0.1:9"};
+	(void)state;
+	snprintf(handle, sizeof(handle), "%s:22", env("NOVA_SSH_HOST1"));
+	if (adapter_provision_node(&info, ad, &req, &err))
+		fail_msg("provision: %s", err.message);
+	assert_int_equal(info.state, ADAPTER_NODE_RUNNING);
+	assert_string_equal(info.node_id, id);
+	/* Detached: alive after the session closed; one of it. */
+	assert_int_equal(sidecars_of(id), 1);
+	snprintf(path, sizeof(path), "%s/nodes/%s/pid", env("NOVA_SSH_INSTALL1"), id);
+	FILE *f = fopen(path, "re");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	long pid1 = atol(buf);
+	assert_true(pid1 > 0);
+	/* The token: in a 0600 file, not on the command line. */
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/nodes/%s/token", env("NOVA_SSH_INSTALL1"), id);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid1);
+	f = fopen(path, "re");
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (!buf[i])
+			buf[i] = ' ';
+	assert_null(strstr(buf, "tok-secret"));
+	char adv[128];
+	snprintf(adv, sizeof(adv), "--advertise-host %s", env("NOVA_SSH_HOST1"));
+	assert_non_null(strstr(buf, adv));
+
+	/* A retry keeps it; a rotated token replaces it; never two. */
+	assert_int_equal(adapter_provision_node(&info, ad, &req, &err), 0);
+	assert_non_null(strstr(info.message, "kept"));
+	assert_int_equal(sidecars_of(id), 1);
+	req.node_token = "tok-secret-2";
+	assert_int_equal(adapter_provision_node(&info, ad, &req, &err), 0);
+	assert_non_null(strstr(info.message, "started"));
+	assert_int_equal(sidecars_of(id), 1);
+
+	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), 0);
+	assert_int_equal(info.state, ADAPTER_NODE_RUNNING);
+	assert_int_equal(adapter_list_nodes(&list, ad, &err), 0);
+	assert_int_equal(list.n, 1); /* host 1 only; unreachable ones skipped */
+	assert_string_equal(list.items[0].node_id, id);
+	assert_string_equal(list.items[0].handle, handle);
+	assert_int_equal(list.items[0].state, ADAPTER_NODE_RUNNING);
+	adapter_node_list_finish(&list);
+
+	/* Killed: gone (so the reconciler provisions it again); its marker
+	 * stays, and list_nodes reports it failed. */
+	snprintf(path, sizeof(path), "%s/nodes/%s/pid", env("NOVA_SSH_INSTALL1"), id);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	long pid2 = atol(buf);
+	assert_true(pid2 > 0 && pid2 != pid1);
+	assert_int_equal(kill((pid_t)pid2, SIGKILL), 0);
+	usleep(200 * 1000);
+	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), 0);
+	assert_int_equal(info.state, ADAPTER_NODE_GONE);
+	assert_string_equal(info.message, "the sidecar is not running");
+	assert_int_equal(adapter_list_nodes(&list, ad, &err), 0);
+	assert_int_equal(list.n, 1);
+	assert_int_equal(list.items[0].state, ADAPTER_NODE_FAILED);
+	adapter_node_list_finish(&list);
+
+	/* Deprovision removes everything, twice is fine, then it is gone. */
+	assert_int_equal(adapter_provision_node(&info, ad, &req, &err), 0);
+	assert_int_equal(sidecars_of(id), 1);
+	assert_int_equal(adapter_deprovision_node(ad, &ref, &err), 0);
+	assert_int_equal(sidecars_of(id), 0);
+	snprintf(path, sizeof(path), "%s/nodes/%s", env("NOVA_SSH_INSTALL1"), id);
+	assert_int_not_equal(stat(path, &st), 0);
+	assert_int_equal(adapter_deprovision_node(ad, &ref, &err), 0);
+	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), 0);
+	assert_int_equal(info.state, ADAPTER_NODE_GONE);
+	adapter_destroy(ad);
+}
+
+static void test_an_unreachable_host_is_retried_not_forgotten(void **state)
+{
+	static const char id[] = "00000000-0000-4000-8000-0000000000bb";
+	struct adapter *ad = pool("strict");
+	struct adapter_node_info info;
+	struct nova_err err = {0};
+	char handle[64];
+	struct adapter_node_ref ref = {.node_id = id, .handle = handle};
+	struct adapter_provision_request req = {.node_id = id, .handle = handle,
+						.node_token = "t", .gateway_url = "http://127.0.0.1:9"};
+	(void)state;
+	snprintf(handle, sizeof(handle), "%s:22", env("NOVA_SSH_UNUSED"));
+	assert_int_equal(adapter_provision_node(&info, ad, &req, &err), NOVA_EAGAIN);
+	assert_int_equal(adapter_deprovision_node(ad, &ref, &err), NOVA_EAGAIN);
+	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), NOVA_EAGAIN);
+	req.handle = "10.255.255.1:22";
+	assert_int_equal(adapter_provision_node(&info, ad, &req, &err), NOVA_EFAILED);
+	assert_non_null(strstr(err.message, "is not a host of this pool"));
+	adapter_destroy(ad);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_discovery_reports_every_host),
+		cmocka_unit_test(test_accept_new_makes_the_unknown_host_reachable),
+		cmocka_unit_test(test_provision_status_list_deprovision),
+		cmocka_unit_test(test_an_unreachable_host_is_retried_not_forgotten),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,22 @@
+#!/bin/sh
+# The ssh adapter against real sshd hosts (discovery; a nova-sidecar
+# installed, started detached, kept, replaced, listed, stopped): four hosts
+# (tests/support/sshhosts.sh), 1 and 3 with a fake nvidia-smi reporting two
+# A100s, host 4 missing from known_hosts, plus an address where nothing
+# answers; driven by build/tests/adapters/driver_ssh_adapter. Needs root:
+# without it the hosts cannot be made, and that is a failure, not a skip.
+set -u
+. tests/support/lib.sh
+. tests/support/sshhosts.sh
+# Sidecars a failed assertion leaves behind run in a host's network
+# namespace: the harness's teardown kills every process there.
+ssh_hosts_setup 4 "1 3" >"$T_WORK/setup.log" 2>&1 || { t_fail "ssh test hosts" "$(cat "$T_WORK/setup.log")"; exit 0; }
+t_pass "four sshd hosts in their own network namespaces"
+grep -v "^\[$(ssh_host_addr 4)\]:22 " "$SSH_KNOWN_HOSTS" >"$T_WORK/known_hosts"
+# libssh2's own ECDSA leak is not exercised here; no suppressions needed.
+NOVA_SSH_HOST1=$(ssh_host_addr 1) NOVA_SSH_HOST2=$(ssh_host_addr 2) \
+NOVA_SSH_HOST3=$(ssh_host_addr 3) NOVA_SSH_HOST4=$(ssh_host_addr 4) \
+NOVA_SSH_UNUSED=$SSH_UNUSED_ADDR NOVA_SSH_KEY=$SSH_CLIENT_KEY NOVA_SSH_KNOWN_HOSTS=$T_WORK/known_hosts \
+NOVA_SSH_INSTALL_DIR=$SSH_INSTALL_DIR NOVA_SSH_INSTALL1=$(ssh_host_dir 1)/install NOVA_SSH_AGENT=$B/nova-sidecar \
+	t_cmocka "$B/tests/adapters/driver_ssh_adapter"
+exit 0
