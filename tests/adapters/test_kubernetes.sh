@@ -95,6 +95,14 @@ i=0; while [ $i -lt 300 ]; do
 if t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'ready'" 2 30; then t_pass "both replicas ready again"
 else t_fail "ready again" "$(t_sql "SELECT string_agg(state, ',') FROM replicas")"; fi
 
+# An image that cannot be pulled: the node says so, in Kubernetes' words.
+puller=$($K get pods -l "nova.dev/pool-id=$pool_id" -o 'jsonpath={.items[0].metadata.name}')
+k8s_pod_status nova "$puller" Pending ImagePullBackOff 'Back-off pulling image "vllm/vllm-openai:v0.6.3"'
+if t_wait_sql "SELECT count(*) FROM nodes WHERE state_reason LIKE '%ImagePullBackOff%Back-off pulling image%'" 1 20; then
+	t_pass "an image pull failure is reported on its node"
+else t_fail "image pull" "$(t_sql "SELECT string_agg(name || ':' || state || ':' || state_reason, '; ') FROM nodes")"; fi
+k8s_pod_status nova "$puller" Running
+
 # Scale down: the idle pod goes.
 t_expect_exit 0 "scale down to 1" "$C" deployment scale web --replicas 1
 i=0; while [ "$($K get pods -l "nova.dev/pool-id=$pool_id" -o name 2>/dev/null | wc -l)" -ne 1 ] && [ $i -lt 200 ]; do
@@ -148,6 +156,14 @@ if t_wait_sql "SELECT count(*) FROM deployments WHERE state_reason LIKE '%exceed
 	t_wait_sql "SELECT count(*) FROM node_events WHERE reason LIKE '%exceeded quota%'" 1 5; then
 	t_pass "quota exceeded is reported with the Kubernetes message"
 else t_fail "quota" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
+
+# Status comes from a watch, not from polling each pod: reads of single
+# pods are only those provisioning makes (one per pod created, and the
+# odd retry), however long the test ran.
+gets=$(grep " GET /api/v1/namespaces/nova/pods/nova-" "$K8S_DIR/requests.log" | grep -vc beef)  # not the orphan the test polls
+posts=$(grep -c " POST /api/v1/namespaces/nova/pods " "$K8S_DIR/requests.log")
+[ "$gets" -le $((posts * 2 + 4)) ] && t_pass "pod status is watched, not polled ($gets single-pod reads for $posts creates)" ||
+	t_fail "watched, not polled" "$gets single-pod reads for $posts creates"
 
 # Deleting the pool removes every pod, secret and service.
 "$C" deployment stop web >/dev/null
