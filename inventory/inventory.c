@@ -26,6 +26,9 @@
  * second every 10 s (docs/PERFORMANCE.md has the numbers). */
 #define INV_TOKEN_TTL_MS 10000
 #define INV_TOKEN_REFRESH_MS (INV_TOKEN_TTL_MS / 2)
+/* A token that does not match a hash read this long ago has the hash read
+ * again before it is refused. */
+#define INV_TOKEN_RECHECK_MS 1000
 
 struct inv_node {
 	char id[IDS_UUID_LEN];          /* "" : free slot */
@@ -323,6 +326,26 @@ static json_t *inv_answer(struct inventory *inv, bool accepted, const char *reas
 	return a;
 }
 
+/* Read a node's row without the lock, then find its entry again (the
+ * table may have grown and moved meanwhile) and apply it. Called and
+ * returns with the lock held; on error the lock is released. */
+static int inv_node_reload(struct inv_node **e, struct inventory *inv, const char *node_id,
+			   struct nova_err *err)
+{
+	struct inv_node_row row;
+	int rc;
+	pthread_mutex_unlock(&inv->lock);
+	if ((rc = inv_node_read(&row, inv, node_id, err)))
+		return rc;
+	pthread_mutex_lock(&inv->lock);
+	if (!(*e = inv_find(inv, node_id, true))) {
+		pthread_mutex_unlock(&inv->lock);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	inv_node_apply(*e, &row, inv_mono_ms());
+	return 0;
+}
+
 int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node_id,
 			const char *token, const json_t *body, struct nova_err *err)
 {
@@ -352,16 +375,16 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 	 * have grown and moved). Two requests of one node may both read; the
 	 * second write is the same. */
 	if (!e->token_hash[0] || inv_mono_ms() - e->token_checked_ms > INV_TOKEN_TTL_MS) {
-		struct inv_node_row row;
-		pthread_mutex_unlock(&inv->lock);
-		if ((rc = inv_node_read(&row, inv, node_id, err)))
+		if ((rc = inv_node_reload(&e, inv, node_id, err)))
 			return rc;
-		pthread_mutex_lock(&inv->lock);
-		if (!(e = inv_find(inv, node_id, true))) {
-			pthread_mutex_unlock(&inv->lock);
-			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-		}
-		inv_node_apply(e, &row, inv_mono_ms());
+	} else if (!secret_matches_hash(token, e->token_hash) &&
+		   inv_mono_ms() - e->token_checked_ms > INV_TOKEN_RECHECK_MS) {
+		/* A token issued since the hash was read (a node provisioned
+		 * again gets a new one): read it again rather than refuse the
+		 * new agent until the next refresh. At most once a second per
+		 * node, so a wrong token cannot drive a read per request. */
+		if ((rc = inv_node_reload(&e, inv, node_id, err)))
+			return rc;
 	}
 	if (!e->token_hash[0] || !secret_matches_hash(token, e->token_hash)) {
 		pthread_mutex_unlock(&inv->lock);

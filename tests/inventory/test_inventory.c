@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "deployments/worker.h"
@@ -208,6 +209,27 @@ static void test_revoked_token_is_refused(void **state)
 	assert_int_equal(beat(NULL, f, f->node_b, fresh, "{\"seq\":1}"), 200);
 }
 
+/* A node provisioned again gets a new token while the inventory still
+ * holds the old hash: the new token is checked against a fresh read (once
+ * the hash is a second old), not refused until the next refresh; the old
+ * token then stops working. */
+static void test_a_rotated_token_works_within_a_second(void **state)
+{
+	struct fx *f = *state;
+	struct nova_err err;
+	json_t *b;
+	char fresh[128];
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+	assert_int_equal(pool_node_token_issue(fresh, sizeof(fresh), f->env.db, f->node_a, &err), 0);
+	struct timespec ts = {1, 100 * 1000000L};
+	nanosleep(&ts, NULL);
+	assert_int_equal(beat(&b, f, f->node_a, fresh, "{\"seq\":2}"), 200);
+	assert_true(json_is_true(json_object_get(b, "accepted")));
+	json_decref(b);
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":3}"), 401);
+	json_decref(b);
+}
+
 static void test_ready_replicas_make_the_deployment_running(void **state)
 {
 	struct fx *f = *state;
@@ -391,6 +413,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_bodies_name_the_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_unhealthy_back_and_failed_stays_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_token_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_rotated_token_works_within_a_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_replicas_make_the_deployment_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_stage_replica_is_ready_when_every_stage_is, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assignments_come_when_the_generation_differs, setup, teardown),
