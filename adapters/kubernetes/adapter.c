@@ -189,37 +189,44 @@ static void *ka_inf_thread(void *arg)
 
 /* The informer for (server, namespace, pool), started on first use; it
  * lives until kube_adapter_shutdown. */
-static struct ka_informer *ka_informer_get(const struct kube_config *cfg, const char *ns,
-					   const char *pool_id, struct nova_err *err)
+static int ka_informer_get(struct ka_informer **out, const struct kube_config *cfg, const char *ns,
+			   const char *pool_id, struct nova_err *err)
 {
 	char key[1024];
 	struct ka_informer *inf;
+	int rc = 0;
 	snprintf(key, sizeof(key), "%s|%s|%s", cfg->server, ns, pool_id);
 	pthread_mutex_lock(&ka_informers_lock);
 	for (inf = ka_informers; inf && strcmp(inf->key, key); inf = inf->next)
 		;
-	if (!inf && (inf = calloc(1, sizeof(*inf)))) {
+	if (!inf) {
+		if (!(inf = calloc(1, sizeof(*inf)))) {
+			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+			goto out;
+		}
 		snprintf(inf->key, sizeof(inf->key), "%s", key);
 		snprintf(inf->ns, sizeof(inf->ns), "%s", ns);
 		snprintf(inf->pool_id, sizeof(inf->pool_id), "%s", pool_id);
 		inf->pods = json_object();
 		pthread_mutex_init(&inf->lock, NULL);
-		if (kube_client_create(&inf->kc, cfg, 15000, err) != 0 ||
-		    pthread_create(&inf->thread, NULL, ka_inf_thread, inf) != 0) {
+		if ((rc = kube_client_create(&inf->kc, cfg, 15000, err)) == 0 &&
+		    pthread_create(&inf->thread, NULL, ka_inf_thread, inf) != 0)
+			rc = nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the pod informer");
+		if (rc) {
 			kube_client_destroy(inf->kc);
 			json_decref(inf->pods);
 			pthread_mutex_destroy(&inf->lock);
 			free(inf);
 			inf = NULL;
-		} else {
-			inf->next = ka_informers;
-			ka_informers = inf;
+			goto out;
 		}
+		inf->next = ka_informers;
+		ka_informers = inf;
 	}
+out:
 	pthread_mutex_unlock(&ka_informers_lock);
-	if (!inf && !err->message[0])
-		nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the pod informer");
-	return inf;
+	*out = inf;
+	return rc;
 }
 
 static void kube_adapter_shutdown(void)
@@ -376,10 +383,8 @@ static int ka_create(struct adapter **out, const char *pool_id, const json_t *co
 	s = json_string_value(json_object_get(config, "gateway_url"));
 	snprintf(ka->gateway_url, sizeof(ka->gateway_url), "%s", s ? s : "");
 	snprintf(ka->base.pool_id, sizeof(ka->base.pool_id), "%s", pool_id);
-	if (!(ka->inf = ka_informer_get(kcfg, ka->ns, pool_id, err))) {
-		rc = err->code ? err->code : NOVA_EINTERNAL;
+	if ((rc = ka_informer_get(&ka->inf, kcfg, ka->ns, pool_id, err)))
 		goto fail;
-	}
 	kube_config_free(kcfg);
 	*out = &ka->base;
 	return 0;
@@ -497,9 +502,15 @@ static int ka_create_object(struct kube_adapter *ka, const char *collection, con
 		ans = NULL;
 		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/%s/%s", ka->ns, collection, name);
 		if ((rc = kube_request(&status, &ans, ka->kc, "GET", path, NULL, NULL, err)) == 0) {
-			const char *owner = json_string_value(json_object_get(
-				json_object_get(json_object_get(ans, "metadata"), "labels"), KA_LABEL_NODE));
-			if (status == 200 && owner && !strcmp(owner, node_id))
+			json_t *meta = json_object_get(ans, "metadata");
+			const char *owner = json_string_value(
+				json_object_get(json_object_get(meta, "labels"), KA_LABEL_NODE));
+			if (status == 200 && owner && !strcmp(owner, node_id) &&
+			    json_object_get(meta, "deletionTimestamp"))
+				/* The one being replaced is still terminating. */
+				rc = nova_err_set(err, NOVA_EAGAIN, "", "%s %s: the previous one is still "
+						  "terminating", what, name);
+			else if (status == 200 && owner && !strcmp(owner, node_id))
 				status = 201;
 			else if (status == 200)
 				rc = nova_err_set(err, NOVA_EFAILED, "", "%s %s exists and is not Nova's node %s",
