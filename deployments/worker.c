@@ -47,6 +47,8 @@ struct wk_dep {
 	bool have_model;
 };
 
+void (*worker_test_before_placement_write)(const char *node_id);
+
 struct wk_ctx {
 	struct db_pool *db;
 	const struct worker_config *cfg;
@@ -55,6 +57,7 @@ struct wk_ctx {
 	struct adapter *ad;
 	char reason[512];    /* why replicas are still pending */
 	bool lease_lost;     /* another worker owns the item now */
+	bool replica_gone;   /* the replica being placed is no longer pending */
 };
 
 /* --- the lease ---------------------------------------------------------------- */
@@ -461,6 +464,87 @@ static int wk_view_load(struct wk_view *v, struct wk_ctx *x, struct nova_err *er
 	return 0;
 }
 
+/* Write a replica's gang of placements in one fenced transaction, only if
+ * the nodes still have the room and are still schedulable: the nodes are
+ * locked first (in id order), so two workers placing on the same node
+ * serialize, and the check that follows sees what the other committed.
+ * *written is false when the room is gone (look again) or the replica is no
+ * longer pending (x->replica_gone). */
+static int wk_placement_write(bool *written, struct wk_ctx *x, const char *replica_id,
+			      const struct placement_request *req, const struct placement_result *r,
+			      const struct wk_view *v, struct nova_err *err)
+{
+	char sql[2048], ids[PLACEMENT_MAX_STAGES * 40 + 4];
+	char acc[PLACEMENT_MAX_STAGES][16], stage[PLACEMENT_MAX_STAGES][24];
+	const char *params[1 + 3 * PLACEMENT_MAX_STAGES];
+	size_t np = 0, off, ioff = 0;
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*written = false;
+	x->replica_gone = false;
+	params[np++] = replica_id;
+	off = (size_t)snprintf(sql, sizeof(sql), "WITH want (stage, node_id, acc) AS (VALUES ");
+	ids[ioff++] = '{';
+	for (size_t s = 0; s < req->n_stages; s++) {
+		const char *node = v->nodes[r->node[s]].id;
+		snprintf(stage[s], sizeof(stage[s]), "%zu", s);
+		snprintf(acc[s], sizeof(acc[s]), "%u", req->stages[s].accelerators);
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+					"%s($%zu::integer, $%zu::uuid, $%zu::integer)", s ? ", " : "", np + 1,
+					np + 2, np + 3);
+		params[np++] = stage[s];
+		params[np++] = node;
+		params[np++] = acc[s];
+		/* Node ids are uuids read from the database: safe in an array
+		 * literal, which is itself passed as a parameter. */
+		ioff += (size_t)snprintf(ids + ioff, sizeof(ids) - ioff, "%s%s", s ? "," : "", node);
+	}
+	snprintf(ids + ioff, sizeof(ids) - ioff, "}");
+	snprintf(sql + off, sizeof(sql) - off,
+		 "), need AS (SELECT node_id, sum(acc) AS total FROM want GROUP BY node_id), "
+		 "fits AS (SELECT count(*) = (SELECT count(*) FROM need) AND coalesce(bool_and("
+		 "n.accelerator_count >= need.total + coalesce((SELECT sum(rp.accelerators) "
+		 "FROM replica_placements rp WHERE rp.node_id = n.id), 0)), false) AS ok "
+		 "FROM need JOIN nodes n ON n.id = need.node_id "
+		 "WHERE n.state = 'ready' AND NOT n.cordoned), "
+		 "p AS (INSERT INTO replica_placements (replica_id, stage, node_id, accelerators) "
+		 "SELECT $1::uuid, stage, node_id, acc FROM want WHERE (SELECT ok FROM fits) "
+		 "AND EXISTS (SELECT 1 FROM replicas WHERE id = $1::uuid AND state = 'pending') "
+		 "RETURNING 1) "
+		 "SELECT (SELECT count(*) FROM p), EXISTS (SELECT 1 FROM replicas WHERE id = $1::uuid "
+		 "AND state = 'pending')");
+	if ((rc = db_conn_acquire(&c, x->db, err)))
+		return rc;
+	if ((rc = db_tx_begin(c, err)) == 0) {
+		const char *lock_params[1] = {ids};
+		rc = wk_fence(x, c, err);
+		if (rc == 0)
+			rc = db_exec(NULL, c,
+				     "SELECT 1 FROM nodes WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+				     1, lock_params, err);
+		if (rc == 0)
+			rc = db_exec_one(&res, c, sql, (int)np, params, err);
+		if (rc == 0 && atoi(PQgetvalue(res, 0, 0)) > 0)
+			rc = db_exec(NULL, c,
+				     "UPDATE replicas SET state = 'placed', state_reason = 'placed', "
+				     "updated_at = now() WHERE id = $1::uuid AND state = 'pending'",
+				     1, params, err);
+		if (rc == 0) {
+			*written = atoi(PQgetvalue(res, 0, 0)) > 0;
+			x->replica_gone = strcmp(PQgetvalue(res, 0, 1), "t") != 0;
+			rc = db_tx_commit(c, err);
+			if (rc)
+				*written = false;
+		} else {
+			db_tx_rollback(c);
+		}
+	}
+	PQclear(res);
+	db_conn_release(x->db, c);
+	return rc;
+}
+
 static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_id,
 			    struct nova_err *err)
 {
@@ -493,36 +577,19 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 		}
 		rc = placement_place(&r, v.pn, v.n, &req, &perr);
 		if (rc == 0) {
-			/* Write the gang in one fenced transaction. */
-			char sql[1024], acc[PLACEMENT_MAX_STAGES][16], stage[PLACEMENT_MAX_STAGES][24];
-			const char *params[1 + 3 * PLACEMENT_MAX_STAGES];
-			size_t np = 0, off;
-			params[np++] = replica_id;
-			off = (size_t)snprintf(sql, sizeof(sql),
-					       "WITH p AS (INSERT INTO replica_placements "
-					       "(replica_id, stage, node_id, accelerators) VALUES ");
-			for (size_t s = 0; s < req.n_stages; s++) {
-				snprintf(stage[s], sizeof(stage[s]), "%zu", s);
-				snprintf(acc[s], sizeof(acc[s]), "%u", stages[s].accelerators);
-				off += (size_t)snprintf(sql + off, sizeof(sql) - off,
-							"%s($1::uuid, $%zu::integer, $%zu::uuid, $%zu::integer)",
-							s ? ", " : "", np + 1, np + 2, np + 3);
-				params[np++] = stage[s];
-				params[np++] = v.nodes[r.node[s]].id;
-				params[np++] = acc[s];
-			}
-			snprintf(sql + off, sizeof(sql) - off,
-				 " RETURNING 1) UPDATE replicas SET state = 'placed', "
-				 "state_reason = 'placed', updated_at = now() WHERE id = $1::uuid "
-				 "AND state = 'pending' AND (SELECT count(*) FROM p) > 0");
-			rc = wk_write(x, sql, (int)np, params, err);
-			if (rc == 0) {
+			bool written = false;
+			if (worker_test_before_placement_write)
+				worker_test_before_placement_write(v.nodes[r.node[0]].id);
+			rc = wk_placement_write(&written, x, replica_id, &req, &r, &v, err);
+			if (rc == 0 && written) {
 				*placed = true;
 				nova_log_kv(NOVA_LOG_INFO, "worker", "replica placed", "deployment",
 					    x->dep.id, "replica", replica_id, "node",
 					    v.nodes[r.node[0]].name, NULL);
 			}
 			wk_view_free(&v);
+			if (rc == 0 && !written && !x->replica_gone)
+				continue; /* another worker took that room first: look again */
 			return rc;
 		}
 		snprintf(x->reason, sizeof(x->reason), "%s", perr.message);

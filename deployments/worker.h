@@ -53,6 +53,11 @@ struct worker;
 /* Start cfg->threads threads that loop over worker_run_once. */
 int worker_start(struct worker **out, struct db_pool *db, const struct worker_config *cfg,
 		 struct nova_err *err);
+/* Tests only (NULL otherwise): called after a replica's nodes were chosen
+ * and before its placements are written, with the first stage's node, so a
+ * test can take that room the way another worker would meanwhile. */
+extern void (*worker_test_before_placement_write)(const char *node_id);
+
 /* Stop and join; an item in progress is finished first. Accepts NULL. */
 void worker_stop(struct worker *w);
 

@@ -124,6 +124,56 @@ static void test_static_pool_nodes_are_discovered_claimed_and_filled(void **stat
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
 }
 
+/* Another worker takes the room between this one's view and its write:
+ * the write finds the node full and does not overcommit; the replica is
+ * placed on the other node instead. */
+static struct testenv *race_env;
+static bool race_done;
+
+static void take_the_room(const char *node_id)
+{
+	struct db_conn *c;
+	struct nova_err err;
+	const char *params[1] = {node_id};
+	if (race_done)
+		return;
+	race_done = true;
+	assert_int_equal(db_conn_acquire(&c, race_env->db, &err), 0);
+	/* A replica of another deployment fills the node. */
+	assert_int_equal(db_exec(NULL, c,
+				 "WITH d AS (SELECT id FROM deployments WHERE name = 'other'), "
+				 "r AS (INSERT INTO replicas (deployment_id, ordinal, state) "
+				 "SELECT id, 99, 'placed' FROM d RETURNING id) "
+				 "INSERT INTO replica_placements (replica_id, stage, node_id, accelerators) "
+				 "SELECT r.id, 0, $1::uuid, n.accelerator_count FROM r, nodes n WHERE n.id = $1::uuid",
+				 1, params, &err), 0);
+	db_conn_release(race_env->db, c);
+}
+
+static void test_a_node_filled_meanwhile_is_not_overcommitted(void **state)
+{
+	struct testenv *env = *state;
+	make_pool(env, "{\"name\":\"racks\",\"provider\":\"fake\",\"config\":{\"mode\":\"static\","
+		       "\"nodes\":2,\"accelerators_per_node\":1}}");
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"racks\",\"replicas\":0,\"name\":\"other\"}"), 201);
+	testenv_worker_drain(env, &cfg);
+	race_env = env;
+	race_done = false;
+	worker_test_before_placement_write = take_the_room;
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"racks\",\"replicas\":1,\"name\":\"s\"}"), 201);
+	testenv_worker_drain(env, &cfg);
+	worker_test_before_placement_write = NULL;
+	assert_true(race_done);
+	/* No node holds more than it has, and the replica found the other. */
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes n WHERE n.accelerator_count < "
+				"(SELECT coalesce(sum(accelerators), 0) FROM replica_placements rp WHERE rp.node_id = n.id)"), 0);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas r JOIN deployments d "
+				"ON d.id = r.deployment_id WHERE d.name = 's' AND r.state = 'placed'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(DISTINCT node_id) FROM replica_placements"), 2);
+}
+
 static void test_gang_places_every_stage_or_none(void **state)
 {
 	struct testenv *env = *state;
@@ -275,6 +325,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ephemeral_pool_gets_nodes_and_binpacked_replicas, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_static_pool_nodes_are_discovered_claimed_and_filled, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_node_filled_meanwhile_is_not_overcommitted, setup,
+						testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_gang_places_every_stage_or_none, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_quota_keeps_deployment_pending_with_reason, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_transient_and_lost_answers_make_no_twins, setup, testenv_teardown),
