@@ -58,6 +58,10 @@ struct wk_ctx {
 	char reason[512];    /* why replicas are still pending */
 	bool lease_lost;     /* another worker owns the item now */
 	bool replica_gone;   /* the replica being placed is no longer pending */
+	/* The pool as placement sees it, kept across the replicas of one pass
+	 * (indexed), dropped when it may be stale. */
+	struct wk_view *view;
+	struct placement_index *ix;
 };
 
 /* --- the lease ---------------------------------------------------------------- */
@@ -470,6 +474,35 @@ static int wk_view_load(struct wk_view *v, struct wk_ctx *x, struct nova_err *er
  * serialize, and the check that follows sees what the other committed.
  * *written is false when the room is gone (look again) or the replica is no
  * longer pending (x->replica_gone). */
+/* The pass's view of the pool, loaded and indexed on first use. */
+static int wk_view_get(struct wk_ctx *x, struct nova_err *err)
+{
+	int rc;
+	if (x->view)
+		return 0;
+	if (!(x->view = calloc(1, sizeof(*x->view))))
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if ((rc = wk_view_load(x->view, x, err)) ||
+	    (rc = placement_index_create(&x->ix, x->view->pn, x->view->n, err))) {
+		wk_view_free(x->view);
+		free(x->view);
+		x->view = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+static void wk_view_drop(struct wk_ctx *x)
+{
+	placement_index_destroy(x->ix);
+	x->ix = NULL;
+	if (x->view) {
+		wk_view_free(x->view);
+		free(x->view);
+		x->view = NULL;
+	}
+}
+
 static int wk_placement_write(bool *written, struct wk_ctx *x, const char *replica_id,
 			      const struct placement_request *req, const struct placement_result *r,
 			      const struct wk_view *v, struct nova_err *err)
@@ -551,7 +584,6 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 	struct placement_stage stages[PLACEMENT_MAX_STAGES];
 	struct placement_label sel[PLACEMENT_MAX_LABELS];
 	struct placement_result r;
-	struct wk_view v;
 	size_t n_sel = 0;
 	const char *k;
 	json_t *val;
@@ -571,45 +603,47 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 					placement_policy_parse(x->dep.placement, &ok), sel, n_sel};
 	for (int round = 0; round < 1 + PLACEMENT_MAX_STAGES; round++) {
 		struct nova_err perr;
-		if ((rc = wk_view_load(&v, x, err))) {
-			wk_view_free(&v);
+		if ((rc = wk_view_get(x, err)))
 			return rc;
-		}
-		rc = placement_place(&r, v.pn, v.n, &req, &perr);
+		struct wk_view *v = x->view;
+		rc = placement_index_place(&r, x->ix, &req, &perr);
 		if (rc == 0) {
 			bool written = false;
 			if (worker_test_before_placement_write)
-				worker_test_before_placement_write(v.nodes[r.node[0]].id);
-			rc = wk_placement_write(&written, x, replica_id, &req, &r, &v, err);
+				worker_test_before_placement_write(v->nodes[r.node[0]].id);
+			rc = wk_placement_write(&written, x, replica_id, &req, &r, v, err);
 			if (rc == 0 && written) {
 				*placed = true;
 				nova_log_kv(NOVA_LOG_INFO, "worker", "replica placed", "deployment",
 					    x->dep.id, "replica", replica_id, "node",
-					    v.nodes[r.node[0]].name, NULL);
+					    v->nodes[r.node[0]].name, NULL);
+				/* The index has taken the room: the view stays current. */
+				return 0;
 			}
-			wk_view_free(&v);
-			if (rc == 0 && !written && !x->replica_gone)
+			wk_view_drop(x);
+			if (rc == 0 && !x->replica_gone)
 				continue; /* another worker took that room first: look again */
 			return rc;
 		}
 		snprintf(x->reason, sizeof(x->reason), "%s", perr.message);
-		if (!adapter_is_ephemeral(x->ad)) {
-			wk_view_free(&v);
+		if (!adapter_is_ephemeral(x->ad))
 			return 0;
-		}
-		/* Find the first stage with no room anywhere and make a node for it. */
+		/* Find the first stage with no room anywhere and make a node for it
+		 * (placement_place on the view's nodes: it is dropped after). */
 		const struct model_stage *need = &x->dep.model.stages[0];
 		for (size_t s = 0; s < x->dep.model.n_stages; s++) {
 			struct placement_result one;
 			struct placement_request rq = {&stages[s], 1, req.policy, sel, n_sel};
-			if (placement_place(&one, v.pn, v.n, &rq, &perr) != 0) {
+			if (placement_place(&one, v->pn, v->n, &rq, &perr) != 0) {
 				need = &x->dep.model.stages[s];
 				break;
 			}
 		}
 		bool created;
-		rc = wk_node_create(&created, x, need, v.live_nodes, v.live_accels, err);
-		wk_view_free(&v);
+		size_t live_nodes = v->live_nodes;
+		unsigned long long live_accels = v->live_accels;
+		wk_view_drop(x);
+		rc = wk_node_create(&created, x, need, live_nodes, live_accels, err);
 		if (rc || !created)
 			return rc;
 	}
@@ -674,6 +708,7 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 			if (rc == 0 && !placed)
 				break; /* the next ones will not fit either */
 		}
+		wk_view_drop(x);
 		PQclear(res);
 		if (rc)
 			return rc;
