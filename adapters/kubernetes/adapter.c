@@ -13,7 +13,8 @@
  *   accelerators_per_pod   a node's size (default: the largest node's)
  *   node_selector, tolerations, labels, sidecar_image, model_image,
  *   image_pull_policy, gateway_url (the address pods reach novad at, when
- *   it differs from novad's own)
+ *   it differs from novad's own), watch_timeout_s (how long one watch
+ *   request lasts before it is renewed, default 30)
  *
  * Names: Pod, Secret and Service "nova-<node id>", labelled with the pool
  * and node ids, so a retry finds them (AlreadyExists is success when the
@@ -66,6 +67,7 @@ struct ka_informer {
 	bool synced;
 	char rv[64];
 	bool relist;
+	unsigned watch_timeout_s;
 };
 
 static pthread_mutex_t ka_informers_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -169,7 +171,7 @@ static void *ka_inf_thread(void *arg)
 		pthread_mutex_unlock(&inf->lock);
 		ka_selector(sel, sizeof(sel), inf->pool_id);
 		snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods?%s", inf->ns, sel);
-		int rc = kube_watch(&status, inf->kc, path, rv, KA_WATCH_TIMEOUT_S, &inf->stop,
+		int rc = kube_watch(&status, inf->kc, path, rv, inf->watch_timeout_s, &inf->stop,
 				    ka_inf_event, inf, &err);
 		if (inf->stop)
 			break;
@@ -190,7 +192,7 @@ static void *ka_inf_thread(void *arg)
 /* The informer for (server, namespace, pool), started on first use; it
  * lives until kube_adapter_shutdown. */
 static int ka_informer_get(struct ka_informer **out, const struct kube_config *cfg, const char *ns,
-			   const char *pool_id, struct nova_err *err)
+			   const char *pool_id, unsigned watch_timeout_s, struct nova_err *err)
 {
 	char key[1024];
 	struct ka_informer *inf;
@@ -207,6 +209,7 @@ static int ka_informer_get(struct ka_informer **out, const struct kube_config *c
 		snprintf(inf->key, sizeof(inf->key), "%s", key);
 		snprintf(inf->ns, sizeof(inf->ns), "%s", ns);
 		snprintf(inf->pool_id, sizeof(inf->pool_id), "%s", pool_id);
+		inf->watch_timeout_s = watch_timeout_s ? watch_timeout_s : KA_WATCH_TIMEOUT_S;
 		inf->pods = json_object();
 		pthread_mutex_init(&inf->lock, NULL);
 		if ((rc = kube_client_create(&inf->kc, cfg, 15000, err)) == 0 &&
@@ -298,7 +301,7 @@ static int ka_validate(const json_t *config, struct nova_err *err)
 {
 	const char *kubeconfig = NULL, *context = NULL, *ns = NULL, *resource = NULL, *type = NULL;
 	const char *sidecar = NULL, *model = NULL, *pull = NULL, *gw = NULL;
-	long long mem = 0, per_pod = 0;
+	long long mem = 0, per_pod = 0, watch_timeout = 0;
 	json_t *selector = NULL, *tolerations = NULL, *labels = NULL;
 	const struct json_field fields[] = {
 		{.name = "kubeconfig", .kind = JSON_KIND_STRING, .out = &kubeconfig},
@@ -317,6 +320,8 @@ static int ka_validate(const json_t *config, struct nova_err *err)
 		{.name = "model_image", .kind = JSON_KIND_STRING, .out = &model, .max_len = 255},
 		{.name = "image_pull_policy", .kind = JSON_KIND_STRING, .out = &pull, .max_len = 15},
 		{.name = "gateway_url", .kind = JSON_KIND_STRING, .out = &gw, .max_len = 255},
+		{.name = "watch_timeout_s", .kind = JSON_KIND_INT, .out = &watch_timeout, .min = 1,
+		 .max = 3600},
 	};
 	struct kube_config *kcfg = NULL;
 	size_t i;
@@ -383,7 +388,8 @@ static int ka_create(struct adapter **out, const char *pool_id, const json_t *co
 	s = json_string_value(json_object_get(config, "gateway_url"));
 	snprintf(ka->gateway_url, sizeof(ka->gateway_url), "%s", s ? s : "");
 	snprintf(ka->base.pool_id, sizeof(ka->base.pool_id), "%s", pool_id);
-	if ((rc = ka_informer_get(&ka->inf, kcfg, ka->ns, pool_id, err)))
+	if ((rc = ka_informer_get(&ka->inf, kcfg, ka->ns, pool_id,
+				  (unsigned)json_integer_value(json_object_get(config, "watch_timeout_s")), err)))
 		goto fail;
 	kube_config_free(kcfg);
 	*out = &ka->base;

@@ -35,7 +35,7 @@ t_expect_exit 2 "a bad namespace is refused" "$C" pool create bad --provider kub
 t_expect_out "config.namespace" "naming the field"
 
 cfg="{\"kubeconfig\":\"$K8S_KUBECONFIG_TOKEN\",\"namespace\":\"nova\",\"accelerators_per_pod\":1,"
-cfg="$cfg\"accelerator_type\":\"A100-80G\",\"labels\":{\"team\":\"inference\"}}"
+cfg="$cfg\"accelerator_type\":\"A100-80G\",\"labels\":{\"team\":\"inference\"},\"watch_timeout_s\":2}"
 t_expect_exit 0 "a kubernetes pool" "$C" pool create gpus --provider kubernetes --config "$cfg"
 pool_id=$(t_sql "SELECT id FROM pools WHERE name = 'gpus'")
 
@@ -81,6 +81,12 @@ else t_fail "routes" "$(cat "$T_WORK/err")"; fi
 
 # A pod fails: its node fails with the Kubernetes words, and a new pod
 # takes the replica.
+# First the API server forgets its history past a change the pool's watch
+# does not see: the watch, renewed every 2 s, resumes from a version now too
+# old, is told 410 Expired and must list again to see what follows.
+$K create secret generic unrelated --from-literal=a=b >/dev/null
+k8s_curl /_fake/compact -X POST >/dev/null
+sleep 3
 victim=$($K get pods -l "nova.dev/pool-id=$pool_id" -o 'jsonpath={.items[0].metadata.name}')
 k8s_pod_status nova "$victim" Failed OOMKilled "container model was OOM killed"
 if t_wait_sql "SELECT count(*) FROM node_events WHERE to_state = 'failed' AND reason LIKE '%OOMKilled%'" 1 20; then
