@@ -58,6 +58,17 @@ static bool placement_kind_fits(const struct placement_node *n, const struct pla
 	return s->memory_mib == 0 || n->memory_mib >= s->memory_mib;
 }
 
+static bool placement_stages_ok(const struct placement_request *req)
+{
+	return req->n_stages > 0 && req->n_stages <= PLACEMENT_MAX_STAGES;
+}
+
+static int placement_stages_err(struct nova_err *err)
+{
+	return nova_err_set(err, NOVA_EINVAL, "stages", "a replica has 1 to %d stages",
+			    PLACEMENT_MAX_STAGES);
+}
+
 static const char *placement_type_name(const struct placement_stage *s)
 {
 	return s->accelerator_type && *s->accelerator_type ? s->accelerator_type : "accelerator";
@@ -67,9 +78,8 @@ int placement_place(struct placement_result *out, struct placement_node *nodes, 
 		    const struct placement_request *req, struct nova_err *err)
 {
 	size_t st;
-	if (req->n_stages == 0 || req->n_stages > PLACEMENT_MAX_STAGES)
-		return nova_err_set(err, NOVA_EINVAL, "stages", "a replica has 1 to %d stages",
-				    PLACEMENT_MAX_STAGES);
+	if (!placement_stages_ok(req))
+		return placement_stages_err(err);
 	for (st = 0; st < req->n_stages; st++) {
 		const struct placement_stage *s = &req->stages[st];
 		size_t best = n_nodes;
@@ -290,9 +300,8 @@ int placement_index_place(struct placement_result *out, struct placement_index *
 			  const struct placement_request *req, struct nova_err *err)
 {
 	size_t st;
-	if (req->n_stages == 0 || req->n_stages > PLACEMENT_MAX_STAGES)
-		return nova_err_set(err, NOVA_EINVAL, "stages", "a replica has 1 to %d stages",
-				    PLACEMENT_MAX_STAGES);
+	if (!placement_stages_ok(req))
+		return placement_stages_err(err);
 	for (st = 0; st < req->n_stages; st++) {
 		size_t node = pi_choose(ix, req, st);
 		if (node == ix->n_nodes)

@@ -93,29 +93,29 @@ static bool ssh_path_ok(const char *p, size_t max)
 	return true;
 }
 
-/* Host names and addresses (IPv4, IPv6, DNS): letters, digits, . - : _ */
-static bool ssh_address_ok(const char *s)
+/* 1..max characters from letters, digits and extra, not starting with '-'
+ * (it would read as an option). */
+static bool ssh_chars_ok(const char *s, size_t max, const char *extra)
 {
 	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > 253 || s[0] == '-')
+	if (n == 0 || n > max || s[0] == '-')
 		return false;
 	for (; *s; s++)
 		if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') || ('0' <= *s && *s <= '9') ||
-		      *s == '.' || *s == '-' || *s == ':' || *s == '_'))
+		      strchr(extra, *s)))
 			return false;
 	return true;
 }
 
+/* Host names and addresses (IPv4, IPv6, DNS): letters, digits, . - : _ */
+static bool ssh_address_ok(const char *s)
+{
+	return ssh_chars_ok(s, 253, ".-:_");
+}
+
 static bool ssh_user_ok(const char *s)
 {
-	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > 32 || s[0] == '-')
-		return false;
-	for (; *s; s++)
-		if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') || ('0' <= *s && *s <= '9') ||
-		      *s == '.' || *s == '-' || *s == '_'))
-			return false;
-	return true;
+	return ssh_chars_ok(s, 32, ".-_");
 }
 
 static int ssh_timeout(unsigned *out, const json_t *config, const char *key, unsigned def,
