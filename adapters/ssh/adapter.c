@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "adapters/ssh/ssh.h"
+#include "adapters/ssh/ssh_pool.h"
 #include "adapters/ssh/ssh_session.h"
 
 #define SSH_MAX_HOSTS 1024
@@ -370,7 +371,7 @@ static void ssh_probe_host(struct ssh_adapter *a, const struct ssh_host_cfg *h,
 	struct ssh_session *s = NULL;
 	struct ssh_exec_result r = {0};
 	struct nova_err err = {0};
-	if ((p->rc = ssh_session_open(&s, &t, &err)) == 0) {
+	if ((p->rc = ssh_pool_get(&s, NULL, &t, &err)) == 0) {
 		p->rc = ssh_session_exec(&r, s, ssh_discovery_command, a->command_timeout_ms, 64 * 1024,
 					 &err);
 		if (p->rc == 0 && r.exit_status != 0)
@@ -386,7 +387,7 @@ static void ssh_probe_host(struct ssh_adapter *a, const struct ssh_host_cfg *h,
 	if (p->rc)
 		snprintf(p->reason, sizeof(p->reason), "%.255s", err.message);
 	ssh_exec_result_finish(&r);
-	ssh_session_close(s);
+	ssh_pool_put(s);
 }
 
 static void *ssh_probe_worker(void *arg)
@@ -560,7 +561,7 @@ static int ssh_open_host(struct ssh_session **s, const struct ssh_adapter *a,
 		.policy = a->policy,
 		.connect_timeout_ms = a->connect_timeout_ms,
 	};
-	return ssh_session_open(s, &t, err);
+	return ssh_pool_get(s, NULL, &t, err);
 }
 
 /* Run a script that must exit 0; its stdout (first line) into out. */
@@ -703,7 +704,7 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 	out->state = ADAPTER_NODE_RUNNING;
 	snprintf(out->message, sizeof(out->message), "sidecar %.200s", answer);
 out:
-	ssh_session_close(s);
+	ssh_pool_put(s);
 	return rc;
 }
 
@@ -735,7 +736,7 @@ static int ssh_deprovision(struct adapter *ad, const struct adapter_node_ref *no
 		 "kill -9 \"$pid\" 2>/dev/null; fi; rm -rf -- \"$d\"",
 		 qdir, node->node_id);
 	rc = ssh_run(NULL, 0, s, a, script, "stopping the sidecar", err);
-	ssh_session_close(s);
+	ssh_pool_put(s);
 	return rc;
 }
 
@@ -764,7 +765,7 @@ static int ssh_status(struct adapter_node_info *out, struct adapter *ad,
 		 "d=%s; id=%s; [ -d \"$d\" ] || { echo gone; exit 0; }; " SSH_ALIVE_SNIPPET
 		 "if [ $alive = 1 ]; then echo \"running $pid\"; else echo dead; fi", qdir, node->node_id);
 	rc = ssh_run(answer, sizeof(answer), s, a, script, "reading the sidecar's state", err);
-	ssh_session_close(s);
+	ssh_pool_put(s);
 	if (rc)
 		return rc;
 	if (strncmp(answer, "running", 7) == 0) {
@@ -808,7 +809,7 @@ static int ssh_list(struct adapter_node_list *out, struct adapter *ad, struct no
 			nova_log(NOVA_LOG_WARN, "ssh", "listing nodes: %s", e.message);
 			if (s)
 				ssh_exec_result_finish(&r);
-			ssh_session_close(s);
+			ssh_pool_put(s);
 			continue;
 		}
 		for (char *line = r.out; line && *line;) {
@@ -823,7 +824,7 @@ static int ssh_list(struct adapter_node_list *out, struct adapter *ad, struct no
 					struct adapter_node_info *v = realloc(out->items, ncap * sizeof(*v));
 					if (!v) {
 						ssh_exec_result_finish(&r);
-						ssh_session_close(s);
+						ssh_pool_put(s);
 						return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 					}
 					out->items = v;
@@ -838,7 +839,7 @@ static int ssh_list(struct adapter_node_list *out, struct adapter *ad, struct no
 			line = nl ? nl + 1 : NULL;
 		}
 		ssh_exec_result_finish(&r);
-		ssh_session_close(s);
+		ssh_pool_put(s);
 	}
 	return 0;
 }
@@ -853,4 +854,5 @@ const struct adapter_ops ssh_adapter_ops = {
 	.node_status = ssh_status,
 	.discover_resources = ssh_discover,
 	.list_nodes = ssh_list,
+	.shutdown = ssh_pool_drain,
 };

@@ -42,8 +42,10 @@
  * list_nodes reads the markers on every reachable host (an unreachable one
  * is logged and skipped); deprovisioning stops the sidecar and removes the
  * node directory, and answers NOVA_EAGAIN while the host is unreachable.
- * Not yet: a bounded pool of reused connections,
- * proxy-jump hosts, slices of a host's GPUs. */
+ * Every call takes its sessions from a per-process pool (ssh_pool.h):
+ * one caller per session, at most 4 per host and 64 in all, closed after a
+ * minute idle, a broken or peer-closed one dropped and replaced.
+ * Not yet: proxy-jump hosts, slices of a host's GPUs. */
 #ifndef NOVA_ADAPTERS_SSH_SSH_H
 #define NOVA_ADAPTERS_SSH_SSH_H
 

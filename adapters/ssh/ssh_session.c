@@ -709,6 +709,25 @@ bool ssh_session_usable(const struct ssh_session *s)
 	return s && s->sess && !s->broken;
 }
 
+bool ssh_session_alive(struct ssh_session *s)
+{
+	struct pollfd p = {.events = POLLIN};
+	char c;
+	if (!ssh_session_usable(s))
+		return false;
+	p.fd = s->fd;
+	/* Readable with nothing to read is an end of stream (the peer closed,
+	 * or its process died); readable with data is the peer talking
+	 * (keepalives), which libssh2 reads with the next call. */
+	if (poll(&p, 1, 0) > 0) {
+		ssize_t n = recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+		    (p.revents & (POLLERR | POLLHUP | POLLNVAL)))
+			s->broken = true;
+	}
+	return !s->broken;
+}
+
 const char *ssh_session_label(const struct ssh_session *s)
 {
 	return s->label;

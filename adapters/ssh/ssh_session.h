@@ -66,6 +66,11 @@ int ssh_session_open(struct ssh_session **out, const struct ssh_target *t,
 void ssh_session_close(struct ssh_session *s);
 /* False once a deadline or a lost connection left it mid-protocol. */
 bool ssh_session_usable(const struct ssh_session *s);
+/* Usable, and its connection not closed by the peer as far as the socket
+ * tells without waiting (a pooled session checked before reuse; a peer
+ * that vanished without a word is found only by the next call's deadline).
+ * Marks the session broken when it is not. */
+bool ssh_session_alive(struct ssh_session *s);
 /* "addr:port", for messages. */
 const char *ssh_session_label(const struct ssh_session *s);
 
