@@ -22,11 +22,19 @@
 #define SSH_TIMEOUT_MAX_MS 3600000
 #define SSH_DEFAULT_INSTALL_DIR "/opt/nova"
 
+struct ssh_jump_cfg {
+	char address[254];           /* "": no jump host */
+	unsigned port;
+	char user[64];
+	char key[PATH_MAX];          /* "": ssh-agent */
+};
+
 struct ssh_host_cfg {
 	char address[254];
 	unsigned port;
 	char user[64];
 	char key[PATH_MAX];          /* "": ssh-agent */
+	struct ssh_jump_cfg jump;
 	char accelerator_type[ADAPTER_NAME_MAX]; /* "": discovered */
 	json_t *labels;              /* object of strings, owned */
 };
@@ -134,10 +142,59 @@ static int ssh_timeout(unsigned *out, const json_t *config, const char *key, uns
 	return 0;
 }
 
+/* hosts[i].proxy_jump: {address, port, user, key}, checked as a host's. */
+static int ssh_jump_load(struct ssh_jump_cfg *j, const json_t *v, const char *prefix,
+			 struct nova_err *err)
+{
+	static const char *const keys[] = {"address", "port", "user", "key", NULL};
+	char field[NOVA_ERR_FIELD_MAX], pre[64];
+	const json_t *x;
+	int rc;
+	snprintf(pre, sizeof(pre), "%sproxy_jump.", prefix);
+#define SSH_JFIELD(name) (snprintf(field, sizeof(field), "%s%s", pre, (name)), field)
+	if (!json_is_object(v)) {
+		snprintf(field, sizeof(field), "%sproxy_jump", prefix);
+		return nova_err_set(err, NOVA_EINVAL, field,
+				    "proxy_jump must be an object {address, port, user, key}");
+	}
+	if ((rc = ssh_unknown_keys(v, keys, pre, "address, port, user, key", err)))
+		return rc;
+	const char *address = json_string_value(json_object_get(v, "address"));
+	if (!ssh_address_ok(address))
+		return nova_err_set(err, NOVA_EINVAL, SSH_JFIELD("address"),
+				    "proxy_jump.address must be an IP address or host name");
+	snprintf(j->address, sizeof(j->address), "%s", address);
+	j->port = 22;
+	if ((x = json_object_get(v, "port"))) {
+		if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 65535)
+			return nova_err_set(err, NOVA_EINVAL, SSH_JFIELD("port"),
+					    "proxy_jump.port must be an integer from 1 to 65535");
+		j->port = (unsigned)json_integer_value(x);
+	}
+	const char *user = json_string_value(json_object_get(v, "user"));
+	if (!ssh_user_ok(user))
+		return nova_err_set(err, NOVA_EINVAL, SSH_JFIELD("user"),
+				    "proxy_jump.user is required: 1 to 32 letters, digits, . - _");
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	if ((x = json_object_get(v, "key"))) {
+		if (!ssh_path_ok(json_string_value(x), sizeof(j->key)))
+			return nova_err_set(err, NOVA_EINVAL, SSH_JFIELD("key"),
+					    "proxy_jump.key must be the absolute path of a private key file");
+		if ((rc = ssh_key_check(json_string_value(x), err))) {
+			if (err)
+				snprintf(err->field, sizeof(err->field), "%skey", pre);
+			return rc;
+		}
+		snprintf(j->key, sizeof(j->key), "%s", json_string_value(x));
+	}
+#undef SSH_JFIELD
+	return 0;
+}
+
 static int ssh_host_load(struct ssh_host_cfg *h, const json_t *v, size_t i, struct nova_err *err)
 {
 	static const char *const keys[] = {"address", "port", "user", "key", "labels",
-					   "accelerator_type", NULL};
+					   "accelerator_type", "proxy_jump", NULL};
 	char prefix[32], field[NOVA_ERR_FIELD_MAX];
 	const json_t *x;
 	int rc;
@@ -148,7 +205,9 @@ static int ssh_host_load(struct ssh_host_cfg *h, const json_t *v, size_t i, stru
 		return nova_err_set(err, NOVA_EINVAL, field, "hosts[%zu] must be an object", i);
 	}
 	if ((rc = ssh_unknown_keys(v, keys, prefix,
-				   "address, port, user, key, labels, accelerator_type", err)))
+				   "address, port, user, key, labels, accelerator_type, proxy_jump", err)))
+		return rc;
+	if ((x = json_object_get(v, "proxy_jump")) && (rc = ssh_jump_load(&h->jump, x, prefix, err)))
 		return rc;
 	const char *address = json_string_value(json_object_get(v, "address"));
 	if (!ssh_address_ok(address))
@@ -356,9 +415,16 @@ struct ssh_probe_run {
 	size_t next;
 };
 
-static void ssh_probe_host(struct ssh_adapter *a, const struct ssh_host_cfg *h,
-			   struct ssh_probe *p)
+/* A pooled session to h, through its jump host when it has one. */
+static int ssh_open_host(struct ssh_session **s, const struct ssh_adapter *a,
+			 const struct ssh_host_cfg *h, struct nova_err *err)
 {
+	struct ssh_target jt = {
+		.address = h->jump.address,
+		.port = h->jump.port,
+		.user = h->jump.user,
+		.key_path = h->jump.key[0] ? h->jump.key : NULL,
+	};
 	struct ssh_target t = {
 		.address = h->address,
 		.port = h->port,
@@ -367,11 +433,18 @@ static void ssh_probe_host(struct ssh_adapter *a, const struct ssh_host_cfg *h,
 		.known_hosts = a->known_hosts,
 		.policy = a->policy,
 		.connect_timeout_ms = a->connect_timeout_ms,
+		.jump = h->jump.address[0] ? &jt : NULL,
 	};
+	return ssh_pool_get(s, NULL, &t, err);
+}
+
+static void ssh_probe_host(struct ssh_adapter *a, const struct ssh_host_cfg *h,
+			   struct ssh_probe *p)
+{
 	struct ssh_session *s = NULL;
 	struct ssh_exec_result r = {0};
 	struct nova_err err = {0};
-	if ((p->rc = ssh_pool_get(&s, NULL, &t, &err)) == 0) {
+	if ((p->rc = ssh_open_host(&s, a, h, &err)) == 0) {
 		p->rc = ssh_session_exec(&r, s, ssh_discovery_command, a->command_timeout_ms, 64 * 1024,
 					 &err);
 		if (p->rc == 0 && r.exit_status != 0)
@@ -549,20 +622,6 @@ static bool ssh_node_id_ok(const char *id)
 	return true;
 }
 
-static int ssh_open_host(struct ssh_session **s, const struct ssh_adapter *a,
-			 const struct ssh_host_cfg *h, struct nova_err *err)
-{
-	struct ssh_target t = {
-		.address = h->address,
-		.port = h->port,
-		.user = h->user,
-		.key_path = h->key[0] ? h->key : NULL,
-		.known_hosts = a->known_hosts,
-		.policy = a->policy,
-		.connect_timeout_ms = a->connect_timeout_ms,
-	};
-	return ssh_pool_get(s, NULL, &t, err);
-}
 
 /* Run a script that must exit 0; its stdout (first line) into out. */
 static int ssh_run(char *out, size_t out_len, struct ssh_session *s, const struct ssh_adapter *a,

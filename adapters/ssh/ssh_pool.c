@@ -22,7 +22,7 @@ struct ssh_slot {
 	struct ssh_session *s; /* NULL while being opened */
 	bool in_use;
 	long long idle_since;
-	char key[PATH_MAX * 2 + 400];
+	char key[PATH_MAX * 3 + 700];
 };
 
 static pthread_mutex_t sp_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -51,9 +51,12 @@ static long long sp_now_ms(void)
 
 static void sp_key(char *out, size_t len, const struct ssh_target *t)
 {
-	snprintf(out, len, "%s@%s:%u|%s|%s|%d", t->user ? t->user : "", t->address,
+	const struct ssh_target *j = t->jump;
+	snprintf(out, len, "%s@%s:%u|%s|%s|%d|%s@%s:%u|%s", t->user ? t->user : "", t->address,
 		 t->port ? t->port : 22, t->key_path ? t->key_path : "(agent)",
-		 t->known_hosts ? t->known_hosts : "", (int)t->policy);
+		 t->known_hosts ? t->known_hosts : "", (int)t->policy, j && j->user ? j->user : "",
+		 j ? j->address : "", j ? (j->port ? j->port : 22) : 0u,
+		 j ? (j->key_path ? j->key_path : "(agent)") : "");
 }
 
 static void sp_unlink(struct ssh_slot *slot)

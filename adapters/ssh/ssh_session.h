@@ -55,6 +55,13 @@ struct ssh_target {
 	const char *known_hosts;      /* path of the known_hosts file */
 	enum ssh_host_key_policy policy;
 	unsigned connect_timeout_ms;  /* TCP connect + handshake + auth; 0: 10 s */
+	/* Reach the host through this one (ssh -J): its address, port, user
+	 * and key; its host key is checked in the same known_hosts with the
+	 * same policy (both fields of *jump are ignored), one hop only. NULL:
+	 * direct. The tunnel is a direct-tcpip channel, so the jump host's
+	 * sshd must allow TCP forwarding; one that cannot reach the host is
+	 * NOVA_EAGAIN. The connect timeout covers both hosts. */
+	const struct ssh_target *jump;
 };
 
 struct ssh_session;

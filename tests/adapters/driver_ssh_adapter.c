@@ -7,7 +7,9 @@
  *   NOVA_SSH_INSTALL1 (host 1's install dir, seen from here),
  *   NOVA_SSH_AGENT (the nova-sidecar to install),
  *   NOVA_SSH_LOG1 (host 1's sshd log), NOVA_SSH_KILL1 (a script that kills
- *   host 1's sshd session processes: its connections drop) */
+ *   host 1's sshd session processes: its connections drop),
+ *   NOVA_SSH_ISOLATE2 (a script after which this machine no longer reaches
+ *   host 2, which host 1 still does) */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -371,6 +373,54 @@ static void test_the_pool_caps_connections_per_host(void **state)
 	ssh_pool_drain();
 }
 
+/* Host 2 reachable only through host 1: provisioning, status and
+ * deprovisioning over the tunnel, pooled like any session. */
+static void test_a_host_reached_through_a_jump_host(void **state)
+{
+	static const char id[] = "00000000-0000-4000-8000-0000000000dd";
+	struct nova_err err = {0};
+	struct adapter *direct = NULL, *jumped = NULL;
+	struct adapter_node_info info;
+	char handle[64];
+	struct adapter_node_ref ref = {.node_id = id, .handle = handle};
+	struct adapter_provision_request req = {.node_id = id, .handle = handle,
+						.node_token = "tok-jump", .gateway_url = "http://127.0.0.1:9"};
+	struct ssh_pool_stats st0, st;
+	(void)state;
+	ssh_pool_drain();
+	assert_int_equal(system(env("NOVA_SSH_ISOLATE2")), 0);
+	snprintf(handle, sizeof(handle), "%s:22", env("NOVA_SSH_HOST2"));
+	json_t *c = json_pack("{s:s, s:s, s:s, s:i, s:i, s:[{s:s,s:s,s:s}]}",
+			      "known_hosts", env("NOVA_SSH_KNOWN_HOSTS"), "install_dir",
+			      env("NOVA_SSH_INSTALL_DIR"), "agent", env("NOVA_SSH_AGENT"),
+			      "connect_timeout_ms", 800, "command_timeout_ms", 10000, "hosts",
+			      "address", env("NOVA_SSH_HOST2"), "user", "root", "key", env("NOVA_SSH_KEY"));
+	assert_int_equal(adapter_create(&direct, &ssh_adapter_ops, "00000000-0000-0000-0000-000000000008",
+					c, &err), 0);
+	/* Directly: unreachable now. */
+	assert_int_equal(adapter_node_status(&info, direct, &ref, &err), NOVA_EAGAIN);
+	json_object_set_new(json_array_get(json_object_get(c, "hosts"), 0), "proxy_jump",
+			    json_pack("{s:s, s:s, s:s}", "address", env("NOVA_SSH_HOST1"), "user", "root",
+				      "key", env("NOVA_SSH_KEY")));
+	if (adapter_create(&jumped, &ssh_adapter_ops, "00000000-0000-0000-0000-000000000008", c, &err))
+		fail_msg("create with proxy_jump: %s: %s", err.field, err.message);
+	json_decref(c);
+	ssh_pool_stats(&st0);
+	if (adapter_provision_node(&info, jumped, &req, &err))
+		fail_msg("provision through the jump host: %s", err.message);
+	assert_int_equal(info.state, ADAPTER_NODE_RUNNING);
+	assert_int_equal(adapter_node_status(&info, jumped, &ref, &err), 0);
+	assert_int_equal(info.state, ADAPTER_NODE_RUNNING);
+	ssh_pool_stats(&st);
+	assert_true(st.opened == st0.opened + 1); /* one tunnelled session, reused */
+	assert_int_equal(adapter_deprovision_node(jumped, &ref, &err), 0);
+	assert_int_equal(adapter_node_status(&info, jumped, &ref, &err), 0);
+	assert_int_equal(info.state, ADAPTER_NODE_GONE);
+	adapter_destroy(jumped);
+	adapter_destroy(direct);
+	ssh_pool_drain();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +430,8 @@ int main(void)
 		cmocka_unit_test(test_an_unreachable_host_is_retried_not_forgotten),
 		cmocka_unit_test(test_connections_are_reused_and_a_killed_one_replaced),
 		cmocka_unit_test(test_the_pool_caps_connections_per_host),
+		/* Last: it cuts this machine off from host 2. */
+		cmocka_unit_test(test_a_host_reached_through_a_jump_host),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	ssh_pool_drain();
