@@ -38,6 +38,25 @@ static int rc_node_retire(struct db_pool *db, struct adapter *ad, const struct p
 	return rc;
 }
 
+/* rc_node_retire for the pass over a pool: a node whose resource cannot be
+ * removed now (its host unreachable) stays terminating, its reason saying
+ * why, and is tried again every pass until it goes; it is never forgotten,
+ * and it does not stop the pass for the pool's other nodes. */
+static void rc_node_retire_or_report(struct db_pool *db, struct adapter *ad,
+				     const struct pool_node *n, const char *reason)
+{
+	struct nova_err e, ignored;
+	char note[400];
+	nova_err_clear(&e);
+	if (rc_node_retire(db, ad, n, reason, &e) == 0)
+		return;
+	snprintf(note, sizeof(note), "%.60s; deprovisioning failed, retrying: %.*s", reason,
+		 300, e.message);
+	(void)pool_node_note(db, n->id, note, &ignored);
+	nova_log_kv(NOVA_LOG_WARN, "reconciler", "node not deprovisioned yet; will retry", "node",
+		    n->name, "error", e.message, NULL);
+}
+
 /* Replicas on a failed or draining node lose their placements and wait to
  * be placed again; their deployment gets work. */
 static int rc_replicas_move(struct db_pool *db, const struct pool_node *n, const char *reason,
@@ -113,9 +132,18 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct pool_node *nd = &nodes[i];
 		if (!strcmp(nd->state, "failed")) {
+			/* Static nodes too: a failed node stays failed whatever it
+			 * sends, so a static host would be lost to the pool for good;
+			 * removed (its sidecar stopped once the host answers), the
+			 * host is discovered again as a new node. */
 			rc = rc_replicas_move(db, nd, "node failed, replacing", err);
-			if (!rc && adapter_is_ephemeral(ad))
-				rc = rc_node_retire(db, ad, nd, "failed node removed", err);
+			if (!rc)
+				rc_node_retire_or_report(db, ad, nd, "failed node removed");
+		} else if (!strcmp(nd->state, "terminating")) {
+			/* A deprovision that failed earlier (or a crash mid-way). */
+			rc = rc_replicas_move(db, nd, "node terminating, replacing", err);
+			if (!rc)
+				rc_node_retire_or_report(db, ad, nd, "node removed");
 		} else if (!strcmp(nd->state, "draining")) {
 			/* Drained: replicas move; an ephemeral node then goes away,
 			 * a static one waits, cordoned, for the operator. */

@@ -5,8 +5,12 @@
  *
  * One pass:
  *   - replicas on failed or draining nodes go back to pending (the worker
- *     places them again elsewhere); such nodes of ephemeral pools are
- *     deprovisioned;
+ *     places them again elsewhere); failed nodes (of any pool: a static
+ *     host is then discovered again as a new node) and drained nodes of
+ *     ephemeral pools are deprovisioned;
+ *   - a node whose deprovisioning failed (its host unreachable) stays
+ *     terminating, its reason saying why, and is tried again every pass
+ *     until it succeeds; one such node does not stop the pass;
  *   - ephemeral nodes idle (ready, nothing placed) for longer than the grace
  *     period are drained and deprovisioned;
  *   - nodes stuck provisioning past the timeout fail, with that reason;

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "adapters/ssh/ssh.h"
+#include "adapters/ssh/ssh_pool.h"
 #include "adapters/ssh/ssh_session.h"
 
 #define SSH_MAX_HOSTS 1024
@@ -21,11 +22,19 @@
 #define SSH_TIMEOUT_MAX_MS 3600000
 #define SSH_DEFAULT_INSTALL_DIR "/opt/nova"
 
+struct ssh_jump_cfg {
+	char address[254];           /* "": no jump host */
+	unsigned port;
+	char user[64];
+	char key[PATH_MAX];          /* "": ssh-agent */
+};
+
 struct ssh_host_cfg {
 	char address[254];
 	unsigned port;
 	char user[64];
 	char key[PATH_MAX];          /* "": ssh-agent */
+	struct ssh_jump_cfg jump;
 	char accelerator_type[ADAPTER_NAME_MAX]; /* "": discovered */
 	json_t *labels;              /* object of strings, owned */
 };
@@ -133,10 +142,59 @@ static int ssh_timeout(unsigned *out, const json_t *config, const char *key, uns
 	return 0;
 }
 
+/* hosts[i].proxy_jump: {address, port, user, key}, checked as a host's. */
+static int ssh_jump_load(struct ssh_jump_cfg *j, const json_t *v, const char *prefix,
+			 struct nova_err *err)
+{
+	static const char *const keys[] = {"address", "port", "user", "key", NULL};
+	char field[NOVA_ERR_FIELD_MAX], pre[64];
+	const json_t *x;
+	int rc;
+	snprintf(pre, sizeof(pre), "%sproxy_jump.", prefix);
+#define SSH_JFIELD(name) (snprintf(field, sizeof(field), "%s%s", pre, (name)), field)
+	if (!json_is_object(v)) {
+		snprintf(field, sizeof(field), "%sproxy_jump", prefix);
+		return nova_err_set(err, NOVA_EINVAL, field,
+				    "proxy_jump must be an object {address, port, user, key}");
+	}
+	if ((rc = ssh_unknown_keys(v, keys, pre, "address, port, user, key", err)))
+		return rc;
+	const char *address = json_string_value(json_object_get(v, "address"));
+	if (!ssh_address_ok(address))
+		return nova_err_set(err, NOVA_EINVAL, SSH_JFIELD("address"),
+				    "proxy_jump.address must be an IP address or host name");
+	snprintf(j->address, sizeof(j->address), "%s", address);
+	j->port = 22;
+	if ((x = json_object_get(v, "port"))) {
+		if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 65535)
+			return nova_err_set(err, NOVA_EINVAL, SSH_JFIELD("port"),
+					    "proxy_jump.port must be an integer from 1 to 65535");
+		j->port = (unsigned)json_integer_value(x);
+	}
+	const char *user = json_string_value(json_object_get(v, "user"));
+	if (!ssh_user_ok(user))
+		return nova_err_set(err, NOVA_EINVAL, SSH_JFIELD("user"),
+				    "proxy_jump.user is required: 1 to 32 letters, digits, . - _");
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	if ((x = json_object_get(v, "key"))) {
+		if (!ssh_path_ok(json_string_value(x), sizeof(j->key)))
+			return nova_err_set(err, NOVA_EINVAL, SSH_JFIELD("key"),
+					    "proxy_jump.key must be the absolute path of a private key file");
+		if ((rc = ssh_key_check(json_string_value(x), err))) {
+			if (err)
+				snprintf(err->field, sizeof(err->field), "%skey", pre);
+			return rc;
+		}
+		snprintf(j->key, sizeof(j->key), "%s", json_string_value(x));
+	}
+#undef SSH_JFIELD
+	return 0;
+}
+
 static int ssh_host_load(struct ssh_host_cfg *h, const json_t *v, size_t i, struct nova_err *err)
 {
 	static const char *const keys[] = {"address", "port", "user", "key", "labels",
-					   "accelerator_type", NULL};
+					   "accelerator_type", "proxy_jump", NULL};
 	char prefix[32], field[NOVA_ERR_FIELD_MAX];
 	const json_t *x;
 	int rc;
@@ -147,7 +205,9 @@ static int ssh_host_load(struct ssh_host_cfg *h, const json_t *v, size_t i, stru
 		return nova_err_set(err, NOVA_EINVAL, field, "hosts[%zu] must be an object", i);
 	}
 	if ((rc = ssh_unknown_keys(v, keys, prefix,
-				   "address, port, user, key, labels, accelerator_type", err)))
+				   "address, port, user, key, labels, accelerator_type, proxy_jump", err)))
+		return rc;
+	if ((x = json_object_get(v, "proxy_jump")) && (rc = ssh_jump_load(&h->jump, x, prefix, err)))
 		return rc;
 	const char *address = json_string_value(json_object_get(v, "address"));
 	if (!ssh_address_ok(address))
@@ -355,9 +415,16 @@ struct ssh_probe_run {
 	size_t next;
 };
 
-static void ssh_probe_host(struct ssh_adapter *a, const struct ssh_host_cfg *h,
-			   struct ssh_probe *p)
+/* A pooled session to h, through its jump host when it has one. */
+static int ssh_open_host(struct ssh_session **s, const struct ssh_adapter *a,
+			 const struct ssh_host_cfg *h, struct nova_err *err)
 {
+	struct ssh_target jt = {
+		.address = h->jump.address,
+		.port = h->jump.port,
+		.user = h->jump.user,
+		.key_path = h->jump.key[0] ? h->jump.key : NULL,
+	};
 	struct ssh_target t = {
 		.address = h->address,
 		.port = h->port,
@@ -366,11 +433,18 @@ static void ssh_probe_host(struct ssh_adapter *a, const struct ssh_host_cfg *h,
 		.known_hosts = a->known_hosts,
 		.policy = a->policy,
 		.connect_timeout_ms = a->connect_timeout_ms,
+		.jump = h->jump.address[0] ? &jt : NULL,
 	};
+	return ssh_pool_get(s, NULL, &t, err);
+}
+
+static void ssh_probe_host(struct ssh_adapter *a, const struct ssh_host_cfg *h,
+			   struct ssh_probe *p)
+{
 	struct ssh_session *s = NULL;
 	struct ssh_exec_result r = {0};
 	struct nova_err err = {0};
-	if ((p->rc = ssh_session_open(&s, &t, &err)) == 0) {
+	if ((p->rc = ssh_open_host(&s, a, h, &err)) == 0) {
 		p->rc = ssh_session_exec(&r, s, ssh_discovery_command, a->command_timeout_ms, 64 * 1024,
 					 &err);
 		if (p->rc == 0 && r.exit_status != 0)
@@ -386,7 +460,7 @@ static void ssh_probe_host(struct ssh_adapter *a, const struct ssh_host_cfg *h,
 	if (p->rc)
 		snprintf(p->reason, sizeof(p->reason), "%.255s", err.message);
 	ssh_exec_result_finish(&r);
-	ssh_session_close(s);
+	ssh_pool_put(s);
 }
 
 static void *ssh_probe_worker(void *arg)
@@ -548,20 +622,6 @@ static bool ssh_node_id_ok(const char *id)
 	return true;
 }
 
-static int ssh_open_host(struct ssh_session **s, const struct ssh_adapter *a,
-			 const struct ssh_host_cfg *h, struct nova_err *err)
-{
-	struct ssh_target t = {
-		.address = h->address,
-		.port = h->port,
-		.user = h->user,
-		.key_path = h->key[0] ? h->key : NULL,
-		.known_hosts = a->known_hosts,
-		.policy = a->policy,
-		.connect_timeout_ms = a->connect_timeout_ms,
-	};
-	return ssh_session_open(s, &t, err);
-}
 
 /* Run a script that must exit 0; its stdout (first line) into out. */
 static int ssh_run(char *out, size_t out_len, struct ssh_session *s, const struct ssh_adapter *a,
@@ -703,7 +763,7 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 	out->state = ADAPTER_NODE_RUNNING;
 	snprintf(out->message, sizeof(out->message), "sidecar %.200s", answer);
 out:
-	ssh_session_close(s);
+	ssh_pool_put(s);
 	return rc;
 }
 
@@ -735,7 +795,7 @@ static int ssh_deprovision(struct adapter *ad, const struct adapter_node_ref *no
 		 "kill -9 \"$pid\" 2>/dev/null; fi; rm -rf -- \"$d\"",
 		 qdir, node->node_id);
 	rc = ssh_run(NULL, 0, s, a, script, "stopping the sidecar", err);
-	ssh_session_close(s);
+	ssh_pool_put(s);
 	return rc;
 }
 
@@ -764,7 +824,7 @@ static int ssh_status(struct adapter_node_info *out, struct adapter *ad,
 		 "d=%s; id=%s; [ -d \"$d\" ] || { echo gone; exit 0; }; " SSH_ALIVE_SNIPPET
 		 "if [ $alive = 1 ]; then echo \"running $pid\"; else echo dead; fi", qdir, node->node_id);
 	rc = ssh_run(answer, sizeof(answer), s, a, script, "reading the sidecar's state", err);
-	ssh_session_close(s);
+	ssh_pool_put(s);
 	if (rc)
 		return rc;
 	if (strncmp(answer, "running", 7) == 0) {
@@ -808,7 +868,7 @@ static int ssh_list(struct adapter_node_list *out, struct adapter *ad, struct no
 			nova_log(NOVA_LOG_WARN, "ssh", "listing nodes: %s", e.message);
 			if (s)
 				ssh_exec_result_finish(&r);
-			ssh_session_close(s);
+			ssh_pool_put(s);
 			continue;
 		}
 		for (char *line = r.out; line && *line;) {
@@ -823,7 +883,7 @@ static int ssh_list(struct adapter_node_list *out, struct adapter *ad, struct no
 					struct adapter_node_info *v = realloc(out->items, ncap * sizeof(*v));
 					if (!v) {
 						ssh_exec_result_finish(&r);
-						ssh_session_close(s);
+						ssh_pool_put(s);
 						return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 					}
 					out->items = v;
@@ -838,7 +898,7 @@ static int ssh_list(struct adapter_node_list *out, struct adapter *ad, struct no
 			line = nl ? nl + 1 : NULL;
 		}
 		ssh_exec_result_finish(&r);
-		ssh_session_close(s);
+		ssh_pool_put(s);
 	}
 	return 0;
 }
@@ -853,4 +913,5 @@ const struct adapter_ops ssh_adapter_ops = {
 	.node_status = ssh_status,
 	.discover_resources = ssh_discover,
 	.list_nodes = ssh_list,
+	.shutdown = ssh_pool_drain,
 };

@@ -10,6 +10,11 @@
  *                                  key; absent: ssh-agent (SSH_AUTH_SOCK)
  *                       labels     object of strings, copied to the node
  *                       accelerator_type  overrides the discovered type
+ *                       proxy_jump {address, port, user, key}: reach the
+ *                                  host through this one (ssh -J, one hop,
+ *                                  a direct-tcpip channel: the jump host's
+ *                                  sshd must allow TCP forwarding); its host
+ *                                  key is checked in the same known_hosts
  *                     no two hosts with the same address and port
  *   known_hosts       absolute path (required)
  *   host_key_policy   "strict" (default) or "accept-new"
@@ -42,8 +47,10 @@
  * list_nodes reads the markers on every reachable host (an unreachable one
  * is logged and skipped); deprovisioning stops the sidecar and removes the
  * node directory, and answers NOVA_EAGAIN while the host is unreachable.
- * Not yet: a bounded pool of reused connections,
- * proxy-jump hosts, slices of a host's GPUs. */
+ * Every call takes its sessions from a per-process pool (ssh_pool.h):
+ * one caller per session, at most 4 per host and 64 in all, closed after a
+ * minute idle, a broken or peer-closed one dropped and replaced.
+ * Not yet: slices of a host's GPUs. */
 #ifndef NOVA_ADAPTERS_SSH_SSH_H
 #define NOVA_ADAPTERS_SSH_SSH_H
 

@@ -43,11 +43,28 @@
 	"libssh2 1.10 signs RSA keys only with SHA-1 (ssh-rsa), which OpenSSH 8.8 and later " \
 	"refuse; use an ed25519 or ECDSA key"
 
+/* A connection through a jump host: a direct-tcpip channel on a session
+ * to the jump host, pumped by a thread of its own to one end of a socket
+ * pair whose other end is the inner session's socket. So the inner session
+ * polls and reads a plain socket like any other, and the jump session is
+ * used by one thread only (the pump). Giving libssh2 send/recv callbacks
+ * that write to the channel instead was rejected: the inner session would
+ * have no descriptor to poll, and the two sessions would be driven from
+ * one call stack. */
+struct ssh_jump {
+	struct ssh_session *js;
+	LIBSSH2_CHANNEL *ch;
+	int fd; /* the pump's end of the pair */
+	pthread_t tid;
+	bool running;
+};
+
 struct ssh_session {
 	LIBSSH2_SESSION *sess;
 	int fd;
 	bool broken;
 	char label[300]; /* "addr:port" */
+	struct ssh_jump *jump;
 };
 
 static pthread_once_t ssh_once = PTHREAD_ONCE_INIT;
@@ -614,6 +631,157 @@ out:
 	return rc;
 }
 
+/* --- jump hosts ------------------------------------------------------- */
+
+#define SSH_PUMP_BUF 32768
+
+/* Bytes between the pair's end and the channel, both ways, until either
+ * side ends; then the pair's end is shut so the inner session sees EOF. */
+static void *ssh_jump_pump(void *arg)
+{
+	struct ssh_jump *j = arg;
+	char *up = malloc(SSH_PUMP_BUF), *down = malloc(SSH_PUMP_BUF);
+	size_t up_len = 0, up_off = 0, down_len = 0, down_off = 0;
+	bool pair_eof = false;
+	while (up && down) {
+		bool progress = false;
+		if (down_len == 0) {
+			ssize_t n = libssh2_channel_read(j->ch, down, SSH_PUMP_BUF);
+			if (n > 0) {
+				down_len = (size_t)n;
+				down_off = 0;
+				progress = true;
+			} else if ((n == 0 && libssh2_channel_eof(j->ch)) ||
+				   (n < 0 && n != LIBSSH2_ERROR_EAGAIN)) {
+				break; /* the target or the jump host closed */
+			}
+		}
+		if (down_off < down_len) {
+			ssize_t w = send(j->fd, down + down_off, down_len - down_off,
+					 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w > 0) {
+				down_off += (size_t)w;
+				progress = true;
+				if (down_off == down_len)
+					down_len = down_off = 0;
+			} else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				break;
+			}
+		}
+		if (up_len == 0 && !pair_eof) {
+			ssize_t r = recv(j->fd, up, SSH_PUMP_BUF, MSG_DONTWAIT);
+			if (r > 0) {
+				up_len = (size_t)r;
+				up_off = 0;
+				progress = true;
+			} else if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+				pair_eof = true;
+			}
+		}
+		if (up_off < up_len) {
+			ssize_t w = libssh2_channel_write(j->ch, up + up_off, up_len - up_off);
+			if (w > 0) {
+				up_off += (size_t)w;
+				progress = true;
+				if (up_off == up_len)
+					up_len = up_off = 0;
+			} else if (w < 0 && w != LIBSSH2_ERROR_EAGAIN) {
+				break;
+			}
+		}
+		if (pair_eof && up_len == 0)
+			break; /* the inner session closed */
+		if (progress)
+			continue;
+		struct pollfd p[2] = {{.fd = j->fd}, {.fd = j->js->fd, .events = POLLIN}};
+		if (up_len == 0)
+			p[0].events |= POLLIN;
+		if (down_len)
+			p[0].events |= POLLOUT;
+		if (libssh2_session_block_directions(j->js->sess) & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+			p[1].events |= POLLOUT;
+		/* Bounded: libssh2 may hold channel data it already read. */
+		(void)poll(p, 2, 100);
+	}
+	free(up);
+	free(down);
+	shutdown(j->fd, SHUT_RDWR);
+	return NULL;
+}
+
+static void ssh_jump_close(struct ssh_jump *j)
+{
+	if (!j)
+		return;
+	if (j->running) {
+		shutdown(j->fd, SHUT_RDWR); /* the pump sees the end at once */
+		pthread_join(j->tid, NULL);
+	}
+	if (j->ch) {
+		long long grace = ssh_now_ms() + SSH_GRACE_MS;
+		int rc;
+		SSH_RETRY(rc, j->js, grace, libssh2_channel_free(j->ch));
+		if (rc)
+			j->js->broken = true;
+	}
+	if (j->fd >= 0)
+		close(j->fd);
+	ssh_session_close(j->js);
+	free(j);
+}
+
+/* s->fd: a socket that reaches t through t->jump. */
+static int ssh_connect_jump(struct ssh_session *s, const struct ssh_target *t, long long deadline,
+			    struct nova_err *err)
+{
+	struct ssh_target jt = *t->jump;
+	struct ssh_jump *j = calloc(1, sizeof(*j));
+	int sv[2] = {-1, -1}, rc;
+	if (!j)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	j->fd = -1;
+	jt.known_hosts = t->known_hosts;
+	jt.policy = t->policy;
+	jt.jump = NULL; /* one hop */
+	long long left = deadline - ssh_now_ms();
+	jt.connect_timeout_ms = left < 1 ? 1 : (unsigned)left;
+	if ((rc = ssh_session_open(&j->js, &jt, err))) {
+		free(j);
+		return rc; /* its message names the jump host */
+	}
+	while (!(j->ch = libssh2_channel_direct_tcpip_ex(j->js->sess, t->address, (int)t->port,
+							 "127.0.0.1", 22))) {
+		char *msg = NULL;
+		rc = libssh2_session_last_error(j->js->sess, &msg, NULL, 0);
+		if (rc == LIBSSH2_ERROR_EAGAIN && !ssh_wait(j->js, deadline))
+			continue;
+		if (rc == LIBSSH2_ERROR_CHANNEL_FAILURE)
+			rc = nova_err_set(err, NOVA_EAGAIN, "",
+					  "host %s: jump host %s cannot connect to it (%s)", s->label,
+					  j->js->label, msg && *msg ? msg : "refused");
+		else
+			rc = ssh_lib_err(j->js, rc, "opening a tunnel", t->connect_timeout_ms, err);
+		goto fail;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "socketpair: %s", strerror(errno));
+		goto fail;
+	}
+	j->fd = sv[1];
+	if (pthread_create(&j->tid, NULL, ssh_jump_pump, j) != 0) {
+		close(sv[0]);
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "cannot start a thread for the jump host");
+		goto fail;
+	}
+	j->running = true;
+	s->fd = sv[0];
+	s->jump = j;
+	return 0;
+fail:
+	ssh_jump_close(j);
+	return rc;
+}
+
 /* --- sessions ---------------------------------------------------------- */
 
 int ssh_session_open(struct ssh_session **out, const struct ssh_target *t_in,
@@ -639,7 +807,8 @@ int ssh_session_open(struct ssh_session **out, const struct ssh_target *t_in,
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	s->fd = -1;
 	snprintf(s->label, sizeof(s->label), "%.255s:%u", t.address, t.port);
-	if ((rc = ssh_connect_tcp(s, t.address, t.port, deadline, t.connect_timeout_ms, err)))
+	if ((rc = t.jump ? ssh_connect_jump(s, &t, deadline, err)
+			 : ssh_connect_tcp(s, t.address, t.port, deadline, t.connect_timeout_ms, err)))
 		goto fail;
 	if (!(s->sess = libssh2_session_init_ex(NULL, NULL, NULL, s))) {
 		rc = nova_err_set(err, NOVA_EINTERNAL, "", "host %s: out of memory", s->label);
@@ -701,12 +870,32 @@ void ssh_session_close(struct ssh_session *s)
 	}
 	if (s->fd >= 0)
 		close(s->fd);
+	ssh_jump_close(s->jump);
 	free(s);
 }
 
 bool ssh_session_usable(const struct ssh_session *s)
 {
 	return s && s->sess && !s->broken;
+}
+
+bool ssh_session_alive(struct ssh_session *s)
+{
+	struct pollfd p = {.events = POLLIN};
+	char c;
+	if (!ssh_session_usable(s))
+		return false;
+	p.fd = s->fd;
+	/* Readable with nothing to read is an end of stream (the peer closed,
+	 * or its process died); readable with data is the peer talking
+	 * (keepalives), which libssh2 reads with the next call. */
+	if (poll(&p, 1, 0) > 0) {
+		ssize_t n = recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+		    (p.revents & (POLLERR | POLLHUP | POLLNVAL)))
+			s->broken = true;
+	}
+	return !s->broken;
 }
 
 const char *ssh_session_label(const struct ssh_session *s)

@@ -55,6 +55,13 @@ struct ssh_target {
 	const char *known_hosts;      /* path of the known_hosts file */
 	enum ssh_host_key_policy policy;
 	unsigned connect_timeout_ms;  /* TCP connect + handshake + auth; 0: 10 s */
+	/* Reach the host through this one (ssh -J): its address, port, user
+	 * and key; its host key is checked in the same known_hosts with the
+	 * same policy (both fields of *jump are ignored), one hop only. NULL:
+	 * direct. The tunnel is a direct-tcpip channel, so the jump host's
+	 * sshd must allow TCP forwarding; one that cannot reach the host is
+	 * NOVA_EAGAIN. The connect timeout covers both hosts. */
+	const struct ssh_target *jump;
 };
 
 struct ssh_session;
@@ -66,6 +73,11 @@ int ssh_session_open(struct ssh_session **out, const struct ssh_target *t,
 void ssh_session_close(struct ssh_session *s);
 /* False once a deadline or a lost connection left it mid-protocol. */
 bool ssh_session_usable(const struct ssh_session *s);
+/* Usable, and its connection not closed by the peer as far as the socket
+ * tells without waiting (a pooled session checked before reuse; a peer
+ * that vanished without a word is found only by the next call's deadline).
+ * Marks the session broken when it is not. */
+bool ssh_session_alive(struct ssh_session *s);
 /* "addr:port", for messages. */
 const char *ssh_session_label(const struct ssh_session *s);
 

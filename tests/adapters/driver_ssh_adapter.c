@@ -5,7 +5,11 @@
  *   NOVA_SSH_HOST1..4, NOVA_SSH_UNUSED, NOVA_SSH_KEY, NOVA_SSH_KNOWN_HOSTS,
  *   NOVA_SSH_INSTALL_DIR (the install dir's path on every host),
  *   NOVA_SSH_INSTALL1 (host 1's install dir, seen from here),
- *   NOVA_SSH_AGENT (the nova-sidecar to install) */
+ *   NOVA_SSH_AGENT (the nova-sidecar to install),
+ *   NOVA_SSH_LOG1 (host 1's sshd log), NOVA_SSH_KILL1 (a script that kills
+ *   host 1's sshd session processes: its connections drop),
+ *   NOVA_SSH_ISOLATE2 (a script after which this machine no longer reaches
+ *   host 2, which host 1 still does) */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +25,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/ssh/ssh.h"
+#include "adapters/ssh/ssh_pool.h"
 
 static const char *env(const char *name)
 {
@@ -276,6 +281,146 @@ static void test_an_unreachable_host_is_retried_not_forgotten(void **state)
 	adapter_destroy(ad);
 }
 
+/* Connections host 1's sshd accepted so far (LogLevel VERBOSE logs each). */
+static int accepted1(void)
+{
+	FILE *f = fopen(env("NOVA_SSH_LOG1"), "re");
+	char line[1024];
+	int n = 0;
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "Accepted publickey for root") != NULL;
+	fclose(f);
+	return n;
+}
+
+static void test_connections_are_reused_and_a_killed_one_replaced(void **state)
+{
+	static const char id[] = "00000000-0000-4000-8000-0000000000cc";
+	struct adapter *ad = pool("strict");
+	struct adapter_node_info info;
+	struct nova_err err = {0};
+	struct ssh_pool_stats st0, st;
+	char handle[64];
+	struct adapter_node_ref ref = {.node_id = id, .handle = handle};
+	(void)state;
+	snprintf(handle, sizeof(handle), "%s:22", env("NOVA_SSH_HOST1"));
+	ssh_pool_drain();
+	ssh_pool_stats(&st0);
+	int a0 = accepted1();
+	/* Five calls, and adapter instances made and destroyed between them
+	 * (as the reconciler does every pass): sshd sees one connection. */
+	for (int i = 0; i < 5; i++) {
+		if (adapter_node_status(&info, ad, &ref, &err))
+			fail_msg("status %d: %s", i, err.message);
+		assert_int_equal(info.state, ADAPTER_NODE_GONE);
+		adapter_destroy(ad);
+		ad = pool("strict");
+	}
+	assert_int_equal(accepted1(), a0 + 1);
+	ssh_pool_stats(&st);
+	assert_true(st.opened == st0.opened + 1);
+	assert_true(st.reused == st0.reused + 4);
+	assert_int_equal(st.in_use, 0);
+	assert_int_equal(st.idle, 1);
+
+	/* Its sshd session process killed: the dead connection is dropped and
+	 * the next call opens another, with no error to the caller. */
+	assert_int_equal(system(env("NOVA_SSH_KILL1")), 0);
+	usleep(200 * 1000);
+	if (adapter_node_status(&info, ad, &ref, &err))
+		fail_msg("status after the kill: %s", err.message);
+	assert_int_equal(info.state, ADAPTER_NODE_GONE);
+	assert_int_equal(accepted1(), a0 + 2);
+	ssh_pool_stats(&st);
+	assert_true(st.dropped == st0.dropped + 1);
+	assert_true(st.opened == st0.opened + 2);
+	adapter_destroy(ad);
+	ssh_pool_drain();
+}
+
+static void test_the_pool_caps_connections_per_host(void **state)
+{
+	struct ssh_target t = {.address = env("NOVA_SSH_HOST2"), .port = 22, .user = "root",
+			       .key_path = env("NOVA_SSH_KEY"),
+			       .known_hosts = env("NOVA_SSH_KNOWN_HOSTS"), .connect_timeout_ms = 300};
+	struct ssh_session *a = NULL, *b = NULL;
+	struct nova_err err = {0};
+	bool reused = true;
+	(void)state;
+	ssh_pool_drain();
+	ssh_pool_set_limits(1, 0, 0);
+	assert_int_equal(ssh_pool_get(&a, &reused, &t, &err), 0);
+	assert_false(reused);
+	/* The one connection is in use: a second caller waits, then hears why. */
+	long long t0 = now_ms();
+	assert_int_equal(ssh_pool_get(&b, NULL, &t, &err), NOVA_EAGAIN);
+	assert_null(b);
+	assert_true(now_ms() - t0 >= 250);
+	assert_non_null(strstr(err.message, "busy"));
+	ssh_pool_put(a);
+	assert_int_equal(ssh_pool_get(&b, &reused, &t, &err), 0);
+	assert_true(reused);
+	assert_ptr_equal(a, b);
+	ssh_pool_put(b);
+	/* Idle past its time: closed, the next get opens another. */
+	ssh_pool_set_limits(0, 0, 1);
+	usleep(5 * 1000);
+	assert_int_equal(ssh_pool_get(&b, &reused, &t, &err), 0);
+	assert_false(reused);
+	ssh_pool_put(b);
+	ssh_pool_set_limits(SSH_POOL_PER_HOST, SSH_POOL_TOTAL, SSH_POOL_IDLE_MS);
+	ssh_pool_drain();
+}
+
+/* Host 2 reachable only through host 1: provisioning, status and
+ * deprovisioning over the tunnel, pooled like any session. */
+static void test_a_host_reached_through_a_jump_host(void **state)
+{
+	static const char id[] = "00000000-0000-4000-8000-0000000000dd";
+	struct nova_err err = {0};
+	struct adapter *direct = NULL, *jumped = NULL;
+	struct adapter_node_info info;
+	char handle[64];
+	struct adapter_node_ref ref = {.node_id = id, .handle = handle};
+	struct adapter_provision_request req = {.node_id = id, .handle = handle,
+						.node_token = "tok-jump", .gateway_url = "http://127.0.0.1:9"};
+	struct ssh_pool_stats st0, st;
+	(void)state;
+	ssh_pool_drain();
+	assert_int_equal(system(env("NOVA_SSH_ISOLATE2")), 0);
+	snprintf(handle, sizeof(handle), "%s:22", env("NOVA_SSH_HOST2"));
+	json_t *c = json_pack("{s:s, s:s, s:s, s:i, s:i, s:[{s:s,s:s,s:s}]}",
+			      "known_hosts", env("NOVA_SSH_KNOWN_HOSTS"), "install_dir",
+			      env("NOVA_SSH_INSTALL_DIR"), "agent", env("NOVA_SSH_AGENT"),
+			      "connect_timeout_ms", 800, "command_timeout_ms", 10000, "hosts",
+			      "address", env("NOVA_SSH_HOST2"), "user", "root", "key", env("NOVA_SSH_KEY"));
+	assert_int_equal(adapter_create(&direct, &ssh_adapter_ops, "00000000-0000-0000-0000-000000000008",
+					c, &err), 0);
+	/* Directly: unreachable now. */
+	assert_int_equal(adapter_node_status(&info, direct, &ref, &err), NOVA_EAGAIN);
+	json_object_set_new(json_array_get(json_object_get(c, "hosts"), 0), "proxy_jump",
+			    json_pack("{s:s, s:s, s:s}", "address", env("NOVA_SSH_HOST1"), "user", "root",
+				      "key", env("NOVA_SSH_KEY")));
+	if (adapter_create(&jumped, &ssh_adapter_ops, "00000000-0000-0000-0000-000000000008", c, &err))
+		fail_msg("create with proxy_jump: %s: %s", err.field, err.message);
+	json_decref(c);
+	ssh_pool_stats(&st0);
+	if (adapter_provision_node(&info, jumped, &req, &err))
+		fail_msg("provision through the jump host: %s", err.message);
+	assert_int_equal(info.state, ADAPTER_NODE_RUNNING);
+	assert_int_equal(adapter_node_status(&info, jumped, &ref, &err), 0);
+	assert_int_equal(info.state, ADAPTER_NODE_RUNNING);
+	ssh_pool_stats(&st);
+	assert_true(st.opened == st0.opened + 1); /* one tunnelled session, reused */
+	assert_int_equal(adapter_deprovision_node(jumped, &ref, &err), 0);
+	assert_int_equal(adapter_node_status(&info, jumped, &ref, &err), 0);
+	assert_int_equal(info.state, ADAPTER_NODE_GONE);
+	adapter_destroy(jumped);
+	adapter_destroy(direct);
+	ssh_pool_drain();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +428,12 @@ int main(void)
 		cmocka_unit_test(test_accept_new_makes_the_unknown_host_reachable),
 		cmocka_unit_test(test_provision_status_list_deprovision),
 		cmocka_unit_test(test_an_unreachable_host_is_retried_not_forgotten),
+		cmocka_unit_test(test_connections_are_reused_and_a_killed_one_replaced),
+		cmocka_unit_test(test_the_pool_caps_connections_per_host),
+		/* Last: it cuts this machine off from host 2. */
+		cmocka_unit_test(test_a_host_reached_through_a_jump_host),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	ssh_pool_drain();
+	return failed;
 }

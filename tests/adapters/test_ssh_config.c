@@ -55,7 +55,7 @@ static json_t *config(const char *hosts_json, const char *extra)
 static void test_valid_configs_pass(void **state)
 {
 	struct nova_err err = {0};
-	char hosts[512];
+	char hosts[1024];
 	(void)state;
 	json_t *c = config("[{\"address\": \"10.0.0.2\", \"user\": \"root\"}]", NULL);
 	assert_int_equal(ssh_adapter_ops.validate(c, &err), 0);
@@ -63,7 +63,8 @@ static void test_valid_configs_pass(void **state)
 	snprintf(hosts, sizeof(hosts),
 		 "[{\"address\": \"gpu1.example\", \"port\": 2222, \"user\": \"nova\", \"key\": \"%s\","
 		 " \"labels\": {\"rack\": \"a\"}, \"accelerator_type\": \"A100-80G\"},"
-		 " {\"address\": \"gpu1.example\", \"user\": \"nova\"}, {\"address\": \"fe80::1\", \"user\": \"n\"}]",
+		 " {\"address\": \"gpu1.example\", \"user\": \"nova\", \"proxy_jump\": {\"address\": \"bastion\","
+		 " \"port\": 2200, \"user\": \"jump\"}}, {\"address\": \"fe80::1\", \"user\": \"n\"}]",
 		 ed_key);
 	c = config(hosts, "\"host_key_policy\": \"accept-new\", \"install_dir\": \"/srv/nova\","
 			  " \"connect_timeout_ms\": 500, \"command_timeout_ms\": 60000");
@@ -104,6 +105,16 @@ static void test_bad_configs_name_the_field(void **state)
 		 "hosts[0].accelerator_type", "1 to"},
 		{"[{\"address\": \"a\", \"user\": \"u\"}, {\"address\": \"a\", \"user\": \"v\", \"port\": 22}]", NULL,
 		 "hosts[1].address", "hosts[0] and hosts[1] are the same host (a:22)"},
+		{"[{\"address\": \"a\", \"user\": \"u\", \"proxy_jump\": \"b\"}]", NULL, "hosts[0].proxy_jump",
+		 "must be an object"},
+		{"[{\"address\": \"a\", \"user\": \"u\", \"proxy_jump\": {\"address\": \"b\"}}]", NULL,
+		 "hosts[0].proxy_jump.user", "proxy_jump.user is required"},
+		{"[{\"address\": \"a\", \"user\": \"u\"}, {\"address\": \"c\", \"user\": \"u\", \"proxy_jump\":"
+		 " {\"address\": \"b\", \"user\": \"u\", \"port\": 0}}]", NULL, "hosts[1].proxy_jump.port", "1 to 65535"},
+		{"[{\"address\": \"a\", \"user\": \"u\", \"proxy_jump\": {\"address\": \"b\", \"user\": \"u\","
+		 " \"key\": \"k\"}}]", NULL, "hosts[0].proxy_jump.key", "absolute path"},
+		{"[{\"address\": \"a\", \"user\": \"u\", \"proxy_jump\": {\"address\": \"b\", \"user\": \"u\","
+		 " \"proxy_jump\": {}}}]", NULL, "hosts[0].proxy_jump.proxy_jump", "unknown key proxy_jump"},
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"hostz\": 1", "hostz", "unknown key hostz"},
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"host_key_policy\": \"yes\"", "host_key_policy",
 		 "strict or accept-new"},

@@ -64,6 +64,19 @@ while "$C" -o json routes >"$T_WORK/out" 2>"$T_WORK/err" &&
 	! grep -q "http://10.77.$SSH_SUBNET" "$T_WORK/out" && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 t_expect_out "http://10.77.$SSH_SUBNET" "routes name the hosts' addresses"
 
+# Reconcile passes (every 5 s: status and list_nodes on every host) reuse
+# the pooled connections: two passes, and neither sshd accepts another.
+accepted() { grep -c "Accepted publickey" "$(ssh_host_dir "$1")/sshd.log"; }
+established() { ip netns exec "$(ssh_host_ns "$1")" ss -Htn state established '( sport = :22 )' | wc -l; }
+a1=$(accepted 1); a2=$(accepted 2)
+sleep 11
+[ "$(accepted 1)" -eq "$a1" ] && [ "$(accepted 2)" -eq "$a2" ] &&
+	t_pass "reconcile passes reuse pooled connections (no new ones in 11 s)" ||
+	t_fail "connections reused" "host 1: $a1 -> $(accepted 1), host 2: $a2 -> $(accepted 2) accepted"
+e1=$(established 1); e2=$(established 2)
+[ "$e1" -ge 1 ] && [ "$e1" -le 4 ] && [ "$e2" -ge 1 ] && [ "$e2" -le 4 ] &&
+	t_pass "at most 4 connections per host, kept open" || t_fail "connections per host" "host 1: $e1, host 2: $e2"
+
 # A sidecar killed: the reconciler (every 5 s) finds its node's resource
 # gone and starts it again over SSH; the replica comes back.
 victim_host=1; [ "$(sidecars 1)" -eq 0 ] && victim_host=2
