@@ -437,7 +437,13 @@ EOM
 			wait "$WA_PID"
 			awk -v l="$(head -n 1 "$OUT/deploy-$i-times.txt")" -v t="$t0" \
 				'BEGIN { if (l != "-" && l != "") printf "%.3f\n", (l - t) * 1000 }' >>"$W/deploy.delays"
-			"$C" deployment stop "dr-$i" >/dev/null
+			# Retried: a stop can meet a deadlock in the database (40P01,
+			# seen while the deployment's replica was being reported).
+			j=0
+			until "$C" deployment stop "dr-$i" >/dev/null 2>>"$OUT/deploy-stop.err"; do
+				j=$((j + 1)); [ $j -gt 5 ] && break
+				sleep 0.2
+			done
 			j=0
 			until [ "$(psql_db "$NOVA_DB" -c "SELECT state FROM deployments WHERE name = 'dr-$i'")" = stopped ]; do
 				j=$((j + 1)); [ $j -gt 200 ] && break
