@@ -119,9 +119,9 @@ stats() {
 }
 # wait_file FILE SECONDS: until FILE exists; 1 when it never did.
 wait_file() {
-	i=0
+	wf_i=0
 	while [ ! -e "$1" ]; do
-		i=$((i + 1)); [ $i -gt $(($2 * 20)) ] && return 1
+		wf_i=$((wf_i + 1)); [ $wf_i -gt $(($2 * 20)) ] && return 1
 		sleep 0.05
 	done
 }
@@ -423,33 +423,38 @@ if want deploy; then
 	if nova_bench_start bench_deploy &&
 	   "$C" pool create racks --provider lpu --config \
 		"{\"topology\":\"$top/etc/datacenter.yaml\",\"allocation\":\"c1r1,c1r2\",\"mock_agents\":true}" >/dev/null; then
-		for i in $(seq "$DEPLOYS"); do
+		for d in $(seq "$DEPLOYS"); do
 			cat >"$W/model.yaml" <<EOM
-name: bench-dr-$i
+name: bench-dr-$d
 kind: single
 engine: {command: [nova-mock-engine, --port, "{port}"]}
 stages: [{name: main, accelerator_type: LPU, accelerators: 8}]
 EOM
 			"$C" model register -f "$W/model.yaml" >/dev/null || break
-			watch_start "deploy-$i" 1 20 "\"bench-dr-$i\"" || break
+			watch_start "deploy-$d" 1 20 "\"bench-dr-$d\"" || break
 			t0=$(date +%s.%N)
-			"$C" deploy "bench-dr-$i" --pool racks --replicas 1 --name "dr-$i" >/dev/null || break
+			"$C" deploy "bench-dr-$d" --pool racks --replicas 1 --name "dr-$d" >/dev/null || break
 			wait "$WA_PID"
-			awk -v l="$(head -n 1 "$OUT/deploy-$i-times.txt")" -v t="$t0" \
+			awk -v l="$(head -n 1 "$OUT/deploy-$d-times.txt")" -v t="$t0" \
 				'BEGIN { if (l != "-" && l != "") printf "%.3f\n", (l - t) * 1000 }' >>"$W/deploy.delays"
+			# Where the time went: the deployment's transitions, in ms after the command.
+			psql_db "$NOVA_DB" -c "SELECT 'dr-$d ' || string_agg(e.to_state || ' +' ||
+				round(((extract(epoch FROM e.at) - $t0) * 1000)::numeric), ' ' ORDER BY e.id)
+				FROM deployment_events e JOIN deployments x ON x.id = e.deployment_id
+				WHERE x.name = 'dr-$d'" >>"$OUT/deploy-phases.txt"
 			# Retried: a stop can meet a deadlock in the database (40P01,
 			# seen while the deployment's replica was being reported).
 			j=0
-			until "$C" deployment stop "dr-$i" >/dev/null 2>>"$OUT/deploy-stop.err"; do
+			until "$C" deployment stop "dr-$d" >/dev/null 2>>"$OUT/deploy-stop.err"; do
 				j=$((j + 1)); [ $j -gt 5 ] && break
 				sleep 0.2
 			done
 			j=0
-			until [ "$(psql_db "$NOVA_DB" -c "SELECT state FROM deployments WHERE name = 'dr-$i'")" = stopped ]; do
+			until [ "$(psql_db "$NOVA_DB" -c "SELECT state FROM deployments WHERE name = 'dr-$d'")" = stopped ]; do
 				j=$((j + 1)); [ $j -gt 200 ] && break
 				sleep 0.1
 			done
-			"$C" deployment delete "dr-$i" >/dev/null
+			"$C" deployment delete "dr-$d" >/dev/null
 		done
 		cp "$W/deploy.delays" "$OUT/deploy-delays.txt"
 		first=$(head -n 1 "$W/deploy.delays")
