@@ -481,15 +481,15 @@ if want memory; then
 	if nova_bench_start bench_mem &&
 	   psql_db "$NOVA_DB" -v nodes="$MEM_NODES" -F ' ' -f bench/fixture_heartbeats.sql \
 		-o "$W/hb.nodes" >/dev/null; then
-		rss0=$(sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
+		rss0=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
 		t0=$(psql_db "$NOVA_DB" -c "SELECT now()")
 		body='{"seq":{seq},"assignment_generation":"none","capacity":{"accelerator_type":"A100-80G","accelerators":8}}'
 		"$LG" -T "127.0.0.1:$NOVA_PORT" -c "$HB_CONNS" -d "$MEM_SECS" -w 0 -n "$W/hb.nodes" \
 			-m POST -p '/v1/nodes/{id}/heartbeat' -H 'Authorization: Bearer {token}' \
 			-b "$body" -l novad-memory -r $((MEM_NODES * 1000 / HB_INTERVAL_MS)) \
 			-o "$OUT/memory-loadgen.json"
-		hwm=$(sed -n 's/^VmHWM: *\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
-		rss=$(sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
+		hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
+		rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
 		sleep 1
 		seen=$(psql_db "$NOVA_DB" -c \
 			"SELECT count(*) FROM nodes WHERE last_heartbeat_at >= '$t0'::timestamptz")

@@ -38,6 +38,7 @@ struct inv_node {
 	json_t *capacity;               /* last reported, owned */
 	json_t *replicas;               /* last reported, owned */
 	bool replicas_dirty;
+	bool replicas_changed;          /* a replica's state or endpoint changed */
 };
 
 struct inventory {
@@ -58,7 +59,12 @@ struct inventory {
 	 * the sweeper wakes when that node would be silent for
 	 * missed_intervals, not only on its period. */
 	atomic_llong oldest_seen_ms;
-	void (*on_health)(void *ctx);   /* the sweep took nodes out */
+	/* A heartbeat changed a replica's state or endpoint: the flusher
+	 * writes at its next 10 ms step rather than at the end of flush_ms,
+	 * and then tells on_health, so a replica that became ready is routed
+	 * (or one that failed leaves) within milliseconds. */
+	atomic_bool flush_soon;
+	void (*on_health)(void *ctx);   /* the sweep or a flush changed what is routable */
 	void *health_ctx;
 };
 
@@ -100,6 +106,7 @@ int inventory_create(struct inventory **out, struct db_pool *db,
 	atomic_init(&inv->stop, false);
 	atomic_init(&inv->loads_gen, 0);
 	atomic_init(&inv->oldest_seen_ms, 0);
+	atomic_init(&inv->flush_soon, false);
 	*out = inv;
 	return 0;
 }
@@ -331,6 +338,36 @@ static json_t *inv_answer(struct inventory *inv, bool accepted, const char *reas
 	return a;
 }
 
+static bool inv_json_same(const json_t *a, const json_t *b)
+{
+	return (!a && !b) || (a && b && json_equal(a, b));
+}
+
+/* Whether a report changes what could be routed: a replica new, gone, or
+ * with another state or endpoint (load alone does not). */
+static bool inv_replicas_changed(const json_t *old, const json_t *fresh)
+{
+	size_t i, j;
+	json_t *r, *o;
+	if (json_array_size(old) != json_array_size(fresh))
+		return true;
+	json_array_foreach(fresh, i, r) {
+		const char *id = json_string_value(json_object_get(r, "replica_id"));
+		bool same = false;
+		json_array_foreach(old, j, o) {
+			const char *oid = json_string_value(json_object_get(o, "replica_id"));
+			if (!id || !oid || strcmp(id, oid) != 0)
+				continue;
+			same = inv_json_same(json_object_get(r, "state"), json_object_get(o, "state")) &&
+			       inv_json_same(json_object_get(r, "endpoint"), json_object_get(o, "endpoint"));
+			break;
+		}
+		if (!same)
+			return true;
+	}
+	return false;
+}
+
 int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node_id,
 			const char *token, const json_t *body, struct nova_err *err)
 {
@@ -397,6 +434,10 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 		e->capacity = json_incref((json_t *)capacity);
 	}
 	if (replicas) {
+		if (inv_replicas_changed(e->replicas, replicas)) {
+			e->replicas_changed = true;
+			atomic_store(&inv->flush_soon, true);
+		}
 		json_decref(e->replicas);
 		e->replicas = json_incref((json_t *)replicas);
 		e->replicas_dirty = true;
@@ -428,7 +469,9 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 {
 	json_t *batch = json_array(), *reports = json_object();
 	long long oldest = 0;
+	bool changed = false;
 	int rc = 0;
+	atomic_store(&inv->flush_soon, false);
 	pthread_mutex_lock(&inv->lock);
 	for (size_t i = 0; i < inv->cap; i++) {
 		struct inv_node *e = &inv->slots[i];
@@ -448,7 +491,8 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 						       (json_int_t)e->seen_unix_ms, "cap", e->capacity));
 		if (e->replicas_dirty && e->replicas)
 			json_object_set(reports, e->id, e->replicas);
-		e->dirty = e->replicas_dirty = false;
+		changed |= e->replicas_changed;
+		e->dirty = e->replicas_dirty = e->replicas_changed = false;
 	}
 	pthread_mutex_unlock(&inv->lock);
 	atomic_store(&inv->oldest_seen_ms, oldest);
@@ -485,6 +529,8 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	}
 	json_decref(batch);
 	json_decref(reports);
+	if (rc == 0 && changed && inv->on_health)
+		inv->on_health(inv->health_ctx);
 	/* Refresh what every node should run: one query for the whole fleet. */
 	json_t *digests;
 	if (rc == 0 && (rc = deployment_assignment_digests(&digests, inv->db, err)) == 0) {
@@ -546,7 +592,8 @@ static void *inv_flusher(void *arg)
 	long long refreshed = inv_mono_ms();
 	while (!atomic_load(&inv->stop)) {
 		struct nova_err err;
-		for (unsigned w = 0; w < inv->cfg.flush_ms && !atomic_load(&inv->stop); w += 10) {
+		for (unsigned w = 0; w < inv->cfg.flush_ms && !atomic_load(&inv->stop) &&
+				     !atomic_load(&inv->flush_soon); w += 10) {
 			struct timespec ts = {0, 10 * 1000000L};
 			nanosleep(&ts, NULL);
 		}
@@ -640,6 +687,7 @@ void inventory_destroy(struct inventory *inv)
 	if (!inv)
 		return;
 	inventory_stop(inv);
+	inv->on_health = NULL; /* what it would tell may be gone already */
 	inventory_flush(inv, &err);
 	for (size_t i = 0; i < inv->cap; i++) {
 		json_decref(inv->slots[i].capacity);
