@@ -55,5 +55,9 @@ int worker_start(struct worker **out, struct db_pool *db, const struct worker_co
 		 struct nova_err *err);
 /* Stop and join; an item in progress is finished first. Accepts NULL. */
 void worker_stop(struct worker *w);
+/* This process queued work (and committed it): its idle workers look now
+ * rather than at the end of poll_ms. Workers of other novads still find it
+ * on their poll. */
+void worker_kick(void);
 
 #endif

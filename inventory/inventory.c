@@ -592,8 +592,10 @@ static void *inv_flusher(void *arg)
 	long long refreshed = inv_mono_ms();
 	while (!atomic_load(&inv->stop)) {
 		struct nova_err err;
+		unsigned placed = deployment_assignments_generation();
 		for (unsigned w = 0; w < inv->cfg.flush_ms && !atomic_load(&inv->stop) &&
-				     !atomic_load(&inv->flush_soon); w += 10) {
+				     !atomic_load(&inv->flush_soon) &&
+				     deployment_assignments_generation() == placed; w += 10) {
 			struct timespec ts = {0, 10 * 1000000L};
 			nanosleep(&ts, NULL);
 		}
