@@ -490,12 +490,16 @@ if want memory; then
 			-o "$OUT/memory-loadgen.json"
 		hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
 		rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
+		# Where it is: the largest mappings (heap, malloc arenas, stacks).
+		awk '/^[0-9a-f]+-/ { m = $6 } /^Rss:/ { print $2, (m == "" ? "[anon]" : m) }' \
+			"/proc/$NOVA_PID/smaps" | sort -rn | head -n 20 >"$OUT/memory-smaps.txt"
 		sleep 1
 		seen=$(psql_db "$NOVA_DB" -c \
 			"SELECT count(*) FROM nodes WHERE last_heartbeat_at >= '$t0'::timestamptz")
 		mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024 }'; }
 		res=$(verdict lt "$(mib "$hwm")" 100)
-		[ "$seen" = "$MEM_NODES" ] || res="$res ($seen of $MEM_NODES nodes got in)"
+		# Fewer nodes than asked for: the figure is for those only.
+		[ "$seen" = "$MEM_NODES" ] || res="incomplete ($seen of $MEM_NODES nodes got in)"
 		row memory "$MEM_NODES nodes heartbeating, VmHWM" "$(mib "$hwm")" "MiB" "" "" "< 100 MiB" "$res"
 		row memory "$MEM_NODES nodes heartbeating, VmRSS at the end" "$(mib "$rss")" "MiB" "" "" "" ""
 		row memory "novad idle with the fixture loaded, VmRSS" "$(mib "$rss0")" "MiB" "" "" "" ""
