@@ -35,7 +35,11 @@ struct inv_node {
 	long long last_seq;
 	long long seen_unix_ms;         /* wall clock of the last accepted heartbeat */
 	bool dirty;
-	json_t *capacity;               /* last reported, owned */
+	/* Reported since the last flush, as compact JSON text (owned), handed
+	 * to the flush, which writes it (a heartbeat without one keeps the
+	 * database's). Rejected: keeping the last jansson object of every node,
+	 * a few hundred bytes each, for nothing but the next flush. */
+	char *capacity;
 	json_t *replicas;               /* last reported, owned */
 	bool replicas_dirty;
 	bool replicas_changed;          /* a replica's state or endpoint changed */
@@ -430,8 +434,13 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 	e->seen_unix_ms = inv_unix_ms();
 	e->dirty = true;
 	if (capacity) {
-		json_decref(e->capacity);
-		e->capacity = json_incref((json_t *)capacity);
+		/* Dumped under the lock (a small object, about a microsecond):
+		 * the early returns above then have nothing to free. */
+		char *text = json_dump_compact(capacity);
+		if (text) {
+			free(e->capacity);
+			e->capacity = text;
+		}
 	}
 	if (replicas) {
 		if (inv_replicas_changed(e->replicas, replicas)) {
@@ -495,16 +504,16 @@ static void inv_text_add(struct inv_text *t, const char *s, size_t n)
 
 int inventory_flush(struct inventory *inv, struct nova_err *err)
 {
-	/* Under the lock, a compact row per dirty node (its capacity by
-	 * reference); the batch is then written as JSON text directly, outside
+	/* Under the lock, a compact row per dirty node (taking its capacity
+	 * text); the batch is then written as JSON text directly, outside
 	 * the lock. Rejected: a jansson array of one object per node, then
 	 * dumped, which at 100,000 nodes built some 60 MiB of objects every
 	 * flush (docs/PERFORMANCE.md, memory). Ids are uuids and numbers are
-	 * numbers: nothing to escape; capacity is dumped by jansson. */
+	 * numbers: nothing to escape; capacity is kept as jansson's text. */
 	struct inv_row {
 		char id[IDS_UUID_LEN];
 		long long seq, at_ms;
-		json_t *cap;
+		char *cap;
 	} *rows = NULL;
 	size_t n_batch = 0, rows_cap = 0;
 	struct inv_text batch = {0};
@@ -539,7 +548,8 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		memcpy(row->id, e->id, sizeof(row->id));
 		row->seq = e->last_seq;
 		row->at_ms = e->seen_unix_ms;
-		row->cap = json_incref(e->capacity);
+		row->cap = e->capacity; /* moved: the database keeps it from here */
+		e->capacity = NULL;
 		if (e->replicas_dirty && e->replicas)
 			json_object_set(reports, e->id, e->replicas);
 		changed |= e->replicas_changed;
@@ -549,14 +559,13 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	atomic_store(&inv->oldest_seen_ms, oldest);
 	for (size_t i = 0; i < n_batch; i++) {
 		char head[160];
-		char *cap = rows[i].cap ? json_dump_compact(rows[i].cap) : NULL;
+		const char *cap = rows[i].cap;
 		int hn = snprintf(head, sizeof(head), "%s{\"id\":\"%s\",\"seq\":%lld,\"at_ms\":%lld,\"cap\":",
 				  i ? "," : "[", rows[i].id, rows[i].seq, rows[i].at_ms);
 		inv_text_add(&batch, head, (size_t)hn);
 		inv_text_add(&batch, cap ? cap : "null", cap ? strlen(cap) : 4);
 		inv_text_add(&batch, "}", 1);
-		free(cap);
-		json_decref(rows[i].cap);
+		free(rows[i].cap);
 	}
 	free(rows);
 	if (n_batch > 0)
@@ -756,7 +765,7 @@ void inventory_destroy(struct inventory *inv)
 	inv->on_health = NULL; /* what it would tell may be gone already */
 	inventory_flush(inv, &err);
 	for (size_t i = 0; i < inv->cap; i++) {
-		json_decref(inv->slots[i].capacity);
+		free(inv->slots[i].capacity);
 		json_decref(inv->slots[i].replicas);
 	}
 	free(inv->slots);
