@@ -38,7 +38,7 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 BINS := $(BUILD)/novad $(BUILD)/novactl $(BUILD)/nova-mock-engine $(BUILD)/nova-sidecar
 # Benchmark programs (bench/): built with everything, so they keep compiling;
 # not part of libnova. `make bench` builds a release tree and runs them.
-BENCH_BINS := $(BUILD)/bench/loadgen $(BUILD)/bench/bench_placement
+BENCH_BINS := $(BUILD)/bench/loadgen $(BUILD)/bench/bench_placement $(BUILD)/bench/watchers
 
 TEST_SUPPORT_SRCS := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(BUILD)/%.o)
@@ -93,6 +93,9 @@ $(BUILD)/novactl: $(BUILD)/cli/novactl_main.o $(CLI_OBJS) $(LIB)
 $(BUILD)/bench/loadgen: $(BUILD)/bench/loadgen.o
 	@[ "$(V)" = 1 ] || echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ -lpthread -o $@
+$(BUILD)/bench/watchers: $(BUILD)/bench/watchers.o
+	@[ "$(V)" = 1 ] || echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@
 $(BUILD)/bench/bench_placement: $(BUILD)/bench/bench_placement.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@

@@ -13,6 +13,13 @@
 #   BENCH_ROUTE_CONNS connections for route reads (default 32)
 #   BENCH_HB_NODES    simulated nodes for heartbeats, a list (default "10000 100000")
 #   BENCH_HB_CONNS    connections for heartbeats (default 256)
+#   BENCH_WATCHERS    SSE watchers for watch fan-out (default 1000)
+#   BENCH_WATCH_MODELS  routes the watchers' table holds (default 100, 2 replicas each)
+#   BENCH_FD_INTERVAL_MS  heartbeat interval for watch, failure and deploy (default 500)
+#   BENCH_FD_RUNS     sidecar kills for failure detection (default 3)
+#   BENCH_DEPLOYS     deploys for deploy-to-routable (default 5)
+#   BENCH_MEM_NODES   heartbeating nodes for memory (default 100000)
+#   BENCH_MEM_SECONDS how long they heartbeat (default 40: every node must be seen)
 #   BENCH_ONLY        run only benchmarks whose name contains this word
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,8 +34,17 @@ ROUTE_CONNS=${BENCH_ROUTE_CONNS:-32}
 HB_NODES=${BENCH_HB_NODES:-10000 100000}
 HB_CONNS=${BENCH_HB_CONNS:-256}
 HB_INTERVAL_MS=2000 # novad's default heartbeat interval (NOVA_HEARTBEAT_INTERVAL_MS)
+WATCHERS=${BENCH_WATCHERS:-1000}
+WATCH_MODELS=${BENCH_WATCH_MODELS:-100}
+FD_INTERVAL_MS=${BENCH_FD_INTERVAL_MS:-500}
+FD_RUNS=${BENCH_FD_RUNS:-3}
+DEPLOYS=${BENCH_DEPLOYS:-5}
+MEM_NODES=${BENCH_MEM_NODES:-100000}
+MEM_SECS=${BENCH_MEM_SECONDS:-40}
 ONLY=${BENCH_ONLY:-}
 LG="$B/bench/loadgen"
+WA="$B/bench/watchers"
+C="$B/novactl"
 OUT="$B/results"
 rm -rf "$OUT"; mkdir -p "$OUT"
 umask 077
@@ -42,8 +58,11 @@ broken=0
 . bench/nginx.sh
 
 NOVA_PID=
+SC_PID= SC_ENGINES=
 cleanup() {
+	fd_sidecar_stop
 	nova_bench_stop
+	lpu_agents_stop
 	nginx_bench_stop
 	pg_test_stop
 	rm -rf "$W"
@@ -92,6 +111,47 @@ nova_bench_stop() {
 	NOVA_PID=
 }
 
+# stats: numbers on stdin, one a line -> "count p50 p99 max" (nearest rank).
+stats() {
+	sort -n | awk '{ v[NR] = $1 }
+		function rank(p,  k) { k = int(p * NR + 0.999999); if (k < 1) k = 1; return v[k] }
+		END { if (NR == 0) print "0   "; else printf "%d %.3f %.3f %.3f\n", NR, rank(0.5), rank(0.99), v[NR] }'
+}
+# wait_file FILE SECONDS: until FILE exists; 1 when it never did.
+wait_file() {
+	wf_i=0
+	while [ ! -e "$1" ]; do
+		wf_i=$((wf_i + 1)); [ $wf_i -gt $(($2 * 20)) ] && return 1
+		sleep 0.05
+	done
+}
+# watch_start NAME CONNS SECONDS [MATCH]: bench/watchers in the background on
+# the running novad, waiting until every watcher has its snapshot.
+watch_start() {
+	rm -f "$W/$1.ready"
+	"$WA" -T "127.0.0.1:$NOVA_PORT" -n "$W/admin.nodes" -c "$2" -d "$3" -m "${4:-}" \
+		--ready "$W/$1.ready" --times "$OUT/$1-times.txt" -o "$OUT/$1.json" 2>>"$OUT/$1.err" &
+	WA_PID=$!
+	wait_file "$W/$1.ready" 60
+}
+# The lpu adapter's agents (detached nova-sidecar processes novad started),
+# by the pids in their pidfiles: stopped when a pool delete did not.
+lpu_agents_stop() {
+	for f in "$W"/state-*/lpu/*/*.pid; do
+		[ -f "$f" ] || continue
+		p=$(cat "$f")
+		case "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" in
+		*nova-sidecar*) kill -TERM "$p" 2>/dev/null ;;
+		esac
+	done
+}
+# The hand-started sidecar of failure detection and its engines.
+fd_sidecar_stop() {
+	[ -n "$SC_PID" ] && kill -TERM "$SC_PID" 2>/dev/null && wait "$SC_PID" 2>/dev/null
+	for p in $SC_ENGINES; do kill -TERM "$p" 2>/dev/null; done
+	SC_PID= SC_ENGINES=
+}
+
 # --- the ceiling -----------------------------------------------------------------
 NGINX=0
 if want routes || want heartbeat; then
@@ -101,6 +161,8 @@ if want routes || want heartbeat; then
 	else
 		echo "bench: no nginx ceiling; HTTP ratios are left empty" >&2
 	fi
+fi
+if want routes || want heartbeat || want watch || want failure || want deploy || want memory; then
 	pg_test_start || { echo "bench: no PostgreSQL" >&2; exit 1; }
 fi
 
@@ -225,6 +287,227 @@ if want heartbeat; then
 			nova_bench_stop
 		fi
 	done
+fi
+
+# --- watch fan-out --------------------------------------------------------------------------
+# WATCHERS SSE streams on /v1/routes/watch, each with its snapshot; then one
+# node of the table heartbeats a few times and falls silent. novad's health
+# sweep marks it unhealthy (the moment of detection: its node_events row),
+# its endpoints leave the table, and every watcher must have the update
+# within 100 ms of that moment.
+if want watch; then
+	echo "bench: watch fan-out ($WATCHERS watchers, $WATCH_MODELS routes; a node falls silent)"
+	export NOVA_HEARTBEAT_INTERVAL_MS=$FD_INTERVAL_MS
+	if nova_bench_start bench_watch &&
+	   psql_db "$NOVA_DB" -v models="$WATCH_MODELS" -v replicas=2 -f bench/fixture_routes.sql >/dev/null &&
+	   psql_db "$NOVA_DB" -F ' ' -o "$W/watch.nodes" -c "UPDATE nodes SET token_hash =
+		encode(sha256(convert_to(t.tok, 'UTF8')), 'hex') FROM (SELECT 'nova-node-bench' ||
+		md5(random()::text) || md5(random()::text) AS tok) t WHERE name = 'bench-node-0'
+		RETURNING id, t.tok" >/dev/null; then
+		read -r wnode wtok <"$W/watch.nodes"
+		printf 'header = "Authorization: Bearer %s"\n' "$wtok" >"$W/watch.curl"
+		i=0
+		until curl -s -K "$W/admin.curl" "$NOVA_URL/v1/routes" | grep -q "bench-model-$(printf %05d $((WATCH_MODELS - 1)))"; do
+			i=$((i + 1)); [ $i -gt 300 ] && break
+			sleep 0.1
+		done
+		if watch_start watch "$WATCHERS" 60; then
+			for k in 1 2 3 4; do
+				curl -s -o /dev/null -K "$W/watch.curl" -H 'Content-Type: application/json' \
+					-d "{\"seq\":$(date +%s%3N),\"assignment_generation\":\"none\"}" \
+					"$NOVA_URL/v1/nodes/$wnode/heartbeat"
+				sleep 0.25
+			done
+		fi
+		wait "$WA_PID"
+		det=$(psql_db "$NOVA_DB" -c "SELECT extract(epoch FROM at) FROM node_events
+			WHERE node_id = '$wnode' AND to_state = 'unhealthy' ORDER BY id LIMIT 1")
+		got=$(jnum "$OUT/watch.json" received)
+		set -- $(awk -v d="$det" '$1 != "-" && d != "" { printf "%.3f\n", ($1 - d) * 1000 }' \
+			"$OUT/watch-times.txt" | stats)
+		row watch "$WATCHERS watchers, had the update" "${got:-0}" "" "" "" "$WATCHERS" \
+			"$(verdict [ "${got:-0}" = "$WATCHERS" ])"
+		row watch "delay after detection, max" "${4:-}" "ms" "" "" "<= 100 ms" \
+			"$(verdict ge 100 "${4:-1e9}")"
+		row watch "delay after detection, p99" "${3:-}" "ms" "" "" "" ""
+		row watch "delay after detection, p50" "${2:-}" "ms" "" "" "" ""
+		rm -f "$W/watch.nodes" "$W/watch.curl"
+	else
+		broken=1; row watch "watch fan-out" "" "" "" "" "" "broken: see $OUT"
+	fi
+	nova_bench_stop
+	unset NOVA_HEARTBEAT_INTERVAL_MS
+fi
+
+# --- failure detection ------------------------------------------------------------------------
+# A real nova-sidecar (with nova-mock-engine) on a fake-provider node, started
+# by hand as tests/sidecar/test_sidecar.sh does (on the lpu adapter the
+# reconciler would restart a killed agent, sometimes before it is missed).
+# SIGKILL it; the figure is from its last heartbeat (last_heartbeat_at, the
+# wall clock novad received it) to a watcher having the update that takes
+# its endpoint out. Then it is started again, for the next run.
+if want failure; then
+	fd_target=$((3 * FD_INTERVAL_MS + 100))
+	echo "bench: failure detection ($FD_RUNS sidecar kills, interval $FD_INTERVAL_MS ms)"
+	fd_start() {
+		NOVA_NODE_TOKEN=$fd_token "$B/nova-sidecar" --gateway "$NOVA_URL" --node-id "$fd_node" \
+			--mock-engine "$B/nova-mock-engine" >>"$OUT/sidecar.log" 2>&1 &
+		SC_PID=$!
+	}
+	fd_routed() { curl -s -K "$W/admin.curl" "$NOVA_URL/v1/routes?model=mistral-7b-lora" | grep -q '"url"'; }
+	: >"$W/fd.delays"
+	export NOVA_HEARTBEAT_INTERVAL_MS=$FD_INTERVAL_MS NOVA_NODE_FAILED_AFTER_MS=60000 NOVA_ENABLE_FAKE_PROVIDER=1
+	if nova_bench_start bench_fd &&
+	   "$C" model register -f etc/models/lora_static.yaml >/dev/null &&
+	   "$C" pool create p --provider fake --config "{\"state_file\":\"$W/fd-provider.json\"}" >/dev/null &&
+	   "$C" deploy mistral-7b-lora --pool p --name fd >/dev/null; then
+		i=0
+		until [ "$(psql_db "$NOVA_DB" -c "SELECT count(*) FROM replicas WHERE state = 'placed'")" = 1 ]; do
+			i=$((i + 1)); [ $i -gt 200 ] && break
+			sleep 0.1
+		done
+		fd_node=$(psql_db "$NOVA_DB" -c "SELECT id FROM nodes")
+		fd_token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$W/fd-provider.json")
+		fd_start
+		for run in $(seq "$FD_RUNS"); do
+			i=0
+			until fd_routed; do i=$((i + 1)); [ $i -gt 300 ] && break; sleep 0.1; done
+			sleep 1 # the route settles; the kill falls at some phase of the interval
+			# The update that removes the model's route (its one endpoint).
+			watch_start "fd-$run" 1 20 '"mistral-7b-lora":null' || break
+			SC_ENGINES=$(pgrep -P "$SC_PID")
+			kill -KILL "$SC_PID"; wait "$SC_PID" 2>/dev/null; SC_PID=
+			wait "$WA_PID"
+			left=$(head -n 1 "$OUT/fd-$run-times.txt")
+			last=$(psql_db "$NOVA_DB" -c "SELECT extract(epoch FROM last_heartbeat_at) FROM nodes")
+			det=$(psql_db "$NOVA_DB" -c "SELECT extract(epoch FROM at) FROM node_events
+				WHERE to_state = 'unhealthy' ORDER BY id DESC LIMIT 1")
+			awk -v l="$left" -v h="$last" -v d="$det" 'BEGIN { if (l != "-" && l != "")
+				printf "%.3f %.3f\n", (l - h) * 1000, (d - h) * 1000 }' >>"$W/fd.delays"
+			for p in $SC_ENGINES; do kill -TERM "$p" 2>/dev/null; done
+			SC_ENGINES=
+			fd_start
+			# Back in the routes, and ready: the next kill starts from a settled node.
+			i=0
+			until [ "$(psql_db "$NOVA_DB" -c "SELECT state FROM nodes")" = ready ] && fd_routed; do
+				i=$((i + 1)); [ $i -gt 300 ] && break; sleep 0.1
+			done
+		done
+		fd_sidecar_stop
+		cp "$W/fd.delays" "$OUT/failure-delays.txt"
+		set -- $(cut -d ' ' -f 1 "$W/fd.delays" | stats)
+		n=$1 med=${2:-} max=${4:-}
+		set -- $(cut -d ' ' -f 2 "$W/fd.delays" | stats)
+		row failure "last heartbeat -> out of routes, max of $n" "$max" "ms" "" "" "<= $fd_target ms" \
+			"$(if [ "$n" = "$FD_RUNS" ]; then verdict ge "$fd_target" "${max:-1e9}"; else echo "miss ($n of $FD_RUNS runs)"; fi)"
+		row failure "last heartbeat -> out of routes, median" "$med" "ms" "" "" "" ""
+		row failure "last heartbeat -> marked unhealthy, max" "${4:-}" "ms" "" "" "" ""
+	else
+		broken=1; row failure "failure detection" "" "" "" "" "" "broken: see $OUT"
+	fi
+	fd_sidecar_stop
+	nova_bench_stop
+	unset NOVA_HEARTBEAT_INTERVAL_MS NOVA_NODE_FAILED_AFTER_MS NOVA_ENABLE_FAKE_PROVIDER
+fi
+
+# --- deploy to routable -----------------------------------------------------------------------
+# `novactl deploy` of a one-replica model on an lpu pool with mock agents
+# (racks c1r1 and c1r2 of etc/datacenter.yaml, three nodes), until a watcher
+# has the update that brings its route. Each deploy is then stopped and
+# deleted, so the next one finds its node free (and its agent running: only
+# the first deploy starts an agent).
+if want deploy; then
+	echo "bench: deploy to routable ($DEPLOYS deploys on the lpu adapter, mock agents)"
+	: >"$W/deploy.delays"
+	export NOVA_HEARTBEAT_INTERVAL_MS=$FD_INTERVAL_MS
+	if nova_bench_start bench_deploy &&
+	   "$C" pool create racks --provider lpu --config \
+		"{\"topology\":\"$top/etc/datacenter.yaml\",\"allocation\":\"c1r1,c1r2\",\"mock_agents\":true}" >/dev/null; then
+		for d in $(seq "$DEPLOYS"); do
+			cat >"$W/model.yaml" <<EOM
+name: bench-dr-$d
+kind: single
+engine: {command: [nova-mock-engine, --port, "{port}"]}
+stages: [{name: main, accelerator_type: LPU, accelerators: 8}]
+EOM
+			"$C" model register -f "$W/model.yaml" >/dev/null || break
+			watch_start "deploy-$d" 1 20 "\"bench-dr-$d\"" || break
+			t0=$(date +%s.%N)
+			"$C" deploy "bench-dr-$d" --pool racks --replicas 1 --name "dr-$d" >/dev/null || break
+			wait "$WA_PID"
+			awk -v l="$(head -n 1 "$OUT/deploy-$d-times.txt")" -v t="$t0" \
+				'BEGIN { if (l != "-" && l != "") printf "%.3f\n", (l - t) * 1000 }' >>"$W/deploy.delays"
+			# Where the time went: the deployment's transitions, in ms after the command.
+			psql_db "$NOVA_DB" -c "SELECT 'dr-$d ' || string_agg(e.to_state || ' +' ||
+				round(((extract(epoch FROM e.at) - $t0) * 1000)::numeric), ' ' ORDER BY e.id)
+				FROM deployment_events e JOIN deployments x ON x.id = e.deployment_id
+				WHERE x.name = 'dr-$d'" >>"$OUT/deploy-phases.txt"
+			# Retried: a stop can meet a deadlock in the database (40P01,
+			# seen while the deployment's replica was being reported).
+			j=0
+			until "$C" deployment stop "dr-$d" >/dev/null 2>>"$OUT/deploy-stop.err"; do
+				j=$((j + 1)); [ $j -gt 5 ] && break
+				sleep 0.2
+			done
+			j=0
+			until [ "$(psql_db "$NOVA_DB" -c "SELECT state FROM deployments WHERE name = 'dr-$d'")" = stopped ]; do
+				j=$((j + 1)); [ $j -gt 200 ] && break
+				sleep 0.1
+			done
+			"$C" deployment delete "dr-$d" >/dev/null
+		done
+		cp "$W/deploy.delays" "$OUT/deploy-delays.txt"
+		first=$(head -n 1 "$W/deploy.delays")
+		set -- $(stats <"$W/deploy.delays")
+		row deploy "novactl deploy -> routable, median of $1" "${2:-}" "ms" "" "" "< 500 ms" \
+			"$(if [ "$1" = "$DEPLOYS" ]; then verdict lt "${2:-}" 500; else echo "miss ($1 of $DEPLOYS deploys)"; fi)"
+		row deploy "novactl deploy -> routable, max" "${4:-}" "ms" "" "" "" ""
+		row deploy "novactl deploy -> routable, first (starts an agent)" "$first" "ms" "" "" "" ""
+		"$C" pool delete racks --force >/dev/null 2>&1
+	else
+		broken=1; row deploy "deploy to routable" "" "" "" "" "" "broken: see $OUT"
+	fi
+	lpu_agents_stop
+	nova_bench_stop
+	unset NOVA_HEARTBEAT_INTERVAL_MS
+fi
+
+# --- memory -----------------------------------------------------------------------------------
+# novad's resident memory with MEM_NODES nodes heartbeating at the fleet's
+# rate (default interval, 2 s) for MEM_SECS: VmHWM (the peak) and VmRSS at
+# the end, from /proc, with the number of nodes whose heartbeats got in.
+if want memory; then
+	echo "bench: memory ($MEM_NODES nodes heartbeating for $MEM_SECS s)"
+	if nova_bench_start bench_mem &&
+	   psql_db "$NOVA_DB" -v nodes="$MEM_NODES" -F ' ' -f bench/fixture_heartbeats.sql \
+		-o "$W/hb.nodes" >/dev/null; then
+		rss0=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
+		t0=$(psql_db "$NOVA_DB" -c "SELECT now()")
+		body='{"seq":{seq},"assignment_generation":"none","capacity":{"accelerator_type":"A100-80G","accelerators":8}}'
+		"$LG" -T "127.0.0.1:$NOVA_PORT" -c "$HB_CONNS" -d "$MEM_SECS" -w 0 -n "$W/hb.nodes" \
+			-m POST -p '/v1/nodes/{id}/heartbeat' -H 'Authorization: Bearer {token}' \
+			-b "$body" -l novad-memory -r $((MEM_NODES * 1000 / HB_INTERVAL_MS)) \
+			-o "$OUT/memory-loadgen.json"
+		hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
+		rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$NOVA_PID/status")
+		# Where it is: the largest mappings (heap, malloc arenas, stacks).
+		awk '/^[0-9a-f]+-/ { m = $6 } /^Rss:/ { print $2, (m == "" ? "[anon]" : m) }' \
+			"/proc/$NOVA_PID/smaps" | sort -rn | head -n 20 >"$OUT/memory-smaps.txt"
+		sleep 1
+		seen=$(psql_db "$NOVA_DB" -c \
+			"SELECT count(*) FROM nodes WHERE last_heartbeat_at >= '$t0'::timestamptz")
+		mib() { awk -v k="$1" 'BEGIN { if (k != "") printf "%.1f", k / 1024 }'; }
+		res=$(verdict lt "$(mib "$hwm")" 100)
+		# Fewer nodes than asked for: the figure is for those only.
+		[ "$seen" = "$MEM_NODES" ] || res="incomplete ($seen of $MEM_NODES nodes got in)"
+		row memory "$MEM_NODES nodes heartbeating, VmHWM" "$(mib "$hwm")" "MiB" "" "" "< 100 MiB" "$res"
+		row memory "$MEM_NODES nodes heartbeating, VmRSS at the end" "$(mib "$rss")" "MiB" "" "" "" ""
+		row memory "novad idle with the fixture loaded, VmRSS" "$(mib "$rss0")" "MiB" "" "" "" ""
+		rm -f "$W/hb.nodes"
+	else
+		broken=1; row memory "memory" "" "" "" "" "" "broken: see $OUT"
+	fi
+	nova_bench_stop
 fi
 
 # --- the table and the JSON ---------------------------------------------------------------

@@ -1,6 +1,7 @@
 #include "deployments/deployment.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "deployments/placement.h"
+#include "deployments/worker.h"
 #include "models/model.h"
 #include "pools/pool.h"
 
@@ -267,6 +269,18 @@ out:
 	return rc;
 }
 
+static atomic_uint dep_assignments_gen;
+
+void deployment_assignments_changed(void)
+{
+	atomic_fetch_add(&dep_assignments_gen, 1);
+}
+
+unsigned deployment_assignments_generation(void)
+{
+	return atomic_load(&dep_assignments_gen);
+}
+
 /* --- writing ------------------------------------------------------------------- */
 
 static int dep_enqueue(struct db_conn *c, const char *id, struct nova_err *err)
@@ -347,6 +361,7 @@ int deployment_create(json_t **out, struct db_pool *db, const struct deployment_
 	else
 		db_tx_rollback(c);
 	if (rc == 0) {
+		worker_kick();
 		nova_log_kv(NOVA_LOG_INFO, "deployments", "deployment created", "deployment", name,
 			    "model", m->name, "pool", p->name, "replicas", replicas, NULL);
 		rc = dep_fetch(out, c, PQgetvalue(res, 0, 0), true, err);
@@ -445,6 +460,8 @@ static int dep_change(json_t **out, struct db_pool *db, struct dep_change *ch, s
 {
 	int rc = db_tx_run(db, dep_change_tx, ch, err);
 	*out = NULL;
+	if (rc == 0)
+		worker_kick();
 	return rc ? rc : deployment_get(out, db, ch->id, err);
 }
 

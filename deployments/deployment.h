@@ -65,6 +65,12 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, const js
  * (ids and their deployments' generations), for every node with any. A
  * node whose sidecar holds another digest is sent its assignments. */
 int deployment_assignment_digests(json_t **out, struct db_pool *db, struct nova_err *err);
+/* A number this process bumps when it placed a replica (a node's digest
+ * changed): the inventory refreshes the digests then, not only on its
+ * flush period, so the node's sidecar gets its assignment at its next
+ * heartbeat. */
+void deployment_assignments_changed(void);
+unsigned deployment_assignments_generation(void);
 /* A node's assignments: [{"replica_id", "deployment", "model", "version",
  * "kind", "stage", "stages" (the model's count: the last serves),
  * "stage_name", "accelerators", "engine", "adapters"?,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "adapters/adapter.h"
+#include "deployments/deployment.h"
 #include "core/log.h"
 #include "deployments/placement.h"
 #include "models/model.h"
@@ -614,6 +615,7 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 			rc = wk_placement_write(&written, x, replica_id, &req, &r, v, err);
 			if (rc == 0 && written) {
 				*placed = true;
+				deployment_assignments_changed();
 				nova_log_kv(NOVA_LOG_INFO, "worker", "replica placed", "deployment",
 					    x->dep.id, "replica", replica_id, "node",
 					    v->nodes[r.node[0]].name, NULL);
@@ -840,11 +842,23 @@ struct worker {
 	atomic_bool stop;
 };
 
+/* Bumped by worker_kick(). Rejected: only the poll, which left a new
+ * deployment waiting 250 ms on average (up to poll_ms) before a worker
+ * looked (docs/PERFORMANCE.md, deploy to routable). */
+static atomic_uint wk_kicks;
+
+void worker_kick(void)
+{
+	atomic_fetch_add(&wk_kicks, 1);
+}
+
 static void wk_sleep_ms(struct worker *w, unsigned ms)
 {
-	/* Short steps, so a stop is noticed quickly. */
-	for (unsigned done = 0; done < ms && !atomic_load(&w->stop); done += 50) {
-		struct timespec ts = {0, 50 * 1000000L};
+	/* Short steps, so a stop or a kick is noticed quickly. */
+	unsigned kicks = atomic_load(&wk_kicks);
+	for (unsigned done = 0; done < ms && !atomic_load(&w->stop) && atomic_load(&wk_kicks) == kicks;
+	     done += 10) {
+		struct timespec ts = {0, 10 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
 }

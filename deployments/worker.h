@@ -60,5 +60,9 @@ extern void (*worker_test_before_placement_write)(const char *node_id);
 
 /* Stop and join; an item in progress is finished first. Accepts NULL. */
 void worker_stop(struct worker *w);
+/* This process queued work (and committed it): its idle workers look now
+ * rather than at the end of poll_ms. Workers of other novads still find it
+ * on their poll. */
+void worker_kick(void);
 
 #endif

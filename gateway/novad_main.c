@@ -165,6 +165,11 @@ static void novad_routes_changed(void *srv)
 	http_server_streams_wake(srv);
 }
 
+static void novad_health_changed(void *routes)
+{
+	inventory_routes_refresh_soon(routes);
+}
+
 static void novad_fail(const char *what, const struct nova_err *err)
 {
 	nova_log_kv(NOVA_LOG_ERROR, "novad", what, "error", err->message, "field",
@@ -302,6 +307,7 @@ int main(int argc, char **argv)
 	}
 	/* Heartbeats are flushed by every novad; health is swept by the one
 	 * that holds the reconciler's lock. */
+	inventory_on_health_change(inventory, novad_health_changed, routes);
 	if (inventory_start(inventory, novad_is_leader, reconciler, &err) ||
 	    inventory_routes_start(routes, 250, 15000, novad_routes_changed, srv, &err)) {
 		novad_fail("inventory failed to start", &err);

@@ -38,9 +38,14 @@ struct inv_node {
 	long long last_seq;
 	long long seen_unix_ms;         /* wall clock of the last accepted heartbeat */
 	bool dirty;
-	json_t *capacity;               /* last reported, owned */
+	/* Reported since the last flush, as compact JSON text (owned), handed
+	 * to the flush, which writes it (a heartbeat without one keeps the
+	 * database's). Rejected: keeping the last jansson object of every node,
+	 * a few hundred bytes each, for nothing but the next flush. */
+	char *capacity;
 	json_t *replicas;               /* last reported, owned */
 	bool replicas_dirty;
+	bool replicas_changed;          /* a replica's state or endpoint changed */
 };
 
 struct inventory {
@@ -56,6 +61,18 @@ struct inventory {
 	void *leader_ctx;
 	atomic_bool stop;
 	atomic_ullong loads_gen;        /* +1 for every heartbeat with replica reports */
+	/* The wall clock of the oldest last heartbeat among the ready nodes
+	 * this novad takes heartbeats from (0: none), as of the last flush:
+	 * the sweeper wakes when that node would be silent for
+	 * missed_intervals, not only on its period. */
+	atomic_llong oldest_seen_ms;
+	/* A heartbeat changed a replica's state or endpoint: the flusher
+	 * writes at its next 10 ms step rather than at the end of flush_ms,
+	 * and then tells on_health, so a replica that became ready is routed
+	 * (or one that failed leaves) within milliseconds. */
+	atomic_bool flush_soon;
+	void (*on_health)(void *ctx);   /* the sweep or a flush changed what is routable */
+	void *health_ctx;
 };
 
 void inventory_config_defaults(struct inventory_config *cfg)
@@ -95,6 +112,8 @@ int inventory_create(struct inventory **out, struct db_pool *db,
 	pthread_mutex_init(&inv->lock, NULL);
 	atomic_init(&inv->stop, false);
 	atomic_init(&inv->loads_gen, 0);
+	atomic_init(&inv->oldest_seen_ms, 0);
+	atomic_init(&inv->flush_soon, false);
 	*out = inv;
 	return 0;
 }
@@ -346,6 +365,38 @@ static int inv_node_reload(struct inv_node **e, struct inventory *inv, const cha
 	return 0;
 }
 
+static bool inv_json_same(const json_t *a, const json_t *b)
+{
+	return (!a && !b) || (a && b && json_equal(a, b));
+}
+
+/* Whether a report changes what could be routed: a replica new, gone, or
+ * with another state or endpoint (load alone does not). */
+static bool inv_replicas_changed(const json_t *old, const json_t *fresh)
+{
+	size_t i, j;
+	json_t *r, *o;
+	if (json_array_size(old) != json_array_size(fresh))
+		return true;
+	json_array_foreach(fresh, i, r) {
+		const char *id = json_string_value(json_object_get(r, "replica_id"));
+		bool same = false;
+		json_array_foreach(old, j, o) {
+			const char *oid = json_string_value(json_object_get(o, "replica_id"));
+			/* One report per stage of a replica on this node. */
+			if (!id || !oid || strcmp(id, oid) != 0 ||
+			    !inv_json_same(json_object_get(r, "stage"), json_object_get(o, "stage")))
+				continue;
+			same = inv_json_same(json_object_get(r, "state"), json_object_get(o, "state")) &&
+			       inv_json_same(json_object_get(r, "endpoint"), json_object_get(o, "endpoint"));
+			break;
+		}
+		if (!same)
+			return true;
+	}
+	return false;
+}
+
 int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node_id,
 			const char *token, const json_t *body, struct nova_err *err)
 {
@@ -408,10 +459,19 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 	e->seen_unix_ms = inv_unix_ms();
 	e->dirty = true;
 	if (capacity) {
-		json_decref(e->capacity);
-		e->capacity = json_incref((json_t *)capacity);
+		/* Dumped under the lock (a small object, about a microsecond):
+		 * the early returns above then have nothing to free. */
+		char *text = json_dump_compact(capacity);
+		if (text) {
+			free(e->capacity);
+			e->capacity = text;
+		}
 	}
 	if (replicas) {
+		if (inv_replicas_changed(e->replicas, replicas)) {
+			e->replicas_changed = true;
+			atomic_store(&inv->flush_soon, true);
+		}
 		json_decref(e->replicas);
 		e->replicas = json_incref((json_t *)replicas);
 		e->replicas_dirty = true;
@@ -439,25 +499,104 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 
 /* --- the flusher ------------------------------------------------------------------- */
 
+/* A growing text buffer for the flush batch. */
+struct inv_text {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void inv_text_add(struct inv_text *t, const char *s, size_t n)
+{
+	if (t->failed)
+		return;
+	if (t->len + n + 1 > t->cap) {
+		size_t nc = t->cap ? t->cap * 2 : 65536;
+		while (nc < t->len + n + 1)
+			nc *= 2;
+		char *np = realloc(t->p, nc);
+		if (!np) {
+			t->failed = true;
+			return;
+		}
+		t->p = np;
+		t->cap = nc;
+	}
+	memcpy(t->p + t->len, s, n);
+	t->len += n;
+	t->p[t->len] = '\0';
+}
+
 int inventory_flush(struct inventory *inv, struct nova_err *err)
 {
-	json_t *batch = json_array(), *reports = json_object();
+	/* Under the lock, a compact row per dirty node (taking its capacity
+	 * text); the batch is then written as JSON text directly, outside
+	 * the lock. Rejected: a jansson array of one object per node, then
+	 * dumped, which at 100,000 nodes built some 60 MiB of objects every
+	 * flush (docs/PERFORMANCE.md, memory). Ids are uuids and numbers are
+	 * numbers: nothing to escape; capacity is kept as jansson's text. */
+	struct inv_row {
+		char id[IDS_UUID_LEN];
+		long long seq, at_ms;
+		char *cap;
+	} *rows = NULL;
+	size_t n_batch = 0, rows_cap = 0;
+	struct inv_text batch = {0};
+	json_t *reports = json_object();
+	long long oldest = 0;
+	bool changed = false;
 	int rc = 0;
+	atomic_store(&inv->flush_soon, false);
 	pthread_mutex_lock(&inv->lock);
 	for (size_t i = 0; i < inv->cap; i++) {
 		struct inv_node *e = &inv->slots[i];
-		if (!e->id[0] || !e->dirty)
+		if (!e->id[0])
 			continue;
-		json_array_append_new(batch, json_pack("{s:s, s:I, s:I, s:O?}", "id", e->id, "seq",
-						       (json_int_t)e->last_seq, "at_ms",
-						       (json_int_t)e->seen_unix_ms, "cap", e->capacity));
+		/* What the statement below does to an unhealthy node, so the
+		 * cached state stays true until the next refresh. */
+		if (e->dirty && !strcmp(e->state, "unhealthy"))
+			snprintf(e->state, sizeof(e->state), "ready");
+		if (e->seen_unix_ms && !strcmp(e->state, "ready") &&
+		    (!oldest || e->seen_unix_ms < oldest))
+			oldest = e->seen_unix_ms;
+		if (!e->dirty)
+			continue;
+		if (n_batch == rows_cap) {
+			size_t nc = rows_cap ? rows_cap * 2 : 1024;
+			struct inv_row *nr = realloc(rows, nc * sizeof(*rows));
+			if (!nr)
+				break; /* the rest stay dirty for the next flush */
+			rows = nr;
+			rows_cap = nc;
+		}
+		struct inv_row *row = &rows[n_batch++];
+		memcpy(row->id, e->id, sizeof(row->id));
+		row->seq = e->last_seq;
+		row->at_ms = e->seen_unix_ms;
+		row->cap = e->capacity; /* moved: the database keeps it from here */
+		e->capacity = NULL;
 		if (e->replicas_dirty && e->replicas)
 			json_object_set(reports, e->id, e->replicas);
-		e->dirty = e->replicas_dirty = false;
+		changed |= e->replicas_changed;
+		e->dirty = e->replicas_dirty = e->replicas_changed = false;
 	}
 	pthread_mutex_unlock(&inv->lock);
-	if (json_array_size(batch) > 0) {
-		char *text = json_dump_compact(batch);
+	atomic_store(&inv->oldest_seen_ms, oldest);
+	for (size_t i = 0; i < n_batch; i++) {
+		char head[160];
+		const char *cap = rows[i].cap;
+		int hn = snprintf(head, sizeof(head), "%s{\"id\":\"%s\",\"seq\":%lld,\"at_ms\":%lld,\"cap\":",
+				  i ? "," : "[", rows[i].id, rows[i].seq, rows[i].at_ms);
+		inv_text_add(&batch, head, (size_t)hn);
+		inv_text_add(&batch, cap ? cap : "null", cap ? strlen(cap) : 4);
+		inv_text_add(&batch, "}", 1);
+		free(rows[i].cap);
+	}
+	free(rows);
+	if (n_batch > 0)
+		inv_text_add(&batch, "]", 1);
+	if (n_batch > 0) {
+		char *text = batch.failed ? NULL : batch.p;
 		const char *params[1] = {text};
 		struct db_conn *c;
 		if (!text)
@@ -478,8 +617,8 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 				     1, params, err);
 			db_conn_release(inv->db, c);
 		}
-		free(text);
 	}
+	free(batch.p);
 	const char *node;
 	json_t *reps;
 	json_object_foreach(reports, node, reps) {
@@ -487,8 +626,9 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 			break;
 		rc = deployment_replicas_report(inv->db, node, reps, err);
 	}
-	json_decref(batch);
 	json_decref(reports);
+	if (rc == 0 && changed && inv->on_health)
+		inv->on_health(inv->health_ctx);
 	/* Refresh what every node should run: one query for the whole fleet. */
 	json_t *digests;
 	if (rc == 0 && (rc = deployment_assignment_digests(&digests, inv->db, err)) == 0) {
@@ -500,7 +640,10 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	return rc;
 }
 
-int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, struct nova_err *err)
+/* One sweep; *marked (may be NULL) counts the nodes it changed, and when
+ * inv is not NULL their cached state follows. */
+static int inv_sweep(int *marked, struct inventory *inv, struct db_pool *db,
+		     const struct inventory_config *cfg, struct nova_err *err)
 {
 	char silent[24], dead[24];
 	const char *params[2] = {silent, dead};
@@ -519,11 +662,26 @@ int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, stru
 		     "OR (state = 'unhealthy' AND last_heartbeat_at < now() - $2::integer * interval '1 millisecond')) "
 		     "RETURNING id, state",
 		     2, params, err);
-	for (int i = 0; rc == 0 && i < PQntuples(res); i++)
+	if (marked)
+		*marked = rc == 0 ? PQntuples(res) : 0;
+	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
 		nova_log_kv(NOVA_LOG_WARN, "inventory", "node silent", "node", PQgetvalue(res, i, 0),
 			    "state", PQgetvalue(res, i, 1), NULL);
+		if (inv) {
+			pthread_mutex_lock(&inv->lock);
+			struct inv_node *e = inv_find(inv, PQgetvalue(res, i, 0), false);
+			if (e)
+				snprintf(e->state, sizeof(e->state), "%s", PQgetvalue(res, i, 1));
+			pthread_mutex_unlock(&inv->lock);
+		}
+	}
 	PQclear(res);
 	return rc;
+}
+
+int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, struct nova_err *err)
+{
+	return inv_sweep(NULL, NULL, db, cfg, err);
 }
 
 static void *inv_flusher(void *arg)
@@ -532,7 +690,10 @@ static void *inv_flusher(void *arg)
 	long long refreshed = inv_mono_ms();
 	while (!atomic_load(&inv->stop)) {
 		struct nova_err err;
-		for (unsigned w = 0; w < inv->cfg.flush_ms && !atomic_load(&inv->stop); w += 10) {
+		unsigned placed = deployment_assignments_generation();
+		for (unsigned w = 0; w < inv->cfg.flush_ms && !atomic_load(&inv->stop) &&
+				     !atomic_load(&inv->flush_soon) &&
+				     deployment_assignments_generation() == placed; w += 10) {
 			struct timespec ts = {0, 10 * 1000000L};
 			nanosleep(&ts, NULL);
 		}
@@ -548,21 +709,47 @@ static void *inv_flusher(void *arg)
 	return NULL;
 }
 
+/* The sweeper wakes every interval_ms / 4, and also just after the oldest
+ * heartbeat it knows of turns silent (a few ms after, so the database's
+ * clock agrees): a dead node is found within a few ms of being silent for
+ * missed_intervals, rather than up to a quarter interval later. Rejected:
+ * a shorter period (every sweep is a scan of the nodes table, 100,000 rows
+ * at scale), and an index on last_heartbeat_at (every flush would update
+ * it for every heartbeating node, losing heap-only updates). Nodes that
+ * heartbeat through another novad are swept on the period. */
 static void *inv_sweeper(void *arg)
 {
 	struct inventory *inv = arg;
 	unsigned step = inv->cfg.interval_ms / 4 ? inv->cfg.interval_ms / 4 : 1;
+	long long silent_ms = (long long)inv->cfg.interval_ms * inv->cfg.missed_intervals;
 	while (!atomic_load(&inv->stop)) {
 		struct nova_err err;
-		for (unsigned w = 0; w < step && !atomic_load(&inv->stop); w += 10) {
-			struct timespec ts = {0, 10 * 1000000L};
+		long long now = inv_unix_ms(), wait = step;
+		long long oldest = atomic_load(&inv->oldest_seen_ms);
+		if (oldest && oldest + silent_ms + 5 > now && oldest + silent_ms + 5 - now < wait)
+			wait = oldest + silent_ms + 5 - now;
+		long long until = inv_mono_ms() + wait;
+		for (long long left = wait; left > 0 && !atomic_load(&inv->stop);
+		     left = until - inv_mono_ms()) {
+			struct timespec ts = {0, (left < 10 ? left : 10) * 1000000L};
 			nanosleep(&ts, NULL);
 		}
-		if (inv->is_leader(inv->leader_ctx) && inventory_sweep(inv->db, &inv->cfg, &err))
+		if (atomic_load(&inv->stop) || !inv->is_leader(inv->leader_ctx))
+			continue;
+		int marked = 0;
+		if (inv_sweep(&marked, inv, inv->db, &inv->cfg, &err))
 			nova_log_kv(NOVA_LOG_WARN, "inventory", "health sweep failed", "error",
 				    err.message, NULL);
+		else if (marked > 0 && inv->on_health)
+			inv->on_health(inv->health_ctx);
 	}
 	return NULL;
+}
+
+void inventory_on_health_change(struct inventory *inv, void (*fn)(void *ctx), void *ctx)
+{
+	inv->on_health = fn;
+	inv->health_ctx = ctx;
 }
 
 int inventory_start(struct inventory *inv, bool (*is_leader)(void *ctx), void *leader_ctx,
@@ -600,9 +787,10 @@ void inventory_destroy(struct inventory *inv)
 	if (!inv)
 		return;
 	inventory_stop(inv);
+	inv->on_health = NULL; /* what it would tell may be gone already */
 	inventory_flush(inv, &err);
 	for (size_t i = 0; i < inv->cap; i++) {
-		json_decref(inv->slots[i].capacity);
+		free(inv->slots[i].capacity);
 		json_decref(inv->slots[i].replicas);
 	}
 	free(inv->slots);

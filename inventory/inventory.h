@@ -70,5 +70,10 @@ unsigned long long inventory_loads_generation(struct inventory *inv);
 int inventory_start(struct inventory *inv, bool (*is_leader)(void *ctx), void *leader_ctx,
 		    struct nova_err *err);
 void inventory_stop(struct inventory *inv);
+/* Called (from the sweeper or the flusher) when a sweep changed nodes'
+ * health or a flush wrote a replica's new state or endpoint, so the routing
+ * table can follow at once (novad pokes the routes thread). Set before
+ * inventory_start; never called from inventory_destroy. */
+void inventory_on_health_change(struct inventory *inv, void (*fn)(void *ctx), void *ctx);
 
 #endif

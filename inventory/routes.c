@@ -30,6 +30,14 @@ struct inventory_routes {
 	pthread_t thread;
 	bool running;
 	atomic_bool stop;
+	/* The thread waits on wake for its period, or until stop or a poke
+	 * (inventory_routes_refresh_soon) ends the wait at once. Rejected:
+	 * sleeping in 10 ms steps and polling a flag, which made a change the
+	 * health sweep had just found wait up to a whole period (250 ms) for
+	 * the watchers (docs/PERFORMANCE.md). */
+	pthread_mutex_t wake_lock;
+	pthread_cond_t wake;
+	bool poked;
 	unsigned refresh_ms, keepalive_ms;
 	void (*on_change)(void *ctx);
 	void *ctx;
@@ -65,6 +73,12 @@ int inventory_routes_create(struct inventory_routes **out, struct db_pool *db,
 	r->db = db;
 	r->inv = inv;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->wake_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	*out = r;
 	return 0;
 }
@@ -78,6 +92,8 @@ void inventory_routes_destroy(struct inventory_routes *r)
 		free(r->ring[i].data);
 	json_decref(r->table);
 	free(r->cache_text);
+	pthread_cond_destroy(&r->wake);
+	pthread_mutex_destroy(&r->wake_lock);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
@@ -324,6 +340,37 @@ char *inventory_routes_next_event(struct inventory_routes *r, long long seen, lo
 	return out;
 }
 
+void inventory_routes_refresh_soon(struct inventory_routes *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->wake_lock);
+	r->poked = true;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->wake_lock);
+}
+
+/* Wait up to ms for a poke or stop; how long it waited, in ms. */
+static unsigned routes_wait(struct inventory_routes *r, unsigned ms)
+{
+	struct timespec until;
+	long long started = routes_mono_ms();
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->wake_lock);
+	while (!r->poked && !atomic_load(&r->stop) &&
+	       pthread_cond_timedwait(&r->wake, &r->wake_lock, &until) == 0)
+		;
+	r->poked = false;
+	pthread_mutex_unlock(&r->wake_lock);
+	return (unsigned)(routes_mono_ms() - started);
+}
+
 static void *routes_thread(void *arg)
 {
 	struct inventory_routes *r = arg;
@@ -331,11 +378,9 @@ static void *routes_thread(void *arg)
 	while (!atomic_load(&r->stop)) {
 		struct nova_err err;
 		bool changed = false;
-		for (unsigned w = 0; w < r->refresh_ms && !atomic_load(&r->stop); w += 10) {
-			struct timespec ts = {0, 10 * 1000000L};
-			nanosleep(&ts, NULL);
-		}
-		since_tick += r->refresh_ms;
+		since_tick += routes_wait(r, r->refresh_ms);
+		if (atomic_load(&r->stop))
+			break;
 		if (inventory_routes_refresh(&changed, r, &err) != 0)
 			continue; /* the database is away: keep serving the last table */
 		if (changed || since_tick >= r->keepalive_ms) {
@@ -364,7 +409,10 @@ void inventory_routes_stop(struct inventory_routes *r)
 {
 	if (!r || !r->running)
 		return;
+	pthread_mutex_lock(&r->wake_lock);
 	atomic_store(&r->stop, true);
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->wake_lock);
 	pthread_join(r->thread, NULL);
 	r->running = false;
 }

@@ -61,5 +61,8 @@ char *inventory_routes_next_event(struct inventory_routes *r, long long seen,
 int inventory_routes_start(struct inventory_routes *r, unsigned refresh_ms, unsigned keepalive_ms,
 			   void (*on_change)(void *ctx), void *ctx, struct nova_err *err);
 void inventory_routes_stop(struct inventory_routes *r);
+/* Ask the background thread to refresh now rather than at the end of its
+ * period (the health sweep calls it when it took nodes out). Accepts NULL. */
+void inventory_routes_refresh_soon(struct inventory_routes *r);
 
 #endif

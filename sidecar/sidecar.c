@@ -538,9 +538,16 @@ int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, s
 			if (!k->stopping && k->pid == 0 && strcmp(k->state, "failed") != 0 &&
 			    now >= k->next_start_ms)
 				sc_child_start(&s, k);
-			if (!k->stopping && k->pid > 0 && now - k->last_probe_ms >= 500) {
+			/* A starting server is probed every 50 ms and reported at
+			 * once when it is ready (rather than at the next probe and
+			 * the next beat, up to 500 ms + an interval later); a ready
+			 * one every 500 ms, for its load. */
+			bool was_ready = !strcmp(k->state, "ready");
+			if (!k->stopping && k->pid > 0 && now - k->last_probe_ms >= (was_ready ? 500 : 50)) {
 				k->last_probe_ms = now;
 				sc_probe(&s, k);
+				if (!was_ready && !strcmp(k->state, "ready"))
+					s.next_beat_ms = now;
 			}
 		}
 		if (now >= s.next_beat_ms)
