@@ -613,7 +613,13 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 				     "state_reason = CASE WHEN n.state = 'unhealthy' THEN 'heartbeat resumed' "
 				     "ELSE n.state_reason END "
 				     "FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, seq bigint, at_ms bigint, cap jsonb) "
-				     "WHERE n.id = v.id AND (n.last_seq IS NULL OR n.last_seq < v.seq)",
+				     "WHERE n.id = v.id AND (n.last_seq IS NULL OR n.last_seq < v.seq) "
+				     /* Rows locked in id order first, as every writer of many
+				      * node rows does (the sweep skips locked ones): two
+				      * batches, or a batch and a placement, cannot deadlock. */
+				     "AND n.id IN (SELECT x.id FROM nodes x WHERE x.id IN "
+				     "(SELECT (e->>'id')::uuid FROM jsonb_array_elements($1::jsonb) AS e) "
+				     "ORDER BY x.id FOR UPDATE)",
 				     1, params, err);
 			db_conn_release(inv->db, c);
 		}
@@ -657,9 +663,12 @@ static int inv_sweep(int *marked, struct inventory *inv, struct db_pool *db,
 		     "state_reason = CASE WHEN last_heartbeat_at < now() - $2::integer * "
 		     "interval '1 millisecond' THEN 'no heartbeat for ' || $2 || ' ms' "
 		     "ELSE 'no heartbeat for ' || $1 || ' ms' END "
-		     "WHERE last_heartbeat_at IS NOT NULL AND "
+		     "WHERE id IN (SELECT id FROM nodes WHERE last_heartbeat_at IS NOT NULL AND "
 		     "((state = 'ready' AND last_heartbeat_at < now() - $1::integer * interval '1 millisecond') "
 		     "OR (state = 'unhealthy' AND last_heartbeat_at < now() - $2::integer * interval '1 millisecond')) "
+		     /* A row a flush holds is being heartbeated: not silent. Skipping
+		      * it, the sweep never waits, so it cannot deadlock with one. */
+		     "FOR UPDATE SKIP LOCKED) "
 		     "RETURNING id, state",
 		     2, params, err);
 	if (marked)
