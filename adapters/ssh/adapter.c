@@ -36,6 +36,7 @@ struct ssh_host_cfg {
 	char key[PATH_MAX];          /* "": ssh-agent */
 	struct ssh_jump_cfg jump;
 	char accelerator_type[ADAPTER_NAME_MAX]; /* "": discovered */
+	unsigned per_node;           /* accelerators per node; 0: the whole host is one */
 	json_t *labels;              /* object of strings, owned */
 };
 
@@ -194,7 +195,7 @@ static int ssh_jump_load(struct ssh_jump_cfg *j, const json_t *v, const char *pr
 static int ssh_host_load(struct ssh_host_cfg *h, const json_t *v, size_t i, struct nova_err *err)
 {
 	static const char *const keys[] = {"address", "port", "user", "key", "labels",
-					   "accelerator_type", "proxy_jump", NULL};
+					   "accelerator_type", "accelerators_per_node", "proxy_jump", NULL};
 	char prefix[32], field[NOVA_ERR_FIELD_MAX];
 	const json_t *x;
 	int rc;
@@ -205,7 +206,8 @@ static int ssh_host_load(struct ssh_host_cfg *h, const json_t *v, size_t i, stru
 		return nova_err_set(err, NOVA_EINVAL, field, "hosts[%zu] must be an object", i);
 	}
 	if ((rc = ssh_unknown_keys(v, keys, prefix,
-				   "address, port, user, key, labels, accelerator_type, proxy_jump", err)))
+				   "address, port, user, key, labels, accelerator_type, "
+				   "accelerators_per_node, proxy_jump", err)))
 		return rc;
 	if ((x = json_object_get(v, "proxy_jump")) && (rc = ssh_jump_load(&h->jump, x, prefix, err)))
 		return rc;
@@ -244,6 +246,12 @@ static int ssh_host_load(struct ssh_host_cfg *h, const json_t *v, size_t i, stru
 					    "accelerator_type must be a string of 1 to %zu characters",
 					    sizeof(h->accelerator_type) - 1);
 		snprintf(h->accelerator_type, sizeof(h->accelerator_type), "%s", t);
+	}
+	if ((x = json_object_get(v, "accelerators_per_node"))) {
+		if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 64)
+			return nova_err_set(err, NOVA_EINVAL, SSH_FIELD("accelerators_per_node"),
+					    "accelerators_per_node must be an integer from 1 to 64");
+		h->per_node = (unsigned)json_integer_value(x);
 	}
 	if ((x = json_object_get(v, "labels"))) {
 		const char *k;
@@ -552,9 +560,8 @@ static int ssh_discover(struct adapter_resources *out, struct adapter *ad, struc
 	int rc = 0;
 	memset(out, 0, sizeof(*out));
 	run.probes = calloc(a->n_hosts, sizeof(*run.probes));
-	out->nodes = calloc(a->n_hosts, sizeof(*out->nodes));
 	out->capacity = calloc(a->n_hosts, sizeof(*out->capacity));
-	if (!run.probes || !out->nodes || !out->capacity) {
+	if (!run.probes || !out->capacity) {
 		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		goto out;
 	}
@@ -569,14 +576,61 @@ static int ssh_discover(struct adapter_resources *out, struct adapter *ad, struc
 	for (size_t i = 0; i < n_threads; i++)
 		pthread_join(threads[i], NULL);
 	pthread_mutex_destroy(&run.lock);
+	/* A host is one node, or with accelerators_per_node as many slices of
+	 * that many accelerators as it has (what is left over is not offered). */
+	size_t total = 0;
 	for (size_t i = 0; i < a->n_hosts; i++) {
+		unsigned per = a->hosts[i].per_node, have = (unsigned)run.probes[i].facts.n_gpus;
+		total += per && run.probes[i].rc == 0 && have >= per ? have / per : 1;
+	}
+	if (!(out->nodes = calloc(total ? total : 1, sizeof(*out->nodes)))) {
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < a->n_hosts; i++) {
+		const struct ssh_host_cfg *h = &a->hosts[i];
 		struct adapter_static_node *sn = &out->nodes[out->n_nodes++];
-		if (ssh_node_fill(sn, &a->hosts[i], &run.probes[i])) {
+		if (ssh_node_fill(sn, h, &run.probes[i])) {
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 			goto out;
 		}
-		if (sn->reachable && sn->accelerator_count)
+		if (h->per_node && sn->reachable && sn->accelerator_count >= h->per_node) {
+			/* The host's node becomes its first slice; the others copy it.
+			 * Slices take the like GPUs in nvidia-smi's order. */
+			const struct ssh_host_facts *f = &run.probes[i].facts;
+			unsigned idx[64], n_idx = 0, slices = sn->accelerator_count / h->per_node;
+			for (size_t g = 0; g < f->n_gpus && n_idx < 64; g++)
+				if (!strcmp(f->gpus[g].name, f->gpus[0].name) &&
+				    f->gpus[g].memory_mib == f->gpus[0].memory_mib)
+					idx[n_idx++] = (unsigned)g;
+			struct adapter_static_node base = *sn;
+			for (unsigned k = 0; k < slices; k++) {
+				struct adapter_static_node *x = k ? &out->nodes[out->n_nodes++] : sn;
+				char list[256] = "";
+				*x = base;
+				x->labels = k ? json_deep_copy(base.labels) : base.labels;
+				if (!x->labels) {
+					rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+					goto out;
+				}
+				x->accelerator_count = h->per_node;
+				for (unsigned j = 0, off = 0; j < h->per_node; j++)
+					off += (unsigned)snprintf(list + off, sizeof(list) - off, "%s%u",
+								  j ? "," : "", idx[k * h->per_node + j]);
+				char handle[sizeof(h->address) + 300];
+				snprintf(handle, sizeof(handle), "%s:%u/gpus=%s", h->address, h->port, list);
+				if (strlen(handle) >= sizeof(x->handle)) {
+					rc = nova_err_set(err, NOVA_EINVAL, "hosts", "host %s: a slice's name is "
+							  "too long", h->address);
+					goto out;
+				}
+				memcpy(x->handle, handle, strlen(handle) + 1);
+				json_object_set_new(x->labels, "gpus", json_string(list));
+				ssh_capacity_add(out, x);
+			}
+		} else if (sn->reachable && sn->accelerator_count) {
 			ssh_capacity_add(out, sn);
+		}
 	}
 out:
 	free(run.probes);
@@ -599,16 +653,37 @@ out:
  * node id is in it), keeps it when the token is the same, replaces it when
  * the token was rotated. */
 
+/* A node's handle: "address:port" for a whole host, "address:port/gpus=0,1"
+ * for a slice of its accelerators (their indices, as nvidia-smi numbers
+ * them). The host, and in gpus (may be NULL) "0,1" or "" for a whole host;
+ * NULL when the handle names no host of the pool. */
+static const struct ssh_host_cfg *ssh_host_by_handle_gpus(const struct ssh_adapter *a,
+							  const char *handle, char *gpus, size_t len)
+{
+	char h[ADAPTER_HANDLE_MAX];
+	if (gpus && len)
+		gpus[0] = '\0';
+	for (size_t i = 0; handle && i < a->n_hosts; i++) {
+		size_t n = (size_t)snprintf(h, sizeof(h), "%s:%u", a->hosts[i].address, a->hosts[i].port);
+		const char *list = handle + n + 6;
+		if (strncmp(h, handle, n) != 0)
+			continue;
+		if (handle[n] == '\0')
+			return &a->hosts[i];
+		/* Digits and commas only: it goes into a shell command. */
+		if (strncmp(handle + n, "/gpus=", 6) != 0 || !*list || strspn(list, "0123456789,") != strlen(list))
+			continue;
+		if (gpus && len)
+			snprintf(gpus, len, "%s", list);
+		return &a->hosts[i];
+	}
+	return NULL;
+}
+
 static const struct ssh_host_cfg *ssh_host_by_handle(const struct ssh_adapter *a,
 						     const char *handle)
 {
-	char h[ADAPTER_HANDLE_MAX];
-	for (size_t i = 0; handle && i < a->n_hosts; i++) {
-		snprintf(h, sizeof(h), "%s:%u", a->hosts[i].address, a->hosts[i].port);
-		if (strcmp(h, handle) == 0)
-			return &a->hosts[i];
-	}
-	return NULL;
+	return ssh_host_by_handle_gpus(a, handle, NULL, 0);
 }
 
 static bool ssh_node_id_ok(const char *id)
@@ -707,7 +782,8 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 			 const struct adapter_provision_request *req, struct nova_err *err)
 {
 	struct ssh_adapter *a = ssh_from(ad);
-	const struct ssh_host_cfg *h = ssh_host_by_handle(a, req->handle);
+	char gpus[256], env[600] = "", qhandle[600];
+	const struct ssh_host_cfg *h = ssh_host_by_handle_gpus(a, req->handle, gpus, sizeof(gpus));
 	struct ssh_session *s = NULL;
 	char qinstall[2100], qdir[2900], qurl[2100], qaddr[1100], tokpath[800];
 	char hash[SECRET_HEX_SHA256_LEN], mock[2200] = "";
@@ -722,8 +798,12 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 		return nova_err_set(err, NOVA_EFAILED, "", "a sidecar needs the gateway url and a node token");
 	if ((rc = ssh_shell_quote(qinstall, sizeof(qinstall), a->install_dir, err)) ||
 	    (rc = ssh_shell_quote(qurl, sizeof(qurl), req->gateway_url, err)) ||
-	    (rc = ssh_shell_quote(qaddr, sizeof(qaddr), h->address, err)))
+	    (rc = ssh_shell_quote(qaddr, sizeof(qaddr), h->address, err)) ||
+	    (rc = ssh_shell_quote(qhandle, sizeof(qhandle), req->handle, err)))
 		return rc;
+	/* A slice sees only its own accelerators (and so do its engines). */
+	if (gpus[0])
+		snprintf(env, sizeof(env), "CUDA_VISIBLE_DEVICES=%s NVIDIA_VISIBLE_DEVICES=%s ", gpus, gpus);
 	ssh_node_paths(qdir, sizeof(qdir), a, req->node_id);
 	secret_sha256_hex(hash, req->node_token, strlen(req->node_token));
 	if (a->mock_agents)
@@ -750,12 +830,13 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 		 "while kill -0 \"$pid\" 2>/dev/null && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.1; done; "
 		 "kill -9 \"$pid\" 2>/dev/null; fi; "
 		 "mv -f \"$d/token.new\" \"$d/token\" && echo %s >\"$d/token.sha256\" || exit 1; "
-		 "NOVA_NODE_TOKEN=$(cat \"$d/token\") setsid %s/bin/nova-sidecar --gateway %s --node-id \"$id\" "
+		 "printf '%%s\\n' %s >\"$d/handle\" || exit 1; "
+		 "%sNOVA_NODE_TOKEN=$(cat \"$d/token\") setsid %s/bin/nova-sidecar --gateway %s --node-id \"$id\" "
 		 "--advertise-host %s %s "
 		 "</dev/null >>\"$d/log\" 2>&1 & pid=$!; echo \"$pid\" >\"$d/pid\"; sleep 0.3; "
 		 "if kill -0 \"$pid\" 2>/dev/null; then echo \"started $pid\"; "
 		 "else echo \"the sidecar exited at once: $(tail -n 3 \"$d/log\")\" >&2; exit 1; fi",
-		 qdir, req->node_id, hash, hash, qinstall, qurl, qaddr, mock);
+		 qdir, req->node_id, hash, hash, qhandle, env, qinstall, qurl, qaddr, mock);
 	if ((rc = ssh_run(answer, sizeof(answer), s, a, script, "starting the sidecar", err)))
 		goto out;
 	snprintf(out->node_id, sizeof(out->node_id), "%s", req->node_id);
@@ -856,7 +937,7 @@ static int ssh_list(struct adapter_node_list *out, struct adapter *ad, struct no
 		return rc;
 	snprintf(script, sizeof(script),
 		 "for d in %s/nodes/*-*-*-*-*; do [ -d \"$d\" ] || continue; id=${d##*/}; "
-		 SSH_ALIVE_SNIPPET "echo \"$id $alive\"; done",
+		 SSH_ALIVE_SNIPPET "echo \"$id $alive $(head -n 1 \"$d/handle\" 2>/dev/null)\"; done",
 		 qinstall);
 	for (size_t i = 0; i < a->n_hosts; i++) {
 		const struct ssh_host_cfg *h = &a->hosts[i];
@@ -873,11 +954,11 @@ static int ssh_list(struct adapter_node_list *out, struct adapter *ad, struct no
 		}
 		for (char *line = r.out; line && *line;) {
 			char *nl = strchr(line, '\n');
-			char id[64];
+			char id[64], handle[ADAPTER_HANDLE_MAX] = "";
 			int alive;
 			if (nl)
 				*nl = '\0';
-			if (sscanf(line, "%63s %d", id, &alive) == 2 && ssh_node_id_ok(id)) {
+			if (sscanf(line, "%63s %d %255s", id, &alive, handle) >= 2 && ssh_node_id_ok(id)) {
 				if (out->n == cap) {
 					size_t ncap = cap ? cap * 2 : 16;
 					struct adapter_node_info *v = realloc(out->items, ncap * sizeof(*v));
@@ -892,7 +973,12 @@ static int ssh_list(struct adapter_node_list *out, struct adapter *ad, struct no
 				struct adapter_node_info *it = &out->items[out->n++];
 				memset(it, 0, sizeof(*it));
 				snprintf(it->node_id, sizeof(it->node_id), "%.36s", id);
-				snprintf(it->handle, sizeof(it->handle), "%s:%u", h->address, h->port);
+				/* The handle the node was provisioned with (a slice's),
+				 * when the marker has it and it names this host. */
+				if (handle[0] && ssh_host_by_handle(a, handle) == h)
+					snprintf(it->handle, sizeof(it->handle), "%s", handle);
+				else
+					snprintf(it->handle, sizeof(it->handle), "%s:%u", h->address, h->port);
 				it->state = alive ? ADAPTER_NODE_RUNNING : ADAPTER_NODE_FAILED;
 			}
 			line = nl ? nl + 1 : NULL;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -260,6 +261,75 @@ static void test_provision_status_list_deprovision(void **state)
 	adapter_destroy(ad);
 }
 
+/* A host cut in slices: host 1's two A100s as two nodes of one GPU each;
+ * a slice's sidecar sees only its GPU, and list_nodes gives back the
+ * slice's handle (not the host's, which would look like a twin). */
+static void test_a_host_in_slices_of_its_gpus(void **state)
+{
+	static const char id[] = "00000000-0000-4000-8000-0000000000bb";
+	struct adapter *ad = NULL;
+	struct adapter_resources res;
+	struct adapter_node_info info;
+	struct adapter_node_list list = {0};
+	struct nova_err err = {0};
+	char want[128], path[600], buf[4096];
+	(void)state;
+	json_t *c = json_pack("{s:s, s:s, s:s, s:i, s:[{s:s, s:s, s:s, s:i}]}", "known_hosts",
+			      env("NOVA_SSH_KNOWN_HOSTS"), "install_dir", env("NOVA_SSH_INSTALL_DIR"),
+			      "agent", env("NOVA_SSH_AGENT"), "command_timeout_ms", 5000, "hosts", "address",
+			      env("NOVA_SSH_HOST1"), "user", "root", "key", env("NOVA_SSH_KEY"),
+			      "accelerators_per_node", 1);
+	if (adapter_create(&ad, &ssh_adapter_ops, "00000000-0000-0000-0000-000000000008", c, &err))
+		fail_msg("create: %s: %s", err.field, err.message);
+	json_decref(c);
+	assert_int_equal(adapter_discover_resources(&res, ad, &err), 0);
+	assert_int_equal(res.n_nodes, 2);
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(want, sizeof(want), "%s:22/gpus=%zu", env("NOVA_SSH_HOST1"), i);
+		assert_string_equal(res.nodes[i].handle, want);
+		assert_int_equal(res.nodes[i].accelerator_count, 1);
+		snprintf(want, sizeof(want), "%zu", i);
+		assert_string_equal(label(&res.nodes[i], "gpus"), want);
+	}
+	assert_int_equal(res.n_capacity, 1);
+	assert_int_equal(res.capacity[0].total, 2);
+	assert_int_equal(res.capacity[0].max_per_node, 1);
+	char handle[ADAPTER_HANDLE_MAX];
+	snprintf(handle, sizeof(handle), "%s", res.nodes[1].handle);
+	adapter_resources_finish(&res);
+	struct adapter_provision_request req = {.node_id = id, .handle = handle,
+						.node_token = "tok-slice", .gateway_url = "http://127.0.0.1:9"};
+	struct adapter_node_ref ref = {.node_id = id, .handle = handle};
+	if (adapter_provision_node(&info, ad, &req, &err))
+		fail_msg("provision: %s", err.message);
+	assert_string_equal(info.handle, handle);
+	/* Its sidecar's environment names GPU 1 only. */
+	snprintf(path, sizeof(path), "%s/nodes/%s/pid", env("NOVA_SSH_INSTALL1"), id);
+	FILE *f = fopen(path, "re");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%ld/environ", atol(buf));
+	f = fopen(path, "re");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	bool seen = false;
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+		seen |= strcmp(buf + i, "CUDA_VISIBLE_DEVICES=1") == 0;
+	assert_true(seen);
+	assert_int_equal(adapter_list_nodes(&list, ad, &err), 0);
+	assert_int_equal(list.n, 1);
+	assert_string_equal(list.items[0].handle, handle);
+	adapter_node_list_finish(&list);
+	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), 0);
+	assert_int_equal(info.state, ADAPTER_NODE_RUNNING);
+	assert_int_equal(adapter_deprovision_node(ad, &ref, &err), 0);
+	assert_int_equal(sidecars_of(id), 0);
+	adapter_destroy(ad);
+}
+
 static void test_an_unreachable_host_is_retried_not_forgotten(void **state)
 {
 	static const char id[] = "00000000-0000-4000-8000-0000000000bb";
@@ -427,6 +497,7 @@ int main(void)
 		cmocka_unit_test(test_discovery_reports_every_host),
 		cmocka_unit_test(test_accept_new_makes_the_unknown_host_reachable),
 		cmocka_unit_test(test_provision_status_list_deprovision),
+		cmocka_unit_test(test_a_host_in_slices_of_its_gpus),
 		cmocka_unit_test(test_an_unreachable_host_is_retried_not_forgotten),
 		cmocka_unit_test(test_connections_are_reused_and_a_killed_one_replaced),
 		cmocka_unit_test(test_the_pool_caps_connections_per_host),
