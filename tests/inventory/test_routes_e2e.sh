@@ -27,6 +27,9 @@ beat() { # beat SEQ STATE [OUT]: the answer goes to OUT ($T_WORK/beat)
 "$C" routes --watch >"$T_WORK/watch" 2>&1 &
 trap 'kill $watch $beater 2>/dev/null; t_cleanup' EXIT
 watch=$!
+# The watch has its snapshot (no endpoint yet) before the first heartbeat,
+# so the replica's arrival is an update it must see.
+i=0; until grep -q "^snapshot" "$T_WORK/watch" 2>/dev/null || [ $i -gt 100 ]; do i=$((i + 1)); sleep 0.1; done
 code=$(beat 1000 ready)
 [ "$code" = 200 ] && t_pass "heartbeat with the node token accepted" || t_fail "heartbeat accepted" "$code $(cat "$T_WORK/beat")"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer nova-node-wrong" \
