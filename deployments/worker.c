@@ -657,11 +657,17 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 static int wk_set_state(struct wk_ctx *x, const char *state, const char *reason,
 			struct nova_err *err)
 {
-	const char *params[3] = {x->dep.id, state, reason};
+	char gen[24];
+	const char *params[4] = {x->dep.id, state, reason, gen};
+	snprintf(gen, sizeof(gen), "%lld", x->dep.generation);
+	/* Only for the generation this pass worked on: a stop or a scale
+	 * committed meanwhile (which may forbid the state, e.g. stopping ->
+	 * running) is the next item's to judge. */
 	return wk_write(x,
 			"UPDATE deployments SET state = $2, state_reason = $3, updated_at = now() "
-			"WHERE id = $1::uuid AND (state <> $2 OR state_reason <> $3)",
-			3, params, err);
+			"WHERE id = $1::uuid AND generation = $4::bigint "
+			"AND (state <> $2 OR state_reason <> $3)",
+			4, params, err);
 }
 
 static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err *err)
