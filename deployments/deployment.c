@@ -562,12 +562,26 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, const js
 	if (!(text = json_dump_compact(reports)))
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	const char *params[2] = {node_id, text};
+	const char *lock_params[1] = {text};
 	if ((rc = db_conn_acquire(&c, db, err)) == 0) {
+		if ((rc = db_tx_begin(c, err))) {
+			db_conn_release(db, c);
+			free(text);
+			return rc;
+		}
+		/* The replicas first, in id order, as the worker takes them
+		 * (replicas, then their placements): a report and a stop of the
+		 * same replica cannot deadlock. */
+		rc = db_exec(NULL, c,
+			     "SELECT 1 FROM replicas WHERE id IN (SELECT (e->>'replica_id')::uuid "
+			     "FROM jsonb_array_elements($1::jsonb) AS e) ORDER BY id FOR UPDATE",
+			     1, lock_params, err);
 		/* Reports land on the reporting node's placements (a report
 		 * without a stage: every stage there); the replica is then
 		 * recomputed from all its stages, the new values laid over the
 		 * stored ones (one statement: CTEs see the same snapshot). */
-		rc = db_exec(NULL, c,
+		if (rc == 0)
+			rc = db_exec(NULL, c,
 			     "WITH v AS (SELECT replica_id, stage, CASE state WHEN 'ready' THEN 'ready' "
 			     "WHEN 'failed' THEN 'failed' ELSE 'starting' END AS state, endpoint "
 			     "FROM jsonb_to_recordset($2::jsonb) "
@@ -602,6 +616,10 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, const js
 			     "deployment_id FROM changed "
 			     "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING",
 			     2, params, err);
+		if (rc == 0)
+			rc = db_tx_commit(c, err);
+		else
+			db_tx_rollback(c);
 		db_conn_release(db, c);
 	}
 	free(text);
