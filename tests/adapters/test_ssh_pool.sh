@@ -98,8 +98,9 @@ nodes=$(t_sql "SELECT count(*) FROM nodes WHERE state = 'ready'")
 	t_fail "markers" "$(node_dirs) directories for $nodes ready nodes"
 
 "$C" deployment stop demo >/dev/null
-t_wait_sql "SELECT state FROM deployments" stopped 15 >/dev/null
-"$C" deployment delete demo >/dev/null
+if t_wait_sql "SELECT state FROM deployments" stopped 60; then t_pass "the deployment stops"
+else t_fail "deployment stopped" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
+t_expect_exit 0 "the deployment is deleted" "$C" deployment delete demo
 t_expect_exit 0 "forced pool delete" "$C" pool delete fleet --force
 i=0; while [ $(($(sidecars 1) + $(sidecars 2))) -gt 0 ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 [ $(($(sidecars 1) + $(sidecars 2))) -eq 0 ] && t_pass "deprovisioning stops the sidecars" ||
