@@ -47,7 +47,7 @@ deploy lora-static lpu-lora-static flat
 deploy lora-dynamic lpu-lora-dynamic flat
 deploy spec lpu-spec-decode staged
 deploy vision lpu-vision staged
-if t_wait_sql "SELECT count(*) FROM deployments WHERE state = 'running'" 5 40; then
+if t_wait_sql "SELECT count(*) FROM deployments WHERE state = 'running'" 5 90; then
 	t_pass "every kind runs on the racks"
 else
 	t_fail "every kind runs" "$(t_sql "SELECT string_agg(name || '=' || state || ' (' || state_reason || ')', '; ') FROM deployments")"
