@@ -77,32 +77,30 @@ static size_t http_client_header(char *buf, size_t size, size_t nitems, void *us
 	return n;
 }
 
+/* One TLS credential: the file when given, else the PEM text from memory
+ * (curl copies the blob). */
+static void http_client_tls_part(CURL *curl, const char *file, CURLoption file_opt, const char *pem,
+				 CURLoption blob_opt, CURLoption type_opt)
+{
+	if (file) {
+		curl_easy_setopt(curl, file_opt, file);
+	} else if (pem) {
+		struct curl_blob b = {(void *)pem, strlen(pem), CURL_BLOB_COPY};
+		curl_easy_setopt(curl, blob_opt, &b);
+		if (type_opt)
+			curl_easy_setopt(curl, type_opt, "PEM");
+	}
+}
+
 /* TLS options of a request: CA, client certificate and key, from files or
- * from memory (curl copies a blob), and verification off only on request. */
+ * from memory, and verification off only on request. */
 static void http_client_tls(CURL *curl, const struct http_client_request *req)
 {
-	if (req->ca_file) {
-		curl_easy_setopt(curl, CURLOPT_CAINFO, req->ca_file);
-	} else if (req->ca_pem) {
-		struct curl_blob b = {(void *)req->ca_pem, strlen(req->ca_pem), CURL_BLOB_COPY};
-		curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &b);
-	}
-	if (req->client_cert_file) {
-		curl_easy_setopt(curl, CURLOPT_SSLCERT, req->client_cert_file);
-	} else if (req->client_cert_pem) {
-		struct curl_blob b = {(void *)req->client_cert_pem, strlen(req->client_cert_pem),
-				      CURL_BLOB_COPY};
-		curl_easy_setopt(curl, CURLOPT_SSLCERT_BLOB, &b);
-		curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
-	}
-	if (req->client_key_file) {
-		curl_easy_setopt(curl, CURLOPT_SSLKEY, req->client_key_file);
-	} else if (req->client_key_pem) {
-		struct curl_blob b = {(void *)req->client_key_pem, strlen(req->client_key_pem),
-				      CURL_BLOB_COPY};
-		curl_easy_setopt(curl, CURLOPT_SSLKEY_BLOB, &b);
-		curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
-	}
+	http_client_tls_part(curl, req->ca_file, CURLOPT_CAINFO, req->ca_pem, CURLOPT_CAINFO_BLOB, 0);
+	http_client_tls_part(curl, req->client_cert_file, CURLOPT_SSLCERT, req->client_cert_pem,
+			     CURLOPT_SSLCERT_BLOB, CURLOPT_SSLCERTTYPE);
+	http_client_tls_part(curl, req->client_key_file, CURLOPT_SSLKEY, req->client_key_pem,
+			     CURLOPT_SSLKEY_BLOB, CURLOPT_SSLKEYTYPE);
 	if (req->insecure_skip_verify) {
 		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
