@@ -6,7 +6,7 @@
 #include "core/http_client.h"
 
 struct kube_client {
-	struct kube_config cfg; /* strings owned */
+	struct kube_config *cfg; /* a copy, owned: freed (secrets wiped) with the client */
 	unsigned timeout_ms;
 };
 
@@ -24,17 +24,18 @@ int kube_client_create(struct kube_client **out, const struct kube_config *cfg,
 		       unsigned timeout_ms, struct nova_err *err)
 {
 	struct kube_client *kc = calloc(1, sizeof(*kc));
-	bool oom = !kc;
+	bool oom = !kc || !(kc->cfg = calloc(1, sizeof(*kc->cfg)));
 	*out = NULL;
-	if (kc) {
-		kc->cfg = *cfg;
-		kc->cfg.ca_file = kc_dup(cfg->ca_file, &oom);
-		kc->cfg.ca_pem = kc_dup(cfg->ca_pem, &oom);
-		kc->cfg.cert_file = kc_dup(cfg->cert_file, &oom);
-		kc->cfg.cert_pem = kc_dup(cfg->cert_pem, &oom);
-		kc->cfg.key_file = kc_dup(cfg->key_file, &oom);
-		kc->cfg.key_pem = kc_dup(cfg->key_pem, &oom);
-		kc->cfg.token = kc_dup(cfg->token, &oom);
+	if (!oom) {
+		struct kube_config *c = kc->cfg;
+		*c = *cfg;
+		c->ca_file = kc_dup(cfg->ca_file, &oom);
+		c->ca_pem = kc_dup(cfg->ca_pem, &oom);
+		c->cert_file = kc_dup(cfg->cert_file, &oom);
+		c->cert_pem = kc_dup(cfg->cert_pem, &oom);
+		c->key_file = kc_dup(cfg->key_file, &oom);
+		c->key_pem = kc_dup(cfg->key_pem, &oom);
+		c->token = kc_dup(cfg->token, &oom);
 		kc->timeout_ms = timeout_ms ? timeout_ms : 15000;
 	}
 	if (oom) {
@@ -49,36 +50,20 @@ void kube_client_destroy(struct kube_client *kc)
 {
 	if (!kc)
 		return;
-	struct kube_config *c = calloc(1, sizeof(*c));
-	if (c) {
-		*c = kc->cfg; /* kube_config_free wipes and frees the strings */
-		kube_config_free(c);
-	} else {
-		if (kc->cfg.token)
-			explicit_bzero(kc->cfg.token, strlen(kc->cfg.token));
-		if (kc->cfg.key_pem)
-			explicit_bzero(kc->cfg.key_pem, strlen(kc->cfg.key_pem));
-		free(kc->cfg.ca_file);
-		free(kc->cfg.ca_pem);
-		free(kc->cfg.cert_file);
-		free(kc->cfg.cert_pem);
-		free(kc->cfg.key_file);
-		free(kc->cfg.key_pem);
-		free(kc->cfg.token);
-	}
+	kube_config_free(kc->cfg);
 	free(kc);
 }
 
 static void kube_req_tls(struct http_client_request *r, const struct kube_client *kc)
 {
-	r->bearer_token = kc->cfg.token;
-	r->ca_file = kc->cfg.ca_file;
-	r->ca_pem = kc->cfg.ca_pem;
-	r->client_cert_file = kc->cfg.cert_file;
-	r->client_cert_pem = kc->cfg.cert_pem;
-	r->client_key_file = kc->cfg.key_file;
-	r->client_key_pem = kc->cfg.key_pem;
-	r->insecure_skip_verify = kc->cfg.insecure;
+	r->bearer_token = kc->cfg->token;
+	r->ca_file = kc->cfg->ca_file;
+	r->ca_pem = kc->cfg->ca_pem;
+	r->client_cert_file = kc->cfg->cert_file;
+	r->client_cert_pem = kc->cfg->cert_pem;
+	r->client_key_file = kc->cfg->key_file;
+	r->client_key_pem = kc->cfg->key_pem;
+	r->insecure_skip_verify = kc->cfg->insecure;
 }
 
 int kube_request(long *status, json_t **out, struct kube_client *kc, const char *method,
@@ -92,7 +77,7 @@ int kube_request(long *status, json_t **out, struct kube_client *kc, const char 
 	*status = 0;
 	if (out)
 		*out = NULL;
-	if (snprintf(url, sizeof(url), "%s%s", kc->cfg.server, path) >= (int)sizeof(url))
+	if (snprintf(url, sizeof(url), "%s%s", kc->cfg->server, path) >= (int)sizeof(url))
 		return nova_err_set(err, NOVA_EINVAL, "", "request path too long");
 	if (body && !(text = json_dumps(body, JSON_COMPACT)))
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
@@ -107,7 +92,7 @@ int kube_request(long *status, json_t **out, struct kube_client *kc, const char 
 	if (rc) {
 		char why[NOVA_ERR_MESSAGE_MAX];
 		snprintf(why, sizeof(why), "%s", err->message);
-		return nova_err_set(err, rc, "", "kubernetes API %s: %s", kc->cfg.server, why);
+		return nova_err_set(err, rc, "", "kubernetes API %s: %s", kc->cfg->server, why);
 	}
 	*status = res.status;
 	if (out && res.body_len > 0)
@@ -185,7 +170,7 @@ int kube_watch(long *status, struct kube_client *kc, const char *path, const cha
 	char url[2048];
 	int rc;
 	if (snprintf(url, sizeof(url), "%s%s%swatch=1&allowWatchBookmarks=false&timeoutSeconds=%u%s%s",
-		     kc->cfg.server, path, strchr(path, '?') ? "&" : "?", timeout_s,
+		     kc->cfg->server, path, strchr(path, '?') ? "&" : "?", timeout_s,
 		     resource_version && *resource_version ? "&resourceVersion=" : "",
 		     resource_version ? resource_version : "") >= (int)sizeof(url))
 		return nova_err_set(err, NOVA_EINVAL, "", "watch path too long");
