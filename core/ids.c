@@ -16,6 +16,16 @@ bool ids_is_uuid(const char *s)
 	return s && strlen(s) == 36 && uuid_parse(s, u) == 0;
 }
 
+bool ids_uuid_parse(unsigned char out[16], const char *s)
+{
+	return s && strlen(s) == 36 && uuid_parse(s, out) == 0;
+}
+
+void ids_uuid_format(char out[IDS_UUID_LEN], const unsigned char in[16])
+{
+	uuid_unparse_lower(in, out);
+}
+
 bool ids_is_dns_label(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;

@@ -10,6 +10,10 @@
 void ids_uuid_generate(char out[IDS_UUID_LEN]);
 /* True for the canonical 8-4-4-4-12 hexadecimal form. */
 bool ids_is_uuid(const char *s);
+/* The 16 bytes of a UUID in canonical form (either case); false if it is not
+ * one. And back, lower case. For tables that keep many ids (36 -> 16 bytes). */
+bool ids_uuid_parse(unsigned char out[16], const char *s);
+void ids_uuid_format(char out[IDS_UUID_LEN], const unsigned char in[16]);
 /* True for a DNS label: 1 to 63 of [a-z0-9-], not starting or ending with
  * '-'. Pools and deployments are named so (they become Kubernetes names). */
 bool ids_is_dns_label(const char *s);

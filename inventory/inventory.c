@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,45 +16,87 @@
 
 /* How long a cached token hash is trusted before it is read again (so a
  * revoked token stops working within this time even on a busy node). The
- * flusher re-reads every known node's hash and state in one query twice per
- * TTL, so on a healthy database no heartbeat waits for a read of its own;
- * only a node seen for the first time (or after the database was away) is
- * read on the request's path, and that read holds no lock.
+ * flusher reads the whole fleet's hashes and states (inventory_refresh)
+ * twice per TTL, and inventory_start once, so on a healthy database no
+ * heartbeat waits for a read of its own; only a node provisioned since the
+ * last refresh (or every node, after the database was away) is read on the
+ * request's path, and that read holds no lock.
  *
  * Rejected: a read per node when its TTL runs out, under the table lock
- * (what this replaced). The nodes first seen together expire together, and
- * 10,000 serial reads under the one lock stalled every heartbeat for over a
- * second every 10 s (docs/PERFORMANCE.md has the numbers). */
+ * (10,000 serial reads stalled every heartbeat for over a second every
+ * 10 s); and a read per node on its first heartbeat, without the lock
+ * (a novad started under a fleet of 100,000 spent minutes, one query per
+ * node, before every node got in). docs/PERFORMANCE.md has the numbers. */
 #define INV_TOKEN_TTL_MS 10000
 #define INV_TOKEN_REFRESH_MS (INV_TOKEN_TTL_MS / 2)
 /* A token that does not match a hash read this long ago has the hash read
  * again before it is refused. */
 #define INV_TOKEN_RECHECK_MS 1000
+/* Rows per FETCH when the whole fleet is read (each batch is parsed
+ * outside the lock and applied under it in well under a millisecond). */
+#define INV_REFRESH_BATCH 5000
 
+/* A node's state as the database has it (sql/0001_init.sql). */
+enum inv_state {
+	INV_PROVISIONING,
+	INV_READY,
+	INV_UNHEALTHY,
+	INV_DRAINING,
+	INV_TERMINATING,
+	INV_TERMINATED,
+	INV_FAILED,
+};
+
+static const char *const inv_state_names[] = {
+	[INV_PROVISIONING] = "provisioning", [INV_READY] = "ready",
+	[INV_UNHEALTHY] = "unhealthy",       [INV_DRAINING] = "draining",
+	[INV_TERMINATING] = "terminating",   [INV_TERMINATED] = "terminated",
+	[INV_FAILED] = "failed",
+};
+
+static uint8_t inv_state_parse(const char *s)
+{
+	for (uint8_t i = 0; i < (uint8_t)(sizeof(inv_state_names) / sizeof(inv_state_names[0])); i++)
+		if (!strcmp(inv_state_names[i], s))
+			return i;
+	return INV_PROVISIONING; /* the table's CHECK allows no other */
+}
+
+/* One node, 96 bytes: the id and token hash as bytes, not text, since a
+ * novad keeps every node of the fleet (100,000 nodes: 9.4 MiB of nodes and
+ * a 1 MiB index, where 176-byte slots of text took 44 MiB). */
 struct inv_node {
-	char id[IDS_UUID_LEN];          /* "" : free slot */
-	char token_hash[SECRET_HEX_SHA256_LEN];
-	char state[16];
+	unsigned char id[16];
+	unsigned char token_hash[32];   /* SHA-256 of the node's token */
+	uint8_t state;                  /* enum inv_state */
+	bool has_hash;                  /* false: revoked, or not read yet */
+	bool dirty;
+	bool replicas_dirty;
+	bool replicas_changed;          /* a replica's state or endpoint changed */
 	long long token_checked_ms;
 	long long last_seq;
 	long long seen_unix_ms;         /* wall clock of the last accepted heartbeat */
-	bool dirty;
 	/* Reported since the last flush, as compact JSON text (owned), handed
 	 * to the flush, which writes it (a heartbeat without one keeps the
 	 * database's). Rejected: keeping the last jansson object of every node,
 	 * a few hundred bytes each, for nothing but the next flush. */
 	char *capacity;
 	json_t *replicas;               /* last reported, owned */
-	bool replicas_dirty;
-	bool replicas_changed;          /* a replica's state or endpoint changed */
 };
 
 struct inventory {
 	struct db_pool *db;
 	struct inventory_config cfg;
 	pthread_mutex_t lock;
-	struct inv_node *slots;
-	size_t cap, used;
+	/* The nodes, dense (n_nodes of nodes_cap), and an open-addressing
+	 * index on the id: each entry a position in nodes + 1, 0 empty; a
+	 * power of two, at most 3/4 full. Rejected: the nodes themselves as
+	 * the open-addressing slots, which at 3/4 full leaves a third of a
+	 * large table empty. */
+	struct inv_node *nodes;
+	size_t n_nodes, nodes_cap;
+	uint32_t *index;
+	size_t index_cap;
 	json_t *digests;                /* node id -> assignment digest */
 	pthread_t flusher, sweeper;
 	bool started, sweeping;
@@ -102,11 +145,15 @@ int inventory_create(struct inventory **out, struct db_pool *db,
 {
 	struct inventory *inv = calloc(1, sizeof(*inv));
 	*out = NULL;
-	if (!inv || !(inv->slots = calloc(1024, sizeof(*inv->slots)))) {
+	if (!inv || !(inv->nodes = calloc(768, sizeof(*inv->nodes))) ||
+	    !(inv->index = calloc(1024, sizeof(*inv->index)))) {
+		if (inv)
+			free(inv->nodes);
 		free(inv);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
-	inv->cap = 1024;
+	inv->nodes_cap = 768;
+	inv->index_cap = 1024;
 	inv->db = db;
 	inv->cfg = *cfg;
 	pthread_mutex_init(&inv->lock, NULL);
@@ -118,65 +165,131 @@ int inventory_create(struct inventory **out, struct db_pool *db,
 	return 0;
 }
 
-/* --- the table (open addressing on the id's hash; caller holds lock) ------------ */
+/* --- the table (caller holds the lock) ----------------------------------------- */
 
-static size_t inv_hash(const char *id)
+static size_t inv_hash(const unsigned char id[16])
 {
-	size_t h = 1469598103934665603ull;
-	for (const char *p = id; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	return h;
+	/* Version 4 ids are random already; mixing keeps other versions
+	 * (time-based ones share their high bytes) spread too. */
+	uint64_t a, b;
+	memcpy(&a, id, 8);
+	memcpy(&b, id + 8, 8);
+	uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+	return (size_t)(h ^ (h >> 32));
 }
 
-static struct inv_node *inv_find(struct inventory *inv, const char *id, bool create)
+/* The index entry holding id, or the empty one where it would go. */
+static size_t inv_probe(const struct inventory *inv, const unsigned char id[16])
 {
-	if (create && (inv->used + 1) * 4 > inv->cap * 3) {
-		/* Grow: rehash into twice the slots. */
-		size_t ncap = inv->cap * 2;
-		struct inv_node *n = calloc(ncap, sizeof(*n));
-		if (!n)
-			return NULL;
-		for (size_t i = 0; i < inv->cap; i++) {
-			if (!inv->slots[i].id[0])
-				continue;
-			size_t j = inv_hash(inv->slots[i].id) & (ncap - 1);
-			while (n[j].id[0])
-				j = (j + 1) & (ncap - 1);
-			n[j] = inv->slots[i];
-		}
-		free(inv->slots);
-		inv->slots = n;
-		inv->cap = ncap;
-	}
-	size_t i = inv_hash(id) & (inv->cap - 1);
-	while (inv->slots[i].id[0]) {
-		if (strcmp(inv->slots[i].id, id) == 0)
-			return &inv->slots[i];
-		i = (i + 1) & (inv->cap - 1);
-	}
+	size_t mask = inv->index_cap - 1, i = inv_hash(id) & mask;
+	while (inv->index[i] && memcmp(inv->nodes[inv->index[i] - 1].id, id, 16) != 0)
+		i = (i + 1) & mask;
+	return i;
+}
+
+static int inv_index_rebuild(struct inventory *inv, size_t cap)
+{
+	uint32_t *ix = calloc(cap, sizeof(*ix));
+	if (!ix)
+		return -1;
+	free(inv->index);
+	inv->index = ix;
+	inv->index_cap = cap;
+	for (size_t k = 0; k < inv->n_nodes; k++)
+		inv->index[inv_probe(inv, inv->nodes[k].id)] = (uint32_t)(k + 1);
+	return 0;
+}
+
+/* The node with this id; with create, a new one when there is none (NULL
+ * only when out of memory). Creating may move every node: pointers taken
+ * before do not survive it. */
+static struct inv_node *inv_get(struct inventory *inv, const unsigned char id[16], bool create)
+{
+	size_t i = inv_probe(inv, id);
+	if (inv->index[i])
+		return &inv->nodes[inv->index[i] - 1];
 	if (!create)
 		return NULL;
-	memset(&inv->slots[i], 0, sizeof(inv->slots[i]));
-	snprintf(inv->slots[i].id, sizeof(inv->slots[i].id), "%s", id);
-	inv->slots[i].last_seq = -1;
-	inv->used++;
-	return &inv->slots[i];
+	if (inv->n_nodes == UINT32_MAX - 1)
+		return NULL;
+	if (inv->n_nodes == inv->nodes_cap) {
+		size_t nc = inv->nodes_cap * 2;
+		struct inv_node *n = realloc(inv->nodes, nc * sizeof(*n));
+		if (!n)
+			return NULL;
+		inv->nodes = n;
+		inv->nodes_cap = nc;
+	}
+	if ((inv->n_nodes + 1) * 4 > inv->index_cap * 3) {
+		if (inv_index_rebuild(inv, inv->index_cap * 2))
+			return NULL;
+		i = inv_probe(inv, id);
+	}
+	struct inv_node *e = &inv->nodes[inv->n_nodes];
+	memset(e, 0, sizeof(*e));
+	memcpy(e->id, id, 16);
+	e->last_seq = -1;
+	inv->index[i] = (uint32_t)++inv->n_nodes;
+	return e;
+}
+
+/* Forget a node: its index entry goes by backward shift (what follows it
+ * in its cluster moves up when that keeps it reachable), and the last node
+ * takes its place in the array. */
+static void inv_remove(struct inventory *inv, size_t pos)
+{
+	size_t mask = inv->index_cap - 1, i = inv_probe(inv, inv->nodes[pos].id), j = i;
+	free(inv->nodes[pos].capacity);
+	json_decref(inv->nodes[pos].replicas);
+	inv->index[i] = 0;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!inv->index[j])
+			break;
+		size_t home = inv_hash(inv->nodes[inv->index[j] - 1].id) & mask;
+		/* It stays when its home lies cyclically in (i, j]. */
+		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
+			continue;
+		inv->index[i] = inv->index[j];
+		inv->index[j] = 0;
+		i = j;
+	}
+	size_t last = inv->n_nodes - 1;
+	if (pos != last) {
+		inv->nodes[pos] = inv->nodes[last];
+		inv->index[inv_probe(inv, inv->nodes[pos].id)] = (uint32_t)(pos + 1);
+	}
+	inv->n_nodes--;
 }
 
 /* --- authentication -------------------------------------------------------- */
 
 /* What the database says of a node: its token hash, state, last sequence. */
 struct inv_node_row {
-	char token_hash[SECRET_HEX_SHA256_LEN];
-	char state[16];
+	unsigned char id[16];
+	unsigned char token_hash[32];
+	bool has_hash;
+	uint8_t state;
 	long long last_seq;
 };
+
+/* Columns: id, token hash (hex or ''), state, last_seq (or -1). */
+static bool inv_row_parse(struct inv_node_row *row, const PGresult *res, int i)
+{
+	if (!ids_uuid_parse(row->id, PQgetvalue(res, i, 0)))
+		return false;
+	row->has_hash = secret_sha256_from_hex(row->token_hash, PQgetvalue(res, i, 1));
+	row->state = inv_state_parse(PQgetvalue(res, i, 2));
+	row->last_seq = atoll(PQgetvalue(res, i, 3));
+	return true;
+}
 
 /* Copy a database row into the cached entry (caller holds the lock). */
 static void inv_node_apply(struct inv_node *e, const struct inv_node_row *row, long long now_ms)
 {
-	snprintf(e->token_hash, sizeof(e->token_hash), "%s", row->token_hash);
-	snprintf(e->state, sizeof(e->state), "%s", row->state);
+	memcpy(e->token_hash, row->token_hash, sizeof(e->token_hash));
+	e->has_hash = row->has_hash;
+	e->state = row->state;
 	if (row->last_seq > e->last_seq) /* another novad may have taken heartbeats */
 		e->last_seq = row->last_seq;
 	e->token_checked_ms = now_ms;
@@ -193,86 +306,101 @@ static int inv_node_read(struct inv_node_row *row, struct inventory *inv, const 
 	if ((rc = db_conn_acquire(&c, inv->db, err)))
 		return rc;
 	rc = db_exec_one(&res, c,
-			 "SELECT coalesce(token_hash, ''), state, coalesce(last_seq, -1) FROM nodes "
-			 "WHERE id = $1::uuid", 1, params, err);
+			 "SELECT id::text, coalesce(token_hash, ''), state, coalesce(last_seq, -1) "
+			 "FROM nodes WHERE id = $1::uuid",
+			 1, params, err);
 	db_conn_release(inv->db, c);
 	if (rc == NOVA_ENOTFOUND)
 		return nova_err_set(err, NOVA_ENOTFOUND, "node", "no node with id %s", id);
 	if (rc)
 		return rc;
-	snprintf(row->token_hash, sizeof(row->token_hash), "%s", PQgetvalue(res, 0, 0));
-	snprintf(row->state, sizeof(row->state), "%s", PQgetvalue(res, 0, 1));
-	row->last_seq = atoll(PQgetvalue(res, 0, 2));
+	if (!inv_row_parse(row, res, 0))
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "the database gave a node id that is not a uuid");
 	PQclear(res);
+	return rc;
+}
+
+int inventory_refresh(struct inventory *inv, struct nova_err *err)
+{
+	long long started = inv_mono_ms();
+	struct inv_node_row *rows = malloc(INV_REFRESH_BATCH * sizeof(*rows));
+	struct db_conn *c;
+	int rc;
+	if (!rows)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if ((rc = db_conn_acquire(&c, inv->db, err))) {
+		free(rows);
+		return rc;
+	}
+	/* A cursor, so a fleet of 100,000 is never one 20 MB result. */
+	if ((rc = db_tx_begin(c, err)) == 0)
+		rc = db_exec(NULL, c,
+			     "DECLARE inv_fleet NO SCROLL CURSOR FOR SELECT id::text, token_hash, state, "
+			     "coalesce(last_seq, -1) FROM nodes WHERE token_hash IS NOT NULL",
+			     0, NULL, err);
+	for (int got = INV_REFRESH_BATCH; rc == 0 && got == INV_REFRESH_BATCH;) {
+		PGresult *res = NULL;
+		size_t n = 0;
+		char fetch[48];
+		snprintf(fetch, sizeof(fetch), "FETCH %d FROM inv_fleet", INV_REFRESH_BATCH);
+		if ((rc = db_exec(&res, c, fetch, 0, NULL, err)))
+			break;
+		got = PQntuples(res);
+		for (int i = 0; i < got; i++)
+			if (inv_row_parse(&rows[n], res, i))
+				n++;
+		PQclear(res);
+		long long now = inv_mono_ms();
+		pthread_mutex_lock(&inv->lock);
+		for (size_t i = 0; i < n; i++) {
+			struct inv_node *e = inv_get(inv, rows[i].id, true);
+			if (!e) {
+				rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+				break;
+			}
+			inv_node_apply(e, &rows[i], now);
+		}
+		pthread_mutex_unlock(&inv->lock);
+	}
+	if (rc == 0)
+		rc = db_tx_commit(c, err);
+	else
+		db_tx_rollback(c);
+	db_conn_release(inv->db, c);
+	free(rows);
+	if (rc)
+		return rc;
+	/* Not in the fleet any more (deleted, or its token revoked): forgotten,
+	 * so its next heartbeat reads its row and is refused. An entry read on
+	 * a request's path meanwhile (checked after we started) is left alone.
+	 * Downwards, since a removal moves the last node into the hole. */
+	pthread_mutex_lock(&inv->lock);
+	for (size_t k = inv->n_nodes; k-- > 0;)
+		if (inv->nodes[k].token_checked_ms < started)
+			inv_remove(inv, k);
+	pthread_mutex_unlock(&inv->lock);
 	return 0;
 }
 
-/* Re-read the hash and state of every node this novad knows, in one query
- * (the flusher calls it every INV_TOKEN_REFRESH_MS). A node whose row is
- * gone loses its cached hash, so its next heartbeat reads it and is refused. */
-static int inv_tokens_refresh(struct inventory *inv, struct nova_err *err)
+size_t inventory_nodes_known(struct inventory *inv)
 {
-	json_t *ids = json_array();
-	PGresult *res = NULL;
-	int rc;
-	long long started = inv_mono_ms();
-	if (!ids)
-		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	pthread_mutex_lock(&inv->lock);
-	for (size_t i = 0; i < inv->cap; i++)
-		if (inv->slots[i].id[0] && inv->slots[i].token_hash[0])
-			json_array_append_new(ids, json_string(inv->slots[i].id));
+	size_t n = inv->n_nodes;
 	pthread_mutex_unlock(&inv->lock);
-	if (json_array_size(ids) == 0) {
-		json_decref(ids);
-		return 0;
-	}
-	char *text = json_dump_compact(ids);
-	json_decref(ids);
-	if (!text)
-		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	const char *params[1] = {text};
-	rc = db_pool_exec(&res, inv->db,
-			  "SELECT n.id::text, coalesce(n.token_hash, ''), n.state, coalesce(n.last_seq, -1) "
-			  "FROM nodes n JOIN jsonb_array_elements_text($1::jsonb) AS k(id) "
-			  "ON n.id = k.id::uuid",
-			  1, params, err);
-	free(text);
-	if (rc)
-		return rc;
-	long long now = inv_mono_ms();
-	pthread_mutex_lock(&inv->lock);
-	for (int i = 0; i < PQntuples(res); i++) {
-		struct inv_node *e = inv_find(inv, PQgetvalue(res, i, 0), false);
-		struct inv_node_row row;
-		if (!e)
-			continue;
-		snprintf(row.token_hash, sizeof(row.token_hash), "%s", PQgetvalue(res, i, 1));
-		snprintf(row.state, sizeof(row.state), "%s", PQgetvalue(res, i, 2));
-		row.last_seq = atoll(PQgetvalue(res, i, 3));
-		inv_node_apply(e, &row, now);
-	}
-	/* Asked for and not answered: the node is gone. An entry read on a
-	 * request's path meanwhile (checked after we started) is left alone. */
-	for (size_t i = 0; i < inv->cap; i++) {
-		struct inv_node *e = &inv->slots[i];
-		if (e->id[0] && e->token_hash[0] && e->token_checked_ms < started)
-			e->token_hash[0] = '\0';
-	}
-	pthread_mutex_unlock(&inv->lock);
-	PQclear(res);
-	return 0;
+	return n;
 }
 
 /* A token that is not this node's: another node's (403) or nobody's (401). */
-static int inv_token_refused(struct inventory *inv, const char *token, struct nova_err *err)
+static int inv_token_refused(struct inventory *inv, const unsigned char presented[32],
+			     struct nova_err *err)
 {
 	char hash[SECRET_HEX_SHA256_LEN];
 	const char *params[1] = {hash};
 	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
-	secret_sha256_hex(hash, token, strlen(token));
+	for (unsigned i = 0; i < 32; i++)
+		snprintf(hash + 2 * i, 3, "%02x", presented[i]);
 	if ((rc = db_conn_acquire(&c, inv->db, err)))
 		return rc;
 	rc = db_exec(&res, c, "SELECT 1 FROM nodes WHERE token_hash = $1", 1, params, err);
@@ -346,8 +474,9 @@ static json_t *inv_answer(struct inventory *inv, bool accepted, const char *reas
 }
 
 /* Read a node's row without the lock, then find its entry again (the
- * table may have grown and moved meanwhile) and apply it. Called and
- * returns with the lock held; on error the lock is released. */
+ * table may have grown and moved meanwhile) and apply it; a node with no
+ * row gets no entry. Called and returns with the lock held; on error the
+ * lock is released. */
 static int inv_node_reload(struct inv_node **e, struct inventory *inv, const char *node_id,
 			   struct nova_err *err)
 {
@@ -357,7 +486,7 @@ static int inv_node_reload(struct inv_node **e, struct inventory *inv, const cha
 	if ((rc = inv_node_read(&row, inv, node_id, err)))
 		return rc;
 	pthread_mutex_lock(&inv->lock);
-	if (!(*e = inv_find(inv, node_id, true))) {
+	if (!(*e = inv_get(inv, row.id, true))) {
 		pthread_mutex_unlock(&inv->lock);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
@@ -404,46 +533,45 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 	json_t *capacity = NULL, *replicas = NULL;
 	const char *generation = NULL;
 	struct inv_node *e;
-	char reason[128], digest[64];
+	unsigned char id[16], presented[32];
+	char reason[128], digest[64], id_text[IDS_UUID_LEN];
 	int rc;
 	*answer = NULL;
-	if (!ids_is_uuid(node_id))
+	if (!ids_uuid_parse(id, node_id))
 		return nova_err_set(err, NOVA_ENOTFOUND, "node", "no node with id %s", node_id);
 	if (!token || !*token)
 		return nova_err_set(err, NOVA_EUNAUTH, "", "a node token is required");
 	if ((rc = inv_body_check(&seq, &capacity, &replicas, &generation, body, err)))
 		return rc;
+	ids_uuid_format(id_text, id);
+	secret_sha256(presented, token, strlen(token));
 
 	pthread_mutex_lock(&inv->lock);
-	e = inv_find(inv, node_id, true);
-	if (!e) {
-		pthread_mutex_unlock(&inv->lock);
-		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	}
-	/* A node not seen before, or not refreshed within the TTL (the
-	 * database was away): read it without the lock, so the other nodes'
-	 * heartbeats go on meanwhile, then find the entry again (the table may
-	 * have grown and moved). Two requests of one node may both read; the
-	 * second write is the same. */
-	if (!e->token_hash[0] || inv_mono_ms() - e->token_checked_ms > INV_TOKEN_TTL_MS) {
-		if ((rc = inv_node_reload(&e, inv, node_id, err)))
+	e = inv_get(inv, id, false);
+	/* A node not known yet (new since the last refresh of the fleet), or
+	 * not refreshed within the TTL (the database was away): read it
+	 * without the lock, so the other nodes' heartbeats go on meanwhile,
+	 * then find the entry again (the table may have grown and moved). Two
+	 * requests of one node may both read; the second write is the same.
+	 * An id with no row gets no entry, so made-up ids cost no memory. */
+	if (!e || !e->has_hash || inv_mono_ms() - e->token_checked_ms > INV_TOKEN_TTL_MS) {
+		if ((rc = inv_node_reload(&e, inv, id_text, err)))
 			return rc;
-	} else if (!secret_matches_hash(token, e->token_hash) &&
+	} else if (!secret_equal(presented, e->token_hash, 32) &&
 		   inv_mono_ms() - e->token_checked_ms > INV_TOKEN_RECHECK_MS) {
 		/* A token issued since the hash was read (a node provisioned
 		 * again gets a new one): read it again rather than refuse the
 		 * new agent until the next refresh. At most once a second per
 		 * node, so a wrong token cannot drive a read per request. */
-		if ((rc = inv_node_reload(&e, inv, node_id, err)))
+		if ((rc = inv_node_reload(&e, inv, id_text, err)))
 			return rc;
 	}
-	if (!e->token_hash[0] || !secret_matches_hash(token, e->token_hash)) {
+	if (!e->has_hash || !secret_equal(presented, e->token_hash, 32)) {
 		pthread_mutex_unlock(&inv->lock);
-		return inv_token_refused(inv, token, err);
+		return inv_token_refused(inv, presented, err);
 	}
-	if (!strcmp(e->state, "failed") || !strcmp(e->state, "terminating") ||
-	    !strcmp(e->state, "terminated")) {
-		snprintf(reason, sizeof(reason), "node is %s", e->state);
+	if (e->state == INV_FAILED || e->state == INV_TERMINATING || e->state == INV_TERMINATED) {
+		snprintf(reason, sizeof(reason), "node is %s", inv_state_names[e->state]);
 		pthread_mutex_unlock(&inv->lock);
 		*answer = inv_answer(inv, false, reason);
 		return 0;
@@ -477,7 +605,7 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 		e->replicas_dirty = true;
 		atomic_fetch_add(&inv->loads_gen, 1);
 	}
-	const char *d = json_string_value(json_object_get(inv->digests, node_id));
+	const char *d = json_string_value(json_object_get(inv->digests, id_text));
 	snprintf(digest, sizeof(digest), "%s", d ? d : "none");
 	pthread_mutex_unlock(&inv->lock);
 	*answer = inv_answer(inv, true, NULL);
@@ -487,7 +615,7 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 	/* What to run, only when the sidecar's view is not the current one. */
 	if (!generation || strcmp(generation, digest) != 0) {
 		json_t *assignments;
-		if ((rc = deployment_node_assignments(&assignments, inv->db, node_id, err))) {
+		if ((rc = deployment_node_assignments(&assignments, inv->db, id_text, err))) {
 			json_decref(*answer);
 			*answer = NULL;
 			return rc;
@@ -536,7 +664,7 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	 * flush (docs/PERFORMANCE.md, memory). Ids are uuids and numbers are
 	 * numbers: nothing to escape; capacity is kept as jansson's text. */
 	struct inv_row {
-		char id[IDS_UUID_LEN];
+		unsigned char id[16];
 		long long seq, at_ms;
 		char *cap;
 	} *rows = NULL;
@@ -548,15 +676,13 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	int rc = 0;
 	atomic_store(&inv->flush_soon, false);
 	pthread_mutex_lock(&inv->lock);
-	for (size_t i = 0; i < inv->cap; i++) {
-		struct inv_node *e = &inv->slots[i];
-		if (!e->id[0])
-			continue;
+	for (size_t i = 0; i < inv->n_nodes; i++) {
+		struct inv_node *e = &inv->nodes[i];
 		/* What the statement below does to an unhealthy node, so the
 		 * cached state stays true until the next refresh. */
-		if (e->dirty && !strcmp(e->state, "unhealthy"))
-			snprintf(e->state, sizeof(e->state), "ready");
-		if (e->seen_unix_ms && !strcmp(e->state, "ready") &&
+		if (e->dirty && e->state == INV_UNHEALTHY)
+			e->state = INV_READY;
+		if (e->seen_unix_ms && e->state == INV_READY &&
 		    (!oldest || e->seen_unix_ms < oldest))
 			oldest = e->seen_unix_ms;
 		if (!e->dirty)
@@ -575,18 +701,22 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		row->at_ms = e->seen_unix_ms;
 		row->cap = e->capacity; /* moved: the database keeps it from here */
 		e->capacity = NULL;
-		if (e->replicas_dirty && e->replicas)
-			json_object_set(reports, e->id, e->replicas);
+		if (e->replicas_dirty && e->replicas) {
+			char id[IDS_UUID_LEN];
+			ids_uuid_format(id, e->id);
+			json_object_set(reports, id, e->replicas);
+		}
 		changed |= e->replicas_changed;
 		e->dirty = e->replicas_dirty = e->replicas_changed = false;
 	}
 	pthread_mutex_unlock(&inv->lock);
 	atomic_store(&inv->oldest_seen_ms, oldest);
 	for (size_t i = 0; i < n_batch; i++) {
-		char head[160];
+		char head[160], id[IDS_UUID_LEN];
 		const char *cap = rows[i].cap;
+		ids_uuid_format(id, rows[i].id);
 		int hn = snprintf(head, sizeof(head), "%s{\"id\":\"%s\",\"seq\":%lld,\"at_ms\":%lld,\"cap\":",
-				  i ? "," : "[", rows[i].id, rows[i].seq, rows[i].at_ms);
+				  i ? "," : "[", id, rows[i].seq, rows[i].at_ms);
 		inv_text_add(&batch, head, (size_t)hn);
 		inv_text_add(&batch, cap ? cap : "null", cap ? strlen(cap) : 4);
 		inv_text_add(&batch, "}", 1);
@@ -677,10 +807,12 @@ static int inv_sweep(int *marked, struct inventory *inv, struct db_pool *db,
 		nova_log_kv(NOVA_LOG_WARN, "inventory", "node silent", "node", PQgetvalue(res, i, 0),
 			    "state", PQgetvalue(res, i, 1), NULL);
 		if (inv) {
+			unsigned char id[16];
 			pthread_mutex_lock(&inv->lock);
-			struct inv_node *e = inv_find(inv, PQgetvalue(res, i, 0), false);
+			struct inv_node *e = ids_uuid_parse(id, PQgetvalue(res, i, 0)) ? inv_get(inv, id, false)
+										     : NULL;
 			if (e)
-				snprintf(e->state, sizeof(e->state), "%s", PQgetvalue(res, i, 1));
+				e->state = inv_state_parse(PQgetvalue(res, i, 1));
 			pthread_mutex_unlock(&inv->lock);
 		}
 	}
@@ -710,7 +842,7 @@ static void *inv_flusher(void *arg)
 			nova_log_kv(NOVA_LOG_WARN, "inventory", "flush failed", "error", err.message, NULL);
 		if (inv_mono_ms() - refreshed >= INV_TOKEN_REFRESH_MS) {
 			refreshed = inv_mono_ms();
-			if (inv_tokens_refresh(inv, &err))
+			if (inventory_refresh(inv, &err))
 				nova_log_kv(NOVA_LOG_WARN, "inventory", "node token refresh failed", "error",
 					    err.message, NULL);
 		}
@@ -764,6 +896,12 @@ void inventory_on_health_change(struct inventory *inv, void (*fn)(void *ctx), vo
 int inventory_start(struct inventory *inv, bool (*is_leader)(void *ctx), void *leader_ctx,
 		    struct nova_err *err)
 {
+	struct nova_err rerr;
+	/* The fleet first, so its heartbeats need no read each; without the
+	 * database now, they are read one by one until the next refresh. */
+	if (inventory_refresh(inv, &rerr))
+		nova_log_kv(NOVA_LOG_WARN, "inventory", "reading the fleet failed", "error",
+			    rerr.message, NULL);
 	if (pthread_create(&inv->flusher, NULL, inv_flusher, inv) != 0)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the inventory flusher");
 	inv->started = true;
@@ -798,11 +936,12 @@ void inventory_destroy(struct inventory *inv)
 	inventory_stop(inv);
 	inv->on_health = NULL; /* what it would tell may be gone already */
 	inventory_flush(inv, &err);
-	for (size_t i = 0; i < inv->cap; i++) {
-		free(inv->slots[i].capacity);
-		json_decref(inv->slots[i].replicas);
+	for (size_t i = 0; i < inv->n_nodes; i++) {
+		free(inv->nodes[i].capacity);
+		json_decref(inv->nodes[i].replicas);
 	}
-	free(inv->slots);
+	free(inv->nodes);
+	free(inv->index);
 	json_decref(inv->digests);
 	pthread_mutex_destroy(&inv->lock);
 	free(inv);
@@ -817,12 +956,10 @@ json_t *inventory_loads(struct inventory *inv)
 {
 	json_t *out = json_object();
 	pthread_mutex_lock(&inv->lock);
-	for (size_t i = 0; out && i < inv->cap; i++) {
+	for (size_t i = 0; out && i < inv->n_nodes; i++) {
 		size_t j;
 		json_t *r;
-		if (!inv->slots[i].id[0])
-			continue;
-		json_array_foreach(inv->slots[i].replicas, j, r) {
+		json_array_foreach(inv->nodes[i].replicas, j, r) {
 			json_t *load = json_object_get(r, "load");
 			const char *id = json_string_value(json_object_get(r, "replica_id"));
 			if (id && load)

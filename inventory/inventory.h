@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "core/db.h"
 #include "core/err.h"
@@ -50,6 +51,15 @@ void inventory_destroy(struct inventory *inv);
  * generation is not the current one ("none" when the node runs nothing). */
 int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node_id,
 			const char *token, const json_t *body, struct nova_err *err);
+
+/* Read the token hash and state of every node that has a token (the whole
+ * fleet, in batches through a cursor) into the table heartbeats are checked
+ * against, and forget the nodes no longer there. inventory_start calls it
+ * once and the flusher every 5 s, so no heartbeat of a known node waits for
+ * the database. */
+int inventory_refresh(struct inventory *inv, struct nova_err *err);
+/* How many nodes the table holds. */
+size_t inventory_nodes_known(struct inventory *inv);
 
 /* Write the pending heartbeats to the database (the flusher calls it). */
 int inventory_flush(struct inventory *inv, struct nova_err *err);

@@ -404,6 +404,99 @@ static void test_assignments_come_when_the_generation_differs(void **state)
 	json_decref(ans);
 }
 
+static void sql(struct fx *f, const char *text)
+{
+	struct nova_err err;
+	if (db_pool_exec(NULL, f->env.db, text, 0, NULL, &err))
+		fail_msg("%s: %s", text, err.message);
+}
+
+/* Heartbeats for ids with no node are 404 and leave nothing behind in the
+ * table (it used to keep an entry for every id it was asked about); an id
+ * in upper case is the same node. */
+static void test_made_up_ids_leave_nothing_behind(void **state)
+{
+	struct fx *f = *state;
+	char id[64], upper[64];
+	for (int i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "%08x-0000-4000-8000-%012x", (unsigned)i * 2654435761u, (unsigned)i);
+		assert_int_equal(beat(NULL, f, id, f->token_a, "{\"seq\":1}"), 404);
+	}
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 0);
+	snprintf(upper, sizeof(upper), "%s", f->node_a);
+	for (char *p = upper; *p; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	assert_int_equal(beat(NULL, f, upper, f->token_a, "{\"seq\":1}"), 200);
+	json_t *b;
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+	assert_false(json_is_true(json_object_get(b, "accepted"))); /* the same node: seq 1 is stale */
+	json_decref(b);
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 1);
+}
+
+/* inventory_refresh reads the whole fleet, so a heartbeat is checked
+ * against what was read then (here: the database's hash is changed behind
+ * its back and the old token still works until the next refresh), and it
+ * forgets nodes whose token was revoked or whose row is gone. */
+static void test_refresh_loads_the_fleet_and_forgets_the_gone(void **state)
+{
+	struct fx *f = *state;
+	struct nova_err err;
+	json_t *b;
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 0);
+	assert_int_equal(inventory_refresh(f->env.inventory, &err), 0);
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 2);
+	sql(f, "UPDATE nodes SET token_hash = repeat('0', 64) WHERE name = 'a'");
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+	assert_true(json_is_true(json_object_get(b, "accepted")));
+	json_decref(b);
+	/* Refreshed: a's token is the database's now; b's was revoked. */
+	sql(f, "UPDATE nodes SET token_hash = NULL WHERE name = 'b'");
+	assert_int_equal(inventory_refresh(f->env.inventory, &err), 0);
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 1);
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":2}"), 401);
+	json_decref(b);
+	assert_int_equal(beat(&b, f, f->node_b, f->token_b, "{\"seq\":1}"), 401);
+	json_decref(b);
+}
+
+/* Many nodes in and half of them out again: every node left is still found
+ * by its id (the index's removals keep each cluster reachable), and the
+ * flush writes each one's heartbeat. */
+static void test_refresh_of_a_large_fleet_keeps_every_node_reachable(void **state)
+{
+	struct fx *f = *state;
+	struct nova_err err;
+	PGresult *res = NULL;
+	sql(f, "INSERT INTO nodes (pool_id, name, handle, state, token_hash) "
+	       "SELECT p.id, 'n' || g, 'n' || g, 'ready', "
+	       "encode(sha256(convert_to('nova-node-t' || g, 'UTF8')), 'hex') "
+	       "FROM pools p, generate_series(1, 3000) g WHERE p.name = 'p'");
+	assert_int_equal(inventory_refresh(f->env.inventory, &err), 0);
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 3002);
+	sql(f, "DELETE FROM nodes WHERE name LIKE 'n%' AND substr(name, 2)::int % 3 <> 0");
+	assert_int_equal(inventory_refresh(f->env.inventory, &err), 0);
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 1002);
+	assert_int_equal(db_pool_exec(&res, f->env.db,
+				      "SELECT id::text, substr(name, 2) FROM nodes WHERE name LIKE 'n%' "
+				      "ORDER BY name", 0, NULL, &err), 0);
+	assert_int_equal(PQntuples(res), 1000);
+	for (int i = 0; i < PQntuples(res); i++) {
+		char token[64];
+		json_t *b;
+		snprintf(token, sizeof(token), "nova-node-t%s", PQgetvalue(res, i, 1));
+		if (beat(&b, f, PQgetvalue(res, i, 0), token, "{\"seq\":7}") != 200 ||
+		    !json_is_true(json_object_get(b, "accepted")))
+			fail_msg("node n%s was not accepted", PQgetvalue(res, i, 1));
+		json_decref(b);
+	}
+	PQclear(res);
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 1002); /* no reads added any */
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name LIKE 'n%' AND last_seq = 7"), 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +510,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ready_replicas_make_the_deployment_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_stage_replica_is_ready_when_every_stage_is, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assignments_come_when_the_generation_differs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_made_up_ids_leave_nothing_behind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_loads_the_fleet_and_forgets_the_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_of_a_large_fleet_keeps_every_node_reachable, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
