@@ -62,8 +62,8 @@ static uint8_t inv_state_parse(const char *s)
 	return INV_PROVISIONING; /* the table's CHECK allows no other */
 }
 
-/* One node, 96 bytes: the id and token hash as bytes, not text, since a
- * novad keeps every node of the fleet (100,000 nodes: 9.4 MiB of nodes and
+/* One node, 104 bytes: the id and token hash as bytes, not text, since a
+ * novad keeps every node of the fleet (100,000 nodes: 10 MiB of nodes and
  * a 1 MiB index, where 176-byte slots of text took 44 MiB). */
 struct inv_node {
 	unsigned char id[16];
@@ -76,6 +76,10 @@ struct inv_node {
 	long long token_checked_ms;
 	long long last_seq;
 	long long seen_unix_ms;         /* wall clock of the last accepted heartbeat */
+	/* A checksum of the last capacity taken for the database (0: none): a
+	 * heartbeat that reports the same again keeps nothing, and the flush
+	 * leaves the database's as it is. */
+	uint64_t cap_sum;
 	/* Reported since the last flush, as compact JSON text (owned), handed
 	 * to the flush, which writes it (a heartbeat without one keeps the
 	 * database's). Rejected: keeping the last jansson object of every node,
@@ -306,8 +310,8 @@ static int inv_node_read(struct inv_node_row *row, struct inventory *inv, const 
 	if ((rc = db_conn_acquire(&c, inv->db, err)))
 		return rc;
 	rc = db_exec_one(&res, c,
-			 "SELECT id::text, coalesce(token_hash, ''), state, coalesce(last_seq, -1) "
-			 "FROM nodes WHERE id = $1::uuid",
+			 "SELECT n.id::text, coalesce(n.token_hash, ''), n.state, coalesce(h.last_seq, -1) "
+			 "FROM nodes n LEFT JOIN node_heartbeats h ON h.node_id = n.id WHERE n.id = $1::uuid",
 			 1, params, err);
 	db_conn_release(inv->db, c);
 	if (rc == NOVA_ENOTFOUND)
@@ -335,8 +339,9 @@ int inventory_refresh(struct inventory *inv, struct nova_err *err)
 	/* A cursor, so a fleet of 100,000 is never one 20 MB result. */
 	if ((rc = db_tx_begin(c, err)) == 0)
 		rc = db_exec(NULL, c,
-			     "DECLARE inv_fleet NO SCROLL CURSOR FOR SELECT id::text, token_hash, state, "
-			     "coalesce(last_seq, -1) FROM nodes WHERE token_hash IS NOT NULL",
+			     "DECLARE inv_fleet NO SCROLL CURSOR FOR SELECT n.id::text, n.token_hash, "
+			     "n.state, coalesce(h.last_seq, -1) FROM nodes n "
+			     "LEFT JOIN node_heartbeats h ON h.node_id = n.id WHERE n.token_hash IS NOT NULL",
 			     0, NULL, err);
 	for (int got = INV_REFRESH_BATCH; rc == 0 && got == INV_REFRESH_BATCH;) {
 		PGresult *res = NULL;
@@ -494,6 +499,15 @@ static int inv_node_reload(struct inv_node **e, struct inventory *inv, const cha
 	return 0;
 }
 
+/* FNV-1a, never 0 (0 means "nothing taken"). */
+static uint64_t inv_text_sum(const char *text)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (const char *p = text; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h ? h : 1;
+}
+
 static bool inv_json_same(const json_t *a, const json_t *b)
 {
 	return (!a && !b) || (a && b && json_equal(a, b));
@@ -588,11 +602,16 @@ int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node
 	e->dirty = true;
 	if (capacity) {
 		/* Dumped under the lock (a small object, about a microsecond):
-		 * the early returns above then have nothing to free. */
+		 * the early returns above then have nothing to free. Most
+		 * heartbeats report what the last one did: nothing to keep. */
 		char *text = json_dump_compact(capacity);
-		if (text) {
+		uint64_t sum = text ? inv_text_sum(text) : 0;
+		if (text && sum != e->cap_sum) {
 			free(e->capacity);
 			e->capacity = text;
+			e->cap_sum = sum;
+		} else {
+			free(text);
 		}
 	}
 	if (replicas) {
@@ -658,11 +677,13 @@ static void inv_text_add(struct inv_text *t, const char *s, size_t n)
 int inventory_flush(struct inventory *inv, struct nova_err *err)
 {
 	/* Under the lock, a compact row per dirty node (taking its capacity
-	 * text); the batch is then written as JSON text directly, outside
-	 * the lock. Rejected: a jansson array of one object per node, then
-	 * dumped, which at 100,000 nodes built some 60 MiB of objects every
-	 * flush (docs/PERFORMANCE.md, memory). Ids are uuids and numbers are
-	 * numbers: nothing to escape; capacity is kept as jansson's text. */
+	 * text); the batch is then written as array literals directly,
+	 * outside the lock. Rejected: a jansson array of one object per node,
+	 * then dumped, which at 100,000 nodes built some 60 MiB of objects
+	 * every flush (docs/PERFORMANCE.md, memory); and the batch as one
+	 * JSON document, which the database took longer to take apart than
+	 * to apply. Ids are uuids and numbers are numbers: nothing to escape;
+	 * capacity is kept as jansson's text. */
 	struct inv_row {
 		unsigned char id[16];
 		long long seq, at_ms;
@@ -711,49 +732,73 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	}
 	pthread_mutex_unlock(&inv->lock);
 	atomic_store(&inv->oldest_seen_ms, oldest);
+	/* Three array literals (ids, sequences, times) and one object of the
+	 * capacities that came (id -> capacity). */
+	struct inv_text seqs = {0}, ats = {0}, caps = {0};
+	size_t n_caps = 0;
 	for (size_t i = 0; i < n_batch; i++) {
-		char head[160], id[IDS_UUID_LEN];
-		const char *cap = rows[i].cap;
+		char id[IDS_UUID_LEN], num[32];
+		const char *sep = i ? "," : "{";
+		int nn;
 		ids_uuid_format(id, rows[i].id);
-		int hn = snprintf(head, sizeof(head), "%s{\"id\":\"%s\",\"seq\":%lld,\"at_ms\":%lld,\"cap\":",
-				  i ? "," : "[", id, rows[i].seq, rows[i].at_ms);
-		inv_text_add(&batch, head, (size_t)hn);
-		inv_text_add(&batch, cap ? cap : "null", cap ? strlen(cap) : 4);
-		inv_text_add(&batch, "}", 1);
+		inv_text_add(&batch, sep, 1);
+		inv_text_add(&batch, id, IDS_UUID_LEN - 1);
+		nn = snprintf(num, sizeof(num), "%s%lld", sep, rows[i].seq);
+		inv_text_add(&seqs, num, (size_t)nn);
+		nn = snprintf(num, sizeof(num), "%s%lld", sep, rows[i].at_ms);
+		inv_text_add(&ats, num, (size_t)nn);
+		if (rows[i].cap) {
+			inv_text_add(&caps, n_caps++ ? ",\"" : "{\"", 2);
+			inv_text_add(&caps, id, IDS_UUID_LEN - 1);
+			inv_text_add(&caps, "\":", 2);
+			inv_text_add(&caps, rows[i].cap, strlen(rows[i].cap));
+		}
 		free(rows[i].cap);
 	}
 	free(rows);
-	if (n_batch > 0)
-		inv_text_add(&batch, "]", 1);
+	inv_text_add(&batch, "}", 1);
+	inv_text_add(&seqs, "}", 1);
+	inv_text_add(&ats, "}", 1);
+	inv_text_add(&caps, n_caps ? "}" : "{}", n_caps ? 1 : 2);
 	if (n_batch > 0) {
-		char *text = batch.failed ? NULL : batch.p;
-		const char *params[1] = {text};
-		struct db_conn *c;
-		if (!text)
+		const char *params[4] = {batch.p, seqs.p, ats.p, caps.p};
+		if (batch.failed || seqs.failed || ats.failed || caps.failed)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-		else if ((rc = db_conn_acquire(&c, inv->db, err)) == 0) {
-			/* One statement for the whole batch; a heartbeat flushed by
-			 * another novad with a higher sequence number wins. */
-			/* An unhealthy node that speaks again is ready again (the
-			 * trigger records it); a failed one stays failed. */
-			rc = db_exec(NULL, c,
-				     "UPDATE nodes n SET last_seq = v.seq, capacity = coalesce(v.cap, n.capacity), "
-				     "last_heartbeat_at = to_timestamp(v.at_ms / 1000.0), "
-				     "state = CASE WHEN n.state = 'unhealthy' THEN 'ready' ELSE n.state END, "
-				     "state_reason = CASE WHEN n.state = 'unhealthy' THEN 'heartbeat resumed' "
-				     "ELSE n.state_reason END "
-				     "FROM jsonb_to_recordset($1::jsonb) AS v(id uuid, seq bigint, at_ms bigint, cap jsonb) "
-				     "WHERE n.id = v.id AND (n.last_seq IS NULL OR n.last_seq < v.seq) "
-				     /* Rows locked in id order first, as every writer of many
-				      * node rows does (the sweep skips locked ones): two
-				      * batches, or a batch and a placement, cannot deadlock. */
-				     "AND n.id IN (SELECT x.id FROM nodes x WHERE x.id IN "
-				     "(SELECT (e->>'id')::uuid FROM jsonb_array_elements($1::jsonb) AS e) "
-				     "ORDER BY x.id FOR UPDATE)",
-				     1, params, err);
-			db_conn_release(inv->db, c);
+		/* One statement for the whole batch, into the narrow table
+		 * node_heartbeats (sql/0007); a heartbeat flushed by another
+		 * novad with a higher sequence number wins. An unhealthy node
+		 * that speaks again is ready again (the trigger records it); a
+		 * failed one stays failed. Two novads flushing the same nodes
+		 * (a sidecar that moved) may deadlock on their rows: the one
+		 * PostgreSQL cancels tries again. Rejected: locking the rows in
+		 * id order first, which cost as much as the update itself. */
+		for (int attempt = 0; rc == 0 && attempt < 3; attempt++) {
+			rc = db_pool_exec(NULL, inv->db,
+				"WITH beat AS (UPDATE node_heartbeats h SET last_seq = v.seq, "
+				"last_heartbeat_at = to_timestamp(v.at_ms / 1000.0), "
+				"capacity = coalesce($4::jsonb -> v.id::text, h.capacity) "
+				"FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(id, seq, at_ms) "
+				"WHERE h.node_id = v.id AND (h.last_seq IS NULL OR h.last_seq < v.seq) "
+				"RETURNING h.node_id) "
+				"UPDATE nodes n SET state = 'ready', state_reason = 'heartbeat resumed' "
+				"FROM beat WHERE n.id = beat.node_id AND n.state = 'unhealthy'",
+				4, params, err);
+			if (rc != NOVA_EAGAIN)
+				break;
+			if (attempt < 2)
+				rc = 0;
+		}
+		if (rc) {
+			/* Capacities not written: send the next ones again. */
+			pthread_mutex_lock(&inv->lock);
+			for (size_t i = 0; i < inv->n_nodes; i++)
+				inv->nodes[i].cap_sum = 0;
+			pthread_mutex_unlock(&inv->lock);
 		}
 	}
+	free(seqs.p);
+	free(ats.p);
+	free(caps.p);
 	free(batch.p);
 	const char *node;
 	json_t *reps;
@@ -788,18 +833,21 @@ static int inv_sweep(int *marked, struct inventory *inv, struct db_pool *db,
 	snprintf(silent, sizeof(silent), "%u", cfg->interval_ms * cfg->missed_intervals);
 	snprintf(dead, sizeof(dead), "%u", cfg->failed_after_ms);
 	rc = db_pool_exec(&res, db,
-		     "UPDATE nodes SET state = CASE WHEN last_heartbeat_at < now() - $2::integer * "
+		     "UPDATE nodes n SET state = CASE WHEN h.last_heartbeat_at < now() - $2::integer * "
 		     "interval '1 millisecond' THEN 'failed' ELSE 'unhealthy' END, "
-		     "state_reason = CASE WHEN last_heartbeat_at < now() - $2::integer * "
+		     "state_reason = CASE WHEN h.last_heartbeat_at < now() - $2::integer * "
 		     "interval '1 millisecond' THEN 'no heartbeat for ' || $2 || ' ms' "
 		     "ELSE 'no heartbeat for ' || $1 || ' ms' END "
-		     "WHERE id IN (SELECT id FROM nodes WHERE last_heartbeat_at IS NOT NULL AND "
-		     "((state = 'ready' AND last_heartbeat_at < now() - $1::integer * interval '1 millisecond') "
-		     "OR (state = 'unhealthy' AND last_heartbeat_at < now() - $2::integer * interval '1 millisecond')) "
-		     /* A row a flush holds is being heartbeated: not silent. Skipping
-		      * it, the sweep never waits, so it cannot deadlock with one. */
-		     "FOR UPDATE SKIP LOCKED) "
-		     "RETURNING id, state",
+		     "FROM node_heartbeats h WHERE h.node_id = n.id AND n.id IN ("
+		     "SELECT x.id FROM nodes x JOIN node_heartbeats y ON y.node_id = x.id "
+		     "WHERE y.last_heartbeat_at IS NOT NULL AND "
+		     "((x.state = 'ready' AND y.last_heartbeat_at < now() - $1::integer * interval '1 millisecond') "
+		     "OR (x.state = 'unhealthy' AND y.last_heartbeat_at < now() - $2::integer * interval '1 millisecond')) "
+		     /* A heartbeat row a flush holds is being written: not silent.
+		      * Skipping it (and a node row someone holds), the sweep never
+		      * waits, so it cannot deadlock with a flush or a placement. */
+		     "FOR UPDATE OF x, y SKIP LOCKED) "
+		     "RETURNING n.id, n.state",
 		     2, params, err);
 	if (marked)
 		*marked = rc == 0 ? PQntuples(res) : 0;

@@ -840,8 +840,9 @@ int pool_nodes_fail_stuck(struct db_pool *db, const char *pool_id, unsigned seco
 	"n.id, n.name, p.id, p.name, coalesce(n.handle, ''), n.state, n.state_reason, "      \
 	"n.cordoned, coalesce(n.accelerator_type, ''), n.accelerator_count, "                 \
 	"n.accelerator_memory_mib, n.labels::text, coalesce(n.endpoint, ''), "                \
-	DB_TS("n.last_heartbeat_at") ", " DB_TS("n.created_at") " "                            \
-	"FROM nodes n JOIN pools p ON p.id = n.pool_id "
+	DB_TS("h.last_heartbeat_at") ", " DB_TS("n.created_at") " "                            \
+	"FROM nodes n JOIN pools p ON p.id = n.pool_id "                                       \
+	"LEFT JOIN node_heartbeats h ON h.node_id = n.id "
 
 static json_t *pool_str_or_null(const char *s)
 {

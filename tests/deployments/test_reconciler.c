@@ -221,7 +221,7 @@ static void test_an_idle_node_that_heartbeats_is_still_removed(void **state)
 		struct timespec ts = {0, 400 * 1000000L};
 		nanosleep(&ts, NULL);
 		assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
-		assert_int_equal(db_exec(NULL, c, "UPDATE nodes SET last_heartbeat_at = now()", 0, NULL, &err), 0);
+		assert_int_equal(db_exec(NULL, c, "UPDATE node_heartbeats SET last_heartbeat_at = now()", 0, NULL, &err), 0);
 		db_conn_release(env->db, c);
 	}
 	pass(env);

@@ -83,11 +83,11 @@ static void test_heartbeat_is_applied_and_flushed(void **state)
 	assert_int_equal(json_integer_value(json_object_get(b, "interval_ms")), 200); /* testenv's interval */
 	json_decref(b);
 	/* Soft state: nothing written until the flush. */
-	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE last_heartbeat_at IS NOT NULL"), 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM node_heartbeats WHERE last_heartbeat_at IS NOT NULL"), 0);
 	flush(f);
-	assert_int_equal(q(f, "SELECT last_seq FROM nodes WHERE name = 'a'"), 10);
-	assert_int_equal(q(f, "SELECT (capacity->>'gpus')::int FROM nodes WHERE name = 'a'"), 8);
-	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE last_heartbeat_at > now() - interval '1 minute'"), 1);
+	assert_int_equal(q(f, "SELECT h.last_seq FROM node_heartbeats h JOIN nodes n ON n.id = h.node_id WHERE n.name = 'a'"), 10);
+	assert_int_equal(q(f, "SELECT (h.capacity->>'gpus')::int FROM node_heartbeats h JOIN nodes n ON n.id = h.node_id WHERE n.name = 'a'"), 8);
+	assert_int_equal(q(f, "SELECT count(*) FROM node_heartbeats WHERE last_heartbeat_at > now() - interval '1 minute'"), 1);
 }
 
 static void test_tokens_own_other_unknown_missing(void **state)
@@ -123,7 +123,7 @@ static void test_stale_sequence_is_ignored(void **state)
 	assert_false(json_is_true(json_object_get(b, "accepted")));
 	json_decref(b);
 	flush(f);
-	assert_int_equal(q(f, "SELECT last_seq FROM nodes WHERE name = 'a'"), 100);
+	assert_int_equal(q(f, "SELECT h.last_seq FROM node_heartbeats h JOIN nodes n ON n.id = h.node_id WHERE n.name = 'a'"), 100);
 }
 
 static void test_bad_bodies_name_the_field(void **state)
@@ -158,7 +158,7 @@ static void test_bad_bodies_name_the_field(void **state)
 	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, big), 413);
 	free(big);
 	flush(f);
-	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE last_seq IS NOT NULL"), 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM node_heartbeats WHERE last_seq IS NOT NULL"), 0);
 }
 
 static void test_sweep_unhealthy_back_and_failed_stays_failed(void **state)
@@ -170,8 +170,8 @@ static void test_sweep_unhealthy_back_and_failed_stays_failed(void **state)
 	flush(f);
 	/* A node that never heartbeated is not swept (node b). */
 	assert_int_equal(db_conn_acquire(&c, f->env.db, &err), 0);
-	assert_int_equal(db_exec(NULL, c, "UPDATE nodes SET last_heartbeat_at = now() - interval '700 ms' "
-					  "WHERE name = 'a'", 0, NULL, &err), 0);
+	assert_int_equal(db_exec(NULL, c, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '700 ms' "
+					  "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')", 0, NULL, &err), 0);
 	db_conn_release(f->env.db, c);
 	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
 	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'unhealthy'"), 1);
@@ -184,8 +184,8 @@ static void test_sweep_unhealthy_back_and_failed_stays_failed(void **state)
 	/* Silent past the failure threshold: failed; a late heartbeat does not
 	 * bring it back. */
 	assert_int_equal(db_conn_acquire(&c, f->env.db, &err), 0);
-	assert_int_equal(db_exec(NULL, c, "UPDATE nodes SET last_heartbeat_at = now() - interval '2 s' "
-					  "WHERE name = 'a'", 0, NULL, &err), 0);
+	assert_int_equal(db_exec(NULL, c, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '2 s' "
+					  "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')", 0, NULL, &err), 0);
 	db_conn_release(f->env.db, c);
 	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
 	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
@@ -494,7 +494,8 @@ static void test_refresh_of_a_large_fleet_keeps_every_node_reachable(void **stat
 	PQclear(res);
 	assert_int_equal(inventory_nodes_known(f->env.inventory), 1002); /* no reads added any */
 	flush(f);
-	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name LIKE 'n%' AND last_seq = 7"), 1000);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes n JOIN node_heartbeats h ON h.node_id = n.id "
+			 "WHERE n.name LIKE 'n%' AND h.last_seq = 7"), 1000);
 }
 
 int main(void)

@@ -31,8 +31,8 @@ if t_wait_sql "SELECT state FROM deployments" running 20; then t_pass "the repli
 else t_fail "replica ready" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
 i=0; url=; while [ -z "$url" ] && [ $i -lt 50 ]; do url=$(routed); i=$((i + 1)); sleep 0.1; done
 [ -n "$url" ] && t_pass "the routing table has the endpoint" || t_fail "routed endpoint" "none"
-[ "$(t_sql "SELECT (capacity->>'cpus')::int > 0 FROM nodes")" = t ] && t_pass "the heartbeat carries the node's capacity" ||
-	t_fail "capacity" "$(t_sql "SELECT capacity FROM nodes")"
+[ "$(t_sql "SELECT (capacity->>'cpus')::int > 0 FROM node_heartbeats")" = t ] && t_pass "the heartbeat carries the node's capacity" ||
+	t_fail "capacity" "$(t_sql "SELECT capacity FROM node_heartbeats")"
 out=$(curl -s "$url/v1/chat/completions" -d '{"model":"sql-expert","messages":[{"role":"user","content":"hi"}],"max_tokens":3}')
 case "$out" in *'"content":"the model answers"'*) t_pass "a chat completion through the routed endpoint gets tokens" ;;
 *) t_fail "completion through the route" "$out" ;; esac
@@ -55,10 +55,10 @@ case "$out" in *'"ok"'*) t_pass "the engine keeps serving while the gateway is a
 *) t_fail "engine serves while the gateway is away" "$out" ;; esac
 back=$(t_sql "SELECT now()")
 nova_start || { t_fail "novad restarts" "see log"; exit 0; }
-if t_wait_sql "SELECT count(*) FROM nodes WHERE last_heartbeat_at > '$back'" 1 20; then
+if t_wait_sql "SELECT count(*) FROM node_heartbeats WHERE last_heartbeat_at > '$back'" 1 20; then
 	t_pass "the sidecar reports again when the gateway returns"
 else
-	t_fail "sidecar reports again" "$(t_sql "SELECT state || ' ' || last_heartbeat_at FROM nodes")"
+	t_fail "sidecar reports again" "$(t_sql "SELECT n.state || ' ' || h.last_heartbeat_at FROM nodes n JOIN node_heartbeats h ON h.node_id = n.id")"
 fi
 i=0; while [ -z "$(routed)" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 [ -n "$(routed)" ] && t_pass "and its replica is routed" || t_fail "routed after the gateway returns" "none"
