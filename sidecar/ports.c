@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,7 @@ bool sidecar_ports_default(unsigned *lo_out, unsigned *hi_out, const char *ephem
 		return true;
 	}
 	/* Nothing outside it is wide enough: overlap it, and count on the bind
-	 * test. */
+	 * test and the quick retry on another port (sidecar.c). */
 	*lo_out = SIDECAR_PORTS_LOW, *hi_out = 32767;
 	return false;
 }
@@ -94,6 +95,27 @@ bool sidecar_port_free(unsigned port)
 	 * to the wildcard fails when any address holds the port. */
 	return port > 0 && port <= 65535 && port_bind_ok(AF_INET, port) &&
 	       port_bind_ok(AF_INET6, port);
+}
+
+bool sidecar_port_listened(unsigned port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct pollfd p = {.events = POLLOUT};
+	int e = 0;
+	socklen_t len = sizeof(e);
+	bool up;
+	/* Non-blocking: a listener with a full backlog must not stall the
+	 * sidecar's loop for the kernel's SYN retries. */
+	if ((p.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return false;
+	if (connect(p.fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+		up = true;
+	else
+		up = errno == EINPROGRESS && poll(&p, 1, 200) == 1 &&
+		     getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e == 0;
+	close(p.fd);
+	return up;
 }
 
 unsigned sidecar_port_pick(unsigned lo, unsigned hi, const unsigned *taken, size_t n_taken,

@@ -28,6 +28,9 @@ const char sidecar_usage[] =
 #define SC_STOP_GRACE_MS 5000
 #define SC_MAX_BACKOFF_MS 30000
 #define SC_NO_PORT_RETRY_MS 2000
+/* Quick starts on another port after a port collision, per assignment,
+ * before the usual backoff applies again: a bound on a misreading. */
+#define SC_MAX_PORT_RETRIES 5
 
 void sidecar_config_defaults(struct sidecar_config *cfg)
 {
@@ -129,6 +132,7 @@ struct sc_child {
 	char state[16];          /* starting | ready | failed */
 	char reason[256];
 	unsigned restarts;
+	unsigned port_retries;   /* quick starts on another port (port taken) */
 	long long next_start_ms, stop_deadline_ms, last_probe_ms;
 	bool stopping;
 	json_t *load;
@@ -302,6 +306,28 @@ static void sc_reap(struct sc *s)
 			k->pid = 0;
 			if (k->stopping) {
 				sc_child_clear(k);
+				break;
+			}
+			/* Another process listens on the port it died on: it
+			 * lost the port to something that bound it after our
+			 * check. Start it again at once on another port, not
+			 * counted as a restart. Not "exited within N seconds":
+			 * an engine may load a model for minutes before it
+			 * binds. Not "died before it was ready": the process
+			 * that took the port may answer our health probe. Not a
+			 * failed bind test: our own probes can leave the dead
+			 * engine's port in TIME_WAIT. Bounded per assignment,
+			 * in case what listens is the engine's own leftover
+			 * worker and it crashes over and over. */
+			if (k->port_retries < SC_MAX_PORT_RETRIES && sidecar_port_listened(k->port)) {
+				k->port_retries++;
+				k->next_start_ms = 0;
+				snprintf(k->state, sizeof(k->state), "starting");
+				snprintf(k->reason, sizeof(k->reason),
+					 "port %u was taken by another process; starting on another port",
+					 k->port);
+				nova_log_kv(NOVA_LOG_WARN, "sidecar", "engine port taken", "replica",
+					    k->replica, "reason", k->reason, NULL);
 				break;
 			}
 			k->restarts++;

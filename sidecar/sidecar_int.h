@@ -40,6 +40,11 @@ int sidecar_ports_parse(unsigned *lo_out, unsigned *hi_out, const char *s, struc
  * an engine that binds without SO_REUSEADDR could not have it either. */
 bool sidecar_port_free(unsigned port);
 
+/* Something accepts connections on 127.0.0.1:port (within 200 ms). Unlike a
+ * failed bind test, never true for a port held only by closed connections
+ * in TIME_WAIT. */
+bool sidecar_port_listened(unsigned port);
+
 /* A free port in [lo, hi] that is none of taken[0..n_taken), probing from
  * lo + rnd % span upwards and wrapping; 0 when there is none. */
 unsigned sidecar_port_pick(unsigned lo, unsigned hi, const unsigned *taken, size_t n_taken,

@@ -1,6 +1,7 @@
 /* Engine ports (sidecar/sidecar_int.h): the range lies outside the
  * kernel's ephemeral range, a pick never repeats a port it was told is
- * taken and skips one another process holds. */
+ * taken and skips one another process holds, and "listened" tells a live
+ * listener from a port held only by TIME_WAIT. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -144,6 +145,32 @@ static void test_picks_given_out_in_turn_never_repeat_and_stay_outside(void **st
 	}
 }
 
+static void test_listened_tells_a_listener_from_time_wait(void **state)
+{
+	unsigned port = three_free_ports();
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int l, c, s;
+	(void)state;
+	assert_true(port > 0);
+	assert_false(sidecar_port_listened(port));
+	l = listen_on(port);
+	assert_true(l >= 0);
+	a.sin_port = htons((uint16_t)port);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	s = accept(l, NULL, NULL);
+	assert_true(s >= 0);
+	assert_true(sidecar_port_listened(port));
+	/* The server closes first: its end, on port, goes to TIME_WAIT. */
+	close(s);
+	usleep(50 * 1000);
+	close(c);
+	close(l);
+	usleep(50 * 1000);
+	assert_false(sidecar_port_free(port));
+	assert_false(sidecar_port_listened(port));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +180,7 @@ int main(void)
 		cmocka_unit_test(test_engine_ports_flag_parses_and_refuses_bad_ranges),
 		cmocka_unit_test(test_pick_skips_ports_given_out_and_ports_held_by_others),
 		cmocka_unit_test(test_picks_given_out_in_turn_never_repeat_and_stay_outside),
+		cmocka_unit_test(test_listened_tells_a_listener_from_time_wait),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

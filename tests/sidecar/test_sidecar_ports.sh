@@ -1,7 +1,9 @@
 #!/bin/sh
 # Engine ports of nova-sidecar with real processes: three engines of one
 # sidecar get three different ports, outside the kernel's ephemeral range;
-# a port another process listens on is skipped.
+# a port another process listens on is skipped; an engine whose port is
+# taken between the sidecar's check and its own bind is started again at
+# once on another port, not counted as a restart.
 set -u
 . tests/support/lib.sh
 export NOVA_HEARTBEAT_INTERVAL_MS=500 NOVA_NODE_FAILED_AFTER_MS=60000
@@ -9,7 +11,7 @@ nova_start || { t_fail "novad starts" "see log"; exit 0; }
 C="$B/novactl"
 E="$B/nova-mock-engine"
 SC_PID=; HOLDER=
-trap 'kill -9 $SC_PID $HOLDER 2>/dev/null; t_cleanup' EXIT
+trap 'kill -9 $SC_PID $HOLDER 2>/dev/null; [ -s "$T_WORK/thief.pid" ] && kill -9 "$(cat "$T_WORK/thief.pid")" 2>/dev/null; t_cleanup' EXIT
 
 # pool NAME: a fake pool of one node with room for three replicas.
 pool() {
@@ -82,6 +84,51 @@ got=$(ports b)
 stop_sidecar
 kill $HOLDER; wait $HOLDER 2>/dev/null; HOLDER=
 
+# The engine's first start loses its port: the script below starts another
+# listener on it, then exits as an engine that could not bind would.
+cat >"$T_WORK/engine.sh" <<EOF
+#!/bin/sh
+if [ ! -e "$T_WORK/thief.pid" ]; then
+	"$E" --port "\$1" --model thief >/dev/null 2>&1 </dev/null &
+	echo \$! >"$T_WORK/thief.pid"
+	i=0; while ! curl -sf "http://127.0.0.1:\$1/health" >/dev/null && [ \$i -lt 50 ]; do i=\$((i + 1)); sleep 0.1; done
+	echo "\$1" >"$T_WORK/thief.port"
+	exit 1
+fi
+exec "$E" --port "\$1" --model "\$2"
+EOF
+cat >"$T_WORK/thief.yaml" <<EOF
+name: port-loser
+version: "1"
+kind: single
+engine:
+  command: [sh, $T_WORK/engine.sh, "{port}", "{model}"]
+  health_path: /health
+stages:
+  - name: main
+    accelerators: 1
+EOF
+"$C" model register -f "$T_WORK/thief.yaml" >/dev/null || t_fail "register port-loser" "$(cat "$T_WORK/thief.yaml")"
+r=$(free_pair)
+pool c
+"$C" deploy port-loser --pool c --name c >/dev/null
+t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'placed'" 1 20 || { t_fail "placed c" "no"; exit 0; }
+sidecar c --engine-ports "$r-$((r + 1))"
+i=0; got=
+while [ $i -lt 150 ]; do
+	got=$(ports c)
+	[ -n "$got" ] && [ -s "$T_WORK/thief.port" ] && [ "$got" != "$(cat "$T_WORK/thief.port")" ] && break
+	i=$((i + 1)); sleep 0.1
+done
+thief=$(cat "$T_WORK/thief.port" 2>/dev/null)
+[ -n "$thief" ] && [ -n "$got" ] && [ "$got" != "$thief" ] &&
+	t_pass "an engine that lost its port is ready on another one" ||
+	t_fail "ready on another port" "taken $thief, endpoint '$got'"
+grep -q "port $thief was taken by another process" "$T_WORK/sidecar-c.log" &&
+	! grep -q "model server died" "$T_WORK/sidecar-c.log" &&
+	t_pass "it is started again at once, not counted as a restart" ||
+	t_fail "quick restart on another port" "$(grep -i 'port\|died' "$T_WORK/sidecar-c.log" | head -5)"
+stop_sidecar
 t_expect_exit 2 "a bad --engine-ports exits 2" "$B/nova-sidecar" --gateway http://x --node-id y --token z \
 	--engine-ports 100-200
 t_expect_out "engine-ports" "and names the flag"
