@@ -4,12 +4,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -18,15 +17,20 @@
 #include "core/http_client.h"
 #include "core/log.h"
 #include "core/ydoc.h"
+#include "sidecar/sidecar_int.h"
 
 const char sidecar_usage[] =
 	"usage: nova-sidecar --gateway URL --node-id ID --token TOKEN [--mock-engine PATH]\n"
-	"                    [--advertise-host HOST] [--config FILE]\n"
+	"                    [--advertise-host HOST] [--config FILE] [--engine-ports LO-HI]\n"
 	"  (or NOVA_GATEWAY_URL, NOVA_NODE_ID, NOVA_NODE_TOKEN)\n";
 
 #define SC_MAX_CHILDREN 64
 #define SC_STOP_GRACE_MS 5000
 #define SC_MAX_BACKOFF_MS 30000
+#define SC_NO_PORT_RETRY_MS 2000
+/* Quick starts on another port after a port collision, per assignment,
+ * before the usual backoff applies again: a bound on a misreading. */
+#define SC_MAX_PORT_RETRIES 5
 
 void sidecar_config_defaults(struct sidecar_config *cfg)
 {
@@ -72,7 +76,7 @@ static int sc_config_file(struct sidecar_config *cfg, const char *path, struct n
 
 int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, struct nova_err *err)
 {
-	enum { O_GW = 1000, O_NODE, O_TOKEN, O_MOCK, O_HOST, O_CONFIG };
+	enum { O_GW = 1000, O_NODE, O_TOKEN, O_MOCK, O_HOST, O_CONFIG, O_PORTS };
 	static const struct option opts[] = {
 		{"gateway", required_argument, NULL, O_GW},
 		{"node-id", required_argument, NULL, O_NODE},
@@ -80,6 +84,7 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 		{"mock-engine", required_argument, NULL, O_MOCK},
 		{"advertise-host", required_argument, NULL, O_HOST},
 		{"config", required_argument, NULL, O_CONFIG},
+		{"engine-ports", required_argument, NULL, O_PORTS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -97,6 +102,7 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 		case O_MOCK: snprintf(cfg->mock_engine, sizeof(cfg->mock_engine), "%s", optarg); break;
 		case O_HOST: snprintf(cfg->advertise_host, sizeof(cfg->advertise_host), "%s", optarg); break;
 		case O_CONFIG: rc = sc_config_file(cfg, optarg, err); break;
+		case O_PORTS: rc = sidecar_ports_parse(&cfg->engine_port_lo, &cfg->engine_port_hi, optarg, err); break;
 		case 'h': return 1;
 		case ':': rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "%s needs a value", argv[optind - 1]); break;
 		default: rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "unknown option %s", argv[optind - 1]); break;
@@ -126,6 +132,7 @@ struct sc_child {
 	char state[16];          /* starting | ready | failed */
 	char reason[256];
 	unsigned restarts;
+	unsigned port_retries;   /* quick starts on another port (port taken) */
 	long long next_start_ms, stop_deadline_ms, last_probe_ms;
 	bool stopping;
 	json_t *load;
@@ -134,6 +141,7 @@ struct sc_child {
 struct sc {
 	const struct sidecar_config *cfg;
 	struct sc_child kids[SC_MAX_CHILDREN];
+	unsigned port_lo, port_hi; /* engine ports */
 	char generation[80];
 	unsigned interval_ms;
 	long long next_beat_ms, seq_base;
@@ -147,18 +155,19 @@ static long long sc_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static unsigned sc_free_port(void)
+/* A port for a child's next start: free, and none any child holds, the
+ * child's own last port included (it may be why the child died). */
+static unsigned sc_engine_port(const struct sc *s)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	unsigned port = 0;
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
+	unsigned taken[SC_MAX_CHILDREN];
+	size_t n = 0;
+	uint32_t rnd;
+	for (int j = 0; j < SC_MAX_CHILDREN; j++)
+		if (s->kids[j].used && s->kids[j].port)
+			taken[n++] = s->kids[j].port;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		rnd = (uint32_t)getpid() ^ (uint32_t)sc_now_ms();
+	return sidecar_port_pick(s->port_lo, s->port_hi, taken, n, rnd);
 }
 
 /* "{port}" etc. replaced in one argument. */
@@ -195,7 +204,14 @@ static void sc_child_start(struct sc *s, struct sc_child *k)
 	char *argv[160] = {0};
 	size_t n = 0, i;
 	json_t *v;
-	k->port = sc_free_port();
+	if (!(k->port = sc_engine_port(s))) {
+		/* Still starting: ports free up as engines stop. */
+		k->next_start_ms = sc_now_ms() + SC_NO_PORT_RETRY_MS;
+		snprintf(k->reason, sizeof(k->reason), "no free port in %u-%u", s->port_lo, s->port_hi);
+		nova_log_kv(NOVA_LOG_WARN, "sidecar", "no free engine port", "replica", k->replica,
+			    "reason", k->reason, NULL);
+		return;
+	}
 	if (s->cfg->mock_engine[0]) {
 		const char *kind = json_string_value(json_object_get(k->assignment, "kind"));
 		char port[16], maxl[16];
@@ -290,6 +306,28 @@ static void sc_reap(struct sc *s)
 			k->pid = 0;
 			if (k->stopping) {
 				sc_child_clear(k);
+				break;
+			}
+			/* Another process listens on the port it died on: it
+			 * lost the port to something that bound it after our
+			 * check. Start it again at once on another port, not
+			 * counted as a restart. Not "exited within N seconds":
+			 * an engine may load a model for minutes before it
+			 * binds. Not "died before it was ready": the process
+			 * that took the port may answer our health probe. Not a
+			 * failed bind test: our own probes can leave the dead
+			 * engine's port in TIME_WAIT. Bounded per assignment,
+			 * in case what listens is the engine's own leftover
+			 * worker and it crashes over and over. */
+			if (k->port_retries < SC_MAX_PORT_RETRIES && sidecar_port_listened(k->port)) {
+				k->port_retries++;
+				k->next_start_ms = 0;
+				snprintf(k->state, sizeof(k->state), "starting");
+				snprintf(k->reason, sizeof(k->reason),
+					 "port %u was taken by another process; starting on another port",
+					 k->port);
+				nova_log_kv(NOVA_LOG_WARN, "sidecar", "engine port taken", "replica",
+					    k->replica, "reason", k->reason, NULL);
 				break;
 			}
 			k->restarts++;
@@ -516,6 +554,28 @@ static void sc_stop_all(struct sc *s)
 			sc_child_clear(&s->kids[j]);
 }
 
+static void sc_port_range(struct sc *s)
+{
+	char text[64] = "", lo[16], hi[16];
+	bool outside = true;
+	FILE *f;
+	if (s->cfg->engine_port_lo) {
+		s->port_lo = s->cfg->engine_port_lo, s->port_hi = s->cfg->engine_port_hi;
+	} else {
+		if ((f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r"))) {
+			if (!fgets(text, sizeof(text), f))
+				text[0] = '\0';
+			fclose(f);
+		}
+		outside = sidecar_ports_default(&s->port_lo, &s->port_hi, text[0] ? text : NULL);
+	}
+	snprintf(lo, sizeof(lo), "%u", s->port_lo);
+	snprintf(hi, sizeof(hi), "%u", s->port_hi);
+	nova_log_kv(outside ? NOVA_LOG_INFO : NOVA_LOG_WARN, "sidecar",
+		    outside ? "engine ports" : "engine ports overlap the ephemeral range",
+		    "from", lo, "to", hi, NULL);
+}
+
 int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, struct nova_err *err)
 {
 	static struct sc s; /* large; one per process */
@@ -523,6 +583,7 @@ int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, s
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
 	s.interval_ms = cfg->interval_ms;
+	sc_port_range(&s);
 	snprintf(s.generation, sizeof(s.generation), "%s", "");
 	nova_log_kv(NOVA_LOG_INFO, "sidecar", "sidecar running", "node", cfg->node_id, "gateway",
 		    cfg->gateway_url, NULL);

@@ -7,7 +7,11 @@
  * when the answer brings other assignments it starts, stops or restarts
  * model server processes to match: the model's serve command (with {port},
  * {model} and {replica} filled in, its environment, and the accelerators it
- * may use in NOVA_ACCELERATORS), or nova-mock-engine in mock-agent mode. A
+ * may use in NOVA_ACCELERATORS), or nova-mock-engine in mock-agent mode.
+ * Each server gets a port of its own outside the kernel's ephemeral range
+ * (--engine-ports overrides the range); one that dies before it was ever
+ * ready while another process listens on its port is started again at once
+ * on another port, without backoff. A
  * server is reported ready only once its health endpoint answers 200; one
  * that dies is restarted with backoff and its restarts are reported. While
  * the gateway is away the servers keep running and heartbeats retry with
@@ -28,6 +32,8 @@ struct sidecar_config {
 	char mock_engine[512];    /* --mock-engine PATH: run every model on it */
 	char advertise_host[128]; /* host in the endpoints reported, default 127.0.0.1 */
 	unsigned interval_ms;     /* until the gateway says otherwise, default 2000 */
+	unsigned engine_port_lo;  /* --engine-ports LO-HI; 0: below the kernel's */
+	unsigned engine_port_hi;  /*   ephemeral range (sidecar/sidecar_int.h) */
 };
 
 void sidecar_config_defaults(struct sidecar_config *cfg);

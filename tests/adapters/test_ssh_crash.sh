@@ -13,7 +13,6 @@ export NOVA_HEARTBEAT_INTERVAL_MS=500 NOVA_WORKERS=1 NOVA_WORKER_LEASE_MS=3000
 ssh_hosts_setup 1 "1" >"$T_WORK/setup.log" 2>&1 || { t_fail "ssh test hosts" "$(cat "$T_WORK/setup.log")"; exit 0; }
 T_LISTEN="10.77.$SSH_SUBNET.1:0"
 nova_start || { t_fail "novad starts" "$(tail -3 "$T_WORK/novad.log")"; exit 0; }
-C="$B/novactl"
 NS=$(ssh_host_ns 1)
 # Sidecar pids on the host (of node $1 when given).
 sidecar_pids() {
@@ -25,21 +24,7 @@ sidecar_pids() {
 tc qdisc add dev "nvs${SSH_SUBNET}h1" root tbf rate 800kbit burst 4kb latency 400ms ||
 	{ t_fail "slow link to the host" "tc tbf failed"; exit 0; }
 
-cat >"$T_WORK/hosts.yaml" <<EOH
-- {address: "$(ssh_host_addr 1)", user: root, key: "$SSH_CLIENT_KEY"}
-EOH
-cfg="{\"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",\"agent\":\"$B/nova-sidecar\",
- \"mock_agents\":true,\"connect_timeout_ms\":5000,\"command_timeout_ms\":20000}"
-"$C" pool create fleet --provider ssh --hosts "$T_WORK/hosts.yaml" --config "$cfg" >/dev/null ||
-	{ t_fail "pool create" "$(tail -3 "$T_WORK/novad.log")"; exit 0; }
-cat >"$T_WORK/model.yaml" <<EOM
-name: demo
-kind: single
-engine: {command: [nova-mock-engine, --port, "{port}"]}
-stages: [{name: main, accelerator_type: A100-80G, accelerators: 1}]
-EOM
-"$C" model register -f "$T_WORK/model.yaml" >/dev/null
-"$C" deploy demo --pool fleet --replicas 1 --name demo >/dev/null
+ssh_fleet_deploy 1 1 5000 20000 >"$T_WORK/fleet.log" || { t_fail "pool create" "$(cat "$T_WORK/fleet.log")"; exit 0; }
 
 # The sidecar runs, the row still says provisioning: kill novad there.
 i=0; node=
@@ -75,8 +60,5 @@ pid=$(cat "$(ssh_host_dir 1)/install/nodes/$node/pid" 2>/dev/null)
 [ "$(t_sql "SELECT count(*) FROM replicas WHERE state = 'ready'")" = 1 ] && t_pass "the replica is ready" ||
 	t_fail "replica ready" "$(t_sql "SELECT string_agg(state, ',') FROM replicas")"
 tc qdisc del dev "nvs${SSH_SUBNET}h1" root 2>/dev/null
-"$C" deployment stop demo >/dev/null
-t_wait_sql "SELECT state FROM deployments" stopped 15 >/dev/null
-"$C" deployment delete demo >/dev/null
-"$C" pool delete fleet --force >/dev/null
+ssh_fleet_remove
 exit 0

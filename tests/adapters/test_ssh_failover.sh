@@ -22,22 +22,7 @@ sidecars_of() {
 	done | wc -l
 }
 
-cat >"$T_WORK/hosts.yaml" <<EOH
-- {address: "$(ssh_host_addr 1)", user: root, key: "$SSH_CLIENT_KEY"}
-- {address: "$(ssh_host_addr 2)", user: root, key: "$SSH_CLIENT_KEY"}
-EOH
-cfg="{\"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",\"agent\":\"$B/nova-sidecar\",
- \"mock_agents\":true,\"connect_timeout_ms\":1000,\"command_timeout_ms\":3000}"
-"$C" pool create fleet --provider ssh --hosts "$T_WORK/hosts.yaml" --config "$cfg" >/dev/null ||
-	{ t_fail "pool create" "$(tail -3 "$T_WORK/novad.log")"; exit 0; }
-cat >"$T_WORK/model.yaml" <<EOM
-name: demo
-kind: single
-engine: {command: [nova-mock-engine, --port, "{port}"]}
-stages: [{name: main, accelerator_type: A100-80G, accelerators: 1}]
-EOM
-"$C" model register -f "$T_WORK/model.yaml" >/dev/null
-"$C" deploy demo --pool fleet --replicas 2 --name demo >/dev/null
+ssh_fleet_deploy 2 2 1000 3000 >"$T_WORK/fleet.log" || { t_fail "pool create" "$(cat "$T_WORK/fleet.log")"; exit 0; }
 if t_wait_sql "SELECT state FROM deployments" running 90; then t_pass "two replicas run on the ssh hosts"
 else t_fail "replicas run" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; exit 0; fi
 
@@ -91,8 +76,5 @@ i=0; while [ "$(sidecars_of $v "$node")" -gt 0 ] && [ $i -lt 50 ]; do i=$((i + 1
 [ "$(t_sql "SELECT count(*) FROM replicas WHERE state = 'ready'")" = 2 ] && t_pass "the replicas stayed ready" ||
 	t_fail "replicas ready" "$(t_sql "SELECT string_agg(state, ',') FROM replicas")"
 
-"$C" deployment stop demo >/dev/null
-t_wait_sql "SELECT state FROM deployments" stopped 15 >/dev/null
-"$C" deployment delete demo >/dev/null
-"$C" pool delete fleet --force >/dev/null
+ssh_fleet_remove
 exit 0

@@ -1,23 +1,35 @@
-/* The HTTP server and client wrappers over real loopback HTTP, for what
- * tests/core/test_http_server.c does not already prove: encoded path
- * parameters (an encoded '/' included) and query values, 404/400/502 bodies
- * whatever bytes the path or the message holds, HEAD and 204, body caps met
- * by a real client's large uploads (and a chunked upload cut off rather than
- * drained), IPv6 and host-name listen addresses, handlers running in
- * parallel, and the client side (long bearer tokens, headers, ETag and
- * Content-Type, transport errors that never echo a query or a token). */
+/* The HTTP server wrapper (core/http.c) driven by the HTTP client wrapper
+ * (core/http_client.c) over real loopback HTTP, one behaviour per test:
+ * routing and the request accessors (encoded segments, an encoded '/'
+ * included, and query values), 404/405/400/502 bodies whatever bytes the
+ * path or the message holds, HEAD and 204, the body cap (Content-Length and
+ * chunked, from a raw socket and from curl's large uploads; a chunked upload
+ * far over it cut off rather than drained) and a body exactly at the cap,
+ * extra response headers, concurrency (every request served, handlers in
+ * parallel), graceful stop with a request in flight, listen addresses
+ * (errors, IPv6, host names), the client side (long bearer tokens, headers,
+ * ETag and Content-Type, transport errors that never echo a query or a
+ * token) and the access log.
+ *
+ * Where curl keeps too little of the answer (the Allow header) or will not
+ * send what we need (a chunked body, headers without their body) the test
+ * talks to the server over a plain socket. Every test stops and destroys its
+ * server so the file is leak-free under `make asan`. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -27,14 +39,120 @@
 #include "core/log.h"
 #include "tests/support/rawhttp.h"
 
-/* ---- handlers ---------------------------------------------------------- */
+#define CAP 4096 /* max_body of the servers from start() */
 
-static atomic_int handler_calls;
+/* ---- handlers ------------------------------------------------------------ */
 
+static atomic_int calls;        /* every handler that runs counts itself */
+
+/* Echo what the accessors see, as JSON. */
 static void h_echo(struct http_request *req, struct http_response *res, void *ctx)
 {
 	(void)ctx;
-	atomic_fetch_add(&handler_calls, 1);
+	atomic_fetch_add(&calls, 1);
+	json_t *o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "route", req->route,
+			      "handler", "echo", "id", http_request_param(req, "id"), "name",
+			      http_request_param(req, "name"), "version",
+			      http_request_param(req, "version"), "nope",
+			      http_request_param(req, "nope"), "method", req->method);
+	http_response_json(res, 200, o);
+}
+
+static void h_special(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls, 1);
+	http_response_json(res, 200, json_pack("{s:s, s:s}", "route", req->route, "handler",
+					       "special"));
+}
+
+static void h_query(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls, 1);
+	http_response_json(res, 200, json_pack("{s:s?, s:s?, s:s?}", "q",
+					       http_request_query(req, "q"), "limit",
+					       http_request_query(req, "limit"), "absent",
+					       http_request_query(req, "absent")));
+}
+
+static void h_header(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls, 1);
+	http_response_json(res, 200, json_pack("{s:s?, s:s?, s:s?, s:s?}", "lower",
+					       http_request_header(req, "x-nova-probe"), "upper",
+					       http_request_header(req, "X-NOVA-PROBE"), "mixed",
+					       http_request_header(req, "X-Nova-Probe"), "absent",
+					       http_request_header(req, "X-Not-Sent")));
+}
+
+/* The last body a handler saw, byte for byte. */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static char seen_body[2 * CAP];
+static size_t seen_len;
+static bool seen_nul_terminated, seen_null;
+
+static void h_upload(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls, 1);
+	pthread_mutex_lock(&seen_lock);
+	seen_len = req->body_len;
+	seen_null = req->body == NULL;
+	if (req->body && req->body_len <= sizeof(seen_body)) {
+		memcpy(seen_body, req->body, req->body_len);
+		seen_nul_terminated = req->body[req->body_len] == '\0';
+	}
+	pthread_mutex_unlock(&seen_lock);
+	http_response_json(res, 200, json_pack("{s:I}", "len", (json_int_t)req->body_len));
+}
+
+static void h_fail_hint(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct nova_err err;
+	(void)req, (void)ctx;
+	atomic_fetch_add(&calls, 1);
+	nova_err_set(&err, NOVA_EINVAL, "spec.replicas", "replicas must be at least %d", 1);
+	nova_err_set_hint(&err, "set spec.replicas to 1 or more");
+	http_response_error(res, &err);
+}
+
+static void h_fail_plain(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)req, (void)ctx;
+	atomic_fetch_add(&calls, 1);
+	http_response_errorf(res, NOVA_EEXISTS, "name", "pool %s exists", "gpu-a");
+}
+
+static void h_extra_headers(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)req, (void)ctx;
+	atomic_fetch_add(&calls, 1);
+	http_response_json(res, 201, json_pack("{s:b}", "ok", 1));
+	http_response_header_add(res, "X-Nova-Request-Id", "req-123");
+	http_response_header_add(res, "Cache-Control", "no-store");
+	http_response_header_add(res, "Location", "/v1/pools/gpu-a");
+}
+
+static atomic_int slow_started, slow_done;
+
+static void h_slow(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct timespec ts = {0, 300 * 1000000L};
+	(void)req, (void)ctx;
+	atomic_fetch_add(&calls, 1);
+	atomic_store(&slow_started, 1);
+	nanosleep(&ts, NULL);
+	atomic_store(&slow_done, 1);
+	http_response_json(res, 200, json_pack("{s:b}", "slept", 1));
+}
+
+/* What the /v1/things routes see, as JSON, with an ETag. */
+static void h_thing(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	atomic_fetch_add(&calls, 1);
 	const char *auth = http_request_header(req, "authorization");
 	const char *xreq = http_request_header(req, "X-REQ-ID");
 	json_t *o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:b}", "route", req->route,
@@ -87,14 +205,29 @@ static void h_overlap(struct http_request *req, struct http_response *res, void 
 	http_response_json(res, 200, json_object());
 }
 
+/* ---- server -------------------------------------------------------------- */
+
 static struct http_server *start_on(const char *listen, size_t max_body)
 {
+	/* The literal /v1/pools/special is added after the {id} routes, so
+	 * its win cannot come from registration order. */
 	static const struct {
 		const char *method, *pattern;
 		http_handler_fn fn;
 	} routes[] = {
-		{"GET", "/v1/things/{id}", h_echo},
-		{"POST", "/v1/things/{id}", h_echo},
+		{"GET", "/v1/pools/{id}", h_echo},
+		{"DELETE", "/v1/pools/{id}", h_echo},
+		{"GET", "/v1/pools/special", h_special},
+		{"GET", "/v1/models/{name}/versions/{version}", h_echo},
+		{"GET", "/v1/query", h_query},
+		{"GET", "/v1/header", h_header},
+		{"POST", "/v1/upload", h_upload},
+		{"POST", "/v1/fail-hint", h_fail_hint},
+		{"POST", "/v1/fail-plain", h_fail_plain},
+		{"POST", "/v1/extra", h_extra_headers},
+		{"GET", "/slow", h_slow},
+		{"GET", "/v1/things/{id}", h_thing},
+		{"POST", "/v1/things/{id}", h_thing},
 		{"GET", "/v1/things/{id}/nodes", h_nodes},
 		{"DELETE", "/v1/empty", h_no_content},
 		{"GET", "/metrics", h_text},
@@ -110,21 +243,23 @@ static struct http_server *start_on(const char *listen, size_t max_body)
 						       routes[i].fn, NULL, &err), 0);
 	assert_int_equal(http_server_start(srv, &err), 0);
 	assert_true(http_server_port(srv) > 0);
+	atomic_store(&calls, 0);
 	return srv;
 }
 
 static struct http_server *start(void)
 {
-	return start_on("127.0.0.1:0", 0);
+	return start_on("127.0.0.1:0", CAP);
 }
 
-/* ---- client helpers ---------------------------------------------------- */
+/* ---- client helpers ------------------------------------------------------ */
 
 struct call {
-	const char *method;
+	const char *method; /* default GET */
 	const char *path;
 	const char *body;
 	size_t body_len;
+	const char *content_type;
 	const char *const *headers;
 	const char *token;
 	const char *host; /* default 127.0.0.1 */
@@ -143,9 +278,11 @@ static long do_call(struct http_client_response *out, struct http_server *srv,
 	struct http_client_response tmp;
 	snprintf(url, sizeof(url), "http://%s:%u%s", c->host ? c->host : "127.0.0.1",
 		 http_server_port(srv), c->path);
-	struct http_client_request req = {.method = c->method, .url = url, .body = c->body,
-					  .body_len = c->body_len, .headers = c->headers,
-					  .bearer_token = c->token};
+	struct http_client_request req = {
+		.method = c->method ? c->method : "GET", .url = url, .body = c->body,
+		.body_len = c->body_len, .content_type = c->content_type, .headers = c->headers,
+		.bearer_token = c->token, .timeout_ms = 10000,
+	};
 	int rc = http_client_do(out ? out : &tmp, &req, &err);
 	if (rc)
 		return rc;
@@ -155,15 +292,18 @@ static long do_call(struct http_client_response *out, struct http_server *srv,
 	return st;
 }
 
-/* Status and parsed JSON body (NULL when not JSON). */
-static long do_json(json_t **body, struct http_server *srv, const struct call *c)
+/* Status, or the (negative) error code; *body (when body is not NULL) gets
+ * the parsed JSON answer, or NULL when there is none. */
+static long call_json(json_t **body, struct http_server *srv, const struct call *c)
 {
 	struct http_client_response res;
 	long st = do_call(&res, srv, c);
-	*body = NULL;
+	if (body)
+		*body = NULL;
 	if (st < 0)
 		return st;
-	*body = json_loadb(res.body, res.body_len, 0, NULL);
+	if (body)
+		*body = json_loadb(res.body, res.body_len, 0, NULL);
 	http_client_response_finish(&res);
 	return st;
 }
@@ -173,19 +313,63 @@ static const char *jstr(const json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-static const char *err_code(const json_t *body)
+static const json_t *jerr(const json_t *body)
 {
-	return jstr(json_object_get(body, "error"), "code");
+	return json_object_get(body, "error");
 }
 
-static char *raw(struct http_server *srv, const char *request)
+static const char *err_code(const json_t *body)
 {
-	char *answer = rawhttp_exchange(http_server_port(srv), request, strlen(request));
+	return jstr(jerr(body), "code");
+}
+
+static char *raw_n(struct http_server *srv, const char *request, size_t len)
+{
+	char *answer = rawhttp_exchange(http_server_port(srv), request, len);
 	assert_non_null(answer);
 	return answer;
 }
 
-/* ---- routing and request accessors -------------------------------------- */
+static char *raw(struct http_server *srv, const char *request)
+{
+	return raw_n(srv, request, strlen(request));
+}
+
+/* The JSON body of a raw, non-chunked answer; NULL if there is none. */
+static json_t *raw_body_json(const char *answer)
+{
+	const char *body = strstr(answer, "\r\n\r\n");
+	return body ? json_loads(body + 4, 0, NULL) : NULL;
+}
+
+/* ---- routing and accessors ----------------------------------------------- */
+
+static void test_route_params_are_extracted_by_name(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/models/llama-3/versions/7")), 200);
+	assert_string_equal(jstr(b, "route"), "/v1/models/{name}/versions/{version}");
+	assert_string_equal(jstr(b, "name"), "llama-3");
+	assert_string_equal(jstr(b, "version"), "7");
+	assert_null(jstr(b, "id"));   /* not a param of this route */
+	assert_null(jstr(b, "nope")); /* never a param anywhere */
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_route_param_percent_encoded_segment_is_decoded(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/pools/gpu%20pool%2Fa")), 200);
+	assert_string_equal(jstr(b, "route"), "/v1/pools/{id}");
+	assert_string_equal(jstr(b, "id"), "gpu pool/a");
+	json_decref(b);
+	http_server_destroy(srv);
+}
 
 static void test_param_with_encoded_slash_is_one_decoded_param(void **state)
 {
@@ -193,14 +377,56 @@ static void test_param_with_encoded_slash_is_one_decoded_param(void **state)
 	json_t *b;
 	(void)state;
 	/* Model names like "meta-llama/Llama-3" travel as one encoded segment. */
-	assert_int_equal(do_json(&b, srv, GET("/v1/things/meta-llama%2FLlama%203")),
+	assert_int_equal(call_json(&b, srv, GET("/v1/things/meta-llama%2FLlama%203")),
 			 200);
 	assert_string_equal(jstr(b, "route"), "/v1/things/{id}");
 	assert_string_equal(jstr(b, "id"), "meta-llama/Llama 3");
 	json_decref(b);
-	assert_int_equal(do_json(&b, srv, GET("/v1/things/a%2Fb/nodes")), 200);
+	assert_int_equal(call_json(&b, srv, GET("/v1/things/a%2Fb/nodes")), 200);
 	assert_string_equal(jstr(b, "route"), "/v1/things/{id}/nodes");
 	assert_string_equal(jstr(b, "id"), "a/b");
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_literal_segment_wins_over_param(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/pools/special")), 200);
+	assert_string_equal(jstr(b, "handler"), "special");
+	assert_string_equal(jstr(b, "route"), "/v1/pools/special");
+	json_decref(b);
+	/* Any other value still goes to the param route. */
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/pools/specials")), 200);
+	assert_string_equal(jstr(b, "handler"), "echo");
+	assert_string_equal(jstr(b, "id"), "specials");
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_trailing_slash_is_the_same_path(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/pools/x/")), 200);
+	assert_string_equal(jstr(b, "route"), "/v1/pools/{id}");
+	assert_string_equal(jstr(b, "id"), "x");
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_query_accessor_returns_decoded_values_and_null_when_absent(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/query?q=gpu%20a%26b&limit=10")), 200);
+	assert_string_equal(jstr(b, "q"), "gpu a&b");
+	assert_string_equal(jstr(b, "limit"), "10");
+	assert_null(jstr(b, "absent"));
 	json_decref(b);
 	http_server_destroy(srv);
 }
@@ -210,42 +436,27 @@ static void test_query_values_are_decoded_and_absent_ones_are_null(void **state)
 	struct http_server *srv = start();
 	json_t *b;
 	(void)state;
-	assert_int_equal(do_json(&b, srv, GET("/v1/things/1?q=a%2Fb+c%3D&x=1")),
+	assert_int_equal(call_json(&b, srv, GET("/v1/things/1?q=a%2Fb+c%3D&x=1")),
 			 200);
 	assert_string_equal(jstr(b, "q"), "a/b c=");
 	json_decref(b);
-	assert_int_equal(do_json(&b, srv, GET("/v1/things/1?other=1")), 200);
+	assert_int_equal(call_json(&b, srv, GET("/v1/things/1?other=1")), 200);
 	assert_null(jstr(b, "q")); /* http_request_query gave NULL */
 	json_decref(b);
 	http_server_destroy(srv);
 }
 
-static void test_unknown_path_with_non_utf8_bytes_is_404_json(void **state)
+static void test_header_accessor_is_case_insensitive(void **state)
 {
 	struct http_server *srv = start();
+	const char *const hdrs[] = {"x-NoVa-pRoBe: probe-value", NULL};
 	json_t *b;
 	(void)state;
-	assert_int_equal(do_json(&b, srv, GET("/no%FF%FEwhere")), 404);
-	assert_non_null(b);
-	assert_string_equal(err_code(b), "not_found");
-	json_decref(b);
-	assert_int_equal(do_json(&b, srv, CALL(.method = "PUT", .path = "/v1/things/%FF")), 405);
-	assert_non_null(b);
-	assert_string_equal(err_code(b), "method_not_allowed");
-	json_decref(b);
-	http_server_destroy(srv);
-}
-
-static void test_error_text_with_non_utf8_bytes_keeps_its_status(void **state)
-{
-	struct http_server *srv = start();
-	json_t *b;
-	(void)state;
-	assert_int_equal(do_json(&b, srv, &(struct call){.method = "POST", .path = "/v1/provider",
-							 .body = "{}", .body_len = 2}),
-			 502);
-	assert_string_equal(err_code(b), "provider_failed");
-	assert_string_equal(jstr(json_object_get(b, "error"), "message"), "provider said: caf? ??");
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/header", .headers = hdrs)), 200);
+	assert_string_equal(jstr(b, "lower"), "probe-value");
+	assert_string_equal(jstr(b, "upper"), "probe-value");
+	assert_string_equal(jstr(b, "mixed"), "probe-value");
+	assert_null(jstr(b, "absent"));
 	json_decref(b);
 	http_server_destroy(srv);
 }
@@ -255,13 +466,142 @@ static void test_path_segment_with_encoded_nul_is_400(void **state)
 	struct http_server *srv = start();
 	json_t *b;
 	(void)state;
-	atomic_store(&handler_calls, 0);
-	assert_int_equal(do_json(&b, srv, GET("/v1/things/a%00b")),
+	atomic_store(&calls, 0);
+	assert_int_equal(call_json(&b, srv, GET("/v1/things/a%00b")),
 			 400);
 	assert_string_equal(err_code(b), "invalid");
 	assert_string_equal(jstr(json_object_get(b, "error"), "field"), "path");
 	json_decref(b);
-	assert_int_equal(atomic_load(&handler_calls), 0);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+/* ---- 404, 405 and error bodies ------------------------------------------- */
+
+static void test_unknown_path_is_404_with_json_not_found_body(void **state)
+{
+	struct http_server *srv = start();
+	char url[128];
+	struct http_client_response res;
+	struct nova_err err;
+	(void)state;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/nowhere/at/all", http_server_port(srv));
+	struct http_client_request req = {.method = "GET", .url = url, .timeout_ms = 10000};
+	assert_int_equal(http_client_do(&res, &req, &err), 0);
+	assert_int_equal(res.status, 404);
+	assert_non_null(res.content_type);
+	assert_string_equal(res.content_type, "application/json");
+	json_t *b = json_loadb(res.body, res.body_len, 0, NULL);
+	assert_non_null(b);
+	assert_string_equal(jstr(jerr(b), "code"), "not_found");
+	assert_non_null(jstr(jerr(b), "message"));
+	assert_string_equal(jstr(jerr(b), "field"), "");
+	json_decref(b);
+	http_client_response_finish(&res);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+static void test_wrong_method_is_405_with_allow_listing_the_route_methods(void **state)
+{
+	struct http_server *srv = start();
+	char allow[128];
+	(void)state;
+	char *ans = raw(srv, "PUT /v1/pools/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+			     "Content-Length: 0\r\n\r\n");
+	assert_memory_equal(ans, "HTTP/1.1 405 ", 13);
+	assert_non_null(rawhttp_header(allow, sizeof(allow), ans, "Allow"));
+	assert_string_equal(allow, "GET, DELETE");
+	json_t *b = raw_body_json(ans);
+	assert_non_null(b);
+	assert_string_equal(jstr(jerr(b), "code"), "method_not_allowed");
+	json_decref(b);
+	free(ans);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+static void test_unknown_path_with_non_utf8_bytes_is_404_json(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, GET("/no%FF%FEwhere")), 404);
+	assert_non_null(b);
+	assert_string_equal(err_code(b), "not_found");
+	json_decref(b);
+	assert_int_equal(call_json(&b, srv, CALL(.method = "PUT", .path = "/v1/things/%FF")), 405);
+	assert_non_null(b);
+	assert_string_equal(err_code(b), "method_not_allowed");
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_error_body_includes_field_and_hint_when_set(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/fail-hint",
+						 .body = "{}", .body_len = 2)),
+			 400);
+	assert_string_equal(jstr(jerr(b), "code"), "invalid");
+	assert_string_equal(jstr(jerr(b), "message"), "replicas must be at least 1");
+	assert_string_equal(jstr(jerr(b), "field"), "spec.replicas");
+	assert_string_equal(jstr(jerr(b), "hint"), "set spec.replicas to 1 or more");
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_error_body_has_field_but_no_hint_key_when_hint_unset(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/fail-plain",
+						 .body = "{}", .body_len = 2)),
+			 409);
+	assert_string_equal(jstr(jerr(b), "code"), "already_exists");
+	assert_string_equal(jstr(jerr(b), "message"), "pool gpu-a exists");
+	assert_string_equal(jstr(jerr(b), "field"), "name");
+	assert_null(json_object_get(jerr(b), "hint"));
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_error_text_with_non_utf8_bytes_keeps_its_status(void **state)
+{
+	struct http_server *srv = start();
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, &(struct call){.method = "POST", .path = "/v1/provider",
+							 .body = "{}", .body_len = 2}),
+			 502);
+	assert_string_equal(err_code(b), "provider_failed");
+	assert_string_equal(jstr(json_object_get(b, "error"), "message"), "provider said: caf? ??");
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+/* ---- response shapes ----------------------------------------------------- */
+
+static void test_extra_response_headers_are_sent(void **state)
+{
+	struct http_server *srv = start();
+	char v[128];
+	(void)state;
+	char *ans = raw(srv, "POST /v1/extra HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+			     "Content-Length: 0\r\n\r\n");
+	assert_memory_equal(ans, "HTTP/1.1 201 ", 13);
+	assert_non_null(rawhttp_header(v, sizeof(v), ans, "X-Nova-Request-Id"));
+	assert_string_equal(v, "req-123");
+	assert_non_null(rawhttp_header(v, sizeof(v), ans, "Cache-Control"));
+	assert_string_equal(v, "no-store");
+	assert_non_null(rawhttp_header(v, sizeof(v), ans, "Location"));
+	assert_string_equal(v, "/v1/pools/gpu-a");
+	assert_non_null(rawhttp_header(v, sizeof(v), ans, "Content-Type"));
+	assert_string_equal(v, "application/json");
+	free(ans);
 	http_server_destroy(srv);
 }
 
@@ -309,33 +649,141 @@ static void test_json_body_ends_with_newline_and_text_keeps_its_type(void **stat
 	http_server_destroy(srv);
 }
 
-/* ---- body caps against a real client ------------------------------------ */
+/* ---- the body cap -------------------------------------------------------- */
+
+static void test_body_over_cap_with_content_length_is_413_and_handler_never_runs(void **state)
+{
+	struct http_server *srv = start();
+	char big[2 * CAP];
+	json_t *b;
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/upload",
+						 .body = big, .body_len = sizeof(big))),
+			 413);
+	assert_non_null(b);
+	assert_string_equal(jstr(jerr(b), "code"), "too_large");
+	json_decref(b);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+/* The 413 is decided from Content-Length alone: it comes back although the
+ * body is never sent. */
+static void test_content_length_over_cap_is_answered_before_the_body(void **state)
+{
+	struct http_server *srv = start();
+	(void)state;
+	char *ans = raw(srv, "POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+			     "Content-Type: application/json\r\n\r\n");
+	assert_memory_equal(ans, "HTTP/1.1 413 ", 13);
+	json_t *b = raw_body_json(ans);
+	assert_non_null(b);
+	assert_string_equal(jstr(jerr(b), "code"), "too_large");
+	json_decref(b);
+	free(ans);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+static void test_chunked_body_over_cap_is_413_and_handler_never_runs(void **state)
+{
+	struct http_server *srv = start();
+	char req[3 * CAP];
+	int off;
+	(void)state;
+	/* CAP + 512 bytes in three chunks: over the cap, under twice the cap
+	 * (past that the server hangs up rather than answer). */
+	off = snprintf(req, sizeof(req), "POST /v1/upload HTTP/1.1\r\nHost: x\r\n"
+					 "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+	for (int i = 0; i < 3; i++) {
+		size_t n = i < 2 ? CAP / 2 : 512;
+		off += snprintf(req + off, sizeof(req) - (size_t)off, "%zx\r\n", n);
+		memset(req + off, 'c', n);
+		off += (int)n;
+		off += snprintf(req + off, sizeof(req) - (size_t)off, "\r\n");
+	}
+	off += snprintf(req + off, sizeof(req) - (size_t)off, "0\r\n\r\n");
+	char *ans = raw_n(srv, req, (size_t)off);
+	assert_memory_equal(ans, "HTTP/1.1 413 ", 13);
+	assert_non_null(strstr(ans, "\"too_large\""));
+	free(ans);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+static void test_body_exactly_at_cap_arrives_byte_exact(void **state)
+{
+	struct http_server *srv = start();
+	char body[CAP];
+	json_t *b;
+	(void)state;
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = (char)('a' + i % 26);
+	body[CAP / 2] = '\0';          /* a NUL in the middle */
+	body[CAP / 2 + 1] = (char)0xff;
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/upload",
+						 .body = body, .body_len = sizeof(body),
+						 .content_type = "application/octet-stream")),
+			 200);
+	assert_int_equal(json_integer_value(json_object_get(b, "len")), CAP);
+	json_decref(b);
+	pthread_mutex_lock(&seen_lock);
+	assert_false(seen_null);
+	assert_int_equal(seen_len, CAP);
+	assert_memory_equal(seen_body, body, CAP);
+	assert_true(seen_nul_terminated); /* the copy is NUL-terminated past body_len */
+	pthread_mutex_unlock(&seen_lock);
+	assert_int_equal(atomic_load(&calls), 1);
+	http_server_destroy(srv);
+}
+
+static void test_binary_body_under_cap_reaches_handler_whole(void **state)
+{
+	struct http_server *srv = start();
+	char body[300];
+	json_t *b;
+	(void)state;
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = (char)(i % 7); /* NUL bytes included */
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/things/1",
+					       .body = body, .body_len = sizeof(body))),
+			 200);
+	assert_int_equal(json_integer_value(json_object_get(b, "len")), 300);
+	assert_string_equal(jstr(b, "ctype"), "application/json");
+	json_decref(b);
+	/* No body: the handler sees NULL, not "". */
+	assert_int_equal(call_json(&b, srv, GET("/v1/things/1")), 200);
+	assert_true(json_is_true(json_object_get(b, "body_null")));
+	json_decref(b);
+	http_server_destroy(srv);
+}
 
 static void test_client_upload_over_default_cap_gets_413_not_a_reset(void **state)
 {
-	struct http_server *srv = start(); /* max_body 0: the 1 MiB default */
+	struct http_server *srv = start_on("127.0.0.1:0", 0); /* the 1 MiB default */
 	size_t len = 4u * 1024 * 1024;
 	char *big = malloc(len);
 	json_t *b;
 	(void)state;
 	assert_non_null(big);
 	memset(big, 'x', len);
-	atomic_store(&handler_calls, 0);
-	assert_int_equal(do_json(&b, srv, CALL(.method = "POST", .path = "/v1/things/1",
+	atomic_store(&calls, 0);
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/things/1",
 					       .body = big, .body_len = len)),
 			 413);
 	assert_string_equal(err_code(b), "too_large");
 	assert_string_equal(jstr(json_object_get(b, "error"), "message"),
 			    "request body exceeds 1048576 bytes");
 	json_decref(b);
-	assert_int_equal(atomic_load(&handler_calls), 0);
+	assert_int_equal(atomic_load(&calls), 0);
 	free(big);
 	http_server_destroy(srv);
 }
 
 static void test_client_chunked_upload_over_cap_gets_413(void **state)
 {
-	struct http_server *srv = start();
+	struct http_server *srv = start_on("127.0.0.1:0", 0); /* the 1 MiB default */
 	size_t len = 1536u * 1024;
 	char *big = malloc(len);
 	const char *const chunked[] = {"Transfer-Encoding: chunked", NULL};
@@ -343,13 +791,13 @@ static void test_client_chunked_upload_over_cap_gets_413(void **state)
 	(void)state;
 	assert_non_null(big);
 	memset(big, 'y', len);
-	atomic_store(&handler_calls, 0);
-	assert_int_equal(do_json(&b, srv, CALL(.method = "POST", .path = "/v1/things/1",
+	atomic_store(&calls, 0);
+	assert_int_equal(call_json(&b, srv, CALL(.method = "POST", .path = "/v1/things/1",
 					       .body = big, .body_len = len, .headers = chunked)),
 			 413);
 	assert_string_equal(err_code(b), "too_large");
 	json_decref(b);
-	assert_int_equal(atomic_load(&handler_calls), 0);
+	assert_int_equal(atomic_load(&calls), 0);
 	free(big);
 	http_server_destroy(srv);
 }
@@ -375,82 +823,155 @@ static void test_chunked_upload_far_over_cap_is_cut_off_not_read_to_the_end(void
 	http_server_destroy(srv);
 }
 
-static void test_binary_body_under_cap_reaches_handler_whole(void **state)
+/* ---- concurrency and stop ------------------------------------------------ */
+
+struct hammer {
+	struct http_server *srv;
+	int ok;
+};
+
+static void *hammer_thread(void *arg)
+{
+	struct hammer *h = arg;
+	char path[64];
+	for (int i = 0; i < 50; i++) {
+		json_t *b;
+		snprintf(path, sizeof(path), "/v1/pools/p%d", i);
+		if (call_json(&b, h->srv, CALL(.path = path)) == 200 && jstr(b, "id") &&
+		    strcmp(jstr(b, "id"), path + strlen("/v1/pools/")) == 0)
+			h->ok++;
+		json_decref(b);
+	}
+	return NULL;
+}
+
+static void test_concurrent_requests_are_all_served(void **state)
 {
 	struct http_server *srv = start();
-	char body[300];
-	json_t *b;
+	pthread_t th[8];
+	struct hammer h[8];
 	(void)state;
-	for (size_t i = 0; i < sizeof(body); i++)
-		body[i] = (char)(i % 7); /* NUL bytes included */
-	assert_int_equal(do_json(&b, srv, CALL(.method = "POST", .path = "/v1/things/1",
-					       .body = body, .body_len = sizeof(body))),
-			 200);
-	assert_int_equal(json_integer_value(json_object_get(b, "len")), 300);
-	assert_string_equal(jstr(b, "ctype"), "application/json");
-	json_decref(b);
-	/* No body: the handler sees NULL, not "". */
-	assert_int_equal(do_json(&b, srv, GET("/v1/things/1")), 200);
-	assert_true(json_is_true(json_object_get(b, "body_null")));
-	json_decref(b);
-	http_server_destroy(srv);
-}
-
-/* ---- listening ----------------------------------------------------------- */
-
-static void test_ipv6_loopback_listen_serves_requests(void **state)
-{
-	struct http_server *srv = start_on("[::1]:0", 0);
-	json_t *b;
-	(void)state;
-	assert_int_equal(do_json(&b, srv, CALL(.method = "GET", .path = "/v1/things/v6",
-							 .host = "[::1]")),
-			 200);
-	assert_string_equal(jstr(b, "id"), "v6");
-	json_decref(b);
-	http_server_destroy(srv);
-}
-
-static void test_localhost_listen_resolves_to_loopback(void **state)
-{
-	struct http_server *srv = start_on("localhost:0", 0);
-	(void)state;
-	assert_int_equal(do_call(NULL, srv, GET("/v1/things/1")), 200);
-	http_server_destroy(srv);
-}
-
-static void test_more_bad_listen_strings_name_the_listen_field(void **state)
-{
-	static const char *const bad[] = {"127.0.0.1:abc", "::1:80", "[::1:80", "[::1]80",
-					  "127.0.0.1:-1", "127.0.0.1:"};
-	struct http_server *srv;
-	struct nova_err err;
-	(void)state;
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct http_server_config cfg = {.listen = bad[i]};
-		nova_err_clear(&err);
-		srv = (struct http_server *)&err; /* must be reset to NULL */
-		assert_int_equal(http_server_create(&srv, &cfg, &err), NOVA_EINVAL);
-		assert_null(srv);
-		assert_string_equal(err.field, "listen");
+	for (int i = 0; i < 8; i++) {
+		h[i] = (struct hammer){srv, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, hammer_thread, &h[i]), 0);
 	}
+	for (int i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(h[i].ok, 50);
+	assert_int_equal(atomic_load(&calls), 400);
+	http_server_destroy(srv);
 }
 
-static void test_stop_without_start_and_destroy_null_are_safe(void **state)
-{
+struct slow_call {
 	struct http_server *srv;
-	struct nova_err err;
-	struct http_server_config cfg = {.listen = "127.0.0.1:0"};
+	long status;
+};
+
+static void *slow_client(void *arg)
+{
+	struct slow_call *s = arg;
+	s->status = call_json(NULL, s->srv, CALL(.path = "/slow"));
+	return NULL;
+}
+
+struct stopper {
+	struct http_server *srv;
+	int done_when_stop_returned;
+	double seconds;
+};
+
+static void *stop_thread(void *arg)
+{
+	struct stopper *s = arg;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	http_server_stop(s->srv);
+	s->done_when_stop_returned = atomic_load(&slow_done);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	s->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return NULL;
+}
+
+static void wait_for(atomic_int *flag)
+{
+	struct timespec ts = {0, 5 * 1000000L};
+	for (int i = 0; i < 1000 && !atomic_load(flag); i++)
+		nanosleep(&ts, NULL);
+	assert_true(atomic_load(flag));
+}
+
+static void test_stop_waits_for_the_request_in_flight(void **state)
+{
+	struct http_server *srv = start();
+	struct slow_call c = {srv, 0};
+	struct stopper s = {srv, 0, 0};
+	pthread_t client, stopper;
+	uint16_t port = http_server_port(srv);
 	(void)state;
-	http_server_destroy(NULL);
-	http_server_stop(NULL);
-	assert_int_equal(http_server_create(&srv, &cfg, &err), 0);
-	http_server_stop(srv);
+	atomic_store(&slow_started, 0);
+	atomic_store(&slow_done, 0);
+	assert_int_equal(pthread_create(&client, NULL, slow_client, &c), 0);
+	wait_for(&slow_started); /* the handler is asleep now */
+	assert_int_equal(pthread_create(&stopper, NULL, stop_thread, &s), 0);
+	pthread_join(stopper, NULL);
+	pthread_join(client, NULL);
+	assert_int_equal(c.status, 200);
+	assert_int_equal(s.done_when_stop_returned, 1); /* stop returned after the handler */
+	assert_true(s.seconds >= 0.15);
+	/* Nothing listens any more, and stopping again is a no-op. */
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_not_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	close(fd);
 	http_server_stop(srv);
 	http_server_destroy(srv);
 }
 
-/* ---- concurrency ----------------------------------------------------------- */
+/* KNOWN BUG (disabled): http_server_stop() quiesces MHD but keeps the
+ * listening socket open until the drain is over (core/http.c,
+ * http_server_stop: close(lfd) comes after the wait loop and
+ * MHD_stop_daemon). The kernel goes on completing handshakes into the
+ * backlog, so a client that connects while a slow request drains is
+ * accepted, never served, and reset when stop finally closes the socket —
+ * instead of being refused at once (which a proxy can safely retry
+ * elsewhere). Re-enable by setting HTTP_STOP_REFUSES_DURING_DRAIN to 1 once
+ * stop closes the returned listen socket right after MHD_quiesce_daemon. */
+#define HTTP_STOP_REFUSES_DURING_DRAIN 1
+
+static void test_stop_refuses_new_connections_while_draining(void **state)
+{
+	struct http_server *srv = start();
+	struct slow_call c = {srv, 0};
+	struct stopper s = {srv, 0, 0};
+	pthread_t client, stopper;
+	struct timespec ts = {0, 50 * 1000000L};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_server_port(srv))};
+	(void)state;
+	if (!HTTP_STOP_REFUSES_DURING_DRAIN) {
+		http_server_destroy(srv);
+		skip();
+	}
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	atomic_store(&slow_started, 0);
+	atomic_store(&slow_done, 0);
+	assert_int_equal(pthread_create(&client, NULL, slow_client, &c), 0);
+	wait_for(&slow_started);
+	assert_int_equal(pthread_create(&stopper, NULL, stop_thread, &s), 0);
+	nanosleep(&ts, NULL); /* stop is draining: the slow handler still sleeps */
+	assert_int_equal(atomic_load(&slow_done), 0);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+	int e = errno;
+	close(fd);
+	pthread_join(stopper, NULL);
+	pthread_join(client, NULL);
+	http_server_destroy(srv);
+	assert_int_equal(c.status, 200);
+	assert_int_equal(rc, -1);
+	assert_int_equal(e, ECONNREFUSED);
+}
 
 struct overlap_caller {
 	struct http_server *srv;
@@ -486,7 +1007,116 @@ static void test_handlers_run_in_parallel_on_pool_threads(void **state)
 	http_server_destroy(srv);
 }
 
-/* ---- the client ------------------------------------------------------------ */
+static void test_stop_without_start_and_destroy_null_are_safe(void **state)
+{
+	struct http_server *srv;
+	struct nova_err err;
+	struct http_server_config cfg = {.listen = "127.0.0.1:0"};
+	(void)state;
+	http_server_destroy(NULL);
+	http_server_stop(NULL);
+	assert_int_equal(http_server_create(&srv, &cfg, &err), 0);
+	http_server_stop(srv);
+	http_server_stop(srv);
+	http_server_destroy(srv);
+}
+
+/* ---- listening and transport errors -------------------------------------- */
+
+static void test_bad_listen_strings_are_einval_on_field_listen(void **state)
+{
+	static const char *const bad[] = {"nonsense", "127.0.0.1", "1.2.3.4:99999"};
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct http_server *srv = (struct http_server *)&srv; /* not NULL */
+		struct nova_err err = {0};
+		struct http_server_config cfg = {.listen = bad[i], .threads = 1};
+		int rc = http_server_create(&srv, &cfg, &err);
+		if (rc != NOVA_EINVAL || strcmp(err.field, "listen") != 0 || srv != NULL)
+			fail_msg("listen \"%s\": rc %d, field \"%s\", out %p", bad[i], rc, err.field,
+				 (void *)srv);
+		assert_non_null(strstr(err.message, bad[i]));
+	}
+}
+
+static void test_more_bad_listen_strings_name_the_listen_field(void **state)
+{
+	static const char *const bad[] = {"127.0.0.1:abc", "::1:80", "[::1:80", "[::1]80",
+					  "127.0.0.1:-1", "127.0.0.1:", ":80", ""};
+	struct http_server *srv;
+	struct nova_err err;
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct http_server_config cfg = {.listen = bad[i]};
+		nova_err_clear(&err);
+		srv = (struct http_server *)&err; /* must be reset to NULL */
+		assert_int_equal(http_server_create(&srv, &cfg, &err), NOVA_EINVAL);
+		assert_null(srv);
+		assert_string_equal(err.field, "listen");
+	}
+}
+
+static void test_ipv6_loopback_listen_serves_requests(void **state)
+{
+	struct http_server *srv = start_on("[::1]:0", 0);
+	json_t *b;
+	(void)state;
+	assert_int_equal(call_json(&b, srv, CALL(.method = "GET", .path = "/v1/things/v6",
+							 .host = "[::1]")),
+			 200);
+	assert_string_equal(jstr(b, "id"), "v6");
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_localhost_listen_resolves_to_loopback(void **state)
+{
+	struct http_server *srv = start_on("localhost:0", 0);
+	(void)state;
+	assert_int_equal(do_call(NULL, srv, GET("/v1/things/1")), 200);
+	http_server_destroy(srv);
+}
+
+static void test_port_in_use_is_eunavail_from_start(void **state)
+{
+	struct http_server *srv;
+	struct nova_err err = {0};
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	char listen_on[64];
+	(void)state;
+	int holder = socket(AF_INET, SOCK_STREAM, 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(bind(holder, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(holder, 4), 0);
+	assert_int_equal(getsockname(holder, (struct sockaddr *)&a, &alen), 0);
+	snprintf(listen_on, sizeof(listen_on), "127.0.0.1:%u", ntohs(a.sin_port));
+	struct http_server_config cfg = {.listen = listen_on, .threads = 1};
+	assert_int_equal(http_server_create(&srv, &cfg, &err), 0); /* parsing only */
+	assert_int_equal(http_server_start(srv, &err), NOVA_EUNAVAIL);
+	assert_string_equal(err.field, "listen");
+	assert_non_null(strstr(err.message, listen_on));
+	assert_non_null(strstr(err.message, "in use"));
+	http_server_destroy(srv);
+	close(holder);
+}
+
+static void test_route_add_after_start_is_econflict(void **state)
+{
+	struct http_server *srv = start();
+	struct nova_err err = {0};
+	json_t *b;
+	(void)state;
+	assert_int_equal(http_server_route_add(srv, "GET", "/v1/late", h_echo, NULL, &err),
+			 NOVA_ECONFLICT);
+	assert_int_equal(err.code, NOVA_ECONFLICT);
+	/* And the route was not half-added. */
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/late")), 404);
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
+/* ---- the client ---------------------------------------------------------- */
 
 static void test_client_sends_bearer_and_headers_and_reads_etag(void **state)
 {
@@ -523,7 +1153,7 @@ static void test_client_sends_a_long_bearer_token_whole(void **state)
 		token[i] = (char)('a' + i % 26);
 	token[sizeof(token) - 1] = '\0';
 	snprintf(expect, sizeof(expect), "Bearer %s", token);
-	assert_int_equal(do_json(&b, srv, CALL(.method = "GET", .path = "/v1/things/1",
+	assert_int_equal(call_json(&b, srv, CALL(.method = "GET", .path = "/v1/things/1",
 							 .token = token)),
 			 200);
 	assert_string_equal(jstr(b, "auth"), expect);
@@ -540,6 +1170,29 @@ static void test_client_error_status_is_returned_not_failed(void **state)
 	assert_non_null(strstr(res.body, "not_found"));
 	http_client_response_finish(&res);
 	http_server_destroy(srv);
+}
+
+static void test_client_to_closed_port_is_eunavail(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	char url[128];
+	struct http_client_response res;
+	struct nova_err err = {0};
+	(void)state;
+	/* Bound but not listening: nobody else can take the port, and a
+	 * connect to it is refused. */
+	int holder = socket(AF_INET, SOCK_STREAM, 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(bind(holder, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(holder, (struct sockaddr *)&a, &alen), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/pools", ntohs(a.sin_port));
+	struct http_client_request req = {.method = "GET", .url = url, .timeout_ms = 5000};
+	assert_int_equal(http_client_do(&res, &req, &err), NOVA_EUNAVAIL);
+	assert_int_equal(err.code, NOVA_EUNAVAIL);
+	assert_true(err.message[0] != '\0');
+	assert_null(res.body); /* nothing to finish on failure */
+	close(holder);
 }
 
 static void test_client_transport_error_never_echoes_query_or_token(void **state)
@@ -566,24 +1219,75 @@ static void test_client_transport_error_never_echoes_query_or_token(void **state
 	assert_null(res.body);
 }
 
-/* ---- access log -------------------------------------------------------------- */
+/* ---- the access log ------------------------------------------------------ */
 
-static char logbuf[32768];
-static size_t loglen;
-static pthread_mutex_t loglock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[32768];
+static size_t log_len;
 
 static void log_sink(void *ctx, enum nova_log_level level, const char *line)
 {
-	(void)ctx, (void)level;
-	pthread_mutex_lock(&loglock);
 	size_t n = strlen(line);
-	if (loglen + n + 2 < sizeof(logbuf)) {
-		memcpy(logbuf + loglen, line, n);
-		loglen += n;
-		logbuf[loglen++] = '\n';
-		logbuf[loglen] = '\0';
+	(void)ctx, (void)level;
+	pthread_mutex_lock(&log_lock);
+	if (log_len + n + 2 < sizeof(log_text)) {
+		memcpy(log_text + log_len, line, n);
+		log_len += n;
+		log_text[log_len++] = '\n';
+		log_text[log_len] = '\0';
 	}
-	pthread_mutex_unlock(&loglock);
+	pthread_mutex_unlock(&log_lock);
+}
+
+static void test_access_log_has_one_line_per_request_without_token_or_query(void **state)
+{
+	static const struct {
+		const char *method, *path, *logged_path, *status;
+	} reqs[] = {
+		{"GET", "/v1/pools/7?q=querysecret", "/v1/pools/7", "200"},
+		{"GET", "/v1/missing?q=querysecret", "/v1/missing", "404"},
+		{"PUT", "/v1/pools/7?q=querysecret", "/v1/pools/7", "405"},
+	};
+	const char *token = "sk-nova-TOKENSECRET0123456789";
+	json_t *lines[8];
+	size_t n_lines = 0;
+	(void)state;
+	log_len = 0;
+	log_text[0] = '\0';
+	nova_log_set_level(NOVA_LOG_INFO);
+	nova_log_set_sink(log_sink, NULL);
+	struct http_server *srv = start();
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++)
+		assert_int_equal(call_json(NULL, srv, CALL(.method = reqs[i].method, .path = reqs[i].path,
+							   .token = token)),
+				 atol(reqs[i].status));
+	http_server_destroy(srv); /* no request is left to log */
+	nova_log_set_sink(NULL, NULL);
+	nova_log_set_level(NOVA_LOG_WARN);
+
+	assert_null(strstr(log_text, "TOKENSECRET"));
+	assert_null(strstr(log_text, "Bearer"));
+	assert_null(strstr(log_text, "querysecret"));
+	assert_null(strstr(log_text, "?q="));
+	char *save = NULL;
+	for (char *l = strtok_r(log_text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		json_t *j = json_loads(l, 0, NULL);
+		assert_non_null(j); /* every line is JSON */
+		if (jstr(j, "msg") && strcmp(jstr(j, "msg"), "request") == 0) {
+			assert_true(n_lines < 8);
+			lines[n_lines++] = j;
+		} else {
+			json_decref(j);
+		}
+	}
+	assert_int_equal(n_lines, 3);
+	for (size_t i = 0; i < n_lines; i++) {
+		assert_string_equal(jstr(lines[i], "component"), "http");
+		assert_string_equal(jstr(lines[i], "method"), reqs[i].method);
+		assert_string_equal(jstr(lines[i], "path"), reqs[i].logged_path);
+		assert_string_equal(jstr(lines[i], "status"), reqs[i].status);
+		json_decref(lines[i]);
+	}
 }
 
 static void test_access_log_has_timing_bytes_and_remote_but_no_body(void **state)
@@ -591,8 +1295,8 @@ static void test_access_log_has_timing_bytes_and_remote_but_no_body(void **state
 	struct http_server *srv = start();
 	const char body[] = "{\"password\":\"BODYSECRET\"}";
 	(void)state;
-	loglen = 0;
-	logbuf[0] = '\0';
+	log_len = 0;
+	log_text[0] = '\0';
 	nova_log_set_level(NOVA_LOG_INFO);
 	nova_log_set_sink(log_sink, NULL);
 	assert_int_equal(do_call(NULL, srv, CALL(.method = "POST",
@@ -603,7 +1307,7 @@ static void test_access_log_has_timing_bytes_and_remote_but_no_body(void **state
 	http_server_destroy(srv); /* every request is complete and logged */
 	nova_log_set_sink(NULL, NULL);
 	nova_log_set_level(NOVA_LOG_WARN);
-	const char *line = strstr(logbuf, "\"msg\":\"request\"");
+	const char *line = strstr(log_text, "\"msg\":\"request\"");
 	assert_non_null(line);
 	assert_non_null(strstr(line, "\"method\":\"POST\""));
 	assert_non_null(strstr(line, "\"path\":\"/v1/things/9\""));
@@ -611,9 +1315,9 @@ static void test_access_log_has_timing_bytes_and_remote_but_no_body(void **state
 	assert_non_null(strstr(line, "\"duration_ms\":\""));
 	assert_non_null(strstr(line, "\"bytes\":\""));
 	assert_non_null(strstr(line, "\"remote\":\"127.0.0.1\""));
-	assert_null(strstr(logbuf, "BODYSECRET"));
-	assert_null(strstr(logbuf, "QSECRET"));
-	assert_null(strstr(logbuf, "TSECRET"));
+	assert_null(strstr(log_text, "BODYSECRET"));
+	assert_null(strstr(log_text, "QSECRET"));
+	assert_null(strstr(log_text, "TSECRET"));
 }
 
 int main(void)
@@ -624,27 +1328,50 @@ int main(void)
 	/* Access-log lines of the other tests would only be noise here. */
 	nova_log_set_level(NOVA_LOG_WARN);
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_route_params_are_extracted_by_name),
+		cmocka_unit_test(test_route_param_percent_encoded_segment_is_decoded),
 		cmocka_unit_test(test_param_with_encoded_slash_is_one_decoded_param),
+		cmocka_unit_test(test_literal_segment_wins_over_param),
+		cmocka_unit_test(test_trailing_slash_is_the_same_path),
+		cmocka_unit_test(test_query_accessor_returns_decoded_values_and_null_when_absent),
 		cmocka_unit_test(test_query_values_are_decoded_and_absent_ones_are_null),
-		cmocka_unit_test(test_unknown_path_with_non_utf8_bytes_is_404_json),
-		cmocka_unit_test(test_error_text_with_non_utf8_bytes_keeps_its_status),
+		cmocka_unit_test(test_header_accessor_is_case_insensitive),
 		cmocka_unit_test(test_path_segment_with_encoded_nul_is_400),
+		cmocka_unit_test(test_unknown_path_is_404_with_json_not_found_body),
+		cmocka_unit_test(test_wrong_method_is_405_with_allow_listing_the_route_methods),
+		cmocka_unit_test(test_unknown_path_with_non_utf8_bytes_is_404_json),
+		cmocka_unit_test(test_error_body_includes_field_and_hint_when_set),
+		cmocka_unit_test(test_error_body_has_field_but_no_hint_key_when_hint_unset),
+		cmocka_unit_test(test_error_text_with_non_utf8_bytes_keeps_its_status),
+		cmocka_unit_test(test_extra_response_headers_are_sent),
 		cmocka_unit_test(test_head_on_get_route_sends_headers_without_body),
 		cmocka_unit_test(test_204_without_body_sends_no_body_and_no_content_type),
 		cmocka_unit_test(test_json_body_ends_with_newline_and_text_keeps_its_type),
+		cmocka_unit_test(test_body_over_cap_with_content_length_is_413_and_handler_never_runs),
+		cmocka_unit_test(test_content_length_over_cap_is_answered_before_the_body),
+		cmocka_unit_test(test_chunked_body_over_cap_is_413_and_handler_never_runs),
+		cmocka_unit_test(test_body_exactly_at_cap_arrives_byte_exact),
+		cmocka_unit_test(test_binary_body_under_cap_reaches_handler_whole),
 		cmocka_unit_test(test_client_upload_over_default_cap_gets_413_not_a_reset),
 		cmocka_unit_test(test_client_chunked_upload_over_cap_gets_413),
 		cmocka_unit_test(test_chunked_upload_far_over_cap_is_cut_off_not_read_to_the_end),
-		cmocka_unit_test(test_binary_body_under_cap_reaches_handler_whole),
+		cmocka_unit_test(test_concurrent_requests_are_all_served),
+		cmocka_unit_test(test_stop_waits_for_the_request_in_flight),
+		cmocka_unit_test(test_stop_refuses_new_connections_while_draining),
+		cmocka_unit_test(test_handlers_run_in_parallel_on_pool_threads),
+		cmocka_unit_test(test_stop_without_start_and_destroy_null_are_safe),
+		cmocka_unit_test(test_bad_listen_strings_are_einval_on_field_listen),
+		cmocka_unit_test(test_more_bad_listen_strings_name_the_listen_field),
 		cmocka_unit_test(test_ipv6_loopback_listen_serves_requests),
 		cmocka_unit_test(test_localhost_listen_resolves_to_loopback),
-		cmocka_unit_test(test_more_bad_listen_strings_name_the_listen_field),
-		cmocka_unit_test(test_stop_without_start_and_destroy_null_are_safe),
-		cmocka_unit_test(test_handlers_run_in_parallel_on_pool_threads),
+		cmocka_unit_test(test_port_in_use_is_eunavail_from_start),
+		cmocka_unit_test(test_route_add_after_start_is_econflict),
 		cmocka_unit_test(test_client_sends_bearer_and_headers_and_reads_etag),
 		cmocka_unit_test(test_client_sends_a_long_bearer_token_whole),
 		cmocka_unit_test(test_client_error_status_is_returned_not_failed),
+		cmocka_unit_test(test_client_to_closed_port_is_eunavail),
 		cmocka_unit_test(test_client_transport_error_never_echoes_query_or_token),
+		cmocka_unit_test(test_access_log_has_one_line_per_request_without_token_or_query),
 		cmocka_unit_test(test_access_log_has_timing_bytes_and_remote_but_no_body),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

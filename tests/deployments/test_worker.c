@@ -42,15 +42,46 @@ static int setup(void **state)
 	return 0;
 }
 
-/* Run the worker until nothing is runnable for a while (bounded). */
-static char pool_id[64];
+/* The pool the test made last: fake_* calls take its id, deploy() its name. */
+static char pool_id[64], pool_name[64];
 
 static void make_pool(struct testenv *env, const char *body)
 {
 	json_t *b;
 	assert_int_equal(testenv_http(&b, env, "POST", "/v1/pools", ADMIN, body), 201);
 	snprintf(pool_id, sizeof(pool_id), "%s", json_string_value(json_object_get(b, "id")));
+	snprintf(pool_name, sizeof(pool_name), "%s", json_string_value(json_object_get(b, "name")));
 	json_decref(b);
+}
+
+/* A fake static pool of nodes with per_node accelerators each. */
+static void static_pool(struct testenv *env, const char *name, int nodes, int per_node)
+{
+	char body[256];
+	snprintf(body, sizeof(body),
+		 "{\"name\":\"%s\",\"provider\":\"fake\",\"config\":{\"mode\":\"static\","
+		 "\"nodes\":%d,\"accelerators_per_node\":%d}}", name, nodes, per_node);
+	make_pool(env, body);
+}
+
+/* Deployment name of model on the last pool; replicas < 0 leaves the
+ * count to the API's default. */
+static void deploy(struct testenv *env, const char *name, const char *model, int replicas)
+{
+	char body[256], count[32] = "";
+	if (replicas >= 0)
+		snprintf(count, sizeof(count), ",\"replicas\":%d", replicas);
+	snprintf(body, sizeof(body), "{\"model\":\"%s\",\"pool\":\"%s\"%s,\"name\":\"%s\"}", model,
+		 pool_name, count, name);
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN, body), 201);
+}
+
+static void scale(struct testenv *env, const char *name, int replicas)
+{
+	char path[128], body[64];
+	snprintf(path, sizeof(path), "/v1/deployments/%s", name);
+	snprintf(body, sizeof(body), "{\"replicas\":%d}", replicas);
+	assert_int_equal(testenv_http(NULL, env, "PATCH", path, ADMIN, body), 200);
 }
 
 static json_t *get_dep(struct testenv *env, const char *name)
@@ -72,8 +103,7 @@ static void test_ephemeral_pool_gets_nodes_and_binpacked_replicas(void **state)
 	struct testenv *env = *state;
 	make_pool(env, "{\"name\":\"eph\",\"provider\":\"fake\",\"config\":{\"accelerators_per_node\":2,"
 		       "\"nodes\":8}}");
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"one\",\"pool\":\"eph\",\"replicas\":3,\"name\":\"d\"}"), 201);
+	deploy(env, "d", "one", 3);
 	testenv_worker_drain(env, &cfg);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 3);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
@@ -84,8 +114,7 @@ static void test_ephemeral_pool_gets_nodes_and_binpacked_replicas(void **state)
 	json_decref(d);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
 	/* Scale down: replicas go, the nodes stay for reuse. */
-	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/d", ADMIN,
-				      "{\"replicas\":1}"), 200);
+	scale(env, "d", 1);
 	testenv_worker_drain(env, &cfg);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas"), 1);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replica_placements"), 1);
@@ -104,10 +133,8 @@ static void test_ephemeral_pool_gets_nodes_and_binpacked_replicas(void **state)
 static void test_static_pool_nodes_are_discovered_claimed_and_filled(void **state)
 {
 	struct testenv *env = *state;
-	make_pool(env, "{\"name\":\"racks\",\"provider\":\"fake\",\"config\":{\"mode\":\"static\","
-		       "\"nodes\":2,\"accelerators_per_node\":2}}");
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"one\",\"pool\":\"racks\",\"replicas\":5,\"name\":\"s\"}"), 201);
+	static_pool(env, "racks", 2, 2);
+	deploy(env, "s", "one", 5);
 	testenv_worker_drain(env, &cfg);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
 	assert_int_equal(fake_resource_count(pool_id), 2);
@@ -118,8 +145,7 @@ static void test_static_pool_nodes_are_discovered_claimed_and_filled(void **stat
 	json_decref(d);
 	/* It keeps waiting, without failing, until capacity appears. */
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued' AND attempts < 2"), 1);
-	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/s", ADMIN,
-				      "{\"replicas\":4}"), 200);
+	scale(env, "s", 4);
 	testenv_worker_drain(env, &cfg);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
 }
@@ -153,16 +179,13 @@ static void take_the_room(const char *node_id)
 static void test_a_node_filled_meanwhile_is_not_overcommitted(void **state)
 {
 	struct testenv *env = *state;
-	make_pool(env, "{\"name\":\"racks\",\"provider\":\"fake\",\"config\":{\"mode\":\"static\","
-		       "\"nodes\":2,\"accelerators_per_node\":1}}");
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"one\",\"pool\":\"racks\",\"replicas\":0,\"name\":\"other\"}"), 201);
+	static_pool(env, "racks", 2, 1);
+	deploy(env, "other", "one", 0);
 	testenv_worker_drain(env, &cfg);
 	race_env = env;
 	race_done = false;
 	worker_test_before_placement_write = take_the_room;
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"one\",\"pool\":\"racks\",\"replicas\":1,\"name\":\"s\"}"), 201);
+	deploy(env, "s", "one", 1);
 	testenv_worker_drain(env, &cfg);
 	worker_test_before_placement_write = NULL;
 	assert_true(race_done);
@@ -177,10 +200,8 @@ static void test_a_node_filled_meanwhile_is_not_overcommitted(void **state)
 static void test_gang_places_every_stage_or_none(void **state)
 {
 	struct testenv *env = *state;
-	make_pool(env, "{\"name\":\"g\",\"provider\":\"fake\",\"config\":{\"mode\":\"static\","
-		       "\"nodes\":2,\"accelerators_per_node\":2}}");
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"gang\",\"pool\":\"g\",\"replicas\":2,\"name\":\"gd\"}"), 201);
+	static_pool(env, "g", 2, 2);
+	deploy(env, "gd", "gang", 2);
 	testenv_worker_drain(env, &cfg);
 	/* 4 accelerators: the first gang takes 3 (draft 1 + target 2); the
 	 * second has room for its draft but not its target, so takes nothing. */
@@ -197,8 +218,7 @@ static void test_quota_keeps_deployment_pending_with_reason(void **state)
 	struct testenv *env = *state;
 	make_pool(env, "{\"name\":\"small\",\"provider\":\"fake\",\"config\":{\"nodes\":8},"
 		       "\"quotas\":{\"max_nodes\":1}}");
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"one\",\"pool\":\"small\",\"replicas\":2,\"name\":\"q\"}"), 201);
+	deploy(env, "q", "one", 2);
 	testenv_worker_drain(env, &cfg);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes"), 1);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
@@ -218,8 +238,7 @@ static void test_transient_and_lost_answers_make_no_twins(void **state)
 	make_pool(env, "{\"name\":\"flaky\",\"provider\":\"fake\",\"config\":{\"nodes\":8,"
 		       "\"faults\":{\"provision\":{\"kind\":\"lost_answer\",\"times\":1}}}}");
 	fake_inject(pool_id, FAKE_OP_PROVISION, FAKE_FAULT_LOST_ANSWER, 1, 0);
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"one\",\"pool\":\"flaky\",\"replicas\":2,\"name\":\"f\"}"), 201);
+	deploy(env, "f", "one", 2);
 	testenv_worker_drain(env, &cfg);
 	/* The answer was lost once: the retry found the same resource. */
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
@@ -230,8 +249,7 @@ static void test_transient_and_lost_answers_make_no_twins(void **state)
 				" OR state = 'done'"), 1);
 
 	fake_inject(pool_id, FAKE_OP_PROVISION, FAKE_FAULT_TRANSIENT, 2, 0);
-	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/f", ADMIN,
-				      "{\"replicas\":3}"), 200);
+	scale(env, "f", 3);
 	testenv_worker_drain(env, &cfg);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 3);
 	assert_int_equal(fake_resource_count(pool_id), 3);
@@ -243,8 +261,7 @@ static void test_permanent_error_fails_node_and_deployment_with_message(void **s
 	struct testenv *env = *state;
 	make_pool(env, "{\"name\":\"broken\",\"provider\":\"fake\"}");
 	fake_inject(pool_id, FAKE_OP_PROVISION, FAKE_FAULT_PERMANENT, 1, 0);
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"one\",\"pool\":\"broken\",\"name\":\"b\"}"), 201);
+	deploy(env, "b", "one", -1);
 	testenv_worker_drain(env, &cfg);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'failed' AND "
 				"state_reason LIKE '%injected permanent failure%'"), 1);
@@ -262,8 +279,7 @@ static void test_transient_errors_are_bounded(void **state)
 	struct testenv *env = *state;
 	make_pool(env, "{\"name\":\"down\",\"provider\":\"fake\"}");
 	fake_inject(pool_id, FAKE_OP_PROVISION, FAKE_FAULT_TRANSIENT, 1000, 0);
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"one\",\"pool\":\"down\",\"name\":\"t\"}"), 201);
+	deploy(env, "t", "one", -1);
 	testenv_worker_drain(env, &cfg);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'failed' AND attempts = 8"), 1);
 	assert_int_equal(fake_calls(pool_id, FAKE_OP_PROVISION), 8);
@@ -296,10 +312,8 @@ static void test_fencing_a_stalled_worker_commits_nothing(void **state)
 {
 	struct testenv *env = *state;
 	pthread_t th;
-	make_pool(env, "{\"name\":\"slow\",\"provider\":\"fake\",\"config\":{\"mode\":\"static\","
-		       "\"nodes\":1,\"accelerators_per_node\":4}}");
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"one\",\"pool\":\"slow\",\"replicas\":2,\"name\":\"sl\"}"), 201);
+	static_pool(env, "slow", 1, 4);
+	deploy(env, "sl", "one", 2);
 	/* Armed after the deploy, whose feasibility check discovers too. */
 	fake_inject(pool_id, FAKE_OP_DISCOVER, FAKE_FAULT_SLOW, 1, 600);
 	struct slow_arg a = {env, cfg, 0};

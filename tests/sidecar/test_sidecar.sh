@@ -9,16 +9,10 @@ set -u
 export NOVA_HEARTBEAT_INTERVAL_MS=500 NOVA_NODE_FAILED_AFTER_MS=60000
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
 C="$B/novactl"
-prov="$T_WORK/provider.json"
-"$C" model register -f etc/models/lora_static.yaml >/dev/null
-"$C" pool create p --provider fake --config "{\"state_file\":\"$prov\"}" >/dev/null
-"$C" deploy mistral-7b-lora --pool p --name web >/dev/null
-t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'placed'" 1 || { t_fail "placed" "no"; exit 0; }
-node=$(t_sql "SELECT id FROM nodes")
-token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$prov")
+t_fake_deploy || { t_fail "placed" "no"; exit 0; }
 SC_PID=
 start_sidecar() {
-	"$B/nova-sidecar" --gateway "$NOVA_URL" --node-id "$node" --token "$token" \
+	"$B/nova-sidecar" --gateway "$NOVA_URL" --node-id "$T_NODE" --token "$T_TOKEN" \
 		--mock-engine "$B/nova-mock-engine" >>"$T_WORK/sidecar.log" 2>&1 &
 	SC_PID=$!
 }

@@ -14,6 +14,12 @@
 #                                   session processes (connections drop, the
 #                                   listener stays)
 #   ssh_hosts_teardown              called on exit by the trap set here
+#   ssh_fleet_deploy N REPLICAS CONNECT_MS COMMAND_MS
+#                                   through novad (after lib.sh's nova_start):
+#                                   pool "fleet" on hosts 1..N with mock
+#                                   agents, model "demo", REPLICAS replicas of
+#                                   it deployed as "demo"
+#   ssh_fleet_remove                stop and delete "demo", delete "fleet"
 #
 # Each host is a network namespace joined by a veth pair to a bridge in the
 # root namespace (10.77.S.1/24 on the bridge, host I at 10.77.S.(I+1)),
@@ -261,6 +267,42 @@ ssh_hosts_setup() {
 	done
 	export SSH_CLIENT_KEY SSH_AUTH_KEYS SSH_KNOWN_HOSTS SSH_UNUSED_ADDR SSH_RUN SSH_SUBNET SSH_INSTALL_DIR
 	return 0
+}
+
+# ssh_fleet_deploy N REPLICAS CONNECT_MS COMMAND_MS: the ssh pool "fleet"
+# on hosts 1..N (nova-sidecar from $B as the agent, mock engines, the given
+# connect and command timeouts), the model "demo" (nova-mock-engine on one
+# A100-80G) and a deployment "demo" of REPLICAS replicas, through novad's
+# CLI. 1, with novad's last log lines, when the pool is refused.
+ssh_fleet_deploy() {
+	local i cfg
+	i=1
+	: >"$T_WORK/hosts.yaml"
+	while [ $i -le "$1" ]; do
+		echo "- {address: \"$(ssh_host_addr $i)\", user: root, key: \"$SSH_CLIENT_KEY\"}" >>"$T_WORK/hosts.yaml"
+		i=$((i + 1))
+	done
+	cfg="{\"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",\"agent\":\"$B/nova-sidecar\",
+ \"mock_agents\":true,\"connect_timeout_ms\":$3,\"command_timeout_ms\":$4}"
+	"$B/novactl" pool create fleet --provider ssh --hosts "$T_WORK/hosts.yaml" --config "$cfg" >/dev/null ||
+		{ tail -3 "$T_WORK/novad.log"; return 1; }
+	cat >"$T_WORK/model.yaml" <<-EOM
+	name: demo
+	kind: single
+	engine: {command: [nova-mock-engine, --port, "{port}"]}
+	stages: [{name: main, accelerator_type: A100-80G, accelerators: 1}]
+	EOM
+	"$B/novactl" model register -f "$T_WORK/model.yaml" >/dev/null
+	"$B/novactl" deploy demo --pool fleet --replicas "$2" --name demo >/dev/null
+}
+
+# ssh_fleet_remove: the deployment "demo" stopped (up to 15 s) and deleted,
+# then the pool "fleet" deleted with --force.
+ssh_fleet_remove() {
+	"$B/novactl" deployment stop demo >/dev/null
+	t_wait_sql "SELECT state FROM deployments" stopped 15 >/dev/null
+	"$B/novactl" deployment delete demo >/dev/null
+	"$B/novactl" pool delete fleet --force >/dev/null
 }
 
 # Teardown on every exit, including a failed assertion, a signal from

@@ -1,0 +1,53 @@
+/* Internals of nova-sidecar shared between its files (and its tests): how
+ * engine ports are chosen.
+ *
+ * An engine's port used to come from bind(port 0) on a probe socket that was
+ * closed before the engine bound the port itself. The kernel hands out that
+ * same ephemeral range (net.ipv4.ip_local_port_range) to every outgoing
+ * connection and every other bind(0), so between the close and the engine's
+ * bind the port could be taken, and the engine died. Engine ports now come
+ * from a range outside the ephemeral one (20000 up to its start by default),
+ * which the kernel never hands out by itself; a candidate must pass a bind
+ * test and must not be a port this sidecar already gave a live engine. The
+ * start is random so that two sidecars on one host (ssh slices) do not probe
+ * the same ports in the same order. */
+#ifndef NOVA_SIDECAR_SIDECAR_INT_H
+#define NOVA_SIDECAR_SIDECAR_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define SIDECAR_PORTS_LOW 20000
+/* A range narrower than this is not worth taking by default. */
+#define SIDECAR_PORTS_MIN_SPAN 1024
+
+/* The default engine port range, given the text of
+ * /proc/sys/net/ipv4/ip_local_port_range ("32768\t60999\n"; NULL when it
+ * cannot be read: Linux's default is assumed). Returns true when the range
+ * lies outside the ephemeral one, false for the fallback that overlaps it
+ * (an ephemeral range too wide to leave SIDECAR_PORTS_MIN_SPAN ports on
+ * either side). */
+bool sidecar_ports_default(unsigned *lo_out, unsigned *hi_out, const char *ephemeral);
+
+/* "LO-HI" (--engine-ports), 1024 <= LO <= HI <= 65535. */
+int sidecar_ports_parse(unsigned *lo_out, unsigned *hi_out, const char *s, struct nova_err *err);
+
+/* Nothing else is bound to port on any address (IPv4 and, where the host
+ * has it, IPv6), a connection closed a moment ago (TIME_WAIT) included:
+ * an engine that binds without SO_REUSEADDR could not have it either. */
+bool sidecar_port_free(unsigned port);
+
+/* Something accepts connections on 127.0.0.1:port (within 200 ms). Unlike a
+ * failed bind test, never true for a port held only by closed connections
+ * in TIME_WAIT. */
+bool sidecar_port_listened(unsigned port);
+
+/* A free port in [lo, hi] that is none of taken[0..n_taken), probing from
+ * lo + rnd % span upwards and wrapping; 0 when there is none. */
+unsigned sidecar_port_pick(unsigned lo, unsigned hi, const unsigned *taken, size_t n_taken,
+			   uint32_t rnd);
+
+#endif
