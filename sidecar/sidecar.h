@@ -9,9 +9,9 @@
  * {model} and {replica} filled in, its environment, and the accelerators it
  * may use in NOVA_ACCELERATORS), or nova-mock-engine in mock-agent mode.
  * Each server gets a port of its own outside the kernel's ephemeral range
- * (--engine-ports overrides the range); one that dies before it was ever
- * ready while another process listens on its port is started again at once
- * on another port, without backoff. A
+ * (--engine-ports overrides the range); one that dies while another process
+ * listens on its port is started again at once on another port, without
+ * backoff (five times per assignment). A
  * server is reported ready only once its health endpoint answers 200; one
  * that dies is restarted with backoff and its restarts are reported. While
  * the gateway is away the servers keep running and heartbeats retry with

@@ -575,6 +575,39 @@ static void test_migrate_applies_in_order_and_records_checksums(void **state)
 	}
 }
 
+/* sql/0007 moves the heartbeat columns of nodes to node_heartbeats: what a
+ * database of version 6 had is kept, and a node made afterwards gets its
+ * row (the flush only updates). */
+static void test_builtin_0007_keeps_heartbeats_and_gives_new_nodes_a_row(void **state)
+{
+	struct fx *f = *state;
+	struct nova_err err;
+	size_t upto6 = 0;
+	while (upto6 < db_migrations_builtin_count &&
+	       strncmp(db_migrations_builtin[upto6].name, "0007", 4) != 0)
+		upto6++;
+	assert_int_equal(upto6, 6);
+	if (db_migrate(f->pool, db_migrations_builtin, upto6, &err))
+		fail_msg("migrate to 6: %s", err.message);
+	exec_ok(f->pool, "INSERT INTO pools (name, provider) VALUES ('p', 'fake')");
+	exec_ok(f->pool, "INSERT INTO nodes (pool_id, name, state, last_seq, last_heartbeat_at, capacity) "
+			 "SELECT id, 'a', 'ready', 41, '2026-01-02 03:04:05+00', '{\"gpus\": 8}' FROM pools");
+	if (db_migrate(f->pool, db_migrations_builtin, db_migrations_builtin_count, &err))
+		fail_msg("migrate: %s", err.message);
+	assert_int_equal(count_rows(f->pool,
+				    "SELECT count(*) FROM node_heartbeats h JOIN nodes n ON n.id = h.node_id "
+				    "WHERE n.name = 'a' AND h.last_seq = 41 AND (h.capacity->>'gpus')::int = 8 "
+				    "AND h.last_heartbeat_at = '2026-01-02 03:04:05+00'"),
+			 1);
+	exec_ok(f->pool, "INSERT INTO nodes (pool_id, name) SELECT id, 'b' FROM pools");
+	assert_int_equal(count_rows(f->pool,
+				    "SELECT count(*) FROM node_heartbeats h JOIN nodes n ON n.id = h.node_id "
+				    "WHERE n.name = 'b' AND h.last_seq IS NULL"),
+			 1);
+	exec_ok(f->pool, "DELETE FROM nodes");
+	assert_int_equal(count_rows(f->pool, "SELECT count(*) FROM node_heartbeats"), 0);
+}
+
 static void test_migrate_again_is_a_noop(void **state)
 {
 	struct fx *f = *state;
@@ -840,6 +873,7 @@ int main(void)
 		T(test_migrate_rejects_versions_out_of_order),
 		T(test_migrate_releases_its_lock_after_a_failure),
 		T(test_migrate_from_four_threads_applies_each_migration_once),
+		T(test_builtin_0007_keeps_heartbeats_and_gives_new_nodes_a_row),
 		T(test_migrations_check_reports_pending_without_creating_anything),
 		T(test_migrations_check_is_ok_when_all_are_applied),
 		T(test_migrations_check_reports_an_edited_migration),

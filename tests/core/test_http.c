@@ -461,6 +461,36 @@ static void test_header_accessor_is_case_insensitive(void **state)
 	http_server_destroy(srv);
 }
 
+/* Each connection has 16 KiB of memory for the request's head
+ * (HTTP_CONNECTION_MEMORY): a 6 KiB header still arrives whole; a 40 KiB
+ * one is refused with a 4xx, and the server goes on serving. */
+static void test_large_headers_fit_and_oversized_ones_are_refused(void **state)
+{
+	struct http_server *srv = start();
+	static char value[6001], hdr[6100], req[48 * 1024];
+	const char *const hdrs[] = {hdr, NULL};
+	json_t *b;
+	(void)state;
+	for (size_t i = 0; i < sizeof(value) - 1; i++)
+		value[i] = (char)('a' + i % 26);
+	snprintf(hdr, sizeof(hdr), "X-Nova-Probe: %s", value);
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/header", .headers = hdrs)), 200);
+	assert_string_equal(jstr(b, "lower"), value);
+	json_decref(b);
+	int n = snprintf(req, sizeof(req), "GET /v1/header HTTP/1.1\r\nHost: x\r\nX-Nova-Probe: ");
+	memset(req + n, 'z', 40 * 1024);
+	n += 40 * 1024;
+	n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\nConnection: close\r\n\r\n");
+	char *answer = rawhttp_exchange(http_server_port(srv), req, (size_t)n);
+	assert_non_null(answer);
+	if (strncmp(answer, "HTTP/1.1 4", 10) != 0)
+		fail_msg("oversized header answered: %.40s", answer);
+	free(answer);
+	assert_int_equal(call_json(&b, srv, CALL(.path = "/v1/header", .headers = hdrs)), 200);
+	json_decref(b);
+	http_server_destroy(srv);
+}
+
 static void test_path_segment_with_encoded_nul_is_400(void **state)
 {
 	struct http_server *srv = start();
@@ -1336,6 +1366,7 @@ int main(void)
 		cmocka_unit_test(test_query_accessor_returns_decoded_values_and_null_when_absent),
 		cmocka_unit_test(test_query_values_are_decoded_and_absent_ones_are_null),
 		cmocka_unit_test(test_header_accessor_is_case_insensitive),
+		cmocka_unit_test(test_large_headers_fit_and_oversized_ones_are_refused),
 		cmocka_unit_test(test_path_segment_with_encoded_nul_is_400),
 		cmocka_unit_test(test_unknown_path_is_404_with_json_not_found_body),
 		cmocka_unit_test(test_wrong_method_is_405_with_allow_listing_the_route_methods),

@@ -498,6 +498,28 @@ static void test_refresh_of_a_large_fleet_keeps_every_node_reachable(void **stat
 			 "WHERE n.name LIKE 'n%' AND h.last_seq = 7"), 1000);
 }
 
+/* A capacity reported again unchanged is not written again (the database
+ * keeps what it has: here, a value changed behind novad's back stays), and
+ * a changed one is. */
+static void test_an_unchanged_capacity_is_not_written_again(void **state)
+{
+	struct fx *f = *state;
+	const char *cap = "SELECT (h.capacity->>'gpus')::int FROM node_heartbeats h "
+			  "JOIN nodes n ON n.id = h.node_id WHERE n.name = 'a'";
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1,\"capacity\":{\"gpus\":8}}"), 200);
+	flush(f);
+	assert_int_equal(q(f, cap), 8);
+	sql(f, "UPDATE node_heartbeats SET capacity = '{\"gpus\": 99}'");
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":2,\"capacity\":{\"gpus\":8}}"), 200);
+	flush(f);
+	assert_int_equal(q(f, cap), 99);
+	assert_int_equal(q(f, "SELECT h.last_seq FROM node_heartbeats h JOIN nodes n ON n.id = h.node_id "
+			      "WHERE n.name = 'a'"), 2);
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":3,\"capacity\":{\"gpus\":4}}"), 200);
+	flush(f);
+	assert_int_equal(q(f, cap), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -514,6 +536,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_made_up_ids_leave_nothing_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_loads_the_fleet_and_forgets_the_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_of_a_large_fleet_keeps_every_node_reachable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_unchanged_capacity_is_not_written_again, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
