@@ -171,6 +171,11 @@ void http_response_json(struct http_response *res, int status, json_t *body_stol
 	 * format that does not match its arguments): say so, never 200 empty. */
 	char *text = body_stolen ? json_dumps(body_stolen, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	json_decref(body_stolen);
+	http_response_json_text(res, status, text);
+}
+
+void http_response_json_text(struct http_response *res, int status, char *text)
+{
 	res->status = status;
 	if (!text) {
 		res->status = 500;

@@ -82,6 +82,8 @@ const char *http_request_param(const struct http_request *req, const char *name)
 
 /* Response builders; each replaces any body set before. */
 void http_response_json(struct http_response *res, int status, json_t *body_stolen);
+/* The same for a body already rendered as JSON text (malloc'd, taken). */
+void http_response_json_text(struct http_response *res, int status, char *text_stolen);
 void http_response_text(struct http_response *res, int status, const char *content_type,
 			const char *text);
 /* {"error":{"code":"not_found","message":"...","field":"..."}} with the

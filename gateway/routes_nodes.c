@@ -83,7 +83,8 @@ void gw_heartbeat(struct gw *gw, const struct auth_principal *who, struct http_r
 {
 	const char *auth = http_request_header(req, "Authorization");
 	struct nova_err err;
-	json_t *body, *answer = NULL;
+	json_t *body;
+	char *answer = NULL;
 	(void)who;
 	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
 		http_response_header_add(res, "WWW-Authenticate", "Bearer realm=\"nova-node\"");
@@ -96,5 +97,8 @@ void gw_heartbeat(struct gw *gw, const struct auth_principal *who, struct http_r
 	int rc = inventory_heartbeat(&answer, gw->deps.inventory, http_request_param(req, "node"),
 				     auth + 7, body, &err);
 	json_decref(body);
-	gw_node_answer(res, rc, answer, &err);
+	if (rc)
+		http_response_error(res, &err);
+	else
+		http_response_json_text(res, 200, answer);
 }

@@ -45,11 +45,12 @@ void inventory_destroy(struct inventory *inv);
 /* Apply one heartbeat. Body: {"seq": N, "capacity": {...}, "replicas":
  * [{"replica_id": UUID, "state": "starting|ready|failed", "endpoint": URL,
  *   "load": {"queue_depth": N, "tokens_per_second": X, "ttft_ms": X}}]}.
- * *answer: {"accepted": bool, "reason"?: "...", "interval_ms": N,
- * "assignment_generation": "DIGEST", "assignments"?: [...]}: the
- * assignments (see deployment_node_assignments) come when the sidecar's
- * generation is not the current one ("none" when the node runs nothing). */
-int inventory_heartbeat(json_t **answer, struct inventory *inv, const char *node_id,
+ * *answer: the JSON text (malloc'd; the caller frees it) of {"accepted":
+ * bool, "reason"?: "...", "interval_ms": N, "assignment_generation":
+ * "DIGEST", "assignments"?: [...]}: the assignments (see
+ * deployment_node_assignments) come when the sidecar's generation is not
+ * the current one ("none" when the node runs nothing). */
+int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_id,
 			const char *token, const json_t *body, struct nova_err *err);
 
 /* Read the token hash and state of every node that has a token (the whole

@@ -392,6 +392,11 @@ static void test_assignments_come_when_the_generation_differs(void **state)
 	snprintf(body, sizeof(body), "{\"seq\":2,\"assignment_generation\":\"%s\"}", gen);
 	assert_int_equal(beat(&ans, f, node, token, body), 200);
 	assert_null(json_object_get(ans, "assignments"));
+	/* The short answer (written without jansson) says all the rest. */
+	assert_true(json_is_true(json_object_get(ans, "accepted")));
+	assert_int_equal(json_integer_value(json_object_get(ans, "interval_ms")), 200);
+	assert_string_equal(json_string_value(json_object_get(ans, "assignment_generation")), gen);
+	assert_int_equal(json_object_size(ans), 3);
 	json_decref(ans);
 	/* The deployment stops: the node's generation moves to "none". */
 	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments/d/stop", ADMIN, NULL), 200);
