@@ -14,6 +14,8 @@
 #include <libssh2_sftp.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -151,6 +153,19 @@ static int ssh_lib_err(struct ssh_session *s, int rc, const char *what, unsigned
 
 /* --- connect ----------------------------------------------------------- */
 
+/* A connected socket: sent data that stays unacknowledged for timeout_ms
+ * (the connect timeout) fails the connection (TCP_USER_TIMEOUT). A pooled
+ * session whose host vanished without a word (a cut link, a powered-off
+ * machine) is found dead within that time of its next command, rather than
+ * at the command's own timeout, which may be long for a slow command on a
+ * live link. */
+static void ssh_socket_ready(struct ssh_session *s, int fd, unsigned timeout_ms)
+{
+	unsigned ms = timeout_ms;
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+	s->fd = fd;
+}
+
 static int ssh_connect_tcp(struct ssh_session *s, const char *address, unsigned port,
 			   long long deadline, unsigned timeout_ms, struct nova_err *err)
 {
@@ -169,7 +184,7 @@ static int ssh_connect_tcp(struct ssh_session *s, const char *address, unsigned 
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-			s->fd = fd;
+			ssh_socket_ready(s, fd, timeout_ms);
 			freeaddrinfo(res);
 			return 0;
 		}
@@ -199,7 +214,7 @@ static int ssh_connect_tcp(struct ssh_session *s, const char *address, unsigned 
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
 			soerr = errno;
 		if (soerr == 0) {
-			s->fd = fd;
+			ssh_socket_ready(s, fd, timeout_ms);
 			freeaddrinfo(res);
 			return 0;
 		}

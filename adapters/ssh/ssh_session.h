@@ -75,7 +75,9 @@ void ssh_session_close(struct ssh_session *s);
 bool ssh_session_usable(const struct ssh_session *s);
 /* Usable, and its connection not closed by the peer as far as the socket
  * tells without waiting (a pooled session checked before reuse; a peer
- * that vanished without a word is found only by the next call's deadline).
+ * that vanished without a word is found by the next call, within about the
+ * connect timeout: sent data may stay unacknowledged no longer than that,
+ * TCP_USER_TIMEOUT, whatever the call's own timeout).
  * Marks the session broken when it is not. */
 bool ssh_session_alive(struct ssh_session *s);
 /* "addr:port", for messages. */

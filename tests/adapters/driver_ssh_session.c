@@ -12,7 +12,10 @@
  *   NOVA_SSH_WORK                   a scratch directory
  *   NOVA_SSH_SMALL1                 a 1 MiB tmpfs on host 1 (only its
  *                                   sessions see it)
- *   NOVA_SSH_KILL1                  a script that kills host 1's sessions */
+ *   NOVA_SSH_KILL1                  a script that kills host 1's sessions
+ *   NOVA_SSH_CUT1, NOVA_SSH_UNCUT1  scripts that take host 1's link down
+ *                                   (packets dropped, nothing refused) and
+ *                                   up again */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -490,6 +493,36 @@ static void test_a_connection_lost_mid_upload_is_transient_and_keeps_the_old_fil
 	assert_int_equal(tmps, 1);
 }
 
+/* A session whose host vanished without a word (its link cut: nothing
+ * answers, nothing refuses; a pooled session finds out at its next use)
+ * fails its next command within about the connect timeout, since sent
+ * data may stay unacknowledged only that long (TCP_USER_TIMEOUT), and not
+ * at the command's own timeout. */
+static void test_a_command_over_a_silently_dead_link_fails_at_the_connect_timeout(void **state)
+{
+	struct ssh_target t = target("NOVA_SSH_HOST1");
+	struct ssh_exec_result r = {0};
+	struct nova_err err = {0};
+	(void)state;
+	t.connect_timeout_ms = 2000;
+	struct ssh_session *s = open_ok(&t);
+	assert_int_equal(ssh_session_exec(&r, s, "true", 5000, 0, &err), 0);
+	ssh_exec_result_finish(&r);
+	assert_int_equal(system(env("NOVA_SSH_CUT1")), 0);
+	long long t0 = now_ms();
+	int rc = ssh_session_exec(&r, s, "echo still here", 60000, 0, &err);
+	long long took = now_ms() - t0;
+	ssh_exec_result_finish(&r);
+	int restored = system(env("NOVA_SSH_UNCUT1"));
+	ssh_session_close(s);
+	assert_int_equal(restored, 0);
+	if (rc == 0)
+		fail_msg("a command ran over a cut link");
+	if (took > 20000)
+		fail_msg("the dead link was found after %lld ms (connect timeout 2,000 ms, command "
+			 "timeout 60,000 ms)", took);
+}
+
 static void test_shell_quote(void **state)
 {
 	char out[32];
@@ -528,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_upload_into_a_missing_directory_names_the_path),
 		cmocka_unit_test(test_upload_on_a_full_disk_fails_and_keeps_the_old_file),
 		cmocka_unit_test(test_a_connection_lost_mid_upload_is_transient_and_keeps_the_old_file),
+		cmocka_unit_test(test_a_command_over_a_silently_dead_link_fails_at_the_connect_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,9 @@ eval "$(ssh-agent -s)" >/dev/null && AGENT_PID=$SSH_AGENT_PID &&
 mkdir -p "$T_WORK/scratch"
 ssh_host_tmpfs 1 small 1m || { t_fail "a small tmpfs on host 1" "mount failed"; exit 0; }
 ssh_host_kill_script 1 "$T_WORK/kill1"
+printf '#!/bin/sh\nip link set %s down\n' "nvs${SSH_SUBNET}h1" >"$T_WORK/cut1"
+printf '#!/bin/sh\nip link set %s up\n' "nvs${SSH_SUBNET}h1" >"$T_WORK/uncut1"
+chmod +x "$T_WORK/cut1" "$T_WORK/uncut1"
 # Under make asan: libssh2's own ECDSA leak is suppressed, nothing else.
 # The suppression matches a libssh2 frame above libcrypto, which has no
 # frame pointers: only the slow unwinder sees past it.
@@ -36,5 +39,6 @@ NOVA_SSH_KEY=$SSH_CLIENT_KEY NOVA_SSH_ECDSA_KEY=$T_WORK/ecdsa NOVA_SSH_WRONG_KEY
 NOVA_SSH_RSA_KEY=$T_WORK/rsa NOVA_SSH_KNOWN_HOSTS=$SSH_KNOWN_HOSTS NOVA_SSH_UNUSED=$SSH_UNUSED_ADDR \
 NOVA_SSH_INSTALL1=$(ssh_host_dir 1)/install NOVA_SSH_WORK=$T_WORK/scratch \
 NOVA_SSH_SMALL1=$(ssh_host_dir 1)/small NOVA_SSH_KILL1=$T_WORK/kill1 \
+NOVA_SSH_CUT1=$T_WORK/cut1 NOVA_SSH_UNCUT1=$T_WORK/uncut1 \
 	t_cmocka "$B/tests/adapters/driver_ssh_session"
 exit 0
