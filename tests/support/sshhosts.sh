@@ -67,10 +67,16 @@ ssh_hosts_prereq() {
 
 # Namespaces and bridge of subnet $1, and its record.
 ssh_hosts_remove_subnet() {
-	local ns
+	local ns l
 	for ns in $(ip netns list 2>/dev/null | sed -n "s/^\(novassh$1h[0-9]*\).*/\1/p"); do
 		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
 		ip netns del "$ns" 2>/dev/null
+	done
+	# The host ends of the hosts' links, by name: a namespace outlives its
+	# deletion while a socket in it still waits (TIME_WAIT, or data left
+	# unacknowledged over a cut link), and so would its link.
+	for l in $(ip -o link show 2>/dev/null | sed -n "s/^[0-9]*: \(nvs$1h[0-9]*\)@.*/\1/p"); do
+		ip link del "$l" 2>/dev/null
 	done
 	ip link del "novassh$1" 2>/dev/null
 	rm -f "$SSH_REG/$1"
@@ -238,7 +244,10 @@ ssh_hosts_setup() {
 	mkdir -p /run/sshd "$SSH_REG" "$SSH_INSTALL_DIR" && chmod 0755 /run/sshd || return 1
 	ssh_hosts_reap_stale
 	s=$(( ($$ % 200) + 20 )); tries=0
-	while ! ip link add "novassh$s" type bridge 2>/dev/null; do
+	# A subnet whose bridge or host links exist is another run's (or the
+	# remains of one).
+	while ip -o link show 2>/dev/null | grep -q ": nvs${s}h[0-9]*@" ||
+	      ! ip link add "novassh$s" type bridge 2>/dev/null; do
 		tries=$((tries + 1))
 		[ $tries -gt 200 ] && { echo "no free test subnet (ip link add bridge fails)"; return 1; }
 		s=$(( s % 250 + 1 ))
