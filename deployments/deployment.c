@@ -289,7 +289,8 @@ static int dep_enqueue(struct db_conn *c, const char *id, struct nova_err *err)
 	return db_exec(NULL, c,
 		       "INSERT INTO work_items (kind, subject_id) VALUES ('deployment', $1::uuid) "
 		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' "
-		       "DO UPDATE SET run_after = least(work_items.run_after, now()), updated_at = now()",
+		       "DO UPDATE SET run_after = least(work_items.run_after, now()), "
+		       "requests = work_items.requests + 1, updated_at = now()",
 		       1, params, err);
 }
 
@@ -614,7 +615,9 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, const js
 			     "RETURNING r.deployment_id) "
 			     "INSERT INTO work_items (kind, subject_id) SELECT DISTINCT 'deployment', "
 			     "deployment_id FROM changed "
-			     "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING",
+			     /* A pass under way gets another (sql/0008). */
+			     "ON CONFLICT (kind, subject_id) WHERE state = 'queued' "
+			     "DO UPDATE SET requests = work_items.requests + 1",
 			     2, params, err);
 		if (rc == 0)
 			rc = db_tx_commit(c, err);

@@ -71,7 +71,8 @@ static int rc_replicas_move(struct db_pool *db, const struct pool_node *n, const
 		       "gone AS (DELETE FROM replica_placements WHERE replica_id IN (SELECT id FROM moved)) "
 		       "INSERT INTO work_items (kind, subject_id) "
 		       "SELECT DISTINCT 'deployment', deployment_id FROM moved "
-		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING", 2, params, err);
+		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' "
+		       "DO UPDATE SET requests = work_items.requests + 1", 2, params, err);
 }
 
 /* Ephemeral nodes as their provider sees them: a resource that failed (a

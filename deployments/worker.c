@@ -37,6 +37,7 @@ struct wk_item {
 	long long fence;
 	int attempts, max_attempts;
 	char fence_s[24], id_s[24];
+	char requests_s[24];     /* work_items.requests when claimed */
 };
 
 /* Everything one pass needs to know about its deployment. */
@@ -84,7 +85,7 @@ static int wk_claim(bool *got, struct wk_item *it, struct db_conn *c,
 		     "AND run_after <= now() AND attempts < max_attempts "
 		     "AND (lock_expires_at IS NULL OR lock_expires_at < now()) "
 		     "ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-		     "RETURNING id, kind, subject_id, fence, attempts, max_attempts",
+		     "RETURNING id, kind, subject_id, fence, attempts, max_attempts, requests",
 		     2, params, err);
 	if (rc == 0 && PQntuples(res) == 1) {
 		it->id = atoll(PQgetvalue(res, 0, 0));
@@ -95,6 +96,7 @@ static int wk_claim(bool *got, struct wk_item *it, struct db_conn *c,
 		it->max_attempts = atoi(PQgetvalue(res, 0, 5));
 		snprintf(it->id_s, sizeof(it->id_s), "%lld", it->id);
 		snprintf(it->fence_s, sizeof(it->fence_s), "%lld", it->fence);
+		snprintf(it->requests_s, sizeof(it->requests_s), "%s", PQgetvalue(res, 0, 6));
 		*got = true;
 	}
 	PQclear(res);
@@ -165,15 +167,22 @@ static int wk_finish(struct wk_ctx *x, enum wk_outcome how, const char *msg, str
 	const char *params[5] = {x->item.id_s, x->cfg->owner, x->item.fence_s, msg, delay};
 	switch (how) {
 	case WK_DONE:
+		/* Done, unless work was asked for meanwhile (a replica reported
+		 * ready after this pass read them): then queued again, at once,
+		 * as a fresh item (sql/0008). */
+		params[4] = x->item.requests_s;
+		return wk_write(x,
+				"UPDATE work_items SET lock_owner = NULL, lock_expires_at = NULL, "
+				"state = CASE WHEN requests = $5::bigint THEN 'done' ELSE 'queued' END, "
+				"attempts = CASE WHEN requests = $5::bigint THEN attempts ELSE 0 END, "
+				"last_error = nullif($4, ''), updated_at = now() "
+				"WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint",
+				5, params, err);
 	case WK_FAIL:
 		return wk_write(x,
-				how == WK_DONE
-					? "UPDATE work_items SET state = 'done', lock_owner = NULL, "
-					  "lock_expires_at = NULL, last_error = nullif($4, ''), updated_at = now() "
-					  "WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint"
-					: "UPDATE work_items SET state = 'failed', lock_owner = NULL, "
-					  "lock_expires_at = NULL, last_error = $4, updated_at = now() "
-					  "WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint",
+				"UPDATE work_items SET state = 'failed', lock_owner = NULL, "
+				"lock_expires_at = NULL, last_error = $4, updated_at = now() "
+				"WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint",
 				4, params, err);
 	case WK_WAIT: /* not an attempt: nothing failed, capacity is missing */
 		snprintf(delay, sizeof(delay), "%u", x->cfg->wait_ms);

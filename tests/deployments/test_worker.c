@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "adapters/fake/fake.h"
+#include "deployments/deployment.h"
 #include "deployments/worker.h"
 #include "tests/support/testenv.h"
 
@@ -197,6 +198,57 @@ static void test_a_node_filled_meanwhile_is_not_overcommitted(void **state)
 	assert_int_equal(testenv_query_int(env, "SELECT count(DISTINCT node_id) FROM replica_placements"), 2);
 }
 
+/* A replica reports ready while a pass over its deployment is running (the
+ * pass read the replicas before): the pass must not end the deployment's
+ * work item, or the report is never looked at (the deployment stayed at
+ * "1 of 2 replicas ready"). The item is queued again (sql/0008), and the
+ * next pass sees the replica ready. */
+static void report_first_replica_ready(const char *node_id)
+{
+	struct nova_err err;
+	PGresult *res = NULL;
+	(void)node_id;
+	if (race_done)
+		return;
+	race_done = true;
+	assert_int_equal(db_pool_exec(&res, race_env->db,
+				      "SELECT r.id::text, rp.node_id::text FROM replicas r "
+				      "JOIN replica_placements rp ON rp.replica_id = r.id "
+				      "WHERE r.ordinal = 0", 0, NULL, &err), 0);
+	assert_int_equal(PQntuples(res), 1);
+	json_t *reports = json_pack("[{s:s, s:s, s:s}]", "replica_id", PQgetvalue(res, 0, 0), "state",
+				    "ready", "endpoint", "http://127.0.0.1:1");
+	if (deployment_replicas_report(race_env->db, PQgetvalue(res, 0, 1), reports, &err))
+		fail_msg("report: %s", err.message);
+	json_decref(reports);
+	PQclear(res);
+}
+
+static void test_a_report_during_a_pass_gets_another_pass(void **state)
+{
+	struct testenv *env = *state;
+	struct nova_err err;
+	bool did;
+	static_pool(env, "rp", 2, 1);
+	deploy(env, "rd", "one", 1);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	race_env = env;
+	race_done = false;
+	worker_test_before_placement_write = report_first_replica_ready;
+	scale(env, "rd", 2);
+	assert_int_equal(worker_run_once(&did, env->db, &cfg, &err), 0);
+	worker_test_before_placement_write = NULL;
+	assert_true(did);
+	assert_true(race_done);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items w JOIN deployments d "
+				"ON d.id = w.subject_id WHERE d.name = 'rd' AND w.state = 'queued'"), 1);
+	testenv_worker_drain(env, &cfg);
+	json_t *d = get_dep(env, "rd");
+	assert_non_null(strstr(str(d, "state_reason"), "1 of 2"));
+	json_decref(d);
+}
+
 static void test_gang_places_every_stage_or_none(void **state)
 {
 	struct testenv *env = *state;
@@ -338,6 +390,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ephemeral_pool_gets_nodes_and_binpacked_replicas, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_report_during_a_pass_gets_another_pass, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_static_pool_nodes_are_discovered_claimed_and_filled, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_node_filled_meanwhile_is_not_overcommitted, setup,
 						testenv_teardown),
