@@ -363,6 +363,10 @@ int inventory_refresh(struct inventory *inv, struct nova_err *err)
 				rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 				break;
 			}
+			/* Read on a request's path since this refresh began (a
+			 * token just issued, say): that read is the fresher. */
+			if (e->token_checked_ms >= started)
+				continue;
 			inv_node_apply(e, &rows[i], now);
 		}
 		pthread_mutex_unlock(&inv->lock);

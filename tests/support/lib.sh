@@ -114,8 +114,11 @@ nova_stop() {
 	T_PID=
 }
 
+# T_KEEP=DIR keeps a copy of the work directory (novad's log, the agents'
+# logs, the state) there, for a failure that needs looking into.
 t_cleanup() {
 	nova_stop
+	if [ -n "${T_KEEP:-}" ]; then cp -r "$T_WORK" "$T_KEEP" 2>/dev/null; fi
 	rm -rf "$T_WORK"
 }
 trap t_cleanup EXIT
