@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hex.h"
 #include "core/log.h"
 
 #define HTTP_MAX_ROUTES 128
@@ -77,17 +78,15 @@ struct http_owned {
  * would cut a C string short: the return value says one was seen. */
 static bool http_pct_decode(char *s)
 {
-	static const char hex[] = "0123456789abcdef0123456789ABCDEF";
 	bool nul = false;
 	char *w = s;
 	for (const char *r = s; *r; r++) {
-		const char *hi = r[0] == '%' && r[1] ? strchr(hex, r[1]) : NULL;
-		const char *lo = hi && r[2] ? strchr(hex, r[2]) : NULL;
-		if (!hi || !lo) {
+		unsigned char byte;
+		if (r[0] != '%' || !hex_decode(&byte, r + 1, 1)) {
 			*w++ = *r;
 			continue;
 		}
-		char c = (char)(((hi - hex) % 16) * 16 + (lo - hex) % 16);
+		char c = (char)byte;
 		if (c == '\0') {
 			nul = true;
 			*w++ = *r;

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/hex.h"
+
 int secret_token_generate(char *out, size_t out_len, const char *prefix, struct nova_err *err)
 {
 	static const char alphabet[] =
@@ -40,37 +42,16 @@ void secret_sha256(unsigned char out[32], const void *data, size_t len)
 	EVP_Digest(data, len, out, &md_len, EVP_sha256(), NULL);
 }
 
-static int secret_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 bool secret_sha256_from_hex(unsigned char out[32], const char *hex)
 {
-	if (!hex || strlen(hex) != 64)
-		return false;
-	for (unsigned i = 0; i < 32; i++) {
-		int hi = secret_hex_digit(hex[2 * i]), lo = secret_hex_digit(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return true;
+	return hex && strlen(hex) == 64 && hex_decode(out, hex, 32);
 }
 
 void secret_sha256_hex(char out[SECRET_HEX_SHA256_LEN], const void *data, size_t len)
 {
 	unsigned char md[32];
 	secret_sha256(md, data, len);
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	out[64] = '\0';
+	hex_encode(out, md, 32);
 }
 
 bool secret_equal(const void *a, const void *b, size_t len)

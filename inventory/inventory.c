@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/hex.h"
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -343,11 +344,11 @@ int inventory_refresh(struct inventory *inv, struct nova_err *err)
 			     "n.state, coalesce(h.last_seq, -1) FROM nodes n "
 			     "LEFT JOIN node_heartbeats h ON h.node_id = n.id WHERE n.token_hash IS NOT NULL",
 			     0, NULL, err);
+	char fetch[48];
+	snprintf(fetch, sizeof(fetch), "FETCH %d FROM inv_fleet", INV_REFRESH_BATCH);
 	for (int got = INV_REFRESH_BATCH; rc == 0 && got == INV_REFRESH_BATCH;) {
 		PGresult *res = NULL;
 		size_t n = 0;
-		char fetch[48];
-		snprintf(fetch, sizeof(fetch), "FETCH %d FROM inv_fleet", INV_REFRESH_BATCH);
 		if ((rc = db_exec(&res, c, fetch, 0, NULL, err)))
 			break;
 		got = PQntuples(res);
@@ -408,8 +409,7 @@ static int inv_token_refused(struct inventory *inv, const unsigned char presente
 	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
-	for (unsigned i = 0; i < 32; i++)
-		snprintf(hash + 2 * i, 3, "%02x", presented[i]);
+	hex_encode(hash, presented, 32);
 	if ((rc = db_conn_acquire(&c, inv->db, err)))
 		return rc;
 	rc = db_exec(&res, c, "SELECT 1 FROM nodes WHERE token_hash = $1", 1, params, err);
