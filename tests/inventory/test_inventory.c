@@ -74,6 +74,13 @@ static long long q(struct fx *f, const char *sql)
 	return testenv_query_int(&f->env, sql);
 }
 
+static void sql(struct fx *f, const char *text)
+{
+	struct nova_err err;
+	if (db_pool_exec(NULL, f->env.db, text, 0, NULL, &err))
+		fail_msg("%s: %s", text, err.message);
+}
+
 static void test_heartbeat_is_applied_and_flushed(void **state)
 {
 	struct fx *f = *state;
@@ -165,14 +172,11 @@ static void test_sweep_unhealthy_back_and_failed_stays_failed(void **state)
 {
 	struct fx *f = *state;
 	struct nova_err err;
-	struct db_conn *c;
 	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
 	flush(f);
 	/* A node that never heartbeated is not swept (node b). */
-	assert_int_equal(db_conn_acquire(&c, f->env.db, &err), 0);
-	assert_int_equal(db_exec(NULL, c, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '700 ms' "
-					  "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')", 0, NULL, &err), 0);
-	db_conn_release(f->env.db, c);
+	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '700 ms' "
+	       "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')");
 	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
 	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'unhealthy'"), 1);
 	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'b' AND state = 'ready'"), 1);
@@ -183,10 +187,8 @@ static void test_sweep_unhealthy_back_and_failed_stays_failed(void **state)
 	assert_int_equal(q(f, "SELECT count(*) FROM node_events WHERE reason = 'heartbeat resumed'"), 1);
 	/* Silent past the failure threshold: failed; a late heartbeat does not
 	 * bring it back. */
-	assert_int_equal(db_conn_acquire(&c, f->env.db, &err), 0);
-	assert_int_equal(db_exec(NULL, c, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '2 s' "
-					  "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')", 0, NULL, &err), 0);
-	db_conn_release(f->env.db, c);
+	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '2 s' "
+	       "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')");
 	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
 	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
 	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'failed'"), 1);
@@ -407,13 +409,6 @@ static void test_assignments_come_when_the_generation_differs(void **state)
 	assert_int_equal(json_array_size(json_object_get(ans, "assignments")), 0);
 	assert_non_null(json_object_get(ans, "assignments"));
 	json_decref(ans);
-}
-
-static void sql(struct fx *f, const char *text)
-{
-	struct nova_err err;
-	if (db_pool_exec(NULL, f->env.db, text, 0, NULL, &err))
-		fail_msg("%s: %s", text, err.message);
 }
 
 /* Heartbeats for ids with no node are 404 and leave nothing behind in the
