@@ -2,20 +2,110 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/files.h"
 #include "core/ids.h"
 #include "core/log.h"
 
+/* API keys seen valid, so a request is not a query, and so callers with a
+ * key keep working while the database is away: an entry younger than
+ * AUTH_CACHE_TTL_MS is trusted as it is; an older one is read again, and
+ * kept (not dropped) when the database does not answer. A revocation
+ * through this novad drops the entry at once; through another novad it
+ * takes effect here within the TTL (while the database is up). Only
+ * positive answers are kept: an unknown key is a query each time, bounded
+ * by the database's deadlines. Rejected: reading api_keys on every request
+ * (as before), which made every route, the routing table's included, wait
+ * on the database and fail with it. */
+#define AUTH_CACHE_TTL_MS 10000
+#define AUTH_CACHE_MAX 1024
+/* last_used_at is written at most this often per key. */
+#define AUTH_LAST_USED_MS 60000
+
+struct auth_cached_key {
+	char prefix[17];
+	char id[AUTH_ID_LEN];
+	char key_hash[SECRET_HEX_SHA256_LEN];
+	long long checked_ms;  /* CLOCK_MONOTONIC of the last read */
+	long long used_ms;     /* last_used_at written then (0: not by us) */
+};
+
 struct auth {
 	struct db_pool *db;
 	char admin_hash[SECRET_HEX_SHA256_LEN];
+	pthread_mutex_t lock;
+	struct auth_cached_key *keys;
+	size_t n_keys, keys_cap;
 };
+
+static long long auth_mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The cached entry for a prefix (caller holds the lock), or NULL. */
+static struct auth_cached_key *auth_cache_find(struct auth *a, const char *prefix)
+{
+	for (size_t i = 0; i < a->n_keys; i++)
+		if (!strcmp(a->keys[i].prefix, prefix))
+			return &a->keys[i];
+	return NULL;
+}
+
+static void auth_cache_drop(struct auth *a, const char *prefix, const char *id)
+{
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < a->n_keys; i++) {
+		if ((prefix && !strcmp(a->keys[i].prefix, prefix)) || (id && !strcmp(a->keys[i].id, id))) {
+			explicit_bzero(&a->keys[i], sizeof(a->keys[i]));
+			a->keys[i] = a->keys[--a->n_keys];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void auth_cache_put(struct auth *a, const char *prefix, const char *id, const char *hash)
+{
+	pthread_mutex_lock(&a->lock);
+	struct auth_cached_key *k = auth_cache_find(a, prefix);
+	if (!k && a->n_keys == a->keys_cap && a->keys_cap < AUTH_CACHE_MAX) {
+		size_t nc = a->keys_cap ? a->keys_cap * 2 : 16;
+		struct auth_cached_key *nk = realloc(a->keys, nc * sizeof(*nk));
+		if (nk) {
+			a->keys = nk;
+			a->keys_cap = nc;
+		}
+	}
+	if (!k && a->n_keys < a->keys_cap) {
+		k = &a->keys[a->n_keys++];
+		memset(k, 0, sizeof(*k));
+	}
+	if (!k && a->n_keys > 0) {
+		/* Full: the entry read longest ago gives way. */
+		k = &a->keys[0];
+		for (size_t i = 1; i < a->n_keys; i++)
+			if (a->keys[i].checked_ms < k->checked_ms)
+				k = &a->keys[i];
+		memset(k, 0, sizeof(*k));
+	}
+	if (k) {
+		snprintf(k->prefix, sizeof(k->prefix), "%s", prefix);
+		snprintf(k->id, sizeof(k->id), "%s", id);
+		snprintf(k->key_hash, sizeof(k->key_hash), "%s", hash);
+		k->checked_ms = auth_mono_ms();
+	}
+	pthread_mutex_unlock(&a->lock);
+}
 
 int auth_create(struct auth **out, struct db_pool *db, const char *admin_token,
 		struct nova_err *err)
@@ -30,13 +120,38 @@ int auth_create(struct auth **out, struct db_pool *db, const char *admin_token,
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	a->db = db;
 	secret_sha256_hex(a->admin_hash, admin_token, strlen(admin_token));
+	pthread_mutex_init(&a->lock, NULL);
 	*out = a;
 	return 0;
 }
 
 void auth_destroy(struct auth *a)
 {
+	if (!a)
+		return;
+	if (a->keys)
+		explicit_bzero(a->keys, a->keys_cap * sizeof(*a->keys));
+	free(a->keys);
+	pthread_mutex_destroy(&a->lock);
 	free(a);
+}
+
+/* Best effort: last use is informational, never a reason to refuse. The
+ * cache writes it at most once a minute per key; the statement does too,
+ * for novads sharing the database. */
+static void auth_last_used_write(struct auth *a, const char *id)
+{
+	struct nova_err ignored;
+	const char *params[1] = {id};
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < a->n_keys; i++)
+		if (!strcmp(a->keys[i].id, id))
+			a->keys[i].used_ms = auth_mono_ms();
+	pthread_mutex_unlock(&a->lock);
+	db_pool_exec(NULL, a->db,
+		     "UPDATE api_keys SET last_used_at = now() WHERE id = $1 "
+		     "AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+		     1, params, &ignored);
 }
 
 static int auth_apikey_check(struct auth_principal *out, struct auth *a, const char *key,
@@ -52,25 +167,62 @@ static int auth_apikey_check(struct auth_principal *out, struct auth *a, const c
 	memcpy(prefix, key, 16);
 	prefix[16] = '\0';
 	params[0] = prefix;
-	if ((rc = db_conn_acquire(&c, a->db, err)))
-		return rc;
-	rc = db_exec(&res, c, "SELECT id, key_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
-		     1, params, err);
+	/* The cache first: a fresh entry answers; a stale one is the answer
+	 * of last resort when the database does not. */
+	struct auth_cached_key cached = {0};
+	bool have = false, write_used = false;
+	long long now = auth_mono_ms();
+	pthread_mutex_lock(&a->lock);
+	struct auth_cached_key *k = auth_cache_find(a, prefix);
+	if (k) {
+		cached = *k;
+		have = true;
+		if (now - k->checked_ms < AUTH_CACHE_TTL_MS && now - k->used_ms >= AUTH_LAST_USED_MS &&
+		    secret_matches_hash(key, k->key_hash)) {
+			k->used_ms = now; /* whoever writes it first; the others need not */
+			write_used = true;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (have && now - cached.checked_ms < AUTH_CACHE_TTL_MS) {
+		bool ok = secret_matches_hash(key, cached.key_hash);
+		if (ok)
+			snprintf(out->id, sizeof(out->id), "%s", cached.id);
+		explicit_bzero(&cached, sizeof(cached));
+		if (!ok)
+			return nova_err_set(err, NOVA_EUNAUTH, "", "invalid or revoked api key");
+		out->kind = AUTH_APIKEY;
+		if (write_used)
+			auth_last_used_write(a, out->id);
+		return 0;
+	}
+	if ((rc = db_conn_acquire(&c, a->db, err)) == 0) {
+		rc = db_exec(&res, c,
+			     "SELECT id, key_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
+			     1, params, err);
+		db_conn_release(a->db, c);
+	}
+	if (rc == NOVA_EUNAVAIL && have) {
+		/* The database is away: the key as last read serves. */
+		bool ok = secret_matches_hash(key, cached.key_hash);
+		if (ok) {
+			out->kind = AUTH_APIKEY;
+			snprintf(out->id, sizeof(out->id), "%s", cached.id);
+		}
+		explicit_bzero(&cached, sizeof(cached));
+		return ok ? 0 : rc;
+	}
+	explicit_bzero(&cached, sizeof(cached));
 	if (rc == 0 && PQntuples(res) == 1 && secret_matches_hash(key, PQgetvalue(res, 0, 1))) {
 		out->kind = AUTH_APIKEY;
 		snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-		params[0] = out->id;
-		/* Best effort: last use is informational, never a reason to refuse. */
-		struct nova_err ignored;
-		db_exec(NULL, c,
-			"UPDATE api_keys SET last_used_at = now() WHERE id = $1 "
-			"AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
-			1, params, &ignored);
+		auth_cache_put(a, prefix, out->id, PQgetvalue(res, 0, 1));
+		auth_last_used_write(a, out->id);
 	} else if (rc == 0) {
+		auth_cache_drop(a, prefix, NULL);
 		rc = nova_err_set(err, NOVA_EUNAUTH, "", "invalid or revoked api key");
 	}
 	PQclear(res);
-	db_conn_release(a->db, c);
 	return rc;
 }
 
@@ -229,6 +381,7 @@ int auth_apikey_revoke(struct auth *a, const char *id, struct nova_err *err)
 	int rc;
 	if (!ids_is_uuid(id))
 		return nova_err_set(err, NOVA_ENOTFOUND, "id", "no api key with id %s", id);
+	auth_cache_drop(a, NULL, id);
 	if ((rc = db_conn_acquire(&c, a->db, err)))
 		return rc;
 	rc = db_exec_one(&res, c,

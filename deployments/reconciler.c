@@ -16,6 +16,7 @@ void reconciler_config_defaults(struct reconciler_config *cfg)
 	cfg->interval_ms = 5000;
 	cfg->idle_node_grace_s = 60;
 	cfg->provision_timeout_s = 600;
+	cfg->failed_wait_ms = 6000;
 }
 
 /* Drain, terminate and deprovision one node, whatever live state it is in. */
@@ -133,10 +134,24 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct pool_node *nd = &nodes[i];
 		if (!strcmp(nd->state, "failed")) {
-			/* Static nodes too: a failed node stays failed whatever it
-			 * sends, so a static host would be lost to the pool for good;
-			 * removed (its sidecar stopped once the host answers), the
-			 * host is discovered again as a new node. */
+			/* Failed for silence while its agent still beats (judged
+			 * wrongly, or back): ready again, nothing replaced, nothing
+			 * deprovisioned. Otherwise static nodes too are removed: a
+			 * failed node stays failed, so a static host would be lost to
+			 * the pool for good; removed (its sidecar stopped once the
+			 * host answers), it is discovered again as a new node. */
+			enum pool_failed_fate fate;
+			if ((rc = pool_node_failed_fate(&fate, db, nd->id, cfg->failed_wait_ms, err)))
+				break;
+			if (fate == POOL_FAILED_REVIVED) {
+				snprintf(nd->state, sizeof(nd->state), "ready");
+				nova_log_kv(NOVA_LOG_WARN, "reconciler",
+					    "node failed for silence beats again: ready, nothing replaced",
+					    "node", nd->name, NULL);
+				continue;
+			}
+			if (fate == POOL_FAILED_WAIT)
+				continue;
 			rc = rc_replicas_move(db, nd, "node failed, replacing", err);
 			if (!rc)
 				rc_node_retire_or_report(db, ad, nd, "failed node removed");

@@ -4,7 +4,11 @@
  * ends, the lock is free, and another novad takes over on its next try.
  *
  * One pass:
- *   - replicas on failed or draining nodes go back to pending (the worker
+ *   - a node failed for silence whose agent beat again after the failure
+ *     is ready again, its replicas where they were (it was judged wrongly,
+ *     say while the database or novad was away); one failed for silence
+ *     within failed_wait_ms is left for this pass, to hear from its agent;
+ *   - replicas on other failed or draining nodes go back to pending (the worker
  *     places them again elsewhere); failed nodes (of any pool: a static
  *     host is then discovered again as a new node) and drained nodes of
  *     ephemeral pools are deprovisioned;
@@ -38,6 +42,9 @@ struct reconciler_config {
 	unsigned idle_node_grace_s;  /* default 60 */
 	unsigned provision_timeout_s;/* a node provisioning longer fails, default 600 */
 	char gateway_url[256];       /* for re-provisioning static nodes' agents */
+	/* How long a node failed for silence is given to beat again before it
+	 * is replaced, default 6000 (three 2 s heartbeat intervals). */
+	unsigned failed_wait_ms;
 };
 
 void reconciler_config_defaults(struct reconciler_config *cfg);

@@ -1,4 +1,8 @@
+#include <string.h>
+
 #include "gateway/gw_int.h"
+#include "inventory/inventory.h"
+#include "inventory/routes.h"
 
 void gw_health(struct gw *gw, const struct auth_principal *who, struct http_request *req,
 	       struct http_response *res)
@@ -7,20 +11,48 @@ void gw_health(struct gw *gw, const struct auth_principal *who, struct http_requ
 	http_response_json(res, 200, json_pack("{s:s, s:s}", "status", "ok", "version", NOVA_VERSION));
 }
 
+/* Ready means able to serve: the routing table is loaded (the heartbeats
+ * and route reads that keep the fleet up are served from memory) and the
+ * schema is this binary's. A database that is away makes novad degraded,
+ * not unready: it is said in the body, with the answer still 200, because
+ * every novad shares that database, and a probe failing on all of them at
+ * once would take every novad out of its load balancer, routes included,
+ * for an outage they ride through. Rejected: 503 whenever the database
+ * does not answer, as before (the cascade above). */
 void gw_ready(struct gw *gw, const struct auth_principal *who, struct http_request *req,
 	      struct http_response *res)
 {
 	struct nova_err err;
+	struct inventory_status st;
+	char routes_error[160];
 	(void)who, (void)req;
 	nova_err_clear(&err);
-	if (db_ping(gw->deps.db, &err) != 0 ||
-	    db_migrations_check(gw->deps.db, gw->deps.migrations, gw->deps.n_migrations, &err) != 0) {
-		/* Not ready is 503 whatever the cause, so load balancers act on it. */
-		err.code = NOVA_EUNAVAIL;
-		http_response_error(res, &err);
-		return;
+	inventory_status_get(&st, gw->deps.inventory);
+	long long routes_age = inventory_routes_age_ms(gw->deps.routes, routes_error);
+	bool db_ok = st.database_ok && !routes_error[0];
+	bool schema_ok = true;
+	if (db_ok && db_migrations_check(gw->deps.db, gw->deps.migrations, gw->deps.n_migrations,
+					 &err) != 0) {
+		if (err.code == NOVA_EUNAVAIL && !strstr(err.message, "not applied yet"))
+			db_ok = false; /* it went away just now */
+		else
+			schema_ok = false;
 	}
-	http_response_json(res, 200, json_pack("{s:s}", "status", "ready"));
+	bool ready = routes_age >= 0 && schema_ok;
+	json_t *body = json_pack(
+		"{s:s, s:{s:{s:b, s:s}, s:{s:b, s:I, s:I, s:I}, s:{s:b, s:I, s:b}, s:{s:b, s:I}}}",
+		"status", !ready ? "not ready" : db_ok ? "ready" : "degraded", "checks",
+		"database", "ok", db_ok, "error",
+		db_ok ? "" : st.database_error[0] ? st.database_error : routes_error,
+		"heartbeats", "ok", st.database_ok, "flush_age_ms", (json_int_t)st.flush_age_ms,
+		"pending", (json_int_t)st.nodes_pending, "nodes", (json_int_t)st.nodes_known,
+		"routes", "ok", routes_age >= 0 && routes_age <= INVENTORY_ROUTES_STALE_MS, "age_ms",
+		(json_int_t)routes_age, "loaded", routes_age >= 0,
+		"brake", "ok", st.brakes_engaged == 0, "pools_held", (json_int_t)st.brakes_engaged);
+	if (!schema_ok)
+		json_object_set_new(json_object_get(body, "checks"), "schema",
+				    json_pack("{s:b, s:s}", "ok", false, "error", err.message));
+	http_response_json(res, ready ? 200 : 503, body);
 }
 
 void gw_openapi_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,

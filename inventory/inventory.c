@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/hex.h"
 #include "core/ids.h"
@@ -14,6 +15,7 @@
 #include "core/log.h"
 #include "core/secret.h"
 #include "deployments/deployment.h"
+#include "pools/pool.h"
 
 /* How long a cached token hash is trusted before it is read again (so a
  * revoked token stops working within this time even on a busy node). The
@@ -121,6 +123,22 @@ struct inventory {
 	atomic_bool flush_soon;
 	void (*on_health)(void *ctx);   /* the sweep or a flush changed what is routable */
 	void *health_ctx;
+	/* This novad as a recorder of heartbeats (sql/0009): its id, and
+	 * whether a flush has written its row yet (no sweep judges before). */
+	char recorder_id[IDS_UUID_LEN];
+	char recorder_host[128];
+	atomic_bool recorded;
+	/* How the last flush went (database_ok), and when one last worked
+	 * (CLOCK_MONOTONIC ms, 0: never): the heartbeat path reads the
+	 * database only while it works, and /readyz tells. */
+	atomic_bool database_ok;
+	atomic_llong flush_ok_ms;
+	char database_error[160];       /* under lock */
+	atomic_ullong from_memory;      /* heartbeats taken on a stale cached hash */
+	/* The brake, as of the last sweep (under lock): pool id -> {"pool",
+	 * "pool_id", "silent", "nodes", "since"}. */
+	json_t *brakes;
+	unsigned long long brake_engagements;
 };
 
 void inventory_config_defaults(struct inventory_config *cfg)
@@ -129,6 +147,34 @@ void inventory_config_defaults(struct inventory_config *cfg)
 	cfg->missed_intervals = 3;
 	cfg->failed_after_ms = 30000;
 	cfg->flush_ms = 500;
+	cfg->blind_after_ms = 0;
+	cfg->departed_after_ms = 0;
+	cfg->brake_share = 0.5;
+	cfg->brake_min_nodes = 3;
+}
+
+/* The bounds that default to 0 get their values from the others. Blind
+ * after half the unhealthy threshold: a database blip shorter than that
+ * leaves the stored heartbeats at most half a threshold (plus a flush
+ * period) behind, which cannot make a beating node look silent; a longer
+ * one starts a new run, and so a fresh grace. */
+static void inv_config_resolve(struct inventory_config *cfg)
+{
+	unsigned silent = cfg->interval_ms * cfg->missed_intervals;
+	if (!cfg->blind_after_ms) {
+		cfg->blind_after_ms = silent / 2;
+		if (cfg->blind_after_ms < 2 * cfg->flush_ms)
+			cfg->blind_after_ms = 2 * cfg->flush_ms;
+	}
+	if (!cfg->departed_after_ms) {
+		cfg->departed_after_ms = 2 * cfg->blind_after_ms;
+		if (cfg->departed_after_ms < silent)
+			cfg->departed_after_ms = silent;
+	}
+	if (!cfg->brake_min_nodes)
+		cfg->brake_min_nodes = 3;
+	if (!(cfg->brake_share > 0 && cfg->brake_share <= 1))
+		cfg->brake_share = 0.5;
 }
 
 static long long inv_mono_ms(void)
@@ -161,6 +207,23 @@ int inventory_create(struct inventory **out, struct db_pool *db,
 	inv->index_cap = 1024;
 	inv->db = db;
 	inv->cfg = *cfg;
+	inv_config_resolve(&inv->cfg);
+	if (!(inv->brakes = json_object())) {
+		free(inv->nodes);
+		free(inv->index);
+		free(inv);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	ids_uuid_generate(inv->recorder_id);
+	{
+		char host[64] = "";
+		gethostname(host, sizeof(host) - 1);
+		snprintf(inv->recorder_host, sizeof(inv->recorder_host), "%s pid %ld", host, (long)getpid());
+	}
+	atomic_init(&inv->recorded, false);
+	atomic_init(&inv->database_ok, true);
+	atomic_init(&inv->flush_ok_ms, 0);
+	atomic_init(&inv->from_memory, 0);
 	pthread_mutex_init(&inv->lock, NULL);
 	atomic_init(&inv->stop, false);
 	atomic_init(&inv->loads_gen, 0);
@@ -581,18 +644,42 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	ids_uuid_format(id_text, id);
 	secret_sha256(presented, token, strlen(token));
 
+	bool db_ok = atomic_load(&inv->database_ok);
 	pthread_mutex_lock(&inv->lock);
 	e = inv_get(inv, id, false);
+	bool cached = e && e->has_hash;
 	/* A node not known yet (new since the last refresh of the fleet), or
-	 * not refreshed within the TTL (the database was away): read it
-	 * without the lock, so the other nodes' heartbeats go on meanwhile,
-	 * then find the entry again (the table may have grown and moved). Two
-	 * requests of one node may both read; the second write is the same.
-	 * An id with no row gets no entry, so made-up ids cost no memory. */
-	if (!e || !e->has_hash || inv_mono_ms() - e->token_checked_ms > INV_TOKEN_TTL_MS) {
-		if ((rc = inv_node_reload(&e, inv, id_text, err)))
-			return rc;
-	} else if (!secret_equal(presented, e->token_hash, 32) &&
+	 * not refreshed within the TTL: read it without the lock, so the other
+	 * nodes' heartbeats go on meanwhile, then find the entry again (the
+	 * table may have grown and moved). Two requests of one node may both
+	 * read; the second write is the same. An id with no row gets no entry,
+	 * so made-up ids cost no memory. While the database is away, a node
+	 * the table knows is taken on its cached hash (a revocation waits for
+	 * the database, as it waits for the refresh anyway), and no request
+	 * waits for a read that would time out: the fleet keeps beating and
+	 * keeps its assignments. */
+	if (!cached || inv_mono_ms() - e->token_checked_ms > INV_TOKEN_TTL_MS) {
+		if (!db_ok) {
+			if (!cached) {
+				pthread_mutex_unlock(&inv->lock);
+				nova_err_set(err, NOVA_EUNAVAIL, "",
+					     "the database is unavailable and this node is not known yet");
+				nova_err_set_hint(err, "heartbeat again; it is taken once the database is back");
+				return NOVA_EUNAVAIL;
+			}
+			atomic_fetch_add(&inv->from_memory, 1);
+		} else if ((rc = inv_node_reload(&e, inv, id_text, err))) {
+			if (rc != NOVA_EUNAVAIL || !cached)
+				return rc;
+			/* The database went away just now: the cached hash serves. */
+			pthread_mutex_lock(&inv->lock);
+			if (!(e = inv_get(inv, id, false)) || !e->has_hash) {
+				pthread_mutex_unlock(&inv->lock);
+				return rc;
+			}
+			atomic_fetch_add(&inv->from_memory, 1);
+		}
+	} else if (db_ok && !secret_equal(presented, e->token_hash, 32) &&
 		   inv_mono_ms() - e->token_checked_ms > INV_TOKEN_RECHECK_MS) {
 		/* A token issued since the hash was read (a node provisioned
 		 * again gets a new one): read it again rather than refuse the
@@ -603,9 +690,17 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	}
 	if (!e->has_hash || !secret_equal(presented, e->token_hash, 32)) {
 		pthread_mutex_unlock(&inv->lock);
+		if (!db_ok) {
+			/* Maybe a token issued just before the database went away:
+			 * not refused for good, asked again. */
+			nova_err_set(err, NOVA_EUNAVAIL, "",
+				     "the database is unavailable; this token cannot be checked now");
+			return NOVA_EUNAVAIL;
+		}
 		return inv_token_refused(inv, presented, err);
 	}
-	if (e->state == INV_FAILED || e->state == INV_TERMINATING || e->state == INV_TERMINATED) {
+	if (e->state == INV_TERMINATING || e->state == INV_TERMINATED ||
+	    (e->state == INV_FAILED && seq <= e->last_seq)) {
 		snprintf(reason, sizeof(reason), "node is %s", inv_state_names[e->state]);
 		pthread_mutex_unlock(&inv->lock);
 		*answer = inv_answer_dump(inv_answer(inv, false, reason));
@@ -621,6 +716,14 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	e->last_seq = seq;
 	e->seen_unix_ms = inv_unix_ms();
 	e->dirty = true;
+	if (e->state == INV_FAILED) {
+		/* Recorded, not accepted: the reconciler makes a node failed for
+		 * silence ready again when its agent beats after the failure (it
+		 * was judged wrongly), and keeps its replicas where they are. */
+		pthread_mutex_unlock(&inv->lock);
+		*answer = inv_answer_dump(inv_answer(inv, false, "node is failed"));
+		return *answer ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
 	if (capacity) {
 		/* Dumped under the lock (a small object, about a microsecond):
 		 * the early returns above then have nothing to free. Most
@@ -667,11 +770,16 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	/* What to run, only when the sidecar's view is not the current one. */
 	if (!generation || strcmp(generation, digest) != 0) {
 		json_t *assignments;
-		if ((rc = deployment_node_assignments(&assignments, inv->db, id_text, err))) {
+		struct nova_err aerr;
+		/* Without the database the sidecar keeps what it runs: the answer
+		 * has no assignments, and it asks again with its next beat. */
+		if (db_ok && (rc = deployment_node_assignments(&assignments, inv->db, id_text, &aerr)) == 0)
+			json_object_set_new(a, "assignments", assignments);
+		else if (db_ok && rc != NOVA_EUNAVAIL) {
 			json_decref(a);
+			*err = aerr;
 			return rc;
 		}
-		json_object_set_new(a, "assignments", assignments);
 	}
 	if (!(*answer = inv_answer_dump(a)))
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
@@ -708,6 +816,72 @@ static void inv_text_add(struct inv_text *t, const char *s, size_t n)
 	t->p[t->len] = '\0';
 }
 
+/* A flush's row of one node, kept until the write is known to have worked
+ * so that a failed one gives everything back. */
+struct inv_flush_row {
+	unsigned char id[16];
+	long long seq, at_ms;
+	char *cap;
+	bool reported, changed;
+};
+
+/* Give a failed flush's rows back to their nodes: dirty again, their
+ * capacity and replica reports pending again (unless a newer heartbeat
+ * brought its own meanwhile), so the next flush writes the latest of each.
+ * Memory stays one entry per node whatever the outage's length. */
+static void inv_flush_restore(struct inventory *inv, struct inv_flush_row *rows, size_t n,
+			      size_t reported_from)
+{
+	pthread_mutex_lock(&inv->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct inv_node *e = inv_get(inv, rows[i].id, false);
+		if (!e)
+			continue;
+		e->dirty = true;
+		if (rows[i].cap && !e->capacity) {
+			e->capacity = rows[i].cap;
+			rows[i].cap = NULL;
+		}
+		if (rows[i].reported && i >= reported_from)
+			e->replicas_dirty = true;
+		e->replicas_changed |= rows[i].changed;
+	}
+	pthread_mutex_unlock(&inv->lock);
+}
+
+/* The flush's record that this novad is recording (sql/0009): a data-
+ * modifying WITH of the batch statement, or a statement of its own when
+ * there is no batch. Its parameters are the last three of the statement:
+ * recorder id, host, blind bound (ms). The database decides whether this
+ * flush continues the run: a previous flush longer ago than the bound (the
+ * database or this novad was away, or this is its first) starts a new one.
+ * The database's clock throughout, so a flush that waited on a paused
+ * database is judged by when it landed, not when it was sent. */
+#define INV_RECORD_SQL(id, host, blind)                                                      \
+	"INSERT INTO inventory_recorders AS r (id, host, recording_since, last_flush_at) "   \
+	"VALUES (" id "::uuid, " host ", clock_timestamp(), clock_timestamp()) "            \
+	"ON CONFLICT (id) DO UPDATE SET last_flush_at = clock_timestamp(), "                 \
+	"recording_since = CASE WHEN r.last_flush_at < clock_timestamp() - " blind           \
+	"::integer * interval '1 millisecond' THEN clock_timestamp() ELSE r.recording_since END"
+
+static void inv_flush_outcome(struct inventory *inv, int rc, const struct nova_err *err)
+{
+	if (rc == 0) {
+		atomic_store(&inv->flush_ok_ms, inv_mono_ms());
+		atomic_store(&inv->recorded, true);
+	}
+	bool was_ok = atomic_exchange(&inv->database_ok, rc == 0);
+	pthread_mutex_lock(&inv->lock);
+	snprintf(inv->database_error, sizeof(inv->database_error), "%.159s", rc ? err->message : "");
+	pthread_mutex_unlock(&inv->lock);
+	if (was_ok && rc)
+		nova_log_kv(NOVA_LOG_WARN, "inventory",
+			    "the database is away: heartbeats are kept in memory until it is back",
+			    "error", err->message, NULL);
+	else if (!was_ok && !rc)
+		nova_log_kv(NOVA_LOG_INFO, "inventory", "the database is back: heartbeats written", NULL);
+}
+
 int inventory_flush(struct inventory *inv, struct nova_err *err)
 {
 	/* Under the lock, a compact row per dirty node (taking its capacity
@@ -718,17 +892,15 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	 * JSON document, which the database took longer to take apart than
 	 * to apply. Ids are uuids and numbers are numbers: nothing to escape;
 	 * capacity is kept as jansson's text. */
-	struct inv_row {
-		unsigned char id[16];
-		long long seq, at_ms;
-		char *cap;
-	} *rows = NULL;
+	struct inv_flush_row *rows = NULL;
 	size_t n_batch = 0, rows_cap = 0;
 	struct inv_text batch = {0};
 	json_t *reports = json_object();
 	long long oldest = 0;
 	bool changed = false;
+	char blind[16];
 	int rc = 0;
+	snprintf(blind, sizeof(blind), "%u", inv->cfg.blind_after_ms);
 	atomic_store(&inv->flush_soon, false);
 	pthread_mutex_lock(&inv->lock);
 	for (size_t i = 0; i < inv->n_nodes; i++) {
@@ -737,26 +909,28 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		 * cached state stays true until the next refresh. */
 		if (e->dirty && e->state == INV_UNHEALTHY)
 			e->state = INV_READY;
-		if (e->seen_unix_ms && e->state == INV_READY &&
+		if (e->seen_unix_ms && (e->state == INV_READY || e->state == INV_UNHEALTHY) &&
 		    (!oldest || e->seen_unix_ms < oldest))
 			oldest = e->seen_unix_ms;
 		if (!e->dirty)
 			continue;
 		if (n_batch == rows_cap) {
 			size_t nc = rows_cap ? rows_cap * 2 : 1024;
-			struct inv_row *nr = realloc(rows, nc * sizeof(*rows));
+			struct inv_flush_row *nr = realloc(rows, nc * sizeof(*rows));
 			if (!nr)
 				break; /* the rest stay dirty for the next flush */
 			rows = nr;
 			rows_cap = nc;
 		}
-		struct inv_row *row = &rows[n_batch++];
+		struct inv_flush_row *row = &rows[n_batch++];
 		memcpy(row->id, e->id, sizeof(row->id));
 		row->seq = e->last_seq;
 		row->at_ms = e->seen_unix_ms;
 		row->cap = e->capacity; /* moved: the database keeps it from here */
 		e->capacity = NULL;
-		if (e->replicas_dirty && e->replicas) {
+		row->reported = e->replicas_dirty && e->replicas;
+		row->changed = e->replicas_changed;
+		if (row->reported) {
 			char id[IDS_UUID_LEN];
 			ids_uuid_format(id, e->id);
 			json_object_set(reports, id, e->replicas);
@@ -787,15 +961,14 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 			inv_text_add(&caps, "\":", 2);
 			inv_text_add(&caps, rows[i].cap, strlen(rows[i].cap));
 		}
-		free(rows[i].cap);
 	}
-	free(rows);
 	inv_text_add(&batch, "}", 1);
 	inv_text_add(&seqs, "}", 1);
 	inv_text_add(&ats, "}", 1);
 	inv_text_add(&caps, n_caps ? "}" : "{}", n_caps ? 1 : 2);
 	if (n_batch > 0) {
-		const char *params[4] = {batch.p, seqs.p, ats.p, caps.p};
+		const char *params[7] = {batch.p, seqs.p, ats.p, caps.p,
+					 inv->recorder_id, inv->recorder_host, blind};
 		if (batch.failed || seqs.failed || ats.failed || caps.failed)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		/* One statement for the whole batch, into the narrow table
@@ -808,7 +981,8 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		 * id order first, which cost as much as the update itself. */
 		for (int attempt = 0; rc == 0 && attempt < 3; attempt++) {
 			rc = db_pool_exec(NULL, inv->db,
-				"WITH beat AS (UPDATE node_heartbeats h SET last_seq = v.seq, "
+				"WITH rec AS (" INV_RECORD_SQL("$5", "$6", "$7") "), "
+				"beat AS (UPDATE node_heartbeats h SET last_seq = v.seq, "
 				"last_heartbeat_at = to_timestamp(v.at_ms / 1000.0), "
 				"capacity = coalesce($4::jsonb -> v.id::text, h.capacity) "
 				"FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(id, seq, at_ms) "
@@ -816,31 +990,51 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 				"RETURNING h.node_id) "
 				"UPDATE nodes n SET state = 'ready', state_reason = 'heartbeat resumed' "
 				"FROM beat WHERE n.id = beat.node_id AND n.state = 'unhealthy'",
-				4, params, err);
+				7, params, err);
 			if (rc != NOVA_EAGAIN)
 				break;
 			if (attempt < 2)
 				rc = 0;
 		}
-		if (rc) {
-			/* Capacities not written: send the next ones again. */
-			pthread_mutex_lock(&inv->lock);
-			for (size_t i = 0; i < inv->n_nodes; i++)
-				inv->nodes[i].cap_sum = 0;
-			pthread_mutex_unlock(&inv->lock);
-		}
+	} else {
+		const char *params[3] = {inv->recorder_id, inv->recorder_host, blind};
+		rc = db_pool_exec(NULL, inv->db, INV_RECORD_SQL("$1", "$2", "$3"), 3, params, err);
 	}
 	free(seqs.p);
 	free(ats.p);
 	free(caps.p);
 	free(batch.p);
-	const char *node;
-	json_t *reps;
-	json_object_foreach(reports, node, reps) {
-		if (rc)
-			break;
-		rc = deployment_replicas_report(inv->db, node, reps, err);
+	size_t reported = 0;
+	if (rc == 0) {
+		/* What was written is the database's now; the reports follow. */
+		for (size_t i = 0; i < n_batch; i++) {
+			free(rows[i].cap);
+			rows[i].cap = NULL;
+		}
+		for (; rc == 0 && reported < n_batch; reported++) {
+			char id[IDS_UUID_LEN];
+			if (!rows[reported].reported)
+				continue;
+			ids_uuid_format(id, rows[reported].id);
+			if ((rc = deployment_replicas_report(inv->db, id, json_object_get(reports, id), err)))
+				break;
+		}
 	}
+	if (rc) {
+		/* Nothing taken is lost: the rows not written go back to their
+		 * nodes (all of them when the heartbeats were not written; the
+		 * reports from the first that failed otherwise). Capacities are
+		 * sent again in any case. */
+		size_t from = reported;
+		inv_flush_restore(inv, rows, n_batch, from);
+		pthread_mutex_lock(&inv->lock);
+		for (size_t i = 0; i < inv->n_nodes; i++)
+			inv->nodes[i].cap_sum = 0;
+		pthread_mutex_unlock(&inv->lock);
+		for (size_t i = 0; i < n_batch; i++)
+			free(rows[i].cap);
+	}
+	free(rows);
 	json_decref(reports);
 	if (rc == 0 && changed && inv->on_health)
 		inv->on_health(inv->health_ctx);
@@ -852,77 +1046,291 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		inv->digests = digests;
 		pthread_mutex_unlock(&inv->lock);
 	}
+	inv_flush_outcome(inv, rc, err);
 	return rc;
 }
 
-/* One sweep; *marked (may be NULL) counts the nodes it changed, and when
- * inv is not NULL their cached state follows. */
-static int inv_sweep(int *marked, struct inventory *inv, struct db_pool *db,
-		     const struct inventory_config *cfg, struct nova_err *err)
+/* --- the health sweep -------------------------------------------------------------- */
+
+/* The window in which this sweep may count silence (sql/0009), as the
+ * database's timestamps in text: from the newest start of a recorder's run
+ * to now, or to the oldest last flush while some recorder is blind.
+ * Recorders silent past the departure bound are forgotten first; then this
+ * novad starts a run of its own again, so the nodes that beat through the
+ * departed one get a fresh grace. *ok is false when this novad is not
+ * recording itself (no judging then). */
+static int inv_sweep_window(bool *ok, char since[40], char upto[40], struct inventory *inv,
+			    struct db_conn *c, struct nova_err *err)
 {
-	char silent[24], dead[24];
-	const char *params[2] = {silent, dead};
+	char departed[16], blind[16];
+	const char *params[3] = {inv->recorder_id, departed, blind};
 	PGresult *res = NULL;
 	int rc;
-	snprintf(silent, sizeof(silent), "%u", cfg->interval_ms * cfg->missed_intervals);
-	snprintf(dead, sizeof(dead), "%u", cfg->failed_after_ms);
-	rc = db_pool_exec(&res, db,
-		     "UPDATE nodes n SET state = CASE WHEN h.last_heartbeat_at < now() - $2::integer * "
-		     "interval '1 millisecond' THEN 'failed' ELSE 'unhealthy' END, "
-		     "state_reason = CASE WHEN h.last_heartbeat_at < now() - $2::integer * "
-		     "interval '1 millisecond' THEN 'no heartbeat for ' || $2 || ' ms' "
-		     "ELSE 'no heartbeat for ' || $1 || ' ms' END "
-		     "FROM node_heartbeats h WHERE h.node_id = n.id AND n.id IN ("
-		     "SELECT x.id FROM nodes x JOIN node_heartbeats y ON y.node_id = x.id "
-		     "WHERE y.last_heartbeat_at IS NOT NULL AND "
-		     "((x.state = 'ready' AND y.last_heartbeat_at < now() - $1::integer * interval '1 millisecond') "
-		     "OR (x.state = 'unhealthy' AND y.last_heartbeat_at < now() - $2::integer * interval '1 millisecond')) "
-		     /* A heartbeat row a flush holds is being written: not silent.
-		      * Skipping it (and a node row someone holds), the sweep never
-		      * waits, so it cannot deadlock with a flush or a placement. */
-		     "FOR UPDATE OF x, y SKIP LOCKED) "
-		     "RETURNING n.id, n.state",
-		     2, params, err);
-	if (marked)
-		*marked = rc == 0 ? PQntuples(res) : 0;
-	for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
-		nova_log_kv(NOVA_LOG_WARN, "inventory", "node silent", "node", PQgetvalue(res, i, 0),
-			    "state", PQgetvalue(res, i, 1), NULL);
-		if (inv) {
-			unsigned char id[16];
-			pthread_mutex_lock(&inv->lock);
-			struct inv_node *e = ids_uuid_parse(id, PQgetvalue(res, i, 0)) ? inv_get(inv, id, false)
-										     : NULL;
-			if (e)
-				e->state = inv_state_parse(PQgetvalue(res, i, 1));
-			pthread_mutex_unlock(&inv->lock);
-		}
+	*ok = false;
+	snprintf(departed, sizeof(departed), "%u", inv->cfg.departed_after_ms);
+	snprintf(blind, sizeof(blind), "%u", inv->cfg.blind_after_ms);
+	if ((rc = db_exec(&res, c,
+			  "DELETE FROM inventory_recorders WHERE id <> $1::uuid AND "
+			  "last_flush_at < now() - $2::integer * interval '1 millisecond' RETURNING host",
+			  2, params, err)))
+		return rc;
+	int gone = PQntuples(res);
+	for (int i = 0; i < gone; i++)
+		nova_log_kv(NOVA_LOG_WARN, "inventory",
+			    "a novad stopped recording heartbeats: every node gets a fresh grace", "novad",
+			    PQgetvalue(res, i, 0), NULL);
+	PQclear(res);
+	if (gone > 0 &&
+	    (rc = db_exec(NULL, c, "UPDATE inventory_recorders SET recording_since = now() WHERE id = $1::uuid",
+			  1, params, err)))
+		return rc;
+	if ((rc = db_exec(&res, c,
+			  "SELECT max(recording_since)::text, (CASE WHEN min(last_flush_at) >= now() - "
+			  "$2::integer * interval '1 millisecond' THEN now() ELSE min(last_flush_at) END)::text, "
+			  "coalesce(bool_or(id = $1::uuid), false) FROM inventory_recorders",
+			  2, (const char *const[]){inv->recorder_id, blind}, err)))
+		return rc;
+	if (!strcmp(PQgetvalue(res, 0, 2), "t")) {
+		snprintf(since, 40, "%s", PQgetvalue(res, 0, 0));
+		snprintf(upto, 40, "%s", PQgetvalue(res, 0, 1));
+		*ok = true;
 	}
 	PQclear(res);
+	return 0;
+}
+
+/* The brake's verdict on one pool: held or not, with an event when that
+ * changes (caller holds no lock; runs on the sweep's connection). */
+static bool inv_brake_judge(struct inventory *inv, json_t *now_held, const char *pool_id,
+			    const char *pool_name, long long silent, long long nodes)
+{
+	bool hold = silent >= (long long)inv->cfg.brake_min_nodes &&
+		    (double)silent > inv->cfg.brake_share * (double)nodes;
+	if (!hold)
+		return false;
+	pthread_mutex_lock(&inv->lock);
+	json_t *was = json_object_get(inv->brakes, pool_id);
+	json_t *since = was ? json_object_get(was, "since") : NULL;
+	long long since_ms = since ? (long long)json_integer_value(since) : inv_unix_ms();
+	if (!was)
+		inv->brake_engagements++;
+	pthread_mutex_unlock(&inv->lock);
+	json_object_set_new(now_held, pool_id,
+			    json_pack("{s:s, s:s, s:I, s:I, s:I}", "pool", pool_name, "pool_id", pool_id,
+				      "silent", (json_int_t)silent, "nodes", (json_int_t)nodes, "since",
+				      (json_int_t)since_ms));
+	if (!was) {
+		char msg[256];
+		struct nova_err e;
+		snprintf(msg, sizeof(msg),
+			 "brake engaged: %lld of %lld heartbeating nodes silent at once; their states "
+			 "are held (brake_share %.2f, brake_min_nodes %u)",
+			 silent, nodes, inv->cfg.brake_share, inv->cfg.brake_min_nodes);
+		nova_log_kv(NOVA_LOG_WARN, "inventory", msg, "pool", pool_name, NULL);
+		if (pool_event_record(inv->db, pool_id, "brake_engaged", msg, &e))
+			nova_log_kv(NOVA_LOG_WARN, "inventory", "recording a pool event failed", "error",
+				    e.message, NULL);
+	}
+	return true;
+}
+
+/* Replace the brake table with this sweep's; pools no longer held get
+ * their release recorded. */
+static void inv_brakes_settle(struct inventory *inv, json_t *now_held)
+{
+	const char *pool_id;
+	json_t *b;
+	pthread_mutex_lock(&inv->lock);
+	json_t *before = inv->brakes;
+	inv->brakes = now_held;
+	pthread_mutex_unlock(&inv->lock);
+	json_object_foreach(before, pool_id, b) {
+		if (json_object_get(now_held, pool_id))
+			continue;
+		const char *name = json_string_value(json_object_get(b, "pool"));
+		struct nova_err e;
+		nova_log_kv(NOVA_LOG_INFO, "inventory", "brake released: heartbeats resumed", "pool",
+			    name, NULL);
+		if (pool_event_record(inv->db, pool_id, "brake_released",
+				      "brake released: heartbeats resumed", &e))
+			nova_log_kv(NOVA_LOG_WARN, "inventory", "recording a pool event failed", "error",
+				    e.message, NULL);
+	}
+	json_decref(before);
+}
+
+int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
+{
+	char silent[24], dead[24], since[40], upto[40];
+	struct db_conn *c;
+	PGresult *res = NULL;
+	bool ok;
+	int rc;
+	if (marked)
+		*marked = 0;
+	/* This novad has not recorded a flush yet (it has just started, or
+	 * the database has been away since): it saw nothing to judge from. */
+	if (!atomic_load(&inv->recorded))
+		return 0;
+	snprintf(silent, sizeof(silent), "%u", inv->cfg.interval_ms * inv->cfg.missed_intervals);
+	snprintf(dead, sizeof(dead), "%u", inv->cfg.failed_after_ms);
+	if ((rc = db_conn_acquire(&c, inv->db, err)))
+		return rc;
+	if ((rc = db_tx_begin(c, err)))
+		goto out;
+	if ((rc = inv_sweep_window(&ok, since, upto, inv, c, err)) || !ok)
+		goto out;
+	/* Every node silent in the window past the unhealthy threshold, with
+	 * its pool's count of heartbeating nodes and of silent ones: few rows
+	 * on a healthy fleet, so the brake can be judged per pool here. */
+	const char *wparams[4] = {since, upto, silent, dead};
+	rc = db_exec(&res, c,
+		     "WITH s AS (SELECT x.id, x.pool_id, x.state, "
+		     "$2::timestamptz - greatest(y.last_heartbeat_at, $1::timestamptz) AS quiet "
+		     "FROM nodes x JOIN node_heartbeats y ON y.node_id = x.id "
+		     "WHERE y.last_heartbeat_at IS NOT NULL AND x.state IN ('ready', 'unhealthy')), "
+		     "q AS (SELECT pool_id, count(*) AS nodes, count(*) FILTER (WHERE quiet > "
+		     "$3::integer * interval '1 millisecond') AS silent FROM s GROUP BY pool_id) "
+		     "SELECT s.id::text, s.pool_id::text, p.name, q.silent, q.nodes, "
+		     "(s.state = 'ready' OR s.quiet > $4::integer * interval '1 millisecond') "
+		     "FROM s JOIN q USING (pool_id) JOIN pools p ON p.id = s.pool_id "
+		     "WHERE s.quiet > $3::integer * interval '1 millisecond' ORDER BY s.pool_id",
+		     4, wparams, err);
+	if (rc)
+		goto out;
+	json_t *held = json_object();
+	struct inv_text ids = {0};
+	size_t n_ids = 0;
+	const char *last_pool = "";
+	bool pool_held = false;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *pool_id = PQgetvalue(res, i, 1);
+		if (strcmp(pool_id, last_pool) != 0) {
+			last_pool = pool_id;
+			pool_held = inv_brake_judge(inv, held, pool_id, PQgetvalue(res, i, 2),
+						    atoll(PQgetvalue(res, i, 3)),
+						    atoll(PQgetvalue(res, i, 4)));
+		}
+		if (pool_held || strcmp(PQgetvalue(res, i, 5), "t") != 0)
+			continue;
+		inv_text_add(&ids, n_ids++ ? "," : "{", 1);
+		inv_text_add(&ids, PQgetvalue(res, i, 0), strlen(PQgetvalue(res, i, 0)));
+	}
+	PQclear(res);
+	res = NULL;
+	inv_brakes_settle(inv, held);
+	if (n_ids > 0) {
+		inv_text_add(&ids, "}", 1);
+		const char *params[5] = {ids.p, since, upto, silent, dead};
+		if (ids.failed)
+			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		else
+			rc = db_exec(&res, c,
+			     "UPDATE nodes n SET state = CASE WHEN $3::timestamptz - greatest(h.last_heartbeat_at, "
+			     "$2::timestamptz) > $5::integer * interval '1 millisecond' THEN 'failed' ELSE 'unhealthy' END, "
+			     "state_reason = CASE WHEN $3::timestamptz - greatest(h.last_heartbeat_at, "
+			     "$2::timestamptz) > $5::integer * interval '1 millisecond' "
+			     "THEN 'no heartbeat for ' || $5 || ' ms' ELSE 'no heartbeat for ' || $4 || ' ms' END "
+			     "FROM node_heartbeats h WHERE h.node_id = n.id AND n.id IN ("
+			     "SELECT x.id FROM nodes x JOIN node_heartbeats y ON y.node_id = x.id "
+			     "WHERE x.id = ANY($1::uuid[]) AND "
+			     "((x.state = 'ready' AND $3::timestamptz - greatest(y.last_heartbeat_at, $2::timestamptz) "
+			     "> $4::integer * interval '1 millisecond') OR (x.state = 'unhealthy' AND "
+			     "$3::timestamptz - greatest(y.last_heartbeat_at, $2::timestamptz) > "
+			     "$5::integer * interval '1 millisecond')) "
+			     /* A heartbeat row a flush holds is being written: not
+			      * silent. Skipping it (and a node row someone holds), the
+			      * sweep never waits, so it cannot deadlock with a flush or
+			      * a placement. */
+			     "FOR UPDATE OF x, y SKIP LOCKED) "
+			     "RETURNING n.id::text, n.state",
+			     5, params, err);
+	}
+	free(ids.p);
+	if (rc == 0)
+		rc = db_tx_commit(c, err);
+	for (int i = 0; rc == 0 && res && i < PQntuples(res); i++) {
+		unsigned char id[16];
+		nova_log_kv(NOVA_LOG_WARN, "inventory", "node silent", "node", PQgetvalue(res, i, 0),
+			    "state", PQgetvalue(res, i, 1), NULL);
+		pthread_mutex_lock(&inv->lock);
+		struct inv_node *e = ids_uuid_parse(id, PQgetvalue(res, i, 0)) ? inv_get(inv, id, false) : NULL;
+		if (e)
+			e->state = inv_state_parse(PQgetvalue(res, i, 1));
+		pthread_mutex_unlock(&inv->lock);
+	}
+	if (marked && rc == 0 && res)
+		*marked = PQntuples(res);
+out:
+	PQclear(res);
+	if (rc)
+		db_tx_rollback(c);
+	else if (!ok)
+		db_tx_commit(c, err);
+	db_conn_release(inv->db, c);
 	return rc;
 }
 
-int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, struct nova_err *err)
+void inventory_status_get(struct inventory_status *out, struct inventory *inv)
 {
-	return inv_sweep(NULL, NULL, db, cfg, err);
+	long long ok_ms = atomic_load(&inv->flush_ok_ms);
+	memset(out, 0, sizeof(*out));
+	out->database_ok = atomic_load(&inv->database_ok);
+	out->flush_age_ms = ok_ms ? inv_mono_ms() - ok_ms : -1;
+	out->heartbeats_from_memory = atomic_load(&inv->from_memory);
+	pthread_mutex_lock(&inv->lock);
+	memcpy(out->database_error, inv->database_error, sizeof(out->database_error));
+	out->nodes_known = inv->n_nodes;
+	for (size_t i = 0; i < inv->n_nodes; i++)
+		out->nodes_pending += inv->nodes[i].dirty;
+	out->brakes_engaged = (unsigned)json_object_size(inv->brakes);
+	out->brake_engagements = inv->brake_engagements;
+	pthread_mutex_unlock(&inv->lock);
 }
+
+json_t *inventory_brakes(struct inventory *inv)
+{
+	json_t *out = json_array();
+	const char *k;
+	json_t *v;
+	pthread_mutex_lock(&inv->lock);
+	json_object_foreach(inv->brakes, k, v)
+		json_array_append(out, v);
+	pthread_mutex_unlock(&inv->lock);
+	return out;
+}
+
+/* While the database is away, flushes are tried again after a growing
+ * wait (flush_ms, doubling, at most this), each bounded by the database's
+ * statement deadline; heartbeats keep being taken into memory meanwhile. */
+#define INV_FLUSH_BACKOFF_MAX_MS 4000u
 
 static void *inv_flusher(void *arg)
 {
 	struct inventory *inv = arg;
 	long long refreshed = inv_mono_ms();
+	unsigned wait = inv->cfg.flush_ms;
 	while (!atomic_load(&inv->stop)) {
 		struct nova_err err;
+		bool db_ok = atomic_load(&inv->database_ok);
 		unsigned placed = deployment_assignments_generation();
-		for (unsigned w = 0; w < inv->cfg.flush_ms && !atomic_load(&inv->stop) &&
-				     !atomic_load(&inv->flush_soon) &&
-				     deployment_assignments_generation() == placed; w += 10) {
+		for (unsigned w = 0; w < wait && !atomic_load(&inv->stop) &&
+				     (!db_ok || (!atomic_load(&inv->flush_soon) &&
+						 deployment_assignments_generation() == placed));
+		     w += 10) {
 			struct timespec ts = {0, 10 * 1000000L};
 			nanosleep(&ts, NULL);
 		}
-		if (inventory_flush(inv, &err))
-			nova_log_kv(NOVA_LOG_WARN, "inventory", "flush failed", "error", err.message, NULL);
-		if (inv_mono_ms() - refreshed >= INV_TOKEN_REFRESH_MS) {
+		if (inventory_flush(inv, &err)) {
+			if (db_ok)
+				nova_log_kv(NOVA_LOG_WARN, "inventory", "flush failed", "error", err.message, NULL);
+			wait = wait * 2 > INV_FLUSH_BACKOFF_MAX_MS ? INV_FLUSH_BACKOFF_MAX_MS : wait * 2;
+			continue;
+		}
+		wait = inv->cfg.flush_ms;
+		/* Back from an outage: the cached hashes are old, so read the
+		 * fleet now rather than one node per heartbeat. */
+		if (!db_ok || inv_mono_ms() - refreshed >= INV_TOKEN_REFRESH_MS) {
 			refreshed = inv_mono_ms();
 			if (inventory_refresh(inv, &err))
 				nova_log_kv(NOVA_LOG_WARN, "inventory", "node token refresh failed", "error",
@@ -960,7 +1368,7 @@ static void *inv_sweeper(void *arg)
 		if (atomic_load(&inv->stop) || !inv->is_leader(inv->leader_ctx))
 			continue;
 		int marked = 0;
-		if (inv_sweep(&marked, inv, inv->db, &inv->cfg, &err))
+		if (inventory_sweep(&marked, inv, &err))
 			nova_log_kv(NOVA_LOG_WARN, "inventory", "health sweep failed", "error",
 				    err.message, NULL);
 		else if (marked > 0 && inv->on_health)
@@ -1017,7 +1425,14 @@ void inventory_destroy(struct inventory *inv)
 		return;
 	inventory_stop(inv);
 	inv->on_health = NULL; /* what it would tell may be gone already */
-	inventory_flush(inv, &err);
+	if (inventory_flush(inv, &err) == 0) {
+		/* Stopped cleanly with everything written: no longer recording.
+		 * The sweep then judges without waiting for this novad to depart;
+		 * its sidecars find another novad or fall silent for real. */
+		const char *params[1] = {inv->recorder_id};
+		db_pool_exec(NULL, inv->db, "DELETE FROM inventory_recorders WHERE id = $1::uuid", 1,
+			     params, &err);
+	}
 	for (size_t i = 0; i < inv->n_nodes; i++) {
 		free(inv->nodes[i].capacity);
 		json_decref(inv->nodes[i].replicas);
@@ -1025,6 +1440,7 @@ void inventory_destroy(struct inventory *inv)
 	free(inv->nodes);
 	free(inv->index);
 	json_decref(inv->digests);
+	json_decref(inv->brakes);
 	pthread_mutex_destroy(&inv->lock);
 	free(inv);
 }

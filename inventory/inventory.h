@@ -9,13 +9,39 @@
  * ignored, so a late message never revives a node; sidecars number their
  * heartbeats from the wall clock, so a restarted sidecar keeps going up.
  *
- * Health is swept from the database by one novad at a time (the reconciler's
- * holder): a node that has heartbeated and then stays silent for
- * missed_intervals intervals becomes `unhealthy`, and after failed_after_ms
- * `failed` (the reconciler then replaces its replicas). A heartbeat from an
- * unhealthy node makes it `ready` again with the next flush (flush_ms); a
- * failed node stays failed whatever it sends. Health is tracked from a
- * node's first heartbeat: before it, provisioning and its timeout apply. */
+ * Health is judged from what novads saw. Every novad that takes heartbeats
+ * records with each flush that it is recording (sql/0009: the database's
+ * time of its last flush, and the start of its unbroken run of flushes).
+ * One novad at a time (the reconciler's holder) sweeps: a node that has
+ * heartbeated and then stays silent for missed_intervals intervals becomes
+ * `unhealthy`, and after failed_after_ms `failed` (the reconciler then
+ * replaces its replicas). Silence counts only while every novad was
+ * recording: from the newest start of a run (a novad that could not reach
+ * the database, was stopped or has just started begins a new one, so every
+ * node gets a fresh grace), and only up to the oldest last flush while some
+ * novad is blind (its heartbeats may be waiting in its memory). A novad
+ * silent past the departure bound is forgotten, and every node gets a fresh
+ * grace from then (its sidecars may be moving to another novad).
+ *
+ * The brake: when, in one pool of at least brake_min_nodes heartbeating
+ * nodes, more than brake_share of them are silent at once, the sweep holds
+ * that pool's nodes as they are (nothing more goes unhealthy or failed; the
+ * routers' own ejection of failing replicas is all that acts), logs it,
+ * records a pool event and counts it; the brake lifts when enough of them
+ * beat again. A whole pool going quiet at once is far likelier a fault
+ * between the nodes and novad than the death of every node.
+ *
+ * A heartbeat from an unhealthy node makes it `ready` again with the next
+ * flush (flush_ms). A failed node's heartbeats are recorded but not
+ * accepted: the reconciler makes a node failed for silence ready again
+ * when its agent beats after the failure (it was judged wrongly); one
+ * failed for any other reason stays failed. Health is tracked from a
+ * node's first heartbeat: before it, provisioning and its timeout apply.
+ *
+ * While the database is away, heartbeats of known nodes are taken into
+ * memory from the cached token hashes (the latest sequence per node, so
+ * memory stays one entry per node), and their flushes are retried with
+ * backoff; a node never seen before is answered 503. */
 #ifndef NOVA_INVENTORY_INVENTORY_H
 #define NOVA_INVENTORY_INVENTORY_H
 
@@ -31,6 +57,18 @@ struct inventory_config {
 	unsigned missed_intervals; /* silent intervals before unhealthy, default 3 */
 	unsigned failed_after_ms;  /* silence before failed, default 30000 */
 	unsigned flush_ms;         /* batch write period, default 500 */
+	/* A novad whose flushes are further apart than this is blind: its
+	 * next flush starts a new run (a fresh grace for every node), and
+	 * while it is, the sweep judges silence only up to its last flush.
+	 * 0: missed_intervals * interval_ms / 2, at least 2 * flush_ms. */
+	unsigned blind_after_ms;
+	/* A novad silent this long has departed (0: twice blind_after_ms, at
+	 * least missed_intervals * interval_ms). */
+	unsigned departed_after_ms;
+	/* The brake (see above): share of a pool's heartbeating nodes, default
+	 * 0.5, and the smallest count it takes, default 3. */
+	double brake_share;
+	unsigned brake_min_nodes;
 };
 
 void inventory_config_defaults(struct inventory_config *cfg);
@@ -62,10 +100,30 @@ int inventory_refresh(struct inventory *inv, struct nova_err *err);
 /* How many nodes the table holds. */
 size_t inventory_nodes_known(struct inventory *inv);
 
-/* Write the pending heartbeats to the database (the flusher calls it). */
+/* Write the pending heartbeats to the database, with the record that this
+ * novad is recording (the flusher calls it). On failure nothing taken is
+ * lost: the nodes stay pending for the next flush. */
 int inventory_flush(struct inventory *inv, struct nova_err *err);
-/* One health sweep (the reconciler's holder calls it). */
-int inventory_sweep(struct db_pool *db, const struct inventory_config *cfg, struct nova_err *err);
+/* One health sweep, judged as above (the sweeper calls it while this novad
+ * holds the singleton duties). Nothing is judged before this novad's own
+ * first flush. *marked (may be NULL) counts the nodes it changed. */
+int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err);
+
+/* What the inventory can say of itself without the database. */
+struct inventory_status {
+	bool database_ok;          /* the last flush reached the database */
+	long long flush_age_ms;    /* since the last successful flush (-1: none yet) */
+	char database_error[160];  /* the last flush's error, "" when it worked */
+	size_t nodes_known;
+	size_t nodes_pending;      /* heartbeats taken and not yet written */
+	unsigned brakes_engaged;   /* pools held by the brake, as of the last sweep */
+	unsigned long long brake_engagements; /* times a brake engaged, since start */
+	unsigned long long heartbeats_from_memory; /* taken without the database */
+};
+void inventory_status_get(struct inventory_status *out, struct inventory *inv);
+/* The pools the brake holds, as of this novad's last sweep: an array of
+ * {"pool", "pool_id", "silent", "nodes", "since"} (a new reference). */
+json_t *inventory_brakes(struct inventory *inv);
 
 /* The load each replica's node last reported through this novad, as an
  * object replica id -> load (a new reference). */

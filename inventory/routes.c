@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "core/log.h"
 #include "core/secret.h"
 
 /* How old the load hints of a cached table may get while heartbeats keep
@@ -52,6 +53,10 @@ struct inventory_routes {
 	long long cache_version;
 	unsigned long long cache_loads_gen;
 	long long cache_at_ms;
+	/* The last successful read (CLOCK_MONOTONIC ms; 0: never) and the
+	 * last refresh's error ("" when it worked), under lock. */
+	long long read_ms;
+	char error[160];
 };
 
 static long long routes_mono_ms(void)
@@ -173,9 +178,14 @@ int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct n
 		*changed = false;
 	if ((rc = routes_build(&fresh, r, err))) {
 		json_decref(changes);
+		pthread_mutex_lock(&r->lock);
+		snprintf(r->error, sizeof(r->error), "%.159s", err->message);
+		pthread_mutex_unlock(&r->lock);
 		return rc;
 	}
 	pthread_mutex_lock(&r->lock);
+	r->read_ms = routes_mono_ms();
+	r->error[0] = '\0';
 	json_object_foreach(fresh, key, v) {
 		if (!json_equal(v, json_object_get(r->table, key)))
 			json_object_set(changes, key, v);
@@ -203,6 +213,25 @@ int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct n
 	json_decref(fresh);
 	json_decref(changes);
 	return 0;
+}
+
+long long inventory_routes_age_ms(struct inventory_routes *r, char *error)
+{
+	pthread_mutex_lock(&r->lock);
+	long long age = r->read_ms ? routes_mono_ms() - r->read_ms : -1;
+	if (error)
+		memcpy(error, r->error, sizeof(r->error));
+	pthread_mutex_unlock(&r->lock);
+	return age;
+}
+
+/* The body of a stale table: the same text with its age in front. */
+static char *routes_stale_text(const char *text, long long age)
+{
+	char *out = NULL;
+	if (asprintf(&out, "{\"stale\":true,\"age_ms\":%lld,%s", age, text + 1) < 0)
+		return NULL;
+	return out;
 }
 
 long long inventory_routes_version(struct inventory_routes *r)
@@ -256,8 +285,8 @@ bool inventory_routes_etag(char etag[INVENTORY_ROUTES_ETAG_LEN], struct inventor
 	return ok;
 }
 
-int inventory_routes_get(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
-			 struct inventory_routes *r, const char *model, struct nova_err *err)
+static int routes_get_plain(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
+			    struct inventory_routes *r, const char *model, struct nova_err *err)
 {
 	/* Read before the loads, so hints that change meanwhile make the
 	 * cached copy look old rather than current. */
@@ -307,6 +336,30 @@ int inventory_routes_get(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 		free(copy);
 	}
 	return 0;
+}
+
+int inventory_routes_get(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
+			 struct inventory_routes *r, const char *model, struct nova_err *err)
+{
+	long long age = inventory_routes_age_ms(r, NULL);
+	*text = NULL;
+	if (age < 0) {
+		nova_err_set(err, NOVA_EUNAVAIL, "",
+			     "the routing table has not been read from the database yet");
+		nova_err_set_hint(err, "try again shortly");
+		return NOVA_EUNAVAIL;
+	}
+	if (age <= INVENTORY_ROUTES_STALE_MS)
+		return routes_get_plain(text, etag, r, model, err);
+	/* Rendered as usual (the cached copy serves), then its age put in
+	 * front; the ETag stays the table's. */
+	char *plain = NULL;
+	int rc = routes_get_plain(&plain, etag, r, model, err);
+	if (rc)
+		return rc;
+	*text = routes_stale_text(plain, age);
+	free(plain);
+	return *text ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 }
 
 char *inventory_routes_next_event(struct inventory_routes *r, long long seen, long long *next_seen)
@@ -375,18 +428,32 @@ static void *routes_thread(void *arg)
 {
 	struct inventory_routes *r = arg;
 	unsigned since_tick = 0;
+	bool first = true, was_stale = false, failing = false;
 	while (!atomic_load(&r->stop)) {
 		struct nova_err err;
 		bool changed = false;
-		since_tick += routes_wait(r, r->refresh_ms);
+		if (!first)
+			since_tick += routes_wait(r, r->refresh_ms);
+		first = false;
 		if (atomic_load(&r->stop))
 			break;
-		if (inventory_routes_refresh(&changed, r, &err) != 0)
-			continue; /* the database is away: keep serving the last table */
-		if (changed || since_tick >= r->keepalive_ms) {
+		/* The database away: the last table keeps being served; the
+		 * streams still get their keep-alives, and hear that it is stale
+		 * when it turns so. */
+		int rc = inventory_routes_refresh(&changed, r, &err);
+		if (rc && !failing)
+			nova_log_kv(NOVA_LOG_WARN, "routes",
+				    "reading the routing table failed: serving the last one", "error",
+				    err.message, NULL);
+		else if (!rc && failing)
+			nova_log_kv(NOVA_LOG_INFO, "routes", "the routing table is read again", NULL);
+		failing = rc != 0;
+		bool stale = inventory_routes_age_ms(r, NULL) > INVENTORY_ROUTES_STALE_MS;
+		if (changed || since_tick >= r->keepalive_ms || stale != was_stale) {
 			since_tick = 0;
 			r->on_change(r->ctx);
 		}
+		was_stale = stale;
 	}
 	return NULL;
 }

@@ -8,7 +8,14 @@
  * gives the same ETag for the same table). Changes are kept as events (the
  * models whose endpoints changed, with their new routes) in a ring of the
  * last INVENTORY_ROUTES_HISTORY versions, for watchers that reconnect with
- * Last-Event-ID; an older one gets a fresh snapshot. */
+ * Last-Event-ID; an older one gets a fresh snapshot.
+ *
+ * Reads never touch the database: they serve the last table read, so a
+ * database that is away leaves the table as it was (never empty because a
+ * query failed). Before the first successful read there is no table, and
+ * a read is NOVA_EUNAVAIL rather than an empty one. A table not refreshed
+ * for INVENTORY_ROUTES_STALE_MS says so in its body ("stale": true and
+ * "age_ms"). */
 #ifndef NOVA_INVENTORY_ROUTES_H
 #define NOVA_INVENTORY_ROUTES_H
 
@@ -21,6 +28,7 @@
 
 #define INVENTORY_ROUTES_HISTORY 256
 #define INVENTORY_ROUTES_ETAG_LEN 40
+#define INVENTORY_ROUTES_STALE_MS 5000
 
 struct inventory_routes;
 
@@ -48,6 +56,11 @@ bool inventory_routes_etag(char etag[INVENTORY_ROUTES_ETAG_LEN], struct inventor
 
 long long inventory_routes_version(struct inventory_routes *r);
 
+/* How long ago the table was last read from the database (ms); -1 when it
+ * never was. *error (may be NULL; size 160) receives the last refresh's
+ * error, "" when it worked. */
+long long inventory_routes_age_ms(struct inventory_routes *r, char *error);
+
 /* For a watcher that has seen version `seen`: the next event as SSE text
  * ("id: V\\nevent: update\\ndata: {...}\\n\\n"), or a snapshot event when
  * `seen` is -1 or too old; NULL when there is nothing newer. *next_seen
@@ -55,9 +68,11 @@ long long inventory_routes_version(struct inventory_routes *r);
 char *inventory_routes_next_event(struct inventory_routes *r, long long seen,
 				  long long *next_seen);
 
-/* A background thread: refresh every refresh_ms, and call on_change(ctx)
- * when the table changed, and every keepalive_ms in any case (watch streams
- * use it to send keep-alives and notice clients that left). */
+/* A background thread: refresh at once and then every refresh_ms, and call
+ * on_change(ctx) when the table changed, when it turned stale, and every
+ * keepalive_ms in any case, the database up or not (watch streams use it to
+ * send keep-alives, to say the table is stale, and to notice clients that
+ * left). */
 int inventory_routes_start(struct inventory_routes *r, unsigned refresh_ms, unsigned keepalive_ms,
 			   void (*on_change)(void *ctx), void *ctx, struct nova_err *err);
 void inventory_routes_stop(struct inventory_routes *r);

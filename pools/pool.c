@@ -799,6 +799,49 @@ int pool_node_note(struct db_pool *db, const char *node_id, const char *reason,
 			    2, params, err);
 }
 
+int pool_node_failed_fate(enum pool_failed_fate *out, struct db_pool *db, const char *node_id,
+			  unsigned wait_ms, struct nova_err *err)
+{
+	char wait[16];
+	const char *params[2] = {node_id, wait};
+	PGresult *res = NULL;
+	int rc;
+	*out = POOL_FAILED_RETIRE;
+	snprintf(wait, sizeof(wait), "%u", wait_ms);
+	/* One statement: the revival (failed -> ready, which the transition
+	 * trigger records) happens only when the row still says failed for
+	 * silence and a heartbeat came after the failure; otherwise it says
+	 * whether the failure is recent enough to wait for one. */
+	rc = db_pool_exec(&res, db,
+		"WITH f AS (SELECT n.id, n.state_reason LIKE 'no heartbeat%' AS silence, "
+		"h.last_heartbeat_at, (SELECT max(e.at) FROM node_events e WHERE e.node_id = n.id "
+		"AND e.to_state = 'failed') AS failed_at FROM nodes n "
+		"LEFT JOIN node_heartbeats h ON h.node_id = n.id WHERE n.id = $1::uuid AND n.state = 'failed'), "
+		"up AS (UPDATE nodes n SET state = 'ready', "
+		"state_reason = 'heartbeat resumed after it was failed for silence' FROM f "
+		"WHERE n.id = f.id AND f.silence AND f.last_heartbeat_at > f.failed_at RETURNING n.id) "
+		"SELECT (SELECT count(*) FROM up), coalesce((SELECT silence AND failed_at > "
+		"now() - $2::integer * interval '1 millisecond' FROM f), false)",
+		2, params, err);
+	if (rc)
+		return rc;
+	if (atoi(PQgetvalue(res, 0, 0)) > 0)
+		*out = POOL_FAILED_REVIVED;
+	else if (!strcmp(PQgetvalue(res, 0, 1), "t"))
+		*out = POOL_FAILED_WAIT;
+	PQclear(res);
+	return 0;
+}
+
+int pool_event_record(struct db_pool *db, const char *pool_id, const char *kind,
+		      const char *message, struct nova_err *err)
+{
+	const char *params[3] = {pool_id, kind, message};
+	return db_pool_exec(NULL, db,
+			    "INSERT INTO pool_events (pool_id, kind, message) VALUES ($1::uuid, $2, $3)", 3,
+			    params, err);
+}
+
 int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,
 				const char *endpoint, struct nova_err *err)
 {

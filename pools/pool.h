@@ -137,6 +137,24 @@ int pool_node_lease_release(struct db_pool *db, const char *node_id, struct nova
  * words on a resource still pending); a no-op when it already says so. */
 int pool_node_note(struct db_pool *db, const char *node_id, const char *reason,
 		   struct nova_err *err);
+/* A failed node's fate in a reconcile pass. A node failed for silence (the
+ * health sweep's "no heartbeat" reasons) whose agent beat again after the
+ * failure was judged wrongly or came back: it is made ready again, its
+ * replicas untouched (REVIVED). One failed for silence less than wait_ms
+ * ago may still be heard from (WAIT: leave it this pass). Any other is
+ * gone (RETIRE: replace its replicas, deprovision it). */
+enum pool_failed_fate {
+	POOL_FAILED_RETIRE,
+	POOL_FAILED_WAIT,
+	POOL_FAILED_REVIVED,
+};
+int pool_node_failed_fate(enum pool_failed_fate *out, struct db_pool *db, const char *node_id,
+			  unsigned wait_ms, struct nova_err *err);
+/* Record an event of a pool that is no node's or deployment's transition
+ * (kind: lower case and underscores, e.g. "brake_engaged"). */
+int pool_event_record(struct db_pool *db, const char *pool_id, const char *kind,
+		      const char *message, struct nova_err *err);
+
 /* Record what the provider said about a node it created or claimed. */
 int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,
 				const char *endpoint, struct nova_err *err);

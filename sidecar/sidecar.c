@@ -491,10 +491,17 @@ static void sc_heartbeat(struct sc *s)
 	free(text);
 	if (rc || res.status != 200) {
 		/* Away or refusing: keep serving, retry with backoff. */
+		/* Tried again one interval later, then two, never longer, with a
+		 * tenth of jitter: a novad that comes back (or whose database
+		 * does) gives every node a fresh grace of a few intervals, and
+		 * the sidecar must beat within it. Rejected: exponential backoff
+		 * to 30 s, under which a novad restarted after 60 s away saw
+		 * its fleet silent past that grace. Beating at about the usual
+		 * rate adds no load that a healthy fleet does not. */
 		s->beat_failures++;
-		unsigned delay = s->interval_ms << (s->beat_failures < 4 ? s->beat_failures : 4);
-		if (delay > SC_MAX_BACKOFF_MS)
-			delay = SC_MAX_BACKOFF_MS;
+		unsigned delay = s->interval_ms * (s->beat_failures < 2 ? 1 : 2);
+		unsigned spread = s->interval_ms / 5 + 1;
+		delay = delay - s->interval_ms / 10 + (unsigned)(now.tv_nsec / 1000) % spread;
 		s->next_beat_ms = sc_now_ms() + delay;
 		nova_log_kv(NOVA_LOG_WARN, "sidecar", "heartbeat failed", "error",
 			    rc ? err.message : (res.body ? res.body : "refused"), NULL);

@@ -34,6 +34,7 @@ static int setup(void **state)
 	reconciler_config_defaults(&rcfg);
 	rcfg.idle_node_grace_s = 0;
 	rcfg.interval_ms = 100;
+	rcfg.failed_wait_ms = 0;
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/models", ADMIN,
 				      "{\"name\":\"one\",\"kind\":\"single\",\"engine\":{\"image\":\"x\"},"
 				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
@@ -153,6 +154,52 @@ static void test_replicas_on_a_failed_node_are_replaced(void **state)
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
 	assert_int_equal(fake_resource_count(pool_id), 1);
+}
+
+/* A node failed for silence whose agent beats after the failure (it was
+ * judged wrongly: the database or novad was away) is ready again with its
+ * replica where it was and its resource kept; one failed for silence that
+ * stays silent is left while it may still be heard from, then replaced. */
+static void test_a_node_failed_for_silence_that_beats_again_is_kept(void **state)
+{
+	struct testenv *env = *state;
+	struct nova_err err;
+	char node[64];
+	const char *params[1] = {node};
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(env, &wcfg);
+	the_node_id(node, sizeof(node), env);
+	assert_int_equal(db_pool_exec(NULL, env->db,
+				      "UPDATE node_heartbeats SET last_seq = 1, last_heartbeat_at = now() - "
+				      "interval '1 minute' WHERE node_id = $1::uuid", 1, params, &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node, "failed", "no heartbeat for 30000 ms", &err), 0);
+	/* Within the wait, nothing is done to it. */
+	rcfg.failed_wait_ms = 60000;
+	pass(env);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'failed'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replica_placements"), 1);
+	/* Its agent beats after the failure: ready, nothing replaced. */
+	assert_int_equal(db_pool_exec(NULL, env->db,
+				      "UPDATE node_heartbeats SET last_seq = 2, last_heartbeat_at = clock_timestamp() "
+				      "WHERE node_id = $1::uuid", 1, params, &err), 0);
+	pass(env);
+	rcfg.failed_wait_ms = 0;
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM node_events WHERE from_state = 'failed' "
+				"AND to_state = 'ready'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replica_placements"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	assert_int_equal(fake_resource_count(pool_id), 1);
+	/* Failed for silence again, and silent past the wait: replaced. */
+	assert_int_equal(db_pool_exec(NULL, env->db,
+				      "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '1 minute' "
+				      "WHERE node_id = $1::uuid", 1, params, &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node, "failed", "no heartbeat for 30000 ms", &err), 0);
+	pass(env);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'terminated'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'pending'"), 1);
+	assert_int_equal(fake_resource_count(pool_id), 0);
 }
 
 /* The provider says a node's resource failed (a pod Failed): the node
@@ -288,6 +335,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_twin_resource_is_deprovisioned_and_the_real_one_kept, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_node_stuck_provisioning_times_out, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_replicas_on_a_failed_node_are_replaced, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_node_failed_for_silence_that_beats_again_is_kept,
+						setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_resource_the_provider_reports_failed_fails_its_node,
 						setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_ephemeral_nodes_are_removed, setup, testenv_teardown),

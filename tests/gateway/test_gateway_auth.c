@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/secret.h"
 #include "tests/support/testenv.h"
 
@@ -128,6 +129,73 @@ static void test_revoked_key_is_refused(void **state)
 	free(key);
 }
 
+/* Keys are checked from memory once read: a key keeps working while the
+ * database is away (an unknown one is then 503, never 401), a revocation
+ * behind this novad's back takes effect within the cache's TTL, and one
+ * through it at once (test_revoked_key_is_refused). */
+static void test_a_known_key_works_while_the_database_is_away(void **state)
+{
+	struct testenv *env = *state;
+	struct db_pool *adb;
+	struct auth *a;
+	struct auth_principal who;
+	struct nova_err err;
+	struct db_conn *c;
+	char id[64], bearer[160];
+	char *key = make_key(env, "cached", id);
+	snprintf(bearer, sizeof(bearer), "Bearer %s", key);
+	/* An auth of its own, on a pool of one connection as a role of its
+	 * own, whose connection is then cut and which cannot log in again. */
+	char role[64], conninfo[700];
+	snprintf(role, sizeof(role), "t_auth_%ld", (long)getpid());
+	snprintf(conninfo, sizeof(conninfo), "%s user=%s", env->conninfo, role);
+	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
+	{
+		const char *p1[1] = {role};
+		if (db_exec(NULL, c, "SELECT set_config('nova.role', $1, false)", 1, p1, &err) ||
+		    db_exec(NULL, c,
+			    "DO $$ BEGIN EXECUTE format('CREATE ROLE %I LOGIN', current_setting('nova.role')); "
+			    "EXECUTE format('GRANT SELECT, UPDATE ON api_keys TO %I', current_setting('nova.role')); "
+			    "END $$", 0, NULL, &err))
+			fail_msg("%s", err.message);
+	}
+	assert_int_equal(db_pool_create(&adb, conninfo, 1, 0, &err), 0);
+	assert_int_equal(auth_create(&a, adb, ADMIN, &err), 0);
+	assert_int_equal(auth_authenticate(&who, a, bearer, NULL, &err), 0);
+	assert_int_equal(who.kind, AUTH_APIKEY);
+	assert_string_equal(who.id, id);
+	if (db_exec(NULL, c,
+		    "DO $$ BEGIN EXECUTE format('ALTER ROLE %I NOLOGIN', current_setting('nova.role')); END $$",
+		    0, NULL, &err) ||
+	    db_exec(NULL, c,
+		    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = current_setting('nova.role')",
+		    0, NULL, &err))
+		fail_msg("%s", err.message);
+	memset(&who, 0, sizeof(who));
+	assert_int_equal(auth_authenticate(&who, a, bearer, NULL, &err), 0);
+	assert_string_equal(who.id, id);
+	/* A key it never saw cannot be checked: unavailable, not refused. */
+	assert_int_equal(auth_authenticate(&who, a, "Bearer sk-nova-0123456789abcdef0123456789", NULL, &err),
+			 NOVA_EUNAVAIL);
+	auth_destroy(a);
+	db_pool_destroy(adb);
+	if (db_exec(NULL, c,
+		    "DO $$ BEGIN EXECUTE format('REVOKE ALL ON api_keys FROM %I', current_setting('nova.role')); "
+		    "EXECUTE format('DROP ROLE %I', current_setting('nova.role')); END $$", 0, NULL, &err))
+		fail_msg("%s", err.message);
+	db_conn_release(env->db, c);
+	/* Revoked behind the back of a novad that read it: still taken until
+	 * its cache's TTL; revoked through it, refused at once. */
+	const char *params[1] = {id};
+	assert_int_equal(auth_authenticate(&who, env->auth, bearer, NULL, &err), 0);
+	assert_int_equal(db_pool_exec(NULL, env->db, "UPDATE api_keys SET revoked_at = now() WHERE id = $1",
+				      1, params, &err), 0);
+	assert_int_equal(auth_authenticate(&who, env->auth, bearer, NULL, &err), 0);
+	assert_int_equal(auth_apikey_revoke(env->auth, id, &err), 0);
+	assert_int_equal(auth_authenticate(&who, env->auth, bearer, NULL, &err), NOVA_EUNAUTH);
+	free(key);
+}
+
 static void test_api_key_bad_input(void **state)
 {
 	struct testenv *env = *state;
@@ -180,6 +248,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_api_key_works_for_pools_but_not_for_key_management, testenv_setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_api_key_is_listed_without_secret_and_stored_hashed, testenv_setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_key_is_refused, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_known_key_works_while_the_database_is_away, testenv_setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_api_key_bad_input, testenv_setup, testenv_teardown),
 		cmocka_unit_test(test_admin_token_file_is_created_0600_and_reused),
 	};

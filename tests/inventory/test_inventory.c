@@ -25,7 +25,6 @@ struct fx {
 	char token_a[128], token_b[128];
 };
 
-static struct inventory_config icfg = {200, 3, 1000, 500};
 
 static int setup(void **state)
 {
@@ -79,6 +78,22 @@ static void sql(struct fx *f, const char *text)
 	struct nova_err err;
 	if (db_pool_exec(NULL, f->env.db, text, 0, NULL, &err))
 		fail_msg("%s: %s", text, err.message);
+}
+
+/* This novad has been recording for an hour (as if it had been up). */
+static void recording_for_an_hour(struct fx *f)
+{
+	sql(f, "UPDATE inventory_recorders SET recording_since = now() - interval '1 hour'");
+}
+
+/* One sweep, which must change `want` nodes. */
+static void sweep(struct fx *f, int want)
+{
+	struct nova_err err;
+	int marked = -1;
+	if (inventory_sweep(&marked, f->env.inventory, &err))
+		fail_msg("sweep: %s", err.message);
+	assert_int_equal(marked, want);
 }
 
 static void test_heartbeat_is_applied_and_flushed(void **state)
@@ -171,13 +186,13 @@ static void test_bad_bodies_name_the_field(void **state)
 static void test_sweep_unhealthy_back_and_failed_stays_failed(void **state)
 {
 	struct fx *f = *state;
-	struct nova_err err;
 	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
 	flush(f);
 	/* A node that never heartbeated is not swept (node b). */
+	recording_for_an_hour(f);
 	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '700 ms' "
 	       "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')");
-	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
+	sweep(f, 1);
 	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'unhealthy'"), 1);
 	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'b' AND state = 'ready'"), 1);
 	/* It speaks again: ready with the next flush. */
@@ -189,12 +204,124 @@ static void test_sweep_unhealthy_back_and_failed_stays_failed(void **state)
 	 * bring it back. */
 	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '2 s' "
 	       "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')");
-	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
-	assert_int_equal(inventory_sweep(f->env.db, &icfg, &err), 0);
+	sweep(f, 1);
 	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'failed'"), 1);
-	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":3}"), 200);
+	/* A failed node's heartbeat is recorded (the reconciler may find it
+	 * was judged wrongly) but not accepted, and changes nothing here. */
+	json_t *b;
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":3}"), 200);
+	assert_true(json_is_false(json_object_get(b, "accepted")));
+	json_decref(b);
 	flush(f);
 	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'failed'"), 1);
+	assert_int_equal(q(f, "SELECT h.last_seq FROM node_heartbeats h JOIN nodes n ON n.id = h.node_id "
+			      "WHERE n.name = 'a'"), 3);
+}
+
+/* Silence counts only while every novad was recording: not up to now while
+ * another novad is blind (its flushes late: its heartbeats may be in its
+ * memory), and not from before a novad's new run of flushes began. */
+static void test_silence_while_a_novad_was_blind_does_not_count(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+	flush(f);
+	recording_for_an_hour(f);
+	/* Another novad, blind for 1.5 s (the bound is 1 s), not yet departed (2 s). */
+	sql(f, "INSERT INTO inventory_recorders (id, host, recording_since, last_flush_at) VALUES "
+	       "(gen_random_uuid(), 'other', now() - interval '1 hour', now() - interval '1500 ms')");
+	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '800 ms' "
+	       "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')");
+	sweep(f, 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'ready'"), 1);
+	/* It flushes again, after its blind spell: a new run, a fresh grace. */
+	sql(f, "UPDATE inventory_recorders SET last_flush_at = now(), recording_since = now() "
+	       "WHERE host = 'other'");
+	sweep(f, 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'ready'"), 1);
+	/* Once both have recorded for longer than the threshold: judged. */
+	sql(f, "UPDATE inventory_recorders SET recording_since = now() - interval '1 hour'");
+	sweep(f, 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'unhealthy'"), 1);
+}
+
+/* A novad silent past the departure bound is forgotten, and every node
+ * gets a fresh grace (its sidecars may be finding another novad). */
+static void test_a_departed_novad_gives_every_node_a_fresh_grace(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+	flush(f);
+	recording_for_an_hour(f);
+	sql(f, "INSERT INTO inventory_recorders (id, host, recording_since, last_flush_at) VALUES "
+	       "(gen_random_uuid(), 'gone', now() - interval '1 hour', now() - interval '3 s')");
+	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '700 ms' "
+	       "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')");
+	sweep(f, 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM inventory_recorders"), 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM inventory_recorders WHERE recording_since > now() - interval '1 s'"), 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'ready'"), 1);
+}
+
+/* A novad that has not flushed yet has seen nothing: it judges nothing,
+ * however old the stored heartbeats (a novad started after an outage). */
+static void test_nothing_is_judged_before_the_first_flush(void **state)
+{
+	struct fx *f = *state;
+	sql(f, "UPDATE node_heartbeats SET last_seq = 1, last_heartbeat_at = now() - interval '1 hour'");
+	sweep(f, 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
+	/* Its first flush starts its run: a fresh grace from then. */
+	flush(f);
+	sweep(f, 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 2);
+}
+
+/* More than half of a pool's heartbeating nodes (and at least 3) silent at
+ * once: held as they are, said in a pool event and the status; once they
+ * beat again the brake lifts, and the one still silent is judged. */
+static void test_the_brake_holds_a_pool_that_goes_quiet_at_once(void **state)
+{
+	struct fx *f = *state;
+	struct nova_err err;
+	struct inventory_status st;
+	char node_c[POOL_ID_LEN], node_d[POOL_ID_LEN], token_c[128], token_d[128];
+	struct pool_node_spec sc = {.name = "c"}, sd = {.name = "d"};
+	assert_int_equal(pool_node_add(node_c, token_c, sizeof(token_c), f->env.db, f->pool_id, &sc, &err), 0);
+	assert_int_equal(pool_node_add(node_d, token_d, sizeof(token_d), f->env.db, f->pool_id, &sd, &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, node_c, "ready", "provisioned", &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, node_d, "ready", "provisioned", &err), 0);
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+	assert_int_equal(beat(NULL, f, f->node_b, f->token_b, "{\"seq\":1}"), 200);
+	assert_int_equal(beat(NULL, f, node_c, token_c, "{\"seq\":1}"), 200);
+	assert_int_equal(beat(NULL, f, node_d, token_d, "{\"seq\":1}"), 200);
+	flush(f);
+	recording_for_an_hour(f);
+	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '700 ms' WHERE node_id IN "
+	       "(SELECT id FROM nodes WHERE name IN ('a', 'b', 'c'))");
+	sweep(f, 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 4);
+	assert_int_equal(q(f, "SELECT count(*) FROM pool_events WHERE kind = 'brake_engaged' "
+			      "AND message LIKE '%3 of 4 heartbeating nodes silent%'"), 1);
+	inventory_status_get(&st, f->env.inventory);
+	assert_int_equal(st.brakes_engaged, 1);
+	assert_int_equal(st.brake_engagements, 1);
+	json_t *brakes = inventory_brakes(f->env.inventory);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(brakes, 0), "pool")), "p");
+	json_decref(brakes);
+	/* Still held on the next sweep, with no second event. */
+	sweep(f, 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM pool_events WHERE kind = 'brake_engaged'"), 1);
+	/* Two beat again: one of four silent, under the brake: judged. */
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":2}"), 200);
+	assert_int_equal(beat(NULL, f, f->node_b, f->token_b, "{\"seq\":2}"), 200);
+	flush(f);
+	sweep(f, 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'c' AND state = 'unhealthy'"), 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE state = 'ready'"), 3);
+	assert_int_equal(q(f, "SELECT count(*) FROM pool_events WHERE kind = 'brake_released'"), 1);
+	inventory_status_get(&st, f->env.inventory);
+	assert_int_equal(st.brakes_engaged, 0);
 }
 
 static void test_revoked_token_is_refused(void **state)
@@ -528,6 +655,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_sequence_is_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_bodies_name_the_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_unhealthy_back_and_failed_stays_failed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_silence_while_a_novad_was_blind_does_not_count, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_departed_novad_gives_every_node_a_fresh_grace, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nothing_is_judged_before_the_first_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_the_brake_holds_a_pool_that_goes_quiet_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_token_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_rotated_token_works_within_a_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_replicas_make_the_deployment_running, setup, teardown),

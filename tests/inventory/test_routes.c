@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -228,6 +229,48 @@ static int teardown_watch(void **state)
 	return rc;
 }
 
+/* A table never read from the database is no table: 503 (with
+ * Retry-After), never an empty list, for reads and for watchers alike. */
+static void test_a_table_never_read_is_unavailable_not_empty(void **state)
+{
+	struct testenv *env = *state;
+	struct inventory_routes *fresh;
+	struct nova_err err;
+	char etag[INVENTORY_ROUTES_ETAG_LEN], *text = NULL;
+	assert_int_equal(inventory_routes_create(&fresh, env->db, env->inventory, &err), 0);
+	assert_int_equal(inventory_routes_age_ms(fresh, NULL), -1);
+	assert_int_equal(inventory_routes_get(&text, etag, fresh, NULL, &err), NOVA_EUNAVAIL);
+	assert_null(text);
+	assert_int_equal(inventory_routes_refresh(NULL, fresh, &err), 0);
+	assert_int_equal(inventory_routes_get(&text, etag, fresh, NULL, &err), 0);
+	assert_non_null(strstr(text, "\"endpoints\""));
+	assert_null(strstr(text, "stale"));
+	free(text);
+	inventory_routes_destroy(fresh);
+}
+
+/* A table not read again for INVENTORY_ROUTES_STALE_MS (the database is
+ * away) is still served, whole, and says how old it is; the next read
+ * makes it fresh again. */
+static void test_a_table_not_refreshed_says_it_is_stale(void **state)
+{
+	struct testenv *env = *state;
+	json_t *b;
+	refresh(env);
+	struct timespec ts = {INVENTORY_ROUTES_STALE_MS / 1000, 300 * 1000000L};
+	nanosleep(&ts, NULL);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes", ADMIN, NULL), 200);
+	assert_true(json_is_true(json_object_get(b, "stale")));
+	assert_true(json_integer_value(json_object_get(b, "age_ms")) > INVENTORY_ROUTES_STALE_MS);
+	assert_int_equal(json_array_size(json_object_get(b, "routes")), 2); /* m and m/sql */
+	json_decref(b);
+	refresh(env);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes", ADMIN, NULL), 200);
+	assert_null(json_object_get(b, "stale"));
+	assert_int_equal(json_array_size(json_object_get(b, "routes")), 2);
+	json_decref(b);
+}
+
 int main(void)
 {
 	struct nova_err err;
@@ -237,6 +280,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_etag_and_if_none_match, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_new_load_hints_reach_a_kept_table, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_watch_snapshot_then_change_then_resume, setup, teardown_watch),
+		cmocka_unit_test_setup_teardown(test_a_table_never_read_is_unavailable_not_empty, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_table_not_refreshed_says_it_is_stale, setup, testenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,7 +51,10 @@ int testenv_gateway_start(struct testenv *env, size_t max_body)
 	icfg.failed_after_ms = 1000;
 	if (inventory_create(&env->inventory, env->db, &icfg, &err))
 		goto fail;
-	if (inventory_routes_create(&env->routes, env->db, env->inventory, &err))
+	/* Read once, as novad's routes thread does first: a table never read
+	 * is served as 503. */
+	if (inventory_routes_create(&env->routes, env->db, env->inventory, &err) ||
+	    inventory_routes_refresh(NULL, env->routes, &err))
 		goto fail;
 	struct gw_deps deps = {env->db, env->auth, env->inventory, env->routes, db_migrations_builtin,
 			       db_migrations_builtin_count};
