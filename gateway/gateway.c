@@ -9,9 +9,14 @@ const struct gw_route gw_routes[] = {
 	{"GET", "/healthz", gw_health, GW_AUTH_NONE, "Liveness: the process answers", NULL,
 	 "Health", 200, "probes"},
 	{"GET", "/readyz", gw_ready, GW_AUTH_NONE,
-	 "Readiness: database reachable and every migration applied", NULL, "Health", 200, "probes"},
+	 "Readiness: 200 while novad can serve (ready, or degraded while the database is away: "
+	 "routes and heartbeats are served from memory), 503 when it cannot; the body says what "
+	 "is down", NULL, "Health", 200, "probes"},
 	{"GET", "/openapi.json", gw_openapi_get, GW_AUTH_NONE, "This document", NULL, NULL, 200,
 	 "probes"},
+	{"GET", "/metrics", gw_metrics_get, GW_AUTH_ANY,
+	 "Prometheus metrics: database reachability, heartbeats held, the brake on mass failure, "
+	 "the routing table's age", NULL, NULL, 200, "probes"},
 
 	{"POST", "/v1/pools", gw_pool_create, GW_AUTH_ANY,
 	 "Create a pool (config validated by its provider)", "PoolCreate", "Pool", 201, "pools"},

@@ -47,6 +47,7 @@ json_t *gw_body_json(struct http_request *req, struct http_response *res);
 void gw_health(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 void gw_ready(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 void gw_openapi_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_metrics_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 
 void gw_pool_create(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 void gw_pool_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);

@@ -11,6 +11,7 @@
 
 #include "adapters/fake/fake.h"
 #include "pools/pool.h"
+#include "core/http_client.h"
 #include "tests/support/testenv.h"
 
 #define ADMIN TESTENV_ADMIN_TOKEN
@@ -322,13 +323,53 @@ static void test_health_and_ready(void **state)
 	json_decref(b);
 	assert_int_equal(testenv_http(&b, env, "GET", "/readyz", NULL, NULL), 200);
 	assert_string_equal(json_string_value(json_object_get(b, "status")), "ready");
+	json_t *checks = json_object_get(b, "checks");
+	assert_true(json_is_true(json_object_get(json_object_get(checks, "database"), "ok")));
+	assert_true(json_is_true(json_object_get(json_object_get(checks, "routes"), "loaded")));
+	assert_true(json_is_true(json_object_get(json_object_get(checks, "brake"), "ok")));
 	json_decref(b);
+}
+
+/* /metrics is Prometheus text: HELP and TYPE before each family, every
+ * sample "name value" or "name{labels} value", and it needs a credential. */
+static void test_metrics_are_prometheus_text(void **state)
+{
+	struct testenv *env = *state;
+	struct http_client_response r = {0};
+	struct nova_err err;
+	char url[300], *line, *save = NULL;
+	snprintf(url, sizeof(url), "%s/metrics", env->url);
+	struct http_client_request req = {.method = "GET", .url = url, .bearer_token = ADMIN};
+	assert_int_equal(http_client_do(&r, &req, &err), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\nnova_database_up 1\n"));
+	assert_non_null(strstr(r.body, "# TYPE nova_inventory_brake_engaged gauge\n"));
+	assert_non_null(strstr(r.body, "nova_routes_age_seconds "));
+	int samples = 0;
+	for (line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char name[128];
+		double v;
+		if (line[0] == '#') {
+			assert_true(!strncmp(line, "# HELP nova_", 12) || !strncmp(line, "# TYPE nova_", 12));
+			continue;
+		}
+		if (sscanf(line, "%127[a-z_]%*[^ ] %lf", name, &v) != 2 && sscanf(line, "%127[a-z_] %lf", name, &v) != 2)
+			fail_msg("not a sample: %s", line);
+		samples++;
+	}
+	assert_true(samples >= 8);
+	http_client_response_finish(&r);
+	req.bearer_token = NULL;
+	assert_int_equal(http_client_do(&r, &req, &err), 0);
+	assert_int_equal(r.status, 401);
+	http_client_response_finish(&r);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pool_create_returns_201_with_the_pool, testenv_setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_are_prometheus_text, testenv_setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_get_by_name_and_id_and_list, testenv_setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_duplicate_name_is_409, testenv_setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_pool_unknown_is_404, testenv_setup, testenv_teardown),
