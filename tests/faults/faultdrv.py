@@ -252,9 +252,10 @@ class Traffic:
                     if s["first_endpoints"] is None:
                         s["first_endpoints"] = table
                     s["last_endpoints"] = table
-                    if table:
-                        self.table = table
-                        self.table_at = time.time()
+                    # The latest table read is what traffic goes to, even
+                    # empty; a failed read keeps the one before.
+                    self.table = table
+                    self.table_at = time.time()
             self.stop.wait(max(0.0, a.routes_period - (time.time() - t0)))
 
     def chat_loop(self, k):
@@ -468,6 +469,21 @@ def cmd_check(a):
     if victims:
         extra = [p for p in extra if not any(rec.get("agents", {}).get(str(p)) in fresh for rec in mon)]
     res(not extra, "no other agent process appeared at any time during the case", "new pids %s" % extra)
+
+    # One agent per live node, none for anything else.
+    live = {n["id"] for n in after.get("nodes", []) if n["state"] in LIVE_NODE_STATES}
+    per_node = {}
+    for pid, node in after.get("agents", {}).items():
+        per_node.setdefault(node, []).append(int(pid))
+    twins = {n: p for n, p in per_node.items() if len(p) > 1}
+    res(not twins, "0 twin agents (two live agents for one node id)",
+        "; ".join("%s: %s" % (names.get(n, n), p) for n, p in twins.items()))
+    orphans = [p for n, ps in per_node.items() if n not in live for p in ps]
+    orphans += ["pidfile %s" % names.get(n, n) for n, v in after.get("pidfiles", {}).items()
+                if v["alive"] and n not in live]
+    res(not orphans, "0 orphan agents (an agent with no live node row)", "%s" % orphans[:6])
+    bare = [names.get(n, n) for n in live if n not in per_node]
+    res(not bare, "0 live nodes with no agent", "%s" % bare[:6])
 
     # The routing table, as the driver read it.
     res(tr["routes_ok"] > 0, "the driver read the routing table", "0 reads succeeded")

@@ -163,8 +163,8 @@ for k in sorted(s):
     if k not in ("chat_ok_by_url", "first_endpoints", "last_endpoints"):
         print("  %s: %s" % (k, s[k]))
 ' "$T_WORK/traffic.json"
-	echo "--- novad log (last 40 lines)"
-	tail -40 "$T_WORK/novad.log"
+	echo "--- novad log (last 40 lines but request lines)"
+	grep -v '"msg":"request"' "$T_WORK/novad.log" | tail -40
 	echo "--- node events"
 	timeout 5 psql -h "$F_PG" -U nova -d "$T_DB" -X -tAc "SELECT to_char(e.at, 'HH24:MI:SS.MS'), n.name, e.from_state, e.to_state, e.reason FROM node_events e JOIN nodes n ON n.id = e.node_id ORDER BY e.id" 2>&1 | tail -40
 }
