@@ -73,7 +73,10 @@ f_pg_pause() {
 	f_log "database paused: $F_PAUSED_PIDS"
 }
 
+# F_RESUMED: the moment just before the first SIGCONT (the earliest the
+# database could have done anything again).
 f_pg_resume() {
+	F_RESUMED=$(f_now)
 	for p in $F_PAUSED_PIDS; do kill -CONT "$p" 2>/dev/null; done
 	for p in $(f_pg_pids); do kill -CONT "$p" 2>/dev/null; done
 	rm -f "$F_DB_DOWN_FLAG"
@@ -245,6 +248,15 @@ f_consistency_after() {
 # f_check [check args...]: the snapshot after, then every assertion.
 f_check() {
 	f_snapshot after
+	python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+print("# traffic: %d routes reads (%d ok, %d failed, %d while novad was down, %d empty, %d short of 4 endpoints), "
+      "p50 %s ms, p99 %s ms, max %s ms; %d completions (%d ok, %d failed)" % (
+      s["routes_reads"], s["routes_ok"], s["routes_failed"], s["routes_while_down"], s["routes_empty"],
+      s["routes_short"], s["routes_lat_ms_p50"], s["routes_lat_ms_p99"], s["routes_lat_ms_max"],
+      s["chat_sent"], s["chat_ok"], s["chat_failed"]))
+' "$T_WORK/traffic.json" 2>/dev/null
 	$F_PY check --before "$T_WORK/before.json" --after "$T_WORK/after.json" \
 		--traffic "$T_WORK/traffic.json" --monitor "$T_WORK/monitor.jsonl" \
 		--fault-start "$F_FAULT_START" --deployments "$F_DEPLOYS" "$@" >"$T_WORK/check.out" 2>&1
