@@ -34,7 +34,7 @@ f_pg_pause
 routes dbpause-paused $((PAUSE_S - 10)) 5
 while [ $(($(date +%s) - t0)) -lt "$PAUSE_S" ]; do sleep 0.2; done
 f_pg_resume
-if out=$(f_consistent 120); then echo "$out" >"$OUTDIR/dbpause-consistency.txt"
+if out=$(f_consistent 60); then echo "$out" >"$OUTDIR/dbpause-consistency.txt"
 else echo "never: $out" >"$OUTDIR/dbpause-consistency.txt"; fi
 cp "$T_WORK/novad.log" "$OUTDIR/dbpause-novad.log"
 exit 0
