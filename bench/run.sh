@@ -22,6 +22,7 @@
 #   BENCH_DEPLOYS     deploys for deploy-to-routable (default 5)
 #   BENCH_MEM_NODES   heartbeating nodes for memory (default 100000)
 #   BENCH_MEM_SECONDS how long they heartbeat (default 40: every node must be seen)
+#   BENCH_PAUSE_SECONDS  how long PostgreSQL is paused for dbpause (default 40)
 #   BENCH_ONLY        run only benchmarks whose name contains this word
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -164,7 +165,7 @@ fd_sidecar_stop() {
 
 # --- the ceiling -----------------------------------------------------------------
 NGINX=0
-if want routes || want heartbeat; then
+if want routes || want heartbeat || want dbpause; then
 	if nginx_bench_ensure && nginx_bench_start "$W/nginx"; then
 		NGINX=1
 		echo "bench: nginx ceiling on 127.0.0.1:$NGINX_BENCH_PORT"
@@ -527,6 +528,51 @@ if want memory; then
 		broken=1; row memory "memory" "" "" "" "" "" "broken: see $OUT"
 	fi
 	nova_bench_stop
+fi
+
+# --- database pause ----------------------------------------------------------------------------
+# The fault suite's set-up (tests/faults/lib.sh: a PostgreSQL cluster of its
+# own, novad, an lpu pool of six nodes with mock agents, two deployments of
+# two replicas, 4 routed) in tests/faults/bench_db_pause.sh: GET /v1/routes
+# (closed loop, ROUTE_CONNS connections) on the healthy system, then inside a
+# PAUSE_S pause of PostgreSQL (SIGSTOP on every process of its cluster; 5 s
+# warm-up, PAUSE_S - 10 s measured), against nginx serving the same body;
+# then the time from the resume to full consistency (deployments running,
+# every replica ready and routed, every node ready, one agent each).
+if want dbpause; then
+	PAUSE_S=${BENCH_PAUSE_SECONDS:-40}
+	echo "bench: database pause ($PAUSE_S s; route reads from memory, then consistency)"
+	NOVA_BUILD="$B" BENCH_PAUSE_SECONDS=$PAUSE_S sh tests/faults/bench_db_pause.sh "$OUT" \
+		"$ROUTE_CONNS" "$SECS" "$WARM" >"$OUT/dbpause.log" 2>&1
+	if [ -s "$OUT/dbpause-paused.json" ]; then
+		c= cp99=
+		size=$(wc -c <"$OUT/dbpause-routes.json")
+		if [ $NGINX = 1 ]; then
+			cp "$OUT/dbpause-routes.json" "$W/nginx/www/dbpause-routes.json"
+			chmod 0644 "$W/nginx/www/dbpause-routes.json"
+			"$LG" -T "127.0.0.1:$NGINX_BENCH_PORT" -c "$ROUTE_CONNS" -d "$SECS" -w "$WARM" \
+				-p /dbpause-routes.json -l nginx-dbpause -o "$OUT/dbpause-nginx.json"
+			c=$(jnum "$OUT/dbpause-nginx.json" rps)
+			cp99=$(jnum "$OUT/dbpause-nginx.json" p99_ms)
+		fi
+		v=$(jnum "$OUT/dbpause-healthy.json" rps); r=$(ratio "$v" "$c")
+		row dbpause "GET /v1/routes, $size B, healthy, req/s" "$v" "/s" "$c" "$r" "" ""
+		v=$(jnum "$OUT/dbpause-paused.json" rps); r=$(ratio "$v" "$c")
+		e=$(jnum "$OUT/dbpause-paused.json" errors)
+		res=$(verdict ge "$r" 0.5); [ "$e" = 0 ] || res="miss ($e errors)"
+		row dbpause "GET /v1/routes, database paused, req/s" "$v" "/s" "$c" "$r" ">= 0.5 x nginx" "$res"
+		row dbpause "GET /v1/routes, database paused, p99" "$(jnum "$OUT/dbpause-paused.json" p99_ms)" "ms" \
+			"$cp99" "" "" ""
+		row dbpause "GET /v1/routes, database paused, max" "$(jnum "$OUT/dbpause-paused.json" max_ms)" "ms" \
+			"" "" "" ""
+		cons=$(cat "$OUT/dbpause-consistency.txt" 2>/dev/null)
+		case "$cons" in
+		[0-9]*) row dbpause "resume -> full consistency" "$cons" "s" "" "" "<= 5 s" "$(verdict ge 5 "$cons")" ;;
+		*) row dbpause "resume -> full consistency" "" "s" "" "" "<= 5 s" "miss (${cons:-not measured})" ;;
+		esac
+	else
+		broken=1; row dbpause "database pause" "" "" "" "" "" "broken: see $OUT/dbpause.log"
+	fi
 fi
 
 # --- the table and the JSON ---------------------------------------------------------------
