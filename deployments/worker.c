@@ -751,7 +751,12 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		return wk_set_state(x, ready == 0 && !strcmp(x->dep.state, "pending") ? "pending"
 									   : x->dep.state,
 				    "scaled to 0 replicas", err);
-	if (pending == desired) {
+	/* None placed. A deployment that had run waits as deploying ("0 of
+	 * n replicas placed"), since the state machine has no way back to
+	 * pending from running or degraded (its nodes failed and nothing
+	 * fits now: refusing that transition used to fail the deployment). */
+	if (pending == desired && strcmp(x->dep.state, "running") != 0 &&
+	    strcmp(x->dep.state, "degraded") != 0) {
 		*how = WK_WAIT;
 		return wk_set_state(x, "pending", x->reason[0] ? x->reason : "waiting for capacity", err);
 	}

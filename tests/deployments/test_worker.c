@@ -151,6 +151,45 @@ static void test_static_pool_nodes_are_discovered_claimed_and_filled(void **stat
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued'"), 0);
 }
 
+/* A running deployment whose replicas all lost their nodes, with nothing
+ * to place them on now, waits (deploying, then pending) with the reason:
+ * it does not fail (the state machine has no running -> pending). */
+static void test_a_running_deployment_with_nothing_placed_waits_without_failing(void **state)
+{
+	struct testenv *env = *state;
+	static_pool(env, "one-rack", 1, 1);
+	deploy(env, "r", "one", 1);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	struct nova_err err;
+	assert_int_equal(db_pool_exec(NULL, env->db, "UPDATE replicas SET state = 'ready', endpoint = 'http://x'",
+				      0, NULL, &err), 0);
+	scale(env, "r", 1);
+	testenv_worker_drain(env, &cfg);
+	json_t *d = get_dep(env, "r");
+	assert_string_equal(str(d, "state"), "running");
+	json_decref(d);
+	/* Its node is cordoned and its replica loses its place (as the
+	 * reconciler does for a failed node). */
+	assert_int_equal(db_pool_exec(NULL, env->db, "UPDATE nodes SET cordoned = true", 0, NULL, &err), 0);
+	assert_int_equal(db_pool_exec(NULL, env->db, "DELETE FROM replica_placements", 0, NULL, &err), 0);
+	assert_int_equal(db_pool_exec(NULL, env->db, "UPDATE replicas SET state = 'pending', endpoint = NULL",
+				      0, NULL, &err), 0);
+	scale(env, "r", 1);
+	testenv_worker_drain(env, &cfg);
+	d = get_dep(env, "r");
+	assert_string_equal(str(d, "state"), "pending"); /* by way of deploying */
+	assert_non_null(strstr(str(d, "state_reason"), "no capacity"));
+	json_decref(d);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM deployment_events WHERE "
+				"from_state = 'running' AND to_state = 'deploying'"), 1);
+	/* Room again: placed. */
+	assert_int_equal(db_pool_exec(NULL, env->db, "UPDATE nodes SET cordoned = false", 0, NULL, &err), 0);
+	scale(env, "r", 1);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+}
+
 /* Another worker takes the room between this one's view and its write:
  * the write finds the node full and does not overcommit; the replica is
  * placed on the other node instead. */
@@ -394,6 +433,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_static_pool_nodes_are_discovered_claimed_and_filled, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_node_filled_meanwhile_is_not_overcommitted, setup,
 						testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_running_deployment_with_nothing_placed_waits_without_failing,
+						setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_gang_places_every_stage_or_none, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_quota_keeps_deployment_pending_with_reason, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_transient_and_lost_answers_make_no_twins, setup, testenv_teardown),
