@@ -156,8 +156,11 @@ def http_call(url, method="GET", body=None, headers=None, timeout=3.0):
         c.close()
 
 
-def read_token(state_dir):
-    with open(os.path.join(state_dir, "admin_token")) as f:
+def read_token(state_dir, token_file=""):
+    """The routes reader's credential: an API key from token_file when
+    given (so a key checked from novad's memory is what is exercised while
+    the database is away), else the admin token."""
+    with open(token_file or os.path.join(state_dir, "admin_token")) as f:
         return f.read().strip()
 
 
@@ -214,7 +217,7 @@ class Traffic:
             was_down = self.down()
             try:
                 if self.token is None:
-                    self.token = read_token(a.state_dir)
+                    self.token = read_token(a.state_dir, a.token_file)
                 doc, eps = get_routes(a, self.token, timeout=a.routes_timeout)
                 err = None
             except Exception as e:  # noqa: BLE001 - every failure counts
@@ -518,6 +521,7 @@ def main():
     ap.add_argument("--url", default="")
     ap.add_argument("--gateway", default="", help="the novad url the agents were given")
     ap.add_argument("--state-dir", default="")
+    ap.add_argument("--token-file", default="", help="the routes reader's API key (default: the admin token)")
     ap.add_argument("--pghost", default="")
     ap.add_argument("--db", default="")
     ap.add_argument("--out", default="")

@@ -193,6 +193,11 @@ f_setup() {
 		"$C" deploy lpu-single --pool racks --replicas 2 --placement spread --name base-b >"$T_WORK/out" 2>&1 ||
 		{ t_fail "deployed" "$(cat "$T_WORK/out")"; exit 0; }
 	F_POOL=$(t_sql "SELECT id FROM pools WHERE name = 'racks'")
+	# The routes reader uses an API key, as an inference gateway would:
+	# while the database is away it is checked from novad's memory.
+	"$C" -o json apikey create fault-traffic >"$T_WORK/out" 2>&1 &&
+		sed -n 's/.*"key": *"\([^"]*\)".*/\1/p' "$T_WORK/out" >"$T_WORK/apikey" &&
+		[ -s "$T_WORK/apikey" ] || { t_fail "an API key for the routes reader" "$(cat "$T_WORK/out")"; exit 0; }
 	if ! out=$(f_consistent 60); then
 		t_fail "set-up: 4 replicas routed, 6 nodes ready within 60 s" "$out"
 		f_report; exit 0
@@ -216,7 +221,7 @@ f_snapshot() { $F_PY snapshot $(f_args) >"$T_WORK/$1.json"; }
 f_start_observers() {
 	rm -f "$F_STOP"
 	f_snapshot before
-	$F_PY traffic $(f_args) --duration "$1" --out "$T_WORK/traffic.json" --stop-file "$F_STOP" \
+	$F_PY traffic $(f_args) --token-file "$T_WORK/apikey" --duration "$1" --out "$T_WORK/traffic.json" --stop-file "$F_STOP" \
 		--down-flag "$F_DOWN_FLAG" --models "$F_MODELS" --deployments "$F_DEPLOYS" \
 		--expect-endpoints 4 >"$T_WORK/driver.log" 2>&1 &
 	F_DRIVER=$!
