@@ -39,6 +39,10 @@ void cfg_defaults(struct cfg *c)
 	c->http_threads = 4;
 	c->max_body_bytes = 1024 * 1024;
 	c->db_pool_size = 8;
+	/* Well under the clients' own timeouts (a sidecar's heartbeat gives up
+	 * after 5 s): acquire + statement stays under it. */
+	c->db_statement_timeout_ms = 2000;
+	c->db_acquire_timeout_ms = 1000;
 	c->enable_fake_provider = false;
 	c->workers = 2;
 	c->worker_lease_ms = 30000;
@@ -110,7 +114,9 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 	static const char *const keys[] = {"listen", "database_url", "admin_token", "state_dir",
 					   "log_level", "database_pool_size", "http", "providers",
 					   "workers", "worker_lease_ms", "heartbeat_interval_ms",
-					   "node_failed_after_ms", "idle_node_grace_s", NULL};
+					   "node_failed_after_ms", "idle_node_grace_s",
+					   "database_statement_timeout_ms", "database_acquire_timeout_ms",
+					   NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -146,6 +152,16 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		if ((rc = ydoc_get_long(&v, d, n, "database_pool_size", 1, 256, err)))
 			goto out;
 		c->db_pool_size = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "database_statement_timeout_ms"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "database_statement_timeout_ms", 100, 600000, err)))
+			goto out;
+		c->db_statement_timeout_ms = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "database_acquire_timeout_ms"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "database_acquire_timeout_ms", 10, 600000, err)))
+			goto out;
+		c->db_acquire_timeout_ms = (unsigned)v;
 	}
 	if ((n = ydoc_map_get(d, root, "workers"))) {
 		if ((rc = ydoc_get_long(&v, d, n, "workers", 0, 16, err)))
@@ -238,6 +254,12 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 	if ((rc = cfg_env_uint(&c->http_threads, "NOVA_HTTP_THREADS", 1, 256, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->db_pool_size, "NOVA_DB_POOL_SIZE", 1, 256, err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->db_statement_timeout_ms, "NOVA_DB_STATEMENT_TIMEOUT_MS", 100,
+			       600000, err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->db_acquire_timeout_ms, "NOVA_DB_ACQUIRE_TIMEOUT_MS", 10, 600000,
+			       err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->workers, "NOVA_WORKERS", 0, 16, err)))
 		return rc;

@@ -23,6 +23,13 @@ struct cfg {
 	unsigned http_threads;       /* http.threads:      NOVA_HTTP_THREADS    */
 	size_t max_body_bytes;       /* http.max_body_bytes: NOVA_MAX_BODY_BYTES */
 	unsigned db_pool_size;       /* database_pool_size: NOVA_DB_POOL_SIZE   */
+	/* database_statement_timeout_ms: NOVA_DB_STATEMENT_TIMEOUT_MS (2000):
+	 * how long a statement, or opening a connection, may wait for the
+	 * database before the request gets a 503 */
+	unsigned db_statement_timeout_ms;
+	/* database_acquire_timeout_ms: NOVA_DB_ACQUIRE_TIMEOUT_MS (1000): how
+	 * long a request waits for a free pooled connection */
+	unsigned db_acquire_timeout_ms;
 	bool enable_fake_provider;   /* providers.fake:    NOVA_ENABLE_FAKE_PROVIDER */
 	unsigned workers;            /* workers:           NOVA_WORKERS (0: none) */
 	unsigned worker_lease_ms;    /* worker_lease_ms:   NOVA_WORKER_LEASE_MS */

@@ -5,7 +5,46 @@
  * reported at start-up rather than on the first request). A pool of at most a
  * few dozen connections makes a linear scan cheaper and simpler than a free
  * list. Rejected: a connection per thread (thread-local PGconn), because
- * worker counts would then dictate database connections. */
+ * worker counts would then dictate database connections.
+ *
+ * Deadlines. A database that stops answering without closing anything (the
+ * server paused by SIGSTOP or a frozen VM, a partition that drops packets)
+ * leaves libpq's blocking calls waiting forever: PQexecParams on a stopped
+ * backend, PQconnectdbParams and PQreset on a stopped postmaster. Every
+ * thread that touched the database then stuck there, the pool drained, and
+ * novad stopped answering even the requests a 503 would have served
+ * (issue 13: a sidecar's heartbeat gives up after 5 s). So nothing here
+ * blocks in libpq: connections are non-blocking, a statement is sent with
+ * PQsendQueryParams and its results awaited with poll() on the socket
+ * against a deadline (2 s by default), and connecting is PQconnectStartParams
+ * and a PQconnectPoll loop against the same deadline. A statement past its
+ * deadline gets NOVA_EUNAVAIL and its connection is closed (PQfinish); the
+ * next acquirer opens a new one.
+ *
+ * Rejected: cancelling the late statement with PQcancel and keeping the
+ * session. PQcancel opens a new connection to the postmaster and (libpq 15)
+ * waits for the postmaster to close it, which a stopped postmaster never
+ * does: the cancel hangs exactly when it is needed. Losing the session costs
+ * one reconnect. Rejected: libpq's connect_timeout (whole seconds, at least
+ * 2, and applied to each address in turn, so a host name with two addresses
+ * doubles it) and TCP keepalives alone (they notice a dead peer, not a live
+ * kernel in front of a stopped process, which still acknowledges every
+ * packet); keepalives are still set so an idle pooled connection to a dead
+ * host is noticed before it is handed out. Rejected: a server-side
+ * statement_timeout alone, which a stopped server cannot enforce. It is set
+ * as well, a tenth (at least 100 ms) shorter than the client's deadline, so
+ * that a lock wait on a live server ends there with 57014 and the session
+ * is kept. At the same value the client would always fire first, since the
+ * server's clock starts only when the statement arrives, and every lock wait
+ * would cost a connection. It is a SET after connecting, not the "options"
+ * keyword, which would replace options the user's conninfo sets.
+ *
+ * What may legitimately take longer (the migrations: waiting for another
+ * novad's migrations, a slow ALTER) lifts the deadline for one borrowing
+ * with db_conn_set_deadline; release puts it back. Nothing on a request's
+ * path needs more than a fraction of the default on a healthy database (the
+ * heartbeat flush of 100,000 nodes takes 100-300 ms, the fleet read is
+ * 5,000-row FETCHes). */
 #include "core/db.h"
 
 #include <errno.h>
@@ -20,10 +59,12 @@
 #include "core/secret.h" /* secret_sha256_hex: OpenSSL EVP SHA-256 */
 
 struct db_conn {
-	PGconn *pg;
-	bool broken;        /* reset before the next hand-out */
+	PGconn *pg;         /* NULL once closed for a missed deadline */
+	struct db_pool *pool;
+	bool broken;        /* reconnect before the next hand-out */
 	bool in_use;
 	unsigned adv_locks; /* session advisory locks taken through this API */
+	unsigned deadline_ms; /* this borrowing's statement deadline; 0: none */
 };
 
 struct db_pool {
@@ -33,9 +74,46 @@ struct db_pool {
 	struct db_conn *conns;
 	unsigned size;
 	unsigned acquire_timeout_ms;
+	unsigned statement_timeout_ms; /* also the deadline for connecting */
 };
 
-#define DB_DEFAULT_ACQUIRE_TIMEOUT_MS 10000u
+/* TCP keepalive defaults (seconds): an idle pooled connection to a host
+ * that vanished is noticed within about 25 s (idle + count * interval),
+ * by the acquire probe, instead of at its next statement's deadline. */
+#define DB_KEEPALIVES_IDLE "10"
+#define DB_KEEPALIVES_INTERVAL "5"
+#define DB_KEEPALIVES_COUNT "3"
+
+static long long db_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for events or the deadline (CLOCK_MONOTONIC ms;
+ * 0: none) passes: 1 ready (or in error, which the caller's next libpq call
+ * reports), 0 deadline passed, -1 no socket or poll failed. */
+static int db_wait(int fd, short events, long long deadline)
+{
+	struct pollfd pfd = {fd, events, 0};
+	if (fd < 0)
+		return -1;
+	for (;;) {
+		int timeout = -1, n;
+		if (deadline) {
+			long long left = deadline - db_now_ms();
+			if (left <= 0)
+				return 0;
+			timeout = left > 60000 ? 60000 : (int)left;
+		}
+		n = poll(&pfd, 1, timeout);
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
 
 /* Server notices (NOTICE/WARNING, e.g. "relation already exists, skipping")
  * would otherwise go to stderr as raw text, outside the JSON log. They carry
@@ -60,8 +138,8 @@ static void db_first_line(char *out, size_t len, const char *msg)
 	snprintf(out, len, "%.*s", (int)n, msg);
 }
 
-int db_pool_create(struct db_pool **out, const char *conninfo, unsigned size,
-		   unsigned acquire_timeout_ms, struct nova_err *err)
+int db_pool_create(struct db_pool **out, const char *conninfo, const struct db_pool_config *cfg,
+		   struct nova_err *err)
 {
 	struct db_pool *p;
 	struct db_conn *c;
@@ -70,7 +148,7 @@ int db_pool_create(struct db_pool **out, const char *conninfo, unsigned size,
 	char *perr = NULL;
 	int rc;
 	*out = NULL;
-	if (!conninfo || !*conninfo || size == 0)
+	if (!conninfo || !*conninfo || cfg->size == 0)
 		return nova_err_set(err, NOVA_EINVAL, "database_url", "no database connection given");
 	/* libpq's parse errors quote the offending part of the string, which
 	 * may be a password: say that it is malformed, not what libpq said. */
@@ -88,7 +166,7 @@ int db_pool_create(struct db_pool **out, const char *conninfo, unsigned size,
 	if (!p)
 		goto oom;
 	p->conninfo = strdup(conninfo);
-	p->conns = calloc(size, sizeof(*p->conns));
+	p->conns = calloc(cfg->size, sizeof(*p->conns));
 	if (!p->conninfo || !p->conns)
 		goto oom;
 	/* A wall-clock step must not stretch or cut the acquire timeout. */
@@ -97,8 +175,15 @@ int db_pool_create(struct db_pool **out, const char *conninfo, unsigned size,
 	pthread_cond_init(&p->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&p->lock, NULL);
-	p->size = size;
-	p->acquire_timeout_ms = acquire_timeout_ms ? acquire_timeout_ms : DB_DEFAULT_ACQUIRE_TIMEOUT_MS;
+	p->size = cfg->size;
+	p->acquire_timeout_ms = cfg->acquire_timeout_ms ? cfg->acquire_timeout_ms
+							: DB_DEFAULT_ACQUIRE_TIMEOUT_MS;
+	p->statement_timeout_ms = cfg->statement_timeout_ms ? cfg->statement_timeout_ms
+							    : DB_DEFAULT_STATEMENT_TIMEOUT_MS;
+	for (unsigned i = 0; i < p->size; i++) {
+		p->conns[i].pool = p;
+		p->conns[i].deadline_ms = p->statement_timeout_ms;
+	}
 	if ((rc = db_conn_acquire(&c, p, err))) {
 		db_pool_destroy(p);
 		return rc;
@@ -134,6 +219,249 @@ void db_pool_destroy(struct db_pool *pool)
 	free(pool);
 }
 
+static int db_code_for_state(const char *sqlstate)
+{
+	if (!sqlstate)
+		return NOVA_EUNAVAIL; /* no SQLSTATE: libpq lost the connection */
+	if (!strcmp(sqlstate, "23505"))
+		return NOVA_EEXISTS;
+	if (!strcmp(sqlstate, "23503"))
+		return NOVA_ECONFLICT;
+	if (!strcmp(sqlstate, "23514") || !strcmp(sqlstate, "23502") || !strncmp(sqlstate, "22", 2))
+		return NOVA_EINVAL;
+	if (!strcmp(sqlstate, "40001") || !strcmp(sqlstate, "40P01"))
+		return NOVA_EAGAIN;
+	/* 57014: our statement_timeout (or an administrator's cancel) ended the
+	 * statement; the session itself is fine. */
+	if (!strncmp(sqlstate, "08", 2) || !strncmp(sqlstate, "57P0", 4) || !strcmp(sqlstate, "57014"))
+		return NOVA_EUNAVAIL;
+	return NOVA_EINTERNAL;
+}
+
+/* The session is gone or unusable (not merely a statement that failed). */
+static bool db_state_loses_session(const char *sqlstate)
+{
+	return !sqlstate || !strncmp(sqlstate, "08", 2) || !strncmp(sqlstate, "57P0", 4);
+}
+
+/* Turn a failed result into an error: PostgreSQL's primary message and the
+ * SQLSTATE, e.g. 'duplicate key value violates unique constraint
+ * "pools_name_key" (23505)'. A failure of the connection itself marks it
+ * broken, so the pool reconnects it before the next borrower. */
+static int db_result_error(struct db_conn *conn, const PGresult *res, struct nova_err *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char line[384];
+	int code = db_code_for_state(state);
+	if (!conn->pg || db_state_loses_session(state) || PQstatus(conn->pg) != CONNECTION_OK) {
+		conn->broken = true;
+		code = NOVA_EUNAVAIL;
+	}
+	if (primary)
+		db_first_line(line, sizeof(line), primary);
+	else if (conn->pg)
+		db_first_line(line, sizeof(line), PQerrorMessage(conn->pg));
+	else
+		line[0] = '\0';
+	if (!line[0])
+		snprintf(line, sizeof(line), "database connection lost");
+	return nova_err_set(err, code, "", "%s (%s)", line, state ? state : "connection");
+}
+
+static bool db_result_ok(const PGresult *res)
+{
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/* Close the session now; the next acquirer connects a new one. Never
+ * blocks: the connection is non-blocking, so PQfinish's goodbye message is
+ * dropped rather than waited for when the socket is full. */
+static void db_conn_close(struct db_conn *c)
+{
+	PQfinish(c->pg);
+	c->pg = NULL;
+	c->broken = true;
+	c->adv_locks = 0;
+}
+
+/* Wait for the statement just sent on c and return its result in *res
+ * (NULL when the connection failed under it: db_result_error says why).
+ * Like PQexec, the last result is kept, except that a failure is never
+ * replaced by what follows it. On a missed deadline the connection is
+ * closed and NOVA_EUNAVAIL returned. */
+static int db_collect(PGresult **res, struct db_conn *c, struct nova_err *err)
+{
+	long long deadline = c->deadline_ms ? db_now_ms() + c->deadline_ms : 0;
+	PGresult *kept = NULL, *r;
+	int rc, w = 1;
+	*res = NULL;
+	/* A statement larger than the socket buffer (the heartbeat flush's
+	 * arrays) goes out in pieces; the server may talk meanwhile. */
+	while ((rc = PQflush(c->pg)) == 1) {
+		if ((w = db_wait(PQsocket(c->pg), POLLIN | POLLOUT, deadline)) <= 0)
+			goto wait_failed;
+		if (!PQconsumeInput(c->pg))
+			return 0;
+	}
+	if (rc < 0)
+		return 0;
+	for (;;) {
+		ExecStatusType st;
+		while (PQisBusy(c->pg)) {
+			if ((w = db_wait(PQsocket(c->pg), POLLIN, deadline)) <= 0)
+				goto wait_failed;
+			if (!PQconsumeInput(c->pg)) {
+				PQclear(kept);
+				return 0;
+			}
+		}
+		if (!(r = PQgetResult(c->pg)))
+			break;
+		st = PQresultStatus(r);
+		if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+			/* Nova never copies; the protocol would wait for data. */
+			PQclear(r);
+			PQclear(kept);
+			db_conn_close(c);
+			return nova_err_set(err, NOVA_EINTERNAL, "", "COPY is not supported here");
+		}
+		if (kept && PQresultStatus(kept) == PGRES_FATAL_ERROR) {
+			PQclear(r);
+		} else {
+			PQclear(kept);
+			kept = r;
+		}
+	}
+	*res = kept;
+	return 0;
+wait_failed:
+	rc = errno;
+	PQclear(kept);
+	db_conn_close(c);
+	if (w < 0)
+		return nova_err_set(err, NOVA_EUNAVAIL, "", "database connection lost: %s",
+				    strerror(rc));
+	nova_err_set(err, NOVA_EUNAVAIL, "", "the database did not answer within %u ms",
+		     c->deadline_ms);
+	nova_err_set_hint(err, "the database server is stopped, overloaded or unreachable");
+	return NOVA_EUNAVAIL;
+}
+
+/* Send through send_ok (a PQsend* call's result), then collect. */
+static int db_finish(PGresult **out, struct db_conn *c, int send_ok, struct nova_err *err)
+{
+	PGresult *res = NULL;
+	int rc;
+	if (send_ok && (rc = db_collect(&res, c, err)))
+		return rc;
+	if (!db_result_ok(res)) {
+		rc = db_result_error(c, res, err);
+		PQclear(res);
+		return rc;
+	}
+	if (out)
+		*out = res;
+	else
+		PQclear(res);
+	return 0;
+}
+
+int db_exec(PGresult **out, struct db_conn *conn, const char *sql, int n_params,
+	    const char *const *params, struct nova_err *err)
+{
+	if (out)
+		*out = NULL;
+	if (!conn->pg)
+		return db_result_error(conn, NULL, err);
+	/* Text parameters only (NULL types, lengths and formats). */
+	return db_finish(out, conn,
+			 PQsendQueryParams(conn->pg, sql, n_params, NULL, params, NULL, NULL, 0),
+			 err);
+}
+
+/* The server's half of a deadline (see the opening comment), 0 for none:
+ * a tenth shorter, and at least 100 ms shorter when the deadline allows, so
+ * its answer comes back before the client's deadline on a busy machine. */
+static int db_set_server_timeout(struct db_conn *c, unsigned deadline_ms, struct nova_err *err)
+{
+	char ms[16];
+	const char *params[1] = {ms};
+	unsigned margin = deadline_ms / 10;
+	if (margin < 100)
+		margin = deadline_ms / 2 < 100 ? deadline_ms / 2 : 100;
+	snprintf(ms, sizeof(ms), "%u", deadline_ms - margin);
+	return db_exec(NULL, c, "SELECT set_config('statement_timeout', $1, false)", 1, params, err);
+}
+
+int db_conn_set_deadline(struct db_conn *conn, unsigned ms, struct nova_err *err)
+{
+	int rc;
+	/* The server's timeout first, under the deadline in force. */
+	if ((rc = db_set_server_timeout(conn, ms, err)))
+		return rc;
+	conn->deadline_ms = ms;
+	return 0;
+}
+
+/* Open c->pg against the pool's deadline. Keywords from the conninfo
+ * (expanded from "dbname" because it comes last) win over these defaults;
+ * keepalives are ignored on a unix socket. */
+static int db_connect(struct db_conn *c, struct nova_err *err)
+{
+	const struct db_pool *pool = c->pool;
+	const char *const keys[] = {"application_name", "keepalives", "keepalives_idle",
+				    "keepalives_interval", "keepalives_count", "dbname", NULL};
+	const char *const vals[] = {"novad", "1", DB_KEEPALIVES_IDLE, DB_KEEPALIVES_INTERVAL,
+				    DB_KEEPALIVES_COUNT, pool->conninfo, NULL};
+	long long deadline = db_now_ms() + pool->statement_timeout_ms;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	char line[256];
+	PGconn *pg;
+	int rc;
+	c->adv_locks = 0;
+	c->deadline_ms = pool->statement_timeout_ms;
+	if (!(pg = PQconnectStartParams(keys, vals, 1)))
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	PQsetNoticeProcessor(pg, db_notice, NULL);
+	if (PQstatus(pg) == CONNECTION_BAD)
+		st = PGRES_POLLING_FAILED;
+	/* As libpq's documentation has it: start as if PQconnectPoll had said
+	 * WRITING; the socket may change between calls (several addresses). */
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		int w = db_wait(PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
+		if (w == 0) {
+			PQfinish(pg);
+			c->broken = true;
+			nova_err_set(err, NOVA_EUNAVAIL, "database_url",
+				     "cannot connect to the database: no answer within %u ms",
+				     pool->statement_timeout_ms);
+			nova_err_set_hint(err, "the database server is stopped, overloaded or unreachable");
+			return NOVA_EUNAVAIL;
+		}
+		if (w < 0)
+			break; /* no socket: libpq's message says why */
+		st = PQconnectPoll(pg);
+	}
+	if (st != PGRES_POLLING_OK || PQstatus(pg) != CONNECTION_OK || PQsetnonblocking(pg, 1)) {
+		db_first_line(line, sizeof(line), PQerrorMessage(pg));
+		PQfinish(pg);
+		c->broken = true;
+		return nova_err_set(err, NOVA_EUNAVAIL, "database_url",
+				    "cannot connect to the database: %s",
+				    line[0] ? line : "connection failed");
+	}
+	c->pg = pg;
+	c->broken = false;
+	if ((rc = db_set_server_timeout(c, c->deadline_ms, err))) {
+		if (c->pg)
+			db_conn_close(c);
+		return rc;
+	}
+	return 0;
+}
+
 /* An idle connection has nothing to read (Nova never LISTENs) unless the
  * server said goodbye: a restart sends a FATAL and closes, a killed server
  * leaves EOF. Either makes the socket readable. A spurious wake-up (a
@@ -147,37 +475,16 @@ static bool db_conn_looks_dead(PGconn *pg)
 	return poll(&pfd, 1, 0) != 0;
 }
 
-/* Make c->pg a working connection: open it, or reset it when broken. Runs
- * without the pool lock held (connecting can take seconds). */
-static int db_conn_ready(struct db_pool *pool, struct db_conn *c, struct nova_err *err)
+/* Make c->pg a working connection: keep it, or open a new one. Runs without
+ * the pool lock held (connecting takes up to the deadline). Rejected:
+ * PQreset, which connects blocking and has no deadline. */
+static int db_conn_ready(struct db_conn *c, struct nova_err *err)
 {
-	char line[256];
 	if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK && !db_conn_looks_dead(c->pg))
 		return 0;
-	if (c->pg) {
-		PQreset(c->pg);
-	} else {
-		/* A default connect timeout, so a dead host cannot hang a worker;
-		 * keywords from the conninfo (expanded from "dbname" because it
-		 * comes after) win over these defaults. */
-		const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-		const char *const vals[] = {"10", "novad", pool->conninfo, NULL};
-		c->pg = PQconnectdbParams(keys, vals, 1);
-		if (!c->pg)
-			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-		PQsetNoticeProcessor(c->pg, db_notice, NULL); /* survives PQreset */
-	}
-	/* Whatever the old session held is gone with it. */
-	c->adv_locks = 0;
-	if (PQstatus(c->pg) != CONNECTION_OK) {
-		db_first_line(line, sizeof(line), PQerrorMessage(c->pg));
-		c->broken = true;
-		nova_err_set(err, NOVA_EUNAVAIL, "database_url", "cannot connect to the database: %s",
-			     line);
-		return NOVA_EUNAVAIL;
-	}
-	c->broken = false;
-	return 0;
+	if (c->pg)
+		db_conn_close(c); /* whatever the old session held is gone with it */
+	return db_connect(c, err);
 }
 
 int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err *err)
@@ -215,7 +522,7 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 	}
 	c->in_use = true;
 	pthread_mutex_unlock(&pool->lock);
-	if ((rc = db_conn_ready(pool, c, err))) {
+	if ((rc = db_conn_ready(c, err))) {
 		db_conn_release(pool, c);
 		return rc;
 	}
@@ -225,19 +532,29 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 
 void db_conn_release(struct db_pool *pool, struct db_conn *conn)
 {
+	struct nova_err ignored;
+	bool overridden;
 	if (!conn)
 		return;
-	/* The next borrower must get a clean session: no open transaction and
-	 * no advisory lock it did not take. If cleaning fails, reset it. */
+	/* The next borrower must get a clean session: no open transaction, no
+	 * advisory lock it did not take, the pool's deadline. Cleaning runs
+	 * under the pool's deadline whatever this borrower set, so a stopped
+	 * server costs at most one deadline here; if cleaning fails, the
+	 * connection is replaced. */
+	overridden = conn->deadline_ms != pool->statement_timeout_ms;
+	conn->deadline_ms = pool->statement_timeout_ms;
 	if (conn->pg && !conn->broken) {
 		if (PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
-			PQclear(PQexec(conn->pg, "ROLLBACK"));
-		if (conn->adv_locks > 0) {
-			PQclear(PQexec(conn->pg, "SELECT pg_advisory_unlock_all()"));
+			db_exec(NULL, conn, "ROLLBACK", 0, NULL, &ignored);
+		if (conn->pg && conn->adv_locks > 0) {
+			db_exec(NULL, conn, "SELECT pg_advisory_unlock_all()", 0, NULL, &ignored);
 			conn->adv_locks = 0;
 		}
-		if (PQstatus(conn->pg) != CONNECTION_OK ||
-		    PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
+		if (conn->pg && overridden &&
+		    db_set_server_timeout(conn, conn->deadline_ms, &ignored))
+			conn->broken = true;
+		if (conn->pg && (PQstatus(conn->pg) != CONNECTION_OK ||
+				 PQtransactionStatus(conn->pg) != PQTRANS_IDLE))
 			conn->broken = true;
 	}
 	pthread_mutex_lock(&pool->lock);
@@ -249,72 +566,6 @@ void db_conn_release(struct db_pool *pool, struct db_conn *conn)
 PGconn *db_conn_pg(struct db_conn *conn)
 {
 	return conn->pg;
-}
-
-static int db_code_for_state(const char *sqlstate)
-{
-	if (!sqlstate)
-		return NOVA_EUNAVAIL; /* no SQLSTATE: libpq lost the connection */
-	if (!strcmp(sqlstate, "23505"))
-		return NOVA_EEXISTS;
-	if (!strcmp(sqlstate, "23503"))
-		return NOVA_ECONFLICT;
-	if (!strcmp(sqlstate, "23514") || !strcmp(sqlstate, "23502") || !strncmp(sqlstate, "22", 2))
-		return NOVA_EINVAL;
-	if (!strcmp(sqlstate, "40001") || !strcmp(sqlstate, "40P01"))
-		return NOVA_EAGAIN;
-	if (!strncmp(sqlstate, "08", 2) || !strncmp(sqlstate, "57P0", 4))
-		return NOVA_EUNAVAIL;
-	return NOVA_EINTERNAL;
-}
-
-/* Turn a failed result into an error: PostgreSQL's primary message and the
- * SQLSTATE, e.g. 'duplicate key value violates unique constraint
- * "pools_name_key" (23505)'. A failure of the connection itself marks it
- * broken, so the pool resets it before the next borrower. */
-static int db_result_error(struct db_conn *conn, const PGresult *res, struct nova_err *err)
-{
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	char line[384];
-	int code = db_code_for_state(state);
-	if (code == NOVA_EUNAVAIL || PQstatus(conn->pg) != CONNECTION_OK) {
-		conn->broken = true;
-		code = NOVA_EUNAVAIL;
-	}
-	if (primary)
-		db_first_line(line, sizeof(line), primary);
-	else
-		db_first_line(line, sizeof(line), PQerrorMessage(conn->pg));
-	if (!line[0])
-		snprintf(line, sizeof(line), "database connection lost");
-	return nova_err_set(err, code, "", "%s (%s)", line, state ? state : "connection");
-}
-
-static bool db_result_ok(const PGresult *res)
-{
-	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-}
-
-int db_exec(PGresult **out, struct db_conn *conn, const char *sql, int n_params,
-	    const char *const *params, struct nova_err *err)
-{
-	PGresult *res;
-	if (out)
-		*out = NULL;
-	/* Text parameters only (NULL types, lengths and formats). */
-	res = PQexecParams(conn->pg, sql, n_params, NULL, params, NULL, NULL, 0);
-	if (!db_result_ok(res)) {
-		int rc = db_result_error(conn, res, err);
-		PQclear(res);
-		return rc;
-	}
-	if (out)
-		*out = res;
-	else
-		PQclear(res);
-	return 0;
 }
 
 int db_pool_exec(PGresult **out, struct db_pool *pool, const char *sql, int n_params,
@@ -387,11 +638,13 @@ int db_tx_run(struct db_pool *pool, db_tx_fn fn, void *ctx, struct nova_err *err
 	if ((rc = db_conn_acquire(&c, pool, err)))
 		return rc;
 	rc = db_tx_begin(c, err);
-	if (rc == NOVA_EUNAVAIL && c->broken) {
+	if (rc == NOVA_EUNAVAIL && c->broken && c->pg) {
 		/* The connection died while idle in the pool (the acquire probe
-		 * cannot see every death, e.g. a silent network): nothing ran, so
-		 * one retry on a fresh session is safe. */
-		if ((rc = db_conn_ready(pool, c, err)) == 0)
+		 * cannot see every death): nothing ran, so one retry on a fresh
+		 * session is safe. Not after a missed deadline (c->pg closed):
+		 * the server is not answering, and a retry would only double the
+		 * caller's wait. */
+		if ((rc = db_conn_ready(c, err)) == 0)
 			rc = db_tx_begin(c, err);
 	}
 	if (rc == 0) {
@@ -532,27 +785,22 @@ static int db_migration_apply(struct db_conn *c, const struct db_migration *m, s
 {
 	char v[16], sum[SECRET_HEX_SHA256_LEN], msg[NOVA_ERR_MESSAGE_MAX];
 	const char *params[3] = {v, m->name, sum};
-	PGresult *res;
+	struct nova_err inner;
 	int rc;
 	snprintf(v, sizeof(v), "%d", db_migration_version(m, NULL));
 	secret_sha256_hex(sum, m->sql, m->len);
 	if ((rc = db_tx_begin(c, err)))
 		return rc;
-	/* The one statement not run through PQexecParams: a migration body is
+	/* The one statement not sent with parameters: a migration body is
 	 * several statements, which only the simple query protocol accepts,
 	 * and its text is our own file compiled into the binary, never
 	 * anything built from input. (So a migration cannot use statements
 	 * refused inside a transaction, e.g. CREATE INDEX CONCURRENTLY.) */
-	res = PQexec(c->pg, m->sql);
-	if (!db_result_ok(res)) {
-		struct nova_err inner;
-		rc = db_result_error(c, res, &inner);
-		PQclear(res);
+	if ((rc = db_finish(NULL, c, PQsendQuery(c->pg, m->sql), &inner))) {
 		db_tx_rollback(c);
 		snprintf(msg, sizeof(msg), "%s", inner.message);
 		return nova_err_set(err, rc, "", "migration %s failed: %s", m->name, msg);
 	}
-	PQclear(res);
 	if ((rc = db_exec(NULL, c,
 			  "INSERT INTO nova_migrations (version, name, checksum) "
 			  "VALUES ($1::integer, $2, $3)",
@@ -590,6 +838,10 @@ int db_migrate(struct db_pool *pool, const struct db_migration *migs, size_t n,
 	 * lock count on purpose: it is released below on every path, and a
 	 * lost session releases it by itself. */
 	snprintf(key, sizeof(key), "%lld", DB_MIGRATION_LOCK_KEY);
+	/* No deadline: the lock may wait for another novad's migrations, and
+	 * a migration may rewrite a large table. Release restores it. */
+	if ((rc = db_conn_set_deadline(c, 0, err)))
+		goto out;
 	if ((rc = db_exec(NULL, c, "SELECT pg_advisory_lock($1::bigint)", 1, params, err)))
 		goto out;
 	rc = db_exec(NULL, c,

@@ -2,15 +2,29 @@
  * transactions, and the migrations runner.
  *
  * There is deliberately no function that runs a statement with interpolated
- * values: every statement goes through PQexecParams with text parameters.
- * SQLSTATEs map to Nova codes so callers can tell "exists" from "down":
+ * values: every statement is sent with PQsendQueryParams and text
+ * parameters. SQLSTATEs map to Nova codes so callers can tell "exists" from
+ * "down":
  *   23505 unique_violation         -> NOVA_EEXISTS
  *   23503 foreign_key_violation    -> NOVA_ECONFLICT
  *   23514/23502/22xxx check, null, data exceptions -> NOVA_EINVAL
  *   40001/40P01 serialization, deadlock            -> NOVA_EAGAIN
  *   08xxx, 57P0x, or a connection gone bad         -> NOVA_EUNAVAIL
+ *   57014 query_canceled (the server's statement_timeout) -> NOVA_EUNAVAIL
  *   anything else                                  -> NOVA_EINTERNAL
- * The SQLSTATE itself is kept in the message so logs stay precise. */
+ * The SQLSTATE itself is kept in the message so logs stay precise.
+ *
+ * Nothing here waits on the database without a deadline, so a database
+ * that stops answering turns into NOVA_EUNAVAIL (a 503) instead of blocked
+ * threads: every statement, connecting, and waiting for a pooled
+ * connection are bounded (see db_pool_config). A statement that misses its
+ * deadline fails with NOVA_EUNAVAIL ("the database did not answer within
+ * 2000 ms") and its connection is closed: db_conn_pg then returns NULL,
+ * every later statement on it fails at once with NOVA_EUNAVAIL, and the
+ * next acquirer gets a new connection. The same deadline, shortened by a
+ * tenth (at least 100 ms), is the session's statement_timeout on the
+ * server, so a statement waiting for a lock on a live server ends there
+ * (57014) and keeps its connection. */
 #ifndef NOVA_CORE_DB_H
 #define NOVA_CORE_DB_H
 
@@ -28,19 +42,46 @@ struct db_conn;
 #define DB_TS(col)                                                                  \
 	"coalesce(to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '')"
 
-/* conninfo is a libpq URL or key=value string; it is never logged. The pool
- * opens connections lazily, up to size, and blocks acquirers when all are in
- * use (for at most acquire_timeout_ms; 0 means 10000). */
-int db_pool_create(struct db_pool **out, const char *conninfo, unsigned size,
-		   unsigned acquire_timeout_ms, struct nova_err *err);
+#define DB_DEFAULT_ACQUIRE_TIMEOUT_MS 1000u
+#define DB_DEFAULT_STATEMENT_TIMEOUT_MS 2000u
+
+struct db_pool_config {
+	unsigned size;               /* connections at most, opened lazily; >= 1 */
+	/* How long an acquirer waits for a free connection before
+	 * NOVA_EUNAVAIL; 0: DB_DEFAULT_ACQUIRE_TIMEOUT_MS. */
+	unsigned acquire_timeout_ms;
+	/* Deadline of each statement, and of opening a connection;
+	 * 0: DB_DEFAULT_STATEMENT_TIMEOUT_MS. */
+	unsigned statement_timeout_ms;
+};
+
+/* conninfo is a libpq URL or key=value string; it is never logged, and its
+ * keywords win over the pool's defaults (application_name=novad, TCP
+ * keepalives). The first connection is opened here, so an unreachable
+ * database is NOVA_EUNAVAIL at start-up. */
+int db_pool_create(struct db_pool **out, const char *conninfo, const struct db_pool_config *cfg,
+		   struct nova_err *err);
 void db_pool_destroy(struct db_pool *pool);
 
-/* A connection found broken (server restarted) is reset before it is handed
- * out, so callers see a working connection or NOVA_EUNAVAIL. */
+/* A connection found broken (server restarted, deadline missed) is replaced
+ * before it is handed out, so callers see a working connection or
+ * NOVA_EUNAVAIL: the pool exhausted for acquire_timeout_ms, or no new
+ * connection within statement_timeout_ms. */
 int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err *err);
-/* A connection released inside an open transaction is rolled back first. */
+/* A connection released inside an open transaction is rolled back first,
+ * its advisory locks dropped and its deadline restored; each of these is
+ * bounded by the pool's statement deadline, and a connection that cannot
+ * be cleaned is closed, so release never blocks for longer. */
 void db_conn_release(struct db_pool *pool, struct db_conn *conn);
+/* The libpq connection; NULL after a missed deadline closed it. */
 PGconn *db_conn_pg(struct db_conn *conn);
+
+/* Change this borrowing's statement deadline, client side and server side
+ * (statement_timeout), until release; 0 means none. For work that may
+ * legitimately run long (the migrations runner); never on a request's path.
+ * Call it outside a transaction: a rolled-back transaction would undo the
+ * server's half. */
+int db_conn_set_deadline(struct db_conn *conn, unsigned ms, struct nova_err *err);
 
 /* Run one parameterized statement. On success *out (if out is not NULL)
  * receives the result, which the caller PQclear()s; with out == NULL the
@@ -61,8 +102,9 @@ int db_tx_commit(struct db_conn *conn, struct nova_err *err);
 void db_tx_rollback(struct db_conn *conn);
 
 /* Acquire, BEGIN, fn, COMMIT (or ROLLBACK when fn fails), release. A
- * connection found dead at BEGIN is reset and BEGIN retried once; nothing is
- * retried after fn ran, because its effects may have committed. */
+ * connection found dead at BEGIN is replaced and BEGIN retried once (not
+ * after a missed deadline); nothing is retried after fn ran, because its
+ * effects may have committed. */
 typedef int (*db_tx_fn)(struct db_conn *conn, void *ctx, struct nova_err *err);
 int db_tx_run(struct db_pool *pool, db_tx_fn fn, void *ctx, struct nova_err *err);
 
@@ -87,7 +129,9 @@ extern const size_t db_migrations_builtin_count;
 
 /* Apply, in order, every migration not yet recorded in nova_migrations, each
  * in its own transaction, all under one advisory lock (so concurrent novad
- * start-ups apply each exactly once). Refuses (NOVA_ECONFLICT) when an
+ * start-ups apply each exactly once). Runs without a statement deadline
+ * (waiting for the lock and a long migration are legitimate); acquiring and
+ * connecting keep theirs. Refuses (NOVA_ECONFLICT) when an
  * applied migration's SHA-256 differs from the file's, or when the database
  * has a migration this binary does not know (it is newer than we are). */
 int db_migrate(struct db_pool *pool, const struct db_migration *migs, size_t n,

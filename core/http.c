@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,6 +268,17 @@ void http_response_error(struct http_response *res, const struct nova_err *err)
 	if (e && hint[0])
 		json_object_set_new(e, "hint", json_string(hint));
 	http_response_json(res, nova_code_http_status(err->code), json_pack("{s:o}", "error", e));
+	/* A dependency that is down or a transient failure: tell the client
+	 * when to come back (RFC 9110 10.2.3, delay-seconds), once. One second
+	 * is about when the database deadlines have run again; a client that
+	 * knows better backs off further. */
+	if (err->code == NOVA_EUNAVAIL || err->code == NOVA_EAGAIN) {
+		bool has = false;
+		for (size_t i = 0; i < res->n_headers && !has; i++)
+			has = !strcasecmp(res->headers[i].name, "Retry-After");
+		if (!has)
+			http_response_header_add(res, "Retry-After", "1");
+	}
 }
 
 void http_response_errorf(struct http_response *res, int code, const char *field,

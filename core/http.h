@@ -87,7 +87,8 @@ void http_response_json_text(struct http_response *res, int status, char *text_s
 void http_response_text(struct http_response *res, int status, const char *content_type,
 			const char *text);
 /* {"error":{"code":"not_found","message":"...","field":"..."}} with the
- * status nova_code_http_status(err->code); a hint is added as "hint". */
+ * status nova_code_http_status(err->code); a hint is added as "hint". A
+ * 503 (NOVA_EUNAVAIL, NOVA_EAGAIN) also carries "Retry-After: 1". */
 void http_response_error(struct http_response *res, const struct nova_err *err);
 /* Shortcut for a fresh error. */
 void http_response_errorf(struct http_response *res, int code, const char *field,

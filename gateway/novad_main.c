@@ -246,7 +246,10 @@ int main(int argc, char **argv)
 		conninfo = pg_embedded_conninfo(pg);
 		nova_log_kv(NOVA_LOG_INFO, "novad", "embedded database running", "dir", dir, NULL);
 	}
-	if (db_pool_create(&db, conninfo, cfg.db_pool_size, 0, &err) ||
+	struct db_pool_config dbcfg = {.size = cfg.db_pool_size,
+				       .acquire_timeout_ms = cfg.db_acquire_timeout_ms,
+				       .statement_timeout_ms = cfg.db_statement_timeout_ms};
+	if (db_pool_create(&db, conninfo, &dbcfg, &err) ||
 	    db_migrate(db, db_migrations_builtin, db_migrations_builtin_count, &err)) {
 		novad_fail("database unusable", &err);
 		goto out;

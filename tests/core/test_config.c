@@ -31,6 +31,8 @@ static int teardown(void **state)
 	unsetenv("NOVA_LISTEN");
 	unsetenv("NOVA_HTTP_THREADS");
 	unsetenv("NOVA_STATE_DIR");
+	unsetenv("NOVA_DB_STATEMENT_TIMEOUT_MS");
+	unsetenv("NOVA_DB_ACQUIRE_TIMEOUT_MS");
 	return 0;
 }
 
@@ -116,6 +118,35 @@ static void test_config_environment_overrides_file(void **state)
 	assert_string_equal(err.field, "NOVA_HTTP_THREADS");
 }
 
+static void test_config_database_timeouts_default_load_and_are_range_checked(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(c.db_statement_timeout_ms, 2000);
+	assert_int_equal(c.db_acquire_timeout_ms, 1000);
+	assert_int_equal(cfg_load_file(&c, write_yaml("database_statement_timeout_ms: 1500\n"
+						      "database_acquire_timeout_ms: 250\n"),
+				       &err),
+			 0);
+	assert_int_equal(c.db_statement_timeout_ms, 1500);
+	assert_int_equal(c.db_acquire_timeout_ms, 250);
+	assert_int_equal(cfg_load_file(&c, write_yaml("database_statement_timeout_ms: 0\n"), &err),
+			 NOVA_EINVAL);
+	assert_string_equal(err.field, "database_statement_timeout_ms");
+	setenv("NOVA_DB_STATEMENT_TIMEOUT_MS", "700", 1);
+	setenv("NOVA_DB_ACQUIRE_TIMEOUT_MS", "5", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "NOVA_DB_ACQUIRE_TIMEOUT_MS");
+	setenv("NOVA_DB_ACQUIRE_TIMEOUT_MS", "300", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), 0);
+	unsetenv("NOVA_DB_STATEMENT_TIMEOUT_MS");
+	unsetenv("NOVA_DB_ACQUIRE_TIMEOUT_MS");
+	assert_int_equal(c.db_statement_timeout_ms, 700);
+	assert_int_equal(c.db_acquire_timeout_ms, 300);
+}
+
 static void test_config_default_state_dir_follows_env(void **state)
 {
 	char buf[256];
@@ -157,6 +188,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_config_wrong_type_and_range_are_positioned, teardown),
 		cmocka_unit_test_teardown(test_config_malformed_yaml_is_positioned, teardown),
 		cmocka_unit_test_teardown(test_config_environment_overrides_file, teardown),
+		cmocka_unit_test_teardown(test_config_database_timeouts_default_load_and_are_range_checked,
+					  teardown),
 		cmocka_unit_test_teardown(test_config_default_state_dir_follows_env, teardown),
 		cmocka_unit_test(test_ydoc_to_json_keeps_types),
 	};

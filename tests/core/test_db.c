@@ -1,7 +1,9 @@
 /* The database layer against a real PostgreSQL (the run's test cluster, a
  * fresh database per test): parameters only, SQLSTATE mapping,
  * transactions, the pool under threads, reconnecting a terminated session,
- * advisory locks and the migrations runner. The embedded server has its own
+ * deadlines against a server that stops answering (a backend stopped with
+ * SIGSTOP, a socket that never accepts, a lock never released), advisory
+ * locks and the migrations runner. The embedded server has its own
  * file (test_pg_embedded.c). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,16 +11,24 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/db.h"
 #include "core/log.h"
 #include "tests/support/testdb.h"
+
+static const struct db_pool_config one = {.size = 1};
+
+#define MIG(name, sql) {name, sql, sizeof(sql) - 1}
 
 /* The migrations advisory lock key documented in core/db.c ("NOVAMIGR"). */
 #define MIGRATION_LOCK_KEY "5642823696588031826"
@@ -35,13 +45,13 @@ static int quiet_setup(void **state)
 	return 0;
 }
 
-static int fx_setup_sized(void **state, unsigned size, unsigned timeout_ms)
+static int fx_setup_config(void **state, const struct db_pool_config *cfg)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	struct nova_err err;
 	if (!f || testdb_create(f->conninfo, sizeof(f->conninfo)) != 0)
 		return -1;
-	if (db_pool_create(&f->pool, f->conninfo, size, timeout_ms, &err)) {
+	if (db_pool_create(&f->pool, f->conninfo, cfg, &err)) {
 		fprintf(stderr, "pool: %s\n", err.message);
 		free(f);
 		return -1;
@@ -52,17 +62,54 @@ static int fx_setup_sized(void **state, unsigned size, unsigned timeout_ms)
 
 static int fx_setup(void **state)
 {
-	return fx_setup_sized(state, 2, 2000);
+	return fx_setup_config(state, &(struct db_pool_config){.size = 2, .acquire_timeout_ms = 2000});
 }
 
 static int fx_setup_one(void **state)
 {
-	return fx_setup_sized(state, 1, 300);
+	return fx_setup_config(state, &(struct db_pool_config){.size = 1, .acquire_timeout_ms = 300});
+}
+
+/* Short statement deadlines, so the tests of a database that does not
+ * answer take a second, not the default's two. */
+#define SHORT_DEADLINE_MS 500
+
+static int fx_setup_short(void **state)
+{
+	return fx_setup_config(state, &(struct db_pool_config){
+					      .size = 2, .statement_timeout_ms = SHORT_DEADLINE_MS});
+}
+
+static int fx_setup_short_one(void **state)
+{
+	return fx_setup_config(state, &(struct db_pool_config){
+					      .size = 1, .statement_timeout_ms = SHORT_DEADLINE_MS});
+}
+
+/* A backend stopped with SIGSTOP (the tests run as root, the server as
+ * postgres); thawed in teardown too, so a failed assertion never leaves a
+ * stopped backend behind. */
+static pid_t stopped_pid;
+
+static void freeze_backend(pid_t pid)
+{
+	assert_true(pid > 0);
+	if (kill(pid, SIGSTOP) != 0)
+		fail_msg("cannot stop backend %d (the tests must run as root)", (int)pid);
+	stopped_pid = pid;
+}
+
+static void thaw_backend(void)
+{
+	if (stopped_pid > 0)
+		kill(stopped_pid, SIGCONT);
+	stopped_pid = 0;
 }
 
 static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
+	thaw_backend();
 	if (f)
 		db_pool_destroy(f->pool);
 	free(f);
@@ -399,7 +446,10 @@ static void test_release_hands_the_connection_to_a_waiting_acquirer(void **state
 	struct waiter_arg w;
 	(void)state;
 	assert_int_equal(testdb_create(conninfo, sizeof(conninfo)), 0);
-	assert_int_equal(db_pool_create(&p, conninfo, 1, 10000, &err), 0);
+	assert_int_equal(db_pool_create(&p, conninfo,
+					&(struct db_pool_config){.size = 1, .acquire_timeout_ms = 10000},
+					&err),
+			 0);
 	assert_int_equal(db_conn_acquire(&c, p, &err), 0);
 	w = (struct waiter_arg){p, -1, 0};
 	assert_int_equal(pthread_create(&th, NULL, pool_waiter, &w), 0);
@@ -416,7 +466,7 @@ static void test_pool_create_unreachable_is_unavailable_without_the_secret(void 
 	struct db_pool *p = (struct db_pool *)1;
 	struct nova_err err;
 	(void)state;
-	assert_int_equal(db_pool_create(&p, "host=/nonexistent dbname=x password=hunter2", 1, 0, &err),
+	assert_int_equal(db_pool_create(&p, "host=/nonexistent dbname=x password=hunter2", &one, &err),
 			 NOVA_EUNAVAIL);
 	assert_null(p);
 	assert_null(strstr(err.message, "hunter2"));
@@ -427,7 +477,7 @@ static void test_pool_create_malformed_conninfo_is_invalid_without_the_secret(vo
 	struct db_pool *p = (struct db_pool *)1;
 	struct nova_err err;
 	(void)state;
-	assert_int_equal(db_pool_create(&p, "host=/tmp hunter2", 1, 0, &err), NOVA_EINVAL);
+	assert_int_equal(db_pool_create(&p, "host=/tmp hunter2", &one, &err), NOVA_EINVAL);
 	assert_null(p);
 	assert_string_equal(err.field, "database_url");
 	assert_null(strstr(err.message, "hunter2"));
@@ -499,6 +549,323 @@ static void test_ping_answers(void **state)
 	assert_int_equal(db_ping(f->pool, &err), 0);
 }
 
+/* --- deadlines ------------------------------------------------------------- */
+
+static pid_t backend_pid(struct db_conn *c)
+{
+	struct nova_err err;
+	PGresult *res;
+	pid_t pid;
+	if (db_exec_one(&res, c, "SELECT pg_backend_pid()", 0, NULL, &err))
+		fail_msg("pg_backend_pid: %s", err.message);
+	pid = (pid_t)atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return pid;
+}
+
+static void thaw_rescue(void *unused)
+{
+	(void)unused;
+	thaw_backend();
+}
+
+/* Run fn(arg) on a thread and wait at most ms for it. Past that, rescue
+ * (which must make fn return: thaw the server, release a lock) runs and the
+ * answer is false, so code that blocks fails its test instead of hanging
+ * the run. Assertions stay in the test's own thread. */
+static bool returns_within(unsigned ms, void *(*fn)(void *), void *arg, void (*rescue)(void *),
+			   void *rescue_arg)
+{
+	pthread_t th;
+	struct timespec until;
+	assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_timedjoin_np(th, NULL, &until) == 0)
+		return true;
+	rescue(rescue_arg);
+	pthread_join(th, NULL);
+	return false;
+}
+
+struct exec_arg {
+	struct db_pool *pool; /* release_thread */
+	struct db_conn *c;
+	const char *sql;
+	int rc;
+	long ms;
+	char message[NOVA_ERR_MESSAGE_MAX];
+};
+
+static void *exec_thread(void *p)
+{
+	struct exec_arg *a = p;
+	struct nova_err err;
+	struct timespec t0;
+	nova_err_clear(&err);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	a->rc = db_exec(NULL, a->c, a->sql, 0, NULL, &err);
+	a->ms = ms_since(&t0);
+	snprintf(a->message, sizeof(a->message), "%s", err.message);
+	return NULL;
+}
+
+/* The server has closed the backend's session (it exits once it runs). */
+static void assert_backend_gone(struct db_pool *p, pid_t pid)
+{
+	char v[16];
+	const char *params[1] = {v};
+	snprintf(v, sizeof(v), "%d", (int)pid);
+	for (int i = 0; i < 100; i++) {
+		if (query_ll(p, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", 1, params) == 0)
+			return;
+		usleep(30 * 1000);
+	}
+	fail_msg("backend %d still has its session", (int)pid);
+}
+
+static void test_a_statement_on_a_stopped_backend_is_unavailable_within_the_deadline(void **state)
+{
+	struct fx *f = *state; /* size 1, SHORT_DEADLINE_MS */
+	struct db_conn *c;
+	struct nova_err err;
+	pid_t pid, fresh;
+	assert_int_equal(db_conn_acquire(&c, f->pool, &err), 0);
+	pid = backend_pid(c);
+	freeze_backend(pid);
+	struct exec_arg a = {.c = c, .sql = "SELECT 1"};
+	bool returned = returns_within(SHORT_DEADLINE_MS + 3000, exec_thread, &a, thaw_rescue, NULL);
+	thaw_backend();
+	if (!returned)
+		fail_msg("the statement waited for the stopped backend (rc %d after %ld ms)", a.rc, a.ms);
+	assert_int_equal(a.rc, NOVA_EUNAVAIL);
+	assert_in_range(a.ms, SHORT_DEADLINE_MS - 20, SHORT_DEADLINE_MS + 1500);
+	assert_string_equal(a.message, "the database did not answer within 500 ms");
+	/* Dropped, not cancelled: later statements on it fail at once... */
+	assert_null(db_conn_pg(c));
+	assert_int_equal(db_exec(NULL, c, "SELECT 1", 0, NULL, &err), NOVA_EUNAVAIL);
+	db_conn_release(f->pool, c);
+	/* ...the next borrower gets a new session, and the old one is closed. */
+	assert_int_equal(db_conn_acquire(&c, f->pool, &err), 0);
+	fresh = backend_pid(c);
+	assert_int_not_equal(fresh, pid);
+	db_conn_release(f->pool, c);
+	assert_backend_gone(f->pool, pid);
+}
+
+static void *release_thread(void *p)
+{
+	struct exec_arg *a = p;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	db_conn_release(a->pool, a->c);
+	a->ms = ms_since(&t0);
+	return NULL;
+}
+
+static void test_release_inside_a_transaction_of_a_stopped_backend_returns_within_the_deadline(
+	void **state)
+{
+	struct fx *f = *state; /* size 1, SHORT_DEADLINE_MS */
+	struct db_conn *c;
+	struct nova_err err;
+	pid_t pid;
+	exec_ok(f->pool, "CREATE TABLE t (a int)");
+	assert_int_equal(db_conn_acquire(&c, f->pool, &err), 0);
+	assert_int_equal(db_tx_begin(c, &err), 0);
+	assert_int_equal(db_exec(NULL, c, "INSERT INTO t VALUES (1)", 0, NULL, &err), 0);
+	pid = backend_pid(c);
+	freeze_backend(pid);
+	struct exec_arg a = {.pool = f->pool, .c = c};
+	bool returned = returns_within(SHORT_DEADLINE_MS + 3000, release_thread, &a, thaw_rescue, NULL);
+	thaw_backend();
+	if (!returned)
+		fail_msg("release waited for the stopped backend");
+	assert_in_range(a.ms, 0, SHORT_DEADLINE_MS + 1500);
+	/* The pool is usable, and the transaction died with its session. */
+	assert_int_equal(count_rows(f->pool, "SELECT count(*) FROM t"), 0);
+	assert_backend_gone(f->pool, pid);
+}
+
+struct connect_arg {
+	const char *conninfo;
+	int rc;
+	long ms;
+	struct db_pool *pool;
+	struct nova_err err;
+};
+
+static void *connect_thread(void *p)
+{
+	struct connect_arg *a = p;
+	struct timespec t0;
+	nova_err_clear(&a->err);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	a->rc = db_pool_create(
+		&a->pool, a->conninfo,
+		&(struct db_pool_config){.size = 1, .statement_timeout_ms = SHORT_DEADLINE_MS}, &a->err);
+	a->ms = ms_since(&t0);
+	return NULL;
+}
+
+/* Closing a listening socket resets the connections waiting in its queue. */
+static void close_rescue(void *p)
+{
+	int *s = p;
+	close(*s);
+	*s = -1;
+}
+
+static void test_connecting_to_a_server_that_never_answers_is_unavailable_within_the_deadline(
+	void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	char conninfo[256];
+	int s;
+	(void)state;
+	/* Listening but never accepting: the kernel completes the handshake,
+	 * and then nothing ever answers (a stopped postmaster). */
+	s = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(s >= 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(s, 8), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &len), 0);
+	snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d dbname=x user=x password=hunter2",
+		 ntohs(sa.sin_port));
+	struct connect_arg a = {.conninfo = conninfo, .pool = (struct db_pool *)1};
+	bool returned = returns_within(SHORT_DEADLINE_MS + 3000, connect_thread, &a, close_rescue, &s);
+	if (s >= 0)
+		close(s);
+	if (!returned)
+		fail_msg("connecting waited for the silent server (rc %d after %ld ms)", a.rc, a.ms);
+	assert_int_equal(a.rc, NOVA_EUNAVAIL);
+	assert_null(a.pool);
+	assert_in_range(a.ms, SHORT_DEADLINE_MS - 20, SHORT_DEADLINE_MS + 1500);
+	assert_string_equal(a.err.message, "cannot connect to the database: no answer within 500 ms");
+	assert_null(strstr(a.err.message, "hunter2"));
+}
+
+static void release_rescue(void *p)
+{
+	struct exec_arg *holder = p;
+	db_tx_rollback(holder->c);
+}
+
+static void test_a_lock_wait_past_the_deadline_is_unavailable_and_the_pool_stays_usable(void **state)
+{
+	struct fx *f = *state; /* size 2, SHORT_DEADLINE_MS */
+	struct db_conn *a, *b;
+	struct nova_err err;
+	exec_ok(f->pool, "CREATE TABLE t (id int PRIMARY KEY, v int)");
+	exec_ok(f->pool, "INSERT INTO t VALUES (1, 0)");
+	assert_int_equal(db_conn_acquire(&a, f->pool, &err), 0);
+	assert_int_equal(db_conn_acquire(&b, f->pool, &err), 0);
+	assert_int_equal(db_tx_begin(a, &err), 0);
+	assert_int_equal(db_exec(NULL, a, "UPDATE t SET v = 1 WHERE id = 1", 0, NULL, &err), 0);
+	struct exec_arg holder = {.c = a};
+	struct exec_arg w = {.c = b, .sql = "UPDATE t SET v = 2 WHERE id = 1"};
+	bool returned = returns_within(SHORT_DEADLINE_MS + 3000, exec_thread, &w, release_rescue, &holder);
+	if (!returned)
+		fail_msg("the statement waited for the lock past its deadline");
+	assert_int_equal(w.rc, NOVA_EUNAVAIL);
+	assert_in_range(w.ms, 0, SHORT_DEADLINE_MS + 1500);
+	db_conn_release(f->pool, b);
+	assert_int_equal(db_tx_commit(a, &err), 0);
+	db_conn_release(f->pool, a);
+	/* Both connections serve again; the lock holder's update stands. */
+	exec_ok(f->pool, "UPDATE t SET v = v + 10 WHERE id = 1");
+	assert_int_equal(count_rows(f->pool, "SELECT v FROM t WHERE id = 1"), 11);
+	assert_int_equal(db_conn_acquire(&a, f->pool, &err), 0);
+	assert_int_equal(db_conn_acquire(&b, f->pool, &err), 0);
+	assert_int_equal(db_exec(NULL, a, "SELECT 1", 0, NULL, &err), 0);
+	assert_int_equal(db_exec(NULL, b, "SELECT 1", 0, NULL, &err), 0);
+	db_conn_release(f->pool, a);
+	db_conn_release(f->pool, b);
+}
+
+static void test_a_statement_the_server_times_out_is_unavailable_and_keeps_its_session(void **state)
+{
+	struct fx *f = *state; /* size 1, SHORT_DEADLINE_MS */
+	struct db_conn *c;
+	struct nova_err err;
+	PGresult *res;
+	pid_t pid;
+	assert_int_equal(db_conn_acquire(&c, f->pool, &err), 0);
+	/* The pool sets the server's side a little shorter than its own. */
+	assert_int_equal(db_exec_one(&res, c, "SHOW statement_timeout", 0, NULL, &err), 0);
+	assert_string_equal(PQgetvalue(res, 0, 0), "400ms");
+	PQclear(res);
+	pid = backend_pid(c);
+	/* Far shorter than the client's, so the server answers first. */
+	assert_int_equal(db_exec(NULL, c, "SET statement_timeout = 50", 0, NULL, &err), 0);
+	assert_int_equal(db_exec(NULL, c, "SELECT pg_sleep(5)", 0, NULL, &err), NOVA_EUNAVAIL);
+	assert_non_null(strstr(err.message, "(57014)"));
+	assert_non_null(db_conn_pg(c));
+	assert_int_equal(backend_pid(c), pid);
+	db_conn_release(f->pool, c);
+}
+
+static void test_set_deadline_lifts_it_until_release(void **state)
+{
+	struct fx *f = *state; /* size 1, SHORT_DEADLINE_MS */
+	struct db_conn *c;
+	struct nova_err err;
+	PGresult *res;
+	assert_int_equal(db_conn_acquire(&c, f->pool, &err), 0);
+	assert_int_equal(db_conn_set_deadline(c, 0, &err), 0);
+	if (db_exec(NULL, c, "SELECT pg_sleep(0.7)", 0, NULL, &err))
+		fail_msg("without a deadline: %s", err.message);
+	db_conn_release(f->pool, c);
+	/* The same connection (size 1), with the pool's deadline again, on
+	 * both sides. */
+	assert_int_equal(db_conn_acquire(&c, f->pool, &err), 0);
+	assert_int_equal(db_exec_one(&res, c, "SHOW statement_timeout", 0, NULL, &err), 0);
+	assert_string_equal(PQgetvalue(res, 0, 0), "400ms");
+	PQclear(res);
+	assert_int_equal(db_exec(NULL, c, "SELECT pg_sleep(0.7)", 0, NULL, &err), NOVA_EUNAVAIL);
+	db_conn_release(f->pool, c);
+}
+
+static int fx_setup_tiny_deadline(void **state)
+{
+	return fx_setup_config(state, &(struct db_pool_config){.size = 1, .statement_timeout_ms = 200});
+}
+
+static void test_migrations_longer_than_the_deadline_still_apply(void **state)
+{
+	struct fx *f = *state; /* size 1, 200 ms */
+	struct nova_err err;
+	static const struct db_migration slow[] = {
+		MIG("0001_slow.sql", "SELECT pg_sleep(0.5);\nCREATE TABLE slow (x int);\n"),
+	};
+	if (db_migrate(f->pool, slow, 1, &err))
+		fail_msg("migrate: %s", err.message);
+	assert_true(table_exists(f->pool, "slow"));
+	/* Only the migrations: the next statement has its deadline again. */
+	assert_int_equal(db_pool_exec(NULL, f->pool, "SELECT pg_sleep(0.5)", 0, NULL, &err),
+			 NOVA_EUNAVAIL);
+}
+
+static void test_acquire_gives_up_after_a_second_by_default(void **state)
+{
+	struct fx *f = *state; /* size 1, default acquire timeout */
+	struct db_conn *c, *c2 = (struct db_conn *)1;
+	struct nova_err err;
+	struct timespec t0;
+	assert_int_equal(db_conn_acquire(&c, f->pool, &err), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(db_conn_acquire(&c2, f->pool, &err), NOVA_EUNAVAIL);
+	assert_in_range(ms_since(&t0), 950, 2500);
+	assert_null(c2);
+	db_conn_release(f->pool, c);
+}
+
 /* --- advisory locks -------------------------------------------------------- */
 
 static void test_advisory_lock_held_by_one_connection_is_refused_to_another(void **state)
@@ -543,8 +910,6 @@ static void test_release_drops_advisory_locks_left_held(void **state)
 }
 
 /* --- migrations ------------------------------------------------------------ */
-
-#define MIG(name, sql) {name, sql, sizeof(sql) - 1}
 
 static const struct db_migration migs_ab[] = {
 	MIG("0001_a.sql", "CREATE TABLE a (x int);\nCREATE TABLE a2 (y int);\n"),
@@ -761,7 +1126,7 @@ static void *mig_worker(void *arg)
 	struct db_pool *p = NULL;
 	struct nova_err err;
 	nova_err_clear(&err);
-	m->rc = db_pool_create(&p, m->conninfo, 1, 0, &err);
+	m->rc = db_pool_create(&p, m->conninfo, &(struct db_pool_config){.size = 1}, &err);
 	if (!m->rc)
 		m->rc = db_migrate(p, migs_counted, 2, &err);
 	snprintf(m->message, sizeof(m->message), "%s", err.message);
@@ -834,6 +1199,8 @@ static void test_builtin_schema_applies(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 #define T1(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_one, fx_teardown)
+#define TS(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_short, fx_teardown)
+#define TS1(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_short_one, fx_teardown)
 
 int main(void)
 {
@@ -861,6 +1228,16 @@ int main(void)
 		T1(test_acquire_reconnects_a_connection_the_server_closed),
 		T1(test_exec_on_a_closed_connection_is_unavailable_then_recovers),
 		T(test_ping_answers),
+		TS1(test_a_statement_on_a_stopped_backend_is_unavailable_within_the_deadline),
+		TS1(test_release_inside_a_transaction_of_a_stopped_backend_returns_within_the_deadline),
+		cmocka_unit_test(
+			test_connecting_to_a_server_that_never_answers_is_unavailable_within_the_deadline),
+		TS(test_a_lock_wait_past_the_deadline_is_unavailable_and_the_pool_stays_usable),
+		TS1(test_a_statement_the_server_times_out_is_unavailable_and_keeps_its_session),
+		TS1(test_set_deadline_lifts_it_until_release),
+		cmocka_unit_test_setup_teardown(test_migrations_longer_than_the_deadline_still_apply,
+						fx_setup_tiny_deadline, fx_teardown),
+		TS1(test_acquire_gives_up_after_a_second_by_default),
 		T(test_advisory_lock_held_by_one_connection_is_refused_to_another),
 		T1(test_release_drops_advisory_locks_left_held),
 		T(test_migrate_applies_in_order_and_records_checksums),

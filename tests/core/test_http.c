@@ -125,6 +125,15 @@ static void h_fail_plain(struct http_request *req, struct http_response *res, vo
 	http_response_errorf(res, NOVA_EEXISTS, "name", "pool %s exists", "gpu-a");
 }
 
+/* ?code=again answers NOVA_EAGAIN, anything else NOVA_EUNAVAIL. */
+static void h_unavailable(struct http_request *req, struct http_response *res, void *ctx)
+{
+	const char *code = http_request_query(req, "code");
+	(void)ctx;
+	http_response_errorf(res, code && !strcmp(code, "again") ? NOVA_EAGAIN : NOVA_EUNAVAIL, "",
+			     "the database did not answer within %d ms", 2000);
+}
+
 static void h_extra_headers(struct http_request *req, struct http_response *res, void *ctx)
 {
 	(void)req, (void)ctx;
@@ -225,6 +234,7 @@ static struct http_server *start_on(const char *listen, size_t max_body)
 		{"POST", "/v1/fail-hint", h_fail_hint},
 		{"POST", "/v1/fail-plain", h_fail_plain},
 		{"POST", "/v1/extra", h_extra_headers},
+		{"GET", "/v1/unavailable", h_unavailable},
 		{"GET", "/slow", h_slow},
 		{"GET", "/v1/things/{id}", h_thing},
 		{"POST", "/v1/things/{id}", h_thing},
@@ -610,6 +620,32 @@ static void test_error_text_with_non_utf8_bytes_keeps_its_status(void **state)
 	assert_string_equal(err_code(b), "provider_failed");
 	assert_string_equal(jstr(json_object_get(b, "error"), "message"), "provider said: caf? ??");
 	json_decref(b);
+	http_server_destroy(srv);
+}
+
+static void test_503_errors_carry_retry_after_and_others_do_not(void **state)
+{
+	struct http_server *srv = start();
+	static const char *const paths[] = {"/v1/unavailable", "/v1/unavailable?code=again"};
+	char v[64], req[256];
+	(void)state;
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+			 paths[i]);
+		char *ans = raw(srv, req);
+		assert_memory_equal(ans, "HTTP/1.1 503 ", 13);
+		if (!rawhttp_header(v, sizeof(v), ans, "Retry-After"))
+			fail_msg("%s: 503 without Retry-After", paths[i]);
+		assert_string_equal(v, "1");
+		/* Once: a second Retry-After would make the answer ambiguous. */
+		assert_null(strstr(strstr(ans, "Retry-After") + 1, "Retry-After"));
+		free(ans);
+	}
+	char *ans = raw(srv, "POST /v1/fail-plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+			     "Content-Length: 2\r\n\r\n{}");
+	assert_memory_equal(ans, "HTTP/1.1 409 ", 13);
+	assert_null(rawhttp_header(v, sizeof(v), ans, "Retry-After"));
+	free(ans);
 	http_server_destroy(srv);
 }
 
@@ -1374,6 +1410,7 @@ int main(void)
 		cmocka_unit_test(test_error_body_includes_field_and_hint_when_set),
 		cmocka_unit_test(test_error_body_has_field_but_no_hint_key_when_hint_unset),
 		cmocka_unit_test(test_error_text_with_non_utf8_bytes_keeps_its_status),
+		cmocka_unit_test(test_503_errors_carry_retry_after_and_others_do_not),
 		cmocka_unit_test(test_extra_response_headers_are_sent),
 		cmocka_unit_test(test_head_on_get_route_sends_headers_without_body),
 		cmocka_unit_test(test_204_without_body_sends_no_body_and_no_content_type),

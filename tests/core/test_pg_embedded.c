@@ -188,7 +188,8 @@ static void test_pool_reconnects_after_the_server_restarts(void **state)
 	struct nova_err err;
 	struct db_conn *c;
 	start_ok(&e->pg, e->dir);
-	assert_int_equal(db_pool_create(&e->pool, pg_embedded_conninfo(e->pg), 2, 0, &err), 0);
+	struct db_pool_config pc = {.size = 2};
+	assert_int_equal(db_pool_create(&e->pool, pg_embedded_conninfo(e->pg), &pc, &err), 0);
 	assert_int_equal(db_pool_exec(NULL, e->pool, "CREATE TABLE kept (a int)", 0, NULL, &err), 0);
 	pg_embedded_stop(e->pg);
 	e->pg = NULL;

@@ -307,7 +307,7 @@ static void test_one_leader_and_takeover(void **state)
 	struct db_pool *other;
 	struct reconciler *a, *b;
 	struct nova_err err;
-	assert_int_equal(db_pool_create(&other, env->conninfo, 2, 0, &err), 0);
+	assert_int_equal(db_pool_create(&other, env->conninfo, &(struct db_pool_config){.size = 2}, &err), 0);
 	assert_int_equal(reconciler_start(&a, env->db, &rcfg, &err), 0);
 	for (int i = 0; i < 100 && !reconciler_is_leader(a); i++) {
 		struct timespec ts = {0, 20 * 1000000L};

@@ -26,7 +26,7 @@ int testenv_db_open(struct testenv *env)
 	memset(env, 0, sizeof(*env));
 	if (testdb_create(env->conninfo, sizeof(env->conninfo)) != 0)
 		return -1;
-	if (db_pool_create(&env->db, env->conninfo, 8, 0, &err) ||
+	if (db_pool_create(&env->db, env->conninfo, &(struct db_pool_config){.size = 8}, &err) ||
 	    db_migrate(env->db, db_migrations_builtin, db_migrations_builtin_count, &err)) {
 		fprintf(stderr, "testenv: %s\n", err.message);
 		return -1;
