@@ -159,7 +159,7 @@ static void test_a_known_key_works_while_the_database_is_away(void **state)
 			    "END $$", 0, NULL, &err))
 			fail_msg("%s", err.message);
 	}
-	assert_int_equal(db_pool_create(&adb, conninfo, 1, 0, &err), 0);
+	assert_int_equal(db_pool_create(&adb, conninfo, &(struct db_pool_config){.size = 1}, &err), 0);
 	assert_int_equal(auth_create(&a, adb, ADMIN, &err), 0);
 	assert_int_equal(auth_authenticate(&who, a, bearer, NULL, &err), 0);
 	assert_int_equal(who.kind, AUTH_APIKEY);
