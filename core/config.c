@@ -48,6 +48,8 @@ void cfg_defaults(struct cfg *c)
 	c->worker_lease_ms = 30000;
 	c->heartbeat_interval_ms = 2000;
 	c->node_failed_after_ms = 30000;
+	c->node_brake_percent = 50;
+	c->node_brake_min_nodes = 3;
 	c->idle_node_grace_s = 60;
 }
 
@@ -116,7 +118,7 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 					   "workers", "worker_lease_ms", "heartbeat_interval_ms",
 					   "node_failed_after_ms", "idle_node_grace_s",
 					   "database_statement_timeout_ms", "database_acquire_timeout_ms",
-					   NULL};
+					   "node_brake_percent", "node_brake_min_nodes", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -162,6 +164,16 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		if ((rc = ydoc_get_long(&v, d, n, "database_acquire_timeout_ms", 10, 600000, err)))
 			goto out;
 		c->db_acquire_timeout_ms = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "node_brake_percent"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "node_brake_percent", 1, 100, err)))
+			goto out;
+		c->node_brake_percent = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "node_brake_min_nodes"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "node_brake_min_nodes", 1, 1000000, err)))
+			goto out;
+		c->node_brake_min_nodes = (unsigned)v;
 	}
 	if ((n = ydoc_map_get(d, root, "workers"))) {
 		if ((rc = ydoc_get_long(&v, d, n, "workers", 0, 16, err)))
@@ -262,6 +274,10 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 			       err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->workers, "NOVA_WORKERS", 0, 16, err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->node_brake_percent, "NOVA_NODE_BRAKE_PERCENT", 1, 100, err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->node_brake_min_nodes, "NOVA_NODE_BRAKE_MIN_NODES", 1, 1000000, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->worker_lease_ms, "NOVA_WORKER_LEASE_MS", 1000, 600000, err)))
 		return rc;

@@ -37,6 +37,12 @@ struct cfg {
 	unsigned node_failed_after_ms;  /* node_failed_after_ms: NOVA_NODE_FAILED_AFTER_MS */
 	unsigned idle_node_grace_s;     /* idle_node_grace_s: NOVA_IDLE_NODE_GRACE_S (60): an
 					 * on-demand node with no replica this long is removed */
+	/* node_brake_percent: NOVA_NODE_BRAKE_PERCENT (50) and
+	 * node_brake_min_nodes: NOVA_NODE_BRAKE_MIN_NODES (3): when more than
+	 * that share of a pool's heartbeating nodes, and at least that many,
+	 * are silent at once, their states are held (inventory.h) */
+	unsigned node_brake_percent;
+	unsigned node_brake_min_nodes;
 };
 
 void cfg_defaults(struct cfg *c);

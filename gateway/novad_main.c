@@ -265,6 +265,8 @@ int main(int argc, char **argv)
 	inventory_config_defaults(&icfg);
 	icfg.interval_ms = cfg.heartbeat_interval_ms;
 	icfg.failed_after_ms = cfg.node_failed_after_ms;
+	icfg.brake_share = cfg.node_brake_percent / 100.0;
+	icfg.brake_min_nodes = cfg.node_brake_min_nodes;
 	if (inventory_create(&inventory, db, &icfg, &err)) {
 		novad_fail("inventory failed to start", &err);
 		goto out;

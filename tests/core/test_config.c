@@ -147,6 +147,31 @@ static void test_config_database_timeouts_default_load_and_are_range_checked(voi
 	assert_int_equal(c.db_acquire_timeout_ms, 300);
 }
 
+static void test_config_brake_defaults_load_and_are_range_checked(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(c.node_brake_percent, 50);
+	assert_int_equal(c.node_brake_min_nodes, 3);
+	assert_int_equal(cfg_load_file(&c, write_yaml("node_brake_percent: 75\nnode_brake_min_nodes: 5\n"),
+				       &err), 0);
+	assert_int_equal(c.node_brake_percent, 75);
+	assert_int_equal(c.node_brake_min_nodes, 5);
+	assert_int_equal(cfg_load_file(&c, write_yaml("node_brake_percent: 101\n"), &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "node_brake_percent");
+	assert_int_equal(cfg_load_file(&c, write_yaml("node_brake_min_nodes: 0\n"), &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "node_brake_min_nodes");
+	setenv("NOVA_NODE_BRAKE_PERCENT", "0", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "NOVA_NODE_BRAKE_PERCENT");
+	setenv("NOVA_NODE_BRAKE_PERCENT", "60", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), 0);
+	unsetenv("NOVA_NODE_BRAKE_PERCENT");
+	assert_int_equal(c.node_brake_percent, 60);
+}
+
 static void test_config_default_state_dir_follows_env(void **state)
 {
 	char buf[256];
@@ -190,6 +215,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_config_environment_overrides_file, teardown),
 		cmocka_unit_test_teardown(test_config_database_timeouts_default_load_and_are_range_checked,
 					  teardown),
+		cmocka_unit_test_teardown(test_config_brake_defaults_load_and_are_range_checked, teardown),
 		cmocka_unit_test_teardown(test_config_default_state_dir_follows_env, teardown),
 		cmocka_unit_test(test_ydoc_to_json_keeps_types),
 	};
