@@ -65,6 +65,7 @@ struct db_conn {
 	bool in_use;
 	unsigned adv_locks; /* session advisory locks taken through this API */
 	unsigned deadline_ms; /* this borrowing's statement deadline; 0: none */
+	bool probe;           /* this borrower tries a database the breaker holds down */
 };
 
 struct db_pool {
@@ -75,7 +76,22 @@ struct db_pool {
 	unsigned size;
 	unsigned acquire_timeout_ms;
 	unsigned statement_timeout_ms; /* also the deadline for connecting */
+	/* The breaker (under lock). A database that missed a deadline or could
+	 * not be connected to is down: borrowers fail at once until down_until,
+	 * then one borrower at a time (the probe) tries it; any answer from the
+	 * server closes the breaker. Without it every request that needs the
+	 * database held one of libmicrohttpd's threads, and every connection
+	 * on that thread's event loop (heartbeats, route reads), for a whole
+	 * deadline, over and over, for as long as the outage lasted. The wait
+	 * doubles from DB_BREAKER_MIN_MS to DB_BREAKER_MAX_MS. */
+	long long down_until;          /* CLOCK_MONOTONIC ms; 0: the breaker is closed */
+	unsigned down_wait_ms;
+	bool probing;
+	char down_reason[160];
 };
+
+#define DB_BREAKER_MIN_MS 250u
+#define DB_BREAKER_MAX_MS 2000u
 
 /* TCP keepalive defaults (seconds): an idle pooled connection to a host
  * that vanished is noticed within about 25 s (idle + count * interval),
@@ -89,6 +105,46 @@ static long long db_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The database did not answer (a missed deadline, a failed connect): open
+ * the breaker, or keep it open a while longer when the probe failed. */
+static void db_breaker_trip(struct db_conn *c, const char *why)
+{
+	struct db_pool *p = c->pool;
+	pthread_mutex_lock(&p->lock);
+	bool was_closed = !p->down_until;
+	p->down_wait_ms = p->down_wait_ms ? p->down_wait_ms * 2 : DB_BREAKER_MIN_MS;
+	if (p->down_wait_ms > DB_BREAKER_MAX_MS)
+		p->down_wait_ms = DB_BREAKER_MAX_MS;
+	p->down_until = db_now_ms() + p->down_wait_ms;
+	snprintf(p->down_reason, sizeof(p->down_reason), "%.159s", why);
+	if (c->probe) {
+		p->probing = false;
+		c->probe = false;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (was_closed)
+		nova_log_kv(NOVA_LOG_WARN, "db", "the database is not answering: failing fast, "
+			    "trying it again one request at a time", "error", why, NULL);
+}
+
+/* The server answered: close the breaker. */
+static void db_breaker_reset(struct db_conn *c)
+{
+	struct db_pool *p = c->pool;
+	bool was_open;
+	pthread_mutex_lock(&p->lock);
+	was_open = p->down_until != 0;
+	p->down_until = 0;
+	p->down_wait_ms = 0;
+	if (c->probe) {
+		p->probing = false;
+		c->probe = false;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (was_open)
+		nova_log(NOVA_LOG_INFO, "db", "the database answers again");
 }
 
 /* Wait until fd is ready for events or the deadline (CLOCK_MONOTONIC ms;
@@ -346,6 +402,7 @@ wait_failed:
 	nova_err_set(err, NOVA_EUNAVAIL, "", "the database did not answer within %u ms",
 		     c->deadline_ms);
 	nova_err_set_hint(err, "the database server is stopped, overloaded or unreachable");
+	db_breaker_trip(c, err->message);
 	return NOVA_EUNAVAIL;
 }
 
@@ -356,6 +413,8 @@ static int db_finish(PGresult **out, struct db_conn *c, int send_ok, struct nova
 	int rc;
 	if (send_ok && (rc = db_collect(&res, c, err)))
 		return rc;
+	if (res) /* the server answered, whatever it said */
+		db_breaker_reset(c);
 	if (!db_result_ok(res)) {
 		rc = db_result_error(c, res, err);
 		PQclear(res);
@@ -438,6 +497,7 @@ static int db_connect(struct db_conn *c, struct nova_err *err)
 				     "cannot connect to the database: no answer within %u ms",
 				     pool->statement_timeout_ms);
 			nova_err_set_hint(err, "the database server is stopped, overloaded or unreachable");
+			db_breaker_trip(c, err->message);
 			return NOVA_EUNAVAIL;
 		}
 		if (w < 0)
@@ -448,9 +508,10 @@ static int db_connect(struct db_conn *c, struct nova_err *err)
 		db_first_line(line, sizeof(line), PQerrorMessage(pg));
 		PQfinish(pg);
 		c->broken = true;
-		return nova_err_set(err, NOVA_EUNAVAIL, "database_url",
-				    "cannot connect to the database: %s",
-				    line[0] ? line : "connection failed");
+		nova_err_set(err, NOVA_EUNAVAIL, "database_url", "cannot connect to the database: %s",
+			     line[0] ? line : "connection failed");
+		db_breaker_trip(c, err->message);
+		return NOVA_EUNAVAIL;
 	}
 	c->pg = pg;
 	c->broken = false;
@@ -501,6 +562,19 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 		deadline.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&pool->lock);
+	bool probe = false;
+	if (pool->down_until) {
+		/* The breaker is open: fail at once, or be the one probe. */
+		if (db_now_ms() < pool->down_until || pool->probing) {
+			char why[sizeof(pool->down_reason)];
+			memcpy(why, pool->down_reason, sizeof(why));
+			pthread_mutex_unlock(&pool->lock);
+			nova_err_set(err, NOVA_EUNAVAIL, "", "the database is unavailable: %s", why);
+			nova_err_set_hint(err, "it is tried again within %u ms", DB_BREAKER_MAX_MS);
+			return NOVA_EUNAVAIL;
+		}
+		pool->probing = probe = true;
+	}
 	for (;;) {
 		/* Prefer an open connection, then a slot to open one in. */
 		for (unsigned i = 0; i < pool->size && !c; i++)
@@ -512,6 +586,8 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 		if (c)
 			break;
 		if (pthread_cond_timedwait(&pool->cond, &pool->lock, &deadline) == ETIMEDOUT) {
+			if (probe)
+				pool->probing = false;
 			pthread_mutex_unlock(&pool->lock);
 			nova_err_set(err, NOVA_EUNAVAIL, "",
 				     "database connection pool exhausted (%u connections busy for %u ms)",
@@ -521,6 +597,7 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 		}
 	}
 	c->in_use = true;
+	c->probe = probe;
 	pthread_mutex_unlock(&pool->lock);
 	if ((rc = db_conn_ready(c, err))) {
 		db_conn_release(pool, c);
@@ -559,6 +636,11 @@ void db_conn_release(struct db_pool *pool, struct db_conn *conn)
 	}
 	pthread_mutex_lock(&pool->lock);
 	conn->in_use = false;
+	if (conn->probe) {
+		/* It learnt nothing either way: the next borrower probes. */
+		pool->probing = false;
+		conn->probe = false;
+	}
 	pthread_cond_signal(&pool->cond);
 	pthread_mutex_unlock(&pool->lock);
 }
