@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "core/textbuf.h"
+
 int http_client_global_init(struct nova_err *err)
 {
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -20,32 +22,12 @@ void http_client_global_cleanup(void)
 	curl_global_cleanup();
 }
 
-struct http_buf {
-	char *data;
-	size_t len, cap;
-	bool oom;
-};
-
 static size_t http_client_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	struct http_buf *b = userdata;
+	struct textbuf *b = userdata;
 	size_t n = size * nmemb;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *d = realloc(b->data, cap);
-		if (!d) {
-			b->oom = true;
-			return 0;
-		}
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
+	textbuf_add(b, ptr, n);
+	return b->failed ? 0 : n;
 }
 
 static char *http_client_header_value(const char *line, size_t n, const char *name)
@@ -112,7 +94,7 @@ int http_client_do(struct http_client_response *out, const struct http_client_re
 {
 	CURL *curl;
 	struct curl_slist *headers = NULL;
-	struct http_buf body = {0};
+	struct textbuf body = {0};
 	char errbuf[CURL_ERROR_SIZE] = "", ctype[160];
 	char *auth = NULL;
 	CURLcode cc;
@@ -162,15 +144,15 @@ int http_client_do(struct http_client_response *out, const struct http_client_re
 	cc = curl_easy_perform(curl);
 	if (cc != CURLE_OK) {
 		/* curl's text names the host and the reason, never the query. */
-		rc = nova_err_set(err, body.oom ? NOVA_EINTERNAL : NOVA_EUNAVAIL, "", "%s",
+		rc = nova_err_set(err, body.failed ? NOVA_EINTERNAL : NOVA_EUNAVAIL, "", "%s",
 				  errbuf[0] ? errbuf : curl_easy_strerror(cc));
-		free(body.data);
+		textbuf_finish(&body);
 		free(out->content_type);
 		free(out->etag);
 		memset(out, 0, sizeof(*out));
 	} else {
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out->status);
-		out->body = body.data ? body.data : strdup("");
+		out->body = body.p ? body.p : strdup("");
 		out->body_len = body.len;
 		if (!out->body)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");

@@ -3,54 +3,19 @@
  * reach the database, the heartbeats it holds, the brake on mass failure,
  * and the routing table's age. Everything here is read from memory, so a
  * scrape during a database outage answers, and says so. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/textbuf.h"
 #include "gateway/gw_int.h"
 #include "inventory/inventory.h"
 #include "inventory/routes.h"
 
-struct gw_text {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-static void gw_text_addf(struct gw_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void gw_text_addf(struct gw_text *t, const char *fmt, ...)
-{
-	va_list ap;
-	for (int pass = 0; pass < 2 && !t->failed; pass++) {
-		va_start(ap, fmt);
-		int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->failed = true;
-			return;
-		}
-		if (t->p && t->len + (size_t)n < t->cap) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t nc = t->cap ? t->cap : 4096;
-		while (nc <= t->len + (size_t)n)
-			nc *= 2;
-		char *np = realloc(t->p, nc);
-		if (!np) {
-			t->failed = true;
-			return;
-		}
-		t->p = np;
-		t->cap = nc;
-	}
-}
-
 /* One metric's HELP and TYPE lines. */
-static void gw_metric_head(struct gw_text *t, const char *name, const char *type, const char *help)
+static void gw_metric_head(struct textbuf *t, const char *name, const char *type, const char *help)
 {
-	gw_text_addf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	textbuf_addf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A label value with \, " and newline escaped, as the format asks. */
@@ -72,30 +37,30 @@ void gw_metrics_get(struct gw *gw, const struct auth_principal *who, struct http
 		    struct http_response *res)
 {
 	struct inventory_status st;
-	struct gw_text t = {0};
+	struct textbuf t = {0};
 	(void)who, (void)req;
 	inventory_status_get(&st, gw->deps.inventory);
 	long long routes_age = inventory_routes_age_ms(gw->deps.routes, NULL);
 
 	gw_metric_head(&t, "nova_database_up", "gauge",
 		       "Whether this novad's last write of heartbeats reached the database.");
-	gw_text_addf(&t, "nova_database_up %d\n", st.database_ok ? 1 : 0);
+	textbuf_addf(&t, "nova_database_up %d\n", st.database_ok ? 1 : 0);
 	gw_metric_head(&t, "nova_inventory_flush_age_seconds", "gauge",
 		       "Seconds since this novad last wrote heartbeats to the database (-1: never).");
-	gw_text_addf(&t, "nova_inventory_flush_age_seconds %.3f\n",
+	textbuf_addf(&t, "nova_inventory_flush_age_seconds %.3f\n",
 		     st.flush_age_ms < 0 ? -1.0 : (double)st.flush_age_ms / 1000.0);
 	gw_metric_head(&t, "nova_inventory_nodes", "gauge",
 		       "Nodes whose heartbeats this novad can check from memory.");
-	gw_text_addf(&t, "nova_inventory_nodes %zu\n", st.nodes_known);
+	textbuf_addf(&t, "nova_inventory_nodes %zu\n", st.nodes_known);
 	gw_metric_head(&t, "nova_inventory_heartbeats_pending", "gauge",
 		       "Nodes with a heartbeat taken and not yet written to the database.");
-	gw_text_addf(&t, "nova_inventory_heartbeats_pending %zu\n", st.nodes_pending);
+	textbuf_addf(&t, "nova_inventory_heartbeats_pending %zu\n", st.nodes_pending);
 	gw_metric_head(&t, "nova_inventory_heartbeats_from_memory_total", "counter",
 		       "Heartbeats taken on a cached node token because the database was away.");
-	gw_text_addf(&t, "nova_inventory_heartbeats_from_memory_total %llu\n", st.heartbeats_from_memory);
+	textbuf_addf(&t, "nova_inventory_heartbeats_from_memory_total %llu\n", st.heartbeats_from_memory);
 	gw_metric_head(&t, "nova_inventory_brake_engagements_total", "counter",
 		       "Times the brake on mass failure engaged on a pool (this novad's sweeps).");
-	gw_text_addf(&t, "nova_inventory_brake_engagements_total %llu\n", st.brake_engagements);
+	textbuf_addf(&t, "nova_inventory_brake_engagements_total %llu\n", st.brake_engagements);
 	gw_metric_head(&t, "nova_inventory_brake_engaged", "gauge",
 		       "Pools whose nodes' states the brake on mass failure holds, as of this novad's "
 		       "last sweep.");
@@ -105,20 +70,20 @@ void gw_metrics_get(struct gw *gw, const struct auth_principal *who, struct http
 	json_array_foreach(brakes, i, b) {
 		char pool[512];
 		gw_label_value(pool, sizeof(pool), json_string_value(json_object_get(b, "pool")));
-		gw_text_addf(&t, "nova_inventory_brake_engaged{pool=\"%s\"} 1\n", pool);
+		textbuf_addf(&t, "nova_inventory_brake_engaged{pool=\"%s\"} 1\n", pool);
 	}
 	json_decref(brakes);
 	gw_metric_head(&t, "nova_routes_age_seconds", "gauge",
 		       "Seconds since the routing table was last read from the database (-1: never).");
-	gw_text_addf(&t, "nova_routes_age_seconds %.3f\n",
+	textbuf_addf(&t, "nova_routes_age_seconds %.3f\n",
 		     routes_age < 0 ? -1.0 : (double)routes_age / 1000.0);
 	gw_metric_head(&t, "nova_routes_version", "gauge", "The routing table's version in this novad.");
-	gw_text_addf(&t, "nova_routes_version %lld\n", inventory_routes_version(gw->deps.routes));
+	textbuf_addf(&t, "nova_routes_version %lld\n", inventory_routes_version(gw->deps.routes));
 	if (t.failed) {
-		free(t.p);
+		textbuf_finish(&t);
 		http_response_errorf(res, NOVA_EINTERNAL, "", "out of memory");
 		return;
 	}
 	http_response_text(res, 200, "text/plain; version=0.0.4; charset=utf-8", t.p);
-	free(t.p);
+	textbuf_finish(&t);
 }

@@ -14,6 +14,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/secret.h"
+#include "core/textbuf.h"
 #include "deployments/deployment.h"
 #include "pools/pool.h"
 
@@ -788,34 +789,6 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 
 /* --- the flusher ------------------------------------------------------------------- */
 
-/* A growing text buffer for the flush batch. */
-struct inv_text {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-static void inv_text_add(struct inv_text *t, const char *s, size_t n)
-{
-	if (t->failed)
-		return;
-	if (t->len + n + 1 > t->cap) {
-		size_t nc = t->cap ? t->cap * 2 : 65536;
-		while (nc < t->len + n + 1)
-			nc *= 2;
-		char *np = realloc(t->p, nc);
-		if (!np) {
-			t->failed = true;
-			return;
-		}
-		t->p = np;
-		t->cap = nc;
-	}
-	memcpy(t->p + t->len, s, n);
-	t->len += n;
-	t->p[t->len] = '\0';
-}
-
 /* A flush's row of one node, kept until the write is known to have worked
  * so that a failed one gives everything back. */
 struct inv_flush_row {
@@ -894,7 +867,7 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	 * capacity is kept as jansson's text. */
 	struct inv_flush_row *rows = NULL;
 	size_t n_batch = 0, rows_cap = 0;
-	struct inv_text batch = {0};
+	struct textbuf batch = {0};
 	json_t *reports = json_object();
 	long long oldest = 0;
 	bool changed = false;
@@ -942,30 +915,30 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	atomic_store(&inv->oldest_seen_ms, oldest);
 	/* Three array literals (ids, sequences, times) and one object of the
 	 * capacities that came (id -> capacity). */
-	struct inv_text seqs = {0}, ats = {0}, caps = {0};
+	struct textbuf seqs = {0}, ats = {0}, caps = {0};
 	size_t n_caps = 0;
 	for (size_t i = 0; i < n_batch; i++) {
 		char id[IDS_UUID_LEN], num[32];
 		const char *sep = i ? "," : "{";
 		int nn;
 		ids_uuid_format(id, rows[i].id);
-		inv_text_add(&batch, sep, 1);
-		inv_text_add(&batch, id, IDS_UUID_LEN - 1);
+		textbuf_add(&batch, sep, 1);
+		textbuf_add(&batch, id, IDS_UUID_LEN - 1);
 		nn = snprintf(num, sizeof(num), "%s%lld", sep, rows[i].seq);
-		inv_text_add(&seqs, num, (size_t)nn);
+		textbuf_add(&seqs, num, (size_t)nn);
 		nn = snprintf(num, sizeof(num), "%s%lld", sep, rows[i].at_ms);
-		inv_text_add(&ats, num, (size_t)nn);
+		textbuf_add(&ats, num, (size_t)nn);
 		if (rows[i].cap) {
-			inv_text_add(&caps, n_caps++ ? ",\"" : "{\"", 2);
-			inv_text_add(&caps, id, IDS_UUID_LEN - 1);
-			inv_text_add(&caps, "\":", 2);
-			inv_text_add(&caps, rows[i].cap, strlen(rows[i].cap));
+			textbuf_add(&caps, n_caps++ ? ",\"" : "{\"", 2);
+			textbuf_add(&caps, id, IDS_UUID_LEN - 1);
+			textbuf_add(&caps, "\":", 2);
+			textbuf_add(&caps, rows[i].cap, strlen(rows[i].cap));
 		}
 	}
-	inv_text_add(&batch, "}", 1);
-	inv_text_add(&seqs, "}", 1);
-	inv_text_add(&ats, "}", 1);
-	inv_text_add(&caps, n_caps ? "}" : "{}", n_caps ? 1 : 2);
+	textbuf_add(&batch, "}", 1);
+	textbuf_add(&seqs, "}", 1);
+	textbuf_add(&ats, "}", 1);
+	textbuf_add(&caps, n_caps ? "}" : "{}", n_caps ? 1 : 2);
 	if (n_batch > 0) {
 		const char *params[7] = {batch.p, seqs.p, ats.p, caps.p,
 					 inv->recorder_id, inv->recorder_host, blind};
@@ -1000,10 +973,10 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		const char *params[3] = {inv->recorder_id, inv->recorder_host, blind};
 		rc = db_pool_exec(NULL, inv->db, INV_RECORD_SQL("$1", "$2", "$3"), 3, params, err);
 	}
-	free(seqs.p);
-	free(ats.p);
-	free(caps.p);
-	free(batch.p);
+	textbuf_finish(&seqs);
+	textbuf_finish(&ats);
+	textbuf_finish(&caps);
+	textbuf_finish(&batch);
 	size_t reported = 0;
 	if (rc == 0) {
 		/* What was written is the database's now; the reports follow. */
@@ -1199,7 +1172,7 @@ int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
 	if (rc)
 		goto out;
 	json_t *held = json_object();
-	struct inv_text ids = {0};
+	struct textbuf ids = {0};
 	size_t n_ids = 0;
 	const char *last_pool = "";
 	bool pool_held = false;
@@ -1213,14 +1186,14 @@ int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
 		}
 		if (pool_held || strcmp(PQgetvalue(res, i, 5), "t") != 0)
 			continue;
-		inv_text_add(&ids, n_ids++ ? "," : "{", 1);
-		inv_text_add(&ids, PQgetvalue(res, i, 0), strlen(PQgetvalue(res, i, 0)));
+		textbuf_add(&ids, n_ids++ ? "," : "{", 1);
+		textbuf_add(&ids, PQgetvalue(res, i, 0), strlen(PQgetvalue(res, i, 0)));
 	}
 	PQclear(res);
 	res = NULL;
 	inv_brakes_settle(inv, held);
 	if (n_ids > 0) {
-		inv_text_add(&ids, "}", 1);
+		textbuf_add(&ids, "}", 1);
 		const char *params[5] = {ids.p, since, upto, silent, dead};
 		if (ids.failed)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
@@ -1246,7 +1219,7 @@ int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
 			     "RETURNING n.id::text, n.state",
 			     5, params, err);
 	}
-	free(ids.p);
+	textbuf_finish(&ids);
 	if (rc == 0)
 		rc = db_tx_commit(c, err);
 	for (int i = 0; rc == 0 && res && i < PQntuples(res); i++) {

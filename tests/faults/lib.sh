@@ -276,3 +276,14 @@ print("# traffic: %d routes reads (%d ok, %d failed, %d while novad was down, %d
 	grep -q '^PASS\|^FAIL' "$T_WORK/check.out" || { t_fail "the checker ran" "$(tail -5 "$T_WORK/check.out")"; failed=1; }
 	[ "$failed" -eq 0 ] || f_report
 }
+
+# f_finish: after the fault's end, full consistency within one reconcile
+# period and still 10 s later (the sweep and the reconciler have run on
+# whatever the fault left by then), then the observers' checks.
+f_finish() {
+	f_consistency_after 5
+	sleep 10
+	f_consistency_after 1 "still consistent 10 s later"
+	f_stop_observers
+	f_check
+}

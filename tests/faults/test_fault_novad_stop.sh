@@ -16,9 +16,5 @@ f_log "novad stopped"
 sleep 60
 if f_novad_restart; then f_log "novad started again"; else t_fail "novad starts again" "$(tail -20 "$T_WORK/novad.log")"; fi
 rm -f "$F_DOWN_FLAG"
-f_consistency_after 5
-sleep 10
-f_consistency_after 1 "still consistent 10 s later"
-f_stop_observers
-f_check
+f_finish
 exit 0
