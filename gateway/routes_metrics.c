@@ -18,6 +18,20 @@ static void gw_metric_head(struct textbuf *t, const char *name, const char *type
 	textbuf_addf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric of one unlabelled sample: HELP, TYPE, then "name value". */
+static void gw_metric(struct textbuf *t, const char *name, const char *type, const char *help,
+		      double value)
+{
+	gw_metric_head(t, name, type, help);
+	textbuf_addf(t, "%s %.15g\n", name, value);
+}
+
+/* Milliseconds as seconds, -1 kept as "never". */
+static double gw_seconds(long long ms)
+{
+	return ms < 0 ? -1.0 : (double)ms / 1000.0;
+}
+
 /* A label value with \, " and newline escaped, as the format asks. */
 static void gw_label_value(char *out, size_t len, const char *v)
 {
@@ -42,25 +56,23 @@ void gw_metrics_get(struct gw *gw, const struct auth_principal *who, struct http
 	inventory_status_get(&st, gw->deps.inventory);
 	long long routes_age = inventory_routes_age_ms(gw->deps.routes, NULL);
 
-	gw_metric_head(&t, "nova_database_up", "gauge",
-		       "Whether this novad's last write of heartbeats reached the database.");
-	textbuf_addf(&t, "nova_database_up %d\n", st.database_ok ? 1 : 0);
-	gw_metric_head(&t, "nova_inventory_flush_age_seconds", "gauge",
-		       "Seconds since this novad last wrote heartbeats to the database (-1: never).");
-	textbuf_addf(&t, "nova_inventory_flush_age_seconds %.3f\n",
-		     st.flush_age_ms < 0 ? -1.0 : (double)st.flush_age_ms / 1000.0);
-	gw_metric_head(&t, "nova_inventory_nodes", "gauge",
-		       "Nodes whose heartbeats this novad can check from memory.");
-	textbuf_addf(&t, "nova_inventory_nodes %zu\n", st.nodes_known);
-	gw_metric_head(&t, "nova_inventory_heartbeats_pending", "gauge",
-		       "Nodes with a heartbeat taken and not yet written to the database.");
-	textbuf_addf(&t, "nova_inventory_heartbeats_pending %zu\n", st.nodes_pending);
-	gw_metric_head(&t, "nova_inventory_heartbeats_from_memory_total", "counter",
-		       "Heartbeats taken on a cached node token because the database was away.");
-	textbuf_addf(&t, "nova_inventory_heartbeats_from_memory_total %llu\n", st.heartbeats_from_memory);
-	gw_metric_head(&t, "nova_inventory_brake_engagements_total", "counter",
-		       "Times the brake on mass failure engaged on a pool (this novad's sweeps).");
-	textbuf_addf(&t, "nova_inventory_brake_engagements_total %llu\n", st.brake_engagements);
+	gw_metric(&t, "nova_database_up", "gauge",
+		  "Whether this novad's last write of heartbeats reached the database.",
+		  st.database_ok ? 1 : 0);
+	gw_metric(&t, "nova_inventory_flush_age_seconds", "gauge",
+		  "Seconds since this novad last wrote heartbeats to the database (-1: never).",
+		  gw_seconds(st.flush_age_ms));
+	gw_metric(&t, "nova_inventory_nodes", "gauge",
+		  "Nodes whose heartbeats this novad can check from memory.", (double)st.nodes_known);
+	gw_metric(&t, "nova_inventory_heartbeats_pending", "gauge",
+		  "Nodes with a heartbeat taken and not yet written to the database.",
+		  (double)st.nodes_pending);
+	gw_metric(&t, "nova_inventory_heartbeats_from_memory_total", "counter",
+		  "Heartbeats taken on a cached node token because the database was away.",
+		  (double)st.heartbeats_from_memory);
+	gw_metric(&t, "nova_inventory_brake_engagements_total", "counter",
+		  "Times the brake on mass failure engaged on a pool (this novad's sweeps).",
+		  (double)st.brake_engagements);
 	gw_metric_head(&t, "nova_inventory_brake_engaged", "gauge",
 		       "Pools whose nodes' states the brake on mass failure holds, as of this novad's "
 		       "last sweep.");
@@ -73,12 +85,11 @@ void gw_metrics_get(struct gw *gw, const struct auth_principal *who, struct http
 		textbuf_addf(&t, "nova_inventory_brake_engaged{pool=\"%s\"} 1\n", pool);
 	}
 	json_decref(brakes);
-	gw_metric_head(&t, "nova_routes_age_seconds", "gauge",
-		       "Seconds since the routing table was last read from the database (-1: never).");
-	textbuf_addf(&t, "nova_routes_age_seconds %.3f\n",
-		     routes_age < 0 ? -1.0 : (double)routes_age / 1000.0);
-	gw_metric_head(&t, "nova_routes_version", "gauge", "The routing table's version in this novad.");
-	textbuf_addf(&t, "nova_routes_version %lld\n", inventory_routes_version(gw->deps.routes));
+	gw_metric(&t, "nova_routes_age_seconds", "gauge",
+		  "Seconds since the routing table was last read from the database (-1: never).",
+		  gw_seconds(routes_age));
+	gw_metric(&t, "nova_routes_version", "gauge", "The routing table's version in this novad.",
+		  (double)inventory_routes_version(gw->deps.routes));
 	if (t.failed) {
 		textbuf_finish(&t);
 		http_response_errorf(res, NOVA_EINTERNAL, "", "out of memory");
