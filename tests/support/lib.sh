@@ -107,6 +107,31 @@ t_fake_deploy() {
 	T_TOKEN=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$T_WORK/provider.json")
 }
 
+# t_deb_tool PACKAGE FILE: FILE, a path inside Debian's PACKAGE (say
+# usr/bin/promtool), from the installed package, or else fetched once with
+# apt-get download and unpacked with dpkg -x under the build directory (a
+# fresh machine may have no package lists: updated once when root). Prints
+# the path; 1 with a message when there is none.
+t_deb_tool() {
+	if dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" && [ -x "/$2" ]; then
+		echo "/$2"; return 0
+	fi
+	d="$B/deb/$1"
+	if [ ! -x "$d/$2" ]; then
+		rm -rf "$d.tmp"; mkdir -p "$d.tmp"
+		if ! (cd "$d.tmp" && { apt-get download "$1" >download.log 2>&1 ||
+		      { [ "$(id -u)" -eq 0 ] && apt-get update -qq >>download.log 2>&1 &&
+		        apt-get download "$1" >>download.log 2>&1; }; } &&
+		      dpkg -x "$1"_*.deb root); then
+			echo "$1 is neither installed nor downloadable" \
+				"(apt-get download $1: $(tail -1 "$d.tmp/download.log" 2>/dev/null))" >&2
+			return 1
+		fi
+		rm -rf "$d"; mv "$d.tmp/root" "$d"; rm -rf "$d.tmp"
+	fi
+	echo "$d/$2"
+}
+
 nova_stop() {
 	[ -n "$T_PID" ] || return 0
 	kill -TERM "$T_PID" 2>/dev/null
