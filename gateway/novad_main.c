@@ -275,6 +275,16 @@ int main(int argc, char **argv)
 		novad_fail("routing table failed to start", &err);
 		goto out;
 	}
+	/* The table is read before the listener opens, so a novad that starts
+	 * (or restarts, under routers polling it) with the database up never
+	 * answers "not read yet"; with the database away it starts anyway and
+	 * answers 503 until the routes thread has read it. */
+	{
+		struct nova_err rerr;
+		if (inventory_routes_refresh(NULL, routes, &rerr))
+			nova_log_kv(NOVA_LOG_WARN, "novad", "reading the routing table failed; "
+				    "routes answer 503 until it is read", "error", rerr.message, NULL);
+	}
 	struct gw_deps deps = {db, auth, inventory, routes, db_migrations_builtin,
 			       db_migrations_builtin_count};
 	struct http_server_config hcfg = {.listen = cfg.listen, .threads = cfg.http_threads,
