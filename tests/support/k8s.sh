@@ -149,32 +149,14 @@ k8s_pod_status() {
 
 # k8s_kubectl_path: Debian's kubectl (package kubernetes-client). When it is
 # not installed because another package owns /usr/bin/kubectl (Google's
-# "kubectl" package on some machines), it is fetched with apt-get download
-# and unpacked with dpkg -x under the build directory, once. $K8S_KUBECTL
-# overrides. Prints the path; 1 with a message when there is none.
+# "kubectl" package on some machines), it is fetched and unpacked under the
+# build directory (t_deb_tool). $K8S_KUBECTL overrides. Prints the path; 1
+# with a message when there is none.
 k8s_kubectl_path() {
 	if [ -n "${K8S_KUBECTL:-}" ]; then
 		[ -x "$K8S_KUBECTL" ] && { echo "$K8S_KUBECTL"; return 0; }
 		echo "kubectl: K8S_KUBECTL=$K8S_KUBECTL is not an executable" >&2; return 1
 	fi
-	if dpkg-query -W -f='${Status}' kubernetes-client 2>/dev/null | grep -q "ok installed"; then
-		echo /usr/bin/kubectl; return 0
-	fi
-	d="$B/kubernetes-client"
-	if [ ! -x "$d/usr/bin/kubectl" ]; then
-		rm -rf "$d.tmp"; mkdir -p "$d.tmp"
-		# A fresh machine may have no package lists yet: update them once
-		# (as tools/deps.sh would) when root, and try again.
-		if ! (cd "$d.tmp" && { apt-get download kubernetes-client >download.log 2>&1 ||
-		      { [ "$(id -u)" -eq 0 ] && apt-get update -qq >>download.log 2>&1 &&
-		        apt-get download kubernetes-client >>download.log 2>&1; }; } &&
-		      dpkg -x kubernetes-client_*.deb root); then
-			echo "kubectl: Debian's kubernetes-client is neither installed nor downloadable" \
-				"(apt-get download kubernetes-client: $(tail -1 "$d.tmp/download.log" 2>/dev/null));" \
-				"run tools/deps.sh as root or set K8S_KUBECTL" >&2
-			return 1
-		fi
-		rm -rf "$d"; mv "$d.tmp/root" "$d"; rm -rf "$d.tmp"
-	fi
-	echo "$d/usr/bin/kubectl"
+	t_deb_tool kubernetes-client usr/bin/kubectl ||
+		{ echo "kubectl: run tools/deps.sh as root or set K8S_KUBECTL" >&2; return 1; }
 }
