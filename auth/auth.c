@@ -21,7 +21,9 @@
  * through this novad drops the entry at once; through another novad it
  * takes effect here within the TTL (while the database is up). Only
  * positive answers are kept: an unknown key is a query each time, bounded
- * by the database's deadlines. Rejected: reading api_keys on every request
+ * by the database's deadlines. Scopes and expiry are kept with the
+ * entry (scopes never change; expiry is checked against the wall clock on
+ * every use, so a key expires on time even from memory). Rejected: reading api_keys on every request
  * (as before), which made every route, the routing table's included, wait
  * on the database and fail with it. */
 #define AUTH_CACHE_TTL_MS 10000
@@ -33,6 +35,8 @@ struct auth_cached_key {
 	char prefix[17];
 	char id[AUTH_ID_LEN];
 	char key_hash[SECRET_HEX_SHA256_LEN];
+	unsigned scopes;
+	long long expires_s;   /* wall clock, seconds; 0: never */
 	long long checked_ms;  /* CLOCK_MONOTONIC of the last read */
 	long long used_ms;     /* last_used_at written then (0: not by us) */
 };
@@ -74,7 +78,8 @@ static void auth_cache_drop(struct auth *a, const char *prefix, const char *id)
 	pthread_mutex_unlock(&a->lock);
 }
 
-static void auth_cache_put(struct auth *a, const char *prefix, const char *id, const char *hash)
+static void auth_cache_put(struct auth *a, const char *prefix, const char *id, const char *hash,
+			   unsigned scopes, long long expires_s)
 {
 	pthread_mutex_lock(&a->lock);
 	struct auth_cached_key *k = auth_cache_find(a, prefix);
@@ -102,19 +107,160 @@ static void auth_cache_put(struct auth *a, const char *prefix, const char *id, c
 		snprintf(k->prefix, sizeof(k->prefix), "%s", prefix);
 		snprintf(k->id, sizeof(k->id), "%s", id);
 		snprintf(k->key_hash, sizeof(k->key_hash), "%s", hash);
+		k->scopes = scopes;
+		k->expires_s = expires_s;
 		k->checked_ms = auth_mono_ms();
 	}
 	pthread_mutex_unlock(&a->lock);
+}
+
+static const char *const auth_scope_names[AUTH_SCOPE_COUNT] = {
+	"admin", "write", "read", "routes", "router", "inference",
+};
+
+const char *auth_scope_name(unsigned scope)
+{
+	for (unsigned i = 0; i < AUTH_SCOPE_COUNT; i++)
+		if (scope == 1u << i)
+			return auth_scope_names[i];
+	return NULL;
+}
+
+int auth_scope_parse(unsigned *out, const char *name)
+{
+	for (unsigned i = 0; i < AUTH_SCOPE_COUNT; i++)
+		if (!strcmp(name, auth_scope_names[i])) {
+			*out = 1u << i;
+			return 0;
+		}
+	return NOVA_EINVAL;
+}
+
+void auth_scopes_format(char *buf, size_t len, unsigned scopes)
+{
+	size_t used = 0;
+	if (len)
+		buf[0] = '\0';
+	if (!(scopes & AUTH_SCOPES_ALL)) {
+		snprintf(buf, len, "none");
+		return;
+	}
+	for (unsigned i = 0; i < AUTH_SCOPE_COUNT; i++) {
+		if (!(scopes & (1u << i)) || used >= len)
+			continue;
+		int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", auth_scope_names[i]);
+		used += n > 0 ? (size_t)n : 0;
+	}
+}
+
+bool auth_scopes_allow(unsigned scopes, unsigned need)
+{
+	if (scopes & AUTH_SCOPE_ADMIN)
+		return true;
+	if (need == AUTH_SCOPE_ROUTES && (scopes & (AUTH_SCOPE_READ | AUTH_SCOPE_ROUTER)))
+		return true;
+	return (scopes & need) != 0;
+}
+
+/* text[] as PostgreSQL prints it ("{write,read}"); the CHECK of sql/0010
+ * keeps the names plain, so no quoting to undo. Unknown names give no bit. */
+static unsigned auth_scopes_from_pg(const char *s)
+{
+	unsigned scopes = 0;
+	char name[32];
+	while (*s) {
+		size_t n = strcspn(s, "{},");
+		if (n > 0 && n < sizeof(name)) {
+			unsigned bit;
+			memcpy(name, s, n);
+			name[n] = '\0';
+			if (auth_scope_parse(&bit, name) == 0)
+				scopes |= bit;
+		}
+		s += n;
+		if (*s)
+			s++;
+	}
+	return scopes;
+}
+
+static int auth_digits(const char *s, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Rejected: handing the text to PostgreSQL's timestamptz input, which
+ * also takes "tomorrow", "infinity" and local times without an offset. */
+int auth_rfc3339_parse(long long *out, const char *s, const char *field, struct nova_err *err)
+{
+	static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	const char *p;
+	struct tm tm = {0};
+	if (strlen(s) < 20 || auth_digits(s, 4, &y) || s[4] != '-' || auth_digits(s + 5, 2, &mo) ||
+	    s[7] != '-' || auth_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+	    auth_digits(s + 11, 2, &h) || s[13] != ':' || auth_digits(s + 14, 2, &mi) ||
+	    s[16] != ':' || auth_digits(s + 17, 2, &sec))
+		goto bad;
+	p = s + 19;
+	if (*p == '.') {
+		const char *f = ++p;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (p == f)
+			goto bad;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p == '-' ? -1 : 1;
+		if (auth_digits(p + 1, 2, &oh) || p[3] != ':' || auth_digits(p + 4, 2, &om))
+			goto bad;
+		p += 6;
+	} else {
+		goto bad;
+	}
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	    (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))) || h > 23 ||
+	    mi > 59 || sec > 60 || oh > 23 || om > 59 || y < 1970)
+		goto bad;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	*out = (long long)timegm(&tm) - sign * (oh * 3600LL + om * 60LL);
+	return 0;
+bad:
+	nova_err_set(err, NOVA_EINVAL, field, "%s must be an RFC 3339 date-time", field);
+	nova_err_set_hint(err, "for example 2030-01-31T00:00:00Z");
+	return NOVA_EINVAL;
+}
+
+int auth_admin_token_check(const char *admin_token, struct nova_err *err)
+{
+	if (!admin_token || strlen(admin_token) < 16)
+		return nova_err_set(err, NOVA_EINVAL, "admin_token",
+				    "admin token must be at least 16 characters");
+	return 0;
 }
 
 int auth_create(struct auth **out, struct db_pool *db, const char *admin_token,
 		struct nova_err *err)
 {
 	struct auth *a;
+	int rc;
 	*out = NULL;
-	if (!admin_token || strlen(admin_token) < 16)
-		return nova_err_set(err, NOVA_EINVAL, "admin_token",
-				    "admin token must be at least 16 characters");
+	if ((rc = auth_admin_token_check(admin_token, err)))
+		return rc;
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
@@ -154,6 +300,18 @@ static void auth_last_used_write(struct auth *a, const char *id)
 		     1, params, &ignored);
 }
 
+/* A key past its expires_at is refused like a revoked one. */
+static int auth_key_accept(struct auth_principal *out, const char *id, unsigned scopes,
+			   long long expires_s, struct nova_err *err)
+{
+	if (expires_s && (long long)time(NULL) >= expires_s)
+		return nova_err_set(err, NOVA_EUNAUTH, "", "api key expired");
+	out->kind = AUTH_APIKEY;
+	out->scopes = scopes;
+	snprintf(out->id, sizeof(out->id), "%s", id);
+	return 0;
+}
+
 static int auth_apikey_check(struct auth_principal *out, struct auth *a, const char *key,
 			     struct nova_err *err)
 {
@@ -186,38 +344,38 @@ static int auth_apikey_check(struct auth_principal *out, struct auth *a, const c
 	pthread_mutex_unlock(&a->lock);
 	if (have && now - cached.checked_ms < AUTH_CACHE_TTL_MS) {
 		bool ok = secret_matches_hash(key, cached.key_hash);
-		if (ok)
-			snprintf(out->id, sizeof(out->id), "%s", cached.id);
+		rc = ok ? auth_key_accept(out, cached.id, cached.scopes, cached.expires_s, err)
+			: nova_err_set(err, NOVA_EUNAUTH, "", "invalid or revoked api key");
 		explicit_bzero(&cached, sizeof(cached));
-		if (!ok)
-			return nova_err_set(err, NOVA_EUNAUTH, "", "invalid or revoked api key");
-		out->kind = AUTH_APIKEY;
-		if (write_used)
+		if (rc == 0 && write_used)
 			auth_last_used_write(a, out->id);
-		return 0;
+		return rc;
 	}
 	if ((rc = db_conn_acquire(&c, a->db, err)) == 0) {
 		rc = db_exec(&res, c,
-			     "SELECT id, key_hash FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
+			     "SELECT id, key_hash, scopes, "
+			     "coalesce(floor(extract(epoch FROM expires_at))::bigint, 0) "
+			     "FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
 			     1, params, err);
 		db_conn_release(a->db, c);
 	}
 	if (rc == NOVA_EUNAVAIL && have) {
 		/* The database is away: the key as last read serves. */
-		bool ok = secret_matches_hash(key, cached.key_hash);
-		if (ok) {
-			out->kind = AUTH_APIKEY;
-			snprintf(out->id, sizeof(out->id), "%s", cached.id);
-		}
+		if (secret_matches_hash(key, cached.key_hash))
+			rc = auth_key_accept(out, cached.id, cached.scopes, cached.expires_s, err);
 		explicit_bzero(&cached, sizeof(cached));
-		return ok ? 0 : rc;
+		return rc;
 	}
 	explicit_bzero(&cached, sizeof(cached));
 	if (rc == 0 && PQntuples(res) == 1 && secret_matches_hash(key, PQgetvalue(res, 0, 1))) {
-		out->kind = AUTH_APIKEY;
-		snprintf(out->id, sizeof(out->id), "%s", PQgetvalue(res, 0, 0));
-		auth_cache_put(a, prefix, out->id, PQgetvalue(res, 0, 1));
-		auth_last_used_write(a, out->id);
+		unsigned scopes = auth_scopes_from_pg(PQgetvalue(res, 0, 2));
+		long long expires_s = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+		/* An expired key stays cached (as refused), so it is refused from
+		 * memory as well while the database is away. */
+		auth_cache_put(a, prefix, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), scopes,
+			       expires_s);
+		if ((rc = auth_key_accept(out, PQgetvalue(res, 0, 0), scopes, expires_s, err)) == 0)
+			auth_last_used_write(a, out->id);
 	} else if (rc == 0) {
 		auth_cache_drop(a, prefix, NULL);
 		rc = nova_err_set(err, NOVA_EUNAUTH, "", "invalid or revoked api key");
@@ -226,30 +384,45 @@ static int auth_apikey_check(struct auth_principal *out, struct auth *a, const c
 	return rc;
 }
 
-int auth_authenticate(struct auth_principal *out, struct auth *a, const char *authorization,
-		      const char *x_api_key, struct nova_err *err)
+/* Header values that carry a token: "" and NULL do not. */
+static const char *auth_token_of(const char *v)
 {
-	const char *token = NULL;
+	while (v && *v == ' ')
+		v++;
+	return v && *v ? v : NULL;
+}
+
+int auth_authenticate(struct auth_principal *out, struct auth *a, const struct auth_headers *h,
+		      struct nova_err *err)
+{
+	const char *bearer = NULL, *key = auth_token_of(h->x_api_key),
+		   *admin = auth_token_of(h->x_admin_secret), *token;
 	memset(out, 0, sizeof(*out));
-	if (authorization) {
-		if (strncasecmp(authorization, "Bearer ", 7) != 0)
+	if (h->authorization) {
+		if (strncasecmp(h->authorization, "Bearer ", 7) != 0)
 			return nova_err_set(err, NOVA_EUNAUTH, "",
 					    "authorization header must be \"Bearer <token>\"");
-		token = authorization + 7;
-		while (*token == ' ')
-			token++;
-	} else if (x_api_key) {
-		token = x_api_key;
+		bearer = auth_token_of(h->authorization + 7);
 	}
-	if (!token || !*token) {
+	token = bearer ? bearer : key ? key : admin;
+	if (!token) {
 		nova_err_set(err, NOVA_EUNAUTH, "", "authentication required");
 		nova_err_set_hint(err, "send \"Authorization: Bearer <admin token or api key>\"");
 		return NOVA_EUNAUTH;
 	}
-	if (strncmp(token, AUTH_APIKEY_PREFIX, strlen(AUTH_APIKEY_PREFIX)) == 0)
+	if ((key && strcmp(key, token)) || (admin && strcmp(admin, token))) {
+		nova_err_set(err, NOVA_EINVAL, key && strcmp(key, token) ? "X-API-Key" : "X-Admin-Secret",
+			     "the request carries two different credentials");
+		nova_err_set_hint(err, "send one of Authorization, X-API-Key or X-Admin-Secret");
+		return NOVA_EINVAL;
+	}
+	/* X-Admin-Secret is the admin token's header: an API key there is not
+	 * looked up. */
+	if (strncmp(token, AUTH_APIKEY_PREFIX, strlen(AUTH_APIKEY_PREFIX)) == 0 && token != admin)
 		return auth_apikey_check(out, a, token, err);
 	if (secret_matches_hash(token, a->admin_hash)) {
 		out->kind = AUTH_ADMIN;
+		out->scopes = AUTH_SCOPES_ALL;
 		return 0;
 	}
 	return nova_err_set(err, NOVA_EUNAUTH, "", "invalid credential");
@@ -306,16 +479,36 @@ static void auth_apikey_from_row(struct auth_apikey *k, PGresult *res, int row)
 	snprintf(k->created_at, sizeof(k->created_at), "%s", PQgetvalue(res, row, 3));
 	snprintf(k->last_used_at, sizeof(k->last_used_at), "%s", PQgetvalue(res, row, 4));
 	snprintf(k->revoked_at, sizeof(k->revoked_at), "%s", PQgetvalue(res, row, 5));
+	snprintf(k->expires_at, sizeof(k->expires_at), "%s", PQgetvalue(res, row, 6));
+	k->scopes = auth_scopes_from_pg(PQgetvalue(res, row, 7));
 }
 
-#define AUTH_APIKEY_COLS \
-	"id, name, prefix, " DB_TS("created_at") ", " DB_TS("last_used_at") ", " DB_TS("revoked_at")
+#define AUTH_APIKEY_COLS                                                                     \
+	"id, name, prefix, " DB_TS("created_at") ", " DB_TS("last_used_at") ", "             \
+	DB_TS("revoked_at") ", " DB_TS("expires_at") ", scopes"
+
+/* "{write,read}" for the INSERT. */
+static void auth_scopes_to_pg(char *buf, size_t len, unsigned scopes)
+{
+	size_t used = 0;
+	snprintf(buf, len, "{");
+	used = strlen(buf);
+	for (unsigned i = 0; i < AUTH_SCOPE_COUNT && used < len; i++)
+		if (scopes & (1u << i)) {
+			int n = snprintf(buf + used, len - used, "%s%s", used > 1 ? "," : "",
+					 auth_scope_names[i]);
+			used += n > 0 ? (size_t)n : 0;
+		}
+	if (used < len)
+		snprintf(buf + used, len - used, "}");
+}
 
 int auth_apikey_create(struct auth_apikey *out, char *key_out, size_t key_len, struct auth *a,
-		       const char *name, struct nova_err *err)
+		       const struct auth_apikey_spec *spec, struct nova_err *err)
 {
-	char key[128], prefix[17], hash[SECRET_HEX_SHA256_LEN];
-	const char *params[3];
+	char key[128], prefix[17], hash[SECRET_HEX_SHA256_LEN], scopes[96], expires[32] = "";
+	const char *name = spec->name, *params[5];
+	long long expires_s;
 	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
@@ -325,6 +518,26 @@ int auth_apikey_create(struct auth_apikey *out, char *key_out, size_t key_len, s
 		if (*p < 0x20 || *p == 0x7f)
 			return nova_err_set(err, NOVA_EINVAL, "name",
 					    "name must not contain control characters");
+	if (!spec->scopes || (spec->scopes & ~AUTH_SCOPES_ALL)) {
+		nova_err_set(err, NOVA_EINVAL, "scopes", "scopes is required");
+		nova_err_set_hint(err, "name at least one of admin, write, read, routes, router, "
+				       "inference");
+		return NOVA_EINVAL;
+	}
+	if (spec->expires_at) {
+		if ((rc = auth_rfc3339_parse(&expires_s, spec->expires_at, "expires_at", err)))
+			return rc;
+		if (expires_s <= (long long)time(NULL))
+			return nova_err_set(err, NOVA_EINVAL, "expires_at",
+					    "expires_at is in the past");
+		/* Stored as UTC to the second: PostgreSQL then reads what we
+		 * checked, whatever spelling RFC 3339 allowed. */
+		time_t t = (time_t)expires_s;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	auth_scopes_to_pg(scopes, sizeof(scopes), spec->scopes);
 	if ((rc = secret_token_generate(key, sizeof(key), AUTH_APIKEY_PREFIX, err)))
 		return rc;
 	memcpy(prefix, key, 16);
@@ -333,11 +546,14 @@ int auth_apikey_create(struct auth_apikey *out, char *key_out, size_t key_len, s
 	params[0] = name;
 	params[1] = prefix;
 	params[2] = hash;
+	params[3] = scopes;
+	params[4] = expires[0] ? expires : NULL;
 	if ((rc = db_conn_acquire(&c, a->db, err)))
 		return rc;
 	rc = db_exec_one(&res, c,
-			 "INSERT INTO api_keys (name, prefix, key_hash) VALUES ($1, $2, $3) "
-			 "RETURNING " AUTH_APIKEY_COLS, 3, params, err);
+			 "INSERT INTO api_keys (name, prefix, key_hash, scopes, expires_at) "
+			 "VALUES ($1, $2, $3, $4::text[], $5::timestamptz) "
+			 "RETURNING " AUTH_APIKEY_COLS, 5, params, err);
 	if (rc == 0) {
 		auth_apikey_from_row(out, res, 0);
 		snprintf(key_out, key_len, "%s", key);

@@ -771,6 +771,13 @@ bad:
 	return NOVA_EINVAL;
 }
 
+int http_listen_check(const char *listen, struct nova_err *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	return http_parse_listen(&ss, &len, listen, err);
+}
+
 int http_server_create(struct http_server **out, const struct http_server_config *cfg,
 		       struct nova_err *err)
 {

@@ -99,6 +99,10 @@ void http_response_header_add(struct http_response *res, const char *name, const
 void http_response_stream(struct http_response *res, int status, const char *content_type,
 			  http_stream_fn fn, void *ctx, void (*ctx_free)(void *ctx));
 
+/* Whether listen is HOST:PORT with a host that resolves: the check
+ * http_server_create makes, for a caller that validates its configuration
+ * before it starts anything. NOVA_EINVAL, field listen. */
+int http_listen_check(const char *listen, struct nova_err *err);
 int http_server_create(struct http_server **out, const struct http_server_config *cfg,
 		       struct nova_err *err);
 /* Routes must all be added before http_server_start. A pattern is a path

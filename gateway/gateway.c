@@ -1,93 +1,103 @@
 #include "gateway/gw_int.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 
+/* Each row's access is the one scope the route needs (auth/auth.h says
+ * what each grants); tests/gateway/test_gateway_scopes.c holds the same
+ * table written out by hand, so a row that changes scope by accident fails
+ * there. */
 const struct gw_route gw_routes[] = {
-	{"GET", "/healthz", gw_health, GW_AUTH_NONE, "Liveness: the process answers", NULL,
+	{"GET", "/healthz", gw_health, GW_PUBLIC, "Liveness: the process answers", NULL,
 	 "Health", 200, "probes"},
-	{"GET", "/readyz", gw_ready, GW_AUTH_NONE,
+	{"GET", "/readyz", gw_ready, GW_PUBLIC,
 	 "Readiness: 200 while novad can serve (ready, or degraded while the database is away: "
 	 "routes and heartbeats are served from memory), 503 when it cannot; the body says what "
 	 "is down", NULL, "Health", 200, "probes"},
-	{"GET", "/openapi.json", gw_openapi_get, GW_AUTH_NONE, "This document", NULL, NULL, 200,
+	{"GET", "/openapi.json", gw_openapi_get, GW_PUBLIC, "This document", NULL, NULL, 200,
 	 "probes"},
-	{"GET", "/metrics", gw_metrics_get, GW_AUTH_ANY,
+	{"GET", "/metrics", gw_metrics_get, AUTH_SCOPE_READ,
 	 "Prometheus metrics: database reachability, heartbeats held, the brake on mass failure, "
 	 "the routing table's age", NULL, NULL, 200, "probes"},
 
-	{"POST", "/v1/pools", gw_pool_create, GW_AUTH_ANY,
+	{"POST", "/v1/pools", gw_pool_create, AUTH_SCOPE_WRITE,
 	 "Create a pool (config validated by its provider)", "PoolCreate", "Pool", 201, "pools"},
-	{"GET", "/v1/pools", gw_pool_list, GW_AUTH_ANY, "List pools", NULL, "PoolList", 200, "pools"},
-	{"GET", "/v1/pools/{pool}", gw_pool_get, GW_AUTH_ANY, "Get a pool by id or name", NULL,
+	{"GET", "/v1/pools", gw_pool_list, AUTH_SCOPE_READ, "List pools", NULL, "PoolList", 200, "pools"},
+	{"GET", "/v1/pools/{pool}", gw_pool_get, AUTH_SCOPE_READ, "Get a pool by id or name", NULL,
 	 "Pool", 200, "pools"},
-	{"PATCH", "/v1/pools/{pool}", gw_pool_update, GW_AUTH_ANY, "Update a pool's quotas",
+	{"PATCH", "/v1/pools/{pool}", gw_pool_update, AUTH_SCOPE_WRITE, "Update a pool's quotas",
 	 "PoolUpdate", "Pool", 200, "pools"},
-	{"DELETE", "/v1/pools/{pool}", gw_pool_delete, GW_AUTH_ANY,
+	{"DELETE", "/v1/pools/{pool}", gw_pool_delete, AUTH_SCOPE_WRITE,
 	 "Delete a pool; refused while it has nodes unless ?force=true (drains them first)", NULL,
 	 NULL, 204, "pools"},
 
-	{"GET", "/v1/nodes", gw_node_list, GW_AUTH_ANY, "List live nodes (?pool=NAME for one pool)",
+	{"GET", "/v1/nodes", gw_node_list, AUTH_SCOPE_READ, "List live nodes (?pool=NAME for one pool)",
 	 NULL, "NodeList", 200, "nodes"},
-	{"GET", "/v1/nodes/{node}", gw_node_get, GW_AUTH_ANY,
+	{"GET", "/v1/nodes/{node}", gw_node_get, AUTH_SCOPE_READ,
 	 "Get a node with its replicas and recent state changes", NULL, "Node", 200, "nodes"},
-	{"POST", "/v1/nodes/{node}/heartbeat", gw_heartbeat, GW_AUTH_NODE,
+	{"POST", "/v1/nodes/{node}/heartbeat", gw_heartbeat, GW_NODE,
 	 "A node's heartbeat (its node token only)", "Heartbeat", "HeartbeatAnswer", 200, "nodes"},
-	{"POST", "/v1/nodes/{node}/cordon", gw_node_cordon, GW_AUTH_ANY,
+	{"POST", "/v1/nodes/{node}/cordon", gw_node_cordon, AUTH_SCOPE_WRITE,
 	 "Cordon a node: no new replicas on it", NULL, "Node", 200, "nodes"},
-	{"POST", "/v1/nodes/{node}/uncordon", gw_node_uncordon, GW_AUTH_ANY,
+	{"POST", "/v1/nodes/{node}/uncordon", gw_node_uncordon, AUTH_SCOPE_WRITE,
 	 "Uncordon a node (ends a drain)", NULL, "Node", 200, "nodes"},
-	{"POST", "/v1/nodes/{node}/drain", gw_node_drain, GW_AUTH_ANY,
+	{"POST", "/v1/nodes/{node}/drain", gw_node_drain, AUTH_SCOPE_WRITE,
 	 "Drain a node: cordon it and move its replicas elsewhere", NULL, "Node", 200, "nodes"},
 
-	{"GET", "/v1/routes", gw_routes_get, GW_AUTH_ANY,
+	{"GET", "/v1/routes", gw_routes_get, AUTH_SCOPE_ROUTES,
 	 "The routing table: model (and adapter) -> ready endpoints with load; ETag and "
 	 "If-None-Match; ?model=NAME for one", NULL, "Routes", 200, "routes"},
-	{"GET", "/v1/routes/watch", gw_routes_watch, GW_AUTH_ANY,
+	{"GET", "/v1/routes/watch", gw_routes_watch, AUTH_SCOPE_ROUTES,
 	 "Server-Sent Events: a snapshot, then each change, each with an id; Last-Event-ID "
 	 "resumes", NULL, NULL, 200, "routes"},
 
-	{"POST", "/v1/models", gw_model_register, GW_AUTH_ANY,
+	{"POST", "/v1/models", gw_model_register, AUTH_SCOPE_WRITE,
 	 "Register a model (name, version, engine, kind and stages)", "ModelSpec", "Model", 201,
 	 "models"},
-	{"GET", "/v1/models", gw_model_list, GW_AUTH_ANY, "List models", NULL, "ModelList", 200,
+	{"GET", "/v1/models", gw_model_list, AUTH_SCOPE_READ, "List models", NULL, "ModelList", 200,
 	 "models"},
-	{"GET", "/v1/models/{model}", gw_model_get, GW_AUTH_ANY,
+	{"GET", "/v1/models/{model}", gw_model_get, AUTH_SCOPE_READ,
 	 "Get a model by id, NAME:VERSION, or NAME (newest version)", NULL, "Model", 200, "models"},
-	{"DELETE", "/v1/models/{model}", gw_model_delete, GW_AUTH_ANY,
+	{"DELETE", "/v1/models/{model}", gw_model_delete, AUTH_SCOPE_WRITE,
 	 "Delete a model; refused while a deployment uses it", NULL, NULL, 204, "models"},
 
-	{"POST", "/v1/deployments", gw_deployment_create, GW_AUTH_ANY,
+	{"POST", "/v1/deployments", gw_deployment_create, AUTH_SCOPE_WRITE,
 	 "Deploy a model on a pool (refused at once if it can never fit)", "DeploymentCreate",
 	 "Deployment", 201, "deployments"},
-	{"GET", "/v1/deployments", gw_deployment_list, GW_AUTH_ANY, "List deployments", NULL,
+	{"GET", "/v1/deployments", gw_deployment_list, AUTH_SCOPE_READ, "List deployments", NULL,
 	 "DeploymentList", 200, "deployments"},
-	{"GET", "/v1/deployments/{deployment}", gw_deployment_get, GW_AUTH_ANY,
+	{"GET", "/v1/deployments/{deployment}", gw_deployment_get, AUTH_SCOPE_READ,
 	 "Get a deployment with its replicas and recent events", NULL, "Deployment", 200,
 	 "deployments"},
-	{"PATCH", "/v1/deployments/{deployment}", gw_deployment_scale, GW_AUTH_ANY,
+	{"PATCH", "/v1/deployments/{deployment}", gw_deployment_scale, AUTH_SCOPE_WRITE,
 	 "Scale a deployment", "DeploymentScale", "Deployment", 200, "deployments"},
-	{"POST", "/v1/deployments/{deployment}/stop", gw_deployment_stop, GW_AUTH_ANY,
+	{"POST", "/v1/deployments/{deployment}/stop", gw_deployment_stop, AUTH_SCOPE_WRITE,
 	 "Stop a deployment (keeps the record)", NULL, "Deployment", 200, "deployments"},
-	{"POST", "/v1/deployments/{deployment}/start", gw_deployment_start, GW_AUTH_ANY,
+	{"POST", "/v1/deployments/{deployment}/start", gw_deployment_start, AUTH_SCOPE_WRITE,
 	 "Start a stopped deployment", NULL, "Deployment", 200, "deployments"},
-	{"DELETE", "/v1/deployments/{deployment}", gw_deployment_delete, GW_AUTH_ANY,
+	{"DELETE", "/v1/deployments/{deployment}", gw_deployment_delete, AUTH_SCOPE_WRITE,
 	 "Delete a stopped deployment", NULL, NULL, 204, "deployments"},
 
-	{"POST", "/v1/apikeys", gw_apikey_create, GW_AUTH_ADMIN,
+	{"POST", "/v1/apikeys", gw_apikey_create, AUTH_SCOPE_ADMIN,
 	 "Create an API key (the key is shown once)", "ApiKeyCreate", "ApiKeyCreated", 201,
 	 "apikeys"},
-	{"GET", "/v1/apikeys", gw_apikey_list, GW_AUTH_ADMIN, "List API keys (never the secret)",
+	{"GET", "/v1/apikeys", gw_apikey_list, AUTH_SCOPE_ADMIN, "List API keys (never the secret)",
 	 NULL, "ApiKeyList", 200, "apikeys"},
-	{"DELETE", "/v1/apikeys/{id}", gw_apikey_revoke, GW_AUTH_ADMIN, "Revoke an API key", NULL,
+	{"DELETE", "/v1/apikeys/{id}", gw_apikey_revoke, AUTH_SCOPE_ADMIN, "Revoke an API key", NULL,
 	 NULL, 204, "apikeys"},
 };
 const size_t gw_routes_count = sizeof(gw_routes) / sizeof(gw_routes[0]);
 
 int gw_create(struct gw **out, const struct gw_deps *deps, struct nova_err *err)
 {
+	for (size_t i = 0; i < gw_routes_count; i++) {
+		unsigned acc = gw_routes[i].access;
+		assert(acc == GW_PUBLIC || acc == GW_NODE || auth_scope_name(acc));
+		(void)acc;
+	}
 	struct gw *gw = calloc(1, sizeof(*gw));
 	*out = NULL;
 	if (!gw || !(gw->bindings = calloc(gw_routes_count, sizeof(*gw->bindings)))) {
@@ -113,27 +123,35 @@ void gw_destroy(struct gw *gw)
 }
 
 /* Every request passes here: authenticate as the route demands, then call
- * the handler. A wrong kind of credential is 403, a missing or unknown one
- * 401 (with WWW-Authenticate, as RFC 6750 asks). */
+ * the handler. A missing or unknown credential is 401 (with
+ * WWW-Authenticate, as RFC 6750 asks); a known one without the route's
+ * scope 403, naming the scope needed and the ones held. */
 static void gw_dispatch(struct http_request *req, struct http_response *res, void *ctx)
 {
 	struct gw_binding *b = ctx;
 	struct auth_principal who = {0};
 	struct nova_err err;
+	unsigned need = b->route->access;
 	nova_err_clear(&err);
-	if (b->route->auth != GW_AUTH_NONE && b->route->auth != GW_AUTH_NODE) {
-		int rc = auth_authenticate(&who, b->gw->deps.auth,
-					   http_request_header(req, "Authorization"),
-					   http_request_header(req, "X-API-Key"), &err);
+	if (need != GW_PUBLIC && need != GW_NODE) {
+		const struct auth_headers h = {
+			.authorization = http_request_header(req, "Authorization"),
+			.x_api_key = http_request_header(req, "X-API-Key"),
+			.x_admin_secret = http_request_header(req, "X-Admin-Secret"),
+		};
+		int rc = auth_authenticate(&who, b->gw->deps.auth, &h, &err);
 		if (rc) {
 			if (rc == NOVA_EUNAUTH)
 				http_response_header_add(res, "WWW-Authenticate", "Bearer realm=\"nova\"");
 			http_response_error(res, &err);
 			return;
 		}
-		if (b->route->auth == GW_AUTH_ADMIN && who.kind != AUTH_ADMIN) {
+		if (!auth_scopes_allow(who.scopes, need)) {
+			char held[96];
+			auth_scopes_format(held, sizeof(held), who.scopes);
 			http_response_errorf(res, NOVA_EFORBIDDEN, "",
-					     "this route needs the admin token; an api key is not enough");
+					     "this route needs the %s scope; this key has %s",
+					     auth_scope_name(need), held);
 			return;
 		}
 	}

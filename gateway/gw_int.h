@@ -13,12 +13,13 @@ struct gw {
 	size_t n_bindings;
 };
 
-enum gw_auth {
-	GW_AUTH_NONE = 0, /* public: probes, OpenAPI */
-	GW_AUTH_ANY,      /* admin token or API key */
-	GW_AUTH_ADMIN,    /* admin token only */
-	GW_AUTH_NODE,     /* a node token; the handler checks whose */
-};
+/* What a route needs (struct gw_route.access): nothing, a node token, or
+ * a credential holding one scope (an AUTH_SCOPE_* bit of auth/auth.h,
+ * implications included). Kept as one field so a route's whole access rule
+ * is one word of its row; rejected: a kind and a scope in two fields, which
+ * let a row say "API key" with no scope. */
+#define GW_PUBLIC 0u          /* probes, OpenAPI: no credential */
+#define GW_NODE (1u << 31)    /* a node token; the handler checks whose */
 
 typedef void (*gw_handler_fn)(struct gw *gw, const struct auth_principal *who,
 			      struct http_request *req, struct http_response *res);
@@ -27,7 +28,7 @@ struct gw_route {
 	const char *method;
 	const char *pattern;
 	gw_handler_fn fn;
-	enum gw_auth auth;
+	unsigned access;             /* GW_PUBLIC, GW_NODE or one AUTH_SCOPE_* */
 	const char *summary;
 	const char *request_schema;  /* components/schemas name, or NULL */
 	const char *response_schema; /* NULL: no body */

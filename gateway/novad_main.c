@@ -233,6 +233,16 @@ int main(int argc, char **argv)
 		nova_log_kv(NOVA_LOG_INFO, "novad",
 			    generated ? "generated an admin token" : "using the admin token file",
 			    "path", cfg.state_dir, "file", CFG_ADMIN_TOKEN_FILE, NULL);
+	/* The rest of the configuration's checks, before the database is
+	 * touched: a refused start-up leaves no cluster initialised and no
+	 * migration applied. Rejected: letting auth_create and
+	 * http_server_create find these after initdb and every migration. */
+	if (auth_admin_token_check(admin_token, &err) || http_listen_check(cfg.listen, &err)) {
+		novad_fail("configuration refused", &err);
+		fprintf(stderr, "novad: %s\n", err.message);
+		status = 2;
+		goto out;
+	}
 
 	if (cfg.database_url[0]) {
 		conninfo = cfg.database_url;

@@ -41,14 +41,28 @@ const char gw_openapi_schemas[] =
 	"  \"created_at\": {\"type\": \"string\", \"format\": \"date-time\"},"
 	"  \"updated_at\": {\"type\": \"string\", \"format\": \"date-time\"}}},"
 	"\"PoolList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Pool\"}},"
+	"\"Scope\": {\"type\": \"string\", \"enum\": [\"admin\", \"write\", \"read\", \"routes\","
+	"  \"router\", \"inference\"], \"description\": \"admin: everything, API keys included; "
+	"write: create, change, delete pools, models, deployments, cordon and drain nodes; read: every "
+	"GET but API keys (implies routes); routes: GET /v1/routes and its watch; router: what "
+	"nova-router needs (implies routes); inference: requests through nova-router\"},"
 	"\"ApiKeyCreate\": {\"type\": \"object\", \"additionalProperties\": false,"
-	"  \"required\": [\"name\"], \"properties\": {\"name\": {\"type\": \"string\", \"maxLength\": 64}}},"
+	"  \"required\": [\"name\", \"scopes\"], \"properties\": {"
+	"  \"name\": {\"type\": \"string\", \"maxLength\": 64},"
+	"  \"scopes\": {\"type\": \"array\", \"minItems\": 1, \"uniqueItems\": true,"
+	"    \"items\": {\"$ref\": \"#/components/schemas/Scope\"},"
+	"    \"description\": \"required (no default: least privilege); fixed for the key's life\"},"
+	"  \"expires_at\": {\"type\": \"string\", \"format\": \"date-time\","
+	"    \"description\": \"RFC 3339, in the future; absent: never\"}}},"
 	"\"ApiKey\": {\"type\": \"object\", \"properties\": {"
 	"  \"id\": {\"type\": \"string\", \"format\": \"uuid\"}, \"name\": {\"type\": \"string\"},"
 	"  \"prefix\": {\"type\": \"string\"},"
 	"  \"created_at\": {\"type\": \"string\", \"format\": \"date-time\"},"
 	"  \"last_used_at\": {\"type\": \"string\", \"format\": \"date-time\", \"nullable\": true},"
-	"  \"revoked_at\": {\"type\": \"string\", \"format\": \"date-time\", \"nullable\": true}}},"
+	"  \"revoked_at\": {\"type\": \"string\", \"format\": \"date-time\", \"nullable\": true},"
+	"  \"scopes\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Scope\"}},"
+	"  \"expires_at\": {\"type\": \"string\", \"format\": \"date-time\", \"nullable\": true,"
+	"    \"description\": \"past it the key is refused (401)\"}}},"
 	"\"ApiKeyCreated\": {\"allOf\": [{\"$ref\": \"#/components/schemas/ApiKey\"}, {\"type\": \"object\","
 	"  \"properties\": {\"key\": {\"type\": \"string\", \"description\": \"shown once\"}}}]},"
 	"\"Stage\": {\"type\": \"object\", \"additionalProperties\": false,"
@@ -180,10 +194,28 @@ static json_t *gw_operation(const struct gw_route *r)
 		json_object_set_new(op, "requestBody",
 				    json_pack("{s:b, s:o}", "required", 1, "content",
 					      gw_json_content(r->request_schema)));
-	if (r->auth == GW_AUTH_NONE)
+	/* Scopes in the requirement although OpenAPI 3.0 reserves them for
+	 * OAuth: 3.1 allows roles there, and a client generator reading
+	 * "security" then sees what the route needs; x-nova-scope says the same
+	 * for tools that drop the list. */
+	if (r->access == GW_PUBLIC) {
 		json_object_set_new(op, "security", json_array());
-	if (r->auth == GW_AUTH_ADMIN)
-		json_object_set_new(op, "description", json_string("admin token only"));
+	} else if (r->access == GW_NODE) {
+		json_object_set_new(op, "security", json_pack("[{s:[]}]", "nodeToken"));
+	} else {
+		char accepted[128];
+		size_t used = 0;
+		const char *need = auth_scope_name(r->access);
+		for (unsigned bit = 1; bit & AUTH_SCOPES_ALL; bit <<= 1)
+			if (bit != r->access && auth_scopes_allow(bit, r->access) && used < sizeof(accepted))
+				used += (size_t)snprintf(accepted + used, sizeof(accepted) - used, ", %s",
+							 auth_scope_name(bit));
+		json_object_set_new(op, "security", json_pack("[{s:[s]}]", "bearer", need));
+		json_object_set_new(op, "x-nova-scope", json_string(need));
+		json_object_set_new(op, "description",
+				    json_sprintf("Needs the %s scope (a key with %s%s also may; so "
+						 "does the admin token).", need, need, accepted));
+	}
 	return op;
 }
 
@@ -205,12 +237,20 @@ json_t *gw_openapi(void)
 		method[j] = '\0';
 		json_object_set_new(item, method, gw_operation(r));
 	}
-	return json_pack("{s:s, s:{s:s, s:s, s:s}, s:o, s:{s:o, s:{s:{s:s, s:s}}}, s:[{s:[]}]}",
+	return json_pack("{s:s, s:{s:s, s:s, s:s}, s:o, s:{s:o, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, "
+			 "s:s}}}, s:[{s:[]}]}",
 			 "openapi", "3.0.3", "info", "title", "Nova orchestration API", "version",
 			 NOVA_VERSION, "description",
 			 "Provisioning engine for LLM-inference compute. Errors are "
-			 "{\"error\": {\"code\", \"message\", \"field\"}}.",
+			 "{\"error\": {\"code\", \"message\", \"field\"}}. Credentials: the admin "
+			 "token (Authorization: Bearer, or X-Admin-Secret) may do everything; an API key "
+			 "(Authorization: Bearer, or X-API-Key) what its scopes allow: admin (all), "
+			 "write, read (every GET but API keys; implies routes), routes, router (implies "
+			 "routes), inference. Each operation names the scope it needs. Two different "
+			 "credentials in one request are 400.",
 			 "paths", paths, "components", "schemas", schemas ? schemas : json_object(),
-			 "securitySchemes", "bearer", "type", "http", "scheme", "bearer", "security",
-			 "bearer");
+			 "securitySchemes", "bearer", "type", "http", "scheme", "bearer", "description",
+			 "the admin token or an API key (sk-nova-...)", "nodeToken", "type", "http",
+			 "scheme", "bearer", "description", "a node's own token (heartbeats)",
+			 "security", "bearer");
 }

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,19 +11,61 @@ static json_t *gw_ts(const char *s)
 
 static json_t *gw_apikey_json(const struct auth_apikey *k)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o}", "id", k->id, "name", k->name, "prefix",
-			 k->prefix, "created_at", k->created_at, "last_used_at",
-			 gw_ts(k->last_used_at), "revoked_at", gw_ts(k->revoked_at));
+	json_t *scopes = json_array();
+	for (unsigned bit = 1; bit & AUTH_SCOPES_ALL; bit <<= 1)
+		if (k->scopes & bit)
+			json_array_append_new(scopes, json_string(auth_scope_name(bit)));
+	return json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "id", k->id, "name", k->name,
+			 "prefix", k->prefix, "scopes", scopes, "created_at", k->created_at,
+			 "last_used_at", gw_ts(k->last_used_at), "revoked_at", gw_ts(k->revoked_at),
+			 "expires_at", gw_ts(k->expires_at));
 }
 
+/* scopes: a non-empty array of known names, each once. The index names
+ * the culprit ("scopes[1]"). */
+static int gw_apikey_scopes(unsigned *out, const json_t *arr, struct nova_err *err)
+{
+	size_t i;
+	json_t *v;
+	*out = 0;
+	if (!json_is_array(arr))
+		return nova_err_set(err, NOVA_EINVAL, "scopes", "scopes must be an array of strings");
+	if (json_array_size(arr) == 0) {
+		nova_err_set(err, NOVA_EINVAL, "scopes", "scopes must name at least one scope");
+		nova_err_set_hint(err, "one or more of admin, write, read, routes, router, inference");
+		return NOVA_EINVAL;
+	}
+	json_array_foreach(arr, i, v) {
+		char field[32];
+		unsigned bit;
+		snprintf(field, sizeof(field), "scopes[%zu]", i);
+		if (!json_is_string(v) || auth_scope_parse(&bit, json_string_value(v))) {
+			nova_err_set(err, NOVA_EINVAL, field, "%s is not a scope", field);
+			nova_err_set_hint(err, "one of admin, write, read, routes, router, inference");
+			return NOVA_EINVAL;
+		}
+		if (*out & bit)
+			return nova_err_set(err, NOVA_EINVAL, field, "%s repeats %s", field,
+					    json_string_value(v));
+		*out |= bit;
+	}
+	return 0;
+}
+
+/* No scopes is 400 "scopes is required": rejected, a default, which
+ * would make a key nobody thought about either all-powerful or useless. */
 void gw_apikey_create(struct gw *gw, const struct auth_principal *who, struct http_request *req,
 		      struct http_response *res)
 {
-	const char *name = NULL;
+	const char *name = NULL, *expires_at = NULL;
+	json_t *scopes_json = NULL;
 	const struct json_field fields[] = {
 		{.name = "name", .kind = JSON_KIND_STRING, .required = true, .out = &name,
 		 .max_len = 64},
+		{.name = "scopes", .kind = JSON_KIND_ANY, .required = true, .out = &scopes_json},
+		{.name = "expires_at", .kind = JSON_KIND_STRING, .out = &expires_at, .max_len = 64},
 	};
+	struct auth_apikey_spec spec = {0};
 	struct auth_apikey key;
 	char secret[128];
 	struct nova_err err;
@@ -31,8 +74,15 @@ void gw_apikey_create(struct gw *gw, const struct auth_principal *who, struct ht
 	if (!body)
 		return;
 	nova_err_clear(&err);
-	if (json_decode_object(body, fields, 1, "", &err) ||
-	    auth_apikey_create(&key, secret, sizeof(secret), gw->deps.auth, name, &err)) {
+	if (json_decode_object(body, fields, sizeof(fields) / sizeof(fields[0]), "", &err) ||
+	    gw_apikey_scopes(&spec.scopes, scopes_json, &err)) {
+		http_response_error(res, &err);
+		json_decref(body);
+		return;
+	}
+	spec.name = name;
+	spec.expires_at = expires_at;
+	if (auth_apikey_create(&key, secret, sizeof(secret), gw->deps.auth, &spec, &err)) {
 		http_response_error(res, &err);
 		json_decref(body);
 		return;

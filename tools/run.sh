@@ -97,7 +97,7 @@ cat <<EOT
     $NOVACTL deployment scale demo --replicas 2
     $NOVACTL node list
     $NOVACTL routes --watch
-    $NOVACTL apikey create my-ci
+    $NOVACTL apikey create my-ci --scope write --scope read
 
   Ctrl-C stops the demo, novad and its database.
 

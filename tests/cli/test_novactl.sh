@@ -83,15 +83,30 @@ t_expect_out "max nodes:         8" "update by id sets max nodes"
 t_expect_exit 2 "pool update with nothing exits 2" "$C" pool update gpu-a
 t_expect_exit 2 "pool update bad number exits 2" "$C" pool update gpu-a --max-nodes lots
 
-t_expect_exit 0 "apikey create" "$C" apikey create ci
+t_expect_exit 2 "apikey create without --scope exits 2" "$C" apikey create ci
+t_expect_out "scope is required" "apikey create without --scope says so"
+t_expect_exit 2 "apikey create with an unknown scope exits 2" "$C" apikey create ci --scope read --scope all
+t_expect_out "scopes\[1\]" "an unknown scope is named by its place"
+t_expect_exit 2 "apikey create with a past expiry exits 2" \
+	"$C" apikey create ci --scope read --expires 2001-01-01T00:00:00Z
+t_expect_out "expires_at" "a past expiry is named"
+t_expect_exit 0 "apikey create" "$C" apikey create ci --scope read --scope write
 key=$(cat "$T_WORK/out")
 case "$key" in sk-nova-*) t_pass "apikey create prints only the key" ;;
 *) t_fail "apikey create prints only the key" "$key" ;; esac
 t_expect_exit 0 "api key lists pools" env NOVA_TOKEN="$key" "$C" pool list
 t_expect_exit 5 "api key cannot list api keys (403)" env NOVA_TOKEN="$key" "$C" apikey list
-t_expect_out "admin token" "403 says why"
+t_expect_out "needs the admin scope; this key has write, read" "403 says why"
+t_expect_exit 0 "apikey create a routes-only key expiring" \
+	"$C" apikey create router --scope routes --expires 2099-01-01T00:00:00Z
+rkey=$(cat "$T_WORK/out")
+t_expect_exit 0 "a routes key reads the routing table" env NOVA_TOKEN="$rkey" "$C" routes
+t_expect_exit 5 "a routes key cannot list pools (403)" env NOVA_TOKEN="$rkey" "$C" pool list
+t_expect_out "needs the read scope; this key has routes" "403 names the scope needed"
 t_expect_exit 0 "apikey list" "$C" apikey list
-t_expect_out "^ID  *NAME  *PREFIX" "apikey list table"
+t_expect_out "^ID  *NAME  *PREFIX  *SCOPES" "apikey list table"
+t_expect_out " write,read " "apikey list shows scopes"
+t_expect_out "2099-01-01T00:00:00Z" "apikey list shows the expiry"
 if grep -q -- "$key" "$T_WORK/out"; then t_fail "apikey list never shows the key" "found"
 else t_pass "apikey list never shows the key"; fi
 kid=$("$C" -o json apikey list | sed -n 's/.*"id": "\([0-9a-f-]*\)".*/\1/p' | head -1)

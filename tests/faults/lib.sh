@@ -193,9 +193,10 @@ f_setup() {
 		"$C" deploy lpu-single --pool racks --replicas 2 --placement spread --name base-b >"$T_WORK/out" 2>&1 ||
 		{ t_fail "deployed" "$(cat "$T_WORK/out")"; exit 0; }
 	F_POOL=$(t_sql "SELECT id FROM pools WHERE name = 'racks'")
-	# The routes reader uses an API key, as an inference gateway would:
-	# while the database is away it is checked from novad's memory.
-	"$C" -o json apikey create fault-traffic >"$T_WORK/out" 2>&1 &&
+	# The routes reader uses an API key, as an inference gateway would,
+	# with the one scope it needs: while the database is away it is
+	# checked from novad's memory.
+	"$C" -o json apikey create fault-traffic --scope routes >"$T_WORK/out" 2>&1 &&
 		sed -n 's/.*"key": *"\([^"]*\)".*/\1/p' "$T_WORK/out" >"$T_WORK/apikey" &&
 		[ -s "$T_WORK/apikey" ] || { t_fail "an API key for the routes reader" "$(cat "$T_WORK/out")"; exit 0; }
 	if ! out=$(f_consistent 60); then

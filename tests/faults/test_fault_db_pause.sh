@@ -14,7 +14,9 @@ sleep 10
 # While it is paused: the probes answer at once, /readyz says what is down,
 # and a request that needs the database is a 503 with Retry-After within
 # the database's deadlines (2 s statement, 1 s acquire), not a hang.
-key=$(cat "$T_WORK/apikey")
+# The admin token (checked in memory, as a known key is): the routes
+# reader's key has the routes scope only, and /v1/pools needs read.
+key=$(cat "$NOVA_STATE_DIR/admin_token")
 probe() { # probe NAME PATH: status, seconds, and the Retry-After header
 	curl -s -o "$T_WORK/probe.body" -D "$T_WORK/probe.head" -m 10 -w '%{http_code} %{time_total}' \
 		-H "Authorization: Bearer $key" "$NOVA_URL$1"

@@ -18,12 +18,12 @@
 
 #define ADMIN TESTENV_ADMIN_TOKEN
 
-/* Create a key; returns the secret (caller frees) and writes its id. */
+/* Create a write + read key; returns the secret (caller frees) and writes its id. */
 static char *make_key(struct testenv *env, const char *name, char id[64])
 {
 	json_t *b;
 	char body[128];
-	snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+	snprintf(body, sizeof(body), "{\"name\":\"%s\",\"scopes\":[\"write\",\"read\"]}", name);
 	assert_int_equal(testenv_http(&b, env, "POST", "/v1/apikeys", ADMIN, body), 201);
 	const char *key = json_string_value(json_object_get(b, "key"));
 	assert_non_null(key);
@@ -71,7 +71,8 @@ static void test_api_key_works_for_pools_but_not_for_key_management(void **state
 	assert_int_equal(testenv_http(&b, env, "GET", "/v1/apikeys", key, NULL), 403);
 	assert_string_equal(testenv_error_code(b), "forbidden");
 	json_decref(b);
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/apikeys", key, "{\"name\":\"x\"}"), 403);
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/apikeys", key,
+				      "{\"name\":\"x\",\"scopes\":[\"admin\"]}"), 403);
 	/* X-API-Key is accepted too. */
 	char hdr[160];
 	snprintf(hdr, sizeof(hdr), "X-API-Key: %s", key);
@@ -161,7 +162,7 @@ static void test_a_known_key_works_while_the_database_is_away(void **state)
 	}
 	assert_int_equal(db_pool_create(&adb, conninfo, &(struct db_pool_config){.size = 1}, &err), 0);
 	assert_int_equal(auth_create(&a, adb, ADMIN, &err), 0);
-	assert_int_equal(auth_authenticate(&who, a, bearer, NULL, &err), 0);
+	assert_int_equal(auth_authenticate(&who, a, &(struct auth_headers){.authorization = bearer}, &err), 0);
 	assert_int_equal(who.kind, AUTH_APIKEY);
 	assert_string_equal(who.id, id);
 	if (db_exec(NULL, c,
@@ -172,10 +173,14 @@ static void test_a_known_key_works_while_the_database_is_away(void **state)
 		    0, NULL, &err))
 		fail_msg("%s", err.message);
 	memset(&who, 0, sizeof(who));
-	assert_int_equal(auth_authenticate(&who, a, bearer, NULL, &err), 0);
+	assert_int_equal(auth_authenticate(&who, a, &(struct auth_headers){.authorization = bearer}, &err), 0);
 	assert_string_equal(who.id, id);
+	/* With its scopes, from memory. */
+	assert_int_equal(who.scopes, AUTH_SCOPE_WRITE | AUTH_SCOPE_READ);
 	/* A key it never saw cannot be checked: unavailable, not refused. */
-	assert_int_equal(auth_authenticate(&who, a, "Bearer sk-nova-0123456789abcdef0123456789", NULL, &err),
+	assert_int_equal(auth_authenticate(&who, a,
+					   &(struct auth_headers){.authorization = "Bearer sk-nova-0123456789abcdef0123456789"},
+					   &err),
 			 NOVA_EUNAVAIL);
 	auth_destroy(a);
 	db_pool_destroy(adb);
@@ -187,12 +192,12 @@ static void test_a_known_key_works_while_the_database_is_away(void **state)
 	/* Revoked behind the back of a novad that read it: still taken until
 	 * its cache's TTL; revoked through it, refused at once. */
 	const char *params[1] = {id};
-	assert_int_equal(auth_authenticate(&who, env->auth, bearer, NULL, &err), 0);
+	assert_int_equal(auth_authenticate(&who, env->auth, &(struct auth_headers){.authorization = bearer}, &err), 0);
 	assert_int_equal(db_pool_exec(NULL, env->db, "UPDATE api_keys SET revoked_at = now() WHERE id = $1",
 				      1, params, &err), 0);
-	assert_int_equal(auth_authenticate(&who, env->auth, bearer, NULL, &err), 0);
+	assert_int_equal(auth_authenticate(&who, env->auth, &(struct auth_headers){.authorization = bearer}, &err), 0);
 	assert_int_equal(auth_apikey_revoke(env->auth, id, &err), 0);
-	assert_int_equal(auth_authenticate(&who, env->auth, bearer, NULL, &err), NOVA_EUNAUTH);
+	assert_int_equal(auth_authenticate(&who, env->auth, &(struct auth_headers){.authorization = bearer}, &err), NOVA_EUNAUTH);
 	free(key);
 }
 
@@ -204,13 +209,13 @@ static void test_api_key_bad_input(void **state)
 	assert_string_equal(testenv_error_field(b), "name");
 	json_decref(b);
 	assert_int_equal(testenv_http(&b, env, "POST", "/v1/apikeys", ADMIN,
-				      "{\"name\":\"a\",\"scope\":\"all\"}"), 400);
+				      "{\"name\":\"a\",\"scopes\":[\"read\"],\"scope\":\"all\"}"), 400);
 	assert_string_equal(testenv_error_field(b), "scope");
 	json_decref(b);
-	assert_int_equal(testenv_http(&b, env, "POST", "/v1/apikeys", ADMIN, "{\"name\":\"a\\nb\"}"), 400);
+	assert_int_equal(testenv_http(&b, env, "POST", "/v1/apikeys", ADMIN, "{\"name\":\"a\\nb\",\"scopes\":[\"read\"]}"), 400);
 	json_decref(b);
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/apikeys", ADMIN,
-				      "{\"name\":\"'; DROP TABLE api_keys; --\"}"), 201);
+				      "{\"name\":\"'; DROP TABLE api_keys; --\",\"scopes\":[\"read\"]}"), 201);
 	assert_int_equal(testenv_http(&b, env, "GET", "/v1/apikeys", ADMIN, NULL), 200);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(b, 0), "name")),
 			    "'; DROP TABLE api_keys; --");

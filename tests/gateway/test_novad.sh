@@ -79,6 +79,29 @@ out=$(NOVA_HTTP_THREADS=abc "$B/novad" 2>&1); rc=$?
 case "$out" in *NOVA_HTTP_THREADS*) [ $rc -eq 2 ] && pass "bad environment value exits 2" ||
 	fail "bad environment value exits 2" "exit $rc";; *) fail "bad environment value exits 2" "$out";; esac
 
+# 4b. The configuration's checks run before the database is touched: a
+# too-short admin token (configured, or in the token file) and a bad listen
+# address exit 2 with the error, and no cluster is created under
+# <state_dir>/postgres.
+refused_early() { # refused_early NAME WANT_TEXT STATE_DIR [ENV...]
+	name=$1; want=$2; sd=$3; shift 3
+	out=$(env -u NOVA_DATABASE_URL -u NOVA_ADMIN_TOKEN NOVA_STATE_DIR="$sd" NOVA_LISTEN=127.0.0.1:0 \
+		"$@" "$B/novad" 2>&1); rc=$?
+	case "$out" in
+	*"$want"*)
+		if [ $rc -eq 2 ] && [ ! -e "$sd/postgres" ]; then pass "$name"
+		else fail "$name" "exit $rc, postgres dir: $(ls -d "$sd/postgres" 2>&1)"; fi ;;
+	*) fail "$name" "exit $rc: $out" ;;
+	esac
+}
+refused_early "a short admin token is refused before initdb" "at least 16 characters" \
+	"$work/state3" NOVA_ADMIN_TOKEN=short
+mkdir -p "$work/state4" && chmod 0700 "$work/state4" && printf 'short\n' >"$work/state4/admin_token"
+refused_early "a short admin token file is refused before initdb" "at least 16 characters" \
+	"$work/state4"
+refused_early "a bad listen address is refused before initdb" "not HOST:PORT" \
+	"$work/state5" NOVA_LISTEN=no-port-here
+
 # 5. An external database URL is used instead of the embedded one.
 if [ -n "${NOVA_TEST_PGHOST:-}" ]; then
 	db=novad_ext_$$
