@@ -163,4 +163,4 @@ install: all
 clean:
 	rm -rf $(BUILD) build-asan
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)
