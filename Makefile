@@ -157,7 +157,7 @@ check-headers:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nova/etc/models
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 etc/novad.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/
+	install -m 0644 etc/novad.yaml etc/datacenter.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/
 	install -m 0644 etc/models/*.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/models/
 
 clean:
