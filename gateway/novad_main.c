@@ -179,7 +179,8 @@ static int novad_provider_settings(const struct cfg *cfg, struct nova_err *err)
 	for (size_t i = 0; i < files_allowed_count(); i++)
 		nova_log_kv(NOVA_LOG_INFO, "novad", "pool configs may name files under", "dir",
 			    files_allowed_dir(i), NULL);
-	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents run", "program", lpu_agent_program(), NULL);
+	lpu_agent_program(etc, sizeof(etc));
+	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents run", "program", etc, NULL);
 	return 0;
 }
 

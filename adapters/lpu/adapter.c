@@ -76,14 +76,12 @@ int lpu_agent_configure(const char *path, struct nova_err *err)
 	return 0;
 }
 
-const char *lpu_agent_program(void)
+void lpu_agent_program(char *out, size_t len)
 {
-	static char sibling[PATH_MAX];
 	if (lpu_agent_setting[0])
-		return lpu_agent_setting;
-	if (!sibling[0]) /* the same answer every time: benign if two threads race */
-		lpu_sibling(sibling, sizeof(sibling), "nova-sidecar");
-	return sibling;
+		snprintf(out, len, "%s", lpu_agent_setting);
+	else
+		lpu_sibling(out, len, "nova-sidecar");
 }
 
 /* The pool's topology: a file under an allowed directory (core/files.h),
@@ -209,7 +207,7 @@ static int lpu_create(struct adapter **out, const char *pool_id, const json_t *c
 				       la->topo, 0, err)))
 		goto fail;
 	la->mock_agents = json_is_true(json_object_get(config, "mock_agents"));
-	snprintf(la->agent, sizeof(la->agent), "%s", lpu_agent_program());
+	lpu_agent_program(la->agent, sizeof(la->agent));
 	lpu_sibling(la->mock_engine, sizeof(la->mock_engine), "nova-mock-engine");
 	cfg_default_state_dir(state, sizeof(state));
 	snprintf(la->run_dir, sizeof(la->run_dir), "%.3000s/lpu/%s", state, pool_id);

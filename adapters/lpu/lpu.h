@@ -39,8 +39,8 @@ extern const struct adapter_ops lpu_adapter_ops;
  * contract of all. NOVA_EINVAL naming "lpu_agent" when it is not an
  * absolute path of an executable regular file. */
 int lpu_agent_configure(const char *path, struct nova_err *err);
-/* The program configured (borrowed). */
-const char *lpu_agent_program(void);
+/* The program agents run now, into out. */
+void lpu_agent_program(char *out, size_t len);
 
 #define LPU_MAX_GROUPS 4
 #define LPU_MAX_RACKS_PER_GROUP 64

@@ -319,14 +319,12 @@ int ssh_agent_configure(const char *path, struct nova_err *err)
 	return 0;
 }
 
-const char *ssh_agent_program(void)
+void ssh_agent_program(char *out, size_t len)
 {
-	static char sibling[PATH_MAX];
 	if (ssh_agent_setting[0])
-		return ssh_agent_setting;
-	if (!sibling[0]) /* the same answer every time: benign if two threads race */
-		ssh_sibling(sibling, sizeof(sibling), "nova-sidecar");
-	return sibling;
+		snprintf(out, len, "%s", ssh_agent_setting);
+	else
+		ssh_sibling(out, len, "nova-sidecar");
 }
 
 /* An inline known_hosts becomes a file of the pool's own under novad's
@@ -452,7 +450,7 @@ static int ssh_config_load(struct ssh_adapter *a, const json_t *config, struct n
 					    "install_dir must be an absolute path other than /, without ..");
 		snprintf(a->install_dir, sizeof(a->install_dir), "%s", d);
 	}
-	snprintf(a->agent, sizeof(a->agent), "%s", ssh_agent_program());
+	ssh_agent_program(a->agent, sizeof(a->agent));
 	if ((v = json_object_get(config, "mock_agents")) && !json_is_boolean(v))
 		return nova_err_set(err, NOVA_EINVAL, "mock_agents", "mock_agents must be true or false");
 	a->mock_agents = json_is_true(v);

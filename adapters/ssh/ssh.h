@@ -73,7 +73,7 @@ extern const struct adapter_ops ssh_adapter_ops;
  * lpu_agent_configure); novad keeps the default, test drivers point it at
  * the build. NOVA_EINVAL when path is not an absolute path of a file. */
 int ssh_agent_configure(const char *path, struct nova_err *err);
-const char *ssh_agent_program(void);
+void ssh_agent_program(char *out, size_t len);
 
 #define SSH_MAX_GPUS 64
 
