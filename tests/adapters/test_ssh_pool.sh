@@ -24,7 +24,7 @@ sidecars() {
 }
 
 t_expect_exit 2 "a bad port is refused" "$C" pool create bad --provider ssh \
-	--config '{"hosts":[{"address":"a","user":"u","port":70000}],"known_hosts":"/x"}'
+	--config '{"hosts":[{"address":"a","user":"u","port":70000}],"known_hosts_inline":""}'
 t_expect_out "field: config.hosts\[0\].port" "naming the field"
 cat >"$T_WORK/hosts.yaml" <<EOH
 - {address: "$H1", user: root, key: "$SSH_CLIENT_KEY", labels: {rack: r1}}
