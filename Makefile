@@ -141,7 +141,7 @@ FUZZ_SECONDS ?= 30
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
 	clang -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
-	  $(shell pkg-config --cflags jansson) fuzz/fuzz_allocation.c adapters/lpu/allocation.c adapters/lpu/topology.c core/ydoc.c core/err.c \
+	  $(shell pkg-config --cflags jansson) fuzz/fuzz_allocation.c adapters/lpu/allocation.c adapters/lpu/topology.c core/ydoc.c core/err.c core/files.c \
 	  $(shell pkg-config --libs jansson yaml-0.1) \
 	  -o $(BUILD)/fuzz/fuzz_allocation
 	@mkdir -p $(BUILD)/fuzz/corpus && cp -n fuzz/corpus/allocation/* $(BUILD)/fuzz/corpus/
@@ -157,7 +157,7 @@ check-headers:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nova/etc/models
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 etc/novad.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/
+	install -m 0644 etc/novad.yaml etc/datacenter.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/
 	install -m 0644 etc/models/*.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/models/
 
 clean:

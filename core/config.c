@@ -111,6 +111,32 @@ static int cfg_yaml_providers(struct cfg *c, struct ydoc *d, yaml_node_t *map,
 	return 0;
 }
 
+static int cfg_yaml_provider_files(struct cfg *c, struct ydoc *d, yaml_node_t *seq,
+				   struct nova_err *err)
+{
+	size_t i = 0;
+	if (seq->type != YAML_SEQUENCE_NODE)
+		return ydoc_err(d, seq, err, NOVA_EINVAL, "provider_files",
+				"provider_files: expected a list of directories");
+	for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
+	     it++, i++) {
+		yaml_node_t *n = ydoc_node(d, *it);
+		const char *s = ydoc_scalar(n);
+		if (i >= CFG_PROVIDER_FILES_MAX)
+			return ydoc_err(d, n, err, NOVA_EINVAL, "provider_files",
+					"provider_files: at most %d directories", CFG_PROVIDER_FILES_MAX);
+		if (!s || s[0] != '/')
+			return ydoc_err(d, n, err, NOVA_EINVAL, "provider_files",
+					"provider_files: expected absolute directory paths");
+		if (cfg_yaml_string(c->provider_files[i], sizeof(c->provider_files[i]), d, n,
+				    "provider_files", err))
+			return NOVA_EINVAL;
+	}
+	c->n_provider_files = (unsigned)i;
+	c->provider_files_set = true;
+	return 0;
+}
+
 int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 {
 	static const char *const keys[] = {"listen", "database_url", "admin_token", "state_dir",
@@ -118,7 +144,8 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 					   "workers", "worker_lease_ms", "heartbeat_interval_ms",
 					   "node_failed_after_ms", "idle_node_grace_s",
 					   "database_statement_timeout_ms", "database_acquire_timeout_ms",
-					   "node_brake_percent", "node_brake_min_nodes", NULL};
+					   "node_brake_percent", "node_brake_min_nodes", "provider_files",
+					   "lpu_agent", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -202,6 +229,12 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 	}
 	if ((n = ydoc_map_get(d, root, "http")) && (rc = cfg_yaml_http(c, d, n, err)))
 		goto out;
+	if ((n = ydoc_map_get(d, root, "provider_files")) &&
+	    (rc = cfg_yaml_provider_files(c, d, n, err)))
+		goto out;
+	if ((n = ydoc_map_get(d, root, "lpu_agent")) &&
+	    (rc = cfg_yaml_string(c->lpu_agent, sizeof(c->lpu_agent), d, n, "lpu_agent", err)))
+		goto out;
 	if ((n = ydoc_map_get(d, root, "providers")) && (rc = cfg_yaml_providers(c, d, n, err)))
 		goto out;
 out:
@@ -240,6 +273,34 @@ static int cfg_env_bool(bool *out, const char *name, struct nova_err *err)
 	return 0;
 }
 
+/* NOVA_PROVIDER_FILES: directories separated by ':' ("" allows none). */
+static int cfg_env_provider_files(struct cfg *c, struct nova_err *err)
+{
+	const char *s = getenv("NOVA_PROVIDER_FILES");
+	unsigned n = 0;
+	if (!s)
+		return 0;
+	while (*s) {
+		size_t len = strcspn(s, ":");
+		if (len > 0) {
+			if (n >= CFG_PROVIDER_FILES_MAX)
+				return nova_err_set(err, NOVA_EINVAL, "NOVA_PROVIDER_FILES",
+						    "NOVA_PROVIDER_FILES: at most %d directories",
+						    CFG_PROVIDER_FILES_MAX);
+			if (s[0] != '/' || len >= sizeof(c->provider_files[0]))
+				return nova_err_set(err, NOVA_EINVAL, "NOVA_PROVIDER_FILES",
+						    "NOVA_PROVIDER_FILES: expected absolute directory "
+						    "paths separated by ':'");
+			memcpy(c->provider_files[n], s, len);
+			c->provider_files[n++][len] = '\0';
+		}
+		s += len + (s[len] ? 1 : 0);
+	}
+	c->n_provider_files = n;
+	c->provider_files_set = true;
+	return 0;
+}
+
 int cfg_apply_env(struct cfg *c, struct nova_err *err)
 {
 	const struct {
@@ -251,6 +312,7 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 		{"NOVA_DATABASE_URL", c->database_url, sizeof(c->database_url)},
 		{"NOVA_ADMIN_TOKEN", c->admin_token, sizeof(c->admin_token)},
 		{"NOVA_STATE_DIR", c->state_dir, sizeof(c->state_dir)},
+		{"NOVA_LPU_AGENT", c->lpu_agent, sizeof(c->lpu_agent)},
 	};
 	unsigned body = 0;
 	int rc;
@@ -259,6 +321,8 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 		if (s && (rc = cfg_copy(strs[i].dst, strs[i].cap, s, strs[i].name, err)))
 			return rc;
 	}
+	if ((rc = cfg_env_provider_files(c, err)))
+		return rc;
 	const char *lvl = getenv("NOVA_LOG_LEVEL");
 	if (lvl && nova_log_level_parse(&c->log_level, lvl) != 0)
 		return nova_err_set(err, NOVA_EINVAL, "NOVA_LOG_LEVEL",

@@ -13,6 +13,7 @@
 #define CFG_DEFAULT_LISTEN "127.0.0.1:8420"
 #define CFG_DEFAULT_SERVER "http://127.0.0.1:8420"
 #define CFG_ADMIN_TOKEN_FILE "admin_token"
+#define CFG_PROVIDER_FILES_MAX 16
 
 struct cfg {
 	char listen[256];            /* listen:            NOVA_LISTEN          */
@@ -43,6 +44,17 @@ struct cfg {
 	 * are silent at once, their states are held (inventory.h) */
 	unsigned node_brake_percent;
 	unsigned node_brake_min_nodes;
+	/* provider_files: NOVA_PROVIDER_FILES (a colon-separated list): the
+	 * directories whose files a pool config may name (core/files.h).
+	 * Unset (provider_files_set false): the state directory and novad's
+	 * etc directory, decided by novad once both are known. An empty list
+	 * allows none: only inline content. */
+	char provider_files[CFG_PROVIDER_FILES_MAX][1024];
+	unsigned n_provider_files;
+	bool provider_files_set;
+	/* lpu_agent: NOVA_LPU_AGENT: the program lpu agents run ("": the
+	 * nova-sidecar beside novad) */
+	char lpu_agent[1024];
 };
 
 void cfg_defaults(struct cfg *c);

@@ -1,7 +1,40 @@
 #include "core/json.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+/* The dotted path ("config.topology", "hosts[0].key") of the first string
+ * or key in v holding a NUL byte; false when none does. */
+static bool json_nul_path(char *buf, size_t n, const json_t *v, const char *at)
+{
+	char sub[NOVA_ERR_FIELD_MAX];
+	const char *k;
+	json_t *x;
+	size_t i;
+	if (json_is_string(v)) {
+		if (strlen(json_string_value(v)) == json_string_length(v))
+			return false;
+		snprintf(buf, n, "%s", at);
+		return true;
+	}
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, x) {
+			/* A key with a NUL is cut at it by jansson: named up to it. */
+			snprintf(sub, sizeof(sub), "%s%s%s", at, *at ? "." : "", k);
+			if (json_nul_path(buf, n, x, sub))
+				return true;
+		}
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x) {
+			snprintf(sub, sizeof(sub), "%s[%zu]", at, i);
+			if (json_nul_path(buf, n, x, sub))
+				return true;
+		}
+	}
+	return false;
+}
 
 int json_parse_object(json_t **out, const char *buf, size_t len, struct nova_err *err)
 {
@@ -11,6 +44,18 @@ int json_parse_object(json_t **out, const char *buf, size_t len, struct nova_err
 	if (!buf || len == 0)
 		return nova_err_set(err, NOVA_EINVAL, "", "request body is empty; a JSON object is required");
 	v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!v && json_error_code(&jerr) == json_error_null_character) {
+		/* Refused all the same (no string in Nova holds a NUL, and a C
+		 * string would silently end there: a path would name another
+		 * file), but naming the field it is in. */
+		char field[NOVA_ERR_FIELD_MAX] = "";
+		json_t *w = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+		bool found = w && json_nul_path(field, sizeof(field), w, "");
+		json_decref(w);
+		if (found)
+			return nova_err_set(err, NOVA_EINVAL, field, "%s contains a NUL byte (\\u0000)",
+					    field);
+	}
 	if (!v)
 		return nova_err_set(err, NOVA_EINVAL, "", "malformed JSON at line %d column %d: %s",
 				    jerr.line, jerr.column, jerr.text);

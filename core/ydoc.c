@@ -141,12 +141,10 @@ int ydoc_get_long(long long *out, struct ydoc *doc, const yaml_node_t *node, con
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno || *end)
-		return ydoc_err(doc, node, err, NOVA_EINVAL, field,
-				"%s: expected an integer, got \"%s\"", field, s);
+		return ydoc_err(doc, node, err, NOVA_EINVAL, field, "%s: expected an integer", field);
 	if (v < min || v > max)
 		return ydoc_err(doc, node, err, NOVA_EINVAL, field,
-				"%s: expected an integer from %lld to %lld, got %lld", field, min,
-				max, v);
+				"%s: expected an integer from %lld to %lld", field, min, max);
 	*out = v;
 	return 0;
 }
@@ -180,22 +178,27 @@ int ydoc_map_check_keys(struct ydoc *doc, const yaml_node_t *map, const char *pr
 		if (!k)
 			return ydoc_err(doc, kn, err, NOVA_EINVAL, prefix ? prefix : "",
 					"keys must be strings");
-		if (prefix && *prefix)
-			snprintf(field, sizeof(field), "%s.%s", prefix, k);
-		else
-			snprintf(field, sizeof(field), "%s", k);
 		for (i = 0; allowed[i]; i++)
 			if (strcmp(allowed[i], k) == 0)
 				break;
 		if (!allowed[i]) {
+			/* The key is not echoed, not even in the field: the file may
+			 * be one a caller named (a topology, a kubeconfig), and its
+			 * text is not the caller's to read. The position says where. */
 			char accepted[256] = "";
 			size_t n = 0;
 			for (size_t j = 0; allowed[j] && n < sizeof(accepted); j++)
 				n += (size_t)snprintf(accepted + n, sizeof(accepted) - n, "%s%s",
 						      j ? ", " : "", allowed[j]);
-			return ydoc_err(doc, kn, err, NOVA_EINVAL, field,
-					"%s: unknown key (expected one of: %s)", field, accepted);
+			return ydoc_err(doc, kn, err, NOVA_EINVAL, prefix ? prefix : "",
+					"%s%sunknown key (expected one of: %s)", prefix ? prefix : "",
+					prefix && *prefix ? ": " : "", accepted);
 		}
+		/* k is one of allowed from here on: naming it echoes nothing. */
+		if (prefix && *prefix)
+			snprintf(field, sizeof(field), "%s.%s", prefix, k);
+		else
+			snprintf(field, sizeof(field), "%s", k);
 		for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
 			const char *k2 = ydoc_scalar(ydoc_node(doc, q->key));
 			if (k2 && strcmp(k2, k) == 0)
@@ -268,7 +271,7 @@ int ydoc_to_json(json_t **out, struct ydoc *doc, const yaml_node_t *node, struct
 			}
 			if (json_object_get(v, k)) {
 				json_decref(v);
-				return ydoc_err(doc, kn, err, NOVA_EINVAL, k, "%s: duplicate key", k);
+				return ydoc_err(doc, kn, err, NOVA_EINVAL, "", "duplicate key");
 			}
 			rc = ydoc_to_json(&e, doc, ydoc_node(doc, p->value), err);
 			if (rc) {

@@ -31,7 +31,12 @@ const char *ydoc_scalar(const yaml_node_t *node);
 /* Value node for key in a mapping (NULL if absent or not a mapping). */
 yaml_node_t *ydoc_map_get(struct ydoc *doc, const yaml_node_t *map, const char *key);
 
-/* Set err to "<name>:<line>:<col>: <message>" at node, with field. */
+/* Set err to "<name>:<line>:<col>: <message>" at node, with field.
+ *
+ * Rule for every message about a parsed document: say where (name, line,
+ * column), which field and what was expected, never the text found there
+ * (no scalar, no unknown key): the document may be a file a caller named,
+ * and an error must not be a way to read it. */
 int ydoc_err(struct ydoc *doc, const yaml_node_t *node, struct nova_err *err, int code,
 	     const char *field, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
@@ -44,7 +49,8 @@ int ydoc_get_bool(bool *out, struct ydoc *doc, const yaml_node_t *node, const ch
 		  struct nova_err *err);
 
 /* Check that every key of map is one of allowed (NULL-terminated); an
- * unknown or duplicate key is a positioned error naming "<prefix>.<key>". */
+ * unknown key is a positioned error naming prefix (the key is not
+ * echoed), a duplicate one names "<prefix>.<key>". */
 int ydoc_map_check_keys(struct ydoc *doc, const yaml_node_t *map, const char *prefix,
 			const char *const *allowed, struct nova_err *err);
 

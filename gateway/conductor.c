@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "adapters/lpu/lpu.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/ydoc.h"
 #include "deployments/deployment.h"
@@ -35,15 +36,20 @@ static void cd_label(char *out, size_t len, const char *prefix, const char *s)
 
 int gw_conductor_apply(struct db_pool *db, const struct gw_conductor_args *a, struct nova_err *err)
 {
-	char topo[PATH_MAX], pool_name[64], dep_name[64];
+	char topo[PATH_MAX], pool_name[64], dep_name[64], *topo_text = NULL;
 	struct ydoc *d = NULL;
 	json_t *spec = NULL, *cfg = NULL, *res = NULL;
 	struct model parsed = {0}, *m = NULL;
 	struct pool *p = NULL;
 	struct lpu_allocation alloc;
 	int rc;
+	/* The operator named this file on novad's own command line: it is read
+	 * here and the pool gets its content (topology_inline), so it need not
+	 * lie under provider_files, which bounds what API callers may name. */
 	if (!realpath(a->datacenter, topo))
 		return nova_err_set(err, NOVA_EINVAL, "-d", "%s: no such datacenter file", a->datacenter);
+	if ((rc = files_read_capped(&topo_text, NULL, topo, FILES_READ_MAX, "-d", err)))
+		return rc;
 	if ((rc = ydoc_load_file(&d, a->model_config, err)) ||
 	    (rc = ydoc_to_json(&spec, d, ydoc_root(d), err)))
 		goto out;
@@ -58,8 +64,8 @@ int gw_conductor_apply(struct db_pool *db, const struct gw_conductor_args *a, st
 		goto out;
 	cd_label(pool_name, sizeof(pool_name), "lpu-", a->allocation);
 	if (pool_get(&p, db, pool_name, err) != 0) {
-		cfg = json_pack("{s:s, s:s, s:b}", "topology", topo, "allocation", a->allocation,
-				"mock_agents", a->mock_agents);
+		cfg = json_pack("{s:s, s:s, s:b}", "topology_inline", topo_text, "allocation",
+				a->allocation, "mock_agents", a->mock_agents);
 		struct pool_spec ps = {.name = pool_name, .provider = "lpu", .config = cfg,
 				       .quotas = {.max_nodes = -1, .max_accelerators = -1}};
 		if ((rc = pool_create(&p, db, &ps, err)))
@@ -92,5 +98,6 @@ out:
 	model_free(m);
 	pool_free(p);
 	ydoc_destroy(d);
+	free(topo_text);
 	return rc;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "adapters/adapter.h"
+#include "adapters/lpu/lpu.h"
 #include "auth/auth.h"
 #include "core/config.h"
 #include "core/db.h"
@@ -154,6 +155,35 @@ static int novad_write_url(char *url_out, size_t url_len, const char *state_dir,
 	return 0;
 }
 
+/* What novad lets pools use on this machine (core/files.h, lpu.h): set
+ * once, here, before any thread starts. Unset provider_files means the
+ * state directory and novad's own etc directory (the example topology
+ * lives there). */
+static int novad_provider_settings(const struct cfg *cfg, struct nova_err *err)
+{
+	const char *dirs[CFG_PROVIDER_FILES_MAX];
+	char etc[1024];
+	size_t n = 0;
+	int rc;
+	if (cfg->provider_files_set) {
+		for (unsigned i = 0; i < cfg->n_provider_files; i++)
+			dirs[n++] = cfg->provider_files[i];
+	} else {
+		dirs[n++] = cfg->state_dir;
+		if (files_default_etc_dir(etc, sizeof(etc)))
+			dirs[n++] = etc;
+	}
+	if ((rc = files_allowed_set(dirs, n, FILES_ALLOWED_KEY, err)) ||
+	    (rc = lpu_agent_configure(cfg->lpu_agent, err)))
+		return rc;
+	for (size_t i = 0; i < files_allowed_count(); i++)
+		nova_log_kv(NOVA_LOG_INFO, "novad", "pool configs may name files under", "dir",
+			    files_allowed_dir(i), NULL);
+	lpu_agent_program(etc, sizeof(etc));
+	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents run", "program", etc, NULL);
+	return 0;
+}
+
 static bool novad_is_leader(void *ctx)
 {
 	return reconciler_is_leader(ctx);
@@ -239,6 +269,13 @@ int main(int argc, char **argv)
 	 * http_server_create find these after initdb and every migration. */
 	if (auth_admin_token_check(admin_token, &err) || http_listen_check(cfg.listen, &err)) {
 		novad_fail("configuration refused", &err);
+		fprintf(stderr, "novad: %s\n", err.message);
+		status = 2;
+		goto out;
+	}
+
+	if (novad_provider_settings(&cfg, &err)) {
+		novad_fail("provider settings refused", &err);
 		fprintf(stderr, "novad: %s\n", err.message);
 		status = 2;
 		goto out;

@@ -2,8 +2,13 @@
  * and a headless Service for a stable name), created on demand.
  *
  * Pool config:
- *   kubeconfig             path (default ~/.kube/config; in a pod without
- *                          one, the service account)
+ *   kubeconfig             absolute path of a kubeconfig under a directory
+ *                          novad.yaml's provider_files allows (core/files.h)
+ *   kubeconfig_inline      or the kubeconfig's YAML itself
+ *   in_cluster             or true: the service account of the pod novad
+ *                          runs in. Exactly one of the three; there is no
+ *                          default, so a pool never borrows a file of
+ *                          novad's (~/.kube/config) by omission.
  *   context                kubeconfig context (default current-context)
  *   namespace              default: the context's, else "default"
  *   accelerator_resource   extended resource requested (nvidia.com/gpu)
@@ -28,6 +33,7 @@
  * the Kubernetes words for why it is not running. node_status reads that
  * cache; before the first list it asks the API server directly. */
 #include <assert.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +44,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/kubernetes/kube.h"
+#include "core/files.h"
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -272,39 +279,72 @@ static struct kube_adapter *ka_from(struct adapter *ad)
 	return (struct kube_adapter *)ad;
 }
 
-/* Which kubeconfig the config means: its own, ~/.kube/config, or the
- * pod's service account (path ""). */
+/* Which kubeconfig the config means: a file, inline text, or the pod's
+ * service account. Errors name the key the caller gave. */
 static int ka_config_load(struct kube_config **out, const json_t *config, struct nova_err *err)
 {
-	const char *path = json_string_value(json_object_get(config, "kubeconfig"));
+	const json_t *path = json_object_get(config, "kubeconfig");
+	const json_t *text = json_object_get(config, "kubeconfig_inline");
+	const json_t *pod = json_object_get(config, "in_cluster");
 	const char *context = json_string_value(json_object_get(config, "context"));
-	char home_cfg[1024];
+	const char *field = text ? "kubeconfig_inline" : "kubeconfig";
+	char real[PATH_MAX], *buf = NULL;
+	size_t len = 0;
 	int rc;
-	if (!path) {
-		const char *home = getenv("HOME");
-		snprintf(home_cfg, sizeof(home_cfg), "%s/.kube/config", home ? home : "");
-		if (home && access(home_cfg, R_OK) == 0)
-			path = home_cfg;
+	*out = NULL;
+	if (pod && !json_is_boolean(pod))
+		return nova_err_set(err, NOVA_EINVAL, "in_cluster", "in_cluster must be true or false");
+	if (json_is_false(pod))
+		pod = NULL;
+	if ((path != NULL) + (text != NULL) + (pod != NULL) != 1) {
+		nova_err_set(err, NOVA_EINVAL, !path && !text && !pod ? "kubeconfig"
+				    : pod ? "in_cluster" : "kubeconfig_inline",
+			     "give exactly one of kubeconfig (a file), kubeconfig_inline (its YAML) "
+			     "or in_cluster: true (novad's pod's service account)");
+		return NOVA_EINVAL;
 	}
-	if (!path)
-		rc = kube_config_in_cluster(out, KUBE_SA_DIR, err);
-	else
-		rc = kube_config_load(out, path, context, err);
-	if (rc && !err->field[0])
-		snprintf(err->field, sizeof(err->field), "kubeconfig");
-	if (rc == NOVA_ENOTFOUND) /* a missing file is bad config, not a missing object */
-		rc = err->code = NOVA_EINVAL;
+	if (pod)
+		return kube_config_in_cluster(out, KUBE_SA_DIR, err);
+	if (text) {
+		if (!json_is_string(text) || json_string_length(text) > FILES_READ_MAX)
+			return nova_err_set(err, NOVA_EINVAL, field,
+					    "kubeconfig_inline must be the kubeconfig YAML as a string "
+					    "of at most %d bytes", FILES_READ_MAX);
+		rc = kube_config_parse(out, "kubeconfig_inline", json_string_value(text),
+				       json_string_length(text), NULL, context, err);
+	} else {
+		if (!json_is_string(path))
+			return nova_err_set(err, NOVA_EINVAL, field,
+					    "kubeconfig must be the absolute path of a kubeconfig file");
+		if ((rc = files_read_allowed(&buf, &len, real, sizeof(real), json_string_value(path),
+					     json_string_length(path), FILES_READ_MAX, field, err)))
+			return rc;
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s", real);
+		char *slash = strrchr(dir, '/');
+		*(slash == dir ? slash + 1 : slash) = '\0'; /* real is absolute */
+		rc = kube_config_parse(out, real, buf, len, dir, context, err);
+		explicit_bzero(buf, len);
+		free(buf);
+	}
+	/* The position in the message says where in it; the field is the
+	 * pool config's key. */
+	if (rc && rc != NOVA_EINTERNAL)
+		snprintf(err->field, sizeof(err->field), "%s", field);
 	return rc;
 }
 
 static int ka_validate(const json_t *config, struct nova_err *err)
 {
-	const char *kubeconfig = NULL, *context = NULL, *ns = NULL, *resource = NULL, *type = NULL;
+	const char *context = NULL, *ns = NULL, *resource = NULL, *type = NULL;
 	const char *sidecar = NULL, *model = NULL, *pull = NULL, *gw = NULL;
 	long long mem = 0, per_pod = 0, watch_timeout = 0;
 	json_t *selector = NULL, *tolerations = NULL, *labels = NULL;
+	json_t *any = NULL; /* the kubeconfig keys: ka_config_load checks them */
 	const struct json_field fields[] = {
-		{.name = "kubeconfig", .kind = JSON_KIND_STRING, .out = &kubeconfig},
+		{.name = "kubeconfig", .kind = JSON_KIND_ANY, .out = &any},
+		{.name = "kubeconfig_inline", .kind = JSON_KIND_ANY, .out = &any},
+		{.name = "in_cluster", .kind = JSON_KIND_ANY, .out = &any},
 		{.name = "context", .kind = JSON_KIND_STRING, .out = &context, .max_len = 253},
 		{.name = "namespace", .kind = JSON_KIND_STRING, .out = &ns, .max_len = 63},
 		{.name = "accelerator_resource", .kind = JSON_KIND_STRING, .out = &resource, .max_len = 127},
@@ -345,8 +385,6 @@ static int ka_validate(const json_t *config, struct nova_err *err)
 				    "image_pull_policy must be Always, IfNotPresent or Never");
 	if (gw && strncmp(gw, "http://", 7) && strncmp(gw, "https://", 8))
 		return nova_err_set(err, NOVA_EINVAL, "gateway_url", "gateway_url must be an http(s) URL");
-	if (kubeconfig && kubeconfig[0] != '/')
-		return nova_err_set(err, NOVA_EINVAL, "kubeconfig", "kubeconfig must be an absolute path");
 	if ((rc = ka_config_load(&kcfg, config, err)))
 		return rc;
 	kube_config_free(kcfg);

@@ -5,7 +5,11 @@
  * bearer token (inline or tokenFile), client certificate and key (files or
  * inline base64 *-data); the CA as a file or inline; insecure-skip-tls-verify
  * only when it is set true. Relative file paths are taken from the
- * kubeconfig's directory, as kubectl does. Credential plugins (exec,
+ * kubeconfig's directory, as kubectl does (an inline kubeconfig has none:
+ * its paths must be absolute). Every file a kubeconfig names is read at
+ * load, through core/files' gate (under an allowed directory, a regular
+ * file, size-capped), and kept as data: TLS never opens a path later.
+ * Errors never quote the kubeconfig's text (core/ydoc.h). Credential plugins (exec,
  * auth-provider) and basic auth are refused with a positioned error, not
  * ignored. Errors name "file:line:column" and the field. In a pod, the
  * service-account files and KUBERNETES_SERVICE_HOST/PORT stand in for a
@@ -41,9 +45,15 @@ struct kube_config {
 	bool insecure;
 };
 
-/* Load path with the named context (NULL: current-context). */
+/* Load path with the named context (NULL: current-context). path itself is
+ * not checked against the allowed directories (the adapter does that
+ * first); the files it names are. */
 int kube_config_load(struct kube_config **out, const char *path, const char *context,
 		     struct nova_err *err);
+/* The same from text; name prefixes errors; dir is where relative paths
+ * start (NULL: inline, relative paths are refused). */
+int kube_config_parse(struct kube_config **out, const char *name, const char *text, size_t len,
+		      const char *dir, const char *context, struct nova_err *err);
 /* The service account of the pod we run in (sa_dir: KUBE_SA_DIR, or a test
  * directory holding token, ca.crt and namespace). */
 int kube_config_in_cluster(struct kube_config **out, const char *sa_dir, struct nova_err *err);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "adapters/kubernetes/kube.h"
+#include "core/files.h"
 #include "core/ydoc.h"
 
 /* --- base64 -------------------------------------------------------------- */
@@ -95,11 +96,13 @@ static int kc_find(yaml_node_t **body, struct ydoc *d, yaml_node_t *root, const 
 			continue;
 		*body = ydoc_map_get(d, e, kind);
 		if (!*body || (*body)->type != YAML_MAPPING_NODE)
-			return ydoc_err(d, e, err, NOVA_EINVAL, list, "%s %s: no %s mapping", list, name, kind);
+			return ydoc_err(d, e, err, NOVA_EINVAL, list, "%s: the entry has no %s mapping", list,
+					kind);
 		return 0;
 	}
-	return ydoc_err(d, ref ? ref : root, err, NOVA_EINVAL, list, "no %.*s named \"%s\" in %s",
-			(int)strlen(list) - 1, list, name, list);
+	/* The name is not echoed: it may be text of the file (core/ydoc.h). */
+	return ydoc_err(d, ref ? ref : root, err, NOVA_EINVAL, list, "no %.*s of that name in %s",
+			(int)strlen(list) - 1, list, list);
 }
 
 /* An optional string field of a mapping. */
@@ -112,15 +115,44 @@ static int kc_str(const char **out, struct ydoc *d, yaml_node_t *map, const char
 }
 
 /* A path from the kubeconfig, absolute; relative ones are relative to the
- * kubeconfig's directory. */
+ * kubeconfig's directory (an inline kubeconfig, dir NULL, has none: "" is
+ * returned, which no check accepts). */
 static char *kc_path(const char *dir, const char *p)
 {
 	char *out = NULL;
-	if (p[0] == '/')
-		return strdup(p);
+	if (p[0] == '/' || !dir)
+		return strdup(p[0] == '/' ? p : "");
 	if (asprintf(&out, "%s/%s", dir, p) < 0)
 		return NULL;
 	return out;
+}
+
+/* The content of a file the kubeconfig names (ca, cert, key, token),
+ * through the same gate as the kubeconfig itself (core/files.h). The
+ * error is positioned at the key and says neither the path nor anything
+ * the file holds: both are the file's text, not the caller's. */
+static int kc_read_named(char **out, struct ydoc *d, yaml_node_t *at, const char *dir,
+			 const char *p, size_t max, const char *field, struct nova_err *err)
+{
+	struct nova_err why = {0};
+	char *path = kc_path(dir, p);
+	int rc;
+	*out = NULL;
+	if (!path)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	rc = files_read_allowed(out, NULL, NULL, 0, path, strlen(path), max, field, &why);
+	free(path);
+	if (rc == 0)
+		return 0;
+	if (rc == NOVA_EINTERNAL)
+		return nova_err_set(err, rc, "", "out of memory");
+	rc = ydoc_err(d, at, err, NOVA_EINVAL, field,
+		      "%s: the file it names cannot be used: it must be %sa regular file under "
+		      "an allowed directory, of at most %zu bytes", field,
+		      dir ? "" : "an absolute path (the kubeconfig is inline) of ", max);
+	nova_err_set_hint(err, "allowed directories are novad.yaml's " FILES_ALLOWED_KEY
+			  " (NOVA_PROVIDER_FILES); or give the content inline (*-data, token)");
+	return rc;
 }
 
 static char *kc_read_file(const char *path, size_t max)
@@ -160,11 +192,11 @@ static int kc_file_or_data(char **file_out, char **pem_out, struct ydoc *d, yaml
 			return ydoc_err(d, ydoc_map_get(d, map, data_key), err, NOVA_EINVAL, df,
 					"%s does not decode to PEM text", df);
 	} else if (file) {
-		if (!(*file_out = kc_path(dir, file)))
-			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-		if (access(*file_out, R_OK) != 0)
-			return ydoc_err(d, ydoc_map_get(d, map, file_key), err, NOVA_EINVAL, ff,
-					"%s: cannot read %s: %s", ff, *file_out, strerror(errno));
+		/* Read now, through the gate, and handed to TLS as data: the
+		 * file is not opened again later by path. */
+		(void)file_out;
+		return kc_read_named(pem_out, d, ydoc_map_get(d, map, file_key), dir, file, 256 * 1024,
+				     ff, err);
 	}
 	return 0;
 }
@@ -214,15 +246,9 @@ static int kc_user(struct kube_config *c, struct ydoc *d, yaml_node_t *u, const 
 		if (!(c->token = strdup(token)))
 			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	} else if (token_file) {
-		char *p = kc_path(dir, token_file);
-		c->token = p ? kc_read_file(p, 16384) : NULL;
-		if (!c->token) {
-			rc = ydoc_err(d, ydoc_map_get(d, u, "tokenFile"), err, NOVA_EINVAL, "user.tokenFile",
-				      "user.tokenFile: cannot read %s", p ? p : token_file);
-			free(p);
+		if ((rc = kc_read_named(&c->token, d, ydoc_map_get(d, u, "tokenFile"), dir, token_file,
+					16384, "user.tokenFile", err)))
 			return rc;
-		}
-		free(p);
 		c->token[strcspn(c->token, "\r\n")] = '\0';
 	}
 	if ((rc = kc_file_or_data(&c->cert_file, &c->cert_pem, d, u, "client-certificate",
@@ -244,26 +270,41 @@ static int kc_user(struct kube_config *c, struct ydoc *d, yaml_node_t *u, const 
 int kube_config_load(struct kube_config **out, const char *path, const char *context,
 		     struct nova_err *err)
 {
-	struct kube_config *c = calloc(1, sizeof(*c));
-	struct ydoc *d = NULL;
-	yaml_node_t *root, *ctx, *cl, *u, *ref = NULL;
-	const char *ctx_name = context, *cluster, *user, *ns;
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], *text = NULL;
+	size_t len = 0;
 	int rc;
 	*out = NULL;
-	if (!c)
-		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	snprintf(dir, sizeof(dir), "%s", path);
 	char *slash = strrchr(dir, '/');
 	if (slash)
 		*(slash == dir ? slash + 1 : slash) = '\0';
 	else
 		snprintf(dir, sizeof(dir), ".");
-	if ((rc = ydoc_load_file(&d, path, err)))
+	if ((rc = files_read_capped(&text, &len, path, FILES_READ_MAX, "kubeconfig", err)))
+		return rc;
+	rc = kube_config_parse(out, path, text, len, dir, context, err);
+	if (text)
+		explicit_bzero(text, len);
+	free(text);
+	return rc;
+}
+
+int kube_config_parse(struct kube_config **out, const char *name, const char *text, size_t len,
+		      const char *dir, const char *context, struct nova_err *err)
+{
+	struct kube_config *c = calloc(1, sizeof(*c));
+	struct ydoc *d = NULL;
+	yaml_node_t *root, *ctx, *cl, *u, *ref = NULL;
+	const char *ctx_name = context, *cluster, *user, *ns;
+	int rc;
+	*out = NULL;
+	if (!c)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if ((rc = ydoc_load_string(&d, name, text, len, err)))
 		goto fail;
 	if (!(root = ydoc_root(d)) || root->type != YAML_MAPPING_NODE) {
 		rc = nova_err_set(err, NOVA_EINVAL, "kubeconfig", "%s: not a kubeconfig (expected a mapping)",
-				  path);
+				  name);
 		goto fail;
 	}
 	if (!ctx_name || !*ctx_name) {
@@ -282,8 +323,7 @@ int kube_config_load(struct kube_config **out, const char *path, const char *con
 	    (rc = kc_str(&ns, d, ctx, "namespace", "context.namespace", err)))
 		goto fail;
 	if (!cluster || !user) {
-		rc = ydoc_err(d, ctx, err, NOVA_EINVAL, "context", "context %s needs a cluster and a user",
-			      ctx_name);
+		rc = ydoc_err(d, ctx, err, NOVA_EINVAL, "context", "the context needs a cluster and a user");
 		goto fail;
 	}
 	if (ns)

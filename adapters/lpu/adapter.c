@@ -56,9 +56,81 @@ static void lpu_sibling(char *out, size_t len, const char *name)
 		snprintf(out, len, "%s", name); /* too long a path: let PATH find it */
 }
 
+/* The program agents run (lpu.h). */
+static char lpu_agent_setting[PATH_MAX];
+
+int lpu_agent_configure(const char *path, struct nova_err *err)
+{
+	struct stat st;
+	if (!path || !*path) {
+		lpu_agent_setting[0] = '\0';
+		return 0;
+	}
+	if (path[0] != '/' || strlen(path) >= sizeof(lpu_agent_setting))
+		return nova_err_set(err, NOVA_EINVAL, "lpu_agent",
+				    "lpu_agent must be the absolute path of the agent program");
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || access(path, X_OK) != 0)
+		return nova_err_set(err, NOVA_EINVAL, "lpu_agent",
+				    "lpu_agent %s is not an executable file", path);
+	snprintf(lpu_agent_setting, sizeof(lpu_agent_setting), "%s", path);
+	return 0;
+}
+
+void lpu_agent_program(char *out, size_t len)
+{
+	if (lpu_agent_setting[0])
+		snprintf(out, len, "%s", lpu_agent_setting);
+	else
+		lpu_sibling(out, len, "nova-sidecar");
+}
+
+/* The pool's topology: a file under an allowed directory (core/files.h),
+ * or inline text; exactly one. Errors name the field the caller gave. */
+static int lpu_config_topology(struct lpu_topology **out, const json_t *config,
+			       struct nova_err *err)
+{
+	const json_t *path = json_object_get(config, "topology");
+	const json_t *text = json_object_get(config, "topology_inline");
+	char *buf = NULL;
+	char real[PATH_MAX];
+	size_t len = 0;
+	int rc;
+	*out = NULL;
+	if (path && text)
+		return nova_err_set(err, NOVA_EINVAL, "topology_inline",
+				    "give topology (a file) or topology_inline (its YAML), not both");
+	if (!path && !text)
+		return nova_err_set(err, NOVA_EINVAL, "topology",
+				    "topology (the absolute path of a datacenter file) or "
+				    "topology_inline (its YAML) is required");
+	if (text) {
+		if (!json_is_string(text) || json_string_length(text) > FILES_READ_MAX)
+			return nova_err_set(err, NOVA_EINVAL, "topology_inline",
+					    "topology_inline must be the datacenter YAML as a string of "
+					    "at most %d bytes", FILES_READ_MAX);
+		rc = lpu_topology_parse(out, "topology_inline", json_string_value(text),
+					json_string_length(text), err);
+		if (rc)
+			snprintf(err->field, sizeof(err->field), "topology_inline");
+		return rc;
+	}
+	if (!json_is_string(path))
+		return nova_err_set(err, NOVA_EINVAL, "topology",
+				    "topology must be the absolute path of a datacenter file");
+	if ((rc = files_read_allowed(&buf, &len, real, sizeof(real), json_string_value(path),
+				     json_string_length(path), FILES_READ_MAX, "topology", err)))
+		return rc;
+	rc = lpu_topology_parse(out, real, buf, len, err);
+	free(buf);
+	if (rc)
+		snprintf(err->field, sizeof(err->field), "topology");
+	return rc;
+}
+
 static int lpu_validate(const json_t *config, struct nova_err *err)
 {
-	static const char *const keys[] = {"topology", "allocation", "mock_agents", "agent", NULL};
+	static const char *const keys[] = {"topology", "topology_inline", "allocation", "mock_agents",
+					   NULL};
 	const char *key;
 	json_t *v;
 	struct lpu_topology *t;
@@ -68,28 +140,27 @@ static int lpu_validate(const json_t *config, struct nova_err *err)
 		size_t i;
 		for (i = 0; keys[i] && strcmp(keys[i], key); i++)
 			;
+		if (!strcmp(key, "agent")) {
+			nova_err_set(err, NOVA_EINVAL, "agent",
+				     "agent is not a pool setting: the program lpu agents run is "
+				     "set in novad.yaml");
+			nova_err_set_hint(err, "remove agent from the pool config; the operator sets "
+					  "lpu_agent in novad.yaml (NOVA_LPU_AGENT)");
+			return NOVA_EINVAL;
+		}
 		if (!keys[i])
 			return nova_err_set(err, NOVA_EINVAL, key,
-					    "unknown key %s (expected topology, allocation, mock_agents, agent)",
-					    key);
+					    "unknown key %.100s (expected topology, topology_inline, "
+					    "allocation, mock_agents)", key);
 	}
-	const char *topo = json_string_value(json_object_get(config, "topology"));
 	const char *alloc = json_string_value(json_object_get(config, "allocation"));
-	if (!topo || topo[0] != '/')
-		return nova_err_set(err, NOVA_EINVAL, "topology",
-				    "topology must be the absolute path of a datacenter file");
 	if (!alloc)
 		return nova_err_set(err, NOVA_EINVAL, "allocation",
 				    "allocation is required, e.g. \"c1r1\" or \"c1r1:c2r2\"");
 	if ((v = json_object_get(config, "mock_agents")) && !json_is_boolean(v))
 		return nova_err_set(err, NOVA_EINVAL, "mock_agents", "mock_agents must be true or false");
-	if ((v = json_object_get(config, "agent")) && (!json_is_string(v) || json_string_value(v)[0] != '/'))
-		return nova_err_set(err, NOVA_EINVAL, "agent", "agent must be an absolute path");
-	if ((rc = lpu_topology_load(&t, topo, err))) {
-		err->field[0] = '\0';
-		snprintf(err->field, sizeof(err->field), "topology");
+	if ((rc = lpu_config_topology(&t, config, err)))
 		return rc;
-	}
 	rc = lpu_allocation_parse(&a, alloc, t, 0, err);
 	lpu_topology_free(t);
 	return rc;
@@ -131,15 +202,12 @@ static int lpu_create(struct adapter **out, const char *pool_id, const json_t *c
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	la->base.ops = &lpu_adapter_ops;
 	la->base.ephemeral = false;
-	if ((rc = lpu_topology_load(&la->topo, json_string_value(json_object_get(config, "topology")), err)) ||
+	if ((rc = lpu_config_topology(&la->topo, config, err)) ||
 	    (rc = lpu_allocation_parse(&la->alloc, json_string_value(json_object_get(config, "allocation")),
 				       la->topo, 0, err)))
 		goto fail;
 	la->mock_agents = json_is_true(json_object_get(config, "mock_agents"));
-	if (json_object_get(config, "agent"))
-		snprintf(la->agent, sizeof(la->agent), "%s", json_string_value(json_object_get(config, "agent")));
-	else
-		lpu_sibling(la->agent, sizeof(la->agent), "nova-sidecar");
+	lpu_agent_program(la->agent, sizeof(la->agent));
 	lpu_sibling(la->mock_engine, sizeof(la->mock_engine), "nova-mock-engine");
 	cfg_default_state_dir(state, sizeof(state));
 	snprintf(la->run_dir, sizeof(la->run_dir), "%.3000s/lpu/%s", state, pool_id);

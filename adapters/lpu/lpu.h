@@ -19,9 +19,28 @@
 #include "adapters/adapter.h"
 #include "core/err.h"
 
-/* The provider: pool config {"topology": "/abs/datacenter.yaml",
- * "allocation": "c1r1:c2r2", "mock_agents": false, "agent": "/abs/nova-sidecar"}. */
+/* The provider. Pool config:
+ *   topology         absolute path of a datacenter file, under a directory
+ *                    novad.yaml's provider_files allows (core/files.h)
+ *   topology_inline  or the datacenter YAML itself (exactly one of the two)
+ *   allocation       "c1r1:c2r2"
+ *   mock_agents      true: agents run nova-mock-engine
+ * The agent program is not the pool's to name (an API caller would choose
+ * what novad runs): it is novad's lpu_agent setting, below. A config with
+ * "agent" is refused, saying so. */
 extern const struct adapter_ops lpu_adapter_ops;
+
+/* The program every lpu node's agent runs: novad.yaml lpu_agent
+ * (NOVA_LPU_AGENT); NULL or "" restores the default, the nova-sidecar
+ * beside the running program. A process-wide setting made once before any
+ * thread starts and read-only after, like the adapter registry: it belongs
+ * to novad's operator, not to a pool, so it is not in the pool config, and
+ * threading it through adapter_create for one provider would widen the
+ * contract of all. NOVA_EINVAL naming "lpu_agent" when it is not an
+ * absolute path of an executable regular file. */
+int lpu_agent_configure(const char *path, struct nova_err *err);
+/* The program agents run now, into out. */
+void lpu_agent_program(char *out, size_t len);
 
 #define LPU_MAX_GROUPS 4
 #define LPU_MAX_RACKS_PER_GROUP 64
@@ -48,7 +67,12 @@ struct lpu_topology {
 	size_t n_racks;
 };
 
+/* Load a topology file (read with core/files' size cap; no allowed
+ * directory check: the adapter makes that first). */
 int lpu_topology_load(struct lpu_topology **out, const char *path, struct nova_err *err);
+/* Parse topology text; name (a path, "topology_inline") prefixes errors. */
+int lpu_topology_parse(struct lpu_topology **out, const char *name, const char *text, size_t len,
+		       struct nova_err *err);
 void lpu_topology_free(struct lpu_topology *t);
 const struct lpu_rack *lpu_topology_rack(const struct lpu_topology *t, unsigned cluster,
 					 unsigned rack);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "adapters/lpu/lpu.h"
+#include "core/files.h"
 #include "core/ydoc.h"
 
 /* Field paths ("clusters[0].racks[1].nodes[2].chips") are cut at the
@@ -37,7 +38,8 @@ static int topo_labels(json_t **out, struct ydoc *d, yaml_node_t *n, const char 
 	json_object_foreach(j, k, v) {
 		if (!json_is_string(v)) {
 			json_decref(j);
-			return ydoc_err(d, n, err, NOVA_EINVAL, field, "%s.%s: expected a string", field, k);
+			(void)k; /* a key of the file: not echoed (core/ydoc.h) */
+			return ydoc_err(d, n, err, NOVA_EINVAL, field, "%s: every label value must be a string", field);
 		}
 	}
 	*out = j;
@@ -104,6 +106,20 @@ static int topo_seq(yaml_node_t **out, struct ydoc *d, yaml_node_t *parent, cons
 
 int lpu_topology_load(struct lpu_topology **out, const char *path, struct nova_err *err)
 {
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+	*out = NULL;
+	if ((rc = files_read_capped(&text, &len, path, FILES_READ_MAX, "", err)))
+		return rc;
+	rc = lpu_topology_parse(out, path, text, len, err);
+	free(text);
+	return rc;
+}
+
+int lpu_topology_parse(struct lpu_topology **out, const char *name, const char *text, size_t len,
+		       struct nova_err *err)
+{
 	static const char *const top_keys[] = {"clusters", NULL};
 	static const char *const cluster_keys[] = {"id", "name", "racks", NULL};
 	static const char *const rack_keys[] = {"id", "labels", "nodes", NULL};
@@ -115,11 +131,11 @@ int lpu_topology_load(struct lpu_topology **out, const char *path, struct nova_e
 	*out = NULL;
 	if (!t)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	if ((rc = ydoc_load_file(&d, path, err)))
+	if ((rc = ydoc_load_string(&d, name, text, len, err)))
 		goto fail;
 	root = ydoc_root(d);
 	if (!root) {
-		rc = nova_err_set(err, NOVA_EINVAL, "", "%s: the topology is empty", path);
+		rc = nova_err_set(err, NOVA_EINVAL, "", "%s: the topology is empty", name);
 		goto fail;
 	}
 	if ((rc = ydoc_map_check_keys(d, root, "", top_keys, err)) ||
@@ -144,7 +160,7 @@ int lpu_topology_load(struct lpu_topology **out, const char *path, struct nova_e
 			goto fail;
 		for (size_t k = 0; k < t->n_racks; k++)
 			if (t->racks[k].cluster == cid) {
-				rc = ydoc_err(d, idn, err, NOVA_EINVAL, fid, "%s: duplicate cluster %lld", fid, cid);
+				rc = ydoc_err(d, idn, err, NOVA_EINVAL, fid, "%s: duplicate cluster id", fid);
 				goto fail;
 			}
 		char fr[160];
@@ -171,7 +187,7 @@ int lpu_topology_load(struct lpu_topology **out, const char *path, struct nova_e
 			for (size_t k = first_of_cluster; k < t->n_racks; k++)
 				if (t->racks[k].rack == rid) {
 					rc = ydoc_err(d, ridn, err, NOVA_EINVAL, rid_f,
-						      "%s: duplicate rack c%lldr%lld", rid_f, cid, rid);
+						      "%s: duplicate rack id in this cluster", rid_f);
 					goto fail;
 				}
 			struct lpu_rack *nr = realloc(t->racks, (t->n_racks + 1) * sizeof(*nr));
@@ -211,8 +227,8 @@ int lpu_topology_load(struct lpu_topology **out, const char *path, struct nova_e
 							char nm[240];
 							topo_fmt(nm, sizeof(nm), "%s.name", pf);
 							rc = ydoc_err(d, ydoc_map_get(d, nn, "name"), err,
-								      NOVA_EINVAL, nm, "%s: duplicate node name %s",
-								      nm, r->nodes[ni].name);
+								      NOVA_EINVAL, nm, "%s: duplicate node name "
+								      "(node names are unique in the datacenter)", nm);
 							goto fail;
 						}
 			}

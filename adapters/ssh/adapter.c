@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "adapters/adapter.h"
+#include "core/config.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "core/secret.h"
 #include "adapters/ssh/ssh.h"
@@ -44,7 +47,10 @@ struct ssh_adapter {
 	struct adapter base; /* first member */
 	struct ssh_host_cfg *hosts;
 	size_t n_hosts;
-	char known_hosts[PATH_MAX];
+	char known_hosts[PATH_MAX];  /* resolved; for inline, the pool's own file */
+	/* known_hosts_inline, borrowed from the config while it is loaded;
+	 * create writes it to the pool's own file (ssh_known_hosts_own) */
+	const char *known_hosts_inline;
 	enum ssh_host_key_policy policy;
 	char install_dir[512];
 	char agent[PATH_MAX];        /* local nova-sidecar to install */
@@ -143,6 +149,25 @@ static int ssh_timeout(unsigned *out, const json_t *config, const char *key, uns
 	return 0;
 }
 
+/* A private key named in the config: a file under an allowed directory
+ * (core/files.h), kept as its resolved path, which is what libssh2 opens.
+ * field is the full field ("hosts[0].key"). */
+static int ssh_key_load(char *out, size_t cap, const json_t *v, const char *field,
+			struct nova_err *err)
+{
+	char f[NOVA_ERR_FIELD_MAX];
+	int rc;
+	snprintf(f, sizeof(f), "%s", field);
+	if (!json_is_string(v))
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be the absolute path of a private key file",
+				    f);
+	if ((rc = files_path_allowed(out, cap, json_string_value(v), json_string_length(v), f, err)))
+		return rc;
+	if ((rc = ssh_key_check(out, err)) && err)
+		snprintf(err->field, sizeof(err->field), "%s", f);
+	return rc;
+}
+
 /* hosts[i].proxy_jump: {address, port, user, key}, checked as a host's. */
 static int ssh_jump_load(struct ssh_jump_cfg *j, const json_t *v, const char *prefix,
 			 struct nova_err *err)
@@ -177,17 +202,9 @@ static int ssh_jump_load(struct ssh_jump_cfg *j, const json_t *v, const char *pr
 		return nova_err_set(err, NOVA_EINVAL, SSH_JFIELD("user"),
 				    "proxy_jump.user is required: 1 to 32 letters, digits, . - _");
 	snprintf(j->user, sizeof(j->user), "%s", user);
-	if ((x = json_object_get(v, "key"))) {
-		if (!ssh_path_ok(json_string_value(x), sizeof(j->key)))
-			return nova_err_set(err, NOVA_EINVAL, SSH_JFIELD("key"),
-					    "proxy_jump.key must be the absolute path of a private key file");
-		if ((rc = ssh_key_check(json_string_value(x), err))) {
-			if (err)
-				snprintf(err->field, sizeof(err->field), "%skey", pre);
-			return rc;
-		}
-		snprintf(j->key, sizeof(j->key), "%s", json_string_value(x));
-	}
+	if ((x = json_object_get(v, "key")) &&
+	    (rc = ssh_key_load(j->key, sizeof(j->key), x, SSH_JFIELD("key"), err)))
+		return rc;
 #undef SSH_JFIELD
 	return 0;
 }
@@ -228,17 +245,9 @@ static int ssh_host_load(struct ssh_host_cfg *h, const json_t *v, size_t i, stru
 		return nova_err_set(err, NOVA_EINVAL, SSH_FIELD("user"),
 				    "user is required: 1 to 32 letters, digits, . - _");
 	snprintf(h->user, sizeof(h->user), "%s", user);
-	if ((x = json_object_get(v, "key"))) {
-		if (!ssh_path_ok(json_string_value(x), sizeof(h->key)))
-			return nova_err_set(err, NOVA_EINVAL, SSH_FIELD("key"),
-					    "key must be the absolute path of a private key file");
-		if ((rc = ssh_key_check(json_string_value(x), err))) {
-			if (err)
-				snprintf(err->field, sizeof(err->field), "%skey", prefix);
-			return rc;
-		}
-		snprintf(h->key, sizeof(h->key), "%s", json_string_value(x));
-	}
+	if ((x = json_object_get(v, "key")) &&
+	    (rc = ssh_key_load(h->key, sizeof(h->key), x, SSH_FIELD("key"), err)))
+		return rc;
 	if ((x = json_object_get(v, "accelerator_type"))) {
 		const char *t = json_string_value(x);
 		if (!t || !*t || strlen(t) >= sizeof(h->accelerator_type))
@@ -292,28 +301,138 @@ static void ssh_sibling(char *out, size_t len, const char *name)
 		snprintf(out, len, "%s", name);
 }
 
+/* The nova-sidecar installed on the hosts (ssh.h). */
+static char ssh_agent_setting[PATH_MAX];
+
+int ssh_agent_configure(const char *path, struct nova_err *err)
+{
+	struct stat st;
+	if (!path || !*path) {
+		ssh_agent_setting[0] = '\0';
+		return 0;
+	}
+	if (path[0] != '/' || strlen(path) >= sizeof(ssh_agent_setting) || stat(path, &st) != 0 ||
+	    !S_ISREG(st.st_mode))
+		return nova_err_set(err, NOVA_EINVAL, "ssh_agent",
+				    "the ssh agent must be the absolute path of a nova-sidecar file");
+	snprintf(ssh_agent_setting, sizeof(ssh_agent_setting), "%s", path);
+	return 0;
+}
+
+void ssh_agent_program(char *out, size_t len)
+{
+	if (ssh_agent_setting[0])
+		snprintf(out, len, "%s", ssh_agent_setting);
+	else
+		ssh_sibling(out, len, "nova-sidecar");
+}
+
+/* An inline known_hosts becomes a file of the pool's own under novad's
+ * state directory (<state>/ssh/<pool id>/known_hosts, 0600): the session
+ * code checks keys against a file, and with accept-new it records new keys
+ * there, never in a path the caller named. The inline lines are written
+ * when the file is new and added when missing, so keys recorded by an
+ * earlier run stay. Rejected: a temporary file per create, which would
+ * forget the keys accept-new recorded. */
+static int ssh_known_hosts_own(struct ssh_adapter *a, const char *pool_id, struct nova_err *err)
+{
+	char state[PATH_MAX], dir[PATH_MAX + 64], *have = NULL;
+	size_t have_len = 0;
+	int rc;
+	if (!*pool_id || strchr(pool_id, '/') || pool_id[0] == '.')
+		return nova_err_set(err, NOVA_EINTERNAL, "", "bad pool id");
+	cfg_default_state_dir(state, sizeof(state));
+	snprintf(dir, sizeof(dir), "%.3000s/ssh/%s", state, pool_id);
+	if ((rc = files_mkdir_p(dir, 0700, "state_dir", err)))
+		return rc;
+	if (snprintf(a->known_hosts, sizeof(a->known_hosts), "%s/known_hosts", dir) >=
+	    (int)sizeof(a->known_hosts))
+		return nova_err_set(err, NOVA_EINVAL, "state_dir", "the state directory path is too long");
+	rc = files_read_capped(&have, &have_len, a->known_hosts, 2 * FILES_READ_MAX, "known_hosts_inline",
+			       err);
+	if (rc && rc != NOVA_ENOTFOUND)
+		return rc;
+	FILE *f = fopen(a->known_hosts, "ae");
+	if (!f) {
+		free(have);
+		return nova_err_set(err, NOVA_EUNAVAIL, "state_dir", "cannot write %s: %s", a->known_hosts,
+				    strerror(errno));
+	}
+	fchmod(fileno(f), 0600);
+	bool need_nl = have_len > 0 && have[have_len - 1] != '\n';
+	for (const char *p = a->known_hosts_inline; *p;) {
+		size_t n = strcspn(p, "\n");
+		bool present = false;
+		for (const char *q = have; q && n > 0 && *q;) {
+			size_t m = strcspn(q, "\n");
+			if (m == n && memcmp(p, q, n) == 0) {
+				present = true;
+				break;
+			}
+			q += m + (q[m] ? 1 : 0);
+		}
+		if (n > 0 && !present) {
+			fprintf(f, "%s%.*s\n", need_nl ? "\n" : "", (int)n, p);
+			need_nl = false;
+		}
+		p += n + (p[n] ? 1 : 0);
+	}
+	free(have);
+	if (fclose(f) != 0)
+		return nova_err_set(err, NOVA_EUNAVAIL, "state_dir", "cannot write %s: %s", a->known_hosts,
+				    strerror(errno));
+	a->known_hosts_inline = NULL;
+	return 0;
+}
+
 /* Fill a from config; on failure a holds nothing. */
 static int ssh_config_load(struct ssh_adapter *a, const json_t *config, struct nova_err *err)
 {
-	static const char *const keys[] = {"hosts", "known_hosts", "host_key_policy", "install_dir",
-					   "agent", "mock_agents", "connect_timeout_ms", "command_timeout_ms",
-					   NULL};
+	static const char *const keys[] = {"hosts", "known_hosts", "known_hosts_inline",
+					   "host_key_policy", "install_dir", "mock_agents",
+					   "connect_timeout_ms", "command_timeout_ms", NULL};
 	const json_t *hosts = json_object_get(config, "hosts"), *v;
 	int rc;
+	if (json_object_get(config, "agent")) {
+		nova_err_set(err, NOVA_EINVAL, "agent",
+			     "agent is not a pool setting: the nova-sidecar installed on the hosts "
+			     "is the one beside novad");
+		nova_err_set_hint(err, "remove agent from the pool config");
+		return NOVA_EINVAL;
+	}
 	if ((rc = ssh_unknown_keys(config, keys, "",
-				   "hosts, known_hosts, host_key_policy, install_dir, agent, mock_agents, "
-				   "connect_timeout_ms, command_timeout_ms", err)))
+				   "hosts, known_hosts, known_hosts_inline, host_key_policy, install_dir, "
+				   "mock_agents, connect_timeout_ms, command_timeout_ms", err)))
 		return rc;
 	if (!json_is_array(hosts) || json_array_size(hosts) == 0)
 		return nova_err_set(err, NOVA_EINVAL, "hosts",
 				    "hosts must be a non-empty array of {address, port, user, key, labels}");
 	if (json_array_size(hosts) > SSH_MAX_HOSTS)
 		return nova_err_set(err, NOVA_EINVAL, "hosts", "at most %d hosts per pool", SSH_MAX_HOSTS);
-	const char *kh = json_string_value(json_object_get(config, "known_hosts"));
-	if (!ssh_path_ok(kh, sizeof(a->known_hosts)))
+	const json_t *kh = json_object_get(config, "known_hosts");
+	const json_t *khi = json_object_get(config, "known_hosts_inline");
+	if (kh && khi)
+		return nova_err_set(err, NOVA_EINVAL, "known_hosts_inline",
+				    "give known_hosts (a file) or known_hosts_inline (its lines), not both");
+	if (!kh && !khi)
 		return nova_err_set(err, NOVA_EINVAL, "known_hosts",
-				    "known_hosts must be the absolute path of a known_hosts file");
-	snprintf(a->known_hosts, sizeof(a->known_hosts), "%s", kh);
+				    "known_hosts (the absolute path of a known_hosts file) or "
+				    "known_hosts_inline (its lines) is required");
+	if (kh) {
+		if (!json_is_string(kh))
+			return nova_err_set(err, NOVA_EINVAL, "known_hosts",
+					    "known_hosts must be the absolute path of a known_hosts file");
+		if ((rc = files_path_allowed(a->known_hosts, sizeof(a->known_hosts), json_string_value(kh),
+					     json_string_length(kh), "known_hosts", err)))
+			return rc;
+	} else {
+		if (!json_is_string(khi) || json_string_length(khi) > FILES_READ_MAX ||
+		    strlen(json_string_value(khi)) != json_string_length(khi))
+			return nova_err_set(err, NOVA_EINVAL, "known_hosts_inline",
+					    "known_hosts_inline must be known_hosts lines as a string of at "
+					    "most %d bytes, without NUL", FILES_READ_MAX);
+		a->known_hosts_inline = json_string_value(khi);
+	}
 	a->policy = SSH_HOST_KEY_STRICT;
 	if ((v = json_object_get(config, "host_key_policy"))) {
 		const char *p = json_string_value(v);
@@ -331,14 +450,7 @@ static int ssh_config_load(struct ssh_adapter *a, const json_t *config, struct n
 					    "install_dir must be an absolute path other than /, without ..");
 		snprintf(a->install_dir, sizeof(a->install_dir), "%s", d);
 	}
-	if ((v = json_object_get(config, "agent"))) {
-		if (!ssh_path_ok(json_string_value(v), sizeof(a->agent)))
-			return nova_err_set(err, NOVA_EINVAL, "agent",
-					    "agent must be the absolute path of the nova-sidecar to install");
-		snprintf(a->agent, sizeof(a->agent), "%s", json_string_value(v));
-	} else {
-		ssh_sibling(a->agent, sizeof(a->agent), "nova-sidecar");
-	}
+	ssh_agent_program(a->agent, sizeof(a->agent));
 	if ((v = json_object_get(config, "mock_agents")) && !json_is_boolean(v))
 		return nova_err_set(err, NOVA_EINVAL, "mock_agents", "mock_agents must be true or false");
 	a->mock_agents = json_is_true(v);
@@ -387,11 +499,12 @@ static int ssh_create(struct adapter **out, const char *pool_id, const json_t *c
 {
 	struct ssh_adapter *a = calloc(1, sizeof(*a));
 	int rc;
-	(void)pool_id; /* the wrapper records it */
 	*out = NULL;
 	if (!a)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	if ((rc = ssh_config_load(a, config, err))) {
+	if ((rc = ssh_config_load(a, config, err)) ||
+	    (a->known_hosts_inline && (rc = ssh_known_hosts_own(a, pool_id, err)))) {
+		ssh_hosts_free(a);
 		free(a);
 		return rc;
 	}

@@ -7,7 +7,9 @@
  *                       port       1..65535, default 22
  *                       user       required
  *                       key        absolute path of an ed25519/ECDSA private
- *                                  key; absent: ssh-agent (SSH_AUTH_SOCK)
+ *                                  key under a directory novad.yaml's
+ *                                  provider_files allows (core/files.h);
+ *                                  absent: ssh-agent (SSH_AUTH_SOCK)
  *                       labels     object of strings, copied to the node
  *                       accelerator_type  overrides the discovered type
  *                       proxy_jump {address, port, user, key}: reach the
@@ -16,13 +18,17 @@
  *                                  sshd must allow TCP forwarding); its host
  *                                  key is checked in the same known_hosts
  *                     no two hosts with the same address and port
- *   known_hosts       absolute path (required)
+ *   known_hosts       absolute path under an allowed directory, or
+ *   known_hosts_inline its lines; exactly one. Inline lines go to a file
+ *                     of the pool's own under novad's state directory
+ *                     (<state>/ssh/<pool id>/known_hosts), where
+ *                     accept-new also records the keys it learns
  *   host_key_policy   "strict" (default) or "accept-new"
  *   install_dir       absolute path on the hosts, default /opt/nova
- *   agent             absolute local path of the nova-sidecar to install,
- *                     default the one beside the running novad
  *   mock_agents       true: sidecars run nova-mock-engine (installed from
  *                     beside the agent) instead of the models' engines
+ * The nova-sidecar installed is not the pool's to name ("agent" is refused,
+ * saying so): it is the one beside novad (ssh_agent_configure below). 
  *   connect_timeout_ms, command_timeout_ms   100..3600000, defaults 10000
  *                     and 30000
  *
@@ -60,6 +66,14 @@
 #include "core/err.h"
 
 extern const struct adapter_ops ssh_adapter_ops;
+
+/* The local nova-sidecar the hosts get (and the nova-mock-engine beside
+ * it): NULL or "" is the one beside the running program. A process-wide
+ * setting made before any thread starts, read-only after (as lpu.h's
+ * lpu_agent_configure); novad keeps the default, test drivers point it at
+ * the build. NOVA_EINVAL when path is not an absolute path of a file. */
+int ssh_agent_configure(const char *path, struct nova_err *err);
+void ssh_agent_program(char *out, size_t len);
 
 #define SSH_MAX_GPUS 64
 

@@ -495,7 +495,9 @@ out:
 static int ssh_key_file_type(char *type, size_t type_len, bool *encrypted, const char *path,
 			     struct nova_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Not following a final symlink nor blocking on a FIFO: the config
+	 * check resolved the path, and what is there now is read as it is. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	char *buf;
 	ssize_t n;
 	size_t len = 0;

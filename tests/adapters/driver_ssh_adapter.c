@@ -5,7 +5,9 @@
  *   NOVA_SSH_HOST1..4, NOVA_SSH_UNUSED, NOVA_SSH_KEY, NOVA_SSH_KNOWN_HOSTS,
  *   NOVA_SSH_INSTALL_DIR (the install dir's path on every host),
  *   NOVA_SSH_INSTALL1 (host 1's install dir, seen from here),
- *   NOVA_SSH_AGENT (the nova-sidecar to install),
+ *   NOVA_SSH_AGENT (the nova-sidecar to install: ssh_agent_configure),
+ *   NOVA_PROVIDER_FILES (':'-separated directories the key and
+ *   known_hosts lie under: core/files.h),
  *   NOVA_SSH_LOG1 (host 1's sshd log), NOVA_SSH_KILL1 (a script that kills
  *   host 1's sshd session processes: its connections drop),
  *   NOVA_SSH_ISOLATE2 (a script after which this machine no longer reaches
@@ -27,6 +29,7 @@
 #include "adapters/adapter.h"
 #include "adapters/ssh/ssh.h"
 #include "adapters/ssh/ssh_pool.h"
+#include "core/files.h"
 
 static const char *env(const char *name)
 {
@@ -49,10 +52,10 @@ static struct adapter *pool(const char *policy)
 	struct nova_err err = {0};
 	struct adapter *ad = NULL;
 	json_t *c = json_pack(
-		"{s:s, s:s, s:s, s:s, s:i, s:i, s:[{s:s,s:s,s:s,s:{s:s}}, {s:s,s:s,s:s}, {s:s,s:s,s:s,s:s},"
+		"{s:s, s:s, s:s, s:i, s:i, s:[{s:s,s:s,s:s,s:{s:s}}, {s:s,s:s,s:s}, {s:s,s:s,s:s,s:s},"
 		" {s:s,s:s,s:s}, {s:s,s:s,s:s}]}",
 		"known_hosts", env("NOVA_SSH_KNOWN_HOSTS"), "host_key_policy", policy,
-		"install_dir", env("NOVA_SSH_INSTALL_DIR"), "agent", env("NOVA_SSH_AGENT"),
+		"install_dir", env("NOVA_SSH_INSTALL_DIR"),
 		"connect_timeout_ms", 800, "command_timeout_ms", 5000, "hosts",
 		"address", env("NOVA_SSH_HOST1"), "user", "root", "key", env("NOVA_SSH_KEY"), "labels", "rack", "r1",
 		"address", env("NOVA_SSH_HOST2"), "user", "root", "key", env("NOVA_SSH_KEY"),
@@ -274,9 +277,9 @@ static void test_a_host_in_slices_of_its_gpus(void **state)
 	struct nova_err err = {0};
 	char want[128], path[600], buf[4096];
 	(void)state;
-	json_t *c = json_pack("{s:s, s:s, s:s, s:i, s:[{s:s, s:s, s:s, s:i}]}", "known_hosts",
+	json_t *c = json_pack("{s:s, s:s, s:i, s:[{s:s, s:s, s:s, s:i}]}", "known_hosts",
 			      env("NOVA_SSH_KNOWN_HOSTS"), "install_dir", env("NOVA_SSH_INSTALL_DIR"),
-			      "agent", env("NOVA_SSH_AGENT"), "command_timeout_ms", 5000, "hosts", "address",
+			      "command_timeout_ms", 5000, "hosts", "address",
 			      env("NOVA_SSH_HOST1"), "user", "root", "key", env("NOVA_SSH_KEY"),
 			      "accelerators_per_node", 1);
 	if (adapter_create(&ad, &ssh_adapter_ops, "00000000-0000-0000-0000-000000000008", c, &err))
@@ -460,9 +463,9 @@ static void test_a_host_reached_through_a_jump_host(void **state)
 	ssh_pool_drain();
 	assert_int_equal(system(env("NOVA_SSH_ISOLATE2")), 0);
 	snprintf(handle, sizeof(handle), "%s:22", env("NOVA_SSH_HOST2"));
-	json_t *c = json_pack("{s:s, s:s, s:s, s:i, s:i, s:[{s:s,s:s,s:s}]}",
+	json_t *c = json_pack("{s:s, s:s, s:i, s:i, s:[{s:s,s:s,s:s}]}",
 			      "known_hosts", env("NOVA_SSH_KNOWN_HOSTS"), "install_dir",
-			      env("NOVA_SSH_INSTALL_DIR"), "agent", env("NOVA_SSH_AGENT"),
+			      env("NOVA_SSH_INSTALL_DIR"),
 			      "connect_timeout_ms", 800, "command_timeout_ms", 10000, "hosts",
 			      "address", env("NOVA_SSH_HOST2"), "user", "root", "key", env("NOVA_SSH_KEY"));
 	assert_int_equal(adapter_create(&direct, &ssh_adapter_ops, "00000000-0000-0000-0000-000000000008",
@@ -493,6 +496,20 @@ static void test_a_host_reached_through_a_jump_host(void **state)
 
 int main(void)
 {
+	/* What novad sets from its configuration before threads start. */
+	const char *dirs[FILES_ALLOWED_MAX];
+	char list[4096];
+	size_t n = 0;
+	struct nova_err err = {0};
+	snprintf(list, sizeof(list), "%s", getenv("NOVA_PROVIDER_FILES") ? getenv("NOVA_PROVIDER_FILES") : "");
+	for (char *save = NULL, *d = strtok_r(list, ":", &save); d && n < FILES_ALLOWED_MAX;
+	     d = strtok_r(NULL, ":", &save))
+		dirs[n++] = d;
+	if (files_allowed_set(dirs, n, "NOVA_PROVIDER_FILES", &err) ||
+	    ssh_agent_configure(getenv("NOVA_SSH_AGENT"), &err)) {
+		fprintf(stderr, "driver: %s\n", err.message);
+		return 1;
+	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_discovery_reports_every_host),
 		cmocka_unit_test(test_accept_new_makes_the_unknown_host_reachable),

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "adapters/kubernetes/kube.h"
+#include "core/files.h"
 
 static char dir[64];
 
@@ -20,7 +21,13 @@ static int setup(void **state)
 {
 	(void)state;
 	snprintf(dir, sizeof(dir), "/tmp/nova-kubeconfig-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	if (!mkdtemp(dir))
+		return -1;
+	/* As novad does from provider_files: the files a kubeconfig names are
+	 * read only under these. */
+	const char *dirs[] = {dir};
+	struct nova_err err;
+	return files_allowed_set(dirs, 1, "provider_files", &err) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -105,7 +112,6 @@ static void test_token_file_and_ca_file_are_relative_to_the_kubeconfig(void **st
 {
 	struct kube_config *c;
 	struct nova_err err;
-	char want[256];
 	(void)state;
 	write_file("token", "from-file\n");
 	write_file("ca.crt", PEM_CA);
@@ -116,8 +122,9 @@ static void test_token_file_and_ca_file_are_relative_to_the_kubeconfig(void **st
 					"users:\n- name: u\n  user:\n    tokenFile: token\n");
 	assert_int_equal(kube_config_load(&c, p, NULL, &err), 0);
 	assert_string_equal(c->token, "from-file");
-	snprintf(want, sizeof(want), "%s/ca.crt", dir);
-	assert_string_equal(c->ca_file, want);
+	/* Read at load, through the gate, and handed to TLS as data. */
+	assert_string_equal(c->ca_pem, PEM_CA);
+	assert_null(c->ca_file);
 	assert_string_equal(c->namespace, "");
 	kube_config_free(c);
 }
@@ -143,8 +150,8 @@ static void test_client_certificate_files_and_inline_data(void **state)
 	const char *p = write_file("k3", text);
 	assert_int_equal(kube_config_load(&c, p, NULL, &err), 0);
 	assert_true(c->insecure);
-	assert_non_null(strstr(c->cert_file, "/client.crt"));
-	assert_non_null(strstr(c->key_file, "/client.key"));
+	assert_string_equal(c->cert_pem, PEM_CERT);
+	assert_string_equal(c->key_pem, PEM_KEY);
 	assert_null(c->token);
 	kube_config_free(c);
 	/* Another context than the current one, by name. */
@@ -172,7 +179,7 @@ static void test_bad_files_point_at_the_line(void **state)
 		 "users:\n- name: u\n  user:\n    exec:\n      command: aws\n",
 		 ":12:", "user.exec is not supported"},
 		{"current-context: nope\nclusters: []\ncontexts: []\nusers: []\n", ":1:",
-		 "no context named \"nope\""},
+		 "no context of that name"},
 		{"clusters: []\n", ":1:", "no current-context"},
 		{"current-context: x\nclusters:\n- name: c\n  cluster: {server: ftp://a}\n"
 		 "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
@@ -181,14 +188,14 @@ static void test_bad_files_point_at_the_line(void **state)
 		{"current-context: x\nclusters:\n- name: c\n  cluster: {server: https://a}\n"
 		 "contexts:\n- name: x\n  context: {cluster: other, user: u}\n"
 		 "users:\n- name: u\n  user: {token: t}\n",
-		 ":7:", "no cluster named \"other\""},
+		 ":7:", "no cluster of that name"},
 		{"current-context: x\nclusters:\n- name: c\n  cluster: {server: https://a}\n"
 		 "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
 		 "users:\n- name: u\n  user:\n    client-certificate-data: \"%%%%\"\n    client-key-data: x\n",
 		 ":11:", "not base64"},
 		{"current-context: x\nclusters:\n- name: c\n  cluster: {server: https://a}\n"
 		 "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
-		 "users:\n- name: u\n  user:\n    client-certificate: /etc/hostname\n",
+		 "users:\n- name: u\n  user:\n    client-certificate: cert.pem\n",
 		 ":11:", "needs its key"},
 		{"current-context: x\nclusters:\n- name: c\n  cluster: {server: https://a}\n"
 		 "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
@@ -197,7 +204,26 @@ static void test_bad_files_point_at_the_line(void **state)
 		{"current-context: x\nclusters:\n- name: c\n  cluster: {server: https://a}\n"
 		 "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
 		 "users:\n- name: u\n  user: {tokenFile: missing-token}\n",
-		 ":10:", "cannot read"},
+		 ":10:", "cannot be used"},
+		/* Files outside the allowed directories: refused, unread. */
+		{"current-context: x\nclusters:\n- name: c\n  cluster: {server: https://a}\n"
+		 "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+		 "users:\n- name: u\n  user: {tokenFile: /etc/shadow}\n",
+		 ":10:", "under an allowed directory"},
+		{"current-context: x\nclusters:\n- name: c\n  cluster: {server: https://a}\n"
+		 "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+		 "users:\n- name: u\n  user: {tokenFile: ../../proc/self/environ}\n",
+		 ":10:", "under an allowed directory"},
+		{"current-context: x\nclusters:\n- name: c\n  cluster:\n    server: https://a\n"
+		 "    certificate-authority: /dev/ptmx\n"
+		 "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+		 "users:\n- name: u\n  user: {token: t}\n",
+		 ":6:", "under an allowed directory"},
+		/* Text of the file is never echoed: not a key, not a name. */
+		{"current-context: x\nclusters:\n- name: c\n  cluster: {server: https://a}\n"
+		 "contexts:\n- name: x\n  context: {cluster: secret-cluster, user: u}\n"
+		 "users:\n- name: u\n  user: {token: t}\n",
+		 ":7:", "no cluster of that name"},
 		{"current-context: x\nclusters:\n- name: c\n  cluster: {server: https://a}\n"
 		 "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
 		 "users:\n- name: u\n  user: {username: admin, password: secret}\n",
@@ -205,6 +231,7 @@ static void test_bad_files_point_at_the_line(void **state)
 		{"- just\n- a list\n", "", "not a kubeconfig"},
 	};
 	(void)state;
+	write_file("cert.pem", PEM_CERT);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct kube_config *c = (struct kube_config *)1;
 		struct nova_err err;
@@ -215,9 +242,33 @@ static void test_bad_files_point_at_the_line(void **state)
 		if (kube_config_load(&c, p, NULL, &err) != NOVA_EINVAL || c != NULL ||
 		    !strstr(err.message, cases[i].says) || !strstr(err.message, cases[i].where))
 			fail_msg("case %zu: %s", i, err.message);
-		/* Secrets never echo into the message. */
+		/* Secrets, and the file's text, never echo into the message. */
 		assert_null(strstr(err.message, "secret"));
+		assert_null(strstr(err.message, "root:"));
 	}
+}
+
+/* An inline kubeconfig has no directory: a relative path in it is
+ * refused; an absolute one is held to the allowed directories. */
+static void test_inline_kubeconfig_paths_must_be_absolute_and_allowed(void **state)
+{
+	struct kube_config *c;
+	struct nova_err err;
+	char text[1024];
+	(void)state;
+	write_file("token", "tok\n");
+	const char *head = "current-context: x\nclusters:\n- name: c\n  cluster: {server: https://a}\n"
+			   "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
+			   "users:\n- name: u\n  user: {tokenFile: ";
+	snprintf(text, sizeof(text), "%stoken}\n", head);
+	assert_int_equal(kube_config_parse(&c, "kubeconfig_inline", text, strlen(text), NULL, NULL, &err),
+			 NOVA_EINVAL);
+	assert_non_null(strstr(err.message, "kubeconfig_inline:10:"));
+	assert_non_null(strstr(err.message, "absolute path"));
+	snprintf(text, sizeof(text), "%s%s/token}\n", head, dir);
+	assert_int_equal(kube_config_parse(&c, "kubeconfig_inline", text, strlen(text), NULL, NULL, &err), 0);
+	assert_string_equal(c->token, "tok");
+	kube_config_free(c);
 }
 
 static void test_missing_file_is_an_error(void **state)
@@ -270,6 +321,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_files_point_at_the_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file_is_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inline_kubeconfig_paths_must_be_absolute_and_allowed,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_cluster_service_account, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

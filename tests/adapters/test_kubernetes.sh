@@ -24,6 +24,8 @@ trap cleanup_k8s EXIT
 k8s_start --nodes "gpu-1=2,gpu-2=2" --auto-run || { t_fail "fake API server starts" "see $T_WORK"; exit 0; }
 KUBECTL=$(k8s_kubectl_path) || { t_fail "kubectl" "Debian's kubernetes-client is not available"; exit 0; }
 K="$KUBECTL --kubeconfig $K8S_KUBECONFIG_TOKEN -n nova"
+# The kubeconfigs a pool names must lie under a directory novad allows.
+export NOVA_PROVIDER_FILES="$K8S_DIR"
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
 
 # Bad configs are refused at pool creation, naming the field.

@@ -13,8 +13,10 @@ engines() { pgrep -f "$B/nova-mock-engine --port" | wc -l; }
 trap 'pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; t_cleanup' EXIT
 C="$B/novactl"
 
-# Five racks of one node each (8 chips).
-topo="$T_WORK/dc.yaml"
+# Five racks of one node each (8 chips), in novad's state directory: one
+# of the directories pools may name files in by default.
+mkdir -p "$T_WORK/state"
+topo="$T_WORK/state/dc.yaml"
 {
 	echo "clusters:"
 	echo "  - id: 1"

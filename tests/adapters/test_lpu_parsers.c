@@ -120,12 +120,12 @@ static void test_topology_errors_are_positioned(void **state)
 		{"clusters:\n  - id: 1\n    racks:\n      - id: 1\n        nodes:\n          - {name: a, chips: 0}\n",
 		 ":6:", "at least one chip"},
 		{"clusters:\n  - id: 1\n    racks:\n      - id: 1\n        nodes: [{name: a, chips: 1}]\n"
-		 "      - id: 1\n        nodes: [{name: b, chips: 1}]\n", ":6:", "duplicate rack c1r1"},
+		 "      - id: 1\n        nodes: [{name: b, chips: 1}]\n", ":6:", "duplicate rack id"},
 		{"clusters:\n  - id: 1\n    racks:\n      - id: 1\n        nodes: [{name: a, chips: 1}]\n"
 		 "  - id: 1\n    racks:\n      - id: 2\n        nodes: [{name: b, chips: 1}]\n", ":6:",
-		 "duplicate cluster 1"},
+		 "duplicate cluster id"},
 		{"clusters:\n  - id: 1\n    racks:\n      - id: 1\n        nodes: [{name: a, chips: 1}, {name: a, chips: 2}]\n",
-		 ":5:", "duplicate node name a"},
+		 ":5:", "duplicate node name"},
 		{"clusters:\n  - id: 1\n    racks:\n      - id: 1\n        nodez: []\n", ":5:", "unknown key"},
 		{"clusters:\n  - id: 1\n    racks:\n      - id: 1\n        nodes: [{name: a, chips: 1, gpus: 2}]\n",
 		 ":5:", "unknown key"},

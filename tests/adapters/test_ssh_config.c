@@ -13,6 +13,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/ssh/ssh.h"
+#include "core/files.h"
 
 static char dir[] = "/tmp/nova-ssh-config.XXXXXX";
 static char ed_key[128], rsa_key[128], kh[128];
@@ -27,9 +28,14 @@ static int keys_setup(void **state)
 	snprintf(rsa_key, sizeof(rsa_key), "%s/rsa", dir);
 	snprintf(kh, sizeof(kh), "%s/known_hosts", dir);
 	snprintf(cmd, sizeof(cmd),
-		 "ssh-keygen -q -t ed25519 -N '' -f %s && ssh-keygen -q -t rsa -b 2048 -N '' -f %s",
-		 ed_key, rsa_key);
-	return system(cmd) == 0 ? 0 : -1;
+		 "ssh-keygen -q -t ed25519 -N '' -f %s && ssh-keygen -q -t rsa -b 2048 -N '' -f %s && : >%s",
+		 ed_key, rsa_key, kh);
+	if (system(cmd) != 0)
+		return -1;
+	/* As novad does from provider_files: only this directory. */
+	const char *dirs[] = {dir};
+	struct nova_err err = {0};
+	return files_allowed_set(dirs, 1, "provider_files", &err) == 0 ? 0 : -1;
 }
 
 static int keys_teardown(void **state)
@@ -97,7 +103,7 @@ static void test_bad_configs_name_the_field(void **state)
 		{"[{\"address\": \"a\", \"user\": \"u\", \"proxy\": \"b\"}]", NULL, "hosts[0].proxy", "unknown key proxy"},
 		{"[{\"address\": \"a\", \"user\": \"u\", \"key\": \"id_ed25519\"}]", NULL, "hosts[0].key", "absolute path"},
 		{"[{\"address\": \"a\", \"user\": \"u\", \"key\": \"/nonexistent/k\"}]", NULL, "hosts[0].key",
-		 "private key /nonexistent/k: No such file"},
+		 "not under an allowed directory"},
 		{"[{\"address\": \"a\", \"user\": \"u\", \"labels\": [\"x\"]}]", NULL, "hosts[0].labels", "object"},
 		{"[{\"address\": \"a\", \"user\": \"u\", \"labels\": {\"zone\": 1}}]", NULL, "hosts[0].labels.zone",
 		 "must be a string"},
@@ -125,8 +131,16 @@ static void test_bad_configs_name_the_field(void **state)
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"install_dir\": \"/\"", "install_dir", "other than /"},
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"install_dir\": \"/opt/../etc\"", "install_dir", "without .."},
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"install_dir\": \"opt\"", "install_dir", "absolute"},
-		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"agent\": \"nova-sidecar\"", "agent",
-		 "absolute path of the nova-sidecar"},
+		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"agent\": \"/bin/sh\"", "agent",
+		 "agent is not a pool setting"},
+		{"[{\"address\": \"a\", \"user\": \"u\", \"key\": \"/etc/shadow\"}]", NULL, "hosts[0].key",
+		 "not under an allowed directory"},
+		{"[{\"address\": \"a\", \"user\": \"u\", \"key\": \"/proc/self/environ\"}]", NULL,
+		 "hosts[0].key", "not under an allowed directory"},
+		{"[{\"address\": \"a\", \"user\": \"u\", \"proxy_jump\": {\"address\": \"b\", \"user\": \"u\","
+		 " \"key\": \"/dev/ptmx\"}}]", NULL, "hosts[0].proxy_jump.key", "not under an allowed directory"},
+		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"known_hosts_inline\": \"\"", "known_hosts_inline",
+		 "not both"},
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"mock_agents\": \"yes\"", "mock_agents",
 		 "true or false"},
 		{"[{\"address\": \"a\", \"user\": \"u\"}]", "\"connect_timeout_ms\": 5", "connect_timeout_ms",
@@ -158,6 +172,59 @@ static void test_known_hosts_is_required_and_absolute(void **state)
 	assert_int_equal(ssh_adapter_ops.validate(c, &err), NOVA_EINVAL);
 	assert_string_equal(err.field, "known_hosts");
 	json_decref(c);
+}
+
+/* A key named through a symlink or "../" out of the allowed directory is
+ * refused like any outside path; one inside works; the known_hosts file
+ * may be given inline instead. */
+static void test_key_paths_resolve_before_the_allowed_check(void **state)
+{
+	struct nova_err err = {0};
+	char link[160], dots[200], hosts[512];
+	(void)state;
+	snprintf(link, sizeof(link), "%s/shadow-link", dir);
+	unlink(link);
+	assert_int_equal(symlink("/etc/shadow", link), 0);
+	snprintf(dots, sizeof(dots), "%s/../../etc/shadow", dir);
+	const char *bad[] = {link, dots, "/etc/../etc/shadow", "relative/key"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(hosts, sizeof(hosts), "[{\"address\": \"a\", \"user\": \"u\", \"key\": \"%s\"}]", bad[i]);
+		json_t *c = config(hosts, NULL);
+		assert_int_equal(ssh_adapter_ops.validate(c, &err), NOVA_EINVAL);
+		assert_string_equal(err.field, "hosts[0].key");
+		assert_null(strstr(err.message, "root:"));
+		json_decref(c);
+	}
+	/* NUL inside the JSON string: refused, nothing of it echoed. */
+	snprintf(hosts, sizeof(hosts), "[{\"address\": \"a\", \"user\": \"u\", \"key\": \"%s\\u0000x\"}]", ed_key);
+	json_error_t je;
+	char body[1024];
+	snprintf(body, sizeof(body), "{\"known_hosts\": \"%s\", \"hosts\": %s}", kh, hosts);
+	json_t *c = json_loads(body, JSON_ALLOW_NUL, &je);
+	assert_non_null(c);
+	assert_int_equal(ssh_adapter_ops.validate(c, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "hosts[0].key");
+	assert_non_null(strstr(err.message, "NUL"));
+	json_decref(c);
+	snprintf(hosts, sizeof(hosts), "[{\"address\": \"a\", \"user\": \"u\", \"key\": \"%s\"}]", ed_key);
+	c = config(hosts, NULL);
+	if (ssh_adapter_ops.validate(c, &err))
+		fail_msg("%s: %s", err.field, err.message);
+	/* known_hosts inline instead of the file */
+	json_object_del(c, "known_hosts");
+	json_object_set_new(c, "known_hosts_inline", json_string("[10.0.0.1]:22 ssh-ed25519 AAAA\n"));
+	if (ssh_adapter_ops.validate(c, &err))
+		fail_msg("%s: %s", err.field, err.message);
+	json_object_set_new(c, "known_hosts", json_string("/etc/ssh/ssh_known_hosts"));
+	assert_int_equal(ssh_adapter_ops.validate(c, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "known_hosts_inline");
+	json_object_del(c, "known_hosts_inline");
+	assert_int_equal(ssh_adapter_ops.validate(c, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "known_hosts");
+	assert_non_null(strstr(err.message, "not under an allowed directory"));
+	assert_non_null(strstr(err.hint, "provider_files"));
+	json_decref(c);
+	unlink(link);
 }
 
 static void test_an_rsa_key_is_refused_at_validation_with_the_reason(void **state)
@@ -263,6 +330,7 @@ int main(void)
 		cmocka_unit_test(test_valid_configs_pass),
 		cmocka_unit_test(test_bad_configs_name_the_field),
 		cmocka_unit_test(test_known_hosts_is_required_and_absolute),
+		cmocka_unit_test(test_key_paths_resolve_before_the_allowed_check),
 		cmocka_unit_test(test_an_rsa_key_is_refused_at_validation_with_the_reason),
 		cmocka_unit_test(test_discovery_parses_a_gpu_host),
 		cmocka_unit_test(test_discovery_of_a_cpu_only_host_and_a_failing_nvidia_smi),

@@ -24,13 +24,13 @@ sidecars() {
 }
 
 t_expect_exit 2 "a bad port is refused" "$C" pool create bad --provider ssh \
-	--config '{"hosts":[{"address":"a","user":"u","port":70000}],"known_hosts":"/x"}'
+	--config '{"hosts":[{"address":"a","user":"u","port":70000}],"known_hosts_inline":""}'
 t_expect_out "field: config.hosts\[0\].port" "naming the field"
 cat >"$T_WORK/hosts.yaml" <<EOH
 - {address: "$H1", user: root, key: "$SSH_CLIENT_KEY", labels: {rack: r1}}
 - {address: "$H2", user: root, key: "$SSH_CLIENT_KEY"}
 EOH
-cfg="{\"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",\"agent\":\"$B/nova-sidecar\",
+cfg="{\"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",
  \"mock_agents\":true,\"connect_timeout_ms\":2000}"
 t_expect_exit 2 "hosts twice are refused" "$C" pool create twice --provider ssh --hosts "$T_WORK/hosts.yaml" \
 	--config '{"hosts":[]}'

@@ -141,7 +141,7 @@ t_expect_exit 0 "env token beats the config file" env NOVA_STATE_DIR=/nonexisten
 	NOVA_TOKEN="$(cat "$NOVA_STATE_DIR/admin_token")" "$C" pool list
 printf 'sever: x\n' >"$HOME/.config/nova/config.yaml"
 t_expect_exit 2 "config file with an unknown key exits 2" "$C" pool list
-t_expect_out "config.yaml:1:1: sever: unknown key" "config file error is positioned"
+t_expect_out "config.yaml:1:1: unknown key" "config file error is positioned"
 rm "$HOME/.config/nova/config.yaml"
 
 for f in single spec_decode vision lora_static lora_dynamic; do

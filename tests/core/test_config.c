@@ -65,7 +65,10 @@ static void test_config_unknown_key_has_file_line_column(void **state)
 			 NOVA_EINVAL);
 	snprintf(want, sizeof(want), "%s:3:3:", path);
 	assert_memory_equal(err.message, want, strlen(want));
-	assert_string_equal(err.field, "http.thread");
+	/* The mapping, not the unknown key: a YAML error never echoes the
+	 * file's text (core/ydoc.h). */
+	assert_string_equal(err.field, "http");
+	assert_null(strstr(err.message, "thread:"));
 	assert_non_null(strstr(err.message, "threads")); /* says what was expected */
 }
 

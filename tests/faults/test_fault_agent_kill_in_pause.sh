@@ -9,7 +9,7 @@
 #
 # The reconciler starts a vanished lpu agent again; to keep the node
 # silent (a host that is gone, not a process that restarts), the pool's
-# agent is a wrapper that refuses to start for a node id marked in
+# agent (novad's NOVA_LPU_AGENT) is a wrapper that refuses to start for a node id marked in
 # $T_WORK/refuse.<id>. The failed node's host is then discovered again as
 # a new node with an agent of its own.
 export NOVA_HEARTBEAT_INTERVAL_MS=1000 NOVA_NODE_FAILED_AFTER_MS=8000
@@ -23,7 +23,9 @@ for a in "\$@"; do [ "\$prev" = --node-id ] && id=\$a; prev=\$a; done
 exec "$B/nova-sidecar" "\$@"
 EOF
 chmod 0755 "$T_WORK/agent.sh"
-f_setup ",\"agent\":\"$T_WORK/agent.sh\""
+# The agent program is novad's setting, not the pool's.
+export NOVA_LPU_AGENT="$T_WORK/agent.sh"
+f_setup
 # The victim: the node of base-a's first replica.
 victim=$(t_sql "SELECT rp.node_id FROM replicas r JOIN deployments d ON d.id = r.deployment_id JOIN replica_placements rp ON rp.replica_id = r.id WHERE d.name = 'base-a' ORDER BY r.ordinal LIMIT 1")
 vurl=$(t_sql "SELECT r.endpoint FROM replicas r JOIN replica_placements rp ON rp.replica_id = r.id WHERE rp.node_id = '$victim'")

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/files.h"
 #include "tests/support/testenv.h"
 
 static char topology[PATH_MAX];
@@ -103,6 +104,13 @@ int main(void)
 	if (!getcwd(cwd, sizeof(cwd)))
 		return 1;
 	snprintf(topology, sizeof(topology), "%.4000s/etc/datacenter.yaml", cwd);
+	/* As novad does by default: the source tree's etc/ may be named. */
+	char etc[PATH_MAX + 8];
+	snprintf(etc, sizeof(etc), "%.4000s/etc", cwd);
+	const char *dirs[] = {etc};
+	struct nova_err err;
+	if (files_allowed_set(dirs, 1, "provider_files", &err))
+		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_second_claim_names_the_holder, testenv_setup,
 						testenv_teardown),

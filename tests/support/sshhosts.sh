@@ -274,12 +274,16 @@ ssh_hosts_setup() {
 		ssh_host_known_line "$i" >>"$SSH_KNOWN_HOSTS"
 		i=$((i + 1))
 	done
-	export SSH_CLIENT_KEY SSH_AUTH_KEYS SSH_KNOWN_HOSTS SSH_UNUSED_ADDR SSH_RUN SSH_SUBNET SSH_INSTALL_DIR
+	# The client key and known_hosts a pool config names must lie under a
+	# directory novad allows (novad.yaml provider_files).
+	NOVA_PROVIDER_FILES=$SSH_RUN
+	export SSH_CLIENT_KEY SSH_AUTH_KEYS SSH_KNOWN_HOSTS SSH_UNUSED_ADDR SSH_RUN SSH_SUBNET SSH_INSTALL_DIR \
+		NOVA_PROVIDER_FILES
 	return 0
 }
 
 # ssh_fleet_deploy N REPLICAS CONNECT_MS COMMAND_MS: the ssh pool "fleet"
-# on hosts 1..N (nova-sidecar from $B as the agent, mock engines, the given
+# on hosts 1..N (novad's own nova-sidecar, from $B, as the agent, mock engines, the given
 # connect and command timeouts), the model "demo" (nova-mock-engine on one
 # A100-80G) and a deployment "demo" of REPLICAS replicas, through novad's
 # CLI. 1, with novad's last log lines, when the pool is refused.
@@ -291,7 +295,7 @@ ssh_fleet_deploy() {
 		echo "- {address: \"$(ssh_host_addr $i)\", user: root, key: \"$SSH_CLIENT_KEY\"}" >>"$T_WORK/hosts.yaml"
 		i=$((i + 1))
 	done
-	cfg="{\"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",\"agent\":\"$B/nova-sidecar\",
+	cfg="{\"known_hosts\":\"$SSH_KNOWN_HOSTS\",\"install_dir\":\"$SSH_INSTALL_DIR\",
  \"mock_agents\":true,\"connect_timeout_ms\":$3,\"command_timeout_ms\":$4}"
 	"$B/novactl" pool create fleet --provider ssh --hosts "$T_WORK/hosts.yaml" --config "$cfg" >/dev/null ||
 		{ tail -3 "$T_WORK/novad.log"; return 1; }
