@@ -26,7 +26,7 @@ stop_agents() {
 trap 'stop_agents; t_cleanup' EXIT
 export NOVA_LPU_AGENT="$T_WORK/agent.sh"
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
-"$C" apikey create files-test >"$T_WORK/key" 2>"$T_WORK/err" || { t_fail "api key" "$(cat "$T_WORK/err")"; exit 0; }
+"$C" apikey create files-test --scope write --scope read >"$T_WORK/key" 2>"$T_WORK/err" || { t_fail "api key" "$(cat "$T_WORK/err")"; exit 0; }
 KEY=$(head -1 "$T_WORK/key")
 case "$KEY" in sk-nova-*) ;; *) t_fail "api key" "$(cat "$T_WORK/key" "$T_WORK/err")"; exit 0 ;; esac
 STATE="$NOVA_STATE_DIR"
