@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,6 +68,7 @@ struct http_conn_ctx {
 	char *path_copy;
 	size_t discarded;            /* body bytes dropped past the cap */
 	struct http_owned *owned;    /* decoded query values handed out */
+	char request_id[HTTP_REQUEST_ID_MAX + 1];
 };
 
 /* A string handed to a handler that lives until the request completes. */
@@ -514,6 +516,39 @@ static void http_stream_free(void *cls)
 	free(st);
 }
 
+/* The client's X-Request-Id when it is 1 to HTTP_REQUEST_ID_MAX of
+ * [A-Za-z0-9._:-] (so it can go into a log line or a header as it is),
+ * else 32 fresh hex digits. Rejected: always generating, which would cut
+ * the thread a proxy or a client started. */
+static void http_request_id_set(struct http_conn_ctx *c)
+{
+	const char *v = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "X-Request-Id");
+	size_t n = v ? strlen(v) : 0;
+	bool ok = n > 0 && n <= HTTP_REQUEST_ID_MAX;
+	for (size_t i = 0; ok && i < n; i++) {
+		char ch = v[i];
+		ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		     ch == '.' || ch == '_' || ch == ':' || ch == '-';
+	}
+	if (ok) {
+		memcpy(c->request_id, v, n + 1);
+		return;
+	}
+	unsigned char raw[16];
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		/* Not a secret: a clock and a counter are unique enough. */
+		static atomic_ulong seq;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		unsigned long long a = (unsigned long long)ts.tv_sec * 1000000000ull +
+				       (unsigned long long)ts.tv_nsec;
+		unsigned long long b = atomic_fetch_add(&seq, 1);
+		memcpy(raw, &a, 8);
+		memcpy(raw + 8, &b, 8);
+	}
+	hex_encode(c->request_id, raw, sizeof(raw));
+}
+
 static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, const char *path,
 				 struct http_response *res)
 {
@@ -553,6 +588,7 @@ static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, co
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, res->content_type);
 	for (size_t i = 0; i < res->n_headers; i++)
 		MHD_add_response_header(mr, res->headers[i].name, res->headers[i].value);
+	MHD_add_response_header(mr, "X-Request-Id", c->request_id);
 	ok = MHD_queue_response(c->conn, (unsigned)res->status, mr);
 	MHD_destroy_response(mr);
 	c->answered = true;
@@ -569,7 +605,8 @@ static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, co
 		http_remote(c->conn, remote, sizeof(remote));
 		/* Never headers, query strings or bodies: they carry credentials. */
 		nova_log_kv(NOVA_LOG_INFO, "http", "request", "method", method, "path", path,
-			    "status", status, "duration_ms", ms, "bytes", bytes, "remote", remote, NULL);
+			    "status", status, "duration_ms", ms, "bytes", bytes, "remote", remote,
+			    "request_id", c->request_id, NULL);
 	}
 	http_response_finish(res);
 	return ok;
@@ -622,7 +659,7 @@ static enum MHD_Result http_dispatch(struct http_conn_ctx *c, const char *method
 	}
 	struct http_request req = {
 		.method = method, .path = url, .body = c->body, .body_len = c->body_len,
-		.route = r->pattern, .priv = c,
+		.route = r->pattern, .request_id = c->request_id, .priv = c,
 	};
 	res.status = 200;
 	r->fn(&req, &res, r->ctx);
@@ -643,6 +680,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		c->srv = srv;
 		c->conn = conn;
 		clock_gettime(CLOCK_MONOTONIC, &c->start);
+		http_request_id_set(c);
 		atomic_fetch_add(&srv->in_flight, 1);
 		*con_cls = c;
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,

@@ -4,8 +4,9 @@
  * and gets a parsed request and a response to fill; it never sees MHD types.
  * The server runs MHD's internal thread pool over epoll, caps request bodies
  * (413 with the standard error body), answers 404/405 for unknown paths and
- * methods, writes one access-log line per request (never headers or bodies:
- * they carry tokens), and stops gracefully: http_server_stop() quiesces the
+ * methods, gives every request an id (X-Request-Id, kept from the client
+ * when well formed), writes one access-log line per request (never headers
+ * or bodies: they carry tokens), and stops gracefully: http_server_stop() quiesces the
  * listener and waits for in-flight handlers. */
 #ifndef NOVA_CORE_HTTP_H
 #define NOVA_CORE_HTTP_H
@@ -19,6 +20,7 @@
 
 #define HTTP_MAX_PARAMS 8
 #define HTTP_MAX_RESPONSE_HEADERS 8
+#define HTTP_REQUEST_ID_MAX 64
 
 struct http_server;
 
@@ -28,6 +30,11 @@ struct http_request {
 	const char *body;        /* NUL-terminated copy; NULL when empty */
 	size_t body_len;
 	const char *route;       /* the matched pattern, e.g. "/v1/pools/{id}" */
+	/* This request's id: the client's X-Request-Id when well formed (1 to
+	 * HTTP_REQUEST_ID_MAX of [A-Za-z0-9._:-]), else 32 fresh hex digits.
+	 * The answer carries it as X-Request-Id, the access log line as
+	 * request_id. */
+	const char *request_id;
 	void *priv;              /* server internals; do not touch */
 };
 

@@ -144,6 +144,12 @@ static void h_extra_headers(struct http_request *req, struct http_response *res,
 	http_response_header_add(res, "Location", "/v1/pools/gpu-a");
 }
 
+static void h_request_id(struct http_request *req, struct http_response *res, void *ctx)
+{
+	(void)ctx;
+	http_response_json(res, 200, json_pack("{s:s}", "request_id", req->request_id));
+}
+
 static atomic_int slow_started, slow_done;
 
 static void h_slow(struct http_request *req, struct http_response *res, void *ctx)
@@ -243,6 +249,7 @@ static struct http_server *start_on(const char *listen, size_t max_body)
 		{"GET", "/metrics", h_text},
 		{"GET", "/overlap", h_overlap},
 		{"POST", "/v1/provider", h_provider_bytes},
+		{"GET", "/v1/request-id", h_request_id},
 	};
 	struct http_server *srv;
 	struct nova_err err;
@@ -667,6 +674,64 @@ static void test_extra_response_headers_are_sent(void **state)
 	assert_string_equal(v, "/v1/pools/gpu-a");
 	assert_non_null(rawhttp_header(v, sizeof(v), ans, "Content-Type"));
 	assert_string_equal(v, "application/json");
+	free(ans);
+	http_server_destroy(srv);
+}
+
+/* The body's request_id (what the handler saw) and the X-Request-Id
+ * header of one raw request with the given extra header lines. */
+static void request_id_of(struct http_server *srv, const char *extra, char *body_id, char *hdr_id)
+{
+	char req[512];
+	snprintf(req, sizeof(req),
+		 "GET /v1/request-id HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n", extra);
+	char *ans = raw(srv, req);
+	assert_memory_equal(ans, "HTTP/1.1 200 ", 13);
+	assert_non_null(rawhttp_header(hdr_id, 128, ans, "X-Request-Id"));
+	const char *b = strstr(ans, "\r\n\r\n");
+	assert_non_null(b);
+	json_error_t je;
+	json_t *j = json_loads(b + 4, 0, &je);
+	assert_non_null(j);
+	snprintf(body_id, 128, "%s", json_string_value(json_object_get(j, "request_id")));
+	json_decref(j);
+	free(ans);
+}
+
+static void test_request_id_is_the_clients_when_well_formed_else_generated(void **state)
+{
+	struct http_server *srv = start();
+	char a[128], ah[128], b[128], bh[128];
+	(void)state;
+	request_id_of(srv, "X-Request-Id: trace-1.2:abc_Z\r\n", a, ah);
+	assert_string_equal(a, "trace-1.2:abc_Z");
+	assert_string_equal(ah, "trace-1.2:abc_Z");
+	/* None, and then ones that could not go into a log line or a header as
+	 * they are: fresh hex, different every time, the same in body and header. */
+	request_id_of(srv, "", a, ah);
+	request_id_of(srv, "", b, bh);
+	assert_int_equal(strlen(a), 32);
+	assert_true(strspn(a, "0123456789abcdef") == 32);
+	assert_string_equal(a, ah);
+	assert_string_equal(b, bh);
+	assert_string_not_equal(a, b);
+	static const char *const bad[] = {
+		"X-Request-Id: has space\r\n",
+		"X-Request-Id: quote\"d\r\n",
+		"X-Request-Id: 0123456789012345678901234567890123456789012345678901234567890123456789\r\n",
+		"X-Request-Id: a;b=c\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		request_id_of(srv, bad[i], a, ah);
+		assert_int_equal(strlen(a), 32);
+		assert_true(strspn(a, "0123456789abcdef") == 32);
+	}
+	/* Errors the server answers itself carry one too. */
+	char *ans = raw(srv, "GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+			     "X-Request-Id: lost-1\r\n\r\n");
+	assert_memory_equal(ans, "HTTP/1.1 404 ", 13);
+	assert_non_null(rawhttp_header(a, sizeof(a), ans, "X-Request-Id"));
+	assert_string_equal(a, "lost-1");
 	free(ans);
 	http_server_destroy(srv);
 }
@@ -1381,6 +1446,9 @@ static void test_access_log_has_timing_bytes_and_remote_but_no_body(void **state
 	assert_non_null(strstr(line, "\"duration_ms\":\""));
 	assert_non_null(strstr(line, "\"bytes\":\""));
 	assert_non_null(strstr(line, "\"remote\":\"127.0.0.1\""));
+	const char *rid = strstr(line, "\"request_id\":\"");
+	assert_non_null(rid);
+	assert_true(strspn(rid + 14, "0123456789abcdef") == 32);
 	assert_null(strstr(log_text, "BODYSECRET"));
 	assert_null(strstr(log_text, "QSECRET"));
 	assert_null(strstr(log_text, "TSECRET"));
@@ -1412,6 +1480,7 @@ int main(void)
 		cmocka_unit_test(test_error_text_with_non_utf8_bytes_keeps_its_status),
 		cmocka_unit_test(test_503_errors_carry_retry_after_and_others_do_not),
 		cmocka_unit_test(test_extra_response_headers_are_sent),
+		cmocka_unit_test(test_request_id_is_the_clients_when_well_formed_else_generated),
 		cmocka_unit_test(test_head_on_get_route_sends_headers_without_body),
 		cmocka_unit_test(test_204_without_body_sends_no_body_and_no_content_type),
 		cmocka_unit_test(test_json_body_ends_with_newline_and_text_keeps_its_type),
