@@ -27,7 +27,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread -lm
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"'
 
-LIB_DIRS := core adapters adapters/fake adapters/lpu adapters/kubernetes adapters/ssh pools models deployments inventory auth gateway sidecar
+LIB_DIRS := core audit adapters adapters/fake adapters/lpu adapters/kubernetes adapters/ssh pools models deployments inventory auth gateway sidecar
 LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
 LIB      := $(BUILD)/libnova.a
@@ -51,7 +51,7 @@ TEST_DRIVERS := $(TEST_DRIVER_SRCS:%.c=$(BUILD)/%)
 
 SQL_FILES := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
-             inventory/*.h auth/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h)
+             inventory/*.h auth/*.h audit/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h)
 
 .PHONY: all deps test asan run install check-headers clean tests fuzz bench
 all: $(BINS) $(BENCH_BINS)

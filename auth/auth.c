@@ -34,6 +34,7 @@
 struct auth_cached_key {
 	char prefix[17];
 	char id[AUTH_ID_LEN];
+	char name[AUTH_NAME_LEN];
 	char key_hash[SECRET_HEX_SHA256_LEN];
 	unsigned scopes;
 	long long expires_s;   /* wall clock, seconds; 0: never */
@@ -78,8 +79,8 @@ static void auth_cache_drop(struct auth *a, const char *prefix, const char *id)
 	pthread_mutex_unlock(&a->lock);
 }
 
-static void auth_cache_put(struct auth *a, const char *prefix, const char *id, const char *hash,
-			   unsigned scopes, long long expires_s)
+static void auth_cache_put(struct auth *a, const char *prefix, const char *id, const char *name,
+			   const char *hash, unsigned scopes, long long expires_s)
 {
 	pthread_mutex_lock(&a->lock);
 	struct auth_cached_key *k = auth_cache_find(a, prefix);
@@ -106,6 +107,7 @@ static void auth_cache_put(struct auth *a, const char *prefix, const char *id, c
 	if (k) {
 		snprintf(k->prefix, sizeof(k->prefix), "%s", prefix);
 		snprintf(k->id, sizeof(k->id), "%s", id);
+		snprintf(k->name, sizeof(k->name), "%s", name);
 		snprintf(k->key_hash, sizeof(k->key_hash), "%s", hash);
 		k->scopes = scopes;
 		k->expires_s = expires_s;
@@ -301,14 +303,15 @@ static void auth_last_used_write(struct auth *a, const char *id)
 }
 
 /* A key past its expires_at is refused like a revoked one. */
-static int auth_key_accept(struct auth_principal *out, const char *id, unsigned scopes,
-			   long long expires_s, struct nova_err *err)
+static int auth_key_accept(struct auth_principal *out, const char *id, const char *name,
+			   unsigned scopes, long long expires_s, struct nova_err *err)
 {
 	if (expires_s && (long long)time(NULL) >= expires_s)
 		return nova_err_set(err, NOVA_EUNAUTH, "", "api key expired");
 	out->kind = AUTH_APIKEY;
 	out->scopes = scopes;
 	snprintf(out->id, sizeof(out->id), "%s", id);
+	snprintf(out->name, sizeof(out->name), "%s", name);
 	return 0;
 }
 
@@ -344,7 +347,7 @@ static int auth_apikey_check(struct auth_principal *out, struct auth *a, const c
 	pthread_mutex_unlock(&a->lock);
 	if (have && now - cached.checked_ms < AUTH_CACHE_TTL_MS) {
 		bool ok = secret_matches_hash(key, cached.key_hash);
-		rc = ok ? auth_key_accept(out, cached.id, cached.scopes, cached.expires_s, err)
+		rc = ok ? auth_key_accept(out, cached.id, cached.name, cached.scopes, cached.expires_s, err)
 			: nova_err_set(err, NOVA_EUNAUTH, "", "invalid or revoked api key");
 		explicit_bzero(&cached, sizeof(cached));
 		if (rc == 0 && write_used)
@@ -354,7 +357,7 @@ static int auth_apikey_check(struct auth_principal *out, struct auth *a, const c
 	if ((rc = db_conn_acquire(&c, a->db, err)) == 0) {
 		rc = db_exec(&res, c,
 			     "SELECT id, key_hash, scopes, "
-			     "coalesce(floor(extract(epoch FROM expires_at))::bigint, 0) "
+			     "coalesce(floor(extract(epoch FROM expires_at))::bigint, 0), name "
 			     "FROM api_keys WHERE prefix = $1 AND revoked_at IS NULL",
 			     1, params, err);
 		db_conn_release(a->db, c);
@@ -362,7 +365,7 @@ static int auth_apikey_check(struct auth_principal *out, struct auth *a, const c
 	if (rc == NOVA_EUNAVAIL && have) {
 		/* The database is away: the key as last read serves. */
 		if (secret_matches_hash(key, cached.key_hash))
-			rc = auth_key_accept(out, cached.id, cached.scopes, cached.expires_s, err);
+			rc = auth_key_accept(out, cached.id, cached.name, cached.scopes, cached.expires_s, err);
 		explicit_bzero(&cached, sizeof(cached));
 		return rc;
 	}
@@ -372,9 +375,10 @@ static int auth_apikey_check(struct auth_principal *out, struct auth *a, const c
 		long long expires_s = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
 		/* An expired key stays cached (as refused), so it is refused from
 		 * memory as well while the database is away. */
-		auth_cache_put(a, prefix, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), scopes,
-			       expires_s);
-		if ((rc = auth_key_accept(out, PQgetvalue(res, 0, 0), scopes, expires_s, err)) == 0)
+		auth_cache_put(a, prefix, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4),
+			       PQgetvalue(res, 0, 1), scopes, expires_s);
+		if ((rc = auth_key_accept(out, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4), scopes,
+					   expires_s, err)) == 0)
 			auth_last_used_write(a, out->id);
 	} else if (rc == 0) {
 		auth_cache_drop(a, prefix, NULL);
@@ -504,7 +508,8 @@ static void auth_scopes_to_pg(char *buf, size_t len, unsigned scopes)
 }
 
 int auth_apikey_create(struct auth_apikey *out, char *key_out, size_t key_len, struct auth *a,
-		       const struct auth_apikey_spec *spec, struct nova_err *err)
+		       const struct auth_apikey_spec *spec, struct audit_note *audit,
+		       struct nova_err *err)
 {
 	char key[128], prefix[17], hash[SECRET_HEX_SHA256_LEN], scopes[96], expires[32] = "";
 	const char *name = spec->name, *params[5];
@@ -548,18 +553,26 @@ int auth_apikey_create(struct auth_apikey *out, char *key_out, size_t key_len, s
 	params[2] = hash;
 	params[3] = scopes;
 	params[4] = expires[0] ? expires : NULL;
-	if ((rc = db_conn_acquire(&c, a->db, err)))
+	if ((rc = db_conn_acquire(&c, a->db, err))) {
+		explicit_bzero(key, sizeof(key));
 		return rc;
-	rc = db_exec_one(&res, c,
-			 "INSERT INTO api_keys (name, prefix, key_hash, scopes, expires_at) "
-			 "VALUES ($1, $2, $3, $4::text[], $5::timestamptz) "
-			 "RETURNING " AUTH_APIKEY_COLS, 5, params, err);
+	}
+	if ((rc = db_tx_begin(c, err)) == 0)
+		rc = db_exec_one(&res, c,
+				 "INSERT INTO api_keys (name, prefix, key_hash, scopes, expires_at) "
+				 "VALUES ($1, $2, $3, $4::text[], $5::timestamptz) "
+				 "RETURNING " AUTH_APIKEY_COLS, 5, params, err);
 	if (rc == 0) {
 		auth_apikey_from_row(out, res, 0);
-		snprintf(key_out, key_len, "%s", key);
+		if ((rc = audit_record_tx(c, audit, out->id, err)) == 0)
+			rc = db_tx_commit(c, err);
 	}
+	/* The key leaves only once it exists. */
+	if (rc == 0)
+		snprintf(key_out, key_len, "%s", key);
+	explicit_bzero(key, sizeof(key));
 	PQclear(res);
-	db_conn_release(a->db, c);
+	db_conn_release(a->db, c); /* rolls back what did not commit */
 	return rc;
 }
 
@@ -589,7 +602,8 @@ int auth_apikey_list(struct auth_apikey **out, size_t *n_out, struct auth *a,
 	return rc;
 }
 
-int auth_apikey_revoke(struct auth *a, const char *id, struct nova_err *err)
+int auth_apikey_revoke(struct auth *a, const char *id, struct audit_note *audit,
+		       struct nova_err *err)
 {
 	const char *params[1] = {id};
 	struct db_conn *c;
@@ -600,12 +614,15 @@ int auth_apikey_revoke(struct auth *a, const char *id, struct nova_err *err)
 	auth_cache_drop(a, NULL, id);
 	if ((rc = db_conn_acquire(&c, a->db, err)))
 		return rc;
-	rc = db_exec_one(&res, c,
-			 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
-			 "RETURNING id", 1, params, err);
+	if ((rc = db_tx_begin(c, err)) == 0)
+		rc = db_exec_one(&res, c,
+				 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+				 "WHERE id = $1 RETURNING id", 1, params, err);
 	if (rc == NOVA_ENOTFOUND)
 		nova_err_set(err, NOVA_ENOTFOUND, "id", "no api key with id %s", id);
+	if (rc == 0 && (rc = audit_record_tx(c, audit, id, err)) == 0)
+		rc = db_tx_commit(c, err);
 	PQclear(res);
-	db_conn_release(a->db, c);
+	db_conn_release(a->db, c); /* rolls back what did not commit */
 	return rc;
 }

@@ -35,12 +35,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "audit/audit.h"
 #include "core/db.h"
 #include "core/err.h"
 #include "core/secret.h"
 
 #define AUTH_APIKEY_PREFIX "sk-nova-"
 #define AUTH_ID_LEN 37
+#define AUTH_NAME_LEN 65 /* a key's name: 64 characters at most */
 
 /* Scopes as bits, so a key's set is one word in the cache and a check is
  * a mask. The names are the API's and sql/0010's. */
@@ -74,6 +76,7 @@ enum auth_kind {
 struct auth_principal {
 	enum auth_kind kind;
 	char id[AUTH_ID_LEN]; /* API key id; "" for admin */
+	char name[AUTH_NAME_LEN]; /* API key name; "" for admin */
 	unsigned scopes;      /* AUTH_SCOPE_* bits as granted; AUTH_SCOPES_ALL for admin */
 };
 
@@ -111,7 +114,7 @@ int auth_admin_token_load_or_create(char *out, size_t out_len, bool *generated,
 
 struct auth_apikey {
 	char id[AUTH_ID_LEN];
-	char name[65];
+	char name[AUTH_NAME_LEN];
 	char prefix[17];
 	char created_at[40];
 	char last_used_at[40]; /* "" when never */
@@ -134,12 +137,15 @@ struct auth_apikey_spec {
 int auth_rfc3339_parse(long long *out, const char *s, const char *field, struct nova_err *err);
 
 /* key_out receives the full key, shown once. NOVA_EINVAL naming name,
- * scopes or expires_at. */
+ * scopes or expires_at. Creating and revoking record the request's audit
+ * note (audit/audit.h) in their own transaction; NULL for none. */
 int auth_apikey_create(struct auth_apikey *out, char *key_out, size_t key_len, struct auth *a,
-		       const struct auth_apikey_spec *spec, struct nova_err *err);
+		       const struct auth_apikey_spec *spec, struct audit_note *audit,
+		       struct nova_err *err);
 int auth_apikey_list(struct auth_apikey **out, size_t *n_out, struct auth *a,
 		     struct nova_err *err);
 /* Idempotent for a known id; NOVA_ENOTFOUND for an unknown one. */
-int auth_apikey_revoke(struct auth *a, const char *id, struct nova_err *err);
+int auth_apikey_revoke(struct auth *a, const char *id, struct audit_note *audit,
+		       struct nova_err *err);
 
 #endif

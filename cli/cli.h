@@ -122,6 +122,8 @@ int cli_verb_dispatch(struct cli_ctx *ctx, const char *group, const char *group_
 int cli_cmd_version(struct cli_ctx *ctx, struct cli_args *a);
 int cli_cmd_pool(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 int cli_cmd_apikey(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+/* "novactl audit [filters]": no verb. */
+int cli_cmd_audit(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 int cli_cmd_model(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 /* "novactl deploy MODEL ...": the model stands where a verb would. */
 int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a);

@@ -24,7 +24,8 @@ static const char novactl_usage[] =
 	"  deployment list|get|scale|stop|start|delete\n"
 	"  node list|get|cordon|uncordon|drain      the nodes of the pools\n"
 	"  routes [--model NAME] [--watch]      the routing table\n"
-	"  apikey create|list|revoke            API keys (admin token only)\n"
+	"  apikey create|list|revoke            API keys (admin scope)\n"
+	"  audit [--since T] [--key K] [--object O] ...  who changed what (admin scope)\n"
 	"  version                              client and server versions\n"
 	"\n"
 	"Server and token come from the flags, NOVA_SERVER and NOVA_TOKEN,\n"
@@ -46,6 +47,7 @@ static const struct {
 	{"node", cli_cmd_node, false},
 	{"routes", cli_cmd_routes, true},
 	{"apikey", cli_cmd_apikey, false},
+	{"audit", cli_cmd_audit, true},
 };
 
 struct novactl_globals {

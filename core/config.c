@@ -51,6 +51,7 @@ void cfg_defaults(struct cfg *c)
 	c->node_brake_percent = 50;
 	c->node_brake_min_nodes = 3;
 	c->idle_node_grace_s = 60;
+	c->audit_retention_days = 90;
 }
 
 static int cfg_copy(char *dst, size_t cap, const char *src, const char *field,
@@ -145,7 +146,7 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 					   "node_failed_after_ms", "idle_node_grace_s",
 					   "database_statement_timeout_ms", "database_acquire_timeout_ms",
 					   "node_brake_percent", "node_brake_min_nodes", "provider_files",
-					   "lpu_agent", NULL};
+					   "lpu_agent", "audit_retention_days", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -196,6 +197,11 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		if ((rc = ydoc_get_long(&v, d, n, "node_brake_percent", 1, 100, err)))
 			goto out;
 		c->node_brake_percent = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "audit_retention_days"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "audit_retention_days", 0, 36500, err)))
+			goto out;
+		c->audit_retention_days = (unsigned)v;
 	}
 	if ((n = ydoc_map_get(d, root, "node_brake_min_nodes"))) {
 		if ((rc = ydoc_get_long(&v, d, n, "node_brake_min_nodes", 1, 1000000, err)))
@@ -342,6 +348,8 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 	if ((rc = cfg_env_uint(&c->node_brake_percent, "NOVA_NODE_BRAKE_PERCENT", 1, 100, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->node_brake_min_nodes, "NOVA_NODE_BRAKE_MIN_NODES", 1, 1000000, err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->audit_retention_days, "NOVA_AUDIT_RETENTION_DAYS", 0, 36500, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->worker_lease_ms, "NOVA_WORKER_LEASE_MS", 1000, 600000, err)))
 		return rc;

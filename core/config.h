@@ -55,6 +55,9 @@ struct cfg {
 	/* lpu_agent: NOVA_LPU_AGENT: the program lpu agents run ("": the
 	 * nova-sidecar beside novad) */
 	char lpu_agent[1024];
+	/* audit_retention_days: NOVA_AUDIT_RETENTION_DAYS (90): audit events
+	 * older than this are removed; 0 keeps them all */
+	unsigned audit_retention_days;
 };
 
 void cfg_defaults(struct cfg *c);

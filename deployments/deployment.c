@@ -314,7 +314,7 @@ static void dep_default_name(char *out, size_t len, const char *model, const cha
 }
 
 int deployment_create(json_t **out, struct db_pool *db, const struct deployment_spec *spec,
-		      struct nova_err *err)
+		      struct audit_note *audit, struct nova_err *err)
 {
 	struct model *m = NULL;
 	struct pool *p = NULL;
@@ -357,6 +357,16 @@ int deployment_create(json_t **out, struct db_pool *db, const struct deployment_
 	}
 	if (rc == 0)
 		rc = dep_enqueue(c, PQgetvalue(res, 0, 0), err);
+	if (rc == 0 && audit && (!audit->object || !*audit->object)) {
+		/* Unnamed in the request: the row names what it was given. The
+		 * name is this function's, so the note forgets it after. */
+		const char *asked = audit->object;
+		audit->object = name;
+		rc = audit_record_tx(c, audit, PQgetvalue(res, 0, 0), err);
+		audit->object = asked;
+	} else if (rc == 0) {
+		rc = audit_record_tx(c, audit, PQgetvalue(res, 0, 0), err);
+	}
 	if (rc == 0)
 		rc = db_tx_commit(c, err);
 	else
@@ -384,6 +394,7 @@ struct dep_change {
 	const char *ref;
 	enum dep_op op;
 	long long replicas;
+	struct audit_note *audit;
 	char id[37];
 };
 
@@ -454,6 +465,8 @@ static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 			     1, params, err);
 		break;
 	}
+	if (rc == 0)
+		rc = audit_record_tx(c, ch->audit, ch->id, err);
 	return rc ? rc : dep_enqueue(c, ch->id, err);
 }
 
@@ -467,9 +480,9 @@ static int dep_change(json_t **out, struct db_pool *db, struct dep_change *ch, s
 }
 
 int deployment_scale(json_t **out, struct db_pool *db, const char *ref, long long replicas,
-		     struct nova_err *err)
+		     struct audit_note *audit, struct nova_err *err)
 {
-	struct dep_change ch = {ref, DEP_SCALE, replicas, ""};
+	struct dep_change ch = {ref, DEP_SCALE, replicas, audit, ""};
 	*out = NULL;
 	if (replicas < 0 || replicas > DEPLOYMENT_MAX_REPLICAS)
 		return nova_err_set(err, NOVA_EINVAL, "replicas", "replicas must be between 0 and %d",
@@ -477,20 +490,23 @@ int deployment_scale(json_t **out, struct db_pool *db, const char *ref, long lon
 	return dep_change(out, db, &ch, err);
 }
 
-int deployment_stop(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err)
+int deployment_stop(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
+		    struct nova_err *err)
 {
-	struct dep_change ch = {ref, DEP_STOP, 0, ""};
+	struct dep_change ch = {ref, DEP_STOP, 0, audit, ""};
 	return dep_change(out, db, &ch, err);
 }
 
-int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err)
+int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
+		     struct nova_err *err)
 {
-	struct dep_change ch = {ref, DEP_START, 0, ""};
+	struct dep_change ch = {ref, DEP_START, 0, audit, ""};
 	return dep_change(out, db, &ch, err);
 }
 
 struct dep_delete {
 	const char *ref;
+	struct audit_note *audit;
 };
 
 static int dep_delete_tx(struct db_conn *c, void *arg, struct nova_err *err)
@@ -514,14 +530,17 @@ static int dep_delete_tx(struct db_conn *c, void *arg, struct nova_err *err)
 	if (rc == 0)
 		rc = db_exec(NULL, c, "DELETE FROM work_items WHERE kind = 'deployment' AND "
 				      "subject_id = $1::uuid", 1, params, err);
+	if (rc == 0)
+		rc = audit_record_tx(c, dd->audit, params[0], err);
 	PQclear(res);
 	json_decref(d);
 	return rc;
 }
 
-int deployment_delete(struct db_pool *db, const char *ref, struct nova_err *err)
+int deployment_delete(struct db_pool *db, const char *ref, struct audit_note *audit,
+		      struct nova_err *err)
 {
-	struct dep_delete dd = {ref};
+	struct dep_delete dd = {ref, audit};
 	return db_tx_run(db, dep_delete_tx, &dd, err);
 }
 

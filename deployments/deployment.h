@@ -11,7 +11,11 @@
  *
  * A deployment that can never fit its pool (a stage larger than any node
  * the provider can offer, an accelerator type the pool's quota forbids) is
- * refused at creation with the reason. */
+ * refused at creation with the reason.
+ *
+ * The changes (create, scale, stop, start, delete) take the request's audit
+ * note (audit/audit.h) and record it in the change's own transaction; NULL
+ * for none. */
 #ifndef NOVA_DEPLOYMENTS_DEPLOYMENT_H
 #define NOVA_DEPLOYMENTS_DEPLOYMENT_H
 
@@ -19,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "audit/audit.h"
 #include "core/db.h"
 #include "core/err.h"
 
@@ -40,14 +45,16 @@ int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
  * NOVA_EINVAL for bad input or a model that can never fit, NOVA_ENOTFOUND
  * for an unknown model or pool, NOVA_EEXISTS for a taken name. */
 int deployment_create(json_t **out, struct db_pool *db, const struct deployment_spec *spec,
-		      struct nova_err *err);
+		      struct audit_note *audit, struct nova_err *err);
 int deployment_get(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
 int deployment_list(json_t **out, struct db_pool *db, struct nova_err *err);
 int deployment_scale(json_t **out, struct db_pool *db, const char *ref, long long replicas,
-		     struct nova_err *err);
+		     struct audit_note *audit, struct nova_err *err);
 /* NOVA_ECONFLICT when the state does not allow it. */
-int deployment_stop(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
-int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
+int deployment_stop(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
+		    struct nova_err *err);
+int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
+		     struct nova_err *err);
 /* Replicas placed on a node: [{deployment, replica, ordinal, state, stage,
  * accelerators}], for the node view. */
 int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *node_id,
@@ -78,6 +85,7 @@ unsigned deployment_assignments_generation(void);
 int deployment_node_assignments(json_t **out, struct db_pool *db, const char *node_id,
 				struct nova_err *err);
 /* Only a stopped deployment is deleted. */
-int deployment_delete(struct db_pool *db, const char *ref, struct nova_err *err);
+int deployment_delete(struct db_pool *db, const char *ref, struct audit_note *audit,
+		      struct nova_err *err);
 
 #endif

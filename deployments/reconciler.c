@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "adapters/adapter.h"
+#include "audit/audit.h"
 #include "core/log.h"
 #include "pools/pool.h"
 
@@ -17,6 +18,7 @@ void reconciler_config_defaults(struct reconciler_config *cfg)
 	cfg->idle_node_grace_s = 60;
 	cfg->provision_timeout_s = 600;
 	cfg->failed_wait_ms = 6000;
+	cfg->audit_retention_days = AUDIT_DEFAULT_RETENTION_DAYS;
 }
 
 /* Drain, terminate and deprovision one node, whatever live state it is in. */
@@ -314,7 +316,28 @@ struct reconciler {
 	struct db_conn *lock_conn; /* holds the advisory lock while leader */
 	pthread_t tid;
 	atomic_bool stop, leader;
+	long long audit_pruned_ms; /* CLOCK_MONOTONIC of the last prune; 0: never */
 };
+
+#define RC_AUDIT_PRUNE_EVERY_MS (3600 * 1000LL)
+
+/* The audit trail's retention, kept by the leader at most once an hour
+ * (an indexed delete of a day's rows at most). */
+static void rc_audit_prune(struct reconciler *r)
+{
+	struct timespec ts;
+	struct nova_err err;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (r->audit_pruned_ms && now - r->audit_pruned_ms < RC_AUDIT_PRUNE_EVERY_MS)
+		return;
+	nova_err_clear(&err);
+	if (audit_prune(r->db, r->cfg.audit_retention_days, NULL, &err) == 0)
+		r->audit_pruned_ms = now;
+	else
+		nova_log_kv(NOVA_LOG_WARN, "reconciler", "audit retention failed", "error",
+			    err.message, NULL);
+}
 
 static void *rc_thread(void *arg)
 {
@@ -347,6 +370,8 @@ static void *rc_thread(void *arg)
 		}
 		if (atomic_load(&r->leader) && reconciler_pass(r->db, &r->cfg, &err) != 0)
 			nova_log_kv(NOVA_LOG_WARN, "reconciler", "pass failed", "error", err.message, NULL);
+		if (atomic_load(&r->leader))
+			rc_audit_prune(r);
 		for (unsigned w = 0; w < r->cfg.interval_ms && !atomic_load(&r->stop); w += 50) {
 			struct timespec ts = {0, 50 * 1000000L};
 			nanosleep(&ts, NULL);

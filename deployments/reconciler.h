@@ -45,6 +45,9 @@ struct reconciler_config {
 	/* How long a node failed for silence is given to beat again before it
 	 * is replaced, default 6000 (three 2 s heartbeat intervals). */
 	unsigned failed_wait_ms;
+	/* Audit events older than this many days are removed, at most once
+	 * an hour; 0 keeps them all. Default AUDIT_DEFAULT_RETENTION_DAYS. */
+	unsigned audit_retention_days;
 };
 
 void reconciler_config_defaults(struct reconciler_config *cfg);

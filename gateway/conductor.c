@@ -68,12 +68,12 @@ int gw_conductor_apply(struct db_pool *db, const struct gw_conductor_args *a, st
 				a->allocation, "mock_agents", a->mock_agents);
 		struct pool_spec ps = {.name = pool_name, .provider = "lpu", .config = cfg,
 				       .quotas = {.max_nodes = -1, .max_accelerators = -1}};
-		if ((rc = pool_create(&p, db, &ps, err)))
+		if ((rc = pool_create(&p, db, &ps, NULL, err)))
 			goto out;
 	}
 	char ref[200];
 	snprintf(ref, sizeof(ref), "%s:%s", parsed.name, parsed.version);
-	if (model_get(&m, db, ref, err) != 0 && (rc = model_register(&m, db, spec, err)))
+	if (model_get(&m, db, ref, err) != 0 && (rc = model_register(&m, db, spec, NULL, err)))
 		goto out;
 	cd_label(dep_name, sizeof(dep_name), "", parsed.name);
 	if (deployment_get(&res, db, dep_name, err) == 0) {
@@ -81,11 +81,11 @@ int gw_conductor_apply(struct db_pool *db, const struct gw_conductor_args *a, st
 		json_decref(res);
 		res = NULL;
 		if (state && !strcmp(state, "stopped"))
-			rc = deployment_start(&res, db, dep_name, err);
+			rc = deployment_start(&res, db, dep_name, NULL, err);
 	} else {
 		struct deployment_spec ds = {.name = dep_name, .model = ref, .pool = pool_name,
 					     .replicas = 1};
-		rc = deployment_create(&res, db, &ds, err);
+		rc = deployment_create(&res, db, &ds, NULL, err);
 	}
 	if (rc == 0)
 		nova_log_kv(NOVA_LOG_INFO, "conductor", "model deployed on racks", "model", parsed.name,

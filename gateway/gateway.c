@@ -1,6 +1,8 @@
 #include "gateway/gw_int.h"
 
 #include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +90,11 @@ const struct gw_route gw_routes[] = {
 	 NULL, "ApiKeyList", 200, "apikeys"},
 	{"DELETE", "/v1/apikeys/{id}", gw_apikey_revoke, AUTH_SCOPE_ADMIN, "Revoke an API key", NULL,
 	 NULL, 204, "apikeys"},
+
+	{"GET", "/v1/audit", gw_audit_list, AUTH_SCOPE_ADMIN,
+	 "The audit trail: every change and every refused change of a known caller, newest first "
+	 "(?since=, until=, key=, object=, kind=, before=, limit=)", NULL, "AuditList", 200,
+	 "audit"},
 };
 const size_t gw_routes_count = sizeof(gw_routes) / sizeof(gw_routes[0]);
 
@@ -122,15 +129,87 @@ void gw_destroy(struct gw *gw)
 	free(gw);
 }
 
+/* What a route changes, for the audit trail: its tag in the singular
+ * ("pools" -> "pool"). */
+static void gw_kind(char *buf, size_t len, const char *tag)
+{
+	size_t n = strlen(tag);
+	if (n > 1 && tag[n - 1] == 's')
+		n--;
+	snprintf(buf, len, "%.*s", (int)n, tag);
+}
+
+/* The first path parameter names the object ("/v1/pools/{pool}"); a create
+ * names it in its body, and its handler says so. */
+static const char *gw_object(const struct http_request *req)
+{
+	const char *open = strchr(req->route, '{');
+	if (!open)
+		return "";
+	char name[32];
+	const char *close = strchr(open, '}');
+	if (!close || (size_t)(close - open - 1) >= sizeof(name))
+		return "";
+	snprintf(name, sizeof(name), "%.*s", (int)(close - open - 1), open + 1);
+	const char *v = http_request_param(req, name);
+	return v ? v : "";
+}
+
+/* The code of the error body the handler answered ("invalid", ...). */
+static void gw_error_code(char *buf, size_t len, const struct http_response *res)
+{
+	json_t *j = res->body ? json_loadb(res->body, res->body_len, 0, NULL) : NULL;
+	const char *code = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+	snprintf(buf, len, "%s", code ? code : "");
+	json_decref(j);
+}
+
+void gw_call_object(struct gw_call *call, const char *fmt, ...)
+{
+	va_list ap;
+	if (!call->audit)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(call->object, sizeof(call->object), fmt, ap);
+	va_end(ap);
+	call->audit->object = call->object;
+}
+
+/* A request ended without its change recorded (refused, or an answer the
+ * change's module did not record): write its row on its own. When even
+ * that fails (the database is away), the log keeps it. */
+static void gw_audit_finish(struct gw *gw, struct audit_note *note, const struct http_response *res)
+{
+	char code[32], status[8];
+	struct nova_err err;
+	if (note->written)
+		return;
+	nova_err_clear(&err);
+	gw_error_code(code, sizeof(code), res);
+	if (audit_record_alone(gw->deps.db, note, res->status, code, &err) == 0)
+		return;
+	snprintf(status, sizeof(status), "%d", res->status);
+	nova_log_kv(NOVA_LOG_WARN, "audit", "audit event not recorded", "actor", note->actor,
+		    "api_key_id", note->key_id ? note->key_id : "", "method", note->method, "route",
+		    note->route, "object", note->object, "status", status, "request_id",
+		    note->request_id, "error", err.message, NULL);
+}
+
 /* Every request passes here: authenticate as the route demands, then call
  * the handler. A missing or unknown credential is 401 (with
  * WWW-Authenticate, as RFC 6750 asks); a known one without the route's
- * scope 403, naming the scope needed and the ones held. */
+ * scope 403, naming the scope needed and the ones held. Every request of a
+ * known caller that may change something (any method but GET and HEAD)
+ * gets an audit note (audit/audit.h): the change records it in its own
+ * transaction, and a refused one is recorded here. */
 static void gw_dispatch(struct http_request *req, struct http_response *res, void *ctx)
 {
 	struct gw_binding *b = ctx;
 	struct auth_principal who = {0};
+	struct audit_note note = {0};
+	struct gw_call call = {.who = &who};
 	struct nova_err err;
+	char kind[32];
 	unsigned need = b->route->access;
 	nova_err_clear(&err);
 	if (need != GW_PUBLIC && need != GW_NODE) {
@@ -146,16 +225,35 @@ static void gw_dispatch(struct http_request *req, struct http_response *res, voi
 			http_response_error(res, &err);
 			return;
 		}
+		if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+			gw_kind(kind, sizeof(kind), b->route->tag);
+			note = (struct audit_note){
+				.actor = who.kind == AUTH_APIKEY ? "apikey" : "admin",
+				.key_id = who.kind == AUTH_APIKEY ? who.id : NULL,
+				.key_name = who.kind == AUTH_APIKEY ? who.name : NULL,
+				.method = req->method,
+				.route = req->route,
+				.kind = kind,
+				.object = gw_object(req),
+				.request_id = req->request_id,
+				.status = b->route->ok_status,
+			};
+			call.audit = &note;
+		}
 		if (!auth_scopes_allow(who.scopes, need)) {
 			char held[96];
 			auth_scopes_format(held, sizeof(held), who.scopes);
 			http_response_errorf(res, NOVA_EFORBIDDEN, "",
 					     "this route needs the %s scope; this key has %s",
 					     auth_scope_name(need), held);
+			if (call.audit)
+				gw_audit_finish(b->gw, call.audit, res);
 			return;
 		}
 	}
-	b->route->fn(b->gw, &who, req, res);
+	b->route->fn(b->gw, &call, req, res);
+	if (call.audit)
+		gw_audit_finish(b->gw, call.audit, res);
 }
 
 int gw_routes_register(struct gw *gw, struct http_server *srv, struct nova_err *err)

@@ -2,6 +2,7 @@
 #ifndef NOVA_GATEWAY_GW_INT_H
 #define NOVA_GATEWAY_GW_INT_H
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "core/http.h"
 #include "core/json.h"
@@ -21,7 +22,23 @@ struct gw {
 #define GW_PUBLIC 0u          /* probes, OpenAPI: no credential */
 #define GW_NODE (1u << 31)    /* a node token; the handler checks whose */
 
-typedef void (*gw_handler_fn)(struct gw *gw, const struct auth_principal *who,
+/* One request as its handler sees it: who calls, and the audit note a
+ * mutating route hands to the module making the change (NULL on reads and
+ * on routes without an API credential). */
+struct gw_call {
+	const struct auth_principal *who;
+	struct audit_note *audit;
+	/* Behind audit->object when set below; larger than the column, so
+	 * audit/ cuts it, on a character boundary. */
+	char object[4 * AUDIT_OBJECT_MAX + 1];
+};
+
+/* A create names its object in the body: the handler says which, before
+ * the change (a no-op without a note). */
+void gw_call_object(struct gw_call *call, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+typedef void (*gw_handler_fn)(struct gw *gw, struct gw_call *call,
 			      struct http_request *req, struct http_response *res);
 
 struct gw_route {
@@ -45,44 +62,46 @@ struct gw_binding {
 json_t *gw_body_json(struct http_request *req, struct http_response *res);
 
 /* Route handlers, by file. */
-void gw_health(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_ready(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_openapi_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_metrics_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_health(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_ready(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_openapi_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_metrics_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
-void gw_pool_create(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_pool_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_pool_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_pool_update(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_pool_delete(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_pool_create(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_pool_list(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_pool_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_pool_update(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_pool_delete(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
-void gw_apikey_create(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_apikey_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_apikey_revoke(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_apikey_create(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_apikey_list(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_apikey_revoke(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
-void gw_model_register(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_model_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_model_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_model_delete(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_model_register(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_model_list(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_model_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_model_delete(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
-void gw_deployment_create(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_deployment_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_deployment_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_deployment_scale(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_deployment_stop(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_deployment_start(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_deployment_delete(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_deployment_create(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_deployment_list(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_deployment_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_deployment_scale(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_deployment_stop(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_deployment_start(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_deployment_delete(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
-void gw_node_list(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_node_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_node_cordon(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_node_uncordon(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_node_drain(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_node_list(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_node_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_node_cordon(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_node_uncordon(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_node_drain(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
-void gw_heartbeat(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_audit_list(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
-void gw_routes_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
-void gw_routes_watch(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+void gw_heartbeat(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+
+void gw_routes_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_routes_watch(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
 /* The route table (gateway.c). */
 extern const struct gw_route gw_routes[];

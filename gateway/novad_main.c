@@ -363,6 +363,7 @@ int main(int argc, char **argv)
 	reconciler_config_defaults(&rcfg);
 	rcfg.idle_node_grace_s = cfg.idle_node_grace_s;
 	rcfg.failed_wait_ms = 3 * cfg.heartbeat_interval_ms;
+	rcfg.audit_retention_days = cfg.audit_retention_days;
 	snprintf(rcfg.gateway_url, sizeof(rcfg.gateway_url), "%s", gateway_url);
 	if (reconciler_start(&reconciler, db, &rcfg, &err)) {
 		novad_fail("reconciler failed to start", &err);

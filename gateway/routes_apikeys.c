@@ -54,7 +54,7 @@ static int gw_apikey_scopes(unsigned *out, const json_t *arr, struct nova_err *e
 
 /* No scopes is 400 "scopes is required": rejected, a default, which
  * would make a key nobody thought about either all-powerful or useless. */
-void gw_apikey_create(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_apikey_create(struct gw *gw, struct gw_call *call, struct http_request *req,
 		      struct http_response *res)
 {
 	const char *name = NULL, *expires_at = NULL;
@@ -70,10 +70,11 @@ void gw_apikey_create(struct gw *gw, const struct auth_principal *who, struct ht
 	char secret[128];
 	struct nova_err err;
 	json_t *body = gw_body_json(req, res), *out;
-	(void)who;
 	if (!body)
 		return;
 	nova_err_clear(&err);
+	if (json_is_string(json_object_get(body, "name")))
+		gw_call_object(call, "%s", json_string_value(json_object_get(body, "name")));
 	if (json_decode_object(body, fields, sizeof(fields) / sizeof(fields[0]), "", &err) ||
 	    gw_apikey_scopes(&spec.scopes, scopes_json, &err)) {
 		http_response_error(res, &err);
@@ -82,7 +83,8 @@ void gw_apikey_create(struct gw *gw, const struct auth_principal *who, struct ht
 	}
 	spec.name = name;
 	spec.expires_at = expires_at;
-	if (auth_apikey_create(&key, secret, sizeof(secret), gw->deps.auth, &spec, &err)) {
+	if (auth_apikey_create(&key, secret, sizeof(secret), gw->deps.auth, &spec, call->audit,
+			       &err)) {
 		http_response_error(res, &err);
 		json_decref(body);
 		return;
@@ -94,13 +96,13 @@ void gw_apikey_create(struct gw *gw, const struct auth_principal *who, struct ht
 	json_decref(body);
 }
 
-void gw_apikey_list(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_apikey_list(struct gw *gw, struct gw_call *call, struct http_request *req,
 		    struct http_response *res)
 {
 	struct auth_apikey *keys = NULL;
 	size_t n = 0;
 	struct nova_err err;
-	(void)who, (void)req;
+	(void)call, (void)req;
 	nova_err_clear(&err);
 	if (auth_apikey_list(&keys, &n, gw->deps.auth, &err)) {
 		http_response_error(res, &err);
@@ -113,13 +115,12 @@ void gw_apikey_list(struct gw *gw, const struct auth_principal *who, struct http
 	http_response_json(res, 200, arr);
 }
 
-void gw_apikey_revoke(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_apikey_revoke(struct gw *gw, struct gw_call *call, struct http_request *req,
 		      struct http_response *res)
 {
 	struct nova_err err;
-	(void)who;
 	nova_err_clear(&err);
-	if (auth_apikey_revoke(gw->deps.auth, http_request_param(req, "id"), &err)) {
+	if (auth_apikey_revoke(gw->deps.auth, http_request_param(req, "id"), call->audit, &err)) {
 		http_response_error(res, &err);
 		return;
 	}

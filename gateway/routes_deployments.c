@@ -10,53 +10,60 @@ static void gw_dep_answer(struct http_response *res, int status, int rc, json_t 
 		http_response_json(res, status, d);
 }
 
-/* get, stop, start: one call on the deployment the path names. */
-static void gw_dep_by_ref(struct gw *gw, struct http_request *req, struct http_response *res,
-			  int (*op)(json_t **, struct db_pool *, const char *, struct nova_err *))
+/* stop, start: one change of the deployment the path names. */
+static void gw_dep_change(struct gw *gw, struct gw_call *call, struct http_request *req,
+			  struct http_response *res,
+			  int (*op)(json_t **, struct db_pool *, const char *, struct audit_note *,
+				    struct nova_err *))
 {
 	struct nova_err err;
 	json_t *d = NULL;
 	nova_err_clear(&err);
-	int rc = op(&d, gw->deps.db, http_request_param(req, "deployment"), &err);
+	int rc = op(&d, gw->deps.db, http_request_param(req, "deployment"), call->audit, &err);
 	gw_dep_answer(res, 200, rc, d, &err);
 }
 
-void gw_deployment_create(struct gw *gw, const struct auth_principal *who,
+void gw_deployment_create(struct gw *gw, struct gw_call *call,
 			  struct http_request *req, struct http_response *res)
 {
 	struct deployment_spec spec;
 	struct nova_err err;
 	json_t *body = gw_body_json(req, res), *d = NULL;
-	(void)who;
 	if (!body)
 		return;
 	nova_err_clear(&err);
 	int rc = deployment_spec_from_json(&spec, body, &err);
+	if (json_is_string(json_object_get(body, "name")))
+		gw_call_object(call, "%s", json_string_value(json_object_get(body, "name")));
 	if (!rc)
-		rc = deployment_create(&d, gw->deps.db, &spec, &err);
+		rc = deployment_create(&d, gw->deps.db, &spec, call->audit, &err);
 	gw_dep_answer(res, 201, rc, d, &err);
 	json_decref(body);
 }
 
-void gw_deployment_list(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_deployment_list(struct gw *gw, struct gw_call *call, struct http_request *req,
 			struct http_response *res)
 {
 	struct nova_err err;
 	json_t *list = NULL;
-	(void)who, (void)req;
+	(void)call, (void)req;
 	nova_err_clear(&err);
 	int rc = deployment_list(&list, gw->deps.db, &err);
 	gw_dep_answer(res, 200, rc, list, &err);
 }
 
-void gw_deployment_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_deployment_get(struct gw *gw, struct gw_call *call, struct http_request *req,
 		       struct http_response *res)
 {
-	(void)who;
-	gw_dep_by_ref(gw, req, res, deployment_get);
+	struct nova_err err;
+	json_t *d = NULL;
+	(void)call;
+	nova_err_clear(&err);
+	int rc = deployment_get(&d, gw->deps.db, http_request_param(req, "deployment"), &err);
+	gw_dep_answer(res, 200, rc, d, &err);
 }
 
-void gw_deployment_scale(struct gw *gw, const struct auth_principal *who,
+void gw_deployment_scale(struct gw *gw, struct gw_call *call,
 			 struct http_request *req, struct http_response *res)
 {
 	long long replicas = 0;
@@ -66,39 +73,35 @@ void gw_deployment_scale(struct gw *gw, const struct auth_principal *who,
 	};
 	struct nova_err err;
 	json_t *body = gw_body_json(req, res), *d = NULL;
-	(void)who;
 	if (!body)
 		return;
 	nova_err_clear(&err);
 	int rc = json_decode_object(body, fields, 1, "", &err);
 	if (!rc)
 		rc = deployment_scale(&d, gw->deps.db, http_request_param(req, "deployment"), replicas,
-				      &err);
+				      call->audit, &err);
 	gw_dep_answer(res, 200, rc, d, &err);
 	json_decref(body);
 }
 
-void gw_deployment_stop(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_deployment_stop(struct gw *gw, struct gw_call *call, struct http_request *req,
 		       struct http_response *res)
 {
-	(void)who;
-	gw_dep_by_ref(gw, req, res, deployment_stop);
+	gw_dep_change(gw, call, req, res, deployment_stop);
 }
 
-void gw_deployment_start(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_deployment_start(struct gw *gw, struct gw_call *call, struct http_request *req,
 		       struct http_response *res)
 {
-	(void)who;
-	gw_dep_by_ref(gw, req, res, deployment_start);
+	gw_dep_change(gw, call, req, res, deployment_start);
 }
 
-void gw_deployment_delete(struct gw *gw, const struct auth_principal *who,
+void gw_deployment_delete(struct gw *gw, struct gw_call *call,
 			  struct http_request *req, struct http_response *res)
 {
 	struct nova_err err;
-	(void)who;
 	nova_err_clear(&err);
-	if (deployment_delete(gw->deps.db, http_request_param(req, "deployment"), &err))
+	if (deployment_delete(gw->deps.db, http_request_param(req, "deployment"), call->audit, &err))
 		http_response_error(res, &err);
 	else
 		res->status = 204;

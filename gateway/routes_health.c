@@ -4,10 +4,10 @@
 #include "inventory/inventory.h"
 #include "inventory/routes.h"
 
-void gw_health(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_health(struct gw *gw, struct gw_call *call, struct http_request *req,
 	       struct http_response *res)
 {
-	(void)gw, (void)who, (void)req;
+	(void)gw, (void)call, (void)req;
 	http_response_json(res, 200, json_pack("{s:s, s:s}", "status", "ok", "version", NOVA_VERSION));
 }
 
@@ -19,13 +19,13 @@ void gw_health(struct gw *gw, const struct auth_principal *who, struct http_requ
  * once would take every novad out of its load balancer, routes included,
  * for an outage they ride through. Rejected: 503 whenever the database
  * does not answer, as before (the cascade above). */
-void gw_ready(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_ready(struct gw *gw, struct gw_call *call, struct http_request *req,
 	      struct http_response *res)
 {
 	struct nova_err err;
 	struct inventory_status st;
 	char routes_error[160];
-	(void)who, (void)req;
+	(void)call, (void)req;
 	nova_err_clear(&err);
 	inventory_status_get(&st, gw->deps.inventory);
 	long long routes_age = inventory_routes_age_ms(gw->deps.routes, routes_error);
@@ -55,9 +55,9 @@ void gw_ready(struct gw *gw, const struct auth_principal *who, struct http_reque
 	http_response_json(res, ready ? 200 : 503, body);
 }
 
-void gw_openapi_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_openapi_get(struct gw *gw, struct gw_call *call, struct http_request *req,
 		    struct http_response *res)
 {
-	(void)gw, (void)who, (void)req;
+	(void)gw, (void)call, (void)req;
 	http_response_json(res, 200, gw_openapi());
 }

@@ -47,12 +47,12 @@ static void gw_label_value(char *out, size_t len, const char *v)
 	out[o] = '\0';
 }
 
-void gw_metrics_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_metrics_get(struct gw *gw, struct gw_call *call, struct http_request *req,
 		    struct http_response *res)
 {
 	struct inventory_status st;
 	struct textbuf t = {0};
-	(void)who, (void)req;
+	(void)call, (void)req;
 	inventory_status_get(&st, gw->deps.inventory);
 	long long routes_age = inventory_routes_age_ms(gw->deps.routes, NULL);
 

@@ -14,23 +14,23 @@ static void gw_node_answer(struct http_response *res, int rc, json_t *j, const s
 		http_response_json(res, 200, j);
 }
 
-void gw_node_list(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_node_list(struct gw *gw, struct gw_call *call, struct http_request *req,
 		  struct http_response *res)
 {
 	struct nova_err err;
 	json_t *list = NULL;
-	(void)who;
+	(void)call;
 	nova_err_clear(&err);
 	int rc = pool_nodes_json(&list, gw->deps.db, http_request_query(req, "pool"), &err);
 	gw_node_answer(res, rc, list, &err);
 }
 
-void gw_node_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_node_get(struct gw *gw, struct gw_call *call, struct http_request *req,
 		 struct http_response *res)
 {
 	struct nova_err err;
 	json_t *node = NULL, *replicas = NULL;
-	(void)who;
+	(void)call;
 	nova_err_clear(&err);
 	int rc = pool_node_json(&node, gw->deps.db, http_request_param(req, "node"), &err);
 	if (!rc)
@@ -43,49 +43,48 @@ void gw_node_get(struct gw *gw, const struct auth_principal *who, struct http_re
 	gw_node_answer(res, rc, rc ? NULL : node, &err);
 }
 
-static void gw_node_cordon_set(struct gw *gw, struct http_request *req, struct http_response *res,
-			       bool cordoned)
+static void gw_node_cordon_set(struct gw *gw, struct gw_call *call, struct http_request *req,
+			       struct http_response *res, bool cordoned)
 {
 	struct nova_err err;
 	json_t *node = NULL;
 	nova_err_clear(&err);
-	int rc = pool_node_cordon(&node, gw->deps.db, http_request_param(req, "node"), cordoned, &err);
+	int rc = pool_node_cordon(&node, gw->deps.db, http_request_param(req, "node"), cordoned,
+				  call->audit, &err);
 	gw_node_answer(res, rc, node, &err);
 }
 
-void gw_node_cordon(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_node_cordon(struct gw *gw, struct gw_call *call, struct http_request *req,
 		    struct http_response *res)
 {
-	(void)who;
-	gw_node_cordon_set(gw, req, res, true);
+	gw_node_cordon_set(gw, call, req, res, true);
 }
 
-void gw_node_uncordon(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_node_uncordon(struct gw *gw, struct gw_call *call, struct http_request *req,
 		      struct http_response *res)
 {
-	(void)who;
-	gw_node_cordon_set(gw, req, res, false);
+	gw_node_cordon_set(gw, call, req, res, false);
 }
 
-void gw_node_drain(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_node_drain(struct gw *gw, struct gw_call *call, struct http_request *req,
 		   struct http_response *res)
 {
 	struct nova_err err;
 	json_t *node = NULL;
-	(void)who;
 	nova_err_clear(&err);
-	int rc = pool_node_drain(&node, gw->deps.db, http_request_param(req, "node"), &err);
+	int rc = pool_node_drain(&node, gw->deps.db, http_request_param(req, "node"), call->audit,
+				 &err);
 	gw_node_answer(res, rc, node, &err);
 }
 
-void gw_heartbeat(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_heartbeat(struct gw *gw, struct gw_call *call, struct http_request *req,
 		  struct http_response *res)
 {
 	const char *auth = http_request_header(req, "Authorization");
 	struct nova_err err;
 	json_t *body;
 	char *answer = NULL;
-	(void)who;
+	(void)call;
 	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
 		http_response_header_add(res, "WWW-Authenticate", "Bearer realm=\"nova-node\"");
 		http_response_errorf(res, NOVA_EUNAUTH, "", "a node token is required");

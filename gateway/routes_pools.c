@@ -13,7 +13,7 @@ static void gw_pool_answer(struct http_response *res, int status, int rc, struct
 	pool_free(p);
 }
 
-void gw_pool_create(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_pool_create(struct gw *gw, struct gw_call *call, struct http_request *req,
 		    struct http_response *res)
 {
 	struct pool_spec spec;
@@ -21,24 +21,25 @@ void gw_pool_create(struct gw *gw, const struct auth_principal *who, struct http
 	struct nova_err err;
 	json_t *body = gw_body_json(req, res);
 	int rc;
-	(void)who;
 	if (!body)
 		return;
 	nova_err_clear(&err);
 	rc = pool_spec_from_json(&spec, body, &err);
+	if (json_is_string(json_object_get(body, "name")))
+		gw_call_object(call, "%s", json_string_value(json_object_get(body, "name")));
 	if (!rc)
-		rc = pool_create(&p, gw->deps.db, &spec, &err);
+		rc = pool_create(&p, gw->deps.db, &spec, call->audit, &err);
 	gw_pool_answer(res, 201, rc, p, &err);
 	json_decref(body);
 }
 
-void gw_pool_list(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_pool_list(struct gw *gw, struct gw_call *call, struct http_request *req,
 		  struct http_response *res)
 {
 	struct pool **pools = NULL;
 	size_t n = 0;
 	struct nova_err err;
-	(void)who, (void)req;
+	(void)call, (void)req;
 	nova_err_clear(&err);
 	if (pool_list(&pools, &n, gw->deps.db, &err)) {
 		http_response_error(res, &err);
@@ -51,18 +52,18 @@ void gw_pool_list(struct gw *gw, const struct auth_principal *who, struct http_r
 	http_response_json(res, 200, arr);
 }
 
-void gw_pool_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_pool_get(struct gw *gw, struct gw_call *call, struct http_request *req,
 		 struct http_response *res)
 {
 	struct pool *p = NULL;
 	struct nova_err err;
-	(void)who;
+	(void)call;
 	nova_err_clear(&err);
 	int rc = pool_get(&p, gw->deps.db, http_request_param(req, "pool"), &err);
 	gw_pool_answer(res, 200, rc, p, &err);
 }
 
-void gw_pool_update(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_pool_update(struct gw *gw, struct gw_call *call, struct http_request *req,
 		    struct http_response *res)
 {
 	struct pool_quota_patch patch;
@@ -70,23 +71,22 @@ void gw_pool_update(struct gw *gw, const struct auth_principal *who, struct http
 	struct nova_err err;
 	json_t *body = gw_body_json(req, res);
 	int rc;
-	(void)who;
 	if (!body)
 		return;
 	nova_err_clear(&err);
 	rc = pool_quota_patch_from_json(&patch, body, &err);
 	if (!rc)
-		rc = pool_update_quotas(&p, gw->deps.db, http_request_param(req, "pool"), &patch, &err);
+		rc = pool_update_quotas(&p, gw->deps.db, http_request_param(req, "pool"), &patch,
+					call->audit, &err);
 	gw_pool_answer(res, 200, rc, p, &err);
 	json_decref(body);
 }
 
-void gw_pool_delete(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_pool_delete(struct gw *gw, struct gw_call *call, struct http_request *req,
 		    struct http_response *res)
 {
 	const char *force = http_request_query(req, "force");
 	struct nova_err err;
-	(void)who;
 	nova_err_clear(&err);
 	if (force && strcmp(force, "true") != 0 && strcmp(force, "false") != 0 &&
 	    strcmp(force, "1") != 0 && strcmp(force, "0") != 0) {
@@ -94,7 +94,7 @@ void gw_pool_delete(struct gw *gw, const struct auth_principal *who, struct http
 		return;
 	}
 	bool forced = force && (strcmp(force, "true") == 0 || strcmp(force, "1") == 0);
-	if (pool_delete(gw->deps.db, http_request_param(req, "pool"), forced, &err)) {
+	if (pool_delete(gw->deps.db, http_request_param(req, "pool"), forced, call->audit, &err)) {
 		http_response_error(res, &err);
 		return;
 	}

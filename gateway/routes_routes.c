@@ -16,14 +16,14 @@ static void gw_routes_age_header(struct http_response *res, struct inventory_rou
 	http_response_header_add(res, "Nova-Routes-Age-Ms", age);
 }
 
-void gw_routes_get(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_routes_get(struct gw *gw, struct gw_call *call, struct http_request *req,
 		   struct http_response *res)
 {
 	char etag[INVENTORY_ROUTES_ETAG_LEN], *text = NULL;
 	struct nova_err err;
 	const char *inm = http_request_header(req, "If-None-Match");
 	const char *model = http_request_query(req, "model");
-	(void)who;
+	(void)call;
 	nova_err_clear(&err);
 	/* The usual poll of an unchanged table: 304 without rendering it. */
 	if (inm && !model && inventory_routes_etag(etag, gw->deps.routes) && strcmp(inm, etag) == 0) {
@@ -111,12 +111,12 @@ static void gw_watch_free(void *arg)
 	free(w);
 }
 
-void gw_routes_watch(struct gw *gw, const struct auth_principal *who, struct http_request *req,
+void gw_routes_watch(struct gw *gw, struct gw_call *call, struct http_request *req,
 		     struct http_response *res)
 {
 	const char *last = http_request_header(req, "Last-Event-ID");
 	struct gw_watch *w = calloc(1, sizeof(*w));
-	(void)who;
+	(void)call;
 	if (inventory_routes_age_ms(gw->deps.routes, NULL) < 0) {
 		/* No table yet (started while the database is away): a stream
 		 * would open with an empty snapshot, which routers take as

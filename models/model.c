@@ -255,7 +255,7 @@ json_t *model_to_json(const struct model *m)
 }
 
 int model_register(struct model **out, struct db_pool *db, const json_t *spec,
-		   struct nova_err *err)
+		   struct audit_note *audit, struct nova_err *err)
 {
 	struct model parsed;
 	struct db_conn *c = NULL;
@@ -271,7 +271,7 @@ int model_register(struct model **out, struct db_pool *db, const json_t *spec,
 		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		goto out;
 	}
-	if ((rc = db_conn_acquire(&c, db, err)))
+	if ((rc = db_conn_acquire(&c, db, err)) || (rc = db_tx_begin(c, err)))
 		goto out;
 	rc = db_exec_one(&res, c,
 			 "INSERT INTO models (name, version, kind, spec) VALUES ($1, $2, $3, $4::jsonb) "
@@ -281,6 +281,14 @@ int model_register(struct model **out, struct db_pool *db, const json_t *spec,
 			     parsed.name, parsed.version);
 	if (rc == 0 && !(*out = model_from_row(res, 0)))
 		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if (rc == 0)
+		rc = audit_record_tx(c, audit, (*out)->id, err);
+	if (rc == 0)
+		rc = db_tx_commit(c, err);
+	if (rc) {
+		model_free(*out);
+		*out = NULL;
+	}
 	if (rc == 0)
 		nova_log_kv(NOVA_LOG_INFO, "models", "model registered", "model", parsed.name,
 			    "version", parsed.version, "kind", parsed.kind, NULL);
@@ -365,14 +373,15 @@ int model_list(struct model ***out, size_t *n_out, struct db_pool *db, struct no
 	return rc;
 }
 
-int model_delete(struct db_pool *db, const char *ref, struct nova_err *err)
+int model_delete(struct db_pool *db, const char *ref, struct audit_note *audit,
+		 struct nova_err *err)
 {
 	struct model *m = NULL;
 	struct db_conn *c;
 	int rc;
 	if ((rc = db_conn_acquire(&c, db, err)))
 		return rc;
-	if ((rc = model_fetch(&m, c, ref, err)) == 0) {
+	if ((rc = db_tx_begin(c, err)) == 0 && (rc = model_fetch(&m, c, ref, err)) == 0) {
 		const char *params[1] = {m->id};
 		rc = db_exec(NULL, c, "DELETE FROM models WHERE id = $1::uuid", 1, params, err);
 		if (rc == NOVA_ECONFLICT) {
@@ -380,8 +389,10 @@ int model_delete(struct db_pool *db, const char *ref, struct nova_err *err)
 				     m->name, m->version);
 			nova_err_set_hint(err, "delete the deployments that use it first");
 		}
+		if (rc == 0 && (rc = audit_record_tx(c, audit, m->id, err)) == 0)
+			rc = db_tx_commit(c, err);
 	}
-	db_conn_release(db, c);
+	db_conn_release(db, c); /* rolls back what did not commit */
 	model_free(m);
 	return rc;
 }

@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "audit/audit.h"
 #include "core/db.h"
 #include "core/err.h"
 
@@ -52,14 +53,18 @@ struct model {
  * (if not NULL) is filled from it; out->spec is a new reference. */
 int model_spec_parse(struct model *out, const json_t *spec, struct nova_err *err);
 
+/* Changes take the request's audit note (audit/audit.h), recorded in the
+ * change's own transaction; NULL for none. */
+
 /* NOVA_EEXISTS when (name, version) is taken. */
 int model_register(struct model **out, struct db_pool *db, const json_t *spec,
-		   struct nova_err *err);
+		   struct audit_note *audit, struct nova_err *err);
 /* ref: an id, "name:version", or "name" (the newest version). */
 int model_get(struct model **out, struct db_pool *db, const char *ref, struct nova_err *err);
 int model_list(struct model ***out, size_t *n_out, struct db_pool *db, struct nova_err *err);
 /* NOVA_ECONFLICT while a deployment uses it. */
-int model_delete(struct db_pool *db, const char *ref, struct nova_err *err);
+int model_delete(struct db_pool *db, const char *ref, struct audit_note *audit,
+		 struct nova_err *err);
 
 void model_free(struct model *m);
 void model_list_free(struct model **models, size_t n);

@@ -275,7 +275,7 @@ static int pool_claims_take(struct db_conn *c, const struct pool *p, const char 
 }
 
 int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *spec,
-		struct nova_err *err)
+		struct audit_note *audit, struct nova_err *err)
 {
 	const struct adapter_ops *ops;
 	char *config = NULL, *labels = NULL, *types = NULL, *claims_text = NULL, mn[24], ma[24];
@@ -337,6 +337,8 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 		rc = pool_one_from_result(out, res, err);
 	if (rc == 0 && json_array_size(claims) > 0)
 		rc = pool_claims_take(c, *out, claims_text, err);
+	if (rc == 0)
+		rc = audit_record_tx(c, audit, (*out)->id, err);
 	if (rc == 0)
 		rc = db_tx_commit(c, err);
 	if (rc == 0)
@@ -441,6 +443,7 @@ int pool_list(struct pool ***out, size_t *n_out, struct db_pool *db, struct nova
 struct pool_update_ctx {
 	const char *ref;
 	const struct pool_quota_patch *patch;
+	struct audit_note *audit;
 	struct pool *result;
 };
 
@@ -476,6 +479,8 @@ static int pool_update_tx(struct db_conn *c, void *arg, struct nova_err *err)
 		     "THEN ARRAY(SELECT jsonb_array_elements_text($7::jsonb)) ELSE accelerator_types END, "
 		     "updated_at = now() WHERE id = $1::uuid",
 		     7, params, err);
+	if (rc == 0)
+		rc = audit_record_tx(c, ctx->audit, cur->id, err);
 	if (rc == 0) {
 		char id[POOL_ID_LEN];
 		snprintf(id, sizeof(id), "%s", cur->id);
@@ -489,9 +494,10 @@ done:
 }
 
 int pool_update_quotas(struct pool **out, struct db_pool *db, const char *ref,
-		       const struct pool_quota_patch *patch, struct nova_err *err)
+		       const struct pool_quota_patch *patch, struct audit_note *audit,
+		       struct nova_err *err)
 {
-	struct pool_update_ctx ctx = {ref, patch, NULL};
+	struct pool_update_ctx ctx = {ref, patch, audit, NULL};
 	int rc = db_tx_run(db, pool_update_tx, &ctx, err);
 	*out = rc ? NULL : ctx.result;
 	if (rc)
@@ -504,6 +510,7 @@ int pool_update_quotas(struct pool **out, struct db_pool *db, const char *ref,
 struct pool_delete_ctx {
 	const char *ref;
 	bool force;
+	struct audit_note *audit;
 	struct pool *pool;     /* out: the pool, now marked deleting */
 	long long live;        /* out: live nodes */
 };
@@ -537,6 +544,8 @@ static int pool_delete_mark_tx(struct db_conn *c, void *arg, struct nova_err *er
 				       "deprovision them");
 		return NOVA_ECONFLICT;
 	}
+	if ((rc = audit_record_tx(c, ctx->audit, ctx->pool->id, err)))
+		return rc;
 	return db_exec(NULL, c, "UPDATE pools SET state = 'deleting', updated_at = now() "
 				"WHERE id = $1::uuid", 1, params, err);
 }
@@ -561,9 +570,10 @@ static int pool_node_retire(struct db_pool *db, struct adapter *ad, const char *
 	return pool_node_transition(db, node_id, "terminated", reason, err);
 }
 
-int pool_delete(struct db_pool *db, const char *ref, bool force, struct nova_err *err)
+int pool_delete(struct db_pool *db, const char *ref, bool force, struct audit_note *audit,
+		struct nova_err *err)
 {
-	struct pool_delete_ctx ctx = {ref, force, NULL, 0};
+	struct pool_delete_ctx ctx = {ref, force, audit, NULL, 0};
 	struct adapter *ad = NULL;
 	struct db_conn *c = NULL;
 	PGresult *res = NULL;
@@ -1004,7 +1014,7 @@ out:
 }
 
 int pool_node_cordon(json_t **out, struct db_pool *db, const char *ref, bool cordoned,
-		     struct nova_err *err)
+		     struct audit_note *audit, struct nova_err *err)
 {
 	char id[POOL_ID_LEN];
 	struct db_conn *c;
@@ -1012,7 +1022,7 @@ int pool_node_cordon(json_t **out, struct db_pool *db, const char *ref, bool cor
 	*out = NULL;
 	if ((rc = db_conn_acquire(&c, db, err)))
 		return rc;
-	if ((rc = pool_node_resolve(id, c, ref, err)) == 0) {
+	if ((rc = db_tx_begin(c, err)) == 0 && (rc = pool_node_resolve(id, c, ref, err)) == 0) {
 		const char *params[2] = {id, cordoned ? "true" : "false"};
 		/* Uncordoning a drained node also ends the drain. */
 		rc = db_exec(NULL, c,
@@ -1021,12 +1031,15 @@ int pool_node_cordon(json_t **out, struct db_pool *db, const char *ref, bool cor
 			     "state_reason = CASE WHEN NOT $2::boolean AND state = 'draining' "
 			     "THEN 'uncordoned by operator' ELSE state_reason END WHERE id = $1::uuid",
 			     2, params, err);
+		if (rc == 0 && (rc = audit_record_tx(c, audit, id, err)) == 0)
+			rc = db_tx_commit(c, err);
 	}
-	db_conn_release(db, c);
+	db_conn_release(db, c); /* rolls back what did not commit */
 	return rc ? rc : pool_node_json(out, db, id, err);
 }
 
-int pool_node_drain(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err)
+int pool_node_drain(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
+		    struct nova_err *err)
 {
 	char id[POOL_ID_LEN];
 	struct db_conn *c;
@@ -1035,7 +1048,7 @@ int pool_node_drain(json_t **out, struct db_pool *db, const char *ref, struct no
 	*out = NULL;
 	if ((rc = db_conn_acquire(&c, db, err)))
 		return rc;
-	if ((rc = pool_node_resolve(id, c, ref, err)) == 0) {
+	if ((rc = db_tx_begin(c, err)) == 0 && (rc = pool_node_resolve(id, c, ref, err)) == 0) {
 		const char *params[1] = {id};
 		rc = db_exec(&res, c,
 			     "UPDATE nodes SET state = 'draining', state_reason = 'drained by operator', "
@@ -1045,8 +1058,10 @@ int pool_node_drain(json_t **out, struct db_pool *db, const char *ref, struct no
 			rc = nova_err_set(err, NOVA_ECONFLICT, "node",
 					  "only a ready or unhealthy node can be drained");
 		PQclear(res);
+		if (rc == 0 && (rc = audit_record_tx(c, audit, id, err)) == 0)
+			rc = db_tx_commit(c, err);
 	}
-	db_conn_release(db, c);
+	db_conn_release(db, c); /* rolls back what did not commit */
 	return rc ? rc : pool_node_json(out, db, id, err);
 }
 

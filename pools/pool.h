@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "adapters/adapter.h"
+#include "audit/audit.h"
 #include "core/db.h"
 #include "core/err.h"
 
@@ -61,17 +62,24 @@ int pool_spec_from_json(struct pool_spec *out, const json_t *body, struct nova_e
 int pool_quota_patch_from_json(struct pool_quota_patch *out, const json_t *body,
 			       struct nova_err *err);
 
+/* The changes below take the request's audit note (audit/audit.h), which
+ * they record in the change's own transaction; NULL for a change novad
+ * makes itself. */
+
 /* NOVA_EINVAL (bad name, unknown provider, config refused by the adapter),
  * NOVA_EEXISTS (name taken). */
 int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *spec,
-		struct nova_err *err);
+		struct audit_note *audit, struct nova_err *err);
 /* by_ref: a pool id (uuid) or a name. */
 int pool_get(struct pool **out, struct db_pool *db, const char *ref, struct nova_err *err);
 int pool_list(struct pool ***out, size_t *n_out, struct db_pool *db, struct nova_err *err);
 int pool_update_quotas(struct pool **out, struct db_pool *db, const char *ref,
-		       const struct pool_quota_patch *patch, struct nova_err *err);
-/* NOVA_ECONFLICT when the pool has live nodes and !force. */
-int pool_delete(struct db_pool *db, const char *ref, bool force, struct nova_err *err);
+		       const struct pool_quota_patch *patch, struct audit_note *audit,
+		       struct nova_err *err);
+/* NOVA_ECONFLICT when the pool has live nodes and !force. The audit row is
+ * written with the intent (the pool marked deleting). */
+int pool_delete(struct db_pool *db, const char *ref, bool force, struct audit_note *audit,
+		struct nova_err *err);
 
 void pool_free(struct pool *p);
 void pool_list_free(struct pool **pools, size_t n);
@@ -172,10 +180,11 @@ int pool_node_json(json_t **out, struct db_pool *db, const char *ref, struct nov
 /* Cordon (no new replicas) or uncordon a node; uncordoning a draining node
  * returns it to ready. */
 int pool_node_cordon(json_t **out, struct db_pool *db, const char *ref, bool cordoned,
-		     struct nova_err *err);
+		     struct audit_note *audit, struct nova_err *err);
 /* Drain: cordon, and move the node to `draining`; the reconciler moves its
  * replicas elsewhere. NOVA_ECONFLICT unless the node is ready or unhealthy. */
-int pool_node_drain(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
+int pool_node_drain(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
+		    struct nova_err *err);
 
 /* Count of nodes of the pool that are not terminated. */
 int pool_node_count_live(long long *out, struct db_pool *db, const char *pool_id,

@@ -114,6 +114,28 @@ t_expect_exit 0 "apikey revoke" "$C" apikey revoke "$kid"
 t_expect_exit 5 "revoked key is refused (401)" env NOVA_TOKEN="$key" "$C" pool list
 t_expect_exit 3 "revoke unknown id exits 3" "$C" apikey revoke 00000000-0000-0000-0000-000000000000
 
+# The audit trail: who changed what, newest first, filtered.
+t_expect_exit 0 "audit" "$C" audit
+t_expect_out "^ID  *AT  *WHO  *REQUEST  *OBJECT  *STATUS  *ERROR  *REQUEST-ID" "audit table header"
+t_expect_out " admin  *POST /v1/pools  *gpu-a  *201 " "audit shows the pool's creation by the admin"
+t_expect_out " admin  *DELETE /v1/apikeys/{id}  *$kid  *204 " "audit shows the revoke"
+t_expect_exit 0 "audit --object gpu-a --kind pool" "$C" audit --object gpu-a --kind pool
+if [ "$(grep -c ' /v1/pools.* gpu-a ' "$T_WORK/out")" -ge 2 ] &&
+	[ "$(grep -c ' /v1/' "$T_WORK/out")" = "$(grep -c ' /v1/pools.* gpu-a ' "$T_WORK/out")" ]; then
+	t_pass "audit filters by object and kind"
+else t_fail "audit filters by object and kind" "$(cat "$T_WORK/out")"; fi
+t_expect_exit 0 "audit --limit 1 says there is more" "$C" audit --limit 1
+t_expect_out "older events: novactl audit --before [0-9]" "audit --limit 1 points at the next page"
+t_expect_exit 0 "audit -o json" "$C" -o json audit --key admin --limit 2
+t_expect_out '"next_before": [0-9]' "audit -o json is the API's answer"
+t_expect_exit 2 "audit with a bad --since exits 2" "$C" audit --since yesterday
+t_expect_out "since must be an RFC 3339 date-time" "audit names the bad filter"
+t_expect_exit 2 "audit with an unknown flag exits 2" "$C" audit --who me
+t_expect_exit 5 "a write key cannot read the audit trail (403)" env NOVA_TOKEN="$rkey" "$C" audit
+if grep -q -- "$key\|$rkey" "$("$C" -o json audit --limit 1000 >"$T_WORK/audit.json"; echo "$T_WORK/audit.json")"; then
+	t_fail "the audit trail never holds a key" "found"
+else t_pass "the audit trail never holds a key"; fi
+
 t_expect_exit 5 "wrong token exits 5" "$C" --token nope-sekrit-42 pool list
 if grep -q "sekrit" "$T_WORK/out" "$T_WORK/err"; then t_fail "the token is never printed" "found in output"
 else t_pass "the token is never printed"; fi

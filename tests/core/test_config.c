@@ -175,6 +175,29 @@ static void test_config_brake_defaults_load_and_are_range_checked(void **state)
 	assert_int_equal(c.node_brake_percent, 60);
 }
 
+static void test_config_audit_retention_defaults_loads_and_is_range_checked(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(c.audit_retention_days, 90);
+	assert_int_equal(cfg_load_file(&c, write_yaml("audit_retention_days: 0\n"), &err), 0);
+	assert_int_equal(c.audit_retention_days, 0);
+	assert_int_equal(cfg_load_file(&c, write_yaml("audit_retention_days: 400\n"), &err), 0);
+	assert_int_equal(c.audit_retention_days, 400);
+	assert_int_equal(cfg_load_file(&c, write_yaml("audit_retention_days: -1\n"), &err),
+			 NOVA_EINVAL);
+	assert_string_equal(err.field, "audit_retention_days");
+	setenv("NOVA_AUDIT_RETENTION_DAYS", "many", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "NOVA_AUDIT_RETENTION_DAYS");
+	setenv("NOVA_AUDIT_RETENTION_DAYS", "30", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), 0);
+	unsetenv("NOVA_AUDIT_RETENTION_DAYS");
+	assert_int_equal(c.audit_retention_days, 30);
+}
+
 static void test_config_default_state_dir_follows_env(void **state)
 {
 	char buf[256];
@@ -219,6 +242,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_config_database_timeouts_default_load_and_are_range_checked,
 					  teardown),
 		cmocka_unit_test_teardown(test_config_brake_defaults_load_and_are_range_checked, teardown),
+		cmocka_unit_test_teardown(test_config_audit_retention_defaults_loads_and_is_range_checked,
+					  teardown),
 		cmocka_unit_test_teardown(test_config_default_state_dir_follows_env, teardown),
 		cmocka_unit_test(test_ydoc_to_json_keeps_types),
 	};

@@ -196,7 +196,7 @@ static void test_a_known_key_works_while_the_database_is_away(void **state)
 	assert_int_equal(db_pool_exec(NULL, env->db, "UPDATE api_keys SET revoked_at = now() WHERE id = $1",
 				      1, params, &err), 0);
 	assert_int_equal(auth_authenticate(&who, env->auth, &(struct auth_headers){.authorization = bearer}, &err), 0);
-	assert_int_equal(auth_apikey_revoke(env->auth, id, &err), 0);
+	assert_int_equal(auth_apikey_revoke(env->auth, id, NULL, &err), 0);
 	assert_int_equal(auth_authenticate(&who, env->auth, &(struct auth_headers){.authorization = bearer}, &err), NOVA_EUNAUTH);
 	free(key);
 }

@@ -33,7 +33,7 @@ static int setup(void **state)
 		return -1;
 	struct pool_spec spec = {.name = "nodes", .provider = "fake",
 				 .quotas = {.max_nodes = -1, .max_accelerators = -1}};
-	if (pool_create(&p, f->env.db, &spec, &err)) {
+	if (pool_create(&p, f->env.db, &spec, NULL, &err)) {
 		fprintf(stderr, "%s\n", err.message);
 		return -1;
 	}
