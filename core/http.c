@@ -122,6 +122,45 @@ static size_t http_unescape_none(void *cls, struct MHD_Connection *conn, char *s
 
 /* --- request accessors -------------------------------------------------- */
 
+/* One entity tag from *p (after spaces and commas): its opaque part,
+ * quotes included, without W/. false at the end. */
+static bool http_etag_next(const char **p, const char **tag, size_t *len)
+{
+	const char *s = *p;
+	while (*s == ' ' || *s == '\t' || *s == ',')
+		s++;
+	if (!*s)
+		return false;
+	if (s[0] == 'W' && s[1] == '/')
+		s += 2;
+	const char *start = s;
+	if (*s == '"') {
+		const char *close = strchr(s + 1, '"');
+		s = close ? close + 1 : s + strlen(s);
+	} else {
+		s += strcspn(s, ", \t");
+	}
+	*tag = start;
+	*len = (size_t)(s - start);
+	*p = s;
+	return true;
+}
+
+bool http_etag_match(const char *if_none_match, const char *etag)
+{
+	const char *want, *got, *p = etag;
+	size_t want_len, got_len;
+	if (!if_none_match || !etag || !http_etag_next(&p, &want, &want_len))
+		return false;
+	p = if_none_match;
+	while (http_etag_next(&p, &got, &got_len)) {
+		if ((got_len == 1 && *got == '*') ||
+		    (got_len == want_len && memcmp(got, want, want_len) == 0))
+			return true;
+	}
+	return false;
+}
+
 const char *http_request_header(const struct http_request *req, const char *name)
 {
 	const struct http_conn_ctx *c = req->priv;

@@ -87,6 +87,11 @@ const char *http_request_header(const struct http_request *req, const char *name
 const char *http_request_query(const struct http_request *req, const char *name);
 const char *http_request_param(const struct http_request *req, const char *name);
 
+/* Whether an If-None-Match value (NULL: absent) matches etag: "*", or
+ * one of its comma-separated entity tags equal to etag by the weak
+ * comparison of RFC 9110 13.1.2 (W/ ignored on both sides). */
+bool http_etag_match(const char *if_none_match, const char *etag);
+
 /* Response builders; each replaces any body set before. */
 void http_response_json(struct http_response *res, int status, json_t *body_stolen);
 /* The same for a body already rendered as JSON text (malloc'd, taken). */

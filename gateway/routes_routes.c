@@ -26,7 +26,8 @@ void gw_routes_get(struct gw *gw, struct gw_call *call, struct http_request *req
 	(void)call;
 	nova_err_clear(&err);
 	/* The usual poll of an unchanged table: 304 without rendering it. */
-	if (inm && !model && inventory_routes_etag(etag, gw->deps.routes) && strcmp(inm, etag) == 0) {
+	if (inm && !model && inventory_routes_etag(etag, gw->deps.routes) &&
+	    http_etag_match(inm, etag)) {
 		gw_routes_age_header(res, gw->deps.routes);
 		http_response_header_add(res, "ETag", etag);
 		http_response_header_add(res, "Cache-Control", "no-cache");
@@ -40,7 +41,7 @@ void gw_routes_get(struct gw *gw, struct gw_call *call, struct http_request *req
 	gw_routes_age_header(res, gw->deps.routes);
 	http_response_header_add(res, "ETag", etag);
 	http_response_header_add(res, "Cache-Control", "no-cache");
-	if (inm && strcmp(inm, etag) == 0) {
+	if (http_etag_match(inm, etag)) {
 		res->status = 304;
 		free(text);
 		return;

@@ -49,7 +49,12 @@ struct inventory_routes {
 	 * sorted dump of the whole table under the lock, which served 1,000
 	 * models x 10 replicas at 30 reads/s (docs/PERFORMANCE.md). */
 	char *cache_text;
-	char cache_etag[INVENTORY_ROUTES_ETAG_LEN];
+	/* The table's ETag: a hash of the routes alone (as built from the
+	 * database, without this process's version or load hints), so every
+	 * novad gives one table one ETag. Weak (W/"..."): two answers with
+	 * the same routes but other load hints are equivalent, not identical
+	 * (RFC 9110 8.8.1). "" before the first read. */
+	char table_etag[INVENTORY_ROUTES_ETAG_LEN];
 	long long cache_version;
 	unsigned long long cache_loads_gen;
 	long long cache_at_ms;
@@ -168,6 +173,29 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 	return 0;
 }
 
+/* A weak ETag of routes as rendered without load hints: the same routes
+ * give the same tag in every process. */
+static void routes_etag_of(char etag[INVENTORY_ROUTES_ETAG_LEN], json_t *bare_list)
+{
+	char hash[SECRET_HEX_SHA256_LEN];
+	char *text = json_dumps(bare_list, JSON_COMPACT | JSON_SORT_KEYS);
+	secret_sha256_hex(hash, text ? text : "", text ? strlen(text) : 0);
+	snprintf(etag, INVENTORY_ROUTES_ETAG_LEN, "W/\"%.32s\"", hash);
+	free(text);
+}
+
+static json_t *routes_render(struct inventory_routes *r, const char *model, json_t *loads);
+
+/* The whole table's ETag, after the table changed (caller holds the lock). */
+static void routes_table_etag_update(struct inventory_routes *r)
+{
+	json_t *none = json_object();
+	json_t *bare = routes_render(r, NULL, none);
+	routes_etag_of(r->table_etag, bare);
+	json_decref(bare);
+	json_decref(none);
+}
+
 int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct nova_err *err)
 {
 	json_t *fresh, *changes = json_object();
@@ -206,8 +234,11 @@ int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct n
 		json_decref(r->table);
 		r->table = fresh;
 		fresh = NULL;
+		routes_table_etag_update(r);
 		if (changed)
 			*changed = true;
+	} else if (!r->table_etag[0]) {
+		routes_table_etag_update(r); /* the first read, of an empty table */
 	}
 	pthread_mutex_unlock(&r->lock);
 	json_decref(fresh);
@@ -276,11 +307,10 @@ static bool routes_cache_valid(const struct inventory_routes *r, unsigned long l
 
 bool inventory_routes_etag(char etag[INVENTORY_ROUTES_ETAG_LEN], struct inventory_routes *r)
 {
-	unsigned long long loads_gen = r->inv ? inventory_loads_generation(r->inv) : 0;
 	pthread_mutex_lock(&r->lock);
-	bool ok = routes_cache_valid(r, loads_gen);
+	bool ok = r->table_etag[0] != '\0';
 	if (ok)
-		snprintf(etag, INVENTORY_ROUTES_ETAG_LEN, "%s", r->cache_etag);
+		snprintf(etag, INVENTORY_ROUTES_ETAG_LEN, "%s", r->table_etag);
 	pthread_mutex_unlock(&r->lock);
 	return ok;
 }
@@ -291,24 +321,32 @@ static int routes_get_plain(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 	/* Read before the loads, so hints that change meanwhile make the
 	 * cached copy look old rather than current. */
 	unsigned long long loads_gen = r->inv ? inventory_loads_generation(r->inv) : 0;
-	char hash[SECRET_HEX_SHA256_LEN];
 	*text = NULL;
 	if (!model) {
 		pthread_mutex_lock(&r->lock);
 		if (routes_cache_valid(r, loads_gen)) {
 			*text = strdup(r->cache_text);
-			snprintf(etag, INVENTORY_ROUTES_ETAG_LEN, "%s", r->cache_etag);
+			snprintf(etag, INVENTORY_ROUTES_ETAG_LEN, "%s", r->table_etag);
 		}
 		pthread_mutex_unlock(&r->lock);
 		if (*text)
 			return 0;
 	}
 	json_t *loads = r->inv ? inventory_loads(r->inv) : json_object();
+	json_t *none = model ? json_object() : NULL;
 	pthread_mutex_lock(&r->lock);
 	long long version = r->version;
 	json_t *list = routes_render(r, model, loads);
 	json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)version, "routes", list);
+	if (model) {
+		json_t *bare = routes_render(r, model, none);
+		routes_etag_of(etag, bare);
+		json_decref(bare);
+	} else {
+		snprintf(etag, INVENTORY_ROUTES_ETAG_LEN, "%s", r->table_etag);
+	}
 	pthread_mutex_unlock(&r->lock);
+	json_decref(none);
 	json_decref(loads);
 	if (model && json_array_size(json_object_get(body, "routes")) == 0) {
 		json_decref(body);
@@ -318,8 +356,6 @@ static int routes_get_plain(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 	json_decref(body);
 	if (!*text)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	secret_sha256_hex(hash, *text, strlen(*text));
-	snprintf(etag, INVENTORY_ROUTES_ETAG_LEN, "\"%.32s\"", hash);
 	if (!model) {
 		char *copy = strdup(*text);
 		pthread_mutex_lock(&r->lock);
@@ -327,7 +363,6 @@ static int routes_get_plain(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 			free(r->cache_text);
 			r->cache_text = copy;
 			copy = NULL;
-			snprintf(r->cache_etag, sizeof(r->cache_etag), "%s", etag);
 			r->cache_version = version;
 			r->cache_loads_gen = loads_gen;
 			r->cache_at_ms = routes_mono_ms();

@@ -4,8 +4,10 @@
  * A snapshot is rebuilt from the database (a replica is routable when it is
  * ready, has an endpoint, its deployment is not stopping, and every node of
  * its gang is ready) whenever a refresh finds it changed; it carries a
- * version, its JSON text and an ETag (a hash of the text, so every novad
- * gives the same ETag for the same table). Changes are kept as events (the
+ * version (this process's count of changes) and a weak ETag, W/"<hash>",
+ * of the routes alone: not of the version nor of the load hints (which
+ * come from the heartbeats this novad took), so every novad gives one
+ * table one ETag, and answers 304 to another's. Changes are kept as events (the
  * models whose endpoints changed, with their new routes) in a ring of the
  * last INVENTORY_ROUTES_HISTORY versions, for watchers that reconnect with
  * Last-Event-ID; an older one gets a fresh snapshot.
@@ -49,9 +51,9 @@ int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct n
 int inventory_routes_get(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 			 struct inventory_routes *r, const char *model, struct nova_err *err);
 
-/* The whole table's current ETag without rendering it, when a rendered copy
- * is current; false when only inventory_routes_get can tell. For answering
- * If-None-Match with 304 at the cost of a string compare. */
+/* The whole table's current ETag without rendering it; false before the
+ * first read. For answering If-None-Match with 304 at the cost of a string
+ * compare. */
 bool inventory_routes_etag(char etag[INVENTORY_ROUTES_ETAG_LEN], struct inventory_routes *r);
 
 long long inventory_routes_version(struct inventory_routes *r);

@@ -736,6 +736,25 @@ static void test_request_id_is_the_clients_when_well_formed_else_generated(void 
 	http_server_destroy(srv);
 }
 
+static void test_etag_match_is_the_weak_comparison_over_a_list(void **state)
+{
+	(void)state;
+	assert_true(http_etag_match("\"abc\"", "\"abc\""));
+	assert_true(http_etag_match("W/\"abc\"", "\"abc\""));
+	assert_true(http_etag_match("\"abc\"", "W/\"abc\""));
+	assert_true(http_etag_match("W/\"abc\"", "W/\"abc\""));
+	assert_true(http_etag_match("\"x\", W/\"abc\"", "W/\"abc\""));
+	assert_true(http_etag_match("\"x\",\"abc\"", "W/\"abc\""));
+	assert_true(http_etag_match("*", "W/\"abc\""));
+	assert_false(http_etag_match(NULL, "W/\"abc\""));
+	assert_false(http_etag_match("", "W/\"abc\""));
+	assert_false(http_etag_match("\"abcd\"", "W/\"abc\""));
+	assert_false(http_etag_match("\"ab\"", "W/\"abc\""));
+	assert_false(http_etag_match("W/", "W/\"abc\""));
+	assert_false(http_etag_match("\"abc", "W/\"abc\""));
+	assert_false(http_etag_match("abc", "W/\"abc\""));
+}
+
 static void test_head_on_get_route_sends_headers_without_body(void **state)
 {
 	struct http_server *srv = start();
@@ -1481,6 +1500,7 @@ int main(void)
 		cmocka_unit_test(test_503_errors_carry_retry_after_and_others_do_not),
 		cmocka_unit_test(test_extra_response_headers_are_sent),
 		cmocka_unit_test(test_request_id_is_the_clients_when_well_formed_else_generated),
+		cmocka_unit_test(test_etag_match_is_the_weak_comparison_over_a_list),
 		cmocka_unit_test(test_head_on_get_route_sends_headers_without_body),
 		cmocka_unit_test(test_204_without_body_sends_no_body_and_no_content_type),
 		cmocka_unit_test(test_json_body_ends_with_newline_and_text_keeps_its_type),

@@ -124,6 +124,71 @@ static void test_etag_and_if_none_match(void **state)
 	http_client_response_finish(&res);
 }
 
+/* Two novads over one database (here: a second table with no heartbeats
+ * of its own, refreshed around a change so its version differs) give one
+ * table one ETag, whatever their versions and load hints; each answers 304
+ * to the other's, and a model's ETag too is the same everywhere. */
+static void test_one_table_has_one_etag_on_every_novad(void **state)
+{
+	struct testenv *env = *state;
+	struct inventory_routes *other;
+	struct nova_err err;
+	char mine[INVENTORY_ROUTES_ETAG_LEN], theirs[INVENTORY_ROUTES_ETAG_LEN], *text = NULL;
+	assert_int_equal(inventory_routes_create(&other, env->db, NULL, &err), 0);
+	assert_int_equal(inventory_routes_refresh(NULL, other, &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node_id, "unhealthy", "test", &err), 0);
+	assert_int_equal(inventory_routes_refresh(NULL, other, &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node_id, "ready", "test", &err), 0);
+	assert_int_equal(inventory_routes_refresh(NULL, other, &err), 0);
+	refresh(env);
+	assert_true(inventory_routes_version(other) != inventory_routes_version(env->routes));
+	assert_int_equal(inventory_routes_get(&text, theirs, other, NULL, &err), 0);
+	assert_non_null(strstr(text, "\"load\":null")); /* no hints there */
+	free(text);
+	assert_int_equal(inventory_routes_get(&text, mine, env->routes, NULL, &err), 0);
+	assert_non_null(strstr(text, "\"queue_depth\":3")); /* hints here */
+	free(text);
+	assert_string_equal(mine, theirs);
+	assert_memory_equal(mine, "W/\"", 3);
+	assert_true(inventory_routes_etag(mine, env->routes));
+	assert_string_equal(mine, theirs);
+	/* Over HTTP: the other's ETag gets 304 here, for the table and for
+	 * one model. */
+	char url[128], inm[128];
+	struct http_client_response res;
+	snprintf(url, sizeof(url), "%s/v1/routes", env->url);
+	snprintf(inm, sizeof(inm), "If-None-Match: %s", theirs);
+	const char *const hdr[] = {inm, NULL};
+	struct http_client_request req = {.method = "GET", .url = url, .bearer_token = ADMIN,
+					  .headers = hdr};
+	assert_int_equal(http_client_do(&res, &req, &err), 0);
+	assert_int_equal(res.status, 304);
+	http_client_response_finish(&res);
+	assert_int_equal(inventory_routes_get(&text, theirs, other, "m", &err), 0);
+	free(text);
+	snprintf(url, sizeof(url), "%s/v1/routes?model=m", env->url);
+	snprintf(inm, sizeof(inm), "If-None-Match: \"nope\", %s", theirs);
+	assert_int_equal(http_client_do(&res, &req, &err), 0);
+	assert_int_equal(res.status, 304);
+	http_client_response_finish(&res);
+	/* New load hints alone keep the ETag (an equivalent answer). */
+	char body[512], path[128];
+	snprintf(body, sizeof(body),
+		 "{\"seq\":2,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"ready\","
+		 "\"endpoint\":\"http://127.0.0.1:9001\",\"load\":{\"queue_depth\":9}}]}", replica_id);
+	snprintf(path, sizeof(path), "/v1/nodes/%s/heartbeat", node_id);
+	assert_int_equal(testenv_http(NULL, env, "POST", path, token, body), 200);
+	struct timespec ts = {0, 300 * 1000000L}; /* past the kept copy's 250 ms */
+	nanosleep(&ts, NULL);
+	assert_int_equal(inventory_routes_get(&text, mine, env->routes, NULL, &err), 0);
+	assert_non_null(strstr(text, "\"queue_depth\":9"));
+	free(text);
+	assert_int_equal(inventory_routes_get(&text, theirs, other, NULL, &err), 0);
+	free(text);
+	assert_string_equal(mine, theirs);
+	inventory_routes_destroy(other);
+}
+
 /* The rendered table is kept while nothing changes (reads are copies); new
  * load hints still reach it within the refresh period (250 ms). */
 static void test_new_load_hints_reach_a_kept_table(void **state)
@@ -278,6 +343,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_routes_list_ready_endpoints_with_load, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_etag_and_if_none_match, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_one_table_has_one_etag_on_every_novad, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_new_load_hints_reach_a_kept_table, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_watch_snapshot_then_change_then_resume, setup, teardown_watch),
 		cmocka_unit_test_setup_teardown(test_a_table_never_read_is_unavailable_not_empty, setup, testenv_teardown),
