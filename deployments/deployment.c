@@ -571,17 +571,18 @@ int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *no
 	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 }
 
-int deployment_replicas_report(struct db_pool *db, const char *node_id, const json_t *reports,
-			       struct nova_err *err)
+int deployment_replicas_report(struct db_pool *db, const char *node_id, long long seq,
+			       const json_t *reports, struct nova_err *err)
 {
-	char *text;
+	char *text, seq_text[24];
 	struct db_conn *c;
 	int rc;
 	if (!json_is_array(reports) || json_array_size(reports) == 0)
 		return 0;
 	if (!(text = json_dump_compact(reports)))
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	const char *params[2] = {node_id, text};
+	snprintf(seq_text, sizeof(seq_text), "%lld", seq);
+	const char *params[3] = {node_id, text, seq_text};
 	const char *lock_params[1] = {text};
 	if ((rc = db_conn_acquire(&c, db, err)) == 0) {
 		if ((rc = db_tx_begin(c, err))) {
@@ -609,7 +610,14 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, const js
 			     "mine AS (SELECT DISTINCT ON (rp.replica_id, rp.stage) rp.replica_id, rp.stage, "
 			     "v.state, v.endpoint FROM replica_placements rp JOIN v "
 			     "ON v.replica_id = rp.replica_id AND (v.stage IS NULL OR v.stage = rp.stage) "
-			     "WHERE rp.node_id = $1::uuid ORDER BY rp.replica_id, rp.stage, v.stage NULLS LAST), "
+			     "WHERE rp.node_id = $1::uuid "
+			     /* Only the newest heartbeat's report: another novad may have
+			      * written a newer one (reports of one replica are taken one
+			      * at a time, under the lock above, so this reads what the
+			      * last report's flush wrote). */
+			     "AND $3::bigint >= coalesce((SELECT h.last_seq FROM node_heartbeats h "
+			     "WHERE h.node_id = $1::uuid), -1) "
+			     "ORDER BY rp.replica_id, rp.stage, v.stage NULLS LAST), "
 			     "pl AS (UPDATE replica_placements rp SET state = m.state, endpoint = m.endpoint "
 			     "FROM mine m WHERE rp.replica_id = m.replica_id AND rp.stage = m.stage "
 			     "AND rp.node_id = $1::uuid AND (rp.state IS DISTINCT FROM m.state "
@@ -637,7 +645,7 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, const js
 			     /* A pass under way gets another (sql/0008). */
 			     "ON CONFLICT (kind, subject_id) WHERE state = 'queued' "
 			     "DO UPDATE SET requests = work_items.requests + 1",
-			     2, params, err);
+			     3, params, err);
 		if (rc == 0)
 			rc = db_tx_commit(c, err);
 		else

@@ -62,12 +62,18 @@ int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *no
 /* Replica states as a node's sidecar reports them (a JSON array of
  * {"replica_id", "stage"?, "state": "starting|ready|failed", "endpoint"}),
  * one report per stage it runs (no stage: every stage of that replica on
- * the node). Only placements on that node change. A replica is then ready
+ * the node), in its heartbeat numbered seq. Only placements on that node
+ * change, and only when seq is the newest heartbeat the database has of
+ * the node (node_heartbeats, written by the flush before its reports): a
+ * novad flushing an older heartbeat's report after another novad wrote a
+ * newer one changes nothing. Rejected: a sequence column per placement
+ * written on every report, a write per placement per flush to guard
+ * against something the node's own newest sequence already tells. A replica is then ready
  * when every stage is, failed when any stage is, starting otherwise; its
  * endpoint is its last (serving) stage's. A deployment whose replicas
  * changed gets a work item, so its state follows (running, degraded). */
-int deployment_replicas_report(struct db_pool *db, const char *node_id, const json_t *reports,
-			       struct nova_err *err);
+int deployment_replicas_report(struct db_pool *db, const char *node_id, long long seq,
+			       const json_t *reports, struct nova_err *err);
 /* What each node should run: an object node id -> digest of its replicas
  * (ids and their deployments' generations), for every node with any. A
  * node whose sidecar holds another digest is sent its assignments. */

@@ -989,7 +989,8 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 			if (!rows[reported].reported)
 				continue;
 			ids_uuid_format(id, rows[reported].id);
-			if ((rc = deployment_replicas_report(inv->db, id, json_object_get(reports, id), err)))
+			if ((rc = deployment_replicas_report(inv->db, id, rows[reported].seq,
+							     json_object_get(reports, id), err)))
 				break;
 		}
 	}

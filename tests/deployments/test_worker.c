@@ -257,7 +257,7 @@ static void report_first_replica_ready(const char *node_id)
 	assert_int_equal(PQntuples(res), 1);
 	json_t *reports = json_pack("[{s:s, s:s, s:s}]", "replica_id", PQgetvalue(res, 0, 0), "state",
 				    "ready", "endpoint", "http://127.0.0.1:1");
-	if (deployment_replicas_report(race_env->db, PQgetvalue(res, 0, 1), reports, &err))
+	if (deployment_replicas_report(race_env->db, PQgetvalue(res, 0, 1), 0, reports, &err))
 		fail_msg("report: %s", err.message);
 	json_decref(reports);
 	PQclear(res);

@@ -398,6 +398,27 @@ static void test_ready_replicas_make_the_deployment_running(void **state)
 	r = json_array_get(json_object_get(b, "replica_list"), 0);
 	assert_string_equal(json_string_value(json_object_get(r, "endpoint")), "http://127.0.0.1:9000");
 	json_decref(b);
+
+	/* Another novad wrote a newer heartbeat of the node (seq 9): this
+	 * novad's flush of an older one (seq 7, failed) changes nothing. */
+	char setq[256];
+	snprintf(setq, sizeof(setq), "UPDATE node_heartbeats SET last_seq = 9 WHERE node_id = '%s'",
+		 node);
+	sql(f, setq);
+	snprintf(body, sizeof(body),
+		 "{\"seq\":7,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"failed\"}]}", replica);
+	assert_int_equal(beat(NULL, f, node, token, body), 200);
+	flush(f);
+	char rq[256];
+	snprintf(rq, sizeof(rq), "SELECT count(*) FROM replicas WHERE id = '%s' AND state = 'ready'",
+		 replica);
+	assert_int_equal(q(f, rq), 1);
+	/* A newer one does. */
+	snprintf(body, sizeof(body),
+		 "{\"seq\":10,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"failed\"}]}", replica);
+	assert_int_equal(beat(NULL, f, node, token, body), 200);
+	flush(f);
+	assert_int_equal(q(f, rq), 0);
 }
 
 /* A two-stage replica on two stage groups: each stage reports on its own;
