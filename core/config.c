@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/http_client.h"
 #include "core/ydoc.h"
 
 void cfg_default_state_dir(char *buf, size_t len)
@@ -146,7 +147,7 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 					   "node_failed_after_ms", "idle_node_grace_s",
 					   "database_statement_timeout_ms", "database_acquire_timeout_ms",
 					   "node_brake_percent", "node_brake_min_nodes", "provider_files",
-					   "lpu_agent", "audit_retention_days", NULL};
+					   "lpu_agent", "audit_retention_days", "advertise_url", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -241,6 +242,17 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 	if ((n = ydoc_map_get(d, root, "lpu_agent")) &&
 	    (rc = cfg_yaml_string(c->lpu_agent, sizeof(c->lpu_agent), d, n, "lpu_agent", err)))
 		goto out;
+	if ((n = ydoc_map_get(d, root, "advertise_url"))) {
+		if ((rc = cfg_yaml_string(c->advertise_url, sizeof(c->advertise_url), d, n,
+					  "advertise_url", err)))
+			goto out;
+		if (http_url_check(c->advertise_url, "advertise_url", err)) {
+			char why[sizeof(err->message)];
+			snprintf(why, sizeof(why), "%s", err->message);
+			rc = ydoc_err(d, n, err, NOVA_EINVAL, "advertise_url", "%s", why);
+			goto out;
+		}
+	}
 	if ((n = ydoc_map_get(d, root, "providers")) && (rc = cfg_yaml_providers(c, d, n, err)))
 		goto out;
 out:
@@ -319,6 +331,7 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 		{"NOVA_ADMIN_TOKEN", c->admin_token, sizeof(c->admin_token)},
 		{"NOVA_STATE_DIR", c->state_dir, sizeof(c->state_dir)},
 		{"NOVA_LPU_AGENT", c->lpu_agent, sizeof(c->lpu_agent)},
+		{"NOVA_ADVERTISE_URL", c->advertise_url, sizeof(c->advertise_url)},
 	};
 	unsigned body = 0;
 	int rc;
@@ -328,6 +341,9 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 			return rc;
 	}
 	if ((rc = cfg_env_provider_files(c, err)))
+		return rc;
+	if (getenv("NOVA_ADVERTISE_URL") && *c->advertise_url &&
+	    (rc = http_url_check(c->advertise_url, "NOVA_ADVERTISE_URL", err)))
 		return rc;
 	const char *lvl = getenv("NOVA_LOG_LEVEL");
 	if (lvl && nova_log_level_parse(&c->log_level, lvl) != 0)

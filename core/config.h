@@ -55,6 +55,11 @@ struct cfg {
 	/* lpu_agent: NOVA_LPU_AGENT: the program lpu agents run ("": the
 	 * nova-sidecar beside novad) */
 	char lpu_agent[1024];
+	/* advertise_url: NOVA_ADVERTISE_URL: the URL agents of every provider
+	 * reach novad at (a load balancer in front of several novads, say);
+	 * told to agents at start and in heartbeat answers, so a change
+	 * reaches running ones. "": novad's own listen address. */
+	char advertise_url[256];
 	/* audit_retention_days: NOVA_AUDIT_RETENTION_DAYS (90): audit events
 	 * older than this are removed; 0 keeps them all */
 	unsigned audit_retention_days;

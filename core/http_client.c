@@ -259,3 +259,42 @@ int http_client_stream(long *status, const struct http_client_request *req,
 	curl_easy_cleanup(curl);
 	return rc;
 }
+
+int http_url_check(const char *url, const char *field, struct nova_err *err)
+{
+	static const CURLUPart refused[] = {CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_OPTIONS,
+					    CURLUPART_QUERY, CURLUPART_FRAGMENT};
+	char *scheme = NULL, *host = NULL, *part = NULL;
+	const char *why = NULL;
+	CURLU *u;
+	if (!url || !*url || strlen(url) > 255)
+		return nova_err_set(err, NOVA_EINVAL, field, "%s must be an http(s) URL of at most "
+				    "255 characters", field);
+	for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+		if (*p <= 0x20 || *p >= 0x7f)
+			return nova_err_set(err, NOVA_EINVAL, field, "%s must not contain spaces, "
+					    "control or non-ASCII characters", field);
+	if (!(u = curl_url()))
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		why = "is not a URL";
+	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+		 (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+		why = "must use http or https";
+	else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host)
+		why = "needs a host";
+	for (size_t i = 0; !why && i < sizeof(refused) / sizeof(refused[0]); i++) {
+		if (curl_url_get(u, refused[i], &part, 0) == CURLUE_OK)
+			why = refused[i] == CURLUPART_QUERY || refused[i] == CURLUPART_FRAGMENT
+				      ? "must not carry a query or fragment"
+				      : "must not carry a user or password";
+		curl_free(part);
+		part = NULL;
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	if (why)
+		return nova_err_set(err, NOVA_EINVAL, field, "%s %s", field, why);
+	return 0;
+}

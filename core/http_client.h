@@ -57,6 +57,13 @@ int http_client_stream(long *status, const struct http_client_request *req,
 		       int (*on_data)(void *ctx, const char *data, size_t len), void *ctx,
 		       struct nova_err *err);
 
+/* Whether url is a base URL a program can be pointed at: http or https, a
+ * host, an optional port; no user or password, query or fragment, nothing
+ * but a path after the authority; at most 255 characters. Parsed by
+ * libcurl's URL API (the parser that will send requests to it). NOVA_EINVAL
+ * naming field, never quoting the URL (it might carry a password). */
+int http_url_check(const char *url, const char *field, struct nova_err *err);
+
 /* Call once from main before threads start (curl_global_init). */
 int http_client_global_init(struct nova_err *err);
 void http_client_global_cleanup(void);

@@ -314,6 +314,7 @@ int main(int argc, char **argv)
 	icfg.failed_after_ms = cfg.node_failed_after_ms;
 	icfg.brake_share = cfg.node_brake_percent / 100.0;
 	icfg.brake_min_nodes = cfg.node_brake_min_nodes;
+	snprintf(icfg.advertise_url, sizeof(icfg.advertise_url), "%s", cfg.advertise_url);
 	if (inventory_create(&inventory, db, &icfg, &err)) {
 		novad_fail("inventory failed to start", &err);
 		goto out;
@@ -347,6 +348,10 @@ int main(int argc, char **argv)
 		novad_fail("cannot publish the gateway url", &err);
 		goto out;
 	}
+	/* Agents reach novad where it is advertised (a load balancer before
+	 * several novads), else at its own address. */
+	if (cfg.advertise_url[0])
+		snprintf(gateway_url, sizeof(gateway_url), "%s", cfg.advertise_url);
 	if (cfg.workers > 0) {
 		struct worker_config wcfg;
 		worker_config_defaults(&wcfg);

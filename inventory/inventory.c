@@ -92,9 +92,12 @@ struct inv_node {
 	json_t *replicas;               /* last reported, owned */
 };
 
+static bool inv_json_plain(const char *s);
+
 struct inventory {
 	struct db_pool *db;
 	struct inventory_config cfg;
+	bool advertise_plain; /* cfg.advertise_url goes into JSON as it is */
 	pthread_mutex_t lock;
 	/* The nodes, dense (n_nodes of nodes_cap), and an open-addressing
 	 * index on the id: each entry a position in nodes + 1, 0 empty; a
@@ -209,6 +212,7 @@ int inventory_create(struct inventory **out, struct db_pool *db,
 	inv->db = db;
 	inv->cfg = *cfg;
 	inv_config_resolve(&inv->cfg);
+	inv->advertise_plain = inv_json_plain(inv->cfg.advertise_url);
 	if (!(inv->brakes = json_object())) {
 		free(inv->nodes);
 		free(inv->index);
@@ -543,6 +547,8 @@ static json_t *inv_answer(struct inventory *inv, bool accepted, const char *reas
 			      (json_int_t)inv->cfg.interval_ms);
 	if (a && reason)
 		json_object_set_new(a, "reason", json_string(reason));
+	if (a && inv->cfg.advertise_url[0])
+		json_object_set_new(a, "gateway_url", json_string(inv->cfg.advertise_url));
 	return a;
 }
 
@@ -755,13 +761,16 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	/* The sidecar's view is current (nearly every heartbeat): the answer
 	 * is written as it is, since building it with jansson cost more than
 	 * the rest of the heartbeat. */
-	if (generation && strcmp(generation, digest) == 0 && inv_json_plain(digest)) {
-		enum { ANSWER_MAX = 176 }; /* the text below with a 63-byte digest */
+	if (generation && strcmp(generation, digest) == 0 && inv_json_plain(digest) &&
+	    inv->advertise_plain) {
+		/* The text below with a 63-byte digest and a 255-byte URL. */
+		enum { ANSWER_MAX = 176 + 272 };
 		if (!(*answer = malloc(ANSWER_MAX)))
 			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		snprintf(*answer, ANSWER_MAX,
-			 "{\"accepted\":true,\"interval_ms\":%u,\"assignment_generation\":\"%s\"}",
-			 inv->cfg.interval_ms, digest);
+			 "{\"accepted\":true,\"interval_ms\":%u,%s%s%s\"assignment_generation\":\"%s\"}",
+			 inv->cfg.interval_ms, inv->cfg.advertise_url[0] ? "\"gateway_url\":\"" : "",
+			 inv->cfg.advertise_url, inv->cfg.advertise_url[0] ? "\"," : "", digest);
 		return 0;
 	}
 	json_t *a = inv_answer(inv, true, NULL);

@@ -69,6 +69,9 @@ struct inventory_config {
 	 * 0.5, and the smallest count it takes, default 3. */
 	double brake_share;
 	unsigned brake_min_nodes;
+	/* When set, every heartbeat answer carries it as "gateway_url": where
+	 * the agent is to send its next heartbeats (novad's advertise_url). */
+	char advertise_url[256];
 };
 
 void inventory_config_defaults(struct inventory_config *cfg);
@@ -84,8 +87,8 @@ void inventory_destroy(struct inventory *inv);
  * [{"replica_id": UUID, "state": "starting|ready|failed", "endpoint": URL,
  *   "load": {"queue_depth": N, "tokens_per_second": X, "ttft_ms": X}}]}.
  * *answer: the JSON text (malloc'd; the caller frees it) of {"accepted":
- * bool, "reason"?: "...", "interval_ms": N, "assignment_generation":
- * "DIGEST", "assignments"?: [...]}: the assignments (see
+ * bool, "reason"?: "...", "interval_ms": N, "gateway_url"?: URL,
+ * "assignment_generation": "DIGEST", "assignments"?: [...]}: the assignments (see
  * deployment_node_assignments) come when the sidecar's generation is not
  * the current one ("none" when the node runs nothing). */
 int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_id,

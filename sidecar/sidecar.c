@@ -146,6 +146,9 @@ struct sc {
 	unsigned interval_ms;
 	long long next_beat_ms, seq_base;
 	unsigned beat_failures;
+	/* Where heartbeats go: the configured URL until a heartbeat answer
+	 * names another (novad's advertise_url). */
+	char gateway_url[512];
 };
 
 static long long sc_now_ms(void)
@@ -483,7 +486,7 @@ static void sc_heartbeat(struct sc *s)
 				 s->generation, "replicas", replicas, "capacity", capacity);
 	char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	snprintf(url, sizeof(url), "%s/v1/nodes/%s/heartbeat", s->cfg->gateway_url, s->cfg->node_id);
+	snprintf(url, sizeof(url), "%s/v1/nodes/%s/heartbeat", s->gateway_url, s->cfg->node_id);
 	struct http_client_request req = {.method = "POST", .url = url, .bearer_token = s->cfg->token,
 					  .body = text, .body_len = text ? strlen(text) : 0,
 					  .timeout_ms = 5000};
@@ -515,6 +518,20 @@ static void sc_heartbeat(struct sc *s)
 	json_int_t iv = json_integer_value(json_object_get(ans, "interval_ms"));
 	if (iv >= 100 && iv <= 600000)
 		s->interval_ms = (unsigned)iv;
+	/* Told where novad is now (a load balancer put in front, say): the
+	 * next heartbeats go there. A URL that does not check out is not
+	 * followed, so one bad answer cannot strand the node. */
+	const char *gw = json_string_value(json_object_get(ans, "gateway_url"));
+	if (gw && strcmp(gw, s->gateway_url) != 0) {
+		if (http_url_check(gw, "gateway_url", &err) == 0) {
+			nova_log_kv(NOVA_LOG_INFO, "sidecar", "gateway changed", "from", s->gateway_url,
+				    "to", gw, NULL);
+			snprintf(s->gateway_url, sizeof(s->gateway_url), "%s", gw);
+		} else {
+			nova_log_kv(NOVA_LOG_WARN, "sidecar", "gateway_url in the answer ignored", "error",
+				    err.message, NULL);
+		}
+	}
 	s->next_beat_ms = sc_now_ms() + s->interval_ms;
 	json_t *assignments = json_object_get(ans, "assignments");
 	const char *gen = json_string_value(json_object_get(ans, "assignment_generation"));
@@ -590,6 +607,7 @@ int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, s
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
 	s.interval_ms = cfg->interval_ms;
+	snprintf(s.gateway_url, sizeof(s.gateway_url), "%s", cfg->gateway_url);
 	sc_port_range(&s);
 	snprintf(s.generation, sizeof(s.generation), "%s", "");
 	nova_log_kv(NOVA_LOG_INFO, "sidecar", "sidecar running", "node", cfg->node_id, "gateway",

@@ -198,6 +198,31 @@ static void test_config_audit_retention_defaults_loads_and_is_range_checked(void
 	assert_int_equal(c.audit_retention_days, 30);
 }
 
+static void test_config_advertise_url_is_checked_where_it_stands(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	cfg_defaults(&c);
+	assert_string_equal(c.advertise_url, "");
+	assert_int_equal(cfg_load_file(&c, write_yaml("advertise_url: http://lb.internal:7070\n"), &err),
+			 0);
+	assert_string_equal(c.advertise_url, "http://lb.internal:7070");
+	assert_int_equal(cfg_load_file(&c, write_yaml("workers: 2\nadvertise_url: ftp://lb\n"), &err),
+			 NOVA_EINVAL);
+	assert_string_equal(err.field, "advertise_url");
+	assert_non_null(strstr(err.message, ":2:"));
+	assert_non_null(strstr(err.message, "http or https"));
+	setenv("NOVA_ADVERTISE_URL", "http://u:pw@lb", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "NOVA_ADVERTISE_URL");
+	assert_null(strstr(err.message, "pw"));
+	setenv("NOVA_ADVERTISE_URL", "https://lb", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), 0);
+	unsetenv("NOVA_ADVERTISE_URL");
+	assert_string_equal(c.advertise_url, "https://lb");
+}
+
 static void test_config_default_state_dir_follows_env(void **state)
 {
 	char buf[256];
@@ -244,6 +269,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_config_brake_defaults_load_and_are_range_checked, teardown),
 		cmocka_unit_test_teardown(test_config_audit_retention_defaults_loads_and_is_range_checked,
 					  teardown),
+		cmocka_unit_test_teardown(test_config_advertise_url_is_checked_where_it_stands, teardown),
 		cmocka_unit_test_teardown(test_config_default_state_dir_follows_env, teardown),
 		cmocka_unit_test(test_ydoc_to_json_keeps_types),
 	};

@@ -755,6 +755,31 @@ static void test_etag_match_is_the_weak_comparison_over_a_list(void **state)
 	assert_false(http_etag_match("abc", "W/\"abc\""));
 }
 
+static void test_url_check_takes_base_urls_and_names_the_field(void **state)
+{
+	struct nova_err err;
+	(void)state;
+	static const char *const good[] = {"http://lb", "https://lb.example.com:8443",
+					   "http://127.0.0.1:7070", "http://[::1]:80", "http://lb/nova"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (http_url_check(good[i], "u", &err) != 0)
+			fail_msg("%s: %s", good[i], err.message);
+	static const char *const bad[] = {"", "lb:80", "ftp://lb", "file:///etc/passwd",
+					  "javascript:alert(1)", "http://", "http://u:secretpw@lb",
+					  "http://lb/?a=1", "http://lb/#x", "http://lb:99999",
+					  "http://lb/a b", "http://lb/\r\nX: y"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(http_url_check(bad[i], "advertise_url", &err), NOVA_EINVAL);
+		assert_string_equal(err.field, "advertise_url");
+		assert_null(strstr(err.message, "secretpw"));
+	}
+	char longer[300];
+	memset(longer, 'a', sizeof(longer));
+	memcpy(longer, "http://", 7);
+	longer[sizeof(longer) - 1] = '\0';
+	assert_int_equal(http_url_check(longer, "u", &err), NOVA_EINVAL);
+}
+
 static void test_head_on_get_route_sends_headers_without_body(void **state)
 {
 	struct http_server *srv = start();
@@ -1501,6 +1526,7 @@ int main(void)
 		cmocka_unit_test(test_extra_response_headers_are_sent),
 		cmocka_unit_test(test_request_id_is_the_clients_when_well_formed_else_generated),
 		cmocka_unit_test(test_etag_match_is_the_weak_comparison_over_a_list),
+		cmocka_unit_test(test_url_check_takes_base_urls_and_names_the_field),
 		cmocka_unit_test(test_head_on_get_route_sends_headers_without_body),
 		cmocka_unit_test(test_204_without_body_sends_no_body_and_no_content_type),
 		cmocka_unit_test(test_json_body_ends_with_newline_and_text_keeps_its_type),
