@@ -147,7 +147,8 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 					   "node_failed_after_ms", "idle_node_grace_s",
 					   "database_statement_timeout_ms", "database_acquire_timeout_ms",
 					   "node_brake_percent", "node_brake_min_nodes", "provider_files",
-					   "lpu_agent", "audit_retention_days", "advertise_url", NULL};
+					   "lpu_agent", "audit_retention_days", "advertise_url",
+					   "lpu_run_dir", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -242,6 +243,9 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 	if ((n = ydoc_map_get(d, root, "lpu_agent")) &&
 	    (rc = cfg_yaml_string(c->lpu_agent, sizeof(c->lpu_agent), d, n, "lpu_agent", err)))
 		goto out;
+	if ((n = ydoc_map_get(d, root, "lpu_run_dir")) &&
+	    (rc = cfg_yaml_string(c->lpu_run_dir, sizeof(c->lpu_run_dir), d, n, "lpu_run_dir", err)))
+		goto out;
 	if ((n = ydoc_map_get(d, root, "advertise_url"))) {
 		if ((rc = cfg_yaml_string(c->advertise_url, sizeof(c->advertise_url), d, n,
 					  "advertise_url", err)))
@@ -331,6 +335,7 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 		{"NOVA_ADMIN_TOKEN", c->admin_token, sizeof(c->admin_token)},
 		{"NOVA_STATE_DIR", c->state_dir, sizeof(c->state_dir)},
 		{"NOVA_LPU_AGENT", c->lpu_agent, sizeof(c->lpu_agent)},
+		{"NOVA_LPU_RUN_DIR", c->lpu_run_dir, sizeof(c->lpu_run_dir)},
 		{"NOVA_ADVERTISE_URL", c->advertise_url, sizeof(c->advertise_url)},
 	};
 	unsigned body = 0;

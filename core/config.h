@@ -55,6 +55,9 @@ struct cfg {
 	/* lpu_agent: NOVA_LPU_AGENT: the program lpu agents run ("": the
 	 * nova-sidecar beside novad) */
 	char lpu_agent[1024];
+	/* lpu_run_dir: NOVA_LPU_RUN_DIR: where this machine's lpu agents are
+	 * recorded ("": /run/nova/lpu as root, adapters/lpu/lpu.h) */
+	char lpu_run_dir[1024];
 	/* advertise_url: NOVA_ADVERTISE_URL: the URL agents of every provider
 	 * reach novad at (a load balancer in front of several novads, say);
 	 * told to agents at start and in heartbeat answers, so a change

@@ -179,7 +179,14 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 			struct adapter_node_ref ref = {nd->id, nd->handle[0] ? nd->handle : NULL};
 			struct nova_err serr;
 			char token[128];
-			if ((strcmp(nd->state, "ready") && strcmp(nd->state, "unhealthy")) ||
+			/* Only a node that has gone silent (unhealthy: no heartbeat
+			 * for its grace) and whose resource is gone: a ready node's
+			 * agent is beating, wherever it runs, whatever this novad's
+			 * view of the provider says. Rejected: trusting the status
+			 * alone, which on a novad that could not see another's
+			 * agents (their records were that novad's own) started a
+			 * twin with a fresh token for every node. */
+			if (strcmp(nd->state, "unhealthy") != 0 ||
 			    adapter_node_status(&info, ad, &ref, &serr) != 0 ||
 			    info.state != ADAPTER_NODE_GONE ||
 			    pool_node_token_issue(token, sizeof(token), db, nd->id, &serr) != 0)

@@ -174,13 +174,16 @@ static int novad_provider_settings(const struct cfg *cfg, struct nova_err *err)
 			dirs[n++] = etc;
 	}
 	if ((rc = files_allowed_set(dirs, n, FILES_ALLOWED_KEY, err)) ||
-	    (rc = lpu_agent_configure(cfg->lpu_agent, err)))
+	    (rc = lpu_agent_configure(cfg->lpu_agent, err)) ||
+	    (rc = lpu_run_dir_configure(cfg->lpu_run_dir, cfg->state_dir, err)))
 		return rc;
 	for (size_t i = 0; i < files_allowed_count(); i++)
 		nova_log_kv(NOVA_LOG_INFO, "novad", "pool configs may name files under", "dir",
 			    files_allowed_dir(i), NULL);
 	lpu_agent_program(etc, sizeof(etc));
 	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents run", "program", etc, NULL);
+	lpu_run_dir(etc, sizeof(etc));
+	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents are recorded in", "dir", etc, NULL);
 	return 0;
 }
 

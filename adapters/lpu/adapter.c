@@ -1,7 +1,8 @@
 /* The lpu adapter: local accelerator racks (Groq Nova style). Nodes are the
  * allocated racks' nodes from the datacenter topology; provisioning a node
  * spawns its agent, a detached local nova-sidecar, recorded by a pidfile
- * named by the Nova node id, so a retry or a restarted novad finds it again
+ * named by the Nova node id in the machine's run directory (lpu.h), so a
+ * retry, a restarted novad or another novad on the machine finds it again
  * instead of starting a twin. */
 #include <assert.h>
 #include <dirent.h>
@@ -74,6 +75,47 @@ int lpu_agent_configure(const char *path, struct nova_err *err)
 				    "lpu_agent %s is not an executable file", path);
 	snprintf(lpu_agent_setting, sizeof(lpu_agent_setting), "%s", path);
 	return 0;
+}
+
+static char lpu_run_dir_setting[PATH_MAX];
+
+int lpu_run_dir_configure(const char *dir, const char *state_dir, struct nova_err *err)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+	if (dir && *dir) {
+		if (dir[0] != '/')
+			return nova_err_set(err, NOVA_EINVAL, "lpu_run_dir",
+					    "lpu_run_dir must be an absolute path");
+		n = snprintf(lpu_run_dir_setting, sizeof(lpu_run_dir_setting), "%s", dir);
+	} else if (geteuid() == 0) {
+		n = snprintf(lpu_run_dir_setting, sizeof(lpu_run_dir_setting), "/run/nova/lpu");
+	} else if (xdg && xdg[0] == '/') {
+		n = snprintf(lpu_run_dir_setting, sizeof(lpu_run_dir_setting), "%s/nova/lpu", xdg);
+	} else {
+		char state[PATH_MAX];
+		if (!state_dir || !*state_dir)
+			cfg_default_state_dir(state, sizeof(state));
+		n = snprintf(lpu_run_dir_setting, sizeof(lpu_run_dir_setting), "%s/lpu",
+			     state_dir && *state_dir ? state_dir : state);
+	}
+	if (n < 0 || (size_t)n >= sizeof(lpu_run_dir_setting) - 64) {
+		lpu_run_dir_setting[0] = '\0';
+		return nova_err_set(err, NOVA_EINVAL, "lpu_run_dir", "lpu_run_dir is too long");
+	}
+	return files_mkdir_p(lpu_run_dir_setting, 0700, "lpu_run_dir", err);
+}
+
+void lpu_run_dir(char *out, size_t len)
+{
+	if (lpu_run_dir_setting[0]) {
+		snprintf(out, len, "%s", lpu_run_dir_setting);
+	} else {
+		/* Not configured (a test's own process): the state directory's. */
+		char state[PATH_MAX];
+		cfg_default_state_dir(state, sizeof(state));
+		snprintf(out, len, "%.3000s/lpu", state);
+	}
 }
 
 void lpu_agent_program(char *out, size_t len)
@@ -195,7 +237,7 @@ static int lpu_create(struct adapter **out, const char *pool_id, const json_t *c
 		      struct nova_err *err)
 {
 	struct lpu_adapter *la = calloc(1, sizeof(*la));
-	char state[PATH_MAX];
+	char runs[PATH_MAX];
 	int rc;
 	*out = NULL;
 	if (!la)
@@ -209,9 +251,9 @@ static int lpu_create(struct adapter **out, const char *pool_id, const json_t *c
 	la->mock_agents = json_is_true(json_object_get(config, "mock_agents"));
 	lpu_agent_program(la->agent, sizeof(la->agent));
 	lpu_sibling(la->mock_engine, sizeof(la->mock_engine), "nova-mock-engine");
-	cfg_default_state_dir(state, sizeof(state));
-	snprintf(la->run_dir, sizeof(la->run_dir), "%.3000s/lpu/%s", state, pool_id);
-	if ((rc = files_mkdir_p(la->run_dir, 0700, "state_dir", err)))
+	lpu_run_dir(runs, sizeof(runs));
+	snprintf(la->run_dir, sizeof(la->run_dir), "%.3000s/%s", runs, pool_id);
+	if ((rc = files_mkdir_p(la->run_dir, 0700, "lpu_run_dir", err)))
 		goto fail;
 	*out = &la->base;
 	return 0;

@@ -42,6 +42,20 @@ int lpu_agent_configure(const char *path, struct nova_err *err);
 /* The program agents run now, into out. */
 void lpu_agent_program(char *out, size_t len);
 
+/* Where agents are recorded (a directory per pool: pidfile, token hash,
+ * log of each node's agent): novad.yaml lpu_run_dir (NOVA_LPU_RUN_DIR).
+ * Agents are processes of this machine, so the record is the machine's,
+ * not one novad's: every novad on the machine (of one user) finds, checks
+ * and stops the agents any of them started, and none starts a twin because
+ * it did not start the first. NULL or "" restores the default:
+ * /run/nova/lpu for root, $XDG_RUNTIME_DIR/nova/lpu for another user, or
+ * else state_dir/lpu (then shared only by novads sharing the state
+ * directory). Rejected: the state directory (as before), which is each
+ * novad's own, so a second novad on the machine saw no agent and started
+ * its own for every node. Process-wide, set once before threads start. */
+int lpu_run_dir_configure(const char *dir, const char *state_dir, struct nova_err *err);
+void lpu_run_dir(char *out, size_t len);
+
 #define LPU_MAX_GROUPS 4
 #define LPU_MAX_RACKS_PER_GROUP 64
 #define LPU_NUMBER_MAX 9999

@@ -115,6 +115,44 @@ static void test_twin_resource_is_deprovisioned_and_the_real_one_kept(void **sta
 	json_decref(cfg);
 }
 
+/* A static node whose resource this novad sees as gone is provisioned
+ * again only once it has gone silent: while it is ready its agent beats,
+ * wherever it runs (another novad's view may be the right one). */
+static void test_a_static_node_is_provisioned_again_only_once_silent(void **state)
+{
+	struct testenv *env = *state;
+	struct nova_err err;
+	json_t *b;
+	char spool[64], node[64];
+	assert_int_equal(testenv_http(&b, env, "POST", "/v1/pools", ADMIN,
+				      "{\"name\":\"racks\",\"provider\":\"fake\",\"config\":{\"mode\":"
+				      "\"static\",\"nodes\":1,\"accelerators_per_node\":2}}"), 201);
+	snprintf(spool, sizeof(spool), "%s", json_string_value(json_object_get(b, "id")));
+	json_decref(b);
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"racks\",\"name\":\"s\"}"), 201);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes n JOIN pools p ON "
+						"p.id = n.pool_id WHERE p.name = 'racks' AND n.state = 'ready'"), 1);
+	struct db_conn *c;
+	PGresult *res;
+	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
+	assert_int_equal(db_exec_one(&res, c, "SELECT n.id FROM nodes n JOIN pools p ON "
+					      "p.id = n.pool_id WHERE p.name = 'racks'", 0, NULL, &err), 0);
+	snprintf(node, sizeof(node), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	db_conn_release(env->db, c);
+	assert_int_equal(fake_resource_set_state(spool, node, ADAPTER_NODE_GONE, &err), 0);
+	unsigned before = fake_calls(spool, FAKE_OP_PROVISION);
+	snprintf(rcfg.gateway_url, sizeof(rcfg.gateway_url), "http://127.0.0.1:1");
+	pass(env);
+	assert_int_equal(fake_calls(spool, FAKE_OP_PROVISION), before);
+	assert_int_equal(pool_node_transition(env->db, node, "unhealthy", "silent", &err), 0);
+	pass(env);
+	assert_int_equal(fake_calls(spool, FAKE_OP_PROVISION), before + 1);
+	rcfg.gateway_url[0] = '\0';
+}
+
 static void test_node_stuck_provisioning_times_out(void **state)
 {
 	struct testenv *env = *state;
@@ -333,6 +371,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_orphan_resource_is_deprovisioned, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_twin_resource_is_deprovisioned_and_the_real_one_kept, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_static_node_is_provisioned_again_only_once_silent,
+						setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_node_stuck_provisioning_times_out, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_replicas_on_a_failed_node_are_replaced, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_node_failed_for_silence_that_beats_again_is_kept,

@@ -4,6 +4,10 @@ B=${NOVA_BUILD:?run through tests/run.sh}
 T_WORK=$(mktemp -d /tmp/nova-shtest.XXXXXX)
 chmod 0755 "$T_WORK"
 T_PID=
+# Every novad a test starts records its lpu agents here (the machine's
+# directory, /run/nova/lpu, would be shared by every test of the run); a
+# test of several novads on one machine starts them all with this one.
+export NOVA_LPU_RUN_DIR="$T_WORK/state/lpu"
 
 t_pass() { echo "PASS: $1"; }
 t_fail() { echo "FAIL: $1: $2"; }

@@ -1,0 +1,194 @@
+#!/bin/sh
+# Three novads on one database behind nginx (round robin, keep-alive), all
+# advertising nginx to agents, with an lpu pool of mock agents made through
+# A, deployed through B and scaled through C. After every step: exactly one
+# agent per node (counted from /proc), one engine per replica, no refused
+# heartbeat in any agent's log, one ETag on all three with 304 to each
+# other's. Then each novad is killed (-9) in turn, the reconciler's holder
+# included, and started again: no node leaves ready, the route never
+# disappears (polled through nginx), and still no twin.
+set -u
+. tests/support/lib.sh
+. bench/nginx.sh
+export NOVA_HEARTBEAT_INTERVAL_MS=500
+nginx_bench_ensure || { t_fail "nginx is available" "not installed"; exit 0; }
+NGINX=$(nginx_bench_bin)
+
+# Four free loopback ports: three novads and nginx.
+set -- $(python3 -c 'import socket
+ss=[socket.socket() for _ in range(4)]
+[s.bind(("127.0.0.1",0)) for s in ss]
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+PA=$1 PB=$2 PC=$3 PN=$4
+LB="http://127.0.0.1:$PN"
+export NOVA_ADVERTISE_URL="$LB"
+
+mkdir -p "$T_WORK/nginx/tmp"
+cat >"$T_WORK/nginx/nginx.conf" <<EOF
+$([ "$(id -u)" -eq 0 ] && echo "user nobody nogroup;")
+worker_processes 1;
+pid $T_WORK/nginx/nginx.pid;
+error_log $T_WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $T_WORK/nginx/tmp/body;
+    proxy_temp_path $T_WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $T_WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $T_WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $T_WORK/nginx/tmp/scgi;
+    upstream novads {
+        server 127.0.0.1:$PA max_fails=0;
+        server 127.0.0.1:$PB max_fails=0;
+        server 127.0.0.1:$PC max_fails=0;
+        keepalive 16;
+    }
+    server {
+        listen 127.0.0.1:$PN;
+        location / {
+            proxy_pass http://novads;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 60s;
+            proxy_connect_timeout 1s;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+        }
+    }
+}
+EOF
+"$NGINX" -p "$T_WORK/nginx" -c "$T_WORK/nginx/nginx.conf" 2>"$T_WORK/nginx/start.err" ||
+	{ t_fail "nginx starts" "$(cat "$T_WORK/nginx/start.err")"; exit 0; }
+
+T_LISTEN=127.0.0.1:$PA nova_start || { t_fail "novad A starts" "see log"; exit 0; }
+A_PID=$T_PID
+TOKEN=$(cat "$NOVA_STATE_DIR/admin_token")
+DBURL="host=$NOVA_TEST_PGHOST dbname=$T_DB user=nova"
+# start_other NAME PORT: a novad with its own state directory (the lpu run
+# directory is this test's, shared as on one machine).
+start_other() {
+	mkdir -p "$T_WORK/state-$1"
+	rm -f "$T_WORK/state-$1/novad.url"
+	NOVA_STATE_DIR="$T_WORK/state-$1" NOVA_LISTEN="127.0.0.1:$2" NOVA_ADMIN_TOKEN="$TOKEN" \
+		NOVA_DATABASE_URL="$DBURL" "$B/novad" >>"$T_WORK/novad-$1.log" 2>&1 &
+	eval "${1}_PID=\$!"
+	i=0; while [ ! -s "$T_WORK/state-$1/novad.url" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+	[ -s "$T_WORK/state-$1/novad.url" ]
+}
+restart_a() {
+	NOVA_LISTEN="127.0.0.1:$PA" NOVA_DATABASE_URL="$DBURL" NOVA_ENABLE_FAKE_PROVIDER=1 \
+		"$B/novad" >>"$T_WORK/novad.log" 2>&1 &
+	A_PID=$!
+	i=0; while ! curl -sf "http://127.0.0.1:$PA/healthz" >/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+}
+B_PID= C_PID= POLL_PID=
+trap 'kill -9 $B_PID $C_PID $POLL_PID 2>/dev/null; kill $(cat "$T_WORK/nginx/nginx.pid" 2>/dev/null) 2>/dev/null;
+	pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; pkill -f "$B/nova-mock-engine --port" 2>/dev/null; t_cleanup' EXIT
+start_other B "$PB" && start_other C "$PC" && t_pass "three novads on one database" ||
+	{ t_fail "three novads" "$(tail -3 "$T_WORK"/novad-*.log)"; exit 0; }
+
+CA="$B/novactl --server http://127.0.0.1:$PA --token $TOKEN"
+CB="$B/novactl --server http://127.0.0.1:$PB --token $TOKEN"
+CC="$B/novactl --server http://127.0.0.1:$PC --token $TOKEN"
+# Three racks of two 8-chip nodes, inline (each novad reads the pool's
+# config; a file would have to be under every novad's allowed directories).
+topo=$(python3 -c 'import json
+racks = "".join("      - id: %d\n        nodes:\n" % r + "".join(
+    "          - {name: r%dn%d, chips: 8, accelerator_type: LPU, memory_mib: 230}\n" % (r, n)
+    for n in (1, 2)) for r in (1, 2, 3))
+print(json.dumps("clusters:\n  - id: 1\n    name: t\n    racks:\n" + racks))')
+cat >"$T_WORK/model.yaml" <<EOM
+name: demo
+kind: single
+engine: {command: [nova-mock-engine, --port, "{port}"]}
+stages: [{name: main, accelerator_type: LPU, accelerators: 8}]
+EOM
+$CA pool create racks --provider lpu \
+	--config "{\"topology_inline\":$topo,\"allocation\":\"c1r1,c1r2,c1r3\",\"mock_agents\":true}" >/dev/null 2>"$T_WORK/err" &&
+	$CA model register -f "$T_WORK/model.yaml" >/dev/null 2>>"$T_WORK/err" &&
+	t_pass "an lpu pool and a model through A" || { t_fail "pool and model" "$(cat "$T_WORK/err")"; exit 0; }
+
+agents_per_node() { # node-id counts of running agents, "id count" per line
+	for p in $(pgrep -f "$B/nova-sidecar --gateway"); do
+		{ tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null; echo; } | sed -n 's/.*--node-id \([^ ]*\).*/\1/p'
+	done | sort | uniq -c
+}
+engines() { pgrep -f "$B/nova-mock-engine --port" | wc -l; }
+# check WHAT REPLICAS: one agent per live node, one engine per replica, no
+# refused heartbeat, one ETag everywhere.
+check() {
+	nodes=$(t_sql "SELECT count(*) FROM nodes WHERE state NOT IN ('terminated')")
+	per=$(agents_per_node)
+	twins=$(echo "$per" | awk '$1 > 1' | wc -l)
+	running=$(echo "$per" | grep -c .)
+	if [ "$twins" -eq 0 ] && [ "$running" -eq "$nodes" ]; then t_pass "$1: one agent per node ($nodes)"
+	else t_fail "$1: one agent per node" "$nodes nodes; agents: $per"; fi
+	[ "$(engines)" -eq "$2" ] && t_pass "$1: one engine per replica ($2)" ||
+		t_fail "$1: one engine per replica" "$(engines) engines, $2 replicas"
+	refused=$(cat "$NOVA_LPU_RUN_DIR"/*/*.log 2>/dev/null | grep "heartbeat failed" | grep -c '40[13]')
+	[ "$refused" -eq 0 ] && t_pass "$1: no agent's heartbeat refused" ||
+		t_fail "$1: no agent's heartbeat refused" "$(cat "$NOVA_LPU_RUN_DIR"/*/*.log | grep "heartbeat failed" | grep '40[13]' | head -2)"
+	ea=$(curl -s -o /dev/null -D - -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PA/v1/routes" | sed -n 's/^ETag: \(.*\)\r$/\1/p')
+	eb=$(curl -s -o /dev/null -D - -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PB/v1/routes" | sed -n 's/^ETag: \(.*\)\r$/\1/p')
+	ec=$(curl -s -o /dev/null -D - -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PC/v1/routes" | sed -n 's/^ETag: \(.*\)\r$/\1/p')
+	c304=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H "If-None-Match: $ea" "http://127.0.0.1:$PC/v1/routes")
+	if [ -n "$ea" ] && [ "$ea" = "$eb" ] && [ "$eb" = "$ec" ] && [ "$c304" = 304 ]; then
+		t_pass "$1: one ETag on all three, 304 to another's"
+	else
+		t_fail "$1: one ETag" "A=$ea B=$eb C=$ec; C answers $c304 to A's"
+	fi
+}
+# settle WANT: WANT replicas ready and routed on all three, then a few
+# reconciler periods for twins to show.
+settle() {
+	t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'ready'" "$1" 60 ||
+		t_fail "$1 replicas ready" "$(t_sql "SELECT string_agg(state || ' ' || state_reason, '; ') FROM replicas")"
+	i=0
+	while [ $i -lt 50 ]; do
+		n=$(curl -s -H "Authorization: Bearer $TOKEN" "$LB/v1/routes?model=demo" | grep -o '"url"' | wc -l)
+		[ "$n" -eq "$1" ] && break
+		i=$((i + 1)); sleep 0.2
+	done
+	sleep 6
+}
+
+$CB deploy demo --pool racks --replicas 2 --name demo >/dev/null 2>"$T_WORK/err" ||
+	t_fail "deploy through B" "$(cat "$T_WORK/err")"
+settle 2
+check "deployed through B" 2
+$CC deployment scale demo --replicas 4 >/dev/null 2>"$T_WORK/err" || t_fail "scale through C" "$(cat "$T_WORK/err")"
+settle 4
+check "scaled to 4 through C" 4
+$CA deployment scale demo --replicas 3 >/dev/null 2>"$T_WORK/err" || t_fail "scale through A" "$(cat "$T_WORK/err")"
+settle 3
+i=0; while [ "$(engines)" -gt 3 ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.2; done
+check "scaled to 3 through A" 3
+
+# Poll the route through nginx every 100 ms while each novad is killed and
+# started again; any answer without the demo route is a gap.
+(
+	while :; do
+		n=$(curl -s -m 2 -H "Authorization: Bearer $TOKEN" "$LB/v1/routes?model=demo" | grep -o '"url"' | wc -l)
+		[ "$n" -eq 0 ] && echo "gap $(date +%T.%N)" >>"$T_WORK/gaps"
+		sleep 0.1
+	done
+) &
+POLL_PID=$!
+before=$(t_sql "SELECT count(*) FROM node_events WHERE to_state <> 'ready'")
+for who in A B C; do
+	case $who in
+	A) kill -9 "$A_PID"; wait "$A_PID" 2>/dev/null; sleep 4; restart_a ;;
+	B) kill -9 "$B_PID"; wait "$B_PID" 2>/dev/null; sleep 4; start_other B "$PB" ;;
+	C) kill -9 "$C_PID"; wait "$C_PID" 2>/dev/null; sleep 4; start_other C "$PC" ;;
+	esac
+	sleep 2
+done
+sleep 4
+kill "$POLL_PID" 2>/dev/null; wait "$POLL_PID" 2>/dev/null; POLL_PID=
+after=$(t_sql "SELECT count(*) FROM node_events WHERE to_state <> 'ready'")
+[ "$before" = "$after" ] && t_pass "no node left ready while each novad was killed in turn" ||
+	t_fail "no node left ready" "$(t_sql "SELECT string_agg(from_state || '->' || to_state || ' ' || reason, '; ') FROM node_events WHERE to_state <> 'ready'")"
+[ ! -s "$T_WORK/gaps" ] && t_pass "the route never disappeared" ||
+	t_fail "the route never disappeared" "$(wc -l <"$T_WORK/gaps") gaps, first $(head -1 "$T_WORK/gaps")"
+check "after each novad was killed and started again" 3
+exit 0
