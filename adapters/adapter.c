@@ -122,6 +122,11 @@ bool adapter_is_ephemeral(const struct adapter *ad)
 	return ad->ephemeral;
 }
 
+bool adapter_machine_bound(const struct adapter_ops *ops)
+{
+	return ops && ops->machine_bound;
+}
+
 int adapter_discover_resources(struct adapter_resources *out, struct adapter *ad,
 			       struct nova_err *err)
 {

@@ -106,6 +106,12 @@ struct adapter_node_list {
 
 struct adapter_ops {
 	const char *name;
+	/* The pool's nodes are processes of the machine of the novad that made
+	 * the pool (lpu agents): only novads on that machine (core/ids.h
+	 * ids_machine_id) provision, inspect, supervise or stop them; the pools
+	 * module records the machine, and novads elsewhere leave such a pool's
+	 * nodes alone. false: any novad reaches them (an API, SSH). */
+	bool machine_bound;
 	/* Required. No side effects; names the bad field (relative to the
 	 * pool's config object: "allocation", "hosts[2].port"). */
 	int (*validate)(const json_t *config, struct nova_err *err);
@@ -166,6 +172,7 @@ int adapter_create(struct adapter **out, const struct adapter_ops *ops, const ch
 		   const json_t *config, struct nova_err *err);
 void adapter_destroy(struct adapter *ad);
 bool adapter_is_ephemeral(const struct adapter *ad);
+bool adapter_machine_bound(const struct adapter_ops *ops);
 int adapter_discover_resources(struct adapter_resources *out, struct adapter *ad,
 			       struct nova_err *err);
 int adapter_provision_node(struct adapter_node_info *out, struct adapter *ad,

@@ -148,7 +148,7 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 					   "database_statement_timeout_ms", "database_acquire_timeout_ms",
 					   "node_brake_percent", "node_brake_min_nodes", "provider_files",
 					   "lpu_agent", "audit_retention_days", "advertise_url",
-					   "lpu_run_dir", NULL};
+					   "lpu_run_dir", "machine_id", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -243,6 +243,9 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 	if ((n = ydoc_map_get(d, root, "lpu_agent")) &&
 	    (rc = cfg_yaml_string(c->lpu_agent, sizeof(c->lpu_agent), d, n, "lpu_agent", err)))
 		goto out;
+	if ((n = ydoc_map_get(d, root, "machine_id")) &&
+	    (rc = cfg_yaml_string(c->machine_id, sizeof(c->machine_id), d, n, "machine_id", err)))
+		goto out;
 	if ((n = ydoc_map_get(d, root, "lpu_run_dir")) &&
 	    (rc = cfg_yaml_string(c->lpu_run_dir, sizeof(c->lpu_run_dir), d, n, "lpu_run_dir", err)))
 		goto out;
@@ -336,6 +339,7 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 		{"NOVA_STATE_DIR", c->state_dir, sizeof(c->state_dir)},
 		{"NOVA_LPU_AGENT", c->lpu_agent, sizeof(c->lpu_agent)},
 		{"NOVA_LPU_RUN_DIR", c->lpu_run_dir, sizeof(c->lpu_run_dir)},
+		{"NOVA_MACHINE_ID", c->machine_id, sizeof(c->machine_id)},
 		{"NOVA_ADVERTISE_URL", c->advertise_url, sizeof(c->advertise_url)},
 	};
 	unsigned body = 0;

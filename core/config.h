@@ -63,6 +63,9 @@ struct cfg {
 	 * told to agents at start and in heartbeat answers, so a change
 	 * reaches running ones. "": novad's own listen address. */
 	char advertise_url[256];
+	/* machine_id: NOVA_MACHINE_ID: this machine's identity for pools whose
+	 * nodes are its processes (lpu); "": /etc/machine-id (core/ids.h) */
+	char machine_id[65];
 	/* audit_retention_days: NOVA_AUDIT_RETENTION_DAYS (90): audit events
 	 * older than this are removed; 0 keeps them all */
 	unsigned audit_retention_days;

@@ -1,6 +1,9 @@
 #include "core/ids.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 #include "core/hex.h"
@@ -60,4 +63,51 @@ bool ids_is_dns_label(const char *s)
 		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
 			return false;
 	return true;
+}
+
+static char ids_machine[IDS_MACHINE_LEN];
+
+static bool ids_machine_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n >= IDS_MACHINE_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+			return false;
+	return true;
+}
+
+bool ids_machine_id_set(const char *id)
+{
+	if (id && *id && !ids_machine_ok(id))
+		return false;
+	snprintf(ids_machine, sizeof(ids_machine), "%s", id ? id : "");
+	return true;
+}
+
+void ids_machine_id(char out[IDS_MACHINE_LEN])
+{
+	static const char *const files[] = {"/etc/machine-id", "/var/lib/dbus/machine-id"};
+	if (ids_machine[0]) {
+		memcpy(out, ids_machine, IDS_MACHINE_LEN);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		FILE *f = fopen(files[i], "r");
+		char line[IDS_MACHINE_LEN + 2] = "";
+		if (!f)
+			continue;
+		bool got = fgets(line, sizeof(line), f) != NULL;
+		fclose(f);
+		line[strcspn(line, "\r\n")] = '\0';
+		if (got && ids_machine_ok(line)) {
+			snprintf(out, IDS_MACHINE_LEN, "%s", line);
+			return;
+		}
+	}
+	char host[256] = "";
+	if (gethostname(host, sizeof(host) - 1) != 0 || !ids_machine_ok(host))
+		snprintf(host, sizeof(host), "localhost");
+	snprintf(out, IDS_MACHINE_LEN, "%.64s", host);
 }

@@ -18,4 +18,15 @@ void ids_uuid_format(char out[IDS_UUID_LEN], const unsigned char in[16]);
  * '-'. Pools and deployments are named so (they become Kubernetes names). */
 bool ids_is_dns_label(const char *s);
 
+/* This machine's identity, for what only a novad on one machine may do
+ * (its lpu agents are that machine's processes): the configured one
+ * (novad.yaml machine_id; containers on one host may share
+ * /etc/machine-id), else /etc/machine-id, /var/lib/dbus/machine-id, else
+ * the host name. At most IDS_MACHINE_LEN - 1 characters. */
+#define IDS_MACHINE_LEN 65
+void ids_machine_id(char out[IDS_MACHINE_LEN]);
+/* Set it (NULL or "": read it from the machine again). Once, before
+ * threads start. false when it is not 1 to 64 of [A-Za-z0-9._-]. */
+bool ids_machine_id_set(const char *id);
+
 #endif

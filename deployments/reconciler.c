@@ -9,6 +9,7 @@
 
 #include "adapters/adapter.h"
 #include "audit/audit.h"
+#include "core/ids.h"
 #include "core/log.h"
 #include "pools/pool.h"
 
@@ -272,7 +273,12 @@ out:
 	return rc;
 }
 
-int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg, struct nova_err *err)
+/* One pass over what this novad holds: the whole fleet (global, the
+ * reconciler's lock) and/or the pools bound to this machine (machine, the
+ * machine's lock). A pool bound to another machine is never touched: its
+ * nodes are that machine's processes. */
+static int rc_pass_scoped(struct db_pool *db, const struct reconciler_config *cfg, bool global,
+			  bool machine, struct nova_err *err)
 {
 	struct pool **pools = NULL;
 	size_t n = 0;
@@ -282,6 +288,8 @@ int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg, str
 	for (size_t i = 0; i < n; i++) {
 		struct nova_err perr;
 		if (strcmp(pools[i]->state, "active") != 0)
+			continue;
+		if (pools[i]->machine[0] ? !(machine && pool_is_here(pools[i])) : !global)
 			continue;
 		/* One pool's provider being down must not stop the others. */
 		if (rc_pool(db, cfg, pools[i], &perr) != 0) {
@@ -293,6 +301,8 @@ int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg, str
 		}
 	}
 	pool_list_free(pools, n);
+	if (!global)
+		return 0; /* each pool's trouble is logged above */
 	if ((rc = db_pool_exec(NULL, db,
 			  "UPDATE work_items SET state = 'failed', lock_owner = NULL, lock_expires_at = NULL, "
 			  "last_error = coalesce(last_error, 'worker died on the last attempt') "
@@ -315,6 +325,11 @@ int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg, str
 		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING", 0, NULL, err);
 }
 
+int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg, struct nova_err *err)
+{
+	return rc_pass_scoped(db, cfg, true, true, err);
+}
+
 /* --- the singleton thread ------------------------------------------------------------- */
 
 struct reconciler {
@@ -322,7 +337,8 @@ struct reconciler {
 	struct reconciler_config cfg;
 	struct db_conn *lock_conn; /* holds the advisory lock while leader */
 	pthread_t tid;
-	atomic_bool stop, leader;
+	atomic_bool stop, leader, machine_leader;
+	long long machine_key;
 	long long audit_pruned_ms; /* CLOCK_MONOTONIC of the last prune; 0: never */
 };
 
@@ -346,38 +362,76 @@ static void rc_audit_prune(struct reconciler *r)
 			    err.message, NULL);
 }
 
+/* The advisory lock key of a machine's role: its id hashed (FNV-1a) into
+ * the keys whose top byte is 'M', never the global key ('N'). */
+static long long rc_machine_key(void)
+{
+	char id[IDS_MACHINE_LEN];
+	unsigned long long h = 14695981039346656037ull;
+	ids_machine_id(id);
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (long long)((h & 0x00ffffffffffffffull) | 0x4d00000000000000ull);
+}
+
+/* Take a role's lock if free; true when this novad holds it now. */
+static bool rc_try_role(struct reconciler *r, long long key, const char *took)
+{
+	struct nova_err err;
+	bool got = false;
+	if (db_advisory_try_lock(&got, r->lock_conn, key, &err) == 0 && got) {
+		nova_log(NOVA_LOG_INFO, "reconciler", "%s", took);
+		return true;
+	}
+	return false;
+}
+
+/* Two roles, each a session advisory lock on one held connection: the
+ * reconciler of the whole fleet (one novad), and the reconciler of the
+ * pools bound to this machine (one novad per machine; pools.h). A novad
+ * holding neither gives its connection back. */
 static void *rc_thread(void *arg)
 {
 	struct reconciler *r = arg;
 	while (!atomic_load(&r->stop)) {
 		struct nova_err err;
 		nova_err_clear(&err);
-		if (!atomic_load(&r->leader)) {
-			bool got = false;
-			if (!r->lock_conn && db_conn_acquire(&r->lock_conn, r->db, &err) != 0)
-				r->lock_conn = NULL;
-			if (r->lock_conn &&
-			    db_advisory_try_lock(&got, r->lock_conn, RECONCILER_LOCK_KEY, &err) == 0 && got) {
-				atomic_store(&r->leader, true);
-				nova_log(NOVA_LOG_INFO, "reconciler", "this novad now runs the reconciler");
-			} else if (r->lock_conn) {
-				db_conn_release(r->db, r->lock_conn);
-				r->lock_conn = NULL;
-			}
-		} else {
-			/* Still ours? A lost session (database restart) lost the lock. */
+		bool leader = atomic_load(&r->leader), mine = atomic_load(&r->machine_leader);
+		if (r->lock_conn && (leader || mine)) {
+			/* Still ours? A lost session (database restart) lost the locks. */
 			PGresult *res = NULL;
 			if (db_exec(&res, r->lock_conn, "SELECT 1", 0, NULL, &err) != 0) {
 				atomic_store(&r->leader, false);
+				atomic_store(&r->machine_leader, false);
+				leader = mine = false;
 				db_conn_release(r->db, r->lock_conn);
 				r->lock_conn = NULL;
-				nova_log(NOVA_LOG_WARN, "reconciler", "lost the reconciler lock: %s", err.message);
+				nova_log(NOVA_LOG_WARN, "reconciler", "lost the reconciler locks: %s",
+					 err.message);
 			}
 			PQclear(res);
 		}
-		if (atomic_load(&r->leader) && reconciler_pass(r->db, &r->cfg, &err) != 0)
+		if ((!leader || !mine) && !r->lock_conn &&
+		    db_conn_acquire(&r->lock_conn, r->db, &err) != 0)
+			r->lock_conn = NULL;
+		if (r->lock_conn && !leader &&
+		    rc_try_role(r, RECONCILER_LOCK_KEY, "this novad now runs the reconciler")) {
+			atomic_store(&r->leader, true);
+			leader = true;
+		}
+		if (r->lock_conn && !mine &&
+		    rc_try_role(r, r->machine_key,
+				"this novad now reconciles the pools bound to this machine")) {
+			atomic_store(&r->machine_leader, true);
+			mine = true;
+		}
+		if (r->lock_conn && !leader && !mine) {
+			db_conn_release(r->db, r->lock_conn);
+			r->lock_conn = NULL;
+		}
+		if ((leader || mine) && rc_pass_scoped(r->db, &r->cfg, leader, mine, &err) != 0)
 			nova_log_kv(NOVA_LOG_WARN, "reconciler", "pass failed", "error", err.message, NULL);
-		if (atomic_load(&r->leader))
+		if (leader)
 			rc_audit_prune(r);
 		for (unsigned w = 0; w < r->cfg.interval_ms && !atomic_load(&r->stop); w += 50) {
 			struct timespec ts = {0, 50 * 1000000L};
@@ -398,6 +452,8 @@ int reconciler_start(struct reconciler **out, struct db_pool *db,
 	r->cfg = *cfg;
 	atomic_init(&r->stop, false);
 	atomic_init(&r->leader, false);
+	atomic_init(&r->machine_leader, false);
+	r->machine_key = rc_machine_key();
 	if (pthread_create(&r->tid, NULL, rc_thread, r) != 0) {
 		free(r);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the reconciler thread");
@@ -421,6 +477,8 @@ void reconciler_stop(struct reconciler *r)
 	if (r->lock_conn) {
 		if (atomic_load(&r->leader))
 			db_advisory_unlock(r->lock_conn, RECONCILER_LOCK_KEY, &err);
+		if (atomic_load(&r->machine_leader))
+			db_advisory_unlock(r->lock_conn, r->machine_key, &err);
 		db_conn_release(r->db, r->lock_conn);
 	}
 	free(r);

@@ -2,6 +2,10 @@
  * drift. One novad at a time runs it: the holder of a PostgreSQL advisory
  * lock, held on a session of its own, so when that novad dies its session
  * ends, the lock is free, and another novad takes over on its next try.
+ * Pools bound to a machine (pools.h: lpu agents are that machine's
+ * processes) are reconciled by one novad on that machine instead, the
+ * holder of that machine's lock (the same session); the fleet's reconciler
+ * leaves them alone when it runs elsewhere.
  *
  * One pass:
  *   - a node failed for silence whose agent beat again after the failure
@@ -18,8 +22,9 @@
  *   - ephemeral nodes idle (ready, nothing placed) for longer than the grace
  *     period are drained and deprovisioned;
  *   - nodes stuck provisioning past the timeout fail, with that reason;
- *   - a static node whose provider resource is gone (an lpu agent that
- *     died) is provisioned again, with a fresh token;
+ *   - a static node that has gone silent (unhealthy) and whose provider
+ *     resource is gone (an lpu agent that died) is provisioned again, with
+ *     a fresh token; never a ready one, whose agent beats wherever it runs;
  *   - provider resources that carry a Nova node id with no live node row
  *     (orphans: a crash between create and commit, a deleted pool's
  *     leftovers) are deprovisioned, found through list_nodes, and so are
@@ -52,15 +57,17 @@ struct reconciler_config {
 
 void reconciler_config_defaults(struct reconciler_config *cfg);
 
-/* One pass, whoever calls it (tests; the thread below holds the lock). */
+/* One pass, whoever calls it (tests; the thread below holds the lock):
+ * every pool but those bound to another machine. */
 int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg,
 		    struct nova_err *err);
 
 struct reconciler;
 int reconciler_start(struct reconciler **out, struct db_pool *db,
 		     const struct reconciler_config *cfg, struct nova_err *err);
+/* Whether this novad holds the fleet's reconciler lock. */
 bool reconciler_is_leader(const struct reconciler *r);
-/* Stop, join, and release the lock. Accepts NULL. */
+/* Stop, join, and release the locks. Accepts NULL. */
 void reconciler_stop(struct reconciler *r);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "adapters/adapter.h"
 #include "deployments/deployment.h"
+#include "core/ids.h"
 #include "core/log.h"
 #include "deployments/placement.h"
 #include "models/model.h"
@@ -71,22 +72,29 @@ struct wk_ctx {
 static int wk_claim(bool *got, struct wk_item *it, struct db_conn *c,
 		    const struct worker_config *cfg, struct nova_err *err)
 {
-	char lease[16];
-	const char *params[2] = {cfg->owner, lease};
+	char lease[16], machine[IDS_MACHINE_LEN];
+	const char *params[3] = {cfg->owner, lease, machine};
 	PGresult *res = NULL;
 	int rc;
 	*got = false;
 	snprintf(lease, sizeof(lease), "%u", cfg->lease_ms);
+	ids_machine_id(machine);
+	/* Not the work of a deployment whose pool is another machine's (its
+	 * nodes are that machine's processes, pools.h): a novad there takes
+	 * it. */
 	rc = db_exec(&res, c,
 		     "UPDATE work_items SET lock_owner = $1, "
 		     "lock_expires_at = now() + $2::integer * interval '1 millisecond', "
 		     "fence = fence + 1, attempts = attempts + 1, updated_at = now() "
-		     "WHERE id = (SELECT id FROM work_items WHERE state = 'queued' "
-		     "AND run_after <= now() AND attempts < max_attempts "
-		     "AND (lock_expires_at IS NULL OR lock_expires_at < now()) "
-		     "ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+		     "WHERE id = (SELECT w.id FROM work_items w WHERE w.state = 'queued' "
+		     "AND w.run_after <= now() AND w.attempts < w.max_attempts "
+		     "AND (w.lock_expires_at IS NULL OR w.lock_expires_at < now()) "
+		     "AND NOT EXISTS (SELECT 1 FROM deployments d JOIN pools p ON p.id = d.pool_id "
+		     "WHERE w.kind = 'deployment' AND d.id = w.subject_id AND p.machine IS NOT NULL "
+		     "AND p.machine <> $3) "
+		     "ORDER BY w.run_after, w.id LIMIT 1 FOR UPDATE OF w SKIP LOCKED) "
 		     "RETURNING id, kind, subject_id, fence, attempts, max_attempts, requests",
-		     2, params, err);
+		     3, params, err);
 	if (rc == 0 && PQntuples(res) == 1) {
 		it->id = atoll(PQgetvalue(res, 0, 0));
 		snprintf(it->kind, sizeof(it->kind), "%s", PQgetvalue(res, 0, 1));

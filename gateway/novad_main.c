@@ -19,6 +19,7 @@
 #include "core/files.h"
 #include "core/http.h"
 #include "core/http_client.h"
+#include "core/ids.h"
 #include "core/log.h"
 #include "core/pg_embedded.h"
 #include "deployments/reconciler.h"
@@ -173,6 +174,9 @@ static int novad_provider_settings(const struct cfg *cfg, struct nova_err *err)
 		if (files_default_etc_dir(etc, sizeof(etc)))
 			dirs[n++] = etc;
 	}
+	if (!ids_machine_id_set(cfg->machine_id))
+		return nova_err_set(err, NOVA_EINVAL, "machine_id",
+				    "machine_id must be 1 to 64 of letters, digits, '.', '_' and '-'");
 	if ((rc = files_allowed_set(dirs, n, FILES_ALLOWED_KEY, err)) ||
 	    (rc = lpu_agent_configure(cfg->lpu_agent, err)) ||
 	    (rc = lpu_run_dir_configure(cfg->lpu_run_dir, cfg->state_dir, err)))
@@ -184,6 +188,9 @@ static int novad_provider_settings(const struct cfg *cfg, struct nova_err *err)
 	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents run", "program", etc, NULL);
 	lpu_run_dir(etc, sizeof(etc));
 	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents are recorded in", "dir", etc, NULL);
+	char machine[IDS_MACHINE_LEN];
+	ids_machine_id(machine);
+	nova_log_kv(NOVA_LOG_INFO, "novad", "this machine is", "machine_id", machine, NULL);
 	return 0;
 }
 

@@ -38,6 +38,8 @@ const char gw_openapi_schemas[] =
 	"  \"labels\": {\"type\": \"object\"}, \"quotas\": {\"$ref\": \"#/components/schemas/Quotas\"},"
 	"  \"state\": {\"type\": \"string\", \"enum\": [\"active\", \"deleting\"]},"
 	"  \"node_count\": {\"type\": \"integer\"},"
+	"  \"machine\": {\"type\": \"string\", \"nullable\": true, \"description\": \"the machine "
+	"whose novads alone reach the nodes (lpu agents are its processes); null: any\"},"
 	"  \"created_at\": {\"type\": \"string\", \"format\": \"date-time\"},"
 	"  \"updated_at\": {\"type\": \"string\", \"format\": \"date-time\"}}},"
 	"\"PoolList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Pool\"}},"

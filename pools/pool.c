@@ -14,7 +14,7 @@
 	"coalesce(p.max_nodes, -1), coalesce(p.max_accelerators, -1), "                 \
 	"to_json(p.accelerator_types)::text, p.state, "                                  \
 	"(SELECT count(*) FROM nodes n WHERE n.pool_id = p.id AND n.state <> 'terminated'), " \
-	DB_TS("p.created_at") ", " DB_TS("p.updated_at")
+	DB_TS("p.created_at") ", " DB_TS("p.updated_at") ", coalesce(p.machine, '')"
 
 /* --- validation ------------------------------------------------------- */
 
@@ -179,6 +179,7 @@ static struct pool *pool_from_row(PGresult *res, int row)
 	p->node_count = strtoll(PQgetvalue(res, row, 9), NULL, 10);
 	snprintf(p->created_at, sizeof(p->created_at), "%s", PQgetvalue(res, row, 10));
 	snprintf(p->updated_at, sizeof(p->updated_at), "%s", PQgetvalue(res, row, 11));
+	snprintf(p->machine, sizeof(p->machine), "%s", PQgetvalue(res, row, 12));
 	if (!p->config || !p->labels || !p->quotas.accelerator_types) {
 		pool_free(p);
 		return NULL;
@@ -210,14 +211,23 @@ static json_t *pool_quota_json(long long v)
 
 json_t *pool_to_json(const struct pool *p)
 {
-	return json_pack("{s:s, s:s, s:s, s:O, s:O, s:{s:o, s:o, s:O}, s:s, s:I, s:s, s:s}",
+	return json_pack("{s:s, s:s, s:s, s:O, s:O, s:{s:o, s:o, s:O}, s:s, s:I, s:s, s:s, s:o}",
 			 "id", p->id, "name", p->name, "provider", p->provider, "config", p->config,
 			 "labels", p->labels, "quotas", "max_nodes",
 			 pool_quota_json(p->quotas.max_nodes), "max_accelerators",
 			 pool_quota_json(p->quotas.max_accelerators), "accelerator_types",
 			 p->quotas.accelerator_types, "state", p->state, "node_count",
 			 (json_int_t)p->node_count, "created_at", p->created_at, "updated_at",
-			 p->updated_at);
+			 p->updated_at, "machine", p->machine[0] ? json_string(p->machine) : json_null());
+}
+
+bool pool_is_here(const struct pool *p)
+{
+	char here[IDS_MACHINE_LEN];
+	if (!p->machine[0])
+		return true;
+	ids_machine_id(here);
+	return strcmp(p->machine, here) == 0;
 }
 
 static int pool_one_from_result(struct pool **out, PGresult *res, struct nova_err *err)
@@ -279,7 +289,8 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 {
 	const struct adapter_ops *ops;
 	char *config = NULL, *labels = NULL, *types = NULL, *claims_text = NULL, mn[24], ma[24];
-	const char *params[7];
+	char machine[IDS_MACHINE_LEN];
+	const char *params[8];
 	json_t *empty = json_object(), *no_types = json_array(), *claims = NULL;
 	struct db_conn *c = NULL;
 	PGresult *res = NULL;
@@ -315,6 +326,9 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 	pool_quota_param(mn, sizeof(mn), &params[4], spec->quotas.max_nodes);
 	pool_quota_param(ma, sizeof(ma), &params[5], spec->quotas.max_accelerators);
 	params[6] = types;
+	/* Nodes that are this machine's processes: the pool is this machine's. */
+	ids_machine_id(machine);
+	params[7] = adapter_machine_bound(ops) ? machine : NULL;
 	if ((rc = adapter_claims(&claims, ops, spec->config ? spec->config : empty, err)) ||
 	    !(claims_text = json_dump_compact(claims))) {
 		if (!rc)
@@ -325,10 +339,11 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 		goto done;
 	rc = db_exec_one(&res, c,
 			 "WITH p AS (INSERT INTO pools (name, provider, config, labels, max_nodes, "
-			 "max_accelerators, accelerator_types) VALUES ($1, $2, $3::jsonb, $4::jsonb, "
-			 "$5::integer, $6::integer, ARRAY(SELECT jsonb_array_elements_text($7::jsonb))) "
+			 "max_accelerators, accelerator_types, machine) VALUES ($1, $2, $3::jsonb, "
+			 "$4::jsonb, $5::integer, $6::integer, "
+			 "ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), $8) "
 			 "RETURNING *) SELECT " POOL_COLS " FROM p",
-			 7, params, err);
+			 8, params, err);
 	if (rc == NOVA_EEXISTS) {
 		nova_err_set(err, NOVA_EEXISTS, "name", "a pool named \"%s\" already exists", spec->name);
 		goto done;
@@ -537,6 +552,13 @@ static int pool_delete_mark_tx(struct db_conn *c, void *arg, struct nova_err *er
 		return NOVA_ECONFLICT;
 	}
 	ctx->live = ctx->pool->node_count;
+	if (ctx->live > 0 && ctx->force && !pool_is_here(ctx->pool)) {
+		nova_err_set(err, NOVA_ECONFLICT, "pool",
+			     "pool %s's nodes are processes of machine %s; this novad cannot stop them",
+			     ctx->pool->name, ctx->pool->machine);
+		nova_err_set_hint(err, "delete it with force through a novad on that machine");
+		return NOVA_ECONFLICT;
+	}
 	if (ctx->live > 0 && !ctx->force) {
 		nova_err_set(err, NOVA_ECONFLICT, "pool", "pool %s has %lld node%s", ctx->pool->name,
 			     ctx->live, ctx->live == 1 ? "" : "s");

@@ -40,7 +40,15 @@ struct pool {
 	long long node_count;      /* nodes not yet terminated */
 	char created_at[40];
 	char updated_at[40];
+	/* The machine its nodes live on (core/ids.h), for a provider whose
+	 * nodes are the machine's processes (adapter_ops.machine_bound): set
+	 * at creation to the creating novad's. "": any novad reaches them. */
+	char machine[65];
 };
+
+/* Whether this novad may act on the pool's nodes through its provider:
+ * the pool is bound to no machine, or to this one. */
+bool pool_is_here(const struct pool *p);
 
 /* What a create request carries. The json_t members are borrowed. */
 struct pool_spec {

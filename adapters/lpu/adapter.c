@@ -556,6 +556,7 @@ static int lpu_list(struct adapter_node_list *out, struct adapter *ad, struct no
 
 const struct adapter_ops lpu_adapter_ops = {
 	.name = "lpu",
+	.machine_bound = true, /* agents are this machine's processes */
 	.validate = lpu_validate,
 	.create = lpu_create,
 	.destroy = lpu_destroy,

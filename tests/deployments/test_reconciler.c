@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "adapters/fake/fake.h"
+#include "core/ids.h"
 #include "deployments/reconciler.h"
 #include "deployments/worker.h"
 #include "pools/pool.h"
@@ -151,6 +152,73 @@ static void test_a_static_node_is_provisioned_again_only_once_silent(void **stat
 	pass(env);
 	assert_int_equal(fake_calls(spool, FAKE_OP_PROVISION), before + 1);
 	rcfg.gateway_url[0] = '\0';
+}
+
+/* A pool bound to another machine (its nodes are that machine's
+ * processes): this novad's worker takes none of its deployments' work and
+ * its reconciler touches none of its nodes; bound to this machine, both
+ * do. */
+static void test_a_pool_bound_to_another_machine_is_left_alone(void **state)
+{
+	struct testenv *env = *state;
+	struct nova_err err;
+	char here[IDS_MACHINE_LEN], sql[256];
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/pools", ADMIN,
+				      "{\"name\":\"far\",\"provider\":\"fake\",\"config\":{\"nodes\":4}}"), 201);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM pools WHERE machine IS NULL"), 2);
+	db_pool_exec(NULL, env->db, "UPDATE pools SET machine = 'elsewhere-1' WHERE name = 'far'", 0,
+		     NULL, &err);
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"far\",\"name\":\"f\"}"), 201);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 0);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items WHERE state = 'queued' "
+						"AND attempts = 0"), 1);
+	/* Its machine's now: the work is taken. */
+	ids_machine_id(here);
+	snprintf(sql, sizeof(sql), "UPDATE pools SET machine = '%s' WHERE name = 'far'", here);
+	assert_int_equal(db_pool_exec(NULL, env->db, sql, 0, NULL, &err), 0);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	/* Elsewhere again, its node failed: the reconciler neither moves the
+	 * replica nor removes the node. */
+	db_pool_exec(NULL, env->db, "UPDATE pools SET machine = 'elsewhere-1' WHERE name = 'far'", 0,
+		     NULL, &err);
+	char node[64];
+	struct db_conn *c;
+	PGresult *res;
+	assert_int_equal(db_conn_acquire(&c, env->db, &err), 0);
+	assert_int_equal(db_exec_one(&res, c, "SELECT n.id FROM nodes n JOIN pools p ON p.id = n.pool_id "
+					      "WHERE p.name = 'far'", 0, NULL, &err), 0);
+	snprintf(node, sizeof(node), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	db_conn_release(env->db, c);
+	assert_int_equal(pool_node_transition(env->db, node, "failed", "test", &err), 0);
+	pass(env);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'failed'"), 1);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
+	/* A forced delete of such a pool (a node, no deployment) is refused
+	 * here: its nodes cannot be stopped from this machine. */
+	json_t *b;
+	char far2[64], nid[POOL_ID_LEN];
+	struct pool_node_spec ns = {.name = "n"};
+	assert_int_equal(testenv_http(&b, env, "POST", "/v1/pools", ADMIN,
+				      "{\"name\":\"far2\",\"provider\":\"fake\"}"), 201);
+	snprintf(far2, sizeof(far2), "%s", json_string_value(json_object_get(b, "id")));
+	json_decref(b);
+	assert_int_equal(pool_node_add(nid, NULL, 0, env->db, far2, &ns, &err), 0);
+	db_pool_exec(NULL, env->db, "UPDATE pools SET machine = 'elsewhere-1' WHERE name = 'far2'", 0,
+		     NULL, &err);
+	assert_int_equal(testenv_http(&b, env, "DELETE", "/v1/pools/far2?force=true", ADMIN, NULL), 409);
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(b, "error"), "message")),
+			       "machine elsewhere-1"));
+	json_decref(b);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM pools WHERE name = 'far2' "
+						"AND state = 'active'"), 1);
+	/* Bound here: the failed node's replica moves and the node goes. */
+	assert_int_equal(db_pool_exec(NULL, env->db, sql, 0, NULL, &err), 0);
+	pass(env);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'failed'"), 0);
 }
 
 static void test_node_stuck_provisioning_times_out(void **state)
@@ -373,6 +441,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_twin_resource_is_deprovisioned_and_the_real_one_kept, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_static_node_is_provisioned_again_only_once_silent,
 						setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_pool_bound_to_another_machine_is_left_alone, setup,
+						testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_node_stuck_provisioning_times_out, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_replicas_on_a_failed_node_are_replaced, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_node_failed_for_silence_that_beats_again_is_kept,
