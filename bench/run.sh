@@ -23,6 +23,7 @@
 #   BENCH_MEM_NODES   heartbeating nodes for memory (default 100000)
 #   BENCH_MEM_SECONDS how long they heartbeat (default 40: every node must be seen)
 #   BENCH_PAUSE_SECONDS  how long PostgreSQL is paused for dbpause (default 40)
+#   BENCH_MN_NODES    the fleet heartbeating to 1, 2, 3 novads for multinovad (default 10000)
 #   BENCH_ONLY        run only benchmarks whose name contains this word
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,10 +61,12 @@ broken=0
 
 . tests/support/pg.sh
 . bench/nginx.sh
+. bench/multi_novad.sh
 
 NOVA_PID=
 SC_PID= SC_ENGINES=
 cleanup() {
+	mn_stop
 	fd_sidecar_stop
 	nova_bench_stop
 	lpu_agents_stop
@@ -98,6 +101,9 @@ nova_bench_start() {
 	psql -h "$NOVA_TEST_PGHOST" -U nova -d postgres -qc "CREATE DATABASE $1" >/dev/null || return 1
 	NOVA_DB=$1
 	export NOVA_STATE_DIR="$W/state-$1"
+	# Its lpu agents recorded in its state directory (lpu_agents_stop finds
+	# them there), not in the machine's /run/nova/lpu.
+	export NOVA_LPU_RUN_DIR="$NOVA_STATE_DIR/lpu"
 	mkdir -p "$NOVA_STATE_DIR"
 	NOVA_LISTEN=127.0.0.1:0 NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$1 user=nova" \
 		NOVA_LOG_LEVEL=warn "$B/novad" >>"$OUT/novad-$1.log" 2>&1 &
@@ -173,7 +179,8 @@ if want routes || want heartbeat || want dbpause; then
 		echo "bench: no nginx ceiling; HTTP ratios are left empty" >&2
 	fi
 fi
-if want routes || want heartbeat || want watch || want failure || want deploy || want memory; then
+if want routes || want heartbeat || want watch || want failure || want deploy || want memory ||
+	want multinovad; then
 	pg_test_start || { echo "bench: no PostgreSQL" >&2; exit 1; }
 fi
 
@@ -572,6 +579,15 @@ if want dbpause; then
 		esac
 	else
 		broken=1; row dbpause "database pause" "" "" "" "" "" "broken: see $OUT/dbpause.log"
+	fi
+fi
+
+# --- several novads ---------------------------------------------------------------------------
+if want multinovad; then
+	if ! nginx_bench_ensure || ! bench_multi_novad; then
+		broken=1; row multinovad "heartbeats through nginx to 1-3 novads" "" "" "" "" "" \
+			"broken: see $OUT/multinovad.err"
+		mn_stop
 	fi
 fi
 
