@@ -666,13 +666,79 @@ static enum MHD_Result http_dispatch(struct http_conn_ctx *c, const char *method
 	return http_send(c, method, url, &res);
 }
 
+/* Framing headers as a request carries them: MHD looks at the first of
+ * each only, so a second one must be seen here. */
+struct http_framing {
+	unsigned n_te, n_cl, n_host;
+	const char *te;
+	const char *cl;
+	bool cl_differs;
+};
+
+static enum MHD_Result http_framing_add(void *cls, enum MHD_ValueKind kind, const char *key,
+					const char *value)
+{
+	struct http_framing *f = cls;
+	(void)kind;
+	if (!value)
+		value = "";
+	if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+		f->n_te++;
+		f->te = value;
+	} else if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+		if (f->cl && strcmp(f->cl, value) != 0)
+			f->cl_differs = true;
+		f->n_cl++;
+		f->cl = value;
+	} else if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) {
+		f->n_host++;
+	}
+	return MHD_YES;
+}
+
+/* Requests that two HTTP parsers could frame differently, refused before
+ * their body is read (RFC 9112 3.2, 6.1, 6.3): Transfer-Encoding with
+ * Content-Length (a proxy trusting the length and this server reading the
+ * chunks disagree on where the request ends: request smuggling), a
+ * transfer coding other than chunked alone (MHD 0.9.75 then reads the body
+ * to the end of the connection and never answers), Content-Length twice
+ * with different values, and HTTP/1.1 without exactly one Host. The field
+ * named is the header at fault. Rejected: MHD_OPTION_STRICT_FOR_CLIENT,
+ * which covers Host only and answers with an HTML page. */
+static const char *http_framing_refusal(char *msg, size_t len, struct MHD_Connection *conn,
+					const char *version)
+{
+	struct http_framing f = {0};
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, http_framing_add, &f);
+	if (f.n_te && f.n_cl) {
+		snprintf(msg, len, "a request must not carry both Transfer-Encoding and "
+				   "Content-Length");
+		return MHD_HTTP_HEADER_TRANSFER_ENCODING;
+	}
+	if (f.n_te > 1 || (f.n_te && strcasecmp(f.te, "chunked") != 0)) {
+		snprintf(msg, len, "unsupported transfer coding: only a single \"chunked\" is "
+				   "accepted");
+		return MHD_HTTP_HEADER_TRANSFER_ENCODING;
+	}
+	if (f.cl_differs) {
+		snprintf(msg, len, "Content-Length is given twice with different values");
+		return MHD_HTTP_HEADER_CONTENT_LENGTH;
+	}
+	if (version && !strcmp(version, MHD_HTTP_VERSION_1_1) && f.n_host != 1) {
+		snprintf(msg, len, f.n_host ? "a request must carry one Host header, not %u"
+					    : "an HTTP/1.1 request must carry a Host header",
+			 f.n_host);
+		return MHD_HTTP_HEADER_HOST;
+	}
+	return NULL;
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
 				   const char *method, const char *version, const char *upload_data,
 				   size_t *upload_data_size, void **con_cls)
 {
 	struct http_server *srv = cls;
 	struct http_conn_ctx *c = *con_cls;
-	(void)version;
 	if (!c) {
 		c = calloc(1, sizeof(*c));
 		if (!c)
@@ -683,6 +749,17 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		http_request_id_set(c);
 		atomic_fetch_add(&srv->in_flight, 1);
 		*con_cls = c;
+		char why[160];
+		const char *field = http_framing_refusal(why, sizeof(why), conn, version);
+		if (field) {
+			/* Answered before any body byte is read: MHD then
+			 * discards the rest and closes the connection, so
+			 * nothing after this request runs as another. */
+			struct http_response res = {0};
+			http_response_errorf(&res, NOVA_EINVAL, field, "%s", why);
+			http_response_header_add(&res, "Connection", "close");
+			return http_send(c, method, url, &res);
+		}
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body) {

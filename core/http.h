@@ -4,7 +4,11 @@
  * and gets a parsed request and a response to fill; it never sees MHD types.
  * The server runs MHD's internal thread pool over epoll, caps request bodies
  * (413 with the standard error body), answers 404/405 for unknown paths and
- * methods, gives every request an id (X-Request-Id, kept from the client
+ * methods, refuses requests whose framing is ambiguous (Transfer-Encoding
+ * with Content-Length, a transfer coding other than chunked alone, two
+ * different Content-Lengths, HTTP/1.1 without exactly one Host: 400 naming
+ * the header as the field, and the connection closed before any of the
+ * body is read), gives every request an id (X-Request-Id, kept from the client
  * when well formed), writes one access-log line per request (never headers
  * or bodies: they carry tokens), and stops gracefully: http_server_stop() quiesces the
  * listener and waits for in-flight handlers. */

@@ -5,6 +5,8 @@
  * path or the message holds, HEAD and 204, the body cap (Content-Length and
  * chunked, from a raw socket and from curl's large uploads; a chunked upload
  * far over it cut off rather than drained) and a body exactly at the cap,
+ * strict framing (Content-Length with Transfer-Encoding, unknown transfer
+ * codings, HTTP/1.1 without one Host: 400 and closed),
  * extra response headers, concurrency (every request served, handlers in
  * parallel), graceful stop with a request in flight, listen addresses
  * (errors, IPv6, host names), the client side (long bearer tokens, headers,
@@ -954,6 +956,91 @@ static void test_chunked_upload_far_over_cap_is_cut_off_not_read_to_the_end(void
 	http_server_destroy(srv);
 }
 
+/* ---- HTTP strictness ------------------------------------------------------ */
+
+/* A refused request: 400, a JSON error naming the header as its field,
+ * the connection closed (rawhttp_exchange reads until the server hangs up,
+ * so an answer that arrives at all within its 10 s proves the close), and
+ * nothing after it run as a second request. */
+static void assert_refused_naming(struct http_server *srv, const char *request, const char *field)
+{
+	char hdr[64];
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	char *ans = raw(srv, request);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_memory_equal(ans, "HTTP/1.1 400 ", 13);
+	json_t *b = raw_body_json(ans);
+	assert_non_null(b);
+	assert_string_equal(err_code(b), "invalid");
+	assert_string_equal(jstr(jerr(b), "field"), field);
+	json_decref(b);
+	assert_non_null(rawhttp_header(hdr, sizeof(hdr), ans, "Connection"));
+	assert_string_equal(hdr, "close");
+	/* One answer only: the bytes after the first request never ran. */
+	assert_null(strstr(ans, "\nHTTP/1."));
+	assert_true(t1.tv_sec - t0.tv_sec < 5);
+	free(ans);
+	assert_int_equal(atomic_load(&calls), 0);
+}
+
+/* Both: a proxy that frames by Content-Length and a server that frames by
+ * the chunks disagree on where the request ends (request smuggling). The
+ * tail here is a complete second request, which the old code ran. */
+static void test_content_length_with_transfer_encoding_is_400_and_closed(void **state)
+{
+	struct http_server *srv = start();
+	(void)state;
+	assert_refused_naming(srv,
+			      "POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+			      "Transfer-Encoding: chunked\r\n\r\n"
+			      "0\r\n\r\nGET /v1/pools/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+			      "Transfer-Encoding");
+	http_server_destroy(srv);
+}
+
+static void test_unknown_transfer_coding_is_400_and_closed(void **state)
+{
+	struct http_server *srv = start();
+	(void)state;
+	assert_refused_naming(srv,
+			      "POST /v1/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n"
+			      "5\r\nhello\r\n0\r\n\r\n",
+			      "Transfer-Encoding");
+	/* A list of codings is not chunked alone either. */
+	assert_refused_naming(srv,
+			      "POST /v1/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+			      "\r\n0\r\n\r\n",
+			      "Transfer-Encoding");
+	http_server_destroy(srv);
+}
+
+static void test_http11_without_host_is_400_and_closed(void **state)
+{
+	struct http_server *srv = start();
+	(void)state;
+	assert_refused_naming(srv, "GET /v1/pools/7 HTTP/1.1\r\n\r\nGET /v1/pools/8 HTTP/1.1\r\nHost: x\r\n\r\n",
+			      "Host");
+	/* Two Host lines are as bad as none (RFC 9112 3.2). */
+	assert_refused_naming(srv, "GET /v1/pools/7 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "Host");
+	http_server_destroy(srv);
+}
+
+/* What stays accepted: chunked alone (any case), HTTP/1.0 without Host. */
+static void test_chunked_alone_and_http10_without_host_are_served(void **state)
+{
+	struct http_server *srv = start();
+	(void)state;
+	char *ans = raw(srv, "POST /v1/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n"
+			     "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+	assert_memory_equal(ans, "HTTP/1.1 200 ", 13);
+	free(ans);
+	ans = raw(srv, "GET /v1/pools/7 HTTP/1.0\r\n\r\n");
+	assert_memory_equal(ans + 8, " 200 ", 5);
+	free(ans);
+	http_server_destroy(srv);
+}
+
 /* ---- concurrency and stop ------------------------------------------------ */
 
 struct hammer {
@@ -1492,6 +1579,10 @@ int main(void)
 		cmocka_unit_test(test_client_upload_over_default_cap_gets_413_not_a_reset),
 		cmocka_unit_test(test_client_chunked_upload_over_cap_gets_413),
 		cmocka_unit_test(test_chunked_upload_far_over_cap_is_cut_off_not_read_to_the_end),
+		cmocka_unit_test(test_content_length_with_transfer_encoding_is_400_and_closed),
+		cmocka_unit_test(test_unknown_transfer_coding_is_400_and_closed),
+		cmocka_unit_test(test_http11_without_host_is_400_and_closed),
+		cmocka_unit_test(test_chunked_alone_and_http10_without_host_are_served),
 		cmocka_unit_test(test_concurrent_requests_are_all_served),
 		cmocka_unit_test(test_stop_waits_for_the_request_in_flight),
 		cmocka_unit_test(test_stop_refuses_new_connections_while_draining),
