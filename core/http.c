@@ -23,6 +23,9 @@
 #define HTTP_MAX_ROUTES 128
 #define HTTP_MAX_SEGMENTS 16
 #define HTTP_DRAIN_TIMEOUT_MS 10000
+/* How long MHD_stop_daemon gets, after the drain, to join its threads
+ * before stop gives up on them (and again in destroy before it frees). */
+#define HTTP_STOP_JOIN_MS 1000
 
 struct http_route {
 	char method[8];
@@ -50,6 +53,16 @@ struct http_server {
 	pthread_mutex_t wait_lock;
 	struct http_stream *waiting;
 	atomic_bool stopping;
+	/* MHD_stop_daemon runs on a thread of its own (stopper), so that a
+	 * handler blocked for good cannot hold stop past its bound: stop_done
+	 * is set under stop_lock when it returned. stop_stuck: stop gave up
+	 * waiting; destroy then leaves the server allocated rather than free
+	 * what a stuck thread may still touch. */
+	pthread_t stopper;
+	bool stopper_started, stopper_joined, stop_stuck;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	bool stop_done;
 };
 
 /* Per request: lives from MHD's first call to its completion callback. */
@@ -918,7 +931,11 @@ int http_server_create(struct http_server **out, const struct http_server_config
 	srv->listen_fd = -1;
 	atomic_init(&srv->in_flight, 0);
 	atomic_init(&srv->stopping, false);
+	if (!srv->cfg.stop_timeout_ms)
+		srv->cfg.stop_timeout_ms = HTTP_DRAIN_TIMEOUT_MS;
 	pthread_mutex_init(&srv->wait_lock, NULL);
+	pthread_mutex_init(&srv->stop_lock, NULL);
+	pthread_cond_init(&srv->stop_cond, NULL);
 	*out = srv;
 	return 0;
 }
@@ -983,6 +1000,50 @@ uint16_t http_server_port(const struct http_server *srv)
 	return srv ? srv->port : 0;
 }
 
+static void *http_stopper_main(void *arg)
+{
+	struct http_server *srv = arg;
+	MHD_stop_daemon(srv->daemon);
+	pthread_mutex_lock(&srv->stop_lock);
+	srv->stop_done = true;
+	pthread_cond_broadcast(&srv->stop_cond);
+	pthread_mutex_unlock(&srv->stop_lock);
+	return NULL;
+}
+
+/* Wait up to ms for the stopper; join it when it is done. */
+static bool http_stopper_wait(struct http_server *srv, unsigned ms)
+{
+	struct timespec until;
+	bool done;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&srv->stop_lock);
+	while (!srv->stop_done &&
+	       pthread_cond_timedwait(&srv->stop_cond, &srv->stop_lock, &until) == 0)
+		;
+	done = srv->stop_done;
+	pthread_mutex_unlock(&srv->stop_lock);
+	if (done && !srv->stopper_joined) {
+		pthread_join(srv->stopper, NULL);
+		srv->stopper_joined = true;
+		srv->daemon = NULL;
+	}
+	return done;
+}
+
+/* Bounded whatever a handler does: the drain waits up to stop_timeout_ms,
+ * then MHD_stop_daemon (which joins every MHD thread, so it waits for a
+ * handler blocked in a read for good) gets HTTP_STOP_JOIN_MS on a thread
+ * of its own; past that, stop logs and returns, and the stuck threads are
+ * left to the process's exit. Rejected: pthread_cancel of MHD's threads
+ * (MHD holds locks and is not cancellation-safe) and closing the stuck
+ * connections' sockets (a handler blocked in a file read does not notice). */
 void http_server_stop(struct http_server *srv)
 {
 	if (!srv || !srv->started || srv->stopped)
@@ -1000,13 +1061,25 @@ void http_server_stop(struct http_server *srv)
 	 * ones (MHD must not be stopped with suspended connections). */
 	atomic_store(&srv->stopping, true);
 	http_server_streams_wake(srv);
-	for (int waited = 0; atomic_load(&srv->in_flight) > 0 && waited < HTTP_DRAIN_TIMEOUT_MS;
-	     waited += 10) {
+	for (unsigned waited = 0;
+	     atomic_load(&srv->in_flight) > 0 && waited < srv->cfg.stop_timeout_ms; waited += 10) {
 		struct timespec ts = {0, 10 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
-	MHD_stop_daemon(srv->daemon);
-	srv->daemon = NULL;
+	if (pthread_create(&srv->stopper, NULL, http_stopper_main, srv) != 0) {
+		MHD_stop_daemon(srv->daemon); /* no thread to spare: unbounded, as before */
+		srv->daemon = NULL;
+	} else {
+		srv->stopper_started = true;
+		if (!http_stopper_wait(srv, HTTP_STOP_JOIN_MS)) {
+			char n[16];
+			srv->stop_stuck = true;
+			snprintf(n, sizeof(n), "%d", atomic_load(&srv->in_flight));
+			nova_log_kv(NOVA_LOG_ERROR, "http",
+				    "requests still running past the stop deadline; leaving them",
+				    "requests", n, "listen", srv->listen, NULL);
+		}
+	}
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	srv->listen_fd = -1;
@@ -1017,10 +1090,14 @@ void http_server_destroy(struct http_server *srv)
 	if (!srv)
 		return;
 	http_server_stop(srv);
+	if (srv->stop_stuck && !http_stopper_wait(srv, HTTP_STOP_JOIN_MS))
+		return; /* a thread may still use srv and its routes: leave them */
 	for (size_t i = 0; i < srv->n_routes; i++) {
 		free(srv->routes[i].pattern);
 		free(srv->routes[i].copy);
 	}
 	pthread_mutex_destroy(&srv->wait_lock);
+	pthread_mutex_destroy(&srv->stop_lock);
+	pthread_cond_destroy(&srv->stop_cond);
 	free(srv);
 }

@@ -11,7 +11,7 @@
  * body is read), gives every request an id (X-Request-Id, kept from the client
  * when well formed), writes one access-log line per request (never headers
  * or bodies: they carry tokens), and stops gracefully: http_server_stop() quiesces the
- * listener and waits for in-flight handlers. */
+ * listener and waits for in-flight handlers, for a bounded time. */
 #ifndef NOVA_CORE_HTTP_H
 #define NOVA_CORE_HTTP_H
 
@@ -80,6 +80,9 @@ struct http_server_config {
 	unsigned threads;          /* thread pool size; 0 means 4 */
 	size_t max_body;           /* bytes; 0 means 1 MiB */
 	unsigned connection_timeout_s; /* idle keep-alive timeout; 0 means 60 */
+	/* How long http_server_stop waits for requests in flight; 0 means
+	 * 10000. Stop returns within this plus 1 s whatever a handler does. */
+	unsigned stop_timeout_ms;
 	bool thread_per_connection;    /* a thread per connection instead of the
 					* epoll pool: for servers whose streams
 					* block (nova-mock-engine), not novad */
@@ -127,7 +130,11 @@ int http_server_start(struct http_server *srv, struct nova_err *err);
 void http_server_streams_wake(struct http_server *srv);
 /* The bound port (useful after listening on port 0). */
 uint16_t http_server_port(const struct http_server *srv);
-/* Stop accepting, finish in-flight requests, join the threads. Idempotent. */
+/* Stop accepting, finish in-flight requests, join the threads. Idempotent.
+ * Bounded: returns within stop_timeout_ms + 1 s even when a handler never
+ * returns; such threads are then left running (logged), and
+ * http_server_destroy, after waiting 1 s more for them, leaves the server
+ * allocated instead of freeing what they may still use. */
 void http_server_stop(struct http_server *srv);
 void http_server_destroy(struct http_server *srv);
 

@@ -207,6 +207,20 @@ static void h_provider_bytes(struct http_request *req, struct http_response *res
 	http_response_errorf(res, NOVA_EFAILED, "", "provider said: caf\xe9 \xff\xfe");
 }
 
+/* Blocks until stuck_release is set: a handler wedged in a read that
+ * never returns (a device, a FIFO), for as long as the test wants. */
+static atomic_int stuck_entered, stuck_release;
+
+static void h_stuck(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct timespec ts = {0, 5 * 1000000L};
+	(void)req, (void)ctx;
+	atomic_store(&stuck_entered, 1);
+	while (!atomic_load(&stuck_release))
+		nanosleep(&ts, NULL);
+	http_response_json(res, 200, json_object());
+}
+
 static atomic_int active, max_active;
 
 static void h_overlap(struct http_request *req, struct http_response *res, void *ctx)
@@ -224,7 +238,15 @@ static void h_overlap(struct http_request *req, struct http_response *res, void 
 
 /* ---- server -------------------------------------------------------------- */
 
+static struct http_server *start_cfg(const struct http_server_config *cfg);
+
 static struct http_server *start_on(const char *listen, size_t max_body)
+{
+	struct http_server_config cfg = {.listen = listen, .threads = 4, .max_body = max_body};
+	return start_cfg(&cfg);
+}
+
+static struct http_server *start_cfg(const struct http_server_config *cfg)
 {
 	/* The literal /v1/pools/special is added after the {id} routes, so
 	 * its win cannot come from registration order. */
@@ -252,11 +274,11 @@ static struct http_server *start_on(const char *listen, size_t max_body)
 		{"GET", "/overlap", h_overlap},
 		{"POST", "/v1/provider", h_provider_bytes},
 		{"GET", "/v1/request-id", h_request_id},
+		{"GET", "/stuck", h_stuck},
 	};
 	struct http_server *srv;
 	struct nova_err err;
-	struct http_server_config cfg = {.listen = listen, .threads = 4, .max_body = max_body};
-	assert_int_equal(http_server_create(&srv, &cfg, &err), 0);
+	assert_int_equal(http_server_create(&srv, cfg, &err), 0);
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		assert_int_equal(http_server_route_add(srv, routes[i].method, routes[i].pattern,
 						       routes[i].fn, NULL, &err), 0);
@@ -1191,6 +1213,42 @@ static void test_stop_refuses_new_connections_while_draining(void **state)
 	assert_int_equal(e, ECONNREFUSED);
 }
 
+static void *stuck_client(void *arg)
+{
+	struct http_server *srv = arg;
+	char *ans = rawhttp_exchange(http_server_port(srv), "GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n",
+				     strlen("GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n"));
+	free(ans);
+	return NULL;
+}
+
+/* MHD_stop_daemon joins every thread, so a handler that never returns held
+ * stop (and novad's SIGTERM) for ever; stop now returns within its drain
+ * bound plus a second, and destroy frees everything once the handler has
+ * let go. */
+static void test_stop_returns_within_its_bound_while_a_handler_never_returns(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .stop_timeout_ms = 300};
+	struct http_server *srv = start_cfg(&cfg);
+	struct timespec t0, t1;
+	pthread_t client;
+	(void)state;
+	atomic_store(&stuck_entered, 0);
+	atomic_store(&stuck_release, 0);
+	assert_int_equal(pthread_create(&client, NULL, stuck_client, srv), 0);
+	wait_for(&stuck_entered);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	http_server_stop(srv);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(s >= 0.3);
+	assert_true(s < 2.5);
+	atomic_store(&stuck_release, 1);
+	http_server_destroy(srv);
+	pthread_join(client, NULL);
+}
+
 struct overlap_caller {
 	struct http_server *srv;
 	int ok;
@@ -1586,6 +1644,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_requests_are_all_served),
 		cmocka_unit_test(test_stop_waits_for_the_request_in_flight),
 		cmocka_unit_test(test_stop_refuses_new_connections_while_draining),
+		cmocka_unit_test(test_stop_returns_within_its_bound_while_a_handler_never_returns),
 		cmocka_unit_test(test_handlers_run_in_parallel_on_pool_threads),
 		cmocka_unit_test(test_stop_without_start_and_destroy_null_are_safe),
 		cmocka_unit_test(test_bad_listen_strings_are_einval_on_field_listen),
