@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -63,6 +64,32 @@ struct http_server {
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
 	bool stop_done;
+	/* Every open connection, oldest first (http.h: "Connections under a
+	 * flood"); the reaper shuts down those past their deadline. */
+	pthread_mutex_t track_lock;
+	pthread_cond_t track_cond;   /* on CLOCK_MONOTONIC */
+	struct http_track *track_head, *track_tail;
+	unsigned long n_open;        /* tracked and not shed */
+	unsigned long n_timed_out, n_shed;
+	long long reaper_wake_ms;    /* when the reaper wakes next (LLONG_MAX: when told) */
+	pthread_t reaper;
+	bool reaper_started, reaper_stop;
+	atomic_llong limit_logged_ms; /* MHD's "limit reached", rate-limited */
+	atomic_ulong limit_refused;
+};
+
+enum http_phase { HTTP_PHASE_HEAD, HTTP_PHASE_BODY, HTTP_PHASE_BUSY };
+
+/* One open connection: from MHD's "started" notification to "closed"
+ * (which MHD sends before it closes the socket, so fd is ours to shut
+ * down while the entry is linked). */
+struct http_track {
+	struct http_track *prev, *next;
+	int fd;
+	enum http_phase phase;
+	bool served;             /* answered a request (kept alive since) */
+	bool shed;               /* shut down by us; MHD has yet to close it */
+	long long deadline_ms;   /* CLOCK_MONOTONIC; LLONG_MAX: none */
 };
 
 /* Per request: lives from MHD's first call to its completion callback. */
@@ -447,6 +474,185 @@ static const struct http_route *http_route_find(struct http_server *srv, const c
 	return best;
 }
 
+/* --- connection limits and deadlines ------------------------------------- */
+
+/* The reaper's granularity: deadlines are met within this, and a flood of
+ * connections with deadlines a microsecond apart wakes it once per tick,
+ * not once per connection. */
+#define HTTP_REAPER_TICK_MS 100
+#define HTTP_LIMIT_LOG_MS 10000
+
+static long long http_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long http_deadline(unsigned timeout_ms, long long now)
+{
+	return timeout_ms ? now + timeout_ms : LLONG_MAX;
+}
+
+static void http_track_unlink(struct http_server *srv, struct http_track *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		srv->track_head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		srv->track_tail = t->prev;
+	t->prev = t->next = NULL;
+}
+
+static void http_track_append(struct http_server *srv, struct http_track *t)
+{
+	t->prev = srv->track_tail;
+	t->next = NULL;
+	if (srv->track_tail)
+		srv->track_tail->next = t;
+	else
+		srv->track_head = t;
+	srv->track_tail = t;
+}
+
+/* Under track_lock. shutdown, not close: the socket stays MHD's, which
+ * sees the end of the stream, closes it and says so (http_notify). */
+static void http_track_shed(struct http_server *srv, struct http_track *t)
+{
+	shutdown(t->fd, SHUT_RDWR);
+	t->shed = true;
+	srv->n_open--;
+}
+
+/* Under track_lock: a new deadline; the reaper is woken when it would
+ * sleep past it. */
+static void http_track_arm(struct http_server *srv, struct http_track *t, long long deadline)
+{
+	t->deadline_ms = deadline;
+	if (deadline < srv->reaper_wake_ms)
+		pthread_cond_signal(&srv->track_cond);
+}
+
+/* Under track_lock: past the soft cap, close the oldest connection waiting
+ * for a request (never-served ones first), never the newcomer. */
+static void http_track_make_room(struct http_server *srv, const struct http_track *newcomer)
+{
+	unsigned long soft = srv->cfg.max_connections - srv->cfg.reserved_connections;
+	for (int pass = 0; pass < 2 && srv->n_open > soft; pass++) {
+		for (struct http_track *t = srv->track_head; t && srv->n_open > soft; t = t->next) {
+			if (t == newcomer || t->shed || t->phase != HTTP_PHASE_HEAD ||
+			    t->served != (pass == 1))
+				continue;
+			http_track_shed(srv, t);
+			srv->n_shed++;
+		}
+	}
+}
+
+static void http_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+			enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *srv = cls;
+	struct http_track *t = *socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci || !(t = calloc(1, sizeof(*t))))
+			return; /* untracked: MHD's own limits still hold */
+		t->fd = ci->connect_fd;
+		t->phase = HTTP_PHASE_HEAD;
+		pthread_mutex_lock(&srv->track_lock);
+		http_track_append(srv, t);
+		srv->n_open++;
+		http_track_arm(srv, t, http_deadline(srv->cfg.header_timeout_ms, http_now_ms()));
+		if (srv->cfg.reserved_connections)
+			http_track_make_room(srv, t);
+		pthread_mutex_unlock(&srv->track_lock);
+		*socket_context = t;
+		return;
+	}
+	if (!t)
+		return;
+	pthread_mutex_lock(&srv->track_lock);
+	http_track_unlink(srv, t);
+	if (!t->shed)
+		srv->n_open--;
+	pthread_mutex_unlock(&srv->track_lock);
+	free(t);
+	*socket_context = NULL;
+}
+
+/* A request's connection moves to phase: body (headers in), busy (handler
+ * called), head (answered, kept alive: moved to the back, the youngest). */
+static void http_track_phase(struct http_server *srv, struct MHD_Connection *conn,
+			     enum http_phase phase)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct http_track *t = ci ? ci->socket_context : NULL;
+	if (!t)
+		return;
+	pthread_mutex_lock(&srv->track_lock);
+	t->phase = phase;
+	if (phase == HTTP_PHASE_BODY) {
+		http_track_arm(srv, t, http_deadline(srv->cfg.body_timeout_ms, http_now_ms()));
+	} else if (phase == HTTP_PHASE_HEAD) {
+		t->served = true;
+		http_track_unlink(srv, t);
+		http_track_append(srv, t);
+		http_track_arm(srv, t, http_deadline(srv->cfg.header_timeout_ms, http_now_ms()));
+	}
+	pthread_mutex_unlock(&srv->track_lock);
+}
+
+static void *http_reaper_main(void *arg)
+{
+	struct http_server *srv = arg;
+	pthread_mutex_lock(&srv->track_lock);
+	while (!srv->reaper_stop) {
+		long long now = http_now_ms(), next = LLONG_MAX;
+		for (struct http_track *t = srv->track_head; t; t = t->next) {
+			if (t->shed || t->phase == HTTP_PHASE_BUSY)
+				continue;
+			if (t->deadline_ms <= now) {
+				http_track_shed(srv, t);
+				srv->n_timed_out++;
+			} else if (t->deadline_ms < next) {
+				next = t->deadline_ms;
+			}
+		}
+		if (next == LLONG_MAX) {
+			srv->reaper_wake_ms = LLONG_MAX;
+	atomic_init(&srv->limit_logged_ms, LLONG_MIN / 2);
+	atomic_init(&srv->limit_refused, 0);
+			pthread_cond_wait(&srv->track_cond, &srv->track_lock);
+			continue;
+		}
+		if (next < now + HTTP_REAPER_TICK_MS)
+			next = now + HTTP_REAPER_TICK_MS;
+		srv->reaper_wake_ms = next;
+		struct timespec until = {.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000L};
+		pthread_cond_timedwait(&srv->track_cond, &srv->track_lock, &until);
+	}
+	pthread_mutex_unlock(&srv->track_lock);
+	return NULL;
+}
+
+void http_server_stats(struct http_server_stats *out, struct http_server *srv)
+{
+	memset(out, 0, sizeof(*out));
+	if (!srv)
+		return;
+	pthread_mutex_lock(&srv->track_lock);
+	out->open = srv->n_open;
+	out->timed_out = srv->n_timed_out;
+	out->shed = srv->n_shed;
+	pthread_mutex_unlock(&srv->track_lock);
+}
+
 /* --- the MHD side ------------------------------------------------------ */
 
 static void http_remote(struct MHD_Connection *conn, char *buf, size_t len)
@@ -641,6 +847,7 @@ static enum MHD_Result http_dispatch(struct http_conn_ctx *c, const char *method
 	c->path_copy = strdup(url);
 	if (!c->path_copy)
 		return MHD_NO;
+	http_track_phase(srv, c->conn, HTTP_PHASE_BUSY);
 	n = http_split(c->path_copy, segs, HTTP_MAX_SEGMENTS);
 	for (int i = 0; i < n; i++) {
 		if (!http_pct_decode(segs[i])) {
@@ -762,6 +969,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		http_request_id_set(c);
 		atomic_fetch_add(&srv->in_flight, 1);
 		*con_cls = c;
+		http_track_phase(srv, conn, HTTP_PHASE_BODY);
 		char why[160];
 		const char *field = http_framing_refusal(why, sizeof(why), conn, version);
 		if (field) {
@@ -827,7 +1035,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 {
 	struct http_server *srv = cls;
 	struct http_conn_ctx *c = *con_cls;
-	(void)conn, (void)toe;
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		http_track_phase(srv, conn, HTTP_PHASE_HEAD);
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->n_params; i++)
@@ -846,10 +1055,24 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 
 static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	struct http_server *srv = cls;
 	char msg[512];
-	(void)cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	msg[strcspn(msg, "\n")] = '\0';
+	/* Under a flood MHD says this for every connection it refuses (at a
+	 * cap): once per HTTP_LIMIT_LOG_MS here, with the count, so the log
+	 * does not become the flood's amplifier. */
+	if (!strncmp(msg, "Server reached connection limit", 31)) {
+		long long now = http_now_ms(), last = atomic_load(&srv->limit_logged_ms);
+		unsigned long n = atomic_fetch_add(&srv->limit_refused, 1) + 1;
+		if (now - last < HTTP_LIMIT_LOG_MS ||
+		    !atomic_compare_exchange_strong(&srv->limit_logged_ms, &last, now))
+			return;
+		atomic_fetch_sub(&srv->limit_refused, n);
+		nova_log(NOVA_LOG_WARN, "http", "connections refused at a connection limit (total or "
+			 "per address): %lu since the last report", n);
+		return;
+	}
 	nova_log(NOVA_LOG_WARN, "http", "%s", msg);
 }
 
@@ -936,6 +1159,15 @@ int http_server_create(struct http_server **out, const struct http_server_config
 	pthread_mutex_init(&srv->wait_lock, NULL);
 	pthread_mutex_init(&srv->stop_lock, NULL);
 	pthread_cond_init(&srv->stop_cond, NULL);
+	pthread_mutex_init(&srv->track_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->track_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	srv->reaper_wake_ms = LLONG_MAX;
+	if (srv->cfg.reserved_connections >= srv->cfg.max_connections)
+		srv->cfg.reserved_connections = 0; /* nothing to reserve from */
 	*out = srv;
 	return 0;
 }
@@ -978,6 +1210,11 @@ int http_server_start(struct http_server *srv, struct nova_err *err)
 		{MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->cfg.connection_timeout_s, NULL},
 		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)HTTP_CONNECTION_MEMORY, NULL},
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, srv},
+		{MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_notify, srv},
+		{MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections_per_ip, NULL},
+		{srv->cfg.max_connections ? MHD_OPTION_CONNECTION_LIMIT : MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		 (intptr_t)(srv->cfg.max_connections ? srv->cfg.max_connections
+						     : srv->cfg.max_connections_per_ip), NULL},
 		{MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)http_unescape_none, NULL},
 		{srv->cfg.thread_per_connection ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE,
 		 (intptr_t)srv->cfg.threads, NULL},
@@ -992,7 +1229,25 @@ int http_server_start(struct http_server *srv, struct nova_err *err)
 	}
 	srv->listen_fd = fd;
 	srv->started = true;
+	if ((srv->cfg.header_timeout_ms || srv->cfg.body_timeout_ms) &&
+	    pthread_create(&srv->reaper, NULL, http_reaper_main, srv) == 0)
+		srv->reaper_started = true;
+	else if (srv->cfg.header_timeout_ms || srv->cfg.body_timeout_ms)
+		nova_log(NOVA_LOG_ERROR, "http", "no thread for connection deadlines: only idle "
+			 "connections time out");
 	return 0;
+}
+
+static void http_reaper_stop(struct http_server *srv)
+{
+	if (!srv->reaper_started)
+		return;
+	pthread_mutex_lock(&srv->track_lock);
+	srv->reaper_stop = true;
+	pthread_cond_signal(&srv->track_cond);
+	pthread_mutex_unlock(&srv->track_lock);
+	pthread_join(srv->reaper, NULL);
+	srv->reaper_started = false;
 }
 
 uint16_t http_server_port(const struct http_server *srv)
@@ -1080,6 +1335,8 @@ void http_server_stop(struct http_server *srv)
 				    "requests", n, "listen", srv->listen, NULL);
 		}
 	}
+	if (!srv->stop_stuck)
+		http_reaper_stop(srv);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	srv->listen_fd = -1;
@@ -1092,6 +1349,7 @@ void http_server_destroy(struct http_server *srv)
 	http_server_stop(srv);
 	if (srv->stop_stuck && !http_stopper_wait(srv, HTTP_STOP_JOIN_MS))
 		return; /* a thread may still use srv and its routes: leave them */
+	http_reaper_stop(srv);
 	for (size_t i = 0; i < srv->n_routes; i++) {
 		free(srv->routes[i].pattern);
 		free(srv->routes[i].copy);
@@ -1099,5 +1357,7 @@ void http_server_destroy(struct http_server *srv)
 	pthread_mutex_destroy(&srv->wait_lock);
 	pthread_mutex_destroy(&srv->stop_lock);
 	pthread_cond_destroy(&srv->stop_cond);
+	pthread_mutex_destroy(&srv->track_lock);
+	pthread_cond_destroy(&srv->track_cond);
 	free(srv);
 }

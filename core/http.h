@@ -79,7 +79,17 @@ struct http_server_config {
 	const char *listen;        /* "HOST:PORT"; port 0 picks a free port */
 	unsigned threads;          /* thread pool size; 0 means 4 */
 	size_t max_body;           /* bytes; 0 means 1 MiB */
-	unsigned connection_timeout_s; /* idle keep-alive timeout; 0 means 60 */
+	unsigned connection_timeout_s; /* idle timeout of a connection in a
+					* request (a slow reader of an answer);
+					* 0 means 60 */
+	/* Connection limits (see "Connections under a flood" below); 0 means
+	 * no limit of the wrapper's own, libmicrohttpd's default total cap
+	 * (about 1,020) and no per-address cap. */
+	unsigned max_connections;        /* open connections in total */
+	unsigned max_connections_per_ip; /* open connections per client address */
+	unsigned reserved_connections;   /* of max_connections, kept for newcomers */
+	unsigned header_timeout_ms;      /* a request's headers must be in by then */
+	unsigned body_timeout_ms;        /* and its body this long after them */
 	/* How long http_server_stop waits for requests in flight; 0 means
 	 * 10000. Stop returns within this plus 1 s whatever a handler does. */
 	unsigned stop_timeout_ms;
@@ -87,6 +97,28 @@ struct http_server_config {
 					* epoll pool: for servers whose streams
 					* block (nova-mock-engine), not novad */
 };
+
+/* Connections under a flood. libmicrohttpd's own timeout is idle-only: a
+ * client that sends a byte every few seconds (or nothing, on a thousand
+ * sockets) holds its connection for ever, and at the total cap nobody
+ * else, probes and heartbeats included, gets in. So the wrapper tracks
+ * every connection in a phase:
+ *   head  accepted, or answered and kept alive, waiting for the next
+ *         request: its headers must be complete within header_timeout_ms
+ *         (from the accept, or from the previous answer: so a kept-alive
+ *         connection idles at most that long);
+ *   body  headers in: the body must be complete within body_timeout_ms;
+ *   busy  a handler runs or an answer (a stream) is being sent: no
+ *         deadline of ours (connection_timeout_s applies to sending).
+ * A connection past its deadline is shut down (no answer: it has not
+ * asked anything). When the open connections pass max_connections minus
+ * reserved_connections, a new one makes the oldest connection in the head
+ * phase close (one that never sent a request first, then kept-alive ones),
+ * never the newcomer: so up to the total cap there is always room for a
+ * client that sends its request at once (a probe, a heartbeat), however
+ * many idle sockets an attacker holds. Busy connections are never shed:
+ * callers bound their own (the route watchers, gateway.h). Past
+ * max_connections_per_ip, libmicrohttpd closes a new connection at once. */
 
 /* Request accessors. The returned strings are borrowed for the duration of
  * the handler. Header names are matched case-insensitively. */
@@ -128,6 +160,13 @@ int http_server_start(struct http_server *srv, struct nova_err *err);
  * again: on news, and now and then so a stream can send a keep-alive. Safe
  * from any thread. */
 void http_server_streams_wake(struct http_server *srv);
+/* What the connection limits did, for /metrics. */
+struct http_server_stats {
+	unsigned long open;        /* connections open now */
+	unsigned long timed_out;   /* shut down past their header or body deadline */
+	unsigned long shed;        /* closed to keep reserved room for newcomers */
+};
+void http_server_stats(struct http_server_stats *out, struct http_server *srv);
 /* The bound port (useful after listening on port 0). */
 uint16_t http_server_port(const struct http_server *srv);
 /* Stop accepting, finish in-flight requests, join the threads. Idempotent.

@@ -6,7 +6,10 @@
  * chunked, from a raw socket and from curl's large uploads; a chunked upload
  * far over it cut off rather than drained) and a body exactly at the cap,
  * strict framing (Content-Length with Transfer-Encoding, unknown transfer
- * codings, HTTP/1.1 without one Host: 400 and closed),
+ * codings, HTTP/1.1 without one Host: 400 and closed), connection limits
+ * (header and body deadlines, idle connections shed at the cap for a
+ * newcomer, the per-address cap), a stop bounded while a handler never
+ * returns,
  * extra response headers, concurrency (every request served, handlers in
  * parallel), graceful stop with a request in flight, listen addresses
  * (errors, IPv6, host names), the client side (long bearer tokens, headers,
@@ -1063,6 +1066,177 @@ static void test_chunked_alone_and_http10_without_host_are_served(void **state)
 	http_server_destroy(srv);
 }
 
+/* ---- connection limits and deadlines --------------------------------------- */
+
+/* A TCP connection to the server from a given loopback address (any
+ * 127.x.y.z reaches a server on 127.0.0.1), sending nothing yet. */
+static int idle_from(struct http_server *srv, const char *from)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_server_port(srv))};
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	inet_pton(AF_INET, from, &src.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+static int idle_conn(struct http_server *srv)
+{
+	return idle_from(srv, "127.0.0.1");
+}
+
+/* Whether the server closed fd within ms (reads and drops any answer). */
+static bool closed_within(int fd, int ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	char buf[4096];
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+		if (n < 0)
+			return false; /* the timeout: still open */
+	}
+}
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* libmicrohttpd's timeout is idle-only: a client sending a header line
+ * every 100 ms kept its connection for ever (60 s per silence). */
+static void test_headers_dribbled_past_the_header_deadline_are_cut(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .header_timeout_ms = 400};
+	struct http_server *srv = start_cfg(&cfg);
+	struct timespec t0, ts = {0, 100 * 1000000L};
+	struct http_server_stats st;
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int fd = idle_conn(srv);
+	assert_true(send(fd, "GET /v1/pools/1 HTTP/1.1\r\n", 26, MSG_NOSIGNAL) == 26);
+	bool cut = false;
+	for (int i = 0; i < 30 && !cut; i++) {
+		nanosleep(&ts, NULL);
+		cut = send(fd, "X-Slow: 1\r\n", 11, MSG_NOSIGNAL) != 11;
+		if (!cut) {
+			struct timeval tv = {0, 1000};
+			char b;
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			cut = recv(fd, &b, 1, 0) == 0;
+		}
+	}
+	double s = since(&t0);
+	close(fd);
+	assert_true(cut);
+	assert_true(s >= 0.35 && s < 1.5);
+	http_server_stats(&st, srv);
+	assert_int_equal(st.timed_out, 1);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+static void test_a_connection_that_sends_nothing_is_cut_at_the_header_deadline(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .header_timeout_ms = 300};
+	struct http_server *srv = start_cfg(&cfg);
+	struct timespec t0;
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int fd = idle_conn(srv);
+	assert_true(closed_within(fd, 2000));
+	assert_true(since(&t0) >= 0.25);
+	close(fd);
+	http_server_destroy(srv);
+}
+
+static void test_a_body_slower_than_the_body_deadline_is_cut(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .header_timeout_ms = 5000, .body_timeout_ms = 300};
+	struct http_server *srv = start_cfg(&cfg);
+	struct timespec t0;
+	const char *req = "POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789";
+	(void)state;
+	int fd = idle_conn(srv);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_true(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+	assert_true(closed_within(fd, 3000));
+	double s = since(&t0);
+	assert_true(s >= 0.25 && s < 2.0);
+	close(fd);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+/* The deadlines are for requests arriving, not for handlers: a handler
+ * slower than both still answers. */
+static void test_a_handler_slower_than_the_deadlines_still_answers(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .header_timeout_ms = 100, .body_timeout_ms = 100};
+	struct http_server *srv = start_cfg(&cfg);
+	(void)state;
+	assert_int_equal(do_call(NULL, srv, GET("/slow")), 200); /* 300 ms */
+	http_server_destroy(srv);
+}
+
+/* At the soft cap (max_connections - reserved_connections) a newcomer
+ * closes the oldest connection that has asked nothing, so a client that
+ * asks at once is served however many idle sockets are held. */
+static void test_idle_connections_at_the_cap_make_room_for_a_request(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .max_connections = 12, .reserved_connections = 4};
+	struct http_server *srv = start_cfg(&cfg);
+	struct http_server_stats st;
+	int fds[40];
+	(void)state;
+	for (int i = 0; i < 40; i++) {
+		fds[i] = idle_conn(srv);
+		struct timespec ts = {0, 2 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(do_call(NULL, srv, GET("/v1/pools/1")), 200);
+	/* The oldest idle ones went; the youngest are still there. */
+	assert_true(closed_within(fds[0], 1000));
+	assert_false(closed_within(fds[39], 100));
+	http_server_stats(&st, srv);
+	assert_true(st.shed >= 30);
+	assert_true(st.open <= 12);
+	for (int i = 0; i < 40; i++)
+		close(fds[i]);
+	http_server_destroy(srv);
+}
+
+static void test_connections_past_the_per_address_cap_are_closed_at_once(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .max_connections_per_ip = 3};
+	struct http_server *srv = start_cfg(&cfg);
+	int fds[4];
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		fds[i] = idle_from(srv, "127.0.0.2");
+	assert_true(closed_within(fds[3], 2000));
+	assert_false(closed_within(fds[0], 100));
+	/* Another address is not held up by that one's cap. */
+	assert_int_equal(do_call(NULL, srv, GET("/v1/pools/1")), 200);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	http_server_destroy(srv);
+}
+
 /* ---- concurrency and stop ------------------------------------------------ */
 
 struct hammer {
@@ -1641,6 +1815,12 @@ int main(void)
 		cmocka_unit_test(test_unknown_transfer_coding_is_400_and_closed),
 		cmocka_unit_test(test_http11_without_host_is_400_and_closed),
 		cmocka_unit_test(test_chunked_alone_and_http10_without_host_are_served),
+		cmocka_unit_test(test_headers_dribbled_past_the_header_deadline_are_cut),
+		cmocka_unit_test(test_a_connection_that_sends_nothing_is_cut_at_the_header_deadline),
+		cmocka_unit_test(test_a_body_slower_than_the_body_deadline_is_cut),
+		cmocka_unit_test(test_a_handler_slower_than_the_deadlines_still_answers),
+		cmocka_unit_test(test_idle_connections_at_the_cap_make_room_for_a_request),
+		cmocka_unit_test(test_connections_past_the_per_address_cap_are_closed_at_once),
 		cmocka_unit_test(test_concurrent_requests_are_all_served),
 		cmocka_unit_test(test_stop_waits_for_the_request_in_flight),
 		cmocka_unit_test(test_stop_refuses_new_connections_while_draining),
