@@ -314,7 +314,7 @@ void http_response_error(struct http_response *res, const struct nova_err *err)
 	 * when to come back (RFC 9110 10.2.3, delay-seconds), once. One second
 	 * is about when the database deadlines have run again; a client that
 	 * knows better backs off further. */
-	if (err->code == NOVA_EUNAVAIL || err->code == NOVA_EAGAIN) {
+	if (err->code == NOVA_EUNAVAIL || err->code == NOVA_EAGAIN || err->code == NOVA_ETOOMANY) {
 		bool has = false;
 		for (size_t i = 0; i < res->n_headers && !has; i++)
 			has = !strcasecmp(res->headers[i].name, "Retry-After");
@@ -679,6 +679,8 @@ struct http_stream {
 	struct MHD_Connection *conn;
 	struct http_stream *next_waiting;
 	bool is_waiting;
+	bool resumed;                /* woken since its last wait */
+	int fd;                      /* the connection's socket; -1 unknown */
 };
 
 static ssize_t http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -689,6 +691,16 @@ static ssize_t http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	(void)pos;
 	if (atomic_load(&srv->stopping))
 		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* A client that left while its stream waited is found on the wake,
+	 * not at the next write (up to a keep-alive period later), so what
+	 * its stream holds (a place under a watcher cap) comes back at once. */
+	if (st->resumed && st->fd >= 0) {
+		char b;
+		ssize_t r = recv(st->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		st->resumed = false;
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
 	n = st->fn(st->ctx, buf, max);
 	if (n == HTTP_STREAM_WAIT) {
 		/* MHD allows suspending from a content reader; returning 0 after
@@ -720,6 +732,7 @@ void http_server_streams_wake(struct http_server *srv)
 	for (struct http_stream *st = srv->waiting, *next; st; st = next) {
 		next = st->next_waiting;
 		st->is_waiting = false;
+		st->resumed = true;
 		st->next_waiting = NULL;
 		MHD_resume_connection(st->conn);
 	}
@@ -786,6 +799,9 @@ static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, co
 			st->fn = res->stream;
 			st->ctx = res->stream_ctx;
 			st->ctx_free = res->stream_ctx_free;
+			const union MHD_ConnectionInfo *ci =
+				MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+			st->fd = ci ? ci->connect_fd : -1;
 		}
 		mr = st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, http_stream_read,
 							     st, http_stream_free)

@@ -57,7 +57,9 @@ struct http_response_header {
 #define HTTP_STREAM_ERROR (-2L)
 /* Nothing to send now: the connection is suspended (it costs no thread and
  * no polling) until http_server_streams_wake(), which calls fn again. For
- * event streams (Server-Sent Events) on the shared thread pool. */
+ * event streams (Server-Sent Events) on the shared thread pool. A client
+ * that hung up while its stream waited is found at the wake: the stream
+ * ends (ctx_free runs) without fn being called. */
 #define HTTP_STREAM_WAIT (-3L)
 typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
 
@@ -134,7 +136,8 @@ void http_response_text(struct http_response *res, int status, const char *conte
 			const char *text);
 /* {"error":{"code":"not_found","message":"...","field":"..."}} with the
  * status nova_code_http_status(err->code); a hint is added as "hint". A
- * 503 (NOVA_EUNAVAIL, NOVA_EAGAIN) also carries "Retry-After: 1". */
+ * 503 (NOVA_EUNAVAIL, NOVA_EAGAIN) or a 429 (NOVA_ETOOMANY) also carries
+ * "Retry-After: 1" unless the response has a Retry-After already. */
 void http_response_error(struct http_response *res, const struct nova_err *err);
 /* Shortcut for a fresh error. */
 void http_response_errorf(struct http_response *res, int code, const char *field,

@@ -2,15 +2,27 @@
 #ifndef NOVA_GATEWAY_GW_INT_H
 #define NOVA_GATEWAY_GW_INT_H
 
+#include <pthread.h>
+
 #include "auth/auth.h"
 #include "core/http.h"
 #include "core/json.h"
 #include "gateway/gateway.h"
 
+/* Open watch streams per credential (routes_routes.c). */
+struct gw_watch_count {
+	char cred[AUTH_ID_LEN];   /* the API key's id, or "admin" */
+	unsigned n;
+};
+
 struct gw {
 	struct gw_deps deps;
 	struct gw_binding *bindings;
 	size_t n_bindings;
+	pthread_mutex_t watch_lock;
+	unsigned watchers;                 /* open in all */
+	struct gw_watch_count *watch_counts; /* one per credential with a stream open */
+	size_t n_watch_counts, cap_watch_counts;
 };
 
 /* What a route needs (struct gw_route.access): nothing, a node token, or
@@ -34,6 +46,7 @@ struct gw_route {
 	const char *response_schema; /* NULL: no body */
 	int ok_status;
 	const char *tag;
+	bool capped;                 /* may answer 429: a cap on open streams */
 };
 
 struct gw_binding {
@@ -83,6 +96,8 @@ void gw_heartbeat(struct gw *, const struct auth_principal *, struct http_reques
 
 void gw_routes_get(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
 void gw_routes_watch(struct gw *, const struct auth_principal *, struct http_request *, struct http_response *);
+/* Watch streams open now (for /metrics). */
+unsigned gw_watchers_open(struct gw *gw);
 
 /* The route table (gateway.c). */
 extern const struct gw_route gw_routes[];
