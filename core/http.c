@@ -476,6 +476,23 @@ static const struct http_route *http_route_find(struct http_server *srv, const c
 
 /* --- connection limits and deadlines ------------------------------------- */
 
+/* Why shedding, and one listener. Before this, 2,000 idle sockets (no
+ * credential needed) took every one of MHD's ~1,020 connections: /healthz
+ * and heartbeats answered 0 of 8 and the fleet was failed within 40 s.
+ * A connection cannot be told apart before its request arrives, so room
+ * for probes and heartbeats cannot be a count of their own; it is kept by
+ * closing, for each newcomer past the soft cap, the oldest connection that
+ * has asked nothing. A client that asks at once is then served (its
+ * request is in within a millisecond of its accept), and an attacker's
+ * idle sockets turn over instead of filling the server. The deadlines
+ * bound what a slow sender holds even below the cap.
+ * Rejected: a second listener for probes and heartbeats (node_listen):
+ * every sidecar, probe and firewall would need the second port, and a
+ * flood that reaches one port of novad reaches the other, where it would
+ * need the same defence again. Rejected too: MHD's accept policy callback
+ * (it sees an address, not a request) and a lower idle timeout (a byte
+ * every few seconds resets it). */
+
 /* The reaper's granularity: deadlines are met within this, and a flood of
  * connections with deadlines a microsecond apart wakes it once per tick,
  * not once per connection. */
