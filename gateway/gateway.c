@@ -165,6 +165,7 @@ static void gw_dispatch(struct http_request *req, struct http_response *res, voi
 
 int gw_routes_register(struct gw *gw, struct http_server *srv, struct nova_err *err)
 {
+	gw->srv = srv;
 	for (size_t i = 0; i < gw->n_bindings; i++) {
 		const struct gw_route *r = gw->bindings[i].route;
 		int rc = http_server_route_add(srv, r->method, r->pattern, gw_dispatch,

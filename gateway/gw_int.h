@@ -19,6 +19,7 @@ struct gw {
 	struct gw_deps deps;
 	struct gw_binding *bindings;
 	size_t n_bindings;
+	struct http_server *srv;           /* the server routes were added to (for /metrics) */
 	pthread_mutex_t watch_lock;
 	unsigned watchers;                 /* open in all */
 	struct gw_watch_count *watch_counts; /* one per credential with a stream open */

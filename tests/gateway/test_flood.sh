@@ -86,6 +86,10 @@ while [ "$(fds)" -gt $((fds_before + 8)) ] && [ $i -lt 400 ]; do i=$((i + 1)); s
 fds_after=$(fds)
 [ "$fds_after" -le $((fds_before + 8)) ] && t_pass "novad's open files are back to normal ($fds_before before, $fds_after after)" ||
 	t_fail "novad's open files are back to normal" "$fds_before before, $fds_after after"
+curl -s -H "Authorization: Bearer $TOKEN" "$NOVA_URL/metrics" >"$T_WORK/metrics"
+shed=$(sed -n 's/^nova_http_connections_shed_total //p' "$T_WORK/metrics")
+[ -n "$shed" ] && [ "$shed" -gt 0 ] && t_pass "/metrics counts the connections shed ($shed)" ||
+	t_fail "/metrics counts the connections shed" "$(grep nova_http "$T_WORK/metrics")"
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "$NOVA_URL/healthz")
 [ "$code" = 200 ] && t_pass "novad answers after the flood" || t_fail "novad answers after the flood" "$code"
 exit 0
