@@ -107,42 +107,60 @@ def idle_open(i):
 
 
 class Watch:
+    """A watch stream: connected without blocking (past a full backlog a
+    connect can wait for seconds), its request sent once writable."""
     def __init__(self, i):
         self.buf = b""
         self.status = None
-        key = args.key[i % len(args.key)]
+        self.closed = False
+        self.req = ("GET /v1/routes/watch HTTP/1.1\r\nHost: nova\r\n"
+                    "Authorization: Bearer %s\r\n\r\n" % args.key[i % len(args.key)]).encode()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.%d" % (100 + i // args.watchers_per_addr), 0))
-        self.sock.settimeout(5)
-        self.sock.connect((HOST, args.port))
-        self.sock.sendall(("GET /v1/routes/watch HTTP/1.1\r\nHost: nova\r\n"
-                           "Authorization: Bearer %s\r\n\r\n" % key).encode())
         self.sock.setblocking(False)
-        sel.register(self.sock, selectors.EVENT_READ, ("watch", self))
+        self.sock.bind(("127.0.0.%d" % (100 + i // args.watchers_per_addr), 0))
+        self.sock.connect_ex((HOST, args.port))
+        sel.register(self.sock, selectors.EVENT_WRITE, ("watch", self))
 
 
-def watch_read(w):
+def watch_event(w, mask):
+    if w.req and mask & selectors.EVENT_WRITE:
+        try:
+            n = w.sock.send(w.req)
+            w.req = w.req[n:]
+        except BlockingIOError:
+            return
+        except OSError:
+            w.req = b""
+            watch_gone(w)
+            return
+        if not w.req:
+            sel.modify(w.sock, selectors.EVENT_READ, ("watch", w))
+        return
     try:
         data = w.sock.recv(65536)
     except BlockingIOError:
         return
     except OSError:
         data = b""
-    if data:
-        w.buf += data
-        if w.status is None and b"\r\n" in w.buf:
-            w.status = int(w.buf.split(b" ", 2)[1])
-            if w.status == 200:
-                out["watch_streams"] += 1
-            elif w.status == 429:
-                out["watch_429"] += 1
-                if b"\r\nretry-after:" in w.buf.split(b"\r\n\r\n")[0].lower() + b"\r\n":
-                    out["watch_429_retry_after"] += 1
-            else:
-                out["watch_other"].append(w.status)
-        if w.status == 200:
-            w.buf = b""  # keep nothing of the stream itself
+    if not data:
+        watch_gone(w)
         return
+    w.buf += data
+    if w.status is None and b"\r\n" in w.buf:
+        w.status = int(w.buf.split(b" ", 2)[1])
+        if w.status == 200:
+            out["watch_streams"] += 1
+        elif w.status == 429:
+            out["watch_429"] += 1
+            if b"\r\nretry-after:" in w.buf.split(b"\r\n\r\n")[0].lower() + b"\r\n":
+                out["watch_429_retry_after"] += 1
+        else:
+            out["watch_other"].append(w.status)
+    if w.status == 200:
+        w.buf = b""  # keep nothing of the stream itself
+
+
+def watch_gone(w):
     sel.unregister(w.sock)
     w.sock.close()
     w.closed = True
@@ -155,6 +173,7 @@ threads = [threading.Thread(target=timed("probe", probe), args=(0.25,)),
 for t in threads:
     t.start()
 
+end = time.monotonic() + args.seconds
 watches = []
 for i in range(args.idle):
     idle_open(i)
@@ -164,17 +183,16 @@ for i in range(args.watchers):
     except OSError as e:
         out["watch_other"].append(repr(e))
     if i % 100 == 99:  # the events of the streams opened so far
-        for key, _ in sel.select(0):
+        for key, mask in sel.select(0):
             kind, obj = key.data
             if kind == "watch":
-                watch_read(obj)
+                watch_event(obj, mask)
 
-end = time.monotonic() + args.seconds
 while time.monotonic() < end:
-    for key, _ in sel.select(0.2):
+    for key, mask in sel.select(0.2):
         kind, obj = key.data
         if kind == "watch":
-            watch_read(obj)
+            watch_event(obj, mask)
             continue
         try:
             gone = key.fileobj.recv(1) == b""
@@ -193,7 +211,8 @@ while time.monotonic() < end:
     for _, i in due:
         idle_open(i)
 
-out["watch_streams_held_at_end"] = sum(1 for w in watches if w.status == 200 and not getattr(w, "closed", False))
+out["watch_streams_held_at_end"] = sum(1 for w in watches if w.status == 200 and not w.closed)
+out["watch_unanswered"] = sum(1 for w in watches if w.status is None and not w.closed)
 stop.set()
 for t in threads:
     t.join()
