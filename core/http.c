@@ -1236,7 +1236,8 @@ int http_server_start(struct http_server *srv, struct nova_err *err)
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	/* The logger first, so MHD's own messages all go through it; the pool
-	 * size only when there is a pool (MHD warns about a zero). */
+	 * size only when there is a pool (MHD warns about a zero), the total
+	 * cap only when one is set (0 is not "MHD's default" to MHD). */
 	struct MHD_OptionItem opts[] = {
 		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, srv},
 		{MHD_OPTION_LISTEN_SOCKET, fd, NULL},
@@ -1245,14 +1246,18 @@ int http_server_start(struct http_server *srv, struct nova_err *err)
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, srv},
 		{MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_notify, srv},
 		{MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections_per_ip, NULL},
-		{srv->cfg.max_connections ? MHD_OPTION_CONNECTION_LIMIT : MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		 (intptr_t)(srv->cfg.max_connections ? srv->cfg.max_connections
-						     : srv->cfg.max_connections_per_ip), NULL},
 		{MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)http_unescape_none, NULL},
-		{srv->cfg.thread_per_connection ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE,
-		 (intptr_t)srv->cfg.threads, NULL},
+		{MHD_OPTION_END, 0, NULL}, /* the connection cap, when set */
+		{MHD_OPTION_END, 0, NULL}, /* the pool size, when there is a pool */
 		{MHD_OPTION_END, 0, NULL},
 	};
+	size_t n_opts = sizeof(opts) / sizeof(opts[0]) - 3;
+	if (srv->cfg.max_connections)
+		opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+							 (intptr_t)srv->cfg.max_connections, NULL};
+	if (!srv->cfg.thread_per_connection)
+		opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+							 (intptr_t)srv->cfg.threads, NULL};
 	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_ARRAY, opts,
 				       MHD_OPTION_END);
 	if (!srv->daemon) {
