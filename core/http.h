@@ -81,9 +81,9 @@ struct http_server_config {
 	const char *listen;        /* "HOST:PORT"; port 0 picks a free port */
 	unsigned threads;          /* thread pool size; 0 means 4 */
 	size_t max_body;           /* bytes; 0 means 1 MiB */
-	unsigned connection_timeout_s; /* idle timeout of a connection in a
-					* request (a slow reader of an answer);
-					* 0 means 60 */
+	unsigned connection_timeout_s; /* a connection silent this long is
+					* closed (kept alive, or a reader too
+					* slow for its answer); 0 means 60 */
 	/* Connection limits (see "Connections under a flood" below); 0 means
 	 * no limit of the wrapper's own, libmicrohttpd's default total cap
 	 * (about 1,020) and no per-address cap. */
