@@ -89,7 +89,7 @@ struct http_server_config {
 	 * (about 1,020) and no per-address cap. */
 	unsigned max_connections;        /* open connections in total */
 	unsigned max_connections_per_ip; /* open connections per client address */
-	unsigned reserved_connections;   /* of max_connections, kept for newcomers */
+	unsigned reserved_connections;   /* of max_connections (when set), kept for newcomers */
 	unsigned header_timeout_ms;      /* a request's headers must be in by then */
 	unsigned body_timeout_ms;        /* and its body this long after them */
 	/* How long http_server_stop waits for requests in flight; 0 means
