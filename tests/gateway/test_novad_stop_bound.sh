@@ -41,7 +41,9 @@ else
 	t_pass "SIGTERM stops novad within 20 s while a request thread is held (${took}s)"
 fi
 wait "$T_PID" 2>/dev/null
+rc=$?
 T_PID=
+[ "$rc" = 0 ] && t_pass "novad exits 0" || t_fail "novad exits 0" "exit $rc"
 grep -q "requests still running past the stop deadline" "$T_WORK/novad.log" &&
 	t_pass "the request left behind is logged" || t_fail "the request left behind is logged" "$(tail -3 "$T_WORK/novad.log")"
 kill $curl_pid 2>/dev/null
