@@ -39,6 +39,15 @@ void cfg_defaults(struct cfg *c)
 	c->log_level = NOVA_LOG_INFO;
 	c->http_threads = 4;
 	c->max_body_bytes = 1024 * 1024;
+	/* 16 KiB of MHD memory each: 32 MiB at the cap. Watchers leave the
+	 * reserve and about 900 connections for everything else. */
+	c->http_max_connections = 2048;
+	c->http_max_connections_per_ip = 256;
+	c->http_reserved_connections = 64;
+	c->http_header_timeout_ms = 10000;
+	c->http_body_timeout_ms = 30000;
+	c->http_max_watchers = 1024;
+	c->http_max_watchers_per_key = 256;
 	c->db_pool_size = 8;
 	/* Well under the clients' own timeouts (a sidecar's heartbeat gives up
 	 * after 5 s): acquire + statement stays under it. */
@@ -81,12 +90,64 @@ static int cfg_yaml_string(char *dst, size_t cap, struct ydoc *d, yaml_node_t *n
 
 static int cfg_yaml_http(struct cfg *c, struct ydoc *d, yaml_node_t *map, struct nova_err *err)
 {
-	static const char *const keys[] = {"threads", "max_body_bytes", NULL};
+	static const char *const keys[] = {"threads", "max_body_bytes", "max_connections",
+					   "max_connections_per_ip", "reserved_connections",
+					   "header_timeout_ms", "body_timeout_ms", "max_watchers",
+					   "max_watchers_per_key", NULL};
+	const struct {
+		const char *key, *field;
+		unsigned *dst;
+		long long min, max;
+	} limits[] = {
+		{"max_connections", "http.max_connections", &c->http_max_connections, 16, 1000000},
+		{"max_connections_per_ip", "http.max_connections_per_ip",
+		 &c->http_max_connections_per_ip, 0, 1000000},
+		{"reserved_connections", "http.reserved_connections", &c->http_reserved_connections,
+		 0, 1000000},
+		{"header_timeout_ms", "http.header_timeout_ms", &c->http_header_timeout_ms, 100,
+		 600000},
+		{"body_timeout_ms", "http.body_timeout_ms", &c->http_body_timeout_ms, 100, 3600000},
+		{"max_watchers", "http.max_watchers", &c->http_max_watchers, 1, 1000000},
+		{"max_watchers_per_key", "http.max_watchers_per_key", &c->http_max_watchers_per_key,
+		 1, 1000000},
+	};
 	long long v;
 	int rc = ydoc_map_check_keys(d, map, "http", keys, err);
 	yaml_node_t *n;
 	if (rc)
 		return rc;
+	for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+		if (!(n = ydoc_map_get(d, map, limits[i].key)))
+			continue;
+		if ((rc = ydoc_get_long(&v, d, n, limits[i].field, limits[i].min, limits[i].max, err)))
+			return rc;
+		*limits[i].dst = (unsigned)v;
+	}
+	/* Together: watchers are connections the reserve cannot reclaim, so
+	 * they and the reserve must leave room for the rest. */
+	if (c->http_reserved_connections + c->http_max_watchers >= c->http_max_connections) {
+		/* Positioned at the first of the three keys the file sets. */
+		static const char *const which[] = {"max_watchers", "reserved_connections",
+						    "max_connections"};
+		const char *key = "max_connections";
+		n = map;
+		for (size_t i = 0; i < 3 && n == map; i++)
+			if ((n = ydoc_map_get(d, map, which[i])))
+				key = which[i];
+			else
+				n = map;
+		char field[64];
+		snprintf(field, sizeof(field), "http.%s", key);
+		return ydoc_err(d, n, err, NOVA_EINVAL, field,
+				"http: reserved_connections plus max_watchers must be below "
+				"max_connections");
+	}
+	if (c->http_max_watchers_per_key > c->http_max_watchers) {
+		n = ydoc_map_get(d, map, "max_watchers_per_key");
+		return ydoc_err(d, n ? n : ydoc_map_get(d, map, "max_watchers"), err, NOVA_EINVAL,
+				"http.max_watchers_per_key",
+				"http: max_watchers_per_key must be at most max_watchers");
+	}
 	if ((n = ydoc_map_get(d, map, "threads"))) {
 		if ((rc = ydoc_get_long(&v, d, n, "http.threads", 1, 256, err)))
 			return rc;

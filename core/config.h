@@ -23,6 +23,22 @@ struct cfg {
 	enum nova_log_level log_level; /* log_level:       NOVA_LOG_LEVEL       */
 	unsigned http_threads;       /* http.threads:      NOVA_HTTP_THREADS    */
 	size_t max_body_bytes;       /* http.max_body_bytes: NOVA_MAX_BODY_BYTES */
+	/* Connection limits (core/http.h, "Connections under a flood"), file
+	 * only: http.max_connections (2048), http.max_connections_per_ip (256;
+	 * 0: none), http.reserved_connections (64: of max_connections, kept
+	 * for clients that ask at once, idle ones closed to make room),
+	 * http.header_timeout_ms (10000), http.body_timeout_ms (30000);
+	 * route watch streams (gateway.h): http.max_watchers (1024) and
+	 * http.max_watchers_per_key (256; the admin token counts as one key).
+	 * Checked together: reserved_connections + max_watchers below
+	 * max_connections, max_watchers_per_key at most max_watchers. */
+	unsigned http_max_connections;
+	unsigned http_max_connections_per_ip;
+	unsigned http_reserved_connections;
+	unsigned http_header_timeout_ms;
+	unsigned http_body_timeout_ms;
+	unsigned http_max_watchers;
+	unsigned http_max_watchers_per_key;
 	unsigned db_pool_size;       /* database_pool_size: NOVA_DB_POOL_SIZE   */
 	/* database_statement_timeout_ms: NOVA_DB_STATEMENT_TIMEOUT_MS (2000):
 	 * how long a statement, or opening a connection, may wait for the

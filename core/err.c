@@ -76,6 +76,7 @@ static const struct {
 	{NOVA_EFAILED, "provider_failed", 502, 6},
 	{NOVA_EINTERNAL, "internal", 500, 6},
 	{NOVA_ENOMETHOD, "method_not_allowed", 405, 2},
+	{NOVA_ETOOMANY, "too_many_requests", 429, 6},
 };
 
 #define ERR_TABLE_LEN (sizeof(err_table) / sizeof(err_table[0]))
@@ -122,6 +123,7 @@ int nova_code_from_http_status(int status)
 	case 405: return NOVA_ENOMETHOD;
 	case 409: return NOVA_ECONFLICT;
 	case 413: return NOVA_ETOOBIG;
+	case 429: return NOVA_ETOOMANY;
 	case 501: return NOVA_ENOTSUP;
 	case 502: return NOVA_EFAILED;
 	case 503: return NOVA_EUNAVAIL;

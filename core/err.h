@@ -26,6 +26,7 @@ enum nova_code {
 	NOVA_EFAILED = -11,   /* permanent provider failure                  -> 502 */
 	NOVA_EINTERNAL = -12, /* a bug or resource exhaustion                -> 500 */
 	NOVA_ENOMETHOD = -13, /* path exists, method does not                -> 405 */
+	NOVA_ETOOMANY = -14,  /* a cap on what one caller may hold is reached -> 429 */
 };
 
 #define NOVA_ERR_FIELD_MAX 128

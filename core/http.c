@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -23,6 +24,9 @@
 #define HTTP_MAX_ROUTES 128
 #define HTTP_MAX_SEGMENTS 16
 #define HTTP_DRAIN_TIMEOUT_MS 10000
+/* How long MHD_stop_daemon gets, after the drain, to join its threads
+ * before stop gives up on them (and again in destroy before it frees). */
+#define HTTP_STOP_JOIN_MS 1000
 
 struct http_route {
 	char method[8];
@@ -50,6 +54,42 @@ struct http_server {
 	pthread_mutex_t wait_lock;
 	struct http_stream *waiting;
 	atomic_bool stopping;
+	/* MHD_stop_daemon runs on a thread of its own (stopper), so that a
+	 * handler blocked for good cannot hold stop past its bound: stop_done
+	 * is set under stop_lock when it returned. stop_stuck: stop gave up
+	 * waiting; destroy then leaves the server allocated rather than free
+	 * what a stuck thread may still touch. */
+	pthread_t stopper;
+	bool stopper_started, stopper_joined, stop_stuck;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	bool stop_done;
+	/* Every open connection, oldest first (http.h: "Connections under a
+	 * flood"); the reaper shuts down those past their deadline. */
+	pthread_mutex_t track_lock;
+	pthread_cond_t track_cond;   /* on CLOCK_MONOTONIC */
+	struct http_track *track_head, *track_tail;
+	unsigned long n_open;        /* tracked and not shed */
+	unsigned long n_timed_out, n_shed;
+	long long reaper_wake_ms;    /* when the reaper wakes next (LLONG_MAX: when told) */
+	pthread_t reaper;
+	bool reaper_started, reaper_stop;
+	atomic_llong limit_logged_ms; /* MHD's "limit reached", rate-limited */
+	atomic_ulong limit_refused;
+};
+
+enum http_phase { HTTP_PHASE_HEAD, HTTP_PHASE_BODY, HTTP_PHASE_BUSY };
+
+/* One open connection: from MHD's "started" notification to "closed"
+ * (which MHD sends before it closes the socket, so fd is ours to shut
+ * down while the entry is linked). */
+struct http_track {
+	struct http_track *prev, *next;
+	int fd;
+	enum http_phase phase;
+	bool served;             /* answered a request (kept alive since) */
+	bool shed;               /* shut down by us; MHD has yet to close it */
+	long long deadline_ms;   /* CLOCK_MONOTONIC; LLONG_MAX: none */
 };
 
 /* Per request: lives from MHD's first call to its completion callback. */
@@ -313,7 +353,7 @@ void http_response_error(struct http_response *res, const struct nova_err *err)
 	 * when to come back (RFC 9110 10.2.3, delay-seconds), once. One second
 	 * is about when the database deadlines have run again; a client that
 	 * knows better backs off further. */
-	if (err->code == NOVA_EUNAVAIL || err->code == NOVA_EAGAIN) {
+	if (err->code == NOVA_EUNAVAIL || err->code == NOVA_EAGAIN || err->code == NOVA_ETOOMANY) {
 		bool has = false;
 		for (size_t i = 0; i < res->n_headers && !has; i++)
 			has = !strcasecmp(res->headers[i].name, "Retry-After");
@@ -473,6 +513,202 @@ static const struct http_route *http_route_find(struct http_server *srv, const c
 	return best;
 }
 
+/* --- connection limits and deadlines ------------------------------------- */
+
+/* Why shedding, and one listener. Before this, 2,000 idle sockets (no
+ * credential needed) took every one of MHD's ~1,020 connections: /healthz
+ * and heartbeats answered 0 of 8 and the fleet was failed within 40 s.
+ * A connection cannot be told apart before its request arrives, so room
+ * for probes and heartbeats cannot be a count of their own; it is kept by
+ * closing, for each newcomer past the soft cap, the oldest connection that
+ * has asked nothing. A client that asks at once is then served (its
+ * request is in within a millisecond of its accept), and an attacker's
+ * idle sockets turn over instead of filling the server. The deadlines
+ * bound what a slow sender holds even below the cap.
+ * Rejected: a second listener for probes and heartbeats (node_listen):
+ * every sidecar, probe and firewall would need the second port, and a
+ * flood that reaches one port of novad reaches the other, where it would
+ * need the same defence again. Rejected too: MHD's accept policy callback
+ * (it sees an address, not a request) and a lower idle timeout (a byte
+ * every few seconds resets it). */
+
+/* The reaper's granularity: deadlines are met within this, and a flood of
+ * connections with deadlines a microsecond apart wakes it once per tick,
+ * not once per connection. */
+#define HTTP_REAPER_TICK_MS 100
+#define HTTP_LIMIT_LOG_MS 10000
+
+static long long http_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long http_deadline(unsigned timeout_ms, long long now)
+{
+	return timeout_ms ? now + timeout_ms : LLONG_MAX;
+}
+
+static void http_track_unlink(struct http_server *srv, struct http_track *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		srv->track_head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		srv->track_tail = t->prev;
+	t->prev = t->next = NULL;
+}
+
+static void http_track_append(struct http_server *srv, struct http_track *t)
+{
+	t->prev = srv->track_tail;
+	t->next = NULL;
+	if (srv->track_tail)
+		srv->track_tail->next = t;
+	else
+		srv->track_head = t;
+	srv->track_tail = t;
+}
+
+/* Under track_lock. shutdown, not close: the socket stays MHD's, which
+ * sees the end of the stream, closes it and says so (http_notify). */
+static void http_track_shed(struct http_server *srv, struct http_track *t)
+{
+	shutdown(t->fd, SHUT_RDWR);
+	t->shed = true;
+	srv->n_open--;
+}
+
+/* Under track_lock: a new deadline; the reaper is woken when it would
+ * sleep past it. */
+static void http_track_arm(struct http_server *srv, struct http_track *t, long long deadline)
+{
+	t->deadline_ms = deadline;
+	if (deadline < srv->reaper_wake_ms)
+		pthread_cond_signal(&srv->track_cond);
+}
+
+/* Under track_lock: past the soft cap, close the oldest connection waiting
+ * for a request (never-served ones first), never the newcomer. */
+static void http_track_make_room(struct http_server *srv, const struct http_track *newcomer)
+{
+	unsigned long soft = srv->cfg.max_connections - srv->cfg.reserved_connections;
+	for (int pass = 0; pass < 2 && srv->n_open > soft; pass++) {
+		for (struct http_track *t = srv->track_head; t && srv->n_open > soft; t = t->next) {
+			if (t == newcomer || t->shed || t->phase != HTTP_PHASE_HEAD ||
+			    t->served != (pass == 1))
+				continue;
+			http_track_shed(srv, t);
+			srv->n_shed++;
+		}
+	}
+}
+
+static void http_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+			enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *srv = cls;
+	struct http_track *t = *socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci || !(t = calloc(1, sizeof(*t))))
+			return; /* untracked: MHD's own limits still hold */
+		t->fd = ci->connect_fd;
+		t->phase = HTTP_PHASE_HEAD;
+		pthread_mutex_lock(&srv->track_lock);
+		http_track_append(srv, t);
+		srv->n_open++;
+		http_track_arm(srv, t, http_deadline(srv->cfg.header_timeout_ms, http_now_ms()));
+		if (srv->cfg.reserved_connections)
+			http_track_make_room(srv, t);
+		pthread_mutex_unlock(&srv->track_lock);
+		*socket_context = t;
+		return;
+	}
+	if (!t)
+		return;
+	pthread_mutex_lock(&srv->track_lock);
+	http_track_unlink(srv, t);
+	if (!t->shed)
+		srv->n_open--;
+	pthread_mutex_unlock(&srv->track_lock);
+	free(t);
+	*socket_context = NULL;
+}
+
+/* A request's connection moves to phase: body (headers in), busy (handler
+ * called), head (answered, kept alive: moved to the back, the youngest). */
+static void http_track_phase(struct http_server *srv, struct MHD_Connection *conn,
+			     enum http_phase phase)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct http_track *t = ci ? ci->socket_context : NULL;
+	if (!t)
+		return;
+	pthread_mutex_lock(&srv->track_lock);
+	t->phase = phase;
+	if (phase == HTTP_PHASE_BODY) {
+		http_track_arm(srv, t, http_deadline(srv->cfg.body_timeout_ms, http_now_ms()));
+	} else if (phase == HTTP_PHASE_HEAD) {
+		t->served = true;
+		http_track_unlink(srv, t);
+		http_track_append(srv, t);
+		http_track_arm(srv, t, http_deadline(srv->cfg.header_timeout_ms, http_now_ms()));
+	}
+	pthread_mutex_unlock(&srv->track_lock);
+}
+
+static void *http_reaper_main(void *arg)
+{
+	struct http_server *srv = arg;
+	pthread_mutex_lock(&srv->track_lock);
+	while (!srv->reaper_stop) {
+		long long now = http_now_ms(), next = LLONG_MAX;
+		for (struct http_track *t = srv->track_head; t; t = t->next) {
+			if (t->shed || t->phase == HTTP_PHASE_BUSY)
+				continue;
+			if (t->deadline_ms <= now) {
+				http_track_shed(srv, t);
+				srv->n_timed_out++;
+			} else if (t->deadline_ms < next) {
+				next = t->deadline_ms;
+			}
+		}
+		if (next == LLONG_MAX) {
+			srv->reaper_wake_ms = LLONG_MAX;
+	atomic_init(&srv->limit_logged_ms, LLONG_MIN / 2);
+	atomic_init(&srv->limit_refused, 0);
+			pthread_cond_wait(&srv->track_cond, &srv->track_lock);
+			continue;
+		}
+		if (next < now + HTTP_REAPER_TICK_MS)
+			next = now + HTTP_REAPER_TICK_MS;
+		srv->reaper_wake_ms = next;
+		struct timespec until = {.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000L};
+		pthread_cond_timedwait(&srv->track_cond, &srv->track_lock, &until);
+	}
+	pthread_mutex_unlock(&srv->track_lock);
+	return NULL;
+}
+
+void http_server_stats(struct http_server_stats *out, struct http_server *srv)
+{
+	memset(out, 0, sizeof(*out));
+	if (!srv)
+		return;
+	pthread_mutex_lock(&srv->track_lock);
+	out->open = srv->n_open;
+	out->timed_out = srv->n_timed_out;
+	out->shed = srv->n_shed;
+	pthread_mutex_unlock(&srv->track_lock);
+}
+
 /* --- the MHD side ------------------------------------------------------ */
 
 static void http_remote(struct MHD_Connection *conn, char *buf, size_t len)
@@ -499,6 +735,8 @@ struct http_stream {
 	struct MHD_Connection *conn;
 	struct http_stream *next_waiting;
 	bool is_waiting;
+	bool resumed;                /* woken since its last wait */
+	int fd;                      /* the connection's socket; -1 unknown */
 };
 
 static ssize_t http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -509,6 +747,16 @@ static ssize_t http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	(void)pos;
 	if (atomic_load(&srv->stopping))
 		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* A client that left while its stream waited is found on the wake,
+	 * not at the next write (up to a keep-alive period later), so what
+	 * its stream holds (a place under a watcher cap) comes back at once. */
+	if (st->resumed && st->fd >= 0) {
+		char b;
+		ssize_t r = recv(st->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		st->resumed = false;
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
 	n = st->fn(st->ctx, buf, max);
 	if (n == HTTP_STREAM_WAIT) {
 		/* MHD allows suspending from a content reader; returning 0 after
@@ -540,6 +788,7 @@ void http_server_streams_wake(struct http_server *srv)
 	for (struct http_stream *st = srv->waiting, *next; st; st = next) {
 		next = st->next_waiting;
 		st->is_waiting = false;
+		st->resumed = true;
 		st->next_waiting = NULL;
 		MHD_resume_connection(st->conn);
 	}
@@ -606,6 +855,9 @@ static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, co
 			st->fn = res->stream;
 			st->ctx = res->stream_ctx;
 			st->ctx_free = res->stream_ctx_free;
+			const union MHD_ConnectionInfo *ci =
+				MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+			st->fd = ci ? ci->connect_fd : -1;
 		}
 		mr = st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, http_stream_read,
 							     st, http_stream_free)
@@ -667,6 +919,7 @@ static enum MHD_Result http_dispatch(struct http_conn_ctx *c, const char *method
 	c->path_copy = strdup(url);
 	if (!c->path_copy)
 		return MHD_NO;
+	http_track_phase(srv, c->conn, HTTP_PHASE_BUSY);
 	n = http_split(c->path_copy, segs, HTTP_MAX_SEGMENTS);
 	for (int i = 0; i < n; i++) {
 		if (!http_pct_decode(segs[i])) {
@@ -705,13 +958,79 @@ static enum MHD_Result http_dispatch(struct http_conn_ctx *c, const char *method
 	return http_send(c, method, url, &res);
 }
 
+/* Framing headers as a request carries them: MHD looks at the first of
+ * each only, so a second one must be seen here. */
+struct http_framing {
+	unsigned n_te, n_cl, n_host;
+	const char *te;
+	const char *cl;
+	bool cl_differs;
+};
+
+static enum MHD_Result http_framing_add(void *cls, enum MHD_ValueKind kind, const char *key,
+					const char *value)
+{
+	struct http_framing *f = cls;
+	(void)kind;
+	if (!value)
+		value = "";
+	if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+		f->n_te++;
+		f->te = value;
+	} else if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+		if (f->cl && strcmp(f->cl, value) != 0)
+			f->cl_differs = true;
+		f->n_cl++;
+		f->cl = value;
+	} else if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) {
+		f->n_host++;
+	}
+	return MHD_YES;
+}
+
+/* Requests that two HTTP parsers could frame differently, refused before
+ * their body is read (RFC 9112 3.2, 6.1, 6.3): Transfer-Encoding with
+ * Content-Length (a proxy trusting the length and this server reading the
+ * chunks disagree on where the request ends: request smuggling), a
+ * transfer coding other than chunked alone (MHD 0.9.75 then reads the body
+ * to the end of the connection and never answers), Content-Length twice
+ * with different values, and HTTP/1.1 without exactly one Host. The field
+ * named is the header at fault. Rejected: MHD_OPTION_STRICT_FOR_CLIENT,
+ * which covers Host only and answers with an HTML page. */
+static const char *http_framing_refusal(char *msg, size_t len, struct MHD_Connection *conn,
+					const char *version)
+{
+	struct http_framing f = {0};
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, http_framing_add, &f);
+	if (f.n_te && f.n_cl) {
+		snprintf(msg, len, "a request must not carry both Transfer-Encoding and "
+				   "Content-Length");
+		return MHD_HTTP_HEADER_TRANSFER_ENCODING;
+	}
+	if (f.n_te > 1 || (f.n_te && strcasecmp(f.te, "chunked") != 0)) {
+		snprintf(msg, len, "unsupported transfer coding: only a single \"chunked\" is "
+				   "accepted");
+		return MHD_HTTP_HEADER_TRANSFER_ENCODING;
+	}
+	if (f.cl_differs) {
+		snprintf(msg, len, "Content-Length is given twice with different values");
+		return MHD_HTTP_HEADER_CONTENT_LENGTH;
+	}
+	if (version && !strcmp(version, MHD_HTTP_VERSION_1_1) && f.n_host != 1) {
+		snprintf(msg, len, f.n_host ? "a request must carry one Host header, not %u"
+					    : "an HTTP/1.1 request must carry a Host header",
+			 f.n_host);
+		return MHD_HTTP_HEADER_HOST;
+	}
+	return NULL;
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
 				   const char *method, const char *version, const char *upload_data,
 				   size_t *upload_data_size, void **con_cls)
 {
 	struct http_server *srv = cls;
 	struct http_conn_ctx *c = *con_cls;
-	(void)version;
 	if (!c) {
 		c = calloc(1, sizeof(*c));
 		if (!c)
@@ -722,6 +1041,18 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 		http_request_id_set(c);
 		atomic_fetch_add(&srv->in_flight, 1);
 		*con_cls = c;
+		http_track_phase(srv, conn, HTTP_PHASE_BODY);
+		char why[160];
+		const char *field = http_framing_refusal(why, sizeof(why), conn, version);
+		if (field) {
+			/* Answered before any body byte is read: MHD then
+			 * discards the rest and closes the connection, so
+			 * nothing after this request runs as another. */
+			struct http_response res = {0};
+			http_response_errorf(&res, NOVA_EINVAL, field, "%s", why);
+			http_response_header_add(&res, "Connection", "close");
+			return http_send(c, method, url, &res);
+		}
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > srv->cfg.max_body) {
@@ -776,7 +1107,8 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 {
 	struct http_server *srv = cls;
 	struct http_conn_ctx *c = *con_cls;
-	(void)conn, (void)toe;
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		http_track_phase(srv, conn, HTTP_PHASE_HEAD);
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->n_params; i++)
@@ -795,10 +1127,24 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 
 static void http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	struct http_server *srv = cls;
 	char msg[512];
-	(void)cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	msg[strcspn(msg, "\n")] = '\0';
+	/* Under a flood MHD says this for every connection it refuses (at a
+	 * cap): once per HTTP_LIMIT_LOG_MS here, with the count, so the log
+	 * does not become the flood's amplifier. */
+	if (!strncmp(msg, "Server reached connection limit", 31)) {
+		long long now = http_now_ms(), last = atomic_load(&srv->limit_logged_ms);
+		unsigned long n = atomic_fetch_add(&srv->limit_refused, 1) + 1;
+		if (now - last < HTTP_LIMIT_LOG_MS ||
+		    !atomic_compare_exchange_strong(&srv->limit_logged_ms, &last, now))
+			return;
+		atomic_fetch_sub(&srv->limit_refused, n);
+		nova_log(NOVA_LOG_WARN, "http", "connections refused at a connection limit (total or "
+			 "per address): %lu since the last report", n);
+		return;
+	}
 	nova_log(NOVA_LOG_WARN, "http", "%s", msg);
 }
 
@@ -880,7 +1226,20 @@ int http_server_create(struct http_server **out, const struct http_server_config
 	srv->listen_fd = -1;
 	atomic_init(&srv->in_flight, 0);
 	atomic_init(&srv->stopping, false);
+	if (!srv->cfg.stop_timeout_ms)
+		srv->cfg.stop_timeout_ms = HTTP_DRAIN_TIMEOUT_MS;
 	pthread_mutex_init(&srv->wait_lock, NULL);
+	pthread_mutex_init(&srv->stop_lock, NULL);
+	pthread_cond_init(&srv->stop_cond, NULL);
+	pthread_mutex_init(&srv->track_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->track_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	srv->reaper_wake_ms = LLONG_MAX;
+	if (srv->cfg.reserved_connections >= srv->cfg.max_connections)
+		srv->cfg.reserved_connections = 0; /* nothing to reserve from */
 	*out = srv;
 	return 0;
 }
@@ -916,18 +1275,28 @@ int http_server_start(struct http_server *srv, struct nova_err *err)
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	/* The logger first, so MHD's own messages all go through it; the pool
-	 * size only when there is a pool (MHD warns about a zero). */
+	 * size only when there is a pool (MHD warns about a zero), the total
+	 * cap only when one is set (0 is not "MHD's default" to MHD). */
 	struct MHD_OptionItem opts[] = {
 		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, srv},
 		{MHD_OPTION_LISTEN_SOCKET, fd, NULL},
 		{MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->cfg.connection_timeout_s, NULL},
 		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)HTTP_CONNECTION_MEMORY, NULL},
 		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)http_completed, srv},
+		{MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)http_notify, srv},
+		{MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)srv->cfg.max_connections_per_ip, NULL},
 		{MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)http_unescape_none, NULL},
-		{srv->cfg.thread_per_connection ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE,
-		 (intptr_t)srv->cfg.threads, NULL},
+		{MHD_OPTION_END, 0, NULL}, /* the connection cap, when set */
+		{MHD_OPTION_END, 0, NULL}, /* the pool size, when there is a pool */
 		{MHD_OPTION_END, 0, NULL},
 	};
+	size_t n_opts = sizeof(opts) / sizeof(opts[0]) - 3;
+	if (srv->cfg.max_connections)
+		opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+							 (intptr_t)srv->cfg.max_connections, NULL};
+	if (!srv->cfg.thread_per_connection)
+		opts[n_opts++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+							 (intptr_t)srv->cfg.threads, NULL};
 	srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, srv, MHD_OPTION_ARRAY, opts,
 				       MHD_OPTION_END);
 	if (!srv->daemon) {
@@ -937,7 +1306,25 @@ int http_server_start(struct http_server *srv, struct nova_err *err)
 	}
 	srv->listen_fd = fd;
 	srv->started = true;
+	if ((srv->cfg.header_timeout_ms || srv->cfg.body_timeout_ms) &&
+	    pthread_create(&srv->reaper, NULL, http_reaper_main, srv) == 0)
+		srv->reaper_started = true;
+	else if (srv->cfg.header_timeout_ms || srv->cfg.body_timeout_ms)
+		nova_log(NOVA_LOG_ERROR, "http", "no thread for connection deadlines: only idle "
+			 "connections time out");
 	return 0;
+}
+
+static void http_reaper_stop(struct http_server *srv)
+{
+	if (!srv->reaper_started)
+		return;
+	pthread_mutex_lock(&srv->track_lock);
+	srv->reaper_stop = true;
+	pthread_cond_signal(&srv->track_cond);
+	pthread_mutex_unlock(&srv->track_lock);
+	pthread_join(srv->reaper, NULL);
+	srv->reaper_started = false;
 }
 
 uint16_t http_server_port(const struct http_server *srv)
@@ -945,6 +1332,50 @@ uint16_t http_server_port(const struct http_server *srv)
 	return srv ? srv->port : 0;
 }
 
+static void *http_stopper_main(void *arg)
+{
+	struct http_server *srv = arg;
+	MHD_stop_daemon(srv->daemon);
+	pthread_mutex_lock(&srv->stop_lock);
+	srv->stop_done = true;
+	pthread_cond_broadcast(&srv->stop_cond);
+	pthread_mutex_unlock(&srv->stop_lock);
+	return NULL;
+}
+
+/* Wait up to ms for the stopper; join it when it is done. */
+static bool http_stopper_wait(struct http_server *srv, unsigned ms)
+{
+	struct timespec until;
+	bool done;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&srv->stop_lock);
+	while (!srv->stop_done &&
+	       pthread_cond_timedwait(&srv->stop_cond, &srv->stop_lock, &until) == 0)
+		;
+	done = srv->stop_done;
+	pthread_mutex_unlock(&srv->stop_lock);
+	if (done && !srv->stopper_joined) {
+		pthread_join(srv->stopper, NULL);
+		srv->stopper_joined = true;
+		srv->daemon = NULL;
+	}
+	return done;
+}
+
+/* Bounded whatever a handler does: the drain waits up to stop_timeout_ms,
+ * then MHD_stop_daemon (which joins every MHD thread, so it waits for a
+ * handler blocked in a read for good) gets HTTP_STOP_JOIN_MS on a thread
+ * of its own; past that, stop logs and returns, and the stuck threads are
+ * left to the process's exit. Rejected: pthread_cancel of MHD's threads
+ * (MHD holds locks and is not cancellation-safe) and closing the stuck
+ * connections' sockets (a handler blocked in a file read does not notice). */
 void http_server_stop(struct http_server *srv)
 {
 	if (!srv || !srv->started || srv->stopped)
@@ -962,13 +1393,27 @@ void http_server_stop(struct http_server *srv)
 	 * ones (MHD must not be stopped with suspended connections). */
 	atomic_store(&srv->stopping, true);
 	http_server_streams_wake(srv);
-	for (int waited = 0; atomic_load(&srv->in_flight) > 0 && waited < HTTP_DRAIN_TIMEOUT_MS;
-	     waited += 10) {
+	for (unsigned waited = 0;
+	     atomic_load(&srv->in_flight) > 0 && waited < srv->cfg.stop_timeout_ms; waited += 10) {
 		struct timespec ts = {0, 10 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
-	MHD_stop_daemon(srv->daemon);
-	srv->daemon = NULL;
+	if (pthread_create(&srv->stopper, NULL, http_stopper_main, srv) != 0) {
+		MHD_stop_daemon(srv->daemon); /* no thread to spare: unbounded, as before */
+		srv->daemon = NULL;
+	} else {
+		srv->stopper_started = true;
+		if (!http_stopper_wait(srv, HTTP_STOP_JOIN_MS)) {
+			char n[16];
+			srv->stop_stuck = true;
+			snprintf(n, sizeof(n), "%d", atomic_load(&srv->in_flight));
+			nova_log_kv(NOVA_LOG_ERROR, "http",
+				    "requests still running past the stop deadline; leaving them",
+				    "requests", n, "listen", srv->listen, NULL);
+		}
+	}
+	if (!srv->stop_stuck)
+		http_reaper_stop(srv);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	srv->listen_fd = -1;
@@ -979,10 +1424,17 @@ void http_server_destroy(struct http_server *srv)
 	if (!srv)
 		return;
 	http_server_stop(srv);
+	if (srv->stop_stuck && !http_stopper_wait(srv, HTTP_STOP_JOIN_MS))
+		return; /* a thread may still use srv and its routes: leave them */
+	http_reaper_stop(srv);
 	for (size_t i = 0; i < srv->n_routes; i++) {
 		free(srv->routes[i].pattern);
 		free(srv->routes[i].copy);
 	}
 	pthread_mutex_destroy(&srv->wait_lock);
+	pthread_mutex_destroy(&srv->stop_lock);
+	pthread_cond_destroy(&srv->stop_cond);
+	pthread_mutex_destroy(&srv->track_lock);
+	pthread_cond_destroy(&srv->track_cond);
 	free(srv);
 }

@@ -4,10 +4,14 @@
  * and gets a parsed request and a response to fill; it never sees MHD types.
  * The server runs MHD's internal thread pool over epoll, caps request bodies
  * (413 with the standard error body), answers 404/405 for unknown paths and
- * methods, gives every request an id (X-Request-Id, kept from the client
+ * methods, refuses requests whose framing is ambiguous (Transfer-Encoding
+ * with Content-Length, a transfer coding other than chunked alone, two
+ * different Content-Lengths, HTTP/1.1 without exactly one Host: 400 naming
+ * the header as the field, and the connection closed before any of the
+ * body is read), gives every request an id (X-Request-Id, kept from the client
  * when well formed), writes one access-log line per request (never headers
  * or bodies: they carry tokens), and stops gracefully: http_server_stop() quiesces the
- * listener and waits for in-flight handlers. */
+ * listener and waits for in-flight handlers, for a bounded time. */
 #ifndef NOVA_CORE_HTTP_H
 #define NOVA_CORE_HTTP_H
 
@@ -53,7 +57,9 @@ struct http_response_header {
 #define HTTP_STREAM_ERROR (-2L)
 /* Nothing to send now: the connection is suspended (it costs no thread and
  * no polling) until http_server_streams_wake(), which calls fn again. For
- * event streams (Server-Sent Events) on the shared thread pool. */
+ * event streams (Server-Sent Events) on the shared thread pool. A client
+ * that hung up while its stream waited is found at the wake: the stream
+ * ends (ctx_free runs) without fn being called. */
 #define HTTP_STREAM_WAIT (-3L)
 typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
 
@@ -75,11 +81,46 @@ struct http_server_config {
 	const char *listen;        /* "HOST:PORT"; port 0 picks a free port */
 	unsigned threads;          /* thread pool size; 0 means 4 */
 	size_t max_body;           /* bytes; 0 means 1 MiB */
-	unsigned connection_timeout_s; /* idle keep-alive timeout; 0 means 60 */
+	unsigned connection_timeout_s; /* a connection silent this long is
+					* closed (kept alive, or a reader too
+					* slow for its answer); 0 means 60 */
+	/* Connection limits (see "Connections under a flood" below); 0 means
+	 * no limit of the wrapper's own, libmicrohttpd's default total cap
+	 * (about 1,020) and no per-address cap. */
+	unsigned max_connections;        /* open connections in total */
+	unsigned max_connections_per_ip; /* open connections per client address */
+	unsigned reserved_connections;   /* of max_connections (when set), kept for newcomers */
+	unsigned header_timeout_ms;      /* a request's headers must be in by then */
+	unsigned body_timeout_ms;        /* and its body this long after them */
+	/* How long http_server_stop waits for requests in flight; 0 means
+	 * 10000. Stop returns within this plus 1 s whatever a handler does. */
+	unsigned stop_timeout_ms;
 	bool thread_per_connection;    /* a thread per connection instead of the
 					* epoll pool: for servers whose streams
 					* block (nova-mock-engine), not novad */
 };
+
+/* Connections under a flood. libmicrohttpd's own timeout is idle-only: a
+ * client that sends a byte every few seconds (or nothing, on a thousand
+ * sockets) holds its connection for ever, and at the total cap nobody
+ * else, probes and heartbeats included, gets in. So the wrapper tracks
+ * every connection in a phase:
+ *   head  accepted, or answered and kept alive, waiting for the next
+ *         request: its headers must be complete within header_timeout_ms
+ *         (from the accept, or from the previous answer: so a kept-alive
+ *         connection idles at most that long);
+ *   body  headers in: the body must be complete within body_timeout_ms;
+ *   busy  a handler runs or an answer (a stream) is being sent: no
+ *         deadline of ours (connection_timeout_s applies to sending).
+ * A connection past its deadline is shut down (no answer: it has not
+ * asked anything). When the open connections pass max_connections minus
+ * reserved_connections, a new one makes the oldest connection in the head
+ * phase close (one that never sent a request first, then kept-alive ones),
+ * never the newcomer: so up to the total cap there is always room for a
+ * client that sends its request at once (a probe, a heartbeat), however
+ * many idle sockets an attacker holds. Busy connections are never shed:
+ * callers bound their own (the route watchers, gateway.h). Past
+ * max_connections_per_ip, libmicrohttpd closes a new connection at once. */
 
 /* Request accessors. The returned strings are borrowed for the duration of
  * the handler. Header names are matched case-insensitively. */
@@ -100,7 +141,8 @@ void http_response_text(struct http_response *res, int status, const char *conte
 			const char *text);
 /* {"error":{"code":"not_found","message":"...","field":"..."}} with the
  * status nova_code_http_status(err->code); a hint is added as "hint". A
- * 503 (NOVA_EUNAVAIL, NOVA_EAGAIN) also carries "Retry-After: 1". */
+ * 503 (NOVA_EUNAVAIL, NOVA_EAGAIN) or a 429 (NOVA_ETOOMANY) also carries
+ * "Retry-After: 1" unless the response has a Retry-After already. */
 void http_response_error(struct http_response *res, const struct nova_err *err);
 /* Shortcut for a fresh error. */
 void http_response_errorf(struct http_response *res, int code, const char *field,
@@ -126,9 +168,20 @@ int http_server_start(struct http_server *srv, struct nova_err *err);
  * again: on news, and now and then so a stream can send a keep-alive. Safe
  * from any thread. */
 void http_server_streams_wake(struct http_server *srv);
+/* What the connection limits did, for /metrics. */
+struct http_server_stats {
+	unsigned long open;        /* connections open now */
+	unsigned long timed_out;   /* shut down past their header or body deadline */
+	unsigned long shed;        /* closed to keep reserved room for newcomers */
+};
+void http_server_stats(struct http_server_stats *out, struct http_server *srv);
 /* The bound port (useful after listening on port 0). */
 uint16_t http_server_port(const struct http_server *srv);
-/* Stop accepting, finish in-flight requests, join the threads. Idempotent. */
+/* Stop accepting, finish in-flight requests, join the threads. Idempotent.
+ * Bounded: returns within stop_timeout_ms + 1 s even when a handler never
+ * returns; such threads are then left running (logged), and
+ * http_server_destroy, after waiting 1 s more for them, leaves the server
+ * allocated instead of freeing what they may still use. */
 void http_server_stop(struct http_server *srv);
 void http_server_destroy(struct http_server *srv);
 

@@ -15,6 +15,7 @@
 
 void reconciler_config_defaults(struct reconciler_config *cfg)
 {
+	memset(cfg, 0, sizeof(*cfg)); /* gateway_url "" and every later field */
 	cfg->interval_ms = 5000;
 	cfg->idle_node_grace_s = 60;
 	cfg->provision_timeout_s = 600;

@@ -14,87 +14,89 @@
  * there. */
 const struct gw_route gw_routes[] = {
 	{"GET", "/healthz", gw_health, GW_PUBLIC, "Liveness: the process answers", NULL,
-	 "Health", 200, "probes"},
+	 "Health", 200, "probes", false},
 	{"GET", "/readyz", gw_ready, GW_PUBLIC,
 	 "Readiness: 200 while novad can serve (ready, or degraded while the database is away: "
 	 "routes and heartbeats are served from memory), 503 when it cannot; the body says what "
-	 "is down", NULL, "Health", 200, "probes"},
+	 "is down", NULL, "Health", 200, "probes", false},
 	{"GET", "/openapi.json", gw_openapi_get, GW_PUBLIC, "This document", NULL, NULL, 200,
-	 "probes"},
+	 "probes", false},
 	{"GET", "/metrics", gw_metrics_get, AUTH_SCOPE_READ,
 	 "Prometheus metrics: database reachability, heartbeats held, the brake on mass failure, "
-	 "the routing table's age", NULL, NULL, 200, "probes"},
+	 "the routing table's age", NULL, NULL, 200, "probes", false},
 
 	{"POST", "/v1/pools", gw_pool_create, AUTH_SCOPE_WRITE,
-	 "Create a pool (config validated by its provider)", "PoolCreate", "Pool", 201, "pools"},
-	{"GET", "/v1/pools", gw_pool_list, AUTH_SCOPE_READ, "List pools", NULL, "PoolList", 200, "pools"},
+	 "Create a pool (config validated by its provider)", "PoolCreate", "Pool", 201, "pools", false},
+	{"GET", "/v1/pools", gw_pool_list, AUTH_SCOPE_READ, "List pools", NULL, "PoolList", 200, "pools", false},
 	{"GET", "/v1/pools/{pool}", gw_pool_get, AUTH_SCOPE_READ, "Get a pool by id or name", NULL,
-	 "Pool", 200, "pools"},
+	 "Pool", 200, "pools", false},
 	{"PATCH", "/v1/pools/{pool}", gw_pool_update, AUTH_SCOPE_WRITE, "Update a pool's quotas",
-	 "PoolUpdate", "Pool", 200, "pools"},
+	 "PoolUpdate", "Pool", 200, "pools", false},
 	{"DELETE", "/v1/pools/{pool}", gw_pool_delete, AUTH_SCOPE_WRITE,
 	 "Delete a pool; refused while it has nodes unless ?force=true (drains them first)", NULL,
-	 NULL, 204, "pools"},
+	 NULL, 204, "pools", false},
 
 	{"GET", "/v1/nodes", gw_node_list, AUTH_SCOPE_READ, "List live nodes (?pool=NAME for one pool)",
-	 NULL, "NodeList", 200, "nodes"},
+	 NULL, "NodeList", 200, "nodes", false},
 	{"GET", "/v1/nodes/{node}", gw_node_get, AUTH_SCOPE_READ,
-	 "Get a node with its replicas and recent state changes", NULL, "Node", 200, "nodes"},
+	 "Get a node with its replicas and recent state changes", NULL, "Node", 200, "nodes", false},
 	{"POST", "/v1/nodes/{node}/heartbeat", gw_heartbeat, GW_NODE,
-	 "A node's heartbeat (its node token only)", "Heartbeat", "HeartbeatAnswer", 200, "nodes"},
+	 "A node's heartbeat (its node token only)", "Heartbeat", "HeartbeatAnswer", 200, "nodes", false},
 	{"POST", "/v1/nodes/{node}/cordon", gw_node_cordon, AUTH_SCOPE_WRITE,
-	 "Cordon a node: no new replicas on it", NULL, "Node", 200, "nodes"},
+	 "Cordon a node: no new replicas on it", NULL, "Node", 200, "nodes", false},
 	{"POST", "/v1/nodes/{node}/uncordon", gw_node_uncordon, AUTH_SCOPE_WRITE,
-	 "Uncordon a node (ends a drain)", NULL, "Node", 200, "nodes"},
+	 "Uncordon a node (ends a drain)", NULL, "Node", 200, "nodes", false},
 	{"POST", "/v1/nodes/{node}/drain", gw_node_drain, AUTH_SCOPE_WRITE,
-	 "Drain a node: cordon it and move its replicas elsewhere", NULL, "Node", 200, "nodes"},
+	 "Drain a node: cordon it and move its replicas elsewhere", NULL, "Node", 200, "nodes", false},
 
 	{"GET", "/v1/routes", gw_routes_get, AUTH_SCOPE_ROUTES,
 	 "The routing table: model (and adapter) -> ready endpoints with load; ETag and "
-	 "If-None-Match; ?model=NAME for one", NULL, "Routes", 200, "routes"},
+	 "If-None-Match; ?model=NAME for one", NULL, "Routes", 200, "routes", false},
 	{"GET", "/v1/routes/watch", gw_routes_watch, AUTH_SCOPE_ROUTES,
 	 "Server-Sent Events: a snapshot, then each change, each with an id; Last-Event-ID "
-	 "resumes", NULL, NULL, 200, "routes"},
+	 "resumes. Streams open at once are capped per credential and in all (novad.yaml "
+	 "http.max_watchers_per_key, http.max_watchers): past either, 429 with Retry-After",
+	 NULL, NULL, 200, "routes", true},
 
 	{"POST", "/v1/models", gw_model_register, AUTH_SCOPE_WRITE,
 	 "Register a model (name, version, engine, kind and stages)", "ModelSpec", "Model", 201,
-	 "models"},
+	 "models", false},
 	{"GET", "/v1/models", gw_model_list, AUTH_SCOPE_READ, "List models", NULL, "ModelList", 200,
-	 "models"},
+	 "models", false},
 	{"GET", "/v1/models/{model}", gw_model_get, AUTH_SCOPE_READ,
-	 "Get a model by id, NAME:VERSION, or NAME (newest version)", NULL, "Model", 200, "models"},
+	 "Get a model by id, NAME:VERSION, or NAME (newest version)", NULL, "Model", 200, "models", false},
 	{"DELETE", "/v1/models/{model}", gw_model_delete, AUTH_SCOPE_WRITE,
-	 "Delete a model; refused while a deployment uses it", NULL, NULL, 204, "models"},
+	 "Delete a model; refused while a deployment uses it", NULL, NULL, 204, "models", false},
 
 	{"POST", "/v1/deployments", gw_deployment_create, AUTH_SCOPE_WRITE,
 	 "Deploy a model on a pool (refused at once if it can never fit)", "DeploymentCreate",
-	 "Deployment", 201, "deployments"},
+	 "Deployment", 201, "deployments", false},
 	{"GET", "/v1/deployments", gw_deployment_list, AUTH_SCOPE_READ, "List deployments", NULL,
-	 "DeploymentList", 200, "deployments"},
+	 "DeploymentList", 200, "deployments", false},
 	{"GET", "/v1/deployments/{deployment}", gw_deployment_get, AUTH_SCOPE_READ,
 	 "Get a deployment with its replicas and recent events", NULL, "Deployment", 200,
-	 "deployments"},
+	 "deployments", false},
 	{"PATCH", "/v1/deployments/{deployment}", gw_deployment_scale, AUTH_SCOPE_WRITE,
-	 "Scale a deployment", "DeploymentScale", "Deployment", 200, "deployments"},
+	 "Scale a deployment", "DeploymentScale", "Deployment", 200, "deployments", false},
 	{"POST", "/v1/deployments/{deployment}/stop", gw_deployment_stop, AUTH_SCOPE_WRITE,
-	 "Stop a deployment (keeps the record)", NULL, "Deployment", 200, "deployments"},
+	 "Stop a deployment (keeps the record)", NULL, "Deployment", 200, "deployments", false},
 	{"POST", "/v1/deployments/{deployment}/start", gw_deployment_start, AUTH_SCOPE_WRITE,
-	 "Start a stopped deployment", NULL, "Deployment", 200, "deployments"},
+	 "Start a stopped deployment", NULL, "Deployment", 200, "deployments", false},
 	{"DELETE", "/v1/deployments/{deployment}", gw_deployment_delete, AUTH_SCOPE_WRITE,
-	 "Delete a stopped deployment", NULL, NULL, 204, "deployments"},
+	 "Delete a stopped deployment", NULL, NULL, 204, "deployments", false},
 
 	{"POST", "/v1/apikeys", gw_apikey_create, AUTH_SCOPE_ADMIN,
 	 "Create an API key (the key is shown once)", "ApiKeyCreate", "ApiKeyCreated", 201,
-	 "apikeys"},
+	 "apikeys", false},
 	{"GET", "/v1/apikeys", gw_apikey_list, AUTH_SCOPE_ADMIN, "List API keys (never the secret)",
-	 NULL, "ApiKeyList", 200, "apikeys"},
+	 NULL, "ApiKeyList", 200, "apikeys", false},
 	{"DELETE", "/v1/apikeys/{id}", gw_apikey_revoke, AUTH_SCOPE_ADMIN, "Revoke an API key", NULL,
-	 NULL, 204, "apikeys"},
+	 NULL, 204, "apikeys", false},
 
 	{"GET", "/v1/audit", gw_audit_list, AUTH_SCOPE_ADMIN,
 	 "The audit trail: every change and every refused change of a known caller, newest first "
 	 "(?since=, until=, key=, object=, kind=, before=, limit=)", NULL, "AuditList", 200,
-	 "audit"},
+	 "audit", false},
 };
 const size_t gw_routes_count = sizeof(gw_routes) / sizeof(gw_routes[0]);
 
@@ -113,6 +115,7 @@ int gw_create(struct gw **out, const struct gw_deps *deps, struct nova_err *err)
 	}
 	gw->deps = *deps;
 	gw->n_bindings = gw_routes_count;
+	pthread_mutex_init(&gw->watch_lock, NULL);
 	for (size_t i = 0; i < gw_routes_count; i++) {
 		gw->bindings[i].gw = gw;
 		gw->bindings[i].route = &gw_routes[i];
@@ -126,6 +129,8 @@ void gw_destroy(struct gw *gw)
 	if (!gw)
 		return;
 	free(gw->bindings);
+	free(gw->watch_counts);
+	pthread_mutex_destroy(&gw->watch_lock);
 	free(gw);
 }
 
@@ -258,6 +263,7 @@ static void gw_dispatch(struct http_request *req, struct http_response *res, voi
 
 int gw_routes_register(struct gw *gw, struct http_server *srv, struct nova_err *err)
 {
+	gw->srv = srv;
 	for (size_t i = 0; i < gw->n_bindings; i++) {
 		const struct gw_route *r = gw->bindings[i].route;
 		int rc = http_server_route_add(srv, r->method, r->pattern, gw_dispatch,

@@ -27,6 +27,14 @@ struct gw_deps {
 	struct inventory_routes *routes;
 	const struct db_migration *migrations; /* for /readyz */
 	size_t n_migrations;
+	/* Route watch streams (GET /v1/routes/watch) open at once, in all and
+	 * per credential (an API key; the admin token is one): past either a
+	 * watch is answered 429 with Retry-After and the connection closed.
+	 * A stream holds a connection the server's reserve cannot reclaim
+	 * (core/http.h), so these keep watchers from filling the server.
+	 * 0: no cap. */
+	unsigned max_watchers;
+	unsigned max_watchers_per_key;
 };
 
 int gw_create(struct gw **out, const struct gw_deps *deps, struct nova_err *err);

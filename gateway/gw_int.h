@@ -2,16 +2,29 @@
 #ifndef NOVA_GATEWAY_GW_INT_H
 #define NOVA_GATEWAY_GW_INT_H
 
+#include <pthread.h>
+
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "core/http.h"
 #include "core/json.h"
 #include "gateway/gateway.h"
 
+/* Open watch streams per credential (routes_routes.c). */
+struct gw_watch_count {
+	char cred[AUTH_ID_LEN];   /* the API key's id, or "admin" */
+	unsigned n;
+};
+
 struct gw {
 	struct gw_deps deps;
 	struct gw_binding *bindings;
 	size_t n_bindings;
+	struct http_server *srv;           /* the server routes were added to (for /metrics) */
+	pthread_mutex_t watch_lock;
+	unsigned watchers;                 /* open in all */
+	struct gw_watch_count *watch_counts; /* one per credential with a stream open */
+	size_t n_watch_counts, cap_watch_counts;
 };
 
 /* What a route needs (struct gw_route.access): nothing, a node token, or
@@ -51,6 +64,7 @@ struct gw_route {
 	const char *response_schema; /* NULL: no body */
 	int ok_status;
 	const char *tag;
+	bool capped;                 /* may answer 429: a cap on open streams */
 };
 
 struct gw_binding {
@@ -102,6 +116,8 @@ void gw_heartbeat(struct gw *, struct gw_call *, struct http_request *, struct h
 
 void gw_routes_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_routes_watch(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+/* Watch streams open now (for /metrics). */
+unsigned gw_watchers_open(struct gw *gw);
 
 /* The route table (gateway.c). */
 extern const struct gw_route gw_routes[];

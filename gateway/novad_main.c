@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -194,6 +195,47 @@ static int novad_provider_settings(const struct cfg *cfg, struct nova_err *err)
 	return 0;
 }
 
+/* Open files for max_connections: the soft limit raised to the hard one
+ * (a default soft limit of 1024 would make the connection cap a lie: MHD's
+ * accept fails with EMFILE first), and the cap lowered, said once in the
+ * log, when even the hard limit is short. NOVAD_FD_SPARE covers the
+ * database pool, agents' files, the log and libraries. Rejected: refusing
+ * to start, which would take a whole novad down over a tuning knob. */
+#define NOVAD_FD_SPARE 256
+
+static void novad_fd_limit(struct cfg *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	rlim_t need = (rlim_t)cfg->http_max_connections + NOVAD_FD_SPARE + cfg->db_pool_size;
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return;
+	unsigned fit = rl.rlim_cur > NOVAD_FD_SPARE + cfg->db_pool_size + 16
+			       ? (unsigned)(rl.rlim_cur - NOVAD_FD_SPARE - cfg->db_pool_size)
+			       : 16;
+	char have[24], was[24], now[24];
+	snprintf(have, sizeof(have), "%llu", (unsigned long long)rl.rlim_cur);
+	snprintf(was, sizeof(was), "%u", cfg->http_max_connections);
+	snprintf(now, sizeof(now), "%u", fit);
+	nova_log_kv(NOVA_LOG_WARN, "novad",
+		    "open file limit too low for http.max_connections; lowered", "nofile", have,
+		    "max_connections", was, "now", now, NULL);
+	cfg->http_max_connections = fit;
+	/* Keep the watchers and the reserve within it, as the config check does. */
+	if (cfg->http_reserved_connections >= fit / 4)
+		cfg->http_reserved_connections = fit / 4;
+	if (cfg->http_max_watchers + cfg->http_reserved_connections >= fit)
+		cfg->http_max_watchers = fit / 2;
+	if (cfg->http_max_watchers_per_key > cfg->http_max_watchers)
+		cfg->http_max_watchers_per_key = cfg->http_max_watchers;
+}
+
 static bool novad_is_leader(void *ctx)
 {
 	return reconciler_is_leader(ctx);
@@ -244,6 +286,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	nova_log_set_level(cfg.log_level);
+	novad_fd_limit(&cfg);
 
 	/* Signals are taken synchronously by this thread; every thread started
 	 * below inherits the mask. */
@@ -343,10 +386,19 @@ int main(int argc, char **argv)
 			nova_log_kv(NOVA_LOG_WARN, "novad", "reading the routing table failed; "
 				    "routes answer 503 until it is read", "error", rerr.message, NULL);
 	}
-	struct gw_deps deps = {db, auth, inventory, routes, db_migrations_builtin,
-			       db_migrations_builtin_count};
-	struct http_server_config hcfg = {.listen = cfg.listen, .threads = cfg.http_threads,
-					  .max_body = cfg.max_body_bytes};
+	struct gw_deps deps = {.db = db, .auth = auth, .inventory = inventory, .routes = routes,
+			       .migrations = db_migrations_builtin,
+			       .n_migrations = db_migrations_builtin_count,
+			       .max_watchers = cfg.http_max_watchers,
+			       .max_watchers_per_key = cfg.http_max_watchers_per_key};
+	struct http_server_config hcfg = {
+		.listen = cfg.listen, .threads = cfg.http_threads, .max_body = cfg.max_body_bytes,
+		.max_connections = cfg.http_max_connections,
+		.max_connections_per_ip = cfg.http_max_connections_per_ip,
+		.reserved_connections = cfg.http_reserved_connections,
+		.header_timeout_ms = cfg.http_header_timeout_ms,
+		.body_timeout_ms = cfg.http_body_timeout_ms,
+	};
 	if (gw_create(&gw, &deps, &err) || http_server_create(&srv, &hcfg, &err) ||
 	    gw_routes_register(gw, srv, &err) || http_server_start(srv, &err)) {
 		novad_fail("gateway failed to start", &err);

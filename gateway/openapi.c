@@ -203,6 +203,14 @@ static json_t *gw_operation(const struct gw_route *r)
 					      gw_json_content(r->response_schema)));
 	else
 		json_object_set_new(responses, status, json_pack("{s:s}", "description", "success"));
+	if (r->capped)
+		json_object_set_new(responses, "429",
+				    json_pack("{s:s, s:{s:{s:s, s:{s:s}}}, s:o}", "description",
+					      "too many streams open (for this credential or in all); "
+					      "retry after the delay given",
+					      "headers", "Retry-After", "description",
+					      "seconds to wait", "schema", "type", "integer", "content",
+					      gw_json_content("Error")));
 	json_object_set_new(responses, "default",
 			    json_pack("{s:s, s:o}", "description", "error", "content",
 				      gw_json_content("Error")));

@@ -1,7 +1,8 @@
 /* GET /metrics: Prometheus text exposition (format 0.0.4) of what novad
  * can tell about its own health without the database: whether its writes
  * reach the database, the heartbeats it holds, the brake on mass failure,
- * and the routing table's age. Everything here is read from memory, so a
+ * the routing table's age, and the HTTP connection limits at work
+ * (connections open, timed out, shed; watch streams). Everything here is read from memory, so a
  * scrape during a database outage answers, and says so. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,18 @@ void gw_metrics_get(struct gw *gw, struct gw_call *call, struct http_request *re
 		  gw_seconds(routes_age));
 	gw_metric(&t, "nova_routes_version", "gauge", "The routing table's version in this novad.",
 		  (double)inventory_routes_version(gw->deps.routes));
+	gw_metric(&t, "nova_routes_watchers", "gauge", "Route watch streams open on this novad.",
+		  (double)gw_watchers_open(gw));
+	struct http_server_stats hs;
+	http_server_stats(&hs, gw->srv);
+	gw_metric(&t, "nova_http_connections", "gauge", "HTTP connections open on this novad.",
+		  (double)hs.open);
+	gw_metric(&t, "nova_http_connections_timed_out_total", "counter",
+		  "HTTP connections closed because a request's headers or body missed its deadline.",
+		  (double)hs.timed_out);
+	gw_metric(&t, "nova_http_connections_shed_total", "counter",
+		  "Idle HTTP connections closed to keep room for new ones at the connection cap.",
+		  (double)hs.shed);
 	if (t.failed) {
 		textbuf_finish(&t);
 		http_response_errorf(res, NOVA_EINTERNAL, "", "out of memory");

@@ -53,6 +53,8 @@ void gw_routes_get(struct gw *gw, struct gw_call *call, struct http_request *req
 /* One watcher: the version it has seen, what is left to send of the
  * current event, and when it last sent anything (for keep-alives). */
 struct gw_watch {
+	struct gw *gw;
+	char cred[AUTH_ID_LEN];      /* whose stream, for the per-key count */
 	struct inventory_routes *routes;
 	long long seen;
 	char *pending;
@@ -105,9 +107,82 @@ static long gw_watch_read(void *arg, char *buf, size_t max)
 	return (long)n;
 }
 
+/* How long a watcher refused at a cap is told to wait: streams end when
+ * routers go, which is not every second. */
+#define GW_WATCH_RETRY_AFTER "10"
+
+/* Take one stream for cred, or NOVA_ETOOMANY naming the cap. Counted in
+ * memory under one lock: a stream is opened rarely (a router's start or
+ * reconnect), so the lock is never hot. Rejected: counting per novad in
+ * the database (a watch is this process's connection; no other novad can
+ * hold or free it). */
+static int gw_watch_take(struct gw *gw, const char *cred, struct nova_err *err)
+{
+	struct gw_watch_count *wc = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&gw->watch_lock);
+	for (size_t i = 0; i < gw->n_watch_counts && !wc; i++)
+		if (!strcmp(gw->watch_counts[i].cred, cred))
+			wc = &gw->watch_counts[i];
+	if (gw->deps.max_watchers && gw->watchers >= gw->deps.max_watchers) {
+		rc = nova_err_set(err, NOVA_ETOOMANY, "", "%u route watch streams are open, the most "
+				  "this server takes", gw->watchers);
+		goto out;
+	}
+	if (gw->deps.max_watchers_per_key && wc && wc->n >= gw->deps.max_watchers_per_key) {
+		rc = nova_err_set(err, NOVA_ETOOMANY, "", "this credential has %u route watch streams "
+				  "open, the most one may hold", wc->n);
+		nova_err_set_hint(err, "close a stream, or give each router a key of its own");
+		goto out;
+	}
+	if (!wc) {
+		if (gw->n_watch_counts == gw->cap_watch_counts) {
+			size_t cap = gw->cap_watch_counts ? 2 * gw->cap_watch_counts : 8;
+			struct gw_watch_count *a = realloc(gw->watch_counts, cap * sizeof(*a));
+			if (!a) {
+				rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+				goto out;
+			}
+			gw->watch_counts = a;
+			gw->cap_watch_counts = cap;
+		}
+		wc = &gw->watch_counts[gw->n_watch_counts++];
+		snprintf(wc->cred, sizeof(wc->cred), "%s", cred);
+		wc->n = 0;
+	}
+	wc->n++;
+	gw->watchers++;
+out:
+	pthread_mutex_unlock(&gw->watch_lock);
+	return rc;
+}
+
+static void gw_watch_give(struct gw *gw, const char *cred)
+{
+	pthread_mutex_lock(&gw->watch_lock);
+	for (size_t i = 0; i < gw->n_watch_counts; i++) {
+		if (strcmp(gw->watch_counts[i].cred, cred) != 0)
+			continue;
+		if (--gw->watch_counts[i].n == 0)
+			gw->watch_counts[i] = gw->watch_counts[--gw->n_watch_counts];
+		gw->watchers--;
+		break;
+	}
+	pthread_mutex_unlock(&gw->watch_lock);
+}
+
+unsigned gw_watchers_open(struct gw *gw)
+{
+	pthread_mutex_lock(&gw->watch_lock);
+	unsigned n = gw->watchers;
+	pthread_mutex_unlock(&gw->watch_lock);
+	return n;
+}
+
 static void gw_watch_free(void *arg)
 {
 	struct gw_watch *w = arg;
+	gw_watch_give(w->gw, w->cred);
 	free(w->pending);
 	free(w);
 }
@@ -117,7 +192,7 @@ void gw_routes_watch(struct gw *gw, struct gw_call *call, struct http_request *r
 {
 	const char *last = http_request_header(req, "Last-Event-ID");
 	struct gw_watch *w = calloc(1, sizeof(*w));
-	(void)call;
+	struct nova_err err;
 	if (inventory_routes_age_ms(gw->deps.routes, NULL) < 0) {
 		/* No table yet (started while the database is away): a stream
 		 * would open with an empty snapshot, which routers take as
@@ -129,6 +204,17 @@ void gw_routes_watch(struct gw *gw, struct gw_call *call, struct http_request *r
 	}
 	if (!w) {
 		http_response_errorf(res, NOVA_EINTERNAL, "", "out of memory");
+		return;
+	}
+	w->gw = gw;
+	snprintf(w->cred, sizeof(w->cred), "%s",
+		 call->who->kind == AUTH_APIKEY ? call->who->id : "admin");
+	if (gw_watch_take(gw, w->cred, &err)) {
+		free(w);
+		/* Closed, so the refused client frees its connection too. */
+		http_response_header_add(res, "Retry-After", GW_WATCH_RETRY_AFTER);
+		http_response_header_add(res, "Connection", "close");
+		http_response_error(res, &err);
 		return;
 	}
 	w->routes = gw->deps.routes;

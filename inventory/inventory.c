@@ -147,6 +147,7 @@ struct inventory {
 
 void inventory_config_defaults(struct inventory_config *cfg)
 {
+	memset(cfg, 0, sizeof(*cfg)); /* every field, those added later too */
 	cfg->interval_ms = 2000;
 	cfg->missed_intervals = 3;
 	cfg->failed_after_ms = 30000;

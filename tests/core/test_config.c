@@ -223,6 +223,56 @@ static void test_config_advertise_url_is_checked_where_it_stands(void **state)
 	assert_string_equal(c.advertise_url, "https://lb");
 }
 
+static void test_config_connection_limits_default_load_and_are_checked_together(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(c.http_max_connections, 2048);
+	assert_int_equal(c.http_max_connections_per_ip, 256);
+	assert_int_equal(c.http_reserved_connections, 64);
+	assert_int_equal(c.http_header_timeout_ms, 10000);
+	assert_int_equal(c.http_body_timeout_ms, 30000);
+	assert_int_equal(c.http_max_watchers, 1024);
+	assert_int_equal(c.http_max_watchers_per_key, 256);
+	assert_int_equal(cfg_load_file(&c, write_yaml("http:\n  max_connections: 4000\n"
+						      "  max_connections_per_ip: 0\n"
+						      "  reserved_connections: 100\n"
+						      "  header_timeout_ms: 2000\n"
+						      "  body_timeout_ms: 5000\n"
+						      "  max_watchers: 600\n"
+						      "  max_watchers_per_key: 50\n"),
+				       &err), 0);
+	assert_int_equal(c.http_max_connections, 4000);
+	assert_int_equal(c.http_max_connections_per_ip, 0);
+	assert_int_equal(c.http_reserved_connections, 100);
+	assert_int_equal(c.http_header_timeout_ms, 2000);
+	assert_int_equal(c.http_body_timeout_ms, 5000);
+	assert_int_equal(c.http_max_watchers, 600);
+	assert_int_equal(c.http_max_watchers_per_key, 50);
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("http:\n  header_timeout_ms: 10\n"), &err),
+			 NOVA_EINVAL);
+	assert_string_equal(err.field, "http.header_timeout_ms");
+	assert_non_null(strstr(err.message, ":2:")); /* file:line:column */
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("http:\n  threads: 2\n  max_watchers: 2000\n"),
+				       &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "http.max_watchers");
+	assert_non_null(strstr(err.message, ":3:"));
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("http:\n  max_connections: 100\n"), &err),
+			 NOVA_EINVAL);
+	assert_string_equal(err.field, "http.max_connections");
+	cfg_defaults(&c);
+	assert_int_equal(cfg_load_file(&c, write_yaml("http:\n  max_watchers: 10\n"
+						      "  max_watchers_per_key: 11\n"), &err),
+			 NOVA_EINVAL);
+	assert_string_equal(err.field, "http.max_watchers_per_key");
+	assert_non_null(strstr(err.message, ":3:"));
+}
+
 static void test_config_default_state_dir_follows_env(void **state)
 {
 	char buf[256];
@@ -270,6 +320,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_config_audit_retention_defaults_loads_and_is_range_checked,
 					  teardown),
 		cmocka_unit_test_teardown(test_config_advertise_url_is_checked_where_it_stands, teardown),
+		cmocka_unit_test_teardown(test_config_connection_limits_default_load_and_are_checked_together, teardown),
 		cmocka_unit_test_teardown(test_config_default_state_dir_follows_env, teardown),
 		cmocka_unit_test(test_ydoc_to_json_keeps_types),
 	};

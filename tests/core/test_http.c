@@ -5,6 +5,11 @@
  * path or the message holds, HEAD and 204, the body cap (Content-Length and
  * chunked, from a raw socket and from curl's large uploads; a chunked upload
  * far over it cut off rather than drained) and a body exactly at the cap,
+ * strict framing (Content-Length with Transfer-Encoding, unknown transfer
+ * codings, HTTP/1.1 without one Host: 400 and closed), connection limits
+ * (header and body deadlines, idle connections shed at the cap for a
+ * newcomer, the per-address cap), a stop bounded while a handler never
+ * returns,
  * extra response headers, concurrency (every request served, handlers in
  * parallel), graceful stop with a request in flight, listen addresses
  * (errors, IPv6, host names), the client side (long bearer tokens, headers,
@@ -205,6 +210,20 @@ static void h_provider_bytes(struct http_request *req, struct http_response *res
 	http_response_errorf(res, NOVA_EFAILED, "", "provider said: caf\xe9 \xff\xfe");
 }
 
+/* Blocks until stuck_release is set: a handler wedged in a read that
+ * never returns (a device, a FIFO), for as long as the test wants. */
+static atomic_int stuck_entered, stuck_release;
+
+static void h_stuck(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct timespec ts = {0, 5 * 1000000L};
+	(void)req, (void)ctx;
+	atomic_store(&stuck_entered, 1);
+	while (!atomic_load(&stuck_release))
+		nanosleep(&ts, NULL);
+	http_response_json(res, 200, json_object());
+}
+
 static atomic_int active, max_active;
 
 static void h_overlap(struct http_request *req, struct http_response *res, void *ctx)
@@ -222,7 +241,15 @@ static void h_overlap(struct http_request *req, struct http_response *res, void 
 
 /* ---- server -------------------------------------------------------------- */
 
+static struct http_server *start_cfg(const struct http_server_config *cfg);
+
 static struct http_server *start_on(const char *listen, size_t max_body)
+{
+	struct http_server_config cfg = {.listen = listen, .threads = 4, .max_body = max_body};
+	return start_cfg(&cfg);
+}
+
+static struct http_server *start_cfg(const struct http_server_config *cfg)
 {
 	/* The literal /v1/pools/special is added after the {id} routes, so
 	 * its win cannot come from registration order. */
@@ -250,11 +277,11 @@ static struct http_server *start_on(const char *listen, size_t max_body)
 		{"GET", "/overlap", h_overlap},
 		{"POST", "/v1/provider", h_provider_bytes},
 		{"GET", "/v1/request-id", h_request_id},
+		{"GET", "/stuck", h_stuck},
 	};
 	struct http_server *srv;
 	struct nova_err err;
-	struct http_server_config cfg = {.listen = listen, .threads = 4, .max_body = max_body};
-	assert_int_equal(http_server_create(&srv, &cfg, &err), 0);
+	assert_int_equal(http_server_create(&srv, cfg, &err), 0);
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		assert_int_equal(http_server_route_add(srv, routes[i].method, routes[i].pattern,
 						       routes[i].fn, NULL, &err), 0);
@@ -998,6 +1025,262 @@ static void test_chunked_upload_far_over_cap_is_cut_off_not_read_to_the_end(void
 	http_server_destroy(srv);
 }
 
+/* ---- HTTP strictness ------------------------------------------------------ */
+
+/* A refused request: 400, a JSON error naming the header as its field,
+ * the connection closed (rawhttp_exchange reads until the server hangs up,
+ * so an answer that arrives at all within its 10 s proves the close), and
+ * nothing after it run as a second request. */
+static void assert_refused_naming(struct http_server *srv, const char *request, const char *field)
+{
+	char hdr[64];
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	char *ans = raw(srv, request);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_memory_equal(ans, "HTTP/1.1 400 ", 13);
+	json_t *b = raw_body_json(ans);
+	assert_non_null(b);
+	assert_string_equal(err_code(b), "invalid");
+	assert_string_equal(jstr(jerr(b), "field"), field);
+	json_decref(b);
+	assert_non_null(rawhttp_header(hdr, sizeof(hdr), ans, "Connection"));
+	assert_string_equal(hdr, "close");
+	/* One answer only: the bytes after the first request never ran. */
+	assert_null(strstr(ans, "\nHTTP/1."));
+	assert_true(t1.tv_sec - t0.tv_sec < 5);
+	free(ans);
+	assert_int_equal(atomic_load(&calls), 0);
+}
+
+/* Both: a proxy that frames by Content-Length and a server that frames by
+ * the chunks disagree on where the request ends (request smuggling). The
+ * tail here is a complete second request, which the old code ran. */
+static void test_content_length_with_transfer_encoding_is_400_and_closed(void **state)
+{
+	struct http_server *srv = start();
+	(void)state;
+	assert_refused_naming(srv,
+			      "POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+			      "Transfer-Encoding: chunked\r\n\r\n"
+			      "0\r\n\r\nGET /v1/pools/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+			      "Transfer-Encoding");
+	http_server_destroy(srv);
+}
+
+static void test_unknown_transfer_coding_is_400_and_closed(void **state)
+{
+	struct http_server *srv = start();
+	(void)state;
+	assert_refused_naming(srv,
+			      "POST /v1/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n"
+			      "5\r\nhello\r\n0\r\n\r\n",
+			      "Transfer-Encoding");
+	/* A list of codings is not chunked alone either. */
+	assert_refused_naming(srv,
+			      "POST /v1/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+			      "\r\n0\r\n\r\n",
+			      "Transfer-Encoding");
+	http_server_destroy(srv);
+}
+
+static void test_http11_without_host_is_400_and_closed(void **state)
+{
+	struct http_server *srv = start();
+	(void)state;
+	assert_refused_naming(srv, "GET /v1/pools/7 HTTP/1.1\r\n\r\nGET /v1/pools/8 HTTP/1.1\r\nHost: x\r\n\r\n",
+			      "Host");
+	/* Two Host lines are as bad as none (RFC 9112 3.2). */
+	assert_refused_naming(srv, "GET /v1/pools/7 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "Host");
+	http_server_destroy(srv);
+}
+
+/* What stays accepted: chunked alone (any case), HTTP/1.0 without Host. */
+static void test_chunked_alone_and_http10_without_host_are_served(void **state)
+{
+	struct http_server *srv = start();
+	(void)state;
+	char *ans = raw(srv, "POST /v1/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n"
+			     "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+	assert_memory_equal(ans, "HTTP/1.1 200 ", 13);
+	free(ans);
+	ans = raw(srv, "GET /v1/pools/7 HTTP/1.0\r\n\r\n");
+	assert_memory_equal(ans + 8, " 200 ", 5);
+	free(ans);
+	http_server_destroy(srv);
+}
+
+/* ---- connection limits and deadlines --------------------------------------- */
+
+/* A TCP connection to the server from a given loopback address (any
+ * 127.x.y.z reaches a server on 127.0.0.1), sending nothing yet. */
+static int idle_from(struct http_server *srv, const char *from)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_server_port(srv))};
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	inet_pton(AF_INET, from, &src.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+static int idle_conn(struct http_server *srv)
+{
+	return idle_from(srv, "127.0.0.1");
+}
+
+/* Whether the server closed fd within ms (reads and drops any answer). */
+static bool closed_within(int fd, int ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	char buf[4096];
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+		if (n < 0)
+			return false; /* the timeout: still open */
+	}
+}
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* libmicrohttpd's timeout is idle-only: a client sending a header line
+ * every 100 ms kept its connection for ever (60 s per silence). */
+static void test_headers_dribbled_past_the_header_deadline_are_cut(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .header_timeout_ms = 400};
+	struct http_server *srv = start_cfg(&cfg);
+	struct timespec t0, ts = {0, 100 * 1000000L};
+	struct http_server_stats st;
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int fd = idle_conn(srv);
+	assert_true(send(fd, "GET /v1/pools/1 HTTP/1.1\r\n", 26, MSG_NOSIGNAL) == 26);
+	bool cut = false;
+	for (int i = 0; i < 30 && !cut; i++) {
+		nanosleep(&ts, NULL);
+		cut = send(fd, "X-Slow: 1\r\n", 11, MSG_NOSIGNAL) != 11;
+		if (!cut) {
+			struct timeval tv = {0, 1000};
+			char b;
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			cut = recv(fd, &b, 1, 0) == 0;
+		}
+	}
+	double s = since(&t0);
+	close(fd);
+	assert_true(cut);
+	assert_true(s >= 0.35 && s < 1.5);
+	http_server_stats(&st, srv);
+	assert_int_equal(st.timed_out, 1);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+static void test_a_connection_that_sends_nothing_is_cut_at_the_header_deadline(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .header_timeout_ms = 300};
+	struct http_server *srv = start_cfg(&cfg);
+	struct timespec t0;
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int fd = idle_conn(srv);
+	assert_true(closed_within(fd, 2000));
+	assert_true(since(&t0) >= 0.25);
+	close(fd);
+	http_server_destroy(srv);
+}
+
+static void test_a_body_slower_than_the_body_deadline_is_cut(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .header_timeout_ms = 5000, .body_timeout_ms = 300};
+	struct http_server *srv = start_cfg(&cfg);
+	struct timespec t0;
+	const char *req = "POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789";
+	(void)state;
+	int fd = idle_conn(srv);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_true(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+	assert_true(closed_within(fd, 3000));
+	double s = since(&t0);
+	assert_true(s >= 0.25 && s < 2.0);
+	close(fd);
+	assert_int_equal(atomic_load(&calls), 0);
+	http_server_destroy(srv);
+}
+
+/* The deadlines are for requests arriving, not for handlers: a handler
+ * slower than both still answers. */
+static void test_a_handler_slower_than_the_deadlines_still_answers(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .header_timeout_ms = 100, .body_timeout_ms = 100};
+	struct http_server *srv = start_cfg(&cfg);
+	(void)state;
+	assert_int_equal(do_call(NULL, srv, GET("/slow")), 200); /* 300 ms */
+	http_server_destroy(srv);
+}
+
+/* At the soft cap (max_connections - reserved_connections) a newcomer
+ * closes the oldest connection that has asked nothing, so a client that
+ * asks at once is served however many idle sockets are held. */
+static void test_idle_connections_at_the_cap_make_room_for_a_request(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .max_connections = 12, .reserved_connections = 4};
+	struct http_server *srv = start_cfg(&cfg);
+	struct http_server_stats st;
+	int fds[40];
+	(void)state;
+	for (int i = 0; i < 40; i++) {
+		fds[i] = idle_conn(srv);
+		struct timespec ts = {0, 2 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(do_call(NULL, srv, GET("/v1/pools/1")), 200);
+	/* The oldest idle ones went; the youngest are still there. */
+	assert_true(closed_within(fds[0], 1000));
+	assert_false(closed_within(fds[39], 100));
+	http_server_stats(&st, srv);
+	assert_true(st.shed >= 30);
+	assert_true(st.open <= 12);
+	for (int i = 0; i < 40; i++)
+		close(fds[i]);
+	http_server_destroy(srv);
+}
+
+static void test_connections_past_the_per_address_cap_are_closed_at_once(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .max_connections_per_ip = 3};
+	struct http_server *srv = start_cfg(&cfg);
+	int fds[4];
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		fds[i] = idle_from(srv, "127.0.0.2");
+	assert_true(closed_within(fds[3], 2000));
+	assert_false(closed_within(fds[0], 100));
+	/* Another address is not held up by that one's cap. */
+	assert_int_equal(do_call(NULL, srv, GET("/v1/pools/1")), 200);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	http_server_destroy(srv);
+}
+
 /* ---- concurrency and stop ------------------------------------------------ */
 
 struct hammer {
@@ -1146,6 +1429,42 @@ static void test_stop_refuses_new_connections_while_draining(void **state)
 	assert_int_equal(c.status, 200);
 	assert_int_equal(rc, -1);
 	assert_int_equal(e, ECONNREFUSED);
+}
+
+static void *stuck_client(void *arg)
+{
+	struct http_server *srv = arg;
+	char *ans = rawhttp_exchange(http_server_port(srv), "GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n",
+				     strlen("GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n"));
+	free(ans);
+	return NULL;
+}
+
+/* MHD_stop_daemon joins every thread, so a handler that never returns held
+ * stop (and novad's SIGTERM) for ever; stop now returns within its drain
+ * bound plus a second, and destroy frees everything once the handler has
+ * let go. */
+static void test_stop_returns_within_its_bound_while_a_handler_never_returns(void **state)
+{
+	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 2, .max_body = CAP,
+					 .stop_timeout_ms = 300};
+	struct http_server *srv = start_cfg(&cfg);
+	struct timespec t0, t1;
+	pthread_t client;
+	(void)state;
+	atomic_store(&stuck_entered, 0);
+	atomic_store(&stuck_release, 0);
+	assert_int_equal(pthread_create(&client, NULL, stuck_client, srv), 0);
+	wait_for(&stuck_entered);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	http_server_stop(srv);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(s >= 0.3);
+	assert_true(s < 2.5);
+	atomic_store(&stuck_release, 1);
+	http_server_destroy(srv);
+	pthread_join(client, NULL);
 }
 
 struct overlap_caller {
@@ -1538,9 +1857,20 @@ int main(void)
 		cmocka_unit_test(test_client_upload_over_default_cap_gets_413_not_a_reset),
 		cmocka_unit_test(test_client_chunked_upload_over_cap_gets_413),
 		cmocka_unit_test(test_chunked_upload_far_over_cap_is_cut_off_not_read_to_the_end),
+		cmocka_unit_test(test_content_length_with_transfer_encoding_is_400_and_closed),
+		cmocka_unit_test(test_unknown_transfer_coding_is_400_and_closed),
+		cmocka_unit_test(test_http11_without_host_is_400_and_closed),
+		cmocka_unit_test(test_chunked_alone_and_http10_without_host_are_served),
+		cmocka_unit_test(test_headers_dribbled_past_the_header_deadline_are_cut),
+		cmocka_unit_test(test_a_connection_that_sends_nothing_is_cut_at_the_header_deadline),
+		cmocka_unit_test(test_a_body_slower_than_the_body_deadline_is_cut),
+		cmocka_unit_test(test_a_handler_slower_than_the_deadlines_still_answers),
+		cmocka_unit_test(test_idle_connections_at_the_cap_make_room_for_a_request),
+		cmocka_unit_test(test_connections_past_the_per_address_cap_are_closed_at_once),
 		cmocka_unit_test(test_concurrent_requests_are_all_served),
 		cmocka_unit_test(test_stop_waits_for_the_request_in_flight),
 		cmocka_unit_test(test_stop_refuses_new_connections_while_draining),
+		cmocka_unit_test(test_stop_returns_within_its_bound_while_a_handler_never_returns),
 		cmocka_unit_test(test_handlers_run_in_parallel_on_pool_threads),
 		cmocka_unit_test(test_stop_without_start_and_destroy_null_are_safe),
 		cmocka_unit_test(test_bad_listen_strings_are_einval_on_field_listen),

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "inventory/inventory.h"
 #include "inventory/routes.h"
 #include "pools/pool.h"
+#include "tests/support/rawhttp.h"
 #include "tests/support/testenv.h"
 
 #define ADMIN TESTENV_ADMIN_TOKEN
@@ -336,6 +338,113 @@ static void test_a_table_not_refreshed_says_it_is_stale(void **state)
 	json_decref(b);
 }
 
+/* ---- caps on watch streams ---------------------------------------------- */
+
+static int setup_capped(void **state)
+{
+	struct testenv *env = calloc(1, sizeof(*env));
+	if (!env || testenv_gateway_start_watch_caps(env, 64 * 1024, 3, 2) != 0) {
+		free(env);
+		return -1;
+	}
+	*state = env;
+	return 0;
+}
+
+/* A watch as credential, read until its first event (an open stream) or
+ * until the server closes (a refusal); the answer so far in buf. */
+static int watch_as(struct testenv *env, const char *cred, char *buf, size_t cap)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(http_server_port(env->srv))};
+	char req[512];
+	size_t len = 0;
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	int n = snprintf(req, sizeof(req),
+			 "GET /v1/routes/watch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+			 cred);
+	assert_int_equal(write(fd, req, (size_t)n), n);
+	buf[0] = '\0';
+	for (int i = 0; i < 100 && !strstr(buf, "event: snapshot"); i++) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		ssize_t r = read(fd, buf + len, cap - 1 - len);
+		if (r <= 0)
+			break; /* closed */
+		len += (size_t)r;
+		buf[len] = '\0';
+	}
+	return fd;
+}
+
+static char *routes_key(struct testenv *env)
+{
+	json_t *b;
+	assert_int_equal(testenv_http(&b, env, "POST", "/v1/apikeys", ADMIN,
+				      "{\"name\":\"router\",\"scopes\":[\"routes\"]}"), 201);
+	char *key = strdup(json_string_value(json_object_get(b, "key")));
+	json_decref(b);
+	return key;
+}
+
+/* Per credential 2, in all 3: the admin token's third stream and a
+ * fourth in all are 429 with Retry-After and a closed connection; the
+ * streams open are untouched. */
+static void test_watch_streams_past_the_caps_are_429_with_retry_after(void **state)
+{
+	struct testenv *env = *state;
+	char buf[8192], hdr[64];
+	int fds[5];
+	char *key = routes_key(env), *key2 = routes_key(env);
+	fds[0] = watch_as(env, ADMIN, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: snapshot"));
+	fds[1] = watch_as(env, ADMIN, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: snapshot"));
+	fds[2] = watch_as(env, ADMIN, buf, sizeof(buf));
+	assert_memory_equal(buf, "HTTP/1.1 429 ", 13);
+	assert_non_null(rawhttp_header(hdr, sizeof(hdr), buf, "Retry-After"));
+	assert_string_equal(hdr, "10");
+	assert_non_null(strstr(buf, "\"code\":\"too_many_requests\""));
+	assert_non_null(strstr(buf, "this credential"));
+	/* Another key is not held by the admin token's count... */
+	fds[3] = watch_as(env, key, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: snapshot"));
+	/* ...but the total is reached now. */
+	fds[4] = watch_as(env, key2, buf, sizeof(buf));
+	assert_memory_equal(buf, "HTTP/1.1 429 ", 13);
+	assert_non_null(strstr(buf, "streams are open"));
+	for (int i = 0; i < 5; i++)
+		close(fds[i]);
+	free(key);
+	free(key2);
+}
+
+/* A stream that ends gives its place back. */
+static void test_a_closed_watch_stream_frees_its_place(void **state)
+{
+	struct testenv *env = *state;
+	char buf[8192];
+	int a = watch_as(env, ADMIN, buf, sizeof(buf));
+	int b = watch_as(env, ADMIN, buf, sizeof(buf));
+	close(a);
+	/* The server hears of it on its next write: an update. */
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/pools", ADMIN,
+				      "{\"name\":\"p2\",\"provider\":\"fake\"}"), 201);
+	bool open = false;
+	for (int i = 0; i < 50 && !open; i++) {
+		refresh(env);
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+		int c = watch_as(env, ADMIN, buf, sizeof(buf));
+		open = strstr(buf, "event: snapshot") != NULL;
+		close(c);
+	}
+	close(b);
+	assert_true(open);
+}
+
 int main(void)
 {
 	struct nova_err err;
@@ -348,6 +457,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_watch_snapshot_then_change_then_resume, setup, teardown_watch),
 		cmocka_unit_test_setup_teardown(test_a_table_never_read_is_unavailable_not_empty, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_table_not_refreshed_says_it_is_stale, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_watch_streams_past_the_caps_are_429_with_retry_after, setup_capped, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_closed_watch_stream_frees_its_place, setup_capped, testenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
