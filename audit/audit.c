@@ -104,7 +104,7 @@ int audit_list(json_t **out, struct db_pool *db, const struct audit_filter *f,
 	       struct nova_err *err)
 {
 	char since[24], until[24], before[24], limit[24];
-	const char *params[7];
+	const char *params[9];
 	PGresult *res = NULL;
 	long long lim = f->limit ? f->limit : AUDIT_LIST_DEFAULT;
 	*out = NULL;
@@ -124,8 +124,10 @@ int audit_list(json_t **out, struct db_pool *db, const struct audit_filter *f,
 	params[4] = f->kind && *f->kind ? f->kind : NULL;
 	params[5] = f->before ? before : NULL;
 	params[6] = limit;
-	/* The key and object filters compare text with text (an id given as
-	 * a name matches nothing rather than failing a uuid cast). */
+	/* An id is compared as a uuid (the indexes serve it), a name as text:
+	 * a name is never cast to a uuid, so it cannot fail as one. */
+	params[7] = params[2] && ids_is_uuid(params[2]) ? params[2] : NULL;
+	params[8] = params[3] && ids_is_uuid(params[3]) ? params[3] : NULL;
 	int rc = db_pool_exec(
 		&res, db,
 		"SELECT id, " DB_TS("at") ", actor, coalesce(api_key_id::text, ''), api_key_name, "
@@ -133,13 +135,13 @@ int audit_list(json_t **out, struct db_pool *db, const struct audit_filter *f,
 		"request_id FROM audit_events WHERE "
 		"($1::bigint IS NULL OR at >= to_timestamp($1::bigint)) AND "
 		"($2::bigint IS NULL OR at < to_timestamp($2::bigint)) AND "
-		"($3::text IS NULL OR ($3 = 'admin' AND actor = 'admin') OR api_key_id::text = $3 "
+		"($3::text IS NULL OR ($3 = 'admin' AND actor = 'admin') OR api_key_id = $8::uuid "
 		"OR (actor = 'apikey' AND api_key_name = $3)) AND "
-		"($4::text IS NULL OR object = $4 OR object_id::text = lower($4)) AND "
+		"($4::text IS NULL OR object = $4 OR object_id = $9::uuid) AND "
 		"($5::text IS NULL OR kind = $5) AND "
 		"($6::bigint IS NULL OR id < $6::bigint) "
 		"ORDER BY id DESC LIMIT $7::bigint",
-		7, params, err);
+		9, params, err);
 	if (rc)
 		return rc;
 	json_t *events = json_array(), *o = json_object();
