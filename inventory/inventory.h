@@ -1,8 +1,12 @@
 /* Inventory: what is alive, from the heartbeats of the nodes' sidecars.
  *
- * A heartbeat is authenticated by its node's token only (another node's
- * token is 403, an unknown one 401; tokens are stored hashed by pools/ and
- * revoked when the node is terminated). It is soft state: applied in memory
+ * A heartbeat is authenticated by its node's token only, the token first:
+ * an unknown or malformed node id, another node's token, a revoked or a
+ * made-up one are all refused alike (401 "invalid node id or node token"),
+ * along the same path (a token the in-memory table does not vouch for is
+ * looked up once by its hash, through sql/0012's index), so node ids cannot
+ * be enumerated without a token. Tokens are stored hashed by pools/ and
+ * revoked when the node is terminated. It is soft state: applied in memory
  * at once, and written to the database in batches by a flusher (one
  * statement per batch), so the database is not the bottleneck of a large
  * fleet. A heartbeat whose sequence number is not above the last one seen is

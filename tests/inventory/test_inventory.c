@@ -1,4 +1,5 @@
-/* Heartbeats over HTTP: node tokens (own, another node's, revoked), soft
+/* Heartbeats over HTTP: node tokens (own, another node's, revoked, all
+ * refused alike), soft
  * state flushed in batches, stale sequence numbers, bad bodies, the health
  * sweep, and replica readiness making a deployment running. */
 #include <setjmp.h>
@@ -116,8 +117,8 @@ static void test_tokens_own_other_unknown_missing(void **state)
 {
 	struct fx *f = *state;
 	json_t *b;
-	assert_int_equal(beat(&b, f, f->node_a, f->token_b, "{\"seq\":1}"), 403);
-	assert_string_equal(testenv_error_code(b), "forbidden");
+	assert_int_equal(beat(&b, f, f->node_a, f->token_b, "{\"seq\":1}"), 401);
+	assert_string_equal(testenv_error_code(b), "unauthenticated");
 	json_decref(b);
 	assert_int_equal(beat(&b, f, f->node_a, "nova-node-nope", "{\"seq\":1}"), 401);
 	json_decref(b);
@@ -125,11 +126,72 @@ static void test_tokens_own_other_unknown_missing(void **state)
 	json_decref(b);
 	assert_int_equal(beat(&b, f, f->node_a, ADMIN, "{\"seq\":1}"), 401); /* not a node token */
 	json_decref(b);
-	assert_int_equal(beat(&b, f, "00000000-0000-4000-8000-000000000000", f->token_a, "{\"seq\":1}"), 404);
+	assert_int_equal(beat(&b, f, "00000000-0000-4000-8000-000000000000", f->token_a, "{\"seq\":1}"), 401);
 	json_decref(b);
-	assert_int_equal(beat(&b, f, "not-a-node", f->token_a, "{\"seq\":1}"), 404);
+	assert_int_equal(beat(&b, f, "not-a-node", f->token_a, "{\"seq\":1}"), 401);
 	json_decref(b);
 	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+}
+
+/* An unknown node id and a wrong token on a known node get the same answer
+ * (status and body), so node ids cannot be enumerated without a token: it
+ * used to be 404 "no node with id ..." for the one and 401 or 403 for the
+ * other. Known nodes are cached and fresh here (the heartbeat above read
+ * them), so a difference in path would show. */
+static void test_unknown_node_and_wrong_token_answer_alike(void **state)
+{
+	struct fx *f = *state;
+	json_t *b;
+	char *want = NULL;
+	const char *ids[] = {"00000000-0000-4000-8000-000000000000", "not-a-node", NULL, NULL};
+	const char *tokens[] = {"nova-node-nope", NULL, NULL};
+	ids[2] = f->node_a;
+	ids[3] = f->node_b;
+	tokens[1] = f->token_b;
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+	for (size_t i = 0; i < 4; i++)
+		for (size_t t = 0; t < 2; t++) {
+			if (i == 3 && t == 1)
+				continue; /* b's own token */
+			assert_int_equal(beat(&b, f, ids[i], tokens[t], "{\"seq\":2}"), 401);
+			char *text = json_dumps(json_object_get(b, "error"), JSON_SORT_KEYS | JSON_COMPACT);
+			json_decref(b);
+			assert_non_null(text);
+			/* The request id differs per request; the rest must not. */
+			if (!want)
+				want = text;
+			else {
+				assert_string_equal(text, want);
+				free(text);
+			}
+		}
+	assert_null(strstr(want, "00000000"));
+	free(want);
+}
+
+/* A token the table does not hold is looked up by its hash through an
+ * index (sql/0012), not a scan of nodes per forged heartbeat. */
+static void test_token_hash_lookups_use_an_index(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(q(f, "SELECT count(*) FROM pg_indexes WHERE tablename = 'nodes' "
+			      "AND indexdef LIKE '%(token_hash)%'"), 1);
+	/* And the planner can use it for the heartbeat's lookup (seq scans
+	 * off: a two-row table is otherwise scanned whatever its indexes). */
+	struct nova_err err;
+	PGresult *res = NULL;
+	struct db_conn *c;
+	assert_int_equal(db_conn_acquire(&c, f->env.db, &err), 0);
+	assert_int_equal(db_exec(NULL, c, "SET enable_seqscan = off", 0, NULL, &err), 0);
+	assert_int_equal(db_exec(&res, c, "EXPLAIN SELECT n.id FROM nodes n WHERE n.token_hash = "
+				 "repeat('a', 64)", 0, NULL, &err), 0);
+	bool indexed = false;
+	for (int i = 0; i < PQntuples(res); i++)
+		indexed |= strstr(PQgetvalue(res, i, 0), "nodes_token_hash") != NULL;
+	PQclear(res);
+	db_exec(NULL, c, "RESET enable_seqscan", 0, NULL, &err);
+	db_conn_release(f->env.db, c);
+	assert_true(indexed);
 }
 
 static void test_stale_sequence_is_ignored(void **state)
@@ -538,7 +600,7 @@ static void test_assignments_come_when_the_generation_differs(void **state)
 	json_decref(ans);
 }
 
-/* Heartbeats for ids with no node are 404 and leave nothing behind in the
+/* Heartbeats for ids with no node are 401 and leave nothing behind in the
  * table (it used to keep an entry for every id it was asked about); an id
  * in upper case is the same node. */
 static void test_made_up_ids_leave_nothing_behind(void **state)
@@ -547,7 +609,7 @@ static void test_made_up_ids_leave_nothing_behind(void **state)
 	char id[64], upper[64];
 	for (int i = 0; i < 300; i++) {
 		snprintf(id, sizeof(id), "%08x-0000-4000-8000-%012x", (unsigned)i * 2654435761u, (unsigned)i);
-		assert_int_equal(beat(NULL, f, id, f->token_a, "{\"seq\":1}"), 404);
+		assert_int_equal(beat(NULL, f, id, f->token_a, "{\"seq\":1}"), 401);
 	}
 	assert_int_equal(inventory_nodes_known(f->env.inventory), 0);
 	snprintf(upper, sizeof(upper), "%s", f->node_a);
@@ -665,6 +727,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_multi_stage_replica_is_ready_when_every_stage_is, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assignments_come_when_the_generation_differs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_made_up_ids_leave_nothing_behind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_node_and_wrong_token_answer_alike, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_hash_lookups_use_an_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_loads_the_fleet_and_forgets_the_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_of_a_large_fleet_keeps_every_node_reachable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_unchanged_capacity_is_not_written_again, setup, teardown),

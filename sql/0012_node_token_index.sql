@@ -1,0 +1,11 @@
+-- Heartbeats are checked by their token first (inventory/inventory.c): a
+-- token the in-memory table does not hold (a node provisioned since the
+-- last read of the fleet, a rotated token, or a forged one) is looked up
+-- by its hash, so an unknown node id and a wrong token on a known node
+-- cost the same one lookup and get the same 401. Without this index that
+-- lookup was a scan of nodes per forged request. Partial: revoked and
+-- terminated nodes hold no hash and are never looked up by one. Not
+-- UNIQUE: tokens are 256-bit random, a duplicate is not worth a failed
+-- provision to guard against, and a plain index cannot refuse an upgrade
+-- of an existing database.
+CREATE INDEX nodes_token_hash ON nodes (token_hash) WHERE token_hash IS NOT NULL;
