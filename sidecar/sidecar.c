@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +21,12 @@
 #include "sidecar/sidecar_int.h"
 
 const char sidecar_usage[] =
-	"usage: nova-sidecar --gateway URL --node-id ID --token TOKEN [--mock-engine PATH]\n"
-	"                    [--advertise-host HOST] [--config FILE] [--engine-ports LO-HI]\n"
-	"  (or NOVA_GATEWAY_URL, NOVA_NODE_ID, NOVA_NODE_TOKEN)\n";
+	"usage: nova-sidecar --gateway URL --node-id ID (--token TOKEN | --token-file FILE)\n"
+	"                    [--mock-engine PATH] [--advertise-host HOST] [--config FILE]\n"
+	"                    [--engine-ports LO-HI]\n"
+	"  (or NOVA_GATEWAY_URL, NOVA_NODE_ID, NOVA_NODE_TOKEN, NOVA_NODE_TOKEN_FILE)\n"
+	"  The token never reaches an engine: it is taken out of the environment and\n"
+	"  the command line, and a --token-file is removed once read.\n";
 
 #define SC_MAX_CHILDREN 64
 #define SC_STOP_GRACE_MS 5000
@@ -44,6 +48,59 @@ static void sc_env(char *dst, size_t len, const char *name)
 	const char *v = getenv(name);
 	if (v && *v)
 		snprintf(dst, len, "%s", v);
+}
+
+/* Overwrite a secret where it lies (an environment string, an argument):
+ * the engines inherit the environment, and the process's own
+ * /proc/PID/environ and cmdline show the memory the kernel set up at exec,
+ * which unsetenv leaves as it was. */
+static void sc_scrub(char *s)
+{
+	for (volatile char *p = s; p && *p; p++)
+		*p = 'x';
+}
+
+/* A credential from the environment, then out of it (and out of the
+ * memory /proc/self/environ shows). */
+static void sc_env_take(char *dst, size_t len, const char *name)
+{
+	char *v = getenv(name);
+	if (v && *v)
+		snprintf(dst, len, "%s", v);
+	if (v)
+		sc_scrub(v);
+	unsetenv(name);
+}
+
+/* --token-file: the token, read once and the file removed, so no engine
+ * (which runs as the same user) can read it afterwards. */
+static int sc_token_file(struct sidecar_config *cfg, const char *path, struct nova_err *err)
+{
+	char buf[sizeof(cfg->token) + 2];
+	size_t n = 0;
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return nova_err_set(err, NOVA_EINVAL, "--token-file", "cannot read the token file %s: %s",
+				    path, strerror(errno));
+	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n == 0 || n >= sizeof(cfg->token)) {
+		explicit_bzero(buf, sizeof(buf));
+		return nova_err_set(err, NOVA_EINVAL, "--token-file",
+				    "the token file %s must hold one token of 1 to %zu bytes", path,
+				    sizeof(cfg->token) - 1);
+	}
+	memcpy(cfg->token, buf, n + 1);
+	explicit_bzero(buf, sizeof(buf));
+	if (unlink(path) != 0 && errno != ENOENT)
+		nova_log_kv(NOVA_LOG_WARN, "sidecar", "cannot remove the token file", "path", path,
+			    "error", strerror(errno), NULL);
+	return 0;
 }
 
 static int sc_config_file(struct sidecar_config *cfg, const char *path, struct nova_err *err)
@@ -76,11 +133,12 @@ static int sc_config_file(struct sidecar_config *cfg, const char *path, struct n
 
 int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, struct nova_err *err)
 {
-	enum { O_GW = 1000, O_NODE, O_TOKEN, O_MOCK, O_HOST, O_CONFIG, O_PORTS };
+	enum { O_GW = 1000, O_NODE, O_TOKEN, O_TOKEN_FILE, O_MOCK, O_HOST, O_CONFIG, O_PORTS };
 	static const struct option opts[] = {
 		{"gateway", required_argument, NULL, O_GW},
 		{"node-id", required_argument, NULL, O_NODE},
 		{"token", required_argument, NULL, O_TOKEN},
+		{"token-file", required_argument, NULL, O_TOKEN_FILE},
 		{"mock-engine", required_argument, NULL, O_MOCK},
 		{"advertise-host", required_argument, NULL, O_HOST},
 		{"config", required_argument, NULL, O_CONFIG},
@@ -88,17 +146,25 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	char token_file[PATH_MAX] = "";
 	int c, rc = 0;
 	sc_env(cfg->gateway_url, sizeof(cfg->gateway_url), "NOVA_GATEWAY_URL");
 	sc_env(cfg->node_id, sizeof(cfg->node_id), "NOVA_NODE_ID");
-	sc_env(cfg->token, sizeof(cfg->token), "NOVA_NODE_TOKEN");
+	/* Taken out of the environment before anything can fork: engines
+	 * inherit it (sidecar.h). */
+	sc_env_take(cfg->token, sizeof(cfg->token), "NOVA_NODE_TOKEN");
+	sc_env_take(token_file, sizeof(token_file), "NOVA_NODE_TOKEN_FILE");
 	optind = 1;
 	opterr = 0;
 	while (rc == 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_GW: snprintf(cfg->gateway_url, sizeof(cfg->gateway_url), "%s", optarg); break;
 		case O_NODE: snprintf(cfg->node_id, sizeof(cfg->node_id), "%s", optarg); break;
-		case O_TOKEN: snprintf(cfg->token, sizeof(cfg->token), "%s", optarg); break;
+		case O_TOKEN:
+			snprintf(cfg->token, sizeof(cfg->token), "%s", optarg);
+			sc_scrub(optarg); /* /proc/PID/cmdline is anyone's to read */
+			break;
+		case O_TOKEN_FILE: snprintf(token_file, sizeof(token_file), "%s", optarg); break;
 		case O_MOCK: snprintf(cfg->mock_engine, sizeof(cfg->mock_engine), "%s", optarg); break;
 		case O_HOST: snprintf(cfg->advertise_host, sizeof(cfg->advertise_host), "%s", optarg); break;
 		case O_CONFIG: rc = sc_config_file(cfg, optarg, err); break;
@@ -108,6 +174,8 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 		default: rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "unknown option %s", argv[optind - 1]); break;
 		}
 	}
+	if (rc == 0 && token_file[0])
+		rc = sc_token_file(cfg, token_file, err);
 	if (rc)
 		return rc;
 	if (!cfg->gateway_url[0])

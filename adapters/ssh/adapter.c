@@ -758,8 +758,10 @@ out:
  *   bin/nova-sidecar            uploaded atomically, replaced when its sha256
  *                               differs from the local agent's
  *   nodes/<node id>/            the marker: one directory per Nova node
- *     token (0600)              the node token; only its file is read, so it
- *                               is on no command line
+ *     token (0600)              the node token, on no command line and in no
+ *                               environment: the sidecar reads it
+ *                               (--token-file) and removes it, so the
+ *                               engines it runs, as the same user, never can
  *     token.sha256, pid, log
  * The sidecar is started with setsid and its stdio on files, so it outlives
  * the SSH session; a retry finds it by its pid file and command line (the
@@ -944,7 +946,7 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 		 "kill -9 \"$pid\" 2>/dev/null; fi; "
 		 "mv -f \"$d/token.new\" \"$d/token\" && echo %s >\"$d/token.sha256\" || exit 1; "
 		 "printf '%%s\\n' %s >\"$d/handle\" || exit 1; "
-		 "%sNOVA_NODE_TOKEN=$(cat \"$d/token\") setsid %s/bin/nova-sidecar --gateway %s --node-id \"$id\" "
+		 "%sNOVA_NODE_TOKEN_FILE=\"$d/token\" setsid %s/bin/nova-sidecar --gateway %s --node-id \"$id\" "
 		 "--advertise-host %s %s "
 		 "</dev/null >>\"$d/log\" 2>&1 & pid=$!; echo \"$pid\" >\"$d/pid\"; sleep 0.3; "
 		 "if kill -0 \"$pid\" 2>/dev/null; then echo \"started $pid\"; "
