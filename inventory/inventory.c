@@ -16,6 +16,7 @@
 #include "core/secret.h"
 #include "core/textbuf.h"
 #include "deployments/deployment.h"
+#include "inventory/inventory_int.h"
 #include "pools/pool.h"
 
 /* How long a cached token hash is trusted before it is read again (so a
@@ -63,14 +64,15 @@ static uint8_t inv_state_parse(const char *s)
 	return INV_PROVISIONING; /* the table's CHECK allows no other */
 }
 
-/* One node, 104 bytes: the id and token hash as bytes, not text, since a
- * novad keeps every node of the fleet (100,000 nodes: 10 MiB of nodes and
+/* One node, 120 bytes: the id, token hash and address as bytes, not text,
+ * since a novad keeps every node of the fleet (100,000 nodes: 12 MiB of nodes and
  * a 1 MiB index, where 176-byte slots of text took 44 MiB). */
 struct inv_node {
 	unsigned char id[16];
 	unsigned char token_hash[32];   /* SHA-256 of the node's token */
 	uint8_t state;                  /* enum inv_state */
 	bool has_hash;                  /* false: revoked, or not read yet */
+	struct inv_addr addr;           /* where its endpoints may point (inventory_int.h) */
 	bool dirty;
 	bool replicas_dirty;
 	bool replicas_changed;          /* a replica's state or endpoint changed */
@@ -337,9 +339,11 @@ struct inv_node_row {
 	bool has_hash;
 	uint8_t state;
 	long long last_seq;
+	struct inv_addr addr;
 };
 
-/* Columns: id, token hash (hex or ''), state, last_seq (or -1). */
+/* Columns: id, token hash (hex or ''), state, last_seq (or -1), the
+ * address the provider recorded (nodes.endpoint, or ''). */
 static bool inv_row_parse(struct inv_node_row *row, const PGresult *res, int i)
 {
 	if (!ids_uuid_parse(row->id, PQgetvalue(res, i, 0)))
@@ -347,6 +351,7 @@ static bool inv_row_parse(struct inv_node_row *row, const PGresult *res, int i)
 	row->has_hash = secret_sha256_from_hex(row->token_hash, PQgetvalue(res, i, 1));
 	row->state = inv_state_parse(PQgetvalue(res, i, 2));
 	row->last_seq = atoll(PQgetvalue(res, i, 3));
+	inv_addr_from_provider(&row->addr, PQgetvalue(res, i, 4));
 	return true;
 }
 
@@ -356,6 +361,7 @@ static void inv_node_apply(struct inv_node *e, const struct inv_node_row *row, l
 	memcpy(e->token_hash, row->token_hash, sizeof(e->token_hash));
 	e->has_hash = row->has_hash;
 	e->state = row->state;
+	e->addr = row->addr;
 	if (row->last_seq > e->last_seq) /* another novad may have taken heartbeats */
 		e->last_seq = row->last_seq;
 	e->token_checked_ms = now_ms;
@@ -377,7 +383,7 @@ int inventory_refresh(struct inventory *inv, struct nova_err *err)
 	if ((rc = db_tx_begin(c, err)) == 0)
 		rc = db_exec(NULL, c,
 			     "DECLARE inv_fleet NO SCROLL CURSOR FOR SELECT n.id::text, n.token_hash, "
-			     "n.state, coalesce(h.last_seq, -1) FROM nodes n "
+			     "n.state, coalesce(h.last_seq, -1), coalesce(n.endpoint, '') FROM nodes n "
 			     "LEFT JOIN node_heartbeats h ON h.node_id = n.id WHERE n.token_hash IS NOT NULL",
 			     0, NULL, err);
 	char fetch[48];
@@ -451,9 +457,9 @@ static int inv_node_read_by_token(struct inv_node_row *row, struct inventory *in
 	if ((rc = db_conn_acquire(&c, inv->db, err)))
 		return rc;
 	rc = db_exec_one(&res, c,
-			 "SELECT n.id::text, coalesce(n.token_hash, ''), n.state, coalesce(h.last_seq, -1) "
-			 "FROM nodes n LEFT JOIN node_heartbeats h ON h.node_id = n.id "
-			 "WHERE n.token_hash = $1",
+			 "SELECT n.id::text, coalesce(n.token_hash, ''), n.state, coalesce(h.last_seq, -1), "
+			 "coalesce(n.endpoint, '') FROM nodes n "
+			 "LEFT JOIN node_heartbeats h ON h.node_id = n.id WHERE n.token_hash = $1",
 			 1, params, err);
 	db_conn_release(inv->db, c);
 	if (rc)
@@ -571,6 +577,67 @@ static bool inv_replicas_changed(const json_t *old, const json_t *fresh)
 			return true;
 	}
 	return false;
+}
+
+/* The replica reports to keep, as a new reference: replicas itself when
+ * every endpoint is taken, else a copy in which each report whose endpoint
+ * is refused (inventory_int.h) says only "starting", without endpoint or
+ * load: its replica is not routed (the flush keeps the stored endpoint
+ * but the state is no longer ready), and an endpoint routed before does
+ * not stay routed on a report that says the engine moved. *refused gets
+ * {"replica_id", "stage", "field", "reason"} for each (NULL: none). */
+static json_t *inv_endpoints_screen(json_t **refused, const json_t *replicas,
+				    const struct inv_addr *addr)
+{
+	json_t *kept = NULL, *r;
+	size_t i;
+	*refused = NULL;
+	json_array_foreach(replicas, i, r) {
+		const char *ep = json_string_value(json_object_get(r, "endpoint"));
+		const char *why = ep ? inv_endpoint_refusal(ep, addr) : NULL;
+		if (!why)
+			continue;
+		if (!kept) {
+			if (!(kept = json_deep_copy(replicas)) || !(*refused = json_array())) {
+				json_decref(kept);
+				return NULL;
+			}
+		}
+		char field[48];
+		json_t *stage = json_object_get(r, "stage");
+		snprintf(field, sizeof(field), "replicas[%zu].endpoint", i);
+		json_t *x = json_pack("{s:O, s:s}", "replica_id", json_object_get(r, "replica_id"),
+				      "state", "starting");
+		if (x && stage)
+			json_object_set(x, "stage", stage);
+		json_array_set_new(kept, i, x ? x : json_null());
+		json_t *why_j = json_pack("{s:O, s:I, s:s, s:s}", "replica_id",
+					  json_object_get(r, "replica_id"), "stage",
+					  (json_int_t)(stage ? json_integer_value(stage) : 0), "field", field,
+					  "reason", why);
+		if (why_j)
+			json_array_append_new(*refused, why_j);
+	}
+	return kept ? kept : json_incref((json_t *)replicas);
+}
+
+/* At most one log line a second for refused endpoints, whoever sends
+ * them: a node that keeps reporting one would write a line per beat. */
+static void inv_log_refused(const char *node, const json_t *refused)
+{
+	static atomic_llong last_ms;
+	long long now = inv_mono_ms(), was = atomic_load(&last_ms);
+	if (now - was < 1000 || !atomic_compare_exchange_strong(&last_ms, &was, now))
+		return;
+	json_t *x = json_array_get(refused, 0);
+	char n[16];
+	snprintf(n, sizeof(n), "%zu", json_array_size(refused));
+	/* The endpoint itself is not logged: it is the sender's text (it may
+	 * carry user information or control characters). */
+	nova_log_kv(NOVA_LOG_WARN, "inventory", "replica endpoint refused", "node", node, "replica",
+		    json_string_value(json_object_get(x, "replica_id")), "field",
+		    json_string_value(json_object_get(x, "field")), "reason",
+		    json_string_value(json_object_get(x, "reason")), "refused", n, NULL);
 }
 
 /* An answer built with jansson, as text. */
@@ -723,23 +790,31 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 			free(text);
 		}
 	}
+	json_t *refused = NULL;
 	if (replicas) {
-		if (inv_replicas_changed(e->replicas, replicas)) {
+		json_t *kept = inv_endpoints_screen(&refused, replicas, &e->addr);
+		if (!kept) {
+			pthread_mutex_unlock(&inv->lock);
+			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		}
+		if (inv_replicas_changed(e->replicas, kept)) {
 			e->replicas_changed = true;
 			atomic_store(&inv->flush_soon, true);
 		}
 		json_decref(e->replicas);
-		e->replicas = json_incref((json_t *)replicas);
+		e->replicas = kept;
 		e->replicas_dirty = true;
 		atomic_fetch_add(&inv->loads_gen, 1);
 	}
 	const char *d = json_string_value(json_object_get(inv->digests, id_text));
 	snprintf(digest, sizeof(digest), "%s", d ? d : "none");
 	pthread_mutex_unlock(&inv->lock);
+	if (refused)
+		inv_log_refused(id_text, refused);
 	/* The sidecar's view is current (nearly every heartbeat): the answer
 	 * is written as it is, since building it with jansson cost more than
 	 * the rest of the heartbeat. */
-	if (generation && strcmp(generation, digest) == 0 && inv_json_plain(digest)) {
+	if (!refused && generation && strcmp(generation, digest) == 0 && inv_json_plain(digest)) {
 		enum { ANSWER_MAX = 176 }; /* the text below with a 63-byte digest */
 		if (!(*answer = malloc(ANSWER_MAX)))
 			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
@@ -749,9 +824,13 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 		return 0;
 	}
 	json_t *a = inv_answer(inv, true, NULL);
-	if (!a)
+	if (!a) {
+		json_decref(refused);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
 	json_object_set_new(a, "assignment_generation", json_string(digest));
+	if (refused)
+		json_object_set_new(a, "refused", refused);
 	/* What to run, only when the sidecar's view is not the current one. */
 	if (!generation || strcmp(generation, digest) != 0) {
 		json_t *assignments;

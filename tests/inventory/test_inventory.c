@@ -12,6 +12,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "core/log.h"
 #include "deployments/worker.h"
 #include "inventory/inventory.h"
 #include "pools/pool.h"
@@ -43,6 +44,9 @@ static int setup(void **state)
 	assert_int_equal(pool_node_add(f->node_b, f->token_b, sizeof(f->token_b), f->env.db, f->pool_id, &sb, &err), 0);
 	assert_int_equal(pool_node_transition(f->env.db, f->node_a, "ready", "provisioned", &err), 0);
 	assert_int_equal(pool_node_transition(f->env.db, f->node_b, "ready", "provisioned", &err), 0);
+	/* Their address, as a provider records it: endpoints are taken on it. */
+	assert_int_equal(db_pool_exec(NULL, f->env.db, "UPDATE nodes SET endpoint = '127.0.0.1'", 0, NULL,
+				      &err), 0);
 	*state = f;
 	return 0;
 }
@@ -421,6 +425,104 @@ static void test_a_rotated_token_works_within_a_second(void **state)
 	json_decref(b);
 }
 
+static char logged[4096];
+static void capture(void *ctx, enum nova_log_level level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	size_t n = strlen(logged);
+	snprintf(logged + n, sizeof(logged) - n, "%s\n", line);
+}
+
+/* One report with endpoint ep for the replica on node; the answer. */
+static json_t *report(struct fx *f, const char *node, const char *token, const char *replica,
+		      long long seq, const char *ep)
+{
+	char body[1024];
+	json_t *b = NULL, *e = json_string(ep);
+	char *quoted = json_dumps(e, JSON_ENCODE_ANY);
+	json_decref(e);
+	snprintf(body, sizeof(body),
+		 "{\"seq\":%lld,\"assignment_generation\":\"x\",\"replicas\":[{\"replica_id\":\"%s\","
+		 "\"state\":\"ready\",\"endpoint\":%s}]}", seq, replica, quoted);
+	free(quoted);
+	assert_int_equal(beat(&b, f, node, token, body), 200);
+	return b;
+}
+
+/* A node's token could publish any string as its replica's endpoint and
+ * /v1/routes served it. Now each refused endpoint is named in the answer
+ * (the heartbeat itself is taken), logged without its text, and its replica
+ * is not ready, so never routed; an endpoint on the node's own address is
+ * taken, and one that moves to another host takes the replica out. */
+static void test_bad_endpoints_are_refused_per_replica_and_never_routed(void **state)
+{
+	struct fx *f = *state;
+	struct worker_config wcfg;
+	struct nova_err err;
+	json_t *b;
+	char node[64], replica[64], token[128];
+	worker_config_defaults(&wcfg);
+	wcfg.wait_ms = 20;
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
+				      "{\"name\":\"m\",\"kind\":\"single\",\"engine\":{\"image\":\"x\"},"
+				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(&f->env, &wcfg);
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
+	snprintf(replica, sizeof(replica), "%s", json_string_value(json_object_get(r, "id")));
+	snprintf(node, sizeof(node), "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
+	json_decref(b);
+	assert_int_equal(pool_node_token_issue(token, sizeof(token), f->env.db, node, &err), 0);
+	/* The fake provider recorded the node's address. */
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE endpoint = '127.0.0.1' AND handle IS NOT NULL "
+			      "AND name NOT IN ('a', 'b')"), 1);
+	const char *bad[] = {"file:///etc/shadow", "javascript:alert(1)", "http://10.9.9.9:8000",
+			     "http://127.0.0.1:8000\r\nX-Injected: 1", "http://u:secretpw@127.0.0.1:8000",
+			     "http://127.0.0.1:8000/../../admin", "http://127.0.0.1"};
+	long long seq = 1;
+	logged[0] = '\0';
+	nova_log_set_sink(capture, NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		b = report(f, node, token, replica, seq++, bad[i]);
+		assert_true(json_is_true(json_object_get(b, "accepted")));
+		json_t *x = json_array_get(json_object_get(b, "refused"), 0);
+		if (!x)
+			fail_msg("not refused: %s", bad[i]);
+		assert_string_equal(json_string_value(json_object_get(x, "replica_id")), replica);
+		assert_string_equal(json_string_value(json_object_get(x, "field")), "replicas[0].endpoint");
+		assert_non_null(json_string_value(json_object_get(x, "reason")));
+		json_decref(b);
+		flush(f);
+		testenv_worker_drain(&f->env, &wcfg);
+		assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE state = 'ready' OR endpoint IS NOT NULL"), 0);
+	}
+	nova_log_set_sink(NULL, NULL);
+	assert_non_null(strstr(logged, "replica endpoint refused"));
+	assert_null(strstr(logged, "secretpw"));
+	assert_null(strstr(logged, "/etc/shadow"));
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	assert_int_equal(json_integer_value(json_object_get(b, "ready_replicas")), 0);
+	json_decref(b);
+	/* On the node's own address: taken and routable. */
+	b = report(f, node, token, replica, seq++, "http://127.0.0.1:9000");
+	assert_null(json_object_get(b, "refused"));
+	json_decref(b);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE state = 'ready' "
+			      "AND endpoint = 'http://127.0.0.1:9000'"), 1);
+	/* Moved to another host: refused, and the replica leaves the routes. */
+	b = report(f, node, token, replica, seq++, "http://203.0.113.5:9000");
+	assert_non_null(json_object_get(b, "refused"));
+	json_decref(b);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE state = 'ready'"), 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE endpoint LIKE '%203.0.113.5%'"), 0);
+}
+
 static void test_ready_replicas_make_the_deployment_running(void **state)
 {
 	struct fx *f = *state;
@@ -486,6 +588,8 @@ static void test_multi_stage_replica_is_ready_when_every_stage_is(void **state)
 	json_decref(g1);
 	assert_int_equal(pool_node_transition(f->env.db, draft, "ready", "provisioned", &err), 0);
 	assert_int_equal(pool_node_transition(f->env.db, target, "ready", "provisioned", &err), 0);
+	sql(f, "UPDATE nodes SET endpoint = '10.0.0.1' WHERE name = 'draft-node'");
+	sql(f, "UPDATE nodes SET endpoint = '10.0.0.2' WHERE name = 'target-node'");
 	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
 				      "{\"name\":\"sd\",\"kind\":\"spec_decode\",\"engine\":{\"image\":\"x\"},"
 				      "\"stages\":[{\"name\":\"draft\",\"accelerators\":1},"
@@ -727,6 +831,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_multi_stage_replica_is_ready_when_every_stage_is, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assignments_come_when_the_generation_differs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_made_up_ids_leave_nothing_behind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_endpoints_are_refused_per_replica_and_never_routed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_node_and_wrong_token_answer_alike, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_hash_lookups_use_an_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_loads_the_fleet_and_forgets_the_gone, setup, teardown),
