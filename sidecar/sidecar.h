@@ -45,6 +45,15 @@ struct sidecar_config {
 	unsigned interval_ms;     /* until the gateway says otherwise, default 2000 */
 	unsigned engine_port_lo;  /* --engine-ports LO-HI; 0: below the kernel's */
 	unsigned engine_port_hi;  /*   ephemeral range (sidecar/sidecar_int.h) */
+	/* --log-file PATH (NOVA_SIDECAR_LOG_FILE): the sidecar's log and its
+	 * engines' output (stderr, through a pipe) go to PATH, capped at
+	 * --log-max-bytes (NOVA_SIDECAR_LOG_MAX_BYTES, default 16 MiB) and
+	 * rotated to PATH.1 ... PATH.<--log-keep> (NOVA_SIDECAR_LOG_KEEP,
+	 * default 3): core/rotlog.h. "": stderr, as before, and engines
+	 * inherit it (a container runtime caps it). */
+	char log_file[1024];
+	unsigned long long log_max_bytes;
+	unsigned log_keep;
 };
 
 void sidecar_config_defaults(struct sidecar_config *cfg);
