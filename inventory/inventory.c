@@ -670,10 +670,6 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	*answer = NULL;
 	if (!token || !*token)
 		return nova_err_set(err, NOVA_EUNAUTH, "", "a node token is required");
-	/* The body is checked before the token: it costs no lookup, and its
-	 * answer (400 naming the field) is the same for every node id. */
-	if ((rc = inv_body_check(&seq, &capacity, &replicas, &generation, body, err)))
-		return rc;
 	/* The token first, then the id. A token the table holds for this node,
 	 * read within the TTL, is taken from memory. Any other (a node new
 	 * since the last read of the fleet, a rotated token, a stale entry, a
@@ -750,6 +746,18 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 			}
 			inv_node_apply(e, &row, inv_mono_ms());
 		}
+	}
+	/* The body only once the token is the node's: a caller without one
+	 * gets 401 whatever it sent (and whichever id). Checked without the
+	 * lock (up to 256 replicas), then the entry is found again: the table
+	 * may have moved, or the node been forgotten, meanwhile. */
+	pthread_mutex_unlock(&inv->lock);
+	if ((rc = inv_body_check(&seq, &capacity, &replicas, &generation, body, err)))
+		return rc;
+	pthread_mutex_lock(&inv->lock);
+	if (!(e = inv_get(inv, id, false)) || !e->has_hash || !secret_equal(presented, e->token_hash, 32)) {
+		pthread_mutex_unlock(&inv->lock);
+		return inv_refused(err);
 	}
 	if (e->state == INV_TERMINATING || e->state == INV_TERMINATED ||
 	    (e->state == INV_FAILED && seq <= e->last_seq)) {

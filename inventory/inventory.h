@@ -5,7 +5,8 @@
  * made-up one are all refused alike (401 "invalid node id or node token"),
  * along the same path (a token the in-memory table does not vouch for is
  * looked up once by its hash, through sql/0012's index), so node ids cannot
- * be enumerated without a token. Tokens are stored hashed by pools/ and
+ * be enumerated without a token; the body is checked (400 naming the
+ * field) only once the token is the node's. Tokens are stored hashed by pools/ and
  * revoked when the node is terminated. It is soft state: applied in memory
  * at once, and written to the database in batches by a flusher (one
  * statement per batch), so the database is not the bottleneck of a large

@@ -171,6 +171,13 @@ static void test_unknown_node_and_wrong_token_answer_alike(void **state)
 		}
 	assert_null(strstr(want, "00000000"));
 	free(want);
+	/* The token first: a bad body without a valid token is 401 too. */
+	assert_int_equal(beat(&b, f, f->node_b, "nova-node-nope", "{\"seq\":\"x\"}"), 401);
+	json_decref(b);
+	assert_int_equal(beat(&b, f, "not-a-node", "nova-node-nope", "{\"seq\":-1}"), 401);
+	json_decref(b);
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":\"x\"}"), 400);
+	json_decref(b);
 }
 
 /* A token the table does not hold is looked up by its hash through an
