@@ -689,7 +689,11 @@ static void sc_heartbeat(struct sc *s)
 			continue;
 		/* Every stage reports its state; the replica is routable when all
 		 * are ready, at the serving stage's endpoint, with its load. */
-		snprintf(endpoint, sizeof(endpoint), "http://%s:%u", s->cfg->advertise_host, k->port);
+		/* An IPv6 address in brackets, or the URL would be
+		 * ambiguous (and refused by the gateway). */
+		bool v6 = strchr(s->cfg->advertise_host, ':') && s->cfg->advertise_host[0] != '[';
+		snprintf(endpoint, sizeof(endpoint), v6 ? "http://[%s]:%u" : "http://%s:%u",
+			 s->cfg->advertise_host, k->port);
 		json_t *r = json_pack("{s:s, s:I, s:s, s:s}", "replica_id", k->replica, "stage",
 				      (json_int_t)k->stage, "state", k->state, "endpoint", endpoint);
 		if (r && k->load && k->serving)
