@@ -194,6 +194,15 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 	 * inherit it (sidecar.h). */
 	sc_env_take(cfg->token, sizeof(cfg->token), "NOVA_NODE_TOKEN");
 	sc_env_take(token_file, sizeof(token_file), "NOVA_NODE_TOKEN_FILE");
+	/* Credentials of novad and novactl that an agent may inherit (the lpu
+	 * provider spawns agents from novad's environment): never the
+	 * engines'. The sidecar uses none of them. */
+	static const char *const foreign[] = {"NOVA_ADMIN_TOKEN", "NOVA_DATABASE_URL", "NOVA_TOKEN",
+					       "PGPASSWORD", NULL};
+	for (size_t i = 0; foreign[i]; i++) {
+		char discard[8];
+		sc_env_take(discard, sizeof(discard), foreign[i]);
+	}
 	optind = 1;
 	opterr = 0;
 	while (rc == 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {

@@ -22,7 +22,10 @@
  * (NOVA_NODE_TOKEN, NOVA_NODE_TOKEN_FILE: unset, and the bytes the kernel
  * shows in /proc/PID/environ overwritten) and out of the command line
  * (--token's bytes overwritten) while the configuration is parsed, before
- * anything forks; a --token-file is removed once read; and nova-sidecar is
+ * anything forks, and so are the credentials of novad and novactl an agent
+ * may inherit (NOVA_ADMIN_TOKEN, NOVA_DATABASE_URL, NOVA_TOKEN, PGPASSWORD:
+ * lpu agents are spawned from novad's environment); a --token-file is
+ * removed once read; and nova-sidecar is
  * not dumpable (PR_SET_DUMPABLE 0), so its /proc/PID/environ and mem are
  * not readable by its children. Not covered: --config FILE, the operator's
  * own file, is left where it is (make it readable only by a user the

@@ -32,10 +32,18 @@ check() { # how
 	else t_pass "$1: the sidecar's own environ and cmdline show no token"; fi
 }
 
-NOVA_NODE_TOKEN=$T_TOKEN "$B/nova-sidecar" --gateway "$NOVA_URL" --node-id "$T_NODE" \
+NOVA_NODE_TOKEN=$T_TOKEN NOVA_ADMIN_TOKEN=novad-admin-secret-1234 \
+NOVA_DATABASE_URL="host=db password=db-secret-5678" PGPASSWORD=pg-secret-9012 \
+	"$B/nova-sidecar" --gateway "$NOVA_URL" --node-id "$T_NODE" \
 	--mock-engine "$B/nova-mock-engine" >>"$T_WORK/sidecar.log" 2>&1 &
 SC_PID=$!
 check "token in the environment"
+# Credentials of novad an lpu agent inherits never reach its engines.
+eng=$(engine_of "$SC_PID")
+if [ -n "$eng" ] && ! tr '\0' '\n' <"/proc/$eng/environ" | grep -qE 'admin-secret|db-secret|pg-secret' &&
+   ! tr '\0' '\n' <"/proc/$SC_PID/environ" | grep -qE 'admin-secret|db-secret|pg-secret'; then
+	t_pass "novad's credentials inherited by the agent never reach the engine"
+else t_fail "inherited credentials" "$(tr '\0' '\n' <"/proc/$eng/environ" 2>/dev/null | grep -E 'NOVA_|PG')"; fi
 # The heartbeat still works with the token taken out of the environment.
 t_wait_sql "SELECT state FROM deployments" running 20 && t_pass "the node heartbeats with its token" ||
 	t_fail "heartbeats" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"
