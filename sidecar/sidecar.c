@@ -66,12 +66,12 @@ static void sc_scrub(char *s)
 		*p = 'x';
 }
 
-/* A credential from the environment, then out of it (and out of the
- * memory /proc/self/environ shows). */
+/* A credential from the environment (into dst, unless NULL), then out of
+ * it (and out of the memory /proc/self/environ shows). */
 static void sc_env_take(char *dst, size_t len, const char *name)
 {
 	char *v = getenv(name);
-	if (v && *v)
+	if (v && *v && dst)
 		snprintf(dst, len, "%s", v);
 	if (v)
 		sc_scrub(v);
@@ -183,13 +183,6 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 	int c, rc = 0;
 	sc_env(cfg->gateway_url, sizeof(cfg->gateway_url), "NOVA_GATEWAY_URL");
 	sc_env(cfg->node_id, sizeof(cfg->node_id), "NOVA_NODE_ID");
-	sc_env(cfg->log_file, sizeof(cfg->log_file), "NOVA_SIDECAR_LOG_FILE");
-	const char *env_max = getenv("NOVA_SIDECAR_LOG_MAX_BYTES"), *env_keep = getenv("NOVA_SIDECAR_LOG_KEEP");
-	if (env_max && *env_max &&
-	    (rc = sc_ull(&cfg->log_max_bytes, "NOVA_SIDECAR_LOG_MAX_BYTES", env_max, ROTLOG_MIN_MAX_BYTES, err)))
-		return rc;
-	if (env_keep && *env_keep && (rc = sc_keep(&cfg->log_keep, "NOVA_SIDECAR_LOG_KEEP", env_keep, err)))
-		return rc;
 	/* Taken out of the environment before anything can fork: engines
 	 * inherit it (sidecar.h). */
 	sc_env_take(cfg->token, sizeof(cfg->token), "NOVA_NODE_TOKEN");
@@ -199,10 +192,15 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 	 * engines'. The sidecar uses none of them. */
 	static const char *const foreign[] = {"NOVA_ADMIN_TOKEN", "NOVA_DATABASE_URL", "NOVA_TOKEN",
 					       "PGPASSWORD", NULL};
-	for (size_t i = 0; foreign[i]; i++) {
-		char discard[8];
-		sc_env_take(discard, sizeof(discard), foreign[i]);
-	}
+	for (size_t i = 0; foreign[i]; i++)
+		sc_env_take(NULL, 0, foreign[i]);
+	sc_env(cfg->log_file, sizeof(cfg->log_file), "NOVA_SIDECAR_LOG_FILE");
+	const char *env_max = getenv("NOVA_SIDECAR_LOG_MAX_BYTES"), *env_keep = getenv("NOVA_SIDECAR_LOG_KEEP");
+	if (env_max && *env_max &&
+	    (rc = sc_ull(&cfg->log_max_bytes, "NOVA_SIDECAR_LOG_MAX_BYTES", env_max, ROTLOG_MIN_MAX_BYTES, err)))
+		return rc;
+	if (env_keep && *env_keep && (rc = sc_keep(&cfg->log_keep, "NOVA_SIDECAR_LOG_KEEP", env_keep, err)))
+		return rc;
 	optind = 1;
 	opterr = 0;
 	while (rc == 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
