@@ -90,9 +90,15 @@ void inventory_destroy(struct inventory *inv);
  *   "load": {"queue_depth": N, "tokens_per_second": X, "ttft_ms": X}}]}.
  * *answer: the JSON text (malloc'd; the caller frees it) of {"accepted":
  * bool, "reason"?: "...", "interval_ms": N, "assignment_generation":
- * "DIGEST", "assignments"?: [...]}: the assignments (see
+ * "DIGEST", "assignments"?: [...], "refused"?: [...]}: the assignments (see
  * deployment_node_assignments) come when the sidecar's generation is not
- * the current one ("none" when the node runs nothing). */
+ * the current one ("none" when the node runs nothing); "refused" names each
+ * replica report whose endpoint was not taken ({"replica_id", "stage",
+ * "field": "replicas[N].endpoint", "reason"}: not http(s)://host:port, or
+ * not on the node's address as its provider recorded it; see
+ * inventory/inventory_int.h), which then counts as "starting" without an
+ * endpoint, so it is never routed. Refusals of the token are one 401 for
+ * any id (see above); the body is checked (400 naming the field) after. */
 int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_id,
 			const char *token, const json_t *body, struct nova_err *err);
 
