@@ -89,7 +89,11 @@ enum adapter_node_state {
 struct adapter_node_info {
 	char node_id[ADAPTER_ID_LEN];     /* the Nova id the resource carries */
 	char handle[ADAPTER_HANDLE_MAX];
-	char endpoint[ADAPTER_HANDLE_MAX];  /* "" until known */
+	/* The node's address, a host ("10.1.2.3", "gpu1.example"), "" until
+	 * known: the one its sidecar advertises in its engines' endpoints.
+	 * Nova records it (nodes.endpoint) and takes a node's replica
+	 * endpoints on this host only (inventory/inventory_int.h). */
+	char endpoint[ADAPTER_HANDLE_MAX];
 	enum adapter_node_state state;
 	char message[256];                  /* provider's words on the state */
 };

@@ -108,6 +108,12 @@ static void rc_nodes_watch(struct db_pool *db, struct adapter *ad, struct pool_n
 			}
 		} else if (info.state == ADAPTER_NODE_PENDING && info.message[0]) {
 			pool_node_note(db, nd->id, info.message, &e);
+		} else if (info.state == ADAPTER_NODE_RUNNING && info.endpoint[0] &&
+			   strcmp(info.endpoint, nd->endpoint) != 0) {
+			/* The node's address once the provider knows it (a pod's
+			 * IP comes after its provisioning): the inventory takes
+			 * the node's endpoints on it only. */
+			pool_node_set_provider_info(db, nd->id, NULL, info.endpoint, &e);
 		}
 	}
 }

@@ -16,6 +16,7 @@
 #include "core/secret.h"
 #include "core/textbuf.h"
 #include "deployments/deployment.h"
+#include "inventory/inventory_int.h"
 #include "pools/pool.h"
 
 /* How long a cached token hash is trusted before it is read again (so a
@@ -33,9 +34,6 @@
  * node, before every node got in). docs/PERFORMANCE.md has the numbers. */
 #define INV_TOKEN_TTL_MS 10000
 #define INV_TOKEN_REFRESH_MS (INV_TOKEN_TTL_MS / 2)
-/* A token that does not match a hash read this long ago has the hash read
- * again before it is refused. */
-#define INV_TOKEN_RECHECK_MS 1000
 /* Rows per FETCH when the whole fleet is read (each batch is parsed
  * outside the lock and applied under it in well under a millisecond). */
 #define INV_REFRESH_BATCH 5000
@@ -66,14 +64,15 @@ static uint8_t inv_state_parse(const char *s)
 	return INV_PROVISIONING; /* the table's CHECK allows no other */
 }
 
-/* One node, 104 bytes: the id and token hash as bytes, not text, since a
- * novad keeps every node of the fleet (100,000 nodes: 10 MiB of nodes and
+/* One node, 120 bytes: the id, token hash and address as bytes, not text,
+ * since a novad keeps every node of the fleet (100,000 nodes: 12 MiB of nodes and
  * a 1 MiB index, where 176-byte slots of text took 44 MiB). */
 struct inv_node {
 	unsigned char id[16];
 	unsigned char token_hash[32];   /* SHA-256 of the node's token */
 	uint8_t state;                  /* enum inv_state */
 	bool has_hash;                  /* false: revoked, or not read yet */
+	struct inv_addr addr;           /* where its endpoints may point (inventory_int.h) */
 	bool dirty;
 	bool replicas_dirty;
 	bool replicas_changed;          /* a replica's state or endpoint changed */
@@ -345,9 +344,11 @@ struct inv_node_row {
 	bool has_hash;
 	uint8_t state;
 	long long last_seq;
+	struct inv_addr addr;
 };
 
-/* Columns: id, token hash (hex or ''), state, last_seq (or -1). */
+/* Columns: id, token hash (hex or ''), state, last_seq (or -1), the
+ * address the provider recorded (nodes.endpoint, or ''). */
 static bool inv_row_parse(struct inv_node_row *row, const PGresult *res, int i)
 {
 	if (!ids_uuid_parse(row->id, PQgetvalue(res, i, 0)))
@@ -355,6 +356,7 @@ static bool inv_row_parse(struct inv_node_row *row, const PGresult *res, int i)
 	row->has_hash = secret_sha256_from_hex(row->token_hash, PQgetvalue(res, i, 1));
 	row->state = inv_state_parse(PQgetvalue(res, i, 2));
 	row->last_seq = atoll(PQgetvalue(res, i, 3));
+	inv_addr_from_provider(&row->addr, PQgetvalue(res, i, 4));
 	return true;
 }
 
@@ -364,34 +366,10 @@ static void inv_node_apply(struct inv_node *e, const struct inv_node_row *row, l
 	memcpy(e->token_hash, row->token_hash, sizeof(e->token_hash));
 	e->has_hash = row->has_hash;
 	e->state = row->state;
+	e->addr = row->addr;
 	if (row->last_seq > e->last_seq) /* another novad may have taken heartbeats */
 		e->last_seq = row->last_seq;
 	e->token_checked_ms = now_ms;
-}
-
-/* Read one node's row (without the table lock). */
-static int inv_node_read(struct inv_node_row *row, struct inventory *inv, const char *id,
-			 struct nova_err *err)
-{
-	const char *params[1] = {id};
-	struct db_conn *c;
-	PGresult *res = NULL;
-	int rc;
-	if ((rc = db_conn_acquire(&c, inv->db, err)))
-		return rc;
-	rc = db_exec_one(&res, c,
-			 "SELECT n.id::text, coalesce(n.token_hash, ''), n.state, coalesce(h.last_seq, -1) "
-			 "FROM nodes n LEFT JOIN node_heartbeats h ON h.node_id = n.id WHERE n.id = $1::uuid",
-			 1, params, err);
-	db_conn_release(inv->db, c);
-	if (rc == NOVA_ENOTFOUND)
-		return nova_err_set(err, NOVA_ENOTFOUND, "node", "no node with id %s", id);
-	if (rc)
-		return rc;
-	if (!inv_row_parse(row, res, 0))
-		rc = nova_err_set(err, NOVA_EINTERNAL, "", "the database gave a node id that is not a uuid");
-	PQclear(res);
-	return rc;
 }
 
 int inventory_refresh(struct inventory *inv, struct nova_err *err)
@@ -410,7 +388,7 @@ int inventory_refresh(struct inventory *inv, struct nova_err *err)
 	if ((rc = db_tx_begin(c, err)) == 0)
 		rc = db_exec(NULL, c,
 			     "DECLARE inv_fleet NO SCROLL CURSOR FOR SELECT n.id::text, n.token_hash, "
-			     "n.state, coalesce(h.last_seq, -1) FROM nodes n "
+			     "n.state, coalesce(h.last_seq, -1), coalesce(n.endpoint, '') FROM nodes n "
 			     "LEFT JOIN node_heartbeats h ON h.node_id = n.id WHERE n.token_hash IS NOT NULL",
 			     0, NULL, err);
 	char fetch[48];
@@ -469,9 +447,11 @@ size_t inventory_nodes_known(struct inventory *inv)
 	return n;
 }
 
-/* A token that is not this node's: another node's (403) or nobody's (401). */
-static int inv_token_refused(struct inventory *inv, const unsigned char presented[32],
-			     struct nova_err *err)
+/* Read the node that holds this token hash, if any (without the table
+ * lock): the one lookup every token the table cannot vouch for costs,
+ * through sql/0012's index, whatever node id it came with. */
+static int inv_node_read_by_token(struct inv_node_row *row, struct inventory *inv,
+				  const unsigned char presented[32], struct nova_err *err)
 {
 	char hash[SECRET_HEX_SHA256_LEN];
 	const char *params[1] = {hash};
@@ -481,14 +461,26 @@ static int inv_token_refused(struct inventory *inv, const unsigned char presente
 	hex_encode(hash, presented, 32);
 	if ((rc = db_conn_acquire(&c, inv->db, err)))
 		return rc;
-	rc = db_exec(&res, c, "SELECT 1 FROM nodes WHERE token_hash = $1", 1, params, err);
+	rc = db_exec_one(&res, c,
+			 "SELECT n.id::text, coalesce(n.token_hash, ''), n.state, coalesce(h.last_seq, -1), "
+			 "coalesce(n.endpoint, '') FROM nodes n "
+			 "LEFT JOIN node_heartbeats h ON h.node_id = n.id WHERE n.token_hash = $1",
+			 1, params, err);
 	db_conn_release(inv->db, c);
-	if (rc == 0)
-		rc = PQntuples(res) > 0
-			     ? nova_err_set(err, NOVA_EFORBIDDEN, "", "this token belongs to another node")
-			     : nova_err_set(err, NOVA_EUNAUTH, "", "invalid or revoked node token");
+	if (rc)
+		return rc; /* NOVA_ENOTFOUND: nobody's token */
+	if (!inv_row_parse(row, res, 0))
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "the database gave a node id that is not a uuid");
 	PQclear(res);
 	return rc;
+}
+
+/* One answer for every refusal: an unknown node id, a malformed one, a
+ * revoked token, another node's token and a made-up one all read alike, so
+ * the answer tells nothing of which node ids exist. */
+static int inv_refused(struct nova_err *err)
+{
+	return nova_err_set(err, NOVA_EUNAUTH, "", "invalid node id or node token");
 }
 
 /* --- heartbeats ---------------------------------------------------------------- */
@@ -553,27 +545,6 @@ static json_t *inv_answer(struct inventory *inv, bool accepted, const char *reas
 	return a;
 }
 
-/* Read a node's row without the lock, then find its entry again (the
- * table may have grown and moved meanwhile) and apply it; a node with no
- * row gets no entry. Called and returns with the lock held; on error the
- * lock is released. */
-static int inv_node_reload(struct inv_node **e, struct inventory *inv, const char *node_id,
-			   struct nova_err *err)
-{
-	struct inv_node_row row;
-	int rc;
-	pthread_mutex_unlock(&inv->lock);
-	if ((rc = inv_node_read(&row, inv, node_id, err)))
-		return rc;
-	pthread_mutex_lock(&inv->lock);
-	if (!(*e = inv_get(inv, row.id, true))) {
-		pthread_mutex_unlock(&inv->lock);
-		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	}
-	inv_node_apply(*e, &row, inv_mono_ms());
-	return 0;
-}
-
 /* FNV-1a, never 0 (0 means "nothing taken"). */
 static uint64_t inv_text_sum(const char *text)
 {
@@ -615,6 +586,67 @@ static bool inv_replicas_changed(const json_t *old, const json_t *fresh)
 	return false;
 }
 
+/* The replica reports to keep, as a new reference: replicas itself when
+ * every endpoint is taken, else a copy in which each report whose endpoint
+ * is refused (inventory_int.h) says only "starting", without endpoint or
+ * load: its replica is not routed (the flush keeps the stored endpoint
+ * but the state is no longer ready), and an endpoint routed before does
+ * not stay routed on a report that says the engine moved. *refused gets
+ * {"replica_id", "stage", "field", "reason"} for each (NULL: none). */
+static json_t *inv_endpoints_screen(json_t **refused, const json_t *replicas,
+				    const struct inv_addr *addr)
+{
+	json_t *kept = NULL, *r;
+	size_t i;
+	*refused = NULL;
+	json_array_foreach(replicas, i, r) {
+		const char *ep = json_string_value(json_object_get(r, "endpoint"));
+		const char *why = ep ? inv_endpoint_refusal(ep, addr) : NULL;
+		if (!why)
+			continue;
+		if (!kept) {
+			if (!(kept = json_deep_copy(replicas)) || !(*refused = json_array())) {
+				json_decref(kept);
+				return NULL;
+			}
+		}
+		char field[48];
+		json_t *stage = json_object_get(r, "stage");
+		snprintf(field, sizeof(field), "replicas[%zu].endpoint", i);
+		json_t *x = json_pack("{s:O, s:s}", "replica_id", json_object_get(r, "replica_id"),
+				      "state", "starting");
+		if (x && stage)
+			json_object_set(x, "stage", stage);
+		json_array_set_new(kept, i, x ? x : json_null());
+		json_t *why_j = json_pack("{s:O, s:I, s:s, s:s}", "replica_id",
+					  json_object_get(r, "replica_id"), "stage",
+					  (json_int_t)(stage ? json_integer_value(stage) : 0), "field", field,
+					  "reason", why);
+		if (why_j)
+			json_array_append_new(*refused, why_j);
+	}
+	return kept ? kept : json_incref((json_t *)replicas);
+}
+
+/* At most one log line a second for refused endpoints, whoever sends
+ * them: a node that keeps reporting one would write a line per beat. */
+static void inv_log_refused(const char *node, const json_t *refused)
+{
+	static atomic_llong last_ms;
+	long long now = inv_mono_ms(), was = atomic_load(&last_ms);
+	if (now - was < 1000 || !atomic_compare_exchange_strong(&last_ms, &was, now))
+		return;
+	json_t *x = json_array_get(refused, 0);
+	char n[16];
+	snprintf(n, sizeof(n), "%zu", json_array_size(refused));
+	/* The endpoint itself is not logged: it is the sender's text (it may
+	 * carry user information or control characters). */
+	nova_log_kv(NOVA_LOG_WARN, "inventory", "replica endpoint refused", "node", node, "replica",
+		    json_string_value(json_object_get(x, "replica_id")), "field",
+		    json_string_value(json_object_get(x, "field")), "reason",
+		    json_string_value(json_object_get(x, "reason")), "refused", n, NULL);
+}
+
 /* An answer built with jansson, as text. */
 static char *inv_answer_dump(json_t *a)
 {
@@ -643,69 +675,96 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	char reason[128], digest[64], id_text[IDS_UUID_LEN];
 	int rc;
 	*answer = NULL;
-	if (!ids_uuid_parse(id, node_id))
-		return nova_err_set(err, NOVA_ENOTFOUND, "node", "no node with id %s", node_id);
 	if (!token || !*token)
 		return nova_err_set(err, NOVA_EUNAUTH, "", "a node token is required");
-	if ((rc = inv_body_check(&seq, &capacity, &replicas, &generation, body, err)))
-		return rc;
-	ids_uuid_format(id_text, id);
+	/* The token first, then the id. A token the table holds for this node,
+	 * read within the TTL, is taken from memory. Any other (a node new
+	 * since the last read of the fleet, a rotated token, a stale entry, a
+	 * made-up token, another node's, an id that is no node's or no uuid
+	 * at all) costs one lookup by its hash (sql/0012's index) and is
+	 * refused alike, 401, unless that lookup finds this very node. So an
+	 * unknown node id and a wrong token on a known node take the same path
+	 * and the same time, and node ids cannot be enumerated without a
+	 * token. Rejected: reading the node by id first (the old way: 404 for
+	 * an unknown id at the cost of a read, 401 or 403 for a known one from
+	 * memory, so both the status and the time told which ids exist), and
+	 * a per-node limit of one re-read a second for wrong tokens (an
+	 * unknown id had no entry to limit, so it differed in time again). */
+	bool id_ok = ids_uuid_parse(id, node_id);
+	if (id_ok)
+		ids_uuid_format(id_text, id);
 	secret_sha256(presented, token, strlen(token));
 
 	bool db_ok = atomic_load(&inv->database_ok);
 	pthread_mutex_lock(&inv->lock);
-	e = inv_get(inv, id, false);
-	bool cached = e && e->has_hash;
-	/* A node not known yet (new since the last refresh of the fleet), or
-	 * not refreshed within the TTL: read it without the lock, so the other
-	 * nodes' heartbeats go on meanwhile, then find the entry again (the
-	 * table may have grown and moved). Two requests of one node may both
-	 * read; the second write is the same. An id with no row gets no entry,
-	 * so made-up ids cost no memory. While the database is away, a node
-	 * the table knows is taken on its cached hash (a revocation waits for
-	 * the database, as it waits for the refresh anyway), and no request
-	 * waits for a read that would time out: the fleet keeps beating and
-	 * keeps its assignments. */
-	if (!cached || inv_mono_ms() - e->token_checked_ms > INV_TOKEN_TTL_MS) {
-		if (!db_ok) {
-			if (!cached) {
+	e = id_ok ? inv_get(inv, id, false) : NULL;
+	bool match = e && e->has_hash && secret_equal(presented, e->token_hash, 32);
+	bool fresh = e && inv_mono_ms() - e->token_checked_ms <= INV_TOKEN_TTL_MS;
+	/* While the database is away, a node the table knows is taken on its
+	 * cached hash however old (a revocation waits for the database, as it
+	 * waits for the refresh anyway), and no request waits for a read that
+	 * would time out: the fleet keeps beating and keeps its assignments.
+	 * Any other token cannot be checked now, whatever the id: 503 alike. */
+	if (match && !fresh && !db_ok)
+		atomic_fetch_add(&inv->from_memory, 1);
+	else if (!match && !db_ok) {
+		pthread_mutex_unlock(&inv->lock);
+		nova_err_set(err, NOVA_EUNAVAIL, "",
+			     "the database is unavailable; this node token cannot be checked now");
+		nova_err_set_hint(err, "heartbeat again; it is taken once the database is back");
+		return NOVA_EUNAVAIL;
+	} else if (!match || !fresh) {
+		/* Read without the lock, so the other nodes' heartbeats go on
+		 * meanwhile, then find the entry again (the table may have grown
+		 * and moved). Two requests of one node may both read; the second
+		 * write is the same. A token that is no node's, or another
+		 * node's, gets no entry, so made-up ids cost no memory. */
+		struct inv_node_row row;
+		pthread_mutex_unlock(&inv->lock);
+		rc = inv_node_read_by_token(&row, inv, presented, err);
+		if (rc == NOVA_ENOTFOUND || (rc == 0 && (!id_ok || !secret_equal(row.id, id, 16)))) {
+			if (rc == NOVA_ENOTFOUND && match) {
+				/* The cached hash is nobody's any more (revoked or
+				 * rotated): forget it, so the table stops taking it. */
+				pthread_mutex_lock(&inv->lock);
+				if ((e = inv_get(inv, id, false)) && e->has_hash &&
+				    secret_equal(presented, e->token_hash, 32))
+					e->has_hash = false;
 				pthread_mutex_unlock(&inv->lock);
-				nova_err_set(err, NOVA_EUNAVAIL, "",
-					     "the database is unavailable and this node is not known yet");
-				nova_err_set_hint(err, "heartbeat again; it is taken once the database is back");
-				return NOVA_EUNAVAIL;
 			}
-			atomic_fetch_add(&inv->from_memory, 1);
-		} else if ((rc = inv_node_reload(&e, inv, id_text, err))) {
-			if (rc != NOVA_EUNAVAIL || !cached)
+			return inv_refused(err);
+		}
+		if (rc) {
+			if (rc != NOVA_EUNAVAIL || !match)
 				return rc;
 			/* The database went away just now: the cached hash serves. */
 			pthread_mutex_lock(&inv->lock);
-			if (!(e = inv_get(inv, id, false)) || !e->has_hash) {
+			if (!(e = inv_get(inv, id, false)) || !e->has_hash ||
+			    !secret_equal(presented, e->token_hash, 32)) {
 				pthread_mutex_unlock(&inv->lock);
 				return rc;
 			}
 			atomic_fetch_add(&inv->from_memory, 1);
+		} else {
+			pthread_mutex_lock(&inv->lock);
+			if (!(e = inv_get(inv, row.id, true))) {
+				pthread_mutex_unlock(&inv->lock);
+				return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+			}
+			inv_node_apply(e, &row, inv_mono_ms());
 		}
-	} else if (db_ok && !secret_equal(presented, e->token_hash, 32) &&
-		   inv_mono_ms() - e->token_checked_ms > INV_TOKEN_RECHECK_MS) {
-		/* A token issued since the hash was read (a node provisioned
-		 * again gets a new one): read it again rather than refuse the
-		 * new agent until the next refresh. At most once a second per
-		 * node, so a wrong token cannot drive a read per request. */
-		if ((rc = inv_node_reload(&e, inv, id_text, err)))
-			return rc;
 	}
-	if (!e->has_hash || !secret_equal(presented, e->token_hash, 32)) {
+	/* The body only once the token is the node's: a caller without one
+	 * gets 401 whatever it sent (and whichever id). Checked without the
+	 * lock (up to 256 replicas), then the entry is found again: the table
+	 * may have moved, or the node been forgotten, meanwhile. */
+	pthread_mutex_unlock(&inv->lock);
+	if ((rc = inv_body_check(&seq, &capacity, &replicas, &generation, body, err)))
+		return rc;
+	pthread_mutex_lock(&inv->lock);
+	if (!(e = inv_get(inv, id, false)) || !e->has_hash || !secret_equal(presented, e->token_hash, 32)) {
 		pthread_mutex_unlock(&inv->lock);
-		if (!db_ok) {
-			/* Maybe a token issued just before the database went away:
-			 * not refused for good, asked again. */
-			nova_err_set(err, NOVA_EUNAVAIL, "",
-				     "the database is unavailable; this token cannot be checked now");
-			return NOVA_EUNAVAIL;
-		}
-		return inv_token_refused(inv, presented, err);
+		return inv_refused(err);
 	}
 	if (e->state == INV_TERMINATING || e->state == INV_TERMINATED ||
 	    (e->state == INV_FAILED && seq <= e->last_seq)) {
@@ -746,23 +805,31 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 			free(text);
 		}
 	}
+	json_t *refused = NULL;
 	if (replicas) {
-		if (inv_replicas_changed(e->replicas, replicas)) {
+		json_t *kept = inv_endpoints_screen(&refused, replicas, &e->addr);
+		if (!kept) {
+			pthread_mutex_unlock(&inv->lock);
+			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		}
+		if (inv_replicas_changed(e->replicas, kept)) {
 			e->replicas_changed = true;
 			atomic_store(&inv->flush_soon, true);
 		}
 		json_decref(e->replicas);
-		e->replicas = json_incref((json_t *)replicas);
+		e->replicas = kept;
 		e->replicas_dirty = true;
 		atomic_fetch_add(&inv->loads_gen, 1);
 	}
 	const char *d = json_string_value(json_object_get(inv->digests, id_text));
 	snprintf(digest, sizeof(digest), "%s", d ? d : "none");
 	pthread_mutex_unlock(&inv->lock);
+	if (refused)
+		inv_log_refused(id_text, refused);
 	/* The sidecar's view is current (nearly every heartbeat): the answer
 	 * is written as it is, since building it with jansson cost more than
 	 * the rest of the heartbeat. */
-	if (generation && strcmp(generation, digest) == 0 && inv_json_plain(digest) &&
+	if (!refused && generation && strcmp(generation, digest) == 0 && inv_json_plain(digest) &&
 	    inv->advertise_plain) {
 		/* The text below with a 63-byte digest and a 255-byte URL. */
 		enum { ANSWER_MAX = 176 + 272 };
@@ -775,9 +842,13 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 		return 0;
 	}
 	json_t *a = inv_answer(inv, true, NULL);
-	if (!a)
+	if (!a) {
+		json_decref(refused);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
 	json_object_set_new(a, "assignment_generation", json_string(digest));
+	if (refused)
+		json_object_set_new(a, "refused", refused);
 	/* What to run, only when the sidecar's view is not the current one. */
 	if (!generation || strcmp(generation, digest) != 0) {
 		json_t *assignments;

@@ -1,8 +1,13 @@
 /* Inventory: what is alive, from the heartbeats of the nodes' sidecars.
  *
- * A heartbeat is authenticated by its node's token only (another node's
- * token is 403, an unknown one 401; tokens are stored hashed by pools/ and
- * revoked when the node is terminated). It is soft state: applied in memory
+ * A heartbeat is authenticated by its node's token only, the token first:
+ * an unknown or malformed node id, another node's token, a revoked or a
+ * made-up one are all refused alike (401 "invalid node id or node token"),
+ * along the same path (a token the in-memory table does not vouch for is
+ * looked up once by its hash, through sql/0012's index), so node ids cannot
+ * be enumerated without a token; the body is checked (400 naming the
+ * field) only once the token is the node's. Tokens are stored hashed by pools/ and
+ * revoked when the node is terminated. It is soft state: applied in memory
  * at once, and written to the database in batches by a flusher (one
  * statement per batch), so the database is not the bottleneck of a large
  * fleet. A heartbeat whose sequence number is not above the last one seen is
@@ -88,9 +93,16 @@ void inventory_destroy(struct inventory *inv);
  *   "load": {"queue_depth": N, "tokens_per_second": X, "ttft_ms": X}}]}.
  * *answer: the JSON text (malloc'd; the caller frees it) of {"accepted":
  * bool, "reason"?: "...", "interval_ms": N, "gateway_url"?: URL,
- * "assignment_generation": "DIGEST", "assignments"?: [...]}: the assignments (see
+ * "assignment_generation": "DIGEST", "assignments"?: [...], "refused"?:
+ * [...]}: the assignments (see
  * deployment_node_assignments) come when the sidecar's generation is not
- * the current one ("none" when the node runs nothing). */
+ * the current one ("none" when the node runs nothing); "refused" names each
+ * replica report whose endpoint was not taken ({"replica_id", "stage",
+ * "field": "replicas[N].endpoint", "reason"}: not http(s)://host:port, or
+ * not on the node's address as its provider recorded it; see
+ * inventory/inventory_int.h), which then counts as "starting" without an
+ * endpoint, so it is never routed. Refusals of the token are one 401 for
+ * any id (see above); the body is checked (400 naming the field) after. */
 int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_id,
 			const char *token, const json_t *body, struct nova_err *err);
 

@@ -134,6 +134,9 @@ struct pool_node {
 	unsigned accelerator_count;
 	unsigned long long accelerator_memory_mib;
 	json_t *labels;            /* owned */
+	/* The node's address as its provider knows it ("" until known): an
+	 * lpu agent's 127.0.0.1, an ssh host's address, a pod's IP. The
+	 * inventory takes the node's replica endpoints on this host only. */
 	char endpoint[256];
 };
 
@@ -171,7 +174,9 @@ int pool_node_failed_fate(enum pool_failed_fate *out, struct db_pool *db, const 
 int pool_event_record(struct db_pool *db, const char *pool_id, const char *kind,
 		      const char *message, struct nova_err *err);
 
-/* Record what the provider said about a node it created or claimed. */
+/* Record what the provider said about a node it created or claimed: its
+ * handle and its address (adapter_node_info.endpoint; NULL or "" keeps
+ * what is recorded). */
 int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,
 				const char *endpoint, struct nova_err *err);
 

@@ -7,17 +7,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/http.h"
 #include "core/json.h"
+#include "core/secret.h"
 
 const char mock_engine_usage[] =
 	"usage: nova-mock-engine [--listen HOST:PORT | --port N] [--model NAME] [--kind KIND]\n"
 	"                        [--tokens-per-second N] [--latency-ms N] [--max-tokens N]\n"
 	"                        [--crash-after N] [--fail-health] [--lora NAME ...]\n"
-	"                        [--max-loras N] [--port-file PATH]\n";
+	"                        [--max-loras N] [--port-file PATH] [--admin-token TOKEN]\n"
+	"  POST /admin/health needs \"Authorization: Bearer TOKEN\", the --admin-token\n"
+	"  (or NOVA_MOCK_ADMIN_TOKEN); without one the admin routes are off (404).\n";
 
 void mock_engine_config_defaults(struct mock_engine_config *cfg)
 {
@@ -47,7 +51,7 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 			     struct nova_err *err)
 {
 	enum { O_LISTEN = 1000, O_PORT, O_MODEL, O_KIND, O_TPS, O_LAT, O_MAXTOK, O_CRASH, O_FAILH,
-	       O_LORA, O_MAXLORA };
+	       O_LORA, O_MAXLORA, O_ADMIN };
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"port", required_argument, NULL, O_PORT},
@@ -60,11 +64,15 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 		{"fail-health", no_argument, NULL, O_FAILH},
 		{"lora", required_argument, NULL, O_LORA},
 		{"max-loras", required_argument, NULL, O_MAXLORA},
+		{"admin-token", required_argument, NULL, O_ADMIN},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	unsigned port;
 	int c, rc = 0;
+	const char *env = getenv("NOVA_MOCK_ADMIN_TOKEN");
+	if (env && *env)
+		snprintf(cfg->admin_token, sizeof(cfg->admin_token), "%s", env);
 	optind = 1;
 	opterr = 0;
 	while (rc == 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -88,6 +96,14 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 				snprintf(cfg->loras[cfg->n_loras++], sizeof(cfg->loras[0]), "%s", optarg);
 			break;
 		case O_MAXLORA: rc = me_uint(&cfg->max_loras, "--max-loras", optarg, 0, MOCK_MAX_LORAS, err); break;
+		case O_ADMIN:
+			if (strlen(optarg) < 16 || strlen(optarg) >= sizeof(cfg->admin_token))
+				rc = nova_err_set(err, NOVA_EINVAL, "--admin-token",
+						  "--admin-token must be 16 to %zu characters",
+						  sizeof(cfg->admin_token) - 1);
+			else
+				snprintf(cfg->admin_token, sizeof(cfg->admin_token), "%s", optarg);
+			break;
 		case 'h': return 1;
 		case ':': rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "%s needs a value", argv[optind - 1]); break;
 		default: rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "unknown option %s", argv[optind - 1]); break;
@@ -387,9 +403,41 @@ static void me_health(struct http_request *req, struct http_response *res, void 
 	http_response_json(res, ok ? 200 : 503, json_pack("{s:s}", "status", ok ? "ok" : "unhealthy"));
 }
 
+/* The admin routes change what the engine reports (its health): they are
+ * for the test or demo that started the engine, not for anyone who can
+ * reach its port (the port is the routed endpoint, reachable by every
+ * client of the router). Off (404, as if absent) without an admin token;
+ * with one, the caller's bearer token is compared in constant time.
+ * Rejected: a separate admin port on 127.0.0.1, since the sidecar and its
+ * tests would have to learn and report a second port per engine, and every
+ * local process could still reach it. */
+static bool me_admin_allowed(struct mock_engine *e, struct http_request *req,
+			     struct http_response *res)
+{
+	const char *auth = http_request_header(req, "Authorization");
+	unsigned char want[32], got[32];
+	if (!e->cfg.admin_token[0]) {
+		me_error(res, 404, "not_found_error", "no such route");
+		return false;
+	}
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+		me_error(res, 401, "authentication_error", "the engine's admin token is required");
+		return false;
+	}
+	secret_sha256(want, e->cfg.admin_token, strlen(e->cfg.admin_token));
+	secret_sha256(got, auth + 7, strlen(auth + 7));
+	if (!secret_equal(want, got, sizeof(want))) {
+		me_error(res, 401, "authentication_error", "invalid admin token");
+		return false;
+	}
+	return true;
+}
+
 static void me_admin_health(struct http_request *req, struct http_response *res, void *ctx)
 {
 	struct mock_engine *e = ctx;
+	if (!me_admin_allowed(e, req, res))
+		return;
 	json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, NULL);
 	json_t *h = json_object_get(body, "healthy");
 	if (!json_is_boolean(h)) {

@@ -7,7 +7,12 @@
  * LoRA endpoints /v1/load_lora_adapter and /v1/unload_lora_adapter. Tokens
  * come at a configured rate after a configured first-token latency. Faults
  * on demand: exit after N completions (a crash the sidecar must notice),
- * a failing /health (also switchable at run time, POST /admin/health). */
+ * a failing /health (also switchable at run time, POST /admin/health).
+ *
+ * The admin routes (/admin/...) take only the engine's own admin token
+ * (--admin-token, NOVA_MOCK_ADMIN_TOKEN) as "Authorization: Bearer"; 401
+ * without it, and without one configured they are off (404). The engine's
+ * port is its routed endpoint, open to every client of the router. */
 #ifndef NOVA_SIDECAR_MOCK_ENGINE_H
 #define NOVA_SIDECAR_MOCK_ENGINE_H
 
@@ -30,6 +35,7 @@ struct mock_engine_config {
 	char loras[MOCK_MAX_LORAS][64]; /* static adapters */
 	unsigned n_loras;
 	unsigned max_loras;         /* dynamic adapters allowed at once; 0: none */
+	char admin_token[128];      /* "": the admin routes are off */
 };
 
 void mock_engine_config_defaults(struct mock_engine_config *cfg);

@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +19,18 @@
 
 #include "core/http_client.h"
 #include "core/log.h"
+#include "core/rotlog.h"
 #include "core/ydoc.h"
 #include "sidecar/sidecar_int.h"
 
 const char sidecar_usage[] =
-	"usage: nova-sidecar --gateway URL --node-id ID --token TOKEN [--mock-engine PATH]\n"
-	"                    [--advertise-host HOST] [--config FILE] [--engine-ports LO-HI]\n"
-	"  (or NOVA_GATEWAY_URL, NOVA_NODE_ID, NOVA_NODE_TOKEN)\n";
+	"usage: nova-sidecar --gateway URL --node-id ID (--token TOKEN | --token-file FILE)\n"
+	"                    [--mock-engine PATH] [--advertise-host HOST] [--config FILE]\n"
+	"                    [--engine-ports LO-HI]\n"
+	"                    [--log-file PATH [--log-max-bytes N] [--log-keep N]]\n"
+	"  (or NOVA_GATEWAY_URL, NOVA_NODE_ID, NOVA_NODE_TOKEN, NOVA_NODE_TOKEN_FILE)\n"
+	"  The token never reaches an engine: it is taken out of the environment and\n"
+	"  the command line, and a --token-file is removed once read.\n";
 
 #define SC_MAX_CHILDREN 64
 #define SC_STOP_GRACE_MS 5000
@@ -37,6 +45,8 @@ void sidecar_config_defaults(struct sidecar_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->advertise_host, sizeof(cfg->advertise_host), "127.0.0.1");
 	cfg->interval_ms = 2000;
+	cfg->log_max_bytes = ROTLOG_DEFAULT_MAX_BYTES;
+	cfg->log_keep = ROTLOG_DEFAULT_KEEP;
 }
 
 static void sc_env(char *dst, size_t len, const char *name)
@@ -44,6 +54,82 @@ static void sc_env(char *dst, size_t len, const char *name)
 	const char *v = getenv(name);
 	if (v && *v)
 		snprintf(dst, len, "%s", v);
+}
+
+/* Overwrite a secret where it lies (an environment string, an argument):
+ * the engines inherit the environment, and the process's own
+ * /proc/PID/environ and cmdline show the memory the kernel set up at exec,
+ * which unsetenv leaves as it was. */
+static void sc_scrub(char *s)
+{
+	for (volatile char *p = s; p && *p; p++)
+		*p = 'x';
+}
+
+/* A credential from the environment (into dst, unless NULL), then out of
+ * it (and out of the memory /proc/self/environ shows). */
+static void sc_env_take(char *dst, size_t len, const char *name)
+{
+	char *v = getenv(name);
+	if (v && *v && dst)
+		snprintf(dst, len, "%s", v);
+	if (v)
+		sc_scrub(v);
+	unsetenv(name);
+}
+
+static int sc_ull(unsigned long long *out, const char *name, const char *s, unsigned long long min,
+		  struct nova_err *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || !*s || *end || *s == '-' || v < min || v > (1ull << 40))
+		return nova_err_set(err, NOVA_EINVAL, name, "%s must be a number of bytes from %llu to %llu",
+				    name, min, 1ull << 40);
+	*out = v;
+	return 0;
+}
+
+static int sc_keep(unsigned *out, const char *name, const char *s, struct nova_err *err)
+{
+	unsigned long long v;
+	if (sc_ull(&v, name, s, 1, err) || v > ROTLOG_MAX_KEEP)
+		return nova_err_set(err, NOVA_EINVAL, name, "%s must be a number from 1 to %d", name,
+				    ROTLOG_MAX_KEEP);
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* --token-file: the token, read once and the file removed, so no engine
+ * (which runs as the same user) can read it afterwards. */
+static int sc_token_file(struct sidecar_config *cfg, const char *path, struct nova_err *err)
+{
+	char buf[sizeof(cfg->token) + 2];
+	size_t n = 0;
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return nova_err_set(err, NOVA_EINVAL, "--token-file", "cannot read the token file %s: %s",
+				    path, strerror(errno));
+	while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n == 0 || n >= sizeof(cfg->token)) {
+		explicit_bzero(buf, sizeof(buf));
+		return nova_err_set(err, NOVA_EINVAL, "--token-file",
+				    "the token file %s must hold one token of 1 to %zu bytes", path,
+				    sizeof(cfg->token) - 1);
+	}
+	memcpy(cfg->token, buf, n + 1);
+	explicit_bzero(buf, sizeof(buf));
+	if (unlink(path) != 0 && errno != ENOENT)
+		nova_log_kv(NOVA_LOG_WARN, "sidecar", "cannot remove the token file", "path", path,
+			    "error", strerror(errno), NULL);
+	return 0;
 }
 
 static int sc_config_file(struct sidecar_config *cfg, const char *path, struct nova_err *err)
@@ -76,38 +162,75 @@ static int sc_config_file(struct sidecar_config *cfg, const char *path, struct n
 
 int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, struct nova_err *err)
 {
-	enum { O_GW = 1000, O_NODE, O_TOKEN, O_MOCK, O_HOST, O_CONFIG, O_PORTS };
+	enum { O_GW = 1000, O_NODE, O_TOKEN, O_TOKEN_FILE, O_MOCK, O_HOST, O_CONFIG, O_PORTS,
+	       O_LOG, O_LOG_MAX, O_LOG_KEEP };
 	static const struct option opts[] = {
 		{"gateway", required_argument, NULL, O_GW},
 		{"node-id", required_argument, NULL, O_NODE},
 		{"token", required_argument, NULL, O_TOKEN},
+		{"token-file", required_argument, NULL, O_TOKEN_FILE},
 		{"mock-engine", required_argument, NULL, O_MOCK},
 		{"advertise-host", required_argument, NULL, O_HOST},
 		{"config", required_argument, NULL, O_CONFIG},
 		{"engine-ports", required_argument, NULL, O_PORTS},
+		{"log-file", required_argument, NULL, O_LOG},
+		{"log-max-bytes", required_argument, NULL, O_LOG_MAX},
+		{"log-keep", required_argument, NULL, O_LOG_KEEP},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+	char token_file[PATH_MAX] = "";
 	int c, rc = 0;
 	sc_env(cfg->gateway_url, sizeof(cfg->gateway_url), "NOVA_GATEWAY_URL");
 	sc_env(cfg->node_id, sizeof(cfg->node_id), "NOVA_NODE_ID");
-	sc_env(cfg->token, sizeof(cfg->token), "NOVA_NODE_TOKEN");
+	/* Taken out of the environment before anything can fork: engines
+	 * inherit it (sidecar.h). */
+	sc_env_take(cfg->token, sizeof(cfg->token), "NOVA_NODE_TOKEN");
+	sc_env_take(token_file, sizeof(token_file), "NOVA_NODE_TOKEN_FILE");
+	/* Credentials of novad and novactl that an agent may inherit (the lpu
+	 * provider spawns agents from novad's environment): never the
+	 * engines'. The sidecar uses none of them. */
+	static const char *const foreign[] = {"NOVA_ADMIN_TOKEN", "NOVA_DATABASE_URL", "NOVA_TOKEN",
+					       "PGPASSWORD", NULL};
+	for (size_t i = 0; foreign[i]; i++)
+		sc_env_take(NULL, 0, foreign[i]);
+	sc_env(cfg->log_file, sizeof(cfg->log_file), "NOVA_SIDECAR_LOG_FILE");
+	const char *env_max = getenv("NOVA_SIDECAR_LOG_MAX_BYTES"), *env_keep = getenv("NOVA_SIDECAR_LOG_KEEP");
+	if (env_max && *env_max &&
+	    (rc = sc_ull(&cfg->log_max_bytes, "NOVA_SIDECAR_LOG_MAX_BYTES", env_max, ROTLOG_MIN_MAX_BYTES, err)))
+		return rc;
+	if (env_keep && *env_keep && (rc = sc_keep(&cfg->log_keep, "NOVA_SIDECAR_LOG_KEEP", env_keep, err)))
+		return rc;
 	optind = 1;
 	opterr = 0;
 	while (rc == 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case O_GW: snprintf(cfg->gateway_url, sizeof(cfg->gateway_url), "%s", optarg); break;
 		case O_NODE: snprintf(cfg->node_id, sizeof(cfg->node_id), "%s", optarg); break;
-		case O_TOKEN: snprintf(cfg->token, sizeof(cfg->token), "%s", optarg); break;
+		case O_TOKEN:
+			snprintf(cfg->token, sizeof(cfg->token), "%s", optarg);
+			sc_scrub(optarg); /* /proc/PID/cmdline is anyone's to read */
+			break;
+		case O_TOKEN_FILE: snprintf(token_file, sizeof(token_file), "%s", optarg); break;
 		case O_MOCK: snprintf(cfg->mock_engine, sizeof(cfg->mock_engine), "%s", optarg); break;
 		case O_HOST: snprintf(cfg->advertise_host, sizeof(cfg->advertise_host), "%s", optarg); break;
 		case O_CONFIG: rc = sc_config_file(cfg, optarg, err); break;
 		case O_PORTS: rc = sidecar_ports_parse(&cfg->engine_port_lo, &cfg->engine_port_hi, optarg, err); break;
+		case O_LOG:
+			if (!*optarg || strlen(optarg) >= sizeof(cfg->log_file))
+				rc = nova_err_set(err, NOVA_EINVAL, "--log-file", "--log-file needs a path");
+			else
+				snprintf(cfg->log_file, sizeof(cfg->log_file), "%s", optarg);
+			break;
+		case O_LOG_MAX: rc = sc_ull(&cfg->log_max_bytes, "--log-max-bytes", optarg, ROTLOG_MIN_MAX_BYTES, err); break;
+		case O_LOG_KEEP: rc = sc_keep(&cfg->log_keep, "--log-keep", optarg, err); break;
 		case 'h': return 1;
 		case ':': rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "%s needs a value", argv[optind - 1]); break;
 		default: rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "unknown option %s", argv[optind - 1]); break;
 		}
 	}
+	if (rc == 0 && token_file[0])
+		rc = sc_token_file(cfg, token_file, err);
 	if (rc)
 		return rc;
 	if (!cfg->gateway_url[0])
@@ -138,8 +261,21 @@ struct sc_child {
 	json_t *load;
 };
 
+/* The engines' output, with --log-file: each engine's stderr is a pipe
+ * whose read end a thread of its own copies into the capped log, so an
+ * engine never waits on the sidecar's main loop (which may sit in a
+ * heartbeat for seconds) and a rotation moves every writer at once. The
+ * main loop hands it read ends through a control pipe; -1 stops it. */
+struct sc_pump {
+	struct rotlog *log;
+	int ctl[2];
+	pthread_t thread;
+	bool running;
+};
+
 struct sc {
 	const struct sidecar_config *cfg;
+	struct sc_pump pump;
 	struct sc_child kids[SC_MAX_CHILDREN];
 	unsigned port_lo, port_hi; /* engine ports */
 	char generation[80];
@@ -171,6 +307,93 @@ static unsigned sc_engine_port(const struct sc *s)
 	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
 		rnd = (uint32_t)getpid() ^ (uint32_t)sc_now_ms();
 	return sidecar_port_pick(s->port_lo, s->port_hi, taken, n, rnd);
+}
+
+static void *sc_pump_main(void *arg)
+{
+	struct sc_pump *p = arg;
+	struct pollfd fds[1 + SC_MAX_CHILDREN * 2];
+	size_t n = 1;
+	char buf[65536];
+	fds[0].fd = p->ctl[0];
+	fds[0].events = POLLIN;
+	for (;;) {
+		if (poll(fds, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (fds[0].revents) {
+			int fd;
+			ssize_t r = read(p->ctl[0], &fd, sizeof(fd));
+			if (r == (ssize_t)sizeof(fd) && fd < 0)
+				break;
+			if (r == (ssize_t)sizeof(fd)) {
+				if (n < sizeof(fds) / sizeof(fds[0])) {
+					fds[n].fd = fd;
+					fds[n].events = POLLIN;
+					fds[n].revents = 0;
+					n++;
+				} else {
+					close(fd); /* cannot happen: one per child */
+				}
+			}
+		}
+		for (size_t i = n; i-- > 1;) {
+			if (!fds[i].revents)
+				continue;
+			ssize_t r = read(fds[i].fd, buf, sizeof(buf));
+			if (r > 0) {
+				rotlog_write(p->log, buf, (size_t)r);
+				continue;
+			}
+			if (r < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			close(fds[i].fd); /* the engine and all it started are gone */
+			fds[i] = fds[--n];
+		}
+	}
+	for (size_t i = 1; i < n; i++)
+		close(fds[i].fd);
+	return NULL;
+}
+
+/* Start the log (and the pump) when --log-file is given. */
+static int sc_log_start(struct sc *s, struct nova_err *err)
+{
+	int rc;
+	if (!s->cfg->log_file[0])
+		return 0;
+	if ((rc = rotlog_open(&s->pump.log, s->cfg->log_file, s->cfg->log_max_bytes, s->cfg->log_keep,
+			      true, err)))
+		return rc;
+	if (pipe2(s->pump.ctl, O_CLOEXEC) != 0) {
+		rotlog_close(s->pump.log);
+		s->pump.log = NULL;
+		return nova_err_set(err, NOVA_EINTERNAL, "", "pipe: %s", strerror(errno));
+	}
+	nova_log_set_sink(rotlog_log_sink, s->pump.log);
+	if (pthread_create(&s->pump.thread, NULL, sc_pump_main, &s->pump) == 0)
+		s->pump.running = true;
+	return 0;
+}
+
+static void sc_log_stop(struct sc *s)
+{
+	if (!s->pump.log)
+		return;
+	if (s->pump.running) {
+		int stop = -1;
+		if (write(s->pump.ctl[1], &stop, sizeof(stop)) == (ssize_t)sizeof(stop))
+			pthread_join(s->pump.thread, NULL);
+		else
+			pthread_detach(s->pump.thread);
+	}
+	close(s->pump.ctl[0]);
+	close(s->pump.ctl[1]);
+	nova_log_set_sink(NULL, NULL);
+	rotlog_close(s->pump.log);
+	s->pump.log = NULL;
 }
 
 /* "{port}" etc. replaced in one argument. */
@@ -251,8 +474,14 @@ static void sc_child_start(struct sc *s, struct sc_child *k)
 			 "the model has no serve command (an image alone needs a container runtime)");
 		return;
 	}
+	/* With a capped log the engine's stderr goes through the pump. */
+	int out[2] = {-1, -1};
+	if (s->pump.running && pipe2(out, O_CLOEXEC) != 0)
+		out[0] = out[1] = -1;
 	pid_t pid = fork();
 	if (pid == 0) {
+		if (out[1] >= 0)
+			dup2(out[1], 2); /* dup2 clears close-on-exec on fd 2 */
 		/* The server dies with the sidecar: no orphan engines. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		sigset_t none;
@@ -278,6 +507,11 @@ static void sc_child_start(struct sc *s, struct sc_child *k)
 	}
 	for (size_t j = 0; j < n; j++)
 		free(argv[j]);
+	if (out[1] >= 0) {
+		close(out[1]);
+		if (pid < 0 || write(s->pump.ctl[1], &out[0], sizeof(out[0])) != (ssize_t)sizeof(out[0]))
+			close(out[0]);
+	}
 	if (pid < 0) {
 		snprintf(k->state, sizeof(k->state), "failed");
 		snprintf(k->reason, sizeof(k->reason), "fork: %s", strerror(errno));
@@ -465,7 +699,11 @@ static void sc_heartbeat(struct sc *s)
 			continue;
 		/* Every stage reports its state; the replica is routable when all
 		 * are ready, at the serving stage's endpoint, with its load. */
-		snprintf(endpoint, sizeof(endpoint), "http://%s:%u", s->cfg->advertise_host, k->port);
+		/* An IPv6 address in brackets, or the URL would be
+		 * ambiguous (and refused by the gateway). */
+		bool v6 = strchr(s->cfg->advertise_host, ':') && s->cfg->advertise_host[0] != '[';
+		snprintf(endpoint, sizeof(endpoint), v6 ? "http://[%s]:%u" : "http://%s:%u",
+			 s->cfg->advertise_host, k->port);
 		json_t *r = json_pack("{s:s, s:I, s:s, s:s}", "replica_id", k->replica, "stage",
 				      (json_int_t)k->stage, "state", k->state, "endpoint", endpoint);
 		if (r && k->load && k->serving)
@@ -533,6 +771,14 @@ static void sc_heartbeat(struct sc *s)
 		}
 	}
 	s->next_beat_ms = sc_now_ms() + s->interval_ms;
+	/* Endpoints the gateway refused (not on this node's address, or not
+	 * http(s)://host:port): their replicas are not routed. */
+	size_t ri;
+	json_t *rx;
+	json_array_foreach(json_object_get(ans, "refused"), ri, rx)
+		nova_log_kv(NOVA_LOG_WARN, "sidecar", "endpoint refused by the gateway", "replica",
+			    json_string_value(json_object_get(rx, "replica_id")), "reason",
+			    json_string_value(json_object_get(rx, "reason")), NULL);
 	json_t *assignments = json_object_get(ans, "assignments");
 	const char *gen = json_string_value(json_object_get(ans, "assignment_generation"));
 	if (json_is_array(assignments)) {
@@ -603,11 +849,14 @@ static void sc_port_range(struct sc *s)
 int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, struct nova_err *err)
 {
 	static struct sc s; /* large; one per process */
-	(void)err;
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
 	s.interval_ms = cfg->interval_ms;
 	snprintf(s.gateway_url, sizeof(s.gateway_url), "%s", cfg->gateway_url);
+	if (sc_log_start(&s, err)) {
+		fprintf(stderr, "nova-sidecar: %s\n", err->message);
+		return NOVA_EINVAL;
+	}
 	sc_port_range(&s);
 	snprintf(s.generation, sizeof(s.generation), "%s", "");
 	nova_log_kv(NOVA_LOG_INFO, "sidecar", "sidecar running", "node", cfg->node_id, "gateway",
@@ -643,5 +892,6 @@ int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, s
 	}
 	nova_log(NOVA_LOG_INFO, "sidecar", "stopping model servers");
 	sc_stop_all(&s);
+	sc_log_stop(&s);
 	return 0;
 }

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "core/http_client.h"
 #include "sidecar/sidecar.h"
@@ -20,6 +21,10 @@ int main(int argc, char **argv)
 	struct nova_err err;
 	struct sigaction sa;
 	int rc;
+	/* Not dumpable: /proc/PID/environ, mem and friends of the sidecar
+	 * belong to root, so an engine (a child, same user) cannot read the
+	 * node token out of its parent. exec resets it for the engines. */
+	prctl(PR_SET_DUMPABLE, 0);
 	sidecar_config_defaults(&cfg);
 	rc = sidecar_config_parse(&cfg, argc, argv, &err);
 	if (rc == 1) {

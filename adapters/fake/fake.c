@@ -354,8 +354,9 @@ static void fake_info_from(struct adapter_node_info *out, const struct fake_reso
 {
 	snprintf(out->node_id, sizeof(out->node_id), "%s", r->node_id);
 	snprintf(out->handle, sizeof(out->handle), "%s", r->handle);
-	if (snprintf(out->endpoint, sizeof(out->endpoint), "fake://%s", r->handle) < 0)
-		out->endpoint[0] = '\0';
+	/* The node's address (inventory takes endpoints on it only): a fake
+	 * node's sidecar, if any, is a local process. */
+	snprintf(out->endpoint, sizeof(out->endpoint), "127.0.0.1");
 	out->state = r->state;
 	snprintf(out->message, sizeof(out->message), "%s", adapter_node_state_name(r->state));
 }

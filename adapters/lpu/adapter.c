@@ -364,12 +364,18 @@ static int lpu_agent_spawn(struct lpu_adapter *la, const struct adapter_provisio
 			dup2(fd, 2);
 		}
 		setenv("NOVA_NODE_TOKEN", req->node_token, 1);
+		/* The agent writes its log (and its engines' output) itself,
+		 * capped and rotated (--log-file; its size and count from
+		 * NOVA_SIDECAR_LOG_MAX_BYTES and NOVA_SIDECAR_LOG_KEEP in
+		 * novad's environment): fds 1 and 2 above only catch what it
+		 * says before it opens the log. */
 		if (la->mock_agents)
 			execl(la->agent, la->agent, "--gateway", req->gateway_url, "--node-id",
-			      req->node_id, "--mock-engine", la->mock_engine, (char *)NULL);
+			      req->node_id, "--log-file", logpath, "--mock-engine", la->mock_engine,
+			      (char *)NULL);
 		else
 			execl(la->agent, la->agent, "--gateway", req->gateway_url, "--node-id",
-			      req->node_id, (char *)NULL);
+			      req->node_id, "--log-file", logpath, (char *)NULL);
 		int e = errno;
 		if (write(pfd[1], &e, sizeof(e)) < 0)
 			_exit(127);
@@ -453,6 +459,9 @@ static int lpu_provision(struct adapter_node_info *out, struct adapter *ad,
 	}
 	snprintf(out->node_id, sizeof(out->node_id), "%s", req->node_id);
 	snprintf(out->handle, sizeof(out->handle), "%s", req->handle);
+	/* Its address: agents are local processes, and their engines listen
+	 * on loopback (the inventory takes endpoints on it only). */
+	snprintf(out->endpoint, sizeof(out->endpoint), "127.0.0.1");
 	out->state = ADAPTER_NODE_RUNNING;
 	snprintf(out->message, sizeof(out->message), "agent running");
 	return 0;

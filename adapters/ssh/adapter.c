@@ -758,8 +758,10 @@ out:
  *   bin/nova-sidecar            uploaded atomically, replaced when its sha256
  *                               differs from the local agent's
  *   nodes/<node id>/            the marker: one directory per Nova node
- *     token (0600)              the node token; only its file is read, so it
- *                               is on no command line
+ *     token (0600)              the node token, on no command line and in no
+ *                               environment: the sidecar reads it
+ *                               (--token-file) and removes it, so the
+ *                               engines it runs, as the same user, never can
  *     token.sha256, pid, log
  * The sidecar is started with setsid and its stdio on files, so it outlives
  * the SSH session; a retry finds it by its pid file and command line (the
@@ -944,8 +946,8 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 		 "kill -9 \"$pid\" 2>/dev/null; fi; "
 		 "mv -f \"$d/token.new\" \"$d/token\" && echo %s >\"$d/token.sha256\" || exit 1; "
 		 "printf '%%s\\n' %s >\"$d/handle\" || exit 1; "
-		 "%sNOVA_NODE_TOKEN=$(cat \"$d/token\") setsid %s/bin/nova-sidecar --gateway %s --node-id \"$id\" "
-		 "--advertise-host %s %s "
+		 "%sNOVA_NODE_TOKEN_FILE=\"$d/token\" setsid %s/bin/nova-sidecar --gateway %s --node-id \"$id\" "
+		 "--advertise-host %s --log-file \"$d/log\" %s "
 		 "</dev/null >>\"$d/log\" 2>&1 & pid=$!; echo \"$pid\" >\"$d/pid\"; sleep 0.3; "
 		 "if kill -0 \"$pid\" 2>/dev/null; then echo \"started $pid\"; "
 		 "else echo \"the sidecar exited at once: $(tail -n 3 \"$d/log\")\" >&2; exit 1; fi",
@@ -954,6 +956,9 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 		goto out;
 	snprintf(out->node_id, sizeof(out->node_id), "%s", req->node_id);
 	snprintf(out->handle, sizeof(out->handle), "%s", req->handle);
+	/* Its address, the one its sidecar advertises (--advertise-host): the
+	 * inventory takes endpoints on it only. */
+	snprintf(out->endpoint, sizeof(out->endpoint), "%s", h->address);
 	out->state = ADAPTER_NODE_RUNNING;
 	snprintf(out->message, sizeof(out->message), "sidecar %.200s", answer);
 out:

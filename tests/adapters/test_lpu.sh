@@ -6,6 +6,9 @@
 set -u
 . tests/support/lib.sh
 export NOVA_HEARTBEAT_INTERVAL_MS=500
+# Agents' logs capped small, so the engines' probe lines rotate them here
+# (the agents inherit novad's environment).
+export NOVA_SIDECAR_LOG_MAX_BYTES=4096 NOVA_SIDECAR_LOG_KEEP=1
 agents() { pgrep -f "$B/nova-sidecar --gateway" | wc -l; }
 trap 'pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; t_cleanup' EXIT
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
@@ -35,6 +38,19 @@ url=$(sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p' "$T_WORK/out" | head -1)
 out=$(curl -s "$url/v1/chat/completions" -d '{"model":"demo","messages":[{"role":"user","content":"hi"}],"max_tokens":2}')
 case "$out" in *'"content":"the model"'*) t_pass "a completion through the routed endpoint" ;;
 *) t_fail "completion" "$url: $out" ;; esac
+
+# Each agent writes a capped log of its own and its engine's output under
+# the state directory, rotated at the cap into one older file.
+logs=$(ls "$NOVA_STATE_DIR"/lpu/*/*.log 2>/dev/null | wc -l)
+[ "$logs" -eq 2 ] && t_pass "each agent writes its own log" || t_fail "agent logs" "$(ls -R "$NOVA_STATE_DIR/lpu")"
+i=0; while [ "$(ls "$NOVA_STATE_DIR"/lpu/*/*.log.1 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 200 ]; do i=$((i + 1)); sleep 0.1; done
+big=$(find "$NOVA_STATE_DIR/lpu" -name '*.log*' -size +4096c | wc -l)
+if [ "$(ls "$NOVA_STATE_DIR"/lpu/*/*.log.1 2>/dev/null | wc -l)" -eq 2 ] && [ "$big" -eq 0 ] &&
+   [ -z "$(ls "$NOVA_STATE_DIR"/lpu/*/*.log.2 2>/dev/null)" ]; then
+	t_pass "agent logs are rotated at their cap"
+else t_fail "agent logs rotated" "$(ls -l "$NOVA_STATE_DIR"/lpu/*/)"; fi
+cat "$NOVA_STATE_DIR"/lpu/*/*.log* | grep -q '"path":"/health"' && t_pass "the engines' output is in the agents' logs" ||
+	t_fail "engine output in agent logs" "none"
 
 # An agent dies: the reconciler provisions its node again (within its 5 s
 # period) and the replica comes back.

@@ -8,6 +8,9 @@
 set -u
 . tests/support/lib.sh
 export NOVA_HEARTBEAT_INTERVAL_MS=500
+# The mock engines' admin routes take this token only (novad's environment
+# reaches the agents and their engines).
+export NOVA_MOCK_ADMIN_TOKEN=lpu-kinds-mock-admin-token
 agents() { pgrep -f "$B/nova-sidecar --gateway" | wc -l; }
 engines() { pgrep -f "$B/nova-mock-engine --port" | wc -l; }
 trap 'pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; t_cleanup' EXIT
@@ -101,12 +104,15 @@ target=$(t_sql "SELECT rp.endpoint FROM replica_placements rp JOIN replicas r ON
 [ -n "$draft" ] && [ "$serving" = "$target" ] && [ "$draft" != "$target" ] &&
 	t_pass "the replica is served at its target stage's endpoint" ||
 	t_fail "serving endpoint" "draft=$draft target=$target replica=$serving"
-curl -s -m 5 "$draft/admin/health" -d '{"healthy":false}' >/dev/null
+st=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "$draft/admin/health" -d '{"healthy":false}')
+[ "$st" = 401 ] && t_pass "an engine's admin route refuses a caller without its admin token" ||
+	t_fail "admin route without the token" "$st"
+curl -s -m 5 -H "Authorization: Bearer $NOVA_MOCK_ADMIN_TOKEN" "$draft/admin/health" -d '{"healthy":false}' >/dev/null
 if t_wait_cmd 10 sh -c "! \"$C\" routes --model lpu-spec-decode"; then t_pass "an unhealthy draft stage takes the replica out of the routes"
 else t_fail "draft unhealthy" "$(cat "$T_WORK/out")"; fi
 [ "$(t_sql "SELECT r.state FROM replicas r JOIN deployments d ON d.id = r.deployment_id WHERE d.name = 'spec'")" = starting ] &&
 	t_pass "the replica waits for every stage" || t_fail "replica starting" "$(t_sql "SELECT state FROM replicas")"
-curl -s -m 5 "$draft/admin/health" -d '{"healthy":true}' >/dev/null
+curl -s -m 5 -H "Authorization: Bearer $NOVA_MOCK_ADMIN_TOKEN" "$draft/admin/health" -d '{"healthy":true}' >/dev/null
 if t_wait_cmd 10 "$C" routes --model lpu-spec-decode; then t_pass "healthy again, it is routed again"
 else t_fail "draft healthy again" "$(cat "$T_WORK/err")"; fi
 

@@ -1,4 +1,5 @@
-/* Heartbeats over HTTP: node tokens (own, another node's, revoked), soft
+/* Heartbeats over HTTP: node tokens (own, another node's, revoked, all
+ * refused alike), soft
  * state flushed in batches, stale sequence numbers, bad bodies, the health
  * sweep, and replica readiness making a deployment running. */
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "core/log.h"
 #include "deployments/worker.h"
 #include "inventory/inventory.h"
 #include "pools/pool.h"
@@ -42,6 +44,9 @@ static int setup(void **state)
 	assert_int_equal(pool_node_add(f->node_b, f->token_b, sizeof(f->token_b), f->env.db, f->pool_id, &sb, &err), 0);
 	assert_int_equal(pool_node_transition(f->env.db, f->node_a, "ready", "provisioned", &err), 0);
 	assert_int_equal(pool_node_transition(f->env.db, f->node_b, "ready", "provisioned", &err), 0);
+	/* Their address, as a provider records it: endpoints are taken on it. */
+	assert_int_equal(db_pool_exec(NULL, f->env.db, "UPDATE nodes SET endpoint = '127.0.0.1'", 0, NULL,
+				      &err), 0);
 	*state = f;
 	return 0;
 }
@@ -116,8 +121,8 @@ static void test_tokens_own_other_unknown_missing(void **state)
 {
 	struct fx *f = *state;
 	json_t *b;
-	assert_int_equal(beat(&b, f, f->node_a, f->token_b, "{\"seq\":1}"), 403);
-	assert_string_equal(testenv_error_code(b), "forbidden");
+	assert_int_equal(beat(&b, f, f->node_a, f->token_b, "{\"seq\":1}"), 401);
+	assert_string_equal(testenv_error_code(b), "unauthenticated");
 	json_decref(b);
 	assert_int_equal(beat(&b, f, f->node_a, "nova-node-nope", "{\"seq\":1}"), 401);
 	json_decref(b);
@@ -125,11 +130,79 @@ static void test_tokens_own_other_unknown_missing(void **state)
 	json_decref(b);
 	assert_int_equal(beat(&b, f, f->node_a, ADMIN, "{\"seq\":1}"), 401); /* not a node token */
 	json_decref(b);
-	assert_int_equal(beat(&b, f, "00000000-0000-4000-8000-000000000000", f->token_a, "{\"seq\":1}"), 404);
+	assert_int_equal(beat(&b, f, "00000000-0000-4000-8000-000000000000", f->token_a, "{\"seq\":1}"), 401);
 	json_decref(b);
-	assert_int_equal(beat(&b, f, "not-a-node", f->token_a, "{\"seq\":1}"), 404);
+	assert_int_equal(beat(&b, f, "not-a-node", f->token_a, "{\"seq\":1}"), 401);
 	json_decref(b);
 	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+}
+
+/* An unknown node id and a wrong token on a known node get the same answer
+ * (status and body), so node ids cannot be enumerated without a token: it
+ * used to be 404 "no node with id ..." for the one and 401 or 403 for the
+ * other. Known nodes are cached and fresh here (the heartbeat above read
+ * them), so a difference in path would show. */
+static void test_unknown_node_and_wrong_token_answer_alike(void **state)
+{
+	struct fx *f = *state;
+	json_t *b;
+	char *want = NULL;
+	const char *ids[] = {"00000000-0000-4000-8000-000000000000", "not-a-node", NULL, NULL};
+	const char *tokens[] = {"nova-node-nope", NULL, NULL};
+	ids[2] = f->node_a;
+	ids[3] = f->node_b;
+	tokens[1] = f->token_b;
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
+	for (size_t i = 0; i < 4; i++)
+		for (size_t t = 0; t < 2; t++) {
+			if (i == 3 && t == 1)
+				continue; /* b's own token */
+			assert_int_equal(beat(&b, f, ids[i], tokens[t], "{\"seq\":2}"), 401);
+			char *text = json_dumps(json_object_get(b, "error"), JSON_SORT_KEYS | JSON_COMPACT);
+			json_decref(b);
+			assert_non_null(text);
+			/* The request id differs per request; the rest must not. */
+			if (!want)
+				want = text;
+			else {
+				assert_string_equal(text, want);
+				free(text);
+			}
+		}
+	assert_null(strstr(want, "00000000"));
+	free(want);
+	/* The token first: a bad body without a valid token is 401 too. */
+	assert_int_equal(beat(&b, f, f->node_b, "nova-node-nope", "{\"seq\":\"x\"}"), 401);
+	json_decref(b);
+	assert_int_equal(beat(&b, f, "not-a-node", "nova-node-nope", "{\"seq\":-1}"), 401);
+	json_decref(b);
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":\"x\"}"), 400);
+	json_decref(b);
+}
+
+/* A token the table does not hold is looked up by its hash through an
+ * index (sql/0012), not a scan of nodes per forged heartbeat. */
+static void test_token_hash_lookups_use_an_index(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(q(f, "SELECT count(*) FROM pg_indexes WHERE tablename = 'nodes' "
+			      "AND indexdef LIKE '%(token_hash)%'"), 1);
+	/* And the planner can use it for the heartbeat's lookup (seq scans
+	 * off: a two-row table is otherwise scanned whatever its indexes). */
+	struct nova_err err;
+	PGresult *res = NULL;
+	struct db_conn *c;
+	assert_int_equal(db_conn_acquire(&c, f->env.db, &err), 0);
+	assert_int_equal(db_exec(NULL, c, "SET enable_seqscan = off", 0, NULL, &err), 0);
+	assert_int_equal(db_exec(&res, c, "EXPLAIN SELECT n.id FROM nodes n WHERE n.token_hash = "
+				 "repeat('a', 64)", 0, NULL, &err), 0);
+	bool indexed = false;
+	for (int i = 0; i < PQntuples(res); i++)
+		indexed |= strstr(PQgetvalue(res, i, 0), "nodes_token_hash") != NULL;
+	PQclear(res);
+	db_exec(NULL, c, "RESET enable_seqscan", 0, NULL, &err);
+	db_conn_release(f->env.db, c);
+	assert_true(indexed);
 }
 
 static void test_stale_sequence_is_ignored(void **state)
@@ -342,7 +415,10 @@ static void test_revoked_token_is_refused(void **state)
  * holds the old hash: the new token is checked against a fresh read (once
  * the hash is a second old), not refused until the next refresh; the old
  * token then stops working. */
-static void test_a_rotated_token_works_within_a_second(void **state)
+/* A token issued anywhere (another novad provisioning the node again) is
+ * taken at once, by its lookup in the database: no window in which the
+ * new agent is refused. */
+static void test_a_rotated_token_works_at_once(void **state)
 {
 	struct fx *f = *state;
 	struct nova_err err;
@@ -350,13 +426,109 @@ static void test_a_rotated_token_works_within_a_second(void **state)
 	char fresh[128];
 	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
 	assert_int_equal(pool_node_token_issue(fresh, sizeof(fresh), f->env.db, f->node_a, &err), 0);
-	struct timespec ts = {1, 100 * 1000000L};
-	nanosleep(&ts, NULL);
 	assert_int_equal(beat(&b, f, f->node_a, fresh, "{\"seq\":2}"), 200);
 	assert_true(json_is_true(json_object_get(b, "accepted")));
 	json_decref(b);
 	assert_int_equal(beat(&b, f, f->node_a, f->token_a, "{\"seq\":3}"), 401);
 	json_decref(b);
+}
+
+static char logged[4096];
+static void capture(void *ctx, enum nova_log_level level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	size_t n = strlen(logged);
+	snprintf(logged + n, sizeof(logged) - n, "%s\n", line);
+}
+
+/* One report with endpoint ep for the replica on node; the answer. */
+static json_t *report(struct fx *f, const char *node, const char *token, const char *replica,
+		      long long seq, const char *ep)
+{
+	char body[1024];
+	json_t *b = NULL, *e = json_string(ep);
+	char *quoted = json_dumps(e, JSON_ENCODE_ANY);
+	json_decref(e);
+	snprintf(body, sizeof(body),
+		 "{\"seq\":%lld,\"assignment_generation\":\"x\",\"replicas\":[{\"replica_id\":\"%s\","
+		 "\"state\":\"ready\",\"endpoint\":%s}]}", seq, replica, quoted);
+	free(quoted);
+	assert_int_equal(beat(&b, f, node, token, body), 200);
+	return b;
+}
+
+/* A node's token could publish any string as its replica's endpoint and
+ * /v1/routes served it. Now each refused endpoint is named in the answer
+ * (the heartbeat itself is taken), logged without its text, and its replica
+ * is not ready, so never routed; an endpoint on the node's own address is
+ * taken, and one that moves to another host takes the replica out. */
+static void test_bad_endpoints_are_refused_per_replica_and_never_routed(void **state)
+{
+	struct fx *f = *state;
+	struct worker_config wcfg;
+	struct nova_err err;
+	json_t *b;
+	char node[64], replica[64], token[128];
+	worker_config_defaults(&wcfg);
+	wcfg.wait_ms = 20;
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
+				      "{\"name\":\"m\",\"kind\":\"single\",\"engine\":{\"image\":\"x\"},"
+				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(&f->env, &wcfg);
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
+	snprintf(replica, sizeof(replica), "%s", json_string_value(json_object_get(r, "id")));
+	snprintf(node, sizeof(node), "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
+	json_decref(b);
+	assert_int_equal(pool_node_token_issue(token, sizeof(token), f->env.db, node, &err), 0);
+	/* The fake provider recorded the node's address. */
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE endpoint = '127.0.0.1' AND handle IS NOT NULL "
+			      "AND name NOT IN ('a', 'b')"), 1);
+	const char *bad[] = {"file:///etc/shadow", "javascript:alert(1)", "http://10.9.9.9:8000",
+			     "http://127.0.0.1:8000\r\nX-Injected: 1", "http://u:secretpw@127.0.0.1:8000",
+			     "http://127.0.0.1:8000/../../admin", "http://127.0.0.1"};
+	long long seq = 1;
+	logged[0] = '\0';
+	nova_log_set_sink(capture, NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		b = report(f, node, token, replica, seq++, bad[i]);
+		assert_true(json_is_true(json_object_get(b, "accepted")));
+		json_t *x = json_array_get(json_object_get(b, "refused"), 0);
+		if (!x)
+			fail_msg("not refused: %s", bad[i]);
+		assert_string_equal(json_string_value(json_object_get(x, "replica_id")), replica);
+		assert_string_equal(json_string_value(json_object_get(x, "field")), "replicas[0].endpoint");
+		assert_non_null(json_string_value(json_object_get(x, "reason")));
+		json_decref(b);
+		flush(f);
+		testenv_worker_drain(&f->env, &wcfg);
+		assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE state = 'ready' OR endpoint IS NOT NULL"), 0);
+	}
+	nova_log_set_sink(NULL, NULL);
+	assert_non_null(strstr(logged, "replica endpoint refused"));
+	assert_null(strstr(logged, "secretpw"));
+	assert_null(strstr(logged, "/etc/shadow"));
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	assert_int_equal(json_integer_value(json_object_get(b, "ready_replicas")), 0);
+	json_decref(b);
+	/* On the node's own address: taken and routable. */
+	b = report(f, node, token, replica, seq++, "http://127.0.0.1:9000");
+	assert_null(json_object_get(b, "refused"));
+	json_decref(b);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE state = 'ready' "
+			      "AND endpoint = 'http://127.0.0.1:9000'"), 1);
+	/* Moved to another host: refused, and the replica leaves the routes. */
+	b = report(f, node, token, replica, seq++, "http://203.0.113.5:9000");
+	assert_non_null(json_object_get(b, "refused"));
+	json_decref(b);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE state = 'ready'"), 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM replicas WHERE endpoint LIKE '%203.0.113.5%'"), 0);
 }
 
 static void test_ready_replicas_make_the_deployment_running(void **state)
@@ -445,6 +617,8 @@ static void test_multi_stage_replica_is_ready_when_every_stage_is(void **state)
 	json_decref(g1);
 	assert_int_equal(pool_node_transition(f->env.db, draft, "ready", "provisioned", &err), 0);
 	assert_int_equal(pool_node_transition(f->env.db, target, "ready", "provisioned", &err), 0);
+	sql(f, "UPDATE nodes SET endpoint = '10.0.0.1' WHERE name = 'draft-node'");
+	sql(f, "UPDATE nodes SET endpoint = '10.0.0.2' WHERE name = 'target-node'");
 	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
 				      "{\"name\":\"sd\",\"kind\":\"spec_decode\",\"engine\":{\"image\":\"x\"},"
 				      "\"stages\":[{\"name\":\"draft\",\"accelerators\":1},"
@@ -559,7 +733,7 @@ static void test_assignments_come_when_the_generation_differs(void **state)
 	json_decref(ans);
 }
 
-/* Heartbeats for ids with no node are 404 and leave nothing behind in the
+/* Heartbeats for ids with no node are 401 and leave nothing behind in the
  * table (it used to keep an entry for every id it was asked about); an id
  * in upper case is the same node. */
 static void test_made_up_ids_leave_nothing_behind(void **state)
@@ -568,7 +742,7 @@ static void test_made_up_ids_leave_nothing_behind(void **state)
 	char id[64], upper[64];
 	for (int i = 0; i < 300; i++) {
 		snprintf(id, sizeof(id), "%08x-0000-4000-8000-%012x", (unsigned)i * 2654435761u, (unsigned)i);
-		assert_int_equal(beat(NULL, f, id, f->token_a, "{\"seq\":1}"), 404);
+		assert_int_equal(beat(NULL, f, id, f->token_a, "{\"seq\":1}"), 401);
 	}
 	assert_int_equal(inventory_nodes_known(f->env.inventory), 0);
 	snprintf(upper, sizeof(upper), "%s", f->node_a);
@@ -681,11 +855,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_nothing_is_judged_before_the_first_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_the_brake_holds_a_pool_that_goes_quiet_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoked_token_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_a_rotated_token_works_within_a_second, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_rotated_token_works_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ready_replicas_make_the_deployment_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multi_stage_replica_is_ready_when_every_stage_is, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assignments_come_when_the_generation_differs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_made_up_ids_leave_nothing_behind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_endpoints_are_refused_per_replica_and_never_routed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_node_and_wrong_token_answer_alike, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_token_hash_lookups_use_an_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_loads_the_fleet_and_forgets_the_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_of_a_large_fleet_keeps_every_node_reachable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_unchanged_capacity_is_not_written_again, setup, teardown),

@@ -15,6 +15,8 @@
 #include "sidecar/mock_engine.h"
 
 static struct mock_engine *eng;
+#define ADMIN_TOKEN "mock-admin-token-for-tests"
+static bool with_admin_token = true;
 
 static int start_with(void **state, const char *kind, bool fail_health)
 {
@@ -30,6 +32,8 @@ static int start_with(void **state, const char *kind, bool fail_health)
 	cfg.tokens_per_second = 100;
 	cfg.latency_ms = 50;
 	cfg.fail_health = fail_health;
+	if (with_admin_token)
+		snprintf(cfg.admin_token, sizeof(cfg.admin_token), "%s", ADMIN_TOKEN);
 	return mock_engine_start(&eng, &cfg, &err);
 }
 
@@ -48,6 +52,14 @@ static int setup_sick(void **state)
 	return start_with(state, "single", true);
 }
 
+static int setup_no_admin(void **state)
+{
+	with_admin_token = false;
+	int rc = start_with(state, "single", false);
+	with_admin_token = true;
+	return rc;
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -56,15 +68,18 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* A request; returns the status and the raw body (caller frees). */
-static long call(char **body, const char *method, const char *path, const char *payload)
+/* A request with a bearer token (NULL: none); returns the status and the
+ * raw body (caller frees). */
+static long call_as(char **body, const char *bearer, const char *method, const char *path,
+		    const char *payload)
 {
 	char url[128];
 	struct http_client_response res;
 	struct nova_err err;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", mock_engine_port(eng), path);
 	struct http_client_request req = {.method = method, .url = url, .body = payload,
-					  .body_len = payload ? strlen(payload) : 0};
+					  .body_len = payload ? strlen(payload) : 0,
+					  .bearer_token = bearer};
 	if (http_client_do(&res, &req, &err))
 		return -1;
 	*body = res.body;
@@ -72,6 +87,11 @@ static long call(char **body, const char *method, const char *path, const char *
 	long st = res.status;
 	http_client_response_finish(&res);
 	return st;
+}
+
+static long call(char **body, const char *method, const char *path, const char *payload)
+{
+	return call_as(body, NULL, method, path, payload);
 }
 
 static json_t *call_json(long *status, const char *method, const char *path, const char *payload)
@@ -211,11 +231,11 @@ static void test_health_switches_and_metrics_count(void **state)
 	(void)state;
 	assert_int_equal(call(&body, "GET", "/health", NULL), 200);
 	free(body);
-	assert_int_equal(call(&body, "POST", "/admin/health", "{\"healthy\":false}"), 200);
+	assert_int_equal(call_as(&body, ADMIN_TOKEN, "POST", "/admin/health", "{\"healthy\":false}"), 200);
 	free(body);
 	assert_int_equal(call(&body, "GET", "/health", NULL), 503);
 	free(body);
-	assert_int_equal(call(&body, "POST", "/admin/health", "{\"healthy\":\"no\"}"), 400);
+	assert_int_equal(call_as(&body, ADMIN_TOKEN, "POST", "/admin/health", "{\"healthy\":\"no\"}"), 400);
 	free(body);
 	assert_int_equal(call(&body, "POST", "/v1/completions",
 			      "{\"model\":\"base\",\"prompt\":\"x\",\"max_tokens\":2}"), 200);
@@ -230,6 +250,38 @@ static void test_health_switches_and_metrics_count(void **state)
 	assert_non_null(p);
 	sscanf(p + strlen("\nnova_engine_time_to_first_token_seconds "), "%lf", &ttft);
 	assert_true(ttft >= 0.045 && ttft < 5);
+	free(body);
+}
+
+/* The admin routes take the engine's own admin token only (they took
+ * requests from anyone who could reach the engine's routed port). */
+static void test_admin_routes_need_the_engine_admin_token(void **state)
+{
+	char *body = NULL;
+	(void)state;
+	assert_int_equal(call(&body, "POST", "/admin/health", "{\"healthy\":false}"), 401);
+	free(body);
+	assert_int_equal(call_as(&body, "not-the-admin-token-at-all", "POST", "/admin/health",
+				 "{\"healthy\":false}"), 401);
+	free(body);
+	assert_int_equal(call(&body, "GET", "/health", NULL), 200); /* unchanged */
+	free(body);
+	assert_int_equal(call_as(&body, ADMIN_TOKEN, "POST", "/admin/health", "{\"healthy\":false}"), 200);
+	free(body);
+	assert_int_equal(call(&body, "GET", "/health", NULL), 503);
+	free(body);
+}
+
+/* Without an admin token configured the admin routes are off. */
+static void test_admin_routes_are_off_without_a_token(void **state)
+{
+	char *body = NULL;
+	(void)state;
+	assert_int_equal(call(&body, "POST", "/admin/health", "{\"healthy\":false}"), 404);
+	free(body);
+	assert_int_equal(call_as(&body, "", "POST", "/admin/health", "{\"healthy\":false}"), 404);
+	free(body);
+	assert_int_equal(call(&body, "GET", "/health", NULL), 200);
 	free(body);
 }
 
@@ -257,6 +309,9 @@ static void test_command_line_parsing(void **state)
 	assert_int_equal(mock_engine_config_parse(&cfg, 3, bad, &err), NOVA_EINVAL);
 	assert_string_equal(err.field, "--tokens-per-second");
 	assert_int_equal(mock_engine_config_parse(&cfg, 2, unknown, &err), NOVA_EINVAL);
+	char *tok[] = {"x", "--admin-token", "short", NULL};
+	assert_int_equal(mock_engine_config_parse(&cfg, 3, tok, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "--admin-token");
 }
 
 int main(void)
@@ -272,6 +327,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dynamic_lora_load_and_unload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_health_switches_and_metrics_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_health_flag, setup_sick, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_routes_need_the_engine_admin_token, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_routes_are_off_without_a_token, setup_no_admin, teardown),
 		cmocka_unit_test(test_command_line_parsing),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,47 @@
+/* Internals of inventory/ shared between its files (and its tests): the
+ * check of the endpoints nodes report.
+ *
+ * A node's token could publish any string as its replica's endpoint
+ * (file:///etc/shadow, javascript:, an address on another host, a CRLF
+ * string) and /v1/routes served it as is: an engine given the node's
+ * token, or a stolen token, could point the node's routes anywhere. An
+ * endpoint is now taken only when it is "http" or "https" :// host : port,
+ * with nothing else (no user information, path, query, fragment, percent
+ * sign, space or control character), and its host is the node's own
+ * address as its provider recorded it (nodes.endpoint: lpu agents and fake
+ * nodes 127.0.0.1, an ssh host's address, a pod's IP). Names and addresses
+ * are compared in one canonical form (IPv4 as IPv4-mapped IPv6, names in
+ * lower case), so "127.1" or "0x7f.0.0.1" is not 127.0.0.1 (they are
+ * refused as hosts that are all digits and dots but no IPv4 address). A
+ * loopback node address allows any loopback host (127/8, ::1, localhost).
+ * Rejected: checking the host by resolving it (the answer depends on the
+ * resolver at the time, and a name that resolves to the node today can be
+ * pointed elsewhere tomorrow). */
+#ifndef NOVA_INVENTORY_INVENTORY_INT_H
+#define NOVA_INVENTORY_INVENTORY_INT_H
+
+#include <stdint.h>
+
+enum inv_addr_kind {
+	INV_ADDR_NONE = 0,   /* the provider recorded no address: nothing is taken */
+	INV_ADDR_LOOPBACK,   /* the node's processes are local: any loopback host */
+	INV_ADDR_KEY,        /* this address or name only */
+};
+
+/* A node's address in 17 bytes: an IP as IPv6 (IPv4-mapped), a name as the
+ * first 16 bytes of the SHA-256 of its lower-case form. */
+struct inv_addr {
+	uint8_t kind;
+	unsigned char key[16];
+};
+
+/* The address a provider recorded for a node (nodes.endpoint): a bare host
+ * ("10.1.2.3", "gpu1.example", "::1"), optionally with ":port", or a URL
+ * whose host is taken. "" or anything unreadable: INV_ADDR_NONE. */
+void inv_addr_from_provider(struct inv_addr *out, const char *text);
+
+/* Why an endpoint a node reports is refused, or NULL when it is taken
+ * (see above). The reason never quotes the endpoint. */
+const char *inv_endpoint_refusal(const char *endpoint, const struct inv_addr *node);
+
+#endif
