@@ -25,8 +25,9 @@ trap 'kill -9 $B_PID 2>/dev/null; pkill -f "$B/nova-sidecar --gateway" 2>/dev/nu
 	pkill -f "$B/nova-mock-engine --port" 2>/dev/null; t_cleanup' EXIT
 i=0; while [ ! -s "$T_WORK/state-b/novad.url" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 B_URL=$(cat "$T_WORK/state-b/novad.url")
-CA="$B/novactl --server $A_URL --token $TOKEN"
-CB="$B/novactl --server $B_URL --token $TOKEN"
+export NOVA_TOKEN="$TOKEN" # to novactl by its environment, not its command line
+CA="$B/novactl --server $A_URL"
+CB="$B/novactl --server $B_URL"
 
 cat >"$T_WORK/model.yaml" <<EOM
 name: demo

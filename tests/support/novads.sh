@@ -1,0 +1,93 @@
+# Sourced by shell tests (after tests/support/lib.sh and bench/nginx.sh):
+# several novads on one database behind nginx, as an operator runs them.
+#
+#   novads_ports HOST            four free ports on HOST: MN_PA MN_PB MN_PC MN_PN
+#   novads_nginx HOST            nginx on HOST:MN_PN, round robin over the
+#                                three, keep-alive, the next upstream on a
+#                                refused connection; MN_LB its URL
+#   novads_start_a HOST          novad A (lib.sh's nova_start) on HOST:MN_PA,
+#                                advertising MN_LB; MN_TOKEN, MN_DBURL
+#   novads_start NAME HOST PORT  another novad (B, C) on the same database,
+#                                its own state directory, the same lpu run
+#                                directory (one machine); NAME_PID
+#   novads_restart_a HOST        novad A again on its port and state
+#   novads_stop                  every novad and nginx (the tests' trap)
+
+novads_ports() {
+	set -- $(python3 -c 'import socket, sys
+ss = [socket.socket() for _ in range(4)]
+[s.bind((sys.argv[1], 0)) for s in ss]
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1")
+	MN_PA=$1 MN_PB=$2 MN_PC=$3 MN_PN=$4
+}
+
+novads_nginx() {
+	d="$T_WORK/nginx"
+	mkdir -p "$d/tmp"
+	cat >"$d/nginx.conf" <<EOF
+$([ "$(id -u)" -eq 0 ] && echo "user nobody nogroup;")
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    upstream novads {
+        server $1:$MN_PA max_fails=0;
+        server $1:$MN_PB max_fails=0;
+        server $1:$MN_PC max_fails=0;
+        keepalive 16;
+    }
+    server {
+        listen $1:$MN_PN;
+        location / {
+            proxy_pass http://novads;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_read_timeout 60s;
+            proxy_connect_timeout 1s;
+            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+        }
+    }
+}
+EOF
+	"$(nginx_bench_bin)" -p "$d" -c "$d/nginx.conf" 2>"$d/start.err" || return 1
+	MN_LB="http://$1:$MN_PN"
+}
+
+novads_start_a() {
+	export NOVA_ADVERTISE_URL="$MN_LB"
+	T_LISTEN="$1:$MN_PA" nova_start || return 1
+	A_PID=$T_PID
+	MN_TOKEN=$(cat "$NOVA_STATE_DIR/admin_token")
+	MN_DBURL="host=$NOVA_TEST_PGHOST dbname=$T_DB user=nova"
+}
+
+novads_start() {
+	mkdir -p "$T_WORK/state-$1"
+	rm -f "$T_WORK/state-$1/novad.url"
+	NOVA_STATE_DIR="$T_WORK/state-$1" NOVA_LISTEN="$2:$3" NOVA_ADMIN_TOKEN="$MN_TOKEN" \
+		NOVA_DATABASE_URL="$MN_DBURL" "$B/novad" >>"$T_WORK/novad-$1.log" 2>&1 &
+	eval "${1}_PID=\$!"
+	i=0; while [ ! -s "$T_WORK/state-$1/novad.url" ] && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+	[ -s "$T_WORK/state-$1/novad.url" ]
+}
+
+novads_restart_a() {
+	NOVA_LISTEN="$1:$MN_PA" NOVA_DATABASE_URL="$MN_DBURL" NOVA_ENABLE_FAKE_PROVIDER=1 \
+		"$B/novad" >>"$T_WORK/novad.log" 2>&1 &
+	A_PID=$!
+	i=0; while ! curl -sf "http://$1:$MN_PA/healthz" >/dev/null && [ $i -lt 100 ]; do
+		i=$((i + 1)); sleep 0.1; done
+}
+
+novads_stop() {
+	kill -9 ${B_PID:-} ${C_PID:-} 2>/dev/null
+	kill "$(cat "$T_WORK/nginx/nginx.pid" 2>/dev/null)" 2>/dev/null
+}
