@@ -115,6 +115,7 @@ http:
   max_connections_per_ip: 0
   max_watchers: 6000
   max_watchers_per_key: 6000
+  max_connections_per_key: 0
 YAML
 	NOVA_LISTEN=127.0.0.1:0 NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$1 user=nova" \
 		NOVA_LOG_LEVEL=warn "$B/novad" -c "$W/novad-bench.yaml" >>"$OUT/novad-$1.log" 2>&1 &

@@ -48,6 +48,7 @@ void cfg_defaults(struct cfg *c)
 	c->http_body_timeout_ms = 30000;
 	c->http_max_watchers = 1024;
 	c->http_max_watchers_per_key = 256;
+	c->http_max_connections_per_key = 512;
 	c->db_pool_size = 8;
 	/* Well under the clients' own timeouts (a sidecar's heartbeat gives up
 	 * after 5 s): acquire + statement stays under it. */
@@ -93,7 +94,7 @@ static int cfg_yaml_http(struct cfg *c, struct ydoc *d, yaml_node_t *map, struct
 	static const char *const keys[] = {"threads", "max_body_bytes", "max_connections",
 					   "max_connections_per_ip", "reserved_connections",
 					   "header_timeout_ms", "body_timeout_ms", "max_watchers",
-					   "max_watchers_per_key", NULL};
+					   "max_watchers_per_key", "max_connections_per_key", NULL};
 	const struct {
 		const char *key, *field;
 		unsigned *dst;
@@ -110,6 +111,8 @@ static int cfg_yaml_http(struct cfg *c, struct ydoc *d, yaml_node_t *map, struct
 		{"max_watchers", "http.max_watchers", &c->http_max_watchers, 1, 1000000},
 		{"max_watchers_per_key", "http.max_watchers_per_key", &c->http_max_watchers_per_key,
 		 1, 1000000},
+		{"max_connections_per_key", "http.max_connections_per_key",
+		 &c->http_max_connections_per_key, 0, 1000000},
 	};
 	long long v;
 	int rc = ydoc_map_check_keys(d, map, "http", keys, err);

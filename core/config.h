@@ -39,6 +39,9 @@ struct cfg {
 	unsigned http_body_timeout_ms;
 	unsigned http_max_watchers;
 	unsigned http_max_watchers_per_key;
+	/* http.max_connections_per_key (512; 0: none): connections whose
+	 * requests came with one credential (core/http.h owner) */
+	unsigned http_max_connections_per_key;
 	unsigned db_pool_size;       /* database_pool_size: NOVA_DB_POOL_SIZE   */
 	/* database_statement_timeout_ms: NOVA_DB_STATEMENT_TIMEOUT_MS (2000):
 	 * how long a statement, or opening a connection, may wait for the

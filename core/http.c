@@ -90,6 +90,7 @@ struct http_track {
 	bool served;             /* answered a request (kept alive since) */
 	bool shed;               /* shut down by us; MHD has yet to close it */
 	long long deadline_ms;   /* CLOCK_MONOTONIC; LLONG_MAX: none */
+	char owner[HTTP_OWNER_MAX + 1]; /* who its requests came as ("": nobody yet) */
 };
 
 /* Per request: lives from MHD's first call to its completion callback. */
@@ -199,6 +200,36 @@ bool http_etag_match(const char *if_none_match, const char *etag)
 			return true;
 	}
 	return false;
+}
+
+int http_request_owner_claim(const struct http_request *req, const char *owner, unsigned limit,
+			     struct nova_err *err)
+{
+	const struct http_conn_ctx *c = req->priv;
+	struct http_server *srv = c->srv;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct http_track *t = ci ? ci->socket_context : NULL;
+	unsigned held = 0;
+	int rc = 0;
+	if (!t || !limit || !owner || !*owner)
+		return 0;
+	pthread_mutex_lock(&srv->track_lock);
+	if (strncmp(t->owner, owner, HTTP_OWNER_MAX) != 0) {
+		/* The first request of this connection as owner (or as another
+		 * owner than before): count what owner holds. Linear, once per
+		 * connection and owner, under the lock every accept takes too. */
+		for (struct http_track *o = srv->track_head; o; o = o->next)
+			if (o != t && !o->shed && strncmp(o->owner, owner, HTTP_OWNER_MAX) == 0)
+				held++;
+		if (held >= limit)
+			rc = nova_err_set(err, NOVA_ETOOMANY, "",
+					  "this credential holds %u connections, the most one may", held);
+		else
+			snprintf(t->owner, sizeof(t->owner), "%s", owner);
+	}
+	pthread_mutex_unlock(&srv->track_lock);
+	return rc;
 }
 
 const char *http_request_header(const struct http_request *req, const char *name)

@@ -25,6 +25,7 @@
 #define HTTP_MAX_PARAMS 8
 #define HTTP_MAX_RESPONSE_HEADERS 8
 #define HTTP_REQUEST_ID_MAX 64
+#define HTTP_OWNER_MAX 40
 
 struct http_server;
 
@@ -125,6 +126,15 @@ struct http_server_config {
 /* Request accessors. The returned strings are borrowed for the duration of
  * the handler. Header names are matched case-insensitively. */
 const char *http_request_header(const struct http_request *req, const char *name);
+/* Mark the request's connection as owner's (a credential, as the caller
+ * names it; at most HTTP_OWNER_MAX characters count), unless owner holds
+ * limit connections already: then NOVA_ETOOMANY, and the caller answers
+ * 429 and closes it. The first request on a connection pays a count (a
+ * walk of the open connections); later ones of the same owner nothing.
+ * limit 0: no cap. So one leaked or greedy credential cannot hold every
+ * connection the server takes. */
+int http_request_owner_claim(const struct http_request *req, const char *owner, unsigned limit,
+			     struct nova_err *err);
 const char *http_request_query(const struct http_request *req, const char *name);
 const char *http_request_param(const struct http_request *req, const char *name);
 

@@ -230,6 +230,12 @@ static void gw_dispatch(struct http_request *req, struct http_response *res, voi
 			http_response_error(res, &err);
 			return;
 		}
+		if (http_request_owner_claim(req, who.kind == AUTH_APIKEY ? who.id : "admin",
+					     b->gw->deps.max_connections_per_key, &err)) {
+			http_response_error(res, &err);
+			http_response_header_add(res, "Connection", "close");
+			return;
+		}
 		if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
 			gw_kind(kind, sizeof(kind), b->route->tag);
 			note = (struct audit_note){

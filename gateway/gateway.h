@@ -35,6 +35,11 @@ struct gw_deps {
 	 * 0: no cap. */
 	unsigned max_watchers;
 	unsigned max_watchers_per_key;
+	/* Connections one credential (an API key, or the admin token) may
+	 * hold (core/http.h http_request_owner_claim): past it the request is
+	 * answered 429 and its connection closed, so a leaked or greedy key
+	 * cannot take the connections the fleet needs. 0: no cap. */
+	unsigned max_connections_per_key;
 };
 
 int gw_create(struct gw **out, const struct gw_deps *deps, struct nova_err *err);

@@ -390,7 +390,8 @@ int main(int argc, char **argv)
 			       .migrations = db_migrations_builtin,
 			       .n_migrations = db_migrations_builtin_count,
 			       .max_watchers = cfg.http_max_watchers,
-			       .max_watchers_per_key = cfg.http_max_watchers_per_key};
+			       .max_watchers_per_key = cfg.http_max_watchers_per_key,
+			       .max_connections_per_key = cfg.http_max_connections_per_key};
 	struct http_server_config hcfg = {
 		.listen = cfg.listen, .threads = cfg.http_threads, .max_body = cfg.max_body_bytes,
 		.max_connections = cfg.http_max_connections,

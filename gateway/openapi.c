@@ -208,11 +208,15 @@ static json_t *gw_operation(const struct gw_route *r)
 					      gw_json_content(r->response_schema)));
 	else
 		json_object_set_new(responses, status, json_pack("{s:s}", "description", "success"));
-	if (r->capped)
+	if (r->capped || (r->access != GW_PUBLIC && r->access != GW_NODE))
 		json_object_set_new(responses, "429",
 				    json_pack("{s:s, s:{s:{s:s, s:{s:s}}}, s:o}", "description",
-					      "too many streams open (for this credential or in all); "
-					      "retry after the delay given",
+					      r->capped ? "too many streams open (for this credential "
+							  "or in all), or this credential holds too "
+							  "many connections; retry after the delay given"
+							: "this credential holds too many connections "
+							  "(http.max_connections_per_key); retry after "
+							  "the delay given",
 					      "headers", "Retry-After", "description",
 					      "seconds to wait", "schema", "type", "integer", "content",
 					      gw_json_content("Error")));

@@ -36,11 +36,17 @@ int testenv_db_open(struct testenv *env)
 
 int testenv_gateway_start(struct testenv *env, size_t max_body)
 {
-	return testenv_gateway_start_watch_caps(env, max_body, 0, 0);
+	return testenv_gateway_start_limits(env, max_body, 0, 0, 0);
 }
 
 int testenv_gateway_start_watch_caps(struct testenv *env, size_t max_body, unsigned max_watchers,
 				     unsigned max_watchers_per_key)
+{
+	return testenv_gateway_start_limits(env, max_body, max_watchers, max_watchers_per_key, 0);
+}
+
+int testenv_gateway_start_limits(struct testenv *env, size_t max_body, unsigned max_watchers,
+				 unsigned max_watchers_per_key, unsigned max_connections_per_key)
 {
 	struct nova_err err;
 	if (testenv_db_open(env))
@@ -66,7 +72,8 @@ int testenv_gateway_start_watch_caps(struct testenv *env, size_t max_body, unsig
 			       .routes = env->routes, .migrations = db_migrations_builtin,
 			       .n_migrations = db_migrations_builtin_count,
 			       .max_watchers = max_watchers,
-			       .max_watchers_per_key = max_watchers_per_key};
+			       .max_watchers_per_key = max_watchers_per_key,
+			       .max_connections_per_key = max_connections_per_key};
 	struct http_server_config cfg = {.listen = "127.0.0.1:0", .threads = 4, .max_body = max_body};
 	if (gw_create(&env->gw, &deps, &err) || http_server_create(&env->srv, &cfg, &err) ||
 	    gw_routes_register(env->gw, env->srv, &err) || http_server_start(env->srv, &err))

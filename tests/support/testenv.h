@@ -31,6 +31,9 @@ int testenv_gateway_start(struct testenv *env, size_t max_body);
 /* The same with caps on route watch streams (gateway.h; 0: none). */
 int testenv_gateway_start_watch_caps(struct testenv *env, size_t max_body, unsigned max_watchers,
 				     unsigned max_watchers_per_key);
+/* And a cap on the connections one credential holds (gateway.h). */
+int testenv_gateway_start_limits(struct testenv *env, size_t max_body, unsigned max_watchers,
+				 unsigned max_watchers_per_key, unsigned max_connections_per_key);
 void testenv_close(struct testenv *env);
 
 /* One request; returns the HTTP status (-1 on transport failure). *body_out
