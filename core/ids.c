@@ -1,6 +1,8 @@
 #include "core/ids.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -86,13 +88,14 @@ bool ids_machine_id_set(const char *id)
 	return true;
 }
 
-void ids_machine_id(char out[IDS_MACHINE_LEN])
+/* The machine's own id, read once: callers ask on every worker poll and
+ * reconciler pass. */
+static char ids_machine_read[IDS_MACHINE_LEN];
+static pthread_once_t ids_machine_once = PTHREAD_ONCE_INIT;
+
+static void ids_machine_read_once(void)
 {
 	static const char *const files[] = {"/etc/machine-id", "/var/lib/dbus/machine-id"};
-	if (ids_machine[0]) {
-		memcpy(out, ids_machine, IDS_MACHINE_LEN);
-		return;
-	}
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		FILE *f = fopen(files[i], "r");
 		char line[IDS_MACHINE_LEN + 2] = "";
@@ -102,12 +105,22 @@ void ids_machine_id(char out[IDS_MACHINE_LEN])
 		fclose(f);
 		line[strcspn(line, "\r\n")] = '\0';
 		if (got && ids_machine_ok(line)) {
-			snprintf(out, IDS_MACHINE_LEN, "%s", line);
+			snprintf(ids_machine_read, sizeof(ids_machine_read), "%s", line);
 			return;
 		}
 	}
 	char host[256] = "";
 	if (gethostname(host, sizeof(host) - 1) != 0 || !ids_machine_ok(host))
 		snprintf(host, sizeof(host), "localhost");
-	snprintf(out, IDS_MACHINE_LEN, "%.64s", host);
+	snprintf(ids_machine_read, sizeof(ids_machine_read), "%.64s", host);
+}
+
+void ids_machine_id(char out[IDS_MACHINE_LEN])
+{
+	if (ids_machine[0]) {
+		memcpy(out, ids_machine, IDS_MACHINE_LEN);
+		return;
+	}
+	pthread_once(&ids_machine_once, ids_machine_read_once);
+	memcpy(out, ids_machine_read, IDS_MACHINE_LEN);
 }

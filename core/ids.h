@@ -22,7 +22,7 @@ bool ids_is_dns_label(const char *s);
  * (its lpu agents are that machine's processes): the configured one
  * (novad.yaml machine_id; containers on one host may share
  * /etc/machine-id), else /etc/machine-id, /var/lib/dbus/machine-id, else
- * the host name. At most IDS_MACHINE_LEN - 1 characters. */
+ * the host name (read once). At most IDS_MACHINE_LEN - 1 characters. */
 #define IDS_MACHINE_LEN 65
 void ids_machine_id(char out[IDS_MACHINE_LEN]);
 /* Set it (NULL or "": read it from the machine again). Once, before
