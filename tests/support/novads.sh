@@ -11,7 +11,11 @@
 #                                its own state directory, the same lpu run
 #                                directory (one machine); NAME_PID
 #   novads_restart_a HOST        novad A again on its port and state
-#   novads_stop                  every novad and nginx (the tests' trap)
+#   novads_kill_each HOST MODEL  kill -9 A, B and C in turn, each started
+#                                again, while MODEL's route is polled through
+#                                nginx: PASS/FAIL that no node left ready and
+#                                that the route never disappeared
+#   novads_stop                  every novad, the poller and nginx (the tests' trap)
 
 novads_ports() {
 	set -- $(python3 -c 'import socket, sys
@@ -87,7 +91,35 @@ novads_restart_a() {
 		i=$((i + 1)); sleep 0.1; done
 }
 
+novads_kill_each() {
+	(
+		while :; do
+			n=$(curl -s -m 2 -H "Authorization: Bearer $MN_TOKEN" "$MN_LB/v1/routes?model=$2" |
+				grep -o '"url"' | wc -l)
+			[ "$n" -eq 0 ] && echo "gap $(date +%T.%N)" >>"$T_WORK/gaps"
+			sleep 0.1
+		done
+	) &
+	MN_POLL_PID=$!
+	before=$(t_sql "SELECT count(*) FROM node_events WHERE to_state <> 'ready'")
+	for who in A B C; do
+		case $who in
+		A) kill -9 "$A_PID"; wait "$A_PID" 2>/dev/null; sleep 4; novads_restart_a "$1" ;;
+		B) kill -9 "$B_PID"; wait "$B_PID" 2>/dev/null; sleep 4; novads_start B "$1" "$MN_PB" ;;
+		C) kill -9 "$C_PID"; wait "$C_PID" 2>/dev/null; sleep 4; novads_start C "$1" "$MN_PC" ;;
+		esac
+		sleep 2
+	done
+	sleep 4
+	kill "$MN_POLL_PID" 2>/dev/null; wait "$MN_POLL_PID" 2>/dev/null; MN_POLL_PID=
+	after=$(t_sql "SELECT count(*) FROM node_events WHERE to_state <> 'ready'")
+	[ "$before" = "$after" ] && t_pass "no node left ready while each novad was killed in turn" ||
+		t_fail "no node left ready" "$(t_sql "SELECT string_agg(from_state || '->' || to_state || ' ' || reason, '; ') FROM node_events WHERE to_state <> 'ready'")"
+	[ ! -s "$T_WORK/gaps" ] && t_pass "the route never disappeared" ||
+		t_fail "the route never disappeared" "$(wc -l <"$T_WORK/gaps") gaps, first $(head -1 "$T_WORK/gaps")"
+}
+
 novads_stop() {
-	kill -9 ${B_PID:-} ${C_PID:-} 2>/dev/null
+	kill -9 ${B_PID:-} ${C_PID:-} ${MN_POLL_PID:-} 2>/dev/null
 	kill "$(cat "$T_WORK/nginx/nginx.pid" 2>/dev/null)" 2>/dev/null
 }
