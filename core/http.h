@@ -116,8 +116,9 @@ struct http_server_config {
  * A connection past its deadline is shut down (no answer: it has not
  * asked anything). When the open connections pass max_connections minus
  * reserved_connections, a new one makes the oldest connection in the head
- * phase close (one that never sent a request first, then kept-alive ones),
- * never the newcomer: so up to the total cap there is always room for a
+ * phase close (one that never sent a request first, then kept-alive ones,
+ * in both only those whose socket holds no unread bytes; a request that
+ * has arrived but not yet been read goes last), never the newcomer: so up to the total cap there is always room for a
  * client that sends its request at once (a probe, a heartbeat), however
  * many idle sockets an attacker holds. Busy connections are never shed:
  * callers bound their own (the route watchers, gateway.h). Past

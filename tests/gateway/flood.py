@@ -216,6 +216,7 @@ out["watch_unanswered"] = sum(1 for w in watches if w.status is None and not w.c
 stop.set()
 for t in threads:
     t.join()
+out["beats_stopped_at"] = time.time()  # the node goes silent from here
 for key in list(sel.get_map().values()):
     key.fileobj.close()
 out["probe_failures"] = out["probe_failures"][:20]
