@@ -48,8 +48,6 @@ mn_rows_written() {
 mn_nginx() {
 	k=$1 mode=$2
 	[ -n "$MN_NGINX_PID" ] && { kill -QUIT "$MN_NGINX_PID" 2>/dev/null; sleep 0.5; MN_NGINX_PID=; }
-	d="$W/mn-nginx"
-	mkdir -p "$d/tmp"
 	servers=
 	n=0
 	for port in $MN_PORTS; do
@@ -58,34 +56,9 @@ mn_nginx() {
 	done
 	balance=
 	[ "$mode" = hash ] && balance="hash \$uri consistent;"
-	cat >"$d/nginx.conf" <<EOF
-$([ "$(id -u)" -eq 0 ] && echo "user nobody nogroup;")
-worker_processes 2;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    client_body_temp_path $d/tmp/body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
-    upstream novads { $balance $servers keepalive 256; }
-    server {
-        listen 127.0.0.1:$MN_PORT;
-        location / {
-            proxy_pass http://novads;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
-	"$(nginx_bench_bin)" -p "$d" -c "$d/nginx.conf" 2>>"$OUT/multinovad-nginx.err" || return 1
-	i=0; while [ ! -s "$d/nginx.pid" ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
-	MN_NGINX_PID=$(cat "$d/nginx.pid" 2>/dev/null)
-	[ -n "$MN_NGINX_PID" ]
+	nginx_proxy_start "$W/mn-nginx" "127.0.0.1:$MN_PORT" "$balance $servers keepalive 256;" ||
+		{ cat "$W/mn-nginx/start.err" >>"$OUT/multinovad-nginx.err"; return 1; }
+	MN_NGINX_PID=$NGINX_PROXY_PID
 }
 
 bench_multi_novad() {

@@ -8,6 +8,13 @@
 #   nginx_bench_start DIR       start on a free loopback port; sets NGINX_BENCH_PORT,
 #                               serves DIR/www
 #   nginx_bench_stop            stop it
+#   nginx_proxy_start DIR LISTEN UPSTREAM [LOCATION]
+#                               a reverse proxy on LISTEN (HOST:PORT) to the
+#                               upstream block's body UPSTREAM (servers,
+#                               balancing, keepalive), HTTP/1.1 keep-alive
+#                               to them, plus LOCATION's directives; config,
+#                               pid and temp files in DIR; waits for its pid
+#                               (NGINX_PROXY_PID). NGINX_PROXY_WORKERS (2)
 
 nginx_bench_bin() {
 	for b in "$(command -v nginx 2>/dev/null)" /usr/sbin/nginx; do
@@ -111,4 +118,40 @@ nginx_bench_stop() {
 	done
 	kill -KILL "$NGINX_BENCH_PID" 2>/dev/null
 	NGINX_BENCH_PID=
+}
+
+nginx_proxy_start() {
+	d=$1
+	mkdir -p "$d/tmp"
+	cat >"$d/nginx.conf" <<EOF
+$([ "$(id -u)" -eq 0 ] && echo "user nobody nogroup;")
+worker_processes ${NGINX_PROXY_WORKERS:-2};
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    upstream backends { $3 }
+    server {
+        listen $2;
+        location / {
+            proxy_pass http://backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            ${4:-}
+        }
+    }
+}
+EOF
+	rm -f "$d/nginx.pid"
+	"$(nginx_bench_bin)" -p "$d" -c "$d/nginx.conf" 2>"$d/start.err" || return 1
+	i=0
+	while [ ! -s "$d/nginx.pid" ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+	NGINX_PROXY_PID=$(cat "$d/nginx.pid" 2>/dev/null)
+	[ -n "$NGINX_PROXY_PID" ]
 }

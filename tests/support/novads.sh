@@ -26,42 +26,10 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1")
 }
 
 novads_nginx() {
-	d="$T_WORK/nginx"
-	mkdir -p "$d/tmp"
-	cat >"$d/nginx.conf" <<EOF
-$([ "$(id -u)" -eq 0 ] && echo "user nobody nogroup;")
-worker_processes 1;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $d/tmp/body;
-    proxy_temp_path $d/tmp/proxy;
-    fastcgi_temp_path $d/tmp/fastcgi;
-    uwsgi_temp_path $d/tmp/uwsgi;
-    scgi_temp_path $d/tmp/scgi;
-    upstream novads {
-        server $1:$MN_PA max_fails=0;
-        server $1:$MN_PB max_fails=0;
-        server $1:$MN_PC max_fails=0;
-        keepalive 16;
-    }
-    server {
-        listen $1:$MN_PN;
-        location / {
-            proxy_pass http://novads;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-            proxy_read_timeout 60s;
-            proxy_connect_timeout 1s;
-            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
-        }
-    }
-}
-EOF
-	"$(nginx_bench_bin)" -p "$d" -c "$d/nginx.conf" 2>"$d/start.err" || return 1
+	NGINX_PROXY_WORKERS=1 nginx_proxy_start "$T_WORK/nginx" "$1:$MN_PN" \
+		"server $1:$MN_PA max_fails=0; server $1:$MN_PB max_fails=0; server $1:$MN_PC max_fails=0; keepalive 16;" \
+		"proxy_buffering off; proxy_read_timeout 60s; proxy_connect_timeout 1s;
+		proxy_next_upstream error timeout http_502 http_503 non_idempotent;" || return 1
 	MN_LB="http://$1:$MN_PN"
 }
 
