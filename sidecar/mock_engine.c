@@ -13,6 +13,7 @@
 
 #include "core/http.h"
 #include "core/json.h"
+#include "core/prompt.h"
 #include "core/secret.h"
 
 const char mock_engine_usage[] =
@@ -20,6 +21,8 @@ const char mock_engine_usage[] =
 	"                        [--tokens-per-second N] [--latency-ms N] [--max-tokens N]\n"
 	"                        [--crash-after N] [--fail-health] [--lora NAME ...]\n"
 	"                        [--max-loras N] [--port-file PATH] [--admin-token TOKEN]\n"
+	"                        [--prefix-block-bytes N] [--prefix-cache-blocks N]\n"
+	"                        [--uncached-block-us N] [--embedding-dims N]\n"
 	"  POST /admin/health needs \"Authorization: Bearer TOKEN\", the --admin-token\n"
 	"  (or NOVA_MOCK_ADMIN_TOKEN); without one the admin routes are off (404).\n";
 
@@ -32,6 +35,9 @@ void mock_engine_config_defaults(struct mock_engine_config *cfg)
 	cfg->tokens_per_second = 50;
 	cfg->latency_ms = 20;
 	cfg->max_tokens = 16;
+	cfg->prefix_block_bytes = 64;
+	cfg->prefix_cache_blocks = 16384;
+	cfg->embedding_dims = 16;
 }
 
 static int me_uint(unsigned *out, const char *flag, const char *s, unsigned min, unsigned max,
@@ -51,7 +57,7 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 			     struct nova_err *err)
 {
 	enum { O_LISTEN = 1000, O_PORT, O_MODEL, O_KIND, O_TPS, O_LAT, O_MAXTOK, O_CRASH, O_FAILH,
-	       O_LORA, O_MAXLORA, O_ADMIN };
+	       O_LORA, O_MAXLORA, O_ADMIN, O_PBB, O_PCB, O_UBU, O_EDIM };
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"port", required_argument, NULL, O_PORT},
@@ -65,6 +71,10 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 		{"lora", required_argument, NULL, O_LORA},
 		{"max-loras", required_argument, NULL, O_MAXLORA},
 		{"admin-token", required_argument, NULL, O_ADMIN},
+		{"prefix-block-bytes", required_argument, NULL, O_PBB},
+		{"prefix-cache-blocks", required_argument, NULL, O_PCB},
+		{"uncached-block-us", required_argument, NULL, O_UBU},
+		{"embedding-dims", required_argument, NULL, O_EDIM},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -104,6 +114,10 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 			else
 				snprintf(cfg->admin_token, sizeof(cfg->admin_token), "%s", optarg);
 			break;
+		case O_PBB: rc = me_uint(&cfg->prefix_block_bytes, "--prefix-block-bytes", optarg, 1, 1u << 20, err); break;
+		case O_PCB: rc = me_uint(&cfg->prefix_cache_blocks, "--prefix-cache-blocks", optarg, 0, 1u << 24, err); break;
+		case O_UBU: rc = me_uint(&cfg->uncached_block_us, "--uncached-block-us", optarg, 0, 10000000, err); break;
+		case O_EDIM: rc = me_uint(&cfg->embedding_dims, "--embedding-dims", optarg, 1, 4096, err); break;
 		case 'h': return 1;
 		case ':': rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "%s needs a value", argv[optind - 1]); break;
 		default: rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "unknown option %s", argv[optind - 1]); break;
@@ -114,8 +128,25 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 	return rc;
 }
 
+/* The prefix cache: an LRU of block hashes, a list threaded through slots
+ * (most recent at head) and an open-addressed table (linear probing,
+ * backward-shift deletion) from hash to slot. Under its own lock. */
+#define ME_NIL UINT32_MAX
+struct me_slot {
+	uint64_t hash;
+	uint32_t prev, next;
+};
+struct me_cache {
+	pthread_mutex_t lock;
+	struct me_slot *slots;
+	uint32_t *table;   /* slot index or ME_NIL */
+	uint32_t cap, used, mask, head, tail;
+	unsigned long long hits, misses;
+};
+
 struct mock_engine {
 	struct mock_engine_config cfg;
+	struct me_cache cache;
 	struct http_server *srv;
 	pthread_mutex_t lock;         /* loras, health */
 	char dyn[MOCK_MAX_LORAS][64]; /* dynamically loaded adapters */
@@ -165,16 +196,140 @@ static const char *const me_words[] = {"the", "model", "answers", "with", "mock"
 				       "demos", "of", "nova"};
 #define ME_N_WORDS (sizeof(me_words) / sizeof(me_words[0]))
 
+/* --- the prefix cache --------------------------------------------------------- */
+
+static int me_cache_init(struct me_cache *c, uint32_t cap)
+{
+	pthread_mutex_init(&c->lock, NULL);
+	c->cap = cap;
+	c->head = c->tail = ME_NIL;
+	if (!cap)
+		return 0;
+	uint32_t size = 2;
+	while (size < cap * 2u)
+		size <<= 1;
+	c->mask = size - 1;
+	c->slots = calloc(cap, sizeof(*c->slots));
+	c->table = malloc(sizeof(*c->table) * size);
+	if (!c->slots || !c->table)
+		return -1;
+	memset(c->table, 0xff, sizeof(*c->table) * size);
+	return 0;
+}
+
+static void me_cache_free(struct me_cache *c)
+{
+	free(c->slots);
+	free(c->table);
+	pthread_mutex_destroy(&c->lock);
+}
+
+static uint32_t me_cache_pos(const struct me_cache *c, uint64_t hash)
+{
+	uint32_t i = (uint32_t)(hash ^ (hash >> 32)) & c->mask;
+	while (c->table[i] != ME_NIL && c->slots[c->table[i]].hash != hash)
+		i = (i + 1) & c->mask;
+	return i;
+}
+
+static void me_cache_unlink(struct me_cache *c, uint32_t s)
+{
+	struct me_slot *x = &c->slots[s];
+	if (x->prev != ME_NIL) c->slots[x->prev].next = x->next; else c->head = x->next;
+	if (x->next != ME_NIL) c->slots[x->next].prev = x->prev; else c->tail = x->prev;
+}
+
+static void me_cache_push(struct me_cache *c, uint32_t s)
+{
+	c->slots[s].prev = ME_NIL;
+	c->slots[s].next = c->head;
+	if (c->head != ME_NIL)
+		c->slots[c->head].prev = s;
+	c->head = s;
+	if (c->tail == ME_NIL)
+		c->tail = s;
+}
+
+/* Remove the table entry at i, shifting later members of its run back. */
+static void me_cache_table_del(struct me_cache *c, uint32_t i)
+{
+	uint32_t j = i;
+	c->table[i] = ME_NIL;
+	for (;;) {
+		j = (j + 1) & c->mask;
+		if (c->table[j] == ME_NIL)
+			return;
+		uint64_t h = c->slots[c->table[j]].hash;
+		uint32_t home = (uint32_t)(h ^ (h >> 32)) & c->mask;
+		/* j's entry may move to i when its home is not in (i, j]. */
+		if ((i < j) ? (home <= i || home > j) : (home <= i && home > j)) {
+			c->table[i] = c->table[j];
+			c->table[j] = ME_NIL;
+			i = j;
+		}
+	}
+}
+
+/* Make hash the most recent, evicting the least recent when full. */
+static void me_cache_touch(struct me_cache *c, uint64_t hash)
+{
+	uint32_t i = me_cache_pos(c, hash), s = c->table[i];
+	if (s != ME_NIL) {
+		me_cache_unlink(c, s);
+		me_cache_push(c, s);
+		return;
+	}
+	if (c->used < c->cap) {
+		s = c->used++;
+	} else {
+		s = c->tail;
+		me_cache_unlink(c, s);
+		me_cache_table_del(c, me_cache_pos(c, c->slots[s].hash));
+		i = me_cache_pos(c, hash); /* the deletion may have moved the run */
+	}
+	c->slots[s].hash = hash;
+	c->table[i] = s;
+	me_cache_push(c, s);
+}
+
+/* The blocks of a prompt missing from the cache (leading hits end at the
+ * first miss; a trailing partial block is always a miss); the prompt's
+ * blocks are then cached, its first ones the most recent so that a shared
+ * head outlives the tails that differ. */
+static unsigned long me_cache_misses(struct mock_engine *e, const char *text, size_t len)
+{
+	struct me_cache *c = &e->cache;
+	size_t bb = e->cfg.prefix_block_bytes, max = len / bb, n, hits = 0;
+	uint64_t stackbuf[256], *h = max <= 256 ? stackbuf : malloc(max * sizeof(*h));
+	unsigned long partial = len % bb ? 1 : 0;
+	if (!h)
+		return (unsigned long)max + partial;
+	n = prompt_block_hashes(text, len, bb, h, max);
+	pthread_mutex_lock(&c->lock);
+	if (c->cap) {
+		while (hits < n && c->table[me_cache_pos(c, h[hits])] != ME_NIL)
+			hits++;
+		for (size_t k = n; k-- > 0;)
+			me_cache_touch(c, h[k]);
+	}
+	c->hits += hits;
+	c->misses += n - hits + partial;
+	pthread_mutex_unlock(&c->lock);
+	if (h != stackbuf)
+		free(h);
+	return (unsigned long)(n - hits + partial);
+}
+
 /* --- a completion, streamed or not ------------------------------------------ */
 
 struct me_gen {
 	struct mock_engine *e;
 	char model[128];
 	char id[48];
-	bool chat, stream;
-	unsigned total, done;
-	bool sent_done;
-	uint64_t start_us;
+	bool chat, stream, usage;
+	unsigned total, done, prompt_tokens;
+	bool sent_usage, sent_done;
+	uint64_t start_us, prefill_us;
 	char pending[1024];
 	size_t pending_len, pending_off;
 };
@@ -191,7 +346,7 @@ static void me_gen_pace(struct me_gen *g)
 {
 	struct mock_engine *e = g->e;
 	if (g->done == 0) {
-		me_sleep_us((uint64_t)e->cfg.latency_ms * 1000u);
+		me_sleep_us((uint64_t)e->cfg.latency_ms * 1000u + g->prefill_us);
 		atomic_store(&e->ttft_us_last, me_now_us() - g->start_us);
 	} else {
 		uint64_t gap = 1000000u / e->cfg.tokens_per_second;
@@ -225,6 +380,22 @@ static long me_gen_read(void *arg, char *buf, size_t max)
 						  (json_int_t)time(NULL), "model", g->model, "choices",
 						  "index", 0, "text", text, "finish_reason",
 						  last ? json_string("length") : json_null());
+			char *s = chunk ? json_dumps(chunk, JSON_COMPACT) : NULL;
+			json_decref(chunk);
+			if (!s)
+				return HTTP_STREAM_ERROR;
+			g->pending_len = (size_t)snprintf(g->pending, sizeof(g->pending), "data: %s\n\n", s);
+			free(s);
+		} else if (g->usage && !g->sent_usage) {
+			/* OpenAI's stream_options.include_usage: a last chunk with
+			 * no choices and the usage. */
+			g->sent_usage = true;
+			chunk = json_pack("{s:s, s:s, s:I, s:s, s:[], s:{s:i, s:i, s:i}}", "id", g->id,
+					  "object", g->chat ? "chat.completion.chunk" : "text_completion",
+					  "created", (json_int_t)time(NULL), "model", g->model, "choices",
+					  "usage", "prompt_tokens", (int)g->prompt_tokens,
+					  "completion_tokens", (int)g->total, "total_tokens",
+					  (int)(g->prompt_tokens + g->total));
 			char *s = chunk ? json_dumps(chunk, JSON_COMPACT) : NULL;
 			json_decref(chunk);
 			if (!s)
@@ -329,6 +500,16 @@ static void me_complete(struct http_request *req, struct http_response *res, str
 	g->e = e;
 	g->chat = chat;
 	g->stream = json_is_true(json_object_get(body, "stream"));
+	g->usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
+	char *ptext;
+	size_t ptext_len;
+	if (prompt_text(body, chat, 64u << 20, &ptext, &ptext_len)) {
+		g->prefill_us = (uint64_t)me_cache_misses(e, ptext, ptext_len) * e->cfg.uncached_block_us;
+		g->prompt_tokens = (unsigned)((ptext_len + 3) / 4);
+		free(ptext);
+	}
+	if (!g->prompt_tokens)
+		g->prompt_tokens = 1;
 	g->total = mt ? (unsigned)json_integer_value(mt) : e->cfg.max_tokens;
 	g->start_us = me_now_us();
 	snprintf(g->model, sizeof(g->model), "%s", model);
@@ -356,8 +537,8 @@ static void me_complete(struct http_request *req, struct http_response *res, str
 			   json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}}", "id", g->id,
 				     "object", chat ? "chat.completion" : "text_completion", "created",
 				     (json_int_t)time(NULL), "model", model, "choices", choice, "usage",
-				     "prompt_tokens", 1, "completion_tokens", (int)g->total,
-				     "total_tokens", (int)g->total + 1));
+				     "prompt_tokens", (int)g->prompt_tokens, "completion_tokens",
+				     (int)g->total, "total_tokens", (int)(g->prompt_tokens + g->total)));
 	me_gen_free(g);
 out:
 	json_decref(body);
@@ -454,9 +635,15 @@ static void me_admin_health(struct http_request *req, struct http_response *res,
 static void me_metrics(struct http_request *req, struct http_response *res, void *ctx)
 {
 	struct mock_engine *e = ctx;
-	char text[2048];
+	char text[4096];
 	(void)req;
-	unsigned long long gap = atomic_load(&e->token_gap_us_last);
+	unsigned long long gap = atomic_load(&e->token_gap_us_last), hits, misses;
+	double usage;
+	pthread_mutex_lock(&e->cache.lock);
+	hits = e->cache.hits;
+	misses = e->cache.misses;
+	usage = e->cache.cap ? (double)e->cache.used / e->cache.cap : 0;
+	pthread_mutex_unlock(&e->cache.lock);
 	snprintf(text, sizeof(text),
 		 "# HELP nova_engine_queue_depth Requests in progress.\n"
 		 "# TYPE nova_engine_queue_depth gauge\n"
@@ -472,12 +659,157 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 		 "nova_engine_requests_total %llu\n"
 		 "# HELP nova_engine_tokens_total Tokens generated.\n"
 		 "# TYPE nova_engine_tokens_total counter\n"
-		 "nova_engine_tokens_total %llu\n",
+		 "nova_engine_tokens_total %llu\n"
+		 "# HELP nova_engine_prefix_cache_hits_total Prompt blocks found in the prefix cache.\n"
+		 "# TYPE nova_engine_prefix_cache_hits_total counter\n"
+		 "nova_engine_prefix_cache_hits_total %llu\n"
+		 "# HELP nova_engine_prefix_cache_misses_total Prompt blocks computed (not cached).\n"
+		 "# TYPE nova_engine_prefix_cache_misses_total counter\n"
+		 "nova_engine_prefix_cache_misses_total %llu\n"
+		 "# HELP nova_engine_kv_cache_usage_ratio Share of the prefix cache's blocks in use.\n"
+		 "# TYPE nova_engine_kv_cache_usage_ratio gauge\n"
+		 "nova_engine_kv_cache_usage_ratio %.6f\n",
 		 atomic_load(&e->in_flight),
 		 gap ? 1e6 / (double)gap : (double)e->cfg.tokens_per_second,
 		 (double)atomic_load(&e->ttft_us_last) / 1e6,
-		 atomic_load(&e->completions), atomic_load(&e->tokens_out));
+		 atomic_load(&e->completions), atomic_load(&e->tokens_out), hits, misses, usage);
 	http_response_text(res, 200, "text/plain; version=0.0.4; charset=utf-8", text);
+}
+
+/* --- embeddings ---------------------------------------------------------------- */
+
+/* A vector of embedding_dims floats in [-1, 1) from the input's hash: the
+ * same input, the same vector. */
+static void me_embed_vector(const struct mock_engine *e, const char *s, size_t n, float *v)
+{
+	uint64_t h[1], x;
+	char pad[8] = {0};
+	if (prompt_block_hashes(s, n, n ? n : 1, h, 1) == 0)
+		prompt_block_hashes(pad, sizeof(pad), sizeof(pad), h, 1);
+	x = h[0] | 1;
+	for (unsigned i = 0; i < e->cfg.embedding_dims; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		v[i] = (float)((double)(x >> 11) / (double)(1ULL << 52) - 1.0);
+	}
+}
+
+static char *me_base64(const unsigned char *p, size_t n)
+{
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+			     (i + 2 < n ? p[i + 2] : 0);
+		*o++ = al[v >> 18 & 63];
+		*o++ = al[v >> 12 & 63];
+		*o++ = i + 1 < n ? al[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? al[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* One input's embedding object (index i), or NULL when out of memory. */
+static json_t *me_embedding(const struct mock_engine *e, const char *s, size_t n, size_t i,
+			    bool base64)
+{
+	float v[4096];
+	json_t *emb;
+	me_embed_vector(e, s, n, v);
+	if (base64) {
+		/* OpenAI's base64: the little-endian float32s, as the SDKs decode. */
+		unsigned char raw[4096 * 4];
+		for (unsigned k = 0; k < e->cfg.embedding_dims; k++) {
+			uint32_t u;
+			memcpy(&u, &v[k], 4);
+			for (int b = 0; b < 4; b++)
+				raw[k * 4 + (unsigned)b] = (unsigned char)(u >> (8 * b));
+		}
+		char *b64 = me_base64(raw, e->cfg.embedding_dims * 4u);
+		emb = b64 ? json_string(b64) : NULL;
+		free(b64);
+	} else {
+		emb = json_array();
+		for (unsigned k = 0; emb && k < e->cfg.embedding_dims; k++)
+			json_array_append_new(emb, json_real(v[k]));
+	}
+	return emb ? json_pack("{s:s, s:I, s:o}", "object", "embedding", "index", (json_int_t)i,
+			       "embedding", emb)
+		   : NULL;
+}
+
+static void me_embeddings(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct mock_engine *e = ctx;
+	json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, NULL);
+	const char *model = json_string_value(json_object_get(body, "model"));
+	const char *fmt = json_string_value(json_object_get(body, "encoding_format"));
+	json_t *input = json_object_get(body, "input"), *data = NULL, *x;
+	size_t i, tokens = 0;
+	if (!json_is_object(body) || !model) {
+		me_error(res, 400, "invalid_request_error", "a JSON body with \"model\" is required");
+		goto out;
+	}
+	if (!me_model_known(e, model)) {
+		me_error(res, 404, "not_found_error", "the model does not exist on this server");
+		goto out;
+	}
+	if (fmt && strcmp(fmt, "float") != 0 && strcmp(fmt, "base64") != 0) {
+		me_error(res, 400, "invalid_request_error", "encoding_format must be float or base64");
+		goto out;
+	}
+	bool b64 = fmt && strcmp(fmt, "base64") == 0;
+	/* A string, an array of strings, an array of token ids, or an array of
+	 * arrays of token ids (OpenAI's four shapes). */
+	json_t *list = json_is_string(input) ? json_pack("[O]", input) : json_incref(input);
+	if (json_is_array(list) && json_array_size(list) && json_is_integer(json_array_get(list, 0))) {
+		json_decref(list);
+		list = json_pack("[O]", input);
+	}
+	data = json_array();
+	if (!json_is_array(list) || !json_array_size(list) || json_array_size(list) > 2048) {
+		me_error(res, 400, "invalid_request_error",
+			 "input must be a string, or an array of 1 to 2048 strings or token arrays");
+		json_decref(list);
+		goto out;
+	}
+	json_array_foreach(list, i, x) {
+		char *dump = NULL;
+		const char *s;
+		size_t n;
+		if (json_is_string(x)) {
+			s = json_string_value(x);
+			n = json_string_length(x);
+			tokens += (n + 3) / 4;
+		} else if (json_is_array(x)) {
+			dump = json_dumps(x, JSON_COMPACT);
+			s = dump ? dump : "";
+			n = strlen(s);
+			tokens += json_array_size(x);
+		} else {
+			me_error(res, 400, "invalid_request_error", "input items must be strings or token arrays");
+			json_decref(list);
+			goto out;
+		}
+		json_t *one = me_embedding(e, s, n, i, b64);
+		free(dump);
+		if (!one || json_array_append_new(data, one)) {
+			me_error(res, 500, "server_error", "out of memory");
+			json_decref(list);
+			goto out;
+		}
+	}
+	json_decref(list);
+	http_response_json(res, 200, json_pack("{s:s, s:O, s:s, s:{s:I, s:I}}", "object", "list", "data",
+					       data, "model", model, "usage", "prompt_tokens",
+					       (json_int_t)tokens, "total_tokens", (json_int_t)tokens));
+out:
+	json_decref(data);
+	json_decref(body);
 }
 
 static void me_lora_load(struct http_request *req, struct http_response *res, void *ctx)
@@ -536,6 +868,7 @@ int mock_engine_start(struct mock_engine **out, const struct mock_engine_config 
 	} routes[] = {
 		{"POST", "/v1/chat/completions", me_chat},
 		{"POST", "/v1/completions", me_text},
+		{"POST", "/v1/embeddings", me_embeddings},
 		{"GET", "/v1/models", me_models},
 		{"GET", "/health", me_health},
 		{"GET", "/metrics", me_metrics},
@@ -551,6 +884,10 @@ int mock_engine_start(struct mock_engine **out, const struct mock_engine_config 
 	e->cfg = *cfg;
 	e->healthy = !cfg->fail_health;
 	pthread_mutex_init(&e->lock, NULL);
+	if (me_cache_init(&e->cache, cfg->prefix_cache_blocks)) {
+		rc = nova_err_set(err, NOVA_EINTERNAL, "--prefix-cache-blocks", "out of memory");
+		goto fail;
+	}
 	/* A thread per connection: a stream sleeps between tokens. */
 	struct http_server_config hcfg = {.listen = cfg->listen, .max_body = 4u << 20,
 					  .thread_per_connection = true};
@@ -567,6 +904,7 @@ int mock_engine_start(struct mock_engine **out, const struct mock_engine_config 
 fail:
 	http_server_destroy(e->srv);
 	pthread_mutex_destroy(&e->lock);
+	me_cache_free(&e->cache);
 	free(e);
 	return rc;
 }
@@ -582,5 +920,6 @@ void mock_engine_stop(struct mock_engine *e)
 		return;
 	http_server_destroy(e->srv);
 	pthread_mutex_destroy(&e->lock);
+	me_cache_free(&e->cache);
 	free(e);
 }

@@ -2,12 +2,22 @@
  * the "mock agent" demos and tests run where no real model server can.
  *
  * Serves /v1/models, /v1/chat/completions and /v1/completions (plain JSON or
- * Server-Sent Events with stream: true), /health, /metrics (Prometheus text:
- * queue depth, tokens per second, time to first token), and vLLM's dynamic
- * LoRA endpoints /v1/load_lora_adapter and /v1/unload_lora_adapter. Tokens
- * come at a configured rate after a configured first-token latency. Faults
+ * Server-Sent Events with stream: true; stream_options.include_usage adds
+ * OpenAI's last chunk with usage), /v1/embeddings (float or base64, as the
+ * OpenAI SDKs ask), /health, /metrics (Prometheus text: queue depth,
+ * tokens per second, time to first token, prefix cache hits, misses and
+ * use), and vLLM's dynamic LoRA endpoints /v1/load_lora_adapter and
+ * /v1/unload_lora_adapter. Tokens come at a configured rate after a
+ * configured first-token latency. Faults
  * on demand: exit after N completions (a crash the sidecar must notice),
  * a failing /health (also switchable at run time, POST /admin/health).
+ *
+ * A prefix cache, so that routing by prompt prefix has a measurable gain:
+ * the prompt's canonical text (core/prompt.h) in blocks of
+ * prefix_block_bytes, an LRU of prefix_cache_blocks block hashes; a
+ * request's leading blocks found in it are hits, the rest (a trailing
+ * partial block included) misses, and the first token waits latency_ms
+ * plus uncached_block_us per miss. Usage counts a token per 4 prompt bytes.
  *
  * The admin routes (/admin/...) take only the engine's own admin token
  * (--admin-token, NOVA_MOCK_ADMIN_TOKEN) as "Authorization: Bearer"; 401
@@ -36,6 +46,10 @@ struct mock_engine_config {
 	unsigned n_loras;
 	unsigned max_loras;         /* dynamic adapters allowed at once; 0: none */
 	char admin_token[128];      /* "": the admin routes are off */
+	unsigned prefix_block_bytes;  /* default 64 (16 tokens of 4 bytes) */
+	unsigned prefix_cache_blocks; /* default 16384; 0: no cache, every block a miss */
+	unsigned uncached_block_us;   /* prefill time per missed block, default 0 */
+	unsigned embedding_dims;      /* default 16 */
 };
 
 void mock_engine_config_defaults(struct mock_engine_config *cfg);

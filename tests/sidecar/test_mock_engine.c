@@ -52,6 +52,22 @@ static int setup_sick(void **state)
 	return start_with(state, "single", true);
 }
 
+/* A prefix cache of 4 blocks of 8 bytes, 20 ms per block computed. */
+static int setup_cache(void **state)
+{
+	struct mock_engine_config cfg;
+	struct nova_err err;
+	(void)state;
+	mock_engine_config_defaults(&cfg);
+	snprintf(cfg.model, sizeof(cfg.model), "base");
+	cfg.latency_ms = 0;
+	cfg.tokens_per_second = 1000;
+	cfg.prefix_block_bytes = 8;
+	cfg.prefix_cache_blocks = 4;
+	cfg.uncached_block_us = 20000;
+	return mock_engine_start(&eng, &cfg, &err);
+}
+
 static int setup_no_admin(void **state)
 {
 	with_admin_token = false;
@@ -253,6 +269,123 @@ static void test_health_switches_and_metrics_count(void **state)
 	free(body);
 }
 
+static double metric(const char *name)
+{
+	char *body = NULL, key[128];
+	double v = -1;
+	assert_int_equal(call(&body, "GET", "/metrics", NULL), 200);
+	snprintf(key, sizeof(key), "\n%s ", name);
+	char *p = strstr(body, key);
+	assert_non_null(p);
+	sscanf(p + strlen(key), "%lf", &v);
+	free(body);
+	return v;
+}
+
+/* The first token of a completion of PROMPT (max_tokens 1), in ms. */
+static double ttft_ms(const char *prompt)
+{
+	char payload[512], *body = NULL;
+	struct timespec t0, t1;
+	snprintf(payload, sizeof(payload), "{\"model\":\"base\",\"prompt\":\"%s\",\"max_tokens\":1}", prompt);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(call(&body, "POST", "/v1/completions", payload), 200);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	free(body);
+	return (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+/* Leading blocks seen before are hits and cost nothing; the rest (a
+ * partial tail included) are misses at 20 ms each; the LRU keeps 4. */
+static void test_prefix_cache_hits_skip_the_prefill(void **state)
+{
+	(void)state;
+	/* 3 whole blocks of 8 and a partial one: 4 misses, 80 ms. */
+	double cold = ttft_ms("aaaaaaaabbbbbbbbccccccccdd");
+	assert_true(cold >= 78);
+	assert_int_equal((int)metric("nova_engine_prefix_cache_misses_total"), 4);
+	assert_int_equal((int)metric("nova_engine_prefix_cache_hits_total"), 0);
+	/* The same 2 leading blocks, then different ones: 2 hits, 2 misses. */
+	double warm = ttft_ms("aaaaaaaabbbbbbbbzzzzzzzz");
+	assert_true(warm >= 18 && warm < cold - 30);
+	assert_int_equal((int)metric("nova_engine_prefix_cache_hits_total"), 2);
+	assert_int_equal((int)metric("nova_engine_prefix_cache_misses_total"), 5);
+	/* A block equal to a cached one but after a different head is a miss:
+	 * a block is named with everything before it. */
+	ttft_ms("xxxxxxxxbbbbbbbb");
+	assert_int_equal((int)metric("nova_engine_prefix_cache_hits_total"), 2);
+	assert_int_equal((int)metric("nova_engine_prefix_cache_misses_total"), 7);
+	/* Four blocks at most: the cache is full, and the oldest tails went. */
+	assert_true(metric("nova_engine_kv_cache_usage_ratio") == 1.0);
+	/* The most recent prompt's blocks are all there. */
+	ttft_ms("xxxxxxxxbbbbbbbb");
+	assert_int_equal((int)metric("nova_engine_prefix_cache_hits_total"), 4);
+}
+
+static void test_embeddings_float_and_base64(void **state)
+{
+	long st;
+	(void)state;
+	json_t *j = call_json(&st, "POST", "/v1/embeddings",
+			      "{\"model\":\"base\",\"input\":[\"one\",\"two\"],\"encoding_format\":\"float\"}");
+	assert_int_equal(st, 200);
+	assert_string_equal(json_string_value(json_object_get(j, "object")), "list");
+	json_t *data = json_object_get(j, "data");
+	assert_int_equal(json_array_size(data), 2);
+	json_t *v0 = json_object_get(json_array_get(data, 0), "embedding");
+	assert_int_equal(json_array_size(v0), 16);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(data, 1), "index")), 1);
+	double first = json_real_value(json_array_get(v0, 0));
+	assert_true(first >= -1 && first < 1);
+	json_decref(j);
+	/* The same input, base64 of little-endian float32s: the same numbers. */
+	j = call_json(&st, "POST", "/v1/embeddings",
+		      "{\"model\":\"base\",\"input\":\"one\",\"encoding_format\":\"base64\"}");
+	assert_int_equal(st, 200);
+	const char *b64 = json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0),
+							    "embedding"));
+	assert_non_null(b64);
+	assert_int_equal(strlen(b64), (16 * 4 + 2) / 3 * 4);
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned char raw[4];
+	unsigned v = 0;
+	for (int k = 0; k < 4; k++)
+		v = v << 6 | (unsigned)(strchr(al, b64[k]) - al);
+	raw[0] = (unsigned char)(v >> 16), raw[1] = (unsigned char)(v >> 8), raw[2] = (unsigned char)v;
+	v = 0;
+	for (int k = 4; k < 8; k++)
+		v = v << 6 | (unsigned)(strchr(al, b64[k]) - al);
+	raw[3] = (unsigned char)(v >> 16);
+	uint32_t u = (uint32_t)raw[0] | (uint32_t)raw[1] << 8 | (uint32_t)raw[2] << 16 | (uint32_t)raw[3] << 24;
+	float f;
+	memcpy(&f, &u, 4);
+	assert_true(f == (float)first);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens")), 1);
+	json_decref(j);
+	j = call_json(&st, "POST", "/v1/embeddings", "{\"model\":\"base\",\"input\":{}}");
+	assert_int_equal(st, 400);
+	json_decref(j);
+	j = call_json(&st, "POST", "/v1/embeddings", "{\"model\":\"nope\",\"input\":\"x\"}");
+	assert_int_equal(st, 404);
+	json_decref(j);
+}
+
+/* stream_options.include_usage: OpenAI's last chunk, no choices, usage. */
+static void test_streamed_usage_chunk_when_asked(void **state)
+{
+	char *body = NULL;
+	(void)state;
+	assert_int_equal(call(&body, "POST", "/v1/chat/completions",
+			      "{\"model\":\"base\",\"messages\":[{\"role\":\"user\",\"content\":\"hello there\"}],"
+			      "\"stream\":true,\"max_tokens\":2,\"stream_options\":{\"include_usage\":true}}"), 200);
+	char *u = strstr(body, "\"choices\":[],\"usage\":{");
+	assert_non_null(u);
+	assert_non_null(strstr(u, "\"completion_tokens\":2"));
+	assert_non_null(strstr(u, "\"prompt_tokens\":5")); /* "user" 0x1f "hello there" 0x1e: 17 bytes, a token per 4 */
+	assert_true(strstr(body, "data: [DONE]") > u);
+	free(body);
+}
+
 /* The admin routes take the engine's own admin token only (they took
  * requests from anyone who could reach the engine's routed port). */
 static void test_admin_routes_need_the_engine_admin_token(void **state)
@@ -330,6 +463,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_admin_routes_need_the_engine_admin_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_routes_are_off_without_a_token, setup_no_admin, teardown),
 		cmocka_unit_test(test_command_line_parsing),
+		cmocka_unit_test_setup_teardown(test_prefix_cache_hits_skip_the_prefill, setup_cache, teardown),
+		cmocka_unit_test_setup_teardown(test_embeddings_float_and_base64, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_streamed_usage_chunk_when_asked, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	http_client_global_cleanup();
