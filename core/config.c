@@ -63,6 +63,7 @@ void cfg_defaults(struct cfg *c)
 	c->node_brake_min_nodes = 3;
 	c->idle_node_grace_s = 60;
 	c->audit_retention_days = 90;
+	c->metrics_refresh_ms = 5000;
 }
 
 static int cfg_copy(char *dst, size_t cap, const char *src, const char *field,
@@ -212,7 +213,8 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 					   "database_statement_timeout_ms", "database_acquire_timeout_ms",
 					   "node_brake_percent", "node_brake_min_nodes", "provider_files",
 					   "lpu_agent", "audit_retention_days", "advertise_url",
-					   "lpu_run_dir", "machine_id", NULL};
+					   "lpu_run_dir", "machine_id", "metrics_public",
+					   "metrics_refresh_ms", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -263,6 +265,14 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		if ((rc = ydoc_get_long(&v, d, n, "node_brake_percent", 1, 100, err)))
 			goto out;
 		c->node_brake_percent = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "metrics_public")) &&
+	    (rc = ydoc_get_bool(&c->metrics_public, d, n, "metrics_public", err)))
+		goto out;
+	if ((n = ydoc_map_get(d, root, "metrics_refresh_ms"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "metrics_refresh_ms", 500, 3600000, err)))
+			goto out;
+		c->metrics_refresh_ms = (unsigned)v;
 	}
 	if ((n = ydoc_map_get(d, root, "audit_retention_days"))) {
 		if ((rc = ydoc_get_long(&v, d, n, "audit_retention_days", 0, 36500, err)))
@@ -439,6 +449,10 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 	if ((rc = cfg_env_uint(&c->node_brake_min_nodes, "NOVA_NODE_BRAKE_MIN_NODES", 1, 1000000, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->audit_retention_days, "NOVA_AUDIT_RETENTION_DAYS", 0, 36500, err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->metrics_refresh_ms, "NOVA_METRICS_REFRESH_MS", 500, 3600000, err)))
+		return rc;
+	if ((rc = cfg_env_bool(&c->metrics_public, "NOVA_METRICS_PUBLIC", err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->worker_lease_ms, "NOVA_WORKER_LEASE_MS", 1000, 600000, err)))
 		return rc;

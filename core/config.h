@@ -88,6 +88,12 @@ struct cfg {
 	/* audit_retention_days: NOVA_AUDIT_RETENTION_DAYS (90): audit events
 	 * older than this are removed; 0 keeps them all */
 	unsigned audit_retention_days;
+	/* metrics_public: NOVA_METRICS_PUBLIC (false): GET /metrics without a
+	 * credential; else it needs the read scope */
+	bool metrics_public;
+	/* metrics_refresh_ms: NOVA_METRICS_REFRESH_MS (5000): how often the
+	 * fleet's families of /metrics are read from the database */
+	unsigned metrics_refresh_ms;
 };
 
 void cfg_defaults(struct cfg *c);

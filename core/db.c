@@ -56,6 +56,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/secret.h" /* secret_sha256_hex: OpenSSL EVP SHA-256 */
 
 struct db_conn {
@@ -88,6 +89,9 @@ struct db_pool {
 	unsigned down_wait_ms;
 	bool probing;
 	char down_reason[160];
+	/* For db_pool_stats (under lock). */
+	unsigned long long waits, wait_timeouts, breaker_refusals;
+	struct metrics_hist wait_seconds;
 };
 
 #define DB_BREAKER_MIN_MS 250u
@@ -568,6 +572,7 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 		if (db_now_ms() < pool->down_until || pool->probing) {
 			char why[sizeof(pool->down_reason)];
 			memcpy(why, pool->down_reason, sizeof(why));
+			pool->breaker_refusals++;
 			pthread_mutex_unlock(&pool->lock);
 			nova_err_set(err, NOVA_EUNAVAIL, "", "the database is unavailable: %s", why);
 			nova_err_set_hint(err, "it is tried again within %u ms", DB_BREAKER_MAX_MS);
@@ -575,6 +580,7 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 		}
 		pool->probing = probe = true;
 	}
+	struct timespec wait_start = {0};
 	for (;;) {
 		/* Prefer an open connection, then a slot to open one in. */
 		for (unsigned i = 0; i < pool->size && !c; i++)
@@ -585,9 +591,14 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 				c = &pool->conns[i];
 		if (c)
 			break;
+		if (!wait_start.tv_sec) {
+			clock_gettime(CLOCK_MONOTONIC, &wait_start);
+			pool->waits++;
+		}
 		if (pthread_cond_timedwait(&pool->cond, &pool->lock, &deadline) == ETIMEDOUT) {
 			if (probe)
 				pool->probing = false;
+			pool->wait_timeouts++;
 			pthread_mutex_unlock(&pool->lock);
 			nova_err_set(err, NOVA_EUNAVAIL, "",
 				     "database connection pool exhausted (%u connections busy for %u ms)",
@@ -598,6 +609,13 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 	}
 	c->in_use = true;
 	c->probe = probe;
+	if (wait_start.tv_sec) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		metrics_hist_observe(&pool->wait_seconds,
+				     (double)(now.tv_sec - wait_start.tv_sec) +
+					     (double)(now.tv_nsec - wait_start.tv_nsec) / 1e9);
+	}
 	pthread_mutex_unlock(&pool->lock);
 	if ((rc = db_conn_ready(c, err))) {
 		db_conn_release(pool, c);
@@ -605,6 +623,23 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 	}
 	*out = c;
 	return 0;
+}
+
+void db_pool_stats(struct db_pool_stats *out, struct db_pool *pool)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&pool->lock);
+	out->size = pool->size;
+	for (unsigned i = 0; i < pool->size; i++) {
+		out->in_use += pool->conns[i].in_use;
+		out->open += pool->conns[i].pg != NULL;
+	}
+	out->waits = pool->waits;
+	out->wait_timeouts = pool->wait_timeouts;
+	out->breaker_refusals = pool->breaker_refusals;
+	out->breaker_open = pool->down_until != 0;
+	pthread_mutex_unlock(&pool->lock);
+	out->wait_seconds = &pool->wait_seconds;
 }
 
 void db_conn_release(struct db_pool *pool, struct db_conn *conn)

@@ -63,6 +63,18 @@ int db_pool_create(struct db_pool **out, const char *conninfo, const struct db_p
 		   struct nova_err *err);
 void db_pool_destroy(struct db_pool *pool);
 
+/* The pool as /metrics shows it. */
+struct metrics_hist;
+struct db_pool_stats {
+	unsigned size, open, in_use;
+	unsigned long long waits;            /* acquirers that found no free connection */
+	unsigned long long wait_timeouts;    /* ... and gave up after acquire_timeout_ms */
+	unsigned long long breaker_refusals; /* refused at once, the database being down */
+	bool breaker_open;
+	const struct metrics_hist *wait_seconds; /* those waits' durations (the pool's) */
+};
+void db_pool_stats(struct db_pool_stats *out, struct db_pool *pool);
+
 /* A connection found broken (server restarted, deadline missed) is replaced
  * before it is handed out, so callers see a working connection or
  * NOVA_EUNAVAIL: the pool exhausted for acquire_timeout_ms, or no new

@@ -21,6 +21,7 @@
 
 #include "core/hex.h"
 #include "core/log.h"
+#include "core/metrics.h"
 
 #define HTTP_MAX_ROUTES 128
 #define HTTP_MAX_SEGMENTS 16
@@ -29,8 +30,23 @@
  * before stop gives up on them (and again in destroy before it frees). */
 #define HTTP_STOP_JOIN_MS 1000
 
+/* The statuses counted one by one; the rest are counted by class. */
+static const short http_status_slots[] = {
+	200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405, 406, 408, 409,
+	410, 411, 412, 413, 414, 415, 416, 422, 429, 431, 500, 501, 502, 503, 504,
+};
+#define HTTP_STATUS_SLOTS (sizeof(http_status_slots) / sizeof(http_status_slots[0]))
+
+/* What a route (or, for requests no route took, the server) answered. */
+struct http_route_stats {
+	atomic_ullong by_status[HTTP_STATUS_SLOTS + 5]; /* then 1xx..5xx others */
+	struct metrics_hist duration;
+};
+
 struct http_route {
 	char method[8];
+	bool quiet;                   /* access log at debug */
+	struct http_route_stats stats;
 	char *pattern;
 	char *segs[HTTP_MAX_SEGMENTS]; /* point into a private copy */
 	char *copy;
@@ -48,6 +64,7 @@ struct http_server {
 	uint16_t port;
 	struct http_route routes[HTTP_MAX_ROUTES];
 	size_t n_routes;
+	struct http_route_stats unrouted; /* 404, 405, refused before routing */
 	bool started, stopped;
 	atomic_int in_flight;
 	/* Streams suspended on HTTP_STREAM_WAIT; resumed under the same lock,
@@ -545,6 +562,67 @@ static const struct http_route *http_route_find(struct http_server *srv, const c
 	return best;
 }
 
+int http_server_route_quiet(struct http_server *srv, const char *method, const char *pattern)
+{
+	for (size_t i = 0; i < srv->n_routes; i++)
+		if (!strcmp(srv->routes[i].method, method) && !strcmp(srv->routes[i].pattern, pattern)) {
+			srv->routes[i].quiet = true;
+			return 0;
+		}
+	return NOVA_ENOTFOUND;
+}
+
+static void http_route_stats_write(struct textbuf *t, const char *prefix, const char *method,
+				   const char *route, const struct http_route_stats *st)
+{
+	char name[96], labels[640], esc[512];
+	unsigned long long any = 0;
+	for (size_t i = 0; i < HTTP_STATUS_SLOTS + 5; i++)
+		any += atomic_load_explicit(&st->by_status[i], memory_order_relaxed);
+	if (!any)
+		return;
+	metrics_label_escape(esc, sizeof(esc), route);
+	snprintf(name, sizeof(name), "%s_http_requests_total", prefix);
+	for (size_t i = 0; i < HTTP_STATUS_SLOTS + 5; i++) {
+		unsigned long long n = atomic_load_explicit(&st->by_status[i], memory_order_relaxed);
+		if (!n)
+			continue;
+		if (i < HTTP_STATUS_SLOTS)
+			snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\",status=\"%d\"", method,
+				 esc, http_status_slots[i]);
+		else
+			snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\",status=\"%zuxx\"",
+				 method, esc, i - HTTP_STATUS_SLOTS + 1);
+		metrics_sample(t, name, labels, (double)n);
+	}
+}
+
+void http_server_metrics_write(struct textbuf *t, struct http_server *srv, const char *prefix)
+{
+	char name[96], labels[640], esc[512];
+	snprintf(name, sizeof(name), "%s_http_requests_total", prefix);
+	metrics_head(t, name, "counter",
+		     "HTTP requests answered, by method, route template and status (route "
+		     "\"unrouted\": no route took them).");
+	for (size_t i = 0; i < srv->n_routes; i++)
+		http_route_stats_write(t, prefix, srv->routes[i].method, srv->routes[i].pattern,
+				       &srv->routes[i].stats);
+	http_route_stats_write(t, prefix, "any", "unrouted", &srv->unrouted);
+	snprintf(name, sizeof(name), "%s_http_request_duration_seconds", prefix);
+	metrics_head(t, name, "histogram",
+		     "Time from a request's arrival to its answer's start (a stream's first byte), "
+		     "by method and route template.");
+	for (size_t i = 0; i <= srv->n_routes; i++) {
+		const struct http_route_stats *st = i < srv->n_routes ? &srv->routes[i].stats : &srv->unrouted;
+		if (!metrics_hist_total(&st->duration))
+			continue;
+		metrics_label_escape(esc, sizeof(esc), i < srv->n_routes ? srv->routes[i].pattern : "unrouted");
+		snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\"",
+			 i < srv->n_routes ? srv->routes[i].method : "any", esc);
+		metrics_hist_write(t, name, labels, &st->duration);
+	}
+}
+
 /* --- connection limits and deadlines ------------------------------------- */
 
 /* Why shedding, and one listener. Before this, 2,000 idle sockets (no
@@ -880,6 +958,21 @@ static void http_request_id_set(struct http_conn_ctx *c)
 	hex_encode(c->request_id, raw, sizeof(raw));
 }
 
+static void http_route_stats_add(struct http_route_stats *st, int status, double seconds)
+{
+	size_t slot = HTTP_STATUS_SLOTS + 4; /* 5xx */
+	for (size_t i = 0; i < HTTP_STATUS_SLOTS; i++)
+		if (http_status_slots[i] == status) {
+			slot = i;
+			goto found;
+		}
+	if (status >= 100 && status < 600)
+		slot = HTTP_STATUS_SLOTS + (size_t)(status / 100 - 1);
+found:
+	atomic_fetch_add_explicit(&st->by_status[slot], 1, memory_order_relaxed);
+	metrics_hist_observe(&st->duration, seconds);
+}
+
 static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, const char *path,
 				 struct http_response *res)
 {
@@ -927,18 +1020,21 @@ static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, co
 	MHD_destroy_response(mr);
 	c->answered = true;
 
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double elapsed = (double)(now.tv_sec - c->start.tv_sec) * 1e3 +
+			 (double)(now.tv_nsec - c->start.tv_nsec) / 1e6;
+	http_route_stats_add(c->route ? &((struct http_route *)c->route)->stats : &c->srv->unrouted,
+			     res->status, elapsed / 1e3);
 	/* The access log line, only when it will be written: formatting it
 	 * costs more than a heartbeat's own work. */
-	if (nova_log_get_level() <= NOVA_LOG_INFO) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		double elapsed = (double)(now.tv_sec - c->start.tv_sec) * 1e3 +
-				 (double)(now.tv_nsec - c->start.tv_nsec) / 1e6;
+	enum nova_log_level level = c->route && c->route->quiet ? NOVA_LOG_DEBUG : NOVA_LOG_INFO;
+	if (nova_log_get_level() <= level) {
 		snprintf(status, sizeof(status), "%d", res->status);
 		snprintf(ms, sizeof(ms), "%.3f", elapsed);
 		snprintf(bytes, sizeof(bytes), "%zu", res->body_len);
 		http_remote(c->conn, remote, sizeof(remote));
 		/* Never headers, query strings or bodies: they carry credentials. */
-		nova_log_kv(NOVA_LOG_INFO, "http", "request", "method", method, "path", path,
+		nova_log_kv(level, "http", "request", "method", method, "path", path,
 			    "status", status, "duration_ms", ms, "bytes", bytes, "remote", remote,
 			    "request_id", c->request_id, NULL);
 	}
@@ -997,6 +1093,7 @@ static enum MHD_Result http_dispatch(struct http_conn_ctx *c, const char *method
 		.route = r->pattern, .request_id = c->request_id, .priv = c,
 	};
 	res.status = 200;
+	c->route = r;
 	r->fn(&req, &res, r->ctx);
 	return http_send(c, method, url, &res);
 }

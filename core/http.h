@@ -174,6 +174,11 @@ int http_server_create(struct http_server **out, const struct http_server_config
  * whose segments are literals or {name}; literal segments win over params. */
 int http_server_route_add(struct http_server *srv, const char *method, const char *pattern,
 			  http_handler_fn fn, void *ctx, struct nova_err *err);
+/* Write the access log lines of method pattern (an added route) at debug
+ * instead of info: a route that answers thousands of times a second (the
+ * heartbeat) would drown the rest. NOVA_ENOTFOUND when there is no such
+ * route. Before start. */
+int http_server_route_quiet(struct http_server *srv, const char *method, const char *pattern);
 int http_server_start(struct http_server *srv, struct nova_err *err);
 /* Resume every stream waiting (HTTP_STREAM_WAIT), so each calls its fn
  * again: on news, and now and then so a stream can send a keep-alive. Safe
@@ -186,6 +191,14 @@ struct http_server_stats {
 	unsigned long shed;        /* closed to keep reserved room for newcomers */
 };
 void http_server_stats(struct http_server_stats *out, struct http_server *srv);
+/* The requests answered, as Prometheus families (core/metrics.h) named
+ * PREFIX_http_requests_total{method,route,status} (route the template,
+ * "unrouted" for requests no route took; the statuses a server commonly
+ * answers one by one, others as "4xx" and so on) and
+ * PREFIX_http_request_duration_seconds{method,route} (arrival to the
+ * start of the answer). Bounded: routes times statuses. */
+struct textbuf;
+void http_server_metrics_write(struct textbuf *t, struct http_server *srv, const char *prefix);
 /* The bound port (useful after listening on port 0). */
 uint16_t http_server_port(const struct http_server *srv);
 /* Stop accepting, finish in-flight requests, join the threads. Idempotent.

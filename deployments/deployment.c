@@ -181,6 +181,36 @@ int deployment_list(json_t **out, struct db_pool *db, struct nova_err *err)
 	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 }
 
+int deployment_counts(json_t **out, struct db_pool *db, struct nova_err *err)
+{
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = db_pool_exec(&res, db,
+			       "SELECT d.name, m.name, p.name, d.state, d.replicas, "
+			       "count(r.id) FILTER (WHERE r.state = 'ready'), "
+			       "coalesce(json_agg(r.id) FILTER (WHERE r.state = 'ready'), '[]')::text "
+			       "FROM deployments d JOIN models m ON m.id = d.model_id "
+			       "JOIN pools p ON p.id = d.pool_id "
+			       "LEFT JOIN replicas r ON r.deployment_id = d.id "
+			       "GROUP BY d.id, m.name, p.name ORDER BY d.name",
+			       0, NULL, err)))
+		return rc;
+	*out = json_array();
+	for (int i = 0; *out && i < PQntuples(res); i++)
+		json_array_append_new(*out, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "name",
+						      PQgetvalue(res, i, 0), "model", PQgetvalue(res, i, 1),
+						      "pool", PQgetvalue(res, i, 2), "state",
+						      PQgetvalue(res, i, 3), "desired",
+						      (json_int_t)strtoll(PQgetvalue(res, i, 4), NULL, 10),
+						      "ready",
+						      (json_int_t)strtoll(PQgetvalue(res, i, 5), NULL, 10),
+						      "replica_ids",
+						      json_loads(PQgetvalue(res, i, 6), 0, NULL)));
+	PQclear(res);
+	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}
+
 /* --- feasibility ---------------------------------------------------------------- */
 
 /* What the pool could ever offer, as placement nodes: the provider's static

@@ -48,6 +48,10 @@ int deployment_create(json_t **out, struct db_pool *db, const struct deployment_
 		      struct audit_note *audit, struct nova_err *err);
 int deployment_get(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
 int deployment_list(json_t **out, struct db_pool *db, struct nova_err *err);
+/* Every deployment with its replicas desired and ready, for /metrics: an
+ * array of {"name", "model", "pool", "state", "desired", "ready",
+ * "replica_ids": the ready ones'} (one aggregate query). */
+int deployment_counts(json_t **out, struct db_pool *db, struct nova_err *err);
 int deployment_scale(json_t **out, struct db_pool *db, const char *ref, long long replicas,
 		     struct audit_note *audit, struct nova_err *err);
 /* NOVA_ECONFLICT when the state does not allow it. */

@@ -118,6 +118,20 @@ static void rc_nodes_watch(struct db_pool *db, struct adapter *ad, struct pool_n
 	}
 }
 
+/* Every pass's doings in this process (reconciler_counters_get). */
+static atomic_ullong rc_n_passes, rc_n_passes_failed, rc_n_orphans, rc_n_twins, rc_n_stuck,
+	rc_n_expired;
+
+void reconciler_counters_get(struct reconciler_counters *out)
+{
+	out->passes = atomic_load(&rc_n_passes);
+	out->passes_failed = atomic_load(&rc_n_passes_failed);
+	out->orphans_removed = atomic_load(&rc_n_orphans);
+	out->twins_removed = atomic_load(&rc_n_twins);
+	out->stuck_failed = atomic_load(&rc_n_stuck);
+	out->work_items_expired = atomic_load(&rc_n_expired);
+}
+
 static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, const struct pool *p,
 		   struct nova_err *err)
 {
@@ -132,9 +146,11 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 	if ((rc = adapter_create(&ad, ops, p->id, p->config, err)) ||
 	    (rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
 		goto out;
-	if ((rc = pool_nodes_fail_stuck(db, p->id, cfg->provision_timeout_s,
+	unsigned stuck = 0;
+	if ((rc = pool_nodes_fail_stuck(&stuck, db, p->id, cfg->provision_timeout_s,
 					"provisioning timed out", err)))
 		goto out;
+	atomic_fetch_add(&rc_n_stuck, stuck);
 	pool_nodes_free(nodes, n);
 	nodes = NULL;
 	if ((rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
@@ -268,6 +284,8 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 					       list.items[i].handle[0] ? list.items[i].handle : NULL};
 		rc = adapter_deprovision_node(ad, &ref, err);
 		if (!rc)
+			atomic_fetch_add(orphan ? &rc_n_orphans : &rc_n_twins, 1);
+		if (!rc)
 			nova_log_kv(NOVA_LOG_INFO, "reconciler",
 				    orphan ? "orphan resource deprovisioned" : "twin resource deprovisioned",
 				    "pool", p->name, "node_id", list.items[i].node_id, "handle",
@@ -284,7 +302,7 @@ out:
  * reconciler's lock) and/or the pools bound to this machine (machine, the
  * machine's lock). A pool bound to another machine is never touched: its
  * nodes are that machine's processes. */
-static int rc_pass_scoped(struct db_pool *db, const struct reconciler_config *cfg, bool global,
+static int rc_pass_body(struct db_pool *db, const struct reconciler_config *cfg, bool global,
 			  bool machine, struct nova_err *err)
 {
 	struct pool **pools = NULL;
@@ -310,12 +328,15 @@ static int rc_pass_scoped(struct db_pool *db, const struct reconciler_config *cf
 	pool_list_free(pools, n);
 	if (!global)
 		return 0; /* each pool's trouble is logged above */
-	if ((rc = db_pool_exec(NULL, db,
+	PGresult *res = NULL;
+	if ((rc = db_pool_exec(&res, db,
 			  "UPDATE work_items SET state = 'failed', lock_owner = NULL, lock_expires_at = NULL, "
 			  "last_error = coalesce(last_error, 'worker died on the last attempt') "
 			  "WHERE state = 'queued' AND attempts >= max_attempts "
 			  "AND (lock_expires_at IS NULL OR lock_expires_at < now())", 0, NULL, err)))
 		return rc;
+	atomic_fetch_add(&rc_n_expired, strtoull(PQcmdTuples(res), NULL, 10));
+	PQclear(res);
 	/* Finished items are history; keep an hour of it. */
 	if ((rc = db_pool_exec(NULL, db,
 			  "DELETE FROM work_items WHERE state = 'done' "
@@ -330,6 +351,16 @@ static int rc_pass_scoped(struct db_pool *db, const struct reconciler_config *cf
 		       "AND r.state = 'pending') "
 		       "OR d.replicas <> (SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id)) "
 		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING", 0, NULL, err);
+}
+
+static int rc_pass_scoped(struct db_pool *db, const struct reconciler_config *cfg, bool global,
+			  bool machine, struct nova_err *err)
+{
+	int rc = rc_pass_body(db, cfg, global, machine, err);
+	atomic_fetch_add(&rc_n_passes, 1);
+	if (rc)
+		atomic_fetch_add(&rc_n_passes_failed, 1);
+	return rc;
 }
 
 int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg, struct nova_err *err)

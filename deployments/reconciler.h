@@ -65,6 +65,16 @@ int reconciler_pass(struct db_pool *db, const struct reconciler_config *cfg,
 struct reconciler;
 int reconciler_start(struct reconciler **out, struct db_pool *db,
 		     const struct reconciler_config *cfg, struct nova_err *err);
+/* What passes did in this process since it started, whoever ran them (the
+ * thread below or reconciler_pass), for /metrics. */
+struct reconciler_counters {
+	unsigned long long passes, passes_failed;
+	unsigned long long orphans_removed, twins_removed; /* provider resources */
+	unsigned long long stuck_failed;       /* nodes failed past provision_timeout_s */
+	unsigned long long work_items_expired; /* failed at their last attempt, lease gone */
+};
+void reconciler_counters_get(struct reconciler_counters *out);
+
 /* Whether this novad holds the fleet's reconciler lock. */
 bool reconciler_is_leader(const struct reconciler *r);
 /* Stop, join, and release the locks. Accepts NULL. */

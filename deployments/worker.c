@@ -943,3 +943,24 @@ void worker_stop(struct worker *w)
 		pthread_join(w->threads[i].tid, NULL);
 	free(w);
 }
+
+int worker_queue_stats(struct worker_queue_stats *out, struct db_pool *db, struct nova_err *err)
+{
+	PGresult *res = NULL;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = db_pool_exec(&res, db,
+			       "SELECT count(*) FILTER (WHERE state = 'queued'), "
+			       "coalesce(sum(attempts) FILTER (WHERE state = 'queued'), 0), "
+			       "count(*) FILTER (WHERE state = 'failed'), "
+			       "coalesce(extract(epoch FROM now() - min(created_at) "
+			       "FILTER (WHERE state = 'queued')), 0) FROM work_items",
+			       0, NULL, err)))
+		return rc;
+	out->queued = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	out->attempts = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+	out->failed = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
+	out->oldest_s = strtod(PQgetvalue(res, 0, 3), NULL);
+	PQclear(res);
+	return 0;
+}

@@ -65,4 +65,13 @@ void worker_stop(struct worker *w);
  * on their poll. */
 void worker_kick(void);
 
+/* The work queue as /metrics shows it (the whole fleet's, from the
+ * database): items queued, the oldest one's age (0 when none), the
+ * attempts spent on queued items, and items that failed for good. */
+struct worker_queue_stats {
+	unsigned long long queued, attempts, failed;
+	double oldest_s;
+};
+int worker_queue_stats(struct worker_queue_stats *out, struct db_pool *db, struct nova_err *err);
+
 #endif

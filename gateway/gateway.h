@@ -8,6 +8,7 @@
 #define NOVA_GATEWAY_GATEWAY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "auth/auth.h"
@@ -40,12 +41,26 @@ struct gw_deps {
 	 * answered 429 and its connection closed, so a leaked or greedy key
 	 * cannot take the connections the fleet needs. 0: no cap. */
 	unsigned max_connections_per_key;
+	/* GET /metrics without a credential (novad.yaml metrics_public); off:
+	 * the read scope. */
+	bool metrics_public;
 };
 
 int gw_create(struct gw **out, const struct gw_deps *deps, struct nova_err *err);
 void gw_destroy(struct gw *gw);
 /* Add every route to srv (before http_server_start). */
 int gw_routes_register(struct gw *gw, struct http_server *srv, struct nova_err *err);
+/* Start the thread that reads the fleet's state for /metrics from the
+ * database every refresh_ms (nodes by pool and state, deployments and
+ * their replicas, the load their replicas report, the work queue), so a
+ * scrape reads memory only and takes the same time at any fleet size.
+ * is_leader(ctx) says whether this novad holds the singleton duties.
+ * Stopped by gw_destroy. Without it /metrics has no fleet families. */
+int gw_fleet_metrics_start(struct gw *gw, bool (*is_leader)(void *ctx), void *ctx,
+			   unsigned refresh_ms, struct nova_err *err);
+/* Stop that thread (waits for a read in progress, bounded by the database
+ * deadlines). Idempotent; gw_destroy calls it. */
+void gw_fleet_metrics_stop(struct gw *gw);
 /* The OpenAPI 3 document for the routes (new reference). */
 json_t *gw_openapi(void);
 

@@ -3,12 +3,19 @@
 #define NOVA_GATEWAY_GW_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "core/http.h"
 #include "core/json.h"
 #include "gateway/gateway.h"
+
+/* How heartbeats ended, for /metrics (routes_nodes.c counts them). */
+enum gw_hb_result { GW_HB_ACCEPTED, GW_HB_NO_TOKEN, GW_HB_UNAUTHENTICATED, GW_HB_INVALID,
+		    GW_HB_UNAVAILABLE, GW_HB_ERROR, GW_HB_RESULTS };
+extern const char *const gw_hb_result_names[GW_HB_RESULTS];
+struct gw_fleet_metrics;
 
 /* Open watch streams per credential (routes_routes.c). */
 struct gw_watch_count {
@@ -25,6 +32,8 @@ struct gw {
 	unsigned watchers;                 /* open in all */
 	struct gw_watch_count *watch_counts; /* one per credential with a stream open */
 	size_t n_watch_counts, cap_watch_counts;
+	atomic_ullong heartbeats[GW_HB_RESULTS]; /* by enum gw_hb_result */
+	struct gw_fleet_metrics *fleet;    /* routes_metrics.c: the collector, when started */
 };
 
 /* What a route needs (struct gw_route.access): nothing, a node token, or
@@ -70,6 +79,7 @@ struct gw_route {
 struct gw_binding {
 	struct gw *gw;
 	const struct gw_route *route;
+	unsigned access; /* the route's, or GW_PUBLIC for /metrics under metrics_public */
 };
 
 /* Parse the body as a JSON object or answer 400 and return NULL. */

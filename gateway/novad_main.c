@@ -391,7 +391,8 @@ int main(int argc, char **argv)
 			       .n_migrations = db_migrations_builtin_count,
 			       .max_watchers = cfg.http_max_watchers,
 			       .max_watchers_per_key = cfg.http_max_watchers_per_key,
-			       .max_connections_per_key = cfg.http_max_connections_per_key};
+			       .max_connections_per_key = cfg.http_max_connections_per_key,
+			       .metrics_public = cfg.metrics_public};
 	struct http_server_config hcfg = {
 		.listen = cfg.listen, .threads = cfg.http_threads, .max_body = cfg.max_body_bytes,
 		.max_connections = cfg.http_max_connections,
@@ -437,6 +438,10 @@ int main(int argc, char **argv)
 		novad_fail("reconciler failed to start", &err);
 		goto out;
 	}
+	if (gw_fleet_metrics_start(gw, novad_is_leader, reconciler, cfg.metrics_refresh_ms, &err)) {
+		novad_fail("metrics failed to start", &err);
+		goto out;
+	}
 	/* Heartbeats are flushed by every novad; health is swept by the one
 	 * that holds the reconciler's lock. */
 	inventory_on_health_change(inventory, novad_health_changed, routes);
@@ -467,6 +472,8 @@ out:
 		unlink(url_path);
 	inventory_routes_stop(routes);
 	http_server_stop(srv);
+	if (gw)
+		gw_fleet_metrics_stop(gw);
 	inventory_stop(inventory);
 	reconciler_stop(reconciler);
 	worker_stop(worker);

@@ -86,16 +86,24 @@ void gw_heartbeat(struct gw *gw, struct gw_call *call, struct http_request *req,
 	char *answer = NULL;
 	(void)call;
 	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+		atomic_fetch_add(&gw->heartbeats[GW_HB_NO_TOKEN], 1);
 		http_response_header_add(res, "WWW-Authenticate", "Bearer realm=\"nova-node\"");
 		http_response_errorf(res, NOVA_EUNAUTH, "", "a node token is required");
 		return;
 	}
-	if (!(body = gw_body_json(req, res)))
+	if (!(body = gw_body_json(req, res))) {
+		atomic_fetch_add(&gw->heartbeats[GW_HB_INVALID], 1);
 		return;
+	}
 	nova_err_clear(&err);
 	int rc = inventory_heartbeat(&answer, gw->deps.inventory, http_request_param(req, "node"),
 				     auth + 7, body, &err);
 	json_decref(body);
+	enum gw_hb_result how = rc == 0 ? GW_HB_ACCEPTED
+				: rc == NOVA_EUNAUTH ? GW_HB_UNAUTHENTICATED
+				: rc == NOVA_EINVAL || rc == NOVA_ETOOBIG ? GW_HB_INVALID
+				: rc == NOVA_EUNAVAIL ? GW_HB_UNAVAILABLE : GW_HB_ERROR;
+	atomic_fetch_add(&gw->heartbeats[how], 1);
 	if (rc)
 		http_response_error(res, &err);
 	else

@@ -13,6 +13,7 @@
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/secret.h"
 #include "core/textbuf.h"
 #include "deployments/deployment.h"
@@ -138,6 +139,8 @@ struct inventory {
 	atomic_llong flush_ok_ms;
 	char database_error[160];       /* under lock */
 	atomic_ullong from_memory;      /* heartbeats taken on a stale cached hash */
+	struct metrics_hist flush_seconds; /* every flush, written or not */
+	atomic_ullong rows_flushed, flushes_failed;
 	/* The brake, as of the last sweep (under lock): pool id -> {"pool",
 	 * "pool_id", "silent", "nodes", "since"}. */
 	json_t *brakes;
@@ -186,6 +189,13 @@ static long long inv_mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long inv_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static long long inv_unix_ms(void)
@@ -954,6 +964,7 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	bool changed = false;
 	char blind[16];
 	int rc = 0;
+	long long started_us = inv_mono_us();
 	snprintf(blind, sizeof(blind), "%u", inv->cfg.blind_after_ms);
 	atomic_store(&inv->flush_soon, false);
 	pthread_mutex_lock(&inv->lock);
@@ -1102,6 +1113,11 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		pthread_mutex_unlock(&inv->lock);
 	}
 	inv_flush_outcome(inv, rc, err);
+	metrics_hist_observe(&inv->flush_seconds, (double)(inv_mono_us() - started_us) / 1e6);
+	if (rc == 0)
+		atomic_fetch_add(&inv->rows_flushed, n_batch);
+	else
+		atomic_fetch_add(&inv->flushes_failed, 1);
 	return rc;
 }
 
@@ -1333,6 +1349,9 @@ void inventory_status_get(struct inventory_status *out, struct inventory *inv)
 	out->database_ok = atomic_load(&inv->database_ok);
 	out->flush_age_ms = ok_ms ? inv_mono_ms() - ok_ms : -1;
 	out->heartbeats_from_memory = atomic_load(&inv->from_memory);
+	out->flush_seconds = &inv->flush_seconds;
+	out->rows_flushed = atomic_load(&inv->rows_flushed);
+	out->flushes_failed = atomic_load(&inv->flushes_failed);
 	pthread_mutex_lock(&inv->lock);
 	memcpy(out->database_error, inv->database_error, sizeof(out->database_error));
 	out->nodes_known = inv->n_nodes;

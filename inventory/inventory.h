@@ -125,6 +125,7 @@ int inventory_flush(struct inventory *inv, struct nova_err *err);
 int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err);
 
 /* What the inventory can say of itself without the database. */
+struct metrics_hist;
 struct inventory_status {
 	bool database_ok;          /* the last flush reached the database */
 	long long flush_age_ms;    /* since the last successful flush (-1: none yet) */
@@ -134,6 +135,9 @@ struct inventory_status {
 	unsigned brakes_engaged;   /* pools held by the brake, as of the last sweep */
 	unsigned long long brake_engagements; /* times a brake engaged, since start */
 	unsigned long long heartbeats_from_memory; /* taken without the database */
+	const struct metrics_hist *flush_seconds;  /* each flush's duration (the inventory's) */
+	unsigned long long rows_flushed;   /* heartbeat rows written, since start */
+	unsigned long long flushes_failed;
 };
 void inventory_status_get(struct inventory_status *out, struct inventory *inv);
 /* The pools the brake holds, as of this novad's last sweep: an array of

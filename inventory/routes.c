@@ -273,6 +273,19 @@ long long inventory_routes_version(struct inventory_routes *r)
 	return v;
 }
 
+void inventory_routes_size(size_t *routes, size_t *endpoints, struct inventory_routes *r)
+{
+	const char *k;
+	json_t *v;
+	*routes = *endpoints = 0;
+	pthread_mutex_lock(&r->lock);
+	json_object_foreach(r->table, k, v) {
+		(*routes)++;
+		*endpoints += json_array_size(json_object_get(v, "endpoints"));
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 /* The routes as the API shows them: a list, with load hints. Caller holds
  * the lock. */
 static json_t *routes_render(struct inventory_routes *r, const char *model, json_t *loads)

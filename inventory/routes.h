@@ -57,6 +57,9 @@ int inventory_routes_get(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 bool inventory_routes_etag(char etag[INVENTORY_ROUTES_ETAG_LEN], struct inventory_routes *r);
 
 long long inventory_routes_version(struct inventory_routes *r);
+/* How many routes (models and adapters) and endpoints the table holds (0
+ * before the first read). A walk of the routes under the lock. */
+void inventory_routes_size(size_t *routes, size_t *endpoints, struct inventory_routes *r);
 
 /* How long ago the table was last read from the database (ms); -1 when it
  * never was. *error (may be NULL; size 160) receives the last refresh's

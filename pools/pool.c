@@ -891,22 +891,48 @@ int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const c
 	return rc;
 }
 
-int pool_nodes_fail_stuck(struct db_pool *db, const char *pool_id, unsigned seconds,
-			  const char *reason, struct nova_err *err)
+int pool_nodes_fail_stuck(unsigned *failed, struct db_pool *db, const char *pool_id,
+			  unsigned seconds, const char *reason, struct nova_err *err)
 {
 	char secs[16];
 	const char *params[3] = {pool_id, secs, reason};
 	struct db_conn *c;
+	PGresult *res = NULL;
 	int rc;
+	if (failed)
+		*failed = 0;
 	snprintf(secs, sizeof(secs), "%u", seconds);
 	if ((rc = db_conn_acquire(&c, db, err)))
 		return rc;
-	rc = db_exec(NULL, c,
+	rc = db_exec(&res, c,
 		     "UPDATE nodes SET state = 'failed', state_reason = $3 WHERE pool_id = $1::uuid "
 		     "AND state = 'provisioning' AND updated_at < now() - $2::integer * interval '1 second'",
 		     3, params, err);
+	if (rc == 0 && failed)
+		*failed = (unsigned)strtoul(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
 	db_conn_release(db, c);
 	return rc;
+}
+
+int pool_node_counts(json_t **out, struct db_pool *db, struct nova_err *err)
+{
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = db_pool_exec(&res, db,
+			       "SELECT p.name, n.state, count(*) FROM nodes n "
+			       "JOIN pools p ON p.id = n.pool_id WHERE n.state <> 'terminated' "
+			       "GROUP BY p.name, n.state ORDER BY p.name, n.state",
+			       0, NULL, err)))
+		return rc;
+	*out = json_array();
+	for (int i = 0; *out && i < PQntuples(res); i++)
+		json_array_append_new(*out, json_pack("{s:s, s:s, s:I}", "pool", PQgetvalue(res, i, 0),
+						      "state", PQgetvalue(res, i, 1), "n",
+						      (json_int_t)strtoll(PQgetvalue(res, i, 2), NULL, 10)));
+	PQclear(res);
+	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 }
 
 /* --- nodes in the API ------------------------------------------------------- */

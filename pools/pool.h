@@ -181,9 +181,13 @@ int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const c
 				const char *endpoint, struct nova_err *err);
 
 /* Nodes of the pool in `provisioning` for longer than seconds go to
- * `failed` with the reason. */
-int pool_nodes_fail_stuck(struct db_pool *db, const char *pool_id, unsigned seconds,
-			  const char *reason, struct nova_err *err);
+ * `failed` with the reason; *failed (may be NULL) receives how many. */
+int pool_nodes_fail_stuck(unsigned *failed, struct db_pool *db, const char *pool_id,
+			  unsigned seconds, const char *reason, struct nova_err *err);
+
+/* Live (not terminated) nodes counted by pool and state, for /metrics: an
+ * array of {"pool", "state", "n"}. */
+int pool_node_counts(json_t **out, struct db_pool *db, struct nova_err *err);
 
 /* The API's JSON for nodes: every live node (of one pool when pool_ref is
  * not NULL), or one node by id or name (a name shared by nodes of two pools
