@@ -24,6 +24,8 @@
 #   BENCH_MEM_SECONDS how long they heartbeat (default 40: every node must be seen)
 #   BENCH_PAUSE_SECONDS  how long PostgreSQL is paused for dbpause (default 40)
 #   BENCH_MN_NODES    the fleet heartbeating to 1, 2, 3 novads for multinovad (default 10000)
+#   BENCH_METRICS_NODES  nodes in the fleet /metrics is scraped with (default 100000,
+#                     beside the routes fixture's 1,000 deployments)
 #   BENCH_ONLY        run only benchmarks whose name contains this word
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -183,7 +185,7 @@ fd_sidecar_stop() {
 
 # --- the ceiling -----------------------------------------------------------------
 NGINX=0
-if want routes || want heartbeat || want dbpause; then
+if want routes || want heartbeat || want dbpause || want metrics; then
 	if nginx_bench_ensure && nginx_bench_start "$W/nginx"; then
 		NGINX=1
 		echo "bench: nginx ceiling on 127.0.0.1:$NGINX_BENCH_PORT"
@@ -192,7 +194,7 @@ if want routes || want heartbeat || want dbpause; then
 	fi
 fi
 if want routes || want heartbeat || want watch || want failure || want deploy || want memory ||
-	want multinovad; then
+	want multinovad || want metrics; then
 	pg_test_start || { echo "bench: no PostgreSQL" >&2; exit 1; }
 fi
 
@@ -261,6 +263,56 @@ if want routes; then
 		broken=1; row routes "GET /v1/routes" "" "" "" "" "" "broken: see $OUT"
 	fi
 	nova_bench_stop
+fi
+
+# --- metrics scrape ------------------------------------------------------------------
+# GET /metrics of a novad that knows a fleet of BENCH_METRICS_NODES nodes and
+# the routes fixture's 1,000 deployments (10 replicas each), one scraper at
+# a time as Prometheus scrapes; the ceiling is nginx serving the same page
+# as a file.
+if want metrics; then
+	MN=${BENCH_METRICS_NODES:-100000}
+	echo "bench: /metrics scrape ($MN nodes, $ROUTE_MODELS deployments)"
+	export NOVA_METRICS_REFRESH_MS=1000
+	if nova_bench_start bench_metrics &&
+	   psql_db "$NOVA_DB" -v nodes="$MN" -F ' ' -f bench/fixture_heartbeats.sql -o /dev/null >/dev/null &&
+	   psql_db "$NOVA_DB" -v models="$ROUTE_MODELS" -v replicas="$ROUTE_REPLICAS" \
+		-f bench/fixture_routes.sql >/dev/null; then
+		# The fleet's half is read every second: wait for all of it.
+		i=0
+		while :; do
+			curl -s -K "$W/admin.curl" -o "$W/metrics.txt" "$NOVA_URL/metrics"
+			n=$(grep -c '^nova_deployment_replicas_desired{' "$W/metrics.txt")
+			[ "$n" -ge "$ROUTE_MODELS" ] && break
+			i=$((i + 1)); [ $i -gt 600 ] && break
+			sleep 0.1
+		done
+		size=$(wc -c <"$W/metrics.txt")
+		"$LG" -T "127.0.0.1:$NOVA_PORT" -c 1 -d "$SECS" -w "$WARM" -n "$W/admin.nodes" -p /metrics \
+			-H 'Authorization: Bearer {token}' -l novad-metrics -o "$OUT/metrics-novad.json"
+		nova_bench_stop
+		c= cp99=
+		if [ $NGINX = 1 ]; then
+			cp "$W/metrics.txt" "$W/nginx/www/metrics.txt"
+			chmod 0644 "$W/nginx/www/metrics.txt"
+			"$LG" -T "127.0.0.1:$NGINX_BENCH_PORT" -c 1 -d "$SECS" -w "$WARM" -p /metrics.txt \
+				-l nginx-metrics -o "$OUT/metrics-nginx.json"
+			c=$(jnum "$OUT/metrics-nginx.json" rps)
+			cp99=$(jnum "$OUT/metrics-nginx.json" p99_ms)
+		fi
+		p=$(jnum "$OUT/metrics-novad.json" p99_ms)
+		e=$(jnum "$OUT/metrics-novad.json" errors)
+		res=$(verdict lt "$p" 10); [ "$e" = 0 ] || res="miss ($e errors)"
+		[ "$n" -ge "$ROUTE_MODELS" ] || res="miss (the fleet was not read: $n deployments)"
+		row metrics "GET /metrics, $MN nodes, $n deployments, $size B, p99" "$p" "ms" "$cp99" "" \
+			"< 10 ms" "$res"
+		v=$(jnum "$OUT/metrics-novad.json" rps)
+		row metrics "GET /metrics, one scraper, req/s" "$v" "/s" "$c" "$(ratio "$v" "$c")" "" ""
+	else
+		broken=1; row metrics "GET /metrics" "" "" "" "" "" "broken: see $OUT"
+		nova_bench_stop
+	fi
+	unset NOVA_METRICS_REFRESH_MS
 fi
 
 # --- heartbeat ingest -------------------------------------------------------------------
