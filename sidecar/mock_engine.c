@@ -57,7 +57,7 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 			     struct nova_err *err)
 {
 	enum { O_LISTEN = 1000, O_PORT, O_MODEL, O_KIND, O_TPS, O_LAT, O_MAXTOK, O_CRASH, O_FAILH,
-	       O_LORA, O_MAXLORA, O_ADMIN, O_PBB, O_PCB, O_UBU, O_EDIM };
+	       O_LORA, O_MAXLORA, O_ADMIN, O_PBB, O_PCB, O_UBU, O_EDIM, O_PORTFILE };
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"port", required_argument, NULL, O_PORT},
@@ -75,6 +75,7 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 		{"prefix-cache-blocks", required_argument, NULL, O_PCB},
 		{"uncached-block-us", required_argument, NULL, O_UBU},
 		{"embedding-dims", required_argument, NULL, O_EDIM},
+		{"port-file", required_argument, NULL, O_PORTFILE},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -118,6 +119,12 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 		case O_PCB: rc = me_uint(&cfg->prefix_cache_blocks, "--prefix-cache-blocks", optarg, 0, 1u << 24, err); break;
 		case O_UBU: rc = me_uint(&cfg->uncached_block_us, "--uncached-block-us", optarg, 0, 10000000, err); break;
 		case O_EDIM: rc = me_uint(&cfg->embedding_dims, "--embedding-dims", optarg, 1, 4096, err); break;
+		case O_PORTFILE:
+			if (!*optarg || strlen(optarg) >= sizeof(cfg->port_file))
+				rc = nova_err_set(err, NOVA_EINVAL, "--port-file", "--port-file needs a path");
+			else
+				snprintf(cfg->port_file, sizeof(cfg->port_file), "%s", optarg);
+			break;
 		case 'h': return 1;
 		case ':': rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "%s needs a value", argv[optind - 1]); break;
 		default: rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "unknown option %s", argv[optind - 1]); break;

@@ -50,6 +50,7 @@ struct mock_engine_config {
 	unsigned prefix_cache_blocks; /* default 16384; 0: no cache, every block a miss */
 	unsigned uncached_block_us;   /* prefill time per missed block, default 0 */
 	unsigned embedding_dims;      /* default 16 */
+	char port_file[512];          /* "": none; else the bound port is written there */
 };
 
 void mock_engine_config_defaults(struct mock_engine_config *cfg);

@@ -33,9 +33,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "nova-mock-engine: %s\n", err.message);
 		return 1;
 	}
-	/* The port on stdout, one line, for whoever started us (port 0). */
+	/* The port on stdout, one line, for whoever started us (port 0), and
+	 * in --port-file when asked: written whole under another name, then
+	 * renamed, so a reader never sees half of it. */
 	printf("%u\n", mock_engine_port(e));
 	fflush(stdout);
+	if (cfg.port_file[0]) {
+		char tmp[sizeof(cfg.port_file) + 8];
+		snprintf(tmp, sizeof(tmp), "%s.tmp", cfg.port_file);
+		FILE *f = fopen(tmp, "we");
+		if (!f || fprintf(f, "%u\n", mock_engine_port(e)) < 0 || fclose(f) != 0 ||
+		    rename(tmp, cfg.port_file) != 0) {
+			fprintf(stderr, "nova-mock-engine: cannot write %s\n", cfg.port_file);
+			mock_engine_stop(e);
+			return 1;
+		}
+	}
 	nova_log_kv(NOVA_LOG_INFO, "mock-engine", "serving", "model", cfg.model, NULL);
 	while (sigwait(&sigs, &sig) != 0)
 		;
