@@ -74,6 +74,10 @@ struct http_response {
 	void (*stream_ctx_free)(void *ctx);
 	struct http_response_header headers[HTTP_MAX_RESPONSE_HEADERS];
 	size_t n_headers;
+	/* The request's id (set by the server before the handler runs):
+	 * http_response_error puts it in the error body as "request_id", so a
+	 * user's report of an error names the log lines of its request. */
+	const char *request_id;
 };
 
 typedef void (*http_handler_fn)(struct http_request *req, struct http_response *res, void *ctx);
@@ -122,7 +126,11 @@ struct http_server_config {
  * client that sends its request at once (a probe, a heartbeat), however
  * many idle sockets an attacker holds. Busy connections are never shed:
  * callers bound their own (the route watchers, gateway.h). Past
- * max_connections_per_ip, libmicrohttpd closes a new connection at once. */
+ * max_connections_per_ip, libmicrohttpd closes a new connection at once.
+ * With shedding, libmicrohttpd's own total cap is set a quarter higher
+ * (64 at least): room for shed connections it has yet to close, so its
+ * cap, which refuses the newest, is reached only when shedding cannot
+ * keep up (the process's open-file limit must allow for it). */
 
 /* Request accessors. The returned strings are borrowed for the duration of
  * the handler. Header names are matched case-insensitively. */

@@ -131,8 +131,22 @@ static void lb_begin(struct log_buf *b, enum nova_log_level level, const char *c
 	lb_field(b, "msg", msg);
 }
 
+static _Thread_local const char *log_request_id;
+
+void nova_log_request_set(const char *request_id)
+{
+	log_request_id = request_id && *request_id ? request_id : NULL;
+}
+
+const char *nova_log_request_get(void)
+{
+	return log_request_id;
+}
+
 static void lb_emit(struct log_buf *b, enum nova_log_level level)
 {
+	if (log_request_id)
+		lb_field(b, "request_id", log_request_id);
 	b->data[b->len++] = '}'; /* held back by lb_put */
 	b->data[b->len] = '\0';
 	pthread_mutex_lock(&log_lock);

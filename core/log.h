@@ -41,6 +41,14 @@ void nova_log(enum nova_log_level level, const char *component, const char *fmt,
 void nova_log_kv(enum nova_log_level level, const char *component, const char *msg, ...)
 	__attribute__((sentinel));
 
+/* The request this thread works for (an HTTP request's id, or the one a
+ * work item carries from the request that queued it): every line the
+ * thread logs while it is set carries it as "request_id", so one grep
+ * finds all a request caused. NULL clears it. The string must outlive the
+ * setting (the caller's). Per thread. */
+void nova_log_request_set(const char *request_id);
+const char *nova_log_request_get(void);
+
 /* Copy a URL with any user-info password removed ("postgresql://u:secret@h/db"
  * -> "postgresql://u:***@h/db") and any "password=" query value masked. */
 void nova_log_redact_url(char *out, size_t out_len, const char *url);

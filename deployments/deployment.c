@@ -313,15 +313,23 @@ unsigned deployment_assignments_generation(void)
 
 /* --- writing ------------------------------------------------------------------- */
 
-static int dep_enqueue(struct db_conn *c, const char *id, struct nova_err *err)
+/* Work for the deployment; the request asking for it (its id, when the
+ * change came through the API) rides in the payload, so the worker's log
+ * lines for it carry the same request id. */
+static int dep_enqueue(struct db_conn *c, const char *id, const struct audit_note *audit,
+		       struct nova_err *err)
 {
-	const char *params[1] = {id};
+	const char *params[2] = {id, audit && audit->request_id ? audit->request_id : ""};
 	return db_exec(NULL, c,
-		       "INSERT INTO work_items (kind, subject_id) VALUES ('deployment', $1::uuid) "
+		       "INSERT INTO work_items (kind, subject_id, payload) VALUES ('deployment', "
+		       "$1::uuid, CASE WHEN $2 = '' THEN '{}'::jsonb "
+		       "ELSE jsonb_build_object('request_id', $2::text) END) "
 		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' "
 		       "DO UPDATE SET run_after = least(work_items.run_after, now()), "
-		       "requests = work_items.requests + 1, updated_at = now()",
-		       1, params, err);
+		       "requests = work_items.requests + 1, updated_at = now(), "
+		       "payload = CASE WHEN $2 = '' THEN work_items.payload "
+		       "ELSE work_items.payload || jsonb_build_object('request_id', $2::text) END",
+		       2, params, err);
 }
 
 /* "<model>-<pool>", lower-cased, as a DNS label. */
@@ -386,7 +394,7 @@ int deployment_create(json_t **out, struct db_pool *db, const struct deployment_
 		nova_err_set_hint(err, "choose another with \"name\"");
 	}
 	if (rc == 0)
-		rc = dep_enqueue(c, PQgetvalue(res, 0, 0), err);
+		rc = dep_enqueue(c, PQgetvalue(res, 0, 0), audit, err);
 	if (rc == 0 && audit && (!audit->object || !*audit->object)) {
 		/* Unnamed in the request: the row names what it was given. The
 		 * name is this function's, so the note forgets it after. */
@@ -497,7 +505,7 @@ static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 	}
 	if (rc == 0)
 		rc = audit_record_tx(c, ch->audit, ch->id, err);
-	return rc ? rc : dep_enqueue(c, ch->id, err);
+	return rc ? rc : dep_enqueue(c, ch->id, ch->audit, err);
 }
 
 static int dep_change(json_t **out, struct db_pool *db, struct dep_change *ch, struct nova_err *err)

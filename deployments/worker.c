@@ -39,6 +39,7 @@ struct wk_item {
 	int attempts, max_attempts;
 	char fence_s[24], id_s[24];
 	char requests_s[24];     /* work_items.requests when claimed */
+	char request_id[65];     /* the API request that last asked for it, or "" */
 };
 
 /* Everything one pass needs to know about its deployment. */
@@ -93,7 +94,8 @@ static int wk_claim(bool *got, struct wk_item *it, struct db_conn *c,
 		     "WHERE w.kind = 'deployment' AND d.id = w.subject_id AND p.machine IS NOT NULL "
 		     "AND p.machine <> $3) "
 		     "ORDER BY w.run_after, w.id LIMIT 1 FOR UPDATE OF w SKIP LOCKED) "
-		     "RETURNING id, kind, subject_id, fence, attempts, max_attempts, requests",
+		     "RETURNING id, kind, subject_id, fence, attempts, max_attempts, requests, "
+		     "coalesce(left(payload->>'request_id', 64), '')",
 		     3, params, err);
 	if (rc == 0 && PQntuples(res) == 1) {
 		it->id = atoll(PQgetvalue(res, 0, 0));
@@ -105,6 +107,7 @@ static int wk_claim(bool *got, struct wk_item *it, struct db_conn *c,
 		snprintf(it->id_s, sizeof(it->id_s), "%lld", it->id);
 		snprintf(it->fence_s, sizeof(it->fence_s), "%lld", it->fence);
 		snprintf(it->requests_s, sizeof(it->requests_s), "%s", PQgetvalue(res, 0, 6));
+		snprintf(it->request_id, sizeof(it->request_id), "%s", PQgetvalue(res, 0, 7));
 		*got = true;
 	}
 	PQclear(res);
@@ -787,6 +790,7 @@ static int wk_process(struct wk_ctx *x, struct nova_err *err)
 	struct nova_err werr;
 	int rc;
 	nova_err_clear(&werr);
+	nova_log_request_set(x->item.request_id);
 	if (strcmp(x->item.kind, "deployment") == 0)
 		rc = wk_deployment(&how, x, &werr);
 	else
@@ -797,6 +801,7 @@ static int wk_process(struct wk_ctx *x, struct nova_err *err)
 		/* Someone else holds the item now: leave it to them. */
 		nova_log_kv(NOVA_LOG_WARN, "worker", "lease lost", "item", x->item.id_s, NULL);
 		wk_dep_finish(&x->dep);
+		nova_log_request_set(NULL);
 		return 0;
 	}
 	if (rc == NOVA_EAGAIN || rc == NOVA_EUNAVAIL)
@@ -834,6 +839,7 @@ static int wk_process(struct wk_ctx *x, struct nova_err *err)
 		}
 	}
 	wk_dep_finish(&x->dep);
+	nova_log_request_set(NULL);
 	return x->lease_lost ? 0 : rc;
 }
 
