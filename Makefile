@@ -29,7 +29,7 @@ CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"'
 
 LIB_DIRS := core audit adapters adapters/fake adapters/lpu adapters/kubernetes adapters/ssh pools models deployments inventory auth gateway sidecar
 LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/assets.o
 LIB      := $(BUILD)/libnova.a
 
 CLI_SRCS := $(filter-out %_main.c,$(wildcard cli/*.c))
@@ -50,6 +50,7 @@ TEST_DRIVER_SRCS := $(wildcard tests/*/driver_*.c)
 TEST_DRIVERS := $(TEST_DRIVER_SRCS:%.c=$(BUILD)/%)
 
 SQL_FILES := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
+WEB_FILES := $(sort $(shell find web -type f 2>/dev/null))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
              inventory/*.h auth/*.h audit/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h)
 
@@ -70,6 +71,15 @@ $(BUILD)/gen/migrations.c: $(BUILD)/tools/embed_sql $(SQL_FILES)
 	@mkdir -p $(dir $@)
 	$(Q)$(BUILD)/tools/embed_sql $(SQL_FILES) > $@.tmp && mv $@.tmp $@
 $(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -c $< -o $@
+# The web pages novad serves (core/assets.h), the same way.
+$(BUILD)/tools/embed_files: tools/embed_files.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=c17 -O1 -Wall -Wextra -Werror $< -o $@
+$(BUILD)/gen/assets.c: $(BUILD)/tools/embed_files $(WEB_FILES)
+	@mkdir -p $(dir $@)
+	$(Q)$(BUILD)/tools/embed_files web $(WEB_FILES) > $@.tmp && mv $@.tmp $@
+$(BUILD)/gen/assets.o: $(BUILD)/gen/assets.c
 	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -c $< -o $@
 
 $(LIB): $(LIB_OBJS)

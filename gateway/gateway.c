@@ -21,6 +21,11 @@ const struct gw_route gw_routes[] = {
 	 "is down", NULL, "Health", 200, "probes", false},
 	{"GET", "/openapi.json", gw_openapi_get, GW_PUBLIC, "This document", NULL, NULL, 200,
 	 "probes", false},
+	{"GET", "/docs", gw_docs_get, GW_PUBLIC,
+	 "This document as a page to read (HTML, no external assets)", NULL, NULL, 200, "probes",
+	 false},
+	{"GET", "/docs.js", gw_docs_get, GW_PUBLIC, "The script of /docs", NULL, NULL, 200,
+	 "probes", false},
 	{"GET", "/metrics", gw_metrics_get, AUTH_SCOPE_READ,
 	 "Prometheus metrics: database reachability, heartbeats held, the brake on mass failure, "
 	 "the routing table's age", NULL, NULL, 200, "probes", false},

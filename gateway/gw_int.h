@@ -89,6 +89,7 @@ json_t *gw_body_json(struct http_request *req, struct http_response *res);
 void gw_health(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_ready(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_openapi_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_docs_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_metrics_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
 void gw_pool_create(struct gw *, struct gw_call *, struct http_request *, struct http_response *);

@@ -88,9 +88,23 @@ const char gw_openapi_schemas[] =
 	"  \"stages\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Stage\"}},"
 	"  \"adapters\": {\"type\": \"array\", \"items\": {\"type\": \"string\"}},"
 	"  \"max_adapters\": {\"type\": \"integer\", \"minimum\": 1}}},"
-	"\"Model\": {\"allOf\": [{\"$ref\": \"#/components/schemas/ModelSpec\"}, {\"type\": \"object\","
-	"  \"properties\": {\"id\": {\"type\": \"string\", \"format\": \"uuid\"},"
-	"  \"created_at\": {\"type\": \"string\", \"format\": \"date-time\"}}}]},"
+	"\"Transition\": {\"type\": \"object\", \"description\": \"one of the last 20 state "
+	"transitions, oldest first\", \"properties\": {"
+	"  \"from\": {\"type\": \"string\", \"nullable\": true}, \"to\": {\"type\": \"string\"},"
+	"  \"reason\": {\"type\": \"string\"}, \"at\": {\"type\": \"string\", \"format\": \"date-time\"}}},"
+"\"Placement\": {\"type\": \"object\", \"properties\": {"
+	"  \"stage\": {\"type\": \"integer\"}, \"node\": {\"type\": \"string\"},"
+	"  \"node_id\": {\"type\": \"string\", \"format\": \"uuid\"},"
+	"  \"accelerators\": {\"type\": \"integer\"}}},"
+"\"Replica\": {\"type\": \"object\", \"properties\": {"
+	"  \"id\": {\"type\": \"string\", \"format\": \"uuid\"}, \"ordinal\": {\"type\": \"integer\"},"
+	"  \"state\": {\"type\": \"string\", \"enum\": [\"pending\", \"placed\", \"starting\","
+	"    \"ready\", \"failed\", \"stopping\", \"stopped\"]},"
+	"  \"reason\": {\"type\": \"string\"}, \"endpoint\": {\"type\": \"string\", \"nullable\": true},"
+	"  \"placements\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Placement\"}}}},"
+"\"Accelerators\": {\"type\": \"object\", \"properties\": {"
+	"  \"type\": {\"type\": \"string\", \"nullable\": true}, \"count\": {\"type\": \"integer\"},"
+	"  \"memory_mib\": {\"type\": \"integer\"}}},"
 	"\"ModelList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Model\"}},"
 	"\"DeploymentCreate\": {\"type\": \"object\", \"additionalProperties\": false,"
 	"  \"required\": [\"model\", \"pool\"], \"properties\": {"
@@ -110,7 +124,10 @@ const char gw_openapi_schemas[] =
 	"  \"state\": {\"type\": \"string\", \"enum\": [\"pending\", \"deploying\", \"running\","
 	"    \"degraded\", \"stopping\", \"stopped\", \"failed\"]},"
 	"  \"state_reason\": {\"type\": \"string\"}, \"generation\": {\"type\": \"integer\"},"
-	"  \"replica_list\": {\"type\": \"array\"}, \"events\": {\"type\": \"array\"}}},"
+	"  \"replica_list\": {\"type\": \"array\", \"description\": \"deployment get only\","
+	"    \"items\": {\"$ref\": \"#/components/schemas/Replica\"}},"
+	"  \"events\": {\"type\": \"array\", \"description\": \"deployment get only\","
+	"    \"items\": {\"$ref\": \"#/components/schemas/Transition\"}}}},"
 	"\"DeploymentList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Deployment\"}},"
 	"\"Node\": {\"type\": \"object\", \"properties\": {"
 	"  \"id\": {\"type\": \"string\"}, \"name\": {\"type\": \"string\"},"
@@ -118,10 +135,13 @@ const char gw_openapi_schemas[] =
 	"  \"state\": {\"type\": \"string\", \"enum\": [\"provisioning\", \"ready\", \"unhealthy\","
 	"    \"draining\", \"terminating\", \"terminated\", \"failed\"]},"
 	"  \"state_reason\": {\"type\": \"string\"}, \"cordoned\": {\"type\": \"boolean\"},"
-	"  \"accelerators\": {\"type\": \"object\"}, \"labels\": {\"type\": \"object\"},"
+	"  \"accelerators\": {\"$ref\": \"#/components/schemas/Accelerators\"},"
+	"  \"labels\": {\"type\": \"object\"},"
 	"  \"endpoint\": {\"type\": \"string\", \"nullable\": true},"
-	"  \"last_heartbeat_at\": {\"type\": \"string\", \"nullable\": true},"
-	"  \"replicas\": {\"type\": \"array\"}, \"events\": {\"type\": \"array\"}}},"
+	"  \"last_heartbeat_at\": {\"type\": \"string\", \"format\": \"date-time\", \"nullable\": true},"
+	"  \"created_at\": {\"type\": \"string\", \"format\": \"date-time\"},"
+	"  \"events\": {\"type\": \"array\", \"description\": \"node get only\","
+	"    \"items\": {\"$ref\": \"#/components/schemas/Transition\"}}}},"
 	"\"NodeList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Node\"}},"
 	"\"Heartbeat\": {\"type\": \"object\", \"additionalProperties\": false,"
 	"  \"required\": [\"seq\"], \"properties\": {"
@@ -197,19 +217,130 @@ static json_t *gw_path_params(const char *pattern)
 	return params;
 }
 
+/* The query parameters each operation takes (the route table has no room
+ * for them: they are what the handlers read). */
+static const struct {
+	const char *method, *pattern, *name, *type, *description;
+} gw_query_params[] = {
+	{"GET", "/v1/nodes", "pool", "string", "only this pool's nodes (a name or an id)"},
+	{"GET", "/v1/routes", "model", "string", "only this model's (or LoRA adapter's) routes"},
+	{"GET", "/v1/routes/watch", "model", "string", "only this model's (or adapter's) changes"},
+	{"DELETE", "/v1/pools/{pool}", "force", "boolean",
+	 "delete with nodes, deprovisioning them; refused while deployments use the pool"},
+	{"GET", "/v1/audit", "since", "string", "RFC 3339: events at or after"},
+	{"GET", "/v1/audit", "until", "string", "RFC 3339: events before"},
+	{"GET", "/v1/audit", "key", "string", "an API key's id or name, or admin"},
+	{"GET", "/v1/audit", "object", "string", "a name as requested, or an id"},
+	{"GET", "/v1/audit", "kind", "string", "pool, model, deployment, node, apikey"},
+	{"GET", "/v1/audit", "before", "integer", "an event id: the next (older) page"},
+	{"GET", "/v1/audit", "limit", "integer", "1 to 1000, default 100"},
+};
+
+/* "GET /v1/pools/{pool}/nodes" -> "getPoolsByPoolNodes": unique per
+ * operation, stable, as client generators name methods. */
+static void gw_operation_id(char *out, size_t len, const char *method, const char *pattern)
+{
+	size_t o = 0;
+	bool up = false;
+	for (const char *m = method; *m && o + 1 < len; m++)
+		out[o++] = (char)(*m | 0x20);
+	const char *p = pattern;
+	if (!strncmp(p, "/v1/", 4))
+		p += 3;
+	for (; *p && o + 3 < len; p++) {
+		if (*p == '/' || *p == '-' || *p == '_' || *p == '.') {
+			up = true;
+		} else if (*p == '{') {
+			out[o++] = 'B';
+			out[o++] = 'y';
+			up = true;
+		} else if (*p == '}') {
+			continue;
+		} else {
+			out[o++] = up && *p >= 'a' && *p <= 'z' ? (char)(*p - 32) : *p;
+			up = false;
+		}
+	}
+	out[o] = '\0';
+}
+
+static void gw_error_response(json_t *responses, const char *status, const char *description)
+{
+	json_object_set_new(responses, status,
+			    json_pack("{s:s, s:o}", "description", description, "content",
+				      gw_json_content("Error")));
+}
+
 static json_t *gw_operation(const struct gw_route *r)
 {
 	char status[8], op_id[128];
 	json_t *responses = json_object();
-	json_t *op;
+	json_t *op, *params = gw_path_params(r->pattern);
+	bool has_query = false;
 	snprintf(status, sizeof(status), "%d", r->ok_status);
-	snprintf(op_id, sizeof(op_id), "%s", r->summary);
-	if (r->response_schema)
+	gw_operation_id(op_id, sizeof(op_id), r->method, r->pattern);
+	for (size_t i = 0; i < sizeof(gw_query_params) / sizeof(gw_query_params[0]); i++) {
+		if (strcmp(gw_query_params[i].method, r->method) ||
+		    strcmp(gw_query_params[i].pattern, r->pattern))
+			continue;
+		has_query = true;
+		json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:s, s:{s:s}}", "name",
+							gw_query_params[i].name, "in", "query",
+							"required", 0, "description",
+							gw_query_params[i].description, "schema",
+							"type", gw_query_params[i].type));
+	}
+	if (!strcmp(r->pattern, "/v1/routes/watch"))
+		json_object_set_new(
+			responses, status,
+			json_pack("{s:s, s:{s:{s:{s:s, s:s}}}}", "description",
+				  "Server-Sent Events: a snapshot event (the whole table, as GET "
+				  "/v1/routes answers), then an update event per change (the models "
+				  "whose routes changed, with their new routes); each has an id (the "
+				  "table's version) to resume from with Last-Event-ID; comments keep "
+				  "the stream alive",
+				  "content", "text/event-stream", "schema", "type", "string",
+				  "example", "id: 7\nevent: snapshot\ndata: {\"version\": 7, \"routes\": []}\n\n"));
+	else if (r->response_schema)
 		json_object_set_new(responses, status,
 				    json_pack("{s:s, s:o}", "description", "success", "content",
 					      gw_json_content(r->response_schema)));
 	else
 		json_object_set_new(responses, status, json_pack("{s:s}", "description", "success"));
+	if (!strcmp(r->method, "GET") && !strcmp(r->pattern, "/v1/routes")) {
+		json_object_set_new(json_object_get(responses, status), "headers",
+				    json_pack("{s:{s:s, s:{s:s}}}", "ETag", "description",
+					      "a weak tag of the routes alone: the same table has "
+					      "the same tag on every novad",
+					      "schema", "type", "string"));
+		json_object_set_new(responses, "304",
+				    json_pack("{s:s}", "description",
+					      "If-None-Match named the current ETag: the table has "
+					      "not changed"));
+		json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:s, s:{s:s}}", "name",
+							"If-None-Match", "in", "header", "required", 0,
+							"description", "an ETag from an earlier answer",
+							"schema", "type", "string"));
+	}
+	if (r->request_schema || has_query)
+		gw_error_response(responses, "400",
+				  r->request_schema ? "the body (or a query parameter) is not valid: "
+						      "error.field names the first field at fault"
+						    : "a query parameter is not valid");
+	if (r->request_schema)
+		gw_error_response(responses, "413", "the body is larger than max_body_bytes");
+	if (r->access != GW_PUBLIC)
+		gw_error_response(responses, "401",
+				  r->access == GW_NODE ? "no node token, or not this node's"
+						       : "no credential, or an unknown, revoked or expired one");
+	if (r->access != GW_PUBLIC && r->access != GW_NODE)
+		gw_error_response(responses, "403", "the credential lacks the scope this route needs");
+	if (strchr(r->pattern, '{'))
+		gw_error_response(responses, "404", "no such object");
+	if (strcmp(r->method, "GET") && strcmp(r->method, "HEAD") && r->access != GW_NODE &&
+	    r->access != GW_PUBLIC)
+		gw_error_response(responses, "409", "the change conflicts with the object's state "
+						    "(or a name already taken)");
 	if (r->capped || (r->access != GW_PUBLIC && r->access != GW_NODE))
 		json_object_set_new(responses, "429",
 				    json_pack("{s:s, s:{s:{s:s, s:{s:s}}}, s:o}", "description",
@@ -225,8 +356,8 @@ static json_t *gw_operation(const struct gw_route *r)
 	json_object_set_new(responses, "default",
 			    json_pack("{s:s, s:o}", "description", "error", "content",
 				      gw_json_content("Error")));
-	op = json_pack("{s:s, s:[s], s:o, s:o}", "summary", r->summary, "tags", r->tag, "parameters",
-		       gw_path_params(r->pattern), "responses", responses);
+	op = json_pack("{s:s, s:s, s:[s], s:o, s:o}", "operationId", op_id, "summary", r->summary,
+		       "tags", r->tag, "parameters", params, "responses", responses);
 	if (r->request_schema)
 		json_object_set_new(op, "requestBody",
 				    json_pack("{s:b, s:o}", "required", 1, "content",
@@ -260,6 +391,20 @@ json_t *gw_openapi(void)
 {
 	json_t *paths = json_object();
 	json_t *schemas = json_loads(gw_openapi_schemas, 0, NULL);
+	/* A model as stored: its spec (without the spec's closed set of
+	 * fields, which an id and a date would break) plus id and date.
+	 * Rejected: allOf of ModelSpec and those two, which no response can
+	 * pass (additionalProperties: false refuses the id). */
+	json_t *model = json_deep_copy(json_object_get(schemas, "ModelSpec"));
+	if (model) {
+		json_object_del(model, "additionalProperties");
+		json_object_del(model, "required");
+		json_t *props = json_object_get(model, "properties");
+		json_object_set_new(props, "id", json_pack("{s:s, s:s}", "type", "string", "format", "uuid"));
+		json_object_set_new(props, "created_at",
+				    json_pack("{s:s, s:s}", "type", "string", "format", "date-time"));
+		json_object_set_new(schemas, "Model", model);
+	}
 	for (size_t i = 0; i < gw_routes_count; i++) {
 		const struct gw_route *r = &gw_routes[i];
 		char method[16];
@@ -274,8 +419,8 @@ json_t *gw_openapi(void)
 		method[j] = '\0';
 		json_object_set_new(item, method, gw_operation(r));
 	}
-	return json_pack("{s:s, s:{s:s, s:s, s:s}, s:o, s:{s:o, s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, "
-			 "s:s}}}, s:[{s:[]}]}",
+	return json_pack("{s:s, s:{s:s, s:s, s:s}, s:[{s:s, s:s}], s:o, s:{s:o, s:{s:{s:s, s:s, s:s}, "
+			 "s:{s:s, s:s, s:s}}}, s:[{s:[]}]}",
 			 "openapi", "3.0.3", "info", "title", "Nova orchestration API", "version",
 			 NOVA_VERSION, "description",
 			 "Provisioning engine for LLM-inference compute. Errors are "
@@ -285,6 +430,7 @@ json_t *gw_openapi(void)
 			 "write, read (every GET but API keys; implies routes), routes, router (implies "
 			 "routes), inference. Each operation names the scope it needs. Two different "
 			 "credentials in one request are 400.",
+			 "servers", "url", "/", "description", "this novad",
 			 "paths", paths, "components", "schemas", schemas ? schemas : json_object(),
 			 "securitySchemes", "bearer", "type", "http", "scheme", "bearer", "description",
 			 "the admin token or an API key (sk-nova-...)", "nodeToken", "type", "http",

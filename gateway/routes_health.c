@@ -1,5 +1,6 @@
 #include <string.h>
 
+#include "core/assets.h"
 #include "gateway/gw_int.h"
 #include "inventory/inventory.h"
 #include "inventory/routes.h"
@@ -60,4 +61,29 @@ void gw_openapi_get(struct gw *gw, struct gw_call *call, struct http_request *re
 {
 	(void)gw, (void)call, (void)req;
 	http_response_json(res, 200, gw_openapi());
+}
+
+/* A page compiled in from web/ (core/assets.h), with a policy that lets it
+ * load its own script and read the API, nothing else. */
+static void gw_asset(struct http_response *res, const char *path)
+{
+	const struct asset *a = asset_find(path);
+	if (!a) {
+		http_response_errorf(res, NOVA_ENOTFOUND, "", "no page %s in this build", path);
+		return;
+	}
+	http_response_text(res, 200, a->content_type, (const char *)a->data);
+	http_response_header_add(res, "Content-Security-Policy",
+				 "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+				 "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+				 "frame-ancestors 'none'; form-action 'none'");
+	http_response_header_add(res, "X-Content-Type-Options", "nosniff");
+	http_response_header_add(res, "Cache-Control", "no-cache");
+}
+
+void gw_docs_get(struct gw *gw, struct gw_call *call, struct http_request *req,
+		 struct http_response *res)
+{
+	(void)gw, (void)call;
+	gw_asset(res, strcmp(req->path, "/docs.js") == 0 ? "/docs.js" : "/docs.html");
 }
