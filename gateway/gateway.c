@@ -26,6 +26,11 @@ const struct gw_route gw_routes[] = {
 	 false},
 	{"GET", "/docs.js", gw_docs_get, GW_PUBLIC, "The script of /docs", NULL, NULL, 200,
 	 "probes", false},
+	{"GET", "/ui", gw_ui_get, GW_PUBLIC,
+	 "The dashboard (HTML; it signs in with a key and calls this API)", NULL, NULL, 200,
+	 "probes", false},
+	{"GET", "/ui/{file}", gw_ui_get, GW_PUBLIC, "The dashboard's files", NULL, NULL, 200,
+	 "probes", false},
 	{"GET", "/metrics", gw_metrics_get, AUTH_SCOPE_READ,
 	 "Prometheus metrics: database reachability, heartbeats held, the brake on mass failure, "
 	 "the routing table's age", NULL, NULL, 200, "probes", false},

@@ -90,6 +90,7 @@ void gw_health(struct gw *, struct gw_call *, struct http_request *, struct http
 void gw_ready(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_openapi_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_docs_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_ui_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_metrics_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
 void gw_pool_create(struct gw *, struct gw_call *, struct http_request *, struct http_response *);

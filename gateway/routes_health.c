@@ -74,7 +74,7 @@ static void gw_asset(struct http_response *res, const char *path)
 	}
 	http_response_text(res, 200, a->content_type, (const char *)a->data);
 	http_response_header_add(res, "Content-Security-Policy",
-				 "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
+				 "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
 				 "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
 				 "frame-ancestors 'none'; form-action 'none'");
 	http_response_header_add(res, "X-Content-Type-Options", "nosniff");
@@ -86,4 +86,20 @@ void gw_docs_get(struct gw *gw, struct gw_call *call, struct http_request *req,
 {
 	(void)gw, (void)call;
 	gw_asset(res, strcmp(req->path, "/docs.js") == 0 ? "/docs.js" : "/docs.html");
+}
+
+void gw_ui_get(struct gw *gw, struct gw_call *call, struct http_request *req,
+	       struct http_response *res)
+{
+	const char *file = http_request_param(req, "file");
+	char path[160];
+	(void)gw, (void)call;
+	if (!file || !*file)
+		file = "index.html";
+	if (strlen(file) > 100 || strchr(file, '/')) {
+		http_response_errorf(res, NOVA_ENOTFOUND, "", "no such page");
+		return;
+	}
+	snprintf(path, sizeof(path), "/ui/%s", file);
+	gw_asset(res, path);
 }

@@ -78,7 +78,8 @@ done
 cat <<EOT
 
   Nova is running.
-    gateway:      $url   (OpenAPI: $url/openapi.json)
+    gateway:      $url   (OpenAPI: $url/openapi.json, readable at $url/docs)
+    dashboard:    $url/ui   (sign in with the admin token below)
     state:        $state  (database, admin token)
     log:          $log
     admin token:  $state/admin_token  (novactl finds it by itself)
