@@ -123,6 +123,41 @@ static void test_json_malformed_and_non_object_bodies_are_refused(void **state)
 	assert_int_equal(json_parse_object(&obj, "{\"a\":\"x\\u0000y\"}", 16, &err), NOVA_EINVAL);
 }
 
+/* jansson refuses integers past 64 bits (and reals past double) with "too
+ * big integer" and no field: the field is named from where it stopped. */
+static void test_json_integer_out_of_range_names_the_field(void **state)
+{
+	static const struct {
+		const char *text, *field, *what;
+	} cases[] = {
+		{"{\"name\":\"a\",\"replicas\":9223372036854775808}", "replicas", "integer"},
+		{"{\"replicas\":-9223372036854775809,\"name\":\"a\"}", "replicas", "integer"},
+		{"{\"quotas\":{\"max_nodes\":18446744073709551616}}", "quotas.max_nodes", "integer"},
+		{"{\"a\":[1,\"-5\",{\"b\":true,\"c\":[0,[99999999999999999999999]]}]}",
+		 "a[2].c[1][0]", "integer"},
+		{"{\"s\":\"1e999, [\\\"{\",\"x\":1e999}", "x", "number"},
+		{"{\"k\\\"q\":{},\"n\":[],\"m\":1,\"o\":{\"p\":-1E+99999}}", "o.p", "number"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *obj = NULL;
+		struct nova_err err;
+		int rc = json_parse_object(&obj, cases[i].text, strlen(cases[i].text), &err);
+		if (rc != NOVA_EINVAL || strcmp(err.field, cases[i].field) != 0 ||
+		    !strstr(err.message, cases[i].what) || !strstr(err.message, "out of range"))
+			fail_msg("case %zu %s: rc %d field \"%s\" message \"%s\"", i, cases[i].text, rc,
+				 err.field, err.message);
+		assert_null(obj);
+	}
+	/* The largest and smallest 64-bit integers are taken. */
+	const char *ok = "{\"a\":9223372036854775807,\"b\":-9223372036854775808}";
+	json_t *obj;
+	struct nova_err err;
+	assert_int_equal(json_parse_object(&obj, ok, strlen(ok), &err), 0);
+	assert_true(json_integer_value(json_object_get(obj, "b")) < 0);
+	json_decref(obj);
+}
+
 static void test_err_codes_map_to_distinct_http_and_exit_statuses(void **state)
 {
 	(void)state;
@@ -163,6 +198,7 @@ int main(void)
 		cmocka_unit_test(test_json_unknown_field_is_refused),
 		cmocka_unit_test(test_json_range_and_length_are_checked),
 		cmocka_unit_test(test_json_malformed_and_non_object_bodies_are_refused),
+		cmocka_unit_test(test_json_integer_out_of_range_names_the_field),
 		cmocka_unit_test(test_err_codes_map_to_distinct_http_and_exit_statuses),
 		cmocka_unit_test(test_err_prefix_field_builds_a_path),
 	};
