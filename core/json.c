@@ -64,9 +64,15 @@ static void json_number_path(char *buf, size_t n, const char *text, size_t len, 
 			size_t o = 0;
 			buf[0] = '\0';
 			for (size_t d = 0; d < depth && o < n; d++) {
-				int w = st[d].obj ? snprintf(buf + o, n - o, "%s%.*s", o ? "." : "",
-							     (int)st[d].key_len, text + st[d].key)
-						  : snprintf(buf + o, n - o, "[%zu]", st[d].index);
+				/* An empty key is named "" so the path still says where. */
+				int w;
+				if (!st[d].obj)
+					w = snprintf(buf + o, n - o, "[%zu]", st[d].index);
+				else if (!st[d].key_len)
+					w = snprintf(buf + o, n - o, "%s\"\"", o ? "." : "");
+				else
+					w = snprintf(buf + o, n - o, "%s%.*s", o ? "." : "",
+						     (int)st[d].key_len, text + st[d].key);
 				if (w < 0)
 					break;
 				o += (size_t)w;
