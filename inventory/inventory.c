@@ -530,8 +530,8 @@ static int inv_load_check(const json_t *load, const char *path, struct nova_err 
 	return 0;
 }
 
-static int inv_body_check(long long *seq, json_t **capacity, json_t **replicas,
-			  const char **generation, const json_t *body, struct nova_err *err)
+int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replicas,
+			     const char **generation, const json_t *body, struct nova_err *err)
 {
 	const struct json_field fields[] = {
 		{.name = "seq", .kind = JSON_KIND_INT, .required = true, .out = seq, .min = 0,
@@ -806,7 +806,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	 * lock (up to 256 replicas), then the entry is found again: the table
 	 * may have moved, or the node been forgotten, meanwhile. */
 	pthread_mutex_unlock(&inv->lock);
-	if ((rc = inv_body_check(&seq, &capacity, &replicas, &generation, body, err)))
+	if ((rc = inv_heartbeat_body_check(&seq, &capacity, &replicas, &generation, body, err)))
 		return rc;
 	pthread_mutex_lock(&inv->lock);
 	if (!(e = inv_get(inv, id, false)) || !e->has_hash || !secret_equal(presented, e->token_hash, 32)) {
