@@ -19,7 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void fz_check_overflow_named(const uint8_t *data, size_t size, const struct nova_err *err)
 {
 	json_error_t jerr;
-	json_t *v = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
+	/* Within the first value: a number after it is trailing text. */
+	json_t *v = json_loadb((const char *)data, size,
+			       JSON_REJECT_DUPLICATES | JSON_DISABLE_EOF_CHECK, &jerr);
 	size_t i = 0;
 	json_decref(v);
 	while (i < size && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
