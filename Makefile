@@ -161,7 +161,7 @@ fuzz-build:
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-	  mkdir -p $(BUILD)/fuzz/corpus/$$t && cp -n fuzz/corpus/$$t/* $(BUILD)/fuzz/corpus/$$t/ && \
+	  mkdir -p $(BUILD)/fuzz/corpus/$$t && { cp -n fuzz/corpus/$$t/* $(BUILD)/fuzz/corpus/$$t/ || true; } && \
 	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s" && \
 	  case $$t in allocation) max=64 ;; metrics) max=16384 ;; *) max=8192 ;; esac && \
 	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=$$max -print_final_stats=1 \
