@@ -21,6 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char fz_path[64];
 
+static void fz_unlink(void)
+{
+	unlink(fz_path);
+}
+
 /* A refusal names where (name:line:column) or is one of the few
  * document-wide ones; never a crash, never an unbounded message. */
 static void fz_check(int rc, const struct nova_err *err)
@@ -72,8 +77,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 'N': {
 		struct cfg c;
-		if (!fz_path[0])
+		if (!fz_path[0]) {
 			snprintf(fz_path, sizeof(fz_path), "/tmp/nova-fuzz-novad-%d.yaml", (int)getpid());
+			atexit(fz_unlink);
+		}
 		FILE *f = fopen(fz_path, "wb");
 		if (!f)
 			abort();
