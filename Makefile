@@ -54,7 +54,7 @@ WEB_FILES := $(sort $(shell find web -type f 2>/dev/null))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
              inventory/*.h auth/*.h audit/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h)
 
-.PHONY: all deps test asan run install check-headers clean tests fuzz bench
+.PHONY: all deps test asan run install check-headers clean tests fuzz fuzz-build bench
 all: $(BINS) $(BENCH_BINS)
 
 $(BUILD)/%.o: %.c
@@ -146,16 +146,37 @@ bench: deps
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/bench OPT='-O2 -DNDEBUG' all
 	@BENCH_BUILD=$(BUILD)/bench sh bench/run.sh
 
-# libFuzzer on the allocation parser (clang from Debian's clang package).
+# libFuzzer (clang, Debian's clang package): each fuzz/fuzz_<target>.c
+# against its own build of libnova in $(BUILD)/fuzz/lib, instrumented for
+# coverage and under ASan and UBSan (every report fatal), then each target
+# run for FUZZ_SECONDS over its seeds (fuzz/corpus/<target>/, copied into
+# $(BUILD)/fuzz/corpus/<target>/, where what it finds accumulates); a crash
+# stops `make fuzz` and leaves its input in $(BUILD)/fuzz/. `make test`
+# builds none of this (docs/ARCHITECTURE.md, "Fuzzing").
 FUZZ_SECONDS ?= 30
-fuzz:
-	@mkdir -p $(BUILD)/fuzz
-	clang -std=c17 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
-	  $(shell pkg-config --cflags jansson) fuzz/fuzz_allocation.c adapters/lpu/allocation.c adapters/lpu/topology.c core/ydoc.c core/err.c core/files.c \
-	  $(shell pkg-config --libs jansson yaml-0.1) \
-	  -o $(BUILD)/fuzz/fuzz_allocation
-	@mkdir -p $(BUILD)/fuzz/corpus && cp -n fuzz/corpus/allocation/* $(BUILD)/fuzz/corpus/
-	$(BUILD)/fuzz/fuzz_allocation -max_total_time=$(FUZZ_SECONDS) -max_len=64 $(BUILD)/fuzz/corpus
+FUZZ_TARGETS ?= allocation json heartbeat yaml metrics
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_LIB     := $(BUILD)/fuzz/lib/libnova.a
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzz/lib CC=$(FUZZ_CC) \
+	  OPT='-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)' $(FUZZ_LIB)
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "  FUZZ    $(BUILD)/fuzz/fuzz_$$t"; \
+	  $(FUZZ_CC) $(CPPFLAGS) $(PKG_CFLAGS) -std=c17 $(WARN) -O1 -g -fno-omit-frame-pointer \
+	    -fsanitize=fuzzer $(FUZZ_SAN) fuzz/fuzz_$$t.c $(FUZZ_LIB) $(LDLIBS) \
+	    -o $(BUILD)/fuzz/fuzz_$$t || exit 1; \
+	done
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD)/fuzz/corpus/$$t && { cp -n fuzz/corpus/$$t/* $(BUILD)/fuzz/corpus/$$t/ || true; } && \
+	  echo "== fuzz_$$t: $(FUZZ_SECONDS) s" && \
+	  case $$t in allocation) max=64 ;; metrics) max=16384 ;; *) max=8192 ;; esac && \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=$$max -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus/$$t || exit 1; \
+	done
 
 check-headers:
 	@mkdir -p $(BUILD)/check-headers

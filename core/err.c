@@ -1,5 +1,6 @@
 #include "core/err.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,36 @@ void nova_err_clear(struct nova_err *err)
 	err->hint[0] = '\0';
 }
 
+/* One line of valid UTF-8, whatever went in: a field or message may echo
+ * a key from a request ("unknown field a\nb") and is cut at its buffer,
+ * perhaps inside a character. Control bytes and bytes of no complete UTF-8
+ * sequence become '?', so a log line stays one line and the JSON error
+ * body can always be built (jansson refuses invalid UTF-8: the answer
+ * would have lost its message). Found by fuzz/fuzz_json.c. */
+static void err_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	while (*p) {
+		size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+			 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+		size_t i = 1;
+		while (n > 1 && i < n && (p[i] & 0xc0) == 0x80)
+			i++;
+		/* Overlong forms and surrogates are what jansson refuses too. */
+		bool ok = n == 1 ? *p >= 0x20 && *p != 0x7f
+			: n != 0 && i == n &&
+			  !(n == 2 && *p < 0xc2) &&
+			  !(n == 3 && ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0))) &&
+			  !(n == 4 && ((*p == 0xf0 && p[1] < 0x90) || *p > 0xf4 ||
+				       (*p == 0xf4 && p[1] >= 0x90)));
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 int nova_err_vset(struct nova_err *err, int code, const char *field, const char *fmt, va_list ap)
 {
 	if (!err)
@@ -21,6 +52,8 @@ int nova_err_vset(struct nova_err *err, int code, const char *field, const char 
 	snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	err->hint[0] = '\0';
+	err_clean(err->field);
+	err_clean(err->message);
 	return code;
 }
 
@@ -41,6 +74,7 @@ void nova_err_set_hint(struct nova_err *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->hint, sizeof(err->hint), fmt, ap);
 	va_end(ap);
+	err_clean(err->hint);
 }
 
 void nova_err_prefix_field(struct nova_err *err, const char *prefix)
@@ -54,6 +88,7 @@ void nova_err_prefix_field(struct nova_err *err, const char *prefix)
 		return;
 	/* A field path too long for the record is cut, never left unterminated. */
 	memcpy(err->field, tmp, sizeof(tmp));
+	err_clean(err->field);
 }
 
 static const struct {

@@ -1269,7 +1269,9 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
 	atomic_fetch_sub(&srv->in_flight, 1);
 }
 
-static void http_mhd_log(void *cls, const char *fmt, va_list ap)
+/* MHD's printf format (clang's -Wformat-nonliteral wants it said). */
+__attribute__((format(printf, 2, 0))) static void http_mhd_log(void *cls, const char *fmt,
+								 va_list ap)
 {
 	struct http_server *srv = cls;
 	char msg[512];

@@ -36,6 +36,94 @@ static bool json_nul_path(char *buf, size_t n, const json_t *v, const char *at)
 	return false;
 }
 
+/* The dotted path of the last number that starts before byte pos of text,
+ * which jansson parsed up to there: the number it found out of range. A
+ * scan of the text rather than of a parsed tree: nothing parses (jansson
+ * keeps integers as json_int_t and refuses the rest of the document), and
+ * a parse with JSON_DECODE_INT_AS_REAL would still refuse 1e999 and could
+ * not tell an integer 2^63 from a real 9.3e18 given earlier. Keys are named
+ * as written (escapes and all); the path is cut at NOVA_ERR_FIELD_MAX. */
+static void json_number_path(char *buf, size_t n, const char *text, size_t len, size_t pos)
+{
+	struct {
+		bool obj;
+		size_t index, key, key_len;
+	} st[64];
+	size_t depth = 0, skipped = 0; /* frames deeper than st[] are counted only */
+	bool want_key = false, in_number = false;
+	buf[0] = '\0';
+	if (pos > len)
+		pos = len;
+	for (size_t i = 0; i < pos; i++) {
+		char c = text[i];
+		bool number_char = (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' ||
+				   c == 'e' || c == 'E';
+		if (number_char && !in_number) {
+			/* A number begins here: its path is the state now (deeper
+			 * than st[], its first 64 steps and "..."). */
+			size_t o = 0;
+			buf[0] = '\0';
+			for (size_t d = 0; d < depth && o < n; d++) {
+				/* An empty key is named "" so the path still says where. */
+				int w;
+				if (!st[d].obj)
+					w = snprintf(buf + o, n - o, "[%zu]", st[d].index);
+				else if (!st[d].key_len)
+					w = snprintf(buf + o, n - o, "%s\"\"", o ? "." : "");
+				else
+					w = snprintf(buf + o, n - o, "%s%.*s", o ? "." : "",
+						     (int)st[d].key_len, text + st[d].key);
+				if (w < 0)
+					break;
+				o += (size_t)w;
+			}
+			if (skipped && o < n)
+				snprintf(buf + o, n - o, "...");
+		}
+		in_number = number_char;
+		switch (c) {
+		case '{':
+		case '[':
+			if (depth < sizeof(st) / sizeof(st[0]) && !skipped) {
+				st[depth].obj = c == '{';
+				st[depth].index = st[depth].key = st[depth].key_len = 0;
+				depth++;
+			} else {
+				skipped++;
+			}
+			want_key = c == '{';
+			break;
+		case '}':
+		case ']':
+			if (skipped)
+				skipped--;
+			else if (depth)
+				depth--;
+			want_key = false;
+			break;
+		case ',':
+			if (!skipped && depth && !st[depth - 1].obj)
+				st[depth - 1].index++;
+			want_key = !skipped && depth && st[depth - 1].obj;
+			break;
+		case '"': {
+			size_t start = i + 1;
+			for (i = start; i < pos && text[i] != '"'; i++)
+				if (text[i] == '\\')
+					i++;
+			if (want_key && !skipped && depth) {
+				st[depth - 1].key = start;
+				st[depth - 1].key_len = (i < pos ? i : pos) - start;
+			}
+			want_key = false;
+			break;
+		}
+		default:
+			break;
+		}
+	}
+}
+
 int json_parse_object(json_t **out, const char *buf, size_t len, struct nova_err *err)
 {
 	json_error_t jerr;
@@ -55,6 +143,15 @@ int json_parse_object(json_t **out, const char *buf, size_t len, struct nova_err
 		if (found)
 			return nova_err_set(err, NOVA_EINVAL, field, "%s contains a NUL byte (\\u0000)",
 					    field);
+	}
+	if (!v && json_error_code(&jerr) == json_error_numeric_overflow && jerr.position > 0) {
+		/* jansson's "too big integer" names no field: name it. */
+		char field[NOVA_ERR_FIELD_MAX];
+		json_number_path(field, sizeof(field), buf, len, (size_t)jerr.position);
+		if (field[0])
+			return nova_err_set(err, NOVA_EINVAL, field,
+					    "%s: %s out of range (integers are 64-bit: -2^63 to 2^63-1)",
+					    field, strstr(jerr.text, "real") ? "number" : "integer");
 	}
 	if (!v)
 		return nova_err_set(err, NOVA_EINVAL, "", "malformed JSON at line %d column %d: %s",

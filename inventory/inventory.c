@@ -495,8 +495,53 @@ static int inv_refused(struct nova_err *err)
 
 /* --- heartbeats ---------------------------------------------------------------- */
 
-static int inv_body_check(long long *seq, json_t **capacity, json_t **replicas,
-			  const char **generation, const json_t *body, struct nova_err *err)
+/* A replica's load hints, served as they came in /v1/routes: numbers only,
+ * at most INV_LOAD_MAX of them; the known ones in their range (queue_depth,
+ * running, tokens_per_second, ttft_ms, restarts: >= 0; kv_cache_usage: 0 to
+ * 1). Rejected: refusing unknown names as the rest of the body does: a
+ * sidecar newer than its novad, with a hint this one does not know, would
+ * lose its whole heartbeat (and its node) for a hint; an unknown number is
+ * passed through to routers, which ignore what they do not know. */
+#define INV_LOAD_MAX 16
+static int inv_load_check(const json_t *load, const char *path, struct nova_err *err)
+{
+	static const struct {
+		const char *name;
+		double max;
+		bool integer;
+	} known[] = {
+		{"queue_depth", 0, false},     {"running", 0, false}, {"kv_cache_usage", 1, false},
+		{"tokens_per_second", 0, false}, {"ttft_ms", 0, false}, {"restarts", 0, true},
+	};
+	char f[NOVA_ERR_FIELD_MAX];
+	const char *k;
+	json_t *v;
+	if (json_object_size(load) > INV_LOAD_MAX) {
+		snprintf(f, sizeof(f), "%s.load", path);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s has more than %d entries", f, INV_LOAD_MAX);
+	}
+	json_object_foreach((json_t *)load, k, v) {
+		snprintf(f, sizeof(f), "%s.load.%s", path, k);
+		if (!*k || strlen(k) > 63)
+			return nova_err_set(err, NOVA_EINVAL, f, "%s.load keys must be 1 to 63 characters",
+					    path);
+		if (!json_is_number(v) || json_number_value(v) < 0)
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be a number of at least 0", f);
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+			if (strcmp(k, known[i].name) != 0)
+				continue;
+			if (known[i].integer && !json_is_integer(v))
+				return nova_err_set(err, NOVA_EINVAL, f, "%s must be an integer", f);
+			if (known[i].max > 0 && json_number_value(v) > known[i].max)
+				return nova_err_set(err, NOVA_EINVAL, f, "%s must be between 0 and %g", f,
+						    known[i].max);
+		}
+	}
+	return 0;
+}
+
+int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replicas,
+			     const char **generation, const json_t *body, struct nova_err *err)
 {
 	const struct json_field fields[] = {
 		{.name = "seq", .kind = JSON_KIND_INT, .required = true, .out = seq, .min = 0,
@@ -540,6 +585,8 @@ static int inv_body_check(long long *seq, json_t **capacity, json_t **replicas,
 			snprintf(f, sizeof(f), "%s.state", path);
 			return nova_err_set(err, NOVA_EINVAL, f, "%s must be starting, ready or failed", f);
 		}
+		if (load && (rc = inv_load_check(load, path, err)))
+			return rc;
 	}
 	return 0;
 }
@@ -769,7 +816,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	 * lock (up to 256 replicas), then the entry is found again: the table
 	 * may have moved, or the node been forgotten, meanwhile. */
 	pthread_mutex_unlock(&inv->lock);
-	if ((rc = inv_body_check(&seq, &capacity, &replicas, &generation, body, err)))
+	if ((rc = inv_heartbeat_body_check(&seq, &capacity, &replicas, &generation, body, err)))
 		return rc;
 	pthread_mutex_lock(&inv->lock);
 	if (!(e = inv_get(inv, id, false)) || !e->has_hash || !secret_equal(presented, e->token_hash, 32)) {

@@ -20,7 +20,10 @@
 #ifndef NOVA_INVENTORY_INVENTORY_INT_H
 #define NOVA_INVENTORY_INVENTORY_INT_H
 
+#include <jansson.h>
 #include <stdint.h>
+
+#include "core/err.h"
 
 enum inv_addr_kind {
 	INV_ADDR_NONE = 0,   /* the provider recorded no address: nothing is taken */
@@ -43,5 +46,12 @@ void inv_addr_from_provider(struct inv_addr *out, const char *text);
 /* Why an endpoint a node reports is refused, or NULL when it is taken
  * (see above). The reason never quotes the endpoint. */
 const char *inv_endpoint_refusal(const char *endpoint, const struct inv_addr *node);
+
+/* A heartbeat's body checked field by field (400 naming the field; see
+ * inventory_heartbeat in inventory.h for its shape), before anything of it
+ * is taken; the outputs borrow from body. Here, not static, for the fuzz
+ * target of the heartbeat body (fuzz/fuzz_heartbeat.c). */
+int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replicas,
+			     const char **generation, const json_t *body, struct nova_err *err);
 
 #endif

@@ -20,7 +20,9 @@
 #include "core/http_client.h"
 #include "core/log.h"
 #include "core/rotlog.h"
+#include "core/textbuf.h"
 #include "core/ydoc.h"
+#include "sidecar/metrics.h"
 #include "sidecar/sidecar_int.h"
 
 const char sidecar_usage[] =
@@ -259,6 +261,7 @@ struct sc_child {
 	long long next_start_ms, stop_deadline_ms, last_probe_ms;
 	bool stopping;
 	json_t *load;
+	struct sidecar_load_history load_history; /* the last scrape's counters */
 };
 
 /* The engines' output, with --log-file: each engine's stderr is a pipe
@@ -582,12 +585,15 @@ static void sc_reap(struct sc *s)
 	}
 }
 
-static double sc_metric(const char *text, const char *name)
+static int sc_metrics_take(void *ctx, const char *data, size_t len)
 {
-	char pat[128];
-	snprintf(pat, sizeof(pat), "\n%s ", name);
-	const char *p = strstr(text, pat);
-	return p ? strtod(p + strlen(pat), NULL) : -1;
+	struct textbuf *t = ctx;
+	if (t->len + len > SIDECAR_METRICS_MAX_BYTES) {
+		t->failed = true; /* over the parser's limit: no load from this scrape */
+		return 1;
+	}
+	textbuf_add(t, data, len);
+	return t->failed;
 }
 
 /* Health first; once ready, the load from /metrics. */
@@ -609,18 +615,30 @@ static void sc_probe(struct sc *s, struct sc_child *k)
 		return;
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", k->port);
 	req.url = url;
-	if (http_client_do(&res, &req, &err) == 0 && res.status == 200 && res.body) {
-		double q = sc_metric(res.body, "nova_engine_queue_depth");
-		double tps = sc_metric(res.body, "nova_engine_tokens_per_second");
-		double ttft = sc_metric(res.body, "nova_engine_time_to_first_token_seconds");
-		if (q < 0)
-			q = sc_metric(res.body, "vllm:num_requests_waiting");
-		json_decref(k->load);
-		k->load = json_pack("{s:f, s:f, s:f, s:i}", "queue_depth", q < 0 ? 0 : q,
-				    "tokens_per_second", tps < 0 ? 0 : tps, "ttft_ms",
-				    ttft < 0 ? 0 : ttft * 1000, "restarts", (int)k->restarts);
+	struct textbuf text = {0};
+	long status = 0;
+	/* Streamed into a capped buffer: an engine's /metrics is not trusted
+	 * to be small (http_client_do keeps whatever arrives in its second). */
+	if (http_client_stream(&status, &req, sc_metrics_take, &text, &err) == 0 && status == 200 &&
+	    text.p && !text.failed && text.len <= SIDECAR_METRICS_MAX_BYTES) {
+		struct sidecar_load l;
+		if (sidecar_load_read(&l, &k->load_history, text.p, text.len, sc_now_ms(), &err) == 0) {
+			/* queue_depth, tokens_per_second and ttft_ms are always
+			 * there (0 when the engine serves none, as before);
+			 * running and kv_cache_usage only when it reports them,
+			 * so a router can tell "empty" from "unknown". */
+			json_decref(k->load);
+			k->load = json_pack("{s:f, s:f, s:f, s:i}", "queue_depth",
+					    l.queue_depth < 0 ? 0 : l.queue_depth, "tokens_per_second",
+					    l.tokens_per_second < 0 ? 0 : l.tokens_per_second, "ttft_ms",
+					    l.ttft_ms < 0 ? 0 : l.ttft_ms, "restarts", (int)k->restarts);
+			if (k->load && l.running >= 0)
+				json_object_set_new(k->load, "running", json_real(l.running));
+			if (k->load && l.kv_cache_usage >= 0)
+				json_object_set_new(k->load, "kv_cache_usage", json_real(l.kv_cache_usage));
+		}
 	}
-	http_client_response_finish(&res);
+	textbuf_finish(&text);
 }
 
 /* Match the children to the assignments. */

@@ -3,7 +3,8 @@
  * It heartbeats to the gateway every interval (the gateway's answer sets
  * it), numbering heartbeats from the wall clock so a restarted sidecar keeps
  * counting up. It reports each replica it runs (state, endpoint, load read
- * from the model server's /metrics) and the assignment generation it holds;
+ * from the model server's /metrics: sidecar/metrics.h) and the assignment
+ * generation it holds;
  * when the answer brings other assignments it starts, stops or restarts
  * model server processes to match: the model's serve command (with {port},
  * {model} and {replica} filled in, its environment, and the accelerators it

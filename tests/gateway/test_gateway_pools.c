@@ -121,6 +121,11 @@ static void test_pool_bad_input_names_the_field_and_writes_nothing(void **state)
 		{"{\"name\":\"a\",\"provider\":\"fake\",\"quotas\":{\"accelerator_types\":[1]}}",
 		 "quotas.accelerator_types"},
 		{"{\"name\":\"a\",\"provider\":\"fake\",\"labels\":{\"k\":1}}", "labels.k"},
+		/* Past 64 bits: jansson's "too big integer", with the field. */
+		{"{\"name\":\"a\",\"provider\":\"fake\",\"quotas\":{\"max_nodes\":9223372036854775808}}",
+		 "quotas.max_nodes"},
+		{"{\"name\":\"a\",\"provider\":\"fake\",\"quotas\":{\"max_accelerators\":-1e999}}",
+		 "quotas.max_accelerators"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_t *b;
@@ -301,6 +306,10 @@ static void test_openapi_describes_every_route(void **state)
 	for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++)
 		if (!json_object_get(json_object_get(paths, expect[i][0]), expect[i][1]))
 			fail_msg("openapi lacks %s %s", expect[i][1], expect[i][0]);
+	/* The load hints, KV-cache use among them, are described. */
+	json_t *load = json_object_get(json_object_get(json_object_get(b, "components"), "schemas"), "Load");
+	assert_non_null(json_object_get(json_object_get(load, "properties"), "kv_cache_usage"));
+	assert_non_null(json_object_get(json_object_get(load, "properties"), "queue_depth"));
 	/* Every $ref points at a schema that exists. */
 	char *text = json_dumps(b, 0);
 	json_t *schemas = json_object_get(json_object_get(b, "components"), "schemas");

@@ -239,6 +239,15 @@ static void test_bad_bodies_name_the_field(void **state)
 		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"up\"}]}",
 		 "replicas[0].state"},
 		{"{\"seq\":", ""},
+		/* Past 64 bits: named, not jansson's bare "too big integer". */
+		{"{\"seq\":18446744073709551616}", "seq"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"queue_depth\":99999999999999999999}}]}",
+		 "replicas[0].load.queue_depth"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"queue_depth\":-1}}]}", "replicas[0].load.queue_depth"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"kv_cache_usage\":1.5}}]}", "replicas[0].load.kv_cache_usage"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"running\":\"3\"}}]}", "replicas[0].load.running"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"restarts\":1.5}}]}", "replicas[0].load.restarts"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"newer_hint\":{}}}]}", "replicas[0].load.newer_hint"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_t *b;

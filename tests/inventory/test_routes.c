@@ -67,7 +67,8 @@ static int setup(void **state)
 	assert_int_equal(pool_node_token_issue(token, sizeof(token), env->db, node_id, &err), 0);
 	snprintf(body, sizeof(body),
 		 "{\"seq\":1,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"ready\","
-		 "\"endpoint\":\"http://127.0.0.1:9001\",\"load\":{\"queue_depth\":3}}]}", replica);
+		 "\"endpoint\":\"http://127.0.0.1:9001\",\"load\":{\"queue_depth\":3,\"running\":2,"
+		 "\"kv_cache_usage\":0.75,\"newer_hint\":1.5}}]}", replica);
 	char path[128];
 	snprintf(path, sizeof(path), "/v1/nodes/%s/heartbeat", node_id);
 	assert_int_equal(testenv_http(NULL, env, "POST", path, token, body), 200);
@@ -87,7 +88,13 @@ static void test_routes_list_ready_endpoints_with_load(void **state)
 	assert_string_equal(json_string_value(json_object_get(m, "model")), "m");
 	assert_string_equal(json_string_value(json_object_get(ep, "url")), "http://127.0.0.1:9001");
 	assert_string_equal(json_string_value(json_object_get(ep, "deployment")), "d");
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(ep, "load"), "queue_depth")), 3);
+	json_t *load = json_object_get(ep, "load");
+	assert_int_equal(json_integer_value(json_object_get(load, "queue_depth")), 3);
+	/* KV-cache use and running requests are served beside the queue, and
+	 * a hint this novad does not know is passed through as it came. */
+	assert_int_equal(json_integer_value(json_object_get(load, "running")), 2);
+	assert_true(json_real_value(json_object_get(load, "kv_cache_usage")) == 0.75);
+	assert_true(json_real_value(json_object_get(load, "newer_hint")) == 1.5);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(routes, 1), "adapter")), "sql");
 	json_decref(b);
 	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes?model=sql", ADMIN, NULL), 200);

@@ -1,0 +1,520 @@
+/* The Prometheus text format and the engines' load: see sidecar/metrics.h. */
+#include "sidecar/metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MX_NAME_MAX 256 /* a metric or label name; engines use under 100 */
+#define MX_VALUE_MAX 64 /* a value or timestamp token */
+
+struct mx_parser {
+	const char *p, *end; /* the line being read, without its line end */
+	char name[MX_NAME_MAX + 1];
+	char store[SIDECAR_METRICS_MAX_LABEL_BYTES]; /* label names and values, each with its NUL */
+	size_t used;
+	struct sidecar_metric_label labels[SIDECAR_METRICS_MAX_LABELS];
+	char family[MX_NAME_MAX + 1]; /* the last TYPE line's */
+	enum sidecar_metric_type family_type;
+	const char *why; /* why the line is bad */
+};
+
+static bool mx_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static void mx_skip_blanks(struct mx_parser *x)
+{
+	while (x->p < x->end && mx_blank(*x->p))
+		x->p++;
+}
+
+static bool mx_name_start(char c, bool colon)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':');
+}
+
+static bool mx_name_char(char c, bool colon)
+{
+	return mx_name_start(c, colon) || (c >= '0' && c <= '9');
+}
+
+static bool mx_bad(struct mx_parser *x, const char *why)
+{
+	x->why = why;
+	return false;
+}
+
+/* Copy n bytes into the line's label store, NUL-terminated. */
+static char *mx_keep(struct mx_parser *x, const char *s, size_t n)
+{
+	if (n + 1 > sizeof(x->store) - x->used)
+		return NULL;
+	char *d = x->store + x->used;
+	memcpy(d, s, n);
+	d[n] = '\0';
+	x->used += n + 1;
+	return d;
+}
+
+/* A metric name (colons allowed) or label name at x->p. */
+static const char *mx_name(struct mx_parser *x, bool colon, size_t *len)
+{
+	const char *s = x->p;
+	if (x->p >= x->end || !mx_name_start(*x->p, colon))
+		return NULL;
+	while (x->p < x->end && mx_name_char(*x->p, colon))
+		x->p++;
+	*len = (size_t)(x->p - s);
+	return *len <= MX_NAME_MAX ? s : NULL;
+}
+
+/* A quoted label value at x->p (the opening quote), escapes undone into
+ * the store. */
+static bool mx_label_value(struct mx_parser *x, struct sidecar_metric_label *l)
+{
+	char *d = x->store + x->used;
+	size_t room = sizeof(x->store) - x->used, n = 0;
+	x->p++; /* the quote */
+	for (;;) {
+		if (x->p >= x->end)
+			return mx_bad(x, "label value without its closing quote");
+		char c = *x->p++;
+		if (c == '"')
+			break;
+		if (c == '\\') {
+			if (x->p >= x->end)
+				return mx_bad(x, "label value without its closing quote");
+			c = *x->p++;
+			if (c == 'n')
+				c = '\n';
+			else if (c != '\\' && c != '"')
+				return mx_bad(x, "label value with an escape other than \\\\, \\\" or \\n");
+		}
+		if (n + 1 >= room)
+			return mx_bad(x, "labels longer than the limit");
+		d[n++] = c;
+	}
+	d[n] = '\0';
+	l->value = d;
+	l->value_len = n;
+	x->used += n + 1;
+	return true;
+}
+
+static bool mx_labels(struct mx_parser *x, size_t *n_out)
+{
+	size_t n = 0, len;
+	x->p++; /* { */
+	for (;;) {
+		mx_skip_blanks(x);
+		if (x->p < x->end && *x->p == '}') {
+			x->p++;
+			break;
+		}
+		const char *name = mx_name(x, false, &len);
+		if (!name)
+			return mx_bad(x, "label name expected");
+		if (n == SIDECAR_METRICS_MAX_LABELS)
+			return mx_bad(x, "more labels than the limit");
+		struct sidecar_metric_label *l = &x->labels[n];
+		if (!(l->name = mx_keep(x, name, len)))
+			return mx_bad(x, "labels longer than the limit");
+		for (size_t i = 0; i < n; i++)
+			if (!strcmp(x->labels[i].name, l->name))
+				return mx_bad(x, "a label name given twice");
+		mx_skip_blanks(x);
+		if (x->p >= x->end || *x->p != '=')
+			return mx_bad(x, "= expected after a label name");
+		x->p++;
+		mx_skip_blanks(x);
+		if (x->p >= x->end || *x->p != '"')
+			return mx_bad(x, "a quoted label value expected");
+		if (!mx_label_value(x, l))
+			return false;
+		n++;
+		mx_skip_blanks(x);
+		if (x->p < x->end && *x->p == ',') {
+			x->p++;
+			continue;
+		}
+		if (x->p < x->end && *x->p == '}') {
+			x->p++;
+			break;
+		}
+		return mx_bad(x, ", or } expected after a label");
+	}
+	*n_out = n;
+	return true;
+}
+
+/* The next blank-delimited token, copied (NUL-terminated) into buf. */
+static bool mx_token(struct mx_parser *x, char *buf, size_t cap, size_t *len)
+{
+	const char *s = x->p;
+	while (x->p < x->end && !mx_blank(*x->p))
+		x->p++;
+	*len = (size_t)(x->p - s);
+	if (*len == 0 || *len >= cap)
+		return false;
+	memcpy(buf, s, *len);
+	buf[*len] = '\0';
+	return true;
+}
+
+/* A value as the format writes it: a decimal with an optional exponent,
+ * or NaN, Inf, +Inf, -Inf (any case; "infinity" too). No hex floats, no
+ * underscores: strtod would take "0x1p3", engines write neither. */
+static bool mx_value(double *out, const char *s)
+{
+	const char *q = s;
+	bool digits = false;
+	if (*q == '+' || *q == '-')
+		q++;
+	if (!strcasecmp(q, "inf") || !strcasecmp(q, "infinity")) {
+		*out = *s == '-' ? -INFINITY : INFINITY;
+		return true;
+	}
+	if (!strcasecmp(s, "nan")) {
+		*out = NAN;
+		return true;
+	}
+	while (*q >= '0' && *q <= '9')
+		q++, digits = true;
+	if (*q == '.')
+		for (q++; *q >= '0' && *q <= '9'; q++)
+			digits = true;
+	if (!digits)
+		return false;
+	if (*q == 'e' || *q == 'E') {
+		q++;
+		if (*q == '+' || *q == '-')
+			q++;
+		if (!(*q >= '0' && *q <= '9'))
+			return false;
+		while (*q >= '0' && *q <= '9')
+			q++;
+	}
+	if (*q)
+		return false;
+	/* Out of a double's range: +-Inf or 0, as the text meant. */
+	*out = strtod(s, NULL);
+	return true;
+}
+
+static bool mx_timestamp(long long *out, const char *s)
+{
+	const char *q = s + (*s == '-');
+	char *end;
+	if (!*q)
+		return false;
+	for (const char *c = q; *c; c++)
+		if (*c < '0' || *c > '9')
+			return false;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return errno == 0 && !*end;
+}
+
+static enum sidecar_metric_type mx_type_of(const struct mx_parser *x, const char *name)
+{
+	size_t f = strlen(x->family);
+	if (!f || strncmp(name, x->family, f) != 0)
+		return SIDECAR_METRIC_UNTYPED;
+	const char *suffix = name + f;
+	if (!*suffix)
+		return x->family_type;
+	switch (x->family_type) {
+	case SIDECAR_METRIC_HISTOGRAM:
+		if (!strcmp(suffix, "_bucket") || !strcmp(suffix, "_sum") || !strcmp(suffix, "_count"))
+			return x->family_type;
+		break;
+	case SIDECAR_METRIC_SUMMARY:
+		if (!strcmp(suffix, "_sum") || !strcmp(suffix, "_count"))
+			return x->family_type;
+		break;
+	case SIDECAR_METRIC_COUNTER:
+		if (!strcmp(suffix, "_total"))
+			return x->family_type;
+		break;
+	default:
+		break;
+	}
+	return SIDECAR_METRIC_UNTYPED;
+}
+
+/* "# HELP name text", "# TYPE name type", or a comment. */
+static bool mx_comment(struct mx_parser *x)
+{
+	static const struct {
+		const char *name;
+		enum sidecar_metric_type type;
+	} types[] = {
+		{"counter", SIDECAR_METRIC_COUNTER},     {"gauge", SIDECAR_METRIC_GAUGE},
+		{"histogram", SIDECAR_METRIC_HISTOGRAM}, {"summary", SIDECAR_METRIC_SUMMARY},
+		{"untyped", SIDECAR_METRIC_UNTYPED},
+	};
+	char word[16], type[16];
+	size_t len;
+	const char *name;
+	x->p++; /* # */
+	mx_skip_blanks(x);
+	const char *w = x->p;
+	while (x->p < x->end && !mx_blank(*x->p))
+		x->p++;
+	len = (size_t)(x->p - w);
+	if (len != 4 || x->p >= x->end)
+		return true; /* a comment */
+	memcpy(word, w, 4);
+	word[4] = '\0';
+	if (strcmp(word, "HELP") && strcmp(word, "TYPE"))
+		return true;
+	mx_skip_blanks(x);
+	if (!(name = mx_name(x, true, &len)))
+		return mx_bad(x, "metric name expected after HELP or TYPE");
+	if (x->p < x->end && !mx_blank(*x->p))
+		return mx_bad(x, "metric name expected after HELP or TYPE");
+	if (word[0] == 'H')
+		return true; /* the docstring is anything */
+	char fam[MX_NAME_MAX + 1];
+	memcpy(fam, name, len);
+	fam[len] = '\0';
+	mx_skip_blanks(x);
+	if (!mx_token(x, type, sizeof(type), &len))
+		return mx_bad(x, "TYPE without a known type");
+	mx_skip_blanks(x);
+	if (x->p != x->end)
+		return mx_bad(x, "text after the type");
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		if (!strcmp(type, types[i].name)) {
+			snprintf(x->family, sizeof(x->family), "%s", fam);
+			x->family_type = types[i].type;
+			return true;
+		}
+	}
+	return mx_bad(x, "TYPE without a known type");
+}
+
+/* One sample line into s. */
+static bool mx_sample(struct mx_parser *x, struct sidecar_metric_sample *s)
+{
+	char tok[MX_VALUE_MAX];
+	size_t len, n_labels = 0;
+	const char *name = mx_name(x, true, &len);
+	memset(s, 0, sizeof(*s));
+	if (!name)
+		return mx_bad(x, "metric name expected");
+	memcpy(x->name, name, len);
+	x->name[len] = '\0';
+	s->name = x->name;
+	mx_skip_blanks(x);
+	if (x->p < x->end && *x->p == '{') {
+		if (!mx_labels(x, &n_labels))
+			return false;
+	} else if (x->p == name + len) {
+		return mx_bad(x, "a blank expected after the metric name");
+	}
+	mx_skip_blanks(x);
+	if (!mx_token(x, tok, sizeof(tok), &len) || !mx_value(&s->value, tok))
+		return mx_bad(x, "a number, NaN, +Inf or -Inf expected as the value");
+	mx_skip_blanks(x);
+	if (x->p < x->end) {
+		if (!mx_token(x, tok, sizeof(tok), &len) || !mx_timestamp(&s->timestamp_ms, tok))
+			return mx_bad(x, "an integer timestamp in milliseconds expected after the value");
+		s->has_timestamp = true;
+		mx_skip_blanks(x);
+		if (x->p < x->end)
+			return mx_bad(x, "text after the timestamp");
+	}
+	s->labels = x->labels;
+	s->n_labels = n_labels;
+	s->type = mx_type_of(x, s->name);
+	return true;
+}
+
+int sidecar_metrics_parse(struct sidecar_metrics_stats *stats, const char *text, size_t len,
+			  sidecar_metrics_fn fn, void *ctx, struct nova_err *err)
+{
+	struct sidecar_metrics_stats local;
+	struct mx_parser *x;
+	size_t pos = 0, line = 0;
+	int rc = 0;
+	if (!stats)
+		stats = &local;
+	memset(stats, 0, sizeof(*stats));
+	if (len > SIDECAR_METRICS_MAX_BYTES)
+		return nova_err_set(err, NOVA_ETOOBIG, "", "metrics text of %zu bytes is over the limit of %u",
+				    len, SIDECAR_METRICS_MAX_BYTES);
+	/* About 20 KiB: off the stack of whatever thread scrapes. */
+	if (!(x = calloc(1, sizeof(*x))))
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	while (pos < len && rc == 0) {
+		const char *start = text + pos;
+		const char *nl = memchr(start, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - start) : len - pos;
+		struct sidecar_metric_sample s;
+		bool ok = true;
+		pos += n + (nl ? 1 : 0);
+		line++;
+		if (n && start[n - 1] == '\r')
+			n--;
+		x->p = start;
+		x->end = start + n;
+		x->used = 0;
+		x->why = NULL;
+		if (n > SIDECAR_METRICS_MAX_LINE)
+			ok = mx_bad(x, "line longer than the limit");
+		else if (memchr(start, '\0', n))
+			ok = mx_bad(x, "a NUL byte in the line");
+		if (ok) {
+			mx_skip_blanks(x);
+			if (x->p == x->end)
+				continue; /* an empty line */
+			if (*x->p == '#') {
+				ok = mx_comment(x);
+			} else if ((ok = mx_sample(x, &s))) {
+				s.line = line;
+				stats->samples++;
+				if (fn)
+					rc = fn(ctx, &s);
+			}
+		}
+		if (!ok) {
+			if (!stats->bad_lines++) {
+				stats->first_bad_line = line;
+				snprintf(stats->first_bad_reason, sizeof(stats->first_bad_reason), "%s",
+					 x->why ? x->why : "unreadable line");
+			}
+		}
+	}
+	stats->lines = line;
+	free(x);
+	return rc;
+}
+
+/* --- the engines' load ----------------------------------------------------- */
+
+enum mx_field {
+	MX_QUEUE,
+	MX_RUNNING,
+	MX_KV,
+	MX_TPS,
+	MX_TOKENS_TOTAL,
+	MX_TTFT_SECONDS,
+	MX_TTFT_SUM,
+	MX_TTFT_COUNT,
+	MX_FIELDS,
+};
+
+static const struct {
+	const char *name;
+	enum mx_field field;
+	const char *engine;
+} mx_series[] = {
+	{"nova_engine_queue_depth", MX_QUEUE, "nova-mock-engine"},
+	{"nova_engine_tokens_per_second", MX_TPS, "nova-mock-engine"},
+	{"nova_engine_time_to_first_token_seconds", MX_TTFT_SECONDS, "nova-mock-engine"},
+	{"vllm:num_requests_waiting", MX_QUEUE, "vllm"},
+	{"vllm:num_requests_running", MX_RUNNING, "vllm"},
+	{"vllm:kv_cache_usage_perc", MX_KV, "vllm"},
+	{"vllm:gpu_cache_usage_perc", MX_KV, "vllm"},
+	{"vllm:generation_tokens_total", MX_TOKENS_TOTAL, "vllm"},
+	{"vllm:time_to_first_token_seconds_sum", MX_TTFT_SUM, "vllm"},
+	{"vllm:time_to_first_token_seconds_count", MX_TTFT_COUNT, "vllm"},
+	{"sglang:num_queue_reqs", MX_QUEUE, "sglang"},
+	{"sglang:num_running_reqs", MX_RUNNING, "sglang"},
+	{"sglang:token_usage", MX_KV, "sglang"},
+	{"sglang:gen_throughput", MX_TPS, "sglang"},
+	{"sglang:generation_tokens_total", MX_TOKENS_TOTAL, "sglang"},
+	{"sglang:time_to_first_token_seconds_sum", MX_TTFT_SUM, "sglang"},
+	{"sglang:time_to_first_token_seconds_count", MX_TTFT_COUNT, "sglang"},
+	{"llamacpp:requests_deferred", MX_QUEUE, "llama.cpp"},
+	{"llamacpp:requests_processing", MX_RUNNING, "llama.cpp"},
+	{"llamacpp:kv_cache_usage_ratio", MX_KV, "llama.cpp"},
+	{"llamacpp:predicted_tokens_seconds", MX_TPS, "llama.cpp"},
+};
+
+struct mx_acc {
+	double v[MX_FIELDS];
+	bool seen[MX_FIELDS];
+	const char *engine;
+};
+
+static int mx_load_sample(void *ctx, const struct sidecar_metric_sample *s)
+{
+	struct mx_acc *a = ctx;
+	if (!isfinite(s->value) || s->value < 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(mx_series) / sizeof(mx_series[0]); i++) {
+		if (strcmp(s->name, mx_series[i].name) != 0)
+			continue;
+		enum mx_field f = mx_series[i].field;
+		if (!a->engine)
+			a->engine = mx_series[i].engine;
+		if (f == MX_KV)
+			a->v[f] = a->seen[f] && a->v[f] > s->value ? a->v[f] : s->value;
+		else
+			a->v[f] += s->value;
+		a->seen[f] = true;
+		break;
+	}
+	return 0;
+}
+
+static double mx_finite(double v)
+{
+	return isfinite(v) && v >= 0 ? v : -1;
+}
+
+int sidecar_load_read(struct sidecar_load *out, struct sidecar_load_history *hist,
+		      const char *text, size_t len, long long now_ms, struct nova_err *err)
+{
+	struct mx_acc a;
+	memset(&a, 0, sizeof(a));
+	out->queue_depth = out->running = out->kv_cache_usage = -1;
+	out->tokens_per_second = out->ttft_ms = -1;
+	out->engine = NULL;
+	int rc = sidecar_metrics_parse(NULL, text, len, mx_load_sample, &a, err);
+	if (rc)
+		return rc;
+	out->engine = a.engine;
+	if (a.seen[MX_QUEUE])
+		out->queue_depth = mx_finite(a.v[MX_QUEUE]);
+	if (a.seen[MX_RUNNING])
+		out->running = mx_finite(a.v[MX_RUNNING]);
+	if (a.seen[MX_KV])
+		out->kv_cache_usage = a.v[MX_KV] > 1 ? 1 : a.v[MX_KV];
+	/* Tokens per second: the engine's own gauge, else the counter's rate
+	 * since the previous scrape. */
+	double dt = hist->have && now_ms > hist->at_ms ? (double)(now_ms - hist->at_ms) / 1000 : 0;
+	if (a.seen[MX_TPS])
+		out->tokens_per_second = mx_finite(a.v[MX_TPS]);
+	else if (a.seen[MX_TOKENS_TOTAL] && dt > 0 && hist->tokens_total >= 0 &&
+		 a.v[MX_TOKENS_TOTAL] >= hist->tokens_total)
+		out->tokens_per_second = mx_finite((a.v[MX_TOKENS_TOTAL] - hist->tokens_total) / dt);
+	/* Time to first token: the gauge, else the histogram's mean over the
+	 * requests that finished since the previous scrape. */
+	if (a.seen[MX_TTFT_SECONDS]) {
+		out->ttft_ms = mx_finite(a.v[MX_TTFT_SECONDS] * 1000);
+	} else if (a.seen[MX_TTFT_SUM] && a.seen[MX_TTFT_COUNT]) {
+		double sum = a.v[MX_TTFT_SUM], count = a.v[MX_TTFT_COUNT];
+		if (hist->have && count > hist->ttft_count && sum >= hist->ttft_sum)
+			out->ttft_ms = mx_finite((sum - hist->ttft_sum) / (count - hist->ttft_count) * 1000);
+		else if ((!hist->have || count < hist->ttft_count) && count > 0)
+			out->ttft_ms = mx_finite(sum / count * 1000); /* first scrape, or a reset */
+		else if (hist->have)
+			out->ttft_ms = hist->ttft_ms;
+		hist->ttft_sum = sum;
+		hist->ttft_count = count;
+	}
+	hist->have = true;
+	hist->at_ms = now_ms;
+	hist->tokens_total = a.seen[MX_TOKENS_TOTAL] ? a.v[MX_TOKENS_TOTAL] : -1;
+	hist->ttft_ms = out->ttft_ms;
+	return 0;
+}

@@ -1,0 +1,383 @@
+/* The Prometheus text parser and the engines' load (sidecar/metrics.h):
+ * the format's corners, bad and hostile input, and each engine's /metrics
+ * as that project documents it (tests/sidecar/metrics/\*.prom). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "sidecar/metrics.h"
+
+#define MAX_SEEN 32
+
+struct seen {
+	size_t n;
+	struct {
+		char name[128];
+		char labels[512]; /* name=value;... with values as parsed */
+		double value;
+		bool has_ts;
+		long long ts;
+		enum sidecar_metric_type type;
+		size_t line;
+	} s[MAX_SEEN];
+};
+
+static int collect(void *ctx, const struct sidecar_metric_sample *s)
+{
+	struct seen *w = ctx;
+	if (w->n == MAX_SEEN)
+		return 0;
+	snprintf(w->s[w->n].name, sizeof(w->s[w->n].name), "%s", s->name);
+	size_t o = 0;
+	w->s[w->n].labels[0] = '\0';
+	for (size_t i = 0; i < s->n_labels; i++)
+		o += (size_t)snprintf(w->s[w->n].labels + o, sizeof(w->s[w->n].labels) - o, "%s=%s;",
+				      s->labels[i].name, s->labels[i].value);
+	w->s[w->n].value = s->value;
+	w->s[w->n].has_ts = s->has_timestamp;
+	w->s[w->n].ts = s->timestamp_ms;
+	w->s[w->n].type = s->type;
+	w->s[w->n].line = s->line;
+	w->n++;
+	return 0;
+}
+
+static int parse(struct seen *w, struct sidecar_metrics_stats *st, const char *text)
+{
+	struct nova_err err;
+	memset(w, 0, sizeof(*w));
+	return sidecar_metrics_parse(st, text, strlen(text), collect, w, &err);
+}
+
+static char *fixture(size_t *len, const char *name)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "tests/sidecar/metrics/%s", name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		fail_msg("cannot open %s", path);
+	char *buf = malloc(1 << 20);
+	assert_non_null(buf);
+	*len = fread(buf, 1, (1 << 20) - 1, f);
+	buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void load_of(struct sidecar_load *l, const char *name)
+{
+	struct sidecar_load_history h;
+	struct nova_err err;
+	size_t len;
+	char *text = fixture(&len, name);
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(sidecar_load_read(l, &h, text, len, 1000, &err), 0);
+	free(text);
+}
+
+static void test_the_format_labels_escapes_numbers_and_timestamps_are_read(void **state)
+{
+	struct seen w;
+	struct sidecar_metrics_stats st;
+	(void)state;
+	const char *text =
+		"# a comment, then HELP and TYPE\n"
+		"# HELP http_requests_total The total number of HTTP requests.\n"
+		"# TYPE http_requests_total counter\n"
+		"http_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000\n"
+		"http_requests_total{ method = \"post\" , code=\"400\", } 3 1395066363000\r\n"
+		"\n"
+		"msdos_file_access_time_seconds{path=\"C:\\\\DIR\\\\FILE.TXT\",error=\"Cannot find file:\\n\\\"FILE.TXT\\\"\"} 1.458255915e9\n"
+		"metric_without_timestamp_and_labels 12.47\n"
+		"   indented\t-Inf\n"
+		"something_weird{problem=\"division by zero\"} +Inf -3982045\n"
+		"nan_value NaN\n"
+		"# TYPE rpc_duration_seconds summary\n"
+		"rpc_duration_seconds{quantile=\"0.99\"} 76656\n"
+		"rpc_duration_seconds_sum 1.7560473e+07\n"
+		"# TYPE latency histogram\n"
+		"latency_bucket{le=\"+Inf\"} 144320\n"
+		"latency_count 144320\n"
+		"latency_other 1\n"
+		"small .5E-3\n"
+		"last_line_without_newline{a=\"\"} 0";
+	assert_int_equal(parse(&w, &st, text), 0);
+	assert_int_equal(st.bad_lines, 0);
+	assert_int_equal(w.n, 14);
+	assert_int_equal(st.samples, 14);
+	assert_string_equal(w.s[0].name, "http_requests_total");
+	assert_string_equal(w.s[0].labels, "method=post;code=200;");
+	assert_true(w.s[0].value == 1027 && w.s[0].has_ts && w.s[0].ts == 1395066363000LL);
+	assert_int_equal(w.s[0].type, SIDECAR_METRIC_COUNTER);
+	assert_string_equal(w.s[1].labels, "method=post;code=400;"); /* blanks, trailing comma, CRLF */
+	assert_true(w.s[1].value == 3);
+	assert_string_equal(w.s[2].labels, "path=C:\\DIR\\FILE.TXT;error=Cannot find file:\n\"FILE.TXT\";");
+	assert_true(w.s[2].value == 1.458255915e9 && !w.s[2].has_ts);
+	assert_int_equal(w.s[2].line, 7);
+	assert_true(w.s[3].value == 12.47 && w.s[3].labels[0] == '\0');
+	assert_string_equal(w.s[4].name, "indented");
+	assert_true(isinf(w.s[4].value) && w.s[4].value < 0);
+	assert_true(isinf(w.s[5].value) && w.s[5].value > 0 && w.s[5].ts == -3982045);
+	assert_true(isnan(w.s[6].value));
+	assert_int_equal(w.s[7].type, SIDECAR_METRIC_SUMMARY);
+	assert_int_equal(w.s[8].type, SIDECAR_METRIC_SUMMARY);
+	assert_int_equal(w.s[9].type, SIDECAR_METRIC_HISTOGRAM);
+	assert_int_equal(w.s[10].type, SIDECAR_METRIC_HISTOGRAM);
+	assert_int_equal(w.s[11].type, SIDECAR_METRIC_UNTYPED);
+	assert_true(w.s[12].value == 0.0005);
+	assert_string_equal(w.s[13].labels, "a=;");
+}
+
+/* A bad line costs that line: the ones around it are read, the first bad
+ * one is named by number with a reason that does not quote it. */
+static void test_bad_lines_are_skipped_counted_and_named(void **state)
+{
+	static const char *bad[] = {
+		"no_value",
+		"no_value{a=\"b\"}",
+		"1starts_with_digit 1",
+		"x{a=b} 1",
+		"x{a=\"b} 1",
+		"x{a=\"b\\t\"} 1",
+		"x{a=\"1\",a=\"2\"} 1",
+		"x{a=\"1\" b=\"2\"} 1",
+		"x{\"a\"=\"1\"} 1",
+		"x{a:b=\"1\"} 1",
+		"x 0x1p3",
+		"x 1e",
+		"x 1_000",
+		"x 12abc",
+		"x -",
+		"x infinit",
+		"x 1 2 3",
+		"x 1 1.5",
+		"x 1 99999999999999999999",
+		"x-y 1",
+		"# TYPE x bogus",
+		"# TYPE x counter extra",
+		"# TYPE 1x gauge",
+		"# HELP",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[512];
+		struct seen w;
+		struct sidecar_metrics_stats st;
+		snprintf(text, sizeof(text), "before 1\n%s\nafter 2\n", bad[i]);
+		assert_int_equal(parse(&w, &st, text), 0);
+		bool help_only = !strcmp(bad[i], "# HELP"); /* a comment, as Prometheus reads it */
+		if (st.bad_lines != (help_only ? 0u : 1u) || w.n != 2 || strcmp(w.s[1].name, "after"))
+			fail_msg("case %zu \"%s\": %zu bad, %zu samples", i, bad[i], st.bad_lines, w.n);
+		if (!help_only) {
+			assert_int_equal(st.first_bad_line, 2);
+			assert_true(st.first_bad_reason[0] != '\0');
+			assert_null(strstr(st.first_bad_reason, bad[i]));
+		}
+	}
+}
+
+/* Input from a hostile engine is bounded: too much text is refused whole,
+ * over-long lines and label sets are bad lines, a NUL byte spoils only its
+ * line. */
+static void test_hostile_input_is_bounded(void **state)
+{
+	struct sidecar_metrics_stats st;
+	struct nova_err err;
+	struct seen w;
+	(void)state;
+	size_t big = SIDECAR_METRICS_MAX_BYTES + 1;
+	char *text = malloc(big + 1);
+	assert_non_null(text);
+	memset(text, '\n', big);
+	assert_int_equal(sidecar_metrics_parse(&st, text, big, collect, &w, &err), NOVA_ETOOBIG);
+	assert_int_equal(st.samples, 0);
+	/* A line longer than the limit, between two good ones. */
+	size_t n = 0;
+	n += (size_t)sprintf(text + n, "a 1\nlong{v=\"");
+	memset(text + n, 'x', SIDECAR_METRICS_MAX_LINE);
+	n += SIDECAR_METRICS_MAX_LINE;
+	n += (size_t)sprintf(text + n, "\"} 1\nb 2\n");
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(sidecar_metrics_parse(&st, text, n, collect, &w, &err), 0);
+	assert_int_equal(st.bad_lines, 1);
+	assert_int_equal(w.n, 2);
+	/* More labels than the limit; label text over the limit in a line
+	 * under the line limit. */
+	n = (size_t)sprintf(text, "many{");
+	for (int i = 0; i <= SIDECAR_METRICS_MAX_LABELS; i++)
+		n += (size_t)sprintf(text + n, "l%d=\"v\",", i);
+	n += (size_t)sprintf(text + n, "} 1\nwide{a=\"");
+	memset(text + n, 'y', SIDECAR_METRICS_MAX_LABEL_BYTES);
+	n += SIDECAR_METRICS_MAX_LABEL_BYTES;
+	n += (size_t)sprintf(text + n, "\"} 1\nok 3");
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(sidecar_metrics_parse(&st, text, n, collect, &w, &err), 0);
+	assert_int_equal(st.bad_lines, 2);
+	assert_int_equal(w.n, 1);
+	assert_string_equal(w.s[0].name, "ok");
+	/* Exactly the limit of labels is fine. */
+	n = (size_t)sprintf(text, "many{");
+	for (int i = 0; i < SIDECAR_METRICS_MAX_LABELS; i++)
+		n += (size_t)sprintf(text + n, "l%d=\"v\",", i);
+	n += (size_t)sprintf(text + n, "} 1\n");
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(sidecar_metrics_parse(&st, text, n, collect, &w, &err), 0);
+	assert_int_equal(st.bad_lines, 0);
+	assert_int_equal(w.n, 1);
+	/* A NUL byte. */
+	memcpy(text, "a 1\nb\0 2\nc 3\n", 13);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(sidecar_metrics_parse(&st, text, 13, collect, &w, &err), 0);
+	assert_int_equal(st.bad_lines, 1);
+	assert_int_equal(w.n, 2);
+	free(text);
+}
+
+static void test_vllm_labelled_series_are_summed_and_the_fullest_cache_taken(void **state)
+{
+	struct sidecar_load l;
+	(void)state;
+	load_of(&l, "vllm.prom");
+	assert_string_equal(l.engine, "vllm");
+	assert_true(l.queue_depth == 4);  /* 3 + 1 over the two engines */
+	assert_true(l.running == 12);
+	assert_true(l.kv_cache_usage == 0.8125);
+	/* 4 s over 40 first tokens: the running mean on a first scrape. */
+	assert_true(fabs(l.ttft_ms - 100) < 1e-9);
+	assert_true(l.tokens_per_second == -1); /* a rate needs two scrapes */
+}
+
+static void test_vllm_before_v1_reads_the_older_cache_gauge(void **state)
+{
+	struct sidecar_load l;
+	(void)state;
+	load_of(&l, "vllm_v0.prom");
+	assert_true(l.queue_depth == 6);
+	assert_true(l.running == 2);
+	assert_true(l.kv_cache_usage == 0.25);
+	assert_true(fabs(l.ttft_ms - 250) < 1e-9);
+}
+
+static void test_sglang_series_are_read(void **state)
+{
+	struct sidecar_load l;
+	(void)state;
+	load_of(&l, "sglang.prom");
+	assert_string_equal(l.engine, "sglang");
+	assert_true(l.queue_depth == 2826);
+	assert_true(l.running == 162);
+	assert_true(l.kv_cache_usage == 0.28);
+	assert_true(fabs(l.tokens_per_second - 86.50814177726902) < 1e-9); /* its own gauge */
+	assert_true(fabs(l.ttft_ms - 2351.8979474117756) < 1e-6);
+}
+
+static void test_llamacpp_series_are_read(void **state)
+{
+	struct sidecar_load l;
+	(void)state;
+	load_of(&l, "llamacpp.prom");
+	assert_string_equal(l.engine, "llama.cpp");
+	assert_true(l.queue_depth == 2);
+	assert_true(l.running == 3);
+	assert_true(l.kv_cache_usage == 0.0625);
+	assert_true(l.tokens_per_second == 24.5);
+	assert_true(l.ttft_ms == -1); /* llama.cpp serves no time to first token */
+}
+
+static void test_mock_engine_series_are_read_with_crlf(void **state)
+{
+	struct sidecar_load l;
+	(void)state;
+	load_of(&l, "mock_crlf.prom");
+	assert_string_equal(l.engine, "nova-mock-engine");
+	assert_true(l.queue_depth == 4);
+	assert_true(l.tokens_per_second == 49.875);
+	assert_true(fabs(l.ttft_ms - 52) < 1e-9);
+	assert_true(l.running == -1 && l.kv_cache_usage == -1);
+}
+
+/* Counters become rates and histograms means over the interval between two
+ * scrapes; a reset starts over; no finished request keeps the last mean. */
+static void test_counter_rates_and_histogram_means_span_two_scrapes(void **state)
+{
+	struct sidecar_load_history h;
+	struct sidecar_load l;
+	struct nova_err err;
+	char text[512];
+	(void)state;
+	memset(&h, 0, sizeof(h));
+#define SCRAPE(tokens, sum, count, at)                                                         \
+	do {                                                                                   \
+		snprintf(text, sizeof(text),                                                   \
+			 "vllm:generation_tokens_total{model_name=\"m\"} %s\n"                 \
+			 "vllm:time_to_first_token_seconds_sum{model_name=\"m\"} %s\n"          \
+			 "vllm:time_to_first_token_seconds_count{model_name=\"m\"} %s\n",       \
+			 tokens, sum, count);                                                   \
+		assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), at, &err), 0); \
+	} while (0)
+	SCRAPE("1000", "10", "100", 5000);
+	assert_true(l.tokens_per_second == -1);
+	assert_true(fabs(l.ttft_ms - 100) < 1e-9);
+	SCRAPE("1500", "12", "104", 7000); /* 500 tokens in 2 s; 2 s over 4 requests */
+	assert_true(fabs(l.tokens_per_second - 250) < 1e-9);
+	assert_true(fabs(l.ttft_ms - 500) < 1e-9);
+	SCRAPE("1500", "12", "104", 9000); /* idle: no tokens, the last mean kept */
+	assert_true(l.tokens_per_second == 0);
+	assert_true(fabs(l.ttft_ms - 500) < 1e-9);
+	SCRAPE("20", "1", "10", 10000); /* the engine restarted: counters reset */
+	assert_true(l.tokens_per_second == -1);
+	assert_true(fabs(l.ttft_ms - 100) < 1e-9);
+	SCRAPE("NaN", "+Inf", "-1", 11000); /* not load */
+	assert_true(l.tokens_per_second == -1 && l.ttft_ms == -1);
+#undef SCRAPE
+}
+
+/* Load values that are not load (NaN, infinities, negatives, a fraction
+ * over 1) are never reported as they are. */
+static void test_values_that_are_not_load_are_dropped_or_clamped(void **state)
+{
+	struct sidecar_load_history h;
+	struct sidecar_load l;
+	struct nova_err err;
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	const char *text = "vllm:num_requests_waiting{engine=\"0\"} NaN\n"
+			   "vllm:num_requests_waiting{engine=\"1\"} -3\n"
+			   "vllm:num_requests_running +Inf\n"
+			   "vllm:kv_cache_usage_perc 1.5\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 1, &err), 0);
+	assert_true(l.queue_depth == -1 && l.running == -1);
+	assert_true(l.kv_cache_usage == 1);
+	/* Sums past a double's range are not load either. */
+	text = "sglang:num_queue_reqs{r=\"0\"} 1e308\nsglang:num_queue_reqs{r=\"1\"} 1e308\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 2, &err), 0);
+	assert_true(l.queue_depth == -1);
+	/* Nothing known: every field -1, no engine. */
+	text = "process_cpu_seconds_total 12\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 3, &err), 0);
+	assert_null(l.engine);
+	assert_true(l.queue_depth == -1 && l.tokens_per_second == -1 && l.ttft_ms == -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_the_format_labels_escapes_numbers_and_timestamps_are_read),
+		cmocka_unit_test(test_bad_lines_are_skipped_counted_and_named),
+		cmocka_unit_test(test_hostile_input_is_bounded),
+		cmocka_unit_test(test_vllm_labelled_series_are_summed_and_the_fullest_cache_taken),
+		cmocka_unit_test(test_vllm_before_v1_reads_the_older_cache_gauge),
+		cmocka_unit_test(test_sglang_series_are_read),
+		cmocka_unit_test(test_llamacpp_series_are_read),
+		cmocka_unit_test(test_mock_engine_series_are_read_with_crlf),
+		cmocka_unit_test(test_counter_rates_and_histogram_means_span_two_scrapes),
+		cmocka_unit_test(test_values_that_are_not_load_are_dropped_or_clamped),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
