@@ -105,7 +105,9 @@ static void ids_machine_read_once(void)
 		fclose(f);
 		line[strcspn(line, "\r\n")] = '\0';
 		if (got && ids_machine_ok(line)) {
-			snprintf(ids_machine_read, sizeof(ids_machine_read), "%s", line);
+			/* ids_machine_ok bounds it; the precision says so to the compiler. */
+			snprintf(ids_machine_read, sizeof(ids_machine_read), "%.*s",
+				 (int)sizeof(ids_machine_read) - 1, line);
 			return;
 		}
 	}
