@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/http.h"
 #include "core/http_client.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/rotlog.h"
 #include "core/textbuf.h"
 #include "core/ydoc.h"
@@ -30,6 +33,7 @@ const char sidecar_usage[] =
 	"                    [--mock-engine PATH] [--advertise-host HOST] [--config FILE]\n"
 	"                    [--engine-ports LO-HI]\n"
 	"                    [--log-file PATH [--log-max-bytes N] [--log-keep N]]\n"
+	"                    [--metrics-listen HOST:PORT]\n"
 	"  (or NOVA_GATEWAY_URL, NOVA_NODE_ID, NOVA_NODE_TOKEN, NOVA_NODE_TOKEN_FILE)\n"
 	"  The token never reaches an engine: it is taken out of the environment and\n"
 	"  the command line, and a --token-file is removed once read.\n";
@@ -165,7 +169,7 @@ static int sc_config_file(struct sidecar_config *cfg, const char *path, struct n
 int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, struct nova_err *err)
 {
 	enum { O_GW = 1000, O_NODE, O_TOKEN, O_TOKEN_FILE, O_MOCK, O_HOST, O_CONFIG, O_PORTS,
-	       O_LOG, O_LOG_MAX, O_LOG_KEEP };
+	       O_LOG, O_LOG_MAX, O_LOG_KEEP, O_METRICS };
 	static const struct option opts[] = {
 		{"gateway", required_argument, NULL, O_GW},
 		{"node-id", required_argument, NULL, O_NODE},
@@ -178,6 +182,7 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 		{"log-file", required_argument, NULL, O_LOG},
 		{"log-max-bytes", required_argument, NULL, O_LOG_MAX},
 		{"log-keep", required_argument, NULL, O_LOG_KEEP},
+		{"metrics-listen", required_argument, NULL, O_METRICS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -197,6 +202,7 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 	for (size_t i = 0; foreign[i]; i++)
 		sc_env_take(NULL, 0, foreign[i]);
 	sc_env(cfg->log_file, sizeof(cfg->log_file), "NOVA_SIDECAR_LOG_FILE");
+	sc_env(cfg->metrics_listen, sizeof(cfg->metrics_listen), "NOVA_SIDECAR_METRICS_LISTEN");
 	const char *env_max = getenv("NOVA_SIDECAR_LOG_MAX_BYTES"), *env_keep = getenv("NOVA_SIDECAR_LOG_KEEP");
 	if (env_max && *env_max &&
 	    (rc = sc_ull(&cfg->log_max_bytes, "NOVA_SIDECAR_LOG_MAX_BYTES", env_max, ROTLOG_MIN_MAX_BYTES, err)))
@@ -226,6 +232,13 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 			break;
 		case O_LOG_MAX: rc = sc_ull(&cfg->log_max_bytes, "--log-max-bytes", optarg, ROTLOG_MIN_MAX_BYTES, err); break;
 		case O_LOG_KEEP: rc = sc_keep(&cfg->log_keep, "--log-keep", optarg, err); break;
+		case O_METRICS:
+			if (!*optarg || !strchr(optarg, ':') || strlen(optarg) >= sizeof(cfg->metrics_listen))
+				rc = nova_err_set(err, NOVA_EINVAL, "--metrics-listen",
+						  "--metrics-listen takes HOST:PORT");
+			else
+				snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "%s", optarg);
+			break;
 		case 'h': return 1;
 		case ':': rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "%s needs a value", argv[optind - 1]); break;
 		default: rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "unknown option %s", argv[optind - 1]); break;
@@ -288,13 +301,158 @@ struct sc {
 	/* Where heartbeats go: the configured URL until a heartbeat answer
 	 * names another (novad's advertise_url). */
 	char gateway_url[512];
+	/* --metrics-listen: its server, the counters its handler reads, and
+	 * the engines' families as the main loop last wrote them (at each
+	 * heartbeat), under snap_lock: the handler runs on the server's
+	 * threads and never touches the children. */
+	struct http_server *metrics;
+	atomic_ullong beats[3]; /* by enum sc_beat */
+	struct metrics_hist beat_seconds;
+	atomic_ullong engine_exits;
+	pthread_mutex_t snap_lock;
+	char *engines_text;
 };
+
+enum sc_beat { SC_BEAT_OK, SC_BEAT_REFUSED, SC_BEAT_FAILED };
 
 static long long sc_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long sc_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* --- /metrics (--metrics-listen) ------------------------------------------------ */
+
+/* The engines' families from the children, by the main loop (which owns
+ * them), for the handler: engines by model and state, and restarts by
+ * model. Bounded: a node runs a few models. */
+static void sc_metrics_snapshot(struct sc *s)
+{
+	struct textbuf t = {0};
+	struct {
+		char model[128];
+		unsigned by_state[3]; /* starting, ready, failed */
+		unsigned long long restarts;
+	} m[SC_MAX_CHILDREN];
+	size_t n = 0;
+	static const char *const states[3] = {"starting", "ready", "failed"};
+	if (!s->metrics)
+		return;
+	memset(m, 0, sizeof(m));
+	for (int j = 0; j < SC_MAX_CHILDREN; j++) {
+		const struct sc_child *k = &s->kids[j];
+		if (!k->used || k->stopping)
+			continue;
+		const char *model = json_string_value(json_object_get(k->assignment, "model"));
+		char esc[128];
+		metrics_label_escape(esc, sizeof(esc), model ? model : "");
+		size_t i = 0;
+		while (i < n && strcmp(m[i].model, esc) != 0)
+			i++;
+		if (i == n)
+			snprintf(m[n++].model, sizeof(m[0].model), "%s", esc);
+		for (int st = 0; st < 3; st++)
+			if (!strcmp(k->state, states[st]))
+				m[i].by_state[st]++;
+		m[i].restarts += k->restarts;
+	}
+	metrics_head(&t, "nova_sidecar_engines", "gauge",
+		     "Engines (one per replica stage) this sidecar runs, by model and state.");
+	for (size_t i = 0; i < n; i++)
+		for (int st = 0; st < 3; st++) {
+			char labels[200];
+			snprintf(labels, sizeof(labels), "model=\"%.127s\",state=\"%s\"", m[i].model, states[st]);
+			metrics_sample(&t, "nova_sidecar_engines", labels, m[i].by_state[st]);
+		}
+	metrics_head(&t, "nova_sidecar_engine_restarts", "gauge",
+		     "Restarts of the current engines after they died, by model (reset when an "
+		     "assignment changes).");
+	for (size_t i = 0; i < n; i++) {
+		char labels[160];
+		snprintf(labels, sizeof(labels), "model=\"%.127s\"", m[i].model);
+		metrics_sample(&t, "nova_sidecar_engine_restarts", labels, (double)m[i].restarts);
+	}
+	if (t.failed) {
+		textbuf_finish(&t);
+		return;
+	}
+	pthread_mutex_lock(&s->snap_lock);
+	free(s->engines_text);
+	s->engines_text = t.p;
+	pthread_mutex_unlock(&s->snap_lock);
+}
+
+static void sc_metrics_get(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct sc *s = ctx;
+	struct textbuf t = {0};
+	static const char *const beat_names[3] = {"ok", "refused", "failed"};
+	(void)req;
+	metrics_head(&t, "nova_sidecar_heartbeats_total", "counter",
+		     "Heartbeats sent, by result: ok, refused (novad answered other than 200), "
+		     "failed (no answer).");
+	for (int r = 0; r < 3; r++) {
+		char labels[32];
+		snprintf(labels, sizeof(labels), "result=\"%s\"", beat_names[r]);
+		metrics_sample(&t, "nova_sidecar_heartbeats_total", labels,
+			       (double)atomic_load(&s->beats[r]));
+	}
+	metrics_head(&t, "nova_sidecar_heartbeat_duration_seconds", "histogram",
+		     "Heartbeat round trips to novad, answered or not.");
+	metrics_hist_write(&t, "nova_sidecar_heartbeat_duration_seconds", NULL, &s->beat_seconds);
+	metrics_one(&t, "nova_sidecar_engine_exits_total", "counter",
+		    "Engines that exited without being asked to (crashed or quit).",
+		    (double)atomic_load(&s->engine_exits));
+	pthread_mutex_lock(&s->snap_lock);
+	if (s->engines_text)
+		textbuf_adds(&t, s->engines_text);
+	pthread_mutex_unlock(&s->snap_lock);
+	if (t.failed) {
+		textbuf_finish(&t);
+		http_response_errorf(res, NOVA_EINTERNAL, "", "out of memory");
+		return;
+	}
+	http_response_text(res, 200, "text/plain; version=0.0.4; charset=utf-8", t.p);
+	textbuf_finish(&t);
+}
+
+static int sc_metrics_start(struct sc *s, struct nova_err *err)
+{
+	pthread_mutex_init(&s->snap_lock, NULL);
+	if (!s->cfg->metrics_listen[0])
+		return 0;
+	struct http_server_config hcfg = {.listen = s->cfg->metrics_listen, .threads = 1,
+					  .max_connections = 64, .max_connections_per_ip = 16,
+					  .header_timeout_ms = 5000, .body_timeout_ms = 5000};
+	int rc;
+	if ((rc = http_server_create(&s->metrics, &hcfg, err)) ||
+	    (rc = http_server_route_add(s->metrics, "GET", "/metrics", sc_metrics_get, s, err)) ||
+	    (rc = http_server_start(s->metrics, err))) {
+		http_server_destroy(s->metrics);
+		s->metrics = NULL;
+		nova_err_set(err, rc, "--metrics-listen", "cannot serve metrics on %s: %s",
+			     s->cfg->metrics_listen, err->message);
+		return rc;
+	}
+	sc_metrics_snapshot(s);
+	return 0;
+}
+
+static void sc_metrics_stop(struct sc *s)
+{
+	http_server_destroy(s->metrics);
+	s->metrics = NULL;
+	free(s->engines_text);
+	s->engines_text = NULL;
+	pthread_mutex_destroy(&s->snap_lock);
 }
 
 /* A port for a child's next start: free, and none any child holds, the
@@ -548,6 +706,7 @@ static void sc_reap(struct sc *s)
 				sc_child_clear(k);
 				break;
 			}
+			atomic_fetch_add(&s->engine_exits, 1);
 			/* Another process listens on the port it died on: it
 			 * lost the port to something that bound it after our
 			 * check. Start it again at once on another port, not
@@ -746,8 +905,12 @@ static void sc_heartbeat(struct sc *s)
 	struct http_client_request req = {.method = "POST", .url = url, .bearer_token = s->cfg->token,
 					  .body = text, .body_len = text ? strlen(text) : 0,
 					  .timeout_ms = 5000};
+	long long beat_start = sc_now_us();
 	int rc = http_client_do(&res, &req, &err);
 	free(text);
+	metrics_hist_observe(&s->beat_seconds, (double)(sc_now_us() - beat_start) / 1e6);
+	atomic_fetch_add(&s->beats[rc ? SC_BEAT_FAILED : res.status != 200 ? SC_BEAT_REFUSED : SC_BEAT_OK], 1);
+	sc_metrics_snapshot(s);
 	if (rc || res.status != 200) {
 		/* Away or refusing: keep serving, retry with backoff. */
 		/* Tried again one interval later, then two, never longer, with a
@@ -875,6 +1038,11 @@ int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, s
 		fprintf(stderr, "nova-sidecar: %s\n", err->message);
 		return NOVA_EINVAL;
 	}
+	if (sc_metrics_start(&s, err)) {
+		fprintf(stderr, "nova-sidecar: %s\n", err->message);
+		sc_log_stop(&s);
+		return NOVA_EINVAL;
+	}
 	sc_port_range(&s);
 	snprintf(s.generation, sizeof(s.generation), "%s", "");
 	nova_log_kv(NOVA_LOG_INFO, "sidecar", "sidecar running", "node", cfg->node_id, "gateway",
@@ -910,6 +1078,7 @@ int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, s
 	}
 	nova_log(NOVA_LOG_INFO, "sidecar", "stopping model servers");
 	sc_stop_all(&s);
+	sc_metrics_stop(&s);
 	sc_log_stop(&s);
 	return 0;
 }

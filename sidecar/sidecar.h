@@ -58,6 +58,12 @@ struct sidecar_config {
 	char log_file[1024];
 	unsigned long long log_max_bytes;
 	unsigned log_keep;
+	/* --metrics-listen HOST:PORT (NOVA_SIDECAR_METRICS_LISTEN): GET
+	 * /metrics there, Prometheus text: heartbeats by result with their
+	 * round trips, engines by model and state, their restarts and exits.
+	 * "": off (the default). No credential: bind it to an address only the
+	 * scraper reaches (127.0.0.1, a management network). */
+	char metrics_listen[128];
 };
 
 void sidecar_config_defaults(struct sidecar_config *cfg);
