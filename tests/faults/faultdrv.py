@@ -240,6 +240,10 @@ class Traffic:
                 else:
                     s["routes_ok"] += 1
                     s["routes_lat_ms"].append(round(lat, 2))
+                    if a.ready_file and s["routes_ok"] == 1:
+                        # The reader's key is known to novad now (checked
+                        # against the database once): the fault may start.
+                        open(a.ready_file, "w").close()
                     mine = [e for e in eps if not self.deployments or e[2] in self.deployments]
                     models = {e[0] for e in mine}
                     if not doc.get("routes"):
@@ -527,6 +531,7 @@ def main():
     ap.add_argument("--out", default="")
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--stop-file", default="/nonexistent")
+    ap.add_argument("--ready-file", default="", help="traffic: touched after the first routes read")
     ap.add_argument("--down-flag", default="", help="while it exists, novad is down on purpose")
     ap.add_argument("--db-down-flag", default="", help="while it exists, the database is down")
     ap.add_argument("--period", type=float, default=0.5)

@@ -220,16 +220,25 @@ f_snapshot() { $F_PY snapshot $(f_args) >"$T_WORK/$1.json"; }
 
 # f_start_observers SECONDS: the driver and the monitor, bounded by SECONDS.
 f_start_observers() {
-	rm -f "$F_STOP"
+	rm -f "$F_STOP" "$T_WORK/traffic.ready"
 	f_snapshot before
 	$F_PY traffic $(f_args) --token-file "$T_WORK/apikey" --duration "$1" --out "$T_WORK/traffic.json" --stop-file "$F_STOP" \
+		--ready-file "$T_WORK/traffic.ready" \
 		--down-flag "$F_DOWN_FLAG" --models "$F_MODELS" --deployments "$F_DEPLOYS" \
 		--expect-endpoints 4 >"$T_WORK/driver.log" 2>&1 &
 	F_DRIVER=$!
 	$F_PY monitor $(f_args) --duration "$1" --out "$T_WORK/monitor.jsonl" --stop-file "$F_STOP" \
 		--db-down-flag "$F_DB_DOWN_FLAG" >"$T_WORK/monitor.log" 2>&1 &
 	F_MONITOR=$!
-	sleep 2   # a few reads of the healthy table before the fault
+	# A few reads of the healthy table before the fault, the first one
+	# answered: the reader's key has then been checked once against the
+	# database, as an inference gateway's has before any outage. On a
+	# loaded machine the driver's start alone can take longer than the
+	# fixed 2 s that was here, and a key first used during the outage is
+	# rightly refused (nothing in novad's memory vouches for it).
+	i=0
+	while [ ! -e "$T_WORK/traffic.ready" ] && [ $i -lt 300 ]; do i=$((i + 1)); sleep 0.1; done
+	sleep 2
 }
 
 f_stop_observers() {
