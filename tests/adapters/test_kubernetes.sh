@@ -152,8 +152,16 @@ export T_LISTEN=${NOVA_URL#http://} # the pods' sidecars know novad at its addre
 nova_start || { t_fail "novad restarts" "see log"; exit 0; }
 if t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'ready'" 2 40; then t_pass "after the restart both replicas are ready"
 else t_fail "ready after restart" "$(t_sql "SELECT string_agg(state || ':' || state_reason, '; ') FROM replicas")"; fi
-live=$(t_sql "SELECT count(*) FROM nodes WHERE state NOT IN ('terminated', 'failed')")
-pods=$($K get pods -l "nova.dev/pool-id=$pool_id" -o name | wc -l)
+# Nodes scaled away earlier may still be on their way out (terminating,
+# their pods gone) on a loaded machine: the count settles within seconds;
+# a twin (a pod more than the live nodes) never would.
+i=0
+while :; do
+	live=$(t_sql "SELECT count(*) FROM nodes WHERE state NOT IN ('terminated', 'failed')")
+	pods=$($K get pods -l "nova.dev/pool-id=$pool_id" -o name | wc -l)
+	[ "$pods" -eq "$live" ] || [ $i -ge 150 ] && break
+	i=$((i + 1)); sleep 0.2
+done
 [ "$pods" -eq "$live" ] && t_pass "one pod per live node ($pods), no twin" || t_fail "no twin" "$pods pods, $live live nodes"
 
 # A namespace quota: the API server's refusal reaches the deployment with
