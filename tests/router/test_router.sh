@@ -131,6 +131,54 @@ promtool=$(t_deb_tool prometheus usr/bin/promtool 2>/dev/null) &&
 	{ "$promtool" check metrics <"$T_WORK/body" >"$T_WORK/promtool" 2>&1 && t_pass "promtool check metrics is clean" ||
 	  t_fail "promtool" "$(cat "$T_WORK/promtool")"; }
 
+# The official OpenAI Node SDK (npm "openai", installed here) against the
+# router: a chat completion, a streamed one, a completion, the models list,
+# embeddings, and an unknown model as the SDK's NotFoundError. The key is
+# in its environment, not on its command line.
+if command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1; then
+	mkdir -p "$T_WORK/sdk"
+	if (cd "$T_WORK/sdk" && timeout 300 npm install --no-audit --no-fund --silent openai >npm.log 2>&1); then
+		cat >"$T_WORK/sdk/t.mjs" <<'EOJS'
+import OpenAI from 'openai';
+const client = new OpenAI({ baseURL: process.env.ROUTER + '/v1', apiKey: process.env.KEY, maxRetries: 0 });
+const msgs = [{ role: 'user', content: 'hi' }];
+const chat = await client.chat.completions.create({ model: 'demo', messages: msgs, max_tokens: 3 });
+console.log('chat ' + chat.choices[0].message.content);
+const stream = await client.chat.completions.create({ model: 'demo', messages: msgs, max_tokens: 5, stream: true });
+let n = 0, text = '';
+for await (const c of stream) { n++; text += c.choices[0]?.delta?.content ?? ''; }
+console.log('stream ' + n + ' ' + text);
+const comp = await client.completions.create({ model: 'demo', prompt: 'hi', max_tokens: 2 });
+console.log('completion ' + comp.choices[0].text);
+const ids = [];
+for await (const m of client.models.list()) ids.push(m.id);
+console.log('models ' + ids.join(','));
+const emb = await client.embeddings.create({ model: 'demo', input: 'x', encoding_format: 'float' });
+console.log('embeddings ' + emb.data[0].embedding.length);
+try {
+	await client.chat.completions.create({ model: 'nope', messages: msgs });
+	console.log('unknown model accepted');
+} catch (e) {
+	console.log('error ' + e.constructor.name + ' ' + e.status + ' ' + e.code);
+}
+EOJS
+		(cd "$T_WORK/sdk" && ROUTER=$R KEY=$INF timeout 60 node t.mjs) >"$T_WORK/sdk.out" 2>&1
+		out=$(cat "$T_WORK/sdk.out")
+		echo "$out" | grep -q '^chat the model' && t_pass "OpenAI Node SDK: a chat completion" || t_fail "SDK chat" "$out"
+		echo "$out" | grep -q '^stream [5-9][0-9]* the model' && t_pass "OpenAI Node SDK: a streamed chat completion" ||
+			t_fail "SDK stream" "$out"
+		echo "$out" | grep -q '^completion the model' && t_pass "OpenAI Node SDK: a completion" || t_fail "SDK completion" "$out"
+		echo "$out" | grep -q '^models demo$' && t_pass "OpenAI Node SDK: the models list" || t_fail "SDK models" "$out"
+		echo "$out" | grep -q '^embeddings 8$' && t_pass "OpenAI Node SDK: embeddings" || t_fail "SDK embeddings" "$out"
+		echo "$out" | grep -q '^error NotFoundError 404 model_not_found$' &&
+			t_pass "OpenAI Node SDK: an unknown model is its NotFoundError" || t_fail "SDK 404" "$out"
+	else
+		t_fail "npm install openai" "$(tail -3 "$T_WORK/sdk/npm.log")"
+	fi
+else
+	t_fail "the OpenAI Node SDK test needs node and npm" "not installed"
+fi
+
 # A revoked key is refused within 2 s.
 code=$(req POST /v1/completions "$INF2" '{"model":"demo","prompt":"x","max_tokens":1}')
 [ "$code" = 200 ] || t_fail "the second key works before its revocation" "$code"
