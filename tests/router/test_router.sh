@@ -204,11 +204,15 @@ victim=$(pgrep -f "nova-mock-engine" | while read -r p; do
 if [ -n "$victim" ]; then
 	before=$(req GET /metrics "" >/dev/null; sed -n 's/^nova_router_retries_total //p' "$T_WORK/body")
 	kill -9 "$victim"
-	ok=0; bad=0
+	# Ten at once, so the picks spread over both replicas.
+	pids=
 	for n in 1 2 3 4 5 6 7 8 9 10; do
-		code=$(req POST /v1/completions "$INF" '{"model":"demo","prompt":"x","max_tokens":1}')
-		[ "$code" = 200 ] && ok=$((ok + 1)) || bad=$((bad + 1))
+		curl -s -o /dev/null -w '%{http_code}\n' "$R/v1/completions" -H "Authorization: Bearer $INF" \
+			-d '{"model":"demo","prompt":"x","max_tokens":1}' >"$T_WORK/kill.$n" &
+		pids="$pids $!"
 	done
+	wait $pids
+	bad=$(cat "$T_WORK"/kill.* | grep -vc '^200$')
 	req GET /metrics "" >/dev/null
 	after=$(sed -n 's/^nova_router_retries_total //p' "$T_WORK/body")
 	ej=$(sed -n 's/^nova_router_ejections_total //p' "$T_WORK/body")
@@ -218,6 +222,34 @@ if [ -n "$victim" ]; then
 else
 	t_fail "a replica's engine to kill" "none on port $victim_port"
 fi
+
+# A client that goes away cancels its upstream request: while waiting for
+# a non-streamed answer (the router sees its socket close), and in the
+# middle of a stream (the engine stops generating).
+metric() { req GET /metrics "" >/dev/null; sed -n "s/^$1 //p" "$T_WORK/body"; }
+engines_busy() {
+	n=0
+	for u in $("$C" -o json routes --model demo | sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p'); do
+		q=$(curl -s "$u/metrics" | sed -n 's/^nova_engine_queue_depth //p'); n=$((n + ${q:-0}))
+	done
+	echo $n
+}
+c0=$(metric nova_router_cancelled_total)
+curl -s -o /dev/null --max-time 0.5 "$R/v1/completions" -H "Authorization: Bearer $INF" \
+	-d '{"model":"demo","prompt":"x","max_tokens":300}'
+sleep 0.3
+c1=$(metric nova_router_cancelled_total)
+[ "$c1" -gt "$c0" ] && t_pass "a client gone while waiting: its upstream request is cancelled" ||
+	t_fail "cancel while waiting" "cancelled $c0 -> $c1"
+curl -sN -o /dev/null --max-time 1 "$R/v1/chat/completions" -H "Authorization: Bearer $INF" \
+	-d '{"model":"demo","messages":[{"role":"user","content":"x"}],"max_tokens":300,"stream":true}'
+i=0; while [ "$(engines_busy)" -gt 1 ] && [ $i -lt 20 ]; do i=$((i + 1)); sleep 0.1; done
+busy=$(engines_busy)
+c2=$(metric nova_router_cancelled_total)
+# (the non-streamed one above may still be generating: the mock engine
+# finds a gone client only when it writes)
+[ "$c2" -gt "$c1" ] && [ "$busy" -le 1 ] && t_pass "a client gone mid-stream: the engine stops generating" ||
+	t_fail "cancel mid-stream" "cancelled $c1 -> $c2, engines busy $busy"
 
 # novad stopped: the router keeps serving the table and keys it has, and
 # says so in its log and metrics.
