@@ -174,7 +174,7 @@ static int rt_watch_on_data(void *ctx, const char *data, size_t len)
 			w->line.p[0] = '\0';
 		w->line.len = 0;
 	}
-	return atomic_load(&w->r->stop) ? 1 : 0;
+	return atomic_load(&w->r->watch_cancel) ? 1 : 0;
 }
 
 static void *rt_watch_thread(void *arg)
@@ -194,7 +194,7 @@ static void *rt_watch_thread(void *arg)
 		}
 		struct http_client_request req = {
 			.method = "GET", .url = url, .bearer_token = r->cfg.token, .headers = headers,
-			.timeout_ms = 0, .cancel = &r->stop,
+			.timeout_ms = 0, .cancel = &r->watch_cancel,
 		};
 		struct nova_err err;
 		long status = 0;
@@ -206,6 +206,13 @@ static void *rt_watch_thread(void *arg)
 		int rc = http_client_stream(&status, &req, rt_watch_on_data, &w, &err);
 		if (atomic_load(&r->stop))
 			break;
+		if (atomic_exchange(&r->watch_resync, false)) {
+			/* Our table and novad's differ (rt_loads_apply): start over
+			 * from a snapshot, at once. */
+			atomic_store(&r->watch_cancel, 0);
+			w.last_id = -1;
+			continue;
+		}
 		bool had = atomic_exchange(&r->watch_connected, false);
 		atomic_fetch_add(&r->stats.watch_reconnects, 1);
 		if (w.got_event) {
@@ -244,14 +251,61 @@ static void *rt_watch_thread(void *arg)
 
 /* --- the polls ----------------------------------------------------------------- */
 
+/* Whether novad's table (a GET /v1/routes body) has the same routes and
+ * endpoints as ours. */
+static bool rt_table_matches(const struct router_table *t, json_t *doc)
+{
+	json_t *routes = json_object_get(doc, "routes"), *route, *ep;
+	size_t i, j, n = 0;
+	json_array_foreach(routes, i, route) {
+		char key[600];
+		const struct router_route *rt;
+		json_t *eps = json_object_get(route, "endpoints");
+		if (!router_route_key(key, sizeof(key), route))
+			continue;
+		n++;
+		if (!(rt = router_table_find(t, key)) || rt->n != json_array_size(eps))
+			return false;
+		json_array_foreach(eps, j, ep) {
+			const char *id = json_string_value(json_object_get(ep, "replica"));
+			bool found = false;
+			for (size_t k = 0; id && k < rt->n && !found; k++)
+				found = !strcmp(rt->replicas[k]->id, id);
+			if (!found)
+				return false;
+		}
+	}
+	return n == t->n;
+}
+
+/* Event ids are per novad process (inventory/routes.h): a watch resumed
+ * with Last-Event-ID on a restarted novad, or on another behind a load
+ * balancer, may be given updates that do not apply to what we hold, and
+ * nothing in the stream tells. The poll that brings the load hints brings
+ * novad's whole table too: when it and ours differ on RT_MISMATCH_POLLS
+ * polls in a row (one differing poll is the usual race with an update on
+ * its way), the watch starts over from a snapshot. */
+#define RT_MISMATCH_POLLS 3
+
 static void rt_loads_apply(struct router *r, const char *text, size_t len)
 {
 	json_t *doc = json_loadb(text, len, 0, NULL), *route, *ep;
 	size_t i, j;
 	struct router_table *t = rt_table_get(r);
-	if (!t) {
+	if (!t || !doc) {
+		router_table_unref(t);
 		json_decref(doc);
 		return;
+	}
+	if (rt_table_matches(t, doc)) {
+		r->mismatches = 0;
+	} else if (++r->mismatches >= RT_MISMATCH_POLLS && atomic_load(&r->watch_connected)) {
+		nova_log(NOVA_LOG_WARN, "router", "the routing table differs from novad's: "
+			 "watching again from a snapshot");
+		r->mismatches = 0;
+		atomic_fetch_add(&r->stats.resyncs, 1);
+		atomic_store(&r->watch_resync, true);
+		atomic_store(&r->watch_cancel, 1);
 	}
 	json_array_foreach(json_object_get(doc, "routes"), i, route) {
 		char key[600];
@@ -353,6 +407,7 @@ static void *rt_poll_thread(void *arg)
 int rt_control_start(struct router *r, struct nova_err *err)
 {
 	atomic_store(&r->stop, 0);
+	atomic_store(&r->watch_cancel, 0);
 	if (pthread_create(&r->watch_thread, NULL, rt_watch_thread, r) != 0)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the watch thread");
 	if (pthread_create(&r->poll_thread, NULL, rt_poll_thread, r) != 0) {
@@ -369,6 +424,7 @@ void rt_control_stop(struct router *r)
 		return;
 	pthread_mutex_lock(&r->stop_lock);
 	atomic_store(&r->stop, 1);
+	atomic_store(&r->watch_cancel, 1);
 	pthread_cond_broadcast(&r->stop_cond);
 	pthread_mutex_unlock(&r->stop_lock);
 	if (r->watch_thread)

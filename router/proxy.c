@@ -675,10 +675,14 @@ static enum MHD_Result rt_answer_metrics(struct rt_req *q)
 			 "# TYPE nova_router_watch_connected gauge\nnova_router_watch_connected %d\n"
 			 "# HELP nova_router_watch_reconnects_total Route watch streams lost.\n"
 			 "# TYPE nova_router_watch_reconnects_total counter\n"
-			 "nova_router_watch_reconnects_total %llu\n",
+			 "nova_router_watch_reconnects_total %llu\n"
+			 "# HELP nova_router_watch_resyncs_total Watches started over from a snapshot "
+			 "because the table differed from novad's.\n"
+			 "# TYPE nova_router_watch_resyncs_total counter\n"
+			 "nova_router_watch_resyncs_total %llu\n",
 		     version, routes, table_age < 0 ? -1.0 : table_age / 1000.0,
 		     atomic_load(&r->watch_connected) ? 1 : 0,
-		     (unsigned long long)s->watch_reconnects);
+		     (unsigned long long)s->watch_reconnects, (unsigned long long)s->resyncs);
 	textbuf_addf(&t, "# HELP nova_router_keys API keys known.\n# TYPE nova_router_keys gauge\n"
 			 "nova_router_keys %zu\n"
 			 "# HELP nova_router_keys_age_seconds Since the keys were last confirmed by "

@@ -20,6 +20,7 @@ struct rt_stats {
 	atomic_llong in_flight;
 	atomic_ullong watch_reconnects;
 	atomic_ullong keys_polls_failed;
+	atomic_ullong resyncs;         /* watch restarted from a snapshot after a mismatch */
 };
 
 struct router {
@@ -42,6 +43,11 @@ struct router {
 	pthread_t watch_thread, poll_thread;
 	bool control_started;
 	atomic_int stop;              /* the control threads' cancel flag */
+	/* The watch stream's own cancel: set by the stop, and by the poll
+	 * when novad's table and ours have differed for a while (resync). */
+	atomic_int watch_cancel;
+	atomic_bool watch_resync;
+	unsigned mismatches;          /* the poll's, in a row */
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
 };
