@@ -65,7 +65,11 @@ static void rt_watch_install(struct rt_watch *w, long long version)
 	if (skipped)
 		nova_log(NOVA_LOG_WARN, "router", "%zu routes or endpoints of version %lld were malformed "
 			 "and left out", skipped, version);
-	nova_log(NOVA_LOG_DEBUG, "router", "routing table version %lld: %zu routes", version, t->n);
+	size_t eps = 0;
+	for (size_t i = 0; i < t->n; i++)
+		eps += t->routes[i].n;
+	nova_log(NOVA_LOG_DEBUG, "router", "routing table version %lld: %zu routes, %zu endpoints",
+		 version, t->n, eps);
 	rt_table_set(w->r, t);
 }
 

@@ -372,6 +372,9 @@ static bool rt_upstream_start(struct rt_req *q)
 	if (r->cfg.upstream_timeout_ms)
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->cfg.upstream_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	if (nova_log_get_level() <= NOVA_LOG_DEBUG)
+		nova_log(NOVA_LOG_DEBUG, "router", "attempt %zu of a request for %s on %s (%d outstanding)",
+			 q->n_tried, q->route->key, rep->url, atomic_load(&rep->outstanding));
 	if (curl_multi_add_handle(L->multi, e) != CURLM_OK) {
 		rt_upstream_release(q);
 		return false;
@@ -388,6 +391,10 @@ static void rt_upstream_done(struct rt_req *q, CURLcode rc)
 	struct router *r = q->loop->r;
 	bool replica_failed = rc != CURLE_OK || q->discard;
 	struct router_replica *rep = q->replica;
+	if (nova_log_get_level() <= NOVA_LOG_DEBUG)
+		nova_log(NOVA_LOG_DEBUG, "router", "attempt on %s ended: %s, status %ld, %lld ms",
+			 rep ? rep->url : "?", curl_easy_strerror(rc), q->status,
+			 rt_now_ms() - q->started_ms);
 	if (rc != CURLE_OK)
 		snprintf(q->fail_why, sizeof(q->fail_why), "%s", curl_easy_strerror(rc));
 	else if (q->discard)

@@ -146,7 +146,9 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 				   const struct router_pick_hint *hint,
 				   struct router_replica *const *tried, size_t n_tried,
 				   long long now_ms, uint64_t rnd);
-/* A failure before the first byte: ejected for 1 s, doubling to 30 s. */
+/* A failure before the first byte: ejected for 1 s, doubling to 30 s
+ * with each failure after the last ejection ended (failures while it is
+ * ejected, of requests sent before, count as one). */
 void router_replica_eject(struct router_replica *r, long long now_ms);
 void router_replica_succeeded(struct router_replica *r);
 

@@ -235,6 +235,10 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 
 void router_replica_eject(struct router_replica *r, long long now_ms)
 {
+	/* Requests in flight together fail together: one ejection, not a
+	 * doubling per request. */
+	if (atomic_load(&r->ejected_until_ms) > now_ms)
+		return;
 	int f = atomic_fetch_add(&r->failures, 1);
 	long long ms = 1000LL << (f < 5 ? f : 5);
 	if (ms > 30000)

@@ -171,9 +171,17 @@ static void test_ejected_and_tried_replicas_are_skipped_unless_none_is_left(void
 	assert_non_null(router_pick(rt, ROUTER_POLICY_PREFIX, NULL, NULL, 0, 2001, 0));
 	router_replica_eject(rt->replicas[0], 5000);
 	assert_int_equal(atomic_load(&rt->replicas[0]->ejected_until_ms), 7000);
-	for (int i = 0; i < 10; i++)
-		router_replica_eject(rt->replicas[0], 5000);
-	assert_int_equal(atomic_load(&rt->replicas[0]->ejected_until_ms), 35000);
+	/* Failures while ejected (requests sent before) count once. */
+	router_replica_eject(rt->replicas[0], 5001);
+	assert_int_equal(atomic_load(&rt->replicas[0]->ejected_until_ms), 7000);
+	long long now = 7000;
+	for (int i = 0; i < 10; i++) {
+		router_replica_eject(rt->replicas[0], now);
+		now = atomic_load(&rt->replicas[0]->ejected_until_ms);
+	}
+	assert_int_equal(atomic_load(&rt->replicas[0]->failures), 12);
+	router_replica_eject(rt->replicas[0], now);
+	assert_int_equal(atomic_load(&rt->replicas[0]->ejected_until_ms), now + 30000);
 	router_replica_succeeded(rt->replicas[0]);
 	assert_int_equal(atomic_load(&rt->replicas[0]->ejected_until_ms), 0);
 	assert_int_equal(atomic_load(&rt->replicas[0]->failures), 0);
