@@ -67,6 +67,20 @@ struct rt_sock {
 
 struct rt_req;
 
+/* A client connection: in the loop's epoll set for EPOLLRDHUP (edge
+ * triggered) from its accept to its close, so a close is seen while its
+ * request is suspended (libmicrohttpd reads nothing then). Registered once
+ * per connection, not per request: the syscalls of a keep-alive request
+ * stay libmicrohttpd's and libcurl's own. */
+struct rt_conn {
+	enum rt_ev_kind kind;       /* RT_EV_CLIENT */
+	int fd;
+	bool watched;
+	struct rt_req *waiting;     /* its request while suspended, else NULL */
+};
+
+#define RT_EASY_CACHE 256
+
 struct rt_loop {
 	struct router *r;
 	unsigned index;
@@ -81,13 +95,17 @@ struct rt_loop {
 	atomic_bool stop;
 	uint64_t rnd;
 	struct rt_req *reqs;        /* every live request, for the stop */
+	/* Easy handles kept for the next requests: an easy handle is a few
+	 * KiB of allocations to set up, per request otherwise. */
+	CURL *easy_cache[RT_EASY_CACHE];
+	unsigned n_easy_cache;
 };
 
 enum rt_kind { RT_K_CHAT, RT_K_COMPLETIONS, RT_K_EMBEDDINGS, RT_K_MODELS, RT_K_HEALTH, RT_K_METRICS };
 
 struct rt_req {
-	enum rt_ev_kind kind_tag;   /* RT_EV_CLIENT: the socket watch's tag */
 	struct rt_loop *loop;
+	struct rt_conn *cn;         /* its connection (NULL: unknown) */
 	struct rt_req *prev, *next;
 	struct MHD_Connection *conn;
 	enum rt_kind kind;
@@ -96,8 +114,7 @@ struct rt_req {
 	bool too_big;               /* over the cap: the rest is read and dropped */
 	size_t dropped;
 	bool started;               /* the upstream part began */
-	bool suspended, reader_waiting, watched, client_gone;
-	int client_fd;
+	bool suspended, reader_waiting, client_gone;
 	/* The route: the table is held while the request lives. */
 	struct router_table *table;
 	const struct router_route *route;
@@ -197,37 +214,22 @@ static void rt_set_error(struct rt_req *q, int status, const char *type, const c
 
 /* --- suspend, resume, and the client's socket --------------------------------- */
 
-static void rt_client_watch(struct rt_req *q)
-{
-	if (q->watched || q->client_fd < 0)
-		return;
-	struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = q};
-	if (epoll_ctl(q->loop->epfd, EPOLL_CTL_ADD, q->client_fd, &ev) == 0)
-		q->watched = true;
-}
-
-static void rt_client_unwatch(struct rt_req *q)
-{
-	if (!q->watched)
-		return;
-	epoll_ctl(q->loop->epfd, EPOLL_CTL_DEL, q->client_fd, NULL);
-	q->watched = false;
-}
-
 static void rt_suspend(struct rt_req *q)
 {
 	if (q->suspended)
 		return;
 	MHD_suspend_connection(q->conn);
 	q->suspended = true;
-	rt_client_watch(q);
+	if (q->cn)
+		q->cn->waiting = q;
 }
 
 static void rt_resume(struct rt_req *q)
 {
 	if (!q->suspended)
 		return;
-	rt_client_unwatch(q);
+	if (q->cn)
+		q->cn->waiting = NULL;
 	q->suspended = false;
 	q->reader_waiting = false;
 	MHD_resume_connection(q->conn);
@@ -248,9 +250,13 @@ static void rt_attention(struct rt_req *q)
 
 static void rt_upstream_release(struct rt_req *q)
 {
+	struct rt_loop *L = q->loop;
 	if (q->easy) {
-		curl_multi_remove_handle(q->loop->multi, q->easy);
-		curl_easy_cleanup(q->easy);
+		curl_multi_remove_handle(L->multi, q->easy);
+		if (L->n_easy_cache < RT_EASY_CACHE)
+			L->easy_cache[L->n_easy_cache++] = q->easy;
+		else
+			curl_easy_cleanup(q->easy);
 		q->easy = NULL;
 	}
 	if (q->replica) {
@@ -343,7 +349,9 @@ static bool rt_upstream_start(struct rt_req *q)
 						 rt_now_ms(), rt_rand(L));
 	if (!rep)
 		return false;
-	CURL *e = curl_easy_init();
+	/* A kept handle has every option below set again; none other is
+	 * ever set, so nothing of the last request carries over. */
+	CURL *e = L->n_easy_cache ? L->easy_cache[--L->n_easy_cache] : curl_easy_init();
 	if (!e)
 		return false;
 	q->tried[q->n_tried++] = rep;
@@ -369,8 +377,7 @@ static bool rt_upstream_start(struct rt_req *q)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, rt_on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->cfg.connect_timeout_ms);
-	if (r->cfg.upstream_timeout_ms)
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->cfg.upstream_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->cfg.upstream_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	if (nova_log_get_level() <= NOVA_LOG_DEBUG)
 		nova_log(NOVA_LOG_DEBUG, "router", "attempt %zu of a request for %s on %s (%d outstanding)",
@@ -784,15 +791,13 @@ static enum MHD_Result rt_handler(void *cls, struct MHD_Connection *c, const cha
 	if (!q) {
 		if (!(q = calloc(1, sizeof(*q))))
 			return MHD_NO;
-		q->kind_tag = RT_EV_CLIENT;
 		q->loop = L;
 		q->conn = c;
-		q->client_fd = -1;
 		q->started_ms = rt_now_ms();
 		const union MHD_ConnectionInfo *ci =
-			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 		if (ci)
-			q->client_fd = ci->connect_fd;
+			q->cn = ci->socket_context;
 		q->next = L->reqs;
 		if (L->reqs)
 			L->reqs->prev = q;
@@ -887,7 +892,8 @@ static void rt_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		atomic_fetch_add(&s->cancelled, 1);
 		rt_upstream_release(q);
 	}
-	rt_client_unwatch(q);
+	if (q->cn && q->cn->waiting == q)
+		q->cn->waiting = NULL;
 	int st = q->status_sent;
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || st) {
 		atomic_fetch_add(&s->requests, 1);
@@ -906,6 +912,29 @@ static void rt_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	free(q->err_body);
 	free(q);
 	*con_cls = NULL;
+}
+
+static void rt_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct rt_loop *L = cls;
+	struct rt_conn *cn = *socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!ci || !(cn = calloc(1, sizeof(*cn))))
+			return; /* no watch: a close is found later, when the request wakes */
+		cn->kind = RT_EV_CLIENT;
+		cn->fd = ci->connect_fd;
+		struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = cn};
+		cn->watched = epoll_ctl(L->epfd, EPOLL_CTL_ADD, cn->fd, &ev) == 0;
+		*socket_context = cn;
+	} else if (cn) {
+		if (cn->watched)
+			epoll_ctl(L->epfd, EPOLL_CTL_DEL, cn->fd, NULL);
+		free(cn);
+		*socket_context = NULL;
+	}
 }
 
 /* The client's socket closed while its request waited: cancel upstream,
@@ -970,10 +999,15 @@ static void *rt_loop_run(void *arg)
 				rt_curl_check(L);
 				break;
 			}
-			case RT_EV_CLIENT:
-				rt_client_hup((struct rt_req *)k);
+			case RT_EV_CLIENT: {
+				struct rt_conn *cn = (struct rt_conn *)k;
+				/* Not waiting: libmicrohttpd is reading or writing
+				 * the socket and finds the close itself. */
+				if (cn->waiting)
+					rt_client_hup(cn->waiting);
 				run_mhd = true;
 				break;
+			}
 			}
 		}
 		if (L->curl_deadline_ms >= 0 && rt_now_ms() >= L->curl_deadline_ms) {
@@ -1044,6 +1078,8 @@ static void rt_loop_destroy(struct rt_loop *L)
 		MHD_run(L->mhd);
 		MHD_stop_daemon(L->mhd);
 	}
+	while (L->n_easy_cache)
+		curl_easy_cleanup(L->easy_cache[--L->n_easy_cache]);
 	if (L->multi)
 		curl_multi_cleanup(L->multi);
 	curl_slist_free_all(L->headers);
@@ -1096,6 +1132,7 @@ static int rt_loop_create(struct rt_loop **out, struct router *r, unsigned index
 				  MHD_OPTION_CONNECTION_LIMIT, r->cfg.max_connections,
 				  MHD_OPTION_CONNECTION_TIMEOUT, r->cfg.idle_timeout_s,
 				  MHD_OPTION_NOTIFY_COMPLETED, rt_completed, L,
+				  MHD_OPTION_NOTIFY_CONNECTION, rt_connection, L,
 				  MHD_OPTION_EXTERNAL_LOGGER, rt_mhd_log, NULL,
 				  MHD_OPTION_END);
 	if (!L->mhd) {
