@@ -86,13 +86,27 @@ i=0; until [ "$(req /v1/chat/completions "$CHAT")" = 200 ] && [ "$(served "$U2")
 	i=$((i + 1)); [ $i -gt 30 ] && break; sleep 0.1; done
 [ "$(served "$U2")" -gt "$b2" ] && t_pass "and m goes to its new replica" || t_fail "new replica" "$(cat "$T_WORK/body")"
 
+# A replica that dies mid-stream: no retry after the first byte; the
+# stream ends with an error event.
+curl -sN "$R/v1/chat/completions" -H "Authorization: Bearer $KEY" \
+	-d '{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":100000,"stream":true}' \
+	>"$T_WORK/stream" 2>/dev/null &
+cpid=$!
+sleep 0.7
+kill -9 "$(echo $PIDS | awk '{print $2}')" # u2's engine
+i=0; while kill -0 $cpid 2>/dev/null && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+kill $cpid 2>/dev/null
+grep -q '"chat.completion.chunk"' "$T_WORK/stream" && tail -2 "$T_WORK/stream" | grep -q 'data: {"error":.*upstream_failed' &&
+	t_pass "a replica dying mid-stream: the stream ends with an error event" ||
+	t_fail "mid-stream failure" "$(tail -c 300 "$T_WORK/stream")"
+
 # Keys: a malformed answer keeps the last keys; an expired key is refused.
 python3 - "$S" <<'EOPY'
 import json, sys
 s = json.load(open(sys.argv[1])); s["keys"] = "{\"keys\": 7"; json.dump(s, open(sys.argv[1], "w"))
 EOPY
 sleep 1.5
-code=$(req /v1/chat/completions "$CHAT")
+code=$(req /v1/models) # (m's replica is dead now: the models list checks the key alone)
 [ "$code" = 200 ] && grep -q "reading the API keys failed" "$T_WORK/router.log" &&
 	t_pass "malformed keys from novad: the last ones serve, and the log says so" ||
 	t_fail "malformed keys" "$code $(tail -2 "$T_WORK/router.log")"
@@ -102,7 +116,11 @@ s = json.load(open(sys.argv[1]))
 s["keys"] = {"keys": [{"hash": sys.argv[2], "scopes": ["inference"], "expires_at": 1000}]}
 json.dump(s, open(sys.argv[1], "w"))
 EOPY
-i=0; until [ "$(req /v1/chat/completions "$CHAT")" = 401 ] || [ $i -gt 30 ]; do i=$((i + 1)); sleep 0.1; done
-[ "$(req /v1/chat/completions "$CHAT")" = 401 ] && grep -q expired "$T_WORK/body" &&
+i=0; until [ "$(req /v1/models)" = 401 ] || [ $i -gt 30 ]; do i=$((i + 1)); sleep 0.1; done
+[ "$(req /v1/models)" = 401 ] && grep -q expired "$T_WORK/body" &&
 	t_pass "an expired key is refused" || t_fail "expired key" "$(cat "$T_WORK/body")"
+
+rpid=$(echo $PIDS | awk '{print $NF}')
+kill -TERM "$rpid"; wait "$rpid"; rc=$?
+[ $rc -eq 0 ] && t_pass "SIGTERM stops the router cleanly" || t_fail "router stop" "exit $rc: $(tail -5 "$T_WORK/router.log")"
 exit 0
