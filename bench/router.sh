@@ -92,6 +92,9 @@ run() { # LABEL PORT
 }
 run direct "$UP" | tee "$W/direct.json"
 run nginx "$PX" | tee "$W/nginx.json"
+if [ -n "${BENCH_ROUTER_STRACE:-}" ]; then
+	timeout -s INT 3 strace -c -f -o "$BENCH_ROUTER_STRACE" -p "$(echo $pids | awk '{print $2}')" >/dev/null 2>&1 &
+fi
 if [ -n "${BENCH_ROUTER_PERF:-}" ]; then
 	perf record -g -o "$BENCH_ROUTER_PERF" -p "$(echo $pids | awk '{print $2}')" -- sleep "$DUR" >/dev/null 2>&1 &
 	perfpid=$!
