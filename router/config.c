@@ -19,7 +19,8 @@ const char router_usage[] =
 	"  --listen ADDR    where clients connect (NOVA_ROUTER_LISTEN, default " ROUTER_DEFAULT_LISTEN ")\n"
 	"  --config FILE    YAML: gateway, token_file, listen, threads, max_body_bytes,\n"
 	"                   max_connections, idle_timeout_s, connect_timeout_ms,\n"
-	"                   upstream_timeout_ms, max_retries, keys_poll_ms, loads_poll_ms,\n"
+	"                   upstream_timeout_ms, max_retries, max_upstream_connections,\n"
+	"                   keys_poll_ms, loads_poll_ms,\n"
 	"                   policy, log_level\n"
 	"Precedence: defaults, the file, the environment, flags.\n";
 
@@ -49,6 +50,7 @@ void router_config_defaults(struct router_config *cfg)
 	cfg->idle_timeout_s = 60;
 	cfg->connect_timeout_ms = 2000;
 	cfg->max_retries = 2;
+	cfg->max_upstream_connections = 4096;
 	cfg->keys_poll_ms = 1000;
 	cfg->loads_poll_ms = 1000;
 	cfg->policy = ROUTER_POLICY_PREFIX;
@@ -92,7 +94,7 @@ int router_config_load_file(struct router_config *cfg, const char *path, struct 
 					   "max_body_bytes", "max_connections", "idle_timeout_s",
 					   "connect_timeout_ms", "upstream_timeout_ms", "max_retries",
 					   "keys_poll_ms", "loads_poll_ms", "policy", "log_level",
-					   NULL};
+					   "max_upstream_connections", NULL};
 	/* Numbers: field, range, where. */
 	const struct {
 		const char *name;
@@ -105,6 +107,7 @@ int router_config_load_file(struct router_config *cfg, const char *path, struct 
 		{"connect_timeout_ms", 10, 600000, &cfg->connect_timeout_ms},
 		{"upstream_timeout_ms", 0, 86400000, &cfg->upstream_timeout_ms},
 		{"max_retries", 0, 10, &cfg->max_retries},
+		{"max_upstream_connections", 1, 1000000, &cfg->max_upstream_connections},
 		{"keys_poll_ms", 100, 60000, &cfg->keys_poll_ms},
 		{"loads_poll_ms", 100, 60000, &cfg->loads_poll_ms},
 	};

@@ -1124,8 +1124,12 @@ static int rt_loop_create(struct rt_loop **out, struct router *r, unsigned index
 	curl_multi_setopt(L->multi, CURLMOPT_SOCKETDATA, L);
 	curl_multi_setopt(L->multi, CURLMOPT_TIMERFUNCTION, rt_curl_timer);
 	curl_multi_setopt(L->multi, CURLMOPT_TIMERDATA, L);
-	/* Keep-alive connections to replicas kept per loop. */
-	curl_multi_setopt(L->multi, CURLMOPT_MAXCONNECTS, 4096L);
+	/* Connections to replicas: at most this loop's share of the cap in
+	 * use (a transfer past it waits in libcurl for one to free, rather
+	 * than failing), and as many kept alive. */
+	long share = (long)((r->cfg.max_upstream_connections + r->cfg.threads - 1) / r->cfg.threads);
+	curl_multi_setopt(L->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, share);
+	curl_multi_setopt(L->multi, CURLMOPT_MAXCONNECTS, share);
 	L->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
 				  NULL, NULL, rt_handler, L,
 				  MHD_OPTION_LISTEN_SOCKET, listen_fd,

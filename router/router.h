@@ -67,6 +67,9 @@ struct router_config {
 	unsigned upstream_timeout_ms; /* upstream_timeout_ms: a whole upstream request;
 				       * 0 (default): none, streams may be long        */
 	unsigned max_retries;       /* max_retries: other replicas tried, 2             */
+	unsigned max_upstream_connections; /* max_upstream_connections: to all replicas
+				       * together, 4096 (split over the loops); past
+				       * it requests wait for a connection to free   */
 	unsigned keys_poll_ms;      /* keys_poll_ms: GET /v1/router/keys period, 1000   */
 	unsigned loads_poll_ms;     /* loads_poll_ms: load hints period, 1000           */
 	enum router_policy policy;  /* policy: least-loaded | session | prefix          */

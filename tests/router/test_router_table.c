@@ -257,7 +257,7 @@ static void test_the_config_file_is_read_and_flags_win(void **state)
 	char yaml[512];
 	snprintf(yaml, sizeof(yaml),
 		 "gateway: http://127.0.0.1:8420\ntoken_file: %s\nlisten: 127.0.0.1:0\nthreads: 3\n"
-		 "policy: least-loaded\nmax_retries: 1\n", tokpath);
+		 "policy: least-loaded\nmax_retries: 1\nmax_upstream_connections: 8\n", tokpath);
 	const char *path = write_file(yaml);
 	char *argv[] = {"nova-router", "--config", (char *)path, "--threads", "2", NULL};
 	router_config_defaults(&cfg);
@@ -267,6 +267,7 @@ static void test_the_config_file_is_read_and_flags_win(void **state)
 	assert_string_equal(cfg.token, "sk-nova-from-file");
 	assert_int_equal(cfg.threads, 2);
 	assert_int_equal(cfg.max_retries, 1);
+	assert_int_equal(cfg.max_upstream_connections, 8);
 	assert_int_equal(cfg.policy, ROUTER_POLICY_LEAST_LOADED);
 	unlink(path);
 	unlink(tokpath);
