@@ -138,6 +138,8 @@ struct rt_req {
 	struct textbuf out;         /* upstream bytes not yet given to the client */
 	size_t out_off;
 	long long started_ms;
+	long long first_byte_ms;    /* from the replica, since started; -1: none yet */
+	size_t mstat;               /* rt_metrics entry + 1; 0: none */
 };
 
 /* --- answers ----------------------------------------------------------------- */
@@ -322,6 +324,8 @@ static size_t rt_on_body(char *p, size_t size, size_t n, void *ud)
 	textbuf_add(&q->out, p, len);
 	if (q->out.failed)
 		return 0; /* out of memory: the transfer fails */
+	if (q->first_byte_ms < 0)
+		q->first_byte_ms = rt_now_ms() - q->started_ms;
 	rt_attention(q);
 	return len;
 }
@@ -643,6 +647,76 @@ static enum MHD_Result rt_answer_models(struct rt_req *q)
 	return rt_queue_text(q, 200, "application/json", text, NULL);
 }
 
+/* A label value as Prometheus's text format wants it. */
+static void rt_label(struct textbuf *t, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			textbuf_add(t, "\\", 1);
+		if (*v == '\n')
+			textbuf_adds(t, "\\n");
+		else
+			textbuf_add(t, v, 1);
+	}
+}
+
+static void rt_hist_render(struct textbuf *t, const char *name, const char *model,
+			   const struct rt_hist *h)
+{
+	unsigned long long cum = 0;
+	for (size_t i = 0; i <= RT_HIST_BUCKETS; i++) {
+		cum += h->b[i];
+		textbuf_addf(t, "%s_bucket{model=\"", name);
+		rt_label(t, model);
+		if (i < RT_HIST_BUCKETS)
+			textbuf_addf(t, "\",le=\"%g\"} %llu\n", rt_hist_bounds[i], cum);
+		else
+			textbuf_addf(t, "\",le=\"+Inf\"} %llu\n", cum);
+	}
+	textbuf_addf(t, "%s_sum{model=\"", name);
+	rt_label(t, model);
+	textbuf_addf(t, "\"} %.6f\n%s_count{model=\"", h->sum, name);
+	rt_label(t, model);
+	textbuf_addf(t, "\"} %llu\n", h->count);
+}
+
+static void rt_metrics_render(struct textbuf *t, struct rt_metrics *mx)
+{
+	static const char *const classes[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+	pthread_mutex_lock(&mx->lock);
+	textbuf_adds(t, "# HELP nova_router_model_requests_total Requests routed to a model, by "
+			"the class of the status answered (none: the client left first).\n"
+			"# TYPE nova_router_model_requests_total counter\n");
+	for (size_t i = 0; i < mx->n; i++)
+		for (int c = 0; c < 6; c++) {
+			if (!mx->m[i].by_class[c] && c != 2)
+				continue;
+			textbuf_adds(t, "nova_router_model_requests_total{model=\"");
+			rt_label(t, mx->m[i].key);
+			textbuf_addf(t, "\",code=\"%s\"} %llu\n", classes[c], mx->m[i].by_class[c]);
+		}
+	textbuf_adds(t, "# HELP nova_router_model_in_flight Requests routed to a model being "
+			"answered now.\n# TYPE nova_router_model_in_flight gauge\n");
+	for (size_t i = 0; i < mx->n; i++) {
+		textbuf_adds(t, "nova_router_model_in_flight{model=\"");
+		rt_label(t, mx->m[i].key);
+		textbuf_addf(t, "\"} %lld\n", mx->m[i].in_flight);
+	}
+	textbuf_adds(t, "# HELP nova_router_request_duration_seconds From a request's arrival to "
+			"the end of its answer, by model.\n"
+			"# TYPE nova_router_request_duration_seconds histogram\n");
+	for (size_t i = 0; i < mx->n; i++)
+		rt_hist_render(t, "nova_router_request_duration_seconds", mx->m[i].key,
+			       &mx->m[i].duration);
+	textbuf_adds(t, "# HELP nova_router_time_to_first_byte_seconds From a request's arrival "
+			"to the first byte of the replica's answer (a stream's first token), by model.\n"
+			"# TYPE nova_router_time_to_first_byte_seconds histogram\n");
+	for (size_t i = 0; i < mx->n; i++)
+		rt_hist_render(t, "nova_router_time_to_first_byte_seconds", mx->m[i].key,
+			       &mx->m[i].first_byte);
+	pthread_mutex_unlock(&mx->lock);
+}
+
 static enum MHD_Result rt_answer_metrics(struct rt_req *q)
 {
 	struct router *r = q->loop->r;
@@ -707,6 +781,7 @@ static enum MHD_Result rt_answer_metrics(struct rt_req *q)
 			 "nova_router_keys_poll_failures_total %llu\n",
 		     keys, keys_age < 0 ? -1.0 : keys_age / 1000.0,
 		     (unsigned long long)s->keys_polls_failed);
+	rt_metrics_render(&t, &r->metrics);
 	if (t.failed) {
 		textbuf_finish(&t);
 		return MHD_NO;
@@ -772,6 +847,7 @@ static enum MHD_Result rt_begin(struct rt_req *q)
 		return rt_answer_error(q, 503, "server_error", "no_replica", NULL, "1",
 				       "no replica of %s is ready", q->route->key);
 	q->started = true;
+	q->mstat = rt_metrics_begin(&r->metrics, q->route->key);
 	if (!rt_upstream_start(q))
 		return rt_answer_error(q, 502, "server_error", "upstream_failed", NULL, NULL,
 				       "no replica of %s could be tried", q->route->key);
@@ -794,6 +870,7 @@ static enum MHD_Result rt_handler(void *cls, struct MHD_Connection *c, const cha
 		q->loop = L;
 		q->conn = c;
 		q->started_ms = rt_now_ms();
+		q->first_byte_ms = -1;
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 		if (ci)
@@ -900,6 +977,7 @@ static void rt_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		atomic_fetch_add(st >= 500 ? &s->status_5xx : st >= 400 ? &s->status_4xx : &s->status_2xx, 1);
 	}
 	atomic_fetch_sub(&s->in_flight, 1);
+	rt_metrics_end(&L->r->metrics, q->mstat, st, rt_now_ms() - q->started_ms, q->first_byte_ms);
 	if (q->prev)
 		q->prev->next = q->next;
 	else

@@ -23,6 +23,43 @@ struct rt_stats {
 	atomic_ullong resyncs;         /* watch restarted from a snapshot after a mismatch */
 };
 
+/* Per-model figures for /metrics: one entry per route key that took a
+ * request, never removed (models come and go rarely; at most
+ * RT_MODELS_MAX entries, later ones counted in the global figures only).
+ * Updated under one mutex twice per request (start, end): uncontended
+ * next to the request's own work. Rejected: per-loop copies summed at
+ * scrape time, which would save the lock at the cost of a model table per
+ * loop to keep in step. */
+#define RT_MODELS_MAX 4096
+#define RT_HIST_BUCKETS 13
+extern const double rt_hist_bounds[RT_HIST_BUCKETS];
+
+struct rt_hist {
+	unsigned long long b[RT_HIST_BUCKETS + 1]; /* the last: +Inf */
+	double sum;
+	unsigned long long count;
+};
+
+struct rt_model_stats {
+	char key[256];
+	unsigned long long by_class[6]; /* 0: no status sent; 1..5: 1xx..5xx */
+	long long in_flight;
+	struct rt_hist duration, first_byte;
+};
+
+struct rt_metrics {
+	pthread_mutex_t lock;
+	struct rt_model_stats *m;
+	size_t n, cap;
+};
+
+/* The entry of key (created), as an index + 1; 0 when the table is full. */
+size_t rt_metrics_begin(struct rt_metrics *mx, const char *key);
+/* A request of entry idx (0: none) ended: its status (0: none sent), its
+ * duration and time to the first byte from the replica (-1: none), ms. */
+void rt_metrics_end(struct rt_metrics *mx, size_t idx, int status, long long duration_ms,
+		    long long first_byte_ms);
+
 struct router {
 	struct router_config cfg;
 	/* The current table and keys: swapped by the control threads, taken
@@ -34,6 +71,7 @@ struct router {
 	long long keys_at_ms;         /* last successful keys poll */
 	atomic_bool watch_connected;
 	struct rt_stats stats;
+	struct rt_metrics metrics;
 
 	struct rt_loop **loops;
 	unsigned n_loops;

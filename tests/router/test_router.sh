@@ -127,6 +127,12 @@ code=$(req GET /v1/chat/completions "$INF")
 code=$(req GET /metrics "")
 [ "$code" = 200 ] && grep -q '^nova_router_watch_connected 1' "$T_WORK/body" &&
 	t_pass "/metrics: the watch is connected" || t_fail "metrics" "$code $(head -c 300 "$T_WORK/body")"
+grep -q '^nova_router_model_requests_total{model="demo",code="2xx"} [1-9]' "$T_WORK/body" &&
+   grep -q '^nova_router_request_duration_seconds_count{model="demo"} [1-9]' "$T_WORK/body" &&
+   grep -q '^nova_router_time_to_first_byte_seconds_bucket{model="demo",le="+Inf"} [1-9]' "$T_WORK/body" &&
+   grep -q '^nova_router_model_in_flight{model="demo"} 0' "$T_WORK/body" &&
+	t_pass "/metrics: requests, durations and time to first byte by model" ||
+	t_fail "model metrics" "$(grep model "$T_WORK/body" | head -5)"
 promtool=$(t_deb_tool prometheus usr/bin/promtool 2>/dev/null) &&
 	{ "$promtool" check metrics <"$T_WORK/body" >"$T_WORK/promtool" 2>&1 && t_pass "promtool check metrics is clean" ||
 	  t_fail "promtool" "$(cat "$T_WORK/promtool")"; }
