@@ -185,6 +185,18 @@ else
 	t_fail "the OpenAI Node SDK test needs node and npm" "not installed"
 fi
 
+# Routers share nothing: a second one, side by side, serves the same.
+NOVA_TOKEN=$ROUTER_KEY "$B/nova-router" --gateway "$NOVA_URL" --listen 127.0.0.1:0 --threads 1 \
+	>"$T_WORK/router2.port" 2>"$T_WORK/router2.log" &
+R2PID=$!
+i=0; while [ ! -s "$T_WORK/router2.port" ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+R2="http://127.0.0.1:$(head -1 "$T_WORK/router2.port")"
+i=0; until [ "$(curl -s -o "$T_WORK/body" -w '%{http_code}' "$R2/v1/chat/completions" \
+	-H "Authorization: Bearer $INF" -d "$CHAT")" = 200 ] || [ $i -gt 50 ]; do i=$((i + 1)); sleep 0.1; done
+grep -q '"chat.completion"' "$T_WORK/body" && t_pass "a second router beside the first serves the same" ||
+	t_fail "second router" "$(cat "$T_WORK/body") $(tail -2 "$T_WORK/router2.log")"
+kill -TERM $R2PID; wait $R2PID
+
 # A revoked key is refused within 2 s.
 code=$(req POST /v1/completions "$INF2" '{"model":"demo","prompt":"x","max_tokens":1}')
 [ "$code" = 200 ] || t_fail "the second key works before its revocation" "$code"
