@@ -383,6 +383,9 @@ static bool rt_upstream_start(struct rt_req *q)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->cfg.connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->cfg.upstream_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	/* A stream's chunks are small; 8 KiB reads keep 5,000 streams' buffers
+	 * at 40 MiB rather than libcurl's default 16 KiB x 5,000. */
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 8192L);
 	if (nova_log_get_level() <= NOVA_LOG_DEBUG)
 		nova_log(NOVA_LOG_DEBUG, "router", "attempt %zu of a request for %s on %s (%d outstanding)",
 			 q->n_tried, q->route->key, rep->url, atomic_load(&rep->outstanding));
@@ -1212,6 +1215,11 @@ static int rt_loop_create(struct rt_loop **out, struct router *r, unsigned index
 				  NULL, NULL, rt_handler, L,
 				  MHD_OPTION_LISTEN_SOCKET, listen_fd,
 				  MHD_OPTION_CONNECTION_LIMIT, r->cfg.max_connections,
+				  /* A client connection's pool (headers, read buffer):
+				   * 16 KiB, half libmicrohttpd's default, as requests
+				   * here carry few headers and bodies go to our own
+				   * buffer; counted per open stream. */
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
 				  MHD_OPTION_CONNECTION_TIMEOUT, r->cfg.idle_timeout_s,
 				  MHD_OPTION_NOTIFY_COMPLETED, rt_completed, L,
 				  MHD_OPTION_NOTIFY_CONNECTION, rt_connection, L,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/http_client.h"
@@ -41,6 +42,13 @@ int main(int argc, char **argv)
 	unsetenv("NOVA_TOKEN");
 	nova_log_set_level(cfg.log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* Two descriptors per request in flight (the client's, the replica's):
+	 * the soft limit raised to the hard one, as novad does. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	/* Signals are taken by this thread alone, with sigwait. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
