@@ -630,6 +630,9 @@ static int rt_auth(struct rt_req *q, enum MHD_Result *ret)
 static enum MHD_Result rt_answer_models(struct rt_req *q)
 {
 	struct router_table *t = rt_table_get(q->loop->r);
+	if (!t) /* an empty list would say "nothing is served" */
+		return rt_answer_error(q, 503, "server_error", "table_unavailable", NULL, "1",
+				       "this router has not learned the routing table from novad yet");
 	json_t *data = json_array();
 	for (size_t i = 0; t && data && i < t->n; i++) {
 		const struct router_route *rt = &t->routes[i];
