@@ -160,7 +160,8 @@ const ids = [];
 for await (const m of client.models.list()) ids.push(m.id);
 console.log('models ' + ids.join(','));
 const emb = await client.embeddings.create({ model: 'demo', input: 'x', encoding_format: 'float' });
-console.log('embeddings ' + emb.data[0].embedding.length);
+const emb64 = await client.embeddings.create({ model: 'demo', input: 'x' }); // the SDK's base64
+console.log('embeddings ' + emb.data[0].embedding.length + ' ' + emb64.data[0].embedding.length);
 try {
 	await client.chat.completions.create({ model: 'nope', messages: msgs });
 	console.log('unknown model accepted');
@@ -175,7 +176,7 @@ EOJS
 			t_fail "SDK stream" "$out"
 		echo "$out" | grep -q '^completion the model' && t_pass "OpenAI Node SDK: a completion" || t_fail "SDK completion" "$out"
 		echo "$out" | grep -q '^models demo$' && t_pass "OpenAI Node SDK: the models list" || t_fail "SDK models" "$out"
-		echo "$out" | grep -q '^embeddings 8$' && t_pass "OpenAI Node SDK: embeddings" || t_fail "SDK embeddings" "$out"
+		echo "$out" | grep -q '^embeddings 16 16$' && t_pass "OpenAI Node SDK: embeddings" || t_fail "SDK embeddings" "$out"
 		echo "$out" | grep -q '^error NotFoundError 404 model_not_found$' &&
 			t_pass "OpenAI Node SDK: an unknown model is its NotFoundError" || t_fail "SDK 404" "$out"
 	else
