@@ -224,19 +224,19 @@ victim=$(pgrep -f "nova-mock-engine" | while read -r p; do
 	tr '\0' ' ' <"/proc/$p/cmdline" | grep -q -- "--port $victim_port" && echo "$p"; done 2>/dev/null | head -1)
 if [ -n "$victim" ]; then
 	before=$(req GET /metrics "" >/dev/null; sed -n 's/^nova_router_retries_total //p' "$T_WORK/body")
-	# Under load: four clients, each sending one request (10 tokens,
-	# about 200 ms) after another for 2 s; the engine dies in the middle,
-	# with requests in flight on it.
+	# Under load: four clients, each sending one request (40 tokens,
+	# about 800 ms, answered at its end) after another for 3 s; the engine
+	# dies in the middle, with requests in flight on it.
 	load() {
-		end=$(($(date +%s%N) + 2000000000))
+		end=$(($(date +%s%N) + 3000000000))
 		while [ "$(date +%s%N)" -lt $end ]; do
 			curl -s -o /dev/null -w '%{http_code}\n' "$R/v1/completions" -H "Authorization: Bearer $INF" \
-				-d '{"model":"demo","prompt":"x","max_tokens":10}'
+				-d '{"model":"demo","prompt":"x","max_tokens":40}'
 		done >"$T_WORK/kill.$1"
 	}
 	pids=
 	for n in 1 2 3 4; do load $n & pids="$pids $!"; done
-	sleep 0.7
+	sleep 1.2
 	kill -9 "$victim"
 	tk=$(date +%H:%M:%S.%N)
 	wait $pids
