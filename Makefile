@@ -27,7 +27,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread -lm
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"'
 
-LIB_DIRS := core audit adapters adapters/fake adapters/lpu adapters/kubernetes adapters/ssh pools models deployments inventory auth gateway sidecar
+LIB_DIRS := core audit adapters adapters/fake adapters/lpu adapters/kubernetes adapters/ssh pools models deployments inventory auth gateway sidecar router
 LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/assets.o
 LIB      := $(BUILD)/libnova.a
@@ -35,7 +35,7 @@ LIB      := $(BUILD)/libnova.a
 CLI_SRCS := $(filter-out %_main.c,$(wildcard cli/*.c))
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 
-BINS := $(BUILD)/novad $(BUILD)/novactl $(BUILD)/nova-mock-engine $(BUILD)/nova-sidecar
+BINS := $(BUILD)/novad $(BUILD)/novactl $(BUILD)/nova-mock-engine $(BUILD)/nova-sidecar $(BUILD)/nova-router
 # Benchmark programs (bench/): built with everything, so they keep compiling;
 # not part of libnova. `make bench` builds a release tree and runs them.
 BENCH_BINS := $(BUILD)/bench/loadgen $(BUILD)/bench/bench_placement $(BUILD)/bench/watchers
@@ -52,7 +52,7 @@ TEST_DRIVERS := $(TEST_DRIVER_SRCS:%.c=$(BUILD)/%)
 SQL_FILES := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 WEB_FILES := $(sort $(shell find web -type f 2>/dev/null))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
-             inventory/*.h auth/*.h audit/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h)
+             inventory/*.h auth/*.h audit/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h router/*.h)
 
 .PHONY: all deps test asan run install check-headers clean tests fuzz fuzz-build bench
 all: $(BINS) $(BENCH_BINS)
@@ -93,6 +93,9 @@ $(BUILD)/nova-sidecar: $(BUILD)/sidecar/sidecar_main.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/nova-mock-engine: $(BUILD)/sidecar/mock_engine_main.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/nova-router: $(BUILD)/router/router_main.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LINK    $@"
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/novactl: $(BUILD)/cli/novactl_main.o $(CLI_OBJS) $(LIB)

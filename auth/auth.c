@@ -1,6 +1,7 @@
 #include "auth/auth.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -48,6 +49,15 @@ struct auth {
 	pthread_mutex_t lock;
 	struct auth_cached_key *keys;
 	size_t n_keys, keys_cap;
+	/* auth_router_keys: the text last read, its ETag and when (monotonic
+	 * ms; 0: to be read again), under lock; rk_refresh is held by the one
+	 * caller reading the database, so pollers arriving together make one
+	 * query, not one each. */
+	pthread_mutex_t rk_refresh;
+	char *rk_text;
+	char rk_etag[AUTH_ROUTER_KEYS_ETAG_LEN];
+	long long rk_read_ms;
+	unsigned long rk_revoked; /* revocations through this novad, counted */
 };
 
 static long long auth_mono_ms(void)
@@ -269,6 +279,7 @@ int auth_create(struct auth **out, struct db_pool *db, const char *admin_token,
 	a->db = db;
 	secret_sha256_hex(a->admin_hash, admin_token, strlen(admin_token));
 	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->rk_refresh, NULL);
 	*out = a;
 	return 0;
 }
@@ -280,6 +291,8 @@ void auth_destroy(struct auth *a)
 	if (a->keys)
 		explicit_bzero(a->keys, a->keys_cap * sizeof(*a->keys));
 	free(a->keys);
+	free(a->rk_text);
+	pthread_mutex_destroy(&a->rk_refresh);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
@@ -624,5 +637,90 @@ int auth_apikey_revoke(struct auth *a, const char *id, struct audit_note *audit,
 		rc = db_tx_commit(c, err);
 	PQclear(res);
 	db_conn_release(a->db, c); /* rolls back what did not commit */
+	/* Routers' next poll reads the keys again; a read under way now may
+	 * have missed the commit, and is not taken as current (below). */
+	pthread_mutex_lock(&a->lock);
+	a->rk_read_ms = 0;
+	a->rk_revoked++;
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
+/* The keys as routers get them, from the database (auth.h). */
+static int auth_router_keys_read(char **text, struct auth *a, struct nova_err *err)
+{
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*text = NULL;
+	if ((rc = db_conn_acquire(&c, a->db, err)))
+		return rc;
+	rc = db_exec(&res, c,
+		     "SELECT key_hash, scopes, "
+		     "coalesce(floor(extract(epoch FROM expires_at))::bigint, 0) "
+		     "FROM api_keys WHERE revoked_at IS NULL "
+		     "AND (expires_at IS NULL OR expires_at > now()) ORDER BY key_hash",
+		     0, NULL, err);
+	db_conn_release(a->db, c);
+	if (rc)
+		return rc;
+	json_t *list = json_array();
+	for (int i = 0; list && i < PQntuples(res); i++) {
+		unsigned scopes = auth_scopes_from_pg(PQgetvalue(res, i, 1));
+		long long exp = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		json_t *names = json_array();
+		for (unsigned b = 0; names && b < AUTH_SCOPE_COUNT; b++)
+			if (scopes & (1u << b))
+				json_array_append_new(names, json_string(auth_scope_names[b]));
+		json_array_append_new(list, json_pack("{s:s, s:o, s:o}", "hash", PQgetvalue(res, i, 0),
+						      "scopes", names ? names : json_array(),
+						      "expires_at",
+						      exp ? json_integer(exp) : json_null()));
+	}
+	PQclear(res);
+	json_t *body = list ? json_pack("{s:o}", "keys", list) : NULL;
+	*text = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(body);
+	return *text ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}
+
+int auth_router_keys(char **text, char etag[AUTH_ROUTER_KEYS_ETAG_LEN], struct auth *a,
+		     struct nova_err *err)
+{
+	char *fresh = NULL;
+	int rc = 0;
+	*text = NULL;
+	pthread_mutex_lock(&a->rk_refresh);
+	pthread_mutex_lock(&a->lock);
+	bool current = a->rk_text && a->rk_read_ms && auth_mono_ms() - a->rk_read_ms < AUTH_ROUTER_KEYS_TTL_MS;
+	pthread_mutex_unlock(&a->lock);
+	if (!current) {
+		long long started = auth_mono_ms();
+		pthread_mutex_lock(&a->lock);
+		unsigned long revoked = a->rk_revoked;
+		pthread_mutex_unlock(&a->lock);
+		rc = auth_router_keys_read(&fresh, a, err);
+		pthread_mutex_lock(&a->lock);
+		if (rc == 0) {
+			char hash[SECRET_HEX_SHA256_LEN];
+			secret_sha256_hex(hash, fresh, strlen(fresh));
+			free(a->rk_text);
+			a->rk_text = fresh;
+			snprintf(a->rk_etag, sizeof(a->rk_etag), "W/\"%.32s\"", hash);
+			/* A revocation while we read may not be in this text: it
+			 * stays due for another read. */
+			a->rk_read_ms = a->rk_revoked == revoked ? started : 0;
+		}
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_mutex_lock(&a->lock);
+	if (a->rk_text) {
+		/* Read now, or the last text while the database is away. */
+		*text = strdup(a->rk_text);
+		snprintf(etag, AUTH_ROUTER_KEYS_ETAG_LEN, "%s", a->rk_etag);
+		rc = *text ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	pthread_mutex_unlock(&a->lock);
+	pthread_mutex_unlock(&a->rk_refresh);
 	return rc;
 }

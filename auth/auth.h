@@ -22,8 +22,9 @@
  *              cordon, uncordon and drain nodes
  *   read       every GET but API keys (and audit), /metrics included
  *   routes     GET /v1/routes and /v1/routes/watch only
- *   router     what nova-router needs: routes and its watch today (later
- *              the hashes and scopes of inference keys, and reporting demand)
+ *   router     what nova-router needs: routes and their watch, the hashes
+ *              and scopes of API keys (GET /v1/router/keys; later reporting
+ *              demand)
  *   inference  requests through nova-router; no novad route needs it
  * Implied: admin -> all; read -> routes; router -> routes. Nothing else:
  * write does not imply read (a deploy script asks for both, and keys from
@@ -147,5 +148,28 @@ int auth_apikey_list(struct auth_apikey **out, size_t *n_out, struct auth *a,
 /* Idempotent for a known id; NOVA_ENOTFOUND for an unknown one. */
 int auth_apikey_revoke(struct auth *a, const char *id, struct audit_note *audit,
 		       struct nova_err *err);
+
+/* What nova-router needs to check API keys itself, from memory: every
+ * active key (not revoked, not past its expiry) as its SHA-256 (the hex
+ * novad stores), its scopes and its expiry, never a secret:
+ *   {"keys": [{"hash": "<64 hex>", "scopes": ["inference"],
+ *              "expires_at": <unix seconds> | null}, ...]}
+ * sorted by hash, so every novad renders one set of keys as one text, with
+ * one ETag (W/"<hash of the text>"), the same on every novad.
+ * Every active key, not only those with the inference scope: the router
+ * then answers a known key without the scope 403, as novad does, instead
+ * of 401 (rejected: inference keys alone, which made a read-only key look
+ * unknown there). The hashes are of 256-bit random tokens, so they give
+ * nothing to guess from.
+ * Read from the database at most once per AUTH_ROUTER_KEYS_TTL_MS and
+ * shared by every caller meanwhile, so routers may poll every second
+ * whatever their number; a revocation through this novad is seen by the
+ * next read at once. While the database is away the last text read serves
+ * (a revocation then waits for it, as on novad); before any read,
+ * NOVA_EUNAVAIL. *text is the caller's. */
+#define AUTH_ROUTER_KEYS_TTL_MS 500
+#define AUTH_ROUTER_KEYS_ETAG_LEN 40
+int auth_router_keys(char **text, char etag[AUTH_ROUTER_KEYS_ETAG_LEN], struct auth *a,
+		     struct nova_err *err);
 
 #endif

@@ -68,6 +68,11 @@ const struct gw_route gw_routes[] = {
 	 "http.max_watchers_per_key, http.max_watchers): past either, 429 with Retry-After",
 	 NULL, NULL, 200, "routes", true},
 
+	{"GET", "/v1/router/keys", gw_router_keys, AUTH_SCOPE_ROUTER,
+	 "For nova-router: every active API key's SHA-256, scopes and expiry (never a secret), so "
+	 "routers check keys from memory; ETag and If-None-Match (304), cheap to poll every second",
+	 NULL, "RouterKeys", 200, "router", false},
+
 	{"POST", "/v1/models", gw_model_register, AUTH_SCOPE_WRITE,
 	 "Register a model (name, version, engine, kind and stages)", "ModelSpec", "Model", 201,
 	 "models", false},

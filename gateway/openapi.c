@@ -188,6 +188,13 @@ const char gw_openapi_schemas[] =
 	"      \"load\": {\"description\": \"null: no load reported (to this novad) yet\", "
 	"\"anyOf\": [{\"$ref\": \"#/components/schemas/Load\"}, "
 	"{\"type\": \"object\", \"nullable\": true, \"enum\": [null]}]}}}}}}}}},"
+	"\"RouterKeys\": {\"type\": \"object\", \"required\": [\"keys\"], \"properties\": {"
+	"  \"keys\": {\"type\": \"array\", \"description\": \"every active (not revoked, not "
+	"expired) API key, sorted by hash\", \"items\": {\"type\": \"object\", \"properties\": {"
+	"    \"hash\": {\"type\": \"string\", \"description\": \"lowercase hex SHA-256 of the key\"},"
+	"    \"scopes\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/Scope\"}},"
+	"    \"expires_at\": {\"type\": \"integer\", \"nullable\": true, \"description\": "
+	"\"seconds since the epoch; null: never\"}}}}}},"
 	"\"ApiKeyList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/ApiKey\"}},"
 	"\"AuditList\": {\"type\": \"object\", \"description\": \"newest first; query: since, "
 	"until (RFC 3339), key (an API key's id or name, or admin), object (a name as requested, or an "
@@ -324,16 +331,21 @@ static json_t *gw_operation(const struct gw_route *r)
 					      gw_json_content(r->response_schema)));
 	else
 		json_object_set_new(responses, status, json_pack("{s:s}", "description", "success"));
-	if (!strcmp(r->method, "GET") && !strcmp(r->pattern, "/v1/routes")) {
+	bool keys = !strcmp(r->pattern, "/v1/router/keys");
+	if (!strcmp(r->method, "GET") && (!strcmp(r->pattern, "/v1/routes") || keys)) {
 		json_object_set_new(json_object_get(responses, status), "headers",
 				    json_pack("{s:{s:s, s:{s:s}}}", "ETag", "description",
-					      "a weak tag of the routes alone: the same table has "
-					      "the same tag on every novad",
+					      keys ? "a weak tag of the keys' text: the same keys have "
+						     "the same tag on every novad"
+						   : "a weak tag of the routes alone: the same table has "
+						     "the same tag on every novad",
 					      "schema", "type", "string"));
 		json_object_set_new(responses, "304",
 				    json_pack("{s:s}", "description",
-					      "If-None-Match named the current ETag: the table has "
-					      "not changed"));
+					      keys ? "If-None-Match named the current ETag: the keys "
+						     "have not changed"
+						   : "If-None-Match named the current ETag: the table has "
+						     "not changed"));
 		json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:s, s:{s:s}}", "name",
 							"If-None-Match", "in", "header", "required", 0,
 							"description", "an ETag from an earlier answer",

@@ -7,6 +7,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
 NOVAD="$top/$BUILD/novad"
 NOVACTL="$top/$BUILD/novactl"
+ROUTER="$top/$BUILD/nova-router"
+ROUTER_LISTEN=${NOVA_ROUTER_LISTEN:-127.0.0.1:8430}
 CONFIG=${NOVA_CONFIG:-$top/etc/novad.yaml}
 
 state=${NOVA_STATE_DIR:-}
@@ -62,6 +64,7 @@ stop_all() {
 	done
 	"$NOVACTL" deployment delete demo >/dev/null 2>&1
 	"$NOVACTL" pool delete demo --force >/dev/null 2>&1
+	[ -n "${rpid:-}" ] && kill -TERM $rpid 2>/dev/null && wait $rpid
 	kill -TERM $pid 2>/dev/null
 	wait $pid
 	exit 0
@@ -72,6 +75,31 @@ endpoint=
 i=0
 while [ -z "$endpoint" ] && [ $i -lt 300 ]; do
 	endpoint=$("$NOVACTL" -o json routes --model demo 2>/dev/null | sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p' | head -1)
+	i=$((i + 1)); sleep 0.1
+done
+
+# nova-router in front: a key with the router scope for it (by its
+# environment, never its command line), one with the inference scope for
+# the curl below, kept in a 0600 header file that curl reads (-H @file), so
+# it is on no command line either.
+router_key=$("$NOVACTL" apikey create make-run-router --scope router 2>/dev/null)
+auth="$state/router-auth-header"
+(umask 077; printf 'Authorization: Bearer %s\n' \
+	"$("$NOVACTL" apikey create make-run-client --scope inference 2>/dev/null)" >"$auth")
+rlog="$state/nova-router.log"
+rm -f "$state/nova-router.port"
+NOVA_TOKEN=$router_key setsid "$ROUTER" --gateway "$url" --listen "$ROUTER_LISTEN" \
+	>"$state/nova-router.port" 2>>"$rlog" &
+rpid=$!
+router_url=
+i=0
+while [ $i -lt 100 ]; do
+	if ! kill -0 $rpid 2>/dev/null; then
+		echo "make run: nova-router exited:" >&2; tail -n 5 "$rlog" >&2; rpid=; break
+	fi
+	[ -s "$state/nova-router.port" ] &&
+		router_url="http://${ROUTER_LISTEN%:*}:$(head -1 "$state/nova-router.port")" &&
+		curl -sf -o /dev/null -H @"$auth" "$router_url/v1/models" && break
 	i=$((i + 1)); sleep 0.1
 done
 
@@ -89,7 +117,14 @@ EOT
 "$NOVACTL" routes | sed 's/^/    /'
 cat <<EOT
 
-  Send a chat completion to the routed endpoint:
+  nova-router, one stable OpenAI-compatible URL for every model (log: $rlog;
+  $auth holds an inference key as a header line):
+    curl -s $router_url/v1/chat/completions \\
+      -H @$auth -H 'Content-Type: application/json' \\
+      -d '{"model":"demo","messages":[{"role":"user","content":"Hello"}],"max_tokens":8}'
+    (add "stream":true for tokens as they come; GET /v1/models lists the models)
+
+  Or the replica's own endpoint, directly:
     curl -s $endpoint/v1/chat/completions -H 'Content-Type: application/json' \\
       -d '{"model":"demo","messages":[{"role":"user","content":"Hello"}],"max_tokens":8}'
 

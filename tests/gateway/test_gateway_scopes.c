@@ -52,6 +52,7 @@ static const struct {
 	{"POST", "/v1/nodes/{node}/drain", "write"},
 	{"GET", "/v1/routes", "routes"},
 	{"GET", "/v1/routes/watch", "routes"},
+	{"GET", "/v1/router/keys", "router"},
 	{"POST", "/v1/models", "write"},
 	{"GET", "/v1/models", "read"},
 	{"GET", "/v1/models/{model}", "read"},

@@ -1,0 +1,111 @@
+/* nova-router internals shared by its files. Not for other folders. */
+#ifndef NOVA_ROUTER_ROUTER_INT_H
+#define NOVA_ROUTER_ROUTER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "router/router.h"
+
+struct rt_loop; /* one event loop (proxy.c) */
+
+/* Counters for /metrics, shared by the loops. */
+struct rt_stats {
+	atomic_ullong requests;        /* answered, any status */
+	atomic_ullong status_2xx, status_4xx, status_5xx;
+	atomic_ullong upstream_failures; /* an attempt that failed before answering */
+	atomic_ullong retries;
+	atomic_ullong ejections;
+	atomic_ullong cancelled;       /* upstream requests cut because the client left */
+	atomic_llong in_flight;
+	atomic_ullong watch_reconnects;
+	atomic_ullong keys_polls_failed;
+	atomic_ullong resyncs;         /* watch restarted from a snapshot after a mismatch */
+};
+
+/* Per-model figures for /metrics: one entry per route key that took a
+ * request, never removed (models come and go rarely; at most
+ * RT_MODELS_MAX entries, later ones counted in the global figures only).
+ * Updated under one mutex twice per request (start, end): uncontended
+ * next to the request's own work. Rejected: per-loop copies summed at
+ * scrape time, which would save the lock at the cost of a model table per
+ * loop to keep in step. */
+#define RT_MODELS_MAX 4096
+#define RT_HIST_BUCKETS 13
+extern const double rt_hist_bounds[RT_HIST_BUCKETS];
+
+struct rt_hist {
+	unsigned long long b[RT_HIST_BUCKETS + 1]; /* the last: +Inf */
+	double sum;
+	unsigned long long count;
+};
+
+struct rt_model_stats {
+	char key[256];
+	unsigned long long by_class[6]; /* 0: no status sent; 1..5: 1xx..5xx */
+	long long in_flight;
+	struct rt_hist duration, first_byte;
+};
+
+struct rt_metrics {
+	pthread_mutex_t lock;
+	struct rt_model_stats *m;
+	size_t n, cap;
+};
+
+/* The entry of key (created), as an index + 1; 0 when the table is full. */
+size_t rt_metrics_begin(struct rt_metrics *mx, const char *key);
+/* A request of entry idx (0: none) ended: its status (0: none sent), its
+ * duration and time to the first byte from the replica (-1: none), ms. */
+void rt_metrics_end(struct rt_metrics *mx, size_t idx, int status, long long duration_ms,
+		    long long first_byte_ms);
+
+struct router {
+	struct router_config cfg;
+	/* The current table and keys: swapped by the control threads, taken
+	 * by reference by the loops (table.c's opening comment). */
+	pthread_mutex_t lock;
+	struct router_table *table;   /* NULL until the first snapshot */
+	struct router_keys *keys;     /* NULL until the first poll */
+	long long table_at_ms;        /* last event or snapshot from the watch */
+	long long keys_at_ms;         /* last successful keys poll */
+	atomic_bool watch_connected;
+	struct rt_stats stats;
+	struct rt_metrics metrics;
+
+	struct rt_loop **loops;
+	unsigned n_loops;
+	uint16_t port;
+	int listen_fd;
+
+	pthread_t watch_thread, poll_thread;
+	bool control_started;
+	atomic_int stop;              /* the control threads' cancel flag */
+	/* The watch stream's own cancel: set by the stop, and by the poll
+	 * when novad's table and ours have differed for a while (resync). */
+	atomic_int watch_cancel;
+	atomic_bool watch_resync;
+	unsigned mismatches;          /* the poll's, in a row */
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+};
+
+long long rt_now_ms(void);
+
+/* References to the current table and keys (NULL when none yet); the
+ * caller unrefs. */
+struct router_table *rt_table_get(struct router *r);
+struct router_keys *rt_keys_get(struct router *r);
+/* Install a new one (taken); the old one is unref'd. */
+void rt_table_set(struct router *r, struct router_table *t);
+void rt_keys_set(struct router *r, struct router_keys *k);
+
+/* control.c: the route watch and the keys and load polls. */
+int rt_control_start(struct router *r, struct nova_err *err);
+void rt_control_stop(struct router *r);
+
+/* proxy.c: the event loops. */
+int rt_loops_start(struct router *r, struct nova_err *err);
+void rt_loops_stop(struct router *r);
+
+#endif

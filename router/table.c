@@ -1,0 +1,350 @@
+/* The routing table as requests read it, the pick, and the key set.
+ *
+ * Tables and key sets are immutable once built and shared by reference:
+ * an event loop takes a reference under a mutex held for two instructions
+ * (router.c), reads without any lock, and drops it. Rejected: a
+ * reader-writer lock over one mutable table, which would have made every
+ * request wait on a watch update applying, and the update wait on the
+ * longest request's read. The per-replica counts that must outlive a
+ * table (outstanding requests, ejection) live in the replica objects,
+ * which a new table takes over from the old one. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/secret.h"
+#include "router/router.h"
+
+static void rt_replica_unref(struct router_replica *r)
+{
+	if (r && atomic_fetch_sub(&r->refs, 1) == 1)
+		free(r);
+}
+
+void router_table_unref(struct router_table *t)
+{
+	if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < t->n; i++) {
+		struct router_route *rt = &t->routes[i];
+		for (size_t j = 0; j < rt->n; j++)
+			rt_replica_unref(rt->replicas[j]);
+		free(rt->replicas);
+		free(rt->key);
+		free(rt->model);
+		free(rt->adapter);
+	}
+	free(t->routes);
+	free(t);
+}
+
+bool router_route_key(char *out, size_t len, const json_t *route)
+{
+	const char *model = json_string_value(json_object_get(route, "model"));
+	const char *adapter = json_string_value(json_object_get(route, "adapter"));
+	if (!model || !*model)
+		return false;
+	int n = adapter ? snprintf(out, len, "%s/%s", model, adapter) : snprintf(out, len, "%s", model);
+	return n > 0 && (size_t)n < len;
+}
+
+static int rt_route_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct router_route *)a)->key, ((const struct router_route *)b)->key);
+}
+
+/* prev's object for (id, url), or NULL. Tables are small next to the
+ * traffic (thousands of replicas at most, rebuilt when an endpoint
+ * changes), so a scan per endpoint would do; the index keeps a large
+ * table's rebuild linear. */
+static struct router_replica *rt_prev_find(json_t *index, const char *id, const char *url)
+{
+	json_t *v = json_object_get(index, id);
+	struct router_replica *r = v ? (struct router_replica *)(uintptr_t)json_integer_value(v) : NULL;
+	return r && !strcmp(r->url, url) ? r : NULL;
+}
+
+struct router_table *router_table_build(const json_t *routes_by_key, long long version,
+					const struct router_table *prev, size_t *skipped)
+{
+	struct router_table *t = calloc(1, sizeof(*t));
+	json_t *prev_index = json_object(), *now_index = json_object();
+	const char *key;
+	json_t *route;
+	size_t bad = 0;
+	if (!t || !prev_index || !now_index)
+		goto fail;
+	atomic_init(&t->refs, 1);
+	t->version = version;
+	for (size_t i = 0; prev && i < prev->n; i++)
+		for (size_t j = 0; j < prev->routes[i].n; j++) {
+			struct router_replica *r = prev->routes[i].replicas[j];
+			json_object_set_new(prev_index, r->id, json_integer((json_int_t)(uintptr_t)r));
+		}
+	t->routes = calloc(json_object_size(routes_by_key) + 1, sizeof(*t->routes));
+	if (!t->routes)
+		goto fail;
+	json_object_foreach((json_t *)routes_by_key, key, route) {
+		const char *model = json_string_value(json_object_get(route, "model"));
+		const char *adapter = json_string_value(json_object_get(route, "adapter"));
+		json_t *eps = json_object_get(route, "endpoints"), *ep;
+		size_t i;
+		if (!model || !json_is_array(eps)) {
+			bad++;
+			continue;
+		}
+		struct router_route *rt = &t->routes[t->n];
+		rt->key = strdup(key);
+		rt->model = strdup(model);
+		rt->adapter = adapter ? strdup(adapter) : NULL;
+		rt->replicas = calloc(json_array_size(eps) + 1, sizeof(*rt->replicas));
+		t->n++; /* counted now, so a failure below frees what it holds */
+		if (!rt->key || !rt->model || (adapter && !rt->adapter) || !rt->replicas)
+			goto fail;
+		json_array_foreach(eps, i, ep) {
+			const char *id = json_string_value(json_object_get(ep, "replica"));
+			const char *url = json_string_value(json_object_get(ep, "url"));
+			struct router_replica *r;
+			if (!id || !url || strlen(id) >= sizeof(r->id) || strlen(url) >= sizeof(r->url) ||
+			    (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
+				bad++;
+				continue;
+			}
+			json_t *seen = json_object_get(now_index, id);
+			r = seen ? (struct router_replica *)(uintptr_t)json_integer_value(seen)
+				 : rt_prev_find(prev_index, id, url);
+			if (!r) {
+				if (!(r = calloc(1, sizeof(*r))))
+					goto fail;
+				snprintf(r->id, sizeof(r->id), "%s", id);
+				snprintf(r->url, sizeof(r->url), "%s", url);
+				size_t ul = strlen(r->url);
+				while (ul > 0 && r->url[ul - 1] == '/')
+					r->url[--ul] = '\0';
+			}
+			if (!seen)
+				json_object_set_new(now_index, id, json_integer((json_int_t)(uintptr_t)r));
+			atomic_fetch_add(&r->refs, 1);
+			rt->replicas[rt->n++] = r;
+		}
+	}
+	qsort(t->routes, t->n, sizeof(*t->routes), rt_route_cmp);
+	json_decref(prev_index);
+	json_decref(now_index);
+	if (skipped)
+		*skipped = bad;
+	return t;
+fail:
+	json_decref(prev_index);
+	json_decref(now_index);
+	router_table_unref(t);
+	return NULL;
+}
+
+const struct router_route *router_table_find(const struct router_table *t, const char *key)
+{
+	struct router_route probe = {.key = (char *)key};
+	if (!t || !t->n)
+		return NULL;
+	return bsearch(&probe, t->routes, t->n, sizeof(*t->routes), rt_route_cmp);
+}
+
+static bool rt_tried(struct router_replica *r, struct router_replica *const *tried, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (tried[i] == r)
+			return true;
+	return false;
+}
+
+static long rt_score(struct router_replica *r)
+{
+	return (long)atomic_load_explicit(&r->outstanding, memory_order_relaxed) +
+	       (long)atomic_load_explicit(&r->queue_depth, memory_order_relaxed);
+}
+
+/* Least loaded among the candidates: a scan up to ROUTER_PICK_SCAN_MAX of
+ * them, else the better of two at random. Rejected: a full scan of large
+ * sets (every request would read every replica's shared counters: cache
+ * lines bouncing between loops), and a single random pick (a replica
+ * stuck behind one long request keeps getting its share); two choices
+ * give most of the full scan's balance at the cost of two reads
+ * (Mitzenmacher). Ties go to the random start, so equal replicas share. */
+static struct router_replica *rt_least_loaded(struct router_replica **c, size_t n, uint64_t rnd)
+{
+	if (n == 0)
+		return NULL;
+	if (n <= ROUTER_PICK_SCAN_MAX) {
+		size_t start = (size_t)(rnd % n), best = start;
+		long best_score = rt_score(c[start]);
+		for (size_t k = 1; k < n; k++) {
+			size_t i = (start + k) % n;
+			long s = rt_score(c[i]);
+			if (s < best_score) {
+				best = i;
+				best_score = s;
+			}
+		}
+		return c[best];
+	}
+	size_t a = (size_t)(rnd % n), b = (size_t)((rnd >> 32) % (n - 1));
+	if (b >= a)
+		b++;
+	return rt_score(c[b]) < rt_score(c[a]) ? c[b] : c[a];
+}
+
+struct router_replica *router_pick(const struct router_route *route, enum router_policy policy,
+				   const struct router_pick_hint *hint,
+				   struct router_replica *const *tried, size_t n_tried,
+				   long long now_ms, uint64_t rnd)
+{
+	struct router_replica *stack[64], **cand = stack, *pick;
+	size_t n = 0, n_any = 0;
+	if (!route || route->n == 0)
+		return NULL;
+	if (route->n > sizeof(stack) / sizeof(stack[0]) && !(cand = malloc(route->n * sizeof(*cand))))
+		return NULL;
+	/* Hooks of later policies (issue 15): session affinity (bounded-load
+	 * consistent hashing on hint->session) and prefix affinity (the
+	 * replica that served hint->prefix's longest remembered block, while
+	 * its score stays within a bound) choose among `cand` before the
+	 * least-loaded fallback below; LoRA narrows `cand` to replicas that
+	 * serve or can load hint->adapter. Today every policy is the
+	 * fallback. */
+	(void)policy, (void)hint;
+	/* Not ejected first; when every untried one is ejected, those
+	 * anyway (a router that ejected everything would serve nothing:
+	 * Envoy's panic threshold, at 0%). */
+	for (size_t i = 0; i < route->n; i++) {
+		struct router_replica *r = route->replicas[i];
+		if (rt_tried(r, tried, n_tried))
+			continue;
+		n_any++;
+		if (atomic_load(&r->ejected_until_ms) <= now_ms)
+			cand[n++] = r;
+	}
+	if (n == 0 && n_any > 0)
+		for (size_t i = 0; i < route->n; i++)
+			if (!rt_tried(route->replicas[i], tried, n_tried))
+				cand[n++] = route->replicas[i];
+	pick = rt_least_loaded(cand, n, rnd);
+	if (cand != stack)
+		free(cand);
+	return pick;
+}
+
+void router_replica_eject(struct router_replica *r, long long now_ms)
+{
+	/* Requests in flight together fail together: one ejection, not a
+	 * doubling per request. */
+	if (atomic_load(&r->ejected_until_ms) > now_ms)
+		return;
+	int f = atomic_fetch_add(&r->failures, 1);
+	long long ms = 1000LL << (f < 5 ? f : 5);
+	if (ms > 30000)
+		ms = 30000;
+	atomic_store(&r->ejected_until_ms, now_ms + ms);
+}
+
+void router_replica_succeeded(struct router_replica *r)
+{
+	if (atomic_load_explicit(&r->failures, memory_order_relaxed)) {
+		atomic_store(&r->failures, 0);
+		atomic_store(&r->ejected_until_ms, 0);
+	}
+}
+
+/* --- keys ------------------------------------------------------------------ */
+
+#define RK_INFERENCE 1u
+#define RK_ADMIN 2u
+
+struct rk_entry {
+	unsigned char hash[32];
+	unsigned scopes;     /* RK_* */
+	long long expires_s; /* 0: never */
+};
+
+struct router_keys {
+	atomic_int refs;
+	size_t n;
+	struct rk_entry *keys; /* sorted by hash */
+};
+
+static int rk_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct rk_entry *)a)->hash, ((const struct rk_entry *)b)->hash, 32);
+}
+
+struct router_keys *router_keys_parse(const char *text, size_t len)
+{
+	json_t *doc = json_loadb(text, len, 0, NULL), *list = json_object_get(doc, "keys"), *e;
+	struct router_keys *k = NULL;
+	size_t i;
+	if (!json_is_array(list))
+		goto out;
+	if (!(k = calloc(1, sizeof(*k))) ||
+	    !(k->keys = calloc(json_array_size(list) + 1, sizeof(*k->keys)))) {
+		free(k);
+		k = NULL;
+		goto out;
+	}
+	atomic_init(&k->refs, 1);
+	json_array_foreach(list, i, e) {
+		struct rk_entry *r = &k->keys[k->n];
+		json_t *s;
+		size_t j;
+		if (!secret_sha256_from_hex(r->hash, json_string_value(json_object_get(e, "hash"))))
+			continue;
+		json_array_foreach(json_object_get(e, "scopes"), j, s) {
+			const char *name = json_string_value(s);
+			if (name && !strcmp(name, "inference"))
+				r->scopes |= RK_INFERENCE;
+			else if (name && !strcmp(name, "admin"))
+				r->scopes |= RK_ADMIN;
+		}
+		r->expires_s = json_integer_value(json_object_get(e, "expires_at"));
+		k->n++;
+	}
+	qsort(k->keys, k->n, sizeof(*k->keys), rk_cmp);
+out:
+	json_decref(doc);
+	return k;
+}
+
+struct router_keys *router_keys_ref(struct router_keys *k)
+{
+	if (k)
+		atomic_fetch_add(&k->refs, 1);
+	return k;
+}
+
+size_t router_keys_count(const struct router_keys *k)
+{
+	return k ? k->n : 0;
+}
+
+void router_keys_unref(struct router_keys *k)
+{
+	if (!k || atomic_fetch_sub(&k->refs, 1) != 1)
+		return;
+	free(k->keys);
+	free(k);
+}
+
+/* The lookup is by the token's SHA-256: what the search's timing could
+ * tell is about a hash, which gives nothing about any key. */
+enum router_key_verdict router_keys_check(const struct router_keys *k, const char *token,
+					  long long now_s)
+{
+	struct rk_entry probe;
+	if (!k || !token || !*token)
+		return ROUTER_KEY_UNKNOWN;
+	secret_sha256(probe.hash, token, strlen(token));
+	const struct rk_entry *e = bsearch(&probe, k->keys, k->n, sizeof(*k->keys), rk_cmp);
+	if (!e)
+		return ROUTER_KEY_UNKNOWN;
+	if (e->expires_s && now_s >= e->expires_s)
+		return ROUTER_KEY_EXPIRED;
+	return e->scopes & (RK_INFERENCE | RK_ADMIN) ? ROUTER_KEY_OK : ROUTER_KEY_FORBIDDEN;
+}
