@@ -15,6 +15,7 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/secret.h"
+#include "core/text.h"
 #include "adapters/ssh/ssh.h"
 #include "adapters/ssh/ssh_pool.h"
 #include "adapters/ssh/ssh_session.h"
@@ -818,10 +819,16 @@ static int ssh_run(char *out, size_t out_len, struct ssh_session *s, const struc
 		   const char *script, const char *what, struct nova_err *err)
 {
 	struct ssh_exec_result r;
+	char words[TEXT_EXCERPT_MAX + 1];
 	int rc = ssh_session_exec(&r, s, script, a->command_timeout_ms, 64 * 1024, err);
-	if (rc == 0 && r.exit_status != 0)
-		rc = nova_err_set(err, NOVA_EFAILED, "", "host %s: %s failed (status %d): %.200s",
-				  ssh_session_label(s), what, r.exit_status, r.err);
+	/* The command's stderr (the sidecar's last log lines when it exits at
+	 * once) becomes a node's reason, readable through the API: an excerpt
+	 * of its end only (core/text.h). */
+	if (rc == 0 && r.exit_status != 0) {
+		text_excerpt(words, sizeof(words), r.err, r.err_len, true);
+		rc = nova_err_set(err, NOVA_EFAILED, "", "host %s: %s failed (status %d): %s",
+				  ssh_session_label(s), what, r.exit_status, words);
+	}
 	if (rc == 0 && out)
 		snprintf(out, out_len, "%.*s", (int)strcspn(r.out, "\n"), r.out);
 	ssh_exec_result_finish(&r);
@@ -950,7 +957,7 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 		 "--advertise-host %s --log-file \"$d/log\" %s "
 		 "</dev/null >>\"$d/log\" 2>&1 & pid=$!; echo \"$pid\" >\"$d/pid\"; sleep 0.3; "
 		 "if kill -0 \"$pid\" 2>/dev/null; then echo \"started $pid\"; "
-		 "else echo \"the sidecar exited at once: $(tail -n 3 \"$d/log\")\" >&2; exit 1; fi",
+		 "else echo \"the sidecar exited at once: $(tail -c 512 \"$d/log\")\" >&2; exit 1; fi",
 		 qdir, req->node_id, hash, hash, qhandle, env, qinstall, qurl, qaddr, mock);
 	if ((rc = ssh_run(answer, sizeof(answer), s, a, script, "starting the sidecar", err)))
 		goto out;
