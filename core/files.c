@@ -1,4 +1,5 @@
 #include "core/files.h"
+#include "core/config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -247,6 +248,21 @@ int files_read_allowed(char **out, size_t *len_out, char *resolved, size_t cap, 
 		memcpy(resolved, real, strlen(real) + 1);
 	}
 	return 0;
+}
+
+static char files_state[PATH_MAX];
+
+void files_state_dir_set(const char *dir)
+{
+	snprintf(files_state, sizeof(files_state), "%s", dir ? dir : "");
+}
+
+void files_state_dir(char *out, size_t len)
+{
+	if (files_state[0])
+		snprintf(out, len, "%s", files_state);
+	else
+		cfg_default_state_dir(out, len);
 }
 
 bool files_default_etc_dir(char *out, size_t len)

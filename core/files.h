@@ -69,6 +69,15 @@ int files_read_allowed(char **out, size_t *len_out, char *resolved, size_t cap, 
 int files_read_capped(char **out, size_t *len_out, const char *path, size_t max, const char *field,
 		      struct nova_err *err);
 
+/* novad's state directory, for the files providers keep of their own (the
+ * ssh pools' known_hosts, the fake provider's state file): set once by
+ * novad from its configuration (state_dir, --state-dir, NOVA_STATE_DIR)
+ * before any thread starts, read-only after. Until set, or set to NULL or
+ * "", it is cfg_default_state_dir()'s (core/config.h). */
+void files_state_dir_set(const char *dir);
+/* The state directory into out (len bytes). */
+void files_state_dir(char *out, size_t len);
+
 /* novad's etc directory: PREFIX/share/nova/etc beside an installed
  * PREFIX/bin/novad; else, run from a build directory of the source tree
  * (build/, build-asan/, build/bench/), the etc/ of the nearest of the
