@@ -403,8 +403,8 @@ static int files_run(struct files_job *j, struct nova_err *err)
 		unsigned n = files_stuck;
 		pthread_mutex_unlock(&files_lock);
 		nova_err_set(err, NOVA_EUNAVAIL, j->field,
-			     "%s: not read: %u earlier reads of provider files have not finished",
-			     j->field, n);
+			     "%s%s%s not read: %u earlier reads of provider files have not finished",
+			     j->field, *j->field ? ": " : "", j->path, n);
 		files_hint(err);
 		files_job_free(j);
 		return NOVA_EUNAVAIL;
@@ -416,8 +416,8 @@ static int files_run(struct files_job *j, struct nova_err *err)
 	rc = pthread_create(&t, &attr, files_reader_main, j);
 	pthread_attr_destroy(&attr);
 	if (rc != 0) {
-		nova_err_set(err, NOVA_EUNAVAIL, j->field, "%s: cannot start a file reader: %s",
-			     j->field, strerror(rc));
+		nova_err_set(err, NOVA_EUNAVAIL, j->field, "%s%scannot start a file reader: %s",
+			     j->field, *j->field ? ": " : "", strerror(rc));
 		files_job_free(j);
 		return NOVA_EUNAVAIL;
 	}
@@ -439,8 +439,8 @@ static int files_run(struct files_job *j, struct nova_err *err)
 		files_stuck++;
 		snprintf(stuck, sizeof(stuck), "%u", files_stuck);
 		snprintf(field, sizeof(field), "%s", j->field);
-		nova_err_set(err, NOVA_EUNAVAIL, j->field, "%s: %s did not answer within %u ms",
-			     j->field, j->path, ms);
+		nova_err_set(err, NOVA_EUNAVAIL, j->field, "%s%s%s did not answer within %u ms",
+			     j->field, *j->field ? ": " : "", j->path, ms);
 		pthread_mutex_unlock(&files_lock);
 		files_hint(err);
 		nova_log_kv(NOVA_LOG_WARN, "files", "a provider file did not answer in time; its reader "
