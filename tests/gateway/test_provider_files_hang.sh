@@ -12,6 +12,13 @@
 set -u
 . tests/support/lib.sh
 export NOVA_PROVIDER_FILES_TIMEOUT_MS=1000 NOVA_HTTP_THREADS=4
+# Under make asan, no leak check at this novad's exit: LeakSanitizer stops
+# every thread with ptrace first, and threads the kernel holds in a FUSE
+# wait (or behind one, in the dentry lookup they share) do not stop, so the
+# exit took over 20 s in 2 runs of 5 (in none of 4 without it). The reader's
+# memory is leak-checked by the asan runs of test_files and
+# test_provider_files, where files answer.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 FS_PID=
 trap '[ -n "$FS_PID" ] && kill -TERM $FS_PID 2>/dev/null; sleep 0.3; umount -l "$T_WORK/state/hang" 2>/dev/null; t_cleanup' EXIT
 nova_start || { t_fail "novad starts" "$(tail -3 "$T_WORK/novad.log")"; exit 0; }
