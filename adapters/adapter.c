@@ -189,6 +189,12 @@ int adapter_claims(json_t **out, const struct adapter_ops *ops, const json_t *co
 	return 0;
 }
 
+void adapter_forget(const struct adapter_ops *ops, const char *pool_id)
+{
+	if (ops && ops->forget && pool_id)
+		ops->forget(pool_id);
+}
+
 const char *adapter_node_state_name(enum adapter_node_state s)
 {
 	switch (s) {

@@ -146,6 +146,11 @@ struct adapter_ops {
 	 * operator knows ("rack c1r1"). The pools module records them: a
 	 * second pool naming one of them is refused, naming the holder. */
 	int (*claims)(json_t **out, const json_t *config, struct nova_err *err);
+	/* Optional: the pool is deleted; remove what the provider kept for it
+	 * on this novad's machine (the ssh pools' own known_hosts under the
+	 * state directory). Called after the pool's row is gone; best effort
+	 * (the provider logs what it could not remove). */
+	void (*forget)(const char *pool_id);
 	/* Optional: stop what the provider runs in the background (the
 	 * kubernetes pod informers). Called by adapters_shutdown() once no
 	 * instance is in use any more. */
@@ -189,6 +194,10 @@ int adapter_list_nodes(struct adapter_node_list *out, struct adapter *ad, struct
 /* *out: a new array (empty when the provider claims nothing exclusively). */
 int adapter_claims(json_t **out, const struct adapter_ops *ops, const json_t *config,
 		   struct nova_err *err);
+
+/* The pool is deleted (adapter_ops.forget); nothing when the provider
+ * keeps nothing. */
+void adapter_forget(const struct adapter_ops *ops, const char *pool_id);
 
 const char *adapter_node_state_name(enum adapter_node_state s);
 void adapter_resources_finish(struct adapter_resources *res);

@@ -449,7 +449,7 @@ if want failure; then
 	export NOVA_HEARTBEAT_INTERVAL_MS=$FD_INTERVAL_MS NOVA_NODE_FAILED_AFTER_MS=60000 NOVA_ENABLE_FAKE_PROVIDER=1
 	if nova_bench_start bench_fd &&
 	   "$C" model register -f etc/models/lora_static.yaml >/dev/null &&
-	   "$C" pool create p --provider fake --config "{\"state_file\":\"$W/fd-provider.json\"}" >/dev/null &&
+	   "$C" pool create p --provider fake --config '{"state_file":"fd-provider.json"}' >/dev/null &&
 	   "$C" deploy mistral-7b-lora --pool p --name fd >/dev/null; then
 		i=0
 		until [ "$(psql_db "$NOVA_DB" -c "SELECT count(*) FROM replicas WHERE state = 'placed'")" = 1 ]; do
@@ -457,7 +457,7 @@ if want failure; then
 			sleep 0.1
 		done
 		fd_node=$(psql_db "$NOVA_DB" -c "SELECT id FROM nodes")
-		fd_token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$W/fd-provider.json")
+		fd_token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$NOVA_STATE_DIR/fake/fd-provider.json")
 		fd_start
 		for run in $(seq "$FD_RUNS"); do
 			i=0

@@ -54,6 +54,7 @@ void cfg_defaults(struct cfg *c)
 	 * after 5 s): acquire + statement stays under it. */
 	c->db_statement_timeout_ms = 2000;
 	c->db_acquire_timeout_ms = 1000;
+	c->provider_files_timeout_ms = 2000;
 	c->enable_fake_provider = false;
 	c->workers = 2;
 	c->worker_lease_ms = 30000;
@@ -214,7 +215,7 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 					   "node_brake_percent", "node_brake_min_nodes", "provider_files",
 					   "lpu_agent", "audit_retention_days", "advertise_url",
 					   "lpu_run_dir", "machine_id", "metrics_public",
-					   "metrics_refresh_ms", NULL};
+					   "metrics_refresh_ms", "provider_files_timeout_ms", NULL};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
 	long long v;
@@ -260,6 +261,11 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		if ((rc = ydoc_get_long(&v, d, n, "database_acquire_timeout_ms", 10, 600000, err)))
 			goto out;
 		c->db_acquire_timeout_ms = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "provider_files_timeout_ms"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "provider_files_timeout_ms", 10, 600000, err)))
+			goto out;
+		c->provider_files_timeout_ms = (unsigned)v;
 	}
 	if ((n = ydoc_map_get(d, root, "node_brake_percent"))) {
 		if ((rc = ydoc_get_long(&v, d, n, "node_brake_percent", 1, 100, err)))
@@ -441,6 +447,9 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 		return rc;
 	if ((rc = cfg_env_uint(&c->db_acquire_timeout_ms, "NOVA_DB_ACQUIRE_TIMEOUT_MS", 10, 600000,
 			       err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->provider_files_timeout_ms, "NOVA_PROVIDER_FILES_TIMEOUT_MS", 10,
+			       600000, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->workers, "NOVA_WORKERS", 0, 16, err)))
 		return rc;

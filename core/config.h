@@ -71,6 +71,10 @@ struct cfg {
 	char provider_files[CFG_PROVIDER_FILES_MAX][1024];
 	unsigned n_provider_files;
 	bool provider_files_set;
+	/* provider_files_timeout_ms: NOVA_PROVIDER_FILES_TIMEOUT_MS (2000): how
+	 * long a provider file may take to be checked and read before the
+	 * request is answered 503 naming its field (core/files.h) */
+	unsigned provider_files_timeout_ms;
 	/* lpu_agent: NOVA_LPU_AGENT: the program lpu agents run ("": the
 	 * nova-sidecar beside novad) */
 	char lpu_agent[1024];

@@ -1,12 +1,18 @@
 #include "core/files.h"
+#include "core/config.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int files_mkdir_p(const char *dir, mode_t leaf_mode, const char *field, struct nova_err *err)
@@ -131,8 +137,8 @@ static void files_lexical(char *out, size_t cap, const char *path)
 	}
 }
 
-int files_path_allowed(char *resolved, size_t cap, const char *path, size_t path_len,
-		       const char *field, struct nova_err *err)
+static int files_path_allowed_now(char *resolved, size_t cap, const char *path, size_t path_len,
+				  const char *field, struct nova_err *err)
 {
 	char real[PATH_MAX], lex[PATH_MAX];
 	struct stat st;
@@ -172,8 +178,8 @@ int files_path_allowed(char *resolved, size_t cap, const char *path, size_t path
 	return 0;
 }
 
-int files_read_capped(char **out, size_t *len_out, const char *path, size_t max, const char *field,
-		      struct nova_err *err)
+static int files_read_capped_now(char **out, size_t *len_out, const char *path, size_t max,
+				 const char *field, struct nova_err *err)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -224,29 +230,327 @@ int files_read_capped(char **out, size_t *len_out, const char *path, size_t max,
 	return 0;
 }
 
-int files_read_allowed(char **out, size_t *len_out, char *resolved, size_t cap, const char *path,
-		       size_t path_len, size_t max, const char *field, struct nova_err *err)
+/* realpath into real (PATH_MAX), then the content: one reader job. */
+static int files_read_allowed_now(char **out, size_t *len_out, char *real, const char *path,
+				  size_t path_len, size_t max, const char *field, struct nova_err *err)
 {
-	char real[PATH_MAX];
 	int rc;
 	*out = NULL;
-	if ((rc = files_path_allowed(real, sizeof(real), path, path_len, field, err)))
+	if ((rc = files_path_allowed_now(real, PATH_MAX, path, path_len, field, err)))
 		return rc;
-	if ((rc = files_read_capped(out, len_out, real, max, field, err))) {
+	if ((rc = files_read_capped_now(out, len_out, real, max, field, err))) {
 		if (rc == NOVA_ENOTFOUND) /* gone since the check: still bad config */
 			rc = err->code = NOVA_EINVAL;
 		return rc;
 	}
-	if (resolved && cap) {
-		if (strlen(real) >= cap) {
-			free(*out);
-			*out = NULL;
-			return nova_err_set(err, NOVA_EINVAL, field, "%s: the resolved path is too long",
-					    field);
-		}
-		memcpy(resolved, real, strlen(real) + 1);
-	}
 	return 0;
+}
+
+/* --- the reader ------------------------------------------------------------
+ *
+ * Every check and read of a provider file runs on a reader thread of its
+ * own, and the caller waits for it at most files_timeout_ms. A file on a
+ * file system that does not answer (a hung NFS server, a FUSE daemon that
+ * never replies, a device) blocks in the kernel in realpath, stat, open or
+ * read, where no flag helps: O_NONBLOCK means nothing to regular files.
+ * On a request's thread that held one of the HTTP threads forever (issue
+ * 23: four such pool creates and novad answered nothing, and its stop
+ * waited on them). Past the deadline the caller gets NOVA_EUNAVAIL naming
+ * the field, and the reader is abandoned: it frees its job whenever the
+ * kernel lets it go. At most FILES_STUCK_MAX readers may be abandoned and
+ * still running; past that a read is refused at once, so a file system
+ * that never answers costs a bounded number of threads, not one per
+ * request. An abandoned reader holds no lock and nothing of novad's but
+ * its job, so novad's stop does not wait for it.
+ *
+ * Rejected: a pool of long-lived reader threads (a stuck one is lost to
+ * the pool either way, and a thread per read costs tens of microseconds
+ * against a pool create's milliseconds); a forked child per read (fork of
+ * a large multi-threaded novad per pool create, and a child to reap);
+ * reading on the caller's thread with alarm() or pthread_kill (a signal
+ * does not end a wait of a FUSE request the daemon has taken: the kernel
+ * waits uninterruptibly for its answer).
+ *
+ * Beyond novad's reach: a thread the kernel holds in an uninterruptible
+ * wait (a FUSE request already taken by a daemon that ignores
+ * interrupts) keeps the process from being reaped after exit until the
+ * file system answers or is aborted; novad's own stop completes within its
+ * bound all the same. */
+enum files_job_kind { FILES_JOB_CHECK, FILES_JOB_READ, FILES_JOB_READ_ALLOWED };
+
+struct files_job {
+	enum files_job_kind kind;
+	char *path; /* a copy, path_len bytes and a NUL */
+	size_t path_len;
+	size_t max;
+	char field[NOVA_ERR_FIELD_MAX];
+	int rc;
+	struct nova_err err;
+	char resolved[PATH_MAX];
+	char *data;
+	size_t len;
+	bool done, abandoned; /* under files_lock */
+	pthread_cond_t cond;
+};
+
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned files_stuck; /* abandoned readers still running; under files_lock */
+static atomic_uint files_timeout = FILES_TIMEOUT_DEFAULT_MS;
+
+void files_timeout_set(unsigned ms)
+{
+	atomic_store(&files_timeout, ms ? ms : FILES_TIMEOUT_DEFAULT_MS);
+}
+
+unsigned files_readers_stuck(void)
+{
+	pthread_mutex_lock(&files_lock);
+	unsigned n = files_stuck;
+	pthread_mutex_unlock(&files_lock);
+	return n;
+}
+
+static void files_job_free(struct files_job *j)
+{
+	if (!j)
+		return;
+	if (j->data) {
+		/* kubeconfigs and keys: no copy lingers in freed memory */
+		explicit_bzero(j->data, j->len);
+		free(j->data);
+	}
+	free(j->path);
+	pthread_cond_destroy(&j->cond);
+	free(j);
+}
+
+static void *files_reader_main(void *arg)
+{
+	struct files_job *j = arg;
+	sigset_t all;
+	bool abandoned;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	switch (j->kind) {
+	case FILES_JOB_CHECK:
+		j->rc = files_path_allowed_now(j->resolved, sizeof(j->resolved), j->path, j->path_len,
+					       j->field, &j->err);
+		break;
+	case FILES_JOB_READ:
+		j->rc = files_read_capped_now(&j->data, &j->len, j->path, j->max, j->field, &j->err);
+		break;
+	case FILES_JOB_READ_ALLOWED:
+		j->rc = files_read_allowed_now(&j->data, &j->len, j->resolved, j->path, j->path_len,
+					       j->max, j->field, &j->err);
+		break;
+	}
+	pthread_mutex_lock(&files_lock);
+	j->done = true;
+	abandoned = j->abandoned;
+	if (abandoned)
+		files_stuck--;
+	else
+		pthread_cond_signal(&j->cond);
+	pthread_mutex_unlock(&files_lock);
+	if (abandoned)
+		files_job_free(j);
+	return NULL;
+}
+
+static void files_hint(struct nova_err *err)
+{
+	nova_err_set_hint(err, "a file system that does not answer (a hung network or FUSE mount?); "
+			  "novad.yaml's provider_files_timeout_ms (NOVA_PROVIDER_FILES_TIMEOUT_MS) "
+			  "is the wait");
+}
+
+/* A job for path (path_len bytes) on field. NULL: out of memory (err set). */
+static struct files_job *files_job_new(enum files_job_kind kind, const char *path, size_t path_len,
+				       size_t max, const char *field, struct nova_err *err)
+{
+	struct files_job *j = calloc(1, sizeof(*j));
+	pthread_condattr_t ca;
+	if (!j || !(j->path = malloc(path_len + 1))) {
+		free(j);
+		nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		return NULL;
+	}
+	memcpy(j->path, path, path_len);
+	j->path[path_len] = '\0';
+	j->path_len = path_len;
+	j->kind = kind;
+	j->max = max;
+	snprintf(j->field, sizeof(j->field), "%s", field ? field : "");
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return j;
+}
+
+/* Run j on a reader and wait for it up to the deadline. 0: it finished
+ * (its rc and err are its own; the caller frees j). Else the error is in
+ * err, and j is freed or left to its reader. */
+static int files_run(struct files_job *j, struct nova_err *err)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	struct timespec until;
+	unsigned ms = atomic_load(&files_timeout);
+	int rc;
+	pthread_mutex_lock(&files_lock);
+	if (files_stuck >= FILES_STUCK_MAX) {
+		unsigned n = files_stuck;
+		pthread_mutex_unlock(&files_lock);
+		nova_err_set(err, NOVA_EUNAVAIL, j->field,
+			     "%s%s%s not read: %u earlier reads of provider files have not finished",
+			     j->field, *j->field ? ": " : "", j->path, n);
+		files_hint(err);
+		files_job_free(j);
+		return NOVA_EUNAVAIL;
+	}
+	pthread_mutex_unlock(&files_lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	rc = pthread_create(&t, &attr, files_reader_main, j);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		nova_err_set(err, NOVA_EUNAVAIL, j->field, "%s%scannot start a file reader: %s",
+			     j->field, *j->field ? ": " : "", strerror(rc));
+		files_job_free(j);
+		return NOVA_EUNAVAIL;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&files_lock);
+	while (!j->done && pthread_cond_timedwait(&j->cond, &files_lock, &until) != ETIMEDOUT)
+		;
+	if (!j->done) {
+		/* Said while j is still ours: once unlocked, the reader may
+		 * finish and free it at any moment. */
+		char field[NOVA_ERR_FIELD_MAX], stuck[16];
+		j->abandoned = true;
+		files_stuck++;
+		snprintf(stuck, sizeof(stuck), "%u", files_stuck);
+		snprintf(field, sizeof(field), "%s", j->field);
+		nova_err_set(err, NOVA_EUNAVAIL, j->field, "%s%s%s did not answer within %u ms",
+			     j->field, *j->field ? ": " : "", j->path, ms);
+		pthread_mutex_unlock(&files_lock);
+		files_hint(err);
+		nova_log_kv(NOVA_LOG_WARN, "files", "a provider file did not answer in time; its reader "
+			    "is left behind", "field", field, "readers_left", stuck, NULL);
+		return NOVA_EUNAVAIL;
+	}
+	pthread_mutex_unlock(&files_lock);
+	return 0;
+}
+
+/* The job's own outcome into err, and its code. */
+static int files_job_result(struct files_job *j, struct nova_err *err)
+{
+	if (j->rc && err)
+		*err = j->err;
+	return j->rc;
+}
+
+int files_path_allowed(char *resolved, size_t cap, const char *path, size_t path_len,
+		       const char *field, struct nova_err *err)
+{
+	struct files_job *j;
+	int rc;
+	/* What needs no file system is answered here (and a NUL never
+	 * reaches a message). */
+	if (!path || path_len == 0 || memchr(path, '\0', path_len) || path[0] != '/' ||
+	    path_len >= PATH_MAX)
+		return files_path_allowed_now(resolved, cap, path, path_len, field, err);
+	if (!(j = files_job_new(FILES_JOB_CHECK, path, path_len, 0, field, err)))
+		return NOVA_EINTERNAL;
+	if ((rc = files_run(j, err)))
+		return rc;
+	if (!(rc = files_job_result(j, err)) && resolved) {
+		if (strlen(j->resolved) >= cap)
+			rc = nova_err_set(err, NOVA_EINVAL, field, "%s: the resolved path is too long",
+					  field);
+		else
+			memcpy(resolved, j->resolved, strlen(j->resolved) + 1);
+	}
+	files_job_free(j);
+	return rc;
+}
+
+int files_read_capped(char **out, size_t *len_out, const char *path, size_t max, const char *field,
+		      struct nova_err *err)
+{
+	struct files_job *j;
+	int rc;
+	*out = NULL;
+	if (len_out)
+		*len_out = 0;
+	if (!(j = files_job_new(FILES_JOB_READ, path, strlen(path), max, field, err)))
+		return NOVA_EINTERNAL;
+	if ((rc = files_run(j, err)))
+		return rc;
+	if (!(rc = files_job_result(j, err))) {
+		*out = j->data;
+		if (len_out)
+			*len_out = j->len;
+		j->data = NULL;
+	}
+	files_job_free(j);
+	return rc;
+}
+
+int files_read_allowed(char **out, size_t *len_out, char *resolved, size_t cap, const char *path,
+		       size_t path_len, size_t max, const char *field, struct nova_err *err)
+{
+	struct files_job *j;
+	int rc;
+	*out = NULL;
+	if (len_out)
+		*len_out = 0;
+	if (!path || path_len == 0 || memchr(path, '\0', path_len) || path[0] != '/' ||
+	    path_len >= PATH_MAX)
+		return files_path_allowed_now(NULL, 0, path, path_len, field, err);
+	if (!(j = files_job_new(FILES_JOB_READ_ALLOWED, path, path_len, max, field, err)))
+		return NOVA_EINTERNAL;
+	if ((rc = files_run(j, err)))
+		return rc;
+	if (!(rc = files_job_result(j, err)) && resolved && cap) {
+		if (strlen(j->resolved) >= cap)
+			rc = nova_err_set(err, NOVA_EINVAL, field, "%s: the resolved path is too long",
+					  field);
+		else
+			memcpy(resolved, j->resolved, strlen(j->resolved) + 1);
+	}
+	if (!rc) {
+		*out = j->data;
+		if (len_out)
+			*len_out = j->len;
+		j->data = NULL;
+	}
+	files_job_free(j);
+	return rc;
+}
+
+static char files_state[PATH_MAX];
+
+void files_state_dir_set(const char *dir)
+{
+	snprintf(files_state, sizeof(files_state), "%s", dir ? dir : "");
+}
+
+void files_state_dir(char *out, size_t len)
+{
+	if (files_state[0])
+		snprintf(out, len, "%s", files_state);
+	else
+		cfg_default_state_dir(out, len);
 }
 
 bool files_default_etc_dir(char *out, size_t len)

@@ -11,6 +11,13 @@
  * resolved path, which is the one to open (files_read_allowed() does both,
  * with a size cap).
  *
+ * Every check and read here touches the file system on a reader thread
+ * and waits for it at most the provider-files timeout (files_timeout_set):
+ * a file that does not answer (a hung network or FUSE mount) gets
+ * NOVA_EUNAVAIL naming the field, and the caller's thread is free again;
+ * the reader is left behind, and past FILES_STUCK_MAX such readers every
+ * read is refused at once (files.c says why and what was rejected).
+ *
  * The allowed list is one process-wide setting, set once by novad from its
  * configuration before any thread starts and read-only after (as the
  * adapter registry is). It is not per adapter instance because it is not
@@ -34,6 +41,17 @@
  * known_hosts files are kilobytes; the cap keeps a mistaken path (a log, a
  * disk image) from being read whole. */
 #define FILES_READ_MAX (1024 * 1024)
+/* How long a check or read may take by default: novad.yaml's
+ * provider_files_timeout_ms (NOVA_PROVIDER_FILES_TIMEOUT_MS). */
+#define FILES_TIMEOUT_DEFAULT_MS 2000
+#define FILES_STUCK_MAX 8
+
+/* The deadline of every check and read below (0: the default). A
+ * process-wide setting made by novad before threads start. */
+void files_timeout_set(unsigned ms);
+/* Readers left behind past their deadline and still running (at most
+ * FILES_STUCK_MAX: then reads are refused at once). */
+unsigned files_readers_stuck(void);
 
 /* mkdir -p: missing parents are made 0755, the last component leaf_mode.
  * Errors are NOVA_EUNAVAIL naming field (the config key the path came from). */
@@ -52,7 +70,8 @@ const char *files_allowed_dir(size_t i);
  * under an allowed directory after resolving, and a regular file. On
  * success resolved (cap bytes) holds the resolved path. Errors are
  * NOVA_EINVAL naming field, with the novad.yaml key as the hint when the
- * path is outside. */
+ * path is outside; NOVA_EUNAVAIL naming field when the file system did not
+ * answer within the deadline, or too many readers are stuck. */
 int files_path_allowed(char *resolved, size_t cap, const char *path, size_t path_len,
 		       const char *field, struct nova_err *err);
 
@@ -64,10 +83,20 @@ int files_read_allowed(char **out, size_t *len_out, char *resolved, size_t cap, 
 
 /* Read a regular file the caller chose (no allowed-directory check): at
  * most max bytes, opened without following a final symlink and without
- * blocking, NUL-terminated in *out. NOVA_ENOTFOUND when missing, else
- * NOVA_EINVAL naming field. */
+ * blocking, NUL-terminated in *out. NOVA_ENOTFOUND when missing,
+ * NOVA_EUNAVAIL past the deadline (as above), else NOVA_EINVAL naming
+ * field. */
 int files_read_capped(char **out, size_t *len_out, const char *path, size_t max, const char *field,
 		      struct nova_err *err);
+
+/* novad's state directory, for the files providers keep of their own (the
+ * ssh pools' known_hosts, the fake provider's state file): set once by
+ * novad from its configuration (state_dir, --state-dir, NOVA_STATE_DIR)
+ * before any thread starts, read-only after. Until set, or set to NULL or
+ * "", it is cfg_default_state_dir()'s (core/config.h). */
+void files_state_dir_set(const char *dir);
+/* The state directory into out (len bytes). */
+void files_state_dir(char *out, size_t len);
 
 /* novad's etc directory: PREFIX/share/nova/etc beside an installed
  * PREFIX/bin/novad; else, run from a build directory of the source tree

@@ -178,6 +178,8 @@ static int novad_provider_settings(const struct cfg *cfg, struct nova_err *err)
 	if (!ids_machine_id_set(cfg->machine_id))
 		return nova_err_set(err, NOVA_EINVAL, "machine_id",
 				    "machine_id must be 1 to 64 of letters, digits, '.', '_' and '-'");
+	files_state_dir_set(cfg->state_dir);
+	files_timeout_set(cfg->provider_files_timeout_ms);
 	if ((rc = files_allowed_set(dirs, n, FILES_ALLOWED_KEY, err)) ||
 	    (rc = lpu_agent_configure(cfg->lpu_agent, err)) ||
 	    (rc = lpu_run_dir_configure(cfg->lpu_run_dir, cfg->state_dir, err)))

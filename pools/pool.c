@@ -635,9 +635,11 @@ int pool_delete(struct db_pool *db, const char *ref, bool force, struct audit_no
 		goto done;
 	rc = db_exec(NULL, c, "DELETE FROM pools WHERE id = $1::uuid AND state = 'deleting'", 1,
 		     params, err);
-	if (rc == 0)
+	if (rc == 0) {
+		adapter_forget(adapter_find(ctx.pool->provider), ctx.pool->id);
 		nova_log_kv(NOVA_LOG_INFO, "pools", "pool deleted", "pool", ctx.pool->name, "id",
 			    ctx.pool->id, "forced", force ? "true" : "false", NULL);
+	}
 done:
 	PQclear(res);
 	if (c)

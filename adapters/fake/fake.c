@@ -1,6 +1,7 @@
 #include "adapters/fake/fake.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +11,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "core/files.h"
+
 #define FAKE_MAX_POOLS 64
 #define FAKE_MAX_RESOURCES 4096
+#define FAKE_STATE_NAME_MAX 128
 
 struct fake_resource {
 	char node_id[ADAPTER_ID_LEN];
@@ -35,7 +39,7 @@ struct fake_pool {
 	struct fake_resource *res;
 	size_t n_res;
 	unsigned long long next_handle;
-	char state_file[512]; /* "" : resources live in this process only */
+	char state_file[PATH_MAX + FAKE_STATE_NAME_MAX + 8]; /* "": in this process only */
 	int state_fd;         /* open and flock()ed between begin and end */
 };
 
@@ -85,7 +89,7 @@ static void fake_store_begin(struct fake_pool *p)
 	p->state_fd = -1;
 	if (!p->state_file[0])
 		return;
-	p->state_fd = open(p->state_file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	p->state_fd = open(p->state_file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (p->state_fd < 0 || flock(p->state_fd, LOCK_EX) != 0)
 		return;
 	n = pread(p->state_fd, buf, sizeof(buf) - 1, 0);
@@ -204,6 +208,23 @@ static int fake_validate_faults(const json_t *faults, struct nova_err *err)
 	return 0;
 }
 
+/* A state file is a name, not a path: the fake is a test provider that an
+ * operator may enable, and a path would let a pool config overwrite any
+ * file novad can write. Rejected: taking a path under provider_files
+ * (core/files.h), which is where novad reads, not writes. */
+static bool fake_state_name_ok(const json_t *v)
+{
+	const char *n = json_string_value(v);
+	size_t len = json_string_length(v);
+	if (!n || len == 0 || len > FAKE_STATE_NAME_MAX || strlen(n) != len || n[0] == '.')
+		return false;
+	for (; *n; n++)
+		if (!(('a' <= *n && *n <= 'z') || ('A' <= *n && *n <= 'Z') || ('0' <= *n && *n <= '9') ||
+		      *n == '.' || *n == '_' || *n == '-'))
+			return false;
+	return true;
+}
+
 static int fake_validate(const json_t *config, struct nova_err *err)
 {
 	static const char *const keys[] = {"mode", "nodes", "accelerator_type",
@@ -246,9 +267,13 @@ static int fake_validate(const json_t *config, struct nova_err *err)
 	     json_string_length(v) >= ADAPTER_NAME_MAX))
 		return nova_err_set(err, NOVA_EINVAL, "accelerator_type",
 				    "accelerator_type must be a non-empty string");
-	if ((v = json_object_get(config, "state_file")) &&
-	    (!json_is_string(v) || json_string_value(v)[0] != '/' || json_string_length(v) >= 512))
-		return nova_err_set(err, NOVA_EINVAL, "state_file", "state_file must be an absolute path");
+	if ((v = json_object_get(config, "state_file")) && !fake_state_name_ok(v)) {
+		nova_err_set(err, NOVA_EINVAL, "state_file",
+			     "state_file must be a file name of 1 to %d letters, digits, '.', '_' "
+			     "and '-', not starting with '.'", FAKE_STATE_NAME_MAX);
+		nova_err_set_hint(err, "the file is kept in novad's state directory, under fake/");
+		return NOVA_EINVAL;
+	}
 	if ((v = json_object_get(config, "faults")))
 		return fake_validate_faults(v, err);
 	return 0;
@@ -298,14 +323,28 @@ static int fake_create(struct adapter **out, const char *pool_id, const json_t *
 	fa->memory_mib = (v = json_object_get(config, "memory_mib"))
 				 ? (unsigned long long)json_integer_value(v) : 81920;
 	snprintf(fa->accelerator_type, sizeof(fa->accelerator_type), "%s", type ? type : "FAKE-GPU");
+	const char *sf = json_string_value(json_object_get(config, "state_file"));
+	char dir[PATH_MAX], path[PATH_MAX + FAKE_STATE_NAME_MAX + 8];
+	if (sf) {
+		int rc;
+		files_state_dir(path, sizeof(path));
+		if (snprintf(dir, sizeof(dir), "%s/fake", path) >= (int)sizeof(dir)) {
+			free(fa);
+			return nova_err_set(err, NOVA_EINVAL, "state_dir", "the state directory path is too long");
+		}
+		if ((rc = files_mkdir_p(dir, 0700, "state_dir", err))) {
+			free(fa);
+			return rc;
+		}
+		snprintf(path, sizeof(path), "%s/%s", dir, sf);
+	}
 	pthread_mutex_lock(&fake_lock);
 	p = fake_pool_get(pool_id, true);
 	if (p) {
-		const char *sf = json_string_value(json_object_get(config, "state_file"));
 		fake_enter(p, FAKE_OP_CREATE);
 		fake_arm_from_config(p, config);
 		if (sf)
-			snprintf(p->state_file, sizeof(p->state_file), "%s", sf);
+			snprintf(p->state_file, sizeof(p->state_file), "%s", path);
 	}
 	pthread_mutex_unlock(&fake_lock);
 	if (!p) {

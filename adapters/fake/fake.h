@@ -12,9 +12,13 @@
  *   accelerator_type: default "FAKE-GPU"; accelerators_per_node: default 1
  *   memory_mib: per accelerator, default 81920
  *   fail_validate: "FIELD" -> validation fails naming FIELD (tests)
- *   state_file: an absolute path; the resources (with the node token each
- *     was given, as a real provider keeps it for its sidecar) live there,
- *     shared by processes, surviving a novad killed with -9
+ *   state_file: a file name (letters, digits, '.', '_', '-'; no '/', not
+ *     starting with '.'), kept as <state dir>/fake/<name> (core/files.h
+ *     files_state_dir): the resources (with the node token each was given,
+ *     as a real provider keeps it for its sidecar) live there, shared by
+ *     processes whose state directories share fake/, surviving a novad
+ *     killed with -9. Never a path: a pool config must not choose a file
+ *     novad writes.
  *   faults: {"provision": {"kind": "transient|permanent|lost_answer|slow",
  *            "times": N, "delay_ms": N}, "deprovision": {...}, ...}
  *     armed once per pool when its first instance is created. */

@@ -35,6 +35,7 @@
 #include <assert.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/secret.h"
+#include "core/text.h"
 
 #define KA_LABEL_MANAGED "app.kubernetes.io/managed-by"
 #define KA_LABEL_POOL "nova.dev/pool-id"
@@ -459,6 +461,24 @@ static void ka_name(char *buf, size_t len, const char *node_id)
 }
 
 /* What a pod says about its node, in the adapter's terms. */
+/* The node's message from the pod's own words: a terminated container's
+ * message may be the tail of the engine's log (terminationMessagePolicy
+ * FallbackToLogsOnError), so it reaches the API only as an excerpt
+ * (core/text.h). */
+__attribute__((format(printf, 2, 3))) static void ka_message(struct adapter_node_info *out,
+							      const char *fmt, ...)
+{
+	char text[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	text_excerpt(out->message, sizeof(out->message), text,
+		     (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1, false);
+}
+
 static void ka_pod_info(struct adapter_node_info *out, const json_t *pod)
 {
 	json_t *meta = json_object_get(pod, "metadata"), *st = json_object_get(pod, "status");
@@ -492,8 +512,8 @@ static void ka_pod_info(struct adapter_node_info *out, const json_t *pod)
 				msg = json_string_value(json_object_get(term, "message"));
 			}
 		}
-		snprintf(out->message, sizeof(out->message), "pod %s: %s%s%s", phase,
-			 reason ? reason : "exited", msg ? ": " : "", msg ? msg : "");
+		ka_message(out, "pod %s: %s%s%s", phase, reason ? reason : "exited", msg ? ": " : "",
+			   msg ? msg : "");
 	} else {
 		out->state = ADAPTER_NODE_PENDING;
 		snprintf(out->message, sizeof(out->message), "pod pending");
@@ -503,8 +523,7 @@ static void ka_pod_info(struct adapter_node_info *out, const json_t *pod)
 			const char *reason = json_string_value(json_object_get(w, "reason"));
 			if (reason && strcmp(reason, "ContainerCreating") && strcmp(reason, "PodInitializing")) {
 				const char *msg = json_string_value(json_object_get(w, "message"));
-				snprintf(out->message, sizeof(out->message), "pod pending: %s%s%s", reason,
-					 msg ? ": " : "", msg ? msg : "");
+				ka_message(out, "pod pending: %s%s%s", reason, msg ? ": " : "", msg ? msg : "");
 				return;
 			}
 		}
@@ -514,8 +533,8 @@ static void ka_pod_info(struct adapter_node_info *out, const json_t *pod)
 			if (type && !strcmp(type, "PodScheduled") && status && !strcmp(status, "False")) {
 				const char *reason = json_string_value(json_object_get(c, "reason"));
 				const char *msg = json_string_value(json_object_get(c, "message"));
-				snprintf(out->message, sizeof(out->message), "pod pending: %s%s%s",
-					 reason ? reason : "Unschedulable", msg ? ": " : "", msg ? msg : "");
+				ka_message(out, "pod pending: %s%s%s", reason ? reason : "Unschedulable",
+					   msg ? ": " : "", msg ? msg : "");
 			}
 		}
 	}

@@ -146,6 +146,13 @@ static int kc_read_named(char **out, struct ydoc *d, yaml_node_t *at, const char
 		return 0;
 	if (rc == NOVA_EINTERNAL)
 		return nova_err_set(err, rc, "", "out of memory");
+	if (rc == NOVA_EUNAVAIL) {
+		/* It did not answer in time: say so, still without the path. */
+		rc = ydoc_err(d, at, err, NOVA_EUNAVAIL, field,
+			      "%s: the file it names did not answer in time", field);
+		nova_err_set_hint(err, "%s", why.hint);
+		return rc;
+	}
 	rc = ydoc_err(d, at, err, NOVA_EINVAL, field,
 		      "%s: the file it names cannot be used: it must be %sa regular file under "
 		      "an allowed directory, of at most %zu bytes", field,

@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "adapters/adapter.h"
-#include "core/config.h"
 #include "core/files.h"
 #include "core/log.h"
 #include "core/secret.h"
+#include "core/text.h"
 #include "adapters/ssh/ssh.h"
 #include "adapters/ssh/ssh_pool.h"
 #include "adapters/ssh/ssh_session.h"
@@ -47,7 +47,9 @@ struct ssh_adapter {
 	struct adapter base; /* first member */
 	struct ssh_host_cfg *hosts;
 	size_t n_hosts;
-	char known_hosts[PATH_MAX];  /* resolved; for inline, the pool's own file */
+	/* The file sessions check keys against: the named file, resolved,
+	 * when strict; else the pool's own file (ssh_known_hosts_own). */
+	char known_hosts[PATH_MAX];
 	/* known_hosts_inline, borrowed from the config while it is loaded;
 	 * create writes it to the pool's own file (ssh_known_hosts_own) */
 	const char *known_hosts_inline;
@@ -327,29 +329,44 @@ void ssh_agent_program(char *out, size_t len)
 		ssh_sibling(out, len, "nova-sidecar");
 }
 
-/* An inline known_hosts becomes a file of the pool's own under novad's
- * state directory (<state>/ssh/<pool id>/known_hosts, 0600): the session
- * code checks keys against a file, and with accept-new it records new keys
- * there, never in a path the caller named. The inline lines are written
- * when the file is new and added when missing, so keys recorded by an
- * earlier run stay. Rejected: a temporary file per create, which would
- * forget the keys accept-new recorded. */
-static int ssh_known_hosts_own(struct ssh_adapter *a, const char *pool_id, struct nova_err *err)
+/* <state>/ssh/<pool id>: the pool's own directory on novad's machine. */
+static int ssh_pool_dir(char *out, size_t cap, const char *pool_id, struct nova_err *err)
 {
-	char state[PATH_MAX], dir[PATH_MAX + 64], *have = NULL;
-	size_t have_len = 0;
-	int rc;
+	char state[PATH_MAX];
 	if (!*pool_id || strchr(pool_id, '/') || pool_id[0] == '.')
 		return nova_err_set(err, NOVA_EINTERNAL, "", "bad pool id");
-	cfg_default_state_dir(state, sizeof(state));
-	snprintf(dir, sizeof(dir), "%.3000s/ssh/%s", state, pool_id);
+	files_state_dir(state, sizeof(state));
+	if (snprintf(out, cap, "%s/ssh/%s", state, pool_id) >= (int)cap)
+		return nova_err_set(err, NOVA_EINVAL, "state_dir", "the state directory path is too long");
+	return 0;
+}
+
+/* The pool's own known_hosts (<state>/ssh/<pool id>/known_hosts, 0600)
+ * holds the inline lines, or the named file's lines when the policy is
+ * accept-new: the session code checks keys against a file, and accept-new
+ * records new keys there, never in a file the caller named (which may be
+ * any file under provider_files: appending to it would let an API caller
+ * write there). The lines are written when the file is new and added when
+ * missing, so keys recorded by an earlier run stay, and lines the operator
+ * adds to the named file later reach the pool at its next use. Rejected: a
+ * temporary file per create, which would forget the keys accept-new
+ * recorded; and recording into the named file under a lock, which is the
+ * write the issue (23) is about. field names the config key the lines came
+ * from. */
+static int ssh_known_hosts_own(struct ssh_adapter *a, const char *pool_id, const char *lines,
+			       const char *field, struct nova_err *err)
+{
+	char dir[PATH_MAX + 64], *have = NULL;
+	size_t have_len = 0;
+	int rc;
+	if ((rc = ssh_pool_dir(dir, sizeof(dir), pool_id, err)))
+		return rc;
 	if ((rc = files_mkdir_p(dir, 0700, "state_dir", err)))
 		return rc;
 	if (snprintf(a->known_hosts, sizeof(a->known_hosts), "%s/known_hosts", dir) >=
 	    (int)sizeof(a->known_hosts))
 		return nova_err_set(err, NOVA_EINVAL, "state_dir", "the state directory path is too long");
-	rc = files_read_capped(&have, &have_len, a->known_hosts, 2 * FILES_READ_MAX, "known_hosts_inline",
-			       err);
+	rc = files_read_capped(&have, &have_len, a->known_hosts, 2 * FILES_READ_MAX, field, err);
 	if (rc && rc != NOVA_ENOTFOUND)
 		return rc;
 	FILE *f = fopen(a->known_hosts, "ae");
@@ -360,7 +377,7 @@ static int ssh_known_hosts_own(struct ssh_adapter *a, const char *pool_id, struc
 	}
 	fchmod(fileno(f), 0600);
 	bool need_nl = have_len > 0 && have[have_len - 1] != '\n';
-	for (const char *p = a->known_hosts_inline; *p;) {
+	for (const char *p = lines; *p;) {
 		size_t n = strcspn(p, "\n");
 		bool present = false;
 		for (const char *q = have; q && n > 0 && *q;) {
@@ -502,16 +519,42 @@ static int ssh_create(struct adapter **out, const char *pool_id, const json_t *c
 	*out = NULL;
 	if (!a)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	if ((rc = ssh_config_load(a, config, err)) ||
-	    (a->known_hosts_inline && (rc = ssh_known_hosts_own(a, pool_id, err)))) {
-		ssh_hosts_free(a);
-		free(a);
-		return rc;
+	if ((rc = ssh_config_load(a, config, err)))
+		goto fail;
+	if (a->known_hosts_inline) {
+		if ((rc = ssh_known_hosts_own(a, pool_id, a->known_hosts_inline, "known_hosts_inline", err)))
+			goto fail;
+	} else if (a->policy == SSH_HOST_KEY_ACCEPT_NEW) {
+		char *seed = NULL;
+		if ((rc = files_read_allowed(&seed, NULL, NULL, 0, a->known_hosts, strlen(a->known_hosts),
+					     FILES_READ_MAX, "known_hosts", err)))
+			goto fail;
+		rc = ssh_known_hosts_own(a, pool_id, seed, "known_hosts", err);
+		free(seed);
+		if (rc)
+			goto fail;
 	}
 	a->base.ops = &ssh_adapter_ops;
 	a->base.ephemeral = false;
 	*out = &a->base;
 	return 0;
+fail:
+	ssh_hosts_free(a);
+	free(a);
+	return rc;
+}
+
+/* The pool is deleted: its own directory goes (ssh_known_hosts_own). */
+static void ssh_forget(const char *pool_id)
+{
+	char dir[PATH_MAX + 64], file[PATH_MAX + 96];
+	struct nova_err err = {0};
+	if (ssh_pool_dir(dir, sizeof(dir), pool_id, &err))
+		return;
+	snprintf(file, sizeof(file), "%s/known_hosts", dir);
+	if ((unlink(file) != 0 && errno != ENOENT) || (rmdir(dir) != 0 && errno != ENOENT))
+		nova_log_kv(NOVA_LOG_WARN, "ssh", "cannot remove the deleted pool's directory", "dir", dir,
+			    "error", strerror(errno), NULL);
 }
 
 static void ssh_destroy(struct adapter *ad)
@@ -818,10 +861,16 @@ static int ssh_run(char *out, size_t out_len, struct ssh_session *s, const struc
 		   const char *script, const char *what, struct nova_err *err)
 {
 	struct ssh_exec_result r;
+	char words[TEXT_EXCERPT_MAX + 1];
 	int rc = ssh_session_exec(&r, s, script, a->command_timeout_ms, 64 * 1024, err);
-	if (rc == 0 && r.exit_status != 0)
-		rc = nova_err_set(err, NOVA_EFAILED, "", "host %s: %s failed (status %d): %.200s",
-				  ssh_session_label(s), what, r.exit_status, r.err);
+	/* The command's stderr (the sidecar's last log lines when it exits at
+	 * once) becomes a node's reason, readable through the API: an excerpt
+	 * of its end only (core/text.h). */
+	if (rc == 0 && r.exit_status != 0) {
+		text_excerpt(words, sizeof(words), r.err, r.err_len, true);
+		rc = nova_err_set(err, NOVA_EFAILED, "", "host %s: %s failed (status %d): %s",
+				  ssh_session_label(s), what, r.exit_status, words);
+	}
 	if (rc == 0 && out)
 		snprintf(out, out_len, "%.*s", (int)strcspn(r.out, "\n"), r.out);
 	ssh_exec_result_finish(&r);
@@ -950,7 +999,7 @@ static int ssh_provision(struct adapter_node_info *out, struct adapter *ad,
 		 "--advertise-host %s --log-file \"$d/log\" %s "
 		 "</dev/null >>\"$d/log\" 2>&1 & pid=$!; echo \"$pid\" >\"$d/pid\"; sleep 0.3; "
 		 "if kill -0 \"$pid\" 2>/dev/null; then echo \"started $pid\"; "
-		 "else echo \"the sidecar exited at once: $(tail -n 3 \"$d/log\")\" >&2; exit 1; fi",
+		 "else echo \"the sidecar exited at once: $(tail -c 512 \"$d/log\")\" >&2; exit 1; fi",
 		 qdir, req->node_id, hash, hash, qhandle, env, qinstall, qurl, qaddr, mock);
 	if ((rc = ssh_run(answer, sizeof(answer), s, a, script, "starting the sidecar", err)))
 		goto out;
@@ -1117,5 +1166,6 @@ const struct adapter_ops ssh_adapter_ops = {
 	.node_status = ssh_status,
 	.discover_resources = ssh_discover,
 	.list_nodes = ssh_list,
+	.forget = ssh_forget,
 	.shutdown = ssh_pool_drain,
 };

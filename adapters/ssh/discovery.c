@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "adapters/ssh/ssh.h"
+#include "core/text.h"
 
 const char ssh_discovery_command[] =
 	"echo \"cpus: $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)\"; "
@@ -96,8 +97,10 @@ int ssh_discovery_parse(struct ssh_host_facts *out, const char *text, struct nov
 			 * nvidia-smi's complaint. */
 			if (!*v)
 				continue;
+			/* Host output that may become a label and a reason:
+			 * an excerpt (core/text.h). */
 			if (!out->gpu_error[0])
-				snprintf(out->gpu_error, sizeof(out->gpu_error), "%s", v);
+				text_excerpt(out->gpu_error, sizeof(out->gpu_error), v, strlen(v), false);
 			if (gpu_failed || out->n_gpus == SSH_MAX_GPUS)
 				continue;
 			if (!ssh_parse_gpu(&out->gpus[out->n_gpus], v))

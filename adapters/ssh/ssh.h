@@ -19,10 +19,13 @@
  *                                  key is checked in the same known_hosts
  *                     no two hosts with the same address and port
  *   known_hosts       absolute path under an allowed directory, or
- *   known_hosts_inline its lines; exactly one. Inline lines go to a file
- *                     of the pool's own under novad's state directory
- *                     (<state>/ssh/<pool id>/known_hosts), where
- *                     accept-new also records the keys it learns
+ *   known_hosts_inline its lines; exactly one. Inline lines, and with
+ *                     accept-new the named file's lines, go to a file of
+ *                     the pool's own under novad's state directory
+ *                     (<state>/ssh/<pool id>/known_hosts, core/files.h
+ *                     files_state_dir), where accept-new records the keys
+ *                     it learns: a named file is only ever read. That
+ *                     directory goes when the pool is deleted (forget).
  *   host_key_policy   "strict" (default) or "accept-new"
  *   install_dir       absolute path on the hosts, default /opt/nova
  *   mock_agents       true: sidecars run nova-mock-engine (installed from

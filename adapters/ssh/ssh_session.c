@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/log.h"
 #include "core/secret.h"
 
@@ -37,6 +38,7 @@
 #define SSH_DEFAULT_MAX_OUTPUT ((size_t)1 << 20)
 #define SSH_GRACE_MS 1000
 #define SSH_KEY_FILE_MAX (64 * 1024)
+#define SSH_KNOWN_HOSTS_MAX (2 * FILES_READ_MAX)
 /* Host key algorithms libssh2 1.10 can verify with signatures current sshd
  * still makes (no ssh-rsa: SHA-1). */
 #define SSH_HOSTKEY_METHODS \
@@ -267,35 +269,42 @@ static void ssh_fingerprint(char *out, size_t len, struct ssh_session *s)
 }
 
 /* Look the key up in path: a LIBSSH2_KNOWNHOST_CHECK_* value, or -1 when
- * the file cannot be read (err set). A missing file knows no host. */
+ * the file cannot be read (err set). A missing file knows no host. The
+ * file is read by core/files' reader, within its deadline: a session may
+ * be opened while an HTTP request waits (a deployment's discovery, a
+ * forced pool delete), and a known_hosts on a file system that does not
+ * answer must not hold it. */
 static int ssh_known_lookup(struct ssh_session *s, const char *path, const char *host,
 			    unsigned port, const char *key, size_t key_len, int kind,
 			    struct nova_err *err)
 {
-	FILE *f = fopen(path, "re");
 	LIBSSH2_KNOWNHOSTS *kh;
-	char *line = NULL;
-	size_t cap = 0;
-	int rc;
-	if (!f) {
-		if (errno == ENOENT)
-			return LIBSSH2_KNOWNHOST_CHECK_NOTFOUND;
-		nova_err_set(err, NOVA_EFAILED, "", "host %s: known_hosts %s: %s", s->label, path,
-			     strerror(errno));
+	struct nova_err ferr = {0};
+	char *text = NULL;
+	size_t len = 0;
+	int rc = files_read_capped(&text, &len, path, SSH_KNOWN_HOSTS_MAX, "known_hosts", &ferr);
+	if (rc == NOVA_ENOTFOUND)
+		return LIBSSH2_KNOWNHOST_CHECK_NOTFOUND;
+	if (rc) {
+		nova_err_set(err, rc == NOVA_EUNAVAIL ? NOVA_EAGAIN : NOVA_EFAILED, "",
+			     "host %s: known_hosts: %s", s->label, ferr.message);
 		return -1;
 	}
 	if (!(kh = libssh2_knownhost_init(s->sess))) {
-		fclose(f);
+		free(text);
 		nova_err_set(err, NOVA_EINTERNAL, "", "host %s: out of memory", s->label);
 		return -1;
 	}
 	/* Line by line: libssh2_knownhost_readfile() gives up on the first
 	 * line it cannot parse, which would hide every entry after it. */
-	while (getline(&line, &cap, f) > 0)
-		(void)libssh2_knownhost_readline(kh, line, strlen(line),
-						 LIBSSH2_KNOWNHOST_FILE_OPENSSH);
-	free(line);
-	fclose(f);
+	for (char *line = text; line < text + len;) {
+		char *nl = memchr(line, '\n', (size_t)(text + len - line));
+		size_t n = nl ? (size_t)(nl - line) + 1 : (size_t)(text + len - line);
+		if (n > 1)
+			(void)libssh2_knownhost_readline(kh, line, n, LIBSSH2_KNOWNHOST_FILE_OPENSSH);
+		line += n;
+	}
+	free(text);
 	rc = libssh2_knownhost_checkp(kh, host, (int)port, key, key_len,
 				      LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | kind,
 				      NULL);
@@ -492,28 +501,12 @@ out:
 /* The key type of a private key file: an OpenSSH key's own type name,
  * "ssh-rsa"/"ecdsa"/"ssh-dss" for PEM keys, "" when the format does not say
  * (PKCS#8: libssh2 is left to judge). */
-static int ssh_key_file_type(char *type, size_t type_len, bool *encrypted, const char *path,
-			     struct nova_err *err)
+static int ssh_key_file_type(char *type, size_t type_len, bool *encrypted, const char *buf,
+			     const char *path, struct nova_err *err)
 {
-	/* Not following a final symlink nor blocking on a FIFO: the config
-	 * check resolved the path, and what is there now is read as it is. */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	char *buf;
-	ssize_t n;
-	size_t len = 0;
 	int rc = 0;
 	type[0] = '\0';
 	*encrypted = false;
-	if (fd < 0)
-		return nova_err_set(err, NOVA_EINVAL, "key", "private key %s: %s", path, strerror(errno));
-	if (!(buf = malloc(SSH_KEY_FILE_MAX + 1))) {
-		close(fd);
-		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	}
-	while (len < SSH_KEY_FILE_MAX && (n = read(fd, buf + len, SSH_KEY_FILE_MAX - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	buf[len] = '\0';
 	if (strstr(buf, "-----BEGIN OPENSSH PRIVATE KEY-----"))
 		rc = ssh_openssh_key_type(type, type_len, encrypted, buf, path, err);
 	else if (strstr(buf, "-----BEGIN RSA PRIVATE KEY-----"))
@@ -526,55 +519,97 @@ static int ssh_key_file_type(char *type, size_t type_len, bool *encrypted, const
 		rc = nova_err_set(err, NOVA_EINVAL, "key", "%s is not a private key file", path);
 	if (rc == 0 && strstr(buf, "Proc-Type: 4,ENCRYPTED"))
 		*encrypted = true;
-	OPENSSL_cleanse(buf, len);
-	free(buf);
 	return rc;
 }
 
-/* code for an RSA or DSA key: EFAILED at connect time (the session's
- * contract), EINVAL when checking a config. */
-static int ssh_key_usable(const char *label, const char *path, int code, struct nova_err *err)
+static void ssh_key_text_free(char *text, size_t len)
+{
+	if (text) {
+		OPENSSL_cleanse(text, len);
+		free(text);
+	}
+}
+
+/* The key file's content into *text (len bytes; ssh_key_text_free), read
+ * by core/files' reader within its deadline (not following a final
+ * symlink, a regular file only: the config check resolved the path, and
+ * what is there now is read as it is), then judged. code for an RSA or DSA
+ * key: EFAILED at connect time (the session's contract), EINVAL when
+ * checking a config. */
+static int ssh_key_usable(char **text, size_t *len, const char *label, const char *path, int code,
+			  struct nova_err *err)
 {
 	char type[64], prefix[320] = "";
 	bool encrypted;
-	int rc = ssh_key_file_type(type, sizeof(type), &encrypted, path, err);
-	if (rc)
+	int rc;
+	*text = NULL;
+	*len = 0;
+	if ((rc = files_read_capped(text, len, path, SSH_KEY_FILE_MAX, "key", err))) {
+		if (rc == NOVA_ENOTFOUND)
+			return nova_err_set(err, NOVA_EINVAL, "key", "private key %s: %s", path,
+					    strerror(ENOENT));
+		/* Did not answer in time: a config check says 503; a
+		 * connection is worth retrying (the session's contract). */
+		if (rc == NOVA_EUNAVAIL && label && err)
+			rc = err->code = NOVA_EAGAIN;
 		return rc;
+	}
+	if ((rc = ssh_key_file_type(type, sizeof(type), &encrypted, *text, path, err)))
+		goto fail;
 	if (label)
 		snprintf(prefix, sizeof(prefix), "host %s: ", label);
 	if (strcmp(type, "ssh-rsa") == 0) {
 		nova_err_set(err, code, "key", "%sprivate key %s is RSA: %s", prefix, path,
 			     SSH_RSA_REASON);
 		nova_err_set_hint(err, "ssh-keygen -t ed25519 makes one");
-		return code;
+		rc = code;
+		goto fail;
 	}
-	if (strcmp(type, "ssh-dss") == 0)
-		return nova_err_set(err, code, "key",
-				    "%sprivate key %s is DSA, which OpenSSH refuses; use an ed25519 or ECDSA key",
-				    prefix, path);
+	if (strcmp(type, "ssh-dss") == 0) {
+		rc = nova_err_set(err, code, "key",
+				  "%sprivate key %s is DSA, which OpenSSH refuses; use an ed25519 or ECDSA key",
+				  prefix, path);
+		goto fail;
+	}
 	if (encrypted) {
 		nova_err_set(err, NOVA_EINVAL, "key",
 			     "private key %s is encrypted, and no passphrase can be configured", path);
 		nova_err_set_hint(err, "load it into ssh-agent and leave the key unset");
-		return NOVA_EINVAL;
+		rc = NOVA_EINVAL;
+		goto fail;
 	}
 	return 0;
+fail:
+	ssh_key_text_free(*text, *len);
+	*text = NULL;
+	*len = 0;
+	return rc;
 }
 
 int ssh_key_check(const char *path, struct nova_err *err)
 {
-	return ssh_key_usable(NULL, path, NOVA_EINVAL, err);
+	char *text;
+	size_t len;
+	int rc = ssh_key_usable(&text, &len, NULL, path, NOVA_EINVAL, err);
+	ssh_key_text_free(text, len);
+	return rc;
 }
 
+/* Authenticated with the key's content as read (and judged) above, not
+ * by libssh2 opening the path again: that open would be outside the
+ * reader's deadline, on whatever thread opens the session. */
 static int ssh_auth_file(struct ssh_session *s, const struct ssh_target *t, long long deadline,
 			 unsigned timeout_ms, struct nova_err *err)
 {
-	int rc = ssh_key_usable(s->label, t->key_path, NOVA_EFAILED, err);
+	char *text;
+	size_t len;
+	int rc = ssh_key_usable(&text, &len, s->label, t->key_path, NOVA_EFAILED, err);
 	if (rc)
 		return rc;
 	SSH_RETRY(rc, s, deadline,
-		  libssh2_userauth_publickey_fromfile_ex(s->sess, t->user, (unsigned)strlen(t->user),
-							 NULL, t->key_path, NULL));
+		  libssh2_userauth_publickey_frommemory(s->sess, t->user, strlen(t->user), NULL, 0,
+							text, len, NULL));
+	ssh_key_text_free(text, len);
 	if (rc == 0)
 		return 0;
 	if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED)

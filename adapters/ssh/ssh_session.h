@@ -20,13 +20,16 @@
  *
  * Client keys: an ed25519 or ECDSA private key file (unencrypted: put an
  * encrypted key in ssh-agent), or ssh-agent (SSH_AUTH_SOCK) when key_path is
- * NULL. An RSA key is refused with the reason: libssh2 1.10 signs with
+ * NULL. Key files and known_hosts are read through core/files.h's reader,
+ * within its deadline, and the key goes to libssh2 from memory: a session
+ * never blocks in a file system that does not answer (NOVA_EAGAIN). An RSA key is refused with the reason: libssh2 1.10 signs with
  * ssh-rsa (SHA-1), which OpenSSH 8.8 and later refuse. The key's contents are
  * never logged or put in an error.
  *
  * Errors (every message starts with "host ADDR:PORT: "):
  *   NOVA_EAGAIN   connect refused or timed out, connection lost, a command or
- *                 transfer past its deadline: worth retrying;
+ *                 transfer past its deadline, a key or known_hosts file that
+ *                 did not answer in time: worth retrying;
  *   NOVA_EFAILED  host key unknown (strict) or changed, authentication
  *                 refused, RSA key, a command killed by a signal, a remote
  *                 file error: retrying the same call will not help;

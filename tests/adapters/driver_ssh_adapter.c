@@ -137,12 +137,27 @@ static void test_discovery_reports_every_host(void **state)
 	adapter_destroy(ad);
 }
 
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = calloc(1, 1 << 16);
+	assert_non_null(f);
+	assert_non_null(buf);
+	size_t n = fread(buf, 1, (1 << 16) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
 static void test_accept_new_makes_the_unknown_host_reachable(void **state)
 {
-	struct adapter *ad = pool("accept-new");
+	struct adapter *ad;
 	struct adapter_resources res;
 	struct nova_err err = {0};
+	char own[1024], want[128];
+	char *named = slurp(env("NOVA_SSH_KNOWN_HOSTS")), *now, *mine;
 	(void)state;
+	ad = pool("accept-new");
 	assert_int_equal(adapter_discover_resources(&res, ad, &err), 0);
 	if (!res.nodes[3].reachable)
 		fail_msg("host 4: %s", res.nodes[3].reason);
@@ -150,12 +165,29 @@ static void test_accept_new_makes_the_unknown_host_reachable(void **state)
 	assert_false(res.nodes[4].reachable);
 	adapter_resources_finish(&res);
 	adapter_destroy(ad);
-	/* Recorded: strict now accepts it too. */
+	/* Recorded in the pool's own file, seeded from the named one, which
+	 * is only read. */
+	now = slurp(env("NOVA_SSH_KNOWN_HOSTS"));
+	assert_string_equal(now, named);
+	snprintf(own, sizeof(own), "%s/ssh/00000000-0000-0000-0000-000000000007/known_hosts",
+		 env("NOVA_STATE_DIR"));
+	mine = slurp(own);
+	snprintf(want, sizeof(want), "[%s]:22 ssh-ed25519 ", env("NOVA_SSH_HOST4"));
+	assert_non_null(strstr(mine, want));
+	assert_memory_equal(mine, named, strlen(named));
+	/* So a strict pool on the named file still refuses host 4. */
 	ad = pool("strict");
 	assert_int_equal(adapter_discover_resources(&res, ad, &err), 0);
-	assert_true(res.nodes[3].reachable);
+	assert_false(res.nodes[3].reachable);
+	assert_non_null(strstr(res.nodes[3].reason, "host key is unknown"));
 	adapter_resources_finish(&res);
 	adapter_destroy(ad);
+	/* And the pool's directory goes with the pool. */
+	ssh_adapter_ops.forget("00000000-0000-0000-0000-000000000007");
+	assert_int_equal(access(own, F_OK), -1);
+	free(named);
+	free(now);
+	free(mine);
 }
 
 static int sidecars_of(const char *node_id)

@@ -21,6 +21,6 @@ grep -v "^\[$(ssh_host_addr 4)\]:22 " "$SSH_KNOWN_HOSTS" >"$T_WORK/known_hosts"
 NOVA_SSH_HOST1=$(ssh_host_addr 1) NOVA_SSH_HOST2=$(ssh_host_addr 2) \
 NOVA_SSH_HOST3=$(ssh_host_addr 3) NOVA_SSH_HOST4=$(ssh_host_addr 4) \
 NOVA_SSH_UNUSED=$SSH_UNUSED_ADDR NOVA_SSH_KEY=$SSH_CLIENT_KEY NOVA_SSH_KNOWN_HOSTS=$T_WORK/known_hosts \
-NOVA_SSH_LOG1=$(ssh_host_dir 1)/sshd.log NOVA_SSH_KILL1=$T_WORK/kill1 NOVA_SSH_ISOLATE2=$T_WORK/isolate2 NOVA_SSH_INSTALL_DIR=$SSH_INSTALL_DIR NOVA_SSH_INSTALL1=$(ssh_host_dir 1)/install NOVA_SSH_AGENT=$B/nova-sidecar NOVA_PROVIDER_FILES=$SSH_RUN:$T_WORK \
+NOVA_SSH_LOG1=$(ssh_host_dir 1)/sshd.log NOVA_SSH_KILL1=$T_WORK/kill1 NOVA_SSH_ISOLATE2=$T_WORK/isolate2 NOVA_SSH_INSTALL_DIR=$SSH_INSTALL_DIR NOVA_SSH_INSTALL1=$(ssh_host_dir 1)/install NOVA_SSH_AGENT=$B/nova-sidecar NOVA_PROVIDER_FILES=$SSH_RUN:$T_WORK NOVA_STATE_DIR=$T_WORK/state \
 	t_cmocka "$B/tests/adapters/driver_ssh_adapter"
 exit 0

@@ -33,6 +33,7 @@ static int teardown(void **state)
 	unsetenv("NOVA_STATE_DIR");
 	unsetenv("NOVA_DB_STATEMENT_TIMEOUT_MS");
 	unsetenv("NOVA_DB_ACQUIRE_TIMEOUT_MS");
+	unsetenv("NOVA_PROVIDER_FILES_TIMEOUT_MS");
 	return 0;
 }
 
@@ -148,6 +149,27 @@ static void test_config_database_timeouts_default_load_and_are_range_checked(voi
 	unsetenv("NOVA_DB_ACQUIRE_TIMEOUT_MS");
 	assert_int_equal(c.db_statement_timeout_ms, 700);
 	assert_int_equal(c.db_acquire_timeout_ms, 300);
+}
+
+static void test_config_provider_files_timeout_defaults_loads_and_is_range_checked(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(c.provider_files_timeout_ms, 2000);
+	assert_int_equal(cfg_load_file(&c, write_yaml("provider_files_timeout_ms: 750\n"), &err), 0);
+	assert_int_equal(c.provider_files_timeout_ms, 750);
+	assert_int_equal(cfg_load_file(&c, write_yaml("provider_files_timeout_ms: 0\n"), &err),
+			 NOVA_EINVAL);
+	assert_string_equal(err.field, "provider_files_timeout_ms");
+	setenv("NOVA_PROVIDER_FILES_TIMEOUT_MS", "5", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "NOVA_PROVIDER_FILES_TIMEOUT_MS");
+	setenv("NOVA_PROVIDER_FILES_TIMEOUT_MS", "300", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), 0);
+	unsetenv("NOVA_PROVIDER_FILES_TIMEOUT_MS");
+	assert_int_equal(c.provider_files_timeout_ms, 300);
 }
 
 static void test_config_brake_defaults_load_and_are_range_checked(void **state)
@@ -315,6 +337,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_config_malformed_yaml_is_positioned, teardown),
 		cmocka_unit_test_teardown(test_config_environment_overrides_file, teardown),
 		cmocka_unit_test_teardown(test_config_database_timeouts_default_load_and_are_range_checked,
+					  teardown),
+		cmocka_unit_test_teardown(test_config_provider_files_timeout_defaults_loads_and_is_range_checked,
 					  teardown),
 		cmocka_unit_test_teardown(test_config_brake_defaults_load_and_are_range_checked, teardown),
 		cmocka_unit_test_teardown(test_config_audit_retention_defaults_loads_and_is_range_checked,

@@ -6,7 +6,8 @@ set -u
 nova_start || { t_fail "first novad starts" "see log"; exit 0; }
 A_PID=$T_PID
 B_STATE="$T_WORK/state-b"
-mkdir -p "$B_STATE"
+mkdir -p "$B_STATE" "$NOVA_STATE_DIR/fake"
+ln -s "$NOVA_STATE_DIR/fake" "$B_STATE/fake"
 NOVA_STATE_DIR="$B_STATE" NOVA_LISTEN=127.0.0.1:0 NOVA_ADMIN_TOKEN="$(cat "$NOVA_STATE_DIR/admin_token")" \
 	NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$T_DB user=nova" NOVA_ENABLE_FAKE_PROVIDER=1 \
 	"$B/novad" >"$T_WORK/novad-b.log" 2>&1 &
@@ -16,10 +17,12 @@ i=0; while [ ! -s "$B_STATE/novad.url" ] && [ $i -lt 100 ]; do i=$((i + 1)); sle
 [ -s "$B_STATE/novad.url" ] && t_pass "second novad starts on the same database" || t_fail "second novad" "no url"
 
 C="$B/novactl"
-prov="$T_WORK/provider.json"
+# The fake's state file is a name under each novad's state directory: the
+# two share their fake/ as two machines would share the provider.
+prov="$NOVA_STATE_DIR/fake/provider.json"
 "$C" model register -f etc/models/single.yaml >/dev/null
 "$C" pool create shared --provider fake --config \
-	"{\"accelerator_type\":\"A100-80G\",\"nodes\":16,\"state_file\":\"$prov\"}" >/dev/null
+	"{\"accelerator_type\":\"A100-80G\",\"nodes\":16,\"state_file\":\"provider.json\"}" >/dev/null
 "$C" deploy llama-3-8b-instruct --pool shared --replicas 6 --name many >/dev/null
 if t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'placed'" 6; then t_pass "six replicas placed"
 else t_fail "six replicas placed" "$(t_sql "SELECT count(*) FROM replicas WHERE state = 'placed'")"; fi

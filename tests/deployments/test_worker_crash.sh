@@ -7,10 +7,10 @@ set -u
 export NOVA_WORKERS=1 NOVA_WORKER_LEASE_MS=3000
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
 C="$B/novactl"
-prov="$T_WORK/provider.json"
+prov="$NOVA_STATE_DIR/fake/provider.json"
 "$C" model register -f etc/models/single.yaml >/dev/null
 "$C" pool create crashy --provider fake --config \
-	"{\"accelerator_type\":\"A100-80G\",\"state_file\":\"$prov\",\"faults\":{\"provision\":{\"kind\":\"slow\",\"delay_ms\":4000,\"times\":1}}}" >/dev/null
+	"{\"accelerator_type\":\"A100-80G\",\"state_file\":\"provider.json\",\"faults\":{\"provision\":{\"kind\":\"slow\",\"delay_ms\":4000,\"times\":1}}}" >/dev/null
 "$C" deploy llama-3-8b-instruct --pool crashy --name web >/dev/null
 
 # Wait until the node row exists and the provider holds its resource, while

@@ -16,13 +16,13 @@ trap 'kill -9 $SC_PID $HOLDER 2>/dev/null; [ -s "$T_WORK/thief.pid" ] && kill -9
 # pool NAME: a fake pool of one node with room for three replicas.
 pool() {
 	"$C" pool create "$1" --provider fake \
-		--config "{\"state_file\":\"$T_WORK/$1.json\",\"nodes\":1,\"accelerators_per_node\":3}" >/dev/null
+		--config "{\"state_file\":\"$1.json\",\"nodes\":1,\"accelerators_per_node\":3}" >/dev/null
 }
 # sidecar POOL ARGS...: the sidecar of the pool's node, once it is placed on.
 sidecar() {
 	p=$1; shift
 	node=$(t_sql "SELECT n.id FROM nodes n JOIN pools p ON p.id = n.pool_id WHERE p.name = '$p'")
-	token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$T_WORK/$p.json")
+	token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$NOVA_STATE_DIR/fake/$p.json")
 	"$B/nova-sidecar" --gateway "$NOVA_URL" --node-id "$node" --token "$token" "$@" \
 		>>"$T_WORK/sidecar-$p.log" 2>&1 &
 	SC_PID=$!

@@ -98,17 +98,18 @@ t_wait_cmd() {
 
 # t_fake_deploy: through novad (after nova_start), mistral-7b-lora
 # (etc/models/lora_static.yaml) deployed as "web" on a fake pool "p" whose
-# provider keeps its nodes' tokens in $T_WORK/provider.json; once its one
+# provider keeps its nodes' tokens in $NOVA_STATE_DIR/fake/provider.json
+# (state_file is a name under novad's state directory); once its one
 # replica is placed (10 s at most, else 1), T_NODE and T_TOKEN are its
 # node's id and token, for a heartbeat or a sidecar of one's own.
 T_NODE=; T_TOKEN=
 t_fake_deploy() {
 	"$B/novactl" model register -f etc/models/lora_static.yaml >/dev/null
-	"$B/novactl" pool create p --provider fake --config "{\"state_file\":\"$T_WORK/provider.json\"}" >/dev/null
+	"$B/novactl" pool create p --provider fake --config '{"state_file":"provider.json"}' >/dev/null
 	"$B/novactl" deploy mistral-7b-lora --pool p --name web >/dev/null
 	t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'placed'" 1 || return 1
 	T_NODE=$(t_sql "SELECT id FROM nodes")
-	T_TOKEN=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$T_WORK/provider.json")
+	T_TOKEN=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$NOVA_STATE_DIR/fake/provider.json")
 }
 
 # t_deb_tool PACKAGE FILE: FILE, a path inside Debian's PACKAGE (say
