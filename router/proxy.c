@@ -147,8 +147,10 @@ struct rt_req {
 /* OpenAI's error object. type follows OpenAI's: invalid_request_error for
  * what the caller can fix, authentication_error, permission_error,
  * rate_limit_error, server_error. */
-static char *rt_error_json(const char *type, const char *code, const char *param,
-			   const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static char *rt_error_json(const char *type,
+								   const char *code,
+								   const char *param,
+								   const char *fmt, va_list ap)
 {
 	char msg[512];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -1036,7 +1038,8 @@ static void rt_client_hup(struct rt_req *q)
 
 /* --- the loop ---------------------------------------------------------------------- */
 
-static void rt_mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void rt_mhd_log(void *cls, const char *fmt,
+							      va_list ap)
 {
 	char msg[256];
 	(void)cls;
