@@ -26,12 +26,17 @@ tc qdisc add dev "nvs${SSH_SUBNET}h1" root tbf rate 800kbit burst 4kb latency 40
 
 ssh_fleet_deploy 1 1 5000 20000 >"$T_WORK/fleet.log" || { t_fail "pool create" "$(cat "$T_WORK/fleet.log")"; exit 0; }
 
-# The sidecar runs, the row still says provisioning: kill novad there.
+# The sidecar runs, the row still says provisioning: kill novad there. The
+# start script writes the sidecar's pid file, then waits 0.3 s to see it
+# live before it answers novad: the window. Watched through the pid file on
+# the host's directory (a stat), not by a query and a scan of the host's
+# processes per turn, which took long enough to miss it now and then.
 i=0; node=
-while [ $i -lt 600 ]; do
-	node=$(t_sql "SELECT id FROM nodes WHERE state = 'provisioning'")
-	[ -n "$node" ] && [ -n "$(sidecar_pids "$node")" ] && break
-	i=$((i + 1)); sleep 0.02
+while [ $i -lt 12000 ] && [ -z "$node" ]; do
+	for f in "$(ssh_host_dir 1)"/install/nodes/*/pid; do
+		[ -s "$f" ] && { node=$(basename "$(dirname "$f")"); break; }
+	done
+	i=$((i + 1)); sleep 0.002
 done
 kill -KILL "$T_PID"; wait "$T_PID" 2>/dev/null; T_PID=
 state=$(t_sql "SELECT state FROM nodes WHERE id = '$node'")
