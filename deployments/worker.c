@@ -776,6 +776,15 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		snprintf(reason, sizeof(reason), "%lld of %lld replicas placed; %s", desired - pending,
 			 desired, x->reason);
 	} else if (ready == desired) {
+		/* From pending, by way of deploying: the state machine has no
+		 * direct step (sql/0001), and a pending deployment can find its
+		 * replicas all ready in one pass (they were placed and became
+		 * ready before a pass that ended pending could run again: seen
+		 * after novad was killed mid-pass). Refused, the write failed
+		 * the deployment. */
+		if (!strcmp(x->dep.state, "pending") &&
+		    (rc = wk_set_state(x, "deploying", "all replicas ready", err)))
+			return rc;
 		return wk_set_state(x, "running", "all replicas ready", err);
 	} else {
 		snprintf(reason, sizeof(reason), "%lld of %lld replicas ready", ready, desired);

@@ -190,6 +190,34 @@ static void test_a_running_deployment_with_nothing_placed_waits_without_failing(
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
 }
 
+/* A pending deployment whose replicas are all ready when a pass runs (they
+ * became ready after the pass that left it pending) goes to running by way
+ * of deploying: pending -> running is no step of the state machine, and
+ * the refused write used to fail the deployment. */
+static void test_a_pending_deployment_with_every_replica_ready_runs(void **state)
+{
+	struct testenv *env = *state;
+	struct nova_err err;
+	static_pool(env, "one-rack", 1, 1);
+	deploy(env, "r", "one", 1);
+	testenv_worker_drain(env, &cfg);
+	assert_int_equal(db_pool_exec(NULL, env->db,
+				      "UPDATE replicas SET state = 'ready', endpoint = 'http://x'", 0, NULL,
+				      &err), 0);
+	assert_int_equal(db_pool_exec(NULL, env->db,
+				      "UPDATE deployments SET state = 'pending', state_reason = 'test: back "
+				      "to pending' WHERE state <> 'pending' AND state <> 'running'",
+				      0, NULL, &err), 0);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM deployments WHERE state = 'pending'"), 1);
+	scale(env, "r", 1);
+	testenv_worker_drain(env, &cfg);
+	json_t *d = get_dep(env, "r");
+	assert_string_equal(str(d, "state"), "running");
+	json_decref(d);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM deployment_events WHERE "
+				"from_state = 'pending' AND to_state = 'deploying' AND reason = 'all replicas ready'"), 1);
+}
+
 /* Another worker takes the room between this one's view and its write:
  * the write finds the node full and does not overcommit; the replica is
  * placed on the other node instead. */
@@ -433,6 +461,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_static_pool_nodes_are_discovered_claimed_and_filled, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_node_filled_meanwhile_is_not_overcommitted, setup,
 						testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_pending_deployment_with_every_replica_ready_runs,
+						setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_running_deployment_with_nothing_placed_waits_without_failing,
 						setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_gang_places_every_stage_or_none, setup, testenv_teardown),

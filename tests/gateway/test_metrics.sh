@@ -49,7 +49,8 @@ i=0
 while [ $i -lt 50 ]; do
 	metrics >"$T_WORK/m3"
 	grep -qF "$want" "$T_WORK/m3" && grep -q '^nova_singleton_leader 1$' "$T_WORK/m3" &&
-		grep -q '^nova_routes_endpoints 3$' "$T_WORK/m3" && break
+		grep -q '^nova_routes_endpoints 3$' "$T_WORK/m3" &&
+		grep -qF 'nova_deployments{state="running"} 1' "$T_WORK/m3" && break
 	i=$((i + 1)); sleep 0.2
 done
 kill $beater 2>/dev/null
