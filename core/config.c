@@ -77,20 +77,6 @@ static int cfg_copy(char *dst, size_t cap, const char *src, const char *field,
 	return 0;
 }
 
-static int cfg_yaml_string(char *dst, size_t cap, struct ydoc *d, yaml_node_t *n,
-			   const char *field, struct nova_err *err)
-{
-	const char *s;
-	int rc = ydoc_get_string(&s, d, n, field, err);
-	if (rc)
-		return rc;
-	if (strlen(s) >= cap)
-		return ydoc_err(d, n, err, NOVA_EINVAL, field, "%s: longer than %zu bytes", field,
-				cap - 1);
-	memcpy(dst, s, strlen(s) + 1);
-	return 0;
-}
-
 static int cfg_yaml_http(struct cfg *c, struct ydoc *d, yaml_node_t *map, struct nova_err *err)
 {
 	static const char *const keys[] = {"threads", "max_body_bytes", "max_connections",
@@ -196,7 +182,7 @@ static int cfg_yaml_provider_files(struct cfg *c, struct ydoc *d, yaml_node_t *s
 		if (!s || s[0] != '/')
 			return ydoc_err(d, n, err, NOVA_EINVAL, "provider_files",
 					"provider_files: expected absolute directory paths");
-		if (cfg_yaml_string(c->provider_files[i], sizeof(c->provider_files[i]), d, n,
+		if (ydoc_copy_string(c->provider_files[i], sizeof(c->provider_files[i]), d, n,
 				    "provider_files", err))
 			return NOVA_EINVAL;
 	}
@@ -228,16 +214,16 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 	if ((rc = ydoc_map_check_keys(d, root, "", keys, err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "listen")) &&
-	    (rc = cfg_yaml_string(c->listen, sizeof(c->listen), d, n, "listen", err)))
+	    (rc = ydoc_copy_string(c->listen, sizeof(c->listen), d, n, "listen", err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "database_url")) &&
-	    (rc = cfg_yaml_string(c->database_url, sizeof(c->database_url), d, n, "database_url", err)))
+	    (rc = ydoc_copy_string(c->database_url, sizeof(c->database_url), d, n, "database_url", err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "admin_token")) &&
-	    (rc = cfg_yaml_string(c->admin_token, sizeof(c->admin_token), d, n, "admin_token", err)))
+	    (rc = ydoc_copy_string(c->admin_token, sizeof(c->admin_token), d, n, "admin_token", err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "state_dir")) &&
-	    (rc = cfg_yaml_string(c->state_dir, sizeof(c->state_dir), d, n, "state_dir", err)))
+	    (rc = ydoc_copy_string(c->state_dir, sizeof(c->state_dir), d, n, "state_dir", err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "log_level"))) {
 		const char *s = ydoc_scalar(n);
@@ -321,16 +307,16 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 	    (rc = cfg_yaml_provider_files(c, d, n, err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "lpu_agent")) &&
-	    (rc = cfg_yaml_string(c->lpu_agent, sizeof(c->lpu_agent), d, n, "lpu_agent", err)))
+	    (rc = ydoc_copy_string(c->lpu_agent, sizeof(c->lpu_agent), d, n, "lpu_agent", err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "machine_id")) &&
-	    (rc = cfg_yaml_string(c->machine_id, sizeof(c->machine_id), d, n, "machine_id", err)))
+	    (rc = ydoc_copy_string(c->machine_id, sizeof(c->machine_id), d, n, "machine_id", err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "lpu_run_dir")) &&
-	    (rc = cfg_yaml_string(c->lpu_run_dir, sizeof(c->lpu_run_dir), d, n, "lpu_run_dir", err)))
+	    (rc = ydoc_copy_string(c->lpu_run_dir, sizeof(c->lpu_run_dir), d, n, "lpu_run_dir", err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "advertise_url"))) {
-		if ((rc = cfg_yaml_string(c->advertise_url, sizeof(c->advertise_url), d, n,
+		if ((rc = ydoc_copy_string(c->advertise_url, sizeof(c->advertise_url), d, n,
 					  "advertise_url", err)))
 			goto out;
 		if (http_url_check(c->advertise_url, "advertise_url", err)) {

@@ -130,6 +130,21 @@ int ydoc_get_string(const char **out, struct ydoc *doc, const yaml_node_t *node,
 	return 0;
 }
 
+int ydoc_copy_string(char *dst, size_t cap, struct ydoc *doc, const yaml_node_t *node,
+		     const char *field, struct nova_err *err)
+{
+	const char *s = NULL;
+	int rc = ydoc_get_string(&s, doc, node, field, err);
+	if (rc)
+		return rc;
+	size_t n = strlen(s);
+	if (n >= cap)
+		return ydoc_err(doc, node, err, NOVA_EINVAL, field, "%s: longer than %zu bytes", field,
+				cap - 1);
+	memcpy(dst, s, n + 1);
+	return 0;
+}
+
 int ydoc_get_long(long long *out, struct ydoc *doc, const yaml_node_t *node, const char *field,
 		  long long min, long long max, struct nova_err *err)
 {

@@ -43,6 +43,10 @@ int ydoc_err(struct ydoc *doc, const yaml_node_t *node, struct nova_err *err, in
 /* Typed scalar readers; each fails with a positioned NOVA_EINVAL naming field. */
 int ydoc_get_string(const char **out, struct ydoc *doc, const yaml_node_t *node,
 		    const char *field, struct nova_err *err);
+/* ydoc_get_string, copied into dst (cap bytes with the NUL); a longer
+ * string is a positioned NOVA_EINVAL naming field. */
+int ydoc_copy_string(char *dst, size_t cap, struct ydoc *doc, const yaml_node_t *node,
+		     const char *field, struct nova_err *err);
 int ydoc_get_long(long long *out, struct ydoc *doc, const yaml_node_t *node, const char *field,
 		  long long min, long long max, struct nova_err *err);
 int ydoc_get_bool(bool *out, struct ydoc *doc, const yaml_node_t *node, const char *field,

@@ -74,20 +74,6 @@ static int rc_token_file(char *out, size_t len, const char *path, struct nova_er
 	return 0;
 }
 
-static int rc_yaml_string(char *out, size_t len, struct ydoc *d, yaml_node_t *n, const char *field,
-			  struct nova_err *err)
-{
-	const char *s;
-	int rc = ydoc_get_string(&s, d, n, field, err);
-	if (rc)
-		return rc;
-	if (strlen(s) >= len)
-		return ydoc_err(d, n, err, NOVA_EINVAL, field, "%s: at most %zu characters", field,
-				len - 1);
-	snprintf(out, len, "%s", s);
-	return 0;
-}
-
 int router_config_load_file(struct router_config *cfg, const char *path, struct nova_err *err)
 {
 	static const char *const keys[] = {"gateway", "token_file", "listen", "threads",
@@ -127,14 +113,14 @@ int router_config_load_file(struct router_config *cfg, const char *path, struct 
 	if ((rc = ydoc_map_check_keys(d, root, "", keys, err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "gateway")) &&
-	    (rc = rc_yaml_string(cfg->gateway, sizeof(cfg->gateway), d, n, "gateway", err)))
+	    (rc = ydoc_copy_string(cfg->gateway, sizeof(cfg->gateway), d, n, "gateway", err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "listen")) &&
-	    (rc = rc_yaml_string(cfg->listen, sizeof(cfg->listen), d, n, "listen", err)))
+	    (rc = ydoc_copy_string(cfg->listen, sizeof(cfg->listen), d, n, "listen", err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "token_file"))) {
 		char file[1024];
-		if ((rc = rc_yaml_string(file, sizeof(file), d, n, "token_file", err)))
+		if ((rc = ydoc_copy_string(file, sizeof(file), d, n, "token_file", err)))
 			goto out;
 		if ((rc = rc_token_file(cfg->token, sizeof(cfg->token), file, err))) {
 			/* Positioned, the reason kept. */
