@@ -110,3 +110,8 @@ size_t prompt_block_hashes(const char *text, size_t len, size_t block_bytes, uin
 	}
 	return n;
 }
+
+uint64_t prompt_hash(const void *p, size_t n)
+{
+	return prompt_hash_block(0x6e6f76612d6b6579ULL, p, n);
+}

@@ -31,4 +31,8 @@ bool prompt_text(const json_t *body, bool chat, size_t max, char **out, size_t *
 size_t prompt_block_hashes(const char *text, size_t len, size_t block_bytes, uint64_t *hashes,
 			   size_t max);
 
+/* The same 64-bit hash of n bytes as one block (a name for a string: a
+ * session key, a replica id; not cryptographic). */
+uint64_t prompt_hash(const void *p, size_t n);
+
 #endif

@@ -12,7 +12,8 @@
 
 const char router_usage[] =
 	"usage: nova-router [--gateway URL] [--token KEY] [--listen HOST:PORT] [--config FILE]\n"
-	"                   [--threads N] [--policy least-loaded|session|prefix] [--log-level L]\n"
+	"                   [--threads N] [--policy least-loaded|session|prefix|round-robin]\n"
+	"                   [--log-level L]\n"
 	"  --gateway URL    novad's URL (NOVA_GATEWAY)\n"
 	"  --token KEY      an API key with the router scope (NOVA_TOKEN; prefer the\n"
 	"                   environment or the file's token_file: a command line is public)\n"
@@ -20,20 +21,22 @@ const char router_usage[] =
 	"  --config FILE    YAML: gateway, token_file, listen, threads, max_body_bytes,\n"
 	"                   max_connections, idle_timeout_s, connect_timeout_ms,\n"
 	"                   upstream_timeout_ms, max_retries, max_upstream_connections,\n"
-	"                   keys_poll_ms, loads_poll_ms,\n"
-	"                   policy, log_level\n"
+	"                   keys_poll_ms, loads_poll_ms, policy, prefix_block_bytes,\n"
+	"                   prefix_max_blocks, prefix_memory, log_level\n"
 	"Precedence: defaults, the file, the environment, flags.\n";
 
-static const char *const router_policy_names[] = {"least-loaded", "session", "prefix"};
+static const char *const router_policy_names[] = {"least-loaded", "session", "prefix",
+						       "round-robin"};
+#define RC_N_POLICIES (sizeof(router_policy_names) / sizeof(router_policy_names[0]))
 
 const char *router_policy_name(enum router_policy p)
 {
-	return (unsigned)p < 3 ? router_policy_names[p] : "?";
+	return (unsigned)p < RC_N_POLICIES ? router_policy_names[p] : "?";
 }
 
 int router_policy_parse(enum router_policy *out, const char *name)
 {
-	for (unsigned i = 0; i < 3; i++)
+	for (unsigned i = 0; i < RC_N_POLICIES; i++)
 		if (name && !strcmp(name, router_policy_names[i])) {
 			*out = (enum router_policy)i;
 			return 0;
@@ -54,6 +57,9 @@ void router_config_defaults(struct router_config *cfg)
 	cfg->keys_poll_ms = 1000;
 	cfg->loads_poll_ms = 1000;
 	cfg->policy = ROUTER_POLICY_PREFIX;
+	cfg->prefix_block_bytes = 256;
+	cfg->prefix_max_blocks = 256;
+	cfg->prefix_memory = 262144;
 	cfg->log_level = NOVA_LOG_INFO;
 }
 
@@ -80,7 +86,8 @@ int router_config_load_file(struct router_config *cfg, const char *path, struct 
 					   "max_body_bytes", "max_connections", "idle_timeout_s",
 					   "connect_timeout_ms", "upstream_timeout_ms", "max_retries",
 					   "keys_poll_ms", "loads_poll_ms", "policy", "log_level",
-					   "max_upstream_connections", NULL};
+					   "max_upstream_connections", "prefix_block_bytes",
+					   "prefix_max_blocks", "prefix_memory", NULL};
 	/* Numbers: field, range, where. */
 	const struct {
 		const char *name;
@@ -96,6 +103,9 @@ int router_config_load_file(struct router_config *cfg, const char *path, struct 
 		{"max_upstream_connections", 1, 1000000, &cfg->max_upstream_connections},
 		{"keys_poll_ms", 100, 60000, &cfg->keys_poll_ms},
 		{"loads_poll_ms", 100, 60000, &cfg->loads_poll_ms},
+		{"prefix_block_bytes", 16, 1 << 20, &cfg->prefix_block_bytes},
+		{"prefix_max_blocks", 1, 65536, &cfg->prefix_max_blocks},
+		{"prefix_memory", 64, 1 << 28, &cfg->prefix_memory},
 	};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
@@ -145,7 +155,7 @@ int router_config_load_file(struct router_config *cfg, const char *path, struct 
 	if ((n = ydoc_map_get(d, root, "policy")) &&
 	    router_policy_parse(&cfg->policy, ydoc_scalar(n)) != 0) {
 		rc = ydoc_err(d, n, err, NOVA_EINVAL, "policy",
-			      "policy: expected one of least-loaded, session, prefix");
+			      "policy: expected one of least-loaded, session, prefix, round-robin");
 		goto out;
 	}
 	if ((n = ydoc_map_get(d, root, "log_level"))) {
@@ -230,7 +240,7 @@ int router_config_parse(struct router_config *cfg, int argc, char **argv, struct
 		} else if (!strcmp(f, "--policy"))
 			rc = router_policy_parse(&cfg->policy, v)
 				     ? nova_err_set(err, NOVA_EINVAL, f,
-						    "--policy: expected least-loaded, session or prefix")
+						    "--policy: expected least-loaded, session, prefix or round-robin")
 				     : 0;
 		else if (!strcmp(f, "--log-level"))
 			rc = nova_log_level_parse(&cfg->log_level, v)

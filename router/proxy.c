@@ -140,6 +140,10 @@ struct rt_req {
 	long long started_ms;
 	long long first_byte_ms;    /* from the replica, since started; -1: none yet */
 	size_t mstat;               /* rt_metrics entry + 1; 0: none */
+	/* What the policy picks by (router_pick_hint), kept for retries. */
+	char session[256];
+	uint64_t *prefix;
+	size_t n_prefix;
 };
 
 /* --- answers ----------------------------------------------------------------- */
@@ -347,7 +351,10 @@ static bool rt_upstream_start(struct rt_req *q)
 {
 	struct rt_loop *L = q->loop;
 	struct router *r = L->r;
-	struct router_pick_hint hint = {0};
+	struct router_pick_hint hint = {.session = q->session,
+					.prefix = q->prefix,
+					.n_prefix = q->n_prefix,
+					.prefixes = r->prefixes};
 	char url[512];
 	if (q->n_tried >= RT_MAX_TRIED)
 		return false;
@@ -808,6 +815,27 @@ static const struct router_route *rt_route_of(const struct router_table *t, cons
 	return rt;
 }
 
+/* What the policy picks by: the session key (X-Session-Id, else the
+ * body's "user"; a key longer than the buffer is cut, still a stable key)
+ * and the prompt's prefix hashes, each only when the policy reads it.
+ * Nonzero: out of memory. */
+static int rt_hint(struct rt_req *q, const json_t *doc)
+{
+	struct router *r = q->loop->r;
+	if (r->cfg.policy == ROUTER_POLICY_SESSION) {
+		const char *s = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Session-Id");
+		if (!s || !*s)
+			s = json_string_value(json_object_get(doc, "user"));
+		snprintf(q->session, sizeof(q->session), "%s", s ? s : "");
+	}
+	if (r->cfg.policy == ROUTER_POLICY_PREFIX && q->kind != RT_K_EMBEDDINGS &&
+	    !router_prefix_hashes(doc, q->kind == RT_K_CHAT, q->route->key,
+				  r->cfg.prefix_block_bytes, r->cfg.prefix_max_blocks, &q->prefix,
+				  &q->n_prefix))
+		return -1;
+	return 0;
+}
+
 /* The body is in: check it, find the route, send it upstream. */
 static enum MHD_Result rt_begin(struct rt_req *q)
 {
@@ -848,6 +876,11 @@ static enum MHD_Result rt_begin(struct rt_req *q)
 						      model);
 		json_decref(doc);
 		return ret;
+	}
+	if (rt_hint(q, doc)) {
+		json_decref(doc);
+		return rt_answer_error(q, 500, "server_error", "out_of_memory", NULL, NULL,
+				       "out of memory");
 	}
 	json_decref(doc);
 	if (q->route->n == 0)
@@ -995,6 +1028,7 @@ static void rt_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	router_table_unref(q->table);
 	textbuf_finish(&q->body);
 	textbuf_finish(&q->out);
+	free(q->prefix);
 	free(q->err_body);
 	free(q);
 	*con_cls = NULL;

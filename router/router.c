@@ -122,6 +122,12 @@ int router_create(struct router **out, const struct router_config *cfg, struct n
 		r->cfg.threads = n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
 	}
 	r->listen_fd = -1;
+	if (r->cfg.policy == ROUTER_POLICY_PREFIX &&
+	    !(r->prefixes = router_prefix_map_create(r->cfg.prefix_memory))) {
+		free(r);
+		return nova_err_set(err, NOVA_EINTERNAL, "prefix_memory",
+				    "out of memory for %u prefix blocks", cfg->prefix_memory);
+	}
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->stop_lock, NULL);
 	pthread_mutex_init(&r->metrics.lock, NULL);
@@ -166,6 +172,7 @@ void router_destroy(struct router *r)
 	router_stop(r);
 	router_table_unref(r->table);
 	router_keys_unref(r->keys);
+	router_prefix_map_destroy(r->prefixes);
 	explicit_bzero(r->cfg.token, sizeof(r->cfg.token));
 	free(r->metrics.m);
 	pthread_mutex_destroy(&r->metrics.lock);

@@ -23,13 +23,31 @@
  * once the first byte went to the client there is no retry: a stream ends
  * with an error event.
  *
- * Picking (router_pick): among the route's replicas not ejected (all of
- * them when every one is), the lowest score, where a score is this
- * router's outstanding requests on the replica plus the queue depth the
- * replica last reported (novad's load hints); over ROUTER_PICK_SCAN_MAX
- * replicas, the better of two drawn at random (power of two choices). The
- * pick takes a struct router_pick_hint, the place for the session key,
- * the prompt's prefix hashes and the LoRA adapter of later policies. */
+ * Picking (router_pick), by the router's --policy, among the route's
+ * replicas not ejected (all of them when every one is) and not tried yet
+ * by this request. A replica's score is this router's outstanding
+ * requests on it plus the queue depth it last reported (novad's load
+ * hints).
+ *   least-loaded  the lowest score; over ROUTER_PICK_SCAN_MAX replicas,
+ *                 the better of two drawn at random (power of two choices).
+ *   session       the request's session key (X-Session-Id, else the body's
+ *                 "user") on rendezvous hashing with bounded load: the
+ *                 replicas in the key's hash order, the first whose
+ *                 outstanding requests stay within ROUTER_SESSION_LOAD_FACTOR
+ *                 times the route's mean (counting this one). A new replica
+ *                 takes over 1/n of the sessions and the others keep theirs;
+ *                 no replica takes more than its bounded share. No key:
+ *                 least-loaded.
+ *   prefix        (the default) the replica that served the longest
+ *                 remembered run of the prompt's leading blocks (struct
+ *                 router_prefix_map), while its score stays within
+ *                 2 x the least score + ROUTER_AFFINITY_SLACK; else, or with
+ *                 nothing remembered, least-loaded. The pick is remembered
+ *                 for the prompt's blocks, so the next request sharing the
+ *                 prefix follows it. A prompt shorter than one block, or a
+ *                 request without one (embeddings): least-loaded.
+ *   round-robin   each replica in turn: a baseline for benchmarks, blind to
+ *                 load and cache. */
 #ifndef NOVA_ROUTER_ROUTER_H
 #define NOVA_ROUTER_ROUTER_H
 
@@ -44,13 +62,23 @@
 
 #define ROUTER_DEFAULT_LISTEN "127.0.0.1:8430"
 #define ROUTER_PICK_SCAN_MAX 4
+/* Session affinity's bound: a replica takes a session while its
+ * outstanding requests stay within this many times the route's mean (the
+ * c of consistent hashing with bounded loads, Mirrokni et al.; 1.25 moves
+ * few sessions yet keeps the busiest replica within 25% of the mean). */
+#define ROUTER_SESSION_LOAD_FACTOR 1.25
+/* Prefix affinity follows the remembered replica while its score is at
+ * most 2 x the least score + this: a cached prefix saves its whole
+ * prefill, worth a few requests of queue (SGLang's router keeps cache
+ * affinity until the imbalance passes an absolute 32 and a relative 1.0001;
+ * Nova's bound is tighter at low load and grows with it). */
+#define ROUTER_AFFINITY_SLACK 8
 
 enum router_policy {
 	ROUTER_POLICY_LEAST_LOADED = 0,
-	/* Named now so configurations can say them; they pick as least-loaded
-	 * until session and prefix affinity land (issue 15). */
 	ROUTER_POLICY_SESSION,
 	ROUTER_POLICY_PREFIX,
+	ROUTER_POLICY_ROUND_ROBIN,
 };
 
 /* Defaults, then the YAML file (--config; its keys are the field names
@@ -72,7 +100,11 @@ struct router_config {
 				       * it requests wait for a connection to free   */
 	unsigned keys_poll_ms;      /* keys_poll_ms: GET /v1/router/keys period, 1000   */
 	unsigned loads_poll_ms;     /* loads_poll_ms: load hints period, 1000           */
-	enum router_policy policy;  /* policy: least-loaded | session | prefix          */
+	enum router_policy policy;  /* policy: least-loaded|session|prefix|round-robin  */
+	unsigned prefix_block_bytes; /* prefix_block_bytes: the prefix policy's block, 256
+				      * (about 64 tokens)                             */
+	unsigned prefix_max_blocks; /* prefix_max_blocks: blocks of a prompt hashed, 256 */
+	unsigned prefix_memory;     /* prefix_memory: blocks remembered, 262144 (6 MiB) */
 	enum nova_log_level log_level; /* log_level: NOVA_LOG_LEVEL                     */
 };
 
@@ -98,6 +130,7 @@ int router_policy_parse(enum router_policy *out, const char *name);
 struct router_replica {
 	char id[40];
 	char url[256];              /* base, no trailing slash */
+	uint64_t id_hash;           /* of id: its name for hashing and prefix memory */
 	atomic_int refs;
 	atomic_int outstanding;     /* requests this router has on it now */
 	atomic_int queue_depth;     /* last reported (load hints), rounded */
@@ -111,6 +144,7 @@ struct router_route {
 	char *adapter;              /* NULL for the base model */
 	size_t n;
 	struct router_replica **replicas;
+	atomic_uint next;           /* round-robin's turn */
 };
 
 /* An immutable table, shared by reference. */
@@ -134,17 +168,50 @@ bool router_route_key(char *out, size_t len, const json_t *route);
 void router_table_unref(struct router_table *t);
 const struct router_route *router_table_find(const struct router_table *t, const char *key);
 
-/* What a later policy picks by; all may be empty now. */
+/* --- prefix memory --------------------------------------------------------- */
+
+/* Which replica served which prompt blocks: a fixed number of entries
+ * (block hash -> replica id_hash), 4-way set associative, the least
+ * recently written of a set replaced; striped locks, shared by every event
+ * loop. A replica is remembered by its id's hash, never a pointer, so a
+ * replica that left the table is simply not found among the candidates. */
+struct router_prefix_map;
+/* entries: rounded up to a power of two, at least 64. NULL when out of
+ * memory. */
+struct router_prefix_map *router_prefix_map_create(size_t entries);
+void router_prefix_map_destroy(struct router_prefix_map *m);
+/* The longest remembered run: the number of leading blocks of h[0..n)
+ * whose last is remembered (0: none), and that block's replica in
+ * *replica. */
+size_t router_prefix_lookup(struct router_prefix_map *m, const uint64_t *h, size_t n,
+			    uint64_t *replica);
+/* Remember h[from..n) as served by replica. */
+void router_prefix_remember(struct router_prefix_map *m, const uint64_t *h, size_t from, size_t n,
+			    uint64_t replica);
+/* The prefix hashes of a request body for route key `key` (so equal
+ * prompts to different models are different prefixes): of the canonical
+ * prompt text (core/prompt.h; chat when chat, else a completion), in
+ * blocks of block_bytes, at most max. *out is malloc'd (NULL, 0 when the
+ * body has no prompt or it is shorter than a block). false: out of
+ * memory. */
+bool router_prefix_hashes(const json_t *body, bool chat, const char *key, size_t block_bytes,
+			  size_t max, uint64_t **out, size_t *n);
+
+/* --- picking ---------------------------------------------------------------- */
+
+/* What a policy picks by; any may be empty. */
 struct router_pick_hint {
 	const char *session;        /* X-Session-Id, else the body's "user" */
-	const uint64_t *prefix;     /* hashes of the prompt's leading blocks */
+	const uint64_t *prefix;     /* chain hashes of the prompt's leading blocks */
 	size_t n_prefix;
+	struct router_prefix_map *prefixes; /* prefix policy: the memory read and taught */
 	const char *adapter;        /* LoRA adapter asked for */
 };
 
 /* The replica to try, skipping those in `tried` (n_tried of them), or
  * NULL when none is left. rnd: a random 64-bit value (the caller's, so
- * tests are repeatable). */
+ * tests are repeatable). With the prefix policy the pick is remembered in
+ * hint->prefixes for hint->prefix. */
 struct router_replica *router_pick(const struct router_route *route, enum router_policy policy,
 				   const struct router_pick_hint *hint,
 				   struct router_replica *const *tried, size_t n_tried,

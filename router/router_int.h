@@ -72,6 +72,7 @@ struct router {
 	atomic_bool watch_connected;
 	struct rt_stats stats;
 	struct rt_metrics metrics;
+	struct router_prefix_map *prefixes; /* the prefix policy's memory, else NULL */
 
 	struct rt_loop **loops;
 	unsigned n_loops;

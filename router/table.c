@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/prompt.h"
 #include "core/secret.h"
 #include "router/router.h"
 
@@ -94,6 +95,7 @@ struct router_table *router_table_build(const json_t *routes_by_key, long long v
 			continue;
 		}
 		struct router_route *rt = &t->routes[t->n];
+		atomic_init(&rt->next, 0);
 		rt->key = strdup(key);
 		rt->model = strdup(model);
 		rt->adapter = adapter ? strdup(adapter) : NULL;
@@ -118,6 +120,7 @@ struct router_table *router_table_build(const json_t *routes_by_key, long long v
 					goto fail;
 				snprintf(r->id, sizeof(r->id), "%s", id);
 				snprintf(r->url, sizeof(r->url), "%s", url);
+				r->id_hash = prompt_hash(r->id, strlen(r->id));
 				size_t ul = strlen(r->url);
 				while (ul > 0 && r->url[ul - 1] == '/')
 					r->url[--ul] = '\0';
@@ -193,6 +196,71 @@ static struct router_replica *rt_least_loaded(struct router_replica **c, size_t 
 	return rt_score(c[b]) < rt_score(c[a]) ? c[b] : c[a];
 }
 
+/* Session affinity: rendezvous hashing (each replica's weight for the
+ * key is a hash of the two; the heaviest wins), so a replica added or
+ * removed moves only the sessions it gains or had, with bounded load: in
+ * weight order, the first whose outstanding requests, this one counted,
+ * stay within ROUTER_SESSION_LOAD_FACTOR x the candidates' mean. Rejected:
+ * a ring of virtual nodes (a structure to rebuild per table, for the same
+ * 1/n movement; a route's replicas are few enough to weigh them all). */
+static struct router_replica *rt_pick_session(struct router_replica **c, size_t n,
+					      const char *session)
+{
+	uint64_t key = prompt_hash(session, strlen(session));
+	long total = 1;
+	for (size_t i = 0; i < n; i++)
+		total += atomic_load_explicit(&c[i]->outstanding, memory_order_relaxed);
+	double cap = ROUTER_SESSION_LOAD_FACTOR * (double)total / (double)n;
+	if (cap < 1)
+		cap = 1;
+	/* At most n passes, each taking the heaviest left: n is a route's
+	 * replica count, and the first pass almost always answers. */
+	uint64_t taken_below = UINT64_MAX;
+	struct router_replica *first = NULL;
+	for (size_t pass = 0; pass < n; pass++) {
+		struct router_replica *best = NULL;
+		uint64_t best_w = 0;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t w = prompt_hash(&(uint64_t[2]){key, c[i]->id_hash}, 16);
+			if (w < taken_below && (!best || w > best_w)) {
+				best = c[i];
+				best_w = w;
+			}
+		}
+		if (!best)
+			break;
+		if (!first)
+			first = best;
+		if (atomic_load_explicit(&best->outstanding, memory_order_relaxed) + 1 <= cap)
+			return best;
+		taken_below = best_w;
+	}
+	return first; /* every one at its bound (cannot happen with factor > 1) */
+}
+
+/* Prefix affinity: the replica that served the longest remembered run of
+ * the prompt's blocks, while its score is within the bound; the pick (that
+ * one, or the least loaded) is then remembered for every block it was not
+ * already remembered for. */
+static struct router_replica *rt_pick_prefix(struct router_replica **c, size_t n,
+					     const struct router_pick_hint *hint, uint64_t rnd)
+{
+	uint64_t owner = 0;
+	size_t known = router_prefix_lookup(hint->prefixes, hint->prefix, hint->n_prefix, &owner);
+	struct router_replica *least = rt_least_loaded(c, n, rnd), *pick = least;
+	if (known) {
+		for (size_t i = 0; i < n; i++)
+			if (c[i]->id_hash == owner) {
+				if (rt_score(c[i]) <= 2 * rt_score(least) + ROUTER_AFFINITY_SLACK)
+					pick = c[i];
+				break;
+			}
+	}
+	router_prefix_remember(hint->prefixes, hint->prefix, pick->id_hash == owner ? known : 0,
+			       hint->n_prefix, pick->id_hash);
+	return pick;
+}
+
 struct router_replica *router_pick(const struct router_route *route, enum router_policy policy,
 				   const struct router_pick_hint *hint,
 				   struct router_replica *const *tried, size_t n_tried,
@@ -204,14 +272,6 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 		return NULL;
 	if (route->n > sizeof(stack) / sizeof(stack[0]) && !(cand = malloc(route->n * sizeof(*cand))))
 		return NULL;
-	/* Hooks of later policies (issue 15): session affinity (bounded-load
-	 * consistent hashing on hint->session) and prefix affinity (the
-	 * replica that served hint->prefix's longest remembered block, while
-	 * its score stays within a bound) choose among `cand` before the
-	 * least-loaded fallback below; LoRA narrows `cand` to replicas that
-	 * serve or can load hint->adapter. Today every policy is the
-	 * fallback. */
-	(void)policy, (void)hint;
 	/* Not ejected first; when every untried one is ejected, those
 	 * anyway (a router that ejected everything would serve nothing:
 	 * Envoy's panic threshold, at 0%). */
@@ -227,7 +287,17 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 		for (size_t i = 0; i < route->n; i++)
 			if (!rt_tried(route->replicas[i], tried, n_tried))
 				cand[n++] = route->replicas[i];
-	pick = rt_least_loaded(cand, n, rnd);
+	if (n == 0)
+		pick = NULL;
+	else if (policy == ROUTER_POLICY_SESSION && hint && hint->session && *hint->session)
+		pick = rt_pick_session(cand, n, hint->session);
+	else if (policy == ROUTER_POLICY_PREFIX && hint && hint->prefixes && hint->n_prefix)
+		pick = rt_pick_prefix(cand, n, hint, rnd);
+	else if (policy == ROUTER_POLICY_ROUND_ROBIN)
+		pick = cand[atomic_fetch_add_explicit((atomic_uint *)&route->next, 1,
+						      memory_order_relaxed) % n];
+	else
+		pick = rt_least_loaded(cand, n, rnd);
 	if (cand != stack)
 		free(cand);
 	return pick;

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <unistd.h>
 
+#include "core/prompt.h"
 #include "core/secret.h"
 #include "router/router.h"
 
@@ -109,6 +110,7 @@ static struct router_route *fake_route(size_t n)
 	for (size_t i = 0; i < n; i++) {
 		rt->replicas[i] = calloc(1, sizeof(**rt->replicas));
 		snprintf(rt->replicas[i]->id, sizeof(rt->replicas[i]->id), "r%zu", i);
+		rt->replicas[i]->id_hash = prompt_hash(rt->replicas[i]->id, strlen(rt->replicas[i]->id));
 	}
 	return rt;
 }
@@ -201,6 +203,224 @@ static void test_large_sets_use_two_choices(void **state)
 						       rnd * 0x2545F4914F6CDD1DULL);
 		assert_true(atomic_load(&p->outstanding) < 49);
 	}
+	fake_route_free(rt);
+}
+
+static struct router_replica *pick_session(const struct router_route *rt, const char *s)
+{
+	struct router_pick_hint hint = {.session = s};
+	return router_pick(rt, ROUTER_POLICY_SESSION, &hint, NULL, 0, 1, 12345);
+}
+
+static size_t index_of(const struct router_route *rt, const struct router_replica *p)
+{
+	for (size_t i = 0; i < rt->n; i++)
+		if (rt->replicas[i] == p)
+			return i;
+	fail_msg("the pick is not one of the route's replicas");
+	return 0;
+}
+
+static void test_a_session_sticks_to_one_replica_and_sessions_spread(void **state)
+{
+	(void)state;
+	struct router_route *rt = fake_route(8);
+	int per[8] = {0};
+	char s[32];
+	for (int i = 0; i < 1600; i++) {
+		snprintf(s, sizeof(s), "user-%d", i);
+		size_t a = index_of(rt, pick_session(rt, s));
+		/* Whatever the random value: the key decides. */
+		struct router_pick_hint hint = {.session = s};
+		for (uint64_t rnd = 0; rnd < 3; rnd++)
+			assert_ptr_equal(router_pick(rt, ROUTER_POLICY_SESSION, &hint, NULL, 0, 1,
+						     rnd * 0x9E3779B97F4A7C15ULL),
+					 rt->replicas[a]);
+		per[a]++;
+	}
+	for (int i = 0; i < 8; i++)
+		assert_in_range(per[i], 120, 280); /* 200 each, give or take */
+	fake_route_free(rt);
+	/* No session key: least loaded, like that policy. */
+	rt = fake_route(3);
+	atomic_store(&rt->replicas[1]->outstanding, -100);
+	assert_ptr_equal(pick_session(rt, ""), rt->replicas[1]);
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_SESSION, NULL, NULL, 0, 1, 7), rt->replicas[1]);
+	fake_route_free(rt);
+}
+
+static void test_a_new_replica_takes_only_its_share_of_sessions(void **state)
+{
+	(void)state;
+	struct router_route *rt8 = fake_route(9), *rt9 = fake_route(9);
+	rt8->n = 8; /* the same replicas, without the ninth */
+	int moved = 0, moved_elsewhere = 0;
+	char s[32];
+	for (int i = 0; i < 1800; i++) {
+		snprintf(s, sizeof(s), "session %d", i);
+		size_t before = index_of(rt8, pick_session(rt8, s));
+		size_t after = index_of(rt9, pick_session(rt9, s));
+		if (before != after) {
+			moved++;
+			moved_elsewhere += after != 8;
+		}
+	}
+	/* Rendezvous hashing: about 1/9 move, all to the new one. */
+	assert_int_equal(moved_elsewhere, 0);
+	assert_in_range(moved, 120, 290);
+	rt8->n = 9;
+	fake_route_free(rt8);
+	fake_route_free(rt9);
+}
+
+static void test_a_sessions_replica_past_its_bounded_share_is_passed_over(void **state)
+{
+	(void)state;
+	struct router_route *rt = fake_route(4);
+	/* One hot session, 40 requests at once: its replica takes up to
+	 * 1.25 x the mean, the rest spill in hash order. */
+	for (int i = 0; i < 40; i++) {
+		struct router_replica *p = pick_session(rt, "hot");
+		atomic_fetch_add(&p->outstanding, 1);
+	}
+	int max = 0;
+	for (int i = 0; i < 4; i++)
+		if (atomic_load(&rt->replicas[i]->outstanding) > max)
+			max = atomic_load(&rt->replicas[i]->outstanding);
+	assert_in_range(max, 10, 13); /* ceil(1.25 x 40 / 4) */
+	/* Its own replica stays the first choice once the load is gone. */
+	for (int i = 0; i < 4; i++)
+		atomic_store(&rt->replicas[i]->outstanding, 0);
+	struct router_replica *home = pick_session(rt, "hot");
+	atomic_store(&home->outstanding, 3);
+	assert_ptr_not_equal(pick_session(rt, "hot"), home); /* 3 + 1 > 1.25 x 4 / 4 */
+	for (int i = 0; i < 4; i++)
+		atomic_store(&rt->replicas[i]->outstanding, 2);
+	assert_ptr_equal(pick_session(rt, "hot"), home); /* 3 <= 1.25 x 9 / 4 */
+	fake_route_free(rt);
+}
+
+static void test_the_prefix_memory_finds_the_longest_remembered_run(void **state)
+{
+	(void)state;
+	struct router_prefix_map *m = router_prefix_map_create(1024);
+	uint64_t a[6] = {11, 12, 13, 14, 15, 16}, b[4] = {11, 12, 13, 99}, who = 0;
+	assert_non_null(m);
+	assert_int_equal(router_prefix_lookup(m, a, 6, &who), 0);
+	router_prefix_remember(m, a, 0, 4, 7);
+	assert_int_equal(router_prefix_lookup(m, a, 6, &who), 4);
+	assert_int_equal(who, 7);
+	assert_int_equal(router_prefix_lookup(m, b, 4, &who), 3);
+	/* Taught again from block 2 on: the later owner for those. */
+	router_prefix_remember(m, a, 2, 6, 8);
+	assert_int_equal(router_prefix_lookup(m, a, 6, &who), 6);
+	assert_int_equal(who, 8);
+	assert_int_equal(router_prefix_lookup(m, a, 2, &who), 2);
+	assert_int_equal(who, 7);
+	router_prefix_map_destroy(m);
+	/* Bounded: far more blocks than entries, the newest kept. */
+	m = router_prefix_map_create(64);
+	uint64_t h[1000];
+	for (uint64_t i = 0; i < 1000; i++)
+		h[i] = prompt_hash(&i, sizeof(i));
+	for (size_t i = 0; i < 1000; i++)
+		router_prefix_remember(m, h, i, i + 1, i);
+	int kept = 0;
+	for (size_t i = 0; i < 1000; i++)
+		kept += router_prefix_lookup(m, &h[i], 1, &who) == 1 && who == i;
+	assert_in_range(kept, 16, 64);
+	assert_int_equal(router_prefix_lookup(m, &h[999], 1, &who), 1);
+	router_prefix_map_destroy(m);
+}
+
+static uint64_t *hashes_of(const char *body, const char *key, size_t *n)
+{
+	json_t *doc = json_loads(body, 0, NULL);
+	uint64_t *h = NULL;
+	assert_non_null(doc);
+	assert_true(router_prefix_hashes(doc, strstr(body, "messages") != NULL, key, 16, 64, &h, n));
+	json_decref(doc);
+	return h;
+}
+
+static void test_prefix_hashes_are_of_the_prompt_and_the_route(void **state)
+{
+	(void)state;
+	size_t n1, n2, n3, n4, n5;
+	uint64_t *h1 = hashes_of("{\"model\":\"m\",\"temperature\":0.1,\"messages\":["
+				 "{\"role\":\"system\",\"content\":\"You answer in French, briefly.\"},"
+				 "{\"role\":\"user\",\"content\":\"What is a cat? Answer please.\"}]}", "m", &n1);
+	uint64_t *h2 = hashes_of("{\"model\":\"m\",\"max_tokens\":9,\"messages\":["
+				 "{\"role\":\"system\",\"content\":\"You answer in French, briefly.\"},"
+				 "{\"role\":\"user\",\"content\":\"What is a dog? Answer please.\"}]}", "m", &n2);
+	uint64_t *h3 = hashes_of("{\"model\":\"m\",\"messages\":["
+				 "{\"role\":\"system\",\"content\":\"You answer in French, briefly.\"},"
+				 "{\"role\":\"user\",\"content\":\"What is a cat? Answer please.\"}]}", "other", &n3);
+	uint64_t *h4 = hashes_of("{\"model\":\"m\",\"prompt\":\"short\"}", "m", &n4);
+	uint64_t *h5 = hashes_of("{\"model\":\"m\",\"prompt\":\"You answer in French, briefly. "
+				 "What is a cat?\"}", "m", &n5);
+	assert_int_equal(n1, n2);
+	assert_true(n1 >= 3);
+	assert_memory_equal(h1, h2, 16); /* the system prompt's first blocks */
+	assert_memory_not_equal(&h1[n1 - 1], &h2[n1 - 1], 8); /* the question differs */
+	assert_memory_not_equal(h1, h3, 8);      /* another model */
+	assert_int_equal(n4, 0);                 /* under a block */
+	assert_null(h4);
+	assert_true(n5 >= 1);
+	free(h1), free(h2), free(h3), free(h5);
+}
+
+static void test_the_prefix_policy_follows_the_prefix_within_the_load_bound(void **state)
+{
+	(void)state;
+	struct router_route *rt = fake_route(4);
+	struct router_prefix_map *m = router_prefix_map_create(4096);
+	uint64_t tenant[8] = {1, 2, 3, 4, 5, 6, 7, 8}, other[8] = {1, 2, 3, 4, 5, 6, 70, 80},
+		 fresh[3] = {100, 200, 300};
+	struct router_pick_hint hint = {.prefix = tenant, .n_prefix = 8, .prefixes = m};
+	atomic_store(&rt->replicas[2]->outstanding, -1); /* the least loaded, first */
+	struct router_replica *first = router_pick(rt, ROUTER_POLICY_PREFIX, &hint, NULL, 0, 1, 5);
+	assert_ptr_equal(first, rt->replicas[2]);
+	for (int i = 0; i < 4; i++)
+		atomic_store(&rt->replicas[i]->outstanding, 0);
+	/* Busier than the rest, within 2 x least + slack: it follows. */
+	atomic_store(&first->outstanding, ROUTER_AFFINITY_SLACK);
+	hint.prefix = other;
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_PREFIX, &hint, NULL, 0, 1, 5), first);
+	/* Past the bound: the least loaded, which now owns the prefix. */
+	atomic_store(&first->outstanding, ROUTER_AFFINITY_SLACK + 1);
+	struct router_replica *moved = router_pick(rt, ROUTER_POLICY_PREFIX, &hint, NULL, 0, 1, 5);
+	assert_ptr_not_equal(moved, first);
+	atomic_store(&first->outstanding, 0);
+	atomic_store(&moved->outstanding, 3);
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_PREFIX, &hint, NULL, 0, 1, 9), moved);
+	/* The shared blocks went with it; the first keeps the rest of its
+	 * own prompt. */
+	uint64_t who = 0;
+	assert_int_equal(router_prefix_lookup(m, tenant, 8, &who), 8);
+	assert_int_equal(who, first->id_hash);
+	/* A prompt never seen: the least loaded. */
+	hint.prefix = fresh, hint.n_prefix = 3;
+	atomic_store(&rt->replicas[1]->outstanding, -1);
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_PREFIX, &hint, NULL, 0, 1, 5), rt->replicas[1]);
+	/* A retry skips the one tried even when it owns the prefix. */
+	struct router_replica *tried[1] = {rt->replicas[1]};
+	assert_ptr_not_equal(router_pick(rt, ROUTER_POLICY_PREFIX, &hint, tried, 1, 1, 5),
+			     rt->replicas[1]);
+	router_prefix_map_destroy(m);
+	fake_route_free(rt);
+}
+
+static void test_round_robin_takes_each_in_turn(void **state)
+{
+	(void)state;
+	struct router_route *rt = fake_route(3);
+	atomic_store(&rt->replicas[0]->outstanding, 50); /* blind to load */
+	int seen[3] = {0};
+	for (int i = 0; i < 30; i++)
+		seen[index_of(rt, router_pick(rt, ROUTER_POLICY_ROUND_ROBIN, NULL, NULL, 0, 1, 0))]++;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(seen[i], 10);
 	fake_route_free(rt);
 }
 
@@ -336,6 +556,13 @@ int main(void)
 		cmocka_unit_test(test_equal_replicas_share_the_picks),
 		cmocka_unit_test(test_ejected_and_tried_replicas_are_skipped_unless_none_is_left),
 		cmocka_unit_test(test_large_sets_use_two_choices),
+		cmocka_unit_test(test_a_session_sticks_to_one_replica_and_sessions_spread),
+		cmocka_unit_test(test_a_new_replica_takes_only_its_share_of_sessions),
+		cmocka_unit_test(test_a_sessions_replica_past_its_bounded_share_is_passed_over),
+		cmocka_unit_test(test_the_prefix_memory_finds_the_longest_remembered_run),
+		cmocka_unit_test(test_prefix_hashes_are_of_the_prompt_and_the_route),
+		cmocka_unit_test(test_the_prefix_policy_follows_the_prefix_within_the_load_bound),
+		cmocka_unit_test(test_round_robin_takes_each_in_turn),
 		cmocka_unit_test(test_keys_are_checked_by_hash_scope_and_expiry),
 		cmocka_unit_test(test_the_config_file_is_read_and_flags_win),
 		cmocka_unit_test(test_a_bad_config_file_names_file_line_column_never_the_value),
