@@ -318,12 +318,23 @@ static void rt_loads_apply(struct router *r, const char *text, size_t len)
 			continue;
 		json_array_foreach(json_object_get(route, "endpoints"), j, ep) {
 			const char *id = json_string_value(json_object_get(ep, "replica"));
-			json_t *q = json_object_get(json_object_get(ep, "load"), "queue_depth");
+			json_t *load = json_object_get(ep, "load");
+			json_t *q = json_object_get(load, "queue_depth");
+			json_t *kv = json_object_get(load, "kv_cache_usage");
+			json_t *run = json_object_get(load, "running");
+			double rn = json_is_number(run) ? json_number_value(run) : 0;
 			double qd = json_is_number(q) ? json_number_value(q) : 0;
+			double kvu = json_is_number(kv) ? json_number_value(kv) : 0;
+			kvu = kvu < 0 ? 0 : kvu > 1 ? 1 : kvu;
 			for (size_t k = 0; id && k < rt->n; k++)
-				if (!strcmp(rt->replicas[k]->id, id))
+				if (!strcmp(rt->replicas[k]->id, id)) {
 					atomic_store(&rt->replicas[k]->queue_depth,
 						     qd < 0 ? 0 : qd > 1e6 ? 1000000 : (int)(qd + 0.5));
+					atomic_store(&rt->replicas[k]->kv_load,
+						     (int)(kvu * ROUTER_KV_WEIGHT + 0.5));
+					atomic_store(&rt->replicas[k]->running,
+						     rn < 0 ? 0 : rn > 1e6 ? 1000000 : (int)(rn + 0.5));
+				}
 		}
 	}
 	router_table_unref(t);

@@ -26,8 +26,9 @@
  * Picking (router_pick), by the router's --policy, among the route's
  * replicas not ejected (all of them when every one is) and not tried yet
  * by this request. A replica's score is this router's outstanding
- * requests on it plus the queue depth it last reported (novad's load
- * hints).
+ * requests on it (or, when more, the requests its engine last reported
+ * running: other routers' too), plus the queue depth it last reported
+ * (novad's load hints), plus its reported KV-cache use x ROUTER_KV_WEIGHT.
  *   least-loaded  the lowest score; over ROUTER_PICK_SCAN_MAX replicas,
  *                 the better of two drawn at random (power of two choices).
  *   session       the request's session key (X-Session-Id, else the body's
@@ -73,6 +74,11 @@
  * affinity until the imbalance passes an absolute 32 and a relative 1.0001;
  * Nova's bound is tighter at low load and grows with it). */
 #define ROUTER_AFFINITY_SLACK 8
+/* A replica's reported KV-cache use (0 to 1) counts in its score as that
+ * share of this many queued requests: an engine whose cache is full
+ * queues or preempts what it is sent next (vLLM), so it weighs like a
+ * queue before its queue shows it. */
+#define ROUTER_KV_WEIGHT 8
 
 enum router_policy {
 	ROUTER_POLICY_LEAST_LOADED = 0,
@@ -134,6 +140,8 @@ struct router_replica {
 	atomic_int refs;
 	atomic_int outstanding;     /* requests this router has on it now */
 	atomic_int queue_depth;     /* last reported (load hints), rounded */
+	atomic_int kv_load;         /* last reported KV-cache use x ROUTER_KV_WEIGHT */
+	atomic_int running;         /* last reported requests running on the engine */
 	atomic_llong ejected_until_ms; /* CLOCK_MONOTONIC; 0: not ejected */
 	atomic_int failures;        /* in a row, for the backoff */
 };

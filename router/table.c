@@ -162,8 +162,13 @@ static bool rt_tried(struct router_replica *r, struct router_replica *const *tri
 
 static long rt_score(struct router_replica *r)
 {
-	return (long)atomic_load_explicit(&r->outstanding, memory_order_relaxed) +
-	       (long)atomic_load_explicit(&r->queue_depth, memory_order_relaxed);
+	long own = atomic_load_explicit(&r->outstanding, memory_order_relaxed);
+	long all = atomic_load_explicit(&r->running, memory_order_relaxed);
+	/* Ours are live, the engine's a poll old but counting every router's:
+	 * the larger of the two. */
+	return (own > all ? own : all) +
+	       (long)atomic_load_explicit(&r->queue_depth, memory_order_relaxed) +
+	       (long)atomic_load_explicit(&r->kv_load, memory_order_relaxed);
 }
 
 /* Least loaded among the candidates: a scan up to ROUTER_PICK_SCAN_MAX of

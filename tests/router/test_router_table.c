@@ -137,6 +137,29 @@ static void test_the_pick_is_the_least_loaded_counting_reported_queues(void **st
 	fake_route_free(rt);
 }
 
+static void test_a_full_kv_cache_weighs_like_a_queue(void **state)
+{
+	(void)state;
+	struct router_route *rt = fake_route(2);
+	atomic_store(&rt->replicas[0]->kv_load, ROUTER_KV_WEIGHT); /* cache full, idle */
+	atomic_store(&rt->replicas[1]->outstanding, ROUTER_KV_WEIGHT - 1);
+	for (uint64_t rnd = 0; rnd < 10; rnd++)
+		assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 1, rnd),
+				 rt->replicas[1]);
+	atomic_store(&rt->replicas[0]->kv_load, ROUTER_KV_WEIGHT / 2);
+	for (uint64_t rnd = 0; rnd < 10; rnd++)
+		assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 1, rnd),
+				 rt->replicas[0]);
+	/* Requests other routers run there count when they outnumber ours. */
+	atomic_store(&rt->replicas[0]->running, ROUTER_KV_WEIGHT);
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 1, 0),
+			 rt->replicas[1]);
+	atomic_store(&rt->replicas[1]->running, 3); /* fewer than ours there: ours count */
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 1, 0),
+			 rt->replicas[1]);
+	fake_route_free(rt);
+}
+
 static void test_equal_replicas_share_the_picks(void **state)
 {
 	(void)state;
@@ -553,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_a_rebuilt_table_keeps_each_replicas_counts),
 		cmocka_unit_test(test_malformed_routes_and_endpoints_are_left_out),
 		cmocka_unit_test(test_the_pick_is_the_least_loaded_counting_reported_queues),
+		cmocka_unit_test(test_a_full_kv_cache_weighs_like_a_queue),
 		cmocka_unit_test(test_equal_replicas_share_the_picks),
 		cmocka_unit_test(test_ejected_and_tried_replicas_are_skipped_unless_none_is_left),
 		cmocka_unit_test(test_large_sets_use_two_choices),
