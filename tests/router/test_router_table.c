@@ -266,7 +266,8 @@ static void test_a_session_sticks_to_one_replica_and_sessions_spread(void **stat
 	fake_route_free(rt);
 	/* No session key: least loaded, like that policy. */
 	rt = fake_route(3);
-	atomic_store(&rt->replicas[1]->outstanding, -100);
+	atomic_store(&rt->replicas[0]->outstanding, 5);
+	atomic_store(&rt->replicas[2]->outstanding, 5);
 	assert_ptr_equal(pick_session(rt, ""), rt->replicas[1]);
 	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_SESSION, NULL, NULL, 0, 1, 7), rt->replicas[1]);
 	fake_route_free(rt);
@@ -401,7 +402,8 @@ static void test_the_prefix_policy_follows_the_prefix_within_the_load_bound(void
 	uint64_t tenant[8] = {1, 2, 3, 4, 5, 6, 7, 8}, other[8] = {1, 2, 3, 4, 5, 6, 70, 80},
 		 fresh[3] = {100, 200, 300};
 	struct router_pick_hint hint = {.prefix = tenant, .n_prefix = 8, .prefixes = m};
-	atomic_store(&rt->replicas[2]->outstanding, -1); /* the least loaded, first */
+	for (int i = 0; i < 4; i++) /* the third the least loaded, first */
+		atomic_store(&rt->replicas[i]->outstanding, i == 2 ? 0 : 1);
 	struct router_replica *first = router_pick(rt, ROUTER_POLICY_PREFIX, &hint, NULL, 0, 1, 5);
 	assert_ptr_equal(first, rt->replicas[2]);
 	for (int i = 0; i < 4; i++)
@@ -424,7 +426,8 @@ static void test_the_prefix_policy_follows_the_prefix_within_the_load_bound(void
 	assert_int_equal(who, first->id_hash);
 	/* A prompt never seen: the least loaded. */
 	hint.prefix = fresh, hint.n_prefix = 3;
-	atomic_store(&rt->replicas[1]->outstanding, -1);
+	for (int i = 0; i < 4; i++)
+		atomic_store(&rt->replicas[i]->outstanding, i == 1 ? 0 : 4);
 	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_PREFIX, &hint, NULL, 0, 1, 5), rt->replicas[1]);
 	/* A retry skips the one tried even when it owns the prefix. */
 	struct router_replica *tried[1] = {rt->replicas[1]};
