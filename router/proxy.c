@@ -347,7 +347,7 @@ static bool rt_upstream_start(struct rt_req *q)
 {
 	struct rt_loop *L = q->loop;
 	struct router *r = L->r;
-	struct router_pick_hint hint = {0};
+	struct router_pick_hint hint = {.adapter = q->route->adapter};
 	char url[512];
 	if (q->n_tried >= RT_MAX_TRIED)
 		return false;
@@ -355,6 +355,8 @@ static bool rt_upstream_start(struct rt_req *q)
 						 rt_now_ms(), rt_rand(L));
 	if (!rep)
 		return false;
+	if (q->route->dynamic) /* it loads the adapter now, if it had not */
+		router_replica_adapter_sent(rep, q->route->adapter, rt_now_ms());
 	/* A kept handle has every option below set again; none other is
 	 * ever set, so nothing of the last request carries over. */
 	CURL *e = L->n_easy_cache ? L->easy_cache[--L->n_easy_cache] : curl_easy_init();
