@@ -810,6 +810,22 @@ static const struct router_route *rt_route_of(const struct router_table *t, cons
 	return rt;
 }
 
+/* A body asking for "model/adapter": the engine knows the adapter by its
+ * own name (vLLM's served LoRA name), so "model" becomes that. Only this
+ * form pays for the rewrite; a body naming the adapter goes as it came.
+ * false when out of memory. */
+static bool rt_body_model_set(struct rt_req *q, json_t *doc, const char *name)
+{
+	char *text = NULL;
+	if (json_object_set_new(doc, "model", json_string(name)) != 0 ||
+	    !(text = json_dumps(doc, JSON_COMPACT)))
+		return false;
+	textbuf_finish(&q->body);
+	textbuf_adds(&q->body, text);
+	free(text);
+	return !q->body.failed;
+}
+
 /* The body is in: check it, find the route, send it upstream. */
 static enum MHD_Result rt_begin(struct rt_req *q)
 {
@@ -850,6 +866,11 @@ static enum MHD_Result rt_begin(struct rt_req *q)
 						      model);
 		json_decref(doc);
 		return ret;
+	}
+	if (q->route->adapter && strcmp(model, q->route->adapter) != 0 &&
+	    !rt_body_model_set(q, doc, q->route->adapter)) {
+		json_decref(doc);
+		return MHD_NO;
 	}
 	json_decref(doc);
 	if (q->route->n == 0)
