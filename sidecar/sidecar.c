@@ -48,6 +48,9 @@ const char sidecar_usage[] =
 /* An engine's arguments: a serve command's 64 + 64, or the mock engine's
  * flags with two per LoRA adapter (a model lists 256 at most). */
 #define SC_ARGV_MAX 600
+/* The loaded LoRA adapters' names one heartbeat carries at most, over all
+ * its replicas (each replica's list is at most 64 x 512 bytes). */
+#define SC_ADAPTERS_BEAT_BYTES (256u << 10)
 
 void sidecar_config_defaults(struct sidecar_config *cfg)
 {
@@ -918,6 +921,7 @@ static void sc_heartbeat(struct sc *s)
 	struct http_client_response res;
 	struct nova_err err;
 	json_t *replicas = json_array();
+	size_t adapters_budget = SC_ADAPTERS_BEAT_BYTES;
 	for (int j = 0; j < SC_MAX_CHILDREN; j++) {
 		struct sc_child *k = &s->kids[j];
 		char endpoint[256];
@@ -935,9 +939,19 @@ static void sc_heartbeat(struct sc *s)
 		if (r && k->load && k->serving)
 			json_object_set(r, "load", k->load);
 		/* Only when there are some: a novad older than this field
-		 * refuses a report that names it. */
-		if (r && json_array_size(k->adapters) > 0 && k->serving)
+		 * refuses a report that names it. Within a budget per
+		 * heartbeat, so that hints never push the beat past novad's
+		 * body cap (1 MiB by default) and lose the node's liveness:
+		 * past it, a replica's list is left out (its adapters count as
+		 * not loaded, which costs a router's preference, no request). */
+		size_t bytes = 0, ai;
+		json_t *an;
+		json_array_foreach(k->adapters, ai, an)
+			bytes += json_string_length(an) + 3;
+		if (r && bytes > 0 && k->serving && bytes <= adapters_budget) {
 			json_object_set(r, "adapters_loaded", k->adapters);
+			adapters_budget -= bytes;
+		}
 		if (r)
 			json_array_append_new(replicas, r);
 	}
