@@ -98,7 +98,7 @@ void inventory_destroy(struct inventory *inv);
  *   "adapters_loaded": ["name", ...] (optional): the LoRA adapters the
  *   engine has loaded now, at most INVENTORY_ADAPTERS_LOADED_MAX names of
  *   1 to INVENTORY_ADAPTER_NAME_MAX bytes; kept in memory with the load
- *   and shown with it (each endpoint's "adapters_loaded" in /v1/routes).
+ *   and shown with it in /v1/routes (inventory/routes.h).
  * *answer: the JSON text (malloc'd; the caller frees it) of {"accepted":
  * bool, "reason"?: "...", "interval_ms": N, "gateway_url"?: URL,
  * "assignment_generation": "DIGEST", "assignments"?: [...], "refused"?:

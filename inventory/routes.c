@@ -197,7 +197,7 @@ static json_t *routes_render(struct inventory_routes *r, const char *model, json
 static void routes_table_etag_update(struct inventory_routes *r)
 {
 	json_t *none = json_object();
-	json_t *bare = routes_render(r, NULL, none, none);
+	json_t *bare = routes_render(r, NULL, none, NULL);
 	routes_etag_of(r->table_etag, bare);
 	json_decref(bare);
 	json_decref(none);
@@ -294,13 +294,31 @@ void inventory_routes_size(size_t *routes, size_t *endpoints, struct inventory_r
 }
 
 /* The routes as the API shows them: a list, with load hints and the LoRA
- * adapters each replica's engine reported loaded (replica id -> array;
- * only for replicas that reported some). Caller holds the lock.
- * adapters_loaded goes with the load hints, not with the routes: it
- * changes as engines load and evict adapters, so it is in GET /v1/routes
- * (which routers poll for the load) and never in the watch's events, whose
- * changes are endpoints only (an event per adapter loaded would be the
- * storm that load in events would be). */
+ * adapters each replica's engine reported loaded (adapters: replica id ->
+ * array, only replicas that reported some; NULL: none shown, as in the
+ * ETag's render and the watch's). Caller holds the lock.
+ * What engines have loaded goes with the load hints, not with the routes:
+ * it changes as engines load and evict adapters, so it is in GET
+ * /v1/routes (which routers poll for the load) and never in the watch's
+ * events, whose changes are endpoints only (an event per adapter loaded
+ * would be the storm that load in events would be).
+ * The whole list, "adapters_loaded", is on the endpoints of the model's
+ * own route only (a replica's object is one in every route of its model,
+ * at a router too); a dynamic adapter's route says per endpoint whether
+ * it has that adapter, "adapter_loaded": true or false. Rejected: the
+ * list on every route's endpoints, which is adapters x replicas x loaded
+ * names per poll of every router (256 adapters, 10 replicas with 64
+ * loaded: megabytes a second for each router). */
+static bool routes_list_has(json_t *list, const char *name)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+			return true;
+	return false;
+}
+
 static json_t *routes_render(struct inventory_routes *r, const char *model, json_t *loads,
 			     json_t *adapters)
 {
@@ -319,8 +337,11 @@ static json_t *routes_render(struct inventory_routes *r, const char *model, json
 			json_t *load = json_object_get(loads, json_string_value(json_object_get(ep, "replica")));
 			json_object_set(ep, "load", load ? load : json_null());
 			json_t *al = json_object_get(adapters, json_string_value(json_object_get(ep, "replica")));
-			if (al)
+			if (al && !adapter)
 				json_object_set(ep, "adapters_loaded", al);
+			else if (adapters && adapter && json_is_true(json_object_get(route, "dynamic")))
+				json_object_set_new(ep, "adapter_loaded",
+						    json_boolean(routes_list_has(al, adapter)));
 		}
 		json_array_append_new(list, copy);
 	}
@@ -370,7 +391,7 @@ static int routes_get_plain(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 	json_t *list = routes_render(r, model, loads, adapters);
 	json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)version, "routes", list);
 	if (model) {
-		json_t *bare = routes_render(r, model, none, none);
+		json_t *bare = routes_render(r, model, none, NULL);
 		routes_etag_of(etag, bare);
 		json_decref(bare);
 	} else {
@@ -439,7 +460,7 @@ char *inventory_routes_next_event(struct inventory_routes *r, long long seen, lo
 	if (seen < 0 || seen > r->version || (seen < oldest - 1 && r->version > 0)) {
 		/* New, or from before what the ring remembers: a snapshot. */
 		json_t *empty = json_object();
-		json_t *list = routes_render(r, NULL, empty, empty);
+		json_t *list = routes_render(r, NULL, empty, NULL);
 		json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)r->version, "routes", list);
 		char *data = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 		if (data && asprintf(&out, "id: %lld\nevent: snapshot\ndata: %s\n\n", r->version, data) < 0)

@@ -293,9 +293,10 @@ static bool rt_table_matches(const struct router_table *t, json_t *doc)
  * its way), the watch starts over from a snapshot. */
 #define RT_MISMATCH_POLLS 3
 
-/* A replica's "adapters_loaded" (absent: none) into its adapter slots;
- * only dynamic routes' endpoints are read, the replica's object being the
- * same in each route of its model. */
+/* A replica's "adapters_loaded" (absent: none) into its adapter slots.
+ * novad shows the list on the model's own route only (inventory/routes.c);
+ * the replica's object is the same in each route of its model, so the
+ * dynamic adapters' routes see it. */
 static void rt_adapters_apply(struct router_replica *rep, json_t *list)
 {
 	const char *names[ROUTER_REPLICA_ADAPTERS];
@@ -341,9 +342,10 @@ static void rt_loads_apply(struct router *r, const char *text, size_t len)
 				if (!strcmp(rt->replicas[k]->id, id)) {
 					atomic_store(&rt->replicas[k]->queue_depth,
 						     qd < 0 ? 0 : qd > 1e6 ? 1000000 : (int)(qd + 0.5));
-					if (rt->dynamic)
-						rt_adapters_apply(rt->replicas[k],
-								  json_object_get(ep, "adapters_loaded"));
+					json_t *al = json_object_get(ep, "adapters_loaded");
+					if (!rt->adapter &&
+					    (al || atomic_load(&rt->replicas[k]->adapters[0])))
+						rt_adapters_apply(rt->replicas[k], al);
 				}
 		}
 	}

@@ -113,17 +113,21 @@ code=$(chat "$R" chat)
 	t_pass "a second dynamic adapter works too, loaded once (by name and as model/adapter)" ||
 	t_fail "second adapter" "$code, loads per replica: $(where) $(cat "$T_WORK/body")"
 
-# The sidecars report what their engines loaded: GET /v1/routes shows it
-# on each endpoint (of every route of the model).
-i=0; until "$C" -o json routes --model ld/sql | jq -e '[.routes[0].endpoints[].adapters_loaded // [] | .[]] | sort == ["chat","sql"]' >/dev/null 2>&1 || [ $i -gt 100 ]; do
+# The sidecars report what their engines loaded: GET /v1/routes shows the
+# list on the endpoints of the model's own route, and on each dynamic
+# adapter's route whether the endpoint has that one.
+base='.routes[] | select(.adapter == null) | .endpoints[]'
+i=0; until "$C" -o json routes --model ld | jq -e "[$base | .adapters_loaded // [] | .[]] | sort == [\"chat\",\"sql\"]" >/dev/null 2>&1 || [ $i -gt 100 ]; do
 	i=$((i + 1)); sleep 0.1; done
-"$C" -o json routes --model ld/sql >"$T_WORK/routes.json"
+"$C" -o json routes --model ld >"$T_WORK/routes.json"
 for u in $(urls ld/sql); do
 	want=$(curl -s "$u/v1/models" | jq -c '[.data[] | select(.parent != null) | .id] | sort')
-	have=$(jq -c --arg u "$u" '[.routes[0].endpoints[] | select(.url == $u) | .adapters_loaded // [] | .[]] | sort' "$T_WORK/routes.json")
-	[ "$want" = "$have" ] || t_fail "adapters_loaded of $u" "engine: $want, routes: $have"
+	have=$(jq -c --arg u "$u" "[$base | select(.url == \$u) | .adapters_loaded // [] | .[]] | sort" "$T_WORK/routes.json")
+	flags=$(jq -c --arg u "$u" '[.routes[] | select(.dynamic) | .adapter as $a | .endpoints[] | select(.url == $u) | select(.adapter_loaded) | $a] | sort' "$T_WORK/routes.json")
+	[ "$want" = "$have" ] && [ "$want" = "$flags" ] ||
+		t_fail "adapters_loaded of $u" "engine: $want, routes: $have, adapter_loaded on: $flags"
 done
-jq -e '[.routes[0].endpoints[].adapters_loaded // [] | .[]] | sort == ["chat","sql"]' "$T_WORK/routes.json" >/dev/null &&
+jq -e "[$base | .adapters_loaded // [] | .[]] | sort == [\"chat\",\"sql\"]" "$T_WORK/routes.json" >/dev/null &&
 	t_pass "GET /v1/routes shows each replica's loaded adapters as its sidecar reported them" ||
 	t_fail "adapters_loaded" "$(cat "$T_WORK/routes.json")"
 
