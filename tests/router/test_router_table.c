@@ -422,7 +422,7 @@ static void test_an_adapter_sent_lately_counts_as_loaded_for_a_while(void **stat
 	/* The memory is the last ROUTER_ADAPTERS_SENT adapters: older ones
 	 * are forgotten. */
 	for (int i = 0; i < ROUTER_ADAPTERS_SENT; i++) {
-		char name[16];
+		char name[24];
 		snprintf(name, sizeof(name), "other%d", i);
 		router_replica_adapter_sent(r3, name, 1500);
 	}
