@@ -718,6 +718,8 @@ static void sc_reap(struct sc *s)
 				sc_child_clear(k);
 				break;
 			}
+			json_decref(k->adapters); /* its successor starts with none */
+			k->adapters = NULL;
 			atomic_fetch_add(&s->engine_exits, 1);
 			/* Another process listens on the port it died on: it
 			 * lost the port to something that bound it after our
