@@ -540,6 +540,33 @@ static int inv_load_check(const json_t *load, const char *path, struct nova_err 
 	return 0;
 }
 
+/* The LoRA adapters a replica's engine has loaded (as its sidecar read
+ * them from the engine's GET /v1/models), kept with the load hints and
+ * shown with them in /v1/routes. Bounded like them: at most
+ * INVENTORY_ADAPTERS_LOADED_MAX names of 1 to INVENTORY_ADAPTER_NAME_MAX
+ * bytes (a model spec's adapter names are at most that long). */
+static int inv_adapters_check(const json_t *list, const char *path, struct nova_err *err)
+{
+	char f[NOVA_ERR_FIELD_MAX];
+	size_t i;
+	json_t *v;
+	if (json_array_size(list) > INVENTORY_ADAPTERS_LOADED_MAX) {
+		snprintf(f, sizeof(f), "%s.adapters_loaded", path);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s has more than %d names", f,
+				    INVENTORY_ADAPTERS_LOADED_MAX);
+	}
+	json_array_foreach(list, i, v) {
+		if (json_is_string(v) && json_string_length(v) > 0 &&
+		    json_string_length(v) <= INVENTORY_ADAPTER_NAME_MAX &&
+		    strlen(json_string_value(v)) == json_string_length(v))
+			continue;
+		snprintf(f, sizeof(f), "%s.adapters_loaded[%zu]", path, i);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be a string of 1 to %d bytes", f,
+				    INVENTORY_ADAPTER_NAME_MAX);
+	}
+	return 0;
+}
+
 int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replicas,
 			     const char **generation, const json_t *body, struct nova_err *err)
 {
@@ -561,7 +588,7 @@ int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replica
 	json_array_foreach(*replicas, i, r) {
 		char path[32];
 		const char *id = NULL, *state = NULL, *endpoint = NULL;
-		json_t *load = NULL;
+		json_t *load = NULL, *adapters = NULL;
 		long long stage = -1;
 		const struct json_field rf[] = {
 			{.name = "replica_id", .kind = JSON_KIND_STRING, .required = true, .out = &id,
@@ -571,9 +598,10 @@ int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replica
 			{.name = "endpoint", .kind = JSON_KIND_STRING, .out = &endpoint, .max_len = 512},
 			{.name = "load", .kind = JSON_KIND_OBJECT, .out = &load},
 			{.name = "stage", .kind = JSON_KIND_INT, .out = &stage, .min = 0, .max = 15},
+			{.name = "adapters_loaded", .kind = JSON_KIND_ARRAY, .out = &adapters},
 		};
 		snprintf(path, sizeof(path), "replicas[%zu]", i);
-		if ((rc = json_decode_object(r, rf, 5, path, err)))
+		if ((rc = json_decode_object(r, rf, 6, path, err)))
 			return rc;
 		if (!ids_is_uuid(id)) {
 			char f[NOVA_ERR_FIELD_MAX];
@@ -586,6 +614,8 @@ int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replica
 			return nova_err_set(err, NOVA_EINVAL, f, "%s must be starting, ready or failed", f);
 		}
 		if (load && (rc = inv_load_check(load, path, err)))
+			return rc;
+		if (adapters && (rc = inv_adapters_check(adapters, path, err)))
 			return rc;
 	}
 	return 0;
@@ -1583,6 +1613,24 @@ json_t *inventory_loads(struct inventory *inv)
 			const char *id = json_string_value(json_object_get(r, "replica_id"));
 			if (id && load)
 				json_object_set_new(out, id, json_deep_copy(load));
+		}
+	}
+	pthread_mutex_unlock(&inv->lock);
+	return out;
+}
+
+json_t *inventory_adapters_loaded(struct inventory *inv)
+{
+	json_t *out = json_object();
+	pthread_mutex_lock(&inv->lock);
+	for (size_t i = 0; out && i < inv->n_nodes; i++) {
+		size_t j;
+		json_t *r;
+		json_array_foreach(inv->nodes[i].replicas, j, r) {
+			json_t *list = json_object_get(r, "adapters_loaded");
+			const char *id = json_string_value(json_object_get(r, "replica_id"));
+			if (id && json_array_size(list) > 0)
+				json_object_set_new(out, id, json_deep_copy(list));
 		}
 	}
 	pthread_mutex_unlock(&inv->lock);

@@ -94,7 +94,11 @@ void inventory_destroy(struct inventory *inv);
  *            "tokens_per_second": X, "ttft_ms": X, "restarts": N}}]}: load
  *   values are numbers >= 0 (kv_cache_usage at most 1, restarts an
  *   integer), at most 16 of them; names other than these are passed
- *   through to /v1/routes as they are (a newer sidecar's hint).
+ *   through to /v1/routes as they are (a newer sidecar's hint);
+ *   "adapters_loaded": ["name", ...] (optional): the LoRA adapters the
+ *   engine has loaded now, at most INVENTORY_ADAPTERS_LOADED_MAX names of
+ *   1 to INVENTORY_ADAPTER_NAME_MAX bytes; kept in memory with the load
+ *   and shown with it in /v1/routes (inventory/routes.h).
  * *answer: the JSON text (malloc'd; the caller frees it) of {"accepted":
  * bool, "reason"?: "...", "interval_ms": N, "gateway_url"?: URL,
  * "assignment_generation": "DIGEST", "assignments"?: [...], "refused"?:
@@ -151,6 +155,12 @@ json_t *inventory_brakes(struct inventory *inv);
 /* The load each replica's node last reported through this novad, as an
  * object replica id -> load (a new reference). */
 json_t *inventory_loads(struct inventory *inv);
+/* The LoRA adapters each replica's engine last reported loaded, as an
+ * object replica id -> array of names (a new reference; replicas that
+ * reported none are left out). Changes count in inventory_loads_generation. */
+#define INVENTORY_ADAPTERS_LOADED_MAX 64
+#define INVENTORY_ADAPTER_NAME_MAX 512
+json_t *inventory_adapters_loaded(struct inventory *inv);
 /* A number that changes whenever a heartbeat brings replica reports (and so
  * possibly new load hints): readers that render loads can tell, without
  * reading them, that what they rendered is still current. */

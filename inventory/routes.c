@@ -14,6 +14,8 @@
 /* How old the load hints of a cached table may get while heartbeats keep
  * changing them: the refresh period of the table itself. */
 #define ROUTES_CACHE_MAX_AGE_MS 250
+/* "model/adapter": a model name (128) and an adapter's (512). */
+#define ROUTES_KEY_MAX 700
 
 struct routes_event {
 	long long version;
@@ -122,7 +124,8 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 	rc = db_exec(&res, c,
 		     "SELECT m.name, m.version, coalesce(m.spec->'adapters', '[]')::text, d.name, "
 		     "r.id, r.endpoint, (SELECT n.name FROM replica_placements rp JOIN nodes n "
-		     "ON n.id = rp.node_id WHERE rp.replica_id = r.id ORDER BY rp.stage DESC LIMIT 1) "
+		     "ON n.id = rp.node_id WHERE rp.replica_id = r.id ORDER BY rp.stage DESC LIMIT 1), "
+		     "m.kind "
 		     "FROM replicas r JOIN deployments d ON d.id = r.deployment_id "
 		     "JOIN models m ON m.id = d.model_id "
 		     "WHERE r.state = 'ready' AND r.endpoint IS NOT NULL "
@@ -138,13 +141,15 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 	json_t *t = json_object();
 	for (int i = 0; t && i < PQntuples(res); i++) {
 		json_t *adapters = json_loads(PQgetvalue(res, i, 2), 0, NULL), *a;
-		size_t ai;
+		bool dynamic = strcmp(PQgetvalue(res, i, 7), "lora_dynamic") == 0;
 		json_t *ep = json_pack("{s:s, s:s, s:s, s:s?}", "url", PQgetvalue(res, i, 5), "replica",
 				       PQgetvalue(res, i, 4), "deployment", PQgetvalue(res, i, 3), "node",
 				       PQgetvalue(res, i, 6));
-		/* The model itself, and each static LoRA adapter it serves. */
+		/* The model itself, and each LoRA adapter it serves (static) or
+		 * can load (dynamic: every replica of the model, marked so that
+		 * routers prefer those that have it loaded). */
 		for (ssize_t k = -1; k < (ssize_t)json_array_size(adapters); k++) {
-			char key[300];
+			char key[ROUTES_KEY_MAX];
 			const char *adapter = NULL;
 			if (k >= 0) {
 				a = json_array_get(adapters, (size_t)k);
@@ -158,11 +163,12 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 				route = json_pack("{s:s, s:s, s:o, s:[]}", "model", PQgetvalue(res, i, 0),
 						  "version", PQgetvalue(res, i, 1), "adapter",
 						  adapter ? json_string(adapter) : json_null(), "endpoints");
+				if (route && adapter && dynamic)
+					json_object_set_new(route, "dynamic", json_true());
 				json_object_set_new(t, key, route);
 			}
 			json_array_append(json_object_get(route, "endpoints"), ep);
 		}
-		(void)ai;
 		json_decref(ep);
 		json_decref(adapters);
 	}
@@ -184,13 +190,14 @@ static void routes_etag_of(char etag[INVENTORY_ROUTES_ETAG_LEN], json_t *bare_li
 	free(text);
 }
 
-static json_t *routes_render(struct inventory_routes *r, const char *model, json_t *loads);
+static json_t *routes_render(struct inventory_routes *r, const char *model, json_t *loads,
+			     json_t *adapters);
 
 /* The whole table's ETag, after the table changed (caller holds the lock). */
 static void routes_table_etag_update(struct inventory_routes *r)
 {
 	json_t *none = json_object();
-	json_t *bare = routes_render(r, NULL, none);
+	json_t *bare = routes_render(r, NULL, none, NULL);
 	routes_etag_of(r->table_etag, bare);
 	json_decref(bare);
 	json_decref(none);
@@ -286,9 +293,34 @@ void inventory_routes_size(size_t *routes, size_t *endpoints, struct inventory_r
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* The routes as the API shows them: a list, with load hints. Caller holds
- * the lock. */
-static json_t *routes_render(struct inventory_routes *r, const char *model, json_t *loads)
+/* The routes as the API shows them: a list, with load hints and the LoRA
+ * adapters each replica's engine reported loaded (adapters: replica id ->
+ * array, only replicas that reported some; NULL: none shown, as in the
+ * ETag's render and the watch's). Caller holds the lock.
+ * What engines have loaded goes with the load hints, not with the routes:
+ * it changes as engines load and evict adapters, so it is in GET
+ * /v1/routes (which routers poll for the load) and never in the watch's
+ * events, whose changes are endpoints only (an event per adapter loaded
+ * would be the storm that load in events would be).
+ * The whole list, "adapters_loaded", is on the endpoints of the model's
+ * own route only (a replica's object is one in every route of its model,
+ * at a router too); a dynamic adapter's route says per endpoint whether
+ * it has that adapter, "adapter_loaded": true or false. Rejected: the
+ * list on every route's endpoints, which is adapters x replicas x loaded
+ * names per poll of every router (256 adapters, 10 replicas with 64
+ * loaded: megabytes a second for each router). */
+static bool routes_list_has(json_t *list, const char *name)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+			return true;
+	return false;
+}
+
+static json_t *routes_render(struct inventory_routes *r, const char *model, json_t *loads,
+			     json_t *adapters)
 {
 	json_t *list = json_array();
 	const char *key;
@@ -304,6 +336,12 @@ static json_t *routes_render(struct inventory_routes *r, const char *model, json
 		json_array_foreach(json_object_get(copy, "endpoints"), i, ep) {
 			json_t *load = json_object_get(loads, json_string_value(json_object_get(ep, "replica")));
 			json_object_set(ep, "load", load ? load : json_null());
+			json_t *al = json_object_get(adapters, json_string_value(json_object_get(ep, "replica")));
+			if (al && !adapter)
+				json_object_set(ep, "adapters_loaded", al);
+			else if (adapters && adapter && json_is_true(json_object_get(route, "dynamic")))
+				json_object_set_new(ep, "adapter_loaded",
+						    json_boolean(routes_list_has(al, adapter)));
 		}
 		json_array_append_new(list, copy);
 	}
@@ -346,13 +384,14 @@ static int routes_get_plain(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 			return 0;
 	}
 	json_t *loads = r->inv ? inventory_loads(r->inv) : json_object();
+	json_t *adapters = r->inv ? inventory_adapters_loaded(r->inv) : json_object();
 	json_t *none = model ? json_object() : NULL;
 	pthread_mutex_lock(&r->lock);
 	long long version = r->version;
-	json_t *list = routes_render(r, model, loads);
+	json_t *list = routes_render(r, model, loads, adapters);
 	json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)version, "routes", list);
 	if (model) {
-		json_t *bare = routes_render(r, model, none);
+		json_t *bare = routes_render(r, model, none, NULL);
 		routes_etag_of(etag, bare);
 		json_decref(bare);
 	} else {
@@ -361,6 +400,7 @@ static int routes_get_plain(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 	pthread_mutex_unlock(&r->lock);
 	json_decref(none);
 	json_decref(loads);
+	json_decref(adapters);
 	if (model && json_array_size(json_object_get(body, "routes")) == 0) {
 		json_decref(body);
 		return nova_err_set(err, NOVA_ENOTFOUND, "model", "no routes for model \"%s\"", model);
@@ -420,7 +460,7 @@ char *inventory_routes_next_event(struct inventory_routes *r, long long seen, lo
 	if (seen < 0 || seen > r->version || (seen < oldest - 1 && r->version > 0)) {
 		/* New, or from before what the ring remembers: a snapshot. */
 		json_t *empty = json_object();
-		json_t *list = routes_render(r, NULL, empty);
+		json_t *list = routes_render(r, NULL, empty, NULL);
 		json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)r->version, "routes", list);
 		char *data = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 		if (data && asprintf(&out, "id: %lld\nevent: snapshot\ndata: %s\n\n", r->version, data) < 0)

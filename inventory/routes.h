@@ -17,7 +17,15 @@
  * query failed). Before the first successful read there is no table, and
  * a read is NOVA_EUNAVAIL rather than an empty one. A table not refreshed
  * for INVENTORY_ROUTES_STALE_MS says so in its body ("stale": true and
- * "age_ms"). */
+ * "age_ms").
+ *
+ * LoRA: a model's adapters get routes of their own, keyed "model/adapter",
+ * with the model's endpoints: a lora_static model's, and those a
+ * lora_dynamic model lists ("dynamic": true). With the load hints (never
+ * in the watch's events nor the ETag), the endpoints of the model's own
+ * route carry "adapters_loaded", the adapters the replica's engine last
+ * reported loaded, and those of a dynamic adapter's route
+ * "adapter_loaded", whether it has that one. */
 #ifndef NOVA_INVENTORY_ROUTES_H
 #define NOVA_INVENTORY_ROUTES_H
 

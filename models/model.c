@@ -53,6 +53,31 @@ static int model_strings_check(const json_t *arr, const char *field, size_t max_
 	return 0;
 }
 
+/* Adapter names: strings as model_strings_check takes them, each once
+ * and none the base model's own name (either would make two routes with
+ * one key). */
+static int model_adapters_check(const json_t *adapters, const char *model, struct nova_err *err)
+{
+	size_t i, j;
+	json_t *v;
+	int rc = model_strings_check(adapters, "adapters", 256, err);
+	if (rc)
+		return rc;
+	json_array_foreach(adapters, i, v) {
+		const char *a = json_string_value(v);
+		bool dup = strcmp(a, model) == 0;
+		for (j = 0; j < i && !dup; j++)
+			dup = strcmp(a, json_string_value(json_array_get(adapters, j))) == 0;
+		if (dup) {
+			char f[NOVA_ERR_FIELD_MAX];
+			snprintf(f, sizeof(f), "adapters[%zu]", i);
+			return nova_err_set(err, NOVA_EINVAL, f,
+					    "%s names the model itself or an adapter listed before", f);
+		}
+	}
+	return 0;
+}
+
 static int model_engine_check(const json_t *engine, struct nova_err *err)
 {
 	const char *image = NULL, *health = NULL;
@@ -182,15 +207,16 @@ int model_spec_parse(struct model *out, const json_t *spec, struct nova_err *err
 	}
 	tmp.n_stages = json_array_size(stages);
 	bool is_static = strcmp(kind, "lora_static") == 0, is_dyn = strcmp(kind, "lora_dynamic") == 0;
-	if (adapters && !is_static)
-		return nova_err_set(err, NOVA_EINVAL, "adapters", "adapters are for lora_static models");
-	if (is_static) {
-		if (!adapters || json_array_size(adapters) == 0)
-			return nova_err_set(err, NOVA_EINVAL, "adapters",
-					    "a lora_static model lists its adapters");
-		if ((rc = model_strings_check(adapters, "adapters", 256, err)))
-			return rc;
-	}
+	if (adapters && !is_static && !is_dyn)
+		return nova_err_set(err, NOVA_EINVAL, "adapters",
+				    "adapters are for lora_static and lora_dynamic models");
+	if (is_static && (!adapters || json_array_size(adapters) == 0))
+		return nova_err_set(err, NOVA_EINVAL, "adapters", "a lora_static model lists its adapters");
+	/* A lora_dynamic model's adapters are the ones its engines can load
+	 * on demand (each gets a route); none listed: no adapter routes, the
+	 * engines load what they are told through their own API. */
+	if (adapters && (rc = model_adapters_check(adapters, name, err)))
+		return rc;
 	if (has_max && !is_dyn)
 		return nova_err_set(err, NOVA_EINVAL, "max_adapters",
 				    "max_adapters is for lora_dynamic models");

@@ -7,7 +7,13 @@
  *   spec_decode   two stages, "draft" and "target"
  *   vision        two stages, "encoder" and "llm"
  *   lora_static   one stage, plus a fixed list of adapters
- *   lora_dynamic  one stage, adapters loaded on demand up to max_adapters
+ *   lora_dynamic  one stage, adapters loaded on demand; max_adapters is what
+ *                 one replica holds at once (its engine evicts the least
+ *                 recently used past it), and "adapters" (optional) lists
+ *                 the names its engines can load, each routed as
+ *                 model/adapter like a static one ("dynamic": true)
+ * Adapter names (both LoRA kinds): 1 to 512 bytes, at most 256, each once,
+ * none the model's own name.
  * Multi-stage models are placed as a gang: every stage gets capacity or the
  * replica gets none.
  *

@@ -5,7 +5,9 @@
  *
  * Load hints come from a poll of GET /v1/routes because the watch carries
  * none (its events are endpoint changes only: hints change with every
- * heartbeat, and an event per heartbeat would be a storm). Rejected for
+ * heartbeat, and an event per heartbeat would be a storm). So do the LoRA
+ * adapters each replica has loaded (an endpoint's "adapters_loaded"),
+ * which change as engines load and evict them. Rejected for
  * now: a periodic "load" event on the watch, which would save the poll;
  * a change to novad's stream format that can come with the autoscaling
  * demand report (issue 15). */
@@ -84,7 +86,7 @@ static void rt_watch_dispatch(struct rt_watch *w)
 		size_t i;
 		json_t *fresh = json_object();
 		json_array_foreach(list, i, route) {
-			char key[600];
+			char key[700];
 			if (router_route_key(key, sizeof(key), route))
 				json_object_set(fresh, key, route);
 		}
@@ -262,7 +264,7 @@ static bool rt_table_matches(const struct router_table *t, json_t *doc)
 	json_t *routes = json_object_get(doc, "routes"), *route, *ep;
 	size_t i, j, n = 0;
 	json_array_foreach(routes, i, route) {
-		char key[600];
+		char key[700];
 		const struct router_route *rt;
 		json_t *eps = json_object_get(route, "endpoints");
 		if (!router_route_key(key, sizeof(key), route))
@@ -291,6 +293,22 @@ static bool rt_table_matches(const struct router_table *t, json_t *doc)
  * its way), the watch starts over from a snapshot. */
 #define RT_MISMATCH_POLLS 3
 
+/* A replica's "adapters_loaded" (absent: none) into its adapter slots.
+ * novad shows the list on the model's own route only (inventory/routes.c);
+ * the replica's object is the same in each route of its model, so the
+ * dynamic adapters' routes see it. */
+static void rt_adapters_apply(struct router_replica *rep, json_t *list)
+{
+	const char *names[ROUTER_REPLICA_ADAPTERS];
+	size_t n = 0, i;
+	json_t *v;
+	json_array_foreach(list, i, v) {
+		if (n < ROUTER_REPLICA_ADAPTERS && json_is_string(v))
+			names[n++] = json_string_value(v);
+	}
+	router_replica_adapters_set(rep, names, n);
+}
+
 static void rt_loads_apply(struct router *r, const char *text, size_t len)
 {
 	json_t *doc = json_loadb(text, len, 0, NULL), *route, *ep;
@@ -312,7 +330,7 @@ static void rt_loads_apply(struct router *r, const char *text, size_t len)
 		atomic_store(&r->watch_cancel, 1);
 	}
 	json_array_foreach(json_object_get(doc, "routes"), i, route) {
-		char key[600];
+		char key[700];
 		const struct router_route *rt;
 		if (!router_route_key(key, sizeof(key), route) || !(rt = router_table_find(t, key)))
 			continue;
@@ -334,6 +352,10 @@ static void rt_loads_apply(struct router *r, const char *text, size_t len)
 						     (int)(kvu * ROUTER_KV_WEIGHT + 0.5));
 					atomic_store(&rt->replicas[k]->running,
 						     rn < 0 ? 0 : rn > 1e6 ? 1000000 : (int)(rn + 0.5));
+					json_t *al = json_object_get(ep, "adapters_loaded");
+					if (!rt->adapter &&
+					    (al || atomic_load(&rt->replicas[k]->adapters[0])))
+						rt_adapters_apply(rt->replicas[k], al);
 				}
 		}
 	}

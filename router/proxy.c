@@ -354,7 +354,8 @@ static bool rt_upstream_start(struct rt_req *q)
 	struct router_pick_hint hint = {.session = q->session,
 					.prefix = q->prefix,
 					.n_prefix = q->n_prefix,
-					.prefixes = r->prefixes};
+					.prefixes = r->prefixes,
+					.adapter = q->route->adapter};
 	char url[512];
 	if (q->n_tried >= RT_MAX_TRIED)
 		return false;
@@ -362,6 +363,8 @@ static bool rt_upstream_start(struct rt_req *q)
 						 rt_now_ms(), rt_rand(L));
 	if (!rep)
 		return false;
+	if (q->route->dynamic) /* it loads the adapter now, if it had not */
+		router_replica_adapter_sent(rep, q->route->adapter, rt_now_ms());
 	/* A kept handle has every option below set again; none other is
 	 * ever set, so nothing of the last request carries over. */
 	CURL *e = L->n_easy_cache ? L->easy_cache[--L->n_easy_cache] : curl_easy_init();
@@ -836,6 +839,22 @@ static int rt_hint(struct rt_req *q, const json_t *doc)
 	return 0;
 }
 
+/* A body asking for "model/adapter": the engine knows the adapter by its
+ * own name (vLLM's served LoRA name), so "model" becomes that. Only this
+ * form pays for the rewrite; a body naming the adapter goes as it came.
+ * false when out of memory. */
+static bool rt_body_model_set(struct rt_req *q, json_t *doc, const char *name)
+{
+	char *text = NULL;
+	if (json_object_set_new(doc, "model", json_string(name)) != 0 ||
+	    !(text = json_dumps(doc, JSON_COMPACT)))
+		return false;
+	textbuf_finish(&q->body);
+	textbuf_adds(&q->body, text);
+	free(text);
+	return !q->body.failed;
+}
+
 /* The body is in: check it, find the route, send it upstream. */
 static enum MHD_Result rt_begin(struct rt_req *q)
 {
@@ -881,6 +900,11 @@ static enum MHD_Result rt_begin(struct rt_req *q)
 		json_decref(doc);
 		return rt_answer_error(q, 500, "server_error", "out_of_memory", NULL, NULL,
 				       "out of memory");
+	}
+	if (q->route->adapter && strcmp(model, q->route->adapter) != 0 &&
+	    !rt_body_model_set(q, doc, q->route->adapter)) {
+		json_decref(doc);
+		return MHD_NO;
 	}
 	json_decref(doc);
 	if (q->route->n == 0)

@@ -48,7 +48,17 @@
  *                 prefix follows it. A prompt shorter than one block, or a
  *                 request without one (embeddings): least-loaded.
  *   round-robin   each replica in turn: a baseline for benchmarks, blind to
- *                 load and cache. */
+ *                 load and cache.
+ *
+ * LoRA adapters: a body's "model" naming a LoRA adapter (or
+ * "model/adapter") routes to the adapter's route. A static adapter's
+ * replicas all serve it. A dynamic one's (lora_dynamic, "dynamic": true in
+ * the table) can all load it, and the pick prefers those that have it
+ * loaded, as their sidecars reported ("adapters_loaded" in the load hints)
+ * or as this router knows from having sent it there lately, while the
+ * best of them scores within max(2, 25%) of the least loaded replica;
+ * else the least loaded, whose engine loads it (vLLM's LoRA resolver, the
+ * mock engine's --lora-resolve) and is preferred from then on. */
 #ifndef NOVA_ROUTER_ROUTER_H
 #define NOVA_ROUTER_ROUTER_H
 
@@ -133,6 +143,21 @@ int router_policy_parse(enum router_policy *out, const char *name);
 /* One replica as this router sees it. Lives as long as a table holds it;
  * a new table keeps the object of a replica it still has, so the counts
  * survive updates. The atomics are shared by every event loop. */
+/* What a replica's engine has of LoRA adapters, as hashes of their names
+ * (router_adapter_hash; 0 is an empty slot): the adapters its sidecar last
+ * reported loaded ("adapters_loaded" in novad's load hints, the first
+ * ROUTER_REPLICA_ADAPTERS of them), and this router's memory of the
+ * adapters it sent there lately (the last ROUTER_ADAPTERS_SENT, each
+ * remembered ROUTER_ADAPTER_SENT_MS: long enough to bridge the seconds
+ * until the engine's report says it, short enough that an adapter the
+ * engine evicted meanwhile is not preferred for long). Written by the
+ * poll thread and the loops, read by the loops, slot by slot without a
+ * lock: a reader that sees a set half rewritten picks as if one adapter
+ * were, or were not, there, once. */
+#define ROUTER_REPLICA_ADAPTERS 32
+#define ROUTER_ADAPTERS_SENT 8
+#define ROUTER_ADAPTER_SENT_MS 10000
+
 struct router_replica {
 	char id[40];
 	char url[256];              /* base, no trailing slash */
@@ -144,12 +169,17 @@ struct router_replica {
 	atomic_int running;         /* last reported requests running on the engine */
 	atomic_llong ejected_until_ms; /* CLOCK_MONOTONIC; 0: not ejected */
 	atomic_int failures;        /* in a row, for the backoff */
+	atomic_uint_least64_t adapters[ROUTER_REPLICA_ADAPTERS];
+	atomic_uint_least64_t sent[ROUTER_ADAPTERS_SENT];
+	atomic_llong sent_ms[ROUTER_ADAPTERS_SENT];
+	atomic_uint sent_next;
 };
 
 struct router_route {
 	char *key;                  /* model, or model/adapter */
 	char *model;
 	char *adapter;              /* NULL for the base model */
+	bool dynamic;               /* an adapter its replicas load on demand */
 	size_t n;
 	struct router_replica **replicas;
 	atomic_uint next;           /* round-robin's turn */
@@ -228,6 +258,14 @@ struct router_replica *router_pick(const struct router_route *route, enum router
  * with each failure after the last ejection ended (failures while it is
  * ejected, of requests sent before, count as one). */
 void router_replica_eject(struct router_replica *r, long long now_ms);
+/* LoRA adapters (see struct router_replica): a name's hash, never 0; the
+ * set a replica's sidecar reported (n names, the first
+ * ROUTER_REPLICA_ADAPTERS kept); a request for adapter sent to r now;
+ * whether r has adapter loaded, reported or sent lately. */
+uint64_t router_adapter_hash(const char *name);
+void router_replica_adapters_set(struct router_replica *r, const char *const *names, size_t n);
+void router_replica_adapter_sent(struct router_replica *r, const char *adapter, long long now_ms);
+bool router_replica_has_adapter(struct router_replica *r, uint64_t hash, long long now_ms);
 void router_replica_succeeded(struct router_replica *r);
 
 /* --- keys ----------------------------------------------------------------- */

@@ -99,6 +99,7 @@ struct router_table *router_table_build(const json_t *routes_by_key, long long v
 		rt->key = strdup(key);
 		rt->model = strdup(model);
 		rt->adapter = adapter ? strdup(adapter) : NULL;
+		rt->dynamic = adapter && json_is_true(json_object_get(route, "dynamic"));
 		rt->replicas = calloc(json_array_size(eps) + 1, sizeof(*rt->replicas));
 		t->n++; /* counted now, so a failure below frees what it holds */
 		if (!rt->key || !rt->model || (adapter && !rt->adapter) || !rt->replicas)
@@ -266,6 +267,95 @@ static struct router_replica *rt_pick_prefix(struct router_replica **c, size_t n
 	return pick;
 }
 
+/* --- LoRA adapters ------------------------------------------------------------ */
+
+/* FNV-1a, 64 bits; 0 is the empty slot, so never 0. */
+uint64_t router_adapter_hash(const char *name)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+void router_replica_adapters_set(struct router_replica *r, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < ROUTER_REPLICA_ADAPTERS; i++) {
+		uint64_t h = i < n && names[i] ? router_adapter_hash(names[i]) : 0;
+		if (atomic_load_explicit(&r->adapters[i], memory_order_relaxed) != h)
+			atomic_store_explicit(&r->adapters[i], h, memory_order_relaxed);
+	}
+}
+
+void router_replica_adapter_sent(struct router_replica *r, const char *adapter, long long now_ms)
+{
+	uint64_t h = router_adapter_hash(adapter);
+	for (size_t i = 0; i < ROUTER_ADAPTERS_SENT; i++)
+		if (atomic_load_explicit(&r->sent[i], memory_order_relaxed) == h) {
+			atomic_store_explicit(&r->sent_ms[i], now_ms, memory_order_relaxed);
+			return;
+		}
+	size_t i = atomic_fetch_add(&r->sent_next, 1) % ROUTER_ADAPTERS_SENT;
+	atomic_store_explicit(&r->sent_ms[i], now_ms, memory_order_relaxed);
+	atomic_store_explicit(&r->sent[i], h, memory_order_relaxed);
+}
+
+bool router_replica_has_adapter(struct router_replica *r, uint64_t hash, long long now_ms)
+{
+	for (size_t i = 0; i < ROUTER_REPLICA_ADAPTERS; i++) {
+		uint64_t h = atomic_load_explicit(&r->adapters[i], memory_order_relaxed);
+		if (h == hash)
+			return true;
+		if (h == 0)
+			break; /* the set is packed from the front */
+	}
+	for (size_t i = 0; i < ROUTER_ADAPTERS_SENT; i++)
+		if (atomic_load_explicit(&r->sent[i], memory_order_relaxed) == hash &&
+		    now_ms - atomic_load_explicit(&r->sent_ms[i], memory_order_relaxed) <
+			    ROUTER_ADAPTER_SENT_MS)
+			return true;
+	return false;
+}
+
+/* A dynamic LoRA adapter's pick: the least loaded of the candidates that
+ * have the adapter loaded, while its score is within max(2, 25%) of the
+ * least loaded candidate's; else that least loaded one, which loads it.
+ * Loading costs the request a load (hundreds of ms to seconds for a real
+ * adapter read from disk) and the replica a slot that evicts another
+ * adapter, so a loaded replica is worth a few more requests queued; past
+ * the bound, a hot adapter spreads over more replicas instead of queueing
+ * on the few that have it. The loaded ones are all scanned (an adapter is
+ * on few replicas, and its slots are read only here); the least loaded
+ * is rt_least_loaded's, two choices on large sets.
+ * Rejected: the router loading the adapter itself (POST
+ * /v1/load_lora_adapter) before sending the request: it needs the
+ * adapter's path, which only the engine's host knows, adds a round trip
+ * on the request's path, and races with other routers loading on the
+ * same replica; the engine's own resolver (vLLM's LoRA resolver plugins)
+ * loads on first use with none of these, and this pick only chooses
+ * where that happens. */
+static struct router_replica *rt_pick_adapter(struct router_replica **c, size_t n,
+					      const char *adapter, long long now_ms, uint64_t rnd)
+{
+	struct router_replica *least = rt_least_loaded(c, n, rnd), *best = NULL;
+	uint64_t h = router_adapter_hash(adapter);
+	long best_score = 0;
+	if (!least)
+		return NULL;
+	for (size_t k = 0; k < n; k++) {
+		size_t i = (size_t)((rnd >> 16) + k) % n; /* ties share */
+		if (!router_replica_has_adapter(c[i], h, now_ms))
+			continue;
+		long sc = rt_score(c[i]);
+		if (!best || sc < best_score) {
+			best = c[i];
+			best_score = sc;
+		}
+	}
+	long floor = rt_score(least), slack = floor / 4 > 2 ? floor / 4 : 2;
+	return best && best_score <= floor + slack ? best : least;
+}
+
 struct router_replica *router_pick(const struct router_route *route, enum router_policy policy,
 				   const struct router_pick_hint *hint,
 				   struct router_replica *const *tried, size_t n_tried,
@@ -294,6 +384,8 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 				cand[n++] = route->replicas[i];
 	if (n == 0)
 		pick = NULL;
+	else if (hint && hint->adapter && route->dynamic)
+		pick = rt_pick_adapter(cand, n, hint->adapter, now_ms, rnd);
 	else if (policy == ROUTER_POLICY_SESSION && hint && hint->session && *hint->session)
 		pick = rt_pick_session(cand, n, hint->session);
 	else if (policy == ROUTER_POLICY_PREFIX && hint && hint->prefixes && hint->n_prefix)

@@ -518,3 +518,42 @@ int sidecar_load_read(struct sidecar_load *out, struct sidecar_load_history *his
 	hist->ttft_ms = out->ttft_ms;
 	return 0;
 }
+
+json_t *sidecar_adapters_read(const char *text, size_t len, size_t *dropped)
+{
+	json_t *doc, *data, *e, *out;
+	size_t i, skip = 0;
+	if (dropped)
+		*dropped = 0;
+	if (!text || len > SIDECAR_MODELS_MAX_BYTES)
+		return NULL;
+	doc = json_loadb(text, len, 0, NULL);
+	data = json_object_get(doc, "data");
+	if (!json_is_array(data) || !(out = json_array())) {
+		json_decref(doc);
+		return NULL;
+	}
+	json_array_foreach(data, i, e) {
+		json_t *id = json_object_get(e, "id");
+		bool seen = false;
+		size_t j;
+		json_t *x;
+		if (!json_is_string(json_object_get(e, "parent")))
+			continue;
+		if (!json_is_string(id) || json_string_length(id) == 0 ||
+		    json_string_length(id) > SIDECAR_ADAPTER_NAME_MAX ||
+		    strlen(json_string_value(id)) != json_string_length(id) ||
+		    json_array_size(out) == SIDECAR_ADAPTERS_MAX) {
+			skip++;
+			continue;
+		}
+		json_array_foreach(out, j, x)
+			seen |= json_equal(x, id);
+		if (!seen)
+			json_array_append(out, id);
+	}
+	json_decref(doc);
+	if (dropped)
+		*dropped = skip;
+	return out;
+}

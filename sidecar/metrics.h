@@ -44,6 +44,7 @@
 #ifndef NOVA_SIDECAR_METRICS_H
 #define NOVA_SIDECAR_METRICS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -122,5 +123,29 @@ struct sidecar_load {
  * hist updated for the next. Returns what sidecar_metrics_parse returns. */
 int sidecar_load_read(struct sidecar_load *out, struct sidecar_load_history *hist,
 		      const char *text, size_t len, long long now_ms, struct nova_err *err);
+
+/* --- the engine's loaded LoRA adapters -------------------------------------
+ *
+ * vLLM lists every LoRA adapter it has loaded in GET /v1/models, next to
+ * the base model, as an entry whose "parent" is the base model's id (the
+ * base model's own entry has "parent": null); nova-mock-engine does the
+ * same. A sidecar of a lora_dynamic model reads it at each load probe and
+ * reports the names in its heartbeat (novad: inventory/inventory.h), so
+ * routers can prefer a replica that has an adapter loaded. Rejected:
+ * vLLM's vllm:lora_requests_info gauge, whose labels name the adapters of
+ * requests running and waiting now, not those loaded: an adapter loaded
+ * and idle, the case worth routing to, is not in it. */
+#define SIDECAR_ADAPTERS_MAX 64          /* novad's INVENTORY_ADAPTERS_LOADED_MAX */
+#define SIDECAR_ADAPTER_NAME_MAX 512     /* novad's INVENTORY_ADAPTER_NAME_MAX */
+#define SIDECAR_MODELS_MAX_BYTES (1u << 20)
+
+/* The ids of the entries of a /v1/models body (OpenAI's list: {"data":
+ * [{"id", "parent"?...}]}) with a string "parent", as a new JSON array in
+ * the engine's order, each name once and at most SIDECAR_ADAPTERS_MAX of
+ * them; ids that are not strings of 1 to SIDECAR_ADAPTER_NAME_MAX bytes
+ * are left out. NULL when the text is not such a list (or is over
+ * SIDECAR_MODELS_MAX_BYTES). *dropped (may be NULL): entries with a
+ * parent left out, for the cap or their id. */
+json_t *sidecar_adapters_read(const char *text, size_t len, size_t *dropped);
 
 #endif

@@ -20,7 +20,8 @@ const char mock_engine_usage[] =
 	"usage: nova-mock-engine [--listen HOST:PORT | --port N] [--model NAME] [--kind KIND]\n"
 	"                        [--tokens-per-second N] [--latency-ms N] [--max-tokens N]\n"
 	"                        [--crash-after N] [--fail-health] [--lora NAME ...]\n"
-	"                        [--max-loras N] [--port-file PATH] [--admin-token TOKEN]\n"
+	"                        [--max-loras N] [--lora-resolve NAME ...] [--lora-load-ms N]\n"
+	"                        [--port-file PATH] [--admin-token TOKEN]\n"
 	"                        [--prefix-block-bytes N] [--prefix-cache-blocks N]\n"
 	"                        [--uncached-block-us N] [--embedding-dims N]\n"
 	"  POST /admin/health needs \"Authorization: Bearer TOKEN\", the --admin-token\n"
@@ -38,6 +39,7 @@ void mock_engine_config_defaults(struct mock_engine_config *cfg)
 	cfg->prefix_block_bytes = 64;
 	cfg->prefix_cache_blocks = 16384;
 	cfg->embedding_dims = 16;
+	cfg->lora_load_ms = 200;
 }
 
 static int me_uint(unsigned *out, const char *flag, const char *s, unsigned min, unsigned max,
@@ -57,7 +59,8 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 			     struct nova_err *err)
 {
 	enum { O_LISTEN = 1000, O_PORT, O_MODEL, O_KIND, O_TPS, O_LAT, O_MAXTOK, O_CRASH, O_FAILH,
-	       O_LORA, O_MAXLORA, O_ADMIN, O_PBB, O_PCB, O_UBU, O_EDIM, O_PORTFILE };
+	       O_LORA, O_MAXLORA, O_ADMIN, O_PBB, O_PCB, O_UBU, O_EDIM, O_PORTFILE, O_RESOLVE,
+	       O_LOADMS };
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"port", required_argument, NULL, O_PORT},
@@ -76,6 +79,8 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 		{"uncached-block-us", required_argument, NULL, O_UBU},
 		{"embedding-dims", required_argument, NULL, O_EDIM},
 		{"port-file", required_argument, NULL, O_PORTFILE},
+		{"lora-resolve", required_argument, NULL, O_RESOLVE},
+		{"lora-load-ms", required_argument, NULL, O_LOADMS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -106,6 +111,17 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 			else
 				snprintf(cfg->loras[cfg->n_loras++], sizeof(cfg->loras[0]), "%s", optarg);
 			break;
+		case O_RESOLVE:
+			if (cfg->n_resolve == MOCK_MAX_RESOLVE)
+				rc = nova_err_set(err, NOVA_EINVAL, "--lora-resolve", "at most %d adapters",
+						  MOCK_MAX_RESOLVE);
+			else if (!*optarg || strlen(optarg) >= MOCK_LORA_NAME_MAX)
+				rc = nova_err_set(err, NOVA_EINVAL, "--lora-resolve",
+						  "--lora-resolve names of 1 to %d bytes", MOCK_LORA_NAME_MAX - 1);
+			else
+				snprintf(cfg->resolve[cfg->n_resolve++], MOCK_LORA_NAME_MAX, "%s", optarg);
+			break;
+		case O_LOADMS: rc = me_uint(&cfg->lora_load_ms, "--lora-load-ms", optarg, 0, 600000, err); break;
 		case O_MAXLORA: rc = me_uint(&cfg->max_loras, "--max-loras", optarg, 0, MOCK_MAX_LORAS, err); break;
 		case O_ADMIN:
 			if (strlen(optarg) < 16 || strlen(optarg) >= sizeof(cfg->admin_token))
@@ -156,8 +172,13 @@ struct mock_engine {
 	struct me_cache cache;
 	struct http_server *srv;
 	pthread_mutex_t lock;         /* loras, health */
-	char dyn[MOCK_MAX_LORAS][64]; /* dynamically loaded adapters */
+	struct me_lora {
+		char name[MOCK_LORA_NAME_MAX];
+		uint64_t ready_us;    /* loaded from then on (me_now_us) */
+		uint64_t used_us;     /* last asked for, for the LRU */
+	} dyn[MOCK_MAX_LORAS];        /* dynamically loaded adapters */
 	unsigned n_dyn;
+	unsigned long long lora_loads, lora_evictions;
 	bool healthy;
 	atomic_uint in_flight;
 	atomic_ullong completions, tokens_out;
@@ -172,6 +193,57 @@ static void me_error(struct http_response *res, int status, const char *type, co
 						  "type", type, "param", "code", status));
 }
 
+static uint64_t me_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Whether the engine serves model, loading it first when it is an adapter
+ * to resolve (then *wait_us is how long the request waits for the load:
+ * the load's own time, or what is left of one another request began). */
+static bool me_model_take(struct mock_engine *e, const char *model, uint64_t *wait_us)
+{
+	bool ok = strcmp(model, e->cfg.model) == 0, resolvable = false;
+	uint64_t now = me_now_us();
+	*wait_us = 0;
+	for (unsigned i = 0; !ok && i < e->cfg.n_loras; i++)
+		ok = strcmp(model, e->cfg.loras[i]) == 0;
+	if (ok)
+		return true;
+	for (unsigned i = 0; !resolvable && i < e->cfg.n_resolve; i++)
+		resolvable = strcmp(model, e->cfg.resolve[i]) == 0;
+	pthread_mutex_lock(&e->lock);
+	for (unsigned i = 0; !ok && i < e->n_dyn; i++) {
+		if (strcmp(model, e->dyn[i].name) != 0)
+			continue;
+		ok = true;
+		e->dyn[i].used_us = now;
+		*wait_us = e->dyn[i].ready_us > now ? e->dyn[i].ready_us - now : 0;
+	}
+	if (!ok && resolvable && e->cfg.max_loras > 0 && strlen(model) < MOCK_LORA_NAME_MAX) {
+		unsigned slot = e->n_dyn;
+		if (e->n_dyn >= e->cfg.max_loras) {
+			slot = 0; /* the least recently used goes */
+			for (unsigned i = 1; i < e->n_dyn; i++)
+				if (e->dyn[i].used_us < e->dyn[slot].used_us)
+					slot = i;
+			e->lora_evictions++;
+		} else {
+			e->n_dyn++;
+		}
+		snprintf(e->dyn[slot].name, sizeof(e->dyn[slot].name), "%s", model);
+		*wait_us = (uint64_t)e->cfg.lora_load_ms * 1000u;
+		e->dyn[slot].ready_us = now + *wait_us;
+		e->dyn[slot].used_us = now;
+		e->lora_loads++;
+		ok = true;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return ok;
+}
+
 static bool me_model_known(struct mock_engine *e, const char *model)
 {
 	bool ok = strcmp(model, e->cfg.model) == 0;
@@ -179,16 +251,9 @@ static bool me_model_known(struct mock_engine *e, const char *model)
 		ok = strcmp(model, e->cfg.loras[i]) == 0;
 	pthread_mutex_lock(&e->lock);
 	for (unsigned i = 0; !ok && i < e->n_dyn; i++)
-		ok = strcmp(model, e->dyn[i]) == 0;
+		ok = strcmp(model, e->dyn[i].name) == 0;
 	pthread_mutex_unlock(&e->lock);
 	return ok;
-}
-
-static uint64_t me_now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static void me_sleep_us(uint64_t us)
@@ -474,11 +539,12 @@ static void me_complete(struct http_request *req, struct http_response *res, str
 	const char *model = json_string_value(json_object_get(body, "model"));
 	json_t *mt = json_object_get(body, "max_tokens");
 	const char *why = NULL;
+	uint64_t load_us = 0;
 	if (!json_is_object(body) || !model) {
 		me_error(res, 400, "invalid_request_error", "a JSON body with \"model\" is required");
 		goto out;
 	}
-	if (!me_model_known(e, model)) {
+	if (!me_model_take(e, model, &load_us)) {
 		me_error(res, 404, "not_found_error", "the model does not exist on this server");
 		goto out;
 	}
@@ -517,6 +583,7 @@ static void me_complete(struct http_request *req, struct http_response *res, str
 	}
 	if (!g->prompt_tokens)
 		g->prompt_tokens = 1;
+	g->prefill_us += load_us; /* an adapter being loaded: the first token waits */
 	g->total = mt ? (unsigned)json_integer_value(mt) : e->cfg.max_tokens;
 	g->start_us = me_now_us();
 	snprintf(g->model, sizeof(g->model), "%s", model);
@@ -566,17 +633,19 @@ static void me_models(struct http_request *req, struct http_response *res, void 
 	struct mock_engine *e = ctx;
 	json_t *data = json_array();
 	(void)req;
-	json_array_append_new(data, json_pack("{s:s, s:s, s:s}", "id", e->cfg.model, "object", "model",
-					      "owned_by", "nova-mock-engine"));
+	json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:n}", "id", e->cfg.model, "object", "model",
+					      "owned_by", "nova-mock-engine", "parent"));
 	for (unsigned i = 0; i < e->cfg.n_loras; i++)
 		json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:s}", "id", e->cfg.loras[i],
 						      "object", "model", "owned_by", "nova-mock-engine",
 						      "parent", e->cfg.model));
+	uint64_t now = me_now_us();
 	pthread_mutex_lock(&e->lock);
 	for (unsigned i = 0; i < e->n_dyn; i++)
-		json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:s}", "id", e->dyn[i], "object",
-						      "model", "owned_by", "nova-mock-engine", "parent",
-						      e->cfg.model));
+		if (e->dyn[i].ready_us <= now) /* loaded, not loading */
+			json_array_append_new(data, json_pack("{s:s, s:s, s:s, s:s}", "id", e->dyn[i].name,
+							      "object", "model", "owned_by", "nova-mock-engine",
+							      "parent", e->cfg.model));
 	pthread_mutex_unlock(&e->lock);
 	http_response_json(res, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
@@ -651,6 +720,9 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 	misses = e->cache.misses;
 	usage = e->cache.cap ? (double)e->cache.used / e->cache.cap : 0;
 	pthread_mutex_unlock(&e->cache.lock);
+	pthread_mutex_lock(&e->lock);
+	unsigned long long loads = e->lora_loads, evictions = e->lora_evictions;
+	pthread_mutex_unlock(&e->lock);
 	snprintf(text, sizeof(text),
 		 "# HELP nova_engine_queue_depth Requests in progress.\n"
 		 "# TYPE nova_engine_queue_depth gauge\n"
@@ -675,11 +747,18 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 		 "nova_engine_prefix_cache_misses_total %llu\n"
 		 "# HELP nova_engine_kv_cache_usage_ratio Share of the prefix cache's blocks in use.\n"
 		 "# TYPE nova_engine_kv_cache_usage_ratio gauge\n"
-		 "nova_engine_kv_cache_usage_ratio %.6f\n",
+		 "nova_engine_kv_cache_usage_ratio %.6f\n"
+		 "# HELP nova_engine_lora_loads_total LoRA adapters loaded on first use.\n"
+		 "# TYPE nova_engine_lora_loads_total counter\n"
+		 "nova_engine_lora_loads_total %llu\n"
+		 "# HELP nova_engine_lora_evictions_total LoRA adapters evicted to load another.\n"
+		 "# TYPE nova_engine_lora_evictions_total counter\n"
+		 "nova_engine_lora_evictions_total %llu\n",
 		 atomic_load(&e->in_flight),
 		 gap ? 1e6 / (double)gap : (double)e->cfg.tokens_per_second,
 		 (double)atomic_load(&e->ttft_us_last) / 1e6,
-		 atomic_load(&e->completions), atomic_load(&e->tokens_out), hits, misses, usage);
+		 atomic_load(&e->completions), atomic_load(&e->tokens_out), hits, misses, usage, loads,
+		 evictions);
 	http_response_text(res, 200, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
@@ -761,10 +840,12 @@ static void me_embeddings(struct http_request *req, struct http_response *res, v
 		me_error(res, 400, "invalid_request_error", "a JSON body with \"model\" is required");
 		goto out;
 	}
-	if (!me_model_known(e, model)) {
+	uint64_t load_us = 0;
+	if (!me_model_take(e, model, &load_us)) {
 		me_error(res, 404, "not_found_error", "the model does not exist on this server");
 		goto out;
 	}
+	me_sleep_us(load_us);
 	if (fmt && strcmp(fmt, "float") != 0 && strcmp(fmt, "base64") != 0) {
 		me_error(res, 400, "invalid_request_error", "encoding_format must be float or base64");
 		goto out;
@@ -824,7 +905,7 @@ static void me_lora_load(struct http_request *req, struct http_response *res, vo
 	struct mock_engine *e = ctx;
 	json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, NULL);
 	const char *name = json_string_value(json_object_get(body, "lora_name"));
-	if (!name || !*name || strlen(name) >= sizeof(e->dyn[0])) {
+	if (!name || !*name || strlen(name) >= sizeof(e->dyn[0].name)) {
 		me_error(res, 400, "invalid_request_error", "lora_name is required");
 	} else if (e->cfg.max_loras == 0) {
 		me_error(res, 400, "invalid_request_error", "dynamic LoRA loading is not enabled");
@@ -833,8 +914,11 @@ static void me_lora_load(struct http_request *req, struct http_response *res, vo
 	} else {
 		pthread_mutex_lock(&e->lock);
 		bool full = e->n_dyn >= e->cfg.max_loras;
-		if (!full)
-			snprintf(e->dyn[e->n_dyn++], sizeof(e->dyn[0]), "%s", name);
+		if (!full) {
+			struct me_lora *l = &e->dyn[e->n_dyn++];
+			snprintf(l->name, sizeof(l->name), "%s", name);
+			l->ready_us = l->used_us = me_now_us();
+		}
 		pthread_mutex_unlock(&e->lock);
 		if (full)
 			me_error(res, 400, "invalid_request_error", "the maximum number of adapters is loaded");
@@ -852,8 +936,8 @@ static void me_lora_unload(struct http_request *req, struct http_response *res, 
 	bool found = false;
 	pthread_mutex_lock(&e->lock);
 	for (unsigned i = 0; name && i < e->n_dyn && !found; i++) {
-		if (strcmp(e->dyn[i], name) == 0) {
-			memmove(e->dyn[i], e->dyn[i + 1], (e->n_dyn - i - 1) * sizeof(e->dyn[0]));
+		if (strcmp(e->dyn[i].name, name) == 0) {
+			memmove(&e->dyn[i], &e->dyn[i + 1], (e->n_dyn - i - 1) * sizeof(e->dyn[0]));
 			e->n_dyn--;
 			found = true;
 		}

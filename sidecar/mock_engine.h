@@ -6,8 +6,12 @@
  * OpenAI's last chunk with usage), /v1/embeddings (float or base64, as the
  * OpenAI SDKs ask), /health, /metrics (Prometheus text: queue depth,
  * tokens per second, time to first token, prefix cache hits, misses and
- * use), and vLLM's dynamic LoRA endpoints /v1/load_lora_adapter and
- * /v1/unload_lora_adapter. Tokens come at a configured rate after a
+ * use, LoRA loads and evictions), and vLLM's dynamic LoRA endpoints
+ * /v1/load_lora_adapter and /v1/unload_lora_adapter. /v1/models lists the
+ * base model ("parent": null) and every adapter loaded ("parent": the
+ * base model), as vLLM does. Adapters named by --lora-resolve are loaded on
+ * first use, as vLLM's LoRA resolver plugins do (see struct
+ * mock_engine_config). Tokens come at a configured rate after a
  * configured first-token latency. Faults
  * on demand: exit after N completions (a crash the sidecar must notice),
  * a failing /health (also switchable at run time, POST /admin/health).
@@ -32,6 +36,8 @@
 #include "core/err.h"
 
 #define MOCK_MAX_LORAS 64
+#define MOCK_MAX_RESOLVE 256
+#define MOCK_LORA_NAME_MAX 128 /* bytes with the NUL */
 
 struct mock_engine_config {
 	char listen[128];           /* default 127.0.0.1:0 */
@@ -45,6 +51,14 @@ struct mock_engine_config {
 	char loras[MOCK_MAX_LORAS][64]; /* static adapters */
 	unsigned n_loras;
 	unsigned max_loras;         /* dynamic adapters allowed at once; 0: none */
+	/* What the engine loads on first use (vLLM's LoRA resolver plugins): a
+	 * request naming one of these as its model, not loaded, loads it
+	 * first, taking lora_load_ms (the request waits; so do those for the
+	 * same adapter meanwhile), and evicts the least recently used dynamic
+	 * adapter when max_loras are loaded. Needs max_loras > 0. */
+	char resolve[MOCK_MAX_RESOLVE][MOCK_LORA_NAME_MAX];
+	unsigned n_resolve;
+	unsigned lora_load_ms;      /* default 200 */
 	char admin_token[128];      /* "": the admin routes are off */
 	unsigned prefix_block_bytes;  /* default 64 (16 tokens of 4 bytes) */
 	unsigned prefix_cache_blocks; /* default 16384; 0: no cache, every block a miss */

@@ -45,6 +45,12 @@ const char sidecar_usage[] =
 /* Quick starts on another port after a port collision, per assignment,
  * before the usual backoff applies again: a bound on a misreading. */
 #define SC_MAX_PORT_RETRIES 5
+/* An engine's arguments: a serve command's 64 + 64, or the mock engine's
+ * flags with two per LoRA adapter (a model lists 256 at most). */
+#define SC_ARGV_MAX 600
+/* The loaded LoRA adapters' names one heartbeat carries at most, over all
+ * its replicas (each replica's list is at most 64 x 512 bytes). */
+#define SC_ADAPTERS_BEAT_BYTES (256u << 10)
 
 void sidecar_config_defaults(struct sidecar_config *cfg)
 {
@@ -275,6 +281,7 @@ struct sc_child {
 	bool stopping;
 	json_t *load;
 	struct sidecar_load_history load_history; /* the last scrape's counters */
+	json_t *adapters;        /* LoRA adapters the engine lists loaded (lora_dynamic) */
 };
 
 /* The engines' output, with --log-file: each engine's stderr is a pipe
@@ -588,7 +595,7 @@ static void sc_child_start(struct sc *s, struct sc_child *k)
 {
 	json_t *engine = json_object_get(k->assignment, "engine");
 	json_t *cmd = json_object_get(engine, "command"), *args = json_object_get(engine, "args");
-	char *argv[160] = {0};
+	char *argv[SC_ARGV_MAX] = {0};
 	size_t n = 0, i;
 	json_t *v;
 	if (!(k->port = sc_engine_port(s))) {
@@ -610,9 +617,13 @@ static void sc_child_start(struct sc *s, struct sc_child *k)
 		argv[n++] = strdup(json_string_value(json_object_get(k->assignment, "model")));
 		argv[n++] = strdup("--kind");
 		argv[n++] = strdup(kind && !strcmp(kind, "vision") ? "vision" : "single");
+		/* A lora_dynamic model's adapters are what its engines may load
+		 * on first use (vLLM's LoRA resolver; the mock's --lora-resolve),
+		 * a lora_static model's what they serve from the start. */
+		bool dyn = kind && !strcmp(kind, "lora_dynamic");
 		json_array_foreach(json_object_get(k->assignment, "adapters"), i, v) {
-			if (n + 3 < 150) {
-				argv[n++] = strdup("--lora");
+			if (n + 8 < SC_ARGV_MAX) {
+				argv[n++] = strdup(dyn ? "--lora-resolve" : "--lora");
 				argv[n++] = strdup(json_string_value(v));
 			}
 		}
@@ -688,6 +699,7 @@ static void sc_child_clear(struct sc_child *k)
 {
 	json_decref(k->assignment);
 	json_decref(k->load);
+	json_decref(k->adapters);
 	memset(k, 0, sizeof(*k));
 }
 
@@ -706,6 +718,8 @@ static void sc_reap(struct sc *s)
 				sc_child_clear(k);
 				break;
 			}
+			json_decref(k->adapters); /* its successor starts with none */
+			k->adapters = NULL;
 			atomic_fetch_add(&s->engine_exits, 1);
 			/* Another process listens on the port it died on: it
 			 * lost the port to something that bound it after our
@@ -755,6 +769,40 @@ static int sc_metrics_take(void *ctx, const char *data, size_t len)
 	return t->failed;
 }
 
+static int sc_models_take(void *ctx, const char *data, size_t len)
+{
+	struct textbuf *t = ctx;
+	if (t->len + len > SIDECAR_MODELS_MAX_BYTES) {
+		t->failed = true;
+		return 1;
+	}
+	textbuf_add(t, data, len);
+	return t->failed;
+}
+
+/* The LoRA adapters a lora_dynamic engine has loaded, from its GET
+ * /v1/models (sidecar/metrics.h), at the load's cadence: one more small
+ * request per probe, and only for the engines that load adapters. An
+ * answer that does not read keeps what the last one said. */
+static void sc_probe_adapters(struct sc_child *k)
+{
+	char url[256];
+	struct textbuf text = {0};
+	struct nova_err err;
+	long status = 0;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/models", k->port);
+	struct http_client_request req = {.method = "GET", .url = url, .timeout_ms = 1000};
+	if (http_client_stream(&status, &req, sc_models_take, &text, &err) == 0 && status == 200 &&
+	    text.p && !text.failed) {
+		json_t *list = sidecar_adapters_read(text.p, text.len, NULL);
+		if (list) {
+			json_decref(k->adapters);
+			k->adapters = list;
+		}
+	}
+	textbuf_finish(&text);
+}
+
 /* Health first; once ready, the load from /metrics. */
 static void sc_probe(struct sc *s, struct sc_child *k)
 {
@@ -770,8 +818,11 @@ static void sc_probe(struct sc *s, struct sc_child *k)
 	if (healthy || res.body)
 		http_client_response_finish(&res);
 	snprintf(k->state, sizeof(k->state), "%s", healthy ? "ready" : "starting");
-	if (!healthy)
+	if (!healthy) {
+		json_decref(k->adapters); /* a restarted engine starts with none */
+		k->adapters = NULL;
 		return;
+	}
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", k->port);
 	req.url = url;
 	struct textbuf text = {0};
@@ -798,6 +849,9 @@ static void sc_probe(struct sc *s, struct sc_child *k)
 		}
 	}
 	textbuf_finish(&text);
+	const char *kind = json_string_value(json_object_get(k->assignment, "kind"));
+	if (k->serving && kind && !strcmp(kind, "lora_dynamic"))
+		sc_probe_adapters(k);
 }
 
 /* Match the children to the assignments. */
@@ -869,6 +923,7 @@ static void sc_heartbeat(struct sc *s)
 	struct http_client_response res;
 	struct nova_err err;
 	json_t *replicas = json_array();
+	size_t adapters_budget = SC_ADAPTERS_BEAT_BYTES;
 	for (int j = 0; j < SC_MAX_CHILDREN; j++) {
 		struct sc_child *k = &s->kids[j];
 		char endpoint[256];
@@ -885,6 +940,20 @@ static void sc_heartbeat(struct sc *s)
 				      (json_int_t)k->stage, "state", k->state, "endpoint", endpoint);
 		if (r && k->load && k->serving)
 			json_object_set(r, "load", k->load);
+		/* Only when there are some: a novad older than this field
+		 * refuses a report that names it. Within a budget per
+		 * heartbeat, so that hints never push the beat past novad's
+		 * body cap (1 MiB by default) and lose the node's liveness:
+		 * past it, a replica's list is left out (its adapters count as
+		 * not loaded, which costs a router's preference, no request). */
+		size_t bytes = 0, ai;
+		json_t *an;
+		json_array_foreach(k->adapters, ai, an)
+			bytes += json_string_length(an) + 3;
+		if (r && bytes > 0 && k->serving && bytes <= adapters_budget) {
+			json_object_set(r, "adapters_loaded", k->adapters);
+			adapters_budget -= bytes;
+		}
 		if (r)
 			json_array_append_new(replicas, r);
 	}

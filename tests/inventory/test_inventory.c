@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "core/log.h"
+#include "core/textbuf.h"
 #include "deployments/worker.h"
 #include "inventory/inventory.h"
 #include "pools/pool.h"
@@ -248,6 +249,9 @@ static void test_bad_bodies_name_the_field(void **state)
 		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"running\":\"3\"}}]}", "replicas[0].load.running"},
 		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"restarts\":1.5}}]}", "replicas[0].load.restarts"},
 		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"newer_hint\":{}}}]}", "replicas[0].load.newer_hint"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"adapters_loaded\":\"a\"}]}", "replicas[0].adapters_loaded"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"adapters_loaded\":[\"a\",3]}]}", "replicas[0].adapters_loaded[1]"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"adapters_loaded\":[\"\"]}]}", "replicas[0].adapters_loaded[0]"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_t *b;
@@ -256,6 +260,25 @@ static void test_bad_bodies_name_the_field(void **state)
 			fail_msg("case %zu: %ld \"%s\"", i, st, testenv_error_field(b));
 		json_decref(b);
 	}
+	/* Bounded: 64 names at most, 512 bytes each. */
+	struct textbuf t = {0};
+	textbuf_adds(&t, "{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"adapters_loaded\":[");
+	for (int i = 0; i < 65; i++)
+		textbuf_addf(&t, "%s\"a%d\"", i ? "," : "", i);
+	textbuf_adds(&t, "]}]}");
+	json_t *b;
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, t.p), 400);
+	assert_string_equal(testenv_error_field(b), "replicas[0].adapters_loaded");
+	json_decref(b);
+	textbuf_finish(&t);
+	textbuf_adds(&t, "{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"adapters_loaded\":[\"");
+	for (int i = 0; i < 513; i++)
+		textbuf_adds(&t, "x");
+	textbuf_adds(&t, "\"]}]}");
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, t.p), 400);
+	assert_string_equal(testenv_error_field(b), "replicas[0].adapters_loaded[0]");
+	json_decref(b);
+	textbuf_finish(&t);
 	char *big = malloc(128 * 1024);
 	memset(big, ' ', 128 * 1024 - 1);
 	big[0] = '{';
@@ -264,6 +287,28 @@ static void test_bad_bodies_name_the_field(void **state)
 	free(big);
 	flush(f);
 	assert_int_equal(q(f, "SELECT count(*) FROM node_heartbeats WHERE last_seq IS NOT NULL"), 0);
+}
+
+static void test_adapters_loaded_are_kept_with_the_load_and_replaced_by_the_next_report(void **state)
+{
+	struct fx *f = *state;
+	const char *id = "00000000-0000-4000-8000-000000000001";
+	char body[512];
+	snprintf(body, sizeof(body), "{\"seq\":1,\"replicas\":[{\"replica_id\":\"%s\",\"state\":"
+		 "\"ready\",\"load\":{\"queue_depth\":1},\"adapters_loaded\":[\"sql\",\"chat\"]}]}", id);
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, body), 200);
+	json_t *got = inventory_adapters_loaded(f->env.inventory);
+	json_t *want = json_pack("{s:[s,s]}", id, "sql", "chat");
+	assert_true(json_equal(got, want));
+	json_decref(got);
+	json_decref(want);
+	/* The next report without any: none loaded. */
+	snprintf(body, sizeof(body), "{\"seq\":2,\"replicas\":[{\"replica_id\":\"%s\",\"state\":"
+		 "\"ready\",\"load\":{\"queue_depth\":1}}]}", id);
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, body), 200);
+	got = inventory_adapters_loaded(f->env.inventory);
+	assert_int_equal(json_object_size(got), 0);
+	json_decref(got);
 }
 
 static void test_sweep_unhealthy_back_and_failed_stays_failed(void **state)
@@ -859,6 +904,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tokens_own_other_unknown_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_sequence_is_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_bodies_name_the_field, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_adapters_loaded_are_kept_with_the_load_and_replaced_by_the_next_report, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_unhealthy_back_and_failed_stays_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silence_while_a_novad_was_blind_does_not_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_departed_novad_gives_every_node_a_fresh_grace, setup, teardown),

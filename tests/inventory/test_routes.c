@@ -38,24 +38,25 @@ static void refresh(struct testenv *env)
 	http_server_streams_wake(env->srv);
 }
 
-/* A deployment of "m" (static LoRA "sql") with one replica reported ready. */
-static int setup(void **state)
+/* A deployment of a model with one replica reported ready (with extra in
+ * its report). */
+static int setup_with(void **state, const char *model, const char *extra)
 {
 	struct worker_config wcfg;
 	struct nova_err err;
 	json_t *b;
-	char body[512], replica[64];
+	char body[768], replica[64];
 	if (testenv_setup(state) != 0)
 		return -1;
 	struct testenv *env = *state;
 	worker_config_defaults(&wcfg);
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/pools", ADMIN,
 				      "{\"name\":\"p\",\"provider\":\"fake\"}"), 201);
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/models", ADMIN,
-				      "{\"name\":\"m\",\"kind\":\"lora_static\",\"engine\":{\"image\":\"x\"},"
-				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}],\"adapters\":[\"sql\"]}"), 201);
-	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
+	assert_int_equal(testenv_http(&b, env, "POST", "/v1/models", ADMIN, model), 201);
+	snprintf(body, sizeof(body), "{\"model\":\"%s\",\"pool\":\"p\",\"name\":\"d\"}",
+		 json_string_value(json_object_get(b, "name")));
+	json_decref(b);
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN, body), 201);
 	testenv_worker_drain(env, &wcfg);
 	assert_int_equal(testenv_http(&b, env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
 	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
@@ -68,13 +69,91 @@ static int setup(void **state)
 	snprintf(body, sizeof(body),
 		 "{\"seq\":1,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"ready\","
 		 "\"endpoint\":\"http://127.0.0.1:9001\",\"load\":{\"queue_depth\":3,\"running\":2,"
-		 "\"kv_cache_usage\":0.75,\"newer_hint\":1.5}}]}", replica);
+		 "\"kv_cache_usage\":0.75,\"newer_hint\":1.5}%s}]}", replica, extra);
 	char path[128];
 	snprintf(path, sizeof(path), "/v1/nodes/%s/heartbeat", node_id);
 	assert_int_equal(testenv_http(NULL, env, "POST", path, token, body), 200);
 	assert_int_equal(inventory_flush(env->inventory, &err), 0);
 	refresh(env);
 	return 0;
+}
+
+/* "m" (static LoRA "sql"). */
+static int setup(void **state)
+{
+	return setup_with(state, "{\"name\":\"m\",\"kind\":\"lora_static\",\"engine\":{\"image\":\"x\"},"
+			  "\"stages\":[{\"name\":\"main\",\"accelerators\":1}],\"adapters\":[\"sql\"]}", "");
+}
+
+/* "dm" (dynamic LoRA: "a" and "b" loadable, "a" loaded). */
+static int setup_dynamic(void **state)
+{
+	return setup_with(state, "{\"name\":\"dm\",\"kind\":\"lora_dynamic\",\"engine\":{\"image\":\"x\"},"
+			  "\"stages\":[{\"name\":\"main\",\"accelerators\":1}],\"max_adapters\":1,"
+			  "\"adapters\":[\"a\",\"b\"]}", ",\"adapters_loaded\":[\"a\"]");
+}
+
+static void test_dynamic_adapters_are_routed_with_what_each_replica_has_loaded(void **state)
+{
+	struct testenv *env = *state;
+	json_t *b, *route;
+	size_t i;
+	char etag[INVENTORY_ROUTES_ETAG_LEN], etag2[INVENTORY_ROUTES_ETAG_LEN];
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes", ADMIN, NULL), 200);
+	json_t *routes = json_object_get(b, "routes");
+	assert_int_equal(json_array_size(routes), 3); /* dm, dm/a, dm/b */
+	json_array_foreach(routes, i, route) {
+		const char *adapter = json_string_value(json_object_get(route, "adapter"));
+		json_t *ep = json_array_get(json_object_get(route, "endpoints"), 0);
+		json_t *al = json_object_get(ep, "adapters_loaded");
+		if (!adapter) {
+			/* The model's own route: not dynamic; its endpoints carry
+			 * the whole list their engine reported. */
+			assert_null(json_object_get(route, "dynamic"));
+			assert_int_equal(json_array_size(al), 1);
+			assert_string_equal(json_string_value(json_array_get(al, 0)), "a");
+		} else {
+			/* An adapter's: dynamic, each endpoint saying whether it
+			 * has that one loaded. */
+			assert_true(json_is_true(json_object_get(route, "dynamic")));
+			assert_null(al);
+			assert_true(json_is_true(json_object_get(ep, "adapter_loaded")) ==
+				    (strcmp(adapter, "a") == 0));
+		}
+	}
+	json_decref(b);
+	/* The engine loads "b" and evicts "a": the next read says so, and the
+	 * table's ETag (routes, not hints) stays. */
+	assert_true(inventory_routes_etag(etag, env->routes));
+	char body[512], path[128];
+	snprintf(body, sizeof(body), "{\"seq\":2,\"replicas\":[{\"replica_id\":\"%s\",\"state\":"
+		 "\"ready\",\"endpoint\":\"http://127.0.0.1:9001\",\"adapters_loaded\":[\"b\"]}]}",
+		 replica_id);
+	snprintf(path, sizeof(path), "/v1/nodes/%s/heartbeat", node_id);
+	assert_int_equal(testenv_http(NULL, env, "POST", path, token, body), 200);
+	struct timespec ts = {0, 300 * 1000000L}; /* past the cache's age */
+	nanosleep(&ts, NULL);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes?model=dm/b", ADMIN, NULL), 200);
+	route = json_array_get(json_object_get(b, "routes"), 0);
+	assert_int_equal(json_array_size(json_object_get(b, "routes")), 1);
+	assert_true(json_is_true(json_object_get(json_array_get(json_object_get(route, "endpoints"), 0),
+						 "adapter_loaded")));
+	json_decref(b);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes?model=dm/a", ADMIN, NULL), 200);
+	route = json_array_get(json_object_get(b, "routes"), 0);
+	assert_true(json_is_false(json_object_get(json_array_get(json_object_get(route, "endpoints"), 0),
+						  "adapter_loaded")));
+	json_decref(b);
+	assert_true(inventory_routes_etag(etag2, env->routes));
+	assert_string_equal(etag, etag2);
+	/* The watch's snapshot carries routes, not what engines have loaded. */
+	long long next;
+	char *ev = inventory_routes_next_event(env->routes, -1, &next);
+	assert_non_null(ev);
+	assert_non_null(strstr(ev, "\"dynamic\":true"));
+	assert_null(strstr(ev, "adapters_loaded"));
+	assert_null(strstr(ev, "adapter_loaded"));
+	free(ev);
 }
 
 static void test_routes_list_ready_endpoints_with_load(void **state)
@@ -459,6 +538,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_routes_list_ready_endpoints_with_load, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_etag_and_if_none_match, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_dynamic_adapters_are_routed_with_what_each_replica_has_loaded, setup_dynamic, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_one_table_has_one_etag_on_every_novad, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_new_load_hints_reach_a_kept_table, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_watch_snapshot_then_change_then_resume, setup, teardown_watch),

@@ -38,6 +38,10 @@ static void test_model_valid_specs_of_every_kind(void **state)
 		"\"accelerators\":1},{\"name\":\"llm\",\"accelerators\":2}]}",
 		"{\"name\":\"m\",\"kind\":\"lora_static\"," ENGINE "," ONE ",\"adapters\":[\"a\"]}",
 		"{\"name\":\"m\",\"kind\":\"lora_dynamic\"," ENGINE "," ONE ",\"max_adapters\":4}",
+		"{\"name\":\"m\",\"kind\":\"lora_dynamic\"," ENGINE "," ONE ",\"max_adapters\":1,"
+		"\"adapters\":[\"a\",\"b\",\"c\"]}",
+		"{\"name\":\"m\",\"kind\":\"lora_dynamic\"," ENGINE "," ONE ",\"max_adapters\":1,"
+		"\"adapters\":[]}",
 		"{\"name\":\"m.v2_x-y\",\"version\":\"2024.1\",\"kind\":\"single\",\"engine\":{\"command\":"
 		"[\"serve\"],\"env\":{\"HF_HOME\":\"/x\"},\"health_path\":\"/health\",\"port\":8000}," ONE "}",
 	};
@@ -84,6 +88,20 @@ static void test_model_invalid_specs_name_the_field(void **state)
 		{"{\"name\":\"m\",\"kind\":\"lora_dynamic\"," ENGINE "," ONE ",\"max_adapters\":0}", "max_adapters"},
 		{"{\"name\":\"m\",\"kind\":\"single\"," ENGINE "," ONE ",\"max_adapters\":2}", "max_adapters"},
 		{"{\"name\":\"m\",\"kind\":\"single\"," ENGINE "," ONE ",\"replicas\":2}", "replicas"},
+		{"{\"name\":\"m\",\"kind\":\"lora_static\"," ENGINE "," ONE ",\"adapters\":[\"a\",\"a\"]}",
+		 "adapters[1]"},
+		{"{\"name\":\"m\",\"kind\":\"lora_static\"," ENGINE "," ONE ",\"adapters\":[\"m\"]}",
+		 "adapters[0]"},
+		{"{\"name\":\"m\",\"kind\":\"lora_dynamic\"," ENGINE "," ONE ",\"max_adapters\":2,"
+		 "\"adapters\":\"a\"}", "adapters"},
+		{"{\"name\":\"m\",\"kind\":\"lora_dynamic\"," ENGINE "," ONE ",\"max_adapters\":2,"
+		 "\"adapters\":[\"a\",\"\"]}", "adapters[1]"},
+		{"{\"name\":\"m\",\"kind\":\"lora_dynamic\"," ENGINE "," ONE ",\"max_adapters\":2,"
+		 "\"adapters\":[\"a\",7]}", "adapters[1]"},
+		{"{\"name\":\"m\",\"kind\":\"lora_dynamic\"," ENGINE "," ONE ",\"max_adapters\":2,"
+		 "\"adapters\":[\"b\",\"a\",\"b\"]}", "adapters[2]"},
+		{"{\"name\":\"m\",\"kind\":\"vision\"," ENGINE ",\"stages\":[{\"name\":\"encoder\","
+		 "\"accelerators\":1},{\"name\":\"llm\",\"accelerators\":1}],\"adapters\":[\"a\"]}", "adapters"},
 	};
 	struct nova_err err;
 	(void)state;

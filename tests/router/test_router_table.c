@@ -572,6 +572,115 @@ static void test_the_config_needs_a_gateway_and_a_token(void **state)
 	unsetenv("NOVA_TOKEN"), unsetenv("NOVA_GATEWAY");
 }
 
+/* A dynamic adapter's route: three replicas that can all load "sql". */
+#define DYN                                                                                   \
+	"[{\"model\":\"m\",\"adapter\":\"sql\",\"dynamic\":true,\"endpoints\":["               \
+	"{\"url\":\"http://127.0.0.1:1\",\"replica\":\"r1\"},"                                \
+	"{\"url\":\"http://127.0.0.1:2\",\"replica\":\"r2\"},"                                \
+	"{\"url\":\"http://127.0.0.1:3\",\"replica\":\"r3\"}]},"                              \
+	"{\"model\":\"m\",\"adapter\":\"chat\",\"endpoints\":["                                \
+	"{\"url\":\"http://127.0.0.1:1\",\"replica\":\"r1\"},"                                \
+	"{\"url\":\"http://127.0.0.1:2\",\"replica\":\"r2\"}]}]"
+
+static struct router_replica *pick_adapter(const struct router_route *rt, const char *adapter,
+					   long long now, uint64_t rnd)
+{
+	struct router_pick_hint hint = {.adapter = adapter};
+	return router_pick(rt, ROUTER_POLICY_LEAST_LOADED, &hint, NULL, 0, now, rnd);
+}
+
+static void test_a_dynamic_adapter_goes_to_a_replica_that_has_it_loaded(void **state)
+{
+	(void)state;
+	json_t *by_key = routes_of(DYN);
+	struct router_table *t = router_table_build(by_key, 1, NULL, NULL);
+	const struct router_route *rt = router_table_find(t, "m/sql");
+	assert_true(rt->dynamic);
+	assert_false(router_table_find(t, "m/chat")->dynamic); /* no "dynamic": static */
+	struct router_replica *r2 = rt->replicas[1];
+	const char *loaded[] = {"chat", "sql"};
+	router_replica_adapters_set(r2, loaded, 2);
+	/* r2 has it: every pick, whatever the draw, while within the bound. */
+	atomic_store(&r2->queue_depth, 2);
+	for (uint64_t rnd = 0; rnd < 64; rnd++)
+		assert_ptr_equal(pick_adapter(rt, "sql", 1000, rnd * 0x9E3779B97F4A7C15ull), r2);
+	/* Another adapter, loaded nowhere: the least loaded (not r2). */
+	for (uint64_t rnd = 0; rnd < 16; rnd++)
+		assert_ptr_not_equal(pick_adapter(rt, "code", 1000, rnd * 0x9E3779B97F4A7C15ull), r2);
+	/* No hint or no adapter: least loaded as ever. */
+	assert_ptr_not_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 1000, 5), r2);
+	/* Its report drops it: no longer preferred. */
+	router_replica_adapters_set(r2, loaded, 1);
+	for (uint64_t rnd = 0; rnd < 16; rnd++)
+		assert_ptr_not_equal(pick_adapter(rt, "sql", 1000, rnd * 0x9E3779B97F4A7C15ull), r2);
+	router_table_unref(t);
+	json_decref(by_key);
+}
+
+static void test_the_adapter_preference_gives_way_past_the_load_bound(void **state)
+{
+	(void)state;
+	json_t *by_key = routes_of(DYN);
+	struct router_table *t = router_table_build(by_key, 1, NULL, NULL);
+	const struct router_route *rt = router_table_find(t, "m/sql");
+	struct router_replica *r1 = rt->replicas[0], *r2 = rt->replicas[1], *r3 = rt->replicas[2];
+	const char *loaded[] = {"sql"};
+	router_replica_adapters_set(r1, loaded, 1);
+	/* Least 0: the slack is 2; r1 at 2 is kept, at 3 not. */
+	atomic_store(&r1->outstanding, 2);
+	assert_ptr_equal(pick_adapter(rt, "sql", 1000, 7), r1);
+	atomic_store(&r1->outstanding, 3);
+	struct router_replica *p = pick_adapter(rt, "sql", 1000, 7);
+	assert_true(p == r2 || p == r3);
+	/* Least 20: the slack is a quarter, 5; r1 at 25 is kept, at 26 not. */
+	atomic_store(&r2->queue_depth, 20);
+	atomic_store(&r3->queue_depth, 20);
+	atomic_store(&r1->outstanding, 25);
+	assert_ptr_equal(pick_adapter(rt, "sql", 1000, 7), r1);
+	atomic_store(&r1->outstanding, 26);
+	assert_ptr_not_equal(pick_adapter(rt, "sql", 1000, 7), r1);
+	/* Two have it: the less loaded of them. */
+	router_replica_adapters_set(r3, loaded, 1);
+	atomic_store(&r1->outstanding, 22);
+	atomic_store(&r3->queue_depth, 21);
+	assert_ptr_equal(pick_adapter(rt, "sql", 1000, 7), r3);
+	/* An ejected replica is not picked for having the adapter. */
+	router_replica_eject(r3, 1000);
+	assert_ptr_equal(pick_adapter(rt, "sql", 1000, 7), r1);
+	router_table_unref(t);
+	json_decref(by_key);
+}
+
+static void test_an_adapter_sent_lately_counts_as_loaded_for_a_while(void **state)
+{
+	(void)state;
+	json_t *by_key = routes_of(DYN);
+	struct router_table *t = router_table_build(by_key, 1, NULL, NULL);
+	const struct router_route *rt = router_table_find(t, "m/sql");
+	struct router_replica *r3 = rt->replicas[2];
+	uint64_t h = router_adapter_hash("sql");
+	assert_false(router_replica_has_adapter(r3, h, 1000));
+	router_replica_adapter_sent(r3, "sql", 1000);
+	assert_true(router_replica_has_adapter(r3, h, 1000 + ROUTER_ADAPTER_SENT_MS - 1));
+	assert_false(router_replica_has_adapter(r3, h, 1000 + ROUTER_ADAPTER_SENT_MS));
+	for (uint64_t rnd = 0; rnd < 16; rnd++)
+		assert_ptr_equal(pick_adapter(rt, "sql", 2000, rnd * 0x9E3779B97F4A7C15ull), r3);
+	/* The memory is the last ROUTER_ADAPTERS_SENT adapters: older ones
+	 * are forgotten. */
+	for (int i = 0; i < ROUTER_ADAPTERS_SENT; i++) {
+		char name[24];
+		snprintf(name, sizeof(name), "other%d", i);
+		router_replica_adapter_sent(r3, name, 1500);
+	}
+	assert_false(router_replica_has_adapter(r3, h, 2000));
+	/* Sending one it remembers refreshes it rather than taking a slot. */
+	router_replica_adapter_sent(r3, "other7", 1600);
+	assert_true(router_replica_has_adapter(r3, router_adapter_hash("other0"), 2000));
+	assert_true(router_adapter_hash("") != 0);
+	router_table_unref(t);
+	json_decref(by_key);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -590,6 +699,9 @@ int main(void)
 		cmocka_unit_test(test_prefix_hashes_are_of_the_prompt_and_the_route),
 		cmocka_unit_test(test_the_prefix_policy_follows_the_prefix_within_the_load_bound),
 		cmocka_unit_test(test_round_robin_takes_each_in_turn),
+		cmocka_unit_test(test_a_dynamic_adapter_goes_to_a_replica_that_has_it_loaded),
+		cmocka_unit_test(test_the_adapter_preference_gives_way_past_the_load_bound),
+		cmocka_unit_test(test_an_adapter_sent_lately_counts_as_loaded_for_a_while),
 		cmocka_unit_test(test_keys_are_checked_by_hash_scope_and_expiry),
 		cmocka_unit_test(test_the_config_file_is_read_and_flags_win),
 		cmocka_unit_test(test_a_bad_config_file_names_file_line_column_never_the_value),

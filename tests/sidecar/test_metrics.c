@@ -365,6 +365,64 @@ static void test_values_that_are_not_load_are_dropped_or_clamped(void **state)
 	assert_true(l.queue_depth == -1 && l.tokens_per_second == -1 && l.ttft_ms == -1);
 }
 
+/* GET /v1/models as vLLM answers it with LoRA adapters loaded: the base
+ * model with "parent": null, each adapter with the base as parent. */
+static void test_loaded_adapters_are_the_models_with_a_parent(void **state)
+{
+	static const char vllm[] =
+		"{\"object\":\"list\",\"data\":["
+		"{\"id\":\"meta-llama/Llama-2-7b-hf\",\"object\":\"model\",\"created\":1,"
+		"\"owned_by\":\"vllm\",\"root\":\"meta-llama/Llama-2-7b-hf\",\"parent\":null,"
+		"\"max_model_len\":4096,\"permission\":[]},"
+		"{\"id\":\"sql-lora\",\"object\":\"model\",\"created\":1,\"owned_by\":\"vllm\","
+		"\"root\":\"/adapters/sql-lora\",\"parent\":\"meta-llama/Llama-2-7b-hf\",\"permission\":[]},"
+		"{\"id\":\"chat-lora\",\"object\":\"model\",\"parent\":\"meta-llama/Llama-2-7b-hf\"},"
+		"{\"id\":\"sql-lora\",\"object\":\"model\",\"parent\":\"meta-llama/Llama-2-7b-hf\"},"
+		"{\"id\":\"\",\"object\":\"model\",\"parent\":\"x\"},"
+		"{\"id\":7,\"object\":\"model\",\"parent\":\"x\"}]}";
+	size_t dropped = 9;
+	(void)state;
+	json_t *got = sidecar_adapters_read(vllm, strlen(vllm), &dropped);
+	json_t *want = json_pack("[s,s]", "sql-lora", "chat-lora");
+	assert_non_null(got);
+	assert_true(json_equal(got, want));
+	assert_int_equal(dropped, 2);
+	json_decref(got);
+	json_decref(want);
+	/* No adapter: an empty list; not a model list: NULL. */
+	static const char plain[] = "{\"object\":\"list\",\"data\":[{\"id\":\"m\",\"parent\":null}]}";
+	got = sidecar_adapters_read(plain, strlen(plain), NULL);
+	assert_non_null(got);
+	assert_int_equal(json_array_size(got), 0);
+	json_decref(got);
+	assert_null(sidecar_adapters_read("{\"data\":{}}", 11, NULL));
+	assert_null(sidecar_adapters_read("<html>", 6, NULL));
+	assert_null(sidecar_adapters_read(NULL, 0, NULL));
+}
+
+static void test_loaded_adapters_are_bounded_in_count_and_length(void **state)
+{
+	size_t cap = 100 * 64 + 2000, o = 0, dropped = 0;
+	char *text = malloc(cap);
+	(void)state;
+	assert_non_null(text);
+	o += (size_t)snprintf(text + o, cap - o, "{\"data\":[{\"id\":\"");
+	for (int i = 0; i < SIDECAR_ADAPTER_NAME_MAX + 1; i++)
+		text[o++] = 'x';
+	o += (size_t)snprintf(text + o, cap - o, "\",\"parent\":\"m\"}");
+	for (int i = 0; i < SIDECAR_ADAPTERS_MAX + 5; i++)
+		o += (size_t)snprintf(text + o, cap - o, ",{\"id\":\"a%d\",\"parent\":\"m\"}", i);
+	o += (size_t)snprintf(text + o, cap - o, "]}");
+	json_t *got = sidecar_adapters_read(text, o, &dropped);
+	assert_non_null(got);
+	assert_int_equal(json_array_size(got), SIDECAR_ADAPTERS_MAX);
+	assert_string_equal(json_string_value(json_array_get(got, 0)), "a0");
+	assert_int_equal(dropped, 6);
+	json_decref(got);
+	assert_null(sidecar_adapters_read(text, SIDECAR_MODELS_MAX_BYTES + 1, NULL));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -378,6 +436,8 @@ int main(void)
 		cmocka_unit_test(test_mock_engine_series_are_read_with_crlf),
 		cmocka_unit_test(test_counter_rates_and_histogram_means_span_two_scrapes),
 		cmocka_unit_test(test_values_that_are_not_load_are_dropped_or_clamped),
+		cmocka_unit_test(test_loaded_adapters_are_the_models_with_a_parent),
+		cmocka_unit_test(test_loaded_adapters_are_bounded_in_count_and_length),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

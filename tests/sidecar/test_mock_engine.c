@@ -68,6 +68,24 @@ static int setup_cache(void **state)
 	return mock_engine_start(&eng, &cfg, &err);
 }
 
+/* Dynamic LoRA: "a", "b" and "c" resolvable, 2 held at once, 100 ms per
+ * load, first tokens at once otherwise. */
+static int setup_resolve(void **state)
+{
+	struct mock_engine_config cfg;
+	struct nova_err err;
+	(void)state;
+	mock_engine_config_defaults(&cfg);
+	snprintf(cfg.model, sizeof(cfg.model), "base");
+	cfg.latency_ms = 0;
+	cfg.tokens_per_second = 1000;
+	cfg.max_loras = 2;
+	cfg.lora_load_ms = 100;
+	for (int i = 0; i < 3; i++)
+		snprintf(cfg.resolve[cfg.n_resolve++], sizeof(cfg.resolve[0]), "%c", 'a' + i);
+	return mock_engine_start(&eng, &cfg, &err);
+}
+
 static int setup_no_admin(void **state)
 {
 	with_admin_token = false;
@@ -295,6 +313,66 @@ static double ttft_ms(const char *prompt)
 	return (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 }
 
+/* The first token of a chat completion of MODEL, in ms (-1: not 200). */
+static double chat_ms(const char *model)
+{
+	char payload[256], *body = NULL;
+	struct timespec t0, t1;
+	snprintf(payload, sizeof(payload),
+		 "{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+		 "\"max_tokens\":1}", model);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long st = call(&body, "POST", "/v1/chat/completions", payload);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	free(body);
+	return st != 200 ? -1 : (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+/* The ids /v1/models lists with a parent, comma-separated. */
+static void loaded(char *out, size_t len)
+{
+	long st;
+	json_t *j = call_json(&st, "GET", "/v1/models", NULL), *m;
+	size_t i, o = 0;
+	out[0] = '\0';
+	assert_int_equal(st, 200);
+	json_array_foreach(json_object_get(j, "data"), i, m) {
+		if (json_is_null(json_object_get(m, "parent")))
+			continue;
+		assert_string_equal(json_string_value(json_object_get(m, "parent")), "base");
+		o += (size_t)snprintf(out + o, len - o, "%s%s", o ? "," : "",
+				      json_string_value(json_object_get(m, "id")));
+	}
+	json_decref(j);
+}
+
+/* As vLLM with a LoRA resolver: an adapter the engine may resolve is
+ * loaded by the first request naming it (which waits for the load), then
+ * listed in /v1/models with the base as parent; past max_loras the least
+ * recently used goes; a name it cannot resolve is 404. */
+static void test_resolvable_adapters_load_on_first_use_and_evict_the_least_recent(void **state)
+{
+	char list[256];
+	(void)state;
+	loaded(list, sizeof(list));
+	assert_string_equal(list, "");
+	double first = chat_ms("a"), again = chat_ms("a");
+	assert_true(first >= 100);
+	assert_true(again >= 0 && again < 90);
+	loaded(list, sizeof(list));
+	assert_string_equal(list, "a");
+	assert_true(chat_ms("b") >= 100);
+	assert_true(chat_ms("a") < 90); /* a is now the more recent */
+	assert_true(chat_ms("c") >= 100); /* evicts b */
+	loaded(list, sizeof(list));
+	assert_string_equal(list, "a,c");
+	assert_true(chat_ms("b") >= 100); /* loaded again, evicting a */
+	assert_true(chat_ms("nope") < 0);
+	assert_true(chat_ms("base") >= 0);
+	assert_int_equal((int)metric("nova_engine_lora_loads_total"), 4);
+	assert_int_equal((int)metric("nova_engine_lora_evictions_total"), 2);
+}
+
 /* Leading blocks seen before are hits and cost nothing; the rest (a
  * partial tail included) are misses at 20 ms each; the LRU keeps 4. */
 static void test_prefix_cache_hits_skip_the_prefill(void **state)
@@ -445,6 +523,15 @@ static void test_command_line_parsing(void **state)
 	char *tok[] = {"x", "--admin-token", "short", NULL};
 	assert_int_equal(mock_engine_config_parse(&cfg, 3, tok, &err), NOVA_EINVAL);
 	assert_string_equal(err.field, "--admin-token");
+	char *res[] = {"x", "--lora-resolve", "a", "--lora-resolve", "b", "--lora-load-ms", "5", NULL};
+	mock_engine_config_defaults(&cfg);
+	assert_int_equal(mock_engine_config_parse(&cfg, 7, res, &err), 0);
+	assert_int_equal(cfg.n_resolve, 2);
+	assert_string_equal(cfg.resolve[1], "b");
+	assert_int_equal(cfg.lora_load_ms, 5);
+	char *res_bad[] = {"x", "--lora-resolve", "", NULL};
+	assert_int_equal(mock_engine_config_parse(&cfg, 3, res_bad, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "--lora-resolve");
 }
 
 int main(void)
@@ -458,6 +545,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests_get_openai_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vision_model_accepts_image_parts, setup_vision, teardown),
 		cmocka_unit_test_setup_teardown(test_dynamic_lora_load_and_unload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolvable_adapters_load_on_first_use_and_evict_the_least_recent, setup_resolve, teardown),
 		cmocka_unit_test_setup_teardown(test_health_switches_and_metrics_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_health_flag, setup_sick, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_routes_need_the_engine_admin_token, setup, teardown),
