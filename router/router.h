@@ -13,8 +13,32 @@
  *   {"error": {"message", "type", "param", "code"}}:
  * no credential or an unknown one 401, a key without the scope 403, an
  * unknown model 404, a body over max_body_bytes 413, a body that is not a
- * JSON object with a string "model" 400, no ready replica 503 with
- * Retry-After, every replica failing 502. Streams (stream: true) are passed
+ * JSON object with a string "model" 400, every replica failing 502.
+ *
+ * A known model with no ready replica (its route has "endpoints": [],
+ * inventory/routes.h: scaled to zero, or every replica failed) is not an
+ * error at once: the request waits, suspended in its event loop, for a
+ * table that gives the route replicas, and starts at once when one comes.
+ * At most queue_max requests of one route key wait in one router (the
+ * next: 429 "queue_full", rate_limit_error, Retry-After: 1), each at most
+ * queue_timeout_ms (then 503 "no_replica", Retry-After: 5; 0: 503 at
+ * once); a model that leaves the table meanwhile is 404; a client that
+ * goes away is taken out and counted; a router that stops answers its
+ * waiting requests 503. (A route whose replicas are all ejected is not
+ * waited on: the pick tries them anyway.)
+ *
+ * Demand: every demand_ms while any count is not zero, once more when they
+ * fell to zero, and at once when a request starts waiting where none did,
+ * the router posts to novad's POST /v1/router/demand (router scope)
+ * {"router": "host:port:pid", "models": {KEY: {"waiting", "in_flight"}}},
+ * its requests waiting for a replica and those being answered, per route
+ * key; a failure is logged once and retried each period. novad sums the
+ * routers' reports for the autoscaler (inventory/demand.h).
+ *
+ * Tokens: each answer is scanned as it passes (struct router_usage) for
+ * its usage, or a stream's chunks, into nova_router_tokens_total.
+ *
+ * Streams (stream: true) are passed
  * through chunk by chunk as they arrive; a client that goes away cancels
  * the upstream request. A replica that refuses the connection, fails
  * before answering or answers 502/503 is retried on another (at most
