@@ -69,6 +69,7 @@ static void test_reports_are_summed_over_routers_and_replace_their_last(void **s
 	assert_int_equal(field(e, "waiting"), 5);
 	assert_int_equal(field(e, "in_flight"), 1);
 	assert_int_equal(field(e, "routers"), 2);
+	json_decref(doc);
 	assert_int_equal(field(demand_of(&doc, env, "m/sql"), "in_flight"), 4);
 	json_decref(doc);
 	/* The C call the autoscaler reads gives the same. */
