@@ -11,7 +11,8 @@
  * gateway writes it on its own with audit_record_alone. Requests without
  * a credential (401) are not recorded: rejected, recording them, because
  * anyone could then fill the table without a key; they are in the access
- * log. Node heartbeats are telemetry, not changes, and are not recorded.
+ * log. Node heartbeats and routers' demand reports are telemetry, not
+ * changes, and are not recorded.
  *
  * Never a secret here: the actor is an API key's id and name (never the
  * key, its prefix or hash), the object is what the request named, and no

@@ -463,8 +463,9 @@ if want failure; then
 			i=0
 			until fd_routed; do i=$((i + 1)); [ $i -gt 300 ] && break; sleep 0.1; done
 			sleep 1 # the route settles; the kill falls at some phase of the interval
-			# The update that removes the model's route (its one endpoint).
-			watch_start "fd-$run" 1 20 '"mistral-7b-lora":null' || break
+			# The update that takes the model's one endpoint out of its route
+			# (the route stays, with none: inventory/routes.h).
+			watch_start "fd-$run" 1 20 '"adapter":null,"endpoints":[]}' || break
 			SC_ENGINES=$(pgrep -P "$SC_PID")
 			kill -KILL "$SC_PID"; wait "$SC_PID" 2>/dev/null; SC_PID=
 			wait "$WA_PID"
@@ -521,7 +522,9 @@ engine: {command: [nova-mock-engine, --port, "{port}"]}
 stages: [{name: main, accelerator_type: LPU, accelerators: 8}]
 EOM
 			"$C" model register -f "$W/model.yaml" >/dev/null || break
-			watch_start "deploy-$d" 1 20 "\"bench-dr-$d\"" || break
+			# The update that brings its first endpoint (the route itself
+			# comes at once, with none).
+			watch_start "deploy-$d" 1 20 "\"deployment\":\"dr-$d\"" || break
 			t0=$(date +%s.%N)
 			"$C" deploy "bench-dr-$d" --pool racks --replicas 1 --name "dr-$d" >/dev/null || break
 			wait "$WA_PID"

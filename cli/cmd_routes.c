@@ -14,13 +14,27 @@ static void routes_print(struct cli_ctx *ctx, const json_t *body)
 	const json_t *routes = json_object_get(body, "routes"), *r, *ep;
 	struct cli_table t;
 	size_t i, j, rows = 0, row = 0;
-	json_array_foreach(routes, i, r)
-		rows += json_array_size(json_object_get(r, "endpoints"));
+	/* A route with no endpoint (its model scaled to zero, or its replicas
+	 * all failed) is one row with "-" for the endpoint: the model is known,
+	 * and a router holds its requests. */
+	json_array_foreach(routes, i, r) {
+		size_t n = json_array_size(json_object_get(r, "endpoints"));
+		rows += n ? n : 1;
+	}
 	if (cli_table_init(&t, headers, 6, rows) != 0) {
 		fprintf(ctx->errout, "novactl: out of memory\n");
 		return;
 	}
 	json_array_foreach(routes, i, r) {
+		if (json_array_size(json_object_get(r, "endpoints")) == 0) {
+			cli_table_json(&t, row, 0, json_object_get(r, "model"));
+			cli_table_json(&t, row, 1, json_object_get(r, "adapter"));
+			cli_table_json(&t, row, 2, json_object_get(r, "version"));
+			for (size_t c = 3; c < 6; c++)
+				cli_table_json(&t, row, c, NULL);
+			row++;
+			continue;
+		}
 		json_array_foreach(json_object_get(r, "endpoints"), j, ep) {
 			cli_table_json(&t, row, 0, json_object_get(r, "model"));
 			cli_table_json(&t, row, 1, json_object_get(r, "adapter"));

@@ -72,6 +72,15 @@ const struct gw_route gw_routes[] = {
 	 "For nova-router: every active API key's SHA-256, scopes and expiry (never a secret), so "
 	 "routers check keys from memory; ETag and If-None-Match (304), cheap to poll every second",
 	 NULL, "RouterKeys", 200, "router", false},
+	{"POST", "/v1/router/demand", gw_router_demand_post, AUTH_SCOPE_ROUTER,
+	 "For nova-router: its demand now, per route key (requests waiting for a replica, requests "
+	 "in flight), sent every second while not zero and once when it falls to zero; replaces "
+	 "this router's last report. Telemetry, not a change: not in the audit trail",
+	 "RouterDemand", NULL, 204, "router", false},
+	{"GET", "/v1/router/demand", gw_router_demand_get, AUTH_SCOPE_READ,
+	 "The routers' demand summed per route key (reports younger than ttl_ms): what waits for "
+	 "a replica (the autoscaler's signal to scale from zero) and what is in flight",
+	 NULL, "RouterDemandTotals", 200, "router", false},
 
 	{"POST", "/v1/models", gw_model_register, AUTH_SCOPE_WRITE,
 	 "Register a model (name, version, engine, kind and stages)", "ModelSpec", "Model", 201,
@@ -255,7 +264,10 @@ static void gw_dispatch(struct http_request *req, struct http_response *res, voi
 			http_response_header_add(res, "Connection", "close");
 			return;
 		}
-		if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+		/* A router's demand report is telemetry, as heartbeats are: a
+		 * row a second per router would bury the changes (audit.h). */
+		if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 &&
+		    b->route->fn != gw_router_demand_post) {
 			gw_kind(kind, sizeof(kind), b->route->tag);
 			note = (struct audit_note){
 				.actor = who.kind == AUTH_APIKEY ? "apikey" : "admin",

@@ -129,6 +129,10 @@ void gw_heartbeat(struct gw *, struct gw_call *, struct http_request *, struct h
 void gw_routes_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_routes_watch(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_router_keys(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_router_demand_post(struct gw *, struct gw_call *, struct http_request *,
+			   struct http_response *);
+void gw_router_demand_get(struct gw *, struct gw_call *, struct http_request *,
+			  struct http_response *);
 /* Watch streams open now (for /metrics). */
 unsigned gw_watchers_open(struct gw *gw);
 

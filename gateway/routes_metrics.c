@@ -31,6 +31,7 @@
 #include "deployments/reconciler.h"
 #include "deployments/worker.h"
 #include "gateway/gw_int.h"
+#include "inventory/demand.h"
 #include "inventory/inventory.h"
 #include "inventory/routes.h"
 #include "pools/pool.h"
@@ -134,6 +135,37 @@ static void gw_fleet_loads(struct textbuf *t, const json_t *deps, json_t *loads)
 	free(sums);
 }
 
+/* What the routers report waiting and in flight, per route key, summed
+ * over the routers whose report is younger than its TTL
+ * (inventory/demand.h): the autoscaler's signal, to see beside it. */
+static int gw_fleet_demand(struct textbuf *t, struct gw *gw, struct nova_err *err)
+{
+	struct inventory_demand *d = NULL;
+	size_t n = 0;
+	int rc = inventory_demand_read(&d, &n, gw->deps.db, err);
+	if (rc)
+		return rc;
+	metrics_head(t, "nova_router_waiting_requests", "gauge",
+		     "Requests the routers hold waiting for a replica of a model (none ready), as "
+		     "they last reported.");
+	for (size_t i = 0; i < n; i++) {
+		char model[INVENTORY_DEMAND_KEY_MAX * 2 + 1], labels[sizeof(model) + 16];
+		metrics_label_escape(model, sizeof(model), d[i].model);
+		snprintf(labels, sizeof(labels), "model=\"%s\"", model);
+		metrics_sample(t, "nova_router_waiting_requests", labels, (double)d[i].waiting);
+	}
+	metrics_head(t, "nova_router_in_flight_requests", "gauge",
+		     "Requests the routers have in flight to a model's replicas, as they last reported.");
+	for (size_t i = 0; i < n; i++) {
+		char model[INVENTORY_DEMAND_KEY_MAX * 2 + 1], labels[sizeof(model) + 16];
+		metrics_label_escape(model, sizeof(model), d[i].model);
+		snprintf(labels, sizeof(labels), "model=\"%s\"", model);
+		metrics_sample(t, "nova_router_in_flight_requests", labels, (double)d[i].in_flight);
+	}
+	free(d);
+	return 0;
+}
+
 /* One read of the fleet as exposition text (caller frees), or NULL. */
 static char *gw_fleet_read(struct gw *gw, struct nova_err *err)
 {
@@ -190,6 +222,8 @@ static char *gw_fleet_read(struct gw *gw, struct nova_err *err)
 	}
 	loads = inventory_loads(gw->deps.inventory);
 	gw_fleet_loads(&t, deps, loads);
+	if (gw_fleet_demand(&t, gw, err))
+		goto out;
 
 	metrics_one(&t, "nova_work_items_queued", "gauge", "Work items waiting for a worker (fleet).",
 		    (double)q.queued);

@@ -1,6 +1,7 @@
 #include <stdlib.h>
 
 #include "gateway/gw_int.h"
+#include "inventory/demand.h"
 
 /* nova-router polls this every second (auth.h: auth_router_keys): a
  * matching If-None-Match is 304 without a body, so a steady poll costs a
@@ -28,4 +29,38 @@ void gw_router_keys(struct gw *gw, struct gw_call *call, struct http_request *re
 		return;
 	}
 	http_response_json_text(res, 200, text);
+}
+
+/* A router's demand report (inventory/demand.h): checked field by field
+ * (400 naming it), stored as that router's demand; 204. The database away
+ * is 503, as on other routes; the router logs once and reports again. */
+void gw_router_demand_post(struct gw *gw, struct gw_call *call, struct http_request *req,
+			   struct http_response *res)
+{
+	struct nova_err err;
+	json_t *body = gw_body_json(req, res);
+	(void)call;
+	if (!body)
+		return;
+	nova_err_clear(&err);
+	if (inventory_demand_report(gw->deps.db, body, &err))
+		http_response_error(res, &err);
+	else
+		res->status = 204;
+	json_decref(body);
+}
+
+void gw_router_demand_get(struct gw *gw, struct gw_call *call, struct http_request *req,
+			  struct http_response *res)
+{
+	struct nova_err err;
+	json_t *out = NULL;
+	(void)call, (void)req;
+	nova_err_clear(&err);
+	if (inventory_demand_json(&out, gw->deps.db, &err)) {
+		http_response_error(res, &err);
+		return;
+	}
+	http_response_header_add(res, "Cache-Control", "no-store");
+	http_response_json(res, 200, out);
 }

@@ -121,19 +121,24 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 	*out = NULL;
 	if ((rc = db_conn_acquire(&c, r->db, err)))
 		return rc;
+	/* Every deployment not stopping or stopped, with its routable
+	 * replicas: one row per replica, or one row of NULLs (the left join)
+	 * when it has none, so a model scaled to zero or whose replicas all
+	 * failed still has its route, with no endpoint (nova-router holds its
+	 * requests rather than answering 404 for a model it would not know). */
 	rc = db_exec(&res, c,
 		     "SELECT m.name, m.version, coalesce(m.spec->'adapters', '[]')::text, d.name, "
 		     "r.id, r.endpoint, (SELECT n.name FROM replica_placements rp JOIN nodes n "
 		     "ON n.id = rp.node_id WHERE rp.replica_id = r.id ORDER BY rp.stage DESC LIMIT 1), "
 		     "m.kind "
-		     "FROM replicas r JOIN deployments d ON d.id = r.deployment_id "
-		     "JOIN models m ON m.id = d.model_id "
-		     "WHERE r.state = 'ready' AND r.endpoint IS NOT NULL "
-		     "AND d.state NOT IN ('stopping', 'stopped') "
+		     "FROM deployments d JOIN models m ON m.id = d.model_id "
+		     "LEFT JOIN replicas r ON r.deployment_id = d.id "
+		     "AND r.state = 'ready' AND r.endpoint IS NOT NULL "
 		     "AND EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.replica_id = r.id) "
 		     "AND NOT EXISTS (SELECT 1 FROM replica_placements rp JOIN nodes n ON n.id = rp.node_id "
 		     "WHERE rp.replica_id = r.id AND n.state <> 'ready') "
-		     "ORDER BY m.name, r.endpoint, r.id",
+		     "WHERE d.state NOT IN ('stopping', 'stopped') "
+		     "ORDER BY m.name, r.endpoint, r.id, m.version",
 		     0, NULL, err);
 	db_conn_release(r->db, c);
 	if (rc)
@@ -142,9 +147,11 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 	for (int i = 0; t && i < PQntuples(res); i++) {
 		json_t *adapters = json_loads(PQgetvalue(res, i, 2), 0, NULL), *a;
 		bool dynamic = strcmp(PQgetvalue(res, i, 7), "lora_dynamic") == 0;
-		json_t *ep = json_pack("{s:s, s:s, s:s, s:s?}", "url", PQgetvalue(res, i, 5), "replica",
-				       PQgetvalue(res, i, 4), "deployment", PQgetvalue(res, i, 3), "node",
-				       PQgetvalue(res, i, 6));
+		bool none = PQgetisnull(res, i, 4); /* a deployment without a routable replica */
+		json_t *ep = none ? NULL
+				  : json_pack("{s:s, s:s, s:s, s:s?}", "url", PQgetvalue(res, i, 5),
+					      "replica", PQgetvalue(res, i, 4), "deployment",
+					      PQgetvalue(res, i, 3), "node", PQgetvalue(res, i, 6));
 		/* The model itself, and each LoRA adapter it serves (static) or
 		 * can load (dynamic: every replica of the model, marked so that
 		 * routers prefer those that have it loaded). */
@@ -167,7 +174,8 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 					json_object_set_new(route, "dynamic", json_true());
 				json_object_set_new(t, key, route);
 			}
-			json_array_append(json_object_get(route, "endpoints"), ep);
+			if (ep)
+				json_array_append(json_object_get(route, "endpoints"), ep);
 		}
 		json_decref(ep);
 		json_decref(adapters);

@@ -3,7 +3,12 @@
  *
  * A snapshot is rebuilt from the database (a replica is routable when it is
  * ready, has an endpoint, its deployment is not stopping, and every node of
- * its gang is ready) whenever a refresh finds it changed; it carries a
+ * its gang is ready) whenever a refresh finds it changed. Every model (and
+ * static LoRA adapter) with a deployment that is not stopping or stopped
+ * has a route, with "endpoints": [] when none of its replicas is routable
+ * (scaled to zero, or all failed): routers know it and hold its requests
+ * (router/router.h) instead of answering 404; a model whose deployments
+ * are all stopped has none. The table carries a
  * version (this process's count of changes) and a weak ETag, W/"<hash>",
  * of the routes alone: not of the version nor of the load hints (which
  * come from the heartbeats this novad took), so every novad gives one

@@ -13,16 +13,20 @@
 const char router_usage[] =
 	"usage: nova-router [--gateway URL] [--token KEY] [--listen HOST:PORT] [--config FILE]\n"
 	"                   [--threads N] [--policy least-loaded|session|prefix|round-robin]\n"
-	"                   [--log-level L]\n"
+	"                   [--log-level L] [--queue-max N] [--queue-timeout-ms MS]\n"
 	"  --gateway URL    novad's URL (NOVA_GATEWAY)\n"
 	"  --token KEY      an API key with the router scope (NOVA_TOKEN; prefer the\n"
 	"                   environment or the file's token_file: a command line is public)\n"
 	"  --listen ADDR    where clients connect (NOVA_ROUTER_LISTEN, default " ROUTER_DEFAULT_LISTEN ")\n"
+	"  --queue-max N    requests of one model waiting for a replica (default 256)\n"
+	"  --queue-timeout-ms MS  how long one waits, then 503 (NOVA_ROUTER_QUEUE_TIMEOUT_MS,\n"
+	"                   default 30000; 0: no wait)\n"
 	"  --config FILE    YAML: gateway, token_file, listen, threads, max_body_bytes,\n"
 	"                   max_connections, idle_timeout_s, connect_timeout_ms,\n"
 	"                   upstream_timeout_ms, max_retries, max_upstream_connections,\n"
-	"                   keys_poll_ms, loads_poll_ms, policy, prefix_block_bytes,\n"
-	"                   prefix_max_blocks, prefix_memory, log_level\n"
+	"                   keys_poll_ms, loads_poll_ms, queue_max, queue_timeout_ms,\n"
+	"                   demand_ms, policy, prefix_block_bytes, prefix_max_blocks,\n"
+	"                   prefix_memory, log_level\n"
 	"Precedence: defaults, the file, the environment, flags.\n";
 
 static const char *const router_policy_names[] = {"least-loaded", "session", "prefix",
@@ -54,6 +58,9 @@ void router_config_defaults(struct router_config *cfg)
 	cfg->connect_timeout_ms = 2000;
 	cfg->max_retries = 2;
 	cfg->max_upstream_connections = 4096;
+	cfg->queue_max = 256;
+	cfg->queue_timeout_ms = 30000;
+	cfg->demand_ms = 1000;
 	cfg->keys_poll_ms = 1000;
 	cfg->loads_poll_ms = 1000;
 	cfg->policy = ROUTER_POLICY_PREFIX;
@@ -87,7 +94,8 @@ int router_config_load_file(struct router_config *cfg, const char *path, struct 
 					   "connect_timeout_ms", "upstream_timeout_ms", "max_retries",
 					   "keys_poll_ms", "loads_poll_ms", "policy", "log_level",
 					   "max_upstream_connections", "prefix_block_bytes",
-					   "prefix_max_blocks", "prefix_memory", NULL};
+					   "prefix_max_blocks", "prefix_memory", "queue_max",
+					   "queue_timeout_ms", "demand_ms", NULL};
 	/* Numbers: field, range, where. */
 	const struct {
 		const char *name;
@@ -106,6 +114,9 @@ int router_config_load_file(struct router_config *cfg, const char *path, struct 
 		{"prefix_block_bytes", 16, 1 << 20, &cfg->prefix_block_bytes},
 		{"prefix_max_blocks", 1, 65536, &cfg->prefix_max_blocks},
 		{"prefix_memory", 64, 1 << 28, &cfg->prefix_memory},
+		{"queue_max", 0, 1000000, &cfg->queue_max},
+		{"queue_timeout_ms", 0, 3600000, &cfg->queue_timeout_ms},
+		{"demand_ms", 100, 60000, &cfg->demand_ms},
 	};
 	struct ydoc *d;
 	yaml_node_t *root, *n;
@@ -179,6 +190,19 @@ static int rc_copy(char *out, size_t len, const char *v, const char *what, struc
 	return 0;
 }
 
+/* A whole decimal number in [min, max], from a flag or a variable. */
+static int rc_number(unsigned *out, const char *v, long min, long max, const char *what,
+		     struct nova_err *err)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno || *end || end == v || n < min || n > max)
+		return nova_err_set(err, NOVA_EINVAL, what, "%s: expected %ld to %ld", what, min, max);
+	*out = (unsigned)n;
+	return 0;
+}
+
 int router_config_parse(struct router_config *cfg, int argc, char **argv, struct nova_err *err)
 {
 	const char *config = NULL;
@@ -209,6 +233,10 @@ int router_config_parse(struct router_config *cfg, int argc, char **argv, struct
 		if (v && *v && (rc = rc_copy(envs[i].out, envs[i].len, v, envs[i].var, err)))
 			return rc;
 	}
+	const char *qt = getenv("NOVA_ROUTER_QUEUE_TIMEOUT_MS");
+	if (qt && *qt && (rc = rc_number(&cfg->queue_timeout_ms, qt, 0, 3600000,
+					 "NOVA_ROUTER_QUEUE_TIMEOUT_MS", err)))
+		return rc;
 	const char *lvl = getenv("NOVA_LOG_LEVEL");
 	if (lvl && *lvl && nova_log_level_parse(&cfg->log_level, lvl) != 0)
 		return nova_err_set(err, NOVA_EINVAL, "NOVA_LOG_LEVEL",
@@ -237,7 +265,11 @@ int router_config_parse(struct router_config *cfg, int argc, char **argv, struct
 				     ? nova_err_set(err, NOVA_EINVAL, f, "--threads: expected 0 to 64")
 				     : 0;
 			cfg->threads = (unsigned)n;
-		} else if (!strcmp(f, "--policy"))
+		} else if (!strcmp(f, "--queue-max"))
+			rc = rc_number(&cfg->queue_max, v, 0, 1000000, f, err);
+		else if (!strcmp(f, "--queue-timeout-ms"))
+			rc = rc_number(&cfg->queue_timeout_ms, v, 0, 3600000, f, err);
+		else if (!strcmp(f, "--policy"))
 			rc = router_policy_parse(&cfg->policy, v)
 				     ? nova_err_set(err, NOVA_EINVAL, f,
 						    "--policy: expected least-loaded, session, prefix or round-robin")

@@ -10,7 +10,15 @@
  * which change as engines load and evict them. Rejected for
  * now: a periodic "load" event on the watch, which would save the poll;
  * a change to novad's stream format that can come with the autoscaling
- * demand report (issue 15). */
+ * demand report (issue 15).
+ *
+ * Demand goes the other way, from a third thread: how many requests wait
+ * for a replica and how many are being answered, per model, posted to
+ * novad's POST /v1/router/demand every demand_ms while any count is not
+ * zero, once more when they fell to zero, and at once when a request
+ * starts waiting where none did (the autoscaler's scale from zero should
+ * not wait a period). Its own thread, so a poll held up by a slow novad
+ * never delays a report, nor a report the polls. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +46,33 @@ static bool rt_sleep(struct router *r, long long ms)
 		;
 	pthread_mutex_unlock(&r->stop_lock);
 	return atomic_load(&r->stop) != 0;
+}
+
+/* Wait up to ms, or until stop or a demand to report now; true when
+ * stopping. */
+static bool rt_sleep_demand(struct router *r, long long ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->stop_lock);
+	while (!atomic_load(&r->stop) && !atomic_load(&r->demand_now) &&
+	       pthread_cond_timedwait(&r->stop_cond, &r->stop_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&r->stop_lock);
+	return atomic_load(&r->stop) != 0;
+}
+
+void rt_control_poke(struct router *r)
+{
+	pthread_mutex_lock(&r->stop_lock);
+	pthread_cond_broadcast(&r->stop_cond);
+	pthread_mutex_unlock(&r->stop_lock);
 }
 
 /* --- the watch -------------------------------------------------------------- */
@@ -441,6 +476,105 @@ static void *rt_poll_thread(void *arg)
 	return NULL;
 }
 
+/* --- the demand report ----------------------------------------------------------- */
+
+/* The report of every model with a count, or that had one in the last
+ * report (its zeros, once): {"router", "models": {key: {"waiting",
+ * "in_flight"}}}; NULL when there is nothing to say. idx receives the
+ * entries reported (n of them). */
+static json_t *rt_demand_build(struct router *r, size_t **idx, size_t *n)
+{
+	struct rt_metrics *mx = &r->metrics;
+	json_t *models = json_object();
+	*idx = NULL;
+	*n = 0;
+	pthread_mutex_lock(&mx->lock);
+	for (size_t i = 0; models && i < mx->n; i++) {
+		struct rt_model_stats *m = &mx->m[i];
+		long long w = m->waiting > 0 ? m->waiting : 0, f = m->in_flight > 0 ? m->in_flight : 0;
+		if (!w && !f && !m->demand_sent)
+			continue;
+		size_t *grown = realloc(*idx, (*n + 1) * sizeof(**idx));
+		if (!grown)
+			break;
+		*idx = grown;
+		(*idx)[(*n)++] = i;
+		json_object_set_new(models, m->key, json_pack("{s:I, s:I}", "waiting", (json_int_t)w,
+							     "in_flight", (json_int_t)f));
+	}
+	pthread_mutex_unlock(&mx->lock);
+	if (!*n) {
+		json_decref(models);
+		return NULL;
+	}
+	return json_pack("{s:s, s:o}", "router", r->id, "models", models);
+}
+
+/* After a report reached novad: what it said is what novad holds. */
+static void rt_demand_sent(struct router *r, json_t *doc, const size_t *idx, size_t n)
+{
+	struct rt_metrics *mx = &r->metrics;
+	json_t *models = json_object_get(doc, "models");
+	pthread_mutex_lock(&mx->lock);
+	for (size_t k = 0; k < n; k++) {
+		json_t *e = json_object_get(models, mx->m[idx[k]].key);
+		mx->m[idx[k]].demand_sent = json_integer_value(json_object_get(e, "waiting")) > 0 ||
+					    json_integer_value(json_object_get(e, "in_flight")) > 0;
+	}
+	pthread_mutex_unlock(&mx->lock);
+}
+
+static void *rt_demand_thread(void *arg)
+{
+	struct router *r = arg;
+	char url[300];
+	bool failing = false;
+	snprintf(url, sizeof(url), "%s/v1/router/demand", r->cfg.gateway);
+	while (!atomic_load(&r->stop)) {
+		long long started = rt_now_ms();
+		size_t *idx = NULL, n = 0;
+		atomic_store(&r->demand_now, false);
+		json_t *doc = rt_demand_build(r, &idx, &n);
+		char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+		if (body) {
+			struct http_client_request req = {.method = "POST", .url = url,
+							  .bearer_token = r->cfg.token, .body = body,
+							  .body_len = strlen(body), .timeout_ms = 2000};
+			struct http_client_response res = {0};
+			struct nova_err err;
+			nova_err_clear(&err);
+			int rc = http_client_do(&res, &req, &err);
+			bool ok = rc == 0 && res.status >= 200 && res.status < 300;
+			if (ok) {
+				rt_demand_sent(r, doc, idx, n);
+				atomic_fetch_add(&r->stats.demand_reports, 1);
+				if (failing)
+					nova_log(NOVA_LOG_INFO, "router", "demand reports reach novad again");
+			} else {
+				atomic_fetch_add(&r->stats.demand_reports_failed, 1);
+				if (rc == 0)
+					snprintf(err.message, sizeof(err.message), "novad answered %ld%s",
+						 res.status, res.status == 401 || res.status == 403
+							 ? " (is the token a key with the router scope?)" : "");
+				/* Once when it starts failing; retried every period. */
+				if (!failing)
+					nova_log_kv(NOVA_LOG_WARN, "router",
+						    "reporting demand to novad failed: retrying", "error",
+						    err.message, NULL);
+			}
+			failing = !ok;
+			http_client_response_finish(&res);
+		}
+		free(body);
+		free(idx);
+		json_decref(doc);
+		long long wait = started + r->cfg.demand_ms - rt_now_ms();
+		if (wait > 0 && rt_sleep_demand(r, wait))
+			break;
+	}
+	return NULL;
+}
+
 int rt_control_start(struct router *r, struct nova_err *err)
 {
 	atomic_store(&r->stop, 0);
@@ -452,6 +586,11 @@ int rt_control_start(struct router *r, struct nova_err *err)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the poll thread");
 	}
 	r->control_started = true;
+	if (pthread_create(&r->demand_thread, NULL, rt_demand_thread, r) != 0) {
+		rt_control_stop(r);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the demand thread");
+	}
+	r->demand_started = true;
 	return 0;
 }
 
@@ -468,6 +607,9 @@ void rt_control_stop(struct router *r)
 		pthread_join(r->watch_thread, NULL);
 	if (r->control_started)
 		pthread_join(r->poll_thread, NULL);
+	if (r->demand_started)
+		pthread_join(r->demand_thread, NULL);
+	r->demand_started = false;
 	r->watch_thread = 0;
 	r->control_started = false;
 }

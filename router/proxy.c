@@ -95,6 +95,10 @@ struct rt_loop {
 	atomic_bool stop;
 	uint64_t rnd;
 	struct rt_req *reqs;        /* every live request, for the stop */
+	/* Requests waiting for a replica, oldest first (one timeout for all,
+	 * so also by deadline), and the table generation last looked at. */
+	struct rt_req *wait_head, *wait_tail;
+	long long wait_gen;
 	/* Easy handles kept for the next requests: an easy handle is a few
 	 * KiB of allocations to set up, per request otherwise. */
 	CURL *easy_cache[RT_EASY_CACHE];
@@ -144,6 +148,12 @@ struct rt_req {
 	char session[256];
 	uint64_t *prefix;
 	size_t n_prefix;
+	/* Waiting for a replica (the loop's wait list). */
+	bool queued;
+	long long wait_until_ms;
+	struct rt_req *wprev, *wnext;
+	size_t widx;                /* rt_metrics entry + 1 of the wait */
+	struct router_usage usage;  /* tokens in the answer, as it passes */
 };
 
 /* --- answers ----------------------------------------------------------------- */
@@ -282,6 +292,7 @@ static size_t rt_on_header(char *p, size_t size, size_t n, void *ud)
 		q->status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		q->content_type[0] = '\0';
 		q->content_length = -1;
+		router_usage_init(&q->usage);
 	} else if (len > 13 && !strncasecmp(p, "Content-Type:", 13)) {
 		const char *v = p + 13;
 		size_t vl = len - 13;
@@ -330,6 +341,7 @@ static size_t rt_on_body(char *p, size_t size, size_t n, void *ud)
 	textbuf_add(&q->out, p, len);
 	if (q->out.failed)
 		return 0; /* out of memory: the transfer fails */
+	router_usage_feed(&q->usage, p, len);
 	if (q->first_byte_ms < 0)
 		q->first_byte_ms = rt_now_ms() - q->started_ms;
 	rt_attention(q);
@@ -735,6 +747,61 @@ static void rt_metrics_render(struct textbuf *t, struct rt_metrics *mx)
 	pthread_mutex_unlock(&mx->lock);
 }
 
+/* The wait for a replica, tokens and demand reports, by model. */
+static void rt_metrics_render_queue(struct textbuf *t, struct router *r)
+{
+	struct rt_metrics *mx = &r->metrics;
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+		{"nova_router_queued_requests", "gauge",
+		 "Requests waiting for a replica of a model (none ready), now."},
+		{"nova_router_queue_timeouts_total", "counter",
+		 "Requests answered 503 after waiting queue_timeout_ms for a replica."},
+		{"nova_router_queue_rejected_total", "counter",
+		 "Requests answered 429 because queue_max requests of the model already waited."},
+		{"nova_router_queue_abandoned_total", "counter",
+		 "Requests whose client left while they waited for a replica."},
+	};
+	pthread_mutex_lock(&mx->lock);
+	for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+		textbuf_addf(t, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+			     fam[f].type);
+		for (size_t i = 0; i < mx->n; i++) {
+			const struct rt_model_stats *m = &mx->m[i];
+			textbuf_addf(t, "%s{model=\"", fam[f].name);
+			rt_label(t, m->key);
+			if (f == 0)
+				textbuf_addf(t, "\"} %lld\n", m->waiting);
+			else
+				textbuf_addf(t, "\"} %llu\n", f == 1 ? m->queue_timeouts
+							      : f == 2 ? m->queue_rejected
+								       : m->queue_abandoned);
+		}
+	}
+	textbuf_adds(t, "# HELP nova_router_tokens_total Tokens of the answers passed, by model: "
+			"prompt and completion from the answer's usage object, else a stream's chunks "
+			"with a choice counted as completion tokens.\n"
+			"# TYPE nova_router_tokens_total counter\n");
+	for (size_t i = 0; i < mx->n; i++)
+		for (int k = 0; k < 2; k++) {
+			textbuf_adds(t, "nova_router_tokens_total{model=\"");
+			rt_label(t, mx->m[i].key);
+			textbuf_addf(t, "\",kind=\"%s\"} %llu\n", k ? "completion" : "prompt",
+				     k ? mx->m[i].completion_tokens : mx->m[i].prompt_tokens);
+		}
+	pthread_mutex_unlock(&mx->lock);
+	textbuf_addf(t, "# HELP nova_router_demand_reports_total Demand reports novad took.\n"
+			"# TYPE nova_router_demand_reports_total counter\n"
+			"nova_router_demand_reports_total %llu\n"
+			"# HELP nova_router_demand_report_failures_total Demand reports that did not "
+			"reach novad (retried).\n"
+			"# TYPE nova_router_demand_report_failures_total counter\n"
+			"nova_router_demand_report_failures_total %llu\n",
+		     (unsigned long long)r->stats.demand_reports,
+		     (unsigned long long)r->stats.demand_reports_failed);
+}
+
 static enum MHD_Result rt_answer_metrics(struct rt_req *q)
 {
 	struct router *r = q->loop->r;
@@ -800,6 +867,7 @@ static enum MHD_Result rt_answer_metrics(struct rt_req *q)
 		     keys, keys_age < 0 ? -1.0 : keys_age / 1000.0,
 		     (unsigned long long)s->keys_polls_failed);
 	rt_metrics_render(&t, &r->metrics);
+	rt_metrics_render_queue(&t, r);
 	if (t.failed) {
 		textbuf_finish(&t);
 		return MHD_NO;
@@ -855,6 +923,160 @@ static bool rt_body_model_set(struct rt_req *q, json_t *doc, const char *name)
 	return !q->body.failed;
 }
 
+/* --- the wait for a replica ------------------------------------------------------------ */
+
+/* A request for a known model with no ready replica (scaled to zero, or
+ * every replica failed) waits here rather than being answered 503: the
+ * autoscaler is told (the demand report, control.c) and a replica may
+ * come. Each loop keeps its own waiting requests, suspended, in a list in
+ * arrival order; as every wait has the same length, the head has the
+ * nearest deadline, which bounds the loop's epoll timeout, so a wait costs
+ * no thread, timer or poll of its own. A new table bumps r->table_gen and
+ * writes to the loops' wakefds (router.c, only while some request waits);
+ * the loop then looks the waiting requests up in it and starts those whose
+ * route has replicas. The cap (queue_max per model, across the loops) is
+ * counted in the model's metrics entry, under its lock. Rejected: one
+ * queue per model shared by the loops, which would hand requests between
+ * threads (a request never leaves its loop: its connection and curl handle
+ * belong there). */
+
+static void rt_wait_unlink(struct rt_req *q, enum rt_wait_end why, int status)
+{
+	struct rt_loop *L = q->loop;
+	if (!q->queued)
+		return;
+	if (q->wprev)
+		q->wprev->wnext = q->wnext;
+	else
+		L->wait_head = q->wnext;
+	if (q->wnext)
+		q->wnext->wprev = q->wprev;
+	else
+		L->wait_tail = q->wprev;
+	q->wprev = q->wnext = NULL;
+	q->queued = false;
+	atomic_fetch_sub(&L->r->stats.waiting, 1);
+	rt_metrics_wait_leave(&L->r->metrics, q->widx, why, status);
+}
+
+/* The route has no replica: wait (answered later), or 429 when the model
+ * has queue_max waiting, or 503 when waits are off. */
+static enum MHD_Result rt_wait_begin(struct rt_req *q)
+{
+	struct rt_loop *L = q->loop;
+	struct router *r = L->r;
+	if (!r->cfg.queue_timeout_ms)
+		return rt_answer_error(q, 503, "server_error", "no_replica", NULL, "1",
+				       "no replica of %s is ready", q->route->key);
+	if (rt_metrics_wait_enter(&q->widx, &r->metrics, q->route->key, r->cfg.queue_max) != 0)
+		return rt_answer_error(q, 429, "rate_limit_error", "queue_full", NULL, "1",
+				       "%u requests for %s already wait for a replica",
+				       r->cfg.queue_max, q->route->key);
+	q->queued = true;
+	q->started = true;
+	q->wait_until_ms = rt_now_ms() + r->cfg.queue_timeout_ms;
+	q->wprev = L->wait_tail;
+	if (L->wait_tail)
+		L->wait_tail->wnext = q;
+	else
+		L->wait_head = q;
+	L->wait_tail = q;
+	/* The table may have changed since the request took it: look again
+	 * at the next turn of the loop. */
+	L->wait_gen = -1;
+	if (atomic_fetch_add(&r->stats.waiting, 1) == 0) {
+		atomic_store(&r->demand_now, true);
+		rt_control_poke(r);
+	}
+	if (nova_log_get_level() <= NOVA_LOG_DEBUG)
+		nova_log(NOVA_LOG_DEBUG, "router", "a request for %s waits for a replica",
+			 q->route->key);
+	rt_suspend(q);
+	return MHD_YES;
+}
+
+/* Out of the list with an error to answer when the handler runs. */
+static void rt_wait_fail(struct rt_req *q, enum rt_wait_end why, int status)
+{
+	rt_wait_unlink(q, why, status);
+	q->done = true;
+	rt_attention(q);
+}
+
+/* Each turn of the loop: start the waiting requests a new table gave
+ * replicas, answer those whose model left the table, and those whose wait
+ * is over. */
+static void rt_wait_tick(struct rt_loop *L)
+{
+	struct router *r = L->r;
+	if (!L->wait_head)
+		return;
+	long long gen = atomic_load(&r->table_gen);
+	if (gen != L->wait_gen) {
+		struct router_table *t = rt_table_get(r);
+		L->wait_gen = gen;
+		for (struct rt_req *q = L->wait_head, *next; t && q; q = next) {
+			next = q->wnext;
+			if (q->client_gone) {
+				rt_wait_unlink(q, RT_WAIT_ABANDONED, 0);
+				continue;
+			}
+			const struct router_route *rt = rt_route_of(t, q->route->key);
+			if (!rt) {
+				rt_set_error(q, 404, "invalid_request_error", "model_not_found", NULL,
+					     "the model %.200s no longer has a route", q->route->key);
+				rt_wait_fail(q, RT_WAIT_ENDED, 404);
+				continue;
+			}
+			if (rt->n == 0)
+				continue;
+			rt_wait_unlink(q, RT_WAIT_STARTED, 0);
+			atomic_fetch_add(&t->refs, 1);
+			router_table_unref(q->table);
+			q->table = t;
+			q->route = rt;
+			q->mstat = rt_metrics_begin(&r->metrics, rt->key);
+			if (!rt_upstream_start(q)) {
+				rt_set_error(q, 502, "server_error", "upstream_failed", NULL,
+					     "no replica of %s could be tried", rt->key);
+				q->done = true;
+				rt_attention(q);
+			}
+		}
+		router_table_unref(t);
+	}
+	long long now = rt_now_ms();
+	while (L->wait_head && L->wait_head->wait_until_ms <= now) {
+		struct rt_req *q = L->wait_head;
+		if (q->client_gone) {
+			rt_wait_unlink(q, RT_WAIT_ABANDONED, 0);
+			continue;
+		}
+		rt_set_error(q, 503, "server_error", "no_replica", "5",
+			     "no replica of %s became ready within %u ms", q->route->key,
+			     r->cfg.queue_timeout_ms);
+		rt_wait_fail(q, RT_WAIT_TIMED_OUT, 503);
+	}
+}
+
+/* The loop's epoll timeout, bounded by the nearest end of a wait. */
+static long long rt_wait_timeout(const struct rt_loop *L, long long timeout, long long now)
+{
+	if (!L->wait_head)
+		return timeout;
+	long long left = L->wait_head->wait_until_ms - now;
+	return left < 0 ? 0 : left < timeout ? left : timeout;
+}
+
+void rt_loops_table_changed(struct router *r)
+{
+	uint64_t one = 1;
+	for (unsigned i = 0; i < r->n_loops; i++)
+		if (r->loops[i] && write(r->loops[i]->wakefd, &one, sizeof(one)) < 0) {
+			/* a full counter wakes it all the same */
+		}
+}
+
 /* The body is in: check it, find the route, send it upstream. */
 static enum MHD_Result rt_begin(struct rt_req *q)
 {
@@ -908,9 +1130,7 @@ static enum MHD_Result rt_begin(struct rt_req *q)
 	}
 	json_decref(doc);
 	if (q->route->n == 0)
-		/* The bounded wait for a replica (scale from zero) comes here. */
-		return rt_answer_error(q, 503, "server_error", "no_replica", NULL, "1",
-				       "no replica of %s is ready", q->route->key);
+		return rt_wait_begin(q); /* the bounded wait for a replica */
 	q->started = true;
 	q->mstat = rt_metrics_begin(&r->metrics, q->route->key);
 	if (!rt_upstream_start(q))
@@ -1036,7 +1256,13 @@ static void rt_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 	if (q->cn && q->cn->waiting == q)
 		q->cn->waiting = NULL;
+	rt_wait_unlink(q, RT_WAIT_ABANDONED, 0); /* the client left while it waited */
 	int st = q->status_sent;
+	if (q->mstat && st >= 200 && st < 300 && q->headers_done) {
+		long long prompt, completion;
+		router_usage_tokens(&prompt, &completion, &q->usage, q->stream);
+		rt_metrics_tokens(&L->r->metrics, q->mstat, prompt, completion);
+	}
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || st) {
 		atomic_fetch_add(&s->requests, 1);
 		atomic_fetch_add(st >= 500 ? &s->status_5xx : st >= 400 ? &s->status_4xx : &s->status_2xx, 1);
@@ -1121,6 +1347,7 @@ static void *rt_loop_run(void *arg)
 			if (ct < timeout)
 				timeout = ct < 0 ? 0 : ct;
 		}
+		timeout = rt_wait_timeout(L, timeout, now);
 		int n = epoll_wait(L->epfd, evs, 128, (int)timeout);
 		bool run_mhd = n == 0;
 		for (int i = 0; i < n; i++) {
@@ -1161,6 +1388,7 @@ static void *rt_loop_run(void *arg)
 			curl_multi_socket_action(L->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 			rt_curl_check(L);
 		}
+		rt_wait_tick(L);
 		/* Always: a resume from curl's side, or a timeout, needs a pass. */
 		(void)run_mhd;
 		MHD_run(L->mhd);
@@ -1215,6 +1443,12 @@ static void rt_loop_destroy(struct rt_loop *L)
 	/* Every request still here is cut: upstream first, then the client
 	 * (a suspended connection must be resumed before the daemon stops). */
 	for (struct rt_req *q = L->reqs; q; q = q->next) {
+		if (q->queued) { /* answered: the router stops */
+			rt_set_error(q, 503, "server_error", "router_stopping", "1",
+				     "this router is stopping");
+			rt_wait_fail(q, RT_WAIT_ENDED, 503);
+			continue;
+		}
 		q->client_gone = true;
 		rt_upstream_release(q);
 		rt_resume(q);

@@ -16,28 +16,12 @@ long long rt_now_ms(void)
 const double rt_hist_bounds[RT_HIST_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 						1,     2.5,  5,     10,   30,  60};
 
+static size_t rt_metrics_entry(struct rt_metrics *mx, const char *key);
+
 size_t rt_metrics_begin(struct rt_metrics *mx, const char *key)
 {
-	size_t idx = 0;
 	pthread_mutex_lock(&mx->lock);
-	for (size_t i = 0; i < mx->n && !idx; i++)
-		if (!strcmp(mx->m[i].key, key))
-			idx = i + 1;
-	if (!idx && mx->n < RT_MODELS_MAX && strlen(key) < sizeof(mx->m[0].key)) {
-		if (mx->n == mx->cap) {
-			size_t cap = mx->cap ? mx->cap * 2 : 16;
-			struct rt_model_stats *m = realloc(mx->m, cap * sizeof(*m));
-			if (m) {
-				mx->m = m;
-				mx->cap = cap;
-			}
-		}
-		if (mx->n < mx->cap) {
-			memset(&mx->m[mx->n], 0, sizeof(mx->m[0]));
-			snprintf(mx->m[mx->n].key, sizeof(mx->m[0].key), "%s", key);
-			idx = ++mx->n;
-		}
-	}
+	size_t idx = rt_metrics_entry(mx, key);
 	if (idx)
 		mx->m[idx - 1].in_flight++;
 	pthread_mutex_unlock(&mx->lock);
@@ -69,6 +53,74 @@ void rt_metrics_end(struct rt_metrics *mx, size_t idx, int status, long long dur
 	pthread_mutex_unlock(&mx->lock);
 }
 
+/* The entry of key, created (caller holds the lock): its index + 1, or 0. */
+static size_t rt_metrics_entry(struct rt_metrics *mx, const char *key)
+{
+	for (size_t i = 0; i < mx->n; i++)
+		if (!strcmp(mx->m[i].key, key))
+			return i + 1;
+	if (mx->n >= RT_MODELS_MAX || strlen(key) >= sizeof(mx->m[0].key))
+		return 0;
+	if (mx->n == mx->cap) {
+		size_t cap = mx->cap ? mx->cap * 2 : 16;
+		struct rt_model_stats *m = realloc(mx->m, cap * sizeof(*m));
+		if (!m)
+			return 0;
+		mx->m = m;
+		mx->cap = cap;
+	}
+	memset(&mx->m[mx->n], 0, sizeof(mx->m[0]));
+	snprintf(mx->m[mx->n].key, sizeof(mx->m[0].key), "%s", key);
+	return ++mx->n;
+}
+
+int rt_metrics_wait_enter(size_t *idx, struct rt_metrics *mx, const char *key, unsigned max)
+{
+	int rc = 0;
+	pthread_mutex_lock(&mx->lock);
+	*idx = rt_metrics_entry(mx, key);
+	if (*idx) {
+		struct rt_model_stats *m = &mx->m[*idx - 1];
+		if (m->waiting >= (long long)max) {
+			m->queue_rejected++;
+			m->by_class[4]++;
+			rc = -1;
+		} else {
+			m->waiting++;
+		}
+	} else {
+		rc = -1; /* no entry to count the wait in: refused as full */
+	}
+	pthread_mutex_unlock(&mx->lock);
+	return rc;
+}
+
+void rt_metrics_wait_leave(struct rt_metrics *mx, size_t idx, enum rt_wait_end why, int status)
+{
+	if (!idx)
+		return;
+	pthread_mutex_lock(&mx->lock);
+	struct rt_model_stats *m = &mx->m[idx - 1];
+	m->waiting--;
+	if (why == RT_WAIT_TIMED_OUT)
+		m->queue_timeouts++;
+	else if (why == RT_WAIT_ABANDONED)
+		m->queue_abandoned++;
+	if (why != RT_WAIT_STARTED)
+		m->by_class[status >= 100 && status < 600 ? status / 100 : 0]++;
+	pthread_mutex_unlock(&mx->lock);
+}
+
+void rt_metrics_tokens(struct rt_metrics *mx, size_t idx, long long prompt, long long completion)
+{
+	if (!idx || (prompt <= 0 && completion <= 0))
+		return;
+	pthread_mutex_lock(&mx->lock);
+	mx->m[idx - 1].prompt_tokens += (unsigned long long)(prompt > 0 ? prompt : 0);
+	mx->m[idx - 1].completion_tokens += (unsigned long long)(completion > 0 ? completion : 0);
+	pthread_mutex_unlock(&mx->lock);
+}
+
 struct router_table *rt_table_get(struct router *r)
 {
 	pthread_mutex_lock(&r->lock);
@@ -95,6 +147,9 @@ void rt_table_set(struct router *r, struct router_table *t)
 	r->table_at_ms = rt_now_ms();
 	pthread_mutex_unlock(&r->lock);
 	router_table_unref(old);
+	atomic_fetch_add(&r->table_gen, 1);
+	if (atomic_load(&r->stats.waiting) > 0)
+		rt_loops_table_changed(r);
 }
 
 void rt_keys_set(struct router *r, struct router_keys *k)
@@ -145,6 +200,13 @@ int router_start(struct router *r, struct nova_err *err)
 	int rc;
 	if ((rc = rt_loops_start(r, err)))
 		return rc;
+	/* Stable for this process's life, unique among routers reporting to
+	 * one novad: two on one host differ by port or pid. */
+	char host[64] = "";
+	if (gethostname(host, sizeof(host)) != 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(r->id, sizeof(r->id), "%s:%u:%ld", host, (unsigned)r->port, (long)getpid());
 	if ((rc = rt_control_start(r, err))) {
 		rt_loops_stop(r);
 		return rc;

@@ -13,8 +13,32 @@
  *   {"error": {"message", "type", "param", "code"}}:
  * no credential or an unknown one 401, a key without the scope 403, an
  * unknown model 404, a body over max_body_bytes 413, a body that is not a
- * JSON object with a string "model" 400, no ready replica 503 with
- * Retry-After, every replica failing 502. Streams (stream: true) are passed
+ * JSON object with a string "model" 400, every replica failing 502.
+ *
+ * A known model with no ready replica (its route has "endpoints": [],
+ * inventory/routes.h: scaled to zero, or every replica failed) is not an
+ * error at once: the request waits, suspended in its event loop, for a
+ * table that gives the route replicas, and starts at once when one comes.
+ * At most queue_max requests of one route key wait in one router (the
+ * next: 429 "queue_full", rate_limit_error, Retry-After: 1), each at most
+ * queue_timeout_ms (then 503 "no_replica", Retry-After: 5; 0: 503 at
+ * once); a model that leaves the table meanwhile is 404; a client that
+ * goes away is taken out and counted; a router that stops answers its
+ * waiting requests 503. (A route whose replicas are all ejected is not
+ * waited on: the pick tries them anyway.)
+ *
+ * Demand: every demand_ms while any count is not zero, once more when they
+ * fell to zero, and at once when a request starts waiting where none did,
+ * the router posts to novad's POST /v1/router/demand (router scope)
+ * {"router": "host:port:pid", "models": {KEY: {"waiting", "in_flight"}}},
+ * its requests waiting for a replica and those being answered, per route
+ * key; a failure is logged once and retried each period. novad sums the
+ * routers' reports for the autoscaler (inventory/demand.h).
+ *
+ * Tokens: each answer is scanned as it passes (struct router_usage) for
+ * its usage, or a stream's chunks, into nova_router_tokens_total.
+ *
+ * Streams (stream: true) are passed
  * through chunk by chunk as they arrive; a client that goes away cancels
  * the upstream request. A replica that refuses the connection, fails
  * before answering or answers 502/503 is retried on another (at most
@@ -114,6 +138,12 @@ struct router_config {
 	unsigned max_upstream_connections; /* max_upstream_connections: to all replicas
 				       * together, 4096 (split over the loops); past
 				       * it requests wait for a connection to free   */
+	unsigned queue_max;         /* queue_max: requests waiting for a replica, per
+				     * model, 256 (--queue-max)                     */
+	unsigned queue_timeout_ms;  /* queue_timeout_ms: how long one waits, 30000;
+				     * NOVA_ROUTER_QUEUE_TIMEOUT_MS, --queue-timeout-ms;
+				     * 0: no wait (503 at once)                      */
+	unsigned demand_ms;         /* demand_ms: POST /v1/router/demand period, 1000 */
 	unsigned keys_poll_ms;      /* keys_poll_ms: GET /v1/router/keys period, 1000   */
 	unsigned loads_poll_ms;     /* loads_poll_ms: load hints period, 1000           */
 	enum router_policy policy;  /* policy: least-loaded|session|prefix|round-robin  */
@@ -284,6 +314,38 @@ enum router_key_verdict {
 };
 enum router_key_verdict router_keys_check(const struct router_keys *k, const char *token,
 					  long long now_s);
+
+/* --- tokens in answers --------------------------------------------------- */
+
+/* Prompt and completion tokens read from an answer as it passes, byte by
+ * byte, without keeping it: the "prompt_tokens" and "completion_tokens"
+ * members (of OpenAI's usage object: a non-streamed answer's, or a
+ * stream's last chunk with stream_options.include_usage), and for a
+ * stream the data events carrying a choice ("choices": [{...}], a delta
+ * or a text). A member split across reads is still found: the scanner's
+ * state is where it stands in each pattern, not a copy of the bytes (the
+ * "small tail" is the state itself). A key is matched only whole and
+ * unescaped: inside a JSON string its quotes would be \", which ends the
+ * match. Zero-initialise, or router_usage_init. */
+struct router_usage {
+	long long prompt_tokens;     /* -1: not seen */
+	long long completion_tokens; /* -1: not seen */
+	unsigned long long choice_events; /* SSE events with a choice */
+	/* the scanner's state */
+	unsigned char pos[3];        /* matched length of each key pattern */
+	unsigned char key;           /* 1 + the pattern matched, 0: none */
+	unsigned char phase;         /* after the key: 0 ':', 1 value, 2 number, 3 '[', 4 '{' */
+	bool event_choice;           /* the current SSE event carries a choice */
+	unsigned line_len;           /* of the current line ('\r' not counted) */
+	long long num;
+};
+void router_usage_init(struct router_usage *u);
+void router_usage_feed(struct router_usage *u, const char *p, size_t len);
+/* The tokens to count: the usage object's when one was seen; else, for a
+ * stream, a completion token per choice event (the last event is counted
+ * even without its blank line), and 0 prompt tokens. */
+void router_usage_tokens(long long *prompt, long long *completion, const struct router_usage *u,
+			 bool stream);
 
 /* --- the program ---------------------------------------------------------- */
 

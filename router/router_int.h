@@ -21,6 +21,8 @@ struct rt_stats {
 	atomic_ullong watch_reconnects;
 	atomic_ullong keys_polls_failed;
 	atomic_ullong resyncs;         /* watch restarted from a snapshot after a mismatch */
+	atomic_llong waiting;          /* requests waiting for a replica, every model */
+	atomic_ullong demand_reports, demand_reports_failed;
 };
 
 /* Per-model figures for /metrics: one entry per route key that took a
@@ -45,6 +47,12 @@ struct rt_model_stats {
 	unsigned long long by_class[6]; /* 0: no status sent; 1..5: 1xx..5xx */
 	long long in_flight;
 	struct rt_hist duration, first_byte;
+	/* The wait for a replica (proxy.c's queue): waiting now, and how
+	 * waits ended other than with a replica. */
+	long long waiting;
+	unsigned long long queue_timeouts, queue_rejected, queue_abandoned;
+	unsigned long long prompt_tokens, completion_tokens;
+	bool demand_sent;   /* the last demand report had it non-zero (control.c) */
 };
 
 struct rt_metrics {
@@ -60,6 +68,16 @@ size_t rt_metrics_begin(struct rt_metrics *mx, const char *key);
 void rt_metrics_end(struct rt_metrics *mx, size_t idx, int status, long long duration_ms,
 		    long long first_byte_ms);
 
+/* The wait for a replica. Enter: one more waiting for key, unless max wait
+ * already (then the refusal is counted, and the 429 answered by the
+ * caller): 0, or -1 when full (or the model table is). *idx: the entry + 1.
+ * Leave: no longer waiting, and why. */
+enum rt_wait_end { RT_WAIT_STARTED, RT_WAIT_TIMED_OUT, RT_WAIT_ABANDONED, RT_WAIT_ENDED };
+int rt_metrics_wait_enter(size_t *idx, struct rt_metrics *mx, const char *key, unsigned max);
+void rt_metrics_wait_leave(struct rt_metrics *mx, size_t idx, enum rt_wait_end why, int status);
+/* Tokens an answer of entry idx carried (router_usage_tokens). */
+void rt_metrics_tokens(struct rt_metrics *mx, size_t idx, long long prompt, long long completion);
+
 struct router {
 	struct router_config cfg;
 	/* The current table and keys: swapped by the control threads, taken
@@ -74,12 +92,22 @@ struct router {
 	struct rt_metrics metrics;
 	struct router_prefix_map *prefixes; /* the prefix policy's memory, else NULL */
 
+	/* Bumped with each table installed: a loop with requests waiting for
+	 * a replica looks at the new table when it moves (proxy.c). */
+	atomic_llong table_gen;
+	/* This router instance, as demand reports name it: host:port:pid. */
+	char id[160];
+	/* Set when a request starts waiting where none did: the demand report
+	 * goes at once rather than at the end of its period (control.c). */
+	atomic_bool demand_now;
+
 	struct rt_loop **loops;
 	unsigned n_loops;
 	uint16_t port;
 	int listen_fd;
 
-	pthread_t watch_thread, poll_thread;
+	pthread_t watch_thread, poll_thread, demand_thread;
+	bool demand_started;
 	bool control_started;
 	atomic_int stop;              /* the control threads' cancel flag */
 	/* The watch stream's own cancel: set by the stop, and by the poll
@@ -108,5 +136,11 @@ void rt_control_stop(struct router *r);
 /* proxy.c: the event loops. */
 int rt_loops_start(struct router *r, struct nova_err *err);
 void rt_loops_stop(struct router *r);
+/* A new table is in: wake the loops that have requests waiting for a
+ * replica (their wakefd), so they start at once. */
+void rt_loops_table_changed(struct router *r);
+/* control.c: wake the control threads before their period ends (a demand
+ * to report now). */
+void rt_control_poke(struct router *r);
 
 #endif

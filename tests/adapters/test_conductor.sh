@@ -13,7 +13,7 @@ if t_wait_sql "SELECT state FROM deployments" running 30; then t_pass "the model
 else t_fail "model runs" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
 t_expect_exit 0 "pool lpu-c1r2 exists" "$C" pool get lpu-c1r2
 # The routing table follows the database on its own period: wait for it.
-if t_wait_cmd 10 "$C" routes --model conductor-demo; then t_pass "routes for the instance name"
+if t_wait_routed 10 conductor-demo; then t_pass "routes for the instance name"
 else t_fail "routes for the instance name" "$(cat "$T_WORK/err")"; fi
 t_expect_out "c1r2n1" "served from the allocated rack's node"
 nova_stop
@@ -28,7 +28,7 @@ nova_start -d etc/datacenter.yaml -m etc/models/lpu/spec_decode.yaml --allocatio
 if t_wait_sql "SELECT state FROM deployments WHERE name = 'lpu-spec-decode'" running 30; then
 	t_pass "a spec-decode model runs on two stage groups"
 else t_fail "spec-decode runs" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
-if t_wait_cmd 10 "$C" routes --model lpu-spec-decode; then t_pass "and is routed"
+if t_wait_routed 10 lpu-spec-decode; then t_pass "and is routed"
 else t_fail "spec-decode routed" "$(cat "$T_WORK/err")"; fi
 t_expect_out "c2r2n1" "at the target stage's node (second group)"
 nova_stop

@@ -74,7 +74,7 @@ t_expect_exit 0 "secrets and headless services exist" $K get secrets,services -l
 [ "$(grep -c 'nova-' "$T_WORK/out")" -eq 4 ] && t_pass "a secret and a service per pod" || t_fail "secrets and services" "$(cat "$T_WORK/out")"
 
 # Routes and a request through a routed endpoint.
-if t_wait_cmd 15 "$C" -o json routes --model k8s-model; then
+if t_wait_routed 15 k8s-model; then
 	url=$(sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p' "$T_WORK/out" | head -1)
 	out=$(curl -s -m 5 "$url/v1/chat/completions" -d '{"model":"k8s-model","messages":[{"role":"user","content":"hi"}],"max_tokens":2}')
 	case "$out" in *'"content":"the model"'*) t_pass "a completion through the routed endpoint" ;;

@@ -33,7 +33,7 @@ if t_wait_sql "SELECT state FROM deployments" running 30; then t_pass "both repl
 else t_fail "replicas run" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; fi
 [ "$(agents)" -eq 2 ] && t_pass "one agent per node" || t_fail "one agent per node" "$(agents)"
 # The routing table follows the database on its own period: wait for it.
-t_wait_cmd 10 "$C" -o json routes --model demo
+t_wait_routed 10 demo
 url=$(sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p' "$T_WORK/out" | head -1)
 out=$(curl -s "$url/v1/chat/completions" -d '{"model":"demo","messages":[{"role":"user","content":"hi"}],"max_tokens":2}')
 case "$out" in *'"content":"the model"'*) t_pass "a completion through the routed endpoint" ;;

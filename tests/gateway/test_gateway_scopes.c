@@ -53,6 +53,8 @@ static const struct {
 	{"GET", "/v1/routes", "routes"},
 	{"GET", "/v1/routes/watch", "routes"},
 	{"GET", "/v1/router/keys", "router"},
+	{"POST", "/v1/router/demand", "router"},
+	{"GET", "/v1/router/demand", "read"},
 	{"POST", "/v1/models", "write"},
 	{"GET", "/v1/models", "read"},
 	{"GET", "/v1/models/{model}", "read"},

@@ -38,6 +38,7 @@ cat >"$T_WORK/calls.json" <<JSON
  {"method": "POST", "template": "/v1/nodes/{node}/cordon", "path": "/v1/nodes/$T_NODE/cordon"},
  {"method": "POST", "template": "/v1/nodes/{node}/uncordon", "path": "/v1/nodes/$T_NODE/uncordon"},
  {"method": "POST", "template": "/v1/nodes/{node}/drain", "path": "/v1/nodes/$T_NODE/drain"},
+ {"method": "POST", "path": "/v1/router/demand", "body": {"router": "openapi:1:1", "models": {"mistral-7b-lora": {"waiting": 1, "in_flight": 0}}}},
  {"method": "POST", "path": "/v1/apikeys", "body": {"name": "ci", "scopes": ["read", "write"]}},
  {"method": "DELETE", "template": "/v1/apikeys/{id}", "path": "/v1/apikeys/$key_id"},
  {"method": "DELETE", "template": "/v1/deployments/{deployment}", "path": "/v1/deployments/d2"},

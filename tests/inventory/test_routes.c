@@ -208,7 +208,8 @@ static void test_etag_and_if_none_match(void **state)
 	refresh(env);
 	assert_int_equal(http_client_do(&res, &req, &err), 0);
 	assert_int_equal(res.status, 200);
-	assert_non_null(strstr(res.body, "\"routes\":[]"));
+	assert_non_null(strstr(res.body, "\"endpoints\":[]")); /* the model is still known */
+	assert_null(strstr(res.body, "9001"));
 	http_client_response_finish(&res);
 }
 
@@ -299,6 +300,40 @@ static void test_new_load_hints_reach_a_kept_table(void **state)
 	json_decref(b);
 }
 
+/* A model scaled to zero keeps its routes (the model and its static
+ * adapter), with no endpoint; once its deployment is stopped it has none. */
+static void test_a_model_at_zero_replicas_has_a_route_without_endpoints(void **state)
+{
+	struct testenv *env = *state;
+	struct worker_config wcfg;
+	json_t *b;
+	worker_config_defaults(&wcfg);
+	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/d", ADMIN,
+				      "{\"replicas\":0}"), 200);
+	testenv_worker_drain(env, &wcfg);
+	refresh(env);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes", ADMIN, NULL), 200);
+	json_t *routes = json_object_get(b, "routes");
+	assert_int_equal(json_array_size(routes), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *rt = json_array_get(routes, i);
+		assert_string_equal(json_string_value(json_object_get(rt, "model")), "m");
+		assert_true(json_is_array(json_object_get(rt, "endpoints")));
+		assert_int_equal(json_array_size(json_object_get(rt, "endpoints")), 0);
+	}
+	json_decref(b);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes?model=sql", ADMIN, NULL), 200);
+	json_decref(b);
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments/d/stop", ADMIN, NULL), 200);
+	testenv_worker_drain(env, &wcfg);
+	refresh(env);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes", ADMIN, NULL), 200);
+	assert_int_equal(json_array_size(json_object_get(b, "routes")), 0);
+	json_decref(b);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/routes?model=m", ADMIN, NULL), 404);
+	json_decref(b);
+}
+
 /* Read from the stream until needle arrives (or 5 s pass). */
 static bool wait_for(int fd, char *buf, size_t cap, size_t *len, const char *needle)
 {
@@ -348,7 +383,11 @@ static void test_watch_snapshot_then_change_then_resume(void **state)
 	assert_int_equal(pool_node_transition(env->db, node_id, "unhealthy", "no heartbeat", &err), 0);
 	refresh(env);
 	assert_true(wait_for(fd, buf, sizeof(buf), &len, "event: update"));
-	assert_true(wait_for(fd, buf, sizeof(buf), &len, "\"m\":null"));
+	/* The model stays known, with no endpoint (a router holds its
+	 * requests rather than answering 404). */
+	assert_true(wait_for(fd, buf, sizeof(buf), &len, "\"m\":{"));
+	assert_true(wait_for(fd, buf, sizeof(buf), &len, "\"endpoints\":[]"));
+	assert_null(strstr(buf, "\"m\":null"));
 	close(fd);
 	/* A watcher that saw the version before it gets just the update. */
 	char id[32];
@@ -539,6 +578,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_routes_list_ready_endpoints_with_load, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_etag_and_if_none_match, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_dynamic_adapters_are_routed_with_what_each_replica_has_loaded, setup_dynamic, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_model_at_zero_replicas_has_a_route_without_endpoints, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_one_table_has_one_etag_on_every_novad, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_new_load_hints_reach_a_kept_table, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_watch_snapshot_then_change_then_resume, setup, teardown_watch),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A stand-in for novad's three routes nova-router reads, for tests and the
+"""A stand-in for novad's routes nova-router uses, for tests and the
 router benchmark that need the table under their control:
 
   GET /v1/routes/watch   SSE: what the STATE file's "watch" list says, one
@@ -13,6 +13,7 @@ router benchmark that need the table under their control:
                          directory/lastids.
   GET /v1/routes         STATE's "routes" (the table a poll sees)
   GET /v1/router/keys    STATE's "keys"
+  POST /v1/router/demand 204; the body appended to STATE's directory/demand
 
 STATE is a JSON file read again on every request, so a test changes what
 the fake says by rewriting it. Any bearer token is taken. It prints its
@@ -92,6 +93,20 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(404)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+    def do_POST(self):
+        # The routers' demand reports: taken (204), each body appended as a
+        # line to STATE's directory/demand.
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.path == "/v1/router/demand":
+            with open(os.path.join(os.path.dirname(STATE), "demand"), "ab") as f:
+                f.write(body + b"\n")
+            self.send_response(204)
+        else:
+            self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
 
 srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

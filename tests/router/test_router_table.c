@@ -681,6 +681,48 @@ static void test_an_adapter_sent_lately_counts_as_loaded_for_a_while(void **stat
 	json_decref(by_key);
 }
 
+/* The wait for a replica: defaults, the file, the environment, flags; a
+ * value out of range names its source. */
+static void test_the_queue_settings_come_from_file_environment_and_flags(void **state)
+{
+	(void)state;
+	struct router_config cfg;
+	struct nova_err err;
+	const char *path = write_file("gateway: http://127.0.0.1:8420\nqueue_max: 5\n"
+				      "queue_timeout_ms: 700\ndemand_ms: 250\n");
+	char *argv[] = {"nova-router", "--config", (char *)path, "--token", "k", NULL};
+	router_config_defaults(&cfg);
+	assert_int_equal(cfg.queue_max, 256);
+	assert_int_equal(cfg.queue_timeout_ms, 30000);
+	unsetenv("NOVA_TOKEN"), unsetenv("NOVA_GATEWAY"), unsetenv("NOVA_ROUTER_LISTEN");
+	unsetenv("NOVA_ROUTER_QUEUE_TIMEOUT_MS");
+	assert_int_equal(router_config_parse(&cfg, 5, argv, &err), 0);
+	assert_int_equal(cfg.queue_max, 5);
+	assert_int_equal(cfg.queue_timeout_ms, 700);
+	assert_int_equal(cfg.demand_ms, 250);
+	setenv("NOVA_ROUTER_QUEUE_TIMEOUT_MS", "1500", 1);
+	router_config_defaults(&cfg);
+	assert_int_equal(router_config_parse(&cfg, 5, argv, &err), 0);
+	assert_int_equal(cfg.queue_timeout_ms, 1500);
+	char *argv2[] = {"nova-router", "--config", (char *)path, "--token", "k",
+			 "--queue-timeout-ms", "0", "--queue-max", "9", NULL};
+	router_config_defaults(&cfg);
+	assert_int_equal(router_config_parse(&cfg, 9, argv2, &err), 0);
+	assert_int_equal(cfg.queue_timeout_ms, 0);
+	assert_int_equal(cfg.queue_max, 9);
+	setenv("NOVA_ROUTER_QUEUE_TIMEOUT_MS", "soon", 1);
+	router_config_defaults(&cfg);
+	assert_int_equal(router_config_parse(&cfg, 5, argv, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "NOVA_ROUTER_QUEUE_TIMEOUT_MS");
+	unsetenv("NOVA_ROUTER_QUEUE_TIMEOUT_MS");
+	char *argv3[] = {"nova-router", "--config", (char *)path, "--token", "k", "--queue-max",
+			 "-1", NULL};
+	router_config_defaults(&cfg);
+	assert_int_equal(router_config_parse(&cfg, 7, argv3, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "--queue-max");
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -706,6 +748,7 @@ int main(void)
 		cmocka_unit_test(test_the_config_file_is_read_and_flags_win),
 		cmocka_unit_test(test_a_bad_config_file_names_file_line_column_never_the_value),
 		cmocka_unit_test(test_the_config_needs_a_gateway_and_a_token),
+		cmocka_unit_test(test_the_queue_settings_come_from_file_environment_and_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,7 +77,7 @@ grep -q '^7$' "$T_WORK/lastids" && t_pass "a stream that ended is resumed with L
 	t_fail "Last-Event-ID" "$(cat "$T_WORK/lastids" 2>/dev/null)"
 # Three polls (1 s each) disagreeing: a snapshot from the start (waited for
 # up to 30 s: the polls, the reconnect and its backoff, on a loaded machine).
-# The count goes up as the watch is cut, before it reconnects: both waited for.
+# The counter moves before the new stream connects: wait for both.
 i=0; until { [ "$(metric nova_router_watch_resyncs_total)" -ge 1 ] 2>/dev/null &&
 	tail -1 "$T_WORK/lastids" | grep -q '^-$'; } || [ $i -gt 300 ]; do
 	i=$((i + 1)); sleep 0.1; done

@@ -96,6 +96,24 @@ t_wait_cmd() {
 	return 1
 }
 
+# t_wait_routed SECONDS MODEL [N]: poll until `novactl -o json routes --model
+# MODEL` lists at least one endpoint (exactly N when given); its output is
+# kept in $T_WORK/out and err as t_wait_cmd does. A model whose deployment
+# runs has a route from the start, with no endpoint until a replica is
+# ready (inventory/routes.h), so the route alone says nothing.
+t_wait_routed() {
+	tw_n=$(($1 * 10)); tw_i=0
+	while [ $tw_i -lt $tw_n ]; do
+		if "$B/novactl" -o json routes --model "$2" >"$T_WORK/out" 2>"$T_WORK/err"; then
+			tw_c=$(grep -c '"url"' "$T_WORK/out")
+			if [ -n "${3:-}" ]; then [ "$tw_c" -eq "$3" ] && return 0
+			else [ "$tw_c" -gt 0 ] && return 0; fi
+		fi
+		tw_i=$((tw_i + 1)); sleep 0.1
+	done
+	return 1
+}
+
 # t_fake_deploy: through novad (after nova_start), mistral-7b-lora
 # (etc/models/lora_static.yaml) deployed as "web" on a fake pool "p" whose
 # provider keeps its nodes' tokens in $NOVA_STATE_DIR/fake/provider.json

@@ -1,0 +1,69 @@
+/* Demand: what the routers (nova-router) say is waiting for each model.
+ *
+ * Every router posts, about once a second while any of its counts is not
+ * zero and once more when they fell to zero, how many requests wait for a
+ * replica (its bounded per-model queue: the model has no ready replica)
+ * and how many it has in flight, per route key (a model, or model/adapter):
+ * POST /v1/router/demand, the router scope. The report is the router's
+ * whole state: it replaces that router's rows in router_demand (sql/0015),
+ * which this module alone writes, in one parameterised statement; a model
+ * it no longer names is no longer its demand. A row older than
+ * INVENTORY_DEMAND_TTL_MS is not counted: a router that died or lost novad
+ * stops counting within the TTL, with nothing to clean up first (rows of
+ * routers silent for an hour are deleted by later reports).
+ *
+ * Kept in PostgreSQL, not in the memory of the novad that took the report,
+ * because routers may reach any novad behind a load balancer, and the
+ * autoscaler (issue 17: a request for a model at zero replicas waits at a
+ * router, the router reports it, the autoscaler scales 0 -> 1) may run in
+ * any other: inventory_demand_read gives every novad the sum over routers.
+ * Rejected: a novad-to-novad exchange of reports (NOTIFY with the counts),
+ * which would be lost by a novad that was restarting, and a demand column
+ * on deployments (a write per report to a row the worker locks).
+ *
+ * Both calls go to the database: a database away is NOVA_EUNAVAIL (503),
+ * as with the other routes; the router logs once and retries. */
+#ifndef NOVA_INVENTORY_DEMAND_H
+#define NOVA_INVENTORY_DEMAND_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "core/db.h"
+#include "core/err.h"
+
+#define INVENTORY_DEMAND_TTL_MS 10000
+#define INVENTORY_DEMAND_MODELS_MAX 4096  /* route keys in one report */
+#define INVENTORY_DEMAND_ROUTER_MAX 200   /* bytes of a router's id */
+#define INVENTORY_DEMAND_KEY_MAX 600      /* bytes of a route key */
+#define INVENTORY_DEMAND_COUNT_MAX 1000000000LL
+
+/* A report, checked strictly (NOVA_EINVAL naming the field: "router",
+ * "models", "models.KEY.waiting", ...): {"router": ID, "models": {KEY:
+ * {"waiting": N, "in_flight": N}}}, ID 1..200 printable bytes, at most
+ * INVENTORY_DEMAND_MODELS_MAX keys of 1..600 bytes without control
+ * characters, counts integers 0..1e9, no other member anywhere. */
+int inventory_demand_check(const json_t *report, struct nova_err *err);
+
+/* Check, then store it as that router's demand now. */
+int inventory_demand_report(struct db_pool *db, const json_t *report, struct nova_err *err);
+
+/* One route key's demand: the sums over the routers whose report on it is
+ * younger than the TTL and not all zero. */
+struct inventory_demand {
+	char model[INVENTORY_DEMAND_KEY_MAX + 1];
+	long long waiting;
+	long long in_flight;
+	unsigned routers;     /* routers reporting it */
+};
+
+/* Every route key with demand, sorted by key (*out NULL when none; the
+ * caller frees it). For the autoscaler and for GET /v1/router/demand. */
+int inventory_demand_read(struct inventory_demand **out, size_t *n, struct db_pool *db,
+			  struct nova_err *err);
+
+/* The same as GET /v1/router/demand's body: {"models": {KEY: {"waiting",
+ * "in_flight", "routers"}}, "ttl_ms": N} (a new reference). */
+int inventory_demand_json(json_t **out, struct db_pool *db, struct nova_err *err);
+
+#endif
