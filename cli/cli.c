@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <yaml.h>
+
 #include "core/config.h"
 #include "core/http_client.h"
 #include "core/ydoc.h"
@@ -168,42 +170,91 @@ static bool cli_read_first_line(char *buf, size_t len, const char *path)
 	return buf[0] != '\0';
 }
 
-static int cli_config_file(char *server, size_t slen, char *token, size_t tlen,
-			   struct nova_err *err)
+/* The config file's server and token: the top ones, or those of the
+ * context `want` (NULL: the file's current-context, if any); *context gets
+ * the context's name ("" for none). A context named by want that the file
+ * lacks is NOVA_ENOTFOUND. */
+static int cli_config_file(char *server, size_t slen, char *token, size_t tlen, char *context,
+			   size_t clen, const char *want, struct nova_err *err)
 {
-	static const char *const keys[] = {"server", "token", NULL};
-	char path[1024];
+	static const char *const keys[] = {"server", "token", "contexts", "current-context", NULL};
+	static const char *const ctx_keys[] = {"name", "server", "token", NULL};
+	char path[1024], current[128] = "";
 	struct ydoc *d;
 	yaml_node_t *root, *n;
-	const char *s;
 	int rc;
+	context[0] = '\0';
 	cli_config_path(path, sizeof(path));
 	rc = ydoc_load_file(&d, path, err);
-	if (rc == NOVA_ENOTFOUND)
+	if (rc == NOVA_ENOTFOUND && !(want && *want))
 		return 0;
+	if (rc == NOVA_ENOTFOUND)
+		return nova_err_set(err, NOVA_ENOTFOUND, "context",
+				    "no context \"%s\": %s does not exist", want, path);
 	if (rc)
 		return rc;
 	root = ydoc_root(d);
 	if (root && (rc = ydoc_map_check_keys(d, root, "", keys, err)) == 0) {
-		if ((n = ydoc_map_get(d, root, "server")) &&
-		    (rc = ydoc_get_string(&s, d, n, "server", err)) == 0)
-			snprintf(server, slen, "%s", s);
-		if (!rc && (n = ydoc_map_get(d, root, "token")) &&
-		    (rc = ydoc_get_string(&s, d, n, "token", err)) == 0)
-			snprintf(token, tlen, "%s", s);
+		if ((n = ydoc_map_get(d, root, "server")))
+			rc = ydoc_copy_string(server, slen, d, n, "server", err);
+		if (!rc && (n = ydoc_map_get(d, root, "token")))
+			rc = ydoc_copy_string(token, tlen, d, n, "token", err);
+		if (!rc && (n = ydoc_map_get(d, root, "current-context")))
+			rc = ydoc_copy_string(current, sizeof(current), d, n, "current-context", err);
 	}
+	const char *name = want && *want ? want : current[0] ? current : NULL;
+	yaml_node_t *list = !rc && root ? ydoc_map_get(d, root, "contexts") : NULL;
+	bool found = false;
+	if (list && list->type != YAML_SEQUENCE_NODE)
+		rc = ydoc_err(d, list, err, NOVA_EINVAL, "contexts", "contexts: expected a list");
+	for (yaml_node_item_t *it = list && !rc ? list->data.sequence.items.start : NULL;
+	     it && it < list->data.sequence.items.top && !rc; it++) {
+		yaml_node_t *c = ydoc_node(d, *it);
+		char cname[128] = "";
+		if (!c || c->type != YAML_MAPPING_NODE) {
+			rc = ydoc_err(d, c, err, NOVA_EINVAL, "contexts",
+				      "a context is a mapping with name, server and token");
+			break;
+		}
+		if ((rc = ydoc_map_check_keys(d, c, "contexts[].", ctx_keys, err)))
+			break;
+		if (!(n = ydoc_map_get(d, c, "name"))) {
+			rc = ydoc_err(d, c, err, NOVA_EINVAL, "contexts[].name", "a context needs a name");
+			break;
+		}
+		if ((rc = ydoc_copy_string(cname, sizeof(cname), d, n, "contexts[].name", err)))
+			break;
+		if (!name || strcmp(cname, name) != 0 || found)
+			continue;
+		found = true;
+		snprintf(context, clen, "%s", cname);
+		/* The context's own values stand for the top ones. */
+		if ((n = ydoc_map_get(d, c, "server")))
+			rc = ydoc_copy_string(server, slen, d, n, "contexts[].server", err);
+		if (!rc && (n = ydoc_map_get(d, c, "token")))
+			rc = ydoc_copy_string(token, tlen, d, n, "contexts[].token", err);
+	}
+	if (!rc && name && !found)
+		rc = nova_err_set(err, NOVA_ENOTFOUND, "context", "no context \"%s\" in %s", name,
+				  path);
+	if (!rc && name && !found)
+		nova_err_set_hint(err, "novactl config get-contexts lists them");
 	ydoc_destroy(d);
 	return rc;
 }
 
 int cli_config_resolve(struct cli_ctx *ctx, const char *flag_server, const char *flag_token,
-		       struct nova_err *err)
+		       const char *flag_context, struct nova_err *err)
 {
 	char file_server[1024] = "", file_token[512] = "", state[1024], path[1100];
 	const char *env_server = getenv("NOVA_SERVER"), *env_token = getenv("NOVA_TOKEN");
-	int rc = cli_config_file(file_server, sizeof(file_server), file_token, sizeof(file_token), err);
-	if (rc)
+	const char *want = flag_context ? flag_context : getenv("NOVA_CONTEXT");
+	int rc = cli_config_file(file_server, sizeof(file_server), file_token, sizeof(file_token),
+				 ctx->context, sizeof(ctx->context), want, err);
+	if (rc) {
+		explicit_bzero(file_token, sizeof(file_token));
 		return rc;
+	}
 	cfg_default_state_dir(state, sizeof(state));
 	if (flag_server)
 		snprintf(ctx->server, sizeof(ctx->server), "%s", flag_server);
@@ -326,8 +377,28 @@ int cli_request(json_t **out, struct cli_ctx *ctx, const char *method, const cha
 
 /* --- output ---------------------------------------------------------------------- */
 
+int cli_output_parse(enum cli_output *out, const char *name)
+{
+	static const char *const names[] = {"table", "wide", "json", "yaml", "name"};
+	for (size_t i = 0; name && i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(name, names[i])) {
+			*out = (enum cli_output)i;
+			return 0;
+		}
+	return -1;
+}
+
+static void cli_table_print_opt(FILE *f, const char *const *headers, size_t ncols,
+				const char *const *cells, size_t nrows, bool no_headers);
+
 void cli_table_print(FILE *f, const char *const *headers, size_t ncols, const char *const *cells,
 		     size_t nrows)
+{
+	cli_table_print_opt(f, headers, ncols, cells, nrows, false);
+}
+
+static void cli_table_print_opt(FILE *f, const char *const *headers, size_t ncols,
+				const char *const *cells, size_t nrows, bool no_headers)
 {
 	size_t width[16] = {0};
 	if (ncols > 16)
@@ -341,7 +412,7 @@ void cli_table_print(FILE *f, const char *const *headers, size_t ncols, const ch
 			if (l > width[c])
 				width[c] = l;
 		}
-	for (size_t c = 0; c < ncols; c++) {
+	for (size_t c = 0; c < ncols && !no_headers; c++) {
 		if (c + 1 < ncols)
 			fprintf(f, "%-*s  ", (int)width[c], headers[c]);
 		else
@@ -389,9 +460,9 @@ void cli_table_fmt(struct cli_table *t, size_t row, size_t col, const char *fmt,
 	va_end(ap);
 }
 
-void cli_table_finish(struct cli_table *t, FILE *f)
+void cli_table_finish(struct cli_table *t, const struct cli_ctx *ctx)
 {
-	cli_table_print(f, t->headers, t->ncols, t->ptrs, t->nrows);
+	cli_table_print_opt(ctx->out, t->headers, t->ncols, t->ptrs, t->nrows, ctx->no_headers);
 	free(t->cells);
 	free(t->ptrs);
 	t->cells = NULL;
@@ -407,18 +478,191 @@ int cli_list(struct cli_ctx *ctx, const char *path, const char *const *headers, 
 	int rc = cli_request(&res, ctx, "GET", path, NULL);
 	if (rc)
 		return rc;
+	bool wide = ctx->output == CLI_OUTPUT_WIDE && ncols + 2 <= 16;
+	const char *wide_headers[16];
+	if (wide) {
+		memcpy(wide_headers, headers, ncols * sizeof(*headers));
+		wide_headers[ncols] = "ID";
+		wide_headers[ncols + 1] = "CREATED";
+	}
 	if (ctx->json) {
-		cli_json_print(ctx->out, res);
-	} else if (cli_table_init(&t, headers, ncols, json_array_size(res)) != 0) {
+		cli_doc_print(ctx, res);
+	} else if (cli_table_init(&t, wide ? wide_headers : headers, wide ? ncols + 2 : ncols,
+				  json_array_size(res)) != 0) {
 		fprintf(ctx->errout, "novactl: out of memory\n");
 		rc = 1;
 	} else {
-		json_array_foreach(res, i, item)
+		json_array_foreach(res, i, item) {
 			row(&t, i, item);
-		cli_table_finish(&t, ctx->out);
+			if (wide) {
+				cli_table_json(&t, i, ncols, json_object_get(item, "id"));
+				cli_table_json(&t, i, ncols + 1, json_object_get(item, "created_at"));
+			}
+		}
+		cli_table_finish(&t, ctx);
 	}
 	json_decref(res);
 	return rc;
+}
+
+/* --- YAML and names ------------------------------------------------------------ */
+
+/* A plain scalar YAML would read back as the same string: not empty, no
+ * leading or trailing space, not a word YAML 1.1 gives another type
+ * (null, booleans, numbers), no indicator where it would mean one. Else
+ * the string goes double quoted. */
+static bool cli_yaml_plain_ok(const char *s)
+{
+	static const char *const words[] = {"null", "Null", "NULL", "~", "true", "True", "TRUE",
+					    "false", "False", "FALSE", "yes", "Yes", "YES", "no",
+					    "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
+					    "y", "Y", "n", "N", ".nan", ".NaN", ".NAN", ".inf",
+					    ".Inf", ".INF", "-.inf", "-.Inf", "-.INF", "+.inf"};
+	size_t len = strlen(s);
+	if (!len || s[0] == ' ' || s[len - 1] == ' ' || strchr("-?:,[]{}#&*!|>'\"%@`", s[0]))
+		return false;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(s, words[i]))
+			return false;
+	char *end;
+	errno = 0;
+	(void)strtod(s, &end);
+	if (*end == '\0')
+		return false; /* a number */
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || (p[0] == ':' && (p[1] == ' ' || !p[1])) ||
+		    (p[0] == ' ' && p[1] == '#'))
+			return false;
+	return true;
+}
+
+static int cli_yaml_scalar(yaml_emitter_t *em, const char *text, bool string)
+{
+	yaml_event_t ev;
+	yaml_scalar_style_t style = !string || cli_yaml_plain_ok(text) ? YAML_PLAIN_SCALAR_STYLE
+									: YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+	if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), 1,
+					  1, style))
+		return -1;
+	return yaml_emitter_emit(em, &ev) ? 0 : -1;
+}
+
+static int cli_yaml_node(yaml_emitter_t *em, const json_t *v)
+{
+	yaml_event_t ev;
+	char num[64];
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *x;
+		if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE) ||
+		    !yaml_emitter_emit(em, &ev))
+			return -1;
+		json_object_foreach((json_t *)v, k, x)
+			if (cli_yaml_scalar(em, k, true) || cli_yaml_node(em, x))
+				return -1;
+		return yaml_mapping_end_event_initialize(&ev) && yaml_emitter_emit(em, &ev) ? 0 : -1;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *x;
+		if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+							  YAML_BLOCK_SEQUENCE_STYLE) ||
+		    !yaml_emitter_emit(em, &ev))
+			return -1;
+		json_array_foreach(v, i, x)
+			if (cli_yaml_node(em, x))
+				return -1;
+		return yaml_sequence_end_event_initialize(&ev) && yaml_emitter_emit(em, &ev) ? 0 : -1;
+	}
+	case JSON_STRING:
+		return cli_yaml_scalar(em, json_string_value(v), true);
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return cli_yaml_scalar(em, num, false);
+	case JSON_REAL:
+		snprintf(num, sizeof(num), "%.17g", json_real_value(v));
+		return cli_yaml_scalar(em, num, false);
+	case JSON_TRUE:
+		return cli_yaml_scalar(em, "true", false);
+	case JSON_FALSE:
+		return cli_yaml_scalar(em, "false", false);
+	default:
+		return cli_yaml_scalar(em, "null", false);
+	}
+}
+
+static int cli_yaml_write(void *data, unsigned char *buf, size_t size)
+{
+	return fwrite(buf, 1, size, data) == size;
+}
+
+int cli_yaml_print(FILE *f, const json_t *v)
+{
+	yaml_emitter_t em;
+	yaml_event_t ev;
+	int rc = -1;
+	if (!yaml_emitter_initialize(&em))
+		return -1;
+	yaml_emitter_set_output(&em, cli_yaml_write, f);
+	yaml_emitter_set_unicode(&em, 1);
+	yaml_emitter_set_width(&em, -1);
+	if (yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) &&
+	    yaml_emitter_emit(&em, &ev) &&
+	    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) &&
+	    yaml_emitter_emit(&em, &ev) && cli_yaml_node(&em, v) == 0 &&
+	    yaml_document_end_event_initialize(&ev, 1) && yaml_emitter_emit(&em, &ev) &&
+	    yaml_stream_end_event_initialize(&ev) && yaml_emitter_emit(&em, &ev))
+		rc = 0;
+	yaml_emitter_delete(&em);
+	return rc;
+}
+
+static void cli_name_print(const struct cli_ctx *ctx, const json_t *o)
+{
+	const char *name = json_string_value(json_object_get(o, "name"));
+	if (!name)
+		name = json_string_value(json_object_get(o, "id"));
+	if (!name)
+		name = json_string_value(json_object_get(o, "model")); /* a route */
+	if (name)
+		fprintf(ctx->out, "%s/%s\n", ctx->kind ? ctx->kind : "object", name);
+}
+
+void cli_doc_print(const struct cli_ctx *ctx, const json_t *v)
+{
+	size_t i;
+	json_t *x;
+	if (ctx->output == CLI_OUTPUT_YAML) {
+		if (cli_yaml_print(ctx->out, v))
+			fprintf(ctx->errout, "novactl: cannot print the answer as YAML\n");
+	} else if (ctx->output == CLI_OUTPUT_NAME) {
+		if (json_is_array(v))
+			json_array_foreach(v, i, x)
+				cli_name_print(ctx, x);
+		else if (json_is_array(json_object_get(v, "routes")))
+			json_array_foreach(json_object_get(v, "routes"), i, x)
+				cli_name_print(ctx, x);
+		else
+			cli_name_print(ctx, v);
+	} else {
+		cli_json_print(ctx->out, v);
+	}
+}
+
+/* --- completion --------------------------------------------------------------- */
+
+int cli_complete_usage(const struct cli_ctx *ctx, const char *usage)
+{
+	for (const char *p = usage; (p = strstr(p, "--")) != NULL;) {
+		size_t n = 2;
+		while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '-')
+			n++;
+		if (n > 2)
+			fprintf(ctx->out, "%.*s\n", (int)n, p);
+		p += n;
+	}
+	return 0;
 }
 
 void cli_json_print(FILE *f, const json_t *v)
@@ -470,6 +714,14 @@ int cli_verb_dispatch(struct cli_ctx *ctx, const char *group, const char *group_
 		      const struct cli_verb *verbs, size_t n_verbs, const char *verb,
 		      struct cli_args *a)
 {
+	if (ctx->complete) {
+		for (size_t i = 0; verb && i < n_verbs; i++)
+			if (!strcmp(verbs[i].verb, verb))
+				return cli_complete_usage(ctx, verbs[i].usage);
+		for (size_t i = 0; i < n_verbs; i++)
+			fprintf(ctx->out, "%s\n", verbs[i].verb);
+		return 0;
+	}
 	if (!verb)
 		return cli_usage_error(ctx, group_usage, "%s needs a command", group);
 	if (!strcmp(verb, "--help") || !strcmp(verb, "-h") || !strcmp(verb, "help")) {

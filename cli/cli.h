@@ -12,12 +12,30 @@
 
 #define CLI_EXIT_USAGE 2
 
+/* -o: how results print. */
+enum cli_output {
+	CLI_OUTPUT_TABLE = 0, /* aligned columns with a header row */
+	CLI_OUTPUT_WIDE,      /* lists: the table plus each object's ID and CREATED */
+	CLI_OUTPUT_JSON,      /* the API's answer, indented */
+	CLI_OUTPUT_YAML,      /* the same as YAML */
+	CLI_OUTPUT_NAME,      /* KIND/NAME, one a line (kubectl's -o name) */
+};
+
 struct cli_ctx {
 	char server[1024];
 	char token[512];
-	bool json;           /* -o json */
+	char context[128];   /* the config file's context in use; "" for none */
+	bool json;           /* a document, not a table: -o json, yaml or name */
+	enum cli_output output;
+	bool no_headers;     /* --no-headers: tables without their header row */
+	const char *kind;    /* the command's object kind ("pool"): -o name's prefix */
+	bool complete;       /* novactl __complete: print candidates, run nothing */
+	const char *given_server; /* --server as typed (set-context takes it), else NULL */
 	FILE *out, *errout;  /* stdout/stderr; tests redirect */
 };
+
+/* "table", "wide", "json", "yaml" or "name"; -1 for anything else. */
+int cli_output_parse(enum cli_output *out, const char *name);
 
 /* A command's arguments after "GROUP VERB": positionals and --flags, each
  * consumed once; anything left over is a usage error. */
@@ -46,9 +64,16 @@ bool cli_args_wants_help(const struct cli_args *a);
 
 /* Resolve server and token: flags > NOVA_SERVER/NOVA_TOKEN > the config file
  * ($XDG_CONFIG_HOME or ~/.config)/nova/config.yaml > a local novad's state
- * directory (novad.url, admin_token) > the default server. */
+ * directory (novad.url, admin_token) > the default server.
+ * The file holds a server and token at its top, and/or named contexts:
+ *   current-context: prod
+ *   contexts:
+ *     - {name: prod, server: https://nova.example:8420, token: sk-nova-...}
+ * The context is flag_context (--context), else NOVA_CONTEXT, else the
+ * file's current-context; its server and token stand for the top ones. A
+ * context asked for by name that the file lacks is an error (NOVA_ENOTFOUND). */
 int cli_config_resolve(struct cli_ctx *ctx, const char *flag_server, const char *flag_token,
-		       struct nova_err *err);
+		       const char *flag_context, struct nova_err *err);
 void cli_config_path(char *buf, size_t len);
 
 /* Send a request; *out gets the parsed JSON answer on success (2xx), or NULL
@@ -86,18 +111,27 @@ int cli_table_init(struct cli_table *t, const char *const *headers, size_t ncols
 void cli_table_json(struct cli_table *t, size_t row, size_t col, const json_t *v);
 void cli_table_fmt(struct cli_table *t, size_t row, size_t col, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-/* Print it as cli_table_print does, and free it. */
-void cli_table_finish(struct cli_table *t, FILE *f);
+/* Print it as cli_table_print does (without the header row with
+ * --no-headers), and free it. */
+void cli_table_finish(struct cli_table *t, const struct cli_ctx *ctx);
 
-/* The list commands: GET path; with -o json print the answer as it came,
- * else a table of one row per element of the answer's array, each filled by
- * row(). Returns the exit status. */
+/* The list commands: GET path; with -o json, yaml or name print the answer
+ * as cli_doc_print does, else a table of one row per element of the
+ * answer's array, each filled by row() (with -o wide, two more columns:
+ * each element's "id" and "created_at"). Returns the exit status. */
 typedef void (*cli_row_fn)(struct cli_table *t, size_t row, const json_t *item);
 int cli_list(struct cli_ctx *ctx, const char *path, const char *const *headers, size_t ncols,
 	     cli_row_fn row);
 
 /* Pretty JSON (2-space indent) and a newline. */
 void cli_json_print(FILE *f, const json_t *v);
+/* YAML (block style, keys in the document's order; strings quoted where
+ * YAML would read them as something else). 0, or -1 when the emitter
+ * failed. */
+int cli_yaml_print(FILE *f, const json_t *v);
+/* A result as -o asks: JSON, YAML, or for -o name "KIND/NAME" per object
+ * (an array's elements, or the object itself; its "name", else its "id"). */
+void cli_doc_print(const struct cli_ctx *ctx, const json_t *v);
 /* Text of a JSON scalar for a table cell into buf: strings as is, numbers,
  * booleans; null or absent -> "" (printed as "-"). */
 const char *cli_cell(char *buf, size_t len, const json_t *v);
@@ -113,7 +147,9 @@ struct cli_verb {
 };
 
 /* Run the verb of a group, or print help: the group's usage for no verb or
- * "--help", the verb's usage for "VERB --help". */
+ * "--help", the verb's usage for "VERB --help". With ctx->complete, print
+ * the candidates for the next word instead: the verbs (no verb), or the
+ * flags named in the verb's usage. */
 int cli_verb_dispatch(struct cli_ctx *ctx, const char *group, const char *group_usage,
 		      const struct cli_verb *verbs, size_t n_verbs, const char *verb,
 		      struct cli_args *a);
@@ -131,5 +167,14 @@ int cli_cmd_deployment(struct cli_ctx *ctx, const char *verb, struct cli_args *a
 int cli_cmd_node(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 /* "novactl routes [--model M] [--watch]": no verb; verb is NULL. */
 int cli_cmd_routes(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+/* "novactl config get-contexts|current-context|use-context|set-context|
+ * delete-context": the config file's contexts; needs no server. */
+int cli_cmd_config(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+/* Shell completion: "novactl completion bash|zsh" prints a script that
+ * asks "novactl __complete WORD..." for the candidates of the last word. */
+int cli_cmd_completion(struct cli_ctx *ctx, struct cli_args *a);
+/* With ctx->complete: the flags a usage line names ("--pool", ...), one a
+ * line. Returns 0. */
+int cli_complete_usage(const struct cli_ctx *ctx, const char *usage);
 
 #endif

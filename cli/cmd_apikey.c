@@ -40,7 +40,7 @@ static int apikey_create(struct cli_ctx *ctx, struct cli_args *a)
 		json_object_set_new(body, "expires_at", json_string(expires));
 	if ((rc = cli_request(&res, ctx, "POST", "/v1/apikeys", body)) == 0) {
 		if (ctx->json) {
-			cli_json_print(ctx->out, res);
+			cli_doc_print(ctx, res);
 		} else {
 			/* The key alone on stdout, so KEY=$(novactl apikey create ci) works. */
 			fprintf(ctx->out, "%s\n", json_string_value(json_object_get(res, "key")));

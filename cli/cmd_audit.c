@@ -25,6 +25,8 @@ static void audit_row(struct cli_table *t, size_t row, const json_t *e)
 /* "novactl audit": the audit trail, newest first (admin only). */
 int cli_cmd_audit(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 {
+	if (ctx->complete)
+		return cli_complete_usage(ctx, AUDIT_USAGE);
 	static const char *const flags[] = {"since", "until", "key", "object", "kind", "limit",
 					    "before"};
 	static const char *const headers[] = {"ID", "AT", "WHO", "REQUEST", "OBJECT",
@@ -60,7 +62,7 @@ int cli_cmd_audit(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 	if ((rc = cli_request(&res, ctx, "GET", path, NULL)))
 		return rc;
 	if (ctx->json) {
-		cli_json_print(ctx->out, res);
+		cli_doc_print(ctx, res);
 		json_decref(res);
 		return 0;
 	}
@@ -74,7 +76,7 @@ int cli_cmd_audit(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 	}
 	json_array_foreach(events, i, item)
 		audit_row(&t, i, item);
-	cli_table_finish(&t, ctx->out);
+	cli_table_finish(&t, ctx);
 	json_t *next = json_object_get(res, "next_before");
 	if (json_is_integer(next))
 		fprintf(ctx->errout, "older events: novactl audit --before %lld\n",

@@ -22,7 +22,7 @@ static void dep_print(struct cli_ctx *ctx, const json_t *d)
 	json_t *r, *e;
 	size_t i;
 	if (ctx->json) {
-		cli_json_print(ctx->out, d);
+		cli_doc_print(ctx, d);
 		return;
 	}
 	json_t *m = json_object_get(d, "model");
@@ -64,6 +64,8 @@ static int dep_replicas_arg(long long *out, const char *val, struct cli_ctx *ctx
 
 int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a)
 {
+	if (ctx->complete)
+		return cli_complete_usage(ctx, DEPLOY_USAGE);
 	const char *pool = cli_arg_value(a, "--pool"), *replicas = cli_arg_value(a, "--replicas");
 	const char *placement = cli_arg_value(a, "--placement"), *name = cli_arg_value(a, "--name");
 	json_t *body = json_object(), *labels = json_object(), *res = NULL;

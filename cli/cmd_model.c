@@ -16,7 +16,7 @@ static void model_print(struct cli_ctx *ctx, const json_t *m)
 	json_t *stages = json_object_get(m, "stages"), *s;
 	size_t i;
 	if (ctx->json) {
-		cli_json_print(ctx->out, m);
+		cli_doc_print(ctx, m);
 		return;
 	}
 	fprintf(ctx->out, "id:       %s\nname:     %s\nversion:  %s\nkind:     %s\n",

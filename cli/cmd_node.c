@@ -17,7 +17,7 @@ static void node_print(struct cli_ctx *ctx, const json_t *n)
 	json_t *acc = json_object_get(n, "accelerators"), *r, *e;
 	size_t i;
 	if (ctx->json) {
-		cli_json_print(ctx->out, n);
+		cli_doc_print(ctx, n);
 		return;
 	}
 	fprintf(ctx->out,

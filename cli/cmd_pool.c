@@ -71,7 +71,7 @@ static void pool_print(struct cli_ctx *ctx, const json_t *p)
 	char b[9][256];
 	json_t *q = json_object_get(p, "quotas");
 	if (ctx->json) {
-		cli_json_print(ctx->out, p);
+		cli_doc_print(ctx, p);
 		return;
 	}
 	fprintf(ctx->out,

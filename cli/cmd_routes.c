@@ -45,7 +45,7 @@ static void routes_print(struct cli_ctx *ctx, const json_t *body)
 			row++;
 		}
 	}
-	cli_table_finish(&t, ctx->out);
+	cli_table_finish(&t, ctx);
 }
 
 /* Server-Sent Events, parsed line by line across chunks. */
@@ -149,6 +149,8 @@ static int routes_watch(struct cli_ctx *ctx)
 
 int cli_cmd_routes(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 {
+	if (ctx->complete)
+		return cli_complete_usage(ctx, ROUTES_USAGE);
 	const char *model = cli_arg_value(a, "--model");
 	bool watch = cli_arg_flag(a, "--watch");
 	char path[600], esc[512];
@@ -176,7 +178,7 @@ int cli_cmd_routes(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 	if ((rc = cli_request(&res, ctx, "GET", path, NULL)))
 		return rc;
 	if (ctx->json)
-		cli_json_print(ctx->out, res);
+		cli_doc_print(ctx, res);
 	else
 		routes_print(ctx, res);
 	json_decref(res);

@@ -18,7 +18,7 @@ int cli_cmd_version(struct cli_ctx *ctx, struct cli_args *a)
 	if (ctx->json) {
 		json_t *v = json_pack("{s:s, s:s, s:s?}", "client_version", NOVA_VERSION, "server",
 				      ctx->server, "server_version", rc ? NULL : server_version);
-		cli_json_print(ctx->out, v);
+		cli_doc_print(ctx, v);
 		json_decref(v);
 	} else if (rc == 0) {
 		fprintf(ctx->out, "novad   %s (%s)\n", server_version ? server_version : "unknown",

@@ -54,7 +54,8 @@ static void test_table_builder_fills_cells_and_cuts_long_text(void **state)
 	/* Row 1, column 1 left unset: printed as "-". */
 	assert_int_equal(strlen(t.cells[2]), CLI_CELL_MAX - 1);
 	FILE *f = open_memstream(&buf, &len);
-	cli_table_finish(&t, f);
+	struct cli_ctx ctx = {.out = f, .errout = stderr};
+	cli_table_finish(&t, &ctx);
 	fclose(f);
 	assert_null(t.cells);
 	assert_non_null(strstr(buf, "pool-a"));
@@ -191,7 +192,7 @@ static void test_config_precedence(void **state)
 	char p[256];
 	(void)state;
 	/* Nothing anywhere: the default server, no token. */
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, CFG_DEFAULT_SERVER);
 	assert_string_equal(ctx.token, "");
 	/* A local novad's state directory. */
@@ -199,22 +200,22 @@ static void test_config_precedence(void **state)
 	write_file(p, "http://127.0.0.1:9999\n");
 	snprintf(p, sizeof(p), "%s/state/admin_token", dir);
 	write_file(p, "  state-token \n");
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://127.0.0.1:9999");
 	assert_string_equal(ctx.token, "state-token"); /* trimmed */
 	/* The config file beats the state directory. */
 	snprintf(p, sizeof(p), "%s/nova/config.yaml", dir);
 	write_file(p, "server: http://file:1/\ntoken: file-token\n");
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://file:1"); /* trailing slash trimmed */
 	assert_string_equal(ctx.token, "file-token");
 	/* The environment beats the file; flags beat everything. */
 	setenv("NOVA_SERVER", "http://env:2", 1);
 	setenv("NOVA_TOKEN", "env-token", 1);
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://env:2");
 	assert_string_equal(ctx.token, "env-token");
-	assert_int_equal(cli_config_resolve(&ctx, "http://flag:3", "flag-token", &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, "http://flag:3", "flag-token", NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://flag:3");
 	assert_string_equal(ctx.token, "flag-token");
 }
@@ -227,7 +228,7 @@ static void test_config_file_errors_are_positioned(void **state)
 	(void)state;
 	snprintf(p, sizeof(p), "%s/nova/config.yaml", dir);
 	write_file(p, "server: x\ntokn: y\n");
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), NOVA_EINVAL);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), NOVA_EINVAL);
 	/* Positioned; the key itself is not echoed (core/ydoc.h). */
 	assert_non_null(strstr(err.message, "config.yaml:2:1: unknown key"));
 }

@@ -482,8 +482,8 @@ static void resolve_with(struct cli_ctx *ctx, enum source upto)
 		setenv("NOVA_SERVER", "http://env:3", 1);
 		setenv("NOVA_TOKEN", "env-token", 1);
 	}
-	int rc = upto >= SRC_FLAG ? cli_config_resolve(ctx, "http://flag:4", "flag-token", &err)
-				  : cli_config_resolve(ctx, NULL, NULL, &err);
+	int rc = upto >= SRC_FLAG ? cli_config_resolve(ctx, "http://flag:4", "flag-token", NULL, &err)
+				  : cli_config_resolve(ctx, NULL, NULL, NULL, &err);
 	if (rc != 0)
 		fail_msg("cli_config_resolve: %d %s", rc, err.message);
 }
@@ -576,7 +576,7 @@ static void test_config_empty_env_values_fall_through_to_the_file(void **state)
 	write_file(cfg_path, "server: http://file:2\ntoken: file-token\n");
 	setenv("NOVA_SERVER", "", 1);
 	setenv("NOVA_TOKEN", "", 1);
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://file:2");
 	assert_string_equal(ctx.token, "file-token");
 }
@@ -588,7 +588,7 @@ static void test_config_server_and_token_may_come_from_different_sources(void **
 	(void)state;
 	write_file(token_path, "state-token\n");
 	write_file(cfg_path, "server: http://file:2\n");
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://file:2");
 	assert_string_equal(ctx.token, "state-token");
 }
@@ -599,7 +599,7 @@ static void test_config_file_unknown_key_is_an_error_at_line_1_column_1(void **s
 	struct nova_err err = {0};
 	(void)state;
 	write_file(cfg_path, "sever: http://typo:1\n");
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), NOVA_EINVAL);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), NOVA_EINVAL);
 	assert_non_null(strstr(err.message, "config.yaml:1:1"));
 	assert_non_null(strstr(err.message, "unknown key"));
 	assert_null(strstr(err.message, "typo")); /* the file's text is not echoed */
@@ -612,7 +612,7 @@ static void test_config_empty_file_is_not_an_error(void **state)
 	(void)state;
 	write_file(cfg_path, "");
 	write_file(url_path, "http://state:1\n");
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://state:1");
 }
 
@@ -622,18 +622,18 @@ static void test_config_trailing_slashes_are_trimmed_from_every_source(void **st
 	struct nova_err err = {0};
 	(void)state;
 	write_file(url_path, "http://state:1///\n");
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://state:1");
 	write_file(cfg_path, "server: http://file:2/\n");
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://file:2");
 	setenv("NOVA_SERVER", "http://env:3//", 1);
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://env:3");
-	assert_int_equal(cli_config_resolve(&ctx, "http://flag:4/", NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, "http://flag:4/", NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://flag:4");
 	/* Only trailing ones: a path prefix keeps its inner slashes. */
-	assert_int_equal(cli_config_resolve(&ctx, "http://gw:5/nova/", NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, "http://gw:5/nova/", NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://gw:5/nova");
 }
 
@@ -644,7 +644,7 @@ static void test_config_state_files_are_read_without_surrounding_blanks(void **s
 	(void)state;
 	write_file(url_path, "  http://state:1 \r\nsecond line\n");
 	write_file(token_path, "\tstate-token  \n");
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, "http://state:1");
 	assert_string_equal(ctx.token, "state-token");
 }
@@ -656,7 +656,7 @@ static void test_config_blank_state_files_fall_through_to_the_default(void **sta
 	(void)state;
 	write_file(url_path, "\n");
 	write_file(token_path, "   \n");
-	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, &err), 0);
+	assert_int_equal(cli_config_resolve(&ctx, NULL, NULL, NULL, &err), 0);
 	assert_string_equal(ctx.server, CFG_DEFAULT_SERVER);
 	assert_string_equal(ctx.token, "");
 }

@@ -150,7 +150,7 @@ t_expect_out "novactl: pool needs a command" "a group without a command says so"
 t_expect_exit 2 "no command exits 2" "$C"
 t_expect_exit 2 "unknown command exits 2" "$C" frobnicate
 t_expect_exit 2 "missing argument exits 2" "$C" pool get
-t_expect_exit 2 "bad -o exits 2" "$C" -o yaml pool list
+t_expect_exit 2 "bad -o exits 2" "$C" -o xml pool list
 t_expect_exit 0 "--help on a subcommand" "$C" pool create --help
 t_expect_out "usage: novactl pool create NAME" "subcommand help shows usage"
 t_expect_exit 0 "--help at the top" "$C" --help
