@@ -54,7 +54,7 @@ t_expect_exit 2 "set-context refuses a server that is not http(s)" \
 t_expect_exit 2 "set-context refuses a bad name" "$C" config set-context 'a b'
 t_expect_exit 0 "delete-context" "$C" config delete-context elsewhere
 t_expect_exit 3 "a deleted context is gone" "$C" config use-context elsewhere
-# Top-level server and token (the old form) still work beside contexts.
+# The choice is kept in the file.
 grep -q '^current-context: local$' "$CFG" && t_pass "the file keeps current-context" ||
 	t_fail "current-context in the file" "$(sed "s/$ADMIN/***/" "$CFG")"
 
