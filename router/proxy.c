@@ -438,11 +438,13 @@ static void rt_upstream_done(struct rt_req *q, CURLcode rc)
 	else if (q->discard)
 		snprintf(q->fail_why, sizeof(q->fail_why), "the replica answered %ld", q->status);
 	if (rep && replica_failed) {
-		router_replica_eject(rep, rt_now_ms());
-		atomic_fetch_add(&r->stats.ejections, 1);
 		atomic_fetch_add(&r->stats.upstream_failures, 1);
-		nova_log_kv(NOVA_LOG_WARN, "router", "replica failed: ejected for now", "replica",
-			    rep->id, "model", q->route->key, "error", q->fail_why, NULL);
+		if (router_replica_eject(rep, rt_now_ms())) {
+			atomic_fetch_add(&r->stats.ejections, 1);
+			nova_log_kv(NOVA_LOG_WARN, "router", "replica failed: ejected for now",
+				    "replica", rep->id, "model", q->route->key, "error", q->fail_why,
+				    NULL);
+		}
 	} else if (rep) {
 		router_replica_succeeded(rep);
 	}

@@ -113,6 +113,9 @@
  * queues or preempts what it is sent next (vLLM), so it weighs like a
  * queue before its queue shows it. */
 #define ROUTER_KV_WEIGHT 8
+/* A probe of a replica whose ejection ended: how long others wait for its
+ * answer before one of them probes instead. */
+#define ROUTER_PROBE_MS 2000
 
 enum router_policy {
 	ROUTER_POLICY_LEAST_LOADED = 0,
@@ -198,6 +201,7 @@ struct router_replica {
 	atomic_int kv_load;         /* last reported KV-cache use x ROUTER_KV_WEIGHT */
 	atomic_int running;         /* last reported requests running on the engine */
 	atomic_llong ejected_until_ms; /* CLOCK_MONOTONIC; 0: not ejected */
+	atomic_llong probe_until_ms; /* a probe of it is out until then */
 	atomic_int failures;        /* in a row, for the backoff */
 	atomic_uint_least64_t adapters[ROUTER_REPLICA_ADAPTERS];
 	atomic_uint_least64_t sent[ROUTER_ADAPTERS_SENT];
@@ -286,8 +290,13 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 				   long long now_ms, uint64_t rnd);
 /* A failure before the first byte: ejected for 1 s, doubling to 30 s
  * with each failure after the last ejection ended (failures while it is
- * ejected, of requests sent before, count as one). */
-void router_replica_eject(struct router_replica *r, long long now_ms);
+ * ejected, of requests sent before, count as one: false, no new
+ * ejection). When the backoff is over, the replica is half open: the
+ * next pick sends one request to it (a probe), and others pass it by
+ * until the probe succeeds (router_replica_succeeded: back in full),
+ * fails (ejected again, for twice as long), or ROUTER_PROBE_MS pass
+ * without an answer (another probe). */
+bool router_replica_eject(struct router_replica *r, long long now_ms);
 /* LoRA adapters (see struct router_replica): a name's hash, never 0; the
  * set a replica's sidecar reported (n names, the first
  * ROUTER_REPLICA_ADAPTERS kept); a request for adapter sent to r now;

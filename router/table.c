@@ -361,7 +361,7 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 				   struct router_replica *const *tried, size_t n_tried,
 				   long long now_ms, uint64_t rnd)
 {
-	struct router_replica *stack[64], **cand = stack, *pick;
+	struct router_replica *stack[64], **cand = stack, *pick = NULL;
 	size_t n = 0, n_any = 0;
 	if (!route || route->n == 0)
 		return NULL;
@@ -369,14 +369,29 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 		return NULL;
 	/* Not ejected first; when every untried one is ejected, those
 	 * anyway (a router that ejected everything would serve nothing:
-	 * Envoy's panic threshold, at 0%). */
+	 * Envoy's panic threshold, at 0%). A replica whose ejection ended
+	 * and that has not answered since is half open: this request probes
+	 * it when no other probe is out (taken by compare and swap, so loops
+	 * picking at once send one probe), else it is passed by. */
 	for (size_t i = 0; i < route->n; i++) {
 		struct router_replica *r = route->replicas[i];
 		if (rt_tried(r, tried, n_tried))
 			continue;
 		n_any++;
-		if (atomic_load(&r->ejected_until_ms) <= now_ms)
-			cand[n++] = r;
+		long long until = atomic_load(&r->ejected_until_ms);
+		if (until > now_ms)
+			continue;
+		if (until != 0) {
+			long long p = atomic_load(&r->probe_until_ms);
+			if (p <= now_ms &&
+			    atomic_compare_exchange_strong(&r->probe_until_ms, &p,
+							   now_ms + ROUTER_PROBE_MS)) {
+				pick = r;
+				goto out;
+			}
+			continue;
+		}
+		cand[n++] = r;
 	}
 	if (n == 0 && n_any > 0)
 		for (size_t i = 0; i < route->n; i++)
@@ -395,22 +410,29 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 						      memory_order_relaxed) % n];
 	else
 		pick = rt_least_loaded(cand, n, rnd);
+out:
 	if (cand != stack)
 		free(cand);
 	return pick;
 }
 
-void router_replica_eject(struct router_replica *r, long long now_ms)
+bool router_replica_eject(struct router_replica *r, long long now_ms)
 {
 	/* Requests in flight together fail together: one ejection, not a
 	 * doubling per request. */
-	if (atomic_load(&r->ejected_until_ms) > now_ms)
-		return;
-	int f = atomic_fetch_add(&r->failures, 1);
+	long long until = atomic_load(&r->ejected_until_ms);
+	if (until > now_ms)
+		return false;
+	/* Two loops failing at once: one ejects. */
+	int f = atomic_load(&r->failures);
 	long long ms = 1000LL << (f < 5 ? f : 5);
 	if (ms > 30000)
 		ms = 30000;
-	atomic_store(&r->ejected_until_ms, now_ms + ms);
+	if (!atomic_compare_exchange_strong(&r->ejected_until_ms, &until, now_ms + ms))
+		return false;
+	atomic_fetch_add(&r->failures, 1);
+	atomic_store(&r->probe_until_ms, 0);
+	return true;
 }
 
 void router_replica_succeeded(struct router_replica *r)
@@ -418,6 +440,7 @@ void router_replica_succeeded(struct router_replica *r)
 	if (atomic_load_explicit(&r->failures, memory_order_relaxed)) {
 		atomic_store(&r->failures, 0);
 		atomic_store(&r->ejected_until_ms, 0);
+		atomic_store(&r->probe_until_ms, 0);
 	}
 }
 

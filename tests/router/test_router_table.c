@@ -213,6 +213,38 @@ static void test_ejected_and_tried_replicas_are_skipped_unless_none_is_left(void
 	fake_route_free(rt);
 }
 
+static void test_a_replica_back_from_ejection_gets_one_probe_at_a_time(void **state)
+{
+	(void)state;
+	struct router_route *rt = fake_route(2);
+	struct router_replica *r0 = rt->replicas[0], *r1 = rt->replicas[1];
+	assert_true(router_replica_eject(r0, 1000));
+	assert_false(router_replica_eject(r0, 1500)); /* sent before: not a new ejection */
+	/* Ejected: never picked while another is there. */
+	for (uint64_t rnd = 0; rnd < 8; rnd++)
+		assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 1999, rnd), r1);
+	/* Its time is over: the next pick probes it, even though r1 is less
+	 * loaded; the picks after pass it by while the probe is out. */
+	atomic_store(&r0->outstanding, 5);
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 2000, 1), r0);
+	for (uint64_t rnd = 0; rnd < 8; rnd++)
+		assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 2500, rnd), r1);
+	/* No answer within ROUTER_PROBE_MS: another probe. */
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0,
+				     2000 + ROUTER_PROBE_MS, 1), r0);
+	/* The probe fails: ejected again, for twice as long. */
+	assert_true(router_replica_eject(r0, 4100));
+	assert_int_equal(atomic_load(&r0->ejected_until_ms), 4100 + 2000);
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 6100, 1), r0);
+	/* It succeeds: back in full, picked by load again. */
+	router_replica_succeeded(r0);
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 6200, 1), r1);
+	atomic_store(&r0->outstanding, 0);
+	atomic_store(&r1->outstanding, 3);
+	assert_ptr_equal(router_pick(rt, ROUTER_POLICY_LEAST_LOADED, NULL, NULL, 0, 6300, 1), r0);
+	fake_route_free(rt);
+}
+
 static void test_large_sets_use_two_choices(void **state)
 {
 	(void)state;
@@ -733,6 +765,7 @@ int main(void)
 		cmocka_unit_test(test_a_full_kv_cache_weighs_like_a_queue),
 		cmocka_unit_test(test_equal_replicas_share_the_picks),
 		cmocka_unit_test(test_ejected_and_tried_replicas_are_skipped_unless_none_is_left),
+		cmocka_unit_test(test_a_replica_back_from_ejection_gets_one_probe_at_a_time),
 		cmocka_unit_test(test_large_sets_use_two_choices),
 		cmocka_unit_test(test_a_session_sticks_to_one_replica_and_sessions_spread),
 		cmocka_unit_test(test_a_new_replica_takes_only_its_share_of_sessions),
