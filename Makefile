@@ -5,6 +5,10 @@
 BUILD   ?= build
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# Where a service's configuration lives (/etc/nova/novad.yaml), compiled
+# into novad and nova-router as their default file. Not under PREFIX: an
+# admin looks in /etc whichever prefix the programs came from.
+SYSCONFDIR ?= /etc
 CC      ?= cc
 # `make V=1` shows the full commands.
 ifeq ($(V),1)
@@ -25,7 +29,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"'
+CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"' -DNOVA_SYSCONFDIR='"$(SYSCONFDIR)"'
 
 LIB_DIRS := core audit adapters adapters/fake adapters/lpu adapters/kubernetes adapters/ssh pools models deployments inventory auth gateway sidecar router
 LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
