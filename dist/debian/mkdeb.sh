@@ -12,6 +12,7 @@ set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$top/$BUILD" ;; esac
 MAKE=${MAKE:-make}
 version="$(cat VERSION)-1"
 arch=$(dpkg --print-architecture)
@@ -23,7 +24,7 @@ out="$BUILD/nova_${version}_${arch}.deb"
 
 rm -rf "$work"
 mkdir -p "$stage/DEBIAN"
-$MAKE --no-print-directory -s BUILD="$BUILD" install DESTDIR="$top/$stage" PREFIX=/usr \
+$MAKE --no-print-directory -s BUILD="$BUILD" install DESTDIR="$stage" PREFIX=/usr \
 	SYSCONFDIR=/etc UNITDIR="$unitdir" >/dev/null
 
 # Debian's layout: man pages compressed, binaries stripped, the copyright.

@@ -1,0 +1,237 @@
+#!/bin/sh
+# Nova as a service: the man pages pass mandoc's lint; `make install`
+# honours PREFIX and DESTDIR and installs units, /etc/nova and man pages;
+# systemd-analyze accepts the units; `make deb` builds a package that
+# installs into a throwaway root (dpkg --root, the maintainer scripts run
+# chrootless under DPKG_ROOT: the user nova, /var/lib/nova, the units
+# enabled), and novad started from the installed unit's ExecStart line,
+# as the unit's user, answers /healthz having read /etc/nova/novad.yaml by
+# itself. Nothing of the running system is changed: the root is a temp
+# directory, and novad sees the package's /usr and /etc through read-only
+# overlays in a mount namespace of its own.
+set -u
+. tests/support/lib.sh
+
+svc_pid=
+svc_cleanup() {
+	if [ -n "$svc_pid" ]; then kill -TERM "$svc_pid" 2>/dev/null; wait "$svc_pid" 2>/dev/null; fi
+	t_cleanup
+}
+trap svc_cleanup EXIT
+
+# t_check NAME CONDITION-COMMAND... : PASS when it succeeds.
+t_check() {
+	name=$1; shift
+	if "$@"; then t_pass "$name"; else t_fail "$name" "${why:-failed}"; fi
+	why=
+}
+why=
+
+# --- man pages ---------------------------------------------------------
+if ! command -v mandoc >/dev/null 2>&1; then
+	t_fail "man pages lint" "mandoc is not installed (make deps installs it)"
+else
+	for page in man/novad.8 man/novactl.1 man/nova-sidecar.8 man/nova-router.8; do
+		out=$(mandoc -T lint -W warning "$page" 2>&1); rc=$?
+		why="$out (exit $rc)"
+		t_check "man page $page passes mandoc -T lint" test "$rc" -eq 0 -a -z "$out"
+	done
+fi
+
+# --- make install ------------------------------------------------------
+inst="$T_WORK/inst"
+if make -s --no-print-directory BUILD="$B" install DESTDIR="$inst" PREFIX=/opt/nova \
+	>"$T_WORK/install.log" 2>&1; then
+	t_pass "make install with PREFIX and DESTDIR"
+else
+	t_fail "make install with PREFIX and DESTDIR" "$(tail -5 "$T_WORK/install.log")"
+fi
+missing=
+for f in opt/nova/bin/novad opt/nova/bin/novactl opt/nova/bin/nova-sidecar \
+	opt/nova/bin/nova-router opt/nova/bin/nova-mock-engine \
+	opt/nova/lib/systemd/system/novad.service opt/nova/lib/systemd/system/nova-router.service \
+	etc/nova/novad.yaml etc/nova/nova-router.yaml \
+	opt/nova/share/man/man8/novad.8 opt/nova/share/man/man1/novactl.1 \
+	opt/nova/share/man/man8/nova-sidecar.8 opt/nova/share/man/man8/nova-router.8 \
+	opt/nova/share/nova/etc/datacenter.yaml opt/nova/share/nova/etc/models/single.yaml \
+	opt/nova/share/nova/etc/models/lpu/single.yaml; do
+	[ -f "$inst/$f" ] || missing="$missing $f"
+done
+why="missing:$missing"
+t_check "make install installs programs, units, /etc/nova, man pages, examples" test -z "$missing"
+why=$(grep '^ExecStart=' "$inst"/opt/nova/lib/systemd/system/*.service)
+t_check "the units' ExecStart names the installed programs" \
+	sh -c "grep -qx 'ExecStart=/opt/nova/bin/novad' '$inst/opt/nova/lib/systemd/system/novad.service' &&
+	       grep -qx 'ExecStart=/opt/nova/bin/nova-router' '$inst/opt/nova/lib/systemd/system/nova-router.service'"
+why=$(grep -i 'token\|secret\|password' "$inst"/opt/nova/lib/systemd/system/*.service | grep -v '^[^:]*:#')
+t_check "no secret in the units, only root-only EnvironmentFiles" \
+	sh -c "! grep -v '^#' '$inst'/opt/nova/lib/systemd/system/*.service | grep -qi 'token\|secret\|password' &&
+	       grep -q '^EnvironmentFile=-/etc/nova/novad.env' '$inst/opt/nova/lib/systemd/system/novad.service' &&
+	       grep -q '^EnvironmentFile=/etc/nova/nova-router.env' '$inst/opt/nova/lib/systemd/system/nova-router.service'"
+echo "# an admin's edit" >>"$inst/etc/nova/novad.yaml"
+make -s --no-print-directory BUILD="$B" install DESTDIR="$inst" PREFIX=/opt/nova >/dev/null 2>&1
+t_check "make install keeps an existing /etc/nova/novad.yaml" \
+	grep -q "^# an admin's edit" "$inst/etc/nova/novad.yaml"
+
+# --- systemd-analyze verify --------------------------------------------
+if command -v systemd-analyze >/dev/null 2>&1; then
+	# The units as installed, their programs where DESTDIR put them (verify
+	# checks they are executable) and man pages where it put them.
+	mkdir -p "$T_WORK/verify"
+	for u in novad nova-router; do
+		sed "s|^ExecStart=/opt/nova|ExecStart=$inst/opt/nova|" \
+			"$inst/opt/nova/lib/systemd/system/$u.service" >"$T_WORK/verify/$u.service"
+	done
+	out=$(MANPATH="$inst/opt/nova/share/man" systemd-analyze verify \
+		"$T_WORK/verify/novad.service" "$T_WORK/verify/nova-router.service" 2>&1); rc=$?
+	why="exit $rc: $out"
+	t_check "systemd-analyze verify accepts novad.service and nova-router.service" \
+		test "$rc" -eq 0 -a -z "$out"
+else
+	echo "SKIP: systemd-analyze verify (systemd-analyze is not installed)"
+fi
+
+# --- make deb ----------------------------------------------------------
+rm -f "$B"/nova_*.deb
+if make -s --no-print-directory BUILD="$B" deb >"$T_WORK/deb.log" 2>&1; then
+	t_pass "make deb builds a package"
+else
+	t_fail "make deb builds a package" "$(tail -5 "$T_WORK/deb.log")"
+fi
+deb=$(ls "$B"/nova_*.deb 2>/dev/null | head -1)
+if [ -z "$deb" ]; then
+	t_fail "the package" "no $B/nova_*.deb"
+	exit 0
+fi
+why=$(dpkg-deb -f "$deb" Depends)
+t_check "the package depends on the libraries it links" \
+	sh -c "dpkg-deb -f '$deb' Depends | grep -q 'libpq5' && dpkg-deb -f '$deb' Depends | grep -q 'libmicrohttpd'"
+why=$(dpkg-deb -I "$deb" conffiles 2>&1)
+t_check "/etc/nova/novad.yaml and nova-router.yaml are conffiles" \
+	sh -c "dpkg-deb -I '$deb' conffiles | grep -qx /etc/nova/novad.yaml &&
+	       dpkg-deb -I '$deb' conffiles | grep -qx /etc/nova/nova-router.yaml"
+
+# --- installed into a throwaway root ------------------------------------
+root="$T_WORK/root"
+mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates" "$root/etc"
+: >"$root/var/lib/dpkg/status"
+: >"$root/var/lib/dpkg/available"
+for f in passwd group shadow gshadow; do
+	grep '^root:' "/etc/$f" >"$root/etc/$f" 2>/dev/null
+done
+chmod 0640 "$root/etc/shadow" "$root/etc/gshadow"
+host_ids=$(cat /etc/passwd /etc/group | md5sum)
+# Its libraries are the running system's (the throwaway root has no
+# packages): hence --force-depends.
+if dpkg --root="$root" --log="$T_WORK/dpkg.log" --force-script-chrootless --force-depends \
+	-i "$deb" >"$T_WORK/dpkg.out" 2>&1; then
+	t_pass "dpkg installs the package into a throwaway root"
+else
+	t_fail "dpkg installs the package into a throwaway root" "$(grep -v depend "$T_WORK/dpkg.out" | tail -5)"
+fi
+why=$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Status}' nova 2>&1)
+t_check "the package is installed and configured" test "$why" = "install ok installed"
+why=$(cat "$root/etc/passwd")
+t_check "postinst made the system user nova (no login)" \
+	sh -c "awk -F: '\$1 == \"nova\" && \$3 < 1000 && \$7 ~ /nologin/ { f = 1 } END { exit !f }' '$root/etc/passwd' &&
+	       grep -q '^nova:' '$root/etc/group'"
+nova_uid=$(awk -F: '$1 == "nova" { print $3 }' "$root/etc/passwd")
+nova_gid=$(awk -F: '$1 == "nova" { print $4 }' "$root/etc/passwd")
+why=$(ls -ldn "$root/var/lib/nova" 2>&1)
+t_check "/var/lib/nova belongs to nova, mode 0750" \
+	test -n "$nova_uid" -a "$(stat -c '%u:%g %a' "$root/var/lib/nova" 2>/dev/null)" = "$nova_uid:$nova_gid 750"
+why=$(ls -l "$root/etc/systemd/system/multi-user.target.wants" 2>&1)
+t_check "the units are enabled (multi-user.target wants them)" \
+	sh -c "[ -L '$root/etc/systemd/system/multi-user.target.wants/novad.service' ] &&
+	       [ -L '$root/etc/systemd/system/multi-user.target.wants/nova-router.service' ]"
+why="/etc/passwd or /etc/group changed"
+t_check "the running system's users and groups are untouched" \
+	test "$(cat /etc/passwd /etc/group | md5sum)" = "$host_ids"
+
+# --- novad from the installed unit's ExecStart line ----------------------
+unit=
+for d in lib/systemd/system usr/lib/systemd/system; do
+	[ -f "$root/$d/novad.service" ] && unit="$root/$d/novad.service"
+done
+exec_line=$(sed -n 's/^ExecStart=//p' "$unit" 2>/dev/null)
+user=$(sed -n 's/^User=//p' "$unit" 2>/dev/null)
+envfile=$(sed -n 's/^EnvironmentFile=-\{0,1\}//p' "$unit" 2>/dev/null)
+why="ExecStart='$exec_line' User='$user' EnvironmentFile='$envfile'"
+t_check "novad.service runs the installed novad as nova, without -c" \
+	test "$exec_line" = /usr/bin/novad -a "$user" = nova -a "$envfile" = /etc/nova/novad.env
+T_DB=t_svc_$$_$(date +%s%N | tail -c 6)
+psql -h "$NOVA_TEST_PGHOST" -U nova -d postgres -qc "CREATE DATABASE $T_DB" >/dev/null
+# What an admin writes into the EnvironmentFile (root's, 0600); the listen
+# address overrides the file's 8420, which another novad here may hold.
+(umask 077; cat >"$root$envfile" <<EOT
+NOVA_DATABASE_URL="host=$NOVA_TEST_PGHOST dbname=$T_DB user=nova"
+NOVA_LISTEN=127.0.0.1:0
+EOT
+)
+# What StateDirectory= gives the unit.
+state="$T_WORK/svc-state"
+install -d -m 0750 "$state"
+chown "$nova_uid:$nova_gid" "$state"
+# systemd starts a service with a clean environment, the EnvironmentFile's
+# variables and STATE_DIRECTORY, as the unit's user.
+svc_env="PATH=/usr/sbin:/usr/bin:/sbin:/bin STATE_DIRECTORY=$state"
+export SVC_ENV="$svc_env"
+if unshare -m sh -c "mount -t overlay nova-usr -o lowerdir='$root/usr':/usr /usr &&
+	mount -t overlay nova-etc -o lowerdir='$root/etc':/etc /etc && [ -x /usr/bin/novad ]" 2>/dev/null; then
+	unshare -m sh -c 'mount -t overlay nova-usr -o lowerdir="$1/usr":/usr /usr &&
+		mount -t overlay nova-etc -o lowerdir="$1/etc":/etc /etc || exit 97
+		envfile=$2 uid=$3 gid=$4; shift 4
+		exec env -i $SVC_ENV sh -c "set -a; . $envfile; set +a;
+			exec setpriv --reuid=$uid --regid=$gid --clear-groups $*"' \
+		sh "$root" "$envfile" "$nova_uid" "$nova_gid" "$exec_line" \
+		>"$T_WORK/svc.log" 2>&1 &
+	svc_pid=$!
+	how="namespace"
+else
+	echo "SKIP: novad under the package's own /etc/nova (no mount namespace or overlayfs" \
+		"here): NOVA_CONFIG names the root's file instead"
+	env -i $svc_env sh -c "set -a; . '$root$envfile'; set +a; NOVA_CONFIG='$root/etc/nova/novad.yaml';
+		exec setpriv --reuid=$nova_uid --regid=$nova_gid --clear-groups '$root$exec_line'" \
+		>"$T_WORK/svc.log" 2>&1 &
+	svc_pid=$!
+	how="root"
+fi
+i=0
+while [ ! -s "$state/novad.url" ] && kill -0 "$svc_pid" 2>/dev/null && [ $i -lt 300 ]; do
+	i=$((i + 1)); sleep 0.1
+done
+url=$(cat "$state/novad.url" 2>/dev/null)
+why="no novad.url; log: $(tail -c 600 "$T_WORK/svc.log")"
+t_check "novad from ExecStart comes up" test -n "$url"
+code=$(curl -s -o "$T_WORK/healthz" -w '%{http_code}' "$url/healthz" 2>/dev/null)
+why="status $code: $(head -c 200 "$T_WORK/healthz" 2>/dev/null)"
+t_check "its /healthz answers 200" test "$code" = 200
+if [ "$how" = namespace ]; then
+	why=$(grep 'configuration' "$T_WORK/svc.log" | head -2)
+	t_check "without -c it read /etc/nova/novad.yaml, its default" \
+		grep -q '"msg":"configuration read".*"file":"/etc/nova/novad.yaml".*"from":"default"' \
+		"$T_WORK/svc.log"
+fi
+why=$(ps -o uid= -p "$svc_pid" 2>&1)
+t_check "it runs as the unit's user" test "$(ps -o uid= -p "$svc_pid" | tr -d ' ')" = "$nova_uid"
+why=$(ls -ln "$state" 2>&1)
+t_check "its state (generated admin token, 0600) is in STATE_DIRECTORY" \
+	test "$(stat -c '%u %a' "$state/admin_token" 2>/dev/null)" = "$nova_uid 600"
+kill -TERM "$svc_pid" 2>/dev/null
+wait "$svc_pid"; rc=$?
+svc_pid=
+why="exit $rc"
+t_check "it stops cleanly on SIGTERM" test "$rc" -eq 0
+
+# --- purge -------------------------------------------------------------
+if dpkg --root="$root" --log="$T_WORK/dpkg.log" --force-script-chrootless --force-depends \
+	--purge nova >"$T_WORK/dpkg-purge.out" 2>&1; then
+	t_pass "dpkg purges the package from the throwaway root"
+else
+	t_fail "dpkg purges the package from the throwaway root" "$(tail -5 "$T_WORK/dpkg-purge.out")"
+fi
+why=$(find "$root/etc/nova" "$root/etc/systemd" 2>&1)
+t_check "a purge leaves no unit enabled and no /etc/nova" \
+	sh -c "[ ! -e '$root/etc/systemd/system/multi-user.target.wants/novad.service' ] &&
+	       [ ! -e '$root/etc/nova/novad.yaml' ]"
+exit 0
