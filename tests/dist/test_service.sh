@@ -174,7 +174,12 @@ install -d -m 0750 "$state"
 chown "$nova_uid:$nova_gid" "$state"
 # systemd starts a service with a clean environment, the EnvironmentFile's
 # variables and STATE_DIRECTORY, as the unit's user.
+# (A sanitizer build's options go along: they are the run's, not the unit's.)
 svc_env="PATH=/usr/sbin:/usr/bin:/sbin:/bin STATE_DIRECTORY=$state"
+for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
+	eval "val=\${$v:-}"
+	[ -n "$val" ] && svc_env="$svc_env $v=$val"
+done
 export SVC_ENV="$svc_env"
 if unshare -m sh -c "mount -t overlay nova-usr -o lowerdir='$root/usr':/usr /usr &&
 	mount -t overlay nova-etc -o lowerdir='$root/etc':/etc /etc && [ -x /usr/bin/novad ]" 2>/dev/null; then
