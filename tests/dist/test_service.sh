@@ -6,15 +6,19 @@
 # chrootless under DPKG_ROOT: the user nova, /var/lib/nova, the units
 # enabled), and novad started from the installed unit's ExecStart line,
 # as the unit's user, answers /healthz having read /etc/nova/novad.yaml by
-# itself. Nothing of the running system is changed: the root is a temp
-# directory, and novad sees the package's /usr and /etc through read-only
-# overlays in a mount namespace of its own.
+# itself, and nova-router from its unit, its key from its EnvironmentFile,
+# serves /v1/models having read /etc/nova/nova-router.yaml. Nothing of the
+# running system is changed: the root is a temp directory, and the
+# services see the package's /usr and /etc through read-only overlays in
+# mount namespaces of their own (where those are unavailable, said with a
+# SKIP line, the files are named by NOVA_CONFIG and NOVA_ROUTER_CONFIG).
 set -u
 . tests/support/lib.sh
 
 svc_pid=
+router_pid=
 svc_cleanup() {
-	if [ -n "$svc_pid" ]; then kill -TERM "$svc_pid" 2>/dev/null; wait "$svc_pid" 2>/dev/null; fi
+	for p in $router_pid $svc_pid; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	t_cleanup
 }
 trap svc_cleanup EXIT
@@ -183,24 +187,32 @@ done
 export SVC_ENV="$svc_env"
 if unshare -m sh -c "mount -t overlay nova-usr -o lowerdir='$root/usr':/usr /usr &&
 	mount -t overlay nova-etc -o lowerdir='$root/etc':/etc /etc && [ -x /usr/bin/novad ]" 2>/dev/null; then
-	unshare -m sh -c 'mount -t overlay nova-usr -o lowerdir="$1/usr":/usr /usr &&
-		mount -t overlay nova-etc -o lowerdir="$1/etc":/etc /etc || exit 97
-		envfile=$2 uid=$3 gid=$4; shift 4
-		exec env -i $SVC_ENV sh -c "set -a; . $envfile; set +a;
-			exec setpriv --reuid=$uid --regid=$gid --clear-groups $*"' \
-		sh "$root" "$envfile" "$nova_uid" "$nova_gid" "$exec_line" \
-		>"$T_WORK/svc.log" 2>&1 &
-	svc_pid=$!
 	how="namespace"
 else
-	echo "SKIP: novad under the package's own /etc/nova (no mount namespace or overlayfs" \
-		"here): NOVA_CONFIG names the root's file instead"
-	env -i $svc_env sh -c "set -a; . '$root$envfile'; set +a; NOVA_CONFIG='$root/etc/nova/novad.yaml';
-		exec setpriv --reuid=$nova_uid --regid=$nova_gid --clear-groups '$root$exec_line'" \
-		>"$T_WORK/svc.log" 2>&1 &
-	svc_pid=$!
+	echo "SKIP: the services under the package's own /etc/nova (no mount namespace or" \
+		"overlayfs here): NOVA_CONFIG and NOVA_ROUTER_CONFIG name the root's files instead"
 	how="root"
 fi
+# svc_start EXEC_LINE ENVFILE CONFIG_VARIABLE CONFIG_FILE OUT ERR: a unit's
+# ExecStart as nova with the EnvironmentFile's variables, in the
+# namespace where /usr and /etc are the package's; its pid in svc_last.
+svc_start() {
+	if [ "$how" = namespace ]; then
+		unshare -m sh -c 'mount -t overlay nova-usr -o lowerdir="$1/usr":/usr /usr &&
+			mount -t overlay nova-etc -o lowerdir="$1/etc":/etc /etc || exit 97
+			envfile=$2 uid=$3 gid=$4; shift 4
+			exec env -i $SVC_ENV sh -c "set -a; . $envfile; set +a;
+				exec setpriv --reuid=$uid --regid=$gid --clear-groups $*"' \
+			sh "$root" "$2" "$nova_uid" "$nova_gid" "$1" >"$5" 2>"$6" &
+	else
+		env -i $svc_env sh -c "set -a; . '$root$2'; $3='$root$4'; set +a;
+			exec setpriv --reuid=$nova_uid --regid=$nova_gid --clear-groups $root$1" \
+			>"$5" 2>"$6" &
+	fi
+	svc_last=$!
+}
+svc_start "$exec_line" "$envfile" NOVA_CONFIG /etc/nova/novad.yaml "$T_WORK/svc.log" "$T_WORK/svc.log"
+svc_pid=$svc_last
 i=0
 while [ ! -s "$state/novad.url" ] && kill -0 "$svc_pid" 2>/dev/null && [ $i -lt 300 ]; do
 	i=$((i + 1)); sleep 0.1
@@ -216,17 +228,77 @@ if [ "$how" = namespace ]; then
 	t_check "without -c it read /etc/nova/novad.yaml, its default" \
 		grep -q '"msg":"configuration read".*"file":"/etc/nova/novad.yaml".*"from":"default"' \
 		"$T_WORK/svc.log"
+else
+	why=$(grep 'configuration' "$T_WORK/svc.log" | head -2)
+	t_check "without -c it read the file NOVA_CONFIG names" \
+		grep -q '"msg":"configuration read".*"file":"[^"]*/etc/nova/novad.yaml".*"from":"NOVA_CONFIG"' \
+		"$T_WORK/svc.log"
 fi
 why=$(ps -o uid= -p "$svc_pid" 2>&1)
 t_check "it runs as the unit's user" test "$(ps -o uid= -p "$svc_pid" | tr -d ' ')" = "$nova_uid"
 why=$(ls -ln "$state" 2>&1)
 t_check "its state (generated admin token, 0600) is in STATE_DIRECTORY" \
 	test "$(stat -c '%u %a' "$state/admin_token" 2>/dev/null)" = "$nova_uid 600"
+
+# --- nova-router from its unit, with its key in the EnvironmentFile -----
+runit=$(dirname "$unit")/nova-router.service
+rexec=$(sed -n 's/^ExecStart=//p' "$runit" 2>/dev/null)
+renv=$(sed -n 's/^EnvironmentFile=//p' "$runit" 2>/dev/null)
+why="ExecStart='$rexec' EnvironmentFile='$renv' $(grep '^Condition' "$runit")"
+t_check "nova-router.service runs the installed router, its key from a file it needs" \
+	sh -c "[ '$rexec' = /usr/bin/nova-router ] && [ '$renv' = /etc/nova/nova-router.env ] &&
+	       grep -qx 'ConditionPathExists=/etc/nova/nova-router.env' '$runit'"
+rkey=$(NOVA_SERVER="$url" NOVA_STATE_DIR="$state" "$B/novactl" apikey create svc-router --scope router 2>/dev/null)
+ckey=$(NOVA_SERVER="$url" NOVA_STATE_DIR="$state" "$B/novactl" apikey create svc-client --scope inference 2>/dev/null)
+# The key as an admin writes it; the gateway and the listen address
+# override the file's (this novad's port is not 8420, and 8430 may be taken).
+(umask 077; printf 'NOVA_TOKEN=%s\nNOVA_GATEWAY=%s\nNOVA_ROUTER_LISTEN=127.0.0.1:0\n' \
+	"$rkey" "$url" >"$root$renv")
+(umask 077; printf 'Authorization: Bearer %s\n' "$ckey" >"$T_WORK/client-auth")
+svc_start "$rexec" "$renv" NOVA_ROUTER_CONFIG /etc/nova/nova-router.yaml \
+	"$T_WORK/router.port" "$T_WORK/router.log"
+router_pid=$svc_last
+i=0
+while [ ! -s "$T_WORK/router.port" ] && kill -0 "$router_pid" 2>/dev/null && [ $i -lt 100 ]; do
+	i=$((i + 1)); sleep 0.1
+done
+rport=$(head -1 "$T_WORK/router.port" 2>/dev/null)
+code=
+i=0
+while [ -n "$rport" ] && [ "$code" != 200 ] && [ $i -lt 50 ]; do
+	code=$(curl -s -o "$T_WORK/models" -w '%{http_code}' -H @"$T_WORK/client-auth" \
+		"http://127.0.0.1:$rport/v1/models" 2>/dev/null)
+	i=$((i + 1)); [ "$code" = 200 ] || sleep 0.1
+done
+why="port '$rport', status '$code'; log: $(tail -c 600 "$T_WORK/router.log")"
+t_check "nova-router from ExecStart serves /v1/models with its key from the EnvironmentFile" \
+	test "$code" = 200
+if [ "$how" = namespace ]; then
+	why=$(grep 'configuration' "$T_WORK/router.log" | head -2)
+	t_check "without --config it read /etc/nova/nova-router.yaml, its default" \
+		grep -q '"msg":"configuration read".*"file":"/etc/nova/nova-router.yaml".*"from":"default"' \
+		"$T_WORK/router.log"
+else
+	why=$(grep 'configuration' "$T_WORK/router.log" | head -2)
+	t_check "without --config it read the file NOVA_ROUTER_CONFIG names" \
+		grep -q '"msg":"configuration read".*"from":"NOVA_ROUTER_CONFIG"' "$T_WORK/router.log"
+fi
+# (The variable's name stays in the environ block the kernel keeps; the
+# router overwrote its value.)
+why=$(tr '\0' ' ' </proc/"$router_pid"/environ 2>&1 | head -c 300)
+t_check "the router's key is out of its environment and off its command line" \
+	sh -c "[ -r /proc/$router_pid/environ ] && ! grep -aq 'sk-nova' /proc/$router_pid/environ &&
+	       ! grep -aq 'sk-nova' /proc/$router_pid/cmdline"
+kill -TERM "$router_pid" 2>/dev/null
+wait "$router_pid"; rc=$?
+why="exit $rc"
+t_check "the router stops cleanly on SIGTERM" test "$rc" -eq 0
+
 kill -TERM "$svc_pid" 2>/dev/null
 wait "$svc_pid"; rc=$?
 svc_pid=
 why="exit $rc"
-t_check "it stops cleanly on SIGTERM" test "$rc" -eq 0
+t_check "novad stops cleanly on SIGTERM" test "$rc" -eq 0
 
 # --- purge -------------------------------------------------------------
 if dpkg --root="$root" --log="$T_WORK/dpkg.log" --force-script-chrootless --force-depends \
