@@ -5,6 +5,10 @@
 BUILD   ?= build
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# Where a service's configuration lives (/etc/nova/novad.yaml), compiled
+# into novad and nova-router as their default file. Not under PREFIX: an
+# admin looks in /etc whichever prefix the programs came from.
+SYSCONFDIR ?= /etc
 CC      ?= cc
 # `make V=1` shows the full commands.
 ifeq ($(V),1)
@@ -25,7 +29,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"'
+CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"' -DNOVA_SYSCONFDIR='"$(SYSCONFDIR)"'
 
 LIB_DIRS := core audit adapters adapters/fake adapters/lpu adapters/kubernetes adapters/ssh pools models deployments inventory auth gateway sidecar router
 LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
@@ -54,7 +58,7 @@ WEB_FILES := $(sort $(shell find web -type f 2>/dev/null))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
              inventory/*.h auth/*.h audit/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h router/*.h)
 
-.PHONY: all deps test asan run install check-headers clean tests fuzz fuzz-build bench
+.PHONY: all deps test asan run install deb check-headers clean tests fuzz fuzz-build bench
 all: $(BINS) $(BENCH_BINS)
 
 $(BUILD)/%.o: %.c
@@ -188,11 +192,56 @@ check-headers:
 	  $(CC) $(CPPFLAGS) $(PKG_CFLAGS) -std=c17 $(WARN) -fsyntax-only $(BUILD)/check-headers/t.c || exit 1; \
 	done; echo "headers ok"
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/nova/etc/models
-	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 etc/novad.yaml etc/datacenter.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/
-	install -m 0644 etc/models/*.yaml $(DESTDIR)$(PREFIX)/share/nova/etc/models/
+# `make install` (PREFIX, DESTDIR, and the directories below): the
+# programs, the example topology and model files (PREFIX/share/nova/etc,
+# where novad looks for them beside its binary), man pages, systemd units
+# for novad and nova-router (ExecStart names BINDIR), and
+# SYSCONFDIR/nova/novad.yaml and nova-router.yaml, which the programs read
+# when given no file: an admin's existing ones are never overwritten. The
+# programs are built with this SYSCONFDIR compiled in: `make clean` first
+# when changing it. `make deb` builds the Debian package from such a tree
+# (dist/debian/mkdeb.sh).
+BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MAN1 := man/novactl.1
+MAN8 := man/novad.8 man/nova-sidecar.8 man/nova-router.8
+UNITS := novad nova-router
+
+install: $(BINS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/nova/etc/models/lpu \
+	  $(DESTDIR)$(DATADIR)/nova/etc/prometheus \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/nova
+	install -m 0755 $(BINS) $(DESTDIR)$(BINDIR)/
+	install -m 0644 etc/novad.yaml etc/nova-router.yaml etc/datacenter.yaml \
+	  $(DESTDIR)$(DATADIR)/nova/etc/
+	install -m 0644 etc/models/*.yaml $(DESTDIR)$(DATADIR)/nova/etc/models/
+	install -m 0644 etc/models/lpu/*.yaml $(DESTDIR)$(DATADIR)/nova/etc/models/lpu/
+	install -m 0644 etc/prometheus/*.yml $(DESTDIR)$(DATADIR)/nova/etc/prometheus/
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	for u in $(UNITS); do \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    dist/systemd/$$u.service.in > $(DESTDIR)$(UNITDIR)/$$u.service.tmp && \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service.tmp && \
+	  mv $(DESTDIR)$(UNITDIR)/$$u.service.tmp $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
+	done
+	for f in novad nova-router; do \
+	  [ -e $(DESTDIR)$(SYSCONFDIR)/nova/$$f.yaml ] || \
+	    install -m 0644 etc/$$f.yaml $(DESTDIR)$(SYSCONFDIR)/nova/$$f.yaml || exit 1; \
+	done
+	@if [ -z "$(DESTDIR)" ] && ! getent passwd nova >/dev/null; then \
+	  echo "install: the units run as the system user nova, which does not exist yet:"; \
+	  echo "  useradd --system --user-group --home-dir /var/lib/nova --shell /usr/sbin/nologin nova"; \
+	  echo "  then: systemctl daemon-reload && systemctl enable --now novad"; \
+	fi
+
+# The Debian package, in $(BUILD)/: the tree `make install` stages with
+# PREFIX=/usr, and the maintainer scripts of dist/debian/.
+deb: $(BINS)
+	@BUILD=$(BUILD) MAKE="$(MAKE)" sh dist/debian/mkdeb.sh
 
 clean:
 	rm -rf $(BUILD) build-asan

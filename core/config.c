@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/http_client.h"
@@ -14,10 +15,14 @@
 void cfg_default_state_dir(char *buf, size_t len)
 {
 	const char *env = getenv("NOVA_STATE_DIR");
+	const char *sd = getenv("STATE_DIRECTORY");
 	const char *xdg = getenv("XDG_STATE_HOME");
 	const char *home = getenv("HOME");
 	if (env && *env) {
 		snprintf(buf, len, "%s", env);
+	} else if (sd && sd[0] == '/') {
+		/* systemd lists several directories with ':' */
+		snprintf(buf, len, "%.*s", (int)strcspn(sd, ":"), sd);
 	} else if (geteuid() == 0) {
 		snprintf(buf, len, "/var/lib/nova");
 	} else if (xdg && *xdg) {
@@ -29,6 +34,30 @@ void cfg_default_state_dir(char *buf, size_t len)
 		}
 		snprintf(buf, len, "%s/.local/state/nova", home);
 	}
+}
+
+int cfg_file_pick(char *out, size_t len, const char **source_out, const char *flag,
+		  const char *env_name, const char *default_path, struct nova_err *err)
+{
+	const char *env = env_name ? getenv(env_name) : NULL;
+	const char *path = NULL, *source = "none";
+	struct stat st;
+	if (flag) {
+		path = flag;
+		source = "flag";
+	} else if (env && *env) {
+		path = env;
+		source = env_name;
+	} else if (default_path && (stat(default_path, &st) == 0 || errno != ENOENT)) {
+		path = default_path;
+		source = "default";
+	}
+	if (source_out)
+		*source_out = source;
+	if (snprintf(out, len, "%s", path ? path : "") >= (int)len)
+		return nova_err_set(err, NOVA_EINVAL, flag ? "config" : env_name,
+				    "configuration file name is longer than %zu bytes", len - 1);
+	return 0;
 }
 
 void cfg_defaults(struct cfg *c)

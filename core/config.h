@@ -15,6 +15,15 @@
 #define CFG_ADMIN_TOKEN_FILE "admin_token"
 #define CFG_PROVIDER_FILES_MAX 16
 
+/* The system configuration directory, set by the Makefile (SYSCONFDIR,
+ * /etc by default, not under PREFIX: a service's configuration lives in
+ * /etc whichever prefix its programs came from). */
+#ifndef NOVA_SYSCONFDIR
+#define NOVA_SYSCONFDIR "/etc"
+#endif
+/* novad reads this when started without -c and without NOVA_CONFIG. */
+#define CFG_DEFAULT_FILE NOVA_SYSCONFDIR "/nova/novad.yaml"
+
 struct cfg {
 	char listen[256];            /* listen:            NOVA_LISTEN          */
 	char database_url[2048];     /* database_url:      NOVA_DATABASE_URL    */
@@ -101,6 +110,20 @@ struct cfg {
 };
 
 void cfg_defaults(struct cfg *c);
+/* Which configuration file a program reads (novad's -c, nova-router's
+ * --config): the flag's file, else the one the environment variable
+ * env_name names, else default_path when it exists, else none (out is
+ * ""). *source_out, when not NULL, says which ("flag", the variable's
+ * name, "default", "none"). The choice is made on existence alone: a
+ * named file that is missing, or a default that exists but cannot be
+ * read, fails in the load that follows, saying so; only an absent default
+ * means "built-in defaults". /dev/null, named by the flag or the variable,
+ * reads nothing (an empty file changes no setting). Rejected: merging
+ * the default file under an explicit one (two files to read to know a
+ * setting, and no way left to run without /etc's). 0, or NOVA_EINVAL for
+ * a path longer than len. */
+int cfg_file_pick(char *out, size_t len, const char **source_out, const char *flag,
+		  const char *env_name, const char *default_path, struct nova_err *err);
 /* Merge a YAML file over c. Unknown keys, wrong types and out-of-range
  * values are errors: err->field is the dotted key, err->message begins with
  * "path:line:column:". */
@@ -108,9 +131,12 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err);
 /* Merge NOVA_* environment variables over c. */
 int cfg_apply_env(struct cfg *c, struct nova_err *err);
 
-/* The default state directory: $NOVA_STATE_DIR, else /var/lib/nova for
- * root, else $XDG_STATE_HOME/nova, else ~/.local/state/nova. novactl uses
- * the same rule to find a local novad's generated admin token. */
+/* The default state directory: $NOVA_STATE_DIR, else $STATE_DIRECTORY
+ * (its first entry: what systemd sets for a unit's StateDirectory=, so
+ * novad.service's user gets /var/lib/nova with no setting of its own),
+ * else /var/lib/nova for root, else $XDG_STATE_HOME/nova, else
+ * ~/.local/state/nova. novactl uses the same rule to find a local novad's
+ * generated admin token. */
 void cfg_default_state_dir(char *buf, size_t len);
 
 #endif

@@ -35,7 +35,9 @@ static void novad_usage(FILE *f)
 	fprintf(f,
 		"usage: novad [-c CONFIG.yaml] [--listen HOST:PORT] [--state-dir DIR]\n"
 		"\n"
-		"  -c, --config FILE    configuration file (see etc/novad.yaml)\n"
+		"  -c, --config FILE    configuration file (see etc/novad.yaml); without it,\n"
+		"                       $NOVA_CONFIG, else " CFG_DEFAULT_FILE " when it exists,\n"
+		"                       else built-in defaults (-c /dev/null: none)\n"
 		"  -d FILE -m FILE --allocation ALLOC [--instance-model-name NAME] [--mock-agents]\n"
 		"                       the Nova conductor: an lpu pool on those racks of the\n"
 		"                       datacenter, the model of that config deployed on it\n"
@@ -46,7 +48,8 @@ static void novad_usage(FILE *f)
 		"\n"
 		"Without a database URL (database_url, NOVA_DATABASE_URL) novad runs a private\n"
 		"PostgreSQL under STATE_DIR/postgres. Without an admin token it generates one\n"
-		"into STATE_DIR/admin_token.\n");
+		"into STATE_DIR/admin_token.\n"
+		"Precedence: built-in defaults, the file, NOVA_* environment variables, flags.\n");
 }
 
 struct novad_args {
@@ -111,11 +114,17 @@ static int novad_parse_args(struct novad_args *a, int argc, char **argv)
 	return 0;
 }
 
-static int novad_config(struct cfg *cfg, const struct novad_args *a, struct nova_err *err)
+/* The file read is told once the log level is known (file_out, source_out:
+ * cfg_file_pick's). */
+static int novad_config(struct cfg *cfg, char *file_out, size_t file_len, const char **source_out,
+			const struct novad_args *a, struct nova_err *err)
 {
 	int rc;
 	cfg_defaults(cfg);
-	if (a->config && (rc = cfg_load_file(cfg, a->config, err)))
+	if ((rc = cfg_file_pick(file_out, file_len, source_out, a->config, "NOVA_CONFIG",
+				CFG_DEFAULT_FILE, err)))
+		return rc;
+	if (*file_out && (rc = cfg_load_file(cfg, file_out, err)))
 		return rc;
 	if ((rc = cfg_apply_env(cfg, err)))
 		return rc;
@@ -283,11 +292,19 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc > 0 ? 0 : 2;
 	nova_err_clear(&err);
-	if (novad_config(&cfg, &args, &err)) {
+	char config_file[1024];
+	const char *config_source;
+	if (novad_config(&cfg, config_file, sizeof(config_file), &config_source, &args, &err)) {
 		fprintf(stderr, "novad: %s\n", err.message);
 		return 2;
 	}
 	nova_log_set_level(cfg.log_level);
+	if (config_file[0])
+		nova_log_kv(NOVA_LOG_INFO, "novad", "configuration read", "file", config_file, "from",
+			    config_source, NULL);
+	else
+		nova_log_kv(NOVA_LOG_INFO, "novad", "no configuration file: built-in defaults",
+			    "default", CFG_DEFAULT_FILE, NULL);
 	novad_fd_limit(&cfg);
 
 	/* Signals are taken synchronously by this thread; every thread started

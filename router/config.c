@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/http.h"
 #include "core/http_client.h"
 #include "core/ydoc.h"
@@ -27,6 +28,8 @@ const char router_usage[] =
 	"                   keys_poll_ms, loads_poll_ms, queue_max, queue_timeout_ms,\n"
 	"                   demand_ms, policy, prefix_block_bytes, prefix_max_blocks,\n"
 	"                   prefix_memory, log_level\n"
+	"                   (without it: NOVA_ROUTER_CONFIG, else\n"
+	"                   " ROUTER_DEFAULT_CONFIG " when it exists; /dev/null: none)\n"
 	"Precedence: defaults, the file, the environment, flags.\n";
 
 static const char *const router_policy_names[] = {"least-loaded", "session", "prefix",
@@ -217,7 +220,10 @@ int router_config_parse(struct router_config *cfg, int argc, char **argv, struct
 			config = argv[++i];
 		}
 	}
-	if (config && (rc = router_config_load_file(cfg, config, err)))
+	if ((rc = cfg_file_pick(cfg->config_file, sizeof(cfg->config_file), &cfg->config_source,
+				config, "NOVA_ROUTER_CONFIG", ROUTER_DEFAULT_CONFIG, err)))
+		return rc;
+	if (cfg->config_file[0] && (rc = router_config_load_file(cfg, cfg->config_file, err)))
 		return rc;
 	const struct {
 		const char *var;

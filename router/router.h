@@ -92,10 +92,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
 
 #define ROUTER_DEFAULT_LISTEN "127.0.0.1:8430"
+/* Read when started without --config and without NOVA_ROUTER_CONFIG, if
+ * it exists (core/config.h's cfg_file_pick). */
+#define ROUTER_DEFAULT_CONFIG NOVA_SYSCONFDIR "/nova/nova-router.yaml"
 #define ROUTER_PICK_SCAN_MAX 4
 /* Session affinity's bound: a replica takes a session while its
  * outstanding requests stay within this many times the route's mean (the
@@ -124,9 +128,12 @@ enum router_policy {
 	ROUTER_POLICY_ROUND_ROBIN,
 };
 
-/* Defaults, then the YAML file (--config; its keys are the field names
+/* Defaults, then the YAML file (--config, else NOVA_ROUTER_CONFIG, else
+ * ROUTER_DEFAULT_CONFIG when it exists; its keys are the field names
  * below), then the environment, then flags. */
 struct router_config {
+	char config_file[1024];     /* the file read, "" for none                   */
+	const char *config_source;  /* cfg_file_pick's: "flag", the variable, ...   */
 	char gateway[256];          /* gateway:     NOVA_GATEWAY,       --gateway URL   */
 	char token[256];            /* token_file:  NOVA_TOKEN,         --token KEY     */
 	char listen[128];           /* listen:      NOVA_ROUTER_LISTEN, --listen ADDR   */

@@ -41,6 +41,9 @@ int main(int argc, char **argv)
 		explicit_bzero(env_token, strlen(env_token));
 	unsetenv("NOVA_TOKEN");
 	nova_log_set_level(cfg.log_level);
+	if (cfg.config_file[0])
+		nova_log_kv(NOVA_LOG_INFO, "router", "configuration read", "file", cfg.config_file,
+			    "from", cfg.config_source, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* Two descriptors per request in flight (the client's, the replica's):
 	 * the soft limit raised to the hard one, as novad does. */

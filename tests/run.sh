@@ -12,6 +12,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 BUILD_ABS=$(cd "$BUILD" && pwd)
 export NOVA_BUILD="$BUILD_ABS"
+# A machine where Nova is installed has /etc/nova/novad.yaml and
+# nova-router.yaml, which novad and nova-router read when not told another
+# file: the tests' programs read none unless a test says so.
+export NOVA_CONFIG=/dev/null NOVA_ROUTER_CONFIG=/dev/null
+unset STATE_DIRECTORY
 logdir="$BUILD_ABS/test-logs"
 rm -rf "$logdir"; mkdir -p "$logdir"
 

@@ -4,7 +4,12 @@
 set -eu
 PKGS="gcc make pkg-config libc6-dev libpq-dev libcurl4-openssl-dev libjansson-dev libssh2-1-dev
 libyaml-dev uuid-dev libmicrohttpd-dev libssl-dev libcmocka-dev postgresql postgresql-client
-util-linux procps curl python3 python3-yaml openssl openssh-server openssh-client iproute2"
+util-linux procps curl python3 python3-yaml openssl openssh-server openssh-client iproute2
+mandoc dpkg-dev init-system-helpers passwd"
+# mandoc checks the man pages, dpkg-dev's dpkg-shlibdeps gives `make deb`
+# its dependencies, init-system-helpers (deb-systemd-helper) and passwd
+# (useradd) are what the package's maintainer scripts call when the
+# package test installs it into a throwaway root.
 # Debian's kubectl drives the fake Kubernetes API server in the tests. When
 # another package already owns /usr/bin/kubectl (Google's "kubectl"), the two
 # clash, so it is left out and tests/support/k8s.sh unpacks it privately

@@ -37,6 +37,75 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The file novad (and nova-router) read: -c, else the variable, else the
+ * default when it exists; a missing default means built-in defaults. */
+static void test_config_file_flag_wins_over_variable_and_default(void **state)
+{
+	char out[256], dflt[64];
+	const char *src;
+	struct nova_err err;
+	(void)state;
+	snprintf(dflt, sizeof(dflt), "%s", write_yaml("listen: 127.0.0.1:1\n"));
+	setenv("NOVA_CONFIG", "/tmp/from-env.yaml", 1);
+	assert_int_equal(cfg_file_pick(out, sizeof(out), &src, "/tmp/flag.yaml", "NOVA_CONFIG",
+				       dflt, &err), 0);
+	assert_string_equal(out, "/tmp/flag.yaml");
+	assert_string_equal(src, "flag");
+	assert_int_equal(cfg_file_pick(out, sizeof(out), &src, NULL, "NOVA_CONFIG", dflt, &err), 0);
+	assert_string_equal(out, "/tmp/from-env.yaml");
+	assert_string_equal(src, "NOVA_CONFIG");
+	unsetenv("NOVA_CONFIG");
+	assert_int_equal(cfg_file_pick(out, sizeof(out), &src, NULL, "NOVA_CONFIG", dflt, &err), 0);
+	assert_string_equal(out, dflt);
+	assert_string_equal(src, "default");
+}
+
+static void test_config_file_default_absent_means_builtin_defaults(void **state)
+{
+	char out[256] = "x";
+	const char *src;
+	struct nova_err err;
+	(void)state;
+	unsetenv("NOVA_CONFIG");
+	setenv("NOVA_CONFIG", "", 1); /* empty: as unset */
+	assert_int_equal(cfg_file_pick(out, sizeof(out), &src, NULL, "NOVA_CONFIG",
+				       "/nonexistent/nova/novad.yaml", &err), 0);
+	assert_string_equal(out, "");
+	assert_string_equal(src, "none");
+	unsetenv("NOVA_CONFIG");
+}
+
+static void test_config_file_named_but_missing_fails_at_load(void **state)
+{
+	char out[256];
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	setenv("NOVA_CONFIG", "/nonexistent/novad.yaml", 1);
+	assert_int_equal(cfg_file_pick(out, sizeof(out), NULL, NULL, "NOVA_CONFIG", NULL, &err), 0);
+	unsetenv("NOVA_CONFIG");
+	cfg_defaults(&c);
+	assert_int_not_equal(cfg_load_file(&c, out, &err), 0);
+	assert_non_null(strstr(err.message, "/nonexistent/novad.yaml"));
+	/* /dev/null: a file that sets nothing */
+	assert_int_equal(cfg_load_file(&c, "/dev/null", &err), 0);
+	assert_string_equal(c.listen, CFG_DEFAULT_LISTEN);
+}
+
+static void test_config_default_state_dir_follows_systemd_state_directory(void **state)
+{
+	char buf[256];
+	(void)state;
+	unsetenv("NOVA_STATE_DIR");
+	setenv("STATE_DIRECTORY", "/var/lib/nova:/var/lib/other", 1);
+	cfg_default_state_dir(buf, sizeof(buf));
+	assert_string_equal(buf, "/var/lib/nova");
+	setenv("NOVA_STATE_DIR", "/srv/nova", 1); /* the explicit one still wins */
+	cfg_default_state_dir(buf, sizeof(buf));
+	assert_string_equal(buf, "/srv/nova");
+	unsetenv("STATE_DIRECTORY");
+}
+
 static void test_config_file_sets_values(void **state)
 {
 	struct cfg c;
@@ -346,6 +415,11 @@ int main(void)
 		cmocka_unit_test_teardown(test_config_advertise_url_is_checked_where_it_stands, teardown),
 		cmocka_unit_test_teardown(test_config_connection_limits_default_load_and_are_checked_together, teardown),
 		cmocka_unit_test_teardown(test_config_default_state_dir_follows_env, teardown),
+		cmocka_unit_test_teardown(test_config_file_flag_wins_over_variable_and_default, teardown),
+		cmocka_unit_test_teardown(test_config_file_default_absent_means_builtin_defaults, teardown),
+		cmocka_unit_test_teardown(test_config_file_named_but_missing_fails_at_load, teardown),
+		cmocka_unit_test_teardown(test_config_default_state_dir_follows_systemd_state_directory,
+					  teardown),
 		cmocka_unit_test(test_ydoc_to_json_keeps_types),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -551,6 +551,45 @@ static void test_the_config_file_is_read_and_flags_win(void **state)
 	unlink(tokpath);
 }
 
+/* Without --config the router reads NOVA_ROUTER_CONFIG's file (else
+ * /etc/nova/nova-router.yaml when it exists: tests/dist/test_service.sh);
+ * --config wins over it, and /dev/null reads nothing. */
+static void test_without_config_the_variable_names_the_file_and_config_wins(void **state)
+{
+	(void)state;
+	struct router_config cfg;
+	struct nova_err err;
+	char from_env[64], from_flag[64];
+	snprintf(from_env, sizeof(from_env), "%s", write_file("gateway: http://127.0.0.1:7001\n"));
+	snprintf(from_flag, sizeof(from_flag), "%s", write_file("gateway: http://127.0.0.1:7002\n"));
+	char *plain[] = {"nova-router", NULL};
+	char *flag[] = {"nova-router", "--config", from_flag, NULL};
+	char *none[] = {"nova-router", "--config", "/dev/null", NULL};
+	unsetenv("NOVA_GATEWAY");
+	setenv("NOVA_TOKEN", "sk-nova-x", 1);
+	setenv("NOVA_ROUTER_CONFIG", from_env, 1);
+	router_config_defaults(&cfg);
+	assert_int_equal(router_config_parse(&cfg, 1, plain, &err), 0);
+	assert_string_equal(cfg.gateway, "http://127.0.0.1:7001");
+	assert_string_equal(cfg.config_file, from_env);
+	assert_string_equal(cfg.config_source, "NOVA_ROUTER_CONFIG");
+	router_config_defaults(&cfg);
+	assert_int_equal(router_config_parse(&cfg, 3, flag, &err), 0);
+	assert_string_equal(cfg.gateway, "http://127.0.0.1:7002");
+	assert_string_equal(cfg.config_source, "flag");
+	router_config_defaults(&cfg);
+	assert_int_equal(router_config_parse(&cfg, 3, none, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "gateway"); /* nothing read: no gateway */
+	setenv("NOVA_ROUTER_CONFIG", "/nonexistent/nova-router.yaml", 1);
+	router_config_defaults(&cfg);
+	assert_int_not_equal(router_config_parse(&cfg, 1, plain, &err), 0);
+	assert_non_null(strstr(err.message, "/nonexistent/nova-router.yaml"));
+	setenv("NOVA_ROUTER_CONFIG", "/dev/null", 1); /* as tests/run.sh has it */
+	unsetenv("NOVA_TOKEN");
+	unlink(from_env);
+	unlink(from_flag);
+}
+
 static void test_a_bad_config_file_names_file_line_column_never_the_value(void **state)
 {
 	(void)state;
@@ -779,6 +818,7 @@ int main(void)
 		cmocka_unit_test(test_an_adapter_sent_lately_counts_as_loaded_for_a_while),
 		cmocka_unit_test(test_keys_are_checked_by_hash_scope_and_expiry),
 		cmocka_unit_test(test_the_config_file_is_read_and_flags_win),
+		cmocka_unit_test(test_without_config_the_variable_names_the_file_and_config_wins),
 		cmocka_unit_test(test_a_bad_config_file_names_file_line_column_never_the_value),
 		cmocka_unit_test(test_the_config_needs_a_gateway_and_a_token),
 		cmocka_unit_test(test_the_queue_settings_come_from_file_environment_and_flags),
