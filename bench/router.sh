@@ -109,19 +109,32 @@ EOF
 	return 1
 }
 
-# rt_nginx_proxy DIR: nginx proxy_pass to RT_UP on a free port; sets RT_PX.
+# rt_nginx_proxy DIR UPSTREAM [LOCATION]: nginx proxy_pass to the upstream
+# block's body UPSTREAM on a free port, keep-alive both sides; sets RT_PX
+# and RT_PX_PID.
 rt_nginx_proxy() {
 	for try in 1 2 3 4 5; do
 		RT_PX=$(rt_port)
 		if NGINX_PROXY_WORKERS=$RT_NGINX_WORKERS nginx_proxy_start "$1" "127.0.0.1:$RT_PX" \
-			"server 127.0.0.1:$RT_UP; keepalive 256; keepalive_requests 100000000;" \
-			"keepalive_requests 100000000; keepalive_timeout 300s; client_max_body_size 8m; client_body_buffer_size 1m;"; then
+			"$2 keepalive_requests 100000000;" \
+			"keepalive_requests 100000000; keepalive_timeout 300s; client_max_body_size 8m; client_body_buffer_size 1m; ${3:-}"; then
 			chmod 0755 "$1" "$1/tmp"
+			RT_PX_PID=$NGINX_PROXY_PID
 			RT_NGINX_PIDS="$RT_NGINX_PIDS $NGINX_PROXY_PID"
 			return 0
 		fi
 	done
 	return 1
+}
+
+# rt_nginx_stop PID: that nginx stopped (its workers done), and forgotten.
+rt_nginx_stop() {
+	kill -QUIT "$1" 2>/dev/null
+	i=0; while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null
+	rt_left=
+	for rt_p in $RT_NGINX_PIDS; do [ "$rt_p" = "$1" ] || rt_left="$rt_left $rt_p"; done
+	RT_NGINX_PIDS=$rt_left
 }
 
 # rt_engines_start N [nova-mock-engine flags]: N mock engines serving model
@@ -238,7 +251,8 @@ rt_lg() {
 rt_bench_proxy() {
 	echo "bench: router-proxy, router-large (nova-router vs nginx proxy_pass, $RT_CONNS connections," \
 		"$RT_THREADS loop(s))"
-	if ! rt_nginx_engine "$W/rt-up" || ! rt_nginx_proxy "$W/rt-px" || ! rt_table "$RT_UP" ||
+	if ! rt_nginx_engine "$W/rt-up" ||
+	   ! rt_nginx_proxy "$W/rt-px" "server 127.0.0.1:$RT_UP; keepalive 256;" || ! rt_table "$RT_UP" ||
 	   ! rt_router_start proxy --threads "$RT_THREADS"; then
 		broken=1; row router-proxy "router vs nginx proxy_pass" "" "" "" "" "" \
 			"broken: ${RT_ROUTER_ERR:-nginx or the stand-in novad did not start}"
@@ -418,24 +432,42 @@ rt_bench_prefix() {
 	printf '{"model":"m","messages":[{"role":"system","content":"request {seq}: %s"},{"role":"user","content":"question"}],"max_tokens":2,"stream":true}' \
 		"$filler" >"$W/prefix-unique.json"
 	# rt_prefix_run LABEL POLICY BODY: P90 TTFT in $OUT/router-prefix-LABEL.json,
-	# the engines' cache hit rate in RT_HITS; 1 when the router did not start.
+	# the engines' cache hit rate in RT_HITS; 1 when the router did not
+	# start. POLICY nginx-hash or nginx-rr: nginx in the router's place,
+	# hashing on the tenant (the affinity a perfect prefix policy would
+	# have here) or round robin; the workload's own ceiling.
 	rt_prefix_run() {
 		RT_HITS=
 		rt_engines_start 8 --latency-ms 20 --tokens-per-second 50 --prefix-block-bytes 64 \
 			--uncached-block-us 1600 --prefix-cache-blocks 15000 || return 2
-		rt_table $RT_ENGINE_PORTS || return 2
-		if ! rt_router_start "prefix-$1" --threads "$RT_THREADS" --policy "$2"; then
-			rt_engines_stop
-			return 1
-		fi
-		rt_lg "router-prefix-$1" "$RT_PORT" -c 64 -N "$RT_TENANTS" -d $((RT_SECS * 2)) -w 5 \
-			-r "$RT_PREFIX_RATE" -e '[DONE]' -B "$3"
+		case $2 in
+		nginx-*)
+			ups=
+			for rt_p in $RT_ENGINE_PORTS; do ups="$ups server 127.0.0.1:$rt_p;"; done
+			[ "$2" = nginx-hash ] && ups="$ups hash \$http_x_tenant consistent;"
+			if ! rt_nginx_proxy "$W/prefix-$1" "$ups keepalive 64;" "proxy_buffering off;"; then
+				rt_engines_stop
+				return 2
+			fi
+			rt_to=$RT_PX
+			;;
+		*)
+			rt_table $RT_ENGINE_PORTS || return 2
+			if ! rt_router_start "prefix-$1" --threads "$RT_THREADS" --policy "$2"; then
+				rt_engines_stop
+				return 1
+			fi
+			rt_to=$RT_PORT
+			;;
+		esac
+		rt_lg "router-prefix-$1" "$rt_to" -c 64 -N "$RT_TENANTS" -d $((RT_SECS * 2)) -w 5 \
+			-r "$RT_PREFIX_RATE" -e '[DONE]' -H 'X-Tenant: {i}' -B "$3"
 		for rt_p in $RT_ENGINE_PORTS; do curl -s "http://127.0.0.1:$rt_p/metrics"; done \
 			>"$OUT/router-prefix-$1-engines.txt"
 		RT_HITS=$(awk '$1 == "nova_engine_prefix_cache_hits_total" { h += $2 }
 			$1 == "nova_engine_prefix_cache_misses_total" { m += $2 }
 			END { if (h + m) printf "%.3f", h / (h + m) }' "$OUT/router-prefix-$1-engines.txt")
-		rt_router_stop
+		case $2 in nginx-*) rt_nginx_stop "$RT_PX_PID" ;; *) rt_router_stop ;; esac
 		rt_engines_stop
 	}
 	# rt_prefix_p90 LABEL POLICY BODY: the run, its P90 (RT_P90) or why not (RT_WHY).
@@ -461,6 +493,13 @@ rt_bench_prefix() {
 	row router-prefix "shared prefixes, P90 TTFT, prefix (ceil: rr)" "$pf_p90" "ms" "$rr_p90" "$pf_r" \
 		">= 10 x better" "$res"
 	row router-prefix "shared prefixes, cache hit rate, prefix / rr" "$pf_hits" "" "$rr_hits" "" "" ""
+	rt_prefix_p90 shared-nginx-hash nginx-hash "$W/prefix-shared.json"
+	nh_p90=$RT_P90 nh_why=$RT_WHY nh_hits=$RT_HITS
+	rt_prefix_p90 shared-nginx-rr nginx-rr "$W/prefix-shared.json"
+	nr_p90=$RT_P90 nr_why=$RT_WHY nr_hits=$RT_HITS
+	row router-prefix "the workload: P90, nginx by tenant (ceil: rr)" "$nh_p90" "ms" "$nr_p90" \
+		"$(ratio "$nr_p90" "$nh_p90")" "" "$(why_join "$nh_why" "$nr_why")"
+	row router-prefix "the workload: hit rate, nginx by tenant / rr" "$nh_hits" "" "$nr_hits" "" "" ""
 	rt_prefix_p90 unique-prefix prefix "$W/prefix-unique.json"
 	pf_p90=$RT_P90 pf_why=$RT_WHY
 	rt_prefix_p90 unique-least-loaded least-loaded "$W/prefix-unique.json"
