@@ -33,7 +33,9 @@
 #                  prefixes, prefix / least-loaded <= 1
 #   router-kill    one of 4 replicas SIGKILLed under load: no failure among
 #                  requests started after the kill; ejected (the router's
-#                  nova_router_ejections_total)
+#                  nova_router_ejections_total), and from its first failure
+#                  (the router's log: nothing else fails on it until its
+#                  1 s backoff runs out)
 
 if [ -z "${NOVA_BENCH_RUN:-}" ]; then
 	cd "$(dirname "$0")/.." || exit 1
@@ -543,7 +545,20 @@ rt_bench_kill() {
 	ejd=$(awk -v a="$ej" -v b="${ej0:-0}" 'BEGIN { if (a != "") print a - b }')
 	row router-kill "ejections (nova_router_ejections_total)" "$ejd" "" "" "" ">= 1" \
 		"$(verdict ge "${ejd:-0}" 1)"
-	row router-kill "upstream failures, retries" "$uf" "" "$rtr" "" "" ""
+	# The router's log has a line per failed attempt ("replica failed"),
+	# by replica: the victim's first failure ejects it when nothing more
+	# fails on it until its first backoff (1 s) runs out, only the requests
+	# already in flight, which fail together (within 50 ms).
+	grep '"replica failed' "$OUT/router-kill.log" | grep '"replica":"r1"' |
+		sed -n 's/.*"ts":"[0-9-]*T\([0-9]*\):\([0-9]*\):\([0-9.]*\)Z".*/\1 \2 \3/p' |
+		awk '{ print ($1 * 3600 + $2 * 60 + $3) * 1000 }' >"$OUT/router-kill-victim-ms.txt"
+	set -- $(awk 'NR == 1 { t0 = $1 } { d = $1 - t0 } d < 50 { burst++ } d >= 50 && d < 950 { mid++ }
+		END { print burst + 0, mid + 0, NR }' "$OUT/router-kill-victim-ms.txt")
+	res=$(verdict [ "${2:-x}" = 0 ]); [ "${3:-0}" -gt 0 ] || res="miss (no failure on the victim seen)"
+	row router-kill "victim: failures 50-950 ms after its first" "${2:-}" "" "" "" "0" "$res"
+	row router-kill "victim: failures within 50 ms of its first" "${1:-}" "" "" "" "" "in flight at the kill"
+	row router-kill "victim: failures in all, router retries" "${3:-}" "" "$rtr" "" "" \
+		"upstream failures $uf"
 	rt_stop_all
 }
 
