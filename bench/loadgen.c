@@ -22,6 +22,20 @@
  * it, and, paced, those still unanswered when it closed ("unfinished"),
  * each with the time it had waited by then.
  *
+ * Answers may come with a Content-Length or chunked (a streamed completion
+ * through a proxy). Beside each request's latency to its last byte, the
+ * time to its first body byte is kept (ttfb_*: for a Server-Sent Events
+ * stream, the first token), from the same start (sent, or due). With
+ * --expect-end a 2xx answer whose body does not end with the given text
+ * (trailing white space aside) counts as an error: a stream that a proxy
+ * ended with an error event is a failure, not a success.
+ *
+ * With --once every connection sends one request and the run ends when all
+ * are answered (or at the duration): concurrent streams, all open at once.
+ * With --failures, every failed request is written as one line, its start
+ * in wall-clock seconds, what failed and the status, so a script can tell
+ * the requests started before an event (a replica killed) from those after.
+ *
  * Latencies go into a log-linear histogram (64 sub-buckets per power of two,
  * under 1.6% error), so p99 over millions of requests costs no sorting and
  * no memory per sample. The result is one JSON object.
@@ -53,8 +67,9 @@
 #include <unistd.h>
 
 #define LG_MAX_HEADERS 16
-#define LG_REQ_MAX 16384
+#define LG_REQ_HEAD_MAX 16384 /* request line and headers; the body is sized apart */
 #define LG_HDR_MAX 16384
+#define LG_TAIL 64 /* the body's last bytes kept, for --expect-end */
 #define LG_READ_CHUNK 65536
 #define LG_RETRY_NS 20000000LL /* after a failed connect */
 
@@ -168,6 +183,18 @@ static bool lg_template_expand(char *buf, size_t cap, size_t *off, const struct 
 	return true;
 }
 
+/* The most bytes an expansion of t can take: a number is at most 20
+ * digits, an id or a token at most field_max bytes. */
+static size_t lg_template_max(const struct lg_template *t, size_t field_max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->n; i++)
+		n += t->pieces[i].kind == LG_LIT ? t->pieces[i].len
+		     : (t->pieces[i].kind == LG_ID || t->pieces[i].kind == LG_TOKEN) ? field_max
+										      : 20;
+	return n;
+}
+
 /* --- configuration and shared state ---------------------------------------------- */
 
 struct lg_config {
@@ -185,12 +212,19 @@ struct lg_config {
 	const char *output;
 	double rate;   /* requests/s over all connections; 0: closed loop */
 	char host[80]; /* the Host header's value */
+	char *body_file_text; /* --body-file's bytes, which the body template points into */
+	size_t body_max;      /* the largest body an expansion makes */
+	size_t req_max;       /* the largest request */
+	const char *expect_end; /* a 2xx body must end with this (white space aside) */
+	bool once;            /* one request per connection, then done */
+	FILE *failures;       /* --failures: one line per failed request */
 };
 
 static struct lg_config lg_cfg;
 static atomic_ullong lg_counter;
 static unsigned long long lg_seq_base;
 static int64_t lg_t0_ns, lg_measure_from_ns, lg_end_ns;
+static int64_t lg_wall0_ns; /* CLOCK_REALTIME at lg_t0_ns, for --failures */
 
 static int64_t lg_now_ns(void)
 {
@@ -203,16 +237,29 @@ static int64_t lg_now_ns(void)
 
 enum lg_state { LG_DOWN, LG_CONNECTING, LG_WRITING, LG_READING };
 
+/* Where a chunked body's parser is: a size line (and its extensions), the
+ * chunk's data, the CRLF after it, the trailer's lines. */
+enum lg_chunk_state { LG_CH_SIZE, LG_CH_EXT, LG_CH_DATA, LG_CH_DATA_END, LG_CH_TRAILER };
+
 struct lg_conn {
 	int fd;
 	enum lg_state state;
 	int64_t retry_at_ns;
-	char req[LG_REQ_MAX];
+	char *req; /* lg_cfg.req_max bytes */
 	size_t req_len, req_off;
 	char hdr[LG_HDR_MAX];
 	size_t hdr_len;
 	bool in_body, close_after;
-	unsigned long long body_left;
+	unsigned long long body_left; /* Content-Length left, or the chunk's */
+	bool chunked;
+	enum lg_chunk_state chunk_state;
+	unsigned chunk_digits;
+	size_t trailer_line; /* bytes on the trailer's current line */
+	bool got_first_byte;
+	int64_t first_byte_ns;
+	char tail[LG_TAIL];
+	size_t tail_len;
+	bool finished; /* --once: answered, or failed */
 	int status;
 	int64_t started_ns;
 	int64_t due_ns; /* paced: when the next request is due */
@@ -226,9 +273,13 @@ struct lg_stats {
 	unsigned long long done; /* answers that arrived in the window: the rate */
 	unsigned long long status[600];
 	unsigned long long transport_errors, connect_errors, parse_errors;
-	unsigned long long unfinished; /* paced: due in the window, no answer by its end */
+	unsigned long long unfinished; /* paced: due in the window, no answer by its end;
+					* --once: connections without an answer */
+	unsigned long long body_errors; /* 2xx without the --expect-end text */
 	uint64_t hist[LG_BUCKETS];
 	uint64_t max_us;
+	uint64_t ttfb_hist[LG_BUCKETS]; /* to the first body byte */
+	uint64_t ttfb_max_us;
 };
 
 struct lg_thread {
@@ -236,7 +287,9 @@ struct lg_thread {
 	int ep;
 	struct lg_conn *conns;
 	size_t n_conns, down, waiting;
+	size_t finished; /* --once */
 	struct lg_stats st;
+	char *body; /* lg_cfg.body_max + 1 bytes, where a body is expanded */
 	char scratch[LG_READ_CHUNK];
 };
 
@@ -251,12 +304,17 @@ static void lg_stats_add(struct lg_stats *to, const struct lg_stats *from)
 	to->connect_errors += from->connect_errors;
 	to->parse_errors += from->parse_errors;
 	to->unfinished += from->unfinished;
+	to->body_errors += from->body_errors;
 	for (size_t i = 0; i < 600; i++)
 		to->status[i] += from->status[i];
-	for (size_t i = 0; i < LG_BUCKETS; i++)
+	for (size_t i = 0; i < LG_BUCKETS; i++) {
 		to->hist[i] += from->hist[i];
+		to->ttfb_hist[i] += from->ttfb_hist[i];
+	}
 	if (from->max_us > to->max_us)
 		to->max_us = from->max_us;
+	if (from->ttfb_max_us > to->ttfb_max_us)
+		to->ttfb_max_us = from->ttfb_max_us;
 }
 
 static bool lg_measuring(int64_t started_ns)
@@ -276,53 +334,71 @@ static void lg_close(struct lg_thread *th, struct lg_conn *c, int64_t retry_at)
 	th->down++;
 }
 
+/* --failures: the request's start (wall clock), what failed, the status. */
+static void lg_log_failure(const struct lg_conn *c, const char *what)
+{
+	if (!lg_cfg.failures || !c->inflight)
+		return;
+	int64_t wall = lg_wall0_ns + (c->started_ns - lg_t0_ns);
+	fprintf(lg_cfg.failures, "%lld.%09lld %s %d\n", (long long)(wall / 1000000000),
+		(long long)(wall % 1000000000), what, c->status);
+}
+
+/* A request that failed without an answer (its connection is closed next). */
 static void lg_count_error(struct lg_thread *th, struct lg_conn *c, unsigned long long *kind)
 {
+	lg_log_failure(c, kind == &th->st.parse_errors ? "parse" : "transport");
 	if (lg_measuring(c->started_ns) && c->started_ns != 0) {
 		th->st.errors++;
 		(*kind)++;
 	}
+	if (lg_cfg.once && c->inflight && !c->finished) {
+		c->finished = true;
+		th->finished++;
+	}
+	c->inflight = false;
 }
 
-/* Build the next request into c->req; false when it does not fit. */
-static bool lg_build(struct lg_conn *c)
+/* Build the next request into c->req (the body expanded in th->body
+ * first, for its length); false when it does not fit. */
+static bool lg_build(struct lg_thread *th, struct lg_conn *c)
 {
 	unsigned long long k = atomic_fetch_add_explicit(&lg_counter, 1, memory_order_relaxed);
 	size_t n = lg_cfg.n_nodes ? lg_cfg.n_nodes : lg_cfg.connections;
 	size_t index = (size_t)(k % n);
 	const struct lg_node *node = lg_cfg.nodes ? &lg_cfg.nodes[index] : NULL;
 	unsigned long long seq = lg_seq_base + k;
-	char body[LG_REQ_MAX];
-	size_t blen = 0, off = 0;
+	size_t blen = 0, off = 0, cap = lg_cfg.req_max;
 	int w;
-	if (lg_cfg.has_body && !lg_template_expand(body, sizeof(body), &blen, &lg_cfg.body, index, node, seq))
+	if (lg_cfg.has_body &&
+	    !lg_template_expand(th->body, lg_cfg.body_max + 1, &blen, &lg_cfg.body, index, node, seq))
 		return false;
-	w = snprintf(c->req, sizeof(c->req), "%s ", lg_cfg.method);
+	w = snprintf(c->req, cap, "%s ", lg_cfg.method);
 	off = (size_t)w;
-	if (!lg_template_expand(c->req, sizeof(c->req), &off, &lg_cfg.path, index, node, seq))
+	if (!lg_template_expand(c->req, cap, &off, &lg_cfg.path, index, node, seq))
 		return false;
-	w = snprintf(c->req + off, sizeof(c->req) - off, " HTTP/1.1\r\nHost: %s\r\n", lg_cfg.host);
-	if (w < 0 || (size_t)w >= sizeof(c->req) - off)
+	w = snprintf(c->req + off, cap - off, " HTTP/1.1\r\nHost: %s\r\n", lg_cfg.host);
+	if (w < 0 || (size_t)w >= cap - off)
 		return false;
 	off += (size_t)w;
 	for (size_t h = 0; h < lg_cfg.n_headers; h++) {
-		if (!lg_template_expand(c->req, sizeof(c->req), &off, &lg_cfg.headers[h], index, node, seq) ||
-		    off + 2 >= sizeof(c->req))
+		if (!lg_template_expand(c->req, cap, &off, &lg_cfg.headers[h], index, node, seq) ||
+		    off + 2 >= cap)
 			return false;
 		memcpy(c->req + off, "\r\n", 2);
 		off += 2;
 	}
 	if (lg_cfg.has_body)
-		w = snprintf(c->req + off, sizeof(c->req) - off,
+		w = snprintf(c->req + off, cap - off,
 			     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", blen);
 	else
-		w = snprintf(c->req + off, sizeof(c->req) - off, "\r\n");
-	if (w < 0 || (size_t)w >= sizeof(c->req) - off)
+		w = snprintf(c->req + off, cap - off, "\r\n");
+	if (w < 0 || (size_t)w >= cap - off)
 		return false;
 	off += (size_t)w;
-	if (off + blen >= sizeof(c->req))
+	if (off + blen >= cap)
 		return false;
-	memcpy(c->req + off, body, blen);
+	memcpy(c->req + off, th->body, blen);
 	c->req_len = off + blen;
 	c->req_off = 0;
 	return true;
@@ -365,8 +441,8 @@ static void lg_send(struct lg_thread *th, struct lg_conn *c)
 /* Start a new request on a connected socket. */
 static void lg_start(struct lg_thread *th, struct lg_conn *c)
 {
-	if (!lg_build(c)) {
-		fprintf(stderr, "loadgen: a request does not fit in %d bytes\n", LG_REQ_MAX);
+	if (!lg_build(th, c)) {
+		fprintf(stderr, "loadgen: a request does not fit in %zu bytes\n", lg_cfg.req_max);
 		exit(2);
 	}
 	if (lg_cfg.rate > 0) {
@@ -377,6 +453,9 @@ static void lg_start(struct lg_thread *th, struct lg_conn *c)
 	}
 	c->resent = false;
 	c->inflight = true;
+	c->got_first_byte = false;
+	c->tail_len = 0;
+	c->status = 0;
 	lg_send(th, c);
 }
 
@@ -435,13 +514,25 @@ static bool lg_parse_head(struct lg_conn *c, size_t end)
 		return false;
 	bool have_length = false;
 	c->body_left = 0;
+	c->chunked = false;
 	c->close_after = strncmp(p, "HTTP/1.0", 8) == 0;
 	while ((p = memchr(p, '\n', (size_t)(stop - p))) && ++p < stop) {
 		if (strncasecmp(p, "content-length:", 15) == 0) {
 			c->body_left = strtoull(p + 15, NULL, 10);
 			have_length = true;
 		} else if (strncasecmp(p, "transfer-encoding:", 18) == 0) {
-			return false; /* chunked bodies: neither server sends them here */
+			/* Only chunked is understood (the last coding, as HTTP/1.1
+			 * requires of a response that is not cut by a close). */
+			const char *v = p + 18, *eol = memchr(v, '\r', (size_t)(stop - v));
+			size_t vlen = eol ? (size_t)(eol - v) : (size_t)(stop - v);
+			while (vlen && (*v == ' ' || *v == '\t'))
+				v++, vlen--;
+			if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
+				return false;
+			c->chunked = true;
+			c->chunk_state = LG_CH_SIZE;
+			c->chunk_digits = 0;
+			c->trailer_line = 0;
 		} else if (strncasecmp(p, "connection:", 11) == 0) {
 			const char *v = p + 11;
 			while (*v == ' ')
@@ -451,9 +542,11 @@ static bool lg_parse_head(struct lg_conn *c, size_t end)
 	}
 	bool bodyless = c->status == 204 || c->status == 304 || c->status < 200 ||
 			strcmp(lg_cfg.method, "HEAD") == 0;
-	if (bodyless)
+	if (bodyless) {
 		c->body_left = 0;
-	return bodyless || have_length;
+		c->chunked = false;
+	}
+	return bodyless || have_length || c->chunked;
 }
 
 static void lg_record(struct lg_stats *st, uint64_t us)
@@ -463,9 +556,28 @@ static void lg_record(struct lg_stats *st, uint64_t us)
 		st->max_us = us;
 }
 
+static void lg_record_ttfb(struct lg_stats *st, uint64_t us)
+{
+	st->ttfb_hist[lg_bucket(us)]++;
+	if (us > st->ttfb_max_us)
+		st->ttfb_max_us = us;
+}
+
+/* Whether the body's kept tail ends with --expect-end, white space aside. */
+static bool lg_tail_ok(const struct lg_conn *c)
+{
+	size_t n = c->tail_len, want = strlen(lg_cfg.expect_end);
+	while (n && (c->tail[n - 1] == '\n' || c->tail[n - 1] == '\r' || c->tail[n - 1] == ' '))
+		n--;
+	return n >= want && memcmp(c->tail + n - want, lg_cfg.expect_end, want) == 0;
+}
+
 static void lg_complete(struct lg_thread *th, struct lg_conn *c)
 {
 	int64_t now = lg_now_ns();
+	bool body_bad = lg_cfg.expect_end && c->status < 300 && !lg_tail_ok(c);
+	if (c->status >= 400 || body_bad)
+		lg_log_failure(c, body_bad ? "body" : "status");
 	c->inflight = false;
 	if (now >= lg_measure_from_ns && now <= lg_end_ns)
 		th->st.done++;
@@ -474,8 +586,18 @@ static void lg_complete(struct lg_thread *th, struct lg_conn *c)
 		th->st.requests++;
 		th->st.status[c->status]++;
 		lg_record(&th->st, us);
-		if (c->status >= 400)
+		lg_record_ttfb(&th->st, (uint64_t)((c->got_first_byte ? c->first_byte_ns : now) -
+						   c->started_ns) / 1000);
+		if (c->status >= 400 || body_bad)
 			th->st.errors++;
+		if (body_bad)
+			th->st.body_errors++;
+	}
+	if (lg_cfg.once) {
+		c->finished = true;
+		th->finished++;
+		lg_close(th, c, 0);
+		return;
 	}
 	if (c->close_after) {
 		lg_close(th, c, 0);
@@ -484,6 +606,100 @@ static void lg_complete(struct lg_thread *th, struct lg_conn *c)
 	}
 	if (now < lg_end_ns)
 		lg_next(th, c, now);
+}
+
+/* Body bytes (a chunked body's data only): the first one's time, the tail. */
+static void lg_payload(struct lg_conn *c, const char *p, size_t n)
+{
+	if (!n)
+		return;
+	if (!c->got_first_byte) {
+		c->got_first_byte = true;
+		c->first_byte_ns = lg_now_ns();
+	}
+	if (!lg_cfg.expect_end)
+		return;
+	if (n >= LG_TAIL) {
+		memcpy(c->tail, p + n - LG_TAIL, LG_TAIL);
+		c->tail_len = LG_TAIL;
+		return;
+	}
+	if (c->tail_len + n > LG_TAIL) {
+		size_t drop = c->tail_len + n - LG_TAIL;
+		memmove(c->tail, c->tail + drop, c->tail_len - drop);
+		c->tail_len -= drop;
+	}
+	memcpy(c->tail + c->tail_len, p, n);
+	c->tail_len += n;
+}
+
+/* Take body bytes: 1 when the answer is complete (and nothing follows
+ * it), 0 when more is to come, -1 when it is malformed or followed by
+ * more (nothing was pipelined, so that is garbage). */
+static int lg_body(struct lg_conn *c, const char *p, size_t n)
+{
+	if (!c->chunked) {
+		if (n > c->body_left)
+			return -1;
+		lg_payload(c, p, n);
+		c->body_left -= n;
+		return c->body_left == 0;
+	}
+	for (size_t i = 0; i < n;) {
+		char ch = p[i];
+		switch (c->chunk_state) {
+		case LG_CH_SIZE:
+		case LG_CH_EXT:
+			i++;
+			if (ch == '\n') {
+				if (!c->chunk_digits)
+					return -1;
+				c->chunk_state = c->body_left ? LG_CH_DATA : LG_CH_TRAILER;
+				c->trailer_line = 0;
+			} else if (c->chunk_state == LG_CH_EXT || ch == '\r') {
+				/* extensions, and the CR, are skipped */
+			} else if (ch == ';' || ch == ' ' || ch == '\t') {
+				c->chunk_state = LG_CH_EXT;
+			} else {
+				int d = ch >= '0' && ch <= '9' ? ch - '0'
+					: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+					: ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+				if (d < 0 || ++c->chunk_digits > 15)
+					return -1;
+				c->body_left = c->body_left * 16 + (unsigned long long)d;
+			}
+			break;
+		case LG_CH_DATA: {
+			size_t take = n - i < c->body_left ? n - i : (size_t)c->body_left;
+			lg_payload(c, p + i, take);
+			c->body_left -= take;
+			i += take;
+			if (c->body_left == 0)
+				c->chunk_state = LG_CH_DATA_END;
+			break;
+		}
+		case LG_CH_DATA_END:
+			i++;
+			if (ch == '\n') {
+				c->chunk_state = LG_CH_SIZE;
+				c->chunk_digits = 0;
+			} else if (ch != '\r') {
+				return -1;
+			}
+			break;
+		case LG_CH_TRAILER:
+			i++;
+			if (ch == '\n') {
+				if (c->trailer_line == 0)
+					return i == n ? 1 : -1;
+				c->trailer_line = 0;
+			} else if (ch != '\r') {
+				c->trailer_line++;
+			}
+			break;
+		}
+	}
+	return 0;
 }
 
 static void lg_on_readable(struct lg_thread *th, struct lg_conn *c)
@@ -542,15 +758,13 @@ static void lg_on_readable(struct lg_thread *th, struct lg_conn *c)
 			/* The bytes of this read past the head belong to the body. */
 			used = head - prev;
 		}
-		size_t rest = (size_t)n - used;
-		if (rest > c->body_left) {
-			/* More than the answer: nothing was pipelined, so it is garbage. */
+		int done = lg_body(c, th->scratch + used, (size_t)n - used);
+		if (done < 0) {
 			lg_count_error(th, c, &th->st.parse_errors);
 			lg_close(th, c, 0);
 			return;
 		}
-		c->body_left -= rest;
-		if (c->body_left == 0) {
+		if (done) {
 			c->in_body = false;
 			c->hdr_len = 0;
 			lg_complete(th, c);
@@ -642,12 +856,16 @@ static void lg_count_backlog(struct lg_thread *th)
 		if (c->inflight && lg_measuring(c->started_ns)) {
 			th->st.unfinished++;
 			lg_record(&th->st, (uint64_t)(lg_end_ns - c->started_ns) / 1000);
+			lg_record_ttfb(&th->st, (uint64_t)((c->got_first_byte ? c->first_byte_ns
+									 : lg_end_ns) -
+							   c->started_ns) / 1000);
 		}
 		for (int64_t due = c->due_ns; due < lg_end_ns; due += period) {
 			if (!lg_measuring(due))
 				continue;
 			th->st.unfinished++;
 			lg_record(&th->st, (uint64_t)(lg_end_ns - due) / 1000);
+			lg_record_ttfb(&th->st, (uint64_t)(lg_end_ns - due) / 1000);
 		}
 	}
 }
@@ -660,7 +878,7 @@ static void *lg_thread_main(void *arg)
 		lg_connect(th, &th->conns[i]);
 	for (;;) {
 		int64_t now = lg_now_ns();
-		if (now >= lg_end_ns)
+		if (now >= lg_end_ns || (lg_cfg.once && th->finished == th->n_conns))
 			break;
 		int n = lg_wait(th, evs, 256, now);
 		if (n < 0 && errno != EINTR) {
@@ -680,12 +898,15 @@ static void *lg_thread_main(void *arg)
 		if (th->down) {
 			now = lg_now_ns();
 			for (size_t i = 0; i < th->n_conns && now < lg_end_ns; i++)
-				if (th->conns[i].state == LG_DOWN && th->conns[i].retry_at_ns <= now)
+				if (th->conns[i].state == LG_DOWN && !th->conns[i].finished &&
+				    th->conns[i].retry_at_ns <= now)
 					lg_connect(th, &th->conns[i]);
 		}
 	}
 	if (lg_cfg.rate > 0)
 		lg_count_backlog(th);
+	if (lg_cfg.once)
+		th->st.unfinished += th->n_conns - th->finished;
 	for (size_t i = 0; i < th->n_conns; i++)
 		if (th->conns[i].fd >= 0)
 			close(th->conns[i].fd);
@@ -735,20 +956,63 @@ oom:
 	return -1;
 }
 
-static double lg_percentile(const struct lg_stats *st, double q)
+/* The q-th quantile of a histogram, in microseconds (max_us past the last
+ * bucket). Its count is the histogram's own: answered requests, and when
+ * paced those unfinished in the window. */
+/* A whole file into *out (NUL-terminated; the caller frees). */
+static int lg_read_file(char **out, const char *path)
 {
-	unsigned long long total = st->requests + st->unfinished;
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	*out = NULL;
+	if (!f) {
+		fprintf(stderr, "loadgen: cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	do {
+		if (cap - len < 65536) {
+			char *nb = realloc(buf, cap + 65536 + 1);
+			if (!nb) {
+				free(buf);
+				fclose(f);
+				fprintf(stderr, "loadgen: out of memory reading %s\n", path);
+				return -1;
+			}
+			buf = nb;
+			cap += 65536;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
+	if (ferror(f)) {
+		fprintf(stderr, "loadgen: cannot read %s\n", path);
+		free(buf);
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	*out = buf;
+	return 0;
+}
+
+static double lg_percentile(const uint64_t *hist, uint64_t max_us, double q)
+{
+	unsigned long long total = 0;
+	for (size_t i = 0; i < LG_BUCKETS; i++)
+		total += hist[i];
 	if (total == 0)
 		return 0;
 	unsigned long long want = (unsigned long long)(q * (double)total + 0.5), seen = 0;
 	if (want == 0)
 		want = 1;
 	for (size_t i = 0; i < LG_BUCKETS; i++) {
-		seen += st->hist[i];
+		seen += hist[i];
 		if (seen >= want)
 			return lg_bucket_value(i);
 	}
-	return (double)st->max_us;
+	return (double)max_us;
 }
 
 static void lg_json_string(FILE *f, const char *s)
@@ -773,16 +1037,22 @@ static void lg_report(FILE *f, const struct lg_stats *st, double seconds)
 	lg_json_string(f, lg_cfg.method);
 	fprintf(f, ", \"connections\": %u, \"threads\": %u, \"nodes\": %zu, \"rate\": %.1f, \"seconds\": %.3f, "
 		   "\"requests\": %llu, \"rps\": %.1f, \"p50_ms\": %.3f, \"p90_ms\": %.3f, "
-		   "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"errors\": %llu, \"connect_errors\": %llu, "
-		   "\"transport_errors\": %llu, \"parse_errors\": %llu, \"reconnects\": %llu, "
-		   "\"unfinished\": %llu, \"bytes_read\": %llu, \"status\": {",
+		   "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"ttfb_p50_ms\": %.3f, \"ttfb_p90_ms\": %.3f, "
+		   "\"ttfb_p99_ms\": %.3f, \"ttfb_max_ms\": %.3f, \"errors\": %llu, "
+		   "\"connect_errors\": %llu, \"transport_errors\": %llu, \"parse_errors\": %llu, "
+		   "\"body_errors\": %llu, \"reconnects\": %llu, \"unfinished\": %llu, "
+		   "\"bytes_read\": %llu, \"status\": {",
 		lg_cfg.connections, lg_cfg.threads,
 		lg_cfg.n_nodes ? lg_cfg.n_nodes : (size_t)lg_cfg.connections, lg_cfg.rate, seconds,
-		st->requests,
-		seconds > 0 ? (double)st->done / seconds : 0.0, lg_percentile(st, 0.50) / 1000.0,
-		lg_percentile(st, 0.90) / 1000.0, lg_percentile(st, 0.99) / 1000.0,
-		(double)st->max_us / 1000.0, st->errors, st->connect_errors, st->transport_errors,
-		st->parse_errors, st->reconnects, st->unfinished, st->bytes);
+		st->requests, seconds > 0 ? (double)st->done / seconds : 0.0,
+		lg_percentile(st->hist, st->max_us, 0.50) / 1000.0,
+		lg_percentile(st->hist, st->max_us, 0.90) / 1000.0,
+		lg_percentile(st->hist, st->max_us, 0.99) / 1000.0, (double)st->max_us / 1000.0,
+		lg_percentile(st->ttfb_hist, st->ttfb_max_us, 0.50) / 1000.0,
+		lg_percentile(st->ttfb_hist, st->ttfb_max_us, 0.90) / 1000.0,
+		lg_percentile(st->ttfb_hist, st->ttfb_max_us, 0.99) / 1000.0,
+		(double)st->ttfb_max_us / 1000.0, st->errors, st->connect_errors, st->transport_errors,
+		st->parse_errors, st->body_errors, st->reconnects, st->unfinished, st->bytes);
 	bool first = true;
 	for (int s = 100; s < 600; s++) {
 		if (!st->status[s])
@@ -806,13 +1076,20 @@ static void lg_usage(FILE *f)
 		"  -m, --method M        request method (default GET)\n"
 		"  -p, --path P          path template (default /)\n"
 		"  -b, --body B          body template (sent as application/json)\n"
+		"  -B, --body-file F     the body template from a file (large prompts)\n"
+		"  -e, --expect-end T    a 2xx body must end with T (white space aside)\n"
+		"  -1, --once            one request per connection; done when all are answered\n"
+		"  -f, --failures F      one line per failed request: its start (wall clock,\n"
+		"                        seconds), what failed (status, transport, parse, body),\n"
+		"                        the status\n"
 		"  -H, --header 'N: V'   header template, repeatable\n"
 		"  -n, --nodes-file F    one \"ID TOKEN\" line per simulated node\n"
 		"  -N, --nodes N         simulated nodes without a file (default: connections)\n"
 		"  -l, --label L         name in the JSON result\n"
 		"  -o, --output F        write the JSON result to F (default stdout)\n"
 		"Templates: {i} node index, {id} and {token} from the nodes file, {seq} a\n"
-		"number that grows with every request.\n");
+		"number that grows with every request.\n"
+		"Answers: Content-Length or chunked; ttfb_* is the time to the first body byte.\n");
 }
 
 static int lg_parse_target(const char *s)
@@ -849,17 +1126,19 @@ int main(int argc, char **argv)
 		{"header", required_argument, NULL, 'H'},  {"nodes-file", required_argument, NULL, 'n'},
 		{"nodes", required_argument, NULL, 'N'},   {"label", required_argument, NULL, 'l'},
 		{"output", required_argument, NULL, 'o'},  {"help", no_argument, NULL, 'h'},
-		{"rate", required_argument, NULL, 'r'},
+		{"rate", required_argument, NULL, 'r'},    {"body-file", required_argument, NULL, 'B'},
+		{"expect-end", required_argument, NULL, 'e'}, {"once", no_argument, NULL, '1'},
+		{"failures", required_argument, NULL, 'f'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *target = NULL, *nodes_file = NULL, *path = "/";
+	const char *target = NULL, *nodes_file = NULL, *path = "/", *failures = NULL;
 	unsigned long nodes_n = 0;
 	int opt;
 	lg_cfg.connections = 64;
 	lg_cfg.threads = 1;
 	lg_cfg.duration_s = 10;
 	lg_cfg.method = "GET";
-	while ((opt = getopt_long(argc, argv, "T:c:t:d:w:r:m:p:b:H:n:N:l:o:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "T:c:t:d:w:r:m:p:b:B:e:1f:H:n:N:l:o:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'T': target = optarg; break;
 		case 'c': lg_cfg.connections = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -870,10 +1149,19 @@ int main(int argc, char **argv)
 		case 'm': lg_cfg.method = optarg; break;
 		case 'p': path = optarg; break;
 		case 'b':
-			if (lg_template_parse(&lg_cfg.body, optarg))
+			if (lg_cfg.has_body || lg_template_parse(&lg_cfg.body, optarg))
 				return 2;
 			lg_cfg.has_body = true;
 			break;
+		case 'B':
+			if (lg_cfg.has_body || lg_read_file(&lg_cfg.body_file_text, optarg) ||
+			    lg_template_parse(&lg_cfg.body, lg_cfg.body_file_text))
+				return 2;
+			lg_cfg.has_body = true;
+			break;
+		case 'e': lg_cfg.expect_end = optarg; break;
+		case '1': lg_cfg.once = true; break;
+		case 'f': failures = optarg; break;
 		case 'H':
 			if (lg_cfg.n_headers == LG_MAX_HEADERS) {
 				fprintf(stderr, "loadgen: at most %d headers\n", LG_MAX_HEADERS);
@@ -921,6 +1209,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "loadgen: {id} and {token} need --nodes-file\n");
 		return 2;
 	}
+	/* Buffers sized for the largest expansion: a 220 KB prompt needs no
+	 * compile-time limit, and 5,000 connections with small bodies no
+	 * large one each. */
+	size_t field_max = 0;
+	for (size_t i = 0; i < lg_cfg.n_nodes && lg_cfg.nodes; i++) {
+		size_t a = strlen(lg_cfg.nodes[i].id), b = strlen(lg_cfg.nodes[i].token);
+		if (a > field_max)
+			field_max = a;
+		if (b > field_max)
+			field_max = b;
+	}
+	lg_cfg.body_max = lg_cfg.has_body ? lg_template_max(&lg_cfg.body, field_max) : 0;
+	lg_cfg.req_max = LG_REQ_HEAD_MAX + lg_cfg.body_max + 1;
+	if (failures && !(lg_cfg.failures = fopen(failures, "w"))) {
+		fprintf(stderr, "loadgen: cannot write %s: %s\n", failures, strerror(errno));
+		return 2;
+	}
 
 	/* One descriptor per connection: raise the soft limit to the hard one. */
 	struct rlimit rl;
@@ -933,6 +1238,7 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_REALTIME, &wall);
 	/* Sequence numbers above any earlier run's: microseconds of wall clock. */
 	lg_seq_base = (unsigned long long)wall.tv_sec * 1000000ull + (unsigned long long)wall.tv_nsec / 1000;
+	lg_wall0_ns = (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec;
 	lg_t0_ns = lg_now_ns();
 	lg_measure_from_ns = lg_t0_ns + (int64_t)(lg_cfg.warmup_s * 1e9);
 	lg_end_ns = lg_measure_from_ns + (int64_t)(lg_cfg.duration_s * 1e9);
@@ -945,6 +1251,10 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < lg_cfg.connections; i++) {
 		conns[i].fd = -1;
+		if (!(conns[i].req = malloc(lg_cfg.req_max))) {
+			fprintf(stderr, "loadgen: out of memory\n");
+			return 2;
+		}
 		/* Paced: the connections' first requests spread over one period. */
 		if (lg_cfg.rate > 0)
 			conns[i].due_ns = lg_t0_ns + (int64_t)((double)i * 1e9 / lg_cfg.rate);
@@ -955,7 +1265,8 @@ int main(int argc, char **argv)
 		ths[t].conns = conns + from;
 		ths[t].n_conns = to - from;
 		ths[t].down = ths[t].n_conns; /* lg_connect counts each one up */
-		if ((ths[t].ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+		if (!(ths[t].body = malloc(lg_cfg.body_max + 1)) ||
+		    (ths[t].ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 		    pthread_create(&ths[t].tid, NULL, lg_thread_main, &ths[t]) != 0) {
 			fprintf(stderr, "loadgen: cannot start thread %u\n", t);
 			return 2;
@@ -967,7 +1278,10 @@ int main(int argc, char **argv)
 		pthread_join(ths[t].tid, NULL);
 		lg_stats_add(&total, &ths[t].st);
 		close(ths[t].ep);
+		free(ths[t].body);
 	}
+	if (lg_cfg.failures)
+		fclose(lg_cfg.failures);
 	double seconds = (double)(lg_end_ns - lg_measure_from_ns) / 1e9;
 	FILE *out = stdout;
 	if (lg_cfg.output && !(out = fopen(lg_cfg.output, "w"))) {
@@ -983,7 +1297,10 @@ int main(int argc, char **argv)
 		free(lg_cfg.nodes[i].token);
 	}
 	free(lg_cfg.nodes);
+	for (unsigned i = 0; i < lg_cfg.connections; i++)
+		free(conns[i].req);
 	free(conns);
 	free(ths);
+	free(lg_cfg.body_file_text);
 	return 0;
 }

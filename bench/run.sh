@@ -26,7 +26,21 @@
 #   BENCH_MN_NODES    the fleet heartbeating to 1, 2, 3 novads for multinovad (default 10000)
 #   BENCH_METRICS_NODES  nodes in the fleet /metrics is scraped with (default 100000,
 #                     beside the routes fixture's 1,000 deployments)
+#   BENCH_ROUTER_SECONDS      measured seconds per router run (default 5; the
+#                     prefix runs measure twice that after 5 s of warm-up)
+#   BENCH_ROUTER_CONNECTIONS  connections for router-proxy, -ttft, -large (64)
+#   BENCH_ROUTER_THREADS      nova-router --threads and nginx's workers (1: per core)
+#   BENCH_ROUTER_REPEAT       closed-loop runs of each proxy, and TTFT runs of
+#                     each path, whose medians are compared (default 3)
+#   BENCH_ROUTER_RATE         paced rate for the router's added p99 (5000/s)
+#   BENCH_ROUTER_TTFT_RATE    paced rate of streams for router-ttft (500/s)
+#   BENCH_ROUTER_STREAMS      concurrent streams for router-conc (5000)
+#   BENCH_ROUTER_TENANTS      tenants of router-prefix (150)
+#   BENCH_ROUTER_PREFIX_RATE  paced rate of router-prefix (40/s)
+#   BENCH_ROUTER_PERF, BENCH_ROUTER_STRACE  files for a perf profile or a
+#                     syscall count of the router in router-proxy's closed loop
 #   BENCH_ONLY        run only benchmarks whose name contains this word
+#                     (router: router-proxy, -ttft, -large, -conc, -prefix, -kill)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -64,10 +78,13 @@ broken=0
 . tests/support/pg.sh
 . bench/nginx.sh
 . bench/multi_novad.sh
+NOVA_BENCH_RUN=1
+. bench/router.sh
 
 NOVA_PID=
 SC_PID= SC_ENGINES=
 cleanup() {
+	rt_stop_all
 	mn_stop
 	fd_sidecar_stop
 	nova_bench_stop
@@ -91,7 +108,7 @@ jmedian() {
 }
 # row BENCHMARK FIGURE VALUE UNIT CEILING RATIO TARGET RESULT
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$ROWS"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.3f", a / b; else print "" }'; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 >= b + 0) }'; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "" && a + 0 < b + 0) }'; }
 verdict() { if "$@"; then echo pass; else echo miss; fi; }
@@ -658,10 +675,16 @@ if want multinovad; then
 	fi
 fi
 
+# --- the router (bench/router.sh) -------------------------------------------------------
+if want router-proxy || want router-large || want router-ttft || want router-conc ||
+	want router-prefix || want router-kill; then
+	bench_router
+fi
+
 # --- the table and the JSON ---------------------------------------------------------------
 {
-	printf '%-10s %-46s %12s %-6s %12s %7s %-16s %s\n' benchmark figure value unit ceiling ratio target result
-	awk -F '\t' '{ printf "%-10s %-46s %12s %-6s %12s %7s %-16s %s\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$ROWS"
+	printf '%-13s %-46s %12s %-6s %12s %7s %-16s %s\n' benchmark figure value unit ceiling ratio target result
+	awk -F '\t' '{ printf "%-13s %-46s %12s %-6s %12s %7s %-16s %s\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$ROWS"
 } | tee "$OUT/table.txt"
 machine="$(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 # JSON by hand (awk), so the benchmark needs no jq: numbers stay numbers,
