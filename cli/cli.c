@@ -808,7 +808,7 @@ int cli_get_each(struct cli_ctx *ctx, struct cli_args *a, const char *usage, con
 	if ((rc = cli_args_finish(a, ctx, usage)))
 		return rc;
 	if (n == 0)
-		return cli_usage_error(ctx, usage, "NAME is required");
+		return cli_usage_error(ctx, usage, "NAME or ID is required");
 	json_t *all = json_array();
 	for (int i = 0; i < n; i++) {
 		char esc[512], path[640];
