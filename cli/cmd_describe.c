@@ -291,19 +291,14 @@ static int describe_pool(struct cli_ctx *ctx, const char *name, int nev)
 	describe_field(ctx, "Provider:", json_object_get(p, "provider"));
 	describe_field(ctx, "State:", json_object_get(p, "state"));
 	describe_labels(ctx, "Labels:", json_object_get(p, "labels"));
+	char b[3][CLI_CELL_MAX];
 	fprintf(ctx->out, "%-14smax nodes %s, max accelerators %s, accelerator types %s\n", "Quotas:",
-		json_is_integer(json_object_get(q, "max_nodes")) ? "" : "unlimited",
-		json_is_integer(json_object_get(q, "max_accelerators")) ? "" : "unlimited",
-		json_array_size(json_object_get(q, "accelerator_types")) ? "" : "any");
-	if (json_is_integer(json_object_get(q, "max_nodes")) ||
-	    json_is_integer(json_object_get(q, "max_accelerators")) ||
-	    json_array_size(json_object_get(q, "accelerator_types"))) {
-		char b[3][CLI_CELL_MAX];
-		fprintf(ctx->out, "%-14s%s / %s / %s\n", "",
-			*cli_cell(b[0], CLI_CELL_MAX, json_object_get(q, "max_nodes")) ? b[0] : "-",
-			*cli_cell(b[1], CLI_CELL_MAX, json_object_get(q, "max_accelerators")) ? b[1] : "-",
-			*cli_cell(b[2], CLI_CELL_MAX, json_object_get(q, "accelerator_types")) ? b[2] : "-");
-	}
+		*cli_cell(b[0], CLI_CELL_MAX, json_object_get(q, "max_nodes")) ? b[0] : "unlimited",
+		*cli_cell(b[1], CLI_CELL_MAX, json_object_get(q, "max_accelerators")) ? b[1]
+										: "unlimited",
+		json_array_size(json_object_get(q, "accelerator_types"))
+			? cli_cell(b[2], CLI_CELL_MAX, json_object_get(q, "accelerator_types"))
+			: "any");
 	describe_field(ctx, "Created:", json_object_get(p, "created_at"));
 	describe_config(ctx, json_object_get(p, "config"));
 	if (cli_path_escape(esc, sizeof(esc), pname ? pname : name) == 0) {

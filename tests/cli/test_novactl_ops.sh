@@ -241,6 +241,7 @@ t_expect_exit 0 "describe pool p" "$C" describe pool p --events 1000
 t_expect_out "^Name:  *p$" "describe pool: Name"
 t_expect_out "^Labels:  *tier=gold" "describe pool: labels"
 t_expect_out "^  *zone=eu" "describe pool: each label a line"
+t_expect_out "^Quotas:  *max nodes unlimited, max accelerators unlimited, accelerator types any" "describe pool: quotas"
 t_expect_out "^Config:  *(secrets masked)" "describe pool: config"
 t_expect_out "^  state_file: provider.json" "describe pool: the config's keys"
 t_expect_out "^Nodes:" "describe pool: nodes section"
