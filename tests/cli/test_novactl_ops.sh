@@ -92,6 +92,15 @@ t_expect_exit 2 "-l without a value exits 2" "$C" pool list -l
 t_expect_out "-l needs a value" "the error says -l needs a value"
 t_expect_exit 2 "model list has no selector" "$C" model list -l a=b
 
+t_expect_exit 0 "deploy with a node selector" "$C" deploy mistral-7b-lora --pool q --name sel --label gpu=big
+t_expect_exit 0 "deployment list -l gpu=big" "$C" deployment list -l gpu=big
+t_expect_out "^sel  *mistral-7b-lora:1  *q" "deployment list -l keeps the deployment with the label"
+t_expect_exit 0 "deployment list -l gpu=small" "$C" deployment list -l gpu=small --no-headers
+[ ! -s "$T_WORK/out" ] && t_pass "deployment list -l drops the others" || t_fail "deployment list -l drops the others" "$(cat "$T_WORK/out")"
+t_expect_exit 0 "deployment stop sel" "$C" deployment stop sel --wait --timeout 30
+t_expect_exit 0 "node list -l nosuch=label" "$C" node list -l nosuch=label --no-headers
+[ ! -s "$T_WORK/out" ] && t_pass "node list -l drops unlabelled nodes" || t_fail "node list -l drops unlabelled nodes" "$(cat "$T_WORK/out")"
+
 # --- several names in one get ---------------------------------------------------
 t_expect_exit 0 "pool get p q r" "$C" pool get p q r
 order=$(sed -n 's/^name: *//p' "$T_WORK/out" | tr '\n' ' ')
@@ -117,16 +126,22 @@ t_expect_out "^waiting for web: 0/1 ready, " "not on a terminal, progress comes 
 if grep '^waiting for' "$T_WORK/err" | uniq -d | grep -q .; then
 	t_fail "a progress line only when something changed" "$(grep '^waiting' "$T_WORK/err")"
 else t_pass "a progress line only when something changed"; fi
+# On a terminal the progress is one line, rewritten in place.
+script -qec "\"$C\" deployment scale web --replicas 1 --wait --timeout 2" /dev/null >"$T_WORK/tty" 2>&1; rc=$?
+if [ "$rc" -eq 7 ] && grep -q "$(printf '\r')$(printf '\033')\[Kwaiting for web: 0/1 ready" "$T_WORK/tty"; then
+	t_pass "on a terminal the progress line is rewritten in place (\\r)"
+else t_fail "on a terminal the progress line is rewritten in place" "exit $rc: $(od -c "$T_WORK/tty" | head -5)"; fi
 t_expect_exit 2 "--timeout without --wait exits 2" "$C" deployment scale web --replicas 1 --timeout 5
 t_expect_out "--timeout needs --wait" "the error names --timeout"
 t_expect_exit 2 "a bad --timeout exits 2" "$C" deployment start web --wait --timeout soon
 t_expect_out "--timeout must be 1 to 86400 seconds" "the error names --timeout's range"
 
-t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'placed'" 1 ||
-	t_fail "the replica is placed" "$(t_sql "SELECT state FROM replicas")"
-node=$(t_sql "SELECT id FROM nodes WHERE state <> 'terminated' LIMIT 1")
+WEB_REPLICAS="FROM replicas r JOIN deployments d ON d.id = r.deployment_id WHERE d.name = 'web'"
+t_wait_sql "SELECT count(*) $WEB_REPLICAS AND r.state = 'placed'" 1 ||
+	t_fail "the replica is placed" "$(t_sql "SELECT r.state $WEB_REPLICAS")"
+node=$(t_sql "SELECT n.id FROM nodes n JOIN pools p ON p.id = n.pool_id WHERE p.name = 'p' AND n.state <> 'terminated' LIMIT 1")
 node_name=$(t_sql "SELECT name FROM nodes WHERE id = '$node'")
-replica=$(t_sql "SELECT id FROM replicas LIMIT 1")
+replica=$(t_sql "SELECT r.id $WEB_REPLICAS LIMIT 1")
 token=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' "$NOVA_STATE_DIR/fake/provider.json")
 
 # get --watch and routes --watch --model see what the heartbeats change.
