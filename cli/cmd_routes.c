@@ -62,9 +62,9 @@ struct routes_watch {
 	char *data;
 };
 
-/* A route (or a change's key) of the model --model names: the model
- * itself, or one of its adapters ("model" is the base model, "adapter" the
- * adapter's name; a change's key is "MODEL" or "MODEL/ADAPTER"). */
+/* A route (or a change's key) of what --model names: a model (with its
+ * adapters' routes), or one adapter ("model" is the base model, "adapter"
+ * the adapter's name; a change's key is "MODEL" or "MODEL/ADAPTER"). */
 static bool routes_wanted(const struct routes_watch *w, const char *key, const json_t *route)
 {
 	const char *m = json_string_value(json_object_get(route, "model"));
@@ -74,7 +74,12 @@ static bool routes_wanted(const struct routes_watch *w, const char *key, const j
 	size_t l = strlen(w->model);
 	if ((m && !strcmp(m, w->model)) || (ad && !strcmp(ad, w->model)))
 		return true;
-	return key && (!strcmp(key, w->model) || (!strncmp(key, w->model, l) && key[l] == '/'));
+	if (!key)
+		return false;
+	/* A removed route's change is null: its key alone says whose it was. */
+	size_t kl = strlen(key);
+	return !strcmp(key, w->model) || (!strncmp(key, w->model, l) && key[l] == '/') ||
+	       (kl > l && key[kl - l - 1] == '/' && !strcmp(key + kl - l, w->model));
 }
 
 /* The event's data with only the wanted routes: a snapshot's "routes"
