@@ -151,9 +151,13 @@ dwatch=$!; BG="$BG $dwatch"
 rwatch=$!; BG="$BG $rwatch"
 wait_file "^state:" "$T_WORK/dwatch" || t_fail "get --watch prints at once" "$(cat "$T_WORK/dwatch")"
 
+# The beater reads its node, token and replica from a file each time, so
+# a replica placed later (a start) can be made ready too.
+echo "$node $token $replica" >"$T_WORK/beat.who"
 beat() {
-	curl -s -o /dev/null -H "Authorization: Bearer $token" "$NOVA_URL/v1/nodes/$node/heartbeat" \
-		-d "{\"seq\":$1,\"replicas\":[{\"replica_id\":\"$replica\",\"state\":\"ready\",\"endpoint\":\"http://127.0.0.1:7001\",\"load\":{\"queue_depth\":0}}]}"
+	read -r b_node b_token b_replica <"$T_WORK/beat.who"
+	curl -s -o /dev/null -H "Authorization: Bearer $b_token" "$NOVA_URL/v1/nodes/$b_node/heartbeat" \
+		-d "{\"seq\":$1,\"replicas\":[{\"replica_id\":\"$b_replica\",\"state\":\"ready\",\"endpoint\":\"http://127.0.0.1:7001\",\"load\":{\"queue_depth\":0}}]}"
 }
 ( s=1000; while :; do s=$((s + 1)); beat $s; sleep 0.1; done ) &
 beater=$!; BG="$BG $beater"
@@ -284,6 +288,33 @@ t_expect_exit 2 "describe pool without a name exits 2" "$C" describe pool
 t_expect_out "NAME is required" "describe asks for the name"
 t_expect_exit 2 "describe -o json exits 2" "$C" describe pool p -o json
 t_expect_out "novactl pool get p -o json" "describe -o json points at get"
+
+# --- start --wait: back to running once its new replica reports ready ---------------
+"$C" deployment start web --wait --timeout 60 >"$T_WORK/start.out" 2>&1 &
+startp=$!; BG="$BG $startp"
+if t_wait_sql "SELECT count(*) $WEB_REPLICAS AND r.state = 'placed'" 1 30; then
+	r_node=$(t_sql "SELECT p.node_id FROM replica_placements p JOIN replicas r ON r.id = p.replica_id JOIN deployments d ON d.id = r.deployment_id WHERE d.name = 'web' AND r.state = 'placed' LIMIT 1")
+	r_id=$(t_sql "SELECT r.id $WEB_REPLICAS AND r.state = 'placed' LIMIT 1")
+	# The fake provider's state file holds each node's token.
+	r_token=$(python3 -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+def find(o):
+    if isinstance(o, dict):
+        if sys.argv[2] in json.dumps(o) and isinstance(o.get("token"), str): return o["token"]
+        for v in o.values():
+            t = find(v)
+            if t: return t
+    if isinstance(o, list):
+        for v in o:
+            t = find(v)
+            if t: return t
+print(find(d) or "")' "$NOVA_STATE_DIR/fake/provider.json" "$r_node")
+	echo "$r_node $r_token $r_id" >"$T_WORK/beat.who"
+fi
+wait $startp; rc=$?
+[ "$rc" -eq 0 ] && grep -q "^deployment web running: 1 of 1 replicas ready" "$T_WORK/start.out" &&
+	t_pass "start --wait waits for running and says so" ||
+	t_fail "start --wait waits for running" "exit $rc: $(tail -5 "$T_WORK/start.out")"
 
 # --- a deployment that fails: --wait exits 8 with the reason ----------------------
 t_expect_exit 0 "pool bad" "$C" pool create bad --provider fake \
