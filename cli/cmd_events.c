@@ -41,6 +41,14 @@ static void events_print(struct cli_ctx *ctx, const json_t *events, bool watch, 
 	struct cli_table t;
 	size_t i;
 	json_t *e;
+	if (ctx->output == CLI_OUTPUT_NAME) {
+		/* An event has no name: its source and seq identify it. */
+		json_array_foreach(events, i, e)
+			fprintf(ctx->out, "event/%s-%lld\n",
+				json_string_value(json_object_get(e, "source")),
+				(long long)json_integer_value(json_object_get(e, "seq")));
+		return;
+	}
 	if (ctx->json) {
 		if (watch && ctx->output == CLI_OUTPUT_JSON) {
 			json_array_foreach(events, i, e) {
@@ -121,7 +129,7 @@ int cli_cmd_events(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 	if ((rc = cli_request(&res, ctx, "GET", path, NULL)))
 		return rc;
 	if (!watch) {
-		if (ctx->json)
+		if (ctx->json && ctx->output != CLI_OUTPUT_NAME)
 			cli_doc_print(ctx, res);
 		else
 			events_print(ctx, json_object_get(res, "events"), false, &(bool){false});

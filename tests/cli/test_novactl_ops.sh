@@ -199,6 +199,8 @@ t_lacks "  deployment  " "--node shows no deployment events"
 t_expect_out "node  *$node_name" "--node shows the node's"
 t_expect_exit 0 "events --pool q" "$C" events --pool q
 t_lacks "web" "--pool shows nothing of another pool"
+t_expect_exit 0 "events -o name" "$C" events --deployment web -o name
+t_expect_out "^event/deployment-[0-9][0-9]*$" "events -o name prints event/SOURCE-SEQ"
 t_expect_exit 3 "events --deployment nope exits 3" "$C" events --deployment nope
 t_expect_exit 3 "events --pool nope exits 3" "$C" events --pool nope
 t_expect_exit 2 "events --since yesterday exits 2" "$C" events --since yesterday
