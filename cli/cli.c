@@ -2,6 +2,10 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -470,7 +474,7 @@ void cli_table_finish(struct cli_table *t, const struct cli_ctx *ctx)
 }
 
 int cli_list(struct cli_ctx *ctx, const char *path, const char *const *headers, size_t ncols,
-	     cli_row_fn row)
+	     cli_row_fn row, const struct cli_selector *sel)
 {
 	struct cli_table t;
 	json_t *res = NULL, *item;
@@ -478,6 +482,14 @@ int cli_list(struct cli_ctx *ctx, const char *path, const char *const *headers, 
 	int rc = cli_request(&res, ctx, "GET", path, NULL);
 	if (rc)
 		return rc;
+	if (sel && sel->n && json_is_array(res)) {
+		json_t *kept = json_array();
+		json_array_foreach(res, i, item)
+			if (cli_selector_match(sel, json_object_get(item, "labels")))
+				json_array_append(kept, item);
+		json_decref(res);
+		res = kept;
+	}
 	bool wide = ctx->output == CLI_OUTPUT_WIDE && ncols + 2 <= 16;
 	const char *wide_headers[16];
 	if (wide) {
@@ -738,4 +750,135 @@ int cli_verb_dispatch(struct cli_ctx *ctx, const char *group, const char *group_
 		return verbs[i].fn(ctx, a);
 	}
 	return cli_usage_error(ctx, group_usage, "unknown command \"%s %s\"", group, verb);
+}
+
+/* --- selectors ------------------------------------------------------------------ */
+
+int cli_selector_take(struct cli_selector *s, struct cli_args *a, struct cli_ctx *ctx,
+		      const char *usage)
+{
+	const char *v;
+	s->n = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		const char *flag = pass ? "--selector" : "-l";
+		while ((v = cli_arg_value_next(a, flag))) {
+			const char *p = v;
+			do {
+				size_t len = strcspn(p, ","), klen = strcspn(p, "=");
+				if (klen == 0 || klen >= len)
+					return cli_usage_error(ctx, usage,
+							       "%s must be key=value[,key=value], not \"%s\"",
+							       flag, v);
+				if (s->n == CLI_SELECTOR_MAX)
+					return cli_usage_error(ctx, usage, "%s: at most %d pairs", flag,
+							       CLI_SELECTOR_MAX);
+				if (klen >= sizeof(s->key[0]) || len - klen - 1 >= sizeof(s->val[0]))
+					return cli_usage_error(ctx, usage, "%s: \"%.*s\" is too long", flag,
+							       (int)len, p);
+				snprintf(s->key[s->n], sizeof(s->key[0]), "%.*s", (int)klen, p);
+				snprintf(s->val[s->n], sizeof(s->val[0]), "%.*s", (int)(len - klen - 1),
+					 p + klen + 1);
+				s->n++;
+				p += len;
+			} while (*p++ == ',');
+		}
+	}
+	return 0;
+}
+
+bool cli_selector_match(const struct cli_selector *s, const json_t *labels)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const char *v = json_string_value(json_object_get(labels, s->key[i]));
+		if (!v || strcmp(v, s->val[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* --- get NAME... ------------------------------------------------------------------ */
+
+int cli_get_each(struct cli_ctx *ctx, struct cli_args *a, const char *usage, const char *prefix,
+		 cli_print_fn print)
+{
+	const char *names[CLI_ARGS_MAX];
+	int n = 0, rc, first_rc = 0;
+	while (n < CLI_ARGS_MAX && (names[n] = cli_arg_positional(a, n)))
+		n++;
+	if ((rc = cli_args_finish(a, ctx, usage)))
+		return rc;
+	if (n == 0)
+		return cli_usage_error(ctx, usage, "NAME or ID is required");
+	json_t *all = json_array();
+	for (int i = 0; i < n; i++) {
+		char esc[512], path[640];
+		json_t *res = NULL;
+		if (cli_path_escape(esc, sizeof(esc), names[i])) {
+			fprintf(ctx->errout, "novactl: %.40s...: the name is too long\n", names[i]);
+			rc = CLI_EXIT_USAGE;
+		} else {
+			snprintf(path, sizeof(path), "%s%s", prefix, esc);
+			rc = cli_request(&res, ctx, "GET", path, NULL);
+		}
+		if (rc) {
+			if (!first_rc)
+				first_rc = rc;
+			continue;
+		}
+		if (ctx->json) {
+			json_array_append_new(all, res);
+			continue;
+		}
+		if (json_array_size(all) || i > 0)
+			fputc('\n', ctx->out);
+		print(ctx, res);
+		json_array_append_new(all, res);
+	}
+	if (ctx->json && json_array_size(all))
+		cli_doc_print(ctx, n == 1 ? json_array_get(all, 0) : all);
+	json_decref(all);
+	return first_rc;
+}
+
+/* --- watching ------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t cli_sigint;
+
+static void cli_on_sigint(int sig)
+{
+	(void)sig;
+	cli_sigint = 1;
+}
+
+void cli_watch_begin(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = cli_on_sigint;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a sleep or a request in progress returns early. */
+	sigaction(SIGINT, &sa, NULL);
+}
+
+bool cli_interrupted(void)
+{
+	return cli_sigint != 0;
+}
+
+bool cli_watch_sleep(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	while (!cli_sigint && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	return !cli_sigint;
+}
+
+bool cli_out_ok(struct cli_ctx *ctx)
+{
+	/* A pipe whose reader left polls POLLERR at once: a quiet watch piped
+	 * into head ends without waiting for something to write. */
+	struct pollfd p = {.fd = fileno(ctx->out), .events = 0};
+	if (poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)))
+		return false;
+	return fflush(ctx->out) == 0 && !ferror(ctx->out);
 }

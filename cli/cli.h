@@ -11,6 +11,10 @@
 #include "core/err.h"
 
 #define CLI_EXIT_USAGE 2
+/* --wait: the deployment did not get there within --timeout. */
+#define CLI_EXIT_TIMEOUT 7
+/* --wait: the deployment failed (its reason is printed). */
+#define CLI_EXIT_FAILED 8
 
 /* -o: how results print. */
 enum cli_output {
@@ -120,8 +124,56 @@ void cli_table_finish(struct cli_table *t, const struct cli_ctx *ctx);
  * answer's array, each filled by row() (with -o wide, two more columns:
  * each element's "id" and "created_at"). Returns the exit status. */
 typedef void (*cli_row_fn)(struct cli_table *t, size_t row, const json_t *item);
+struct cli_selector;
+/* sel (may be NULL) keeps only the elements whose "labels" match it: the
+ * API has no label filter, so lists are filtered here, after the GET. */
 int cli_list(struct cli_ctx *ctx, const char *path, const char *const *headers, size_t ncols,
-	     cli_row_fn row);
+	     cli_row_fn row, const struct cli_selector *sel);
+
+/* -l key=value selectors (kubectl's equality selectors): each -l (or
+ * --selector) takes one or more key=value joined by commas; an object
+ * matches when its labels hold every pair. */
+#define CLI_SELECTOR_MAX 16
+struct cli_selector {
+	size_t n;
+	char key[CLI_SELECTOR_MAX][64];
+	char val[CLI_SELECTOR_MAX][128];
+};
+/* Take every -l and --selector of a; 0, or CLI_EXIT_USAGE after naming the
+ * bad one. */
+int cli_selector_take(struct cli_selector *s, struct cli_args *a, struct cli_ctx *ctx,
+		      const char *usage);
+bool cli_selector_match(const struct cli_selector *s, const json_t *labels);
+
+/* "get NAME..." of a kind: GET prefix + each name, in order, printed by
+ * print (table output) or gathered into one document (-o json, yaml,
+ * name: the object itself for one name, an array for several). A name
+ * that fails prints its error and the others still print; the exit status
+ * is the first failure's (3 for a missing one), else 0. At least one name
+ * is required. */
+typedef void (*cli_print_fn)(struct cli_ctx *ctx, const json_t *obj);
+int cli_get_each(struct cli_ctx *ctx, struct cli_args *a, const char *usage, const char *prefix,
+		 cli_print_fn print);
+
+/* Watches (events --watch, deployment get --watch, --wait): SIGINT ends
+ * them cleanly. cli_watch_begin installs the handler; cli_watch_sleep
+ * waits ms, false when interrupted meanwhile (or before). */
+void cli_watch_begin(void);
+bool cli_watch_sleep(unsigned ms);
+bool cli_interrupted(void);
+/* Whether out can still be written (false once the reader went away:
+ * SIGPIPE is ignored, so the write fails with EPIPE instead). */
+bool cli_out_ok(struct cli_ctx *ctx);
+
+/* deploy/scale/start/stop --wait: poll the deployment (id or name) every
+ * second until it is stopped (want_stopped), else running with every
+ * wanted replica ready; a progress line on stderr, rewritten in place on a
+ * terminal, else a line each time it changes. 0 when reached,
+ * CLI_EXIT_FAILED when the deployment failed, CLI_EXIT_TIMEOUT after
+ * timeout_s, 130 on SIGINT, or the request's exit status. *final gets
+ * the last deployment read (may be NULL when none was). */
+int cli_deployment_wait(json_t **final, struct cli_ctx *ctx, const char *ref, bool want_stopped,
+			unsigned timeout_s);
 
 /* Pretty JSON (2-space indent) and a newline. */
 void cli_json_print(FILE *f, const json_t *v);
@@ -165,6 +217,10 @@ int cli_cmd_model(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a);
 int cli_cmd_deployment(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 int cli_cmd_node(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+/* "novactl events [filters] [--watch]": no verb. */
+int cli_cmd_events(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+/* "novactl describe pool|node|deployment|model NAME": the kind is the verb. */
+int cli_cmd_describe(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 /* "novactl routes [--model M] [--watch]": no verb; verb is NULL. */
 int cli_cmd_routes(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 /* "novactl config get-contexts|current-context|use-context|set-context|

@@ -85,7 +85,7 @@ static int apikey_list(struct cli_ctx *ctx, struct cli_args *a)
 	static const char *const headers[] = {"ID", "NAME", "PREFIX", "SCOPES", "CREATED",
 					      "LAST-USED", "EXPIRES", "REVOKED"};
 	int rc = cli_args_finish(a, ctx, "novactl apikey list");
-	return rc ? rc : cli_list(ctx, "/v1/apikeys", headers, 8, apikey_row);
+	return rc ? rc : cli_list(ctx, "/v1/apikeys", headers, 8, apikey_row, NULL);
 }
 
 static int apikey_revoke(struct cli_ctx *ctx, struct cli_args *a)

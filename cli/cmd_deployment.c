@@ -1,20 +1,34 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
 #define DEPLOY_USAGE                                                                          \
 	"novactl deploy MODEL --pool POOL [--replicas N] [--placement binpack|spread] "       \
-	"[--label k=v ...] [--name NAME]"
+	"[--label k=v ...] [--name NAME] [--wait [--timeout S]]"
+#define DEP_LIST_USAGE "novactl deployment list [-l|--selector key=value,...]"
+#define DEP_GET_USAGE "novactl deployment get NAME|ID... [--watch]"
+#define DEP_SCALE_USAGE "novactl deployment scale NAME|ID --replicas N [--wait [--timeout S]]"
+#define DEP_STOP_USAGE "novactl deployment stop NAME|ID [--wait [--timeout S]]"
+#define DEP_START_USAGE "novactl deployment start NAME|ID [--wait [--timeout S]]"
+#define DEP_DELETE_USAGE "novactl deployment delete NAME|ID"
 #define DEPLOYMENT_USAGE                                                                      \
 	"novactl deployment list|get|scale|stop|start|delete ...\n"                          \
-	"  novactl deployment list\n"                                                         \
-	"  novactl deployment get NAME|ID\n"                                                  \
-	"  novactl deployment scale NAME|ID --replicas N\n"                                   \
-	"  novactl deployment stop NAME|ID\n"                                                 \
-	"  novactl deployment start NAME|ID\n"                                                \
-	"  novactl deployment delete NAME|ID"
+	"  " DEP_LIST_USAGE "\n"                                                              \
+	"  " DEP_GET_USAGE "\n"                                                               \
+	"  " DEP_SCALE_USAGE "\n"                                                             \
+	"  " DEP_STOP_USAGE "\n"                                                              \
+	"  " DEP_START_USAGE "\n"                                                             \
+	"  " DEP_DELETE_USAGE "\n"                                                            \
+	"--wait: until the deployment runs with every replica ready (stop: until it is\n"    \
+	"stopped), with a progress line; --timeout S (default 300) then exits 7; a\n"        \
+	"deployment that failed exits 8 with its reason. get --watch re-prints it\n"         \
+	"when it changes (polled every 2 s) until interrupted."
+
+#define DEP_WAIT_DEFAULT_S 300
 
 static void dep_print(struct cli_ctx *ctx, const json_t *d)
 {
@@ -62,6 +76,157 @@ static int dep_replicas_arg(long long *out, const char *val, struct cli_ctx *ctx
 	return 0;
 }
 
+/* --wait and --timeout S: *timeout_s 0 when not waiting. */
+static int dep_wait_args(unsigned *timeout_s, struct cli_args *a, struct cli_ctx *ctx,
+			 const char *usage)
+{
+	bool wait = cli_arg_flag(a, "--wait");
+	const char *t = cli_arg_value(a, "--timeout");
+	char *end;
+	*timeout_s = 0;
+	if (t && !wait)
+		return cli_usage_error(ctx, usage, "--timeout needs --wait");
+	if (!wait)
+		return 0;
+	if (!t) {
+		*timeout_s = DEP_WAIT_DEFAULT_S;
+		return 0;
+	}
+	errno = 0;
+	long v = strtol(t, &end, 10);
+	if (errno || !*t || *end || v < 1 || v > 86400)
+		return cli_usage_error(ctx, usage, "--timeout must be 1 to 86400 seconds, not \"%s\"", t);
+	*timeout_s = (unsigned)v;
+	return 0;
+}
+
+static double dep_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* What a wait is at: "2/3 ready, deploying: 2 of 3 replicas ready". The
+ * state's reason says what the worker waits for (a node provisioning, a
+ * replica to report ready); absent, the last event's. */
+static void dep_progress(char *buf, size_t len, const json_t *d)
+{
+	const char *reason = json_string_value(json_object_get(d, "state_reason"));
+	json_t *events = json_object_get(d, "events");
+	json_t *last = json_array_get(events, json_array_size(events) - 1);
+	const char *state = json_string_value(json_object_get(d, "state"));
+	if ((!reason || !*reason) && last)
+		reason = json_string_value(json_object_get(last, "reason"));
+	snprintf(buf, len, "%lld/%lld ready, %s%s%s",
+		 (long long)json_integer_value(json_object_get(d, "ready_replicas")),
+		 (long long)json_integer_value(json_object_get(d, "replicas")),
+		 state ? state : "?", reason && *reason ? ": " : "",
+		 reason ? reason : "");
+}
+
+int cli_deployment_wait(json_t **final, struct cli_ctx *ctx, const char *ref, bool want_stopped,
+			unsigned timeout_s)
+{
+	char esc[512], path[600], line[512], shown[512] = "";
+	bool tty = isatty(fileno(ctx->errout)) == 1;
+	double deadline = dep_now() + timeout_s;
+	json_t *d = NULL;
+	int rc;
+	*final = NULL;
+	if (cli_path_escape(esc, sizeof(esc), ref)) {
+		fprintf(ctx->errout, "novactl: the deployment reference is too long\n");
+		return CLI_EXIT_USAGE;
+	}
+	snprintf(path, sizeof(path), "/v1/deployments/%s", esc);
+	cli_watch_begin();
+	for (;;) {
+		json_t *next = NULL;
+		if ((rc = cli_request(&next, ctx, "GET", path, NULL)))
+			break;
+		json_decref(d);
+		d = next;
+		const char *state = json_string_value(json_object_get(d, "state"));
+		const char *name = json_string_value(json_object_get(d, "name"));
+		long long want = json_integer_value(json_object_get(d, "replicas"));
+		long long ready = json_integer_value(json_object_get(d, "ready_replicas"));
+		dep_progress(line, sizeof(line), d);
+		if (strcmp(line, shown) != 0) {
+			/* On a terminal one line, rewritten (\r, then erase to its
+			 * end); in a log a line per change. */
+			if (tty)
+				fprintf(ctx->errout, "\r\033[Kwaiting for %s: %s", name ? name : ref, line);
+			else
+				fprintf(ctx->errout, "waiting for %s: %s\n", name ? name : ref, line);
+			fflush(ctx->errout);
+			snprintf(shown, sizeof(shown), "%s", line);
+		}
+		bool done = state && (want_stopped ? !strcmp(state, "stopped")
+						   : ready == want && (!strcmp(state, "running") ||
+								       (want == 0 && strcmp(state, "pending") &&
+									strcmp(state, "deploying"))));
+		if (done) {
+			rc = 0;
+			break;
+		}
+		if (state && !strcmp(state, "failed")) {
+			if (tty)
+				fputc('\n', ctx->errout);
+			tty = false;
+			const char *why = json_string_value(json_object_get(d, "state_reason"));
+			fprintf(ctx->errout, "novactl: deployment %s failed: %s\n", name ? name : ref,
+				why && *why ? why : "no reason given");
+			rc = CLI_EXIT_FAILED;
+			break;
+		}
+		double left = deadline - dep_now();
+		if (left <= 0) {
+			if (tty)
+				fputc('\n', ctx->errout);
+			tty = false;
+			fprintf(ctx->errout,
+				"novactl: timed out after %u s waiting for deployment %s (%s)\n", timeout_s,
+				name ? name : ref, line);
+			rc = CLI_EXIT_TIMEOUT;
+			break;
+		}
+		if (!cli_watch_sleep(left < 1.0 ? (unsigned)(left * 1000) + 1 : 1000)) {
+			rc = 130;
+			break;
+		}
+	}
+	if (tty && shown[0])
+		fputc('\n', ctx->errout);
+	*final = d;
+	return rc;
+}
+
+/* After a change: with --wait, wait for it and print where it got (the
+ * deployment as -o asks, or one line); else print the answer. */
+static int dep_after_change(struct cli_ctx *ctx, const json_t *res, bool want_stopped,
+			    unsigned timeout_s)
+{
+	json_t *final = NULL;
+	if (!timeout_s) {
+		dep_print(ctx, res);
+		return 0;
+	}
+	if (!ctx->json)
+		dep_print(ctx, res);
+	const char *id = json_string_value(json_object_get(res, "id"));
+	int rc = cli_deployment_wait(&final, ctx, id ? id : "", want_stopped, timeout_s);
+	if (final && ctx->json)
+		cli_doc_print(ctx, final);
+	else if (rc == 0 && final)
+		fprintf(ctx->out, "deployment %s %s: %lld of %lld replicas ready\n",
+			json_string_value(json_object_get(final, "name")),
+			json_string_value(json_object_get(final, "state")),
+			(long long)json_integer_value(json_object_get(final, "ready_replicas")),
+			(long long)json_integer_value(json_object_get(final, "replicas")));
+	json_decref(final);
+	return rc;
+}
+
 int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a)
 {
 	if (ctx->complete)
@@ -71,6 +236,7 @@ int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a)
 	json_t *body = json_object(), *labels = json_object(), *res = NULL;
 	const char *label;
 	long long n = 1;
+	unsigned timeout_s = 0;
 	int rc = 0;
 	if (!model || !strcmp(model, "--help") || !strcmp(model, "-h") || cli_args_wants_help(a)) {
 		fprintf(model ? ctx->out : ctx->errout, "usage: %s\n", DEPLOY_USAGE);
@@ -84,7 +250,8 @@ int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a)
 		else
 			json_object_setn_new(labels, label, (size_t)(eq - label), json_string(eq + 1));
 	}
-	if (rc || (rc = cli_args_finish(a, ctx, DEPLOY_USAGE)))
+	if (rc || (rc = dep_wait_args(&timeout_s, a, ctx, DEPLOY_USAGE)) ||
+	    (rc = cli_args_finish(a, ctx, DEPLOY_USAGE)))
 		goto out;
 	if (!pool) {
 		rc = cli_usage_error(ctx, DEPLOY_USAGE, "--pool is required");
@@ -102,7 +269,7 @@ int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a)
 	if (json_object_size(labels))
 		json_object_set(body, "labels", labels);
 	if ((rc = cli_request(&res, ctx, "POST", "/v1/deployments", body)) == 0)
-		dep_print(ctx, res);
+		rc = dep_after_change(ctx, res, false, timeout_s);
 out:
 	json_decref(res);
 	json_decref(body);
@@ -140,49 +307,99 @@ static void dep_row(struct cli_table *t, size_t row, const json_t *d)
 	cli_table_json(t, row, 5, json_object_get(d, "state_reason"));
 }
 
+/* Labels are the deployment's node selector ("labels" in its answer). */
 static int dep_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const headers[] = {"NAME", "MODEL", "POOL", "READY", "STATE", "REASON"};
-	int rc = cli_args_finish(a, ctx, "novactl deployment list");
-	return rc ? rc : cli_list(ctx, "/v1/deployments", headers, 6, dep_row);
+	struct cli_selector sel;
+	int rc = cli_selector_take(&sel, a, ctx, DEP_LIST_USAGE);
+	if (!rc)
+		rc = cli_args_finish(a, ctx, DEP_LIST_USAGE);
+	return rc ? rc : cli_list(ctx, "/v1/deployments", headers, 6, dep_row, &sel);
 }
 
-/* get, stop, start: a reference, one request, print the deployment. */
+/* stop, start: a reference, one request, print the deployment (and wait). */
 static int dep_simple(struct cli_ctx *ctx, struct cli_args *a, const char *usage,
 		      const char *method, const char *suffix)
 {
 	char path[640];
+	unsigned timeout_s;
 	json_t *res = NULL;
-	int rc = dep_ref(path, sizeof(path), ctx, a, usage, suffix);
+	int rc = dep_wait_args(&timeout_s, a, ctx, usage);
+	if (!rc)
+		rc = dep_ref(path, sizeof(path), ctx, a, usage, suffix);
 	if (!rc && (rc = cli_request(&res, ctx, method, path, NULL)) == 0)
-		dep_print(ctx, res);
+		rc = dep_after_change(ctx, res, !strcmp(suffix, "/stop"), timeout_s);
 	json_decref(res);
+	return rc;
+}
+
+/* get NAME --watch: poll every 2 s and print it again when anything but
+ * its timestamps changed. One name only: several would interleave. */
+static int dep_watch(struct cli_ctx *ctx, const char *path)
+{
+	char *shown = NULL;
+	int rc = 0;
+	cli_watch_begin();
+	while (!cli_interrupted()) {
+		json_t *d = NULL;
+		rc = cli_request(&d, ctx, "GET", path, NULL);
+		if (rc == 6 && shown) { /* unreachable for now: keep watching */
+			cli_watch_sleep(2000);
+			continue;
+		}
+		if (rc)
+			break;
+		json_object_del(d, "updated_at");
+		char *text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+		if (text && (!shown || strcmp(text, shown) != 0)) {
+			if (shown && !ctx->json)
+				fputc('\n', ctx->out);
+			dep_print(ctx, d);
+			free(shown);
+			shown = text;
+			text = NULL;
+		}
+		free(text);
+		json_decref(d);
+		if (!cli_out_ok(ctx))
+			break;
+		cli_watch_sleep(2000);
+	}
+	free(shown);
 	return rc;
 }
 
 static int dep_get(struct cli_ctx *ctx, struct cli_args *a)
 {
-	return dep_simple(ctx, a, "novactl deployment get NAME|ID", "GET", "");
+	char path[640];
+	if (!cli_arg_flag(a, "--watch"))
+		return cli_get_each(ctx, a, DEP_GET_USAGE, "/v1/deployments/", dep_print);
+	int rc = dep_ref(path, sizeof(path), ctx, a, DEP_GET_USAGE, "");
+	return rc ? rc : dep_watch(ctx, path);
 }
 
 static int dep_stop(struct cli_ctx *ctx, struct cli_args *a)
 {
-	return dep_simple(ctx, a, "novactl deployment stop NAME|ID", "POST", "/stop");
+	return dep_simple(ctx, a, DEP_STOP_USAGE, "POST", "/stop");
 }
 
 static int dep_start(struct cli_ctx *ctx, struct cli_args *a)
 {
-	return dep_simple(ctx, a, "novactl deployment start NAME|ID", "POST", "/start");
+	return dep_simple(ctx, a, DEP_START_USAGE, "POST", "/start");
 }
 
 static int dep_scale(struct cli_ctx *ctx, struct cli_args *a)
 {
-	const char *usage = "novactl deployment scale NAME|ID --replicas N";
+	const char *usage = DEP_SCALE_USAGE;
 	const char *replicas = cli_arg_value(a, "--replicas");
 	char path[640];
 	long long n;
+	unsigned timeout_s;
 	json_t *body, *res = NULL;
-	int rc = dep_ref(path, sizeof(path), ctx, a, usage, "");
+	int rc = dep_wait_args(&timeout_s, a, ctx, usage);
+	if (!rc)
+		rc = dep_ref(path, sizeof(path), ctx, a, usage, "");
 	if (rc)
 		return rc;
 	if (!replicas)
@@ -191,7 +408,7 @@ static int dep_scale(struct cli_ctx *ctx, struct cli_args *a)
 		return rc;
 	body = json_pack("{s:I}", "replicas", (json_int_t)n);
 	if ((rc = cli_request(&res, ctx, "PATCH", path, body)) == 0)
-		dep_print(ctx, res);
+		rc = dep_after_change(ctx, res, false, timeout_s);
 	json_decref(body);
 	json_decref(res);
 	return rc;
@@ -200,7 +417,7 @@ static int dep_scale(struct cli_ctx *ctx, struct cli_args *a)
 static int dep_delete(struct cli_ctx *ctx, struct cli_args *a)
 {
 	char path[640];
-	const char *usage = "novactl deployment delete NAME|ID";
+	const char *usage = DEP_DELETE_USAGE;
 	int rc = dep_ref(path, sizeof(path), ctx, a, usage, "");
 	if (!rc && (rc = cli_request(NULL, ctx, "DELETE", path, NULL)) == 0 && !ctx->json)
 		fprintf(ctx->out, "deployment deleted\n");
@@ -210,12 +427,12 @@ static int dep_delete(struct cli_ctx *ctx, struct cli_args *a)
 int cli_cmd_deployment(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 {
 	static const struct cli_verb verbs[] = {
-		{"list", dep_list, "novactl deployment list"},
-		{"get", dep_get, "novactl deployment get NAME|ID"},
-		{"scale", dep_scale, "novactl deployment scale NAME|ID --replicas N"},
-		{"stop", dep_stop, "novactl deployment stop NAME|ID"},
-		{"start", dep_start, "novactl deployment start NAME|ID"},
-		{"delete", dep_delete, "novactl deployment delete NAME|ID"},
+		{"list", dep_list, DEP_LIST_USAGE},
+		{"get", dep_get, DEP_GET_USAGE},
+		{"scale", dep_scale, DEP_SCALE_USAGE},
+		{"stop", dep_stop, DEP_STOP_USAGE},
+		{"start", dep_start, DEP_START_USAGE},
+		{"delete", dep_delete, DEP_DELETE_USAGE},
 	};
 	return cli_verb_dispatch(ctx, "deployment", DEPLOYMENT_USAGE, verbs,
 				 sizeof(verbs) / sizeof(verbs[0]), verb, a);

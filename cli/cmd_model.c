@@ -7,7 +7,7 @@
 	"novactl model register|list|get|delete ...\n"                                       \
 	"  novactl model register -f MODEL.yaml   (JSON or YAML; see etc/models/)\n"          \
 	"  novactl model list\n"                                                              \
-	"  novactl model get NAME[:VERSION]|ID\n"                                             \
+	"  novactl model get NAME[:VERSION]|ID...\n"                                             \
 	"  novactl model delete NAME[:VERSION]|ID"
 
 static void model_print(struct cli_ctx *ctx, const json_t *m)
@@ -72,7 +72,7 @@ static int model_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const headers[] = {"NAME", "VERSION", "KIND", "STAGES", "CREATED"};
 	int rc = cli_args_finish(a, ctx, "novactl model list");
-	return rc ? rc : cli_list(ctx, "/v1/models", headers, 5, model_row);
+	return rc ? rc : cli_list(ctx, "/v1/models", headers, 5, model_row, NULL);
 }
 
 static int model_ref(char *path, size_t len, struct cli_ctx *ctx, struct cli_args *a,
@@ -93,14 +93,8 @@ static int model_ref(char *path, size_t len, struct cli_ctx *ctx, struct cli_arg
 
 static int model_get(struct cli_ctx *ctx, struct cli_args *a)
 {
-	char path[600];
-	const char *ref;
-	json_t *res = NULL;
-	int rc = model_ref(path, sizeof(path), ctx, a, "novactl model get NAME[:VERSION]|ID", &ref);
-	if (!rc && (rc = cli_request(&res, ctx, "GET", path, NULL)) == 0)
-		model_print(ctx, res);
-	json_decref(res);
-	return rc;
+	return cli_get_each(ctx, a, "novactl model get NAME[:VERSION]|ID...", "/v1/models/",
+			    model_print);
 }
 
 static int model_delete(struct cli_ctx *ctx, struct cli_args *a)
@@ -118,7 +112,7 @@ int cli_cmd_model(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 	static const struct cli_verb verbs[] = {
 		{"register", model_register, "novactl model register -f MODEL.yaml"},
 		{"list", model_list, "novactl model list"},
-		{"get", model_get, "novactl model get NAME[:VERSION]|ID"},
+		{"get", model_get, "novactl model get NAME[:VERSION]|ID..."},
 		{"delete", model_delete, "novactl model delete NAME[:VERSION]|ID"},
 	};
 	return cli_verb_dispatch(ctx, "model", MODEL_USAGE, verbs, sizeof(verbs) / sizeof(verbs[0]), verb, a);

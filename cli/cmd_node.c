@@ -3,10 +3,12 @@
 
 #include "cli/cli.h"
 
+#define NODE_LIST_USAGE "novactl node list [--pool POOL] [-l|--selector key=value,...]"
+#define NODE_GET_USAGE "novactl node get NODE..."
 #define NODE_USAGE                                                                            \
 	"novactl node list|get|cordon|uncordon|drain ...\n"                                  \
-	"  novactl node list [--pool POOL]\n"                                                 \
-	"  novactl node get NODE\n"                                                           \
+	"  " NODE_LIST_USAGE "\n"                                                 \
+	"  " NODE_GET_USAGE "\n"                                                           \
 	"  novactl node cordon NODE\n"                                                        \
 	"  novactl node uncordon NODE\n"                                                      \
 	"  novactl node drain NODE"
@@ -68,17 +70,18 @@ static int node_list(struct cli_ctx *ctx, struct cli_args *a)
 					      "LAST-HEARTBEAT"};
 	const char *pool = cli_arg_value(a, "--pool");
 	char path[600], esc[512];
-	int rc = cli_args_finish(a, ctx, "novactl node list [--pool POOL]");
-	if (rc)
+	struct cli_selector sel;
+	int rc = cli_selector_take(&sel, a, ctx, NODE_LIST_USAGE);
+	if (rc || (rc = cli_args_finish(a, ctx, NODE_LIST_USAGE)))
 		return rc;
 	if (pool) {
 		if (cli_path_escape(esc, sizeof(esc), pool))
-			return cli_usage_error(ctx, "novactl node list [--pool POOL]", "--pool is too long");
+			return cli_usage_error(ctx, NODE_LIST_USAGE, "--pool is too long");
 		snprintf(path, sizeof(path), "/v1/nodes?pool=%s", esc);
 	} else {
 		snprintf(path, sizeof(path), "/v1/nodes");
 	}
-	return cli_list(ctx, path, headers, 6, node_row);
+	return cli_list(ctx, path, headers, 6, node_row, &sel);
 }
 
 /* get, cordon, uncordon, drain: a node reference, one request. */
@@ -104,7 +107,7 @@ static int node_simple(struct cli_ctx *ctx, struct cli_args *a, const char *usag
 
 static int node_get(struct cli_ctx *ctx, struct cli_args *a)
 {
-	return node_simple(ctx, a, "novactl node get NODE", "GET", "");
+	return cli_get_each(ctx, a, NODE_GET_USAGE, "/v1/nodes/", node_print);
 }
 
 static int node_cordon(struct cli_ctx *ctx, struct cli_args *a)
@@ -125,8 +128,8 @@ static int node_drain(struct cli_ctx *ctx, struct cli_args *a)
 int cli_cmd_node(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 {
 	static const struct cli_verb verbs[] = {
-		{"list", node_list, "novactl node list [--pool POOL]"},
-		{"get", node_get, "novactl node get NODE"},
+		{"list", node_list, NODE_LIST_USAGE},
+		{"get", node_get, NODE_GET_USAGE},
 		{"cordon", node_cordon, "novactl node cordon NODE"},
 		{"uncordon", node_uncordon, "novactl node uncordon NODE"},
 		{"drain", node_drain, "novactl node drain NODE"},

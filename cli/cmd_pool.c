@@ -11,11 +11,13 @@
 #define POOL_UPDATE_USAGE                                                                     \
 	"novactl pool update NAME|ID [--max-nodes N|none] [--max-accelerators N|none] "       \
 	"[--accelerator-types T1,T2]"
+#define POOL_LIST_USAGE "novactl pool list [-l|--selector key=value,...]"
+#define POOL_GET_USAGE "novactl pool get NAME|ID..."
 #define POOL_USAGE                                                                            \
 	"novactl pool create|list|get|update|delete ...\n"                                   \
 	"  " POOL_CREATE_USAGE "\n"                                                           \
-	"  novactl pool list\n"                                                               \
-	"  novactl pool get NAME|ID\n"                                                        \
+	"  " POOL_LIST_USAGE "\n"                                                             \
+	"  " POOL_GET_USAGE "\n"                                                              \
 	"  " POOL_UPDATE_USAGE "\n"                                                           \
 	"  novactl pool delete NAME|ID [--force]"
 
@@ -211,8 +213,11 @@ static void pool_row(struct cli_table *t, size_t row, const json_t *p)
 static int pool_list(struct cli_ctx *ctx, struct cli_args *a)
 {
 	static const char *const headers[] = {"NAME", "PROVIDER", "STATE", "NODES", "MAX-NODES", "CREATED"};
-	int rc = cli_args_finish(a, ctx, "novactl pool list");
-	return rc ? rc : cli_list(ctx, "/v1/pools", headers, 6, pool_row);
+	struct cli_selector sel;
+	int rc = cli_selector_take(&sel, a, ctx, POOL_LIST_USAGE);
+	if (!rc)
+		rc = cli_args_finish(a, ctx, POOL_LIST_USAGE);
+	return rc ? rc : cli_list(ctx, "/v1/pools", headers, 6, pool_row, &sel);
 }
 
 static int pool_ref_path(char *path, size_t len, struct cli_ctx *ctx, struct cli_args *a,
@@ -235,13 +240,7 @@ static int pool_ref_path(char *path, size_t len, struct cli_ctx *ctx, struct cli
 
 static int pool_get(struct cli_ctx *ctx, struct cli_args *a)
 {
-	char path[600];
-	json_t *res = NULL;
-	int rc = pool_ref_path(path, sizeof(path), ctx, a, "novactl pool get NAME|ID", NULL);
-	if (!rc && (rc = cli_request(&res, ctx, "GET", path, NULL)) == 0)
-		pool_print(ctx, res);
-	json_decref(res);
-	return rc;
+	return cli_get_each(ctx, a, POOL_GET_USAGE, "/v1/pools/", pool_print);
 }
 
 static int pool_update(struct cli_ctx *ctx, struct cli_args *a)
@@ -285,8 +284,8 @@ int cli_cmd_pool(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 {
 	static const struct cli_verb verbs[] = {
 		{"create", pool_create, POOL_CREATE_USAGE},
-		{"list", pool_list, "novactl pool list"},
-		{"get", pool_get, "novactl pool get NAME|ID"},
+		{"list", pool_list, POOL_LIST_USAGE},
+		{"get", pool_get, POOL_GET_USAGE},
 		{"update", pool_update, POOL_UPDATE_USAGE},
 		{"delete", pool_delete, "novactl pool delete NAME|ID [--force]"},
 	};

@@ -6,7 +6,10 @@
 #include "cli/cli.h"
 #include "core/http_client.h"
 
-#define ROUTES_USAGE "novactl routes [--model NAME] [--watch]"
+#define ROUTES_USAGE                                                                          \
+	"novactl routes [--model NAME] [--watch]\n"                                           \
+	"  --watch --model NAME: the stream's snapshot and changes of that model (and its\n"  \
+	"  adapters) only; the stream carries every model, and novactl drops the rest"
 
 static void routes_print(struct cli_ctx *ctx, const json_t *body)
 {
@@ -51,6 +54,7 @@ static void routes_print(struct cli_ctx *ctx, const json_t *body)
 /* Server-Sent Events, parsed line by line across chunks. */
 struct routes_watch {
 	struct cli_ctx *ctx;
+	const char *model;   /* --model: only its routes, else NULL */
 	char line[65536];
 	size_t len;
 	char event[32];
@@ -58,10 +62,56 @@ struct routes_watch {
 	char *data;
 };
 
+/* A route (or a change's key) of what --model names: a model (with its
+ * adapters' routes), or one adapter ("model" is the base model, "adapter"
+ * the adapter's name; a change's key is "MODEL" or "MODEL/ADAPTER"). */
+static bool routes_wanted(const struct routes_watch *w, const char *key, const json_t *route)
+{
+	const char *m = json_string_value(json_object_get(route, "model"));
+	const char *ad = json_string_value(json_object_get(route, "adapter"));
+	if (!w->model)
+		return true;
+	size_t l = strlen(w->model);
+	if ((m && !strcmp(m, w->model)) || (ad && !strcmp(ad, w->model)))
+		return true;
+	if (!key)
+		return false;
+	/* A removed route's change is null: its key alone says whose it was. */
+	size_t kl = strlen(key);
+	return !strcmp(key, w->model) || (!strncmp(key, w->model, l) && key[l] == '/') ||
+	       (kl > l && key[kl - l - 1] == '/' && !strcmp(key + kl - l, w->model));
+}
+
+/* The event's data with only the wanted routes: a snapshot's "routes"
+ * array, an update's "changes" object. */
+static void routes_filter(struct routes_watch *w, json_t *d)
+{
+	json_t *routes = json_object_get(d, "routes"), *changes = json_object_get(d, "changes");
+	const char *key;
+	json_t *r, *tmp;
+	if (!w->model || !d)
+		return;
+	for (size_t i = json_array_size(routes); i-- > 0;)
+		if (!routes_wanted(w, NULL, json_array_get(routes, i)))
+			json_array_remove(routes, i);
+	json_object_foreach_safe(changes, tmp, key, r)
+		if (!routes_wanted(w, key, r))
+			json_object_del(changes, key);
+}
+
 static void routes_event(struct routes_watch *w)
 {
 	json_t *d = w->data ? json_loads(w->data, 0, NULL) : NULL;
-	if (w->ctx->json) {
+	routes_filter(w, d);
+	if (w->ctx->json && w->model && !strcmp(w->event, "update") &&
+	    json_object_size(json_object_get(d, "changes")) == 0) {
+		/* nothing of this model changed */
+	} else if (w->ctx->json && w->model && d) {
+		char *text = json_dumps(d, JSON_COMPACT);
+		fprintf(w->ctx->out, "{\"id\":%s,\"event\":\"%s\",\"data\":%s}\n", w->id[0] ? w->id : "null",
+			w->event, text ? text : "null");
+		free(text);
+	} else if (w->ctx->json) {
 		fprintf(w->ctx->out, "{\"id\":%s,\"event\":\"%s\",\"data\":%s}\n", w->id[0] ? w->id : "null",
 			w->event, w->data ? w->data : "null");
 	} else if (!strcmp(w->event, "snapshot")) {
@@ -119,9 +169,9 @@ static int routes_on_data(void *arg, const char *data, size_t len)
 
 /* Watch until interrupted; reconnect (with the last event id, so nothing is
  * missed) when the server goes away. */
-static int routes_watch(struct cli_ctx *ctx)
+static int routes_watch(struct cli_ctx *ctx, const char *model)
 {
-	struct routes_watch w = {.ctx = ctx};
+	struct routes_watch w = {.ctx = ctx, .model = model};
 	char url[1100], last[64];
 	snprintf(url, sizeof(url), "%s/v1/routes/watch", ctx->server);
 	for (unsigned backoff = 1;; backoff = backoff < 16 ? backoff * 2 : 16) {
@@ -163,11 +213,6 @@ int cli_cmd_routes(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 	}
 	if ((rc = cli_args_finish(a, ctx, ROUTES_USAGE)))
 		return rc;
-	if (watch) {
-		if (model)
-			return cli_usage_error(ctx, ROUTES_USAGE, "--watch shows every model; drop --model");
-		return routes_watch(ctx);
-	}
 	if (model) {
 		if (cli_path_escape(esc, sizeof(esc), model))
 			return cli_usage_error(ctx, ROUTES_USAGE, "--model is too long");
@@ -175,6 +220,10 @@ int cli_cmd_routes(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 	} else {
 		snprintf(path, sizeof(path), "/v1/routes");
 	}
+	/* A watch of a model not deployed yet is allowed: its snapshot is
+	 * empty and its first route arrives as a change. */
+	if (watch)
+		return routes_watch(ctx, model);
 	if ((rc = cli_request(&res, ctx, "GET", path, NULL)))
 		return rc;
 	if (ctx->json)

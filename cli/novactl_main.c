@@ -22,9 +22,15 @@ static const char novactl_usage[] =
 	"commands:\n"
 	"  pool create|list|get|update|delete   compute pools\n"
 	"  model register|list|get|delete       the model registry\n"
-	"  deploy MODEL --pool POOL ...         deploy a model on a pool\n"
+	"  deploy MODEL --pool POOL ... [--wait [--timeout S]]\n"
+	"                                       deploy a model on a pool\n"
 	"  deployment list|get|scale|stop|start|delete\n"
-	"  node list|get|cordon|uncordon|drain      the nodes of the pools\n"
+	"                                       (get --watch; scale|start|stop --wait)\n"
+	"  node list|get|cordon|uncordon|drain  the nodes of the pools\n"
+	"  describe pool|node|deployment|model NAME\n"
+	"                                       one object, its parts and its events\n"
+	"  events [--pool P] [--deployment D] [--node N] [--since T] [--watch]\n"
+	"                                       transitions and events, newest last\n"
 	"  routes [--model NAME] [--watch]      the routing table\n"
 	"  apikey create|list|revoke            API keys (admin scope)\n"
 	"  audit [--since T] [--key K] [--object O] ...  who changed what (admin scope)\n"
@@ -38,8 +44,13 @@ static const char novactl_usage[] =
 	"--context, NOVA_CONTEXT or its current-context), or a local novad's state\n"
 	"directory. 'novactl COMMAND --help' for more.\n"
 	"\n"
+	"Lists take -l key=value selectors (pool, node and deployment list; matched\n"
+	"here, on the labels of each object the list returns); get takes several\n"
+	"names and prints each in order.\n"
+	"\n"
 	"exit status: 0 ok, 2 usage or invalid, 3 not found, 4 conflict,\n"
-	"5 authentication, 6 server unavailable\n";
+	"5 authentication, 6 server unavailable, 7 --wait timed out,\n"
+	"8 --wait saw the deployment fail, 130 interrupted while waiting\n";
 
 static const struct {
 	const char *name;
@@ -51,6 +62,8 @@ static const struct {
 	{"deploy", cli_cmd_deploy, false},
 	{"deployment", cli_cmd_deployment, false},
 	{"node", cli_cmd_node, false},
+	{"describe", cli_cmd_describe, false},
+	{"events", cli_cmd_events, true},
 	{"routes", cli_cmd_routes, true},
 	{"apikey", cli_cmd_apikey, false},
 	{"audit", cli_cmd_audit, true},
@@ -69,7 +82,7 @@ static const char *novactl_kind(const char *group)
 		return "deployment";
 	if (!strcmp(group, "routes"))
 		return "route";
-	if (!strcmp(group, "audit"))
+	if (!strcmp(group, "audit") || !strcmp(group, "events"))
 		return "event";
 	return group;
 }

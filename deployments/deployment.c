@@ -181,6 +181,68 @@ int deployment_list(json_t **out, struct db_pool *db, struct nova_err *err)
 	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 }
 
+#define DEP_EVENTS_SQL(dir)                                                                    \
+	"SELECT e.id, d.id, d.name, p.name, coalesce(e.from_state, ''), e.to_state, e.reason, " \
+	DB_TS("e.at") ", (extract(epoch FROM e.at) * 1000000)::bigint "                         \
+	"FROM deployment_events e JOIN deployments d ON d.id = e.deployment_id "                \
+	"JOIN pools p ON p.id = d.pool_id "                                                     \
+	"WHERE ($1::uuid IS NULL OR d.pool_id = $1::uuid) "                                     \
+	"AND ($2::uuid IS NULL OR d.id = $2::uuid) AND e.id > $3::bigint "                     \
+	"AND ($4::bigint = 0 OR e.at >= to_timestamp($4::bigint)) "                             \
+	"ORDER BY e.id " dir " LIMIT $5::int"
+
+int deployment_events_read(json_t **out, struct db_pool *db,
+			   const struct deployment_events_query *q, struct nova_err *err)
+{
+	char after_s[24], since_s[24], limit_s[16], id[40] = "";
+	PGresult *res = NULL;
+	struct db_conn *c;
+	int rc;
+	*out = NULL;
+	snprintf(after_s, sizeof(after_s), "%lld", q->newest ? 0 : q->after);
+	snprintf(since_s, sizeof(since_s), "%lld", q->since_s);
+	snprintf(limit_s, sizeof(limit_s), "%d", q->limit);
+	const char *params[5] = {q->pool_id, NULL, after_s, since_s, limit_s};
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	if (q->deployment) {
+		/* An unknown name is an error, not an empty story. */
+		json_t *d = NULL;
+		if ((rc = dep_fetch(&d, c, q->deployment, false, err)) == 0) {
+			snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(d, "id")));
+			params[1] = id;
+		}
+		json_decref(d);
+	}
+	if (!rc)
+		rc = db_exec(&res, c, q->newest ? DEP_EVENTS_SQL("DESC") : DEP_EVENTS_SQL("ASC"), 5,
+			     params, err);
+	db_conn_release(db, c);
+	if (rc)
+		return rc;
+	*out = json_array();
+	int n = PQntuples(res);
+	for (int i = 0; *out && i < n; i++) {
+		int r = q->newest ? n - 1 - i : i;
+		const char *from = PQgetvalue(res, r, 4);
+		json_t *e = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:I}",
+				      "source", "deployment", "seq",
+				      (json_int_t)atoll(PQgetvalue(res, r, 0)), "object_id",
+				      PQgetvalue(res, r, 1), "object", PQgetvalue(res, r, 2), "pool",
+				      PQgetvalue(res, r, 3), "kind", "transition", "from",
+				      *from ? json_string(from) : json_null(), "to",
+				      PQgetvalue(res, r, 5), "reason", PQgetvalue(res, r, 6), "at",
+				      PQgetvalue(res, r, 7), "at_us",
+				      (json_int_t)atoll(PQgetvalue(res, r, 8)));
+		if (!e || json_array_append_new(*out, e)) {
+			json_decref(*out);
+			*out = NULL;
+		}
+	}
+	PQclear(res);
+	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}
+
 int deployment_counts(json_t **out, struct db_pool *db, struct nova_err *err)
 {
 	PGresult *res = NULL;

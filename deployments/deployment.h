@@ -48,6 +48,22 @@ int deployment_create(json_t **out, struct db_pool *db, const struct deployment_
 		      struct audit_note *audit, struct nova_err *err);
 int deployment_get(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
 int deployment_list(json_t **out, struct db_pool *db, struct nova_err *err);
+/* Recorded deployment transitions (GET /v1/events), each as
+ * {"source": "deployment", "seq", "object", "object_id", "pool", "kind":
+ * "transition", "from", "to", "reason", "at", "at_us"} (pools/pool.h's
+ * pool_events_read gives the same shape for nodes and pools): in seq
+ * order; with newest, the newest `limit`, else the first `limit` past
+ * `after`. An unknown deployment is NOVA_ENOTFOUND. */
+struct deployment_events_query {
+	const char *pool_id;    /* NULL: every pool */
+	const char *deployment; /* id or name; NULL: every deployment */
+	long long since_s;      /* 0: no bound; else at >= since (epoch seconds) */
+	long long after;        /* the cursor: the last seq seen */
+	bool newest;
+	int limit;
+};
+int deployment_events_read(json_t **out, struct db_pool *db,
+			   const struct deployment_events_query *q, struct nova_err *err);
 /* Every deployment with its replicas desired and ready, for /metrics: an
  * array of {"name", "model", "pool", "state", "desired", "ready",
  * "replica_ids": the ready ones'} (one aggregate query). */

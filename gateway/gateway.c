@@ -117,6 +117,12 @@ const struct gw_route gw_routes[] = {
 	{"DELETE", "/v1/apikeys/{id}", gw_apikey_revoke, AUTH_SCOPE_ADMIN, "Revoke an API key", NULL,
 	 NULL, 204, "apikeys", false},
 
+	{"GET", "/v1/events", gw_events_list, AUTH_SCOPE_READ,
+	 "Recorded transitions and events of nodes, deployments and pools, merged in time order, "
+	 "newest last (?pool=, deployment=, node=, since=, after= a cursor, limit=); without since "
+	 "or after, the newest page. Poll with after= the answer's cursor for what came since",
+	 NULL, "EventList", 200, "events", false},
+
 	{"GET", "/v1/audit", gw_audit_list, AUTH_SCOPE_ADMIN,
 	 "The audit trail: every change and every refused change of a known caller, newest first "
 	 "(?since=, until=, key=, object=, kind=, before=, limit=)", NULL, "AuditList", 200,

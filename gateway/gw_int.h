@@ -122,6 +122,7 @@ void gw_node_cordon(struct gw *, struct gw_call *, struct http_request *, struct
 void gw_node_uncordon(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_node_drain(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
+void gw_events_list(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_audit_list(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 
 void gw_heartbeat(struct gw *, struct gw_call *, struct http_request *, struct http_response *);

@@ -237,6 +237,25 @@ const char gw_openapi_schemas[] =
 	"\"integer\"}, \"routers\": {\"type\": \"integer\", \"description\": \"routers "
 	"reporting it\"}}}}}},"
 	"\"ApiKeyList\": {\"type\": \"array\", \"items\": {\"$ref\": \"#/components/schemas/ApiKey\"}},"
+	"\"EventList\": {\"type\": \"object\", \"required\": [\"events\", \"cursor\", \"more\"], "
+	"\"description\": \"in time order, newest last\", \"properties\": {"
+	"  \"cursor\": {\"type\": \"string\", \"description\": \"pass as after= for the events "
+	"recorded since (the last seq of each source, N-D-P)\"},"
+	"  \"more\": {\"type\": \"boolean\", \"description\": \"more events follow the cursor "
+	"now: ask again at once\"},"
+	"  \"events\": {\"type\": \"array\", \"items\": {\"type\": \"object\", \"required\": "
+	"[\"source\", \"seq\", \"object\", \"kind\", \"reason\", \"at\"], \"properties\": {"
+	"    \"source\": {\"type\": \"string\", \"enum\": [\"node\", \"deployment\", \"pool\"]},"
+	"    \"seq\": {\"type\": \"integer\", \"description\": \"the event's id in its source\"},"
+	"    \"object\": {\"type\": \"string\", \"description\": \"the node's, deployment's or "
+	"pool's name\"},"
+	"    \"object_id\": {\"type\": \"string\"}, \"pool\": {\"type\": \"string\"},"
+	"    \"kind\": {\"type\": \"string\", \"description\": \"transition, or a pool event's "
+	"kind (brake_engaged, ...)\"},"
+	"    \"from\": {\"type\": \"string\", \"nullable\": true},"
+	"    \"to\": {\"type\": \"string\", \"nullable\": true},"
+	"    \"reason\": {\"type\": \"string\"},"
+	"    \"at\": {\"type\": \"string\", \"format\": \"date-time\"}}}}}},"
 	"\"AuditList\": {\"type\": \"object\", \"description\": \"newest first; query: since, "
 	"until (RFC 3339), key (an API key's id or name, or admin), object (a name as requested, or an "
 	"id), kind, before (an event id: the next page), limit (1 to 1000, default 100)\", "
@@ -292,6 +311,14 @@ static const struct {
 	{"GET", "/v1/routes/watch", "model", "string", "only this model's (or adapter's) changes"},
 	{"DELETE", "/v1/pools/{pool}", "force", "boolean",
 	 "delete with nodes, deprovisioning them; refused while deployments use the pool"},
+	{"GET", "/v1/events", "pool", "string",
+	 "one pool's events: its own, its nodes' and its deployments' (a name or an id)"},
+	{"GET", "/v1/events", "deployment", "string", "one deployment's transitions (a name or an id)"},
+	{"GET", "/v1/events", "node", "string", "one node's transitions (a name or an id)"},
+	{"GET", "/v1/events", "since", "string", "RFC 3339: events at or after, oldest first"},
+	{"GET", "/v1/events", "after", "string",
+	 "a cursor from a previous answer: the events recorded since it"},
+	{"GET", "/v1/events", "limit", "integer", "1 to 1000, default 200"},
 	{"GET", "/v1/audit", "since", "string", "RFC 3339: events at or after"},
 	{"GET", "/v1/audit", "until", "string", "RFC 3339: events before"},
 	{"GET", "/v1/audit", "key", "string", "an API key's id or name, or admin"},

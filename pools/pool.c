@@ -1063,6 +1063,105 @@ out:
 	return rc;
 }
 
+/* The columns every event source selects, in this order, decoded by
+ * pool_event_row_json. */
+#define POOL_EVENT_COLS(seq, oid, obj, pool, from, to, kind, reason, at)                     \
+	seq ", " oid ", " obj ", " pool ", coalesce(" from ", ''), coalesce(" to ", ''), " kind \
+	", " reason ", " DB_TS(at) ", (extract(epoch FROM " at ") * 1000000)::bigint "
+
+static json_t *pool_event_row_json(PGresult *res, int r, const char *source)
+{
+	return json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:I}", "source", source,
+			 "seq", (json_int_t)atoll(PQgetvalue(res, r, 0)), "object_id",
+			 PQgetvalue(res, r, 1), "object", PQgetvalue(res, r, 2), "pool",
+			 PQgetvalue(res, r, 3), "kind", PQgetvalue(res, r, 6), "from",
+			 pool_str_or_null(PQgetvalue(res, r, 4)), "to",
+			 pool_str_or_null(PQgetvalue(res, r, 5)), "reason", PQgetvalue(res, r, 7),
+			 "at", PQgetvalue(res, r, 8), "at_us",
+			 (json_int_t)atoll(PQgetvalue(res, r, 9)));
+}
+
+/* One source: the filters are parameters; only the ORDER BY direction is
+ * chosen here (two constant statements, no text from the request). */
+static int pool_events_source(json_t *out, struct db_conn *c, const char *sql_asc,
+			      const char *sql_desc, const struct pool_events_query *q,
+			      long long after, const char *source, struct nova_err *err)
+{
+	char after_s[24], since_s[24], limit_s[16];
+	PGresult *res = NULL;
+	snprintf(after_s, sizeof(after_s), "%lld", q->newest ? 0 : after);
+	snprintf(since_s, sizeof(since_s), "%lld", q->since_s);
+	snprintf(limit_s, sizeof(limit_s), "%d", q->limit);
+	const char *params[5] = {q->pool_id, q->node_id, after_s, since_s, limit_s};
+	int rc = db_exec(&res, c, q->newest ? sql_desc : sql_asc, 5, params, err);
+	if (rc)
+		return rc;
+	int n = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		int r = q->newest ? n - 1 - i : i;
+		json_t *e = pool_event_row_json(res, r, source);
+		if (!e || json_array_append_new(out, e)) {
+			PQclear(res);
+			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+#define POOL_NODE_EVENTS_SQL(dir)                                                              \
+	"SELECT " POOL_EVENT_COLS("e.id", "n.id", "n.name", "p.name", "e.from_state",          \
+				  "e.to_state", "'transition'", "e.reason", "e.at")            \
+	"FROM node_events e JOIN nodes n ON n.id = e.node_id JOIN pools p ON p.id = n.pool_id " \
+	"WHERE ($1::uuid IS NULL OR n.pool_id = $1::uuid) "                                    \
+	"AND ($2::uuid IS NULL OR e.node_id = $2::uuid) AND e.id > $3::bigint "               \
+	"AND ($4::bigint = 0 OR e.at >= to_timestamp($4::bigint)) "                            \
+	"ORDER BY e.id " dir " LIMIT $5::int"
+/* $2 (a node) never matches a pool event: a node's events are its own. */
+#define POOL_POOL_EVENTS_SQL(dir)                                                              \
+	"SELECT " POOL_EVENT_COLS("e.id", "p.id", "p.name", "p.name", "NULL", "NULL",          \
+				  "e.kind", "e.message", "e.at")                               \
+	"FROM pool_events e JOIN pools p ON p.id = e.pool_id "                                 \
+	"WHERE ($1::uuid IS NULL OR e.pool_id = $1::uuid) AND $2::uuid IS NULL "              \
+	"AND e.id > $3::bigint AND ($4::bigint = 0 OR e.at >= to_timestamp($4::bigint)) "     \
+	"ORDER BY e.id " dir " LIMIT $5::int"
+
+int pool_events_read(json_t **out, struct db_pool *db, const struct pool_events_query *q,
+		     struct nova_err *err)
+{
+	struct db_conn *c;
+	int rc;
+	*out = json_array();
+	if (!*out)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if ((rc = db_conn_acquire(&c, db, err)))
+		goto fail;
+	if (q->node_events)
+		rc = pool_events_source(*out, c, POOL_NODE_EVENTS_SQL("ASC"),
+					POOL_NODE_EVENTS_SQL("DESC"), q, q->after_node, "node", err);
+	if (!rc && q->pool_events)
+		rc = pool_events_source(*out, c, POOL_POOL_EVENTS_SQL("ASC"),
+					POOL_POOL_EVENTS_SQL("DESC"), q, q->after_pool, "pool", err);
+	db_conn_release(db, c);
+	if (!rc)
+		return 0;
+fail:
+	json_decref(*out);
+	*out = NULL;
+	return rc;
+}
+
+int pool_node_id(char id[POOL_ID_LEN], struct db_pool *db, const char *ref, struct nova_err *err)
+{
+	struct db_conn *c;
+	int rc;
+	if ((rc = db_conn_acquire(&c, db, err)))
+		return rc;
+	rc = pool_node_resolve(id, c, ref, err);
+	db_conn_release(db, c);
+	return rc;
+}
+
 int pool_node_cordon(json_t **out, struct db_pool *db, const char *ref, bool cordoned,
 		     struct audit_note *audit, struct nova_err *err)
 {

@@ -174,6 +174,28 @@ int pool_node_failed_fate(enum pool_failed_fate *out, struct db_pool *db, const 
 int pool_event_record(struct db_pool *db, const char *pool_id, const char *kind,
 		      const char *message, struct nova_err *err);
 
+/* Recorded node transitions and pool events (GET /v1/events), each as
+ * {"source": "node"|"pool", "seq", "object", "object_id", "pool", "kind"
+ * ("transition", or the pool event's kind), "from", "to", "reason", "at",
+ * "at_us"}; seq is the row's id in its own table (the cursor), at_us the
+ * time in microseconds (to merge with other sources; the caller drops it).
+ * In seq order; with newest, the newest `limit` of each source, else the
+ * first `limit` past the cursor. */
+struct pool_events_query {
+	const char *pool_id;   /* NULL: every pool */
+	const char *node_id;   /* NULL: every node; set: its transitions only */
+	bool node_events, pool_events; /* which sources to read */
+	long long since_s;     /* 0: no bound; else at >= since (epoch seconds) */
+	long long after_node, after_pool; /* the cursor: seqs already seen */
+	bool newest;
+	int limit;
+};
+int pool_events_read(json_t **out, struct db_pool *db, const struct pool_events_query *q,
+		     struct nova_err *err);
+/* A node's id by id or name (a live node's name; a name two live nodes
+ * share is NOVA_ECONFLICT), NOVA_ENOTFOUND when none. */
+int pool_node_id(char id[POOL_ID_LEN], struct db_pool *db, const char *ref, struct nova_err *err);
+
 /* Record what the provider said about a node it created or claimed: its
  * handle and its address (adapter_node_info.endpoint; NULL or "" keeps
  * what is recorded). */

@@ -69,6 +69,7 @@ static const struct {
 	{"POST", "/v1/apikeys", "admin"},
 	{"GET", "/v1/apikeys", "admin"},
 	{"DELETE", "/v1/apikeys/{id}", "admin"},
+	{"GET", "/v1/events", "read"},
 	{"GET", "/v1/audit", "admin"},
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
