@@ -1601,7 +1601,9 @@ unsigned long long inventory_loads_generation(struct inventory *inv)
 	return atomic_load(&inv->loads_gen);
 }
 
-json_t *inventory_loads(struct inventory *inv)
+/* Each live replica's `field` (an object, or a non-empty array), deep
+ * copied, by replica id. */
+static json_t *inv_replica_field_map(struct inventory *inv, const char *field)
 {
 	json_t *out = json_object();
 	pthread_mutex_lock(&inv->lock);
@@ -1609,30 +1611,22 @@ json_t *inventory_loads(struct inventory *inv)
 		size_t j;
 		json_t *r;
 		json_array_foreach(inv->nodes[i].replicas, j, r) {
-			json_t *load = json_object_get(r, "load");
+			json_t *v = json_object_get(r, field);
 			const char *id = json_string_value(json_object_get(r, "replica_id"));
-			if (id && load)
-				json_object_set_new(out, id, json_deep_copy(load));
+			if (id && v && (!json_is_array(v) || json_array_size(v) > 0))
+				json_object_set_new(out, id, json_deep_copy(v));
 		}
 	}
 	pthread_mutex_unlock(&inv->lock);
 	return out;
 }
 
+json_t *inventory_loads(struct inventory *inv)
+{
+	return inv_replica_field_map(inv, "load");
+}
+
 json_t *inventory_adapters_loaded(struct inventory *inv)
 {
-	json_t *out = json_object();
-	pthread_mutex_lock(&inv->lock);
-	for (size_t i = 0; out && i < inv->n_nodes; i++) {
-		size_t j;
-		json_t *r;
-		json_array_foreach(inv->nodes[i].replicas, j, r) {
-			json_t *list = json_object_get(r, "adapters_loaded");
-			const char *id = json_string_value(json_object_get(r, "replica_id"));
-			if (id && json_array_size(list) > 0)
-				json_object_set_new(out, id, json_deep_copy(list));
-		}
-	}
-	pthread_mutex_unlock(&inv->lock);
-	return out;
+	return inv_replica_field_map(inv, "adapters_loaded");
 }

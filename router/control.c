@@ -29,8 +29,9 @@
 #include "core/textbuf.h"
 #include "router/router_int.h"
 
-/* Wait up to ms, or until stop; true when stopping. */
-static bool rt_sleep(struct router *r, long long ms)
+/* Wait up to ms, or until stop, or until *wake is set (when wake is not
+ * NULL: the demand thread's "report now"); true when stopping. */
+static bool rt_sleep_or(struct router *r, long long ms, atomic_bool *wake)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -41,31 +42,16 @@ static bool rt_sleep(struct router *r, long long ms)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&r->stop_lock);
-	while (!atomic_load(&r->stop) &&
+	while (!atomic_load(&r->stop) && !(wake && atomic_load(wake)) &&
 	       pthread_cond_timedwait(&r->stop_cond, &r->stop_lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&r->stop_lock);
 	return atomic_load(&r->stop) != 0;
 }
 
-/* Wait up to ms, or until stop or a demand to report now; true when
- * stopping. */
-static bool rt_sleep_demand(struct router *r, long long ms)
+static bool rt_sleep(struct router *r, long long ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&r->stop_lock);
-	while (!atomic_load(&r->stop) && !atomic_load(&r->demand_now) &&
-	       pthread_cond_timedwait(&r->stop_cond, &r->stop_lock, &until) == 0)
-		;
-	pthread_mutex_unlock(&r->stop_lock);
-	return atomic_load(&r->stop) != 0;
+	return rt_sleep_or(r, ms, NULL);
 }
 
 void rt_control_poke(struct router *r)
@@ -569,7 +555,7 @@ static void *rt_demand_thread(void *arg)
 		free(idx);
 		json_decref(doc);
 		long long wait = started + r->cfg.demand_ms - rt_now_ms();
-		if (wait > 0 && rt_sleep_demand(r, wait))
+		if (wait > 0 && rt_sleep_or(r, wait, &r->demand_now))
 			break;
 	}
 	return NULL;

@@ -14,17 +14,7 @@ RPID=
 trap 'kill $RPID 2>/dev/null; pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; t_cleanup' EXIT
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
 C="$B/novactl"
-cat >"$T_WORK/model.yaml" <<EOM
-name: demo
-kind: single
-engine: {command: [nova-mock-engine, --port, "{port}"]}
-stages: [{name: main, accelerator_type: LPU, accelerators: 8}]
-EOM
-"$C" pool create racks --provider lpu \
-	--config "{\"topology\":\"$PWD/etc/datacenter.yaml\",\"allocation\":\"c1r1\",\"mock_agents\":true}" >/dev/null
-"$C" model register -f "$T_WORK/model.yaml" >/dev/null
-"$C" deploy demo --pool racks --replicas 2 --name demo >/dev/null
-if t_wait_sql "SELECT state FROM deployments" running 30; then t_pass "two replicas run on agents"
+if t_demo_on_racks c1r1 2 30; then t_pass "two replicas run on agents"
 else t_fail "replicas run" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; exit 0; fi
 
 ROUTER_KEY=$("$C" apikey create router --scope router 2>/dev/null)

@@ -16,17 +16,7 @@ RPIDS=
 trap 'kill $RPIDS 2>/dev/null; pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; t_cleanup' EXIT
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
 C="$B/novactl"
-cat >"$T_WORK/model.yaml" <<EOM
-name: demo
-kind: single
-engine: {command: [nova-mock-engine, --port, "{port}"]}
-stages: [{name: main, accelerator_type: LPU, accelerators: 8}]
-EOM
-"$C" pool create racks --provider lpu \
-	--config "{\"topology\":\"$PWD/etc/datacenter.yaml\",\"allocation\":\"c1r1,c1r2\",\"mock_agents\":true}" >/dev/null
-"$C" model register -f "$T_WORK/model.yaml" >/dev/null
-"$C" deploy demo --pool racks --replicas 3 --name demo >/dev/null
-if t_wait_sql "SELECT state FROM deployments" running 40; then t_pass "three replicas run on agents"
+if t_demo_on_racks c1r1,c1r2 3 40; then t_pass "three replicas run on agents"
 else t_fail "replicas run" "$(t_sql "SELECT state || ': ' || state_reason FROM deployments")"; exit 0; fi
 i=0; until [ "$("$C" -o json routes --model demo 2>/dev/null | grep -c '"url"')" -eq 3 ] || [ $i -gt 100 ]; do
 	i=$((i + 1)); sleep 0.1; done

@@ -101,6 +101,25 @@ t_wait_cmd() {
 # kept in $T_WORK/out and err as t_wait_cmd does. A model whose deployment
 # runs has a route from the start, with no endpoint until a replica is
 # ready (inventory/routes.h), so the route alone says nothing.
+# t_demo_on_racks ALLOCATION REPLICAS [SECONDS]: an lpu pool "racks" over
+# the racks of ALLOCATION with mock agents (a nova-sidecar running
+# nova-mock-engine per node), the model "demo" registered and deployed as
+# "demo" on REPLICAS replicas; 0 once the deployment runs (30 s by default).
+t_demo_on_racks() {
+	cat >"$T_WORK/model.yaml" <<EOM
+name: demo
+kind: single
+engine: {command: [nova-mock-engine, --port, "{port}"]}
+stages: [{name: main, accelerator_type: LPU, accelerators: 8}]
+EOM
+	"$B/novactl" pool create racks --provider lpu --config \
+		"{\"topology\":\"$PWD/etc/datacenter.yaml\",\"allocation\":\"$1\",\"mock_agents\":true}" \
+		>/dev/null &&
+		"$B/novactl" model register -f "$T_WORK/model.yaml" >/dev/null &&
+		"$B/novactl" deploy demo --pool racks --replicas "$2" --name demo >/dev/null &&
+		t_wait_sql "SELECT state FROM deployments" running "${3:-30}"
+}
+
 t_wait_routed() {
 	tw_n=$(($1 * 10)); tw_i=0
 	while [ $tw_i -lt $tw_n ]; do
