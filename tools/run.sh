@@ -5,14 +5,17 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-build}
-NOVAD="$top/$BUILD/novad"
-NOVACTL="$top/$BUILD/novactl"
-ROUTER="$top/$BUILD/nova-router"
+case $BUILD in /*) bdir=$BUILD ;; *) bdir=$top/$BUILD ;; esac
+NOVAD="$bdir/novad"
+NOVACTL="$bdir/novactl"
+ROUTER="$bdir/nova-router"
 ROUTER_LISTEN=${NOVA_ROUTER_LISTEN:-127.0.0.1:8430}
 CONFIG=${NOVA_CONFIG:-$top/etc/novad.yaml}
 
 state=${NOVA_STATE_DIR:-}
+default_state=
 if [ -z "$state" ]; then
+	default_state=1
 	if [ "$(id -u)" -eq 0 ]; then state=/var/lib/nova
 	else state=${XDG_STATE_HOME:-$HOME/.local/state}/nova; fi
 fi
@@ -128,6 +131,10 @@ cat <<EOT
     curl -s $endpoint/v1/chat/completions -H 'Content-Type: application/json' \\
       -d '{"model":"demo","messages":[{"role":"user","content":"Hello"}],"max_tokens":8}'
 
+$(if [ -z "$default_state" ]; then
+	printf '  From a new shell, first (novactl finds novad and its admin token there):\n'
+	printf '    export NOVA_STATE_DIR=%s\n\n' "$state"
+fi)
   Try:
     $NOVACTL deployment get demo
     $NOVACTL deployment scale demo --replicas 2
