@@ -88,6 +88,18 @@ def agent_processes(gateway):
         i = argv.index("--node-id")
         if i + 1 < len(argv):
             found[int(os.path.basename(d))] = argv[i + 1]
+    # A sidecar starting an engine forks, and until the child execs it
+    # wears its parent's command line: not an agent. Only the child of an
+    # agent of the same node is left out, so an agent that novad started
+    # (its parent novad, or init after the double fork) always counts.
+    for pid in list(found):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if found.get(ppid) == found[pid]:
+            del found[pid]
     return found
 
 
