@@ -6,7 +6,7 @@
 set -u
 . tests/support/lib.sh
 RUNPID=
-trap '[ -n "$RUNPID" ] && kill -INT $RUNPID 2>/dev/null && wait $RUNPID; pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; t_cleanup' EXIT
+trap '[ -n "$RUNPID" ] && kill -TERM $RUNPID 2>/dev/null && wait $RUNPID; pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; t_cleanup' EXIT
 T_DB=t_sh_$$_run
 psql -h "$NOVA_TEST_PGHOST" -U nova -d postgres -qc "CREATE DATABASE $T_DB" >/dev/null ||
 	{ t_fail "a database for the demo" "createdb failed"; exit 0; }
@@ -45,6 +45,8 @@ cmd=$(sed -n 's/^ *\(.*novactl deployment get demo\)$/\1/p' "$T_WORK/run.out" | 
 if fresh "export NOVA_STATE_DIR='$state'; $cmd" && grep -q "demo" "$T_WORK/out"; then
 	t_pass "after it, the printed novactl command works from a new shell"
 else t_fail "the printed command" "$cmd: $(cat "$T_WORK/out")"; fi
-kill -INT $RUNPID; wait $RUNPID; RUNPID=
-grep -q "make run: stopping the demo" "$T_WORK/run.out" && t_pass "Ctrl-C stops the demo" ||
+# A background job ignores SIGINT (so would its traps): TERM, which the
+# script traps with INT, stands for the Ctrl-C.
+kill -TERM $RUNPID; wait $RUNPID; RUNPID=
+grep -q "make run: stopping the demo" "$T_WORK/run.out" && t_pass "stopping it stops the demo" ||
 	t_fail "stop" "$(tail -3 "$T_WORK/run.out")"
