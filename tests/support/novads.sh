@@ -55,6 +55,7 @@ novads_restart_a() {
 	NOVA_LISTEN="$1:$MN_PA" NOVA_DATABASE_URL="$MN_DBURL" NOVA_ENABLE_FAKE_PROVIDER=1 \
 		"$B/novad" >>"$T_WORK/novad.log" 2>&1 &
 	A_PID=$!
+	T_PID=$A_PID # the cleanup's nova_stop stops this one (the first A is dead)
 	i=0; while ! curl -sf "http://$1:$MN_PA/healthz" >/dev/null && [ $i -lt 100 ]; do
 		i=$((i + 1)); sleep 0.1; done
 }
