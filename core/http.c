@@ -1543,11 +1543,17 @@ void http_server_stop(struct http_server *srv)
 	srv->stopped = true;
 	/* Stop accepting, let requests in progress finish, then stop. */
 	MHD_socket lfd = MHD_quiesce_daemon(srv->daemon);
-	/* Close the listener now: while draining, a new client must be refused
-	 * (a proxy retries elsewhere), not accepted by the kernel and then reset. */
+	/* Stop listening now: while draining, a new client must be refused (a
+	 * proxy retries elsewhere), not accepted by the kernel and then reset.
+	 * shutdown() takes a Linux socket out of LISTEN (connects are refused)
+	 * and leaves the descriptor open; it is closed after MHD_stop_daemon.
+	 * Rejected: close() here, which raced libmicrohttpd 0.9.75's own thread
+	 * taking the quiesced socket out of its epoll set (its epoll_ctl then
+	 * got EBADF and it aborted the process: "Failed to remove listen FD
+	 * from epoll set", seen once in CI). */
 	if (lfd != MHD_INVALID_SOCKET) {
-		close(lfd);
-		srv->listen_fd = -1;
+		shutdown(lfd, SHUT_RDWR);
+		srv->listen_fd = lfd;
 	}
 	/* Streams never end on their own: tell them, and wake the waiting
 	 * ones (MHD must not be stopped with suspended connections). */
