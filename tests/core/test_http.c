@@ -1387,15 +1387,10 @@ static void test_stop_waits_for_the_request_in_flight(void **state)
 	http_server_destroy(srv);
 }
 
-/* KNOWN BUG (disabled): http_server_stop() quiesces MHD but keeps the
- * listening socket open until the drain is over (core/http.c,
- * http_server_stop: close(lfd) comes after the wait loop and
- * MHD_stop_daemon). The kernel goes on completing handshakes into the
- * backlog, so a client that connects while a slow request drains is
- * accepted, never served, and reset when stop finally closes the socket —
- * instead of being refused at once (which a proxy can safely retry
- * elsewhere). Re-enable by setting HTTP_STOP_REFUSES_DURING_DRAIN to 1 once
- * stop closes the returned listen socket right after MHD_quiesce_daemon. */
+/* While a slow request drains, a new client is refused at once (a proxy
+ * retries it elsewhere) rather than accepted into the backlog and reset
+ * when the stop ends: http_server_stop takes the quiesced listener out of
+ * LISTEN with shutdown() and closes it after MHD_stop_daemon. */
 #define HTTP_STOP_REFUSES_DURING_DRAIN 1
 
 static void test_stop_refuses_new_connections_while_draining(void **state)
