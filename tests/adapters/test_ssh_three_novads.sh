@@ -19,7 +19,7 @@ novads_ports "$BR"
 novads_nginx "$BR" || { t_fail "nginx starts" "$(cat "$T_WORK/nginx/start.err")"; exit 0; }
 novads_start_a "$BR" || { t_fail "novad A starts" "see log"; exit 0; }
 B_PID= C_PID=
-trap 'novads_stop; t_cleanup' EXIT
+trap 'novads_stop; ssh_hosts_exit' EXIT # ssh_hosts_exit ends with t_cleanup
 novads_start B "$BR" "$MN_PB" && novads_start C "$BR" "$MN_PC" && t_pass "three novads on one database" ||
 	{ t_fail "three novads" "$(tail -3 "$T_WORK"/novad-*.log)"; exit 0; }
 export NOVA_TOKEN="$MN_TOKEN" # to novactl by its environment, not its command line
