@@ -317,6 +317,22 @@ int cli_path_escape(char *buf, size_t len, const char *segment)
 	return 0;
 }
 
+int cli_query_add(char *path, size_t len, size_t *used, const char *name, const char *value,
+		  struct cli_ctx *ctx, const char *usage)
+{
+	char esc[512];
+	if (!value)
+		return 0;
+	if (cli_path_escape(esc, sizeof(esc), value))
+		return cli_usage_error(ctx, usage, "--%s is too long", name);
+	int n = snprintf(path + *used, len - *used, "%c%s=%s", strchr(path, '?') ? '&' : '?', name,
+			 esc);
+	if (n < 0 || (size_t)n >= len - *used)
+		return cli_usage_error(ctx, usage, "the filters are too long");
+	*used += (size_t)n;
+	return 0;
+}
+
 int cli_request(json_t **out, struct cli_ctx *ctx, const char *method, const char *path,
 		const json_t *body)
 {

@@ -90,6 +90,13 @@ int cli_request(json_t **out, struct cli_ctx *ctx, const char *method, const cha
  * it rather than send it. */
 int cli_path_escape(char *buf, size_t len, const char *segment);
 
+/* Append "?name=value" (or "&name=value" once the path has a query) to
+ * path (len bytes, *used of them taken), the value percent-encoded;
+ * nothing when value is NULL. 0, or a usage error (2) naming --name when
+ * it does not fit. */
+int cli_query_add(char *path, size_t len, size_t *used, const char *name, const char *value,
+		  struct cli_ctx *ctx, const char *usage);
+
 /* Usage error: "novactl: MESSAGE" and the usage line; returns 2. */
 int cli_usage_error(struct cli_ctx *ctx, const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

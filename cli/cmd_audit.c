@@ -32,7 +32,7 @@ int cli_cmd_audit(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 	static const char *const headers[] = {"ID", "AT", "WHO", "REQUEST", "OBJECT",
 					      "STATUS", "ERROR", "REQUEST-ID"};
 	const char *vals[sizeof(flags) / sizeof(flags[0])];
-	char path[2048] = "/v1/audit", esc[512];
+	char path[2048] = "/v1/audit";
 	size_t used = strlen(path);
 	(void)verb;
 	if (cli_args_wants_help(a)) {
@@ -47,17 +47,10 @@ int cli_cmd_audit(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 	int rc = cli_args_finish(a, ctx, AUDIT_USAGE);
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		if (!vals[i])
-			continue;
-		if (cli_path_escape(esc, sizeof(esc), vals[i]))
-			return cli_usage_error(ctx, AUDIT_USAGE, "--%s is too long", flags[i]);
-		int n = snprintf(path + used, sizeof(path) - used, "%c%s=%s",
-				 used == strlen("/v1/audit") ? '?' : '&', flags[i], esc);
-		if (n < 0 || (size_t)n >= sizeof(path) - used)
-			return cli_usage_error(ctx, AUDIT_USAGE, "the filters are too long");
-		used += (size_t)n;
-	}
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if ((rc = cli_query_add(path, sizeof(path), &used, flags[i], vals[i], ctx,
+					AUDIT_USAGE)))
+			return rc;
 	json_t *res = NULL, *events, *item;
 	if ((rc = cli_request(&res, ctx, "GET", path, NULL)))
 		return rc;

@@ -81,22 +81,6 @@ static void events_print(struct cli_ctx *ctx, const json_t *events, bool watch, 
 	ctx->no_headers = no_headers;
 }
 
-static int events_query(char *path, size_t len, size_t *used, const char *name, const char *value,
-			struct cli_ctx *ctx)
-{
-	char esc[512];
-	if (!value)
-		return 0;
-	if (cli_path_escape(esc, sizeof(esc), value))
-		return cli_usage_error(ctx, EVENTS_USAGE, "--%s is too long", name);
-	int n = snprintf(path + *used, len - *used, "%c%s=%s", strchr(path, '?') ? '&' : '?', name,
-			 esc);
-	if (n < 0 || (size_t)n >= len - *used)
-		return cli_usage_error(ctx, EVENTS_USAGE, "the filters are too long");
-	*used += (size_t)n;
-	return 0;
-}
-
 int cli_cmd_events(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 {
 	static const char *const flags[] = {"pool", "deployment", "node", "since", "limit"};
@@ -120,7 +104,8 @@ int cli_cmd_events(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 	if ((rc = cli_args_finish(a, ctx, EVENTS_USAGE)))
 		return rc;
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-		if ((rc = events_query(path, sizeof(path), &used, flags[i], vals[i], ctx)))
+		if ((rc = cli_query_add(path, sizeof(path), &used, flags[i], vals[i], ctx,
+					EVENTS_USAGE)))
 			return rc;
 	base = used;
 	if (watch)
@@ -151,7 +136,7 @@ int cli_cmd_events(struct cli_ctx *ctx, const char *verb, struct cli_args *a)
 			return 0;
 		used = base;
 		path[used] = '\0';
-		if ((rc = events_query(path, sizeof(path), &used, "after", cursor, ctx)))
+		if ((rc = cli_query_add(path, sizeof(path), &used, "after", cursor, ctx, EVENTS_USAGE)))
 			return rc;
 		while ((rc = cli_request(&res, ctx, "GET", path, NULL)) == 6) {
 			/* novad away (a restart): the cursor keeps our place. */
