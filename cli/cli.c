@@ -649,12 +649,16 @@ int cli_yaml_print(FILE *f, const json_t *v)
 static void cli_name_print(const struct cli_ctx *ctx, const json_t *o)
 {
 	const char *name = json_string_value(json_object_get(o, "name"));
+	const char *adapter = NULL;
 	if (!name)
 		name = json_string_value(json_object_get(o, "id"));
-	if (!name)
-		name = json_string_value(json_object_get(o, "model")); /* a route */
+	if (!name) { /* a route: its key, the model or model/adapter */
+		name = json_string_value(json_object_get(o, "model"));
+		adapter = json_string_value(json_object_get(o, "adapter"));
+	}
 	if (name)
-		fprintf(ctx->out, "%s/%s\n", ctx->kind ? ctx->kind : "object", name);
+		fprintf(ctx->out, "%s/%s%s%s\n", ctx->kind ? ctx->kind : "object", name,
+			adapter ? "/" : "", adapter ? adapter : "");
 }
 
 void cli_doc_print(const struct cli_ctx *ctx, const json_t *v)

@@ -133,6 +133,26 @@ static void test_cell_bool_is_true_or_false(void **state)
 	assert_string_equal(cli_cell(buf, sizeof(buf), json_false()), "false");
 }
 
+static void test_name_output_is_kind_slash_name_and_a_routes_key(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	(void)state;
+	FILE *f = open_memstream(&buf, &len);
+	struct cli_ctx ctx = {.out = f, .errout = stderr, .output = CLI_OUTPUT_NAME, .kind = "pool"};
+	json_t *pools = json_loads("[{\"name\":\"a\",\"id\":\"1\"},{\"id\":\"2\"}]", 0, NULL);
+	cli_doc_print(&ctx, pools);
+	ctx.kind = "route";
+	json_t *routes = json_loads("{\"version\":3,\"routes\":[{\"model\":\"m\",\"adapter\":null},"
+				    "{\"model\":\"m\",\"adapter\":\"sql\"}]}", 0, NULL);
+	cli_doc_print(&ctx, routes);
+	fclose(f);
+	assert_string_equal(buf, "pool/a\npool/2\nroute/m\nroute/m/sql\n");
+	free(buf);
+	json_decref(pools);
+	json_decref(routes);
+}
+
 static void test_cell_null_and_absent_are_empty(void **state)
 {
 	char buf[64];
@@ -686,6 +706,7 @@ int main(void)
 		cmocka_unit_test(test_cell_integer_is_printed_in_decimal),
 		cmocka_unit_test(test_cell_real_is_printed_shortest),
 		cmocka_unit_test(test_cell_bool_is_true_or_false),
+		cmocka_unit_test(test_name_output_is_kind_slash_name_and_a_routes_key),
 		cmocka_unit_test(test_cell_null_and_absent_are_empty),
 		cmocka_unit_test(test_cell_object_and_array_are_compact_json),
 		cmocka_unit_test(test_cell_longer_than_buffer_is_truncated_not_overflowed),
