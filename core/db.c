@@ -47,6 +47,7 @@
  * 5,000-row FETCHes). */
 #include "core/db.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -720,6 +721,15 @@ int db_exec_one(PGresult **out, struct db_conn *conn, const char *sql, int n_par
 	else
 		PQclear(res);
 	return 0;
+}
+
+const char *db_value(const PGresult *res, int row, const char *column)
+{
+	int col = PQfnumber(res, column);
+	assert(col >= 0 && "column not in the result");
+	if (col < 0)
+		return "";
+	return PQgetvalue(res, row, col);
 }
 
 int db_tx_begin(struct db_conn *conn, struct nova_err *err)

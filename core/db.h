@@ -109,6 +109,12 @@ int db_pool_exec(PGresult **out, struct db_pool *pool, const char *sql, int n_pa
 int db_exec_one(PGresult **out, struct db_conn *conn, const char *sql, int n_params,
 		const char *const *params, struct nova_err *err);
 
+/* A result's value by column name (the SELECT's name or alias, lower
+ * case): a decoder that reads by name does not break when a column is
+ * added before the one it wants. A name the result lacks is a programming
+ * error (asserted); "" for NULL, as PQgetvalue. */
+const char *db_value(const PGresult *res, int row, const char *column);
+
 int db_tx_begin(struct db_conn *conn, struct nova_err *err);
 int db_tx_commit(struct db_conn *conn, struct nova_err *err);
 void db_tx_rollback(struct db_conn *conn);

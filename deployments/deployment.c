@@ -48,6 +48,113 @@ int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
 	return 0;
 }
 
+/* --- states ------------------------------------------------------------------ */
+
+static const char *const dep_state_names[DEPLOYMENT_STATE_COUNT] = {
+	[DEPLOYMENT_PENDING] = "pending",   [DEPLOYMENT_DEPLOYING] = "deploying",
+	[DEPLOYMENT_RUNNING] = "running",   [DEPLOYMENT_DEGRADED] = "degraded",
+	[DEPLOYMENT_STOPPING] = "stopping", [DEPLOYMENT_STOPPED] = "stopped",
+	[DEPLOYMENT_FAILED] = "failed",
+};
+static const char *const dep_replica_state_names[REPLICA_STATE_COUNT] = {
+	[REPLICA_PENDING] = "pending",   [REPLICA_PLACED] = "placed",
+	[REPLICA_STARTING] = "starting", [REPLICA_READY] = "ready",
+	[REPLICA_FAILED] = "failed",     [REPLICA_STOPPING] = "stopping",
+	[REPLICA_STOPPED] = "stopped",
+};
+
+const char *deployment_state_name(enum deployment_state s)
+{
+	return (unsigned)s < DEPLOYMENT_STATE_COUNT ? dep_state_names[s] : "unknown";
+}
+
+const char *deployment_replica_state_name(enum replica_state s)
+{
+	return (unsigned)s < REPLICA_STATE_COUNT ? dep_replica_state_names[s] : "unknown";
+}
+
+static int dep_name_index(unsigned *out, const char *const *names, unsigned n, const char *name)
+{
+	for (unsigned i = 0; name && i < n; i++)
+		if (!strcmp(names[i], name)) {
+			*out = i;
+			return 0;
+		}
+	return NOVA_EINVAL;
+}
+
+int deployment_state_parse(enum deployment_state *out, const char *name)
+{
+	unsigned i;
+	int rc = dep_name_index(&i, dep_state_names, DEPLOYMENT_STATE_COUNT, name);
+	if (rc == 0)
+		*out = (enum deployment_state)i;
+	return rc;
+}
+
+int deployment_replica_state_parse(enum replica_state *out, const char *name)
+{
+	unsigned i;
+	int rc = dep_name_index(&i, dep_replica_state_names, REPLICA_STATE_COUNT, name);
+	if (rc == 0)
+		*out = (enum replica_state)i;
+	return rc;
+}
+
+/* --- the record ---------------------------------------------------------------- */
+
+/* The one place that decodes a deployments row into the record: by column
+ * name, so a column added to the SELECT cannot shift the others. */
+static int dep_decode(struct deployment *out, const PGresult *res, int row, struct nova_err *err)
+{
+	json_t *constraints;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->id, sizeof(out->id), "%s", db_value(res, row, "id"));
+	snprintf(out->name, sizeof(out->name), "%s", db_value(res, row, "name"));
+	snprintf(out->model_id, sizeof(out->model_id), "%s", db_value(res, row, "model_id"));
+	snprintf(out->pool_id, sizeof(out->pool_id), "%s", db_value(res, row, "pool_id"));
+	snprintf(out->placement, sizeof(out->placement), "%s", db_value(res, row, "placement"));
+	out->replicas = atoll(db_value(res, row, "replicas"));
+	out->generation = atoll(db_value(res, row, "generation"));
+	constraints = json_loads(db_value(res, row, "constraints"), 0, NULL);
+	out->labels = json_incref(json_object_get(constraints, "labels"));
+	json_decref(constraints);
+	if (!out->labels)
+		out->labels = json_object();
+	if (deployment_state_parse(&out->state, db_value(res, row, "state")) != 0 || !out->labels) {
+		deployment_finish(out);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "stored deployment unreadable");
+	}
+	return 0;
+}
+
+int deployment_load(struct deployment *out, struct db_pool *db, const char *id,
+		    struct nova_err *err)
+{
+	const char *params[1] = {id};
+	PGresult *res = NULL;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	rc = db_pool_exec(&res, db,
+			  "SELECT id, name, model_id, pool_id, state, replicas, generation, placement, "
+			  "constraints::text AS constraints FROM deployments WHERE id = $1::uuid",
+			  1, params, err);
+	if (rc == 0 && PQntuples(res) == 0)
+		rc = nova_err_set(err, NOVA_ENOTFOUND, "deployment", "no deployment with id %s", id);
+	if (rc == 0)
+		rc = dep_decode(out, res, 0, err);
+	PQclear(res);
+	return rc;
+}
+
+void deployment_finish(struct deployment *d)
+{
+	if (!d)
+		return;
+	json_decref(d->labels);
+	memset(d, 0, sizeof(*d));
+}
+
 /* --- reading ---------------------------------------------------------------- */
 
 #define DEP_COLS                                                                            \
@@ -427,7 +534,7 @@ int deployment_create(json_t **out, struct db_pool *db, const struct deployment_
 	*out = NULL;
 	if ((rc = model_get(&m, db, spec->model, err)) || (rc = pool_get(&p, db, spec->pool, err)))
 		goto out;
-	if (strcmp(p->state, "active") != 0) {
+	if (p->state != POOL_ACTIVE) {
 		rc = nova_err_set(err, NOVA_ECONFLICT, "pool", "pool %s is being deleted", p->name);
 		goto out;
 	}
@@ -516,7 +623,9 @@ static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 		return rc;
 	snprintf(ch->id, sizeof(ch->id), "%s", json_string_value(json_object_get(d, "id")));
 	char state[16], name[64];
+	enum deployment_state st = DEPLOYMENT_PENDING;
 	snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(d, "state")));
+	(void)deployment_state_parse(&st, state);
 	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(d, "name")));
 	json_decref(d);
 	params[0] = ch->id;
@@ -532,7 +641,7 @@ static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 		break;
 	}
 	case DEP_STOP:
-		if (!strcmp(state, "stopping") || !strcmp(state, "stopped"))
+		if (st == DEPLOYMENT_STOPPING || st == DEPLOYMENT_STOPPED)
 			return nova_err_set(err, NOVA_ECONFLICT, "deployment", "deployment %s is already %s",
 					    name, state);
 		rc = db_exec(NULL, c,
@@ -555,7 +664,7 @@ static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 				     1, params, err);
 		break;
 	case DEP_START:
-		if (strcmp(state, "stopped") != 0)
+		if (st != DEPLOYMENT_STOPPED)
 			return nova_err_set(err, NOVA_ECONFLICT, "deployment",
 					    "deployment %s is %s; only a stopped deployment starts", name,
 					    state);

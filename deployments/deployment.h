@@ -29,6 +29,63 @@
 
 #define DEPLOYMENT_MAX_REPLICAS 1000
 
+/* A deployment's state (deployments.state); the transitions allowed are
+ * the database's to enforce (above). */
+enum deployment_state {
+	DEPLOYMENT_PENDING = 0,
+	DEPLOYMENT_DEPLOYING,
+	DEPLOYMENT_RUNNING,
+	DEPLOYMENT_DEGRADED,
+	DEPLOYMENT_STOPPING,
+	DEPLOYMENT_STOPPED,
+	DEPLOYMENT_FAILED,
+};
+#define DEPLOYMENT_STATE_COUNT 7
+
+/* A replica's state (replicas.state): pending (no placement), placed, then
+ * as its sidecar reports it (starting, ready, failed); stopping, stopped. */
+enum replica_state {
+	REPLICA_PENDING = 0,
+	REPLICA_PLACED,
+	REPLICA_STARTING,
+	REPLICA_READY,
+	REPLICA_FAILED,
+	REPLICA_STOPPING,
+	REPLICA_STOPPED,
+};
+#define REPLICA_STATE_COUNT 7
+
+/* The state's name as stored and shown ("running"). */
+const char *deployment_state_name(enum deployment_state s);
+const char *deployment_replica_state_name(enum replica_state s);
+/* NOVA_EINVAL for a name that is no state. */
+int deployment_state_parse(enum deployment_state *out, const char *name);
+int deployment_replica_state_parse(enum replica_state *out, const char *name);
+
+#define DEPLOYMENT_ID_LEN 37
+#define DEPLOYMENT_NAME_MAX 64
+
+/* A deployment as the engine works on it (the worker's pass). Its model
+ * and pool are the models and pools modules' records, loaded through
+ * them by id. */
+struct deployment {
+	char id[DEPLOYMENT_ID_LEN];
+	char name[DEPLOYMENT_NAME_MAX];
+	char model_id[DEPLOYMENT_ID_LEN];
+	char pool_id[DEPLOYMENT_ID_LEN];
+	enum deployment_state state;
+	long long replicas;        /* wanted */
+	long long generation;      /* bumped by every change of the wanted state */
+	char placement[16];        /* "binpack" | "spread" */
+	json_t *labels;            /* node selector, object of strings (owned) */
+};
+
+/* Load one deployment by id (NOVA_ENOTFOUND when there is none). out is
+ * the caller's; deployment_finish releases what it holds. */
+int deployment_load(struct deployment *out, struct db_pool *db, const char *id,
+		    struct nova_err *err);
+void deployment_finish(struct deployment *d);
+
 struct deployment_spec {
 	const char *name;      /* NULL: "<model>-<pool>" */
 	const char *model;     /* id, NAME:VERSION or NAME */

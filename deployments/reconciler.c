@@ -23,27 +23,7 @@ void reconciler_config_defaults(struct reconciler_config *cfg)
 	cfg->audit_retention_days = AUDIT_DEFAULT_RETENTION_DAYS;
 }
 
-/* Drain, terminate and deprovision one node, whatever live state it is in. */
-static int rc_node_retire(struct db_pool *db, struct adapter *ad, const struct pool_node *n,
-			  const char *reason, struct nova_err *err)
-{
-	struct adapter_node_ref ref = {n->id, n->handle[0] ? n->handle : NULL};
-	int rc = 0;
-	if (!strcmp(n->state, "ready") || !strcmp(n->state, "unhealthy"))
-		rc = pool_node_transition(db, n->id, "draining", reason, err);
-	if (!rc && strcmp(n->state, "terminating") != 0)
-		rc = pool_node_transition(db, n->id, "terminating", reason, err);
-	if (!rc)
-		rc = adapter_deprovision_node(ad, &ref, err);
-	if (!rc)
-		rc = pool_node_transition(db, n->id, "terminated", reason, err);
-	if (!rc)
-		nova_log_kv(NOVA_LOG_INFO, "reconciler", "node deprovisioned", "node", n->name,
-			    "reason", reason, NULL);
-	return rc;
-}
-
-/* rc_node_retire for the pass over a pool: a node whose resource cannot be
+/* pool_node_retire for the pass over a pool: a node whose resource cannot be
  * removed now (its host unreachable) stays terminating, its reason saying
  * why, and is tried again every pass until it goes; it is never forgotten,
  * and it does not stop the pass for the pool's other nodes. */
@@ -53,7 +33,7 @@ static void rc_node_retire_or_report(struct db_pool *db, struct adapter *ad,
 	struct nova_err e, ignored;
 	char note[400];
 	nova_err_clear(&e);
-	if (rc_node_retire(db, ad, n, reason, &e) == 0)
+	if (pool_node_retire(db, ad, n, reason, &e) == 0)
 		return;
 	snprintf(note, sizeof(note), "%.60s; deprovisioning failed, retrying: %.*s", reason,
 		 300, e.message);
@@ -94,15 +74,15 @@ static void rc_nodes_watch(struct db_pool *db, struct adapter *ad, struct pool_n
 		struct adapter_node_info info;
 		struct nova_err e;
 		char reason[300];
-		if (strcmp(nd->state, "ready") && strcmp(nd->state, "unhealthy"))
+		if (nd->state != POOL_NODE_READY && nd->state != POOL_NODE_UNHEALTHY)
 			continue;
 		if (adapter_node_status(&info, ad, &ref, &e) != 0)
 			continue;
 		if (info.state == ADAPTER_NODE_FAILED || info.state == ADAPTER_NODE_GONE) {
 			snprintf(reason, sizeof(reason), "%s%s",
 				 info.state == ADAPTER_NODE_GONE ? "resource gone: " : "", info.message);
-			if (pool_node_transition(db, nd->id, "failed", reason, &e) == 0) {
-				snprintf(nd->state, sizeof(nd->state), "failed");
+			if (pool_node_transition(db, nd->id, POOL_NODE_FAILED, reason, &e) == 0) {
+				nd->state = POOL_NODE_FAILED;
 				nova_log_kv(NOVA_LOG_WARN, "reconciler", "node failed", "node", nd->name,
 					    "reason", reason, NULL);
 			}
@@ -159,7 +139,7 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 		rc_nodes_watch(db, ad, nodes, n);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		struct pool_node *nd = &nodes[i];
-		if (!strcmp(nd->state, "failed")) {
+		if (nd->state == POOL_NODE_FAILED) {
 			/* Failed for silence while its agent still beats (judged
 			 * wrongly, or back): ready again, nothing replaced, nothing
 			 * deprovisioned. Otherwise static nodes too are removed: a
@@ -170,7 +150,7 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 			if ((rc = pool_node_failed_fate(&fate, db, nd->id, cfg->failed_wait_ms, err)))
 				break;
 			if (fate == POOL_FAILED_REVIVED) {
-				snprintf(nd->state, sizeof(nd->state), "ready");
+				nd->state = POOL_NODE_READY;
 				nova_log_kv(NOVA_LOG_WARN, "reconciler",
 					    "node failed for silence beats again: ready, nothing replaced",
 					    "node", nd->name, NULL);
@@ -181,17 +161,17 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 			rc = rc_replicas_move(db, nd, "node failed, replacing", err);
 			if (!rc)
 				rc_node_retire_or_report(db, ad, nd, "failed node removed");
-		} else if (!strcmp(nd->state, "terminating")) {
+		} else if (nd->state == POOL_NODE_TERMINATING) {
 			/* A deprovision that failed earlier (or a crash mid-way). */
 			rc = rc_replicas_move(db, nd, "node terminating, replacing", err);
 			if (!rc)
 				rc_node_retire_or_report(db, ad, nd, "node removed");
-		} else if (!strcmp(nd->state, "draining")) {
+		} else if (nd->state == POOL_NODE_DRAINING) {
 			/* Drained: replicas move; an ephemeral node then goes away,
 			 * a static one waits, cordoned, for the operator. */
 			rc = rc_replicas_move(db, nd, "node draining, replacing", err);
 			if (!rc && adapter_is_ephemeral(ad))
-				rc = rc_node_retire(db, ad, nd, "drained node removed", err);
+				rc = pool_node_retire(db, ad, nd, "drained node removed", err);
 		}
 	}
 	if (rc)
@@ -210,7 +190,7 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 			 * alone, which on a novad that could not see another's
 			 * agents (their records were that novad's own) started a
 			 * twin with a fresh token for every node. */
-			if (strcmp(nd->state, "unhealthy") != 0 ||
+			if (nd->state != POOL_NODE_UNHEALTHY ||
 			    adapter_node_status(&info, ad, &ref, &serr) != 0 ||
 			    info.state != ADAPTER_NODE_GONE ||
 			    pool_node_token_issue(token, sizeof(token), db, nd->id, &serr) != 0)
@@ -252,7 +232,7 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 		for (int r = 0; rc == 0 && r < PQntuples(res); r++)
 			for (size_t i = 0; rc == 0 && i < n; i++)
 				if (!strcmp(nodes[i].id, PQgetvalue(res, r, 0)))
-					rc = rc_node_retire(db, ad, &nodes[i], "idle node removed", err);
+					rc = pool_node_retire(db, ad, &nodes[i], "idle node removed", err);
 		PQclear(res);
 		if (rc)
 			goto out;
@@ -312,7 +292,7 @@ static int rc_pass_body(struct db_pool *db, const struct reconciler_config *cfg,
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		struct nova_err perr;
-		if (strcmp(pools[i]->state, "active") != 0)
+		if (pools[i]->state != POOL_ACTIVE)
 			continue;
 		if (pools[i]->machine[0] ? !(machine && pool_is_here(pools[i])) : !global)
 			continue;

@@ -42,22 +42,17 @@ struct wk_item {
 	char request_id[65];     /* the API request that last asked for it, or "" */
 };
 
-/* Everything one pass needs to know about its deployment. */
-struct wk_dep {
-	char id[37], state[16], pool_id[37], provider[33], placement[16];
-	long long replicas, generation, max_nodes, max_accelerators;
-	json_t *labels, *pool_config;
-	struct model model;
-	bool have_model;
-};
-
 void (*worker_test_before_placement_write)(const char *node_id);
 
 struct wk_ctx {
 	struct db_pool *db;
 	const struct worker_config *cfg;
 	struct wk_item item;
-	struct wk_dep dep;
+	/* The pass's deployment, with its pool and model as their modules
+	 * load them. */
+	struct deployment dep;
+	struct pool *pool;
+	struct model *model;
 	struct adapter *ad;
 	char reason[512];    /* why replicas are still pending */
 	bool lease_lost;     /* another worker owns the item now */
@@ -217,55 +212,23 @@ static int wk_finish(struct wk_ctx *x, enum wk_outcome how, const char *msg, str
 
 /* --- loading ------------------------------------------------------------------- */
 
-static void wk_dep_finish(struct wk_dep *d)
+static void wk_dep_finish(struct wk_ctx *x)
 {
-	json_decref(d->labels);
-	json_decref(d->pool_config);
-	if (d->have_model)
-		json_decref(d->model.spec);
-	memset(d, 0, sizeof(*d));
+	deployment_finish(&x->dep);
+	pool_free(x->pool);
+	model_free(x->model);
+	x->pool = NULL;
+	x->model = NULL;
 }
 
 static int wk_dep_load(struct wk_ctx *x, struct nova_err *err)
 {
-	const char *params[1] = {x->item.subject};
-	struct wk_dep *d = &x->dep;
-	struct db_conn *c;
-	PGresult *res = NULL;
 	int rc;
-	if ((rc = db_conn_acquire(&c, x->db, err)))
+	if ((rc = deployment_load(&x->dep, x->db, x->item.subject, err)) ||
+	    (rc = pool_get(&x->pool, x->db, x->dep.pool_id, err)) ||
+	    (rc = model_get(&x->model, x->db, x->dep.model_id, err)))
 		return rc;
-	rc = db_exec_one(&res, c,
-			 "SELECT d.id, d.state, d.replicas, d.placement, "
-			 "coalesce(d.constraints->'labels', '{}')::text, d.generation, d.pool_id, "
-			 "p.provider, p.config::text, coalesce(p.max_nodes, -1), "
-			 "coalesce(p.max_accelerators, -1), m.spec::text "
-			 "FROM deployments d JOIN pools p ON p.id = d.pool_id "
-			 "JOIN models m ON m.id = d.model_id WHERE d.id = $1::uuid",
-			 1, params, err);
-	db_conn_release(x->db, c);
-	if (rc)
-		return rc;
-	snprintf(d->id, sizeof(d->id), "%s", PQgetvalue(res, 0, 0));
-	snprintf(d->state, sizeof(d->state), "%s", PQgetvalue(res, 0, 1));
-	d->replicas = atoll(PQgetvalue(res, 0, 2));
-	snprintf(d->placement, sizeof(d->placement), "%s", PQgetvalue(res, 0, 3));
-	d->labels = json_loads(PQgetvalue(res, 0, 4), 0, NULL);
-	d->generation = atoll(PQgetvalue(res, 0, 5));
-	snprintf(d->pool_id, sizeof(d->pool_id), "%s", PQgetvalue(res, 0, 6));
-	snprintf(d->provider, sizeof(d->provider), "%s", PQgetvalue(res, 0, 7));
-	d->pool_config = json_loads(PQgetvalue(res, 0, 8), 0, NULL);
-	d->max_nodes = atoll(PQgetvalue(res, 0, 9));
-	d->max_accelerators = atoll(PQgetvalue(res, 0, 10));
-	json_t *spec = json_loads(PQgetvalue(res, 0, 11), 0, NULL);
-	PQclear(res);
-	rc = spec ? model_spec_parse(&d->model, spec, err)
-		  : nova_err_set(err, NOVA_EINTERNAL, "", "stored model spec unreadable");
-	json_decref(spec);
-	d->have_model = rc == 0;
-	if (!rc && (!d->labels || !d->pool_config))
-		rc = nova_err_set(err, NOVA_EINTERNAL, "", "stored deployment unreadable");
-	return rc;
+	return 0;
 }
 
 /* --- nodes ---------------------------------------------------------------------- */
@@ -290,7 +253,7 @@ static int wk_node_provision_leased(struct wk_ctx *x, const struct pool_node *n,
 	explicit_bzero(token, sizeof(token));
 	if (rc == NOVA_EFAILED) {
 		struct nova_err e2;
-		pool_node_transition(x->db, n->id, "failed", err->message, &e2);
+		pool_node_transition(x->db, n->id, POOL_NODE_FAILED, err->message, &e2);
 		return rc;
 	}
 	if (rc)
@@ -299,7 +262,7 @@ static int wk_node_provision_leased(struct wk_ctx *x, const struct pool_node *n,
 		return rc;
 	nova_log_kv(NOVA_LOG_INFO, "worker", "node provisioned", "node", n->name, "id", n->id,
 		    "handle", info.handle, NULL);
-	return pool_node_transition(x->db, n->id, "ready", "provisioned", err);
+	return pool_node_transition(x->db, n->id, POOL_NODE_READY, "provisioned", err);
 }
 
 /* Provision (or re-provision, after a crash) one node whose row exists,
@@ -308,7 +271,7 @@ static int wk_node_provision(struct wk_ctx *x, const struct pool_node *n, struct
 {
 	struct nova_err ignored;
 	bool got;
-	int rc = pool_node_lease_take(&got, x->db, n->id, "provisioning", x->cfg->lease_ms, err);
+	int rc = pool_node_lease_take(&got, x->db, n->id, POOL_NODE_PROVISIONING, x->cfg->lease_ms, err);
 	if (rc || !got)
 		return rc;
 	rc = wk_node_provision_leased(x, n, err);
@@ -357,7 +320,7 @@ static int wk_nodes_sync(struct wk_ctx *x, struct nova_err *err)
 	if ((rc = pool_nodes_list(&nodes, &n, x->db, x->dep.pool_id, err)))
 		return rc;
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (strcmp(nodes[i].state, "provisioning") == 0)
+		if (nodes[i].state == POOL_NODE_PROVISIONING)
 			rc = wk_node_provision(x, &nodes[i], err);
 	pool_nodes_free(nodes, n);
 	return rc;
@@ -373,9 +336,9 @@ static int wk_node_create(bool *created, struct wk_ctx *x, const struct model_st
 	char id[POOL_ID_LEN], name[64];
 	int rc;
 	*created = false;
-	if (x->dep.max_nodes >= 0 && (long long)live_nodes >= x->dep.max_nodes) {
+	if (x->pool->quotas.max_nodes >= 0 && (long long)live_nodes >= x->pool->quotas.max_nodes) {
 		snprintf(x->reason, sizeof(x->reason), "no capacity: pool is at its quota of %lld nodes",
-			 x->dep.max_nodes);
+			 x->pool->quotas.max_nodes);
 		return 0;
 	}
 	if ((rc = adapter_discover_resources(&res, x->ad, err)))
@@ -390,11 +353,11 @@ static int wk_node_create(bool *created, struct wk_ctx *x, const struct model_st
 		snprintf(x->reason, sizeof(x->reason),
 			 "no capacity: the provider offers no node for %u x %s", stage->accelerators,
 			 stage->accelerator_type[0] ? stage->accelerator_type : "accelerator");
-	} else if (x->dep.max_accelerators >= 0 &&
-		   (long long)(live_accels + cap->max_per_node) > x->dep.max_accelerators) {
+	} else if (x->pool->quotas.max_accelerators >= 0 &&
+		   (long long)(live_accels + cap->max_per_node) > x->pool->quotas.max_accelerators) {
 		snprintf(x->reason, sizeof(x->reason),
 			 "no capacity: a new node of %u accelerators would pass the pool's quota of %lld",
-			 cap->max_per_node, x->dep.max_accelerators);
+			 cap->max_per_node, x->pool->quotas.max_accelerators);
 	} else {
 		/* The row (and its id) first: a retry provisions this node again
 		 * rather than a second one. */
@@ -475,12 +438,12 @@ static int wk_view_load(struct wk_view *v, struct wk_ctx *x, struct nova_err *er
 		p->memory_mib = n->accelerator_memory_mib;
 		p->total = n->accelerator_count;
 		p->free = used >= n->accelerator_count ? 0 : n->accelerator_count - used;
-		p->schedulable = strcmp(n->state, "ready") == 0 && !n->cordoned;
+		p->schedulable = n->state == POOL_NODE_READY && !n->cordoned;
 		json_object_foreach(n->labels, k, val) {
 			if (p->n_labels < PLACEMENT_MAX_LABELS && json_is_string(val))
 				p->labels[p->n_labels++] = (struct placement_label){k, json_string_value(val)};
 		}
-		if (strcmp(n->state, "failed") != 0) {
+		if (n->state != POOL_NODE_FAILED) {
 			v->live_nodes++;
 			v->live_accels += n->accelerator_count;
 		}
@@ -611,8 +574,8 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 	bool ok;
 	int rc;
 	*placed = false;
-	for (size_t i = 0; i < x->dep.model.n_stages; i++) {
-		const struct model_stage *s = &x->dep.model.stages[i];
+	for (size_t i = 0; i < x->model->n_stages; i++) {
+		const struct model_stage *s = &x->model->stages[i];
 		stages[i] = (struct placement_stage){s->name, s->accelerator_type, s->accelerators,
 						     s->memory_mib};
 	}
@@ -620,7 +583,7 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 		if (n_sel < PLACEMENT_MAX_LABELS)
 			sel[n_sel++] = (struct placement_label){k, json_string_value(val)};
 	}
-	struct placement_request req = {stages, x->dep.model.n_stages,
+	struct placement_request req = {stages, x->model->n_stages,
 					placement_policy_parse(x->dep.placement, &ok), sel, n_sel};
 	for (int round = 0; round < 1 + PLACEMENT_MAX_STAGES; round++) {
 		struct nova_err perr;
@@ -652,12 +615,12 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 			return 0;
 		/* Find the first stage with no room anywhere and make a node for it
 		 * (placement_place on the view's nodes: it is dropped after). */
-		const struct model_stage *need = &x->dep.model.stages[0];
-		for (size_t s = 0; s < x->dep.model.n_stages; s++) {
+		const struct model_stage *need = &x->model->stages[0];
+		for (size_t s = 0; s < x->model->n_stages; s++) {
 			struct placement_result one;
 			struct placement_request rq = {&stages[s], 1, req.policy, sel, n_sel};
 			if (placement_place(&one, v->pn, v->n, &rq, &perr) != 0) {
-				need = &x->dep.model.stages[s];
+				need = &x->model->stages[s];
 				break;
 			}
 		}
@@ -674,11 +637,11 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 
 /* --- one pass over a deployment ---------------------------------------------------- */
 
-static int wk_set_state(struct wk_ctx *x, const char *state, const char *reason,
+static int wk_set_state(struct wk_ctx *x, enum deployment_state state, const char *reason,
 			struct nova_err *err)
 {
 	char gen[24];
-	const char *params[4] = {x->dep.id, state, reason, gen};
+	const char *params[4] = {x->dep.id, deployment_state_name(state), reason, gen};
 	snprintf(gen, sizeof(gen), "%lld", x->dep.generation);
 	/* Only for the generation this pass worked on: a stop or a scale
 	 * committed meanwhile (which may forbid the state, e.g. stopping ->
@@ -699,9 +662,9 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 	*how = WK_DONE;
 	if ((rc = wk_dep_load(x, err)))
 		return rc == NOVA_ENOTFOUND ? 0 : rc; /* deleted meanwhile: nothing to do */
-	if (!strcmp(x->dep.state, "stopped") || !strcmp(x->dep.state, "failed"))
+	if (x->dep.state == DEPLOYMENT_STOPPED || x->dep.state == DEPLOYMENT_FAILED)
 		return 0;
-	long long desired = strcmp(x->dep.state, "stopping") == 0 ? 0 : x->dep.replicas;
+	long long desired = x->dep.state == DEPLOYMENT_STOPPING ? 0 : x->dep.replicas;
 	snprintf(want, sizeof(want), "%lld", desired);
 	const char *params[2] = {x->dep.id, want};
 
@@ -714,11 +677,11 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		return rc;
 
 	if (desired > 0) {
-		const struct adapter_ops *ops = adapter_find(x->dep.provider);
+		const struct adapter_ops *ops = adapter_find(x->pool->provider);
 		if (!ops)
 			return nova_err_set(err, NOVA_EAGAIN, "provider",
-					    "provider %s is not available in this novad", x->dep.provider);
-		if ((rc = adapter_create(&x->ad, ops, x->dep.pool_id, x->dep.pool_config, err)))
+					    "provider %s is not available in this novad", x->pool->provider);
+		if ((rc = adapter_create(&x->ad, ops, x->dep.pool_id, x->pool->config, err)))
 			return rc;
 		/* 3 and 4. */
 		if ((rc = wk_nodes_sync(x, err)))
@@ -756,20 +719,21 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 	long long total = atoll(PQgetvalue(res, 0, 2));
 	PQclear(res);
 	char reason[700];
-	if (desired == 0 && total == 0 && !strcmp(x->dep.state, "stopping"))
-		return wk_set_state(x, "stopped", "all replicas stopped", err);
+	if (desired == 0 && total == 0 && x->dep.state == DEPLOYMENT_STOPPING)
+		return wk_set_state(x, DEPLOYMENT_STOPPED, "all replicas stopped", err);
 	if (desired == 0)
-		return wk_set_state(x, ready == 0 && !strcmp(x->dep.state, "pending") ? "pending"
-									   : x->dep.state,
+		return wk_set_state(x, ready == 0 && x->dep.state == DEPLOYMENT_PENDING
+					       ? DEPLOYMENT_PENDING
+					       : x->dep.state,
 				    "scaled to 0 replicas", err);
 	/* None placed. A deployment that had run waits as deploying ("0 of
 	 * n replicas placed"), since the state machine has no way back to
 	 * pending from running or degraded (its nodes failed and nothing
 	 * fits now: refusing that transition used to fail the deployment). */
-	if (pending == desired && strcmp(x->dep.state, "running") != 0 &&
-	    strcmp(x->dep.state, "degraded") != 0) {
+	if (pending == desired && x->dep.state != DEPLOYMENT_RUNNING &&
+	    x->dep.state != DEPLOYMENT_DEGRADED) {
 		*how = WK_WAIT;
-		return wk_set_state(x, "pending", x->reason[0] ? x->reason : "waiting for capacity", err);
+		return wk_set_state(x, DEPLOYMENT_PENDING, x->reason[0] ? x->reason : "waiting for capacity", err);
 	}
 	if (pending > 0) {
 		*how = WK_WAIT;
@@ -782,14 +746,16 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		 * ready before a pass that ended pending could run again: seen
 		 * after novad was killed mid-pass). Refused, the write failed
 		 * the deployment. */
-		if (!strcmp(x->dep.state, "pending") &&
-		    (rc = wk_set_state(x, "deploying", "all replicas ready", err)))
+		if (x->dep.state == DEPLOYMENT_PENDING &&
+		    (rc = wk_set_state(x, DEPLOYMENT_DEPLOYING, "all replicas ready", err)))
 			return rc;
-		return wk_set_state(x, "running", "all replicas ready", err);
+		return wk_set_state(x, DEPLOYMENT_RUNNING, "all replicas ready", err);
 	} else {
 		snprintf(reason, sizeof(reason), "%lld of %lld replicas ready", ready, desired);
 	}
-	return wk_set_state(x, ready > 0 && !strcmp(x->dep.state, "running") ? "degraded" : "deploying",
+	return wk_set_state(x,
+			    ready > 0 && x->dep.state == DEPLOYMENT_RUNNING ? DEPLOYMENT_DEGRADED
+									: DEPLOYMENT_DEPLOYING,
 			    reason, err);
 }
 
@@ -809,7 +775,7 @@ static int wk_process(struct wk_ctx *x, struct nova_err *err)
 	if (x->lease_lost) {
 		/* Someone else holds the item now: leave it to them. */
 		nova_log_kv(NOVA_LOG_WARN, "worker", "lease lost", "item", x->item.id_s, NULL);
-		wk_dep_finish(&x->dep);
+		wk_dep_finish(x);
 		nova_log_request_set(NULL);
 		return 0;
 	}
@@ -847,7 +813,7 @@ static int wk_process(struct wk_ctx *x, struct nova_err *err)
 			db_conn_release(x->db, c);
 		}
 	}
-	wk_dep_finish(&x->dep);
+	wk_dep_finish(x);
 	nova_log_request_set(NULL);
 	return x->lease_lost ? 0 : rc;
 }

@@ -77,10 +77,13 @@ int gw_conductor_apply(struct db_pool *db, const struct gw_conductor_args *a, st
 		goto out;
 	cd_label(dep_name, sizeof(dep_name), "", parsed.name);
 	if (deployment_get(&res, db, dep_name, err) == 0) {
-		const char *state = json_string_value(json_object_get(res, "state"));
+		enum deployment_state state = DEPLOYMENT_PENDING;
+		int stopped = deployment_state_parse(
+				      &state, json_string_value(json_object_get(res, "state"))) == 0 &&
+			      state == DEPLOYMENT_STOPPED;
 		json_decref(res);
 		res = NULL;
-		if (state && !strcmp(state, "stopped"))
+		if (stopped)
 			rc = deployment_start(&res, db, dep_name, NULL, err);
 	} else {
 		struct deployment_spec ds = {.name = dep_name, .model = ref, .pool = pool_name,

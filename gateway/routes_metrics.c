@@ -189,17 +189,17 @@ static char *gw_fleet_read(struct gw *gw, struct nova_err *err)
 			       (double)json_integer_value(json_object_get(x, "n")));
 	}
 
-	static const char *const dep_states[] = {"pending", "deploying", "running", "degraded",
-						 "stopping", "stopped", "failed"};
-	unsigned by_state[sizeof(dep_states) / sizeof(dep_states[0])] = {0};
-	json_array_foreach(deps, i, x)
-		for (size_t s = 0; s < sizeof(dep_states) / sizeof(dep_states[0]); s++)
-			if (!strcmp(dep_states[s], json_string_value(json_object_get(x, "state"))))
-				by_state[s]++;
+	unsigned by_state[DEPLOYMENT_STATE_COUNT] = {0};
+	json_array_foreach(deps, i, x) {
+		enum deployment_state s;
+		if (deployment_state_parse(&s, json_string_value(json_object_get(x, "state"))) == 0)
+			by_state[s]++;
+	}
 	metrics_head(&t, "nova_deployments", "gauge", "Deployments by state.");
-	for (size_t s = 0; s < sizeof(dep_states) / sizeof(dep_states[0]); s++) {
+	for (unsigned s = 0; s < DEPLOYMENT_STATE_COUNT; s++) {
 		char labels[48];
-		snprintf(labels, sizeof(labels), "state=\"%s\"", dep_states[s]);
+		snprintf(labels, sizeof(labels), "state=\"%s\"",
+			 deployment_state_name((enum deployment_state)s));
 		metrics_sample(&t, "nova_deployments", labels, by_state[s]);
 	}
 	static const char *const rep_fams[][2] = {

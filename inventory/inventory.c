@@ -39,30 +39,13 @@
  * outside the lock and applied under it in well under a millisecond). */
 #define INV_REFRESH_BATCH 5000
 
-/* A node's state as the database has it (sql/0001_init.sql). */
-enum inv_state {
-	INV_PROVISIONING,
-	INV_READY,
-	INV_UNHEALTHY,
-	INV_DRAINING,
-	INV_TERMINATING,
-	INV_TERMINATED,
-	INV_FAILED,
-};
-
-static const char *const inv_state_names[] = {
-	[INV_PROVISIONING] = "provisioning", [INV_READY] = "ready",
-	[INV_UNHEALTHY] = "unhealthy",       [INV_DRAINING] = "draining",
-	[INV_TERMINATING] = "terminating",   [INV_TERMINATED] = "terminated",
-	[INV_FAILED] = "failed",
-};
-
+/* A node's state as the database has it, in pools' spelling (a byte in
+ * struct inv_node). */
 static uint8_t inv_state_parse(const char *s)
 {
-	for (uint8_t i = 0; i < (uint8_t)(sizeof(inv_state_names) / sizeof(inv_state_names[0])); i++)
-		if (!strcmp(inv_state_names[i], s))
-			return i;
-	return INV_PROVISIONING; /* the table's CHECK allows no other */
+	enum pool_node_state st = POOL_NODE_PROVISIONING; /* the table's CHECK allows no other */
+	(void)pool_node_state_parse(&st, s);
+	return (uint8_t)st;
 }
 
 /* One node, 120 bytes: the id, token hash and address as bytes, not text,
@@ -71,7 +54,7 @@ static uint8_t inv_state_parse(const char *s)
 struct inv_node {
 	unsigned char id[16];
 	unsigned char token_hash[32];   /* SHA-256 of the node's token */
-	uint8_t state;                  /* enum inv_state */
+	uint8_t state;                  /* enum pool_node_state */
 	bool has_hash;                  /* false: revoked, or not read yet */
 	struct inv_addr addr;           /* where its endpoints may point (inventory_int.h) */
 	bool dirty;
@@ -608,7 +591,9 @@ int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replica
 			snprintf(f, sizeof(f), "%s.replica_id", path);
 			return nova_err_set(err, NOVA_EINVAL, f, "%s must be a uuid", f);
 		}
-		if (strcmp(state, "starting") && strcmp(state, "ready") && strcmp(state, "failed")) {
+		enum replica_state rs;
+		if (deployment_replica_state_parse(&rs, state) != 0 ||
+		    (rs != REPLICA_STARTING && rs != REPLICA_READY && rs != REPLICA_FAILED)) {
 			char f[NOVA_ERR_FIELD_MAX];
 			snprintf(f, sizeof(f), "%s.state", path);
 			return nova_err_set(err, NOVA_EINVAL, f, "%s must be starting, ready or failed", f);
@@ -853,9 +838,9 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 		pthread_mutex_unlock(&inv->lock);
 		return inv_refused(err);
 	}
-	if (e->state == INV_TERMINATING || e->state == INV_TERMINATED ||
-	    (e->state == INV_FAILED && seq <= e->last_seq)) {
-		snprintf(reason, sizeof(reason), "node is %s", inv_state_names[e->state]);
+	if (e->state == POOL_NODE_TERMINATING || e->state == POOL_NODE_TERMINATED ||
+	    (e->state == POOL_NODE_FAILED && seq <= e->last_seq)) {
+		snprintf(reason, sizeof(reason), "node is %s", pool_node_state_name(e->state));
 		pthread_mutex_unlock(&inv->lock);
 		*answer = inv_answer_dump(inv_answer(inv, false, reason));
 		return *answer ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
@@ -870,7 +855,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	e->last_seq = seq;
 	e->seen_unix_ms = inv_unix_ms();
 	e->dirty = true;
-	if (e->state == INV_FAILED) {
+	if (e->state == POOL_NODE_FAILED) {
 		/* Recorded, not accepted: the reconciler makes a node failed for
 		 * silence ready again when its agent beats after the failure (it
 		 * was judged wrongly), and keeps its replicas where they are. */
@@ -1049,9 +1034,9 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		struct inv_node *e = &inv->nodes[i];
 		/* What the statement below does to an unhealthy node, so the
 		 * cached state stays true until the next refresh. */
-		if (e->dirty && e->state == INV_UNHEALTHY)
-			e->state = INV_READY;
-		if (e->seen_unix_ms && (e->state == INV_READY || e->state == INV_UNHEALTHY) &&
+		if (e->dirty && e->state == POOL_NODE_UNHEALTHY)
+			e->state = POOL_NODE_READY;
+		if (e->seen_unix_ms && (e->state == POOL_NODE_READY || e->state == POOL_NODE_UNHEALTHY) &&
 		    (!oldest || e->seen_unix_ms < oldest))
 			oldest = e->seen_unix_ms;
 		if (!e->dirty)

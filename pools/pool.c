@@ -153,6 +153,47 @@ int pool_quota_patch_from_json(struct pool_quota_patch *out, const json_t *body,
 
 /* --- rows --------------------------------------------------------------- */
 
+static const char *const pool_state_names[] = {[POOL_ACTIVE] = "active",
+					       [POOL_DELETING] = "deleting"};
+static const char *const pool_node_state_names[POOL_NODE_STATE_COUNT] = {
+	[POOL_NODE_PROVISIONING] = "provisioning", [POOL_NODE_READY] = "ready",
+	[POOL_NODE_UNHEALTHY] = "unhealthy",       [POOL_NODE_DRAINING] = "draining",
+	[POOL_NODE_TERMINATING] = "terminating",   [POOL_NODE_TERMINATED] = "terminated",
+	[POOL_NODE_FAILED] = "failed",
+};
+
+const char *pool_state_name(enum pool_state s)
+{
+	return (unsigned)s < sizeof(pool_state_names) / sizeof(pool_state_names[0])
+		       ? pool_state_names[s]
+		       : "unknown";
+}
+
+const char *pool_node_state_name(enum pool_node_state s)
+{
+	return (unsigned)s < POOL_NODE_STATE_COUNT ? pool_node_state_names[s] : "unknown";
+}
+
+int pool_state_parse(enum pool_state *out, const char *name)
+{
+	for (unsigned i = 0; i < sizeof(pool_state_names) / sizeof(pool_state_names[0]); i++)
+		if (!strcmp(pool_state_names[i], name)) {
+			*out = (enum pool_state)i;
+			return 0;
+		}
+	return NOVA_EINVAL;
+}
+
+int pool_node_state_parse(enum pool_node_state *out, const char *name)
+{
+	for (unsigned i = 0; i < POOL_NODE_STATE_COUNT; i++)
+		if (!strcmp(pool_node_state_names[i], name)) {
+			*out = (enum pool_node_state)i;
+			return 0;
+		}
+	return NOVA_EINVAL;
+}
+
 static json_t *pool_json_col(PGresult *res, int row, int col, json_t *fallback)
 {
 	json_t *v = json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
@@ -175,7 +216,8 @@ static struct pool *pool_from_row(PGresult *res, int row)
 	p->quotas.max_nodes = strtoll(PQgetvalue(res, row, 5), NULL, 10);
 	p->quotas.max_accelerators = strtoll(PQgetvalue(res, row, 6), NULL, 10);
 	p->quotas.accelerator_types = pool_json_col(res, row, 7, json_array());
-	snprintf(p->state, sizeof(p->state), "%s", PQgetvalue(res, row, 8));
+	/* The table's CHECK allows no other state. */
+	(void)pool_state_parse(&p->state, PQgetvalue(res, row, 8));
 	p->node_count = strtoll(PQgetvalue(res, row, 9), NULL, 10);
 	snprintf(p->created_at, sizeof(p->created_at), "%s", PQgetvalue(res, row, 10));
 	snprintf(p->updated_at, sizeof(p->updated_at), "%s", PQgetvalue(res, row, 11));
@@ -216,7 +258,7 @@ json_t *pool_to_json(const struct pool *p)
 			 "labels", p->labels, "quotas", "max_nodes",
 			 pool_quota_json(p->quotas.max_nodes), "max_accelerators",
 			 pool_quota_json(p->quotas.max_accelerators), "accelerator_types",
-			 p->quotas.accelerator_types, "state", p->state, "node_count",
+			 p->quotas.accelerator_types, "state", pool_state_name(p->state), "node_count",
 			 (json_int_t)p->node_count, "created_at", p->created_at, "updated_at",
 			 p->updated_at, "machine", p->machine[0] ? json_string(p->machine) : json_null());
 }
@@ -473,7 +515,7 @@ static int pool_update_tx(struct db_conn *c, void *arg, struct nova_err *err)
 	int rc;
 	if ((rc = pool_fetch(&cur, c, ctx->ref, true, err)))
 		return rc;
-	if (strcmp(cur->state, "active") != 0) {
+	if (cur->state != POOL_ACTIVE) {
 		rc = nova_err_set(err, NOVA_ECONFLICT, "pool", "pool %s is being deleted", cur->name);
 		goto done;
 	}
@@ -572,24 +614,23 @@ static int pool_delete_mark_tx(struct db_conn *c, void *arg, struct nova_err *er
 				"WHERE id = $1::uuid", 1, params, err);
 }
 
-/* Walk one node down the state machine to terminated, deprovisioning it. */
-static int pool_node_retire(struct db_pool *db, struct adapter *ad, const char *node_id,
-			    const char *state, const char *handle, struct nova_err *err)
+int pool_node_retire(struct db_pool *db, struct adapter *ad, const struct pool_node *n,
+		     const char *reason, struct nova_err *err)
 {
-	static const char *const reason = "pool deleted with force";
-	struct adapter_node_ref ref = {node_id, handle && *handle ? handle : NULL};
-	int rc;
-	if (!strcmp(state, "ready") || !strcmp(state, "unhealthy")) {
-		if ((rc = pool_node_transition(db, node_id, "draining", reason, err)))
-			return rc;
-		state = "draining";
-	}
-	if (strcmp(state, "terminating") != 0 &&
-	    (rc = pool_node_transition(db, node_id, "terminating", reason, err)))
-		return rc;
-	if ((rc = adapter_deprovision_node(ad, &ref, err)))
-		return rc;
-	return pool_node_transition(db, node_id, "terminated", reason, err);
+	struct adapter_node_ref ref = {n->id, n->handle[0] ? n->handle : NULL};
+	int rc = 0;
+	if (n->state == POOL_NODE_READY || n->state == POOL_NODE_UNHEALTHY)
+		rc = pool_node_transition(db, n->id, POOL_NODE_DRAINING, reason, err);
+	if (!rc && n->state != POOL_NODE_TERMINATING)
+		rc = pool_node_transition(db, n->id, POOL_NODE_TERMINATING, reason, err);
+	if (!rc)
+		rc = adapter_deprovision_node(ad, &ref, err);
+	if (!rc)
+		rc = pool_node_transition(db, n->id, POOL_NODE_TERMINATED, reason, err);
+	if (!rc)
+		nova_log_kv(NOVA_LOG_INFO, "pools", "node deprovisioned", "node", n->name, "reason",
+			    reason, NULL);
+	return rc;
 }
 
 int pool_delete(struct db_pool *db, const char *ref, bool force, struct audit_note *audit,
@@ -598,7 +639,8 @@ int pool_delete(struct db_pool *db, const char *ref, bool force, struct audit_no
 	struct pool_delete_ctx ctx = {ref, force, audit, NULL, 0};
 	struct adapter *ad = NULL;
 	struct db_conn *c = NULL;
-	PGresult *res = NULL;
+	struct pool_node *nodes = NULL;
+	size_t n_nodes = 0;
 	const char *params[1];
 	int rc = db_tx_run(db, pool_delete_mark_tx, &ctx, err);
 	if (rc)
@@ -614,17 +656,9 @@ int pool_delete(struct db_pool *db, const char *ref, bool force, struct audit_no
 		}
 		if ((rc = adapter_create(&ad, ops, ctx.pool->id, ctx.pool->config, err)))
 			goto done;
-		if ((rc = db_conn_acquire(&c, db, err)))
-			goto done;
-		rc = db_exec(&res, c,
-			     "SELECT id, state, coalesce(handle, '') FROM nodes "
-			     "WHERE pool_id = $1::uuid AND state <> 'terminated' ORDER BY created_at",
-			     1, params, err);
-		db_conn_release(db, c);
-		c = NULL;
-		for (int i = 0; rc == 0 && i < PQntuples(res); i++)
-			rc = pool_node_retire(db, ad, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-					      PQgetvalue(res, i, 2), err);
+		rc = pool_nodes_list(&nodes, &n_nodes, db, ctx.pool->id, err);
+		for (size_t i = 0; rc == 0 && i < n_nodes; i++)
+			rc = pool_node_retire(db, ad, &nodes[i], "pool deleted with force", err);
 		if (rc) {
 			nova_log_kv(NOVA_LOG_WARN, "pools", "forced pool delete incomplete", "pool",
 				    ctx.pool->name, "error", err ? err->message : "", NULL);
@@ -641,7 +675,7 @@ int pool_delete(struct db_pool *db, const char *ref, bool force, struct audit_no
 			    ctx.pool->id, "forced", force ? "true" : "false", NULL);
 	}
 done:
-	PQclear(res);
+	pool_nodes_free(nodes, n_nodes);
 	if (c)
 		db_conn_release(db, c);
 	adapter_destroy(ad);
@@ -699,10 +733,10 @@ done:
 	return rc;
 }
 
-int pool_node_transition(struct db_pool *db, const char *node_id, const char *to,
+int pool_node_transition(struct db_pool *db, const char *node_id, enum pool_node_state to,
 			 const char *reason, struct nova_err *err)
 {
-	const char *params[3] = {node_id, to, reason};
+	const char *params[3] = {node_id, pool_node_state_name(to), reason};
 	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
@@ -773,7 +807,7 @@ int pool_nodes_list(struct pool_node **out, size_t *n_out, struct db_pool *db,
 		snprintf(v[i].id, sizeof(v[i].id), "%s", PQgetvalue(res, r, 0));
 		snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(res, r, 1));
 		snprintf(v[i].handle, sizeof(v[i].handle), "%s", PQgetvalue(res, r, 2));
-		snprintf(v[i].state, sizeof(v[i].state), "%s", PQgetvalue(res, r, 3));
+		(void)pool_node_state_parse(&v[i].state, PQgetvalue(res, r, 3));
 		v[i].cordoned = strcmp(PQgetvalue(res, r, 4), "t") == 0;
 		snprintf(v[i].accelerator_type, sizeof(v[i].accelerator_type), "%s", PQgetvalue(res, r, 5));
 		v[i].accelerator_count = (unsigned)strtoul(PQgetvalue(res, r, 6), NULL, 10);
@@ -796,11 +830,11 @@ void pool_nodes_free(struct pool_node *nodes, size_t n)
 	free(nodes);
 }
 
-int pool_node_lease_take(bool *got, struct db_pool *db, const char *node_id, const char *state,
-			 unsigned lease_ms, struct nova_err *err)
+int pool_node_lease_take(bool *got, struct db_pool *db, const char *node_id,
+			 enum pool_node_state state, unsigned lease_ms, struct nova_err *err)
 {
 	char ms[16];
-	const char *params[3] = {node_id, state, ms};
+	const char *params[3] = {node_id, pool_node_state_name(state), ms};
 	PGresult *res = NULL;
 	int rc;
 	*got = false;

@@ -22,6 +22,33 @@
 #define POOL_ID_LEN 37
 #define POOL_NAME_MAX 64
 
+/* A pool's state (pools.state). */
+enum pool_state {
+	POOL_ACTIVE = 0,
+	POOL_DELETING,
+};
+
+/* A node's state (nodes.state): the one spelling of the states every
+ * module uses. The transitions the state machine allows are the
+ * database's to enforce (sql/0001_init.sql); these are only the names. */
+enum pool_node_state {
+	POOL_NODE_PROVISIONING = 0,
+	POOL_NODE_READY,
+	POOL_NODE_UNHEALTHY,
+	POOL_NODE_DRAINING,
+	POOL_NODE_TERMINATING,
+	POOL_NODE_TERMINATED,
+	POOL_NODE_FAILED,
+};
+#define POOL_NODE_STATE_COUNT 7
+
+/* The state's name as stored and shown ("ready"). */
+const char *pool_state_name(enum pool_state s);
+const char *pool_node_state_name(enum pool_node_state s);
+/* NOVA_EINVAL for a name that is no state. */
+int pool_state_parse(enum pool_state *out, const char *name);
+int pool_node_state_parse(enum pool_node_state *out, const char *name);
+
 /* A quota of -1 means unlimited. */
 struct pool_quotas {
 	long long max_nodes;
@@ -36,7 +63,7 @@ struct pool {
 	json_t *config;            /* object */
 	json_t *labels;            /* object of strings */
 	struct pool_quotas quotas;
-	char state[16];            /* "active" | "deleting" */
+	enum pool_state state;
 	long long node_count;      /* nodes not yet terminated */
 	char created_at[40];
 	char updated_at[40];
@@ -96,8 +123,6 @@ json_t *pool_to_json(const struct pool *p);
 
 /* --- nodes ------------------------------------------------------------ */
 
-#define POOL_NODE_STATES "provisioning, ready, unhealthy, draining, terminating, terminated, failed"
-
 struct pool_node_spec {
 	const char *name;
 	const char *handle;           /* provider's name, may be NULL */
@@ -121,14 +146,14 @@ int pool_node_token_issue(char *token_out, size_t token_len, struct db_pool *db,
 /* Move a node to state `to` with a reason. The database refuses transitions
  * the state machine does not allow (NOVA_EINVAL); entering `terminated`
  * revokes the node token. */
-int pool_node_transition(struct db_pool *db, const char *node_id, const char *to,
+int pool_node_transition(struct db_pool *db, const char *node_id, enum pool_node_state to,
 			 const char *reason, struct nova_err *err);
 /* A node as the engine sees it. */
 struct pool_node {
 	char id[POOL_ID_LEN];
 	char name[254];
 	char handle[256];          /* "" until the provider named it */
-	char state[16];
+	enum pool_node_state state;
 	bool cordoned;
 	char accelerator_type[64];
 	unsigned accelerator_count;
@@ -140,6 +165,14 @@ struct pool_node {
 	char endpoint[256];
 };
 
+/* Walk one node down the state machine to terminated (draining,
+ * terminating), deprovisioning it through ad before the last step: the one
+ * retire walk (a forced pool delete; the reconciler's removal of failed,
+ * drained and idle nodes). n->state is the state the node is in. A failure
+ * leaves the node where the walk stopped (terminating when the provider
+ * could not deprovision it), so walking it again finishes the job. */
+int pool_node_retire(struct db_pool *db, struct adapter *ad, const struct pool_node *n,
+		     const char *reason, struct nova_err *err);
 /* Nodes of a pool that are not terminated, oldest first. */
 int pool_nodes_list(struct pool_node **out, size_t *n_out, struct db_pool *db,
 		    const char *pool_id, struct nova_err *err);
@@ -148,8 +181,8 @@ void pool_nodes_free(struct pool_node *nodes, size_t n);
  * lease_ms: *got is false when the node is in another state or another
  * caller holds an unexpired lease (it is provisioning the node now, and a
  * second call would race it: two agents, a token each). */
-int pool_node_lease_take(bool *got, struct db_pool *db, const char *node_id, const char *state,
-			 unsigned lease_ms, struct nova_err *err);
+int pool_node_lease_take(bool *got, struct db_pool *db, const char *node_id,
+			 enum pool_node_state state, unsigned lease_ms, struct nova_err *err);
 /* Give the lease back (after the call, whatever its outcome). */
 int pool_node_lease_release(struct db_pool *db, const char *node_id, struct nova_err *err);
 /* Say why a node is as it is without changing its state (the provider's

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "deployments/deployment.h"
 #include "tests/support/testenv.h"
 
 #define ADMIN TESTENV_ADMIN_TOKEN
@@ -67,6 +68,70 @@ static void test_deploy_creates_a_pending_deployment_with_work(void **state)
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
 				      "{\"model\":\"small:latest\",\"pool\":\"gpus\",\"name\":\"second\"}"),
 			 201);
+}
+
+/* The record the worker works on, loaded by id, with its states spelled
+ * as the table stores them. */
+static void test_deployment_load_and_state_names(void **state)
+{
+	struct testenv *env = *state;
+	struct deployment d;
+	struct nova_err err;
+	json_t *b;
+	char id[64];
+	assert_int_equal(testenv_http(&b, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"small\",\"pool\":\"gpus\",\"replicas\":2,"
+				      "\"name\":\"rec\",\"placement\":\"spread\",\"labels\":{\"zone\":\"b\"}}"),
+			 201);
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(b, "id")));
+	json_decref(b);
+	assert_int_equal(deployment_load(&d, env->db, id, &err), 0);
+	assert_string_equal(d.id, id);
+	assert_string_equal(d.name, "rec");
+	assert_int_equal(d.state, DEPLOYMENT_PENDING);
+	assert_int_equal(d.replicas, 2);
+	assert_int_equal(d.generation, 1);
+	assert_string_equal(d.placement, "spread");
+	assert_string_equal(json_string_value(json_object_get(d.labels, "zone")), "b");
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM deployments d JOIN pools p "
+					   "ON p.id = d.pool_id JOIN models m ON m.id = d.model_id "
+					   "WHERE d.name = 'rec' AND p.name = 'gpus' AND m.name = 'small'"),
+			 1);
+	deployment_finish(&d);
+	assert_null(d.labels);
+	deployment_finish(NULL);
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments/rec/stop", ADMIN, "{}"), 200);
+	assert_int_equal(deployment_load(&d, env->db, id, &err), 0);
+	assert_int_equal(d.state, DEPLOYMENT_STOPPED);
+	deployment_finish(&d);
+	assert_int_equal(deployment_load(&d, env->db, "00000000-0000-0000-0000-000000000000", &err),
+			 NOVA_ENOTFOUND);
+	assert_string_equal(err.field, "deployment");
+
+	for (unsigned s = 0; s < DEPLOYMENT_STATE_COUNT; s++) {
+		enum deployment_state back;
+		assert_int_equal(deployment_state_parse(&back, deployment_state_name(s)), 0);
+		assert_int_equal(back, s);
+	}
+	for (unsigned s = 0; s < REPLICA_STATE_COUNT; s++) {
+		enum replica_state back;
+		assert_int_equal(deployment_replica_state_parse(&back, deployment_replica_state_name(s)), 0);
+		assert_int_equal(back, s);
+	}
+	enum deployment_state ds = DEPLOYMENT_RUNNING;
+	assert_int_equal(deployment_state_parse(&ds, "paused"), NOVA_EINVAL);
+	assert_int_equal(deployment_state_parse(&ds, NULL), NOVA_EINVAL);
+	assert_int_equal(ds, DEPLOYMENT_RUNNING);
+	assert_string_equal(deployment_state_name((enum deployment_state)42), "unknown");
+	assert_string_equal(deployment_replica_state_name(REPLICA_PLACED), "placed");
+	/* Every name is one the table's CHECK allows. */
+	for (unsigned s = 0; s < DEPLOYMENT_STATE_COUNT; s++) {
+		char sql[200];
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM pg_constraint WHERE conrelid = 'deployments'::regclass "
+			 "AND pg_get_constraintdef(oid) LIKE '%%''%s''%%'", deployment_state_name(s));
+		assert_int_equal(testenv_query_int(env, sql), 1);
+	}
 }
 
 static void test_deploy_refuses_what_can_never_fit(void **state)
@@ -191,6 +256,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_deploy_creates_a_pending_deployment_with_work, setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_deployment_load_and_state_names, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_deploy_refuses_what_can_never_fit, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_deploy_bad_input, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_deployment_scale_stop_start_delete, setup, testenv_teardown),

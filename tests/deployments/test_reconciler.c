@@ -148,7 +148,7 @@ static void test_a_static_node_is_provisioned_again_only_once_silent(void **stat
 	snprintf(rcfg.gateway_url, sizeof(rcfg.gateway_url), "http://127.0.0.1:1");
 	pass(env);
 	assert_int_equal(fake_calls(spool, FAKE_OP_PROVISION), before);
-	assert_int_equal(pool_node_transition(env->db, node, "unhealthy", "silent", &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node, POOL_NODE_UNHEALTHY, "silent", &err), 0);
 	pass(env);
 	assert_int_equal(fake_calls(spool, FAKE_OP_PROVISION), before + 1);
 	rcfg.gateway_url[0] = '\0';
@@ -193,7 +193,7 @@ static void test_a_pool_bound_to_another_machine_is_left_alone(void **state)
 	snprintf(node, sizeof(node), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 	db_conn_release(env->db, c);
-	assert_int_equal(pool_node_transition(env->db, node, "failed", "test", &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node, POOL_NODE_FAILED, "test", &err), 0);
 	pass(env);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'failed'"), 1);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
@@ -251,7 +251,7 @@ static void test_replicas_on_a_failed_node_are_replaced(void **state)
 				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
 	testenv_worker_drain(env, &wcfg);
 	the_node_id(failed, sizeof(failed), env);
-	assert_int_equal(pool_node_transition(env->db, failed, "failed", "heartbeats stopped", &err), 0);
+	assert_int_equal(pool_node_transition(env->db, failed, POOL_NODE_FAILED, "heartbeats stopped", &err), 0);
 	pass(env);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'pending'"), 1);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'terminated'"), 1);
@@ -279,7 +279,7 @@ static void test_a_node_failed_for_silence_that_beats_again_is_kept(void **state
 	assert_int_equal(db_pool_exec(NULL, env->db,
 				      "UPDATE node_heartbeats SET last_seq = 1, last_heartbeat_at = now() - "
 				      "interval '1 minute' WHERE node_id = $1::uuid", 1, params, &err), 0);
-	assert_int_equal(pool_node_transition(env->db, node, "failed", "no heartbeat for 30000 ms", &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node, POOL_NODE_FAILED, "no heartbeat for 30000 ms", &err), 0);
 	/* Within the wait, nothing is done to it. */
 	rcfg.failed_wait_ms = 60000;
 	pass(env);
@@ -301,7 +301,7 @@ static void test_a_node_failed_for_silence_that_beats_again_is_kept(void **state
 	assert_int_equal(db_pool_exec(NULL, env->db,
 				      "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '1 minute' "
 				      "WHERE node_id = $1::uuid", 1, params, &err), 0);
-	assert_int_equal(pool_node_transition(env->db, node, "failed", "no heartbeat for 30000 ms", &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node, POOL_NODE_FAILED, "no heartbeat for 30000 ms", &err), 0);
 	pass(env);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes WHERE state = 'terminated'"), 1);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'pending'"), 1);

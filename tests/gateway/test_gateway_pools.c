@@ -222,7 +222,7 @@ static void test_pool_delete_refused_with_nodes_unless_forced(void **state)
 	struct pool_node_spec spec = {.name = "n1", .accelerator_type = "FAKE-GPU", .accelerator_count = 1};
 	assert_int_equal(pool_node_add(node_id, NULL, 0, env->db, pool_id, &spec, &err), 0);
 	assert_int_equal(fake_resource_plant(pool_id, node_id, &err), 0);
-	assert_int_equal(pool_node_transition(env->db, node_id, "ready", "provisioned", &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node_id, POOL_NODE_READY, "provisioned", &err), 0);
 
 	assert_int_equal(testenv_http(&b, env, "DELETE", "/v1/pools/busy", ADMIN, NULL), 409);
 	assert_string_equal(testenv_error_code(b), "conflict");

@@ -43,8 +43,8 @@ static int setup(void **state)
 	struct pool_node_spec sa = {.name = "a"}, sb = {.name = "b"};
 	assert_int_equal(pool_node_add(f->node_a, f->token_a, sizeof(f->token_a), f->env.db, f->pool_id, &sa, &err), 0);
 	assert_int_equal(pool_node_add(f->node_b, f->token_b, sizeof(f->token_b), f->env.db, f->pool_id, &sb, &err), 0);
-	assert_int_equal(pool_node_transition(f->env.db, f->node_a, "ready", "provisioned", &err), 0);
-	assert_int_equal(pool_node_transition(f->env.db, f->node_b, "ready", "provisioned", &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, f->node_a, POOL_NODE_READY, "provisioned", &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, f->node_b, POOL_NODE_READY, "provisioned", &err), 0);
 	/* Their address, as a provider records it: endpoints are taken on it. */
 	assert_int_equal(db_pool_exec(NULL, f->env.db, "UPDATE nodes SET endpoint = '127.0.0.1'", 0, NULL,
 				      &err), 0);
@@ -417,8 +417,8 @@ static void test_the_brake_holds_a_pool_that_goes_quiet_at_once(void **state)
 	struct pool_node_spec sc = {.name = "c"}, sd = {.name = "d"};
 	assert_int_equal(pool_node_add(node_c, token_c, sizeof(token_c), f->env.db, f->pool_id, &sc, &err), 0);
 	assert_int_equal(pool_node_add(node_d, token_d, sizeof(token_d), f->env.db, f->pool_id, &sd, &err), 0);
-	assert_int_equal(pool_node_transition(f->env.db, node_c, "ready", "provisioned", &err), 0);
-	assert_int_equal(pool_node_transition(f->env.db, node_d, "ready", "provisioned", &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, node_c, POOL_NODE_READY, "provisioned", &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, node_d, POOL_NODE_READY, "provisioned", &err), 0);
 	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":1}"), 200);
 	assert_int_equal(beat(NULL, f, f->node_b, f->token_b, "{\"seq\":1}"), 200);
 	assert_int_equal(beat(NULL, f, node_c, token_c, "{\"seq\":1}"), 200);
@@ -670,8 +670,8 @@ static void test_multi_stage_replica_is_ready_when_every_stage_is(void **state)
 	assert_int_equal(pool_node_add(target, tok_t, sizeof(tok_t), f->env.db, f->pool_id, &st, &err), 0);
 	json_decref(g0);
 	json_decref(g1);
-	assert_int_equal(pool_node_transition(f->env.db, draft, "ready", "provisioned", &err), 0);
-	assert_int_equal(pool_node_transition(f->env.db, target, "ready", "provisioned", &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, draft, POOL_NODE_READY, "provisioned", &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, target, POOL_NODE_READY, "provisioned", &err), 0);
 	sql(f, "UPDATE nodes SET endpoint = '10.0.0.1' WHERE name = 'draft-node'");
 	sql(f, "UPDATE nodes SET endpoint = '10.0.0.2' WHERE name = 'target-node'");
 	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,

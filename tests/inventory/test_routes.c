@@ -204,7 +204,7 @@ static void test_etag_and_if_none_match(void **state)
 	assert_int_equal(res.body_len, 0);
 	http_client_response_finish(&res);
 	/* The table changes: the old ETag no longer matches. */
-	assert_int_equal(pool_node_transition(env->db, node_id, "unhealthy", "test", &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node_id, POOL_NODE_UNHEALTHY, "test", &err), 0);
 	refresh(env);
 	assert_int_equal(http_client_do(&res, &req, &err), 0);
 	assert_int_equal(res.status, 200);
@@ -225,9 +225,9 @@ static void test_one_table_has_one_etag_on_every_novad(void **state)
 	char mine[INVENTORY_ROUTES_ETAG_LEN], theirs[INVENTORY_ROUTES_ETAG_LEN], *text = NULL;
 	assert_int_equal(inventory_routes_create(&other, env->db, NULL, &err), 0);
 	assert_int_equal(inventory_routes_refresh(NULL, other, &err), 0);
-	assert_int_equal(pool_node_transition(env->db, node_id, "unhealthy", "test", &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node_id, POOL_NODE_UNHEALTHY, "test", &err), 0);
 	assert_int_equal(inventory_routes_refresh(NULL, other, &err), 0);
-	assert_int_equal(pool_node_transition(env->db, node_id, "ready", "test", &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node_id, POOL_NODE_READY, "test", &err), 0);
 	assert_int_equal(inventory_routes_refresh(NULL, other, &err), 0);
 	refresh(env);
 	assert_true(inventory_routes_version(other) != inventory_routes_version(env->routes));
@@ -380,7 +380,7 @@ static void test_watch_snapshot_then_change_then_resume(void **state)
 	assert_true(wait_for(fd, buf, sizeof(buf), &len, "http://127.0.0.1:9001"));
 	/* The node goes silent: the watcher hears the model leave. */
 	long long before = inventory_routes_version(env->routes);
-	assert_int_equal(pool_node_transition(env->db, node_id, "unhealthy", "no heartbeat", &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node_id, POOL_NODE_UNHEALTHY, "no heartbeat", &err), 0);
 	refresh(env);
 	assert_true(wait_for(fd, buf, sizeof(buf), &len, "event: update"));
 	/* The model stays known, with no endpoint (a router holds its

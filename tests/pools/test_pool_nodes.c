@@ -76,8 +76,12 @@ static void test_node_lifecycle_records_every_transition(void **state)
 		{"ready", "sidecar up"}, {"unhealthy", "silent 3 intervals"}, {"ready", "heartbeat"},
 		{"draining", "operator drain"}, {"terminating", "scale down"}, {"terminated", "gone"},
 	};
-	for (size_t i = 0; i < 6; i++)
-		assert_int_equal(pool_node_transition(f->env.db, id, path[i][0], path[i][1], &err), 0);
+	for (size_t i = 0; i < 6; i++) {
+		enum pool_node_state to;
+		assert_int_equal(pool_node_state_parse(&to, path[i][0]), 0);
+		assert_string_equal(pool_node_state_name(to), path[i][0]);
+		assert_int_equal(pool_node_transition(f->env.db, id, to, path[i][1], &err), 0);
+	}
 	PGresult *res = query1(&f->env,
 			       "SELECT coalesce(from_state, '-'), to_state, reason, at IS NOT NULL "
 			       "FROM node_events WHERE node_id = $1::uuid ORDER BY id", id);
@@ -103,19 +107,26 @@ static void test_node_forbidden_transitions_are_refused(void **state)
 	struct pool_node_spec spec = {.name = "n2"};
 	assert_int_equal(pool_node_add(id, NULL, 0, f->env.db, f->pool_id, &spec, &err), 0);
 	/* provisioning -> unhealthy skips ready */
-	assert_int_equal(pool_node_transition(f->env.db, id, "unhealthy", "x", &err), NOVA_EINVAL);
+	assert_int_equal(pool_node_transition(f->env.db, id, POOL_NODE_UNHEALTHY, "x", &err), NOVA_EINVAL);
 	assert_non_null(strstr(err.message, "cannot go from provisioning to unhealthy"));
-	assert_int_equal(pool_node_transition(f->env.db, id, "bogus", "x", &err), NOVA_EINVAL);
-	assert_int_equal(pool_node_transition(f->env.db, id, "ready", "", &err), NOVA_EINVAL);
-	assert_int_equal(pool_node_transition(f->env.db, id, "terminating", "abort", &err), 0);
-	assert_int_equal(pool_node_transition(f->env.db, id, "terminated", "gone", &err), 0);
+	/* A value that is no state: its name is "unknown", which the table's
+	 * CHECK refuses. */
+	assert_int_equal(pool_node_transition(f->env.db, id, (enum pool_node_state)99, "x", &err),
+			 NOVA_EINVAL);
+	enum pool_node_state parsed = POOL_NODE_READY;
+	assert_int_equal(pool_node_state_parse(&parsed, "bogus"), NOVA_EINVAL);
+	assert_int_equal(parsed, POOL_NODE_READY);
+	assert_int_equal(pool_node_state_parse(&parsed, "Ready"), NOVA_EINVAL);
+	assert_int_equal(pool_node_transition(f->env.db, id, POOL_NODE_READY, "", &err), NOVA_EINVAL);
+	assert_int_equal(pool_node_transition(f->env.db, id, POOL_NODE_TERMINATING, "abort", &err), 0);
+	assert_int_equal(pool_node_transition(f->env.db, id, POOL_NODE_TERMINATED, "gone", &err), 0);
 	/* terminated is final */
-	assert_int_equal(pool_node_transition(f->env.db, id, "ready", "revive", &err), NOVA_EINVAL);
+	assert_int_equal(pool_node_transition(f->env.db, id, POOL_NODE_READY, "revive", &err), NOVA_EINVAL);
 	PGresult *res = query1(&f->env, "SELECT state FROM nodes WHERE id = $1::uuid", id);
 	assert_string_equal(PQgetvalue(res, 0, 0), "terminated");
 	PQclear(res);
 	assert_int_equal(pool_node_transition(f->env.db, "00000000-0000-0000-0000-000000000000",
-					      "ready", "x", &err), NOVA_ENOTFOUND);
+					      POOL_NODE_READY, "x", &err), NOVA_ENOTFOUND);
 }
 
 static void test_node_names_are_unique_within_a_pool(void **state)
@@ -154,20 +165,20 @@ static void test_provision_lease_is_exclusive_and_expires(void **state)
 	bool got;
 	struct pool_node_spec spec = {.name = "leased"};
 	assert_int_equal(pool_node_add(id, NULL, 0, f->env.db, f->pool_id, &spec, &err), 0);
-	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, "provisioning", 60000, &err), 0);
+	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, POOL_NODE_PROVISIONING, 60000, &err), 0);
 	assert_true(got);
-	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, "provisioning", 60000, &err), 0);
+	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, POOL_NODE_PROVISIONING, 60000, &err), 0);
 	assert_false(got);
 	assert_int_equal(pool_node_lease_release(f->env.db, id, &err), 0);
-	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, "provisioning", 1, &err), 0);
+	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, POOL_NODE_PROVISIONING, 1, &err), 0);
 	assert_true(got);
 	/* A 1 ms lease is over by the next statement's now(). */
 	struct timespec ts = {0, 20 * 1000000L};
 	nanosleep(&ts, NULL);
-	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, "provisioning", 60000, &err), 0);
+	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, POOL_NODE_PROVISIONING, 60000, &err), 0);
 	assert_true(got);
 	assert_int_equal(pool_node_lease_release(f->env.db, id, &err), 0);
-	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, "ready", 60000, &err), 0);
+	assert_int_equal(pool_node_lease_take(&got, f->env.db, id, POOL_NODE_READY, 60000, &err), 0);
 	assert_false(got);
 }
 
