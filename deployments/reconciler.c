@@ -11,6 +11,7 @@
 #include "audit/audit.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/textbuf.h"
 #include "pools/pool.h"
 
 void reconciler_config_defaults(struct reconciler_config *cfg)
@@ -96,6 +97,48 @@ static void rc_nodes_watch(struct db_pool *db, struct adapter *ad, struct pool_n
 			pool_node_set_provider_info(db, nd->id, NULL, info.endpoint, &e);
 		}
 	}
+}
+
+/* *out: a uuid[] literal of the nodes (of n) that hold a placement. Node
+ * ids are uuids read from the database: safe in an array literal, which
+ * is itself passed as a parameter. */
+static int rc_nodes_busy(char **out, struct db_pool *db, const struct pool_node *nodes, size_t n,
+			 struct nova_err *err)
+{
+	struct textbuf all = {0}, busy = {0};
+	PGresult *res = NULL;
+	int rc = 0;
+	*out = NULL;
+	for (size_t i = 0; i < n; i++) {
+		textbuf_add(&all, i ? "," : "{", 1);
+		textbuf_add(&all, nodes[i].id, strlen(nodes[i].id));
+	}
+	textbuf_add(&all, n ? "}" : "{}", n ? 1 : 2);
+	if (all.failed)
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if (rc == 0) {
+		const char *params[1] = {all.p};
+		rc = db_pool_exec(&res, db,
+				  "SELECT DISTINCT node_id::text FROM replica_placements "
+				  "WHERE node_id = ANY($1::uuid[])",
+				  1, params, err);
+	}
+	for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
+		textbuf_add(&busy, r ? "," : "{", 1);
+		textbuf_add(&busy, PQgetvalue(res, r, 0), strlen(PQgetvalue(res, r, 0)));
+	}
+	if (rc == 0)
+		textbuf_add(&busy, PQntuples(res) ? "}" : "{}", PQntuples(res) ? 1 : 2);
+	PQclear(res);
+	textbuf_finish(&all);
+	if (rc == 0 && busy.failed)
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if (rc) {
+		textbuf_finish(&busy);
+		return rc;
+	}
+	*out = busy.p; /* the caller's now */
+	return 0;
 }
 
 /* Every pass's doings in this process (reconciler_counters_get). */
@@ -210,30 +253,21 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 		}
 	}
 	if (adapter_is_ephemeral(ad)) {
-		char grace[16];
-		const char *params[2] = {p->id, grace};
-		PGresult *res = NULL;
-		snprintf(grace, sizeof(grace), "%u", cfg->idle_node_grace_s);
-		/* Idle since when: set when a ready node has nothing placed, cleared
-		 * when it has again (heartbeats keep updated_at fresh, so it cannot
-		 * serve). A node idle past the grace is removed. */
-		rc = db_pool_exec(NULL, db,
-			     "UPDATE nodes n SET idle_since = CASE WHEN b.busy THEN NULL ELSE now() END "
-			     "FROM (SELECT x.id, EXISTS (SELECT 1 FROM replica_placements rp "
-			     "WHERE rp.node_id = x.id) AS busy FROM nodes x WHERE x.pool_id = $1::uuid "
-			     "AND x.state = 'ready') b WHERE n.id = b.id AND b.busy = (n.idle_since IS NOT NULL)",
-			     1, params, err);
+		char(*idle)[POOL_ID_LEN] = NULL;
+		size_t n_idle = 0;
+		char *busy = NULL;
+		/* Which of the pool's nodes hold replicas (placements are this
+		 * module's); the nodes' idle marks are pools'. */
+		rc = rc_nodes_busy(&busy, db, nodes, n, err);
 		if (rc == 0)
-			rc = db_pool_exec(&res, db,
-				     "SELECT n.id FROM nodes n WHERE n.pool_id = $1::uuid AND n.state = 'ready' "
-				     "AND n.idle_since <= now() - $2::integer * interval '1 second' "
-				     "AND NOT EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.node_id = n.id)",
-				     2, params, err);
-		for (int r = 0; rc == 0 && r < PQntuples(res); r++)
+			rc = pool_nodes_idle_mark(&idle, &n_idle, db, p->id, busy,
+						  cfg->idle_node_grace_s, err);
+		for (size_t k = 0; rc == 0 && k < n_idle; k++)
 			for (size_t i = 0; rc == 0 && i < n; i++)
-				if (!strcmp(nodes[i].id, PQgetvalue(res, r, 0)))
+				if (!strcmp(nodes[i].id, idle[k]))
 					rc = pool_node_retire(db, ad, &nodes[i], "idle node removed", err);
-		PQclear(res);
+		free(idle);
+		free(busy);
 		if (rc)
 			goto out;
 	}

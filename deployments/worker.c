@@ -493,70 +493,80 @@ static int wk_placement_write(bool *written, struct wk_ctx *x, const char *repli
 {
 	char sql[2048], ids[PLACEMENT_MAX_STAGES * 40 + 4];
 	char acc[PLACEMENT_MAX_STAGES][16], stage[PLACEMENT_MAX_STAGES][24];
-	const char *params[1 + 3 * PLACEMENT_MAX_STAGES];
-	size_t np = 0, off, ioff = 0;
+	char cap[PLACEMENT_MAX_STAGES][16];
+	const char *params[1 + 4 * PLACEMENT_MAX_STAGES];
+	size_t np = 0, off, ioff = 0, n_rooms = 0;
+	struct pool_node_room *rooms = NULL;
 	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
 	*written = false;
 	x->replica_gone = false;
-	params[np++] = replica_id;
-	off = (size_t)snprintf(sql, sizeof(sql), "WITH want (stage, node_id, acc) AS (VALUES ");
 	ids[ioff++] = '{';
-	for (size_t s = 0; s < req->n_stages; s++) {
-		const char *node = v->nodes[r->node[s]].id;
-		snprintf(stage[s], sizeof(stage[s]), "%zu", s);
-		snprintf(acc[s], sizeof(acc[s]), "%u", req->stages[s].accelerators);
-		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
-					"%s($%zu::integer, $%zu::uuid, $%zu::integer)", s ? ", " : "", np + 1,
-					np + 2, np + 3);
-		params[np++] = stage[s];
-		params[np++] = node;
-		params[np++] = acc[s];
+	for (size_t s = 0; s < req->n_stages; s++)
 		/* Node ids are uuids read from the database: safe in an array
 		 * literal, which is itself passed as a parameter. */
-		ioff += (size_t)snprintf(ids + ioff, sizeof(ids) - ioff, "%s%s", s ? "," : "", node);
-	}
+		ioff += (size_t)snprintf(ids + ioff, sizeof(ids) - ioff, "%s%s", s ? "," : "",
+					 v->nodes[r->node[s]].id);
 	snprintf(ids + ioff, sizeof(ids) - ioff, "}");
-	snprintf(sql + off, sizeof(sql) - off,
-		 "), need AS (SELECT node_id, sum(acc) AS total FROM want GROUP BY node_id), "
-		 "fits AS (SELECT count(*) = (SELECT count(*) FROM need) AND coalesce(bool_and("
-		 "n.accelerator_count >= need.total + coalesce((SELECT sum(rp.accelerators) "
-		 "FROM replica_placements rp WHERE rp.node_id = n.id), 0)), false) AS ok "
-		 "FROM need JOIN nodes n ON n.id = need.node_id "
-		 "WHERE n.state = 'ready' AND NOT n.cordoned), "
-		 "p AS (INSERT INTO replica_placements (replica_id, stage, node_id, accelerators) "
-		 "SELECT $1::uuid, stage, node_id, acc FROM want WHERE (SELECT ok FROM fits) "
-		 "AND EXISTS (SELECT 1 FROM replicas WHERE id = $1::uuid AND state = 'pending') "
-		 "RETURNING 1) "
-		 "SELECT (SELECT count(*) FROM p), EXISTS (SELECT 1 FROM replicas WHERE id = $1::uuid "
-		 "AND state = 'pending')");
 	if ((rc = db_conn_acquire(&c, x->db, err)))
 		return rc;
-	if ((rc = db_tx_begin(c, err)) == 0) {
-		const char *lock_params[1] = {ids};
-		rc = wk_fence(x, c, err);
-		if (rc == 0)
-			rc = db_exec(NULL, c,
-				     "SELECT 1 FROM nodes WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
-				     1, lock_params, err);
-		if (rc == 0)
-			rc = db_exec_one(&res, c, sql, (int)np, params, err);
-		if (rc == 0 && atoi(PQgetvalue(res, 0, 0)) > 0)
-			rc = db_exec(NULL, c,
-				     "UPDATE replicas SET state = 'placed', state_reason = 'placed', "
-				     "updated_at = now() WHERE id = $1::uuid AND state = 'pending'",
-				     1, params, err);
-		if (rc == 0) {
-			*written = atoi(PQgetvalue(res, 0, 0)) > 0;
-			x->replica_gone = strcmp(PQgetvalue(res, 0, 1), "t") != 0;
-			rc = db_tx_commit(c, err);
-			if (rc)
-				*written = false;
-		} else {
-			db_tx_rollback(c);
+	if ((rc = db_tx_begin(c, err)) != 0)
+		goto out;
+	if ((rc = wk_fence(x, c, err)) == 0)
+		rc = pool_nodes_reserve(&rooms, &n_rooms, c, ids, err);
+	if (rc == 0) {
+		/* Each stage's node with its room as pools has it now, locked:
+		 * -1 when it takes no replicas (or is gone). */
+		params[np++] = replica_id;
+		off = (size_t)snprintf(sql, sizeof(sql), "WITH want (stage, node_id, acc, cap) AS (VALUES ");
+		for (size_t s = 0; s < req->n_stages; s++) {
+			const char *node = v->nodes[r->node[s]].id;
+			long long room = -1;
+			for (size_t k = 0; k < n_rooms; k++)
+				if (!strcmp(rooms[k].id, node) && rooms[k].schedulable)
+					room = rooms[k].accelerator_count;
+			snprintf(stage[s], sizeof(stage[s]), "%zu", s);
+			snprintf(acc[s], sizeof(acc[s]), "%u", req->stages[s].accelerators);
+			snprintf(cap[s], sizeof(cap[s]), "%lld", room);
+			off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+						"%s($%zu::integer, $%zu::uuid, $%zu::integer, $%zu::integer)",
+						s ? ", " : "", np + 1, np + 2, np + 3, np + 4);
+			params[np++] = stage[s];
+			params[np++] = node;
+			params[np++] = acc[s];
+			params[np++] = cap[s];
 		}
+		snprintf(sql + off, sizeof(sql) - off,
+			 "), need AS (SELECT node_id, sum(acc) AS total, min(cap) AS cap FROM want "
+			 "GROUP BY node_id), "
+			 "fits AS (SELECT coalesce(bool_and(need.cap >= need.total + coalesce((SELECT "
+			 "sum(rp.accelerators) FROM replica_placements rp WHERE rp.node_id = need.node_id), "
+			 "0)), false) AS ok FROM need), "
+			 "p AS (INSERT INTO replica_placements (replica_id, stage, node_id, accelerators) "
+			 "SELECT $1::uuid, stage, node_id, acc FROM want WHERE (SELECT ok FROM fits) "
+			 "AND EXISTS (SELECT 1 FROM replicas WHERE id = $1::uuid AND state = 'pending') "
+			 "RETURNING 1) "
+			 "SELECT (SELECT count(*) FROM p), EXISTS (SELECT 1 FROM replicas WHERE id = $1::uuid "
+			 "AND state = 'pending')");
+		rc = db_exec_one(&res, c, sql, (int)np, params, err);
 	}
+	if (rc == 0 && atoi(PQgetvalue(res, 0, 0)) > 0)
+		rc = db_exec(NULL, c,
+			     "UPDATE replicas SET state = 'placed', state_reason = 'placed', "
+			     "updated_at = now() WHERE id = $1::uuid AND state = 'pending'",
+			     1, params, err);
+	if (rc == 0) {
+		*written = atoi(PQgetvalue(res, 0, 0)) > 0;
+		x->replica_gone = strcmp(PQgetvalue(res, 0, 1), "t") != 0;
+		rc = db_tx_commit(c, err);
+		if (rc)
+			*written = false;
+	} else {
+		db_tx_rollback(c);
+	}
+out:
+	free(rooms);
 	PQclear(res);
 	db_conn_release(x->db, c);
 	return rc;

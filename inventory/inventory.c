@@ -1101,8 +1101,9 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		/* One statement for the whole batch, into the narrow table
 		 * node_heartbeats (sql/0007); a heartbeat flushed by another
 		 * novad with a higher sequence number wins. An unhealthy node
-		 * that speaks again is ready again (the trigger records it); a
-		 * failed one stays failed. Two novads flushing the same nodes
+		 * that speaks again is ready again, by pools' own function
+		 * (sql/0016: nodes is pools' table; the trigger records the
+		 * transition); a failed one stays failed. Two novads flushing the same nodes
 		 * (a sidecar that moved) may deadlock on their rows: the one
 		 * PostgreSQL cancels tries again. Rejected: locking the rows in
 		 * id order first, which cost as much as the update itself. */
@@ -1115,8 +1116,7 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 				"FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(id, seq, at_ms) "
 				"WHERE h.node_id = v.id AND (h.last_seq IS NULL OR h.last_seq < v.seq) "
 				"RETURNING h.node_id) "
-				"UPDATE nodes n SET state = 'ready', state_reason = 'heartbeat resumed' "
-				"FROM beat WHERE n.id = beat.node_id AND n.state = 'unhealthy'",
+				"SELECT pool_nodes_heard(array(SELECT node_id FROM beat))",
 				7, params, err);
 			if (rc != NOVA_EAGAIN)
 				break;
@@ -1352,48 +1352,66 @@ int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
 	PQclear(res);
 	res = NULL;
 	inv_brakes_settle(inv, held);
+	struct pool_node_mark *marks = NULL;
+	size_t n_marks = 0;
 	if (n_ids > 0) {
 		textbuf_add(&ids, "}", 1);
 		const char *params[5] = {ids.p, since, upto, silent, dead};
 		if (ids.failed)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		else
+			/* Which are still silent, their heartbeat rows locked: a
+			 * row a flush holds is being written, so that node is not
+			 * silent and is skipped (the sweep never waits, so it
+			 * cannot deadlock with a flush). */
 			rc = db_exec(&res, c,
-			     "UPDATE nodes n SET state = CASE WHEN $3::timestamptz - greatest(h.last_heartbeat_at, "
-			     "$2::timestamptz) > $5::integer * interval '1 millisecond' THEN 'failed' ELSE 'unhealthy' END, "
-			     "state_reason = CASE WHEN $3::timestamptz - greatest(h.last_heartbeat_at, "
+			     "SELECT y.node_id::text, $3::timestamptz - greatest(y.last_heartbeat_at, "
 			     "$2::timestamptz) > $5::integer * interval '1 millisecond' "
-			     "THEN 'no heartbeat for ' || $5 || ' ms' ELSE 'no heartbeat for ' || $4 || ' ms' END "
-			     "FROM node_heartbeats h WHERE h.node_id = n.id AND n.id IN ("
-			     "SELECT x.id FROM nodes x JOIN node_heartbeats y ON y.node_id = x.id "
-			     "WHERE x.id = ANY($1::uuid[]) AND "
-			     "((x.state = 'ready' AND $3::timestamptz - greatest(y.last_heartbeat_at, $2::timestamptz) "
-			     "> $4::integer * interval '1 millisecond') OR (x.state = 'unhealthy' AND "
+			     "FROM node_heartbeats y WHERE y.node_id = ANY($1::uuid[]) AND "
 			     "$3::timestamptz - greatest(y.last_heartbeat_at, $2::timestamptz) > "
-			     "$5::integer * interval '1 millisecond')) "
-			     /* A heartbeat row a flush holds is being written: not
-			      * silent. Skipping it (and a node row someone holds), the
-			      * sweep never waits, so it cannot deadlock with a flush or
-			      * a placement. */
-			     "FOR UPDATE OF x, y SKIP LOCKED) "
-			     "RETURNING n.id::text, n.state",
+			     "$4::integer * interval '1 millisecond' FOR UPDATE SKIP LOCKED",
 			     5, params, err);
+		struct textbuf quiet = {0}, gone = {0};
+		size_t n_quiet = 0, n_gone = 0;
+		for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+			bool dead_now = strcmp(PQgetvalue(res, i, 1), "t") == 0;
+			struct textbuf *t = dead_now ? &gone : &quiet;
+			size_t *k = dead_now ? &n_gone : &n_quiet;
+			textbuf_add(t, (*k)++ ? "," : "{", 1);
+			textbuf_add(t, PQgetvalue(res, i, 0), strlen(PQgetvalue(res, i, 0)));
+		}
+		PQclear(res);
+		res = NULL;
+		textbuf_add(&quiet, n_quiet ? "}" : "{}", n_quiet ? 1 : 2);
+		textbuf_add(&gone, n_gone ? "}" : "{}", n_gone ? 1 : 2);
+		if (rc == 0 && (quiet.failed || gone.failed))
+			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		if (rc == 0 && n_quiet + n_gone > 0) {
+			char why_quiet[64], why_gone[64];
+			snprintf(why_quiet, sizeof(why_quiet), "no heartbeat for %s ms", silent);
+			snprintf(why_gone, sizeof(why_gone), "no heartbeat for %s ms", dead);
+			rc = pool_nodes_mark_silent(&marks, &n_marks, c, quiet.p, why_quiet, gone.p,
+						    why_gone, err);
+		}
+		textbuf_finish(&quiet);
+		textbuf_finish(&gone);
 	}
 	textbuf_finish(&ids);
 	if (rc == 0)
 		rc = db_tx_commit(c, err);
-	for (int i = 0; rc == 0 && res && i < PQntuples(res); i++) {
+	for (size_t i = 0; rc == 0 && i < n_marks; i++) {
 		unsigned char id[16];
-		nova_log_kv(NOVA_LOG_WARN, "inventory", "node silent", "node", PQgetvalue(res, i, 0),
-			    "state", PQgetvalue(res, i, 1), NULL);
+		nova_log_kv(NOVA_LOG_WARN, "inventory", "node silent", "node", marks[i].id, "state",
+			    pool_node_state_name(marks[i].state), NULL);
 		pthread_mutex_lock(&inv->lock);
-		struct inv_node *e = ids_uuid_parse(id, PQgetvalue(res, i, 0)) ? inv_get(inv, id, false) : NULL;
+		struct inv_node *e = ids_uuid_parse(id, marks[i].id) ? inv_get(inv, id, false) : NULL;
 		if (e)
-			e->state = inv_state_parse(PQgetvalue(res, i, 1));
+			e->state = (uint8_t)marks[i].state;
 		pthread_mutex_unlock(&inv->lock);
 	}
-	if (marked && rc == 0 && res)
-		*marked = PQntuples(res);
+	free(marks);
+	if (marked && rc == 0)
+		*marked = (int)n_marks;
 out:
 	PQclear(res);
 	if (rc)

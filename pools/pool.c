@@ -756,6 +756,111 @@ int pool_node_transition(struct db_pool *db, const char *node_id, enum pool_node
 	return rc;
 }
 
+int pool_nodes_mark_silent(struct pool_node_mark **out, size_t *n_out, struct db_conn *c,
+			   const char *unhealthy, const char *unhealthy_reason, const char *failed,
+			   const char *failed_reason, struct nova_err *err)
+{
+	const char *params[4] = {unhealthy, unhealthy_reason, failed, failed_reason};
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	*n_out = 0;
+	rc = db_exec(&res, c,
+		     "UPDATE nodes n SET state = CASE WHEN n.id = ANY($3::uuid[]) THEN 'failed' "
+		     "ELSE 'unhealthy' END, state_reason = CASE WHEN n.id = ANY($3::uuid[]) THEN $4 "
+		     "ELSE $2 END WHERE n.id IN (SELECT x.id FROM nodes x WHERE "
+		     "(x.id = ANY($1::uuid[]) AND x.state = 'ready') OR "
+		     "(x.id = ANY($3::uuid[]) AND x.state IN ('ready', 'unhealthy')) "
+		     "FOR UPDATE SKIP LOCKED) RETURNING n.id::text, n.state",
+		     4, params, err);
+	if (rc)
+		return rc;
+	size_t n = (size_t)PQntuples(res);
+	struct pool_node_mark *v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		PQclear(res);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(v[i].id, sizeof(v[i].id), "%s", PQgetvalue(res, (int)i, 0));
+		(void)pool_node_state_parse(&v[i].state, PQgetvalue(res, (int)i, 1));
+	}
+	PQclear(res);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+int pool_nodes_idle_mark(char (**idle)[POOL_ID_LEN], size_t *n_idle, struct db_pool *db,
+			 const char *pool_id, const char *busy, unsigned grace_s,
+			 struct nova_err *err)
+{
+	char grace[16];
+	const char *params[3] = {pool_id, busy, grace};
+	PGresult *res = NULL;
+	int rc;
+	*idle = NULL;
+	*n_idle = 0;
+	snprintf(grace, sizeof(grace), "%u", grace_s);
+	/* Heartbeats keep updated_at fresh, so it cannot say since when. */
+	rc = db_pool_exec(NULL, db,
+			  "UPDATE nodes SET idle_since = CASE WHEN id = ANY($2::uuid[]) THEN NULL "
+			  "ELSE now() END WHERE pool_id = $1::uuid AND state = 'ready' "
+			  "AND (id = ANY($2::uuid[])) = (idle_since IS NOT NULL)",
+			  2, params, err);
+	if (rc == 0)
+		rc = db_pool_exec(&res, db,
+				  "SELECT id::text FROM nodes WHERE pool_id = $1::uuid AND state = 'ready' "
+				  "AND idle_since <= now() - $3::integer * interval '1 second' "
+				  "AND NOT id = ANY($2::uuid[]) ORDER BY id",
+				  3, params, err);
+	if (rc)
+		return rc;
+	size_t n = (size_t)PQntuples(res);
+	char(*v)[POOL_ID_LEN] = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		PQclear(res);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		snprintf(v[i], sizeof(v[i]), "%s", PQgetvalue(res, (int)i, 0));
+	PQclear(res);
+	*idle = v;
+	*n_idle = n;
+	return 0;
+}
+
+int pool_nodes_reserve(struct pool_node_room **out, size_t *n_out, struct db_conn *c,
+		       const char *ids, struct nova_err *err)
+{
+	const char *params[1] = {ids};
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	*n_out = 0;
+	rc = db_exec(&res, c,
+		     "SELECT id::text, state = 'ready' AND NOT cordoned, accelerator_count FROM nodes "
+		     "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+		     1, params, err);
+	if (rc)
+		return rc;
+	size_t n = (size_t)PQntuples(res);
+	struct pool_node_room *v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		PQclear(res);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		snprintf(v[i].id, sizeof(v[i].id), "%s", PQgetvalue(res, (int)i, 0));
+		v[i].schedulable = strcmp(PQgetvalue(res, (int)i, 1), "t") == 0;
+		v[i].accelerator_count = (unsigned)strtoul(PQgetvalue(res, (int)i, 2), NULL, 10);
+	}
+	PQclear(res);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
 int pool_node_count_live(long long *out, struct db_pool *db, const char *pool_id,
 			 struct nova_err *err)
 {

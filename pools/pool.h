@@ -258,6 +258,55 @@ int pool_node_cordon(json_t **out, struct db_pool *db, const char *ref, bool cor
 int pool_node_drain(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
 		    struct nova_err *err);
 
+/* --- what other modules write about nodes, through their owner ---------- */
+
+/* A node whose state a change below moved, and the state it is in now. */
+struct pool_node_mark {
+	char id[POOL_ID_LEN];
+	enum pool_node_state state;
+};
+
+/* The inventory's health sweep, inside the caller's transaction on c:
+ * nodes of `unhealthy` (a uuid[] literal, "{...}") that are ready go
+ * unhealthy, nodes of `failed` that are ready or unhealthy go failed, each
+ * with its reason. A node row another transaction holds is skipped (a
+ * placement or a transition is writing it: the sweep never waits, so it
+ * cannot deadlock with them), as is one in any other state. *out (freed
+ * with free()) lists the nodes that changed.
+ *
+ * The other direction is the SQL function pool_nodes_heard(uuid[])
+ * (sql/0016), which the inventory's flush calls in the statement that
+ * records the beats: unhealthy nodes that beat again are ready. */
+int pool_nodes_mark_silent(struct pool_node_mark **out, size_t *n_out, struct db_conn *c,
+			   const char *unhealthy, const char *unhealthy_reason, const char *failed,
+			   const char *failed_reason, struct nova_err *err);
+
+/* The reconciler's idle bookkeeping for a pool of ephemeral nodes: a ready
+ * node that holds nothing (it is not in `busy`, a uuid[] literal of the
+ * pool's nodes that hold replicas) is idle since now unless it already
+ * was; one that holds something again is not idle. *idle (freed with
+ * free()) lists the ready nodes idle for grace_s or longer and not busy:
+ * the reconciler retires them. */
+int pool_nodes_idle_mark(char (**idle)[POOL_ID_LEN], size_t *n_idle, struct db_pool *db,
+			 const char *pool_id, const char *busy, unsigned grace_s,
+			 struct nova_err *err);
+
+/* A node locked for a placement, as the placement's check needs it. */
+struct pool_node_room {
+	char id[POOL_ID_LEN];
+	bool schedulable;            /* ready and not cordoned */
+	unsigned accelerator_count;
+};
+
+/* Lock the nodes of ids (a uuid[] literal) in id order for the rest of the
+ * caller's transaction on c, so that two placements on one node serialize
+ * and the second sees what the first committed; *out (freed with free())
+ * says of each node found whether it takes replicas and how many
+ * accelerators it has. What its placements already use is the caller's
+ * (deployments') to add up. */
+int pool_nodes_reserve(struct pool_node_room **out, size_t *n_out, struct db_conn *c,
+		       const char *ids, struct nova_err *err);
+
 /* Count of nodes of the pool that are not terminated. */
 int pool_node_count_live(long long *out, struct db_pool *db, const char *pool_id,
 			 struct nova_err *err);
