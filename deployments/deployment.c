@@ -155,6 +155,24 @@ void deployment_finish(struct deployment *d)
 	memset(d, 0, sizeof(*d));
 }
 
+static int dep_count_on_pool(long long *out, struct db_conn *c, const char *pool_id,
+			     struct nova_err *err)
+{
+	const char *params[1] = {pool_id};
+	PGresult *res = NULL;
+	int rc = db_exec_one(&res, c, "SELECT count(*) FROM deployments WHERE pool_id = $1::uuid", 1,
+			     params, err);
+	*out = rc == 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	PQclear(res);
+	return rc;
+}
+
+const struct pool_users deployment_pool_users = {
+	.noun = "deployment",
+	.hint = "delete its deployments first",
+	.count = dep_count_on_pool,
+};
+
 /* --- reading ---------------------------------------------------------------- */
 
 #define DEP_COLS                                                                            \

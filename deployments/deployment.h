@@ -26,6 +26,7 @@
 #include "audit/audit.h"
 #include "core/db.h"
 #include "core/err.h"
+#include "pools/pool.h"
 
 #define DEPLOYMENT_MAX_REPLICAS 1000
 
@@ -167,6 +168,9 @@ unsigned deployment_assignments_generation(void);
  * "max_adapters"?}], replicas not stopping, ordered by replica. */
 int deployment_node_assignments(json_t **out, struct db_pool *db, const char *node_id,
 				struct nova_err *err);
+/* The deployments that use a pool, for pools/pool.h's pool_delete. */
+extern const struct pool_users deployment_pool_users;
+
 /* Only a stopped deployment is deleted. */
 int deployment_delete(struct db_pool *db, const char *ref, struct audit_note *audit,
 		      struct nova_err *err);

@@ -13,6 +13,7 @@
 #include "deployments/deployment.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/textbuf.h"
 #include "deployments/placement.h"
 #include "models/model.h"
 #include "pools/pool.h"
@@ -405,7 +406,7 @@ static void wk_view_free(struct wk_view *v)
 /* Ready nodes of the pool with what is still free on each. */
 static int wk_view_load(struct wk_view *v, struct wk_ctx *x, struct nova_err *err)
 {
-	const char *params[1] = {x->dep.pool_id};
+	const char *params[1];
 	struct db_conn *c;
 	PGresult *res = NULL;
 	int rc;
@@ -415,13 +416,28 @@ static int wk_view_load(struct wk_view *v, struct wk_ctx *x, struct nova_err *er
 	v->pn = calloc(v->n ? v->n : 1, sizeof(*v->pn));
 	if (!v->pn)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	if ((rc = db_conn_acquire(&c, x->db, err)))
-		return rc;
-	rc = db_exec(&res, c,
-		     "SELECT rp.node_id, sum(rp.accelerators) FROM replica_placements rp "
-		     "JOIN nodes n ON n.id = rp.node_id WHERE n.pool_id = $1::uuid GROUP BY rp.node_id",
-		     1, params, err);
-	db_conn_release(x->db, c);
+	/* What this module's placements use on each of the pool's nodes (the
+	 * node ids are uuids read from the database: safe in an array literal,
+	 * itself a parameter). */
+	struct textbuf ids = {0};
+	for (size_t i = 0; i < v->n; i++) {
+		textbuf_add(&ids, i ? "," : "{", 1);
+		textbuf_add(&ids, v->nodes[i].id, strlen(v->nodes[i].id));
+	}
+	textbuf_add(&ids, v->n ? "}" : "{}", v->n ? 1 : 2);
+	if (ids.failed) {
+		textbuf_finish(&ids);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	params[0] = ids.p;
+	if ((rc = db_conn_acquire(&c, x->db, err)) == 0) {
+		rc = db_exec(&res, c,
+			     "SELECT node_id, sum(accelerators) FROM replica_placements "
+			     "WHERE node_id = ANY($1::uuid[]) GROUP BY node_id",
+			     1, params, err);
+		db_conn_release(x->db, c);
+	}
+	textbuf_finish(&ids);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < v->n; i++) {

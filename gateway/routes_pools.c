@@ -1,6 +1,7 @@
 #include <string.h>
 
 #include "gateway/gw_int.h"
+#include "deployments/deployment.h"
 #include "pools/pool.h"
 
 static void gw_pool_answer(struct http_response *res, int status, int rc, struct pool *p,
@@ -94,7 +95,8 @@ void gw_pool_delete(struct gw *gw, struct gw_call *call, struct http_request *re
 		return;
 	}
 	bool forced = force && (strcmp(force, "true") == 0 || strcmp(force, "1") == 0);
-	if (pool_delete(gw->deps.db, http_request_param(req, "pool"), forced, call->audit, &err)) {
+	if (pool_delete(gw->deps.db, http_request_param(req, "pool"), forced,
+			&deployment_pool_users, call->audit, &err)) {
 		http_response_error(res, &err);
 		return;
 	}

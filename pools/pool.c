@@ -568,6 +568,7 @@ struct pool_delete_ctx {
 	const char *ref;
 	bool force;
 	struct audit_note *audit;
+	const struct pool_users *users;
 	struct pool *pool;     /* out: the pool, now marked deleting */
 	long long live;        /* out: live nodes */
 };
@@ -577,20 +578,17 @@ static int pool_delete_mark_tx(struct db_conn *c, void *arg, struct nova_err *er
 {
 	struct pool_delete_ctx *ctx = arg;
 	const char *params[1];
-	PGresult *res = NULL;
+	long long users = 0;
 	int rc;
 	if ((rc = pool_fetch(&ctx->pool, c, ctx->ref, true, err)))
 		return rc;
 	params[0] = ctx->pool->id;
-	if ((rc = db_exec_one(&res, c, "SELECT count(*) FROM deployments WHERE pool_id = $1::uuid",
-			      1, params, err)))
+	if (ctx->users && (rc = ctx->users->count(&users, c, ctx->pool->id, err)))
 		return rc;
-	long long deps = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	if (deps > 0) {
-		nova_err_set(err, NOVA_ECONFLICT, "pool", "pool %s is used by %lld deployment%s",
-			     ctx->pool->name, deps, deps == 1 ? "" : "s");
-		nova_err_set_hint(err, "delete its deployments first");
+	if (users > 0) {
+		nova_err_set(err, NOVA_ECONFLICT, "pool", "pool %s is used by %lld %s%s",
+			     ctx->pool->name, users, ctx->users->noun, users == 1 ? "" : "s");
+		nova_err_set_hint(err, "%s", ctx->users->hint);
 		return NOVA_ECONFLICT;
 	}
 	ctx->live = ctx->pool->node_count;
@@ -633,10 +631,10 @@ int pool_node_retire(struct db_pool *db, struct adapter *ad, const struct pool_n
 	return rc;
 }
 
-int pool_delete(struct db_pool *db, const char *ref, bool force, struct audit_note *audit,
-		struct nova_err *err)
+int pool_delete(struct db_pool *db, const char *ref, bool force, const struct pool_users *users,
+		struct audit_note *audit, struct nova_err *err)
 {
-	struct pool_delete_ctx ctx = {ref, force, audit, NULL, 0};
+	struct pool_delete_ctx ctx = {ref, force, audit, users, NULL, 0};
 	struct adapter *ad = NULL;
 	struct db_conn *c = NULL;
 	struct pool_node *nodes = NULL;

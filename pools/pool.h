@@ -111,10 +111,21 @@ int pool_list(struct pool ***out, size_t *n_out, struct db_pool *db, struct nova
 int pool_update_quotas(struct pool **out, struct db_pool *db, const char *ref,
 		       const struct pool_quota_patch *patch, struct audit_note *audit,
 		       struct nova_err *err);
-/* NOVA_ECONFLICT when the pool has live nodes and !force. The audit row is
- * written with the intent (the pool marked deleting). */
-int pool_delete(struct db_pool *db, const char *ref, bool force, struct audit_note *audit,
-		struct nova_err *err);
+/* What uses pools from a module above them (deployments): pools does not
+ * read its tables, the caller hands in how to count them. count runs inside
+ * the delete's transaction, after the pool row is locked, so a user
+ * committed meanwhile is counted. */
+struct pool_users {
+	const char *noun;  /* one of them, for the message: "deployment" */
+	const char *hint;  /* what to do first: "delete its deployments first" */
+	int (*count)(long long *out, struct db_conn *c, const char *pool_id, struct nova_err *err);
+};
+
+/* NOVA_ECONFLICT when users (may be NULL) count any, or when the pool has
+ * live nodes and !force. The audit row is written with the intent (the
+ * pool marked deleting). */
+int pool_delete(struct db_pool *db, const char *ref, bool force, const struct pool_users *users,
+		struct audit_note *audit, struct nova_err *err);
 
 void pool_free(struct pool *p);
 void pool_list_free(struct pool **pools, size_t n);
