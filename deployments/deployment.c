@@ -315,13 +315,13 @@ static int dep_feasible(const struct model *m, const struct pool *p, const json_
 	struct adapter *ad = NULL;
 	struct adapter_resources res;
 	struct nova_err derr;
-	if (!ops || adapter_create(&ad, ops, p->id, p->config, &derr) ||
+	if (!ops || adapter_instance_get(&ad, ops, p->id, p->config, &derr) ||
 	    adapter_discover_resources(&res, ad, &derr)) {
 		/* Capacity unknown (provider down, no discovery): admit it; the
 		 * worker keeps it pending with the reason if it does not fit. */
 		nova_log_kv(NOVA_LOG_INFO, "deployments", "capacity unknown at deploy", "pool", p->name,
 			    NULL);
-		adapter_destroy(ad);
+		adapter_instance_put(ad);
 		return 0;
 	}
 	size_t n = res.n_nodes ? res.n_nodes : res.n_capacity;
@@ -357,7 +357,7 @@ static int dep_feasible(const struct model *m, const struct pool *p, const json_
 	free(nodes);
 out:
 	adapter_resources_finish(&res);
-	adapter_destroy(ad);
+	adapter_instance_put(ad);
 	return rc;
 }
 

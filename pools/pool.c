@@ -612,7 +612,7 @@ int pool_delete(struct db_pool *db, const char *ref, bool force, struct audit_no
 					  "cannot be deprovisioned", ctx.pool->provider);
 			goto done;
 		}
-		if ((rc = adapter_create(&ad, ops, ctx.pool->id, ctx.pool->config, err)))
+		if ((rc = adapter_instance_get(&ad, ops, ctx.pool->id, ctx.pool->config, err)))
 			goto done;
 		if ((rc = db_conn_acquire(&c, db, err)))
 			goto done;
@@ -644,7 +644,7 @@ done:
 	PQclear(res);
 	if (c)
 		db_conn_release(db, c);
-	adapter_destroy(ad);
+	adapter_instance_put(ad);
 	pool_free(ctx.pool);
 	return rc;
 }
