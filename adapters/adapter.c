@@ -228,6 +228,24 @@ int adapter_claims(json_t **out, const struct adapter_ops *ops, const json_t *co
 	return 0;
 }
 
+int adapter_config_from_layout(json_t **out, const struct adapter_ops *ops,
+			       const struct adapter_layout *layout, struct nova_err *err)
+{
+	int rc;
+	*out = NULL;
+	assert(ops && layout);
+	if (!ops->config_from_layout)
+		return nova_err_set(err, NOVA_ENOTSUP, "", "provider %s takes no layout", ops->name);
+	if ((rc = ops->config_from_layout(out, layout, err)))
+		return rc;
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return nova_err_set(err, NOVA_EINTERNAL, "", "provider %s gave no config", ops->name);
+	}
+	return 0;
+}
+
 void adapter_forget(const struct adapter_ops *ops, const char *pool_id)
 {
 	if (!pool_id)

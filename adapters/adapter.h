@@ -141,6 +141,16 @@ struct adapter_node_list {
 	size_t n;
 };
 
+/* An operator's layout of a provider's resources, given on novad's own
+ * command line (the Nova conductor: novad -d FILE -m MODEL --allocation
+ * SPEC): the provider turns it into a pool config. */
+struct adapter_layout {
+	const char *inventory;      /* the resources file's text (-d), read by novad */
+	const char *selection;      /* which of them the pool takes (--allocation) */
+	size_t stages;              /* stage groups the model needs; 0 any */
+	bool mock_agents;           /* nodes run the mock engine (--mock-agents) */
+};
+
 struct adapter_ops {
 	const char *name;
 	/* The pool's nodes are processes of the machine of the novad that made
@@ -187,6 +197,11 @@ struct adapter_ops {
 	 * operator knows ("rack c1r1"). The pools module records them: a
 	 * second pool naming one of them is refused, naming the holder. */
 	int (*claims)(json_t **out, const json_t *config, struct nova_err *err);
+	/* Optional. No side effects. A pool config (a new object) for the
+	 * layout; errors name the layout's part ("allocation") and say why
+	 * (a selection with fewer stage groups than the model's stages). */
+	int (*config_from_layout)(json_t **out, const struct adapter_layout *layout,
+				  struct nova_err *err);
 	/* Optional: the pool is deleted; remove what the provider kept for it
 	 * on this novad's machine (the ssh pools' own known_hosts under the
 	 * state directory). Called after the pool's row is gone; best effort
@@ -286,6 +301,11 @@ int adapter_list_nodes(struct adapter_node_list *out, struct adapter *ad, struct
 /* *out: a new array (empty when the provider claims nothing exclusively). */
 int adapter_claims(json_t **out, const struct adapter_ops *ops, const json_t *config,
 		   struct nova_err *err);
+
+/* *out: a pool config for the layout (adapter_ops.config_from_layout);
+ * NOVA_ENOTSUP when the provider takes no layout. */
+int adapter_config_from_layout(json_t **out, const struct adapter_ops *ops,
+			       const struct adapter_layout *layout, struct nova_err *err);
 
 /* The pool is deleted: its instance is dropped (adapter_instance_drop) and
  * the provider forgets what it kept for it (adapter_ops.forget). */

@@ -221,6 +221,25 @@ static int lpu_claims(json_t **out, const json_t *config, struct nova_err *err)
 	return 0;
 }
 
+/* The conductor's layout: the datacenter file's text goes inline (the
+ * operator named the file on novad's command line, so it need not lie
+ * under provider_files), the allocation as given. The allocation is
+ * checked against the model's stage count here, the racks against the
+ * topology by validate when the pool is made. */
+static int lpu_config_from_layout(json_t **out, const struct adapter_layout *layout,
+				  struct nova_err *err)
+{
+	struct lpu_allocation alloc;
+	int rc;
+	*out = NULL;
+	if ((rc = lpu_allocation_parse(&alloc, layout->selection, NULL, layout->stages, err)))
+		return rc;
+	if (!(*out = json_pack("{s:s, s:s, s:b}", "topology_inline", layout->inventory, "allocation",
+			       layout->selection, "mock_agents", layout->mock_agents)))
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	return 0;
+}
+
 static int lpu_create(struct adapter **out, const struct adapter_context *ctx, const char *pool_id,
 		      const json_t *config, struct nova_err *err)
 {
@@ -572,4 +591,5 @@ const struct adapter_ops lpu_adapter_ops = {
 	.list_nodes = lpu_list,
 	.claims = lpu_claims,
 	.start = lpu_start,
+	.config_from_layout = lpu_config_from_layout,
 };
