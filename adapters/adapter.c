@@ -277,6 +277,31 @@ void adapter_resources_finish(struct adapter_resources *res)
 	memset(res, 0, sizeof(*res));
 }
 
+int adapter_resources_copy(struct adapter_resources *out, const struct adapter_resources *src,
+			   struct nova_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (src->n_capacity &&
+	    !(out->capacity = malloc(src->n_capacity * sizeof(*out->capacity))))
+		goto oom;
+	if (src->n_capacity)
+		memcpy(out->capacity, src->capacity, src->n_capacity * sizeof(*out->capacity));
+	out->n_capacity = src->n_capacity;
+	if (src->n_nodes && !(out->nodes = calloc(src->n_nodes, sizeof(*out->nodes))))
+		goto oom;
+	for (size_t i = 0; i < src->n_nodes; i++) {
+		out->nodes[i] = src->nodes[i];
+		out->nodes[i].labels = NULL;
+		out->n_nodes = i + 1;
+		if (src->nodes[i].labels && !(out->nodes[i].labels = json_deep_copy(src->nodes[i].labels)))
+			goto oom;
+	}
+	return 0;
+oom:
+	adapter_resources_finish(out);
+	return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}
+
 void adapter_node_list_finish(struct adapter_node_list *list)
 {
 	if (!list)

@@ -275,6 +275,22 @@ void adapter_instance_put(struct adapter *ad);
 /* The pool is gone: its instance is no longer handed out, and is destroyed
  * when its last user puts it back. adapter_forget does this first. */
 void adapter_instance_drop(const char *pool_id);
+/* The instance's discovery (adapter_discover_resources) from its cache, a
+ * deep copy into *out, for callers that must not probe on their thread (a
+ * deploy request's fit check: for ssh a discovery connects to every host).
+ * A result younger than ADAPTER_DISCOVERY_FRESH_MS is answered at once; an
+ * older one is answered at once too while a refresh runs in the
+ * background (on a thread of its own, holding a reference); with none yet
+ * the caller waits for the first at most wait_ms, then gets NOVA_EAGAIN
+ * "discovery ... still running" (the refresh goes on for the next caller).
+ * A discovery's error is cached like its result. An instance from
+ * adapter_create (no cache) is discovered synchronously. */
+#define ADAPTER_DISCOVERY_FRESH_MS 30000
+int adapter_instance_resources(struct adapter_resources *out, struct adapter *ad, unsigned wait_ms,
+			       struct nova_err *err);
+/* A deep copy of src into *out (labels copied); *out empty on failure. */
+int adapter_resources_copy(struct adapter_resources *out, const struct adapter_resources *src,
+			   struct nova_err *err);
 /* Live instances (current or still in use), for tests and metrics. */
 size_t adapter_instance_count(void);
 

@@ -14,7 +14,15 @@
  * user one more. Replacing (new config, expired) or dropping (pool deleted)
  * gives the list's back; the last put destroys. Rejected: destroying a
  * replaced instance at once, under callers still using it (a worker
- * mid-provision on the old config would use freed memory). */
+ * mid-provision on the old config would use freed memory).
+ *
+ * Discovery is cached per instance (adapter_instance_resources) and
+ * refreshed by a detached thread holding a reference, so a deploy
+ * request's fit check reads memory instead of probing every ssh host on
+ * an HTTP thread. Rejected: a refresher thread per instance on a timer,
+ * which would probe every pool every period whether anyone asks or not
+ * (the worker discovers for itself on its passes); refreshing on demand
+ * probes only pools that are deployed to. */
 #include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -24,6 +32,7 @@
 
 #include "adapters/adapter.h"
 #include "adapters/adapter_int.h"
+#include "core/err.h"
 #include "core/secret.h"
 
 struct adapter_instance {
@@ -35,6 +44,12 @@ struct adapter_instance {
 	unsigned refs;
 	bool current; /* handed out for its pool */
 	time_t made, used; /* CLOCK_MONOTONIC seconds */
+	/* Discovery cache, under ai_lock. */
+	struct adapter_resources disc;
+	int disc_rc;             /* its outcome */
+	struct nova_err disc_err;
+	long long disc_at_ms;    /* CLOCK_MONOTONIC; 0: none yet */
+	bool disc_running;       /* a refresh thread holds a reference */
 };
 
 static pthread_mutex_t ai_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -59,10 +74,18 @@ static void ai_unlink(struct adapter_instance *e)
 	e->next = NULL;
 }
 
+static long long ai_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
 static void ai_destroy_all(struct adapter_instance *dead)
 {
 	while (dead) {
 		struct adapter_instance *next = dead->next;
+		adapter_resources_finish(&dead->disc);
 		adapter_destroy(dead->ad);
 		free(dead);
 		dead = next;
@@ -212,6 +235,85 @@ void adapter_instance_drop(const char *pool_id)
 	ai_destroy_all(dead);
 }
 
+static void *ai_disc_thread(void *arg)
+{
+	struct adapter *ad = arg;
+	struct adapter_instance *e = ad->instance;
+	struct adapter_resources res;
+	struct nova_err err;
+	nova_err_clear(&err);
+	int rc = adapter_discover_resources(&res, ad, &err);
+	pthread_mutex_lock(&ai_lock);
+	adapter_resources_finish(&e->disc);
+	e->disc = res; /* empty on failure */
+	e->disc_rc = rc;
+	e->disc_err = err;
+	e->disc_at_ms = ai_now_ms();
+	e->disc_running = false;
+	/* Its reference goes back in the same hold of the lock, so that once
+	 * no refresh runs none holds an instance (adapter_instances_clear). */
+	bool last = --e->refs == 0;
+	if (last)
+		ai_unlink(e);
+	pthread_cond_broadcast(&ai_cond);
+	pthread_mutex_unlock(&ai_lock);
+	if (last)
+		ai_destroy_all(e);
+	return NULL;
+}
+
+/* Start a refresh unless one runs. Caller holds ai_lock. */
+static void ai_disc_refresh(struct adapter_instance *e)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	if (e->disc_running)
+		return;
+	e->disc_running = true;
+	e->refs++;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, ai_disc_thread, e->ad) != 0) {
+		/* No thread: no refresh; the caller sees the cache as it is. */
+		e->disc_running = false;
+		e->refs--; /* the caller still holds one: never the last */
+	}
+	pthread_attr_destroy(&attr);
+}
+
+int adapter_instance_resources(struct adapter_resources *out, struct adapter *ad, unsigned wait_ms,
+			       struct nova_err *err)
+{
+	struct adapter_instance *e = ad->instance;
+	struct timespec deadline;
+	int rc = 0;
+	memset(out, 0, sizeof(*out));
+	if (!e)
+		return adapter_discover_resources(out, ad, err);
+	clock_gettime(CLOCK_REALTIME, &deadline); /* ai_cond's clock */
+	deadline.tv_sec += wait_ms / 1000;
+	deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&ai_lock);
+	if (!e->disc_at_ms || ai_now_ms() - e->disc_at_ms >= ADAPTER_DISCOVERY_FRESH_MS)
+		ai_disc_refresh(e);
+	while (!e->disc_at_ms && e->disc_running && rc == 0)
+		rc = pthread_cond_timedwait(&ai_cond, &ai_lock, &deadline);
+	if (!e->disc_at_ms) {
+		rc = nova_err_set(err, NOVA_EAGAIN, "", "discovery of provider %s is still running",
+				  ad->ops->name);
+	} else if ((rc = e->disc_rc)) {
+		*err = e->disc_err;
+	} else {
+		rc = adapter_resources_copy(out, &e->disc, err);
+	}
+	pthread_mutex_unlock(&ai_lock);
+	return rc;
+}
+
 size_t adapter_instance_count(void)
 {
 	size_t n = 0;
@@ -226,6 +328,16 @@ void adapter_instances_clear(void)
 {
 	struct adapter_instance *e, *next, *dead = NULL;
 	pthread_mutex_lock(&ai_lock);
+	/* Discovery refreshes end in their provider's timeouts: wait for
+	 * them, so that none outlives the instances. */
+	for (e = ai_list; e;) {
+		if (e->disc_running) {
+			pthread_cond_wait(&ai_cond, &ai_lock);
+			e = ai_list;
+			continue;
+		}
+		e = e->next;
+	}
 	for (e = ai_list; e; e = next) {
 		next = e->next;
 		if (e->current && e->ad)

@@ -296,6 +296,67 @@ static void test_a_slow_create_holds_up_only_its_own_pool(void **state)
 	json_decref(cfg);
 }
 
+/* --- discovery cache ----------------------------------------------------- */
+
+static void test_discovery_is_cached_per_instance(void **state)
+{
+	struct nova_err err;
+	struct adapter *a = NULL;
+	struct adapter_resources res;
+	(void)state;
+	json_t *cfg = json_pack("{s:s, s:i}", "mode", "static", "nodes", 3);
+	assert_int_equal(adapter_instance_get(&a, &fake_adapter_ops, POOL_A, cfg, &err), 0);
+	assert_int_equal(adapter_instance_resources(&res, a, 5000, &err), 0);
+	assert_int_equal(res.n_nodes, 3);
+	assert_non_null(res.nodes[0].labels);
+	adapter_resources_finish(&res);
+	/* A second fit check reads the cache: no second probe. */
+	assert_int_equal(adapter_instance_resources(&res, a, 5000, &err), 0);
+	assert_int_equal(res.n_nodes, 3);
+	adapter_resources_finish(&res);
+	assert_int_equal(fake_calls(POOL_A, FAKE_OP_DISCOVER), 1);
+	adapter_instance_put(a);
+	json_decref(cfg);
+}
+
+static void test_a_slow_first_discovery_answers_again_then_fills_the_cache(void **state)
+{
+	struct nova_err err;
+	struct adapter *a = NULL;
+	struct adapter_resources res;
+	(void)state;
+	json_t *cfg = json_pack("{s:s, s:i}", "mode", "static", "nodes", 2);
+	fake_inject(POOL_A, FAKE_OP_DISCOVER, FAKE_FAULT_SLOW, 1, 400);
+	assert_int_equal(adapter_instance_get(&a, &fake_adapter_ops, POOL_A, cfg, &err), 0);
+	assert_int_equal(adapter_instance_resources(&res, a, 50, &err), NOVA_EAGAIN);
+	assert_int_equal(res.n_nodes, 0);
+	/* The refresh went on: the next caller, willing to wait, has it. */
+	assert_int_equal(adapter_instance_resources(&res, a, 5000, &err), 0);
+	assert_int_equal(res.n_nodes, 2);
+	adapter_resources_finish(&res);
+	assert_int_equal(fake_calls(POOL_A, FAKE_OP_DISCOVER), 1);
+	adapter_instance_put(a);
+	json_decref(cfg);
+}
+
+static void test_a_discovery_error_is_answered_from_the_cache_too(void **state)
+{
+	struct nova_err err;
+	struct adapter *a = NULL;
+	struct adapter_resources res;
+	(void)state;
+	json_t *cfg = json_pack("{s:s}", "mode", "static");
+	fake_inject(POOL_A, FAKE_OP_DISCOVER, FAKE_FAULT_TRANSIENT, 1, 0);
+	assert_int_equal(adapter_instance_get(&a, &fake_adapter_ops, POOL_A, cfg, &err), 0);
+	assert_int_equal(adapter_instance_resources(&res, a, 5000, &err), NOVA_EAGAIN);
+	assert_non_null(strstr(err.message, "injected transient failure"));
+	adapter_instance_put(a);
+	/* Dropped while nobody discovers: gone at once, cache and all. */
+	adapter_instance_drop(POOL_A);
+	assert_int_equal(adapter_instance_count(), 0);
+	json_decref(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -316,6 +377,11 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_a_slow_create_holds_up_only_its_own_pool, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_discovery_is_cached_per_instance, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_slow_first_discovery_answers_again_then_fills_the_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_discovery_error_is_answered_from_the_cache_too,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
