@@ -335,7 +335,8 @@ static int ssh_pool_dir(char *out, size_t cap, const struct adapter_context *ctx
  * any file under provider_files: appending to it would let an API caller
  * write there). The lines are written when the file is new and added when
  * missing, so keys recorded by an earlier run stay, and lines the operator
- * adds to the named file later reach the pool at its next use. Rejected: a
+ * adds to the named file later reach the pool with its next instance (a
+ * config change, or ADAPTER_INSTANCE_TTL_S, adapter.h). Rejected: a
  * temporary file per create, which would forget the keys accept-new
  * recorded; and recording into the named file under a lock, which is the
  * write the issue (23) is about. field names the config key the lines came
