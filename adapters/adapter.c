@@ -1,9 +1,13 @@
 #include "adapters/adapter.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "adapters/adapter_int.h"
+#include "core/files.h"
 
 #include "adapters/fake/fake.h"
 #include "adapters/kubernetes/kube.h"
@@ -12,6 +16,17 @@
 
 static const struct adapter_ops *registry[ADAPTER_REGISTRY_MAX];
 static size_t registry_len;
+
+/* novad's context (adapters_start), or the default until then. */
+static struct adapter_context context;
+static bool context_started;
+static pthread_once_t context_default_once = PTHREAD_ONCE_INIT;
+static struct adapter_context context_default;
+
+static void adapter_context_default_init(void)
+{
+	files_state_dir(context_default.state_dir, sizeof(context_default.state_dir));
+}
 
 int adapter_register(const struct adapter_ops *ops, struct nova_err *err)
 {
@@ -74,8 +89,31 @@ int adapters_register_builtin(bool include_fake, struct nova_err *err)
 	return rc;
 }
 
+int adapters_start(const struct adapter_context *ctx, struct nova_err *err)
+{
+	int rc;
+	assert(ctx);
+	context = *ctx;
+	if (!context.state_dir[0])
+		files_state_dir(context.state_dir, sizeof(context.state_dir));
+	for (size_t i = 0; i < registry_len; i++)
+		if (registry[i]->start && (rc = registry[i]->start(&context, err)))
+			return rc;
+	context_started = true;
+	return 0;
+}
+
+const struct adapter_context *adapters_context(void)
+{
+	if (context_started)
+		return &context;
+	pthread_once(&context_default_once, adapter_context_default_init);
+	return &context_default;
+}
+
 void adapters_shutdown(void)
 {
+	adapter_instances_clear();
 	for (size_t i = 0; i < registry_len; i++)
 		if (registry[i]->shutdown)
 			registry[i]->shutdown();
@@ -83,6 +121,7 @@ void adapters_shutdown(void)
 
 void adapter_registry_reset(void)
 {
+	adapter_instances_clear();
 	registry_len = 0;
 }
 
@@ -104,7 +143,7 @@ int adapter_create(struct adapter **out, const struct adapter_ops *ops, const ch
 	*out = NULL;
 	if ((rc = adapter_validate(ops, config, err)))
 		return rc;
-	if ((rc = ops->create(out, pool_id, config, err)))
+	if ((rc = ops->create(out, adapters_context(), pool_id, config, err)))
 		return rc;
 	assert((*out)->ops == ops);
 	snprintf((*out)->pool_id, sizeof((*out)->pool_id), "%s", pool_id);
@@ -189,10 +228,31 @@ int adapter_claims(json_t **out, const struct adapter_ops *ops, const json_t *co
 	return 0;
 }
 
+int adapter_config_from_layout(json_t **out, const struct adapter_ops *ops,
+			       const struct adapter_layout *layout, struct nova_err *err)
+{
+	int rc;
+	*out = NULL;
+	assert(ops && layout);
+	if (!ops->config_from_layout)
+		return nova_err_set(err, NOVA_ENOTSUP, "", "provider %s takes no layout", ops->name);
+	if ((rc = ops->config_from_layout(out, layout, err)))
+		return rc;
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return nova_err_set(err, NOVA_EINTERNAL, "", "provider %s gave no config", ops->name);
+	}
+	return 0;
+}
+
 void adapter_forget(const struct adapter_ops *ops, const char *pool_id)
 {
-	if (ops && ops->forget && pool_id)
-		ops->forget(pool_id);
+	if (!pool_id)
+		return;
+	adapter_instance_drop(pool_id);
+	if (ops && ops->forget)
+		ops->forget(adapters_context(), pool_id);
 }
 
 const char *adapter_node_state_name(enum adapter_node_state s)
@@ -215,6 +275,31 @@ void adapter_resources_finish(struct adapter_resources *res)
 	free(res->nodes);
 	free(res->capacity);
 	memset(res, 0, sizeof(*res));
+}
+
+int adapter_resources_copy(struct adapter_resources *out, const struct adapter_resources *src,
+			   struct nova_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (src->n_capacity &&
+	    !(out->capacity = malloc(src->n_capacity * sizeof(*out->capacity))))
+		goto oom;
+	if (src->n_capacity)
+		memcpy(out->capacity, src->capacity, src->n_capacity * sizeof(*out->capacity));
+	out->n_capacity = src->n_capacity;
+	if (src->n_nodes && !(out->nodes = calloc(src->n_nodes, sizeof(*out->nodes))))
+		goto oom;
+	for (size_t i = 0; i < src->n_nodes; i++) {
+		out->nodes[i] = src->nodes[i];
+		out->nodes[i].labels = NULL;
+		out->n_nodes = i + 1;
+		if (src->nodes[i].labels && !(out->nodes[i].labels = json_deep_copy(src->nodes[i].labels)))
+			goto oom;
+	}
+	return 0;
+oom:
+	adapter_resources_finish(out);
+	return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 }
 
 void adapter_node_list_finish(struct adapter_node_list *list)

@@ -402,7 +402,13 @@ int deployment_counts(json_t **out, struct db_pool *db, struct nova_err *err)
 
 /* What the pool could ever offer, as placement nodes: the provider's static
  * nodes, or for ephemeral providers one node per accelerator type of the
- * largest size it creates. */
+ * largest size it creates. From the pool's instance's cached discovery
+ * (adapter_instance_resources), never a probe per request: an ssh pool's
+ * discovery connects to every host, and it ran on the HTTP thread. A pool
+ * never discovered yet is waited for at most DEP_DISCOVERY_WAIT_MS; past
+ * that the capacity is unknown and the deployment admitted, as when the
+ * provider is down. */
+#define DEP_DISCOVERY_WAIT_MS 5000
 static int dep_feasible(const struct model *m, const struct pool *p, const json_t *labels,
 			enum placement_policy policy, struct nova_err *err)
 {
@@ -440,13 +446,13 @@ static int dep_feasible(const struct model *m, const struct pool *p, const json_
 	struct adapter *ad = NULL;
 	struct adapter_resources res;
 	struct nova_err derr;
-	if (!ops || adapter_create(&ad, ops, p->id, p->config, &derr) ||
-	    adapter_discover_resources(&res, ad, &derr)) {
+	if (!ops || adapter_instance_get(&ad, ops, p->id, p->config, &derr) ||
+	    adapter_instance_resources(&res, ad, DEP_DISCOVERY_WAIT_MS, &derr)) {
 		/* Capacity unknown (provider down, no discovery): admit it; the
 		 * worker keeps it pending with the reason if it does not fit. */
 		nova_log_kv(NOVA_LOG_INFO, "deployments", "capacity unknown at deploy", "pool", p->name,
 			    NULL);
-		adapter_destroy(ad);
+		adapter_instance_put(ad);
 		return 0;
 	}
 	size_t n = res.n_nodes ? res.n_nodes : res.n_capacity;
@@ -482,7 +488,7 @@ static int dep_feasible(const struct model *m, const struct pool *p, const json_
 	free(nodes);
 out:
 	adapter_resources_finish(&res);
-	adapter_destroy(ad);
+	adapter_instance_put(ad);
 	return rc;
 }
 

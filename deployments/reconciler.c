@@ -166,7 +166,7 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 	int rc;
 	if (!ops)
 		return 0; /* not this novad's provider; one that has it will */
-	if ((rc = adapter_create(&ad, ops, p->id, p->config, err)) ||
+	if ((rc = adapter_instance_get(&ad, ops, p->id, p->config, err)) ||
 	    (rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
 		goto out;
 	unsigned stuck = 0;
@@ -308,7 +308,7 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 out:
 	adapter_node_list_finish(&list);
 	pool_nodes_free(nodes, n);
-	adapter_destroy(ad);
+	adapter_instance_put(ad);
 	return rc;
 }
 

@@ -707,7 +707,7 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		if (!ops)
 			return nova_err_set(err, NOVA_EAGAIN, "provider",
 					    "provider %s is not available in this novad", x->pool->provider);
-		if ((rc = adapter_create(&x->ad, ops, x->dep.pool_id, x->pool->config, err)))
+		if ((rc = adapter_instance_get(&x->ad, ops, x->dep.pool_id, x->pool->config, err)))
 			return rc;
 		/* 3 and 4. */
 		if ((rc = wk_nodes_sync(x, err)))
@@ -796,7 +796,7 @@ static int wk_process(struct wk_ctx *x, struct nova_err *err)
 		rc = wk_deployment(&how, x, &werr);
 	else
 		rc = nova_err_set(&werr, NOVA_EINVAL, "kind", "unknown work item kind %s", x->item.kind);
-	adapter_destroy(x->ad);
+	adapter_instance_put(x->ad);
 	x->ad = NULL;
 	if (x->lease_lost) {
 		/* Someone else holds the item now: leave it to them. */

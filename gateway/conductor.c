@@ -1,14 +1,20 @@
 /* The Nova conductor command line: novad -d datacenter.yaml -m model.yaml
  * --allocation c1r1:c2r2 --instance-model-name NAME [--mock-agents] creates
  * (or reuses) an lpu pool with that allocation, registers the model from
- * its config and deploys it, then novad keeps serving. */
+ * its config and deploys it, then novad keeps serving.
+ *
+ * What a layout means (racks, stage groups, the pool config it makes) is
+ * the provider's (adapter_config_from_layout); the conductor only reads
+ * the operator's files, names things and drives the pools, models and
+ * deployments modules. Rejected: parsing the allocation here with the lpu
+ * provider's header, which tied the gateway to one provider's internals. */
 #include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/lpu/lpu.h"
+#include "adapters/adapter.h"
 #include "core/files.h"
 #include "core/log.h"
 #include "core/ydoc.h"
@@ -16,6 +22,10 @@
 #include "gateway/conductor.h"
 #include "models/model.h"
 #include "pools/pool.h"
+
+/* The provider whose layouts the conductor flags describe: racks of a
+ * datacenter file. */
+#define CD_PROVIDER "lpu"
 
 /* A DNS label from free text: lower case, '-' for anything else. */
 static void cd_label(char *out, size_t len, const char *prefix, const char *s)
@@ -41,8 +51,11 @@ int gw_conductor_apply(struct db_pool *db, const struct gw_conductor_args *a, st
 	json_t *spec = NULL, *cfg = NULL, *res = NULL;
 	struct model parsed = {0}, *m = NULL;
 	struct pool *p = NULL;
-	struct lpu_allocation alloc;
+	const struct adapter_ops *ops = adapter_find(CD_PROVIDER);
 	int rc;
+	if (!ops)
+		return nova_err_set(err, NOVA_EUNAVAIL, "provider",
+				    "provider %s is not available in this novad", CD_PROVIDER);
 	/* The operator named this file on novad's own command line: it is read
 	 * here and the pool gets its content (topology_inline), so it need not
 	 * lie under provider_files, which bounds what API callers may name. */
@@ -60,13 +73,13 @@ int gw_conductor_apply(struct db_pool *db, const struct gw_conductor_args *a, st
 		goto out;
 	}
 	/* The allocation has a group of racks per stage of the model. */
-	if ((rc = lpu_allocation_parse(&alloc, a->allocation, NULL, parsed.n_stages, err)))
+	struct adapter_layout layout = {.inventory = topo_text, .selection = a->allocation,
+					.stages = parsed.n_stages, .mock_agents = a->mock_agents};
+	if ((rc = adapter_config_from_layout(&cfg, ops, &layout, err)))
 		goto out;
-	cd_label(pool_name, sizeof(pool_name), "lpu-", a->allocation);
+	cd_label(pool_name, sizeof(pool_name), CD_PROVIDER "-", a->allocation);
 	if (pool_get(&p, db, pool_name, err) != 0) {
-		cfg = json_pack("{s:s, s:s, s:b}", "topology_inline", topo_text, "allocation",
-				a->allocation, "mock_agents", a->mock_agents);
-		struct pool_spec ps = {.name = pool_name, .provider = "lpu", .config = cfg,
+		struct pool_spec ps = {.name = pool_name, .provider = CD_PROVIDER, .config = cfg,
 				       .quotas = {.max_nodes = -1, .max_accelerators = -1}};
 		if ((rc = pool_create(&p, db, &ps, NULL, err)))
 			goto out;

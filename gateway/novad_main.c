@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "adapters/adapter.h"
-#include "adapters/lpu/lpu.h"
 #include "auth/auth.h"
 #include "core/config.h"
 #include "core/db.h"
@@ -166,10 +165,12 @@ static int novad_write_url(char *url_out, size_t url_len, const char *state_dir,
 	return 0;
 }
 
-/* What novad lets pools use on this machine (core/files.h, lpu.h): set
- * once, here, before any thread starts. Unset provider_files means the
- * state directory and novad's own etc directory (the example topology
- * lives there). */
+/* What novad lets pools use on this machine (core/files.h) and what it
+ * hands the providers (adapter.h struct adapter_context): set once, here,
+ * before any thread starts. Unset provider_files means the state directory
+ * and novad's own etc directory (the example topology lives there). The
+ * providers are registered here too, so a wrong lpu_agent or lpu_run_dir
+ * stops novad before its database starts. */
 static int novad_provider_settings(const struct cfg *cfg, struct nova_err *err)
 {
 	const char *dirs[CFG_PROVIDER_FILES_MAX];
@@ -189,17 +190,27 @@ static int novad_provider_settings(const struct cfg *cfg, struct nova_err *err)
 				    "machine_id must be 1 to 64 of letters, digits, '.', '_' and '-'");
 	files_state_dir_set(cfg->state_dir);
 	files_timeout_set(cfg->provider_files_timeout_ms);
-	if ((rc = files_allowed_set(dirs, n, FILES_ALLOWED_KEY, err)) ||
-	    (rc = lpu_agent_configure(cfg->lpu_agent, err)) ||
-	    (rc = lpu_run_dir_configure(cfg->lpu_run_dir, cfg->state_dir, err)))
+	if ((rc = files_allowed_set(dirs, n, FILES_ALLOWED_KEY, err)))
+		return rc;
+	/* The context is large (a few paths): static, filled once, copied by
+	 * adapters_start. The environment is read here, at the top, never by
+	 * a provider. */
+	static struct adapter_context actx;
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	snprintf(actx.state_dir, sizeof(actx.state_dir), "%s", cfg->state_dir);
+	snprintf(actx.runtime_dir, sizeof(actx.runtime_dir), "%s", xdg ? xdg : "");
+	snprintf(actx.lpu_run_dir, sizeof(actx.lpu_run_dir), "%s", cfg->lpu_run_dir);
+	snprintf(actx.lpu_agent, sizeof(actx.lpu_agent), "%s", cfg->lpu_agent);
+	if ((rc = adapters_register_builtin(cfg->enable_fake_provider, err)) ||
+	    (rc = adapters_start(&actx, err)))
 		return rc;
 	for (size_t i = 0; i < files_allowed_count(); i++)
 		nova_log_kv(NOVA_LOG_INFO, "novad", "pool configs may name files under", "dir",
 			    files_allowed_dir(i), NULL);
-	lpu_agent_program(etc, sizeof(etc));
-	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents run", "program", etc, NULL);
-	lpu_run_dir(etc, sizeof(etc));
-	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents are recorded in", "dir", etc, NULL);
+	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents run", "program", adapters_context()->lpu_agent,
+		    NULL);
+	nova_log_kv(NOVA_LOG_INFO, "novad", "lpu agents are recorded in", "dir",
+		    adapters_context()->lpu_run_dir, NULL);
 	char machine[IDS_MACHINE_LEN];
 	ids_machine_id(machine);
 	nova_log_kv(NOVA_LOG_INFO, "novad", "this machine is", "machine_id", machine, NULL);
@@ -373,8 +384,7 @@ int main(int argc, char **argv)
 		novad_fail("database unusable", &err);
 		goto out;
 	}
-	if (auth_create(&auth, db, admin_token, &err) ||
-	    adapters_register_builtin(cfg.enable_fake_provider, &err)) {
+	if (auth_create(&auth, db, admin_token, &err)) {
 		novad_fail("start-up failed", &err);
 		goto out;
 	}

@@ -652,7 +652,7 @@ int pool_delete(struct db_pool *db, const char *ref, bool force, const struct po
 					  "cannot be deprovisioned", ctx.pool->provider);
 			goto done;
 		}
-		if ((rc = adapter_create(&ad, ops, ctx.pool->id, ctx.pool->config, err)))
+		if ((rc = adapter_instance_get(&ad, ops, ctx.pool->id, ctx.pool->config, err)))
 			goto done;
 		rc = pool_nodes_list(&nodes, &n_nodes, db, ctx.pool->id, err);
 		for (size_t i = 0; rc == 0 && i < n_nodes; i++)
@@ -676,7 +676,7 @@ done:
 	pool_nodes_free(nodes, n_nodes);
 	if (c)
 		db_conn_release(db, c);
-	adapter_destroy(ad);
+	adapter_instance_put(ad);
 	pool_free(ctx.pool);
 	return rc;
 }

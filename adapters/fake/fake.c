@@ -303,8 +303,8 @@ static void fake_arm_from_config(struct fake_pool *p, const json_t *config)
 	}
 }
 
-static int fake_create(struct adapter **out, const char *pool_id, const json_t *config,
-		       struct nova_err *err)
+static int fake_create(struct adapter **out, const struct adapter_context *ctx, const char *pool_id,
+		       const json_t *config, struct nova_err *err)
 {
 	struct fake_adapter *fa = calloc(1, sizeof(*fa));
 	const char *mode = json_string_value(json_object_get(config, "mode"));
@@ -327,8 +327,7 @@ static int fake_create(struct adapter **out, const char *pool_id, const json_t *
 	char dir[PATH_MAX], path[PATH_MAX + FAKE_STATE_NAME_MAX + 8];
 	if (sf) {
 		int rc;
-		files_state_dir(path, sizeof(path));
-		if (snprintf(dir, sizeof(dir), "%s/fake", path) >= (int)sizeof(dir)) {
+		if (snprintf(dir, sizeof(dir), "%s/fake", ctx->state_dir) >= (int)sizeof(dir)) {
 			free(fa);
 			return nova_err_set(err, NOVA_EINVAL, "state_dir", "the state directory path is too long");
 		}
@@ -338,10 +337,11 @@ static int fake_create(struct adapter **out, const char *pool_id, const json_t *
 		}
 		snprintf(path, sizeof(path), "%s/%s", dir, sf);
 	}
+	struct fake_fault_slot f = {FAKE_FAULT_NONE, 0, 0};
 	pthread_mutex_lock(&fake_lock);
 	p = fake_pool_get(pool_id, true);
 	if (p) {
-		fake_enter(p, FAKE_OP_CREATE);
+		f = fake_enter(p, FAKE_OP_CREATE);
 		fake_arm_from_config(p, config);
 		if (sf)
 			snprintf(p->state_file, sizeof(p->state_file), "%s", path);
@@ -350,6 +350,11 @@ static int fake_create(struct adapter **out, const char *pool_id, const json_t *
 	if (!p) {
 		free(fa);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "fake provider: too many pools");
+	}
+	int frc = fake_fault_err(&f, FAKE_OP_CREATE, err); /* a slow or failing create (tests) */
+	if (frc) {
+		free(fa);
+		return frc;
 	}
 	*out = &fa->base;
 	return 0;

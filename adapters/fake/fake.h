@@ -13,8 +13,8 @@
  *   memory_mib: per accelerator, default 81920
  *   fail_validate: "FIELD" -> validation fails naming FIELD (tests)
  *   state_file: a file name (letters, digits, '.', '_', '-'; no '/', not
- *     starting with '.'), kept as <state dir>/fake/<name> (core/files.h
- *     files_state_dir): the resources (with the node token each was given,
+ *     starting with '.'), kept as <state dir>/fake/<name> (the adapter
+ *     context's state_dir): the resources (with the node token each was given,
  *     as a real provider keeps it for its sidecar) live there, shared by
  *     processes whose state directories share fake/, surviving a novad
  *     killed with -9. Never a path: a pool config must not choose a file

@@ -31,7 +31,13 @@
  * pods, then watches from the list's resourceVersion (reconnecting when a
  * watch ends; relisting on 410 Expired), keeping each pod's phase, IP and
  * the Kubernetes words for why it is not running. node_status reads that
- * cache; before the first list it asks the API server directly. */
+ * cache; before the first list it asks the API server directly. The
+ * informer is the instance's: it starts with the instance and is stopped
+ * and joined by its destroy, so it lives as long as the pool's config
+ * (adapter.h) and watches with that config's credentials. Rejected: the
+ * process-wide table of informers this replaces (needed while instances
+ * lived for one call), which kept a deleted pool's watch running until
+ * novad exited and kept the first config's client after a change. */
 #include <assert.h>
 #include <limits.h>
 #include <pthread.h>
@@ -64,8 +70,6 @@
 /* --- informers ------------------------------------------------------------- */
 
 struct ka_informer {
-	struct ka_informer *next;
-	char key[1024]; /* server + namespace + pool id */
 	char ns[64];
 	char pool_id[ADAPTER_ID_LEN];
 	struct kube_client *kc;
@@ -78,9 +82,6 @@ struct ka_informer {
 	bool relist;
 	unsigned watch_timeout_s;
 };
-
-static pthread_mutex_t ka_informers_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ka_informer *ka_informers;
 
 static void ka_selector(char *buf, size_t len, const char *pool_id)
 {
@@ -198,66 +199,46 @@ static void *ka_inf_thread(void *arg)
 	return NULL;
 }
 
-/* The informer for (server, namespace, pool), started on first use; it
- * lives until kube_adapter_shutdown. */
-static int ka_informer_get(struct ka_informer **out, const struct kube_config *cfg, const char *ns,
-			   const char *pool_id, unsigned watch_timeout_s, struct nova_err *err)
+/* The instance's informer for (server, namespace, pool), started now. */
+static int ka_informer_start(struct ka_informer **out, const struct kube_config *cfg, const char *ns,
+			     const char *pool_id, unsigned watch_timeout_s, struct nova_err *err)
 {
-	char key[1024];
 	struct ka_informer *inf;
-	int rc = 0;
-	snprintf(key, sizeof(key), "%s|%s|%s", cfg->server, ns, pool_id);
-	pthread_mutex_lock(&ka_informers_lock);
-	for (inf = ka_informers; inf && strcmp(inf->key, key); inf = inf->next)
-		;
-	if (!inf) {
-		if (!(inf = calloc(1, sizeof(*inf)))) {
-			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-			goto out;
-		}
-		snprintf(inf->key, sizeof(inf->key), "%s", key);
-		snprintf(inf->ns, sizeof(inf->ns), "%s", ns);
-		snprintf(inf->pool_id, sizeof(inf->pool_id), "%s", pool_id);
-		inf->watch_timeout_s = watch_timeout_s ? watch_timeout_s : KA_WATCH_TIMEOUT_S;
-		inf->pods = json_object();
-		pthread_mutex_init(&inf->lock, NULL);
-		if ((rc = kube_client_create(&inf->kc, cfg, 15000, err)) == 0 &&
-		    pthread_create(&inf->thread, NULL, ka_inf_thread, inf) != 0)
-			rc = nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the pod informer");
-		if (rc) {
-			kube_client_destroy(inf->kc);
-			json_decref(inf->pods);
-			pthread_mutex_destroy(&inf->lock);
-			free(inf);
-			inf = NULL;
-			goto out;
-		}
-		inf->next = ka_informers;
-		ka_informers = inf;
-	}
-out:
-	pthread_mutex_unlock(&ka_informers_lock);
-	*out = inf;
-	return rc;
-}
-
-static void kube_adapter_shutdown(void)
-{
-	pthread_mutex_lock(&ka_informers_lock);
-	struct ka_informer *inf = ka_informers;
-	ka_informers = NULL;
-	pthread_mutex_unlock(&ka_informers_lock);
-	for (struct ka_informer *i = inf; i; i = i->next)
-		i->stop = 1;
-	while (inf) {
-		struct ka_informer *next = inf->next;
-		pthread_join(inf->thread, NULL);
+	int rc;
+	*out = NULL;
+	if (!(inf = calloc(1, sizeof(*inf))))
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	snprintf(inf->ns, sizeof(inf->ns), "%s", ns);
+	snprintf(inf->pool_id, sizeof(inf->pool_id), "%s", pool_id);
+	inf->watch_timeout_s = watch_timeout_s ? watch_timeout_s : KA_WATCH_TIMEOUT_S;
+	inf->pods = json_object();
+	pthread_mutex_init(&inf->lock, NULL);
+	if ((rc = kube_client_create(&inf->kc, cfg, 15000, err)) == 0 &&
+	    pthread_create(&inf->thread, NULL, ka_inf_thread, inf) != 0)
+		rc = nova_err_set(err, NOVA_EINTERNAL, "", "cannot start the pod informer");
+	if (rc) {
 		kube_client_destroy(inf->kc);
 		json_decref(inf->pods);
 		pthread_mutex_destroy(&inf->lock);
 		free(inf);
-		inf = next;
+		return rc;
 	}
+	*out = inf;
+	return 0;
+}
+
+/* Stop the watch (cancelled at once; a list in flight ends within its
+ * timeout) and wait for the thread. */
+static void ka_informer_stop(struct ka_informer *inf)
+{
+	if (!inf)
+		return;
+	inf->stop = 1;
+	pthread_join(inf->thread, NULL);
+	kube_client_destroy(inf->kc);
+	json_decref(inf->pods);
+	pthread_mutex_destroy(&inf->lock);
+	free(inf);
 }
 
 /* --- the adapter ------------------------------------------------------------ */
@@ -393,8 +374,8 @@ static int ka_validate(const json_t *config, struct nova_err *err)
 	return 0;
 }
 
-static int ka_create(struct adapter **out, const char *pool_id, const json_t *config,
-		     struct nova_err *err)
+static int ka_create(struct adapter **out, const struct adapter_context *ctx, const char *pool_id,
+		     const json_t *config, struct nova_err *err)
 {
 	struct kube_adapter *ka = calloc(1, sizeof(*ka));
 	struct kube_config *kcfg = NULL;
@@ -428,7 +409,8 @@ static int ka_create(struct adapter **out, const char *pool_id, const json_t *co
 	s = json_string_value(json_object_get(config, "gateway_url"));
 	snprintf(ka->gateway_url, sizeof(ka->gateway_url), "%s", s ? s : "");
 	snprintf(ka->base.pool_id, sizeof(ka->base.pool_id), "%s", pool_id);
-	if ((rc = ka_informer_get(&ka->inf, kcfg, ka->ns, pool_id,
+	(void)ctx; /* everything a kubernetes pool uses is in its config */
+	if ((rc = ka_informer_start(&ka->inf, kcfg, ka->ns, pool_id,
 				  (unsigned)json_integer_value(json_object_get(config, "watch_timeout_s")), err)))
 		goto fail;
 	kube_config_free(kcfg);
@@ -447,6 +429,7 @@ fail:
 static void ka_destroy(struct adapter *ad)
 {
 	struct kube_adapter *ka = ka_from(ad);
+	ka_informer_stop(ka->inf);
 	kube_client_destroy(ka->kc);
 	json_decref(ka->node_selector);
 	json_decref(ka->tolerations);
@@ -900,5 +883,4 @@ const struct adapter_ops kube_adapter_ops = {
 	.node_status = ka_status,
 	.discover_resources = ka_discover,
 	.list_nodes = ka_list,
-	.shutdown = kube_adapter_shutdown,
 };

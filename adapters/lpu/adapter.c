@@ -20,7 +20,6 @@
 
 #include "adapters/adapter.h"
 #include "adapters/lpu/lpu.h"
-#include "core/config.h"
 #include "core/files.h"
 #include "core/secret.h"
 
@@ -57,73 +56,62 @@ static void lpu_sibling(char *out, size_t len, const char *name)
 		snprintf(out, len, "%s", name); /* too long a path: let PATH find it */
 }
 
-/* The program agents run (lpu.h). */
-static char lpu_agent_setting[PATH_MAX];
-
-int lpu_agent_configure(const char *path, struct nova_err *err)
+int lpu_agent_resolve(char *out, size_t len, const char *path, struct nova_err *err)
 {
 	struct stat st;
 	if (!path || !*path) {
-		lpu_agent_setting[0] = '\0';
+		lpu_sibling(out, len, "nova-sidecar");
 		return 0;
 	}
-	if (path[0] != '/' || strlen(path) >= sizeof(lpu_agent_setting))
+	if (path[0] != '/' || strlen(path) >= len)
 		return nova_err_set(err, NOVA_EINVAL, "lpu_agent",
 				    "lpu_agent must be the absolute path of the agent program");
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || access(path, X_OK) != 0)
 		return nova_err_set(err, NOVA_EINVAL, "lpu_agent",
 				    "lpu_agent %s is not an executable file", path);
-	snprintf(lpu_agent_setting, sizeof(lpu_agent_setting), "%s", path);
+	snprintf(out, len, "%s", path);
 	return 0;
 }
 
-static char lpu_run_dir_setting[PATH_MAX];
-
-int lpu_run_dir_configure(const char *dir, const char *state_dir, struct nova_err *err)
+int lpu_run_dir_resolve(char *out, size_t len, const char *dir, const char *runtime_dir,
+			const char *state_dir, struct nova_err *err)
 {
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	int n;
 	if (dir && *dir) {
 		if (dir[0] != '/')
 			return nova_err_set(err, NOVA_EINVAL, "lpu_run_dir",
 					    "lpu_run_dir must be an absolute path");
-		n = snprintf(lpu_run_dir_setting, sizeof(lpu_run_dir_setting), "%s", dir);
+		n = snprintf(out, len, "%s", dir);
 	} else if (geteuid() == 0) {
-		n = snprintf(lpu_run_dir_setting, sizeof(lpu_run_dir_setting), "/run/nova/lpu");
-	} else if (xdg && xdg[0] == '/') {
-		n = snprintf(lpu_run_dir_setting, sizeof(lpu_run_dir_setting), "%s/nova/lpu", xdg);
+		n = snprintf(out, len, "/run/nova/lpu");
+	} else if (runtime_dir && runtime_dir[0] == '/') {
+		n = snprintf(out, len, "%s/nova/lpu", runtime_dir);
 	} else {
-		char state[PATH_MAX];
-		if (!state_dir || !*state_dir)
-			cfg_default_state_dir(state, sizeof(state));
-		n = snprintf(lpu_run_dir_setting, sizeof(lpu_run_dir_setting), "%s/lpu",
-			     state_dir && *state_dir ? state_dir : state);
+		n = snprintf(out, len, "%s/lpu", state_dir);
 	}
-	if (n < 0 || (size_t)n >= sizeof(lpu_run_dir_setting) - 64) {
-		lpu_run_dir_setting[0] = '\0';
+	/* Room for "/<pool id>/<node id>.pid" under it. */
+	if (n < 0 || (size_t)n + 128 >= len) {
+		if (len)
+			out[0] = '\0';
 		return nova_err_set(err, NOVA_EINVAL, "lpu_run_dir", "lpu_run_dir is too long");
 	}
-	return files_mkdir_p(lpu_run_dir_setting, 0700, "lpu_run_dir", err);
+	return 0;
 }
 
-void lpu_run_dir(char *out, size_t len)
+/* novad's lpu settings, resolved in the context once at start: the run
+ * directory made, the agent program checked. */
+static int lpu_start(struct adapter_context *ctx, struct nova_err *err)
 {
-	if (lpu_run_dir_setting[0]) {
-		snprintf(out, len, "%s", lpu_run_dir_setting);
-	} else {
-		/* Not configured (a test's own process): the state directory's. */
-		char state[PATH_MAX];
-		cfg_default_state_dir(state, sizeof(state));
-		snprintf(out, len, "%.3000s/lpu", state);
-	}
-}
-
-void lpu_agent_program(char *out, size_t len)
-{
-	if (lpu_agent_setting[0])
-		snprintf(out, len, "%s", lpu_agent_setting);
-	else
-		lpu_sibling(out, len, "nova-sidecar");
+	char resolved[ADAPTER_PATH_MAX];
+	int rc;
+	if ((rc = lpu_agent_resolve(resolved, sizeof(resolved), ctx->lpu_agent, err)))
+		return rc;
+	snprintf(ctx->lpu_agent, sizeof(ctx->lpu_agent), "%s", resolved);
+	if ((rc = lpu_run_dir_resolve(resolved, sizeof(resolved), ctx->lpu_run_dir, ctx->runtime_dir,
+				      ctx->state_dir, err)))
+		return rc;
+	snprintf(ctx->lpu_run_dir, sizeof(ctx->lpu_run_dir), "%s", resolved);
+	return files_mkdir_p(ctx->lpu_run_dir, 0700, "lpu_run_dir", err);
 }
 
 /* The pool's topology: a file under an allowed directory (core/files.h),
@@ -233,8 +221,27 @@ static int lpu_claims(json_t **out, const json_t *config, struct nova_err *err)
 	return 0;
 }
 
-static int lpu_create(struct adapter **out, const char *pool_id, const json_t *config,
-		      struct nova_err *err)
+/* The conductor's layout: the datacenter file's text goes inline (the
+ * operator named the file on novad's command line, so it need not lie
+ * under provider_files), the allocation as given. The allocation is
+ * checked against the model's stage count here, the racks against the
+ * topology by validate when the pool is made. */
+static int lpu_config_from_layout(json_t **out, const struct adapter_layout *layout,
+				  struct nova_err *err)
+{
+	struct lpu_allocation alloc;
+	int rc;
+	*out = NULL;
+	if ((rc = lpu_allocation_parse(&alloc, layout->selection, NULL, layout->stages, err)))
+		return rc;
+	if (!(*out = json_pack("{s:s, s:s, s:b}", "topology_inline", layout->inventory, "allocation",
+			       layout->selection, "mock_agents", layout->mock_agents)))
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	return 0;
+}
+
+static int lpu_create(struct adapter **out, const struct adapter_context *ctx, const char *pool_id,
+		      const json_t *config, struct nova_err *err)
 {
 	struct lpu_adapter *la = calloc(1, sizeof(*la));
 	char runs[PATH_MAX];
@@ -249,9 +256,17 @@ static int lpu_create(struct adapter **out, const char *pool_id, const json_t *c
 				       la->topo, 0, err)))
 		goto fail;
 	la->mock_agents = json_is_true(json_object_get(config, "mock_agents"));
-	lpu_agent_program(la->agent, sizeof(la->agent));
+	/* Unresolved only in a process that never called adapters_start (a
+	 * test's): the agent beside it, the state directory's run dir. */
+	if (ctx->lpu_agent[0])
+		snprintf(la->agent, sizeof(la->agent), "%s", ctx->lpu_agent);
+	else
+		lpu_sibling(la->agent, sizeof(la->agent), "nova-sidecar");
 	lpu_sibling(la->mock_engine, sizeof(la->mock_engine), "nova-mock-engine");
-	lpu_run_dir(runs, sizeof(runs));
+	if (ctx->lpu_run_dir[0])
+		snprintf(runs, sizeof(runs), "%.3000s", ctx->lpu_run_dir);
+	else
+		snprintf(runs, sizeof(runs), "%.3000s/lpu", ctx->state_dir);
 	snprintf(la->run_dir, sizeof(la->run_dir), "%.3000s/%s", runs, pool_id);
 	if ((rc = files_mkdir_p(la->run_dir, 0700, "lpu_run_dir", err)))
 		goto fail;
@@ -575,4 +590,6 @@ const struct adapter_ops lpu_adapter_ops = {
 	.discover_resources = lpu_discover,
 	.list_nodes = lpu_list,
 	.claims = lpu_claims,
+	.start = lpu_start,
+	.config_from_layout = lpu_config_from_layout,
 };

@@ -30,31 +30,32 @@
  * "agent" is refused, saying so. */
 extern const struct adapter_ops lpu_adapter_ops;
 
-/* The program every lpu node's agent runs: novad.yaml lpu_agent
- * (NOVA_LPU_AGENT); NULL or "" restores the default, the nova-sidecar
- * beside the running program. A process-wide setting made once before any
- * thread starts and read-only after, like the adapter registry: it belongs
- * to novad's operator, not to a pool, so it is not in the pool config, and
- * threading it through adapter_create for one provider would widen the
- * contract of all. NOVA_EINVAL naming "lpu_agent" when it is not an
- * absolute path of an executable regular file. */
-int lpu_agent_configure(const char *path, struct nova_err *err);
-/* The program agents run now, into out. */
-void lpu_agent_program(char *out, size_t len);
+/* novad's lpu settings come in the adapter context (adapter.h struct
+ * adapter_context), handed in once by novad's main; the provider's start
+ * op resolves them there with the two functions below, and every instance
+ * takes them from the context. They belong to novad's operator, not to a
+ * pool, so they are not in the pool config.
+ *
+ * The program every lpu node's agent runs: novad.yaml lpu_agent
+ * (NOVA_LPU_AGENT), into out; NULL or "" is the default, the nova-sidecar
+ * beside the running program. NOVA_EINVAL naming "lpu_agent" when it is
+ * not an absolute path of an executable regular file. */
+int lpu_agent_resolve(char *out, size_t len, const char *path, struct nova_err *err);
 
 /* Where agents are recorded (a directory per pool: pidfile, token hash,
- * log of each node's agent): novad.yaml lpu_run_dir (NOVA_LPU_RUN_DIR).
- * Agents are processes of this machine, so the record is the machine's,
- * not one novad's: every novad on the machine (of one user) finds, checks
- * and stops the agents any of them started, and none starts a twin because
- * it did not start the first. NULL or "" restores the default:
- * /run/nova/lpu for root, $XDG_RUNTIME_DIR/nova/lpu for another user, or
- * else state_dir/lpu (then shared only by novads sharing the state
- * directory). Rejected: the state directory (as before), which is each
- * novad's own, so a second novad on the machine saw no agent and started
- * its own for every node. Process-wide, set once before threads start. */
-int lpu_run_dir_configure(const char *dir, const char *state_dir, struct nova_err *err);
-void lpu_run_dir(char *out, size_t len);
+ * log of each node's agent): novad.yaml lpu_run_dir (NOVA_LPU_RUN_DIR),
+ * into out. Agents are processes of this machine, so the record is the
+ * machine's, not one novad's: every novad on the machine (of one user)
+ * finds, checks and stops the agents any of them started, and none starts
+ * a twin because it did not start the first. NULL or "" is the default:
+ * /run/nova/lpu for root, <runtime_dir>/nova/lpu for another user
+ * (novad's $XDG_RUNTIME_DIR, given in the context), or else
+ * state_dir/lpu (then shared only by novads sharing the state directory).
+ * Rejected: the state directory (as before), which is each novad's own, so
+ * a second novad on the machine saw no agent and started its own for
+ * every node. Makes nothing; the start op makes the directory. */
+int lpu_run_dir_resolve(char *out, size_t len, const char *dir, const char *runtime_dir,
+			const char *state_dir, struct nova_err *err);
 
 #define LPU_MAX_GROUPS 4
 #define LPU_MAX_RACKS_PER_GROUP 64

@@ -303,40 +303,27 @@ static void ssh_sibling(char *out, size_t len, const char *name)
 		snprintf(out, len, "%s", name);
 }
 
-/* The nova-sidecar installed on the hosts (ssh.h). */
-static char ssh_agent_setting[PATH_MAX];
-
-int ssh_agent_configure(const char *path, struct nova_err *err)
+/* The context's nova-sidecar, when set, is a file (the default, beside
+ * novad, is looked for at create). */
+static int ssh_start(struct adapter_context *ctx, struct nova_err *err)
 {
 	struct stat st;
-	if (!path || !*path) {
-		ssh_agent_setting[0] = '\0';
+	const char *path = ctx->ssh_sidecar;
+	if (!*path)
 		return 0;
-	}
-	if (path[0] != '/' || strlen(path) >= sizeof(ssh_agent_setting) || stat(path, &st) != 0 ||
-	    !S_ISREG(st.st_mode))
-		return nova_err_set(err, NOVA_EINVAL, "ssh_agent",
+	if (path[0] != '/' || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		return nova_err_set(err, NOVA_EINVAL, "ssh_sidecar",
 				    "the ssh agent must be the absolute path of a nova-sidecar file");
-	snprintf(ssh_agent_setting, sizeof(ssh_agent_setting), "%s", path);
 	return 0;
 }
 
-void ssh_agent_program(char *out, size_t len)
-{
-	if (ssh_agent_setting[0])
-		snprintf(out, len, "%s", ssh_agent_setting);
-	else
-		ssh_sibling(out, len, "nova-sidecar");
-}
-
 /* <state>/ssh/<pool id>: the pool's own directory on novad's machine. */
-static int ssh_pool_dir(char *out, size_t cap, const char *pool_id, struct nova_err *err)
+static int ssh_pool_dir(char *out, size_t cap, const struct adapter_context *ctx,
+			const char *pool_id, struct nova_err *err)
 {
-	char state[PATH_MAX];
 	if (!*pool_id || strchr(pool_id, '/') || pool_id[0] == '.')
 		return nova_err_set(err, NOVA_EINTERNAL, "", "bad pool id");
-	files_state_dir(state, sizeof(state));
-	if (snprintf(out, cap, "%s/ssh/%s", state, pool_id) >= (int)cap)
+	if (snprintf(out, cap, "%s/ssh/%s", ctx->state_dir, pool_id) >= (int)cap)
 		return nova_err_set(err, NOVA_EINVAL, "state_dir", "the state directory path is too long");
 	return 0;
 }
@@ -348,18 +335,20 @@ static int ssh_pool_dir(char *out, size_t cap, const char *pool_id, struct nova_
  * any file under provider_files: appending to it would let an API caller
  * write there). The lines are written when the file is new and added when
  * missing, so keys recorded by an earlier run stay, and lines the operator
- * adds to the named file later reach the pool at its next use. Rejected: a
+ * adds to the named file later reach the pool with its next instance (a
+ * config change, or ADAPTER_INSTANCE_TTL_S, adapter.h). Rejected: a
  * temporary file per create, which would forget the keys accept-new
  * recorded; and recording into the named file under a lock, which is the
  * write the issue (23) is about. field names the config key the lines came
  * from. */
-static int ssh_known_hosts_own(struct ssh_adapter *a, const char *pool_id, const char *lines,
-			       const char *field, struct nova_err *err)
+static int ssh_known_hosts_own(struct ssh_adapter *a, const struct adapter_context *ctx,
+			       const char *pool_id, const char *lines, const char *field,
+			       struct nova_err *err)
 {
 	char dir[PATH_MAX + 64], *have = NULL;
 	size_t have_len = 0;
 	int rc;
-	if ((rc = ssh_pool_dir(dir, sizeof(dir), pool_id, err)))
+	if ((rc = ssh_pool_dir(dir, sizeof(dir), ctx, pool_id, err)))
 		return rc;
 	if ((rc = files_mkdir_p(dir, 0700, "state_dir", err)))
 		return rc;
@@ -467,16 +456,9 @@ static int ssh_config_load(struct ssh_adapter *a, const json_t *config, struct n
 					    "install_dir must be an absolute path other than /, without ..");
 		snprintf(a->install_dir, sizeof(a->install_dir), "%s", d);
 	}
-	ssh_agent_program(a->agent, sizeof(a->agent));
 	if ((v = json_object_get(config, "mock_agents")) && !json_is_boolean(v))
 		return nova_err_set(err, NOVA_EINVAL, "mock_agents", "mock_agents must be true or false");
 	a->mock_agents = json_is_true(v);
-	{
-		/* The mock engine that came with the agent. */
-		const char *slash = strrchr(a->agent, '/');
-		snprintf(a->mock_engine, sizeof(a->mock_engine), "%.*snova-mock-engine",
-			 slash ? (int)(slash - a->agent + 1) : 0, a->agent);
-	}
 	if ((rc = ssh_timeout(&a->connect_timeout_ms, config, "connect_timeout_ms", 10000, err)) ||
 	    (rc = ssh_timeout(&a->command_timeout_ms, config, "command_timeout_ms", 30000, err)))
 		return rc;
@@ -511,8 +493,8 @@ static int ssh_validate(const json_t *config, struct nova_err *err)
 	return rc;
 }
 
-static int ssh_create(struct adapter **out, const char *pool_id, const json_t *config,
-		      struct nova_err *err)
+static int ssh_create(struct adapter **out, const struct adapter_context *ctx, const char *pool_id,
+		      const json_t *config, struct nova_err *err)
 {
 	struct ssh_adapter *a = calloc(1, sizeof(*a));
 	int rc;
@@ -521,15 +503,26 @@ static int ssh_create(struct adapter **out, const char *pool_id, const json_t *c
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	if ((rc = ssh_config_load(a, config, err)))
 		goto fail;
+	if (ctx->ssh_sidecar[0])
+		snprintf(a->agent, sizeof(a->agent), "%s", ctx->ssh_sidecar);
+	else
+		ssh_sibling(a->agent, sizeof(a->agent), "nova-sidecar");
+	{
+		/* The mock engine that came with the agent. */
+		const char *slash = strrchr(a->agent, '/');
+		snprintf(a->mock_engine, sizeof(a->mock_engine), "%.*snova-mock-engine",
+			 slash ? (int)(slash - a->agent + 1) : 0, a->agent);
+	}
 	if (a->known_hosts_inline) {
-		if ((rc = ssh_known_hosts_own(a, pool_id, a->known_hosts_inline, "known_hosts_inline", err)))
+		if ((rc = ssh_known_hosts_own(a, ctx, pool_id, a->known_hosts_inline, "known_hosts_inline",
+					      err)))
 			goto fail;
 	} else if (a->policy == SSH_HOST_KEY_ACCEPT_NEW) {
 		char *seed = NULL;
 		if ((rc = files_read_allowed(&seed, NULL, NULL, 0, a->known_hosts, strlen(a->known_hosts),
 					     FILES_READ_MAX, "known_hosts", err)))
 			goto fail;
-		rc = ssh_known_hosts_own(a, pool_id, seed, "known_hosts", err);
+		rc = ssh_known_hosts_own(a, ctx, pool_id, seed, "known_hosts", err);
 		free(seed);
 		if (rc)
 			goto fail;
@@ -545,11 +538,11 @@ fail:
 }
 
 /* The pool is deleted: its own directory goes (ssh_known_hosts_own). */
-static void ssh_forget(const char *pool_id)
+static void ssh_forget(const struct adapter_context *ctx, const char *pool_id)
 {
 	char dir[PATH_MAX + 64], file[PATH_MAX + 96];
 	struct nova_err err = {0};
-	if (ssh_pool_dir(dir, sizeof(dir), pool_id, &err))
+	if (ssh_pool_dir(dir, sizeof(dir), ctx, pool_id, &err))
 		return;
 	snprintf(file, sizeof(file), "%s/known_hosts", dir);
 	if ((unlink(file) != 0 && errno != ENOENT) || (rmdir(dir) != 0 && errno != ENOENT))
@@ -1167,5 +1160,6 @@ const struct adapter_ops ssh_adapter_ops = {
 	.discover_resources = ssh_discover,
 	.list_nodes = ssh_list,
 	.forget = ssh_forget,
+	.start = ssh_start,
 	.shutdown = ssh_pool_drain,
 };

@@ -31,7 +31,8 @@
  *   mock_agents       true: sidecars run nova-mock-engine (installed from
  *                     beside the agent) instead of the models' engines
  * The nova-sidecar installed is not the pool's to name ("agent" is refused,
- * saying so): it is the one beside novad (ssh_agent_configure below). 
+ * saying so): it is the one beside novad, or the context's ssh_sidecar
+ * (adapter.h struct adapter_context; test drivers point it at the build).
  *   connect_timeout_ms, command_timeout_ms   100..3600000, defaults 10000
  *                     and 30000
  *
@@ -58,7 +59,10 @@
  * node directory, and answers NOVA_EAGAIN while the host is unreachable.
  * Every call takes its sessions from a per-process pool (ssh_pool.h):
  * one caller per session, at most 4 per host and 64 in all, closed after a
- * minute idle, a broken or peer-closed one dropped and replaced.
+ * minute idle, a broken or peer-closed one dropped and replaced. The pool
+ * is shared by every instance, not kept by one, on purpose: see
+ * ssh_pool.h. An instance keeps its parsed config and the pool's own
+ * known_hosts file; it lives as long as the pool's config (adapter.h).
  * Not yet: slices of a host's GPUs. */
 #ifndef NOVA_ADAPTERS_SSH_SSH_H
 #define NOVA_ADAPTERS_SSH_SSH_H
@@ -70,13 +74,6 @@
 
 extern const struct adapter_ops ssh_adapter_ops;
 
-/* The local nova-sidecar the hosts get (and the nova-mock-engine beside
- * it): NULL or "" is the one beside the running program. A process-wide
- * setting made before any thread starts, read-only after (as lpu.h's
- * lpu_agent_configure); novad keeps the default, test drivers point it at
- * the build. NOVA_EINVAL when path is not an absolute path of a file. */
-int ssh_agent_configure(const char *path, struct nova_err *err);
-void ssh_agent_program(char *out, size_t len);
 
 #define SSH_MAX_GPUS 64
 

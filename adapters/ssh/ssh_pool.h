@@ -1,10 +1,17 @@
 /* A per-process pool of SSH connections reused across adapter calls (the
  * ssh adapter's; nothing outside adapters/ssh/ includes this).
  *
- * Adapter instances live for one call (the worker and the reconciler make
- * one per pass), so the pool is process-wide, keyed by everything a
- * session was opened and checked with: address, port, user, key file (or
- * the agent), known_hosts file and host key policy. A session is handed to
+ * The pool is process-wide, not kept by an adapter instance, though
+ * instances now live as long as their pool's config (adapter.h): its caps
+ * are per host, and a host may be in several pools (two pools splitting
+ * one machine's GPUs, a config changed into a new instance while the old
+ * one finishes its calls); per instance, the per-host cap would multiply
+ * by the pools naming it, and a config change would close every warm
+ * session of the pool. Sessions are keyed by everything a session was
+ * opened and checked with (address, port, user, key file or the agent,
+ * known_hosts file, host key policy, jump host), so pools share a session
+ * only where one pool's checks would pass it too. adapters_shutdown()
+ * drains it (adapter_ops.shutdown) after every instance is destroyed. A session is handed to
  * one caller at a time and given back with ssh_pool_put(); one left
  * unusable by a failure, or closed by the peer while idle, is dropped, never
  * handed out again. Caps: SSH_POOL_PER_HOST sessions (in use or idle) per

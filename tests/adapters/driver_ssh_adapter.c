@@ -5,7 +5,7 @@
  *   NOVA_SSH_HOST1..4, NOVA_SSH_UNUSED, NOVA_SSH_KEY, NOVA_SSH_KNOWN_HOSTS,
  *   NOVA_SSH_INSTALL_DIR (the install dir's path on every host),
  *   NOVA_SSH_INSTALL1 (host 1's install dir, seen from here),
- *   NOVA_SSH_AGENT (the nova-sidecar to install: ssh_agent_configure),
+ *   NOVA_SSH_AGENT (the nova-sidecar to install: the context's ssh_sidecar),
  *   NOVA_PROVIDER_FILES (':'-separated directories the key and
  *   known_hosts lie under: core/files.h),
  *   NOVA_SSH_LOG1 (host 1's sshd log), NOVA_SSH_KILL1 (a script that kills
@@ -183,7 +183,7 @@ static void test_accept_new_makes_the_unknown_host_reachable(void **state)
 	adapter_resources_finish(&res);
 	adapter_destroy(ad);
 	/* And the pool's directory goes with the pool. */
-	ssh_adapter_ops.forget("00000000-0000-0000-0000-000000000007");
+	adapter_forget(&ssh_adapter_ops, "00000000-0000-0000-0000-000000000007");
 	assert_int_equal(access(own, F_OK), -1);
 	free(named);
 	free(now);
@@ -549,8 +549,11 @@ int main(void)
 	for (char *save = NULL, *d = strtok_r(list, ":", &save); d && n < FILES_ALLOWED_MAX;
 	     d = strtok_r(NULL, ":", &save))
 		dirs[n++] = d;
+	static struct adapter_context ctx;
+	snprintf(ctx.ssh_sidecar, sizeof(ctx.ssh_sidecar), "%s",
+		 getenv("NOVA_SSH_AGENT") ? getenv("NOVA_SSH_AGENT") : "");
 	if (files_allowed_set(dirs, n, "NOVA_PROVIDER_FILES", &err) ||
-	    ssh_agent_configure(getenv("NOVA_SSH_AGENT"), &err)) {
+	    adapter_register(&ssh_adapter_ops, &err) || adapters_start(&ctx, &err)) {
 		fprintf(stderr, "driver: %s\n", err.message);
 		return 1;
 	}

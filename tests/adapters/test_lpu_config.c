@@ -157,16 +157,15 @@ static void test_agent_is_not_a_pool_setting(void **state)
 	assert_string_equal(err.field, "agent");
 	assert_non_null(strstr(err.message, "novad.yaml"));
 	json_decref(c);
-	/* novad's own setting: an executable file, absolute */
-	assert_int_equal(lpu_agent_configure("nova-sidecar", &err), NOVA_EINVAL);
-	assert_string_equal(err.field, "lpu_agent");
-	assert_int_equal(lpu_agent_configure(topo, &err), NOVA_EINVAL); /* not executable */
+	/* novad's own setting (the adapter context's): an executable file,
+	 * absolute */
 	char prog[PATH_MAX];
-	assert_int_equal(lpu_agent_configure("/bin/true", &err), 0);
-	lpu_agent_program(prog, sizeof(prog));
+	assert_int_equal(lpu_agent_resolve(prog, sizeof(prog), "nova-sidecar", &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "lpu_agent");
+	assert_int_equal(lpu_agent_resolve(prog, sizeof(prog), topo, &err), NOVA_EINVAL); /* not executable */
+	assert_int_equal(lpu_agent_resolve(prog, sizeof(prog), "/bin/true", &err), 0);
 	assert_string_equal(prog, "/bin/true");
-	assert_int_equal(lpu_agent_configure(NULL, &err), 0);
-	lpu_agent_program(prog, sizeof(prog));
+	assert_int_equal(lpu_agent_resolve(prog, sizeof(prog), NULL, &err), 0);
 	assert_non_null(strstr(prog, "/nova-sidecar"));
 }
 
