@@ -58,7 +58,7 @@ WEB_FILES := $(sort $(shell find web -type f 2>/dev/null))
 HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
              inventory/*.h auth/*.h audit/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h router/*.h)
 
-.PHONY: all deps test asan run install deb check-headers clean tests fuzz fuzz-build bench
+.PHONY: all deps test asan run install deb check-headers check-layers clean tests fuzz fuzz-build bench
 all: $(BINS) $(BENCH_BINS)
 
 $(BUILD)/%.o: %.c
@@ -184,6 +184,11 @@ fuzz: fuzz-build
 	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=$$max -print_final_stats=1 \
 	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus/$$t || exit 1; \
 	done
+
+# The layers and table owners of docs/ARCHITECTURE.md, checked against the
+# sources (tools/check_layers.sh).
+check-layers:
+	@sh tools/check_layers.sh .
 
 check-headers:
 	@mkdir -p $(BUILD)/check-headers
