@@ -9,10 +9,12 @@ set -u
 . tests/support/lib.sh
 export NOVA_STATE_DIR="$T_WORK/state" NOVA_PROVIDER_FILES="$PWD/etc" NOVA_LPU_AGENT="$B/nova-sidecar"
 mkdir -p "$NOVA_STATE_DIR"
-# Agents a failed assertion leaves behind, by the pids the run recorded.
+# Agents a failed assertion leaves behind (a twin too, which no pidfile
+# records): each one's --log-file lies in this test's run directory.
 lpu_contract_cleanup() {
-	for f in "$NOVA_LPU_RUN_DIR"/*/*.pid; do
-		[ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+	for p in /proc/[0-9]*; do
+		{ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "--log-file $NOVA_LPU_RUN_DIR/" &&
+			kill -9 "${p#/proc/}" 2>/dev/null
 	done
 	t_cleanup
 }
