@@ -13,9 +13,13 @@
  * place.
  *
  * Errors: NOVA_EINVAL (bad config/request, names the field), NOVA_EAGAIN
- * (transient: the worker retries with backoff), NOVA_EFAILED (permanent: the
- * node fails with the provider's message), NOVA_ENOTFOUND (status of a
- * resource the provider does not have). */
+ * (transient, the provider unreachable among them: the worker retries with
+ * backoff), NOVA_EFAILED (permanent: the node fails with the provider's
+ * message). A resource the provider does not have is no error: node_status
+ * answers 0 with ADAPTER_NODE_GONE, which the reconciler acts on (it skips
+ * a node whose status call fails), and deprovision answers 0. (This said
+ * NOVA_ENOTFOUND for it; no provider ever answered that.) Every provider is
+ * held to this by tests/adapters/driver_contract.c. */
 #ifndef NOVA_ADAPTERS_ADAPTER_H
 #define NOVA_ADAPTERS_ADAPTER_H
 

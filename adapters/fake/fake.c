@@ -405,6 +405,15 @@ static void fake_info_from(struct adapter_node_info *out, const struct fake_reso
 	snprintf(out->message, sizeof(out->message), "%s", adapter_node_state_name(r->state));
 }
 
+/* "fake-node-N", N from 1 to the pool's node count (fake_discover). */
+static bool fake_handle_ok(const struct fake_adapter *fa, const char *handle)
+{
+	unsigned n;
+	int end = 0;
+	return handle && sscanf(handle, "fake-node-%u%n", &n, &end) == 1 && handle[end] == '\0' &&
+	       n >= 1 && n <= fa->nodes;
+}
+
 static int fake_provision(struct adapter_node_info *out, struct adapter *ad,
 			  const struct adapter_provision_request *req, struct nova_err *err)
 {
@@ -424,6 +433,12 @@ static int fake_provision(struct adapter_node_info *out, struct adapter *ad,
 		before.fault = FAKE_FAULT_NONE;
 	if ((rc = fake_fault_err(&before, FAKE_OP_PROVISION, err)))
 		return rc;
+	/* A static pool's nodes are the ones discovery lists: claiming another
+	 * is a permanent failure with nothing made, as lpu and ssh answer (it
+	 * took any handle, and made a node the pool does not have). */
+	if (!fa->ephemeral && !fake_handle_ok(fa, req->handle))
+		return nova_err_set(err, NOVA_EFAILED, "handle", "node %s is not in this pool",
+				    req->handle ? req->handle : "(none)");
 	pthread_mutex_lock(&fake_lock);
 	fake_store_begin(p);
 	size_t before_n = p->n_res;

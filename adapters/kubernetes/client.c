@@ -92,6 +92,12 @@ int kube_request(long *status, json_t **out, struct kube_client *kc, const char 
 	if (rc) {
 		char why[NOVA_ERR_MESSAGE_MAX];
 		snprintf(why, sizeof(why), "%s", err->message);
+		/* An API server that cannot be reached is transient: adapter.h
+		 * has the worker retry NOVA_EAGAIN, and ssh answers it for a host
+		 * down. This said NOVA_EUNAVAIL, which the adapter contract
+		 * (tests/adapters/driver_contract.c) does not have. */
+		if (rc == NOVA_EUNAVAIL)
+			rc = NOVA_EAGAIN;
 		return nova_err_set(err, rc, "", "kubernetes API %s: %s", kc->cfg->server, why);
 	}
 	*status = res.status;

@@ -70,7 +70,8 @@ void kube_client_destroy(struct kube_client *kc);
 /* One request: path from the server's root ("/api/v1/namespaces/x/pods"),
  * body JSON or NULL, content_type NULL for JSON. *status is the HTTP
  * status; *out the parsed answer (may be NULL). A transport failure is
- * NOVA_EUNAVAIL; an HTTP error status is not a failure of this call. */
+ * NOVA_EAGAIN (transient, as adapter.h has it); an HTTP error status is
+ * not a failure of this call. */
 int kube_request(long *status, json_t **out, struct kube_client *kc, const char *method,
 		 const char *path, const json_t *body, const char *content_type,
 		 struct nova_err *err);

@@ -472,6 +472,21 @@ static int lpu_provision(struct adapter_node_info *out, struct adapter *ad,
 		if (lpu_agent_pid(la, req->node_id) <= 0)
 			return nova_err_set(err, NOVA_EAGAIN, "", "the agent exited at once; see %s", logpath);
 	}
+	/* The handle, for list_nodes: the contract (adapter.h) has it carry
+	 * the one provision gave, and it listed none. Rewritten on every
+	 * provision, whole (rename), so it always names the live agent's
+	 * node. */
+	char hpath[PATH_MAX + 64], htmp[PATH_MAX + 80];
+	snprintf(hpath, sizeof(hpath), "%s/%s.handle", la->run_dir, req->node_id);
+	snprintf(htmp, sizeof(htmp), "%s.tmp", hpath);
+	if (!(f = fopen(htmp, "w")) || fputs(req->handle, f) < 0 || fclose(f) != 0 ||
+	    rename(htmp, hpath) != 0) {
+		int e = errno;
+		if (f)
+			unlink(htmp);
+		return nova_err_set(err, NOVA_EAGAIN, "", "cannot record the node's handle in %s: %s",
+				    hpath, strerror(e));
+	}
 	snprintf(out->node_id, sizeof(out->node_id), "%s", req->node_id);
 	snprintf(out->handle, sizeof(out->handle), "%s", req->handle);
 	/* Its address: agents are local processes, and their engines listen
@@ -494,6 +509,8 @@ static int lpu_deprovision(struct adapter *ad, const struct adapter_node_ref *no
 	snprintf(path, sizeof(path), "%s/%s.pid", la->run_dir, node->node_id);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/%s.token", la->run_dir, node->node_id);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s.handle", la->run_dir, node->node_id);
 	unlink(path);
 	return 0;
 }
@@ -546,6 +563,20 @@ static int lpu_discover(struct adapter_resources *out, struct adapter *ad, struc
 	return 0;
 }
 
+/* The handle recorded at provision; "" for an agent started before it was
+ * recorded (the reconciler then compares no handle: adapter.h). */
+static void lpu_handle_read(char *out, size_t len, struct lpu_adapter *la, const char *node_id)
+{
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/%s.handle", la->run_dir, node_id);
+	FILE *f = fopen(path, "r");
+	out[0] = '\0';
+	if (f && !fgets(out, (int)len, f))
+		out[0] = '\0';
+	if (f)
+		fclose(f);
+}
+
 static int lpu_list(struct adapter_node_list *out, struct adapter *ad, struct nova_err *err)
 {
 	struct lpu_adapter *la = lpu_from(ad);
@@ -570,6 +601,7 @@ static int lpu_list(struct adapter_node_list *out, struct adapter *ad, struct no
 		}
 		memset(&out->items[out->n], 0, sizeof(out->items[0]));
 		snprintf(out->items[out->n].node_id, ADAPTER_ID_LEN, "%s", id);
+		lpu_handle_read(out->items[out->n].handle, sizeof(out->items[0].handle), la, id);
 		out->items[out->n].state = ADAPTER_NODE_RUNNING;
 		out->n++;
 	}

@@ -1,6 +1,6 @@
-/* The adapter registry's rules, and the adapter contract run against every
- * registered provider (today the fake; lpu, kubernetes and ssh join the list
- * as they land). */
+/* The adapter registry's rules, the wrappers, and the fake's fault
+ * injection. The adapter contract itself runs against every provider in
+ * tests/adapters/driver_contract.c (test_contract_<provider>.sh). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,64 +68,8 @@ static void test_validate_prefixes_config_field(void **state)
 	json_decref(arr);
 }
 
-/* --- the contract, for one provider ---------------------------------------- */
-
 static const char *const node_a = "11111111-1111-4111-8111-111111111111";
 static const char *const node_b = "22222222-2222-4222-8222-222222222222";
-
-static void contract_run(const struct adapter_ops *ops, const json_t *config)
-{
-	struct adapter *ad;
-	struct nova_err err;
-	struct adapter_node_info info, again;
-	struct adapter_node_list list;
-	const char *pool = "99999999-9999-4999-8999-999999999999";
-	assert_int_equal(adapter_create(&ad, ops, pool, config, &err), 0);
-	assert_ptr_equal(ad->ops, ops);
-	assert_string_equal(ad->pool_id, pool);
-
-	struct adapter_provision_request req = {.node_id = node_a, .node_name = "a",
-						.node_token = "secret", .gateway_url = "http://x",
-						.handle = "fake-node-1", .accelerator_count = 1};
-	assert_int_equal(adapter_provision_node(&info, ad, &req, &err), 0);
-	assert_string_equal(info.node_id, node_a);
-	/* Idempotent on the node id: the same resource, never a twin. */
-	assert_int_equal(adapter_provision_node(&again, ad, &req, &err), 0);
-	assert_string_equal(again.handle, info.handle);
-	assert_int_equal(adapter_list_nodes(&list, ad, &err), 0);
-	assert_int_equal(list.n, 1);
-	assert_string_equal(list.items[0].node_id, node_a);
-	adapter_node_list_finish(&list);
-
-	struct adapter_node_ref ref = {node_a, info.handle};
-	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), 0);
-	assert_true(info.state == ADAPTER_NODE_RUNNING || info.state == ADAPTER_NODE_PENDING);
-	/* Deprovision is idempotent; gone is success. */
-	assert_int_equal(adapter_deprovision_node(ad, &ref, &err), 0);
-	assert_int_equal(adapter_deprovision_node(ad, &ref, &err), 0);
-	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), 0);
-	assert_int_equal(info.state, ADAPTER_NODE_GONE);
-	/* Without the handle (the provision answer was lost) it still works. */
-	struct adapter_node_ref noh = {node_b, NULL};
-	assert_int_equal(adapter_deprovision_node(ad, &noh, &err), 0);
-	adapter_destroy(ad);
-}
-
-static void test_contract_fake_ephemeral(void **state)
-{
-	json_t *cfg = json_pack("{s:s}", "mode", "ephemeral");
-	(void)state;
-	contract_run(&fake_adapter_ops, cfg);
-	json_decref(cfg);
-}
-
-static void test_contract_fake_static(void **state)
-{
-	json_t *cfg = json_pack("{s:s, s:i}", "mode", "static", "nodes", 2);
-	(void)state;
-	contract_run(&fake_adapter_ops, cfg);
-	json_decref(cfg);
-}
 
 static void test_fake_counts_calls_and_injects_faults(void **state)
 {
@@ -197,8 +141,6 @@ int main(void)
 		cmocka_unit_test_setup(test_registry_refuses_duplicate_name, reset),
 		cmocka_unit_test_setup(test_builtin_registers_fake_only_when_asked, reset),
 		cmocka_unit_test_setup(test_validate_prefixes_config_field, reset),
-		cmocka_unit_test_setup(test_contract_fake_ephemeral, reset),
-		cmocka_unit_test_setup(test_contract_fake_static, reset),
 		cmocka_unit_test_setup(test_fake_counts_calls_and_injects_faults, reset),
 		cmocka_unit_test_setup(test_fake_faults_from_config_arm_once, reset),
 		cmocka_unit_test_setup(test_optional_ops_answer_not_supported, reset),
