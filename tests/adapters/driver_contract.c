@@ -659,13 +659,21 @@ int main(int argc, char **argv)
 	for (char *save = NULL, *d = strtok_r(list, ":", &save); d && n < FILES_ALLOWED_MAX;
 	     d = strtok_r(NULL, ":", &save))
 		dirs[n++] = d;
+	static struct adapter_context ctx;
 	files_state_dir_set(getenv("NOVA_STATE_DIR"));
+	snprintf(ctx.state_dir, sizeof(ctx.state_dir), "%s",
+		 getenv("NOVA_STATE_DIR") ? getenv("NOVA_STATE_DIR") : "");
+	snprintf(ctx.lpu_agent, sizeof(ctx.lpu_agent), "%s",
+		 getenv("NOVA_LPU_AGENT") ? getenv("NOVA_LPU_AGENT") : "");
+	/* The run's own directory, not the machine's (/run/nova/lpu as root). */
+	if (getenv("NOVA_LPU_RUN_DIR"))
+		snprintf(ctx.lpu_run_dir, sizeof(ctx.lpu_run_dir), "%s", getenv("NOVA_LPU_RUN_DIR"));
+	else if (getenv("NOVA_STATE_DIR"))
+		snprintf(ctx.lpu_run_dir, sizeof(ctx.lpu_run_dir), "%s/lpu", getenv("NOVA_STATE_DIR"));
+	snprintf(ctx.ssh_sidecar, sizeof(ctx.ssh_sidecar), "%s",
+		 getenv("NOVA_SSH_AGENT") ? getenv("NOVA_SSH_AGENT") : "");
 	if (files_allowed_set(dirs, n, "NOVA_PROVIDER_FILES", &err) ||
-	    lpu_agent_configure(getenv("NOVA_LPU_AGENT"), &err) ||
-	    (getenv("NOVA_LPU_RUN_DIR") &&
-	     lpu_run_dir_configure(getenv("NOVA_LPU_RUN_DIR"), getenv("NOVA_STATE_DIR"), &err)) ||
-	    ssh_agent_configure(getenv("NOVA_SSH_AGENT"), &err) ||
-	    adapters_register_builtin(true, &err)) {
+	    adapters_register_builtin(true, &err) || adapters_start(&ctx, &err)) {
 		fprintf(stderr, "driver: %s: %s\n", err.field, err.message);
 		return 2;
 	}
