@@ -155,33 +155,53 @@ void reconciler_counters_get(struct reconciler_counters *out)
 	out->work_items_expired = atomic_load(&rc_n_expired);
 }
 
-static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, const struct pool *p,
-		   struct nova_err *err)
+/* One pool's pass: what every duty below works on. */
+struct rc_pool_pass {
+	struct db_pool *db;
+	const struct reconciler_config *cfg;
+	const struct pool *p;
+	struct adapter *ad;
+	struct pool_node *nodes; /* the pool's live nodes, as last listed */
+	size_t n;
+};
+
+static int rc_pool_relist(struct rc_pool_pass *pp, struct nova_err *err)
 {
-	const struct adapter_ops *ops = adapter_find(p->provider);
-	struct adapter *ad = NULL;
-	struct pool_node *nodes = NULL;
-	struct adapter_node_list list = {0};
-	size_t n = 0;
-	int rc;
-	if (!ops)
-		return 0; /* not this novad's provider; one that has it will */
-	if ((rc = adapter_instance_get(&ad, ops, p->id, p->config, err)) ||
-	    (rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
-		goto out;
+	pool_nodes_free(pp->nodes, pp->n);
+	pp->nodes = NULL;
+	pp->n = 0;
+	return pool_nodes_list(&pp->nodes, &pp->n, pp->db, pp->p->id, err);
+}
+
+/* Nodes left provisioning past the timeout fail (their replicas then move). */
+static int rc_duty_stuck(struct rc_pool_pass *pp, struct nova_err *err)
+{
 	unsigned stuck = 0;
-	if ((rc = pool_nodes_fail_stuck(&stuck, db, p->id, cfg->provision_timeout_s,
-					"provisioning timed out", err)))
-		goto out;
+	int rc = pool_nodes_fail_stuck(&stuck, pp->db, pp->p->id, pp->cfg->provision_timeout_s,
+				       "provisioning timed out", err);
+	if (rc)
+		return rc;
 	atomic_fetch_add(&rc_n_stuck, stuck);
-	pool_nodes_free(nodes, n);
-	nodes = NULL;
-	if ((rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
-		goto out;
-	if (adapter_is_ephemeral(ad))
-		rc_nodes_watch(db, ad, nodes, n);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		struct pool_node *nd = &nodes[i];
+	return stuck ? rc_pool_relist(pp, err) : 0;
+}
+
+/* Ephemeral nodes as their provider sees them (rc_nodes_watch). */
+static int rc_duty_watch(struct rc_pool_pass *pp, struct nova_err *err)
+{
+	(void)err;
+	if (adapter_is_ephemeral(pp->ad))
+		rc_nodes_watch(pp->db, pp->ad, pp->nodes, pp->n);
+	return 0;
+}
+
+/* Failed, terminating and draining nodes: their replicas move, and the
+ * node goes (a static drained one stays for the operator). */
+static int rc_duty_fates(struct rc_pool_pass *pp, struct nova_err *err)
+{
+	struct db_pool *db = pp->db;
+	int rc = 0;
+	for (size_t i = 0; i < pp->n && rc == 0; i++) {
+		struct pool_node *nd = &pp->nodes[i];
 		if (nd->state == POOL_NODE_FAILED) {
 			/* Failed for silence while its agent still beats (judged
 			 * wrongly, or back): ready again, nothing replaced, nothing
@@ -190,7 +210,7 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 			 * the pool for good; removed (its sidecar stopped once the
 			 * host answers), it is discovered again as a new node. */
 			enum pool_failed_fate fate;
-			if ((rc = pool_node_failed_fate(&fate, db, nd->id, cfg->failed_wait_ms, err)))
+			if ((rc = pool_node_failed_fate(&fate, db, nd->id, pp->cfg->failed_wait_ms, err)))
 				break;
 			if (fate == POOL_FAILED_REVIVED) {
 				nd->state = POOL_NODE_READY;
@@ -203,92 +223,106 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 				continue;
 			rc = rc_replicas_move(db, nd, "node failed, replacing", err);
 			if (!rc)
-				rc_node_retire_or_report(db, ad, nd, "failed node removed");
+				rc_node_retire_or_report(db, pp->ad, nd, "failed node removed");
 		} else if (nd->state == POOL_NODE_TERMINATING) {
 			/* A deprovision that failed earlier (or a crash mid-way). */
 			rc = rc_replicas_move(db, nd, "node terminating, replacing", err);
 			if (!rc)
-				rc_node_retire_or_report(db, ad, nd, "node removed");
+				rc_node_retire_or_report(db, pp->ad, nd, "node removed");
 		} else if (nd->state == POOL_NODE_DRAINING) {
 			/* Drained: replicas move; an ephemeral node then goes away,
 			 * a static one waits, cordoned, for the operator. */
 			rc = rc_replicas_move(db, nd, "node draining, replacing", err);
-			if (!rc && adapter_is_ephemeral(ad))
-				rc = pool_node_retire(db, ad, nd, "drained node removed", err);
+			if (!rc && adapter_is_ephemeral(pp->ad))
+				rc = pool_node_retire(db, pp->ad, nd, "drained node removed", err);
 		}
 	}
-	if (rc)
-		goto out;
-	if (!adapter_is_ephemeral(ad) && cfg->gateway_url[0]) {
-		for (size_t i = 0; i < n; i++) {
-			struct pool_node *nd = &nodes[i];
-			struct adapter_node_info info;
-			struct adapter_node_ref ref = {nd->id, nd->handle[0] ? nd->handle : NULL};
-			struct nova_err serr;
-			char token[128];
-			/* Only a node that has gone silent (unhealthy: no heartbeat
-			 * for its grace) and whose resource is gone: a ready node's
-			 * agent is beating, wherever it runs, whatever this novad's
-			 * view of the provider says. Rejected: trusting the status
-			 * alone, which on a novad that could not see another's
-			 * agents (their records were that novad's own) started a
-			 * twin with a fresh token for every node. */
-			if (nd->state != POOL_NODE_UNHEALTHY ||
-			    adapter_node_status(&info, ad, &ref, &serr) != 0 ||
-			    info.state != ADAPTER_NODE_GONE ||
-			    pool_node_token_issue(token, sizeof(token), db, nd->id, &serr) != 0)
-				continue;
-			struct adapter_provision_request req = {
-				.node_id = nd->id, .node_name = nd->name, .node_token = token,
-				.gateway_url = cfg->gateway_url, .handle = ref.handle,
-				.accelerator_type = nd->accelerator_type,
-				.accelerator_count = nd->accelerator_count, .labels = nd->labels,
-			};
-			int prc = adapter_provision_node(&info, ad, &req, &serr);
-			explicit_bzero(token, sizeof(token));
-			nova_log_kv(prc ? NOVA_LOG_WARN : NOVA_LOG_INFO, "reconciler",
-				    prc ? "node resource gone; provisioning it again failed"
-					: "node resource was gone; provisioned again",
-				    "node", nd->name, "error", prc ? serr.message : NULL, NULL);
-		}
+	return rc;
+}
+
+/* Static nodes gone silent whose resource is gone are provisioned again;
+ * each node's trouble is logged and does not stop the others. */
+static int rc_duty_reprovision(struct rc_pool_pass *pp, struct nova_err *err)
+{
+	(void)err;
+	if (adapter_is_ephemeral(pp->ad) || !pp->cfg->gateway_url[0])
+		return 0;
+	for (size_t i = 0; i < pp->n; i++) {
+		struct pool_node *nd = &pp->nodes[i];
+		struct adapter_node_info info;
+		struct adapter_node_ref ref = {nd->id, nd->handle[0] ? nd->handle : NULL};
+		struct nova_err serr;
+		char token[128];
+		/* Only a node that has gone silent (unhealthy: no heartbeat
+		 * for its grace) and whose resource is gone: a ready node's
+		 * agent is beating, wherever it runs, whatever this novad's
+		 * view of the provider says. Rejected: trusting the status
+		 * alone, which on a novad that could not see another's
+		 * agents (their records were that novad's own) started a
+		 * twin with a fresh token for every node. */
+		if (nd->state != POOL_NODE_UNHEALTHY ||
+		    adapter_node_status(&info, pp->ad, &ref, &serr) != 0 ||
+		    info.state != ADAPTER_NODE_GONE ||
+		    pool_node_token_issue(token, sizeof(token), pp->db, nd->id, &serr) != 0)
+			continue;
+		struct adapter_provision_request req = {
+			.node_id = nd->id, .node_name = nd->name, .node_token = token,
+			.gateway_url = pp->cfg->gateway_url, .handle = ref.handle,
+			.accelerator_type = nd->accelerator_type,
+			.accelerator_count = nd->accelerator_count, .labels = nd->labels,
+		};
+		int prc = adapter_provision_node(&info, pp->ad, &req, &serr);
+		explicit_bzero(token, sizeof(token));
+		nova_log_kv(prc ? NOVA_LOG_WARN : NOVA_LOG_INFO, "reconciler",
+			    prc ? "node resource gone; provisioning it again failed"
+				: "node resource was gone; provisioned again",
+			    "node", nd->name, "error", prc ? serr.message : NULL, NULL);
 	}
-	if (adapter_is_ephemeral(ad)) {
-		char(*idle)[POOL_ID_LEN] = NULL;
-		size_t n_idle = 0;
-		char *busy = NULL;
-		/* Which of the pool's nodes hold replicas (placements are this
-		 * module's); the nodes' idle marks are pools'. */
-		rc = rc_nodes_busy(&busy, db, nodes, n, err);
-		if (rc == 0)
-			rc = pool_nodes_idle_mark(&idle, &n_idle, db, p->id, busy,
-						  cfg->idle_node_grace_s, err);
-		for (size_t k = 0; rc == 0 && k < n_idle; k++)
-			for (size_t i = 0; rc == 0 && i < n; i++)
-				if (!strcmp(nodes[i].id, idle[k]))
-					rc = pool_node_retire(db, ad, &nodes[i], "idle node removed", err);
-		free(idle);
-		free(busy);
-		if (rc)
-			goto out;
-	}
-	/* Orphans: resources with no live node row. Read the rows after the
-	 * provider's list, so a node created in between is not taken for one. */
-	rc = adapter_list_nodes(&list, ad, err);
-	if (rc == NOVA_ENOTSUP) {
-		rc = 0;
-		goto out;
-	}
-	pool_nodes_free(nodes, n);
-	nodes = NULL;
-	if (rc || (rc = pool_nodes_list(&nodes, &n, db, p->id, err)))
-		goto out;
+	return 0;
+}
+
+/* Ephemeral nodes idle past the grace go. */
+static int rc_duty_idle(struct rc_pool_pass *pp, struct nova_err *err)
+{
+	char(*idle)[POOL_ID_LEN] = NULL;
+	size_t n_idle = 0;
+	char *busy = NULL;
+	int rc;
+	if (!adapter_is_ephemeral(pp->ad))
+		return 0;
+	/* Which of the pool's nodes hold replicas (placements are this
+	 * module's); the nodes' idle marks are pools'. */
+	rc = rc_nodes_busy(&busy, pp->db, pp->nodes, pp->n, err);
+	if (rc == 0)
+		rc = pool_nodes_idle_mark(&idle, &n_idle, pp->db, pp->p->id, busy,
+					  pp->cfg->idle_node_grace_s, err);
+	for (size_t k = 0; rc == 0 && k < n_idle; k++)
+		for (size_t i = 0; rc == 0 && i < pp->n; i++)
+			if (!strcmp(pp->nodes[i].id, idle[k]))
+				rc = pool_node_retire(pp->db, pp->ad, &pp->nodes[i], "idle node removed",
+						      err);
+	free(idle);
+	free(busy);
+	return rc;
+}
+
+/* Orphans (resources with no live node row) and twins (a second resource
+ * for a row that records another handle) are deprovisioned. */
+static int rc_duty_orphans(struct rc_pool_pass *pp, struct nova_err *err)
+{
+	struct adapter_node_list list = {0};
+	/* Read the rows after the provider's list, so a node created in
+	 * between is not taken for an orphan. */
+	int rc = adapter_list_nodes(&list, pp->ad, err);
+	if (rc == NOVA_ENOTSUP)
+		return 0;
+	if (rc == 0)
+		rc = rc_pool_relist(pp, err);
 	for (size_t i = 0; i < list.n && rc == 0; i++) {
 		const struct pool_node *owner = NULL;
-		for (size_t j = 0; j < n && !owner; j++)
-			if (strcmp(nodes[j].id, list.items[i].node_id) == 0)
-				owner = &nodes[j];
-		/* An orphan has no live row; a twin is a second resource for a
-		 * row that records another handle. */
+		for (size_t j = 0; j < pp->n && !owner; j++)
+			if (strcmp(pp->nodes[j].id, list.items[i].node_id) == 0)
+				owner = &pp->nodes[j];
 		bool orphan = !owner;
 		bool twin = owner && owner->handle[0] && list.items[i].handle[0] &&
 			    strcmp(owner->handle, list.items[i].handle) != 0;
@@ -296,19 +330,53 @@ static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, cons
 			continue;
 		struct adapter_node_ref ref = {list.items[i].node_id,
 					       list.items[i].handle[0] ? list.items[i].handle : NULL};
-		rc = adapter_deprovision_node(ad, &ref, err);
+		rc = adapter_deprovision_node(pp->ad, &ref, err);
 		if (!rc)
 			atomic_fetch_add(orphan ? &rc_n_orphans : &rc_n_twins, 1);
 		if (!rc)
 			nova_log_kv(NOVA_LOG_INFO, "reconciler",
 				    orphan ? "orphan resource deprovisioned" : "twin resource deprovisioned",
-				    "pool", p->name, "node_id", list.items[i].node_id, "handle",
+				    "pool", pp->p->name, "node_id", list.items[i].node_id, "handle",
 				    list.items[i].handle, NULL);
 	}
-out:
 	adapter_node_list_finish(&list);
-	pool_nodes_free(nodes, n);
-	adapter_instance_put(ad);
+	return rc;
+}
+
+/* A pool's pass is these duties in this order (a failed node's replicas
+ * move before idle nodes are judged; orphans last, against the rows the
+ * duties before left). The first that fails ends the pass for the pool,
+ * named in the log, and is tried again next pass. */
+static const struct {
+	const char *name;
+	int (*run)(struct rc_pool_pass *pp, struct nova_err *err);
+} rc_duties[] = {
+	{"stuck provisioning", rc_duty_stuck},
+	{"provider status", rc_duty_watch},
+	{"failed and drained nodes", rc_duty_fates},
+	{"static nodes gone", rc_duty_reprovision},
+	{"idle nodes", rc_duty_idle},
+	{"orphans and twins", rc_duty_orphans},
+};
+
+static int rc_pool(struct db_pool *db, const struct reconciler_config *cfg, const struct pool *p,
+		   struct nova_err *err)
+{
+	const struct adapter_ops *ops = adapter_find(p->provider);
+	struct rc_pool_pass pp = {.db = db, .cfg = cfg, .p = p};
+	int rc;
+	if (!ops)
+		return 0; /* not this novad's provider; one that has it will */
+	if ((rc = adapter_instance_get(&pp.ad, ops, p->id, p->config, err)) == 0 &&
+	    (rc = rc_pool_relist(&pp, err)) == 0) {
+		for (size_t d = 0; rc == 0 && d < sizeof(rc_duties) / sizeof(rc_duties[0]); d++)
+			if ((rc = rc_duties[d].run(&pp, err)))
+				nova_log_kv(NOVA_LOG_WARN, "reconciler", "pool duty failed", "pool",
+					    p->name, "duty", rc_duties[d].name, "error",
+					    err ? err->message : "", NULL);
+	}
+	pool_nodes_free(pp.nodes, pp.n);
+	adapter_instance_put(pp.ad);
 	return rc;
 }
 
