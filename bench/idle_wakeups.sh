@@ -14,9 +14,9 @@
 # Knobs: IDLE_SECONDS (default 10), IDLE_SETTLE (seconds after the placement
 # before measuring, default 3).
 #
-# Also, where perf can (root, or perf_event_paranoid <= -1):
-#   perf stat -e sched:sched_switch -p PID -- sleep 10
-# counts the same switches from the kernel's side.
+# Where perf may (root, or perf_event_paranoid <= -1), perf stat -e
+# sched:sched_switch -p PID counts the same switches from the kernel's side
+# over the same window (perf_sched_switch_per_s).
 
 # idle_wakeups_measure NOVAD NOVACTL PGHOST DB WORKDIR OUTFILE: the JSON line
 # {"wakeups_per_s", "voluntary", "involuntary", "threads", "seconds"} into
@@ -49,26 +49,41 @@ idle_wakeups_measure() {
 		sleep 0.1
 	done
 	sleep "${IDLE_SETTLE:-3}"
-	iw_sum() {
-		cat /proc/"$IW_PID"/task/*/status 2>/dev/null | awk '
-			/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 }
-			END { print v + 0, n + 0 }'
+	# Each thread: "tid name voluntary involuntary".
+	iw_snap() {
+		for t in /proc/"$IW_PID"/task/*; do
+			printf '%s %s %s\n' "${t##*/}" "$(cat "$t/comm" 2>/dev/null)" \
+				"$(awk '/^voluntary_ctxt/ { v = $2 } /^nonvoluntary_ctxt/ { n = $2 }
+					END { print v + 0, n + 0 }' "$t/status" 2>/dev/null)"
+		done
 	}
-	iw_a=$(iw_sum)
+	# The kernel's count of the same switches, over the same window, where
+	# perf may (root, or perf_event_paranoid <= -1).
+	iw_perf=
+	rm -f "$iw_out.perf"
+	if command -v perf >/dev/null 2>&1; then
+		perf stat -x, -e sched:sched_switch -p "$IW_PID" -o "$iw_out.perf" -- \
+			sleep "$iw_secs" >/dev/null 2>&1 &
+		iw_perf=$!
+	fi
+	iw_snap >"$iw_out.before"
 	sleep "$iw_secs"
-	iw_b=$(iw_sum)
-	iw_threads=$(ls /proc/"$IW_PID"/task | wc -l)
-	for t in /proc/"$IW_PID"/task/*; do
-		printf '%s %s %s\n' "${t##*/}" "$(cat "$t/comm")" \
-			"$(awk '/ctxt_switches/ { printf "%s ", $2 }' "$t/status")"
-	done >"$iw_out.threads"
+	iw_snap >"$iw_out.after"
+	[ -n "$iw_perf" ] && wait "$iw_perf"
+	# Per thread, what it did in the interval (a thread that came or went
+	# counts from 0); the totals are their sums.
+	awk 'NR == FNR { v[$1] = $3; n[$1] = $4; next }
+		{ printf "%s %s %d %d\n", $1, $2, $3 - v[$1], $4 - n[$1] }' \
+		"$iw_out.before" "$iw_out.after" >"$iw_out.threads"
+	iw_sw=$(sed -n 's/^\([0-9][0-9]*\),.*sched:sched_switch.*/\1/p' "$iw_out.perf" 2>/dev/null)
 	kill -TERM "$IW_PID" 2>/dev/null
 	wait "$IW_PID" 2>/dev/null
 	IW_PID=
-	printf '%s %s %s %s\n' "$iw_a" "$iw_b" "$iw_threads" "$iw_secs" | awk '{
-		v = $3 - $1; n = $4 - $2
-		printf "{\"wakeups_per_s\": %.1f, \"voluntary\": %d, \"involuntary\": %d, \"threads\": %d, \"seconds\": %d}\n",
-			(v + n) / $6, v, n, $5, $6 }' >"$iw_out"
+	awk -v secs="$iw_secs" -v sw="${iw_sw:-}" '{ v += $3; n += $4; t++ } END {
+		printf "{\"wakeups_per_s\": %.1f, \"voluntary\": %d, \"involuntary\": %d, \"threads\": %d, \"seconds\": %d",
+			(v + n) / secs, v, n, t, secs
+		if (sw != "") printf ", \"perf_sched_switch_per_s\": %.1f", sw / secs
+		print "}" }' "$iw_out.threads" >"$iw_out"
 }
 
 idle_wakeups_stop() {
@@ -89,6 +104,8 @@ idle_wakeups_run() {
 		v=$(jnum "$OUT/idle.json" wakeups_per_s)
 		row idle "wake-ups/s, idle novad, one deployment" "$v" "/s" "" "" "<= 50/s" \
 			"$(verdict ge 50 "$v")"
+		p=$(jnum "$OUT/idle.json" perf_sched_switch_per_s)
+		[ -n "$p" ] && row idle "sched:sched_switch/s (perf), same window" "$p" "/s" "" "" "" ""
 	else
 		broken=1; row idle "idle wake-ups" "" "" "" "" "" "broken: see $OUT/idle.json.log"
 		idle_wakeups_stop
