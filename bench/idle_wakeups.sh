@@ -37,11 +37,13 @@ idle_wakeups_measure() {
 		iw_i=$((iw_i + 1)); [ $iw_i -gt 300 ] && return 1
 		sleep 0.1
 	done
-	export NOVA_STATE_DIR=$iw_state
-	"$iw_ctl" model register -f etc/models/single.yaml >/dev/null &&
-		"$iw_ctl" pool create idle --provider fake --config '{"mode": "static", "nodes": 1, "accelerator_type": "A100-80G", "accelerators_per_node": 8, "memory_mib": 81920}' >/dev/null &&
-		"$iw_ctl" deploy llama-3-8b-instruct --pool idle --replicas 1 --name idle >/dev/null ||
-		return 1
+	# One static node of eight A100s, one replica on it.
+	iw_pool='{"mode": "static", "nodes": 1, "accelerator_type": "A100-80G",
+		"accelerators_per_node": 8, "memory_mib": 81920}'
+	iw_novactl() { NOVA_STATE_DIR=$iw_state "$iw_ctl" "$@" >/dev/null; }
+	iw_novactl model register -f etc/models/single.yaml &&
+		iw_novactl pool create idle --provider fake --config "$iw_pool" &&
+		iw_novactl deploy llama-3-8b-instruct --pool idle --replicas 1 --name idle || return 1
 	iw_i=0
 	until [ "$(psql -h "$iw_pghost" -U nova -d "$iw_db" -qAt -c \
 		"SELECT count(*) FROM replicas WHERE state = 'placed'")" = 1 ]; do
