@@ -401,7 +401,7 @@ int main(int argc, char **argv)
 		novad_fail("inventory failed to start", &err);
 		goto out;
 	}
-	if (inventory_routes_create(&routes, db, inventory, &err)) {
+	if (inventory_routes_create(&routes, db, inventory, &rt.routes, &err)) {
 		novad_fail("routing table failed to start", &err);
 		goto out;
 	}

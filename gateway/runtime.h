@@ -28,6 +28,9 @@ struct novad_runtime {
 	struct notify inventory;
 	/* The reconciler (reconciler_config.wake): its stop; a pass on demand. */
 	struct notify reconciler;
+	/* The routing table's thread (inventory_routes_create): a flush or a
+	 * sweep changed what is routable (inventory_routes_refresh_soon). */
+	struct notify routes;
 };
 
 int novad_runtime_init(struct novad_runtime *rt, struct nova_err *err);
