@@ -39,6 +39,7 @@
 #   BENCH_ROUTER_PREFIX_RATE  paced rate of router-prefix (40/s)
 #   BENCH_ROUTER_PERF, BENCH_ROUTER_STRACE  files for a perf profile or a
 #                     syscall count of the router in router-proxy's closed loop
+#   IDLE_SECONDS      how long idle wake-ups are counted (default 10)
 #   BENCH_ONLY        run only benchmarks whose name contains this word
 #                     (router: router-proxy, -ttft, -large, -conc, -prefix, -kill)
 set -u
@@ -80,12 +81,14 @@ broken=0
 . bench/multi_novad.sh
 NOVA_BENCH_RUN=1
 . bench/router.sh
+. bench/idle_wakeups.sh
 
 NOVA_PID=
 SC_PID= SC_ENGINES=
 cleanup() {
 	rt_stop_all
 	mn_stop
+	idle_wakeups_stop
 	fd_sidecar_stop
 	nova_bench_stop
 	lpu_agents_stop
@@ -211,7 +214,7 @@ if want routes || want heartbeat || want dbpause || want metrics; then
 	fi
 fi
 if want routes || want heartbeat || want watch || want failure || want deploy || want memory ||
-	want multinovad || want metrics; then
+	want multinovad || want metrics || want idle; then
 	pg_test_start || { echo "bench: no PostgreSQL" >&2; exit 1; }
 fi
 
@@ -664,6 +667,11 @@ if want dbpause; then
 	else
 		broken=1; row dbpause "database pause" "" "" "" "" "" "broken: see $OUT/dbpause.log"
 	fi
+fi
+
+# --- idle wake-ups (bench/idle_wakeups.sh) ----------------------------------------------
+if want idle; then
+	idle_wakeups_run
 fi
 
 # --- several novads ---------------------------------------------------------------------------

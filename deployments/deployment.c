@@ -1,7 +1,6 @@
 #include "deployments/deployment.h"
 
 #include <ctype.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +10,6 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "deployments/placement.h"
-#include "deployments/worker.h"
 #include "models/model.h"
 #include "pools/pool.h"
 
@@ -492,18 +490,6 @@ out:
 	return rc;
 }
 
-static atomic_uint dep_assignments_gen;
-
-void deployment_assignments_changed(void)
-{
-	atomic_fetch_add(&dep_assignments_gen, 1);
-}
-
-unsigned deployment_assignments_generation(void)
-{
-	return atomic_load(&dep_assignments_gen);
-}
-
 /* --- writing ------------------------------------------------------------------- */
 
 /* Work for the deployment; the request asking for it (its id, when the
@@ -544,8 +530,9 @@ static void dep_default_name(char *out, size_t len, const char *model, const cha
 	out[o] = '\0';
 }
 
-int deployment_create(json_t **out, struct db_pool *db, const struct deployment_spec *spec,
-		      struct audit_note *audit, struct nova_err *err)
+int deployment_create(json_t **out, struct db_pool *db, struct notify *work,
+		      const struct deployment_spec *spec, struct audit_note *audit,
+		      struct nova_err *err)
 {
 	struct model *m = NULL;
 	struct pool *p = NULL;
@@ -603,7 +590,7 @@ int deployment_create(json_t **out, struct db_pool *db, const struct deployment_
 	else
 		db_tx_rollback(c);
 	if (rc == 0) {
-		worker_kick();
+		notify_signal(work);
 		nova_log_kv(NOVA_LOG_INFO, "deployments", "deployment created", "deployment", name,
 			    "model", m->name, "pool", p->name, "replicas", replicas, NULL);
 		rc = dep_fetch(out, c, PQgetvalue(res, 0, 0), true, err);
@@ -703,38 +690,39 @@ static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 	return rc ? rc : dep_enqueue(c, ch->id, ch->audit, err);
 }
 
-static int dep_change(json_t **out, struct db_pool *db, struct dep_change *ch, struct nova_err *err)
+static int dep_change(json_t **out, struct db_pool *db, struct notify *work, struct dep_change *ch,
+		      struct nova_err *err)
 {
 	int rc = db_tx_run(db, dep_change_tx, ch, err);
 	*out = NULL;
 	if (rc == 0)
-		worker_kick();
+		notify_signal(work);
 	return rc ? rc : deployment_get(out, db, ch->id, err);
 }
 
-int deployment_scale(json_t **out, struct db_pool *db, const char *ref, long long replicas,
-		     struct audit_note *audit, struct nova_err *err)
+int deployment_scale(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
+		     long long replicas, struct audit_note *audit, struct nova_err *err)
 {
 	struct dep_change ch = {ref, DEP_SCALE, replicas, audit, ""};
 	*out = NULL;
 	if (replicas < 0 || replicas > DEPLOYMENT_MAX_REPLICAS)
 		return nova_err_set(err, NOVA_EINVAL, "replicas", "replicas must be between 0 and %d",
 				    DEPLOYMENT_MAX_REPLICAS);
-	return dep_change(out, db, &ch, err);
+	return dep_change(out, db, work, &ch, err);
 }
 
-int deployment_stop(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
-		    struct nova_err *err)
+int deployment_stop(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
+		    struct audit_note *audit, struct nova_err *err)
 {
 	struct dep_change ch = {ref, DEP_STOP, 0, audit, ""};
-	return dep_change(out, db, &ch, err);
+	return dep_change(out, db, work, &ch, err);
 }
 
-int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
-		     struct nova_err *err)
+int deployment_start(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
+		     struct audit_note *audit, struct nova_err *err)
 {
 	struct dep_change ch = {ref, DEP_START, 0, audit, ""};
-	return dep_change(out, db, &ch, err);
+	return dep_change(out, db, work, &ch, err);
 }
 
 struct dep_delete {

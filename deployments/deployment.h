@@ -15,7 +15,13 @@
  *
  * The changes (create, scale, stop, start, delete) take the request's audit
  * note (audit/audit.h) and record it in the change's own transaction; NULL
- * for none. */
+ * for none. Those that queue work (create, scale, stop, start) take the
+ * notifier the deployment workers of this process wait on (worker_config's
+ * wake) and signal it once the change is committed, so an idle worker looks
+ * at once; NULL when this process runs no workers (the work waits for
+ * another novad's poll). Passed in rather than set once at start-up: the
+ * caller (the gateway's deps, the conductor) holds what novad's main
+ * handed it, and two novads in one test process keep theirs apart. */
 #ifndef NOVA_DEPLOYMENTS_DEPLOYMENT_H
 #define NOVA_DEPLOYMENTS_DEPLOYMENT_H
 
@@ -26,6 +32,7 @@
 #include "audit/audit.h"
 #include "core/db.h"
 #include "core/err.h"
+#include "core/notify.h"
 #include "pools/pool.h"
 
 #define DEPLOYMENT_MAX_REPLICAS 1000
@@ -102,8 +109,9 @@ int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
 /* The API's JSON for a deployment, with its replicas and recent events.
  * NOVA_EINVAL for bad input or a model that can never fit, NOVA_ENOTFOUND
  * for an unknown model or pool, NOVA_EEXISTS for a taken name. */
-int deployment_create(json_t **out, struct db_pool *db, const struct deployment_spec *spec,
-		      struct audit_note *audit, struct nova_err *err);
+int deployment_create(json_t **out, struct db_pool *db, struct notify *work,
+		      const struct deployment_spec *spec, struct audit_note *audit,
+		      struct nova_err *err);
 int deployment_get(json_t **out, struct db_pool *db, const char *ref, struct nova_err *err);
 int deployment_list(json_t **out, struct db_pool *db, struct nova_err *err);
 /* Recorded deployment transitions (GET /v1/events), each as
@@ -126,13 +134,13 @@ int deployment_events_read(json_t **out, struct db_pool *db,
  * array of {"name", "model", "pool", "state", "desired", "ready",
  * "replica_ids": the ready ones'} (one aggregate query). */
 int deployment_counts(json_t **out, struct db_pool *db, struct nova_err *err);
-int deployment_scale(json_t **out, struct db_pool *db, const char *ref, long long replicas,
-		     struct audit_note *audit, struct nova_err *err);
+int deployment_scale(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
+		     long long replicas, struct audit_note *audit, struct nova_err *err);
 /* NOVA_ECONFLICT when the state does not allow it. */
-int deployment_stop(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
-		    struct nova_err *err);
-int deployment_start(json_t **out, struct db_pool *db, const char *ref, struct audit_note *audit,
-		     struct nova_err *err);
+int deployment_stop(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
+		    struct audit_note *audit, struct nova_err *err);
+int deployment_start(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
+		     struct audit_note *audit, struct nova_err *err);
 /* Replicas placed on a node: [{deployment, replica, ordinal, state, stage,
  * accelerators}], for the node view. */
 int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *node_id,
@@ -154,14 +162,10 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, long lon
 			       const json_t *reports, struct nova_err *err);
 /* What each node should run: an object node id -> digest of its replicas
  * (ids and their deployments' generations), for every node with any. A
- * node whose sidecar holds another digest is sent its assignments. */
+ * node whose sidecar holds another digest is sent its assignments. (A
+ * worker that placed a replica signals the inventory's notifier,
+ * worker_config's placed, so the digests are read again at once.) */
 int deployment_assignment_digests(json_t **out, struct db_pool *db, struct nova_err *err);
-/* A number this process bumps when it placed a replica (a node's digest
- * changed): the inventory refreshes the digests then, not only on its
- * flush period, so the node's sidecar gets its assignment at its next
- * heartbeat. */
-void deployment_assignments_changed(void);
-unsigned deployment_assignments_generation(void);
 /* A node's assignments: [{"replica_id", "deployment", "model", "version",
  * "kind", "stage", "stages" (the model's count: the last serves),
  * "stage_name", "accelerators", "engine", "adapters"?,

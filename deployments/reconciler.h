@@ -38,6 +38,7 @@
 
 #include "core/db.h"
 #include "core/err.h"
+#include "core/notify.h"
 
 /* Advisory lock key of the singleton ('NOVARECO' as ASCII). */
 #define RECONCILER_LOCK_KEY 0x4E4F56415245434FLL
@@ -53,6 +54,11 @@ struct reconciler_config {
 	/* Audit events older than this many days are removed, at most once
 	 * an hour; 0 keeps them all. Default AUDIT_DEFAULT_RETENTION_DAYS. */
 	unsigned audit_retention_days;
+	/* What the thread sleeps on between passes (the runtime's, owned by
+	 * the caller and outliving the reconciler): a signal runs a pass at
+	 * once; reconciler_stop signals it. Required by reconciler_start.
+	 * Nothing else signals it yet: every finding waits for the period. */
+	struct notify *wake;
 };
 
 void reconciler_config_defaults(struct reconciler_config *cfg);

@@ -1,5 +1,6 @@
 #include "deployments/worker.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -10,10 +11,10 @@
 #include <unistd.h>
 
 #include "adapters/adapter.h"
-#include "deployments/deployment.h"
 #include "core/ids.h"
 #include "core/log.h"
 #include "core/textbuf.h"
+#include "deployments/deployment.h"
 #include "deployments/placement.h"
 #include "models/model.h"
 #include "pools/pool.h"
@@ -43,7 +44,6 @@ struct wk_item {
 	char request_id[65];     /* the API request that last asked for it, or "" */
 };
 
-void (*worker_test_before_placement_write)(const char *node_id);
 
 struct wk_ctx {
 	struct db_pool *db;
@@ -619,12 +619,13 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 		rc = placement_index_place(&r, x->ix, &req, &perr);
 		if (rc == 0) {
 			bool written = false;
-			if (worker_test_before_placement_write)
-				worker_test_before_placement_write(v->nodes[r.node[0]].id);
+			if (x->cfg->test_before_placement_write)
+				x->cfg->test_before_placement_write(x->cfg->test_ctx,
+								    v->nodes[r.node[0]].id);
 			rc = wk_placement_write(&written, x, replica_id, &req, &r, v, err);
 			if (rc == 0 && written) {
 				*placed = true;
-				deployment_assignments_changed();
+				notify_signal(x->cfg->placed);
 				nova_log_kv(NOVA_LOG_INFO, "worker", "replica placed", "deployment",
 					    x->dep.id, "replica", replica_id, "node",
 					    v->nodes[r.node[0]].name, NULL);
@@ -877,30 +878,19 @@ struct worker {
 	atomic_bool stop;
 };
 
-/* Bumped by worker_kick(). Rejected: only the poll, which left a new
- * deployment waiting 250 ms on average (up to poll_ms) before a worker
- * looked (docs/PERFORMANCE.md, deploy to routable). */
-static atomic_uint wk_kicks;
-
-void worker_kick(void)
-{
-	atomic_fetch_add(&wk_kicks, 1);
-}
-
-static void wk_sleep_ms(struct worker *w, unsigned ms)
-{
-	/* Short steps, so a stop or a kick is noticed quickly. */
-	unsigned kicks = atomic_load(&wk_kicks);
-	for (unsigned done = 0; done < ms && !atomic_load(&w->stop) && atomic_load(&wk_kicks) == kicks;
-	     done += 10) {
-		struct timespec ts = {0, 10 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-}
-
+/* Each thread sleeps on the runtime's wake notifier: work queued by this
+ * process (or a stop) wakes it at once, even when signalled while it was
+ * busy (the cursor is taken before the claim, so a signal between the
+ * claim finding nothing and the wait is not lost); otherwise it looks
+ * every poll_ms. Rejected: the polled counter this replaces (worker_kick
+ * bumped a global that every thread looked at every 10 ms: 200 wake-ups a
+ * second for two idle threads) and, before it, the poll alone, which left
+ * a new deployment waiting 250 ms on average before a worker looked
+ * (docs/PERFORMANCE.md, deploy to routable). */
 static void *wk_thread(void *arg)
 {
 	struct worker_thread *t = arg;
+	unsigned long long seen = notify_seq(t->cfg.wake);
 	while (!atomic_load(&t->w->stop)) {
 		struct nova_err err;
 		bool did = false;
@@ -908,8 +898,8 @@ static void *wk_thread(void *arg)
 		if (worker_run_once(&did, t->w->db, &t->cfg, &err) != 0)
 			nova_log_kv(NOVA_LOG_WARN, "worker", "worker pass failed", "error", err.message,
 				    NULL);
-		if (!did)
-			wk_sleep_ms(t->w, t->cfg.poll_ms);
+		if (!did && !atomic_load(&t->w->stop))
+			notify_wait(t->cfg.wake, &seen, t->cfg.poll_ms);
 	}
 	return NULL;
 }
@@ -919,6 +909,7 @@ int worker_start(struct worker **out, struct db_pool *db, const struct worker_co
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	*out = NULL;
+	assert(cfg->wake);
 	if (!w)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	w->db = db;
@@ -946,6 +937,8 @@ void worker_stop(struct worker *w)
 	if (!w)
 		return;
 	atomic_store(&w->stop, true);
+	if (w->n)
+		notify_signal(w->threads[0].cfg.wake);
 	for (unsigned i = 0; i < w->n; i++)
 		pthread_join(w->threads[i].tid, NULL);
 	free(w);

@@ -29,16 +29,39 @@
 
 #include "core/db.h"
 #include "core/err.h"
+#include "core/notify.h"
 
 struct worker_config {
 	char owner[96];          /* unique per worker: "host:pid:n" */
 	unsigned lease_ms;       /* default 30000 */
-	unsigned poll_ms;        /* idle sleep between claims, default 500 */
+	/* Idle sleep between claims when nothing is signalled, default 500:
+	 * work this process queues wakes the workers at once (wake, below);
+	 * the period is for what only the database tells: items of other
+	 * novads, and the retries and no-capacity waits every worker schedules
+	 * there (run_after: backoff from base_backoff_ms, wait_ms), which no
+	 * timer of this process knows of. A longer period delays those by as
+	 * much; LISTEN/NOTIFY (a later issue) would let it grow. */
+	unsigned poll_ms;
 	unsigned base_backoff_ms;/* default 500 */
 	unsigned max_backoff_ms; /* default 30000 */
 	unsigned wait_ms;        /* retry delay while there is no capacity, default 2000 */
 	unsigned threads;        /* worker threads in novad, default 2 */
 	char gateway_url[256];   /* given to sidecars of provisioned nodes */
+	/* The runtime's notifiers (core/notify.h), owned by the caller and
+	 * outliving the worker. wake: what the threads wait on (signalled by
+	 * whoever queued work: deployment_create and the other changes, and
+	 * worker_stop); required by worker_start, unused by worker_run_once.
+	 * placed: signalled when a replica was placed (a node's assignments
+	 * changed), so the inventory refreshes the digests at once; NULL: no
+	 * one to tell. */
+	struct notify *wake;
+	struct notify *placed;
+	/* Tests only (NULL otherwise): called after a replica's nodes were
+	 * chosen and before its placements are written, with the first
+	 * stage's node, so a test can take that room the way another worker
+	 * would meanwhile. */
+	void (*test_before_placement_write)(void *ctx, const char *node_id);
+	void *test_ctx;
 };
 
 void worker_config_defaults(struct worker_config *cfg);
@@ -50,20 +73,13 @@ int worker_run_once(bool *did_work, struct db_pool *db, const struct worker_conf
 		    struct nova_err *err);
 
 struct worker;
-/* Start cfg->threads threads that loop over worker_run_once. */
+/* Start cfg->threads threads that loop over worker_run_once, each
+ * sleeping on cfg->wake for up to poll_ms when it found nothing. */
 int worker_start(struct worker **out, struct db_pool *db, const struct worker_config *cfg,
 		 struct nova_err *err);
-/* Tests only (NULL otherwise): called after a replica's nodes were chosen
- * and before its placements are written, with the first stage's node, so a
- * test can take that room the way another worker would meanwhile. */
-extern void (*worker_test_before_placement_write)(const char *node_id);
 
 /* Stop and join; an item in progress is finished first. Accepts NULL. */
 void worker_stop(struct worker *w);
-/* This process queued work (and committed it): its idle workers look now
- * rather than at the end of poll_ms. Workers of other novads still find it
- * on their poll. */
-void worker_kick(void);
 
 /* The work queue as /metrics shows it (the whole fleet's, from the
  * database): items queued, the oldest one's age (0 when none), the

@@ -44,7 +44,8 @@ static void cd_label(char *out, size_t len, const char *prefix, const char *s)
 	out[o] = '\0';
 }
 
-int gw_conductor_apply(struct db_pool *db, const struct gw_conductor_args *a, struct nova_err *err)
+int gw_conductor_apply(struct db_pool *db, struct notify *work, const struct gw_conductor_args *a,
+		       struct nova_err *err)
 {
 	char topo[PATH_MAX], pool_name[64], dep_name[64], *topo_text = NULL;
 	struct ydoc *d = NULL;
@@ -97,11 +98,11 @@ int gw_conductor_apply(struct db_pool *db, const struct gw_conductor_args *a, st
 		json_decref(res);
 		res = NULL;
 		if (stopped)
-			rc = deployment_start(&res, db, dep_name, NULL, err);
+			rc = deployment_start(&res, db, work, dep_name, NULL, err);
 	} else {
 		struct deployment_spec ds = {.name = dep_name, .model = ref, .pool = pool_name,
 					     .replicas = 1};
-		rc = deployment_create(&res, db, &ds, NULL, err);
+		rc = deployment_create(&res, db, work, &ds, NULL, err);
 	}
 	if (rc == 0)
 		nova_log_kv(NOVA_LOG_INFO, "conductor", "model deployed on racks", "model", parsed.name,

@@ -6,6 +6,7 @@
 
 #include "core/db.h"
 #include "core/err.h"
+#include "core/notify.h"
 
 struct gw_conductor_args {
 	const char *datacenter;          /* -d */
@@ -16,7 +17,9 @@ struct gw_conductor_args {
 };
 
 /* Create or reuse the lpu pool, register the model, deploy it (or start
- * it again). Errors name the flag or the field. */
-int gw_conductor_apply(struct db_pool *db, const struct gw_conductor_args *a, struct nova_err *err);
+ * it again), signalling work (the workers' notifier; NULL: none) as
+ * deployments.h's changes do. Errors name the flag or the field. */
+int gw_conductor_apply(struct db_pool *db, struct notify *work, const struct gw_conductor_args *a,
+		       struct nova_err *err);
 
 #endif

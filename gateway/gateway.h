@@ -20,12 +20,17 @@ struct gw;
 
 struct inventory;
 struct inventory_routes;
+struct notify;
 
 struct gw_deps {
 	struct db_pool *db;
 	struct auth *auth;
 	struct inventory *inventory;
 	struct inventory_routes *routes;
+	/* The notifier this novad's deployment workers wait on (the runtime's,
+	 * gateway/runtime.h): the deployment changes signal it. NULL: no
+	 * workers here. */
+	struct notify *work;
 	const struct db_migration *migrations; /* for /readyz */
 	size_t n_migrations;
 	/* Route watch streams (GET /v1/routes/watch) open at once, in all and

@@ -26,6 +26,7 @@
 #include "deployments/worker.h"
 #include "gateway/conductor.h"
 #include "gateway/gateway.h"
+#include "gateway/runtime.h"
 #include "inventory/inventory.h"
 #include "inventory/routes.h"
 
@@ -294,6 +295,7 @@ int main(int argc, char **argv)
 	struct reconciler *reconciler = NULL;
 	struct inventory *inventory = NULL;
 	struct inventory_routes *routes = NULL;
+	struct novad_runtime rt;
 	char admin_token[256], url_path[1100];
 	const char *conninfo;
 	sigset_t sigs;
@@ -326,8 +328,15 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The threads' notifiers, before any thread: each module below is
+	 * handed the ones it waits on or signals. */
+	if (novad_runtime_init(&rt, &err)) {
+		novad_fail("start-up failed", &err);
+		return 1;
+	}
 	if (http_client_global_init(&err)) {
 		novad_fail("http client init failed", &err);
+		novad_runtime_finish(&rt);
 		return 1;
 	}
 	bool generated = false;
@@ -397,11 +406,12 @@ int main(int argc, char **argv)
 	icfg.brake_share = cfg.node_brake_percent / 100.0;
 	icfg.brake_min_nodes = cfg.node_brake_min_nodes;
 	snprintf(icfg.advertise_url, sizeof(icfg.advertise_url), "%s", cfg.advertise_url);
+	icfg.wake = &rt.inventory;
 	if (inventory_create(&inventory, db, &icfg, &err)) {
 		novad_fail("inventory failed to start", &err);
 		goto out;
 	}
-	if (inventory_routes_create(&routes, db, inventory, &err)) {
+	if (inventory_routes_create(&routes, db, inventory, &rt.routes, &err)) {
 		novad_fail("routing table failed to start", &err);
 		goto out;
 	}
@@ -416,6 +426,7 @@ int main(int argc, char **argv)
 				    "routes answer 503 until it is read", "error", rerr.message, NULL);
 	}
 	struct gw_deps deps = {.db = db, .auth = auth, .inventory = inventory, .routes = routes,
+			       .work = &rt.work,
 			       .migrations = db_migrations_builtin,
 			       .n_migrations = db_migrations_builtin_count,
 			       .max_watchers = cfg.http_max_watchers,
@@ -451,6 +462,8 @@ int main(int argc, char **argv)
 		wcfg.threads = cfg.workers;
 		wcfg.lease_ms = cfg.worker_lease_ms;
 		snprintf(wcfg.gateway_url, sizeof(wcfg.gateway_url), "%s", gateway_url);
+		wcfg.wake = &rt.work;
+		wcfg.placed = &rt.inventory;
 		if (worker_start(&worker, db, &wcfg, &err)) {
 			novad_fail("deployment worker failed to start", &err);
 			goto out;
@@ -463,6 +476,7 @@ int main(int argc, char **argv)
 	rcfg.failed_wait_ms = 3 * cfg.heartbeat_interval_ms;
 	rcfg.audit_retention_days = cfg.audit_retention_days;
 	snprintf(rcfg.gateway_url, sizeof(rcfg.gateway_url), "%s", gateway_url);
+	rcfg.wake = &rt.reconciler;
 	if (reconciler_start(&reconciler, db, &rcfg, &err)) {
 		novad_fail("reconciler failed to start", &err);
 		goto out;
@@ -479,7 +493,7 @@ int main(int argc, char **argv)
 		novad_fail("inventory failed to start", &err);
 		goto out;
 	}
-	if (args.conductor.datacenter && gw_conductor_apply(db, &args.conductor, &err)) {
+	if (args.conductor.datacenter && gw_conductor_apply(db, &rt.work, &args.conductor, &err)) {
 		novad_fail("conductor flags refused", &err);
 		fprintf(stderr, "novad: %s%s%s%s\n", err.message, err.field[0] ? " (field: " : "",
 			err.field, err.field[0] ? ")" : "");
@@ -516,5 +530,6 @@ out:
 	pg_embedded_stop(pg);
 	http_client_global_cleanup();
 	explicit_bzero(admin_token, sizeof(admin_token));
+	novad_runtime_finish(&rt); /* every thread is joined */
 	return status;
 }

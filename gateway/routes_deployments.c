@@ -13,13 +13,14 @@ static void gw_dep_answer(struct http_response *res, int status, int rc, json_t 
 /* stop, start: one change of the deployment the path names. */
 static void gw_dep_change(struct gw *gw, struct gw_call *call, struct http_request *req,
 			  struct http_response *res,
-			  int (*op)(json_t **, struct db_pool *, const char *, struct audit_note *,
-				    struct nova_err *))
+			  int (*op)(json_t **, struct db_pool *, struct notify *, const char *,
+				    struct audit_note *, struct nova_err *))
 {
 	struct nova_err err;
 	json_t *d = NULL;
 	nova_err_clear(&err);
-	int rc = op(&d, gw->deps.db, http_request_param(req, "deployment"), call->audit, &err);
+	int rc = op(&d, gw->deps.db, gw->deps.work, http_request_param(req, "deployment"),
+		    call->audit, &err);
 	gw_dep_answer(res, 200, rc, d, &err);
 }
 
@@ -36,7 +37,7 @@ void gw_deployment_create(struct gw *gw, struct gw_call *call,
 	if (json_is_string(json_object_get(body, "name")))
 		gw_call_object(call, "%s", json_string_value(json_object_get(body, "name")));
 	if (!rc)
-		rc = deployment_create(&d, gw->deps.db, &spec, call->audit, &err);
+		rc = deployment_create(&d, gw->deps.db, gw->deps.work, &spec, call->audit, &err);
 	gw_dep_answer(res, 201, rc, d, &err);
 	json_decref(body);
 }
@@ -78,8 +79,8 @@ void gw_deployment_scale(struct gw *gw, struct gw_call *call,
 	nova_err_clear(&err);
 	int rc = json_decode_object(body, fields, 1, "", &err);
 	if (!rc)
-		rc = deployment_scale(&d, gw->deps.db, http_request_param(req, "deployment"), replicas,
-				      call->audit, &err);
+		rc = deployment_scale(&d, gw->deps.db, gw->deps.work, http_request_param(req, "deployment"),
+				      replicas, call->audit, &err);
 	gw_dep_answer(res, 200, rc, d, &err);
 	json_decref(body);
 }

@@ -1,5 +1,6 @@
 #include "inventory/inventory.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -103,11 +104,6 @@ struct inventory {
 	 * the sweeper wakes when that node would be silent for
 	 * missed_intervals, not only on its period. */
 	atomic_llong oldest_seen_ms;
-	/* A heartbeat changed a replica's state or endpoint: the flusher
-	 * writes at its next 10 ms step rather than at the end of flush_ms,
-	 * and then tells on_health, so a replica that became ready is routed
-	 * (or one that failed leaves) within milliseconds. */
-	atomic_bool flush_soon;
 	void (*on_health)(void *ctx);   /* the sweep or a flush changed what is routable */
 	void *health_ctx;
 	/* This novad as a recorder of heartbeats (sql/0009): its id, and
@@ -226,7 +222,6 @@ int inventory_create(struct inventory **out, struct db_pool *db,
 	atomic_init(&inv->stop, false);
 	atomic_init(&inv->loads_gen, 0);
 	atomic_init(&inv->oldest_seen_ms, 0);
-	atomic_init(&inv->flush_soon, false);
 	*out = inv;
 	return 0;
 }
@@ -885,8 +880,12 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		}
 		if (inv_replicas_changed(e->replicas, kept)) {
+			/* The flusher writes now rather than at the end of
+			 * flush_ms, and then tells on_health, so a replica that
+			 * became ready is routed (or one that failed leaves)
+			 * within milliseconds. */
 			e->replicas_changed = true;
-			atomic_store(&inv->flush_soon, true);
+			notify_signal(inv->cfg.wake);
 		}
 		json_decref(e->replicas);
 		e->replicas = kept;
@@ -1028,7 +1027,6 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	int rc = 0;
 	long long started_us = inv_mono_us();
 	snprintf(blind, sizeof(blind), "%u", inv->cfg.blind_after_ms);
-	atomic_store(&inv->flush_soon, false);
 	pthread_mutex_lock(&inv->lock);
 	for (size_t i = 0; i < inv->n_nodes; i++) {
 		struct inv_node *e = &inv->nodes[i];
@@ -1464,17 +1462,20 @@ static void *inv_flusher(void *arg)
 	struct inventory *inv = arg;
 	long long refreshed = inv_mono_ms();
 	unsigned wait = inv->cfg.flush_ms;
+	unsigned long long seen = notify_seq(inv->cfg.wake);
 	while (!atomic_load(&inv->stop)) {
 		struct nova_err err;
 		bool db_ok = atomic_load(&inv->database_ok);
-		unsigned placed = deployment_assignments_generation();
-		for (unsigned w = 0; w < wait && !atomic_load(&inv->stop) &&
-				     (!db_ok || (!atomic_load(&inv->flush_soon) &&
-						 deployment_assignments_generation() == placed));
-		     w += 10) {
-			struct timespec ts = {0, 10 * 1000000L};
-			nanosleep(&ts, NULL);
-		}
+		/* flush_ms, or less when signalled (a replica placed, a replica's
+		 * state changed); while the database is away, the whole backoff,
+		 * signals or not. A signal that came during the last flush ends
+		 * the wait at once. Rejected: 10 ms naps that looked at a flag
+		 * and a global generation each time (100 wake-ups a second). */
+		long long until = inv_mono_ms() + wait;
+		for (long long left = wait; left > 0 && !atomic_load(&inv->stop);
+		     left = until - inv_mono_ms())
+			if (notify_wait(inv->cfg.wake, &seen, (unsigned)left) && db_ok)
+				break;
 		if (inventory_flush(inv, &err)) {
 			if (db_ok)
 				nova_log_kv(NOVA_LOG_WARN, "inventory", "flush failed", "error", err.message, NULL);
@@ -1507,18 +1508,19 @@ static void *inv_sweeper(void *arg)
 	struct inventory *inv = arg;
 	unsigned step = inv->cfg.interval_ms / 4 ? inv->cfg.interval_ms / 4 : 1;
 	long long silent_ms = (long long)inv->cfg.interval_ms * inv->cfg.missed_intervals;
+	unsigned long long seen = notify_seq(inv->cfg.wake);
 	while (!atomic_load(&inv->stop)) {
 		struct nova_err err;
 		long long now = inv_unix_ms(), wait = step;
 		long long oldest = atomic_load(&inv->oldest_seen_ms);
 		if (oldest && oldest + silent_ms + 5 > now && oldest + silent_ms + 5 - now < wait)
 			wait = oldest + silent_ms + 5 - now;
+		/* Until then, whatever is signalled (the flusher's wake-ups), but
+		 * a stop. */
 		long long until = inv_mono_ms() + wait;
 		for (long long left = wait; left > 0 && !atomic_load(&inv->stop);
-		     left = until - inv_mono_ms()) {
-			struct timespec ts = {0, (left < 10 ? left : 10) * 1000000L};
-			nanosleep(&ts, NULL);
-		}
+		     left = until - inv_mono_ms())
+			notify_wait(inv->cfg.wake, &seen, (unsigned)left);
 		if (atomic_load(&inv->stop) || !inv->is_leader(inv->leader_ctx))
 			continue;
 		int marked = 0;
@@ -1541,6 +1543,7 @@ int inventory_start(struct inventory *inv, bool (*is_leader)(void *ctx), void *l
 		    struct nova_err *err)
 {
 	struct nova_err rerr;
+	assert(inv->cfg.wake);
 	/* The fleet first, so its heartbeats need no read each; without the
 	 * database now, they are read one by one until the next refresh. */
 	if (inventory_refresh(inv, &rerr))
@@ -1566,6 +1569,7 @@ void inventory_stop(struct inventory *inv)
 	if (!inv || !inv->started)
 		return;
 	atomic_store(&inv->stop, true);
+	notify_signal(inv->cfg.wake);
 	pthread_join(inv->flusher, NULL);
 	if (inv->sweeping)
 		pthread_join(inv->sweeper, NULL);

@@ -56,6 +56,7 @@
 
 #include "core/db.h"
 #include "core/err.h"
+#include "core/notify.h"
 
 struct inventory_config {
 	unsigned interval_ms;      /* heartbeat interval told to sidecars, default 2000 */
@@ -77,6 +78,14 @@ struct inventory_config {
 	/* When set, every heartbeat answer carries it as "gateway_url": where
 	 * the agent is to send its next heartbeats (novad's advertise_url). */
 	char advertise_url[256];
+	/* What the flusher and the sweeper sleep on (the runtime's, owned by
+	 * the caller and outliving the inventory). A signal makes the flusher
+	 * flush and read the assignment digests at once: the worker signals
+	 * it when it placed a replica (worker_config's placed), and a
+	 * heartbeat whose replicas changed state or endpoint does; the
+	 * sweeper keeps to its own times. Required by inventory_start; NULL
+	 * when the inventory's threads are never started (tests). */
+	struct notify *wake;
 };
 
 void inventory_config_defaults(struct inventory_config *cfg);

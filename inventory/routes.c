@@ -1,5 +1,6 @@
 #include "inventory/routes.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -33,14 +34,13 @@ struct inventory_routes {
 	pthread_t thread;
 	bool running;
 	atomic_bool stop;
-	/* The thread waits on wake for its period, or until stop or a poke
-	 * (inventory_routes_refresh_soon) ends the wait at once. Rejected:
+	/* The thread waits on wake (the runtime's notifier) for its period,
+	 * or until stop or a poke (inventory_routes_refresh_soon) ends the
+	 * wait at once. Rejected:
 	 * sleeping in 10 ms steps and polling a flag, which made a change the
 	 * health sweep had just found wait up to a whole period (250 ms) for
 	 * the watchers (docs/PERFORMANCE.md). */
-	pthread_mutex_t wake_lock;
-	pthread_cond_t wake;
-	bool poked;
+	struct notify *wake;
 	unsigned refresh_ms, keepalive_ms;
 	void (*on_change)(void *ctx);
 	void *ctx;
@@ -74,7 +74,7 @@ static long long routes_mono_ms(void)
 }
 
 int inventory_routes_create(struct inventory_routes **out, struct db_pool *db,
-			    struct inventory *inv, struct nova_err *err)
+			    struct inventory *inv, struct notify *wake, struct nova_err *err)
 {
 	struct inventory_routes *r = calloc(1, sizeof(*r));
 	*out = NULL;
@@ -84,13 +84,8 @@ int inventory_routes_create(struct inventory_routes **out, struct db_pool *db,
 	}
 	r->db = db;
 	r->inv = inv;
+	r->wake = wake;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_mutex_init(&r->wake_lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->wake, &ca);
-	pthread_condattr_destroy(&ca);
 	*out = r;
 	return 0;
 }
@@ -104,8 +99,6 @@ void inventory_routes_destroy(struct inventory_routes *r)
 		free(r->ring[i].data);
 	json_decref(r->table);
 	free(r->cache_text);
-	pthread_cond_destroy(&r->wake);
-	pthread_mutex_destroy(&r->wake_lock);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
@@ -491,45 +484,30 @@ char *inventory_routes_next_event(struct inventory_routes *r, long long seen, lo
 
 void inventory_routes_refresh_soon(struct inventory_routes *r)
 {
-	if (!r)
-		return;
-	pthread_mutex_lock(&r->wake_lock);
-	r->poked = true;
-	pthread_cond_signal(&r->wake);
-	pthread_mutex_unlock(&r->wake_lock);
+	if (r)
+		notify_signal(r->wake);
 }
 
 /* Wait up to ms for a poke or stop; how long it waited, in ms. */
-static unsigned routes_wait(struct inventory_routes *r, unsigned ms)
+static unsigned routes_wait(struct inventory_routes *r, unsigned long long *seen, unsigned ms)
 {
-	struct timespec until;
 	long long started = routes_mono_ms();
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&r->wake_lock);
-	while (!r->poked && !atomic_load(&r->stop) &&
-	       pthread_cond_timedwait(&r->wake, &r->wake_lock, &until) == 0)
-		;
-	r->poked = false;
-	pthread_mutex_unlock(&r->wake_lock);
+	if (!atomic_load(&r->stop))
+		notify_wait(r->wake, seen, ms);
 	return (unsigned)(routes_mono_ms() - started);
 }
 
 static void *routes_thread(void *arg)
 {
 	struct inventory_routes *r = arg;
+	unsigned long long seen = notify_seq(r->wake);
 	unsigned since_tick = 0;
 	bool first = true, was_stale = false, failing = false;
 	while (!atomic_load(&r->stop)) {
 		struct nova_err err;
 		bool changed = false;
 		if (!first)
-			since_tick += routes_wait(r, r->refresh_ms);
+			since_tick += routes_wait(r, &seen, r->refresh_ms);
 		first = false;
 		if (atomic_load(&r->stop))
 			break;
@@ -557,6 +535,7 @@ static void *routes_thread(void *arg)
 int inventory_routes_start(struct inventory_routes *r, unsigned refresh_ms, unsigned keepalive_ms,
 			   void (*on_change)(void *ctx), void *ctx, struct nova_err *err)
 {
+	assert(r->wake);
 	r->refresh_ms = refresh_ms ? refresh_ms : 250;
 	r->keepalive_ms = keepalive_ms ? keepalive_ms : 15000;
 	r->on_change = on_change;
@@ -572,10 +551,8 @@ void inventory_routes_stop(struct inventory_routes *r)
 {
 	if (!r || !r->running)
 		return;
-	pthread_mutex_lock(&r->wake_lock);
 	atomic_store(&r->stop, true);
-	pthread_cond_signal(&r->wake);
-	pthread_mutex_unlock(&r->wake_lock);
+	notify_signal(r->wake);
 	pthread_join(r->thread, NULL);
 	r->running = false;
 }

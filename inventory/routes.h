@@ -39,6 +39,7 @@
 
 #include "core/db.h"
 #include "core/err.h"
+#include "core/notify.h"
 #include "inventory/inventory.h"
 
 #define INVENTORY_ROUTES_HISTORY 256
@@ -47,9 +48,12 @@
 
 struct inventory_routes;
 
-/* inv (may be NULL) supplies load hints. */
+/* inv (may be NULL) supplies load hints. wake: what the background thread
+ * sleeps on (the runtime's, owned by the caller and outliving the table;
+ * see inventory_routes_refresh_soon); required by inventory_routes_start,
+ * NULL when the thread is never started (tests). */
 int inventory_routes_create(struct inventory_routes **out, struct db_pool *db,
-			    struct inventory *inv, struct nova_err *err);
+			    struct inventory *inv, struct notify *wake, struct nova_err *err);
 void inventory_routes_destroy(struct inventory_routes *r);
 
 /* Rebuild from the database; *changed (may be NULL) says whether the
@@ -95,7 +99,8 @@ int inventory_routes_start(struct inventory_routes *r, unsigned refresh_ms, unsi
 			   void (*on_change)(void *ctx), void *ctx, struct nova_err *err);
 void inventory_routes_stop(struct inventory_routes *r);
 /* Ask the background thread to refresh now rather than at the end of its
- * period (the health sweep calls it when it took nodes out). Accepts NULL. */
+ * period (the health sweep calls it when it took nodes out): signals wake.
+ * Accepts NULL. */
 void inventory_routes_refresh_soon(struct inventory_routes *r);
 
 #endif

@@ -412,15 +412,22 @@ static void test_one_leader_and_takeover(void **state)
 	struct testenv *env = *state;
 	struct db_pool *other;
 	struct reconciler *a, *b;
+	struct notify wake_a, wake_b;
 	struct nova_err err;
 	assert_int_equal(db_pool_create(&other, env->conninfo, &(struct db_pool_config){.size = 2}, &err), 0);
-	assert_int_equal(reconciler_start(&a, env->db, &rcfg, &err), 0);
+	/* Two novads: each its own runtime's notifier. */
+	assert_int_equal(notify_init(&wake_a, &err), 0);
+	assert_int_equal(notify_init(&wake_b, &err), 0);
+	struct reconciler_config cfg_a = rcfg, cfg_b = rcfg;
+	cfg_a.wake = &wake_a;
+	cfg_b.wake = &wake_b;
+	assert_int_equal(reconciler_start(&a, env->db, &cfg_a, &err), 0);
 	for (int i = 0; i < 100 && !reconciler_is_leader(a); i++) {
 		struct timespec ts = {0, 20 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
 	assert_true(reconciler_is_leader(a));
-	assert_int_equal(reconciler_start(&b, other, &rcfg, &err), 0);
+	assert_int_equal(reconciler_start(&b, other, &cfg_b, &err), 0);
 	struct timespec wait = {0, 400 * 1000000L};
 	nanosleep(&wait, NULL);
 	assert_false(reconciler_is_leader(b));
@@ -431,6 +438,8 @@ static void test_one_leader_and_takeover(void **state)
 	}
 	assert_true(reconciler_is_leader(b));
 	reconciler_stop(b);
+	notify_finish(&wake_a);
+	notify_finish(&wake_b);
 	db_pool_destroy(other);
 }
 

@@ -221,11 +221,11 @@ static void test_a_pending_deployment_with_every_replica_ready_runs(void **state
 /* Another worker takes the room between this one's view and its write:
  * the write finds the node full and does not overcommit; the replica is
  * placed on the other node instead. */
-static struct testenv *race_env;
 static bool race_done;
 
-static void take_the_room(const char *node_id)
+static void take_the_room(void *ctx, const char *node_id)
 {
+	struct testenv *race_env = ctx;
 	struct db_conn *c;
 	struct nova_err err;
 	const char *params[1] = {node_id};
@@ -250,12 +250,12 @@ static void test_a_node_filled_meanwhile_is_not_overcommitted(void **state)
 	static_pool(env, "racks", 2, 1);
 	deploy(env, "other", "one", 0);
 	testenv_worker_drain(env, &cfg);
-	race_env = env;
 	race_done = false;
-	worker_test_before_placement_write = take_the_room;
+	struct worker_config racing = cfg;
+	racing.test_before_placement_write = take_the_room;
+	racing.test_ctx = env;
 	deploy(env, "s", "one", 1);
-	testenv_worker_drain(env, &cfg);
-	worker_test_before_placement_write = NULL;
+	testenv_worker_drain(env, &racing);
 	assert_true(race_done);
 	/* No node holds more than it has, and the replica found the other. */
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM nodes n WHERE n.accelerator_count < "
@@ -270,8 +270,9 @@ static void test_a_node_filled_meanwhile_is_not_overcommitted(void **state)
  * work item, or the report is never looked at (the deployment stayed at
  * "1 of 2 replicas ready"). The item is queued again (sql/0008), and the
  * next pass sees the replica ready. */
-static void report_first_replica_ready(const char *node_id)
+static void report_first_replica_ready(void *ctx, const char *node_id)
 {
+	struct testenv *race_env = ctx;
 	struct nova_err err;
 	PGresult *res = NULL;
 	(void)node_id;
@@ -300,12 +301,12 @@ static void test_a_report_during_a_pass_gets_another_pass(void **state)
 	deploy(env, "rd", "one", 1);
 	testenv_worker_drain(env, &cfg);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas WHERE state = 'placed'"), 1);
-	race_env = env;
 	race_done = false;
-	worker_test_before_placement_write = report_first_replica_ready;
+	struct worker_config racing = cfg;
+	racing.test_before_placement_write = report_first_replica_ready;
+	racing.test_ctx = env;
 	scale(env, "rd", 2);
-	assert_int_equal(worker_run_once(&did, env->db, &cfg, &err), 0);
-	worker_test_before_placement_write = NULL;
+	assert_int_equal(worker_run_once(&did, env->db, &racing, &err), 0);
 	assert_true(did);
 	assert_true(race_done);
 	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM work_items w JOIN deployments d "

@@ -223,7 +223,7 @@ static void test_one_table_has_one_etag_on_every_novad(void **state)
 	struct inventory_routes *other;
 	struct nova_err err;
 	char mine[INVENTORY_ROUTES_ETAG_LEN], theirs[INVENTORY_ROUTES_ETAG_LEN], *text = NULL;
-	assert_int_equal(inventory_routes_create(&other, env->db, NULL, &err), 0);
+	assert_int_equal(inventory_routes_create(&other, env->db, NULL, NULL, &err), 0);
 	assert_int_equal(inventory_routes_refresh(NULL, other, &err), 0);
 	assert_int_equal(pool_node_transition(env->db, node_id, POOL_NODE_UNHEALTHY, "test", &err), 0);
 	assert_int_equal(inventory_routes_refresh(NULL, other, &err), 0);
@@ -429,7 +429,7 @@ static void test_a_table_never_read_is_unavailable_not_empty(void **state)
 	struct inventory_routes *fresh;
 	struct nova_err err;
 	char etag[INVENTORY_ROUTES_ETAG_LEN], *text = NULL;
-	assert_int_equal(inventory_routes_create(&fresh, env->db, env->inventory, &err), 0);
+	assert_int_equal(inventory_routes_create(&fresh, env->db, env->inventory, NULL, &err), 0);
 	assert_int_equal(inventory_routes_age_ms(fresh, NULL), -1);
 	assert_int_equal(inventory_routes_get(&text, etag, fresh, NULL, &err), NOVA_EUNAVAIL);
 	assert_null(text);

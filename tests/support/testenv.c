@@ -65,7 +65,7 @@ int testenv_gateway_start_limits(struct testenv *env, size_t max_body, unsigned 
 		goto fail;
 	/* Read once, as novad's routes thread does first: a table never read
 	 * is served as 503. */
-	if (inventory_routes_create(&env->routes, env->db, env->inventory, &err) ||
+	if (inventory_routes_create(&env->routes, env->db, env->inventory, NULL, &err) ||
 	    inventory_routes_refresh(NULL, env->routes, &err))
 		goto fail;
 	struct gw_deps deps = {.db = env->db, .auth = env->auth, .inventory = env->inventory,
