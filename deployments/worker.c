@@ -11,11 +11,10 @@
 #include <unistd.h>
 
 #include "adapters/adapter.h"
-#include "core/ids.h"
 #include "core/log.h"
-#include "core/textbuf.h"
 #include "deployments/deployment.h"
 #include "deployments/placement.h"
+#include "deployments/store_int.h"
 #include "models/model.h"
 #include "pools/pool.h"
 
@@ -33,22 +32,11 @@ void worker_config_defaults(struct worker_config *cfg)
 	cfg->threads = 2;
 }
 
-struct wk_item {
-	long long id;
-	char kind[33];
-	char subject[37];
-	long long fence;
-	int attempts, max_attempts;
-	char fence_s[24], id_s[24];
-	char requests_s[24];     /* work_items.requests when claimed */
-	char request_id[65];     /* the API request that last asked for it, or "" */
-};
-
-
 struct wk_ctx {
 	struct db_pool *db;
 	const struct worker_config *cfg;
-	struct wk_item item;
+	struct store_item item;
+	struct store_lease lease; /* every write of the pass is fenced by it */
 	/* The pass's deployment, with its pool and model as their modules
 	 * load them. */
 	struct deployment dep;
@@ -56,101 +44,12 @@ struct wk_ctx {
 	struct model *model;
 	struct adapter *ad;
 	char reason[512];    /* why replicas are still pending */
-	bool lease_lost;     /* another worker owns the item now */
 	bool replica_gone;   /* the replica being placed is no longer pending */
 	/* The pool as placement sees it, kept across the replicas of one pass
 	 * (indexed), dropped when it may be stale. */
 	struct wk_view *view;
 	struct placement_index *ix;
 };
-
-/* --- the lease ---------------------------------------------------------------- */
-
-static int wk_claim(bool *got, struct wk_item *it, struct db_conn *c,
-		    const struct worker_config *cfg, struct nova_err *err)
-{
-	char lease[16], machine[IDS_MACHINE_LEN];
-	const char *params[3] = {cfg->owner, lease, machine};
-	PGresult *res = NULL;
-	int rc;
-	*got = false;
-	snprintf(lease, sizeof(lease), "%u", cfg->lease_ms);
-	ids_machine_id(machine);
-	/* Not the work of a deployment whose pool is another machine's (its
-	 * nodes are that machine's processes, pools.h): a novad there takes
-	 * it. */
-	rc = db_exec(&res, c,
-		     "UPDATE work_items SET lock_owner = $1, "
-		     "lock_expires_at = now() + $2::integer * interval '1 millisecond', "
-		     "fence = fence + 1, attempts = attempts + 1, updated_at = now() "
-		     "WHERE id = (SELECT w.id FROM work_items w WHERE w.state = 'queued' "
-		     "AND w.run_after <= now() AND w.attempts < w.max_attempts "
-		     "AND (w.lock_expires_at IS NULL OR w.lock_expires_at < now()) "
-		     "AND NOT EXISTS (SELECT 1 FROM deployments d JOIN pools p ON p.id = d.pool_id "
-		     "WHERE w.kind = 'deployment' AND d.id = w.subject_id AND p.machine IS NOT NULL "
-		     "AND p.machine <> $3) "
-		     "ORDER BY w.run_after, w.id LIMIT 1 FOR UPDATE OF w SKIP LOCKED) "
-		     "RETURNING id, kind, subject_id, fence, attempts, max_attempts, requests, "
-		     "coalesce(left(payload->>'request_id', 64), '')",
-		     3, params, err);
-	if (rc == 0 && PQntuples(res) == 1) {
-		it->id = atoll(PQgetvalue(res, 0, 0));
-		snprintf(it->kind, sizeof(it->kind), "%s", PQgetvalue(res, 0, 1));
-		snprintf(it->subject, sizeof(it->subject), "%s", PQgetvalue(res, 0, 2));
-		it->fence = atoll(PQgetvalue(res, 0, 3));
-		it->attempts = atoi(PQgetvalue(res, 0, 4));
-		it->max_attempts = atoi(PQgetvalue(res, 0, 5));
-		snprintf(it->id_s, sizeof(it->id_s), "%lld", it->id);
-		snprintf(it->fence_s, sizeof(it->fence_s), "%lld", it->fence);
-		snprintf(it->requests_s, sizeof(it->requests_s), "%s", PQgetvalue(res, 0, 6));
-		snprintf(it->request_id, sizeof(it->request_id), "%s", PQgetvalue(res, 0, 7));
-		*got = true;
-	}
-	PQclear(res);
-	return rc;
-}
-
-/* Inside a transaction: prove the lease is still ours and extend it. Every
- * write of a pass goes after this in the same transaction (fencing). */
-static int wk_fence(struct wk_ctx *x, struct db_conn *c, struct nova_err *err)
-{
-	char lease[16];
-	const char *params[4] = {x->item.id_s, x->cfg->owner, x->item.fence_s, lease};
-	PGresult *res = NULL;
-	snprintf(lease, sizeof(lease), "%u", x->cfg->lease_ms);
-	int rc = db_exec(&res, c,
-			 "UPDATE work_items SET lock_expires_at = now() + $4::integer * interval '1 millisecond' "
-			 "WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint "
-			 "AND lock_expires_at > now() RETURNING id",
-			 4, params, err);
-	if (rc == 0 && PQntuples(res) == 0) {
-		x->lease_lost = true;
-		rc = nova_err_set(err, NOVA_ECONFLICT, "", "lease on work item %s lost", x->item.id_s);
-	}
-	PQclear(res);
-	return rc;
-}
-
-/* Run sql (with params) after the fence check, in one transaction. */
-static int wk_write(struct wk_ctx *x, const char *sql, int n, const char *const *params,
-		    struct nova_err *err)
-{
-	struct db_conn *c;
-	int rc;
-	if ((rc = db_conn_acquire(&c, x->db, err)))
-		return rc;
-	if ((rc = db_tx_begin(c, err)) == 0) {
-		rc = wk_fence(x, c, err);
-		if (rc == 0)
-			rc = db_exec(NULL, c, sql, n, params, err);
-		if (rc == 0)
-			rc = db_tx_commit(c, err);
-		else
-			db_tx_rollback(c);
-	}
-	db_conn_release(x->db, c);
-	return rc;
-}
 
 static unsigned wk_backoff_ms(const struct worker_config *cfg, int attempts)
 {
@@ -170,44 +69,17 @@ enum wk_outcome { WK_DONE, WK_RETRY, WK_WAIT, WK_FAIL };
 
 static int wk_finish(struct wk_ctx *x, enum wk_outcome how, const char *msg, struct nova_err *err)
 {
-	char delay[16];
-	const char *params[5] = {x->item.id_s, x->cfg->owner, x->item.fence_s, msg, delay};
 	switch (how) {
 	case WK_DONE:
-		/* Done, unless work was asked for meanwhile (a replica reported
-		 * ready after this pass read them): then queued again, at once,
-		 * as a fresh item (sql/0008). */
-		params[4] = x->item.requests_s;
-		return wk_write(x,
-				"UPDATE work_items SET lock_owner = NULL, lock_expires_at = NULL, "
-				"state = CASE WHEN requests = $5::bigint THEN 'done' ELSE 'queued' END, "
-				"attempts = CASE WHEN requests = $5::bigint THEN attempts ELSE 0 END, "
-				"last_error = nullif($4, ''), updated_at = now() "
-				"WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint",
-				5, params, err);
+		return store_item_finish(&x->lease, STORE_DONE, msg, 0, err);
 	case WK_FAIL:
-		return wk_write(x,
-				"UPDATE work_items SET state = 'failed', lock_owner = NULL, "
-				"lock_expires_at = NULL, last_error = $4, updated_at = now() "
-				"WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint",
-				4, params, err);
-	case WK_WAIT: /* not an attempt: nothing failed, capacity is missing */
-		snprintf(delay, sizeof(delay), "%u", x->cfg->wait_ms);
-		return wk_write(x,
-				"UPDATE work_items SET lock_owner = NULL, lock_expires_at = NULL, "
-				"attempts = greatest(attempts - 1, 0), last_error = $4, updated_at = now(), "
-				"run_after = now() + $5::integer * interval '1 millisecond' "
-				"WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint",
-				5, params, err);
+		return store_item_finish(&x->lease, STORE_FAIL, msg, 0, err);
+	case WK_WAIT:
+		return store_item_finish(&x->lease, STORE_WAIT, msg, x->cfg->wait_ms, err);
 	case WK_RETRY:
 	default:
-		snprintf(delay, sizeof(delay), "%u", wk_backoff_ms(x->cfg, x->item.attempts));
-		return wk_write(x,
-				"UPDATE work_items SET lock_owner = NULL, lock_expires_at = NULL, "
-				"last_error = $4, updated_at = now(), "
-				"run_after = now() + $5::integer * interval '1 millisecond' "
-				"WHERE id = $1::bigint AND lock_owner = $2 AND fence = $3::bigint",
-				5, params, err);
+		return store_item_finish(&x->lease, STORE_RETRY, msg,
+					 wk_backoff_ms(x->cfg, x->item.attempts), err);
 	}
 }
 
@@ -406,9 +278,6 @@ static void wk_view_free(struct wk_view *v)
 /* Ready nodes of the pool with what is still free on each. */
 static int wk_view_load(struct wk_view *v, struct wk_ctx *x, struct nova_err *err)
 {
-	const char *params[1];
-	struct db_conn *c;
-	PGresult *res = NULL;
 	int rc;
 	memset(v, 0, sizeof(*v));
 	if ((rc = pool_nodes_list(&v->nodes, &v->n, x->db, x->dep.pool_id, err)))
@@ -416,44 +285,23 @@ static int wk_view_load(struct wk_view *v, struct wk_ctx *x, struct nova_err *er
 	v->pn = calloc(v->n ? v->n : 1, sizeof(*v->pn));
 	if (!v->pn)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	/* What this module's placements use on each of the pool's nodes (the
-	 * node ids are uuids read from the database: safe in an array literal,
-	 * itself a parameter). */
-	struct textbuf ids = {0};
-	for (size_t i = 0; i < v->n; i++) {
-		textbuf_add(&ids, i ? "," : "{", 1);
-		textbuf_add(&ids, v->nodes[i].id, strlen(v->nodes[i].id));
-	}
-	textbuf_add(&ids, v->n ? "}" : "{}", v->n ? 1 : 2);
-	if (ids.failed) {
-		textbuf_finish(&ids);
+	unsigned *used = calloc(v->n ? v->n : 1, sizeof(*used));
+	if (!used)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	}
-	params[0] = ids.p;
-	if ((rc = db_conn_acquire(&c, x->db, err)) == 0) {
-		rc = db_exec(&res, c,
-			     "SELECT node_id, sum(accelerators) FROM replica_placements "
-			     "WHERE node_id = ANY($1::uuid[]) GROUP BY node_id",
-			     1, params, err);
-		db_conn_release(x->db, c);
-	}
-	textbuf_finish(&ids);
-	if (rc)
+	if ((rc = store_nodes_used(used, v->nodes, v->n, x->db, err))) {
+		free(used);
 		return rc;
+	}
 	for (size_t i = 0; i < v->n; i++) {
 		struct pool_node *n = &v->nodes[i];
 		struct placement_node *p = &v->pn[i];
 		const char *k;
 		json_t *val;
-		unsigned used = 0;
-		for (int r = 0; r < PQntuples(res); r++)
-			if (strcmp(PQgetvalue(res, r, 0), n->id) == 0)
-				used = (unsigned)atoi(PQgetvalue(res, r, 1));
 		p->id = n->id;
 		p->accelerator_type = n->accelerator_type;
 		p->memory_mib = n->accelerator_memory_mib;
 		p->total = n->accelerator_count;
-		p->free = used >= n->accelerator_count ? 0 : n->accelerator_count - used;
+		p->free = used[i] >= n->accelerator_count ? 0 : n->accelerator_count - used[i];
 		p->schedulable = n->state == POOL_NODE_READY && !n->cordoned;
 		json_object_foreach(n->labels, k, val) {
 			if (p->n_labels < PLACEMENT_MAX_LABELS && json_is_string(val))
@@ -464,7 +312,7 @@ static int wk_view_load(struct wk_view *v, struct wk_ctx *x, struct nova_err *er
 			v->live_accels += n->accelerator_count;
 		}
 	}
-	PQclear(res);
+	free(used);
 	return 0;
 }
 
@@ -507,85 +355,11 @@ static int wk_placement_write(bool *written, struct wk_ctx *x, const char *repli
 			      const struct placement_request *req, const struct placement_result *r,
 			      const struct wk_view *v, struct nova_err *err)
 {
-	char sql[2048], ids[PLACEMENT_MAX_STAGES * 40 + 4];
-	char acc[PLACEMENT_MAX_STAGES][16], stage[PLACEMENT_MAX_STAGES][24];
-	char cap[PLACEMENT_MAX_STAGES][16];
-	const char *params[1 + 4 * PLACEMENT_MAX_STAGES];
-	size_t np = 0, off, ioff = 0, n_rooms = 0;
-	struct pool_node_room *rooms = NULL;
-	struct db_conn *c;
-	PGresult *res = NULL;
-	int rc;
-	*written = false;
-	x->replica_gone = false;
-	ids[ioff++] = '{';
+	struct store_stage stages[PLACEMENT_MAX_STAGES];
 	for (size_t s = 0; s < req->n_stages; s++)
-		/* Node ids are uuids read from the database: safe in an array
-		 * literal, which is itself passed as a parameter. */
-		ioff += (size_t)snprintf(ids + ioff, sizeof(ids) - ioff, "%s%s", s ? "," : "",
-					 v->nodes[r->node[s]].id);
-	snprintf(ids + ioff, sizeof(ids) - ioff, "}");
-	if ((rc = db_conn_acquire(&c, x->db, err)))
-		return rc;
-	if ((rc = db_tx_begin(c, err)) != 0)
-		goto out;
-	if ((rc = wk_fence(x, c, err)) == 0)
-		rc = pool_nodes_reserve(&rooms, &n_rooms, c, ids, err);
-	if (rc == 0) {
-		/* Each stage's node with its room as pools has it now, locked:
-		 * -1 when it takes no replicas (or is gone). */
-		params[np++] = replica_id;
-		off = (size_t)snprintf(sql, sizeof(sql), "WITH want (stage, node_id, acc, cap) AS (VALUES ");
-		for (size_t s = 0; s < req->n_stages; s++) {
-			const char *node = v->nodes[r->node[s]].id;
-			long long room = -1;
-			for (size_t k = 0; k < n_rooms; k++)
-				if (!strcmp(rooms[k].id, node) && rooms[k].schedulable)
-					room = rooms[k].accelerator_count;
-			snprintf(stage[s], sizeof(stage[s]), "%zu", s);
-			snprintf(acc[s], sizeof(acc[s]), "%u", req->stages[s].accelerators);
-			snprintf(cap[s], sizeof(cap[s]), "%lld", room);
-			off += (size_t)snprintf(sql + off, sizeof(sql) - off,
-						"%s($%zu::integer, $%zu::uuid, $%zu::integer, $%zu::integer)",
-						s ? ", " : "", np + 1, np + 2, np + 3, np + 4);
-			params[np++] = stage[s];
-			params[np++] = node;
-			params[np++] = acc[s];
-			params[np++] = cap[s];
-		}
-		snprintf(sql + off, sizeof(sql) - off,
-			 "), need AS (SELECT node_id, sum(acc) AS total, min(cap) AS cap FROM want "
-			 "GROUP BY node_id), "
-			 "fits AS (SELECT coalesce(bool_and(need.cap >= need.total + coalesce((SELECT "
-			 "sum(rp.accelerators) FROM replica_placements rp WHERE rp.node_id = need.node_id), "
-			 "0)), false) AS ok FROM need), "
-			 "p AS (INSERT INTO replica_placements (replica_id, stage, node_id, accelerators) "
-			 "SELECT $1::uuid, stage, node_id, acc FROM want WHERE (SELECT ok FROM fits) "
-			 "AND EXISTS (SELECT 1 FROM replicas WHERE id = $1::uuid AND state = 'pending') "
-			 "RETURNING 1) "
-			 "SELECT (SELECT count(*) FROM p), EXISTS (SELECT 1 FROM replicas WHERE id = $1::uuid "
-			 "AND state = 'pending')");
-		rc = db_exec_one(&res, c, sql, (int)np, params, err);
-	}
-	if (rc == 0 && atoi(PQgetvalue(res, 0, 0)) > 0)
-		rc = db_exec(NULL, c,
-			     "UPDATE replicas SET state = 'placed', state_reason = 'placed', "
-			     "updated_at = now() WHERE id = $1::uuid AND state = 'pending'",
-			     1, params, err);
-	if (rc == 0) {
-		*written = atoi(PQgetvalue(res, 0, 0)) > 0;
-		x->replica_gone = strcmp(PQgetvalue(res, 0, 1), "t") != 0;
-		rc = db_tx_commit(c, err);
-		if (rc)
-			*written = false;
-	} else {
-		db_tx_rollback(c);
-	}
-out:
-	free(rooms);
-	PQclear(res);
-	db_conn_release(x->db, c);
-	return rc;
+		stages[s] = (struct store_stage){v->nodes[r->node[s]].id, req->stages[s].accelerators};
+	return store_placement_write(written, &x->replica_gone, &x->lease, replica_id, stages,
+				     req->n_stages, err);
 }
 
 static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_id,
@@ -667,24 +441,12 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 static int wk_set_state(struct wk_ctx *x, enum deployment_state state, const char *reason,
 			struct nova_err *err)
 {
-	char gen[24];
-	const char *params[4] = {x->dep.id, deployment_state_name(state), reason, gen};
-	snprintf(gen, sizeof(gen), "%lld", x->dep.generation);
-	/* Only for the generation this pass worked on: a stop or a scale
-	 * committed meanwhile (which may forbid the state, e.g. stopping ->
-	 * running) is the next item's to judge. */
-	return wk_write(x,
-			"UPDATE deployments SET state = $2, state_reason = $3, updated_at = now() "
-			"WHERE id = $1::uuid AND generation = $4::bigint "
-			"AND (state <> $2 OR state_reason <> $3)",
-			4, params, err);
+	return store_deployment_set_state(&x->lease, x->dep.id, x->dep.generation, state, reason,
+					  err);
 }
 
 static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err *err)
 {
-	struct db_conn *c;
-	PGresult *res = NULL;
-	char want[16];
 	int rc;
 	*how = WK_DONE;
 	if ((rc = wk_dep_load(x, err)))
@@ -692,15 +454,9 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 	if (x->dep.state == DEPLOYMENT_STOPPED || x->dep.state == DEPLOYMENT_FAILED)
 		return 0;
 	long long desired = x->dep.state == DEPLOYMENT_STOPPING ? 0 : x->dep.replicas;
-	snprintf(want, sizeof(want), "%lld", desired);
-	const char *params[2] = {x->dep.id, want};
 
 	/* 1 and 2: remove what is beyond the wanted count, write what is missing. */
-	if ((rc = wk_write(x, "DELETE FROM replicas WHERE deployment_id = $1::uuid "
-			      "AND ordinal >= $2::integer", 2, params, err)) ||
-	    (rc = wk_write(x, "INSERT INTO replicas (deployment_id, ordinal, state_reason) "
-			      "SELECT $1::uuid, g, 'created' FROM generate_series(0, $2::integer - 1) g "
-			      "ON CONFLICT (deployment_id, ordinal) DO NOTHING", 2, params, err)))
+	if ((rc = store_replicas_resize(&x->lease, x->dep.id, desired, err)))
 		return rc;
 
 	if (desired > 0) {
@@ -713,38 +469,27 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		/* 3 and 4. */
 		if ((rc = wk_nodes_sync(x, err)))
 			return rc;
-		if ((rc = db_conn_acquire(&c, x->db, err)))
+		char(*pending)[DEPLOYMENT_ID_LEN] = NULL;
+		size_t n_pending = 0;
+		if ((rc = store_replicas_pending(&pending, &n_pending, x->db, x->dep.id, err)))
 			return rc;
-		rc = db_exec(&res, c, "SELECT id FROM replicas WHERE deployment_id = $1::uuid "
-				      "AND state = 'pending' ORDER BY ordinal", 1, params, err);
-		db_conn_release(x->db, c);
-		if (rc)
-			return rc;
-		for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+		for (size_t i = 0; rc == 0 && i < n_pending; i++) {
 			bool placed;
-			rc = wk_replica_place(&placed, x, PQgetvalue(res, i, 0), err);
+			rc = wk_replica_place(&placed, x, pending[i], err);
 			if (rc == 0 && !placed)
 				break; /* the next ones will not fit either */
 		}
 		wk_view_drop(x);
-		PQclear(res);
+		free(pending);
 		if (rc)
 			return rc;
 	}
 
 	/* 5. */
-	if ((rc = db_conn_acquire(&c, x->db, err)))
+	struct store_replica_counts counts;
+	if ((rc = store_replica_counts(&counts, x->db, x->dep.id, err)))
 		return rc;
-	rc = db_exec_one(&res, c,
-			 "SELECT count(*) FILTER (WHERE state = 'pending'), "
-			 "count(*) FILTER (WHERE state = 'ready'), count(*) "
-			 "FROM replicas WHERE deployment_id = $1::uuid", 1, params, err);
-	db_conn_release(x->db, c);
-	if (rc)
-		return rc;
-	long long pending = atoll(PQgetvalue(res, 0, 0)), ready = atoll(PQgetvalue(res, 0, 1));
-	long long total = atoll(PQgetvalue(res, 0, 2));
-	PQclear(res);
+	long long pending = counts.pending, ready = counts.ready, total = counts.total;
 	char reason[700];
 	if (desired == 0 && total == 0 && x->dep.state == DEPLOYMENT_STOPPING)
 		return wk_set_state(x, DEPLOYMENT_STOPPED, "all replicas stopped", err);
@@ -799,7 +544,7 @@ static int wk_process(struct wk_ctx *x, struct nova_err *err)
 		rc = nova_err_set(&werr, NOVA_EINVAL, "kind", "unknown work item kind %s", x->item.kind);
 	adapter_instance_put(x->ad);
 	x->ad = NULL;
-	if (x->lease_lost) {
+	if (x->lease.lost) {
 		/* Someone else holds the item now: leave it to them. */
 		nova_log_kv(NOVA_LOG_WARN, "worker", "lease lost", "item", x->item.id_s, NULL);
 		wk_dep_finish(x);
@@ -815,48 +560,28 @@ static int wk_process(struct wk_ctx *x, struct nova_err *err)
 			    "item", x->item.id_s, "subject", x->item.subject, "error", werr.message, NULL);
 	if (how == WK_FAIL && x->dep.id[0]) {
 		/* The deployment says why; a stop or start later resumes it. */
-		const char *params[2] = {x->dep.id, werr.message};
 		struct nova_err e2;
-		wk_write(x, "UPDATE deployments SET state = 'failed', state_reason = $2 "
-			    "WHERE id = $1::uuid AND state NOT IN ('stopped', 'failed')",
-			 2, params, &e2);
-		wk_write(x, "UPDATE replicas SET state = 'failed', state_reason = $2, updated_at = now() "
-			    "WHERE deployment_id = $1::uuid AND state = 'pending'",
-			 2, params, &e2);
+		(void)store_deployment_fail(&x->lease, x->dep.id, werr.message, &e2);
 	}
 	rc = wk_finish(x, how, rc ? werr.message : (how == WK_WAIT ? x->reason : ""), err);
 	/* Work asked for while this pass ran (a scale, a stop) gets a new item. */
-	if (rc == 0 && how == WK_DONE && x->dep.id[0]) {
-		char gen[24];
-		snprintf(gen, sizeof(gen), "%lld", x->dep.generation);
-		const char *params[2] = {x->dep.id, gen};
-		struct db_conn *c;
-		if (db_conn_acquire(&c, x->db, err) == 0) {
-			db_exec(NULL, c,
-				"INSERT INTO work_items (kind, subject_id) SELECT 'deployment', id "
-				"FROM deployments WHERE id = $1::uuid AND generation <> $2::bigint "
-				"ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING",
-				2, params, err);
-			db_conn_release(x->db, c);
-		}
-	}
+	if (rc == 0 && how == WK_DONE && x->dep.id[0])
+		(void)store_deployment_requeue_if_changed(x->db, x->dep.id, x->dep.generation, err);
 	wk_dep_finish(x);
 	nova_log_request_set(NULL);
-	return x->lease_lost ? 0 : rc;
+	return x->lease.lost ? 0 : rc;
 }
 
 int worker_run_once(bool *did_work, struct db_pool *db, const struct worker_config *cfg,
 		    struct nova_err *err)
 {
 	struct wk_ctx x = {.db = db, .cfg = cfg};
-	struct db_conn *c;
 	int rc;
 	*did_work = false;
-	if ((rc = db_conn_acquire(&c, db, err)))
-		return rc;
-	rc = wk_claim(did_work, &x.item, c, cfg, err);
-	db_conn_release(db, c);
-	if (rc || !*did_work)
+	x.lease = (struct store_lease){.db = db, .item = &x.item, .owner = cfg->owner,
+				       .lease_ms = cfg->lease_ms};
+	if ((rc = store_item_claim(did_work, &x.item, db, cfg->owner, cfg->lease_ms, err)) ||
+	    !*did_work)
 		return rc;
 	return wk_process(&x, err);
 }
@@ -946,21 +671,5 @@ void worker_stop(struct worker *w)
 
 int worker_queue_stats(struct worker_queue_stats *out, struct db_pool *db, struct nova_err *err)
 {
-	PGresult *res = NULL;
-	int rc;
-	memset(out, 0, sizeof(*out));
-	if ((rc = db_pool_exec(&res, db,
-			       "SELECT count(*) FILTER (WHERE state = 'queued'), "
-			       "coalesce(sum(attempts) FILTER (WHERE state = 'queued'), 0), "
-			       "count(*) FILTER (WHERE state = 'failed'), "
-			       "coalesce(extract(epoch FROM now() - min(created_at) "
-			       "FILTER (WHERE state = 'queued')), 0) FROM work_items",
-			       0, NULL, err)))
-		return rc;
-	out->queued = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-	out->attempts = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
-	out->failed = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
-	out->oldest_s = strtod(PQgetvalue(res, 0, 3), NULL);
-	PQclear(res);
-	return 0;
+	return store_queue_stats(out, db, err);
 }
