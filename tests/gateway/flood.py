@@ -20,6 +20,13 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, required=True)
 ap.add_argument("--seconds", type=float, default=60)
 ap.add_argument("--idle", type=int, default=3000)
+# A probe or a beat slower than this is a failure: the heartbeat interval
+# (2 s), since a beat taken within one interval can never make a node
+# silent. The bound is whether novad keeps serving under the flood (before
+# issue 23 probes waited out their 5 s timeout), not how fast: the slowest
+# is reported, and speed is the benchmarks' (make bench). It was 1 s, which
+# an ASan build on a loaded 2-core machine passed by 6-21%.
+ap.add_argument("--bound", type=float, default=2.0)
 ap.add_argument("--idle-per-addr", type=int, default=100)
 ap.add_argument("--watchers", type=int, default=2000)
 ap.add_argument("--watchers-per-addr", type=int, default=100)
@@ -55,7 +62,7 @@ def timed(kind, fn, period):
         dt = time.monotonic() - t0
         n += 1
         worst = max(worst, dt)
-        if status != 200 or dt > 1.0:
+        if status != 200 or dt > args.bound:
             failures.append([round(time.time(), 3), str(status), round(dt, 3)])
         stop.wait(max(0.0, period - dt))
     results.put((kind, n, worst, failures))

@@ -2,7 +2,7 @@
 # A connection flood on loopback (issue 23): 3,000 connections that never
 # send a byte (reopened when closed, from 30 addresses) and 2,000 route
 # watchers (six keys) held for 60 s (FLOOD_SECONDS) while a node
-# heartbeats: /healthz answers every probe within 1 s, every heartbeat is
+# heartbeats: /healthz answers every probe within 2 s (the heartbeat interval), every heartbeat is
 # taken and the node never leaves ready, the watchers past the caps get
 # 429 with Retry-After, and novad's open files come back to where they
 # were once the flood is gone. Bounded: the helper (tests/gateway/flood.py)
@@ -59,11 +59,11 @@ fi
 t_pass "the flood ran for ${SECONDS_FLOOD}s: $(cat "$T_WORK/flood.json" | head -c 600)"
 
 [ "$(j "d['probes'] > 0 and not d['probe_failures']")" = True ] &&
-	t_pass "/healthz answered every probe within 1 s ($(j "d['probes']") probes, slowest $(j "round(d['probe_max_s'], 3)") s)" ||
-	t_fail "/healthz answered every probe within 1 s" "$(j "d['probes'], d['probe_failures']")"
+	t_pass "/healthz answered every probe within 2 s (the heartbeat interval) ($(j "d['probes']") probes, slowest $(j "round(d['probe_max_s'], 3)") s)" ||
+	t_fail "/healthz answered every probe within 2 s (the heartbeat interval)" "$(j "d['probes'], d['probe_failures']")"
 [ "$(j "d['beats'] > 0 and not d['beat_failures']")" = True ] &&
-	t_pass "every heartbeat was taken within 1 s ($(j "d['beats']") beats)" ||
-	t_fail "every heartbeat was taken within 1 s" "$(j "d['beats'], d['beat_failures']")"
+	t_pass "every heartbeat was taken within 2 s ($(j "d['beats']") beats)" ||
+	t_fail "every heartbeat was taken within 2 s" "$(j "d['beats'], d['beat_failures']")"
 [ "$(j "d['idle_closed_by_server'] > 0")" = True ] &&
 	t_pass "idle connections were closed by novad ($(j "d['idle_closed_by_server']") of $(j "d['idle_opened']") opened)" ||
 	t_fail "idle connections were closed by novad" "$(j "d['idle_closed_by_server'], d['idle_opened']")"
