@@ -173,31 +173,37 @@ const struct pool_users deployment_pool_users = {
 
 /* --- reading ---------------------------------------------------------------- */
 
+/* A deployment row with what the API shows beside it: dep_decode's names
+ * (the record) and the model's, the pool's, the times and the ready count. */
 #define DEP_COLS                                                                            \
-	"d.id, d.name, d.replicas, d.placement, d.constraints::text, d.state, d.state_reason, " \
-	"d.generation, m.id, m.name, m.version, m.kind, p.id, p.name, " DB_TS("d.created_at")   \
-	", " DB_TS("d.updated_at") ", "                                                         \
+	"d.id, d.name, d.model_id, d.pool_id, d.replicas, d.placement, "                    \
+	"d.constraints::text AS constraints, d.state, d.state_reason, d.generation, "       \
+	"m.name AS model_name, m.version AS model_version, m.kind AS model_kind, "          \
+	"p.name AS pool_name, " DB_TS("d.created_at") " AS created_at, "                    \
+	DB_TS("d.updated_at") " AS updated_at, "                                            \
 	"(SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id AND r.state = 'ready') " \
+	"AS ready_replicas "                                                                \
 	"FROM deployments d JOIN models m ON m.id = d.model_id JOIN pools p ON p.id = d.pool_id "
 
-static json_t *dep_row_json(PGresult *res, int row)
+static json_t *dep_row_json(const PGresult *res, int row)
 {
-	json_t *constraints = json_loads(PQgetvalue(res, row, 4), 0, NULL);
-	json_t *labels = json_object_get(constraints, "labels");
+	struct deployment d;
+	struct nova_err ignored;
+	if (dep_decode(&d, res, row, &ignored))
+		return NULL;
 	json_t *j = json_pack(
-		"{s:s, s:s, s:I, s:s, s:o, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, "
+		"{s:s, s:s, s:I, s:s, s:O, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s}, "
 		"s:s, s:s, s:I}",
-		"id", PQgetvalue(res, row, 0), "name", PQgetvalue(res, row, 1), "replicas",
-		(json_int_t)atoll(PQgetvalue(res, row, 2)), "placement", PQgetvalue(res, row, 3),
-		"labels", labels ? json_incref(labels) : json_object(), "state", PQgetvalue(res, row, 5),
-		"state_reason", PQgetvalue(res, row, 6), "generation",
-		(json_int_t)atoll(PQgetvalue(res, row, 7)), "model", "id", PQgetvalue(res, row, 8),
-		"name", PQgetvalue(res, row, 9), "version", PQgetvalue(res, row, 10), "kind",
-		PQgetvalue(res, row, 11), "pool", "id", PQgetvalue(res, row, 12), "name",
-		PQgetvalue(res, row, 13), "created_at", PQgetvalue(res, row, 14), "updated_at",
-		PQgetvalue(res, row, 15), "ready_replicas",
-		(json_int_t)atoll(PQgetvalue(res, row, 16)));
-	json_decref(constraints);
+		"id", d.id, "name", d.name, "replicas", (json_int_t)d.replicas, "placement",
+		d.placement, "labels", d.labels, "state", deployment_state_name(d.state),
+		"state_reason", db_value(res, row, "state_reason"), "generation",
+		(json_int_t)d.generation, "model", "id", d.model_id, "name",
+		db_value(res, row, "model_name"), "version", db_value(res, row, "model_version"),
+		"kind", db_value(res, row, "model_kind"), "pool", "id", d.pool_id, "name",
+		db_value(res, row, "pool_name"), "created_at", db_value(res, row, "created_at"),
+		"updated_at", db_value(res, row, "updated_at"), "ready_replicas",
+		(json_int_t)atoll(db_value(res, row, "ready_replicas")));
+	deployment_finish(&d);
 	return j;
 }
 

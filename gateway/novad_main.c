@@ -281,44 +281,232 @@ static void novad_fail(const char *what, const struct nova_err *err)
 		    err->field[0] ? err->field : NULL, "hint", err->hint[0] ? err->hint : NULL, NULL);
 }
 
+/* Everything a running novad holds, so that start-up is phases and the
+ * stop is one function. */
+struct novad {
+	struct cfg cfg;
+	struct novad_runtime rt;
+	bool rt_ready, http_client_ready;
+	char admin_token[256];
+	struct pg_embedded *pg;
+	struct db_pool *db;
+	struct auth *auth;
+	struct inventory *inventory;
+	struct inventory_routes *routes;
+	struct gw *gw;
+	struct http_server *srv;
+	struct worker *worker;
+	struct reconciler *reconciler;
+	char gateway_url[256]; /* where agents reach novad */
+};
+
+/* Why start-up stopped: status 2 for a configuration refused (the
+ * message goes to stderr as well), 1 for anything else. */
+static int novad_refuse(const char *what, const struct nova_err *err, bool config)
+{
+	novad_fail(what, err);
+	if (config)
+		fprintf(stderr, "novad: %s\n", err->message);
+	return config ? 2 : 1;
+}
+
+/* Before the database is touched: the admin token, then every other check
+ * of the configuration, so a refused start-up leaves no cluster
+ * initialised and no migration applied. Rejected: letting auth_create and
+ * http_server_create find these after initdb and every migration. */
+static int novad_prepare(struct novad *n, struct nova_err *err)
+{
+	bool generated = false;
+	if (n->cfg.admin_token[0]) {
+		snprintf(n->admin_token, sizeof(n->admin_token), "%s", n->cfg.admin_token);
+		if (files_mkdir_p(n->cfg.state_dir, 0700, "state_dir", err))
+			return novad_refuse("state directory unusable", err, false);
+	} else {
+		if (auth_admin_token_load_or_create(n->admin_token, sizeof(n->admin_token), &generated,
+						    n->cfg.state_dir, err))
+			return novad_refuse("admin token unavailable", err, false);
+		nova_log_kv(NOVA_LOG_INFO, "novad",
+			    generated ? "generated an admin token" : "using the admin token file",
+			    "path", n->cfg.state_dir, "file", CFG_ADMIN_TOKEN_FILE, NULL);
+	}
+	if (auth_admin_token_check(n->admin_token, err) || http_listen_check(n->cfg.listen, err))
+		return novad_refuse("configuration refused", err, true);
+	if (novad_provider_settings(&n->cfg, err))
+		return novad_refuse("provider settings refused", err, true);
+	return 0;
+}
+
+/* The database (novad's own cluster when no URL is given), migrated, and
+ * auth over it. */
+static int novad_database(struct novad *n, struct nova_err *err)
+{
+	const char *conninfo = n->cfg.database_url;
+	if (!conninfo[0]) {
+		char dir[1100];
+		snprintf(dir, sizeof(dir), "%s/postgres", n->cfg.state_dir);
+		if (pg_embedded_start(&n->pg, dir, err))
+			return novad_refuse("embedded database failed to start", err, false);
+		conninfo = pg_embedded_conninfo(n->pg);
+		nova_log_kv(NOVA_LOG_INFO, "novad", "embedded database running", "dir", dir, NULL);
+	}
+	struct db_pool_config dbcfg = {.size = n->cfg.db_pool_size,
+				       .acquire_timeout_ms = n->cfg.db_acquire_timeout_ms,
+				       .statement_timeout_ms = n->cfg.db_statement_timeout_ms};
+	if (db_pool_create(&n->db, conninfo, &dbcfg, err) ||
+	    db_migrate(n->db, db_migrations_builtin, db_migrations_builtin_count, err))
+		return novad_refuse("database unusable", err, false);
+	if (auth_create(&n->auth, n->db, n->admin_token, err))
+		return novad_refuse("start-up failed", err, false);
+	explicit_bzero(n->admin_token, sizeof(n->admin_token));
+	return 0;
+}
+
+/* The inventory and the routing table (read once before the listener
+ * opens), then the gateway listening; the URL published. */
+static int novad_serve(struct novad *n, struct nova_err *err)
+{
+	const struct cfg *cfg = &n->cfg;
+	struct inventory_config icfg;
+	inventory_config_defaults(&icfg);
+	icfg.interval_ms = cfg->heartbeat_interval_ms;
+	icfg.failed_after_ms = cfg->node_failed_after_ms;
+	icfg.brake_share = cfg->node_brake_percent / 100.0;
+	icfg.brake_min_nodes = cfg->node_brake_min_nodes;
+	snprintf(icfg.advertise_url, sizeof(icfg.advertise_url), "%s", cfg->advertise_url);
+	icfg.wake = &n->rt.inventory;
+	if (inventory_create(&n->inventory, n->db, &icfg, err))
+		return novad_refuse("inventory failed to start", err, false);
+	if (inventory_routes_create(&n->routes, n->db, n->inventory, &n->rt.routes, err))
+		return novad_refuse("routing table failed to start", err, false);
+	/* The table is read before the listener opens, so a novad that starts
+	 * (or restarts, under routers polling it) with the database up never
+	 * answers "not read yet"; with the database away it starts anyway and
+	 * answers 503 until the routes thread has read it. */
+	struct nova_err rerr;
+	if (inventory_routes_refresh(NULL, n->routes, &rerr))
+		nova_log_kv(NOVA_LOG_WARN, "novad", "reading the routing table failed; "
+			    "routes answer 503 until it is read", "error", rerr.message, NULL);
+	struct gw_deps deps = {.db = n->db, .auth = n->auth, .inventory = n->inventory,
+			       .routes = n->routes, .work = &n->rt.work,
+			       .migrations = db_migrations_builtin,
+			       .n_migrations = db_migrations_builtin_count,
+			       .max_watchers = cfg->http_max_watchers,
+			       .max_watchers_per_key = cfg->http_max_watchers_per_key,
+			       .max_connections_per_key = cfg->http_max_connections_per_key,
+			       .metrics_public = cfg->metrics_public};
+	struct http_server_config hcfg = {
+		.listen = cfg->listen, .threads = cfg->http_threads, .max_body = cfg->max_body_bytes,
+		.max_connections = cfg->http_max_connections,
+		.max_connections_per_ip = cfg->http_max_connections_per_ip,
+		.reserved_connections = cfg->http_reserved_connections,
+		.header_timeout_ms = cfg->http_header_timeout_ms,
+		.body_timeout_ms = cfg->http_body_timeout_ms,
+	};
+	if (gw_create(&n->gw, &deps, err) || http_server_create(&n->srv, &hcfg, err) ||
+	    gw_routes_register(n->gw, n->srv, err) || http_server_start(n->srv, err))
+		return novad_refuse("gateway failed to start", err, false);
+	if (novad_write_url(n->gateway_url, sizeof(n->gateway_url), cfg->state_dir, cfg->listen,
+			    http_server_port(n->srv), err))
+		return novad_refuse("cannot publish the gateway url", err, false);
+	/* Agents reach novad where it is advertised (a load balancer before
+	 * several novads), else at its own address. */
+	if (cfg->advertise_url[0])
+		snprintf(n->gateway_url, sizeof(n->gateway_url), "%s", cfg->advertise_url);
+	return 0;
+}
+
+/* The background threads: workers, the reconciler (every novad competes
+ * for its lock; one holds it), fleet metrics, the inventory's flusher and
+ * sweeper and the routes thread. */
+static int novad_background(struct novad *n, struct nova_err *err)
+{
+	const struct cfg *cfg = &n->cfg;
+	if (cfg->workers > 0) {
+		struct worker_config wcfg;
+		worker_config_defaults(&wcfg);
+		wcfg.threads = cfg->workers;
+		wcfg.lease_ms = cfg->worker_lease_ms;
+		snprintf(wcfg.gateway_url, sizeof(wcfg.gateway_url), "%s", n->gateway_url);
+		wcfg.wake = &n->rt.work;
+		wcfg.placed = &n->rt.inventory;
+		if (worker_start(&n->worker, n->db, &wcfg, err))
+			return novad_refuse("deployment worker failed to start", err, false);
+	}
+	struct reconciler_config rcfg;
+	reconciler_config_defaults(&rcfg);
+	rcfg.idle_node_grace_s = cfg->idle_node_grace_s;
+	rcfg.failed_wait_ms = 3 * cfg->heartbeat_interval_ms;
+	rcfg.audit_retention_days = cfg->audit_retention_days;
+	snprintf(rcfg.gateway_url, sizeof(rcfg.gateway_url), "%s", n->gateway_url);
+	rcfg.wake = &n->rt.reconciler;
+	if (reconciler_start(&n->reconciler, n->db, &rcfg, err))
+		return novad_refuse("reconciler failed to start", err, false);
+	if (gw_fleet_metrics_start(n->gw, novad_is_leader, n->reconciler, cfg->metrics_refresh_ms,
+				   err))
+		return novad_refuse("metrics failed to start", err, false);
+	/* Heartbeats are flushed by every novad; health is swept by the one
+	 * that holds the reconciler's lock. */
+	inventory_on_health_change(n->inventory, novad_health_changed, n->routes);
+	if (inventory_start(n->inventory, novad_is_leader, n->reconciler, err) ||
+	    inventory_routes_start(n->routes, 250, 15000, novad_routes_changed, n->srv, err))
+		return novad_refuse("inventory failed to start", err, false);
+	return 0;
+}
+
+/* Stop and free whatever start-up got to, in reverse. */
+static void novad_shutdown(struct novad *n)
+{
+	char url_path[1100];
+	snprintf(url_path, sizeof(url_path), "%s/novad.url", n->cfg.state_dir);
+	if (n->srv)
+		unlink(url_path);
+	inventory_routes_stop(n->routes);
+	http_server_stop(n->srv);
+	if (n->gw)
+		gw_fleet_metrics_stop(n->gw);
+	inventory_stop(n->inventory);
+	reconciler_stop(n->reconciler);
+	worker_stop(n->worker);
+	adapters_shutdown(); /* no adapter is in use any more */
+	http_server_destroy(n->srv);
+	gw_destroy(n->gw);
+	inventory_routes_destroy(n->routes);
+	inventory_destroy(n->inventory);
+	auth_destroy(n->auth);
+	db_pool_destroy(n->db);
+	pg_embedded_stop(n->pg);
+	if (n->http_client_ready)
+		http_client_global_cleanup();
+	explicit_bzero(n->admin_token, sizeof(n->admin_token));
+	if (n->rt_ready)
+		novad_runtime_finish(&n->rt); /* every thread is joined */
+}
+
 int main(int argc, char **argv)
 {
+	static struct novad n; /* zeroed; large buffers off the stack */
 	struct novad_args args;
-	struct cfg cfg;
 	struct nova_err err;
-	struct pg_embedded *pg = NULL;
-	struct db_pool *db = NULL;
-	struct auth *auth = NULL;
-	struct gw *gw = NULL;
-	struct http_server *srv = NULL;
-	struct worker *worker = NULL;
-	struct reconciler *reconciler = NULL;
-	struct inventory *inventory = NULL;
-	struct inventory_routes *routes = NULL;
-	struct novad_runtime rt;
-	char admin_token[256], url_path[1100];
-	const char *conninfo;
+	char config_file[1024];
+	const char *config_source;
 	sigset_t sigs;
 	int sig = 0, rc, status = 1;
 
-	rc = novad_parse_args(&args, argc, argv);
-	if (rc)
+	if ((rc = novad_parse_args(&args, argc, argv)))
 		return rc > 0 ? 0 : 2;
 	nova_err_clear(&err);
-	char config_file[1024];
-	const char *config_source;
-	if (novad_config(&cfg, config_file, sizeof(config_file), &config_source, &args, &err)) {
+	if (novad_config(&n.cfg, config_file, sizeof(config_file), &config_source, &args, &err)) {
 		fprintf(stderr, "novad: %s\n", err.message);
 		return 2;
 	}
-	nova_log_set_level(cfg.log_level);
+	nova_log_set_level(n.cfg.log_level);
 	if (config_file[0])
 		nova_log_kv(NOVA_LOG_INFO, "novad", "configuration read", "file", config_file, "from",
 			    config_source, NULL);
 	else
 		nova_log_kv(NOVA_LOG_INFO, "novad", "no configuration file: built-in defaults",
 			    "default", CFG_DEFAULT_FILE, NULL);
-	novad_fd_limit(&cfg);
+	novad_fd_limit(&n.cfg);
 
 	/* Signals are taken synchronously by this thread; every thread started
 	 * below inherits the mask. */
@@ -328,172 +516,22 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* The threads' notifiers, before any thread: each module below is
-	 * handed the ones it waits on or signals. */
-	if (novad_runtime_init(&rt, &err)) {
+	/* The threads' notifiers, before any thread: each module is handed
+	 * the ones it waits on or signals. */
+	if (novad_runtime_init(&n.rt, &err)) {
 		novad_fail("start-up failed", &err);
 		return 1;
 	}
+	n.rt_ready = true;
 	if (http_client_global_init(&err)) {
 		novad_fail("http client init failed", &err);
-		novad_runtime_finish(&rt);
-		return 1;
-	}
-	bool generated = false;
-	if (cfg.admin_token[0]) {
-		snprintf(admin_token, sizeof(admin_token), "%s", cfg.admin_token);
-		if (files_mkdir_p(cfg.state_dir, 0700, "state_dir", &err)) {
-			novad_fail("state directory unusable", &err);
-			goto out;
-		}
-	} else if (auth_admin_token_load_or_create(admin_token, sizeof(admin_token), &generated,
-						   cfg.state_dir, &err)) {
-		novad_fail("admin token unavailable", &err);
 		goto out;
 	}
-	if (!cfg.admin_token[0])
-		nova_log_kv(NOVA_LOG_INFO, "novad",
-			    generated ? "generated an admin token" : "using the admin token file",
-			    "path", cfg.state_dir, "file", CFG_ADMIN_TOKEN_FILE, NULL);
-	/* The rest of the configuration's checks, before the database is
-	 * touched: a refused start-up leaves no cluster initialised and no
-	 * migration applied. Rejected: letting auth_create and
-	 * http_server_create find these after initdb and every migration. */
-	if (auth_admin_token_check(admin_token, &err) || http_listen_check(cfg.listen, &err)) {
-		novad_fail("configuration refused", &err);
-		fprintf(stderr, "novad: %s\n", err.message);
-		status = 2;
+	n.http_client_ready = true;
+	if ((status = novad_prepare(&n, &err)) || (status = novad_database(&n, &err)) ||
+	    (status = novad_serve(&n, &err)) || (status = novad_background(&n, &err)))
 		goto out;
-	}
-
-	if (novad_provider_settings(&cfg, &err)) {
-		novad_fail("provider settings refused", &err);
-		fprintf(stderr, "novad: %s\n", err.message);
-		status = 2;
-		goto out;
-	}
-
-	if (cfg.database_url[0]) {
-		conninfo = cfg.database_url;
-	} else {
-		char dir[1100];
-		snprintf(dir, sizeof(dir), "%s/postgres", cfg.state_dir);
-		if (pg_embedded_start(&pg, dir, &err)) {
-			novad_fail("embedded database failed to start", &err);
-			goto out;
-		}
-		conninfo = pg_embedded_conninfo(pg);
-		nova_log_kv(NOVA_LOG_INFO, "novad", "embedded database running", "dir", dir, NULL);
-	}
-	struct db_pool_config dbcfg = {.size = cfg.db_pool_size,
-				       .acquire_timeout_ms = cfg.db_acquire_timeout_ms,
-				       .statement_timeout_ms = cfg.db_statement_timeout_ms};
-	if (db_pool_create(&db, conninfo, &dbcfg, &err) ||
-	    db_migrate(db, db_migrations_builtin, db_migrations_builtin_count, &err)) {
-		novad_fail("database unusable", &err);
-		goto out;
-	}
-	if (auth_create(&auth, db, admin_token, &err)) {
-		novad_fail("start-up failed", &err);
-		goto out;
-	}
-	explicit_bzero(admin_token, sizeof(admin_token));
-
-	struct inventory_config icfg;
-	inventory_config_defaults(&icfg);
-	icfg.interval_ms = cfg.heartbeat_interval_ms;
-	icfg.failed_after_ms = cfg.node_failed_after_ms;
-	icfg.brake_share = cfg.node_brake_percent / 100.0;
-	icfg.brake_min_nodes = cfg.node_brake_min_nodes;
-	snprintf(icfg.advertise_url, sizeof(icfg.advertise_url), "%s", cfg.advertise_url);
-	icfg.wake = &rt.inventory;
-	if (inventory_create(&inventory, db, &icfg, &err)) {
-		novad_fail("inventory failed to start", &err);
-		goto out;
-	}
-	if (inventory_routes_create(&routes, db, inventory, &rt.routes, &err)) {
-		novad_fail("routing table failed to start", &err);
-		goto out;
-	}
-	/* The table is read before the listener opens, so a novad that starts
-	 * (or restarts, under routers polling it) with the database up never
-	 * answers "not read yet"; with the database away it starts anyway and
-	 * answers 503 until the routes thread has read it. */
-	{
-		struct nova_err rerr;
-		if (inventory_routes_refresh(NULL, routes, &rerr))
-			nova_log_kv(NOVA_LOG_WARN, "novad", "reading the routing table failed; "
-				    "routes answer 503 until it is read", "error", rerr.message, NULL);
-	}
-	struct gw_deps deps = {.db = db, .auth = auth, .inventory = inventory, .routes = routes,
-			       .work = &rt.work,
-			       .migrations = db_migrations_builtin,
-			       .n_migrations = db_migrations_builtin_count,
-			       .max_watchers = cfg.http_max_watchers,
-			       .max_watchers_per_key = cfg.http_max_watchers_per_key,
-			       .max_connections_per_key = cfg.http_max_connections_per_key,
-			       .metrics_public = cfg.metrics_public};
-	struct http_server_config hcfg = {
-		.listen = cfg.listen, .threads = cfg.http_threads, .max_body = cfg.max_body_bytes,
-		.max_connections = cfg.http_max_connections,
-		.max_connections_per_ip = cfg.http_max_connections_per_ip,
-		.reserved_connections = cfg.http_reserved_connections,
-		.header_timeout_ms = cfg.http_header_timeout_ms,
-		.body_timeout_ms = cfg.http_body_timeout_ms,
-	};
-	if (gw_create(&gw, &deps, &err) || http_server_create(&srv, &hcfg, &err) ||
-	    gw_routes_register(gw, srv, &err) || http_server_start(srv, &err)) {
-		novad_fail("gateway failed to start", &err);
-		goto out;
-	}
-	char gateway_url[256];
-	if (novad_write_url(gateway_url, sizeof(gateway_url), cfg.state_dir, cfg.listen,
-			    http_server_port(srv), &err)) {
-		novad_fail("cannot publish the gateway url", &err);
-		goto out;
-	}
-	/* Agents reach novad where it is advertised (a load balancer before
-	 * several novads), else at its own address. */
-	if (cfg.advertise_url[0])
-		snprintf(gateway_url, sizeof(gateway_url), "%s", cfg.advertise_url);
-	if (cfg.workers > 0) {
-		struct worker_config wcfg;
-		worker_config_defaults(&wcfg);
-		wcfg.threads = cfg.workers;
-		wcfg.lease_ms = cfg.worker_lease_ms;
-		snprintf(wcfg.gateway_url, sizeof(wcfg.gateway_url), "%s", gateway_url);
-		wcfg.wake = &rt.work;
-		wcfg.placed = &rt.inventory;
-		if (worker_start(&worker, db, &wcfg, &err)) {
-			novad_fail("deployment worker failed to start", &err);
-			goto out;
-		}
-	}
-	/* Every novad competes for the reconciler lock; one holds it. */
-	struct reconciler_config rcfg;
-	reconciler_config_defaults(&rcfg);
-	rcfg.idle_node_grace_s = cfg.idle_node_grace_s;
-	rcfg.failed_wait_ms = 3 * cfg.heartbeat_interval_ms;
-	rcfg.audit_retention_days = cfg.audit_retention_days;
-	snprintf(rcfg.gateway_url, sizeof(rcfg.gateway_url), "%s", gateway_url);
-	rcfg.wake = &rt.reconciler;
-	if (reconciler_start(&reconciler, db, &rcfg, &err)) {
-		novad_fail("reconciler failed to start", &err);
-		goto out;
-	}
-	if (gw_fleet_metrics_start(gw, novad_is_leader, reconciler, cfg.metrics_refresh_ms, &err)) {
-		novad_fail("metrics failed to start", &err);
-		goto out;
-	}
-	/* Heartbeats are flushed by every novad; health is swept by the one
-	 * that holds the reconciler's lock. */
-	inventory_on_health_change(inventory, novad_health_changed, routes);
-	if (inventory_start(inventory, novad_is_leader, reconciler, &err) ||
-	    inventory_routes_start(routes, 250, 15000, novad_routes_changed, srv, &err)) {
-		novad_fail("inventory failed to start", &err);
-		goto out;
-	}
-	if (args.conductor.datacenter && gw_conductor_apply(db, &rt.work, &args.conductor, &err)) {
+	if (args.conductor.datacenter && gw_conductor_apply(n.db, &n.rt.work, &args.conductor, &err)) {
 		novad_fail("conductor flags refused", &err);
 		fprintf(stderr, "novad: %s%s%s%s\n", err.message, err.field[0] ? " (field: " : "",
 			err.field, err.field[0] ? ")" : "");
@@ -501,8 +539,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	char port[16];
-	snprintf(port, sizeof(port), "%u", http_server_port(srv));
-	nova_log_kv(NOVA_LOG_INFO, "novad", "novad ready", "listen", cfg.listen, "port", port,
+	snprintf(port, sizeof(port), "%u", http_server_port(n.srv));
+	nova_log_kv(NOVA_LOG_INFO, "novad", "novad ready", "listen", n.cfg.listen, "port", port,
 		    "version", NOVA_VERSION, NULL);
 
 	while (sigwait(&sigs, &sig) != 0)
@@ -510,26 +548,6 @@ int main(int argc, char **argv)
 	nova_log(NOVA_LOG_INFO, "novad", "received %s, shutting down", strsignal(sig));
 	status = 0;
 out:
-	snprintf(url_path, sizeof(url_path), "%s/novad.url", cfg.state_dir);
-	if (srv)
-		unlink(url_path);
-	inventory_routes_stop(routes);
-	http_server_stop(srv);
-	if (gw)
-		gw_fleet_metrics_stop(gw);
-	inventory_stop(inventory);
-	reconciler_stop(reconciler);
-	worker_stop(worker);
-	adapters_shutdown(); /* no adapter is in use any more */
-	http_server_destroy(srv);
-	gw_destroy(gw);
-	inventory_routes_destroy(routes);
-	inventory_destroy(inventory);
-	auth_destroy(auth);
-	db_pool_destroy(db);
-	pg_embedded_stop(pg);
-	http_client_global_cleanup();
-	explicit_bzero(admin_token, sizeof(admin_token));
-	novad_runtime_finish(&rt); /* every thread is joined */
+	novad_shutdown(&n);
 	return status;
 }

@@ -681,7 +681,7 @@ static json_t *inv_endpoints_screen(json_t **refused, const json_t *replicas,
 		json_t *stage = json_object_get(r, "stage");
 		snprintf(field, sizeof(field), "replicas[%zu].endpoint", i);
 		json_t *x = json_pack("{s:O, s:s}", "replica_id", json_object_get(r, "replica_id"),
-				      "state", "starting");
+				      "state", deployment_replica_state_name(REPLICA_STARTING));
 		if (x && stage)
 			json_object_set(x, "stage", stage);
 		json_array_set_new(kept, i, x ? x : json_null());

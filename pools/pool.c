@@ -9,12 +9,15 @@
 #include "core/log.h"
 #include "core/secret.h"
 
+/* A pool row as pool_from_row decodes it, by these names. */
 #define POOL_COLS                                                                        \
-	"p.id, p.name, p.provider, p.config::text, p.labels::text, "                     \
-	"coalesce(p.max_nodes, -1), coalesce(p.max_accelerators, -1), "                 \
-	"to_json(p.accelerator_types)::text, p.state, "                                  \
-	"(SELECT count(*) FROM nodes n WHERE n.pool_id = p.id AND n.state <> 'terminated'), " \
-	DB_TS("p.created_at") ", " DB_TS("p.updated_at") ", coalesce(p.machine, '')"
+	"p.id, p.name, p.provider, p.config::text AS config, p.labels::text AS labels, "   \
+	"coalesce(p.max_nodes, -1) AS max_nodes, "                                        \
+	"coalesce(p.max_accelerators, -1) AS max_accelerators, "                          \
+	"to_json(p.accelerator_types)::text AS accelerator_types, p.state, "              \
+	"(SELECT count(*) FROM nodes n WHERE n.pool_id = p.id AND n.state <> 'terminated') " \
+	"AS node_count, " DB_TS("p.created_at") " AS created_at, "                       \
+	DB_TS("p.updated_at") " AS updated_at, coalesce(p.machine, '') AS machine"
 
 /* --- validation ------------------------------------------------------- */
 
@@ -194,34 +197,35 @@ int pool_node_state_parse(enum pool_node_state *out, const char *name)
 	return NOVA_EINVAL;
 }
 
-static json_t *pool_json_col(PGresult *res, int row, int col, json_t *fallback)
+static json_t *pool_json_col(const PGresult *res, int row, const char *col, json_t *fallback)
 {
-	json_t *v = json_loads(PQgetvalue(res, row, col), JSON_DECODE_ANY, NULL);
+	json_t *v = json_loads(db_value(res, row, col), JSON_DECODE_ANY, NULL);
 	if (!v)
 		return fallback;
 	json_decref(fallback);
 	return v;
 }
 
-static struct pool *pool_from_row(PGresult *res, int row)
+/* The one decoder of a pools row (POOL_COLS), by column name. */
+static struct pool *pool_from_row(const PGresult *res, int row)
 {
 	struct pool *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	snprintf(p->id, sizeof(p->id), "%s", PQgetvalue(res, row, 0));
-	snprintf(p->name, sizeof(p->name), "%s", PQgetvalue(res, row, 1));
-	snprintf(p->provider, sizeof(p->provider), "%s", PQgetvalue(res, row, 2));
-	p->config = pool_json_col(res, row, 3, json_object());
-	p->labels = pool_json_col(res, row, 4, json_object());
-	p->quotas.max_nodes = strtoll(PQgetvalue(res, row, 5), NULL, 10);
-	p->quotas.max_accelerators = strtoll(PQgetvalue(res, row, 6), NULL, 10);
-	p->quotas.accelerator_types = pool_json_col(res, row, 7, json_array());
+	snprintf(p->id, sizeof(p->id), "%s", db_value(res, row, "id"));
+	snprintf(p->name, sizeof(p->name), "%s", db_value(res, row, "name"));
+	snprintf(p->provider, sizeof(p->provider), "%s", db_value(res, row, "provider"));
+	p->config = pool_json_col(res, row, "config", json_object());
+	p->labels = pool_json_col(res, row, "labels", json_object());
+	p->quotas.max_nodes = strtoll(db_value(res, row, "max_nodes"), NULL, 10);
+	p->quotas.max_accelerators = strtoll(db_value(res, row, "max_accelerators"), NULL, 10);
+	p->quotas.accelerator_types = pool_json_col(res, row, "accelerator_types", json_array());
 	/* The table's CHECK allows no other state. */
-	(void)pool_state_parse(&p->state, PQgetvalue(res, row, 8));
-	p->node_count = strtoll(PQgetvalue(res, row, 9), NULL, 10);
-	snprintf(p->created_at, sizeof(p->created_at), "%s", PQgetvalue(res, row, 10));
-	snprintf(p->updated_at, sizeof(p->updated_at), "%s", PQgetvalue(res, row, 11));
-	snprintf(p->machine, sizeof(p->machine), "%s", PQgetvalue(res, row, 12));
+	(void)pool_state_parse(&p->state, db_value(res, row, "state"));
+	p->node_count = strtoll(db_value(res, row, "node_count"), NULL, 10);
+	snprintf(p->created_at, sizeof(p->created_at), "%s", db_value(res, row, "created_at"));
+	snprintf(p->updated_at, sizeof(p->updated_at), "%s", db_value(res, row, "updated_at"));
+	snprintf(p->machine, sizeof(p->machine), "%s", db_value(res, row, "machine"));
 	if (!p->config || !p->labels || !p->quotas.accelerator_types) {
 		pool_free(p);
 		return NULL;
@@ -879,6 +883,34 @@ int pool_node_count_live(long long *out, struct db_pool *db, const char *pool_id
 	return rc;
 }
 
+/* A nodes row as pool_node_decode reads it, by these names (the node API
+ * selects them too, beside its own). */
+#define POOL_NODE_COLS                                                                   \
+	"nodes.id, nodes.name, coalesce(nodes.handle, '') AS handle, nodes.state, "       \
+	"nodes.state_reason, nodes.cordoned, "                                            \
+	"coalesce(nodes.accelerator_type, '') AS accelerator_type, "                      \
+	"nodes.accelerator_count, nodes.accelerator_memory_mib, "                         \
+	"nodes.labels::text AS labels, coalesce(nodes.endpoint, '') AS endpoint"
+
+/* The one decoder of a nodes row (POOL_NODE_COLS), by column name. */
+static void pool_node_decode(struct pool_node *out, const PGresult *res, int r)
+{
+	snprintf(out->id, sizeof(out->id), "%s", db_value(res, r, "id"));
+	snprintf(out->name, sizeof(out->name), "%s", db_value(res, r, "name"));
+	snprintf(out->handle, sizeof(out->handle), "%s", db_value(res, r, "handle"));
+	/* The table's CHECK allows no other state. */
+	(void)pool_node_state_parse(&out->state, db_value(res, r, "state"));
+	out->cordoned = strcmp(db_value(res, r, "cordoned"), "t") == 0;
+	snprintf(out->accelerator_type, sizeof(out->accelerator_type), "%s",
+		 db_value(res, r, "accelerator_type"));
+	out->accelerator_count = (unsigned)strtoul(db_value(res, r, "accelerator_count"), NULL, 10);
+	out->accelerator_memory_mib = strtoull(db_value(res, r, "accelerator_memory_mib"), NULL, 10);
+	out->labels = json_loads(db_value(res, r, "labels"), 0, NULL);
+	if (!out->labels)
+		out->labels = json_object();
+	snprintf(out->endpoint, sizeof(out->endpoint), "%s", db_value(res, r, "endpoint"));
+}
+
 int pool_nodes_list(struct pool_node **out, size_t *n_out, struct db_pool *db,
 		    const char *pool_id, struct nova_err *err)
 {
@@ -891,9 +923,7 @@ int pool_nodes_list(struct pool_node **out, size_t *n_out, struct db_pool *db,
 	if ((rc = db_conn_acquire(&c, db, err)))
 		return rc;
 	rc = db_exec(&res, c,
-		     "SELECT id, name, coalesce(handle, ''), state, cordoned, "
-		     "coalesce(accelerator_type, ''), accelerator_count, accelerator_memory_mib, "
-		     "labels::text, coalesce(endpoint, '') FROM nodes "
+		     "SELECT " POOL_NODE_COLS " FROM nodes "
 		     "WHERE pool_id = $1::uuid AND state <> 'terminated' ORDER BY created_at, id",
 		     1, params, err);
 	db_conn_release(db, c);
@@ -905,21 +935,8 @@ int pool_nodes_list(struct pool_node **out, size_t *n_out, struct db_pool *db,
 		PQclear(res);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
-	for (size_t i = 0; i < n; i++) {
-		int r = (int)i;
-		snprintf(v[i].id, sizeof(v[i].id), "%s", PQgetvalue(res, r, 0));
-		snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(res, r, 1));
-		snprintf(v[i].handle, sizeof(v[i].handle), "%s", PQgetvalue(res, r, 2));
-		(void)pool_node_state_parse(&v[i].state, PQgetvalue(res, r, 3));
-		v[i].cordoned = strcmp(PQgetvalue(res, r, 4), "t") == 0;
-		snprintf(v[i].accelerator_type, sizeof(v[i].accelerator_type), "%s", PQgetvalue(res, r, 5));
-		v[i].accelerator_count = (unsigned)strtoul(PQgetvalue(res, r, 6), NULL, 10);
-		v[i].accelerator_memory_mib = strtoull(PQgetvalue(res, r, 7), NULL, 10);
-		v[i].labels = json_loads(PQgetvalue(res, r, 8), 0, NULL);
-		if (!v[i].labels)
-			v[i].labels = json_object();
-		snprintf(v[i].endpoint, sizeof(v[i].endpoint), "%s", PQgetvalue(res, r, 9));
-	}
+	for (size_t i = 0; i < n; i++)
+		pool_node_decode(&v[i], res, (int)i);
 	PQclear(res);
 	*out = v;
 	*n_out = n;
@@ -1076,36 +1093,36 @@ int pool_node_counts(json_t **out, struct db_pool *db, struct nova_err *err)
 
 /* --- nodes in the API ------------------------------------------------------- */
 
+/* The node API's row: a node (POOL_NODE_COLS) with its pool and times. */
 #define NODE_JSON_COLS                                                                        \
-	"n.id, n.name, p.id, p.name, coalesce(n.handle, ''), n.state, n.state_reason, "      \
-	"n.cordoned, coalesce(n.accelerator_type, ''), n.accelerator_count, "                 \
-	"n.accelerator_memory_mib, n.labels::text, coalesce(n.endpoint, ''), "                \
-	DB_TS("h.last_heartbeat_at") ", " DB_TS("n.created_at") " "                            \
-	"FROM nodes n JOIN pools p ON p.id = n.pool_id "                                       \
-	"LEFT JOIN node_heartbeats h ON h.node_id = n.id "
+	POOL_NODE_COLS ", p.id AS pool_id, p.name AS pool_name, "                              \
+	DB_TS("h.last_heartbeat_at") " AS last_heartbeat_at, "                                 \
+	DB_TS("nodes.created_at") " AS created_at "                                            \
+	"FROM nodes JOIN pools p ON p.id = nodes.pool_id "                                     \
+	"LEFT JOIN node_heartbeats h ON h.node_id = nodes.id "
 
 static json_t *pool_str_or_null(const char *s)
 {
 	return *s ? json_string(s) : json_null();
 }
 
-static json_t *pool_node_row_json(PGresult *res, int r)
+static json_t *pool_node_row_json(const PGresult *res, int r)
 {
-	json_t *labels = json_loads(PQgetvalue(res, r, 11), 0, NULL);
-	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:o, s:s, s:s, s:b, s:{s:o, s:I, s:I}, s:o, "
-			 "s:o, s:o, s:s}",
-			 "id", PQgetvalue(res, r, 0), "name", PQgetvalue(res, r, 1), "pool", "id",
-			 PQgetvalue(res, r, 2), "name", PQgetvalue(res, r, 3), "handle",
-			 pool_str_or_null(PQgetvalue(res, r, 4)), "state", PQgetvalue(res, r, 5),
-			 "state_reason", PQgetvalue(res, r, 6), "cordoned",
-			 strcmp(PQgetvalue(res, r, 7), "t") == 0, "accelerators", "type",
-			 pool_str_or_null(PQgetvalue(res, r, 8)), "count",
-			 (json_int_t)atoll(PQgetvalue(res, r, 9)), "memory_mib",
-			 (json_int_t)atoll(PQgetvalue(res, r, 10)), "labels",
-			 labels ? labels : json_object(), "endpoint",
-			 pool_str_or_null(PQgetvalue(res, r, 12)), "last_heartbeat_at",
-			 pool_str_or_null(PQgetvalue(res, r, 13)), "created_at",
-			 PQgetvalue(res, r, 14));
+	struct pool_node n = {0};
+	pool_node_decode(&n, res, r);
+	json_t *j = json_pack(
+		"{s:s, s:s, s:{s:s, s:s}, s:o, s:s, s:s, s:b, s:{s:o, s:I, s:I}, s:O, s:o, s:o, s:s}",
+		"id", n.id, "name", n.name, "pool", "id", db_value(res, r, "pool_id"), "name",
+		db_value(res, r, "pool_name"), "handle", pool_str_or_null(n.handle), "state",
+		pool_node_state_name(n.state), "state_reason", db_value(res, r, "state_reason"),
+		"cordoned", n.cordoned, "accelerators", "type", pool_str_or_null(n.accelerator_type),
+		"count", (json_int_t)n.accelerator_count, "memory_mib",
+		(json_int_t)n.accelerator_memory_mib, "labels", n.labels, "endpoint",
+		pool_str_or_null(n.endpoint), "last_heartbeat_at",
+		pool_str_or_null(db_value(res, r, "last_heartbeat_at")), "created_at",
+		db_value(res, r, "created_at"));
+	json_decref(n.labels);
+	return j;
 }
 
 int pool_nodes_json(json_t **out, struct db_pool *db, const char *pool_ref, struct nova_err *err)
@@ -1120,8 +1137,8 @@ int pool_nodes_json(json_t **out, struct db_pool *db, const char *pool_ref, stru
 	const char *params[1] = {p ? p->id : NULL};
 	if ((rc = db_conn_acquire(&c, db, err)) == 0) {
 		rc = db_exec(&res, c,
-			     "SELECT " NODE_JSON_COLS "WHERE n.state <> 'terminated' "
-			     "AND ($1::uuid IS NULL OR n.pool_id = $1::uuid) ORDER BY p.name, n.name",
+			     "SELECT " NODE_JSON_COLS "WHERE nodes.state <> 'terminated' "
+			     "AND ($1::uuid IS NULL OR nodes.pool_id = $1::uuid) ORDER BY p.name, nodes.name",
 			     1, params, err);
 		db_conn_release(db, c);
 	}
@@ -1168,7 +1185,7 @@ int pool_node_json(json_t **out, struct db_pool *db, const char *ref, struct nov
 	if ((rc = pool_node_resolve(id, c, ref, err)))
 		goto out;
 	const char *params[1] = {id};
-	if ((rc = db_exec_one(&res, c, "SELECT " NODE_JSON_COLS "WHERE n.id = $1::uuid", 1, params,
+	if ((rc = db_exec_one(&res, c, "SELECT " NODE_JSON_COLS "WHERE nodes.id = $1::uuid", 1, params,
 			      err)))
 		goto out;
 	*out = pool_node_row_json(res, 0);
