@@ -723,6 +723,25 @@ int db_exec_one(PGresult **out, struct db_conn *conn, const char *sql, int n_par
 	return 0;
 }
 
+int db_result_uuids(char (**out)[DB_UUID_TEXT_LEN], size_t *n_out, PGresult *res,
+		    struct nova_err *err)
+{
+	size_t n = (size_t)PQntuples(res);
+	char(*v)[DB_UUID_TEXT_LEN] = calloc(n ? n : 1, sizeof(*v));
+	*out = NULL;
+	*n_out = 0;
+	if (!v) {
+		PQclear(res);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		snprintf(v[i], sizeof(v[i]), "%s", PQgetvalue(res, (int)i, 0));
+	PQclear(res);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
 const char *db_value(const PGresult *res, int row, const char *column)
 {
 	int col = PQfnumber(res, column);

@@ -109,6 +109,14 @@ int db_pool_exec(PGresult **out, struct db_pool *pool, const char *sql, int n_pa
 int db_exec_one(PGresult **out, struct db_conn *conn, const char *sql, int n_params,
 		const char *const *params, struct nova_err *err);
 
+#define DB_UUID_TEXT_LEN 37 /* a uuid's text and its NUL */
+
+/* The first column of every row of res (uuids as text) in a new array,
+ * *out (freed with free()), *n_out rows. res is cleared either way;
+ * NOVA_EINTERNAL when out of memory. */
+int db_result_uuids(char (**out)[DB_UUID_TEXT_LEN], size_t *n_out, PGresult *res,
+		    struct nova_err *err);
+
 /* A result's value by column name (the SELECT's name or alias, lower
  * case): a decoder that reads by name does not break when a column is
  * added before the one it wants. A name the result lacks is a programming

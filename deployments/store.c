@@ -165,18 +165,7 @@ int store_replicas_pending(char (**ids)[DEPLOYMENT_ID_LEN], size_t *n_out, struc
 	if ((rc = db_pool_exec(&res, db, "SELECT id FROM replicas WHERE deployment_id = $1::uuid "
 					 "AND state = 'pending' ORDER BY ordinal", 1, params, err)))
 		return rc;
-	size_t n = (size_t)PQntuples(res);
-	char(*v)[DEPLOYMENT_ID_LEN] = calloc(n ? n : 1, sizeof(*v));
-	if (!v) {
-		PQclear(res);
-		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	}
-	for (size_t i = 0; i < n; i++)
-		snprintf(v[i], sizeof(v[i]), "%s", PQgetvalue(res, (int)i, 0));
-	PQclear(res);
-	*ids = v;
-	*n_out = n;
-	return 0;
+	return db_result_uuids(ids, n_out, res, err);
 }
 
 int store_replica_counts(struct store_replica_counts *out, struct db_pool *db, const char *dep_id,

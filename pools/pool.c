@@ -818,18 +818,7 @@ int pool_nodes_idle_mark(char (**idle)[POOL_ID_LEN], size_t *n_idle, struct db_p
 				  3, params, err);
 	if (rc)
 		return rc;
-	size_t n = (size_t)PQntuples(res);
-	char(*v)[POOL_ID_LEN] = calloc(n ? n : 1, sizeof(*v));
-	if (!v) {
-		PQclear(res);
-		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	}
-	for (size_t i = 0; i < n; i++)
-		snprintf(v[i], sizeof(v[i]), "%s", PQgetvalue(res, (int)i, 0));
-	PQclear(res);
-	*idle = v;
-	*n_idle = n;
-	return 0;
+	return db_result_uuids(idle, n_idle, res, err);
 }
 
 int pool_nodes_reserve(struct pool_node_room **out, size_t *n_out, struct db_conn *c,
