@@ -417,6 +417,7 @@ static const struct {
 	const char *engine;
 } mx_series[] = {
 	{"nova_engine_queue_depth", MX_QUEUE, "nova-mock-engine"},
+	{"nova_engine_requests_running", MX_RUNNING, "nova-mock-engine"},
 	{"nova_engine_tokens_per_second", MX_TPS, "nova-mock-engine"},
 	{"nova_engine_time_to_first_token_seconds", MX_TTFT_SECONDS, "nova-mock-engine"},
 	{"vllm:num_requests_waiting", MX_QUEUE, "vllm"},

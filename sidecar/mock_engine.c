@@ -24,6 +24,8 @@ const char mock_engine_usage[] =
 	"                        [--port-file PATH] [--admin-token TOKEN]\n"
 	"                        [--prefix-block-bytes N] [--prefix-cache-blocks N]\n"
 	"                        [--uncached-block-us N] [--embedding-dims N]\n"
+	"                        [--startup-ms N] [--max-num-seqs N]\n"
+	"                        [--total-tokens-per-second N]\n"
 	"  POST /admin/health needs \"Authorization: Bearer TOKEN\", the --admin-token\n"
 	"  (or NOVA_MOCK_ADMIN_TOKEN); without one the admin routes are off (404).\n";
 
@@ -60,7 +62,7 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 {
 	enum { O_LISTEN = 1000, O_PORT, O_MODEL, O_KIND, O_TPS, O_LAT, O_MAXTOK, O_CRASH, O_FAILH,
 	       O_LORA, O_MAXLORA, O_ADMIN, O_PBB, O_PCB, O_UBU, O_EDIM, O_PORTFILE, O_RESOLVE,
-	       O_LOADMS };
+	       O_LOADMS, O_STARTUP, O_MAXSEQS, O_TOTALTPS };
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"port", required_argument, NULL, O_PORT},
@@ -81,6 +83,9 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 		{"port-file", required_argument, NULL, O_PORTFILE},
 		{"lora-resolve", required_argument, NULL, O_RESOLVE},
 		{"lora-load-ms", required_argument, NULL, O_LOADMS},
+		{"startup-ms", required_argument, NULL, O_STARTUP},
+		{"max-num-seqs", required_argument, NULL, O_MAXSEQS},
+		{"total-tokens-per-second", required_argument, NULL, O_TOTALTPS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -122,6 +127,12 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 				snprintf(cfg->resolve[cfg->n_resolve++], MOCK_LORA_NAME_MAX, "%s", optarg);
 			break;
 		case O_LOADMS: rc = me_uint(&cfg->lora_load_ms, "--lora-load-ms", optarg, 0, 600000, err); break;
+		case O_STARTUP: rc = me_uint(&cfg->startup_ms, "--startup-ms", optarg, 0, 600000, err); break;
+		case O_MAXSEQS: rc = me_uint(&cfg->max_num_seqs, "--max-num-seqs", optarg, 0, 100000, err); break;
+		case O_TOTALTPS:
+			rc = me_uint(&cfg->total_tokens_per_second, "--total-tokens-per-second", optarg, 0,
+				     10000000, err);
+			break;
 		case O_MAXLORA: rc = me_uint(&cfg->max_loras, "--max-loras", optarg, 0, MOCK_MAX_LORAS, err); break;
 		case O_ADMIN:
 			if (strlen(optarg) < 16 || strlen(optarg) >= sizeof(cfg->admin_token))
@@ -184,6 +195,12 @@ struct mock_engine {
 	atomic_ullong completions, tokens_out;
 	atomic_ullong ttft_us_last;
 	atomic_ullong token_gap_us_last;
+	/* The sequences' slots (max_num_seqs): admitted in ticket order. */
+	pthread_mutex_t seq_lock;
+	pthread_cond_t seq_cond;
+	unsigned running, waiting;    /* under seq_lock */
+	unsigned long long next_ticket, admit_ticket;
+	atomic_uint running_now;      /* running, for the pace without the lock */
 };
 
 /* OpenAI-style error body. */
@@ -401,27 +418,74 @@ struct me_gen {
 	bool chat, stream, usage;
 	unsigned total, done, prompt_tokens;
 	bool sent_usage, sent_done;
+	bool admitted;           /* holds one of max_num_seqs slots */
 	uint64_t start_us, prefill_us;
 	char pending[1024];
 	size_t pending_len, pending_off;
 };
 
+/* Wait for a sequence slot, in arrival order: a request that came first
+ * starts first, as an engine's scheduler takes its waiting queue. No limit
+ * (max_num_seqs 0): at once. Rejected: letting whichever thread wakes first
+ * take a freed slot, which starves some requests and makes TTFT's tail a
+ * matter of luck rather than of the queue's length. */
+static void me_seq_admit(struct me_gen *g)
+{
+	struct mock_engine *e = g->e;
+	pthread_mutex_lock(&e->seq_lock);
+	unsigned long long ticket = e->next_ticket++;
+	e->waiting++;
+	while (ticket != e->admit_ticket ||
+	       (e->cfg.max_num_seqs && e->running >= e->cfg.max_num_seqs))
+		pthread_cond_wait(&e->seq_cond, &e->seq_lock);
+	e->waiting--;
+	e->admit_ticket++;
+	e->running++;
+	atomic_store(&e->running_now, e->running);
+	g->admitted = true;
+	pthread_cond_broadcast(&e->seq_cond); /* the next ticket may fit too */
+	pthread_mutex_unlock(&e->seq_lock);
+}
+
+static void me_seq_release(struct me_gen *g)
+{
+	struct mock_engine *e = g->e;
+	if (!g->admitted)
+		return;
+	pthread_mutex_lock(&e->seq_lock);
+	e->running--;
+	atomic_store(&e->running_now, e->running);
+	g->admitted = false;
+	pthread_cond_broadcast(&e->seq_cond);
+	pthread_mutex_unlock(&e->seq_lock);
+}
+
 static void me_gen_free(void *arg)
 {
 	struct me_gen *g = arg;
+	me_seq_release(g);
 	atomic_fetch_sub(&g->e->in_flight, 1);
 	free(g);
 }
 
-/* The wait before token i: first-token latency, then the token rate. */
+/* The wait before token i: a slot, then the first-token latency (with the
+ * prefill of missed prefix blocks); then the token rate, the engine's
+ * total shared by the sequences running. */
 static void me_gen_pace(struct me_gen *g)
 {
 	struct mock_engine *e = g->e;
 	if (g->done == 0) {
+		me_seq_admit(g);
 		me_sleep_us((uint64_t)e->cfg.latency_ms * 1000u + g->prefill_us);
 		atomic_store(&e->ttft_us_last, me_now_us() - g->start_us);
 	} else {
-		uint64_t gap = 1000000u / e->cfg.tokens_per_second;
+		unsigned rate = e->cfg.tokens_per_second;
+		unsigned running = atomic_load(&e->running_now);
+		if (e->cfg.total_tokens_per_second && running &&
+		    e->cfg.total_tokens_per_second / running < rate)
+			rate = e->cfg.total_tokens_per_second / running ? e->cfg.total_tokens_per_second / running
+									  : 1;
+		uint64_t gap = 1000000u / rate;
 		me_sleep_us(gap);
 		atomic_store(&e->token_gap_us_last, gap);
 	}
@@ -723,10 +787,19 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 	pthread_mutex_lock(&e->lock);
 	unsigned long long loads = e->lora_loads, evictions = e->lora_evictions;
 	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_lock(&e->seq_lock);
+	unsigned waiting = e->waiting, running = e->running;
+	pthread_mutex_unlock(&e->seq_lock);
 	snprintf(text, sizeof(text),
-		 "# HELP nova_engine_queue_depth Requests in progress.\n"
+		 "# HELP nova_engine_queue_depth Requests waiting for a sequence slot (max_num_seqs).\n"
 		 "# TYPE nova_engine_queue_depth gauge\n"
 		 "nova_engine_queue_depth %u\n"
+		 "# HELP nova_engine_requests_running Sequences generating.\n"
+		 "# TYPE nova_engine_requests_running gauge\n"
+		 "nova_engine_requests_running %u\n"
+		 "# HELP nova_engine_requests_in_progress Requests received and not yet answered.\n"
+		 "# TYPE nova_engine_requests_in_progress gauge\n"
+		 "nova_engine_requests_in_progress %u\n"
 		 "# HELP nova_engine_tokens_per_second Generation rate of the last tokens.\n"
 		 "# TYPE nova_engine_tokens_per_second gauge\n"
 		 "nova_engine_tokens_per_second %.3f\n"
@@ -754,7 +827,7 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 		 "# HELP nova_engine_lora_evictions_total LoRA adapters evicted to load another.\n"
 		 "# TYPE nova_engine_lora_evictions_total counter\n"
 		 "nova_engine_lora_evictions_total %llu\n",
-		 atomic_load(&e->in_flight),
+		 waiting, running, atomic_load(&e->in_flight),
 		 gap ? 1e6 / (double)gap : (double)e->cfg.tokens_per_second,
 		 (double)atomic_load(&e->ttft_us_last) / 1e6,
 		 atomic_load(&e->completions), atomic_load(&e->tokens_out), hits, misses, usage, loads,
@@ -975,10 +1048,17 @@ int mock_engine_start(struct mock_engine **out, const struct mock_engine_config 
 	e->cfg = *cfg;
 	e->healthy = !cfg->fail_health;
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->seq_lock, NULL);
+	pthread_cond_init(&e->seq_cond, NULL);
 	if (me_cache_init(&e->cache, cfg->prefix_cache_blocks)) {
 		rc = nova_err_set(err, NOVA_EINTERNAL, "--prefix-cache-blocks", "out of memory");
 		goto fail;
 	}
+	/* The weights loading: a real engine's port opens once its model is
+	 * loaded, so clients (the sidecar's health probe) are refused until
+	 * then. */
+	if (cfg->startup_ms)
+		me_sleep_us((uint64_t)cfg->startup_ms * 1000u);
 	/* A thread per connection: a stream sleeps between tokens. */
 	struct http_server_config hcfg = {.listen = cfg->listen, .max_body = 4u << 20,
 					  .thread_per_connection = true};
@@ -995,6 +1075,8 @@ int mock_engine_start(struct mock_engine **out, const struct mock_engine_config 
 fail:
 	http_server_destroy(e->srv);
 	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->seq_lock);
+	pthread_cond_destroy(&e->seq_cond);
 	me_cache_free(&e->cache);
 	free(e);
 	return rc;
@@ -1011,6 +1093,8 @@ void mock_engine_stop(struct mock_engine *e)
 		return;
 	http_server_destroy(e->srv);
 	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->seq_lock);
+	pthread_cond_destroy(&e->seq_cond);
 	me_cache_free(&e->cache);
 	free(e);
 }

@@ -16,6 +16,17 @@
  * on demand: exit after N completions (a crash the sidecar must notice),
  * a failing /health (also switchable at run time, POST /admin/health).
  *
+ * A capacity model, so that queue depth and time to first token answer load
+ * as a real engine's do: the port opens only after a startup delay (the
+ * weights loading: vLLM's server listens once its model is loaded), at most
+ * max_num_seqs sequences generate at once (vLLM's --max-num-seqs) while
+ * the rest wait in arrival order, their first token after the wait, and
+ * the engine's whole token rate (total_tokens_per_second) is shared by the
+ * running sequences. /metrics reports the running and the waiting
+ * (nova_engine_requests_running; nova_engine_queue_depth is the waiting,
+ * as vLLM's num_requests_waiting). The defaults keep the old engine: no
+ * delay, no limit, every sequence at tokens_per_second.
+ *
  * A prefix cache, so that routing by prompt prefix has a measurable gain:
  * the prompt's canonical text (core/prompt.h) in blocks of
  * prefix_block_bytes, an LRU of prefix_cache_blocks block hashes; a
@@ -65,6 +76,9 @@ struct mock_engine_config {
 	unsigned uncached_block_us;   /* prefill time per missed block, default 0 */
 	unsigned embedding_dims;      /* default 16 */
 	char port_file[512];          /* "": none; else the bound port is written there */
+	unsigned startup_ms;          /* before the port opens (weights loading); default 0 */
+	unsigned max_num_seqs;        /* sequences generating at once; 0: no limit */
+	unsigned total_tokens_per_second; /* shared by the running; 0: each at tokens_per_second */
 };
 
 void mock_engine_config_defaults(struct mock_engine_config *cfg);

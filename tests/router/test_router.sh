@@ -251,7 +251,7 @@ metric() { req GET /metrics "" >/dev/null; sed -n "s/^$1 //p" "$T_WORK/body"; }
 engines_busy() {
 	n=0
 	for u in $("$C" -o json routes --model demo | sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p'); do
-		q=$(curl -s "$u/metrics" | sed -n 's/^nova_engine_queue_depth //p'); n=$((n + ${q:-0}))
+		q=$(curl -s "$u/metrics" | sed -n 's/^nova_engine_requests_in_progress //p'); n=$((n + ${q:-0}))
 	done
 	echo $n
 }

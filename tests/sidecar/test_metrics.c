@@ -302,6 +302,24 @@ static void test_mock_engine_series_are_read_with_crlf(void **state)
 	assert_true(l.running == -1 && l.kv_cache_usage == -1);
 }
 
+/* The mock engine with its capacity model reports the running apart from
+ * the waiting, as vLLM does. */
+static void test_mock_engine_running_and_waiting(void **state)
+{
+	static const char text[] = "nova_engine_queue_depth 2\n"
+				   "nova_engine_requests_running 3\n"
+				   "nova_engine_requests_in_progress 5\n";
+	struct sidecar_load l;
+	struct sidecar_load_history h;
+	struct nova_err err;
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 1000, &err), 0);
+	assert_string_equal(l.engine, "nova-mock-engine");
+	assert_true(l.queue_depth == 2);
+	assert_true(l.running == 3);
+}
+
 /* Counters become rates and histograms means over the interval between two
  * scrapes; a reset starts over; no finished request keeps the last mean. */
 static void test_counter_rates_and_histogram_means_span_two_scrapes(void **state)
@@ -434,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_sglang_series_are_read),
 		cmocka_unit_test(test_llamacpp_series_are_read),
 		cmocka_unit_test(test_mock_engine_series_are_read_with_crlf),
+		cmocka_unit_test(test_mock_engine_running_and_waiting),
 		cmocka_unit_test(test_counter_rates_and_histogram_means_span_two_scrapes),
 		cmocka_unit_test(test_values_that_are_not_load_are_dropped_or_clamped),
 		cmocka_unit_test(test_loaded_adapters_are_the_models_with_a_parent),

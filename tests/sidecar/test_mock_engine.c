@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
 
@@ -83,6 +85,35 @@ static int setup_resolve(void **state)
 	cfg.lora_load_ms = 100;
 	for (int i = 0; i < 3; i++)
 		snprintf(cfg.resolve[cfg.n_resolve++], sizeof(cfg.resolve[0]), "%c", 'a' + i);
+	return mock_engine_start(&eng, &cfg, &err);
+}
+
+/* The capacity model: 2 sequences at once, 20 tokens/s each, the first
+ * token at once. */
+static int setup_capacity(void **state)
+{
+	struct mock_engine_config cfg;
+	struct nova_err err;
+	(void)state;
+	mock_engine_config_defaults(&cfg);
+	snprintf(cfg.model, sizeof(cfg.model), "base");
+	cfg.latency_ms = 0;
+	cfg.tokens_per_second = 20;
+	cfg.max_num_seqs = 2;
+	return mock_engine_start(&eng, &cfg, &err);
+}
+
+/* 100 tokens/s a sequence, 20 tokens/s for the whole engine. */
+static int setup_shared_rate(void **state)
+{
+	struct mock_engine_config cfg;
+	struct nova_err err;
+	(void)state;
+	mock_engine_config_defaults(&cfg);
+	snprintf(cfg.model, sizeof(cfg.model), "base");
+	cfg.latency_ms = 0;
+	cfg.tokens_per_second = 100;
+	cfg.total_tokens_per_second = 20;
 	return mock_engine_start(&eng, &cfg, &err);
 }
 
@@ -504,6 +535,95 @@ static void test_fail_health_flag(void **state)
 	free(body);
 }
 
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) * 1e3 + (double)(t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void *completion_thread(void *arg)
+{
+	char *body = NULL;
+	long st = call(&body, "POST", "/v1/completions", (const char *)arg);
+	free(body);
+	return (void *)(intptr_t)st;
+}
+
+/* Past max_num_seqs requests wait: /metrics shows 2 running and 2 waiting
+ * (queue depth, as vLLM's num_requests_waiting), and the second pair's
+ * answers come a whole generation after the first's. */
+static void test_capacity_queues_past_max_num_seqs(void **state)
+{
+	static const char *req = "{\"model\":\"base\",\"prompt\":\"x\",\"max_tokens\":20}";
+	pthread_t t[4];
+	struct timespec t0;
+	(void)state;
+	assert_int_equal((long)metric("nova_engine_queue_depth"), 0);
+	assert_int_equal((long)metric("nova_engine_requests_running"), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, completion_thread, (void *)req), 0);
+	long in_progress = 0;
+	for (int i = 0; i < 100 && in_progress < 4; i++) {
+		in_progress = (long)metric("nova_engine_requests_in_progress");
+		if (in_progress < 4)
+			usleep(5000);
+	}
+	assert_int_equal(in_progress, 4);
+	/* 19 gaps of 50 ms: the first pair runs for 950 ms. */
+	if (ms_since(&t0) < 800) {
+		assert_int_equal((long)metric("nova_engine_requests_running"), 2);
+		assert_int_equal((long)metric("nova_engine_queue_depth"), 2);
+	}
+	for (int i = 0; i < 4; i++) {
+		void *st;
+		pthread_join(t[i], &st);
+		assert_int_equal((intptr_t)st, 200);
+	}
+	assert_true(ms_since(&t0) >= 1800); /* two generations of 950 ms, one after the other */
+	assert_int_equal((long)metric("nova_engine_queue_depth"), 0);
+	assert_int_equal((long)metric("nova_engine_requests_running"), 0);
+	assert_int_equal((long)metric("nova_engine_requests_in_progress"), 0);
+}
+
+/* The engine's rate is shared: alone a sequence gets the whole 20 tokens/s
+ * (5 gaps of 50 ms), two at once 10 tokens/s each (5 gaps of 100 ms). */
+static void test_capacity_shares_the_total_rate(void **state)
+{
+	static const char *req = "{\"model\":\"base\",\"prompt\":\"x\",\"max_tokens\":6}";
+	pthread_t t[2];
+	struct timespec t0;
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal((intptr_t)completion_thread((void *)req), 200);
+	double alone = ms_since(&t0);
+	assert_true(alone >= 240);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, completion_thread, (void *)req), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_true(ms_since(&t0) >= 450);
+}
+
+/* The weights loading: the port opens only after the startup delay. */
+static void test_startup_delay_holds_the_port(void **state)
+{
+	struct mock_engine_config cfg;
+	struct mock_engine *e = NULL;
+	struct nova_err err;
+	struct timespec t0;
+	(void)state;
+	mock_engine_config_defaults(&cfg);
+	cfg.startup_ms = 300;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(mock_engine_start(&e, &cfg, &err), 0);
+	assert_true(ms_since(&t0) >= 295);
+	assert_true(mock_engine_port(e) > 0);
+	mock_engine_stop(e);
+}
+
 static void test_command_line_parsing(void **state)
 {
 	struct mock_engine_config cfg;
@@ -532,6 +652,20 @@ static void test_command_line_parsing(void **state)
 	char *res_bad[] = {"x", "--lora-resolve", "", NULL};
 	assert_int_equal(mock_engine_config_parse(&cfg, 3, res_bad, &err), NOVA_EINVAL);
 	assert_string_equal(err.field, "--lora-resolve");
+	char *cap[] = {"x", "--startup-ms", "1500", "--max-num-seqs", "8", "--total-tokens-per-second",
+		       "400", NULL};
+	mock_engine_config_defaults(&cfg);
+	assert_int_equal(cfg.max_num_seqs, 0);
+	assert_int_equal(mock_engine_config_parse(&cfg, 7, cap, &err), 0);
+	assert_int_equal(cfg.startup_ms, 1500);
+	assert_int_equal(cfg.max_num_seqs, 8);
+	assert_int_equal(cfg.total_tokens_per_second, 400);
+	char *cap_bad[] = {"x", "--max-num-seqs", "-1", NULL};
+	assert_int_equal(mock_engine_config_parse(&cfg, 3, cap_bad, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "--max-num-seqs");
+	char *start_bad[] = {"x", "--startup-ms", "600001", NULL};
+	assert_int_equal(mock_engine_config_parse(&cfg, 3, start_bad, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "--startup-ms");
 }
 
 int main(void)
@@ -551,6 +685,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_admin_routes_need_the_engine_admin_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_routes_are_off_without_a_token, setup_no_admin, teardown),
 		cmocka_unit_test(test_command_line_parsing),
+		cmocka_unit_test_setup_teardown(test_capacity_queues_past_max_num_seqs, setup_capacity, teardown),
+		cmocka_unit_test_setup_teardown(test_capacity_shares_the_total_rate, setup_shared_rate, teardown),
+		cmocka_unit_test(test_startup_delay_holds_the_port),
 		cmocka_unit_test_setup_teardown(test_prefix_cache_hits_skip_the_prefill, setup_cache, teardown),
 		cmocka_unit_test_setup_teardown(test_embeddings_float_and_base64, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streamed_usage_chunk_when_asked, setup, teardown),
