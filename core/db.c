@@ -723,6 +723,17 @@ int db_exec_one(PGresult **out, struct db_conn *conn, const char *sql, int n_par
 	return 0;
 }
 
+void db_array_add(struct textbuf *t, size_t *n, const char *elem)
+{
+	textbuf_add(t, (*n)++ ? "," : "{", 1);
+	textbuf_add(t, elem, strlen(elem));
+}
+
+void db_array_end(struct textbuf *t, size_t n)
+{
+	textbuf_add(t, n ? "}" : "{}", n ? 1 : 2);
+}
+
 int db_result_uuids(char (**out)[DB_UUID_TEXT_LEN], size_t *n_out, PGresult *res,
 		    struct nova_err *err)
 {

@@ -33,6 +33,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "core/textbuf.h"
 
 struct db_pool;
 struct db_conn;
@@ -110,6 +111,14 @@ int db_exec_one(PGresult **out, struct db_conn *conn, const char *sql, int n_par
 		const char *const *params, struct nova_err *err);
 
 #define DB_UUID_TEXT_LEN 37 /* a uuid's text and its NUL */
+
+/* A PostgreSQL array literal built element by element in t ("{a,b}";
+ * "{}" when none was added), for a parameter such as $1::uuid[]. *n counts
+ * the elements added. Elements go in as they are, so they must need no
+ * quoting (uuids read from the database, numbers); t->failed says whether
+ * the literal is whole. */
+void db_array_add(struct textbuf *t, size_t *n, const char *elem);
+void db_array_end(struct textbuf *t, size_t n);
 
 /* The first column of every row of res (uuids as text) in a new array,
  * *out (freed with free()), *n_out rows. res is cleared either way;

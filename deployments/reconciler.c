@@ -100,46 +100,34 @@ static void rc_nodes_watch(struct db_pool *db, struct adapter *ad, struct pool_n
 	}
 }
 
-/* *out: a uuid[] literal of the nodes (of n) that hold a placement. Node
- * ids are uuids read from the database: safe in an array literal, which
- * is itself passed as a parameter. */
+/* *out (freed with free()): a uuid[] literal of the nodes (of n) that hold
+ * a placement. Node ids are uuids read from the database: safe in an array
+ * literal, which is itself passed as a parameter. */
 static int rc_nodes_busy(char **out, struct db_pool *db, const struct pool_node *nodes, size_t n,
 			 struct nova_err *err)
 {
-	struct textbuf all = {0}, busy = {0};
+	struct textbuf all = {0};
 	PGresult *res = NULL;
-	int rc = 0;
+	size_t k = 0;
+	int rc;
 	*out = NULL;
-	for (size_t i = 0; i < n; i++) {
-		textbuf_add(&all, i ? "," : "{", 1);
-		textbuf_add(&all, nodes[i].id, strlen(nodes[i].id));
+	for (size_t i = 0; i < n; i++)
+		db_array_add(&all, &k, nodes[i].id);
+	db_array_end(&all, k);
+	if (all.failed) {
+		textbuf_finish(&all);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
-	textbuf_add(&all, n ? "}" : "{}", n ? 1 : 2);
-	if (all.failed)
-		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	if (rc == 0) {
-		const char *params[1] = {all.p};
-		rc = db_pool_exec(&res, db,
-				  "SELECT DISTINCT node_id::text FROM replica_placements "
-				  "WHERE node_id = ANY($1::uuid[])",
-				  1, params, err);
-	}
-	for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
-		textbuf_add(&busy, r ? "," : "{", 1);
-		textbuf_add(&busy, PQgetvalue(res, r, 0), strlen(PQgetvalue(res, r, 0)));
-	}
-	if (rc == 0)
-		textbuf_add(&busy, PQntuples(res) ? "}" : "{}", PQntuples(res) ? 1 : 2);
-	PQclear(res);
+	const char *params[1] = {all.p};
+	rc = db_pool_exec(&res, db,
+			  "SELECT coalesce(array_agg(DISTINCT node_id), '{}')::text "
+			  "FROM replica_placements WHERE node_id = ANY($1::uuid[])",
+			  1, params, err);
 	textbuf_finish(&all);
-	if (rc == 0 && busy.failed)
+	if (rc == 0 && !(*out = strdup(PQgetvalue(res, 0, 0))))
 		rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	if (rc) {
-		textbuf_finish(&busy);
-		return rc;
-	}
-	*out = busy.p; /* the caller's now */
-	return 0;
+	PQclear(res);
+	return rc;
 }
 
 /* Every pass's doings in this process (reconciler_counters_get). */

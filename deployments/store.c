@@ -194,29 +194,34 @@ int store_nodes_used(unsigned *used, const struct pool_node *nodes, size_t n, st
 	 * literal, itself a parameter. */
 	struct textbuf ids = {0};
 	PGresult *res = NULL;
+	size_t k = 0;
 	int rc;
-	for (size_t i = 0; i < n; i++) {
-		used[i] = 0;
-		textbuf_add(&ids, i ? "," : "{", 1);
-		textbuf_add(&ids, nodes[i].id, strlen(nodes[i].id));
-	}
-	textbuf_add(&ids, n ? "}" : "{}", n ? 1 : 2);
+	for (size_t i = 0; i < n; i++)
+		db_array_add(&ids, &k, nodes[i].id);
+	db_array_end(&ids, k);
 	if (ids.failed) {
 		textbuf_finish(&ids);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
 	const char *params[1] = {ids.p};
+	/* One row per node, in the order given: row i is nodes[i]'s (no
+	 * search per node, which was quadratic in a pool's size). */
 	rc = db_pool_exec(&res, db,
-			  "SELECT node_id::text, sum(accelerators) FROM replica_placements "
-			  "WHERE node_id = ANY($1::uuid[]) GROUP BY node_id",
+			  "SELECT coalesce(sum(rp.accelerators), 0) FROM unnest($1::uuid[]) "
+			  "WITH ORDINALITY AS u(id, i) LEFT JOIN replica_placements rp "
+			  "ON rp.node_id = u.id GROUP BY u.i ORDER BY u.i",
 			  1, params, err);
 	textbuf_finish(&ids);
 	if (rc)
 		return rc;
-	for (int r = 0; r < PQntuples(res); r++)
-		for (size_t i = 0; i < n; i++)
-			if (strcmp(PQgetvalue(res, r, 0), nodes[i].id) == 0)
-				used[i] = (unsigned)atoi(PQgetvalue(res, r, 1));
+	if ((size_t)PQntuples(res) != n) {
+		int rows = PQntuples(res);
+		PQclear(res);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "placement sums: %d rows for %zu nodes",
+				    rows, n);
+	}
+	for (size_t i = 0; i < n; i++)
+		used[i] = (unsigned)strtoul(PQgetvalue(res, (int)i, 0), NULL, 10);
 	PQclear(res);
 	return 0;
 }

@@ -1344,8 +1344,7 @@ int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
 		}
 		if (pool_held || strcmp(PQgetvalue(res, i, 5), "t") != 0)
 			continue;
-		textbuf_add(&ids, n_ids++ ? "," : "{", 1);
-		textbuf_add(&ids, PQgetvalue(res, i, 0), strlen(PQgetvalue(res, i, 0)));
+		db_array_add(&ids, &n_ids, PQgetvalue(res, i, 0));
 	}
 	PQclear(res);
 	res = NULL;
@@ -1353,7 +1352,7 @@ int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
 	struct pool_node_mark *marks = NULL;
 	size_t n_marks = 0;
 	if (n_ids > 0) {
-		textbuf_add(&ids, "}", 1);
+		db_array_end(&ids, n_ids);
 		const char *params[5] = {ids.p, since, upto, silent, dead};
 		if (ids.failed)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
@@ -1373,15 +1372,13 @@ int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
 		size_t n_quiet = 0, n_gone = 0;
 		for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
 			bool dead_now = strcmp(PQgetvalue(res, i, 1), "t") == 0;
-			struct textbuf *t = dead_now ? &gone : &quiet;
-			size_t *k = dead_now ? &n_gone : &n_quiet;
-			textbuf_add(t, (*k)++ ? "," : "{", 1);
-			textbuf_add(t, PQgetvalue(res, i, 0), strlen(PQgetvalue(res, i, 0)));
+			db_array_add(dead_now ? &gone : &quiet, dead_now ? &n_gone : &n_quiet,
+				     PQgetvalue(res, i, 0));
 		}
 		PQclear(res);
 		res = NULL;
-		textbuf_add(&quiet, n_quiet ? "}" : "{}", n_quiet ? 1 : 2);
-		textbuf_add(&gone, n_gone ? "}" : "{}", n_gone ? 1 : 2);
+		db_array_end(&quiet, n_quiet);
+		db_array_end(&gone, n_gone);
 		if (rc == 0 && (quiet.failed || gone.failed))
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		if (rc == 0 && n_quiet + n_gone > 0) {
