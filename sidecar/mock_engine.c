@@ -481,10 +481,11 @@ static void me_gen_pace(struct me_gen *g)
 	} else {
 		unsigned rate = e->cfg.tokens_per_second;
 		unsigned running = atomic_load(&e->running_now);
-		if (e->cfg.total_tokens_per_second && running &&
-		    e->cfg.total_tokens_per_second / running < rate)
-			rate = e->cfg.total_tokens_per_second / running ? e->cfg.total_tokens_per_second / running
-									  : 1;
+		if (e->cfg.total_tokens_per_second && running) {
+			unsigned share = e->cfg.total_tokens_per_second / running;
+			if (share < rate)
+				rate = share ? share : 1;
+		}
 		uint64_t gap = 1000000u / rate;
 		me_sleep_us(gap);
 		atomic_store(&e->token_gap_us_last, gap);

@@ -54,20 +54,32 @@ static int setup_sick(void **state)
 	return start_with(state, "single", true);
 }
 
+/* An engine serving "base" whose first token comes at once, at the rate
+ * given; the caller sets what else its test needs. */
+static void quick_config(struct mock_engine_config *cfg, unsigned tokens_per_second)
+{
+	mock_engine_config_defaults(cfg);
+	snprintf(cfg->model, sizeof(cfg->model), "base");
+	cfg->latency_ms = 0;
+	cfg->tokens_per_second = tokens_per_second;
+}
+
+static int start_config(const struct mock_engine_config *cfg)
+{
+	struct nova_err err;
+	return mock_engine_start(&eng, cfg, &err);
+}
+
 /* A prefix cache of 4 blocks of 8 bytes, 20 ms per block computed. */
 static int setup_cache(void **state)
 {
 	struct mock_engine_config cfg;
-	struct nova_err err;
 	(void)state;
-	mock_engine_config_defaults(&cfg);
-	snprintf(cfg.model, sizeof(cfg.model), "base");
-	cfg.latency_ms = 0;
-	cfg.tokens_per_second = 1000;
+	quick_config(&cfg, 1000);
 	cfg.prefix_block_bytes = 8;
 	cfg.prefix_cache_blocks = 4;
 	cfg.uncached_block_us = 20000;
-	return mock_engine_start(&eng, &cfg, &err);
+	return start_config(&cfg);
 }
 
 /* Dynamic LoRA: "a", "b" and "c" resolvable, 2 held at once, 100 ms per
@@ -75,17 +87,13 @@ static int setup_cache(void **state)
 static int setup_resolve(void **state)
 {
 	struct mock_engine_config cfg;
-	struct nova_err err;
 	(void)state;
-	mock_engine_config_defaults(&cfg);
-	snprintf(cfg.model, sizeof(cfg.model), "base");
-	cfg.latency_ms = 0;
-	cfg.tokens_per_second = 1000;
+	quick_config(&cfg, 1000);
 	cfg.max_loras = 2;
 	cfg.lora_load_ms = 100;
 	for (int i = 0; i < 3; i++)
 		snprintf(cfg.resolve[cfg.n_resolve++], sizeof(cfg.resolve[0]), "%c", 'a' + i);
-	return mock_engine_start(&eng, &cfg, &err);
+	return start_config(&cfg);
 }
 
 /* The capacity model: 2 sequences at once, 20 tokens/s each, the first
@@ -93,28 +101,20 @@ static int setup_resolve(void **state)
 static int setup_capacity(void **state)
 {
 	struct mock_engine_config cfg;
-	struct nova_err err;
 	(void)state;
-	mock_engine_config_defaults(&cfg);
-	snprintf(cfg.model, sizeof(cfg.model), "base");
-	cfg.latency_ms = 0;
-	cfg.tokens_per_second = 20;
+	quick_config(&cfg, 20);
 	cfg.max_num_seqs = 2;
-	return mock_engine_start(&eng, &cfg, &err);
+	return start_config(&cfg);
 }
 
 /* 100 tokens/s a sequence, 20 tokens/s for the whole engine. */
 static int setup_shared_rate(void **state)
 {
 	struct mock_engine_config cfg;
-	struct nova_err err;
 	(void)state;
-	mock_engine_config_defaults(&cfg);
-	snprintf(cfg.model, sizeof(cfg.model), "base");
-	cfg.latency_ms = 0;
-	cfg.tokens_per_second = 100;
+	quick_config(&cfg, 100);
 	cfg.total_tokens_per_second = 20;
-	return mock_engine_start(&eng, &cfg, &err);
+	return start_config(&cfg);
 }
 
 static int setup_no_admin(void **state)
