@@ -16,23 +16,38 @@
 int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
 			      struct nova_err *err)
 {
-	json_t *labels = NULL;
+	json_t *labels = NULL, *autoscale = NULL;
 	const struct json_field fields[] = {
 		{.name = "name", .kind = JSON_KIND_STRING, .out = &out->name, .max_len = 63},
 		{.name = "model", .kind = JSON_KIND_STRING, .required = true, .out = &out->model,
 		 .max_len = 200},
 		{.name = "pool", .kind = JSON_KIND_STRING, .required = true, .out = &out->pool,
 		 .max_len = 63},
-		{.name = "replicas", .kind = JSON_KIND_INT, .out = &out->replicas, .min = 0,
-		 .max = DEPLOYMENT_MAX_REPLICAS},
+		{.name = "replicas", .kind = JSON_KIND_INT, .out = &out->replicas,
+		 .present = &out->replicas_given, .min = 0, .max = DEPLOYMENT_MAX_REPLICAS},
 		{.name = "placement", .kind = JSON_KIND_STRING, .out = &out->placement, .max_len = 16},
 		{.name = "labels", .kind = JSON_KIND_OBJECT, .out = &labels},
+		{.name = "autoscale", .kind = JSON_KIND_ANY, .out = &autoscale},
 	};
+	json_t *copy = NULL;
 	bool ok;
 	int rc;
 	memset(out, 0, sizeof(*out));
 	out->replicas = 1;
-	if ((rc = json_decode_object(body, fields, 6, "", err)))
+	if (json_is_null(json_object_get(body, "autoscale"))) {
+		/* null: scaled by hand, as when it is absent. */
+		if (!(copy = json_copy((json_t *)body)))
+			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		json_object_del(copy, "autoscale");
+		body = copy;
+	}
+	rc = json_decode_object(body, fields, sizeof(fields) / sizeof(fields[0]), "", err);
+	if (rc == 0 && autoscale) {
+		out->has_autoscale = true;
+		rc = autoscale_policy_parse(&out->autoscale, autoscale, DEPLOYMENT_MAX_REPLICAS, err);
+	}
+	json_decref(copy); /* the strings out holds are body's, which copy shares */
+	if (rc)
 		return rc;
 	if (out->name && !ids_is_dns_label(out->name))
 		return nova_err_set(err, NOVA_EINVAL, "name",
@@ -43,6 +58,16 @@ int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
 	if (labels && (rc = json_check_labels(labels, "labels", err)))
 		return rc;
 	out->labels = labels;
+	if (out->has_autoscale) {
+		const struct autoscale_policy *a = &out->autoscale;
+		if (out->replicas_given && (out->replicas < a->min_replicas || out->replicas > a->max_replicas))
+			return nova_err_set(err, NOVA_EINVAL, "replicas",
+					    "replicas (%lld) must lie within autoscale.min_replicas (%lld) "
+					    "and autoscale.max_replicas (%lld)",
+					    out->replicas, a->min_replicas, a->max_replicas);
+		if (!out->replicas_given)
+			out->replicas = a->min_replicas > 1 ? a->min_replicas : 1;
+	}
 	return 0;
 }
 
@@ -119,7 +144,17 @@ static int dep_decode(struct deployment *out, const PGresult *res, int row, stru
 	json_decref(constraints);
 	if (!out->labels)
 		out->labels = json_object();
-	if (deployment_state_parse(&out->state, db_value(res, row, "state")) != 0 || !out->labels) {
+	bool policy_ok = true;
+	if (*db_value(res, row, "autoscale")) {
+		struct nova_err ignored;
+		json_t *a = json_loads(db_value(res, row, "autoscale"), 0, NULL);
+		out->autoscaled = true;
+		policy_ok = a && autoscale_policy_parse(&out->autoscale, a, DEPLOYMENT_MAX_REPLICAS,
+							&ignored) == 0;
+		json_decref(a);
+	}
+	if (deployment_state_parse(&out->state, db_value(res, row, "state")) != 0 || !out->labels ||
+	    !policy_ok) {
 		deployment_finish(out);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "stored deployment unreadable");
 	}
@@ -135,7 +170,8 @@ int deployment_load(struct deployment *out, struct db_pool *db, const char *id,
 	memset(out, 0, sizeof(*out));
 	rc = db_pool_exec(&res, db,
 			  "SELECT id, name, model_id, pool_id, state, replicas, generation, placement, "
-			  "constraints::text AS constraints FROM deployments WHERE id = $1::uuid",
+			  "constraints::text AS constraints, coalesce(autoscale::text, '') AS autoscale "
+			  "FROM deployments WHERE id = $1::uuid",
 			  1, params, err);
 	if (rc == 0 && PQntuples(res) == 0)
 		rc = nova_err_set(err, NOVA_ENOTFOUND, "deployment", "no deployment with id %s", id);
@@ -182,8 +218,11 @@ const struct pool_users deployment_pool_users = {
 	"p.name AS pool_name, " DB_TS("d.created_at") " AS created_at, "                    \
 	DB_TS("d.updated_at") " AS updated_at, "                                            \
 	"(SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id AND r.state = 'ready') " \
-	"AS ready_replicas "                                                                \
-	"FROM deployments d JOIN models m ON m.id = d.model_id JOIN pools p ON p.id = d.pool_id "
+	"AS ready_replicas, coalesce(d.autoscale::text, '') AS autoscale, "                 \
+	"coalesce(s.recommended, -1) AS as_recommended, coalesce(s.last_reason, '') AS as_reason, " \
+	"coalesce(" DB_TS("s.decided_at") ", '') AS as_decided_at "                         \
+	"FROM deployments d JOIN models m ON m.id = d.model_id JOIN pools p ON p.id = d.pool_id " \
+	"LEFT JOIN autoscale_state s ON s.deployment_id = d.id "
 
 static json_t *dep_row_json(const PGresult *res, int row)
 {
@@ -203,6 +242,21 @@ static json_t *dep_row_json(const PGresult *res, int row)
 		db_value(res, row, "pool_name"), "created_at", db_value(res, row, "created_at"),
 		"updated_at", db_value(res, row, "updated_at"), "ready_replicas",
 		(json_int_t)atoll(db_value(res, row, "ready_replicas")));
+	if (j && d.autoscaled) {
+		/* The policy, and what the autoscaler last made of it. */
+		long long rec = atoll(db_value(res, row, "as_recommended"));
+		const char *at = db_value(res, row, "as_decided_at");
+		json_object_set_new(j, "autoscale", autoscale_policy_json(&d.autoscale));
+		json_object_set_new(
+			j, "autoscaler",
+			json_pack("{s:o, s:o, s:o}", "recommended",
+				  rec >= 0 && *at ? json_integer(rec) : json_null(), "last_decision",
+				  *db_value(res, row, "as_reason") ? json_string(db_value(res, row, "as_reason"))
+								   : json_null(),
+				  "decided_at", *at ? json_string(at) : json_null()));
+	} else if (j) {
+		json_object_set_new(j, "autoscale", json_null());
+	}
 	deployment_finish(&d);
 	return j;
 }
@@ -237,7 +291,7 @@ static int dep_details(json_t *d, struct db_conn *c, struct nova_err *err)
 	PQclear(res);
 	json_object_set_new(d, "replica_list", arr);
 	rc = db_exec(&res, c,
-		     "SELECT coalesce(from_state, ''), to_state, reason, " DB_TS("at") " FROM "
+		     "SELECT coalesce(from_state, ''), to_state, reason, " DB_TS("at") ", kind FROM "
 		     "(SELECT * FROM deployment_events WHERE deployment_id = $1::uuid "
 		     "ORDER BY id DESC LIMIT 20) e ORDER BY id",
 		     1, params, err);
@@ -245,11 +299,12 @@ static int dep_details(json_t *d, struct db_conn *c, struct nova_err *err)
 		return rc;
 	arr = json_array();
 	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(arr, json_pack("{s:o, s:s, s:s, s:s}", "from",
+		json_array_append_new(arr, json_pack("{s:o, s:s, s:s, s:s, s:s}", "from",
 						     *PQgetvalue(res, i, 0) ? json_string(PQgetvalue(res, i, 0))
 									    : json_null(),
 						     "to", PQgetvalue(res, i, 1), "reason",
-						     PQgetvalue(res, i, 2), "at", PQgetvalue(res, i, 3)));
+						     PQgetvalue(res, i, 2), "at", PQgetvalue(res, i, 3),
+						     "kind", PQgetvalue(res, i, 4)));
 	PQclear(res);
 	json_object_set_new(d, "events", arr);
 	return 0;
@@ -312,7 +367,7 @@ int deployment_list(json_t **out, struct db_pool *db, struct nova_err *err)
 
 #define DEP_EVENTS_SQL(dir)                                                                    \
 	"SELECT e.id, d.id, d.name, p.name, coalesce(e.from_state, ''), e.to_state, e.reason, " \
-	DB_TS("e.at") ", (extract(epoch FROM e.at) * 1000000)::bigint "                         \
+	DB_TS("e.at") ", (extract(epoch FROM e.at) * 1000000)::bigint, e.kind "                 \
 	"FROM deployment_events e JOIN deployments d ON d.id = e.deployment_id "                \
 	"JOIN pools p ON p.id = d.pool_id "                                                     \
 	"WHERE ($1::uuid IS NULL OR d.pool_id = $1::uuid) "                                     \
@@ -358,7 +413,7 @@ int deployment_events_read(json_t **out, struct db_pool *db,
 				      "source", "deployment", "seq",
 				      (json_int_t)atoll(PQgetvalue(res, r, 0)), "object_id",
 				      PQgetvalue(res, r, 1), "object", PQgetvalue(res, r, 2), "pool",
-				      PQgetvalue(res, r, 3), "kind", "transition", "from",
+				      PQgetvalue(res, r, 3), "kind", PQgetvalue(res, r, 9), "from",
 				      *from ? json_string(from) : json_null(), "to",
 				      PQgetvalue(res, r, 5), "reason", PQgetvalue(res, r, 6), "at",
 				      PQgetvalue(res, r, 7), "at_us",
@@ -544,7 +599,7 @@ int deployment_create(json_t **out, struct db_pool *db, struct notify *work,
 	struct pool *p = NULL;
 	struct db_conn *c = NULL;
 	PGresult *res = NULL;
-	char name[64], replicas[16], *constraints = NULL;
+	char name[64], replicas[16], *constraints = NULL, *autoscale = NULL;
 	bool ok;
 	enum placement_policy policy = placement_policy_parse(spec->placement, &ok);
 	int rc;
@@ -566,15 +621,24 @@ int deployment_create(json_t **out, struct db_pool *db, struct notify *work,
 				    : json_pack("{s:{}}", "labels");
 	constraints = json_dump_compact(cons);
 	json_decref(cons);
-	const char *params[6] = {name, m->id, p->id, replicas, placement_policy_name(policy),
-				 constraints};
+	if (spec->has_autoscale) {
+		json_t *a = autoscale_policy_json(&spec->autoscale);
+		autoscale = a ? json_dump_compact(a) : NULL;
+		json_decref(a);
+		if (!autoscale) {
+			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+			goto out;
+		}
+	}
+	const char *params[7] = {name, m->id, p->id, replicas, placement_policy_name(policy),
+				 constraints, autoscale};
 	if ((rc = db_conn_acquire(&c, db, err)) || (rc = db_tx_begin(c, err)))
 		goto out;
 	rc = db_exec_one(&res, c,
 			 "INSERT INTO deployments (name, model_id, pool_id, replicas, placement, "
-			 "constraints, state_reason) VALUES ($1, $2::uuid, $3::uuid, $4::integer, $5, "
-			 "$6::jsonb, 'created') RETURNING id::text",
-			 6, params, err);
+			 "constraints, autoscale, state_reason) VALUES ($1, $2::uuid, $3::uuid, "
+			 "$4::integer, $5, $6::jsonb, $7::jsonb, 'created') RETURNING id::text",
+			 7, params, err);
 	if (rc == NOVA_EEXISTS) {
 		nova_err_set(err, NOVA_EEXISTS, "name", "a deployment named %s already exists", name);
 		nova_err_set_hint(err, "choose another with \"name\"");
@@ -606,13 +670,14 @@ out:
 	if (c)
 		db_conn_release(db, c);
 	free(constraints);
+	free(autoscale);
 	model_free(m);
 	pool_free(p);
 	return rc;
 }
 
 /* One state-changing operation on a locked deployment row. */
-enum dep_op { DEP_SCALE, DEP_STOP, DEP_START };
+enum dep_op { DEP_SCALE, DEP_STOP, DEP_START, DEP_PATCH };
 
 struct dep_change {
 	const char *ref;
@@ -620,7 +685,115 @@ struct dep_change {
 	long long replicas;
 	struct audit_note *audit;
 	char id[37];
+	const struct deployment_patch *patch; /* DEP_PATCH */
 };
+
+/* An event that is no transition (kind "scaled", "autoscale"), in the
+ * caller's transaction, the state as it stands on both sides. */
+static int dep_event_note(struct db_conn *c, const char *id, const char *kind, const char *reason,
+			  struct nova_err *err)
+{
+	const char *params[3] = {id, kind, reason};
+	return db_exec(NULL, c,
+		       "INSERT INTO deployment_events (deployment_id, from_state, to_state, reason, kind) "
+		       "SELECT id, state, state, $3, $2 FROM deployments WHERE id = $1::uuid",
+		       3, params, err);
+}
+
+static int dep_autoscaled_refusal(const char *name, struct nova_err *err)
+{
+	int rc = nova_err_set(err, NOVA_ECONFLICT, "replicas",
+			      "deployment %s is autoscaled: its replica count is the autoscaler's",
+			      name);
+	nova_err_set_hint(err,
+				 "change the policy's bounds (PATCH {\"autoscale\": {...}}, novactl "
+				 "deployment autoscale %s min=N,max=N,...) or turn it off "
+				 "({\"autoscale\": null}, novactl deployment autoscale %s off) first",
+				 name, name);
+	return rc;
+}
+
+/* The PATCH of a locked deployment row: the policy and the count it
+ * implies, or the count alone. */
+static int dep_patch_tx(struct db_conn *c, struct dep_change *ch, const char *name, bool autoscaled,
+			long long current, struct nova_err *err)
+{
+	const struct deployment_patch *pt = ch->patch;
+	char n[16], reason[320];
+	const char *params[3] = {ch->id, NULL, n};
+	long long want = current;
+	int rc;
+	if (!pt->has_autoscale) {
+		if (autoscaled)
+			return dep_autoscaled_refusal(name, err);
+		ch->op = DEP_SCALE;
+		ch->replicas = pt->replicas;
+		return 1; /* the caller scales */
+	}
+	if (pt->autoscale_off) {
+		if (!autoscaled && !pt->has_replicas)
+			return 0; /* already off: nothing to record */
+		if (pt->has_replicas)
+			want = pt->replicas;
+		snprintf(n, sizeof(n), "%lld", want);
+		if ((rc = db_exec(NULL, c,
+				  "UPDATE deployments SET autoscale = NULL, replicas = $2::integer, "
+				  "generation = generation + CASE WHEN replicas = $2::integer THEN 0 "
+				  "ELSE 1 END, updated_at = now() WHERE id = $1::uuid",
+				  2, (const char *[2]){ch->id, n}, err)))
+			return rc;
+		snprintf(reason, sizeof(reason), "autoscale off: replicas %lld -> %lld", current, want);
+		if (want == current)
+			snprintf(reason, sizeof(reason), "autoscale off: replicas stay at %lld", want);
+	} else {
+		const struct autoscale_policy *a = &pt->autoscale;
+		json_t *pj = autoscale_policy_json(a);
+		char *policy = pj ? json_dump_compact(pj) : NULL, why[64] = "";
+		json_decref(pj);
+		if (!policy)
+			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		if (pt->has_replicas) {
+			if (pt->replicas < a->min_replicas || pt->replicas > a->max_replicas) {
+				free(policy);
+				return nova_err_set(err, NOVA_EINVAL, "replicas",
+						    "replicas (%lld) must lie within autoscale.min_replicas "
+						    "(%lld) and autoscale.max_replicas (%lld)",
+						    pt->replicas, a->min_replicas, a->max_replicas);
+			}
+			want = pt->replicas;
+			snprintf(why, sizeof(why), " (as asked)");
+		} else if (current < a->min_replicas) {
+			want = a->min_replicas;
+			snprintf(why, sizeof(why), " (min_replicas)");
+		} else if (current > a->max_replicas) {
+			want = a->max_replicas;
+			snprintf(why, sizeof(why), " (max_replicas)");
+		}
+		snprintf(n, sizeof(n), "%lld", want);
+		params[1] = policy;
+		rc = db_exec(NULL, c,
+			     "UPDATE deployments SET autoscale = $2::jsonb, replicas = $3::integer, "
+			     "generation = generation + CASE WHEN replicas = $3::integer THEN 0 ELSE 1 END, "
+			     "updated_at = now() WHERE id = $1::uuid",
+			     3, params, err);
+		free(policy);
+		if (rc)
+			return rc;
+		if (want == current)
+			snprintf(reason, sizeof(reason), "autoscale %s: min %lld, max %lld; replicas %lld",
+				 autoscaled ? "changed" : "on", a->min_replicas, a->max_replicas, want);
+		else
+			snprintf(reason, sizeof(reason),
+				 "autoscale %s: min %lld, max %lld; replicas %lld -> %lld%s",
+				 autoscaled ? "changed" : "on", a->min_replicas, a->max_replicas, current,
+				 want, why);
+	}
+	/* A new policy starts with a fresh window and idle clock. */
+	if ((rc = db_exec(NULL, c, "DELETE FROM autoscale_state WHERE deployment_id = $1::uuid", 1,
+			  params, err)))
+		return rc;
+	return dep_event_note(c, ch->id, "autoscale", reason, err);
+}
 
 static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 {
@@ -644,9 +817,26 @@ static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 	snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(d, "state")));
 	(void)deployment_state_parse(&st, state);
 	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(d, "name")));
+	bool autoscaled = json_is_object(json_object_get(d, "autoscale"));
+	long long current = json_integer_value(json_object_get(d, "replicas"));
 	json_decref(d);
 	params[0] = ch->id;
+	if (ch->op == DEP_PATCH) {
+		rc = dep_patch_tx(c, ch, name, autoscaled, current, err);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			if ((rc = audit_record_tx(c, ch->audit, ch->id, err)))
+				return rc;
+			return dep_enqueue(c, ch->id, ch->audit, err);
+		}
+		/* rc 1: a count alone, scaled below. */
+	} else if (ch->op == DEP_SCALE && autoscaled) {
+		return dep_autoscaled_refusal(name, err);
+	}
 	switch (ch->op) {
+	case DEP_PATCH:
+		break;
 	case DEP_SCALE: {
 		char n[16];
 		snprintf(n, sizeof(n), "%lld", ch->replicas);
@@ -709,7 +899,7 @@ static int dep_change(json_t **out, struct db_pool *db, struct notify *work, str
 int deployment_scale(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
 		     long long replicas, struct audit_note *audit, struct nova_err *err)
 {
-	struct dep_change ch = {ref, DEP_SCALE, replicas, audit, ""};
+	struct dep_change ch = {ref, DEP_SCALE, replicas, audit, "", NULL};
 	*out = NULL;
 	if (replicas < 0 || replicas > DEPLOYMENT_MAX_REPLICAS)
 		return nova_err_set(err, NOVA_EINVAL, "replicas", "replicas must be between 0 and %d",
@@ -717,17 +907,57 @@ int deployment_scale(json_t **out, struct db_pool *db, struct notify *work, cons
 	return dep_change(out, db, work, &ch, err);
 }
 
+int deployment_patch_from_json(struct deployment_patch *out, const json_t *body,
+			       struct nova_err *err)
+{
+	json_t *autoscale = NULL;
+	const struct json_field fields[] = {
+		{.name = "replicas", .kind = JSON_KIND_INT, .out = &out->replicas,
+		 .present = &out->has_replicas, .min = 0, .max = DEPLOYMENT_MAX_REPLICAS},
+		{.name = "autoscale", .kind = JSON_KIND_ANY, .out = &autoscale},
+	};
+	json_t *copy = NULL;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if (json_is_object(body) && json_is_null(json_object_get(body, "autoscale"))) {
+		out->has_autoscale = out->autoscale_off = true;
+		if (!(copy = json_copy((json_t *)body)))
+			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		json_object_del(copy, "autoscale");
+		body = copy;
+	}
+	rc = json_decode_object(body, fields, sizeof(fields) / sizeof(fields[0]), "", err);
+	if (rc == 0 && autoscale) {
+		out->has_autoscale = true;
+		rc = autoscale_policy_parse(&out->autoscale, autoscale, DEPLOYMENT_MAX_REPLICAS, err);
+	}
+	json_decref(copy);
+	if (rc == 0 && !out->has_replicas && !out->has_autoscale)
+		rc = nova_err_set(err, NOVA_EINVAL, "replicas",
+				  "the body changes nothing: give \"replicas\", \"autoscale\" or both");
+	return rc;
+}
+
+int deployment_update(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
+		      const struct deployment_patch *patch, struct audit_note *audit,
+		      struct nova_err *err)
+{
+	struct dep_change ch = {ref, DEP_PATCH, 0, audit, "", patch};
+	*out = NULL;
+	return dep_change(out, db, work, &ch, err);
+}
+
 int deployment_stop(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
 		    struct audit_note *audit, struct nova_err *err)
 {
-	struct dep_change ch = {ref, DEP_STOP, 0, audit, ""};
+	struct dep_change ch = {ref, DEP_STOP, 0, audit, "", NULL};
 	return dep_change(out, db, work, &ch, err);
 }
 
 int deployment_start(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
 		     struct audit_note *audit, struct nova_err *err)
 {
-	struct dep_change ch = {ref, DEP_START, 0, audit, ""};
+	struct dep_change ch = {ref, DEP_START, 0, audit, "", NULL};
 	return dep_change(out, db, work, &ch, err);
 }
 
@@ -942,4 +1172,173 @@ int deployment_node_assignments(json_t **out, struct db_pool *db, const char *no
 	}
 	PQclear(res);
 	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+}
+
+/* --- for the autoscaler ------------------------------------------------------------- */
+
+/* Accelerators one replica of the model takes: the sum over its stages. */
+#define DEP_REPLICA_ACCELS(model) \
+	"(SELECT coalesce(sum((st->>'accelerators')::bigint), 0) " \
+	"FROM jsonb_array_elements(" model ".spec->'stages') st)"
+
+int deployment_autoscaled_list(struct deployment_autoscaled **out, size_t *n,
+			       struct db_pool *db, struct nova_err *err)
+{
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	*n = 0;
+	/* quota_max: what the pool's accelerator quota leaves after the other
+	 * deployments' wanted replicas, in this one's replicas. */
+	rc = db_pool_exec(
+		&res, db,
+		"SELECT d.id, d.name, m.name AS model, d.replicas, d.autoscale::text AS autoscale, "
+		"coalesce(s.memory::text, '{}') AS memory, "
+		"coalesce((SELECT json_agg(r.id ORDER BY r.ordinal) FROM replicas r "
+		"WHERE r.deployment_id = d.id AND r.state = 'ready'), '[]')::text AS ready, "
+		"CASE WHEN p.max_accelerators IS NULL OR per.n = 0 THEN -1 ELSE "
+		"greatest(0, (p.max_accelerators - coalesce((SELECT sum(o.replicas * " DEP_REPLICA_ACCELS("om")
+		") FROM deployments o JOIN models om ON om.id = o.model_id WHERE o.pool_id = d.pool_id "
+		"AND o.id <> d.id AND o.state NOT IN ('stopping', 'stopped')), 0)) / per.n) END "
+		"AS quota_max "
+		"FROM deployments d JOIN models m ON m.id = d.model_id JOIN pools p ON p.id = d.pool_id "
+		"CROSS JOIN LATERAL (SELECT " DEP_REPLICA_ACCELS("m") " AS n) per "
+		"LEFT JOIN autoscale_state s ON s.deployment_id = d.id "
+		"WHERE d.autoscale IS NOT NULL "
+		"AND d.state IN ('pending', 'deploying', 'running', 'degraded') ORDER BY d.name",
+		0, NULL, err);
+	if (rc)
+		return rc;
+	int rows = PQntuples(res);
+	if (rows == 0) {
+		PQclear(res);
+		return 0;
+	}
+	struct deployment_autoscaled *list = calloc((size_t)rows, sizeof(*list));
+	if (!list) {
+		PQclear(res);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	size_t k = 0;
+	for (int i = 0; i < rows; i++) {
+		struct deployment_autoscaled *a = &list[k];
+		struct nova_err ignored;
+		json_t *policy = json_loads(db_value(res, i, "autoscale"), 0, NULL);
+		json_t *memory = json_loads(db_value(res, i, "memory"), 0, NULL);
+		bool ok = policy && autoscale_policy_parse(&a->policy, policy, DEPLOYMENT_MAX_REPLICAS,
+							   &ignored) == 0;
+		json_decref(policy);
+		autoscale_memory_from_json(&a->memory, memory);
+		json_decref(memory);
+		a->ready = json_loads(db_value(res, i, "ready"), 0, NULL);
+		if (!ok || !json_is_array(a->ready)) {
+			/* A stored policy this novad cannot read (a newer novad's):
+			 * left alone rather than scaled on a guess. */
+			json_decref(a->ready);
+			memset(a, 0, sizeof(*a));
+			continue;
+		}
+		snprintf(a->id, sizeof(a->id), "%s", db_value(res, i, "id"));
+		snprintf(a->name, sizeof(a->name), "%s", db_value(res, i, "name"));
+		snprintf(a->model, sizeof(a->model), "%s", db_value(res, i, "model"));
+		a->replicas = atoll(db_value(res, i, "replicas"));
+		a->quota_max = atoll(db_value(res, i, "quota_max"));
+		k++;
+	}
+	PQclear(res);
+	if (k == 0) {
+		free(list);
+		return 0;
+	}
+	*out = list;
+	*n = k;
+	return 0;
+}
+
+void deployment_autoscaled_free(struct deployment_autoscaled *list, size_t n)
+{
+	for (size_t i = 0; list && i < n; i++)
+		json_decref(list[i].ready);
+	free(list);
+}
+
+struct dep_as_record {
+	const char *id;
+	long long expect;
+	const struct autoscale_decision *d;
+	const char *memory;
+	bool applied, scaled;
+};
+
+static int dep_as_record_tx(struct db_conn *c, void *arg, struct nova_err *err)
+{
+	struct dep_as_record *r = arg;
+	char expect[24], desired[24], rec[24];
+	PGresult *res = NULL;
+	int rc;
+	snprintf(expect, sizeof(expect), "%lld", r->expect);
+	snprintf(desired, sizeof(desired), "%lld", r->d->desired);
+	snprintf(rec, sizeof(rec), "%lld", r->d->recommended);
+	/* The row locked, or skipped: a PATCH, stop or the worker holds it,
+	 * and the next tick decides on what they leave. */
+	const char *p1[2] = {r->id, expect};
+	if ((rc = db_exec(&res, c,
+			  "SELECT 1 FROM deployments WHERE id = $1::uuid AND autoscale IS NOT NULL "
+			  "AND replicas = $2::integer "
+			  "AND state IN ('pending', 'deploying', 'running', 'degraded') "
+			  "FOR UPDATE SKIP LOCKED",
+			  2, p1, err)))
+		return rc;
+	bool ours = PQntuples(res) == 1;
+	PQclear(res);
+	if (!ours)
+		return 0;
+	bool scale = r->d->desired != r->expect;
+	const char *p2[4] = {r->id, r->memory, rec, scale ? r->d->reason : ""};
+	if ((rc = db_exec(NULL, c,
+			  "INSERT INTO autoscale_state (deployment_id, memory, recommended, last_reason, "
+			  "decided_at, updated_at) VALUES ($1::uuid, $2::jsonb, $3::integer, $4, "
+			  "CASE WHEN $4 = '' THEN NULL ELSE now() END, now()) "
+			  "ON CONFLICT (deployment_id) DO UPDATE SET memory = EXCLUDED.memory, "
+			  "recommended = EXCLUDED.recommended, updated_at = now(), "
+			  "last_reason = CASE WHEN $4 = '' THEN autoscale_state.last_reason ELSE $4 END, "
+			  "decided_at = CASE WHEN $4 = '' THEN autoscale_state.decided_at ELSE now() END",
+			  4, p2, err)))
+		return rc;
+	r->applied = true;
+	if (!scale)
+		return 0;
+	const char *p3[2] = {r->id, desired};
+	if ((rc = db_exec(NULL, c,
+			  "UPDATE deployments SET replicas = $2::integer, generation = generation + 1, "
+			  "updated_at = now() WHERE id = $1::uuid",
+			  2, p3, err)) ||
+	    (rc = dep_event_note(c, r->id, "scaled", r->d->reason, err)) ||
+	    (rc = dep_enqueue(c, r->id, NULL, err)))
+		return rc;
+	r->scaled = true;
+	return 0;
+}
+
+int deployment_autoscale_record(bool *applied, struct db_pool *db, struct notify *work,
+				const char *id, long long expect_replicas,
+				const struct autoscale_decision *decision,
+				const struct autoscale_memory *memory, struct nova_err *err)
+{
+	json_t *mj = autoscale_memory_json(memory);
+	char *mem = mj ? json_dump_compact(mj) : NULL;
+	struct dep_as_record r = {id, expect_replicas, decision, mem, false, false};
+	int rc;
+	json_decref(mj);
+	*applied = false;
+	if (!mem)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	rc = db_tx_run(db, dep_as_record_tx, &r, err);
+	free(mem);
+	if (rc)
+		return rc;
+	*applied = r.applied;
+	if (r.scaled)
+		notify_signal(work);
+	return 0;
 }

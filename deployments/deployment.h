@@ -33,6 +33,7 @@
 #include "core/db.h"
 #include "core/err.h"
 #include "core/notify.h"
+#include "deployments/autoscale.h"
 #include "pools/pool.h"
 
 #define DEPLOYMENT_MAX_REPLICAS 1000
@@ -86,6 +87,8 @@ struct deployment {
 	long long generation;      /* bumped by every change of the wanted state */
 	char placement[16];        /* "binpack" | "spread" */
 	json_t *labels;            /* node selector, object of strings (owned) */
+	bool autoscaled;           /* autoscale holds its policy */
+	struct autoscale_policy autoscale;
 };
 
 /* Load one deployment by id (NOVA_ENOTFOUND when there is none). out is
@@ -101,6 +104,14 @@ struct deployment_spec {
 	long long replicas;
 	const char *placement; /* "binpack" (default) | "spread" */
 	const json_t *labels;  /* node selector, object of strings; may be NULL */
+	/* The autoscaling policy (deployments/autoscale.h); has_autoscale false:
+	 * scaled by hand. With one, replicas (when given: replicas_given) must
+	 * lie within its bounds; not given, the deployment starts at
+	 * min_replicas, at least 1 (a new deployment answers its first request
+	 * warm; idle_s takes it to zero after). */
+	bool has_autoscale;
+	struct autoscale_policy autoscale;
+	bool replicas_given;
 };
 
 int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
@@ -134,8 +145,58 @@ int deployment_events_read(json_t **out, struct db_pool *db,
  * array of {"name", "model", "pool", "state", "desired", "ready",
  * "replica_ids": the ready ones'} (one aggregate query). */
 int deployment_counts(json_t **out, struct db_pool *db, struct nova_err *err);
+/* A new replica count. An autoscaled deployment refuses it (NOVA_ECONFLICT,
+ * naming "replicas", the hint saying how to change the policy). */
 int deployment_scale(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
 		     long long replicas, struct audit_note *audit, struct nova_err *err);
+/* PATCH /v1/deployments/{d}: {"replicas"?, "autoscale"?: policy | null}
+ * (at least one; nothing else). Setting a policy clamps the count into
+ * [min_replicas, max_replicas] (or sets it to "replicas" when both are
+ * given, which must lie within), records an "autoscale" event saying so,
+ * and starts the autoscaler's memory afresh; null turns it off and leaves
+ * the count where the autoscaler had it. */
+struct deployment_patch {
+	bool has_replicas;
+	long long replicas;
+	bool has_autoscale;
+	bool autoscale_off;                /* "autoscale": null */
+	struct autoscale_policy autoscale; /* when has_autoscale && !autoscale_off */
+};
+int deployment_patch_from_json(struct deployment_patch *out, const json_t *body,
+			       struct nova_err *err);
+int deployment_update(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
+		      const struct deployment_patch *patch, struct audit_note *audit,
+		      struct nova_err *err);
+
+/* --- for the autoscaler (autoscaler/autoscaler.h) --------------------------------- */
+
+/* An autoscaled deployment as one tick sees it. */
+struct deployment_autoscaled {
+	char id[DEPLOYMENT_ID_LEN];
+	char name[DEPLOYMENT_NAME_MAX];
+	char model[129];            /* the model's name: its route key */
+	long long replicas;         /* wanted now */
+	long long quota_max;        /* replicas the pool's accelerator quota leaves it; -1: no bound */
+	struct autoscale_policy policy;
+	struct autoscale_memory memory;
+	json_t *ready;              /* array of its ready replicas' ids (owned) */
+};
+/* Every autoscaled deployment that is not stopping, stopped or failed, by
+ * name, in one query (*out NULL when none). */
+int deployment_autoscaled_list(struct deployment_autoscaled **out, size_t *n,
+			       struct db_pool *db, struct nova_err *err);
+void deployment_autoscaled_free(struct deployment_autoscaled *list, size_t n);
+/* Record a tick: the memory and the recommendation; and when
+ * decision->desired differs from expect_replicas, the new count with the
+ * decision's reason as a "scaled" event and a work item, all in one
+ * transaction. Only while the deployment is still autoscaled, still wants
+ * expect_replicas and its row is not locked (a PATCH or stop in flight):
+ * otherwise nothing is written and *applied is false (the next tick
+ * decides again). work as for deployment_scale. */
+int deployment_autoscale_record(bool *applied, struct db_pool *db, struct notify *work,
+				const char *id, long long expect_replicas,
+				const struct autoscale_decision *decision,
+				const struct autoscale_memory *memory, struct nova_err *err);
 /* NOVA_ECONFLICT when the state does not allow it. */
 int deployment_stop(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
 		    struct audit_note *audit, struct nova_err *err);

@@ -31,6 +31,11 @@ struct gw_deps {
 	 * gateway/runtime.h): the deployment changes signal it. NULL: no
 	 * workers here. */
 	struct notify *work;
+	/* The autoscaler's notifier (the runtime's): a router's demand report
+	 * with requests waiting signals it, so a model at zero is woken at
+	 * once when this novad is the autoscaler's, at its next tick (1 s)
+	 * otherwise. NULL: none. */
+	struct notify *autoscale;
 	const struct db_migration *migrations; /* for /readyz */
 	size_t n_migrations;
 	/* Route watch streams (GET /v1/routes/watch) open at once, in all and
@@ -66,6 +71,10 @@ int gw_fleet_metrics_start(struct gw *gw, bool (*is_leader)(void *ctx), void *ct
 /* Stop that thread (waits for a read in progress, bounded by the database
  * deadlines). Idempotent; gw_destroy calls it. */
 void gw_fleet_metrics_stop(struct gw *gw);
+/* The autoscaler whose counters /metrics shows (novad's, once started;
+ * it outlives the server's requests: novad stops the server first). */
+struct autoscaler;
+void gw_autoscaler_set(struct gw *gw, struct autoscaler *a);
 /* The OpenAPI 3 document for the routes (new reference). */
 json_t *gw_openapi(void);
 

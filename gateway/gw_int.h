@@ -34,6 +34,7 @@ struct gw {
 	size_t n_watch_counts, cap_watch_counts;
 	atomic_ullong heartbeats[GW_HB_RESULTS]; /* by enum gw_hb_result */
 	struct gw_fleet_metrics *fleet;    /* routes_metrics.c: the collector, when started */
+	_Atomic(struct autoscaler *) autoscaler; /* for /metrics; gw_autoscaler_set */
 };
 
 /* What a route needs (struct gw_route.access): nothing, a node token, or
@@ -111,7 +112,7 @@ void gw_model_delete(struct gw *, struct gw_call *, struct http_request *, struc
 void gw_deployment_create(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_list(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
-void gw_deployment_scale(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_deployment_update(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_stop(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_start(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_delete(struct gw *, struct gw_call *, struct http_request *, struct http_response *);

@@ -14,6 +14,7 @@
 
 #include "adapters/adapter.h"
 #include "auth/auth.h"
+#include "autoscaler/autoscaler.h"
 #include "core/config.h"
 #include "core/db.h"
 #include "core/files.h"
@@ -297,6 +298,7 @@ struct novad {
 	struct http_server *srv;
 	struct worker *worker;
 	struct reconciler *reconciler;
+	struct autoscaler *autoscaler;
 	char gateway_url[256]; /* where agents reach novad */
 };
 
@@ -388,6 +390,7 @@ static int novad_serve(struct novad *n, struct nova_err *err)
 			    "routes answer 503 until it is read", "error", rerr.message, NULL);
 	struct gw_deps deps = {.db = n->db, .auth = n->auth, .inventory = n->inventory,
 			       .routes = n->routes, .work = &n->rt.work,
+			       .autoscale = &n->rt.autoscale,
 			       .migrations = db_migrations_builtin,
 			       .n_migrations = db_migrations_builtin_count,
 			       .max_watchers = cfg->http_max_watchers,
@@ -450,6 +453,17 @@ static int novad_background(struct novad *n, struct nova_err *err)
 	if (inventory_start(n->inventory, novad_is_leader, n->reconciler, err) ||
 	    inventory_routes_start(n->routes, 250, 15000, novad_routes_changed, n->srv, err))
 		return novad_refuse("inventory failed to start", err, false);
+	/* The autoscaler ticks in the novad that holds the singleton duties. */
+	struct autoscaler_config acfg;
+	autoscaler_config_defaults(&acfg);
+	acfg.work = &n->rt.work;
+	acfg.wake = &n->rt.autoscale;
+	acfg.is_leader = novad_is_leader;
+	acfg.leader_ctx = n->reconciler;
+	if (autoscaler_create(&n->autoscaler, n->db, n->inventory, &acfg, err) ||
+	    autoscaler_start(n->autoscaler, err))
+		return novad_refuse("autoscaler failed to start", err, false);
+	gw_autoscaler_set(n->gw, n->autoscaler);
 	return 0;
 }
 
@@ -464,6 +478,7 @@ static void novad_shutdown(struct novad *n)
 	http_server_stop(n->srv);
 	if (n->gw)
 		gw_fleet_metrics_stop(n->gw);
+	autoscaler_destroy(n->autoscaler);
 	inventory_stop(n->inventory);
 	reconciler_stop(n->reconciler);
 	worker_stop(n->worker);

@@ -64,23 +64,19 @@ void gw_deployment_get(struct gw *gw, struct gw_call *call, struct http_request 
 	gw_dep_answer(res, 200, rc, d, &err);
 }
 
-void gw_deployment_scale(struct gw *gw, struct gw_call *call,
-			 struct http_request *req, struct http_response *res)
+void gw_deployment_update(struct gw *gw, struct gw_call *call,
+			  struct http_request *req, struct http_response *res)
 {
-	long long replicas = 0;
-	const struct json_field fields[] = {
-		{.name = "replicas", .kind = JSON_KIND_INT, .required = true, .out = &replicas,
-		 .min = 0, .max = DEPLOYMENT_MAX_REPLICAS},
-	};
+	struct deployment_patch patch;
 	struct nova_err err;
 	json_t *body = gw_body_json(req, res), *d = NULL;
 	if (!body)
 		return;
 	nova_err_clear(&err);
-	int rc = json_decode_object(body, fields, 1, "", &err);
+	int rc = deployment_patch_from_json(&patch, body, &err);
 	if (!rc)
-		rc = deployment_scale(&d, gw->deps.db, gw->deps.work, http_request_param(req, "deployment"),
-				      replicas, call->audit, &err);
+		rc = deployment_update(&d, gw->deps.db, gw->deps.work,
+				       http_request_param(req, "deployment"), &patch, call->audit, &err);
 	gw_dep_answer(res, 200, rc, d, &err);
 	json_decref(body);
 }

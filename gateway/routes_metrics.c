@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "autoscaler/autoscaler.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/textbuf.h"
@@ -460,6 +461,28 @@ static void gw_metrics_reconciler(struct textbuf *t, struct gw *gw)
 		       (double)rc.work_items_expired);
 }
 
+void gw_autoscaler_set(struct gw *gw, struct autoscaler *a)
+{
+	atomic_store(&gw->autoscaler, a);
+}
+
+static void gw_metrics_autoscaler(struct textbuf *t, struct gw *gw)
+{
+	struct autoscaler_counters ac;
+	autoscaler_counters_get(&ac, atomic_load(&gw->autoscaler));
+	metrics_one(t, "nova_autoscaler_ticks_total", "counter",
+		    "Autoscaler ticks this novad ran (while it holds the singleton duties).",
+		    (double)ac.ticks);
+	metrics_one(t, "nova_autoscaler_tick_failures_total", "counter",
+		    "Autoscaler ticks that did not complete.", (double)ac.ticks_failed);
+	metrics_head(t, "nova_autoscaler_decisions_total", "counter",
+		     "Replica counts the autoscaler changed, by direction.");
+	metrics_sample(t, "nova_autoscaler_decisions_total", "direction=\"up\"",
+		       (double)ac.scaled_up);
+	metrics_sample(t, "nova_autoscaler_decisions_total", "direction=\"down\"",
+		       (double)ac.scaled_down);
+}
+
 void gw_metrics_get(struct gw *gw, struct gw_call *call, struct http_request *req,
 		    struct http_response *res)
 {
@@ -473,6 +496,7 @@ void gw_metrics_get(struct gw *gw, struct gw_call *call, struct http_request *re
 	gw_metrics_http(&t, gw);
 	gw_metrics_db(&t, gw);
 	gw_metrics_reconciler(&t, gw);
+	gw_metrics_autoscaler(&t, gw);
 	if (gw->fleet) {
 		pthread_mutex_lock(&gw->fleet->lock);
 		long long at = gw->fleet->read_ms;

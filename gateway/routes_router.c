@@ -1,5 +1,6 @@
 #include <stdlib.h>
 
+#include "core/notify.h"
 #include "gateway/gw_int.h"
 #include "inventory/demand.h"
 
@@ -43,10 +44,18 @@ void gw_router_demand_post(struct gw *gw, struct gw_call *call, struct http_requ
 	if (!body)
 		return;
 	nova_err_clear(&err);
-	if (inventory_demand_report(gw->deps.db, body, &err))
+	if (inventory_demand_report(gw->deps.db, body, &err)) {
 		http_response_error(res, &err);
-	else
+	} else {
+		const char *key;
+		json_t *e;
+		bool waiting = false;
+		json_object_foreach(json_object_get(body, "models"), key, e)
+			waiting = waiting || json_integer_value(json_object_get(e, "waiting")) > 0;
+		if (waiting)
+			notify_signal(gw->deps.autoscale);
 		res->status = 204;
+	}
 	json_decref(body);
 }
 

@@ -31,6 +31,9 @@ struct novad_runtime {
 	/* The routing table's thread (inventory_routes_create): a flush or a
 	 * sweep changed what is routable (inventory_routes_refresh_soon). */
 	struct notify routes;
+	/* The autoscaler (autoscaler_config.wake): a router reported requests
+	 * waiting for a replica (a model at zero wakes at once), its stop. */
+	struct notify autoscale;
 };
 
 int novad_runtime_init(struct novad_runtime *rt, struct nova_err *err);

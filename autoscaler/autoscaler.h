@@ -1,0 +1,78 @@
+/* The autoscaler: every tick, for each autoscaled deployment, gathers what
+ * its replicas and the routers report and applies the decision of its
+ * policy (deployments/autoscale.h).
+ *
+ * One novad at a time ticks: the holder of the singleton duties (the
+ * reconciler's lock; is_leader), so two novads never fight over a count.
+ * It keeps nothing in memory between ticks: each tick reads the
+ * deployments with their stored memory (autoscale_state: the window's
+ * recommendations and the last activity) and writes back what changed, in
+ * the same transaction as the count it sets, so a novad that restarts, or
+ * another that takes the duty over, continues the same window and idle
+ * clock. The last activity is written when it moved by AUTOSCALER_ACTIVE_SAVE_MS
+ * or more (a busy deployment is not a write per tick); a restart may so
+ * start an idle clock up to that much early.
+ *
+ * Signals, per deployment, each tick:
+ *   - the load its ready replicas' sidecars reported in their last heartbeat
+ *     through this novad (inventory_loads): queue_depth, running,
+ *     inflight_tokens, ttft_p95_ms (else ttft_ms), tokens_per_second;
+ *   - the routers' demand for its model (inventory_demand_read, every
+ *     router's report through any novad): requests waiting for a replica
+ *     (the scale-from-zero signal) and in flight, for the model's route key
+ *     and its adapters' (model/adapter). Several autoscaled deployments of
+ *     one model share it equally.
+ * Heartbeats taken by another novad are not yet seen here (issue 20 shares
+ * the load between novads): behind a load balancer the engines' part of
+ * the signals is this novad's share of the fleet's heartbeats.
+ *
+ * A decision is applied through deployment_autoscale_record: the new count,
+ * a "scaled" event with its reason and a work item, committed together and
+ * only if the deployment still wants the count the tick read (a PATCH in
+ * between wins); the workers are woken at once. */
+#ifndef NOVA_AUTOSCALER_AUTOSCALER_H
+#define NOVA_AUTOSCALER_AUTOSCALER_H
+
+#include <stdbool.h>
+
+#include "core/db.h"
+#include "core/err.h"
+#include "core/notify.h"
+#include "inventory/inventory.h"
+
+#define AUTOSCALER_ACTIVE_SAVE_MS 10000
+
+struct autoscaler_config {
+	unsigned tick_ms; /* between ticks, default 1000 (decisions within 2 s) */
+	/* The workers' notifier (the runtime's work): signalled when a tick
+	 * changed a count. NULL: no workers in this process. */
+	struct notify *work;
+	/* What the thread sleeps on: a signal ticks at once (a router's demand
+	 * report with requests waiting; the stop). Required by autoscaler_start. */
+	struct notify *wake;
+	bool (*is_leader)(void *ctx); /* NULL: always (tests) */
+	void *leader_ctx;
+};
+
+void autoscaler_config_defaults(struct autoscaler_config *cfg);
+
+struct autoscaler;
+
+/* inv: where the replicas' loads are read (NULL: none, the routers' demand
+ * alone). */
+int autoscaler_create(struct autoscaler **out, struct db_pool *db, struct inventory *inv,
+		      const struct autoscaler_config *cfg, struct nova_err *err);
+/* One tick at now_ms (epoch milliseconds), whoever calls it (tests; the
+ * thread). *scaled (may be NULL): the counts it changed. */
+int autoscaler_tick(int *scaled, struct autoscaler *a, long long now_ms, struct nova_err *err);
+int autoscaler_start(struct autoscaler *a, struct nova_err *err);
+/* Stops the thread if started, then frees. Accepts NULL. */
+void autoscaler_destroy(struct autoscaler *a);
+
+struct autoscaler_counters {
+	unsigned long long ticks, ticks_failed;
+	unsigned long long scaled_up, scaled_down; /* decisions applied */
+};
+void autoscaler_counters_get(struct autoscaler_counters *out, const struct autoscaler *a);
+
+#endif
