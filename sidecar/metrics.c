@@ -408,6 +408,8 @@ enum mx_field {
 	MX_TTFT_SECONDS,
 	MX_TTFT_SUM,
 	MX_TTFT_COUNT,
+	MX_INFLIGHT,
+	MX_VLLM_CACHE_INFO, /* labels only: block_size, num_gpu_blocks */
 	MX_FIELDS,
 };
 
@@ -420,6 +422,7 @@ static const struct {
 	{"nova_engine_requests_running", MX_RUNNING, "nova-mock-engine"},
 	{"nova_engine_tokens_per_second", MX_TPS, "nova-mock-engine"},
 	{"nova_engine_time_to_first_token_seconds", MX_TTFT_SECONDS, "nova-mock-engine"},
+	{"nova_engine_inflight_tokens", MX_INFLIGHT, "nova-mock-engine"},
 	{"vllm:num_requests_waiting", MX_QUEUE, "vllm"},
 	{"vllm:num_requests_running", MX_RUNNING, "vllm"},
 	{"vllm:kv_cache_usage_perc", MX_KV, "vllm"},
@@ -427,6 +430,7 @@ static const struct {
 	{"vllm:generation_tokens_total", MX_TOKENS_TOTAL, "vllm"},
 	{"vllm:time_to_first_token_seconds_sum", MX_TTFT_SUM, "vllm"},
 	{"vllm:time_to_first_token_seconds_count", MX_TTFT_COUNT, "vllm"},
+	{"vllm:cache_config_info", MX_VLLM_CACHE_INFO, "vllm"},
 	{"sglang:num_queue_reqs", MX_QUEUE, "sglang"},
 	{"sglang:num_running_reqs", MX_RUNNING, "sglang"},
 	{"sglang:token_usage", MX_KV, "sglang"},
@@ -434,17 +438,110 @@ static const struct {
 	{"sglang:generation_tokens_total", MX_TOKENS_TOTAL, "sglang"},
 	{"sglang:time_to_first_token_seconds_sum", MX_TTFT_SUM, "sglang"},
 	{"sglang:time_to_first_token_seconds_count", MX_TTFT_COUNT, "sglang"},
+	{"sglang:num_used_tokens", MX_INFLIGHT, "sglang"},
 	{"llamacpp:requests_deferred", MX_QUEUE, "llama.cpp"},
 	{"llamacpp:requests_processing", MX_RUNNING, "llama.cpp"},
 	{"llamacpp:kv_cache_usage_ratio", MX_KV, "llama.cpp"},
 	{"llamacpp:predicted_tokens_seconds", MX_TPS, "llama.cpp"},
+	{"llamacpp:kv_cache_tokens", MX_INFLIGHT, "llama.cpp"},
+};
+
+/* vLLM's tokens in the KV cache, per engine (its engine="N" label; "" when
+ * unlabelled): the fraction of blocks in use, and the cache's size in
+ * tokens (num_gpu_blocks x block_size, the labels of its
+ * vllm:cache_config_info). At most MX_ENGINES engines; more, or an engine
+ * label longer than the key, and the tokens are not known. */
+#define MX_ENGINES 16
+#define MX_ENGINE_KEY 32
+struct mx_vllm_engine {
+	char key[MX_ENGINE_KEY];
+	double value;      /* the fraction in use; or the blocks */
+	double block_size; /* the cache's: tokens per block */
 };
 
 struct mx_acc {
 	double v[MX_FIELDS];
 	bool seen[MX_FIELDS];
 	const char *engine;
+	struct mx_vllm_engine usage[MX_ENGINES], size[MX_ENGINES];
+	size_t n_usage, n_size;
+	bool vllm_unknown;
 };
+
+static const char *mx_label(const struct sidecar_metric_sample *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_labels; i++)
+		if (!strcmp(s->labels[i].name, name))
+			return s->labels[i].value;
+	return NULL;
+}
+
+/* Record value for the sample's engine in t: the largest, if the engine is
+ * there already (vLLM 0.9 and later serve kv_cache_usage_perc and the
+ * older gpu_cache_usage_perc both, with one value). */
+static void mx_vllm_put(struct mx_acc *a, struct mx_vllm_engine *t, size_t *n,
+			const struct sidecar_metric_sample *s, double value, double block_size)
+{
+	const char *key = mx_label(s, "engine");
+	size_t i;
+	if (!key)
+		key = "";
+	if (strlen(key) >= MX_ENGINE_KEY) {
+		a->vllm_unknown = true;
+		return;
+	}
+	for (i = 0; i < *n && strcmp(t[i].key, key); i++)
+		;
+	if (i == *n) {
+		if (*n == MX_ENGINES) {
+			a->vllm_unknown = true;
+			return;
+		}
+		snprintf(t[i].key, sizeof(t[i].key), "%s", key);
+		t[i].value = value;
+		t[i].block_size = block_size;
+		(*n)++;
+	} else if (value > t[i].value) {
+		t[i].value = value;
+		t[i].block_size = block_size;
+	}
+}
+
+/* The cache's size in tokens from a vllm:cache_config_info sample, whose
+ * labels are the engine's CacheConfig fields as text ("None" for a size
+ * not yet known). */
+static void mx_vllm_cache_info(struct mx_acc *a, const struct sidecar_metric_sample *s)
+{
+	const char *blocks = mx_label(s, "num_gpu_blocks"), *bs = mx_label(s, "block_size");
+	double nb, b;
+	if (!blocks || !bs || !mx_value(&nb, blocks) || !mx_value(&b, bs) || !isfinite(nb) ||
+	    !isfinite(b) || nb <= 0 || b <= 0)
+		return;
+	mx_vllm_put(a, a->size, &a->n_size, s, nb, b);
+}
+
+/* The tokens in vLLM's KV cache: over its engines, the blocks in use
+ * (the fraction of the engine's blocks, to the nearest block) times the
+ * tokens a block holds. An engine's size is its own cache_config_info's,
+ * else the only one served (before V1 it has no engine label). -1 when an
+ * engine's size is not known. */
+static double mx_vllm_inflight(const struct mx_acc *a)
+{
+	double sum = 0;
+	if (a->vllm_unknown || a->n_usage == 0)
+		return -1;
+	for (size_t i = 0; i < a->n_usage; i++) {
+		const struct mx_vllm_engine *size = a->n_size == 1 ? &a->size[0] : NULL;
+		for (size_t j = 0; j < a->n_size; j++)
+			if (!strcmp(a->size[j].key, a->usage[i].key))
+				size = &a->size[j];
+		if (!size)
+			return -1;
+		double usage = a->usage[i].value > 1 ? 1 : a->usage[i].value;
+		sum += floor(usage * size->value + 0.5) * size->block_size;
+	}
+	return sum;
+}
 
 static int mx_load_sample(void *ctx, const struct sidecar_metric_sample *s)
 {
@@ -457,6 +554,12 @@ static int mx_load_sample(void *ctx, const struct sidecar_metric_sample *s)
 		enum mx_field f = mx_series[i].field;
 		if (!a->engine)
 			a->engine = mx_series[i].engine;
+		if (f == MX_VLLM_CACHE_INFO) {
+			mx_vllm_cache_info(a, s);
+			break;
+		}
+		if (f == MX_KV && !strncmp(s->name, "vllm:", 5))
+			mx_vllm_put(a, a->usage, &a->n_usage, s, s->value, 0);
 		if (f == MX_KV)
 			a->v[f] = a->seen[f] && a->v[f] > s->value ? a->v[f] : s->value;
 		else
@@ -478,7 +581,7 @@ int sidecar_load_read(struct sidecar_load *out, struct sidecar_load_history *his
 	struct mx_acc a;
 	memset(&a, 0, sizeof(a));
 	out->queue_depth = out->running = out->kv_cache_usage = -1;
-	out->tokens_per_second = out->ttft_ms = -1;
+	out->tokens_per_second = out->ttft_ms = out->inflight_tokens = -1;
 	out->engine = NULL;
 	int rc = sidecar_metrics_parse(NULL, text, len, mx_load_sample, &a, err);
 	if (rc)
@@ -490,6 +593,10 @@ int sidecar_load_read(struct sidecar_load *out, struct sidecar_load_history *his
 		out->running = mx_finite(a.v[MX_RUNNING]);
 	if (a.seen[MX_KV])
 		out->kv_cache_usage = a.v[MX_KV] > 1 ? 1 : a.v[MX_KV];
+	if (a.seen[MX_INFLIGHT])
+		out->inflight_tokens = mx_finite(a.v[MX_INFLIGHT]);
+	else if (a.n_usage)
+		out->inflight_tokens = mx_finite(mx_vllm_inflight(&a));
 	/* Tokens per second: the engine's own gauge, else the counter's rate
 	 * since the previous scrape. */
 	double dt = hist->have && now_ms > hist->at_ms ? (double)(now_ms - hist->at_ms) / 1000 : 0;

@@ -28,11 +28,24 @@
  * | kv_cache_usage (0..1) | - | vllm:kv_cache_usage_perc, vllm:gpu_cache_usage_perc (older name) | sglang:token_usage | llamacpp:kv_cache_usage_ratio |
  * | tokens_per_second | nova_engine_tokens_per_second | rate of vllm:generation_tokens_total | sglang:gen_throughput, else rate of sglang:generation_tokens_total | llamacpp:predicted_tokens_seconds |
  * | ttft_ms | nova_engine_time_to_first_token_seconds | vllm:time_to_first_token_seconds (histogram) | sglang:time_to_first_token_seconds (histogram) | - |
+ * | inflight_tokens | nova_engine_inflight_tokens | vllm:kv_cache_usage_perc (or vllm:gpu_cache_usage_perc) x num_gpu_blocks x block_size of vllm:cache_config_info | sglang:num_used_tokens | llamacpp:kv_cache_tokens |
  *
  * Label sets are summed (queue, running, token rates; a vLLM with several
  * engines labels each engine="N", SGLang labels ranks), except KV-cache use,
  * a fraction, whose largest label set is taken (the fullest engine is the
- * one that refuses work first). Rejected: keeping only the label set whose
+ * one that refuses work first).
+ *
+ * inflight_tokens: the tokens the running requests hold in the KV cache
+ * (prompt and generated so far). vLLM serves no such count: it is each
+ * engine's fraction of blocks in use, to the nearest block, times that
+ * engine's blocks and tokens per block, which its vllm:cache_config_info
+ * info gauge carries as labels (num_gpu_blocks, block_size; the engine's
+ * own by its engine label, else the only one served), summed over the
+ * engines; a block counts whole, so it is a bound from above by less than a
+ * block per request. Unknown (-1) when an engine's cache size is not
+ * served (num_gpu_blocks "None" before the engine profiled its memory),
+ * and with more than 16 engines. SGLang's and llama.cpp's counts are summed
+ * over label sets as the rest. Rejected: keeping only the label set whose
  * model_name is the assigned model's name: the engine labels what it was
  * started with (a path, "/models/llama-3", or an alias), not Nova's model
  * name, so a mismatch would read 0 again, the very bug this replaces.
@@ -116,6 +129,7 @@ struct sidecar_load {
 	double kv_cache_usage;
 	double tokens_per_second;
 	double ttft_ms;
+	double inflight_tokens;
 	const char *engine; /* "nova-mock-engine", "vllm", "sglang", "llama.cpp"; NULL: none known */
 };
 

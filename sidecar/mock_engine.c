@@ -201,6 +201,11 @@ struct mock_engine {
 	unsigned running, waiting;    /* under seq_lock */
 	unsigned long long next_ticket, admit_ticket;
 	atomic_uint running_now;      /* running, for the pace without the lock */
+	/* The tokens the running sequences hold: each one's prompt tokens from
+	 * its admission, and one more per token it generates, until it ends
+	 * (what a real engine's KV cache holds for them; the waiting hold
+	 * none, as in vLLM, whose waiting requests have no blocks yet). */
+	atomic_ullong inflight_tokens;
 };
 
 /* OpenAI-style error body. */
@@ -442,6 +447,7 @@ static void me_seq_admit(struct me_gen *g)
 	e->admit_ticket++;
 	e->running++;
 	atomic_store(&e->running_now, e->running);
+	atomic_fetch_add(&e->inflight_tokens, g->prompt_tokens);
 	g->admitted = true;
 	pthread_cond_broadcast(&e->seq_cond); /* the next ticket may fit too */
 	pthread_mutex_unlock(&e->seq_lock);
@@ -455,6 +461,7 @@ static void me_seq_release(struct me_gen *g)
 	pthread_mutex_lock(&e->seq_lock);
 	e->running--;
 	atomic_store(&e->running_now, e->running);
+	atomic_fetch_sub(&e->inflight_tokens, (unsigned long long)g->prompt_tokens + g->done);
 	g->admitted = false;
 	pthread_cond_broadcast(&e->seq_cond);
 	pthread_mutex_unlock(&e->seq_lock);
@@ -505,6 +512,7 @@ static long me_gen_read(void *arg, char *buf, size_t max)
 			snprintf(text, sizeof(text), "%s%s", g->done ? " " : "", w);
 			bool last = ++g->done == g->total;
 			atomic_fetch_add(&g->e->tokens_out, 1);
+			atomic_fetch_add(&g->e->inflight_tokens, 1);
 			if (g->chat)
 				chunk = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s}, s:o}]}", "id", g->id,
 						  "object", "chat.completion.chunk", "created",
@@ -667,6 +675,7 @@ static void me_complete(struct http_request *req, struct http_response *res, str
 						me_words[g->done % ME_N_WORDS]);
 		g->done++;
 		atomic_fetch_add(&e->tokens_out, 1);
+		atomic_fetch_add(&e->inflight_tokens, 1);
 	}
 	json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s}, s:s}", "index", 0, "message", "role",
 					  "assistant", "content", text, "finish_reason", "length")
@@ -776,7 +785,7 @@ static void me_admin_health(struct http_request *req, struct http_response *res,
 static void me_metrics(struct http_request *req, struct http_response *res, void *ctx)
 {
 	struct mock_engine *e = ctx;
-	char text[4096];
+	char text[8192];
 	(void)req;
 	unsigned long long gap = atomic_load(&e->token_gap_us_last), hits, misses;
 	double usage;
@@ -801,6 +810,9 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 		 "# HELP nova_engine_requests_in_progress Requests received and not yet answered.\n"
 		 "# TYPE nova_engine_requests_in_progress gauge\n"
 		 "nova_engine_requests_in_progress %u\n"
+		 "# HELP nova_engine_inflight_tokens Tokens the running sequences hold (prompt and generated so far).\n"
+		 "# TYPE nova_engine_inflight_tokens gauge\n"
+		 "nova_engine_inflight_tokens %llu\n"
 		 "# HELP nova_engine_tokens_per_second Generation rate of the last tokens.\n"
 		 "# TYPE nova_engine_tokens_per_second gauge\n"
 		 "nova_engine_tokens_per_second %.3f\n"
@@ -828,7 +840,7 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 		 "# HELP nova_engine_lora_evictions_total LoRA adapters evicted to load another.\n"
 		 "# TYPE nova_engine_lora_evictions_total counter\n"
 		 "nova_engine_lora_evictions_total %llu\n",
-		 waiting, running, atomic_load(&e->in_flight),
+		 waiting, running, atomic_load(&e->in_flight), atomic_load(&e->inflight_tokens),
 		 gap ? 1e6 / (double)gap : (double)e->cfg.tokens_per_second,
 		 (double)atomic_load(&e->ttft_us_last) / 1e6,
 		 atomic_load(&e->completions), atomic_load(&e->tokens_out), hits, misses, usage, loads,

@@ -24,8 +24,11 @@
  * the engine's whole token rate (total_tokens_per_second) is shared by the
  * running sequences. /metrics reports the running and the waiting
  * (nova_engine_requests_running; nova_engine_queue_depth is the waiting,
- * as vLLM's num_requests_waiting). The defaults keep the old engine: no
- * delay, no limit, every sequence at tokens_per_second.
+ * as vLLM's num_requests_waiting) and the tokens the running hold
+ * (nova_engine_inflight_tokens: each running sequence's prompt tokens,
+ * counted as usage counts them, plus the tokens it generated so far; what a
+ * real engine's KV cache holds for them). The defaults keep the old
+ * engine: no delay, no limit, every sequence at tokens_per_second.
  *
  * A prefix cache, so that routing by prompt prefix has a measurable gain:
  * the prompt's canonical text (core/prompt.h) in blocks of

@@ -251,6 +251,10 @@ static void test_vllm_labelled_series_are_summed_and_the_fullest_cache_taken(voi
 	/* 4 s over 40 first tokens: the running mean on a first scrape. */
 	assert_true(fabs(l.ttft_ms - 100) < 1e-9);
 	assert_true(l.tokens_per_second == -1); /* a rate needs two scrapes */
+	/* Each engine's blocks in use (to the nearest block) times 16 tokens,
+	 * the one cache_config_info's size for both: 12089 and 22452 of 27633
+	 * blocks. */
+	assert_true(l.inflight_tokens == (12089 + 22452) * 16);
 }
 
 static void test_vllm_before_v1_reads_the_older_cache_gauge(void **state)
@@ -262,6 +266,7 @@ static void test_vllm_before_v1_reads_the_older_cache_gauge(void **state)
 	assert_true(l.running == 2);
 	assert_true(l.kv_cache_usage == 0.25);
 	assert_true(fabs(l.ttft_ms - 250) < 1e-9);
+	assert_true(l.inflight_tokens == 500 * 16); /* a quarter of 2000 blocks */
 }
 
 static void test_sglang_series_are_read(void **state)
@@ -275,6 +280,7 @@ static void test_sglang_series_are_read(void **state)
 	assert_true(l.kv_cache_usage == 0.28);
 	assert_true(fabs(l.tokens_per_second - 86.50814177726902) < 1e-9); /* its own gauge */
 	assert_true(fabs(l.ttft_ms - 2351.8979474117756) < 1e-6);
+	assert_true(l.inflight_tokens == 123859);
 }
 
 static void test_llamacpp_series_are_read(void **state)
@@ -288,6 +294,7 @@ static void test_llamacpp_series_are_read(void **state)
 	assert_true(l.kv_cache_usage == 0.0625);
 	assert_true(l.tokens_per_second == 24.5);
 	assert_true(l.ttft_ms == -1); /* llama.cpp serves no time to first token */
+	assert_true(l.inflight_tokens == 512);
 }
 
 static void test_mock_engine_series_are_read_with_crlf(void **state)
@@ -300,6 +307,63 @@ static void test_mock_engine_series_are_read_with_crlf(void **state)
 	assert_true(l.tokens_per_second == 49.875);
 	assert_true(fabs(l.ttft_ms - 52) < 1e-9);
 	assert_true(l.running == -1 && l.kv_cache_usage == -1);
+	assert_true(l.inflight_tokens == 96);
+}
+
+/* vLLM's tokens in flight: each engine's share of its own cache (by its
+ * engine label), the older usage gauge beside the newer counted once, and
+ * unknown while a cache's size is not served. */
+static void test_vllm_inflight_tokens_are_each_engines_blocks_in_use(void **state)
+{
+	struct sidecar_load_history h;
+	struct sidecar_load l;
+	struct nova_err err;
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	const char *text =
+		"vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"m\"} 0.5\n"
+		"vllm:gpu_cache_usage_perc{engine=\"0\",model_name=\"m\"} 0.5\n"
+		"vllm:kv_cache_usage_perc{engine=\"1\",model_name=\"m\"} 0.25\n"
+		"vllm:gpu_cache_usage_perc{engine=\"1\",model_name=\"m\"} 0.25\n"
+		"vllm:cache_config_info{block_size=\"16\",engine=\"0\",num_gpu_blocks=\"1000\"} 1.0\n"
+		"vllm:cache_config_info{block_size=\"32\",engine=\"1\",num_gpu_blocks=\"400\"} 1.0\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 1, &err), 0);
+	assert_true(l.inflight_tokens == 500 * 16 + 100 * 32);
+	/* No size for engine 1 among two: unknown, not a guess. */
+	text = "vllm:kv_cache_usage_perc{engine=\"0\"} 0.5\n"
+	       "vllm:kv_cache_usage_perc{engine=\"1\"} 0.5\n"
+	       "vllm:cache_config_info{block_size=\"16\",engine=\"0\",num_gpu_blocks=\"1000\"} 1.0\n"
+	       "vllm:cache_config_info{block_size=\"16\",engine=\"2\",num_gpu_blocks=\"1000\"} 1.0\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 2, &err), 0);
+	assert_true(l.inflight_tokens == -1);
+	/* Before the engine profiled its memory: num_gpu_blocks "None". */
+	text = "vllm:kv_cache_usage_perc 0\n"
+	       "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"None\"} 1.0\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 3, &err), 0);
+	assert_true(l.kv_cache_usage == 0 && l.inflight_tokens == -1);
+	/* No info gauge at all. */
+	text = "vllm:kv_cache_usage_perc 0.5\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 4, &err), 0);
+	assert_true(l.inflight_tokens == -1);
+	/* An idle engine holds none; a usage over 1 counts as a full cache. */
+	text = "vllm:kv_cache_usage_perc 0\n"
+	       "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\"} 1.0\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 5, &err), 0);
+	assert_true(l.inflight_tokens == 0);
+	text = "vllm:kv_cache_usage_perc 1.5\n"
+	       "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\"} 1.0\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 6, &err), 0);
+	assert_true(l.inflight_tokens == 16000);
+	/* More engines than the bound: unknown. */
+	char big[4096];
+	size_t o = 0;
+	for (int i = 0; i < 17; i++)
+		o += (size_t)snprintf(big + o, sizeof(big) - o,
+				      "vllm:kv_cache_usage_perc{engine=\"%d\"} 0.5\n", i);
+	snprintf(big + o, sizeof(big) - o,
+		 "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\"} 1.0\n");
+	assert_int_equal(sidecar_load_read(&l, &h, big, strlen(big), 7, &err), 0);
+	assert_true(l.inflight_tokens == -1);
 }
 
 /* The mock engine with its capacity model reports the running apart from
@@ -453,6 +517,7 @@ int main(void)
 		cmocka_unit_test(test_llamacpp_series_are_read),
 		cmocka_unit_test(test_mock_engine_series_are_read_with_crlf),
 		cmocka_unit_test(test_mock_engine_running_and_waiting),
+		cmocka_unit_test(test_vllm_inflight_tokens_are_each_engines_blocks_in_use),
 		cmocka_unit_test(test_counter_rates_and_histogram_means_span_two_scrapes),
 		cmocka_unit_test(test_values_that_are_not_load_are_dropped_or_clamped),
 		cmocka_unit_test(test_loaded_adapters_are_the_models_with_a_parent),
