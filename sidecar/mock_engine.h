@@ -5,8 +5,9 @@
  * Server-Sent Events with stream: true; stream_options.include_usage adds
  * OpenAI's last chunk with usage), /v1/embeddings (float or base64, as the
  * OpenAI SDKs ask), /health, /metrics (Prometheus text: queue depth,
- * tokens per second, time to first token, prefix cache hits, misses and
- * use, LoRA loads and evictions), and vLLM's dynamic LoRA endpoints
+ * tokens per second, time to first token as a histogram with vLLM's
+ * buckets (nova_engine_time_to_first_token_seconds_bucket, _sum, _count),
+ * prefix cache hits, misses and use, LoRA loads and evictions), and vLLM's dynamic LoRA endpoints
  * /v1/load_lora_adapter and /v1/unload_lora_adapter. /v1/models lists the
  * base model ("parent": null) and every adapter loaded ("parent": the
  * base model), as vLLM does. Adapters named by --lora-resolve are loaded on

@@ -869,9 +869,9 @@ static void sc_probe(struct sc *s, struct sc_child *k)
 		if (sidecar_load_read(&l, &k->load_history, text.p, text.len, sc_now_ms(), &err) == 0) {
 			/* queue_depth, tokens_per_second and ttft_ms are always
 			 * there (0 when the engine serves none, as before);
-			 * running, kv_cache_usage and inflight_tokens only when
-			 * it reports them, so a router can tell "empty" from
-			 * "unknown". */
+			 * running, kv_cache_usage, inflight_tokens and
+			 * ttft_p95_ms only when it reports them, so a router can
+			 * tell "empty" from "unknown". */
 			json_decref(k->load);
 			k->load = json_pack("{s:f, s:f, s:f, s:i}", "queue_depth",
 					    l.queue_depth < 0 ? 0 : l.queue_depth, "tokens_per_second",
@@ -883,6 +883,8 @@ static void sc_probe(struct sc *s, struct sc_child *k)
 				json_object_set_new(k->load, "kv_cache_usage", json_real(l.kv_cache_usage));
 			if (k->load && l.inflight_tokens >= 0)
 				json_object_set_new(k->load, "inflight_tokens", json_real(l.inflight_tokens));
+			if (k->load && l.ttft_p95_ms >= 0)
+				json_object_set_new(k->load, "ttft_p95_ms", json_real(l.ttft_p95_ms));
 		}
 	}
 	textbuf_finish(&text);

@@ -250,6 +250,8 @@ static void test_bad_bodies_name_the_field(void **state)
 		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"restarts\":1.5}}]}", "replicas[0].load.restarts"},
 		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"inflight_tokens\":-1}}]}", "replicas[0].load.inflight_tokens"},
 		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"inflight_tokens\":\"512\"}}]}", "replicas[0].load.inflight_tokens"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"ttft_p95_ms\":-0.5}}]}", "replicas[0].load.ttft_p95_ms"},
+		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"ttft_p95_ms\":null}}]}", "replicas[0].load.ttft_p95_ms"},
 		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"load\":{\"newer_hint\":{}}}]}", "replicas[0].load.newer_hint"},
 		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"adapters_loaded\":\"a\"}]}", "replicas[0].adapters_loaded"},
 		{"{\"seq\":1,\"replicas\":[{\"replica_id\":\"00000000-0000-4000-8000-000000000000\",\"state\":\"ready\",\"adapters_loaded\":[\"a\",3]}]}", "replicas[0].adapters_loaded[1]"},

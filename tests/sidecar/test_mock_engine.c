@@ -320,12 +320,24 @@ static void test_health_switches_and_metrics_count(void **state)
 	assert_non_null(strstr(body, "\nnova_engine_queue_depth 0\n"));
 	assert_non_null(strstr(body, "\nnova_engine_requests_total 1\n"));
 	assert_non_null(strstr(body, "\nnova_engine_tokens_total 2\n"));
-	assert_non_null(strstr(body, "# TYPE nova_engine_time_to_first_token_seconds gauge"));
+	/* Time to first token as vLLM serves it: a histogram with its
+	 * buckets; the one request's first token came after its 50 ms. */
+	assert_non_null(strstr(body, "# TYPE nova_engine_time_to_first_token_seconds histogram"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_bucket{le=\"0.001\"} 0\n"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_bucket{le=\"0.04\"} 0\n"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_bucket{le=\"1.0\"} 1\n"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_bucket{le=\"2560.0\"} 1\n"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_bucket{le=\"+Inf\"} 1\n"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_count 1\n"));
 	double ttft = -1;
-	char *p = strstr(body, "\nnova_engine_time_to_first_token_seconds ");
+	char *p = strstr(body, "\nnova_engine_time_to_first_token_seconds_sum ");
 	assert_non_null(p);
-	sscanf(p + strlen("\nnova_engine_time_to_first_token_seconds "), "%lf", &ttft);
-	assert_true(ttft >= 0.045 && ttft < 5);
+	sscanf(p + strlen("\nnova_engine_time_to_first_token_seconds_sum "), "%lf", &ttft);
+	assert_true(ttft >= 0.045 && ttft < 1);
+	int buckets = 0;
+	for (p = body; (p = strstr(p, "nova_engine_time_to_first_token_seconds_bucket{")); p++)
+		buckets++;
+	assert_int_equal(buckets, 23); /* vLLM's 22 bounds and +Inf */
 	free(body);
 }
 

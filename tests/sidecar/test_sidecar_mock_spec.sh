@@ -57,6 +57,13 @@ for i in 1 2; do
 		>"$T_WORK/c$i" 2>&1 &
 	CURLS="$CURLS $!"
 done
+# The load reaches the routes: the tokens the running request holds while
+# the two are served, then the p95 of their times to first token.
+lf() { "$C" -o json routes --model mock-cap 2>/dev/null | sed -n "s/.*\"$1\": \([0-9.e+]*\).*/\1/p" | head -1; }
+held=
+(i=0; while [ $i -lt 40 ]; do v=$(lf inflight_tokens); case "$v" in ''|0|0.0) ;; *) echo "$v"; exit 0 ;; esac
+	i=$((i + 1)); sleep 0.05; done) >"$T_WORK/held" &
+HELD=$!
 i=0; m=
 while [ $i -lt 40 ]; do
 	m=$(curl -s "$url/metrics")
@@ -67,6 +74,14 @@ echo "$m" | grep -qx "nova_engine_requests_running 1" && echo "$m" | grep -qx "n
 	t_pass "max_num_seqs 1 holds: one request runs, the other waits" ||
 	t_fail "one runs, one waits" "$(echo "$m" | grep -e running -e queue_depth)"
 wait $CURLS
+wait $HELD
+held=$(cat "$T_WORK/held")
+[ -n "$held" ] && t_pass "the heartbeat's load carries the tokens in flight ($held)" ||
+	t_fail "inflight_tokens in the routes" "$("$C" -o json routes --model mock-cap | grep -A9 '"load"')"
+i=0; p95=
+while [ $i -lt 40 ]; do p95=$(lf ttft_p95_ms); [ -n "$p95" ] && break; i=$((i + 1)); sleep 0.1; done
+case "$p95" in ''|0|0.0) t_fail "ttft_p95_ms in the routes" "$("$C" -o json routes --model mock-cap | grep -A9 '"load"')" ;;
+*) t_pass "and the p95 of the time to first token ($p95 ms)" ;; esac
 grep -q '"completion_tokens":40' "$T_WORK/c1" && grep -q '"completion_tokens":40' "$T_WORK/c2" &&
 	t_pass "both requests complete" || t_fail "both complete" "$(cat "$T_WORK/c1" "$T_WORK/c2")"
 
