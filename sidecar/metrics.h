@@ -128,7 +128,8 @@ int sidecar_metrics_parse(struct sidecar_metrics_stats *stats, const char *text,
 			  sidecar_metrics_fn fn, void *ctx, struct nova_err *err);
 
 /* What a scrape leaves for the next one (the counters behind rates and
- * means). Zero it before the first scrape of an engine. */
+ * means, the TTFT buckets behind the p95: about 550 bytes). Zero it before
+ * the first scrape of an engine. */
 struct sidecar_load_history {
 	bool have;
 	long long at_ms;
@@ -137,7 +138,8 @@ struct sidecar_load_history {
 	double ttft_ms;            /* the last mean */
 	double ttft_p95_ms;        /* the last p95 */
 	size_t ttft_buckets;       /* 0: no histogram kept */
-	double ttft_le[SIDECAR_TTFT_BUCKETS_MAX], ttft_cum[SIDECAR_TTFT_BUCKETS_MAX];
+	double ttft_le[SIDECAR_TTFT_BUCKETS_MAX];  /* ascending, the last +Inf */
+	double ttft_cum[SIDECAR_TTFT_BUCKETS_MAX]; /* cumulative counts, as served */
 };
 
 /* Each field is -1 when the engine does not report it. */
