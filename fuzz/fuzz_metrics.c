@@ -70,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_field(l.kv_cache_usage, 1);
 		fz_field(l.tokens_per_second, INFINITY);
 		fz_field(l.ttft_ms, INFINITY);
+		fz_field(l.inflight_tokens, INFINITY);
 	}
 	return 0;
 }

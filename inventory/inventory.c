@@ -475,8 +475,9 @@ static int inv_refused(struct nova_err *err)
 
 /* A replica's load hints, served as they came in /v1/routes: numbers only,
  * at most INV_LOAD_MAX of them; the known ones in their range (queue_depth,
- * running, tokens_per_second, ttft_ms, restarts: >= 0; kv_cache_usage: 0 to
- * 1). Rejected: refusing unknown names as the rest of the body does: a
+ * running, tokens_per_second, ttft_ms, ttft_p95_ms, inflight_tokens,
+ * restarts: >= 0;
+ * kv_cache_usage: 0 to 1). Rejected: refusing unknown names as the rest of the body does: a
  * sidecar newer than its novad, with a hint this one does not know, would
  * lose its whole heartbeat (and its node) for a hint; an unknown number is
  * passed through to routers, which ignore what they do not know. */
@@ -490,6 +491,7 @@ static int inv_load_check(const json_t *load, const char *path, struct nova_err 
 	} known[] = {
 		{"queue_depth", 0, false},     {"running", 0, false}, {"kv_cache_usage", 1, false},
 		{"tokens_per_second", 0, false}, {"ttft_ms", 0, false}, {"restarts", 0, true},
+		{"inflight_tokens", 0, false}, {"ttft_p95_ms", 0, false},
 	};
 	char f[NOVA_ERR_FIELD_MAX];
 	const char *k;

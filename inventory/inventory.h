@@ -100,7 +100,8 @@ void inventory_destroy(struct inventory *inv);
 /* Apply one heartbeat. Body: {"seq": N, "capacity": {...}, "replicas":
  * [{"replica_id": UUID, "state": "starting|ready|failed", "endpoint": URL,
  *   "load": {"queue_depth": N, "running": N, "kv_cache_usage": X,
- *            "tokens_per_second": X, "ttft_ms": X, "restarts": N}}]}: load
+ *            "tokens_per_second": X, "ttft_ms": X, "ttft_p95_ms": X,
+ *            "inflight_tokens": N, "restarts": N}}]}: load
  *   values are numbers >= 0 (kv_cache_usage at most 1, restarts an
  *   integer), at most 16 of them; names other than these are passed
  *   through to /v1/routes as they are (a newer sidecar's hint);

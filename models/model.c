@@ -78,10 +78,47 @@ static int model_adapters_check(const json_t *adapters, const char *model, struc
 	return 0;
 }
 
+/* engine.mock: nova-mock-engine's flags, by the flag's name with '_' for
+ * '-' and within the range the engine takes (sidecar/mock_engine.c). The
+ * sidecar turns each member into its flag as it comes, so what is refused
+ * here is what the engine would refuse at start, when it is cheap to say
+ * which field. Left out: the flags the sidecar sets from the assignment
+ * (port, model, kind, the adapters, max_loras), the port file, and the
+ * admin token (a secret has no place in a registry entry anyone with read
+ * access lists). Rejected: a total_tokens_per_second of any positive
+ * number: the engine takes whole tokens per second up to 10^7, and a spec
+ * it would refuse would fail every replica at start instead of here. */
+static int model_mock_check(const json_t *mock, struct nova_err *err)
+{
+	long long v = 0;
+	bool b = false;
+	const struct json_field fields[] = {
+		{.name = "startup_ms", .kind = JSON_KIND_INT, .out = &v, .min = 0, .max = 600000},
+		{.name = "max_num_seqs", .kind = JSON_KIND_INT, .out = &v, .min = 0, .max = 100000},
+		{.name = "total_tokens_per_second", .kind = JSON_KIND_INT, .out = &v, .min = 1,
+		 .max = 10000000},
+		{.name = "tokens_per_second", .kind = JSON_KIND_INT, .out = &v, .min = 1, .max = 100000},
+		{.name = "latency_ms", .kind = JSON_KIND_INT, .out = &v, .min = 0, .max = 600000},
+		{.name = "max_tokens", .kind = JSON_KIND_INT, .out = &v, .min = 1, .max = 100000},
+		{.name = "crash_after", .kind = JSON_KIND_INT, .out = &v, .min = 0, .max = 1000000000},
+		{.name = "fail_health", .kind = JSON_KIND_BOOL, .out = &b},
+		{.name = "lora_load_ms", .kind = JSON_KIND_INT, .out = &v, .min = 0, .max = 600000},
+		{.name = "prefix_block_bytes", .kind = JSON_KIND_INT, .out = &v, .min = 1,
+		 .max = 1 << 20},
+		{.name = "prefix_cache_blocks", .kind = JSON_KIND_INT, .out = &v, .min = 0,
+		 .max = 1 << 24},
+		{.name = "uncached_block_us", .kind = JSON_KIND_INT, .out = &v, .min = 0,
+		 .max = 10000000},
+		{.name = "embedding_dims", .kind = JSON_KIND_INT, .out = &v, .min = 1, .max = 4096},
+	};
+	return json_decode_object(mock, fields, sizeof(fields) / sizeof(fields[0]), "engine.mock",
+				  err);
+}
+
 static int model_engine_check(const json_t *engine, struct nova_err *err)
 {
 	const char *image = NULL, *health = NULL;
-	json_t *command = NULL, *env = NULL, *args = NULL;
+	json_t *command = NULL, *env = NULL, *args = NULL, *mock = NULL;
 	long long port = 0;
 	const struct json_field fields[] = {
 		{.name = "image", .kind = JSON_KIND_STRING, .out = &image, .max_len = 512},
@@ -90,11 +127,14 @@ static int model_engine_check(const json_t *engine, struct nova_err *err)
 		{.name = "env", .kind = JSON_KIND_OBJECT, .out = &env},
 		{.name = "health_path", .kind = JSON_KIND_STRING, .out = &health, .max_len = 256},
 		{.name = "port", .kind = JSON_KIND_INT, .out = &port, .min = 1, .max = 65535},
+		{.name = "mock", .kind = JSON_KIND_OBJECT, .out = &mock},
 	};
 	const char *k;
 	json_t *v;
-	int rc = json_decode_object(engine, fields, 6, "engine", err);
+	int rc = json_decode_object(engine, fields, sizeof(fields) / sizeof(fields[0]), "engine", err);
 	if (rc)
+		return rc;
+	if (mock && (rc = model_mock_check(mock, err)))
 		return rc;
 	if (!image && !command)
 		return nova_err_set(err, NOVA_EINVAL, "engine",

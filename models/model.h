@@ -20,10 +20,24 @@
  * Spec (JSON, and the same keys in YAML model files under etc/models/):
  *   {"name": "llama-3-8b", "version": "1", "kind": "single",
  *    "engine": {"image": "...", "command": ["vllm", "serve", "{model}"],
- *               "env": {"K": "V"}, "health_path": "/health"},
+ *               "env": {"K": "V"}, "health_path": "/health",
+ *               "mock": {"max_num_seqs": 8, "startup_ms": 2000}},
  *    "stages": [{"name": "main", "accelerator_type": "A100-80G",
  *                "accelerators": 1, "memory_mib": 40960}],
- *    "adapters": ["sql-lora"], "max_adapters": 4} */
+ *    "adapters": ["sql-lora"], "max_adapters": 4}
+ *
+ * engine.mock (optional) is for nova-mock-engine alone: a sidecar in
+ * mock-agent mode (--mock-engine) passes each member as the engine's flag
+ * of that name ("max_num_seqs": 8 -> --max-num-seqs 8; "fail_health":
+ * true -> --fail-health), so a test or demo can give each model its own
+ * capacity and faults. Real engines ignore it. Members, integers in the
+ * engine's ranges unless said: startup_ms 0..600000, max_num_seqs
+ * 0..100000 (0: no limit), total_tokens_per_second 1..10000000,
+ * tokens_per_second 1..100000, latency_ms 0..600000, max_tokens 1..100000,
+ * crash_after 0..10^9, fail_health (boolean), lora_load_ms 0..600000,
+ * prefix_block_bytes 1..2^20, prefix_cache_blocks 0..2^24,
+ * uncached_block_us 0..10^7, embedding_dims 1..4096. Another member, or one
+ * out of its range, is refused naming it ("engine.mock.max_num_seqs"). */
 #ifndef NOVA_MODELS_MODEL_H
 #define NOVA_MODELS_MODEL_H
 

@@ -405,9 +405,11 @@ enum mx_field {
 	MX_KV,
 	MX_TPS,
 	MX_TOKENS_TOTAL,
-	MX_TTFT_SECONDS,
 	MX_TTFT_SUM,
 	MX_TTFT_COUNT,
+	MX_TTFT_BUCKET, /* by its le label */
+	MX_INFLIGHT,
+	MX_VLLM_CACHE_INFO, /* labels only: block_size, num_gpu_blocks */
 	MX_FIELDS,
 };
 
@@ -419,7 +421,10 @@ static const struct {
 	{"nova_engine_queue_depth", MX_QUEUE, "nova-mock-engine"},
 	{"nova_engine_requests_running", MX_RUNNING, "nova-mock-engine"},
 	{"nova_engine_tokens_per_second", MX_TPS, "nova-mock-engine"},
-	{"nova_engine_time_to_first_token_seconds", MX_TTFT_SECONDS, "nova-mock-engine"},
+	{"nova_engine_time_to_first_token_seconds_sum", MX_TTFT_SUM, "nova-mock-engine"},
+	{"nova_engine_time_to_first_token_seconds_count", MX_TTFT_COUNT, "nova-mock-engine"},
+	{"nova_engine_time_to_first_token_seconds_bucket", MX_TTFT_BUCKET, "nova-mock-engine"},
+	{"nova_engine_inflight_tokens", MX_INFLIGHT, "nova-mock-engine"},
 	{"vllm:num_requests_waiting", MX_QUEUE, "vllm"},
 	{"vllm:num_requests_running", MX_RUNNING, "vllm"},
 	{"vllm:kv_cache_usage_perc", MX_KV, "vllm"},
@@ -427,6 +432,8 @@ static const struct {
 	{"vllm:generation_tokens_total", MX_TOKENS_TOTAL, "vllm"},
 	{"vllm:time_to_first_token_seconds_sum", MX_TTFT_SUM, "vllm"},
 	{"vllm:time_to_first_token_seconds_count", MX_TTFT_COUNT, "vllm"},
+	{"vllm:time_to_first_token_seconds_bucket", MX_TTFT_BUCKET, "vllm"},
+	{"vllm:cache_config_info", MX_VLLM_CACHE_INFO, "vllm"},
 	{"sglang:num_queue_reqs", MX_QUEUE, "sglang"},
 	{"sglang:num_running_reqs", MX_RUNNING, "sglang"},
 	{"sglang:token_usage", MX_KV, "sglang"},
@@ -434,17 +441,166 @@ static const struct {
 	{"sglang:generation_tokens_total", MX_TOKENS_TOTAL, "sglang"},
 	{"sglang:time_to_first_token_seconds_sum", MX_TTFT_SUM, "sglang"},
 	{"sglang:time_to_first_token_seconds_count", MX_TTFT_COUNT, "sglang"},
+	{"sglang:time_to_first_token_seconds_bucket", MX_TTFT_BUCKET, "sglang"},
+	{"sglang:num_used_tokens", MX_INFLIGHT, "sglang"},
 	{"llamacpp:requests_deferred", MX_QUEUE, "llama.cpp"},
 	{"llamacpp:requests_processing", MX_RUNNING, "llama.cpp"},
 	{"llamacpp:kv_cache_usage_ratio", MX_KV, "llama.cpp"},
 	{"llamacpp:predicted_tokens_seconds", MX_TPS, "llama.cpp"},
+	{"llamacpp:kv_cache_tokens", MX_INFLIGHT, "llama.cpp"},
 };
+
+/* vLLM's tokens in the KV cache, per engine (its engine="N" label; "" when
+ * unlabelled): the fraction of blocks in use, and the cache's size in
+ * tokens (num_gpu_blocks x block_size, the labels of its
+ * vllm:cache_config_info). At most MX_ENGINES engines; more, or an engine
+ * label longer than the key, and the tokens are not known. */
+#define MX_ENGINES 16
+#define MX_ENGINE_KEY 32
+struct mx_vllm_engine {
+	char key[MX_ENGINE_KEY];
+	double value;      /* the fraction in use; or the blocks */
+	double block_size; /* the cache's: tokens per block */
+};
+
+static const char *mx_label(const struct sidecar_metric_sample *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_labels; i++)
+		if (!strcmp(s->labels[i].name, name))
+			return s->labels[i].value;
+	return NULL;
+}
 
 struct mx_acc {
 	double v[MX_FIELDS];
 	bool seen[MX_FIELDS];
 	const char *engine;
+	struct mx_vllm_engine usage[MX_ENGINES], size[MX_ENGINES];
+	size_t n_usage, n_size;
+	bool vllm_unknown;
+	/* The TTFT histogram's buckets summed by bound over the label sets
+	 * (Prometheus's sum by (le)), in the order first seen. */
+	double le[SIDECAR_TTFT_BUCKETS_MAX], cum[SIDECAR_TTFT_BUCKETS_MAX];
+	size_t n_le;
+	bool le_bad; /* a bucket without a bound, or more bounds than kept */
 };
+
+static void mx_ttft_bucket(struct mx_acc *a, const struct sidecar_metric_sample *s)
+{
+	const char *text = mx_label(s, "le");
+	double le;
+	size_t i;
+	if (!text || !mx_value(&le, text) || isnan(le)) {
+		a->le_bad = true;
+		return;
+	}
+	for (i = 0; i < a->n_le && a->le[i] != le; i++)
+		;
+	if (i == a->n_le) {
+		if (a->n_le == SIDECAR_TTFT_BUCKETS_MAX) {
+			a->le_bad = true;
+			return;
+		}
+		a->le[i] = le;
+		a->cum[i] = 0;
+		a->n_le++;
+	}
+	a->cum[i] += s->value;
+}
+
+/* The q-quantile of the observations of a histogram given as cumulative
+ * counts cum[] at ascending bounds le[], the last +Inf, as Prometheus's
+ * histogram_quantile answers it: the bucket holding the rank q x total,
+ * linear inside it (the first bucket starting at 0), and the +Inf bucket
+ * answering the highest finite bound, the most a histogram can say. Counts
+ * that fall with the bound (a scrape between two buckets' updates) are
+ * raised to the one before, as Prometheus does. -1 when there is no
+ * observation. */
+static double mx_quantile(double q, const double *le, double *cum, size_t n)
+{
+	size_t b = 0;
+	for (size_t i = 1; i < n; i++)
+		if (cum[i] < cum[i - 1])
+			cum[i] = cum[i - 1];
+	if (n < 2 || cum[n - 1] <= 0)
+		return -1;
+	double rank = q * cum[n - 1];
+	while (b < n - 1 && cum[b] < rank)
+		b++;
+	if (b == n - 1)
+		return le[n - 2];
+	if (b == 0 && le[0] <= 0)
+		return le[0];
+	double start = b ? le[b - 1] : 0, below = b ? cum[b - 1] : 0;
+	return start + (le[b] - start) * ((rank - below) / (cum[b] - below));
+}
+
+/* Record value for the sample's engine in t: the largest, if the engine is
+ * there already (vLLM 0.9 and later serve kv_cache_usage_perc and the
+ * older gpu_cache_usage_perc both, with one value). */
+static void mx_vllm_put(struct mx_acc *a, struct mx_vllm_engine *t, size_t *n,
+			const struct sidecar_metric_sample *s, double value, double block_size)
+{
+	const char *key = mx_label(s, "engine");
+	size_t i;
+	if (!key)
+		key = "";
+	if (strlen(key) >= MX_ENGINE_KEY) {
+		a->vllm_unknown = true;
+		return;
+	}
+	for (i = 0; i < *n && strcmp(t[i].key, key); i++)
+		;
+	if (i == *n) {
+		if (*n == MX_ENGINES) {
+			a->vllm_unknown = true;
+			return;
+		}
+		snprintf(t[i].key, sizeof(t[i].key), "%s", key);
+		t[i].value = value;
+		t[i].block_size = block_size;
+		(*n)++;
+	} else if (value > t[i].value) {
+		t[i].value = value;
+		t[i].block_size = block_size;
+	}
+}
+
+/* The cache's size in tokens from a vllm:cache_config_info sample, whose
+ * labels are the engine's CacheConfig fields as text ("None" for a size
+ * not yet known). */
+static void mx_vllm_cache_info(struct mx_acc *a, const struct sidecar_metric_sample *s)
+{
+	const char *blocks = mx_label(s, "num_gpu_blocks"), *bs = mx_label(s, "block_size");
+	double nb, b;
+	if (!blocks || !bs || !mx_value(&nb, blocks) || !mx_value(&b, bs) || !isfinite(nb) ||
+	    !isfinite(b) || nb <= 0 || b <= 0)
+		return;
+	mx_vllm_put(a, a->size, &a->n_size, s, nb, b);
+}
+
+/* The tokens in vLLM's KV cache: over its engines, the blocks in use
+ * (the fraction of the engine's blocks, to the nearest block) times the
+ * tokens a block holds. An engine's size is its own cache_config_info's,
+ * else the only one served (before V1 it has no engine label). -1 when an
+ * engine's size is not known. */
+static double mx_vllm_inflight(const struct mx_acc *a)
+{
+	double sum = 0;
+	if (a->vllm_unknown || a->n_usage == 0)
+		return -1;
+	for (size_t i = 0; i < a->n_usage; i++) {
+		const struct mx_vllm_engine *size = a->n_size == 1 ? &a->size[0] : NULL;
+		for (size_t j = 0; j < a->n_size; j++)
+			if (!strcmp(a->size[j].key, a->usage[i].key))
+				size = &a->size[j];
+		if (!size)
+			return -1;
+		double usage = a->usage[i].value > 1 ? 1 : a->usage[i].value;
+		sum += floor(usage * size->value + 0.5) * size->block_size;
+	}
+	return sum;
+}
 
 static int mx_load_sample(void *ctx, const struct sidecar_metric_sample *s)
 {
@@ -457,6 +613,16 @@ static int mx_load_sample(void *ctx, const struct sidecar_metric_sample *s)
 		enum mx_field f = mx_series[i].field;
 		if (!a->engine)
 			a->engine = mx_series[i].engine;
+		if (f == MX_VLLM_CACHE_INFO) {
+			mx_vllm_cache_info(a, s);
+			break;
+		}
+		if (f == MX_TTFT_BUCKET) {
+			mx_ttft_bucket(a, s);
+			break;
+		}
+		if (f == MX_KV && !strncmp(s->name, "vllm:", 5))
+			mx_vllm_put(a, a->usage, &a->n_usage, s, s->value, 0);
 		if (f == MX_KV)
 			a->v[f] = a->seen[f] && a->v[f] > s->value ? a->v[f] : s->value;
 		else
@@ -472,13 +638,62 @@ static double mx_finite(double v)
 	return isfinite(v) && v >= 0 ? v : -1;
 }
 
+/* The p95 of time to first token over the requests that had their first
+ * token since the previous scrape: the quantile of the buckets' growth.
+ * As the mean: the whole histogram's on a first scrape and after a reset
+ * (a count lower than before, or other bounds), the last value while no
+ * request came. */
+static void mx_ttft_p95(struct sidecar_load *out, struct sidecar_load_history *hist,
+			struct mx_acc *a)
+{
+	double le[SIDECAR_TTFT_BUCKETS_MAX], cum[SIDECAR_TTFT_BUCKETS_MAX];
+	size_t n = a->n_le, i, j;
+	bool same;
+	/* Ascending bounds, the last +Inf: else no quantile (Prometheus's NaN). */
+	for (i = 0; i < n; i++) {
+		double l = a->le[i], c = a->cum[i];
+		for (j = i; j > 0 && le[j - 1] > l; j--) {
+			le[j] = le[j - 1];
+			cum[j] = cum[j - 1];
+		}
+		le[j] = l;
+		cum[j] = c;
+	}
+	if (a->le_bad || n < 2 || !isinf(le[n - 1]) || le[n - 1] < 0) {
+		hist->ttft_buckets = 0;
+		hist->ttft_p95_ms = -1;
+		return;
+	}
+	same = hist->ttft_buckets == n;
+	for (i = 0; same && i < n; i++)
+		same = hist->ttft_le[i] == le[i] && cum[i] >= hist->ttft_cum[i];
+	if (same && cum[n - 1] > hist->ttft_cum[n - 1]) {
+		double d[SIDECAR_TTFT_BUCKETS_MAX];
+		for (i = 0; i < n; i++)
+			d[i] = cum[i] - hist->ttft_cum[i];
+		out->ttft_p95_ms = mx_finite(mx_quantile(0.95, le, d, n) * 1000);
+	} else if (same) {
+		out->ttft_p95_ms = hist->ttft_p95_ms;
+	} else if (cum[n - 1] > 0) {
+		double c[SIDECAR_TTFT_BUCKETS_MAX];
+		memcpy(c, cum, n * sizeof(c[0]));
+		out->ttft_p95_ms = mx_finite(mx_quantile(0.95, le, c, n) * 1000);
+	} else if (hist->ttft_buckets) {
+		out->ttft_p95_ms = hist->ttft_p95_ms;
+	}
+	hist->ttft_buckets = n;
+	memcpy(hist->ttft_le, le, n * sizeof(le[0]));
+	memcpy(hist->ttft_cum, cum, n * sizeof(cum[0]));
+	hist->ttft_p95_ms = out->ttft_p95_ms;
+}
+
 int sidecar_load_read(struct sidecar_load *out, struct sidecar_load_history *hist,
 		      const char *text, size_t len, long long now_ms, struct nova_err *err)
 {
 	struct mx_acc a;
 	memset(&a, 0, sizeof(a));
 	out->queue_depth = out->running = out->kv_cache_usage = -1;
-	out->tokens_per_second = out->ttft_ms = -1;
+	out->tokens_per_second = out->ttft_ms = out->ttft_p95_ms = out->inflight_tokens = -1;
 	out->engine = NULL;
 	int rc = sidecar_metrics_parse(NULL, text, len, mx_load_sample, &a, err);
 	if (rc)
@@ -490,6 +705,10 @@ int sidecar_load_read(struct sidecar_load *out, struct sidecar_load_history *his
 		out->running = mx_finite(a.v[MX_RUNNING]);
 	if (a.seen[MX_KV])
 		out->kv_cache_usage = a.v[MX_KV] > 1 ? 1 : a.v[MX_KV];
+	if (a.seen[MX_INFLIGHT])
+		out->inflight_tokens = mx_finite(a.v[MX_INFLIGHT]);
+	else if (a.n_usage)
+		out->inflight_tokens = mx_finite(mx_vllm_inflight(&a));
 	/* Tokens per second: the engine's own gauge, else the counter's rate
 	 * since the previous scrape. */
 	double dt = hist->have && now_ms > hist->at_ms ? (double)(now_ms - hist->at_ms) / 1000 : 0;
@@ -498,11 +717,9 @@ int sidecar_load_read(struct sidecar_load *out, struct sidecar_load_history *his
 	else if (a.seen[MX_TOKENS_TOTAL] && dt > 0 && hist->tokens_total >= 0 &&
 		 a.v[MX_TOKENS_TOTAL] >= hist->tokens_total)
 		out->tokens_per_second = mx_finite((a.v[MX_TOKENS_TOTAL] - hist->tokens_total) / dt);
-	/* Time to first token: the gauge, else the histogram's mean over the
-	 * requests that finished since the previous scrape. */
-	if (a.seen[MX_TTFT_SECONDS]) {
-		out->ttft_ms = mx_finite(a.v[MX_TTFT_SECONDS] * 1000);
-	} else if (a.seen[MX_TTFT_SUM] && a.seen[MX_TTFT_COUNT]) {
+	/* Time to first token: the histogram's mean over the requests that
+	 * had their first token since the previous scrape. */
+	if (a.seen[MX_TTFT_SUM] && a.seen[MX_TTFT_COUNT]) {
 		double sum = a.v[MX_TTFT_SUM], count = a.v[MX_TTFT_COUNT];
 		if (hist->have && count > hist->ttft_count && sum >= hist->ttft_sum)
 			out->ttft_ms = mx_finite((sum - hist->ttft_sum) / (count - hist->ttft_count) * 1000);
@@ -517,6 +734,7 @@ int sidecar_load_read(struct sidecar_load *out, struct sidecar_load_history *his
 	hist->at_ms = now_ms;
 	hist->tokens_total = a.seen[MX_TOKENS_TOTAL] ? a.v[MX_TOKENS_TOTAL] : -1;
 	hist->ttft_ms = out->ttft_ms;
+	mx_ttft_p95(out, hist, &a);
 	return 0;
 }
 

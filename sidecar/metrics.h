@@ -27,19 +27,46 @@
  * | running | - | vllm:num_requests_running | sglang:num_running_reqs | llamacpp:requests_processing |
  * | kv_cache_usage (0..1) | - | vllm:kv_cache_usage_perc, vllm:gpu_cache_usage_perc (older name) | sglang:token_usage | llamacpp:kv_cache_usage_ratio |
  * | tokens_per_second | nova_engine_tokens_per_second | rate of vllm:generation_tokens_total | sglang:gen_throughput, else rate of sglang:generation_tokens_total | llamacpp:predicted_tokens_seconds |
- * | ttft_ms | nova_engine_time_to_first_token_seconds | vllm:time_to_first_token_seconds (histogram) | sglang:time_to_first_token_seconds (histogram) | - |
+ * | ttft_ms | nova_engine_time_to_first_token_seconds (histogram) | vllm:time_to_first_token_seconds (histogram) | sglang:time_to_first_token_seconds (histogram) | - |
+ * | ttft_p95_ms | the same histograms' buckets | the same | the same | - |
+ * | inflight_tokens | nova_engine_inflight_tokens | vllm:kv_cache_usage_perc (or vllm:gpu_cache_usage_perc) x num_gpu_blocks x block_size of vllm:cache_config_info | sglang:num_used_tokens | llamacpp:kv_cache_tokens |
  *
  * Label sets are summed (queue, running, token rates; a vLLM with several
  * engines labels each engine="N", SGLang labels ranks), except KV-cache use,
  * a fraction, whose largest label set is taken (the fullest engine is the
- * one that refuses work first). Rejected: keeping only the label set whose
+ * one that refuses work first).
+ *
+ * inflight_tokens: the tokens the running requests hold in the KV cache
+ * (prompt and generated so far). vLLM serves no such count: it is each
+ * engine's fraction of blocks in use, to the nearest block, times that
+ * engine's blocks and tokens per block, which its vllm:cache_config_info
+ * info gauge carries as labels (num_gpu_blocks, block_size; the engine's
+ * own by its engine label, else the only one served), summed over the
+ * engines; a block counts whole, so it is a bound from above by less than a
+ * block per request. Unknown (-1) when an engine's cache size is not
+ * served (num_gpu_blocks "None" before the engine profiled its memory),
+ * and with more than 16 engines. SGLang's and llama.cpp's counts are summed
+ * over label sets as the rest. Rejected: keeping only the label set whose
  * model_name is the assigned model's name: the engine labels what it was
  * started with (a path, "/models/llama-3", or an alias), not Nova's model
  * name, so a mismatch would read 0 again, the very bug this replaces.
  * Histograms give the mean over the interval since the previous scrape
  * (the growth of _sum over that of _count; the running mean on the first
  * scrape; the last value while no request finished), counters a rate over
- * it (none on the first scrape or after a reset). NaN, infinities and
+ * it (none on the first scrape or after a reset).
+ *
+ * ttft_p95_ms: the 0.95 quantile of time to first token over the same
+ * interval, from the growth of each bucket (the buckets summed by their
+ * le bound over the label sets first, as Prometheus's sum by (le)),
+ * computed as Prometheus's histogram_quantile does: linear inside the
+ * bucket holding the rank, the first bucket starting at 0, and a rank in
+ * the +Inf bucket answering the highest finite bound. Like the mean: the
+ * whole histogram's on the first scrape and after a reset (a bucket lower
+ * than before, or other bounds), the last value while no request had its
+ * first token (it is -1 only until the first one). The previous scrape's
+ * buckets are kept for it, at most SIDECAR_TTFT_BUCKETS_MAX bounds (vLLM
+ * serves 23 with +Inf, and the mock engine the same); a histogram with
+ * more bounds, a bucket without a bound, or no +Inf bucket has no p95. NaN, infinities and
  * negative values are not load and are ignored. */
 #ifndef NOVA_SIDECAR_METRICS_H
 #define NOVA_SIDECAR_METRICS_H
@@ -54,6 +81,7 @@
 #define SIDECAR_METRICS_MAX_LINE (64u << 10)
 #define SIDECAR_METRICS_MAX_LABELS 64
 #define SIDECAR_METRICS_MAX_LABEL_BYTES (16u << 10)
+#define SIDECAR_TTFT_BUCKETS_MAX 32
 
 enum sidecar_metric_type {
 	SIDECAR_METRIC_UNTYPED = 0,
@@ -100,13 +128,18 @@ int sidecar_metrics_parse(struct sidecar_metrics_stats *stats, const char *text,
 			  sidecar_metrics_fn fn, void *ctx, struct nova_err *err);
 
 /* What a scrape leaves for the next one (the counters behind rates and
- * means). Zero it before the first scrape of an engine. */
+ * means, the TTFT buckets behind the p95: about 550 bytes). Zero it before
+ * the first scrape of an engine. */
 struct sidecar_load_history {
 	bool have;
 	long long at_ms;
 	double tokens_total;       /* < 0: the engine has no token counter */
 	double ttft_sum, ttft_count;
 	double ttft_ms;            /* the last mean */
+	double ttft_p95_ms;        /* the last p95 */
+	size_t ttft_buckets;       /* 0: no histogram kept */
+	double ttft_le[SIDECAR_TTFT_BUCKETS_MAX];  /* ascending, the last +Inf */
+	double ttft_cum[SIDECAR_TTFT_BUCKETS_MAX]; /* cumulative counts, as served */
 };
 
 /* Each field is -1 when the engine does not report it. */
@@ -116,6 +149,8 @@ struct sidecar_load {
 	double kv_cache_usage;
 	double tokens_per_second;
 	double ttft_ms;
+	double ttft_p95_ms;
+	double inflight_tokens;
 	const char *engine; /* "nova-mock-engine", "vllm", "sglang", "llama.cpp"; NULL: none known */
 };
 

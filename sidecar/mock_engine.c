@@ -178,6 +178,20 @@ struct me_cache {
 	unsigned long long hits, misses;
 };
 
+/* vLLM's bucket bounds for vllm:time_to_first_token_seconds (its
+ * v1/metrics/loggers.py), written as its Python client writes them. */
+static const struct {
+	double le;
+	const char *text;
+} me_ttft_bounds[] = {
+	{0.001, "0.001"}, {0.005, "0.005"}, {0.01, "0.01"}, {0.02, "0.02"}, {0.04, "0.04"},
+	{0.06, "0.06"},   {0.08, "0.08"},   {0.1, "0.1"},   {0.25, "0.25"}, {0.5, "0.5"},
+	{0.75, "0.75"},   {1.0, "1.0"},     {2.5, "2.5"},   {5.0, "5.0"},   {7.5, "7.5"},
+	{10.0, "10.0"},   {20.0, "20.0"},   {40.0, "40.0"}, {80.0, "80.0"}, {160.0, "160.0"},
+	{640.0, "640.0"}, {2560.0, "2560.0"},
+};
+#define ME_TTFT_BUCKETS (sizeof(me_ttft_bounds) / sizeof(me_ttft_bounds[0]))
+
 struct mock_engine {
 	struct mock_engine_config cfg;
 	struct me_cache cache;
@@ -193,7 +207,13 @@ struct mock_engine {
 	bool healthy;
 	atomic_uint in_flight;
 	atomic_ullong completions, tokens_out;
-	atomic_ullong ttft_us_last;
+	/* Time to first token as a histogram, as vLLM serves it, so that the
+	 * sidecar reads its mean and p95 over an interval the same way for
+	 * both. Rejected: the gauge of the last request it was, which says
+	 * nothing of the others in the interval, least of all of their tail. */
+	pthread_mutex_t ttft_lock;
+	unsigned long long ttft_in[ME_TTFT_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
+	unsigned long long ttft_count, ttft_sum_us;
 	atomic_ullong token_gap_us_last;
 	/* The sequences' slots (max_num_seqs): admitted in ticket order. */
 	pthread_mutex_t seq_lock;
@@ -201,6 +221,11 @@ struct mock_engine {
 	unsigned running, waiting;    /* under seq_lock */
 	unsigned long long next_ticket, admit_ticket;
 	atomic_uint running_now;      /* running, for the pace without the lock */
+	/* The tokens the running sequences hold: each one's prompt tokens from
+	 * its admission, and one more per token it generates, until it ends
+	 * (what a real engine's KV cache holds for them; the waiting hold
+	 * none, as in vLLM, whose waiting requests have no blocks yet). */
+	atomic_ullong inflight_tokens;
 };
 
 /* OpenAI-style error body. */
@@ -442,6 +467,7 @@ static void me_seq_admit(struct me_gen *g)
 	e->admit_ticket++;
 	e->running++;
 	atomic_store(&e->running_now, e->running);
+	atomic_fetch_add(&e->inflight_tokens, g->prompt_tokens);
 	g->admitted = true;
 	pthread_cond_broadcast(&e->seq_cond); /* the next ticket may fit too */
 	pthread_mutex_unlock(&e->seq_lock);
@@ -455,6 +481,7 @@ static void me_seq_release(struct me_gen *g)
 	pthread_mutex_lock(&e->seq_lock);
 	e->running--;
 	atomic_store(&e->running_now, e->running);
+	atomic_fetch_sub(&e->inflight_tokens, (unsigned long long)g->prompt_tokens + g->done);
 	g->admitted = false;
 	pthread_cond_broadcast(&e->seq_cond);
 	pthread_mutex_unlock(&e->seq_lock);
@@ -468,6 +495,19 @@ static void me_gen_free(void *arg)
 	free(g);
 }
 
+static void me_ttft_observe(struct mock_engine *e, uint64_t us)
+{
+	double s = (double)us / 1e6;
+	size_t i = 0;
+	while (i < ME_TTFT_BUCKETS && s > me_ttft_bounds[i].le)
+		i++;
+	pthread_mutex_lock(&e->ttft_lock);
+	e->ttft_in[i]++;
+	e->ttft_count++;
+	e->ttft_sum_us += us;
+	pthread_mutex_unlock(&e->ttft_lock);
+}
+
 /* The wait before token i: a slot, then the first-token latency (with the
  * prefill of missed prefix blocks); then the token rate, the engine's
  * total shared by the sequences running. */
@@ -477,7 +517,7 @@ static void me_gen_pace(struct me_gen *g)
 	if (g->done == 0) {
 		me_seq_admit(g);
 		me_sleep_us((uint64_t)e->cfg.latency_ms * 1000u + g->prefill_us);
-		atomic_store(&e->ttft_us_last, me_now_us() - g->start_us);
+		me_ttft_observe(e, me_now_us() - g->start_us);
 	} else {
 		unsigned rate = e->cfg.tokens_per_second;
 		unsigned running = atomic_load(&e->running_now);
@@ -505,6 +545,7 @@ static long me_gen_read(void *arg, char *buf, size_t max)
 			snprintf(text, sizeof(text), "%s%s", g->done ? " " : "", w);
 			bool last = ++g->done == g->total;
 			atomic_fetch_add(&g->e->tokens_out, 1);
+			atomic_fetch_add(&g->e->inflight_tokens, 1);
 			if (g->chat)
 				chunk = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:{s:s}, s:o}]}", "id", g->id,
 						  "object", "chat.completion.chunk", "created",
@@ -667,6 +708,7 @@ static void me_complete(struct http_request *req, struct http_response *res, str
 						me_words[g->done % ME_N_WORDS]);
 		g->done++;
 		atomic_fetch_add(&e->tokens_out, 1);
+		atomic_fetch_add(&e->inflight_tokens, 1);
 	}
 	json_t *choice = chat ? json_pack("{s:i, s:{s:s, s:s}, s:s}", "index", 0, "message", "role",
 					  "assistant", "content", text, "finish_reason", "length")
@@ -776,7 +818,7 @@ static void me_admin_health(struct http_request *req, struct http_response *res,
 static void me_metrics(struct http_request *req, struct http_response *res, void *ctx)
 {
 	struct mock_engine *e = ctx;
-	char text[4096];
+	char text[8192];
 	(void)req;
 	unsigned long long gap = atomic_load(&e->token_gap_us_last), hits, misses;
 	double usage;
@@ -801,12 +843,12 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 		 "# HELP nova_engine_requests_in_progress Requests received and not yet answered.\n"
 		 "# TYPE nova_engine_requests_in_progress gauge\n"
 		 "nova_engine_requests_in_progress %u\n"
+		 "# HELP nova_engine_inflight_tokens Tokens the running sequences hold (prompt and generated so far).\n"
+		 "# TYPE nova_engine_inflight_tokens gauge\n"
+		 "nova_engine_inflight_tokens %llu\n"
 		 "# HELP nova_engine_tokens_per_second Generation rate of the last tokens.\n"
 		 "# TYPE nova_engine_tokens_per_second gauge\n"
 		 "nova_engine_tokens_per_second %.3f\n"
-		 "# HELP nova_engine_time_to_first_token_seconds Time to first token of the last request.\n"
-		 "# TYPE nova_engine_time_to_first_token_seconds gauge\n"
-		 "nova_engine_time_to_first_token_seconds %.6f\n"
 		 "# HELP nova_engine_requests_total Completion requests received.\n"
 		 "# TYPE nova_engine_requests_total counter\n"
 		 "nova_engine_requests_total %llu\n"
@@ -828,11 +870,32 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 		 "# HELP nova_engine_lora_evictions_total LoRA adapters evicted to load another.\n"
 		 "# TYPE nova_engine_lora_evictions_total counter\n"
 		 "nova_engine_lora_evictions_total %llu\n",
-		 waiting, running, atomic_load(&e->in_flight),
+		 waiting, running, atomic_load(&e->in_flight), atomic_load(&e->inflight_tokens),
 		 gap ? 1e6 / (double)gap : (double)e->cfg.tokens_per_second,
-		 (double)atomic_load(&e->ttft_us_last) / 1e6,
 		 atomic_load(&e->completions), atomic_load(&e->tokens_out), hits, misses, usage, loads,
 		 evictions);
+	/* The histogram from one snapshot: its buckets, sum and count agree. */
+	unsigned long long in[ME_TTFT_BUCKETS + 1], count, sum_us, cum = 0;
+	pthread_mutex_lock(&e->ttft_lock);
+	memcpy(in, e->ttft_in, sizeof(in));
+	count = e->ttft_count;
+	sum_us = e->ttft_sum_us;
+	pthread_mutex_unlock(&e->ttft_lock);
+	size_t off = strlen(text);
+	off += (size_t)snprintf(text + off, sizeof(text) - off,
+				"# HELP nova_engine_time_to_first_token_seconds Time to first token, in seconds.\n"
+				"# TYPE nova_engine_time_to_first_token_seconds histogram\n");
+	for (size_t i = 0; i <= ME_TTFT_BUCKETS && off < sizeof(text); i++) {
+		cum += in[i];
+		off += (size_t)snprintf(text + off, sizeof(text) - off,
+					"nova_engine_time_to_first_token_seconds_bucket{le=\"%s\"} %llu\n",
+					i < ME_TTFT_BUCKETS ? me_ttft_bounds[i].text : "+Inf", cum);
+	}
+	if (off < sizeof(text))
+		snprintf(text + off, sizeof(text) - off,
+			 "nova_engine_time_to_first_token_seconds_sum %.6f\n"
+			 "nova_engine_time_to_first_token_seconds_count %llu\n",
+			 (double)sum_us / 1e6, count);
 	http_response_text(res, 200, "text/plain; version=0.0.4; charset=utf-8", text);
 }
 
@@ -1050,6 +1113,7 @@ int mock_engine_start(struct mock_engine **out, const struct mock_engine_config 
 	e->healthy = !cfg->fail_health;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->seq_lock, NULL);
+	pthread_mutex_init(&e->ttft_lock, NULL);
 	pthread_cond_init(&e->seq_cond, NULL);
 	if (me_cache_init(&e->cache, cfg->prefix_cache_blocks)) {
 		rc = nova_err_set(err, NOVA_EINTERNAL, "--prefix-cache-blocks", "out of memory");
@@ -1077,6 +1141,7 @@ fail:
 	http_server_destroy(e->srv);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->seq_lock);
+	pthread_mutex_destroy(&e->ttft_lock);
 	pthread_cond_destroy(&e->seq_cond);
 	me_cache_free(&e->cache);
 	free(e);
@@ -1095,6 +1160,7 @@ void mock_engine_stop(struct mock_engine *e)
 	http_server_destroy(e->srv);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->seq_lock);
+	pthread_mutex_destroy(&e->ttft_lock);
 	pthread_cond_destroy(&e->seq_cond);
 	me_cache_free(&e->cache);
 	free(e);

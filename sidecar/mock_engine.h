@@ -5,8 +5,9 @@
  * Server-Sent Events with stream: true; stream_options.include_usage adds
  * OpenAI's last chunk with usage), /v1/embeddings (float or base64, as the
  * OpenAI SDKs ask), /health, /metrics (Prometheus text: queue depth,
- * tokens per second, time to first token, prefix cache hits, misses and
- * use, LoRA loads and evictions), and vLLM's dynamic LoRA endpoints
+ * tokens per second, time to first token as a histogram with vLLM's
+ * buckets (nova_engine_time_to_first_token_seconds_bucket, _sum, _count),
+ * prefix cache hits, misses and use, LoRA loads and evictions), and vLLM's dynamic LoRA endpoints
  * /v1/load_lora_adapter and /v1/unload_lora_adapter. /v1/models lists the
  * base model ("parent": null) and every adapter loaded ("parent": the
  * base model), as vLLM does. Adapters named by --lora-resolve are loaded on
@@ -24,8 +25,11 @@
  * the engine's whole token rate (total_tokens_per_second) is shared by the
  * running sequences. /metrics reports the running and the waiting
  * (nova_engine_requests_running; nova_engine_queue_depth is the waiting,
- * as vLLM's num_requests_waiting). The defaults keep the old engine: no
- * delay, no limit, every sequence at tokens_per_second.
+ * as vLLM's num_requests_waiting) and the tokens the running hold
+ * (nova_engine_inflight_tokens: each running sequence's prompt tokens,
+ * counted as usage counts them, plus the tokens it generated so far; what a
+ * real engine's KV cache holds for them). The defaults keep the old
+ * engine: no delay, no limit, every sequence at tokens_per_second.
  *
  * A prefix cache, so that routing by prompt prefix has a measurable gain:
  * the prompt's canonical text (core/prompt.h) in blocks of

@@ -46,7 +46,8 @@ const char sidecar_usage[] =
  * before the usual backoff applies again: a bound on a misreading. */
 #define SC_MAX_PORT_RETRIES 5
 /* An engine's arguments: a serve command's 64 + 64, or the mock engine's
- * flags with two per LoRA adapter (a model lists 256 at most). */
+ * flags with two per LoRA adapter (a model lists 256 at most) and two per
+ * member of the model's engine.mock (13 at most). */
 #define SC_ARGV_MAX 600
 /* The loaded LoRA adapters' names one heartbeat carries at most, over all
  * its replicas (each replica's list is at most 64 x 512 bytes). */
@@ -591,6 +592,38 @@ static char *sc_subst(const char *in, const struct sc_child *k)
 	return strdup(out);
 }
 
+/* The model's engine.mock as the mock engine's flags (models/model.h):
+ * "max_num_seqs": 8 -> --max-num-seqs 8, "fail_health": true ->
+ * --fail-health. novad validated the names and ranges; here only what a
+ * flag can be made of is taken (lower-case names, whole numbers >= 0,
+ * true), so a member this sidecar has no rule for still reaches the engine,
+ * which is the one to refuse it. Returns the new argument count. */
+static size_t sc_mock_flags(char **argv, size_t n, const json_t *mock)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)mock, key, v) {
+		char flag[64], val[32];
+		size_t len = strlen(key), i;
+		if (len == 0 || len + 3 > sizeof(flag) || n + 3 > SC_ARGV_MAX)
+			continue;
+		for (i = 0; i < len && ((key[i] >= 'a' && key[i] <= 'z') || key[i] == '_'); i++)
+			flag[2 + i] = key[i] == '_' ? '-' : key[i];
+		if (i < len)
+			continue;
+		flag[0] = flag[1] = '-';
+		flag[2 + len] = '\0';
+		if (json_is_true(v)) {
+			argv[n++] = strdup(flag);
+		} else if (json_is_integer(v) && json_integer_value(v) >= 0) {
+			snprintf(val, sizeof(val), "%lld", (long long)json_integer_value(v));
+			argv[n++] = strdup(flag);
+			argv[n++] = strdup(val);
+		}
+	}
+	return n;
+}
+
 static void sc_child_start(struct sc *s, struct sc_child *k)
 {
 	json_t *engine = json_object_get(k->assignment, "engine");
@@ -633,6 +666,7 @@ static void sc_child_start(struct sc *s, struct sc_child *k)
 			argv[n++] = strdup("--max-loras");
 			argv[n++] = strdup(maxl);
 		}
+		n = sc_mock_flags(argv, n, json_object_get(engine, "mock"));
 	} else if (json_array_size(cmd) > 0) {
 		json_array_foreach(cmd, i, v)
 			if (n < 150)
@@ -835,8 +869,9 @@ static void sc_probe(struct sc *s, struct sc_child *k)
 		if (sidecar_load_read(&l, &k->load_history, text.p, text.len, sc_now_ms(), &err) == 0) {
 			/* queue_depth, tokens_per_second and ttft_ms are always
 			 * there (0 when the engine serves none, as before);
-			 * running and kv_cache_usage only when it reports them,
-			 * so a router can tell "empty" from "unknown". */
+			 * running, kv_cache_usage, inflight_tokens and
+			 * ttft_p95_ms only when it reports them, so a router can
+			 * tell "empty" from "unknown". */
 			json_decref(k->load);
 			k->load = json_pack("{s:f, s:f, s:f, s:i}", "queue_depth",
 					    l.queue_depth < 0 ? 0 : l.queue_depth, "tokens_per_second",
@@ -846,6 +881,10 @@ static void sc_probe(struct sc *s, struct sc_child *k)
 				json_object_set_new(k->load, "running", json_real(l.running));
 			if (k->load && l.kv_cache_usage >= 0)
 				json_object_set_new(k->load, "kv_cache_usage", json_real(l.kv_cache_usage));
+			if (k->load && l.inflight_tokens >= 0)
+				json_object_set_new(k->load, "inflight_tokens", json_real(l.inflight_tokens));
+			if (k->load && l.ttft_p95_ms >= 0)
+				json_object_set_new(k->load, "ttft_p95_ms", json_real(l.ttft_p95_ms));
 		}
 	}
 	textbuf_finish(&text);

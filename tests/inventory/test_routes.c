@@ -69,7 +69,8 @@ static int setup_with(void **state, const char *model, const char *extra)
 	snprintf(body, sizeof(body),
 		 "{\"seq\":1,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"ready\","
 		 "\"endpoint\":\"http://127.0.0.1:9001\",\"load\":{\"queue_depth\":3,\"running\":2,"
-		 "\"kv_cache_usage\":0.75,\"newer_hint\":1.5}%s}]}", replica, extra);
+		 "\"kv_cache_usage\":0.75,\"inflight_tokens\":4096,\"ttft_p95_ms\":87.5,"
+		 "\"newer_hint\":1.5}%s}]}", replica, extra);
 	char path[128];
 	snprintf(path, sizeof(path), "/v1/nodes/%s/heartbeat", node_id);
 	assert_int_equal(testenv_http(NULL, env, "POST", path, token, body), 200);
@@ -173,6 +174,8 @@ static void test_routes_list_ready_endpoints_with_load(void **state)
 	 * a hint this novad does not know is passed through as it came. */
 	assert_int_equal(json_integer_value(json_object_get(load, "running")), 2);
 	assert_true(json_real_value(json_object_get(load, "kv_cache_usage")) == 0.75);
+	assert_true(json_number_value(json_object_get(load, "inflight_tokens")) == 4096);
+	assert_true(json_number_value(json_object_get(load, "ttft_p95_ms")) == 87.5);
 	assert_true(json_real_value(json_object_get(load, "newer_hint")) == 1.5);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(routes, 1), "adapter")), "sql");
 	json_decref(b);

@@ -113,6 +113,55 @@ static void test_model_invalid_specs_name_the_field(void **state)
 	}
 }
 
+#define MOCK(m) "{\"name\":\"m\",\"kind\":\"single\",\"engine\":{\"image\":\"x\",\"mock\":" m "}," ONE "}"
+
+/* engine.mock takes nova-mock-engine's flags by name, each in the range the
+ * engine takes; any other member, or a value the engine would refuse, is
+ * refused naming engine.mock.X. */
+static void test_model_engine_mock_takes_the_mock_engines_flags_in_range(void **state)
+{
+	static const char *const ok[] = {
+		MOCK("{}"),
+		MOCK("{\"startup_ms\":0,\"max_num_seqs\":0,\"total_tokens_per_second\":1}"),
+		MOCK("{\"startup_ms\":600000,\"max_num_seqs\":100000,\"total_tokens_per_second\":10000000}"),
+		MOCK("{\"tokens_per_second\":100000,\"latency_ms\":0,\"max_tokens\":1,\"crash_after\":3,"
+		     "\"fail_health\":false,\"lora_load_ms\":600000,\"prefix_block_bytes\":1048576,"
+		     "\"prefix_cache_blocks\":0,\"uncached_block_us\":10000000,\"embedding_dims\":4096}"),
+	};
+	static const struct {
+		const char *spec;
+		const char *field;
+	} bad[] = {
+		{MOCK("[]"), "engine.mock"},
+		{MOCK("{\"max_num_seq\":4}"), "engine.mock.max_num_seq"},
+		{MOCK("{\"port\":8000}"), "engine.mock.port"},
+		{MOCK("{\"admin_token\":\"0123456789abcdef\"}"), "engine.mock.admin_token"},
+		{MOCK("{\"startup_ms\":-1}"), "engine.mock.startup_ms"},
+		{MOCK("{\"startup_ms\":600001}"), "engine.mock.startup_ms"},
+		{MOCK("{\"max_num_seqs\":100001}"), "engine.mock.max_num_seqs"},
+		{MOCK("{\"max_num_seqs\":\"8\"}"), "engine.mock.max_num_seqs"},
+		{MOCK("{\"max_num_seqs\":1.5}"), "engine.mock.max_num_seqs"},
+		{MOCK("{\"total_tokens_per_second\":0}"), "engine.mock.total_tokens_per_second"},
+		{MOCK("{\"total_tokens_per_second\":10000001}"), "engine.mock.total_tokens_per_second"},
+		{MOCK("{\"total_tokens_per_second\":1e9}"), "engine.mock.total_tokens_per_second"},
+		{MOCK("{\"tokens_per_second\":0}"), "engine.mock.tokens_per_second"},
+		{MOCK("{\"crash_after\":1000000001}"), "engine.mock.crash_after"},
+		{MOCK("{\"fail_health\":1}"), "engine.mock.fail_health"},
+		{MOCK("{\"embedding_dims\":0}"), "engine.mock.embedding_dims"},
+	};
+	struct nova_err err;
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (parse(ok[i], &err))
+			fail_msg("case %zu refused: %s (%s)", i, err.message, err.field);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = parse(bad[i].spec, &err);
+		if (rc != NOVA_EINVAL || strcmp(err.field, bad[i].field) != 0)
+			fail_msg("case %zu: rc %d field \"%s\", want field \"%s\"", i, rc, err.field,
+				 bad[i].field);
+	}
+}
+
 static void test_model_example_files_parse(void **state)
 {
 	static const char *const files[] = {"etc/models/single.yaml", "etc/models/spec_decode.yaml",
@@ -204,6 +253,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_model_valid_specs_of_every_kind),
 		cmocka_unit_test(test_model_invalid_specs_name_the_field),
+		cmocka_unit_test(test_model_engine_mock_takes_the_mock_engines_flags_in_range),
 		cmocka_unit_test(test_model_example_files_parse),
 		cmocka_unit_test_setup_teardown(test_model_registry_over_http, testenv_setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_model_delete_refused_while_deployed, testenv_setup, testenv_teardown),

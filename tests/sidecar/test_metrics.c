@@ -251,6 +251,14 @@ static void test_vllm_labelled_series_are_summed_and_the_fullest_cache_taken(voi
 	/* 4 s over 40 first tokens: the running mean on a first scrape. */
 	assert_true(fabs(l.ttft_ms - 100) < 1e-9);
 	assert_true(l.tokens_per_second == -1); /* a rate needs two scrapes */
+	/* Each engine's blocks in use (to the nearest block) times 16 tokens,
+	 * the one cache_config_info's size for both: 12089 and 22452 of 27633
+	 * blocks. */
+	assert_true(l.inflight_tokens == (12089 + 22452) * 16);
+	/* The buckets summed by bound over both engines: 0 by 1 ms, 4 by
+	 * 100 ms, 40 in all; the 38th is past the last finite bound, which
+	 * is then the answer. */
+	assert_true(fabs(l.ttft_p95_ms - 100) < 1e-9);
 }
 
 static void test_vllm_before_v1_reads_the_older_cache_gauge(void **state)
@@ -262,6 +270,8 @@ static void test_vllm_before_v1_reads_the_older_cache_gauge(void **state)
 	assert_true(l.running == 2);
 	assert_true(l.kv_cache_usage == 0.25);
 	assert_true(fabs(l.ttft_ms - 250) < 1e-9);
+	assert_true(l.inflight_tokens == 500 * 16); /* a quarter of 2000 blocks */
+	assert_true(fabs(l.ttft_p95_ms - 500) < 1e-9); /* 3 of 4 past 0.5 s, the last bound */
 }
 
 static void test_sglang_series_are_read(void **state)
@@ -275,6 +285,8 @@ static void test_sglang_series_are_read(void **state)
 	assert_true(l.kv_cache_usage == 0.28);
 	assert_true(fabs(l.tokens_per_second - 86.50814177726902) < 1e-9); /* its own gauge */
 	assert_true(fabs(l.ttft_ms - 2351.8979474117756) < 1e-6);
+	assert_true(l.inflight_tokens == 123859);
+	assert_true(fabs(l.ttft_p95_ms - 5) < 1e-9);
 }
 
 static void test_llamacpp_series_are_read(void **state)
@@ -288,6 +300,8 @@ static void test_llamacpp_series_are_read(void **state)
 	assert_true(l.kv_cache_usage == 0.0625);
 	assert_true(l.tokens_per_second == 24.5);
 	assert_true(l.ttft_ms == -1); /* llama.cpp serves no time to first token */
+	assert_true(l.inflight_tokens == 512);
+	assert_true(l.ttft_p95_ms == -1);
 }
 
 static void test_mock_engine_series_are_read_with_crlf(void **state)
@@ -300,6 +314,65 @@ static void test_mock_engine_series_are_read_with_crlf(void **state)
 	assert_true(l.tokens_per_second == 49.875);
 	assert_true(fabs(l.ttft_ms - 52) < 1e-9);
 	assert_true(l.running == -1 && l.kv_cache_usage == -1);
+	assert_true(l.inflight_tokens == 96);
+	/* 12 first tokens between 40 and 60 ms: the 11.4th is 57% of the way. */
+	assert_true(fabs(l.ttft_p95_ms - 59) < 1e-9);
+}
+
+/* vLLM's tokens in flight: each engine's share of its own cache (by its
+ * engine label), the older usage gauge beside the newer counted once, and
+ * unknown while a cache's size is not served. */
+static void test_vllm_inflight_tokens_are_each_engines_blocks_in_use(void **state)
+{
+	struct sidecar_load_history h;
+	struct sidecar_load l;
+	struct nova_err err;
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	const char *text =
+		"vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"m\"} 0.5\n"
+		"vllm:gpu_cache_usage_perc{engine=\"0\",model_name=\"m\"} 0.5\n"
+		"vllm:kv_cache_usage_perc{engine=\"1\",model_name=\"m\"} 0.25\n"
+		"vllm:gpu_cache_usage_perc{engine=\"1\",model_name=\"m\"} 0.25\n"
+		"vllm:cache_config_info{block_size=\"16\",engine=\"0\",num_gpu_blocks=\"1000\"} 1.0\n"
+		"vllm:cache_config_info{block_size=\"32\",engine=\"1\",num_gpu_blocks=\"400\"} 1.0\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 1, &err), 0);
+	assert_true(l.inflight_tokens == 500 * 16 + 100 * 32);
+	/* No size for engine 1 among two: unknown, not a guess. */
+	text = "vllm:kv_cache_usage_perc{engine=\"0\"} 0.5\n"
+	       "vllm:kv_cache_usage_perc{engine=\"1\"} 0.5\n"
+	       "vllm:cache_config_info{block_size=\"16\",engine=\"0\",num_gpu_blocks=\"1000\"} 1.0\n"
+	       "vllm:cache_config_info{block_size=\"16\",engine=\"2\",num_gpu_blocks=\"1000\"} 1.0\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 2, &err), 0);
+	assert_true(l.inflight_tokens == -1);
+	/* Before the engine profiled its memory: num_gpu_blocks "None". */
+	text = "vllm:kv_cache_usage_perc 0\n"
+	       "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"None\"} 1.0\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 3, &err), 0);
+	assert_true(l.kv_cache_usage == 0 && l.inflight_tokens == -1);
+	/* No info gauge at all. */
+	text = "vllm:kv_cache_usage_perc 0.5\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 4, &err), 0);
+	assert_true(l.inflight_tokens == -1);
+	/* An idle engine holds none; a usage over 1 counts as a full cache. */
+	text = "vllm:kv_cache_usage_perc 0\n"
+	       "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\"} 1.0\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 5, &err), 0);
+	assert_true(l.inflight_tokens == 0);
+	text = "vllm:kv_cache_usage_perc 1.5\n"
+	       "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\"} 1.0\n";
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 6, &err), 0);
+	assert_true(l.inflight_tokens == 16000);
+	/* More engines than the bound: unknown. */
+	char big[4096];
+	size_t o = 0;
+	for (int i = 0; i < 17; i++)
+		o += (size_t)snprintf(big + o, sizeof(big) - o,
+				      "vllm:kv_cache_usage_perc{engine=\"%d\"} 0.5\n", i);
+	snprintf(big + o, sizeof(big) - o,
+		 "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\"} 1.0\n");
+	assert_int_equal(sidecar_load_read(&l, &h, big, strlen(big), 7, &err), 0);
+	assert_true(l.inflight_tokens == -1);
 }
 
 /* The mock engine with its capacity model reports the running apart from
@@ -354,6 +427,94 @@ static void test_counter_rates_and_histogram_means_span_two_scrapes(void **state
 	SCRAPE("NaN", "+Inf", "-1", 11000); /* not load */
 	assert_true(l.tokens_per_second == -1 && l.ttft_ms == -1);
 #undef SCRAPE
+}
+
+/* The p95 of time to first token is that of the requests whose first
+ * token came since the previous scrape: the buckets' growth, interpolated
+ * inside the bucket as Prometheus's histogram_quantile; on a first scrape
+ * or after a reset, the whole histogram's; the last value while none
+ * came. */
+static void test_ttft_p95_is_the_quantile_of_the_buckets_growth(void **state)
+{
+	struct sidecar_load_history h;
+	struct sidecar_load l;
+	struct nova_err err;
+	char text[2048];
+	(void)state;
+	memset(&h, 0, sizeof(h));
+#define SCRAPE(b1, b2, b3, inf, at)                                                            \
+	do {                                                                                   \
+		snprintf(text, sizeof(text),                                                   \
+			 "# TYPE vllm:time_to_first_token_seconds histogram\n"                  \
+			 "vllm:time_to_first_token_seconds_bucket{le=\"0.1\",engine=\"0\"} %d\n" \
+			 "vllm:time_to_first_token_seconds_bucket{le=\"0.25\",engine=\"0\"} %d\n" \
+			 "vllm:time_to_first_token_seconds_bucket{le=\"0.5\",engine=\"0\"} %d\n" \
+			 "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\",engine=\"0\"} %d\n" \
+			 "vllm:time_to_first_token_seconds_sum{engine=\"0\"} 1\n"                 \
+			 "vllm:time_to_first_token_seconds_count{engine=\"0\"} %d\n",             \
+			 b1, b2, b3, inf, inf);                                                 \
+		assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), at, &err), 0); \
+	} while (0)
+	SCRAPE(0, 0, 0, 0, 1000); /* none yet */
+	assert_true(l.ttft_p95_ms == -1);
+	/* 10 in (0, 0.1], 10 in (0.1, 0.25]: the 19th is 9/10 of the way
+	 * through the second bucket. */
+	SCRAPE(10, 20, 20, 20, 2000);
+	assert_true(fabs(l.ttft_p95_ms - 235) < 1e-9);
+	/* The interval's 40 are all in (0.25, 0.5]: the 38th is 95% of it. */
+	SCRAPE(10, 20, 60, 60, 3000);
+	assert_true(fabs(l.ttft_p95_ms - 487.5) < 1e-9);
+	SCRAPE(10, 20, 60, 60, 4000); /* none came: the last value kept */
+	assert_true(fabs(l.ttft_p95_ms - 487.5) < 1e-9);
+	/* 10 past the last bound: it answers. */
+	SCRAPE(10, 20, 60, 70, 5000);
+	assert_true(fabs(l.ttft_p95_ms - 500) < 1e-9);
+	/* All 20 in the first bucket, which starts at 0. */
+	SCRAPE(30, 40, 80, 90, 6000);
+	assert_true(fabs(l.ttft_p95_ms - 95) < 1e-9);
+	/* The engine restarted: the whole histogram again. */
+	SCRAPE(1, 2, 2, 2, 7000);
+	assert_true(fabs(l.ttft_p95_ms - 235) < 1e-9);
+	/* A scrape between two buckets' updates (a bound with fewer than the
+	 * one before) counts as the one before. */
+	SCRAPE(11, 7, 22, 22, 8000); /* grew by 10, 5 (as 10), 20, 20 */
+	assert_true(fabs(l.ttft_p95_ms - 475) < 1e-9);
+#undef SCRAPE
+	/* No +Inf bucket, a bucket without a bound, more bounds than kept:
+	 * no p95. */
+	const char *bad[] = {
+		"vllm:time_to_first_token_seconds_bucket{le=\"0.1\"} 3\n"
+		"vllm:time_to_first_token_seconds_bucket{le=\"0.5\"} 4\n",
+		"vllm:time_to_first_token_seconds_bucket{le=\"0.1\"} 3\n"
+		"vllm:time_to_first_token_seconds_bucket 4\n"
+		"vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} 4\n",
+		"vllm:time_to_first_token_seconds_bucket{le=\"soon\"} 3\n"
+		"vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} 4\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&h, 0, sizeof(h));
+		assert_int_equal(sidecar_load_read(&l, &h, bad[i], strlen(bad[i]), 1000, &err), 0);
+		if (l.ttft_p95_ms != -1)
+			fail_msg("case %zu: p95 %g", i, l.ttft_p95_ms);
+	}
+	size_t o = 0;
+	for (int i = 0; i < SIDECAR_TTFT_BUCKETS_MAX + 1; i++)
+		o += (size_t)snprintf(text + o, sizeof(text) - o,
+				      "sglang:time_to_first_token_seconds_bucket{le=\"%d\"} 1\n", i + 1);
+	snprintf(text + o, sizeof(text) - o, "sglang:time_to_first_token_seconds_bucket{le=\"+Inf\"} 1\n");
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 1000, &err), 0);
+	assert_true(l.ttft_p95_ms == -1);
+	/* Exactly the bound: kept, the +Inf among them. */
+	o = 0;
+	for (int i = 0; i < SIDECAR_TTFT_BUCKETS_MAX - 1; i++)
+		o += (size_t)snprintf(text + o, sizeof(text) - o,
+				      "sglang:time_to_first_token_seconds_bucket{le=\"%d\"} %d\n", i + 1,
+				      i < 10 ? 0 : 20);
+	snprintf(text + o, sizeof(text) - o, "sglang:time_to_first_token_seconds_bucket{le=\"+Inf\"} 20\n");
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(sidecar_load_read(&l, &h, text, strlen(text), 1000, &err), 0);
+	assert_true(fabs(l.ttft_p95_ms - 10950) < 1e-6); /* all 20 in (10, 11] s */
 }
 
 /* Load values that are not load (NaN, infinities, negatives, a fraction
@@ -453,7 +614,9 @@ int main(void)
 		cmocka_unit_test(test_llamacpp_series_are_read),
 		cmocka_unit_test(test_mock_engine_series_are_read_with_crlf),
 		cmocka_unit_test(test_mock_engine_running_and_waiting),
+		cmocka_unit_test(test_vllm_inflight_tokens_are_each_engines_blocks_in_use),
 		cmocka_unit_test(test_counter_rates_and_histogram_means_span_two_scrapes),
+		cmocka_unit_test(test_ttft_p95_is_the_quantile_of_the_buckets_growth),
 		cmocka_unit_test(test_values_that_are_not_load_are_dropped_or_clamped),
 		cmocka_unit_test(test_loaded_adapters_are_the_models_with_a_parent),
 		cmocka_unit_test(test_loaded_adapters_are_bounded_in_count_and_length),

@@ -107,6 +107,17 @@ static int setup_capacity(void **state)
 	return start_config(&cfg);
 }
 
+/* One sequence at a time, its first token 300 ms after admission. */
+static int setup_one_slow_seq(void **state)
+{
+	struct mock_engine_config cfg;
+	(void)state;
+	quick_config(&cfg, 1000);
+	cfg.max_num_seqs = 1;
+	cfg.latency_ms = 300;
+	return start_config(&cfg);
+}
+
 /* 100 tokens/s a sequence, 20 tokens/s for the whole engine. */
 static int setup_shared_rate(void **state)
 {
@@ -309,12 +320,24 @@ static void test_health_switches_and_metrics_count(void **state)
 	assert_non_null(strstr(body, "\nnova_engine_queue_depth 0\n"));
 	assert_non_null(strstr(body, "\nnova_engine_requests_total 1\n"));
 	assert_non_null(strstr(body, "\nnova_engine_tokens_total 2\n"));
-	assert_non_null(strstr(body, "# TYPE nova_engine_time_to_first_token_seconds gauge"));
+	/* Time to first token as vLLM serves it: a histogram with its
+	 * buckets; the one request's first token came after its 50 ms. */
+	assert_non_null(strstr(body, "# TYPE nova_engine_time_to_first_token_seconds histogram"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_bucket{le=\"0.001\"} 0\n"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_bucket{le=\"0.04\"} 0\n"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_bucket{le=\"1.0\"} 1\n"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_bucket{le=\"2560.0\"} 1\n"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_bucket{le=\"+Inf\"} 1\n"));
+	assert_non_null(strstr(body, "\nnova_engine_time_to_first_token_seconds_count 1\n"));
 	double ttft = -1;
-	char *p = strstr(body, "\nnova_engine_time_to_first_token_seconds ");
+	char *p = strstr(body, "\nnova_engine_time_to_first_token_seconds_sum ");
 	assert_non_null(p);
-	sscanf(p + strlen("\nnova_engine_time_to_first_token_seconds "), "%lf", &ttft);
-	assert_true(ttft >= 0.045 && ttft < 5);
+	sscanf(p + strlen("\nnova_engine_time_to_first_token_seconds_sum "), "%lf", &ttft);
+	assert_true(ttft >= 0.045 && ttft < 1);
+	int buckets = 0;
+	for (p = body; (p = strstr(p, "nova_engine_time_to_first_token_seconds_bucket{")); p++)
+		buckets++;
+	assert_int_equal(buckets, 23); /* vLLM's 22 bounds and +Inf */
 	free(body);
 }
 
@@ -575,6 +598,10 @@ static void test_capacity_queues_past_max_num_seqs(void **state)
 	if (ms_since(&t0) < 800) {
 		assert_int_equal((long)metric("nova_engine_requests_running"), 2);
 		assert_int_equal((long)metric("nova_engine_queue_depth"), 2);
+		/* The two running hold their prompt token each and what they
+		 * generated (under 20 each); the waiting hold none. */
+		double held = metric("nova_engine_inflight_tokens");
+		assert_true(held >= 2 && held <= 2 + 2 * 20);
 	}
 	for (int i = 0; i < 4; i++) {
 		void *st;
@@ -585,6 +612,38 @@ static void test_capacity_queues_past_max_num_seqs(void **state)
 	assert_int_equal((long)metric("nova_engine_queue_depth"), 0);
 	assert_int_equal((long)metric("nova_engine_requests_running"), 0);
 	assert_int_equal((long)metric("nova_engine_requests_in_progress"), 0);
+	assert_int_equal((long)metric("nova_engine_inflight_tokens"), 0);
+}
+
+/* The tokens in flight are the running sequences' prompts (a token per 4
+ * bytes) and what they generated: while the one running waits for its
+ * first token it holds its 10 prompt tokens, the one waiting none; when
+ * both are answered, nothing is held. */
+static void test_inflight_tokens_are_the_running_prompts_and_outputs(void **state)
+{
+	static const char *req = "{\"model\":\"base\",\"prompt\":\"0123456789012345678901234567890123456789\","
+				  "\"max_tokens\":2}";
+	pthread_t t[2];
+	struct timespec t0;
+	(void)state;
+	assert_int_equal((long)metric("nova_engine_inflight_tokens"), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, completion_thread, (void *)req), 0);
+	long running = 0, waiting = 0;
+	for (int i = 0; i < 100 && (running < 1 || waiting < 1); i++) {
+		running = (long)metric("nova_engine_requests_running");
+		waiting = (long)metric("nova_engine_queue_depth");
+		if (running < 1 || waiting < 1)
+			usleep(5000);
+	}
+	assert_int_equal(running, 1);
+	assert_int_equal(waiting, 1);
+	if (ms_since(&t0) < 250) /* the first token comes at 300 ms */
+		assert_int_equal((long)metric("nova_engine_inflight_tokens"), 10);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal((long)metric("nova_engine_inflight_tokens"), 0);
 }
 
 /* The engine's rate is shared: alone a sequence gets the whole 20 tokens/s
@@ -686,6 +745,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_admin_routes_are_off_without_a_token, setup_no_admin, teardown),
 		cmocka_unit_test(test_command_line_parsing),
 		cmocka_unit_test_setup_teardown(test_capacity_queues_past_max_num_seqs, setup_capacity, teardown),
+		cmocka_unit_test_setup_teardown(test_inflight_tokens_are_the_running_prompts_and_outputs,
+						setup_one_slow_seq, teardown),
 		cmocka_unit_test_setup_teardown(test_capacity_shares_the_total_rate, setup_shared_rate, teardown),
 		cmocka_unit_test(test_startup_delay_holds_the_port),
 		cmocka_unit_test_setup_teardown(test_prefix_cache_hits_skip_the_prefill, setup_cache, teardown),

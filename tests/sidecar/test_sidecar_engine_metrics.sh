@@ -31,6 +31,8 @@ TEXT = "\r\n".join([
     "# TYPE vllm:kv_cache_usage_perc gauge",
     'vllm:kv_cache_usage_perc{engine="0",%s} 0.5' % M,
     'vllm:kv_cache_usage_perc{engine="1",%s} 0.625' % M,
+    "# TYPE vllm:cache_config_info gauge",
+    'vllm:cache_config_info{block_size="16",cache_dtype="auto",num_gpu_blocks="1000"} 1.0',
     "# TYPE vllm:time_to_first_token_seconds histogram",
     'vllm:time_to_first_token_seconds_bucket{engine="0",le="+Inf",%s} 4.0' % M,
     'vllm:time_to_first_token_seconds_sum{engine="0",%s} 1.0' % M,
@@ -63,6 +65,8 @@ case "$l" in *'"kv_cache_usage":0.625'*) t_pass "KV-cache use is the fullest eng
 *) t_fail "kv_cache_usage" "load {$l}" ;; esac
 case "$l" in *'"running":3'*) t_pass "running requests are reported" ;;
 *) t_fail "running" "load {$l}" ;; esac
+case "$l" in *'"inflight_tokens":18000'*) t_pass "tokens in flight are the blocks in use times the block size ((500 + 625) x 16)" ;;
+*) t_fail "inflight_tokens" "load {$l}" ;; esac
 case "$l" in *'"ttft_ms":250'*) t_pass "time to first token is the histogram's mean (1 s over 4)" ;;
 *) t_fail "ttft_ms" "load {$l}" ;; esac
 # novad keeps the heartbeat's load as it came: the node's replica report.
