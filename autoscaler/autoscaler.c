@@ -76,6 +76,11 @@ static void as_engine_signals(struct autoscale_signals *s, const struct deployme
 		s->running += r > 0 ? r : 0;
 		as_add(&s->inflight_tokens, as_load(load, "inflight_tokens"));
 		as_add(&s->tokens_per_second, as_load(load, "tokens_per_second"));
+		/* An idle engine reports its last TTFT until a new request
+		 * finishes (sidecar/metrics.h): stale, and no reason to keep
+		 * replicas. Only a replica with work says what TTFT is now. */
+		if (q <= 0 && r <= 0)
+			continue;
 		double t = as_load(load, "ttft_p95_ms");
 		if (t < 0)
 			t = as_load(load, "ttft_ms");

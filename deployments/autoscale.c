@@ -227,6 +227,12 @@ void autoscale_decide(struct autoscale_decision *out, struct autoscale_memory *m
 		rec = q;
 	}
 	out->recommended = rec;
+	/* A window starts with the count it found (a new policy, a new
+	 * deployment): what was asked for holds for a window before the
+	 * autoscaler may take it lower, as a scale-down needs a window's
+	 * evidence. */
+	if (mem->n == 0)
+		as_remember(mem, cur, now_ms, p->scale_down_window_s * 1000);
 	as_remember(mem, rec, now_ms, p->scale_down_window_s * 1000);
 	for (size_t i = 0; i < mem->n; i++)
 		if (mem->recs[i] > wmax)

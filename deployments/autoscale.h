@@ -99,7 +99,7 @@ struct autoscale_memory {
 struct autoscale_decision {
 	long long desired;       /* == signals->current: no change */
 	long long recommended;   /* this tick's recommendation, before the window */
-	char reason[256];        /* "scaled 2 -> 4: queue depth 9.5 per replica > target 4" */
+	char reason[384];        /* "scaled 2 -> 4: queue depth 9.5 per replica > target 4" */
 };
 
 /* One tick at now_ms (epoch milliseconds): updates mem (the history

@@ -227,6 +227,23 @@ static void test_other_targets(void **state)
 	assert_int_equal(d.desired, 3);
 }
 
+static void test_a_new_policy_holds_its_count_for_a_window(void **state)
+{
+	struct autoscale_policy p = policy(1, 8, 4);
+	struct autoscale_memory m = {0};
+	struct autoscale_decision d;
+	struct autoscale_signals s = signals(3, 0, 1);
+	(void)state;
+	/* Clamped to 3 by a PATCH, quiet: not lowered at the first tick. */
+	autoscale_decide(&d, &m, &p, &s, 5000);
+	assert_int_equal(d.desired, 3);
+	assert_int_equal(d.recommended, 1);
+	autoscale_decide(&d, &m, &p, &s, 304000);
+	assert_int_equal(d.desired, 3);
+	autoscale_decide(&d, &m, &p, &s, 305000);
+	assert_int_equal(d.desired, 1);
+}
+
 static void test_memory_round_trip_and_bound(void **state)
 {
 	struct autoscale_policy p = policy(1, 100, 1);
@@ -266,6 +283,7 @@ int main(void)
 		cmocka_unit_test(test_window_keeps_the_largest_need),
 		cmocka_unit_test(test_zero_only_when_idle_and_back_on_demand),
 		cmocka_unit_test(test_other_targets),
+		cmocka_unit_test(test_a_new_policy_holds_its_count_for_a_window),
 		cmocka_unit_test(test_memory_round_trip_and_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -197,6 +197,8 @@ static void test_tick_scales_from_zero_and_keeps_its_window(void **state)
 	assert_int_equal(autoscaler_tick(&scaled, a, t + 10000, &err), 0);
 	assert_int_equal(scaled, 0);
 	assert_int_equal(testenv_query_int(env, "SELECT replicas FROM deployments WHERE name = 'z'"), 6);
+	/* The stored window ends 300 s after the 6 was last asked for (t + 3 s);
+	 * a memory started afresh at t + 10 s would hold until t + 310 s. */
 	assert_int_equal(autoscaler_tick(&scaled, a, t + 303500, &err), 0);
 	assert_int_equal(scaled, 1);
 	/* min 0 without idle_s: one stays. */
