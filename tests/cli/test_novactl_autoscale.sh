@@ -140,7 +140,9 @@ t_expect_out "^autoscale: min 1, max 3, target queue depth 2, window 300s$" "the
 t_expect_out "^replicas:  0 ready of 3$" "the count is clamped to max"
 t_expect_out "autoscale: autoscale on: min 1, max 3; replicas 5 -> 3 (max_replicas)" \
 	"the event says why the count changed"
-[ "$(replicas_of auto)" = 3 ] && t_pass "clamped to 3" || t_fail "clamped to 3" "replicas $(replicas_of auto)"
+# Not read back from the database: novad's autoscaler ticks every second
+# and may already have scaled it down (a new policy starts its window
+# afresh); the PATCH's answer and its event are what novactl shows.
 t_expect_exit 0 "a policy and a count at once" "$C" -o json deployment autoscale auto \
 	max=4,target-ttft-ms=500,window=90s --replicas 2
 t_json "--replicas sets the count with the policy" \
