@@ -1,7 +1,10 @@
 #include "cli/cli.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <time.h>
@@ -695,6 +698,245 @@ int cli_complete_usage(const struct cli_ctx *ctx, const char *usage)
 		p += n;
 	}
 	return 0;
+}
+
+/* --- autoscaling policies ----------------------------------------------------- */
+
+enum cli_as_kind { CLI_AS_INT, CLI_AS_SECONDS, CLI_AS_NUMBER };
+
+/* The short keys, kubectl style, and the API's members they stand for. */
+static const struct {
+	const char *key, *member;
+	enum cli_as_kind kind;
+} cli_as_keys[] = {
+	{"min", "min_replicas", CLI_AS_INT},
+	{"max", "max_replicas", CLI_AS_INT},
+	{"target-queue", "target_queue_depth", CLI_AS_NUMBER},
+	{"target-tokens", "target_inflight_tokens", CLI_AS_NUMBER},
+	{"target-ttft-ms", "target_ttft_p95_ms", CLI_AS_NUMBER},
+	{"target-tps", "target_tokens_per_second", CLI_AS_NUMBER},
+	{"window", "scale_down_window_s", CLI_AS_SECONDS},
+	{"idle", "idle_s", CLI_AS_SECONDS},
+};
+#define CLI_AS_NKEYS (sizeof(cli_as_keys) / sizeof(cli_as_keys[0]))
+#define CLI_AS_KEY_LIST                                                                      \
+	"min, max, target-queue, target-tokens, target-ttft-ms, target-tps, window, idle"
+
+/* typed[0..len) is name, '-' and '_' alike (target-queue-depth and
+ * target_queue_depth both name the API's member). */
+static bool cli_as_key_is(const char *typed, size_t len, const char *name)
+{
+	size_t i;
+	for (i = 0; i < len && name[i]; i++) {
+		char a = typed[i] == '-' ? '_' : typed[i], b = name[i] == '-' ? '_' : name[i];
+		if (a != b)
+			return false;
+	}
+	return i == len && name[i] == '\0';
+}
+
+/* A whole decimal integer, no space or sign games; for seconds a unit
+ * s, m or h may follow. false when it is not one. */
+static bool cli_as_integer(long long *out, const char *v, bool seconds)
+{
+	char *end;
+	if (!((*v >= '0' && *v <= '9') || (*v == '-' && v[1] >= '0' && v[1] <= '9')))
+		return false;
+	errno = 0;
+	*out = strtoll(v, &end, 10);
+	if (errno)
+		return false;
+	if (*end == '\0')
+		return true;
+	if (!seconds || end[1] != '\0')
+		return false;
+	long long unit = *end == 's' ? 1 : *end == 'm' ? 60 : *end == 'h' ? 3600 : 0;
+	if (!unit || *out > LLONG_MAX / unit || *out < LLONG_MIN / unit)
+		return false;
+	*out *= unit;
+	return true;
+}
+
+/* A finite decimal number ("4", "0.5", "1e3"); not hex, nan or inf,
+ * which JSON cannot carry. */
+static bool cli_as_number(double *out, const char *v)
+{
+	char *end;
+	if (!*v || strpbrk(v, "xXnNiI") || isspace((unsigned char)*v))
+		return false;
+	errno = 0;
+	*out = strtod(v, &end);
+	return !errno && *end == '\0' && isfinite(*out);
+}
+
+int cli_autoscale_parse(json_t **out, const char *spec, struct nova_err *err)
+{
+	bool seen[CLI_AS_NKEYS] = {false};
+	json_t *o;
+	int rc = 0;
+	*out = NULL;
+	if (!strcmp(spec, "off")) {
+		*out = json_null();
+		return 0;
+	}
+	if (!*spec) {
+		rc = nova_err_set(err, NOVA_EINVAL, "", "the policy is empty");
+		nova_err_set_hint(err, "for example min=0,max=8,target-queue=4, or off");
+		return rc;
+	}
+	o = json_object();
+	for (const char *p = spec;; p++) {
+		size_t len = strcspn(p, ","), klen = strcspn(p, "=");
+		char val[64];
+		/* The field is the key as typed: what the user finds on the
+		 * command line. */
+		char key[NOVA_ERR_FIELD_MAX];
+		size_t k;
+		snprintf(key, sizeof(key), "%.*s", (int)(klen < len ? klen : len), p);
+		if (klen >= len) {
+			rc = nova_err_set(err, NOVA_EINVAL, key, "\"%s\" is not key=value", key);
+			nova_err_set_hint(err, "for example min=0,max=8,target-queue=4, or off");
+			break;
+		}
+		for (k = 0; k < CLI_AS_NKEYS; k++)
+			if (cli_as_key_is(p, klen, cli_as_keys[k].key) ||
+			    cli_as_key_is(p, klen, cli_as_keys[k].member))
+				break;
+		if (k == CLI_AS_NKEYS) {
+			rc = nova_err_set(err, NOVA_EINVAL, key, "unknown key \"%s\"", key);
+			nova_err_set_hint(err, "the keys: " CLI_AS_KEY_LIST);
+			break;
+		}
+		if (seen[k]) {
+			if (!strcmp(key, cli_as_keys[k].member))
+				rc = nova_err_set(err, NOVA_EINVAL, key, "%s is given more than once", key);
+			else
+				rc = nova_err_set(err, NOVA_EINVAL, key, "%s (%s) is given more than once",
+						  key, cli_as_keys[k].member);
+			break;
+		}
+		seen[k] = true;
+		if (len - klen - 1 >= sizeof(val)) {
+			rc = nova_err_set(err, NOVA_EINVAL, key, "%s: the value is too long", key);
+			break;
+		}
+		snprintf(val, sizeof(val), "%.*s", (int)(len - klen - 1), p + klen + 1);
+		long long i;
+		double d;
+		json_t *v = NULL;
+		switch (cli_as_keys[k].kind) {
+		case CLI_AS_INT:
+			if (cli_as_integer(&i, val, false))
+				v = json_integer(i);
+			else
+				rc = nova_err_set(err, NOVA_EINVAL, key, "%s must be an integer, not \"%s\"",
+						  key, val);
+			break;
+		case CLI_AS_SECONDS:
+			if (cli_as_integer(&i, val, true))
+				v = json_integer(i);
+			else
+				rc = nova_err_set(err, NOVA_EINVAL, key,
+						  "%s must be whole seconds (300, or 90s, 5m, 1h), not \"%s\"",
+						  key, val);
+			break;
+		case CLI_AS_NUMBER:
+			/* Integral values go as integers ("target_queue_depth": 4):
+			 * what the docs show, and the server reads either. */
+			if (!cli_as_number(&d, val))
+				rc = nova_err_set(err, NOVA_EINVAL, key, "%s must be a number, not \"%s\"", key,
+						  val);
+			else if (d == floor(d) && fabs(d) < 9e15)
+				v = json_integer((json_int_t)d);
+			else
+				v = json_real(d);
+			break;
+		}
+		if (rc)
+			break;
+		json_object_set_new(o, cli_as_keys[k].member, v);
+		p += len;
+		if (*p == '\0')
+			break;
+	}
+	if (rc) {
+		json_decref(o);
+		return rc;
+	}
+	*out = o;
+	return 0;
+}
+
+/* A number as a person writes it: 4, 0.5, 2000000. */
+static void cli_as_num(char *buf, size_t len, double v)
+{
+	if (v == floor(v) && fabs(v) < 1e15)
+		snprintf(buf, len, "%.0f", v);
+	else
+		snprintf(buf, len, "%g", v);
+}
+
+const char *cli_autoscale_summary(char *buf, size_t len, const json_t *policy)
+{
+	static const struct {
+		const char *member, *label, *unit;
+	} targets[] = {
+		{"target_queue_depth", "target queue depth", ""},
+		{"target_inflight_tokens", "target in-flight tokens", ""},
+		{"target_ttft_p95_ms", "target TTFT p95", "ms"},
+		{"target_tokens_per_second", "target tokens/s", ""},
+	};
+	size_t used;
+	int n;
+	if (!json_is_object(policy)) {
+		snprintf(buf, len, "off");
+		return buf;
+	}
+	n = snprintf(buf, len, "min %lld, max %lld",
+		     (long long)json_integer_value(json_object_get(policy, "min_replicas")),
+		     (long long)json_integer_value(json_object_get(policy, "max_replicas")));
+	used = n > 0 ? (size_t)n : 0;
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]) && used < len; i++) {
+		const json_t *v = json_object_get(policy, targets[i].member);
+		char num[64];
+		if (!json_is_number(v))
+			continue;
+		cli_as_num(num, sizeof(num), json_number_value(v));
+		n = snprintf(buf + used, len - used, ", %s %s%s", targets[i].label, num, targets[i].unit);
+		used += n > 0 ? (size_t)n : 0;
+	}
+	const json_t *window = json_object_get(policy, "scale_down_window_s");
+	long long idle = json_integer_value(json_object_get(policy, "idle_s"));
+	if (used < len && json_is_integer(window)) {
+		n = snprintf(buf + used, len - used, ", window %llds",
+			     (long long)json_integer_value(window));
+		used += n > 0 ? (size_t)n : 0;
+	}
+	/* idle_s 0 means never to zero for idleness: nothing to show. */
+	if (used < len && idle > 0)
+		snprintf(buf + used, len - used, ", idle %llds", idle);
+	return buf;
+}
+
+const char *cli_autoscaler_summary(char *buf, size_t len, const json_t *autoscaler)
+{
+	const char *last = json_string_value(json_object_get(autoscaler, "last_decision"));
+	const char *at = json_string_value(json_object_get(autoscaler, "decided_at"));
+	const json_t *rec = json_object_get(autoscaler, "recommended");
+	char recs[64] = "";
+	if (!json_is_object(autoscaler)) {
+		buf[0] = '\0';
+		return buf;
+	}
+	if (json_is_integer(rec))
+		snprintf(recs, sizeof(recs), "recommends %lld", (long long)json_integer_value(rec));
+	if (last && *last)
+		snprintf(buf, len, "%s (at %s%s%s)", last, at && *at ? at : "?", recs[0] ? "; " : "",
+			 recs);
+	else
+		snprintf(buf, len, "no decision yet%s%s%s", recs[0] ? " (" : "", recs,
+			 recs[0] ? ")" : "");
+	return buf;
 }
 
 void cli_json_print(FILE *f, const json_t *v)

@@ -182,6 +182,29 @@ bool cli_out_ok(struct cli_ctx *ctx);
 int cli_deployment_wait(json_t **final, struct cli_ctx *ctx, const char *ref, bool want_stopped,
 			unsigned timeout_s);
 
+/* --- autoscaling policies ------------------------------------------------- */
+
+/* "deploy --autoscale" and "deployment autoscale": a policy typed as
+ * key=value pairs joined by commas ("min=0,max=8,target-queue=4"), or
+ * "off". Keys: min, max, target-queue, target-tokens, target-ttft-ms,
+ * target-tps, window, idle, or the API's own names (min_replicas,
+ * target_queue_depth, ...; '-' and '_' alike). min, max, window and idle
+ * are integers (window and idle seconds, or with a unit: 90s, 5m, 1h);
+ * targets are numbers. *out gets the API's "autoscale" member: an object,
+ * or JSON null for "off". 0, or NOVA_EINVAL with err naming the key as
+ * typed (field) and what is wrong with it, and *out NULL. Only the syntax
+ * is checked: the bounds (min above max, a missing target) are the
+ * server's, which names the field autoscale.X. */
+int cli_autoscale_parse(json_t **out, const char *spec, struct nova_err *err);
+/* A policy on one line, as get and describe show it: "min 0, max 8,
+ * target queue depth 4, window 300s, idle 600s"; "off" for null or
+ * absent. Returns buf. */
+const char *cli_autoscale_summary(char *buf, size_t len, const json_t *policy);
+/* The autoscaler's state of a deployment (its "autoscaler" member) on one
+ * line: "scaled 0 -> 3: 5 requests waiting (at T; recommends 3)", or
+ * "no decision yet"; "" when the deployment has none. Returns buf. */
+const char *cli_autoscaler_summary(char *buf, size_t len, const json_t *autoscaler);
+
 /* Pretty JSON (2-space indent) and a newline. */
 void cli_json_print(FILE *f, const json_t *v);
 /* YAML (block style, keys in the document's order; strings quoted where

@@ -8,25 +8,41 @@
 
 #define DEPLOY_USAGE                                                                          \
 	"novactl deploy MODEL --pool POOL [--replicas N] [--placement binpack|spread] "       \
-	"[--label k=v ...] [--name NAME] [--wait [--timeout S]]"
+	"[--label k=v ...] [--name NAME] [--autoscale min=N,max=N,target-queue=N,...] "      \
+	"[--wait [--timeout S]]"
+/* What the keys of a policy mean: deploy --help and deployment --help. */
+#define AUTOSCALE_HELP                                                                        \
+	"An autoscaling policy is key=value pairs joined by commas: min and max\n"            \
+	"(replicas; min 0 allowed), one or more targets per replica: target-queue\n"         \
+	"(requests waiting), target-tokens (in-flight tokens), target-ttft-ms (time to\n"    \
+	"first token, p95), target-tps (tokens/s); window (seconds before scaling down,\n"   \
+	"300 by default; 90s, 5m, 1h) and idle (to zero after that long without a\n"        \
+	"request; needs min=0). The API's names (min_replicas, target_queue_depth, ...)\n"  \
+	"work too. An autoscaled deployment starts at min (at least 1) unless --replicas\n" \
+	"says otherwise; 'deployment autoscale NAME off' hands it back to scale."
 #define DEP_LIST_USAGE "novactl deployment list [-l|--selector key=value,...]"
 #define DEP_GET_USAGE "novactl deployment get NAME|ID... [--watch]"
 #define DEP_SCALE_USAGE "novactl deployment scale NAME|ID --replicas N [--wait [--timeout S]]"
 #define DEP_STOP_USAGE "novactl deployment stop NAME|ID [--wait [--timeout S]]"
 #define DEP_START_USAGE "novactl deployment start NAME|ID [--wait [--timeout S]]"
 #define DEP_DELETE_USAGE "novactl deployment delete NAME|ID"
+#define DEP_AUTOSCALE_USAGE                                                                   \
+	"novactl deployment autoscale NAME|ID min=N,max=N,target-queue=N,...|off "            \
+	"[--replicas N] [--wait [--timeout S]]"
 #define DEPLOYMENT_USAGE                                                                      \
-	"novactl deployment list|get|scale|stop|start|delete ...\n"                          \
+	"novactl deployment list|get|scale|autoscale|stop|start|delete ...\n"                \
 	"  " DEP_LIST_USAGE "\n"                                                              \
 	"  " DEP_GET_USAGE "\n"                                                               \
 	"  " DEP_SCALE_USAGE "\n"                                                             \
+	"  " DEP_AUTOSCALE_USAGE "\n"                                                         \
 	"  " DEP_STOP_USAGE "\n"                                                              \
 	"  " DEP_START_USAGE "\n"                                                             \
 	"  " DEP_DELETE_USAGE "\n"                                                            \
 	"--wait: until the deployment runs with every replica ready (stop: until it is\n"    \
 	"stopped), with a progress line; --timeout S (default 300) then exits 7; a\n"        \
 	"deployment that failed exits 8 with its reason. get --watch re-prints it\n"         \
-	"when it changes (polled every 2 s) until interrupted."
+	"when it changes (polled every 2 s) until interrupted. list -o wide adds the\n"       \
+	"AUTOSCALE bounds (min-max, or - when scaled by hand).\n" AUTOSCALE_HELP
 
 #define DEP_WAIT_DEFAULT_S 300
 
@@ -54,15 +70,43 @@ static void dep_print(struct cli_ctx *ctx, const json_t *d)
 		cli_cell(b[8], 256, json_object_get(d, "placement")),
 		cli_cell(b[9], 256, json_object_get(d, "state")),
 		cli_cell(b[10], 256, json_object_get(d, "state_reason")));
+	fprintf(ctx->out, "autoscale: %s\n",
+		cli_autoscale_summary(b[0], 256, json_object_get(d, "autoscale")));
+	if (*cli_autoscaler_summary(b[0], 256, json_object_get(d, "autoscaler")))
+		fprintf(ctx->out, "autoscaler: %s\n", b[0]);
 	json_array_foreach(json_object_get(d, "replica_list"), i, r)
 		fprintf(ctx->out, "replica %s: %s %s\n", cli_cell(b[0], 256, json_object_get(r, "ordinal")),
 			cli_cell(b[1], 256, json_object_get(r, "state")),
 			*cli_cell(b[2], 256, json_object_get(r, "endpoint")) ? b[2] : "");
-	json_array_foreach(json_object_get(d, "events"), i, e)
-		fprintf(ctx->out, "event:     %s %s -> %s: %s\n", cli_cell(b[0], 256, json_object_get(e, "at")),
-			*cli_cell(b[1], 256, json_object_get(e, "from")) ? b[1] : "-",
-			cli_cell(b[2], 256, json_object_get(e, "to")),
-			cli_cell(b[3], 256, json_object_get(e, "reason")));
+	json_array_foreach(json_object_get(d, "events"), i, e) {
+		/* A "scaled" or "autoscale" event changes no state: its kind
+		 * says more than "running -> running". */
+		const char *kind = json_string_value(json_object_get(e, "kind"));
+		if (kind && strcmp(kind, "transition") != 0)
+			fprintf(ctx->out, "event:     %s %s: %s\n",
+				cli_cell(b[0], 256, json_object_get(e, "at")), kind,
+				cli_cell(b[3], 256, json_object_get(e, "reason")));
+		else
+			fprintf(ctx->out, "event:     %s %s -> %s: %s\n",
+				cli_cell(b[0], 256, json_object_get(e, "at")),
+				*cli_cell(b[1], 256, json_object_get(e, "from")) ? b[1] : "-",
+				cli_cell(b[2], 256, json_object_get(e, "to")),
+				cli_cell(b[3], 256, json_object_get(e, "reason")));
+	}
+}
+
+/* A policy typed on the command line (--autoscale, deployment autoscale):
+ * *out the API's "autoscale" member, or a usage error naming the key,
+ * before any request. */
+static int dep_autoscale_arg(json_t **out, const char *spec, const char *what,
+			     struct cli_ctx *ctx, const char *usage)
+{
+	struct nova_err err;
+	nova_err_clear(&err);
+	if (cli_autoscale_parse(out, spec, &err) == 0)
+		return 0;
+	return cli_usage_error(ctx, usage, "%s: %s%s%s%s", what, err.message, err.hint[0] ? " (" : "",
+			       err.hint, err.hint[0] ? ")" : "");
 }
 
 static int dep_replicas_arg(long long *out, const char *val, struct cli_ctx *ctx, const char *usage)
@@ -233,13 +277,16 @@ int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a)
 		return cli_complete_usage(ctx, DEPLOY_USAGE);
 	const char *pool = cli_arg_value(a, "--pool"), *replicas = cli_arg_value(a, "--replicas");
 	const char *placement = cli_arg_value(a, "--placement"), *name = cli_arg_value(a, "--name");
-	json_t *body = json_object(), *labels = json_object(), *res = NULL;
+	const char *autoscale = cli_arg_value(a, "--autoscale");
+	json_t *body = json_object(), *labels = json_object(), *res = NULL, *policy = NULL;
 	const char *label;
 	long long n = 1;
 	unsigned timeout_s = 0;
 	int rc = 0;
 	if (!model || !strcmp(model, "--help") || !strcmp(model, "-h") || cli_args_wants_help(a)) {
 		fprintf(model ? ctx->out : ctx->errout, "usage: %s\n", DEPLOY_USAGE);
+		if (model)
+			fputs(AUTOSCALE_HELP "\n", ctx->out);
 		rc = model ? 0 : CLI_EXIT_USAGE;
 		goto out;
 	}
@@ -259,9 +306,17 @@ int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a)
 	}
 	if (replicas && (rc = dep_replicas_arg(&n, replicas, ctx, DEPLOY_USAGE)))
 		goto out;
+	if (autoscale &&
+	    (rc = dep_autoscale_arg(&policy, autoscale, "--autoscale", ctx, DEPLOY_USAGE)))
+		goto out;
 	json_object_set_new(body, "model", json_string(model));
 	json_object_set_new(body, "pool", json_string(pool));
-	json_object_set_new(body, "replicas", json_integer(n));
+	/* Autoscaled, the server starts it at min_replicas unless told a
+	 * count: the default 1 would be refused under a min of 2. */
+	if (replicas || !json_is_object(policy))
+		json_object_set_new(body, "replicas", json_integer(n));
+	if (json_is_object(policy))
+		json_object_set(body, "autoscale", policy);
 	if (placement)
 		json_object_set_new(body, "placement", json_string(placement));
 	if (name)
@@ -274,6 +329,7 @@ out:
 	json_decref(res);
 	json_decref(body);
 	json_decref(labels);
+	json_decref(policy);
 	return rc;
 }
 
@@ -307,15 +363,33 @@ static void dep_row(struct cli_table *t, size_t row, const json_t *d)
 	cli_table_json(t, row, 5, json_object_get(d, "state_reason"));
 }
 
+/* -o wide: the policy's bounds after the table's columns ("0-8"; "-" for
+ * a deployment scaled by hand). Not in the plain table: it is six columns
+ * with a free-text REASON already, and READY shows the count the
+ * autoscaler chose. */
+static void dep_row_wide(struct cli_table *t, size_t row, const json_t *d)
+{
+	const json_t *p = json_object_get(d, "autoscale");
+	dep_row(t, row, d);
+	if (json_is_object(p))
+		cli_table_fmt(t, row, 6, "%lld-%lld",
+			      (long long)json_integer_value(json_object_get(p, "min_replicas")),
+			      (long long)json_integer_value(json_object_get(p, "max_replicas")));
+}
+
 /* Labels are the deployment's node selector ("labels" in its answer). */
 static int dep_list(struct cli_ctx *ctx, struct cli_args *a)
 {
-	static const char *const headers[] = {"NAME", "MODEL", "POOL", "READY", "STATE", "REASON"};
+	static const char *const headers[] = {"NAME",  "MODEL",  "POOL",     "READY",
+					      "STATE", "REASON", "AUTOSCALE"};
+	bool wide = ctx->output == CLI_OUTPUT_WIDE;
 	struct cli_selector sel;
 	int rc = cli_selector_take(&sel, a, ctx, DEP_LIST_USAGE);
 	if (!rc)
 		rc = cli_args_finish(a, ctx, DEP_LIST_USAGE);
-	return rc ? rc : cli_list(ctx, "/v1/deployments", headers, 6, dep_row, &sel);
+	return rc ? rc
+		  : cli_list(ctx, "/v1/deployments", headers, wide ? 7 : 6,
+			     wide ? dep_row_wide : dep_row, &sel);
 }
 
 /* stop, start: a reference, one request, print the deployment (and wait). */
@@ -414,6 +488,45 @@ static int dep_scale(struct cli_ctx *ctx, struct cli_args *a)
 	return rc;
 }
 
+/* PATCH {"autoscale": policy | null, "replicas"?: N}: the server clamps
+ * the count into the new bounds (or takes --replicas, which must lie
+ * within them) and records an "autoscale" event; off leaves the count
+ * where the autoscaler had it. */
+static int dep_autoscale(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *usage = DEP_AUTOSCALE_USAGE;
+	const char *replicas = cli_arg_value(a, "--replicas");
+	/* The policy is the second word: taken before dep_ref takes the
+	 * first and checks that nothing is left over. */
+	const char *spec = cli_arg_positional(a, 1);
+	char path[640];
+	long long n;
+	unsigned timeout_s;
+	json_t *body = NULL, *policy = NULL, *res = NULL;
+	int rc = dep_wait_args(&timeout_s, a, ctx, usage);
+	if (!rc)
+		rc = dep_ref(path, sizeof(path), ctx, a, usage, "");
+	if (rc)
+		return rc;
+	if (!spec)
+		return cli_usage_error(ctx, usage,
+				       "the policy is required: key=value,... (min=0,max=8,target-queue=4) "
+				       "or off");
+	if (replicas && (rc = dep_replicas_arg(&n, replicas, ctx, usage)))
+		return rc;
+	if ((rc = dep_autoscale_arg(&policy, spec, "the policy", ctx, usage)))
+		return rc;
+	body = json_object();
+	json_object_set_new(body, "autoscale", policy);
+	if (replicas)
+		json_object_set_new(body, "replicas", json_integer(n));
+	if ((rc = cli_request(&res, ctx, "PATCH", path, body)) == 0)
+		rc = dep_after_change(ctx, res, false, timeout_s);
+	json_decref(body);
+	json_decref(res);
+	return rc;
+}
+
 static int dep_delete(struct cli_ctx *ctx, struct cli_args *a)
 {
 	char path[640];
@@ -430,6 +543,7 @@ int cli_cmd_deployment(struct cli_ctx *ctx, const char *verb, struct cli_args *a
 		{"list", dep_list, DEP_LIST_USAGE},
 		{"get", dep_get, DEP_GET_USAGE},
 		{"scale", dep_scale, DEP_SCALE_USAGE},
+		{"autoscale", dep_autoscale, DEP_AUTOSCALE_USAGE},
 		{"stop", dep_stop, DEP_STOP_USAGE},
 		{"start", dep_start, DEP_START_USAGE},
 		{"delete", dep_delete, DEP_DELETE_USAGE},

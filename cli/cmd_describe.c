@@ -373,6 +373,10 @@ static int describe_deployment(struct cli_ctx *ctx, const char *name, int nev)
 	fprintf(ctx->out, "%-14s%s wanted, %s ready\n", "Replicas:",
 		cli_cell(b[2], CLI_CELL_MAX, json_object_get(d, "replicas")),
 		cli_cell(b[3], CLI_CELL_MAX, json_object_get(d, "ready_replicas")));
+	fprintf(ctx->out, "%-14s%s\n", "Autoscale:",
+		cli_autoscale_summary(b[0], CLI_CELL_MAX, json_object_get(d, "autoscale")));
+	if (*cli_autoscaler_summary(b[0], CLI_CELL_MAX, json_object_get(d, "autoscaler")))
+		fprintf(ctx->out, "%-14s%s\n", "Autoscaler:", b[0]);
 	describe_field(ctx, "Placement:", json_object_get(d, "placement"));
 	describe_labels(ctx, "Node labels:", json_object_get(d, "labels"));
 	describe_field(ctx, "Generation:", json_object_get(d, "generation"));

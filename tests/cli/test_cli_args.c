@@ -440,6 +440,149 @@ static void test_config_file_errors_name_the_file_and_position(void **state)
 	assert_null(v);
 }
 
+/* The policy as compact JSON with sorted keys, or the error's field and
+ * message as "!field: message". */
+static char *autoscale_parse_text(const char *spec)
+{
+	struct nova_err err;
+	json_t *j = NULL;
+	char *out;
+	nova_err_clear(&err);
+	int rc = cli_autoscale_parse(&j, spec, &err);
+	if (rc) {
+		assert_int_equal(rc, NOVA_EINVAL);
+		assert_null(j);
+		size_t n = strlen(err.field) + strlen(err.message) + 4;
+		out = malloc(n);
+		snprintf(out, n, "!%s: %s", err.field, err.message);
+		return out;
+	}
+	out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	json_decref(j);
+	return out;
+}
+
+#define assert_autoscale(spec, want)                                                          \
+	do {                                                                                      \
+		char *got_ = autoscale_parse_text(spec);                                          \
+		assert_string_equal(got_, want);                                                  \
+		free(got_);                                                                       \
+	} while (0)
+
+static void test_autoscale_short_keys_become_the_api_members(void **state)
+{
+	(void)state;
+	assert_autoscale("min=0,max=8,target-queue=4",
+			 "{\"max_replicas\":8,\"min_replicas\":0,\"target_queue_depth\":4}");
+	assert_autoscale("max=3,target-tokens=2000,target-ttft-ms=450.5,target-tps=12.25,window=60,"
+			 "idle=600",
+			 "{\"idle_s\":600,\"max_replicas\":3,\"scale_down_window_s\":60,"
+			 "\"target_inflight_tokens\":2000,\"target_tokens_per_second\":12.25,"
+			 "\"target_ttft_p95_ms\":450.5}");
+	/* Integers stay integers; a fraction is a real. */
+	assert_autoscale("max=2,target-queue=0.5", "{\"max_replicas\":2,\"target_queue_depth\":0.5}");
+	assert_autoscale("max=2,target-queue=1e3", "{\"max_replicas\":2,\"target_queue_depth\":1000}");
+}
+
+static void test_autoscale_takes_the_api_names_and_units(void **state)
+{
+	(void)state;
+	/* Copied from the docs: the API's names, '-' or '_'. */
+	assert_autoscale("min_replicas=1,max_replicas=4,target_queue_depth=2,scale_down_window_s=30",
+			 "{\"max_replicas\":4,\"min_replicas\":1,\"scale_down_window_s\":30,"
+			 "\"target_queue_depth\":2}");
+	assert_autoscale("max-replicas=4,target-tokens-per-second=9",
+			 "{\"max_replicas\":4,\"target_tokens_per_second\":9}");
+	assert_autoscale("max=4,target-queue=2,window=5m,idle=1h",
+			 "{\"idle_s\":3600,\"max_replicas\":4,\"scale_down_window_s\":300,"
+			 "\"target_queue_depth\":2}");
+	assert_autoscale("max=4,target-queue=2,window=90s",
+			 "{\"max_replicas\":4,\"scale_down_window_s\":90,\"target_queue_depth\":2}");
+	/* off is the API's null; bounds are the server's (it names
+	 * autoscale.min_replicas), so min above max passes here. */
+	assert_autoscale("off", "null");
+	assert_autoscale("min=5,max=2", "{\"max_replicas\":2,\"min_replicas\":5}");
+	assert_autoscale("min=-1,max=2", "{\"max_replicas\":2,\"min_replicas\":-1}");
+}
+
+static void test_autoscale_bad_syntax_names_the_key(void **state)
+{
+	(void)state;
+	assert_autoscale("min=0,max", "!max: \"max\" is not key=value");
+	assert_autoscale("min=0,,max=2", "!: \"\" is not key=value");
+	assert_autoscale("min=0,", "!: \"\" is not key=value");
+	assert_autoscale("", "!: the policy is empty");
+	assert_autoscale("min=0,maxx=3", "!maxx: unknown key \"maxx\"");
+	assert_autoscale("=3", "!: unknown key \"\"");
+	assert_autoscale("min=zero", "!min: min must be an integer, not \"zero\"");
+	assert_autoscale("max=2.5", "!max: max must be an integer, not \"2.5\"");
+	assert_autoscale("max=", "!max: max must be an integer, not \"\"");
+	assert_autoscale("max= 2", "!max: max must be an integer, not \" 2\"");
+	assert_autoscale("max=99999999999999999999", "!max: max must be an integer, not "
+						     "\"99999999999999999999\"");
+	assert_autoscale("target-queue=four", "!target-queue: target-queue must be a number, not \"four\"");
+	assert_autoscale("target-queue=nan", "!target-queue: target-queue must be a number, not \"nan\"");
+	assert_autoscale("target-queue=inf", "!target-queue: target-queue must be a number, not \"inf\"");
+	assert_autoscale("target-queue=0x10", "!target-queue: target-queue must be a number, not \"0x10\"");
+	assert_autoscale("target-queue=1e999", "!target-queue: target-queue must be a number, not "
+					       "\"1e999\"");
+	assert_autoscale("window=5d", "!window: window must be whole seconds (300, or 90s, 5m, 1h), "
+				      "not \"5d\"");
+	assert_autoscale("idle=1hh", "!idle: idle must be whole seconds (300, or 90s, 5m, 1h), "
+				     "not \"1hh\"");
+	assert_autoscale("min=1,min_replicas=2",
+			 "!min_replicas: min_replicas is given more than once");
+	assert_autoscale("max=1,max=1", "!max: max (max_replicas) is given more than once");
+	char long_value[200];
+	snprintf(long_value, sizeof(long_value), "max=%0150d", 1);
+	assert_autoscale(long_value, "!max: max: the value is too long");
+}
+
+static char *autoscale_summary_of(const char *text)
+{
+	char buf[256];
+	json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+	cli_autoscale_summary(buf, sizeof(buf), j);
+	json_decref(j);
+	return strdup(buf);
+}
+
+static void test_autoscale_summary_is_one_line(void **state)
+{
+	(void)state;
+	char *s = autoscale_summary_of("{\"min_replicas\":0,\"max_replicas\":8,\"scale_down_window_s\":300,"
+				       "\"idle_s\":600,\"target_queue_depth\":4.0}");
+	assert_string_equal(s, "min 0, max 8, target queue depth 4, window 300s, idle 600s");
+	free(s);
+	s = autoscale_summary_of("{\"min_replicas\":1,\"max_replicas\":3,\"scale_down_window_s\":60,"
+				 "\"idle_s\":0,\"target_inflight_tokens\":2000.0,"
+				 "\"target_ttft_p95_ms\":450.5,\"target_tokens_per_second\":12.0}");
+	assert_string_equal(s, "min 1, max 3, target in-flight tokens 2000, target TTFT p95 450.5ms, "
+			       "target tokens/s 12, window 60s");
+	free(s);
+	s = autoscale_summary_of("null");
+	assert_string_equal(s, "off");
+	free(s);
+	char buf[256];
+	assert_string_equal(cli_autoscale_summary(buf, sizeof(buf), NULL), "off");
+	/* The autoscaler's line: its last decision and when, or none yet. */
+	json_t *a = json_pack("{s:i, s:s, s:s}", "recommended", 3, "last_decision",
+			      "scaled 0 -> 3: 5 requests waiting", "decided_at", "2026-12-07T17:00:00Z");
+	assert_string_equal(cli_autoscaler_summary(buf, sizeof(buf), a),
+			    "scaled 0 -> 3: 5 requests waiting (at 2026-12-07T17:00:00Z; recommends 3)");
+	json_decref(a);
+	a = json_pack("{s:n, s:n, s:n}", "recommended", "last_decision", "decided_at");
+	assert_string_equal(cli_autoscaler_summary(buf, sizeof(buf), a), "no decision yet");
+	json_decref(a);
+	assert_string_equal(cli_autoscaler_summary(buf, sizeof(buf), NULL), "");
+	/* Cut, never overrun, in a small buffer. */
+	char small[16];
+	a = json_loads("{\"min_replicas\":10,\"max_replicas\":800,\"scale_down_window_s\":300,"
+		       "\"target_queue_depth\":4}", 0, NULL);
+	assert_string_equal(cli_autoscale_summary(small, sizeof(small), a), "min 10, max 800");
+	json_decref(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -455,6 +598,10 @@ int main(void)
 		cmocka_unit_test(test_help_on_group_and_verb_goes_to_stdout),
 		cmocka_unit_test(test_too_many_arguments_are_refused_not_dropped),
 		cmocka_unit_test(test_path_escape_refuses_what_does_not_fit),
+		cmocka_unit_test(test_autoscale_short_keys_become_the_api_members),
+		cmocka_unit_test(test_autoscale_takes_the_api_names_and_units),
+		cmocka_unit_test(test_autoscale_bad_syntax_names_the_key),
+		cmocka_unit_test(test_autoscale_summary_is_one_line),
 		cmocka_unit_test_setup_teardown(test_config_file_yaml_becomes_json, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_config_file_json_is_read_as_is, env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_config_file_errors_name_the_file_and_position, env_setup, env_teardown),
