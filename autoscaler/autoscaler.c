@@ -165,6 +165,7 @@ int autoscaler_tick(int *scaled, struct autoscaler *a, long long now_ms, struct 
 		if (!applied || dec.desired == d->replicas)
 			continue;
 		changed++;
+		notify_signal(a->cfg.routes);
 		atomic_fetch_add(dec.desired > d->replicas ? &a->scaled_up : &a->scaled_down, 1);
 		nova_log_kv(NOVA_LOG_INFO, "autoscaler", dec.reason, "deployment", d->name, NULL);
 	}

@@ -47,6 +47,11 @@ struct autoscaler_config {
 	/* The workers' notifier (the runtime's work): signalled when a tick
 	 * changed a count. NULL: no workers in this process. */
 	struct notify *work;
+	/* The routing table's notifier (the runtime's routes): signalled with
+	 * work, so a count that promoted a standby replica (or dropped a
+	 * serving one to standby) reaches the routes at once rather than at
+	 * the table's next read. NULL: none. */
+	struct notify *routes;
 	/* What the thread sleeps on: a signal ticks at once (a router's demand
 	 * report with requests waiting; the stop). Required by autoscaler_start. */
 	struct notify *wake;

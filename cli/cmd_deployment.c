@@ -7,7 +7,8 @@
 #include "cli/cli.h"
 
 #define DEPLOY_USAGE                                                                          \
-	"novactl deploy MODEL --pool POOL [--replicas N] [--placement binpack|spread] "       \
+	"novactl deploy MODEL --pool POOL [--replicas N] [--standby N] "                      \
+	"[--placement binpack|spread] "                                                       \
 	"[--label k=v ...] [--name NAME] [--autoscale min=N,max=N,target-queue=N,...] "      \
 	"[--wait [--timeout S]]"
 /* What the keys of a policy mean: deploy --help and deployment --help. */
@@ -22,7 +23,8 @@
 	"says otherwise; 'deployment autoscale NAME off' hands it back to scale."
 #define DEP_LIST_USAGE "novactl deployment list [-l|--selector key=value,...]"
 #define DEP_GET_USAGE "novactl deployment get NAME|ID... [--watch]"
-#define DEP_SCALE_USAGE "novactl deployment scale NAME|ID --replicas N [--wait [--timeout S]]"
+#define DEP_SCALE_USAGE                                                                       \
+	"novactl deployment scale NAME|ID [--replicas N] [--standby N] [--wait [--timeout S]]"
 #define DEP_STOP_USAGE "novactl deployment stop NAME|ID [--wait [--timeout S]]"
 #define DEP_START_USAGE "novactl deployment start NAME|ID [--wait [--timeout S]]"
 #define DEP_DELETE_USAGE "novactl deployment delete NAME|ID"
@@ -42,7 +44,9 @@
 	"stopped), with a progress line; --timeout S (default 300) then exits 7; a\n"        \
 	"deployment that failed exits 8 with its reason. get --watch re-prints it\n"         \
 	"when it changes (polled every 2 s) until interrupted. list -o wide adds the\n"       \
-	"AUTOSCALE bounds (min-max, or - when scaled by hand).\n" AUTOSCALE_HELP
+	"AUTOSCALE bounds (min-max, or - when scaled by hand). --standby N keeps N\n"        \
+	"replicas started and ready beyond the count, out of the routes: a scale-up\n"      \
+	"promotes one at once and a new one starts behind it (autoscaled too).\n" AUTOSCALE_HELP
 
 #define DEP_WAIT_DEFAULT_S 300
 
@@ -70,14 +74,18 @@ static void dep_print(struct cli_ctx *ctx, const json_t *d)
 		cli_cell(b[8], 256, json_object_get(d, "placement")),
 		cli_cell(b[9], 256, json_object_get(d, "state")),
 		cli_cell(b[10], 256, json_object_get(d, "state_reason")));
+	if (json_integer_value(json_object_get(d, "standby_replicas")) > 0)
+		fprintf(ctx->out, "standby:   %s (started, out of the routes)\n",
+			cli_cell(b[0], 256, json_object_get(d, "standby_replicas")));
 	fprintf(ctx->out, "autoscale: %s\n",
 		cli_autoscale_summary(b[0], 256, json_object_get(d, "autoscale")));
 	if (*cli_autoscaler_summary(b[0], 256, json_object_get(d, "autoscaler")))
 		fprintf(ctx->out, "autoscaler: %s\n", b[0]);
 	json_array_foreach(json_object_get(d, "replica_list"), i, r)
-		fprintf(ctx->out, "replica %s: %s %s\n", cli_cell(b[0], 256, json_object_get(r, "ordinal")),
+		fprintf(ctx->out, "replica %s: %s %s%s\n", cli_cell(b[0], 256, json_object_get(r, "ordinal")),
 			cli_cell(b[1], 256, json_object_get(r, "state")),
-			*cli_cell(b[2], 256, json_object_get(r, "endpoint")) ? b[2] : "");
+			*cli_cell(b[2], 256, json_object_get(r, "endpoint")) ? b[2] : "",
+			json_is_true(json_object_get(r, "standby")) ? " (standby)" : "");
 	json_array_foreach(json_object_get(d, "events"), i, e) {
 		/* A "scaled" or "autoscale" event changes no state: its kind
 		 * says more than "running -> running". */
@@ -109,15 +117,21 @@ static int dep_autoscale_arg(json_t **out, const char *spec, const char *what,
 			       err.hint, err.hint[0] ? ")" : "");
 }
 
-static int dep_replicas_arg(long long *out, const char *val, struct cli_ctx *ctx, const char *usage)
+static int dep_count_arg(long long *out, const char *flag, const char *val, struct cli_ctx *ctx,
+			 const char *usage)
 {
 	char *end;
 	errno = 0;
 	*out = strtoll(val, &end, 10);
 	if (errno || !*val || *end || *out < 0)
-		return cli_usage_error(ctx, usage, "--replicas must be a non-negative integer, not \"%s\"",
+		return cli_usage_error(ctx, usage, "%s must be a non-negative integer, not \"%s\"", flag,
 				       val);
 	return 0;
+}
+
+static int dep_replicas_arg(long long *out, const char *val, struct cli_ctx *ctx, const char *usage)
+{
+	return dep_count_arg(out, "--replicas", val, ctx, usage);
 }
 
 /* --wait and --timeout S: *timeout_s 0 when not waiting. */
@@ -278,6 +292,8 @@ int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a)
 	const char *pool = cli_arg_value(a, "--pool"), *replicas = cli_arg_value(a, "--replicas");
 	const char *placement = cli_arg_value(a, "--placement"), *name = cli_arg_value(a, "--name");
 	const char *autoscale = cli_arg_value(a, "--autoscale");
+	const char *standby = cli_arg_value(a, "--standby");
+	long long standby_n = 0;
 	json_t *body = json_object(), *labels = json_object(), *res = NULL, *policy = NULL;
 	const char *label;
 	long long n = 1;
@@ -309,6 +325,10 @@ int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a)
 	if (autoscale &&
 	    (rc = dep_autoscale_arg(&policy, autoscale, "--autoscale", ctx, DEPLOY_USAGE)))
 		goto out;
+	if (standby && (rc = dep_count_arg(&standby_n, "--standby", standby, ctx, DEPLOY_USAGE)))
+		goto out;
+	if (standby)
+		json_object_set_new(body, "standby_replicas", json_integer(standby_n));
 	json_object_set_new(body, "model", json_string(model));
 	json_object_set_new(body, "pool", json_string(pool));
 	/* Autoscaled, the server starts it at min_replicas unless told a
@@ -467,8 +487,9 @@ static int dep_scale(struct cli_ctx *ctx, struct cli_args *a)
 {
 	const char *usage = DEP_SCALE_USAGE;
 	const char *replicas = cli_arg_value(a, "--replicas");
+	const char *standby = cli_arg_value(a, "--standby");
 	char path[640];
-	long long n;
+	long long n, sb;
 	unsigned timeout_s;
 	json_t *body, *res = NULL;
 	int rc = dep_wait_args(&timeout_s, a, ctx, usage);
@@ -476,11 +497,17 @@ static int dep_scale(struct cli_ctx *ctx, struct cli_args *a)
 		rc = dep_ref(path, sizeof(path), ctx, a, usage, "");
 	if (rc)
 		return rc;
-	if (!replicas)
-		return cli_usage_error(ctx, usage, "--replicas is required");
-	if ((rc = dep_replicas_arg(&n, replicas, ctx, usage)))
+	if (!replicas && !standby)
+		return cli_usage_error(ctx, usage, "--replicas or --standby is required");
+	if (replicas && (rc = dep_replicas_arg(&n, replicas, ctx, usage)))
 		return rc;
-	body = json_pack("{s:I}", "replicas", (json_int_t)n);
+	if (standby && (rc = dep_count_arg(&sb, "--standby", standby, ctx, usage)))
+		return rc;
+	body = json_object();
+	if (replicas)
+		json_object_set_new(body, "replicas", json_integer(n));
+	if (standby)
+		json_object_set_new(body, "standby_replicas", json_integer(sb));
 	if ((rc = cli_request(&res, ctx, "PATCH", path, body)) == 0)
 		rc = dep_after_change(ctx, res, false, timeout_s);
 	json_decref(body);

@@ -25,6 +25,8 @@ int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
 		 .max_len = 63},
 		{.name = "replicas", .kind = JSON_KIND_INT, .out = &out->replicas,
 		 .present = &out->replicas_given, .min = 0, .max = DEPLOYMENT_MAX_REPLICAS},
+		{.name = "standby_replicas", .kind = JSON_KIND_INT, .out = &out->standby_replicas,
+		 .min = 0, .max = DEPLOYMENT_MAX_REPLICAS},
 		{.name = "placement", .kind = JSON_KIND_STRING, .out = &out->placement, .max_len = 16},
 		{.name = "labels", .kind = JSON_KIND_OBJECT, .out = &labels},
 		{.name = "autoscale", .kind = JSON_KIND_ANY, .out = &autoscale},
@@ -68,6 +70,10 @@ int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
 		if (!out->replicas_given)
 			out->replicas = a->min_replicas > 1 ? a->min_replicas : 1;
 	}
+	if (out->replicas + out->standby_replicas > DEPLOYMENT_MAX_REPLICAS)
+		return nova_err_set(err, NOVA_EINVAL, "standby_replicas",
+				    "replicas and standby_replicas together must be at most %d",
+				    DEPLOYMENT_MAX_REPLICAS);
 	return 0;
 }
 
@@ -138,6 +144,7 @@ static int dep_decode(struct deployment *out, const PGresult *res, int row, stru
 	snprintf(out->pool_id, sizeof(out->pool_id), "%s", db_value(res, row, "pool_id"));
 	snprintf(out->placement, sizeof(out->placement), "%s", db_value(res, row, "placement"));
 	out->replicas = atoll(db_value(res, row, "replicas"));
+	out->standby_replicas = atoll(db_value(res, row, "standby_replicas"));
 	out->generation = atoll(db_value(res, row, "generation"));
 	constraints = json_loads(db_value(res, row, "constraints"), 0, NULL);
 	out->labels = json_incref(json_object_get(constraints, "labels"));
@@ -169,7 +176,8 @@ int deployment_load(struct deployment *out, struct db_pool *db, const char *id,
 	int rc;
 	memset(out, 0, sizeof(*out));
 	rc = db_pool_exec(&res, db,
-			  "SELECT id, name, model_id, pool_id, state, replicas, generation, placement, "
+			  "SELECT id, name, model_id, pool_id, state, replicas, standby_replicas, "
+			  "generation, placement, "
 			  "constraints::text AS constraints, coalesce(autoscale::text, '') AS autoscale "
 			  "FROM deployments WHERE id = $1::uuid",
 			  1, params, err);
@@ -212,7 +220,7 @@ const struct pool_users deployment_pool_users = {
 /* A deployment row with what the API shows beside it: dep_decode's names
  * (the record) and the model's, the pool's, the times and the ready count. */
 #define DEP_COLS                                                                            \
-	"d.id, d.name, d.model_id, d.pool_id, d.replicas, d.placement, "                    \
+	"d.id, d.name, d.model_id, d.pool_id, d.replicas, d.standby_replicas, d.placement, " \
 	"d.constraints::text AS constraints, d.state, d.state_reason, d.generation, "       \
 	"m.name AS model_name, m.version AS model_version, m.kind AS model_kind, "          \
 	"p.name AS pool_name, " DB_TS("d.created_at") " AS created_at, "                    \
@@ -242,6 +250,8 @@ static json_t *dep_row_json(const PGresult *res, int row)
 		db_value(res, row, "pool_name"), "created_at", db_value(res, row, "created_at"),
 		"updated_at", db_value(res, row, "updated_at"), "ready_replicas",
 		(json_int_t)atoll(db_value(res, row, "ready_replicas")));
+	if (j)
+		json_object_set_new(j, "standby_replicas", json_integer(d.standby_replicas));
 	if (j && d.autoscaled) {
 		/* The policy, and what the autoscaler last made of it. */
 		long long rec = atoll(db_value(res, row, "as_recommended"));
@@ -278,15 +288,19 @@ static int dep_details(json_t *d, struct db_conn *c, struct nova_err *err)
 	if (rc)
 		return rc;
 	arr = json_array();
+	/* Ordinals from the count up are the standby (kept out of the routes). */
+	long long serving = json_integer_value(json_object_get(d, "replicas"));
 	for (int i = 0; i < PQntuples(res); i++) {
 		json_t *placements = json_loads(PQgetvalue(res, i, 5), 0, NULL);
+		long long ordinal = atoll(PQgetvalue(res, i, 1));
 		json_array_append_new(
-			arr, json_pack("{s:s, s:I, s:s, s:s, s:o, s:o}", "id", PQgetvalue(res, i, 0),
-				       "ordinal", (json_int_t)atoll(PQgetvalue(res, i, 1)), "state",
+			arr, json_pack("{s:s, s:I, s:s, s:s, s:o, s:o, s:b}", "id", PQgetvalue(res, i, 0),
+				       "ordinal", (json_int_t)ordinal, "state",
 				       PQgetvalue(res, i, 2), "reason", PQgetvalue(res, i, 3), "endpoint",
 				       *PQgetvalue(res, i, 4) ? json_string(PQgetvalue(res, i, 4))
 							      : json_null(),
-				       "placements", placements ? placements : json_array()));
+				       "placements", placements ? placements : json_array(), "standby",
+				       ordinal >= serving));
 	}
 	PQclear(res);
 	json_object_set_new(d, "replica_list", arr);
@@ -599,7 +613,7 @@ int deployment_create(json_t **out, struct db_pool *db, struct notify *work,
 	struct pool *p = NULL;
 	struct db_conn *c = NULL;
 	PGresult *res = NULL;
-	char name[64], replicas[16], *constraints = NULL, *autoscale = NULL;
+	char name[64], replicas[16], standby[16], *constraints = NULL, *autoscale = NULL;
 	bool ok;
 	enum placement_policy policy = placement_policy_parse(spec->placement, &ok);
 	int rc;
@@ -617,6 +631,7 @@ int deployment_create(json_t **out, struct db_pool *db, struct notify *work,
 	else
 		dep_default_name(name, sizeof(name), m->name, p->name);
 	snprintf(replicas, sizeof(replicas), "%lld", spec->replicas);
+	snprintf(standby, sizeof(standby), "%lld", spec->standby_replicas);
 	json_t *cons = spec->labels ? json_pack("{s:O}", "labels", spec->labels)
 				    : json_pack("{s:{}}", "labels");
 	constraints = json_dump_compact(cons);
@@ -630,15 +645,16 @@ int deployment_create(json_t **out, struct db_pool *db, struct notify *work,
 			goto out;
 		}
 	}
-	const char *params[7] = {name, m->id, p->id, replicas, placement_policy_name(policy),
-				 constraints, autoscale};
+	const char *params[8] = {name, m->id, p->id, replicas, placement_policy_name(policy),
+				 constraints, autoscale, standby};
 	if ((rc = db_conn_acquire(&c, db, err)) || (rc = db_tx_begin(c, err)))
 		goto out;
 	rc = db_exec_one(&res, c,
 			 "INSERT INTO deployments (name, model_id, pool_id, replicas, placement, "
-			 "constraints, autoscale, state_reason) VALUES ($1, $2::uuid, $3::uuid, "
-			 "$4::integer, $5, $6::jsonb, $7::jsonb, 'created') RETURNING id::text",
-			 7, params, err);
+			 "constraints, autoscale, standby_replicas, state_reason) VALUES ($1, $2::uuid, "
+			 "$3::uuid, $4::integer, $5, $6::jsonb, $7::jsonb, $8::integer, 'created') "
+			 "RETURNING id::text",
+			 8, params, err);
 	if (rc == NOVA_EEXISTS) {
 		nova_err_set(err, NOVA_EEXISTS, "name", "a deployment named %s already exists", name);
 		nova_err_set_hint(err, "choose another with \"name\"");
@@ -723,6 +739,26 @@ static int dep_patch_tx(struct db_conn *c, struct dep_change *ch, const char *na
 	const char *params[3] = {ch->id, NULL, n};
 	long long want = current;
 	int rc;
+	if (pt->has_standby) {
+		/* The total checked against the count this PATCH leaves (or
+		 * the current one); a standby change records no event, as a
+		 * manual scale records none. */
+		long long serving = pt->has_replicas ? pt->replicas : current;
+		char sb[16];
+		if (serving + pt->standby_replicas > DEPLOYMENT_MAX_REPLICAS)
+			return nova_err_set(err, NOVA_EINVAL, "standby_replicas",
+					    "replicas and standby_replicas together must be at most %d",
+					    DEPLOYMENT_MAX_REPLICAS);
+		snprintf(sb, sizeof(sb), "%lld", pt->standby_replicas);
+		if ((rc = db_exec(NULL, c,
+				  "UPDATE deployments SET standby_replicas = $2::integer, "
+				  "generation = generation + CASE WHEN standby_replicas = $2::integer "
+				  "THEN 0 ELSE 1 END, updated_at = now() WHERE id = $1::uuid",
+				  2, (const char *[2]){ch->id, sb}, err)))
+			return rc;
+		if (!pt->has_autoscale && !pt->has_replicas)
+			return 0;
+	}
 	if (!pt->has_autoscale) {
 		if (autoscaled)
 			return dep_autoscaled_refusal(name, err);
@@ -914,6 +950,8 @@ int deployment_patch_from_json(struct deployment_patch *out, const json_t *body,
 	const struct json_field fields[] = {
 		{.name = "replicas", .kind = JSON_KIND_INT, .out = &out->replicas,
 		 .present = &out->has_replicas, .min = 0, .max = DEPLOYMENT_MAX_REPLICAS},
+		{.name = "standby_replicas", .kind = JSON_KIND_INT, .out = &out->standby_replicas,
+		 .present = &out->has_standby, .min = 0, .max = DEPLOYMENT_MAX_REPLICAS},
 		{.name = "autoscale", .kind = JSON_KIND_ANY, .out = &autoscale},
 	};
 	json_t *copy = NULL;
@@ -932,9 +970,10 @@ int deployment_patch_from_json(struct deployment_patch *out, const json_t *body,
 		rc = autoscale_policy_parse(&out->autoscale, autoscale, DEPLOYMENT_MAX_REPLICAS, err);
 	}
 	json_decref(copy);
-	if (rc == 0 && !out->has_replicas && !out->has_autoscale)
+	if (rc == 0 && !out->has_replicas && !out->has_autoscale && !out->has_standby)
 		rc = nova_err_set(err, NOVA_EINVAL, "replicas",
-				  "the body changes nothing: give \"replicas\", \"autoscale\" or both");
+				  "the body changes nothing: give \"replicas\", \"standby_replicas\" "
+				  "or \"autoscale\"");
 	return rc;
 }
 
@@ -1189,18 +1228,21 @@ int deployment_autoscaled_list(struct deployment_autoscaled **out, size_t *n,
 	*out = NULL;
 	*n = 0;
 	/* quota_max: what the pool's accelerator quota leaves after the other
-	 * deployments' wanted replicas, in this one's replicas. */
+	 * deployments' wanted and standby replicas and this one's standby, in
+	 * this one's replicas. */
 	rc = db_pool_exec(
 		&res, db,
 		"SELECT d.id, d.name, m.name AS model, d.replicas, d.autoscale::text AS autoscale, "
 		"coalesce(s.memory::text, '{}') AS memory, "
 		"coalesce((SELECT json_agg(r.id ORDER BY r.ordinal) FROM replicas r "
-		"WHERE r.deployment_id = d.id AND r.state = 'ready'), '[]')::text AS ready, "
+		"WHERE r.deployment_id = d.id AND r.state = 'ready' AND r.ordinal < d.replicas), "
+		"'[]')::text AS ready, "
 		"CASE WHEN p.max_accelerators IS NULL OR per.n = 0 THEN -1 ELSE "
-		"greatest(0, (p.max_accelerators - coalesce((SELECT sum(o.replicas * " DEP_REPLICA_ACCELS("om")
-		") FROM deployments o JOIN models om ON om.id = o.model_id WHERE o.pool_id = d.pool_id "
-		"AND o.id <> d.id AND o.state NOT IN ('stopping', 'stopped')), 0)) / per.n) END "
-		"AS quota_max "
+		"greatest(greatest(0, p.max_accelerators - coalesce((SELECT sum((o.replicas + "
+		"o.standby_replicas) * "
+		DEP_REPLICA_ACCELS("om") ") FROM deployments o JOIN models om ON om.id = o.model_id "
+		"WHERE o.pool_id = d.pool_id AND o.id <> d.id AND o.state NOT IN ('stopping', 'stopped')), "
+		"0)) / per.n - d.standby_replicas, 0) END AS quota_max "
 		"FROM deployments d JOIN models m ON m.id = d.model_id JOIN pools p ON p.id = d.pool_id "
 		"CROSS JOIN LATERAL (SELECT " DEP_REPLICA_ACCELS("m") " AS n) per "
 		"LEFT JOIN autoscale_state s ON s.deployment_id = d.id "

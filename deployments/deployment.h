@@ -83,7 +83,8 @@ struct deployment {
 	char model_id[DEPLOYMENT_ID_LEN];
 	char pool_id[DEPLOYMENT_ID_LEN];
 	enum deployment_state state;
-	long long replicas;        /* wanted */
+	long long replicas;        /* wanted, serving */
+	long long standby_replicas;/* started and ready beyond them, not routed */
 	long long generation;      /* bumped by every change of the wanted state */
 	char placement[16];        /* "binpack" | "spread" */
 	json_t *labels;            /* node selector, object of strings (owned) */
@@ -102,6 +103,11 @@ struct deployment_spec {
 	const char *model;     /* id, NAME:VERSION or NAME */
 	const char *pool;      /* id or name */
 	long long replicas;
+	/* Replicas kept started and ready beyond the count and out of the
+	 * routes: replicas with ordinals from `replicas` up serve as the
+	 * standby, so raising the count promotes one at once (no engine
+	 * start) and the worker starts a new one behind it. 0: none. */
+	long long standby_replicas;
 	const char *placement; /* "binpack" (default) | "spread" */
 	const json_t *labels;  /* node selector, object of strings; may be NULL */
 	/* The autoscaling policy (deployments/autoscale.h); has_autoscale false:
@@ -149,8 +155,9 @@ int deployment_counts(json_t **out, struct db_pool *db, struct nova_err *err);
  * naming "replicas", the hint saying how to change the policy). */
 int deployment_scale(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
 		     long long replicas, struct audit_note *audit, struct nova_err *err);
-/* PATCH /v1/deployments/{d}: {"replicas"?, "autoscale"?: policy | null}
- * (at least one; nothing else). Setting a policy clamps the count into
+/* PATCH /v1/deployments/{d}: {"replicas"?, "standby_replicas"?,
+ * "autoscale"?: policy | null} (at least one; nothing else; the standby
+ * count changes on an autoscaled deployment too). Setting a policy clamps the count into
  * [min_replicas, max_replicas] (or sets it to "replicas" when both are
  * given, which must lie within), records an "autoscale" event saying so,
  * and starts the autoscaler's memory afresh; null turns it off and leaves
@@ -158,6 +165,8 @@ int deployment_scale(json_t **out, struct db_pool *db, struct notify *work, cons
 struct deployment_patch {
 	bool has_replicas;
 	long long replicas;
+	bool has_standby;
+	long long standby_replicas;
 	bool has_autoscale;
 	bool autoscale_off;                /* "autoscale": null */
 	struct autoscale_policy autoscale; /* when has_autoscale && !autoscale_off */
@@ -175,11 +184,12 @@ struct deployment_autoscaled {
 	char id[DEPLOYMENT_ID_LEN];
 	char name[DEPLOYMENT_NAME_MAX];
 	char model[129];            /* the model's name: its route key */
-	long long replicas;         /* wanted now */
-	long long quota_max;        /* replicas the pool's accelerator quota leaves it; -1: no bound */
+	long long replicas;         /* wanted now (serving) */
+	long long quota_max;        /* replicas the pool's accelerator quota leaves it (beside its
+				     * standby); -1: no bound */
 	struct autoscale_policy policy;
 	struct autoscale_memory memory;
-	json_t *ready;              /* array of its ready replicas' ids (owned) */
+	json_t *ready;              /* array of its ready serving replicas' ids (owned) */
 };
 /* Every autoscaled deployment that is not stopping, stopped or failed, by
  * name, in one query (*out NULL when none). */

@@ -420,7 +420,8 @@ static int rc_pass_body(struct db_pool *db, const struct reconciler_config *cfg,
 		       "WHERE d.state NOT IN ('stopped', 'failed') AND (d.state = 'stopping' "
 		       "OR EXISTS (SELECT 1 FROM replicas r WHERE r.deployment_id = d.id "
 		       "AND r.state = 'pending') "
-		       "OR d.replicas <> (SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id)) "
+		       "OR d.replicas + d.standby_replicas <> "
+		       "(SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id)) "
 		       "ON CONFLICT (kind, subject_id) WHERE state = 'queued' DO NOTHING", 0, NULL, err);
 }
 

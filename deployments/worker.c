@@ -453,7 +453,11 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		return rc == NOVA_ENOTFOUND ? 0 : rc; /* deleted meanwhile: nothing to do */
 	if (x->dep.state == DEPLOYMENT_STOPPED || x->dep.state == DEPLOYMENT_FAILED)
 		return 0;
-	long long desired = x->dep.state == DEPLOYMENT_STOPPING ? 0 : x->dep.replicas;
+	/* The serving replicas and the standby behind them (ordinals from
+	 * the count up: deployments/deployment.h), all started alike. */
+	long long desired = x->dep.state == DEPLOYMENT_STOPPING
+				    ? 0
+				    : x->dep.replicas + x->dep.standby_replicas;
 
 	/* 1 and 2: remove what is beyond the wanted count, write what is missing. */
 	if ((rc = store_replicas_resize(&x->lease, x->dep.id, desired, err)))

@@ -457,6 +457,7 @@ static int novad_background(struct novad *n, struct nova_err *err)
 	struct autoscaler_config acfg;
 	autoscaler_config_defaults(&acfg);
 	acfg.work = &n->rt.work;
+	acfg.routes = &n->rt.routes;
 	acfg.wake = &n->rt.autoscale;
 	acfg.is_leader = novad_is_leader;
 	acfg.leader_ctx = n->reconciler;

@@ -1,5 +1,6 @@
 #include "deployments/deployment.h"
 #include "gateway/gw_int.h"
+#include "inventory/routes.h"
 
 static void gw_dep_answer(struct http_response *res, int status, int rc, json_t *d,
 			  const struct nova_err *err)
@@ -77,6 +78,10 @@ void gw_deployment_update(struct gw *gw, struct gw_call *call,
 	if (!rc)
 		rc = deployment_update(&d, gw->deps.db, gw->deps.work,
 				       http_request_param(req, "deployment"), &patch, call->audit, &err);
+	/* A new count moves replicas between serving and standby: the routes
+	 * follow at once. */
+	if (!rc && gw->deps.routes)
+		inventory_routes_refresh_soon(gw->deps.routes);
 	gw_dep_answer(res, 200, rc, d, &err);
 	json_decref(body);
 }

@@ -126,7 +126,7 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 		     "m.kind "
 		     "FROM deployments d JOIN models m ON m.id = d.model_id "
 		     "LEFT JOIN replicas r ON r.deployment_id = d.id "
-		     "AND r.state = 'ready' AND r.endpoint IS NOT NULL "
+		     "AND r.state = 'ready' AND r.endpoint IS NOT NULL AND r.ordinal < d.replicas "
 		     "AND EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.replica_id = r.id) "
 		     "AND NOT EXISTS (SELECT 1 FROM replica_placements rp JOIN nodes n ON n.id = rp.node_id "
 		     "WHERE rp.replica_id = r.id AND n.state <> 'ready') "

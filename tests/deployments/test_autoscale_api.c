@@ -14,6 +14,7 @@
 
 #include "autoscaler/autoscaler.h"
 #include "deployments/deployment.h"
+#include "deployments/worker.h"
 #include "inventory/demand.h"
 #include "tests/support/testenv.h"
 
@@ -216,12 +217,72 @@ static void test_tick_scales_from_zero_and_keeps_its_window(void **state)
 	autoscaler_destroy(a);
 }
 
+/* Standby replicas: started beyond the count (the worker makes them),
+ * marked in the replica list, counted against the quota; bad input named. */
+static void test_standby_replicas(void **state)
+{
+	struct testenv *env = *state;
+	struct worker_config wcfg;
+	json_t *b;
+	worker_config_defaults(&wcfg);
+	wcfg.base_backoff_ms = 10;
+	wcfg.wait_ms = 20;
+	assert_int_equal(testenv_http(&b, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"small\",\"pool\":\"gpus\",\"standby_replicas\":-1}"),
+			 400);
+	assert_string_equal(testenv_error_field(b), "standby_replicas");
+	json_decref(b);
+	assert_int_equal(testenv_http(&b, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"small\",\"pool\":\"gpus\",\"replicas\":600,"
+				      "\"standby_replicas\":600}"), 400);
+	assert_string_equal(testenv_error_field(b), "standby_replicas");
+	json_decref(b);
+	assert_int_equal(testenv_http(&b, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"small\",\"pool\":\"gpus\",\"name\":\"s\",\"replicas\":1,"
+				      "\"standby_replicas\":2}"), 201);
+	assert_int_equal(json_integer_value(json_object_get(b, "standby_replicas")), 2);
+	json_decref(b);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(testenv_http(&b, env, "GET", "/v1/deployments/s", ADMIN, NULL), 200);
+	json_t *list = json_object_get(b, "replica_list");
+	assert_int_equal(json_array_size(list), 3);
+	assert_false(json_is_true(json_object_get(json_array_get(list, 0), "standby")));
+	assert_true(json_is_true(json_object_get(json_array_get(list, 1), "standby")));
+	assert_true(json_is_true(json_object_get(json_array_get(list, 2), "standby")));
+	json_decref(b);
+	/* A scale-up makes the standby numbered 1 serve; one more is made. */
+	assert_int_equal(testenv_http(&b, env, "PATCH", "/v1/deployments/s", ADMIN,
+				      "{\"replicas\":2}"), 200);
+	assert_false(json_is_true(json_object_get(json_array_get(json_object_get(b, "replica_list"), 1),
+						  "standby")));
+	json_decref(b);
+	testenv_worker_drain(env, &wcfg);
+	assert_int_equal(testenv_query_int(env, "SELECT count(*) FROM replicas r JOIN deployments d "
+						"ON d.id = r.deployment_id WHERE d.name = 's'"), 4);
+	/* Autoscaled: the standby count still changes; the quota (6
+	 * accelerators, one a replica) less the 1 standby leaves 5 to the autoscaler. */
+	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/s", ADMIN,
+				      "{\"autoscale\":{\"max_replicas\":8,\"target_queue_depth\":1}}"), 200);
+	assert_int_equal(testenv_http(&b, env, "PATCH", "/v1/deployments/s", ADMIN,
+				      "{\"standby_replicas\":1}"), 200);
+	assert_int_equal(json_integer_value(json_object_get(b, "standby_replicas")), 1);
+	json_decref(b);
+	struct deployment_autoscaled *as = NULL;
+	size_t n = 0;
+	struct nova_err err;
+	assert_int_equal(deployment_autoscaled_list(&as, &n, env->db, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(as[0].quota_max, 5);
+	deployment_autoscaled_free(as, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_policy_on_create_and_patch, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_tick_scales_from_zero_and_keeps_its_window, setup,
 						testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_standby_replicas, setup, testenv_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

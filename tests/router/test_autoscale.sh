@@ -11,6 +11,8 @@
 #   - min 0 with idle_s: the deployment goes to zero when idle; a request
 #     through the router wakes it (0 -> 1, the event says a request waited)
 #     and is answered 200.
+#   - standby_replicas: a standby runs ready out of the routes; a scale-up
+#     routes that same replica, and a new standby starts behind it.
 set -u
 . tests/support/lib.sh
 export NOVA_HEARTBEAT_INTERVAL_MS=500
@@ -121,3 +123,27 @@ up=$(sed -n 's/^nova_autoscaler_decisions_total{direction="up"} //p' "$T_WORK/me
 down=$(sed -n 's/^nova_autoscaler_decisions_total{direction="down"} //p' "$T_WORK/metrics")
 [ "${up:-0}" -ge 2 ] && [ "${down:-0}" -ge 2 ] &&
 	t_pass "/metrics counts the decisions (up $up, down $down)" || t_fail "decision metrics" "up '$up' down '$down'"
+
+# Standby: a replica started and ready beyond the count, out of the routes;
+# a scale-up promotes it (the same replica, no engine start) and a new
+# standby starts behind it.
+code=$(patch '{"autoscale":null,"replicas":1,"standby_replicas":1}')
+[ "$code" = 200 ] || t_fail "PATCH standby" "$code $(cat "$T_WORK/patch.body")"
+ready_sql="SELECT count(*) FROM replicas r JOIN deployments d ON d.id = r.deployment_id WHERE d.name = 'demo' AND r.state = 'ready'"
+if t_wait_sql "$ready_sql" 2 30 && t_wait_routed 10 demo 1; then
+	t_pass "one replica serves and one stands by, started and ready but not routed"
+else t_fail "standby ready" "$(t_sql "$ready_sql") ready; $(cat "$T_WORK/out")"; fi
+standby_id=$(t_sql "SELECT r.id FROM replicas r JOIN deployments d ON d.id = r.deployment_id WHERE d.name = 'demo' AND r.ordinal = 1")
+grep -q "$standby_id" "$T_WORK/out" && t_fail "the standby is not routed" "it is" || true
+promoted_at=$(date +%s%N)
+code=$(patch '{"replicas":2}')
+if [ "$code" = 200 ] && t_wait_routed 10 demo 2; then
+	t_pass "scaled 1 -> 2: the standby is routed $((($(date +%s%N) - promoted_at) / 1000000)) ms after the PATCH"
+else t_fail "promotion" "$code $(cat "$T_WORK/out")"; fi
+grep -q "$standby_id" "$T_WORK/out" && t_pass "the promoted replica is the standby that was running (no new engine)" ||
+	t_fail "promoted replica" "$standby_id not in $(cat "$T_WORK/out")"
+if t_wait_sql "$ready_sql" 3 30; then t_pass "a new standby starts behind it"
+else t_fail "new standby" "$(t_sql "$ready_sql") ready"; fi
+code=$(req_status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 "$R/v1/chat/completions" \
+	-H "Authorization: Bearer $INF" -H 'Content-Type: application/json' -d "$CHAT"); echo "$req_status")
+[ "$code" = 200 ] && t_pass "requests are answered after the promotion" || t_fail "request after promotion" "$code"
