@@ -151,17 +151,18 @@ static int dep_decode(struct deployment *out, const PGresult *res, int row, stru
 	json_decref(constraints);
 	if (!out->labels)
 		out->labels = json_object();
-	bool policy_ok = true;
 	if (*db_value(res, row, "autoscale")) {
+		/* A policy this novad cannot read (a newer novad's) leaves the
+		 * record usable: the worker needs none of it, the API shows the
+		 * stored text, and the autoscaler skips it. */
 		struct nova_err ignored;
 		json_t *a = json_loads(db_value(res, row, "autoscale"), 0, NULL);
 		out->autoscaled = true;
-		policy_ok = a && autoscale_policy_parse(&out->autoscale, a, DEPLOYMENT_MAX_REPLICAS,
-							&ignored) == 0;
+		if (!a || autoscale_policy_parse(&out->autoscale, a, DEPLOYMENT_MAX_REPLICAS, &ignored))
+			memset(&out->autoscale, 0, sizeof(out->autoscale));
 		json_decref(a);
 	}
-	if (deployment_state_parse(&out->state, db_value(res, row, "state")) != 0 || !out->labels ||
-	    !policy_ok) {
+	if (deployment_state_parse(&out->state, db_value(res, row, "state")) != 0 || !out->labels) {
 		deployment_finish(out);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "stored deployment unreadable");
 	}
@@ -256,7 +257,8 @@ static json_t *dep_row_json(const PGresult *res, int row)
 		/* The policy, and what the autoscaler last made of it. */
 		long long rec = atoll(db_value(res, row, "as_recommended"));
 		const char *at = db_value(res, row, "as_decided_at");
-		json_object_set_new(j, "autoscale", autoscale_policy_json(&d.autoscale));
+		json_t *stored = json_loads(db_value(res, row, "autoscale"), 0, NULL);
+		json_object_set_new(j, "autoscale", stored ? stored : json_null());
 		json_object_set_new(
 			j, "autoscaler",
 			json_pack("{s:o, s:o, s:o}", "recommended",
@@ -855,6 +857,7 @@ static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(d, "name")));
 	bool autoscaled = json_is_object(json_object_get(d, "autoscale"));
 	long long current = json_integer_value(json_object_get(d, "replicas"));
+	long long standby = json_integer_value(json_object_get(d, "standby_replicas"));
 	json_decref(d);
 	params[0] = ch->id;
 	if (ch->op == DEP_PATCH) {
@@ -866,7 +869,10 @@ static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 				return rc;
 			return dep_enqueue(c, ch->id, ch->audit, err);
 		}
-		/* rc 1: a count alone, scaled below. */
+		/* rc 1: a count alone, scaled below (against the standby count
+		 * this PATCH just set, if it set one). */
+		if (ch->patch->has_standby)
+			standby = ch->patch->standby_replicas;
 	} else if (ch->op == DEP_SCALE && autoscaled) {
 		return dep_autoscaled_refusal(name, err);
 	}
@@ -875,6 +881,10 @@ static int dep_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 		break;
 	case DEP_SCALE: {
 		char n[16];
+		if (ch->replicas + standby > DEPLOYMENT_MAX_REPLICAS)
+			return nova_err_set(err, NOVA_EINVAL, "replicas",
+					    "replicas and standby_replicas (%lld) together must be at most %d",
+					    standby, DEPLOYMENT_MAX_REPLICAS);
 		snprintf(n, sizeof(n), "%lld", ch->replicas);
 		params[1] = n;
 		rc = db_exec(NULL, c,
