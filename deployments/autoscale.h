@@ -32,6 +32,12 @@
  *   - To zero only when min_replicas is 0 and idle_s is set and no request
  *     ran, waited or was in flight at a router for idle_s.
  *   - From zero at once when a request waits (the routers' demand).
+ * A queue target measures the excess, not the work a count carries: a load
+ * that N replicas serve without queueing recommends one, so after a quiet
+ * window the count falls to where queues form again (once per window at
+ * most). Pair it with target_inflight_tokens or target_tokens_per_second,
+ * which hold the count a steady load needs; the queue target then adds the
+ * burst on top.
  * Rejected: Knative's separate stable and panic averages (a 60 s mean
  * that lags a load step by tens of seconds, and panic mode that then
  * holds for 60 s): the heartbeat's load is already a mean over its
