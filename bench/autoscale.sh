@@ -70,10 +70,14 @@ AS_BASE_TICK=${BENCH_AS_BASELINE_TICK:-20}
 AS_WAKES=${BENCH_AS_WAKES:-5}
 AS_INTERVAL_MS=${BENCH_AS_INTERVAL_MS:-500}
 AS_SLO_MS=${BENCH_AS_SLO_MS:-}
-# Connections of the 9x loadgen: paced, one request in flight each, so
-# enough for the baseline's backlog (hundreds waiting at the first
-# replica) without the generator itself holding requests back.
-AS_CONNS=${BENCH_AS_CONNECTIONS:-600}
+# Connections of each loadgen: paced with one request in flight each, a
+# connection still waiting for an answer when its next request is due
+# sends that one late (and charges it the wait, as it must), so a request
+# stuck in the first replica's queue would make the next one of its
+# connection late even where a new replica would answer it at once. By
+# default each stream has a connection per request it sends (the 9x one
+# 1,080): every request goes out when due, an open loop.
+AS_CONNS=${BENCH_AS_CONNECTIONS:-}
 AS_ROUTER_PID= AS_SAMPLER_PID= AS_CTL_PID= AS_LG_PIDS=
 
 as_stop() {
@@ -185,7 +189,7 @@ as_events() {
 
 # --- the baseline controller ------------------------------------------------------
 # as_baseline DEPLOYMENT MODEL T0 LOG: the peers' default policy as an
-# external controller, in the background. Every second it reads the
+# external controller, in the background. Every 250 ms it reads the
 # router's count of the model's requests (nova_router_model_requests_total,
 # counted when a request ends, plus nova_router_model_in_flight: requests
 # that arrived, as SkyServe's load balancer counts them at arrival; the
@@ -240,7 +244,7 @@ as_baseline() {
 					cur=$desired
 				fi
 			fi
-			sleep 1
+			sleep 0.25
 		done
 	) &
 	AS_CTL_PID=$!
@@ -262,10 +266,12 @@ as_step_run() {
 	as_sampler "$3" "$OUT/as-$1-routes.txt"
 	t0=$(as_now)
 	[ "$4" = baseline ] && as_baseline "$2" "$3" "$t0" "$OUT/as-$1-events.txt"
-	as_lg "as-$1-1x" "$AS_RATE" 16 $((AS_BEFORE + AS_STEP_S)) "$3" &
+	as_lg "as-$1-1x" "$AS_RATE" "${AS_CONNS:-$((AS_RATE * (AS_BEFORE + AS_STEP_S) + 1))}" \
+		$((AS_BEFORE + AS_STEP_S)) "$3" &
 	AS_LG_PIDS=$!
 	sleep "$AS_BEFORE"
-	as_lg "as-$1-step" $((AS_RATE * (AS_FACTOR - 1))) "$AS_CONNS" "$AS_STEP_S" "$3" &
+	as_lg "as-$1-step" $((AS_RATE * (AS_FACTOR - 1))) \
+		"${AS_CONNS:-$((AS_RATE * (AS_FACTOR - 1) * AS_STEP_S + 1))}" "$AS_STEP_S" "$3" &
 	AS_LG_PIDS="$AS_LG_PIDS $!"
 	for as_p in $AS_LG_PIDS; do wait "$as_p"; done
 	AS_LG_PIDS=

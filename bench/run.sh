@@ -52,7 +52,8 @@
 #                     seconds (3, 60, 20)
 #   BENCH_AS_SLO_MS   the TTFT over which a request is an SLO violation
 #                     (default 2 x the unloaded TTFT measured in the run)
-#   BENCH_AS_CONNECTIONS  connections of the step's loadgen (default 600)
+#   BENCH_AS_CONNECTIONS  connections of each autoscale-step loadgen (default:
+#                     one per request it sends, an open loop)
 #   BENCH_AS_WAKES    wakes from zero for autoscale-zero (default 5)
 #   BENCH_AS_INTERVAL_MS  heartbeat interval of the autoscale runs (default 500)
 #   BENCH_ONLY        run only benchmarks whose name contains this word
