@@ -343,7 +343,7 @@ as_bench_step() {
 	# The unloaded TTFT: the 1x phase's median, from its second second on.
 	unl=$(awk -v t0="$AS_T0" -v ts="$nts" '$5 == "ok" && $1 >= t0 + 1 && $1 < ts { print $2 }' \
 		"$OUT/as-nova-1x-times.txt" | stats)
-	unl=$(echo "$unl" | cut -d ' ' -f 2)
+	unl=$(echo "$unl" | awk '{ if ($2 != "") printf "%.0f", $2 }')
 	slo=${AS_SLO_MS:-$(awk -v u="$unl" 'BEGIN { if (u != "") printf "%.0f", 2 * u }')}
 	[ -n "$slo" ] || slo=1000
 	eval "$(as_step_figures nova "$nts" "$slo")"
@@ -359,16 +359,17 @@ as_bench_step() {
 	target=$((AS_STARTUP_MS + 2000))
 	res=$(verdict lt "$n_rt" "$target")
 	[ -n "$n_rt" ] || res="miss (no scale-up routable)"
-	row autoscale-step "step -> new replicas routable (1 -> $n_n1 / base 1 -> $as_n1)" "$n_rt" "ms" "$as_routable" \
+	row autoscale-step "step -> routable, 1st scale-up (1->$n_n1 / 1->$as_n1)" "$n_rt" "ms" "$as_routable" \
 		"$(ratio "$as_routable" "$n_rt")" "< $target ms" "$res$bwhy"
 	row autoscale-step "step -> scale-up decision" "$n_decide" "ms" "$as_decide" "$(ratio "$as_decide" "$n_decide")" "" ""
 	row autoscale-step "step -> first new replica routable" "$n_first" "ms" "$as_first" \
 		"$(ratio "$as_first" "$n_first")" "" ""
 	row autoscale-step "step -> most replicas routable ($n_nmax / base $as_nmax)" "$n_all" "ms" "$as_all" \
 		"$(ratio "$as_all" "$n_all")" "" ""
-	row autoscale-step "SLO violations, TTFT > $slo ms (2 x unloaded ${unl:-?} ms)" "$n_share" "%" "$as_share" \
+	row autoscale-step "SLO violations, TTFT > $slo ms" "$n_share" "%" "$as_share" \
 		"$(ratio "$as_share" "$n_share")" "< 5%" \
 		"$(verdict lt "$n_share" 5) ($n_viol of $n_total; base $as_viol of $as_total)"
+	row autoscale-step "unloaded TTFT (1x phase, median; SLO = 2 x)" "$unl" "ms" "" "" "" ""
 	row autoscale-step "failed requests in the ${AS_FACTOR}x phase" "$n_failed" "" "$as_failed" "" "0" \
 		"$(verdict [ "${n_failed:-x}" = 0 ])"
 	row autoscale-step "scale oscillations (direction changes)" "$n_osc" "" "$as_osc" "" "" ""
