@@ -35,6 +35,11 @@
  * With --failures, every failed request is written as one line, its start
  * in wall-clock seconds, what failed and the status, so a script can tell
  * the requests started before an event (a replica killed) from those after.
+ * With --times, every request is written as one line (answered, failed, or
+ * due in the window and unanswered at its end), with its start and its
+ * times to the first byte and to the end, so a script can count the
+ * requests over a latency target in any stretch of the run (an
+ * autoscaler's load step) rather than read one percentile of all of it.
  *
  * Latencies go into a log-linear histogram (64 sub-buckets per power of two,
  * under 1.6% error), so p99 over millions of requests costs no sorting and
@@ -218,13 +223,14 @@ struct lg_config {
 	const char *expect_end; /* a 2xx body must end with this (white space aside) */
 	bool once;            /* one request per connection, then done */
 	FILE *failures;       /* --failures: one line per failed request */
+	FILE *times;          /* --times: one line per request */
 };
 
 static struct lg_config lg_cfg;
 static atomic_ullong lg_counter;
 static unsigned long long lg_seq_base;
 static int64_t lg_t0_ns, lg_measure_from_ns, lg_end_ns;
-static int64_t lg_wall0_ns; /* CLOCK_REALTIME at lg_t0_ns, for --failures */
+static int64_t lg_wall0_ns; /* CLOCK_REALTIME at lg_t0_ns, for --failures and --times */
 
 static int64_t lg_now_ns(void)
 {
@@ -344,10 +350,30 @@ static void lg_log_failure(const struct lg_conn *c, const char *what)
 		(long long)(wall % 1000000000), what, c->status);
 }
 
+/* --times: START TTFB_MS TOTAL_MS STATUS WHAT, START in wall-clock seconds,
+ * WHAT one of ok, status (>= 400), body (--expect-end missed), transport,
+ * parse, unfinished (due in the window, no answer by its end: the times
+ * are what it had waited then, a lower bound). */
+static void lg_log_time(int64_t started_ns, int64_t first_ns, int64_t end_ns, int status,
+			const char *what)
+{
+	if (!lg_cfg.times)
+		return;
+	int64_t wall = lg_wall0_ns + (started_ns - lg_t0_ns);
+	fprintf(lg_cfg.times, "%lld.%06lld %.3f %.3f %d %s\n", (long long)(wall / 1000000000),
+		(long long)(wall % 1000000000 / 1000), (double)(first_ns - started_ns) / 1e6,
+		(double)(end_ns - started_ns) / 1e6, status, what);
+}
+
 /* A request that failed without an answer (its connection is closed next). */
 static void lg_count_error(struct lg_thread *th, struct lg_conn *c, unsigned long long *kind)
 {
 	lg_log_failure(c, kind == &th->st.parse_errors ? "parse" : "transport");
+	if (c->inflight) {
+		int64_t now = lg_now_ns();
+		lg_log_time(c->started_ns, c->got_first_byte ? c->first_byte_ns : now, now, c->status,
+			    kind == &th->st.parse_errors ? "parse" : "transport");
+	}
 	if (lg_measuring(c->started_ns) && c->started_ns != 0) {
 		th->st.errors++;
 		(*kind)++;
@@ -578,6 +604,8 @@ static void lg_complete(struct lg_thread *th, struct lg_conn *c)
 	bool body_bad = lg_cfg.expect_end && c->status < 300 && !lg_tail_ok(c);
 	if (c->status >= 400 || body_bad)
 		lg_log_failure(c, body_bad ? "body" : "status");
+	lg_log_time(c->started_ns, c->got_first_byte ? c->first_byte_ns : now, now, c->status,
+		    body_bad ? "body" : c->status >= 400 ? "status" : "ok");
 	c->inflight = false;
 	if (now >= lg_measure_from_ns && now <= lg_end_ns)
 		th->st.done++;
@@ -855,6 +883,8 @@ static void lg_count_backlog(struct lg_thread *th)
 		struct lg_conn *c = &th->conns[i];
 		if (c->inflight && lg_measuring(c->started_ns)) {
 			th->st.unfinished++;
+			lg_log_time(c->started_ns, c->got_first_byte ? c->first_byte_ns : lg_end_ns,
+				    lg_end_ns, c->status, "unfinished");
 			lg_record(&th->st, (uint64_t)(lg_end_ns - c->started_ns) / 1000);
 			lg_record_ttfb(&th->st, (uint64_t)((c->got_first_byte ? c->first_byte_ns
 									 : lg_end_ns) -
@@ -864,6 +894,7 @@ static void lg_count_backlog(struct lg_thread *th)
 			if (!lg_measuring(due))
 				continue;
 			th->st.unfinished++;
+			lg_log_time(due, lg_end_ns, lg_end_ns, 0, "unfinished");
 			lg_record(&th->st, (uint64_t)(lg_end_ns - due) / 1000);
 			lg_record_ttfb(&th->st, (uint64_t)(lg_end_ns - due) / 1000);
 		}
@@ -1035,6 +1066,8 @@ static void lg_report(FILE *f, const struct lg_stats *st, double seconds)
 	lg_json_string(f, lg_cfg.label ? lg_cfg.label : "");
 	fprintf(f, ", \"method\": ");
 	lg_json_string(f, lg_cfg.method);
+	fprintf(f, ", \"started_at\": %lld.%06lld", (long long)(lg_wall0_ns / 1000000000),
+		(long long)(lg_wall0_ns % 1000000000 / 1000));
 	fprintf(f, ", \"connections\": %u, \"threads\": %u, \"nodes\": %zu, \"rate\": %.1f, \"seconds\": %.3f, "
 		   "\"requests\": %llu, \"rps\": %.1f, \"p50_ms\": %.3f, \"p90_ms\": %.3f, "
 		   "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"ttfb_p50_ms\": %.3f, \"ttfb_p90_ms\": %.3f, "
@@ -1082,6 +1115,11 @@ static void lg_usage(FILE *f)
 		"  -f, --failures F      one line per failed request: its start (wall clock,\n"
 		"                        seconds), what failed (status, transport, parse, body),\n"
 		"                        the status\n"
+		"  -x, --times F         one line per request (answered, failed, or due and\n"
+		"                        unanswered at the end): its start (wall clock, s),\n"
+		"                        ms to the first body byte and to the end, the\n"
+		"                        status, what (ok, status, body, transport, parse,\n"
+		"                        unfinished)\n"
 		"  -H, --header 'N: V'   header template, repeatable\n"
 		"  -n, --nodes-file F    one \"ID TOKEN\" line per simulated node\n"
 		"  -N, --nodes N         simulated nodes without a file (default: connections)\n"
@@ -1128,17 +1166,18 @@ int main(int argc, char **argv)
 		{"output", required_argument, NULL, 'o'},  {"help", no_argument, NULL, 'h'},
 		{"rate", required_argument, NULL, 'r'},    {"body-file", required_argument, NULL, 'B'},
 		{"expect-end", required_argument, NULL, 'e'}, {"once", no_argument, NULL, '1'},
-		{"failures", required_argument, NULL, 'f'},
+		{"failures", required_argument, NULL, 'f'}, {"times", required_argument, NULL, 'x'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *target = NULL, *nodes_file = NULL, *path = "/", *failures = NULL;
+	const char *target = NULL, *nodes_file = NULL, *path = "/", *failures = NULL,
+		   *times = NULL;
 	unsigned long nodes_n = 0;
 	int opt;
 	lg_cfg.connections = 64;
 	lg_cfg.threads = 1;
 	lg_cfg.duration_s = 10;
 	lg_cfg.method = "GET";
-	while ((opt = getopt_long(argc, argv, "T:c:t:d:w:r:m:p:b:B:e:1f:H:n:N:l:o:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "T:c:t:d:w:r:m:p:b:B:e:1f:x:H:n:N:l:o:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'T': target = optarg; break;
 		case 'c': lg_cfg.connections = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -1162,6 +1201,7 @@ int main(int argc, char **argv)
 		case 'e': lg_cfg.expect_end = optarg; break;
 		case '1': lg_cfg.once = true; break;
 		case 'f': failures = optarg; break;
+		case 'x': times = optarg; break;
 		case 'H':
 			if (lg_cfg.n_headers == LG_MAX_HEADERS) {
 				fprintf(stderr, "loadgen: at most %d headers\n", LG_MAX_HEADERS);
@@ -1226,6 +1266,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "loadgen: cannot write %s: %s\n", failures, strerror(errno));
 		return 2;
 	}
+	if (times && !(lg_cfg.times = fopen(times, "w"))) {
+		fprintf(stderr, "loadgen: cannot write %s: %s\n", times, strerror(errno));
+		return 2;
+	}
 
 	/* One descriptor per connection: raise the soft limit to the hard one. */
 	struct rlimit rl;
@@ -1282,6 +1326,8 @@ int main(int argc, char **argv)
 	}
 	if (lg_cfg.failures)
 		fclose(lg_cfg.failures);
+	if (lg_cfg.times)
+		fclose(lg_cfg.times);
 	double seconds = (double)(lg_end_ns - lg_measure_from_ns) / 1e9;
 	FILE *out = stdout;
 	if (lg_cfg.output && !(out = fopen(lg_cfg.output, "w"))) {

@@ -40,8 +40,25 @@
 #   BENCH_ROUTER_PERF, BENCH_ROUTER_STRACE  files for a perf profile or a
 #                     syscall count of the router in router-proxy's closed loop
 #   IDLE_SECONDS      how long idle wake-ups are counted (default 10)
+#   BENCH_AS_RATE     the 1x rate of autoscale-step, req/s (default 2)
+#   BENCH_AS_FACTOR   the step's multiple (default 10)
+#   BENCH_AS_BEFORE_SECONDS, BENCH_AS_STEP_SECONDS  1x before the step, then
+#                     the step's length (10, 60)
+#   BENCH_AS_MAX_REPLICAS  max_replicas of both policies (default 8, of 10 nodes)
+#   BENCH_AS_STARTUP_MS    the mock engine's start (weights loading; 2000)
+#   BENCH_AS_TARGET_QUEUE  Nova's target_queue_depth (default 2)
+#   BENCH_AS_BASELINE_RPS, BENCH_AS_BASELINE_WINDOW, BENCH_AS_BASELINE_TICK
+#                     the baseline: req/s per replica, window and tick in
+#                     seconds (3, 60, 20)
+#   BENCH_AS_SLO_MS   the TTFT over which a request is an SLO violation
+#                     (default 2 x the unloaded TTFT measured in the run)
+#   BENCH_AS_CONNECTIONS  connections of each autoscale-step loadgen (default:
+#                     one per request it sends, an open loop)
+#   BENCH_AS_WAKES    wakes from zero for autoscale-zero (default 5)
+#   BENCH_AS_INTERVAL_MS  heartbeat interval of the autoscale runs (default 500)
 #   BENCH_ONLY        run only benchmarks whose name contains this word
-#                     (router: router-proxy, -ttft, -large, -conc, -prefix, -kill)
+#                     (router: router-proxy, -ttft, -large, -conc, -prefix, -kill;
+#                     autoscale: autoscale-step, autoscale-zero)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -82,11 +99,13 @@ broken=0
 NOVA_BENCH_RUN=1
 . bench/router.sh
 . bench/idle_wakeups.sh
+. bench/autoscale.sh
 
 NOVA_PID=
 SC_PID= SC_ENGINES=
 cleanup() {
 	rt_stop_all
+	as_stop
 	mn_stop
 	idle_wakeups_stop
 	fd_sidecar_stop
@@ -214,7 +233,7 @@ if want routes || want heartbeat || want dbpause || want metrics; then
 	fi
 fi
 if want routes || want heartbeat || want watch || want failure || want deploy || want memory ||
-	want multinovad || want metrics || want idle; then
+	want multinovad || want metrics || want idle || want autoscale-step || want autoscale-zero; then
 	pg_test_start || { echo "bench: no PostgreSQL" >&2; exit 1; }
 fi
 
@@ -689,10 +708,15 @@ if want router-proxy || want router-large || want router-ttft || want router-con
 	bench_router
 fi
 
+# --- the autoscaler (bench/autoscale.sh) ---------------------------------------------------
+if want autoscale-step || want autoscale-zero; then
+	bench_autoscale
+fi
+
 # --- the table and the JSON ---------------------------------------------------------------
 {
-	printf '%-13s %-46s %12s %-6s %12s %7s %-16s %s\n' benchmark figure value unit ceiling ratio target result
-	awk -F '\t' '{ printf "%-13s %-46s %12s %-6s %12s %7s %-16s %s\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$ROWS"
+	printf '%-14s %-46s %12s %-6s %12s %7s %-16s %s\n' benchmark figure value unit ceiling ratio target result
+	awk -F '\t' '{ printf "%-14s %-46s %12s %-6s %12s %7s %-16s %s\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$ROWS"
 } | tee "$OUT/table.txt"
 machine="$(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 # JSON by hand (awk), so the benchmark needs no jq: numbers stay numbers,
