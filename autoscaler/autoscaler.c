@@ -18,6 +18,7 @@ struct autoscaler {
 	struct autoscaler_config cfg;
 	pthread_t tid;
 	bool started;
+	size_t last_autoscaled; /* deployments the last tick saw (the thread's) */
 	atomic_bool stop;
 	atomic_ullong ticks, ticks_failed, scaled_up, scaled_down;
 };
@@ -133,6 +134,7 @@ int autoscaler_tick(int *scaled, struct autoscaler *a, long long now_ms, struct 
 		*scaled = 0;
 	if ((rc = deployment_autoscaled_list(&list, &n, a->db, err)))
 		goto out;
+	a->last_autoscaled = n;
 	if (n == 0)
 		goto out;
 	if ((rc = inventory_demand_read(&dm, &n_dm, a->db, err)))
@@ -188,15 +190,34 @@ static long long as_epoch_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Ticks every tick_ms, at once when signalled (a router's waiting
+ * request), and, while there are autoscaled deployments, as soon as new
+ * loads came in a heartbeat (the inventory's loads generation, looked at
+ * every AUTOSCALER_LOADS_POLL_MS, at most one tick per
+ * AUTOSCALER_MIN_TICK_MS): a load step is decided on within a heartbeat
+ * of reaching a replica's engine, not a heartbeat plus a tick. Rejected:
+ * the heartbeat path signalling the autoscaler (a mutex per heartbeat on
+ * the hottest path of a large fleet, for a reader that wants at most five
+ * a second); polling costs ten wake-ups a second, and only while something
+ * is autoscaled. */
 static void *as_thread(void *arg)
 {
 	struct autoscaler *a = arg;
-	unsigned long long seen = notify_seq(a->cfg.wake);
-	bool failing = false;
+	unsigned long long seen = notify_seq(a->cfg.wake), loads_seen = 0;
+	long long last_tick = 0;
+	bool failing = false, ticked = false;
 	while (!atomic_load(&a->stop)) {
-		if (!a->cfg.is_leader || a->cfg.is_leader(a->cfg.leader_ctx)) {
+		long long now = notify_now_ms();
+		bool leader = !a->cfg.is_leader || a->cfg.is_leader(a->cfg.leader_ctx);
+		unsigned long long loads = a->inv ? inventory_loads_generation(a->inv) : 0;
+		bool due = !ticked || now - last_tick >= a->cfg.tick_ms ||
+			   (loads != loads_seen && now - last_tick >= AUTOSCALER_MIN_TICK_MS);
+		if (leader && due) {
 			struct nova_err err;
 			nova_err_clear(&err);
+			loads_seen = loads;
+			last_tick = now;
+			ticked = true;
 			int rc = autoscaler_tick(NULL, a, as_epoch_ms(), &err);
 			if (rc && !failing)
 				nova_log_kv(NOVA_LOG_WARN, "autoscaler", "tick failed", "error", err.message,
@@ -205,8 +226,17 @@ static void *as_thread(void *arg)
 				nova_log(NOVA_LOG_INFO, "autoscaler", "ticks work again");
 			failing = rc != 0;
 		}
-		if (!atomic_load(&a->stop))
-			notify_wait(a->cfg.wake, &seen, a->cfg.tick_ms);
+		if (atomic_load(&a->stop))
+			break;
+		/* Until the next tick is due; in steps of the loads poll while
+		 * something is autoscaled here. A signal ticks at once. */
+		long long left = leader ? a->cfg.tick_ms - (notify_now_ms() - last_tick) : a->cfg.tick_ms;
+		if (left < 1)
+			left = 1;
+		if (leader && a->inv && a->last_autoscaled > 0 && left > AUTOSCALER_LOADS_POLL_MS)
+			left = AUTOSCALER_LOADS_POLL_MS;
+		if (notify_wait(a->cfg.wake, &seen, (unsigned)left))
+			ticked = false;
 	}
 	return NULL;
 }

@@ -41,9 +41,16 @@
 #include "inventory/inventory.h"
 
 #define AUTOSCALER_ACTIVE_SAVE_MS 10000
+/* While something is autoscaled: how often the thread looks for new loads
+ * (an atomic read, no database), and the least time between two ticks. */
+#define AUTOSCALER_LOADS_POLL_MS 100
+#define AUTOSCALER_MIN_TICK_MS 200
 
 struct autoscaler_config {
-	unsigned tick_ms; /* between ticks, default 1000 (decisions within 2 s) */
+	/* Between ticks, default 1000; sooner when a heartbeat brought new
+	 * loads (at most every AUTOSCALER_MIN_TICK_MS) or a router reported
+	 * requests waiting (at once). */
+	unsigned tick_ms;
 	/* The workers' notifier (the runtime's work): signalled when a tick
 	 * changed a count. NULL: no workers in this process. */
 	struct notify *work;

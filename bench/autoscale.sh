@@ -109,6 +109,8 @@ as_wait() {
 	return 1
 }
 as_has_routes() { [ "$(as_routed "$1")" -eq "$2" ]; }
+as_ready() { [ "$(as_sql "SELECT count(*) FROM replicas r JOIN deployments d ON d.id = r.deployment_id
+	WHERE d.name = '$1' AND r.state = 'ready'")" = "$2" ]; }
 as_dep_state() { [ "$(as_sql "SELECT state FROM deployments WHERE name = '$1'")" = "$2" ]; }
 as_dep_at() { [ "$(as_sql "SELECT replicas FROM deployments WHERE name = '$1'")" = "$2" ] &&
 	[ "$(as_sql "SELECT count(*) FROM replicas r JOIN deployments d ON d.id = r.deployment_id
@@ -251,16 +253,21 @@ as_baseline() {
 }
 
 # --- autoscale-step ------------------------------------------------------------------
-# as_step_run LABEL DEPLOYMENT MODEL POLICY: the step on a new deployment
-# (POLICY: its autoscale member, or "baseline"); leaves the raw files as
-# $OUT/as-LABEL-*, the step's time in AS_TS. 1 when it could not run.
+# as_step_run LABEL DEPLOYMENT MODEL POLICY [STANDBY]: the step on a new
+# deployment (POLICY: its autoscale member, or "baseline"; STANDBY: its
+# standby_replicas, all of them ready before the load starts); leaves the
+# raw files as $OUT/as-LABEL-*, the step's time in AS_TS. 1 when it could
+# not run.
 as_step_run() {
 	as_model "$3" || return 1
 	as_chat "$3"
 	if [ "$4" = baseline ]; then
 		as_deploy "$2" "$3" 1 || return 1
 	else
-		as_deploy "$2" "$3" 1 ",\"autoscale\":$4" || return 1
+		as_deploy "$2" "$3" 1 ",\"autoscale\":$4,\"standby_replicas\":${5:-0}" || return 1
+	fi
+	if [ "${5:-0}" -gt 0 ]; then
+		as_wait 60 as_ready "$2" $((1 + $5)) || return 1
 	fi
 	: >"$OUT/as-$1-events.txt"
 	as_sampler "$3" "$OUT/as-$1-routes.txt"
@@ -350,6 +357,7 @@ as_bench_step() {
 	n_decide=$as_decide n_first=$as_first n_rt=$as_routable n_n1=$as_n1 n_nmax=$as_nmax n_all=$as_all
 	n_repsec=$as_repsec n_total=$as_total n_viol=$as_viol n_share=$as_share n_failed=$as_failed
 	n_p99=$as_p99 n_osc=$as_osc
+	AS_NOVA_FIRST=$n_first
 	b_ok=1
 	as_step_run base as-step-base as-base baseline || b_ok=0
 	as_decide= as_first= as_routable= as_n1= as_nmax= as_all= as_repsec= as_total= as_viol= as_share=
@@ -376,6 +384,31 @@ as_bench_step() {
 	row autoscale-step "TTFT p99 in the ${AS_FACTOR}x phase" "$n_p99" "ms" "$as_p99" "$(ratio "$as_p99" "$n_p99")" "" ""
 	row autoscale-step "replica-seconds routed in the ${AS_FACTOR}x phase" "$n_repsec" "" "$as_repsec" \
 		"$(ratio "$as_repsec" "$n_repsec")" "" ""
+}
+
+# --- autoscale-standby -------------------------------------------------------------------
+# The same step on a deployment with one standby replica: the first
+# scale-up promotes it (the count's change alone, no engine start), so the
+# first new replica is routable within a heartbeat and a tick of the step;
+# compared with the first new replica of the step without standby (above,
+# when it ran in this run: an engine start later).
+as_bench_standby() {
+	echo "bench: autoscale-standby (the step above, one standby replica ready before it)"
+	nova_pol="{\"min_replicas\":1,\"max_replicas\":$AS_MAX,\"target_queue_depth\":$AS_TARGET_QUEUE}"
+	if ! as_step_run sb as-step-sb as-sb "$nova_pol" 1; then
+		broken=1; row autoscale-standby "step with a standby" "" "" "" "" "" "broken: see $OUT/as-*"
+		return
+	fi
+	unl=${unl:-}
+	slo=${slo:-${AS_SLO_MS:-1000}}
+	eval "$(as_step_figures sb "$AS_TS" "$slo")"
+	row autoscale-standby "step -> standby routable (first new replica)" "$as_first" "ms" \
+		"${AS_NOVA_FIRST:-}" "$(ratio "${AS_NOVA_FIRST:-}" "$as_first")" "< 500 ms" \
+		"$(verdict lt "$as_first" 500)"
+	row autoscale-standby "step -> scale-up decision" "$as_decide" "ms" "" "" "" ""
+	row autoscale-standby "SLO violations, TTFT > $slo ms" "$as_share" "%" "${n_share:-}" \
+		"$(ratio "${n_share:-}" "$as_share")" "< 5%" "$(verdict lt "$as_share" 5) ($as_viol of $as_total)"
+	row autoscale-standby "failed requests" "$as_failed" "" "" "" "0" "$(verdict [ "${as_failed:-x}" = 0 ])"
 }
 
 # --- autoscale-zero ----------------------------------------------------------------------
@@ -466,17 +499,12 @@ as_setup() {
 
 # Each benchmark is a function as_bench_NAME, run when BENCH_ONLY matches
 # autoscale-NAME, on the one set-up (novad, pool, router), each on
-# deployments of its own that it deletes. autoscale-standby (issue 17: a
-# load step promotes a standby replica into the routes, target < 500 ms
-# from the step to routable, no engine start) becomes one more: a
-# deployment with "standby_replicas" (as_deploy's MEMBERS) under
-# as_step_run's load, its figure from as_step_figures' as_first (the
-# first new replica routable) against the step without standby above.
+# deployments of its own that it deletes.
 bench_autoscale() {
 	if ! as_setup; then
 		broken=1; row autoscale "set-up (novad, lpu pool, router)" "" "" "" "" "" "broken: see $OUT/as-setup.err"
 	else
-		for as_b in step zero; do
+		for as_b in step standby zero; do
 			if want "autoscale-$as_b"; then "as_bench_$as_b"; fi
 		done
 		"$C" pool delete as --force >/dev/null 2>&1

@@ -233,7 +233,7 @@ if want routes || want heartbeat || want dbpause || want metrics; then
 	fi
 fi
 if want routes || want heartbeat || want watch || want failure || want deploy || want memory ||
-	want multinovad || want metrics || want idle || want autoscale-step || want autoscale-zero; then
+	want multinovad || want metrics || want idle || want autoscale-step || want autoscale-standby || want autoscale-zero; then
 	pg_test_start || { echo "bench: no PostgreSQL" >&2; exit 1; }
 fi
 
@@ -709,7 +709,7 @@ if want router-proxy || want router-large || want router-ttft || want router-con
 fi
 
 # --- the autoscaler (bench/autoscale.sh) ---------------------------------------------------
-if want autoscale-step || want autoscale-zero; then
+if want autoscale-step || want autoscale-standby || want autoscale-zero; then
 	bench_autoscale
 fi
 

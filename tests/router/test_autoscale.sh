@@ -99,7 +99,9 @@ sleep 4
 if t_wait_sql "SELECT replicas FROM deployments WHERE name = 'demo'" 1 15; then
 	t_pass "after the window the count falls to 1, $(($(date +%s) - ended_at)) s after the load"
 else t_fail "scale down" "replicas $(replicas): $(scaled_events)"; fi
-scaled_events | grep -q '^scaled 3 -> 1: the most the last 8 s needed' &&
+# In one step or two: the load's last clients end at different times, and
+# what the window needed falls with them.
+scaled_events | grep -q '^scaled 3 -> [12]: the most the last 8 s needed' &&
 	t_pass "the scale-down event names the window" || t_fail "scale-down event" "$(scaled_events)"
 
 # Scale to zero when idle, and back on the first request.
