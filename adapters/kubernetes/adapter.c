@@ -16,7 +16,14 @@
  *                          nvidia.com/gpu.product label, else "gpu")
  *   accelerator_memory_mib per accelerator (default: nvidia.com/gpu.memory)
  *   accelerators_per_pod   a node's size (default: the largest node's)
- *   node_selector, tolerations, labels, sidecar_image, model_image,
+ *   node_selector          label key -> value the pod's node must carry
+ *   tolerations            core/v1 Tolerations (key, operator Exists|Equal,
+ *                          value, effect NoSchedule|PreferNoSchedule|
+ *                          NoExecute, tolerationSeconds with NoExecute)
+ *   labels                 more labels on the pod, secret and service
+ *                          (not Nova's own keys); these three are held to
+ *                          Kubernetes' rules at validate, field by field
+ *   sidecar_image, model_image,
  *   image_pull_policy, gateway_url (the address pods reach novad at, when
  *   it differs from novad's own), watch_timeout_s (how long one watch
  *   request lasts before it is renewed, default 30)
@@ -317,6 +324,151 @@ static int ka_config_load(struct kube_config **out, const json_t *config, struct
 	return rc;
 }
 
+/* --- what the pool puts in its pods -------------------------------------- */
+
+/* Kubernetes' own rules (apimachinery's IsQualifiedName, IsValidLabelValue
+ * and IsDNS1123Subdomain; core/v1 Toleration), checked at pool create so a
+ * bad value is refused there, naming the field, and not by the API server
+ * at the first provision. Rejected: letting the API server be the judge
+ * (a dry-run create at validate), which needs the cluster reachable and
+ * the pool's credentials allowed to create pods when the pool is made, and
+ * answers in the API's field names, not the pool config's. */
+
+/* 1..63 characters, [A-Za-z0-9] at both ends, '-', '_', '.' inside. */
+static bool ka_is_name_part(const char *s, size_t n)
+{
+	if (n < 1 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		bool alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+			     (s[i] >= '0' && s[i] <= '9');
+		if (!alnum && ((i == 0 || i == n - 1) || (s[i] != '-' && s[i] != '_' && s[i] != '.')))
+			return false;
+	}
+	return true;
+}
+
+/* A lowercase RFC 1123 subdomain of at most 253 characters. */
+static bool ka_is_dns_subdomain(const char *s, size_t n)
+{
+	if (n < 1 || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		bool alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
+		bool edge = i == 0 || i == n - 1 || s[i - 1] == '.' || s[i + 1] == '.';
+		if (!alnum && (edge || (s[i] != '-' && s[i] != '.')))
+			return false;
+	}
+	return true;
+}
+
+/* A label key: [DNS subdomain "/"] name part. */
+static bool ka_is_qualified_name(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	if (!slash)
+		return ka_is_name_part(s, strlen(s));
+	return ka_is_dns_subdomain(s, (size_t)(slash - s)) &&
+	       ka_is_name_part(slash + 1, strlen(slash + 1));
+}
+
+static bool ka_is_label_value(const char *s)
+{
+	return !*s || ka_is_name_part(s, strlen(s));
+}
+
+#define KA_MSG_KEY "a qualified name: an optional DNS subdomain prefix and '/', then 1 to 63 " \
+		   "characters, letters or digits at both ends, '-', '_' or '.' inside"
+#define KA_MSG_VALUE "empty, or at most 63 characters, letters or digits at both ends, '-', '_' " \
+		     "or '.' inside"
+
+/* A map of label keys to label values (node_selector, labels); errors
+ * name the entry ("labels.team"). own: refuse the keys Nova sets itself. */
+static int ka_check_label_map(const json_t *map, const char *field, bool own, struct nova_err *err)
+{
+	const char *k;
+	json_t *v;
+	char f[NOVA_ERR_FIELD_MAX];
+	if (!json_is_object(map))
+		return nova_err_set(err, NOVA_EINVAL, field, "%s must be an object of strings", field);
+	json_object_foreach((json_t *)map, k, v) {
+		snprintf(f, sizeof(f), "%s.%s", field, k);
+		if (!ka_is_qualified_name(k))
+			return nova_err_set(err, NOVA_EINVAL, f, "%s: the key must be %s", f, KA_MSG_KEY);
+		if (own && (!strcmp(k, KA_LABEL_MANAGED) || !strcmp(k, KA_LABEL_POOL) ||
+			    !strcmp(k, KA_LABEL_NODE)))
+			return nova_err_set(err, NOVA_EINVAL, f, "%s is a label Nova sets on its pods", f);
+		if (!json_is_string(v))
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be a string", f);
+		if (!ka_is_label_value(json_string_value(v)))
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be %s", f, KA_MSG_VALUE);
+	}
+	return 0;
+}
+
+/* One core/v1 Toleration; field is "tolerations[i]". */
+static int ka_check_toleration(const json_t *t, const char *field, struct nova_err *err)
+{
+	const char *key = NULL, *op = NULL, *value = NULL, *effect = NULL;
+	long long seconds = 0;
+	bool has_seconds = false;
+	char f[NOVA_ERR_FIELD_MAX];
+	const struct json_field fields[] = {
+		{.name = "key", .kind = JSON_KIND_STRING, .out = &key, .max_len = 317,
+		 .allow_empty = true},
+		{.name = "operator", .kind = JSON_KIND_STRING, .out = &op, .max_len = 16,
+		 .allow_empty = true},
+		{.name = "value", .kind = JSON_KIND_STRING, .out = &value, .max_len = 63,
+		 .allow_empty = true},
+		{.name = "effect", .kind = JSON_KIND_STRING, .out = &effect, .max_len = 32,
+		 .allow_empty = true},
+		{.name = "tolerationSeconds", .kind = JSON_KIND_INT, .out = &seconds,
+		 .present = &has_seconds},
+	};
+	int rc = json_decode_object(t, fields, sizeof(fields) / sizeof(fields[0]), field, err);
+	if (rc)
+		return rc;
+	op = op && *op ? op : "Equal"; /* the API server's default */
+	key = key ? key : "";
+	value = value ? value : "";
+	if (strcmp(op, "Equal") && strcmp(op, "Exists")) {
+		snprintf(f, sizeof(f), "%s.operator", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be Exists or Equal, not \"%.32s\"", f,
+				    op);
+	}
+	if (*key && !ka_is_qualified_name(key)) {
+		snprintf(f, sizeof(f), "%s.key", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be %s", f, KA_MSG_KEY);
+	}
+	if (!*key && strcmp(op, "Exists")) {
+		snprintf(f, sizeof(f), "%s.operator", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be Exists when the key is empty "
+				    "(which matches every taint)", f);
+	}
+	if (!strcmp(op, "Exists") && *value) {
+		snprintf(f, sizeof(f), "%s.value", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be empty when the operator is Exists",
+				    f);
+	}
+	if (!ka_is_label_value(value)) {
+		snprintf(f, sizeof(f), "%s.value", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be %s", f, KA_MSG_VALUE);
+	}
+	effect = effect ? effect : "";
+	if (*effect && strcmp(effect, "NoSchedule") && strcmp(effect, "PreferNoSchedule") &&
+	    strcmp(effect, "NoExecute")) {
+		snprintf(f, sizeof(f), "%s.effect", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be NoSchedule, PreferNoSchedule, "
+				    "NoExecute or empty (every effect), not \"%.32s\"", f, effect);
+	}
+	if (has_seconds && strcmp(effect, "NoExecute")) {
+		snprintf(f, sizeof(f), "%s.tolerationSeconds", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s is only allowed with the effect NoExecute",
+				    f);
+	}
+	return 0;
+}
+
 static int ka_validate(const json_t *config, struct nova_err *err)
 {
 	const char *context = NULL, *ns = NULL, *resource = NULL, *type = NULL;
@@ -355,14 +507,19 @@ static int ka_validate(const json_t *config, struct nova_err *err)
 	if (ns && !ids_is_dns_label(ns))
 		return nova_err_set(err, NOVA_EINVAL, "namespace",
 				    "namespace must be a DNS label (lowercase letters, digits, '-')");
-	if (selector && (rc = json_check_labels(selector, "node_selector", err)))
+	if (selector && (rc = ka_check_label_map(selector, "node_selector", false, err)))
 		return rc;
-	if (labels && (rc = json_check_labels(labels, "labels", err)))
+	if (labels && (rc = ka_check_label_map(labels, "labels", true, err)))
 		return rc;
-	json_array_foreach(tolerations, i, t)
+	json_array_foreach(tolerations, i, t) {
+		char f[48];
+		snprintf(f, sizeof(f), "tolerations[%zu]", i);
 		if (!json_is_object(t))
-			return nova_err_set(err, NOVA_EINVAL, "tolerations", "tolerations[%zu] must be an object "
-					    "(key, operator, value, effect)", i);
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be an object (key, operator, "
+					    "value, effect, tolerationSeconds)", f);
+		if ((rc = ka_check_toleration(t, f, err)))
+			return rc;
+	}
 	if (pull && strcmp(pull, "Always") && strcmp(pull, "IfNotPresent") && strcmp(pull, "Never"))
 		return nova_err_set(err, NOVA_EINVAL, "image_pull_policy",
 				    "image_pull_policy must be Always, IfNotPresent or Never");

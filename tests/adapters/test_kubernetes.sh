@@ -35,6 +35,9 @@ t_expect_out "config.kubeconfig" "naming the field"
 t_expect_exit 2 "a bad namespace is refused" "$C" pool create bad --provider kubernetes \
 	--config "{\"kubeconfig\":\"$K8S_KUBECONFIG_TOKEN\",\"namespace\":\"Not_A_Label\"}"
 t_expect_out "config.namespace" "naming the field"
+t_expect_exit 2 "a toleration the API server would refuse is refused" "$C" pool create bad \
+	--provider kubernetes --config "{\"kubeconfig\":\"$K8S_KUBECONFIG_TOKEN\",\"tolerations\":[{\"operator\":\"Exists\"},{\"key\":\"gpu\",\"operator\":\"Sometimes\"}]}"
+t_expect_out "config.tolerations\[1\].operator" "naming the toleration's field"
 
 cfg="{\"kubeconfig\":\"$K8S_KUBECONFIG_TOKEN\",\"namespace\":\"nova\",\"accelerators_per_pod\":1,"
 cfg="$cfg\"accelerator_type\":\"A100-80G\",\"labels\":{\"team\":\"inference\"},\"watch_timeout_s\":2}"
