@@ -34,6 +34,15 @@
  * is in the Secret; the Pod carries only its SHA-256 (annotation), so a
  * provision with a new token replaces a pod that runs with an old one.
  *
+ * Events: a core/v1 Event on each object created (NovaCreated), replaced
+ * (NovaReplaced, with the reason the caller gave in adapter_node_ref) or
+ * deleted (NovaDeleted); best effort (see ka_event).
+ *
+ * Permissions the pool's credentials need (etc/kubernetes/rbac.yaml): in
+ * the namespace, pods get/list/watch/create/delete, secrets
+ * get/create/update/delete, services get/create/delete, events create;
+ * cluster wide, list on nodes and pods (discovery).
+ *
  * Status comes from a per-pool informer: a thread that lists the pool's
  * pods, then watches from the list's resourceVersion (reconnecting when a
  * watch ends; relisting on 410 Expired), keeping each pod's phase, IP and
@@ -261,6 +270,12 @@ struct kube_adapter {
 	unsigned per_pod;
 	json_t *node_selector, *tolerations, *labels; /* owned */
 	char sidecar_image[256], model_image[256], pull_policy[16], gateway_url[256];
+	/* Events (ka_event): this novad as their reportingInstance, a
+	 * sequence that keeps two events of one object in one nanosecond
+	 * apart, and whether a failed post was logged yet. */
+	char instance[IDS_MACHINE_LEN + 8];
+	_Atomic unsigned ev_seq;
+	atomic_bool ev_logged;
 };
 
 static struct kube_adapter *ka_from(struct adapter *ad)
@@ -566,6 +581,9 @@ static int ka_create(struct adapter **out, const struct adapter_context *ctx, co
 	s = json_string_value(json_object_get(config, "gateway_url"));
 	snprintf(ka->gateway_url, sizeof(ka->gateway_url), "%s", s ? s : "");
 	snprintf(ka->base.pool_id, sizeof(ka->base.pool_id), "%s", pool_id);
+	char machine[IDS_MACHINE_LEN];
+	ids_machine_id(machine);
+	snprintf(ka->instance, sizeof(ka->instance), "novad-%s", machine);
 	(void)ctx; /* everything a kubernetes pool uses is in its config */
 	if ((rc = ka_informer_start(&ka->inf, kcfg, ka->ns, pool_id,
 				  (unsigned)json_integer_value(json_object_get(config, "watch_timeout_s")), err)))
@@ -689,17 +707,117 @@ static json_t *ka_labels(const struct kube_adapter *ka, const char *node_id)
 	return l;
 }
 
-/* Create obj at collection path; AlreadyExists is fine when the existing
- * object carries our node id (a retry), an error otherwise. */
-static int ka_create_object(struct kube_adapter *ka, const char *collection, const char *name,
-			    const json_t *obj, const char *node_id, const char *what,
-			    struct nova_err *err)
+/* --- events -------------------------------------------------------------------- */
+
+/* What Nova does to its objects is told where Kubernetes users look: a
+ * core/v1 Event on each Pod, Secret and Service Nova creates, replaces or
+ * deletes (reasons NovaCreated, NovaReplaced, NovaDeleted), so `kubectl
+ * get events` and `kubectl describe pod` tell Nova's part of the story next
+ * to the scheduler's and the kubelet's. Best effort, as Kubernetes' own
+ * recorders are: an event that cannot be posted (the pool's credentials
+ * may not create events, the API server is busy) is not retried and never
+ * fails the operation; the first such failure of an instance is logged as
+ * a warning, later ones at debug level, so a pool without the permission
+ * does not fill the log with one line per pod. Each event is one action
+ * on one object, so count is 1 and nothing is aggregated (client-go's
+ * correlator folds repeats of one event; Nova does not repeat one).
+ * Rejected: events.k8s.io/v1 Events, the same objects under a newer API
+ * that requires eventTime and action; core/v1 is what every API server
+ * and kubectl version reads. */
+
+#define KA_EV_CREATED "NovaCreated"
+#define KA_EV_REPLACED "NovaReplaced"
+#define KA_EV_DELETED "NovaDeleted"
+
+static const char *ka_kind(const char *collection)
 {
+	return !strcmp(collection, "pods") ? "Pod" : !strcmp(collection, "services") ? "Service"
+									     : "Secret";
+}
+
+static const char *ka_noun(const char *collection)
+{
+	return !strcmp(collection, "pods") ? "pod" : !strcmp(collection, "services") ? "service"
+									     : "token secret";
+}
+
+/* The uid of what an API answer is about: the object, or the Status a
+ * DELETE answers with once it is gone (details.uid). */
+static const char *ka_answer_uid(const json_t *ans)
+{
+	const char *uid = json_string_value(json_object_get(json_object_get(ans, "metadata"), "uid"));
+	return uid ? uid : json_string_value(json_object_get(json_object_get(ans, "details"), "uid"));
+}
+
+__attribute__((format(printf, 7, 8))) static void
+ka_event(struct kube_adapter *ka, const char *kind, const char *name, const char *uid,
+	 const char *reason, bool warning, const char *fmt, ...)
+{
+	char msg[1024], ev_name[320], ts[32], path[512];
+	struct timespec now;
+	struct tm tm;
+	struct nova_err err;
+	long status = 0;
+	json_t *ans = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* Named as client-go names them: the object's name and a time. */
+	snprintf(ev_name, sizeof(ev_name), "%s.%llx", name,
+		 (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec +
+			 atomic_fetch_add(&ka->ev_seq, 1));
+	const char *action = !strcmp(reason, KA_EV_CREATED) ? "Create"
+			     : !strcmp(reason, KA_EV_REPLACED) ? "Replace" : "Delete";
+	json_t *ev = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:s, "
+			       "s:s, s:s, s:i, s:{s:s}, s:s, s:s}",
+			       "apiVersion", "v1", "kind", "Event", "metadata", "name", ev_name,
+			       "namespace", ka->ns, "involvedObject", "apiVersion", "v1", "kind", kind,
+			       "namespace", ka->ns, "name", name, "reason", reason, "message", msg,
+			       "type", warning ? "Warning" : "Normal", "action", action,
+			       "firstTimestamp", ts, "lastTimestamp", ts, "count", 1, "source",
+			       "component", "nova", "reportingComponent", "nova", "reportingInstance",
+			       ka->instance);
+	if (!ev)
+		return;
+	if (uid) /* kubectl describe finds an object's events by its uid too */
+		json_object_set_new(json_object_get(ev, "involvedObject"), "uid", json_string(uid));
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", ka->ns);
+	int rc = kube_request(&status, &ans, ka->kc, "POST", path, ev, NULL, &err);
+	if (rc == 0 && status != 201 && status != 200)
+		kube_status_error(&err, status, ans, "posting an event");
+	if (rc || (status != 201 && status != 200)) {
+		bool first = !atomic_exchange(&ka->ev_logged, true);
+		nova_log_kv(first ? NOVA_LOG_WARN : NOVA_LOG_DEBUG, "kubernetes",
+			    first ? "cannot post Kubernetes events (best effort; later failures are "
+				    "logged at debug level): check that the pool's credentials may "
+				    "create events"
+				  : "event not posted",
+			    "namespace", ka->ns, "object", name, "reason", reason, "error", err.message,
+			    NULL);
+	}
+	json_decref(ans);
+	json_decref(ev);
+}
+
+/* Create obj at collection path; AlreadyExists is fine when the existing
+ * object carries our node id (a retry), an error otherwise. An object
+ * created now gets a NovaCreated event; one a retry finds does not. */
+static int ka_create_object(struct kube_adapter *ka, const char *collection, const char *name,
+			    const json_t *obj, const struct adapter_provision_request *req,
+			    const char *what, struct nova_err *err)
+{
+	const char *node_id = req->node_id;
+	bool created = false;
 	char path[512];
 	long status;
 	json_t *ans = NULL;
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/%s", ka->ns, collection);
 	int rc = kube_request(&status, &ans, ka->kc, "POST", path, obj, NULL, err);
+	created = rc == 0 && status >= 200 && status < 300;
 	if (rc == 0 && status == 409) {
 		json_decref(ans);
 		ans = NULL;
@@ -724,20 +842,29 @@ static int ka_create_object(struct kube_adapter *ka, const char *collection, con
 	}
 	if (rc == 0 && status != 200 && status != 201 && status != 202)
 		rc = kube_status_error(err, status, ans, what);
+	if (rc == 0 && created)
+		ka_event(ka, ka_kind(collection), name, ka_answer_uid(ans), KA_EV_CREATED, false,
+			 "Nova created this %s for node %s (%s)", ka_noun(collection),
+			 req->node_name ? req->node_name : node_id, node_id);
 	json_decref(ans);
 	return rc;
 }
 
-static int ka_delete(struct kube_adapter *ka, const char *collection, const char *name,
-		     const char *what, struct nova_err *err)
+/* Delete collection/name; gone already is fine. *uid: the uid of what
+ * this deleted, "" when there was nothing (for its event). */
+static int ka_delete(char uid[64], struct kube_adapter *ka, const char *collection,
+		     const char *name, const char *what, struct nova_err *err)
 {
 	char path[512];
 	long status;
 	json_t *ans = NULL;
+	uid[0] = '\0';
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/%s/%s", ka->ns, collection, name);
 	int rc = kube_request(&status, &ans, ka->kc, "DELETE", path, NULL, NULL, err);
 	if (rc == 0 && status != 200 && status != 202 && status != 404)
 		rc = kube_status_error(err, status, ans, what);
+	if (rc == 0 && status != 404)
+		snprintf(uid, 64, "%s", ka_answer_uid(ans) ? ka_answer_uid(ans) : "");
 	json_decref(ans);
 	return rc;
 }
@@ -831,7 +958,7 @@ static int ka_provision(struct adapter_node_info *out, struct adapter *ad,
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets/%s", ka->ns, name);
 	rc = kube_request(&status, NULL, ka->kc, "PUT", path, obj, NULL, err);
 	if (rc == 0 && status == 404)
-		rc = ka_create_object(ka, "secrets", name, obj, req->node_id, "creating the token secret", err);
+		rc = ka_create_object(ka, "secrets", name, obj, req, "creating the token secret", err);
 	else if (rc == 0 && status != 200 && status != 201)
 		rc = kube_status_error(err, status, NULL, "updating the token secret");
 	json_t *token_data = json_object_get(obj, "data");
@@ -854,12 +981,17 @@ static int ka_provision(struct adapter_node_info *out, struct adapter *ad,
 		}
 		json_decref(pod);
 		pod = NULL;
-		if ((rc = ka_delete(ka, "pods", name, "replacing the pod", err)))
+		char uid[64];
+		if ((rc = ka_delete(uid, ka, "pods", name, "replacing the pod", err)))
 			return rc;
+		if (uid[0])
+			ka_event(ka, "Pod", name, uid, KA_EV_REPLACED, false,
+				 "Nova replaced this pod: node %s (%s) was provisioned again with a new "
+				 "token", req->node_name ? req->node_name : req->node_id, req->node_id);
 	}
 	if (!(obj = ka_pod_spec(ka, req, name, hash)))
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	rc = ka_create_object(ka, "pods", name, obj, req->node_id, "creating the pod", err);
+	rc = ka_create_object(ka, "pods", name, obj, req, "creating the pod", err);
 	json_decref(obj);
 	if (rc)
 		return rc;
@@ -870,7 +1002,7 @@ static int ka_provision(struct adapter_node_info *out, struct adapter *ad,
 			KA_LABEL_NODE, req->node_id);
 	if (!obj)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	rc = ka_create_object(ka, "services", name, obj, req->node_id, "creating the service", err);
+	rc = ka_create_object(ka, "services", name, obj, req, "creating the service", err);
 	json_decref(obj);
 	if (rc)
 		return rc;
@@ -889,11 +1021,21 @@ static int ka_deprovision(struct adapter *ad, const struct adapter_node_ref *nod
 	struct kube_adapter *ka = ka_from(ad);
 	char name[64];
 	int rc;
+	static const char *const collections[] = {"pods", "services", "secrets"};
+	static const char *const what[] = {"deleting the pod", "deleting the service",
+					   "deleting the token secret"};
 	ka_name(name, sizeof(name), node->node_id);
-	if ((rc = ka_delete(ka, "pods", name, "deleting the pod", err)) ||
-	    (rc = ka_delete(ka, "services", name, "deleting the service", err)) ||
-	    (rc = ka_delete(ka, "secrets", name, "deleting the token secret", err)))
-		return rc;
+	for (size_t i = 0; i < sizeof(collections) / sizeof(collections[0]); i++) {
+		char uid[64];
+		if ((rc = ka_delete(uid, ka, collections[i], name, what[i], err)))
+			return rc;
+		if (uid[0])
+			ka_event(ka, ka_kind(collections[i]), name, uid,
+				 node->replaced ? KA_EV_REPLACED : KA_EV_DELETED, node->replaced,
+				 "Nova %s this %s of node %s: %s",
+				 node->replaced ? "replaced" : "deleted", ka_noun(collections[i]),
+				 node->node_id, node->reason ? node->reason : "no longer needed");
+	}
 	return 0;
 }
 
