@@ -138,6 +138,16 @@ struct adapter_node_info {
 struct adapter_node_ref {
 	const char *node_id;
 	const char *handle;   /* may be NULL when the provision answer was lost */
+	/* deprovision_node only, both optional: why Nova removes the
+	 * resource ("failed node removed", "orphan: ..."), in words for the
+	 * provider's own record of it (kubernetes: an Event on the pod; never
+	 * a secret), and whether another resource takes its place (a failed
+	 * node's replicas move to a new node, a twin goes for the recorded
+	 * one) rather than it simply being no longer needed. Rejected: a
+	 * reason argument to deprovision_node, which every provider and
+	 * caller would have had to take for what only one provider records. */
+	const char *reason;
+	bool replaced;
 };
 
 struct adapter_node_list {

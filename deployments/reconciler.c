@@ -72,7 +72,8 @@ static void rc_nodes_watch(struct db_pool *db, struct adapter *ad, struct pool_n
 {
 	for (size_t i = 0; i < n; i++) {
 		struct pool_node *nd = &nodes[i];
-		struct adapter_node_ref ref = {nd->id, nd->handle[0] ? nd->handle : NULL};
+		struct adapter_node_ref ref = {.node_id = nd->id,
+					       .handle = nd->handle[0] ? nd->handle : NULL};
 		struct adapter_node_info info;
 		struct nova_err e;
 		char reason[300];
@@ -239,7 +240,8 @@ static int rc_duty_reprovision(struct rc_pool_pass *pp, struct nova_err *err)
 	for (size_t i = 0; i < pp->n; i++) {
 		struct pool_node *nd = &pp->nodes[i];
 		struct adapter_node_info info;
-		struct adapter_node_ref ref = {nd->id, nd->handle[0] ? nd->handle : NULL};
+		struct adapter_node_ref ref = {.node_id = nd->id,
+					       .handle = nd->handle[0] ? nd->handle : NULL};
 		struct nova_err serr;
 		char token[128];
 		/* Only a node that has gone silent (unhealthy: no heartbeat
@@ -317,8 +319,18 @@ static int rc_duty_orphans(struct rc_pool_pass *pp, struct nova_err *err)
 			    strcmp(owner->handle, list.items[i].handle) != 0;
 		if (!list.items[i].node_id[0] || (!orphan && !twin))
 			continue;
-		struct adapter_node_ref ref = {list.items[i].node_id,
-					       list.items[i].handle[0] ? list.items[i].handle : NULL};
+		char why[640];
+		if (orphan)
+			snprintf(why, sizeof(why), "orphan: pool %s has no node %s", pp->p->name,
+				 list.items[i].node_id);
+		else
+			snprintf(why, sizeof(why), "twin: node %s is recorded on %s", owner->name,
+				 owner->handle);
+		struct adapter_node_ref ref = {
+			.node_id = list.items[i].node_id,
+			.handle = list.items[i].handle[0] ? list.items[i].handle : NULL,
+			.reason = why, .replaced = twin,
+		};
 		rc = adapter_deprovision_node(pp->ad, &ref, err);
 		if (!rc)
 			atomic_fetch_add(orphan ? &rc_n_orphans : &rc_n_twins, 1);

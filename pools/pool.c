@@ -619,7 +619,10 @@ static int pool_delete_mark_tx(struct db_conn *c, void *arg, struct nova_err *er
 int pool_node_retire(struct db_pool *db, struct adapter *ad, const struct pool_node *n,
 		     const char *reason, struct nova_err *err)
 {
-	struct adapter_node_ref ref = {n->id, n->handle[0] ? n->handle : NULL};
+	/* A failed node's replicas have moved to new nodes: its resource is
+	 * replaced, not just removed. */
+	struct adapter_node_ref ref = {.node_id = n->id, .handle = n->handle[0] ? n->handle : NULL,
+				       .reason = reason, .replaced = n->state == POOL_NODE_FAILED};
 	int rc = 0;
 	if (n->state == POOL_NODE_READY || n->state == POOL_NODE_UNHEALTHY)
 		rc = pool_node_transition(db, n->id, POOL_NODE_DRAINING, reason, err);

@@ -16,7 +16,14 @@
  *                          nvidia.com/gpu.product label, else "gpu")
  *   accelerator_memory_mib per accelerator (default: nvidia.com/gpu.memory)
  *   accelerators_per_pod   a node's size (default: the largest node's)
- *   node_selector, tolerations, labels, sidecar_image, model_image,
+ *   node_selector          label key -> value the pod's node must carry
+ *   tolerations            core/v1 Tolerations (key, operator Exists|Equal,
+ *                          value, effect NoSchedule|PreferNoSchedule|
+ *                          NoExecute, tolerationSeconds with NoExecute)
+ *   labels                 more labels on the pod, secret and service
+ *                          (not Nova's own keys); these three are held to
+ *                          Kubernetes' rules at validate, field by field
+ *   sidecar_image, model_image,
  *   image_pull_policy, gateway_url (the address pods reach novad at, when
  *   it differs from novad's own), watch_timeout_s (how long one watch
  *   request lasts before it is renewed, default 30)
@@ -26,6 +33,15 @@
  * labels match) and list_nodes finds orphans and twins by label. The token
  * is in the Secret; the Pod carries only its SHA-256 (annotation), so a
  * provision with a new token replaces a pod that runs with an old one.
+ *
+ * Events: a core/v1 Event on each object created (NovaCreated), replaced
+ * (NovaReplaced, with the reason the caller gave in adapter_node_ref) or
+ * deleted (NovaDeleted); best effort (see ka_event).
+ *
+ * Permissions the pool's credentials need (etc/kubernetes/rbac.yaml): in
+ * the namespace, pods get/list/watch/create/delete, secrets
+ * get/create/update/delete, services get/create/delete, events create;
+ * cluster wide, list on nodes and pods (discovery).
  *
  * Status comes from a per-pool informer: a thread that lists the pool's
  * pods, then watches from the list's resourceVersion (reconnecting when a
@@ -254,6 +270,12 @@ struct kube_adapter {
 	unsigned per_pod;
 	json_t *node_selector, *tolerations, *labels; /* owned */
 	char sidecar_image[256], model_image[256], pull_policy[16], gateway_url[256];
+	/* Events (ka_event): this novad as their reportingInstance, a
+	 * sequence that keeps two events of one object in one nanosecond
+	 * apart, and whether a failed post was logged yet. */
+	char instance[IDS_MACHINE_LEN + 8];
+	_Atomic unsigned ev_seq;
+	atomic_bool ev_logged;
 };
 
 static struct kube_adapter *ka_from(struct adapter *ad)
@@ -317,6 +339,151 @@ static int ka_config_load(struct kube_config **out, const json_t *config, struct
 	return rc;
 }
 
+/* --- what the pool puts in its pods -------------------------------------- */
+
+/* Kubernetes' own rules (apimachinery's IsQualifiedName, IsValidLabelValue
+ * and IsDNS1123Subdomain; core/v1 Toleration), checked at pool create so a
+ * bad value is refused there, naming the field, and not by the API server
+ * at the first provision. Rejected: letting the API server be the judge
+ * (a dry-run create at validate), which needs the cluster reachable and
+ * the pool's credentials allowed to create pods when the pool is made, and
+ * answers in the API's field names, not the pool config's. */
+
+/* 1..63 characters, [A-Za-z0-9] at both ends, '-', '_', '.' inside. */
+static bool ka_is_name_part(const char *s, size_t n)
+{
+	if (n < 1 || n > 63)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		bool alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+			     (s[i] >= '0' && s[i] <= '9');
+		if (!alnum && ((i == 0 || i == n - 1) || (s[i] != '-' && s[i] != '_' && s[i] != '.')))
+			return false;
+	}
+	return true;
+}
+
+/* A lowercase RFC 1123 subdomain of at most 253 characters. */
+static bool ka_is_dns_subdomain(const char *s, size_t n)
+{
+	if (n < 1 || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		bool alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
+		bool edge = i == 0 || i == n - 1 || s[i - 1] == '.' || s[i + 1] == '.';
+		if (!alnum && (edge || (s[i] != '-' && s[i] != '.')))
+			return false;
+	}
+	return true;
+}
+
+/* A label key: [DNS subdomain "/"] name part. */
+static bool ka_is_qualified_name(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	if (!slash)
+		return ka_is_name_part(s, strlen(s));
+	return ka_is_dns_subdomain(s, (size_t)(slash - s)) &&
+	       ka_is_name_part(slash + 1, strlen(slash + 1));
+}
+
+static bool ka_is_label_value(const char *s)
+{
+	return !*s || ka_is_name_part(s, strlen(s));
+}
+
+#define KA_MSG_KEY "a qualified name: an optional DNS subdomain prefix and '/', then 1 to 63 " \
+		   "characters, letters or digits at both ends, '-', '_' or '.' inside"
+#define KA_MSG_VALUE "empty, or at most 63 characters, letters or digits at both ends, '-', '_' " \
+		     "or '.' inside"
+
+/* A map of label keys to label values (node_selector, labels); errors
+ * name the entry ("labels.team"). own: refuse the keys Nova sets itself. */
+static int ka_check_label_map(const json_t *map, const char *field, bool own, struct nova_err *err)
+{
+	const char *k;
+	json_t *v;
+	char f[NOVA_ERR_FIELD_MAX];
+	if (!json_is_object(map))
+		return nova_err_set(err, NOVA_EINVAL, field, "%s must be an object of strings", field);
+	json_object_foreach((json_t *)map, k, v) {
+		snprintf(f, sizeof(f), "%s.%s", field, k);
+		if (!ka_is_qualified_name(k))
+			return nova_err_set(err, NOVA_EINVAL, f, "%s: the key must be %s", f, KA_MSG_KEY);
+		if (own && (!strcmp(k, KA_LABEL_MANAGED) || !strcmp(k, KA_LABEL_POOL) ||
+			    !strcmp(k, KA_LABEL_NODE)))
+			return nova_err_set(err, NOVA_EINVAL, f, "%s is a label Nova sets on its pods", f);
+		if (!json_is_string(v))
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be a string", f);
+		if (!ka_is_label_value(json_string_value(v)))
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be %s", f, KA_MSG_VALUE);
+	}
+	return 0;
+}
+
+/* One core/v1 Toleration; field is "tolerations[i]". */
+static int ka_check_toleration(const json_t *t, const char *field, struct nova_err *err)
+{
+	const char *key = NULL, *op = NULL, *value = NULL, *effect = NULL;
+	long long seconds = 0;
+	bool has_seconds = false;
+	char f[NOVA_ERR_FIELD_MAX];
+	const struct json_field fields[] = {
+		{.name = "key", .kind = JSON_KIND_STRING, .out = &key, .max_len = 317,
+		 .allow_empty = true},
+		{.name = "operator", .kind = JSON_KIND_STRING, .out = &op, .max_len = 16,
+		 .allow_empty = true},
+		{.name = "value", .kind = JSON_KIND_STRING, .out = &value, .max_len = 63,
+		 .allow_empty = true},
+		{.name = "effect", .kind = JSON_KIND_STRING, .out = &effect, .max_len = 32,
+		 .allow_empty = true},
+		{.name = "tolerationSeconds", .kind = JSON_KIND_INT, .out = &seconds,
+		 .present = &has_seconds},
+	};
+	int rc = json_decode_object(t, fields, sizeof(fields) / sizeof(fields[0]), field, err);
+	if (rc)
+		return rc;
+	op = op && *op ? op : "Equal"; /* the API server's default */
+	key = key ? key : "";
+	value = value ? value : "";
+	if (strcmp(op, "Equal") && strcmp(op, "Exists")) {
+		snprintf(f, sizeof(f), "%s.operator", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be Exists or Equal, not \"%.32s\"", f,
+				    op);
+	}
+	if (*key && !ka_is_qualified_name(key)) {
+		snprintf(f, sizeof(f), "%s.key", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be %s", f, KA_MSG_KEY);
+	}
+	if (!*key && strcmp(op, "Exists")) {
+		snprintf(f, sizeof(f), "%s.operator", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be Exists when the key is empty "
+				    "(which matches every taint)", f);
+	}
+	if (!strcmp(op, "Exists") && *value) {
+		snprintf(f, sizeof(f), "%s.value", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be empty when the operator is Exists",
+				    f);
+	}
+	if (!ka_is_label_value(value)) {
+		snprintf(f, sizeof(f), "%s.value", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be %s", f, KA_MSG_VALUE);
+	}
+	effect = effect ? effect : "";
+	if (*effect && strcmp(effect, "NoSchedule") && strcmp(effect, "PreferNoSchedule") &&
+	    strcmp(effect, "NoExecute")) {
+		snprintf(f, sizeof(f), "%s.effect", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s must be NoSchedule, PreferNoSchedule, "
+				    "NoExecute or empty (every effect), not \"%.32s\"", f, effect);
+	}
+	if (has_seconds && strcmp(effect, "NoExecute")) {
+		snprintf(f, sizeof(f), "%s.tolerationSeconds", field);
+		return nova_err_set(err, NOVA_EINVAL, f, "%s is only allowed with the effect NoExecute",
+				    f);
+	}
+	return 0;
+}
+
 static int ka_validate(const json_t *config, struct nova_err *err)
 {
 	const char *context = NULL, *ns = NULL, *resource = NULL, *type = NULL;
@@ -355,14 +522,19 @@ static int ka_validate(const json_t *config, struct nova_err *err)
 	if (ns && !ids_is_dns_label(ns))
 		return nova_err_set(err, NOVA_EINVAL, "namespace",
 				    "namespace must be a DNS label (lowercase letters, digits, '-')");
-	if (selector && (rc = json_check_labels(selector, "node_selector", err)))
+	if (selector && (rc = ka_check_label_map(selector, "node_selector", false, err)))
 		return rc;
-	if (labels && (rc = json_check_labels(labels, "labels", err)))
+	if (labels && (rc = ka_check_label_map(labels, "labels", true, err)))
 		return rc;
-	json_array_foreach(tolerations, i, t)
+	json_array_foreach(tolerations, i, t) {
+		char f[48];
+		snprintf(f, sizeof(f), "tolerations[%zu]", i);
 		if (!json_is_object(t))
-			return nova_err_set(err, NOVA_EINVAL, "tolerations", "tolerations[%zu] must be an object "
-					    "(key, operator, value, effect)", i);
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be an object (key, operator, "
+					    "value, effect, tolerationSeconds)", f);
+		if ((rc = ka_check_toleration(t, f, err)))
+			return rc;
+	}
 	if (pull && strcmp(pull, "Always") && strcmp(pull, "IfNotPresent") && strcmp(pull, "Never"))
 		return nova_err_set(err, NOVA_EINVAL, "image_pull_policy",
 				    "image_pull_policy must be Always, IfNotPresent or Never");
@@ -409,6 +581,9 @@ static int ka_create(struct adapter **out, const struct adapter_context *ctx, co
 	s = json_string_value(json_object_get(config, "gateway_url"));
 	snprintf(ka->gateway_url, sizeof(ka->gateway_url), "%s", s ? s : "");
 	snprintf(ka->base.pool_id, sizeof(ka->base.pool_id), "%s", pool_id);
+	char machine[IDS_MACHINE_LEN];
+	ids_machine_id(machine);
+	snprintf(ka->instance, sizeof(ka->instance), "novad-%s", machine);
 	(void)ctx; /* everything a kubernetes pool uses is in its config */
 	if ((rc = ka_informer_start(&ka->inf, kcfg, ka->ns, pool_id,
 				  (unsigned)json_integer_value(json_object_get(config, "watch_timeout_s")), err)))
@@ -532,17 +707,117 @@ static json_t *ka_labels(const struct kube_adapter *ka, const char *node_id)
 	return l;
 }
 
-/* Create obj at collection path; AlreadyExists is fine when the existing
- * object carries our node id (a retry), an error otherwise. */
-static int ka_create_object(struct kube_adapter *ka, const char *collection, const char *name,
-			    const json_t *obj, const char *node_id, const char *what,
-			    struct nova_err *err)
+/* --- events -------------------------------------------------------------------- */
+
+/* What Nova does to its objects is told where Kubernetes users look: a
+ * core/v1 Event on each Pod, Secret and Service Nova creates, replaces or
+ * deletes (reasons NovaCreated, NovaReplaced, NovaDeleted), so `kubectl
+ * get events` and `kubectl describe pod` tell Nova's part of the story next
+ * to the scheduler's and the kubelet's. Best effort, as Kubernetes' own
+ * recorders are: an event that cannot be posted (the pool's credentials
+ * may not create events, the API server is busy) is not retried and never
+ * fails the operation; the first such failure of an instance is logged as
+ * a warning, later ones at debug level, so a pool without the permission
+ * does not fill the log with one line per pod. Each event is one action
+ * on one object, so count is 1 and nothing is aggregated (client-go's
+ * correlator folds repeats of one event; Nova does not repeat one).
+ * Rejected: events.k8s.io/v1 Events, the same objects under a newer API
+ * that requires eventTime and action; core/v1 is what every API server
+ * and kubectl version reads. */
+
+#define KA_EV_CREATED "NovaCreated"
+#define KA_EV_REPLACED "NovaReplaced"
+#define KA_EV_DELETED "NovaDeleted"
+
+static const char *ka_kind(const char *collection)
 {
+	return !strcmp(collection, "pods") ? "Pod" : !strcmp(collection, "services") ? "Service"
+									     : "Secret";
+}
+
+static const char *ka_noun(const char *collection)
+{
+	return !strcmp(collection, "pods") ? "pod" : !strcmp(collection, "services") ? "service"
+									     : "token secret";
+}
+
+/* The uid of what an API answer is about: the object, or the Status a
+ * DELETE answers with once it is gone (details.uid). */
+static const char *ka_answer_uid(const json_t *ans)
+{
+	const char *uid = json_string_value(json_object_get(json_object_get(ans, "metadata"), "uid"));
+	return uid ? uid : json_string_value(json_object_get(json_object_get(ans, "details"), "uid"));
+}
+
+__attribute__((format(printf, 7, 8))) static void
+ka_event(struct kube_adapter *ka, const char *kind, const char *name, const char *uid,
+	 const char *reason, bool warning, const char *fmt, ...)
+{
+	char msg[1024], ev_name[320], ts[32], path[512];
+	struct timespec now;
+	struct tm tm;
+	struct nova_err err;
+	long status = 0;
+	json_t *ans = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* Named as client-go names them: the object's name and a time. */
+	snprintf(ev_name, sizeof(ev_name), "%s.%llx", name,
+		 (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec +
+			 atomic_fetch_add(&ka->ev_seq, 1));
+	const char *action = !strcmp(reason, KA_EV_CREATED) ? "Create"
+			     : !strcmp(reason, KA_EV_REPLACED) ? "Replace" : "Delete";
+	json_t *ev = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s}, s:s, s:s, s:s, s:s, "
+			       "s:s, s:s, s:i, s:{s:s}, s:s, s:s}",
+			       "apiVersion", "v1", "kind", "Event", "metadata", "name", ev_name,
+			       "namespace", ka->ns, "involvedObject", "apiVersion", "v1", "kind", kind,
+			       "namespace", ka->ns, "name", name, "reason", reason, "message", msg,
+			       "type", warning ? "Warning" : "Normal", "action", action,
+			       "firstTimestamp", ts, "lastTimestamp", ts, "count", 1, "source",
+			       "component", "nova", "reportingComponent", "nova", "reportingInstance",
+			       ka->instance);
+	if (!ev)
+		return;
+	if (uid) /* kubectl describe finds an object's events by its uid too */
+		json_object_set_new(json_object_get(ev, "involvedObject"), "uid", json_string(uid));
+	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/events", ka->ns);
+	int rc = kube_request(&status, &ans, ka->kc, "POST", path, ev, NULL, &err);
+	if (rc == 0 && status != 201 && status != 200)
+		kube_status_error(&err, status, ans, "posting an event");
+	if (rc || (status != 201 && status != 200)) {
+		bool first = !atomic_exchange(&ka->ev_logged, true);
+		nova_log_kv(first ? NOVA_LOG_WARN : NOVA_LOG_DEBUG, "kubernetes",
+			    first ? "cannot post Kubernetes events (best effort; later failures are "
+				    "logged at debug level): check that the pool's credentials may "
+				    "create events"
+				  : "event not posted",
+			    "namespace", ka->ns, "object", name, "reason", reason, "error", err.message,
+			    NULL);
+	}
+	json_decref(ans);
+	json_decref(ev);
+}
+
+/* Create obj at collection path; AlreadyExists is fine when the existing
+ * object carries our node id (a retry), an error otherwise. An object
+ * created now gets a NovaCreated event; one a retry finds does not. */
+static int ka_create_object(struct kube_adapter *ka, const char *collection, const char *name,
+			    const json_t *obj, const struct adapter_provision_request *req,
+			    const char *what, struct nova_err *err)
+{
+	const char *node_id = req->node_id;
+	bool created = false;
 	char path[512];
 	long status;
 	json_t *ans = NULL;
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/%s", ka->ns, collection);
 	int rc = kube_request(&status, &ans, ka->kc, "POST", path, obj, NULL, err);
+	created = rc == 0 && status >= 200 && status < 300;
 	if (rc == 0 && status == 409) {
 		json_decref(ans);
 		ans = NULL;
@@ -567,20 +842,29 @@ static int ka_create_object(struct kube_adapter *ka, const char *collection, con
 	}
 	if (rc == 0 && status != 200 && status != 201 && status != 202)
 		rc = kube_status_error(err, status, ans, what);
+	if (rc == 0 && created)
+		ka_event(ka, ka_kind(collection), name, ka_answer_uid(ans), KA_EV_CREATED, false,
+			 "Nova created this %s for node %s (%s)", ka_noun(collection),
+			 req->node_name ? req->node_name : node_id, node_id);
 	json_decref(ans);
 	return rc;
 }
 
-static int ka_delete(struct kube_adapter *ka, const char *collection, const char *name,
-		     const char *what, struct nova_err *err)
+/* Delete collection/name; gone already is fine. *uid: the uid of what
+ * this deleted, "" when there was nothing (for its event). */
+static int ka_delete(char uid[64], struct kube_adapter *ka, const char *collection,
+		     const char *name, const char *what, struct nova_err *err)
 {
 	char path[512];
 	long status;
 	json_t *ans = NULL;
+	uid[0] = '\0';
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/%s/%s", ka->ns, collection, name);
 	int rc = kube_request(&status, &ans, ka->kc, "DELETE", path, NULL, NULL, err);
 	if (rc == 0 && status != 200 && status != 202 && status != 404)
 		rc = kube_status_error(err, status, ans, what);
+	if (rc == 0 && status != 404)
+		snprintf(uid, 64, "%s", ka_answer_uid(ans) ? ka_answer_uid(ans) : "");
 	json_decref(ans);
 	return rc;
 }
@@ -674,7 +958,7 @@ static int ka_provision(struct adapter_node_info *out, struct adapter *ad,
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/secrets/%s", ka->ns, name);
 	rc = kube_request(&status, NULL, ka->kc, "PUT", path, obj, NULL, err);
 	if (rc == 0 && status == 404)
-		rc = ka_create_object(ka, "secrets", name, obj, req->node_id, "creating the token secret", err);
+		rc = ka_create_object(ka, "secrets", name, obj, req, "creating the token secret", err);
 	else if (rc == 0 && status != 200 && status != 201)
 		rc = kube_status_error(err, status, NULL, "updating the token secret");
 	json_t *token_data = json_object_get(obj, "data");
@@ -697,12 +981,17 @@ static int ka_provision(struct adapter_node_info *out, struct adapter *ad,
 		}
 		json_decref(pod);
 		pod = NULL;
-		if ((rc = ka_delete(ka, "pods", name, "replacing the pod", err)))
+		char uid[64];
+		if ((rc = ka_delete(uid, ka, "pods", name, "replacing the pod", err)))
 			return rc;
+		if (uid[0])
+			ka_event(ka, "Pod", name, uid, KA_EV_REPLACED, false,
+				 "Nova replaced this pod: node %s (%s) was provisioned again with a new "
+				 "token", req->node_name ? req->node_name : req->node_id, req->node_id);
 	}
 	if (!(obj = ka_pod_spec(ka, req, name, hash)))
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	rc = ka_create_object(ka, "pods", name, obj, req->node_id, "creating the pod", err);
+	rc = ka_create_object(ka, "pods", name, obj, req, "creating the pod", err);
 	json_decref(obj);
 	if (rc)
 		return rc;
@@ -713,7 +1002,7 @@ static int ka_provision(struct adapter_node_info *out, struct adapter *ad,
 			KA_LABEL_NODE, req->node_id);
 	if (!obj)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-	rc = ka_create_object(ka, "services", name, obj, req->node_id, "creating the service", err);
+	rc = ka_create_object(ka, "services", name, obj, req, "creating the service", err);
 	json_decref(obj);
 	if (rc)
 		return rc;
@@ -732,11 +1021,21 @@ static int ka_deprovision(struct adapter *ad, const struct adapter_node_ref *nod
 	struct kube_adapter *ka = ka_from(ad);
 	char name[64];
 	int rc;
+	static const char *const collections[] = {"pods", "services", "secrets"};
+	static const char *const what[] = {"deleting the pod", "deleting the service",
+					   "deleting the token secret"};
 	ka_name(name, sizeof(name), node->node_id);
-	if ((rc = ka_delete(ka, "pods", name, "deleting the pod", err)) ||
-	    (rc = ka_delete(ka, "services", name, "deleting the service", err)) ||
-	    (rc = ka_delete(ka, "secrets", name, "deleting the token secret", err)))
-		return rc;
+	for (size_t i = 0; i < sizeof(collections) / sizeof(collections[0]); i++) {
+		char uid[64];
+		if ((rc = ka_delete(uid, ka, collections[i], name, what[i], err)))
+			return rc;
+		if (uid[0])
+			ka_event(ka, ka_kind(collections[i]), name, uid,
+				 node->replaced ? KA_EV_REPLACED : KA_EV_DELETED, node->replaced,
+				 "Nova %s this %s of node %s: %s",
+				 node->replaced ? "replaced" : "deleted", ka_noun(collections[i]),
+				 node->node_id, node->reason ? node->reason : "no longer needed");
+	}
 	return 0;
 }
 

@@ -29,7 +29,8 @@
 #include "adapters/adapter.h"
 #include "core/err.h"
 
-/* The provider: see adapters/kubernetes/adapter.c for the pool config. */
+/* The provider: see adapters/kubernetes/adapter.c for the pool config, the
+ * Kubernetes Events it records and the permissions it needs. */
 extern const struct adapter_ops kube_adapter_ops;
 
 #define KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"

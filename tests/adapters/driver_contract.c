@@ -197,7 +197,7 @@ static void ct_provision_ok(struct adapter_node_info *out, struct adapter *ad,
 static void ct_deprovision_ok(struct adapter *ad, const char *node_id, const char *handle)
 {
 	struct nova_err err = {0};
-	struct adapter_node_ref ref = {node_id, handle};
+	struct adapter_node_ref ref = {.node_id = node_id, .handle = handle};
 	int rc = adapter_deprovision_node(ad, &ref, &err);
 	if (rc)
 		fail_msg("deprovision %s: %s (%s)", node_id, err.message, nova_code_name(rc));
@@ -507,7 +507,7 @@ static void test_status_follows_the_node_from_running_to_gone(void **state)
 	assert_true(info.state == ADAPTER_NODE_RUNNING || info.state == ADAPTER_NODE_PENDING);
 	char handle[ADAPTER_HANDLE_MAX];
 	snprintf(handle, sizeof(handle), "%s", info.handle);
-	struct adapter_node_ref ref = {id, handle};
+	struct adapter_node_ref ref = {.node_id = id, .handle = handle};
 	assert_int_equal(ct_status_settles(&info, ad, &ref, ADAPTER_NODE_RUNNING), ADAPTER_NODE_RUNNING);
 	assert_string_equal(info.node_id, id);
 	ct_deprovision_ok(ad, id, handle);
@@ -527,7 +527,7 @@ static void test_status_of_an_unknown_node_is_gone(void **state)
 	(void)state;
 	struct adapter *ad = ct_instance();
 	ct_node_id(id, 5, 1);
-	struct adapter_node_ref ref = {id, NULL};
+	struct adapter_node_ref ref = {.node_id = id};
 	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), 0);
 	assert_int_equal(info.state, ADAPTER_NODE_GONE);
 	assert_string_equal(info.node_id, id);
@@ -633,7 +633,7 @@ static void test_an_unreachable_provider_is_transient(void **state)
 						   .node_token = "contract-token-unreachable",
 						   .gateway_url = "http://127.0.0.1:9",
 						   .handle = handle, .accelerator_count = 1};
-	struct adapter_node_ref ref = {id, handle};
+	struct adapter_node_ref ref = {.node_id = id, .handle = handle};
 	int rc = adapter_provision_node(&info, ad, &r.req, &err);
 	if (rc != NOVA_EAGAIN)
 		fail_msg("provision: %s (%s), want again", nova_code_name(rc), err.message);

@@ -90,7 +90,7 @@ static void test_fake_counts_calls_and_injects_faults(void **state)
 	assert_int_equal(adapter_provision_node(&info, ad, &req, &err), 0);
 	assert_int_equal(fake_resource_count_for(pool, node_a), 1); /* the retry made no twin */
 	fake_inject(pool, FAKE_OP_DEPROVISION, FAKE_FAULT_PERMANENT, 1, 0);
-	struct adapter_node_ref ref = {node_a, NULL};
+	struct adapter_node_ref ref = {.node_id = node_a};
 	assert_int_equal(adapter_deprovision_node(ad, &ref, &err), NOVA_EFAILED);
 	assert_int_equal(fake_calls(pool, FAKE_OP_PROVISION), 3);
 	assert_int_equal(fake_calls(pool, FAKE_OP_DEPROVISION), 1);

@@ -210,7 +210,7 @@ static void *smoke_thread(void *arg)
 			continue;
 		}
 		struct adapter_node_info info;
-		struct adapter_node_ref ref = {"no-such-node", NULL};
+		struct adapter_node_ref ref = {.node_id = "no-such-node"};
 		(void)adapter_node_status(&info, ad, &ref, &err); /* use it while others swap it */
 		if ((r >> 10) % 17 == 0)
 			adapter_instance_drop(pool);

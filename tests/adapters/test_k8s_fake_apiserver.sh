@@ -339,6 +339,10 @@ out=$("$KDEB" --kubeconfig "$K8S_KUBECONFIG_TOKEN" get pods -l app=wire --chunk-
 
 # Compaction: a watch from before it gets the ERROR event with 410 Expired,
 # and so does a continue token from before it.
+# A write after the token was issued, so compaction passes its version
+# (with none, the token's version is the compacted one, still valid: the
+# check raced the auto-run scheduler's last status write).
+post /api/v1/namespaces/default/secrets '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"after-token"}}' >/dev/null
 post /_fake/compact '' >/dev/null
 c=$(code "/api/v1/namespaces/default/pods?limit=2&labelSelector=app%3Dwire&continue=$cont")
 [ "$c" = 410 ] && [ "$(jget 'd["reason"]')" = Expired ] && t_pass "a continue token from before compaction: 410 Expired" ||
@@ -354,3 +358,72 @@ EOF
 rc=$?
 [ "$c" = 200 ] && [ $rc -eq 0 ] && t_pass "a watch from a compacted resourceVersion: ERROR event, Status 410 Expired" ||
 	t_fail "410 Expired" "$c $(cat "$T_WORK/out" "$T_WORK/body")"
+
+# ---- strict pods: what a real server refuses in a pod's labels, node
+# selector and tolerations, it refuses here, with one cause per error.
+pod_with() { # NAME SPEC-MEMBERS [LABELS]
+	printf '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"%s","labels":{%s}},"spec":{"containers":[{"name":"m","image":"img:1"}]%s}}' \
+		"$1" "${3:-}" "$2"
+}
+c=$(post /api/v1/namespaces/default/pods "$(pod_with st1 ',"tolerations":[{"key":"a","operator":"Exists"},{"key":"b","operator":"Sometimes","effect":"NoRun"}]')")
+[ "$c" = 422 ] && [ "$(jget '[(x["reason"], x["field"]) for x in d["details"]["causes"]]')" = \
+	"[('FieldValueNotSupported', 'spec.tolerations[1].operator'), ('FieldValueNotSupported', 'spec.tolerations[1].effect')]" ] &&
+	grep -q 'Unsupported value: \\"Sometimes\\": supported values: \\"Equal\\", \\"Exists\\"' "$T_WORK/body" &&
+	t_pass "an unknown toleration operator and effect: 422 Invalid, a cause for each" ||
+	t_fail "422 toleration operator" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/pods "$(pod_with st2 ',"tolerations":[{"key":"a","operator":"Exists","effect":"NoSchedule","tolerationSeconds":30}]')")
+[ "$c" = 422 ] && [ "$(jget 'd["details"]["causes"][0]["field"]')" = "spec.tolerations[0].effect" ] &&
+	grep -q "effect must be 'NoExecute' when" "$T_WORK/body" &&
+	t_pass "tolerationSeconds without NoExecute: 422 Invalid" || t_fail "422 tolerationSeconds" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/pods "$(pod_with st3 ',"tolerations":[{"key":"a","operator":"Exists","effect":"NoExecute","tolerationSeconds":"30"}]')")
+[ "$c" = 400 ] && grep -q 'cannot unmarshal str into Go struct field Toleration.spec.tolerations.tolerationSeconds of type int64' "$T_WORK/body" &&
+	t_pass "a string tolerationSeconds: 400 from the decoder" || t_fail "400 tolerationSeconds" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/pods "$(pod_with st4 ',"tolerations":[{"operator":"Exists","value":"x"}]')")
+[ "$c" = 422 ] && grep -q "value must be empty when" "$T_WORK/body" &&
+	t_pass "Exists with a value: 422 Invalid" || t_fail "422 Exists value" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/pods "$(pod_with st5 ',"nodeSelector":{"gpu":"a100 80g"}')")
+[ "$c" = 422 ] && [ "$(jget 'd["details"]["causes"][0]["field"]')" = spec.nodeSelector ] &&
+	t_pass "a bad node selector value: 422 Invalid on spec.nodeSelector" || t_fail "422 nodeSelector" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/pods "$(pod_with st6 '' '"bad key!":"x"')")
+[ "$c" = 422 ] && [ "$(jget 'd["details"]["causes"][0]["field"]')" = metadata.labels ] &&
+	t_pass "a bad label key: 422 Invalid on metadata.labels" || t_fail "422 label key" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/pods "$(pod_with st7 ',"nodeSelector":{"example.com/gpu":""},"tolerations":[{"key":"nvidia.com/gpu","operator":"Exists","effect":"NoExecute","tolerationSeconds":60},{"operator":"Exists"}]' '"example.com/team":"a_1.b-2"')")
+[ "$c" = 201 ] && t_pass "a pod with good labels, node selector and tolerations is created" ||
+	t_fail "good pod" "$c $(cat "$T_WORK/body")"
+
+# ---- events: created, validated, listed by the object they are about,
+# shown by kubectl get events and describe pod.
+code /api/v1/namespaces/default/pods/st7 >/dev/null
+st7uid=$(jget 'd["metadata"]["uid"]')
+ev_json() { # NAME INVOLVED-OBJECT [REASON [TYPE]]
+	printf '{"apiVersion":"v1","kind":"Event","metadata":{"name":"%s","namespace":"default"},"involvedObject":%s,"reason":"%s","message":"Nova created this pod for node n-1","type":"%s","firstTimestamp":"2026-01-01T00:00:00Z","lastTimestamp":"2026-01-01T00:00:00Z","count":1,"source":{"component":"nova"},"reportingComponent":"nova","reportingInstance":"novad-test"}' \
+		"$1" "$2" "${3-NovaCreated}" "${4-Normal}"
+}
+ref="{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"namespace\":\"default\",\"name\":\"st7\",\"uid\":\"$st7uid\"}"
+c=$(post /api/v1/namespaces/default/events "$(ev_json st7.1 "$ref")")
+[ "$c" = 201 ] && [ "$(jget 'd["kind"], d["involvedObject"]["name"], d["reason"]')" = "('Event', 'st7', 'NovaCreated')" ] &&
+	t_pass "an event is created: 201" || t_fail "event 201" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/events "$(ev_json st7.2 '{"kind":"pod","apiVersion":"apps/v1","name":"st7","namespace":"default"}')")
+[ "$c" = 422 ] && [ "$(jget '[x["field"] for x in d["details"]["causes"]]')" = "['involvedObject.kind', 'involvedObject.apiVersion']" ] &&
+	t_pass "an event about a wrong kind and apiVersion: 422 Invalid" || t_fail "422 event kind" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/events "$(ev_json st7.3 '{"kind":"Pod","apiVersion":"v1","name":"st7","namespace":"other"}' '' Info)")
+[ "$c" = 422 ] && [ "$(jget '[x["field"] for x in d["details"]["causes"]]')" = "['involvedObject.namespace', 'reason', 'type']" ] &&
+	t_pass "an event in another namespace than its object's, without a reason, of an unknown type: 422" ||
+	t_fail "422 event namespace" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/events '{"apiVersion":"v1","kind":"Event","metadata":{"name":"st7.4"},"reason":"X","message":"m","type":"Normal"}')
+[ "$c" = 422 ] && [ "$(jget 'd["details"]["causes"][0]["reason"], d["details"]["causes"][0]["field"]')" = "('FieldValueRequired', 'involvedObject')" ] &&
+	t_pass "an event without involvedObject: 422 Required" || t_fail "422 involvedObject" "$c $(cat "$T_WORK/body")"
+c=$(post /api/v1/namespaces/default/events "$(ev_json st7.5 '"st7"')")
+[ "$c" = 400 ] && t_pass "an involvedObject that is not an object: 400" || t_fail "400 involvedObject" "$c $(cat "$T_WORK/body")"
+post /api/v1/namespaces/default/events "$(ev_json big.1 '{"kind":"Pod","apiVersion":"v1","name":"big","namespace":"default"}' NovaDeleted)" >/dev/null
+c=$(code "/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dst7")
+[ "$c" = 200 ] && [ "$(jget 'd["kind"], [i["metadata"]["name"] for i in d["items"]]')" = "('EventList', ['st7.1'])" ] &&
+	t_pass "events listed by fieldSelector=involvedObject.name" || t_fail "event list" "$c $(cat "$T_WORK/body")"
+out=$("$KDEB" --kubeconfig "$K8S_KUBECONFIG_TOKEN" get events 2>&1)
+printf '%s\n' "$out" | grep -q "Normal *NovaCreated *pod/st7 *Nova created this pod for node n-1" &&
+	t_pass "kubectl get events shows the event" || t_fail "kubectl get events" "$out"
+out=$("$KDEB" --kubeconfig "$K8S_KUBECONFIG_TOKEN" describe pod st7 2>&1)
+printf '%s\n' "$out" | grep -q "Normal *NovaCreated .* nova *Nova created this pod for node n-1" &&
+	! printf '%s\n' "$out" | grep -q NovaDeleted &&
+	t_pass "kubectl describe pod shows the pod's events, not another's" || t_fail "kubectl describe events" "$out"
+exit 0

@@ -24,6 +24,17 @@ trap cleanup_k8s EXIT
 k8s_start --nodes "gpu-1=2,gpu-2=2" --auto-run || { t_fail "fake API server starts" "see $T_WORK"; exit 0; }
 KUBECTL=$(k8s_kubectl_path) || { t_fail "kubectl" "Debian's kubernetes-client is not available"; exit 0; }
 K="$KUBECTL --kubeconfig $K8S_KUBECONFIG_TOKEN -n nova"
+# ev_check PYEXPR: true when PYEXPR holds for the namespace's events (ev, a
+# list) and the pool's pods (pods, by name; uid[name] their uids).
+ev_check() {
+	$K get events -o json >"$T_WORK/events.json" &&
+		$K get pods -o json >"$T_WORK/pods.json" &&
+		python3 -c 'import json, sys
+ev = json.load(open(sys.argv[1]))["items"]
+pods = {p["metadata"]["name"]: p for p in json.load(open(sys.argv[2]))["items"]}
+uid = {n: p["metadata"]["uid"] for n, p in pods.items()}
+sys.exit(0 if eval(sys.argv[3]) else 1)' "$T_WORK/events.json" "$T_WORK/pods.json" "$1"
+}
 # The kubeconfigs a pool names must lie under a directory novad allows.
 export NOVA_PROVIDER_FILES="$K8S_DIR"
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
@@ -35,6 +46,9 @@ t_expect_out "config.kubeconfig" "naming the field"
 t_expect_exit 2 "a bad namespace is refused" "$C" pool create bad --provider kubernetes \
 	--config "{\"kubeconfig\":\"$K8S_KUBECONFIG_TOKEN\",\"namespace\":\"Not_A_Label\"}"
 t_expect_out "config.namespace" "naming the field"
+t_expect_exit 2 "a toleration the API server would refuse is refused" "$C" pool create bad \
+	--provider kubernetes --config "{\"kubeconfig\":\"$K8S_KUBECONFIG_TOKEN\",\"tolerations\":[{\"operator\":\"Exists\"},{\"key\":\"gpu\",\"operator\":\"Sometimes\"}]}"
+t_expect_out "config.tolerations\[1\].operator" "naming the toleration's field"
 
 cfg="{\"kubeconfig\":\"$K8S_KUBECONFIG_TOKEN\",\"namespace\":\"nova\",\"accelerators_per_pod\":1,"
 cfg="$cfg\"accelerator_type\":\"A100-80G\",\"labels\":{\"team\":\"inference\"},\"watch_timeout_s\":2}"
@@ -73,6 +87,25 @@ grep -q '"secretKeyRef"' "$T_WORK/out" && t_pass "the token comes from a secretK
 t_expect_exit 0 "secrets and headless services exist" $K get secrets,services -l "nova.dev/pool-id=$pool_id"
 [ "$(grep -c 'nova-' "$T_WORK/out")" -eq 4 ] && t_pass "a secret and a service per pod" || t_fail "secrets and services" "$(cat "$T_WORK/out")"
 
+# Kubernetes events tell what Nova did: a NovaCreated event on each pod,
+# secret and service, with the fields kubectl and the API server expect.
+created="[e for e in ev if e['reason'] == 'NovaCreated']"
+if ev_check "len(pods) == 2 and all(any(
+	e['involvedObject'] == {'kind': 'Pod', 'apiVersion': 'v1', 'namespace': 'nova', 'name': n, 'uid': uid[n]}
+	and e['type'] == 'Normal' and e['count'] == 1 and e['source'] == {'component': 'nova'}
+	and e['reportingComponent'] == 'nova' and e['reportingInstance'].startswith('novad-')
+	and e['firstTimestamp'] == e['lastTimestamp'] and e['metadata']['name'].startswith(n + '.')
+	and pods[n]['metadata']['labels']['nova.dev/node-id'] in e['message'] for e in $created) for n in pods)"; then
+	t_pass "a NovaCreated event on each pod, naming its node, with its uid"
+else t_fail "NovaCreated on pods" "$(cat "$T_WORK/events.json")"; fi
+if ev_check "sorted(e['involvedObject']['kind'] for e in $created) == ['Pod'] * 2 + ['Secret'] * 2 + ['Service'] * 2"; then
+	t_pass "and on each secret and service"
+else t_fail "NovaCreated on secrets and services" "$(cat "$T_WORK/events.json")"; fi
+grep -q "nova-node-" "$T_WORK/events.json" && t_fail "no token in events" "found" || t_pass "no token in events"
+one=$($K get pods -l "nova.dev/pool-id=$pool_id" -o 'jsonpath={.items[0].metadata.name}')
+t_expect_exit 0 "kubectl describe pod" $K describe pod "$one"
+t_expect_out "Normal  *NovaCreated .* nova  *Nova created this pod for node" "kubectl describe pod shows Nova's event"
+
 # Routes and a request through a routed endpoint.
 if t_wait_routed 15 k8s-model; then
 	url=$(sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p' "$T_WORK/out" | head -1)
@@ -100,6 +133,14 @@ i=0; while [ $i -lt 300 ]; do
 	i=$((i + 1)); sleep 0.1; done
 ! grep -q "$victim" "$T_WORK/pods" && [ "$(wc -l <"$T_WORK/pods")" -eq 2 ] &&
 	t_pass "the failed pod is deleted and another takes its replica" || t_fail "replacement" "$(cat "$T_WORK/pods")"
+if t_wait_cmd 10 ev_check "sorted(e['involvedObject']['kind'] for e in ev if e['reason'] == 'NovaReplaced'
+	and e['involvedObject']['name'] == '$victim' and e['type'] == 'Warning'
+	and 'failed node removed' in e['message']) == ['Pod', 'Secret', 'Service']"; then
+	t_pass "the failed pod, its secret and service get a NovaReplaced warning with the reason"
+else t_fail "NovaReplaced" "$(cat "$T_WORK/events.json")"; fi
+t_expect_exit 0 "kubectl get events" $K get events
+t_expect_out "Warning *NovaReplaced *pod/$victim *Nova replaced this pod of node .*: failed node removed" \
+	"kubectl get events shows the replacement"
 if t_wait_sql "SELECT count(*) FROM replicas WHERE state = 'ready'" 2 30; then t_pass "both replicas ready again"
 else t_fail "ready again" "$(t_sql "SELECT string_agg(state, ',') FROM replicas")"; fi
 
@@ -117,6 +158,13 @@ i=0; while [ "$($K get pods -l "nova.dev/pool-id=$pool_id" -o name 2>/dev/null |
 	i=$((i + 1)); sleep 0.1; done
 [ "$($K get pods -l "nova.dev/pool-id=$pool_id" -o name | wc -l)" -eq 1 ] && t_pass "scale down deletes a pod" ||
 	t_fail "scale down" "$($K get pods 2>&1)"
+if t_wait_cmd 10 ev_check "any(e['reason'] == 'NovaDeleted' and e['type'] == 'Normal' and e['involvedObject']['kind'] == 'Pod'
+	and 'idle node removed' in e['message'] for e in ev)"; then t_pass "the idle pod gets a NovaDeleted event"
+else t_fail "NovaDeleted" "$(cat "$T_WORK/events.json")"; fi
+
+# An event that cannot be posted never fails what Nova does, and is
+# logged once.
+k8s_curl /_fake/fail -X POST -d '{"code": 403, "count": 4, "match": "POST /api/v1/namespaces/nova/events"}' >/dev/null
 
 # More than the cluster holds: a pod stays Pending, and its node says why.
 t_expect_exit 0 "scale up past the cluster" "$C" deployment scale web --replicas 6
@@ -124,6 +172,9 @@ if t_wait_sql "SELECT count(*) FROM nodes WHERE state_reason LIKE '%Unschedulabl
 	[ "$(t_sql "SELECT count(*) > 0 FROM nodes WHERE state_reason LIKE '%Unschedulable%'")" = t ]; then
 	t_pass "an unschedulable pod's reason is on its node"
 else t_fail "unschedulable" "$(t_sql "SELECT string_agg(name || ':' || state || ':' || state_reason, '; ') FROM nodes")"; fi
+n=$(grep -c "cannot post Kubernetes events" "$T_WORK/novad.log")
+[ "$n" -eq 1 ] && t_pass "events refused by the API server: the pods are made anyway, one warning logged" ||
+	t_fail "event failures" "$n warnings"
 t_expect_exit 0 "scale back to 1" "$C" deployment scale web --replicas 1
 
 # An orphan: a pod with this pool's label and a node id Nova never made.
@@ -141,6 +192,9 @@ i=0; while $K get pod nova-00000000-0000-4000-8000-00000000beef >/dev/null 2>&1 
 	i=$((i + 1)); sleep 0.1; done
 if $K get pod nova-00000000-0000-4000-8000-00000000beef >/dev/null 2>&1; then t_fail "orphan deleted" "still there"
 else t_pass "the reconciler deletes the orphan pod"; fi
+if t_wait_cmd 10 ev_check "any(e['reason'] == 'NovaDeleted' and e['involvedObject']['name'] == 'nova-00000000-0000-4000-8000-00000000beef'
+	and 'orphan: pool gpus has no node' in e['message'] for e in ev)"; then t_pass "the orphan gets a NovaDeleted event saying why"
+else t_fail "orphan event" "$(cat "$T_WORK/events.json")"; fi
 
 # novad dies right after creating a pod, before recording it: after the
 # restart the same pod (named by the node id) is taken, never a twin.

@@ -109,7 +109,7 @@ static void test_twin_resource_is_deprovisioned_and_the_real_one_kept(void **sta
 	struct adapter *ad;
 	json_t *cfg = json_object();
 	assert_int_equal(adapter_create(&ad, &fake_adapter_ops, pool_id, cfg, &err), 0);
-	struct adapter_node_ref ref = {node, handle};
+	struct adapter_node_ref ref = {.node_id = node, .handle = handle};
 	assert_int_equal(adapter_node_status(&info, ad, &ref, &err), 0);
 	assert_string_equal(info.handle, handle); /* the recorded one survived */
 	adapter_destroy(ad);

@@ -19,8 +19,20 @@ continue page a list, but later pages show the current state rather than a
 snapshot), server-side apply (415), subresources other than status and
 pods/log (no exec, attach, port-forward, eviction, binding), API groups other
 than the core one (/apis advertises none; /apis/apps/v1 answers an empty list),
-events (the list is always empty), the OpenAPI schema (/openapi/v2 is an
-empty document; /openapi/v3 is 404, after which kubectl falls back).
+the OpenAPI schema (/openapi/v2 is an empty document; /openapi/v3 is 404,
+after which kubectl falls back).
+
+Strict where Nova could get it wrong: a pod's labels, nodeSelector and
+tolerations are validated as the real server does (a wrong JSON type is a
+400 from the decoder; a bad label key or value, an unknown toleration
+operator or effect, tolerationSeconds without NoExecute is a 422 Invalid
+with one cause per error). core/v1 Events are served (create, list with
+field selectors such as involvedObject.name, watch, kubectl's table) and
+validated a little more strictly than a real server: besides the real
+rule that involvedObject.namespace matches the event's namespace, the
+fake requires involvedObject.kind (a kind it serves), apiVersion v1 and
+name, a reason, a message and a type of Normal or Warning, because an
+event missing them is one `kubectl describe` never shows well.
 
 Test switches (authenticated like the API, except healthz):
   GET  /_fake/healthz                      readiness
@@ -160,6 +172,131 @@ def invalid(kind, name, field, value, detail, why="FieldValueInvalid"):
                                  "field": field}]})
 
 
+def field_error(field, why, value=None, detail=""):
+    """One cause, worded as the real server's field.Error."""
+    if why == "FieldValueRequired":
+        body = "Required value" + (": " + detail if detail else "")
+    elif why == "FieldValueNotSupported":
+        body = "Unsupported value: %s: supported values: %s" % (
+            json.dumps(value), ", ".join(json.dumps(v) for v in detail))
+    else:
+        body = "Invalid value: %s: %s" % (json.dumps(value), detail)
+    return {"reason": why, "message": body, "field": field}
+
+
+def invalid_all(kind, name, causes):
+    """422 Invalid with every cause, as the real server answers a create
+    that fails validation in several places."""
+    parts = ["%s: %s" % (c["field"], c["message"]) for c in causes]
+    text = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+    return ApiError(422, "Invalid", '%s "%s" is invalid: %s' % (kind, name, text),
+                    {"name": name, "kind": kind, "causes": causes})
+
+
+LABEL_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+MSG_QUALIFIED = ("name part must consist of alphanumeric characters, '-', '_' or '.', and "
+                 "must start and end with an alphanumeric character, with an optional DNS "
+                 "subdomain prefix and '/' (e.g. 'example.com/MyName'); the name part must be "
+                 "no more than 63 characters")
+MSG_LABEL_VALUE = ("a valid label must be an empty string or consist of alphanumeric "
+                   "characters, '-', '_' or '.', and must start and end with an alphanumeric "
+                   "character (at most 63 characters)")
+
+
+def is_qualified_name(k):
+    parts = k.split("/")
+    if len(parts) > 2:
+        return False
+    if len(parts) == 2 and not (parts[0] and len(parts[0]) <= 253
+                                and DNS1123_SUBDOMAIN.match(parts[0])):
+        return False
+    return 0 < len(parts[-1]) <= 63 and bool(LABEL_PART.match(parts[-1]))
+
+
+def is_label_value(v):
+    return v == "" or (len(v) <= 63 and bool(LABEL_PART.match(v)))
+
+
+def label_causes(labels, field):
+    """ValidateLabels: keys qualified names, values label values; the
+    cause names the map, as the real server's does."""
+    causes = []
+    for k, v in (labels or {}).items():
+        if not is_qualified_name(k):
+            causes.append(field_error(field, "FieldValueInvalid", k, MSG_QUALIFIED))
+        if not isinstance(v, str) or not is_label_value(v):
+            causes.append(field_error(field, "FieldValueInvalid", v, MSG_LABEL_VALUE))
+    return causes
+
+
+def toleration_causes(tols):
+    """core/v1 ValidateTolerations."""
+    causes = []
+    for i, t in enumerate(tols or []):
+        p = "spec.tolerations[%d]" % i
+        key, op = t.get("key") or "", t.get("operator") or ""
+        val, eff = t.get("value") or "", t.get("effect") or ""
+        if key and not is_qualified_name(key):
+            causes.append(field_error(p + ".key", "FieldValueInvalid", key, MSG_QUALIFIED))
+        if not key and op != "Exists":
+            causes.append(field_error(p + ".operator", "FieldValueInvalid", op,
+                                      "operator must be Exists when `key` is empty, which "
+                                      "means \"match all values and all keys\""))
+        if t.get("tolerationSeconds") is not None and eff != "NoExecute":
+            causes.append(field_error(p + ".effect", "FieldValueInvalid", eff,
+                                      "effect must be 'NoExecute' when `tolerationSeconds` is "
+                                      "set"))
+        if op in ("", "Equal"):
+            if not is_label_value(val):
+                causes.append(field_error(p + ".value", "FieldValueInvalid", val,
+                                          MSG_LABEL_VALUE))
+        elif op == "Exists":
+            if val:
+                causes.append(field_error(p + ".operator", "FieldValueInvalid", op,
+                                          "value must be empty when `operator` is 'Exists'"))
+        else:
+            causes.append(field_error(p + ".operator", "FieldValueNotSupported", op,
+                                      ["Equal", "Exists"]))
+        if eff and eff not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+            causes.append(field_error(p + ".effect", "FieldValueNotSupported", eff,
+                                      ["NoSchedule", "PreferNoSchedule", "NoExecute"]))
+    return causes
+
+
+def event_causes(obj, ns):
+    """core/v1 Event: the real server's namespace rule, and the fields the
+    fake requires besides (see the module's docstring)."""
+    causes = []
+    ref = obj.get("involvedObject") or {}
+    kinds = sorted(k for k, _, _ in RESOURCES.values())
+    if not ref:
+        causes.append(field_error("involvedObject", "FieldValueRequired"))
+    else:
+        if not ref.get("kind"):
+            causes.append(field_error("involvedObject.kind", "FieldValueRequired"))
+        elif ref["kind"] not in kinds:
+            causes.append(field_error("involvedObject.kind", "FieldValueNotSupported",
+                                      ref["kind"], kinds))
+        if not ref.get("apiVersion"):
+            causes.append(field_error("involvedObject.apiVersion", "FieldValueRequired"))
+        elif ref["apiVersion"] != "v1":
+            causes.append(field_error("involvedObject.apiVersion", "FieldValueNotSupported",
+                                      ref["apiVersion"], ["v1"]))
+        if not ref.get("name"):
+            causes.append(field_error("involvedObject.name", "FieldValueRequired"))
+    rns = ref.get("namespace") or ""
+    if (rns and rns != ns) or (not rns and ns not in ("", "default")):
+        causes.append(field_error("involvedObject.namespace", "FieldValueInvalid", rns,
+                                  "does not match event.namespace"))
+    for f in ("reason", "message"):
+        if not obj.get(f):
+            causes.append(field_error(f, "FieldValueRequired"))
+    if obj.get("type") not in ("Normal", "Warning"):
+        causes.append(field_error("type", "FieldValueNotSupported", obj.get("type") or "",
+                                  ["Normal", "Warning"]))
+    return causes
+
+
 def quantity_int(q):
     """The integer value of a Kubernetes quantity as extended resources use
     it (whole numbers; "1k" style suffixes accepted)."""
@@ -214,7 +351,15 @@ def check_types(resource, obj):
     is_(obj.get("status"), dict, "status", "v1.%sStatus" % kind)
     if resource == "pods":
         strmap(spec.get("nodeSelector"), "PodSpec.spec.nodeSelector")
-        is_(spec.get("tolerations"), list, "PodSpec.spec.tolerations", "[]v1.Toleration")
+        for t in is_(spec.get("tolerations"), list, "PodSpec.spec.tolerations",
+                     "[]v1.Toleration"):
+            if not isinstance(t, dict):
+                bad("PodSpec.spec.tolerations", "v1.Toleration", t)
+            for f in ("key", "operator", "value", "effect"):
+                is_(t.get(f), str, "Toleration.spec.tolerations." + f, "string")
+            ts = t.get("tolerationSeconds")
+            if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
+                bad("Toleration.spec.tolerations.tolerationSeconds", "int64", ts)
         is_(spec.get("volumes"), list, "PodSpec.spec.volumes", "[]v1.Volume")
         is_(spec.get("nodeName"), str, "PodSpec.spec.nodeName", "string")
         for f in ("containers", "initContainers"):
@@ -239,6 +384,30 @@ def check_types(resource, obj):
             if not isinstance(pt, dict):
                 bad("ServiceSpec.spec.ports", "v1.ServicePort", pt)
         strmap(spec.get("selector"), "ServiceSpec.spec.selector")
+    elif resource == "events":
+        ref = is_(obj.get("involvedObject"), dict, "Event.involvedObject", "v1.ObjectReference")
+        for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion",
+                  "fieldPath"):
+            is_(ref.get(f), str, "ObjectReference.involvedObject." + f, "string")
+        for f in ("reason", "message", "type", "action", "reportingComponent",
+                  "reportingInstance"):
+            is_(obj.get(f), str, "Event." + f, "string")
+        src = is_(obj.get("source"), dict, "Event.source", "v1.EventSource")
+        for f in ("component", "host"):
+            is_(src.get(f), str, "EventSource.source." + f, "string")
+        c = obj.get("count")
+        if c is not None and (isinstance(c, bool) or not isinstance(c, int)):
+            bad("Event.count", "int32", c)
+        for f in ("firstTimestamp", "lastTimestamp"):
+            v = obj.get(f)
+            if v is None:
+                continue
+            try:
+                datetime.datetime.strptime(v, "%Y-%m-%dT%H:%M:%SZ")
+            except (TypeError, ValueError):
+                raise ApiError(400, "BadRequest", 'Event in version "v1" cannot be handled as '
+                               'an Event: parsing time %s as "2006-01-02T15:04:05Z07:00": '
+                               'cannot parse' % json.dumps(v))
     elif resource == "secrets":
         strmap(obj.get("data"), "Secret.data")
         strmap(obj.get("stringData"), "Secret.stringData")
@@ -608,15 +777,16 @@ class Store:
         if RESOURCES[resource][1] and md.get("namespace") not in (None, "", ns):
             raise ApiError(400, "BadRequest", "the namespace of the provided object does not "
                            "match the namespace sent on the request")
-        for k, v in (md.get("labels") or {}).items():
-            if not isinstance(v, str) or len(v) > 63 or (
-                    v and not re.match(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", v)):
-                raise invalid(kind, name, "metadata.labels", v,
-                              "a valid label must be an empty string or consist of "
-                              "alphanumeric characters, '-', '_' or '.', and must start and "
-                              "end with an alphanumeric character")
+        causes = label_causes(md.get("labels"), "metadata.labels")
         if resource == "pods":
             spec = obj.get("spec") or {}
+            causes += label_causes(spec.get("nodeSelector"), "spec.nodeSelector")
+            causes += toleration_causes(spec.get("tolerations"))
+        elif resource == "events":
+            causes += event_causes(obj, ns)
+        if causes:
+            raise invalid_all(kind, name, causes)
+        if resource == "pods":
             cs = spec.get("containers")
             if not cs:
                 raise invalid(kind, name, "spec.containers", "", "", "FieldValueRequired")
@@ -1168,6 +1338,11 @@ def table_columns(resource):
         return [name, col("Type"), col("Data", "integer"), age]
     if resource == "namespaces":
         return [name, col("Status"), age]
+    if resource == "events":
+        return [col("Last Seen"), col("Type"), col("Reason"), col("Object"),
+                col("Subobject", prio=1), col("Source", prio=1), col("Message"),
+                col("First Seen", prio=1), col("Count", "integer", prio=1),
+                col("Name", fmt="name", prio=1)]
     return [name, age]
 
 
@@ -1203,6 +1378,16 @@ def table_cells(resource, o):
         return [md["name"], o.get("type", "Opaque"), len(o.get("data") or {}), age]
     if resource == "namespaces":
         return [md["name"], st.get("phase", "Active"), age]
+    if resource == "events":
+        ref, src = o.get("involvedObject") or {}, o.get("source") or {}
+        first = o.get("firstTimestamp") or md.get("creationTimestamp")
+        return [human_age(o.get("lastTimestamp") or first), o.get("type", ""),
+                o.get("reason", ""),
+                "%s/%s" % (ref.get("kind", "").lower(), ref.get("name", "")),
+                ref.get("fieldPath", ""),
+                ", ".join(x for x in (src.get("component") or o.get("reportingComponent", ""),
+                                      src.get("host", "")) if x),
+                o.get("message", ""), human_age(first), o.get("count", 1), md["name"]]
     return [md["name"], age]
 
 
