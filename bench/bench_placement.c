@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct placement_node *nodes = calloc(n_nodes, sizeof(*nodes));
-	char (*ids)[24] = calloc(n_nodes, sizeof(*ids));
+	char (*ids)[32] = calloc(n_nodes, sizeof(*ids)); /* "node-" and a size_t */
 	if (!nodes || !ids) {
 		fprintf(stderr, "bench_placement: out of memory\n");
 		return 2;
