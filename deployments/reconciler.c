@@ -284,7 +284,7 @@ static int rc_duty_idle(struct rc_pool_pass *pp, struct nova_err *err)
 	rc = rc_nodes_busy(&busy, pp->db, pp->nodes, pp->n, err);
 	if (rc == 0)
 		rc = pool_nodes_idle_mark(&idle, &n_idle, pp->db, pp->p->id, busy,
-					  pp->cfg->idle_node_grace_s, err);
+					  pp->cfg->idle_node_grace_s, 0, err);
 	for (size_t k = 0; rc == 0 && k < n_idle; k++)
 		for (size_t i = 0; rc == 0 && i < pp->n; i++)
 			if (!strcmp(pp->nodes[i].id, idle[k]))
