@@ -936,7 +936,8 @@ int pool_nodes_idle_mark(char (**idle)[POOL_ID_LEN], size_t *n_idle, struct db_p
 	 * of the retired in one snapshot (the SELECT sees the idle clocks as
 	 * they were; with no grace it would take a node just kept). The
 	 * oldest are kept, so the same ones stay warm pass after pass. A
-	 * reason that said "kept warm" and is no longer true is put right.
+	 * reason that said "kept warm" (or "provisioned warm", the warm
+	 * duty's) and is no longer true is put right.
 	 * (PostgreSQL runs a data-modifying WITH to completion whether or not
 	 * the main query reads it.) */
 	if (rc == 0)
@@ -949,7 +950,8 @@ int pool_nodes_idle_mark(char (**idle)[POOL_ID_LEN], size_t *n_idle, struct db_p
 				  "was AS (UPDATE nodes SET state_reason = CASE WHEN id = ANY($2::uuid[]) "
 				  "THEN 'taken from the warm nodes' ELSE 'idle; no longer kept warm' END "
 				  "WHERE pool_id = $1::uuid AND state = 'ready' "
-				  "AND state_reason LIKE 'kept warm%' AND id NOT IN (SELECT id FROM k) "
+				  "AND (state_reason LIKE 'kept warm%' OR state_reason LIKE 'provisioned warm%') "
+				  "AND id NOT IN (SELECT id FROM k) "
 				  "RETURNING id) "
 				  "SELECT id::text FROM nodes WHERE pool_id = $1::uuid AND state = 'ready' "
 				  "AND idle_since <= now() - $3::integer * interval '1 second' "

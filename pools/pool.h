@@ -343,8 +343,8 @@ int pool_nodes_mark_silent(struct pool_node_mark **out, size_t *n_out, struct db
  * uncordoned nodes (the oldest: the same ones pass after pass) are kept
  * warm: their reason says "kept warm (warm_nodes <keep>)" and their idle
  * clock restarts, so a node no longer kept gets the whole grace from then.
- * A node kept warm before that now holds something says "taken from the
- * warm nodes"; one no longer kept says so. *idle (freed with free())
+ * A node kept (or provisioned) warm before that now holds something says
+ * "taken from the warm nodes"; one no longer kept says so. *idle (freed with free())
  * lists the other ready nodes idle for grace_s or longer and not busy: the
  * reconciler retires them. */
 int pool_nodes_idle_mark(char (**idle)[POOL_ID_LEN], size_t *n_idle, struct db_pool *db,
