@@ -388,8 +388,13 @@ static int rc_duty_warm(struct rc_pool_pass *pp, struct nova_err *err)
 	}
 	if (warm >= p->warm_nodes)
 		goto done;
-	if ((rc = adapter_discover_resources(&res, pp->ad, err)))
+	struct nova_err derr;
+	if (adapter_discover_resources(&res, pp->ad, &derr) != 0) {
+		/* The duties after this one do not depend on it. */
+		rc_warm_report(pp, "%u of %u warm nodes: the provider's capacity is unknown: %.300s",
+			       warm, p->warm_nodes, derr.message);
 		goto done;
+	}
 	const struct adapter_capacity *cap = rc_warm_size(p, &res);
 	if (!cap) {
 		rc_warm_report(pp, "%u of %u warm nodes: the provider offers no node the pool's "

@@ -937,7 +937,9 @@ int pool_nodes_idle_mark(char (**idle)[POOL_ID_LEN], size_t *n_idle, struct db_p
 	 * they were; with no grace it would take a node just kept). The
 	 * oldest are kept, so the same ones stay warm pass after pass. A
 	 * reason that said "kept warm" (or "provisioned warm", the warm
-	 * duty's) and is no longer true is put right.
+	 * duty's) and is no longer true is put right. A reason of another's
+	 * (the provider's words on a pod still pending, which the watch duty
+	 * wrote) is not overwritten: it says more.
 	 * (PostgreSQL runs a data-modifying WITH to completion whether or not
 	 * the main query reads it.) */
 	if (rc == 0)
@@ -945,8 +947,10 @@ int pool_nodes_idle_mark(char (**idle)[POOL_ID_LEN], size_t *n_idle, struct db_p
 				  "WITH k AS (SELECT id FROM nodes WHERE pool_id = $1::uuid "
 				  "AND state = 'ready' AND NOT cordoned AND NOT id = ANY($2::uuid[]) "
 				  "ORDER BY created_at, id LIMIT $4::integer), "
-				  "kept AS (UPDATE nodes SET idle_since = now(), state_reason = $5 "
-				  "WHERE id IN (SELECT id FROM k) RETURNING id), "
+				  "kept AS (UPDATE nodes SET idle_since = now(), state_reason = CASE "
+				  "WHEN state_reason LIKE 'provisioned%' OR state_reason LIKE 'kept warm%' "
+				  "OR state_reason IN ('idle; no longer kept warm', 'taken from the warm nodes') "
+				  "THEN $5 ELSE state_reason END WHERE id IN (SELECT id FROM k) RETURNING id), "
 				  "was AS (UPDATE nodes SET state_reason = CASE WHEN id = ANY($2::uuid[]) "
 				  "THEN 'taken from the warm nodes' ELSE 'idle; no longer kept warm' END "
 				  "WHERE pool_id = $1::uuid AND state = 'ready' "

@@ -341,8 +341,9 @@ int pool_nodes_mark_silent(struct pool_node_mark **out, size_t *n_out, struct db
  * pool's nodes that hold replicas) is idle since now unless it already
  * was; one that holds something again is not idle. Up to `keep` idle,
  * uncordoned nodes (the oldest: the same ones pass after pass) are kept
- * warm: their reason says "kept warm (warm_nodes <keep>)" and their idle
- * clock restarts, so a node no longer kept gets the whole grace from then.
+ * warm: their reason says "kept warm (warm_nodes <keep>)" (unless it says
+ * something of the provider's, a pod still pending) and their idle clock
+ * restarts, so a node no longer kept gets the whole grace from then.
  * A node kept (or provisioned) warm before that now holds something says
  * "taken from the warm nodes"; one no longer kept says so. *idle (freed with free())
  * lists the other ready nodes idle for grace_s or longer and not busy: the
