@@ -161,6 +161,11 @@ bool adapter_is_ephemeral(const struct adapter *ad)
 	return ad->ephemeral;
 }
 
+bool adapter_config_ephemeral(const struct adapter_ops *ops, const json_t *config)
+{
+	return ops && ops->nodes_ephemeral && ops->nodes_ephemeral(config);
+}
+
 bool adapter_machine_bound(const struct adapter_ops *ops)
 {
 	return ops && ops->machine_bound;

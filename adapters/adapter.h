@@ -173,6 +173,16 @@ struct adapter_ops {
 	 * module records the machine, and novads elsewhere leave such a pool's
 	 * nodes alone. false: any novad reaches them (an API, SSH). */
 	bool machine_bound;
+	/* Optional. No side effects; config was validated. Whether a pool with
+	 * this config has ephemeral nodes (what create sets in
+	 * adapter.ephemeral, answered without making an instance, which for
+	 * some providers connects or starts a watch): the pools module asks it
+	 * before it accepts warm_nodes. NULL: static (nodes found by
+	 * discovery). Rejected: a fixed capability bit in the ops, which
+	 * cannot say it for a provider that offers both by config (the
+	 * fake). tests/adapters/driver_contract.c holds every provider to
+	 * answering what its instances say. */
+	bool (*nodes_ephemeral)(const json_t *config);
 	/* Required. No side effects; names the bad field (relative to the
 	 * pool's config object: "allocation", "hosts[2].port"). */
 	int (*validate)(const json_t *config, struct nova_err *err);
@@ -318,6 +328,8 @@ int adapter_create(struct adapter **out, const struct adapter_ops *ops, const ch
 		   const json_t *config, struct nova_err *err);
 void adapter_destroy(struct adapter *ad);
 bool adapter_is_ephemeral(const struct adapter *ad);
+/* adapter_ops.nodes_ephemeral: false for a provider that leaves it NULL. */
+bool adapter_config_ephemeral(const struct adapter_ops *ops, const json_t *config);
 bool adapter_machine_bound(const struct adapter_ops *ops);
 int adapter_discover_resources(struct adapter_resources *out, struct adapter *ad,
 			       struct nova_err *err);

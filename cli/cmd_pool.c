@@ -7,10 +7,10 @@
 #define POOL_CREATE_USAGE                                                                     \
 	"novactl pool create NAME --provider P [--config JSON | --config-file FILE] "         \
 	"[--hosts FILE] [--max-nodes N] [--max-accelerators N] [--accelerator-types T1,T2] "  \
-	"[--label k=v ...]"
+	"[--warm-nodes N] [--label k=v ...]"
 #define POOL_UPDATE_USAGE                                                                     \
 	"novactl pool update NAME|ID [--max-nodes N|none] [--max-accelerators N|none] "       \
-	"[--accelerator-types T1,T2]"
+	"[--accelerator-types T1,T2] [--warm-nodes N]"
 #define POOL_LIST_USAGE "novactl pool list [-l|--selector key=value,...]"
 #define POOL_GET_USAGE "novactl pool get NAME|ID..."
 #define POOL_USAGE                                                                            \
@@ -68,9 +68,27 @@ static int pool_quota_flags(json_t *quotas, struct cli_args *a, struct cli_ctx *
 	return 0;
 }
 
+/* --warm-nodes N into body's warm_nodes (the server checks the bounds and
+ * the provider, naming the field). */
+static int pool_warm_flag(json_t *body, struct cli_args *a, struct cli_ctx *ctx, const char *usage)
+{
+	const char *val = cli_arg_value(a, "--warm-nodes");
+	char *end;
+	long long v;
+	if (!val)
+		return 0;
+	errno = 0;
+	v = strtoll(val, &end, 10);
+	if (errno || !*val || *end || v < 0)
+		return cli_usage_error(ctx, usage, "--warm-nodes must be a non-negative integer, not \"%s\"",
+				       val);
+	json_object_set_new(body, "warm_nodes", json_integer(v));
+	return 0;
+}
+
 static void pool_print(struct cli_ctx *ctx, const json_t *p)
 {
-	char b[9][256];
+	char b[10][256];
 	json_t *q = json_object_get(p, "quotas");
 	if (ctx->json) {
 		cli_doc_print(ctx, p);
@@ -79,7 +97,8 @@ static void pool_print(struct cli_ctx *ctx, const json_t *p)
 	fprintf(ctx->out,
 		"id:                %s\nname:              %s\nprovider:          %s\n"
 		"state:             %s\nnodes:             %s\nmax nodes:         %s\n"
-		"max accelerators:  %s\naccelerator types: %s\nlabels:            %s\n",
+		"max accelerators:  %s\naccelerator types: %s\nwarm nodes:        %s\n"
+		"labels:            %s\n",
 		cli_cell(b[0], 256, json_object_get(p, "id")),
 		cli_cell(b[1], 256, json_object_get(p, "name")),
 		cli_cell(b[2], 256, json_object_get(p, "provider")),
@@ -89,6 +108,7 @@ static void pool_print(struct cli_ctx *ctx, const json_t *p)
 		*cli_cell(b[6], 256, json_object_get(q, "max_accelerators")) ? b[6] : "unlimited",
 		json_array_size(json_object_get(q, "accelerator_types"))
 			? cli_cell(b[7], 256, json_object_get(q, "accelerator_types")) : "any",
+		*cli_cell(b[9], 256, json_object_get(p, "warm_nodes")) ? b[9] : "0",
 		cli_cell(b[8], 256, json_object_get(p, "labels")));
 	char *cfg = json_dumps(json_object_get(p, "config"), JSON_COMPACT);
 	fprintf(ctx->out, "config:            %s\n", cfg ? cfg : "{}");
@@ -118,7 +138,8 @@ static int pool_create(struct cli_ctx *ctx, struct cli_args *a)
 		else
 			json_object_setn_new(labels, label, (size_t)(eq - label), json_string(eq + 1));
 	}
-	if (rc || (rc = pool_quota_flags(quotas, a, ctx, POOL_CREATE_USAGE)))
+	if (rc || (rc = pool_quota_flags(quotas, a, ctx, POOL_CREATE_USAGE)) ||
+	    (rc = pool_warm_flag(body, a, ctx, POOL_CREATE_USAGE)))
 		goto out;
 	const char *name = cli_arg_positional(a, 0);
 	if ((rc = cli_args_finish(a, ctx, POOL_CREATE_USAGE)))
@@ -246,17 +267,21 @@ static int pool_get(struct cli_ctx *ctx, struct cli_args *a)
 static int pool_update(struct cli_ctx *ctx, struct cli_args *a)
 {
 	char path[600];
-	json_t *quotas = json_object(), *res = NULL, *body;
+	json_t *quotas = json_object(), *res = NULL, *body = json_object();
 	int rc = pool_quota_flags(quotas, a, ctx, POOL_UPDATE_USAGE);
 	if (!rc)
+		rc = pool_warm_flag(body, a, ctx, POOL_UPDATE_USAGE);
+	if (!rc)
 		rc = pool_ref_path(path, sizeof(path), ctx, a, POOL_UPDATE_USAGE, NULL);
-	if (!rc && json_object_size(quotas) == 0)
+	if (!rc && json_object_size(quotas) == 0 && json_object_size(body) == 0)
 		rc = cli_usage_error(ctx, POOL_UPDATE_USAGE, "nothing to update");
+	if (!rc && json_object_size(quotas))
+		json_object_set(body, "quotas", quotas);
+	json_decref(quotas);
 	if (rc) {
-		json_decref(quotas);
+		json_decref(body);
 		return rc;
 	}
-	body = json_pack("{s:o}", "quotas", quotas);
 	if ((rc = cli_request(&res, ctx, "PATCH", path, body)) == 0)
 		pool_print(ctx, res);
 	json_decref(res);

@@ -2,10 +2,12 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "adapters/adapter.h"
@@ -130,6 +132,10 @@ static int rc_nodes_busy(char **out, struct db_pool *db, const struct pool_node 
 	PQclear(res);
 	return rc;
 }
+
+/* The lease the warm duty holds on a node while it provisions it (the
+ * worker's default). */
+#define RC_WARM_LEASE_MS 30000
 
 /* Every pass's doings in this process (reconciler_counters_get). */
 static atomic_ullong rc_n_passes, rc_n_passes_failed, rc_n_orphans, rc_n_twins, rc_n_stuck,
@@ -272,7 +278,8 @@ static int rc_duty_reprovision(struct rc_pool_pass *pp, struct nova_err *err)
 	return 0;
 }
 
-/* Ephemeral nodes idle past the grace go. */
+/* Ephemeral nodes idle past the grace go, but for the pool's warm_nodes:
+ * up to that many idle nodes are kept (pool_nodes_idle_mark's keep). */
 static int rc_duty_idle(struct rc_pool_pass *pp, struct nova_err *err)
 {
 	char(*idle)[POOL_ID_LEN] = NULL;
@@ -286,13 +293,159 @@ static int rc_duty_idle(struct rc_pool_pass *pp, struct nova_err *err)
 	rc = rc_nodes_busy(&busy, pp->db, pp->nodes, pp->n, err);
 	if (rc == 0)
 		rc = pool_nodes_idle_mark(&idle, &n_idle, pp->db, pp->p->id, busy,
-					  pp->cfg->idle_node_grace_s, err);
+					  pp->cfg->idle_node_grace_s, pp->p->warm_nodes, err);
 	for (size_t k = 0; rc == 0 && k < n_idle; k++)
 		for (size_t i = 0; rc == 0 && i < pp->n; i++)
 			if (!strcmp(pp->nodes[i].id, idle[k]))
 				rc = pool_node_retire(pp->db, pp->ad, &pp->nodes[i], "idle node removed",
 						      err);
 	free(idle);
+	free(busy);
+	return rc;
+}
+
+/* The name of a node the warm duty makes: the prefix says who made it, so
+ * that the duty provisions again only its own nodes left provisioning (a
+ * worker's node is its worker's, under the node's lease: taking it over
+ * while the worker looks at the pool would make that worker provision a
+ * second node for its replica). */
+#define RC_WARM_PREFIX "warm-"
+
+/* A warm node's trouble, as a pool event (once while it lasts: the duty
+ * meets it every pass) and in the log. */
+static void rc_warm_report(struct rc_pool_pass *pp, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void rc_warm_report(struct rc_pool_pass *pp, const char *fmt, ...)
+{
+	char msg[400];
+	struct nova_err ignored;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	(void)pool_event_record_once(pp->db, pp->p->id, "warm_nodes_failed", msg, &ignored);
+	nova_log_kv(NOVA_LOG_WARN, "reconciler", "warm nodes short", "pool", pp->p->name, "reason",
+		    msg, NULL);
+}
+
+/* The accelerators a warm node gets: the first kind the provider offers
+ * that the pool's quotas allow, as many as one node of it offers (the
+ * size the worker makes a node for a replica of that kind). NULL: none. */
+static const struct adapter_capacity *rc_warm_size(const struct pool *p,
+						   const struct adapter_resources *res)
+{
+	for (size_t i = 0; i < res->n_capacity; i++) {
+		const struct adapter_capacity *cap = &res->capacity[i];
+		size_t n_types = json_array_size(p->quotas.accelerator_types);
+		bool allowed = n_types == 0;
+		for (size_t t = 0; t < n_types && !allowed; t++)
+			allowed = strcmp(json_string_value(json_array_get(p->quotas.accelerator_types, t)),
+					 cap->accelerator_type) == 0;
+		if (allowed && cap->max_per_node > 0)
+			return cap;
+	}
+	return NULL;
+}
+
+/* Keep warm_nodes nodes idle and ready: count the idle ones (ready,
+ * uncordoned, nothing placed) and those on their way (provisioning: no
+ * replica is placed on a node before it is ready), and provision the
+ * missing ones through the worker's path (pool_node_add, the intent, then
+ * pool_node_provision), within max_nodes and max_accelerators. A warm node
+ * this duty made and left provisioning (a transient provider error) is
+ * provisioned again. Trouble is a pool event and the log, and waits for
+ * the next pass: one try per node per pass, never a loop. */
+static int rc_duty_warm(struct rc_pool_pass *pp, struct nova_err *err)
+{
+	struct adapter_resources res = {0};
+	const struct pool *p = pp->p;
+	char *busy = NULL, reason[64];
+	long long live_nodes = 0;
+	unsigned long long live_accels = 0;
+	unsigned warm = 0;
+	int rc;
+	if (!adapter_is_ephemeral(pp->ad) || p->warm_nodes == 0)
+		return 0;
+	/* The idle duty may have retired nodes. */
+	if ((rc = rc_pool_relist(pp, err)) || (rc = rc_nodes_busy(&busy, pp->db, pp->nodes, pp->n, err)))
+		goto done;
+	snprintf(reason, sizeof(reason), "provisioned warm (warm_nodes %u)", p->warm_nodes);
+	for (size_t i = 0; i < pp->n; i++) {
+		const struct pool_node *nd = &pp->nodes[i];
+		if (nd->state == POOL_NODE_PROVISIONING && !strncmp(nd->name, RC_WARM_PREFIX,
+								     strlen(RC_WARM_PREFIX))) {
+			struct nova_err perr;
+			if (pool_node_provision(pp->db, pp->ad, nd, pp->cfg->gateway_url,
+						RC_WARM_LEASE_MS, reason, &perr) != 0)
+				rc_warm_report(pp, "a warm node could not be provisioned, retrying: %.300s",
+					       perr.message);
+		}
+		if (nd->state == POOL_NODE_PROVISIONING ||
+		    (nd->state == POOL_NODE_READY && !nd->cordoned && !strstr(busy, nd->id)))
+			warm++;
+		if (nd->state != POOL_NODE_FAILED) {
+			live_nodes++;
+			live_accels += nd->accelerator_count;
+		}
+	}
+	if (warm >= p->warm_nodes)
+		goto done;
+	struct nova_err derr;
+	if (adapter_discover_resources(&res, pp->ad, &derr) != 0) {
+		/* The duties after this one do not depend on it. */
+		rc_warm_report(pp, "%u of %u warm nodes: the provider's capacity is unknown: %.300s",
+			       warm, p->warm_nodes, derr.message);
+		goto done;
+	}
+	const struct adapter_capacity *cap = rc_warm_size(p, &res);
+	if (!cap) {
+		rc_warm_report(pp, "%u of %u warm nodes: the provider offers no node the pool's "
+			       "accelerator types allow", warm, p->warm_nodes);
+		goto done;
+	}
+	for (; warm < p->warm_nodes; warm++) {
+		char id[POOL_ID_LEN], name[32];
+		unsigned r = 0;
+		struct nova_err perr;
+		if (p->quotas.max_nodes >= 0 && live_nodes >= p->quotas.max_nodes) {
+			rc_warm_report(pp, "%u of %u warm nodes: the pool is at its quota of %lld nodes",
+				       warm, p->warm_nodes, p->quotas.max_nodes);
+			break;
+		}
+		if (p->quotas.max_accelerators >= 0 &&
+		    (long long)(live_accels + cap->max_per_node) > p->quotas.max_accelerators) {
+			rc_warm_report(pp, "%u of %u warm nodes: a node of %u accelerators would pass "
+				       "the pool's quota of %lld", warm, p->warm_nodes,
+				       cap->max_per_node, p->quotas.max_accelerators);
+			break;
+		}
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (unsigned)clock();
+		snprintf(name, sizeof(name), RC_WARM_PREFIX "%06x", r & 0xffffff);
+		struct pool_node_spec spec = {name, NULL, cap->accelerator_type, cap->max_per_node,
+					      cap->memory_mib, NULL};
+		/* The row first: a crash before the provider's answer leaves a
+		 * node this duty provisions again (the same resource). */
+		if ((rc = pool_node_add(id, NULL, 0, pp->db, p->id, &spec, err)))
+			goto done;
+		live_nodes++;
+		live_accels += cap->max_per_node;
+		struct pool_node pn = {0};
+		snprintf(pn.id, sizeof(pn.id), "%s", id);
+		snprintf(pn.name, sizeof(pn.name), "%s", name);
+		snprintf(pn.accelerator_type, sizeof(pn.accelerator_type), "%s", cap->accelerator_type);
+		pn.accelerator_count = cap->max_per_node;
+		if (pool_node_provision(pp->db, pp->ad, &pn, pp->cfg->gateway_url, RC_WARM_LEASE_MS,
+					reason, &perr) != 0) {
+			rc_warm_report(pp, "a warm node could not be provisioned, retrying: %.300s",
+				       perr.message);
+			break;
+		}
+		nova_log_kv(NOVA_LOG_INFO, "reconciler", "warm node provisioned", "pool", p->name,
+			    "node", name, NULL);
+	}
+done:
+	adapter_resources_finish(&res);
 	free(busy);
 	return rc;
 }
@@ -357,6 +510,7 @@ static const struct {
 	{"failed and drained nodes", rc_duty_fates},
 	{"static nodes gone", rc_duty_reprovision},
 	{"idle nodes", rc_duty_idle},
+	{"warm nodes", rc_duty_warm},
 	{"orphans and twins", rc_duty_orphans},
 };
 

@@ -20,7 +20,15 @@
  *     terminating, its reason saying why, and is tried again every pass
  *     until it succeeds; one such node does not stop the pass;
  *   - ephemeral nodes idle (ready, nothing placed) for longer than the grace
- *     period are drained and deprovisioned;
+ *     period are drained and deprovisioned, but for up to the pool's
+ *     warm_nodes of them, kept warm (pools/pool.h; their reason says so);
+ *   - a pool with warm_nodes gets that many idle nodes: the idle ones and
+ *     those provisioning are counted, the missing ones provisioned (the
+ *     worker's path: the row, then pool_node_provision) within max_nodes
+ *     and max_accelerators; what stops it is a pool event
+ *     ("warm_nodes_failed", once while it lasts) and is tried again next
+ *     pass. A worker that places a replica on a warm node signals wake,
+ *     so the one behind it is provisioned at once;
  *   - nodes stuck provisioning past the timeout fail, with that reason;
  *   - a static node that has gone silent (unhealthy) and whose provider
  *     resource is gone (an lpu agent that died) is provisioned again, with
@@ -56,8 +64,9 @@ struct reconciler_config {
 	unsigned audit_retention_days;
 	/* What the thread sleeps on between passes (the runtime's, owned by
 	 * the caller and outliving the reconciler): a signal runs a pass at
-	 * once; reconciler_stop signals it. Required by reconciler_start.
-	 * Nothing else signals it yet: every finding waits for the period. */
+	 * once; reconciler_stop signals it, and so do the workers when they
+	 * take a warm node (worker_config.warm_taken). Required by
+	 * reconciler_start. Other findings wait for the period. */
 	struct notify *wake;
 };
 

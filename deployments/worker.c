@@ -49,6 +49,9 @@ struct wk_ctx {
 	 * (indexed), dropped when it may be stale. */
 	struct wk_view *view;
 	struct placement_index *ix;
+	/* The node this pass made (wk_node_create), so that placing on it is
+	 * not taken for taking a warm node. */
+	char created[POOL_ID_LEN];
 };
 
 static unsigned wk_backoff_ms(const struct worker_config *cfg, int attempts)
@@ -106,50 +109,14 @@ static int wk_dep_load(struct wk_ctx *x, struct nova_err *err)
 
 /* --- nodes ---------------------------------------------------------------------- */
 
-static int wk_node_provision_leased(struct wk_ctx *x, const struct pool_node *n,
-				    struct nova_err *err)
-{
-	struct adapter_node_info info;
-	char token[128];
-	/* A fresh token for every provision call: only its hash is stored, so
-	 * a retry after a crash cannot reuse the one a dead worker held. */
-	int rc = pool_node_token_issue(token, sizeof(token), x->db, n->id, err);
-	if (rc)
-		return rc;
-	struct adapter_provision_request req = {
-		.node_id = n->id, .node_name = n->name, .node_token = token,
-		.gateway_url = x->cfg->gateway_url,
-		.handle = n->handle[0] ? n->handle : NULL, .accelerator_type = n->accelerator_type,
-		.accelerator_count = n->accelerator_count, .labels = n->labels,
-	};
-	rc = adapter_provision_node(&info, x->ad, &req, err);
-	explicit_bzero(token, sizeof(token));
-	if (rc == NOVA_EFAILED) {
-		struct nova_err e2;
-		pool_node_transition(x->db, n->id, POOL_NODE_FAILED, err->message, &e2);
-		return rc;
-	}
-	if (rc)
-		return rc;
-	if ((rc = pool_node_set_provider_info(x->db, n->id, info.handle, info.endpoint, err)))
-		return rc;
-	nova_log_kv(NOVA_LOG_INFO, "worker", "node provisioned", "node", n->name, "id", n->id,
-		    "handle", info.handle, NULL);
-	return pool_node_transition(x->db, n->id, POOL_NODE_READY, "provisioned", err);
-}
-
 /* Provision (or re-provision, after a crash) one node whose row exists,
- * unless another worker holds its lease (it is doing the same right now). */
+ * unless another worker holds its lease (it is doing the same right now):
+ * pool_node_provision, the one path (the reconciler's warm nodes take it
+ * too). */
 static int wk_node_provision(struct wk_ctx *x, const struct pool_node *n, struct nova_err *err)
 {
-	struct nova_err ignored;
-	bool got;
-	int rc = pool_node_lease_take(&got, x->db, n->id, POOL_NODE_PROVISIONING, x->cfg->lease_ms, err);
-	if (rc || !got)
-		return rc;
-	rc = wk_node_provision_leased(x, n, err);
-	pool_node_lease_release(x->db, n->id, &ignored);
-	return rc;
+	return pool_node_provision(x->db, x->ad, n, x->cfg->gateway_url, x->cfg->lease_ms,
+				   "provisioned", err);
 }
 
 /* Static providers: every discovered node gets a row and is claimed. Nodes
@@ -250,8 +217,10 @@ static int wk_node_create(bool *created, struct wk_ctx *x, const struct model_st
 			snprintf(pn.accelerator_type, sizeof(pn.accelerator_type), "%s", cap->accelerator_type);
 			pn.accelerator_count = cap->max_per_node;
 			pn.labels = x->dep.labels;
-			if ((rc = wk_node_provision(x, &pn, err)) == 0)
+			if ((rc = wk_node_provision(x, &pn, err)) == 0) {
 				*created = true;
+				snprintf(x->created, sizeof(x->created), "%s", id);
+			}
 		}
 	}
 	adapter_resources_finish(&res);
@@ -362,6 +331,24 @@ static int wk_placement_write(bool *written, struct wk_ctx *x, const char *repli
 				     req->n_stages, err);
 }
 
+/* Whether the placement r (just taken from the index, which took its
+ * room) went to a node that held nothing before it and that this pass did
+ * not make: an idle node of the pool, one its warm_nodes kept. */
+static bool wk_took_idle(const struct wk_ctx *x, const struct placement_request *req,
+			 const struct placement_result *r, const struct wk_view *v)
+{
+	for (size_t s = 0; s < req->n_stages; s++) {
+		const struct placement_node *pn = &v->pn[r->node[s]];
+		unsigned taken = 0;
+		for (size_t t = 0; t < req->n_stages; t++)
+			if (r->node[t] == r->node[s])
+				taken += req->stages[t].accelerators;
+		if (pn->free + taken == pn->total && strcmp(pn->id, x->created) != 0)
+			return true;
+	}
+	return false;
+}
+
 static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_id,
 			    struct nova_err *err)
 {
@@ -396,10 +383,15 @@ static int wk_replica_place(bool *placed, struct wk_ctx *x, const char *replica_
 			if (x->cfg->test_before_placement_write)
 				x->cfg->test_before_placement_write(x->cfg->test_ctx,
 								    v->nodes[r.node[0]].id);
+			bool warm = x->pool->warm_nodes > 0 && wk_took_idle(x, &req, &r, v);
 			rc = wk_placement_write(&written, x, replica_id, &req, &r, v, err);
 			if (rc == 0 && written) {
 				*placed = true;
 				notify_signal(x->cfg->placed);
+				/* A warm node was taken: the reconciler provisions one
+				 * behind it now rather than at its next period. */
+				if (warm)
+					notify_signal(x->cfg->warm_taken);
 				nova_log_kv(NOVA_LOG_INFO, "worker", "replica placed", "deployment",
 					    x->dep.id, "replica", replica_id, "node",
 					    v->nodes[r.node[0]].name, NULL);

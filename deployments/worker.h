@@ -15,8 +15,11 @@
  *      through the adapter; nodes left in `provisioning` by a crash are
  *      provisioned again (idempotent on the node id written first);
  *   4. pending replicas are placed (binpack or spread, gangs all or
- *      nothing); on an ephemeral provider, within the pool's quotas, a node
- *      is provisioned when nothing fits (row first, then the adapter call);
+ *      nothing) on the ready nodes with room, an idle one (a warm node)
+ *      among them, before anything is provisioned; on an ephemeral
+ *      provider, within the pool's quotas, a node is provisioned when
+ *      nothing fits (row first, then pool_node_provision); a placement on
+ *      a node the pool kept warm signals warm_taken;
  *   5. the deployment's state and reason are updated.
  * Transient adapter errors requeue the item with exponential backoff and
  * jitter, up to max_attempts; permanent ones fail the node with the
@@ -56,6 +59,10 @@ struct worker_config {
 	 * one to tell. */
 	struct notify *wake;
 	struct notify *placed;
+	/* Signalled when a replica was placed on an idle node of a pool with
+	 * warm_nodes (pools/pool.h): the reconciler's wake, so it provisions a
+	 * warm node behind the one taken at once. NULL: its next period does. */
+	struct notify *warm_taken;
 	/* Tests only (NULL otherwise): called after a replica's nodes were
 	 * chosen and before its placements are written, with the first
 	 * stage's node, so a test can take that room the way another worker

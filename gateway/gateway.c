@@ -40,7 +40,7 @@ const struct gw_route gw_routes[] = {
 	{"GET", "/v1/pools", gw_pool_list, AUTH_SCOPE_READ, "List pools", NULL, "PoolList", 200, "pools", false},
 	{"GET", "/v1/pools/{pool}", gw_pool_get, AUTH_SCOPE_READ, "Get a pool by id or name", NULL,
 	 "Pool", 200, "pools", false},
-	{"PATCH", "/v1/pools/{pool}", gw_pool_update, AUTH_SCOPE_WRITE, "Update a pool's quotas",
+	{"PATCH", "/v1/pools/{pool}", gw_pool_update, AUTH_SCOPE_WRITE, "Update a pool's quotas and warm_nodes",
 	 "PoolUpdate", "Pool", 200, "pools", false},
 	{"DELETE", "/v1/pools/{pool}", gw_pool_delete, AUTH_SCOPE_WRITE,
 	 "Delete a pool; refused while it has nodes unless ?force=true (drains them first)", NULL,

@@ -432,6 +432,7 @@ static int novad_background(struct novad *n, struct nova_err *err)
 		snprintf(wcfg.gateway_url, sizeof(wcfg.gateway_url), "%s", n->gateway_url);
 		wcfg.wake = &n->rt.work;
 		wcfg.placed = &n->rt.inventory;
+		wcfg.warm_taken = &n->rt.reconciler;
 		if (worker_start(&n->worker, n->db, &wcfg, err))
 			return novad_refuse("deployment worker failed to start", err, false);
 	}

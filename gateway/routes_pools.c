@@ -67,7 +67,7 @@ void gw_pool_get(struct gw *gw, struct gw_call *call, struct http_request *req,
 void gw_pool_update(struct gw *gw, struct gw_call *call, struct http_request *req,
 		    struct http_response *res)
 {
-	struct pool_quota_patch patch;
+	struct pool_patch patch;
 	struct pool *p = NULL;
 	struct nova_err err;
 	json_t *body = gw_body_json(req, res);
@@ -75,10 +75,10 @@ void gw_pool_update(struct gw *gw, struct gw_call *call, struct http_request *re
 	if (!body)
 		return;
 	nova_err_clear(&err);
-	rc = pool_quota_patch_from_json(&patch, body, &err);
+	rc = pool_patch_from_json(&patch, body, &err);
 	if (!rc)
-		rc = pool_update_quotas(&p, gw->deps.db, http_request_param(req, "pool"), &patch,
-					call->audit, &err);
+		rc = pool_update(&p, gw->deps.db, http_request_param(req, "pool"), &patch, call->audit,
+				 &err);
 	gw_pool_answer(res, 200, rc, p, &err);
 	json_decref(body);
 }

@@ -26,7 +26,9 @@ struct novad_runtime {
 	 * replica was placed (worker_config.placed), so the assignment digests
 	 * are read again; a heartbeat changed a replica's state. */
 	struct notify inventory;
-	/* The reconciler (reconciler_config.wake): its stop; a pass on demand. */
+	/* The reconciler (reconciler_config.wake): its stop; a pass on demand:
+	 * a worker placed a replica on a pool's warm node
+	 * (worker_config.warm_taken), so one is provisioned behind it. */
 	struct notify reconciler;
 	/* The routing table's thread (inventory_routes_create): a flush or a
 	 * sweep changed what is routable (inventory_routes_refresh_soon). */

@@ -17,7 +17,8 @@
 	"to_json(p.accelerator_types)::text AS accelerator_types, p.state, "              \
 	"(SELECT count(*) FROM nodes n WHERE n.pool_id = p.id AND n.state <> 'terminated') " \
 	"AS node_count, " DB_TS("p.created_at") " AS created_at, "                       \
-	DB_TS("p.updated_at") " AS updated_at, coalesce(p.machine, '') AS machine"
+	DB_TS("p.updated_at") " AS updated_at, coalesce(p.machine, '') AS machine, "      \
+	"p.warm_nodes"
 
 /* --- validation ------------------------------------------------------- */
 
@@ -65,7 +66,7 @@ static int pool_types_check(const json_t *types, struct nova_err *err)
 	return 0;
 }
 
-static int pool_quotas_decode(struct pool_quota_patch *out, const json_t *q, struct nova_err *err)
+static int pool_quotas_decode(struct pool_patch *out, const json_t *q, struct nova_err *err)
 {
 	json_t *mn = NULL, *ma = NULL, *types = NULL;
 	const struct json_field fields[] = {
@@ -111,6 +112,7 @@ static int pool_quotas_decode(struct pool_quota_patch *out, const json_t *q, str
 int pool_spec_from_json(struct pool_spec *out, const json_t *body, struct nova_err *err)
 {
 	json_t *config = NULL, *labels = NULL, *quotas = NULL;
+	long long warm = 0;
 	const struct json_field fields[] = {
 		{.name = "name", .kind = JSON_KIND_STRING, .required = true, .out = &out->name,
 		 .max_len = 63},
@@ -119,13 +121,16 @@ int pool_spec_from_json(struct pool_spec *out, const json_t *body, struct nova_e
 		{.name = "config", .kind = JSON_KIND_OBJECT, .out = &config},
 		{.name = "labels", .kind = JSON_KIND_OBJECT, .out = &labels},
 		{.name = "quotas", .kind = JSON_KIND_OBJECT, .out = &quotas},
+		{.name = "warm_nodes", .kind = JSON_KIND_INT, .out = &warm, .min = 0,
+		 .max = POOL_WARM_NODES_MAX},
 	};
-	struct pool_quota_patch qp = {0};
+	struct pool_patch qp = {0};
 	int rc;
 	memset(out, 0, sizeof(*out));
 	out->quotas.max_nodes = out->quotas.max_accelerators = -1;
-	if ((rc = json_decode_object(body, fields, 5, "", err)))
+	if ((rc = json_decode_object(body, fields, 6, "", err)))
 		return rc;
+	out->warm_nodes = (unsigned)warm;
 	if ((rc = pool_name_check(out->name, err)))
 		return rc;
 	if (labels && (rc = json_check_labels(labels, "labels", err)))
@@ -140,18 +145,27 @@ int pool_spec_from_json(struct pool_spec *out, const json_t *body, struct nova_e
 	return 0;
 }
 
-int pool_quota_patch_from_json(struct pool_quota_patch *out, const json_t *body,
-			       struct nova_err *err)
+int pool_patch_from_json(struct pool_patch *out, const json_t *body, struct nova_err *err)
 {
 	json_t *quotas = NULL;
+	long long warm = 0;
 	const struct json_field fields[] = {
-		{.name = "quotas", .kind = JSON_KIND_OBJECT, .required = true, .out = &quotas},
+		{.name = "quotas", .kind = JSON_KIND_OBJECT, .out = &quotas},
+		{.name = "warm_nodes", .kind = JSON_KIND_INT, .out = &warm,
+		 .present = &out->has_warm_nodes, .min = 0, .max = POOL_WARM_NODES_MAX},
 	};
 	int rc;
 	memset(out, 0, sizeof(*out));
-	if ((rc = json_decode_object(body, fields, 1, "", err)))
+	out->quotas.max_nodes = out->quotas.max_accelerators = -1;
+	if ((rc = json_decode_object(body, fields, 2, "", err)))
 		return rc;
-	return pool_quotas_decode(out, quotas, err);
+	out->warm_nodes = (unsigned)warm;
+	if (!quotas && !out->has_warm_nodes) {
+		nova_err_set(err, NOVA_EINVAL, "quotas", "nothing to change: give quotas or warm_nodes");
+		nova_err_set_hint(err, "for example {\"warm_nodes\": 2} or {\"quotas\": {\"max_nodes\": 8}}");
+		return NOVA_EINVAL;
+	}
+	return quotas ? pool_quotas_decode(out, quotas, err) : 0;
 }
 
 /* --- rows --------------------------------------------------------------- */
@@ -226,6 +240,7 @@ static struct pool *pool_from_row(const PGresult *res, int row)
 	snprintf(p->created_at, sizeof(p->created_at), "%s", db_value(res, row, "created_at"));
 	snprintf(p->updated_at, sizeof(p->updated_at), "%s", db_value(res, row, "updated_at"));
 	snprintf(p->machine, sizeof(p->machine), "%s", db_value(res, row, "machine"));
+	p->warm_nodes = (unsigned)strtoul(db_value(res, row, "warm_nodes"), NULL, 10);
 	if (!p->config || !p->labels || !p->quotas.accelerator_types) {
 		pool_free(p);
 		return NULL;
@@ -257,12 +272,13 @@ static json_t *pool_quota_json(long long v)
 
 json_t *pool_to_json(const struct pool *p)
 {
-	return json_pack("{s:s, s:s, s:s, s:O, s:O, s:{s:o, s:o, s:O}, s:s, s:I, s:s, s:s, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:O, s:O, s:{s:o, s:o, s:O}, s:I, s:s, s:I, s:s, s:s, s:o}",
 			 "id", p->id, "name", p->name, "provider", p->provider, "config", p->config,
 			 "labels", p->labels, "quotas", "max_nodes",
 			 pool_quota_json(p->quotas.max_nodes), "max_accelerators",
 			 pool_quota_json(p->quotas.max_accelerators), "accelerator_types",
-			 p->quotas.accelerator_types, "state", pool_state_name(p->state), "node_count",
+			 p->quotas.accelerator_types, "warm_nodes", (json_int_t)p->warm_nodes, "state",
+			 pool_state_name(p->state), "node_count",
 			 (json_int_t)p->node_count, "created_at", p->created_at, "updated_at",
 			 p->updated_at, "machine", p->machine[0] ? json_string(p->machine) : json_null());
 }
@@ -295,6 +311,41 @@ static void pool_quota_param(char *buf, size_t len, const char **param, long lon
 }
 
 /* --- operations --------------------------------------------------------- */
+
+/* warm_nodes against the pool's provider and quotas.max_nodes; field: the
+ * one to name when warm_nodes passes max_nodes (the one the caller set). */
+static int pool_warm_check(const struct adapter_ops *ops, const char *provider,
+			   const json_t *config, unsigned warm, long long max_nodes,
+			   const char *field, struct nova_err *err)
+{
+	if (warm == 0)
+		return 0;
+	if (!adapter_config_ephemeral(ops, config)) {
+		nova_err_set(err, NOVA_EINVAL, "warm_nodes",
+			     "warm_nodes needs a provider that makes nodes on demand; the nodes of "
+			     "a %s pool like this one exist anyway", provider);
+		nova_err_set_hint(err, "leave warm_nodes out or set it to 0 (kubernetes pools "
+				       "take it)");
+		return NOVA_EINVAL;
+	}
+	if (max_nodes >= 0 && (long long)warm > max_nodes) {
+		nova_err_set(err, NOVA_EINVAL, field, "warm_nodes %u is above quotas.max_nodes %lld",
+			     warm, max_nodes);
+		nova_err_set_hint(err, "lower warm_nodes or raise quotas.max_nodes");
+		return NOVA_EINVAL;
+	}
+	return 0;
+}
+
+/* A change of warm_nodes as a pool event, in the change's transaction. */
+static int pool_warm_event_tx(struct db_conn *c, const char *pool_id, const char *message,
+			      struct nova_err *err)
+{
+	const char *params[2] = {pool_id, message};
+	return db_exec(NULL, c,
+		       "INSERT INTO pool_events (pool_id, kind, message) "
+		       "VALUES ($1::uuid, 'warm_nodes', $2)", 2, params, err);
+}
 
 /* Record the resources the new pool p holds alone (inside the creating
  * transaction). Rows are inserted with ON CONFLICT DO NOTHING: a resource
@@ -335,8 +386,8 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 {
 	const struct adapter_ops *ops;
 	char *config = NULL, *labels = NULL, *types = NULL, *claims_text = NULL, mn[24], ma[24];
-	char machine[IDS_MACHINE_LEN];
-	const char *params[8];
+	char machine[IDS_MACHINE_LEN], warm[16];
+	const char *params[9];
 	json_t *empty = json_object(), *no_types = json_array(), *claims = NULL;
 	struct db_conn *c = NULL;
 	PGresult *res = NULL;
@@ -352,6 +403,9 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 		goto done;
 	}
 	if ((rc = adapter_validate(ops, spec->config ? spec->config : empty, err)))
+		goto done;
+	if ((rc = pool_warm_check(ops, spec->provider, spec->config ? spec->config : empty,
+				  spec->warm_nodes, spec->quotas.max_nodes, "warm_nodes", err)))
 		goto done;
 	if (spec->labels && (rc = json_check_labels(spec->labels, "labels", err)))
 		goto done;
@@ -375,6 +429,8 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 	/* Nodes that are this machine's processes: the pool is this machine's. */
 	ids_machine_id(machine);
 	params[7] = adapter_machine_bound(ops) ? machine : NULL;
+	snprintf(warm, sizeof(warm), "%u", spec->warm_nodes);
+	params[8] = warm;
 	if ((rc = adapter_claims(&claims, ops, spec->config ? spec->config : empty, err)) ||
 	    !(claims_text = json_dump_compact(claims))) {
 		if (!rc)
@@ -385,11 +441,11 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 		goto done;
 	rc = db_exec_one(&res, c,
 			 "WITH p AS (INSERT INTO pools (name, provider, config, labels, max_nodes, "
-			 "max_accelerators, accelerator_types, machine) VALUES ($1, $2, $3::jsonb, "
-			 "$4::jsonb, $5::integer, $6::integer, "
-			 "ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), $8) "
+			 "max_accelerators, accelerator_types, machine, warm_nodes) VALUES ($1, $2, "
+			 "$3::jsonb, $4::jsonb, $5::integer, $6::integer, "
+			 "ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), $8, $9::integer) "
 			 "RETURNING *) SELECT " POOL_COLS " FROM p",
-			 8, params, err);
+			 9, params, err);
 	if (rc == NOVA_EEXISTS) {
 		nova_err_set(err, NOVA_EEXISTS, "name", "a pool named \"%s\" already exists", spec->name);
 		goto done;
@@ -398,6 +454,11 @@ int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *s
 		rc = pool_one_from_result(out, res, err);
 	if (rc == 0 && json_array_size(claims) > 0)
 		rc = pool_claims_take(c, *out, claims_text, err);
+	if (rc == 0 && spec->warm_nodes > 0) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "warm_nodes %u", spec->warm_nodes);
+		rc = pool_warm_event_tx(c, (*out)->id, msg, err);
+	}
 	if (rc == 0)
 		rc = audit_record_tx(c, audit, (*out)->id, err);
 	if (rc == 0)
@@ -503,7 +564,7 @@ int pool_list(struct pool ***out, size_t *n_out, struct db_pool *db, struct nova
 
 struct pool_update_ctx {
 	const char *ref;
-	const struct pool_quota_patch *patch;
+	const struct pool_patch *patch;
 	struct audit_note *audit;
 	struct pool *result;
 };
@@ -511,10 +572,10 @@ struct pool_update_ctx {
 static int pool_update_tx(struct db_conn *c, void *arg, struct nova_err *err)
 {
 	struct pool_update_ctx *ctx = arg;
-	const struct pool_quota_patch *patch = ctx->patch;
+	const struct pool_patch *patch = ctx->patch;
 	struct pool *cur = NULL;
-	char mn[24], ma[24], *types = NULL;
-	const char *params[7];
+	char mn[24], ma[24], warm[16], *types = NULL;
+	const char *params[9];
 	PGresult *res = NULL;
 	int rc;
 	if ((rc = pool_fetch(&cur, c, ctx->ref, true, err)))
@@ -523,6 +584,12 @@ static int pool_update_tx(struct db_conn *c, void *arg, struct nova_err *err)
 		rc = nova_err_set(err, NOVA_ECONFLICT, "pool", "pool %s is being deleted", cur->name);
 		goto done;
 	}
+	unsigned new_warm = patch->has_warm_nodes ? patch->warm_nodes : cur->warm_nodes;
+	if ((rc = pool_warm_check(adapter_find(cur->provider), cur->provider, cur->config, new_warm,
+				  patch->has_max_nodes ? patch->quotas.max_nodes
+						       : cur->quotas.max_nodes,
+				  patch->has_warm_nodes ? "warm_nodes" : "quotas.max_nodes", err)))
+		goto done;
 	types = json_dump_compact(patch->quotas.accelerator_types ? patch->quotas.accelerator_types
 								  : cur->quotas.accelerator_types);
 	params[0] = cur->id;
@@ -532,14 +599,23 @@ static int pool_update_tx(struct db_conn *c, void *arg, struct nova_err *err)
 	pool_quota_param(ma, sizeof(ma), &params[4], patch->quotas.max_accelerators);
 	params[5] = patch->has_accelerator_types ? "1" : "0";
 	params[6] = types;
+	params[7] = patch->has_warm_nodes ? "1" : "0";
+	snprintf(warm, sizeof(warm), "%u", new_warm);
+	params[8] = warm;
 	rc = db_exec(NULL, c,
 		     "UPDATE pools SET "
+		     "warm_nodes = CASE WHEN $8 = '1' THEN $9::integer ELSE warm_nodes END, "
 		     "max_nodes = CASE WHEN $2 = '1' THEN $3::integer ELSE max_nodes END, "
 		     "max_accelerators = CASE WHEN $4 = '1' THEN $5::integer ELSE max_accelerators END, "
 		     "accelerator_types = CASE WHEN $6 = '1' "
 		     "THEN ARRAY(SELECT jsonb_array_elements_text($7::jsonb)) ELSE accelerator_types END, "
 		     "updated_at = now() WHERE id = $1::uuid",
-		     7, params, err);
+		     9, params, err);
+	if (rc == 0 && new_warm != cur->warm_nodes) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "warm_nodes %u -> %u", cur->warm_nodes, new_warm);
+		rc = pool_warm_event_tx(c, cur->id, msg, err);
+	}
 	if (rc == 0)
 		rc = audit_record_tx(c, ctx->audit, cur->id, err);
 	if (rc == 0) {
@@ -554,9 +630,8 @@ done:
 	return rc;
 }
 
-int pool_update_quotas(struct pool **out, struct db_pool *db, const char *ref,
-		       const struct pool_quota_patch *patch, struct audit_note *audit,
-		       struct nova_err *err)
+int pool_update(struct pool **out, struct db_pool *db, const char *ref,
+		const struct pool_patch *patch, struct audit_note *audit, struct nova_err *err)
 {
 	struct pool_update_ctx ctx = {ref, patch, audit, NULL};
 	int rc = db_tx_run(db, pool_update_tx, &ctx, err);
@@ -635,6 +710,51 @@ int pool_node_retire(struct db_pool *db, struct adapter *ad, const struct pool_n
 	if (!rc)
 		nova_log_kv(NOVA_LOG_INFO, "pools", "node deprovisioned", "node", n->name, "reason",
 			    reason, NULL);
+	return rc;
+}
+
+static int pool_node_provision_leased(struct db_pool *db, struct adapter *ad,
+				      const struct pool_node *n, const char *gateway_url,
+				      const char *reason, struct nova_err *err)
+{
+	struct adapter_node_info info;
+	char token[128];
+	int rc = pool_node_token_issue(token, sizeof(token), db, n->id, err);
+	if (rc)
+		return rc;
+	struct adapter_provision_request req = {
+		.node_id = n->id, .node_name = n->name, .node_token = token,
+		.gateway_url = gateway_url, .handle = n->handle[0] ? n->handle : NULL,
+		.accelerator_type = n->accelerator_type, .accelerator_count = n->accelerator_count,
+		.labels = n->labels,
+	};
+	rc = adapter_provision_node(&info, ad, &req, err);
+	explicit_bzero(token, sizeof(token));
+	if (rc == NOVA_EFAILED) {
+		struct nova_err e2;
+		pool_node_transition(db, n->id, POOL_NODE_FAILED, err->message, &e2);
+		return rc;
+	}
+	if (rc)
+		return rc;
+	if ((rc = pool_node_set_provider_info(db, n->id, info.handle, info.endpoint, err)))
+		return rc;
+	nova_log_kv(NOVA_LOG_INFO, "pools", "node provisioned", "node", n->name, "id", n->id,
+		    "handle", info.handle, NULL);
+	return pool_node_transition(db, n->id, POOL_NODE_READY, reason, err);
+}
+
+int pool_node_provision(struct db_pool *db, struct adapter *ad, const struct pool_node *n,
+			const char *gateway_url, unsigned lease_ms, const char *reason,
+			struct nova_err *err)
+{
+	struct nova_err ignored;
+	bool got;
+	int rc = pool_node_lease_take(&got, db, n->id, POOL_NODE_PROVISIONING, lease_ms, err);
+	if (rc || !got)
+		return rc;
+	rc = pool_node_provision_leased(db, ad, n, gateway_url, reason, err);
+	pool_node_lease_release(db, n->id, &ignored);
 	return rc;
 }
 
@@ -797,28 +917,54 @@ int pool_nodes_mark_silent(struct pool_node_mark **out, size_t *n_out, struct db
 }
 
 int pool_nodes_idle_mark(char (**idle)[POOL_ID_LEN], size_t *n_idle, struct db_pool *db,
-			 const char *pool_id, const char *busy, unsigned grace_s,
+			 const char *pool_id, const char *busy, unsigned grace_s, unsigned keep,
 			 struct nova_err *err)
 {
-	char grace[16];
-	const char *params[3] = {pool_id, busy, grace};
+	char grace[16], keep_s[16], kept[64];
+	const char *params[5] = {pool_id, busy, grace, keep_s, kept};
 	PGresult *res = NULL;
 	int rc;
 	*idle = NULL;
 	*n_idle = 0;
 	snprintf(grace, sizeof(grace), "%u", grace_s);
+	snprintf(keep_s, sizeof(keep_s), "%u", keep);
+	snprintf(kept, sizeof(kept), "kept warm (warm_nodes %u)", keep);
 	/* Heartbeats keep updated_at fresh, so it cannot say since when. */
 	rc = db_pool_exec(NULL, db,
 			  "UPDATE nodes SET idle_since = CASE WHEN id = ANY($2::uuid[]) THEN NULL "
 			  "ELSE now() END WHERE pool_id = $1::uuid AND state = 'ready' "
 			  "AND (id = ANY($2::uuid[])) = (idle_since IS NOT NULL)",
 			  2, params, err);
+	/* One statement: the nodes kept warm are chosen, marked and left out
+	 * of the retired in one snapshot (the SELECT sees the idle clocks as
+	 * they were; with no grace it would take a node just kept). The
+	 * oldest are kept, so the same ones stay warm pass after pass. A
+	 * reason that said "kept warm" (or "provisioned warm", the warm
+	 * duty's) and is no longer true is put right. A reason of another's
+	 * (the provider's words on a pod still pending, which the watch duty
+	 * wrote) is not overwritten: it says more.
+	 * (PostgreSQL runs a data-modifying WITH to completion whether or not
+	 * the main query reads it.) */
 	if (rc == 0)
 		rc = db_pool_exec(&res, db,
+				  "WITH k AS (SELECT id FROM nodes WHERE pool_id = $1::uuid "
+				  "AND state = 'ready' AND NOT cordoned AND NOT id = ANY($2::uuid[]) "
+				  "ORDER BY created_at, id LIMIT $4::integer), "
+				  "kept AS (UPDATE nodes SET idle_since = now(), state_reason = CASE "
+				  "WHEN state_reason LIKE 'provisioned%' OR state_reason LIKE 'kept warm%' "
+				  "OR state_reason IN ('idle; no longer kept warm', 'taken from the warm nodes') "
+				  "THEN $5 ELSE state_reason END WHERE id IN (SELECT id FROM k) RETURNING id), "
+				  "was AS (UPDATE nodes SET state_reason = CASE WHEN id = ANY($2::uuid[]) "
+				  "THEN 'taken from the warm nodes' ELSE 'idle; no longer kept warm' END "
+				  "WHERE pool_id = $1::uuid AND state = 'ready' "
+				  "AND (state_reason LIKE 'kept warm%' OR state_reason LIKE 'provisioned warm%') "
+				  "AND id NOT IN (SELECT id FROM k) "
+				  "RETURNING id) "
 				  "SELECT id::text FROM nodes WHERE pool_id = $1::uuid AND state = 'ready' "
 				  "AND idle_since <= now() - $3::integer * interval '1 second' "
-				  "AND NOT id = ANY($2::uuid[]) ORDER BY id",
-				  3, params, err);
+				  "AND NOT id = ANY($2::uuid[]) AND id NOT IN (SELECT id FROM k) "
+				  "ORDER BY id",
+				  5, params, err);
 	if (rc)
 		return rc;
 	return db_result_uuids(idle, n_idle, res, err);
@@ -1020,6 +1166,18 @@ int pool_event_record(struct db_pool *db, const char *pool_id, const char *kind,
 	return db_pool_exec(NULL, db,
 			    "INSERT INTO pool_events (pool_id, kind, message) VALUES ($1::uuid, $2, $3)", 3,
 			    params, err);
+}
+
+int pool_event_record_once(struct db_pool *db, const char *pool_id, const char *kind,
+			   const char *message, struct nova_err *err)
+{
+	const char *params[3] = {pool_id, kind, message};
+	return db_pool_exec(NULL, db,
+			    "INSERT INTO pool_events (pool_id, kind, message) SELECT $1::uuid, $2, $3 "
+			    "WHERE NOT EXISTS (SELECT 1 FROM (SELECT kind, message FROM pool_events "
+			    "WHERE pool_id = $1::uuid ORDER BY id DESC LIMIT 1) l "
+			    "WHERE l.kind = $2 AND l.message = $3)",
+			    3, params, err);
 }
 
 int pool_node_set_provider_info(struct db_pool *db, const char *node_id, const char *handle,

@@ -6,7 +6,19 @@
  * with live nodes is not deleted unless forced; a forced delete marks the pool
  * `deleting` first (so nothing new lands on it), drains and deprovisions each
  * node through the adapter, then removes the pool. A crash midway leaves the
- * pool `deleting`, and repeating the delete finishes the job. */
+ * pool `deleting`, and repeating the delete finishes the job.
+ *
+ * Warm capacity: a pool whose provider makes nodes on demand (kubernetes;
+ * adapter_config_ephemeral) may keep `warm_nodes` of them provisioned, with
+ * their sidecar up and nothing assigned, so a scale-up lands on one at once
+ * instead of waiting for a node to be made. The number is the pool's
+ * (top-level beside quotas, not inside them: quotas are limits, this is a
+ * target), refused naming "warm_nodes" for a provider whose nodes exist
+ * anyway (lpu racks, ssh hosts, the fake in static mode) and above
+ * quotas.max_nodes. Keeping it is the reconciler's (deployments/
+ * reconciler.h): it provisions the missing ones (pool_node_add, then
+ * pool_node_provision, the worker's own path) and its idle duty spares up
+ * to warm_nodes idle nodes (pool_nodes_idle_mark's keep). */
 #ifndef NOVA_POOLS_POOL_H
 #define NOVA_POOLS_POOL_H
 
@@ -21,6 +33,8 @@
 
 #define POOL_ID_LEN 37
 #define POOL_NAME_MAX 64
+/* The most warm_nodes a pool may ask for (sql/0018 checks it too). */
+#define POOL_WARM_NODES_MAX 100
 
 /* A pool's state (pools.state). */
 enum pool_state {
@@ -71,6 +85,8 @@ struct pool {
 	 * nodes are the machine's processes (adapter_ops.machine_bound): set
 	 * at creation to the creating novad's. "": any novad reaches them. */
 	char machine[65];
+	/* Idle nodes kept provisioned (0: none); see the top of this file. */
+	unsigned warm_nodes;
 };
 
 /* Whether this novad may act on the pool's nodes through its provider:
@@ -84,33 +100,42 @@ struct pool_spec {
 	const json_t *config;      /* NULL: {} */
 	const json_t *labels;      /* NULL: {} */
 	struct pool_quotas quotas;
+	unsigned warm_nodes;
 };
 
-/* A quota change: each field applies only when its has_ flag is set. */
-struct pool_quota_patch {
+/* A change of a pool (PATCH): quotas and warm_nodes; each field applies
+ * only when its has_ flag is set. */
+struct pool_patch {
 	bool has_max_nodes, has_max_accelerators, has_accelerator_types;
 	struct pool_quotas quotas;
+	bool has_warm_nodes;
+	unsigned warm_nodes;
 };
 
 /* Decode a create request body strictly (names, types, unknown fields). */
 int pool_spec_from_json(struct pool_spec *out, const json_t *body, struct nova_err *err);
-int pool_quota_patch_from_json(struct pool_quota_patch *out, const json_t *body,
-			       struct nova_err *err);
+/* A PATCH body: {"quotas": {...}, "warm_nodes": N}, at least one of them. */
+int pool_patch_from_json(struct pool_patch *out, const json_t *body, struct nova_err *err);
 
 /* The changes below take the request's audit note (audit/audit.h), which
  * they record in the change's own transaction; NULL for a change novad
  * makes itself. */
 
-/* NOVA_EINVAL (bad name, unknown provider, config refused by the adapter),
- * NOVA_EEXISTS (name taken). */
+/* NOVA_EINVAL (bad name, unknown provider, config refused by the adapter,
+ * warm_nodes on a static provider or above quotas.max_nodes), NOVA_EEXISTS
+ * (name taken). A pool made with warm_nodes gets a pool event saying so. */
 int pool_create(struct pool **out, struct db_pool *db, const struct pool_spec *spec,
 		struct audit_note *audit, struct nova_err *err);
 /* by_ref: a pool id (uuid) or a name. */
 int pool_get(struct pool **out, struct db_pool *db, const char *ref, struct nova_err *err);
 int pool_list(struct pool ***out, size_t *n_out, struct db_pool *db, struct nova_err *err);
-int pool_update_quotas(struct pool **out, struct db_pool *db, const char *ref,
-		       const struct pool_quota_patch *patch, struct audit_note *audit,
-		       struct nova_err *err);
+/* NOVA_EINVAL for warm_nodes on a static provider, or warm_nodes above
+ * quotas.max_nodes once the patch applies (naming "warm_nodes" when the
+ * patch sets it, else "quotas.max_nodes"); NOVA_ECONFLICT while the pool is
+ * being deleted. A change of warm_nodes is a pool event ("warm_nodes 2 ->
+ * 0"), in the change's transaction. */
+int pool_update(struct pool **out, struct db_pool *db, const char *ref,
+		const struct pool_patch *patch, struct audit_note *audit, struct nova_err *err);
 /* What uses pools from a module above them (deployments): pools does not
  * read its tables, the caller hands in how to count them. count runs inside
  * the delete's transaction, after the pool row is locked, so a user
@@ -184,6 +209,20 @@ struct pool_node {
  * could not deprovision it), so walking it again finishes the job. */
 int pool_node_retire(struct db_pool *db, struct adapter *ad, const struct pool_node *n,
 		     const char *reason, struct nova_err *err);
+/* Provision a node whose row exists (pool_node_add wrote the intent; a
+ * crash left it provisioning) through ad: the one provisioning path, the
+ * worker's and the reconciler's warm nodes. Under the node's lease
+ * (pool_node_lease_take, lease_ms): when another caller holds it (it is
+ * provisioning the node now) this returns 0 and does nothing. A fresh
+ * token is issued for the call (only its hash is stored, so a retry after
+ * a crash cannot reuse the one a dead caller held) and handed to the
+ * provider with gateway_url; on success the provider's handle and address
+ * are recorded and the node is ready with `reason`. The adapter's errors
+ * are returned: NOVA_EFAILED fails the node with the provider's message,
+ * NOVA_EAGAIN leaves it provisioning for a retry. */
+int pool_node_provision(struct db_pool *db, struct adapter *ad, const struct pool_node *n,
+			const char *gateway_url, unsigned lease_ms, const char *reason,
+			struct nova_err *err);
 /* Nodes of a pool that are not terminated, oldest first. */
 int pool_nodes_list(struct pool_node **out, size_t *n_out, struct db_pool *db,
 		    const char *pool_id, struct nova_err *err);
@@ -217,6 +256,11 @@ int pool_node_failed_fate(enum pool_failed_fate *out, struct db_pool *db, const 
  * (kind: lower case and underscores, e.g. "brake_engaged"). */
 int pool_event_record(struct db_pool *db, const char *pool_id, const char *kind,
 		      const char *message, struct nova_err *err);
+/* The same, unless the pool's newest event is this one (same kind and
+ * message): a finding a duty repeats every pass (a warm node that cannot
+ * be provisioned) is one event until something else happens. */
+int pool_event_record_once(struct db_pool *db, const char *pool_id, const char *kind,
+			   const char *message, struct nova_err *err);
 
 /* Recorded node transitions and pool events (GET /v1/events), each as
  * {"source": "node"|"pool", "seq", "object", "object_id", "pool", "kind"
@@ -295,11 +339,17 @@ int pool_nodes_mark_silent(struct pool_node_mark **out, size_t *n_out, struct db
 /* The reconciler's idle bookkeeping for a pool of ephemeral nodes: a ready
  * node that holds nothing (it is not in `busy`, a uuid[] literal of the
  * pool's nodes that hold replicas) is idle since now unless it already
- * was; one that holds something again is not idle. *idle (freed with
- * free()) lists the ready nodes idle for grace_s or longer and not busy:
- * the reconciler retires them. */
+ * was; one that holds something again is not idle. Up to `keep` idle,
+ * uncordoned nodes (the oldest: the same ones pass after pass) are kept
+ * warm: their reason says "kept warm (warm_nodes <keep>)" (unless it says
+ * something of the provider's, a pod still pending) and their idle clock
+ * restarts, so a node no longer kept gets the whole grace from then.
+ * A node kept (or provisioned) warm before that now holds something says
+ * "taken from the warm nodes"; one no longer kept says so. *idle (freed with free())
+ * lists the other ready nodes idle for grace_s or longer and not busy: the
+ * reconciler retires them. */
 int pool_nodes_idle_mark(char (**idle)[POOL_ID_LEN], size_t *n_idle, struct db_pool *db,
-			 const char *pool_id, const char *busy, unsigned grace_s,
+			 const char *pool_id, const char *busy, unsigned grace_s, unsigned keep,
 			 struct nova_err *err);
 
 /* A node locked for a placement, as the placement's check needs it. */

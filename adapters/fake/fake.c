@@ -303,11 +303,16 @@ static void fake_arm_from_config(struct fake_pool *p, const json_t *config)
 	}
 }
 
+static bool fake_nodes_ephemeral(const json_t *config)
+{
+	const char *mode = json_string_value(json_object_get(config, "mode"));
+	return !mode || strcmp(mode, "ephemeral") == 0;
+}
+
 static int fake_create(struct adapter **out, const struct adapter_context *ctx, const char *pool_id,
 		       const json_t *config, struct nova_err *err)
 {
 	struct fake_adapter *fa = calloc(1, sizeof(*fa));
-	const char *mode = json_string_value(json_object_get(config, "mode"));
 	const char *type = json_string_value(json_object_get(config, "accelerator_type"));
 	json_t *v;
 	struct fake_pool *p;
@@ -315,7 +320,7 @@ static int fake_create(struct adapter **out, const struct adapter_context *ctx, 
 	if (!fa)
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	fa->base.ops = &fake_adapter_ops;
-	fa->ephemeral = !mode || strcmp(mode, "ephemeral") == 0;
+	fa->ephemeral = fake_nodes_ephemeral(config);
 	fa->base.ephemeral = fa->ephemeral;
 	fa->nodes = (v = json_object_get(config, "nodes")) ? (unsigned)json_integer_value(v) : 4;
 	fa->per_node = (v = json_object_get(config, "accelerators_per_node"))
@@ -604,6 +609,7 @@ static int fake_list(struct adapter_node_list *out, struct adapter *ad, struct n
 
 const struct adapter_ops fake_adapter_ops = {
 	.name = "fake",
+	.nodes_ephemeral = fake_nodes_ephemeral,
 	.validate = fake_validate,
 	.create = fake_create,
 	.destroy = fake_destroy,

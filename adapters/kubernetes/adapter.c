@@ -1172,8 +1172,16 @@ static int ka_list(struct adapter_node_list *out, struct adapter *ad, struct nov
 	return rc;
 }
 
+/* Every pod is made on demand. */
+static bool ka_nodes_ephemeral(const json_t *config)
+{
+	(void)config;
+	return true;
+}
+
 const struct adapter_ops kube_adapter_ops = {
 	.name = "kubernetes",
+	.nodes_ephemeral = ka_nodes_ephemeral,
 	.validate = ka_validate,
 	.create = ka_create,
 	.destroy = ka_destroy,

@@ -329,6 +329,8 @@ static void test_create_gives_an_instance_of_the_provider(void **state)
 	assert_ptr_equal(ad->ops, ct_ops);
 	assert_string_equal(ad->pool_id, ct_pool);
 	assert_int_equal(adapter_is_ephemeral(ad), !ct_static());
+	/* Said without an instance too (pools ask it of a config). */
+	assert_int_equal(adapter_config_ephemeral(ct_ops, ct_config), !ct_static());
 	adapter_destroy(ad);
 	adapter_destroy(NULL);
 }

@@ -82,6 +82,18 @@ t_expect_exit 0 "pool update back to a limit by id" "$C" pool update "$id" --max
 t_expect_out "max nodes:         8" "update by id sets max nodes"
 t_expect_exit 2 "pool update with nothing exits 2" "$C" pool update gpu-a
 t_expect_exit 2 "pool update bad number exits 2" "$C" pool update gpu-a --max-nodes lots
+# Warm nodes: refused naming the field where they cannot be (a static
+# pool's nodes exist anyway; above max nodes); 0 is always fine.
+t_expect_exit 2 "warm nodes on a static pool exit 2" "$C" pool update p3 --warm-nodes 1
+t_expect_out "field: warm_nodes" "warm nodes on a static pool name the field"
+t_expect_exit 2 "warm nodes above max nodes exit 2" "$C" pool update gpu-a --warm-nodes 9
+t_expect_out "field: warm_nodes" "warm nodes above max nodes name the field"
+t_expect_exit 2 "pool create --warm-nodes above --max-nodes exits 2" \
+	"$C" pool create warm-x --provider fake --max-nodes 1 --warm-nodes 2
+t_expect_out "warm_nodes 2 is above quotas.max_nodes 1" "says which limit"
+t_expect_exit 2 "a negative --warm-nodes exits 2" "$C" pool update gpu-a --warm-nodes -1
+t_expect_exit 0 "pool update --warm-nodes 0" "$C" pool update gpu-a --warm-nodes 0
+t_expect_out "warm nodes:        0" "get shows warm nodes"
 
 t_expect_exit 2 "apikey create without --scope exits 2" "$C" apikey create ci
 t_expect_out "scope is required" "apikey create without --scope says so"

@@ -291,20 +291,20 @@ static void test_node_idle_marks(void **state)
 	add_node(f, b, "b", POOL_NODE_READY);
 	add_node(f, d, "d", POOL_NODE_DRAINING);
 	snprintf(busy, sizeof(busy), "{%s}", b);
-	assert_int_equal(pool_nodes_idle_mark(&idle, &n, f->env.db, f->pool_id, busy, 3600, &err), 0);
+	assert_int_equal(pool_nodes_idle_mark(&idle, &n, f->env.db, f->pool_id, busy, 3600, 0, &err), 0);
 	assert_int_equal(n, 0); /* a is idle since now: not past the grace */
 	free(idle);
 	PGresult *res = query1(&f->env, "SELECT string_agg(name, ',' ORDER BY name) FROM nodes "
 			       "WHERE pool_id = $1::uuid AND idle_since IS NOT NULL", f->pool_id);
 	assert_string_equal(PQgetvalue(res, 0, 0), "a");
 	PQclear(res);
-	assert_int_equal(pool_nodes_idle_mark(&idle, &n, f->env.db, f->pool_id, busy, 0, &err), 0);
+	assert_int_equal(pool_nodes_idle_mark(&idle, &n, f->env.db, f->pool_id, busy, 0, 0, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(idle[0], a);
 	free(idle);
 	/* a holds something now, b nothing. */
 	snprintf(busy, sizeof(busy), "{%s}", a);
-	assert_int_equal(pool_nodes_idle_mark(&idle, &n, f->env.db, f->pool_id, busy, 3600, &err), 0);
+	assert_int_equal(pool_nodes_idle_mark(&idle, &n, f->env.db, f->pool_id, busy, 3600, 0, &err), 0);
 	assert_int_equal(n, 0);
 	free(idle);
 	res = query1(&f->env, "SELECT string_agg(name, ',' ORDER BY name) FROM nodes "
