@@ -699,7 +699,12 @@ int cli_complete_usage(const struct cli_ctx *ctx, const char *usage)
 		size_t n = 2;
 		while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '-')
 			n++;
-		if (n > 2)
+		/* Once each: a usage's prose may name a flag again. */
+		bool seen = false;
+		for (const char *q = usage; !seen && (q = strstr(q, "--")) != NULL && q < p; q += 2)
+			seen = !strncmp(q, p, n) && !((q[n] >= 'a' && q[n] <= 'z') ||
+						      (q[n] >= '0' && q[n] <= '9') || q[n] == '-');
+		if (n > 2 && !seen)
 			fprintf(ctx->out, "%.*s\n", (int)n, p);
 		p += n;
 	}
