@@ -42,8 +42,11 @@
 #define GW_LOGS_TAIL_MAX 10000
 #define GW_LOGS_BUF (256u << 10)
 #define GW_LOGS_ERROR_MAX 4096
-/* How long the request waits for the sidecar's first answer. */
-#define GW_LOGS_CONNECT_MS 10000
+/* How long the request waits for the sidecar's first answer, holding a
+ * thread of the server's pool: short, so that requests for unreachable
+ * nodes cannot hold the pool (a refusal after it is written into the
+ * stream as the last line, "novad: ..."). */
+#define GW_LOGS_CONNECT_MS 3000
 
 struct gw_logs {
 	struct gw *gw;
@@ -203,6 +206,17 @@ static void *gw_logs_main(void *arg)
 		l->error_len = (size_t)snprintf(l->error, sizeof(l->error), "%s", err.message);
 		if (l->error_len >= sizeof(l->error))
 			l->error_len = sizeof(l->error) - 1;
+	}
+	if (l->streaming && l->status != 200 && !l->reader_gone && l->len + 1 < GW_LOGS_BUF) {
+		/* Answered 200 before the sidecar said no: the reason as the
+		 * last line, so the reader sees why nothing came. */
+		json_t *j = l->status > 0 ? json_loads(l->error, 0, NULL) : NULL;
+		const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+		int n = snprintf(l->buf + l->len, GW_LOGS_BUF - l->len, "novad: the sidecar of node %s: %s\n",
+				 l->node, msg ? msg : l->status > 0 ? "refused" : l->error);
+		if (n > 0)
+			l->len += (size_t)n < GW_LOGS_BUF - l->len ? (size_t)n : GW_LOGS_BUF - l->len - 1;
+		json_decref(j);
 	}
 	l->done = true;
 	pthread_cond_broadcast(&l->cond);
@@ -369,6 +383,7 @@ void gw_deployment_logs(struct gw *gw, struct gw_call *call, struct http_request
 		;
 	long status = l->status;
 	bool done = l->done;
+	l->streaming = status == 200 || (status == 0 && !done);
 	pthread_mutex_unlock(&l->lock);
 	if (status == 200 || (status == 0 && !done)) {
 		/* Answered (or still connecting: the stream waits for it). */
