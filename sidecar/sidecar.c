@@ -661,6 +661,9 @@ static void sc_logs_serve(struct sc *s)
 		return;
 	if (s->cfg->logs_listen[0]) {
 		snprintf(listen, sizeof(listen), "%s", s->cfg->logs_listen);
+	} else if (s->port_hi - s->port_lo + 1 <= SC_MAX_CHILDREN) {
+		/* A range this narrow is the engines': the kernel picks. */
+		snprintf(listen, sizeof(listen), v6 ? "[%s]:0" : "%s:0", host);
 	} else {
 		unsigned p = sc_engine_port(s);
 		if (!p) {

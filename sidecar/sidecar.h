@@ -63,8 +63,9 @@ struct sidecar_config {
 	 * the last --engine-log-max-bytes N of each
 	 * (NOVA_SIDECAR_ENGINE_LOG_MAX_BYTES, default 8 MiB), served to novad
 	 * on --logs-listen HOST:PORT (NOVA_SIDECAR_LOGS_LISTEN; default the
-	 * advertised host and a port from the engine range; "off": none, and
-	 * novad cannot show this node's logs). */
+	 * advertised host and a port from the engine range, or one the kernel
+	 * picks when the range holds 64 ports or fewer, which the engines
+	 * need; "off": none, and novad cannot show this node's logs). */
 	char engine_log_dir[1024];
 	unsigned long long engine_log_max_bytes;
 	char logs_listen[160];
