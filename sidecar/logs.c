@@ -134,10 +134,23 @@ int sidecar_logs_create(struct sidecar_logs **out, const char *dir, unsigned lon
 				    SIDECAR_LOGS_MIN_MAX_BYTES);
 	if ((rc = files_mkdir_p(dir, 0700, "--engine-log-dir", err)))
 		return rc;
-	/* Not a link planted by someone else, and ours alone. */
+	/* Not a link planted by someone else, and ours alone; nor inside a
+	 * directory another user could rename it out of (a shared /tmp). */
 	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
 		return nova_err_set(err, NOVA_EINVAL, "--engine-log-dir",
 				    "%s must be a directory owned by this user", dir);
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", dir);
+	char *slash = strrchr(parent, '/');
+	if (slash && slash != parent) {
+		struct stat pst;
+		*slash = '\0';
+		if (stat(parent, &pst) != 0 || (pst.st_uid != geteuid() && pst.st_uid != 0) ||
+		    ((pst.st_mode & 0022) && !(pst.st_mode & S_ISVTX)))
+			return nova_err_set(err, NOVA_EINVAL, "--engine-log-dir",
+					    "%s must be inside a directory of this user's that others "
+					    "cannot write", dir);
+	}
 	if ((st.st_mode & 0077) && chmod(dir, 0700) != 0)
 		return nova_err_set(err, NOVA_EINVAL, "--engine-log-dir", "cannot make %s private: %s",
 				    dir, strerror(errno));

@@ -594,18 +594,22 @@ static int sc_log_start(struct sc *s, struct nova_err *err)
 			return rc;
 		nova_log_set_sink(rotlog_log_sink, s->pump.log);
 	}
+	/* A directory per node: the sweep removes what its sidecar does not
+	 * run, so two sidecars (ssh slices on one host, lpu agents given one
+	 * NOVA_SIDECAR_ENGINE_LOG_DIR) must never share one. */
+	bool plain = s->cfg->node_id[0] != '\0';
+	for (const char *c = s->cfg->node_id; *c; c++)
+		plain &= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+			 *c == '-';
+	const char *node = plain ? s->cfg->node_id : "node";
 	if (s->cfg->engine_log_dir[0]) {
-		snprintf(dir, sizeof(dir), "%s", s->cfg->engine_log_dir);
+		snprintf(dir, sizeof(dir), "%.900s/%.64s", s->cfg->engine_log_dir, node);
 	} else if (s->cfg->log_file[0]) {
 		snprintf(dir, sizeof(dir), "%.*s.engines", (int)sizeof(dir) - 16, s->cfg->log_file);
 	} else {
 		const char *tmp = getenv("TMPDIR");
-		bool plain = s->cfg->node_id[0] != '\0';
-		for (const char *c = s->cfg->node_id; *c; c++)
-			plain &= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-				 (*c >= '0' && *c <= '9') || *c == '-';
 		snprintf(dir, sizeof(dir), "%.512s/nova-sidecar-%u/%.64s", tmp && *tmp == '/' ? tmp : "/tmp",
-			 (unsigned)geteuid(), plain ? s->cfg->node_id : "node");
+			 (unsigned)geteuid(), node);
 	}
 	/* Without engine logs the sidecar still runs its engines: their
 	 * output is lost, as before, and said so. */

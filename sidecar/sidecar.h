@@ -58,7 +58,7 @@ struct sidecar_config {
 	unsigned long long log_max_bytes;
 	unsigned log_keep;
 	/* Each engine's stdout and stderr (sidecar/logs.h): files under
-	 * --engine-log-dir DIR (NOVA_SIDECAR_ENGINE_LOG_DIR; default
+	 * --engine-log-dir DIR/NODE (NOVA_SIDECAR_ENGINE_LOG_DIR; default
 	 * PATH.engines beside --log-file, else $TMPDIR/nova-sidecar-UID/NODE),
 	 * the last --engine-log-max-bytes N of each
 	 * (NOVA_SIDECAR_ENGINE_LOG_MAX_BYTES, default 8 MiB), served to novad

@@ -5,6 +5,8 @@
 # novad finds the agents again (no twins); a forced pool delete stops them.
 set -u
 . tests/support/lib.sh
+# The default place of engine logs, beside the agent's --log-file.
+unset NOVA_SIDECAR_ENGINE_LOG_DIR
 export NOVA_HEARTBEAT_INTERVAL_MS=500
 # Agents' logs capped small, so the engines' probe lines rotate them here
 # (the agents inherit novad's environment).

@@ -9,6 +9,8 @@
 # say "killed by signal SIGKILL".
 set -u
 . tests/support/lib.sh
+# The default place of engine logs, beside the agent's --log-file.
+unset NOVA_SIDECAR_ENGINE_LOG_DIR
 export NOVA_HEARTBEAT_INTERVAL_MS=500
 FPID=
 trap 'kill $FPID 2>/dev/null; pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; t_cleanup' EXIT

@@ -10,6 +10,8 @@
 # cap, none beyond .1 appears, and the engine's lines are in them.
 set -u
 . tests/support/lib.sh
+# The default place of engine logs, beside the agent's --log-file.
+unset NOVA_SIDECAR_ENGINE_LOG_DIR
 export NOVA_HEARTBEAT_INTERVAL_MS=500 NOVA_NODE_FAILED_AFTER_MS=60000
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
 t_fake_deploy || { t_fail "placed" "no"; exit 0; }
