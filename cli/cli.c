@@ -375,26 +375,32 @@ int cli_request(json_t **out, struct cli_ctx *ctx, const char *method, const cha
 			json_decref(j);
 		return 0;
 	}
+	int exit_status = cli_error_print(ctx, res.status, j);
+	json_decref(j);
+	http_client_response_finish(&res);
+	return exit_status;
+}
+
+int cli_error_print(struct cli_ctx *ctx, long status, const json_t *j)
+{
 	json_t *e = json_object_get(j, "error");
 	const char *code = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
 	const char *field = json_string_value(json_object_get(e, "field"));
 	const char *hint = json_string_value(json_object_get(e, "hint"));
-	int ncode = code ? nova_code_from_name(code) : nova_code_from_http_status((int)res.status);
+	int ncode = code ? nova_code_from_name(code) : nova_code_from_http_status((int)status);
 	if (ncode == NOVA_OK)
 		ncode = NOVA_EINTERNAL;
 	fprintf(ctx->errout, "novactl: %s", msg ? msg : "request failed");
 	if (field && *field)
 		fprintf(ctx->errout, " (field: %s)", field);
 	if (!msg)
-		fprintf(ctx->errout, " (HTTP %ld)", res.status);
+		fprintf(ctx->errout, " (HTTP %ld)", status);
 	fputc('\n', ctx->errout);
 	if (hint && *hint)
 		fprintf(ctx->errout, "hint: %s\n", hint);
 	if (ncode == NOVA_EUNAUTH && !ctx->token[0])
 		fprintf(ctx->errout, "hint: no token found; set --token or NOVA_TOKEN\n");
-	json_decref(j);
-	http_client_response_finish(&res);
 	return nova_code_exit_status(ncode);
 }
 
@@ -693,7 +699,12 @@ int cli_complete_usage(const struct cli_ctx *ctx, const char *usage)
 		size_t n = 2;
 		while ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '-')
 			n++;
-		if (n > 2)
+		/* Once each: a usage's prose may name a flag again. */
+		bool seen = false;
+		for (const char *q = usage; !seen && (q = strstr(q, "--")) != NULL && q < p; q += 2)
+			seen = !strncmp(q, p, n) && !((q[n] >= 'a' && q[n] <= 'z') ||
+						      (q[n] >= '0' && q[n] <= '9') || q[n] == '-');
+		if (n > 2 && !seen)
 			fprintf(ctx->out, "%.*s\n", (int)n, p);
 		p += n;
 	}

@@ -85,6 +85,9 @@ void cli_config_path(char *buf, size_t len);
  * error and returns the exit status; 0 on success. */
 int cli_request(json_t **out, struct cli_ctx *ctx, const char *method, const char *path,
 		const json_t *body);
+/* An error answer (status, and its body parsed, or NULL) printed as
+ * cli_request prints it; returns the exit status. */
+int cli_error_print(struct cli_ctx *ctx, long status, const json_t *body);
 /* Percent-encode one path segment (or query value) into buf. -1 when it does
  * not fit: a truncated name could address another object, so callers refuse
  * it rather than send it. */
@@ -247,6 +250,8 @@ int cli_cmd_model(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 int cli_cmd_deploy(struct cli_ctx *ctx, const char *model, struct cli_args *a);
 int cli_cmd_deployment(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 int cli_cmd_node(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
+/* "novactl logs DEPLOYMENT [--replica N] [-f] [--tail N]": no verb. */
+int cli_cmd_logs(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 /* "novactl events [filters] [--watch]": no verb. */
 int cli_cmd_events(struct cli_ctx *ctx, const char *verb, struct cli_args *a);
 /* "novactl describe pool|node|deployment|model NAME": the kind is the verb. */

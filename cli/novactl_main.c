@@ -33,6 +33,8 @@ static const char novactl_usage[] =
 	"                                       one object, its parts and its events\n"
 	"  events [--pool P] [--deployment D] [--node N] [--since T] [--watch]\n"
 	"                                       transitions and events, newest last\n"
+	"  logs DEPLOYMENT [--replica N] [-f] [--tail N]\n"
+	"                                       a replica's engine output\n"
 	"  routes [--model NAME] [--watch]      the routing table\n"
 	"  apikey create|list|revoke            API keys (admin scope)\n"
 	"  audit [--since T] [--key K] [--object O] ...  who changed what (admin scope)\n"
@@ -66,6 +68,7 @@ static const struct {
 	{"node", cli_cmd_node, false},
 	{"describe", cli_cmd_describe, false},
 	{"events", cli_cmd_events, true},
+	{"logs", cli_cmd_logs, true},
 	{"routes", cli_cmd_routes, true},
 	{"apikey", cli_cmd_apikey, false},
 	{"audit", cli_cmd_audit, true},

@@ -449,10 +449,45 @@ void http_response_stream(struct http_response *res, int status, const char *con
 	res->stream_ctx_free = ctx_free;
 }
 
+struct http_waker {
+	pthread_mutex_t lock;        /* over stream (and, taken first, wait_lock) */
+	atomic_int refs;
+	atomic_bool pending;         /* woken while not suspended */
+	struct http_stream *stream;  /* NULL: not sent yet, or ended */
+};
+
+struct http_waker *http_waker_create(void)
+{
+	struct http_waker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	pthread_mutex_init(&w->lock, NULL);
+	atomic_init(&w->refs, 1);
+	return w;
+}
+
+void http_waker_release(struct http_waker *w)
+{
+	if (!w || atomic_fetch_sub(&w->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+void http_response_stream_waker(struct http_response *res, struct http_waker *w)
+{
+	if (!w || !res->stream)
+		return;
+	http_waker_release(res->stream_waker);
+	atomic_fetch_add(&w->refs, 1);
+	res->stream_waker = w;
+}
+
 static void http_response_finish(struct http_response *res)
 {
 	if (res->stream && res->stream_ctx_free)
 		res->stream_ctx_free(res->stream_ctx);
+	http_waker_release(res->stream_waker);
 	free(res->body);
 	free(res->content_type);
 	for (size_t i = 0; i < res->n_headers; i++) {
@@ -860,6 +895,7 @@ struct http_stream {
 	bool is_waiting;
 	bool resumed;                /* woken since its last wait */
 	int fd;                      /* the connection's socket; -1 unknown */
+	struct http_waker *waker;    /* NULL: woken only with the others */
 };
 
 static ssize_t http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -880,6 +916,7 @@ static ssize_t http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
+again:
 	n = st->fn(st->ctx, buf, max);
 	if (n == HTTP_STREAM_WAIT) {
 		/* MHD allows suspending from a content reader; returning 0 after
@@ -888,6 +925,11 @@ static ssize_t http_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (atomic_load(&srv->stopping)) {
 			pthread_mutex_unlock(&srv->wait_lock);
 			return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+		/* Its waker was called since fn looked: look again. */
+		if (st->waker && atomic_exchange(&st->waker->pending, false)) {
+			pthread_mutex_unlock(&srv->wait_lock);
+			goto again;
 		}
 		MHD_suspend_connection(st->conn);
 		st->is_waiting = true;
@@ -919,9 +961,42 @@ void http_server_streams_wake(struct http_server *srv)
 	pthread_mutex_unlock(&srv->wait_lock);
 }
 
+void http_waker_wake(struct http_waker *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	struct http_stream *st = w->stream;
+	if (st) {
+		struct http_server *srv = st->srv;
+		atomic_store(&w->pending, true);
+		pthread_mutex_lock(&srv->wait_lock);
+		if (st->is_waiting) {
+			for (struct http_stream **pp = &srv->waiting; *pp; pp = &(*pp)->next_waiting)
+				if (*pp == st) {
+					*pp = st->next_waiting;
+					break;
+				}
+			st->is_waiting = false;
+			st->resumed = true;
+			st->next_waiting = NULL;
+			atomic_store(&w->pending, false);
+			MHD_resume_connection(st->conn);
+		}
+		pthread_mutex_unlock(&srv->wait_lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
 static void http_stream_free(void *cls)
 {
 	struct http_stream *st = cls;
+	if (st->waker) {
+		pthread_mutex_lock(&st->waker->lock);
+		st->waker->stream = NULL;
+		pthread_mutex_unlock(&st->waker->lock);
+		http_waker_release(st->waker);
+	}
 	if (st->ctx_free)
 		st->ctx_free(st->ctx);
 	free(st);
@@ -1000,10 +1075,17 @@ static enum MHD_Result http_send(struct http_conn_ctx *c, const char *method, co
 		mr = st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, http_stream_read,
 							     st, http_stream_free)
 			: NULL;
-		if (!mr)
+		if (!mr) {
 			free(st);
-		else
+		} else {
 			res->stream = NULL; /* st owns the context now */
+			if ((st->waker = res->stream_waker)) {
+				res->stream_waker = NULL;
+				pthread_mutex_lock(&st->waker->lock);
+				st->waker->stream = st;
+				pthread_mutex_unlock(&st->waker->lock);
+			}
+		}
 	} else {
 		mr = MHD_create_response_from_buffer(res->body_len, res->body, MHD_RESPMEM_MUST_FREE);
 		if (mr)

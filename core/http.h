@@ -64,6 +64,22 @@ struct http_response_header {
 #define HTTP_STREAM_WAIT (-3L)
 typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
 
+/* A waker resumes one stream rather than all of them: for a stream fed by
+ * a thread of its own (a proxied log), whose news concern it alone, so
+ * that a line for one reader does not resume every route watcher too.
+ * Rejected: http_server_streams_wake for each line (each wake runs every
+ * waiting stream's fn), and a wake by ctx pointer (a wake that comes while
+ * the stream is between its fn's HTTP_STREAM_WAIT and its suspension was
+ * lost, and a ctx outliving its stream could not be told from a new one).
+ * A wake that comes while the stream is not suspended is kept and makes its
+ * next HTTP_STREAM_WAIT call fn again at once, so none is lost. Reference
+ * counted: the creator holds one, the response another; using it after the
+ * stream ended (or was never sent) does nothing. */
+struct http_waker;
+struct http_waker *http_waker_create(void); /* NULL when out of memory */
+void http_waker_wake(struct http_waker *w);
+void http_waker_release(struct http_waker *w); /* accepts NULL */
+
 struct http_response {
 	int status;                 /* default 200 */
 	char *content_type;         /* default "application/json" */
@@ -72,6 +88,7 @@ struct http_response {
 	http_stream_fn stream;      /* set by http_response_stream */
 	void *stream_ctx;
 	void (*stream_ctx_free)(void *ctx);
+	struct http_waker *stream_waker; /* http_response_stream_waker */
 	struct http_response_header headers[HTTP_MAX_RESPONSE_HEADERS];
 	size_t n_headers;
 	/* The request's id (set by the server before the handler runs):
@@ -171,6 +188,9 @@ void http_response_header_add(struct http_response *res, const char *name, const
  * NULL) is called once the response is done with ctx, sent or not. */
 void http_response_stream(struct http_response *res, int status, const char *content_type,
 			  http_stream_fn fn, void *ctx, void (*ctx_free)(void *ctx));
+/* After http_response_stream: w (the response takes a reference) wakes
+ * this stream alone (see struct http_waker above). */
+void http_response_stream_waker(struct http_response *res, struct http_waker *w);
 
 /* Whether listen is HOST:PORT with a host that resolves: the check
  * http_server_create makes, for a caller that validates its configuration

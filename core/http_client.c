@@ -184,6 +184,8 @@ struct http_stream_sink {
 	void *ctx;
 	bool stopped;
 	const _Atomic int *cancel;
+	void (*on_status)(void *ctx, long status);
+	CURL *curl;
 };
 
 /* Called by curl about once a second even when nothing arrives. */
@@ -203,6 +205,12 @@ static size_t http_client_stream_write(char *ptr, size_t size, size_t nmemb, voi
 {
 	struct http_stream_sink *s = userdata;
 	size_t n = size * nmemb;
+	if (s->on_status) {
+		long status = 0;
+		curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+		s->on_status(s->ctx, status);
+		s->on_status = NULL;
+	}
 	if (s->on_data(s->ctx, ptr, n) != 0) {
 		s->stopped = true;
 		return 0; /* curl stops with a write error, which is ours */
@@ -216,7 +224,7 @@ int http_client_stream(long *status, const struct http_client_request *req,
 {
 	CURL *curl = curl_easy_init();
 	struct curl_slist *headers = NULL;
-	struct http_stream_sink sink = {on_data, ctx, false, NULL};
+	struct http_stream_sink sink = {on_data, ctx, false, NULL, req->on_status, curl};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *auth = NULL;
 	int rc = 0;
@@ -234,8 +242,10 @@ int http_client_stream(long *status, const struct http_client_request *req,
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 0L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+	if (!req->no_idle_limit) {
+		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+	}
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_client_stream_write);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
 	http_client_tls(curl, req);

@@ -34,6 +34,15 @@ struct http_client_request {
 	 * the stream ends (within about a second, even while the server is
 	 * silent) and the call returns 0, as when on_data stops it. */
 	const _Atomic int *cancel;
+	/* http_client_stream only: no 60 s silence limit (a log followed
+	 * with -f may stay quiet for hours; the stream ends when the server
+	 * ends it or the caller cancels). */
+	int no_idle_limit;
+	/* http_client_stream only, optional: called once with the HTTP
+	 * status before the body's first byte reaches on_data (with on_data's
+	 * ctx), so a proxy can answer with it before any body arrives (a body
+	 * may not come for a long time, or at all). */
+	void (*on_status)(void *ctx, long status);
 };
 
 struct http_client_response {
@@ -51,7 +60,7 @@ void http_client_response_finish(struct http_client_response *res);
 /* Stream a response body (an event stream) to on_data as it arrives; a
  * non-zero return from on_data stops it. With timeout_ms 0 there is no
  * overall timeout, but a server silent for 60 s is taken as gone (event
- * streams send keep-alives). *status gets the HTTP status; an error status
+ * streams send keep-alives) unless no_idle_limit. *status gets the HTTP status; an error status
  * still streams its body (the error JSON). */
 int http_client_stream(long *status, const struct http_client_request *req,
 		       int (*on_data)(void *ctx, const char *data, size_t len), void *ctx,

@@ -1,6 +1,7 @@
 #include "deployments/deployment.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1077,6 +1078,59 @@ int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *no
 	return *out ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 }
 
+static bool dep_reports_have_exit(const json_t *reports)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(reports, i, r)
+		if (json_object_get(r, "exit"))
+			return true;
+	return false;
+}
+
+/* {"SIGHUP",...}: signal names by number, for the events' reasons. */
+static void dep_signal_names(char *out, size_t len)
+{
+	size_t o = 0;
+	out[o++] = '{';
+	for (int sig = 1; sig <= 64 && o + 16 < len; sig++) {
+		const char *a = sigabbrev_np(sig);
+		o += (size_t)snprintf(out + o, len - o, "%s\"%s%s\"", sig > 1 ? "," : "", a ? "SIG" : "",
+				      a ? a : "");
+	}
+	snprintf(out + o, len - o, "}");
+}
+
+/* The engines' exits in the reports (sql/0020): each recorded once as a
+ * 'replica' event of its deployment, in the report's transaction. */
+static int dep_exits_record(struct db_conn *c, const char *node_id, const char *reports_text,
+			    struct nova_err *err)
+{
+	char names[1024];
+	dep_signal_names(names, sizeof(names));
+	const char *params[3] = {node_id, reports_text, names};
+	return db_exec(NULL, c,
+		"WITH x AS (SELECT replica_id, stage, (exit->>'at_ms')::bigint AS at_ms, "
+		"(exit->>'code')::int AS code, (exit->>'signal')::int AS sig, "
+		"coalesce((exit->>'restarts')::int, 0) AS restarts "
+		"FROM jsonb_to_recordset($2::jsonb) AS v(replica_id uuid, stage integer, exit jsonb) "
+		"WHERE exit IS NOT NULL), "
+		"up AS (UPDATE replica_placements rp SET last_exit_ms = x.at_ms FROM x "
+		"WHERE rp.node_id = $1::uuid AND rp.replica_id = x.replica_id "
+		"AND rp.stage = coalesce(x.stage, rp.stage) "
+		"AND (rp.last_exit_ms IS NULL OR rp.last_exit_ms < x.at_ms) "
+		"RETURNING rp.replica_id, rp.stage, x.code, x.sig, x.restarts, x.at_ms) "
+		"INSERT INTO deployment_events (deployment_id, from_state, to_state, reason, kind) "
+		"SELECT r.deployment_id, d.state, d.state, 'replica ' || r.ordinal || "
+		"CASE WHEN up.stage > 0 THEN ' (stage ' || up.stage || ')' ELSE '' END || "
+		"CASE WHEN up.sig IS NOT NULL THEN ' killed by signal ' || "
+		"coalesce(nullif(($3::text[])[up.sig], ''), up.sig::text) "
+		"ELSE ' exited with code ' || up.code END || '; restart ' || up.restarts, 'replica' "
+		"FROM up JOIN replicas r ON r.id = up.replica_id "
+		"JOIN deployments d ON d.id = r.deployment_id ORDER BY up.at_ms",
+		3, params, err);
+}
+
 int deployment_replicas_report(struct db_pool *db, const char *node_id, long long seq,
 			       const json_t *reports, struct nova_err *err)
 {
@@ -1152,6 +1206,8 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, long lon
 			     "ON CONFLICT (kind, subject_id) WHERE state = 'queued' "
 			     "DO UPDATE SET requests = work_items.requests + 1",
 			     3, params, err);
+		if (rc == 0 && dep_reports_have_exit(reports))
+			rc = dep_exits_record(c, node_id, text, err);
 		if (rc == 0)
 			rc = db_tx_commit(c, err);
 		else
@@ -1160,6 +1216,79 @@ int deployment_replicas_report(struct db_pool *db, const char *node_id, long lon
 	}
 	free(text);
 	return rc;
+}
+
+int deployment_replica_locate(struct deployment_replica_place *out, struct db_pool *db,
+			      const char *ref, long long ordinal, long long stage,
+			      struct nova_err *err)
+{
+	char ord[24];
+	PGresult *res = NULL;
+	int rc, row = -1, n;
+	memset(out, 0, sizeof(*out));
+	snprintf(ord, sizeof(ord), "%lld", ordinal);
+	const char *params[2] = {ref, ordinal >= 0 ? ord : NULL};
+	/* The replica asked for (no ordinal: the lowest, the first or only
+	 * one) and its placements, stage by stage; no replica row: none such. */
+	rc = db_pool_exec(&res, db,
+		ids_is_uuid(ref)
+		? "SELECT d.name, r.id, r.ordinal, r.state, rp.stage, rp.node_id FROM deployments d "
+		  "LEFT JOIN replicas r ON r.deployment_id = d.id AND r.ordinal = coalesce($2::int, "
+		  "(SELECT min(ordinal) FROM replicas WHERE deployment_id = d.id)) "
+		  "LEFT JOIN replica_placements rp ON rp.replica_id = r.id WHERE d.id = $1::uuid "
+		  "ORDER BY rp.stage, rp.node_id"
+		: "SELECT d.name, r.id, r.ordinal, r.state, rp.stage, rp.node_id FROM deployments d "
+		  "LEFT JOIN replicas r ON r.deployment_id = d.id AND r.ordinal = coalesce($2::int, "
+		  "(SELECT min(ordinal) FROM replicas WHERE deployment_id = d.id)) "
+		  "LEFT JOIN replica_placements rp ON rp.replica_id = r.id WHERE d.name = $1 "
+		  "ORDER BY rp.stage, rp.node_id",
+		2, params, err);
+	if (rc)
+		return rc;
+	n = PQntuples(res);
+	if (n == 0) {
+		PQclear(res);
+		return nova_err_set(err, NOVA_ENOTFOUND, "deployment", "no deployment named or with id \"%s\"",
+				    ref);
+	}
+	if (PQgetisnull(res, 0, 1)) {
+		if (ordinal >= 0)
+			rc = nova_err_set(err, NOVA_ENOTFOUND, "replica", "deployment %s has no replica %lld",
+					  PQgetvalue(res, 0, 0), ordinal);
+		else
+			rc = nova_err_set(err, NOVA_ENOTFOUND, "replica", "deployment %s has no replicas",
+					  PQgetvalue(res, 0, 0));
+		nova_err_set_hint(err, "novactl deployment get %s lists its replicas", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return rc;
+	}
+	snprintf(out->replica_id, sizeof(out->replica_id), "%s", PQgetvalue(res, 0, 1));
+	out->ordinal = atoll(PQgetvalue(res, 0, 2));
+	snprintf(out->state, sizeof(out->state), "%s", PQgetvalue(res, 0, 3));
+	for (int i = 0; i < n; i++) {
+		if (PQgetisnull(res, i, 4))
+			continue;
+		long long st = atoll(PQgetvalue(res, i, 4));
+		out->stages = st + 1 > out->stages ? st + 1 : out->stages;
+		if ((stage < 0 && (row < 0 || st > out->stage)) || (stage >= 0 && st == stage && row < 0)) {
+			row = i;
+			out->stage = st;
+		}
+	}
+	if (row < 0) {
+		if (out->stages == 0)
+			rc = nova_err_set(err, NOVA_EUNAVAIL, "replica",
+					  "replica %lld of %s is not placed on a node (it is %s)", out->ordinal,
+					  PQgetvalue(res, 0, 0), out->state);
+		else
+			rc = nova_err_set(err, NOVA_ENOTFOUND, "stage", "replica %lld of %s has no stage %lld",
+					  out->ordinal, PQgetvalue(res, 0, 0), stage);
+		PQclear(res);
+		return rc;
+	}
+	snprintf(out->node_id, sizeof(out->node_id), "%s", PQgetvalue(res, row, 5));
+	PQclear(res);
+	return 0;
 }
 
 int deployment_assignment_digests(json_t **out, struct db_pool *db, struct nova_err *err)

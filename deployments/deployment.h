@@ -228,9 +228,29 @@ int deployment_replicas_on_node(json_t **out, struct db_pool *db, const char *no
  * against something the node's own newest sequence already tells. A replica is then ready
  * when every stage is, failed when any stage is, starting otherwise; its
  * endpoint is its last (serving) stage's. A deployment whose replicas
- * changed gets a work item, so its state follows (running, degraded). */
+ * changed gets a work item, so its state follows (running, degraded).
+ * A report's "exit" ({"at_ms", "code" | "signal", "restarts"}: how the
+ * engine last ended unasked) becomes one event of kind "replica" ("replica
+ * 0 killed by signal SIGKILL; restart 1"), recorded once per exit time and
+ * placement (sql/0020), however often the report repeats it. */
 int deployment_replicas_report(struct db_pool *db, const char *node_id, long long seq,
 			       const json_t *reports, struct nova_err *err);
+/* Where a replica's stage runs, for reading its engine's logs. */
+struct deployment_replica_place {
+	char replica_id[DEPLOYMENT_ID_LEN];
+	char node_id[DEPLOYMENT_ID_LEN];
+	long long ordinal;
+	long long stage;   /* the one found */
+	long long stages;  /* placed stages */
+	char state[16];
+};
+/* By deployment (id or name), ordinal (-1: its lowest, the first or only
+ * replica) and stage (-1: the last, serving, one). NOVA_ENOTFOUND naming
+ * "deployment", "replica" or "stage"; NOVA_EUNAVAIL (field "replica") for
+ * a replica not placed on a node. */
+int deployment_replica_locate(struct deployment_replica_place *out, struct db_pool *db,
+			      const char *ref, long long ordinal, long long stage,
+			      struct nova_err *err);
 /* What each node should run: an object node id -> digest of its replicas
  * (ids and their deployments' generations), for every node with any. A
  * node whose sidecar holds another digest is sent its assignments. (A

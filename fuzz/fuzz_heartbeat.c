@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_check_overflow_named(data, size, &err);
 		return 0;
 	}
-	int rc = inv_heartbeat_body_check(&seq, &capacity, &replicas, &generation, body, &err);
+	json_t *logs = NULL;
+	int rc = inv_heartbeat_body_check(&seq, &capacity, &replicas, &generation, &logs, body, &err);
 	if (rc) {
 		if (rc != NOVA_EINVAL || !err.message[0])
 			abort();

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 
@@ -109,6 +110,13 @@ const struct gw_route gw_routes[] = {
 	 "Start a stopped deployment", NULL, "Deployment", 200, "deployments", false},
 	{"DELETE", "/v1/deployments/{deployment}", gw_deployment_delete, AUTH_SCOPE_WRITE,
 	 "Delete a stopped deployment", NULL, NULL, 204, "deployments", false},
+	{"GET", "/v1/deployments/{deployment}/replicas/{replica}/logs", gw_deployment_logs,
+	 AUTH_SCOPE_READ,
+	 "A replica's engine output (stdout and stderr) from its node: the last tail lines, then "
+	 "with follow=true each new line as it comes (text/plain, chunked). {replica} is the "
+	 "replica's number (ordinal). Streams open at once are capped (32 per novad, 4 per node): "
+	 "past either, 429 with Retry-After",
+	 NULL, NULL, 200, "deployments", true},
 
 	{"POST", "/v1/apikeys", gw_apikey_create, AUTH_SCOPE_ADMIN,
 	 "Create an API key (the key is shown once)", "ApiKeyCreate", "ApiKeyCreated", 201,
@@ -147,6 +155,12 @@ int gw_create(struct gw **out, const struct gw_deps *deps, struct nova_err *err)
 	gw->deps = *deps;
 	gw->n_bindings = gw_routes_count;
 	pthread_mutex_init(&gw->watch_lock, NULL);
+	pthread_mutex_init(&gw->logs_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&gw->logs_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	for (size_t i = 0; i < gw_routes_count; i++) {
 		gw->bindings[i].gw = gw;
 		gw->bindings[i].route = &gw_routes[i];
@@ -163,9 +177,23 @@ void gw_destroy(struct gw *gw)
 	if (!gw)
 		return;
 	gw_fleet_metrics_stop(gw);
+	/* Log streams' threads end within a second of their stream (the
+	 * server, stopped first, ended every stream). */
+	gw_logs_wait_closed(gw, 3000);
 	free(gw->bindings);
 	free(gw->watch_counts);
 	pthread_mutex_destroy(&gw->watch_lock);
+	pthread_mutex_lock(&gw->logs_lock);
+	bool left = gw->logs_open > 0;
+	pthread_mutex_unlock(&gw->logs_lock);
+	if (left) {
+		/* A thread still holds gw: leave it allocated rather than free
+		 * what it will touch (logged; a stop, not a leak per request). */
+		nova_log(NOVA_LOG_WARN, "gateway", "log streams still open at stop");
+		return;
+	}
+	pthread_cond_destroy(&gw->logs_cond);
+	pthread_mutex_destroy(&gw->logs_lock);
 	free(gw);
 }
 

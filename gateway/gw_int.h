@@ -23,6 +23,12 @@ struct gw_watch_count {
 	unsigned n;
 };
 
+/* Engine log streams (routes_logs.c): open at once in this novad, and
+ * per node (a sidecar serves 16 connections at most). */
+#define GW_LOGS_MAX_STREAMS 32
+#define GW_LOGS_MAX_PER_NODE 4
+#define GW_LOGS_NODE_LEN 37
+
 struct gw {
 	struct gw_deps deps;
 	struct gw_binding *bindings;
@@ -35,6 +41,11 @@ struct gw {
 	atomic_ullong heartbeats[GW_HB_RESULTS]; /* by enum gw_hb_result */
 	struct gw_fleet_metrics *fleet;    /* routes_metrics.c: the collector, when started */
 	_Atomic(struct autoscaler *) autoscaler; /* for /metrics; gw_autoscaler_set */
+	/* Engine log streams open (routes_logs.c), each with its node. */
+	pthread_mutex_t logs_lock;
+	pthread_cond_t logs_cond;          /* CLOCK_MONOTONIC: one closed */
+	unsigned logs_open;
+	char logs_nodes[GW_LOGS_MAX_STREAMS][GW_LOGS_NODE_LEN];
 };
 
 /* What a route needs (struct gw_route.access): nothing, a node token, or
@@ -116,6 +127,9 @@ void gw_deployment_update(struct gw *, struct gw_call *, struct http_request *, 
 void gw_deployment_stop(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_start(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_delete(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_deployment_logs(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+/* Wait (at most timeout_ms) until no log stream's thread is left. */
+void gw_logs_wait_closed(struct gw *gw, unsigned timeout_ms);
 
 void gw_node_list(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_node_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);

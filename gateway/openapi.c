@@ -397,6 +397,12 @@ static const struct {
 	{"GET", "/v1/audit", "kind", "string", "pool, model, deployment, node, apikey"},
 	{"GET", "/v1/audit", "before", "integer", "an event id: the next (older) page"},
 	{"GET", "/v1/audit", "limit", "integer", "1 to 1000, default 100"},
+	{"GET", "/v1/deployments/{deployment}/replicas/{replica}/logs", "tail", "integer",
+	 "the last N lines, 0 to 10000, default 100"},
+	{"GET", "/v1/deployments/{deployment}/replicas/{replica}/logs", "follow", "boolean",
+	 "then each new line as the engine writes it, until the client goes or the replica stops"},
+	{"GET", "/v1/deployments/{deployment}/replicas/{replica}/logs", "stage", "integer",
+	 "a multi-stage replica's stage (default: the last, serving one)"},
 };
 
 /* "GET /v1/pools/{pool}/nodes" -> "getPoolsByPoolNodes": unique per
@@ -464,6 +470,14 @@ static json_t *gw_operation(const struct gw_route *r)
 				  "the stream alive",
 				  "content", "text/event-stream", "schema", "type", "string",
 				  "example", "id: 7\nevent: snapshot\ndata: {\"version\": 7, \"routes\": []}\n\n"));
+	else if (!strcmp(r->pattern, "/v1/deployments/{deployment}/replicas/{replica}/logs"))
+		json_object_set_new(
+			responses, status,
+			json_pack("{s:s, s:{s:{s:{s:s, s:s}}}}", "description",
+				  "the engine's stdout and stderr as lines of text (chunked; each line "
+				  "cut at 8 KiB), followed as they come with follow=true",
+				  "content", "text/plain", "schema", "type", "string", "example",
+				  "INFO: model loaded\n"));
 	else if (r->response_schema)
 		json_object_set_new(responses, status,
 				    json_pack("{s:s, s:o}", "description", "success", "content",

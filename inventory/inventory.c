@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,8 +50,8 @@ static uint8_t inv_state_parse(const char *s)
 	return (uint8_t)st;
 }
 
-/* One node, 120 bytes: the id, token hash and address as bytes, not text,
- * since a novad keeps every node of the fleet (100,000 nodes: 12 MiB of nodes and
+/* One node, 128 bytes: the id, token hash and address as bytes, not text,
+ * since a novad keeps every node of the fleet (100,000 nodes: 13 MiB of nodes and
  * a 1 MiB index, where 176-byte slots of text took 44 MiB). */
 struct inv_node {
 	unsigned char id[16];
@@ -74,7 +75,28 @@ struct inv_node {
 	 * a few hundred bytes each, for nothing but the next flush. */
 	char *capacity;
 	json_t *replicas;               /* last reported, owned */
+	struct inv_logs *logs;          /* its log server, once reported (owned) */
 };
+
+/* Where a node's sidecar serves its engines' logs, and the key this novad
+ * minted for it (sidecar/logs.h): in memory only, never logged. A novad
+ * that restarts mints a new one at the node's next heartbeat. Rejected:
+ * storing keys (hashed) in the database for every novad to use, which
+ * could not work (a hash cannot be presented) and a key in the clear in
+ * the database would be a credential at rest. */
+struct inv_logs {
+	char url[201];
+	char key[INVENTORY_LOGS_KEY_HEX + 1];
+	char key_id[INVENTORY_LOGS_KEY_ID_HEX + 1];
+};
+
+static void inv_logs_free(struct inv_logs *l)
+{
+	if (!l)
+		return;
+	explicit_bzero(l, sizeof(*l));
+	free(l);
+}
 
 static bool inv_json_plain(const char *s);
 
@@ -302,6 +324,7 @@ static void inv_remove(struct inventory *inv, size_t pos)
 	size_t mask = inv->index_cap - 1, i = inv_probe(inv, inv->nodes[pos].id), j = i;
 	free(inv->nodes[pos].capacity);
 	json_decref(inv->nodes[pos].replicas);
+	inv_logs_free(inv->nodes[pos].logs);
 	inv->index[i] = 0;
 	for (;;) {
 		j = (j + 1) & mask;
@@ -547,8 +570,63 @@ static int inv_adapters_check(const json_t *list, const char *path, struct nova_
 	return 0;
 }
 
+/* A replica report's "exit": {"at_ms", "code" | "signal", "restarts"}. */
+static int inv_exit_check(const json_t *x, const char *path, struct nova_err *err)
+{
+	char p[48];
+	long long at = 0, code = -1, sig = 0, restarts = 0;
+	bool has_code = false, has_sig = false;
+	const struct json_field xf[] = {
+		{.name = "at_ms", .kind = JSON_KIND_INT, .required = true, .out = &at, .min = 1,
+		 .max = 9000000000000000000LL},
+		{.name = "code", .kind = JSON_KIND_INT, .out = &code, .present = &has_code, .min = 0, .max = 255},
+		{.name = "signal", .kind = JSON_KIND_INT, .out = &sig, .present = &has_sig, .min = 1, .max = 64},
+		{.name = "restarts", .kind = JSON_KIND_INT, .out = &restarts, .min = 0, .max = 1000000000},
+	};
+	int rc;
+	snprintf(p, sizeof(p), "%s.exit", path);
+	if ((rc = json_decode_object(x, xf, 4, p, err)))
+		return rc;
+	if (has_code == has_sig)
+		return nova_err_set(err, NOVA_EINVAL, p, "%s needs either code or signal", p);
+	return 0;
+}
+
+/* "logs": {"url": the sidecar's log server, "keys": [ids of the log keys
+ * it holds]} (sidecar/logs.h). */
+static int inv_logs_check(const json_t *logs, struct nova_err *err)
+{
+	const char *url = NULL;
+	json_t *keys = NULL, *k;
+	size_t i;
+	const struct json_field lf[] = {
+		{.name = "url", .kind = JSON_KIND_STRING, .required = true, .out = &url, .max_len = 200},
+		{.name = "keys", .kind = JSON_KIND_ARRAY, .out = &keys},
+	};
+	int rc = json_decode_object(logs, lf, 2, "logs", err);
+	if (rc)
+		return rc;
+	if (json_array_size(keys) > INVENTORY_LOGS_KEYS_MAX)
+		return nova_err_set(err, NOVA_EINVAL, "logs.keys", "logs.keys has more than %d ids",
+				    INVENTORY_LOGS_KEYS_MAX);
+	json_array_foreach(keys, i, k) {
+		const char *v = json_string_value(k);
+		bool ok = v && strlen(v) == INVENTORY_LOGS_KEY_ID_HEX;
+		for (size_t j = 0; ok && v[j]; j++)
+			ok = (v[j] >= '0' && v[j] <= '9') || (v[j] >= 'a' && v[j] <= 'f');
+		if (!ok) {
+			char f[32];
+			snprintf(f, sizeof(f), "logs.keys[%zu]", i);
+			return nova_err_set(err, NOVA_EINVAL, f, "%s must be %d hex digits", f,
+					    INVENTORY_LOGS_KEY_ID_HEX);
+		}
+	}
+	return 0;
+}
+
 int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replicas,
-			     const char **generation, const json_t *body, struct nova_err *err)
+			     const char **generation, json_t **logs, const json_t *body,
+			     struct nova_err *err)
 {
 	const struct json_field fields[] = {
 		{.name = "seq", .kind = JSON_KIND_INT, .required = true, .out = seq, .min = 0,
@@ -557,18 +635,22 @@ int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replica
 		{.name = "replicas", .kind = JSON_KIND_ARRAY, .out = replicas},
 		{.name = "assignment_generation", .kind = JSON_KIND_STRING, .out = generation,
 		 .max_len = 64, .allow_empty = true},
+		{.name = "logs", .kind = JSON_KIND_OBJECT, .out = logs},
 	};
 	size_t i;
 	json_t *r;
-	int rc = json_decode_object(body, fields, 4, "", err);
+	*logs = NULL;
+	int rc = json_decode_object(body, fields, 5, "", err);
 	if (rc)
+		return rc;
+	if (*logs && (rc = inv_logs_check(*logs, err)))
 		return rc;
 	if (*replicas && json_array_size(*replicas) > 256)
 		return nova_err_set(err, NOVA_EINVAL, "replicas", "at most 256 replicas per node");
 	json_array_foreach(*replicas, i, r) {
 		char path[32];
 		const char *id = NULL, *state = NULL, *endpoint = NULL;
-		json_t *load = NULL, *adapters = NULL;
+		json_t *load = NULL, *adapters = NULL, *exit = NULL;
 		long long stage = -1;
 		const struct json_field rf[] = {
 			{.name = "replica_id", .kind = JSON_KIND_STRING, .required = true, .out = &id,
@@ -579,9 +661,12 @@ int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replica
 			{.name = "load", .kind = JSON_KIND_OBJECT, .out = &load},
 			{.name = "stage", .kind = JSON_KIND_INT, .out = &stage, .min = 0, .max = 15},
 			{.name = "adapters_loaded", .kind = JSON_KIND_ARRAY, .out = &adapters},
+			{.name = "exit", .kind = JSON_KIND_OBJECT, .out = &exit},
 		};
 		snprintf(path, sizeof(path), "replicas[%zu]", i);
-		if ((rc = json_decode_object(r, rf, 6, path, err)))
+		if ((rc = json_decode_object(r, rf, 7, path, err)))
+			return rc;
+		if (exit && (rc = inv_exit_check(exit, path, err)))
 			return rc;
 		if (!ids_is_uuid(id)) {
 			char f[NOVA_ERR_FIELD_MAX];
@@ -733,14 +818,80 @@ static bool inv_json_plain(const char *s)
 	return true;
 }
 
+/* Under the lock, for an accepted heartbeat: where the node's log server
+ * is (only an address the node's endpoints may use: a node token must not
+ * point novad's requests elsewhere), and into send_key this novad's key
+ * for it when the sidecar does not hold it yet. */
+static void inv_logs_take(char send_key[INVENTORY_LOGS_KEY_HEX + 1], struct inv_node *e,
+			  const json_t *logs, const char *id_text)
+{
+	const char *url = json_string_value(json_object_get(logs, "url"));
+	const char *why = inv_endpoint_refusal(url, &e->addr);
+	size_t i;
+	json_t *k;
+	if (why) {
+		if (e->logs)
+			nova_log_kv(NOVA_LOG_WARN, "inventory", "log server refused", "node", id_text,
+				    "reason", why, NULL);
+		inv_logs_free(e->logs);
+		e->logs = NULL;
+		return;
+	}
+	if (!e->logs) {
+		unsigned char raw[32];
+		if (!(e->logs = calloc(1, sizeof(*e->logs))))
+			return;
+		if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+			inv_logs_free(e->logs);
+			e->logs = NULL;
+			return;
+		}
+		hex_encode(e->logs->key, raw, sizeof(raw));
+		explicit_bzero(raw, sizeof(raw));
+		char full[SECRET_HEX_SHA256_LEN];
+		secret_sha256_hex(full, e->logs->key, strlen(e->logs->key));
+		memcpy(e->logs->key_id, full, INVENTORY_LOGS_KEY_ID_HEX);
+		e->logs->key_id[INVENTORY_LOGS_KEY_ID_HEX] = '\0';
+	}
+	snprintf(e->logs->url, sizeof(e->logs->url), "%s", url);
+	json_array_foreach(json_object_get(logs, "keys"), i, k)
+		if (!strcmp(json_string_value(k), e->logs->key_id))
+			return;
+	memcpy(send_key, e->logs->key, INVENTORY_LOGS_KEY_HEX + 1);
+}
+
+int inventory_logs_access(struct inventory_logs_access *out, struct inventory *inv,
+			  const char *node_id, struct nova_err *err)
+{
+	unsigned char id[16];
+	struct inv_node *e;
+	int rc = 0;
+	memset(out, 0, sizeof(*out));
+	if (!ids_uuid_parse(id, node_id))
+		return nova_err_set(err, NOVA_ENOTFOUND, "node", "no such node");
+	pthread_mutex_lock(&inv->lock);
+	if (!(e = inv_get(inv, id, false)) || !e->logs || !e->logs->key[0]) {
+		rc = nova_err_set(err, NOVA_EUNAVAIL, "",
+				  "this novad has not heard the node's sidecar offer its logs");
+		nova_err_set_hint(err, "the node's sidecar reports its log server with each heartbeat "
+				       "to the novad it beats to: ask that novad, or wait a heartbeat");
+	} else {
+		snprintf(out->url, sizeof(out->url), "%s", e->logs->url);
+		memcpy(out->key, e->logs->key, sizeof(out->key));
+	}
+	pthread_mutex_unlock(&inv->lock);
+	return rc;
+}
+
 int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_id,
 			const char *token, const json_t *body, struct nova_err *err)
 {
 	long long seq = 0;
-	json_t *capacity = NULL, *replicas = NULL;
+	json_t *capacity = NULL, *replicas = NULL, *logs = NULL;
 	const char *generation = NULL;
 	struct inv_node *e;
 	unsigned char id[16], presented[32];
+	char send_key[INVENTORY_LOGS_KEY_HEX + 1] = "";
 	char reason[128], digest[64], id_text[IDS_UUID_LEN];
 	int rc;
 	*answer = NULL;
@@ -828,7 +979,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	 * lock (up to 256 replicas), then the entry is found again: the table
 	 * may have moved, or the node been forgotten, meanwhile. */
 	pthread_mutex_unlock(&inv->lock);
-	if ((rc = inv_heartbeat_body_check(&seq, &capacity, &replicas, &generation, body, err)))
+	if ((rc = inv_heartbeat_body_check(&seq, &capacity, &replicas, &generation, &logs, body, err)))
 		return rc;
 	pthread_mutex_lock(&inv->lock);
 	if (!(e = inv_get(inv, id, false)) || !e->has_hash || !secret_equal(presented, e->token_hash, 32)) {
@@ -894,6 +1045,8 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 		e->replicas_dirty = true;
 		atomic_fetch_add(&inv->loads_gen, 1);
 	}
+	if (logs)
+		inv_logs_take(send_key, e, logs, id_text);
 	const char *d = json_string_value(json_object_get(inv->digests, id_text));
 	snprintf(digest, sizeof(digest), "%s", d ? d : "none");
 	pthread_mutex_unlock(&inv->lock);
@@ -902,8 +1055,8 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	/* The sidecar's view is current (nearly every heartbeat): the answer
 	 * is written as it is, since building it with jansson cost more than
 	 * the rest of the heartbeat. */
-	if (!refused && generation && strcmp(generation, digest) == 0 && inv_json_plain(digest) &&
-	    inv->advertise_plain) {
+	if (!refused && !send_key[0] && generation && strcmp(generation, digest) == 0 &&
+	    inv_json_plain(digest) && inv->advertise_plain) {
 		/* The text below with a 63-byte digest and a 255-byte URL. */
 		enum { ANSWER_MAX = 176 + 272 };
 		if (!(*answer = malloc(ANSWER_MAX)))
@@ -922,6 +1075,10 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	json_object_set_new(a, "assignment_generation", json_string(digest));
 	if (refused)
 		json_object_set_new(a, "refused", refused);
+	if (send_key[0]) {
+		json_object_set_new(a, "logs_key", json_string(send_key));
+		explicit_bzero(send_key, sizeof(send_key));
+	}
 	/* What to run, only when the sidecar's view is not the current one. */
 	if (!generation || strcmp(generation, digest) != 0) {
 		json_t *assignments;
@@ -1593,6 +1750,7 @@ void inventory_destroy(struct inventory *inv)
 	for (size_t i = 0; i < inv->n_nodes; i++) {
 		free(inv->nodes[i].capacity);
 		json_decref(inv->nodes[i].replicas);
+		inv_logs_free(inv->nodes[i].logs);
 	}
 	free(inv->nodes);
 	free(inv->index);

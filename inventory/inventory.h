@@ -176,6 +176,28 @@ json_t *inventory_adapters_loaded(struct inventory *inv);
  * reading them, that what they rendered is still current. */
 unsigned long long inventory_loads_generation(struct inventory *inv);
 
+/* Engine logs (sidecar/logs.h). A heartbeat may carry "logs": {"url":
+ * the sidecar's log server, "keys": [ids of the log keys it holds]}; the
+ * URL is taken only on the node's own address (as endpoints are), and
+ * when the sidecar does not hold this novad's key for the node (minted at
+ * random on first sight, kept in this novad's memory only) the answer
+ * carries it as "logs_key". Reading a node's logs goes through the novad
+ * its sidecar beats to: another novad has no key for it (NOVA_EUNAVAIL,
+ * the hint saying so). A replica report may carry "exit": {"at_ms",
+ * "code" | "signal", "restarts"}: how its engine last ended unasked
+ * (deployment_replicas_report records it once as an event). */
+#define INVENTORY_LOGS_KEYS_MAX 8
+#define INVENTORY_LOGS_KEY_ID_HEX 16
+#define INVENTORY_LOGS_KEY_HEX 64
+struct inventory_logs_access {
+	char url[201];
+	char key[INVENTORY_LOGS_KEY_HEX + 1]; /* a secret: zero it after use */
+};
+/* NOVA_ENOTFOUND for a malformed id, NOVA_EUNAVAIL when this novad knows
+ * no log server of the node. */
+int inventory_logs_access(struct inventory_logs_access *out, struct inventory *inv,
+			  const char *node_id, struct nova_err *err);
+
 /* Start and stop the background threads: the flusher, and the health
  * sweeper, which sweeps (every interval_ms / 4) only while is_leader(ctx)
  * says this novad holds the singleton duties (pass NULL for no sweeper). */

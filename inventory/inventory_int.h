@@ -52,6 +52,7 @@ const char *inv_endpoint_refusal(const char *endpoint, const struct inv_addr *no
  * is taken; the outputs borrow from body. Here, not static, for the fuzz
  * target of the heartbeat body (fuzz/fuzz_heartbeat.c). */
 int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replicas,
-			     const char **generation, const json_t *body, struct nova_err *err);
+			     const char **generation, json_t **logs, const json_t *body,
+			     struct nova_err *err);
 
 #endif

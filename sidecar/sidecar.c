@@ -25,6 +25,7 @@
 #include "core/rotlog.h"
 #include "core/textbuf.h"
 #include "core/ydoc.h"
+#include "sidecar/logs.h"
 #include "sidecar/metrics.h"
 #include "sidecar/sidecar_int.h"
 
@@ -34,6 +35,8 @@ const char sidecar_usage[] =
 	"                    [--engine-ports LO-HI]\n"
 	"                    [--log-file PATH [--log-max-bytes N] [--log-keep N]]\n"
 	"                    [--metrics-listen HOST:PORT]\n"
+	"                    [--engine-log-dir DIR] [--engine-log-max-bytes N]\n"
+	"                    [--logs-listen HOST:PORT|off]\n"
 	"  (or NOVA_GATEWAY_URL, NOVA_NODE_ID, NOVA_NODE_TOKEN, NOVA_NODE_TOKEN_FILE)\n"
 	"  The token never reaches an engine: it is taken out of the environment and\n"
 	"  the command line, and a --token-file is removed once read.\n";
@@ -60,6 +63,7 @@ void sidecar_config_defaults(struct sidecar_config *cfg)
 	cfg->interval_ms = 2000;
 	cfg->log_max_bytes = ROTLOG_DEFAULT_MAX_BYTES;
 	cfg->log_keep = ROTLOG_DEFAULT_KEEP;
+	cfg->engine_log_max_bytes = SIDECAR_LOGS_DEFAULT_MAX_BYTES;
 }
 
 static void sc_env(char *dst, size_t len, const char *name)
@@ -176,7 +180,7 @@ static int sc_config_file(struct sidecar_config *cfg, const char *path, struct n
 int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, struct nova_err *err)
 {
 	enum { O_GW = 1000, O_NODE, O_TOKEN, O_TOKEN_FILE, O_MOCK, O_HOST, O_CONFIG, O_PORTS,
-	       O_LOG, O_LOG_MAX, O_LOG_KEEP, O_METRICS };
+	       O_LOG, O_LOG_MAX, O_LOG_KEEP, O_METRICS, O_ENGLOG_DIR, O_ENGLOG_MAX, O_LOGS_LISTEN };
 	static const struct option opts[] = {
 		{"gateway", required_argument, NULL, O_GW},
 		{"node-id", required_argument, NULL, O_NODE},
@@ -190,6 +194,9 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 		{"log-max-bytes", required_argument, NULL, O_LOG_MAX},
 		{"log-keep", required_argument, NULL, O_LOG_KEEP},
 		{"metrics-listen", required_argument, NULL, O_METRICS},
+		{"engine-log-dir", required_argument, NULL, O_ENGLOG_DIR},
+		{"engine-log-max-bytes", required_argument, NULL, O_ENGLOG_MAX},
+		{"logs-listen", required_argument, NULL, O_LOGS_LISTEN},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -210,6 +217,13 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 		sc_env_take(NULL, 0, foreign[i]);
 	sc_env(cfg->log_file, sizeof(cfg->log_file), "NOVA_SIDECAR_LOG_FILE");
 	sc_env(cfg->metrics_listen, sizeof(cfg->metrics_listen), "NOVA_SIDECAR_METRICS_LISTEN");
+	sc_env(cfg->engine_log_dir, sizeof(cfg->engine_log_dir), "NOVA_SIDECAR_ENGINE_LOG_DIR");
+	sc_env(cfg->logs_listen, sizeof(cfg->logs_listen), "NOVA_SIDECAR_LOGS_LISTEN");
+	const char *env_emax = getenv("NOVA_SIDECAR_ENGINE_LOG_MAX_BYTES");
+	if (env_emax && *env_emax &&
+	    (rc = sc_ull(&cfg->engine_log_max_bytes, "NOVA_SIDECAR_ENGINE_LOG_MAX_BYTES", env_emax,
+			 SIDECAR_LOGS_MIN_MAX_BYTES, err)))
+		return rc;
 	const char *env_max = getenv("NOVA_SIDECAR_LOG_MAX_BYTES"), *env_keep = getenv("NOVA_SIDECAR_LOG_KEEP");
 	if (env_max && *env_max &&
 	    (rc = sc_ull(&cfg->log_max_bytes, "NOVA_SIDECAR_LOG_MAX_BYTES", env_max, ROTLOG_MIN_MAX_BYTES, err)))
@@ -245,6 +259,24 @@ int sidecar_config_parse(struct sidecar_config *cfg, int argc, char **argv, stru
 						  "--metrics-listen takes HOST:PORT");
 			else
 				snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "%s", optarg);
+			break;
+		case O_ENGLOG_DIR:
+			if (!*optarg || strlen(optarg) >= sizeof(cfg->engine_log_dir) - 64)
+				rc = nova_err_set(err, NOVA_EINVAL, "--engine-log-dir", "--engine-log-dir needs a path");
+			else
+				snprintf(cfg->engine_log_dir, sizeof(cfg->engine_log_dir), "%s", optarg);
+			break;
+		case O_ENGLOG_MAX:
+			rc = sc_ull(&cfg->engine_log_max_bytes, "--engine-log-max-bytes", optarg,
+				    SIDECAR_LOGS_MIN_MAX_BYTES, err);
+			break;
+		case O_LOGS_LISTEN:
+			if (strcmp(optarg, "off") != 0 &&
+			    (!strchr(optarg, ':') || strlen(optarg) >= sizeof(cfg->logs_listen)))
+				rc = nova_err_set(err, NOVA_EINVAL, "--logs-listen",
+						  "--logs-listen takes HOST:PORT or off");
+			else
+				snprintf(cfg->logs_listen, sizeof(cfg->logs_listen), "%s", optarg);
 			break;
 		case 'h': return 1;
 		case ':': rc = nova_err_set(err, NOVA_EINVAL, argv[optind - 1], "%s needs a value", argv[optind - 1]); break;
@@ -283,18 +315,29 @@ struct sc_child {
 	json_t *load;
 	struct sidecar_load_history load_history; /* the last scrape's counters */
 	json_t *adapters;        /* LoRA adapters the engine lists loaded (lora_dynamic) */
+	struct sidecar_englog *log; /* its output (a reference), NULL: none */
+	/* How the engine last ended without being asked to, reported in each
+	 * heartbeat (novad records each once, by its time, as an event). */
+	long long exit_at_ms;    /* wall clock; 0: it has not */
+	int exit_code, exit_signal;
 };
 
-/* The engines' output, with --log-file: each engine's stderr is a pipe
- * whose read end a thread of its own copies into the capped log, so an
- * engine never waits on the sidecar's main loop (which may sit in a
- * heartbeat for seconds) and a rotation moves every writer at once. The
- * main loop hands it read ends through a control pipe; -1 stops it. */
+/* The engines' output: each engine's stdout and stderr are one pipe whose
+ * read end a thread of its own copies into the engine's capped log
+ * (sidecar/logs.h), so an engine never waits on the sidecar's main loop
+ * (which may sit in a heartbeat for seconds) and a rotation moves every
+ * writer at once. The main loop hands it read ends with the log they go
+ * to (a reference) through a control pipe; fd -1 stops it. log: the
+ * sidecar's own (--log-file). */
 struct sc_pump {
 	struct rotlog *log;
 	int ctl[2];
 	pthread_t thread;
 	bool running;
+};
+struct sc_pump_msg {
+	int fd;
+	struct sidecar_englog *log;
 };
 
 struct sc {
@@ -319,6 +362,10 @@ struct sc {
 	atomic_ullong engine_exits;
 	pthread_mutex_t snap_lock;
 	char *engines_text;
+	/* The engines' logs and the server novad reads them from; logs_url is
+	 * what heartbeats report ("" when there is no server). */
+	struct sidecar_logs *logs;
+	char logs_url[200];
 };
 
 enum sc_beat { SC_BEAT_OK, SC_BEAT_REFUSED, SC_BEAT_FAILED };
@@ -482,6 +529,7 @@ static void *sc_pump_main(void *arg)
 {
 	struct sc_pump *p = arg;
 	struct pollfd fds[1 + SC_MAX_CHILDREN * 2];
+	struct sidecar_englog *logs[1 + SC_MAX_CHILDREN * 2] = {0};
 	size_t n = 1;
 	char buf[65536];
 	fds[0].fd = p->ctl[0];
@@ -493,18 +541,20 @@ static void *sc_pump_main(void *arg)
 			break;
 		}
 		if (fds[0].revents) {
-			int fd;
-			ssize_t r = read(p->ctl[0], &fd, sizeof(fd));
-			if (r == (ssize_t)sizeof(fd) && fd < 0)
+			struct sc_pump_msg m;
+			ssize_t r = read(p->ctl[0], &m, sizeof(m));
+			if (r == (ssize_t)sizeof(m) && m.fd < 0)
 				break;
-			if (r == (ssize_t)sizeof(fd)) {
+			if (r == (ssize_t)sizeof(m)) {
 				if (n < sizeof(fds) / sizeof(fds[0])) {
-					fds[n].fd = fd;
+					fds[n].fd = m.fd;
 					fds[n].events = POLLIN;
 					fds[n].revents = 0;
+					logs[n] = m.log;
 					n++;
 				} else {
-					close(fd); /* cannot happen: one per child */
+					close(m.fd); /* cannot happen: one per child */
+					sidecar_englog_release(m.log);
 				}
 			}
 		}
@@ -513,56 +563,128 @@ static void *sc_pump_main(void *arg)
 				continue;
 			ssize_t r = read(fds[i].fd, buf, sizeof(buf));
 			if (r > 0) {
-				rotlog_write(p->log, buf, (size_t)r);
+				sidecar_englog_write(logs[i], buf, (size_t)r);
 				continue;
 			}
 			if (r < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			close(fds[i].fd); /* the engine and all it started are gone */
-			fds[i] = fds[--n];
+			sidecar_englog_release(logs[i]);
+			n--;
+			fds[i] = fds[n];
+			logs[i] = logs[n];
 		}
 	}
-	for (size_t i = 1; i < n; i++)
+	for (size_t i = 1; i < n; i++) {
 		close(fds[i].fd);
+		sidecar_englog_release(logs[i]);
+	}
 	return NULL;
 }
 
-/* Start the log (and the pump) when --log-file is given. */
+/* The sidecar's own log when --log-file is given, the engines' logs, and
+ * the pump that fills them. */
 static int sc_log_start(struct sc *s, struct nova_err *err)
 {
 	int rc;
-	if (!s->cfg->log_file[0])
-		return 0;
-	if ((rc = rotlog_open(&s->pump.log, s->cfg->log_file, s->cfg->log_max_bytes, s->cfg->log_keep,
-			      true, err)))
-		return rc;
+	char dir[sizeof(s->cfg->engine_log_dir)];
+	if (s->cfg->log_file[0]) {
+		if ((rc = rotlog_open(&s->pump.log, s->cfg->log_file, s->cfg->log_max_bytes,
+				      s->cfg->log_keep, true, err)))
+			return rc;
+		nova_log_set_sink(rotlog_log_sink, s->pump.log);
+	}
+	/* A directory per node: the sweep removes what its sidecar does not
+	 * run, so two sidecars (ssh slices on one host, lpu agents given one
+	 * NOVA_SIDECAR_ENGINE_LOG_DIR) must never share one. */
+	bool plain = s->cfg->node_id[0] != '\0';
+	for (const char *c = s->cfg->node_id; *c; c++)
+		plain &= (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+			 *c == '-';
+	const char *node = plain ? s->cfg->node_id : "node";
+	if (s->cfg->engine_log_dir[0]) {
+		snprintf(dir, sizeof(dir), "%.900s/%.64s", s->cfg->engine_log_dir, node);
+	} else if (s->cfg->log_file[0]) {
+		snprintf(dir, sizeof(dir), "%.*s.engines", (int)sizeof(dir) - 16, s->cfg->log_file);
+	} else {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(dir, sizeof(dir), "%.512s/nova-sidecar-%u/%.64s", tmp && *tmp == '/' ? tmp : "/tmp",
+			 (unsigned)geteuid(), node);
+	}
+	/* Without engine logs the sidecar still runs its engines: their
+	 * output is lost, as before, and said so. */
+	if (sidecar_logs_create(&s->logs, dir, s->cfg->engine_log_max_bytes, err) != 0) {
+		if (!strcmp(err->field, "--engine-log-max-bytes"))
+			return err->code;
+		nova_log_kv(NOVA_LOG_WARN, "sidecar", "no engine logs", "error", err->message, NULL);
+	}
 	if (pipe2(s->pump.ctl, O_CLOEXEC) != 0) {
+		sidecar_logs_destroy(s->logs);
+		s->logs = NULL;
 		rotlog_close(s->pump.log);
+		nova_log_set_sink(NULL, NULL);
 		s->pump.log = NULL;
 		return nova_err_set(err, NOVA_EINTERNAL, "", "pipe: %s", strerror(errno));
 	}
-	nova_log_set_sink(rotlog_log_sink, s->pump.log);
-	if (pthread_create(&s->pump.thread, NULL, sc_pump_main, &s->pump) == 0)
+	if (s->logs && pthread_create(&s->pump.thread, NULL, sc_pump_main, &s->pump) == 0)
 		s->pump.running = true;
 	return 0;
 }
 
 static void sc_log_stop(struct sc *s)
 {
-	if (!s->pump.log)
-		return;
 	if (s->pump.running) {
-		int stop = -1;
+		struct sc_pump_msg stop = {-1, NULL};
 		if (write(s->pump.ctl[1], &stop, sizeof(stop)) == (ssize_t)sizeof(stop))
 			pthread_join(s->pump.thread, NULL);
 		else
 			pthread_detach(s->pump.thread);
+		s->pump.running = false;
 	}
 	close(s->pump.ctl[0]);
 	close(s->pump.ctl[1]);
+	sidecar_logs_destroy(s->logs);
+	s->logs = NULL;
+	if (!s->pump.log)
+		return;
 	nova_log_set_sink(NULL, NULL);
 	rotlog_close(s->pump.log);
 	s->pump.log = NULL;
+}
+
+/* The log server, on the advertised host and a port of the engine range
+ * unless --logs-listen says otherwise; its URL goes in the heartbeats.
+ * Without it the sidecar runs on: only its logs cannot be read. */
+static void sc_logs_serve(struct sc *s)
+{
+	char listen[200], port[16];
+	struct nova_err err;
+	const char *host = s->cfg->advertise_host;
+	bool v6 = strchr(host, ':') && host[0] != '[';
+	if (!s->logs || !strcmp(s->cfg->logs_listen, "off"))
+		return;
+	if (s->cfg->logs_listen[0]) {
+		snprintf(listen, sizeof(listen), "%s", s->cfg->logs_listen);
+	} else if (s->port_hi - s->port_lo + 1 <= SC_MAX_CHILDREN) {
+		/* A range this narrow is the engines': the kernel picks. */
+		snprintf(listen, sizeof(listen), v6 ? "[%s]:0" : "%s:0", host);
+	} else {
+		unsigned p = sc_engine_port(s);
+		if (!p) {
+			nova_log(NOVA_LOG_WARN, "sidecar", "no free port for the log server");
+			return;
+		}
+		snprintf(listen, sizeof(listen), v6 ? "[%s]:%u" : "%s:%u", host, p);
+	}
+	if (sidecar_logs_serve(s->logs, listen, &err) != 0) {
+		nova_log_kv(NOVA_LOG_WARN, "sidecar", "no log server", "listen", listen, "error",
+			    err.message, NULL);
+		return;
+	}
+	snprintf(s->logs_url, sizeof(s->logs_url), v6 ? "http://[%s]:%u" : "http://%s:%u", host,
+		 sidecar_logs_port(s->logs));
+	snprintf(port, sizeof(port), "%u", sidecar_logs_port(s->logs));
+	nova_log_kv(NOVA_LOG_INFO, "sidecar", "log server", "port", port, NULL);
 }
 
 /* "{port}" etc. replaced in one argument. */
@@ -680,14 +802,16 @@ static void sc_child_start(struct sc *s, struct sc_child *k)
 			 "the model has no serve command (an image alone needs a container runtime)");
 		return;
 	}
-	/* With a capped log the engine's stderr goes through the pump. */
+	/* The engine's stdout and stderr go through the pump to its log. */
 	int out[2] = {-1, -1};
-	if (s->pump.running && pipe2(out, O_CLOEXEC) != 0)
+	if ((!s->pump.running || !k->log) || pipe2(out, O_CLOEXEC) != 0)
 		out[0] = out[1] = -1;
 	pid_t pid = fork();
 	if (pid == 0) {
-		if (out[1] >= 0)
-			dup2(out[1], 2); /* dup2 clears close-on-exec on fd 2 */
+		if (out[1] >= 0) {
+			dup2(out[1], 1); /* dup2 clears close-on-exec on fds 1 and 2 */
+			dup2(out[1], 2);
+		}
 		/* The server dies with the sidecar: no orphan engines. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		sigset_t none;
@@ -706,7 +830,8 @@ static void sc_child_start(struct sc *s, struct sc_child *k)
 		int devnull = open("/dev/null", O_RDWR);
 		if (devnull >= 0) {
 			dup2(devnull, 0);
-			dup2(devnull, 1); /* the engine's port line is not ours to read */
+			if (out[1] < 0)
+				dup2(devnull, 1);
 		}
 		execvp(argv[0], argv);
 		_exit(127);
@@ -714,9 +839,12 @@ static void sc_child_start(struct sc *s, struct sc_child *k)
 	for (size_t j = 0; j < n; j++)
 		free(argv[j]);
 	if (out[1] >= 0) {
+		struct sc_pump_msg m = {out[0], sidecar_englog_ref(k->log)};
 		close(out[1]);
-		if (pid < 0 || write(s->pump.ctl[1], &out[0], sizeof(out[0])) != (ssize_t)sizeof(out[0]))
+		if (pid < 0 || write(s->pump.ctl[1], &m, sizeof(m)) != (ssize_t)sizeof(m)) {
 			close(out[0]);
+			sidecar_englog_release(m.log);
+		}
 	}
 	if (pid < 0) {
 		snprintf(k->state, sizeof(k->state), "failed");
@@ -729,8 +857,14 @@ static void sc_child_start(struct sc *s, struct sc_child *k)
 		    "model", json_string_value(json_object_get(k->assignment, "model")), NULL);
 }
 
-static void sc_child_clear(struct sc_child *k)
+static void sc_child_clear(struct sc *s, struct sc_child *k)
 {
+	if (k->log) {
+		/* No longer assigned: its log goes once the pump and any
+		 * reader let go. */
+		sidecar_logs_retire(s->logs, k->replica, k->stage);
+		sidecar_englog_release(k->log);
+	}
 	json_decref(k->assignment);
 	json_decref(k->load);
 	json_decref(k->adapters);
@@ -749,7 +883,7 @@ static void sc_reap(struct sc *s)
 				continue;
 			k->pid = 0;
 			if (k->stopping) {
-				sc_child_clear(k);
+				sc_child_clear(s, k);
 				break;
 			}
 			json_decref(k->adapters); /* its successor starts with none */
@@ -786,6 +920,26 @@ static void sc_reap(struct sc *s)
 			snprintf(k->reason, sizeof(k->reason), "exited with %s %d; restart %u",
 				 WIFEXITED(status) ? "status" : "signal",
 				 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), k->restarts);
+			struct timespec wall;
+			clock_gettime(CLOCK_REALTIME, &wall);
+			long long at = (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+			k->exit_at_ms = at > k->exit_at_ms ? at : k->exit_at_ms + 1;
+			k->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+			k->exit_signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+			/* The engine's log ends with how it ended: its last
+			 * words and the cause in one place. */
+			char line[160];
+			const char *abbrev = k->exit_signal ? sigabbrev_np(k->exit_signal) : NULL;
+			int ln;
+			if (k->exit_signal)
+				ln = snprintf(line, sizeof(line),
+					      "nova-sidecar: the engine was killed by signal %s%s; restart %u in %u ms\n",
+					      abbrev ? "SIG" : "", abbrev ? abbrev : "?", k->restarts, delay);
+			else
+				ln = snprintf(line, sizeof(line),
+					      "nova-sidecar: the engine exited with code %d; restart %u in %u ms\n",
+					      k->exit_code, k->restarts, delay);
+			sidecar_englog_write(k->log, line, (size_t)ln);
 			nova_log_kv(NOVA_LOG_WARN, "sidecar", "model server died", "replica", k->replica,
 				    "reason", k->reason, NULL);
 		}
@@ -914,7 +1068,7 @@ static void sc_assign(struct sc *s, json_t *assignments)
 			k->stopping = true;
 			k->stop_deadline_ms = sc_now_ms() + SC_STOP_GRACE_MS;
 		} else {
-			sc_child_clear(k);
+			sc_child_clear(s, k);
 		}
 	}
 	/* Start what is new. The serving stage is the replica's last one here. */
@@ -953,6 +1107,7 @@ static void sc_assign(struct sc *s, json_t *assignments)
 		}
 		snprintf(k->state, sizeof(k->state), "starting");
 		k->next_start_ms = 0;
+		k->log = sidecar_logs_open(s->logs, rid, stage);
 	}
 }
 
@@ -993,6 +1148,16 @@ static void sc_heartbeat(struct sc *s)
 			json_object_set(r, "adapters_loaded", k->adapters);
 			adapters_budget -= bytes;
 		}
+		/* The last unasked exit, again in each beat until a newer one:
+		 * novad records it once, by its time (a flush may skip beats). */
+		if (r && k->exit_at_ms) {
+			json_t *x = json_pack("{s:I, s:i}", "at_ms", (json_int_t)k->exit_at_ms, "restarts",
+					      (int)k->restarts);
+			if (x)
+				json_object_set_new(x, k->exit_signal ? "signal" : "code",
+						    json_integer(k->exit_signal ? k->exit_signal : k->exit_code));
+			json_object_set_new(r, "exit", x);
+		}
 		if (r)
 			json_array_append_new(replicas, r);
 	}
@@ -1007,6 +1172,11 @@ static void sc_heartbeat(struct sc *s)
 				     (json_int_t)(pages > 0 && page > 0 ? (long long)pages * page / 1048576 : 0));
 	json_t *body = json_pack("{s:I, s:s, s:o, s:o}", "seq", (json_int_t)seq, "assignment_generation",
 				 s->generation, "replicas", replicas, "capacity", capacity);
+	/* Where novad reads the engines' logs, and which of its keys this
+	 * sidecar holds (ids, never keys: sidecar/logs.h). */
+	if (body && s->logs_url[0])
+		json_object_set_new(body, "logs", json_pack("{s:s, s:o}", "url", s->logs_url, "keys",
+							    sidecar_logs_key_ids(s->logs)));
 	char *text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	snprintf(url, sizeof(url), "%s/v1/nodes/%s/heartbeat", s->gateway_url, s->cfg->node_id);
@@ -1060,6 +1230,12 @@ static void sc_heartbeat(struct sc *s)
 		}
 	}
 	s->next_beat_ms = sc_now_ms() + s->interval_ms;
+	/* A log key from this novad (never logged). */
+	json_t *lk = json_object_get(ans, "logs_key");
+	if (json_is_string(lk) && s->logs_url[0]) {
+		sidecar_logs_key_add(s->logs, json_string_value(lk));
+		explicit_bzero((char *)json_string_value(lk), json_string_length(lk));
+	}
 	/* Endpoints the gateway refused (not on this node's address, or not
 	 * http(s)://host:port): their replicas are not routed. */
 	size_t ri;
@@ -1073,6 +1249,8 @@ static void sc_heartbeat(struct sc *s)
 	if (json_is_array(assignments)) {
 		sc_assign(s, assignments);
 		snprintf(s->generation, sizeof(s->generation), "%s", gen ? gen : "");
+		/* What an earlier run left of replicas no longer here. */
+		sidecar_logs_sweep(s->logs);
 	}
 	json_decref(ans);
 }
@@ -1109,8 +1287,13 @@ static void sc_stop_all(struct sc *s)
 		nanosleep(&ts, NULL);
 	}
 	for (int j = 0; j < SC_MAX_CHILDREN; j++)
-		if (s->kids[j].used)
-			sc_child_clear(&s->kids[j]);
+		if (s->kids[j].used) {
+			/* The sidecar stops, the assignments stand: the logs stay
+			 * for the next run. */
+			sidecar_englog_release(s->kids[j].log);
+			s->kids[j].log = NULL;
+			sc_child_clear(s, &s->kids[j]);
+		}
 }
 
 static void sc_port_range(struct sc *s)
@@ -1152,6 +1335,7 @@ int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, s
 		return NOVA_EINVAL;
 	}
 	sc_port_range(&s);
+	sc_logs_serve(&s);
 	snprintf(s.generation, sizeof(s.generation), "%s", "");
 	nova_log_kv(NOVA_LOG_INFO, "sidecar", "sidecar running", "node", cfg->node_id, "gateway",
 		    cfg->gateway_url, NULL);

@@ -49,15 +49,26 @@ struct sidecar_config {
 	unsigned interval_ms;     /* until the gateway says otherwise, default 2000 */
 	unsigned engine_port_lo;  /* --engine-ports LO-HI; 0: below the kernel's */
 	unsigned engine_port_hi;  /*   ephemeral range (sidecar/sidecar_int.h) */
-	/* --log-file PATH (NOVA_SIDECAR_LOG_FILE): the sidecar's log and its
-	 * engines' output (stderr, through a pipe) go to PATH, capped at
+	/* --log-file PATH (NOVA_SIDECAR_LOG_FILE): the sidecar's log goes to
+	 * PATH (its engines' output has files of its own, below), capped at
 	 * --log-max-bytes (NOVA_SIDECAR_LOG_MAX_BYTES, default 16 MiB) and
 	 * rotated to PATH.1 ... PATH.<--log-keep> (NOVA_SIDECAR_LOG_KEEP,
-	 * default 3): core/rotlog.h. "": stderr, as before, and engines
-	 * inherit it (a container runtime caps it). */
+	 * default 3): core/rotlog.h. "": stderr, as before. */
 	char log_file[1024];
 	unsigned long long log_max_bytes;
 	unsigned log_keep;
+	/* Each engine's stdout and stderr (sidecar/logs.h): files under
+	 * --engine-log-dir DIR/NODE (NOVA_SIDECAR_ENGINE_LOG_DIR; default
+	 * PATH.engines beside --log-file, else $TMPDIR/nova-sidecar-UID/NODE),
+	 * the last --engine-log-max-bytes N of each
+	 * (NOVA_SIDECAR_ENGINE_LOG_MAX_BYTES, default 8 MiB), served to novad
+	 * on --logs-listen HOST:PORT (NOVA_SIDECAR_LOGS_LISTEN; default the
+	 * advertised host and a port from the engine range, or one the kernel
+	 * picks when the range holds 64 ports or fewer, which the engines
+	 * need; "off": none, and novad cannot show this node's logs). */
+	char engine_log_dir[1024];
+	unsigned long long engine_log_max_bytes;
+	char logs_listen[160];
 	/* --metrics-listen HOST:PORT (NOVA_SIDECAR_METRICS_LISTEN): GET
 	 * /metrics there, Prometheus text: heartbeats by result with their
 	 * round trips, engines by model and state, their restarts and exits.

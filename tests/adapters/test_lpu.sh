@@ -5,10 +5,12 @@
 # novad finds the agents again (no twins); a forced pool delete stops them.
 set -u
 . tests/support/lib.sh
+# The default place of engine logs, beside the agent's --log-file.
+unset NOVA_SIDECAR_ENGINE_LOG_DIR
 export NOVA_HEARTBEAT_INTERVAL_MS=500
 # Agents' logs capped small, so the engines' probe lines rotate them here
 # (the agents inherit novad's environment).
-export NOVA_SIDECAR_LOG_MAX_BYTES=4096 NOVA_SIDECAR_LOG_KEEP=1
+export NOVA_SIDECAR_LOG_MAX_BYTES=4096 NOVA_SIDECAR_LOG_KEEP=1 NOVA_SIDECAR_ENGINE_LOG_MAX_BYTES=16384
 agents() { pgrep -f "$B/nova-sidecar --gateway" | wc -l; }
 trap 'pkill -f "$B/nova-sidecar --gateway" 2>/dev/null; t_cleanup' EXIT
 nova_start || { t_fail "novad starts" "see log"; exit 0; }
@@ -39,18 +41,20 @@ out=$(curl -s "$url/v1/chat/completions" -d '{"model":"demo","messages":[{"role"
 case "$out" in *'"content":"the model"'*) t_pass "a completion through the routed endpoint" ;;
 *) t_fail "completion" "$url: $out" ;; esac
 
-# Each agent writes a capped log of its own and its engine's output under
-# the state directory, rotated at the cap into one older file.
+# Each agent writes a capped log of its own under the state directory,
+# and each engine's output goes to a file of the engine's own beside it
+# (PATH.engines/), rotated at half the engine cap into one older file.
 logs=$(ls "$NOVA_STATE_DIR"/lpu/*/*.log 2>/dev/null | wc -l)
 [ "$logs" -eq 2 ] && t_pass "each agent writes its own log" || t_fail "agent logs" "$(ls -R "$NOVA_STATE_DIR/lpu")"
-i=0; while [ "$(ls "$NOVA_STATE_DIR"/lpu/*/*.log.1 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 200 ]; do i=$((i + 1)); sleep 0.1; done
-big=$(find "$NOVA_STATE_DIR/lpu" -name '*.log*' -size +4096c | wc -l)
-if [ "$(ls "$NOVA_STATE_DIR"/lpu/*/*.log.1 2>/dev/null | wc -l)" -eq 2 ] && [ "$big" -eq 0 ] &&
-   [ -z "$(ls "$NOVA_STATE_DIR"/lpu/*/*.log.2 2>/dev/null)" ]; then
-	t_pass "agent logs are rotated at their cap"
-else t_fail "agent logs rotated" "$(ls -l "$NOVA_STATE_DIR"/lpu/*/)"; fi
-cat "$NOVA_STATE_DIR"/lpu/*/*.log* | grep -q '"path":"/health"' && t_pass "the engines' output is in the agents' logs" ||
-	t_fail "engine output in agent logs" "none"
+i=0; while [ "$(ls "$NOVA_STATE_DIR"/lpu/*/*.log.engines/*.log.1 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 300 ]; do
+	i=$((i + 1)); sleep 0.1; done
+big=$(find "$NOVA_STATE_DIR/lpu" -name '*.log*' -type f -size +8192c | wc -l)
+if [ "$(ls "$NOVA_STATE_DIR"/lpu/*/*.log.engines/*.log.1 2>/dev/null | wc -l)" -eq 2 ] && [ "$big" -eq 0 ] &&
+   [ -z "$(ls "$NOVA_STATE_DIR"/lpu/*/*.log.engines/*.log.2 2>/dev/null)" ]; then
+	t_pass "engine logs are rotated at their cap"
+else t_fail "engine logs rotated" "$(ls -lR "$NOVA_STATE_DIR"/lpu/)"; fi
+cat "$NOVA_STATE_DIR"/lpu/*/*.log.engines/* | grep -q '"path":"/health"' &&
+	t_pass "the engines' output is in their own logs on the node" || t_fail "engine output in engine logs" "none"
 
 # An agent dies: the reconciler provisions its node again (within its 5 s
 # period) and the replica comes back.

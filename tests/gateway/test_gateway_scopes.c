@@ -66,6 +66,7 @@ static const struct {
 	{"POST", "/v1/deployments/{deployment}/stop", "write"},
 	{"POST", "/v1/deployments/{deployment}/start", "write"},
 	{"DELETE", "/v1/deployments/{deployment}", "write"},
+	{"GET", "/v1/deployments/{deployment}/replicas/{replica}/logs", "read"},
 	{"POST", "/v1/apikeys", "admin"},
 	{"GET", "/v1/apikeys", "admin"},
 	{"DELETE", "/v1/apikeys/{id}", "admin"},

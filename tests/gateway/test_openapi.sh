@@ -46,7 +46,7 @@ cat >"$T_WORK/calls.json" <<JSON
  {"method": "DELETE", "template": "/v1/pools/{pool}", "path": "/v1/pools/q?force=true"}
 ]
 JSON
-NOVA_URL="$NOVA_URL" PARAMS="{\"pool\":\"p\",\"node\":\"$T_NODE\",\"model\":\"$model_id\",\"deployment\":\"web\",\"id\":\"$key_id\"}" \
+NOVA_URL="$NOVA_URL" PARAMS="{\"pool\":\"p\",\"node\":\"$T_NODE\",\"model\":\"$model_id\",\"deployment\":\"web\",\"id\":\"$key_id\",\"replica\":\"0\"}" \
 	CALLS="$T_WORK/calls.json" node "$npmdir/openapi_check.mjs" >"$T_WORK/check.out" 2>&1
 rc=$?
 grep -E '^(PASS|FAIL): ' "$T_WORK/check.out"

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "core/log.h"
+#include "core/secret.h"
 #include "core/textbuf.h"
 #include "deployments/worker.h"
 #include "inventory/inventory.h"
@@ -901,9 +902,109 @@ static void test_an_unchanged_capacity_is_not_written_again(void **state)
 	assert_int_equal(q(f, cap), 4);
 }
 
+/* Engine logs (inventory.h): a sidecar's log server is taken on the node's
+ * address only; this novad's key goes out in the answer until the sidecar
+ * shows it holds it (by its id), and is what inventory_logs_access hands
+ * the gateway. */
+static void test_a_log_server_gets_this_novads_key_until_it_holds_it(void **state)
+{
+	struct fx *f = *state;
+	struct inventory_logs_access acc;
+	struct nova_err err;
+	json_t *b;
+	char body[512], id[17], hex[65];
+	assert_int_equal(inventory_logs_access(&acc, f->env.inventory, f->node_a, &err), NOVA_EUNAVAIL);
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a,
+			      "{\"seq\":1,\"logs\":{\"url\":\"http://127.0.0.1:30000\",\"keys\":[]}}"), 200);
+	const char *key = json_string_value(json_object_get(b, "logs_key"));
+	assert_non_null(key);
+	assert_int_equal(strlen(key), 64);
+	assert_int_equal(inventory_logs_access(&acc, f->env.inventory, f->node_a, &err), 0);
+	assert_string_equal(acc.url, "http://127.0.0.1:30000");
+	assert_string_equal(acc.key, key);
+	secret_sha256_hex(hex, key, strlen(key));
+	snprintf(id, sizeof(id), "%.16s", hex);
+	json_decref(b);
+	snprintf(body, sizeof(body),
+		 "{\"seq\":2,\"logs\":{\"url\":\"http://127.0.0.1:30000\",\"keys\":[\"%s\"]}}", id);
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a, body), 200);
+	assert_null(json_object_get(b, "logs_key"));
+	json_decref(b);
+	/* The other node never got a key of its own, nor node a's. */
+	assert_int_equal(inventory_logs_access(&acc, f->env.inventory, f->node_b, &err), NOVA_EUNAVAIL);
+	/* A URL on another host: not taken, and what was known is forgotten. */
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a,
+			      "{\"seq\":3,\"logs\":{\"url\":\"http://10.9.9.9:30000\",\"keys\":[]}}"), 200);
+	assert_null(json_object_get(b, "logs_key"));
+	json_decref(b);
+	assert_int_equal(inventory_logs_access(&acc, f->env.inventory, f->node_a, &err), NOVA_EUNAVAIL);
+	assert_int_equal(beat(&b, f, f->node_a, f->token_a,
+			      "{\"seq\":4,\"logs\":{\"url\":\"http://127.0.0.1:1\",\"keys\":[\"xyz\"]}}"), 400);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(b, "error"), "field")),
+			    "logs.keys[0]");
+	json_decref(b);
+}
+
+/* An engine's unasked exit rides on every heartbeat until a newer one; it
+ * is recorded once, as a 'replica' event naming the replica's number and
+ * the signal or code. */
+static void test_an_exit_is_recorded_once_as_a_replica_event(void **state)
+{
+	struct fx *f = *state;
+	struct worker_config wcfg;
+	struct nova_err err;
+	json_t *b;
+	char body[512], node[64], replica[64], token[128];
+	worker_config_defaults(&wcfg);
+	wcfg.wait_ms = 20;
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
+				      "{\"name\":\"m\",\"kind\":\"single\",\"engine\":{\"image\":\"x\"},"
+				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(&f->env, &wcfg);
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
+	snprintf(replica, sizeof(replica), "%s", json_string_value(json_object_get(r, "id")));
+	snprintf(node, sizeof(node), "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
+	json_decref(b);
+	assert_int_equal(pool_node_token_issue(token, sizeof(token), f->env.db, node, &err), 0);
+	const char *kills = "SELECT count(*) FROM deployment_events WHERE kind = 'replica' AND reason = "
+			    "'replica 0 killed by signal SIGKILL; restart 1'";
+	for (int seq = 5; seq < 8; seq++) {
+		snprintf(body, sizeof(body),
+			 "{\"seq\":%d,\"replicas\":[{\"replica_id\":\"%s\",\"stage\":0,\"state\":\"starting\","
+			 "\"exit\":{\"at_ms\":1000,\"signal\":9,\"restarts\":1}}]}", seq, replica);
+		assert_int_equal(beat(NULL, f, node, token, body), 200);
+		flush(f);
+	}
+	assert_int_equal(q(f, kills), 1);
+	snprintf(body, sizeof(body),
+		 "{\"seq\":9,\"replicas\":[{\"replica_id\":\"%s\",\"stage\":0,\"state\":\"starting\","
+		 "\"exit\":{\"at_ms\":2000,\"code\":3,\"restarts\":2}}]}", replica);
+	assert_int_equal(beat(NULL, f, node, token, body), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM deployment_events WHERE kind = 'replica' AND reason = "
+			      "'replica 0 exited with code 3; restart 2'"), 1);
+	assert_int_equal(q(f, kills), 1);
+	/* Neither code nor signal: refused naming the field. */
+	snprintf(body, sizeof(body),
+		 "{\"seq\":10,\"replicas\":[{\"replica_id\":\"%s\",\"state\":\"starting\","
+		 "\"exit\":{\"at_ms\":3000}}]}", replica);
+	assert_int_equal(beat(&b, f, node, token, body), 400);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(b, "error"), "field")),
+			    "replicas[0].exit");
+	json_decref(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_a_log_server_gets_this_novads_key_until_it_holds_it,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_an_exit_is_recorded_once_as_a_replica_event, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_is_applied_and_flushed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens_own_other_unknown_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_sequence_is_ignored, setup, teardown),

@@ -8,6 +8,9 @@ T_PID=
 # directory, /run/nova/lpu, would be shared by every test of the run); a
 # test of several novads on one machine starts them all with this one.
 export NOVA_LPU_RUN_DIR="$T_WORK/state/lpu"
+# Engine logs of sidecars started without --log-file go under the test's
+# directory (a directory per node), not the machine's $TMPDIR.
+export NOVA_SIDECAR_ENGINE_LOG_DIR="$T_WORK/engine-logs"
 
 t_pass() { echo "PASS: $1"; }
 t_fail() { echo "FAIL: $1: $2"; }
