@@ -14,6 +14,33 @@
 #include "models/model.h"
 #include "pools/pool.h"
 
+/* Decode a body whose "autoscale" member (fields' *autoscale) is a policy,
+ * or null for none: null is taken out before the strict decode (which
+ * refuses nulls), *off says it was there; an object is parsed into
+ * *policy, *has says so. The strings fields point at stay the body's. */
+static int dep_decode_with_policy(const json_t *body, const struct json_field *fields, size_t n,
+				  json_t *const *autoscale, struct autoscale_policy *policy,
+				  bool *has, bool *off, struct nova_err *err)
+{
+	json_t *copy = NULL;
+	int rc;
+	*has = *off = false;
+	if (json_is_object(body) && json_is_null(json_object_get(body, "autoscale"))) {
+		*off = true;
+		if (!(copy = json_copy((json_t *)body)))
+			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+		json_object_del(copy, "autoscale");
+		body = copy;
+	}
+	rc = json_decode_object(body, fields, n, "", err);
+	if (rc == 0 && *autoscale) {
+		*has = true;
+		rc = autoscale_policy_parse(policy, *autoscale, DEPLOYMENT_MAX_REPLICAS, err);
+	}
+	json_decref(copy); /* copy shares body's values: what fields took stays valid */
+	return rc;
+}
+
 int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
 			      struct nova_err *err)
 {
@@ -32,25 +59,13 @@ int deployment_spec_from_json(struct deployment_spec *out, const json_t *body,
 		{.name = "labels", .kind = JSON_KIND_OBJECT, .out = &labels},
 		{.name = "autoscale", .kind = JSON_KIND_ANY, .out = &autoscale},
 	};
-	json_t *copy = NULL;
-	bool ok;
+	bool ok, off;
 	int rc;
 	memset(out, 0, sizeof(*out));
 	out->replicas = 1;
-	if (json_is_null(json_object_get(body, "autoscale"))) {
-		/* null: scaled by hand, as when it is absent. */
-		if (!(copy = json_copy((json_t *)body)))
-			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-		json_object_del(copy, "autoscale");
-		body = copy;
-	}
-	rc = json_decode_object(body, fields, sizeof(fields) / sizeof(fields[0]), "", err);
-	if (rc == 0 && autoscale) {
-		out->has_autoscale = true;
-		rc = autoscale_policy_parse(&out->autoscale, autoscale, DEPLOYMENT_MAX_REPLICAS, err);
-	}
-	json_decref(copy); /* the strings out holds are body's, which copy shares */
-	if (rc)
+	/* null: scaled by hand, as when it is absent. */
+	if ((rc = dep_decode_with_policy(body, fields, sizeof(fields) / sizeof(fields[0]), &autoscale,
+					 &out->autoscale, &out->has_autoscale, &off, err)))
 		return rc;
 	if (out->name && !ids_is_dns_label(out->name))
 		return nova_err_set(err, NOVA_EINVAL, "name",
@@ -965,22 +980,12 @@ int deployment_patch_from_json(struct deployment_patch *out, const json_t *body,
 		 .present = &out->has_standby, .min = 0, .max = DEPLOYMENT_MAX_REPLICAS},
 		{.name = "autoscale", .kind = JSON_KIND_ANY, .out = &autoscale},
 	};
-	json_t *copy = NULL;
+	bool has;
 	int rc;
 	memset(out, 0, sizeof(*out));
-	if (json_is_object(body) && json_is_null(json_object_get(body, "autoscale"))) {
-		out->has_autoscale = out->autoscale_off = true;
-		if (!(copy = json_copy((json_t *)body)))
-			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-		json_object_del(copy, "autoscale");
-		body = copy;
-	}
-	rc = json_decode_object(body, fields, sizeof(fields) / sizeof(fields[0]), "", err);
-	if (rc == 0 && autoscale) {
-		out->has_autoscale = true;
-		rc = autoscale_policy_parse(&out->autoscale, autoscale, DEPLOYMENT_MAX_REPLICAS, err);
-	}
-	json_decref(copy);
+	rc = dep_decode_with_policy(body, fields, sizeof(fields) / sizeof(fields[0]), &autoscale,
+				    &out->autoscale, &has, &out->autoscale_off, err);
+	out->has_autoscale = has || out->autoscale_off;
 	if (rc == 0 && !out->has_replicas && !out->has_autoscale && !out->has_standby)
 		rc = nova_err_set(err, NOVA_EINVAL, "replicas",
 				  "the body changes nothing: give \"replicas\", \"standby_replicas\" "

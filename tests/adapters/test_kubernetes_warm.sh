@@ -95,6 +95,14 @@ else t_fail "two idle again" "$(t_sql "$IDLE")"; fi
 [ "$(creates)" = $((made + 1)) ] && t_pass "one pod made, behind the one taken" ||
 	t_fail "one pod made" "$made creates before, $(creates) after"
 if t_wait_routed 15 k8s-model; then t_pass "routed"; else t_fail "routed" "$(cat "$T_WORK/err")"; fi
+# Engine logs on a kubernetes node come the same way as on the others:
+# from its sidecar, through novad.
+url=$(sed -n 's/.*"url": *"\([^"]*\)".*/\1/p' "$T_WORK/out" | head -1)
+curl -s -o /dev/null --max-time 10 "$url/v1/completions" -H 'Content-Type: application/json' \
+	-d '{"model":"k8s-model","prompt":"hi","max_tokens":2}'
+if t_wait_cmd 10 sh -c "\"$C\" logs web --tail 20 | grep -q ." ; then
+	t_pass "novactl logs shows the engine's output on a kubernetes pod"
+else t_fail "logs on kubernetes" "$("$C" logs web --tail 20 2>&1 | head -5)"; fi
 
 # warm_nodes 0: the idle pods go after the grace; the serving one stays.
 t_expect_exit 0 "warm nodes lowered to 0" "$C" pool update gpus --warm-nodes 0
