@@ -64,11 +64,11 @@ static void as_add(double *sum, double v)
 static void as_engine_signals(struct autoscale_signals *s, const struct deployment_autoscaled *d,
 			      const json_t *loads)
 {
-	size_t i;
-	json_t *id;
+	const char *id;
+	json_t *node;
 	s->inflight_tokens = s->ttft_p95_ms = s->tokens_per_second = -1;
-	json_array_foreach(d->ready, i, id) {
-		const json_t *load = json_object_get(loads, json_string_value(id));
+	json_object_foreach(d->ready, id, node) {
+		const json_t *load = json_object_get(loads, id);
 		if (!json_is_object(load))
 			continue;
 		s->reporting++;
@@ -139,7 +139,13 @@ int autoscaler_tick(int *scaled, struct autoscaler *a, long long now_ms, struct 
 		goto out;
 	if ((rc = inventory_demand_read(&dm, &n_dm, a->db, err)))
 		goto out;
-	loads = a->inv ? inventory_loads(a->inv) : json_object();
+	/* Only the autoscaled deployments' replicas, each read on its node:
+	 * not the whole fleet's loads copied several times a second. */
+	json_t *wanted = json_object();
+	for (size_t i = 0; wanted && i < n; i++)
+		json_object_update(wanted, list[i].ready);
+	loads = a->inv && wanted ? inventory_loads_of(a->inv, wanted) : json_object();
+	json_decref(wanted);
 	for (size_t i = 0; i < n; i++) {
 		struct deployment_autoscaled *d = &list[i];
 		struct autoscale_signals s = {.current = d->replicas, .quota_max = d->quota_max};

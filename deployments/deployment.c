@@ -1378,9 +1378,10 @@ int deployment_autoscaled_list(struct deployment_autoscaled **out, size_t *n,
 		&res, db,
 		"SELECT d.id, d.name, m.name AS model, d.replicas, d.autoscale::text AS autoscale, "
 		"coalesce(s.memory::text, '{}') AS memory, "
-		"coalesce((SELECT json_agg(r.id ORDER BY r.ordinal) FROM replicas r "
+		"coalesce((SELECT json_object_agg(r.id, (SELECT rp.node_id FROM replica_placements rp "
+		"WHERE rp.replica_id = r.id ORDER BY rp.stage DESC LIMIT 1)) FROM replicas r "
 		"WHERE r.deployment_id = d.id AND r.state = 'ready' AND r.ordinal < d.replicas), "
-		"'[]')::text AS ready, "
+		"'{}')::text AS ready, "
 		"CASE WHEN p.max_accelerators IS NULL OR per.n = 0 THEN -1 ELSE "
 		"greatest(greatest(0, p.max_accelerators - coalesce((SELECT sum((o.replicas + "
 		"o.standby_replicas) * "
@@ -1417,7 +1418,7 @@ int deployment_autoscaled_list(struct deployment_autoscaled **out, size_t *n,
 		autoscale_memory_from_json(&a->memory, memory);
 		json_decref(memory);
 		a->ready = json_loads(db_value(res, i, "ready"), 0, NULL);
-		if (!ok || !json_is_array(a->ready)) {
+		if (!ok || !json_is_object(a->ready)) {
 			/* A stored policy this novad cannot read (a newer novad's):
 			 * left alone rather than scaled on a guess. */
 			json_decref(a->ready);

@@ -189,7 +189,8 @@ struct deployment_autoscaled {
 				     * standby); -1: no bound */
 	struct autoscale_policy policy;
 	struct autoscale_memory memory;
-	json_t *ready;              /* array of its ready serving replicas' ids (owned) */
+	json_t *ready;              /* its ready serving replicas: object replica id -> the
+				     * node of its serving (last) stage (owned) */
 };
 /* Every autoscaled deployment that is not stopping, stopped or failed, by
  * name, in one query (*out NULL when none). */

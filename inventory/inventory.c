@@ -1760,6 +1760,34 @@ void inventory_destroy(struct inventory *inv)
 	free(inv);
 }
 
+json_t *inventory_loads_of(struct inventory *inv, const json_t *replicas)
+{
+	json_t *out = json_object();
+	const char *rid;
+	json_t *nid;
+	pthread_mutex_lock(&inv->lock);
+	json_object_foreach((json_t *)replicas, rid, nid) {
+		unsigned char id[16];
+		size_t j;
+		json_t *r;
+		struct inv_node *e = json_is_string(nid) && ids_uuid_parse(id, json_string_value(nid))
+					     ? inv_get(inv, id, false)
+					     : NULL;
+		if (!out || !e)
+			continue;
+		json_array_foreach(e->replicas, j, r) {
+			json_t *load = json_object_get(r, "load");
+			const char *have = json_string_value(json_object_get(r, "replica_id"));
+			if (json_is_object(load) && have && !strcmp(have, rid)) {
+				json_object_set_new(out, rid, json_deep_copy(load));
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&inv->lock);
+	return out;
+}
+
 unsigned long long inventory_loads_generation(struct inventory *inv)
 {
 	return atomic_load(&inv->loads_gen);

@@ -165,6 +165,12 @@ json_t *inventory_brakes(struct inventory *inv);
 /* The load each replica's node last reported through this novad, as an
  * object replica id -> load (a new reference). */
 json_t *inventory_loads(struct inventory *inv);
+/* The same for some replicas only, each looked up on its node (an object
+ * replica id -> the id of the node whose report to read: a multi-stage
+ * replica's serving stage's), without a walk over the fleet: the
+ * autoscaler's read, several times a second. Replicas without a load are
+ * left out (a new reference). */
+json_t *inventory_loads_of(struct inventory *inv, const json_t *replicas);
 /* The LoRA adapters each replica's engine last reported loaded, as an
  * object replica id -> array of names (a new reference; replicas that
  * reported none are left out). Changes count in inventory_loads_generation. */

@@ -316,6 +316,32 @@ static void test_adapters_loaded_are_kept_with_the_load_and_replaced_by_the_next
 	json_decref(got);
 }
 
+/* The autoscaler's read: some replicas' loads, each on the node named for
+ * it; a replica asked of the wrong node, an unknown node or a malformed id
+ * is left out. */
+static void test_loads_of_some_replicas_on_their_nodes(void **state)
+{
+	struct fx *f = *state;
+	const char *r1 = "00000000-0000-4000-8000-000000000011";
+	const char *r2 = "00000000-0000-4000-8000-000000000012";
+	char body[512];
+	snprintf(body, sizeof(body), "{\"seq\":1,\"replicas\":[{\"replica_id\":\"%s\",\"state\":"
+		 "\"ready\",\"load\":{\"queue_depth\":3}},{\"replica_id\":\"%s\",\"state\":"
+		 "\"ready\",\"load\":{\"queue_depth\":5}}]}", r1, r2);
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, body), 200);
+	json_t *ask = json_pack("{s:s, s:s, s:s}", r1, f->node_a, r2, f->node_b,
+				"00000000-0000-4000-8000-000000000099", "not-a-uuid");
+	json_t *got = inventory_loads_of(f->env.inventory, ask);
+	assert_int_equal(json_object_size(got), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(got, r1), "queue_depth")), 3);
+	json_decref(got);
+	json_object_set_new(ask, r2, json_string(f->node_a));
+	got = inventory_loads_of(f->env.inventory, ask);
+	assert_int_equal(json_object_size(got), 2);
+	json_decref(got);
+	json_decref(ask);
+}
+
 static void test_sweep_unhealthy_back_and_failed_stays_failed(void **state)
 {
 	struct fx *f = *state;
@@ -1010,6 +1036,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stale_sequence_is_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_bodies_name_the_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_adapters_loaded_are_kept_with_the_load_and_replaced_by_the_next_report, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loads_of_some_replicas_on_their_nodes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sweep_unhealthy_back_and_failed_stays_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silence_while_a_novad_was_blind_does_not_count, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_departed_novad_gives_every_node_a_fresh_grace, setup, teardown),
