@@ -33,6 +33,7 @@
 #include "adapters/adapter.h"
 #include "adapters/adapter_int.h"
 #include "core/err.h"
+#include "core/notify.h"
 #include "core/secret.h"
 
 struct adapter_instance {
@@ -290,13 +291,7 @@ int adapter_instance_resources(struct adapter_resources *out, struct adapter *ad
 	memset(out, 0, sizeof(*out));
 	if (!e)
 		return adapter_discover_resources(out, ad, err);
-	clock_gettime(CLOCK_REALTIME, &deadline); /* ai_cond's clock */
-	deadline.tv_sec += wait_ms / 1000;
-	deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	notify_deadline(&deadline, CLOCK_REALTIME, wait_ms); /* ai_cond's clock */
 	pthread_mutex_lock(&ai_lock);
 	if (!e->disc_at_ms || ai_now_ms() - e->disc_at_ms >= ADAPTER_DISCOVERY_FRESH_MS)
 		ai_disc_refresh(e);

@@ -58,6 +58,7 @@
 
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/notify.h"
 #include "core/secret.h" /* secret_sha256_hex: OpenSSL EVP SHA-256 */
 
 struct db_conn {
@@ -559,13 +560,7 @@ int db_conn_acquire(struct db_conn **out, struct db_pool *pool, struct nova_err 
 	struct db_conn *c = NULL;
 	int rc;
 	*out = NULL;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += pool->acquire_timeout_ms / 1000;
-	deadline.tv_nsec += (long)(pool->acquire_timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	notify_deadline(&deadline, CLOCK_MONOTONIC, pool->acquire_timeout_ms);
 	pthread_mutex_lock(&pool->lock);
 	bool probe = false;
 	if (pool->down_until) {

@@ -1,6 +1,7 @@
 #include "core/files.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/notify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -421,13 +422,7 @@ static int files_run(struct files_job *j, struct nova_err *err)
 		files_job_free(j);
 		return NOVA_EUNAVAIL;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	notify_deadline(&until, CLOCK_MONOTONIC, ms);
 	pthread_mutex_lock(&files_lock);
 	while (!j->done && pthread_cond_timedwait(&j->cond, &files_lock, &until) != ETIMEDOUT)
 		;

@@ -22,6 +22,7 @@
 #include "core/hex.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/notify.h"
 
 #define HTTP_MAX_ROUTES 128
 #define HTTP_MAX_SEGMENTS 16
@@ -1590,13 +1591,7 @@ static bool http_stopper_wait(struct http_server *srv, unsigned ms)
 {
 	struct timespec until;
 	bool done;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	notify_deadline(&until, CLOCK_REALTIME, ms);
 	pthread_mutex_lock(&srv->stop_lock);
 	while (!srv->stop_done &&
 	       pthread_cond_timedwait(&srv->stop_cond, &srv->stop_lock, &until) == 0)

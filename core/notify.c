@@ -57,16 +57,21 @@ long long notify_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void notify_deadline(struct timespec *out, clockid_t clock, long long ms)
+{
+	clock_gettime(clock, out);
+	out->tv_sec += ms / 1000;
+	out->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (out->tv_nsec >= 1000000000L) {
+		out->tv_sec++;
+		out->tv_nsec -= 1000000000L;
+	}
+}
+
 bool notify_wait(struct notify *n, unsigned long long *seen, unsigned timeout_ms)
 {
 	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	notify_deadline(&until, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&n->lock);
 	if (timeout_ms > 0 && n->seq == *seen) {
 		n->waiters++;

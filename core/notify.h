@@ -23,6 +23,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "core/err.h"
 
@@ -55,5 +56,10 @@ bool notify_wait(struct notify *n, unsigned long long *seen, unsigned timeout_ms
 /* CLOCK_MONOTONIC in ms, the clock the waits are timed on (for a thread
  * that waits towards a deadline of its own across signals). */
 long long notify_now_ms(void);
+
+/* The time ms from now on clock, as pthread_cond_timedwait takes it: the
+ * deadline of a wait on a condition variable timed on that clock
+ * (CLOCK_MONOTONIC for the notifiers and most others). */
+void notify_deadline(struct timespec *out, clockid_t clock, long long ms);
 
 #endif

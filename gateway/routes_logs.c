@@ -34,6 +34,7 @@
 
 #include "core/http_client.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "deployments/deployment.h"
 #include "gateway/gw_int.h"
 #include "inventory/inventory.h"
@@ -103,13 +104,7 @@ static void gw_logs_give(struct gw *gw, const char *node)
 void gw_logs_wait_closed(struct gw *gw, unsigned timeout_ms)
 {
 	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	notify_deadline(&until, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&gw->logs_lock);
 	while (gw->logs_open > 0 &&
 	       pthread_cond_timedwait(&gw->logs_cond, &gw->logs_lock, &until) == 0)

@@ -26,6 +26,7 @@
 
 #include "core/http_client.h"
 #include "core/log.h"
+#include "core/notify.h"
 #include "core/textbuf.h"
 #include "router/router_int.h"
 
@@ -34,13 +35,7 @@
 static bool rt_sleep_or(struct router *r, long long ms, atomic_bool *wake)
 {
 	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	notify_deadline(&until, CLOCK_MONOTONIC, ms);
 	pthread_mutex_lock(&r->stop_lock);
 	while (!atomic_load(&r->stop) && !(wake && atomic_load(wake)) &&
 	       pthread_cond_timedwait(&r->stop_cond, &r->stop_lock, &until) == 0)
