@@ -68,6 +68,29 @@ static long beat(json_t **out, struct fx *f, const char *node, const char *token
 	return testenv_http(out, &f->env, "POST", path, token, body);
 }
 
+/* A model "m" deployed as "d" with one replica, placed by the worker on
+ * one of the fake pool's nodes: that replica's id and its node's. */
+static void deploy_one(struct fx *f, char replica[64], char node[64])
+{
+	struct worker_config wcfg;
+	json_t *b;
+	worker_config_defaults(&wcfg);
+	wcfg.wait_ms = 20;
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
+				      "{\"name\":\"m\",\"kind\":\"single\",\"engine\":{\"image\":\"x\"},"
+				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
+	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(&f->env, &wcfg);
+	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
+	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
+	snprintf(replica, 64, "%s", json_string_value(json_object_get(r, "id")));
+	snprintf(node, 64, "%s",
+		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
+	json_decref(b);
+}
+
+
 static void flush(struct fx *f)
 {
 	struct nova_err err;
@@ -556,20 +579,9 @@ static void test_bad_endpoints_are_refused_per_replica_and_never_routed(void **s
 	struct nova_err err;
 	json_t *b;
 	char node[64], replica[64], token[128];
+	deploy_one(f, replica, node);
 	worker_config_defaults(&wcfg);
 	wcfg.wait_ms = 20;
-	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
-				      "{\"name\":\"m\",\"kind\":\"single\",\"engine\":{\"image\":\"x\"},"
-				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
-	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
-	testenv_worker_drain(&f->env, &wcfg);
-	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
-	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
-	snprintf(replica, sizeof(replica), "%s", json_string_value(json_object_get(r, "id")));
-	snprintf(node, sizeof(node), "%s",
-		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
-	json_decref(b);
 	assert_int_equal(pool_node_token_issue(token, sizeof(token), f->env.db, node, &err), 0);
 	/* The fake provider recorded the node's address. */
 	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE endpoint = '127.0.0.1' AND handle IS NOT NULL "
@@ -624,20 +636,10 @@ static void test_ready_replicas_make_the_deployment_running(void **state)
 	struct nova_err err;
 	json_t *b;
 	char body[512], node[64], replica[64], token[128];
+	json_t *r;
+	deploy_one(f, replica, node);
 	worker_config_defaults(&wcfg);
 	wcfg.wait_ms = 20;
-	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
-				      "{\"name\":\"m\",\"kind\":\"single\",\"engine\":{\"image\":\"x\"},"
-				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
-	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
-	testenv_worker_drain(&f->env, &wcfg);
-	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
-	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
-	snprintf(replica, sizeof(replica), "%s", json_string_value(json_object_get(r, "id")));
-	snprintf(node, sizeof(node), "%s",
-		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
-	json_decref(b);
 	/* The sidecar's token, as the adapter would have handed it over. */
 	assert_int_equal(pool_node_token_issue(token, sizeof(token), f->env.db, node, &err), 0);
 	snprintf(body, sizeof(body),
@@ -977,24 +979,10 @@ static void test_a_log_server_gets_this_novads_key_until_it_holds_it(void **stat
 static void test_an_exit_is_recorded_once_as_a_replica_event(void **state)
 {
 	struct fx *f = *state;
-	struct worker_config wcfg;
 	struct nova_err err;
 	json_t *b;
 	char body[512], node[64], replica[64], token[128];
-	worker_config_defaults(&wcfg);
-	wcfg.wait_ms = 20;
-	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/models", ADMIN,
-				      "{\"name\":\"m\",\"kind\":\"single\",\"engine\":{\"image\":\"x\"},"
-				      "\"stages\":[{\"name\":\"main\",\"accelerators\":1}]}"), 201);
-	assert_int_equal(testenv_http(NULL, &f->env, "POST", "/v1/deployments", ADMIN,
-				      "{\"model\":\"m\",\"pool\":\"p\",\"name\":\"d\"}"), 201);
-	testenv_worker_drain(&f->env, &wcfg);
-	assert_int_equal(testenv_http(&b, &f->env, "GET", "/v1/deployments/d", ADMIN, NULL), 200);
-	json_t *r = json_array_get(json_object_get(b, "replica_list"), 0);
-	snprintf(replica, sizeof(replica), "%s", json_string_value(json_object_get(r, "id")));
-	snprintf(node, sizeof(node), "%s",
-		 json_string_value(json_object_get(json_array_get(json_object_get(r, "placements"), 0), "node_id")));
-	json_decref(b);
+	deploy_one(f, replica, node);
 	assert_int_equal(pool_node_token_issue(token, sizeof(token), f->env.db, node, &err), 0);
 	const char *kills = "SELECT count(*) FROM deployment_events WHERE kind = 'replica' AND reason = "
 			    "'replica 0 killed by signal SIGKILL; restart 1'";
