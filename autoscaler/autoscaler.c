@@ -128,7 +128,7 @@ int autoscaler_tick(int *scaled, struct autoscaler *a, long long now_ms, struct 
 	struct deployment_autoscaled *list = NULL;
 	struct inventory_demand *dm = NULL;
 	size_t n = 0, n_dm = 0;
-	json_t *loads = NULL;
+	json_t *loads = NULL, *per_model = NULL;
 	int rc, changed = 0;
 	if (scaled)
 		*scaled = 0;
@@ -142,8 +142,14 @@ int autoscaler_tick(int *scaled, struct autoscaler *a, long long now_ms, struct 
 	/* Only the autoscaled deployments' replicas, each read on its node:
 	 * not the whole fleet's loads copied several times a second. */
 	json_t *wanted = json_object();
+	per_model = json_object();
 	for (size_t i = 0; wanted && i < n; i++)
 		json_object_update(wanted, list[i].ready);
+	/* How many autoscaled deployments share each model's demand: counted
+	 * once, not by a scan of the list per deployment. */
+	for (size_t i = 0; per_model && i < n; i++)
+		json_object_set_new(per_model, list[i].model,
+				    json_integer(json_integer_value(json_object_get(per_model, list[i].model)) + 1));
 	loads = a->inv && wanted ? inventory_loads_of(a->inv, wanted) : json_object();
 	json_decref(wanted);
 	for (size_t i = 0; i < n; i++) {
@@ -151,10 +157,9 @@ int autoscaler_tick(int *scaled, struct autoscaler *a, long long now_ms, struct 
 		struct autoscale_signals s = {.current = d->replicas, .quota_max = d->quota_max};
 		struct autoscale_memory was = d->memory;
 		struct autoscale_decision dec;
-		unsigned sharing = 0;
+		json_int_t shared = json_integer_value(json_object_get(per_model, d->model));
+		unsigned sharing = shared > 0 ? (unsigned)shared : 1;
 		bool applied = false;
-		for (size_t j = 0; j < n; j++)
-			sharing += !strcmp(list[j].model, d->model);
 		as_engine_signals(&s, d, loads);
 		as_router_signals(&s, d->model, sharing, dm, n_dm);
 		autoscale_decide(&dec, &d->memory, &d->policy, &s, now_ms);
@@ -178,6 +183,7 @@ int autoscaler_tick(int *scaled, struct autoscaler *a, long long now_ms, struct 
 		nova_log_kv(NOVA_LOG_INFO, "autoscaler", dec.reason, "deployment", d->name, NULL);
 	}
 out:
+	json_decref(per_model);
 	json_decref(loads);
 	free(dm);
 	deployment_autoscaled_free(list, n);
