@@ -104,6 +104,7 @@ const char gw_openapi_schemas[] =
 	"      \"max_tokens\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 100000},"
 	"      \"crash_after\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 1000000000},"
 	"      \"fail_health\": {\"type\": \"boolean\"},"
+	"      \"error_percent\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 100},"
 	"      \"lora_load_ms\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 600000},"
 	"      \"prefix_block_bytes\": {\"type\": \"integer\", \"minimum\": 1, \"maximum\": 1048576},"
 	"      \"prefix_cache_blocks\": {\"type\": \"integer\", \"minimum\": 0, \"maximum\": 16777216},"
