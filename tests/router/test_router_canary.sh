@@ -118,6 +118,11 @@ echo "$m" | grep -q '^nova_router_version_requests_total{model="m",version="1"} 
 	echo "$m" | grep -q '^# TYPE nova_router_version_errors_total counter' &&
 	t_pass "/metrics counts each version's attempts and failures" ||
 	t_fail "/metrics" "$(echo "$m" | grep nova_router_version)"
+echo "$m" >"$T_WORK/metrics"
+promtool=$(t_deb_tool prometheus usr/bin/promtool 2>/dev/null) &&
+	{ "$promtool" check metrics <"$T_WORK/metrics" >"$T_WORK/promtool" 2>&1 &&
+	  t_pass "promtool check metrics is clean with the version counters" ||
+	  t_fail "promtool" "$(cat "$T_WORK/promtool")"; }
 
 # --- the window empties --------------------------------------------------------
 # No request for 30 s (and a period): one report without "versions", then
