@@ -20,7 +20,7 @@ struct autoscaler {
 	bool started;
 	size_t last_autoscaled; /* deployments the last tick saw (the thread's) */
 	atomic_bool stop;
-	atomic_ullong ticks, ticks_failed, scaled_up, scaled_down;
+	atomic_ullong ticks, ticks_failed, scaled_up, scaled_down, rollbacks;
 };
 
 void autoscaler_config_defaults(struct autoscaler_config *cfg)
@@ -132,6 +132,11 @@ int autoscaler_tick(int *scaled, struct autoscaler *a, long long now_ms, struct 
 	int rc, changed = 0;
 	if (scaled)
 		*scaled = 0;
+	int rolled_back = 0;
+	rc = autoscaler_guard_tick(&rolled_back, a->db, a->cfg.work, a->cfg.routes, err);
+	atomic_fetch_add(&a->rollbacks, (unsigned long long)rolled_back);
+	if (rc)
+		goto out;
 	if ((rc = deployment_autoscaled_list(&list, &n, a->db, err)))
 		goto out;
 	a->last_autoscaled = n;
@@ -284,4 +289,5 @@ void autoscaler_counters_get(struct autoscaler_counters *out, const struct autos
 	out->ticks_failed = atomic_load(&a->ticks_failed);
 	out->scaled_up = atomic_load(&a->scaled_up);
 	out->scaled_down = atomic_load(&a->scaled_down);
+	out->rollbacks = atomic_load(&a->rollbacks);
 }

@@ -30,7 +30,18 @@
  * A decision is applied through deployment_autoscale_record: the new count,
  * a "scaled" event with its reason and a work item, committed together and
  * only if the deployment still wants the count the tick read (a PATCH in
- * between wins); the workers are woken at once. */
+ * between wins); the workers are woken at once.
+ *
+ * Automatic rollback (issue 18; deployments/deployment.h, "Rollouts"): each
+ * tick also judges every rollout rolling or in canary with auto_rollback
+ * on, from what the routers measured of each version over their window
+ * (inventory_version_stats_read: every router's report, through any
+ * novad): once the new version had min_requests, its error rate above the
+ * previous version's by more than max_error_rate_increase, or its TTFT
+ * p95 above max_ttft_ratio times the previous version's (when that one
+ * had min_requests answered too), rolls the rollout back, the reason in
+ * its event. A rollout is judged only while it runs: a complete one is
+ * not undone. */
 #ifndef NOVA_AUTOSCALER_AUTOSCALER_H
 #define NOVA_AUTOSCALER_AUTOSCALER_H
 
@@ -39,6 +50,8 @@
 #include "core/db.h"
 #include "core/err.h"
 #include "core/notify.h"
+#include "deployments/deployment.h"
+#include "inventory/demand.h"
 #include "inventory/inventory.h"
 
 #define AUTOSCALER_ACTIVE_SAVE_MS 10000
@@ -82,9 +95,21 @@ int autoscaler_start(struct autoscaler *a, struct nova_err *err);
 /* Stops the thread if started, then frees. Accepts NULL. */
 void autoscaler_destroy(struct autoscaler *a);
 
+/* The guard's judgement (a pure function): true, with the reason, when
+ * the new version's numbers (now; NULL: none) call for a rollback against
+ * the previous version's (old; NULL: none). */
+bool autoscaler_rollout_judge(char *reason, size_t len, const struct deployment_rollout_spec *spec,
+			      const char *new_version, const struct inventory_version_stats *now,
+			      const char *old_version, const struct inventory_version_stats *old);
+/* One pass of the guard over the active rollouts (the tick runs it);
+ * *rolled_back: rollouts it rolled back. work and routes as in the config. */
+int autoscaler_guard_tick(int *rolled_back, struct db_pool *db, struct notify *work,
+			  struct notify *routes, struct nova_err *err);
+
 struct autoscaler_counters {
 	unsigned long long ticks, ticks_failed;
 	unsigned long long scaled_up, scaled_down; /* decisions applied */
+	unsigned long long rollbacks;              /* rollouts the guard rolled back */
 };
 void autoscaler_counters_get(struct autoscaler_counters *out, const struct autoscaler *a);
 

@@ -10,6 +10,7 @@
 #include "core/ids.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "deployments/dep_int.h"
 #include "deployments/placement.h"
 #include "models/model.h"
 #include "pools/pool.h"
@@ -162,6 +163,7 @@ static int dep_decode(struct deployment *out, const PGresult *res, int row, stru
 	out->replicas = atoll(db_value(res, row, "replicas"));
 	out->standby_replicas = atoll(db_value(res, row, "standby_replicas"));
 	out->generation = atoll(db_value(res, row, "generation"));
+	out->revision = atoll(db_value(res, row, "revision"));
 	constraints = json_loads(db_value(res, row, "constraints"), 0, NULL);
 	out->labels = json_incref(json_object_get(constraints, "labels"));
 	json_decref(constraints);
@@ -194,7 +196,7 @@ int deployment_load(struct deployment *out, struct db_pool *db, const char *id,
 	memset(out, 0, sizeof(*out));
 	rc = db_pool_exec(&res, db,
 			  "SELECT id, name, model_id, pool_id, state, replicas, standby_replicas, "
-			  "generation, placement, "
+			  "generation, revision, placement, "
 			  "constraints::text AS constraints, coalesce(autoscale::text, '') AS autoscale "
 			  "FROM deployments WHERE id = $1::uuid",
 			  1, params, err);
@@ -239,6 +241,7 @@ const struct pool_users deployment_pool_users = {
 #define DEP_COLS                                                                            \
 	"d.id, d.name, d.model_id, d.pool_id, d.replicas, d.standby_replicas, d.placement, " \
 	"d.constraints::text AS constraints, d.state, d.state_reason, d.generation, "       \
+	"d.revision, "                                                                      \
 	"m.name AS model_name, m.version AS model_version, m.kind AS model_kind, "          \
 	"p.name AS pool_name, " DB_TS("d.created_at") " AS created_at, "                    \
 	DB_TS("d.updated_at") " AS updated_at, "                                            \
@@ -267,8 +270,10 @@ static json_t *dep_row_json(const PGresult *res, int row)
 		db_value(res, row, "pool_name"), "created_at", db_value(res, row, "created_at"),
 		"updated_at", db_value(res, row, "updated_at"), "ready_replicas",
 		(json_int_t)atoll(db_value(res, row, "ready_replicas")));
-	if (j)
+	if (j) {
 		json_object_set_new(j, "standby_replicas", json_integer(d.standby_replicas));
+		json_object_set_new(j, "revision", json_integer(d.revision));
+	}
 	if (j && d.autoscaled) {
 		/* The policy, and what the autoscaler last made of it. */
 		long long rec = atoll(db_value(res, row, "as_recommended"));
@@ -300,8 +305,9 @@ static int dep_details(json_t *d, struct db_conn *c, struct nova_err *err)
 			 "coalesce((SELECT json_agg(json_build_object('stage', rp.stage, 'node', n.name, "
 			 "'node_id', n.id, 'accelerators', rp.accelerators) ORDER BY rp.stage) "
 			 "FROM replica_placements rp JOIN nodes n ON n.id = rp.node_id "
-			 "WHERE rp.replica_id = r.id), '[]')::text "
-			 "FROM replicas r WHERE r.deployment_id = $1::uuid ORDER BY r.ordinal",
+			 "WHERE rp.replica_id = r.id), '[]')::text, m.version, r.revision "
+			 "FROM replicas r JOIN models m ON m.id = r.model_id "
+			 "WHERE r.deployment_id = $1::uuid ORDER BY r.ordinal, r.revision",
 			 1, params, err);
 	if (rc)
 		return rc;
@@ -312,13 +318,14 @@ static int dep_details(json_t *d, struct db_conn *c, struct nova_err *err)
 		json_t *placements = json_loads(PQgetvalue(res, i, 5), 0, NULL);
 		long long ordinal = atoll(PQgetvalue(res, i, 1));
 		json_array_append_new(
-			arr, json_pack("{s:s, s:I, s:s, s:s, s:o, s:o, s:b}", "id", PQgetvalue(res, i, 0),
-				       "ordinal", (json_int_t)ordinal, "state",
+			arr, json_pack("{s:s, s:I, s:s, s:s, s:o, s:o, s:b, s:s, s:I}", "id",
+				       PQgetvalue(res, i, 0), "ordinal", (json_int_t)ordinal, "state",
 				       PQgetvalue(res, i, 2), "reason", PQgetvalue(res, i, 3), "endpoint",
 				       *PQgetvalue(res, i, 4) ? json_string(PQgetvalue(res, i, 4))
 							      : json_null(),
 				       "placements", placements ? placements : json_array(), "standby",
-				       ordinal >= serving));
+				       ordinal >= serving, "version", PQgetvalue(res, i, 6), "revision",
+				       (json_int_t)atoll(PQgetvalue(res, i, 7))));
 	}
 	PQclear(res);
 	json_object_set_new(d, "replica_list", arr);
@@ -339,10 +346,14 @@ static int dep_details(json_t *d, struct db_conn *c, struct nova_err *err)
 						     "kind", PQgetvalue(res, i, 4)));
 	PQclear(res);
 	json_object_set_new(d, "events", arr);
+	json_t *ro = NULL;
+	if ((rc = dep_rollout_json(&ro, c, params[0], err)))
+		return rc;
+	json_object_set_new(d, "rollout", ro);
 	return 0;
 }
 
-static int dep_fetch(json_t **out, struct db_conn *c, const char *ref, bool details,
+int dep_fetch(json_t **out, struct db_conn *c, const char *ref, bool details,
 		     struct nova_err *err)
 {
 	const char *params[1] = {ref};
@@ -500,7 +511,7 @@ int deployment_counts(json_t **out, struct db_pool *db, struct nova_err *err)
  * that the capacity is unknown and the deployment admitted, as when the
  * provider is down. */
 #define DEP_DISCOVERY_WAIT_MS 5000
-static int dep_feasible(const struct model *m, const struct pool *p, const json_t *labels,
+int dep_feasible(const struct model *m, const struct pool *p, const json_t *labels,
 			enum placement_policy policy, struct nova_err *err)
 {
 	struct placement_stage stages[PLACEMENT_MAX_STAGES];
@@ -588,7 +599,7 @@ out:
 /* Work for the deployment; the request asking for it (its id, when the
  * change came through the API) rides in the payload, so the worker's log
  * lines for it carry the same request id. */
-static int dep_enqueue(struct db_conn *c, const char *id, const struct audit_note *audit,
+int dep_enqueue(struct db_conn *c, const char *id, const struct audit_note *audit,
 		       struct nova_err *err)
 {
 	const char *params[2] = {id, audit && audit->request_id ? audit->request_id : ""};
@@ -720,11 +731,12 @@ struct dep_change {
 	struct audit_note *audit;
 	char id[37];
 	const struct deployment_patch *patch; /* DEP_PATCH */
+	const struct dep_new_model *new_model; /* DEP_PATCH with a new version */
 };
 
 /* An event that is no transition (kind "scaled", "autoscale"), in the
  * caller's transaction, the state as it stands on both sides. */
-static int dep_event_note(struct db_conn *c, const char *id, const char *kind, const char *reason,
+int dep_event_note(struct db_conn *c, const char *id, const char *kind, const char *reason,
 			  struct nova_err *err)
 {
 	const char *params[3] = {id, kind, reason};
@@ -757,6 +769,15 @@ static int dep_patch_tx(struct db_conn *c, struct dep_change *ch, const char *na
 	const char *params[3] = {ch->id, NULL, n};
 	long long want = current;
 	int rc;
+	if (ch->new_model) {
+		struct deployment_rollout_spec defaults;
+		deployment_rollout_spec_defaults(&defaults);
+		if ((rc = dep_rollout_start_tx(c, ch->id, ch->new_model,
+					       pt->has_rollout ? &pt->rollout : &defaults, err)))
+			return rc;
+		if (!pt->has_standby && !pt->has_autoscale && !pt->has_replicas)
+			return 0;
+	}
 	if (pt->has_standby) {
 		/* The total checked against the count this PATCH leaves (or
 		 * the current one); a standby change records no event, as a
@@ -777,6 +798,8 @@ static int dep_patch_tx(struct db_conn *c, struct dep_change *ch, const char *na
 		if (!pt->has_autoscale && !pt->has_replicas)
 			return 0;
 	}
+	if (!pt->has_autoscale && !pt->has_replicas)
+		return 0;
 	if (!pt->has_autoscale) {
 		if (autoscaled)
 			return dep_autoscaled_refusal(name, err);
@@ -961,7 +984,7 @@ static int dep_change(json_t **out, struct db_pool *db, struct notify *work, str
 int deployment_scale(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
 		     long long replicas, struct audit_note *audit, struct nova_err *err)
 {
-	struct dep_change ch = {ref, DEP_SCALE, replicas, audit, "", NULL};
+	struct dep_change ch = {ref, DEP_SCALE, replicas, audit, "", NULL, NULL};
 	*out = NULL;
 	if (replicas < 0 || replicas > DEPLOYMENT_MAX_REPLICAS)
 		return nova_err_set(err, NOVA_EINVAL, "replicas", "replicas must be between 0 and %d",
@@ -972,8 +995,12 @@ int deployment_scale(json_t **out, struct db_pool *db, struct notify *work, cons
 int deployment_patch_from_json(struct deployment_patch *out, const json_t *body,
 			       struct nova_err *err)
 {
-	json_t *autoscale = NULL;
+	json_t *autoscale = NULL, *rollout = NULL;
 	const struct json_field fields[] = {
+		{.name = "model", .kind = JSON_KIND_STRING, .out = &out->model, .max_len = 200},
+		{.name = "model_version", .kind = JSON_KIND_STRING, .out = &out->model_version,
+		 .max_len = 64},
+		{.name = "rollout", .kind = JSON_KIND_OBJECT, .out = &rollout},
 		{.name = "replicas", .kind = JSON_KIND_INT, .out = &out->replicas,
 		 .present = &out->has_replicas, .min = 0, .max = DEPLOYMENT_MAX_REPLICAS},
 		{.name = "standby_replicas", .kind = JSON_KIND_INT, .out = &out->standby_replicas,
@@ -986,10 +1013,24 @@ int deployment_patch_from_json(struct deployment_patch *out, const json_t *body,
 	rc = dep_decode_with_policy(body, fields, sizeof(fields) / sizeof(fields[0]), &autoscale,
 				    &out->autoscale, &has, &out->autoscale_off, err);
 	out->has_autoscale = has || out->autoscale_off;
-	if (rc == 0 && !out->has_replicas && !out->has_autoscale && !out->has_standby)
+	if (rc)
+		return rc;
+	if (out->model && out->model_version)
+		return nova_err_set(err, NOVA_EINVAL, "model_version",
+				    "give the new version as \"model\" or as \"model_version\", not both");
+	if (rollout && !out->model && !out->model_version)
+		return nova_err_set(err, NOVA_EINVAL, "rollout",
+				    "\"rollout\" goes with a new version (\"model\" or \"model_version\")");
+	if (rollout) {
+		out->has_rollout = true;
+		if ((rc = deployment_rollout_spec_parse(&out->rollout, rollout, err)))
+			return rc;
+	}
+	if (!out->has_replicas && !out->has_autoscale && !out->has_standby && !out->model &&
+	    !out->model_version)
 		rc = nova_err_set(err, NOVA_EINVAL, "replicas",
-				  "the body changes nothing: give \"replicas\", \"standby_replicas\" "
-				  "or \"autoscale\"");
+				  "the body changes nothing: give \"model\", \"model_version\", "
+				  "\"replicas\", \"standby_replicas\" or \"autoscale\"");
 	return rc;
 }
 
@@ -997,22 +1038,31 @@ int deployment_update(json_t **out, struct db_pool *db, struct notify *work, con
 		      const struct deployment_patch *patch, struct audit_note *audit,
 		      struct nova_err *err)
 {
-	struct dep_change ch = {ref, DEP_PATCH, 0, audit, "", patch};
+	struct dep_change ch = {ref, DEP_PATCH, 0, audit, "", patch, NULL};
+	struct dep_new_model nm;
+	int rc;
 	*out = NULL;
+	if (patch->model || patch->model_version) {
+		/* Resolved and checked before the transaction: the can-never-fit
+		 * check may ask the provider, not under the row's lock. */
+		if ((rc = dep_rollout_resolve(&nm, db, ref, patch, err)))
+			return rc;
+		ch.new_model = &nm;
+	}
 	return dep_change(out, db, work, &ch, err);
 }
 
 int deployment_stop(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
 		    struct audit_note *audit, struct nova_err *err)
 {
-	struct dep_change ch = {ref, DEP_STOP, 0, audit, "", NULL};
+	struct dep_change ch = {ref, DEP_STOP, 0, audit, "", NULL, NULL};
 	return dep_change(out, db, work, &ch, err);
 }
 
 int deployment_start(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
 		     struct audit_note *audit, struct nova_err *err)
 {
-	struct dep_change ch = {ref, DEP_START, 0, audit, "", NULL};
+	struct dep_change ch = {ref, DEP_START, 0, audit, "", NULL, NULL};
 	return dep_change(out, db, work, &ch, err);
 }
 
@@ -1238,13 +1288,17 @@ int deployment_replica_locate(struct deployment_replica_place *out, struct db_po
 	rc = db_pool_exec(&res, db,
 		ids_is_uuid(ref)
 		? "SELECT d.name, r.id, r.ordinal, r.state, rp.stage, rp.node_id FROM deployments d "
-		  "LEFT JOIN replicas r ON r.deployment_id = d.id AND r.ordinal = coalesce($2::int, "
-		  "(SELECT min(ordinal) FROM replicas WHERE deployment_id = d.id)) "
+		  "LEFT JOIN replicas r ON r.id = (SELECT id FROM replicas WHERE deployment_id = d.id "
+		  "AND ordinal = coalesce($2::int, (SELECT min(ordinal) FROM replicas "
+		  "WHERE deployment_id = d.id)) ORDER BY (model_id = d.model_id) DESC, revision DESC "
+		  "LIMIT 1) "
 		  "LEFT JOIN replica_placements rp ON rp.replica_id = r.id WHERE d.id = $1::uuid "
 		  "ORDER BY rp.stage, rp.node_id"
 		: "SELECT d.name, r.id, r.ordinal, r.state, rp.stage, rp.node_id FROM deployments d "
-		  "LEFT JOIN replicas r ON r.deployment_id = d.id AND r.ordinal = coalesce($2::int, "
-		  "(SELECT min(ordinal) FROM replicas WHERE deployment_id = d.id)) "
+		  "LEFT JOIN replicas r ON r.id = (SELECT id FROM replicas WHERE deployment_id = d.id "
+		  "AND ordinal = coalesce($2::int, (SELECT min(ordinal) FROM replicas "
+		  "WHERE deployment_id = d.id)) ORDER BY (model_id = d.model_id) DESC, revision DESC "
+		  "LIMIT 1) "
 		  "LEFT JOIN replica_placements rp ON rp.replica_id = r.id WHERE d.name = $1 "
 		  "ORDER BY rp.stage, rp.node_id",
 		2, params, err);
@@ -1329,7 +1383,8 @@ int deployment_node_assignments(json_t **out, struct db_pool *db, const char *no
 		     "m.spec->'stages'->rp.stage->>'name', rp.accelerators, m.spec::text, "
 		     "jsonb_array_length(m.spec->'stages') "
 		     "FROM replica_placements rp JOIN replicas r ON r.id = rp.replica_id "
-		     "JOIN deployments d ON d.id = r.deployment_id JOIN models m ON m.id = d.model_id "
+		     /* Each replica runs its own version (a rollout mixes them). */
+		     "JOIN deployments d ON d.id = r.deployment_id JOIN models m ON m.id = r.model_id "
 		     "WHERE rp.node_id = $1::uuid AND d.state NOT IN ('stopping', 'stopped') "
 		     "ORDER BY r.id, rp.stage",
 		     1, params, err);

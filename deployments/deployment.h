@@ -86,6 +86,7 @@ struct deployment {
 	long long replicas;        /* wanted, serving */
 	long long standby_replicas;/* started and ready beyond them, not routed */
 	long long generation;      /* bumped by every change of the wanted state */
+	long long revision;        /* bumped by every change of version (a rollout) */
 	char placement[16];        /* "binpack" | "spread" */
 	json_t *labels;            /* node selector, object of strings (owned) */
 	bool autoscaled;           /* autoscale holds its policy */
@@ -162,7 +163,32 @@ int deployment_scale(json_t **out, struct db_pool *db, struct notify *work, cons
  * given, which must lie within), records an "autoscale" event saying so,
  * and starts the autoscaler's memory afresh; null turns it off and leaves
  * the count where the autoscaler had it. */
+/* A rollout's knobs (PATCH's "rollout"; see "Rollouts" below). */
+struct deployment_rollout_spec {
+	long long max_surge;          /* replicas above the count while rolling, default 1 */
+	long long max_unavailable;    /* ready replicas below the count allowed, default 0 */
+	long long canary_percent;     /* 1..99: a canary holding that share; 0: none */
+	long long drain_timeout_s;    /* the most a replacement's drain waits, default 30 */
+	bool auto_rollback;           /* default true */
+	double max_error_rate_increase; /* new minus previous error rate, default 0.05 */
+	double max_ttft_ratio;        /* new over previous TTFT p95, default 2.0 */
+	long long min_requests;       /* to the new version in the window before judging, 20 */
+};
+void deployment_rollout_spec_defaults(struct deployment_rollout_spec *s);
+/* The rollout's knobs as stored and shown: {"max_surge", ..., "auto_rollback":
+ * {"enabled", "max_error_rate_increase", "max_ttft_ratio", "min_requests"}}. */
+int deployment_rollout_spec_parse(struct deployment_rollout_spec *out, const json_t *obj,
+				  struct nova_err *err);
+
 struct deployment_patch {
+	/* A new version of the deployment's model: "model" (an id or
+	 * NAME:VERSION, NAME its own model's) or "model_version" (a version of
+	 * its model); NULL both: none. With "rollout" (has_rollout) the knobs,
+	 * else the defaults. */
+	const char *model;
+	const char *model_version;
+	bool has_rollout;
+	struct deployment_rollout_spec rollout;
 	bool has_replicas;
 	long long replicas;
 	bool has_standby;
@@ -173,9 +199,88 @@ struct deployment_patch {
 };
 int deployment_patch_from_json(struct deployment_patch *out, const json_t *body,
 			       struct nova_err *err);
+/* (The patch's strings point into body: it outlives the patch's use.) */
 int deployment_update(json_t **out, struct db_pool *db, struct notify *work, const char *ref,
 		      const struct deployment_patch *patch, struct audit_note *audit,
 		      struct nova_err *err);
+
+/* --- Rollouts ------------------------------------------------------------------------
+ *
+ * A PATCH with a new version of the deployment's model ("model" or
+ * "model_version") starts a rollout: the deployment's model becomes the new
+ * version (its target; deployments.revision is bumped and written on each
+ * replica made from then on), and a rollouts row (sql/0021) keeps the
+ * versions, the knobs and where it stands. Refused, naming the field: an
+ * unknown version or one of another model (400 "model"/"model_version"),
+ * the version it runs, one that can never fit the pool, max_surge and
+ * max_unavailable both 0 ("rollout.max_surge"), and a second rollout while
+ * one is active (409 "model"). A stopped deployment just takes the new
+ * version (no replicas to replace).
+ *
+ * Each replica runs the version it was made for (replicas.model_id); the
+ * worker (deployments/worker.h) drives the sets:
+ *   rolling       new replicas up to the count, at most max_surge above it
+ *                 in all; a previous version's ready replica is taken out
+ *                 only while the ready ones stay at least count -
+ *                 max_unavailable (its not-ready ones go at once). New
+ *                 replicas enter the routes when their sidecar reports them
+ *                 ready (inventory/routes.h); one taken out leaves the
+ *                 routes first and drains: state "stopping", its engine kept
+ *                 running until it reports nothing running or waiting (after
+ *                 the routers learned: worker_config.drain_min_ms) or until
+ *                 drain_timeout_s, then stopped. Quotas and capacity as for
+ *                 any replica: a new replica that does not fit waits, and
+ *                 the rollout says so in "waiting_for".
+ *   canary        ceil(count x canary_percent / 100) (at least 1) new
+ *                 replicas beside the previous version's full count; the
+ *                 routing table carries the split ("split": {version:
+ *                 percent}) and nova-router sends that share of the
+ *                 model's traffic to the new version. It holds until
+ *                 promoted (deployment_rollout_promote: it goes on rolling)
+ *                 or rolled back.
+ *   rolling_back  the deployment's model is the previous version again; its
+ *                 replicas are restored and the new ones drained, the
+ *                 rolling way.
+ * Finished: "complete" (every replica of the count ready at the new
+ * version, none of another left) or "rolled_back". Each step is an event of
+ * kind "rollout". Everything is in the database, so a novad killed midway
+ * leaves a rollout another pass (of any novad) goes on with: no twin
+ * replica (one row per version and ordinal), none lost. */
+
+/* POST /v1/deployments/{d}/promote: a canary goes on rolling out.
+ * NOVA_ECONFLICT (field "deployment") when there is no canary. */
+int deployment_rollout_promote(json_t **out, struct db_pool *db, struct notify *work,
+			       const char *ref, struct audit_note *audit, struct nova_err *err);
+/* POST /v1/deployments/{d}/rollback: the active rollout is reversed (its
+ * state rolling_back, the deployment's model its previous version); with
+ * none active, the last complete rollout is undone by a new rollout back
+ * to its previous version. reason (NULL: "rollback requested") goes in the
+ * event. NOVA_ECONFLICT (field "deployment") when there is nothing to roll
+ * back (none, rolling back already, or the previous version was deleted). */
+int deployment_rollout_rollback(json_t **out, struct db_pool *db, struct notify *work,
+				const char *ref, const char *reason, struct audit_note *audit,
+				struct nova_err *err);
+
+/* An active rollout with automatic rollback, as the guard (autoscaler/)
+ * judges it. */
+struct deployment_rollout_active {
+	long long rollout_id;
+	char deployment_id[DEPLOYMENT_ID_LEN];
+	char name[DEPLOYMENT_NAME_MAX];
+	char model[129];          /* the model's name: its route key */
+	char from_version[65];
+	char to_version[65];
+	struct deployment_rollout_spec spec;
+};
+/* Every rollout rolling or in canary with auto_rollback (*out NULL when
+ * none). */
+int deployment_rollouts_guarded(struct deployment_rollout_active **out, size_t *n,
+				struct db_pool *db, struct nova_err *err);
+/* Roll back rollout_id of deployment_id because of reason, only while it
+ * is still rolling or in canary (*applied false otherwise). */
+int deployment_rollout_auto_rollback(bool *applied, struct db_pool *db, struct notify *work,
+				     const char *deployment_id, long long rollout_id,
+				     const char *reason, struct nova_err *err);
 
 /* --- for the autoscaler (autoscaler/autoscaler.h) --------------------------------- */
 

@@ -139,33 +139,229 @@ int store_item_finish(struct store_lease *l, enum store_outcome how, const char 
 	}
 }
 
-int store_replicas_resize(struct store_lease *l, const char *dep_id, long long want,
-			  struct nova_err *err)
+int store_replicas_resize(struct store_lease *l, const char *dep_id, const char *model_id,
+			  long long revision, long long want, struct nova_err *err)
 {
-	char n[24];
-	const char *params[2] = {dep_id, n};
+	char n[24], rev[24];
+	const char *params[4] = {dep_id, n, model_id, rev};
 	int rc;
 	snprintf(n, sizeof(n), "%lld", want);
+	snprintf(rev, sizeof(rev), "%lld", revision);
 	if ((rc = store_write(l, "DELETE FROM replicas WHERE deployment_id = $1::uuid "
-				 "AND ordinal >= $2::integer", 2, params, err)))
+				 "AND model_id = $3::uuid AND ordinal >= $2::integer "
+				 "AND state <> 'stopping'", 3, params, err)))
 		return rc;
-	return store_write(l, "INSERT INTO replicas (deployment_id, ordinal, state_reason) "
-			      "SELECT $1::uuid, g, 'created' FROM generate_series(0, $2::integer - 1) g "
-			      "ON CONFLICT (deployment_id, ordinal) DO NOTHING", 2, params, err);
+	return store_write(l, "INSERT INTO replicas (deployment_id, model_id, revision, ordinal, "
+			      "state_reason) SELECT $1::uuid, $3::uuid, $4::integer, g, 'created' "
+			      "FROM generate_series(0, $2::integer - 1) g "
+			      "ON CONFLICT (deployment_id, model_id, ordinal) DO NOTHING", 4, params, err);
+}
+
+int store_replicas_clear(struct store_lease *l, const char *dep_id, struct nova_err *err)
+{
+	const char *params[1] = {dep_id};
+	return store_write(l, "DELETE FROM replicas WHERE deployment_id = $1::uuid", 1, params, err);
+}
+
+int store_replicas_retire(long long *marked, struct store_lease *l, const char *dep_id,
+			  const char *model_id, long long serving, bool keep_unready,
+			  long long drain_n, const char *reason, struct nova_err *err)
+{
+	char sv[24], dn[24];
+	const char *params[3] = {dep_id, model_id, sv};
+	struct db_conn *c;
+	PGresult *res = NULL;
+	int rc;
+	*marked = 0;
+	snprintf(sv, sizeof(sv), "%lld", serving);
+	snprintf(dn, sizeof(dn), "%lld", drain_n);
+	if ((rc = store_write(l,
+			      keep_unready
+				      ? "DELETE FROM replicas WHERE deployment_id = $1::uuid "
+					"AND model_id <> $2::uuid AND ordinal >= $3::integer "
+					"AND state <> 'stopping'"
+				      : "DELETE FROM replicas WHERE deployment_id = $1::uuid "
+					"AND model_id <> $2::uuid AND state <> 'stopping' "
+					"AND (state <> 'ready' OR ordinal >= $3::integer)",
+			      3, params, err)))
+		return rc;
+	if (drain_n <= 0)
+		return 0;
+	/* A ready replica leaves the routes (the table routes ready ones
+	 * only) and drains; the worker ends it later (store_drain_end). */
+	if ((rc = db_conn_acquire(&c, l->db, err)))
+		return rc;
+	if ((rc = db_tx_begin(c, err)) == 0) {
+		rc = store_fence(l, c, err);
+		if (rc == 0)
+			rc = db_exec(&res, c,
+				     "UPDATE replicas SET state = 'stopping', state_reason = $4, "
+				     "drain_started = now(), updated_at = now() WHERE id IN "
+				     "(SELECT id FROM replicas WHERE deployment_id = $1::uuid "
+				     "AND model_id <> $2::uuid AND state = 'ready' "
+				     "ORDER BY ordinal DESC LIMIT $3::integer) RETURNING id",
+				     4, (const char *[4]){dep_id, model_id, dn, reason}, err);
+		if (rc == 0)
+			*marked = PQntuples(res);
+		if (rc == 0)
+			rc = db_tx_commit(c, err);
+		else
+			db_tx_rollback(c);
+	}
+	PQclear(res);
+	db_conn_release(l->db, c);
+	return rc;
 }
 
 int store_replicas_pending(char (**ids)[DEPLOYMENT_ID_LEN], size_t *n_out, struct db_pool *db,
-			   const char *dep_id, struct nova_err *err)
+			   const char *dep_id, const char *model_id, struct nova_err *err)
 {
-	const char *params[1] = {dep_id};
+	const char *params[2] = {dep_id, model_id};
 	PGresult *res = NULL;
 	int rc;
 	*ids = NULL;
 	*n_out = 0;
 	if ((rc = db_pool_exec(&res, db, "SELECT id FROM replicas WHERE deployment_id = $1::uuid "
-					 "AND state = 'pending' ORDER BY ordinal", 1, params, err)))
+					 "AND model_id = $2::uuid AND state = 'pending' ORDER BY ordinal",
+			       2, params, err)))
 		return rc;
 	return db_result_uuids(ids, n_out, res, err);
+}
+
+int store_replica_sets(struct store_sets *out, struct db_pool *db, const char *dep_id,
+		       const char *model_id, long long serving, struct nova_err *err)
+{
+	char sv[24];
+	const char *params[3] = {dep_id, model_id, sv};
+	PGresult *res = NULL;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	snprintf(sv, sizeof(sv), "%lld", serving);
+	if ((rc = db_pool_exec(&res, db,
+			       "SELECT count(*) FILTER (WHERE model_id = $2::uuid AND state <> 'stopping') "
+			       "AS t_live, "
+			       "count(*) FILTER (WHERE model_id = $2::uuid AND state = 'ready') AS t_ready, "
+			       "count(*) FILTER (WHERE model_id = $2::uuid AND state = 'pending') "
+			       "AS t_pending, "
+			       "count(*) FILTER (WHERE model_id = $2::uuid AND state = 'ready' "
+			       "AND ordinal < $3::integer) AS t_serving_ready, "
+			       "count(*) FILTER (WHERE model_id <> $2::uuid) AS o_total, "
+			       "count(*) FILTER (WHERE model_id <> $2::uuid AND state <> 'stopping') "
+			       "AS o_live, "
+			       "count(*) FILTER (WHERE model_id <> $2::uuid AND state = 'ready' "
+			       "AND ordinal < $3::integer) AS o_ready_serving, "
+			       "count(*) FILTER (WHERE state = 'stopping') AS draining "
+			       "FROM replicas WHERE deployment_id = $1::uuid",
+			       3, params, err)))
+		return rc;
+	out->t_live = atoll(db_value(res, 0, "t_live"));
+	out->t_ready = atoll(db_value(res, 0, "t_ready"));
+	out->t_pending = atoll(db_value(res, 0, "t_pending"));
+	out->t_serving_ready = atoll(db_value(res, 0, "t_serving_ready"));
+	out->o_total = atoll(db_value(res, 0, "o_total"));
+	out->o_live = atoll(db_value(res, 0, "o_live"));
+	out->o_ready_serving = atoll(db_value(res, 0, "o_ready_serving"));
+	out->draining = atoll(db_value(res, 0, "draining"));
+	PQclear(res);
+	return 0;
+}
+
+int store_drains(struct store_drain **out, size_t *n, struct db_pool *db, const char *dep_id,
+		 struct nova_err *err)
+{
+	const char *params[1] = {dep_id};
+	PGresult *res = NULL;
+	int rc;
+	*out = NULL;
+	*n = 0;
+	if ((rc = db_pool_exec(&res, db,
+			       "SELECT r.id::text AS id, coalesce((SELECT rp.node_id::text FROM "
+			       "replica_placements rp WHERE rp.replica_id = r.id ORDER BY rp.stage DESC "
+			       "LIMIT 1), '') AS node_id, "
+			       "(extract(epoch FROM now() - coalesce(r.drain_started, r.updated_at)) "
+			       "* 1000)::bigint AS elapsed_ms "
+			       "FROM replicas r WHERE r.deployment_id = $1::uuid AND r.state = 'stopping' "
+			       "ORDER BY r.ordinal",
+			       1, params, err)))
+		return rc;
+	int rows = PQntuples(res);
+	if (rows > 0 && !(*out = calloc((size_t)rows, sizeof(**out)))) {
+		PQclear(res);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	for (int i = 0; i < rows; i++) {
+		snprintf((*out)[i].id, sizeof((*out)[i].id), "%s", db_value(res, i, "id"));
+		snprintf((*out)[i].node_id, sizeof((*out)[i].node_id), "%s", db_value(res, i, "node_id"));
+		(*out)[i].elapsed_ms = atoll(db_value(res, i, "elapsed_ms"));
+	}
+	*n = (size_t)rows;
+	PQclear(res);
+	return 0;
+}
+
+int store_drain_end(struct store_lease *l, const char *replica_id, struct nova_err *err)
+{
+	const char *params[1] = {replica_id};
+	return store_write(l, "DELETE FROM replicas WHERE id = $1::uuid AND state = 'stopping'", 1,
+			   params, err);
+}
+
+int store_rollout_active(struct store_rollout *out, struct db_pool *db, const char *dep_id,
+			 struct nova_err *err)
+{
+	const char *params[1] = {dep_id};
+	PGresult *res = NULL;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = db_pool_exec(&res, db,
+			       "SELECT id, state, from_version, to_version, max_surge, max_unavailable, "
+			       "coalesce(canary_percent, 0) AS canary_percent, drain_timeout_s, waiting_for "
+			       "FROM rollouts WHERE deployment_id = $1::uuid "
+			       "AND state IN ('rolling', 'canary', 'rolling_back')",
+			       1, params, err)))
+		return rc;
+	if (PQntuples(res) == 1) {
+		out->active = true;
+		out->id = atoll(db_value(res, 0, "id"));
+		snprintf(out->id_s, sizeof(out->id_s), "%lld", out->id);
+		snprintf(out->state, sizeof(out->state), "%s", db_value(res, 0, "state"));
+		snprintf(out->from_version, sizeof(out->from_version), "%s",
+			 db_value(res, 0, "from_version"));
+		snprintf(out->to_version, sizeof(out->to_version), "%s", db_value(res, 0, "to_version"));
+		out->max_surge = atoll(db_value(res, 0, "max_surge"));
+		out->max_unavailable = atoll(db_value(res, 0, "max_unavailable"));
+		out->canary_percent = atoll(db_value(res, 0, "canary_percent"));
+		out->drain_timeout_s = atoll(db_value(res, 0, "drain_timeout_s"));
+		snprintf(out->waiting_for, sizeof(out->waiting_for), "%s",
+			 db_value(res, 0, "waiting_for"));
+	}
+	PQclear(res);
+	return 0;
+}
+
+int store_rollout_waiting(struct store_lease *l, const struct store_rollout *ro,
+			  const char *waiting_for, struct nova_err *err)
+{
+	const char *params[2] = {ro->id_s, waiting_for};
+	if (strcmp(ro->waiting_for, waiting_for) == 0)
+		return 0;
+	return store_write(l, "UPDATE rollouts SET waiting_for = $2, updated_at = now() "
+			      "WHERE id = $1::bigint AND state IN ('rolling', 'canary', 'rolling_back')",
+			   2, params, err);
+}
+
+int store_rollout_finish(struct store_lease *l, const struct store_rollout *ro, const char *state,
+			 const char *event, struct nova_err *err)
+{
+	const char *params[3] = {ro->id_s, state, event};
+	return store_write(l,
+			   "WITH f AS (UPDATE rollouts SET state = $2, waiting_for = '', "
+			   "updated_at = now(), finished_at = now() WHERE id = $1::bigint "
+			   "AND state IN ('rolling', 'canary', 'rolling_back') RETURNING deployment_id) "
+			   "INSERT INTO deployment_events (deployment_id, from_state, to_state, reason, kind) "
+			   "SELECT d.id, d.state, d.state, $3, 'rollout' FROM deployments d JOIN f "
+			   "ON f.deployment_id = d.id",
+			   3, params, err);
 }
 
 int store_replica_counts(struct store_replica_counts *out, struct db_pool *db, const char *dep_id,

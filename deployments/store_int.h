@@ -56,14 +56,70 @@ enum store_outcome {
 int store_item_finish(struct store_lease *l, enum store_outcome how, const char *msg,
 		      unsigned delay_ms, struct nova_err *err);
 
-/* The deployment's replicas become ordinals 0..want-1: those beyond go,
- * missing ones are written pending (two fenced writes). */
-int store_replicas_resize(struct store_lease *l, const char *dep_id, long long want,
-			  struct nova_err *err);
-/* Ids of the deployment's pending replicas in ordinal order (*ids freed
- * with free()). */
+/* The deployment's replicas of version model_id become ordinals
+ * 0..want-1: those beyond go (not a draining one: its drain ends it),
+ * missing ones are written pending with the deployment's revision (two
+ * fenced writes). */
+int store_replicas_resize(struct store_lease *l, const char *dep_id, const char *model_id,
+			  long long revision, long long want, struct nova_err *err);
+/* Every replica of the deployment goes at once, draining or not (a
+ * deployment stopping). */
+int store_replicas_clear(struct store_lease *l, const char *dep_id, struct nova_err *err);
+/* Replicas of the other versions than model_id are retired: those not
+ * serving (not ready, or standby: ordinal >= serving) are deleted at once
+ * unless keep_unready (a canary keeps the previous version as it is, its
+ * standby aside), and up to drain_n ready ones (the highest ordinals
+ * first) start draining: state stopping, out of the routes.
+ * *marked: how many began draining. */
+int store_replicas_retire(long long *marked, struct store_lease *l, const char *dep_id,
+			  const char *model_id, long long serving, bool keep_unready,
+			  long long drain_n, const char *reason, struct nova_err *err);
+/* Ids of the deployment's pending replicas of version model_id in ordinal
+ * order (*ids freed with free()). */
 int store_replicas_pending(char (**ids)[DEPLOYMENT_ID_LEN], size_t *n, struct db_pool *db,
-			   const char *dep_id, struct nova_err *err);
+			   const char *dep_id, const char *model_id, struct nova_err *err);
+
+/* The deployment's replicas by version: the target's (model_id) and the
+ * others', for the rollout (draining ones counted apart). serving: the
+ * deployment's count (ordinals below it are routed). */
+struct store_sets {
+	long long t_live, t_ready, t_pending, t_serving_ready;
+	long long o_total, o_live, o_ready_serving;
+	long long draining;
+};
+int store_replica_sets(struct store_sets *out, struct db_pool *db, const char *dep_id,
+		       const char *model_id, long long serving, struct nova_err *err);
+/* The deployment's draining replicas: each with the node of its serving
+ * stage and how long it has drained. */
+struct store_drain {
+	char id[DEPLOYMENT_ID_LEN];
+	char node_id[DEPLOYMENT_ID_LEN];
+	long long elapsed_ms;
+};
+int store_drains(struct store_drain **out, size_t *n, struct db_pool *db, const char *dep_id,
+		 struct nova_err *err);
+/* A drained replica goes (only while it is still draining). */
+int store_drain_end(struct store_lease *l, const char *replica_id, struct nova_err *err);
+
+/* The deployment's active rollout (rolling, canary, rolling_back). */
+struct store_rollout {
+	bool active;
+	long long id;
+	char id_s[24];
+	char state[16];
+	char from_version[65], to_version[65];
+	long long max_surge, max_unavailable, canary_percent, drain_timeout_s;
+	char waiting_for[512];
+};
+int store_rollout_active(struct store_rollout *out, struct db_pool *db, const char *dep_id,
+			 struct nova_err *err);
+/* What the rollout waits for now (written only when it changed). */
+int store_rollout_waiting(struct store_lease *l, const struct store_rollout *ro,
+			  const char *waiting_for, struct nova_err *err);
+/* The rollout finished (state "complete" or "rolled_back"), with its
+ * event, in one fenced write. */
+int store_rollout_finish(struct store_lease *l, const struct store_rollout *ro, const char *state,
+			 const char *event, struct nova_err *err);
 struct store_replica_counts {
 	long long pending, ready, total;
 };

@@ -29,6 +29,7 @@ void worker_config_defaults(struct worker_config *cfg)
 	cfg->base_backoff_ms = 500;
 	cfg->max_backoff_ms = 30000;
 	cfg->wait_ms = 2000;
+	cfg->drain_min_ms = 3000;
 	cfg->threads = 2;
 }
 
@@ -52,7 +53,11 @@ struct wk_ctx {
 	/* The node this pass made (wk_node_create), so that placing on it is
 	 * not taken for taking a warm node. */
 	char created[POOL_ID_LEN];
+	unsigned wait_ms;    /* WK_WAIT's delay when not 0 (else cfg->wait_ms) */
 };
+
+/* How soon a pass comes back while replicas drain. */
+#define DRAIN_POLL_MS 250
 
 static unsigned wk_backoff_ms(const struct worker_config *cfg, int attempts)
 {
@@ -78,7 +83,8 @@ static int wk_finish(struct wk_ctx *x, enum wk_outcome how, const char *msg, str
 	case WK_FAIL:
 		return store_item_finish(&x->lease, STORE_FAIL, msg, 0, err);
 	case WK_WAIT:
-		return store_item_finish(&x->lease, STORE_WAIT, msg, x->cfg->wait_ms, err);
+		return store_item_finish(&x->lease, STORE_WAIT, msg,
+					 x->wait_ms ? x->wait_ms : x->cfg->wait_ms, err);
 	case WK_RETRY:
 	default:
 		return store_item_finish(&x->lease, STORE_RETRY, msg,
@@ -437,23 +443,205 @@ static int wk_set_state(struct wk_ctx *x, enum deployment_state state, const cha
 					  err);
 }
 
+/* Stop the draining replicas whose drain ended: idle after drain_min_ms,
+ * or past the timeout. *left: those still draining; *ended: stopped now. */
+static int wk_drains(long long *left, long long *ended, struct wk_ctx *x, long long timeout_ms,
+		     struct nova_err *err)
+{
+	struct store_drain *dr = NULL;
+	size_t n = 0;
+	int rc;
+	*left = *ended = 0;
+	if ((rc = store_drains(&dr, &n, x->db, x->dep.id, err)))
+		return rc;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		bool done = dr[i].elapsed_ms >= timeout_ms;
+		const char *why = "drain timeout";
+		if (!done && dr[i].elapsed_ms >= (long long)x->cfg->drain_min_ms && x->cfg->replica_idle &&
+		    x->cfg->replica_idle(x->cfg->replica_idle_ctx, dr[i].id, dr[i].node_id) == 1) {
+			done = true;
+			why = "drained";
+		}
+		if (!done) {
+			(*left)++;
+			continue;
+		}
+		if ((rc = store_drain_end(&x->lease, dr[i].id, err)) == 0) {
+			(*ended)++;
+			nova_log_kv(NOVA_LOG_INFO, "worker", "replica stopped after its drain", "deployment",
+				    x->dep.id, "replica", dr[i].id, "reason", why, NULL);
+		}
+	}
+	free(dr);
+	if (*ended)
+		notify_signal(x->cfg->placed); /* the nodes' assignments changed */
+	return rc;
+}
+
+/* The target version's count and what the other versions may keep, as the
+ * rollout (or its absence) has it. */
+static long long wk_target_count(const struct wk_ctx *x, const struct store_rollout *ro,
+				 const struct store_sets *sets)
+{
+	long long r = x->dep.replicas;
+	if (!ro->active)
+		return r + x->dep.standby_replicas;
+	if (strcmp(ro->state, "canary") == 0) {
+		long long k = (r * ro->canary_percent + 99) / 100;
+		return r == 0 ? 0 : k < 1 ? 1 : k > r ? r : k;
+	}
+	/* Rolling (either way): new replicas up to the count, the whole at
+	 * most max_surge above it (draining replicas not counted, as
+	 * Kubernetes does not count terminating pods). */
+	long long room = r + ro->max_surge - (sets->t_live + sets->o_live);
+	long long want = sets->t_live + (room > 0 ? room : 0);
+	return want > r ? r : want;
+}
+
+/* Step 5 while versions are mixed (a rollout, or replicas of a previous
+ * version still going): the rollout's progress or its end, and the
+ * deployment's state from the ready serving replicas of every version.
+ * changed: replicas began or ended draining in this pass. */
+static int wk_versions_state(enum wk_outcome *how, struct wk_ctx *x, const struct store_rollout *ro,
+			     long long desired, long long changed, struct nova_err *err)
+{
+	struct store_sets sets;
+	char waiting[512], reason[1200];
+	long long r = x->dep.replicas;
+	int rc;
+	if ((rc = store_replica_sets(&sets, x->db, x->dep.id, x->dep.model_id, r, err)))
+		return rc;
+	bool back = ro->active && strcmp(ro->state, "rolling_back") == 0;
+	bool canary = ro->active && strcmp(ro->state, "canary") == 0;
+	const char *target = back ? ro->from_version : ro->to_version;
+	const char *prev = back ? ro->to_version : ro->from_version;
+	if (!ro->active)
+		snprintf(waiting, sizeof(waiting), "%lld replicas of a previous version to stop",
+			 sets.o_total);
+	else if (sets.t_pending > 0)
+		snprintf(waiting, sizeof(waiting), "version %s: %lld of %lld replicas placed; %.300s",
+			 target, desired - sets.t_pending, desired, x->reason[0] ? x->reason : "placing");
+	else if (sets.t_ready < desired)
+		snprintf(waiting, sizeof(waiting), "version %s: %lld of %lld replicas ready", target,
+			 sets.t_ready, desired);
+	else if (sets.draining > 0)
+		snprintf(waiting, sizeof(waiting), "%lld replicas of version %s draining", sets.draining,
+			 prev);
+	else if (canary)
+		snprintf(waiting, sizeof(waiting),
+			 "canary: version %s takes %lld%% of the traffic on %lld replicas; promote or "
+			 "roll back", target, ro->canary_percent, sets.t_ready);
+	else if (sets.o_total > 0)
+		snprintf(waiting, sizeof(waiting), "%lld replicas of version %s to replace", sets.o_total,
+			 prev);
+	else
+		snprintf(waiting, sizeof(waiting), "version %s: %lld of %lld replicas ready", target,
+			 sets.t_ready, r);
+	bool done = !canary && sets.o_total == 0 && sets.draining == 0 && sets.t_live == desired &&
+		    sets.t_ready == r && desired == r;
+	if (ro->active && done) {
+		char ev[300];
+		if (back)
+			snprintf(ev, sizeof(ev), "rolled back to version %s: %lld replicas ready", target, r);
+		else
+			snprintf(ev, sizeof(ev), "rollout to version %s complete: %lld replicas ready",
+				 target, r);
+		if ((rc = store_rollout_finish(&x->lease, ro, back ? "rolled_back" : "complete", ev, err)))
+			return rc;
+		nova_log_kv(NOVA_LOG_INFO, "worker", back ? "rollback complete" : "rollout complete",
+			    "deployment", x->dep.id, "version", target, NULL);
+		/* The standby (if any) is made by the next pass, as usual. */
+		*how = x->dep.standby_replicas > 0 ? WK_WAIT : WK_DONE;
+		x->wait_ms = 1;
+	} else {
+		if (ro->active && (rc = store_rollout_waiting(&x->lease, ro, waiting, err)))
+			return rc;
+		if (sets.draining > 0 || changed > 0) {
+			/* A drain runs (its end is a matter of time), or a step
+			 * was taken and the next may follow. */
+			*how = WK_WAIT;
+			x->wait_ms = DRAIN_POLL_MS;
+		} else if (sets.t_pending > 0) {
+			*how = WK_WAIT; /* no capacity: as any pending replica */
+		}
+	}
+	long long avail = sets.t_serving_ready + sets.o_ready_serving;
+	enum deployment_state st = avail >= r ? DEPLOYMENT_RUNNING
+				   : avail > 0 && (x->dep.state == DEPLOYMENT_RUNNING ||
+						   x->dep.state == DEPLOYMENT_DEGRADED)
+					   ? DEPLOYMENT_DEGRADED
+					   : DEPLOYMENT_DEPLOYING;
+	if (ro->active && !done)
+		snprintf(reason, sizeof(reason), "%s %s -> %s: %s",
+			 canary ? "canary" : back ? "rolling back" : "rolling out", prev, target, waiting);
+	else if (ro->active)
+		snprintf(reason, sizeof(reason), "all replicas ready at version %s", target);
+	else
+		snprintf(reason, sizeof(reason), "%s", waiting);
+	if (st == DEPLOYMENT_RUNNING && x->dep.state == DEPLOYMENT_PENDING &&
+	    (rc = wk_set_state(x, DEPLOYMENT_DEPLOYING, reason, err)))
+		return rc;
+	return wk_set_state(x, st, reason, err);
+}
+
 static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err *err)
 {
+	struct store_rollout ro;
+	struct store_sets sets;
+	long long marked = 0, drains_left = 0, drains_ended = 0;
 	int rc;
 	*how = WK_DONE;
 	if ((rc = wk_dep_load(x, err)))
 		return rc == NOVA_ENOTFOUND ? 0 : rc; /* deleted meanwhile: nothing to do */
 	if (x->dep.state == DEPLOYMENT_STOPPED || x->dep.state == DEPLOYMENT_FAILED)
 		return 0;
+	bool stopping = x->dep.state == DEPLOYMENT_STOPPING;
+	long long serving = x->dep.replicas;
+	memset(&ro, 0, sizeof(ro));
+	if (!stopping && (rc = store_rollout_active(&ro, x->db, x->dep.id, err)))
+		return rc;
+	if ((rc = store_replica_sets(&sets, x->db, x->dep.id, x->dep.model_id, serving, err)))
+		return rc;
 	/* The serving replicas and the standby behind them (ordinals from
-	 * the count up: deployments/deployment.h), all started alike. */
-	long long desired = x->dep.state == DEPLOYMENT_STOPPING
-				    ? 0
-				    : x->dep.replicas + x->dep.standby_replicas;
+	 * the count up: deployments/deployment.h), all started alike; during
+	 * a rollout, the target version's share. */
+	long long desired = stopping ? 0 : wk_target_count(x, &ro, &sets);
+	bool versions = ro.active || sets.o_total > 0 || sets.draining > 0;
 
 	/* 1 and 2: remove what is beyond the wanted count, write what is missing. */
-	if ((rc = store_replicas_resize(&x->lease, x->dep.id, desired, err)))
+	if (stopping)
+		rc = store_replicas_clear(&x->lease, x->dep.id, err);
+	else
+		rc = store_replicas_resize(&x->lease, x->dep.id, x->dep.model_id, x->dep.revision,
+					   desired, err);
+	if (rc)
 		return rc;
+	if (!stopping && versions) {
+		/* The previous versions: a canary keeps them serving; rolling
+		 * takes out what keeps the ready ones at least the count less
+		 * max_unavailable; with no rollout (it ended), all of them. */
+		bool canary = ro.active && strcmp(ro.state, "canary") == 0;
+		long long drain_n = sets.o_ready_serving;
+		if (ro.active && !canary) {
+			long long floor = serving - ro.max_unavailable;
+			long long avail = sets.t_serving_ready + sets.o_ready_serving;
+			drain_n = avail - (floor > 0 ? floor : 0);
+		} else if (canary) {
+			drain_n = 0;
+		}
+		char why[200];
+		snprintf(why, sizeof(why), "draining: replaced by version %s",
+			 ro.active && strcmp(ro.state, "rolling_back") == 0 ? ro.from_version
+									     : ro.to_version);
+		if ((rc = store_replicas_retire(&marked, &x->lease, x->dep.id, x->dep.model_id, serving,
+						canary, drain_n, why, err)))
+			return rc;
+		if (marked) /* out of the routes now: the table looks again at once */
+			notify_signal(x->cfg->unrouted);
+		if ((rc = wk_drains(&drains_left, &drains_ended, x,
+				    (ro.active ? ro.drain_timeout_s : 30) * 1000, err)))
+			return rc;
+	}
 
 	if (desired > 0) {
 		const struct adapter_ops *ops = adapter_find(x->pool->provider);
@@ -467,7 +655,8 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 			return rc;
 		char(*pending)[DEPLOYMENT_ID_LEN] = NULL;
 		size_t n_pending = 0;
-		if ((rc = store_replicas_pending(&pending, &n_pending, x->db, x->dep.id, err)))
+		if ((rc = store_replicas_pending(&pending, &n_pending, x->db, x->dep.id,
+						 x->dep.model_id, err)))
 			return rc;
 		for (size_t i = 0; rc == 0 && i < n_pending; i++) {
 			bool placed;
@@ -480,6 +669,9 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		if (rc)
 			return rc;
 	}
+
+	if (!stopping && versions)
+		return wk_versions_state(how, x, &ro, desired, marked + drains_ended, err);
 
 	/* 5. */
 	struct store_replica_counts counts;

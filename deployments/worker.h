@@ -21,6 +21,15 @@
  *      nothing fits (row first, then pool_node_provision); a placement on
  *      a node the pool kept warm signals warm_taken;
  *   5. the deployment's state and reason are updated.
+ * During a rollout (deployments/deployment.h, "Rollouts") steps 1 and 2
+ * work on the target version's replicas, the previous version's are
+ * retired within max_surge and max_unavailable (not-ready ones at once,
+ * ready ones drained), drains that ended are stopped, only the target's
+ * replicas are placed, and the rollout's progress ("waiting_for") or its
+ * end is written; the item comes back every DRAIN_POLL_MS while a drain
+ * runs. A pass deletes a replica only by its own fenced writes, and a
+ * rollout's state lives in the database: a worker that dies midway leaves
+ * nothing another pass cannot go on with.
  * Transient adapter errors requeue the item with exponential backoff and
  * jitter, up to max_attempts; permanent ones fail the node with the
  * provider's message. "No capacity" is not a failure: the item waits and
@@ -63,6 +72,21 @@ struct worker_config {
 	 * warm_nodes (pools/pool.h): the reconciler's wake, so it provisions a
 	 * warm node behind the one taken at once. NULL: its next period does. */
 	struct notify *warm_taken;
+	/* Drains (a rollout's replicas of the version being replaced; see
+	 * deployments/deployment.h "Rollouts"): a draining replica is stopped
+	 * once replica_idle says its engine runs and queues nothing, asked
+	 * only after drain_min_ms (default 3000: the routers learned it left
+	 * the routes, and a heartbeat since then brought its load), or at the
+	 * rollout's drain timeout whatever it says. replica_idle(ctx, replica,
+	 * node of its serving stage): 1 idle, 0 busy, -1 not known here (its
+	 * heartbeats went to another novad); NULL: never known. */
+	unsigned drain_min_ms;
+	/* Signalled when replicas began draining (they left the routes): the
+	 * routing table's thread, so the routers learn at once. NULL: its
+	 * next period. */
+	struct notify *unrouted;
+	int (*replica_idle)(void *ctx, const char *replica_id, const char *node_id);
+	void *replica_idle_ctx;
 	/* Tests only (NULL otherwise): called after a replica's nodes were
 	 * chosen and before its placements are written, with the first
 	 * stage's node, so a test can take that room the way another worker

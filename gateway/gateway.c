@@ -102,8 +102,16 @@ const struct gw_route gw_routes[] = {
 	 "Get a deployment with its replicas and recent events", NULL, "Deployment", 200,
 	 "deployments", false},
 	{"PATCH", "/v1/deployments/{deployment}", gw_deployment_update, AUTH_SCOPE_WRITE,
-	 "Scale a deployment, or set or turn off its autoscaling policy", "DeploymentPatch",
-	 "Deployment", 200, "deployments", false},
+	 "Scale a deployment, set or turn off its autoscaling policy, or start a rollout to "
+	 "another version of its model (rolling, or a canary; 409 while one is in progress)",
+	 "DeploymentPatch", "Deployment", 200, "deployments", false},
+	{"POST", "/v1/deployments/{deployment}/promote", gw_deployment_promote, AUTH_SCOPE_WRITE,
+	 "Promote a canary: the rollout goes on to replace every replica (409 without a canary)",
+	 NULL, "Deployment", 200, "deployments", false},
+	{"POST", "/v1/deployments/{deployment}/rollback", gw_deployment_rollback, AUTH_SCOPE_WRITE,
+	 "Roll back: the rollout in progress is reversed, or the last complete one undone by a "
+	 "rollout back to its previous version (409 when there is none)",
+	 NULL, "Deployment", 200, "deployments", false},
 	{"POST", "/v1/deployments/{deployment}/stop", gw_deployment_stop, AUTH_SCOPE_WRITE,
 	 "Stop a deployment (keeps the record)", NULL, "Deployment", 200, "deployments", false},
 	{"POST", "/v1/deployments/{deployment}/start", gw_deployment_start, AUTH_SCOPE_WRITE,

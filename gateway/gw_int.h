@@ -125,6 +125,8 @@ void gw_deployment_list(struct gw *, struct gw_call *, struct http_request *, st
 void gw_deployment_get(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_update(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_stop(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_deployment_promote(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+void gw_deployment_rollback(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_start(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_delete(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
 void gw_deployment_logs(struct gw *, struct gw_call *, struct http_request *, struct http_response *);

@@ -418,6 +418,25 @@ static int novad_serve(struct novad *n, struct nova_err *err)
 	return 0;
 }
 
+/* worker_config.replica_idle: whether a draining replica's engine runs
+ * and queues nothing, as the last heartbeat this novad took of its node
+ * says (-1: none here, or no such load reported). */
+static int novad_replica_idle(void *ctx, const char *replica_id, const char *node_id)
+{
+	struct novad *n = ctx;
+	json_t *q = json_pack("{s:s}", replica_id, node_id);
+	json_t *loads = q ? inventory_loads_of(n->inventory, q) : NULL;
+	json_t *load = json_object_get(loads, replica_id);
+	json_t *running = json_object_get(load, "running"), *queue = json_object_get(load, "queue_depth");
+	int idle = -1;
+	if (json_is_number(running))
+		idle = json_number_value(running) <= 0 &&
+		       (!json_is_number(queue) || json_number_value(queue) <= 0);
+	json_decref(loads);
+	json_decref(q);
+	return idle;
+}
+
 /* The background threads: workers, the reconciler (every novad competes
  * for its lock; one holds it), fleet metrics, the inventory's flusher and
  * sweeper and the routes thread. */
@@ -433,6 +452,12 @@ static int novad_background(struct novad *n, struct nova_err *err)
 		wcfg.wake = &n->rt.work;
 		wcfg.placed = &n->rt.inventory;
 		wcfg.warm_taken = &n->rt.reconciler;
+		wcfg.unrouted = &n->rt.routes;
+		/* A drain ends once a heartbeat taken after the routers learned
+		 * says the engine is idle: one interval and a second. */
+		wcfg.drain_min_ms = cfg->heartbeat_interval_ms + 1000;
+		wcfg.replica_idle = novad_replica_idle;
+		wcfg.replica_idle_ctx = n;
 		if (worker_start(&n->worker, n->db, &wcfg, err))
 			return novad_refuse("deployment worker failed to start", err, false);
 	}

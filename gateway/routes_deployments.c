@@ -108,3 +108,33 @@ void gw_deployment_delete(struct gw *gw, struct gw_call *call,
 	else
 		res->status = 204;
 }
+
+/* POST /v1/deployments/{d}/promote and /rollback (deployments/deployment.h,
+ * "Rollouts"): the routing table follows at once (a canary's split goes,
+ * or the previous version's replicas come back into it). */
+void gw_deployment_promote(struct gw *gw, struct gw_call *call, struct http_request *req,
+			   struct http_response *res)
+{
+	struct nova_err err;
+	json_t *d = NULL;
+	nova_err_clear(&err);
+	int rc = deployment_rollout_promote(&d, gw->deps.db, gw->deps.work,
+					    http_request_param(req, "deployment"), call->audit, &err);
+	if (!rc && gw->deps.routes)
+		inventory_routes_refresh_soon(gw->deps.routes);
+	gw_dep_answer(res, 200, rc, d, &err);
+}
+
+void gw_deployment_rollback(struct gw *gw, struct gw_call *call, struct http_request *req,
+			    struct http_response *res)
+{
+	struct nova_err err;
+	json_t *d = NULL;
+	nova_err_clear(&err);
+	int rc = deployment_rollout_rollback(&d, gw->deps.db, gw->deps.work,
+					     http_request_param(req, "deployment"),
+					     "rollback requested", call->audit, &err);
+	if (!rc && gw->deps.routes)
+		inventory_routes_refresh_soon(gw->deps.routes);
+	gw_dep_answer(res, 200, rc, d, &err);
+}

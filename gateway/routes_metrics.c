@@ -481,6 +481,9 @@ static void gw_metrics_autoscaler(struct textbuf *t, struct gw *gw)
 		       (double)ac.scaled_up);
 	metrics_sample(t, "nova_autoscaler_decisions_total", "direction=\"down\"",
 		       (double)ac.scaled_down);
+	metrics_one(t, "nova_rollout_auto_rollbacks_total", "counter",
+		    "Rollouts the guard rolled back on the routers' numbers (this novad's ticks).",
+		    (double)ac.rollbacks);
 }
 
 void gw_metrics_get(struct gw *gw, struct gw_call *call, struct http_request *req,

@@ -48,6 +48,36 @@ int inventory_demand_check(const json_t *report, struct nova_err *err);
 /* Check, then store it as that router's demand now. */
 int inventory_demand_report(struct db_pool *db, const json_t *report, struct nova_err *err);
 
+/* Per model version (issue 18's automatic rollback): a report may carry
+ * "versions": {MODEL: {VERSION: {"window_s", "requests", "errors",
+ * "ttft_buckets"}}}, what the router measured of the requests it sent to
+ * that version's replicas over its sliding window of window_s seconds
+ * (nova-router: router/router.h): attempts finished, those that failed
+ * (no connection, a reset, a status of 500 or more, a stream broken), and
+ * the time to the first byte of each answer as counts per bucket, whose
+ * upper bounds in ms are inventory_ttft_bounds_ms (the last +Inf). MODEL
+ * as a route key, VERSION 1..64 bytes of [A-Za-z0-9._-], counts 0..1e9,
+ * errors at most the requests, window_s 1..3600, at most
+ * INVENTORY_DEMAND_MODELS_MAX entries. Stored as the router's rows of
+ * router_version_stats (sql/0021), replaced by each report like its
+ * demand; a report without "versions" clears them. (A novad older than
+ * this refuses such reports: upgrade novad before the routers.) */
+#define INVENTORY_TTFT_BUCKETS 12
+extern const double inventory_ttft_bounds_ms[INVENTORY_TTFT_BUCKETS];
+struct inventory_version_stats {
+	char version[65];
+	long long requests, errors;
+	long long ttft[INVENTORY_TTFT_BUCKETS];
+	unsigned routers;     /* routers reporting it */
+};
+/* One model's versions: the sums over the routers whose report is younger
+ * than the TTL, sorted by version (*out NULL when none). */
+int inventory_version_stats_read(struct inventory_version_stats **out, size_t *n,
+				 struct db_pool *db, const char *model, struct nova_err *err);
+/* The q-quantile (0..1) of a histogram in ms, linear within its bucket as
+ * Prometheus' histogram_quantile; -1 when empty. */
+double inventory_ttft_quantile(const long long ttft[INVENTORY_TTFT_BUCKETS], double q);
+
 /* One route key's demand: the sums over the routers whose report on it is
  * younger than the TTL and not all zero. */
 struct inventory_demand {

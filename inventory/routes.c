@@ -105,7 +105,9 @@ void inventory_routes_destroy(struct inventory_routes *r)
 
 /* The table as the database has it now: key (model, or model/adapter) ->
  * {"model", "version", "adapter", "endpoints": [{"url", "replica",
- * "deployment", "node"}]}, endpoints sorted so equal tables compare equal. */
+ * "deployment", "node", "version"}], "split"?}, endpoints sorted so equal
+ * tables compare equal. An endpoint's version is its replica's (a rollout
+ * mixes them); "split" ({version: percent}) is a canary's. */
 static int routes_build(json_t **out, struct inventory_routes *r, struct nova_err *err)
 {
 	struct db_conn *c;
@@ -123,7 +125,11 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 		     "SELECT m.name, m.version, coalesce(m.spec->'adapters', '[]')::text, d.name, "
 		     "r.id, r.endpoint, (SELECT n.name FROM replica_placements rp JOIN nodes n "
 		     "ON n.id = rp.node_id WHERE rp.replica_id = r.id ORDER BY rp.stage DESC LIMIT 1), "
-		     "m.kind "
+		     "m.kind, (SELECT rm.version FROM models rm WHERE rm.id = r.model_id), "
+		     /* A canary's split: {version: percent} (deployments/deployment.h). */
+		     "(SELECT json_build_object(ro.to_version, ro.canary_percent, ro.from_version, "
+		     "100 - ro.canary_percent)::text FROM rollouts ro WHERE ro.deployment_id = d.id "
+		     "AND ro.state = 'canary') "
 		     "FROM deployments d JOIN models m ON m.id = d.model_id "
 		     "LEFT JOIN replicas r ON r.deployment_id = d.id "
 		     "AND r.state = 'ready' AND r.endpoint IS NOT NULL AND r.ordinal < d.replicas "
@@ -142,9 +148,12 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 		bool dynamic = strcmp(PQgetvalue(res, i, 7), "lora_dynamic") == 0;
 		bool none = PQgetisnull(res, i, 4); /* a deployment without a routable replica */
 		json_t *ep = none ? NULL
-				  : json_pack("{s:s, s:s, s:s, s:s?}", "url", PQgetvalue(res, i, 5),
+				  : json_pack("{s:s, s:s, s:s, s:s?, s:s}", "url", PQgetvalue(res, i, 5),
 					      "replica", PQgetvalue(res, i, 4), "deployment",
-					      PQgetvalue(res, i, 3), "node", PQgetvalue(res, i, 6));
+					      PQgetvalue(res, i, 3), "node", PQgetvalue(res, i, 6),
+					      "version", PQgetvalue(res, i, 8));
+		json_t *split = PQgetisnull(res, i, 9) ? NULL
+						       : json_loads(PQgetvalue(res, i, 9), 0, NULL);
 		/* The model itself, and each LoRA adapter it serves (static) or
 		 * can load (dynamic: every replica of the model, marked so that
 		 * routers prefer those that have it loaded). */
@@ -167,10 +176,13 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 					json_object_set_new(route, "dynamic", json_true());
 				json_object_set_new(t, key, route);
 			}
+			if (route && split && !json_object_get(route, "split"))
+				json_object_set(route, "split", split);
 			if (ep)
 				json_array_append(json_object_get(route, "endpoints"), ep);
 		}
 		json_decref(ep);
+		json_decref(split);
 		json_decref(adapters);
 	}
 	PQclear(res);

@@ -102,6 +102,7 @@ static int model_mock_check(const json_t *mock, struct nova_err *err)
 		{.name = "max_tokens", .kind = JSON_KIND_INT, .out = &v, .min = 1, .max = 100000},
 		{.name = "crash_after", .kind = JSON_KIND_INT, .out = &v, .min = 0, .max = 1000000000},
 		{.name = "fail_health", .kind = JSON_KIND_BOOL, .out = &b},
+		{.name = "error_percent", .kind = JSON_KIND_INT, .out = &v, .min = 0, .max = 100},
 		{.name = "lora_load_ms", .kind = JSON_KIND_INT, .out = &v, .min = 0, .max = 600000},
 		{.name = "prefix_block_bytes", .kind = JSON_KIND_INT, .out = &v, .min = 1,
 		 .max = 1 << 20},

@@ -34,7 +34,8 @@
  * engine's ranges unless said: startup_ms 0..600000, max_num_seqs
  * 0..100000 (0: no limit), total_tokens_per_second 1..10000000,
  * tokens_per_second 1..100000, latency_ms 0..600000, max_tokens 1..100000,
- * crash_after 0..10^9, fail_health (boolean), lora_load_ms 0..600000,
+ * crash_after 0..10^9, fail_health (boolean), error_percent 0..100 (that
+ * share of requests answered 500, for rollback tests), lora_load_ms 0..600000,
  * prefix_block_bytes 1..2^20, prefix_cache_blocks 0..2^24,
  * uncached_block_us 0..10^7, embedding_dims 1..4096. Another member, or one
  * out of its range, is refused naming it ("engine.mock.max_num_seqs"). */

@@ -25,8 +25,11 @@ const char mock_engine_usage[] =
 	"                        [--prefix-block-bytes N] [--prefix-cache-blocks N]\n"
 	"                        [--uncached-block-us N] [--embedding-dims N]\n"
 	"                        [--startup-ms N] [--max-num-seqs N]\n"
-	"                        [--total-tokens-per-second N]\n"
-	"  POST /admin/health needs \"Authorization: Bearer TOKEN\", the --admin-token\n"
+	"                        [--total-tokens-per-second N] [--error-percent N]\n"
+	"  --error-percent N: N of every 100 valid completion, chat and embeddings\n"
+	"  requests are answered 500 (\"code\": \"injected\"), spread evenly.\n"
+	"  POST /admin/health {\"healthy\": B} and /admin/errors {\"percent\": N}\n"
+	"  need \"Authorization: Bearer TOKEN\", the --admin-token\n"
 	"  (or NOVA_MOCK_ADMIN_TOKEN); without one the admin routes are off (404).\n";
 
 void mock_engine_config_defaults(struct mock_engine_config *cfg)
@@ -62,7 +65,7 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 {
 	enum { O_LISTEN = 1000, O_PORT, O_MODEL, O_KIND, O_TPS, O_LAT, O_MAXTOK, O_CRASH, O_FAILH,
 	       O_LORA, O_MAXLORA, O_ADMIN, O_PBB, O_PCB, O_UBU, O_EDIM, O_PORTFILE, O_RESOLVE,
-	       O_LOADMS, O_STARTUP, O_MAXSEQS, O_TOTALTPS };
+	       O_LOADMS, O_STARTUP, O_MAXSEQS, O_TOTALTPS, O_ERRPCT };
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"port", required_argument, NULL, O_PORT},
@@ -86,6 +89,7 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 		{"startup-ms", required_argument, NULL, O_STARTUP},
 		{"max-num-seqs", required_argument, NULL, O_MAXSEQS},
 		{"total-tokens-per-second", required_argument, NULL, O_TOTALTPS},
+		{"error-percent", required_argument, NULL, O_ERRPCT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -110,6 +114,7 @@ int mock_engine_config_parse(struct mock_engine_config *cfg, int argc, char **ar
 		case O_MAXTOK: rc = me_uint(&cfg->max_tokens, "--max-tokens", optarg, 1, 100000, err); break;
 		case O_CRASH: rc = me_uint(&cfg->crash_after, "--crash-after", optarg, 0, 1000000000, err); break;
 		case O_FAILH: cfg->fail_health = true; break;
+		case O_ERRPCT: rc = me_uint(&cfg->error_percent, "--error-percent", optarg, 0, 100, err); break;
 		case O_LORA:
 			if (cfg->n_loras == MOCK_MAX_LORAS)
 				rc = nova_err_set(err, NOVA_EINVAL, "--lora", "at most %d adapters", MOCK_MAX_LORAS);
@@ -196,7 +201,7 @@ struct mock_engine {
 	struct mock_engine_config cfg;
 	struct me_cache cache;
 	struct http_server *srv;
-	pthread_mutex_t lock;         /* loras, health */
+	pthread_mutex_t lock;         /* loras, health, the injected errors */
 	struct me_lora {
 		char name[MOCK_LORA_NAME_MAX];
 		uint64_t ready_us;    /* loaded from then on (me_now_us) */
@@ -205,6 +210,9 @@ struct mock_engine {
 	unsigned n_dyn;
 	unsigned long long lora_loads, lora_evictions;
 	bool healthy;
+	unsigned error_percent;        /* now (the flag, or the last POST /admin/errors) */
+	unsigned long long error_seq;  /* requests since the percent was set */
+	unsigned long long errors;     /* answered with an injected error */
 	atomic_uint in_flight;
 	atomic_ullong completions, tokens_out;
 	/* Time to first token as a histogram, as vLLM serves it, so that the
@@ -233,6 +241,25 @@ static void me_error(struct http_response *res, int status, const char *type, co
 {
 	http_response_json(res, status, json_pack("{s:{s:s, s:s, s:n, s:i}}", "error", "message", msg,
 						  "type", type, "param", "code", status));
+}
+
+/* Whether this request is one of the error_percent to fail (see
+ * mock_engine.h: request k fails when floor(k*N/100) steps up); if so it
+ * is answered 500 and counted. Called once a request is known valid, so a
+ * bad request still gets its own 4xx. */
+static bool me_error_inject(struct mock_engine *e, struct http_response *res)
+{
+	pthread_mutex_lock(&e->lock);
+	unsigned long long k = ++e->error_seq, n = e->error_percent;
+	bool fail = k * n / 100 > (k - 1) * n / 100;
+	if (fail)
+		e->errors++;
+	pthread_mutex_unlock(&e->lock);
+	if (fail)
+		http_response_json(res, 500, json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message",
+							  "injected failure", "type", "server_error",
+							  "param", "code", "injected"));
+	return fail;
 }
 
 static uint64_t me_now_us(void)
@@ -663,6 +690,8 @@ static void me_complete(struct http_request *req, struct http_response *res, str
 		me_error(res, 400, "invalid_request_error", "max_tokens must be a positive integer");
 		goto out;
 	}
+	if (me_error_inject(e, res))
+		goto out;
 	unsigned long long n = atomic_fetch_add(&e->completions, 1) + 1;
 	if (e->cfg.crash_after && n > e->cfg.crash_after) {
 		/* A crash as a real engine has one: no answer, the process gone. */
@@ -767,10 +796,10 @@ static void me_health(struct http_request *req, struct http_response *res, void 
 	http_response_json(res, ok ? 200 : 503, json_pack("{s:s}", "status", ok ? "ok" : "unhealthy"));
 }
 
-/* The admin routes change what the engine reports (its health): they are
- * for the test or demo that started the engine, not for anyone who can
- * reach its port (the port is the routed endpoint, reachable by every
- * client of the router). Off (404, as if absent) without an admin token;
+/* The admin routes change how the engine answers (its health, its injected
+ * errors): they are for the test or demo that started the engine, not for
+ * anyone who can reach its port (the port is the routed endpoint,
+ * reachable by every client of the router). Off (404, as if absent) without an admin token;
  * with one, the caller's bearer token is compared in constant time.
  * Rejected: a separate admin port on 127.0.0.1, since the sidecar and its
  * tests would have to learn and report a second port per engine, and every
@@ -815,6 +844,28 @@ static void me_admin_health(struct http_request *req, struct http_response *res,
 	json_decref(body);
 }
 
+/* The share of requests to fail from now on; the count of requests starts
+ * again, so that what follows a switch does not depend on what came
+ * before it. */
+static void me_admin_errors(struct http_request *req, struct http_response *res, void *ctx)
+{
+	struct mock_engine *e = ctx;
+	if (!me_admin_allowed(e, req, res))
+		return;
+	json_t *body = json_loadb(req->body ? req->body : "", req->body_len, 0, NULL);
+	json_t *p = json_object_get(body, "percent");
+	if (!json_is_integer(p) || json_integer_value(p) < 0 || json_integer_value(p) > 100) {
+		me_error(res, 400, "invalid_request_error", "body is {\"percent\": 0..100}");
+	} else {
+		pthread_mutex_lock(&e->lock);
+		e->error_percent = (unsigned)json_integer_value(p);
+		e->error_seq = 0;
+		pthread_mutex_unlock(&e->lock);
+		http_response_json(res, 200, json_pack("{s:I}", "percent", json_integer_value(p)));
+	}
+	json_decref(body);
+}
+
 static void me_metrics(struct http_request *req, struct http_response *res, void *ctx)
 {
 	struct mock_engine *e = ctx;
@@ -828,7 +879,7 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 	usage = e->cache.cap ? (double)e->cache.used / e->cache.cap : 0;
 	pthread_mutex_unlock(&e->cache.lock);
 	pthread_mutex_lock(&e->lock);
-	unsigned long long loads = e->lora_loads, evictions = e->lora_evictions;
+	unsigned long long loads = e->lora_loads, evictions = e->lora_evictions, errors = e->errors;
 	pthread_mutex_unlock(&e->lock);
 	pthread_mutex_lock(&e->seq_lock);
 	unsigned waiting = e->waiting, running = e->running;
@@ -849,9 +900,12 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 		 "# HELP nova_engine_tokens_per_second Generation rate of the last tokens.\n"
 		 "# TYPE nova_engine_tokens_per_second gauge\n"
 		 "nova_engine_tokens_per_second %.3f\n"
-		 "# HELP nova_engine_requests_total Completion requests received.\n"
+		 "# HELP nova_engine_requests_total Completion requests taken (not those failed by --error-percent).\n"
 		 "# TYPE nova_engine_requests_total counter\n"
 		 "nova_engine_requests_total %llu\n"
+		 "# HELP nova_engine_request_errors_total Requests answered with an injected error (--error-percent).\n"
+		 "# TYPE nova_engine_request_errors_total counter\n"
+		 "nova_engine_request_errors_total %llu\n"
 		 "# HELP nova_engine_tokens_total Tokens generated.\n"
 		 "# TYPE nova_engine_tokens_total counter\n"
 		 "nova_engine_tokens_total %llu\n"
@@ -872,8 +926,8 @@ static void me_metrics(struct http_request *req, struct http_response *res, void
 		 "nova_engine_lora_evictions_total %llu\n",
 		 waiting, running, atomic_load(&e->in_flight), atomic_load(&e->inflight_tokens),
 		 gap ? 1e6 / (double)gap : (double)e->cfg.tokens_per_second,
-		 atomic_load(&e->completions), atomic_load(&e->tokens_out), hits, misses, usage, loads,
-		 evictions);
+		 atomic_load(&e->completions), errors, atomic_load(&e->tokens_out), hits, misses, usage,
+		 loads, evictions);
 	/* The histogram from one snapshot: its buckets, sum and count agree. */
 	unsigned long long in[ME_TTFT_BUCKETS + 1], count, sum_us, cum = 0;
 	pthread_mutex_lock(&e->ttft_lock);
@@ -1029,6 +1083,8 @@ static void me_embeddings(struct http_request *req, struct http_response *res, v
 		}
 	}
 	json_decref(list);
+	if (me_error_inject(e, res))
+		goto out;
 	http_response_json(res, 200, json_pack("{s:s, s:O, s:s, s:{s:I, s:I}}", "object", "list", "data",
 					       data, "model", model, "usage", "prompt_tokens",
 					       (json_int_t)tokens, "total_tokens", (json_int_t)tokens));
@@ -1101,6 +1157,7 @@ int mock_engine_start(struct mock_engine **out, const struct mock_engine_config 
 		{"GET", "/health", me_health},
 		{"GET", "/metrics", me_metrics},
 		{"POST", "/admin/health", me_admin_health},
+		{"POST", "/admin/errors", me_admin_errors},
 		{"POST", "/v1/load_lora_adapter", me_lora_load},
 		{"POST", "/v1/unload_lora_adapter", me_lora_unload},
 	};
@@ -1111,6 +1168,7 @@ int mock_engine_start(struct mock_engine **out, const struct mock_engine_config 
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	e->cfg = *cfg;
 	e->healthy = !cfg->fail_health;
+	e->error_percent = cfg->error_percent;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->seq_lock, NULL);
 	pthread_mutex_init(&e->ttft_lock, NULL);

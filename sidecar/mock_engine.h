@@ -15,7 +15,18 @@
  * mock_engine_config). Tokens come at a configured rate after a
  * configured first-token latency. Faults
  * on demand: exit after N completions (a crash the sidecar must notice),
- * a failing /health (also switchable at run time, POST /admin/health).
+ * a failing /health (also switchable at run time, POST /admin/health), and
+ * a share of failing requests (error_percent: a completion, chat
+ * completion or embeddings request otherwise valid is answered 500 with an
+ * OpenAI error body, "code": "injected"; also switchable at run time, POST
+ * /admin/errors {"percent": N}). The share is spread, not drawn: request k,
+ * counted from the start or from the last switch, fails when
+ * floor(k*N/100) > floor((k-1)*N/100), so any 100 requests in a row hold
+ * exactly N failures and a test asserts counts, not odds. Rejected: a
+ * random draw, whose count over a test's hundred requests varies by a
+ * handful either way. /metrics counts them in
+ * nova_engine_request_errors_total (not in nova_engine_requests_total,
+ * which counts the completions served, as crash_after does).
  *
  * A capacity model, so that queue depth and time to first token answer load
  * as a real engine's do: the port opens only after a startup delay (the
@@ -63,6 +74,7 @@ struct mock_engine_config {
 	unsigned max_tokens;        /* default when a request sets none: 16 */
 	unsigned crash_after;       /* exit(3) after this many completions; 0 never */
 	bool fail_health;
+	unsigned error_percent;     /* requests answered 500, 0..100; default 0 */
 	char loras[MOCK_MAX_LORAS][64]; /* static adapters */
 	unsigned n_loras;
 	unsigned max_loras;         /* dynamic adapters allowed at once; 0: none */

@@ -50,7 +50,7 @@ const char sidecar_usage[] =
 #define SC_MAX_PORT_RETRIES 5
 /* An engine's arguments: a serve command's 64 + 64, or the mock engine's
  * flags with two per LoRA adapter (a model lists 256 at most) and two per
- * member of the model's engine.mock (13 at most). */
+ * member of the model's engine.mock (14 at most). */
 #define SC_ARGV_MAX 600
 /* The loaded LoRA adapters' names one heartbeat carries at most, over all
  * its replicas (each replica's list is at most 64 x 512 bytes). */

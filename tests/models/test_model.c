@@ -127,6 +127,8 @@ static void test_model_engine_mock_takes_the_mock_engines_flags_in_range(void **
 		MOCK("{\"tokens_per_second\":100000,\"latency_ms\":0,\"max_tokens\":1,\"crash_after\":3,"
 		     "\"fail_health\":false,\"lora_load_ms\":600000,\"prefix_block_bytes\":1048576,"
 		     "\"prefix_cache_blocks\":0,\"uncached_block_us\":10000000,\"embedding_dims\":4096}"),
+		MOCK("{\"error_percent\":0}"),
+		MOCK("{\"error_percent\":100}"),
 	};
 	static const struct {
 		const char *spec;
@@ -148,6 +150,11 @@ static void test_model_engine_mock_takes_the_mock_engines_flags_in_range(void **
 		{MOCK("{\"crash_after\":1000000001}"), "engine.mock.crash_after"},
 		{MOCK("{\"fail_health\":1}"), "engine.mock.fail_health"},
 		{MOCK("{\"embedding_dims\":0}"), "engine.mock.embedding_dims"},
+		{MOCK("{\"error_percent\":-1}"), "engine.mock.error_percent"},
+		{MOCK("{\"error_percent\":101}"), "engine.mock.error_percent"},
+		{MOCK("{\"error_percent\":\"10\"}"), "engine.mock.error_percent"},
+		{MOCK("{\"error_percent\":10.5}"), "engine.mock.error_percent"},
+		{MOCK("{\"error_percent\":true}"), "engine.mock.error_percent"},
 	};
 	struct nova_err err;
 	(void)state;

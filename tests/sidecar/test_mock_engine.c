@@ -1,5 +1,6 @@
 /* nova-mock-engine over real HTTP: the OpenAI-compatible surface, SSE
- * streaming, pacing, LoRA adapters, vision parts, health and metrics. */
+ * streaming, pacing, LoRA adapters, vision parts, health, metrics and
+ * injected errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -126,6 +127,35 @@ static int setup_shared_rate(void **state)
 	quick_config(&cfg, 100);
 	cfg.total_tokens_per_second = 20;
 	return start_config(&cfg);
+}
+
+/* error_percent set, the admin token on, a token at once: quick requests. */
+static int setup_errors_at(unsigned percent)
+{
+	struct mock_engine_config cfg;
+	quick_config(&cfg, 1000);
+	cfg.max_tokens = 1;
+	cfg.error_percent = percent;
+	snprintf(cfg.admin_token, sizeof(cfg.admin_token), "%s", ADMIN_TOKEN);
+	return start_config(&cfg);
+}
+
+static int setup_errors_0(void **state)
+{
+	(void)state;
+	return setup_errors_at(0);
+}
+
+static int setup_errors_10(void **state)
+{
+	(void)state;
+	return setup_errors_at(10);
+}
+
+static int setup_errors_100(void **state)
+{
+	(void)state;
+	return setup_errors_at(100);
 }
 
 static int setup_no_admin(void **state)
@@ -546,6 +576,11 @@ static void test_admin_routes_are_off_without_a_token(void **state)
 	free(body);
 	assert_int_equal(call_as(&body, "", "POST", "/admin/health", "{\"healthy\":false}"), 404);
 	free(body);
+	assert_int_equal(call_as(&body, ADMIN_TOKEN, "POST", "/admin/errors", "{\"percent\":100}"), 404);
+	free(body);
+	assert_int_equal(call(&body, "POST", "/v1/completions", "{\"model\":\"base\",\"prompt\":\"x\",\"max_tokens\":1}"),
+			 200);
+	free(body);
 	assert_int_equal(call(&body, "GET", "/health", NULL), 200);
 	free(body);
 }
@@ -571,6 +606,124 @@ static void *completion_thread(void *arg)
 	long st = call(&body, "POST", "/v1/completions", (const char *)arg);
 	free(body);
 	return (void *)(intptr_t)st;
+}
+
+/* N valid requests, the k-th (from 0) a completion, a chat completion or
+ * an embeddings request in turn; returns how many were answered with the
+ * injected error, marking each in failed (NULL: not kept). Any other answer
+ * than 200 or that error, or an error body not OpenAI's, fails the test. */
+static int send_valid(int n, bool *failed)
+{
+	static const char *const reqs[][2] = {
+		{"/v1/completions", "{\"model\":\"base\",\"prompt\":\"x\"}"},
+		{"/v1/chat/completions", "{\"model\":\"base\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"},
+		{"/v1/embeddings", "{\"model\":\"base\",\"input\":\"x\"}"},
+	};
+	int fails = 0;
+	for (int k = 0; k < n; k++) {
+		long st;
+		json_t *j = call_json(&st, "POST", reqs[k % 3][0], reqs[k % 3][1]);
+		json_t *e = json_object_get(j, "error");
+		if (st == 500) {
+			assert_string_equal(json_string_value(json_object_get(e, "message")), "injected failure");
+			assert_string_equal(json_string_value(json_object_get(e, "type")), "server_error");
+			assert_true(json_is_null(json_object_get(e, "param")));
+			assert_string_equal(json_string_value(json_object_get(e, "code")), "injected");
+			fails++;
+		} else {
+			assert_int_equal(st, 200);
+			assert_null(e);
+		}
+		if (failed)
+			failed[k] = st == 500;
+		json_decref(j);
+	}
+	return fails;
+}
+
+/* --error-percent 10: request k (from 1) fails when floor(k/10) steps up,
+ * so the 10th, 20th, ... fail, and any 100 in a row hold exactly 10;
+ * /metrics counts them apart from the completions served. */
+static void test_error_percent_fails_exactly_n_of_every_100(void **state)
+{
+	bool failed[250];
+	int served = 0;
+	(void)state;
+	assert_int_equal(send_valid(250, failed), 25);
+	for (int k = 1; k <= 250; k++)
+		if (failed[k - 1] != (k % 10 == 0))
+			fail_msg("request %d: failed %d", k, failed[k - 1]);
+	for (int from = 0; from + 100 <= 250; from += 25) {
+		int n = 0;
+		for (int k = from; k < from + 100; k++)
+			n += failed[k];
+		assert_int_equal(n, 10);
+	}
+	for (int k = 0; k < 250; k++)
+		served += !failed[k] && k % 3 != 2; /* completions and chats, not embeddings */
+	assert_int_equal((long)metric("nova_engine_request_errors_total"), 25);
+	assert_int_equal((long)metric("nova_engine_requests_total"), served);
+}
+
+static void test_error_percent_0_fails_none(void **state)
+{
+	(void)state;
+	assert_int_equal(send_valid(30, NULL), 0);
+	assert_int_equal((long)metric("nova_engine_request_errors_total"), 0);
+	assert_int_equal((long)metric("nova_engine_requests_total"), 20);
+}
+
+/* At 100 every valid request fails, and only those: a bad request still
+ * gets its own 4xx, uncounted. */
+static void test_error_percent_100_fails_every_valid_request(void **state)
+{
+	char *body = NULL;
+	(void)state;
+	assert_int_equal(send_valid(30, NULL), 30);
+	assert_int_equal(call(&body, "POST", "/v1/completions", "{\"model\":\"nope\",\"prompt\":\"x\"}"), 404);
+	free(body);
+	assert_int_equal(call(&body, "POST", "/v1/chat/completions", "{\"model\":\"base\",\"messages\":[]}"), 400);
+	free(body);
+	assert_int_equal(call(&body, "POST", "/v1/embeddings", "{\"model\":\"base\",\"input\":{}}"), 400);
+	free(body);
+	assert_int_equal((long)metric("nova_engine_request_errors_total"), 30);
+	assert_int_equal((long)metric("nova_engine_requests_total"), 0);
+}
+
+/* POST /admin/errors sets the share from the next request on, counting
+ * requests from the switch; a bad body or no admin token changes nothing. */
+static void test_admin_errors_switches_the_share_at_run_time(void **state)
+{
+	static const char *const bad[] = {"{\"percent\":101}", "{\"percent\":-1}", "{\"percent\":\"10\"}",
+					  "{\"percent\":10.5}", "{}", "not json"};
+	bool failed[100];
+	char *body = NULL;
+	(void)state;
+	assert_int_equal(send_valid(7, NULL), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(call_as(&body, ADMIN_TOKEN, "POST", "/admin/errors", bad[i]), 400);
+		free(body);
+	}
+	assert_int_equal(call(&body, "POST", "/admin/errors", "{\"percent\":100}"), 401);
+	free(body);
+	assert_int_equal(send_valid(3, NULL), 0);
+	assert_int_equal(call_as(&body, ADMIN_TOKEN, "POST", "/admin/errors", "{\"percent\":100}"), 200);
+	json_t *j = json_loads(body, 0, NULL);
+	assert_int_equal(json_integer_value(json_object_get(j, "percent")), 100);
+	json_decref(j);
+	free(body);
+	assert_int_equal(send_valid(5, NULL), 5);
+	/* 10: the 10th request after the switch is the first to fail. */
+	assert_int_equal(call_as(&body, ADMIN_TOKEN, "POST", "/admin/errors", "{\"percent\":10}"), 200);
+	free(body);
+	assert_int_equal(send_valid(100, failed), 10);
+	for (int k = 1; k <= 100; k++)
+		if (failed[k - 1] != (k % 10 == 0))
+			fail_msg("request %d after the switch: failed %d", k, failed[k - 1]);
+	assert_int_equal(call_as(&body, ADMIN_TOKEN, "POST", "/admin/errors", "{\"percent\":0}"), 200);
+	free(body);
+	assert_int_equal(send_valid(20, NULL), 0);
+	assert_int_equal((long)metric("nova_engine_request_errors_total"), 15);
 }
 
 /* Past max_num_seqs requests wait: /metrics shows 2 running and 2 waiting
@@ -725,6 +878,20 @@ static void test_command_line_parsing(void **state)
 	char *start_bad[] = {"x", "--startup-ms", "600001", NULL};
 	assert_int_equal(mock_engine_config_parse(&cfg, 3, start_bad, &err), NOVA_EINVAL);
 	assert_string_equal(err.field, "--startup-ms");
+	mock_engine_config_defaults(&cfg);
+	assert_int_equal(cfg.error_percent, 0);
+	char *errs[] = {"x", "--error-percent", "100", NULL};
+	assert_int_equal(mock_engine_config_parse(&cfg, 3, errs, &err), 0);
+	assert_int_equal(cfg.error_percent, 100);
+	char *errs_bad[] = {"x", "--error-percent", "101", NULL};
+	assert_int_equal(mock_engine_config_parse(&cfg, 3, errs_bad, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "--error-percent");
+	char *errs_neg[] = {"x", "--error-percent", "-1", NULL};
+	assert_int_equal(mock_engine_config_parse(&cfg, 3, errs_neg, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "--error-percent");
+	/* The usage names the flag and the admin route. */
+	assert_non_null(strstr(mock_engine_usage, "[--error-percent N]"));
+	assert_non_null(strstr(mock_engine_usage, "/admin/errors {\"percent\": N}"));
 }
 
 int main(void)
@@ -752,6 +919,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prefix_cache_hits_skip_the_prefill, setup_cache, teardown),
 		cmocka_unit_test_setup_teardown(test_embeddings_float_and_base64, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streamed_usage_chunk_when_asked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_error_percent_fails_exactly_n_of_every_100, setup_errors_10, teardown),
+		cmocka_unit_test_setup_teardown(test_error_percent_0_fails_none, setup_errors_0, teardown),
+		cmocka_unit_test_setup_teardown(test_error_percent_100_fails_every_valid_request, setup_errors_100, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_errors_switches_the_share_at_run_time, setup_errors_0, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	http_client_global_cleanup();

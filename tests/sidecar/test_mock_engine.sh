@@ -22,6 +22,9 @@ i=0; while [ ! -s "$T_WORK/port" ] && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1;
 kill -TERM $pid; wait $pid; rc=$?
 [ $rc -eq 0 ] && t_pass "SIGTERM stops it cleanly" || t_fail "SIGTERM stops it cleanly" "exit $rc"
 t_expect_exit 0 "--help" "$E" --help
+t_expect_out "--error-percent N" "--help lists --error-percent"
+t_expect_exit 2 "--error-percent over 100 exits 2" "$E" --error-percent 101
+t_expect_out "error-percent" "--error-percent out of range names the flag"
 t_expect_exit 2 "unknown flag exits 2" "$E" --turbo
 t_expect_exit 2 "bad value exits 2" "$E" --tokens-per-second zero
 t_expect_out "tokens-per-second" "bad value names the flag"

@@ -2,8 +2,9 @@
 # A model's engine.mock (models/model.h) reaches nova-mock-engine: a sidecar
 # in mock-agent mode passes each member as the engine's flag, and the engine
 # behaves so (max_num_seqs 1: of two requests one runs and one waits, as
-# its /metrics says). A spec the engine would refuse is refused at
-# registration, naming the field.
+# its /metrics says; error_percent 34: the third request is answered 500).
+# A spec the engine would refuse is refused at registration, naming the
+# field.
 set -u
 . tests/support/lib.sh
 export NOVA_HEARTBEAT_INTERVAL_MS=500 NOVA_NODE_FAILED_AFTER_MS=60000
@@ -19,13 +20,17 @@ EOM
 "$C" model register -f "$T_WORK/bad.yaml" >"$T_WORK/out" 2>&1 && t_fail "out of range refused" "registered" ||
 	{ grep -q "engine.mock.max_num_seqs" "$T_WORK/out" && t_pass "an engine.mock value out of range is refused naming it" ||
 		t_fail "out of range names the field" "$(cat "$T_WORK/out")"; }
+sed -i 's/max_num_seqs: 100001/error_percent: 101/' "$T_WORK/bad.yaml"
+"$C" model register -f "$T_WORK/bad.yaml" >"$T_WORK/out" 2>&1 && t_fail "error_percent 101 refused" "registered" ||
+	{ grep -q "engine.mock.error_percent" "$T_WORK/out" && t_pass "error_percent over 100 is refused naming it" ||
+		t_fail "error_percent 101 names the field" "$(cat "$T_WORK/out")"; }
 
 cat >"$T_WORK/model.yaml" <<EOM
 name: mock-cap
 kind: single
 engine:
   command: [serve]
-  mock: {max_num_seqs: 1, total_tokens_per_second: 40, startup_ms: 100, latency_ms: 30}
+  mock: {max_num_seqs: 1, total_tokens_per_second: 40, startup_ms: 100, latency_ms: 30, error_percent: 34}
 stages: [{name: main, accelerators: 1}]
 EOM
 "$C" model register -f "$T_WORK/model.yaml" >/dev/null || { t_fail "register" "$(cat "$T_WORK/model.yaml")"; exit 0; }
@@ -44,7 +49,8 @@ trap 'kill -9 $SC_PID 2>/dev/null; t_cleanup' EXIT
 t_wait_routed 20 mock-cap || { t_fail "routed" "$(tail -3 "$T_WORK/sidecar.log")"; exit 0; }
 url=$(sed -n 's/.*"url": "\(http[^"]*\)".*/\1/p' "$T_WORK/out" | head -1)
 args=$(pgrep -af "$B/nova-mock-engine --port .* --model mock-cap")
-for f in "--max-num-seqs 1" "--total-tokens-per-second 40" "--startup-ms 100" "--latency-ms 30"; do
+for f in "--max-num-seqs 1" "--total-tokens-per-second 40" "--startup-ms 100" "--latency-ms 30" \
+	"--error-percent 34"; do
 	case "$args" in *"$f"*) t_pass "the engine is started with $f" ;;
 	*) t_fail "engine flag $f" "$args" ;; esac
 done
@@ -84,6 +90,16 @@ case "$p95" in ''|0|0.0) t_fail "ttft_p95_ms in the routes" "$("$C" -o json rout
 *) t_pass "and the p95 of the time to first token ($p95 ms)" ;; esac
 grep -q '"completion_tokens":40' "$T_WORK/c1" && grep -q '"completion_tokens":40' "$T_WORK/c2" &&
 	t_pass "both requests complete" || t_fail "both complete" "$(cat "$T_WORK/c1" "$T_WORK/c2")"
+# error_percent 34: request k fails when floor(34k/100) steps up, first at
+# k = 3 (1.02), so the two above pass and the next one fails.
+code=$(curl -s -o "$T_WORK/c3" -w '%{http_code}' "$url/v1/completions" \
+	-d '{"model":"mock-cap","prompt":"x","max_tokens":1}')
+[ "$code" = 500 ] && grep -q '"code": *"injected"' "$T_WORK/c3" &&
+	t_pass "error_percent reaches the engine: the third request is answered 500" ||
+	t_fail "the third request fails" "$code $(cat "$T_WORK/c3")"
+curl -s "$url/metrics" | grep -qx "nova_engine_request_errors_total 1" &&
+	t_pass "and counted in nova_engine_request_errors_total" ||
+	t_fail "errors counted" "$(curl -s "$url/metrics" | grep errors)"
 
 kill -TERM $SC_PID; wait $SC_PID
 exit 0
