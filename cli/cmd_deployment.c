@@ -48,8 +48,8 @@
 	"--max-error-rate-increase (0.05) above the old's or its TTFT p95\n"                \
 	"--max-ttft-ratio (2.0) times the old's, judged after --min-requests (20);\n"       \
 	"--no-auto-rollback leaves it to you. rollback reverses the rollout in\n"           \
-	"progress, or undoes the last one. get shows the rollout, list -o wide its\n"       \
-	"ROLLOUT, each replica its version."
+	"progress, or undoes the last one. get shows the rollout and each replica's\n"      \
+	"version; while one runs, list's REASON says where it is."
 #define DEPLOYMENT_USAGE                                                                      \
 	"novactl deployment list|get|scale|autoscale|update|promote|rollback|stop|start|"     \
 	"delete ...\n"                                                                        \
@@ -492,12 +492,6 @@ int cli_rollout_body(json_t **out, struct cli_args *a, struct nova_err *err)
 	return 0;
 }
 
-static bool roll_active(const json_t *r)
-{
-	const char *state = json_string_value(json_object_get(r, "state"));
-	return state && strcmp(state, "complete") != 0 && strcmp(state, "rolled_back") != 0;
-}
-
 void cli_rollout_print(FILE *f, const char *label, int width, const json_t *r)
 {
 	char b[4][CLI_CELL_MAX];
@@ -548,25 +542,6 @@ void cli_rollout_print(FILE *f, const char *label, int width, const json_t *r)
 			fprintf(f, "  %s: %s\n", lines[i].label, b[0]);
 }
 
-/* -o wide's ROLLOUT: "1->2 rolling 2/4" (the new version's ready of its
- * total) while one runs, "1->2 complete" after; "-" for none. */
-static void roll_cell(struct cli_table *t, size_t row, size_t col, const json_t *r)
-{
-	const json_t *target = json_object_get(json_object_get(r, "progress"), "target");
-	char from[64], to[64], state[64];
-	if (!json_is_object(r))
-		return;
-	cli_cell(from, sizeof(from), json_object_get(r, "from_version"));
-	cli_cell(to, sizeof(to), json_object_get(r, "to_version"));
-	cli_cell(state, sizeof(state), json_object_get(r, "state"));
-	if (roll_active(r) && json_is_object(target))
-		cli_table_fmt(t, row, col, "%s->%s %s %lld/%lld", from, to, state,
-			      (long long)json_integer_value(json_object_get(target, "ready")),
-			      (long long)json_integer_value(json_object_get(target, "total")));
-	else
-		cli_table_fmt(t, row, col, "%s->%s %s", from, to, state);
-}
-
 static int dep_ref(char *path, size_t len, struct cli_ctx *ctx, struct cli_args *a,
 		   const char *usage, const char *suffix)
 {
@@ -598,9 +573,11 @@ static void dep_row(struct cli_table *t, size_t row, const json_t *d)
 }
 
 /* -o wide: the policy's bounds after the table's columns ("0-8"; "-" for
- * a deployment scaled by hand), then the latest rollout. Not in the plain
- * table: it is six columns with a free-text REASON already, READY shows
- * the count the autoscaler chose, and MODEL the version being rolled to. */
+ * a deployment scaled by hand). Not in the plain table: it is six columns
+ * with a free-text REASON already, and READY shows the count the
+ * autoscaler chose. No ROLLOUT column: the list's items carry no
+ * "rollout" (only GET of one does), and a GET per row for it is not worth
+ * it while REASON already says where a running rollout is. */
 static void dep_row_wide(struct cli_table *t, size_t row, const json_t *d)
 {
 	const json_t *p = json_object_get(d, "autoscale");
@@ -609,21 +586,20 @@ static void dep_row_wide(struct cli_table *t, size_t row, const json_t *d)
 		cli_table_fmt(t, row, 6, "%lld-%lld",
 			      (long long)json_integer_value(json_object_get(p, "min_replicas")),
 			      (long long)json_integer_value(json_object_get(p, "max_replicas")));
-	roll_cell(t, row, 7, json_object_get(d, "rollout"));
 }
 
 /* Labels are the deployment's node selector ("labels" in its answer). */
 static int dep_list(struct cli_ctx *ctx, struct cli_args *a)
 {
-	static const char *const headers[] = {"NAME",   "MODEL",     "POOL",   "READY",
-					      "STATE",  "REASON",    "AUTOSCALE", "ROLLOUT"};
+	static const char *const headers[] = {"NAME",  "MODEL",  "POOL",     "READY",
+					      "STATE", "REASON", "AUTOSCALE"};
 	bool wide = ctx->output == CLI_OUTPUT_WIDE;
 	struct cli_selector sel;
 	int rc = cli_selector_take(&sel, a, ctx, DEP_LIST_USAGE);
 	if (!rc)
 		rc = cli_args_finish(a, ctx, DEP_LIST_USAGE);
 	return rc ? rc
-		  : cli_list(ctx, "/v1/deployments", headers, wide ? 8 : 6,
+		  : cli_list(ctx, "/v1/deployments", headers, wide ? 7 : 6,
 			     wide ? dep_row_wide : dep_row, &sel);
 }
 

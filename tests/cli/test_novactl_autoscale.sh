@@ -69,9 +69,9 @@ t_expect_out "^Autoscaler: *no decision yet" "describe shows the autoscaler's la
 t_expect_exit 0 "deployment list" "$C" deployment list
 t_lacks "AUTOSCALE" "the plain list has no AUTOSCALE column"
 t_expect_exit 0 "deployment list -o wide" "$C" deployment list -o wide
-t_expect_out "^NAME  *MODEL  *POOL  *READY  *STATE  *REASON  *AUTOSCALE  *ROLLOUT  *ID  *CREATED$" \
-	"-o wide adds AUTOSCALE and ROLLOUT before ID and CREATED"
-t_expect_out "^auto  .*  0-8  *-  *[0-9a-f-]\{36\}  " "-o wide shows the bounds"
+t_expect_out "^NAME  *MODEL  *POOL  *READY  *STATE  *REASON  *AUTOSCALE  *ID  *CREATED$" \
+	"-o wide adds AUTOSCALE before ID and CREATED"
+t_expect_out "^auto  .*  0-8  *[0-9a-f-]\{36\}  " "-o wide shows the bounds"
 # The API's own names, copied from the docs, work too.
 t_expect_exit 0 "deploy --autoscale with the API's names" "$C" deploy mistral-7b-lora --pool p \
 	--name docs --autoscale min_replicas=2,max_replicas=3,target_tokens_per_second=50,scale_down_window_s=5m
@@ -80,7 +80,7 @@ t_expect_out "^replicas:  0 ready of 2$" "without --replicas an autoscaled deplo
 t_expect_exit 0 "deploy by hand" "$C" deploy mistral-7b-lora --pool p --name hand --replicas 2
 t_expect_out "^autoscale: off$" "a deployment scaled by hand shows autoscale: off"
 t_expect_exit 0 "deployment list -o wide" "$C" deployment list -o wide
-t_expect_out "^hand  .*  -  *-  *[0-9a-f-]\{36\}  " "-o wide shows - for one scaled by hand"
+t_expect_out "^hand  .*  -  *[0-9a-f-]\{36\}  " "-o wide shows - for one scaled by hand"
 
 # --- a bad policy: novactl refuses it, before any request ----------------------------
 before=$(requests)
