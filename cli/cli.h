@@ -228,11 +228,14 @@ int cli_rollout_body(json_t **out, struct cli_args *a, struct nova_err *err);
  * describe show it, nothing for null or absent:
  *   LABEL 1 -> 2 rolling (max surge 1, max unavailable 0)
  *     progress: version 2 ready 2/4; version 1 4 (1 draining)
- *     auto rollback: error rate +0.05, TTFT x2, after 20 requests
- *     waiting for: ...    (each of these three only when set)
+ *     auto rollback: on (error rate +0.05, TTFT p95 x2, judged after 20 requests)
+ *     waiting for: ...    (this line and the next two only when set)
  *     reason: ...
  *     finished: ...
- * LABEL padded to width. A canary says "canary 10%" after its state. */
+ * LABEL padded to width. The progress counts are the server's (the
+ * target version's replicas ready of those it has; the previous one's,
+ * draining ones among them); "auto rollback: off" when disabled. A canary
+ * says "canary 10%" after its state. */
 void cli_rollout_print(FILE *f, const char *label, int width, const json_t *rollout);
 
 /* Pretty JSON (2-space indent) and a newline. */

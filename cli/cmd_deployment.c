@@ -494,7 +494,7 @@ int cli_rollout_body(json_t **out, struct cli_args *a, struct nova_err *err)
 
 void cli_rollout_print(FILE *f, const char *label, int width, const json_t *r)
 {
-	char b[4][CLI_CELL_MAX];
+	char b[3][CLI_CELL_MAX];
 	const json_t *progress = json_object_get(r, "progress");
 	const json_t *target = json_object_get(progress, "target");
 	const json_t *previous = json_object_get(progress, "previous");
