@@ -18,7 +18,12 @@
  * zero, once more when they fell to zero, and at once when a request
  * starts waiting where none did (the autoscaler's scale from zero should
  * not wait a period). Its own thread, so a poll held up by a slow novad
- * never delays a report, nor a report the polls. */
+ * never delays a report, nor a report the polls. The per-version window
+ * (router_vstats_report) rides on the same report, every demand_ms while
+ * a version had requests in the last 30 s and once more when none has:
+ * novad's rollback compares a canary with the version it replaces from
+ * it. Rejected: a report of its own (a second POST per period, a second
+ * table in novad keyed by router, for the same cadence and lifetime). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,15 +79,15 @@ static void rt_watch_install(struct rt_watch *w, long long version)
 {
 	struct router_table *prev = rt_table_get(w->r);
 	size_t skipped = 0;
-	struct router_table *t = router_table_build(w->routes, version, prev, &skipped);
+	struct router_table *t = router_table_build(w->routes, version, prev, w->r->vstats, &skipped);
 	router_table_unref(prev);
 	if (!t) {
 		nova_log(NOVA_LOG_ERROR, "router", "out of memory building the table: keeping the last");
 		return;
 	}
 	if (skipped)
-		nova_log(NOVA_LOG_WARN, "router", "%zu routes or endpoints of version %lld were malformed "
-			 "and left out", skipped, version);
+		nova_log(NOVA_LOG_WARN, "router", "%zu routes, endpoints or splits of version %lld were "
+			 "malformed and left out", skipped, version);
 	size_t eps = 0;
 	for (size_t i = 0; i < t->n; i++)
 		eps += t->routes[i].n;
@@ -461,12 +466,15 @@ static void *rt_poll_thread(void *arg)
 
 /* The report of every model with a count, or that had one in the last
  * report (its zeros, once): {"router", "models": {key: {"waiting",
- * "in_flight"}}}; NULL when there is nothing to say. idx receives the
+ * "in_flight"}}}, and "versions" (router_vstats_report) while any version
+ * had requests in the window; NULL when there is nothing to say: no count,
+ * no version in the window, and novad told so already. idx receives the
  * entries reported (n of them). */
 static json_t *rt_demand_build(struct router *r, size_t **idx, size_t *n)
 {
 	struct rt_metrics *mx = &r->metrics;
 	json_t *models = json_object();
+	json_t *versions = router_vstats_report(r->vstats, rt_now_ms());
 	*idx = NULL;
 	*n = 0;
 	pthread_mutex_lock(&mx->lock);
@@ -484,11 +492,18 @@ static json_t *rt_demand_build(struct router *r, size_t **idx, size_t *n)
 							     "in_flight", (json_int_t)f));
 	}
 	pthread_mutex_unlock(&mx->lock);
-	if (!*n) {
+	/* After the window empties, one report without "versions" (novad
+	 * replaces what a router said with its latest report). */
+	if (!*n && !versions && !r->versions_sent) {
 		json_decref(models);
 		return NULL;
 	}
-	return json_pack("{s:s, s:o}", "router", r->id, "models", models);
+	json_t *doc = json_pack("{s:s, s:o}", "router", r->id, "models", models);
+	if (doc && versions)
+		json_object_set_new(doc, "versions", versions);
+	else
+		json_decref(versions);
+	return doc;
 }
 
 /* After a report reached novad: what it said is what novad holds. */
@@ -503,6 +518,7 @@ static void rt_demand_sent(struct router *r, json_t *doc, const size_t *idx, siz
 					    json_integer_value(json_object_get(e, "in_flight")) > 0;
 	}
 	pthread_mutex_unlock(&mx->lock);
+	r->versions_sent = json_object_get(doc, "versions") != NULL;
 }
 
 static void *rt_demand_thread(void *arg)

@@ -143,6 +143,8 @@ struct rt_req {
 	size_t out_off;
 	long long started_ms;
 	long long first_byte_ms;    /* from the replica, since started; -1: none yet */
+	long long attempt_ms;       /* the current attempt was sent */
+	long long attempt_ttft_ms;  /* its first body byte, since attempt_ms; -1: none yet */
 	size_t mstat;               /* rt_metrics entry + 1; 0: none */
 	/* What the policy picks by (router_pick_hint), kept for retries. */
 	char session[256];
@@ -266,6 +268,27 @@ static void rt_attention(struct rt_req *q)
 
 /* --- upstream ------------------------------------------------------------------ */
 
+/* The current attempt's outcome in its version's window (a replica
+ * without a version has no entry): its time to the first byte counts when
+ * the replica answered below 500. */
+static void rt_attempt_record(struct rt_req *q, bool failed)
+{
+	struct router_replica *rep = q->replica;
+	if (!rep || !rep->vstat)
+		return;
+	bool answered = q->headers_done && q->status >= 100 && q->status < 500;
+	router_vstat_record(rep->vstat, rt_now_ms(), failed, answered ? q->attempt_ttft_ms : -1);
+}
+
+/* The client left with an attempt out: counted when the replica's status
+ * had come (a 5xx as a failure), not before (nothing is known of the
+ * replica yet, and a client leaving is not its failure). */
+static void rt_attempt_cancelled(struct rt_req *q)
+{
+	if (q->headers_done)
+		rt_attempt_record(q, q->status >= 500);
+}
+
 static void rt_upstream_release(struct rt_req *q)
 {
 	struct rt_loop *L = q->loop;
@@ -342,8 +365,12 @@ static size_t rt_on_body(char *p, size_t size, size_t n, void *ud)
 	if (q->out.failed)
 		return 0; /* out of memory: the transfer fails */
 	router_usage_feed(&q->usage, p, len);
-	if (q->first_byte_ms < 0)
-		q->first_byte_ms = rt_now_ms() - q->started_ms;
+	if (q->attempt_ttft_ms < 0) {
+		long long now = rt_now_ms();
+		q->attempt_ttft_ms = now - q->attempt_ms;
+		if (q->first_byte_ms < 0)
+			q->first_byte_ms = now - q->started_ms;
+	}
 	rt_attention(q);
 	return len;
 }
@@ -391,6 +418,8 @@ static bool rt_upstream_start(struct rt_req *q)
 	q->content_length = -1;
 	q->headers_done = q->discard = q->done = q->failed = q->paused = false;
 	q->out.len = q->out_off = 0;
+	q->attempt_ms = rt_now_ms();
+	q->attempt_ttft_ms = -1;
 	snprintf(url, sizeof(url), "%s%s", rep->url, q->path);
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
@@ -448,6 +477,7 @@ static void rt_upstream_done(struct rt_req *q, CURLcode rc)
 	} else if (rep) {
 		router_replica_succeeded(rep);
 	}
+	rt_attempt_record(q, replica_failed || q->status >= 500);
 	rt_upstream_release(q);
 	if (replica_failed && !q->committed) {
 		if (q->n_tried <= r->cfg.max_retries) {
@@ -804,6 +834,38 @@ static void rt_metrics_render_queue(struct textbuf *t, struct router *r)
 		     (unsigned long long)r->stats.demand_reports_failed);
 }
 
+struct rt_vtotals {
+	struct textbuf *t;
+	bool errors;
+};
+
+static void rt_vtotal_line(void *ctx, const char *model, const char *version,
+			   unsigned long long requests, unsigned long long errors)
+{
+	struct rt_vtotals *v = ctx;
+	textbuf_addf(v->t, "nova_router_version_%s_total{model=\"", v->errors ? "errors" : "requests");
+	rt_label(v->t, model);
+	textbuf_adds(v->t, "\",version=\"");
+	rt_label(v->t, version);
+	textbuf_addf(v->t, "\"} %llu\n", v->errors ? errors : requests);
+}
+
+/* Per (model, version), since start (the window is novad's, in the demand
+ * report). */
+static void rt_metrics_render_versions(struct textbuf *t, struct router *r)
+{
+	struct rt_vtotals v = {.t = t};
+	textbuf_adds(t, "# HELP nova_router_version_requests_total Upstream attempts finished, by "
+			"model and the version its replica runs.\n"
+			"# TYPE nova_router_version_requests_total counter\n");
+	router_vstats_totals(r->vstats, rt_vtotal_line, &v);
+	v.errors = true;
+	textbuf_adds(t, "# HELP nova_router_version_errors_total Upstream attempts that failed "
+			"(no connection, reset, broken stream, status 500 or more), by model and "
+			"version.\n# TYPE nova_router_version_errors_total counter\n");
+	router_vstats_totals(r->vstats, rt_vtotal_line, &v);
+}
+
 static enum MHD_Result rt_answer_metrics(struct rt_req *q)
 {
 	struct router *r = q->loop->r;
@@ -870,6 +932,7 @@ static enum MHD_Result rt_answer_metrics(struct rt_req *q)
 		     (unsigned long long)s->keys_polls_failed);
 	rt_metrics_render(&t, &r->metrics);
 	rt_metrics_render_queue(&t, r);
+	rt_metrics_render_versions(&t, r);
 	if (t.failed) {
 		textbuf_finish(&t);
 		return MHD_NO;
@@ -890,12 +953,15 @@ static const struct router_route *rt_route_of(const struct router_table *t, cons
 
 /* What the policy picks by: the session key (X-Session-Id, else the
  * body's "user"; a key longer than the buffer is cut, still a stable key)
- * and the prompt's prefix hashes, each only when the policy reads it.
- * Nonzero: out of memory. */
+ * and the prompt's prefix hashes, each only when the policy reads it. The
+ * session key also picks the version of a route with a split, whatever
+ * the policy: read then too, and for a request that will wait (the route
+ * it finds when a replica comes may have a split). Nonzero: out of
+ * memory. */
 static int rt_hint(struct rt_req *q, const json_t *doc)
 {
 	struct router *r = q->loop->r;
-	if (r->cfg.policy == ROUTER_POLICY_SESSION) {
+	if (r->cfg.policy == ROUTER_POLICY_SESSION || q->route->split || q->route->n == 0) {
 		const char *s = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "X-Session-Id");
 		if (!s || !*s)
 			s = json_string_value(json_object_get(doc, "user"));
@@ -1254,6 +1320,7 @@ static void rt_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (q->easy) {
 		/* The client left (or the connection failed) mid-request. */
 		atomic_fetch_add(&s->cancelled, 1);
+		rt_attempt_cancelled(q);
 		rt_upstream_release(q);
 	}
 	if (q->cn && q->cn->waiting == q)
@@ -1317,6 +1384,7 @@ static void rt_client_hup(struct rt_req *q)
 	q->client_gone = true;
 	if (q->easy) {
 		atomic_fetch_add(&r->stats.cancelled, 1);
+		rt_attempt_cancelled(q);
 		rt_upstream_release(q);
 	}
 	rt_resume(q);

@@ -183,6 +183,11 @@ int router_create(struct router **out, const struct router_config *cfg, struct n
 		return nova_err_set(err, NOVA_EINTERNAL, "prefix_memory",
 				    "out of memory for %u prefix blocks", cfg->prefix_memory);
 	}
+	if (!(r->vstats = router_vstats_create(ROUTER_VSTATS_MAX))) {
+		router_prefix_map_destroy(r->prefixes);
+		free(r);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->stop_lock, NULL);
 	pthread_mutex_init(&r->metrics.lock, NULL);
@@ -235,6 +240,7 @@ void router_destroy(struct router *r)
 	router_table_unref(r->table);
 	router_keys_unref(r->keys);
 	router_prefix_map_destroy(r->prefixes);
+	router_vstats_destroy(r->vstats); /* after the tables: their replicas reference it */
 	explicit_bzero(r->cfg.token, sizeof(r->cfg.token));
 	free(r->metrics.m);
 	pthread_mutex_destroy(&r->metrics.lock);

@@ -33,7 +33,14 @@
  * {"router": "host:port:pid", "models": {KEY: {"waiting", "in_flight"}}},
  * its requests waiting for a replica and those being answered, per route
  * key; a failure is logged once and retried each period. novad sums the
- * routers' reports for the autoscaler (inventory/demand.h).
+ * routers' reports for the autoscaler (inventory/demand.h). While any
+ * model version had requests in the last 30 s the report also goes every
+ * demand_ms, with a member
+ *   "versions": {MODEL: {VERSION: {"window_s": 30, "requests", "errors",
+ *                                  "ttft_buckets": [12 counts]}}}
+ * (router_vstats_report: the model's name, never an adapter's key; only
+ * versions with requests in the window), and once more without it when
+ * the window has emptied.
  *
  * Tokens: each answer is scanned as it passes (struct router_usage) for
  * its usage, or a stream's chunks, into nova_router_tokens_total.
@@ -73,6 +80,25 @@
  *                 request without one (embeddings): least-loaded.
  *   round-robin   each replica in turn: a baseline for benchmarks, blind to
  *                 load and cache.
+ *
+ * Versions (rolling updates and canaries): each endpoint names the model
+ * version its replica runs ("version"; none: ""), and a route may carry a
+ * "split" of version -> percent while a canary runs. With a split and
+ * endpoints of two versions or more, the pick chooses a version first and
+ * then runs the policy among that version's replicas only (so session and
+ * prefix affinity stay within a version): with a session key (the session
+ * policy's: X-Session-Id, else the body's "user") by a 64-bit hash of the
+ * key mod the shares, so one session lands on one version in every router;
+ * without one at random. A version with no replica left to try (tried,
+ * ejected) gives its share to the others; one the split names without
+ * endpoints gets nothing; one it does not name gets nothing unless no
+ * other is left. See router_pick and struct router_version.
+ *
+ * Version statistics: per (model, version), the upstream attempts that
+ * finished, those that failed and their time to the first byte, over a
+ * sliding window of 30 s (struct router_vstats), reported to novad in the
+ * demand report's "versions" member for its automatic rollback, and
+ * counted since start on /metrics.
  *
  * LoRA adapters: a body's "model" naming a LoRA adapter (or
  * "model/adapter") routes to the adapter's route. A static adapter's
@@ -197,6 +223,9 @@ int router_policy_parse(enum router_policy *out, const char *name);
 #define ROUTER_REPLICA_ADAPTERS 32
 #define ROUTER_ADAPTERS_SENT 8
 #define ROUTER_ADAPTER_SENT_MS 10000
+/* A model version's name: 1 to this many bytes of [A-Za-z0-9._-]. */
+#define ROUTER_VERSION_MAX 64
+struct router_vstat;
 
 struct router_replica {
 	char id[40];
@@ -214,6 +243,23 @@ struct router_replica {
 	atomic_uint_least64_t sent[ROUTER_ADAPTERS_SENT];
 	atomic_llong sent_ms[ROUTER_ADAPTERS_SENT];
 	atomic_uint sent_next;
+	/* The model version it runs (its endpoint's "version"; "" when none
+	 * or not a version name: router_version_valid). A replica keeps its
+	 * version for life: an endpoint of the same id with another version
+	 * is another object, as one with another URL is. */
+	char version[ROUTER_VERSION_MAX + 1];
+	/* Its (model, version)'s statistics, shared by the replicas of that
+	 * version and held (a reference) while this object lives; NULL when
+	 * the version is "" or the registry is full or absent. */
+	struct router_vstat *vstat;
+};
+
+/* The replicas of one version in a route with a split in force. */
+struct router_version {
+	char name[ROUTER_VERSION_MAX + 1]; /* "" for endpoints without one */
+	unsigned percent;           /* its share in the split; 0 when not named */
+	size_t n;
+	struct router_replica **replicas; /* a subset of the route's, by reference */
 };
 
 struct router_route {
@@ -224,6 +270,14 @@ struct router_route {
 	size_t n;
 	struct router_replica **replicas;
 	atomic_uint next;           /* round-robin's turn */
+	/* A split in force: the route has a valid "split" and endpoints of two
+	 * versions or more. Only then are versions filled: every version its
+	 * endpoints run, sorted by name (strcmp), with the split's share of
+	 * each (a version the split names without endpoints is not there: its
+	 * share goes to the others). */
+	bool split;
+	size_t n_versions;
+	struct router_version *versions;
 };
 
 /* An immutable table, shared by reference. */
@@ -235,12 +289,22 @@ struct router_table {
 };
 
 /* Build a table from the routes the watch taught, as a JSON object key ->
- * route ({"model", "adapter", "endpoints": [{"url", "replica", ...}]}),
- * reusing prev's replica objects (prev may be NULL). NULL when out of
+ * route ({"model", "adapter", "endpoints": [{"url", "replica",
+ * "version", ...}], "split": {VERSION: PERCENT}}), reusing prev's replica
+ * objects (prev may be NULL). A new replica object of a version takes its
+ * (model, version) entry of vstats (NULL: no statistics). NULL when out of
  * memory. Routes or endpoints that do not have the expected shape are left
- * out (and counted in *skipped, which may be NULL). */
+ * out (and counted in *skipped, which may be NULL); so is a split that is
+ * not an object of version names to integers 0..100 (the route is kept,
+ * without a split). The shares need not sum to 100: a version's share is
+ * its percent over the sum of those that can take the request. */
+struct router_vstats;
 struct router_table *router_table_build(const json_t *routes_by_key, long long version,
-					const struct router_table *prev, size_t *skipped);
+					const struct router_table *prev,
+					struct router_vstats *vstats, size_t *skipped);
+/* Whether v is a version name (1..ROUTER_VERSION_MAX bytes of
+ * [A-Za-z0-9._-]). */
+bool router_version_valid(const char *v);
 /* The key of a route object as the table files it: "model" or
  * "model/adapter"; false when the object has no model. */
 bool router_route_key(char *out, size_t len, const json_t *route);
@@ -290,7 +354,23 @@ struct router_pick_hint {
 /* The replica to try, skipping those in `tried` (n_tried of them), or
  * NULL when none is left. rnd: a random 64-bit value (the caller's, so
  * tests are repeatable). With the prefix policy the pick is remembered in
- * hint->prefixes for hint->prefix. */
+ * hint->prefixes for hint->prefix.
+ *
+ * With a split in force (route->split) the version comes first. Of the
+ * route's versions, those with a replica that can take the request (not
+ * tried, not ejected, or half open with no probe out); when none has, those
+ * with a replica not tried (ejected: the panic rule below, within the
+ * version). Among them, by their shares: with hint->session (whatever the
+ * policy) prompt_hash(session) mod the sum of their shares, against the
+ * cumulative shares in name order, so a session keeps its version in
+ * every router while the versions it can take stay the same (with the
+ * shares summing to 100: the hash mod 100); without, a draw from rnd.
+ * When none of them has a share (versions the split does not name, or
+ * names at 0), equal shares among them. Then the policy runs on the
+ * version's replicas alone, as below. The prefix policy's memory is kept
+ * per version there (its block hashes salted with the version's name), so
+ * two versions serving one prompt do not take its memory from each other.
+ * Without a split, nothing of this runs: no allocation, no extra pass. */
 struct router_replica *router_pick(const struct router_route *route, enum router_policy policy,
 				   const struct router_pick_hint *hint,
 				   struct router_replica *const *tried, size_t n_tried,
@@ -313,6 +393,59 @@ void router_replica_adapters_set(struct router_replica *r, const char *const *na
 void router_replica_adapter_sent(struct router_replica *r, const char *adapter, long long now_ms);
 bool router_replica_has_adapter(struct router_replica *r, uint64_t hash, long long now_ms);
 void router_replica_succeeded(struct router_replica *r);
+
+/* --- version statistics ----------------------------------------------------- */
+
+/* Per (model, version): the upstream attempts that finished (answered or
+ * failed; an attempt the client cancelled counts once the replica's status
+ * came, not before), those that failed (no connection, a reset or a
+ * timeout before or during the answer, a stream broken midway, a status
+ * >= 500), and their time to the first byte (from the request sent to the
+ * replica to its first body byte: a stream's first chunk) in
+ * ROUTER_TTFT_BUCKETS buckets, over a sliding window of ROUTER_VSTATS_SLOTS
+ * slots of ROUTER_VSTATS_SLOT_MS (30 s): a slot is stamped with its epoch
+ * (now_ms / ROUTER_VSTATS_SLOT_MS) and reset when an attempt of a later
+ * epoch lands in it; the window is the slots of the last
+ * ROUTER_VSTATS_SLOTS epochs, this one included. Also counted since start
+ * (for /metrics). Entries live in a registry of at most max, found by
+ * (model, version) at table build and referenced by the replica objects,
+ * so a replica leaving the table loses nothing of its version's window;
+ * an entry no replica references and with nothing in its window is freed
+ * for reuse at the next report. An entry's counts take its own mutex
+ * (held for a few adds): the loops update concurrently. Rejected: atomics
+ * per count (fourteen of them per attempt, and a slot's reset racing
+ * with adds); counts per replica summed at report (a replica that left
+ * would take its counts with it). */
+#define ROUTER_VSTATS_MAX 4096
+#define ROUTER_VSTATS_SLOTS 6
+#define ROUTER_VSTATS_SLOT_MS 5000
+#define ROUTER_VSTATS_WINDOW_S (ROUTER_VSTATS_SLOTS * ROUTER_VSTATS_SLOT_MS / 1000)
+/* Upper bounds in ms (a time equal to a bound is in its bucket), then
+ * +Inf: counts per bucket, not cumulative. */
+#define ROUTER_TTFT_BUCKETS 12
+extern const long long router_ttft_bounds_ms[ROUTER_TTFT_BUCKETS - 1];
+/* The bucket of a time to the first byte, 0..ROUTER_TTFT_BUCKETS - 1. */
+size_t router_ttft_bucket(long long ms);
+
+/* NULL when out of memory. Destroy after every table built with it. */
+struct router_vstats *router_vstats_create(size_t max);
+void router_vstats_destroy(struct router_vstats *s);
+/* One attempt finished at now_ms: failed or not, and its time to the first
+ * byte in ms when it had one and answered with a status < 500 (else -1:
+ * none). e may be NULL (nothing counted). */
+void router_vstat_record(struct router_vstat *e, long long now_ms, bool failed, long long ttft_ms);
+/* The window at now_ms as the demand report's "versions" member:
+ * {MODEL: {VERSION: {"window_s", "requests", "errors", "ttft_buckets"}}},
+ * each count at most 1e9; only versions with requests in the window. NULL
+ * when there is none (or out of memory). Entries no replica references
+ * and with nothing in the window are freed here. */
+json_t *router_vstats_report(struct router_vstats *s, long long now_ms);
+/* Each entry's counts since start, for /metrics (under the registry's
+ * lock: fn must not call back into it). */
+void router_vstats_totals(struct router_vstats *s,
+			  void (*fn)(void *ctx, const char *model, const char *version,
+				     unsigned long long requests, unsigned long long errors),
+			  void *ctx);
 
 /* --- keys ----------------------------------------------------------------- */
 

@@ -91,6 +91,10 @@ struct router {
 	struct rt_stats stats;
 	struct rt_metrics metrics;
 	struct router_prefix_map *prefixes; /* the prefix policy's memory, else NULL */
+	struct router_vstats *vstats; /* per (model, version) statistics */
+	/* The last demand report novad took carried "versions" (the demand
+	 * thread's own: one more report goes when the window has emptied). */
+	bool versions_sent;
 
 	/* Bumped with each table installed: a loop with requests waiting for
 	 * a replica looks at the new table when it moves (proxy.c). */
@@ -120,6 +124,13 @@ struct router {
 };
 
 long long rt_now_ms(void);
+
+/* vstats.c, for table.c: the entry of (model, version), with a reference
+ * taken for a replica object (NULL: not a version name, a model name too
+ * long, the registry full or absent); and that reference dropped. */
+struct router_vstat *rt_vstat_acquire(struct router_vstats *s, const char *model,
+				      const char *version);
+void rt_vstat_release(struct router_vstat *e);
 
 /* References to the current table and keys (NULL when none yet); the
  * caller unrefs. */

@@ -14,12 +14,14 @@
 
 #include "core/prompt.h"
 #include "core/secret.h"
-#include "router/router.h"
+#include "router/router_int.h"
 
 static void rt_replica_unref(struct router_replica *r)
 {
-	if (r && atomic_fetch_sub(&r->refs, 1) == 1)
+	if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
+		rt_vstat_release(r->vstat);
 		free(r);
+	}
 }
 
 void router_table_unref(struct router_table *t)
@@ -31,6 +33,9 @@ void router_table_unref(struct router_table *t)
 		for (size_t j = 0; j < rt->n; j++)
 			rt_replica_unref(rt->replicas[j]);
 		free(rt->replicas);
+		for (size_t v = 0; v < rt->n_versions; v++)
+			free(rt->versions[v].replicas);
+		free(rt->versions);
 		free(rt->key);
 		free(rt->model);
 		free(rt->adapter);
@@ -54,19 +59,88 @@ static int rt_route_cmp(const void *a, const void *b)
 	return strcmp(((const struct router_route *)a)->key, ((const struct router_route *)b)->key);
 }
 
-/* prev's object for (id, url), or NULL. Tables are small next to the
- * traffic (thousands of replicas at most, rebuilt when an endpoint
+/* prev's object for (id, url, version), or NULL. Tables are small next to
+ * the traffic (thousands of replicas at most, rebuilt when an endpoint
  * changes), so a scan per endpoint would do; the index keeps a large
  * table's rebuild linear. */
-static struct router_replica *rt_prev_find(json_t *index, const char *id, const char *url)
+static struct router_replica *rt_prev_find(json_t *index, const char *id, const char *url,
+					   const char *version)
 {
 	json_t *v = json_object_get(index, id);
 	struct router_replica *r = v ? (struct router_replica *)(uintptr_t)json_integer_value(v) : NULL;
-	return r && !strcmp(r->url, url) ? r : NULL;
+	return r && !strcmp(r->url, url) && !strcmp(r->version, version) ? r : NULL;
+}
+
+static int rt_version_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct router_version *)a)->name,
+		      ((const struct router_version *)b)->name);
+}
+
+/* A route's "split" (absent or null: none): true when it is an object of
+ * version names to integers 0..100. */
+static bool rt_split_valid(const json_t *split)
+{
+	const char *name;
+	json_t *v;
+	if (!json_is_object(split))
+		return false;
+	json_object_foreach((json_t *)split, name, v) {
+		if (!router_version_valid(name) || !json_is_integer(v) ||
+		    json_integer_value(v) < 0 || json_integer_value(v) > 100)
+			return false;
+	}
+	return true;
+}
+
+/* The route's versions when its split is in force (two versions or more
+ * among its replicas): grouped, sorted by name, each with its share.
+ * false when out of memory. */
+static bool rt_route_versions(struct router_route *rt, const json_t *split)
+{
+	struct router_version *vs = calloc(rt->n ? rt->n : 1, sizeof(*vs));
+	size_t nv = 0;
+	if (!vs)
+		return false;
+	for (size_t i = 0; i < rt->n; i++) {
+		size_t v = 0;
+		while (v < nv && strcmp(vs[v].name, rt->replicas[i]->version))
+			v++;
+		if (v == nv)
+			snprintf(vs[nv++].name, sizeof(vs[0].name), "%s", rt->replicas[i]->version);
+		vs[v].n++;
+	}
+	if (nv < 2) { /* one version: the split has nothing to choose */
+		free(vs);
+		return true;
+	}
+	for (size_t v = 0; v < nv; v++) {
+		json_t *p = vs[v].name[0] ? json_object_get(split, vs[v].name) : NULL;
+		vs[v].percent = p ? (unsigned)json_integer_value(p) : 0;
+		if (!(vs[v].replicas = calloc(vs[v].n, sizeof(*vs[v].replicas)))) {
+			while (v-- > 0)
+				free(vs[v].replicas);
+			free(vs);
+			return false;
+		}
+		vs[v].n = 0;
+	}
+	for (size_t i = 0; i < rt->n; i++)
+		for (size_t v = 0; v < nv; v++)
+			if (!strcmp(vs[v].name, rt->replicas[i]->version)) {
+				vs[v].replicas[vs[v].n++] = rt->replicas[i];
+				break;
+			}
+	qsort(vs, nv, sizeof(*vs), rt_version_cmp);
+	rt->versions = vs;
+	rt->n_versions = nv;
+	rt->split = true;
+	return true;
 }
 
 struct router_table *router_table_build(const json_t *routes_by_key, long long version,
-					const struct router_table *prev, size_t *skipped)
+					const struct router_table *prev,
+					struct router_vstats *vstats, size_t *skipped)
 {
 	struct router_table *t = calloc(1, sizeof(*t));
 	json_t *prev_index = json_object(), *now_index = json_object();
@@ -107,29 +181,44 @@ struct router_table *router_table_build(const json_t *routes_by_key, long long v
 		json_array_foreach(eps, i, ep) {
 			const char *id = json_string_value(json_object_get(ep, "replica"));
 			const char *url = json_string_value(json_object_get(ep, "url"));
+			/* Absent (an older novad) or not a version name: none. */
+			const char *ver = json_string_value(json_object_get(ep, "version"));
 			struct router_replica *r;
 			if (!id || !url || strlen(id) >= sizeof(r->id) || strlen(url) >= sizeof(r->url) ||
 			    (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)) {
 				bad++;
 				continue;
 			}
+			if (!router_version_valid(ver))
+				ver = "";
+			/* One object per replica id in a table: the first route
+			 * naming it gives its URL and version. */
 			json_t *seen = json_object_get(now_index, id);
 			r = seen ? (struct router_replica *)(uintptr_t)json_integer_value(seen)
-				 : rt_prev_find(prev_index, id, url);
+				 : rt_prev_find(prev_index, id, url, ver);
 			if (!r) {
 				if (!(r = calloc(1, sizeof(*r))))
 					goto fail;
 				snprintf(r->id, sizeof(r->id), "%s", id);
 				snprintf(r->url, sizeof(r->url), "%s", url);
+				snprintf(r->version, sizeof(r->version), "%s", ver);
 				r->id_hash = prompt_hash(r->id, strlen(r->id));
 				size_t ul = strlen(r->url);
 				while (ul > 0 && r->url[ul - 1] == '/')
 					r->url[--ul] = '\0';
+				r->vstat = rt_vstat_acquire(vstats, model, r->version);
 			}
 			if (!seen)
 				json_object_set_new(now_index, id, json_integer((json_int_t)(uintptr_t)r));
 			atomic_fetch_add(&r->refs, 1);
 			rt->replicas[rt->n++] = r;
+		}
+		json_t *split = json_object_get(route, "split");
+		if (split && !json_is_null(split)) {
+			if (!rt_split_valid(split))
+				bad++; /* the route is kept, without its split */
+			else if (!rt_route_versions(rt, split))
+				goto fail;
 		}
 	}
 	qsort(t->routes, t->n, sizeof(*t->routes), rt_route_cmp);
@@ -356,16 +445,19 @@ static struct router_replica *rt_pick_adapter(struct router_replica **c, size_t 
 	return best && best_score <= floor + slack ? best : least;
 }
 
-struct router_replica *router_pick(const struct router_route *route, enum router_policy policy,
-				   const struct router_pick_hint *hint,
-				   struct router_replica *const *tried, size_t n_tried,
-				   long long now_ms, uint64_t rnd)
+/* The policy's pick among reps (the route's replicas, or one version's). */
+static struct router_replica *rt_pick_in(const struct router_route *route,
+					 struct router_replica *const *reps, size_t n_reps,
+					 enum router_policy policy,
+					 const struct router_pick_hint *hint,
+					 struct router_replica *const *tried, size_t n_tried,
+					 long long now_ms, uint64_t rnd)
 {
 	struct router_replica *stack[64], **cand = stack, *pick = NULL;
 	size_t n = 0, n_any = 0;
-	if (!route || route->n == 0)
+	if (n_reps == 0)
 		return NULL;
-	if (route->n > sizeof(stack) / sizeof(stack[0]) && !(cand = malloc(route->n * sizeof(*cand))))
+	if (n_reps > sizeof(stack) / sizeof(stack[0]) && !(cand = malloc(n_reps * sizeof(*cand))))
 		return NULL;
 	/* Not ejected first; when every untried one is ejected, those
 	 * anyway (a router that ejected everything would serve nothing:
@@ -373,8 +465,8 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 	 * and that has not answered since is half open: this request probes
 	 * it when no other probe is out (taken by compare and swap, so loops
 	 * picking at once send one probe), else it is passed by. */
-	for (size_t i = 0; i < route->n; i++) {
-		struct router_replica *r = route->replicas[i];
+	for (size_t i = 0; i < n_reps; i++) {
+		struct router_replica *r = reps[i];
 		if (rt_tried(r, tried, n_tried))
 			continue;
 		n_any++;
@@ -394,9 +486,9 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 		cand[n++] = r;
 	}
 	if (n == 0 && n_any > 0)
-		for (size_t i = 0; i < route->n; i++)
-			if (!rt_tried(route->replicas[i], tried, n_tried))
-				cand[n++] = route->replicas[i];
+		for (size_t i = 0; i < n_reps; i++)
+			if (!rt_tried(reps[i], tried, n_tried))
+				cand[n++] = reps[i];
 	if (n == 0)
 		pick = NULL;
 	else if (hint && hint->adapter && route->dynamic)
@@ -413,6 +505,122 @@ struct router_replica *router_pick(const struct router_route *route, enum router
 out:
 	if (cand != stack)
 		free(cand);
+	return pick;
+}
+
+/* --- versions: a split in force ---------------------------------------------- */
+
+/* What a version can take: 2, a replica that can take the request now (not
+ * tried; not ejected, or half open with no probe out); 1, only replicas
+ * not tried (ejected, or probed by another request); 0, nothing. */
+static int rt_version_level(const struct router_version *v, struct router_replica *const *tried,
+			    size_t n_tried, long long now_ms)
+{
+	int level = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		struct router_replica *r = v->replicas[i];
+		if (rt_tried(r, tried, n_tried))
+			continue;
+		level = 1;
+		long long until = atomic_load(&r->ejected_until_ms);
+		if (until <= now_ms &&
+		    (until == 0 || atomic_load(&r->probe_until_ms) <= now_ms))
+			return 2;
+	}
+	return level;
+}
+
+/* splitmix64's finalizer: the version's draw from rnd, independent of the
+ * bits the policy then takes from rnd itself. */
+static uint64_t rt_mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* The version to run the policy in (router_pick's contract), or NULL when
+ * none has a replica not tried. The levels are read again in each pass (a
+ * route has few versions of few replicas) rather than kept in an array
+ * sized per route; a level that changes between passes (another loop
+ * ejecting a replica) costs one request a slightly different draw. */
+static const struct router_version *rt_pick_version(const struct router_route *route,
+						    const struct router_pick_hint *hint,
+						    struct router_replica *const *tried,
+						    size_t n_tried, long long now_ms, uint64_t rnd)
+{
+	int best = 0;
+	for (size_t v = 0; v < route->n_versions && best < 2; v++) {
+		int l = rt_version_level(&route->versions[v], tried, n_tried, now_ms);
+		best = l > best ? l : best;
+	}
+	if (!best)
+		return NULL;
+	uint64_t total = 0, count = 0;
+	const struct router_version *last = NULL;
+	for (size_t v = 0; v < route->n_versions; v++) {
+		const struct router_version *ver = &route->versions[v];
+		if (rt_version_level(ver, tried, n_tried, now_ms) != best)
+			continue;
+		total += ver->percent;
+		count++;
+		last = ver;
+	}
+	if (count == 1)
+		return last;
+	/* With shares, by them; with none among these (versions the split
+	 * does not name or names at 0, the last ones left), equal. */
+	uint64_t x = hint && hint->session && *hint->session
+			     ? prompt_hash(hint->session, strlen(hint->session))
+			     : rt_mix(rnd);
+	uint64_t t = x % (total ? total : count), acc = 0;
+	for (size_t v = 0; v < route->n_versions; v++) {
+		const struct router_version *ver = &route->versions[v];
+		if (rt_version_level(ver, tried, n_tried, now_ms) != best)
+			continue;
+		acc += total ? ver->percent : 1;
+		if (t < acc)
+			return ver;
+	}
+	return last;
+}
+
+struct router_replica *router_pick(const struct router_route *route, enum router_policy policy,
+				   const struct router_pick_hint *hint,
+				   struct router_replica *const *tried, size_t n_tried,
+				   long long now_ms, uint64_t rnd)
+{
+	if (!route || route->n == 0)
+		return NULL;
+	if (!route->split)
+		return rt_pick_in(route, route->replicas, route->n, policy, hint, tried, n_tried,
+				  now_ms, rnd);
+	const struct router_version *ver = rt_pick_version(route, hint, tried, n_tried, now_ms, rnd);
+	if (!ver)
+		return NULL;
+	if (policy != ROUTER_POLICY_PREFIX || !hint || !hint->prefixes || !hint->n_prefix)
+		return rt_pick_in(route, ver->replicas, ver->n, policy, hint, tried, n_tried, now_ms,
+				  rnd);
+	/* The prefix memory per version: the same prompt's blocks under
+	 * another name in each, so a v1 request neither finds v2's replica
+	 * (not a candidate: it would go least loaded) nor takes the blocks
+	 * from it (v2's next request would then find v1's, and so on: the
+	 * two versions would keep wiping each other's affinity). */
+	uint64_t stack[256], *salted = stack;
+	if (hint->n_prefix > sizeof(stack) / sizeof(stack[0]) &&
+	    !(salted = malloc(hint->n_prefix * sizeof(*salted))))
+		return NULL;
+	uint64_t salt = rt_mix(prompt_hash(ver->name, strlen(ver->name)));
+	for (size_t i = 0; i < hint->n_prefix; i++)
+		salted[i] = hint->prefix[i] ^ salt;
+	struct router_pick_hint h = *hint;
+	h.prefix = salted;
+	struct router_replica *pick =
+		rt_pick_in(route, ver->replicas, ver->n, policy, &h, tried, n_tried, now_ms, rnd);
+	if (salted != stack)
+		free(salted);
 	return pick;
 }
 

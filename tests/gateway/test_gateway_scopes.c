@@ -64,6 +64,8 @@ static const struct {
 	{"GET", "/v1/deployments/{deployment}", "read"},
 	{"PATCH", "/v1/deployments/{deployment}", "write"},
 	{"POST", "/v1/deployments/{deployment}/stop", "write"},
+	{"POST", "/v1/deployments/{deployment}/promote", "write"},
+	{"POST", "/v1/deployments/{deployment}/rollback", "write"},
 	{"POST", "/v1/deployments/{deployment}/start", "write"},
 	{"DELETE", "/v1/deployments/{deployment}", "write"},
 	{"GET", "/v1/deployments/{deployment}/replicas/{replica}/logs", "read"},

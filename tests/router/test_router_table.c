@@ -42,7 +42,7 @@ static void test_the_table_files_models_and_adapters_by_key(void **state)
 	(void)state;
 	json_t *by_key = routes_of(TWO);
 	size_t skipped = 1;
-	struct router_table *t = router_table_build(by_key, 7, NULL, &skipped);
+	struct router_table *t = router_table_build(by_key, 7, NULL, NULL, &skipped);
 	assert_non_null(t);
 	assert_int_equal(skipped, 0);
 	assert_int_equal(t->version, 7);
@@ -64,7 +64,7 @@ static void test_a_rebuilt_table_keeps_each_replicas_counts(void **state)
 {
 	(void)state;
 	json_t *by_key = routes_of(TWO);
-	struct router_table *t1 = router_table_build(by_key, 1, NULL, NULL);
+	struct router_table *t1 = router_table_build(by_key, 1, NULL, NULL, NULL);
 	struct router_replica *r1 = (struct router_replica *)router_table_find(t1, "m")->replicas[0];
 	atomic_store(&r1->outstanding, 5);
 	json_decref(by_key);
@@ -72,7 +72,7 @@ static void test_a_rebuilt_table_keeps_each_replicas_counts(void **state)
 	by_key = routes_of("[{\"model\":\"m\",\"adapter\":null,\"endpoints\":["
 			   "{\"url\":\"http://127.0.0.1:1\",\"replica\":\"r1\"},"
 			   "{\"url\":\"http://127.0.0.1:3\",\"replica\":\"r2\"}]}]");
-	struct router_table *t2 = router_table_build(by_key, 2, t1, NULL);
+	struct router_table *t2 = router_table_build(by_key, 2, t1, NULL, NULL);
 	const struct router_route *m = router_table_find(t2, "m");
 	assert_ptr_equal(m->replicas[0], r1);
 	assert_int_equal(atomic_load(&m->replicas[0]->outstanding), 5);
@@ -92,7 +92,7 @@ static void test_malformed_routes_and_endpoints_are_left_out(void **state)
 				   "http://h:2", "url", "file:///etc/passwd", "replica", "c", "bad",
 				   "model", 3);
 	size_t skipped = 0;
-	struct router_table *t = router_table_build(by_key, 1, NULL, &skipped);
+	struct router_table *t = router_table_build(by_key, 1, NULL, NULL, &skipped);
 	assert_non_null(t);
 	assert_int_equal(skipped, 3);
 	assert_int_equal(t->n, 1);
@@ -664,7 +664,7 @@ static void test_a_dynamic_adapter_goes_to_a_replica_that_has_it_loaded(void **s
 {
 	(void)state;
 	json_t *by_key = routes_of(DYN);
-	struct router_table *t = router_table_build(by_key, 1, NULL, NULL);
+	struct router_table *t = router_table_build(by_key, 1, NULL, NULL, NULL);
 	const struct router_route *rt = router_table_find(t, "m/sql");
 	assert_true(rt->dynamic);
 	assert_false(router_table_find(t, "m/chat")->dynamic); /* no "dynamic": static */
@@ -692,7 +692,7 @@ static void test_the_adapter_preference_gives_way_past_the_load_bound(void **sta
 {
 	(void)state;
 	json_t *by_key = routes_of(DYN);
-	struct router_table *t = router_table_build(by_key, 1, NULL, NULL);
+	struct router_table *t = router_table_build(by_key, 1, NULL, NULL, NULL);
 	const struct router_route *rt = router_table_find(t, "m/sql");
 	struct router_replica *r1 = rt->replicas[0], *r2 = rt->replicas[1], *r3 = rt->replicas[2];
 	const char *loaded[] = {"sql"};
@@ -726,7 +726,7 @@ static void test_an_adapter_sent_lately_counts_as_loaded_for_a_while(void **stat
 {
 	(void)state;
 	json_t *by_key = routes_of(DYN);
-	struct router_table *t = router_table_build(by_key, 1, NULL, NULL);
+	struct router_table *t = router_table_build(by_key, 1, NULL, NULL, NULL);
 	const struct router_route *rt = router_table_find(t, "m/sql");
 	struct router_replica *r3 = rt->replicas[2];
 	uint64_t h = router_adapter_hash("sql");
