@@ -768,16 +768,22 @@ static bool cli_as_integer(long long *out, const char *v, bool seconds)
 	return true;
 }
 
-/* A finite decimal number ("4", "0.5", "1e3"); not hex, nan or inf,
- * which JSON cannot carry. */
-static bool cli_as_number(double *out, const char *v)
+json_t *cli_number_json(const char *text)
 {
 	char *end;
-	if (!*v || strpbrk(v, "xXnNiI") || isspace((unsigned char)*v))
-		return false;
+	double d;
+	/* Not hex, nan or inf, which JSON cannot carry. */
+	if (!*text || strpbrk(text, "xXnNiI") || isspace((unsigned char)*text))
+		return NULL;
 	errno = 0;
-	*out = strtod(v, &end);
-	return !errno && *end == '\0' && isfinite(*out);
+	d = strtod(text, &end);
+	if (errno || *end != '\0' || !isfinite(d))
+		return NULL;
+	/* Integral values go as integers ("target_queue_depth": 4): what the
+	 * docs show, and the server reads either. */
+	if (d == floor(d) && fabs(d) < 9e15)
+		return json_integer((json_int_t)d);
+	return json_real(d);
 }
 
 int cli_autoscale_parse(json_t **out, const char *spec, struct nova_err *err)
@@ -833,7 +839,6 @@ int cli_autoscale_parse(json_t **out, const char *spec, struct nova_err *err)
 		}
 		snprintf(val, sizeof(val), "%.*s", (int)(len - klen - 1), p + klen + 1);
 		long long i;
-		double d;
 		json_t *v = NULL;
 		switch (cli_as_keys[k].kind) {
 		case CLI_AS_INT:
@@ -852,15 +857,9 @@ int cli_autoscale_parse(json_t **out, const char *spec, struct nova_err *err)
 						  key, val);
 			break;
 		case CLI_AS_NUMBER:
-			/* Integral values go as integers ("target_queue_depth": 4):
-			 * what the docs show, and the server reads either. */
-			if (!cli_as_number(&d, val))
+			if (!(v = cli_number_json(val)))
 				rc = nova_err_set(err, NOVA_EINVAL, key, "%s must be a number, not \"%s\"", key,
 						  val);
-			else if (d == floor(d) && fabs(d) < 9e15)
-				v = json_integer((json_int_t)d);
-			else
-				v = json_real(d);
 			break;
 		}
 		if (rc)

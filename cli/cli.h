@@ -208,6 +208,36 @@ const char *cli_autoscale_summary(char *buf, size_t len, const json_t *policy);
  * "no decision yet"; "" when the deployment has none. Returns buf. */
 const char *cli_autoscaler_summary(char *buf, size_t len, const json_t *autoscaler);
 
+/* A finite decimal number typed on the command line ("4", "0.5", "1e3") as
+ * JSON: an integer when integral, else a real; NULL when the text is not
+ * one (hex, nan and inf are not: JSON cannot carry them). */
+json_t *cli_number_json(const char *text);
+
+/* --- rollouts ------------------------------------------------------------- */
+
+/* "deployment update": the PATCH body from a's --model and rollout flags
+ * (taken from a, as cli_arg_value does): {"model": ..., "rollout": {...}},
+ * "rollout" only when one of its flags is given, and with only those
+ * (--no-auto-rollback is "auto_rollback": false). Checked here: --model
+ * given, whole numbers and numbers where due, --canary 1 to 99,
+ * --max-surge and --max-unavailable not both given as 0. The other bounds
+ * are the server's, which names the field rollout.X. 0, or NOVA_EINVAL with
+ * err's field the flag (its message names it too) and *out NULL. */
+int cli_rollout_body(json_t **out, struct cli_args *a, struct nova_err *err);
+/* A deployment's "rollout" (the latest: active or finished) as get and
+ * describe show it, nothing for null or absent:
+ *   LABEL 1 -> 2 rolling (max surge 1, max unavailable 0)
+ *     progress: version 2 ready 2/4; version 1 4 (1 draining)
+ *     auto rollback: on (error rate +0.05, TTFT p95 x2, judged after 20 requests)
+ *     waiting for: ...    (this line and the next two only when set)
+ *     reason: ...
+ *     finished: ...
+ * LABEL padded to width. The progress counts are the server's (the
+ * target version's replicas ready of those it has; the previous one's,
+ * draining ones among them); "auto rollback: off" when disabled. A canary
+ * says "canary 10%" after its state. */
+void cli_rollout_print(FILE *f, const char *label, int width, const json_t *rollout);
+
 /* Pretty JSON (2-space indent) and a newline. */
 void cli_json_print(FILE *f, const json_t *v);
 /* YAML (block style, keys in the document's order; strings quoted where

@@ -31,12 +31,35 @@
 #define DEP_AUTOSCALE_USAGE                                                                   \
 	"novactl deployment autoscale NAME|ID min=N,max=N,target-queue=N,...|off "            \
 	"[--replicas N] [--wait [--timeout S]]"
+#define DEP_UPDATE_USAGE                                                                      \
+	"novactl deployment update NAME|ID --model NAME:VERSION [--max-surge N] "             \
+	"[--max-unavailable N] [--canary PCT] [--drain-timeout S] [--no-auto-rollback] "     \
+	"[--max-error-rate-increase X] [--max-ttft-ratio X] [--min-requests N]"
+#define DEP_PROMOTE_USAGE "novactl deployment promote NAME|ID"
+#define DEP_ROLLBACK_USAGE "novactl deployment rollback NAME|ID"
+/* What a rollout does with its flags: deployment --help. */
+#define ROLLOUT_HELP                                                                          \
+	"update rolls the deployment over to another version of its model: new replicas\n"   \
+	"start at most --max-surge (default 1) beyond the count, ready ones stay at least\n" \
+	"the count less --max-unavailable (default 0), and each old one drains its\n"       \
+	"requests for up to --drain-timeout S (default 30) before it stops. --canary PCT\n"  \
+	"holds at that share of the traffic on the new version until promote (or\n"         \
+	"rollback). The new version is rolled back by itself when its error rate is\n"      \
+	"--max-error-rate-increase (0.05) above the old's or its TTFT p95\n"                \
+	"--max-ttft-ratio (2.0) times the old's, judged after --min-requests (20);\n"       \
+	"--no-auto-rollback leaves it to you. rollback reverses the rollout in\n"           \
+	"progress, or undoes the last one. get shows the rollout and each replica's\n"      \
+	"version; while one runs, list's REASON says where it is."
 #define DEPLOYMENT_USAGE                                                                      \
-	"novactl deployment list|get|scale|autoscale|stop|start|delete ...\n"                \
+	"novactl deployment list|get|scale|autoscale|update|promote|rollback|stop|start|"     \
+	"delete ...\n"                                                                        \
 	"  " DEP_LIST_USAGE "\n"                                                              \
 	"  " DEP_GET_USAGE "\n"                                                               \
 	"  " DEP_SCALE_USAGE "\n"                                                             \
 	"  " DEP_AUTOSCALE_USAGE "\n"                                                         \
+	"  " DEP_UPDATE_USAGE "\n"                                                            \
+	"  " DEP_PROMOTE_USAGE "\n"                                                           \
+	"  " DEP_ROLLBACK_USAGE "\n"                                                          \
 	"  " DEP_STOP_USAGE "\n"                                                              \
 	"  " DEP_START_USAGE "\n"                                                             \
 	"  " DEP_DELETE_USAGE "\n"                                                            \
@@ -46,7 +69,8 @@
 	"when it changes (polled every 2 s) until interrupted. list -o wide adds the\n"       \
 	"AUTOSCALE bounds (min-max, or - when scaled by hand). --standby N keeps N\n"        \
 	"replicas started and ready beyond the count, out of the routes: a scale-up\n"      \
-	"promotes one at once and a new one starts behind it (autoscaled too).\n" AUTOSCALE_HELP
+	"promotes one at once and a new one starts behind it (autoscaled too).\n"           \
+	AUTOSCALE_HELP "\n" ROLLOUT_HELP
 
 #define DEP_WAIT_DEFAULT_S 300
 
@@ -81,11 +105,17 @@ static void dep_print(struct cli_ctx *ctx, const json_t *d)
 		cli_autoscale_summary(b[0], 256, json_object_get(d, "autoscale")));
 	if (*cli_autoscaler_summary(b[0], 256, json_object_get(d, "autoscaler")))
 		fprintf(ctx->out, "autoscaler: %s\n", b[0]);
-	json_array_foreach(json_object_get(d, "replica_list"), i, r)
-		fprintf(ctx->out, "replica %s: %s %s%s\n", cli_cell(b[0], 256, json_object_get(r, "ordinal")),
-			cli_cell(b[1], 256, json_object_get(r, "state")),
-			*cli_cell(b[2], 256, json_object_get(r, "endpoint")) ? b[2] : "",
-			json_is_true(json_object_get(r, "standby")) ? " (standby)" : "");
+	cli_rollout_print(ctx->out, "rollout:", 11, json_object_get(d, "rollout"));
+	json_array_foreach(json_object_get(d, "replica_list"), i, r) {
+		fprintf(ctx->out, "replica %s: %s", cli_cell(b[0], 256, json_object_get(r, "ordinal")),
+			cli_cell(b[1], 256, json_object_get(r, "state")));
+		/* Two versions side by side while a rollout runs. */
+		if (*cli_cell(b[2], 256, json_object_get(r, "version")))
+			fprintf(ctx->out, " version %s", b[2]);
+		if (*cli_cell(b[3], 256, json_object_get(r, "endpoint")))
+			fprintf(ctx->out, " %s", b[3]);
+		fprintf(ctx->out, "%s\n", json_is_true(json_object_get(r, "standby")) ? " (standby)" : "");
+	}
 	json_array_foreach(json_object_get(d, "events"), i, e) {
 		/* A "scaled" or "autoscale" event changes no state: its kind
 		 * says more than "running -> running". */
@@ -353,6 +383,165 @@ out:
 	return rc;
 }
 
+/* --- rollouts ------------------------------------------------------------------ */
+
+enum roll_kind { ROLL_COUNT, ROLL_PERCENT, ROLL_NUMBER };
+
+/* The rollout's flags and the API's members they stand for (PATCH's
+ * "rollout"); --no-auto-rollback is the one without a value. */
+static const struct {
+	const char *flag, *member;
+	enum roll_kind kind;
+} roll_flags[] = {
+	{"--max-surge", "max_surge", ROLL_COUNT},
+	{"--max-unavailable", "max_unavailable", ROLL_COUNT},
+	{"--canary", "canary_percent", ROLL_PERCENT},
+	{"--drain-timeout", "drain_timeout_s", ROLL_COUNT},
+	{"--max-error-rate-increase", "max_error_rate_increase", ROLL_NUMBER},
+	{"--max-ttft-ratio", "max_ttft_ratio", ROLL_NUMBER},
+	{"--min-requests", "min_requests", ROLL_COUNT},
+};
+
+/* Digits only: strtoll alone would take " 1", "+1" and "-0". */
+static bool roll_count(long long *out, const char *v)
+{
+	char *end;
+	if (*v < '0' || *v > '9')
+		return false;
+	errno = 0;
+	*out = strtoll(v, &end, 10);
+	return !errno && *end == '\0';
+}
+
+/* One flag's value as its member, or err naming the flag. */
+static int roll_value(json_t **out, const char *flag, enum roll_kind kind, const char *v,
+		      struct nova_err *err)
+{
+	char pct[32];
+	long long n;
+	*out = NULL;
+	switch (kind) {
+	case ROLL_COUNT:
+		if (roll_count(&n, v))
+			*out = json_integer(n);
+		else
+			nova_err_set(err, NOVA_EINVAL, flag,
+				     "%s must be a non-negative integer, not \"%s\"", flag, v);
+		break;
+	case ROLL_PERCENT:
+		/* "10" or "10%", as people write a share. */
+		snprintf(pct, sizeof(pct), "%s", v);
+		if (*pct && pct[strlen(pct) - 1] == '%')
+			pct[strlen(pct) - 1] = '\0';
+		if (strlen(v) < sizeof(pct) && roll_count(&n, pct) && n >= 1 && n <= 99)
+			*out = json_integer(n);
+		else
+			nova_err_set(err, NOVA_EINVAL, flag,
+				     "%s must be a percentage from 1 to 99, not \"%s\"", flag, v);
+		break;
+	case ROLL_NUMBER:
+		if (!(*out = cli_number_json(v)))
+			nova_err_set(err, NOVA_EINVAL, flag, "%s must be a number, not \"%s\"", flag, v);
+		break;
+	}
+	return *out ? 0 : NOVA_EINVAL;
+}
+
+int cli_rollout_body(json_t **out, struct cli_args *a, struct nova_err *err)
+{
+	enum { N = sizeof(roll_flags) / sizeof(roll_flags[0]) };
+	const char *model = cli_arg_value(a, "--model"), *vals[N];
+	json_t *rollout = json_object(), *body;
+	int rc = 0;
+	*out = NULL;
+	/* Every flag is taken before any is checked: one left untaken would
+	 * read as unknown to cli_args_finish. */
+	for (size_t i = 0; i < N; i++)
+		vals[i] = cli_arg_value(a, roll_flags[i].flag);
+	if (cli_arg_flag(a, "--no-auto-rollback"))
+		json_object_set_new(rollout, "auto_rollback", json_false());
+	if (!model || !*model) {
+		rc = nova_err_set(err, NOVA_EINVAL, "--model", "--model is required");
+		nova_err_set_hint(err, "the version to roll out, NAME:VERSION of the deployment's model");
+	}
+	for (size_t i = 0; !rc && i < N; i++) {
+		json_t *v;
+		if (vals[i] && !(rc = roll_value(&v, roll_flags[i].flag, roll_flags[i].kind, vals[i], err)))
+			json_object_set_new(rollout, roll_flags[i].member, v);
+	}
+	/* Only when both are given: the defaults are the server's, which
+	 * names rollout.max_surge for --max-surge 0 alone. */
+	json_t *surge = json_object_get(rollout, "max_surge");
+	json_t *unavailable = json_object_get(rollout, "max_unavailable");
+	if (!rc && surge && unavailable && !json_integer_value(surge) &&
+	    !json_integer_value(unavailable)) {
+		rc = nova_err_set(err, NOVA_EINVAL, "--max-surge",
+				  "--max-surge and --max-unavailable are both 0: no replica could be "
+				  "replaced");
+		nova_err_set_hint(err, "--max-surge 1 starts each new replica before an old one stops");
+	}
+	if (rc) {
+		json_decref(rollout);
+		return rc;
+	}
+	body = json_pack("{s:s}", "model", model);
+	if (json_object_size(rollout))
+		json_object_set(body, "rollout", rollout);
+	json_decref(rollout);
+	*out = body;
+	return 0;
+}
+
+void cli_rollout_print(FILE *f, const char *label, int width, const json_t *r)
+{
+	char b[3][CLI_CELL_MAX];
+	const json_t *progress = json_object_get(r, "progress");
+	const json_t *target = json_object_get(progress, "target");
+	const json_t *previous = json_object_get(progress, "previous");
+	const json_t *guard = json_object_get(r, "auto_rollback");
+	const json_t *canary = json_object_get(r, "canary_percent");
+	static const struct {
+		const char *member, *label;
+	} lines[] = {{"waiting_for", "waiting for"}, {"reason", "reason"}, {"finished_at", "finished"}};
+	if (!json_is_object(r))
+		return;
+	fprintf(f, "%-*s%s -> %s %s", width, label,
+		cli_cell(b[0], CLI_CELL_MAX, json_object_get(r, "from_version")),
+		cli_cell(b[1], CLI_CELL_MAX, json_object_get(r, "to_version")),
+		cli_cell(b[2], CLI_CELL_MAX, json_object_get(r, "state")));
+	/* The share only while it holds: after a promote it is history. */
+	if (!strcmp(b[2], "canary") && json_is_integer(canary))
+		fprintf(f, " %lld%%", (long long)json_integer_value(canary));
+	fprintf(f, " (max surge %s, max unavailable %s)\n",
+		cli_cell(b[0], CLI_CELL_MAX, json_object_get(r, "max_surge")),
+		cli_cell(b[1], CLI_CELL_MAX, json_object_get(r, "max_unavailable")));
+	if (json_is_object(target)) {
+		fprintf(f, "  progress: version %s ready %lld/%lld",
+			cli_cell(b[0], CLI_CELL_MAX, json_object_get(target, "version")),
+			(long long)json_integer_value(json_object_get(target, "ready")),
+			(long long)json_integer_value(json_object_get(target, "total")));
+		if (json_is_object(previous)) {
+			long long draining = json_integer_value(json_object_get(previous, "draining"));
+			fprintf(f, "; version %s %lld",
+				cli_cell(b[0], CLI_CELL_MAX, json_object_get(previous, "version")),
+				(long long)json_integer_value(json_object_get(previous, "total")));
+			if (draining > 0)
+				fprintf(f, " (%lld draining)", draining);
+		}
+		fputc('\n', f);
+	}
+	if (json_is_object(guard) && json_is_true(json_object_get(guard, "enabled")))
+		fprintf(f, "  auto rollback: on (error rate +%s, TTFT p95 x%s, judged after %s requests)\n",
+			cli_cell(b[0], CLI_CELL_MAX, json_object_get(guard, "max_error_rate_increase")),
+			cli_cell(b[1], CLI_CELL_MAX, json_object_get(guard, "max_ttft_ratio")),
+			cli_cell(b[2], CLI_CELL_MAX, json_object_get(guard, "min_requests")));
+	else if (json_is_object(guard))
+		fputs("  auto rollback: off\n", f);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		if (*cli_cell(b[0], CLI_CELL_MAX, json_object_get(r, lines[i].member)))
+			fprintf(f, "  %s: %s\n", lines[i].label, b[0]);
+}
+
 static int dep_ref(char *path, size_t len, struct cli_ctx *ctx, struct cli_args *a,
 		   const char *usage, const char *suffix)
 {
@@ -386,7 +575,9 @@ static void dep_row(struct cli_table *t, size_t row, const json_t *d)
 /* -o wide: the policy's bounds after the table's columns ("0-8"; "-" for
  * a deployment scaled by hand). Not in the plain table: it is six columns
  * with a free-text REASON already, and READY shows the count the
- * autoscaler chose. */
+ * autoscaler chose. No ROLLOUT column: the list's items carry no
+ * "rollout" (only GET of one does), and a GET per row for it is not worth
+ * it while REASON already says where a running rollout is. */
 static void dep_row_wide(struct cli_table *t, size_t row, const json_t *d)
 {
 	const json_t *p = json_object_get(d, "autoscale");
@@ -554,6 +745,55 @@ static int dep_autoscale(struct cli_ctx *ctx, struct cli_args *a)
 	return rc;
 }
 
+/* PATCH {"model", "rollout"?}: starts a rollout; the answer is the
+ * deployment with it. No --wait: the deployment is running and ready
+ * throughout, so the wait of scale would end at once; get --watch
+ * follows a rollout. */
+static int dep_update(struct cli_ctx *ctx, struct cli_args *a)
+{
+	const char *usage = DEP_UPDATE_USAGE;
+	char path[640];
+	struct nova_err err;
+	json_t *body = NULL, *res = NULL;
+	nova_err_clear(&err);
+	/* The flags are taken first; a leftover, a flag without its value or
+	 * a missing NAME is said before a bad value. */
+	int brc = cli_rollout_body(&body, a, &err);
+	int rc = dep_ref(path, sizeof(path), ctx, a, usage, "");
+	if (!rc && brc)
+		rc = cli_usage_error(ctx, usage, "%s%s%s%s", err.message, err.hint[0] ? " (" : "",
+				     err.hint, err.hint[0] ? ")" : "");
+	if (!rc && (rc = cli_request(&res, ctx, "PATCH", path, body)) == 0)
+		dep_print(ctx, res);
+	json_decref(body);
+	json_decref(res);
+	return rc;
+}
+
+/* promote, rollback: POST without a body; 409 (exit 4) when there is no
+ * canary to promote, or nothing to roll back. */
+static int dep_rollout_post(struct cli_ctx *ctx, struct cli_args *a, const char *usage,
+			    const char *suffix)
+{
+	char path[640];
+	json_t *res = NULL;
+	int rc = dep_ref(path, sizeof(path), ctx, a, usage, suffix);
+	if (!rc && (rc = cli_request(&res, ctx, "POST", path, NULL)) == 0)
+		dep_print(ctx, res);
+	json_decref(res);
+	return rc;
+}
+
+static int dep_promote(struct cli_ctx *ctx, struct cli_args *a)
+{
+	return dep_rollout_post(ctx, a, DEP_PROMOTE_USAGE, "/promote");
+}
+
+static int dep_rollback(struct cli_ctx *ctx, struct cli_args *a)
+{
+	return dep_rollout_post(ctx, a, DEP_ROLLBACK_USAGE, "/rollback");
+}
+
 static int dep_delete(struct cli_ctx *ctx, struct cli_args *a)
 {
 	char path[640];
@@ -571,6 +811,9 @@ int cli_cmd_deployment(struct cli_ctx *ctx, const char *verb, struct cli_args *a
 		{"get", dep_get, DEP_GET_USAGE},
 		{"scale", dep_scale, DEP_SCALE_USAGE},
 		{"autoscale", dep_autoscale, DEP_AUTOSCALE_USAGE},
+		{"update", dep_update, DEP_UPDATE_USAGE},
+		{"promote", dep_promote, DEP_PROMOTE_USAGE},
+		{"rollback", dep_rollback, DEP_ROLLBACK_USAGE},
 		{"stop", dep_stop, DEP_STOP_USAGE},
 		{"start", dep_start, DEP_START_USAGE},
 		{"delete", dep_delete, DEP_DELETE_USAGE},

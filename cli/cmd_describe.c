@@ -198,10 +198,11 @@ static void describe_replica_row(struct cli_table *t, size_t row, const json_t *
 		used += (size_t)k;
 	}
 	cli_table_json(t, row, 0, json_object_get(r, "ordinal"));
-	cli_table_json(t, row, 1, json_object_get(r, "state"));
-	cli_table_fmt(t, row, 2, "%s", nodes);
-	cli_table_json(t, row, 3, json_object_get(r, "endpoint"));
-	cli_table_json(t, row, 4, json_object_get(r, "reason"));
+	cli_table_json(t, row, 1, json_object_get(r, "version"));
+	cli_table_json(t, row, 2, json_object_get(r, "state"));
+	cli_table_fmt(t, row, 3, "%s", nodes);
+	cli_table_json(t, row, 4, json_object_get(r, "endpoint"));
+	cli_table_json(t, row, 5, json_object_get(r, "reason"));
 }
 
 static void describe_node_replica_row(struct cli_table *t, size_t row, const json_t *r)
@@ -353,7 +354,8 @@ static int describe_node(struct cli_ctx *ctx, const char *name, int nev)
 
 static int describe_deployment(struct cli_ctx *ctx, const char *name, int nev)
 {
-	static const char *const rep_headers[] = {"REPLICA", "STATE", "NODES", "ENDPOINT", "REASON"};
+	static const char *const rep_headers[] = {"REPLICA", "VERSION",  "STATE",
+						  "NODES",   "ENDPOINT", "REASON"};
 	json_t *d = NULL;
 	char b[4][CLI_CELL_MAX];
 	int rc = describe_get(&d, ctx, "/v1/deployments/", name);
@@ -377,12 +379,13 @@ static int describe_deployment(struct cli_ctx *ctx, const char *name, int nev)
 		cli_autoscale_summary(b[0], CLI_CELL_MAX, json_object_get(d, "autoscale")));
 	if (*cli_autoscaler_summary(b[0], CLI_CELL_MAX, json_object_get(d, "autoscaler")))
 		fprintf(ctx->out, "%-14s%s\n", "Autoscaler:", b[0]);
+	cli_rollout_print(ctx->out, "Rollout:", 14, json_object_get(d, "rollout"));
 	describe_field(ctx, "Placement:", json_object_get(d, "placement"));
 	describe_labels(ctx, "Node labels:", json_object_get(d, "labels"));
 	describe_field(ctx, "Generation:", json_object_get(d, "generation"));
 	describe_field(ctx, "Created:", json_object_get(d, "created_at"));
 	describe_field(ctx, "Updated:", json_object_get(d, "updated_at"));
-	describe_section(ctx, "Replicas", rep_headers, 5, json_object_get(d, "replica_list"),
+	describe_section(ctx, "Replicas", rep_headers, 6, json_object_get(d, "replica_list"),
 			 describe_replica_row);
 	const char *id = json_string_value(json_object_get(d, "id"));
 	rc = describe_events(ctx, "deployment", id ? id : name, nev);
