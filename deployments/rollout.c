@@ -103,7 +103,7 @@ static void ro_spec_from_row(struct deployment_rollout_spec *s, const PGresult *
 int dep_rollout_resolve(struct dep_new_model *out, struct db_pool *db, const char *ref,
 			const struct deployment_patch *patch, struct nova_err *err)
 {
-	struct model *cur = NULL, *m = NULL;
+	struct model *m = NULL;
 	struct pool *p = NULL;
 	json_t *d = NULL;
 	struct db_conn *c;
@@ -164,7 +164,6 @@ int dep_rollout_resolve(struct dep_new_model *out, struct db_pool *db, const cha
 		snprintf(out->id, sizeof(out->id), "%s", m->id);
 		snprintf(out->version, sizeof(out->version), "%s", m->version);
 	}
-	model_free(cur);
 	model_free(m);
 	pool_free(p);
 	json_decref(d);
@@ -288,13 +287,13 @@ static int ro_nothing(const char *name, const char *what, struct nova_err *err)
 }
 
 /* Reverse the active rollout (row 0 of res, locked). */
-static int ro_reverse(struct db_conn *c, struct ro_change *ch, const PGresult *res,
-		      struct nova_err *err)
+static int ro_reverse(struct db_conn *c, struct ro_change *ch, const char *name,
+		      const PGresult *res, struct nova_err *err)
 {
 	char why[600];
 	int rc;
 	if (!*db_value(res, 0, "from_model_id"))
-		return ro_nothing(ch->id, "no previous version to go back to (it was deleted)", err);
+		return ro_nothing(name, "no previous version to go back to (it was deleted)", err);
 	snprintf(why, sizeof(why), "%s", ch->reason ? ch->reason : "rollback requested");
 	const char *p[4] = {ch->id, db_value(res, 0, "from_model_id"), db_value(res, 0, "id"), why};
 	if ((rc = db_exec(NULL, c,
@@ -344,7 +343,7 @@ static int ro_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 	if (ch->op == RO_AUTO_ROLLBACK) {
 		if (active && atoll(db_value(res, 0, "id")) == ch->rollout_id &&
 		    strcmp(state, "rolling_back") != 0) {
-			rc = ro_reverse(c, ch, res, err);
+			rc = ro_reverse(c, ch, name, res, err);
 			ch->applied = rc == 0;
 		}
 	} else if (ch->op == RO_PROMOTE) {
@@ -370,7 +369,7 @@ static int ro_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 		if (strcmp(state, "rolling_back") == 0)
 			rc = ro_nothing(name, "a rollback in progress already", err);
 		else
-			rc = ro_reverse(c, ch, res, err);
+			rc = ro_reverse(c, ch, name, res, err);
 		ch->applied = rc == 0;
 	} else {
 		/* Undo the last complete rollout: a new one, back. */

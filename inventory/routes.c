@@ -125,17 +125,18 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 		     "SELECT m.name, m.version, coalesce(m.spec->'adapters', '[]')::text, d.name, "
 		     "r.id, r.endpoint, (SELECT n.name FROM replica_placements rp JOIN nodes n "
 		     "ON n.id = rp.node_id WHERE rp.replica_id = r.id ORDER BY rp.stage DESC LIMIT 1), "
-		     "m.kind, (SELECT rm.version FROM models rm WHERE rm.id = r.model_id), "
+		     "m.kind, rm.version, "
 		     /* A canary's split: {version: percent} (deployments/deployment.h). */
-		     "(SELECT json_build_object(ro.to_version, ro.canary_percent, ro.from_version, "
-		     "100 - ro.canary_percent)::text FROM rollouts ro WHERE ro.deployment_id = d.id "
-		     "AND ro.state = 'canary') "
+		     "CASE WHEN ro.id IS NOT NULL THEN json_build_object(ro.to_version, "
+		     "ro.canary_percent, ro.from_version, 100 - ro.canary_percent)::text END "
 		     "FROM deployments d JOIN models m ON m.id = d.model_id "
+		     "LEFT JOIN rollouts ro ON ro.deployment_id = d.id AND ro.state = 'canary' "
 		     "LEFT JOIN replicas r ON r.deployment_id = d.id "
 		     "AND r.state = 'ready' AND r.endpoint IS NOT NULL AND r.ordinal < d.replicas "
 		     "AND EXISTS (SELECT 1 FROM replica_placements rp WHERE rp.replica_id = r.id) "
 		     "AND NOT EXISTS (SELECT 1 FROM replica_placements rp JOIN nodes n ON n.id = rp.node_id "
 		     "WHERE rp.replica_id = r.id AND n.state <> 'ready') "
+		     "LEFT JOIN models rm ON rm.id = r.model_id "
 		     "WHERE d.state NOT IN ('stopping', 'stopped') "
 		     "ORDER BY m.name, r.endpoint, r.id, m.version",
 		     0, NULL, err);

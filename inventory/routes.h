@@ -24,6 +24,12 @@
  * for INVENTORY_ROUTES_STALE_MS says so in its body ("stale": true and
  * "age_ms").
  *
+ * Rollouts (deployments/deployment.h): each endpoint carries "version",
+ * the model version its replica runs (two during a rollout), and a route
+ * whose deployment runs a canary carries "split": {version: percent},
+ * the share of the model's traffic each version takes (nova-router picks
+ * a version by it first). A draining replica (stopping) is not routable.
+ *
  * LoRA: a model's adapters get routes of their own, keyed "model/adapter",
  * with the model's endpoints: a lora_static model's, and those a
  * lora_dynamic model lists ("dynamic": true). With the load hints (never
