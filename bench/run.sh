@@ -99,6 +99,7 @@ broken=0
 NOVA_BENCH_RUN=1
 . bench/router.sh
 . bench/idle_wakeups.sh
+. bench/fleet.sh
 . bench/autoscale.sh
 
 NOVA_PID=
