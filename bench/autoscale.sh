@@ -4,15 +4,17 @@
 # make bench` one. Run directly, `sh bench/autoscale.sh [BUILD]` is a
 # shortcut for the former on an already built tree (default build/bench).
 #
-# Real processes, as tests/router/test_autoscale.sh: a release novad on a
-# fresh database of the run's cluster, an lpu pool of ten 8-chip nodes
-# (five racks, topology_inline) with mock agents (nova-sidecar running
-# nova-mock-engine per node), models of 8 accelerators (one replica a node)
-# whose engine has the capacity model of issue 17 (engine.mock: a 2 s
-# startup standing for loading weights, 4 sequences at a time with a queue
-# behind them, 100 ms to the first token, then 20 tokens/s), nova-router in
-# front and bench/loadgen behind it sending streamed chat completions of 16
-# tokens (about 0.85 s each: one replica serves about 4.7 a second).
+# Real processes, as tests/router/test_autoscale.sh, set up with the
+# helpers of bench/fleet.sh (shared with bench/rollout.sh): a release
+# novad on a fresh database of the run's cluster, an lpu pool of ten
+# 8-chip nodes (five racks, topology_inline) with mock agents
+# (nova-sidecar running nova-mock-engine per node), models of 8
+# accelerators (one replica a node) whose engine has the capacity model of
+# issue 17 (engine.mock: a 2 s startup standing for loading weights, 4
+# sequences at a time with a queue behind them, 100 ms to the first token,
+# then 20 tokens/s), nova-router in front and bench/loadgen behind it
+# sending streamed chat completions of 16 tokens (about 0.85 s each: one
+# replica serves about 4.7 a second).
 #
 #   autoscale-step   paced load through the router, 1x (BENCH_AS_RATE, 2/s)
 #                    for BENCH_AS_BEFORE_SECONDS (10), then 10x for
@@ -78,103 +80,41 @@ AS_SLO_MS=${BENCH_AS_SLO_MS:-}
 # default each stream has a connection per request it sends (the 9x one
 # 1,080): every request goes out when due, an open loop.
 AS_CONNS=${BENCH_AS_CONNECTIONS:-}
-AS_ROUTER_PID= AS_SAMPLER_PID= AS_CTL_PID= AS_LG_PIDS=
+AS_SAMPLER_PID= AS_CTL_PID= AS_LG_PIDS=
 
 as_stop() {
 	for as_p in $AS_LG_PIDS $AS_SAMPLER_PID $AS_CTL_PID; do kill -TERM "$as_p" 2>/dev/null; done
 	for as_p in $AS_LG_PIDS $AS_SAMPLER_PID $AS_CTL_PID; do wait "$as_p" 2>/dev/null; done
 	AS_LG_PIDS= AS_SAMPLER_PID= AS_CTL_PID=
-	if [ -n "$AS_ROUTER_PID" ]; then
-		kill -TERM "$AS_ROUTER_PID" 2>/dev/null
-		wait "$AS_ROUTER_PID" 2>/dev/null
-		AS_ROUTER_PID=
-	fi
+	fl_router_stop
 }
 
-# as_api METHOD PATH BODY: novad's answer on stdout, its status in $W/as.code.
-as_api() {
-	curl -s -K "$W/admin.curl" -X "$1" -H 'Content-Type: application/json' -d "$3" \
-		-o "$W/as.answer" -w '%{http_code}' "$NOVA_URL$2" >"$W/as.code"
-	cat "$W/as.answer"
-}
-as_sql() { psql_db "$NOVA_DB" -c "$1"; }
-# as_routed MODEL: the endpoints /v1/routes has for it.
-as_routed() {
-	curl -s -K "$W/admin.curl" "$NOVA_URL/v1/routes?model=$1" | awk -F '"url"' '{ n += NF - 1 } END { print n + 0 }'
-}
-# as_wait SECONDS COMMAND...: until COMMAND succeeds (polled every 100 ms).
-as_wait() {
-	as_n=$(($1 * 10)); shift
-	while [ "$as_n" -gt 0 ]; do "$@" && return 0; as_n=$((as_n - 1)); sleep 0.1; done
-	return 1
-}
-as_has_routes() { [ "$(as_routed "$1")" -eq "$2" ]; }
-as_ready() { [ "$(as_sql "SELECT count(*) FROM replicas r JOIN deployments d ON d.id = r.deployment_id
+as_ready() { [ "$(fl_sql "SELECT count(*) FROM replicas r JOIN deployments d ON d.id = r.deployment_id
 	WHERE d.name = '$1' AND r.state = 'ready'")" = "$2" ]; }
-as_dep_state() { [ "$(as_sql "SELECT state FROM deployments WHERE name = '$1'")" = "$2" ]; }
-as_dep_at() { [ "$(as_sql "SELECT replicas FROM deployments WHERE name = '$1'")" = "$2" ] &&
-	[ "$(as_sql "SELECT count(*) FROM replicas r JOIN deployments d ON d.id = r.deployment_id
+as_dep_at() { [ "$(fl_sql "SELECT replicas FROM deployments WHERE name = '$1'")" = "$2" ] &&
+	[ "$(fl_sql "SELECT count(*) FROM replicas r JOIN deployments d ON d.id = r.deployment_id
 		WHERE d.name = '$1' AND r.state <> 'stopped'")" = "$2" ]; }
-as_now() { date +%s.%N; }
-# as_ms A B: (B - A) in ms, no decimals; empty when either is.
-as_ms() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "") printf "%.0f", (b - a) * 1000 }'; }
 
 # as_model NAME: a model with the capacity model above.
 as_model() {
-	cat >"$W/as-model.yaml" <<EOM
-name: $1
-kind: single
-engine:
-  command: [nova-mock-engine, --port, "{port}"]
-  mock: {startup_ms: $AS_STARTUP_MS, max_num_seqs: 4, latency_ms: 100, tokens_per_second: 20}
-stages: [{name: main, accelerator_type: LPU, accelerators: 8}]
-EOM
-	"$C" model register -f "$W/as-model.yaml" >/dev/null
+	fl_model "$1" "" 8 "startup_ms: $AS_STARTUP_MS, max_num_seqs: 4, latency_ms: 100, tokens_per_second: 20"
 }
 
 # as_deploy NAME MODEL REPLICAS [MEMBERS [ROUTED]]: POST /v1/deployments
 # with any further members (',"autoscale":{...}'), then until ROUTED
 # (default REPLICAS) endpoints are routed.
 as_deploy() {
-	as_api POST /v1/deployments "{\"name\":\"$1\",\"model\":\"$2\",\"pool\":\"as\",\"replicas\":$3${4:-}}" \
+	fl_api POST /v1/deployments "{\"name\":\"$1\",\"model\":\"$2\",\"pool\":\"as\",\"replicas\":$3${4:-}}" \
 		>"$OUT/as-deploy-$1.json"
-	case $(cat "$W/as.code") in 2*) ;; *) return 1 ;; esac
-	as_wait 60 as_has_routes "$2" "${5:-$3}"
-}
-
-# as_undeploy NAME: stopped (retried: a stop can meet a deadlock, as in the
-# deploy benchmark) and deleted.
-as_undeploy() {
-	as_j=0
-	until "$C" deployment stop "$1" >/dev/null 2>>"$OUT/as-stop.err"; do
-		as_j=$((as_j + 1)); [ $as_j -gt 5 ] && break
-		sleep 0.2
-	done
-	as_wait 60 as_dep_state "$1" stopped
-	"$C" deployment delete "$1" >/dev/null 2>>"$OUT/as-stop.err"
-}
-
-# as_chat MODEL: the streamed request body, in $W/as-MODEL.json.
-as_chat() {
-	printf '{"model":"%s","messages":[{"role":"user","content":"question {seq}"}],"max_tokens":16,"stream":true}' \
-		"$1" >"$W/as-$1.json"
-}
-
-# as_lg LABEL RATE CONNECTIONS SECONDS MODEL [loadgen options]: paced,
-# streamed, through the router; JSON in $OUT/LABEL.json, one line per
-# request in $OUT/LABEL-times.txt.
-as_lg() {
-	as_l=$1 as_r=$2 as_c=$3 as_d=$4 as_m=$5; shift 5
-	"$LG" -T "127.0.0.1:$AS_RPORT" -m POST -p /v1/chat/completions -H "Authorization: Bearer $AS_INF" \
-		-c "$as_c" -d "$as_d" -r "$as_r" -B "$W/as-$as_m.json" -e '[DONE]' -l "$as_l" \
-		-o "$OUT/$as_l.json" -x "$OUT/$as_l-times.txt" "$@" 2>>"$OUT/$as_l.err"
+	case $(cat "$W/fl.code") in 2*) ;; *) return 1 ;; esac
+	fl_wait 60 fl_has_routes "$2" "${5:-$3}"
 }
 
 # as_sampler MODEL FILE: "epoch endpoints" every 100 ms, in the background.
 as_sampler() {
 	(
 		while :; do
-			printf '%s %s\n' "$(as_now)" "$(as_routed "$1")"
+			printf '%s %s\n' "$(fl_now)" "$(fl_routed "$1")"
 			sleep 0.1
 		done
 	) >"$2" &
@@ -183,7 +123,7 @@ as_sampler() {
 
 # as_events DEPLOYMENT: its 'scaled' events as "epoch from to" lines.
 as_events() {
-	as_sql "SELECT extract(epoch FROM e.at) || ' ' || e.reason FROM deployment_events e
+	fl_sql "SELECT extract(epoch FROM e.at) || ' ' || e.reason FROM deployment_events e
 		JOIN deployments d ON d.id = e.deployment_id
 		WHERE d.name = '$1' AND e.kind = 'scaled' ORDER BY e.id" |
 		sed -n 's/^\([0-9.]*\) scaled \([0-9]*\) -> \([0-9]*\):.*/\1 \2 \3/p'
@@ -210,11 +150,11 @@ as_baseline() {
 		dep=$1 model=$2 t0=$3 log=$4 cur=1 k=1 lower_since=
 		: >"$W/as-base-samples.txt"
 		while :; do
-			c=$(curl -s "http://127.0.0.1:$AS_RPORT/metrics" | awk -v m="$model" '
+			c=$(curl -s "http://127.0.0.1:$FL_RPORT/metrics" | awk -v m="$model" '
 				index($1, "nova_router_model_requests_total{model=\"" m "\"") == 1 ||
 				index($1, "nova_router_model_in_flight{model=\"" m "\"") == 1 { s += $2 }
 				END { print s + 0 }')
-			now=$(as_now)
+			now=$(fl_now)
 			echo "$now $c" >>"$W/as-base-samples.txt"
 			if awk -v n="$now" -v t="$t0" -v k="$k" -v p="$AS_BASE_TICK" 'BEGIN { exit !(n >= t + k * p) }'; then
 				k=$((k + 1))
@@ -260,38 +200,38 @@ as_baseline() {
 # not run.
 as_step_run() {
 	as_model "$3" || return 1
-	as_chat "$3"
+	fl_chat "$3" 16
 	if [ "$4" = baseline ]; then
 		as_deploy "$2" "$3" 1 || return 1
 	else
 		as_deploy "$2" "$3" 1 ",\"autoscale\":$4,\"standby_replicas\":${5:-0}" || return 1
 	fi
 	if [ "${5:-0}" -gt 0 ]; then
-		as_wait 60 as_ready "$2" $((1 + $5)) || return 1
+		fl_wait 60 as_ready "$2" $((1 + $5)) || return 1
 	fi
 	: >"$OUT/as-$1-events.txt"
 	as_sampler "$3" "$OUT/as-$1-routes.txt"
-	t0=$(as_now)
+	t0=$(fl_now)
 	[ "$4" = baseline ] && as_baseline "$2" "$3" "$t0" "$OUT/as-$1-events.txt"
-	as_lg "as-$1-1x" "$AS_RATE" "${AS_CONNS:-$((AS_RATE * (AS_BEFORE + AS_STEP_S) + 1))}" \
-		$((AS_BEFORE + AS_STEP_S)) "$3" &
-	AS_LG_PIDS=$!
+	fl_lg_bg "as-$1-1x" "$AS_RATE" "${AS_CONNS:-$((AS_RATE * (AS_BEFORE + AS_STEP_S) + 1))}" \
+		$((AS_BEFORE + AS_STEP_S)) "$3"
+	AS_LG_PIDS=$FL_LG_PID
 	sleep "$AS_BEFORE"
-	as_lg "as-$1-step" $((AS_RATE * (AS_FACTOR - 1))) \
-		"${AS_CONNS:-$((AS_RATE * (AS_FACTOR - 1) * AS_STEP_S + 1))}" "$AS_STEP_S" "$3" &
-	AS_LG_PIDS="$AS_LG_PIDS $!"
+	fl_lg_bg "as-$1-step" $((AS_RATE * (AS_FACTOR - 1))) \
+		"${AS_CONNS:-$((AS_RATE * (AS_FACTOR - 1) * AS_STEP_S + 1))}" "$AS_STEP_S" "$3"
+	AS_LG_PIDS="$AS_LG_PIDS $FL_LG_PID"
 	for as_p in $AS_LG_PIDS; do wait "$as_p"; done
 	AS_LG_PIDS=
 	kill -TERM $AS_SAMPLER_PID $AS_CTL_PID 2>/dev/null
 	wait $AS_SAMPLER_PID $AS_CTL_PID 2>/dev/null
 	AS_SAMPLER_PID= AS_CTL_PID=
 	[ "$4" = baseline ] || as_events "$2" >"$OUT/as-$1-events.txt"
-	as_sql "SELECT extract(epoch FROM e.at) || ' ' || e.kind || ' ' || e.to_state || ' ' || coalesce(e.reason, '')
+	fl_sql "SELECT extract(epoch FROM e.at) || ' ' || e.kind || ' ' || e.to_state || ' ' || coalesce(e.reason, '')
 		FROM deployment_events e JOIN deployments d ON d.id = e.deployment_id
 		WHERE d.name = '$2' ORDER BY e.id" >"$OUT/as-$1-all-events.txt"
 	AS_TS=$(jnum "$OUT/as-$1-step.json" started_at)
 	AS_T0=$t0
-	as_undeploy "$2"
+	fl_undeploy "$2"
 	[ -n "$AS_TS" ]
 }
 
@@ -305,7 +245,7 @@ as_step_figures() {
 	set -- "$1" "$2" "$3" "$te" $(awk -v ts="$2" '$1 >= ts && $3 > $2 { print $1, $3; exit }' \
 		"$OUT/as-$1-events.txt")
 	td=${5:-} n1=${6:-}
-	echo "as_decide=$(as_ms "$2" "$td") as_n1=$n1"
+	echo "as_decide=$(fl_ms "$2" "$td") as_n1=$n1"
 	awk -v ts="$2" -v te="$4" -v td="$td" -v n1="$n1" '
 		$1 >= ts && $1 <= te && $2 > max { max = $2 }
 		{ t[NR] = $1; c[NR] = $2 }
@@ -421,20 +361,21 @@ as_bench_zero() {
 		broken=1; row autoscale-zero "wake from zero" "" "" "" "" "" "broken: see $OUT/as-*"
 		return
 	fi
-	as_chat as-zero
+	fl_chat as-zero 16
 	warm=
 	: >"$W/as-zero.ttft"
 	: >"$OUT/as-zero-phases.txt"
 	fails=0 done=0
 	for k in $(seq "$AS_WAKES"); do
-		if ! as_wait 60 as_dep_at as-zero 0 || ! as_wait 10 as_has_routes as-zero 0; then
+		if ! fl_wait 60 as_dep_at as-zero 0 || ! fl_wait 10 fl_has_routes as-zero 0; then
 			echo "wake $k: never at zero" >>"$OUT/as-zero-phases.txt"
 			break
 		fi
 		sleep 0.5
-		tw=$(as_now)
-		"$LG" -T "127.0.0.1:$AS_RPORT" -m POST -p /v1/chat/completions -H "Authorization: Bearer $AS_INF" \
-			-c 1 --once -d 60 -B "$W/as-as-zero.json" -e '[DONE]' -l "as-zero-$k" \
+		tw=$(fl_now)
+		"$LG" -T "127.0.0.1:$FL_RPORT" -m POST -p /v1/chat/completions -n "$W/fl-app.nodes" \
+			-H 'Authorization: Bearer {token}' \
+			-c 1 --once -d 60 -B "$W/chat-as-zero.json" -e '[DONE]' -l "as-zero-$k" \
 			-o "$OUT/as-zero-$k.json" -x "$OUT/as-zero-$k-times.txt" 2>>"$OUT/as-zero.err"
 		done=$((done + 1))
 		e=$(jnum "$OUT/as-zero-$k.json" errors); u=$(jnum "$OUT/as-zero-$k.json" unfinished)
@@ -443,13 +384,13 @@ as_bench_zero() {
 		if [ "$k" = 1 ]; then
 			# The warm TTFT, the replica just woken and kept busy (idle_s
 			# counts from the last request): three requests, the median.
-			as_lg as-zero-warm 1 1 3 as-zero
+			fl_lg as-zero-warm 1 1 3 as-zero
 			warm=$(awk '$5 == "ok" { print $2 }' "$OUT/as-zero-warm-times.txt" | stats | cut -d ' ' -f 2)
 		fi
 		# Where the time went: the wake's decision after the request.
 		dec=$(as_events as-zero | awk -v t="$tw" '$1 >= t && $2 == 0 { print $1; exit }')
 		echo "wake $k: first token $(awk '{ print $2 }' "$OUT/as-zero-$k-times.txt") ms," \
-			"scaled 0 -> 1 $(as_ms "$tw" "$dec") ms after the request" >>"$OUT/as-zero-phases.txt"
+			"scaled 0 -> 1 $(fl_ms "$tw" "$dec") ms after the request" >>"$OUT/as-zero-phases.txt"
 	done
 	as_events as-zero >"$OUT/as-zero-events.txt"
 	set -- $(stats <"$W/as-zero.ttft")
@@ -467,7 +408,7 @@ as_bench_zero() {
 		"$(sed -n 's/.*scaled 0 -> 1 \([0-9-]*\) ms.*/\1/p' "$OUT/as-zero-phases.txt" | stats | cut -d ' ' -f 2)" \
 		"ms" "" "" "" ""
 	row autoscale-zero "warm TTFT (the replica up)" "$warm" "ms" "" "" "" ""
-	as_undeploy as-zero
+	fl_undeploy as-zero
 }
 
 # --- the set-up and the benchmarks -------------------------------------------------------
@@ -487,14 +428,7 @@ as_setup() {
 	"$C" pool create as --provider lpu --config \
 		"{\"topology_inline\":\"$topo\",\"allocation\":\"c1r1,c1r2,c1r3,c1r4,c1r5\",\"mock_agents\":true}" \
 		>/dev/null 2>>"$OUT/as-setup.err" || return 1
-	rkey=$("$C" apikey create as-router --scope router 2>>"$OUT/as-setup.err") || return 1
-	AS_INF=$("$C" apikey create as-app --scope inference 2>>"$OUT/as-setup.err") || return 1
-	rm -f "$W/as-router.port"
-	NOVA_TOKEN=$rkey "$B/nova-router" --gateway "$NOVA_URL" --listen 127.0.0.1:0 --log-level warn \
-		>"$W/as-router.port" 2>"$OUT/as-router.log" &
-	AS_ROUTER_PID=$!
-	as_wait 10 test -s "$W/as-router.port" || return 1
-	AS_RPORT=$(head -n 1 "$W/as-router.port")
+	fl_router_start as
 }
 
 # Each benchmark is a function as_bench_NAME, run when BENCH_ONLY matches

@@ -32,6 +32,10 @@
  *
  * With --once every connection sends one request and the run ends when all
  * are answered (or at the duration): concurrent streams, all open at once.
+ * SIGINT or SIGTERM ends a run early, as its duration running out would
+ * (the window closes then, the report and the files are written): a phase
+ * of no fixed length (a rolling update) is measured by stopping the run
+ * when it is over.
  * With --failures, every failed request is written as one line, its start
  * in wall-clock seconds, what failed and the status, so a script can tell
  * the requests started before an event (a replica killed) from those after.
@@ -58,6 +62,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -229,7 +234,11 @@ struct lg_config {
 static struct lg_config lg_cfg;
 static atomic_ullong lg_counter;
 static unsigned long long lg_seq_base;
-static int64_t lg_t0_ns, lg_measure_from_ns, lg_end_ns;
+static int64_t lg_t0_ns, lg_measure_from_ns;
+/* Atomic: a stop (SIGINT, SIGTERM) brings it forward while threads read it. */
+static _Atomic int64_t lg_end_ns;
+static atomic_uint lg_threads_running; /* the last one out wakes lg_main_thread */
+static pthread_t lg_main_thread;
 static int64_t lg_wall0_ns; /* CLOCK_REALTIME at lg_t0_ns, for --failures and --times */
 
 static int64_t lg_now_ns(void)
@@ -941,6 +950,8 @@ static void *lg_thread_main(void *arg)
 	for (size_t i = 0; i < th->n_conns; i++)
 		if (th->conns[i].fd >= 0)
 			close(th->conns[i].fd);
+	if (atomic_fetch_sub(&lg_threads_running, 1) == 1)
+		pthread_kill(lg_main_thread, SIGUSR1);
 	return NULL;
 }
 
@@ -1125,6 +1136,7 @@ static void lg_usage(FILE *f)
 		"  -N, --nodes N         simulated nodes without a file (default: connections)\n"
 		"  -l, --label L         name in the JSON result\n"
 		"  -o, --output F        write the JSON result to F (default stdout)\n"
+		"SIGINT or SIGTERM ends the run early (the report covers the window until then).\n"
 		"Templates: {i} node index, {id} and {token} from the nodes file, {seq} a\n"
 		"number that grows with every request.\n"
 		"Answers: Content-Length or chunked; ttfb_* is the time to the first body byte.\n");
@@ -1287,6 +1299,19 @@ int main(int argc, char **argv)
 	lg_measure_from_ns = lg_t0_ns + (int64_t)(lg_cfg.warmup_s * 1e9);
 	lg_end_ns = lg_measure_from_ns + (int64_t)(lg_cfg.duration_s * 1e9);
 
+	/* The stop signals are taken by this thread alone, synchronously
+	 * (sigwait below), so no handler runs amid a thread's work; the
+	 * threads inherit the mask. SIGUSR1 is the last thread telling it the
+	 * run is over, so it sleeps until one or the other instead of polling. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	lg_main_thread = pthread_self();
+	atomic_store(&lg_threads_running, lg_cfg.threads);
+
 	struct lg_thread *ths = calloc(lg_cfg.threads, sizeof(*ths));
 	struct lg_conn *conns = calloc(lg_cfg.connections, sizeof(*conns));
 	if (!ths || !conns) {
@@ -1315,6 +1340,16 @@ int main(int argc, char **argv)
 			fprintf(stderr, "loadgen: cannot start thread %u\n", t);
 			return 2;
 		}
+	}
+	/* A stop moves the end to now; each thread sees it within its wait's
+	 * 100 ms cap. */
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&sigs, &sig) != 0 || sig == SIGUSR1)
+			break;
+		int64_t now = lg_now_ns();
+		if (now < lg_end_ns)
+			lg_end_ns = now;
 	}
 	struct lg_stats total;
 	memset(&total, 0, sizeof(total));

@@ -17,7 +17,8 @@
 #                     their medians are compared (default 3)
 #   BENCH_WATCHERS    SSE watchers for watch fan-out (default 1000)
 #   BENCH_WATCH_MODELS  routes the watchers' table holds (default 100, 2 replicas each)
-#   BENCH_FD_INTERVAL_MS  heartbeat interval for watch, failure and deploy (default 500)
+#   BENCH_FD_INTERVAL_MS  heartbeat interval for watch, failure, deploy and
+#                     rollout (default 500)
 #   BENCH_FD_RUNS     sidecar kills for failure detection (default 3)
 #   BENCH_DEPLOYS     deploys for deploy-to-routable (default 5)
 #   BENCH_MEM_NODES   heartbeating nodes for memory (default 100000)
@@ -56,9 +57,17 @@
 #                     one per request it sends, an open loop)
 #   BENCH_AS_WAKES    wakes from zero for autoscale-zero (default 5)
 #   BENCH_AS_INTERVAL_MS  heartbeat interval of the autoscale runs (default 500)
+#   BENCH_RO_REPLICAS the deployment the rolling update replaces (default 4)
+#   BENCH_RO_RATE     paced rate through the router during rollout, req/s (50)
+#   BENCH_RO_CONNECTIONS  its connections (default 32)
+#   BENCH_RO_BEFORE_SECONDS, BENCH_RO_AFTER_SECONDS  measured before the
+#                     update and after it completed (15, 10)
+#   BENCH_RO_STARTUP_MS  the mock engine's start (weights loading; 1000)
+#   BENCH_RO_TIMEOUT  seconds the update may take before it is a miss (120)
 #   BENCH_ONLY        run only benchmarks whose name contains this word
 #                     (router: router-proxy, -ttft, -large, -conc, -prefix, -kill;
-#                     autoscale: autoscale-step, autoscale-zero)
+#                     autoscale: autoscale-step, autoscale-standby, autoscale-zero;
+#                     rollout)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -99,13 +108,16 @@ broken=0
 NOVA_BENCH_RUN=1
 . bench/router.sh
 . bench/idle_wakeups.sh
+. bench/fleet.sh
 . bench/autoscale.sh
+. bench/rollout.sh
 
 NOVA_PID=
 SC_PID= SC_ENGINES=
 cleanup() {
 	rt_stop_all
 	as_stop
+	ro_stop
 	mn_stop
 	idle_wakeups_stop
 	fd_sidecar_stop
@@ -233,7 +245,8 @@ if want routes || want heartbeat || want dbpause || want metrics; then
 	fi
 fi
 if want routes || want heartbeat || want watch || want failure || want deploy || want memory ||
-	want multinovad || want metrics || want idle || want autoscale-step || want autoscale-standby || want autoscale-zero; then
+	want multinovad || want metrics || want idle || want autoscale-step || want autoscale-standby ||
+	want autoscale-zero || want rollout; then
 	pg_test_start || { echo "bench: no PostgreSQL" >&2; exit 1; }
 fi
 
@@ -711,6 +724,11 @@ fi
 # --- the autoscaler (bench/autoscale.sh) ---------------------------------------------------
 if want autoscale-step || want autoscale-standby || want autoscale-zero; then
 	bench_autoscale
+fi
+
+# --- rolling updates (bench/rollout.sh) ----------------------------------------------------
+if want rollout; then
+	bench_rollout
 fi
 
 # --- the table and the JSON ---------------------------------------------------------------
