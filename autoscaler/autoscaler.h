@@ -39,9 +39,10 @@
  * novad): once the new version had min_requests, its error rate above the
  * previous version's by more than max_error_rate_increase, or its TTFT
  * p95 above max_ttft_ratio times the previous version's (when that one
- * had min_requests answered too), rolls the rollout back, the reason in
- * its event. A rollout is judged only while it runs: a complete one is
- * not undone. */
+ * had min_requests answered too; judged on the histograms' bucket bounds:
+ * the least the new p95 can be against the most the previous one can),
+ * rolls the rollout back, the reason in its event. A rollout is judged
+ * only while it runs: a complete one is not undone. */
 #ifndef NOVA_AUTOSCALER_AUTOSCALER_H
 #define NOVA_AUTOSCALER_AUTOSCALER_H
 

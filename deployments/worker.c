@@ -478,8 +478,8 @@ static int wk_drains(long long *left, long long *ended, struct wk_ctx *x, long l
 	return rc;
 }
 
-/* The target version's count and what the other versions may keep, as the
- * rollout (or its absence) has it. */
+/* How many replicas the target version (the deployment's model) wants
+ * now, as the rollout (or its absence) has it. */
 static long long wk_target_count(const struct wk_ctx *x, const struct store_rollout *ro,
 				 const struct store_sets *sets)
 {
@@ -641,6 +641,21 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		if ((rc = wk_drains(&drains_left, &drains_ended, x,
 				    (ro.active ? ro.drain_timeout_s : 30) * 1000, err)))
 			return rc;
+		/* A replica that began draining no longer counts against the
+		 * surge: the next new one is written in this pass, not the
+		 * next (about 0.4 s a step in bench/rollout.sh). */
+		if (marked && ro.active && !canary) {
+			long long again;
+			if ((rc = store_replica_sets(&sets, x->db, x->dep.id, x->dep.model_id, serving,
+						     err)))
+				return rc;
+			if ((again = wk_target_count(x, &ro, &sets)) > desired) {
+				desired = again;
+				if ((rc = store_replicas_resize(&x->lease, x->dep.id, x->dep.model_id,
+								x->dep.revision, desired, err)))
+					return rc;
+			}
+		}
 	}
 
 	if (desired > 0) {

@@ -309,6 +309,28 @@ int inventory_version_stats_read(struct inventory_version_stats **out, size_t *n
 	return 0;
 }
 
+bool inventory_ttft_quantile_bucket(double *lo, double *hi,
+				    const long long ttft[INVENTORY_TTFT_BUCKETS], double q)
+{
+	long long total = 0, seen = 0;
+	for (int b = 0; b < INVENTORY_TTFT_BUCKETS; b++)
+		total += ttft[b];
+	if (total == 0)
+		return false;
+	double rank = q * (double)total;
+	for (int b = 0; b < INVENTORY_TTFT_BUCKETS; b++) {
+		seen += ttft[b];
+		if (ttft[b] > 0 && (double)seen >= rank) {
+			*lo = b ? inventory_ttft_bounds_ms[b - 1] : 0;
+			*hi = inventory_ttft_bounds_ms[b];
+			return true;
+		}
+	}
+	*lo = inventory_ttft_bounds_ms[INVENTORY_TTFT_BUCKETS - 2];
+	*hi = inventory_ttft_bounds_ms[INVENTORY_TTFT_BUCKETS - 1];
+	return true;
+}
+
 double inventory_ttft_quantile(const long long ttft[INVENTORY_TTFT_BUCKETS], double q)
 {
 	long long total = 0, seen = 0;

@@ -27,6 +27,7 @@
 #define NOVA_INVENTORY_DEMAND_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/db.h"
@@ -77,6 +78,10 @@ int inventory_version_stats_read(struct inventory_version_stats **out, size_t *n
 /* The q-quantile (0..1) of a histogram in ms, linear within its bucket as
  * Prometheus' histogram_quantile; -1 when empty. */
 double inventory_ttft_quantile(const long long ttft[INVENTORY_TTFT_BUCKETS], double q);
+/* The bounds (ms) of the bucket the q-quantile falls in: all a histogram
+ * knows of it for sure. false when empty. */
+bool inventory_ttft_quantile_bucket(double *lo, double *hi,
+				    const long long ttft[INVENTORY_TTFT_BUCKETS], double q);
 
 /* One route key's demand: the sums over the routers whose report on it is
  * younger than the TTL and not all zero. */

@@ -114,6 +114,17 @@ static void deploy(struct testenv *env, const char *name, int replicas)
 	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN, body), 201);
 }
 
+/* A deployment of version 1 with its replicas ready, and the worker's
+ * configuration the test goes on with. */
+static void deploy_ready(struct testenv *env, struct worker_config *w, const char *name,
+			 int replicas)
+{
+	worker_cfg(w);
+	deploy(env, name, replicas);
+	step(env, w);
+	step(env, w);
+}
+
 static void test_refusals_named(void **state)
 {
 	struct testenv *env = *state;
@@ -187,11 +198,8 @@ static void test_rolling_update_within_surge_and_unavailable(void **state)
 {
 	struct testenv *env = *state;
 	struct worker_config w;
-	worker_cfg(&w);
 	json_t *b;
-	deploy(env, "r", 3);
-	step(env, &w);
-	step(env, &w);
+	deploy_ready(env, &w, "r", 3);
 	assert_int_equal(q(env, "SELECT count(*) FROM replicas WHERE state = 'ready'"), 3);
 	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/r", ADMIN,
 				      "{\"model\":\"small:2\",\"rollout\":{\"max_surge\":1,"
@@ -263,10 +271,7 @@ static void test_drain_waits_for_idle_or_timeout(void **state)
 {
 	struct testenv *env = *state;
 	struct worker_config w;
-	worker_cfg(&w);
-	deploy(env, "dr", 1);
-	step(env, &w);
-	step(env, &w);
+	deploy_ready(env, &w, "dr", 1);
 	w.replica_idle = busy_always;
 	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/dr", ADMIN,
 				      "{\"model_version\":\"2\",\"rollout\":{\"drain_timeout_s\":1}}"),
@@ -323,11 +328,8 @@ static void test_canary_split_promote_and_rollback(void **state)
 {
 	struct testenv *env = *state;
 	struct worker_config w;
-	worker_cfg(&w);
 	json_t *b;
-	deploy(env, "c", 4);
-	step(env, &w);
-	step(env, &w);
+	deploy_ready(env, &w, "c", 4);
 	assert_int_equal(testenv_http(&b, env, "PATCH", "/v1/deployments/c", ADMIN,
 				      "{\"model_version\":\"2\",\"rollout\":{\"canary_percent\":20}}"),
 			 200);
@@ -410,11 +412,8 @@ static void test_rollback_of_a_complete_rollout(void **state)
 {
 	struct testenv *env = *state;
 	struct worker_config w;
-	worker_cfg(&w);
 	json_t *b;
-	deploy(env, "u", 2);
-	step(env, &w);
-	step(env, &w);
+	deploy_ready(env, &w, "u", 2);
 	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/u", ADMIN,
 				      "{\"model_version\":\"2\"}"), 200);
 	for (int i = 0; i < 30 && q(env, "SELECT count(*) FROM rollouts WHERE state = 'complete'") == 0;
@@ -494,10 +493,7 @@ static void test_guard_rolls_back_on_the_routers_numbers(void **state)
 	struct autoscaler *a = NULL;
 	struct nova_err err;
 	json_t *b;
-	worker_cfg(&w);
-	deploy(env, "g", 2);
-	step(env, &w);
-	step(env, &w);
+	deploy_ready(env, &w, "g", 2);
 	assert_int_equal(testenv_http(NULL, env, "PATCH", "/v1/deployments/g", ADMIN,
 				      "{\"model_version\":\"2\",\"rollout\":{\"canary_percent\":50,"
 				      "\"min_requests\":10}}"), 200);

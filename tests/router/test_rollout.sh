@@ -13,7 +13,7 @@
 #     agents' engines are counted), none lost, no request failed.
 #   - Automatic rollback: a canary of version 4, whose engines fail half of
 #     their requests, is rolled back by the guard, and the event says why;
-#     so is a canary of version 5, whose first token comes 1.5 s late (its
+#     so is a canary of version 5, whose first token comes 3 s late (its
 #     TTFT p95 against the previous version's).
 set -u
 . tests/support/lib.sh
@@ -37,7 +37,7 @@ EOM
 "$C" pool create racks --provider lpu --config \
 	"{\"topology\":\"$PWD/etc/datacenter.yaml\",\"allocation\":\"c1r1,c1r2\",\"mock_agents\":true}" \
 	>/dev/null && model 1 && model 2 && model 3 && model 4 "error_percent: 50" &&
-	model 5 "latency_ms: 1500" &&
+	model 5 "latency_ms: 3000" &&
 	"$C" deploy demo:1 --pool racks --replicas 3 --name demo >/dev/null
 if t_wait_sql "SELECT state FROM deployments" running 30 && t_wait_routed 10 demo 3; then
 	t_pass "three replicas of version 1 run and are routed"
@@ -191,14 +191,14 @@ events | grep -q '^rolling back 4 -> 3: automatic rollback: error rate of versio
 t_wait_routed 10 demo 3 && ! grep -q '"version": *"4"' "$T_WORK/out" && t_pass "version 4 left the routes" ||
 	t_fail "routes after the rollback" "$(cat "$T_WORK/out")"
 
-# 6. Automatic rollback on time to first token: version 5 answers 1.5 s late.
+# 6. Automatic rollback on time to first token: version 5 answers 3 s late.
 echo slow >"$T_WORK/phase"
 code=$(patch '{"model":"demo:5","rollout":{"canary_percent":50,"min_requests":10,"max_ttft_ratio":3}}')
 [ "$code" = 200 ] || t_fail "PATCH canary 5" "$code $(cat "$T_WORK/patch.body")"
 if t_wait_sql "SELECT count(*) FROM rollouts WHERE state = 'rolled_back' AND to_version = '5'" 1 90; then
 	t_pass "the guard rolls the slow canary back"
 else t_fail "TTFT rollback" "$(rollout_state): $(events | tail -2)"; fi
-events | grep -q '^rolling back 5 -> 3: automatic rollback: TTFT p95 of version 5 [0-9]* ms > 3.00 x version 3.s ' &&
+events | grep -q '^rolling back 5 -> 3: automatic rollback: TTFT p95 of version 5 at least [0-9]* ms (about [0-9]*) > 3.00 x version 3.s at most ' &&
 	t_pass "the event says why: $(events | grep 'TTFT p95' | tail -1)" || t_fail "TTFT event" "$(events | tail -3)"
 no_failure slow "a slow canary fails no request"
 echo done >"$T_WORK/phase"
