@@ -516,10 +516,15 @@ void cli_rollout_print(FILE *f, const char *label, int width, const json_t *r)
 		cli_cell(b[0], CLI_CELL_MAX, json_object_get(r, "max_surge")),
 		cli_cell(b[1], CLI_CELL_MAX, json_object_get(r, "max_unavailable")));
 	if (json_is_object(target)) {
+		/* Ready of the count it is to reach (a novad without "wanted":
+		 * of the replicas it has now). */
+		const json_t *wanted = json_object_get(target, "wanted");
 		fprintf(f, "  progress: version %s ready %lld/%lld",
 			cli_cell(b[0], CLI_CELL_MAX, json_object_get(target, "version")),
 			(long long)json_integer_value(json_object_get(target, "ready")),
-			(long long)json_integer_value(json_object_get(target, "total")));
+			(long long)json_integer_value(json_is_integer(wanted)
+							      ? wanted
+							      : json_object_get(target, "total")));
 		if (json_is_object(previous)) {
 			long long draining = json_integer_value(json_object_get(previous, "draining"));
 			fprintf(f, "; version %s %lld",

@@ -247,6 +247,10 @@ int deployment_update(json_t **out, struct db_pool *db, struct notify *work, con
  * leaves a rollout another pass (of any novad) goes on with: no twin
  * replica (one row per version and ordinal), none lost. */
 
+/* A canary's replicas for a count: ceil(replicas x percent / 100), at
+ * least 1 (0 for a count of 0). */
+long long deployment_canary_replicas(long long replicas, long long percent);
+
 /* POST /v1/deployments/{d}/promote: a canary goes on rolling out.
  * NOVA_ECONFLICT (field "deployment") when there is no canary. */
 int deployment_rollout_promote(json_t **out, struct db_pool *db, struct notify *work,

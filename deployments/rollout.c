@@ -12,6 +12,12 @@
 
 #define RO_MAX_SURGE 1000
 
+long long deployment_canary_replicas(long long replicas, long long percent)
+{
+	long long k = (replicas * percent + 99) / 100;
+	return replicas <= 0 ? 0 : k < 1 ? 1 : k > replicas ? replicas : k;
+}
+
 void deployment_rollout_spec_defaults(struct deployment_rollout_spec *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -499,7 +505,7 @@ int dep_rollout_json(json_t **out, struct db_conn *c, const char *dep_id, struct
 	int rc;
 	*out = NULL;
 	rc = db_exec(&res, c,
-		     "SELECT " RO_COLS ", tm.version AS target_version, "
+		     "SELECT " RO_COLS ", tm.version AS target_version, d.replicas AS wanted, "
 		     "(SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id "
 		     "AND r.model_id = d.model_id) AS t_total, "
 		     "(SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id "
@@ -528,9 +534,14 @@ int dep_rollout_json(json_t **out, struct db_conn *c, const char *dep_id, struct
 				   ? db_value(res, 0, "from_version")
 				   : db_value(res, 0, "to_version");
 	const char *fin = db_value(res, 0, "finished_at");
+	/* The count the target version is to reach: the canary's share while
+	 * it holds (as the worker sizes it), else the deployment's count. */
+	long long wanted = atoll(db_value(res, 0, "wanted"));
+	if (!strcmp(db_value(res, 0, "state"), "canary"))
+		wanted = deployment_canary_replicas(wanted, s.canary_percent);
 	*out = json_pack(
 		"{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:o, "
-		"s:{s:{s:s, s:I, s:I}, s:{s:s, s:I, s:I, s:I}}, s:s, s:s, s:s, s:s, s:o}",
+		"s:{s:{s:s, s:I, s:I, s:I}, s:{s:s, s:I, s:I, s:I}}, s:s, s:s, s:s, s:s, s:o}",
 		"id", (json_int_t)atoll(db_value(res, 0, "id")), "state", db_value(res, 0, "state"),
 		"from_version", db_value(res, 0, "from_version"), "to_version",
 		db_value(res, 0, "to_version"), "target_version", target, "max_surge",
@@ -539,7 +550,8 @@ int dep_rollout_json(json_t **out, struct db_conn *c, const char *dep_id, struct
 		"drain_timeout_s", (json_int_t)s.drain_timeout_s, "auto_rollback", ro_analysis_json(&s),
 		"progress", "target", "version", target, "total",
 		(json_int_t)atoll(db_value(res, 0, "t_total")), "ready",
-		(json_int_t)atoll(db_value(res, 0, "t_ready")), "previous", "version", prev, "total",
+		(json_int_t)atoll(db_value(res, 0, "t_ready")), "wanted", (json_int_t)wanted,
+		"previous", "version", prev, "total",
 		(json_int_t)atoll(db_value(res, 0, "p_total")), "ready",
 		(json_int_t)atoll(db_value(res, 0, "p_ready")), "draining",
 		(json_int_t)atoll(db_value(res, 0, "p_draining")), "waiting_for",

@@ -486,10 +486,8 @@ static long long wk_target_count(const struct wk_ctx *x, const struct store_roll
 	long long r = x->dep.replicas;
 	if (!ro->active)
 		return r + x->dep.standby_replicas;
-	if (strcmp(ro->state, "canary") == 0) {
-		long long k = (r * ro->canary_percent + 99) / 100;
-		return r == 0 ? 0 : k < 1 ? 1 : k > r ? r : k;
-	}
+	if (strcmp(ro->state, "canary") == 0)
+		return deployment_canary_replicas(r, ro->canary_percent);
 	/* Rolling (either way): new replicas up to the count, the whole at
 	 * most max_surge above it (draining replicas not counted, as
 	 * Kubernetes does not count terminating pods). */

@@ -235,7 +235,7 @@ static char *block_of(const char *label, int width, const char *rollout)
 	"\"target_version\": \"2\", \"max_surge\": 1, \"max_unavailable\": 0, "                 \
 	"\"canary_percent\": null, \"drain_timeout_s\": 30, \"auto_rollback\": {\"enabled\": "  \
 	"true, \"max_error_rate_increase\": 0.05, \"max_ttft_ratio\": 2.0, \"min_requests\": "  \
-	"20}, \"progress\": {\"target\": {\"version\": \"2\", \"total\": 4, \"ready\": 2}, "     \
+	"20}, \"progress\": {\"target\": {\"version\": \"2\", \"total\": 3, \"ready\": 2, \"wanted\": 4}, "     \
 	"\"previous\": {\"version\": \"1\", \"total\": 4, \"ready\": 3, \"draining\": 1}}, "   \
 	"\"waiting_for\": \"replica 2 of version 1 to drain\", \"reason\": \"\", "              \
 	"\"started_at\": \"2027-01-05T10:00:00Z\", \"updated_at\": \"2027-01-05T10:01:00Z\", "  \
