@@ -188,6 +188,10 @@ nova_stop() {
 # logs, the state) there, for a failure that needs looking into.
 t_cleanup() {
 	nova_stop
+	# The lpu agents this novad started (detached: they outlive it by
+	# design) would otherwise run on into the next test, which counts
+	# the agents it sees.
+	[ -n "${NOVA_URL:-}" ] && pkill -f "nova-sidecar --gateway $NOVA_URL " 2>/dev/null
 	if [ -n "${T_KEEP:-}" ]; then cp -r "$T_WORK" "$T_KEEP" 2>/dev/null; fi
 	rm -rf "$T_WORK"
 }
