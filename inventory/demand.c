@@ -309,50 +309,59 @@ int inventory_version_stats_read(struct inventory_version_stats **out, size_t *n
 	return 0;
 }
 
-bool inventory_ttft_quantile_bucket(double *lo, double *hi,
-				    const long long ttft[INVENTORY_TTFT_BUCKETS], double q)
+/* Where the q-quantile of a histogram falls: its bucket, the counts below
+ * it and its rank; false when the histogram is empty. The one walk both
+ * readings below share. */
+static bool dm_ttft_rank(int *bucket, long long *below, double *rank,
+			 const long long ttft[INVENTORY_TTFT_BUCKETS], double q)
 {
 	long long total = 0, seen = 0;
 	for (int b = 0; b < INVENTORY_TTFT_BUCKETS; b++)
 		total += ttft[b];
 	if (total == 0)
 		return false;
-	double rank = q * (double)total;
+	*rank = q * (double)total;
 	for (int b = 0; b < INVENTORY_TTFT_BUCKETS; b++) {
-		seen += ttft[b];
-		if (ttft[b] > 0 && (double)seen >= rank) {
-			*lo = b ? inventory_ttft_bounds_ms[b - 1] : 0;
-			*hi = inventory_ttft_bounds_ms[b];
+		if (ttft[b] > 0 && (double)(seen + ttft[b]) >= *rank) {
+			*bucket = b;
+			*below = seen;
 			return true;
 		}
+		seen += ttft[b];
 	}
-	*lo = inventory_ttft_bounds_ms[INVENTORY_TTFT_BUCKETS - 2];
-	*hi = inventory_ttft_bounds_ms[INVENTORY_TTFT_BUCKETS - 1];
+	/* A q above 1 left the rank past the last count: the +Inf bucket. */
+	*bucket = INVENTORY_TTFT_BUCKETS - 1;
+	*below = seen;
+	return true;
+}
+
+bool inventory_ttft_quantile_bucket(double *lo, double *hi,
+				    const long long ttft[INVENTORY_TTFT_BUCKETS], double q)
+{
+	int b;
+	long long below;
+	double rank;
+	if (!dm_ttft_rank(&b, &below, &rank, ttft, q))
+		return false;
+	*lo = b ? inventory_ttft_bounds_ms[b - 1] : 0;
+	*hi = inventory_ttft_bounds_ms[b];
 	return true;
 }
 
 double inventory_ttft_quantile(const long long ttft[INVENTORY_TTFT_BUCKETS], double q)
 {
-	long long total = 0, seen = 0;
-	for (int b = 0; b < INVENTORY_TTFT_BUCKETS; b++)
-		total += ttft[b];
-	if (total == 0)
+	int b;
+	long long below;
+	double rank;
+	if (!dm_ttft_rank(&b, &below, &rank, ttft, q))
 		return -1;
-	double rank = q * (double)total;
-	for (int b = 0; b < INVENTORY_TTFT_BUCKETS; b++) {
-		if (ttft[b] == 0 || (double)(seen + ttft[b]) < rank) {
-			seen += ttft[b];
-			continue;
-		}
-		/* Linear within the bucket, as Prometheus' histogram_quantile;
-		 * the last (+Inf) bucket answers its lower bound. */
-		double lo = b ? inventory_ttft_bounds_ms[b - 1] : 0;
-		double hi = inventory_ttft_bounds_ms[b];
-		if (isinf(hi))
-			return lo;
-		return lo + (hi - lo) * ((rank - (double)seen) / (double)ttft[b]);
-	}
-	return inventory_ttft_bounds_ms[INVENTORY_TTFT_BUCKETS - 2];
+	/* Linear within the bucket, as Prometheus' histogram_quantile; the
+	 * last (+Inf) bucket answers its lower bound. */
+	double lo = b ? inventory_ttft_bounds_ms[b - 1] : 0;
+	double hi = inventory_ttft_bounds_ms[b];
+	if (isinf(hi))
+		return lo;
+	return lo + (hi - lo) * ((rank - (double)below) / (double)ttft[b]);
 }
 
 int inventory_demand_read(struct inventory_demand **out, size_t *n, struct db_pool *db,
