@@ -45,6 +45,18 @@ int dep_rollout_resolve(struct dep_new_model *out, struct db_pool *db, const cha
  * new version and start the rollout (or, stopped, just switch). */
 int dep_rollout_start_tx(struct db_conn *c, const char *dep_id, const struct dep_new_model *nm,
 			 const struct deployment_rollout_spec *spec, struct nova_err *err);
+/* A rollouts row's columns, and the one decoder of its knobs (the API's
+ * reads and the worker's, store.c). ro is the table's alias. */
+#define DEP_ROLLOUT_COLS                                                                      \
+	"ro.id, ro.deployment_id, ro.state, ro.from_version, ro.to_version, "                 \
+	"coalesce(ro.from_model_id::text, '') AS from_model_id, "                            \
+	"coalesce(ro.to_model_id::text, '') AS to_model_id, ro.max_surge, ro.max_unavailable, " \
+	"coalesce(ro.canary_percent, 0) AS canary_percent, ro.drain_timeout_s, "              \
+	"ro.analysis::text AS analysis, ro.waiting_for, ro.reason, "                         \
+	DB_TS("ro.started_at") " AS started_at, " DB_TS("ro.updated_at") " AS updated_at, " \
+	"coalesce(" DB_TS("ro.finished_at") ", '') AS finished_at "
+void dep_rollout_spec_decode(struct deployment_rollout_spec *s, const PGresult *res, int row);
+
 /* The deployment's latest rollout as the API shows it, or JSON null. */
 int dep_rollout_json(json_t **out, struct db_conn *c, const char *dep_id, struct nova_err *err);
 

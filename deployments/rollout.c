@@ -75,8 +75,7 @@ static json_t *ro_analysis_json(const struct deployment_rollout_spec *s)
 			 s->max_ttft_ratio, "min_requests", (json_int_t)s->min_requests);
 }
 
-/* The knobs back from a rollouts row's columns (analysis as stored). */
-static void ro_spec_from_row(struct deployment_rollout_spec *s, const PGresult *res, int row)
+void dep_rollout_spec_decode(struct deployment_rollout_spec *s, const PGresult *res, int row)
 {
 	json_t *a = json_loads(db_value(res, row, "analysis"), 0, NULL);
 	deployment_rollout_spec_defaults(s);
@@ -94,15 +93,6 @@ static void ro_spec_from_row(struct deployment_rollout_spec *s, const PGresult *
 		s->min_requests = json_integer_value(json_object_get(a, "min_requests"));
 	json_decref(a);
 }
-
-#define RO_COLS                                                                               \
-	"ro.id, ro.deployment_id, ro.state, ro.from_version, ro.to_version, "                 \
-	"coalesce(ro.from_model_id::text, '') AS from_model_id, "                            \
-	"coalesce(ro.to_model_id::text, '') AS to_model_id, ro.max_surge, ro.max_unavailable, " \
-	"coalesce(ro.canary_percent, 0) AS canary_percent, ro.drain_timeout_s, "              \
-	"ro.analysis::text AS analysis, ro.waiting_for, ro.reason, "                         \
-	DB_TS("ro.started_at") " AS started_at, " DB_TS("ro.updated_at") " AS updated_at, " \
-	"coalesce(" DB_TS("ro.finished_at") ", '') AS finished_at "
 
 /* --- starting one ---------------------------------------------------------------- */
 
@@ -181,7 +171,7 @@ static int ro_active(PGresult **res, struct db_conn *c, const char *dep_id, stru
 {
 	const char *params[1] = {dep_id};
 	return db_exec(res, c,
-		       "SELECT " RO_COLS "FROM rollouts ro WHERE ro.deployment_id = $1::uuid "
+		       "SELECT " DEP_ROLLOUT_COLS "FROM rollouts ro WHERE ro.deployment_id = $1::uuid "
 		       "AND ro.state IN ('rolling', 'canary', 'rolling_back') FOR UPDATE",
 		       1, params, err);
 }
@@ -382,7 +372,7 @@ static int ro_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 		PGresult *last = NULL;
 		const char *p[1] = {ch->id};
 		rc = db_exec(&last, c,
-			     "SELECT " RO_COLS ", d.model_id::text AS current FROM rollouts ro "
+			     "SELECT " DEP_ROLLOUT_COLS ", d.model_id::text AS current FROM rollouts ro "
 			     "JOIN deployments d ON d.id = ro.deployment_id "
 			     "WHERE ro.deployment_id = $1::uuid ORDER BY ro.id DESC LIMIT 1",
 			     1, p, err);
@@ -394,7 +384,7 @@ static int ro_change_tx(struct db_conn *c, void *arg, struct nova_err *err)
 			struct dep_new_model nm;
 			struct deployment_rollout_spec spec;
 			memset(&nm, 0, sizeof(nm));
-			ro_spec_from_row(&spec, last, 0);
+			dep_rollout_spec_decode(&spec, last, 0);
 			spec.canary_percent = 0;
 			snprintf(nm.id, sizeof(nm.id), "%s", db_value(last, 0, "from_model_id"));
 			snprintf(nm.version, sizeof(nm.version), "%s", db_value(last, 0, "from_version"));
@@ -468,7 +458,7 @@ int deployment_rollouts_guarded(struct deployment_rollout_active **out, size_t *
 	*out = NULL;
 	*n = 0;
 	if ((rc = db_pool_exec(&res, db,
-			       "SELECT " RO_COLS ", d.name AS name, m.name AS model FROM rollouts ro "
+			       "SELECT " DEP_ROLLOUT_COLS ", d.name AS name, m.name AS model FROM rollouts ro "
 			       "JOIN deployments d ON d.id = ro.deployment_id "
 			       "JOIN models m ON m.id = d.model_id "
 			       "WHERE ro.state IN ('rolling', 'canary') "
@@ -489,7 +479,7 @@ int deployment_rollouts_guarded(struct deployment_rollout_active **out, size_t *
 		snprintf(a->model, sizeof(a->model), "%s", db_value(res, i, "model"));
 		snprintf(a->from_version, sizeof(a->from_version), "%s", db_value(res, i, "from_version"));
 		snprintf(a->to_version, sizeof(a->to_version), "%s", db_value(res, i, "to_version"));
-		ro_spec_from_row(&a->spec, res, i);
+		dep_rollout_spec_decode(&a->spec, res, i);
 	}
 	*n = (size_t)rows;
 	PQclear(res);
@@ -505,7 +495,7 @@ int dep_rollout_json(json_t **out, struct db_conn *c, const char *dep_id, struct
 	int rc;
 	*out = NULL;
 	rc = db_exec(&res, c,
-		     "SELECT " RO_COLS ", tm.version AS target_version, d.replicas AS wanted, "
+		     "SELECT " DEP_ROLLOUT_COLS ", tm.version AS target_version, d.replicas AS wanted, "
 		     "(SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id "
 		     "AND r.model_id = d.model_id) AS t_total, "
 		     "(SELECT count(*) FROM replicas r WHERE r.deployment_id = d.id "
@@ -528,7 +518,7 @@ int dep_rollout_json(json_t **out, struct db_conn *c, const char *dep_id, struct
 		return 0;
 	}
 	struct deployment_rollout_spec s;
-	ro_spec_from_row(&s, res, 0);
+	dep_rollout_spec_decode(&s, res, 0);
 	const char *target = db_value(res, 0, "target_version");
 	const char *prev = strcmp(target, db_value(res, 0, "to_version")) == 0
 				   ? db_value(res, 0, "from_version")

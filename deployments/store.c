@@ -7,6 +7,7 @@
 
 #include "core/ids.h"
 #include "core/textbuf.h"
+#include "deployments/dep_int.h"
 #include "deployments/placement.h"
 
 int store_item_claim(bool *got, struct store_item *it, struct db_pool *db, const char *owner,
@@ -314,10 +315,9 @@ int store_rollout_active(struct store_rollout *out, struct db_pool *db, const ch
 	int rc;
 	memset(out, 0, sizeof(*out));
 	if ((rc = db_pool_exec(&res, db,
-			       "SELECT id, state, from_version, to_version, max_surge, max_unavailable, "
-			       "coalesce(canary_percent, 0) AS canary_percent, drain_timeout_s, waiting_for "
-			       "FROM rollouts WHERE deployment_id = $1::uuid "
-			       "AND state IN ('rolling', 'canary', 'rolling_back')",
+			       "SELECT " DEP_ROLLOUT_COLS "FROM rollouts ro "
+			       "WHERE ro.deployment_id = $1::uuid "
+			       "AND ro.state IN ('rolling', 'canary', 'rolling_back')",
 			       1, params, err)))
 		return rc;
 	if (PQntuples(res) == 1) {
@@ -328,10 +328,7 @@ int store_rollout_active(struct store_rollout *out, struct db_pool *db, const ch
 		snprintf(out->from_version, sizeof(out->from_version), "%s",
 			 db_value(res, 0, "from_version"));
 		snprintf(out->to_version, sizeof(out->to_version), "%s", db_value(res, 0, "to_version"));
-		out->max_surge = atoll(db_value(res, 0, "max_surge"));
-		out->max_unavailable = atoll(db_value(res, 0, "max_unavailable"));
-		out->canary_percent = atoll(db_value(res, 0, "canary_percent"));
-		out->drain_timeout_s = atoll(db_value(res, 0, "drain_timeout_s"));
+		dep_rollout_spec_decode(&out->spec, res, 0);
 		snprintf(out->waiting_for, sizeof(out->waiting_for), "%s",
 			 db_value(res, 0, "waiting_for"));
 	}

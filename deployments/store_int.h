@@ -108,7 +108,7 @@ struct store_rollout {
 	char id_s[24];
 	char state[16];
 	char from_version[65], to_version[65];
-	long long max_surge, max_unavailable, canary_percent, drain_timeout_s;
+	struct deployment_rollout_spec spec; /* the knobs */
 	char waiting_for[512];
 };
 int store_rollout_active(struct store_rollout *out, struct db_pool *db, const char *dep_id,

@@ -487,11 +487,11 @@ static long long wk_target_count(const struct wk_ctx *x, const struct store_roll
 	if (!ro->active)
 		return r + x->dep.standby_replicas;
 	if (strcmp(ro->state, "canary") == 0)
-		return deployment_canary_replicas(r, ro->canary_percent);
+		return deployment_canary_replicas(r, ro->spec.canary_percent);
 	/* Rolling (either way): new replicas up to the count, the whole at
 	 * most max_surge above it (draining replicas not counted, as
 	 * Kubernetes does not count terminating pods). */
-	long long room = r + ro->max_surge - (sets->t_live + sets->o_live);
+	long long room = r + ro->spec.max_surge - (sets->t_live + sets->o_live);
 	long long want = sets->t_live + (room > 0 ? room : 0);
 	return want > r ? r : want;
 }
@@ -528,7 +528,7 @@ static int wk_versions_state(enum wk_outcome *how, struct wk_ctx *x, const struc
 	else if (canary)
 		snprintf(waiting, sizeof(waiting),
 			 "canary: version %s takes %lld%% of the traffic on %lld replicas; promote or "
-			 "roll back", target, ro->canary_percent, sets.t_ready);
+			 "roll back", target, ro->spec.canary_percent, sets.t_ready);
 	else if (sets.o_total > 0)
 		snprintf(waiting, sizeof(waiting), "%lld replicas of version %s to replace", sets.o_total,
 			 prev);
@@ -621,7 +621,7 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		bool canary = ro.active && strcmp(ro.state, "canary") == 0;
 		long long drain_n = sets.o_ready_serving;
 		if (ro.active && !canary) {
-			long long floor = serving - ro.max_unavailable;
+			long long floor = serving - ro.spec.max_unavailable;
 			long long avail = sets.t_serving_ready + sets.o_ready_serving;
 			drain_n = avail - (floor > 0 ? floor : 0);
 		} else if (canary) {
@@ -637,7 +637,7 @@ static int wk_deployment(enum wk_outcome *how, struct wk_ctx *x, struct nova_err
 		if (marked) /* out of the routes now: the table looks again at once */
 			notify_signal(x->cfg->unrouted);
 		if ((rc = wk_drains(&drains_left, &drains_ended, x,
-				    (ro.active ? ro.drain_timeout_s : 30) * 1000, err)))
+				    (ro.active ? ro.spec.drain_timeout_s : 30) * 1000, err)))
 			return rc;
 		/* A replica that began draining no longer counts against the
 		 * surge: the next new one is written in this pass, not the
