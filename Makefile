@@ -31,7 +31,7 @@ LDLIBS   += $(PKG_LIBS) -lpthread -lm
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -DNOVA_VERSION='"$(VERSION)"' -DNOVA_SYSCONFDIR='"$(SYSCONFDIR)"'
 
-LIB_DIRS := core audit adapters adapters/fake adapters/lpu adapters/kubernetes adapters/ssh pools models deployments inventory autoscaler auth gateway sidecar router
+LIB_DIRS := core events audit adapters adapters/fake adapters/lpu adapters/kubernetes adapters/ssh pools models deployments inventory autoscaler auth gateway sidecar router
 LIB_SRCS := $(filter-out %_main.c,$(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/assets.o
 LIB      := $(BUILD)/libnova.a
@@ -55,7 +55,7 @@ TEST_DRIVERS := $(TEST_DRIVER_SRCS:%.c=$(BUILD)/%)
 
 SQL_FILES := $(sort $(wildcard sql/[0-9][0-9][0-9][0-9]_*.sql))
 WEB_FILES := $(sort $(shell find web -type f 2>/dev/null))
-HEADERS   := $(wildcard core/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
+HEADERS   := $(wildcard core/*.h events/*.h adapters/*.h adapters/*/*.h pools/*.h deployments/*.h \
              inventory/*.h autoscaler/*.h auth/*.h audit/*.h gateway/*.h cli/*.h models/*.h sidecar/*.h router/*.h)
 
 .PHONY: all deps test asan run install deb check-headers check-layers clean tests fuzz fuzz-build bench

@@ -69,6 +69,10 @@ struct db_conn {
 	unsigned adv_locks; /* session advisory locks taken through this API */
 	unsigned deadline_ms; /* this borrowing's statement deadline; 0: none */
 	bool probe;           /* this borrower tries a database the breaker holds down */
+	/* A listener's connection (db_listen_open): its own conninfo (NULL:
+	 * the pool's), and outside the breaker, whose state is the pool's. */
+	bool own;
+	char *conninfo;
 };
 
 struct db_pool {
@@ -118,6 +122,8 @@ static long long db_now_ms(void)
 static void db_breaker_trip(struct db_conn *c, const char *why)
 {
 	struct db_pool *p = c->pool;
+	if (c->own)
+		return;
 	pthread_mutex_lock(&p->lock);
 	bool was_closed = !p->down_until;
 	p->down_wait_ms = p->down_wait_ms ? p->down_wait_ms * 2 : DB_BREAKER_MIN_MS;
@@ -140,6 +146,8 @@ static void db_breaker_reset(struct db_conn *c)
 {
 	struct db_pool *p = c->pool;
 	bool was_open;
+	if (c->own)
+		return;
 	pthread_mutex_lock(&p->lock);
 	was_open = p->down_until != 0;
 	p->down_until = 0;
@@ -479,7 +487,8 @@ static int db_connect(struct db_conn *c, struct nova_err *err)
 	const char *const keys[] = {"application_name", "keepalives", "keepalives_idle",
 				    "keepalives_interval", "keepalives_count", "dbname", NULL};
 	const char *const vals[] = {"novad", "1", DB_KEEPALIVES_IDLE, DB_KEEPALIVES_INTERVAL,
-				    DB_KEEPALIVES_COUNT, pool->conninfo, NULL};
+				    DB_KEEPALIVES_COUNT, c->conninfo ? c->conninfo : pool->conninfo,
+				    NULL};
 	long long deadline = db_now_ms() + pool->statement_timeout_ms;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	char line[256];
@@ -845,6 +854,72 @@ int db_advisory_unlock(struct db_conn *conn, long long key, struct nova_err *err
 int db_ping(struct db_pool *pool, struct nova_err *err)
 {
 	return db_pool_exec(NULL, pool, "SELECT 1", 0, NULL, err);
+}
+
+/* --- listening ------------------------------------------------------------ */
+
+struct db_listener {
+	struct db_conn c;
+};
+
+int db_listen_open(struct db_listener **out, struct db_pool *pool, const char *conninfo,
+		   const char *listen_sql, struct nova_err *err)
+{
+	struct db_listener *l = calloc(1, sizeof(*l));
+	int rc;
+	*out = NULL;
+	if (!l || (conninfo && !(l->c.conninfo = strdup(conninfo)))) {
+		free(l);
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	}
+	l->c.pool = pool;
+	l->c.own = true;
+	l->c.in_use = true;
+	if ((rc = db_connect(&l->c, err)) || (rc = db_exec(NULL, &l->c, listen_sql, 0, NULL, err))) {
+		db_listen_close(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+int db_listen_wait(unsigned *got, struct db_listener *l, unsigned timeout_ms, struct nova_err *err)
+{
+	PGconn *pg = l->c.pg;
+	long long deadline = db_now_ms() + timeout_ms;
+	*got = 0;
+	for (;;) {
+		PGnotify *n;
+		if (!pg || PQstatus(pg) != CONNECTION_OK || !PQconsumeInput(pg)) {
+			char line[256];
+			db_first_line(line, sizeof(line), pg ? PQerrorMessage(pg) : "");
+			return nova_err_set(err, NOVA_EUNAVAIL, "", "the listening connection was lost: %s",
+					    line[0] ? line : "closed");
+		}
+		while ((n = PQnotifies(pg))) {
+			(*got)++;
+			PQfreemem(n);
+		}
+		if (*got)
+			return 0;
+		int w = db_wait(PQsocket(pg), POLLIN, deadline);
+		if (w == 0)
+			return 0;
+		if (w < 0)
+			return nova_err_set(err, NOVA_EUNAVAIL, "", "the listening connection has no socket");
+	}
+}
+
+void db_listen_close(struct db_listener *l)
+{
+	if (!l)
+		return;
+	PQfinish(l->c.pg);
+	if (l->c.conninfo) {
+		explicit_bzero(l->c.conninfo, strlen(l->c.conninfo));
+		free(l->c.conninfo);
+	}
+	free(l);
 }
 
 /* --- migrations ----------------------------------------------------------- */

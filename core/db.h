@@ -150,6 +150,25 @@ int db_advisory_unlock(struct db_conn *conn, long long key, struct nova_err *err
 /* Cheap liveness probe (SELECT 1) on a pooled connection. */
 int db_ping(struct db_pool *pool, struct nova_err *err);
 
+/* --- listening ----------------------------------------------------------
+ * A connection of its own for LISTEN (the event plane's wake-ups): opened
+ * against conninfo (NULL: the pool's; a direct URL when the pool's goes
+ * through a pooler in transaction mode, which does not keep a session's
+ * LISTEN), within the pool's statement deadline, then listen_sql run (a
+ * literal, "LISTEN channel": a channel is an identifier, never a
+ * parameter). It is never handed out by the pool, and its failures leave
+ * the pool's breaker alone. One thread uses it. */
+struct db_listener;
+int db_listen_open(struct db_listener **out, struct db_pool *pool, const char *conninfo,
+		   const char *listen_sql, struct nova_err *err);
+/* Wait up to timeout_ms for notifications: *got counts those that came
+ * (all of them consumed; 0 when the time ran out). NOVA_EUNAVAIL when the
+ * connection is lost (a restarted server, a dropped link): close it and
+ * open another. */
+int db_listen_wait(unsigned *got, struct db_listener *l, unsigned timeout_ms, struct nova_err *err);
+/* Accepts NULL. */
+void db_listen_close(struct db_listener *l);
+
 /* --- migrations ------------------------------------------------------- */
 
 struct db_migration {
