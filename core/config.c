@@ -222,7 +222,8 @@ static int cfg_yaml_provider_files(struct cfg *c, struct ydoc *d, yaml_node_t *s
 
 int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 {
-	static const char *const keys[] = {"listen", "database_url", "admin_token", "state_dir",
+	static const char *const keys[] = {"listen", "database_url", "database_listen_url",
+					   "admin_token", "state_dir",
 					   "log_level", "database_pool_size", "http", "providers",
 					   "workers", "worker_lease_ms", "heartbeat_interval_ms",
 					   "node_failed_after_ms", "idle_node_grace_s",
@@ -247,6 +248,10 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		goto out;
 	if ((n = ydoc_map_get(d, root, "database_url")) &&
 	    (rc = ydoc_copy_string(c->database_url, sizeof(c->database_url), d, n, "database_url", err)))
+		goto out;
+	if ((n = ydoc_map_get(d, root, "database_listen_url")) &&
+	    (rc = ydoc_copy_string(c->database_listen_url, sizeof(c->database_listen_url), d, n,
+				   "database_listen_url", err)))
 		goto out;
 	if ((n = ydoc_map_get(d, root, "admin_token")) &&
 	    (rc = ydoc_copy_string(c->admin_token, sizeof(c->admin_token), d, n, "admin_token", err)))
@@ -430,6 +435,7 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 	} strs[] = {
 		{"NOVA_LISTEN", c->listen, sizeof(c->listen)},
 		{"NOVA_DATABASE_URL", c->database_url, sizeof(c->database_url)},
+		{"NOVA_DATABASE_LISTEN_URL", c->database_listen_url, sizeof(c->database_listen_url)},
 		{"NOVA_ADMIN_TOKEN", c->admin_token, sizeof(c->admin_token)},
 		{"NOVA_STATE_DIR", c->state_dir, sizeof(c->state_dir)},
 		{"NOVA_LPU_AGENT", c->lpu_agent, sizeof(c->lpu_agent)},

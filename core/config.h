@@ -27,6 +27,10 @@
 struct cfg {
 	char listen[256];            /* listen:            NOVA_LISTEN          */
 	char database_url[2048];     /* database_url:      NOVA_DATABASE_URL    */
+	/* database_listen_url (NOVA_DATABASE_LISTEN_URL): where the event
+	 * plane's listener LISTENs (events/events.h) when database_url goes
+	 * through a pooler in transaction mode; "" (default): database_url. */
+	char database_listen_url[2048];
 	char admin_token[256];       /* admin_token:       NOVA_ADMIN_TOKEN     */
 	char state_dir[1024];        /* state_dir:         NOVA_STATE_DIR       */
 	enum nova_log_level log_level; /* log_level:       NOVA_LOG_LEVEL       */

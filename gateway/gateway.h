@@ -75,6 +75,11 @@ void gw_fleet_metrics_stop(struct gw *gw);
  * it outlives the server's requests: novad stops the server first). */
 struct autoscaler;
 void gw_autoscaler_set(struct gw *gw, struct autoscaler *a);
+/* The event plane's listener (events/events.h), once started: the event
+ * watch streams know from its head whether there is anything to read, and
+ * /metrics shows its counters. It outlives the server's requests. */
+struct events_listener;
+void gw_events_set(struct gw *gw, struct events_listener *l);
 /* The OpenAPI 3 document for the routes (new reference). */
 json_t *gw_openapi(void);
 

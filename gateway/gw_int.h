@@ -41,6 +41,7 @@ struct gw {
 	atomic_ullong heartbeats[GW_HB_RESULTS]; /* by enum gw_hb_result */
 	struct gw_fleet_metrics *fleet;    /* routes_metrics.c: the collector, when started */
 	_Atomic(struct autoscaler *) autoscaler; /* for /metrics; gw_autoscaler_set */
+	_Atomic(struct events_listener *) events; /* the event plane's ear; gw_events_set */
 	/* Engine log streams open (routes_logs.c), each with its node. */
 	pthread_mutex_t logs_lock;
 	pthread_cond_t logs_cond;          /* CLOCK_MONOTONIC: one closed */

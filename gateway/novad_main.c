@@ -25,6 +25,7 @@
 #include "core/pg_embedded.h"
 #include "deployments/reconciler.h"
 #include "deployments/worker.h"
+#include "events/events.h"
 #include "gateway/conductor.h"
 #include "gateway/gateway.h"
 #include "gateway/runtime.h"
@@ -299,8 +300,22 @@ struct novad {
 	struct worker *worker;
 	struct reconciler *reconciler;
 	struct autoscaler *autoscaler;
+	struct events_listener *events;
 	char gateway_url[256]; /* where agents reach novad */
 };
+
+/* The event stream's head moved (a change committed by any novad, this
+ * one included): the routing table is read again, the workers look for
+ * work, and the event watchers for events, at once rather than at their
+ * next period. */
+static void novad_events_changed(void *ctx, long long head)
+{
+	struct novad *n = ctx;
+	(void)head;
+	inventory_routes_refresh_soon(n->routes);
+	notify_signal(&n->rt.work);
+	http_server_streams_wake(n->srv);
+}
 
 /* Why start-up stopped: status 2 for a configuration refused (the
  * message goes to stderr as well), 1 for anything else. */
@@ -491,6 +506,12 @@ static int novad_background(struct novad *n, struct nova_err *err)
 	    autoscaler_start(n->autoscaler, err))
 		return novad_refuse("autoscaler failed to start", err, false);
 	gw_autoscaler_set(n->gw, n->autoscaler);
+	/* Last: its wake-ups reach every thread above. */
+	struct events_listener_config ecfg = {.listen_url = cfg->database_listen_url,
+					      .on_change = novad_events_changed, .ctx = n};
+	if (events_listener_start(&n->events, n->db, &ecfg, err))
+		return novad_refuse("event listener failed to start", err, false);
+	gw_events_set(n->gw, n->events);
 	return 0;
 }
 
@@ -501,6 +522,7 @@ static void novad_shutdown(struct novad *n)
 	snprintf(url_path, sizeof(url_path), "%s/novad.url", n->cfg.state_dir);
 	if (n->srv)
 		unlink(url_path);
+	events_listener_stop(n->events); /* it wakes the threads below */
 	inventory_routes_stop(n->routes);
 	http_server_stop(n->srv);
 	if (n->gw)

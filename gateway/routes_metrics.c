@@ -466,6 +466,11 @@ void gw_autoscaler_set(struct gw *gw, struct autoscaler *a)
 	atomic_store(&gw->autoscaler, a);
 }
 
+void gw_events_set(struct gw *gw, struct events_listener *l)
+{
+	atomic_store(&gw->events, l);
+}
+
 static void gw_metrics_autoscaler(struct textbuf *t, struct gw *gw)
 {
 	struct autoscaler_counters ac;
