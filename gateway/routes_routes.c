@@ -77,10 +77,9 @@ static long gw_watch_read(void *arg, char *buf, size_t max)
 		long long age = inventory_routes_age_ms(w->routes, NULL);
 		if (age <= INVENTORY_ROUTES_STALE_MS)
 			w->stale_told = 0;
-		if (w->pending) {
-			w->seen = next;
-		} else if (age > INVENTORY_ROUTES_STALE_MS &&
-			   time(NULL) - w->stale_told >= GW_WATCH_KEEPALIVE_S) {
+		w->seen = next;
+		if (!w->pending && age > INVENTORY_ROUTES_STALE_MS &&
+		    time(NULL) - w->stale_told >= GW_WATCH_KEEPALIVE_S) {
 			/* The database is away: what it has is all there is, and
 			 * it may be old. Said when it turns stale, then with every
 			 * keep-alive; the next update or snapshot ends it. */
@@ -89,7 +88,7 @@ static long gw_watch_read(void *arg, char *buf, size_t max)
 				w->pending = NULL;
 			w->len = w->pending ? strlen(w->pending) : 0;
 			w->stale_told = time(NULL);
-		} else if (time(NULL) - w->last_write >= GW_WATCH_KEEPALIVE_S) {
+		} else if (!w->pending && time(NULL) - w->last_write >= GW_WATCH_KEEPALIVE_S) {
 			/* A comment line: keeps proxies from timing the stream out,
 			 * and a write to a client that left ends the stream. */
 			w->pending = strdup(": keep-alive\n\n");
@@ -220,10 +219,14 @@ void gw_routes_watch(struct gw *gw, struct gw_call *call, struct http_request *r
 	w->routes = gw->deps.routes;
 	w->seen = -1; /* a snapshot first */
 	if (last && *last) {
+		/* A position of the event stream, from this novad or another:
+		 * what the watcher missed since, or nothing, or a snapshot. */
 		char *end;
 		long long v = strtoll(last, &end, 10);
-		if (!*end && v >= 0)
-			w->seen = v;
+		if (!*end && v >= 0) {
+			w->pending = inventory_routes_resume(w->routes, v, &w->seen);
+			w->len = w->pending ? strlen(w->pending) : 0;
+		}
 	}
 	w->last_write = time(NULL);
 	http_response_stream(res, 200, "text/event-stream", gw_watch_read, w, gw_watch_free);

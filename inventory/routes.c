@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/secret.h"
+#include "events/events.h"
 
 /* How old the load hints of a cached table may get while heartbeats keep
  * changing them: the refresh period of the table itself. */
@@ -19,15 +20,24 @@
 #define ROUTES_KEY_MAX 700
 
 struct routes_event {
-	long long version;
-	char *data; /* {"version": V, "changes": {key: route or null}} */
+	long long version;  /* this process's count of changes: watchers' cursors */
+	long long position; /* the event stream's head it was read at: the SSE id */
+	char *data;         /* {"version": position, "changes": {key: route or null}} */
 };
 
 struct inventory_routes {
 	struct db_pool *db;
 	struct inventory *inv;
 	pthread_mutex_t lock;
-	long long version;
+	/* Versions: `version` counts this process's changes (the ring's index
+	 * and the watchers' cursors); `position` is the event stream's head
+	 * (events/events.h) read in the same snapshot as the table when it
+	 * last changed, and `head` the one read last (the table is the
+	 * stream's state at every position read since `position`). Positions
+	 * mean the same on every novad: two tables read at one head are one
+	 * table. */
+	long long version, position, head;
+	bool gap_told;      /* a change with no event was logged */
 	json_t *table;      /* key -> route object (without load) */
 	struct routes_event ring[INVENTORY_ROUTES_HISTORY];
 	size_t ring_next;
@@ -108,7 +118,8 @@ void inventory_routes_destroy(struct inventory_routes *r)
  * "deployment", "node", "version"}], "split"?}, endpoints sorted so equal
  * tables compare equal. An endpoint's version is its replica's (a rollout
  * mixes them); "split" ({version: percent}) is a canary's. */
-static int routes_build(json_t **out, struct inventory_routes *r, struct nova_err *err)
+static int routes_build(json_t **out, long long *head, struct inventory_routes *r,
+			struct nova_err *err)
 {
 	struct db_conn *c;
 	PGresult *res = NULL;
@@ -121,14 +132,22 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 	 * when it has none, so a model scaled to zero or whose replicas all
 	 * failed still has its route, with no endpoint (nova-router holds its
 	 * requests rather than answering 404 for a model it would not know). */
+	/* The event stream's head in the same statement, so in the same
+	 * snapshot: the table is the stream's state at that position. A row
+	 * of its own carries it too, so an empty table has its position.
+	 * Rejected: the head's row LEFT JOIN LATERAL the table's query, which
+	 * the planner costed high enough to compile with JIT (half a second
+	 * a read on a table of one route). */
 	rc = db_exec(&res, c,
-		     "SELECT m.name, m.version, coalesce(m.spec->'adapters', '[]')::text, d.name, "
-		     "r.id, r.endpoint, (SELECT n.name FROM replica_placements rp JOIN nodes n "
-		     "ON n.id = rp.node_id WHERE rp.replica_id = r.id ORDER BY rp.stage DESC LIMIT 1), "
-		     "m.kind, rm.version, "
+		     "SELECT m.name AS mname, m.version AS mversion, "
+		     "coalesce(m.spec->'adapters', '[]')::text AS adapters, d.name AS dname, "
+		     "r.id AS rid, r.endpoint, (SELECT n.name FROM replica_placements rp JOIN nodes n "
+		     "ON n.id = rp.node_id WHERE rp.replica_id = r.id ORDER BY rp.stage DESC LIMIT 1) "
+		     "AS node, m.kind, rm.version AS rversion, "
 		     /* A canary's split: {version: percent} (deployments/deployment.h). */
 		     "CASE WHEN ro.id IS NOT NULL THEN json_build_object(ro.to_version, "
-		     "ro.canary_percent, ro.from_version, 100 - ro.canary_percent)::text END "
+		     "ro.canary_percent, ro.from_version, 100 - ro.canary_percent)::text END AS split, "
+		     "NULL::bigint AS head "
 		     "FROM deployments d JOIN models m ON m.id = d.model_id "
 		     "LEFT JOIN rollouts ro ON ro.deployment_id = d.id AND ro.state = 'canary' "
 		     "LEFT JOIN replicas r ON r.deployment_id = d.id "
@@ -138,13 +157,20 @@ static int routes_build(json_t **out, struct inventory_routes *r, struct nova_er
 		     "WHERE rp.replica_id = r.id AND n.state <> 'ready') "
 		     "LEFT JOIN models rm ON rm.id = r.model_id "
 		     "WHERE d.state NOT IN ('stopping', 'stopped') "
-		     "ORDER BY m.name, r.endpoint, r.id, m.version",
+		     "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+		     "last_id FROM event_stream_head "
+		     "ORDER BY mname, endpoint, rid, mversion",
 		     0, NULL, err);
 	db_conn_release(r->db, c);
 	if (rc)
 		return rc;
 	json_t *t = json_object();
+	*head = 0;
 	for (int i = 0; t && i < PQntuples(res); i++) {
+		if (!PQgetisnull(res, i, 10)) {
+			*head = strtoll(PQgetvalue(res, i, 10), NULL, 10);
+			continue; /* the row that carries the head */
+		}
 		json_t *adapters = json_loads(PQgetvalue(res, i, 2), 0, NULL), *a;
 		bool dynamic = strcmp(PQgetvalue(res, i, 7), "lora_dynamic") == 0;
 		bool none = PQgetisnull(res, i, 4); /* a deployment without a routable replica */
@@ -222,10 +248,11 @@ int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct n
 	json_t *fresh, *changes = json_object();
 	const char *key;
 	json_t *v;
+	long long head;
 	int rc;
 	if (changed)
 		*changed = false;
-	if ((rc = routes_build(&fresh, r, err))) {
+	if ((rc = routes_build(&fresh, &head, r, err))) {
 		json_decref(changes);
 		pthread_mutex_lock(&r->lock);
 		snprintf(r->error, sizeof(r->error), "%.159s", err->message);
@@ -233,8 +260,18 @@ int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct n
 		return rc;
 	}
 	pthread_mutex_lock(&r->lock);
+	if (r->read_ms && head < r->head) {
+		/* Two refreshes crossed (the routes thread and a resuming
+		 * watcher's): the older read is not laid over the newer. */
+		pthread_mutex_unlock(&r->lock);
+		json_decref(fresh);
+		json_decref(changes);
+		return 0;
+	}
+	bool first = r->read_ms == 0;
 	r->read_ms = routes_mono_ms();
 	r->error[0] = '\0';
+	r->head = head;
 	json_object_foreach(fresh, key, v) {
 		if (!json_equal(v, json_object_get(r->table, key)))
 			json_object_set(changes, key, v);
@@ -243,12 +280,30 @@ int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct n
 		if (!json_object_get(fresh, key))
 			json_object_set_new(changes, key, json_null());
 	}
-	if (json_object_size(changes) > 0) {
+	if (first) {
+		/* The first read is the table at its position; watchers get it
+		 * as a snapshot, so it is no change of its own. */
+		json_decref(r->table);
+		r->table = fresh;
+		fresh = NULL;
+		r->position = head;
+		routes_table_etag_update(r);
+	} else if (json_object_size(changes) > 0) {
+		if (head == r->position && !r->gap_told) {
+			/* Every change that can move a route writes an event
+			 * (sql/0022); one that did not is a gap in the triggers. */
+			nova_log(NOVA_LOG_WARN, "routes", "the routing table changed with no event in the "
+				 "stream (position %lld): watchers resuming on another novad may miss it",
+				 head);
+			r->gap_told = true;
+		}
 		struct routes_event *ev = &r->ring[r->ring_next % INVENTORY_ROUTES_HISTORY];
 		r->version++;
+		r->position = head;
 		free(ev->data);
 		ev->version = r->version;
-		json_t *data = json_pack("{s:I, s:O}", "version", (json_int_t)r->version, "changes", changes);
+		ev->position = head;
+		json_t *data = json_pack("{s:I, s:O}", "version", (json_int_t)head, "changes", changes);
 		ev->data = data ? json_dump_compact(data) : NULL;
 		json_decref(data);
 		r->ring_next++;
@@ -258,8 +313,6 @@ int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct n
 		routes_table_etag_update(r);
 		if (changed)
 			*changed = true;
-	} else if (!r->table_etag[0]) {
-		routes_table_etag_update(r); /* the first read, of an empty table */
 	}
 	pthread_mutex_unlock(&r->lock);
 	json_decref(fresh);
@@ -289,7 +342,7 @@ static char *routes_stale_text(const char *text, long long age)
 long long inventory_routes_version(struct inventory_routes *r)
 {
 	pthread_mutex_lock(&r->lock);
-	long long v = r->version;
+	long long v = r->position;
 	pthread_mutex_unlock(&r->lock);
 	return v;
 }
@@ -403,7 +456,7 @@ static int routes_get_plain(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 	pthread_mutex_lock(&r->lock);
 	long long version = r->version;
 	json_t *list = routes_render(r, model, loads, adapters);
-	json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)version, "routes", list);
+	json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)r->position, "routes", list);
 	if (model) {
 		json_t *bare = routes_render(r, model, none, NULL);
 		routes_etag_of(etag, bare);
@@ -464,6 +517,28 @@ int inventory_routes_get(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
 	return *text ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 }
 
+/* The whole table as a snapshot event (caller holds the lock); with
+ * expired >= 0, the position a resuming watcher gave, whose events are no
+ * longer kept: the event says so. */
+static char *routes_snapshot_event(struct inventory_routes *r, long long expired)
+{
+	char *out = NULL;
+	json_t *empty = json_object();
+	json_t *list = routes_render(r, NULL, empty, NULL);
+	json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)r->position, "routes", list);
+	if (body && expired >= 0) {
+		json_object_set_new(body, "expired", json_true());
+		json_object_set_new(body, "resumed_from", json_integer(expired));
+	}
+	char *data = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	if (data && asprintf(&out, "id: %lld\nevent: snapshot\ndata: %s\n\n", r->position, data) < 0)
+		out = NULL;
+	free(data);
+	json_decref(body);
+	json_decref(empty);
+	return out;
+}
+
 char *inventory_routes_next_event(struct inventory_routes *r, long long seen, long long *next_seen)
 {
 	char *out = NULL;
@@ -473,26 +548,139 @@ char *inventory_routes_next_event(struct inventory_routes *r, long long seen, lo
 				   ? r->version - INVENTORY_ROUTES_HISTORY + 1 : 1;
 	if (seen < 0 || seen > r->version || (seen < oldest - 1 && r->version > 0)) {
 		/* New, or from before what the ring remembers: a snapshot. */
-		json_t *empty = json_object();
-		json_t *list = routes_render(r, NULL, empty, NULL);
-		json_t *body = json_pack("{s:I, s:o}", "version", (json_int_t)r->version, "routes", list);
-		char *data = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		if (data && asprintf(&out, "id: %lld\nevent: snapshot\ndata: %s\n\n", r->version, data) < 0)
-			out = NULL;
-		free(data);
-		json_decref(body);
-		json_decref(empty);
+		out = routes_snapshot_event(r, -1);
 		*next_seen = r->version;
 	} else if (seen < r->version) {
 		const struct routes_event *ev =
 			&r->ring[(size_t)(seen) % INVENTORY_ROUTES_HISTORY]; /* version seen+1 */
 		if (ev->version == seen + 1 && ev->data &&
-		    asprintf(&out, "id: %lld\nevent: update\ndata: %s\n\n", ev->version, ev->data) < 0)
+		    asprintf(&out, "id: %lld\nevent: update\ndata: %s\n\n", ev->position, ev->data) < 0)
 			out = NULL;
 		*next_seen = seen + 1;
 	}
 	pthread_mutex_unlock(&r->lock);
 	return out;
+}
+
+/* The local version whose table is the stream's state at position, when
+ * this process read the table at exactly that position (caller holds the
+ * lock): the current table's (where it changed, or the last read), or a
+ * change the ring remembers; -1 otherwise. Not any position between two
+ * reads that found one table: the table may have changed and changed back
+ * between them, and a watcher from a novad that read in between holds the
+ * other one. */
+static long long routes_version_at(const struct inventory_routes *r, long long position)
+{
+	if (position == r->position || position == r->head)
+		return r->version;
+	size_t n = r->ring_next < INVENTORY_ROUTES_HISTORY ? r->ring_next : INVENTORY_ROUTES_HISTORY;
+	for (size_t k = 0; k < n; k++) { /* newest first */
+		const struct routes_event *ev =
+			&r->ring[(r->ring_next - 1 - k) % INVENTORY_ROUTES_HISTORY];
+		if (ev->position == position)
+			return ev->version;
+		if (ev->position < position)
+			break;
+	}
+	return -1;
+}
+
+/* The route keys a resuming watcher may hold of the models named (each
+ * model's name and "name/adapter" for the adapters any version of it
+ * serves or can load), as a JSON array. */
+static int routes_keys_of(json_t **out, struct inventory_routes *r, json_t *models,
+			  struct nova_err *err)
+{
+	char *names = json_dumps(models, JSON_COMPACT);
+	const char *params[1] = {names};
+	PGresult *res;
+	int rc;
+	*out = NULL;
+	if (!names)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	rc = db_pool_exec(&res, r->db,
+		"SELECT n FROM json_array_elements_text($1::json) n UNION "
+		"SELECT m.name || '/' || a FROM models m CROSS JOIN LATERAL jsonb_array_elements_text("
+		"CASE WHEN jsonb_typeof(m.spec->'adapters') = 'array' THEN m.spec->'adapters' "
+		"ELSE '[]' END) a WHERE m.name IN (SELECT json_array_elements_text($1::json))",
+		1, params, err);
+	free(names);
+	if (rc)
+		return rc;
+	json_t *keys = json_array();
+	for (int i = 0; keys && i < PQntuples(res); i++)
+		json_array_append_new(keys, json_string(PQgetvalue(res, i, 0)));
+	PQclear(res);
+	if (!keys)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	*out = keys;
+	return 0;
+}
+
+char *inventory_routes_resume(struct inventory_routes *r, long long position, long long *seen)
+{
+	struct nova_err err;
+	char *out = NULL;
+	*seen = -1; /* a snapshot, unless we know better */
+	if (position < 0)
+		return NULL;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		pthread_mutex_lock(&r->lock);
+		long long v = routes_version_at(r, position), head = r->head;
+		pthread_mutex_unlock(&r->lock);
+		if (v >= 0) {
+			*seen = v;
+			return NULL;
+		}
+		if (position > head) {
+			/* From a novad that read the stream further than this one
+			 * has: read it now, then look again. */
+			if (attempt > 0 || inventory_routes_refresh(NULL, r, &err))
+				return NULL;
+			continue;
+		}
+		/* A position this process never read: the routes of the models
+		 * the events since then touched, as they are now. */
+		json_t *models = NULL, *keys = NULL;
+		bool pruned = false;
+		if (events_route_models(&models, &pruned, r->db, position, head, &err) ||
+		    (!pruned && routes_keys_of(&keys, r, models, &err))) {
+			json_decref(models);
+			return NULL; /* the database is away: a snapshot */
+		}
+		pthread_mutex_lock(&r->lock);
+		if (r->head != head) { /* read again meanwhile: once more */
+			pthread_mutex_unlock(&r->lock);
+			json_decref(models);
+			json_decref(keys);
+			continue;
+		}
+		if (pruned) {
+			out = routes_snapshot_event(r, position);
+		} else {
+			json_t *changes = json_object();
+			size_t i;
+			json_t *k;
+			json_array_foreach(keys, i, k) {
+				json_t *route = json_object_get(r->table, json_string_value(k));
+				json_object_set(changes, json_string_value(k), route ? route : json_null());
+			}
+			json_t *data = json_pack("{s:I, s:o, s:I}", "version", (json_int_t)head, "changes",
+						 changes, "resumed_from", (json_int_t)position);
+			char *text = data ? json_dump_compact(data) : NULL;
+			if (text && json_object_size(changes) > 0 &&
+			    asprintf(&out, "id: %lld\nevent: update\ndata: %s\n\n", head, text) < 0)
+				out = NULL;
+			free(text);
+			json_decref(data);
+		}
+		*seen = r->version;
+		pthread_mutex_unlock(&r->lock);
+		json_decref(models);
+		json_decref(keys);
+		return out;
+	}
+	return NULL;
 }
 
 void inventory_routes_refresh_soon(struct inventory_routes *r)

@@ -66,6 +66,11 @@ void inventory_routes_destroy(struct inventory_routes *r);
  * endpoints changed (a new version and event). */
 int inventory_routes_refresh(bool *changed, struct inventory_routes *r, struct nova_err *err);
 
+/* The table's position in the event stream (events/events.h) where it last
+ * changed: the body's "version" and the watch's event ids, which mean the
+ * same on every novad. */
+long long inventory_routes_version(struct inventory_routes *r);
+
 /* The table, or one model's (or adapter's) routes when model is not NULL:
  * JSON text (caller frees) and its ETag. An unknown model is NOVA_ENOTFOUND.
  * The whole table is rendered once and kept until its version or the load
@@ -79,7 +84,6 @@ int inventory_routes_get(char **text, char etag[INVENTORY_ROUTES_ETAG_LEN],
  * compare. */
 bool inventory_routes_etag(char etag[INVENTORY_ROUTES_ETAG_LEN], struct inventory_routes *r);
 
-long long inventory_routes_version(struct inventory_routes *r);
 /* How many routes (models and adapters) and endpoints the table holds (0
  * before the first read). A walk of the routes under the lock. */
 void inventory_routes_size(size_t *routes, size_t *endpoints, struct inventory_routes *r);
@@ -88,6 +92,22 @@ void inventory_routes_size(size_t *routes, size_t *endpoints, struct inventory_r
  * never was. *error (may be NULL; size 160) receives the last refresh's
  * error, "" when it worked. */
 long long inventory_routes_age_ms(struct inventory_routes *r, char *error);
+
+/* For a watcher that resumes from Last-Event-ID `position` (a position of
+ * the event stream, as every novad's events carry): *seen receives the
+ * cursor to go on with (inventory_routes_next_event's), and the result is
+ * what to send first, if anything. A position this process read (the
+ * current table's, or a change its ring keeps) needs nothing first. One it
+ * never read gets an update with the routes, as they are now, of the
+ * models the stream's events since then touched (each model's key and its
+ * adapters' keys, null for those that are gone; "resumed_from" says from
+ * where), or nothing when they touched none: at least once, never a
+ * change missed, and a route already current sent again is harmless. A
+ * position past the events kept gets a snapshot with "expired": true; one
+ * past this process's head is read for first (the table refreshed once);
+ * when the database does not answer, *seen is -1: a snapshot. Reads the
+ * database without holding the table's lock. */
+char *inventory_routes_resume(struct inventory_routes *r, long long position, long long *seen);
 
 /* For a watcher that has seen version `seen`: the next event as SSE text
  * ("id: V\\nevent: update\\ndata: {...}\\n\\n"), or a snapshot event when

@@ -55,14 +55,22 @@ CREATE INDEX event_stream_at ON event_stream (at);
 -- At commit: the transaction's pending rows (ids below 0: no other
 -- transaction's pending row is visible, and committed rows never have one)
 -- take the next ids in the order they were inserted, with one update of
--- the head for the whole transaction; the later firings of the trigger in
--- the same commit find nothing pending.
+-- the head for the whole transaction. The trigger fires once per row; the
+-- first firing numbers them all and leaves, in a setting local to the
+-- transaction, how many firings are left to skip, so a transaction of n
+-- events costs one pass, not n scans of its n pending rows (3,000 nodes
+-- inserted at once took over 2 s that way).
 CREATE FUNCTION nova_event_order() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    skip bigint := coalesce(nullif(current_setting('nova.event_order_skip', true), ''), '0')::bigint;
     k bigint;
     base bigint;
 BEGIN
+    IF skip > 0 THEN
+        PERFORM set_config('nova.event_order_skip', (skip - 1)::text, true);
+        RETURN NULL;
+    END IF;
     SELECT count(*) INTO k FROM event_stream WHERE id < 0;
     IF k = 0 THEN
         RETURN NULL;
@@ -72,6 +80,7 @@ BEGIN
       FROM (SELECT id, row_number() OVER (ORDER BY id DESC) AS rn
               FROM event_stream WHERE id < 0) p
      WHERE e.id = p.id;
+    PERFORM set_config('nova.event_order_skip', (k - 1)::text, true);
     PERFORM pg_notify('nova_events', '');
     RETURN NULL;
 END

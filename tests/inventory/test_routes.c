@@ -19,6 +19,7 @@
 
 #include "core/http_client.h"
 #include "deployments/worker.h"
+#include "events/events.h"
 #include "inventory/inventory.h"
 #include "inventory/routes.h"
 #include "pools/pool.h"
@@ -408,6 +409,73 @@ static void test_watch_snapshot_then_change_then_resume(void **state)
 	open_watch = fd;
 }
 
+/* Positions mean the same on every novad: a watcher that saw a change on
+ * novad A resumes on novad B, which never read the table at that position,
+ * and gets the routes the events since then touched, as they are now; a
+ * position B read needs nothing; one past the events kept gets a snapshot
+ * that says so. */
+static void test_a_watcher_resumes_on_another_novad(void **state)
+{
+	struct testenv *env = *state;
+	struct inventory_routes *b;
+	struct nova_err err;
+	long long seen, h0, h1, h2;
+	char *ev;
+	assert_int_equal(inventory_routes_create(&b, env->db, NULL, NULL, &err), 0);
+	assert_int_equal(inventory_routes_refresh(NULL, b, &err), 0);
+	refresh(env);
+	h0 = inventory_routes_version(env->routes);
+	assert_int_equal(inventory_routes_version(b), h0);
+
+	/* A sees the node go silent; B does not read meanwhile. */
+	assert_int_equal(pool_node_transition(env->db, node_id, POOL_NODE_UNHEALTHY, "test", &err), 0);
+	refresh(env);
+	h1 = inventory_routes_version(env->routes);
+	assert_true(h1 > h0);
+	assert_null(inventory_routes_resume(env->routes, h0, &seen)); /* a position A read */
+	ev = inventory_routes_next_event(env->routes, seen, &seen);
+	assert_non_null(ev);
+	char want[64];
+	snprintf(want, sizeof(want), "id: %lld\nevent: update", h1);
+	assert_non_null(strstr(ev, want)); /* A's event carries the position */
+	free(ev);
+	/* It comes back; both read now, B finding its table unchanged. */
+	assert_int_equal(pool_node_transition(env->db, node_id, POOL_NODE_READY, "test", &err), 0);
+	refresh(env);
+	h2 = inventory_routes_version(env->routes);
+	assert_true(h2 > h1);
+	assert_int_equal(inventory_routes_refresh(NULL, b, &err), 0);
+	assert_int_equal(inventory_routes_version(b), h0);
+
+	/* From h1 (the model without its endpoint): B sends the model again. */
+	ev = inventory_routes_resume(b, h1, &seen);
+	assert_non_null(ev);
+	assert_non_null(strstr(ev, "event: update"));
+	assert_non_null(strstr(ev, "http://127.0.0.1:9001"));
+	assert_non_null(strstr(ev, "\"resumed_from\":"));
+	assert_non_null(strstr(ev, "\"m/sql\":{")); /* the adapter's route too */
+	free(ev);
+	/* Then nothing more: B's cursor is its current table. */
+	assert_null(inventory_routes_next_event(b, seen, &seen));
+	/* Positions B read need nothing first. */
+	assert_null(inventory_routes_resume(b, h0, &seen));
+	assert_true(seen >= 0);
+	assert_null(inventory_routes_next_event(b, seen, &seen));
+	/* A position past the events kept: a snapshot that says so. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(db_pool_exec(NULL, env->db,
+			"INSERT INTO pool_events (pool_id, kind, message) SELECT id, 'test', 'x' "
+			"FROM pools LIMIT 1", 0, NULL, &err), 0);
+	assert_int_equal(events_prune(NULL, env->db, 1, 0, &err), 0);
+	assert_int_equal(inventory_routes_refresh(NULL, b, &err), 0);
+	ev = inventory_routes_resume(b, h1, &seen);
+	assert_non_null(ev);
+	assert_non_null(strstr(ev, "event: snapshot"));
+	assert_non_null(strstr(ev, "\"expired\":true"));
+	free(ev);
+	inventory_routes_destroy(b);
+}
+
 static int teardown_watch(void **state)
 {
 	int rc = testenv_teardown(state); /* http_server_stop ends the open stream */
@@ -585,6 +653,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_one_table_has_one_etag_on_every_novad, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_new_load_hints_reach_a_kept_table, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_watch_snapshot_then_change_then_resume, setup, teardown_watch),
+		cmocka_unit_test_setup_teardown(test_a_watcher_resumes_on_another_novad, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_table_never_read_is_unavailable_not_empty, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_table_not_refreshed_says_it_is_stale, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_watch_streams_past_the_caps_are_429_with_retry_after, setup_capped, testenv_teardown),
