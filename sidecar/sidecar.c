@@ -349,6 +349,7 @@ struct sc {
 	unsigned interval_ms;
 	long long next_beat_ms, seq_base;
 	unsigned beat_failures;
+	uint64_t rng; /* the beats' jitter */
 	/* Where heartbeats go: the configured URL until a heartbeat answer
 	 * names another (novad's advertise_url). */
 	char gateway_url[512];
@@ -1199,10 +1200,8 @@ static void sc_heartbeat(struct sc *s)
 		 * its fleet silent past that grace. Beating at about the usual
 		 * rate adds no load that a healthy fleet does not. */
 		s->beat_failures++;
-		unsigned delay = s->interval_ms * (s->beat_failures < 2 ? 1 : 2);
-		unsigned spread = s->interval_ms / 5 + 1;
-		delay = delay - s->interval_ms / 10 + (unsigned)(now.tv_nsec / 1000) % spread;
-		s->next_beat_ms = sc_now_ms() + delay;
+		s->next_beat_ms = sc_now_ms() + sidecar_beat_delay(s->interval_ms * (s->beat_failures < 2 ? 1 : 2),
+								   s->interval_ms, sidecar_rand_next(&s->rng));
 		nova_log_kv(NOVA_LOG_WARN, "sidecar", "heartbeat failed", "error",
 			    rc ? err.message : (res.body ? res.body : "refused"), NULL);
 		if (!rc)
@@ -1229,7 +1228,10 @@ static void sc_heartbeat(struct sc *s)
 				    err.message, NULL);
 		}
 	}
-	s->next_beat_ms = sc_now_ms() + s->interval_ms;
+	/* Jittered (sidecar_int.h): sidecars started together do not beat
+	 * in step. */
+	s->next_beat_ms = sc_now_ms() + sidecar_beat_delay(s->interval_ms, s->interval_ms,
+							   sidecar_rand_next(&s->rng));
 	/* A log key from this novad (never logged). */
 	json_t *lk = json_object_get(ans, "logs_key");
 	if (json_is_string(lk) && s->logs_url[0]) {
@@ -1324,6 +1326,7 @@ int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, s
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
 	s.interval_ms = cfg->interval_ms;
+	sidecar_rand_seed(&s.rng);
 	snprintf(s.gateway_url, sizeof(s.gateway_url), "%s", cfg->gateway_url);
 	if (sc_log_start(&s, err)) {
 		fprintf(stderr, "nova-sidecar: %s\n", err->message);

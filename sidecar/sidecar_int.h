@@ -1,5 +1,5 @@
 /* Internals of nova-sidecar shared between its files (and its tests): how
- * engine ports are chosen.
+ * engine ports are chosen, and when heartbeats go.
  *
  * An engine's port used to come from bind(port 0) on a probe socket that was
  * closed before the engine bound the port itself. The kernel hands out that
@@ -49,5 +49,24 @@ bool sidecar_port_listened(unsigned port);
  * lo + rnd % span upwards and wrapping; 0 when there is none. */
 unsigned sidecar_port_pick(unsigned lo, unsigned hi, const unsigned *taken, size_t n_taken,
 			   uint32_t rnd);
+
+/* --- heartbeat timing (sidecar/beat.c) ---
+ *
+ * After a beat the next comes one interval later, moved by up to a tenth of
+ * the interval either way, drawn uniformly: sidecars started together (a
+ * pool provisioned at once, a rack back from a power cut) would otherwise
+ * beat in step for as long as they run, and novad would take its fleet's
+ * beats in bursts. The failing path keeps its own base (one interval, then
+ * two) with the same spread. */
+
+/* A per-process random source: splitmix64, seeded from getrandom (else
+ * the process id and both clocks). Not for secrets. */
+void sidecar_rand_seed(uint64_t *state);
+uint64_t sidecar_rand_next(uint64_t *state);
+
+/* The wait before a beat: base_ms - interval_ms / 10 plus rnd modulo
+ * 2 * (interval_ms / 10) + 1, so uniform within a tenth of the interval
+ * either side of base_ms. base_ms >= interval_ms / 10. */
+unsigned sidecar_beat_delay(unsigned base_ms, unsigned interval_ms, uint64_t rnd);
 
 #endif
