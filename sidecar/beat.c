@@ -35,3 +35,11 @@ unsigned sidecar_beat_delay(unsigned base_ms, unsigned interval_ms, uint64_t rnd
 	unsigned tenth = interval_ms / 10;
 	return base_ms - tenth + (unsigned)(rnd % (2 * (uint64_t)tenth + 1));
 }
+
+long long sidecar_beat_early_at(long long next_ms, long long now_ms, long long last_early_ms)
+{
+	long long at = last_early_ms + SIDECAR_EARLY_BEAT_GAP_MS;
+	if (at < now_ms)
+		at = now_ms;
+	return at < next_ms ? at : next_ms;
+}

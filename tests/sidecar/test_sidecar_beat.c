@@ -1,6 +1,7 @@
 /* Heartbeat timing (sidecar/sidecar_int.h): the wait after a beat is
  * spread uniformly over a tenth of the interval either way and differs
- * between processes. */
+ * between processes, and early beats are held to one per
+ * SIDECAR_EARLY_BEAT_GAP_MS. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,12 +80,68 @@ static void test_two_processes_draw_different_jitter(void **state)
 	assert_true(same < 10);
 }
 
+static void test_early_beat_goes_now_when_none_went_lately(void **state)
+{
+	(void)state;
+	/* The next beat 20 s away, no early beat before: now. */
+	assert_true(sidecar_beat_early_at(120000, 100000, LLONG_MIN / 2) == 100000);
+	/* The last early beat 5 s ago: now too. */
+	assert_true(sidecar_beat_early_at(120000, 100000, 95000) == 100000);
+}
+
+static void test_early_beats_come_at_most_once_per_gap(void **state)
+{
+	(void)state;
+	/* An early beat 300 ms ago: the next waits for the rest of the gap. */
+	assert_true(sidecar_beat_early_at(120000, 100000, 99700) == 99700 + SIDECAR_EARLY_BEAT_GAP_MS);
+	/* Events in a row (a crash loop): each asks at its own time and all
+	 * get the same beat, SIDECAR_EARLY_BEAT_GAP_MS after the last. */
+	for (long long now = 99800; now < 100700; now += 50)
+		assert_true(sidecar_beat_early_at(120000, now, 99700) == 100700);
+	/* A regular beat due sooner than the gap ends takes the news. */
+	assert_true(sidecar_beat_early_at(100200, 100000, 99700) == 100200);
+	assert_true(sidecar_beat_early_at(99900, 100000, 99700) == 99900);
+}
+
+/* What the sidecar's loop does with it: engine events at every 10 ms tick
+ * of a minute (a node of engines dying and coming back all the time), the
+ * regular interval 20 s. At most one early beat per gap goes. */
+static void test_a_crash_loop_beats_at_most_once_a_second(void **state)
+{
+	long long next = 20000, last_early = LLONG_MIN / 2, sent_early = 0, sent = 0;
+	long long prev_early = LLONG_MIN / 2;
+	bool early = false;
+	(void)state;
+	for (long long now = 0; now < 60000; now += 10) {
+		long long at = sidecar_beat_early_at(next, now, last_early);
+		if (at < next) {
+			next = at;
+			early = true;
+		}
+		if (now >= next) {
+			sent++;
+			if (early) {
+				assert_true(now - prev_early >= SIDECAR_EARLY_BEAT_GAP_MS);
+				prev_early = last_early = now;
+				sent_early++;
+				early = false;
+			}
+			next = now + 20000;
+		}
+	}
+	assert_true(sent_early >= 59 && sent_early <= 60);
+	assert_true(sent == sent_early);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_beat_delay_stays_within_a_tenth_of_the_interval_and_spreads),
 		cmocka_unit_test(test_beat_delay_keeps_the_failing_path_base),
 		cmocka_unit_test(test_two_processes_draw_different_jitter),
+		cmocka_unit_test(test_early_beat_goes_now_when_none_went_lately),
+		cmocka_unit_test(test_early_beats_come_at_most_once_per_gap),
+		cmocka_unit_test(test_a_crash_loop_beats_at_most_once_a_second),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
