@@ -349,6 +349,11 @@ struct sc {
 	unsigned interval_ms;
 	long long next_beat_ms, seq_base;
 	unsigned beat_failures;
+	/* Early beats (sidecar_int.h): when the last went, and whether the
+	 * one scheduled is one. */
+	long long last_early_ms;
+	bool early;
+	uint64_t rng; /* the beats' jitter */
 	/* Where heartbeats go: the configured URL until a heartbeat answer
 	 * names another (novad's advertise_url). */
 	char gateway_url[512];
@@ -871,6 +876,23 @@ static void sc_child_clear(struct sc *s, struct sc_child *k)
 	memset(k, 0, sizeof(*k));
 }
 
+/* Something novad must hear now (an engine died, or turned ready or not
+ * ready): the next beat goes at once, or as soon as the bound on early
+ * beats allows (sidecar_int.h). Not while beats fail: the retry's backoff
+ * stands (a novad away would not hear the early beat either, and one
+ * answering 503 because it is overloaded must not get more), and the
+ * retry carries the news. */
+static void sc_beat_soon(struct sc *s, long long now)
+{
+	if (s->beat_failures)
+		return;
+	long long at = sidecar_beat_early_at(s->next_beat_ms, now, s->last_early_ms);
+	if (at < s->next_beat_ms) {
+		s->next_beat_ms = at;
+		s->early = true;
+	}
+}
+
 /* Reap what exited; schedule restarts with backoff. */
 static void sc_reap(struct sc *s)
 {
@@ -886,6 +908,7 @@ static void sc_reap(struct sc *s)
 				sc_child_clear(s, k);
 				break;
 			}
+			bool was_ready = !strcmp(k->state, "ready");
 			json_decref(k->adapters); /* its successor starts with none */
 			k->adapters = NULL;
 			atomic_fetch_add(&s->engine_exits, 1);
@@ -900,7 +923,15 @@ static void sc_reap(struct sc *s)
 			 * engine's port in TIME_WAIT. Bounded per assignment,
 			 * in case what listens is the engine's own leftover
 			 * worker and it crashes over and over. */
-			if (k->port_retries < SC_MAX_PORT_RETRIES && sidecar_port_listened(k->port)) {
+			bool port_lost = k->port_retries < SC_MAX_PORT_RETRIES &&
+					 sidecar_port_listened(k->port);
+			/* Unasked: novad hears it now, not an interval later
+			 * (the replica leaves the routes, its exit is recorded).
+			 * One that lost its port before it was ready changes
+			 * nothing novad sees. */
+			if (was_ready || !port_lost)
+				sc_beat_soon(s, sc_now_ms());
+			if (port_lost) {
 				k->port_retries++;
 				k->next_start_ms = 0;
 				snprintf(k->state, sizeof(k->state), "starting");
@@ -1184,6 +1215,10 @@ static void sc_heartbeat(struct sc *s)
 					  .body = text, .body_len = text ? strlen(text) : 0,
 					  .timeout_ms = 5000};
 	long long beat_start = sc_now_us();
+	if (s->early) {
+		s->last_early_ms = beat_start / 1000;
+		s->early = false;
+	}
 	int rc = http_client_do(&res, &req, &err);
 	free(text);
 	metrics_hist_observe(&s->beat_seconds, (double)(sc_now_us() - beat_start) / 1e6);
@@ -1199,10 +1234,8 @@ static void sc_heartbeat(struct sc *s)
 		 * its fleet silent past that grace. Beating at about the usual
 		 * rate adds no load that a healthy fleet does not. */
 		s->beat_failures++;
-		unsigned delay = s->interval_ms * (s->beat_failures < 2 ? 1 : 2);
-		unsigned spread = s->interval_ms / 5 + 1;
-		delay = delay - s->interval_ms / 10 + (unsigned)(now.tv_nsec / 1000) % spread;
-		s->next_beat_ms = sc_now_ms() + delay;
+		s->next_beat_ms = sc_now_ms() + sidecar_beat_delay(s->interval_ms * (s->beat_failures < 2 ? 1 : 2),
+								   s->interval_ms, sidecar_rand_next(&s->rng));
 		nova_log_kv(NOVA_LOG_WARN, "sidecar", "heartbeat failed", "error",
 			    rc ? err.message : (res.body ? res.body : "refused"), NULL);
 		if (!rc)
@@ -1229,7 +1262,10 @@ static void sc_heartbeat(struct sc *s)
 				    err.message, NULL);
 		}
 	}
-	s->next_beat_ms = sc_now_ms() + s->interval_ms;
+	/* Jittered (sidecar_int.h): sidecars started together do not beat
+	 * in step. */
+	s->next_beat_ms = sc_now_ms() + sidecar_beat_delay(s->interval_ms, s->interval_ms,
+							   sidecar_rand_next(&s->rng));
 	/* A log key from this novad (never logged). */
 	json_t *lk = json_object_get(ans, "logs_key");
 	if (json_is_string(lk) && s->logs_url[0]) {
@@ -1324,6 +1360,8 @@ int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, s
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
 	s.interval_ms = cfg->interval_ms;
+	s.last_early_ms = LLONG_MIN / 2; /* none yet */
+	sidecar_rand_seed(&s.rng);
 	snprintf(s.gateway_url, sizeof(s.gateway_url), "%s", cfg->gateway_url);
 	if (sc_log_start(&s, err)) {
 		fprintf(stderr, "nova-sidecar: %s\n", err->message);
@@ -1351,16 +1389,17 @@ int sidecar_run(const struct sidecar_config *cfg, volatile sig_atomic_t *stop, s
 			if (!k->stopping && k->pid == 0 && strcmp(k->state, "failed") != 0 &&
 			    now >= k->next_start_ms)
 				sc_child_start(&s, k);
-			/* A starting server is probed every 50 ms and reported at
-			 * once when it is ready (rather than at the next probe and
-			 * the next beat, up to 500 ms + an interval later); a ready
-			 * one every 500 ms, for its load. */
+			/* A starting server is probed every 50 ms and a ready one
+			 * every 500 ms, for its load. Either turn is reported at
+			 * once (sc_beat_soon), rather than at the next beat, up to
+			 * an interval later: a ready one is routed, one that stops
+			 * answering leaves the routes. */
 			bool was_ready = !strcmp(k->state, "ready");
 			if (!k->stopping && k->pid > 0 && now - k->last_probe_ms >= (was_ready ? 500 : 50)) {
 				k->last_probe_ms = now;
 				sc_probe(&s, k);
-				if (!was_ready && !strcmp(k->state, "ready"))
-					s.next_beat_ms = now;
+				if (was_ready != !strcmp(k->state, "ready"))
+					sc_beat_soon(&s, now);
 			}
 		}
 		if (now >= s.next_beat_ms)

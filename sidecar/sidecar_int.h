@@ -1,5 +1,5 @@
 /* Internals of nova-sidecar shared between its files (and its tests): how
- * engine ports are chosen.
+ * engine ports are chosen, and when heartbeats go.
  *
  * An engine's port used to come from bind(port 0) on a probe socket that was
  * closed before the engine bound the port itself. The kernel hands out that
@@ -49,5 +49,46 @@ bool sidecar_port_listened(unsigned port);
  * lo + rnd % span upwards and wrapping; 0 when there is none. */
 unsigned sidecar_port_pick(unsigned lo, unsigned hi, const unsigned *taken, size_t n_taken,
 			   uint32_t rnd);
+
+/* --- heartbeat timing (sidecar/beat.c) ---
+ *
+ * After a beat the next comes one interval later, moved by up to a tenth of
+ * the interval either way, drawn uniformly: sidecars started together (a
+ * pool provisioned at once, a rack back from a power cut) would otherwise
+ * beat in step for as long as they run, and novad would take its fleet's
+ * beats in bursts. The failing path keeps its own base (one interval, then
+ * two) with the same spread.
+ *
+ * Engine trouble (an engine exits unasked, a ready one stops answering its
+ * health probe, one becomes ready) is reported at once rather than at the
+ * next beat, which a big fleet's interval (20 s or more) puts far off: a dead
+ * engine must leave the routing table now. An early beat comes at most once
+ * per SIDECAR_EARLY_BEAT_GAP_MS; what happens meanwhile goes with it, so a
+ * crash-looping engine, or all 64 of a node's, costs novad one extra beat a
+ * second per node at most. 1 s: an engine's restart backoff starts at 1 s,
+ * so its death and its return are each reported alone; a second is well
+ * under the 3 intervals after which novad fails a silent node, and a
+ * fleet-wide incident (every engine of 10,000 nodes dying at once) costs
+ * one beat per node, what the fleet sends every interval anyway.
+ * Rejected: no bound (64 engines crash-looping out of step, each death and
+ * each return an event, could beat dozens of times a second), and a bound
+ * per engine (it grows with the engines a node runs, not with the node). */
+#define SIDECAR_EARLY_BEAT_GAP_MS 1000
+
+/* A per-process random source: splitmix64, seeded from getrandom (else
+ * the process id and both clocks). Not for secrets. */
+void sidecar_rand_seed(uint64_t *state);
+uint64_t sidecar_rand_next(uint64_t *state);
+
+/* The wait before a beat: base_ms - interval_ms / 10 plus rnd modulo
+ * 2 * (interval_ms / 10) + 1, so uniform within a tenth of the interval
+ * either side of base_ms. base_ms >= interval_ms / 10. */
+unsigned sidecar_beat_delay(unsigned base_ms, unsigned interval_ms, uint64_t rnd);
+
+/* When an early beat asked for at now_ms goes, given the beat already
+ * scheduled (next_ms) and the time of the last early beat (last_early_ms):
+ * now, or SIDECAR_EARLY_BEAT_GAP_MS after the last early beat, whichever is
+ * later, and never after next_ms (a beat due sooner takes the report). */
+long long sidecar_beat_early_at(long long next_ms, long long now_ms, long long last_early_ms);
 
 #endif
