@@ -305,13 +305,15 @@ static bool rt_table_matches(const struct router_table *t, json_t *doc)
 	return n == t->n;
 }
 
-/* Event ids are per novad process (inventory/routes.h): a watch resumed
- * with Last-Event-ID on a restarted novad, or on another behind a load
- * balancer, may be given updates that do not apply to what we hold, and
- * nothing in the stream tells. The poll that brings the load hints brings
- * novad's whole table too: when it and ours differ on RT_MISMATCH_POLLS
- * polls in a row (one differing poll is the usual race with an update on
- * its way), the watch starts over from a snapshot. */
+/* Event ids are positions of novad's event stream, the same on every novad
+ * (inventory/routes.h), so a watch resumed with Last-Event-ID on another
+ * novad behind a load balancer, or on one restarted, goes on from there.
+ * A safety net all the same, against what the stream cannot tell (a novad
+ * older than the event stream, whose ids were its own count; a change
+ * that wrote no event): the poll that brings the load hints brings novad's
+ * whole table too, and when it and ours differ on RT_MISMATCH_POLLS polls
+ * in a row (one differing poll is the usual race with an update on its
+ * way), the watch starts over from a snapshot. */
 #define RT_MISMATCH_POLLS 3
 
 /* A replica's "adapters_loaded" (absent: none) into its adapter slots.
