@@ -25,6 +25,7 @@
 #   BENCH_MEM_SECONDS how long they heartbeat (default 40: every node must be seen)
 #   BENCH_PAUSE_SECONDS  how long PostgreSQL is paused for dbpause (default 40)
 #   BENCH_MN_NODES    the fleet heartbeating to 1, 2, 3 novads for multinovad (default 10000)
+#   BENCH_EP_CHANGES  stop/start pairs through novad A, watched on C, for eventplane (100)
 #   BENCH_METRICS_NODES  nodes in the fleet /metrics is scraped with (default 100000,
 #                     beside the routes fixture's 1,000 deployments)
 #   BENCH_ROUTER_SECONDS      measured seconds per router run (default 5; the
@@ -67,7 +68,7 @@
 #   BENCH_ONLY        run only benchmarks whose name contains this word
 #                     (router: router-proxy, -ttft, -large, -conc, -prefix, -kill;
 #                     autoscale: autoscale-step, autoscale-standby, autoscale-zero;
-#                     rollout)
+#                     rollout; eventplane)
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -111,6 +112,7 @@ NOVA_BENCH_RUN=1
 . bench/fleet.sh
 . bench/autoscale.sh
 . bench/rollout.sh
+. bench/event_plane.sh
 
 NOVA_PID=
 SC_PID= SC_ENGINES=
@@ -118,6 +120,7 @@ cleanup() {
 	rt_stop_all
 	as_stop
 	ro_stop
+	ep_stop
 	mn_stop
 	idle_wakeups_stop
 	fd_sidecar_stop
@@ -246,7 +249,7 @@ if want routes || want heartbeat || want dbpause || want metrics; then
 fi
 if want routes || want heartbeat || want watch || want failure || want deploy || want memory ||
 	want multinovad || want metrics || want idle || want autoscale-step || want autoscale-standby ||
-	want autoscale-zero || want rollout; then
+	want autoscale-zero || want rollout || want eventplane; then
 	pg_test_start || { echo "bench: no PostgreSQL" >&2; exit 1; }
 fi
 
@@ -712,6 +715,15 @@ if want multinovad; then
 		broken=1; row multinovad "heartbeats through nginx to 1-3 novads" "" "" "" "" "" \
 			"broken: see $OUT/multinovad.err"
 		mn_stop
+	fi
+fi
+
+# --- the event plane (bench/event_plane.sh) -------------------------------------------------
+if want eventplane; then
+	if ! bench_event_plane; then
+		broken=1; row eventplane "change -> visible on another novad" "" "" "" "" "" \
+			"broken: see $OUT/eventplane.err"
+		ep_stop
 	fi
 fi
 
