@@ -7,6 +7,7 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 #include <stdarg.h>
@@ -1114,7 +1115,11 @@ int cli_get_each(struct cli_ctx *ctx, struct cli_args *a, const char *usage, con
 
 /* --- watching ------------------------------------------------------------------------ */
 
-static volatile sig_atomic_t cli_sigint;
+/* Lock-free (asserted), so the handler may set it: an _Atomic int rather
+ * than sig_atomic_t, so a stream's cancel (core/http_client.h) can watch
+ * it too. */
+static _Atomic int cli_sigint;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the SIGINT flag must be lock-free");
 
 static void cli_on_sigint(int sig)
 {
@@ -1135,6 +1140,11 @@ void cli_watch_begin(void)
 bool cli_interrupted(void)
 {
 	return cli_sigint != 0;
+}
+
+const _Atomic int *cli_interrupt_flag(void)
+{
+	return &cli_sigint;
 }
 
 bool cli_watch_sleep(unsigned ms)

@@ -171,6 +171,9 @@ int cli_get_each(struct cli_ctx *ctx, struct cli_args *a, const char *usage, con
 void cli_watch_begin(void);
 bool cli_watch_sleep(unsigned ms);
 bool cli_interrupted(void);
+/* The flag SIGINT sets, for http_client_request.cancel: a stream ends
+ * within a second of an interrupt even while the server is quiet. */
+const _Atomic int *cli_interrupt_flag(void);
 /* Whether out can still be written (false once the reader went away:
  * SIGPIPE is ignored, so the write fails with EPIPE instead). */
 bool cli_out_ok(struct cli_ctx *ctx);

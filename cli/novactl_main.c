@@ -35,6 +35,7 @@ static const char novactl_usage[] =
 	"                                       one object, its parts and its events\n"
 	"  events [--pool P] [--deployment D] [--node N] [--since T] [--watch]\n"
 	"                                       transitions and events, newest last\n"
+	"  events --watch --kind all|node,...   the event stream, a line per event\n"
 	"  logs DEPLOYMENT [--replica N] [-f] [--tail N]\n"
 	"                                       a replica's engine output\n"
 	"  routes [--model NAME] [--watch]      the routing table\n"

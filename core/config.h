@@ -41,7 +41,7 @@ struct cfg {
 	 * 0: none), http.reserved_connections (64: of max_connections, kept
 	 * for clients that ask at once, idle ones closed to make room),
 	 * http.header_timeout_ms (10000), http.body_timeout_ms (30000);
-	 * route watch streams (gateway.h): http.max_watchers (1024) and
+	 * watch streams, route and event watches together (gateway.h): http.max_watchers (1024) and
 	 * http.max_watchers_per_key (256; the admin token counts as one key).
 	 * Checked together: reserved_connections + max_watchers below
 	 * max_connections, max_watchers_per_key at most max_watchers. */

@@ -139,6 +139,15 @@ const struct gw_route gw_routes[] = {
 	 "newest last (?pool=, deployment=, node=, since=, after= a cursor, limit=); without since "
 	 "or after, the newest page. Poll with after= the answer's cursor for what came since",
 	 NULL, "EventList", 200, "events", false},
+	{"GET", "/v1/events/watch", gw_events_watch, AUTH_SCOPE_READ,
+	 "Server-Sent Events: the event plane's stream (node, deployment, pool and route events; "
+	 "?kind= a comma-separated subset), each with its id, the same on every novad. "
+	 "Last-Event-ID (or ?after=N) resumes on any novad, in order and missing none; without "
+	 "either, only what comes next; after=0 from the oldest kept. A cursor older than the "
+	 "retention gets a snapshot event first (events were lost: list the state again). "
+	 "Counted with route watches in the stream caps (http.max_watchers_per_key, "
+	 "http.max_watchers): past either, 429 with Retry-After",
+	 NULL, NULL, 200, "events", true},
 
 	{"GET", "/v1/audit", gw_audit_list, AUTH_SCOPE_ADMIN,
 	 "The audit trail: every change and every refused change of a known caller, newest first "

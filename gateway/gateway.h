@@ -38,8 +38,8 @@ struct gw_deps {
 	struct notify *autoscale;
 	const struct db_migration *migrations; /* for /readyz */
 	size_t n_migrations;
-	/* Route watch streams (GET /v1/routes/watch) open at once, in all and
-	 * per credential (an API key; the admin token is one): past either a
+	/* Watch streams (GET /v1/routes/watch and /v1/events/watch, counted
+	 * together) open at once, in all and per credential (an API key; the admin token is one): past either a
 	 * watch is answered 429 with Retry-After and the connection closed.
 	 * A stream holds a connection the server's reserve cannot reclaim
 	 * (core/http.h), so these keep watchers from filling the server.

@@ -152,8 +152,20 @@ void gw_router_demand_post(struct gw *, struct gw_call *, struct http_request *,
 			   struct http_response *);
 void gw_router_demand_get(struct gw *, struct gw_call *, struct http_request *,
 			  struct http_response *);
-/* Watch streams open now (for /metrics). */
+void gw_events_watch(struct gw *, struct gw_call *, struct http_request *, struct http_response *);
+/* Watch streams open now (for /metrics): route watches and event watches. */
 unsigned gw_watchers_open(struct gw *gw);
+/* One watch stream (a route watch or an event watch) taken for cred, or
+ * NOVA_ETOOMANY naming the cap it met (gw_deps.max_watchers,
+ * max_watchers_per_key); gw_watch_give returns it when the stream ends.
+ * One count for both kinds: what the caps guard is the server's
+ * connections, which a stream holds whatever it carries. */
+int gw_watch_take(struct gw *gw, const char *cred, struct nova_err *err);
+void gw_watch_give(struct gw *gw, const char *cred);
+/* How long a watcher refused at a cap is told to wait: streams end when
+ * routers go, which is not every second. */
+#define GW_WATCH_RETRY_AFTER "10"
+#define GW_WATCH_KEEPALIVE_S 15
 
 /* The route table (gateway.c). */
 extern const struct gw_route gw_routes[];

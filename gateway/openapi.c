@@ -420,6 +420,12 @@ static const struct {
 	{"GET", "/v1/events", "after", "string",
 	 "a cursor from a previous answer: the events recorded since it"},
 	{"GET", "/v1/events", "limit", "integer", "1 to 1000, default 200"},
+	{"GET", "/v1/events/watch", "kind", "string",
+	 "comma-separated kinds: node, deployment, pool, route (default all; another is 400 "
+	 "naming kind)"},
+	{"GET", "/v1/events/watch", "after", "integer",
+	 "an event id: the events after it (for clients that cannot send Last-Event-ID, which "
+	 "wins when both are given); 0: from the oldest kept; absent: only what comes next"},
 	{"GET", "/v1/audit", "since", "string", "RFC 3339: events at or after"},
 	{"GET", "/v1/audit", "until", "string", "RFC 3339: events before"},
 	{"GET", "/v1/audit", "key", "string", "an API key's id or name, or admin"},
@@ -500,6 +506,27 @@ static json_t *gw_operation(const struct gw_route *r)
 				  "the stream alive",
 				  "content", "text/event-stream", "schema", "type", "string",
 				  "example", "id: 7\nevent: snapshot\ndata: {\"version\": 7, \"routes\": []}\n\n"));
+	else if (!strcmp(r->pattern, "/v1/events/watch"))
+		json_object_set_new(
+			responses, status,
+			json_pack("{s:s, s:{s:{s:{s:s, s:s}}}}", "description",
+				  "Server-Sent Events, in id order: each event as `id: N`, `event: "
+				  "KIND` (node, deployment, pool, route) and `data:` the event as JSON "
+				  "{id, kind, subject, at, data} (data: node {node, pool, name, from, "
+				  "to, reason}; deployment {deployment, name, model, kind, from, to, "
+				  "reason}; pool {pool, kind, message}; route {model, deployment, and "
+				  "what changed}). When the cursor is older than the retention (or "
+				  "beyond the stream), first `event: snapshot` with data {expired: "
+				  "true, after, pruned_through, head}: events were lost, list the state "
+				  "again (GET /v1/nodes, /v1/deployments, ...); its id is where the "
+				  "stream goes on. Comments (lines starting with a colon) say where "
+				  "the stream begins and keep it alive, also while the database is "
+				  "away",
+				  "content", "text/event-stream", "schema", "type", "string",
+				  "example",
+				  ": after 41\n\nid: 42\nevent: pool\ndata: {\"id\":42,\"kind\":\"pool\","
+				  "\"subject\":\"6f1c...\",\"at\":\"2026-05-01T10:00:00.000000Z\","
+				  "\"data\":{\"pool\":\"6f1c...\",\"kind\":\"created\",\"message\":\"\"}}\n\n"));
 	else if (!strcmp(r->pattern, "/v1/deployments/{deployment}/replicas/{replica}/logs"))
 		json_object_set_new(
 			responses, status,
@@ -532,6 +559,13 @@ static json_t *gw_operation(const struct gw_route *r)
 		json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:s, s:{s:s}}", "name",
 							"If-None-Match", "in", "header", "required", 0,
 							"description", "an ETag from an earlier answer",
+							"schema", "type", "string"));
+	}
+	if (!strcmp(r->pattern, "/v1/routes/watch") || !strcmp(r->pattern, "/v1/events/watch")) {
+		json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:s, s:{s:s}}", "name",
+							"Last-Event-ID", "in", "header", "required", 0,
+							"description", "the id of the last event received: "
+							"the stream resumes after it",
 							"schema", "type", "string"));
 	}
 	if (r->request_schema || has_query)

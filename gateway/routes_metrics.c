@@ -386,7 +386,7 @@ static void gw_metrics_routes(struct textbuf *t, struct gw *gw)
 		    (double)routes);
 	metrics_one(t, "nova_routes_endpoints", "gauge", "Endpoints in the routing table.",
 		    (double)endpoints);
-	metrics_one(t, "nova_routes_watchers", "gauge", "Route watch streams open on this novad.",
+	metrics_one(t, "nova_routes_watchers", "gauge", "Watch streams open on this novad (route watches and event watches).",
 		    (double)gw_watchers_open(gw));
 }
 

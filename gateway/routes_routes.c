@@ -63,7 +63,6 @@ struct gw_watch {
 	time_t stale_told;   /* when it was last told the table is stale (0: not since fresh) */
 };
 
-#define GW_WATCH_KEEPALIVE_S 15
 
 static long gw_watch_read(void *arg, char *buf, size_t max)
 {
@@ -106,16 +105,12 @@ static long gw_watch_read(void *arg, char *buf, size_t max)
 	return (long)n;
 }
 
-/* How long a watcher refused at a cap is told to wait: streams end when
- * routers go, which is not every second. */
-#define GW_WATCH_RETRY_AFTER "10"
 
-/* Take one stream for cred, or NOVA_ETOOMANY naming the cap. Counted in
- * memory under one lock: a stream is opened rarely (a router's start or
- * reconnect), so the lock is never hot. Rejected: counting per novad in
- * the database (a watch is this process's connection; no other novad can
- * hold or free it). */
-static int gw_watch_take(struct gw *gw, const char *cred, struct nova_err *err)
+/* Counted in memory under one lock: a stream is opened rarely (a router's
+ * start or reconnect), so the lock is never hot. Rejected: counting per
+ * novad in the database (a watch is this process's connection; no other
+ * novad can hold or free it). */
+int gw_watch_take(struct gw *gw, const char *cred, struct nova_err *err)
 {
 	struct gw_watch_count *wc = NULL;
 	int rc = 0;
@@ -124,12 +119,12 @@ static int gw_watch_take(struct gw *gw, const char *cred, struct nova_err *err)
 		if (!strcmp(gw->watch_counts[i].cred, cred))
 			wc = &gw->watch_counts[i];
 	if (gw->deps.max_watchers && gw->watchers >= gw->deps.max_watchers) {
-		rc = nova_err_set(err, NOVA_ETOOMANY, "", "%u route watch streams are open, the most "
+		rc = nova_err_set(err, NOVA_ETOOMANY, "", "%u watch streams are open, the most "
 				  "this server takes", gw->watchers);
 		goto out;
 	}
 	if (gw->deps.max_watchers_per_key && wc && wc->n >= gw->deps.max_watchers_per_key) {
-		rc = nova_err_set(err, NOVA_ETOOMANY, "", "this credential has %u route watch streams "
+		rc = nova_err_set(err, NOVA_ETOOMANY, "", "this credential has %u watch streams "
 				  "open, the most one may hold", wc->n);
 		nova_err_set_hint(err, "close a stream, or give each router a key of its own");
 		goto out;
@@ -156,7 +151,7 @@ out:
 	return rc;
 }
 
-static void gw_watch_give(struct gw *gw, const char *cred)
+void gw_watch_give(struct gw *gw, const char *cred)
 {
 	pthread_mutex_lock(&gw->watch_lock);
 	for (size_t i = 0; i < gw->n_watch_counts; i++) {

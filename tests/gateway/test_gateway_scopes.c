@@ -73,6 +73,7 @@ static const struct {
 	{"GET", "/v1/apikeys", "admin"},
 	{"DELETE", "/v1/apikeys/{id}", "admin"},
 	{"GET", "/v1/events", "read"},
+	{"GET", "/v1/events/watch", "read"},
 	{"GET", "/v1/audit", "admin"},
 };
 #define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
@@ -200,7 +201,8 @@ static void test_every_route_answers_each_scope_as_the_table_says(void **state)
 			seen++;
 			const char *need = expected[e].need;
 			bool scoped = strcmp(need, "public") && strcmp(need, "node");
-			bool stream = !strcmp(pattern, "/v1/routes/watch");
+			bool stream = !strcmp(pattern, "/v1/routes/watch") ||
+				      !strcmp(pattern, "/v1/events/watch");
 			/* The document says the same. */
 			const char *xs = json_string_value(json_object_get(op, "x-nova-scope"));
 			json_t *sec = json_object_get(op, "security");

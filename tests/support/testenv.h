@@ -28,7 +28,7 @@ struct testenv {
 int testenv_db_open(struct testenv *env);
 /* Also the gateway (fake provider registered) on 127.0.0.1:0. */
 int testenv_gateway_start(struct testenv *env, size_t max_body);
-/* The same with caps on route watch streams (gateway.h; 0: none). */
+/* The same with caps on watch streams (gateway.h; 0: none). */
 int testenv_gateway_start_watch_caps(struct testenv *env, size_t max_body, unsigned max_watchers,
 				     unsigned max_watchers_per_key);
 /* And a cap on the connections one credential holds (gateway.h). */
