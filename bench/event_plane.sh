@@ -59,6 +59,7 @@ EOM
 		$ca deploy ep --pool ep --replicas 0 --name ep; } >"$OUT/eventplane.err" 2>&1 || { ep_stop; return 1; }
 	python3 tests/support/sse_watch.py "http://127.0.0.1:$pc/v1/routes/watch" "$W/ep-watch.jsonl" &
 	EP_PIDS="$EP_PIDS $!"
+	i=0; while ! grep -q '"open"' "$W/ep-watch.jsonl" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 	sleep 1
 	n=0
 	while [ $n -lt $((EP_CHANGES + EP_WARM)) ]; do

@@ -63,19 +63,26 @@ agree() {
 	return 1
 }
 
-# A watcher on A from the start.
+# A route watcher on A from the start, and an event watcher on B from the
+# stream's head now.
+H0=$(t_sql "SELECT last_id FROM event_stream_head")
 python3 tests/support/sse_watch.py "http://127.0.0.1:$PA/v1/routes/watch" "$T_WORK/w1.jsonl" &
 W1=$!; W_PIDS="$W1"
+python3 tests/support/sse_watch.py "http://127.0.0.1:$PB/v1/events/watch?after=$H0" "$T_WORK/e1.jsonl" &
+E1=$!; W_PIDS="$W_PIDS $E1"
+i=0; while ! grep -q '"open"' "$T_WORK/w1.jsonl" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
 $CB deploy demo --pool racks --replicas 2 --name demo >/dev/null 2>"$T_WORK/err" ||
 	t_fail "deploy through B" "$(cat "$T_WORK/err")"
 agree "deployed through B" 2
 $CC deployment scale demo --replicas 3 >/dev/null 2>"$T_WORK/err" || t_fail "scale through C" "$(cat "$T_WORK/err")"
 agree "scaled to 3 through C" 3
 sleep 1
-kill "$W1" 2>/dev/null; wait "$W1" 2>/dev/null
-L=$(python3 -c 'import json, sys
-ids = [json.loads(l)["id"] for l in open(sys.argv[1]) if l.strip()]
-print([i for i in ids if i][-1])' "$T_WORK/w1.jsonl")
+kill "$W1" "$E1" 2>/dev/null; wait "$W1" "$E1" 2>/dev/null
+last_id() { python3 -c 'import json, sys
+ids = [json.loads(l).get("id") for l in open(sys.argv[1]) if l.strip()]
+print([i for i in ids if i][-1])' "$1"; }
+L=$(last_id "$T_WORK/w1.jsonl")
+LE=$(last_id "$T_WORK/e1.jsonl")
 
 # While no one watches: down to 2 through A, then 4 through B.
 $CA deployment scale demo --replicas 2 >/dev/null 2>"$T_WORK/err" || t_fail "scale through A" "$(cat "$T_WORK/err")"
@@ -86,26 +93,65 @@ agree "scaled to 4 through B" 4
 # The watcher comes back on C with the last id A gave it.
 python3 tests/support/sse_watch.py "http://127.0.0.1:$PC/v1/routes/watch" "$T_WORK/w2.jsonl" "$L" &
 W2=$!; W_PIDS="$W_PIDS $W2"
-sleep 2
+python3 tests/support/sse_watch.py "http://127.0.0.1:$PC/v1/events/watch" "$T_WORK/e2.jsonl" "$LE" &
+E2=$!; W_PIDS="$W_PIDS $E2"
+# open FILE: wait until that watcher's stream was answered.
+opened() { i=0; while ! grep -q '"open"' "$1" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done; }
+opened "$T_WORK/w2.jsonl"; opened "$T_WORK/e2.jsonl"
+sleep 1
 # One more change while it watches C, made through A: C hears of it by
 # NOTIFY. Measured from the commit of the replica's readiness (the stream's
 # own time of it) to the update on C's stream.
 $CA deployment scale demo --replicas 5 >/dev/null 2>"$T_WORK/err" || t_fail "scale through A" "$(cat "$T_WORK/err")"
 agree "scaled to 5 through A" 5
 sleep 1
-kill "$W2" 2>/dev/null; wait "$W2" 2>/dev/null
+kill "$W2" "$E2" 2>/dev/null; wait "$W2" "$E2" 2>/dev/null
 routes_of "$PC" >"$T_WORK/final.json"
+# The event watcher, B then C: every event of the stream after H0 up to the
+# head, once each, in order (its reconnection repeats nothing: its
+# Last-Event-ID is exact).
+HE=$(t_sql "SELECT last_id FROM event_stream_head")
+got=$(python3 - "$T_WORK/e1.jsonl" "$T_WORK/e2.jsonl" "$H0" "$HE" <<'PY'
+import json, sys
+ids = []
+for path in sys.argv[1:3]:
+    for l in open(path):
+        if l.strip():
+            e = json.loads(l)
+            if e.get("event") == "open":
+                continue
+            if e.get("event") == "snapshot" or e.get("status"):
+                print("unexpected %s" % e); sys.exit(0)
+            ids.append(int(e["id"]))
+h0, he = int(sys.argv[3]), int(sys.argv[4])
+want = list(range(h0 + 1, he + 1))
+print("ok %d" % len(ids) if ids == want else "got %d ids %s..%s, want %d..%d (missing %s, repeated %s)" % (
+    len(ids), ids[:1], ids[-1:], h0 + 1, he, sorted(set(want) - set(ids))[:5],
+    sorted(i for i in set(ids) if ids.count(i) > 1)[:5]))
+PY
+)
+case $got in
+ok*) t_pass "an event watcher moved from B to C with Last-Event-ID $LE got each of the stream's events once, in order (${got#ok } events)" ;;
+*) t_fail "an event watcher moved from B to C" "$got" ;;
+esac
 if python3 tests/deployments/watch_check.py "$T_WORK/w1.jsonl" "$T_WORK/w2.jsonl" "$T_WORK/final.json" >"$T_WORK/check.out" 2>&1; then
 	t_pass "a watcher that moved from A to C with Last-Event-ID $L missed nothing, without a snapshot ($(head -2 "$T_WORK/check.out" | tr '\n' ' '))"
 else
 	t_fail "a watcher that moved from A to C" "$(cat "$T_WORK/check.out")"
 fi
-lat=$(python3 - "$T_WORK/w2.jsonl" "$(t_sql "SELECT extract(epoch FROM at) FROM event_stream WHERE kind = 'route' AND data->>'state' = 'ready' ORDER BY id DESC LIMIT 1")" <<'PY'
+t_sql "SELECT id || ' ' || extract(epoch FROM at) FROM event_stream WHERE models IS NOT NULL ORDER BY id" \
+	>"$T_WORK/route-events.txt"
+# For the last update C's watcher got (the fifth replica routed): the time
+# since the commit of the last event that could change a route up to it.
+lat=$(python3 - "$T_WORK/w2.jsonl" "$T_WORK/route-events.txt" <<'PY'
 import json, sys
-evs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-at = float(sys.argv[2])
-ups = [e["t"] for e in evs if e["event"] == "update" and e["t"] >= at - 0.001]
-print("%.0f" % ((ups[0] - at) * 1000) if ups else "none")
+ups = [e for e in (json.loads(l) for l in open(sys.argv[1]) if l.strip()) if e["event"] == "update"]
+evs = [(int(a), float(b)) for a, b in (l.split() for l in open(sys.argv[2]) if l.strip())]
+if not ups:
+    print("none"); sys.exit(0)
+u = ups[-1]
+cause = [at for i, at in evs if i <= int(u["id"])]
+print("%.0f" % ((u["t"] - cause[-1]) * 1000) if cause else "none")
 PY
 )
 case $lat in

@@ -16,7 +16,8 @@ import sys
 
 def load(path):
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [e for e in (json.loads(line) for line in f if line.strip())
+                if e.get("event") != "open"]
 
 
 def key(route):

@@ -7,6 +7,7 @@ time it arrived.
 The bearer token comes from the environment (NOVA_TOKEN), never the command
 line. Each line of OUT: {"t": unix seconds, "id": "..." or null,
 "event": "...", "data": parsed JSON (or the text when it is not JSON)}.
+A first line {"t", "event": "open"} says the stream was answered 200.
 Comments (keep-alives) are not recorded. Runs until the stream ends or the
 process is killed; OUT is flushed after every event."""
 import http.client
@@ -34,6 +35,11 @@ def main():
             f.write(json.dumps({"t": time.time(), "status": res.status,
                                 "body": res.read().decode(errors="replace")}) + "\n")
             return 1
+        # The stream is open: a caller can wait for this line before it
+        # makes the change it measures (starting Python takes a second on a
+        # loaded machine).
+        f.write(json.dumps({"t": time.time(), "event": "open"}) + "\n")
+        f.flush()
         ev = {"id": None, "event": "message", "data": []}
         while True:
             line = res.fp.readline()
