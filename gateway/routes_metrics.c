@@ -31,6 +31,7 @@
 #include "deployments/deployment.h"
 #include "deployments/reconciler.h"
 #include "deployments/worker.h"
+#include "events/events.h"
 #include "gateway/gw_int.h"
 #include "inventory/demand.h"
 #include "inventory/inventory.h"
@@ -471,6 +472,32 @@ void gw_events_set(struct gw *gw, struct events_listener *l)
 	atomic_store(&gw->events, l);
 }
 
+/* The event plane's listener (events/events.h): whether it LISTENs (else
+ * it polls the stream's head), the head it last read, and how often it was
+ * told and woke the threads. */
+static void gw_metrics_events(struct textbuf *t, struct gw *gw)
+{
+	struct events_listener *l = atomic_load(&gw->events);
+	struct events_listener_status st = {.head = -1};
+	if (!l)
+		return;
+	events_listener_status(&st, l);
+	metrics_one(t, "nova_events_listening", "gauge",
+		    "Whether this novad LISTENs for the event stream's notifications (0: it polls the "
+		    "stream's head every 100 ms).", st.listening ? 1 : 0);
+	metrics_one(t, "nova_events_head", "gauge",
+		    "The event stream's last id this novad read (-1: none yet).", (double)st.head);
+	metrics_one(t, "nova_events_notifications_total", "counter",
+		    "Notifications of commits to the event stream this novad received.",
+		    (double)st.notifications);
+	metrics_one(t, "nova_events_wakes_total", "counter",
+		    "Times the stream's head moved and this novad woke its routes, workers and watchers.",
+		    (double)st.wakes);
+	metrics_one(t, "nova_events_listen_connects_total", "counter",
+		    "LISTEN connections this novad opened (more than one: it lost and reopened them).",
+		    (double)st.connects);
+}
+
 static void gw_metrics_autoscaler(struct textbuf *t, struct gw *gw)
 {
 	struct autoscaler_counters ac;
@@ -504,6 +531,7 @@ void gw_metrics_get(struct gw *gw, struct gw_call *call, struct http_request *re
 	gw_metrics_http(&t, gw);
 	gw_metrics_db(&t, gw);
 	gw_metrics_reconciler(&t, gw);
+	gw_metrics_events(&t, gw);
 	gw_metrics_autoscaler(&t, gw);
 	if (gw->fleet) {
 		pthread_mutex_lock(&gw->fleet->lock);

@@ -74,6 +74,13 @@ i=0; while ! grep -q '"open"' "$T_WORK/w1.jsonl" 2>/dev/null && [ $i -lt 100 ]; 
 $CB deploy demo --pool racks --replicas 2 --name demo >/dev/null 2>"$T_WORK/err" ||
 	t_fail "deploy through B" "$(cat "$T_WORK/err")"
 agree "deployed through B" 2
+n=0
+for port in $PA $PB $PC; do
+	curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$port/metrics" | grep -q '^nova_events_listening 1$' &&
+		n=$((n + 1))
+done
+[ "$n" -eq 3 ] && t_pass "all three LISTEN for the stream (nova_events_listening 1)" ||
+	t_fail "all three LISTEN" "$n of 3 say nova_events_listening 1"
 $CC deployment scale demo --replicas 3 >/dev/null 2>"$T_WORK/err" || t_fail "scale through C" "$(cat "$T_WORK/err")"
 agree "scaled to 3 through C" 3
 sleep 1
