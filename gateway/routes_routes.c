@@ -220,6 +220,11 @@ void gw_routes_watch(struct gw *gw, struct gw_call *call, struct http_request *r
 		long long v = strtoll(last, &end, 10);
 		if (!*end && v >= 0) {
 			w->pending = inventory_routes_resume(w->routes, v, &w->seen);
+			/* Nothing missed: said at once in a comment, so the client
+			 * knows the stream is up without waiting for a change or a
+			 * keep-alive. */
+			if (!w->pending && w->seen >= 0 && asprintf(&w->pending, ": resumed at %lld\n\n", v) < 0)
+				w->pending = NULL;
 			w->len = w->pending ? strlen(w->pending) : 0;
 		}
 	}

@@ -204,6 +204,20 @@ static int rt_watch_on_data(void *ctx, const char *data, size_t len)
 	return atomic_load(&w->r->watch_cancel) ? 1 : 0;
 }
 
+/* The stream opened. A resumed one (Last-Event-ID) is connected from here:
+ * novad sends what we missed, or nothing when we missed nothing (our table
+ * stands; it says so in a comment, so these bytes come at once), and no
+ * snapshot follows. A new one waits for its snapshot. */
+static void rt_watch_on_status(void *ctx, long status)
+{
+	struct rt_watch *w = ctx;
+	if (status != 200 || w->last_id < 0)
+		return;
+	nova_log(NOVA_LOG_INFO, "router", "route watch resumed after version %lld", w->last_id);
+	w->got_event = true;
+	atomic_store(&w->r->watch_connected, true);
+}
+
 static void *rt_watch_thread(void *arg)
 {
 	struct router *r = arg;
@@ -221,7 +235,7 @@ static void *rt_watch_thread(void *arg)
 		}
 		struct http_client_request req = {
 			.method = "GET", .url = url, .bearer_token = r->cfg.token, .headers = headers,
-			.timeout_ms = 0, .cancel = &r->watch_cancel,
+			.timeout_ms = 0, .cancel = &r->watch_cancel, .on_status = rt_watch_on_status,
 		};
 		struct nova_err err;
 		long status = 0;
