@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
 
 #include "audit/audit.h"
 #include "auth/auth.h"
@@ -166,6 +168,25 @@ void gw_watch_give(struct gw *gw, const char *cred);
  * routers go, which is not every second. */
 #define GW_WATCH_RETRY_AFTER "10"
 #define GW_WATCH_KEEPALIVE_S 15
+
+/* What a watch stream is sending: the text of its current event(s), how
+ * much of it went, and when it last wrote. */
+struct gw_sse {
+	char *pending;
+	size_t off, len;
+	time_t last_write;
+};
+/* Nothing left to send (the stream's reader makes its next text). */
+static inline bool gw_sse_done(const struct gw_sse *o) { return o->off == o->len; }
+/* Set the text (taken; NULL: none), from its start. */
+void gw_sse_set(struct gw_sse *o, char *text);
+/* A keep-alive comment when nothing was written for GW_WATCH_KEEPALIVE_S
+ * and nothing is pending: keeps proxies from timing the stream out, and a
+ * write to a client that left ends the stream. */
+void gw_sse_keepalive(struct gw_sse *o);
+/* The stream reader's answer: up to max bytes of the text into buf, or
+ * HTTP_STREAM_WAIT when there is none. */
+long gw_sse_send(struct gw_sse *o, char *buf, size_t max);
 
 /* The route table (gateway.c). */
 extern const struct gw_route gw_routes[];

@@ -60,9 +60,7 @@ struct gw_evwatch {
 	bool read_now;       /* the first read, or the last was a full page */
 	long long read_ms;   /* when it last read (monotonic) */
 	long long retry_ms;  /* after a failed read: not before */
-	char *pending;
-	size_t off, len;
-	time_t last_write;
+	struct gw_sse out;
 };
 
 static bool gw_evw_due(struct gw_evwatch *w, long long now)
@@ -93,7 +91,7 @@ static void gw_evw_snapshot(FILE *f, long long after, const struct events_positi
 		from, after, pos->pruned_through, pos->head);
 }
 
-/* Read what follows the cursor into w->pending (may stay empty). */
+/* Read what follows the cursor into w->out (may stay empty). */
 static void gw_evw_fill(struct gw_evwatch *w)
 {
 	struct nova_err err;
@@ -148,10 +146,7 @@ static void gw_evw_fill(struct gw_evwatch *w)
 		free(buf);
 		return;
 	}
-	free(w->pending);
-	w->pending = buf;
-	w->len = len;
-	w->off = 0;
+	gw_sse_set(&w->out, buf);
 	return;
 failed:
 	nova_log_kv(NOVA_LOG_DEBUG, "gateway", "an event watch could not read the stream", "error",
@@ -162,33 +157,20 @@ failed:
 static long gw_evw_read(void *arg, char *buf, size_t max)
 {
 	struct gw_evwatch *w = arg;
-	if (w->off == w->len) {
-		free(w->pending);
-		w->pending = NULL;
-		w->off = w->len = 0;
+	if (gw_sse_done(&w->out)) {
+		gw_sse_set(&w->out, NULL);
 		if (gw_evw_due(w, notify_now_ms()))
 			gw_evw_fill(w);
-		if (!w->len && time(NULL) - w->last_write >= GW_WATCH_KEEPALIVE_S) {
-			w->pending = strdup(": keep-alive\n\n");
-			w->len = w->pending ? strlen(w->pending) : 0;
-		}
-		if (!w->len)
-			return HTTP_STREAM_WAIT;
+		gw_sse_keepalive(&w->out);
 	}
-	size_t n = w->len - w->off;
-	if (n > max)
-		n = max;
-	memcpy(buf, w->pending + w->off, n);
-	w->off += n;
-	w->last_write = time(NULL);
-	return (long)n;
+	return gw_sse_send(&w->out, buf, max);
 }
 
 static void gw_evw_free(void *arg)
 {
 	struct gw_evwatch *w = arg;
 	gw_watch_give(w->gw, w->cred);
-	free(w->pending);
+	free(w->out.pending);
 	free(w);
 }
 
@@ -258,11 +240,12 @@ void gw_events_watch(struct gw *gw, struct gw_call *call, struct http_request *r
 	w->read_ms = notify_now_ms() - GW_EVW_POLL_MS;
 	/* A first comment, so the client has the headers and knows where the
 	 * stream begins without waiting for an event. */
-	if (cursor >= 0 ? asprintf(&w->pending, ": after %lld\n\n", cursor) < 0
-			: !(w->pending = strdup(": after the head\n\n")))
-		w->pending = NULL;
-	w->len = w->pending ? strlen(w->pending) : 0;
-	w->last_write = time(NULL);
+	char *first = NULL;
+	if (cursor >= 0 ? asprintf(&first, ": after %lld\n\n", cursor) < 0
+			: !(first = strdup(": after the head\n\n")))
+		first = NULL;
+	gw_sse_set(&w->out, first);
+	w->out.last_write = time(NULL);
 	http_response_stream(res, 200, "text/event-stream", gw_evw_read, w, gw_evw_free);
 	http_response_header_add(res, "Cache-Control", "no-cache");
 }

@@ -57,54 +57,64 @@ struct gw_watch {
 	char cred[AUTH_ID_LEN];      /* whose stream, for the per-key count */
 	struct inventory_routes *routes;
 	long long seen;
-	char *pending;
-	size_t off, len;
-	time_t last_write;
+	struct gw_sse out;
 	time_t stale_told;   /* when it was last told the table is stale (0: not since fresh) */
 };
 
 
+void gw_sse_set(struct gw_sse *o, char *text)
+{
+	free(o->pending);
+	o->pending = text;
+	o->off = 0;
+	o->len = text ? strlen(text) : 0;
+}
+
+void gw_sse_keepalive(struct gw_sse *o)
+{
+	if (!o->len && time(NULL) - o->last_write >= GW_WATCH_KEEPALIVE_S)
+		gw_sse_set(o, strdup(": keep-alive\n\n"));
+}
+
+long gw_sse_send(struct gw_sse *o, char *buf, size_t max)
+{
+	if (!o->len)
+		return HTTP_STREAM_WAIT;
+	size_t n = o->len - o->off;
+	if (n > max)
+		n = max;
+	memcpy(buf, o->pending + o->off, n);
+	o->off += n;
+	o->last_write = time(NULL);
+	return (long)n;
+}
+
 static long gw_watch_read(void *arg, char *buf, size_t max)
 {
 	struct gw_watch *w = arg;
-	if (w->off == w->len) {
+	if (gw_sse_done(&w->out)) {
 		long long next;
-		free(w->pending);
-		w->pending = inventory_routes_next_event(w->routes, w->seen, &next);
-		w->off = 0;
-		w->len = w->pending ? strlen(w->pending) : 0;
+		gw_sse_set(&w->out, inventory_routes_next_event(w->routes, w->seen, &next));
+		w->seen = next;
 		long long age = inventory_routes_age_ms(w->routes, NULL);
 		if (age <= INVENTORY_ROUTES_STALE_MS)
 			w->stale_told = 0;
-		w->seen = next;
-		if (!w->pending && age > INVENTORY_ROUTES_STALE_MS &&
+		if (!w->out.len && age > INVENTORY_ROUTES_STALE_MS &&
 		    time(NULL) - w->stale_told >= GW_WATCH_KEEPALIVE_S) {
 			/* The database is away: what it has is all there is, and
 			 * it may be old. Said when it turns stale, then with every
 			 * keep-alive; the next update or snapshot ends it. */
-			if (asprintf(&w->pending, "event: stale\ndata: {\"stale\":true,\"age_ms\":%lld}\n\n",
+			char *text = NULL;
+			if (asprintf(&text, "event: stale\ndata: {\"stale\":true,\"age_ms\":%lld}\n\n",
 				     age) < 0)
-				w->pending = NULL;
-			w->len = w->pending ? strlen(w->pending) : 0;
+				text = NULL;
+			gw_sse_set(&w->out, text);
 			w->stale_told = time(NULL);
-		} else if (!w->pending && time(NULL) - w->last_write >= GW_WATCH_KEEPALIVE_S) {
-			/* A comment line: keeps proxies from timing the stream out,
-			 * and a write to a client that left ends the stream. */
-			w->pending = strdup(": keep-alive\n\n");
-			w->len = w->pending ? strlen(w->pending) : 0;
 		}
-		if (!w->len)
-			return HTTP_STREAM_WAIT;
+		gw_sse_keepalive(&w->out);
 	}
-	size_t n = w->len - w->off;
-	if (n > max)
-		n = max;
-	memcpy(buf, w->pending + w->off, n);
-	w->off += n;
-	w->last_write = time(NULL);
-	return (long)n;
+	return gw_sse_send(&w->out, buf, max);
 }
-
 
 /* Counted in memory under one lock: a stream is opened rarely (a router's
  * start or reconnect), so the lock is never hot. Rejected: counting per
@@ -177,7 +187,7 @@ static void gw_watch_free(void *arg)
 {
 	struct gw_watch *w = arg;
 	gw_watch_give(w->gw, w->cred);
-	free(w->pending);
+	free(w->out.pending);
 	free(w);
 }
 
@@ -219,16 +229,16 @@ void gw_routes_watch(struct gw *gw, struct gw_call *call, struct http_request *r
 		char *end;
 		long long v = strtoll(last, &end, 10);
 		if (!*end && v >= 0) {
-			w->pending = inventory_routes_resume(w->routes, v, &w->seen);
+			char *text = inventory_routes_resume(w->routes, v, &w->seen);
 			/* Nothing missed: said at once in a comment, so the client
 			 * knows the stream is up without waiting for a change or a
 			 * keep-alive. */
-			if (!w->pending && w->seen >= 0 && asprintf(&w->pending, ": resumed at %lld\n\n", v) < 0)
-				w->pending = NULL;
-			w->len = w->pending ? strlen(w->pending) : 0;
+			if (!text && w->seen >= 0 && asprintf(&text, ": resumed at %lld\n\n", v) < 0)
+				text = NULL;
+			gw_sse_set(&w->out, text);
 		}
 	}
-	w->last_write = time(NULL);
+	w->out.last_write = time(NULL);
 	http_response_stream(res, 200, "text/event-stream", gw_watch_read, w, gw_watch_free);
 	http_response_header_add(res, "Cache-Control", "no-cache");
 }
