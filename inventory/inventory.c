@@ -1459,18 +1459,17 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 bool inv_loads_merge(struct inventory *inv, const unsigned char id[16], long long seq,
 		     uint64_t sum, json_t *reports)
 {
+	pthread_mutex_lock(&inv->lock);
 	/* A node this novad has not read yet (provisioned since the last
 	 * refresh) gets an entry without a token, as a heartbeat's read
 	 * would make; the refresh forgets it if it is no node of the fleet. */
 	struct inv_node *e = inv_get(inv, id, true);
-	if (!e) {
-		json_decref(reports);
-		return false;
-	}
-	/* node_loads holds this report, whichever is newer: a heartbeat taken
-	 * here whose report differs from it is written. */
-	e->db_sum = sum;
-	if (seq <= e->loads_seq) {
+	if (e)
+		/* node_loads holds this report, whichever is newer: a heartbeat
+		 * taken here whose report differs from it is written. */
+		e->db_sum = sum;
+	if (!e || seq <= e->loads_seq) {
+		pthread_mutex_unlock(&inv->lock);
 		json_decref(reports);
 		return false;
 	}
@@ -1488,6 +1487,8 @@ bool inv_loads_merge(struct inventory *inv, const unsigned char id[16], long lon
 	 * heartbeat older than one another novad took is stale here too. */
 	if (seq > e->last_seq)
 		e->last_seq = seq;
+	pthread_mutex_unlock(&inv->lock);
+	atomic_fetch_add(&inv->loads_gen, 1);
 	return true;
 }
 
@@ -1541,7 +1542,7 @@ int inventory_loads_read(struct inventory *inv, struct nova_err *err)
 		unsigned char last_node[16] = {0};
 		if (!inv->cursor.next_xid)
 			inv->cursor.next_xid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-		/* Parsed outside the lock; applied under it in one go. */
+		/* Parsed outside the lock; each applied under it. */
 		for (int i = 0; i < PQntuples(res); i++) {
 			if (PQgetisnull(res, i, 1))
 				continue;
@@ -1562,15 +1563,10 @@ int inventory_loads_read(struct inventory *inv, struct nova_err *err)
 		}
 		PQclear(res);
 		unsigned long long merged = 0;
-		pthread_mutex_lock(&inv->lock);
 		for (size_t i = 0; i < n; i++)
 			merged += inv_loads_merge(inv, rows[i].id, rows[i].seq, rows[i].sum, rows[i].reports);
-		pthread_mutex_unlock(&inv->lock);
 		atomic_fetch_add(&inv->loads_read, (unsigned long long)got);
-		if (merged) {
-			atomic_fetch_add(&inv->loads_merged, merged);
-			atomic_fetch_add(&inv->loads_gen, 1);
-		}
+		atomic_fetch_add(&inv->loads_merged, merged);
 		if (got < INV_LOADS_PAGE) {
 			/* The pass is done: the next starts where the oldest
 			 * transaction running at its first page began. */

@@ -57,8 +57,8 @@ int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replica
 			     struct nova_err *err);
 
 /* Shared load's merge rule, for one row of node_loads another novad wrote
- * (caller holds the inventory's lock; reports, an array of replica
- * reports, is taken): the node's report becomes this one when its
+ * (takes the inventory's lock; reports, an array of replica reports, is
+ * taken): the node's report becomes this one when its
  * heartbeat sequence is above the one held (taken here or read before),
  * and the node's last sequence rises to it; an older or equal one changes
  * nothing but the record of what the table holds (sum: its checksum).
