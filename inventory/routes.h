@@ -10,8 +10,9 @@
  * (router/router.h) instead of answering 404; a model whose deployments
  * are all stopped has none. The table carries a
  * version (this process's count of changes) and a weak ETag, W/"<hash>",
- * of the routes alone: not of the version nor of the load hints (which
- * come from the heartbeats this novad took), so every novad gives one
+ * of the routes alone: not of the version nor of the load hints (each
+ * node's newest replica report, which every novad reads from the others a
+ * flush or two late: inventory.h, shared load), so every novad gives one
  * table one ETag, and answers 304 to another's. Changes are kept as events (the
  * models whose endpoints changed, with their new routes) in a ring of the
  * last INVENTORY_ROUTES_HISTORY versions, for watchers that reconnect with
