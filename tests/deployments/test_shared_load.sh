@@ -9,6 +9,9 @@
 # Then a soak: NOVA_SHARED_LOAD_SOAK_S seconds (default 600, the issue's
 # 10 minutes) of heartbeats spread over the three, with some traffic, in
 # which no node leaves ready and no replica leaves any novad's routes.
+# The default soak and the setup take over run.sh's usual 600 s; a longer
+# soak needs a longer limit here too:
+# run.sh timeout: 1080
 set -u
 . tests/support/lib.sh
 . bench/nginx.sh
