@@ -14,8 +14,8 @@
  * start an idle clock up to that much early.
  *
  * Signals, per deployment, each tick:
- *   - the load its ready replicas' sidecars reported in their last heartbeat
- *     through this novad (inventory_loads_of: each on its node, the serving
+ *   - the load its ready replicas' sidecars reported in their newest
+ *     heartbeat, through any novad (inventory_loads_of, shared load: each on its node, the serving
  *     stage's for a multi-stage replica): queue_depth, running,
  *     inflight_tokens, ttft_p95_ms (else ttft_ms), tokens_per_second;
  *   - the routers' demand for its model (inventory_demand_read, every

@@ -434,8 +434,9 @@ static int novad_serve(struct novad *n, struct nova_err *err)
 }
 
 /* worker_config.replica_idle: whether a draining replica's engine runs
- * and queues nothing, as the last heartbeat this novad took of its node
- * says (-1: none here, or no such load reported). */
+ * and queues nothing, as the newest report of its node this novad knows
+ * says, taken here or by another novad (shared load, inventory.h; -1:
+ * none, or no such load reported). */
 static int novad_replica_idle(void *ctx, const char *replica_id, const char *node_id)
 {
 	struct novad *n = ctx;
@@ -469,8 +470,12 @@ static int novad_background(struct novad *n, struct nova_err *err)
 		wcfg.warm_taken = &n->rt.reconciler;
 		wcfg.unrouted = &n->rt.routes;
 		/* A drain ends once a heartbeat taken after the routers learned
-		 * says the engine is idle: one interval and a second. */
-		wcfg.drain_min_ms = cfg->heartbeat_interval_ms + 1000;
+		 * says the engine is idle: one interval and a second, and two
+		 * flush periods for a heartbeat another novad took to be read
+		 * here (shared load). */
+		struct inventory_config icfg;
+		inventory_config_defaults(&icfg); /* novad_serve's flush_ms */
+		wcfg.drain_min_ms = cfg->heartbeat_interval_ms + 1000 + 2 * icfg.flush_ms;
 		wcfg.replica_idle = novad_replica_idle;
 		wcfg.replica_idle_ctx = n;
 		if (worker_start(&n->worker, n->db, &wcfg, err))

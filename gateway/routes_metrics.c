@@ -340,6 +340,15 @@ static void gw_metrics_inventory(struct textbuf *t, struct gw *gw)
 		    "Heartbeat rows this novad wrote to the database.", (double)st.rows_flushed);
 	metrics_one(t, "nova_inventory_flush_failures_total", "counter",
 		    "Flushes of heartbeats that did not reach the database.", (double)st.flushes_failed);
+	metrics_one(t, "nova_inventory_loads_written_total", "counter",
+		    "Replica reports (changed ones only) this novad's flushes sent to node_loads.",
+		    (double)st.loads_written);
+	metrics_one(t, "nova_inventory_loads_read_total", "counter",
+		    "Rows of node_loads written by other novads that this novad read.",
+		    (double)st.loads_read);
+	metrics_one(t, "nova_inventory_loads_merged_total", "counter",
+		    "Replica reports of other novads newer than what this novad held, taken.",
+		    (double)st.loads_merged);
 	metrics_one(t, "nova_inventory_nodes", "gauge",
 		    "Nodes whose heartbeats this novad can check from memory.", (double)st.nodes_known);
 	metrics_one(t, "nova_inventory_heartbeats_pending", "gauge",

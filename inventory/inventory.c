@@ -50,8 +50,8 @@ static uint8_t inv_state_parse(const char *s)
 	return (uint8_t)st;
 }
 
-/* One node, 128 bytes: the id, token hash and address as bytes, not text,
- * since a novad keeps every node of the fleet (100,000 nodes: 13 MiB of nodes and
+/* One node, 160 bytes: the id, token hash and address as bytes, not text,
+ * since a novad keeps every node of the fleet (100,000 nodes: 16 MiB of nodes and
  * a 1 MiB index, where 176-byte slots of text took 44 MiB). */
 struct inv_node {
 	unsigned char id[16];
@@ -76,6 +76,17 @@ struct inv_node {
 	char *capacity;
 	json_t *replicas;               /* last reported, owned */
 	struct inv_logs *logs;          /* its log server, once reported (owned) */
+	/* Shared load (sql/0024): replicas is the newest report this novad
+	 * knows of, taken here or read from node_loads (another novad took
+	 * it), and loads_seq its heartbeat's sequence (-1: none); loads_sum
+	 * is the checksum of its text as its taker dumped it, and db_sum what
+	 * node_loads holds (or will once this novad's flush in flight lands;
+	 * 0: unknown). A report whose sum differs from db_sum waits in
+	 * loads_text (owned) for the flush; one the table holds already is
+	 * not written again. */
+	long long loads_seq;
+	uint64_t loads_sum, db_sum;
+	char *loads_text;
 };
 
 /* Where a node's sidecar serves its engines' logs, and the key this novad
@@ -99,6 +110,15 @@ static void inv_logs_free(struct inv_logs *l)
 }
 
 static bool inv_json_plain(const char *s);
+
+/* Where the reader of node_loads is (inventory_loads_read): a pass reads
+ * the rows after (xid, node) in that order, a page at a time; the next
+ * pass starts at next_xid, the oldest transaction still running when the
+ * pass's first page was read (0 before it). */
+struct inv_loads_cursor {
+	unsigned long long xid, next_xid;
+	unsigned char node[16];
+};
 
 struct inventory {
 	struct db_pool *db;
@@ -142,6 +162,12 @@ struct inventory {
 	atomic_ullong from_memory;      /* heartbeats taken on a stale cached hash */
 	struct metrics_hist flush_seconds; /* every flush, written or not */
 	atomic_ullong rows_flushed, flushes_failed;
+	/* Shared load (sql/0024): rows of node_loads this novad's flushes
+	 * sent, rows it read of the others', and those that were newer than
+	 * what it held; the reader's cursor (inventory_loads_read). */
+	atomic_ullong loads_written, loads_read, loads_merged;
+	struct inv_loads_cursor cursor;
+	bool loads_read_failing;
 	/* The brake, as of the last sweep (under lock): pool id -> {"pool",
 	 * "pool_id", "silent", "nodes", "since"}. */
 	json_t *brakes;
@@ -312,6 +338,7 @@ static struct inv_node *inv_get(struct inventory *inv, const unsigned char id[16
 	memset(e, 0, sizeof(*e));
 	memcpy(e->id, id, 16);
 	e->last_seq = -1;
+	e->loads_seq = -1;
 	inv->index[i] = (uint32_t)++inv->n_nodes;
 	return e;
 }
@@ -323,6 +350,7 @@ static void inv_remove(struct inventory *inv, size_t pos)
 {
 	size_t mask = inv->index_cap - 1, i = inv_probe(inv, inv->nodes[pos].id), j = i;
 	free(inv->nodes[pos].capacity);
+	free(inv->nodes[pos].loads_text);
 	json_decref(inv->nodes[pos].replicas);
 	inv_logs_free(inv->nodes[pos].logs);
 	inv->index[i] = 0;
@@ -883,6 +911,21 @@ int inventory_logs_access(struct inventory_logs_access *out, struct inventory *i
 	return rc;
 }
 
+/* Under the lock: the report just kept (text owned, taken) is the node's
+ * newest. It waits for the flush unless node_loads holds the same already
+ * (the last flush wrote it, or another novad's row says so). */
+static void inv_loads_take(struct inv_node *e, long long seq, char *text)
+{
+	e->loads_seq = seq;
+	e->loads_sum = inv_text_sum(text);
+	free(e->loads_text);
+	e->loads_text = NULL;
+	if (e->loads_sum != e->db_sum)
+		e->loads_text = text;
+	else
+		free(text);
+}
+
 int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_id,
 			const char *token, const json_t *body, struct nova_err *err)
 {
@@ -981,15 +1024,22 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	pthread_mutex_unlock(&inv->lock);
 	if ((rc = inv_heartbeat_body_check(&seq, &capacity, &replicas, &generation, &logs, body, err)))
 		return rc;
+	/* The report's text for node_loads (sql/0024), dumped before the
+	 * lock: a few microseconds a beat that every other heartbeat would
+	 * otherwise wait for. Dumped again under the lock only in the rare
+	 * beat with a refused endpoint, whose kept report differs. */
+	char *loads_text = replicas ? json_dump_compact(replicas) : NULL;
 	pthread_mutex_lock(&inv->lock);
 	if (!(e = inv_get(inv, id, false)) || !e->has_hash || !secret_equal(presented, e->token_hash, 32)) {
 		pthread_mutex_unlock(&inv->lock);
+		free(loads_text);
 		return inv_refused(err);
 	}
 	if (e->state == POOL_NODE_TERMINATING || e->state == POOL_NODE_TERMINATED ||
 	    (e->state == POOL_NODE_FAILED && seq <= e->last_seq)) {
 		snprintf(reason, sizeof(reason), "node is %s", pool_node_state_name(e->state));
 		pthread_mutex_unlock(&inv->lock);
+		free(loads_text);
 		*answer = inv_answer_dump(inv_answer(inv, false, reason));
 		return *answer ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
@@ -997,6 +1047,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 		snprintf(reason, sizeof(reason), "stale sequence number %lld (last seen %lld)", seq,
 			 e->last_seq);
 		pthread_mutex_unlock(&inv->lock);
+		free(loads_text);
 		*answer = inv_answer_dump(inv_answer(inv, false, reason));
 		return *answer ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
@@ -1008,6 +1059,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 		 * silence ready again when its agent beats after the failure (it
 		 * was judged wrongly), and keeps its replicas where they are. */
 		pthread_mutex_unlock(&inv->lock);
+		free(loads_text);
 		*answer = inv_answer_dump(inv_answer(inv, false, "node is failed"));
 		return *answer ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
@@ -1028,8 +1080,15 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	json_t *refused = NULL;
 	if (replicas) {
 		json_t *kept = inv_endpoints_screen(&refused, replicas, &e->addr);
-		if (!kept) {
+		if (kept && kept != replicas) {
+			free(loads_text);
+			loads_text = json_dump_compact(kept);
+		}
+		if (!kept || !loads_text) {
 			pthread_mutex_unlock(&inv->lock);
+			json_decref(kept);
+			json_decref(refused);
+			free(loads_text);
 			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		}
 		if (inv_replicas_changed(e->replicas, kept)) {
@@ -1043,6 +1102,8 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 		json_decref(e->replicas);
 		e->replicas = kept;
 		e->replicas_dirty = true;
+		inv_loads_take(e, seq, loads_text);
+		loads_text = NULL;
 		atomic_fetch_add(&inv->loads_gen, 1);
 	}
 	if (logs)
@@ -1107,6 +1168,8 @@ struct inv_flush_row {
 	long long seq, at_ms;
 	char *cap;
 	bool reported, changed;
+	char *loads;            /* the report's text for node_loads, or NULL */
+	long long loads_seq;
 };
 
 /* Give a failed flush's rows back to their nodes: dirty again, their
@@ -1129,6 +1192,15 @@ static void inv_flush_restore(struct inventory *inv, struct inv_flush_row *rows,
 		if (rows[i].reported && i >= reported_from)
 			e->replicas_dirty = true;
 		e->replicas_changed |= rows[i].changed;
+		if (rows[i].loads) {
+			/* Whether node_loads holds it is unknown now: sent again
+			 * (a row it holds already is not rewritten). */
+			e->db_sum = 0;
+			if (!e->loads_text && e->loads_seq == rows[i].loads_seq) {
+				e->loads_text = rows[i].loads;
+				rows[i].loads = NULL;
+			}
+		}
 	}
 	pthread_mutex_unlock(&inv->lock);
 }
@@ -1147,6 +1219,22 @@ static void inv_flush_restore(struct inventory *inv, struct inv_flush_row *rows,
 	"ON CONFLICT (id) DO UPDATE SET last_flush_at = clock_timestamp(), "                 \
 	"recording_since = CASE WHEN r.last_flush_at < clock_timestamp() - " blind           \
 	"::integer * interval '1 millisecond' THEN clock_timestamp() ELSE r.recording_since END"
+
+/* The flush's write of the replica reports that changed (sql/0024): a
+ * data-modifying WITH of the batch statement after `beat`, whose rows it
+ * joins, so only a node whose heartbeat this flush wrote gets its report
+ * written (the newest sequence wins, as for the heartbeat; and a node
+ * deleted meanwhile has no row to refer to, its heartbeat row being locked
+ * by `beat`). Parameters: the object of reports (id -> {"q": sequence,
+ * "s": checksum, "r": reports}) and this novad's recorder id. */
+#define INV_LOADS_SQL(reports, by)                                                           \
+	"INSERT INTO node_loads AS l (node_id, seq, reports, sum, written_by, written_xid) "     \
+	"SELECT b.node_id, (x.r ->> 'q')::bigint, x.r -> 'r', (x.r ->> 's')::bigint, " by        \
+	"::uuid, pg_current_xact_id() FROM beat b, LATERAL (SELECT " reports                      \
+	"::jsonb -> b.node_id::text AS r) x WHERE x.r IS NOT NULL "                               \
+	"ON CONFLICT (node_id) DO UPDATE SET seq = excluded.seq, reports = excluded.reports, "   \
+	"sum = excluded.sum, written_by = excluded.written_by, written_xid = excluded.written_xid " \
+	"WHERE l.seq < excluded.seq"
 
 static void inv_flush_outcome(struct inventory *inv, int rc, const struct nova_err *err)
 {
@@ -1214,6 +1302,13 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		e->capacity = NULL;
 		row->reported = e->replicas_dirty && e->replicas;
 		row->changed = e->replicas_changed;
+		/* In flight: what node_loads will hold, so a heartbeat taken
+		 * meanwhile compares with it (a failed flush makes it unknown). */
+		row->loads = e->loads_text;
+		row->loads_seq = e->loads_seq;
+		if (e->loads_text)
+			e->db_sum = e->loads_sum;
+		e->loads_text = NULL;
 		if (row->reported) {
 			char id[IDS_UUID_LEN];
 			ids_uuid_format(id, e->id);
@@ -1225,9 +1320,11 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	pthread_mutex_unlock(&inv->lock);
 	atomic_store(&inv->oldest_seen_ms, oldest);
 	/* Three array literals (ids, sequences, times) and one object of the
-	 * capacities that came (id -> capacity). */
-	struct textbuf seqs = {0}, ats = {0}, caps = {0};
-	size_t n_caps = 0;
+	 * capacities that came (id -> capacity), and one of the replica
+	 * reports that changed (id -> {"q": sequence, "s": checksum, "r":
+	 * reports}; sql/0024). */
+	struct textbuf seqs = {0}, ats = {0}, caps = {0}, loads = {0};
+	size_t n_caps = 0, n_loads = 0;
 	for (size_t i = 0; i < n_batch; i++) {
 		char id[IDS_UUID_LEN], num[32];
 		const char *sep = i ? "," : "{";
@@ -1245,15 +1342,27 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 			textbuf_add(&caps, "\":", 2);
 			textbuf_add(&caps, rows[i].cap, strlen(rows[i].cap));
 		}
+		if (rows[i].loads) {
+			textbuf_add(&loads, n_loads++ ? ",\"" : "{\"", 2);
+			textbuf_add(&loads, id, IDS_UUID_LEN - 1);
+			nn = snprintf(num, sizeof(num), "\":{\"q\":%lld,\"s\":", rows[i].loads_seq);
+			textbuf_add(&loads, num, (size_t)nn);
+			nn = snprintf(num, sizeof(num), "%lld,\"r\":",
+				      (long long)inv_text_sum(rows[i].loads));
+			textbuf_add(&loads, num, (size_t)nn);
+			textbuf_add(&loads, rows[i].loads, strlen(rows[i].loads));
+			textbuf_add(&loads, "}", 1);
+		}
 	}
 	textbuf_add(&batch, "}", 1);
 	textbuf_add(&seqs, "}", 1);
 	textbuf_add(&ats, "}", 1);
 	textbuf_add(&caps, n_caps ? "}" : "{}", n_caps ? 1 : 2);
+	textbuf_add(&loads, n_loads ? "}" : "{}", n_loads ? 1 : 2);
 	if (n_batch > 0) {
-		const char *params[7] = {batch.p, seqs.p, ats.p, caps.p,
-					 inv->recorder_id, inv->recorder_host, blind};
-		if (batch.failed || seqs.failed || ats.failed || caps.failed)
+		const char *params[8] = {batch.p, seqs.p, ats.p, caps.p,
+					 inv->recorder_id, inv->recorder_host, blind, loads.p};
+		if (batch.failed || seqs.failed || ats.failed || caps.failed || loads.failed)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		/* One statement for the whole batch, into the narrow table
 		 * node_heartbeats (sql/0007); a heartbeat flushed by another
@@ -1272,9 +1381,10 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 				"capacity = coalesce($4::jsonb -> v.id::text, h.capacity) "
 				"FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(id, seq, at_ms) "
 				"WHERE h.node_id = v.id AND (h.last_seq IS NULL OR h.last_seq < v.seq) "
-				"RETURNING h.node_id) "
+				"RETURNING h.node_id), "
+				"loads AS (" INV_LOADS_SQL("$8", "$5") ") "
 				"SELECT pool_nodes_heard(array(SELECT node_id FROM beat))",
-				7, params, err);
+				8, params, err);
 			if (rc != NOVA_EAGAIN)
 				break;
 			if (attempt < 2)
@@ -1287,6 +1397,7 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	textbuf_finish(&seqs);
 	textbuf_finish(&ats);
 	textbuf_finish(&caps);
+	textbuf_finish(&loads);
 	textbuf_finish(&batch);
 	size_t reported = 0;
 	if (rc == 0) {
@@ -1319,6 +1430,8 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		for (size_t i = 0; i < n_batch; i++)
 			free(rows[i].cap);
 	}
+	for (size_t i = 0; i < n_batch; i++)
+		free(rows[i].loads);
 	free(rows);
 	json_decref(reports);
 	if (rc == 0 && changed && inv->on_health)
@@ -1333,10 +1446,140 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	}
 	inv_flush_outcome(inv, rc, err);
 	metrics_hist_observe(&inv->flush_seconds, (double)(inv_mono_us() - started_us) / 1e6);
-	if (rc == 0)
+	if (rc == 0) {
 		atomic_fetch_add(&inv->rows_flushed, n_batch);
-	else
+		atomic_fetch_add(&inv->loads_written, n_loads);
+	} else
 		atomic_fetch_add(&inv->flushes_failed, 1);
+	return rc;
+}
+
+/* --- shared load (sql/0024) -------------------------------------------------------- */
+
+bool inv_loads_merge(struct inventory *inv, const unsigned char id[16], long long seq,
+		     uint64_t sum, json_t *reports)
+{
+	pthread_mutex_lock(&inv->lock);
+	/* A node this novad has not read yet (provisioned since the last
+	 * refresh) gets an entry without a token, as a heartbeat's read
+	 * would make; the refresh forgets it if it is no node of the fleet. */
+	struct inv_node *e = inv_get(inv, id, true);
+	if (e)
+		/* node_loads holds this report, whichever is newer: a heartbeat
+		 * taken here whose report differs from it is written. */
+		e->db_sum = sum;
+	if (!e || seq <= e->loads_seq) {
+		pthread_mutex_unlock(&inv->lock);
+		json_decref(reports);
+		return false;
+	}
+	json_decref(e->replicas);
+	e->replicas = reports;
+	e->loads_seq = seq;
+	e->loads_sum = sum;
+	/* What waited here is older than what the table holds: the flush
+	 * would not write it (nor its report to deployments, which the taker
+	 * of the newer heartbeat made). */
+	free(e->loads_text);
+	e->loads_text = NULL;
+	e->replicas_dirty = false;
+	/* As the fleet refresh does with node_heartbeats' sequence: a
+	 * heartbeat older than one another novad took is stale here too. */
+	if (seq > e->last_seq)
+		e->last_seq = seq;
+	pthread_mutex_unlock(&inv->lock);
+	atomic_fetch_add(&inv->loads_gen, 1);
+	return true;
+}
+
+/* Rows per page of the read, and pages per read (the rest is read after
+ * the next flush: a novad catching up after an outage does not hold its
+ * flushes back for the whole fleet at once). */
+#define INV_LOADS_PAGE 5000
+#define INV_LOADS_PAGES_MAX 32
+#define INV_STR_(x) #x
+#define INV_STR(x) INV_STR_(x)
+
+struct inv_loads_row {
+	unsigned char id[16];
+	long long seq;
+	uint64_t sum;
+	json_t *reports;
+};
+
+int inventory_loads_read(struct inventory *inv, struct nova_err *err)
+{
+	struct inv_loads_row *rows = malloc(INV_LOADS_PAGE * sizeof(*rows));
+	struct db_conn *c;
+	int rc;
+	if (!rows)
+		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+	if ((rc = db_conn_acquire(&c, inv->db, err))) {
+		free(rows);
+		return rc;
+	}
+	for (int page = 0; page < INV_LOADS_PAGES_MAX; page++) {
+		char xid[24], node[IDS_UUID_LEN];
+		const char *params[3] = {xid, node, inv->recorder_id};
+		PGresult *res = NULL;
+		snprintf(xid, sizeof(xid), "%llu", inv->cursor.xid);
+		ids_uuid_format(node, inv->cursor.node);
+		/* The snapshot's xmin in the same statement as the rows, so it
+		 * is the snapshot they were read in: every transaction below it
+		 * had ended, and a row of one above it is read again next pass. */
+		if ((rc = db_exec(&res, c,
+				  "WITH page AS (SELECT node_id, seq, sum, written_xid, reports FROM node_loads "
+				  "WHERE (written_xid, node_id) > ($1::xid8, $2::uuid) AND written_by <> $3::uuid "
+				  "ORDER BY written_xid, node_id LIMIT " INV_STR(INV_LOADS_PAGE) ") "
+				  "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, p.node_id::text, p.seq, "
+				  "p.sum, p.written_xid::text, p.reports::text FROM (VALUES (1)) AS one (x) "
+				  "LEFT JOIN page p ON true ORDER BY p.written_xid, p.node_id",
+				  3, params, err)))
+			break;
+		int got = 0;
+		size_t n = 0;
+		unsigned long long last_xid = 0;
+		unsigned char last_node[16] = {0};
+		if (!inv->cursor.next_xid)
+			inv->cursor.next_xid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		/* Parsed outside the lock; each applied under it. */
+		for (int i = 0; i < PQntuples(res); i++) {
+			if (PQgetisnull(res, i, 1))
+				continue;
+			got++;
+			last_xid = strtoull(PQgetvalue(res, i, 4), NULL, 10);
+			if (!ids_uuid_parse(last_node, PQgetvalue(res, i, 1)))
+				continue;
+			json_t *reports = json_loads(PQgetvalue(res, i, 5), 0, NULL);
+			if (!json_is_array(reports)) {
+				json_decref(reports);
+				continue;
+			}
+			memcpy(rows[n].id, last_node, 16);
+			rows[n].seq = atoll(PQgetvalue(res, i, 2));
+			rows[n].sum = (uint64_t)atoll(PQgetvalue(res, i, 3));
+			rows[n].reports = reports;
+			n++;
+		}
+		PQclear(res);
+		unsigned long long merged = 0;
+		for (size_t i = 0; i < n; i++)
+			merged += inv_loads_merge(inv, rows[i].id, rows[i].seq, rows[i].sum, rows[i].reports);
+		atomic_fetch_add(&inv->loads_read, (unsigned long long)got);
+		atomic_fetch_add(&inv->loads_merged, merged);
+		if (got < INV_LOADS_PAGE) {
+			/* The pass is done: the next starts where the oldest
+			 * transaction running at its first page began. */
+			inv->cursor.xid = inv->cursor.next_xid;
+			inv->cursor.next_xid = 0;
+			memset(inv->cursor.node, 0, sizeof(inv->cursor.node));
+			break;
+		}
+		inv->cursor.xid = last_xid;
+		memcpy(inv->cursor.node, last_node, 16);
+	}
+	db_conn_release(inv->db, c);
+	free(rows);
 	return rc;
 }
 
@@ -1586,6 +1829,9 @@ void inventory_status_get(struct inventory_status *out, struct inventory *inv)
 	out->flush_seconds = &inv->flush_seconds;
 	out->rows_flushed = atomic_load(&inv->rows_flushed);
 	out->flushes_failed = atomic_load(&inv->flushes_failed);
+	out->loads_written = atomic_load(&inv->loads_written);
+	out->loads_read = atomic_load(&inv->loads_read);
+	out->loads_merged = atomic_load(&inv->loads_merged);
 	pthread_mutex_lock(&inv->lock);
 	memcpy(out->database_error, inv->database_error, sizeof(out->database_error));
 	out->nodes_known = inv->n_nodes;
@@ -1639,6 +1885,19 @@ static void *inv_flusher(void *arg)
 			continue;
 		}
 		wait = inv->cfg.flush_ms;
+		/* What the other novads wrote of their heartbeats' reports since
+		 * the last read: within a flush period of their flush, so a load
+		 * any novad took is in every novad's /v1/routes within about two
+		 * flush periods. Heartbeats and routes never wait for it. */
+		int lrc = inventory_loads_read(inv, &err);
+		if (lrc && !inv->loads_read_failing)
+			nova_log_kv(NOVA_LOG_WARN, "inventory",
+				    "reading the other novads' load reports failed: serving what this "
+				    "novad holds", "error", err.message, NULL);
+		else if (!lrc && inv->loads_read_failing)
+			nova_log_kv(NOVA_LOG_INFO, "inventory", "the other novads' load reports are read again",
+				    NULL);
+		inv->loads_read_failing = lrc != 0;
 		/* Back from an outage: the cached hashes are old, so read the
 		 * fleet now rather than one node per heartbeat. */
 		if (!db_ok || inv_mono_ms() - refreshed >= INV_TOKEN_REFRESH_MS) {
@@ -1749,6 +2008,7 @@ void inventory_destroy(struct inventory *inv)
 	}
 	for (size_t i = 0; i < inv->n_nodes; i++) {
 		free(inv->nodes[i].capacity);
+		free(inv->nodes[i].loads_text);
 		json_decref(inv->nodes[i].replicas);
 		inv_logs_free(inv->nodes[i].logs);
 	}

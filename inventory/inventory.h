@@ -156,14 +156,34 @@ struct inventory_status {
 	const struct metrics_hist *flush_seconds;  /* each flush's duration (the inventory's) */
 	unsigned long long rows_flushed;   /* heartbeat rows written, since start */
 	unsigned long long flushes_failed;
+	/* Shared load (inventory_loads_read), since start: replica reports
+	 * this novad's flushes sent to node_loads (only those that changed),
+	 * rows it read of the other novads' writes, and those of them newer
+	 * than what it held. */
+	unsigned long long loads_written, loads_read, loads_merged;
 };
 void inventory_status_get(struct inventory_status *out, struct inventory *inv);
 /* The pools the brake holds, as of this novad's last sweep: an array of
  * {"pool", "pool_id", "silent", "nodes", "since"} (a new reference). */
 json_t *inventory_brakes(struct inventory *inv);
 
-/* The load each replica's node last reported through this novad, as an
- * object replica id -> load (a new reference). */
+/* Shared load. Every novad holds, per node, the newest replica report
+ * (state, endpoint, load, loaded adapters) it knows of: one it took in a
+ * heartbeat, or one another novad took and wrote to node_loads (sql/0024)
+ * with its flush, in the same statement as the heartbeats and only when
+ * the report changed from what the table holds. The flusher reads, after
+ * each flush, the rows the other novads wrote since its last read (a
+ * cursor on the writing transaction, so a read touches only those) and
+ * keeps each node's report with the newest heartbeat sequence: an older
+ * one changes nothing. So a load any novad took is in every novad's
+ * /v1/routes within about two flush periods of its heartbeat. While the
+ * database is away each novad serves what it holds; nothing waits for a
+ * read. NOVA_EUNAVAIL and the like when the database fails. */
+int inventory_loads_read(struct inventory *inv, struct nova_err *err);
+
+/* The load each replica's node last reported (through any novad, as far
+ * as this one knows; see above), as an object replica id -> load (a new
+ * reference). */
 json_t *inventory_loads(struct inventory *inv);
 /* The same for some replicas only, each looked up on its node (an object
  * replica id -> the id of the node whose report to read: a multi-stage

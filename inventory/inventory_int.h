@@ -21,6 +21,7 @@
 #define NOVA_INVENTORY_INVENTORY_INT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/err.h"
@@ -54,5 +55,16 @@ const char *inv_endpoint_refusal(const char *endpoint, const struct inv_addr *no
 int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replicas,
 			     const char **generation, json_t **logs, const json_t *body,
 			     struct nova_err *err);
+
+/* Shared load's merge rule, for one row of node_loads another novad wrote
+ * (takes the inventory's lock; reports, an array of replica reports, is
+ * taken): the node's report becomes this one when its
+ * heartbeat sequence is above the one held (taken here or read before),
+ * and the node's last sequence rises to it; an older or equal one changes
+ * nothing but the record of what the table holds (sum: its checksum).
+ * Whether it was taken. Here, not static, for tests/inventory. */
+struct inventory;
+bool inv_loads_merge(struct inventory *inv, const unsigned char id[16], long long seq,
+		     uint64_t sum, json_t *reports);
 
 #endif

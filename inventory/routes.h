@@ -12,12 +12,14 @@
  * version, the event stream's position (events/events.h) read in the same
  * snapshot when it last changed, which means the same on every novad, and
  * a weak ETag, W/"<hash>", of the routes alone: not of the version nor of
- * the load hints, so every novad gives one table one ETag, and answers 304
- * to another's. Changes are kept as events (the models whose endpoints
- * changed, with their new routes, each with its position as the SSE id) in
- * a ring of the last INVENTORY_ROUTES_HISTORY changes, for watchers; one
- * that reconnects with Last-Event-ID, here or on another novad, goes on
- * from there (inventory_routes_resume).
+ * the load hints (each node's newest replica report, which every novad
+ * reads from the others a flush or two late: inventory.h, shared load), so
+ * every novad gives one table one ETag, and answers 304 to another's.
+ * Changes are kept as events (the models whose endpoints changed, with
+ * their new routes, each with its position as the SSE id) in a ring of the
+ * last INVENTORY_ROUTES_HISTORY changes, for watchers; one that reconnects
+ * with Last-Event-ID, here or on another novad, goes on from there
+ * (inventory_routes_resume).
  *
  * Reads never touch the database: they serve the last table read, so a
  * database that is away leaves the table as it was (never empty because a
