@@ -40,6 +40,15 @@ mn_db_cpu() {
 	done | awk -v t="$tck" '{ s += $1 } END { printf "%.3f\n", s / t }'
 }
 
+# mn_novad_cpu K: CPU seconds the first K novads (those behind nginx) used
+# so far.
+mn_novad_cpu() {
+	tck=$(getconf CLK_TCK)
+	for p in $(echo $MN_PIDS | tr ' ' '\n' | head -n "$1"); do
+		sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }'
+	done | awk -v t="$tck" '{ s += $1 } END { printf "%.3f\n", s / t }'
+}
+
 mn_rows_written() {
 	psql_db "$MN_DB" -c "SELECT coalesce(n_tup_upd, 0) FROM pg_stat_user_tables WHERE relname = 'node_heartbeats'"
 }
@@ -93,26 +102,30 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')
 			[ "$k" = 1 ] && [ "$mode" = hash ] && continue
 			mn_nginx "$k" "$mode" || { mn_stop; return 1; }
 			sleep 1
-			rows0=$(mn_rows_written) cpu0=$(mn_db_cpu) t0=$(date +%s.%N)
+			rows0=$(mn_rows_written) cpu0=$(mn_db_cpu) ncpu0=$(mn_novad_cpu "$k") t0=$(date +%s.%N)
 			"$LG" -T "127.0.0.1:$MN_PORT" -c "$HB_CONNS" -d "$SECS" -w "$WARM" -n "$W/mn.nodes" \
 				-m POST -p '/v1/nodes/{id}/heartbeat' -H 'Authorization: Bearer {token}' \
 				-b "$body" -r "$rate" -l "mn-$k-$mode" -o "$OUT/multinovad-$k-$mode.json" \
 				2>>"$OUT/multinovad.err"
 			sleep 2 # the last flush, and the statistics it leaves
-			rows1=$(mn_rows_written) cpu1=$(mn_db_cpu) t1=$(date +%s.%N)
+			rows1=$(mn_rows_written) cpu1=$(mn_db_cpu) ncpu1=$(mn_novad_cpu "$k") t1=$(date +%s.%N)
 			el=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 			wrote=$(awk -v a="$rows0" -v b="$rows1" -v e="$el" 'BEGIN { printf "%.0f", (b - a) / e }')
 			cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v e="$el" 'BEGIN { printf "%.3f", (b - a) / e }')
+			ncpu=$(awk -v a="$ncpu0" -v b="$ncpu1" -v e="$el" 'BEGIN { printf "%.3f", (b - a) / e }')
 			hbs=$(jnum "$OUT/multinovad-$k-$mode.json" rps)
 			p99=$(jnum "$OUT/multinovad-$k-$mode.json" p99_ms)
 			errs=$(jnum "$OUT/multinovad-$k-$mode.json" errors)
-			eval "MN_ROWS_${k}_$mode=$wrote MN_CPU_${k}_$mode=$cpu"
+			per=$(awk -v h="$hbs" -v c="$ncpu" 'BEGIN { if (h != "" && c > 0) printf "%.0f", h / c }')
+			eval "MN_ROWS_${k}_$mode=$wrote MN_CPU_${k}_$mode=$cpu MN_PER_${k}_$mode=$per"
 			label="$k novad$([ "$k" -gt 1 ] && echo s), $([ "$mode" = rr ] && echo "round robin" || echo "hash \$uri consistent")"
 			row multinovad "$label: heartbeats answered" "$hbs" "/s" "$rate" "$(ratio "$hbs" "$rate")" \
 				"= the fleet's rate" "$([ "${errs:-1}" = 0 ] && echo "pass" || echo "miss (${errs:-?} errors)")"
 			row multinovad "$label: p99" "$p99" "ms" "" "" "" ""
 			row multinovad "$label: heartbeat rows written" "$wrote" "/s" "" "" "" ""
 			row multinovad "$label: database CPU" "$cpu" "cores" "" "" "" ""
+			row multinovad "$label: novads' CPU" "$ncpu" "cores" "" "" "" ""
+			row multinovad "$label: heartbeats per novad core" "$per" "/s" "" "" "" ""
 		done
 	done
 	# What hashing changes for the database at three novads, against round
@@ -122,6 +135,14 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')
 		"$(ratio "$MN_ROWS_3_hash" "$MN_ROWS_3_rr")" "" "" "" "" ""
 	row multinovad "3 novads: database CPU, hash / round robin" \
 		"$(ratio "$MN_CPU_3_hash" "$MN_CPU_3_rr")" "" "" "" "" ""
+	# Three novads against one, round robin: what a heartbeat costs in
+	# novad CPU (per core) and in the database's (rows, CPU).
+	row multinovad "3 novads / 1: heartbeats per novad core" \
+		"$(ratio "$MN_PER_3_rr" "$MN_PER_1_rr")" "" "" "" "" ""
+	row multinovad "3 novads / 1: heartbeat rows written" \
+		"$(ratio "$MN_ROWS_3_rr" "$MN_ROWS_1_rr")" "" "" "" "" ""
+	row multinovad "3 novads / 1: database CPU" \
+		"$(ratio "$MN_CPU_3_rr" "$MN_CPU_1_rr")" "" "" "" "" ""
 	mn_stop
 	rm -f "$W/mn.nodes"
 	return 0
