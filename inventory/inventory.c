@@ -1707,6 +1707,7 @@ void inventory_status_get(struct inventory_status *out, struct inventory *inv)
 	pthread_mutex_lock(&inv->lock);
 	memcpy(out->database_error, inv->database_error, sizeof(out->database_error));
 	out->nodes_known = inv->n_nodes;
+	out->interval_ms = inv_told_locked(inv);
 	for (size_t i = 0; i < inv->n_nodes; i++)
 		out->nodes_pending += inv->nodes[i].dirty;
 	out->brakes_engaged = (unsigned)json_object_size(inv->brakes);

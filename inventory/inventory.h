@@ -182,6 +182,7 @@ struct inventory_status {
 	long long flush_age_ms;    /* since the last successful flush (-1: none yet) */
 	char database_error[160];  /* the last flush's error, "" when it worked */
 	size_t nodes_known;
+	unsigned interval_ms;      /* told in answers now (inventory_interval_ms) */
 	size_t nodes_pending;      /* heartbeats taken and not yet written */
 	unsigned brakes_engaged;   /* pools held by the brake, as of the last sweep */
 	unsigned long long brake_engagements; /* times a brake engaged, since start */
