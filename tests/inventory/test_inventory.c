@@ -1073,6 +1073,41 @@ static void test_refresh_loads_the_fleet_and_forgets_the_gone(void **state)
 /* Many nodes in and half of them out again: every node left is still found
  * by its id (the index's removals keep each cluster reachable), and the
  * flush writes each one's heartbeat. */
+/* The walks over the whole table give the lock up every INV_WALK_CHUNK
+ * (16,384) nodes: a fleet past that is still read, forgotten and flushed
+ * whole. */
+static void test_walks_longer_than_a_chunk_miss_no_node(void **state)
+{
+	struct fx *f = *state;
+	struct nova_err err;
+	/* Two statements, each well within the test database's 2 s deadline. */
+	for (int half = 0; half < 2; half++) {
+		char text[512];
+		snprintf(text, sizeof(text),
+			 "INSERT INTO nodes (pool_id, name, handle, state, token_hash) "
+			 "SELECT p.id, 'w' || g, 'w' || g, 'ready', "
+			 "encode(sha256(convert_to('nova-node-w' || g, 'UTF8')), 'hex') "
+			 "FROM pools p, generate_series(%d, %d) g WHERE p.name = 'p'",
+			 half * 8500 + 1, half * 8500 + 8500);
+		sql(f, text);
+	}
+	assert_int_equal(inventory_refresh(f->env.inventory, &err), 0);
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 17002);
+	/* The flush's walk: both beats written, wherever they sit. */
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":5}"), 200);
+	assert_int_equal(beat(NULL, f, f->node_b, f->token_b, "{\"seq\":5}"), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM node_heartbeats WHERE last_seq = 5"), 2);
+	/* The refresh's walk: every node gone is forgotten, and no other. */
+	sql(f, "DELETE FROM nodes WHERE name LIKE 'w%' AND substr(name, 2)::integer % 2 = 0");
+	assert_int_equal(inventory_refresh(f->env.inventory, &err), 0);
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 8502);
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":6}"), 200);
+	assert_int_equal(beat(NULL, f, f->node_b, f->token_b, "{\"seq\":6}"), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM node_heartbeats WHERE last_seq = 6"), 2);
+}
+
 static void test_refresh_of_a_large_fleet_keeps_every_node_reachable(void **state)
 {
 	struct fx *f = *state;
@@ -1245,6 +1280,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_token_hash_lookups_use_an_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_loads_the_fleet_and_forgets_the_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_of_a_large_fleet_keeps_every_node_reachable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walks_longer_than_a_chunk_miss_no_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_unchanged_capacity_is_not_written_again, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
