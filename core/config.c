@@ -96,8 +96,8 @@ void cfg_defaults(struct cfg *c)
 	c->heartbeat_interval_ms = 2000;
 	/* inventory.h's INVENTORY_MAX_HEARTBEATS_PER_SECOND_DEFAULT (core
 	 * does not include the modules above it): what one novad on two
-	 * cores takes with a p99 under 5 ms (docs/PERFORMANCE.md). */
-	c->max_heartbeats_per_second = 20000;
+	 * cores takes below the knee of its p99 (docs/PERFORMANCE.md). */
+	c->max_heartbeats_per_second = 10000;
 	c->node_failed_after_ms = 30000;
 	c->node_brake_percent = 50;
 	c->node_brake_min_nodes = 3;

@@ -63,7 +63,7 @@ struct cfg {
 	unsigned workers;            /* workers:           NOVA_WORKERS (0: none) */
 	unsigned worker_lease_ms;    /* worker_lease_ms:   NOVA_WORKER_LEASE_MS */
 	unsigned heartbeat_interval_ms; /* heartbeat_interval_ms: NOVA_HEARTBEAT_INTERVAL_MS */
-	/* max_heartbeats_per_second: NOVA_MAX_HEARTBEATS_PER_SECOND (20000):
+	/* max_heartbeats_per_second: NOVA_MAX_HEARTBEATS_PER_SECOND (10000):
 	 * the heartbeat budget of all novads together; sidecars are told
 	 * max(heartbeat_interval_ms, nodes / budget) (inventory.h) */
 	unsigned max_heartbeats_per_second;

@@ -1798,7 +1798,7 @@ static void *inv_flusher(void *arg)
  * ms after, so the database's clock agrees): a dead node is found within a
  * few ms of being silent for missed_intervals of its interval, rather than
  * up to a quarter interval later. The period grows with the fleet's
- * interval, so a fleet of 1,000,000 told 50 s is not scanned every 500 ms.
+ * interval, so a fleet of 1,000,000 told 100 s is not scanned every 500 ms.
  * Rejected: a shorter period (every sweep is a scan of the nodes table,
  * 100,000 rows at scale), and an index on last_heartbeat_at (every flush
  * would update it for every heartbeating node, losing heap-only updates).

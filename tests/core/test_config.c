@@ -275,7 +275,7 @@ static void test_config_heartbeat_budget_loads_and_a_bad_one_is_refused_by_name(
 	struct nova_err err;
 	(void)state;
 	cfg_defaults(&c);
-	assert_int_equal(c.max_heartbeats_per_second, 20000);
+	assert_int_equal(c.max_heartbeats_per_second, 10000);
 	assert_int_equal(cfg_load_file(&c, write_yaml("max_heartbeats_per_second: 5000\n"), &err), 0);
 	assert_int_equal(c.max_heartbeats_per_second, 5000);
 	assert_int_equal(cfg_load_file(&c, write_yaml("max_heartbeats_per_second: 0\n"), &err), NOVA_EINVAL);
