@@ -41,8 +41,8 @@
  * outside the lock and applied under it in well under a millisecond). */
 #define INV_REFRESH_BATCH 5000
 /* Walks over the whole table (the flush's, the refresh's removals) give
- * the lock up after this many nodes (about 0.2 ms), so a fleet of
- * 1,000,000 does not hold every heartbeat for the 10-20 ms of a whole
+ * the lock up after this many nodes (2 MiB of entries), so a fleet of
+ * 1,000,000 (128 MB of entries) does not hold every heartbeat for a whole
  * walk every flush. What moves meanwhile (a node forgotten, its place
  * taken by the last one) is at worst seen by the next walk. */
 #define INV_WALK_CHUNK 16384
