@@ -34,9 +34,22 @@
  * (10,000 serial reads stalled every heartbeat for over a second every
  * 10 s); and a read per node on its first heartbeat, without the lock
  * (a novad started under a fleet of 100,000 spent minutes, one query per
- * node, before every node got in). docs/PERFORMANCE.md has the numbers. */
+ * node, before every node got in). docs/PERFORMANCE.md has the numbers.
+ *
+ * Under a heartbeat budget the TTL is at least the interval told
+ * (inv_token_ttl_ms): reading 1,000,000 rows every 5 s took more of the
+ * database than the heartbeats it served (the refresh's statements timed
+ * out, every heartbeat then read its own node, and nothing was flushed),
+ * so a fleet told 100 s is read every 50 s, about as many rows a second as
+ * the budget lets heartbeats write, and a revoked token stops working
+ * within one told interval there (10 s below 100,000 nodes at the
+ * default budget, as before). */
 #define INV_TOKEN_TTL_MS 10000
-#define INV_TOKEN_REFRESH_MS (INV_TOKEN_TTL_MS / 2)
+/* The refresh is a background read of the whole fleet, not a request: its
+ * statements may take longer than the requests' deadline (a FETCH that
+ * first builds a join of 1,000,000 rows). Not much longer: the flusher
+ * waits for it, and on a paused database it waits the whole deadline. */
+#define INV_REFRESH_DEADLINE_MS 10000
 /* Rows per FETCH when the whole fleet is read (each batch is parsed
  * outside the lock and applied under it in well under a millisecond). */
 #define INV_REFRESH_BATCH 5000
@@ -440,7 +453,8 @@ int inventory_refresh(struct inventory *inv, struct nova_err *err)
 		return rc;
 	}
 	/* A cursor, so a fleet of 100,000 is never one 20 MB result. */
-	if ((rc = db_tx_begin(c, err)) == 0)
+	if ((rc = db_conn_set_deadline(c, INV_REFRESH_DEADLINE_MS, err)) == 0 &&
+	    (rc = db_tx_begin(c, err)) == 0)
 		rc = db_exec(NULL, c,
 			     "DECLARE inv_fleet NO SCROLL CURSOR FOR SELECT n.id::text, n.token_hash, "
 			     "n.state, coalesce(h.last_seq, -1), coalesce(n.endpoint, '') FROM nodes n "
@@ -520,6 +534,15 @@ static unsigned inv_told_locked(const struct inventory *inv)
 {
 	return inventory_interval_for(inv->cfg.interval_ms, inv->cfg.max_heartbeats_per_second,
 				      inv->n_nodes);
+}
+
+/* Under the lock (reading n_nodes, which the heartbeat path holds it for
+ * anyway): how long a cached token hash is trusted, and twice the refresh
+ * period. */
+static long long inv_token_ttl_ms_locked(const struct inventory *inv)
+{
+	unsigned told = inv_told_locked(inv);
+	return told > INV_TOKEN_TTL_MS ? told : INV_TOKEN_TTL_MS;
 }
 
 unsigned inventory_interval_ms(struct inventory *inv)
@@ -990,7 +1013,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	pthread_mutex_lock(&inv->lock);
 	e = id_ok ? inv_get(inv, id, false) : NULL;
 	bool match = e && e->has_hash && secret_equal(presented, e->token_hash, 32);
-	bool fresh = e && inv_mono_ms() - e->token_checked_ms <= INV_TOKEN_TTL_MS;
+	bool fresh = e && inv_mono_ms() - e->token_checked_ms <= inv_token_ttl_ms_locked(inv);
 	/* While the database is away, a node the table knows is taken on its
 	 * cached hash however old (a revocation waits for the database, as it
 	 * waits for the refresh anyway), and no request waits for a read that
@@ -1782,7 +1805,9 @@ static void *inv_flusher(void *arg)
 		wait = inv->cfg.flush_ms;
 		/* Back from an outage: the cached hashes are old, so read the
 		 * fleet now rather than one node per heartbeat. */
-		if (!db_ok || inv_mono_ms() - refreshed >= INV_TOKEN_REFRESH_MS) {
+		unsigned told = inventory_interval_ms(inv);
+		long long ttl = told > INV_TOKEN_TTL_MS ? told : INV_TOKEN_TTL_MS;
+		if (!db_ok || inv_mono_ms() - refreshed >= ttl / 2) {
 			refreshed = inv_mono_ms();
 			if (inventory_refresh(inv, &err))
 				nova_log_kv(NOVA_LOG_WARN, "inventory", "node token refresh failed", "error",
