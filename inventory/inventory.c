@@ -208,7 +208,7 @@ unsigned inventory_interval_for(unsigned interval_ms, unsigned budget, size_t no
 		step *= 10;
 	need = (need + step - 1) / step * step;
 	if (need > INVENTORY_INTERVAL_MAX_MS)
-		need = INVENTORY_INTERVAL_MAX_MS; /* the budget is then exceeded: logged by novad */
+		need = INVENTORY_INTERVAL_MAX_MS; /* past 600,000 nodes per 1/s of budget: exceeded */
 	return need > interval_ms ? (unsigned)need : interval_ms;
 }
 
