@@ -30,6 +30,16 @@
  * (trailing white space aside) counts as an error: a stream that a proxy
  * ended with an error event is a failure, not a success.
  *
+ * With --follow-interval MS every simulated node beats on its own schedule,
+ * as a sidecar does: its first beat at a point spread over MS, each next one
+ * the interval its last answer told it ("interval_ms", 100 to 600,000, as
+ * nova-sidecar takes it) after the one before was due; a failed beat is
+ * due again one interval later. Latency is counted from when each beat was
+ * due, as paced; the offered rate is the fleet over its told interval, so
+ * a novad that lengthens the interval as the fleet grows (its heartbeat
+ * budget) is measured at the rate it asked for. Each thread schedules its
+ * share of the nodes on a heap (1,000,000 nodes: 16 MB).
+ *
  * With --once every connection sends one request and the run ends when all
  * are answered (or at the duration): concurrent streams, all open at once.
  * SIGINT or SIGTERM ends a run early, as its duration running out would
@@ -229,6 +239,16 @@ struct lg_config {
 	bool once;            /* one request per connection, then done */
 	FILE *failures;       /* --failures: one line per failed request */
 	FILE *times;          /* --times: one line per request */
+	unsigned follow_ms;   /* --follow-interval: nodes beat at their told interval */
+};
+
+/* --follow-interval: the interval each node was last told (ms), written
+ * only by the thread that owns the node (index % threads). */
+static uint32_t *lg_told;
+
+struct lg_due {
+	int64_t due_ns;
+	uint32_t node;
 };
 
 static struct lg_config lg_cfg;
@@ -281,6 +301,9 @@ struct lg_conn {
 	bool waiting;   /* paced: idle until due_ns */
 	bool inflight;  /* a request was started and has no answer yet */
 	bool resent; /* this request was already resent once after a keep-alive close */
+	uint32_t node; /* --follow-interval: the node this request beats for */
+	char head_body[160]; /* --follow-interval: the answer's first bytes */
+	size_t head_body_len;
 };
 
 struct lg_stats {
@@ -295,6 +318,7 @@ struct lg_stats {
 	uint64_t max_us;
 	uint64_t ttfb_hist[LG_BUCKETS]; /* to the first body byte */
 	uint64_t ttfb_max_us;
+	unsigned told_min_ms, told_max_ms; /* --follow-interval: intervals answers told */
 };
 
 struct lg_thread {
@@ -304,6 +328,8 @@ struct lg_thread {
 	size_t n_conns, down, waiting;
 	size_t finished; /* --once */
 	struct lg_stats st;
+	struct lg_due *heap; /* --follow-interval: this thread's nodes, earliest due first */
+	size_t n_heap;
 	char *body; /* lg_cfg.body_max + 1 bytes, where a body is expanded */
 	char scratch[LG_READ_CHUNK];
 };
@@ -330,6 +356,73 @@ static void lg_stats_add(struct lg_stats *to, const struct lg_stats *from)
 		to->max_us = from->max_us;
 	if (from->ttfb_max_us > to->ttfb_max_us)
 		to->ttfb_max_us = from->ttfb_max_us;
+	if (from->told_min_ms && (!to->told_min_ms || from->told_min_ms < to->told_min_ms))
+		to->told_min_ms = from->told_min_ms;
+	if (from->told_max_ms > to->told_max_ms)
+		to->told_max_ms = from->told_max_ms;
+}
+
+/* --- the nodes' schedule (--follow-interval) ------------------------------------ */
+
+static void lg_heap_push(struct lg_thread *th, int64_t due, uint32_t node)
+{
+	size_t i = th->n_heap++;
+	while (i > 0) {
+		size_t up = (i - 1) / 2;
+		if (th->heap[up].due_ns <= due)
+			break;
+		th->heap[i] = th->heap[up];
+		i = up;
+	}
+	th->heap[i] = (struct lg_due){due, node};
+}
+
+static struct lg_due lg_heap_pop(struct lg_thread *th)
+{
+	struct lg_due top = th->heap[0], last = th->heap[--th->n_heap];
+	size_t i = 0, n = th->n_heap;
+	for (;;) {
+		size_t k = 2 * i + 1;
+		if (k >= n)
+			break;
+		if (k + 1 < n && th->heap[k + 1].due_ns < th->heap[k].due_ns)
+			k++;
+		if (th->heap[k].due_ns >= last.due_ns)
+			break;
+		th->heap[i] = th->heap[k];
+		i = k;
+	}
+	if (n)
+		th->heap[i] = last;
+	return top;
+}
+
+static bool lg_follow_due(const struct lg_thread *th, int64_t now)
+{
+	return th->n_heap > 0 && th->heap[0].due_ns <= now;
+}
+
+/* The node beats again one told interval after this beat was due. */
+static void lg_follow_again(struct lg_thread *th, const struct lg_conn *c)
+{
+	lg_heap_push(th, c->started_ns + (int64_t)lg_told[c->node] * 1000000, c->node);
+}
+
+/* Take the interval an answer told ("interval_ms": N), as nova-sidecar does. */
+static void lg_follow_take(struct lg_thread *th, struct lg_conn *c)
+{
+	c->head_body[c->head_body_len] = '\0';
+	const char *p = strstr(c->head_body, "\"interval_ms\":");
+	if (!p)
+		return;
+	long v = strtol(p + 14, NULL, 10);
+	if (v < 100 || v > 600000)
+		return;
+	lg_told[c->node] = (uint32_t)v;
+	if (!th->st.told_min_ms || (unsigned)v < th->st.told_min_ms)
+		th->st.told_min_ms = (unsigned)v;
+	if ((unsigned)v > th->st.told_max_ms)
+		th->st.told_max_ms = (unsigned)v;
 }
 
 static bool lg_measuring(int64_t started_ns)
@@ -391,6 +484,8 @@ static void lg_count_error(struct lg_thread *th, struct lg_conn *c, unsigned lon
 		c->finished = true;
 		th->finished++;
 	}
+	if (lg_cfg.follow_ms && c->inflight)
+		lg_follow_again(th, c);
 	c->inflight = false;
 }
 
@@ -400,7 +495,7 @@ static bool lg_build(struct lg_thread *th, struct lg_conn *c)
 {
 	unsigned long long k = atomic_fetch_add_explicit(&lg_counter, 1, memory_order_relaxed);
 	size_t n = lg_cfg.n_nodes ? lg_cfg.n_nodes : lg_cfg.connections;
-	size_t index = (size_t)(k % n);
+	size_t index = lg_cfg.follow_ms ? c->node : (size_t)(k % n);
 	const struct lg_node *node = lg_cfg.nodes ? &lg_cfg.nodes[index] : NULL;
 	unsigned long long seq = lg_seq_base + k;
 	size_t blen = 0, off = 0, cap = lg_cfg.req_max;
@@ -480,7 +575,10 @@ static void lg_start(struct lg_thread *th, struct lg_conn *c)
 		fprintf(stderr, "loadgen: a request does not fit in %zu bytes\n", lg_cfg.req_max);
 		exit(2);
 	}
-	if (lg_cfg.rate > 0) {
+	if (lg_cfg.follow_ms) {
+		/* c->node and c->started_ns were set by lg_next from the schedule. */
+		c->head_body_len = 0;
+	} else if (lg_cfg.rate > 0) {
 		c->started_ns = c->due_ns;
 		c->due_ns += (int64_t)((double)lg_cfg.connections * 1e9 / lg_cfg.rate);
 	} else {
@@ -497,7 +595,17 @@ static void lg_start(struct lg_thread *th, struct lg_conn *c)
 /* The next request now, or, when paced and not yet due, once it is. */
 static void lg_next(struct lg_thread *th, struct lg_conn *c, int64_t now)
 {
-	if (lg_cfg.rate > 0 && now < c->due_ns) {
+	if (lg_cfg.follow_ms) {
+		if (!lg_follow_due(th, now)) {
+			if (!c->waiting)
+				th->waiting++;
+			c->waiting = true;
+			return;
+		}
+		struct lg_due d = lg_heap_pop(th);
+		c->node = d.node;
+		c->started_ns = d.due_ns;
+	} else if (lg_cfg.rate > 0 && now < c->due_ns) {
 		if (!c->waiting)
 			th->waiting++;
 		c->waiting = true;
@@ -616,6 +724,11 @@ static void lg_complete(struct lg_thread *th, struct lg_conn *c)
 	lg_log_time(c->started_ns, c->got_first_byte ? c->first_byte_ns : now, now, c->status,
 		    body_bad ? "body" : c->status >= 400 ? "status" : "ok");
 	c->inflight = false;
+	if (lg_cfg.follow_ms) {
+		if (c->status == 200)
+			lg_follow_take(th, c);
+		lg_follow_again(th, c);
+	}
 	if (now >= lg_measure_from_ns && now <= lg_end_ns)
 		th->st.done++;
 	if (lg_measuring(c->started_ns) && now <= lg_end_ns) {
@@ -653,6 +766,13 @@ static void lg_payload(struct lg_conn *c, const char *p, size_t n)
 	if (!c->got_first_byte) {
 		c->got_first_byte = true;
 		c->first_byte_ns = lg_now_ns();
+	}
+	if (lg_cfg.follow_ms && c->head_body_len < sizeof(c->head_body) - 1) {
+		size_t take = sizeof(c->head_body) - 1 - c->head_body_len;
+		if (take > n)
+			take = n;
+		memcpy(c->head_body + c->head_body_len, p, take);
+		c->head_body_len += take;
 	}
 	if (!lg_cfg.expect_end)
 		return;
@@ -829,7 +949,8 @@ static void lg_on_event(struct lg_thread *th, struct lg_conn *c, uint32_t events
 			lg_send(th, c);
 			return;
 		}
-		if (lg_cfg.rate > 0 && lg_now_ns() < c->due_ns) {
+		if ((lg_cfg.rate > 0 && lg_now_ns() < c->due_ns) ||
+		    (lg_cfg.follow_ms && !lg_follow_due(th, lg_now_ns()))) {
 			/* Connected before the first request is due (or again while
 			 * idle): wait for the schedule, listening for a close. */
 			lg_arm(th, c, EPOLLIN, EPOLL_CTL_MOD);
@@ -866,10 +987,14 @@ static int lg_wait(struct lg_thread *th, struct epoll_event *evs, int max, int64
 	int64_t until = lg_end_ns;
 	if (th->down && now + 5000000 < until)
 		until = now + 5000000;
-	if (th->waiting)
+	if (th->waiting && lg_cfg.follow_ms) {
+		if (th->n_heap && th->heap[0].due_ns < until)
+			until = th->heap[0].due_ns;
+	} else if (th->waiting) {
 		for (size_t i = 0; i < th->n_conns; i++)
 			if (th->conns[i].waiting && th->conns[i].due_ns < until)
 				until = th->conns[i].due_ns;
+	}
 	if (until > now + 100000000)
 		until = now + 100000000;
 	int64_t d = until > now ? until - now : 0;
@@ -887,7 +1012,21 @@ static int lg_wait(struct lg_thread *th, struct epoll_event *evs, int max, int64
  * never finished. */
 static void lg_count_backlog(struct lg_thread *th)
 {
-	int64_t period = (int64_t)((double)lg_cfg.connections * 1e9 / lg_cfg.rate);
+	if (lg_cfg.follow_ms) {
+		/* Beats due in the window and never sent (each node is due once
+		 * at a time: the next comes only after this one). */
+		for (size_t i = 0; i < th->n_heap; i++) {
+			int64_t due = th->heap[i].due_ns;
+			if (!lg_measuring(due) || due >= lg_end_ns)
+				continue;
+			th->st.unfinished++;
+			lg_log_time(due, lg_end_ns, lg_end_ns, 0, "unfinished");
+			lg_record(&th->st, (uint64_t)(lg_end_ns - due) / 1000);
+			lg_record_ttfb(&th->st, (uint64_t)(lg_end_ns - due) / 1000);
+		}
+	}
+	int64_t period = lg_cfg.rate > 0 ? (int64_t)((double)lg_cfg.connections * 1e9 / lg_cfg.rate)
+					 : INT64_MAX / 4;
 	for (size_t i = 0; i < th->n_conns; i++) {
 		struct lg_conn *c = &th->conns[i];
 		if (c->inflight && lg_measuring(c->started_ns)) {
@@ -899,7 +1038,7 @@ static void lg_count_backlog(struct lg_thread *th)
 									 : lg_end_ns) -
 							   c->started_ns) / 1000);
 		}
-		for (int64_t due = c->due_ns; due < lg_end_ns; due += period) {
+		for (int64_t due = c->due_ns; lg_cfg.rate > 0 && due < lg_end_ns; due += period) {
 			if (!lg_measuring(due))
 				continue;
 			th->st.unfinished++;
@@ -931,7 +1070,8 @@ static void *lg_thread_main(void *arg)
 			now = lg_now_ns();
 			for (size_t i = 0; i < th->n_conns && now < lg_end_ns; i++) {
 				struct lg_conn *c = &th->conns[i];
-				if (c->waiting && c->fd >= 0 && c->state == LG_READING && c->due_ns <= now)
+				if (c->waiting && c->fd >= 0 && c->state == LG_READING &&
+				    (lg_cfg.follow_ms ? lg_follow_due(th, now) : c->due_ns <= now))
 					lg_next(th, c, now);
 			}
 		}
@@ -943,7 +1083,7 @@ static void *lg_thread_main(void *arg)
 					lg_connect(th, &th->conns[i]);
 		}
 	}
-	if (lg_cfg.rate > 0)
+	if (lg_cfg.rate > 0 || lg_cfg.follow_ms)
 		lg_count_backlog(th);
 	if (lg_cfg.once)
 		th->st.unfinished += th->n_conns - th->finished;
@@ -1085,7 +1225,8 @@ static void lg_report(FILE *f, const struct lg_stats *st, double seconds)
 		   "\"ttfb_p99_ms\": %.3f, \"ttfb_max_ms\": %.3f, \"errors\": %llu, "
 		   "\"connect_errors\": %llu, \"transport_errors\": %llu, \"parse_errors\": %llu, "
 		   "\"body_errors\": %llu, \"reconnects\": %llu, \"unfinished\": %llu, "
-		   "\"bytes_read\": %llu, \"status\": {",
+		   "\"bytes_read\": %llu, \"follow_interval_ms\": %u, \"told_min_ms\": %u, "
+		   "\"told_max_ms\": %u, \"status\": {",
 		lg_cfg.connections, lg_cfg.threads,
 		lg_cfg.n_nodes ? lg_cfg.n_nodes : (size_t)lg_cfg.connections, lg_cfg.rate, seconds,
 		st->requests, seconds > 0 ? (double)st->done / seconds : 0.0,
@@ -1096,7 +1237,8 @@ static void lg_report(FILE *f, const struct lg_stats *st, double seconds)
 		lg_percentile(st->ttfb_hist, st->ttfb_max_us, 0.90) / 1000.0,
 		lg_percentile(st->ttfb_hist, st->ttfb_max_us, 0.99) / 1000.0,
 		(double)st->ttfb_max_us / 1000.0, st->errors, st->connect_errors, st->transport_errors,
-		st->parse_errors, st->body_errors, st->reconnects, st->unfinished, st->bytes);
+		st->parse_errors, st->body_errors, st->reconnects, st->unfinished, st->bytes,
+		lg_cfg.follow_ms, st->told_min_ms, st->told_max_ms);
 	bool first = true;
 	for (int s = 100; s < 600; s++) {
 		if (!st->status[s])
@@ -1117,6 +1259,9 @@ static void lg_usage(FILE *f)
 		"  -w, --warmup S        seconds before measuring (default 0)\n"
 		"  -r, --rate R          pace R requests/s over all connections, latency\n"
 		"                        counted from when each was due (default: closed loop)\n"
+		"  -F, --follow-interval MS  every node beats at the interval its answers tell\n"
+		"                        (\"interval_ms\"), the first beats spread over MS;\n"
+		"                        latency counted from when each was due\n"
 		"  -m, --method M        request method (default GET)\n"
 		"  -p, --path P          path template (default /)\n"
 		"  -b, --body B          body template (sent as application/json)\n"
@@ -1179,6 +1324,7 @@ int main(int argc, char **argv)
 		{"rate", required_argument, NULL, 'r'},    {"body-file", required_argument, NULL, 'B'},
 		{"expect-end", required_argument, NULL, 'e'}, {"once", no_argument, NULL, '1'},
 		{"failures", required_argument, NULL, 'f'}, {"times", required_argument, NULL, 'x'},
+		{"follow-interval", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *target = NULL, *nodes_file = NULL, *path = "/", *failures = NULL,
@@ -1189,7 +1335,7 @@ int main(int argc, char **argv)
 	lg_cfg.threads = 1;
 	lg_cfg.duration_s = 10;
 	lg_cfg.method = "GET";
-	while ((opt = getopt_long(argc, argv, "T:c:t:d:w:r:m:p:b:B:e:1f:x:H:n:N:l:o:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "T:c:t:d:w:r:F:m:p:b:B:e:1f:x:H:n:N:l:o:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'T': target = optarg; break;
 		case 'c': lg_cfg.connections = (unsigned)strtoul(optarg, NULL, 10); break;
@@ -1197,6 +1343,7 @@ int main(int argc, char **argv)
 		case 'd': lg_cfg.duration_s = strtod(optarg, NULL); break;
 		case 'w': lg_cfg.warmup_s = strtod(optarg, NULL); break;
 		case 'r': lg_cfg.rate = strtod(optarg, NULL); break;
+		case 'F': lg_cfg.follow_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'm': lg_cfg.method = optarg; break;
 		case 'p': path = optarg; break;
 		case 'b':
@@ -1241,6 +1388,11 @@ int main(int argc, char **argv)
 	if (lg_cfg.connections == 0 || lg_cfg.threads == 0 || lg_cfg.threads > lg_cfg.connections ||
 	    !(lg_cfg.duration_s > 0) || lg_cfg.warmup_s < 0 || lg_cfg.rate < 0) {
 		fprintf(stderr, "loadgen: need connections >= threads >= 1 and a positive duration\n");
+		return 2;
+	}
+	if (lg_cfg.follow_ms && (lg_cfg.rate > 0 || lg_cfg.once || lg_cfg.follow_ms < 1 ||
+				 lg_cfg.follow_ms > 600000)) {
+		fprintf(stderr, "loadgen: --follow-interval takes 1 to 600000 ms, without --rate or --once\n");
 		return 2;
 	}
 	if (lg_template_parse(&lg_cfg.path, path))
@@ -1328,8 +1480,30 @@ int main(int argc, char **argv)
 		if (lg_cfg.rate > 0)
 			conns[i].due_ns = lg_t0_ns + (int64_t)((double)i * 1e9 / lg_cfg.rate);
 	}
+	size_t fleet = lg_cfg.n_nodes ? lg_cfg.n_nodes : lg_cfg.connections;
+	if (lg_cfg.follow_ms) {
+		if (fleet > UINT32_MAX || !(lg_told = calloc(fleet, sizeof(*lg_told)))) {
+			fprintf(stderr, "loadgen: out of memory\n");
+			return 2;
+		}
+		for (size_t i = 0; i < fleet; i++)
+			lg_told[i] = lg_cfg.follow_ms;
+	}
 	for (unsigned t = 0; t < lg_cfg.threads; t++) {
 		size_t from = (size_t)lg_cfg.connections * t / lg_cfg.threads;
+		if (lg_cfg.follow_ms) {
+			/* This thread's nodes (index % threads), their first beats
+			 * spread evenly over the first interval. */
+			size_t mine = fleet / lg_cfg.threads + 1;
+			if (!(ths[t].heap = malloc(mine * sizeof(*ths[t].heap)))) {
+				fprintf(stderr, "loadgen: out of memory\n");
+				return 2;
+			}
+			for (size_t i = t; i < fleet; i += lg_cfg.threads)
+				lg_heap_push(&ths[t], lg_t0_ns + (int64_t)((double)i * lg_cfg.follow_ms * 1e6 /
+									    (double)fleet),
+					     (uint32_t)i);
+		}
 		size_t to = (size_t)lg_cfg.connections * (t + 1) / lg_cfg.threads;
 		ths[t].conns = conns + from;
 		ths[t].n_conns = to - from;
@@ -1358,6 +1532,7 @@ int main(int argc, char **argv)
 		lg_stats_add(&total, &ths[t].st);
 		close(ths[t].ep);
 		free(ths[t].body);
+		free(ths[t].heap);
 	}
 	if (lg_cfg.failures)
 		fclose(lg_cfg.failures);
@@ -1378,6 +1553,7 @@ int main(int argc, char **argv)
 		free(lg_cfg.nodes[i].token);
 	}
 	free(lg_cfg.nodes);
+	free(lg_told);
 	for (unsigned i = 0; i < lg_cfg.connections; i++)
 		free(conns[i].req);
 	free(conns);

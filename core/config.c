@@ -60,6 +60,12 @@ int cfg_file_pick(char *out, size_t len, const char **source_out, const char *fl
 	return 0;
 }
 
+/* The heartbeat budget's range: at least 1 a second (a fleet of 600,000
+ * then beats every 600 s, the longest interval a sidecar takes), at most
+ * ten million (no budget, in effect). */
+#define CFG_HEARTBEAT_BUDGET_MIN 1
+#define CFG_HEARTBEAT_BUDGET_MAX 10000000
+
 void cfg_defaults(struct cfg *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -88,6 +94,10 @@ void cfg_defaults(struct cfg *c)
 	c->workers = 2;
 	c->worker_lease_ms = 30000;
 	c->heartbeat_interval_ms = 2000;
+	/* inventory.h's INVENTORY_MAX_HEARTBEATS_PER_SECOND_DEFAULT (core
+	 * does not include the modules above it): what one novad on two
+	 * cores takes below the knee of its p99 (docs/PERFORMANCE.md). */
+	c->max_heartbeats_per_second = 10000;
 	c->node_failed_after_ms = 30000;
 	c->node_brake_percent = 50;
 	c->node_brake_min_nodes = 3;
@@ -226,6 +236,7 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 					   "admin_token", "state_dir",
 					   "log_level", "database_pool_size", "http", "providers",
 					   "workers", "worker_lease_ms", "heartbeat_interval_ms",
+					   "max_heartbeats_per_second",
 					   "node_failed_after_ms", "idle_node_grace_s",
 					   "database_statement_timeout_ms", "database_acquire_timeout_ms",
 					   "node_brake_percent", "node_brake_min_nodes", "provider_files",
@@ -324,6 +335,12 @@ int cfg_load_file(struct cfg *c, const char *path, struct nova_err *err)
 		if ((rc = ydoc_get_long(&v, d, n, "heartbeat_interval_ms", 100, 600000, err)))
 			goto out;
 		c->heartbeat_interval_ms = (unsigned)v;
+	}
+	if ((n = ydoc_map_get(d, root, "max_heartbeats_per_second"))) {
+		if ((rc = ydoc_get_long(&v, d, n, "max_heartbeats_per_second", CFG_HEARTBEAT_BUDGET_MIN,
+					CFG_HEARTBEAT_BUDGET_MAX, err)))
+			goto out;
+		c->max_heartbeats_per_second = (unsigned)v;
 	}
 	if ((n = ydoc_map_get(d, root, "idle_node_grace_s"))) {
 		if ((rc = ydoc_get_long(&v, d, n, "idle_node_grace_s", 0, 86400, err)))
@@ -488,6 +505,9 @@ int cfg_apply_env(struct cfg *c, struct nova_err *err)
 		return rc;
 	if ((rc = cfg_env_uint(&c->heartbeat_interval_ms, "NOVA_HEARTBEAT_INTERVAL_MS", 100, 600000,
 			       err)))
+		return rc;
+	if ((rc = cfg_env_uint(&c->max_heartbeats_per_second, "NOVA_MAX_HEARTBEATS_PER_SECOND",
+			       CFG_HEARTBEAT_BUDGET_MIN, CFG_HEARTBEAT_BUDGET_MAX, err)))
 		return rc;
 	if ((rc = cfg_env_uint(&c->idle_node_grace_s, "NOVA_IDLE_NODE_GRACE_S", 0, 86400, err)))
 		return rc;

@@ -67,6 +67,10 @@ struct cfg {
 	unsigned workers;            /* workers:           NOVA_WORKERS (0: none) */
 	unsigned worker_lease_ms;    /* worker_lease_ms:   NOVA_WORKER_LEASE_MS */
 	unsigned heartbeat_interval_ms; /* heartbeat_interval_ms: NOVA_HEARTBEAT_INTERVAL_MS */
+	/* max_heartbeats_per_second: NOVA_MAX_HEARTBEATS_PER_SECOND (10000):
+	 * the heartbeat budget of all novads together; sidecars are told
+	 * max(heartbeat_interval_ms, nodes / budget) (inventory.h) */
+	unsigned max_heartbeats_per_second;
 	unsigned node_failed_after_ms;  /* node_failed_after_ms: NOVA_NODE_FAILED_AFTER_MS */
 	unsigned idle_node_grace_s;     /* idle_node_grace_s: NOVA_IDLE_NODE_GRACE_S (60): an
 					 * on-demand node with no replica this long is removed */

@@ -386,6 +386,7 @@ static int novad_serve(struct novad *n, struct nova_err *err)
 	struct inventory_config icfg;
 	inventory_config_defaults(&icfg);
 	icfg.interval_ms = cfg->heartbeat_interval_ms;
+	icfg.max_heartbeats_per_second = cfg->max_heartbeats_per_second;
 	icfg.failed_after_ms = cfg->node_failed_after_ms;
 	icfg.brake_share = cfg->node_brake_percent / 100.0;
 	icfg.brake_min_nodes = cfg->node_brake_min_nodes;

@@ -41,12 +41,13 @@ void gw_ready(struct gw *gw, struct gw_call *call, struct http_request *req,
 	}
 	bool ready = routes_age >= 0 && schema_ok;
 	json_t *body = json_pack(
-		"{s:s, s:{s:{s:b, s:s}, s:{s:b, s:I, s:I, s:I}, s:{s:b, s:I, s:b}, s:{s:b, s:I}}}",
+		"{s:s, s:{s:{s:b, s:s}, s:{s:b, s:I, s:I, s:I, s:I}, s:{s:b, s:I, s:b}, s:{s:b, s:I}}}",
 		"status", !ready ? "not ready" : db_ok ? "ready" : "degraded", "checks",
 		"database", "ok", db_ok, "error",
 		db_ok ? "" : st.database_error[0] ? st.database_error : routes_error,
 		"heartbeats", "ok", st.database_ok, "flush_age_ms", (json_int_t)st.flush_age_ms,
 		"pending", (json_int_t)st.nodes_pending, "nodes", (json_int_t)st.nodes_known,
+		"interval_ms", (json_int_t)st.interval_ms,
 		"routes", "ok", routes_age >= 0 && routes_age <= INVENTORY_ROUTES_STALE_MS, "age_ms",
 		(json_int_t)routes_age, "loaded", routes_age >= 0,
 		"brake", "ok", st.brakes_engaged == 0, "pools_held", (json_int_t)st.brakes_engaged);

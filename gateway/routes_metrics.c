@@ -351,6 +351,10 @@ static void gw_metrics_inventory(struct textbuf *t, struct gw *gw)
 		    (double)st.loads_merged);
 	metrics_one(t, "nova_inventory_nodes", "gauge",
 		    "Nodes whose heartbeats this novad can check from memory.", (double)st.nodes_known);
+	metrics_one(t, "nova_inventory_heartbeat_interval_seconds", "gauge",
+		    "The heartbeat interval this novad tells sidecars now: the configured one, "
+		    "or the fleet over max_heartbeats_per_second when longer.",
+		    (double)st.interval_ms / 1000.0);
 	metrics_one(t, "nova_inventory_heartbeats_pending", "gauge",
 		    "Nodes with a heartbeat taken and not yet written to the database.",
 		    (double)st.nodes_pending);

@@ -34,12 +34,37 @@
  * (10,000 serial reads stalled every heartbeat for over a second every
  * 10 s); and a read per node on its first heartbeat, without the lock
  * (a novad started under a fleet of 100,000 spent minutes, one query per
- * node, before every node got in). docs/PERFORMANCE.md has the numbers. */
+ * node, before every node got in). docs/PERFORMANCE.md has the numbers.
+ *
+ * Under a heartbeat budget the TTL is at least the interval told
+ * (inv_token_ttl_ms): reading 1,000,000 rows every 5 s took more of the
+ * database than the heartbeats it served (the refresh's statements timed
+ * out, every heartbeat then read its own node, and nothing was flushed),
+ * so a fleet told 100 s is read every 50 s, about as many rows a second as
+ * the budget lets heartbeats write, and a revoked token stops working
+ * within one told interval there (10 s below 100,000 nodes at the
+ * default budget, as before). */
 #define INV_TOKEN_TTL_MS 10000
-#define INV_TOKEN_REFRESH_MS (INV_TOKEN_TTL_MS / 2)
+/* The refresh is a background read of the whole fleet, not a request: its
+ * statements may take longer than the requests' deadline (a FETCH that
+ * first builds a join of 1,000,000 rows). Not much longer: the flusher
+ * waits for it, and on a paused database it waits the whole deadline. */
+#define INV_REFRESH_DEADLINE_MS 10000
 /* Rows per FETCH when the whole fleet is read (each batch is parsed
  * outside the lock and applied under it in well under a millisecond). */
 #define INV_REFRESH_BATCH 5000
+/* Walks over the whole table (the flush's, the refresh's removals) give
+ * the lock up after this many nodes (2 MiB of entries), so a fleet of
+ * 1,000,000 (128 MB of entries) does not hold every heartbeat for a whole
+ * walk every flush. What moves meanwhile (a node forgotten, its place
+ * taken by the last one) is at worst seen by the next walk. */
+#define INV_WALK_CHUNK 16384
+/* At most this many heartbeats in one flush's statement (about 0.1 s of
+ * the database's time); the rest stay pending and the flusher goes again
+ * at once. Unbounded, the backlog of a 10 s fleet read at 1,000,000 nodes
+ * (100,000 beats) was one statement past the 2 s deadline: it failed, gave
+ * everything back, and the next, larger still, failed too. */
+#define INV_FLUSH_MAX_ROWS 25000
 
 /* A node's state as the database has it, in pools' spelling (a byte in
  * struct inv_node). */
@@ -57,11 +82,15 @@ struct inv_node {
 	unsigned char id[16];
 	unsigned char token_hash[32];   /* SHA-256 of the node's token */
 	uint8_t state;                  /* enum pool_node_state */
-	bool has_hash;                  /* false: revoked, or not read yet */
 	struct inv_addr addr;           /* where its endpoints may point (inventory_int.h) */
-	bool dirty;
-	bool replicas_dirty;
-	bool replicas_changed;          /* a replica's state or endpoint changed */
+	/* Flags in one byte, so told_ms fits before the next 8-byte field. */
+	bool has_hash : 1;              /* false: revoked, or not read yet */
+	bool dirty : 1;
+	bool replicas_dirty : 1;
+	bool replicas_changed : 1;      /* a replica's state or endpoint changed */
+	/* The interval the last answer told it (0: none yet): written with its
+	 * heartbeat (sql/0023), and what the sweep judges it by. */
+	uint32_t told_ms;
 	long long token_checked_ms;
 	long long last_seq;
 	long long seen_unix_ms;         /* wall clock of the last accepted heartbeat */
@@ -141,11 +170,15 @@ struct inventory {
 	void *leader_ctx;
 	atomic_bool stop;
 	atomic_ullong loads_gen;        /* +1 for every heartbeat with replica reports */
-	/* The wall clock of the oldest last heartbeat among the ready nodes
-	 * this novad takes heartbeats from (0: none), as of the last flush:
-	 * the sweeper wakes when that node would be silent for
-	 * missed_intervals, not only on its period. */
-	atomic_llong oldest_seen_ms;
+	/* As of the last flush, among the nodes this novad takes heartbeats
+	 * from: the wall clock at which the first of them turns silent (a
+	 * ready node past missed_intervals of its told interval, an unhealthy
+	 * one past its failure bound; 0: none), so the sweeper wakes then,
+	 * not only on its period; and the shortest interval told to a ready
+	 * one (0: none), whose quarter is that period. */
+	atomic_llong next_silent_ms;
+	atomic_uint shortest_told_ms;
+	atomic_bool flush_more;         /* the last flush left pending rows behind */
 	void (*on_health)(void *ctx);   /* the sweep or a flush changed what is routable */
 	void *health_ctx;
 	/* This novad as a recorder of heartbeats (sql/0009): its id, and
@@ -178,6 +211,7 @@ void inventory_config_defaults(struct inventory_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg)); /* every field, those added later too */
 	cfg->interval_ms = 2000;
+	cfg->max_heartbeats_per_second = INVENTORY_MAX_HEARTBEATS_PER_SECOND_DEFAULT;
 	cfg->missed_intervals = 3;
 	cfg->failed_after_ms = 30000;
 	cfg->flush_ms = 500;
@@ -185,6 +219,35 @@ void inventory_config_defaults(struct inventory_config *cfg)
 	cfg->departed_after_ms = 0;
 	cfg->brake_share = 0.5;
 	cfg->brake_min_nodes = 3;
+}
+
+unsigned inventory_interval_for(unsigned interval_ms, unsigned budget, size_t nodes)
+{
+	unsigned long long need, step = 1;
+	if (!budget)
+		return interval_ms;
+	need = ((unsigned long long)nodes * 1000ull + budget - 1) / budget;
+	/* Two significant digits: 10,000 nodes at 3,000/s is 3,400 ms, not
+	 * 3,334, so the interval does not change with every node added, and
+	 * the rate stays at 90-100% of the budget. */
+	while (need / step >= 100)
+		step *= 10;
+	need = (need + step - 1) / step * step;
+	if (need > INVENTORY_INTERVAL_MAX_MS)
+		need = INVENTORY_INTERVAL_MAX_MS; /* past 600,000 nodes per 1/s of budget: exceeded */
+	return need > interval_ms ? (unsigned)need : interval_ms;
+}
+
+/* A node's unhealthy and failed bounds at the interval it was told. */
+static long long inv_unhealthy_after_ms(const struct inventory_config *cfg, unsigned told)
+{
+	return (long long)cfg->missed_intervals * told;
+}
+
+static long long inv_failed_after_ms(const struct inventory_config *cfg, unsigned told)
+{
+	long long own = (long long)INVENTORY_FAILED_INTERVALS * told;
+	return own > cfg->failed_after_ms ? own : cfg->failed_after_ms;
 }
 
 /* The bounds that default to 0 get their values from the others. Blind
@@ -269,7 +332,9 @@ int inventory_create(struct inventory **out, struct db_pool *db,
 	pthread_mutex_init(&inv->lock, NULL);
 	atomic_init(&inv->stop, false);
 	atomic_init(&inv->loads_gen, 0);
-	atomic_init(&inv->oldest_seen_ms, 0);
+	atomic_init(&inv->next_silent_ms, 0);
+	atomic_init(&inv->shortest_told_ms, 0);
+	atomic_init(&inv->flush_more, false);
 	*out = inv;
 	return 0;
 }
@@ -424,7 +489,8 @@ int inventory_refresh(struct inventory *inv, struct nova_err *err)
 		return rc;
 	}
 	/* A cursor, so a fleet of 100,000 is never one 20 MB result. */
-	if ((rc = db_tx_begin(c, err)) == 0)
+	if ((rc = db_conn_set_deadline(c, INV_REFRESH_DEADLINE_MS, err)) == 0 &&
+	    (rc = db_tx_begin(c, err)) == 0)
 		rc = db_exec(NULL, c,
 			     "DECLARE inv_fleet NO SCROLL CURSOR FOR SELECT n.id::text, n.token_hash, "
 			     "n.state, coalesce(h.last_seq, -1), coalesce(n.endpoint, '') FROM nodes n "
@@ -471,9 +537,19 @@ int inventory_refresh(struct inventory *inv, struct nova_err *err)
 	 * a request's path meanwhile (checked after we started) is left alone.
 	 * Downwards, since a removal moves the last node into the hole. */
 	pthread_mutex_lock(&inv->lock);
-	for (size_t k = inv->n_nodes; k-- > 0;)
+	for (size_t k = inv->n_nodes, walked = 0; k-- > 0; walked++) {
+		if (walked % INV_WALK_CHUNK == INV_WALK_CHUNK - 1) {
+			pthread_mutex_unlock(&inv->lock);
+			pthread_mutex_lock(&inv->lock);
+			if (k >= inv->n_nodes) { /* nodes went meanwhile: go on from the end */
+				if (!inv->n_nodes)
+					break;
+				k = inv->n_nodes - 1;
+			}
+		}
 		if (inv->nodes[k].token_checked_ms < started)
 			inv_remove(inv, k);
+	}
 	pthread_mutex_unlock(&inv->lock);
 	return 0;
 }
@@ -484,6 +560,33 @@ size_t inventory_nodes_known(struct inventory *inv)
 	size_t n = inv->n_nodes;
 	pthread_mutex_unlock(&inv->lock);
 	return n;
+}
+
+/* Under the lock: the interval to tell now. The whole fleet's count, not
+ * the nodes that beat to this novad: every novad reads every node, so
+ * each tells the same and all of them together stay under the budget,
+ * however the sidecars spread over them. */
+static unsigned inv_told_locked(const struct inventory *inv)
+{
+	return inventory_interval_for(inv->cfg.interval_ms, inv->cfg.max_heartbeats_per_second,
+				      inv->n_nodes);
+}
+
+/* Under the lock (reading n_nodes, which the heartbeat path holds it for
+ * anyway): how long a cached token hash is trusted, and twice the refresh
+ * period. */
+static long long inv_token_ttl_ms_locked(const struct inventory *inv)
+{
+	unsigned told = inv_told_locked(inv);
+	return told > INV_TOKEN_TTL_MS ? told : INV_TOKEN_TTL_MS;
+}
+
+unsigned inventory_interval_ms(struct inventory *inv)
+{
+	pthread_mutex_lock(&inv->lock);
+	unsigned told = inv_told_locked(inv);
+	pthread_mutex_unlock(&inv->lock);
+	return told;
 }
 
 /* Read the node that holds this token hash, if any (without the table
@@ -716,10 +819,9 @@ int inv_heartbeat_body_check(long long *seq, json_t **capacity, json_t **replica
 	return 0;
 }
 
-static json_t *inv_answer(struct inventory *inv, bool accepted, const char *reason)
+static json_t *inv_answer(struct inventory *inv, bool accepted, const char *reason, unsigned told)
 {
-	json_t *a = json_pack("{s:b, s:I}", "accepted", accepted, "interval_ms",
-			      (json_int_t)inv->cfg.interval_ms);
+	json_t *a = json_pack("{s:b, s:I}", "accepted", accepted, "interval_ms", (json_int_t)told);
 	if (a && reason)
 		json_object_set_new(a, "reason", json_string(reason));
 	if (a && inv->cfg.advertise_url[0])
@@ -962,7 +1064,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 	pthread_mutex_lock(&inv->lock);
 	e = id_ok ? inv_get(inv, id, false) : NULL;
 	bool match = e && e->has_hash && secret_equal(presented, e->token_hash, 32);
-	bool fresh = e && inv_mono_ms() - e->token_checked_ms <= INV_TOKEN_TTL_MS;
+	bool fresh = e && inv_mono_ms() - e->token_checked_ms <= inv_token_ttl_ms_locked(inv);
 	/* While the database is away, a node the table knows is taken on its
 	 * cached hash however old (a revocation waits for the database, as it
 	 * waits for the refresh anyway), and no request waits for a read that
@@ -1035,12 +1137,16 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 		free(loads_text);
 		return inv_refused(err);
 	}
+	/* Every answer tells the interval, and the node is judged by the last
+	 * one it was told (written with its next flush). */
+	unsigned told = inv_told_locked(inv);
+	e->told_ms = told;
 	if (e->state == POOL_NODE_TERMINATING || e->state == POOL_NODE_TERMINATED ||
 	    (e->state == POOL_NODE_FAILED && seq <= e->last_seq)) {
 		snprintf(reason, sizeof(reason), "node is %s", pool_node_state_name(e->state));
 		pthread_mutex_unlock(&inv->lock);
 		free(loads_text);
-		*answer = inv_answer_dump(inv_answer(inv, false, reason));
+		*answer = inv_answer_dump(inv_answer(inv, false, reason, told));
 		return *answer ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
 	if (seq <= e->last_seq) {
@@ -1048,7 +1154,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 			 e->last_seq);
 		pthread_mutex_unlock(&inv->lock);
 		free(loads_text);
-		*answer = inv_answer_dump(inv_answer(inv, false, reason));
+		*answer = inv_answer_dump(inv_answer(inv, false, reason, told));
 		return *answer ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
 	e->last_seq = seq;
@@ -1060,7 +1166,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 		 * was judged wrongly), and keeps its replicas where they are. */
 		pthread_mutex_unlock(&inv->lock);
 		free(loads_text);
-		*answer = inv_answer_dump(inv_answer(inv, false, "node is failed"));
+		*answer = inv_answer_dump(inv_answer(inv, false, "node is failed", told));
 		return *answer ? 0 : nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 	}
 	if (capacity) {
@@ -1124,11 +1230,11 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 			return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		snprintf(*answer, ANSWER_MAX,
 			 "{\"accepted\":true,\"interval_ms\":%u,%s%s%s\"assignment_generation\":\"%s\"}",
-			 inv->cfg.interval_ms, inv->cfg.advertise_url[0] ? "\"gateway_url\":\"" : "",
+			 told, inv->cfg.advertise_url[0] ? "\"gateway_url\":\"" : "",
 			 inv->cfg.advertise_url, inv->cfg.advertise_url[0] ? "\"," : "", digest);
 		return 0;
 	}
-	json_t *a = inv_answer(inv, true, NULL);
+	json_t *a = inv_answer(inv, true, NULL, told);
 	if (!a) {
 		json_decref(refused);
 		return nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
@@ -1166,6 +1272,7 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 struct inv_flush_row {
 	unsigned char id[16];
 	long long seq, at_ms;
+	unsigned told_ms;
 	char *cap;
 	bool reported, changed;
 	char *loads;            /* the report's text for node_loads, or NULL */
@@ -1268,23 +1375,41 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	size_t n_batch = 0, rows_cap = 0;
 	struct textbuf batch = {0};
 	json_t *reports = json_object();
-	long long oldest = 0;
-	bool changed = false;
+	long long next_silent = 0, now_ms = inv_unix_ms();
+	unsigned shortest = 0;
+	bool changed = false, more = false;
 	char blind[16];
 	int rc = 0;
 	long long started_us = inv_mono_us();
 	snprintf(blind, sizeof(blind), "%u", inv->cfg.blind_after_ms);
 	pthread_mutex_lock(&inv->lock);
 	for (size_t i = 0; i < inv->n_nodes; i++) {
+		if (i % INV_WALK_CHUNK == INV_WALK_CHUNK - 1) {
+			pthread_mutex_unlock(&inv->lock);
+			pthread_mutex_lock(&inv->lock);
+			if (i >= inv->n_nodes)
+				break;
+		}
 		struct inv_node *e = &inv->nodes[i];
+		bool take = e->dirty && n_batch < INV_FLUSH_MAX_ROWS;
+		more |= e->dirty && !take;
 		/* What the statement below does to an unhealthy node, so the
 		 * cached state stays true until the next refresh. */
-		if (e->dirty && e->state == POOL_NODE_UNHEALTHY)
+		if (take && e->state == POOL_NODE_UNHEALTHY)
 			e->state = POOL_NODE_READY;
-		if (e->seen_unix_ms && (e->state == POOL_NODE_READY || e->state == POOL_NODE_UNHEALTHY) &&
-		    (!oldest || e->seen_unix_ms < oldest))
-			oldest = e->seen_unix_ms;
-		if (!e->dirty)
+		if (e->seen_unix_ms && (e->state == POOL_NODE_READY || e->state == POOL_NODE_UNHEALTHY)) {
+			/* When it turns silent at its own interval: a deadline
+			 * already past is the sweep's on its period. */
+			unsigned told = e->told_ms ? e->told_ms : inv->cfg.interval_ms;
+			long long at = e->seen_unix_ms + (e->state == POOL_NODE_READY
+							  ? inv_unhealthy_after_ms(&inv->cfg, told)
+							  : inv_failed_after_ms(&inv->cfg, told));
+			if (at > now_ms && (!next_silent || at < next_silent))
+				next_silent = at;
+			if (e->state == POOL_NODE_READY && (!shortest || told < shortest))
+				shortest = told;
+		}
+		if (!take)
 			continue;
 		if (n_batch == rows_cap) {
 			size_t nc = rows_cap ? rows_cap * 2 : 1024;
@@ -1298,6 +1423,7 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		memcpy(row->id, e->id, sizeof(row->id));
 		row->seq = e->last_seq;
 		row->at_ms = e->seen_unix_ms;
+		row->told_ms = e->told_ms ? e->told_ms : inv->cfg.interval_ms;
 		row->cap = e->capacity; /* moved: the database keeps it from here */
 		e->capacity = NULL;
 		row->reported = e->replicas_dirty && e->replicas;
@@ -1318,12 +1444,14 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		e->dirty = e->replicas_dirty = e->replicas_changed = false;
 	}
 	pthread_mutex_unlock(&inv->lock);
-	atomic_store(&inv->oldest_seen_ms, oldest);
-	/* Three array literals (ids, sequences, times) and one object of the
-	 * capacities that came (id -> capacity), and one of the replica
-	 * reports that changed (id -> {"q": sequence, "s": checksum, "r":
-	 * reports}; sql/0024). */
-	struct textbuf seqs = {0}, ats = {0}, caps = {0}, loads = {0};
+	atomic_store(&inv->next_silent_ms, next_silent);
+	atomic_store(&inv->flush_more, more);
+	atomic_store(&inv->shortest_told_ms, shortest);
+	/* Four array literals (ids, sequences, times, told intervals), one
+	 * object of the capacities that came (id -> capacity), and one of the
+	 * replica reports that changed (id -> {"q": sequence, "s": checksum,
+	 * "r": reports}; sql/0024). */
+	struct textbuf seqs = {0}, ats = {0}, ivs = {0}, caps = {0}, loads = {0};
 	size_t n_caps = 0, n_loads = 0;
 	for (size_t i = 0; i < n_batch; i++) {
 		char id[IDS_UUID_LEN], num[32];
@@ -1336,6 +1464,8 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 		textbuf_add(&seqs, num, (size_t)nn);
 		nn = snprintf(num, sizeof(num), "%s%lld", sep, rows[i].at_ms);
 		textbuf_add(&ats, num, (size_t)nn);
+		nn = snprintf(num, sizeof(num), "%s%u", sep, rows[i].told_ms);
+		textbuf_add(&ivs, num, (size_t)nn);
 		if (rows[i].cap) {
 			textbuf_add(&caps, n_caps++ ? ",\"" : "{\"", 2);
 			textbuf_add(&caps, id, IDS_UUID_LEN - 1);
@@ -1357,12 +1487,14 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	textbuf_add(&batch, "}", 1);
 	textbuf_add(&seqs, "}", 1);
 	textbuf_add(&ats, "}", 1);
+	textbuf_add(&ivs, "}", 1);
 	textbuf_add(&caps, n_caps ? "}" : "{}", n_caps ? 1 : 2);
 	textbuf_add(&loads, n_loads ? "}" : "{}", n_loads ? 1 : 2);
 	if (n_batch > 0) {
-		const char *params[8] = {batch.p, seqs.p, ats.p, caps.p,
-					 inv->recorder_id, inv->recorder_host, blind, loads.p};
-		if (batch.failed || seqs.failed || ats.failed || caps.failed || loads.failed)
+		const char *params[9] = {batch.p, seqs.p, ats.p, caps.p,
+					 inv->recorder_id, inv->recorder_host, blind, loads.p, ivs.p};
+		if (batch.failed || seqs.failed || ats.failed || ivs.failed || caps.failed ||
+		    loads.failed)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		/* One statement for the whole batch, into the narrow table
 		 * node_heartbeats (sql/0007); a heartbeat flushed by another
@@ -1377,14 +1509,15 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 			rc = db_pool_exec(NULL, inv->db,
 				"WITH rec AS (" INV_RECORD_SQL("$5", "$6", "$7") "), "
 				"beat AS (UPDATE node_heartbeats h SET last_seq = v.seq, "
-				"last_heartbeat_at = to_timestamp(v.at_ms / 1000.0), "
+				"last_heartbeat_at = to_timestamp(v.at_ms / 1000.0), interval_ms = v.iv, "
 				"capacity = coalesce($4::jsonb -> v.id::text, h.capacity) "
-				"FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS v(id, seq, at_ms) "
+				"FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $9::integer[]) "
+				"AS v(id, seq, at_ms, iv) "
 				"WHERE h.node_id = v.id AND (h.last_seq IS NULL OR h.last_seq < v.seq) "
 				"RETURNING h.node_id), "
 				"loads AS (" INV_LOADS_SQL("$8", "$5") ") "
 				"SELECT pool_nodes_heard(array(SELECT node_id FROM beat))",
-				8, params, err);
+				9, params, err);
 			if (rc != NOVA_EAGAIN)
 				break;
 			if (attempt < 2)
@@ -1396,6 +1529,7 @@ int inventory_flush(struct inventory *inv, struct nova_err *err)
 	}
 	textbuf_finish(&seqs);
 	textbuf_finish(&ats);
+	textbuf_finish(&ivs);
 	textbuf_finish(&caps);
 	textbuf_finish(&loads);
 	textbuf_finish(&batch);
@@ -1694,7 +1828,7 @@ static void inv_brakes_settle(struct inventory *inv, json_t *now_held)
 
 int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
 {
-	char silent[24], dead[24], since[40], upto[40];
+	char missed[16], iv[16], dead[16], dead_n[16], since[40], upto[40];
 	struct db_conn *c;
 	PGresult *res = NULL;
 	bool ok;
@@ -1705,30 +1839,43 @@ int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
 	 * the database has been away since): it saw nothing to judge from. */
 	if (!atomic_load(&inv->recorded))
 		return 0;
-	snprintf(silent, sizeof(silent), "%u", inv->cfg.interval_ms * inv->cfg.missed_intervals);
+	snprintf(missed, sizeof(missed), "%u", inv->cfg.missed_intervals);
+	snprintf(iv, sizeof(iv), "%u", inv->cfg.interval_ms);
 	snprintf(dead, sizeof(dead), "%u", inv->cfg.failed_after_ms);
+	snprintf(dead_n, sizeof(dead_n), "%d", INVENTORY_FAILED_INTERVALS);
 	if ((rc = db_conn_acquire(&c, inv->db, err)))
 		return rc;
-	if ((rc = db_tx_begin(c, err)))
+	/* A background pass over the whole fleet, not a request: the fleet
+	 * read's deadline (its scan of 1,000,000 nodes missed the requests'
+	 * 2 s on a busy machine, and then nothing was judged at all). */
+	if ((rc = db_conn_set_deadline(c, INV_REFRESH_DEADLINE_MS, err)) ||
+	    (rc = db_tx_begin(c, err)))
 		goto out;
 	if ((rc = inv_sweep_window(&ok, since, upto, inv, c, err)) || !ok)
 		goto out;
-	/* Every node silent in the window past the unhealthy threshold, with
+	/* Every node silent in the window past its unhealthy threshold, with
 	 * its pool's count of heartbeating nodes and of silent ones: few rows
-	 * on a healthy fleet, so the brake can be judged per pool here. */
-	const char *wparams[4] = {since, upto, silent, dead};
+	 * on a healthy fleet, so the brake can be judged per pool here. Each
+	 * node by the interval it was last told (sql/0023; the configured one
+	 * for a row written before it), so a fleet that grew or shrank since
+	 * makes no node look silent: $3 intervals of it for unhealthy, and
+	 * for failed the longer of $5 ms and $6 intervals of it. */
+	const char *wparams[6] = {since, upto, missed, iv, dead, dead_n};
 	rc = db_exec(&res, c,
 		     "WITH s AS (SELECT x.id, x.pool_id, x.state, "
-		     "$2::timestamptz - greatest(y.last_heartbeat_at, $1::timestamptz) AS quiet "
+		     "$2::timestamptz - greatest(y.last_heartbeat_at, $1::timestamptz) AS quiet, "
+		     "$3::integer * coalesce(y.interval_ms, $4::integer) * interval '1 millisecond' "
+		     "AS unhealthy_after, greatest($5::integer, $6::integer * coalesce(y.interval_ms, "
+		     "$4::integer)) * interval '1 millisecond' AS failed_after "
 		     "FROM nodes x JOIN node_heartbeats y ON y.node_id = x.id "
 		     "WHERE y.last_heartbeat_at IS NOT NULL AND x.state IN ('ready', 'unhealthy')), "
 		     "q AS (SELECT pool_id, count(*) AS nodes, count(*) FILTER (WHERE quiet > "
-		     "$3::integer * interval '1 millisecond') AS silent FROM s GROUP BY pool_id) "
+		     "unhealthy_after) AS silent FROM s GROUP BY pool_id) "
 		     "SELECT s.id::text, s.pool_id::text, p.name, q.silent, q.nodes, "
-		     "(s.state = 'ready' OR s.quiet > $4::integer * interval '1 millisecond') "
+		     "(s.state = 'ready' OR s.quiet > s.failed_after) "
 		     "FROM s JOIN q USING (pool_id) JOIN pools p ON p.id = s.pool_id "
-		     "WHERE s.quiet > $3::integer * interval '1 millisecond' ORDER BY s.pool_id",
-		     4, wparams, err);
+		     "WHERE s.quiet > s.unhealthy_after ORDER BY s.pool_id",
+		     6, wparams, err);
 	if (rc)
 		goto out;
 	json_t *held = json_object();
@@ -1755,43 +1902,75 @@ int inventory_sweep(int *marked, struct inventory *inv, struct nova_err *err)
 	size_t n_marks = 0;
 	if (n_ids > 0) {
 		db_array_end(&ids, n_ids);
-		const char *params[5] = {ids.p, since, upto, silent, dead};
+		const char *params[7] = {ids.p, since, upto, missed, iv, dead, dead_n};
 		if (ids.failed)
 			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
 		else
 			/* Which are still silent, their heartbeat rows locked: a
 			 * row a flush holds is being written, so that node is not
 			 * silent and is skipped (the sweep never waits, so it
-			 * cannot deadlock with a flush). */
+			 * cannot deadlock with a flush). Each with the bound it
+			 * passed, in ms, for its reason; grouped by it. */
 			rc = db_exec(&res, c,
-			     "SELECT y.node_id::text, $3::timestamptz - greatest(y.last_heartbeat_at, "
-			     "$2::timestamptz) > $5::integer * interval '1 millisecond' "
-			     "FROM node_heartbeats y WHERE y.node_id = ANY($1::uuid[]) AND "
-			     "$3::timestamptz - greatest(y.last_heartbeat_at, $2::timestamptz) > "
-			     "$4::integer * interval '1 millisecond' FOR UPDATE SKIP LOCKED",
-			     5, params, err);
-		struct textbuf quiet = {0}, gone = {0};
-		size_t n_quiet = 0, n_gone = 0;
-		for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
-			bool dead_now = strcmp(PQgetvalue(res, i, 1), "t") == 0;
-			db_array_add(dead_now ? &gone : &quiet, dead_now ? &n_gone : &n_quiet,
-				     PQgetvalue(res, i, 0));
+			     "SELECT w.node_id, w.dead, CASE WHEN w.dead THEN w.failed_ms ELSE "
+			     "w.unhealthy_ms END, CASE WHEN w.dead THEN 0 ELSE w.iv END FROM ("
+			     "SELECT y.node_id::text AS node_id, coalesce(y.interval_ms, $5::integer) AS iv, "
+			     "$4::integer * coalesce(y.interval_ms, $5::integer) AS unhealthy_ms, "
+			     "greatest($6::integer, $7::integer * coalesce(y.interval_ms, $5::integer)) "
+			     "AS failed_ms, $3::timestamptz - greatest(y.last_heartbeat_at, $2::timestamptz) > "
+			     "greatest($6::integer, $7::integer * coalesce(y.interval_ms, $5::integer)) "
+			     "* interval '1 millisecond' AS dead FROM node_heartbeats y "
+			     "WHERE y.node_id = ANY($1::uuid[]) AND $3::timestamptz - "
+			     "greatest(y.last_heartbeat_at, $2::timestamptz) > $4::integer * "
+			     "coalesce(y.interval_ms, $5::integer) * interval '1 millisecond' "
+			     "FOR UPDATE SKIP LOCKED) w ORDER BY 2, 3, 4",
+			     7, params, err);
+		/* One pool_nodes_mark_silent per bound: nodes told the same
+		 * interval share one, so a pass makes one or two (a fleet that
+		 * is changing size: the old interval and the new). */
+		for (int i = 0, from = 0; rc == 0 && i <= PQntuples(res); i++) {
+			if (i < PQntuples(res) && (i == from || (!strcmp(PQgetvalue(res, i, 1), PQgetvalue(res, from, 1)) &&
+								   !strcmp(PQgetvalue(res, i, 2), PQgetvalue(res, from, 2)) &&
+								   !strcmp(PQgetvalue(res, i, 3), PQgetvalue(res, from, 3)))))
+				continue;
+			if (i == from)
+				break; /* none */
+			struct textbuf group = {0};
+			size_t n_group = 0;
+			for (int k = from; k < i; k++)
+				db_array_add(&group, &n_group, PQgetvalue(res, k, 0));
+			db_array_end(&group, n_group);
+			bool dead_now = strcmp(PQgetvalue(res, from, 1), "t") == 0;
+			char why[96];
+			if (dead_now)
+				snprintf(why, sizeof(why), "no heartbeat for %s ms", PQgetvalue(res, from, 2));
+			else
+				snprintf(why, sizeof(why), "no heartbeat for %s ms (%u intervals of %s ms)",
+					 PQgetvalue(res, from, 2), inv->cfg.missed_intervals,
+					 PQgetvalue(res, from, 3));
+			struct pool_node_mark *got = NULL;
+			size_t n_got = 0;
+			if (group.failed)
+				rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+			else
+				rc = pool_nodes_mark_silent(&got, &n_got, c, dead_now ? "{}" : group.p, why,
+							    dead_now ? group.p : "{}", why, err);
+			textbuf_finish(&group);
+			if (rc == 0 && n_got > 0) {
+				struct pool_node_mark *all = realloc(marks, (n_marks + n_got) * sizeof(*all));
+				if (!all) {
+					rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
+				} else {
+					memcpy(all + n_marks, got, n_got * sizeof(*got));
+					marks = all;
+					n_marks += n_got;
+				}
+			}
+			free(got);
+			from = i;
 		}
 		PQclear(res);
 		res = NULL;
-		db_array_end(&quiet, n_quiet);
-		db_array_end(&gone, n_gone);
-		if (rc == 0 && (quiet.failed || gone.failed))
-			rc = nova_err_set(err, NOVA_EINTERNAL, "", "out of memory");
-		if (rc == 0 && n_quiet + n_gone > 0) {
-			char why_quiet[64], why_gone[64];
-			snprintf(why_quiet, sizeof(why_quiet), "no heartbeat for %s ms", silent);
-			snprintf(why_gone, sizeof(why_gone), "no heartbeat for %s ms", dead);
-			rc = pool_nodes_mark_silent(&marks, &n_marks, c, quiet.p, why_quiet, gone.p,
-						    why_gone, err);
-		}
-		textbuf_finish(&quiet);
-		textbuf_finish(&gone);
 	}
 	textbuf_finish(&ids);
 	if (rc == 0)
@@ -1835,6 +2014,7 @@ void inventory_status_get(struct inventory_status *out, struct inventory *inv)
 	pthread_mutex_lock(&inv->lock);
 	memcpy(out->database_error, inv->database_error, sizeof(out->database_error));
 	out->nodes_known = inv->n_nodes;
+	out->interval_ms = inv_told_locked(inv);
 	for (size_t i = 0; i < inv->n_nodes; i++)
 		out->nodes_pending += inv->nodes[i].dirty;
 	out->brakes_engaged = (unsigned)json_object_size(inv->brakes);
@@ -1874,7 +2054,8 @@ static void *inv_flusher(void *arg)
 		 * the wait at once. Rejected: 10 ms naps that looked at a flag
 		 * and a global generation each time (100 wake-ups a second). */
 		long long until = inv_mono_ms() + wait;
-		for (long long left = wait; left > 0 && !atomic_load(&inv->stop);
+		for (long long left = wait; left > 0 && !atomic_load(&inv->stop) &&
+					    !(db_ok && atomic_load(&inv->flush_more));
 		     left = until - inv_mono_ms())
 			if (notify_wait(inv->cfg.wake, &seen, (unsigned)left) && db_ok)
 				break;
@@ -1900,7 +2081,9 @@ static void *inv_flusher(void *arg)
 		inv->loads_read_failing = lrc != 0;
 		/* Back from an outage: the cached hashes are old, so read the
 		 * fleet now rather than one node per heartbeat. */
-		if (!db_ok || inv_mono_ms() - refreshed >= INV_TOKEN_REFRESH_MS) {
+		unsigned told = inventory_interval_ms(inv);
+		long long ttl = told > INV_TOKEN_TTL_MS ? told : INV_TOKEN_TTL_MS;
+		if (!db_ok || inv_mono_ms() - refreshed >= ttl / 2) {
 			refreshed = inv_mono_ms();
 			if (inventory_refresh(inv, &err))
 				nova_log_kv(NOVA_LOG_WARN, "inventory", "node token refresh failed", "error",
@@ -1910,26 +2093,30 @@ static void *inv_flusher(void *arg)
 	return NULL;
 }
 
-/* The sweeper wakes every interval_ms / 4, and also just after the oldest
- * heartbeat it knows of turns silent (a few ms after, so the database's
- * clock agrees): a dead node is found within a few ms of being silent for
- * missed_intervals, rather than up to a quarter interval later. Rejected:
- * a shorter period (every sweep is a scan of the nodes table, 100,000 rows
- * at scale), and an index on last_heartbeat_at (every flush would update
- * it for every heartbeating node, losing heap-only updates). Nodes that
- * heartbeat through another novad are swept on the period. */
+/* The sweeper wakes every quarter of the shortest interval told (to the
+ * ready nodes this novad heard at its last flush, or now), and also just
+ * after the first of those nodes turns silent at its own interval (a few
+ * ms after, so the database's clock agrees): a dead node is found within a
+ * few ms of being silent for missed_intervals of its interval, rather than
+ * up to a quarter interval later. The period grows with the fleet's
+ * interval, so a fleet of 1,000,000 told 100 s is not scanned every 500 ms.
+ * Rejected: a shorter period (every sweep is a scan of the nodes table,
+ * 100,000 rows at scale), and an index on last_heartbeat_at (every flush
+ * would update it for every heartbeating node, losing heap-only updates).
+ * Nodes that heartbeat through another novad are swept on the period. */
 static void *inv_sweeper(void *arg)
 {
 	struct inventory *inv = arg;
-	unsigned step = inv->cfg.interval_ms / 4 ? inv->cfg.interval_ms / 4 : 1;
-	long long silent_ms = (long long)inv->cfg.interval_ms * inv->cfg.missed_intervals;
 	unsigned long long seen = notify_seq(inv->cfg.wake);
 	while (!atomic_load(&inv->stop)) {
 		struct nova_err err;
-		long long now = inv_unix_ms(), wait = step;
-		long long oldest = atomic_load(&inv->oldest_seen_ms);
-		if (oldest && oldest + silent_ms + 5 > now && oldest + silent_ms + 5 - now < wait)
-			wait = oldest + silent_ms + 5 - now;
+		unsigned shortest = inventory_interval_ms(inv), heard = atomic_load(&inv->shortest_told_ms);
+		if (heard && heard < shortest)
+			shortest = heard;
+		long long now = inv_unix_ms(), wait = shortest / 4 ? shortest / 4 : 1;
+		long long due = atomic_load(&inv->next_silent_ms);
+		if (due && due + 5 > now && due + 5 - now < wait)
+			wait = due + 5 - now;
 		/* Until then, whatever is signalled (the flusher's wake-ups), but
 		 * a stop. */
 		long long until = inv_mono_ms() + wait;

@@ -18,8 +18,9 @@
  * records with each flush that it is recording (sql/0009: the database's
  * time of its last flush, and the start of its unbroken run of flushes).
  * One novad at a time (the reconciler's holder) sweeps: a node that has
- * heartbeated and then stays silent for missed_intervals intervals becomes
- * `unhealthy`, and after failed_after_ms `failed` (the reconciler then
+ * heartbeated and then stays silent for missed_intervals of the interval it
+ * was last told (sql/0023) becomes `unhealthy`, and after failed_after_ms
+ * (or INVENTORY_FAILED_INTERVALS of its interval) `failed` (the reconciler then
  * replaces its replicas). Silence counts only while every novad was
  * recording: from the newest start of a run (a novad that could not reach
  * the database, was stopped or has just started begins a new one, so every
@@ -59,9 +60,17 @@
 #include "core/notify.h"
 
 struct inventory_config {
-	unsigned interval_ms;      /* heartbeat interval told to sidecars, default 2000 */
-	unsigned missed_intervals; /* silent intervals before unhealthy, default 3 */
-	unsigned failed_after_ms;  /* silence before failed, default 30000 */
+	/* The shortest heartbeat interval told to sidecars, default 2000. */
+	unsigned interval_ms;
+	/* The heartbeat budget: what every novad together takes at most, per
+	 * second (0: none). The interval told in each answer is
+	 * inventory_interval_for(interval_ms, this, the fleet's node count),
+	 * so a growing fleet beats less often instead of faster. */
+	unsigned max_heartbeats_per_second;
+	unsigned missed_intervals; /* silent intervals (the node's own) before unhealthy, default 3 */
+	/* Silence before failed, default 30000; a node told a long interval
+	 * gets at least INVENTORY_FAILED_INTERVALS of its own intervals. */
+	unsigned failed_after_ms;
 	unsigned flush_ms;         /* batch write period, default 500 */
 	/* A novad whose flushes are further apart than this is blind: its
 	 * next flush starts a new run (a fresh grace for every node), and
@@ -90,6 +99,26 @@ struct inventory_config {
 
 void inventory_config_defaults(struct inventory_config *cfg);
 
+/* The default budget: at 100,000 nodes, one novad on two cores (shared)
+ * answered 10,000/s with the same p99 as 2,500/s, i.e. without queueing
+ * of its own, and queued from 15,000/s (docs/PERFORMANCE.md, "The
+ * heartbeat budget": about a fifth of what it takes in a closed loop). */
+#define INVENTORY_MAX_HEARTBEATS_PER_SECOND_DEFAULT 10000
+/* The longest interval a sidecar accepts (sidecar/sidecar.c). */
+#define INVENTORY_INTERVAL_MAX_MS 600000
+/* A node is failed after max(failed_after_ms, this many of its own
+ * intervals) of silence: twice the unhealthy threshold at the default
+ * missed_intervals, so a node told a long interval is never failed before
+ * it was unhealthy for as long again. */
+#define INVENTORY_FAILED_INTERVALS 6
+
+/* The interval to tell a node when the fleet has `nodes` nodes: the
+ * configured one, or nodes / budget seconds when that is longer (rounded
+ * up to two significant digits, so it moves in steps of at most 10% as
+ * the fleet changes and the rate stays within the budget), at most
+ * INVENTORY_INTERVAL_MAX_MS. A budget of 0 is none. */
+unsigned inventory_interval_for(unsigned interval_ms, unsigned budget, size_t nodes);
+
 struct inventory;
 
 int inventory_create(struct inventory **out, struct db_pool *db,
@@ -110,7 +139,8 @@ void inventory_destroy(struct inventory *inv);
  *   1 to INVENTORY_ADAPTER_NAME_MAX bytes; kept in memory with the load
  *   and shown with it in /v1/routes (inventory/routes.h).
  * *answer: the JSON text (malloc'd; the caller frees it) of {"accepted":
- * bool, "reason"?: "...", "interval_ms": N, "gateway_url"?: URL,
+ * bool, "reason"?: "...", "interval_ms": N (inventory_interval_ms, which
+ * the node is then judged by: recorded with its heartbeat), "gateway_url"?: URL,
  * "assignment_generation": "DIGEST", "assignments"?: [...], "refused"?:
  * [...]}: the assignments (see
  * deployment_node_assignments) come when the sidecar's generation is not
@@ -127,11 +157,16 @@ int inventory_heartbeat(char **answer, struct inventory *inv, const char *node_i
 /* Read the token hash and state of every node that has a token (the whole
  * fleet, in batches through a cursor) into the table heartbeats are checked
  * against, and forget the nodes no longer there. inventory_start calls it
- * once and the flusher every 5 s, so no heartbeat of a known node waits for
- * the database. */
+ * once and the flusher every 5 s (every half of the interval told, when
+ * longer: a fleet of 1,000,000 is not read every 5 s), so no heartbeat of a
+ * known node waits for the database. */
 int inventory_refresh(struct inventory *inv, struct nova_err *err);
 /* How many nodes the table holds. */
 size_t inventory_nodes_known(struct inventory *inv);
+/* The interval this novad tells sidecars now: inventory_interval_for its
+ * configuration and inventory_nodes_known (every novad reads the whole
+ * fleet, so every novad tells the same). */
+unsigned inventory_interval_ms(struct inventory *inv);
 
 /* Write the pending heartbeats to the database, with the record that this
  * novad is recording (the flusher calls it). On failure nothing taken is
@@ -149,6 +184,7 @@ struct inventory_status {
 	long long flush_age_ms;    /* since the last successful flush (-1: none yet) */
 	char database_error[160];  /* the last flush's error, "" when it worked */
 	size_t nodes_known;
+	unsigned interval_ms;      /* told in answers now (inventory_interval_ms) */
 	size_t nodes_pending;      /* heartbeats taken and not yet written */
 	unsigned brakes_engaged;   /* pools held by the brake, as of the last sweep */
 	unsigned long long brake_engagements; /* times a brake engaged, since start */
@@ -225,7 +261,7 @@ int inventory_logs_access(struct inventory_logs_access *out, struct inventory *i
 			  const char *node_id, struct nova_err *err);
 
 /* Start and stop the background threads: the flusher, and the health
- * sweeper, which sweeps (every interval_ms / 4) only while is_leader(ctx)
+ * sweeper, which sweeps (every quarter of the shortest interval told) only while is_leader(ctx)
  * says this novad holds the singleton duties (pass NULL for no sweeper). */
 int inventory_start(struct inventory *inv, bool (*is_leader)(void *ctx), void *leader_ctx,
 		    struct nova_err *err);

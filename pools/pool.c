@@ -1137,17 +1137,20 @@ int pool_node_failed_fate(enum pool_failed_fate *out, struct db_pool *db, const 
 	/* One statement: the revival (failed -> ready, which the transition
 	 * trigger records) happens only when the row still says failed for
 	 * silence and a heartbeat came after the failure; otherwise it says
-	 * whether the failure is recent enough to wait for one. */
+	 * whether the failure is recent enough to wait for one: wait_ms, or 3
+	 * of the intervals the node was told (sql/0023), when longer, so a
+	 * node that beats every 50 s has the time to be heard. */
 	rc = db_pool_exec(&res, db,
 		"WITH f AS (SELECT n.id, n.state_reason LIKE 'no heartbeat%' AS silence, "
-		"h.last_heartbeat_at, (SELECT max(e.at) FROM node_events e WHERE e.node_id = n.id "
+		"h.last_heartbeat_at, h.interval_ms, (SELECT max(e.at) FROM node_events e WHERE e.node_id = n.id "
 		"AND e.to_state = 'failed') AS failed_at FROM nodes n "
 		"LEFT JOIN node_heartbeats h ON h.node_id = n.id WHERE n.id = $1::uuid AND n.state = 'failed'), "
 		"up AS (UPDATE nodes n SET state = 'ready', "
 		"state_reason = 'heartbeat resumed after it was failed for silence' FROM f "
 		"WHERE n.id = f.id AND f.silence AND f.last_heartbeat_at > f.failed_at RETURNING n.id) "
 		"SELECT (SELECT count(*) FROM up), coalesce((SELECT silence AND failed_at > "
-		"now() - $2::integer * interval '1 millisecond' FROM f), false)",
+		"now() - greatest($2::integer, 3 * coalesce(f.interval_ms, 0)) * "
+		"interval '1 millisecond' FROM f), false)",
 		2, params, err);
 	if (rc)
 		return rc;

@@ -243,7 +243,8 @@ int pool_node_note(struct db_pool *db, const char *node_id, const char *reason,
  * health sweep's "no heartbeat" reasons) whose agent beat again after the
  * failure was judged wrongly or came back: it is made ready again, its
  * replicas untouched (REVIVED). One failed for silence less than wait_ms
- * ago may still be heard from (WAIT: leave it this pass). Any other is
+ * ago, or than 3 of the heartbeat intervals it was last told (sql/0023)
+ * when longer, may still be heard from (WAIT: leave it this pass). Any other is
  * gone (RETIRE: replace its replicas, deprovision it). */
 enum pool_failed_fate {
 	POOL_FAILED_RETIRE,

@@ -29,6 +29,7 @@ static int teardown(void **state)
 	(void)state;
 	unlink(path);
 	unsetenv("NOVA_LISTEN");
+	unsetenv("NOVA_MAX_HEARTBEATS_PER_SECOND");
 	unsetenv("NOVA_HTTP_THREADS");
 	unsetenv("NOVA_STATE_DIR");
 	unsetenv("NOVA_DB_STATEMENT_TIMEOUT_MS");
@@ -266,6 +267,37 @@ static void test_config_brake_defaults_load_and_are_range_checked(void **state)
 	assert_int_equal(c.node_brake_percent, 60);
 }
 
+/* The heartbeat budget: a default, set by the file and the environment,
+ * and a value out of range refused naming the setting. */
+static void test_config_heartbeat_budget_loads_and_a_bad_one_is_refused_by_name(void **state)
+{
+	struct cfg c;
+	struct nova_err err;
+	(void)state;
+	cfg_defaults(&c);
+	assert_int_equal(c.max_heartbeats_per_second, 10000);
+	assert_int_equal(cfg_load_file(&c, write_yaml("max_heartbeats_per_second: 5000\n"), &err), 0);
+	assert_int_equal(c.max_heartbeats_per_second, 5000);
+	assert_int_equal(cfg_load_file(&c, write_yaml("max_heartbeats_per_second: 0\n"), &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "max_heartbeats_per_second");
+	assert_non_null(strstr(err.message, "max_heartbeats_per_second"));
+	assert_int_equal(cfg_load_file(&c, write_yaml("max_heartbeats_per_second: lots\n"), &err),
+			 NOVA_EINVAL);
+	assert_string_equal(err.field, "max_heartbeats_per_second");
+	assert_int_equal(cfg_load_file(&c, write_yaml("max_heartbeats_per_second: 10000001\n"), &err),
+			 NOVA_EINVAL);
+	assert_string_equal(err.field, "max_heartbeats_per_second");
+	assert_int_equal(c.max_heartbeats_per_second, 5000); /* refused values change nothing */
+	setenv("NOVA_MAX_HEARTBEATS_PER_SECOND", "-3", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), NOVA_EINVAL);
+	assert_string_equal(err.field, "NOVA_MAX_HEARTBEATS_PER_SECOND");
+	assert_non_null(strstr(err.message, "NOVA_MAX_HEARTBEATS_PER_SECOND"));
+	setenv("NOVA_MAX_HEARTBEATS_PER_SECOND", "750", 1);
+	assert_int_equal(cfg_apply_env(&c, &err), 0);
+	unsetenv("NOVA_MAX_HEARTBEATS_PER_SECOND");
+	assert_int_equal(c.max_heartbeats_per_second, 750);
+}
+
 static void test_config_audit_retention_defaults_loads_and_is_range_checked(void **state)
 {
 	struct cfg c;
@@ -401,6 +433,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_config_file_sets_values, teardown),
+		cmocka_unit_test_teardown(test_config_heartbeat_budget_loads_and_a_bad_one_is_refused_by_name,
+					  teardown),
 		cmocka_unit_test_teardown(test_config_unknown_key_has_file_line_column, teardown),
 		cmocka_unit_test_teardown(test_config_wrong_type_and_range_are_positioned, teardown),
 		cmocka_unit_test_teardown(test_config_malformed_yaml_is_positioned, teardown),

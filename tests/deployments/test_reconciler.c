@@ -308,6 +308,40 @@ static void test_a_node_failed_for_silence_that_beats_again_is_kept(void **state
 	assert_int_equal(fake_resource_count(pool_id), 0);
 }
 
+/* A node failed for silence is waited for at least 3 of the heartbeat
+ * intervals it was last told (sql/0023): one told 100 s may beat 100 s
+ * after its last, long after the configured wait. */
+static void test_a_node_told_a_long_interval_is_waited_for_three_of_them(void **state)
+{
+	struct testenv *env = *state;
+	struct nova_err err;
+	enum pool_failed_fate fate = POOL_FAILED_REVIVED;
+	char node[64];
+	const char *params[1] = {node};
+	assert_int_equal(testenv_http(NULL, env, "POST", "/v1/deployments", ADMIN,
+				      "{\"model\":\"one\",\"pool\":\"eph\",\"name\":\"d\"}"), 201);
+	testenv_worker_drain(env, &wcfg);
+	the_node_id(node, sizeof(node), env);
+	assert_int_equal(db_pool_exec(NULL, env->db,
+				      "UPDATE node_heartbeats SET last_seq = 1, last_heartbeat_at = now() - "
+				      "interval '10 minutes', interval_ms = 100000 WHERE node_id = $1::uuid",
+				      1, params, &err), 0);
+	assert_int_equal(pool_node_transition(env->db, node, POOL_NODE_FAILED, "no heartbeat for 600000 ms",
+					      &err), 0);
+	/* Failed 2 minutes ago: past the configured wait (1 s), within 3 x 100 s. */
+	assert_int_equal(db_pool_exec(NULL, env->db,
+				      "UPDATE node_events SET at = now() - interval '2 minutes' "
+				      "WHERE node_id = $1::uuid AND to_state = 'failed'", 1, params, &err), 0);
+	assert_int_equal(pool_node_failed_fate(&fate, env->db, node, 1000, &err), 0);
+	assert_int_equal(fate, POOL_FAILED_WAIT);
+	/* Told the configured interval (or nothing recorded): the wait alone. */
+	assert_int_equal(db_pool_exec(NULL, env->db,
+				      "UPDATE node_heartbeats SET interval_ms = NULL WHERE node_id = $1::uuid",
+				      1, params, &err), 0);
+	assert_int_equal(pool_node_failed_fate(&fate, env->db, node, 1000, &err), 0);
+	assert_int_equal(fate, POOL_FAILED_RETIRE);
+}
+
 /* The provider says a node's resource failed (a pod Failed): the node
  * fails with the provider's words, its replica moves and a new node takes
  * it. */
@@ -455,6 +489,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_node_stuck_provisioning_times_out, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_replicas_on_a_failed_node_are_replaced, setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_node_failed_for_silence_that_beats_again_is_kept,
+						setup, testenv_teardown),
+		cmocka_unit_test_setup_teardown(test_a_node_told_a_long_interval_is_waited_for_three_of_them,
 						setup, testenv_teardown),
 		cmocka_unit_test_setup_teardown(test_a_resource_the_provider_reports_failed_fails_its_node,
 						setup, testenv_teardown),

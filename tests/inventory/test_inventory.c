@@ -126,6 +126,205 @@ static void sweep(struct fx *f, int want)
 	assert_int_equal(marked, want);
 }
 
+/* --- the heartbeat budget (issue 20) ------------------------------------------------ */
+
+/* An inventory of its own over the test's database, with a budget: the
+ * heartbeats below go to it directly (testenv's has the default budget). */
+static struct inventory *budget_inventory(unsigned interval_ms, unsigned budget, struct fx *f)
+{
+	struct inventory_config cfg;
+	struct inventory *inv = NULL;
+	struct nova_err err;
+	inventory_config_defaults(&cfg);
+	cfg.interval_ms = interval_ms;
+	cfg.max_heartbeats_per_second = budget;
+	cfg.failed_after_ms = 1000;
+	if (inventory_create(&inv, f->env.db, &cfg, &err) || inventory_refresh(inv, &err))
+		fail_msg("inventory: %s", err.message);
+	return inv;
+}
+
+/* n more ready nodes with tokens in pool p, which never heartbeat. */
+static void add_nodes(struct fx *f, int n)
+{
+	char text[768];
+	snprintf(text, sizeof(text),
+		 "INSERT INTO nodes (pool_id, name, handle, state, state_reason, accelerator_type, "
+		 "accelerator_count, accelerator_memory_mib, token_hash) SELECT p.id, 'extra-' || g, "
+		 "'extra-' || g, 'ready', 'test', 'A100-80G', 8, 81920, "
+		 "encode(sha256(convert_to('extra-token-' || g, 'UTF8')), 'hex') "
+		 "FROM pools p, generate_series(1, %d) g WHERE p.name = 'p'", n);
+	sql(f, text);
+}
+
+/* One text value of a query. */
+static void qtext(char *out, size_t cap, struct fx *f, const char *text)
+{
+	struct nova_err err;
+	PGresult *res = NULL;
+	if (db_pool_exec(&res, f->env.db, text, 0, NULL, &err))
+		fail_msg("%s: %s", text, err.message);
+	assert_int_equal(PQntuples(res), 1);
+	snprintf(out, cap, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+}
+
+/* A heartbeat straight to inv; the interval its answer tells. */
+static long long beat_on(struct inventory *inv, const char *node, const char *token, const char *body)
+{
+	struct nova_err err;
+	char *answer = NULL;
+	json_error_t jerr;
+	json_t *b = json_loads(body, 0, &jerr), *a;
+	assert_non_null(b);
+	if (inventory_heartbeat(&answer, inv, node, token, b, &err))
+		fail_msg("heartbeat: %s", err.message);
+	json_decref(b);
+	assert_non_null(a = json_loads(answer, 0, &jerr));
+	assert_true(json_is_true(json_object_get(a, "accepted")));
+	long long told = json_integer_value(json_object_get(a, "interval_ms"));
+	json_decref(a);
+	free(answer);
+	return told;
+}
+
+static void flush_on(struct inventory *inv)
+{
+	struct nova_err err;
+	if (inventory_flush(inv, &err))
+		fail_msg("flush: %s", err.message);
+}
+
+static void sweep_on(struct inventory *inv, int want)
+{
+	struct nova_err err;
+	int marked = -1;
+	if (inventory_sweep(&marked, inv, &err))
+		fail_msg("sweep: %s", err.message);
+	assert_int_equal(marked, want);
+}
+
+static void test_the_told_interval_is_the_fleet_over_the_budget_rounded_up(void **state)
+{
+	(void)state;
+	assert_int_equal(inventory_interval_for(200, 10, 100), 10000);  /* 100 nodes at 10/s */
+	assert_int_equal(inventory_interval_for(2000, 20000, 100000), 5000);
+	assert_int_equal(inventory_interval_for(2000, 20000, 1000000), 50000);
+	assert_int_equal(inventory_interval_for(2000, 3000, 10000), 3400); /* 3,334 up to 2 digits */
+	assert_int_equal(inventory_interval_for(200, 10, 101), 11000);     /* 10,100 up to 2 digits */
+	assert_int_equal(inventory_interval_for(2000, 20000, 10000), 2000); /* never below the configured */
+	assert_int_equal(inventory_interval_for(2000, 0, 1000000), 2000);   /* no budget */
+	assert_int_equal(inventory_interval_for(100, 1, 1000000000), INVENTORY_INTERVAL_MAX_MS);
+	/* The rate it gives is never over the budget. */
+	for (size_t nodes = 1; nodes < 300000; nodes = nodes * 3 + 7) {
+		unsigned told = inventory_interval_for(100, 5000, nodes);
+		assert_true((double)nodes * 1000.0 / told <= 5000.0);
+	}
+}
+
+/* The interval in the answer grows with the fleet the inventory knows,
+ * is never below the configured one, and is recorded with the heartbeat. */
+static void test_the_told_interval_grows_with_the_fleet_and_is_in_the_answer(void **state)
+{
+	struct fx *f = *state;
+	struct inventory_status st;
+	struct inventory *inv = budget_inventory(500, 10, f);
+	char body[128];
+	assert_int_equal(inventory_nodes_known(inv), 2);
+	/* 2 nodes at 10/s would be 200 ms: the configured 500 it is. */
+	assert_int_equal(inventory_interval_ms(inv), 500);
+	assert_int_equal(beat_on(inv, f->node_a, f->token_a, "{\"seq\":1}"), 500);
+	add_nodes(f, 98);
+	struct nova_err err;
+	assert_int_equal(inventory_refresh(inv, &err), 0);
+	assert_int_equal(inventory_nodes_known(inv), 100);
+	assert_int_equal(inventory_interval_ms(inv), 10000);
+	/* Both ways an answer is written: built (no generation yet) and the
+	 * short text of a sidecar whose view is current. */
+	assert_int_equal(beat_on(inv, f->node_a, f->token_a, "{\"seq\":2}"), 10000);
+	snprintf(body, sizeof(body), "{\"seq\":3,\"assignment_generation\":\"none\"}");
+	assert_int_equal(beat_on(inv, f->node_a, f->token_a, body), 10000);
+	inventory_status_get(&st, inv);
+	assert_int_equal(st.interval_ms, 10000);
+	flush_on(inv);
+	assert_int_equal(q(f, "SELECT h.interval_ms FROM node_heartbeats h JOIN nodes n ON n.id = h.node_id "
+			      "WHERE n.name = 'a'"), 10000);
+	assert_int_equal(q(f, "SELECT count(*) FROM node_heartbeats WHERE interval_ms IS NOT NULL"), 1);
+	inventory_destroy(inv);
+}
+
+/* Both inventories have just flushed and every recorder has been
+ * recording for an hour: the window is open for the whole silence. */
+static void window_open(struct fx *f, struct inventory *inv)
+{
+	flush(f);
+	flush_on(inv);
+	recording_for_an_hour(f);
+}
+
+/* A node told a long interval is not unhealthy after 3 of the short one,
+ * but after 3 of its own; failed after the longer of node_failed_after_ms
+ * and 6 of its own. A node told the short one is judged by that. */
+static void test_a_node_told_a_long_interval_is_judged_by_it(void **state)
+{
+	struct fx *f = *state;
+	struct inventory *inv = budget_inventory(200, 10, f);
+	struct nova_err err;
+	char reason[128];
+	add_nodes(f, 98);
+	assert_int_equal(inventory_refresh(inv, &err), 0);
+	/* a beats to the budgeted inventory (100 nodes at 10/s: 10 s), b to
+	 * testenv's (the default budget: the configured 200 ms). */
+	assert_int_equal(beat_on(inv, f->node_a, f->token_a, "{\"seq\":1}"), 10000);
+	json_t *b;
+	assert_int_equal(beat(&b, f, f->node_b, f->token_b, "{\"seq\":1}"), 200);
+	assert_int_equal(json_integer_value(json_object_get(b, "interval_ms")), 200);
+	json_decref(b);
+	window_open(f, inv);
+	assert_int_equal(q(f, "SELECT h.interval_ms FROM node_heartbeats h JOIN nodes n ON n.id = h.node_id "
+			      "WHERE n.name = 'b'"), 200);
+	/* 700 ms: past 3 x 200 ms, far from 3 x 10 s. */
+	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '700 ms' "
+	       "WHERE node_id IN (SELECT id FROM nodes WHERE name IN ('a', 'b'))");
+	sweep_on(inv, 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'ready'"), 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'b' AND state = 'unhealthy'"), 1);
+	/* b is heard of again from here on (it is not the subject). */
+	const char *b_now = "UPDATE node_heartbeats SET last_heartbeat_at = now() "
+			    "WHERE node_id = (SELECT id FROM nodes WHERE name = 'b')";
+	window_open(f, inv);
+	sql(f, b_now);
+	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '29 s' "
+	       "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')");
+	sweep_on(inv, 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'ready'"), 1);
+	/* 31 s: past 3 of its own intervals. Unhealthy, not failed, although
+	 * node_failed_after_ms (1 s) is long past: 6 of its intervals it gets. */
+	window_open(f, inv);
+	sql(f, b_now);
+	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '31 s' "
+	       "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')");
+	sweep_on(inv, 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'unhealthy'"), 1);
+	qtext(reason, sizeof(reason), f, "SELECT state_reason FROM nodes WHERE name = 'a'");
+	assert_string_equal(reason, "no heartbeat for 30000 ms (3 intervals of 10000 ms)");
+	window_open(f, inv);
+	sql(f, b_now);
+	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '59 s' "
+	       "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')");
+	sweep_on(inv, 0);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'unhealthy'"), 1);
+	window_open(f, inv);
+	sql(f, b_now);
+	sql(f, "UPDATE node_heartbeats SET last_heartbeat_at = now() - interval '61 s' "
+	       "WHERE node_id = (SELECT id FROM nodes WHERE name = 'a')");
+	sweep_on(inv, 1);
+	assert_int_equal(q(f, "SELECT count(*) FROM nodes WHERE name = 'a' AND state = 'failed'"), 1);
+	qtext(reason, sizeof(reason), f, "SELECT state_reason FROM nodes WHERE name = 'a'");
+	assert_string_equal(reason, "no heartbeat for 60000 ms");
+	inventory_destroy(inv);
+}
+
 static void test_heartbeat_is_applied_and_flushed(void **state)
 {
 	struct fx *f = *state;
@@ -874,6 +1073,41 @@ static void test_refresh_loads_the_fleet_and_forgets_the_gone(void **state)
 /* Many nodes in and half of them out again: every node left is still found
  * by its id (the index's removals keep each cluster reachable), and the
  * flush writes each one's heartbeat. */
+/* The walks over the whole table give the lock up every INV_WALK_CHUNK
+ * (16,384) nodes: a fleet past that is still read, forgotten and flushed
+ * whole. */
+static void test_walks_longer_than_a_chunk_miss_no_node(void **state)
+{
+	struct fx *f = *state;
+	struct nova_err err;
+	/* Two statements, each well within the test database's 2 s deadline. */
+	for (int half = 0; half < 2; half++) {
+		char text[512];
+		snprintf(text, sizeof(text),
+			 "INSERT INTO nodes (pool_id, name, handle, state, token_hash) "
+			 "SELECT p.id, 'w' || g, 'w' || g, 'ready', "
+			 "encode(sha256(convert_to('nova-node-w' || g, 'UTF8')), 'hex') "
+			 "FROM pools p, generate_series(%d, %d) g WHERE p.name = 'p'",
+			 half * 8500 + 1, half * 8500 + 8500);
+		sql(f, text);
+	}
+	assert_int_equal(inventory_refresh(f->env.inventory, &err), 0);
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 17002);
+	/* The flush's walk: both beats written, wherever they sit. */
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":5}"), 200);
+	assert_int_equal(beat(NULL, f, f->node_b, f->token_b, "{\"seq\":5}"), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM node_heartbeats WHERE last_seq = 5"), 2);
+	/* The refresh's walk: every node gone is forgotten, and no other. */
+	sql(f, "DELETE FROM nodes WHERE name LIKE 'w%' AND substr(name, 2)::integer % 2 = 0");
+	assert_int_equal(inventory_refresh(f->env.inventory, &err), 0);
+	assert_int_equal(inventory_nodes_known(f->env.inventory), 8502);
+	assert_int_equal(beat(NULL, f, f->node_a, f->token_a, "{\"seq\":6}"), 200);
+	assert_int_equal(beat(NULL, f, f->node_b, f->token_b, "{\"seq\":6}"), 200);
+	flush(f);
+	assert_int_equal(q(f, "SELECT count(*) FROM node_heartbeats WHERE last_seq = 6"), 2);
+}
+
 static void test_refresh_of_a_large_fleet_keeps_every_node_reachable(void **state)
 {
 	struct fx *f = *state;
@@ -1019,6 +1253,11 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_exit_is_recorded_once_as_a_replica_event, setup,
 						teardown),
+		cmocka_unit_test(test_the_told_interval_is_the_fleet_over_the_budget_rounded_up),
+		cmocka_unit_test_setup_teardown(test_the_told_interval_grows_with_the_fleet_and_is_in_the_answer,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_node_told_a_long_interval_is_judged_by_it, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_heartbeat_is_applied_and_flushed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens_own_other_unknown_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_sequence_is_ignored, setup, teardown),
@@ -1041,6 +1280,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_token_hash_lookups_use_an_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_loads_the_fleet_and_forgets_the_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_of_a_large_fleet_keeps_every_node_reachable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walks_longer_than_a_chunk_miss_no_node, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_an_unchanged_capacity_is_not_written_again, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,24 @@
+-- The interval each node was last told (issue 20, the heartbeat budget).
+--
+-- novad tells every sidecar its heartbeat interval in each answer, and
+-- lengthens it as the fleet grows so that all novads together take at most
+-- max_heartbeats_per_second (inventory_interval_for). A node is judged by
+-- the interval it was told, not by the configured one: the flush writes it
+-- here with the heartbeat it answered, and the sweep counts a node silent
+-- after missed_intervals of it (failed after the longer of
+-- node_failed_after_ms and INVENTORY_FAILED_INTERVALS of it). So a fleet
+-- that grew (a node told 50 s, beating every 50 s) is never unhealthy
+-- after 3 x 2 s, and one that shrank is judged at its shorter interval as
+-- soon as each node has been told it.
+--
+-- NULL: no heartbeat recorded since this column came (the sweep then uses
+-- the configured interval, as before). Adding a nullable column without a
+-- default rewrites nothing; the column is not indexed, so the flush's
+-- updates stay heap-only (sql/0007's fillfactor).
+--
+-- Rejected: one interval for the whole fleet in a table of its own (each
+-- novad's last answer): a node told 2 s a moment before the fleet grew
+-- would be judged at 50 s, and one told 50 s before it shrank at 2 s, i.e.
+-- falsely unhealthy after 6 s.
+ALTER TABLE node_heartbeats
+    ADD COLUMN interval_ms integer CHECK (interval_ms BETWEEN 1 AND 600000);
