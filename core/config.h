@@ -29,7 +29,9 @@ struct cfg {
 	char database_url[2048];     /* database_url:      NOVA_DATABASE_URL    */
 	/* database_listen_url (NOVA_DATABASE_LISTEN_URL): where the event
 	 * plane's listener LISTENs (events/events.h) when database_url goes
-	 * through a pooler in transaction mode; "" (default): database_url. */
+	 * through a proxy that cuts idle sessions; "" (default): database_url.
+	 * database_url itself must keep sessions (no transaction pooling: the
+	 * singleton duties hold session advisory locks). */
 	char database_listen_url[2048];
 	char admin_token[256];       /* admin_token:       NOVA_ADMIN_TOKEN     */
 	char state_dir[1024];        /* state_dir:         NOVA_STATE_DIR       */

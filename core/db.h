@@ -153,7 +153,7 @@ int db_ping(struct db_pool *pool, struct nova_err *err);
 /* --- listening ----------------------------------------------------------
  * A connection of its own for LISTEN (the event plane's wake-ups): opened
  * against conninfo (NULL: the pool's; a direct URL when the pool's goes
- * through a pooler in transaction mode, which does not keep a session's
+ * through a proxy that cuts idle sessions or does not keep a session's
  * LISTEN), within the pool's statement deadline, then listen_sql run (a
  * literal, "LISTEN channel": a channel is an identifier, never a
  * parameter). It is never handed out by the pool, and its failures leave

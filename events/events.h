@@ -82,7 +82,8 @@ int events_prune(long long *removed, struct db_pool *db, long long keep_count, u
 
 struct events_listener_config {
 	/* Where to LISTEN: NULL for the pool's database; a direct URL when
-	 * the pool's goes through a pooler in transaction mode. */
+	 * the pool's goes through a proxy that cuts idle sessions (the
+	 * listener's session is idle between notifications). */
 	const char *listen_url;
 	/* How often the head is read without a notification: while
 	 * listening (to catch a lost one), default 1000 ms; while not (a
