@@ -164,6 +164,11 @@ unsigned gw_watchers_open(struct gw *gw);
  * connections, which a stream holds whatever it carries. */
 int gw_watch_take(struct gw *gw, const char *cred, struct nova_err *err);
 void gw_watch_give(struct gw *gw, const char *cred);
+/* gw_watch_take for the caller's credential (an API key's id, or "admin"),
+ * written into cred: true when taken; false when refused, res then being
+ * the 429 with Retry-After and the connection closed. */
+bool gw_watch_open(struct gw *gw, const struct gw_call *call, char cred[AUTH_ID_LEN],
+		   struct http_response *res);
 /* How long a watcher refused at a cap is told to wait: streams end when
  * routers go, which is not every second. */
 #define GW_WATCH_RETRY_AFTER "10"

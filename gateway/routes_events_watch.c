@@ -209,14 +209,8 @@ void gw_events_watch(struct gw *gw, struct gw_call *call, struct http_request *r
 	}
 	w->gw = gw;
 	w->mask = mask;
-	snprintf(w->cred, sizeof(w->cred), "%s",
-		 call->who->kind == AUTH_APIKEY ? call->who->id : "admin");
-	if (gw_watch_take(gw, w->cred, &err)) {
+	if (!gw_watch_open(gw, call, w->cred, res)) {
 		free(w);
-		/* Closed, so the refused client frees its connection too. */
-		http_response_header_add(res, "Retry-After", GW_WATCH_RETRY_AFTER);
-		http_response_header_add(res, "Connection", "close");
-		http_response_error(res, &err);
 		return;
 	}
 	w->oldest = cursor == 0;

@@ -161,6 +161,20 @@ out:
 	return rc;
 }
 
+bool gw_watch_open(struct gw *gw, const struct gw_call *call, char cred[AUTH_ID_LEN],
+		   struct http_response *res)
+{
+	struct nova_err err;
+	snprintf(cred, AUTH_ID_LEN, "%s", call->who->kind == AUTH_APIKEY ? call->who->id : "admin");
+	if (gw_watch_take(gw, cred, &err) == 0)
+		return true;
+	/* Closed, so the refused client frees its connection too. */
+	http_response_header_add(res, "Retry-After", GW_WATCH_RETRY_AFTER);
+	http_response_header_add(res, "Connection", "close");
+	http_response_error(res, &err);
+	return false;
+}
+
 void gw_watch_give(struct gw *gw, const char *cred)
 {
 	pthread_mutex_lock(&gw->watch_lock);
@@ -196,7 +210,6 @@ void gw_routes_watch(struct gw *gw, struct gw_call *call, struct http_request *r
 {
 	const char *last = http_request_header(req, "Last-Event-ID");
 	struct gw_watch *w = calloc(1, sizeof(*w));
-	struct nova_err err;
 	if (inventory_routes_age_ms(gw->deps.routes, NULL) < 0) {
 		/* No table yet (started while the database is away): a stream
 		 * would open with an empty snapshot, which routers take as
@@ -211,14 +224,8 @@ void gw_routes_watch(struct gw *gw, struct gw_call *call, struct http_request *r
 		return;
 	}
 	w->gw = gw;
-	snprintf(w->cred, sizeof(w->cred), "%s",
-		 call->who->kind == AUTH_APIKEY ? call->who->id : "admin");
-	if (gw_watch_take(gw, w->cred, &err)) {
+	if (!gw_watch_open(gw, call, w->cred, res)) {
 		free(w);
-		/* Closed, so the refused client frees its connection too. */
-		http_response_header_add(res, "Retry-After", GW_WATCH_RETRY_AFTER);
-		http_response_header_add(res, "Connection", "close");
-		http_response_error(res, &err);
 		return;
 	}
 	w->routes = gw->deps.routes;
