@@ -528,9 +528,15 @@ static void novad_shutdown(struct novad *n)
 	snprintf(url_path, sizeof(url_path), "%s/novad.url", n->cfg.state_dir);
 	if (n->srv)
 		unlink(url_path);
-	events_listener_stop(n->events); /* it wakes the threads below */
+	/* The event watch reads the listener's status: it stops reading it
+	 * first, and the listener stops after the server (no request left to
+	 * read it; its wake-ups of what is stopped already are signals nobody
+	 * waits for, and nothing it wakes is destroyed yet). */
+	if (n->gw)
+		gw_events_set(n->gw, NULL);
 	inventory_routes_stop(n->routes);
 	http_server_stop(n->srv);
+	events_listener_stop(n->events);
 	if (n->gw)
 		gw_fleet_metrics_stop(n->gw);
 	autoscaler_destroy(n->autoscaler);
